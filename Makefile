@@ -1,0 +1,31 @@
+# Glassbox: the two commands of a fresh machine are `make demo` and `make test`.
+SWIFT ?= swift
+BIN = .build/release/glassbox
+
+.PHONY: setup build release demo test check-specs clean
+
+setup:
+	tools/setup
+
+build: setup
+	$(SWIFT) build
+
+release: setup
+	$(SWIFT) build -c release --product glassbox
+
+# The main job. Until the study pipeline lands, it checks every study spec and draws it.
+demo: release
+	@mkdir -p out
+	@for g in graphs/*.graph; do \
+	  name=$$(basename $$g .graph); \
+	  $(BIN) check $$g --bind C=5 || exit 1; \
+	  $(BIN) dot $$g --bind C=5 -o out/$$name.svg || exit 1; \
+	  echo "  drew out/$$name.svg"; \
+	done
+
+test: setup
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+clean:
+	rm -rf .build out

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The `glassbox` command: a static-graph compiler whose models explain themselves.
+public struct Glassbox: ParsableCommand {
+  public static let configuration = CommandConfiguration(
+    commandName: "glassbox",
+    abstract: "Compile, run and explain static-graph models.",
+    subcommands: [Check.self, Dot.self, Version.self])
+
+  public init() {}
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import GlassboxIR
+
+/// The spec a command works on and the symbol bindings for it.
+struct SpecOptions: ParsableArguments {
+  @Argument(help: "A spec file (graphs/NAME.graph).")
+  var spec: String
+
+  @Option(name: .customLong("bind"), help: ArgumentHelp("Size a symbol, e.g. --bind B=1 (repeatable).", valueName: "NAME=VALUE"))
+  var bindings: [Binding] = []
+
+  /// The bindings as a dictionary; a symbol bound twice keeps the last value.
+  var bindingMap: [String: Int] {
+    Dictionary(bindings.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
+  }
+}
+
+/// `NAME=VALUE` from the command line.
+struct Binding: ExpressibleByArgument {
+  var name: String
+  var value: Int
+
+  init?(argument: String) {
+    let parts = argument.split(separator: "=", maxSplits: 1).map(String.init)
+    guard parts.count == 2, !parts[0].isEmpty, let v = Int(parts[1]) else { return nil }
+    name = parts[0]
+    value = v
+  }
+}
+
+/// Spec files larger than this are refused before reading.
+let maxSpecBytes = 64 << 20
+
+/// A problem with a file named on the command line (missing, unreadable, too large).
+struct FileError: Error, CustomStringConvertible {
+  var description: String
+}
+
+/// Reads a spec file's bytes and decodes them, naming the file in every error.
+func loadSource(_ path: String) throws -> SourceText {
+  var isDirectory: ObjCBool = false
+  guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+    throw FileError(description: "error: \(path): no such file")
+  }
+  guard !isDirectory.boolValue else { throw FileError(description: "error: \(path): is a directory, not a spec file") }
+  let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+  guard size <= maxSpecBytes else {
+    throw FileError(description: "error: \(path): spec file is \(size) bytes; the limit is \(maxSpecBytes)")
+  }
+  guard let data = FileManager.default.contents(atPath: path) else {
+    throw FileError(description: "error: \(path): cannot be read")
+  }
+  do {
+    return try SourceText(fileName: path, bytes: [UInt8](data))
+  } catch {
+    throw DiagnosticList([error])
+  }
+}
+
+/// Result of compiling a spec: the graph, or the diagnostics with the source to quote.
+struct CompiledSpec {
+  var source: SourceText?
+  var result: Spec.Result
+}
+
+func compileSpec(_ options: SpecOptions) throws -> CompiledSpec {
+  let source: SourceText
+  do {
+    source = try loadSource(options.spec)
+  } catch let list as DiagnosticList {
+    return CompiledSpec(source: nil, result: Spec.Result(graph: nil, diagnostics: list.diagnostics))
+  }
+  return CompiledSpec(source: source, result: Spec.compile(source, bindings: options.bindingMap))
+}
+
+/// Prints diagnostics to standard error, each with its source line and caret.
+func printDiagnostics(_ diagnostics: [Diagnostic], source: SourceText?) {
+  var text = diagnostics.map { $0.rendered(source: source) }.joined(separator: "\n")
+  let errors = diagnostics.filter { $0.severity == .error }.count
+  if errors > 1 { text += "\n\(errors) errors" }
+  FileHandle.standardError.write(Data((text + "\n").utf8))
+}

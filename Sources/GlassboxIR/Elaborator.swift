@@ -1,0 +1,947 @@
+/// Turns a parsed spec into a flat, typed graph: instantiates blocks (their nodes get the
+/// instance path as a name prefix and a `Scope`), creates the parameters that layer calls
+/// imply, checks every shape, and collects every diagnostic instead of stopping at the first.
+///
+/// Naming rules, which make parameter names deterministic and equal to PyTorch's `state_dict`:
+/// - `name = call(…)` names the call's value `PREFIX.name`; `call(…) @path` names it `PREFIX.path`.
+/// - A call without a name of its own (an operand of another call) is named after the value
+///   that uses it: `y = relu(add(a, b))` names the sum `y.add`.
+/// - A layer call (`conv2d`, `linear`, `batch_norm`, `lstm` with only an input operand) creates
+///   its parameters under its value's name: `conv1 = conv2d(x, out: 64, kernel: 7)` declares
+///   `conv1.weight` and `conv1.bias`.
+/// - A block instance named `layer1.0` prefixes everything inside with `layer1.0.` and gives
+///   its returned value the name `layer1.0`.
+struct Elaborator {
+  /// Block instances nested deeper than this are refused.
+  static let maxInstanceDepth = 64
+
+  private var graph: Graph
+  private var diagnostics: [Diagnostic] = []
+  private var reported = Set<Diagnostic>()
+  private var blocks: [String: BlockDecl] = [:]
+  private var globals: [String: ValueID] = [:]
+  private var definedAt: [String: SourceLocation] = [:]
+  private var bindings: [String: Int] = [:]
+  private var symbols: Set<String> = []
+  private var instanceStack: [String] = []
+  private let brokenNames: Set<String>
+
+  /// A local name's meaning: a value, or nothing usable (its statement failed).
+  private enum Local {
+    case value(ValueID)
+    case poisoned
+  }
+
+  /// What names mean inside one body (the graph's, or a block instance's).
+  private struct Env {
+    var prefix: String
+    var locals: [String: Local] = [:]
+    var attrs: [String: AttrValue] = [:]
+    /// The instance being elaborated, for messages ("in block instance layer2.0").
+    var instance: String?
+  }
+
+  init(file: SpecFile, graphName: String) {
+    graph = Graph(name: graphName)
+    brokenNames = file.brokenNames
+    for block in file.blocks {
+      if let first = blocks[block.name] {
+        report("duplicate block '\(block.name)' (first defined at \(first.location.line):\(first.location.column))",
+               at: block.location)
+      } else {
+        blocks[block.name] = block
+      }
+    }
+  }
+
+  private mutating func report(_ message: String, at location: SourceLocation?, in env: Env? = nil) {
+    var text = message
+    if let instance = env?.instance { text += " (in block instance \(instance))" }
+    let d = Diagnostic(text, at: location)
+    if reported.insert(d).inserted { diagnostics.append(d) }
+  }
+
+  // MARK: Graph
+
+  mutating func elaborate(_ decl: GraphDecl, bindings user: [String: Int]) -> (Graph, [Diagnostic]) {
+    graph.name = decl.name
+    // Symbols are the names used in the signature's shapes.
+    for entry in decl.inputs + decl.outputs {
+      for d in entry.type.dims { collectNames(d, into: &symbols) }
+    }
+    for (symbol, value, loc) in decl.defaults {
+      if !symbols.contains(symbol) {
+        report("'where' names \(symbol), which is not a symbol of the signature (symbols: \(listed(symbols)))", at: loc)
+      } else if value < 1 {
+        report("symbol \(symbol) must be bound to a positive size, found \(value)", at: loc)
+      } else {
+        bindings[symbol] = value
+      }
+    }
+    for (symbol, value) in user.sorted(by: { $0.key < $1.key }) {
+      if !symbols.contains(symbol) {
+        report("--bind \(symbol)=\(value): graph '\(decl.name)' has no symbol \(symbol) (symbols: \(listed(symbols)))", at: nil)
+      } else if value < 1 {
+        report("--bind \(symbol)=\(value): sizes must be positive", at: nil)
+      } else {
+        bindings[symbol] = value
+      }
+    }
+
+    var env = Env(prefix: "")
+    for entry in decl.inputs {
+      guard let type = resolveType(entry.type, env: env) else {
+        env.locals[entry.name] = .poisoned
+        continue
+      }
+      guard claim(entry.name, at: entry.location) else { continue }
+      let id = graph.addInput(name: entry.name, type: type)
+      globals[entry.name] = id
+      env.locals[entry.name] = .value(id)
+    }
+
+    let taps = elaborateBody(decl.body, env: &env).taps
+    if let ret = decl.body.first(where: { if case .ret = $0 { true } else { false } }), case .ret(_, let loc) = ret {
+      report("'return' belongs in a block; a graph names its outputs in its signature", at: loc)
+    }
+
+    var seen = Set<String>()
+    for entry in decl.outputs {
+      guard seen.insert(entry.name).inserted else {
+        report("duplicate output '\(entry.name)'", at: entry.location)
+        continue
+      }
+      let declared = resolveType(entry.type, env: env)
+      switch env.locals[entry.name] {
+      case .value(let id)?:
+        let actual = graph[id].type
+        if let declared, declared != actual {
+          report("output \(entry.name) is declared \(declared) but computed \(actual)", at: entry.location)
+        }
+        graph.outputs.append((entry.name, id))
+      case .poisoned?:
+        break
+      case nil:
+        if !brokenNames.contains(entry.name) {
+          report("output '\(entry.name)' is never assigned in the body", at: entry.location)
+        }
+      }
+    }
+
+    var tapNames: [String: SourceLocation] = [:]
+    for (name, call, type, loc) in taps {
+      if let first = tapNames[name] {
+        report("duplicate tap '\(name)' (first declared at \(first.line):\(first.column))", at: loc)
+        continue
+      }
+      tapNames[name] = loc
+      elaborateTap(name: name, call: call, type: type, location: loc, env: env)
+    }
+    return (graph, diagnostics)
+  }
+
+  private func listed(_ s: Set<String>) -> String { s.isEmpty ? "none" : s.sorted().joined(separator: ", ") }
+
+  private func collectNames(_ e: AttrExpr, into set: inout Set<String>) {
+    switch e {
+    case .name(let n, _): set.insert(n)
+    case .product(let items, _), .list(let items, _): for i in items { collectNames(i, into: &set) }
+    case .int, .float, .bool: break
+    }
+  }
+
+  /// Records a global name, or reports the duplicate.
+  private mutating func claim(_ name: String, at location: SourceLocation?, in env: Env? = nil) -> Bool {
+    if let first = definedAt[name] ?? (globals[name] != nil ? location : nil) {
+      report("duplicate name '\(name)' (first defined at \(first.line):\(first.column))", at: location, in: env)
+      return false
+    }
+    if let location { definedAt[name] = location }
+    return true
+  }
+
+  // MARK: Bodies
+
+  /// Elaborates the statements of a body in dependency order (a statement may use a name
+  /// defined below it), reporting cycles.
+  private mutating func elaborateBody(_ body: [Stmt], env: inout Env, isBlock: Bool = false,
+                                      returnName: String? = nil) -> BodyResult {
+    // Which statement defines each local name.
+    var definer: [String: Int] = [:]
+    for (i, stmt) in body.enumerated() {
+      switch stmt {
+      case .binding(let names, _, _, _):
+        for (n, _) in names where definer[n] == nil { definer[n] = i }
+      case .parameter(let name, _, _, _, _):
+        if definer[name] == nil { definer[name] = i }
+      case .scope, .tap, .ret:
+        break
+      }
+    }
+    let order = dependencyOrder(body, definer: definer, env: &env)
+
+    var result = BodyResult()
+    for i in order {
+      switch body[i] {
+      case .parameter(let name, let typeExpr, let role, let initExpr, let loc):
+        if env.locals[name] != nil {
+          report("duplicate name '\(name)'", at: loc, in: env)
+          continue
+        }
+        guard let type = resolveType(typeExpr, env: env), let initializer = resolveInit(initExpr, role: role, env: env),
+              claim(env.prefix + name, at: loc, in: env)
+        else { env.locals[name] = .poisoned; continue }
+        let id = graph.addParameter(name: env.prefix + name, type: type, role: role, initializer: initializer)
+        globals[env.prefix + name] = id
+        env.locals[name] = .value(id)
+
+      case .scope(let path, let block, let steps, let loc):
+        var s = Scope(path: env.prefix + path, block: block, steps: nil)
+        if let (b, t) = steps {
+          guard let batch = evalDim(b, env: env), let time = evalDim(t, env: env) else { continue }
+          s.steps = Scope.Steps(batch: batch, time: time)
+        }
+        if graph.scopes.contains(where: { $0.path == s.path }) {
+          report("duplicate scope '\(s.path)'", at: loc, in: env)
+        } else {
+          graph.scopes.append(s)
+        }
+
+      case .binding(let names, let expr, let types, let loc):
+        if let (dup, dupLoc) = names.first(where: { n, _ in
+          if case .value? = env.locals[n] { return true }
+          return definer[n] != i
+        }) {
+          report("duplicate name '\(dup)'", at: dupLoc, in: env)
+          continue
+        }
+        let results: [ValueID]?
+        switch expr {
+        case .ref(let name, let refLoc):
+          // An alias: the local name stands for an existing value.
+          if names.count != 1 {
+            report("a reference has one value but \(names.count) names are bound", at: loc, in: env)
+            results = nil
+          } else {
+            results = resolve(name, at: refLoc, env: env).map { [$0] }
+          }
+        case .call(let call):
+          let owner = env.prefix + (call.path ?? names[0].0)
+          results = elaborateCall(call, name: owner, resultNames: names.map { env.prefix + $0.0 },
+                                  env: &env)
+        }
+        guard let results else {
+          for (n, _) in names { env.locals[n] = .poisoned }
+          continue
+        }
+        if results.count != names.count {
+          report("\(names.count) names are bound but the call has \(results.count) result\(results.count == 1 ? "" : "s")",
+                 at: loc, in: env)
+          for (n, _) in names { env.locals[n] = .poisoned }
+          continue
+        }
+        for ((n, _), id) in zip(names, results) { env.locals[n] = .value(id) }
+        if let types {
+          checkAnnotations(types, results: results, location: loc, env: env)
+        }
+
+      case .tap(let name, let call, let type, let loc):
+        result.taps.append((name, call, type, loc))
+
+      case .ret(let expr, let loc):
+        guard isBlock else { continue }
+        if result.returned != nil {
+          report("a block has one 'return'", at: loc, in: env)
+          continue
+        }
+        switch expr {
+        case .ref(let name, let refLoc):
+          if let id = resolve(name, at: refLoc, env: env) { result.returned = id }
+        case .call(let call):
+          let owner = returnName ?? String(env.prefix.dropLast())
+          if let ids = elaborateCall(call, name: call.path.map { env.prefix + $0 } ?? owner, resultNames: nil, env: &env) {
+            if ids.count == 1 { result.returned = ids[0] }
+            else { report("a block returns one value; the call has \(ids.count) results", at: loc, in: env) }
+          }
+        }
+      }
+    }
+    return result
+  }
+
+  /// What a body leaves for its caller: taps (handled once every value exists) and the value
+  /// of a block's `return`.
+  private struct BodyResult {
+    var taps: [(String, Call, TypeExpr?, SourceLocation)] = []
+    var returned: ValueID?
+  }
+
+  /// Statement indices in an order where each name is defined before it is used: source
+  /// order where possible. Statements on a cycle are reported and left out.
+  private mutating func dependencyOrder(_ body: [Stmt], definer: [String: Int], env: inout Env) -> [Int] {
+    func deps(_ i: Int) -> [Int] {
+      var names: [String] = []
+      switch body[i] {
+      case .binding(_, let expr, _, _), .ret(let expr, _): collectRefs(expr, into: &names)
+      case .parameter, .scope, .tap: break
+      }
+      return names.compactMap { definer[$0] }
+    }
+    enum Mark { case fresh, active, done }
+    var mark = [Mark](repeating: .fresh, count: body.count)
+    var order: [Int] = []
+    order.reserveCapacity(body.count)
+    // Iterative depth-first search, so a 10,000-statement chain written backwards does not
+    // overflow the stack.
+    for root in body.indices where mark[root] == .fresh {
+      var stack: [(node: Int, deps: [Int], next: Int)] = [(root, deps(root), 0)]
+      mark[root] = .active
+      while let top = stack.last {
+        if top.next < top.deps.count {
+          stack[stack.count - 1].next += 1
+          let d = top.deps[top.next]
+          switch mark[d] {
+          case .fresh:
+            mark[d] = .active
+            stack.append((d, deps(d), 0))
+          case .active:
+            // A cycle: the statements from `d` to the top of the stack.
+            let start = stack.firstIndex { $0.node == d } ?? 0
+            let cycle = stack[start...].map(\.node)
+            let names = (cycle + [d]).map { definedName(body[$0]) }
+            report("cycle: \(names.joined(separator: " → ")) depend on each other", at: location(of: body[d]), in: env)
+            for n in cycle {
+              if case .binding(let bound, _, _, _) = body[n] { for (b, _) in bound { env.locals[b] = .poisoned } }
+            }
+          case .done:
+            break
+          }
+        } else {
+          stack.removeLast()
+          mark[top.node] = .done
+          order.append(top.node)
+        }
+      }
+    }
+    // Statements poisoned by a cycle are dropped.
+    return order.filter { i in
+      if case .binding(let bound, _, _, _) = body[i], case .poisoned? = env.locals[bound[0].0] { return false }
+      return true
+    }
+  }
+
+  private func definedName(_ s: Stmt) -> String {
+    switch s {
+    case .binding(let names, _, _, _): names.map(\.0).joined(separator: ", ")
+    case .parameter(let name, _, _, _, _): name
+    case .scope(let path, _, _, _): path
+    case .tap(let name, _, _, _): name
+    case .ret: "return"
+    }
+  }
+
+  private func location(of s: Stmt) -> SourceLocation {
+    switch s {
+    case .binding(_, _, _, let l), .parameter(_, _, _, _, let l), .scope(_, _, _, let l), .tap(_, _, _, let l),
+         .ret(_, let l): l
+    }
+  }
+
+  private func collectRefs(_ e: Expr, into names: inout [String]) {
+    switch e {
+    case .ref(let n, _): names.append(n)
+    case .call(let c): for o in c.operands { collectRefs(o, into: &names) }
+    }
+  }
+
+  private mutating func checkAnnotations(_ types: [TypeExpr], results: [ValueID], location: SourceLocation, env: Env) {
+    guard types.count == results.count else {
+      report("\(types.count) type\(types.count == 1 ? "" : "s") annotated but the call has \(results.count) result\(results.count == 1 ? "" : "s")",
+             at: location, in: env)
+      return
+    }
+    for (t, id) in zip(types, results) {
+      guard let declared = resolveType(t, env: env) else { continue }
+      let actual = graph[id].type
+      if declared != actual {
+        report("\(graph[id].name) is annotated \(declared) but its type is \(actual)", at: t.location, in: env)
+      }
+    }
+  }
+
+  // MARK: Names
+
+  /// A local name, or a dotted global name (`cnn.layer4`, `fc.weight`).
+  private mutating func resolve(_ name: String, at location: SourceLocation, env: Env) -> ValueID? {
+    switch env.locals[name] {
+    case .value(let id)?: return id
+    case .poisoned?: return nil
+    case nil: break
+    }
+    if let id = globals[env.prefix + name] ?? globals[name] { return id }
+    if brokenNames.contains(name) { return nil }
+    if blocks[name] != nil {
+      report("'\(name)' is a block, not a value; call it as \(name)(…)", at: location, in: env)
+    } else {
+      report("undefined value '\(name)'", at: location, in: env)
+    }
+    return nil
+  }
+
+  /// A fresh name `base`, or `base_2`, `base_3`… when taken.
+  private func fresh(_ base: String) -> String {
+    if globals[base] == nil && definedAt[base] == nil { return base }
+    var k = 2
+    while globals["\(base)_\(k)"] != nil || definedAt["\(base)_\(k)"] != nil { k += 1 }
+    return "\(base)_\(k)"
+  }
+
+  // MARK: Calls
+
+  /// Elaborates a call whose value is named `name` (results of a multi-result op are named by
+  /// `resultNames`, or `name.0`, `name.1`, …). Returns nil when an error was reported.
+  private mutating func elaborateCall(_ call: Call, name: String, resultNames: [String]?, env: inout Env) -> [ValueID]? {
+    if call.callee == "each_step" {
+      return elaborateEachStep(call, name: name, env: &env).map { [$0] }
+    }
+    if let block = blocks[call.callee] {
+      return instantiate(block, call: call, name: name, env: &env, stepsOutputName: nil).map { [$0] }
+    }
+    guard let op = Op(rawValue: call.callee) else {
+      if TapKind(rawValue: call.callee) != nil {
+        report("'\(call.callee)' is a tap kind; declare it as `tap NAME = \(call.callee)(value)`", at: call.location, in: env)
+      } else {
+        report("unknown op or block '\(call.callee)'\(suggestion(for: call.callee))", at: call.location, in: env)
+      }
+      return nil
+    }
+    if call.path != nil, let pathLoc = call.pathLocation, env.prefix.isEmpty,
+       let first = call.path?.first, first.isNumber {
+      report("name '\(call.path ?? "")' must start with a letter outside a block", at: pathLoc, in: env)
+      return nil
+    }
+
+    // Operands first: nested calls are named after this one.
+    var operands: [ValueID] = []
+    var poisoned = false
+    for operand in call.operands {
+      switch operand {
+      case .ref(let n, let loc):
+        if let id = resolve(n, at: loc, env: env) { operands.append(id) } else { poisoned = true }
+      case .call(let inner):
+        let innerName = inner.path.map { env.prefix + $0 } ?? fresh("\(name).\(inner.callee)")
+        if let ids = elaborateCall(inner, name: innerName, resultNames: nil, env: &env) {
+          if ids.count == 1 { operands.append(ids[0]) }
+          else {
+            report("'\(inner.callee)' has \(ids.count) results; bind them to names before using one",
+                   at: inner.location, in: env)
+            poisoned = true
+          }
+        } else {
+          poisoned = true
+        }
+      }
+    }
+
+    // Named arguments; layer calls consume their own (out, kernel, bias, init) first.
+    var named: [String: (AttrValue, SourceLocation)] = [:]
+    for arg in call.named {
+      if named[arg.name] != nil {
+        report("\(op.name): attribute '\(arg.name)' is given twice", at: arg.location, in: env)
+        poisoned = true
+        continue
+      }
+      guard let v = evalAttr(arg.value, env: env) else { poisoned = true; continue }
+      named[arg.name] = (v, arg.location)
+    }
+    if poisoned { return nil }
+
+    if let layer = LayerSugar(op: op), operands.count == 1 {
+      guard claim(name, at: call.location, in: env) else { return nil }
+      definedAt[name] = nil  // claimed again when the node is added
+      guard let params = makeLayerParameters(layer, input: operands[0], named: &named, name: name,
+                                             call: call, env: env)
+      else { return nil }
+      operands += params
+    }
+
+    guard let attrs = checkAttributes(op.attributes, named, owner: op.name, at: call.location, env: env)
+    else { return nil }
+
+    let spec = op.operands
+    let countOK = spec.variadic ? operands.count >= spec.required
+      : (operands.count >= spec.required && operands.count <= spec.names.count)
+    guard countOK else {
+      let expected = spec.variadic ? "at least \(spec.required)"
+        : spec.required == spec.names.count ? "\(spec.required)" : "\(spec.required) to \(spec.names.count)"
+      let names = spec.names.isEmpty ? "" : " (\(spec.names.joined(separator: ", ")))"
+      report("\(op.name) takes \(expected) operand\(expected == "1" ? "" : "s")\(names), found \(operands.count)",
+             at: call.location, in: env)
+      return nil
+    }
+
+    let types: [TensorType]
+    do {
+      types = try op.inferTypes(operands.map { graph[$0].type }, attrs)
+    } catch {
+      report(error.message, at: call.location, in: env)
+      return nil
+    }
+
+    var names: [String]
+    if types.count == 1 {
+      names = [name]
+    } else if let resultNames, resultNames.count == types.count {
+      names = resultNames
+    } else if resultNames != nil {
+      names = (0..<types.count).map { "\(name).\($0)" }
+    } else {
+      names = (0..<types.count).map { "\(name).\($0)" }
+    }
+    for n in names where !claim(n, at: call.location, in: env) { return nil }
+    let ids = graph.addNode(op, operands: operands, attributes: attrs,
+                            results: zip(names, types).map { ($0, $1) }, location: call.location)
+    for (n, id) in zip(names, ids) { globals[n] = id }
+    return ids
+  }
+
+  /// Checks named arguments against an attribute schema and fills defaults.
+  private mutating func checkAttributes(_ schema: [Op.AttrSpec], _ named: [String: (AttrValue, SourceLocation)],
+                                        owner: String, at location: SourceLocation, env: Env) -> Attributes? {
+    var attrs = Attributes()
+    var ok = true
+    for (key, (_, loc)) in named.sorted(by: { $0.key < $1.key }) where !schema.contains(where: { $0.name == key }) {
+      let accepted = schema.isEmpty ? "it takes none" : "expected \(schema.map(\.name).joined(separator: ", "))"
+      report("\(owner) has no attribute '\(key)'; \(accepted)", at: loc, in: env)
+      ok = false
+    }
+    for spec in schema {
+      if let (value, loc) = named[spec.name] {
+        if let v = coerce(value, to: spec.kind) {
+          attrs[spec.name] = v
+        } else {
+          report("\(owner): attribute '\(spec.name)' must be \(describe(spec.kind)), found \(describeValue(value))",
+                 at: loc, in: env)
+          ok = false
+        }
+      } else if let d = spec.defaultValue {
+        attrs[spec.name] = d
+      } else {
+        report("\(owner): missing attribute '\(spec.name)' (\(describe(spec.kind)))", at: location, in: env)
+        ok = false
+      }
+    }
+    return ok ? attrs : nil
+  }
+
+  private func describeValue(_ v: AttrValue) -> String {
+    if case .string(let s) = v { return "'\(s)'" }
+    return "\(v.kindName) (\(v))"
+  }
+
+  private func describe(_ kind: Op.AttrKind) -> String {
+    switch kind {
+    case .int: "an integer"
+    case .float: "a number"
+    case .bool: "true or false"
+    case .dim: "a size"
+    case .pair: "an integer or a pair [h, w]"
+    case .ints: "a list of integers"
+    case .dims: "a list of sizes"
+    case .choice(let options): "one of \(options.joined(separator: ", "))"
+    }
+  }
+
+  /// The value in the attribute's canonical form, or nil when it is of the wrong kind.
+  private func coerce(_ v: AttrValue, to kind: Op.AttrKind) -> AttrValue? {
+    switch (kind, v) {
+    case (.int, .int), (.bool, .bool), (.float, .float): return v
+    case (.float, .int(let i)): return .float(Double(i))
+    case (.dim, .int), (.dim, .dim): return v
+    case (.pair, .int(let i)): return .list([.int(i), .int(i)])
+    case (.pair, .list(let items)) where items.count == 2 && items.allSatisfy({ if case .int = $0 { true } else { false } }):
+      return v
+    case (.ints, .list(let items)) where items.allSatisfy({ if case .int = $0 { true } else { false } }):
+      return v
+    case (.ints, .int(let i)): return .list([.int(i)])
+    case (.dims, .list(let items)) where items.allSatisfy({
+      switch $0 { case .int, .dim: true; default: false }
+    }):
+      return v
+    case (.choice(let options), .string(let s)) where options.contains(s): return v
+    default: return nil
+    }
+  }
+
+  /// "; did you mean 'conv2d'?" for a name close to a known op, block or tap kind.
+  private func suggestion(for name: String) -> String {
+    let candidates = Op.allCases.map(\.name) + Array(blocks.keys) + ["each_step"]
+    var best: (String, Int)?
+    for c in candidates {
+      let d = editDistance(name, c)
+      if d <= max(1, name.count / 3), d < (best?.1 ?? Int.max) { best = (c, d) }
+    }
+    return best.map { "; did you mean '\($0.0)'?" } ?? ""
+  }
+
+  // MARK: Layers
+
+  /// Creates the parameters a layer call implies and removes the layer's own arguments from
+  /// `named`; returns the parameter values in operand order.
+  private mutating func makeLayerParameters(_ layer: LayerSugar, input: ValueID, named: inout [String: (AttrValue, SourceLocation)],
+                                            name: String, call: Call, env: Env) -> [ValueID]? {
+    let x = graph[input].type
+    var taken: [String: (AttrValue, SourceLocation)] = [:]
+    for key in layer.ownArguments.map(\.name) {
+      if let v = named.removeValue(forKey: key) { taken[key] = v }
+    }
+    guard let own = checkAttributes(layer.ownArguments, taken, owner: layer.op.name, at: call.location, env: env)
+    else { return nil }
+    let specs: [LayerSugar.ParameterSpec]
+    do {
+      let keep = named.mapValues(\.0)
+      specs = try layer.parameters(input: x, own: own, nodeAttributes: Attributes(keep))
+    } catch {
+      report(error.message, at: call.location, in: env)
+      return nil
+    }
+    var ids: [ValueID] = []
+    for p in specs {
+      let full = "\(name).\(p.suffix)"
+      guard claim(full, at: call.location, in: env) else { return nil }
+      let id = graph.addParameter(name: full, type: p.type, role: p.role, initializer: p.initializer)
+      globals[full] = id
+      ids.append(id)
+    }
+    return ids
+  }
+
+  // MARK: Blocks
+
+  /// Instantiates a block under the path `name`. The returned value is renamed to `name`
+  /// (or to `stepsOutputName` for `each_step`, whose final reshape takes `name`).
+  private mutating func instantiate(_ block: BlockDecl, call: Call, name: String, env outer: inout Env,
+                                    stepsOutputName: String?, operandOverride: [ValueID]? = nil,
+                                    steps: Scope.Steps? = nil) -> ValueID? {
+    if let cycleStart = instanceStack.firstIndex(of: block.name) {
+      let chain = (instanceStack[cycleStart...] + [block.name]).joined(separator: " → ")
+      report("block '\(block.name)' instantiates itself (\(chain))", at: call.location, in: outer)
+      return nil
+    }
+    guard instanceStack.count < Elaborator.maxInstanceDepth else {
+      report("blocks are nested more than \(Elaborator.maxInstanceDepth) deep", at: call.location, in: outer)
+      return nil
+    }
+    if call.path == nil, let first = name.split(separator: ".").last?.first, first.isNumber, outer.prefix.isEmpty {
+      report("name '\(name)' must start with a letter outside a block", at: call.location, in: outer)
+      return nil
+    }
+
+    let tensorParams = block.params.filter { $0.kind == .tensor }
+    var operandIDs: [ValueID] = []
+    if let operandOverride {
+      operandIDs = operandOverride
+    } else {
+      var poisoned = false
+      for operand in call.operands {
+        switch operand {
+        case .ref(let n, let loc):
+          if let id = resolve(n, at: loc, env: outer) { operandIDs.append(id) } else { poisoned = true }
+        case .call(let inner):
+          let innerName = inner.path.map { outer.prefix + $0 } ?? fresh("\(name).\(inner.callee)")
+          if let ids = elaborateCall(inner, name: innerName, resultNames: nil, env: &outer), ids.count == 1 {
+            operandIDs.append(ids[0])
+          } else {
+            poisoned = true
+          }
+        }
+      }
+      if poisoned { return nil }
+    }
+    guard operandIDs.count == tensorParams.count else {
+      report("block \(block.name) takes \(tensorParams.count) tensor operand\(tensorParams.count == 1 ? "" : "s") (\(tensorParams.map(\.name).joined(separator: ", "))), found \(operandIDs.count)",
+             at: call.location, in: outer)
+      return nil
+    }
+
+    var inner = Env(prefix: name + ".", instance: name)
+    for (p, id) in zip(tensorParams, operandIDs) { inner.locals[p.name] = .value(id) }
+    var ok = true
+    var given: [String: NamedArg] = [:]
+    for arg in call.named {
+      guard let p = block.params.first(where: { $0.name == arg.name }), p.kind != .tensor else {
+        let accepted = block.params.filter { $0.kind != .tensor }.map(\.name)
+        report("block \(block.name) has no parameter '\(arg.name)'; expected \(accepted.isEmpty ? "none" : accepted.joined(separator: ", "))",
+               at: arg.location, in: outer)
+        ok = false
+        continue
+      }
+      given[arg.name] = arg
+    }
+    for p in block.params where p.kind != .tensor {
+      let value: AttrValue?
+      if let arg = given[p.name] {
+        value = evalAttr(arg.value, env: outer)
+      } else if let d = p.defaultValue {
+        value = evalAttr(d, env: Env(prefix: ""))
+      } else {
+        report("block \(block.name) needs parameter '\(p.name)' (\(p.kind.rawValue))", at: call.location, in: outer)
+        ok = false
+        continue
+      }
+      guard let value else { ok = false; continue }
+      let kindOK: Bool = switch (p.kind, value) {
+      case (.int, .int), (.float, .float), (.float, .int), (.bool, .bool), (.dim, .int), (.dim, .dim): true
+      default: false
+      }
+      guard kindOK else {
+        report("block \(block.name): parameter '\(p.name)' must be \(p.kind == .int ? "an integer" : p.kind == .bool ? "true or false" : p.kind == .dim ? "a size" : "a number"), found \(describeValue(value))",
+               at: given[p.name]?.location ?? call.location, in: outer)
+        ok = false
+        continue
+      }
+      inner.attrs[p.name] = value
+    }
+    guard ok else { return nil }
+
+    if graph.scopes.contains(where: { $0.path == name }) {
+      report("duplicate name '\(name)'", at: call.location, in: outer)
+      return nil
+    }
+    graph.scopes.append(Scope(path: name, block: block.name, steps: steps))
+    instanceStack.append(block.name)
+    defer { instanceStack.removeLast() }
+
+    let body = elaborateBody(block.body, env: &inner, isBlock: true, returnName: stepsOutputName)
+    for (_, _, _, loc) in body.taps {
+      report("taps are declared at graph level, not inside a block", at: loc, in: inner)
+    }
+    guard let result = body.returned else {
+      if !block.body.contains(where: { if case .ret = $0 { true } else { false } }) {
+        report("block '\(block.name)' has no 'return'", at: block.location)
+      }
+      return nil
+    }
+    // The instance's value takes the instance's name when the block made it.
+    if stepsOutputName == nil, case .node = graph[result].origin, graph[result].name.hasPrefix(name + "."),
+       graph[result].name != name {
+      globals[graph[result].name] = nil
+      definedAt[graph[result].name] = nil
+      guard claim(name, at: call.location, in: outer) else { return nil }
+      graph.values[result.index].name = name
+      globals[name] = result
+    }
+    return result
+  }
+
+  /// `each_step(block, x, attrs…)`: applies the block to every time step of `x: [B, T, …]` by
+  /// merging the batch and time axes (`[B*T, …]`), as `x.view(B*T, …)` does in PyTorch, and
+  /// splitting them again afterwards.
+  private mutating func elaborateEachStep(_ call: Call, name: String, env: inout Env) -> ValueID? {
+    guard call.operands.count == 2, case .ref(let blockName, let blockLoc) = call.operands[0] else {
+      report("each_step takes a block name and one sequence operand: each_step(block, x)", at: call.location, in: env)
+      return nil
+    }
+    guard let block = blocks[blockName] else {
+      report("each_step: '\(blockName)' is not a block\(suggestion(for: blockName))", at: blockLoc, in: env)
+      return nil
+    }
+    let sequence: ValueID?
+    switch call.operands[1] {
+    case .ref(let n, let loc): sequence = resolve(n, at: loc, env: env)
+    case .call(let inner):
+      sequence = elaborateCall(inner, name: fresh("\(name).\(inner.callee)"), resultNames: nil, env: &env)?.first
+    }
+    guard let sequence else { return nil }
+    let t = graph[sequence].type
+    guard t.rank >= 3 else {
+      report("each_step: input must be a sequence [B, T, …] of rank at least 3, found \(t.shapeDescription)",
+             at: call.location, in: env)
+      return nil
+    }
+    guard let merged = t.shape[0].multiplied(by: t.shape[1]) else { return nil }
+    let steps = Scope.Steps(batch: t.shape[0], time: t.shape[1])
+    let inName = "\(name).input"
+    guard claim(inName, at: call.location, in: env) else { return nil }
+    let mergedShape = [merged] + t.shape.dropFirst(2)
+    let flat = graph.addNode(.reshape, operands: [sequence],
+                             attributes: Attributes(["shape": .list(mergedShape.map(AttrValue.dimension))]),
+                             results: [(inName, TensorType(t.dtype, mergedShape))], location: call.location)[0]
+    globals[inName] = flat
+    var blockCall = call
+    blockCall.operands = []
+    guard let out = instantiate(block, call: blockCall, name: name, env: &env, stepsOutputName: "\(name).output",
+                                operandOverride: [flat], steps: steps)
+    else { return nil }
+    let o = graph[out].type
+    guard o.rank >= 1, o.shape[0] == merged else {
+      report("each_step: block \(blockName) must keep the merged batch axis \(merged), but returns \(o.shapeDescription)",
+             at: call.location, in: env)
+      return nil
+    }
+    let unmerged = [steps.batch, steps.time] + o.shape.dropFirst()
+    guard claim(name, at: call.location, in: env) else { return nil }
+    let result = graph.addNode(.reshape, operands: [out],
+                               attributes: Attributes(["shape": .list(unmerged.map(AttrValue.dimension))]),
+                               results: [(name, TensorType(o.dtype, unmerged))], location: call.location)[0]
+    globals[name] = result
+    return result
+  }
+
+  // MARK: Taps
+
+  private mutating func elaborateTap(name: String, call: Call, type: TypeExpr?, location: SourceLocation, env: Env) {
+    guard let kind = TapKind(rawValue: call.callee) else {
+      report("unknown tap kind '\(call.callee)'; expected \(TapKind.allCases.map(\.rawValue).joined(separator: ", "))",
+             at: call.location)
+      return
+    }
+    guard call.operands.count == kind.operandCount else {
+      report("tap \(kind.rawValue) takes \(kind.operandCount) operand\(kind.operandCount == 1 ? "" : "s"), found \(call.operands.count)",
+             at: call.location)
+      return
+    }
+    var operands: [ValueID] = []
+    for o in call.operands {
+      guard case .ref(let n, let loc) = o else {
+        report("tap operands must name values, not compute them", at: o.location)
+        return
+      }
+      guard let id = resolve(n, at: loc, env: env) else { return }
+      operands.append(id)
+    }
+    var named: [String: (AttrValue, SourceLocation)] = [:]
+    for arg in call.named {
+      guard let v = evalAttr(arg.value, env: env) else { return }
+      named[arg.name] = (v, arg.location)
+    }
+    guard let options = checkAttributes(kind.options, named, owner: "tap \(kind.rawValue)", at: call.location, env: env)
+    else { return }
+    let resultType: TensorType
+    do {
+      resultType = try kind.inferType(operands, options: options, in: graph)
+    } catch {
+      report(error.message, at: call.location)
+      return
+    }
+    if let type, let declared = resolveType(type, env: env), declared != resultType {
+      report("tap \(name) is annotated \(declared) but its type is \(resultType)", at: type.location)
+    }
+    graph.taps.append(Tap(name: name, kind: kind, operands: operands, options: options, type: resultType,
+                          location: location))
+  }
+
+  // MARK: Attributes and types
+
+  private mutating func evalAttr(_ e: AttrExpr, env: Env) -> AttrValue? {
+    switch e {
+    case .int(let v, _): return .int(v)
+    case .float(let v, _): return .float(v)
+    case .bool(let v, _): return .bool(v)
+    case .name(let n, _):
+      if let v = env.attrs[n] { return v }
+      if let v = bindings[n] { return .int(v) }
+      if symbols.contains(n) { return .dim(Dim(symbol: n)) }
+      return .string(n)
+    case .product(let factors, let loc):
+      var d = Dim(1)
+      for f in factors {
+        guard let v = evalAttr(f, env: env) else { return nil }
+        let factor: Dim
+        switch v {
+        case .int(let i): factor = Dim(i)
+        case .dim(let s): factor = s
+        case .string(let s):
+          report("unbound symbol '\(s)' (bind it with --bind \(s)=SIZE, or use a symbol of the signature)", at: f.location, in: env)
+          return nil
+        default:
+          report("only sizes can be multiplied, found \(v.kindName)", at: loc, in: env)
+          return nil
+        }
+        guard let m = d.multiplied(by: factor) else {
+          report("size overflows", at: loc, in: env)
+          return nil
+        }
+        d = m
+      }
+      return .dimension(d)
+    case .list(let items, _):
+      var values: [AttrValue] = []
+      for i in items {
+        guard let v = evalAttr(i, env: env) else { return nil }
+        if case .string(let s) = v {
+          // Names in lists are sizes (reshape targets); an unknown one is an unbound symbol.
+          report("unbound symbol '\(s)' (bind it with --bind \(s)=SIZE, or use a symbol of the signature)", at: i.location, in: env)
+          return nil
+        }
+        values.append(v)
+      }
+      return .list(values)
+    }
+  }
+
+  private mutating func evalDim(_ e: AttrExpr, env: Env) -> Dim? {
+    switch evalAttr(e, env: env) {
+    case .int(let v)?:
+      guard v >= 1 else {
+        report("sizes must be positive, found \(v)", at: e.location, in: env)
+        return nil
+      }
+      return Dim(v)
+    case .dim(let d)?: return d
+    case .string(let s)?:
+      report("unbound symbol '\(s)' (bind it with --bind \(s)=SIZE, or use a symbol of the signature)", at: e.location, in: env)
+      return nil
+    case let other?:
+      report("expected a size, found \(other.kindName)", at: e.location, in: env)
+      return nil
+    case nil:
+      return nil
+    }
+  }
+
+  private mutating func resolveType(_ t: TypeExpr, env: Env) -> TensorType? {
+    guard let dtype = DType(rawValue: t.dtype) else {
+      report("unknown element type '\(t.dtype)'; expected \(DType.allCases.map(\.rawValue).joined(separator: ", "))",
+             at: t.location, in: env)
+      return nil
+    }
+    var shape: [Dim] = []
+    for d in t.dims {
+      guard let dim = evalDim(d, env: env) else { return nil }
+      shape.append(dim)
+    }
+    return TensorType(dtype, shape)
+  }
+
+  private mutating func resolveInit(_ e: InitExpr?, role: ParameterRole, env: Env) -> ParameterInit? {
+    guard let e else { return role == .buffer ? .zeros : .zeros }
+    switch (e.name, e.argument) {
+    case ("zeros", nil): return .zeros
+    case ("ones", nil): return .ones
+    case ("uniform", let b?) where b >= 0 && b.isFinite: return .uniform(bound: b)
+    case ("normal", let s?) where s >= 0 && s.isFinite: return .normal(std: s)
+    default:
+      report("unknown initialiser '\(e.name)\(e.argument.map { "(\(AttrValue.formatFloat($0)))" } ?? "")'; expected zeros, ones, uniform(bound) or normal(std) with a non-negative argument",
+             at: e.location, in: env)
+      return nil
+    }
+  }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+func editDistance(_ a: String, _ b: String) -> Int {
+  let a = Array(a.utf8), b = Array(b.utf8)
+  if a.isEmpty { return b.count }
+  if b.isEmpty { return a.count }
+  var previous = Array(0...b.count)
+  var current = [Int](repeating: 0, count: b.count + 1)
+  for i in 1...a.count {
+    current[0] = i
+    for j in 1...b.count {
+      current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+    }
+    swap(&previous, &current)
+  }
+  return previous[b.count]
+}

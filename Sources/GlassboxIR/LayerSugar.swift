@@ -1,0 +1,129 @@
+/// The layer form of an op: `conv2d(x, out: 64, kernel: 3)` instead of `conv2d(x, w, b)`.
+/// A layer call creates its parameters, with PyTorch's module names, shapes and default
+/// initialisation, under the call's value name.
+struct LayerSugar {
+  let op: Op
+
+  init?(op: Op) {
+    switch op {
+    case .conv2d, .linear, .batchNorm, .lstm: self.op = op
+    case .maxPool2d, .avgPool2d, .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div,
+         .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
+         .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant:
+      return nil
+    }
+  }
+
+  /// Arguments the layer form takes that the op itself does not (they size the parameters).
+  var ownArguments: [Op.AttrSpec] {
+    switch op {
+    case .conv2d:
+      [Op.AttrSpec("out", .dim), Op.AttrSpec("kernel", .pair), Op.AttrSpec("bias", .bool, .bool(true)),
+       Op.AttrSpec("init", .choice(["default", "kaiming_normal"]), .string("default"))]
+    case .linear:
+      [Op.AttrSpec("out", .dim), Op.AttrSpec("bias", .bool, .bool(true))]
+    default:
+      []
+    }
+  }
+
+  /// A parameter the layer creates: `NAME.suffix`.
+  struct ParameterSpec {
+    var suffix: String
+    var type: TensorType
+    var role: ParameterRole
+    var initializer: ParameterInit
+  }
+
+  /// The parameters for an input of type `x`, in the op's operand order.
+  ///
+  /// Initialisation follows PyTorch: `Conv2d` and `Linear` draw weight and bias from
+  /// U(±1/√fan_in) (what `kaiming_uniform_(a=√5)` amounts to); `init: kaiming_normal` is
+  /// torchvision's ResNet/VGG convolution init, N(0, √(2/fan_out)) with a zero bias; `LSTM`
+  /// draws everything from U(±1/√hidden); `BatchNorm2d` starts at weight 1, bias 0, mean 0,
+  /// variance 1.
+  func parameters(input x: TensorType, own: Attributes, nodeAttributes: Attributes) throws(ShapeError) -> [ParameterSpec] {
+    let dtype = x.dtype
+    switch op {
+    case .conv2d:
+      let input = try x.requireRank(4, op: op, operand: "input", layout: "[N, C, H, W]")
+      let out = own.dim("out") ?? Dim(1)
+      let kernel = own.ints("kernel")
+      let groups = nodeAttributes.int("groups", default: 1)
+      guard groups >= 1 else { throw ShapeError("conv2d: groups must be at least 1, found \(groups)") }
+      guard let cin = input.shape[1].staticValue else {
+        throw ShapeError("conv2d: input channels must be static to size the weight, found \(input.shape[1])")
+      }
+      guard cin % groups == 0 else {
+        throw ShapeError("conv2d: \(cin) input channels are not divisible by \(groups) groups")
+      }
+      guard let o = out.staticValue, o >= 1, kernel.count == 2, kernel.allSatisfy({ $0 >= 1 }) else {
+        throw ShapeError("conv2d: out and kernel must be positive sizes, found out \(out) and kernel \(kernel)")
+      }
+      let fanIn = cin / groups * kernel[0] * kernel[1]
+      let fanOut = o * kernel[0] * kernel[1]
+      let kaiming = own.string("init") == "kaiming_normal"
+      let bound = 1 / Double(fanIn).squareRoot()
+      var specs = [ParameterSpec(suffix: "weight", type: TensorType(dtype, [out, Dim(cin / groups), Dim(kernel[0]), Dim(kernel[1])]),
+                                 role: .trainable,
+                                 initializer: kaiming ? .normal(std: (2 / Double(fanOut)).squareRoot()) : .uniform(bound: bound))]
+      if own.bool("bias", default: true) {
+        specs.append(ParameterSpec(suffix: "bias", type: TensorType(dtype, [out]), role: .trainable,
+                                   initializer: kaiming ? .zeros : .uniform(bound: bound)))
+      }
+      return specs
+
+    case .linear:
+      guard let features = x.shape.last else {
+        throw ShapeError("linear: input must have at least one axis, found a scalar")
+      }
+      guard let fanIn = features.staticValue else {
+        throw ShapeError("linear: input features must be static to size the weight, found \(features)")
+      }
+      let out = own.dim("out") ?? Dim(1)
+      guard out.coefficient >= 1 else { throw ShapeError("linear: out must be a positive size, found \(out)") }
+      let bound = 1 / Double(fanIn).squareRoot()
+      var specs = [ParameterSpec(suffix: "weight", type: TensorType(dtype, [out, features]), role: .trainable,
+                                 initializer: .uniform(bound: bound))]
+      if own.bool("bias", default: true) {
+        specs.append(ParameterSpec(suffix: "bias", type: TensorType(dtype, [out]), role: .trainable,
+                                   initializer: .uniform(bound: bound)))
+      }
+      return specs
+
+    case .batchNorm:
+      guard x.rank >= 2 else {
+        throw ShapeError("batch_norm: input must have rank at least 2 ([N, C, …]), found \(x.shapeDescription)")
+      }
+      let c = x.shape[1]
+      return [
+        ParameterSpec(suffix: "weight", type: TensorType(dtype, [c]), role: .trainable, initializer: .ones),
+        ParameterSpec(suffix: "bias", type: TensorType(dtype, [c]), role: .trainable, initializer: .zeros),
+        ParameterSpec(suffix: "running_mean", type: TensorType(dtype, [c]), role: .buffer, initializer: .zeros),
+        ParameterSpec(suffix: "running_var", type: TensorType(dtype, [c]), role: .buffer, initializer: .ones),
+        ParameterSpec(suffix: "num_batches_tracked", type: TensorType(.i64, []), role: .buffer, initializer: .zeros),
+      ]
+
+    case .lstm:
+      let input = try x.requireRank(3, op: op, operand: "input", layout: "[B, T, features]")
+      guard case .int(let h)? = nodeAttributes["hidden"], h >= 1 else {
+        throw ShapeError("lstm: missing attribute 'hidden' (a positive integer)")
+      }
+      let directions = nodeAttributes["bidirectional"] == .bool(true) ? 2 : 1
+      let bound = 1 / Double(h).squareRoot()
+      var specs: [ParameterSpec] = []
+      for d in 0..<directions {
+        let suffix = d == 0 ? "" : "_reverse"
+        for (name, shape) in [("weight_ih", [Dim(4 * h), input.shape[2]]), ("weight_hh", [Dim(4 * h), Dim(h)]),
+                              ("bias_ih", [Dim(4 * h)]), ("bias_hh", [Dim(4 * h)])] {
+          specs.append(ParameterSpec(suffix: "\(name)_l0\(suffix)", type: TensorType(dtype, shape), role: .trainable,
+                                     initializer: .uniform(bound: bound)))
+        }
+      }
+      return specs
+
+    default:
+      return []
+    }
+  }
+}

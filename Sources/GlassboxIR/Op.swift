@@ -1,0 +1,191 @@
+/// The op catalogue. Every op is one case here; each table about ops (schema, shape rule,
+/// and later gradient, lowering and reference evaluation) is an exhaustive `switch` over it,
+/// so adding a case does not build until every table knows it.
+///
+/// Ops are functional: weights are operands (graph parameters), never hidden state. Layout
+/// conventions follow PyTorch: images `NCHW`, `Conv2d` weights `OIHW`, `Linear` weights
+/// `[out, in]`, LSTM `batch_first` with gate order i, f, g, o.
+public enum Op: String, CaseIterable, Sendable, Hashable {
+  /// 2-D convolution. `x: [N, Cin, H, W]`, `weight: [Cout, Cin/groups, kH, kW]`,
+  /// optional `bias: [Cout]` → `[N, Cout, H', W']`, `H' = ⌊(H + 2p − d(k−1) − 1)/s⌋ + 1`.
+  case conv2d
+  /// Max pooling over `[N, C, H, W]` windows (implicit −∞ padding), PyTorch's output size.
+  case maxPool2d = "max_pool2d"
+  /// Average pooling over `[N, C, H, W]` windows; zero padding is counted, like PyTorch's default.
+  case avgPool2d = "avg_pool2d"
+  /// Global average pooling `[N, C, H, W]` → `[N, C, 1, 1]` (`AdaptiveAvgPool2d((1, 1))`).
+  case globalAvgPool2d = "global_avg_pool2d"
+  /// Batch normalisation over axis 1 of `[N, C, …]`: operands `x, weight, bias, running_mean,
+  /// running_var, num_batches_tracked` (the last three are buffers), eps 1e-5 as in PyTorch.
+  case batchNorm = "batch_norm"
+  /// `x: [..., in]`, `weight: [out, in]`, optional `bias: [out]` → `[..., out]`; `x Wᵀ + b`.
+  case linear
+  /// Matrix product `[m, k] × [k, n]` → `[m, n]`.
+  case matmul
+  /// Batched matrix product `[..., m, k] × [..., k, n]` → `[..., m, n]`; batch axes equal.
+  case batchMatmul = "batch_matmul"
+  /// Elementwise sum with NumPy broadcasting.
+  case add
+  /// Elementwise difference with NumPy broadcasting.
+  case sub
+  /// Elementwise product with NumPy broadcasting.
+  case mul
+  /// Elementwise quotient with NumPy broadcasting.
+  case div
+  /// `max(x, 0)`.
+  case relu
+  /// `1 / (1 + e^−x)`.
+  case sigmoid
+  /// Hyperbolic tangent.
+  case tanh
+  /// Softmax along `axis`.
+  case softmax
+  /// Log of the softmax along `axis`, computed stably.
+  case logSoftmax = "log_softmax"
+  /// Sum over `axes` (all when empty), dropping them unless `keepdims`.
+  case sum
+  /// Mean over `axes` (all when empty), dropping them unless `keepdims`.
+  case mean
+  /// Maximum over `axes` (all when empty), dropping them unless `keepdims`.
+  case max
+  /// Same elements, new shape (row-major); one axis may be `-1`, inferred.
+  case reshape
+  /// Merges axes `start…end` into one (`torch.flatten`).
+  case flatten
+  /// Permutes axes: result axis `i` is input axis `perm[i]`.
+  case transpose
+  /// Joins operands along `axis`; other axes equal.
+  case concat
+  /// Elements `start ..< end` by `step` along `axis` (negative indices count from the end).
+  case slice
+  /// The entry at `index` along `axis`, dropping that axis (`x[:, -1]` is `axis: 1, index: -1`).
+  case select
+  /// Splits along `axis` into pieces of the given `sizes`; one result per piece.
+  case split
+  /// LSTM over `x: [B, T, in]` (batch first), gate order i, f, g, o; operands `weight_ih: [4H, in]`,
+  /// `weight_hh: [4H, H]`, `bias_ih: [4H]`, `bias_hh: [4H]`, then the same four for the reverse
+  /// direction when `bidirectional`. Result `[B, T, H·directions]`, forward half first.
+  case lstm
+  /// Zeroes elements with probability `p` and scales the rest by `1/(1−p)` in training;
+  /// identity in inference.
+  case dropout
+  /// Mean cross-entropy of `logits: [N, C]` against class indices `target: i64[N]` → `f32[]`.
+  case crossEntropy = "cross_entropy"
+  /// A tensor of the given `shape` filled with `value`.
+  case constant
+
+  /// How an op's operands are named and counted.
+  public struct OperandSpec: Sendable {
+    /// Names of the operands in order, for messages and the printer.
+    public var names: [String]
+    /// How many operands are required; the rest of `names` are optional (or, when
+    /// `variadic`, the last name repeats).
+    public var required: Int
+    public var variadic: Bool = false
+  }
+
+  /// The kind of value an attribute takes.
+  public enum AttrKind: Sendable, Equatable {
+    case int, float, bool, dim
+    /// One integer or two (`[h, w]`); stored as a two-element list.
+    case pair
+    /// A list of integers.
+    case ints
+    /// A list of dimensions, `-1` allowed once (reshape targets).
+    case dims
+    /// One of the given names.
+    case choice([String])
+  }
+
+  /// One attribute an op accepts; `defaultValue == nil` means required.
+  public struct AttrSpec: Sendable {
+    public var name: String
+    public var kind: AttrKind
+    public var defaultValue: AttrValue?
+    public init(_ name: String, _ kind: AttrKind, _ defaultValue: AttrValue? = nil) {
+      self.name = name
+      self.kind = kind
+      self.defaultValue = defaultValue
+    }
+  }
+
+  /// The operands this op takes.
+  public var operands: OperandSpec {
+    switch self {
+    case .conv2d: OperandSpec(names: ["x", "weight", "bias"], required: 2)
+    case .maxPool2d, .avgPool2d, .globalAvgPool2d, .relu, .sigmoid, .tanh, .softmax, .logSoftmax,
+         .sum, .mean, .max, .reshape, .flatten, .transpose, .slice, .select, .split, .dropout:
+      OperandSpec(names: ["x"], required: 1)
+    case .batchNorm:
+      OperandSpec(names: ["x", "weight", "bias", "running_mean", "running_var", "num_batches_tracked"],
+                  required: 6)
+    case .linear: OperandSpec(names: ["x", "weight", "bias"], required: 2)
+    case .matmul, .batchMatmul, .add, .sub, .mul, .div: OperandSpec(names: ["a", "b"], required: 2)
+    case .concat: OperandSpec(names: ["x"], required: 1, variadic: true)
+    case .lstm:
+      OperandSpec(names: ["x", "weight_ih", "weight_hh", "bias_ih", "bias_hh",
+                          "weight_ih_reverse", "weight_hh_reverse", "bias_ih_reverse", "bias_hh_reverse"],
+                  required: 5)
+    case .crossEntropy: OperandSpec(names: ["logits", "target"], required: 2)
+    case .constant: OperandSpec(names: [], required: 0)
+    }
+  }
+
+  /// The attributes this op accepts, with defaults.
+  public var attributes: [AttrSpec] {
+    switch self {
+    case .conv2d:
+      [AttrSpec("stride", .pair, .list([.int(1), .int(1)])),
+       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
+       AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
+       AttrSpec("groups", .int, .int(1))]
+    case .maxPool2d:
+      [AttrSpec("kernel", .pair), AttrSpec("stride", .pair, .list([])),
+       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
+       AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
+       AttrSpec("ceil_mode", .bool, .bool(false))]
+    case .avgPool2d:
+      [AttrSpec("kernel", .pair), AttrSpec("stride", .pair, .list([])),
+       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
+       AttrSpec("ceil_mode", .bool, .bool(false)),
+       AttrSpec("count_include_pad", .bool, .bool(true))]
+    case .batchNorm:
+      [AttrSpec("eps", .float, .float(1e-5)), AttrSpec("momentum", .float, .float(0.1))]
+    case .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
+         .relu, .sigmoid, .tanh, .crossEntropy:
+      []
+    case .softmax, .logSoftmax: [AttrSpec("axis", .int, .int(-1))]
+    case .sum, .mean, .max:
+      [AttrSpec("axes", .ints, .list([])), AttrSpec("keepdims", .bool, .bool(false))]
+    case .reshape: [AttrSpec("shape", .dims)]
+    case .flatten: [AttrSpec("start", .int, .int(1)), AttrSpec("end", .int, .int(-1))]
+    case .transpose: [AttrSpec("perm", .ints)]
+    case .concat: [AttrSpec("axis", .int)]
+    case .slice:
+      [AttrSpec("axis", .int), AttrSpec("start", .int, .int(0)),
+       AttrSpec("end", .int, .int(Int.max)), AttrSpec("step", .int, .int(1))]
+    case .select: [AttrSpec("axis", .int), AttrSpec("index", .int)]
+    case .split: [AttrSpec("axis", .int), AttrSpec("sizes", .ints)]
+    case .lstm:
+      [AttrSpec("hidden", .int), AttrSpec("bidirectional", .bool, .bool(false))]
+    case .dropout: [AttrSpec("p", .float, .float(0.5))]
+    case .constant:
+      [AttrSpec("value", .float), AttrSpec("shape", .dims, .list([])),
+       AttrSpec("dtype", .choice(DType.allCases.map(\.rawValue)), .string("f32"))]
+    }
+  }
+
+  /// Whether the op is elementwise (same shape out as the broadcast of its operands).
+  public var isElementwise: Bool {
+    switch self {
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .dropout: true
+    case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul,
+         .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
+         .concat, .slice, .select, .split, .lstm, .crossEntropy, .constant:
+      false
+    }
+  }
+
+  /// The spec-language name (`max_pool2d`).
+  public var name: String { rawValue }
+}

@@ -1,0 +1,398 @@
+/// A shape rule's complaint: the rule and both sides, without a location (the caller adds it).
+public struct ShapeError: Error, Hashable, Sendable {
+  public var message: String
+  public init(_ message: String) { self.message = message }
+}
+
+extension Op {
+  /// The result types for operands of the given types, or why they do not fit.
+  ///
+  /// Expects operand count and attribute kinds already checked against `operands` and
+  /// `attributes` (the elaborator and the verifier do that first).
+  public func inferTypes(_ x: [TensorType], _ a: Attributes) throws(ShapeError) -> [TensorType] {
+    switch self {
+    case .conv2d:
+      let input = try x[0].requireRank(4, op: self, operand: "input", layout: "[N, C, H, W]")
+      let w = try x[1].requireRank(4, op: self, operand: "weight", layout: "[Cout, Cin/groups, kH, kW]")
+      try requireFloat(x, op: self)
+      let groups = a.int("groups", default: 1)
+      guard groups >= 1 else { throw ShapeError("conv2d: groups must be at least 1, found \(groups)") }
+      guard let perGroup = w.shape[1].staticValue else {
+        throw ShapeError("conv2d: weight's input channels must be static, found \(w.shape[1])")
+      }
+      let cin = input.shape[1]
+      let expected = Dim(perGroup * groups)
+      guard cin == expected else {
+        throw ShapeError("conv2d: input has \(cin) channels but weight expects \(expected) (\(perGroup) per group × \(groups) groups)")
+      }
+      if let cout = w.shape[0].staticValue, cout % groups != 0 {
+        throw ShapeError("conv2d: \(cout) output channels are not divisible by \(groups) groups")
+      }
+      if x.count > 2 {
+        let b = try x[2].requireRank(1, op: self, operand: "bias", layout: "[Cout]")
+        guard b.shape[0] == w.shape[0] else {
+          throw ShapeError("conv2d: bias has \(b.shape[0]) elements but weight has \(w.shape[0]) output channels")
+        }
+      }
+      let (oh, ow) = try windowOutput(input, kernel: [w.shape[2], w.shape[3]], attrs: a, op: self,
+                                      ceilMode: false)
+      return [TensorType(input.dtype, [input.shape[0], w.shape[0], oh, ow])]
+
+    case .maxPool2d, .avgPool2d:
+      let input = try x[0].requireRank(4, op: self, operand: "input", layout: "[N, C, H, W]")
+      let k = a.ints("kernel").map { Dim($0) }
+      let (oh, ow) = try windowOutput(input, kernel: k, attrs: a, op: self,
+                                      ceilMode: a.bool("ceil_mode"))
+      return [TensorType(input.dtype, [input.shape[0], input.shape[1], oh, ow])]
+
+    case .globalAvgPool2d:
+      let input = try x[0].requireRank(4, op: self, operand: "input", layout: "[N, C, H, W]")
+      try requireFloat(x, op: self)
+      return [TensorType(input.dtype, [input.shape[0], input.shape[1], 1, 1])]
+
+    case .batchNorm:
+      let input = x[0]
+      guard input.rank >= 2 else {
+        throw ShapeError("batch_norm: input must have rank at least 2 ([N, C, …]), found \(input.shapeDescription)")
+      }
+      let c = input.shape[1]
+      for (i, name) in ["weight", "bias", "running_mean", "running_var"].enumerated() {
+        let t = x[i + 1]
+        guard t.shape == [c] else {
+          throw ShapeError("batch_norm: \(name) must be [\(c)] for \(c) channels, found \(t.shapeDescription)")
+        }
+      }
+      guard x[5].shape.isEmpty, x[5].dtype == .i64 else {
+        throw ShapeError("batch_norm: num_batches_tracked must be i64[], found \(x[5])")
+      }
+      try requireFloat(Array(x[0..<5]), op: self)
+      return [input]
+
+    case .linear:
+      let input = x[0]
+      let w = try x[1].requireRank(2, op: self, operand: "weight", layout: "[out, in]")
+      try requireFloat(x, op: self)
+      guard let features = input.shape.last else {
+        throw ShapeError("linear: input must have at least one axis, found a scalar")
+      }
+      guard features == w.shape[1] else {
+        throw ShapeError("linear: input has \(features) features but weight expects \(w.shape[1])")
+      }
+      if x.count > 2 {
+        let b = try x[2].requireRank(1, op: self, operand: "bias", layout: "[out]")
+        guard b.shape[0] == w.shape[0] else {
+          throw ShapeError("linear: bias has \(b.shape[0]) elements but weight has \(w.shape[0]) outputs")
+        }
+      }
+      return [TensorType(input.dtype, input.shape.dropLast() + [w.shape[0]])]
+
+    case .matmul:
+      let l = try x[0].requireRank(2, op: self, operand: "a", layout: "[m, k]")
+      let r = try x[1].requireRank(2, op: self, operand: "b", layout: "[k, n]")
+      try requireSameDType(x, op: self)
+      guard l.shape[1] == r.shape[0] else {
+        throw ShapeError("matmul: a is \(l.shapeDescription) and b is \(r.shapeDescription); inner sizes \(l.shape[1]) and \(r.shape[0]) differ")
+      }
+      return [TensorType(l.dtype, [l.shape[0], r.shape[1]])]
+
+    case .batchMatmul:
+      let l = x[0], r = x[1]
+      try requireSameDType(x, op: self)
+      guard l.rank >= 3, l.rank == r.rank else {
+        throw ShapeError("batch_matmul: operands must have the same rank ≥ 3, found \(l.shapeDescription) and \(r.shapeDescription)")
+      }
+      guard l.shape.dropLast(2) == r.shape.dropLast(2) else {
+        throw ShapeError("batch_matmul: batch axes differ: \(l.shapeDescription) and \(r.shapeDescription)")
+      }
+      guard l.shape[l.rank - 1] == r.shape[r.rank - 2] else {
+        throw ShapeError("batch_matmul: a is \(l.shapeDescription) and b is \(r.shapeDescription); inner sizes \(l.shape[l.rank - 1]) and \(r.shape[r.rank - 2]) differ")
+      }
+      return [TensorType(l.dtype, l.shape.dropLast() + [r.shape[r.rank - 1]])]
+
+    case .add, .sub, .mul, .div:
+      try requireSameDType(x, op: self)
+      guard x[0].dtype != .bool else { throw ShapeError("\(name): operands must be numeric, found bool") }
+      return [TensorType(x[0].dtype, try broadcast(x[0].shape, x[1].shape, op: self))]
+
+    case .relu, .sigmoid, .tanh, .dropout:
+      try requireFloat(x, op: self)
+      if self == .dropout {
+        let p = a.float("p")
+        guard p >= 0, p < 1 else { throw ShapeError("dropout: p must be in [0, 1), found \(AttrValue.formatFloat(p))") }
+      }
+      return [x[0]]
+
+    case .softmax, .logSoftmax:
+      try requireFloat(x, op: self)
+      _ = try normalizedAxis(a.int("axis"), rank: x[0].rank, op: self)
+      return [x[0]]
+
+    case .sum, .mean, .max:
+      let input = x[0]
+      if self == .mean { try requireFloat(x, op: self) }
+      var axes = Set<Int>()
+      for axis in a.ints("axes") {
+        let n = try normalizedAxis(axis, rank: input.rank, op: self)
+        guard axes.insert(n).inserted else { throw ShapeError("\(name): axis \(axis) is listed twice") }
+      }
+      if axes.isEmpty { axes = Set(0..<input.rank) }
+      let keep = a.bool("keepdims")
+      var shape: [Dim] = []
+      for (i, d) in input.shape.enumerated() {
+        if axes.contains(i) { if keep { shape.append(1) } } else { shape.append(d) }
+      }
+      return [TensorType(input.dtype, shape)]
+
+    case .reshape:
+      let target = a.dims("shape")
+      guard let total = x[0].elementCount else { throw ShapeError("reshape: input element count overflows") }
+      var known = Dim(1)
+      var inferred: Int?
+      for (i, d) in target.enumerated() {
+        if d == Dim(-1) {
+          guard inferred == nil else { throw ShapeError("reshape: only one axis may be -1, found \(target.map(\.description))") }
+          inferred = i
+        } else {
+          guard d.coefficient > 0 else {
+            throw ShapeError("reshape: target sizes must be positive or -1, found \(d) at axis \(i)")
+          }
+          guard let k = known.multiplied(by: d) else { throw ShapeError("reshape: target element count overflows") }
+          known = k
+        }
+      }
+      var shape = target
+      if let i = inferred {
+        guard let rest = total.divided(by: known) else {
+          throw ShapeError("reshape: cannot infer axis \(i): \(total) elements are not divisible by \(known)")
+        }
+        shape[i] = rest
+      } else if known != total {
+        throw ShapeError("reshape: input \(x[0].shapeDescription) has \(total) elements but target \(TensorType(x[0].dtype, target).shapeDescription) has \(known)")
+      }
+      return [TensorType(x[0].dtype, shape)]
+
+    case .flatten:
+      let input = x[0]
+      let start = try normalizedAxis(a.int("start"), rank: input.rank, op: self)
+      let end = try normalizedAxis(a.int("end"), rank: input.rank, op: self)
+      guard start <= end else { throw ShapeError("flatten: start axis \(start) is after end axis \(end)") }
+      var merged = Dim(1)
+      for d in input.shape[start...end] {
+        guard let m = merged.multiplied(by: d) else { throw ShapeError("flatten: element count overflows") }
+        merged = m
+      }
+      return [TensorType(input.dtype, Array(input.shape[..<start]) + [merged] + Array(input.shape[(end + 1)...]))]
+
+    case .transpose:
+      let perm = a.ints("perm")
+      guard perm.count == x[0].rank, perm.sorted() == Array(0..<x[0].rank) else {
+        throw ShapeError("transpose: perm \(perm) is not a permutation of the \(x[0].rank) axes of \(x[0].shapeDescription)")
+      }
+      return [TensorType(x[0].dtype, perm.map { x[0].shape[$0] })]
+
+    case .concat:
+      try requireSameDType(x, op: self)
+      let first = x[0]
+      let axis = try normalizedAxis(a.int("axis"), rank: first.rank, op: self)
+      var total = Dim(0)
+      for (i, t) in x.enumerated() {
+        guard t.rank == first.rank else {
+          throw ShapeError("concat: operand \(i) has rank \(t.rank) but operand 0 has rank \(first.rank)")
+        }
+        for j in 0..<t.rank where j != axis && t.shape[j] != first.shape[j] {
+          throw ShapeError("concat: operand \(i) is \(t.shapeDescription) but operand 0 is \(first.shapeDescription); axis \(j) differs")
+        }
+        let d = t.shape[axis]
+        if total == Dim(0) { total = d }
+        else if let s = total.staticValue, let v = d.staticValue { total = Dim(s + v) }
+        else if total.symbols == d.symbols { total = Dim(coefficient: total.coefficient + d.coefficient, symbols: d.symbols) }
+        else { throw ShapeError("concat: cannot add sizes \(total) and \(d) along axis \(axis); bind the symbols") }
+      }
+      var shape = first.shape
+      shape[axis] = total
+      return [TensorType(first.dtype, shape)]
+
+    case .slice:
+      let input = x[0]
+      let axis = try normalizedAxis(a.int("axis"), rank: input.rank, op: self)
+      let step = a.int("step", default: 1)
+      guard step >= 1 else { throw ShapeError("slice: step must be at least 1, found \(step)") }
+      guard let n = input.shape[axis].staticValue else {
+        throw ShapeError("slice: axis \(axis) has symbolic size \(input.shape[axis]); bind it")
+      }
+      let start = clampIndex(a.int("start"), n), end = clampIndex(a.int("end", default: Int.max), n)
+      let count = end > start ? (end - start + step - 1) / step : 0
+      guard count > 0 else {
+        throw ShapeError("slice: range \(a.int("start"))..<\(a.int("end", default: Int.max)) is empty on axis \(axis) of size \(n)")
+      }
+      var shape = input.shape
+      shape[axis] = Dim(count)
+      return [TensorType(input.dtype, shape)]
+
+    case .select:
+      let input = x[0]
+      let axis = try normalizedAxis(a.int("axis"), rank: input.rank, op: self)
+      let index = a.int("index")
+      if let n = input.shape[axis].staticValue {
+        guard index >= -n, index < n else {
+          throw ShapeError("select: index \(index) is out of range for axis \(axis) of size \(n)")
+        }
+      } else if index != 0 && index != -1 {
+        throw ShapeError("select: index \(index) on symbolic axis \(axis) (\(input.shape[axis])) needs a binding; only 0 and -1 are always valid")
+      }
+      var shape = input.shape
+      shape.remove(at: axis)
+      return [TensorType(input.dtype, shape)]
+
+    case .split:
+      let input = x[0]
+      let axis = try normalizedAxis(a.int("axis"), rank: input.rank, op: self)
+      let sizes = a.ints("sizes")
+      guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else {
+        throw ShapeError("split: sizes must be a non-empty list of positive sizes, found \(sizes)")
+      }
+      let total = sizes.reduce(0, +)
+      guard input.shape[axis] == Dim(total) else {
+        throw ShapeError("split: sizes \(sizes) add up to \(total) but axis \(axis) has size \(input.shape[axis])")
+      }
+      return sizes.map { s in
+        var shape = input.shape
+        shape[axis] = Dim(s)
+        return TensorType(input.dtype, shape)
+      }
+
+    case .lstm:
+      let input = try x[0].requireRank(3, op: self, operand: "input", layout: "[B, T, features]")
+      try requireFloat(x, op: self)
+      let h = a.int("hidden")
+      guard h >= 1 else { throw ShapeError("lstm: hidden must be at least 1, found \(h)") }
+      let directions = a.bool("bidirectional") ? 2 : 1
+      guard x.count == 1 + 4 * directions else {
+        throw ShapeError("lstm: \(directions == 2 ? "a bidirectional" : "a unidirectional") LSTM takes \(1 + 4 * directions) operands (input and 4 weights per direction), found \(x.count)")
+      }
+      let features = input.shape[2]
+      for d in 0..<directions {
+        let suffix = d == 0 ? "" : "_reverse"
+        let expected: [(String, [Dim])] = [
+          ("weight_ih\(suffix)", [Dim(4 * h), features]), ("weight_hh\(suffix)", [Dim(4 * h), Dim(h)]),
+          ("bias_ih\(suffix)", [Dim(4 * h)]), ("bias_hh\(suffix)", [Dim(4 * h)]),
+        ]
+        for (k, (name, shape)) in expected.enumerated() where x[1 + 4 * d + k].shape != shape {
+          throw ShapeError("lstm: \(name) must be \(TensorType(.f32, shape).shapeDescription) for hidden \(h) and \(features) input features, found \(x[1 + 4 * d + k].shapeDescription)")
+        }
+      }
+      return [TensorType(input.dtype, [input.shape[0], input.shape[1], Dim(h * directions)])]
+
+    case .crossEntropy:
+      let logits = try x[0].requireRank(2, op: self, operand: "logits", layout: "[N, C]")
+      let target = try x[1].requireRank(1, op: self, operand: "target", layout: "[N]")
+      guard logits.dtype.isFloatingPoint else { throw ShapeError("cross_entropy: logits must be floating point, found \(logits.dtype.rawValue)") }
+      guard target.dtype == .i64 else { throw ShapeError("cross_entropy: target must be i64 class indices, found \(target.dtype.rawValue)") }
+      guard target.shape[0] == logits.shape[0] else {
+        throw ShapeError("cross_entropy: logits have \(logits.shape[0]) rows but target has \(target.shape[0])")
+      }
+      return [TensorType(logits.dtype, [])]
+
+    case .constant:
+      let shape = a.dims("shape")
+      for (i, d) in shape.enumerated() where d.coefficient < 1 {
+        throw ShapeError("constant: sizes must be positive, found \(d) at axis \(i)")
+      }
+      return [TensorType(DType(rawValue: a.string("dtype", default: "f32")) ?? .f32, shape)]
+    }
+  }
+}
+
+// MARK: - Helpers shared by the rules
+
+extension TensorType {
+  /// Self, when it has the rank the op needs; otherwise a message with the expected layout.
+  func requireRank(_ rank: Int, op: Op, operand: String, layout: String) throws(ShapeError) -> TensorType {
+    guard self.rank == rank else {
+      throw ShapeError("\(op.name): \(operand) must have rank \(rank) \(layout), found \(shapeDescription)")
+    }
+    return self
+  }
+}
+
+func requireFloat(_ types: [TensorType], op: Op) throws(ShapeError) {
+  for t in types where !t.dtype.isFloatingPoint {
+    throw ShapeError("\(op.name): operands must be floating point, found \(t)")
+  }
+  try requireSameDType(types, op: op)
+}
+
+func requireSameDType(_ types: [TensorType], op: Op) throws(ShapeError) {
+  guard let first = types.first else { return }
+  for t in types.dropFirst() where t.dtype != first.dtype {
+    throw ShapeError("\(op.name): operand types differ: \(first.dtype.rawValue) and \(t.dtype.rawValue)")
+  }
+}
+
+/// `axis` made non-negative, or a message saying which axes exist.
+func normalizedAxis(_ axis: Int, rank: Int, op: Op) throws(ShapeError) -> Int {
+  let n = axis < 0 ? axis + rank : axis
+  guard n >= 0, n < rank else {
+    throw ShapeError("\(op.name): axis \(axis) is out of range for rank \(rank) (valid: \(-rank)…\(rank - 1))")
+  }
+  return n
+}
+
+/// Python-style index clamping for slices.
+func clampIndex(_ i: Int, _ n: Int) -> Int {
+  if i < 0 { return Swift.max(i + n, 0) }
+  return Swift.min(i, n)
+}
+
+/// NumPy broadcasting of two shapes, aligned at the trailing axis.
+public func broadcast(_ a: [Dim], _ b: [Dim], op: Op) throws(ShapeError) -> [Dim] {
+  let n = Swift.max(a.count, b.count)
+  var out: [Dim] = []
+  out.reserveCapacity(n)
+  for i in 0..<n {
+    let da = i < n - a.count ? Dim(1) : a[i - (n - a.count)]
+    let db = i < n - b.count ? Dim(1) : b[i - (n - b.count)]
+    if da == db || db == Dim(1) { out.append(da) }
+    else if da == Dim(1) { out.append(db) }
+    else {
+      throw ShapeError("\(op.name): shapes \(TensorType(.f32, a).shapeDescription) and \(TensorType(.f32, b).shapeDescription) do not broadcast: axis \(i) has sizes \(da) and \(db)")
+    }
+  }
+  return out
+}
+
+/// Output height and width of a sliding window (convolution or pooling), PyTorch's formula:
+/// `⌊(H + 2p − d(k−1) − 1)/s⌋ + 1`, or the ceiling with `ceil_mode` (a last window that
+/// starts in the padding is dropped, as PyTorch does).
+func windowOutput(_ input: TensorType, kernel: [Dim], attrs a: Attributes, op: Op,
+                  ceilMode: Bool) throws(ShapeError) -> (Dim, Dim) {
+  let strideList = a.ints("stride")
+  let stride = strideList.isEmpty ? kernel.compactMap(\.staticValue) : strideList
+  let padding = a.ints("padding")
+  let dilation = a.ints("dilation").isEmpty ? [1, 1] : a.ints("dilation")
+  var out: [Dim] = []
+  for axis in 0..<2 {
+    let axisName = axis == 0 ? "height" : "width"
+    guard let size = input.shape[2 + axis].staticValue else {
+      throw ShapeError("\(op.name): input \(axisName) must be static, found \(input.shape[2 + axis]); bind it")
+    }
+    guard kernel.count == 2, let k = kernel[axis].staticValue, stride.count == 2, padding.count == 2
+    else { throw ShapeError("\(op.name): kernel, stride and padding must each have two sizes") }
+    let s = stride[axis], p = padding[axis], d = dilation[axis]
+    guard k >= 1, s >= 1, d >= 1, p >= 0 else {
+      throw ShapeError("\(op.name): kernel \(k), stride \(s) and dilation \(d) must be positive and padding \(p) non-negative")
+    }
+    if op != .conv2d, p * 2 > k {
+      throw ShapeError("\(op.name): padding \(p) must be at most half the kernel size \(k)")
+    }
+    let span = d * (k - 1) + 1
+    let padded = size + 2 * p
+    guard padded >= span else {
+      throw ShapeError("\(op.name): window of \(span) does not fit the padded \(axisName) \(padded) (input \(size), padding \(p))")
+    }
+    var o = ceilMode ? (padded - span + s - 1) / s + 1 : (padded - span) / s + 1
+    if ceilMode, (o - 1) * s >= size + p { o -= 1 }
+    out.append(Dim(o))
+  }
+  return (out[0], out[1])
+}

@@ -1,0 +1,97 @@
+/// What a tap explains. A tap is a named, typed output compiled into the graph: it survives
+/// every optimisation and is stored in the model file.
+public enum TapKind: String, CaseIterable, Sendable, Hashable {
+  /// The value itself.
+  case activation
+  /// Gradient of a class score with respect to the value (same type as the value).
+  case gradient
+  /// Grad-CAM: channel weights from the pooled gradient of a class score, weighted sum of the
+  /// feature map, ReLU. Target `[N, C, h, w]` → `[N, h, w]`; inside a per-step scope,
+  /// `[B*T, C, h, w]` → `[B, T, h, w]` (frame by frame through the LSTM).
+  case gradcam
+  /// Grad-CAM++ (second-order channel weights); same shapes as `gradcam`.
+  case gradcampp
+  /// Class activation map Σ_k w_k·f_k of a global-average-pooled classifier: operands are the
+  /// feature map `[N, K, h, w]` and the classifier weight `[C, K]`; result `[N, h, w]`.
+  case cam
+  /// Attention weights (the value itself, marked as attention for plotting and evaluation).
+  case attention
+  /// Gradient × input over a graph input (the MFCC image), same type as the input.
+  case saliency
+  /// LSTM outputs, kept for embeddings (t-SNE of their time average).
+  case hidden
+
+  /// How many value operands the tap takes.
+  public var operandCount: Int {
+    switch self {
+    case .activation, .gradient, .gradcam, .gradcampp, .attention, .saliency, .hidden: 1
+    case .cam: 2
+    }
+  }
+
+  /// Options this kind accepts, with defaults; `class` absent means the predicted class.
+  public var options: [Op.AttrSpec] {
+    switch self {
+    case .activation, .attention, .hidden: []
+    case .gradient, .saliency: [Op.AttrSpec("class", .int, .int(-1))]
+    case .gradcam, .gradcampp:
+      [Op.AttrSpec("class", .int, .int(-1)), Op.AttrSpec("scope", .choice(["frame", "clip"]), .string("clip"))]
+    case .cam: [Op.AttrSpec("class", .int, .int(-1))]
+    }
+  }
+}
+
+/// A named explanation output: a kind, the values it looks at, its options and its type.
+public struct Tap: Sendable {
+  public var name: String
+  public var kind: TapKind
+  public var operands: [ValueID]
+  public var options: Attributes
+  public var type: TensorType
+  public var location: SourceLocation?
+}
+
+extension Tap: Equatable {
+  public static func == (a: Tap, b: Tap) -> Bool {
+    a.name == b.name && a.kind == b.kind && a.operands == b.operands && a.options == b.options
+      && a.type == b.type
+  }
+}
+
+extension TapKind {
+  /// The tap's result type, or why its operands do not fit.
+  public func inferType(_ operands: [ValueID], options: Attributes, in graph: Graph) throws(ShapeError) -> TensorType {
+    let target = graph[operands[0]]
+    let t = target.type
+    if let c = options["class"], case .int(let k) = c, k < -1 {
+      throw ShapeError("tap \(rawValue): class must be a non-negative index, found \(k)")
+    }
+    switch self {
+    case .activation, .attention, .hidden:
+      return t
+    case .gradient, .saliency:
+      guard t.dtype.isFloatingPoint else {
+        throw ShapeError("tap \(rawValue): \(target.name) is \(t.dtype.rawValue); gradients need a floating-point value")
+      }
+      if self == .saliency, case .input = target.origin {} else if self == .saliency {
+        throw ShapeError("tap saliency: \(target.name) is not a graph input")
+      }
+      return t
+    case .gradcam, .gradcampp, .cam:
+      guard t.rank == 4, t.dtype.isFloatingPoint else {
+        throw ShapeError("tap \(rawValue): \(target.name) must be a feature map [N, C, h, w], found \(t)")
+      }
+      if self == .cam {
+        let w = graph[operands[1]].type
+        guard w.rank == 2, w.shape[1] == t.shape[1] else {
+          throw ShapeError("tap cam: classifier weight must be [classes, \(t.shape[1])] for \(t.shape[1]) channels, found \(w.shapeDescription)")
+        }
+      }
+      if let steps = graph.stepScope(ofValueNamed: target.name)?.steps,
+         let merged = steps.batch.multiplied(by: steps.time), merged == t.shape[0] {
+        return TensorType(t.dtype, [steps.batch, steps.time, t.shape[2], t.shape[3]])
+      }
+      return TensorType(t.dtype, [t.shape[0], t.shape[2], t.shape[3]])
+    }
+  }
+}

@@ -1,0 +1,3 @@
+import GlassboxCLI
+
+Glassbox.main()

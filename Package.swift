@@ -37,7 +37,7 @@ let package = Package(
     .executableTarget(name: "glassbox", dependencies: ["GlassboxCLI"], swiftSettings: strict),
 
     .testTarget(name: "GlassboxIRTests", dependencies: ["GlassboxIR"],
-                resources: [.copy("Fixtures")], swiftSettings: strict),
+                exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxVizTests", dependencies: ["GlassboxViz", "GlassboxIR"], swiftSettings: strict),
     .testTarget(name: "GlassboxRuntimeTests", dependencies: ["GlassboxRuntime"], swiftSettings: strict),
     .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI"], swiftSettings: strict),

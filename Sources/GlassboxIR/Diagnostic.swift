@@ -27,8 +27,12 @@ public struct Diagnostic: Hashable, Sendable, Error, CustomStringConvertible {
   public var message: String
   public var location: SourceLocation?
 
+  /// Messages longer than this (a 10 MB name quoted back) are cut, with an ellipsis.
+  public static let maxMessageLength = 500
+
   public init(_ message: String, at location: SourceLocation?, severity: Severity = .error) {
-    self.message = message
+    self.message = message.utf8.count > Diagnostic.maxMessageLength
+      ? String(message.prefix(Diagnostic.maxMessageLength)) + "…" : message
     self.location = location
     self.severity = severity
   }

@@ -258,8 +258,12 @@ struct Elaborator {
         case .ref(let name, let refLoc):
           if let id = resolve(name, at: refLoc, env: env) { result.returned = id }
         case .call(let call):
+          // An op's value takes the instance's name; a nested block instance needs a scope
+          // of its own (`y.inner`), and its value is renamed to the instance's name after.
           let owner = returnName ?? String(env.prefix.dropLast())
-          if let ids = elaborateCall(call, name: call.path.map { env.prefix + $0 } ?? owner, resultNames: nil, env: &env) {
+          let isInstance = blocks[call.callee] != nil || call.callee == "each_step"
+          let name = call.path.map { env.prefix + $0 } ?? (isInstance ? fresh(env.prefix + call.callee) : owner)
+          if let ids = elaborateCall(call, name: name, resultNames: nil, env: &env) {
             if ids.count == 1 { result.returned = ids[0] }
             else { report("a block returns one value; the call has \(ids.count) results", at: loc, in: env) }
           }

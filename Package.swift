@@ -40,6 +40,6 @@ let package = Package(
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxVizTests", dependencies: ["GlassboxViz", "GlassboxIR"], swiftSettings: strict),
     .testTarget(name: "GlassboxRuntimeTests", dependencies: ["GlassboxRuntime"], swiftSettings: strict),
-    .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI"], swiftSettings: strict),
+    .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR"], swiftSettings: strict),
   ]
 )

@@ -41,15 +41,15 @@ struct FileError: Error, CustomStringConvertible {
 func loadSource(_ path: String) throws -> SourceText {
   var isDirectory: ObjCBool = false
   guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-    throw FileError(description: "error: \(path): no such file")
+    throw FileError(description: "\(path): no such file")
   }
-  guard !isDirectory.boolValue else { throw FileError(description: "error: \(path): is a directory, not a spec file") }
+  guard !isDirectory.boolValue else { throw FileError(description: "\(path): is a directory, not a spec file") }
   let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
   guard size <= maxSpecBytes else {
-    throw FileError(description: "error: \(path): spec file is \(size) bytes; the limit is \(maxSpecBytes)")
+    throw FileError(description: "\(path): spec file is \(size) bytes; the limit is \(maxSpecBytes)")
   }
   guard let data = FileManager.default.contents(atPath: path) else {
-    throw FileError(description: "error: \(path): cannot be read")
+    throw FileError(description: "\(path): cannot be read")
   }
   do {
     return try SourceText(fileName: path, bytes: [UInt8](data))

@@ -24,6 +24,7 @@ struct Elaborator {
   private var bindings: [String: Int] = [:]
   private var symbols: Set<String> = []
   private var instanceStack: [String] = []
+  private var scopePaths: Set<String> = []
   private let brokenNames: Set<String>
 
   /// A local name's meaning: a value, or nothing usable (its statement failed).
@@ -201,10 +202,10 @@ struct Elaborator {
           guard let batch = evalDim(b, env: env), let time = evalDim(t, env: env) else { continue }
           s.steps = Scope.Steps(batch: batch, time: time)
         }
-        if graph.scopes.contains(where: { $0.path == s.path }) {
-          report("duplicate scope '\(s.path)'", at: loc, in: env)
-        } else {
+        if scopePaths.insert(s.path).inserted {
           graph.scopes.append(s)
+        } else {
+          report("duplicate scope '\(s.path)'", at: loc, in: env)
         }
 
       case .binding(let names, let expr, let types, let loc):
@@ -523,6 +524,9 @@ struct Elaborator {
       if let (value, loc) = named[spec.name] {
         if let v = coerce(value, to: spec.kind) {
           attrs[spec.name] = v
+        } else if case .string(let s) = value, [.int, .dim, .pair].contains(spec.kind) {
+          report("unbound symbol '\(s)' (bind it with --bind \(s)=SIZE, or use a symbol of the signature)", at: loc, in: env)
+          ok = false
         } else {
           report("\(owner): attribute '\(spec.name)' must be \(describe(spec.kind)), found \(describeValue(value))",
                  at: loc, in: env)
@@ -708,7 +712,7 @@ struct Elaborator {
     }
     guard ok else { return nil }
 
-    if graph.scopes.contains(where: { $0.path == name }) {
+    guard scopePaths.insert(name).inserted else {
       report("duplicate name '\(name)'", at: call.location, in: outer)
       return nil
     }

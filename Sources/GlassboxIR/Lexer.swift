@@ -36,6 +36,16 @@ struct Lexer {
 
   init(source: SourceText) { self.source = source }
 
+  /// Bytes that start no token: control characters, `$%&'!?;<>\\^`|~"` and non-ASCII.
+  static func isStray(_ c: UInt8) -> Bool {
+    switch c {
+    case 9, 10, 13, 32: false                       // whitespace
+    case 35, 40, 41, 42, 44, 45, 58, 61, 64, 91, 93, 123, 125: false  // # ( ) * , - : = @ [ ] { }
+    case 48...57, 65...90, 95, 97...122: false      // digits, letters, _
+    default: true
+    }
+  }
+
   mutating func tokenize() -> [Token] {
     let b = source.bytes
     var tokens: [Token] = []
@@ -141,7 +151,12 @@ struct Lexer {
           while j < b.count, b[j] & 0xC0 == 0x80 { j += 1 }
           let shown = text(i..<j)
           diagnostics.append(Diagnostic("unexpected character '\(shown)'", at: loc(startColumn)))
-          i = j; column += 1
+          column += 1
+          i = j
+          while i < b.count, Lexer.isStray(b[i]) {
+            if b[i] & 0xC0 != 0x80 { column += 1 }
+            i += 1
+          }
         }
       }
     }

@@ -115,4 +115,6 @@ struct SpecFile: Sendable {
   var blocks: [BlockDecl] = []
   /// Names bound by statements that failed to parse: references to them are not reported again.
   var brokenNames: Set<String> = []
+  /// Whether the parser reported anything (then missing values need no diagnostic of their own).
+  var hadSyntaxErrors = false
 }

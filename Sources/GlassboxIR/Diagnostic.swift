@@ -47,10 +47,15 @@ public struct Diagnostic: Hashable, Sendable, Error, CustomStringConvertible {
   public func rendered(source: SourceText?) -> String {
     guard let location, let source, let line = source.line(startingAt: location.lineStartOffset)
     else { return description }
-    let shown = line.count > 200 ? String(line.prefix(200)) + "…" : line
-    let caretColumn = min(max(location.column - 1, 0), shown.count)
+    // Long lines are shown as a window of about 200 characters around the column.
+    let chars = Array(line)
+    let column = min(max(location.column - 1, 0), chars.count)
+    let start = chars.count > 200 ? max(0, min(column - 100, chars.count - 200)) : 0
+    let end = min(chars.count, start + 200)
+    let lead = start > 0 ? "…" : ""
+    let shown = lead + String(chars[start..<end]) + (end < chars.count ? "…" : "")
     // Keep tabs so the caret lines up under tab-indented source.
-    let pad = String(shown.prefix(caretColumn).map { $0 == "\t" ? "\t" : " " })
+    let pad = (start > 0 ? " " : "") + String(chars[start..<column].map { $0 == "\t" ? "\t" : " " })
     return "\(description)\n    \(shown)\n    \(pad)^"
   }
 }

@@ -25,7 +25,9 @@ struct Elaborator {
   private var symbols: Set<String> = []
   private var instanceStack: [String] = []
   private var scopePaths: Set<String> = []
+  private var scopeLocations: [String: SourceLocation] = [:]
   private let brokenNames: Set<String>
+  private let file: SpecFile
 
   /// A local name's meaning: a value, or nothing usable (its statement failed).
   private enum Local {
@@ -45,6 +47,7 @@ struct Elaborator {
   init(file: SpecFile, graphName: String) {
     graph = Graph(name: graphName)
     brokenNames = file.brokenNames
+    self.file = file
     for block in file.blocks {
       if let first = blocks[block.name] {
         report("duplicate block '\(block.name)' (first defined at \(first.location.line):\(first.location.column))",
@@ -117,7 +120,7 @@ struct Elaborator {
       case .value(let id)?:
         let actual = graph[id].type
         if let declared, declared != actual {
-          report("output \(entry.name) is declared \(declared) but computed \(actual)", at: entry.location)
+          report("output '\(entry.name)' is declared \(declared) but computed \(actual)", at: entry.location)
         }
         graph.outputs.append((entry.name, id))
       case .poisoned?:
@@ -127,6 +130,10 @@ struct Elaborator {
           report("output '\(entry.name)' is never assigned in the body", at: entry.location)
         }
       }
+    }
+
+    if diagnostics.isEmpty && !file.hadSyntaxErrors && graph.outputs.count != decl.outputs.count {
+      report("internal error: an output was lost without a diagnostic; please report this spec", at: decl.location)
     }
 
     var tapNames: [String: SourceLocation] = [:]
@@ -149,6 +156,12 @@ struct Elaborator {
     case .product(let items, _), .list(let items, _): for i in items { collectNames(i, into: &set) }
     case .int, .float, .bool: break
     }
+  }
+
+  /// " (first defined at L:C)" for a name already taken, when its place is known.
+  private func firstDefined(_ name: String) -> String {
+    guard let l = definedAt[name] ?? scopeLocations[name] else { return "" }
+    return " (first defined at \(l.line):\(l.column))"
   }
 
   /// Records a global name, or reports the duplicate.
@@ -185,8 +198,9 @@ struct Elaborator {
     for i in order {
       switch body[i] {
       case .parameter(let name, let typeExpr, let role, let initExpr, let loc):
-        if env.locals[name] != nil {
-          report("duplicate name '\(name)'", at: loc, in: env)
+        if env.locals[name] != nil || definer[name] != i {
+          let first = definer[name].flatMap { $0 == i ? definedAt[env.prefix + name] : location(of: body[$0]) }
+          report("duplicate name '\(name)'\(first.map { " (first defined at \($0.line):\($0.column))" } ?? "")", at: loc, in: env)
           continue
         }
         guard let type = resolveType(typeExpr, env: env), let initializer = resolveInit(initExpr, role: role, env: env),
@@ -213,7 +227,8 @@ struct Elaborator {
           if case .value? = env.locals[n] { return true }
           return definer[n] != i
         }) {
-          report("duplicate name '\(dup)'", at: dupLoc, in: env)
+          let first = definer[dup].flatMap { $0 == i ? definedAt[env.prefix + dup] : location(of: body[$0]) }
+          report("duplicate name '\(dup)'\(first.map { " (first defined at \($0.line):\($0.column))" } ?? "")", at: dupLoc, in: env)
           continue
         }
         let results: [ValueID]?
@@ -314,7 +329,9 @@ struct Elaborator {
             let start = stack.firstIndex { $0.node == d } ?? 0
             let cycle = stack[start...].map(\.node)
             let names = (cycle + [d]).map { definedName(body[$0]) }
-            report("cycle: \(names.joined(separator: " → ")) depend on each other", at: location(of: body[d]), in: env)
+            let message = cycle.count == 1 ? "'\(names[0])' is used in its own definition"
+              : "cycle: \(names.joined(separator: " → ")) depend on each other"
+            report(message, at: location(of: body[d]), in: env)
             for n in cycle {
               if case .binding(let bound, _, _, _) = body[n] { for (b, _) in bound { env.locals[b] = .poisoned } }
             }
@@ -369,7 +386,7 @@ struct Elaborator {
       guard let declared = resolveType(t, env: env) else { continue }
       let actual = graph[id].type
       if declared != actual {
-        report("\(graph[id].name) is annotated \(declared) but its type is \(actual)", at: t.location, in: env)
+        report("'\(graph[id].name)' is annotated \(declared) but its type is \(actual)", at: t.location, in: env)
       }
     }
   }
@@ -401,6 +418,35 @@ struct Elaborator {
     return "\(base)_\(k)"
   }
 
+  /// Elaborates one operand of a call named `user`: a reference, or a nested call named
+  /// after its user. A nested call must have exactly one result.
+  private mutating func elaborateOperand(_ operand: Expr, user: String, env: inout Env) -> ValueID? {
+    switch operand {
+    case .ref(let n, let loc):
+      return resolve(n, at: loc, env: env)
+    case .call(let inner):
+      let innerName = inner.path.map { env.prefix + $0 } ?? fresh("\(user).\(inner.callee)")
+      guard let ids = elaborateCall(inner, name: innerName, resultNames: nil, env: &env) else { return nil }
+      guard ids.count == 1 else {
+        report("'\(inner.callee)' has \(ids.count) results; bind them to names before using one", at: inner.location, in: env)
+        return nil
+      }
+      return ids[0]
+    }
+  }
+
+  /// Names at graph level start with a letter or `_` (so the printed form lexes them as names).
+  private mutating func checkTopLevelName(_ name: String, at location: SourceLocation, env: Env) -> Bool {
+    guard env.prefix.isEmpty, let first = name.first, first.isNumber else { return true }
+    report("name '\(name)' must start with a letter outside a block", at: location, in: env)
+    return false
+  }
+
+  private mutating func reportUnknownSize(_ name: String, at location: SourceLocation, env: Env) {
+    report("unknown size '\(name)': use a number or a symbol of the signature (symbols: \(listed(symbols)))",
+           at: location, in: env)
+  }
+
   // MARK: Calls
 
   /// Elaborates a call whose value is named `name` (results of a multi-result op are named by
@@ -415,37 +461,18 @@ struct Elaborator {
     guard let op = Op(rawValue: call.callee) else {
       if TapKind(rawValue: call.callee) != nil {
         report("'\(call.callee)' is a tap kind; declare it as `tap NAME = \(call.callee)(value)`", at: call.location, in: env)
-      } else {
+      } else if !brokenNames.contains(call.callee) {
         report("unknown op or block '\(call.callee)'\(suggestion(for: call.callee))", at: call.location, in: env)
       }
       return nil
     }
-    if call.path != nil, let pathLoc = call.pathLocation, env.prefix.isEmpty,
-       let first = call.path?.first, first.isNumber {
-      report("name '\(call.path ?? "")' must start with a letter outside a block", at: pathLoc, in: env)
-      return nil
-    }
+    guard checkTopLevelName(name, at: call.pathLocation ?? call.location, env: env) else { return nil }
 
     // Operands first: nested calls are named after this one.
     var operands: [ValueID] = []
     var poisoned = false
     for operand in call.operands {
-      switch operand {
-      case .ref(let n, let loc):
-        if let id = resolve(n, at: loc, env: env) { operands.append(id) } else { poisoned = true }
-      case .call(let inner):
-        let innerName = inner.path.map { env.prefix + $0 } ?? fresh("\(name).\(inner.callee)")
-        if let ids = elaborateCall(inner, name: innerName, resultNames: nil, env: &env) {
-          if ids.count == 1 { operands.append(ids[0]) }
-          else {
-            report("'\(inner.callee)' has \(ids.count) results; bind them to names before using one",
-                   at: inner.location, in: env)
-            poisoned = true
-          }
-        } else {
-          poisoned = true
-        }
-      }
+      if let id = elaborateOperand(operand, user: name, env: &env) { operands.append(id) } else { poisoned = true }
     }
 
     // Named arguments; layer calls consume their own (out, kernel, bias, init) first.
@@ -461,28 +488,35 @@ struct Elaborator {
     }
     if poisoned { return nil }
 
-    if let layer = LayerSugar(op: op), operands.count == 1 {
-      guard claim(name, at: call.location, in: env) else { return nil }
-      definedAt[name] = nil  // claimed again when the node is added
-      guard let params = makeLayerParameters(layer, input: operands[0], named: &named, name: name,
-                                             call: call, env: env)
-      else { return nil }
-      operands += params
-    }
-
-    guard let attrs = checkAttributes(op.attributes, named, owner: op.name, at: call.location, env: env)
-    else { return nil }
-
+    // The layer form (`linear(x, out: 10)`) takes only the input; it sizes the parameters
+    // from its own arguments and the op's attributes, then passes them as operands.
+    let layer = operands.count == 1 ? LayerSugar(op: op) : nil
     let spec = op.operands
     let countOK = spec.variadic ? operands.count >= spec.required
       : (operands.count >= spec.required && operands.count <= spec.names.count)
-    guard countOK else {
+    guard countOK || layer != nil else {
       let expected = spec.variadic ? "at least \(spec.required)"
         : spec.required == spec.names.count ? "\(spec.required)" : "\(spec.required) to \(spec.names.count)"
       let names = spec.names.isEmpty ? "" : " (\(spec.names.joined(separator: ", ")))"
-      report("\(op.name) takes \(expected) operand\(expected == "1" ? "" : "s")\(names), found \(operands.count)",
-             at: call.location, in: env)
+      let plural = spec.required == 1 && spec.names.count == 1 ? "" : "s"
+      report("\(op.name) takes \(expected) operand\(plural)\(names), found \(operands.count)", at: call.location, in: env)
       return nil
+    }
+    var own: [String: (AttrValue, SourceLocation)] = [:]
+    if let layer {
+      for key in layer.ownArguments.map(\.name) { own[key] = named.removeValue(forKey: key) }
+    }
+    let accepted = (layer?.ownArguments ?? []) + op.attributes
+    guard let attrs = checkAttributes(op.attributes, named, owner: op.name, accepted: layer == nil ? nil : accepted,
+                                      at: call.location, env: env)
+    else { return nil }
+    if let layer {
+      guard claim(name, at: call.location, in: env) else { return nil }
+      definedAt[name] = nil  // claimed again when the node is added
+      guard let params = makeLayerParameters(layer, input: operands[0], own: own, attributes: attrs, name: name,
+                                             call: call, env: env)
+      else { return nil }
+      operands += params
     }
 
     let types: [TensorType]
@@ -511,13 +545,20 @@ struct Elaborator {
   }
 
   /// Checks named arguments against an attribute schema and fills defaults.
+  /// `accepted` lists every name the call could take (for the message), when more than `schema`.
   private mutating func checkAttributes(_ schema: [Op.AttrSpec], _ named: [String: (AttrValue, SourceLocation)],
-                                        owner: String, at location: SourceLocation, env: Env) -> Attributes? {
+                                        owner: String, accepted: [Op.AttrSpec]? = nil, at location: SourceLocation,
+                                        env: Env) -> Attributes? {
     var attrs = Attributes()
     var ok = true
+    let all = accepted ?? schema
     for (key, (_, loc)) in named.sorted(by: { $0.key < $1.key }) where !schema.contains(where: { $0.name == key }) {
-      let accepted = schema.isEmpty ? "it takes none" : "expected \(schema.map(\.name).joined(separator: ", "))"
-      report("\(owner) has no attribute '\(key)'; \(accepted)", at: loc, in: env)
+      let list = all.isEmpty ? "it takes none" : "expected \(all.map(\.name).joined(separator: ", "))"
+      // `linear(x, w, out: 4)`: the layer's own arguments belong to its one-operand form.
+      let layerForm = Op(rawValue: owner).flatMap(LayerSugar.init)
+      let hint = accepted == nil && layerForm?.ownArguments.contains(where: { $0.name == key }) == true
+        ? " ('\(key)' belongs to the layer form \(owner)(x, \(key): …), which takes only the input)" : ""
+      report("\(owner) has no attribute '\(key)'; \(list)\(hint)", at: loc, in: env)
       ok = false
     }
     for spec in schema {
@@ -525,7 +566,7 @@ struct Elaborator {
         if let v = coerce(value, to: spec.kind) {
           attrs[spec.name] = v
         } else if case .string(let s) = value, [.int, .dim, .pair].contains(spec.kind) {
-          report("unbound symbol '\(s)' (bind it with --bind \(s)=SIZE, or use a symbol of the signature)", at: loc, in: env)
+          reportUnknownSize(s, at: loc, env: env)
           ok = false
         } else {
           report("\(owner): attribute '\(spec.name)' must be \(describe(spec.kind)), found \(describeValue(value))",
@@ -594,21 +635,15 @@ struct Elaborator {
 
   // MARK: Layers
 
-  /// Creates the parameters a layer call implies and removes the layer's own arguments from
-  /// `named`; returns the parameter values in operand order.
-  private mutating func makeLayerParameters(_ layer: LayerSugar, input: ValueID, named: inout [String: (AttrValue, SourceLocation)],
-                                            name: String, call: Call, env: Env) -> [ValueID]? {
-    let x = graph[input].type
-    var taken: [String: (AttrValue, SourceLocation)] = [:]
-    for key in layer.ownArguments.map(\.name) {
-      if let v = named.removeValue(forKey: key) { taken[key] = v }
-    }
-    guard let own = checkAttributes(layer.ownArguments, taken, owner: layer.op.name, at: call.location, env: env)
+  /// Creates the parameters a layer call implies (sized by the layer's own arguments and the
+  /// op's checked attributes); returns the parameter values in operand order.
+  private mutating func makeLayerParameters(_ layer: LayerSugar, input: ValueID, own ownNamed: [String: (AttrValue, SourceLocation)],
+                                            attributes: Attributes, name: String, call: Call, env: Env) -> [ValueID]? {
+    guard let own = checkAttributes(layer.ownArguments, ownNamed, owner: layer.op.name, at: call.location, env: env)
     else { return nil }
     let specs: [LayerSugar.ParameterSpec]
     do {
-      let keep = named.mapValues(\.0)
-      specs = try layer.parameters(input: x, own: own, nodeAttributes: Attributes(keep))
+      specs = try layer.parameters(input: graph[input].type, own: own, nodeAttributes: attributes)
     } catch {
       report(error.message, at: call.location, in: env)
       return nil
@@ -640,10 +675,7 @@ struct Elaborator {
       report("blocks are nested more than \(Elaborator.maxInstanceDepth) deep", at: call.location, in: outer)
       return nil
     }
-    if call.path == nil, let first = name.split(separator: ".").last?.first, first.isNumber, outer.prefix.isEmpty {
-      report("name '\(name)' must start with a letter outside a block", at: call.location, in: outer)
-      return nil
-    }
+    guard checkTopLevelName(name, at: call.pathLocation ?? call.location, env: outer) else { return nil }
 
     let tensorParams = block.params.filter { $0.kind == .tensor }
     var operandIDs: [ValueID] = []
@@ -652,23 +684,14 @@ struct Elaborator {
     } else {
       var poisoned = false
       for operand in call.operands {
-        switch operand {
-        case .ref(let n, let loc):
-          if let id = resolve(n, at: loc, env: outer) { operandIDs.append(id) } else { poisoned = true }
-        case .call(let inner):
-          let innerName = inner.path.map { outer.prefix + $0 } ?? fresh("\(name).\(inner.callee)")
-          if let ids = elaborateCall(inner, name: innerName, resultNames: nil, env: &outer), ids.count == 1 {
-            operandIDs.append(ids[0])
-          } else {
-            poisoned = true
-          }
-        }
+        if let id = elaborateOperand(operand, user: name, env: &outer) { operandIDs.append(id) } else { poisoned = true }
       }
       if poisoned { return nil }
     }
     guard operandIDs.count == tensorParams.count else {
-      report("block \(block.name) takes \(tensorParams.count) tensor operand\(tensorParams.count == 1 ? "" : "s") (\(tensorParams.map(\.name).joined(separator: ", "))), found \(operandIDs.count)",
-             at: call.location, in: outer)
+      let takes = tensorParams.isEmpty ? "no tensor operands"
+        : "\(tensorParams.count) tensor operand\(tensorParams.count == 1 ? "" : "s") (\(tensorParams.map(\.name).joined(separator: ", ")))"
+      report("block \(block.name) takes \(takes), found \(operandIDs.count)", at: call.location, in: outer)
       return nil
     }
 
@@ -677,7 +700,13 @@ struct Elaborator {
     var ok = true
     var given: [String: NamedArg] = [:]
     for arg in call.named {
-      guard let p = block.params.first(where: { $0.name == arg.name }), p.kind != .tensor else {
+      if let p = block.params.first(where: { $0.name == arg.name }), p.kind == .tensor {
+        report("'\(p.name)' is a tensor operand of block \(block.name); pass it by position: \(block.name)(\(p.name))",
+               at: arg.location, in: outer)
+        ok = false
+        continue
+      }
+      guard block.params.contains(where: { $0.name == arg.name }) else {
         let accepted = block.params.filter { $0.kind != .tensor }.map(\.name)
         report("block \(block.name) has no parameter '\(arg.name)'; expected \(accepted.isEmpty ? "none" : accepted.joined(separator: ", "))",
                at: arg.location, in: outer)
@@ -713,16 +742,17 @@ struct Elaborator {
     guard ok else { return nil }
 
     guard scopePaths.insert(name).inserted else {
-      report("duplicate name '\(name)'", at: call.location, in: outer)
+      report("duplicate name '\(name)'\(firstDefined(name))", at: call.pathLocation ?? call.location, in: outer)
       return nil
     }
+    scopeLocations[name] = call.pathLocation ?? call.location
     graph.scopes.append(Scope(path: name, block: block.name, steps: steps))
     instanceStack.append(block.name)
     defer { instanceStack.removeLast() }
 
     let body = elaborateBody(block.body, env: &inner, isBlock: true, returnName: stepsOutputName)
     for (_, _, _, loc) in body.taps {
-      report("taps are declared at graph level, not inside a block", at: loc, in: inner)
+      report("taps are declared at graph level, not inside a block", at: loc)
     }
     guard let result = body.returned else {
       if !block.body.contains(where: { if case .ret = $0 { true } else { false } }) {
@@ -751,23 +781,24 @@ struct Elaborator {
       return nil
     }
     guard let block = blocks[blockName] else {
-      report("each_step: '\(blockName)' is not a block\(suggestion(for: blockName))", at: blockLoc, in: env)
+      if Op(rawValue: blockName) != nil {
+        report("each_step: '\(blockName)' is an op, not a block; wrap it in a block", at: blockLoc, in: env)
+      } else {
+        report("each_step: '\(blockName)' is not a block\(suggestion(for: blockName))", at: blockLoc, in: env)
+      }
       return nil
     }
-    let sequence: ValueID?
-    switch call.operands[1] {
-    case .ref(let n, let loc): sequence = resolve(n, at: loc, env: env)
-    case .call(let inner):
-      sequence = elaborateCall(inner, name: fresh("\(name).\(inner.callee)"), resultNames: nil, env: &env)?.first
-    }
-    guard let sequence else { return nil }
+    guard let sequence = elaborateOperand(call.operands[1], user: name, env: &env) else { return nil }
     let t = graph[sequence].type
     guard t.rank >= 3 else {
       report("each_step: input must be a sequence [B, T, …] of rank at least 3, found \(t.shapeDescription)",
              at: call.location, in: env)
       return nil
     }
-    guard let merged = t.shape[0].multiplied(by: t.shape[1]) else { return nil }
+    guard let merged = t.shape[0].multiplied(by: t.shape[1]) else {
+      report("each_step: batch × time (\(t.shape[0]) × \(t.shape[1])) overflows", at: call.location, in: env)
+      return nil
+    }
     let steps = Scope.Steps(batch: t.shape[0], time: t.shape[1])
     let inName = "\(name).input"
     guard claim(inName, at: call.location, in: env) else { return nil }
@@ -800,7 +831,8 @@ struct Elaborator {
 
   private mutating func elaborateTap(name: String, call: Call, type: TypeExpr?, location: SourceLocation, env: Env) {
     guard let kind = TapKind(rawValue: call.callee) else {
-      report("unknown tap kind '\(call.callee)'; expected \(TapKind.allCases.map(\.rawValue).joined(separator: ", "))",
+      let near = TapKind.allCases.map(\.rawValue).first { editDistance($0, call.callee) <= max(1, call.callee.count / 3) }
+      report("unknown tap kind '\(call.callee)'\(near.map { " (did you mean '\($0)'?)" } ?? ""); expected \(TapKind.allCases.map(\.rawValue).joined(separator: ", "))",
              at: call.location)
       return
     }
@@ -833,7 +865,7 @@ struct Elaborator {
       return
     }
     if let type, let declared = resolveType(type, env: env), declared != resultType {
-      report("tap \(name) is annotated \(declared) but its type is \(resultType)", at: type.location)
+      report("tap '\(name)' is annotated \(declared) but its type is \(resultType)", at: type.location)
     }
     graph.taps.append(Tap(name: name, kind: kind, operands: operands, options: options, type: resultType,
                           location: location))
@@ -860,14 +892,14 @@ struct Elaborator {
         case .int(let i): factor = Dim(i)
         case .dim(let s): factor = s
         case .string(let s):
-          report("unbound symbol '\(s)' (bind it with --bind \(s)=SIZE, or use a symbol of the signature)", at: f.location, in: env)
+          reportUnknownSize(s, at: f.location, env: env)
           return nil
         default:
-          report("only sizes can be multiplied, found \(v.kindName)", at: loc, in: env)
+          report("only sizes can be multiplied, found \(v.kindName) (\(v))", at: f.location, in: env)
           return nil
         }
         guard let m = d.multiplied(by: factor) else {
-          report("size overflows", at: loc, in: env)
+          report("size \(d) × \(factor) overflows", at: loc, in: env)
           return nil
         }
         d = m
@@ -878,8 +910,8 @@ struct Elaborator {
       for i in items {
         guard let v = evalAttr(i, env: env) else { return nil }
         if case .string(let s) = v {
-          // Names in lists are sizes (reshape targets); an unknown one is an unbound symbol.
-          report("unbound symbol '\(s)' (bind it with --bind \(s)=SIZE, or use a symbol of the signature)", at: i.location, in: env)
+          // Names in lists are sizes (reshape targets).
+          reportUnknownSize(s, at: i.location, env: env)
           return nil
         }
         values.append(v)
@@ -898,10 +930,10 @@ struct Elaborator {
       return Dim(v)
     case .dim(let d)?: return d
     case .string(let s)?:
-      report("unbound symbol '\(s)' (bind it with --bind \(s)=SIZE, or use a symbol of the signature)", at: e.location, in: env)
+      reportUnknownSize(s, at: e.location, env: env)
       return nil
     case let other?:
-      report("expected a size, found \(other.kindName)", at: e.location, in: env)
+      report("expected a size, found \(other.kindName) (\(other))", at: e.location, in: env)
       return nil
     case nil:
       return nil
@@ -923,17 +955,23 @@ struct Elaborator {
   }
 
   private mutating func resolveInit(_ e: InitExpr?, role: ParameterRole, env: Env) -> ParameterInit? {
-    guard let e else { return role == .buffer ? .zeros : .zeros }
+    guard let e else { return .zeros }
+    let what = e.name == "uniform" ? "bound" : "std"
     switch (e.name, e.argument) {
     case ("zeros", nil): return .zeros
     case ("ones", nil): return .ones
     case ("uniform", let b?) where b >= 0 && b.isFinite: return .uniform(bound: b)
     case ("normal", let s?) where s >= 0 && s.isFinite: return .normal(std: s)
+    case ("zeros", _?), ("ones", _?):
+      report("initialiser \(e.name) takes no argument", at: e.location, in: env)
+    case ("uniform", nil), ("normal", nil):
+      report("initialiser \(e.name) needs a \(what): \(e.name)(\(what))", at: e.location, in: env)
+    case ("uniform", let v?), ("normal", let v?):
+      report("initialiser \(e.name) needs a finite, non-negative \(what), found \(AttrValue.formatFloat(v))", at: e.location, in: env)
     default:
-      report("unknown initialiser '\(e.name)\(e.argument.map { "(\(AttrValue.formatFloat($0)))" } ?? "")'; expected zeros, ones, uniform(bound) or normal(std) with a non-negative argument",
-             at: e.location, in: env)
-      return nil
+      report("unknown initialiser '\(e.name)'; expected zeros, ones, uniform(bound) or normal(std)", at: e.location, in: env)
     }
+    return nil
   }
 }
 

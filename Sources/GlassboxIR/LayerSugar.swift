@@ -57,8 +57,11 @@ struct LayerSugar {
       guard cin % groups == 0 else {
         throw ShapeError("conv2d: \(cin) input channels are not divisible by \(groups) groups")
       }
-      guard let o = out.staticValue, o >= 1, kernel.count == 2, kernel.allSatisfy({ $0 >= 1 }) else {
-        throw ShapeError("conv2d: out and kernel must be positive sizes, found out \(out) and kernel \(kernel)")
+      guard let o = out.staticValue, o >= 1 else {
+        throw ShapeError("conv2d: out must be a positive static size, found \(out)")
+      }
+      guard kernel.count == 2, kernel.allSatisfy({ $0 >= 1 }) else {
+        throw ShapeError("conv2d: kernel sizes must be positive, found \(kernel)")
       }
       let fanIn = cin / groups * kernel[0] * kernel[1]
       let fanOut = o * kernel[0] * kernel[1]
@@ -106,9 +109,8 @@ struct LayerSugar {
 
     case .lstm:
       let input = try x.requireRank(3, op: op, operand: "input", layout: "[B, T, features]")
-      guard case .int(let h)? = nodeAttributes["hidden"], h >= 1 else {
-        throw ShapeError("lstm: missing attribute 'hidden' (a positive integer)")
-      }
+      let h = nodeAttributes.int("hidden")
+      guard h >= 1 else { throw ShapeError("lstm: hidden must be at least 1, found \(h)") }
       let directions = nodeAttributes["bidirectional"] == .bool(true) ? 2 : 1
       let bound = 1 / Double(h).squareRoot()
       var specs: [ParameterSpec] = []

@@ -140,11 +140,22 @@ struct Lexer {
         case 42: kind = .star
         case 45:
           if i + 1 < b.count, b[i + 1] == 62 { kind = .arrow; width = 2 } else { kind = .minus }
+        case 47 where i + 1 < b.count && b[i + 1] == 47:  // '//'
+          diagnostics.append(Diagnostic("comments start with '#', not '//'", at: loc(startColumn)))
+          while i < b.count, b[i] != 10 {
+            if b[i] & 0xC0 != 0x80 { column += 1 }
+            i += 1
+          }
+          continue
+        case 0xE2 where i + 2 < b.count && b[i + 1] == 0x86 && b[i + 2] == 0x92:  // '→'
+          diagnostics.append(Diagnostic("unexpected character '→'; write '->'", at: loc(startColumn)))
+          kind = .arrow
+          width = 3
         default: kind = nil
         }
         if let kind {
           tokens.append(Token(kind: kind, text: text(i..<(i + width)), location: loc(startColumn)))
-          i += width; column += width
+          i += width; column += kind == .arrow && width == 3 ? 1 : width
         } else {
           // One diagnostic per run of unexpected characters, naming the first.
           var j = i + 1

@@ -56,13 +56,6 @@ struct Parser {
     return advance()
   }
 
-  private mutating func expectKeyword(_ word: String) throws(Abandon) {
-    guard current.kind == .name, current.text == word else {
-      throw fail("expected '\(word)', found \(current.quoted)")
-    }
-    _ = advance()
-  }
-
   private mutating func skipNewlines() {
     while current.kind == .newline { _ = advance() }
   }
@@ -79,7 +72,8 @@ struct Parser {
     var file = SpecFile()
     skipNewlines()
     if current.kind == .eof && diagnostics.isEmpty {
-      diagnostics.append(Diagnostic("spec is empty: expected a 'graph' definition", at: current.location))
+      let start = SourceLocation(file: current.location.file, line: 1, column: 1)
+      diagnostics.append(Diagnostic("spec is empty: expected a 'graph' definition", at: start))
     }
     while current.kind != .eof {
       do throws(Abandon) {
@@ -101,6 +95,7 @@ struct Parser {
       skipNewlines()
     }
     file.brokenNames = brokenNames
+    file.hadSyntaxErrors = !diagnostics.isEmpty
     return file
   }
 
@@ -131,7 +126,7 @@ struct Parser {
         defaults.append((symbol, v, loc))
       } while try consumeComma()
     }
-    let body = try parseBody()
+    let body = try parseBody(of: "graph '\(name)'")
     return GraphDecl(name: name, inputs: inputs, outputs: outputs, defaults: defaults, body: body,
                      location: start.location)
   }
@@ -157,6 +152,8 @@ struct Parser {
   private mutating func parseBlock() throws(Abandon) -> BlockDecl {
     let start = advance()  // 'block'
     let (name, _) = try parseName("a block name")
+    // Calls to a block whose header or body fails to parse are not reported again.
+    brokenNames.insert(name)
     _ = try expect(.lparen, "'(' after the block name")
     var params: [BlockParam] = []
     if current.kind != .rparen {
@@ -180,17 +177,25 @@ struct Parser {
       } while try consumeComma()
     }
     _ = try expect(.rparen, "',' or ')'")
-    let body = try parseBody()
+    let body = try parseBody(of: "block '\(name)'")
+    brokenNames.remove(name)
     return BlockDecl(name: name, params: params, body: body, location: start.location)
   }
 
   /// `{ stmt* }`; statements that fail to parse are reported and skipped.
-  private mutating func parseBody() throws(Abandon) -> [Stmt] {
-    _ = try expect(.lbrace, "'{'")
+  private mutating func parseBody(of owner: String) throws(Abandon) -> [Stmt] {
+    skipNewlines()
+    let open = try expect(.lbrace, "'{'")
     var body: [Stmt] = []
     skipNewlines()
     while current.kind != .rbrace {
-      if current.kind == .eof { throw fail("expected '}' to close the body, found end of file") }
+      if current.kind == .eof {
+        throw fail("the body of \(owner) is never closed: expected '}' before the end of the file", at: open.location)
+      }
+      if current.kind == .name, current.text == "graph" || current.text == "block",
+         position > 0, tokens[position - 1].kind == .newline {
+        throw fail("expected '}' to close the body of \(owner) (opened at \(open.location.line):\(open.location.column)) before '\(current.text)'")
+      }
       do throws(Abandon) {
         body.append(try parseStatement())
         if current.kind != .rbrace {
@@ -305,7 +310,7 @@ struct Parser {
     defer { depth -= 1 }
     let callee = advance()
     if depth > Parser.maxNesting {
-      throw fail("calls are nested more than \(Parser.maxNesting) deep", at: callee.location)
+      throw fail("expressions are nested more than \(Parser.maxNesting) deep", at: callee.location)
     }
     _ = advance()  // '('
     var operands: [Expr] = []
@@ -382,7 +387,7 @@ struct Parser {
     case .lbracket:
       depth += 1
       defer { depth -= 1 }
-      if depth > Parser.maxNesting { throw fail("lists are nested more than \(Parser.maxNesting) deep") }
+      if depth > Parser.maxNesting { throw fail("expressions are nested more than \(Parser.maxNesting) deep") }
       _ = advance()
       var items: [AttrExpr] = []
       if current.kind != .rbracket {

@@ -23,7 +23,8 @@ extension Op {
       let cin = input.shape[1]
       let expected = Dim(perGroup * groups)
       guard cin == expected else {
-        throw ShapeError("conv2d: input has \(cin) channels but weight expects \(expected) (\(perGroup) per group × \(groups) groups)")
+        let detail = groups == 1 ? "" : " (\(perGroup) per group × \(groups) groups)"
+        throw ShapeError("conv2d: input has \(cin) channels but weight expects \(expected)\(detail)")
       }
       if let cout = w.shape[0].staticValue, cout % groups != 0 {
         throw ShapeError("conv2d: \(cout) output channels are not divisible by \(groups) groups")
@@ -130,16 +131,20 @@ extension Op {
     case .sum, .mean, .max:
       let input = x[0]
       if self == .mean { try requireFloat(x, op: self) }
-      var axes = Set<Int>()
+      var axes: [Int: Int] = [:]  // normalised axis → as written
       for axis in a.ints("axes") {
         let n = try normalizedAxis(axis, rank: input.rank, op: self)
-        guard axes.insert(n).inserted else { throw ShapeError("\(name): axis \(axis) is listed twice") }
+        if let first = axes[n] {
+          throw ShapeError(first == axis ? "\(name): axis \(axis) is listed twice"
+                                         : "\(name): axes \(first) and \(axis) both name axis \(n)")
+        }
+        axes[n] = axis
       }
-      if axes.isEmpty { axes = Set(0..<input.rank) }
+      let reduced = axes.isEmpty ? Set(0..<input.rank) : Set(axes.keys)
       let keep = a.bool("keepdims")
       var shape: [Dim] = []
       for (i, d) in input.shape.enumerated() {
-        if axes.contains(i) { if keep { shape.append(1) } } else { shape.append(d) }
+        if reduced.contains(i) { if keep { shape.append(1) } } else { shape.append(d) }
       }
       return [TensorType(input.dtype, shape)]
 
@@ -150,7 +155,7 @@ extension Op {
       var inferred: Int?
       for (i, d) in target.enumerated() {
         if d == Dim(-1) {
-          guard inferred == nil else { throw ShapeError("reshape: only one axis may be -1, found \(target.map(\.description))") }
+          guard inferred == nil else { throw ShapeError("reshape: only one axis may be -1, found \(TensorType(x[0].dtype, target).shapeDescription)") }
           inferred = i
         } else {
           guard d.coefficient > 0 else {
@@ -223,7 +228,9 @@ extension Op {
       let start = clampIndex(a.int("start"), n), end = clampIndex(a.int("end", default: Int.max), n)
       let count = end > start ? (end - start + step - 1) / step : 0
       guard count > 0 else {
-        throw ShapeError("slice: range \(a.int("start"))..<\(a.int("end", default: Int.max)) is empty on axis \(axis) of size \(n)")
+        let end = a.int("end", default: Int.max)
+        throw ShapeError(end == Int.max ? "slice: start \(a.int("start")) is past the end of axis \(axis) (size \(n))"
+                                        : "slice: range \(a.int("start"))..<\(end) is empty on axis \(axis) (size \(n))")
       }
       var shape = input.shape
       shape[axis] = Dim(count)
@@ -268,7 +275,7 @@ extension Op {
       guard h >= 1 else { throw ShapeError("lstm: hidden must be at least 1, found \(h)") }
       let directions = a.bool("bidirectional") ? 2 : 1
       guard x.count == 1 + 4 * directions else {
-        throw ShapeError("lstm: \(directions == 2 ? "a bidirectional" : "a unidirectional") LSTM takes \(1 + 4 * directions) operands (input and 4 weights per direction), found \(x.count)")
+        throw ShapeError("lstm: \(directions == 2 ? "a bidirectional" : "a unidirectional") LSTM takes \(1 + 4 * directions) operands (the input, then two weights and two biases per direction), found \(x.count)")
       }
       let features = input.shape[2]
       for d in 0..<directions {
@@ -332,6 +339,7 @@ func requireSameDType(_ types: [TensorType], op: Op) throws(ShapeError) {
 /// `axis` made non-negative, or a message saying which axes exist.
 func normalizedAxis(_ axis: Int, rank: Int, op: Op) throws(ShapeError) -> Int {
   let n = axis < 0 ? axis + rank : axis
+  guard rank > 0 else { throw ShapeError("\(op.name): a scalar has no axis \(axis)") }
   guard n >= 0, n < rank else {
     throw ShapeError("\(op.name): axis \(axis) is out of range for rank \(rank) (valid: \(-rank)…\(rank - 1))")
   }
@@ -376,8 +384,12 @@ func windowOutput(_ input: TensorType, kernel: [Dim], attrs a: Attributes, op: O
     guard let size = input.shape[2 + axis].staticValue else {
       throw ShapeError("\(op.name): input \(axisName) must be static, found \(input.shape[2 + axis]); bind it")
     }
-    guard kernel.count == 2, let k = kernel[axis].staticValue, stride.count == 2, padding.count == 2
-    else { throw ShapeError("\(op.name): kernel, stride and padding must each have two sizes") }
+    guard kernel.count == 2, let k = kernel[axis].staticValue else {
+      throw ShapeError("\(op.name): kernel \(axisName) must be static, found \(kernel.count == 2 ? kernel[axis].description : "none")")
+    }
+    guard stride.count == 2, padding.count == 2 else {
+      throw ShapeError("\(op.name): kernel, stride and padding must each have two sizes")
+    }
     let s = stride[axis], p = padding[axis], d = dilation[axis]
     guard k >= 1, s >= 1, d >= 1, p >= 0 else {
       throw ShapeError("\(op.name): kernel \(k), stride \(s) and dilation \(d) must be positive and padding \(p) non-negative")

@@ -64,7 +64,7 @@ extension TapKind {
     let target = graph[operands[0]]
     let t = target.type
     if let c = options["class"], case .int(let k) = c, k < -1 {
-      throw ShapeError("tap \(rawValue): class must be a non-negative index, found \(k)")
+      throw ShapeError("tap \(rawValue): class must be an index ≥ 0 (leave it out for the predicted class), found \(k)")
     }
     switch self {
     case .activation, .attention, .hidden:

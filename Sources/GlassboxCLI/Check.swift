@@ -61,6 +61,9 @@ struct Check: ParsableCommand {
       ("parameterCount", count(g.parameterCount)),
       ("bufferCount", count(g.bufferCount)),
       ("nodeCount", .int(g.nodes.count)),
+      ("recipes", .array(g.recipes.map { r in
+        .object([("input", .string(r.input)), ("kind", .string(r.kind.rawValue))])
+      })),
       ("taps", .array(g.taps.map { t in
         .object([("name", .string(t.name)), ("kind", .string(t.kind.rawValue)),
                  ("target", .string(g[t.operands[0]].name))] + json(t.type))
@@ -78,6 +81,10 @@ struct Check: ParsableCommand {
     let buffers = g.parameters.count - trainable
     if buffers > 0 { out += "; buffers: \(grouped(g.bufferCount)) in \(buffers) tensors" }
     out += "\n  nodes: \(g.nodes.count)\n"
+    for r in g.recipes {
+      let options = r.kind.options.compactMap { spec in r.options[spec.name].map { "\(spec.name): \($0)" } }
+      out += "  recipe  \(r.input) = \(r.kind.rawValue)(\(options.joined(separator: ", ")))\n"
+    }
     for t in g.taps {
       let targets = t.operands.map { g[$0].name }.joined(separator: ", ")
       out += "  tap     \(t.name) = \(t.kind.rawValue)(\(targets)): \(t.type)\n"

@@ -75,6 +75,8 @@ enum Stmt: Sendable {
   case tap(name: String, call: Call, type: TypeExpr?, location: SourceLocation)
   /// `return expr`.
   case ret(Expr, location: SourceLocation)
+  /// `recipe input = kind(options…)`.
+  case recipe(input: String, call: Call, location: SourceLocation)
 }
 
 /// `name: type` in a graph signature.

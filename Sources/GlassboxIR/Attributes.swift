@@ -103,6 +103,18 @@ public struct Attributes: Hashable, Sendable {
     }
   }
 
+  /// A list of numbers (integers read as numbers).
+  public func floats(_ name: String) -> [Double] {
+    guard case .list(let items)? = values[name] else { return [] }
+    return items.compactMap {
+      switch $0 {
+      case .float(let v): v
+      case .int(let v): Double(v)
+      default: nil
+      }
+    }
+  }
+
   /// A list of dimensions; `-1` entries (an inferred axis of `reshape`) come back as `Dim(-1)`.
   public func dims(_ name: String) -> [Dim] {
     guard case .list(let items)? = values[name] else { return [] }

@@ -188,7 +188,7 @@ struct Elaborator {
         for (n, _) in names where definer[n] == nil { definer[n] = i }
       case .parameter(let name, _, _, _, _):
         if definer[name] == nil { definer[name] = i }
-      case .scope, .tap, .ret:
+      case .scope, .tap, .ret, .recipe:
         break
       }
     }
@@ -264,6 +264,13 @@ struct Elaborator {
       case .tap(let name, let call, let type, let loc):
         result.taps.append((name, call, type, loc))
 
+      case .recipe(let input, let call, let loc):
+        if env.instance != nil {
+          report("recipes are declared at graph level, not inside a block", at: loc)
+        } else {
+          elaborateRecipe(input: input, call: call, location: loc, env: env)
+        }
+
       case .ret(let expr, let loc):
         guard isBlock else { continue }
         if result.returned != nil {
@@ -303,7 +310,7 @@ struct Elaborator {
       var names: [String] = []
       switch body[i] {
       case .binding(_, let expr, _, _), .ret(let expr, _): collectRefs(expr, into: &names)
-      case .parameter, .scope, .tap: break
+      case .parameter, .scope, .tap, .recipe: break
       }
       return names.compactMap { definer[$0] }
     }
@@ -357,6 +364,7 @@ struct Elaborator {
     case .binding(let names, _, _, _): names.map(\.0).joined(separator: ", ")
     case .parameter(let name, _, _, _, _): name
     case .scope(let path, _, _, _): path
+    case .recipe(let input, _, _): "recipe \(input)"
     case .tap(let name, _, _, _): name
     case .ret: "return"
     }
@@ -364,7 +372,7 @@ struct Elaborator {
 
   private func location(of s: Stmt) -> SourceLocation {
     switch s {
-    case .binding(_, _, _, let l), .parameter(_, _, _, _, let l), .scope(_, _, _, let l), .tap(_, _, _, let l),
+    case .binding(_, _, _, let l), .parameter(_, _, _, _, let l), .scope(_, _, _, let l), .tap(_, _, _, let l), .recipe(_, _, let l),
          .ret(_, let l): l
     }
   }
@@ -596,6 +604,7 @@ struct Elaborator {
     case .dim: "a size"
     case .pair: "an integer or a pair [h, w]"
     case .ints: "a list of integers"
+    case .floats: "a list of numbers"
     case .dims: "a list of sizes"
     case .choice(let options): "one of \(options.joined(separator: ", "))"
     }
@@ -613,6 +622,8 @@ struct Elaborator {
     case (.ints, .list(let items)) where items.allSatisfy({ if case .int = $0 { true } else { false } }):
       return v
     case (.ints, .int(let i)): return .list([.int(i)])
+    case (.floats, .list(let items)) where items.allSatisfy({ switch $0 { case .int, .float: true; default: false } }):
+      return .list(items.map { if case .int(let i) = $0 { .float(Double(i)) } else { $0 } })
     case (.dims, .list(let items)) where items.allSatisfy({
       switch $0 { case .int, .dim: true; default: false }
     }):
@@ -869,6 +880,50 @@ struct Elaborator {
     }
     graph.taps.append(Tap(name: name, kind: kind, operands: operands, options: options, type: resultType,
                           location: location))
+  }
+
+  // MARK: Recipes
+
+  private mutating func elaborateRecipe(input: String, call: Call, location: SourceLocation, env: Env) {
+    guard let id = graph.inputs.first(where: { graph[$0].name == input }) else {
+      let inputs = graph.inputs.map { graph[$0].name }.joined(separator: ", ")
+      report("recipe for '\(input)', which is not an input of the graph (inputs: \(inputs))", at: location)
+      return
+    }
+    if graph.recipes.contains(where: { $0.input == input }) {
+      report("input '\(input)' already has a recipe", at: location)
+      return
+    }
+    guard let kind = RecipeKind(rawValue: call.callee) else {
+      report("unknown recipe kind '\(call.callee)'; expected \(RecipeKind.allCases.map(\.rawValue).joined(separator: ", "))",
+             at: call.location)
+      return
+    }
+    guard call.operands.isEmpty else {
+      report("recipe \(kind.rawValue) takes only named options", at: call.location)
+      return
+    }
+    var named: [String: (AttrValue, SourceLocation)] = [:]
+    for arg in call.named {
+      guard let v = evalAttr(arg.value, env: env) else { return }
+      named[arg.name] = (v, arg.location)
+    }
+    guard let options = checkAttributes(kind.options, named, owner: "recipe \(kind.rawValue)", at: call.location, env: env)
+    else { return }
+    do {
+      let example = try kind.exampleShape(options)
+      let shape = Array(graph[id].type.shape.dropFirst())
+      let fits = shape.count == example.count && zip(shape, example).allSatisfy { $0 == $1 || !$0.isStatic }
+      guard fits else {
+        report("recipe \(kind.rawValue) makes examples \(TensorType(.f32, example).shapeDescription) but input '\(input)' is \(graph[id].type) (batch axis first)",
+               at: call.location)
+        return
+      }
+    } catch {
+      report(error.message, at: call.location)
+      return
+    }
+    graph.recipes.append(InputRecipe(input: input, kind: kind, options: options))
   }
 
   // MARK: Attributes and types

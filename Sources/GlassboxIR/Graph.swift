@@ -115,6 +115,8 @@ public struct Graph: Equatable, Sendable {
   public var nodes: [Node] = []
   public var taps: [Tap] = []
   public var scopes: [Scope] = []
+  /// How raw media files become inputs, for the inputs that have a recipe.
+  public var recipes: [InputRecipe] = []
 
   public init(name: String) { self.name = name }
 
@@ -122,6 +124,7 @@ public struct Graph: Equatable, Sendable {
     a.name == b.name && a.values == b.values && a.inputs == b.inputs
       && a.outputs.elementsEqual(b.outputs, by: { $0.name == $1.name && $0.value == $1.value })
       && a.parameters == b.parameters && a.nodes == b.nodes && a.taps == b.taps && a.scopes == b.scopes
+      && a.recipes == b.recipes
   }
 
   public subscript(value: ValueID) -> Value { values[value.index] }

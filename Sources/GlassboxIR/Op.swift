@@ -91,6 +91,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case pair
     /// A list of integers.
     case ints
+    /// A list of numbers.
+    case floats
     /// A list of dimensions, `-1` allowed once (reshape targets).
     case dims
     /// One of the given names.

@@ -11,6 +11,7 @@
 ///            | ('param' | 'buffer') NAME ':' type ['init' NAME ['(' number ')']]
 ///            | 'scope' NAME '=' NAME ['steps' '(' attr ',' attr ')']
 ///            | 'tap' NAME '=' call [':' type]
+///            | 'recipe' NAME '=' call
 ///            | 'return' expr
 /// expr      := NAME | call
 /// call      := NAME '(' [(NAME ':' attr | expr), …] ')' ['@' PATH]
@@ -20,7 +21,7 @@
 struct Parser {
   /// Calls and lists nested deeper than this are refused (a diagnostic, not a stack overflow).
   static let maxNesting = 200
-  static let keywords: Set<String> = ["graph", "block", "param", "buffer", "scope", "tap", "return", "where"]
+  static let keywords: Set<String> = ["graph", "block", "param", "buffer", "scope", "tap", "return", "where", "recipe"]
 
   private let tokens: [Token]
   private var position = 0
@@ -267,6 +268,14 @@ struct Parser {
           type = try parseType()
         }
         return .tap(name: name, call: call, type: type, location: loc)
+      case "recipe":
+        _ = advance()
+        let (input, loc) = try parseName("an input name")
+        _ = try expect(.equals, "'=' and a recipe kind")
+        guard current.kind == .name, peek().kind == .lparen else {
+          throw fail("expected a recipe such as audio(sample_rate: 16000), found \(current.quoted)")
+        }
+        return .recipe(input: input, call: try parseCall(), location: loc)
       case "return":
         _ = advance()
         return .ret(try parseExpr(), location: start.location)

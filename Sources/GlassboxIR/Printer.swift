@@ -38,6 +38,9 @@ public enum Printer {
     for o in graph.outputs where graph[o.value].name != o.name {
       out += "  \(o.name) = \(graph[o.value].name)\n"
     }
+    for r in graph.recipes {
+      out += "  recipe \(r.input) = \(r.kind.rawValue)(\(nonDefault(r.options, schema: r.kind.options).joined(separator: ", ")))\n"
+    }
     for t in graph.taps {
       let operands = t.operands.map { graph[$0].name }
       let options = nonDefault(t.options, schema: t.kind.options)

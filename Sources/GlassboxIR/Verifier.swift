@@ -68,6 +68,21 @@ public enum Verifier {
     }
 
     for o in graph.outputs where o.value.index >= n { fail("output '\(o.name)' refers to a missing value") }
+    for r in graph.recipes {
+      guard let input = graph.inputs.first(where: { graph[$0].name == r.input }) else {
+        fail("recipe for '\(r.input)', which is not an input")
+        continue
+      }
+      do {
+        let example = try r.kind.exampleShape(r.options)
+        let shape = graph[input].type.shape.dropFirst()
+        if shape.count != example.count || !zip(shape, example).allSatisfy({ $0 == $1 || !$0.isStatic }) {
+          fail("recipe \(r.kind.rawValue) for '\(r.input)' makes \(TensorType(.f32, example).shapeDescription), not \(graph[input].type)")
+        }
+      } catch {
+        fail(error.message)
+      }
+    }
     var tapNames = Set<String>()
     for t in graph.taps {
       if !tapNames.insert(t.name).inserted { fail("two taps are named '\(t.name)'", t.location) }

@@ -28,6 +28,7 @@ let package = Package(
     // The pipeline, bottom to top; imports point down only.
     .target(name: "GlassboxIR", swiftSettings: strict),
     .target(name: "GlassboxViz", dependencies: ["GlassboxIR", "CGraphviz"], swiftSettings: strict),
+    .target(name: "GlassboxReference", dependencies: ["GlassboxIR"], swiftSettings: strict),
     .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS"], swiftSettings: strict),
     .target(name: "GlassboxMedia", dependencies: ["CFFmpeg", "CSndfile"], swiftSettings: strict),
     .target(name: "GlassboxCLI",
@@ -39,7 +40,8 @@ let package = Package(
     .testTarget(name: "GlassboxIRTests", dependencies: ["GlassboxIR"],
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxVizTests", dependencies: ["GlassboxViz", "GlassboxIR"], swiftSettings: strict),
-    .testTarget(name: "GlassboxRuntimeTests", dependencies: ["GlassboxRuntime"], swiftSettings: strict),
+    .testTarget(name: "GlassboxRuntimeTests", dependencies: ["GlassboxRuntime", "GlassboxReference", "GlassboxIR"],
+                exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR"], swiftSettings: strict),
   ]
 )

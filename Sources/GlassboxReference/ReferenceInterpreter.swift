@@ -1,0 +1,438 @@
+import Foundation
+import GlassboxIR
+
+/// The oracle: evaluates any graph op by op in Float64, with plain loops and no
+/// optimisation, following PyTorch's semantics. Passes, lowering and kernels are checked
+/// against it; it is written for clarity, not speed.
+///
+/// Inference semantics: `dropout` is the identity and `batch_norm` uses the running
+/// statistics (PyTorch's `eval()` mode).
+public struct ReferenceInterpreter {
+  /// Values by name: inputs, parameters, and (after `run`) every node result.
+  public private(set) var values: [String: Tensor] = [:]
+  public let graph: Graph
+
+  public init(graph: Graph) { self.graph = graph }
+
+  /// Problems with the tensors given to `run`, named.
+  public struct InputError: Error, CustomStringConvertible {
+    public var description: String
+  }
+
+  /// Evaluates the graph. `inputs` are keyed by input name, `parameters` by parameter name;
+  /// missing parameters take zeros. Returns every value by name (all Float64 except `i64` and
+  /// `bool` values, which keep their type).
+  public mutating func run(inputs: [String: Tensor], parameters: [String: Tensor] = [:]) throws -> [String: Tensor] {
+    var env: [Int: Tensor] = [:]
+    for id in graph.inputs {
+      let v = graph[id]
+      guard let t = inputs[v.name] else { throw InputError(description: "input '\(v.name)' is missing") }
+      guard t.shape.count == v.type.rank, zip(t.shape, v.type.shape).allSatisfy({ $1.staticValue == nil || $1.staticValue == $0 }) else {
+        throw InputError(description: "input '\(v.name)' has shape \(t.shape) but the graph expects \(v.type.shapeDescription)")
+      }
+      env[id.index] = Self.widen(t)
+    }
+    for p in graph.parameters {
+      let shape = p.type.shape.compactMap(\.staticValue)
+      guard shape.count == p.type.rank else {
+        throw InputError(description: "parameter '\(p.name)' has symbolic shape \(p.type.shapeDescription); bind the symbols")
+      }
+      if let t = parameters[p.name] {
+        guard t.shape == shape else {
+          throw InputError(description: "parameter '\(p.name)' has shape \(t.shape) but the graph expects \(shape)")
+        }
+        env[p.value.index] = Self.widen(t)
+      } else {
+        env[p.value.index] = Tensor(zeros: p.type.dtype == .f32 ? .f64 : p.type.dtype, shape: shape)
+      }
+    }
+    for node in graph.nodes {
+      let operands = node.operands.map { env[$0.index] ?? Tensor(zeros: .f64, shape: []) }
+      let results = Self.evaluate(node.op, operands, node.attributes)
+      for (id, t) in zip(node.results, results) { env[id.index] = t }
+    }
+    var out: [String: Tensor] = [:]
+    for (i, v) in graph.values.enumerated() { if let t = env[i] { out[v.name] = t } }
+    values = out
+    return out
+  }
+
+  /// f32 data is computed in f64.
+  static func widen(_ t: Tensor) -> Tensor {
+    if case .f32(let v) = t.storage { return Tensor(shape: t.shape, f64: v.map(Double.init)) }
+    return t
+  }
+
+  // MARK: Ops
+
+  /// One op on f64 tensors (shapes already checked by the shape rules).
+  public static func evaluate(_ op: Op, _ x: [Tensor], _ a: Attributes) -> [Tensor] {
+    switch op {
+    case .conv2d: return [conv2d(x[0], x[1], x.count > 2 ? x[2] : nil, a)]
+    case .maxPool2d: return [pool(x[0], a, max: true)]
+    case .avgPool2d: return [pool(x[0], a, max: false)]
+    case .globalAvgPool2d:
+      let s = x[0].shape, v = x[0].doubles, hw = s[2] * s[3]
+      var out = [Double](repeating: 0, count: s[0] * s[1])
+      for i in 0..<out.count { out[i] = v[(i * hw)..<((i + 1) * hw)].reduce(0, +) / Double(hw) }
+      return [Tensor(shape: [s[0], s[1], 1, 1], f64: out)]
+    case .batchNorm:
+      let s = x[0].shape, v = x[0].doubles
+      let w = x[1].doubles, b = x[2].doubles, mean = x[3].doubles, variance = x[4].doubles
+      let c = s[1], inner = s.dropFirst(2).reduce(1, *), eps = a.float("eps", default: 1e-5)
+      var out = v
+      for i in 0..<v.count {
+        let ch = (i / inner) % c
+        out[i] = (v[i] - mean[ch]) / (variance[ch] + eps).squareRoot() * w[ch] + b[ch]
+      }
+      return [Tensor(shape: s, f64: out)]
+    case .linear:
+      let s = x[0].shape, v = x[0].doubles, w = x[1].doubles
+      let out = x[1].shape[0], inF = x[1].shape[1], rows = v.count / inF
+      let bias = x.count > 2 ? x[2].doubles : [Double](repeating: 0, count: out)
+      var r = [Double](repeating: 0, count: rows * out)
+      for i in 0..<rows {
+        for o in 0..<out {
+          var acc = bias[o]
+          for k in 0..<inF { acc += v[i * inF + k] * w[o * inF + k] }
+          r[i * out + o] = acc
+        }
+      }
+      return [Tensor(shape: Array(s.dropLast()) + [out], f64: r)]
+    case .matmul, .batchMatmul:
+      let l = x[0].shape, r = x[1].shape
+      let m = l[l.count - 2], k = l[l.count - 1], n = r[r.count - 1]
+      let batch = l.dropLast(2).reduce(1, *)
+      let av = x[0].doubles, bv = x[1].doubles
+      var out = [Double](repeating: 0, count: batch * m * n)
+      for b in 0..<batch {
+        for i in 0..<m {
+          for j in 0..<n {
+            var acc = 0.0
+            for p in 0..<k { acc += av[b * m * k + i * k + p] * bv[b * k * n + p * n + j] }
+            out[b * m * n + i * n + j] = acc
+          }
+        }
+      }
+      return [Tensor(shape: Array(l.dropLast()) + [n], f64: out)]
+    case .add: return [broadcast(x[0], x[1], +)]
+    case .sub: return [broadcast(x[0], x[1], -)]
+    case .mul: return [broadcast(x[0], x[1], *)]
+    case .div: return [broadcast(x[0], x[1], /)]
+    case .relu: return [map(x[0]) { Swift.max($0, 0) }]
+    case .sigmoid: return [map(x[0]) { 1 / (1 + exp(-$0)) }]
+    case .tanh: return [map(x[0]) { tanh($0) }]
+    case .dropout: return [x[0]]
+    case .softmax, .logSoftmax:
+      let s = x[0].shape, v = x[0].doubles
+      let axis = a.int("axis") < 0 ? a.int("axis") + s.count : a.int("axis")
+      var out = v
+      forEachLane(s, axis: axis) { idx in
+        let m = idx.map { v[$0] }.max() ?? 0
+        let sum = idx.reduce(0.0) { $0 + exp(v[$1] - m) }
+        for i in idx { out[i] = op == .softmax ? exp(v[i] - m) / sum : v[i] - m - log(sum) }
+      }
+      return [Tensor(shape: s, f64: out)]
+    case .sum, .mean, .max:
+      return [reduce(x[0], a, op)]
+    case .reshape, .flatten:
+      let shape: [Int]
+      if op == .reshape {
+        let target = a.dims("shape").map { $0.staticValue ?? -1 }
+        let known = target.filter { $0 != -1 }.reduce(1, *)
+        shape = target.map { $0 == -1 ? x[0].count / Swift.max(known, 1) : $0 }
+      } else {
+        let s = x[0].shape, r = s.count
+        let start = a.int("start") < 0 ? a.int("start") + r : a.int("start")
+        let end = a.int("end") < 0 ? a.int("end") + r : a.int("end")
+        shape = Array(s[..<start]) + [s[start...end].reduce(1, *)] + Array(s[(end + 1)...])
+      }
+      return [Tensor(shape: shape, storage: x[0].storage)]
+    case .transpose:
+      let s = x[0].shape, perm = a.ints("perm"), v = x[0].doubles
+      let outShape = perm.map { s[$0] }
+      let inStrides = strides(s)
+      var out = [Double](repeating: 0, count: v.count)
+      var idx = [Int](repeating: 0, count: s.count)
+      for o in 0..<v.count {
+        var src = 0
+        for (d, p) in perm.enumerated() { src += idx[d] * inStrides[p] }
+        out[o] = v[src]
+        increment(&idx, outShape)
+      }
+      return [Tensor(shape: outShape, f64: out)]
+    case .concat:
+      let axis = a.int("axis") < 0 ? a.int("axis") + x[0].shape.count : a.int("axis")
+      let outer = x[0].shape[..<axis].reduce(1, *)
+      var out: [Double] = []
+      for o in 0..<outer {
+        for t in x {
+          let inner = t.shape[axis...].reduce(1, *)
+          out += t.doubles[(o * inner)..<((o + 1) * inner)]
+        }
+      }
+      var shape = x[0].shape
+      shape[axis] = x.reduce(0) { $0 + $1.shape[axis] }
+      return [Tensor(shape: shape, f64: out)]
+    case .slice, .select:
+      let s = x[0].shape
+      let axis = a.int("axis") < 0 ? a.int("axis") + s.count : a.int("axis")
+      let n = s[axis]
+      var picks: [Int]
+      if op == .select {
+        let i = a.int("index")
+        picks = [i < 0 ? i + n : i]
+      } else {
+        let start = clamp(a.int("start"), n), end = clamp(a.int("end", default: Int.max), n)
+        picks = Array(stride(from: start, to: end, by: a.int("step", default: 1)))
+      }
+      let out = gather(x[0], axis: axis, picks: picks)
+      var shape = s
+      if op == .select { shape.remove(at: axis) } else { shape[axis] = picks.count }
+      return [Tensor(shape: shape, f64: out)]
+    case .split:
+      let s = x[0].shape
+      let axis = a.int("axis") < 0 ? a.int("axis") + s.count : a.int("axis")
+      var start = 0
+      return a.ints("sizes").map { size in
+        let picks = Array(start..<(start + size))
+        start += size
+        var shape = s
+        shape[axis] = size
+        return Tensor(shape: shape, f64: gather(x[0], axis: axis, picks: picks))
+      }
+    case .lstm:
+      return [lstm(x, hidden: a.int("hidden"), bidirectional: a.bool("bidirectional"))]
+    case .crossEntropy:
+      let n = x[0].shape[0], c = x[0].shape[1], v = x[0].doubles, t = x[1].doubles
+      var total = 0.0
+      for i in 0..<n {
+        let row = v[(i * c)..<((i + 1) * c)]
+        let m = row.max() ?? 0
+        let lse = m + log(row.reduce(0.0) { $0 + exp($1 - m) })
+        total += lse - v[i * c + Int(t[i])]
+      }
+      return [Tensor(shape: [], f64: [total / Double(n)])]
+    case .constant:
+      let shape = a.dims("shape").compactMap(\.staticValue)
+      return [Tensor(shape: shape, f64: [Double](repeating: a.float("value"), count: shape.reduce(1, *)))]
+    }
+  }
+
+  // MARK: Helpers
+
+  static func strides(_ shape: [Int]) -> [Int] {
+    var s = [Int](repeating: 1, count: shape.count)
+    var acc = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) {
+      s[i] = acc
+      acc *= shape[i]
+    }
+    return s
+  }
+
+  /// Advances a multi-index in row-major order.
+  static func increment(_ idx: inout [Int], _ shape: [Int]) {
+    var d = shape.count - 1
+    while d >= 0 {
+      idx[d] += 1
+      if idx[d] < shape[d] { return }
+      idx[d] = 0
+      d -= 1
+    }
+  }
+
+  static func clamp(_ i: Int, _ n: Int) -> Int { i < 0 ? Swift.max(i + n, 0) : Swift.min(i, n) }
+
+  static func map(_ t: Tensor, _ f: (Double) -> Double) -> Tensor {
+    Tensor(shape: t.shape, f64: t.doubles.map(f))
+  }
+
+  static func broadcast(_ a: Tensor, _ b: Tensor, _ f: (Double, Double) -> Double) -> Tensor {
+    let rank = Swift.max(a.shape.count, b.shape.count)
+    let sa = [Int](repeating: 1, count: rank - a.shape.count) + a.shape
+    let sb = [Int](repeating: 1, count: rank - b.shape.count) + b.shape
+    let shape = zip(sa, sb).map { Swift.max($0, $1) }
+    let stA = strides(sa), stB = strides(sb), av = a.doubles, bv = b.doubles
+    var idx = [Int](repeating: 0, count: rank)
+    let n = shape.reduce(1, *)
+    var out = [Double](repeating: 0, count: n)
+    for o in 0..<n {
+      var ia = 0, ib = 0
+      for d in 0..<rank {
+        if sa[d] != 1 { ia += idx[d] * stA[d] }
+        if sb[d] != 1 { ib += idx[d] * stB[d] }
+      }
+      out[o] = f(av[ia], bv[ib])
+      increment(&idx, shape)
+    }
+    let result = Tensor(shape: shape, f64: out)
+    if a.dtype == .i64 && b.dtype == .i64 { return Tensor(shape: shape, storage: .i64(out.map { Int64($0) })) }
+    return result
+  }
+
+  /// Calls `body` with the flat indices of every 1-D lane along `axis`.
+  static func forEachLane(_ shape: [Int], axis: Int, _ body: ([Int]) -> Void) {
+    let inner = shape[(axis + 1)...].reduce(1, *), n = shape[axis]
+    let outer = shape[..<axis].reduce(1, *)
+    for o in 0..<outer {
+      for i in 0..<inner {
+        body((0..<n).map { o * n * inner + $0 * inner + i })
+      }
+    }
+  }
+
+  static func gather(_ t: Tensor, axis: Int, picks: [Int]) -> [Double] {
+    let s = t.shape, v = t.doubles
+    let inner = s[(axis + 1)...].reduce(1, *), n = s[axis], outer = s[..<axis].reduce(1, *)
+    var out: [Double] = []
+    out.reserveCapacity(outer * picks.count * inner)
+    for o in 0..<outer {
+      for p in picks { out += v[((o * n + p) * inner)..<((o * n + p + 1) * inner)] }
+    }
+    return out
+  }
+
+  static func reduce(_ t: Tensor, _ a: Attributes, _ op: Op) -> Tensor {
+    let s = t.shape, v = t.doubles
+    var axes = Set(a.ints("axes").map { $0 < 0 ? $0 + s.count : $0 })
+    if axes.isEmpty { axes = Set(0..<s.count) }
+    let fullShape = s.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
+    let n = fullShape.reduce(1, *)
+    var out = [Double](repeating: op == .max ? -.infinity : 0, count: n)
+    let outStrides = strides(fullShape)
+    var idx = [Int](repeating: 0, count: s.count)
+    for i in 0..<v.count {
+      var o = 0
+      for d in 0..<s.count where !axes.contains(d) { o += idx[d] * outStrides[d] }
+      out[o] = op == .max ? Swift.max(out[o], v[i]) : out[o] + v[i]
+      increment(&idx, s)
+    }
+    if op == .mean {
+      let count = Double(v.count / Swift.max(n, 1))
+      out = out.map { $0 / count }
+    }
+    let shape = a.bool("keepdims") ? fullShape : s.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
+    if t.dtype == .i64 && op != .mean { return Tensor(shape: shape, storage: .i64(out.map { Int64($0) })) }
+    return Tensor(shape: shape, f64: out)
+  }
+
+  static func conv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ a: Attributes) -> Tensor {
+    let (n, cin, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (cout, cg, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
+    let s = a.ints("stride"), p = a.ints("padding"), d = a.ints("dilation"), groups = a.int("groups", default: 1)
+    let oh = (h + 2 * p[0] - d[0] * (kh - 1) - 1) / s[0] + 1
+    let ow = (wd + 2 * p[1] - d[1] * (kw - 1) - 1) / s[1] + 1
+    let xv = x.doubles, wv = w.doubles, bv = b?.doubles
+    let coutPerGroup = cout / groups
+    var out = [Double](repeating: 0, count: n * cout * oh * ow)
+    for b0 in 0..<n {
+      for oc in 0..<cout {
+        let g = oc / coutPerGroup
+        for oy in 0..<oh {
+          for ox in 0..<ow {
+            var acc = bv?[oc] ?? 0
+            for ic in 0..<cg {
+              let c = g * cg + ic
+              for ky in 0..<kh {
+                let iy = oy * s[0] - p[0] + ky * d[0]
+                guard iy >= 0, iy < h else { continue }
+                for kx in 0..<kw {
+                  let ix = ox * s[1] - p[1] + kx * d[1]
+                  guard ix >= 0, ix < wd else { continue }
+                  acc += xv[((b0 * cin + c) * h + iy) * wd + ix] * wv[((oc * cg + ic) * kh + ky) * kw + kx]
+                }
+              }
+            }
+            out[((b0 * cout + oc) * oh + oy) * ow + ox] = acc
+          }
+        }
+      }
+    }
+    return Tensor(shape: [n, cout, oh, ow], f64: out)
+  }
+
+  /// Max or average pooling with PyTorch's window placement (ceil mode drops a last window
+  /// that starts in the right padding; average counts padding unless `count_include_pad` is
+  /// false, and never counts what lies beyond the padding).
+  static func pool(_ x: Tensor, _ a: Attributes, max isMax: Bool) -> Tensor {
+    let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let k = a.ints("kernel"), s = a.ints("stride").isEmpty ? k : a.ints("stride"), p = a.ints("padding")
+    let d = a.ints("dilation").isEmpty ? [1, 1] : a.ints("dilation")
+    let ceilMode = a.bool("ceil_mode"), includePad = a.bool("count_include_pad", default: true)
+    func outSize(_ size: Int, _ i: Int) -> Int {
+      let span = d[i] * (k[i] - 1) + 1
+      var o = ceilMode ? (size + 2 * p[i] - span + s[i] - 1) / s[i] + 1 : (size + 2 * p[i] - span) / s[i] + 1
+      if ceilMode, (o - 1) * s[i] >= size + p[i] { o -= 1 }
+      return o
+    }
+    let oh = outSize(h, 0), ow = outSize(w, 1), xv = x.doubles
+    var out = [Double](repeating: 0, count: n * c * oh * ow)
+    for plane in 0..<(n * c) {
+      for oy in 0..<oh {
+        for ox in 0..<ow {
+          var acc = isMax ? -Double.infinity : 0
+          let y0 = oy * s[0] - p[0], x0 = ox * s[1] - p[1]
+          for ky in 0..<k[0] {
+            for kx in 0..<k[1] {
+              let iy = y0 + ky * d[0], ix = x0 + kx * d[1]
+              guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+              let v = xv[(plane * h + iy) * w + ix]
+              acc = isMax ? Swift.max(acc, v) : acc + v
+            }
+          }
+          if !isMax {
+            let count: Int
+            if includePad {
+              let yEnd = Swift.min(y0 + k[0], h + p[0]), xEnd = Swift.min(x0 + k[1], w + p[1])
+              count = (yEnd - y0) * (xEnd - x0)
+            } else {
+              let yA = Swift.max(y0, 0), yB = Swift.min(y0 + k[0], h), xA = Swift.max(x0, 0), xB = Swift.min(x0 + k[1], w)
+              count = Swift.max((yB - yA) * (xB - xA), 1)
+            }
+            acc /= Double(count)
+          }
+          out[(plane * oh + oy) * ow + ox] = acc
+        }
+      }
+    }
+    return Tensor(shape: [n, c, oh, ow], f64: out)
+  }
+
+  /// PyTorch's LSTM (batch first): gates i, f, g, o from `W_ih x + b_ih + W_hh h + b_hh`;
+  /// `c' = σ(f)·c + σ(i)·tanh(g)`, `h' = σ(o)·tanh(c')`; the reverse direction reads the
+  /// sequence backwards and its outputs are stored at their time step, after the forward half.
+  static func lstm(_ x: [Tensor], hidden h: Int, bidirectional: Bool) -> Tensor {
+    let (batch, steps, features) = (x[0].shape[0], x[0].shape[1], x[0].shape[2])
+    let xv = x[0].doubles
+    let directions = bidirectional ? 2 : 1
+    var out = [Double](repeating: 0, count: batch * steps * h * directions)
+    for dir in 0..<directions {
+      let wih = x[1 + 4 * dir].doubles, whh = x[2 + 4 * dir].doubles
+      let bih = x[3 + 4 * dir].doubles, bhh = x[4 + 4 * dir].doubles
+      for b in 0..<batch {
+        var hs = [Double](repeating: 0, count: h), cs = [Double](repeating: 0, count: h)
+        for s in 0..<steps {
+          let t = dir == 0 ? s : steps - 1 - s
+          var gates = [Double](repeating: 0, count: 4 * h)
+          for g in 0..<(4 * h) {
+            var acc = bih[g] + bhh[g]
+            for k in 0..<features { acc += wih[g * features + k] * xv[(b * steps + t) * features + k] }
+            for k in 0..<h { acc += whh[g * h + k] * hs[k] }
+            gates[g] = acc
+          }
+          for j in 0..<h {
+            let i = sigmoid(gates[j]), f = sigmoid(gates[h + j])
+            let gg = tanh(gates[2 * h + j]), o = sigmoid(gates[3 * h + j])
+            cs[j] = f * cs[j] + i * gg
+            hs[j] = o * tanh(cs[j])
+            out[((b * steps + t) * directions + dir) * h + j] = hs[j]
+          }
+        }
+      }
+    }
+    return Tensor(shape: [batch, steps, h * directions], f64: out)
+  }
+
+  static func sigmoid(_ v: Double) -> Double { 1 / (1 + exp(-v)) }
+}

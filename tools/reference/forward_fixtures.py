@@ -1,0 +1,213 @@
+"""Expected outputs of single ops and of the study models, computed by PyTorch in float64 on
+deterministic inputs and weights (detrand.py ≡ GlassboxReference.DeterministicTensors), so
+a fixture is only a spec (or a spec name with bindings) and its expected outputs.
+
+    .venv/bin/python tools/reference/forward_fixtures.py Tests/GlassboxRuntimeTests/Fixtures/forward
+
+Input NAME of shape S is `detrand.tensor("input:NAME", S)` (f32 values, computed in f64);
+an i64 input holds floor((u + 1) * 2) ∈ {0, 1, 2, 3}. Parameters are `detrand.parameters`.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import detrand
+from models import BiLSTM, CNNLSTM, ResNet18, vgg19_features
+
+torch.set_default_dtype(torch.float64)
+
+
+def inp(name, shape, dtype="f32"):
+    u = detrand.tensor("input:" + name, shape)
+    if dtype == "i64":
+        return torch.from_numpy(np.floor((u.astype(np.float64) + 1) * 2).astype(np.int64))
+    return torch.from_numpy(u.astype(np.float64))
+
+
+def par(name, shape):
+    return torch.from_numpy(detrand.parameters({name: (shape, "f32")})[name].astype(np.float64))
+
+
+# name: (spec, function of the inputs and parameters returning {output: tensor})
+OPS = {}
+
+
+def case(name, spec):
+    def register(fn):
+        OPS[name] = (spec, fn)
+        return fn
+    return register
+
+
+@case("conv2d_grouped", """graph g(x: f32[2, 4, 9, 8]) -> (y: f32[2, 6, 5, 4]) {
+  param w: f32[6, 2, 3, 3]
+  param b: f32[6]
+  y = conv2d(x, w, b, stride: 2, padding: 1, groups: 2)
+}""")
+def _(): return {"y": F.conv2d(inp("x", [2, 4, 9, 8]), par("w", [6, 2, 3, 3]), par("b", [6]), stride=2, padding=1, groups=2)}
+
+
+@case("conv2d_dilated", """graph g(x: f32[1, 3, 10, 11]) -> (y: f32[1, 5, 10, 7]) {
+  param w: f32[5, 3, 3, 3]
+  y = conv2d(x, w, padding: [2, 0], dilation: 2)
+}""")
+def _(): return {"y": F.conv2d(inp("x", [1, 3, 10, 11]), par("w", [5, 3, 3, 3]), padding=(2, 0), dilation=2)}
+
+
+@case("max_pool2d", """graph g(x: f32[2, 3, 9, 9]) -> (y: f32[2, 3, 5, 5], z: f32[2, 3, 4, 4], d: f32[2, 3, 4, 4]) {
+  y = max_pool2d(x, kernel: 3, stride: 2, padding: 1)
+  z = max_pool2d(x, kernel: 3, stride: 2, ceil_mode: true)
+  d = max_pool2d(x, kernel: 2, stride: 2, dilation: 2)
+}""")
+def _():
+    x = inp("x", [2, 3, 9, 9])
+    return {"y": F.max_pool2d(x, 3, 2, 1), "z": F.max_pool2d(x, 3, 2, ceil_mode=True),
+            "d": F.max_pool2d(x, 2, 2, dilation=2)}
+
+
+@case("avg_pool2d", """graph g(x: f32[2, 3, 8, 7]) -> (y: f32[2, 3, 4, 4], z: f32[2, 3, 4, 4], e: f32[2, 3, 4, 4]) {
+  y = avg_pool2d(x, kernel: 3, stride: 2, padding: 1)
+  z = avg_pool2d(x, kernel: 2, stride: 2, ceil_mode: true)
+  e = avg_pool2d(x, kernel: 3, stride: 2, padding: 1, count_include_pad: false)
+}""")
+def _():
+    x = inp("x", [2, 3, 8, 7])
+    return {"y": F.avg_pool2d(x, 3, 2, 1), "z": F.avg_pool2d(x, 2, 2, ceil_mode=True),
+            "e": F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)}
+
+
+@case("global_avg_pool2d_batch_norm", """graph g(x: f32[2, 4, 5, 3]) -> (y: f32[2, 4, 1, 1], n: f32[2, 4, 5, 3]) {
+  y = global_avg_pool2d(x)
+  n = batch_norm(x)
+}""")
+def _():
+    x = inp("x", [2, 4, 5, 3])
+    p = detrand.parameters({k: ([4], "f32") for k in ["n.weight", "n.bias", "n.running_mean", "n.running_var"]})
+    t = {k: torch.from_numpy(v.astype(np.float64)) for k, v in p.items()}
+    return {"y": F.adaptive_avg_pool2d(x, 1),
+            "n": F.batch_norm(x, t["n.running_mean"], t["n.running_var"], t["n.weight"], t["n.bias"], False, 0.1, 1e-5)}
+
+
+@case("linear_matmul", """graph g(x: f32[2, 3, 5], a: f32[4, 6], b: f32[6, 2], p: f32[3, 2, 4], q: f32[3, 4, 5]) -> (y: f32[2, 3, 7], m: f32[4, 2], bm: f32[3, 2, 5]) {
+  y = linear(x, out: 7)
+  m = matmul(a, b)
+  bm = batch_matmul(p, q)
+}""")
+def _():
+    return {"y": F.linear(inp("x", [2, 3, 5]), par("y.weight", [7, 5]), par("y.bias", [7])),
+            "m": inp("a", [4, 6]) @ inp("b", [6, 2]), "bm": torch.bmm(inp("p", [3, 2, 4]), inp("q", [3, 4, 5]))}
+
+
+@case("elementwise", """graph g(a: f32[2, 1, 4], b: f32[3, 1]) -> (s: f32[2, 3, 4], d: f32[2, 3, 4], m: f32[2, 3, 4], q: f32[2, 3, 4], r: f32[2, 1, 4], g: f32[2, 1, 4], t: f32[2, 1, 4], o: f32[2, 1, 4]) {
+  s = add(a, b)
+  d = sub(a, b)
+  m = mul(a, b)
+  q = div(a, add(b, constant(value: 3.0)))
+  r = relu(a)
+  g = sigmoid(a)
+  t = tanh(a)
+  o = dropout(a, p: 0.3)
+}""")
+def _():
+    a, b = inp("a", [2, 1, 4]), inp("b", [3, 1])
+    return {"s": a + b, "d": a - b, "m": a * b, "q": a / (b + 3), "r": F.relu(a), "g": torch.sigmoid(a),
+            "t": torch.tanh(a), "o": a}
+
+
+@case("softmax_reductions", """graph g(x: f32[2, 3, 4]) -> (s: f32[2, 3, 4], l: f32[2, 3, 4], su: f32[1, 3, 1], me: f32[2, 4], mx: f32[3], all: f32[]) {
+  s = softmax(x, axis: 1)
+  l = log_softmax(x)
+  su = sum(x, axes: [0, 2], keepdims: true)
+  me = mean(x, axes: [1])
+  mx = max(x, axes: [0, -1])
+  all = sum(x)
+}""")
+def _():
+    x = inp("x", [2, 3, 4])
+    return {"s": torch.softmax(x, 1), "l": torch.log_softmax(x, -1), "su": x.sum(dim=(0, 2), keepdim=True),
+            "me": x.mean(dim=1), "mx": x.amax(dim=(0, 2)), "all": x.sum()}
+
+
+@case("shapes", """graph g(x: f32[2, 3, 4], y: f32[2, 2, 4]) -> (r: f32[4, 6], f: f32[2, 12], t: f32[4, 2, 3], c: f32[2, 5, 4], sl: f32[2, 3, 2], se: f32[2, 4], p0: f32[2, 1, 4], p1: f32[2, 2, 4]) {
+  r = reshape(x, shape: [4, -1])
+  f = flatten(x)
+  t = transpose(x, perm: [2, 0, 1])
+  c = concat(x, y, axis: 1)
+  sl = slice(x, axis: 2, start: -3, step: 2)
+  se = select(x, axis: 1, index: -1)
+  p0, p1 = split(x, axis: 1, sizes: [1, 2])
+}""")
+def _():
+    x, y = inp("x", [2, 3, 4]), inp("y", [2, 2, 4])
+    p0, p1 = torch.split(x, [1, 2], dim=1)
+    return {"r": x.reshape(4, -1), "f": torch.flatten(x, 1), "t": x.permute(2, 0, 1), "c": torch.cat([x, y], 1),
+            "sl": x[:, :, -3::2], "se": x[:, -1], "p0": p0, "p1": p1}
+
+
+@case("lstm", """graph g(x: f32[2, 4, 3]) -> (u: f32[2, 4, 5], b: f32[2, 4, 10]) {
+  u = lstm(x, hidden: 5)
+  b = lstm(x, hidden: 5, bidirectional: true)
+}""")
+def _():
+    x = inp("x", [2, 4, 3])
+    out = {}
+    for name, bi in [("u", False), ("b", True)]:
+        m = torch.nn.LSTM(3, 5, batch_first=True, bidirectional=bi)
+        # The spec's layer `u = lstm(…)` names its parameters `u.weight_ih_l0`, ….
+        m.load_state_dict({n: par(f"{name}.{n}", list(p.shape)) for n, p in m.named_parameters()})
+        out[name] = m(x)[0]
+    return out
+
+
+@case("cross_entropy", """graph g(logits: f32[5, 4], target: i64[5]) -> (loss: f32[]) {
+  loss = cross_entropy(logits, target)
+}""")
+def _(): return {"loss": F.cross_entropy(inp("logits", [5, 4]), inp("target", [5], "i64"))}
+
+
+STUDY = {
+    "bilstm": ({"B": 2, "C": 5}, lambda: BiLSTM(5), [("mfcc", [2, 768, 128])]),
+    "bilstm_attention1d": ({"B": 2, "C": 5}, lambda: BiLSTM(5, attention=1), [("mfcc", [2, 768, 128])]),
+    "bilstm_attention2d": ({"B": 2, "C": 5}, lambda: BiLSTM(5, attention=64), [("mfcc", [2, 768, 128])]),
+    "resnet18": ({"B": 2, "C": 10, "H": 32, "W": 32}, lambda: ResNet18(10), [("image", [2, 3, 32, 32])]),
+    "resnet18_lstm": ({"B": 2, "T": 3, "C": 7, "H": 32, "W": 32}, lambda: CNNLSTM(ResNet18(classes=None), 7),
+                      [("frames", [2, 3, 3, 32, 32])]),
+    "vgg19_lstm": ({"B": 1, "T": 2, "C": 7, "H": 32, "W": 32}, lambda: CNNLSTM(vgg19_features(), 7),
+                   [("frames", [1, 2, 3, 32, 32])]),
+}
+
+
+def as_json(t):
+    t = t.detach()
+    return {"shape": list(t.shape), "data": [float(v) for v in t.reshape(-1).tolist()]}
+
+
+def main(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    for name, (spec, fn) in OPS.items():
+        outputs = fn()
+        with open(os.path.join(out_dir, name + ".graph"), "w") as f:
+            f.write(spec + "\n")
+        with open(os.path.join(out_dir, name + ".json"), "w") as f:
+            json.dump({"outputs": {k: as_json(v) for k, v in outputs.items()}}, f)
+        print(name, {k: list(v.shape) for k, v in outputs.items()})
+    for name, (bindings, make, inputs) in STUDY.items():
+        torch.manual_seed(0)
+        model = make().double().eval()
+        shapes = {k: (list(v.shape), "i64" if v.dtype == torch.int64 else "f32") for k, v in model.state_dict().items()}
+        state = {k: torch.from_numpy(v if v.dtype == np.int64 else v.astype(np.float64))
+                 for k, v in detrand.parameters(shapes).items()}
+        model.load_state_dict(state)
+        with torch.no_grad():
+            logits = model(*[inp(n, s) for n, s in inputs])
+        with open(os.path.join(out_dir, name + ".json"), "w") as f:
+            json.dump({"spec": name, "bindings": bindings, "outputs": {"logits": as_json(logits)}}, f)
+        print(name, list(logits.shape), float(logits.abs().max()))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "Tests/GlassboxRuntimeTests/Fixtures/forward")

@@ -9,9 +9,13 @@ let package = Package(
   platforms: [.macOS(.v14)],
   products: [
     .executable(name: "glassbox", targets: ["glassbox"]),
+    // Libraries for the fuzz package in Fuzz/ (and anyone embedding the model format).
+    .library(name: "GlassboxIR", targets: ["GlassboxIR"]),
+    .library(name: "GlassboxFormat", targets: ["GlassboxFormat"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
   ],
   targets: [
     // C libraries, each wrapped by exactly one Swift module (named in the comment).
@@ -30,18 +34,30 @@ let package = Package(
     .target(name: "GlassboxViz", dependencies: ["GlassboxIR", "CGraphviz"], swiftSettings: strict),
     .target(name: "GlassboxReference", dependencies: ["GlassboxIR"], swiftSettings: strict),
     .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS"], swiftSettings: strict),
-    .target(name: "GlassboxMedia", dependencies: ["CFFmpeg", "CSndfile"], swiftSettings: strict),
+    // .model files, .npy and safetensors; the only module that imports SwiftProtobuf.
+    .target(name: "GlassboxFormat",
+            dependencies: ["GlassboxIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strict),
+    .target(name: "GlassboxMedia", dependencies: ["GlassboxIR", "CFFmpeg", "CSndfile"], swiftSettings: strict),
     .target(name: "GlassboxCLI",
-            dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxRuntime", "GlassboxMedia",
+            dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxRuntime", "GlassboxMedia", "GlassboxFormat",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
     .executableTarget(name: "glassbox", dependencies: ["GlassboxCLI"], swiftSettings: strict),
+    // tools/bench/media.sh: MFCC and video-decoding timings (run in release).
+    .executableTarget(name: "glassbox-media-bench", dependencies: ["GlassboxMedia"],
+                      path: "tools/bench/MediaBench", swiftSettings: strict),
 
     .testTarget(name: "GlassboxIRTests", dependencies: ["GlassboxIR"],
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxVizTests", dependencies: ["GlassboxViz", "GlassboxIR"], swiftSettings: strict),
     .testTarget(name: "GlassboxRuntimeTests", dependencies: ["GlassboxRuntime", "GlassboxReference", "GlassboxIR"],
                 exclude: ["Fixtures"], swiftSettings: strict),
-    .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR"], swiftSettings: strict),
+    .testTarget(name: "GlassboxFormatTests", dependencies: ["GlassboxFormat", "GlassboxIR"],
+                exclude: ["Fixtures"], swiftSettings: strict),
+    .testTarget(name: "GlassboxMediaTests", dependencies: ["GlassboxMedia", "GlassboxIR"],
+                exclude: ["Fixtures"], swiftSettings: strict),
+    .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia"],
+                swiftSettings: strict),
   ]
 )

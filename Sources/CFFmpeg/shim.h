@@ -5,3 +5,6 @@
 #include <libavutil/tx.h>
 #include <libswscale/swscale.h>
 #include <libswresample/swresample.h>
+#include <libavutil/opt.h>
+#include <libavutil/hash.h>
+#include <libavutil/channel_layout.h>

@@ -19,7 +19,7 @@ struct Check: ParsableCommand {
   var json = false
 
   func run() throws {
-    let compiled = try compileSpec(options)
+    let compiled = try loadGraph(options)
     guard let graph = compiled.result.graph else {
       if json {
         Swift.print(JSON.object([("diagnostics", .array(compiled.result.diagnostics.map(Check.json)))]).text)

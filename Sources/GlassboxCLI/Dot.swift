@@ -31,7 +31,7 @@ struct Dot: ParsableCommand {
 
   func run() throws {
     let format = try Dot.format(of: output)
-    let compiled = try compileSpec(options)
+    let compiled = try loadGraph(options)
     guard let graph = compiled.result.graph else {
       printDiagnostics(compiled.result.diagnostics, source: compiled.source)
       throw ExitCode(1)

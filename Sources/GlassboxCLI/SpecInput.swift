@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
+import GlassboxFormat
 import GlassboxIR
 
 /// The spec a command works on and the symbol bindings for it.
 struct SpecOptions: ParsableArguments {
-  @Argument(help: "A spec file (graphs/NAME.graph).")
+  @Argument(help: "A spec file (graphs/NAME.graph) or a compiled .model file.")
   var spec: String
 
   @Option(name: .customLong("bind"), help: ArgumentHelp("Size a symbol, e.g. --bind B=1 (repeatable).", valueName: "NAME=VALUE"))
@@ -80,4 +81,43 @@ func printDiagnostics(_ diagnostics: [Diagnostic], source: SourceText?) {
   let errors = diagnostics.filter { $0.severity == .error }.count
   if errors > 1 { text += "\n\(errors) errors" }
   FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// A graph to work on, from a spec or from a `.model` file.
+struct GraphInput {
+  /// The spec text, to quote under diagnostics (nil for a model).
+  var source: SourceText?
+  /// The graph, or the spec's diagnostics.
+  var result: Spec.Result
+  /// The loaded model (weights, labels, provenance) when the input was a `.model` file.
+  var model: ModelFile?
+}
+
+/// Whether `path` names a `.model` file: by its extension, or by its first bytes.
+func isModelFile(_ path: String) -> Bool {
+  if path.hasSuffix(".model") { return true }
+  guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+  defer { try? handle.close() }
+  return (try? handle.read(upToCount: 8)) == Data("GBXMODEL".utf8)
+}
+
+/// The one step from a command's input file to a graph: a spec is compiled with the
+/// bindings; a `.model` is loaded and checked (`checkingWeights` also verifies the weights'
+/// checksums, for commands that use them). Errors name the file; diagnostics come back in
+/// `result` for the caller to print.
+func loadGraph(_ options: SpecOptions, checkingWeights: Bool = false) throws -> GraphInput {
+  guard isModelFile(options.spec) else {
+    let compiled = try compileSpec(options)
+    return GraphInput(source: compiled.source, result: compiled.result, model: nil)
+  }
+  guard options.bindings.isEmpty else {
+    throw FileError(description: "\(options.spec): --bind applies to spec files; a .model is compiled already (its symbols \(loadedSymbols(options.spec)) are bound when it runs)")
+  }
+  let model = try ModelFile.load(options.spec, checkingWeights: checkingWeights)
+  return GraphInput(source: nil, result: Spec.Result(graph: model.graph, diagnostics: []), model: model)
+}
+
+private func loadedSymbols(_ path: String) -> String {
+  let symbols = (try? ModelFile.load(path, checkingWeights: false))?.graph.symbols ?? []
+  return symbols.isEmpty ? "(none)" : symbols.joined(separator: ", ")
 }

@@ -95,9 +95,20 @@ public struct Scope: Hashable, Sendable {
   public var block: String
   public var steps: Steps?
 
+  public init(path: String, block: String, steps: Steps? = nil) {
+    self.path = path
+    self.block = block
+    self.steps = steps
+  }
+
   public struct Steps: Hashable, Sendable {
     public var batch: Dim
     public var time: Dim
+
+    public init(batch: Dim, time: Dim) {
+      self.batch = batch
+      self.time = time
+    }
   }
 }
 

@@ -49,6 +49,17 @@ public struct Tap: Sendable {
   public var options: Attributes
   public var type: TensorType
   public var location: SourceLocation?
+
+  /// A tap as stored; `type` must be what `kind.inferType` gives (the verifier checks).
+  public init(name: String, kind: TapKind, operands: [ValueID], options: Attributes, type: TensorType,
+              location: SourceLocation? = nil) {
+    self.name = name
+    self.kind = kind
+    self.operands = operands
+    self.options = options
+    self.type = type
+    self.location = location
+  }
 }
 
 extension Tap: Equatable {

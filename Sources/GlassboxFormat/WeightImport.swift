@@ -1,0 +1,64 @@
+import GlassboxIR
+
+/// Matches a `state_dict` (from safetensors) to a graph's parameters by name, after prefix
+/// renames, and reports every missing, unexpected and mis-shaped tensor at once.
+public struct WeightImport: Sendable {
+  /// A prefix rule: a name starting with `old` has that prefix replaced by `new`
+  /// (`features.` → `cnn.` for torchvision's VGG). The first matching rule applies.
+  public struct Rename: Sendable, Equatable {
+    public var old: String
+    public var new: String
+    public init(old: String, new: String) {
+      self.old = old
+      self.new = new
+    }
+  }
+
+  /// One tensor per parameter, in `graph.parameters` order, when nothing is missing or mis-shaped.
+  public var weights: [Tensor]?
+  /// Parameters with no tensor of their name.
+  public var missing: [String] = []
+  /// Tensors (by their renamed name) that no parameter takes.
+  public var unexpected: [String] = []
+  /// `name: file has f32[3, 4] but the graph expects f32[4, 3]`.
+  public var misshaped: [String] = []
+
+  /// Whether every parameter found a tensor of its type (unexpected tensors aside).
+  public var isComplete: Bool { weights != nil }
+
+  /// The report, one line per problem, missing first.
+  public var problems: [String] {
+    missing.map { "missing: \($0)" } + misshaped.map { "mis-shaped: \($0)" } + unexpected.map { "unexpected: \($0)" }
+  }
+
+  public static func renamed(_ name: String, _ rules: [Rename]) -> String {
+    for r in rules where name.hasPrefix(r.old) { return r.new + name.dropFirst(r.old.count) }
+    return name
+  }
+
+  public init(graph: Graph, file: SafeTensorsFile, renames: [Rename] = []) {
+    var byName: [String: Tensor] = [:]
+    var duplicates: [String] = []
+    for t in file.tensors {
+      let name = Self.renamed(t.name, renames)
+      if byName[name] != nil { duplicates.append("\(name) (two tensors are renamed to it)") }
+      byName[name] = t.tensor
+    }
+    misshaped += duplicates
+    var out: [Tensor] = []
+    let expected = Set(graph.parameters.map(\.name))
+    for p in graph.parameters {
+      guard let t = byName[p.name] else {
+        missing.append(p.name)
+        continue
+      }
+      if t.type != p.type {
+        misshaped.append("\(p.name): file has \(t.type) but the graph expects \(p.type)")
+        continue
+      }
+      out.append(t)
+    }
+    unexpected = file.tensors.map { Self.renamed($0.name, renames) }.filter { !expected.contains($0) }
+    weights = missing.isEmpty && misshaped.isEmpty ? out : nil
+  }
+}

@@ -1,0 +1,136 @@
+import Foundation
+@testable import GlassboxCLI
+import GlassboxFormat
+import GlassboxIR
+import Testing
+
+/// `glassbox compile`, `info`, `export`, and `check`/`dot` on a `.model`.
+struct ModelCommandTests {
+  static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
+  static func spec(_ name: String) -> String { root.appendingPathComponent("graphs/\(name).graph").path }
+
+  static func withTemporaryDirectory(_ body: (URL) throws -> Void) throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("glassbox-model-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try body(dir)
+  }
+
+  static func glassbox(_ arguments: [String]) throws {
+    var command = try Glassbox.parseAsRoot(arguments)
+    try command.run()
+  }
+
+  static func message(_ arguments: [String]) -> String {
+    do {
+      try glassbox(arguments)
+      return "no error"
+    } catch {
+      return Glassbox.message(for: error)
+    }
+  }
+
+  @Test func compileInfoExportAndReimport() throws {
+    try Self.withTemporaryDirectory { dir in
+      let model = dir.appendingPathComponent("lid.model").path
+      let labels = dir.appendingPathComponent("labels.txt")
+      try Data("hindi\ntamil\r\nurdu\n".utf8).write(to: labels)
+      try Self.glassbox(["compile", Self.spec("bilstm_attention1d"), "--bind", "C=3", "--labels", labels.path,
+                         "--seed", "5", "--tap", "gradient:classifier:class=2", "-o", model])
+      let file = try ModelFile.load(model)
+      #expect(file.labels == ["hindi", "tamil", "urdu"])
+      #expect(file.provenance.weights == .initialized(seed: 5))
+      #expect(file.provenance.bindings == ["C": 3])
+      #expect(file.graph.taps.map(\.name) == ["attention", "hidden", "saliency", "gradient"])
+      #expect(file.graph.taps.last?.options["class"] == .int(2))
+
+      let summary = Info.summary(file)
+      #expect(summary.contains("  output  logits: f32[B, 3]\n"))
+      #expect(summary.contains("  labels: 3 (hindi, tamil, urdu)\n"))
+      #expect(summary.contains("  weights: initialised with seed 5\n"))
+      let json = try #require(try JSONSerialization.jsonObject(with: Data(Info.json(file).text.utf8)) as? [String: Any])
+      #expect(json["parameterCount"] as? Int == 41_667 + 65)
+      #expect(json["weightBytes"] as? Int == file.weightByteCount)
+      #expect((json["provenance"] as? [String: Any])?["producer"] as? String == "glassbox")
+
+      let weights = dir.appendingPathComponent("w.safetensors").path
+      try Self.glassbox(["export", model, "-o", weights])
+      let exported = try SafeTensors.read(weights)
+      #expect(Set(exported.tensors.map(\.name)) == Set(file.graph.parameters.map(\.name)))
+      let again = dir.appendingPathComponent("again.model").path
+      try Self.glassbox(["compile", Self.spec("bilstm_attention1d"), "--bind", "C=3", "--weights", weights, "-o", again])
+      let reloaded = try ModelFile.load(again)
+      #expect(reloaded.namedWeights() == file.namedWeights())
+      if case .imported(let sha) = reloaded.provenance.weights {
+        #expect(sha == SHA256.hex([UInt8](try Data(contentsOf: URL(fileURLWithPath: weights)))))
+      } else {
+        Issue.record("imported weights are not recorded")
+      }
+      // Re-compiling a model adds a tap and keeps weights, labels and provenance.
+      let more = dir.appendingPathComponent("more.model").path
+      try Self.glassbox(["compile", model, "--tap", "hidden:lstm:name=h", "-o", more])
+      let recompiled = try ModelFile.load(more)
+      #expect(recompiled.graph.taps.map(\.name) == file.graph.taps.map(\.name) + ["h"])
+      #expect(recompiled.namedWeights() == file.namedWeights())
+      #expect(recompiled.labels == file.labels && recompiled.provenance == file.provenance)
+      // check and dot take the model where they take a spec.
+      try Self.glassbox(["check", model])
+      try Self.glassbox(["dot", model, "-o", dir.appendingPathComponent("net.dot").path])
+      #expect(Self.message(["check", model, "--bind", "B=2"]).contains("--bind applies to spec files"))
+    }
+  }
+
+  @Test func weightProblemsAreReportedAndNothingIsWritten() throws {
+    try Self.withTemporaryDirectory { dir in
+      let weights = dir.appendingPathComponent("w.safetensors").path
+      try SafeTensors.write(SafeTensorsFile(tensors: [
+        NamedTensor("classifier.weight", Tensor(shape: [4, 64], f32: [Float](repeating: 0, count: 256))),
+        NamedTensor("extra", Tensor(shape: [1], f32: [0])),
+      ]), to: weights)
+      let output = dir.appendingPathComponent("lid.model")
+      try Data("keep".utf8).write(to: output)
+      let m = Self.message(["compile", Self.spec("bilstm"), "--bind", "C=3", "--weights", weights, "-o", output.path])
+      #expect(m == "\(weights): does not fit bilstm: 9 missing, 1 mis-shaped, 1 unexpected tensors")
+      #expect(try Data(contentsOf: output) == Data("keep".utf8))
+      #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["lid.model", "w.safetensors"])
+    }
+  }
+
+  @Test func renameRulesApplyToPrefixes() throws {
+    let (graph, file) = (try Spec.checkedGraph(SourceText(fileName: "t.graph", text: """
+      graph g(x: f32[B, 4]) -> (y: f32[B, 2]) {
+        fc = linear(x, out: 2)
+        y = fc
+      }
+      """)), SafeTensorsFile(tensors: [NamedTensor("head.weight", Tensor(shape: [2, 4], f32: Array(repeating: 1, count: 8))),
+                                       NamedTensor("head.bias", Tensor(shape: [2], f32: [1, 2]))]))
+    let matched = WeightImport(graph: graph, file: file, renames: [WeightImport.Rename(old: "head.", new: "fc.")])
+    #expect(matched.isComplete && matched.problems.isEmpty)
+    #expect(WeightImport(graph: graph, file: file).problems == ["missing: fc.weight", "missing: fc.bias",
+                                                                "unexpected: head.weight", "unexpected: head.bias"])
+  }
+
+  @Test func tapOptionErrors() throws {
+    try Self.withTemporaryDirectory { dir in
+      let out = dir.appendingPathComponent("m.model").path
+      let base = ["compile", Self.spec("resnet18"), "-o", out]
+      #expect(Self.message(base + ["--tap", "lime:layer4"]).hasPrefix("--tap lime:layer4: unknown tap kind 'lime'; expected activation, "))
+      #expect(Self.message(base + ["--tap", "gradcam:nope"]) == "--tap gradcam:nope: the graph has no value named 'nope'")
+      #expect(Self.message(base + ["--tap", "gradcam:layer3:name=cam"]) == "--tap gradcam:layer3:name=cam: a tap named 'cam' exists already; give another with :name=NAME")
+      #expect(Self.message(base + ["--tap", "gradcam:layer3:scope=sometimes"]) == "--tap gradcam:layer3:scope=sometimes: option scope must be one of frame, clip, found 'sometimes'")
+      #expect(Self.message(base + ["--tap", "cam:layer4"]) == "--tap cam:layer4: tap cam takes 2 values (separated by ','), found 1")
+      #expect(Self.message(base + ["--tap", "gradcam:fc"]).hasPrefix("--tap gradcam:fc: tap gradcam: fc must be a feature map"))
+      #expect((try? FileManager.default.contentsOfDirectory(atPath: dir.path))?.isEmpty == true)
+    }
+  }
+
+  @Test func addedTapsFollowTheSpecRules() throws {
+    var graph = try Spec.checkedGraph(SourceText(fileName: "r.graph", text: try String(contentsOfFile: Self.spec("resnet18"), encoding: .utf8)))
+    try Compile.addTap("gradcam:layer3:class=7", to: &graph)
+    try Compile.addTap("gradcampp:layer4:name=pp", to: &graph)
+    #expect(graph.taps.map(\.name) == ["gradcam", "cam", "gradcam_layer3", "pp"])
+    #expect(graph.taps[2].type == TensorType(.f32, [Dim(symbol: "B"), 14, 14]))
+    #expect(Verifier.verify(graph).isEmpty)
+  }
+}

@@ -15,8 +15,7 @@ let package = Package(
   ],
   targets: [
     // C libraries, each wrapped by exactly one Swift module (named in the comment).
-    .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
-                   providers: [.apt(["libopenblas-dev"])]),            // GlassboxRuntime
+    .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),  // GlassboxRuntime (headers; dlopen)
     .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat",
                    providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev",
                                      "libswscale-dev", "libswresample-dev"])]),  // GlassboxMedia
@@ -29,7 +28,9 @@ let package = Package(
     .target(name: "GlassboxIR", swiftSettings: strict),
     .target(name: "GlassboxViz", dependencies: ["GlassboxIR", "CGraphviz"], swiftSettings: strict),
     .target(name: "GlassboxReference", dependencies: ["GlassboxIR"], swiftSettings: strict),
-    .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS"], swiftSettings: strict),
+    // Kernels are compiled for AVX2 + FMA (any x86-64 since 2013); OpenBLAS picks its own.
+    .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS"],
+            swiftSettings: strict + [.unsafeFlags(["-target-cpu", "haswell", "-Ounchecked"])]),
     .target(name: "GlassboxMedia", dependencies: ["CFFmpeg", "CSndfile"], swiftSettings: strict),
     .target(name: "GlassboxCLI",
             dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxRuntime", "GlassboxMedia",

@@ -6,6 +6,7 @@ import Foundation
 /// Debian's OpenBLAS 0.3.21 picks its AVX2 "Haswell" kernels on AVX-512 CPUs unless
 /// `OPENBLAS_CORETYPE=SkylakeX` is set when the library initialises (about 2× on SGEMM), so
 /// the library is opened with `dlopen` after that variable is arranged — never linked.
+/// `GLASSBOX_OPENBLAS_CORETYPE=Haswell` (any OpenBLAS core name) chooses other kernels.
 public enum BLAS {
   typealias Sgemm = @convention(c) (CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, blasint, blasint, blasint,
                                     Float, UnsafePointer<Float>?, blasint, UnsafePointer<Float>?, blasint,
@@ -29,15 +30,23 @@ public enum BLAS {
 
   /// Whether the CPU has the AVX-512 subsets OpenBLAS's SkylakeX kernels use.
   static var hasAVX512: Bool {
-    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-          let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
-    else { return false }
+    // procfs reports a size of 0, so read to the end rather than by the file's size.
+    guard let handle = FileHandle(forReadingAtPath: "/proc/cpuinfo") else { return false }
+    defer { try? handle.close() }
+    let info = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+    guard let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
     let set = Set(flags.split(separator: " ").map(String.init))
     return ["avx512f", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(set.contains)
   }
 
   static func load() -> Result<Library, LoadError> {
-    if getenv("OPENBLAS_CORETYPE") == nil, hasAVX512 { setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) }
+    // Glassbox chooses the kernels itself: an inherited OPENBLAS_CORETYPE (this machine's
+    // environment sets Haswell) is overridden; GLASSBOX_OPENBLAS_CORETYPE overrides the choice.
+    if let chosen = getenv("GLASSBOX_OPENBLAS_CORETYPE") {
+      setenv("OPENBLAS_CORETYPE", chosen, 1)
+    } else if hasAVX512 {
+      setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
+    }
     var handle: UnsafeMutableRawPointer?
     for name in ["libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.3.21.so"] {
       handle = dlopen(name, RTLD_NOW | RTLD_LOCAL)

@@ -33,7 +33,7 @@ let package = Package(
             swiftSettings: strict + [.unsafeFlags(["-target-cpu", "haswell", "-Ounchecked"])]),
     .target(name: "GlassboxMedia", dependencies: ["CFFmpeg", "CSndfile"], swiftSettings: strict),
     .target(name: "GlassboxCLI",
-            dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxRuntime", "GlassboxMedia",
+            dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxReference", "GlassboxRuntime", "GlassboxMedia",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
     .executableTarget(name: "glassbox", dependencies: ["GlassboxCLI"], swiftSettings: strict),

@@ -5,7 +5,7 @@ public struct Glassbox: ParsableCommand {
   public static let configuration = CommandConfiguration(
     commandName: "glassbox",
     abstract: "Compile, run and explain static-graph models.",
-    subcommands: [Check.self, Dot.self, Version.self])
+    subcommands: [Check.self, Dot.self, Bench.self, Version.self])
 
   public init() {}
 }

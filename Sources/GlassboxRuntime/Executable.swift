@@ -27,9 +27,11 @@ public final class Executable: @unchecked Sendable {
   }
 
   /// Compiles a graph whose every dimension is bound; `parameters` are copied in (missing
-  /// ones are an error).
-  public init(graph: Graph, parameters: [String: Tensor]) throws {
+  /// ones are an error). `threads` is how many cores the program may use: OpenBLAS gets that
+  /// many, and independent work of our own (the two LSTM directions) is spread over them.
+  public init(graph: Graph, parameters: [String: Tensor], threads: Int = 2) throws {
     try BLAS.ensureLoaded()
+    BLAS.setThreads(max(threads, 1))
     self.graph = graph
     for v in graph.values where !v.type.shape.allSatisfy(\.isStatic) {
       throw InputError(description: "value '\(v.name)' has symbolic shape \(v.type.shapeDescription); bind the symbols first")
@@ -92,7 +94,7 @@ public final class Executable: @unchecked Sendable {
 
     var kernels: [any Kernel] = []
     for (i, node) in graph.nodes.enumerated() {
-      kernels += try Lowering.kernels(node, graph, offsets, scratch: scratch[i])
+      kernels += try Lowering.kernels(node, graph, offsets, scratch: scratch[i], threads: threads)
     }
     self.kernels = kernels
     var results = graph.outputs.map { ($0.name, $0.value) }
@@ -164,6 +166,20 @@ public final class Executable: @unchecked Sendable {
       guard let t = inputs[graph[id].name] else { throw InputError(description: "input '\(graph[id].name)' is missing") }
       write(t, at: offsets[id.index])
     }
+  }
+
+  /// Runs the program `runs` times and returns each kernel's label and mean time in
+  /// milliseconds, in program order.
+  public func profile(runs: Int) -> [(label: String, milliseconds: Double)] {
+    var total = [UInt64](repeating: 0, count: kernels.count)
+    for _ in 0..<Swift.max(runs, 1) {
+      for (i, k) in kernels.enumerated() {
+        let start = DispatchTime.now().uptimeNanoseconds
+        k.run(arena)
+        total[i] += DispatchTime.now().uptimeNanoseconds - start
+      }
+    }
+    return zip(kernels, total).map { ($0.label, Double($1) / 1e6 / Double(Swift.max(runs, 1))) }
   }
 
   /// Kernel labels in program order.

@@ -5,22 +5,27 @@ enum FastMath {
   /// e^x for x clamped to [−87.3, 88.7] (beyond, the result saturates to 0 or f32's max).
   @inline(__always)
   static func exp(_ x: V) -> V {
-    let x = x.clamped(lowerBound: V(repeating: -87.33), upperBound: V(repeating: 88.72))
-    // x = n·ln2 + r, |r| ≤ ln2/2; ln2 split in two parts for an exact reduction.
-    let n = (x * 1.442_695_04 + 0.5).rounded(.down)
+    var x = x
+    x.replace(with: V(repeating: -87.33), where: x .< -87.33)
+    x.replace(with: V(repeating: 88.72), where: x .> 88.72)
+    // n = round(x / ln2) by the 1.5·2^23 trick: adding it leaves n in the low mantissa bits.
+    let magic = V(repeating: 12_582_912)
+    let shifted = x.addingProduct(x, V(repeating: 0.442_695_04)) + magic  // x·log2(e) + magic
+    let n = shifted - magic
+    // r = x − n·ln2, with ln2 split in two for an exact reduction.
     var r = x.addingProduct(n, V(repeating: -0.693_359_375))
     r = r.addingProduct(n, V(repeating: 2.121_944_4e-4))
     var p = V(repeating: 1.987_569_15e-4)
-    p = p * r + 1.398_199_95e-3
-    p = p * r + 8.333_451_9e-3
-    p = p * r + 4.166_579_6e-2
-    p = p * r + 1.666_666_55e-1
-    p = p * r + 5.000_000_1e-1
-    let r2 = r * r
-    let e = p * r2 + r + 1
-    // 2^n through the exponent bits.
-    let bits = (SIMD8<Int32>(truncatingIfNeeded: SIMD8<Int32>(n)) &+ 127) &<< 23
-    return e * unsafeBitCast(bits, to: V.self)
+    p = V(repeating: 1.398_199_95e-3).addingProduct(p, r)
+    p = V(repeating: 8.333_451_9e-3).addingProduct(p, r)
+    p = V(repeating: 4.166_579_6e-2).addingProduct(p, r)
+    p = V(repeating: 1.666_666_55e-1).addingProduct(p, r)
+    p = V(repeating: 5.000_000_1e-1).addingProduct(p, r)
+    let e = (r + 1).addingProduct(p, r * r)
+    // 2^n through the exponent bits: the low bits of `shifted` hold n + 0x400000.
+    let bits = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let scale = unsafeBitCast((bits &+ 127) &<< 23, to: V.self)
+    return e * scale
   }
 
   @inline(__always)

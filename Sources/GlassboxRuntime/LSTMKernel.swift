@@ -17,6 +17,10 @@ struct LSTMLayer: Kernel {
   /// Per direction: weight_ih, weight_hh, bias_ih, bias_hh.
   var weights: [(Int, Int, Int, Int)]
   var scratch: Int
+  /// Whether the two directions may run on two threads.
+  var parallel: Bool
+  /// OpenBLAS's thread count outside this kernel.
+  var threads: Int
 
   /// Floats of scratch one direction needs.
   static func scratchCount(batch: Int, steps: Int, hidden: Int) -> Int {
@@ -25,26 +29,32 @@ struct LSTMLayer: Kernel {
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    let g = 4 * hidden
-    let per = LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
-    // Input projections first, on BLAS's threads.
-    for d in 0..<directions {
-      let (wih, _, bih, bhh) = weights[d]
-      let proj = a + scratch + d * per
-      for r in 0..<(batch * steps) {
-        let row = proj + r * g
-        for j in 0..<g { row[j] = a[bih + j] + a[bhh + j] }
+    if directions == 2 && parallel {
+      // One direction per core, each with a single-threaded BLAS, so nothing is oversubscribed.
+      BLAS.setThreads(1)
+      let base = UnsafeSendable(a)
+      DispatchQueue.concurrentPerform(iterations: 2) { d in
+        project(base.pointer, direction: d)
+        recur(base.pointer, direction: d)
       }
-      BLAS.sgemm(transB: true, m: batch * steps, n: g, k: features, a: a + x, lda: features,
-                 b: a + wih, ldb: features, beta: 1, c: proj, ldc: g)
-    }
-    // Recurrences: independent per direction.
-    let base = UnsafeSendable(a)
-    if directions == 2 {
-      DispatchQueue.concurrentPerform(iterations: 2) { d in recur(base.pointer, direction: d) }
+      BLAS.setThreads(threads)
     } else {
-      recur(a, direction: 0)
+      for d in 0..<directions {
+        project(a, direction: d)
+        recur(a, direction: d)
+      }
     }
+  }
+
+  /// `proj[B·T, 4H] = x · W_ihᵀ + b_ih + b_hh`, every time step at once.
+  func project(_ a: UnsafeMutablePointer<Float>, direction d: Int) {
+    let g = 4 * hidden
+    let (wih, _, bih, bhh) = weights[d]
+    let proj = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
+    for j in 0..<g { proj[j] = a[bih + j] + a[bhh + j] }
+    for r in 1..<Swift.max(batch * steps, 1) { (proj + r * g).update(from: proj, count: g) }
+    BLAS.sgemm(transB: true, m: batch * steps, n: g, k: features, a: a + x, lda: features,
+               b: a + wih, ldb: features, beta: 1, c: proj, ldc: g)
   }
 
   @inline(__always)
@@ -60,22 +70,33 @@ struct LSTMLayer: Kernel {
     cs.update(repeating: 0, count: batch * h)
     let vectors = g / 8, vectorized = g % 8 == 0 && h % 8 == 0
     let outStride = directions * h
+    // From 8 rows on, one small GEMM per step beats a row at a time.
+    let useGEMM = batch >= 8
     for s in 0..<steps {
       let t = d == 0 ? s : steps - 1 - s
+      if useGEMM {
+        for b in 0..<batch { (gates + b * g).update(from: proj + (b * steps + t) * g, count: g) }
+        BLAS.sgemm(m: batch, n: g, k: h, a: hs, lda: h, b: wt, ldb: g, beta: 1, c: gates, ldc: g)
+      }
       for b in 0..<batch {
         let gate = gates + b * g
-        gate.update(from: proj + (b * steps + t) * g, count: g)
         let hb = hs + b * h
+        if !useGEMM { gate.update(from: proj + (b * steps + t) * g, count: g) }
         if vectorized {
           let gv = UnsafeMutableRawPointer(gate)
-          for k in 0..<h {
-            let hk = SIMD8<Float>(repeating: hb[k])
-            let wrow = UnsafeRawPointer(wt + k * g)
-            for v in 0..<vectors {
-              let w = wrow.loadUnaligned(fromByteOffset: v * 32, as: SIMD8<Float>.self)
-              let acc = gv.loadUnaligned(fromByteOffset: v * 32, as: SIMD8<Float>.self)
-              gv.storeBytes(of: acc.addingProduct(hk, w), toByteOffset: v * 32, as: SIMD8<Float>.self)
+          // gates += h·W_hhᵀ, eight vectors (64 gates) at a time kept in registers over k.
+          var v = useGEMM ? vectors : 0
+          while v + 8 <= vectors {
+            accumulate8(gv + v * 32, UnsafeRawPointer(wt + v * 8), rowBytes: g * 4, hb, h)
+            v += 8
+          }
+          while v < vectors && !useGEMM {
+            var acc = gv.loadUnaligned(fromByteOffset: v * 32, as: SIMD8<Float>.self)
+            for k in 0..<h {
+              acc = acc.addingProduct(SIMD8(repeating: hb[k]), UnsafeRawPointer(wt + k * g + v * 8).loadUnaligned(as: SIMD8<Float>.self))
             }
+            gv.storeBytes(of: acc, toByteOffset: v * 32, as: SIMD8<Float>.self)
+            v += 1
           }
           let cb = UnsafeMutableRawPointer(cs + b * h), hbr = UnsafeMutableRawPointer(hb)
           let dst = a + out + (b * steps + t) * outStride + d * h
@@ -92,7 +113,7 @@ struct LSTMLayer: Kernel {
             UnsafeMutableRawPointer(dst).storeBytes(of: hv, toByteOffset: o8, as: SIMD8<Float>.self)
           }
         } else {
-          for k in 0..<h {
+          for k in 0..<h where !useGEMM {
             let hk = hb[k], wrow = wt + k * g
             for j in 0..<g { gate[j] += hk * wrow[j] }
           }
@@ -109,6 +130,35 @@ struct LSTMLayer: Kernel {
       }
     }
   }
+}
+
+/// `acc[0..<64] += Σ_k h[k] · w[k][0..<64]` with the 64 accumulators in eight registers;
+/// `w` rows are `rowBytes` apart.
+@inline(__always)
+func accumulate8(_ acc: UnsafeMutableRawPointer, _ w: UnsafeRawPointer, rowBytes: Int,
+                 _ h: UnsafeMutablePointer<Float>, _ count: Int) {
+  typealias V = SIMD8<Float>
+  var a0 = acc.loadUnaligned(fromByteOffset: 0, as: V.self), a1 = acc.loadUnaligned(fromByteOffset: 32, as: V.self)
+  var a2 = acc.loadUnaligned(fromByteOffset: 64, as: V.self), a3 = acc.loadUnaligned(fromByteOffset: 96, as: V.self)
+  var a4 = acc.loadUnaligned(fromByteOffset: 128, as: V.self), a5 = acc.loadUnaligned(fromByteOffset: 160, as: V.self)
+  var a6 = acc.loadUnaligned(fromByteOffset: 192, as: V.self), a7 = acc.loadUnaligned(fromByteOffset: 224, as: V.self)
+  var row = w
+  for k in 0..<count {
+    let hk = V(repeating: h[k])
+    a0 = a0.addingProduct(hk, row.loadUnaligned(fromByteOffset: 0, as: V.self))
+    a1 = a1.addingProduct(hk, row.loadUnaligned(fromByteOffset: 32, as: V.self))
+    a2 = a2.addingProduct(hk, row.loadUnaligned(fromByteOffset: 64, as: V.self))
+    a3 = a3.addingProduct(hk, row.loadUnaligned(fromByteOffset: 96, as: V.self))
+    a4 = a4.addingProduct(hk, row.loadUnaligned(fromByteOffset: 128, as: V.self))
+    a5 = a5.addingProduct(hk, row.loadUnaligned(fromByteOffset: 160, as: V.self))
+    a6 = a6.addingProduct(hk, row.loadUnaligned(fromByteOffset: 192, as: V.self))
+    a7 = a7.addingProduct(hk, row.loadUnaligned(fromByteOffset: 224, as: V.self))
+    row += rowBytes
+  }
+  acc.storeBytes(of: a0, toByteOffset: 0, as: V.self); acc.storeBytes(of: a1, toByteOffset: 32, as: V.self)
+  acc.storeBytes(of: a2, toByteOffset: 64, as: V.self); acc.storeBytes(of: a3, toByteOffset: 96, as: V.self)
+  acc.storeBytes(of: a4, toByteOffset: 128, as: V.self); acc.storeBytes(of: a5, toByteOffset: 160, as: V.self)
+  acc.storeBytes(of: a6, toByteOffset: 192, as: V.self); acc.storeBytes(of: a7, toByteOffset: 224, as: V.self)
 }
 
 /// A pointer handed to worker threads that write disjoint parts of the arena.

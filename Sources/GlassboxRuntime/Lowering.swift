@@ -24,7 +24,7 @@ enum Lowering {
     }
   }
 
-  static func kernels(_ node: Node, _ g: Graph, _ off: [Int], scratch: Int) throws -> [any Kernel] {
+  static func kernels(_ node: Node, _ g: Graph, _ off: [Int], scratch: Int, threads: Int) throws -> [any Kernel] {
     let a = node.attributes
     let label = "\(node.op.name) \(g[node.results[0]].name)"
     func o(_ v: ValueID) -> Int { off[v.index] }
@@ -153,7 +153,8 @@ enum Lowering {
         (o(node.operands[1 + 4 * d]), o(node.operands[2 + 4 * d]), o(node.operands[3 + 4 * d]), o(node.operands[4 + 4 * d]))
       }
       return [LSTMLayer(label: label, batch: x[0], steps: x[1], features: x[2], hidden: a.int("hidden"), directions: dirs,
-                        x: o(node.operands[0]), out: o(node.results[0]), weights: w, scratch: scratch)]
+                        x: o(node.operands[0]), out: o(node.results[0]), weights: w, scratch: scratch,
+                        parallel: threads > 1, threads: threads)]
 
     case .crossEntropy:
       return [CrossEntropy(n: x[0], c: x[1], logits: o(node.operands[0]), target: o(node.operands[1]), out: o(node.results[0]))]

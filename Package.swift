@@ -28,12 +28,13 @@ let package = Package(
     .target(name: "GlassboxIR", swiftSettings: strict),
     .target(name: "GlassboxViz", dependencies: ["GlassboxIR", "CGraphviz"], swiftSettings: strict),
     .target(name: "GlassboxReference", dependencies: ["GlassboxIR"], swiftSettings: strict),
+    .target(name: "GlassboxPasses", dependencies: ["GlassboxIR", "GlassboxReference"], swiftSettings: strict),
     // Kernels are compiled for AVX2 + FMA (any x86-64 since 2013); OpenBLAS picks its own.
     .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS"],
             swiftSettings: strict + [.unsafeFlags(["-target-cpu", "haswell", "-Ounchecked"])]),
     .target(name: "GlassboxMedia", dependencies: ["CFFmpeg", "CSndfile"], swiftSettings: strict),
     .target(name: "GlassboxCLI",
-            dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxReference", "GlassboxRuntime", "GlassboxMedia",
+            dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxReference", "GlassboxPasses", "GlassboxRuntime", "GlassboxMedia",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
     .executableTarget(name: "glassbox", dependencies: ["GlassboxCLI"], swiftSettings: strict),
@@ -43,6 +44,8 @@ let package = Package(
     .testTarget(name: "GlassboxVizTests", dependencies: ["GlassboxViz", "GlassboxIR"], swiftSettings: strict),
     .testTarget(name: "GlassboxRuntimeTests", dependencies: ["GlassboxRuntime", "GlassboxReference", "GlassboxIR"],
                 exclude: ["Fixtures"], swiftSettings: strict),
+    .testTarget(name: "GlassboxPassesTests", dependencies: ["GlassboxPasses", "GlassboxReference", "GlassboxIR"],
+                swiftSettings: strict),
     .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR"], swiftSettings: strict),
   ]
 )

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GlassboxIR
+import GlassboxPasses
 import GlassboxReference
 import GlassboxRuntime
 
@@ -39,7 +40,9 @@ struct Bench: ParsableCommand {
     guard unbound.isEmpty else {
       throw ValidationError("bind every symbol to benchmark: --bind \(unbound.map { "\($0)=…" }.joined(separator: " --bind "))")
     }
-    let program = try Executable(graph: graph, parameters: DeterministicTensors.parameters(of: graph), threads: threads)
+    var module = Module(graph: graph, weights: DeterministicTensors.parameters(of: graph))
+    Pipeline.run(Pipeline.inference, on: &module)
+    let program = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
     var inputs: [String: Tensor] = [:]
     for id in graph.inputs {
       let shape = graph[id].type.shape.map { $0.staticValue ?? 1 }

@@ -45,10 +45,15 @@ public final class Executable: @unchecked Sendable {
       root[node.results[0].index] = root[node.operands[0].index]
     }
 
-    // Static region: parameters, then inputs.
+    // Static region: parameters this program reads (a folded batch norm's originals are
+    // not), then inputs.
+    var used = [Bool](repeating: false, count: n)
+    for node in graph.nodes { for o in node.operands { used[o.index] = true } }
+    for o in graph.outputs { used[o.value.index] = true }
+    for t in graph.taps { for o in t.operands { used[o.index] = true } }
     var offsets = [Int](repeating: -1, count: n)
     var staticSize = 0
-    for p in graph.parameters {
+    for p in graph.parameters where used[p.value.index] {
       offsets[p.value.index] = staticSize
       staticSize += MemoryPlan.round(count(p.value))
     }
@@ -110,7 +115,7 @@ public final class Executable: @unchecked Sendable {
   /// Copies parameter values into the arena, checking names, shapes and types.
   public func setParameters(_ parameters: [String: Tensor]) throws {
     var problems: [String] = []
-    for p in graph.parameters {
+    for p in graph.parameters where offsets[p.value.index] >= 0 {
       guard let t = parameters[p.name] else { problems.append("missing parameter '\(p.name)'"); continue }
       let shape = p.type.shape.map { $0.staticValue ?? 0 }
       guard t.shape == shape else {

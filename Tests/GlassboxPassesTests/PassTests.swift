@@ -1,0 +1,165 @@
+import Foundation
+import GlassboxIR
+import GlassboxPasses
+import GlassboxReference
+import Testing
+
+/// Each pass: the printed IR after it (golden), the verifier, and the same numbers as before
+/// on the Float64 reference interpreter.
+struct PassTests {
+  static func module(_ text: String, bindings: [String: Int] = [:]) throws -> Module {
+    let graph = try Spec.checkedGraph(SourceText(fileName: "t.graph", text: text), bindings: bindings)
+    return Module(graph: graph, weights: DeterministicTensors.parameters(of: graph))
+  }
+
+  static func inputs(_ g: Graph) -> [String: Tensor] {
+    var out: [String: Tensor] = [:]
+    for id in g.inputs {
+      out[g[id].name] = DeterministicTensors.tensor("input:" + g[id].name, shape: g[id].type.shape.map { $0.staticValue ?? 1 })
+    }
+    return out
+  }
+
+  /// Outputs of the reference interpreter by output name.
+  static func outputs(_ m: Module) throws -> [String: Tensor] {
+    var interpreter = ReferenceInterpreter(graph: m.graph)
+    let values = try interpreter.run(inputs: inputs(m.graph), parameters: m.weights)
+    return Dictionary(uniqueKeysWithValues: try m.graph.outputs.map { o in
+      (o.name, try #require(values[m.graph[o.value].name]))
+    })
+  }
+
+  /// Runs `pass`, checks it changed the graph, kept it valid and kept its numbers.
+  static func check(_ pass: any Pass, _ text: String, expected: String, tolerance: Double = 1e-12) throws {
+    var m = try module(text)
+    let before = try outputs(m)
+    #expect(pass.run(&m))
+    #expect(Verifier.verify(m.graph).isEmpty, "\(Verifier.verify(m.graph))")
+    #expect(Printer.print(m.graph) == expected)
+    let after = try outputs(m)
+    for (name, b) in before {
+      let a = try #require(after[name])
+      let scale = b.doubles.reduce(1.0) { max($0, abs($1)) }
+      let diff = zip(a.doubles, b.doubles).reduce(0.0) { max($0, abs($1.0 - $1.1)) }
+      #expect(a.shape == b.shape && diff <= tolerance * scale, "\(pass.name) \(name): \(diff)")
+    }
+    #expect(!pass.run(&m), "\(pass.name) should reach a fixed point in one run")
+  }
+
+  @Test func deadCode() throws {
+    try Self.check(EliminateDeadCode(), """
+      graph g(x: f32[4]) -> (y: f32[4]) {
+        t = tanh(x)
+        u = sigmoid(t)
+        y = relu(x)
+      }
+      """, expected: """
+      graph g(x: f32[4]) -> (y: f32[4]) {
+        y = relu(x) : f32[4]
+      }
+
+      """)
+  }
+
+  @Test func commonSubexpressions() throws {
+    try Self.check(EliminateCommonSubexpressions(), """
+      graph g(x: f32[4]) -> (y: f32[4]) {
+        a = tanh(x)
+        b = tanh(x)
+        y = add(a, b)
+      }
+      """, expected: """
+      graph g(x: f32[4]) -> (y: f32[4]) {
+        a = tanh(x) : f32[4]
+        y = add(a, a) : f32[4]
+      }
+
+      """)
+  }
+
+  @Test func algebra() throws {
+    try Self.check(SimplifyAlgebra(), """
+      graph g(x: f32[2, 6]) -> (y: f32[2, 6], z: f32[2, 6]) {
+        one = constant(value: 1.0)
+        r = relu(relu(mul(x, one)))
+        s = reshape(reshape(r, shape: [3, 4]), shape: [2, 6])
+        y = transpose(transpose(s, perm: [1, 0]), perm: [1, 0])
+        z = add(x, constant(value: 0.0, shape: [6]))
+      }
+      """, expected: """
+      graph g(x: f32[2, 6]) -> (y: f32[2, 6], z: f32[2, 6]) {
+        one = constant(value: 1.0) : f32[]
+        r.relu = relu(x) : f32[2, 6]
+        s.reshape = reshape(r.relu, shape: [3, 4]) : f32[3, 4]
+        y.transpose = transpose(r.relu, perm: [1, 0]) : f32[6, 2]
+        z.constant = constant(value: 0.0, shape: [6]) : f32[6]
+        y = r.relu
+        z = x
+      }
+
+      """)
+  }
+
+  @Test func constants() throws {
+    try Self.check(FoldConstants(), """
+      graph g(x: f32[4]) -> (y: f32[4]) {
+        c = mul(add(constant(value: 1.0, shape: [4]), constant(value: 2.0)), constant(value: 0.5))
+        y = add(x, c)
+      }
+      """, expected: """
+      graph g(x: f32[4]) -> (y: f32[4]) {
+        c.add.constant = constant(value: 1.0, shape: [4]) : f32[4]
+        c.add.constant_2 = constant(value: 2.0) : f32[]
+        c.add = constant(value: 3.0, shape: [4]) : f32[4]
+        c.constant = constant(value: 0.5) : f32[]
+        c = constant(value: 1.5, shape: [4]) : f32[4]
+        y = add(x, c) : f32[4]
+      }
+
+      """)
+  }
+
+  @Test func batchNorm() throws {
+    try Self.check(FoldBatchNorm(), """
+      graph g(x: f32[2, 3, 5, 5]) -> (y: f32[2, 4, 5, 5]) {
+        c = conv2d(x, out: 4, kernel: 3, padding: 1)
+        y = batch_norm(c)
+      }
+      """, expected: """
+      graph g(x: f32[2, 3, 5, 5]) -> (y: f32[2, 4, 5, 5]) {
+        param c.weight: f32[4, 3, 3, 3] init uniform(0.19245008972987526)
+        param c.bias: f32[4] init uniform(0.19245008972987526)
+        param y.weight: f32[4] init ones
+        param y.bias: f32[4] init zeros
+        buffer y.running_mean: f32[4] init zeros
+        buffer y.running_var: f32[4] init ones
+        buffer y.num_batches_tracked: i64[] init zeros
+        param y.folded_weight: f32[4, 3, 3, 3] init zeros
+        param y.folded_bias: f32[4] init zeros
+        y = conv2d(x, y.folded_weight, y.folded_bias, padding: 1) : f32[2, 4, 5, 5]
+      }
+
+      """, tolerance: 1e-6)
+  }
+
+  /// The whole inference pipeline on study models keeps their outputs (f32 folded weights:
+  /// 1e-5) and their validity.
+  @Test(arguments: [("bilstm_attention1d", ["B": 1, "C": 5]), ("resnet18", ["B": 1, "C": 10, "H": 32, "W": 32])])
+  func pipelineOnStudyModels(_ name: String, _ bindings: [String: Int]) throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let text = try String(contentsOf: root.appendingPathComponent("graphs/\(name).graph"), encoding: .utf8)
+    var m = try Self.module(text, bindings: bindings)
+    let before = try Self.outputs(m)
+    let nodesBefore = m.graph.nodes.count
+    Pipeline.run(Pipeline.inference, on: &m) { pass, _, module in
+      #expect(Verifier.verify(module.graph).isEmpty, "after \(pass)")
+    }
+    if name == "resnet18" { #expect(m.graph.nodes.count == nodesBefore - 20, "20 batch norms folded") }
+    let after = try Self.outputs(m)
+    for (output, b) in before {
+      let a = try #require(after[output])
+      let diff = zip(a.doubles, b.doubles).reduce(0.0) { max($0, abs($1.0 - $1.1)) }
+      #expect(diff <= 1e-5 * b.doubles.reduce(1.0) { max($0, abs($1)) }, "\(name): \(diff)")
+    }
+  }
+}

@@ -172,9 +172,12 @@ struct Matmul: Kernel {
   }
 }
 
-/// 2-D convolution as GEMM: per image and group, `out[Cout/g, OH·OW] = W_g · cols`, with
-/// `cols[Cin/g·kh·kw, OH·OW]` gathered (im2col) into scratch unless the convolution is 1×1
-/// with stride 1 and no padding. Bias is the GEMM's initial value.
+/// 2-D convolution as GEMM: per group, `out[Cout/g, images·OH·OW] = W_g · cols`, with
+/// `cols[Cin/g·kh·kw, images·OH·OW]` gathered (im2col) into scratch. Images are taken
+/// `chunk` at a time so that small feature maps still make one wide GEMM; with one image per
+/// chunk the GEMM writes the output directly, otherwise into scratch and then per image.
+/// A 1×1, stride-1, unpadded convolution of one image reads its input as the columns. Bias is
+/// the GEMM's initial value.
 struct Conv2d: Kernel {
   var label: String
   var n: Int, cin: Int, h: Int, w: Int
@@ -183,6 +186,17 @@ struct Conv2d: Kernel {
   var oh: Int, ow: Int
   var x: Int, weight: Int, bias: Int?, out: Int, scratch: Int
 
+  /// Images per GEMM: enough for about 2,048 columns.
+  static func chunk(images n: Int, spatial: Int) -> Int { Swift.max(1, Swift.min(n, (2048 + spatial - 1) / Swift.max(spatial, 1))) }
+
+  /// Scratch floats: columns, plus the GEMM result when several images share a GEMM.
+  static func scratchCount(images n: Int, cin: Int, cout: Int, kh: Int, kw: Int, groups: Int, spatial: Int,
+                           pointwise: Bool) -> Int {
+    let c = chunk(images: n, spatial: spatial)
+    if c == 1 && pointwise { return 0 }
+    return cin / groups * kh * kw * c * spatial + (c > 1 ? cout / groups * c * spatial : 0)
+  }
+
   var isPointwise: Bool {
     kh == 1 && kw == 1 && stride == (1, 1) && padding == (0, 0)
   }
@@ -190,34 +204,49 @@ struct Conv2d: Kernel {
   func run(_ a: UnsafeMutablePointer<Float>) {
     let cg = cin / groups, og = cout / groups
     let k = cg * kh * kw, spatial = oh * ow
-    for img in 0..<n {
+    let chunk = Conv2d.chunk(images: n, spatial: spatial)
+    var first = 0
+    while first < n {
+      let count = Swift.min(chunk, n - first)
+      let columns = count * spatial
       for g in 0..<groups {
-        let input = a + x + (img * cin + g * cg) * h * w
         let cols: UnsafeMutablePointer<Float>
-        if isPointwise {
-          cols = input
+        if chunk == 1 && isPointwise {
+          cols = a + x + (first * cin + g * cg) * h * w
         } else {
           cols = a + scratch
-          im2col(input, cols, channels: cg)
+          for i in 0..<count {
+            im2col(a + x + ((first + i) * cin + g * cg) * h * w, cols + i * spatial, channels: cg, rowStride: columns)
+          }
         }
-        let dst = a + out + (img * cout + g * og) * spatial
+        // One image: straight into the output; several: into scratch, then scattered.
+        let direct = chunk == 1
+        let dst = direct ? a + out + (first * cout + g * og) * spatial : a + scratch + k * chunk * spatial
         if let bias {
-          for c in 0..<og { (dst + c * spatial).update(repeating: a[bias + g * og + c], count: spatial) }
+          for c in 0..<og { (dst + c * columns).update(repeating: a[bias + g * og + c], count: columns) }
         }
-        BLAS.sgemm(m: og, n: spatial, k: k, a: a + weight + g * og * k, lda: k, b: cols, ldb: spatial,
-                   beta: bias == nil ? 0 : 1, c: dst, ldc: spatial)
+        BLAS.sgemm(m: og, n: columns, k: k, a: a + weight + g * og * k, lda: k, b: cols, ldb: columns,
+                   beta: bias == nil ? 0 : 1, c: dst, ldc: columns)
+        if !direct {
+          for i in 0..<count {
+            for c in 0..<og {
+              (a + out + ((first + i) * cout + g * og + c) * spatial).update(from: dst + c * columns + i * spatial, count: spatial)
+            }
+          }
+        }
       }
+      first += count
     }
   }
 
   /// `cols[(c·kh + ky)·kw + kx, oy·OW + ox] = x[c, oy·s − p + ky·d, ox·s − p + kx·d]` (0 outside).
+  /// Rows of `cols` are `rowStride` apart (several images side by side).
   @inline(__always)
-  func im2col(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int) {
-    let spatial = oh * ow
+  func im2col(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int, rowStride: Int) {
     for c in 0..<channels {
       for ky in 0..<kh {
         for kx in 0..<kw {
-          let row = cols + ((c * kh + ky) * kw + kx) * spatial
+          let row = cols + ((c * kh + ky) * kw + kx) * rowStride
           for oy in 0..<oh {
             let iy = oy * stride.0 - padding.0 + ky * dilation.0
             let dstRow = row + oy * ow
@@ -262,17 +291,21 @@ struct Pool: Kernel {
       let src = a + x + p * h * w, dst = a + out + p * oh * ow
       for oy in 0..<oh {
         let y0 = oy * stride.0 - padding.0
+        // Window rows inside the input: ky in ky0..<ky1.
+        let ky0 = y0 >= 0 ? 0 : (-y0 + dilation.0 - 1) / dilation.0
+        let ky1 = Swift.min(kernel.0, (h - y0 + dilation.0 - 1) / dilation.0)
         for ox in 0..<ow {
           let x0 = ox * stride.1 - padding.1
+          let kx0 = x0 >= 0 ? 0 : (-x0 + dilation.1 - 1) / dilation.1
+          let kx1 = Swift.min(kernel.1, (w - x0 + dilation.1 - 1) / dilation.1)
           var acc: Float = isMax ? -.infinity : 0
-          for ky in 0..<kernel.0 {
-            let iy = y0 + ky * dilation.0
-            if iy < 0 || iy >= h { continue }
-            for kx in 0..<kernel.1 {
-              let ix = x0 + kx * dilation.1
-              if ix < 0 || ix >= w { continue }
-              let v = src[iy * w + ix]
-              acc = isMax ? Swift.max(acc, v) : acc + v
+          if ky1 > ky0 && kx1 > kx0 {
+            for ky in ky0..<ky1 {
+              let row = src + (y0 + ky * dilation.0) * w + x0
+              for kx in kx0..<kx1 {
+                let v = row[kx * dilation.1]
+                if isMax { if !(v <= acc) { acc = v } } else { acc += v }  // NaN wins, as in PyTorch
+              }
             }
           }
           if !isMax {

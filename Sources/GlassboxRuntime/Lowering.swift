@@ -12,7 +12,9 @@ enum Lowering {
       let w = shape(g, node.operands[1]), o = shape(g, node.results[0])
       let a = node.attributes
       let pointwise = w[2] == 1 && w[3] == 1 && a.ints("stride") == [1, 1] && a.ints("padding") == [0, 0]
-      return pointwise ? 0 : w[1] * w[2] * w[3] * o[2] * o[3]
+      let groups = a.int("groups", default: 1)
+      return Conv2d.scratchCount(images: o[0], cin: w[1] * groups, cout: w[0], kh: w[2], kw: w[3], groups: groups,
+                                 spatial: o[2] * o[3], pointwise: pointwise)
     case .lstm:
       let x = shape(g, node.operands[0])
       let dirs = node.attributes.bool("bidirectional") ? 2 : 1

@@ -64,7 +64,9 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   case split
   /// LSTM over `x: [B, T, in]` (batch first), gate order i, f, g, o; operands `weight_ih: [4H, in]`,
   /// `weight_hh: [4H, H]`, `bias_ih: [4H]`, `bias_hh: [4H]`, then the same four for the reverse
-  /// direction when `bidirectional`. Result `[B, T, H·directions]`, forward half first.
+  /// direction when `bidirectional`. Result `[B, T, H·directions]`, forward half first; with
+  /// `last`, only the outputs at the last time step, `[B, H·directions]` (what
+  /// `select(lstm(x), axis: 1, index: -1)` keeps — the reverse direction then runs one step).
   case lstm
   /// Zeroes elements with probability `p` and scales the rest by `1/(1−p)` in training;
   /// identity in inference.
@@ -169,7 +171,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .select: [AttrSpec("axis", .int), AttrSpec("index", .int)]
     case .split: [AttrSpec("axis", .int), AttrSpec("sizes", .ints)]
     case .lstm:
-      [AttrSpec("hidden", .int), AttrSpec("bidirectional", .bool, .bool(false))]
+      [AttrSpec("hidden", .int), AttrSpec("bidirectional", .bool, .bool(false)), AttrSpec("last", .bool, .bool(false))]
     case .dropout: [AttrSpec("p", .float, .float(0.5))]
     case .constant:
       [AttrSpec("value", .float), AttrSpec("shape", .dims, .list([])),

@@ -288,6 +288,7 @@ extension Op {
           throw ShapeError("lstm: \(name) must be \(TensorType(.f32, shape).shapeDescription) for hidden \(h) and \(features) input features, found \(x[1 + 4 * d + k].shapeDescription)")
         }
       }
+      if a.bool("last") { return [TensorType(input.dtype, [input.shape[0], Dim(h * directions)])] }
       return [TensorType(input.dtype, [input.shape[0], input.shape[1], Dim(h * directions)])]
 
     case .crossEntropy:

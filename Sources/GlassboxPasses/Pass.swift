@@ -95,9 +95,11 @@ extension Graph {
 
 /// The standard pipelines, in order.
 public enum Pipeline {
-  /// Inference: simplify, fold, deduplicate, fold batch norm into convolutions, sweep.
+  /// Inference: simplify, fold, deduplicate, fold batch norm into convolutions, compute only
+  /// the LSTM steps that are read, sweep.
   public static var inference: [any Pass] {
-    [SimplifyAlgebra(), FoldConstants(), EliminateCommonSubexpressions(), FoldBatchNorm(), EliminateDeadCode()]
+    [SimplifyAlgebra(), FoldConstants(), EliminateCommonSubexpressions(), FoldBatchNorm(), NarrowLSTMToLastStep(),
+     EliminateDeadCode()]
   }
 
   /// Runs passes in order; `after` sees the module after each pass with its name and whether

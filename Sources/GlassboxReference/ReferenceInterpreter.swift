@@ -202,7 +202,10 @@ public struct ReferenceInterpreter {
         return Tensor(shape: shape, f64: gather(x[0], axis: axis, picks: picks))
       }
     case .lstm:
-      return [lstm(x, hidden: a.int("hidden"), bidirectional: a.bool("bidirectional"))]
+      let all = lstm(x, hidden: a.int("hidden"), bidirectional: a.bool("bidirectional"))
+      guard a.bool("last") else { return [all] }
+      let steps = all.shape[1]
+      return [Tensor(shape: [all.shape[0], all.shape[2]], f64: gather(all, axis: 1, picks: [steps - 1]))]
     case .crossEntropy:
       let n = x[0].shape[0], c = x[0].shape[1], v = x[0].doubles, t = x[1].doubles
       var total = 0.0

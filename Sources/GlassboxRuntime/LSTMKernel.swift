@@ -21,6 +21,9 @@ struct LSTMLayer: Kernel {
   var parallel: Bool
   /// OpenBLAS's thread count outside this kernel.
   var threads: Int
+  /// Only the outputs at the last time step, `out[B, directions·H]`: the reverse direction
+  /// then needs one step (its first) and one row of projection per batch element.
+  var lastOnly: Bool
 
   /// Floats of scratch one direction needs.
   static func scratchCount(batch: Int, steps: Int, hidden: Int) -> Int {
@@ -53,8 +56,14 @@ struct LSTMLayer: Kernel {
     let proj = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
     for j in 0..<g { proj[j] = a[bih + j] + a[bhh + j] }
     for r in 1..<Swift.max(batch * steps, 1) { (proj + r * g).update(from: proj, count: g) }
-    BLAS.sgemm(transB: true, m: batch * steps, n: g, k: features, a: a + x, lda: features,
-               b: a + wih, ldb: features, beta: 1, c: proj, ldc: g)
+    if lastOnly && d == 1 {
+      // Only x[b, T−1] is read: rows T·F apart, results where step T−1 expects them.
+      BLAS.sgemm(transB: true, m: batch, n: g, k: features, a: a + x + (steps - 1) * features, lda: steps * features,
+                 b: a + wih, ldb: features, beta: 1, c: proj + (steps - 1) * g, ldc: steps * g)
+    } else {
+      BLAS.sgemm(transB: true, m: batch * steps, n: g, k: features, a: a + x, lda: features,
+                 b: a + wih, ldb: features, beta: 1, c: proj, ldc: g)
+    }
   }
 
   @inline(__always)
@@ -72,8 +81,12 @@ struct LSTMLayer: Kernel {
     let outStride = directions * h
     // From 8 rows on, one small GEMM per step beats a row at a time.
     let useGEMM = batch >= 8
-    for s in 0..<steps {
+    let stepCount = lastOnly && d == 1 ? 1 : steps
+    for s in 0..<stepCount {
       let t = d == 0 ? s : steps - 1 - s
+      // With `lastOnly`, only the last time step writes its outputs, into row b of
+      // `out[B, directions·H]`; earlier steps just carry h and c.
+      let writes = !lastOnly || t == steps - 1
       if useGEMM {
         for b in 0..<batch { (gates + b * g).update(from: proj + (b * steps + t) * g, count: g) }
         BLAS.sgemm(m: batch, n: g, k: h, a: hs, lda: h, b: wt, ldb: g, beta: 1, c: gates, ldc: g)
@@ -99,7 +112,7 @@ struct LSTMLayer: Kernel {
             v += 1
           }
           let cb = UnsafeMutableRawPointer(cs + b * h), hbr = UnsafeMutableRawPointer(hb)
-          let dst = a + out + (b * steps + t) * outStride + d * h
+          let dst = lastOnly ? a + out + b * outStride + d * h : a + out + (b * steps + t) * outStride + d * h
           for v in 0..<(h / 8) {
             let o8 = v * 32
             let i = FastMath.sigmoid(gv.loadUnaligned(fromByteOffset: o8, as: SIMD8<Float>.self))
@@ -110,7 +123,7 @@ struct LSTMLayer: Kernel {
             let hv = o * FastMath.tanh(c)
             cb.storeBytes(of: c, toByteOffset: o8, as: SIMD8<Float>.self)
             hbr.storeBytes(of: hv, toByteOffset: o8, as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(dst).storeBytes(of: hv, toByteOffset: o8, as: SIMD8<Float>.self)
+            if writes { UnsafeMutableRawPointer(dst).storeBytes(of: hv, toByteOffset: o8, as: SIMD8<Float>.self) }
           }
         } else {
           for k in 0..<h where !useGEMM {
@@ -118,13 +131,13 @@ struct LSTMLayer: Kernel {
             for j in 0..<g { gate[j] += hk * wrow[j] }
           }
           let cb = cs + b * h
-          let dst = a + out + (b * steps + t) * outStride + d * h
+          let dst = lastOnly ? a + out + b * outStride + d * h : a + out + (b * steps + t) * outStride + d * h
           for j in 0..<h {
             let i = 1 / (1 + expf(-gate[j])), f = 1 / (1 + expf(-gate[h + j]))
             let gg = tanhf(gate[2 * h + j]), o = 1 / (1 + expf(-gate[3 * h + j]))
             cb[j] = f * cb[j] + i * gg
             hb[j] = o * tanhf(cb[j])
-            dst[j] = hb[j]
+            if writes { dst[j] = hb[j] }
           }
         }
       }

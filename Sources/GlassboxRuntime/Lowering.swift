@@ -156,7 +156,7 @@ enum Lowering {
       }
       return [LSTMLayer(label: label, batch: x[0], steps: x[1], features: x[2], hidden: a.int("hidden"), directions: dirs,
                         x: o(node.operands[0]), out: o(node.results[0]), weights: w, scratch: scratch,
-                        parallel: threads > 1, threads: threads)]
+                        parallel: threads > 1, threads: threads, lastOnly: a.bool("last"))]
 
     case .crossEntropy:
       return [CrossEntropy(n: x[0], c: x[1], logits: o(node.operands[0]), target: o(node.operands[1]), out: o(node.results[0]))]

@@ -142,6 +142,28 @@ struct PassTests {
       """, tolerance: 1e-6)
   }
 
+  @Test func lstmLastStep() throws {
+    try Self.check(NarrowLSTMToLastStep(), """
+      graph g(x: f32[2, 5, 3]) -> (y: f32[2, 8]) {
+        h = lstm(x, hidden: 4, bidirectional: true)
+        y = select(h, axis: 1, index: -1)
+      }
+      """, expected: """
+      graph g(x: f32[2, 5, 3]) -> (y: f32[2, 8]) {
+        param h.weight_ih_l0: f32[16, 3] init uniform(0.5)
+        param h.weight_hh_l0: f32[16, 4] init uniform(0.5)
+        param h.bias_ih_l0: f32[16] init uniform(0.5)
+        param h.bias_hh_l0: f32[16] init uniform(0.5)
+        param h.weight_ih_l0_reverse: f32[16, 3] init uniform(0.5)
+        param h.weight_hh_l0_reverse: f32[16, 4] init uniform(0.5)
+        param h.bias_ih_l0_reverse: f32[16] init uniform(0.5)
+        param h.bias_hh_l0_reverse: f32[16] init uniform(0.5)
+        y = lstm(x, h.weight_ih_l0, h.weight_hh_l0, h.bias_ih_l0, h.bias_hh_l0, h.weight_ih_l0_reverse, h.weight_hh_l0_reverse, h.bias_ih_l0_reverse, h.bias_hh_l0_reverse, hidden: 4, bidirectional: true, last: true) : f32[2, 8]
+      }
+
+      """)
+  }
+
   /// The whole inference pipeline on study models keeps their outputs (f32 folded weights:
   /// 1e-5) and their validity.
   @Test(arguments: [("bilstm_attention1d", ["B": 1, "C": 5]), ("resnet18", ["B": 1, "C": 10, "H": 32, "W": 32])])

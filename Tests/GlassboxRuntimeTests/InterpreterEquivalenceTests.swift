@@ -19,6 +19,13 @@ struct InterpreterEquivalenceTests {
       y = lstm(x, hidden: 5)
     }
     """,
+    // Only the last step, batched (GEMM recurrences) and single, vectorised and scalar cells.
+    """
+    graph g(x: f32[9, 6, 5], s: f32[1, 4, 3]) -> (y: f32[9, 32], z: f32[1, 10]) {
+      y = lstm(x, hidden: 16, bidirectional: true, last: true)
+      z = lstm(s, hidden: 5, bidirectional: true, last: true)
+    }
+    """,
     // A value used twice, an alias (reshape) feeding two users, broadcasting both ways.
     """
     graph g(x: f32[2, 3, 4], b: f32[4]) -> (y: f32[2, 12], z: f32[3, 2, 4]) {

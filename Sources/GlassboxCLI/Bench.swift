@@ -40,7 +40,10 @@ struct Bench: ParsableCommand {
     guard unbound.isEmpty else {
       throw ValidationError("bind every symbol to benchmark: --bind \(unbound.map { "\($0)=…" }.joined(separator: " --bind "))")
     }
-    var module = Module(graph: graph, weights: DeterministicTensors.parameters(of: graph))
+    // A plain forward: taps are compiled only when asked for, so they pin nothing here.
+    var forward = graph
+    forward.taps = []
+    var module = Module(graph: forward, weights: DeterministicTensors.parameters(of: graph))
     Pipeline.run(Pipeline.inference, on: &module)
     let program = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
     var inputs: [String: Tensor] = [:]

@@ -256,18 +256,18 @@ struct Conv2d: Kernel {
             }
             let srcRow = x + (c * h + iy) * w
             let x0 = kx * dilation.1 - padding.1
-            if stride.1 == 1 {
-              // Contiguous run, zero-padded at both ends.
-              let lo = Swift.max(0, -x0), hi = Swift.min(ow, w - x0)
-              if lo > 0 { dstRow.update(repeating: 0, count: Swift.min(lo, ow)) }
-              if hi > lo { (dstRow + lo).update(from: srcRow + x0 + lo, count: hi - lo) }
-              if hi < ow { (dstRow + Swift.max(hi, 0)).update(repeating: 0, count: ow - Swift.max(hi, 0)) }
+            // Output columns whose input column lies inside the row: lo..<hi, branch-free.
+            let sx = stride.1
+            let lo = x0 >= 0 ? 0 : Swift.min(ow, (-x0 + sx - 1) / sx)
+            let hi = Swift.max(lo, Swift.min(ow, w - x0 <= 0 ? 0 : (w - x0 + sx - 1) / sx))
+            for ox in 0..<lo { dstRow[ox] = 0 }
+            if sx == 1 {
+              let src = srcRow + x0
+              for ox in lo..<hi { dstRow[ox] = src[ox] }
             } else {
-              for ox in 0..<ow {
-                let ix = ox * stride.1 + x0
-                dstRow[ox] = ix >= 0 && ix < w ? srcRow[ix] : 0
-              }
+              for ox in lo..<hi { dstRow[ox] = srcRow[ox * sx + x0] }
             }
+            for ox in hi..<ow { dstRow[ox] = 0 }
           }
         }
       }

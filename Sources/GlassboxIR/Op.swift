@@ -8,6 +8,8 @@
 public enum Op: String, CaseIterable, Sendable, Hashable {
   /// 2-D convolution. `x: [N, Cin, H, W]`, `weight: [Cout, Cin/groups, kH, kW]`,
   /// optional `bias: [Cout]` → `[N, Cout, H', W']`, `H' = ⌊(H + 2p − d(k−1) − 1)/s⌋ + 1`.
+  /// Epilogue (made by the `fuse-epilogues` pass): an optional `residual` operand of the
+  /// result's shape is added, then `activation` (`relu`) applied.
   case conv2d
   /// Max pooling over `[N, C, H, W]` windows (implicit −∞ padding), PyTorch's output size.
   case maxPool2d = "max_pool2d"
@@ -18,7 +20,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// Batch normalisation over axis 1 of `[N, C, …]`: operands `x, weight, bias, running_mean,
   /// running_var, num_batches_tracked` (the last three are buffers), eps 1e-5 as in PyTorch.
   case batchNorm = "batch_norm"
-  /// `x: [..., in]`, `weight: [out, in]`, optional `bias: [out]` → `[..., out]`; `x Wᵀ + b`.
+  /// `x: [..., in]`, `weight: [out, in]`, optional `bias: [out]` → `[..., out]`; `x Wᵀ + b`,
+  /// with the same optional epilogue as `conv2d` (`residual` operand, `activation`).
   case linear
   /// Matrix product `[m, k] × [k, n]` → `[m, n]`.
   case matmul
@@ -116,14 +119,14 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// The operands this op takes.
   public var operands: OperandSpec {
     switch self {
-    case .conv2d: OperandSpec(names: ["x", "weight", "bias"], required: 2)
+    case .conv2d: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .relu, .sigmoid, .tanh, .softmax, .logSoftmax,
          .sum, .mean, .max, .reshape, .flatten, .transpose, .slice, .select, .split, .dropout:
       OperandSpec(names: ["x"], required: 1)
     case .batchNorm:
       OperandSpec(names: ["x", "weight", "bias", "running_mean", "running_var", "num_batches_tracked"],
                   required: 6)
-    case .linear: OperandSpec(names: ["x", "weight", "bias"], required: 2)
+    case .linear: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
     case .matmul, .batchMatmul, .add, .sub, .mul, .div: OperandSpec(names: ["a", "b"], required: 2)
     case .concat: OperandSpec(names: ["x"], required: 1, variadic: true)
     case .lstm:
@@ -142,7 +145,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
       [AttrSpec("stride", .pair, .list([.int(1), .int(1)])),
        AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
        AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
-       AttrSpec("groups", .int, .int(1))]
+       AttrSpec("groups", .int, .int(1)), AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
+    case .linear: [AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
     case .maxPool2d:
       [AttrSpec("kernel", .pair), AttrSpec("stride", .pair, .list([])),
        AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
@@ -155,7 +159,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
        AttrSpec("count_include_pad", .bool, .bool(true))]
     case .batchNorm:
       [AttrSpec("eps", .float, .float(1e-5)), AttrSpec("momentum", .float, .float(0.1))]
-    case .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
+    case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div,
          .relu, .sigmoid, .tanh, .crossEntropy:
       []
     case .softmax, .logSoftmax: [AttrSpec("axis", .int, .int(-1))]

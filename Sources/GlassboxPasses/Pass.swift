@@ -96,10 +96,10 @@ extension Graph {
 /// The standard pipelines, in order.
 public enum Pipeline {
   /// Inference: simplify, fold, deduplicate, fold batch norm into convolutions, compute only
-  /// the LSTM steps that are read, sweep.
+  /// the LSTM steps that are read, fuse residual adds and ReLUs into GEMM epilogues, sweep.
   public static var inference: [any Pass] {
     [SimplifyAlgebra(), FoldConstants(), EliminateCommonSubexpressions(), FoldBatchNorm(), NarrowLSTMToLastStep(),
-     EliminateDeadCode()]
+     FuseEpilogues(), EliminateDeadCode()]
   }
 
   /// Runs passes in order; `after` sees the module after each pass with its name and whether

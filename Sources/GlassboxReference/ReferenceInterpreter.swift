@@ -68,7 +68,7 @@ public struct ReferenceInterpreter {
   /// One op on f64 tensors (shapes already checked by the shape rules).
   public static func evaluate(_ op: Op, _ x: [Tensor], _ a: Attributes) -> [Tensor] {
     switch op {
-    case .conv2d: return [conv2d(x[0], x[1], x.count > 2 ? x[2] : nil, a)]
+    case .conv2d: return [epilogue(conv2d(x[0], x[1], x.count > 2 ? x[2] : nil, a), x, a)]
     case .maxPool2d: return [pool(x[0], a, max: true)]
     case .avgPool2d: return [pool(x[0], a, max: false)]
     case .globalAvgPool2d:
@@ -98,7 +98,7 @@ public struct ReferenceInterpreter {
           r[i * out + o] = acc
         }
       }
-      return [Tensor(shape: Array(s.dropLast()) + [out], f64: r)]
+      return [epilogue(Tensor(shape: Array(s.dropLast()) + [out], f64: r), x, a)]
     case .matmul, .batchMatmul:
       let l = x[0].shape, r = x[1].shape
       let m = l[l.count - 2], k = l[l.count - 1], n = r[r.count - 1]
@@ -223,6 +223,14 @@ public struct ReferenceInterpreter {
   }
 
   // MARK: Helpers
+
+  /// A fused epilogue: `+ residual` (operand 3) then the activation.
+  static func epilogue(_ t: Tensor, _ x: [Tensor], _ a: Attributes) -> Tensor {
+    var v = t.doubles
+    if x.count > 3 { v = zip(v, x[3].doubles).map { $0 + $1 } }
+    if a.string("activation") == "relu" { v = v.map { Swift.max($0, 0) } }
+    return Tensor(shape: t.shape, f64: v)
+  }
 
   static func strides(_ shape: [Int]) -> [Int] {
     var s = [Int](repeating: 1, count: shape.count)

@@ -148,6 +148,7 @@ struct Linear: Kernel {
   var label: String
   var rows: Int, inFeatures: Int, outFeatures: Int
   var x: Int, weight: Int, bias: Int?, out: Int
+  var epilogue: Epilogue
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     if let bias {
@@ -155,6 +156,29 @@ struct Linear: Kernel {
     }
     BLAS.sgemm(transB: true, m: rows, n: outFeatures, k: inFeatures, a: a + x, lda: inFeatures,
                b: a + weight, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: a + out, ldc: outFeatures)
+    epilogue.apply(a, out: out, count: rows * outFeatures, at: 0)
+  }
+}
+
+/// What a GEMM or convolution does to its result before anyone reads it: add a residual of
+/// the same shape, then ReLU — while the result is still in cache.
+struct Epilogue: Sendable {
+  var residual: Int?
+  var relu: Bool
+
+  var isEmpty: Bool { residual == nil && !relu }
+
+  /// Applies to `count` elements starting `at` elements into the result (and the residual).
+  @inline(__always)
+  func apply(_ a: UnsafeMutablePointer<Float>, out: Int, count: Int, at start: Int) {
+    guard !isEmpty else { return }
+    let d = a + out + start
+    if let residual {
+      let r = a + residual + start
+      if relu { for i in 0..<count { d[i] = Swift.max(d[i] + r[i], 0) } } else { for i in 0..<count { d[i] += r[i] } }
+    } else {
+      for i in 0..<count { d[i] = Swift.max(d[i], 0) }
+    }
   }
 }
 
@@ -185,6 +209,7 @@ struct Conv2d: Kernel {
   var stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int), groups: Int
   var oh: Int, ow: Int
   var x: Int, weight: Int, bias: Int?, out: Int, scratch: Int
+  var epilogue: Epilogue
 
   /// Images per GEMM: enough for about 2,048 columns.
   static func chunk(images n: Int, spatial: Int) -> Int { Swift.max(1, Swift.min(n, (2048 + spatial - 1) / Swift.max(spatial, 1))) }
@@ -235,6 +260,8 @@ struct Conv2d: Kernel {
           }
         }
       }
+      // The chunk's images are contiguous in the output: one epilogue pass over them.
+      epilogue.apply(a, out: out, count: count * cout * spatial, at: first * cout * spatial)
       first += count
     }
   }

@@ -33,6 +33,8 @@ enum Lowering {
     let x = node.operands.first.map { shape(g, $0) } ?? []
     let out = shape(g, node.results[0])
     func axis(_ name: String, rank: Int) -> Int { let v = a.int(name); return v < 0 ? v + rank : v }
+    let epilogue = Epilogue(residual: node.operands.count > 3 ? o(node.operands[3]) : nil,
+                            relu: a.string("activation") == "relu")
 
     switch node.op {
     case .conv2d:
@@ -41,7 +43,8 @@ enum Lowering {
       return [Conv2d(label: label, n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0], kh: w[2], kw: w[3],
                      stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]), groups: a.int("groups", default: 1),
                      oh: out[2], ow: out[3], x: o(node.operands[0]), weight: o(node.operands[1]),
-                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), scratch: scratch)]
+                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), scratch: scratch,
+                     epilogue: epilogue)]
 
     case .maxPool2d, .avgPool2d:
       let k = a.ints("kernel"), s = a.ints("stride").isEmpty ? k : a.ints("stride"), p = a.ints("padding")
@@ -63,7 +66,7 @@ enum Lowering {
       let w = shape(g, node.operands[1])
       return [Linear(label: label, rows: x.dropLast().reduce(1, *), inFeatures: w[1], outFeatures: w[0],
                      x: o(node.operands[0]), weight: o(node.operands[1]),
-                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]))]
+                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), epilogue: epilogue)]
 
     case .matmul, .batchMatmul:
       let r = shape(g, node.operands[1])

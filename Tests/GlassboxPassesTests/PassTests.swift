@@ -164,6 +164,27 @@ struct PassTests {
       """)
   }
 
+  @Test func epilogues() throws {
+    try Self.check(FuseEpilogues(), """
+      graph g(x: f32[2, 3, 4, 4]) -> (y: f32[2, 3, 4, 4], z: f32[2, 5]) {
+        c = conv2d(x, out: 3, kernel: 3, padding: 1)
+        y = relu(add(c, x))
+        z = relu(linear(flatten(y), out: 5))
+      }
+      """, expected: """
+      graph g(x: f32[2, 3, 4, 4]) -> (y: f32[2, 3, 4, 4], z: f32[2, 5]) {
+        param c.weight: f32[3, 3, 3, 3] init uniform(0.19245008972987526)
+        param c.bias: f32[3] init uniform(0.19245008972987526)
+        y = conv2d(x, c.weight, c.bias, x, padding: 1, activation: relu) : f32[2, 3, 4, 4]
+        z.linear.flatten = flatten(y) : f32[2, 48]
+        param z.linear.weight: f32[5, 48] init uniform(0.14433756729740646)
+        param z.linear.bias: f32[5] init uniform(0.14433756729740646)
+        z = linear(z.linear.flatten, z.linear.weight, z.linear.bias, activation: relu) : f32[2, 5]
+      }
+
+      """)
+  }
+
   /// The whole inference pipeline on study models keeps their outputs (f32 folded weights:
   /// 1e-5) and their validity.
   @Test(arguments: [("bilstm_attention1d", ["B": 1, "C": 5]), ("resnet18", ["B": 1, "C": 10, "H": 32, "W": 32])])
@@ -176,7 +197,8 @@ struct PassTests {
     Pipeline.run(Pipeline.inference, on: &m) { pass, _, module in
       #expect(Verifier.verify(module.graph).isEmpty, "after \(pass)")
     }
-    if name == "resnet18" { #expect(m.graph.nodes.count == nodesBefore - 20, "20 batch norms folded") }
+    // 20 batch norms folded; 8 residual adds and 17 ReLUs fused into convolution epilogues.
+    if name == "resnet18" { #expect(m.graph.nodes.count == nodesBefore - 20 - 8 - 17, "\(nodesBefore) → \(m.graph.nodes.count)") }
     let after = try Self.outputs(m)
     for (output, b) in before {
       let a = try #require(after[output])

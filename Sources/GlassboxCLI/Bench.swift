@@ -27,10 +27,14 @@ struct Bench: ParsableCommand {
   @Flag(help: "Also print each kernel's mean time.")
   var profile = false
 
+  @Flag(help: "Unroll LSTMs into per-step fused cells (the form training differentiates).")
+  var unrollLSTM = false
+
   func run() throws {
     guard iterations >= 1, warmup >= 0, threads >= 1 else {
       throw ValidationError("--iterations and --threads must be at least 1, --warmup at least 0")
     }
+    let compileStart = DispatchTime.now().uptimeNanoseconds
     let compiled = try compileSpec(options)
     guard let graph = compiled.result.graph else {
       printDiagnostics(compiled.result.diagnostics, source: compiled.source)
@@ -44,8 +48,9 @@ struct Bench: ParsableCommand {
     var forward = graph
     forward.taps = []
     var module = Module(graph: forward, weights: DeterministicTensors.parameters(of: graph))
-    Pipeline.run(Pipeline.inference, on: &module)
+    Pipeline.run((unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference, on: &module)
     let program = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
+    let compileMs = Double(DispatchTime.now().uptimeNanoseconds - compileStart) / 1e6
     var inputs: [String: Tensor] = [:]
     for id in graph.inputs {
       let shape = graph[id].type.shape.map { $0.staticValue ?? 1 }
@@ -70,11 +75,12 @@ struct Bench: ParsableCommand {
       : (samples[samples.count / 2 - 1] + samples[samples.count / 2]) / 2
     let peak = peakResidentBytes()
     if json {
-      print("{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations)}")
+      print("{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),\"kernels\":\(program.program.count)}")
     } else {
-      print(String(format: "%@: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; arena %.1f MiB",
+      print(String(format: "%@: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; arena %.1f MiB (%.1f MiB unshared); compiled in %.0f ms to %d kernels",
                    graph.name, median, samples[0], samples[samples.count - 1], iterations, threads,
-                   Double(peak) / 1_048_576, Double(program.arenaCount * 4) / 1_048_576))
+                   Double(peak) / 1_048_576, Double(program.arenaCount * 4) / 1_048_576,
+                   Double(program.unsharedCount * 4) / 1_048_576, compileMs, program.program.count))
     }
   }
 }

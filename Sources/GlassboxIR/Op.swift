@@ -71,6 +71,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// `last`, only the outputs at the last time step, `[B, H·directions]` (what
   /// `select(lstm(x), axis: 1, index: -1)` keeps — the reverse direction then runs one step).
   case lstm
+  /// One LSTM time step, fused (what `unroll-lstm` makes of an LSTM): operands
+  /// `gates_x: [B, 4H]` (the step's input projection, both biases included), `h: [B, H]`,
+  /// `c: [B, H]`, `weight_hh: [4H, H]`; `gates = gates_x + h·W_hhᵀ`, then
+  /// `c' = σ(f)·c + σ(i)·tanh(g)`, `h' = σ(o)·tanh(c')`. Results `h'`, `c'`.
+  case lstmCell = "lstm_cell"
   /// Zeroes elements with probability `p` and scales the rest by `1/(1−p)` in training;
   /// identity in inference.
   case dropout
@@ -134,6 +139,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
                           "weight_ih_reverse", "weight_hh_reverse", "bias_ih_reverse", "bias_hh_reverse"],
                   required: 5)
     case .crossEntropy: OperandSpec(names: ["logits", "target"], required: 2)
+    case .lstmCell: OperandSpec(names: ["gates_x", "h", "c", "weight_hh"], required: 4)
     case .constant: OperandSpec(names: [], required: 0)
     }
   }
@@ -159,7 +165,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
        AttrSpec("count_include_pad", .bool, .bool(true))]
     case .batchNorm:
       [AttrSpec("eps", .float, .float(1e-5)), AttrSpec("momentum", .float, .float(0.1))]
-    case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div,
+    case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .lstmCell,
          .relu, .sigmoid, .tanh, .crossEntropy:
       []
     case .softmax, .logSoftmax: [AttrSpec("axis", .int, .int(-1))]
@@ -189,7 +195,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .dropout: true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul,
          .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-         .concat, .slice, .select, .split, .lstm, .crossEntropy, .constant:
+         .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant:
       false
     }
   }

@@ -295,6 +295,16 @@ extension Op {
       if a.bool("last") { return [TensorType(input.dtype, [input.shape[0], Dim(h * directions)])] }
       return [TensorType(input.dtype, [input.shape[0], input.shape[1], Dim(h * directions)])]
 
+    case .lstmCell:
+      try requireFloat(x, op: self)
+      let h = try x[1].requireRank(2, op: self, operand: "h", layout: "[B, H]")
+      let (b, hidden) = (h.shape[0], h.shape[1])
+      let gates = TensorType(h.dtype, [b, Dim(4 * (hidden.staticValue ?? 0))])
+      guard let hs = hidden.staticValue, x[0] == gates, x[2] == h, x[3].shape == [Dim(4 * hs), hidden] else {
+        throw ShapeError("lstm_cell: for h \(h) expected gates_x \(gates.shapeDescription), c \(h.shapeDescription) and weight_hh [\(4 * (hidden.staticValue ?? 0)), \(hidden)], found \(x[0].shapeDescription), \(x[2].shapeDescription) and \(x[3].shapeDescription)")
+      }
+      return [h, h]
+
     case .crossEntropy:
       let logits = try x[0].requireRank(2, op: self, operand: "logits", layout: "[N, C]")
       let target = try x[1].requireRank(1, op: self, operand: "target", layout: "[N]")

@@ -206,6 +206,24 @@ public struct ReferenceInterpreter {
       guard a.bool("last") else { return [all] }
       let steps = all.shape[1]
       return [Tensor(shape: [all.shape[0], all.shape[2]], f64: gather(all, axis: 1, picks: [steps - 1]))]
+    case .lstmCell:
+      let (b, h) = (x[1].shape[0], x[1].shape[1])
+      let gx = x[0].doubles, hv = x[1].doubles, cv = x[2].doubles, w = x[3].doubles
+      var hOut = [Double](repeating: 0, count: b * h), cOut = hOut
+      for r in 0..<b {
+        var gates = [Double](repeating: 0, count: 4 * h)
+        for j in 0..<(4 * h) {
+          var acc = gx[r * 4 * h + j]
+          for k in 0..<h { acc += w[j * h + k] * hv[r * h + k] }
+          gates[j] = acc
+        }
+        for j in 0..<h {
+          let i = sigmoid(gates[j]), f = sigmoid(gates[h + j]), g = tanh(gates[2 * h + j]), o = sigmoid(gates[3 * h + j])
+          cOut[r * h + j] = f * cv[r * h + j] + i * g
+          hOut[r * h + j] = o * tanh(cOut[r * h + j])
+        }
+      }
+      return [Tensor(shape: [b, h], f64: hOut), Tensor(shape: [b, h], f64: cOut)]
     case .crossEntropy:
       let n = x[0].shape[0], c = x[0].shape[1], v = x[0].doubles, t = x[1].doubles
       var total = 0.0

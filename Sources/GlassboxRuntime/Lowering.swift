@@ -19,7 +19,7 @@ enum Lowering {
       let x = shape(g, node.operands[0])
       let dirs = node.attributes.bool("bidirectional") ? 2 : 1
       return dirs * LSTMLayer.scratchCount(batch: x[0], steps: x[1], hidden: node.attributes.int("hidden"))
-    case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub,
+    case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub, .lstmCell,
          .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
          .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant:
       return 0
@@ -160,6 +160,11 @@ enum Lowering {
       return [LSTMLayer(label: label, batch: x[0], steps: x[1], features: x[2], hidden: a.int("hidden"), directions: dirs,
                         x: o(node.operands[0]), out: o(node.results[0]), weights: w, scratch: scratch,
                         parallel: threads > 1, threads: threads, lastOnly: a.bool("last"))]
+
+    case .lstmCell:
+      let h = shape(g, node.operands[1])
+      return [LSTMCell(label: label, batch: h[0], hidden: h[1], gates: o(node.operands[0]), h: o(node.operands[1]),
+                       c: o(node.operands[2]), weight: o(node.operands[3]), hOut: o(node.results[0]), cOut: o(node.results[1]))]
 
     case .crossEntropy:
       return [CrossEntropy(n: x[0], c: x[1], logits: o(node.operands[0]), target: o(node.operands[1]), out: o(node.results[0]))]

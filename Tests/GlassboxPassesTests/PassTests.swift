@@ -185,6 +185,49 @@ struct PassTests {
       """)
   }
 
+  @Test func unrollTinyLSTM() throws {
+    try Self.check(UnrollLSTM(), """
+      graph g(x: f32[1, 2, 3]) -> (y: f32[1, 2, 2]) {
+        y = lstm(x, hidden: 2)
+      }
+      """, expected: """
+      graph g(x: f32[1, 2, 3]) -> (y: f32[1, 2, 2]) {
+        param y.weight_ih_l0: f32[8, 3] init uniform(0.7071067811865475)
+        param y.weight_hh_l0: f32[8, 2] init uniform(0.7071067811865475)
+        param y.bias_ih_l0: f32[8] init uniform(0.7071067811865475)
+        param y.bias_hh_l0: f32[8] init uniform(0.7071067811865475)
+        y.zeros = constant(value: 0.0, shape: [1, 2]) : f32[1, 2]
+        y.bias = add(y.bias_ih_l0, y.bias_hh_l0) : f32[8]
+        y.proj = linear(x, y.weight_ih_l0, y.bias) : f32[1, 2, 8]
+        y.x0 = select(y.proj, axis: 1, index: 0) : f32[1, 8]
+        y.h0, y.c0 = lstm_cell(y.x0, y.zeros, y.zeros, y.weight_hh_l0) : f32[1, 2], f32[1, 2]
+        y.x1 = select(y.proj, axis: 1, index: 1) : f32[1, 8]
+        y.h1, y.c1 = lstm_cell(y.x1, y.h0, y.c0, y.weight_hh_l0) : f32[1, 2], f32[1, 2]
+        y.y0 = reshape(y.h0, shape: [1, 1, 2]) : f32[1, 1, 2]
+        y.y1 = reshape(y.h1, shape: [1, 1, 2]) : f32[1, 1, 2]
+        y = concat(y.y0, y.y1, axis: 1) : f32[1, 2, 2]
+      }
+
+      """, tolerance: 1e-12)
+  }
+
+  /// Unrolled LSTMs compute what whole ones do, in every variant.
+  @Test(arguments: ["hidden: 4", "hidden: 4, bidirectional: true", "hidden: 4, last: true",
+                    "hidden: 4, bidirectional: true, last: true"])
+  func unrollKeepsNumbers(_ options: String) throws {
+    let last = options.contains("last")
+    let out = last ? (options.contains("bi") ? "[3, 8]" : "[3, 4]") : (options.contains("bi") ? "[3, 5, 8]" : "[3, 5, 4]")
+    var m = try Self.module("graph g(x: f32[3, 5, 2]) -> (y: f32\(out)) {\n  y = lstm(x, \(options))\n}\n")
+    let before = try Self.outputs(m)
+    #expect(UnrollLSTM().run(&m))
+    #expect(Verifier.verify(m.graph).isEmpty)
+    #expect(!m.graph.nodes.contains { $0.op == .lstm })
+    let after = try Self.outputs(m)
+    let b = try #require(before["y"]), a = try #require(after["y"])
+    #expect(a.shape == b.shape)
+    #expect(zip(a.doubles, b.doubles).allSatisfy { abs($0 - $1) < 1e-12 })
+  }
+
   /// The whole inference pipeline on study models keeps their outputs (f32 folded weights:
   /// 1e-5) and their validity.
   @Test(arguments: [("bilstm_attention1d", ["B": 1, "C": 5]), ("resnet18", ["B": 1, "C": 10, "H": 32, "W": 32])])

@@ -26,6 +26,12 @@ struct InterpreterEquivalenceTests {
       z = lstm(s, hidden: 5, bidirectional: true, last: true)
     }
     """,
+    // Explicit fused cells (what unroll-lstm emits): batch 2, hidden 3.
+    """
+    graph g(gx: f32[2, 12], h: f32[2, 3], c: f32[2, 3], w: f32[12, 3]) -> (h1: f32[2, 3], c1: f32[2, 3]) {
+      h1, c1 = lstm_cell(gx, h, c, w)
+    }
+    """,
     // A value used twice, an alias (reshape) feeding two users, broadcasting both ways.
     """
     graph g(x: f32[2, 3, 4], b: f32[4]) -> (y: f32[2, 12], z: f32[3, 2, 4]) {

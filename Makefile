@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN = .build/release/glassbox
 
-.PHONY: setup build release demo test check-specs clean fuzz readers data
+.PHONY: setup build release demo test bench check-specs clean fuzz readers data
 
 setup:
 	tools/setup
@@ -26,6 +26,12 @@ demo: release
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# Glassbox against PyTorch eager, same shapes and threads, one run (needs a venv with torch:
+# python3 -m venv .venv && .venv/bin/pip install -r tools/reference/requirements.txt).
+bench: release
+	@[ -x .venv/bin/python ] || { python3 -m venv .venv && .venv/bin/pip install -q -r tools/reference/requirements.txt; }
+	tools/bench/compare.py
 
 clean:
 	rm -rf .build out

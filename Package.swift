@@ -19,8 +19,7 @@ let package = Package(
   ],
   targets: [
     // C libraries, each wrapped by exactly one Swift module (named in the comment).
-    .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
-                   providers: [.apt(["libopenblas-dev"])]),            // GlassboxRuntime
+    .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),  // GlassboxRuntime (headers; dlopen)
     .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat",
                    providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev",
                                      "libswscale-dev", "libswresample-dev"])]),  // GlassboxMedia
@@ -33,14 +32,18 @@ let package = Package(
     .target(name: "GlassboxIR", swiftSettings: strict),
     .target(name: "GlassboxViz", dependencies: ["GlassboxIR", "CGraphviz"], swiftSettings: strict),
     .target(name: "GlassboxReference", dependencies: ["GlassboxIR"], swiftSettings: strict),
-    .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS"], swiftSettings: strict),
+    .target(name: "GlassboxPasses", dependencies: ["GlassboxIR", "GlassboxReference"], swiftSettings: strict),
+    // Kernels are compiled for AVX2 + FMA (any x86-64 since 2013); OpenBLAS picks its own.
+    .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS"],
+            swiftSettings: strict + [.unsafeFlags(["-target-cpu", "haswell", "-Ounchecked"])]),
     // .model files, .npy and safetensors; the only module that imports SwiftProtobuf.
     .target(name: "GlassboxFormat",
             dependencies: ["GlassboxIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict),
     .target(name: "GlassboxMedia", dependencies: ["GlassboxIR", "CFFmpeg", "CSndfile"], swiftSettings: strict),
     .target(name: "GlassboxCLI",
-            dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxRuntime", "GlassboxMedia", "GlassboxFormat",
+            dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxReference", "GlassboxPasses", "GlassboxRuntime",
+                           "GlassboxMedia", "GlassboxFormat",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
     .executableTarget(name: "glassbox", dependencies: ["GlassboxCLI"], swiftSettings: strict),
@@ -57,6 +60,8 @@ let package = Package(
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxMediaTests", dependencies: ["GlassboxMedia", "GlassboxIR"],
                 exclude: ["Fixtures"], swiftSettings: strict),
+    .testTarget(name: "GlassboxPassesTests", dependencies: ["GlassboxPasses", "GlassboxReference", "GlassboxIR"],
+                swiftSettings: strict),
     .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia"],
                 swiftSettings: strict),
   ]

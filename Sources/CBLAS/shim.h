@@ -1,2 +1,3 @@
+/* Types and prototypes only: GlassboxRuntime loads OpenBLAS with dlopen after choosing its
+   kernels (OPENBLAS_CORETYPE is read when the library initialises), so nothing links it. */
 #include <cblas.h>
-/* openblas_set_num_threads and openblas_get_config live in OpenBLAS's cblas.h. */

@@ -197,7 +197,9 @@ struct GraphDecoder {
   }
 
   /// Attributes checked against their schema: no unknown or repeated names, every value of
-  /// the declared kind. (Missing ones are the verifier's to report.)
+  /// the declared kind. A missing attribute that has a default takes it, so a file written
+  /// before an optional attribute existed still loads; other missing ones are the verifier's
+  /// to report.
   func attributes(_ list: [Glassbox_Attribute], schema: [Op.AttrSpec], owner: String) throws(Failure) -> Attributes {
     var a = Attributes()
     for pa in list {
@@ -210,6 +212,9 @@ struct GraphDecoder {
         throw fail("\(owner) attribute '\(pa.name)' must be \(Self.describe(spec.kind)), found \(v.description.prefix(100))")
       }
       a[pa.name] = v
+    }
+    for spec in schema where a[spec.name] == nil {
+      if let d = spec.defaultValue { a[spec.name] = d }
     }
     return a
   }

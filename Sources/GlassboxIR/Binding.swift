@@ -25,6 +25,13 @@ extension Graph {
       }
     }
     for i in g.taps.indices { g.taps[i].type = g.taps[i].type.substituting(bindings) }
+    for i in g.recipes.indices {
+      var options = g.recipes[i].options
+      for name in options.names {
+        if let v = options[name] { options[name] = Self.substitute(v, bindings) }
+      }
+      g.recipes[i].options = options
+    }
     let problems = Verifier.verify(g)
     guard problems.isEmpty else { throw DiagnosticList(problems) }
     return g

@@ -8,6 +8,8 @@
 public enum Op: String, CaseIterable, Sendable, Hashable {
   /// 2-D convolution. `x: [N, Cin, H, W]`, `weight: [Cout, Cin/groups, kH, kW]`,
   /// optional `bias: [Cout]` → `[N, Cout, H', W']`, `H' = ⌊(H + 2p − d(k−1) − 1)/s⌋ + 1`.
+  /// Epilogue (made by the `fuse-epilogues` pass): an optional `residual` operand of the
+  /// result's shape is added, then `activation` (`relu`) applied.
   case conv2d
   /// Max pooling over `[N, C, H, W]` windows (implicit −∞ padding), PyTorch's output size.
   case maxPool2d = "max_pool2d"
@@ -18,7 +20,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// Batch normalisation over axis 1 of `[N, C, …]`: operands `x, weight, bias, running_mean,
   /// running_var, num_batches_tracked` (the last three are buffers), eps 1e-5 as in PyTorch.
   case batchNorm = "batch_norm"
-  /// `x: [..., in]`, `weight: [out, in]`, optional `bias: [out]` → `[..., out]`; `x Wᵀ + b`.
+  /// `x: [..., in]`, `weight: [out, in]`, optional `bias: [out]` → `[..., out]`; `x Wᵀ + b`,
+  /// with the same optional epilogue as `conv2d` (`residual` operand, `activation`).
   case linear
   /// Matrix product `[m, k] × [k, n]` → `[m, n]`.
   case matmul
@@ -64,8 +67,15 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   case split
   /// LSTM over `x: [B, T, in]` (batch first), gate order i, f, g, o; operands `weight_ih: [4H, in]`,
   /// `weight_hh: [4H, H]`, `bias_ih: [4H]`, `bias_hh: [4H]`, then the same four for the reverse
-  /// direction when `bidirectional`. Result `[B, T, H·directions]`, forward half first.
+  /// direction when `bidirectional`. Result `[B, T, H·directions]`, forward half first; with
+  /// `last`, only the outputs at the last time step, `[B, H·directions]` (what
+  /// `select(lstm(x), axis: 1, index: -1)` keeps — the reverse direction then runs one step).
   case lstm
+  /// One LSTM time step, fused (what `unroll-lstm` makes of an LSTM): operands
+  /// `gates_x: [B, 4H]` (the step's input projection, both biases included), `h: [B, H]`,
+  /// `c: [B, H]`, `weight_hh: [4H, H]`; `gates = gates_x + h·W_hhᵀ`, then
+  /// `c' = σ(f)·c + σ(i)·tanh(g)`, `h' = σ(o)·tanh(c')`. Results `h'`, `c'`.
+  case lstmCell = "lstm_cell"
   /// Zeroes elements with probability `p` and scales the rest by `1/(1−p)` in training;
   /// identity in inference.
   case dropout
@@ -114,14 +124,14 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// The operands this op takes.
   public var operands: OperandSpec {
     switch self {
-    case .conv2d: OperandSpec(names: ["x", "weight", "bias"], required: 2)
+    case .conv2d: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .relu, .sigmoid, .tanh, .softmax, .logSoftmax,
          .sum, .mean, .max, .reshape, .flatten, .transpose, .slice, .select, .split, .dropout:
       OperandSpec(names: ["x"], required: 1)
     case .batchNorm:
       OperandSpec(names: ["x", "weight", "bias", "running_mean", "running_var", "num_batches_tracked"],
                   required: 6)
-    case .linear: OperandSpec(names: ["x", "weight", "bias"], required: 2)
+    case .linear: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
     case .matmul, .batchMatmul, .add, .sub, .mul, .div: OperandSpec(names: ["a", "b"], required: 2)
     case .concat: OperandSpec(names: ["x"], required: 1, variadic: true)
     case .lstm:
@@ -129,6 +139,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
                           "weight_ih_reverse", "weight_hh_reverse", "bias_ih_reverse", "bias_hh_reverse"],
                   required: 5)
     case .crossEntropy: OperandSpec(names: ["logits", "target"], required: 2)
+    case .lstmCell: OperandSpec(names: ["gates_x", "h", "c", "weight_hh"], required: 4)
     case .constant: OperandSpec(names: [], required: 0)
     }
   }
@@ -140,7 +151,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
       [AttrSpec("stride", .pair, .list([.int(1), .int(1)])),
        AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
        AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
-       AttrSpec("groups", .int, .int(1))]
+       AttrSpec("groups", .int, .int(1)), AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
+    case .linear: [AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
     case .maxPool2d:
       [AttrSpec("kernel", .pair), AttrSpec("stride", .pair, .list([])),
        AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
@@ -153,7 +165,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
        AttrSpec("count_include_pad", .bool, .bool(true))]
     case .batchNorm:
       [AttrSpec("eps", .float, .float(1e-5)), AttrSpec("momentum", .float, .float(0.1))]
-    case .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
+    case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .lstmCell,
          .relu, .sigmoid, .tanh, .crossEntropy:
       []
     case .softmax, .logSoftmax: [AttrSpec("axis", .int, .int(-1))]
@@ -169,7 +181,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .select: [AttrSpec("axis", .int), AttrSpec("index", .int)]
     case .split: [AttrSpec("axis", .int), AttrSpec("sizes", .ints)]
     case .lstm:
-      [AttrSpec("hidden", .int), AttrSpec("bidirectional", .bool, .bool(false))]
+      [AttrSpec("hidden", .int), AttrSpec("bidirectional", .bool, .bool(false)), AttrSpec("last", .bool, .bool(false))]
     case .dropout: [AttrSpec("p", .float, .float(0.5))]
     case .constant:
       [AttrSpec("value", .float), AttrSpec("shape", .dims, .list([])),
@@ -183,7 +195,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .dropout: true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul,
          .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-         .concat, .slice, .select, .split, .lstm, .crossEntropy, .constant:
+         .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant:
       false
     }
   }

@@ -10,6 +10,8 @@ public enum RecipeKind: String, CaseIterable, Sendable, Hashable {
   case audio
   /// Video → `[frames, 3, size, size]` RGB, `frames` sampled uniformly over the clip (or every
   /// `stride`-th frame), resized, scaled to [0, 1] and normalised by `mean` and `std` per channel.
+  /// `frames` and `size` may name symbols (`frames: T`): bound, they give the count; while
+  /// unbound, media decoding takes the default (16 frames).
   case video
   /// Image → `[3, size, size]` RGB, resized, scaled to [0, 1], normalised by `mean` and `std`.
   case image
@@ -26,12 +28,12 @@ public enum RecipeKind: String, CaseIterable, Sendable, Hashable {
        Op.AttrSpec("hop", .int, .int(512)), Op.AttrSpec("frames", .int, .int(768)),
        Op.AttrSpec("pad", .choice(["zeros_before", "zeros_after"]), .string("zeros_before"))]
     case .video:
-      [Op.AttrSpec("frames", .int, .int(16)), Op.AttrSpec("size", .int, .int(112)),
+      [Op.AttrSpec("frames", .dim, .int(16)), Op.AttrSpec("size", .dim, .int(112)),
        Op.AttrSpec("sampling", .choice(["uniform", "stride"]), .string("uniform")),
        Op.AttrSpec("stride", .int, .int(1)),
        Op.AttrSpec("mean", .floats, RecipeKind.imagenetMean), Op.AttrSpec("std", .floats, RecipeKind.imagenetStd)]
     case .image:
-      [Op.AttrSpec("size", .int, .int(224)),
+      [Op.AttrSpec("size", .dim, .int(224)),
        Op.AttrSpec("mean", .floats, RecipeKind.imagenetMean), Op.AttrSpec("std", .floats, RecipeKind.imagenetStd)]
     }
   }
@@ -42,6 +44,12 @@ public enum RecipeKind: String, CaseIterable, Sendable, Hashable {
       let v = o.int(name)
       guard v >= 1 else { throw ShapeError("recipe \(rawValue): \(name) must be at least 1, found \(v)") }
       return v
+    }
+    /// A size that may be a symbol.
+    func dimension(_ name: String) throws(ShapeError) -> Dim {
+      let d = o.dim(name) ?? Dim(0)
+      guard d.coefficient >= 1 else { throw ShapeError("recipe \(rawValue): \(name) must be at least 1, found \(d)") }
+      return d
     }
     func channels(_ name: String) throws(ShapeError) {
       let count = o.floats(name).count
@@ -62,13 +70,13 @@ public enum RecipeKind: String, CaseIterable, Sendable, Hashable {
       _ = try positive("stride")
       try channels("mean")
       try channels("std")
-      let size = try positive("size")
-      return [Dim(try positive("frames")), 3, Dim(size), Dim(size)]
+      let side = try dimension("size")
+      return [try dimension("frames"), 3, side, side]
     case .image:
       try channels("mean")
       try channels("std")
-      let size = try positive("size")
-      return [3, Dim(size), Dim(size)]
+      let side = try dimension("size")
+      return [3, side, side]
     }
   }
 }

@@ -37,7 +37,9 @@ extension Op {
       }
       let (oh, ow) = try windowOutput(input, kernel: [w.shape[2], w.shape[3]], attrs: a, op: self,
                                       ceilMode: false)
-      return [TensorType(input.dtype, [input.shape[0], w.shape[0], oh, ow])]
+      let result = TensorType(input.dtype, [input.shape[0], w.shape[0], oh, ow])
+      try checkResidual(x, result, op: self)
+      return [result]
 
     case .maxPool2d, .avgPool2d:
       let input = try x[0].requireRank(4, op: self, operand: "input", layout: "[N, C, H, W]")
@@ -85,7 +87,9 @@ extension Op {
           throw ShapeError("linear: bias has \(b.shape[0]) elements but weight has \(w.shape[0]) outputs")
         }
       }
-      return [TensorType(input.dtype, input.shape.dropLast() + [w.shape[0]])]
+      let result = TensorType(input.dtype, input.shape.dropLast() + [w.shape[0]])
+      try checkResidual(x, result, op: self)
+      return [result]
 
     case .matmul:
       let l = try x[0].requireRank(2, op: self, operand: "a", layout: "[m, k]")
@@ -288,7 +292,18 @@ extension Op {
           throw ShapeError("lstm: \(name) must be \(TensorType(.f32, shape).shapeDescription) for hidden \(h) and \(features) input features, found \(x[1 + 4 * d + k].shapeDescription)")
         }
       }
+      if a.bool("last") { return [TensorType(input.dtype, [input.shape[0], Dim(h * directions)])] }
       return [TensorType(input.dtype, [input.shape[0], input.shape[1], Dim(h * directions)])]
+
+    case .lstmCell:
+      try requireFloat(x, op: self)
+      let h = try x[1].requireRank(2, op: self, operand: "h", layout: "[B, H]")
+      let (b, hidden) = (h.shape[0], h.shape[1])
+      let gates = TensorType(h.dtype, [b, Dim(4 * (hidden.staticValue ?? 0))])
+      guard let hs = hidden.staticValue, x[0] == gates, x[2] == h, x[3].shape == [Dim(4 * hs), hidden] else {
+        throw ShapeError("lstm_cell: for h \(h) expected gates_x \(gates.shapeDescription), c \(h.shapeDescription) and weight_hh [\(4 * (hidden.staticValue ?? 0)), \(hidden)], found \(x[0].shapeDescription), \(x[2].shapeDescription) and \(x[3].shapeDescription)")
+      }
+      return [h, h]
 
     case .crossEntropy:
       let logits = try x[0].requireRank(2, op: self, operand: "logits", layout: "[N, C]")
@@ -319,6 +334,14 @@ extension TensorType {
       throw ShapeError("\(op.name): \(operand) must have rank \(rank) \(layout), found \(shapeDescription)")
     }
     return self
+  }
+}
+
+/// A fused epilogue's residual (operand 3) must have the result's type.
+func checkResidual(_ x: [TensorType], _ result: TensorType, op: Op) throws(ShapeError) {
+  guard x.count > 3 else { return }
+  guard x[3] == result else {
+    throw ShapeError("\(op.name): residual is \(x[3]) but the result is \(result)")
   }
 }
 

@@ -128,7 +128,8 @@ public struct VideoRecipe: Sendable, Hashable {
     try checkShape(recipe)
     let o = recipe.options
     let sampling: FrameSampling = o.string("sampling") == "stride" ? .stride(o.int("stride")) : .uniform
-    self.init(frames: o.int("frames"), size: o.int("size"), sampling: sampling,
+    // An unbound symbol (`frames: T`) decodes with the default count.
+    self.init(frames: o.int("frames", default: 16), size: o.int("size", default: 112), sampling: sampling,
               mean: o.floats("mean").map(Float.init), std: o.floats("std").map(Float.init))
     try validate(name: recipe.input)
   }
@@ -182,7 +183,7 @@ public struct ImageRecipe: Sendable, Hashable {
     let recipe = recipe.withDefaults
     try checkShape(recipe)
     let o = recipe.options
-    self.init(size: o.int("size"), mean: o.floats("mean").map(Float.init), std: o.floats("std").map(Float.init))
+    self.init(size: o.int("size", default: 224), mean: o.floats("mean").map(Float.init), std: o.floats("std").map(Float.init))
     guard size <= 8192 else {
       throw MediaError(.invalidRecipe, file: recipe.input, "recipe image: size must be at most 8192, found \(size)")
     }

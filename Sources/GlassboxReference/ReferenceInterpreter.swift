@@ -68,7 +68,7 @@ public struct ReferenceInterpreter {
   /// One op on f64 tensors (shapes already checked by the shape rules).
   public static func evaluate(_ op: Op, _ x: [Tensor], _ a: Attributes) -> [Tensor] {
     switch op {
-    case .conv2d: return [conv2d(x[0], x[1], x.count > 2 ? x[2] : nil, a)]
+    case .conv2d: return [epilogue(conv2d(x[0], x[1], x.count > 2 ? x[2] : nil, a), x, a)]
     case .maxPool2d: return [pool(x[0], a, max: true)]
     case .avgPool2d: return [pool(x[0], a, max: false)]
     case .globalAvgPool2d:
@@ -98,7 +98,7 @@ public struct ReferenceInterpreter {
           r[i * out + o] = acc
         }
       }
-      return [Tensor(shape: Array(s.dropLast()) + [out], f64: r)]
+      return [epilogue(Tensor(shape: Array(s.dropLast()) + [out], f64: r), x, a)]
     case .matmul, .batchMatmul:
       let l = x[0].shape, r = x[1].shape
       let m = l[l.count - 2], k = l[l.count - 1], n = r[r.count - 1]
@@ -202,7 +202,28 @@ public struct ReferenceInterpreter {
         return Tensor(shape: shape, f64: gather(x[0], axis: axis, picks: picks))
       }
     case .lstm:
-      return [lstm(x, hidden: a.int("hidden"), bidirectional: a.bool("bidirectional"))]
+      let all = lstm(x, hidden: a.int("hidden"), bidirectional: a.bool("bidirectional"))
+      guard a.bool("last") else { return [all] }
+      let steps = all.shape[1]
+      return [Tensor(shape: [all.shape[0], all.shape[2]], f64: gather(all, axis: 1, picks: [steps - 1]))]
+    case .lstmCell:
+      let (b, h) = (x[1].shape[0], x[1].shape[1])
+      let gx = x[0].doubles, hv = x[1].doubles, cv = x[2].doubles, w = x[3].doubles
+      var hOut = [Double](repeating: 0, count: b * h), cOut = hOut
+      for r in 0..<b {
+        var gates = [Double](repeating: 0, count: 4 * h)
+        for j in 0..<(4 * h) {
+          var acc = gx[r * 4 * h + j]
+          for k in 0..<h { acc += w[j * h + k] * hv[r * h + k] }
+          gates[j] = acc
+        }
+        for j in 0..<h {
+          let i = sigmoid(gates[j]), f = sigmoid(gates[h + j]), g = tanh(gates[2 * h + j]), o = sigmoid(gates[3 * h + j])
+          cOut[r * h + j] = f * cv[r * h + j] + i * g
+          hOut[r * h + j] = o * tanh(cOut[r * h + j])
+        }
+      }
+      return [Tensor(shape: [b, h], f64: hOut), Tensor(shape: [b, h], f64: cOut)]
     case .crossEntropy:
       let n = x[0].shape[0], c = x[0].shape[1], v = x[0].doubles, t = x[1].doubles
       var total = 0.0
@@ -220,6 +241,14 @@ public struct ReferenceInterpreter {
   }
 
   // MARK: Helpers
+
+  /// A fused epilogue: `+ residual` (operand 3) then the activation.
+  static func epilogue(_ t: Tensor, _ x: [Tensor], _ a: Attributes) -> Tensor {
+    var v = t.doubles
+    if x.count > 3 { v = zip(v, x[3].doubles).map { $0 + $1 } }
+    if a.string("activation") == "relu" { v = v.map { Swift.max($0, 0) } }
+    return Tensor(shape: t.shape, f64: v)
+  }
 
   static func strides(_ shape: [Int]) -> [Int] {
     var s = [Int](repeating: 1, count: shape.count)

@@ -1,4 +1,4 @@
-// generated — do not edit. Source: Formats/glassbox.proto (sha256 7e8f9a1aa75530908c6b3f3bee93eaeaec2731439055005aaaaffcc79f5ddd55)
+// generated — do not edit. Source: Formats/glassbox.proto (sha256 398868f5c982abfc8879fa4b4dbe81b6b1be3d56ee9f4833a73325878b9d67ae)
 // Regenerate with tools/gen-proto (protoc 3.21.12, protoc-gen-swift 1.39.0).
 
 // DO NOT EDIT.
@@ -648,7 +648,8 @@ nonisolated struct Glassbox_Node: Sendable {
   /// Result value indices.
   var results: [UInt32] = []
 
-  /// Every attribute the op declares, defaults included, sorted by name.
+  /// Every attribute the op declares, defaults included, sorted by name. A reader fills an
+  /// optional attribute missing from an older file with its default (see the op catalogue).
   var attributes: [Glassbox_Attribute] = []
 
   var unknownFields = SwiftProtobuf.UnknownStorage()

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import GlassboxIR
+import GlassboxPasses
+import GlassboxReference
+import GlassboxRuntime
+
+/// `glassbox bench SPEC`: time one forward pass of the compiled program.
+struct Bench: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Time forward passes: median, min and max per run after warm-up, and peak memory.")
+
+  @OptionGroup var options: SpecOptions
+
+  @Option(help: "Cores to use (OpenBLAS's threads and Glassbox's own).")
+  var threads = 2
+
+  @Option(help: "Timed runs after warm-up.")
+  var iterations = 50
+
+  @Option(help: "Untimed runs first.")
+  var warmup = 5
+
+  @Flag(help: "Print one JSON object.")
+  var json = false
+
+  @Flag(help: "Also print each kernel's mean time.")
+  var profile = false
+
+  @Flag(help: "Unroll LSTMs into per-step fused cells (the form training differentiates).")
+  var unrollLSTM = false
+
+  func run() throws {
+    guard iterations >= 1, warmup >= 0, threads >= 1 else {
+      throw ValidationError("--iterations and --threads must be at least 1, --warmup at least 0")
+    }
+    let compileStart = DispatchTime.now().uptimeNanoseconds
+    let compiled = try compileSpec(options)
+    guard let graph = compiled.result.graph else {
+      printDiagnostics(compiled.result.diagnostics, source: compiled.source)
+      throw ExitCode(1)
+    }
+    let unbound = graph.symbols.filter { s in graph.values.contains { v in v.type.shape.contains { $0.symbols.contains(s) } } }
+    guard unbound.isEmpty else {
+      throw ValidationError("bind every symbol to benchmark: --bind \(unbound.map { "\($0)=…" }.joined(separator: " --bind "))")
+    }
+    // A plain forward: taps are compiled only when asked for, so they pin nothing here.
+    var forward = graph
+    forward.taps = []
+    var module = Module(graph: forward, weights: DeterministicTensors.parameters(of: graph))
+    Pipeline.run((unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference, on: &module)
+    let program = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
+    let compileMs = Double(DispatchTime.now().uptimeNanoseconds - compileStart) / 1e6
+    var inputs: [String: Tensor] = [:]
+    for id in graph.inputs {
+      let shape = graph[id].type.shape.map { $0.staticValue ?? 1 }
+      inputs[graph[id].name] = DeterministicTensors.tensor("input:" + graph[id].name, shape: shape)
+    }
+    try program.load(inputs: inputs)
+    for _ in 0..<warmup { program.runKernels() }
+    var samples: [Double] = []
+    samples.reserveCapacity(iterations)
+    for _ in 0..<iterations {
+      let start = DispatchTime.now().uptimeNanoseconds
+      program.runKernels()
+      samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    if profile {
+      for (label, ms) in program.profile(runs: iterations) where ms >= 0.001 {
+        print(String(format: "%10.3f ms  %@", ms, label))
+      }
+    }
+    samples.sort()
+    let median = samples.count % 2 == 1 ? samples[samples.count / 2]
+      : (samples[samples.count / 2 - 1] + samples[samples.count / 2]) / 2
+    let peak = peakResidentBytes()
+    if json {
+      print("{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),\"kernels\":\(program.program.count)}")
+    } else {
+      print(String(format: "%@: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; arena %.1f MiB (%.1f MiB unshared); compiled in %.0f ms to %d kernels",
+                   graph.name, median, samples[0], samples[samples.count - 1], iterations, threads,
+                   Double(peak) / 1_048_576, Double(program.arenaCount * 4) / 1_048_576,
+                   Double(program.unsharedCount * 4) / 1_048_576, compileMs, program.program.count))
+    }
+  }
+}
+
+/// Peak resident set size of this process, in bytes.
+func peakResidentBytes() -> Int {
+  var usage = rusage()
+  getrusage(RUSAGE_SELF.rawValue, &usage)
+  return usage.ru_maxrss * 1024
+}

@@ -1,0 +1,192 @@
+import Foundation
+import GlassboxIR
+
+/// A graph compiled for fixed input shapes: a linear program of kernels (OpenBLAS GEMMs and
+/// Swift SIMD loops) over one arena planned by liveness. Running it allocates nothing but
+/// the result tensors it hands back.
+///
+/// Arena layout: `[parameters and constants | inputs | planned intermediates]`, all f32;
+/// outputs and taps are pinned (their buffers are never reused).
+public final class Executable: @unchecked Sendable {
+  /// The bound graph this program computes.
+  public let graph: Graph
+  let kernels: [any Kernel]
+  let arena: UnsafeMutablePointer<Float>
+  /// Floats in the arena.
+  public let arenaCount: Int
+  /// Sum of all buffers' sizes before sharing (floats), for `--stats`.
+  public let unsharedCount: Int
+  /// Where each value lives (offset in floats); aliases share their source's offset.
+  let offsets: [Int]
+  /// Value indices of the named results: outputs, then activation-like taps.
+  let results: [(name: String, value: ValueID)]
+
+  /// Errors in what was given to compile or run: names the tensor and what is wrong.
+  public struct InputError: Error, CustomStringConvertible {
+    public var description: String
+  }
+
+  /// Compiles a graph whose every dimension is bound; `parameters` are copied in (missing
+  /// ones are an error). `threads` is how many cores the program may use: OpenBLAS gets that
+  /// many, and independent work of our own (the two LSTM directions) is spread over them.
+  public init(graph: Graph, parameters: [String: Tensor], threads: Int = 2) throws {
+    try BLAS.ensureLoaded()
+    BLAS.setThreads(max(threads, 1))
+    self.graph = graph
+    for v in graph.values where !v.type.shape.allSatisfy(\.isStatic) {
+      throw InputError(description: "value '\(v.name)' has symbolic shape \(v.type.shapeDescription); bind the symbols first")
+    }
+    let n = graph.values.count
+    func count(_ v: ValueID) -> Int { graph[v].type.shape.reduce(1) { $0 * ($1.staticValue ?? 1) } }
+
+    // Aliases: ops that keep the bytes (reshape, flatten, dropout in inference) share storage.
+    var root = Array(0..<n)
+    for node in graph.nodes where [.reshape, .flatten, .dropout].contains(node.op) {
+      root[node.results[0].index] = root[node.operands[0].index]
+    }
+
+    // Static region: parameters this program reads (a folded batch norm's originals are
+    // not), then inputs.
+    var used = [Bool](repeating: false, count: n)
+    for node in graph.nodes { for o in node.operands { used[o.index] = true } }
+    for o in graph.outputs { used[o.value.index] = true }
+    for t in graph.taps { for o in t.operands { used[o.index] = true } }
+    var offsets = [Int](repeating: -1, count: n)
+    var staticSize = 0
+    for p in graph.parameters where used[p.value.index] {
+      offsets[p.value.index] = staticSize
+      staticSize += MemoryPlan.round(count(p.value))
+    }
+    for id in graph.inputs {
+      offsets[id.index] = staticSize
+      staticSize += MemoryPlan.round(count(id))
+    }
+
+    // Lifetimes of node results (by root), pinned for outputs and taps.
+    let kernelCount = graph.nodes.count
+    var first = [Int](repeating: Int.max, count: n), last = [Int](repeating: -1, count: n)
+    for (i, node) in graph.nodes.enumerated() {
+      for r in node.results { first[root[r.index]] = Swift.min(first[root[r.index]], i) }
+      for o in node.operands + node.results { last[root[o.index]] = Swift.max(last[root[o.index]], i) }
+    }
+    var pinned = Set(graph.outputs.map { root[$0.value.index] })
+    for t in graph.taps { for o in t.operands { pinned.insert(root[o.index]) } }
+    var buffers: [MemoryPlan.Buffer] = []
+    var owner: [Int] = []  // value index, or -(node index + 1) for a node's scratch
+    for i in 0..<n where root[i] == i && offsets[i] < 0 && first[i] != Int.max {
+      buffers.append(.init(count: count(ValueID(i)), first: first[i], last: pinned.contains(i) ? kernelCount : last[i]))
+      owner.append(i)
+    }
+    var scratchNeed = [Int](repeating: 0, count: kernelCount)
+    for (i, node) in graph.nodes.enumerated() {
+      scratchNeed[i] = Lowering.scratch(node, graph)
+      if scratchNeed[i] > 0 {
+        buffers.append(.init(count: scratchNeed[i], first: i, last: i))
+        owner.append(-(i + 1))
+      }
+    }
+    let plan = MemoryPlan.place(buffers)
+    var scratch = [Int](repeating: 0, count: kernelCount)
+    for (b, o) in owner.enumerated() {
+      if o >= 0 { offsets[o] = staticSize + plan.offsets[b] } else { scratch[-o - 1] = staticSize + plan.offsets[b] }
+    }
+    for i in 0..<n where offsets[i] < 0 { offsets[i] = offsets[root[i]] }
+    self.offsets = offsets
+    arenaCount = staticSize + plan.size
+    unsharedCount = staticSize + buffers.reduce(0) { $0 + MemoryPlan.round($1.count) }
+    arena = .allocate(capacity: Swift.max(arenaCount, 1))
+    arena.initialize(repeating: 0, count: Swift.max(arenaCount, 1))
+
+    var kernels: [any Kernel] = []
+    for (i, node) in graph.nodes.enumerated() {
+      kernels += try Lowering.kernels(node, graph, offsets, scratch: scratch[i], threads: threads)
+    }
+    self.kernels = kernels
+    var results = graph.outputs.map { ($0.name, $0.value) }
+    for t in graph.taps where [.activation, .attention, .hidden].contains(t.kind) {
+      results.append((t.name, t.operands[0]))
+    }
+    self.results = results
+    try setParameters(parameters)
+  }
+
+  deinit { arena.deallocate() }
+
+  /// Copies parameter values into the arena, checking names, shapes and types.
+  public func setParameters(_ parameters: [String: Tensor]) throws {
+    var problems: [String] = []
+    for p in graph.parameters where offsets[p.value.index] >= 0 {
+      guard let t = parameters[p.name] else { problems.append("missing parameter '\(p.name)'"); continue }
+      let shape = p.type.shape.map { $0.staticValue ?? 0 }
+      guard t.shape == shape else {
+        problems.append("parameter '\(p.name)' has shape \(t.shape) but the graph expects \(shape)")
+        continue
+      }
+      write(t, at: offsets[p.value.index])
+    }
+    guard problems.isEmpty else { throw InputError(description: problems.joined(separator: "\n")) }
+  }
+
+  func write(_ t: Tensor, at offset: Int) {
+    let v: [Float]
+    if case .f32(let f) = t.storage { v = f } else { v = t.floats }
+    v.withUnsafeBufferPointer { buffer in
+      if let base = buffer.baseAddress { (arena + offset).update(from: base, count: buffer.count) }
+    }
+  }
+
+  /// Runs the program on `inputs` (by input name) and returns outputs and activation-like taps
+  /// by name.
+  public func run(inputs: [String: Tensor]) throws -> [String: Tensor] {
+    for id in graph.inputs {
+      let v = graph[id]
+      guard let t = inputs[v.name] else { throw InputError(description: "input '\(v.name)' is missing") }
+      let shape = v.type.shape.map { $0.staticValue ?? 0 }
+      guard t.shape == shape else {
+        throw InputError(description: "input '\(v.name)' has shape \(t.shape) but the program expects \(shape)")
+      }
+      guard t.dtype == v.type.dtype || (t.dtype.isFloatingPoint && v.type.dtype.isFloatingPoint) else {
+        throw InputError(description: "input '\(v.name)' is \(t.dtype.rawValue) but the program expects \(v.type.dtype.rawValue)")
+      }
+      write(t, at: offsets[id.index])
+    }
+    runKernels()
+    var out: [String: Tensor] = [:]
+    for (name, id) in results {
+      let shape = graph[id].type.shape.map { $0.staticValue ?? 0 }
+      let c = shape.reduce(1, *)
+      out[name] = Tensor(shape: shape, f32: Array(UnsafeBufferPointer(start: arena + offsets[id.index], count: c)))
+    }
+    return out
+  }
+
+  /// Runs every kernel once on whatever the arena holds (for benchmarks).
+  public func runKernels() {
+    for k in kernels { k.run(arena) }
+  }
+
+  /// Writes inputs without running (for benchmarks that time `runKernels` alone).
+  public func load(inputs: [String: Tensor]) throws {
+    for id in graph.inputs {
+      guard let t = inputs[graph[id].name] else { throw InputError(description: "input '\(graph[id].name)' is missing") }
+      write(t, at: offsets[id.index])
+    }
+  }
+
+  /// Runs the program `runs` times and returns each kernel's label and mean time in
+  /// milliseconds, in program order.
+  public func profile(runs: Int) -> [(label: String, milliseconds: Double)] {
+    var total = [UInt64](repeating: 0, count: kernels.count)
+    for _ in 0..<Swift.max(runs, 1) {
+      for (i, k) in kernels.enumerated() {
+        let start = DispatchTime.now().uptimeNanoseconds
+        k.run(arena)
+        total[i] += DispatchTime.now().uptimeNanoseconds - start
+      }
+    }
+    return zip(kernels, total).map { ($0.label, Double($1) / 1e6 / Double(Swift.max(runs, 1))) }
+  }
+
+  /// Kernel labels in program order.
+  public var program: [String] { kernels.map(\.label) }
+}

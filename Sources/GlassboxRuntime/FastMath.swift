@@ -1,0 +1,72 @@
+/// Vectorised exp, sigmoid and tanh for f32 kernels (≈1 ulp exp; Cephes' expf reduction).
+enum FastMath {
+  typealias V = SIMD8<Float>
+
+  /// e^x for x clamped to [−87.3, 88.7] (beyond, the result saturates to 0 or f32's max).
+  @inline(__always)
+  static func exp(_ x: V) -> V {
+    var x = x
+    x.replace(with: V(repeating: -87.33), where: x .< -87.33)
+    x.replace(with: V(repeating: 88.72), where: x .> 88.72)
+    // n = round(x / ln2) by the 1.5·2^23 trick: adding it leaves n in the low mantissa bits.
+    let magic = V(repeating: 12_582_912)
+    let shifted = x.addingProduct(x, V(repeating: 0.442_695_04)) + magic  // x·log2(e) + magic
+    let n = shifted - magic
+    // r = x − n·ln2, with ln2 split in two for an exact reduction.
+    var r = x.addingProduct(n, V(repeating: -0.693_359_375))
+    r = r.addingProduct(n, V(repeating: 2.121_944_4e-4))
+    var p = V(repeating: 1.987_569_15e-4)
+    p = V(repeating: 1.398_199_95e-3).addingProduct(p, r)
+    p = V(repeating: 8.333_451_9e-3).addingProduct(p, r)
+    p = V(repeating: 4.166_579_6e-2).addingProduct(p, r)
+    p = V(repeating: 1.666_666_55e-1).addingProduct(p, r)
+    p = V(repeating: 5.000_000_1e-1).addingProduct(p, r)
+    let e = (r + 1).addingProduct(p, r * r)
+    // 2^n through the exponent bits: the low bits of `shifted` hold n + 0x400000.
+    let bits = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let scale = unsafeBitCast((bits &+ 127) &<< 23, to: V.self)
+    return e * scale
+  }
+
+  @inline(__always)
+  static func sigmoid(_ x: V) -> V { 1 / (1 + exp(-x)) }
+
+  /// tanh(x) = sign(x)·(1 − 2/(e^{2|x|} + 1)).
+  @inline(__always)
+  static func tanh(_ x: V) -> V {
+    let a = abs(x)
+    let t = 1 - 2 / (exp(a + a) + 1)
+    return V(sign: x, magnitudeOf: t)
+  }
+
+  @inline(__always)
+  static func abs(_ x: V) -> V { unsafeBitCast(unsafeBitCast(x, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: V.self) }
+}
+
+extension SIMD8 where Scalar == Float {
+  /// Magnitude of `m` with the sign of `sign`, lane by lane.
+  @inline(__always)
+  init(sign: SIMD8<Float>, magnitudeOf m: SIMD8<Float>) {
+    let s = unsafeBitCast(sign, to: SIMD8<UInt32>.self) & 0x8000_0000
+    let v = unsafeBitCast(m, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF
+    self = unsafeBitCast(s | v, to: SIMD8<Float>.self)
+  }
+}
+
+/// Applies a SIMD8 function to `n` floats (the tail through a padded vector).
+@inline(__always)
+func mapSIMD(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+             _ f: (SIMD8<Float>) -> SIMD8<Float>) {
+  var i = 0
+  while i + 8 <= n {
+    let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
+    UnsafeMutableRawPointer(dst + i).storeBytes(of: f(v), as: SIMD8<Float>.self)
+    i += 8
+  }
+  if i < n {
+    var v = SIMD8<Float>(repeating: 0)
+    for j in 0..<(n - i) { v[j] = src[i + j] }
+    let r = f(v)
+    for j in 0..<(n - i) { dst[i + j] = r[j] }
+  }
+}

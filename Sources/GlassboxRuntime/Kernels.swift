@@ -1,0 +1,463 @@
+import Foundation
+import GlassboxIR
+
+/// One step of a compiled program. Kernels hold arena offsets (in floats) and sizes fixed at
+/// compile time; `run` reads and writes the arena and allocates nothing.
+protocol Kernel: Sendable {
+  /// What the kernel computes, for `--stats` and profiles.
+  var label: String { get }
+  func run(_ a: UnsafeMutablePointer<Float>)
+}
+
+/// Row-major strides of a shape.
+func rowMajorStrides(_ shape: [Int]) -> [Int] {
+  var s = [Int](repeating: 1, count: shape.count)
+  var acc = 1
+  for i in stride(from: shape.count - 1, through: 0, by: -1) {
+    s[i] = acc
+    acc *= shape[i]
+  }
+  return s
+}
+
+/// Visits every index of `shape` except the last axis, passing the starting offsets of each
+/// innermost run in two or three strided views; the run has `shape.last` elements.
+@inline(__always)
+func forEachRun(_ shape: [Int], _ s0: [Int], _ s1: [Int], _ s2: [Int],
+                _ body: (_ o0: Int, _ o1: Int, _ o2: Int) -> Void) {
+  let rank = shape.count
+  if rank <= 1 { body(0, 0, 0); return }
+  var idx = [Int](repeating: 0, count: rank - 1)
+  var o0 = 0, o1 = 0, o2 = 0
+  let outer = shape.dropLast().reduce(1, *)
+  for _ in 0..<outer {
+    body(o0, o1, o2)
+    var d = rank - 2
+    while d >= 0 {
+      idx[d] += 1
+      o0 += s0[d]; o1 += s1[d]; o2 += s2[d]
+      if idx[d] < shape[d] { break }
+      o0 -= s0[d] * shape[d]; o1 -= s1[d] * shape[d]; o2 -= s2[d] * shape[d]
+      idx[d] = 0
+      d -= 1
+    }
+  }
+}
+
+// MARK: - Copies
+
+/// `dst[view] = src[view]`: transpose, slice, select, split and concat pieces are all strided
+/// copies between two views of the same shape.
+struct StridedCopy: Kernel {
+  var label: String
+  var shape: [Int]
+  var src: Int, srcStrides: [Int]
+  var dst: Int, dstStrides: [Int]
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    guard let n = shape.last, n > 0 else {
+      if shape.isEmpty { a[dst] = a[src] }
+      return
+    }
+    let si = srcStrides.last ?? 1, di = dstStrides.last ?? 1
+    forEachRun(shape, srcStrides, dstStrides, dstStrides) { o0, o1, _ in
+      let s = a + src + o0, d = a + dst + o1
+      if si == 1 && di == 1 { d.update(from: s, count: n) }
+      else { for i in 0..<n { d[i * di] = s[i * si] } }
+    }
+  }
+}
+
+/// Fills a region with a value.
+struct Fill: Kernel {
+  var label = "fill"
+  var dst: Int, count: Int, value: Float
+  func run(_ a: UnsafeMutablePointer<Float>) { (a + dst).update(repeating: value, count: count) }
+}
+
+// MARK: - Elementwise
+
+enum BinaryOp: Sendable { case add, sub, mul, div }
+enum UnaryOp: Sendable { case relu, sigmoid, tanh }
+
+/// `out = lhs ∘ rhs` with NumPy broadcasting (a broadcast axis has stride 0).
+struct Binary: Kernel {
+  var label: String
+  var op: BinaryOp
+  var shape: [Int]
+  var lhs: Int, lhsStrides: [Int]
+  var rhs: Int, rhsStrides: [Int]
+  var out: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let n = shape.last ?? 1
+    let ls = lhsStrides.last ?? 0, rs = rhsStrides.last ?? 0
+    let outStrides = rowMajorStrides(shape)
+    let op = self.op
+    forEachRun(shape.isEmpty ? [1] : shape, lhsStrides.isEmpty ? [0] : lhsStrides,
+               rhsStrides.isEmpty ? [0] : rhsStrides, outStrides.isEmpty ? [1] : outStrides) { o0, o1, o2 in
+      let l = a + lhs + o0, r = a + rhs + o1, d = a + out + o2
+      Binary.runRow(op, l, ls, r, rs, d, n)
+    }
+  }
+
+  @inline(__always)
+  static func runRow(_ op: BinaryOp, _ l: UnsafeMutablePointer<Float>, _ ls: Int, _ r: UnsafeMutablePointer<Float>,
+                     _ rs: Int, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+    switch (op, ls, rs) {
+    case (.add, 1, 1): for i in 0..<n { d[i] = l[i] + r[i] }
+    case (.add, 1, 0): let v = r[0]; for i in 0..<n { d[i] = l[i] + v }
+    case (.add, 0, 1): let v = l[0]; for i in 0..<n { d[i] = v + r[i] }
+    case (.mul, 1, 1): for i in 0..<n { d[i] = l[i] * r[i] }
+    case (.mul, 1, 0): let v = r[0]; for i in 0..<n { d[i] = l[i] * v }
+    case (.mul, 0, 1): let v = l[0]; for i in 0..<n { d[i] = v * r[i] }
+    default:
+      for i in 0..<n {
+        let x = l[i * ls], y = r[i * rs]
+        switch op {
+        case .add: d[i] = x + y
+        case .sub: d[i] = x - y
+        case .mul: d[i] = x * y
+        case .div: d[i] = x / y
+        }
+      }
+    }
+  }
+}
+
+/// `out = f(x)` elementwise.
+struct Unary: Kernel {
+  var label: String
+  var op: UnaryOp
+  var src: Int, dst: Int, count: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let s = a + src, d = a + dst
+    switch op {
+    case .relu: for i in 0..<count { d[i] = Swift.max(s[i], 0) }
+    case .sigmoid: mapSIMD(s, d, count, FastMath.sigmoid)
+    case .tanh: mapSIMD(s, d, count, FastMath.tanh)
+    }
+  }
+}
+
+// MARK: - Matrix products
+
+/// `out[rows, out] = x[rows, in] · Wᵀ + b`, optionally followed by ReLU.
+struct Linear: Kernel {
+  var label: String
+  var rows: Int, inFeatures: Int, outFeatures: Int
+  var x: Int, weight: Int, bias: Int?, out: Int
+  var epilogue: Epilogue
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    if let bias {
+      for r in 0..<rows { (a + out + r * outFeatures).update(from: a + bias, count: outFeatures) }
+    }
+    BLAS.sgemm(transB: true, m: rows, n: outFeatures, k: inFeatures, a: a + x, lda: inFeatures,
+               b: a + weight, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: a + out, ldc: outFeatures)
+    epilogue.apply(a, out: out, count: rows * outFeatures, at: 0)
+  }
+}
+
+/// What a GEMM or convolution does to its result before anyone reads it: add a residual of
+/// the same shape, then ReLU — while the result is still in cache.
+struct Epilogue: Sendable {
+  var residual: Int?
+  var relu: Bool
+
+  var isEmpty: Bool { residual == nil && !relu }
+
+  /// Applies to `count` elements starting `at` elements into the result (and the residual).
+  @inline(__always)
+  func apply(_ a: UnsafeMutablePointer<Float>, out: Int, count: Int, at start: Int) {
+    guard !isEmpty else { return }
+    let d = a + out + start
+    if let residual {
+      let r = a + residual + start
+      if relu { for i in 0..<count { d[i] = Swift.max(d[i] + r[i], 0) } } else { for i in 0..<count { d[i] += r[i] } }
+    } else {
+      for i in 0..<count { d[i] = Swift.max(d[i], 0) }
+    }
+  }
+}
+
+/// `out[b] = lhs[b] · rhs[b]` for each of `batch` matrices `[m, k] · [k, n]`.
+struct Matmul: Kernel {
+  var label: String
+  var batch: Int, m: Int, n: Int, k: Int
+  var lhs: Int, rhs: Int, out: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    for b in 0..<batch {
+      BLAS.sgemm(m: m, n: n, k: k, a: a + lhs + b * m * k, lda: k, b: a + rhs + b * k * n, ldb: n,
+                 c: a + out + b * m * n, ldc: n)
+    }
+  }
+}
+
+/// 2-D convolution as GEMM: per group, `out[Cout/g, images·OH·OW] = W_g · cols`, with
+/// `cols[Cin/g·kh·kw, images·OH·OW]` gathered (im2col) into scratch. Images are taken
+/// `chunk` at a time so that small feature maps still make one wide GEMM; with one image per
+/// chunk the GEMM writes the output directly, otherwise into scratch and then per image.
+/// A 1×1, stride-1, unpadded convolution of one image reads its input as the columns. Bias is
+/// the GEMM's initial value.
+struct Conv2d: Kernel {
+  var label: String
+  var n: Int, cin: Int, h: Int, w: Int
+  var cout: Int, kh: Int, kw: Int
+  var stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int), groups: Int
+  var oh: Int, ow: Int
+  var x: Int, weight: Int, bias: Int?, out: Int, scratch: Int
+  var epilogue: Epilogue
+
+  /// Images per GEMM: enough for about 2,048 columns.
+  static func chunk(images n: Int, spatial: Int) -> Int { Swift.max(1, Swift.min(n, (2048 + spatial - 1) / Swift.max(spatial, 1))) }
+
+  /// Scratch floats: columns, plus the GEMM result when several images share a GEMM.
+  static func scratchCount(images n: Int, cin: Int, cout: Int, kh: Int, kw: Int, groups: Int, spatial: Int,
+                           pointwise: Bool) -> Int {
+    let c = chunk(images: n, spatial: spatial)
+    if c == 1 && pointwise { return 0 }
+    return cin / groups * kh * kw * c * spatial + (c > 1 ? cout / groups * c * spatial : 0)
+  }
+
+  var isPointwise: Bool {
+    kh == 1 && kw == 1 && stride == (1, 1) && padding == (0, 0)
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let cg = cin / groups, og = cout / groups
+    let k = cg * kh * kw, spatial = oh * ow
+    let chunk = Conv2d.chunk(images: n, spatial: spatial)
+    var first = 0
+    while first < n {
+      let count = Swift.min(chunk, n - first)
+      let columns = count * spatial
+      for g in 0..<groups {
+        let cols: UnsafeMutablePointer<Float>
+        if chunk == 1 && isPointwise {
+          cols = a + x + (first * cin + g * cg) * h * w
+        } else {
+          cols = a + scratch
+          for i in 0..<count {
+            im2col(a + x + ((first + i) * cin + g * cg) * h * w, cols + i * spatial, channels: cg, rowStride: columns)
+          }
+        }
+        // One image: straight into the output; several: into scratch, then scattered.
+        let direct = chunk == 1
+        let dst = direct ? a + out + (first * cout + g * og) * spatial : a + scratch + k * chunk * spatial
+        if let bias {
+          for c in 0..<og { (dst + c * columns).update(repeating: a[bias + g * og + c], count: columns) }
+        }
+        BLAS.sgemm(m: og, n: columns, k: k, a: a + weight + g * og * k, lda: k, b: cols, ldb: columns,
+                   beta: bias == nil ? 0 : 1, c: dst, ldc: columns)
+        if !direct {
+          for i in 0..<count {
+            for c in 0..<og {
+              (a + out + ((first + i) * cout + g * og + c) * spatial).update(from: dst + c * columns + i * spatial, count: spatial)
+            }
+          }
+        }
+      }
+      // The chunk's images are contiguous in the output: one epilogue pass over them.
+      epilogue.apply(a, out: out, count: count * cout * spatial, at: first * cout * spatial)
+      first += count
+    }
+  }
+
+  /// `cols[(c·kh + ky)·kw + kx, oy·OW + ox] = x[c, oy·s − p + ky·d, ox·s − p + kx·d]` (0 outside).
+  /// Rows of `cols` are `rowStride` apart (several images side by side).
+  @inline(__always)
+  func im2col(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int, rowStride: Int) {
+    for c in 0..<channels {
+      for ky in 0..<kh {
+        for kx in 0..<kw {
+          let row = cols + ((c * kh + ky) * kw + kx) * rowStride
+          for oy in 0..<oh {
+            let iy = oy * stride.0 - padding.0 + ky * dilation.0
+            let dstRow = row + oy * ow
+            if iy < 0 || iy >= h {
+              dstRow.update(repeating: 0, count: ow)
+              continue
+            }
+            let srcRow = x + (c * h + iy) * w
+            let x0 = kx * dilation.1 - padding.1
+            // Output columns whose input column lies inside the row: lo..<hi, branch-free.
+            let sx = stride.1
+            let lo = x0 >= 0 ? 0 : Swift.min(ow, (-x0 + sx - 1) / sx)
+            let hi = Swift.max(lo, Swift.min(ow, w - x0 <= 0 ? 0 : (w - x0 + sx - 1) / sx))
+            for ox in 0..<lo { dstRow[ox] = 0 }
+            if sx == 1 {
+              let src = srcRow + x0
+              for ox in lo..<hi { dstRow[ox] = src[ox] }
+            } else {
+              for ox in lo..<hi { dstRow[ox] = srcRow[ox * sx + x0] }
+            }
+            for ox in hi..<ow { dstRow[ox] = 0 }
+          }
+        }
+      }
+    }
+  }
+}
+
+// MARK: - Pooling and normalisation
+
+/// Max or average pooling over `[planes, H, W]` (PyTorch's window placement and counts).
+struct Pool: Kernel {
+  var label: String
+  var isMax: Bool
+  var planes: Int, h: Int, w: Int, oh: Int, ow: Int
+  var kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)
+  var countIncludePad: Bool
+  var x: Int, out: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    for p in 0..<planes {
+      let src = a + x + p * h * w, dst = a + out + p * oh * ow
+      for oy in 0..<oh {
+        let y0 = oy * stride.0 - padding.0
+        // Window rows inside the input: ky in ky0..<ky1.
+        let ky0 = y0 >= 0 ? 0 : (-y0 + dilation.0 - 1) / dilation.0
+        let ky1 = Swift.min(kernel.0, (h - y0 + dilation.0 - 1) / dilation.0)
+        for ox in 0..<ow {
+          let x0 = ox * stride.1 - padding.1
+          let kx0 = x0 >= 0 ? 0 : (-x0 + dilation.1 - 1) / dilation.1
+          let kx1 = Swift.min(kernel.1, (w - x0 + dilation.1 - 1) / dilation.1)
+          var acc: Float = isMax ? -.infinity : 0
+          if ky1 > ky0 && kx1 > kx0 {
+            for ky in ky0..<ky1 {
+              let row = src + (y0 + ky * dilation.0) * w + x0
+              for kx in kx0..<kx1 {
+                let v = row[kx * dilation.1]
+                if isMax { if !(v <= acc) { acc = v } } else { acc += v }  // NaN wins, as in PyTorch
+              }
+            }
+          }
+          if !isMax {
+            let count: Int
+            if countIncludePad {
+              count = (Swift.min(y0 + kernel.0, h + padding.0) - y0) * (Swift.min(x0 + kernel.1, w + padding.1) - x0)
+            } else {
+              count = Swift.max((Swift.min(y0 + kernel.0, h) - Swift.max(y0, 0)) * (Swift.min(x0 + kernel.1, w) - Swift.max(x0, 0)), 1)
+            }
+            acc /= Float(count)
+          }
+          dst[oy * ow + ox] = acc
+        }
+      }
+    }
+  }
+}
+
+/// Mean over each plane: `[planes, spatial]` → `[planes]`.
+struct PlaneMean: Kernel {
+  var label = "global_avg_pool2d"
+  var planes: Int, spatial: Int, x: Int, out: Int
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    for p in 0..<planes {
+      let s = a + x + p * spatial
+      var acc: Float = 0
+      for i in 0..<spatial { acc += s[i] }
+      a[out + p] = acc / Float(spatial)
+    }
+  }
+}
+
+/// Inference batch norm: `y = (x − mean)/√(var + eps)·w + b` per channel of `[N, C, inner]`.
+struct BatchNorm: Kernel {
+  var label: String
+  var n: Int, c: Int, inner: Int, eps: Float
+  var x: Int, weight: Int, bias: Int, mean: Int, variance: Int, out: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    for ch in 0..<c {
+      let scale = a[weight + ch] / (a[variance + ch] + eps).squareRoot()
+      let shift = a[bias + ch] - a[mean + ch] * scale
+      for img in 0..<n {
+        let s = a + x + (img * c + ch) * inner, d = a + out + (img * c + ch) * inner
+        for i in 0..<inner { d[i] = s[i] * scale + shift }
+      }
+    }
+  }
+}
+
+// MARK: - Softmax and reductions
+
+/// Softmax or log-softmax along the middle axis of `[outer, n, inner]`.
+struct Softmax: Kernel {
+  var label: String
+  var isLog: Bool
+  var outer: Int, n: Int, inner: Int
+  var x: Int, out: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    for o in 0..<outer {
+      for i in 0..<inner {
+        let s = a + x + o * n * inner + i, d = a + out + o * n * inner + i
+        var m = -Float.infinity
+        for j in 0..<n { m = Swift.max(m, s[j * inner]) }
+        var sum: Float = 0
+        for j in 0..<n {
+          let e = Foundation.exp(s[j * inner] - m)
+          if !isLog { d[j * inner] = e }
+          sum += e
+        }
+        if isLog {
+          let lse = m + Foundation.log(sum)
+          for j in 0..<n { d[j * inner] = s[j * inner] - lse }
+        } else {
+          let inv = 1 / sum
+          for j in 0..<n { d[j * inner] *= inv }
+        }
+      }
+    }
+  }
+}
+
+/// Sum, mean or max over some axes: the output view has stride 0 on reduced axes.
+struct Reduce: Kernel {
+  enum Kind: Sendable { case sum, mean, max }
+  var label: String
+  var kind: Kind
+  var shape: [Int]
+  var x: Int, out: Int, outCount: Int
+  var outStrides: [Int]
+  var divisor: Float
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let d = a + out
+    d.update(repeating: kind == .max ? -.infinity : 0, count: outCount)
+    let n = shape.last ?? 1, os = outStrides.last ?? 0
+    let inStrides = rowMajorStrides(shape)
+    let kind = self.kind
+    forEachRun(shape.isEmpty ? [1] : shape, inStrides.isEmpty ? [1] : inStrides, outStrides.isEmpty ? [0] : outStrides,
+               outStrides.isEmpty ? [0] : outStrides) { o0, o1, _ in
+      let s = a + x + o0, t = d + o1
+      for i in 0..<n {
+        if kind == .max { t[i * os] = Swift.max(t[i * os], s[i]) } else { t[i * os] += s[i] }
+      }
+    }
+    if kind == .mean { for i in 0..<outCount { d[i] /= divisor } }
+  }
+}
+
+/// Mean cross-entropy of `logits[n, c]` against class indices stored as floats.
+struct CrossEntropy: Kernel {
+  var label = "cross_entropy"
+  var n: Int, c: Int, logits: Int, target: Int, out: Int
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    var total: Double = 0
+    for i in 0..<n {
+      let row = a + logits + i * c
+      var m = -Float.infinity
+      for j in 0..<c { m = Swift.max(m, row[j]) }
+      var sum: Double = 0
+      for j in 0..<c { sum += Double(Foundation.exp(row[j] - m)) }
+      let t = Swift.min(Swift.max(Int(a[target + i]), 0), c - 1)
+      total += Double(m) + Foundation.log(sum) - Double(row[t])
+    }
+    a[out] = Float(total / Double(n))
+  }
+}

@@ -1,0 +1,210 @@
+import Foundation
+import Dispatch
+
+/// A whole (bi)directional LSTM layer, PyTorch's semantics (batch first, gates i, f, g, o).
+///
+/// Per direction: one GEMM projects every time step's input at once,
+/// `proj[B·T, 4H] = x[B·T, F] · W_ihᵀ + (b_ih + b_hh)`; then each step adds `h · W_hhᵀ`
+/// (with `W_hh` transposed to `[H, 4H]` so the update is a run of vector FMAs over the gate
+/// axis), applies the four gate activations and updates `c` and `h` in one pass — the fused
+/// cell. The two directions are independent and run on two threads.
+///
+/// Scratch, per direction: `proj[B·T·4H]`, `wt[H·4H]`, `h[B·H]`, `c[B·H]`, `gates[B·4H]`.
+struct LSTMLayer: Kernel {
+  var label: String
+  var batch: Int, steps: Int, features: Int, hidden: Int, directions: Int
+  var x: Int, out: Int
+  /// Per direction: weight_ih, weight_hh, bias_ih, bias_hh.
+  var weights: [(Int, Int, Int, Int)]
+  var scratch: Int
+  /// Whether the two directions may run on two threads.
+  var parallel: Bool
+  /// OpenBLAS's thread count outside this kernel.
+  var threads: Int
+  /// Only the outputs at the last time step, `out[B, directions·H]`: the reverse direction
+  /// then needs one step (its first) and one row of projection per batch element.
+  var lastOnly: Bool
+
+  /// Floats of scratch one direction needs.
+  static func scratchCount(batch: Int, steps: Int, hidden: Int) -> Int {
+    let g = 4 * hidden
+    return batch * steps * g + hidden * g + 2 * batch * hidden + batch * g
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    if directions == 2 && parallel {
+      // One direction per core, each with a single-threaded BLAS, so nothing is oversubscribed.
+      BLAS.setThreads(1)
+      let base = UnsafeSendable(a)
+      DispatchQueue.concurrentPerform(iterations: 2) { d in
+        project(base.pointer, direction: d)
+        recur(base.pointer, direction: d)
+      }
+      BLAS.setThreads(threads)
+    } else {
+      for d in 0..<directions {
+        project(a, direction: d)
+        recur(a, direction: d)
+      }
+    }
+  }
+
+  /// `proj[B·T, 4H] = x · W_ihᵀ + b_ih + b_hh`, every time step at once.
+  func project(_ a: UnsafeMutablePointer<Float>, direction d: Int) {
+    let g = 4 * hidden
+    let (wih, _, bih, bhh) = weights[d]
+    let proj = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
+    for j in 0..<g { proj[j] = a[bih + j] + a[bhh + j] }
+    for r in 1..<Swift.max(batch * steps, 1) { (proj + r * g).update(from: proj, count: g) }
+    if lastOnly && d == 1 {
+      // Only x[b, T−1] is read: rows T·F apart, results where step T−1 expects them.
+      BLAS.sgemm(transB: true, m: batch, n: g, k: features, a: a + x + (steps - 1) * features, lda: steps * features,
+                 b: a + wih, ldb: features, beta: 1, c: proj + (steps - 1) * g, ldc: steps * g)
+    } else {
+      BLAS.sgemm(transB: true, m: batch * steps, n: g, k: features, a: a + x, lda: features,
+                 b: a + wih, ldb: features, beta: 1, c: proj, ldc: g)
+    }
+  }
+
+  @inline(__always)
+  func recur(_ a: UnsafeMutablePointer<Float>, direction d: Int) {
+    let g = 4 * hidden, h = hidden
+    let per = LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
+    let proj = a + scratch + d * per
+    let wt = proj + batch * steps * g
+    let hs = wt + h * g, cs = hs + batch * h, gates = cs + batch * h
+    let whh = a + weights[d].1
+    for k in 0..<h { for j in 0..<g { wt[k * g + j] = whh[j * h + k] } }
+    hs.update(repeating: 0, count: batch * h)
+    cs.update(repeating: 0, count: batch * h)
+    let vectors = g / 8, vectorized = g % 8 == 0 && h % 8 == 0
+    let outStride = directions * h
+    // From 8 rows on, one small GEMM per step beats a row at a time.
+    let useGEMM = batch >= 8
+    let stepCount = lastOnly && d == 1 ? 1 : steps
+    for s in 0..<stepCount {
+      let t = d == 0 ? s : steps - 1 - s
+      // With `lastOnly`, only the last time step writes its outputs, into row b of
+      // `out[B, directions·H]`; earlier steps just carry h and c.
+      let writes = !lastOnly || t == steps - 1
+      if useGEMM {
+        for b in 0..<batch { (gates + b * g).update(from: proj + (b * steps + t) * g, count: g) }
+        BLAS.sgemm(m: batch, n: g, k: h, a: hs, lda: h, b: wt, ldb: g, beta: 1, c: gates, ldc: g)
+      }
+      for b in 0..<batch {
+        let gate = gates + b * g
+        let hb = hs + b * h
+        if !useGEMM { gate.update(from: proj + (b * steps + t) * g, count: g) }
+        if vectorized {
+          let gv = UnsafeMutableRawPointer(gate)
+          // gates += h·W_hhᵀ, eight vectors (64 gates) at a time kept in registers over k.
+          var v = useGEMM ? vectors : 0
+          while v + 8 <= vectors {
+            accumulate8(gv + v * 32, UnsafeRawPointer(wt + v * 8), rowBytes: g * 4, hb, h)
+            v += 8
+          }
+          while v < vectors && !useGEMM {
+            var acc = gv.loadUnaligned(fromByteOffset: v * 32, as: SIMD8<Float>.self)
+            for k in 0..<h {
+              acc = acc.addingProduct(SIMD8(repeating: hb[k]), UnsafeRawPointer(wt + k * g + v * 8).loadUnaligned(as: SIMD8<Float>.self))
+            }
+            gv.storeBytes(of: acc, toByteOffset: v * 32, as: SIMD8<Float>.self)
+            v += 1
+          }
+          let cb = UnsafeMutableRawPointer(cs + b * h), hbr = UnsafeMutableRawPointer(hb)
+          let dst = lastOnly ? a + out + b * outStride + d * h : a + out + (b * steps + t) * outStride + d * h
+          for v in 0..<(h / 8) {
+            let o8 = v * 32
+            let i = FastMath.sigmoid(gv.loadUnaligned(fromByteOffset: o8, as: SIMD8<Float>.self))
+            let f = FastMath.sigmoid(gv.loadUnaligned(fromByteOffset: h * 4 + o8, as: SIMD8<Float>.self))
+            let gg = FastMath.tanh(gv.loadUnaligned(fromByteOffset: 2 * h * 4 + o8, as: SIMD8<Float>.self))
+            let o = FastMath.sigmoid(gv.loadUnaligned(fromByteOffset: 3 * h * 4 + o8, as: SIMD8<Float>.self))
+            let c = f * cb.loadUnaligned(fromByteOffset: o8, as: SIMD8<Float>.self) + i * gg
+            let hv = o * FastMath.tanh(c)
+            cb.storeBytes(of: c, toByteOffset: o8, as: SIMD8<Float>.self)
+            hbr.storeBytes(of: hv, toByteOffset: o8, as: SIMD8<Float>.self)
+            if writes { UnsafeMutableRawPointer(dst).storeBytes(of: hv, toByteOffset: o8, as: SIMD8<Float>.self) }
+          }
+        } else {
+          for k in 0..<h where !useGEMM {
+            let hk = hb[k], wrow = wt + k * g
+            for j in 0..<g { gate[j] += hk * wrow[j] }
+          }
+          let cb = cs + b * h
+          let dst = lastOnly ? a + out + b * outStride + d * h : a + out + (b * steps + t) * outStride + d * h
+          for j in 0..<h {
+            let i = 1 / (1 + expf(-gate[j])), f = 1 / (1 + expf(-gate[h + j]))
+            let gg = tanhf(gate[2 * h + j]), o = 1 / (1 + expf(-gate[3 * h + j]))
+            cb[j] = f * cb[j] + i * gg
+            hb[j] = o * tanhf(cb[j])
+            if writes { dst[j] = hb[j] }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// `acc[0..<64] += Σ_k h[k] · w[k][0..<64]` with the 64 accumulators in eight registers;
+/// `w` rows are `rowBytes` apart.
+@inline(__always)
+func accumulate8(_ acc: UnsafeMutableRawPointer, _ w: UnsafeRawPointer, rowBytes: Int,
+                 _ h: UnsafeMutablePointer<Float>, _ count: Int) {
+  typealias V = SIMD8<Float>
+  var a0 = acc.loadUnaligned(fromByteOffset: 0, as: V.self), a1 = acc.loadUnaligned(fromByteOffset: 32, as: V.self)
+  var a2 = acc.loadUnaligned(fromByteOffset: 64, as: V.self), a3 = acc.loadUnaligned(fromByteOffset: 96, as: V.self)
+  var a4 = acc.loadUnaligned(fromByteOffset: 128, as: V.self), a5 = acc.loadUnaligned(fromByteOffset: 160, as: V.self)
+  var a6 = acc.loadUnaligned(fromByteOffset: 192, as: V.self), a7 = acc.loadUnaligned(fromByteOffset: 224, as: V.self)
+  var row = w
+  for k in 0..<count {
+    let hk = V(repeating: h[k])
+    a0 = a0.addingProduct(hk, row.loadUnaligned(fromByteOffset: 0, as: V.self))
+    a1 = a1.addingProduct(hk, row.loadUnaligned(fromByteOffset: 32, as: V.self))
+    a2 = a2.addingProduct(hk, row.loadUnaligned(fromByteOffset: 64, as: V.self))
+    a3 = a3.addingProduct(hk, row.loadUnaligned(fromByteOffset: 96, as: V.self))
+    a4 = a4.addingProduct(hk, row.loadUnaligned(fromByteOffset: 128, as: V.self))
+    a5 = a5.addingProduct(hk, row.loadUnaligned(fromByteOffset: 160, as: V.self))
+    a6 = a6.addingProduct(hk, row.loadUnaligned(fromByteOffset: 192, as: V.self))
+    a7 = a7.addingProduct(hk, row.loadUnaligned(fromByteOffset: 224, as: V.self))
+    row += rowBytes
+  }
+  acc.storeBytes(of: a0, toByteOffset: 0, as: V.self); acc.storeBytes(of: a1, toByteOffset: 32, as: V.self)
+  acc.storeBytes(of: a2, toByteOffset: 64, as: V.self); acc.storeBytes(of: a3, toByteOffset: 96, as: V.self)
+  acc.storeBytes(of: a4, toByteOffset: 128, as: V.self); acc.storeBytes(of: a5, toByteOffset: 160, as: V.self)
+  acc.storeBytes(of: a6, toByteOffset: 192, as: V.self); acc.storeBytes(of: a7, toByteOffset: 224, as: V.self)
+}
+
+/// A pointer handed to worker threads that write disjoint parts of the arena.
+struct UnsafeSendable: @unchecked Sendable {
+  let pointer: UnsafeMutablePointer<Float>
+  init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
+}
+
+/// One fused LSTM step of an unrolled LSTM: `gates = gates_x + h·W_hhᵀ` (dot products over
+/// `W_hh`'s rows), the four activations and the state update, writing `h'` and `c'`.
+struct LSTMCell: Kernel {
+  var label: String
+  var batch: Int, hidden: Int
+  var gates: Int, h: Int, c: Int, weight: Int, hOut: Int, cOut: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let n = hidden, g4 = 4 * hidden
+    let w = a + weight
+    for b in 0..<batch {
+      let hv = a + h + b * n, cv = a + c + b * n, gx = a + gates + b * g4
+      let ho = a + hOut + b * n, co = a + cOut + b * n
+      for j in 0..<n {
+        var pre = (gx[j], gx[n + j], gx[2 * n + j], gx[3 * n + j])
+        let r0 = w + j * n, r1 = w + (n + j) * n, r2 = w + (2 * n + j) * n, r3 = w + (3 * n + j) * n
+        for k in 0..<n {
+          let hk = hv[k]
+          pre.0 += r0[k] * hk; pre.1 += r1[k] * hk; pre.2 += r2[k] * hk; pre.3 += r3[k] * hk
+        }
+        let i = 1 / (1 + expf(-pre.0)), f = 1 / (1 + expf(-pre.1)), gg = tanhf(pre.2), o = 1 / (1 + expf(-pre.3))
+        let cNew = f * cv[j] + i * gg
+        co[j] = cNew
+        ho[j] = o * tanhf(cNew)
+      }
+    }
+  }
+}

@@ -1,0 +1,183 @@
+import GlassboxIR
+
+/// Lowering: each op of a bound graph becomes kernels over arena offsets. One exhaustive
+/// switch, so a new op does not build until it has a lowering.
+enum Lowering {
+  static func shape(_ g: Graph, _ v: ValueID) -> [Int] { g[v].type.shape.map { $0.staticValue ?? 0 } }
+
+  /// Scratch floats a node needs while it runs (im2col columns, LSTM state).
+  static func scratch(_ node: Node, _ g: Graph) -> Int {
+    switch node.op {
+    case .conv2d:
+      let w = shape(g, node.operands[1]), o = shape(g, node.results[0])
+      let a = node.attributes
+      let pointwise = w[2] == 1 && w[3] == 1 && a.ints("stride") == [1, 1] && a.ints("padding") == [0, 0]
+      let groups = a.int("groups", default: 1)
+      return Conv2d.scratchCount(images: o[0], cin: w[1] * groups, cout: w[0], kh: w[2], kw: w[3], groups: groups,
+                                 spatial: o[2] * o[3], pointwise: pointwise)
+    case .lstm:
+      let x = shape(g, node.operands[0])
+      let dirs = node.attributes.bool("bidirectional") ? 2 : 1
+      return dirs * LSTMLayer.scratchCount(batch: x[0], steps: x[1], hidden: node.attributes.int("hidden"))
+    case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub, .lstmCell,
+         .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
+         .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant:
+      return 0
+    }
+  }
+
+  static func kernels(_ node: Node, _ g: Graph, _ off: [Int], scratch: Int, threads: Int) throws -> [any Kernel] {
+    let a = node.attributes
+    let label = "\(node.op.name) \(g[node.results[0]].name)"
+    func o(_ v: ValueID) -> Int { off[v.index] }
+    let x = node.operands.first.map { shape(g, $0) } ?? []
+    let out = shape(g, node.results[0])
+    func axis(_ name: String, rank: Int) -> Int { let v = a.int(name); return v < 0 ? v + rank : v }
+    let epilogue = Epilogue(residual: node.operands.count > 3 ? o(node.operands[3]) : nil,
+                            relu: a.string("activation") == "relu")
+
+    switch node.op {
+    case .conv2d:
+      let w = shape(g, node.operands[1])
+      let s = a.ints("stride"), p = a.ints("padding"), d = a.ints("dilation")
+      return [Conv2d(label: label, n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0], kh: w[2], kw: w[3],
+                     stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]), groups: a.int("groups", default: 1),
+                     oh: out[2], ow: out[3], x: o(node.operands[0]), weight: o(node.operands[1]),
+                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), scratch: scratch,
+                     epilogue: epilogue)]
+
+    case .maxPool2d, .avgPool2d:
+      let k = a.ints("kernel"), s = a.ints("stride").isEmpty ? k : a.ints("stride"), p = a.ints("padding")
+      let d = a.ints("dilation").isEmpty ? [1, 1] : a.ints("dilation")
+      return [Pool(label: label, isMax: node.op == .maxPool2d, planes: x[0] * x[1], h: x[2], w: x[3], oh: out[2], ow: out[3],
+                   kernel: (k[0], k[1]), stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]),
+                   countIncludePad: a.bool("count_include_pad", default: true), x: o(node.operands[0]), out: o(node.results[0]))]
+
+    case .globalAvgPool2d:
+      return [PlaneMean(planes: x[0] * x[1], spatial: x[2] * x[3], x: o(node.operands[0]), out: o(node.results[0]))]
+
+    case .batchNorm:
+      let ops = node.operands
+      return [BatchNorm(label: label, n: x[0], c: x[1], inner: x.dropFirst(2).reduce(1, *), eps: Float(a.float("eps", default: 1e-5)),
+                        x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]), mean: o(ops[3]), variance: o(ops[4]),
+                        out: o(node.results[0]))]
+
+    case .linear:
+      let w = shape(g, node.operands[1])
+      return [Linear(label: label, rows: x.dropLast().reduce(1, *), inFeatures: w[1], outFeatures: w[0],
+                     x: o(node.operands[0]), weight: o(node.operands[1]),
+                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), epilogue: epilogue)]
+
+    case .matmul, .batchMatmul:
+      let r = shape(g, node.operands[1])
+      return [Matmul(label: label, batch: x.dropLast(2).reduce(1, *), m: x[x.count - 2], n: r[r.count - 1], k: x[x.count - 1],
+                     lhs: o(node.operands[0]), rhs: o(node.operands[1]), out: o(node.results[0]))]
+
+    case .add, .sub, .mul, .div:
+      let op: BinaryOp = switch node.op { case .add: .add; case .sub: .sub; case .mul: .mul; default: .div }
+      return [Binary(label: label, op: op, shape: out,
+                     lhs: o(node.operands[0]), lhsStrides: broadcastStrides(x, to: out),
+                     rhs: o(node.operands[1]), rhsStrides: broadcastStrides(shape(g, node.operands[1]), to: out),
+                     out: o(node.results[0]))]
+
+    case .relu, .sigmoid, .tanh:
+      let op: UnaryOp = switch node.op { case .relu: .relu; case .sigmoid: .sigmoid; default: .tanh }
+      return [Unary(label: label, op: op, src: o(node.operands[0]), dst: o(node.results[0]), count: out.reduce(1, *))]
+
+    case .reshape, .flatten, .dropout:
+      return []  // aliases: the planner gives the result its operand's storage
+
+    case .softmax, .logSoftmax:
+      let ax = axis("axis", rank: x.count)
+      return [Softmax(label: label, isLog: node.op == .logSoftmax, outer: x[..<ax].reduce(1, *), n: x[ax],
+                      inner: x[(ax + 1)...].reduce(1, *), x: o(node.operands[0]), out: o(node.results[0]))]
+
+    case .sum, .mean, .max:
+      var axes = Set(a.ints("axes").map { $0 < 0 ? $0 + x.count : $0 })
+      if axes.isEmpty { axes = Set(0..<x.count) }
+      let kept = x.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
+      var strides = rowMajorStrides(kept)
+      for ax in axes { strides[ax] = 0 }
+      let kind: Reduce.Kind = switch node.op { case .sum: .sum; case .mean: .mean; default: .max }
+      let divisor = axes.reduce(1) { $0 * x[$1] }
+      return [Reduce(label: label, kind: kind, shape: x, x: o(node.operands[0]), out: o(node.results[0]),
+                     outCount: out.reduce(1, *), outStrides: strides, divisor: Float(divisor))]
+
+    case .transpose:
+      let inStrides = rowMajorStrides(x)
+      return [StridedCopy(label: label, shape: out, src: o(node.operands[0]), srcStrides: a.ints("perm").map { inStrides[$0] },
+                          dst: o(node.results[0]), dstStrides: rowMajorStrides(out))]
+
+    case .concat:
+      let ax = axis("axis", rank: out.count)
+      let outStrides = rowMajorStrides(out)
+      var position = 0
+      var copies: [any Kernel] = []
+      for operand in node.operands {
+        let s = shape(g, operand)
+        copies.append(StridedCopy(label: label, shape: s, src: o(operand), srcStrides: rowMajorStrides(s),
+                                  dst: o(node.results[0]) + position * outStrides[ax], dstStrides: outStrides))
+        position += s[ax]
+      }
+      return copies
+
+    case .slice:
+      let ax = axis("axis", rank: x.count)
+      let n = x[ax], step = a.int("step", default: 1)
+      let startRaw = a.int("start")
+      let start = startRaw < 0 ? Swift.max(startRaw + n, 0) : Swift.min(startRaw, n)
+      var strides = rowMajorStrides(x)
+      let base = o(node.operands[0]) + start * strides[ax]
+      strides[ax] *= step
+      return [StridedCopy(label: label, shape: out, src: base, srcStrides: strides, dst: o(node.results[0]),
+                          dstStrides: rowMajorStrides(out))]
+
+    case .select:
+      let ax = axis("axis", rank: x.count)
+      let index = a.int("index") < 0 ? a.int("index") + x[ax] : a.int("index")
+      var strides = rowMajorStrides(x)
+      let base = o(node.operands[0]) + index * strides[ax]
+      strides.remove(at: ax)
+      return [StridedCopy(label: label, shape: out, src: base, srcStrides: strides, dst: o(node.results[0]),
+                          dstStrides: rowMajorStrides(out))]
+
+    case .split:
+      let ax = axis("axis", rank: x.count)
+      let strides = rowMajorStrides(x)
+      var start = 0
+      return node.results.map { r in
+        let s = shape(g, r)
+        defer { start += s[ax] }
+        return StridedCopy(label: "split \(g[r].name)", shape: s, src: o(node.operands[0]) + start * strides[ax],
+                           srcStrides: strides, dst: o(r), dstStrides: rowMajorStrides(s))
+      }
+
+    case .lstm:
+      let dirs = a.bool("bidirectional") ? 2 : 1
+      let w = (0..<dirs).map { d in
+        (o(node.operands[1 + 4 * d]), o(node.operands[2 + 4 * d]), o(node.operands[3 + 4 * d]), o(node.operands[4 + 4 * d]))
+      }
+      return [LSTMLayer(label: label, batch: x[0], steps: x[1], features: x[2], hidden: a.int("hidden"), directions: dirs,
+                        x: o(node.operands[0]), out: o(node.results[0]), weights: w, scratch: scratch,
+                        parallel: threads > 1, threads: threads, lastOnly: a.bool("last"))]
+
+    case .lstmCell:
+      let h = shape(g, node.operands[1])
+      return [LSTMCell(label: label, batch: h[0], hidden: h[1], gates: o(node.operands[0]), h: o(node.operands[1]),
+                       c: o(node.operands[2]), weight: o(node.operands[3]), hOut: o(node.results[0]), cOut: o(node.results[1]))]
+
+    case .crossEntropy:
+      return [CrossEntropy(n: x[0], c: x[1], logits: o(node.operands[0]), target: o(node.operands[1]), out: o(node.results[0]))]
+
+    case .constant:
+      return [Fill(dst: o(node.results[0]), count: Swift.max(out.reduce(1, *), 1), value: Float(a.float("value")))]
+    }
+  }
+
+  /// Strides of `shape` read as `target` under broadcasting (0 on broadcast axes).
+  static func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
+    let padded = [Int](repeating: 1, count: target.count - shape.count) + shape
+    let strides = rowMajorStrides(padded)
+    return zip(padded, target).enumerated().map { i, pair in pair.0 == 1 && pair.1 != 1 ? 0 : strides[i] }
+  }
+}

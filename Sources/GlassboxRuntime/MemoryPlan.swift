@@ -1,0 +1,39 @@
+/// Places buffers in one arena by liveness: buffers whose lifetimes overlap never share
+/// memory; others may. Greedy by size (largest first), each at the lowest offset that fits.
+///
+/// Offsets and sizes are in floats and 16-float (64-byte) aligned.
+struct MemoryPlan {
+  struct Buffer {
+    /// Elements needed.
+    var count: Int
+    /// First and last kernel index that touch the buffer (inclusive).
+    var first: Int, last: Int
+  }
+
+  static let alignment = 16
+
+  /// The offset of each buffer and the arena size.
+  static func place(_ buffers: [Buffer]) -> (offsets: [Int], size: Int) {
+    let order = buffers.indices.sorted { buffers[$0].count > buffers[$1].count || (buffers[$0].count == buffers[$1].count && $0 < $1) }
+    var offsets = [Int](repeating: 0, count: buffers.count)
+    var placed: [(offset: Int, end: Int, first: Int, last: Int)] = []
+    var size = 0
+    for i in order {
+      let b = buffers[i]
+      let need = round(b.count)
+      // Address ranges of placed buffers alive at the same time, by start.
+      let conflicts = placed.filter { $0.first <= b.last && b.first <= $0.last }.sorted { $0.offset < $1.offset }
+      var offset = 0
+      for c in conflicts {
+        if offset + need <= c.offset { break }
+        offset = Swift.max(offset, c.end)
+      }
+      offsets[i] = offset
+      placed.append((offset, offset + need, b.first, b.last))
+      size = Swift.max(size, offset + need)
+    }
+    return (offsets, size)
+  }
+
+  static func round(_ n: Int) -> Int { (Swift.max(n, 1) + alignment - 1) / alignment * alignment }
+}

@@ -1,0 +1,64 @@
+"""The PyTorch peer of `glassbox bench`: the same model (tools/reference/models.py), shapes
+and thread count, eager mode, inference (torch.inference_mode). Prints one JSON object like
+`glassbox bench --json`.
+
+    .venv/bin/python tools/bench/torch_peer.py bilstm --bind B=1 --bind C=5 --threads 1
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
+
+import torch  # noqa: E402
+
+from models import BiLSTM, CNNLSTM, ResNet18, vgg19_features  # noqa: E402
+
+
+def build(name, b):
+    c = b.get("C", 5)
+    if name == "bilstm":
+        return BiLSTM(c), [(b.get("B", 1), 768, 128)]
+    if name == "bilstm_attention1d":
+        return BiLSTM(c, attention=1), [(b.get("B", 1), 768, 128)]
+    if name == "bilstm_attention2d":
+        return BiLSTM(c, attention=64), [(b.get("B", 1), 768, 128)]
+    h, w = b.get("H", 224 if name == "resnet18" else 112), b.get("W", 224 if name == "resnet18" else 112)
+    if name == "resnet18":
+        return ResNet18(c), [(b.get("B", 1), 3, h, w)]
+    cnn = ResNet18(classes=None) if name == "resnet18_lstm" else vgg19_features()
+    return CNNLSTM(cnn, c), [(b.get("B", 1), b.get("T", 16), 3, h, w)]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("spec")
+    p.add_argument("--bind", action="append", default=[])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    bindings = {k: int(v) for k, v in (x.split("=") for x in a.bind)}
+    model, shapes = build(os.path.basename(a.spec).removesuffix(".graph"), bindings)
+    model.eval()
+    inputs = [torch.randn(*s) for s in shapes]
+    samples = []
+    with torch.inference_mode():
+        for _ in range(a.warmup):
+            model(*inputs)
+        for _ in range(a.iterations):
+            start = time.perf_counter()
+            model(*inputs)
+            samples.append((time.perf_counter() - start) * 1e3)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"medianMs": statistics.median(samples), "minMs": min(samples), "maxMs": max(samples),
+                      "peakRSSBytes": peak, "threads": a.threads, "iterations": a.iterations}))
+
+
+if __name__ == "__main__":
+    main()

@@ -35,7 +35,7 @@ struct Bench: ParsableCommand {
       throw ValidationError("--iterations and --threads must be at least 1, --warmup at least 0")
     }
     let compileStart = DispatchTime.now().uptimeNanoseconds
-    let compiled = try compileSpec(options)
+    let compiled = try loadGraph(options, checkingWeights: true, bindingModels: true)
     guard let graph = compiled.result.graph else {
       printDiagnostics(compiled.result.diagnostics, source: compiled.source)
       throw ExitCode(1)
@@ -47,7 +47,9 @@ struct Bench: ParsableCommand {
     // A plain forward: taps are compiled only when asked for, so they pin nothing here.
     var forward = graph
     forward.taps = []
-    var module = Module(graph: forward, weights: DeterministicTensors.parameters(of: graph))
+    // A model runs with its own weights; a spec with deterministic ones (timing does not
+    // depend on their values).
+    var module = Module(graph: forward, weights: compiled.model.map { m in Dictionary(m.namedWeights().map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a }) } ?? DeterministicTensors.parameters(of: graph))
     Pipeline.run((unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference, on: &module)
     let program = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
     let compileMs = Double(DispatchTime.now().uptimeNanoseconds - compileStart) / 1e6

@@ -105,16 +105,29 @@ func isModelFile(_ path: String) -> Bool {
 /// bindings; a `.model` is loaded and checked (`checkingWeights` also verifies the weights'
 /// checksums, for commands that use them). Errors name the file; diagnostics come back in
 /// `result` for the caller to print.
-func loadGraph(_ options: SpecOptions, checkingWeights: Bool = false) throws -> GraphInput {
+func loadGraph(_ options: SpecOptions, checkingWeights: Bool = false, bindingModels: Bool = false) throws -> GraphInput {
   guard isModelFile(options.spec) else {
     let compiled = try compileSpec(options)
     return GraphInput(source: compiled.source, result: compiled.result, model: nil)
   }
-  guard options.bindings.isEmpty else {
+  guard options.bindings.isEmpty || bindingModels else {
     throw FileError(description: "\(options.spec): --bind applies to spec files; a .model is compiled already (its symbols \(loadedSymbols(options.spec)) are bound when it runs)")
   }
   let model = try ModelFile.load(options.spec, checkingWeights: checkingWeights)
-  return GraphInput(source: nil, result: Spec.Result(graph: model.graph, diagnostics: []), model: model)
+  guard !options.bindings.isEmpty else {
+    return GraphInput(source: nil, result: Spec.Result(graph: model.graph, diagnostics: []), model: model)
+  }
+  // Commands that run a model at a chosen size (bench) bind its remaining symbols.
+  let unknown = options.bindingMap.keys.filter { !model.graph.symbols.contains($0) }.sorted()
+  guard unknown.isEmpty else {
+    throw FileError(description: "\(options.spec): --bind names \(unknown.joined(separator: ", ")), not a symbol of the model (its symbols: \(loadedSymbols(options.spec)))")
+  }
+  do {
+    let graph = try model.graph.bound(options.bindingMap)
+    return GraphInput(source: nil, result: Spec.Result(graph: graph, diagnostics: []), model: model)
+  } catch {
+    return GraphInput(source: nil, result: Spec.Result(graph: nil, diagnostics: error.diagnostics), model: model)
+  }
 }
 
 private func loadedSymbols(_ path: String) -> String {

@@ -81,6 +81,30 @@ struct ModelCommandTests {
     }
   }
 
+  /// `run` and `bench` take a `.model` wherever they take a spec: the model's own weights
+  /// give the same outputs as the spec initialised with the same seed.
+  @Test func runAndBenchAcceptAModel() throws {
+    try Self.withTemporaryDirectory { dir in
+      let model = dir.appendingPathComponent("lid.model").path
+      try Self.glassbox(["compile", Self.spec("bilstm"), "--bind", "C=3", "--seed", "7", "-o", model])
+      let input = dir.appendingPathComponent("mfcc.npy").path
+      let values = (0..<(2 * 768 * 128)).map { Float(sin(Double($0) * 0.37)) }
+      try NPY.write(Tensor(shape: [2, 768, 128], f32: values), to: input)
+      let fromModel = dir.appendingPathComponent("model").path, fromSpec = dir.appendingPathComponent("spec").path
+      try Self.glassbox(["run", model, "--input", "mfcc=\(input)", "-o", fromModel])
+      try Self.glassbox(["run", Self.spec("bilstm"), "--bind", "C=3", "--seed", "7", "--input", "mfcc=\(input)", "-o", fromSpec])
+      let a = try NPY.read(fromModel + "/logits.npy"), b = try NPY.read(fromSpec + "/logits.npy")
+      #expect(a.shape == [2, 3])
+      #expect(a == b)
+      #expect(Self.message(["run", model, "--weights", input, "--input", "mfcc=\(input)"])
+              == "--weights applies to a spec; a .model carries its weights")
+
+      try Self.glassbox(["bench", model, "--bind", "B=1", "--iterations", "2", "--warmup", "0"])
+      #expect(Self.message(["bench", model, "--bind", "X=1"])
+              == "\(model): --bind names X, not a symbol of the model (its symbols: B)")
+    }
+  }
+
   @Test func weightProblemsAreReportedAndNothingIsWritten() throws {
     try Self.withTemporaryDirectory { dir in
       let weights = dir.appendingPathComponent("w.safetensors").path

@@ -2,6 +2,9 @@ import ArgumentParser
 import Foundation
 import GlassboxFormat
 import GlassboxIR
+import GlassboxPasses
+import GlassboxReference
+import GlassboxRuntime
 
 /// The version written into a model's provenance.
 let glassboxVersion = "0.1.0"
@@ -21,8 +24,20 @@ struct Compile: ParsableCommand {
 
   @OptionGroup var options: SpecOptions
 
-  @Option(name: .shortAndLong, help: ArgumentHelp("The .model file to write.", valueName: "FILE"))
-  var output: String
+  @Option(name: .shortAndLong, help: ArgumentHelp("The .model file to write (optional with --print-after, --print-after-all or --stats).", valueName: "FILE"))
+  var output: String?
+
+  @Option(help: ArgumentHelp("Print the IR, in the spec language, after this pass of the inference pipeline (repeatable).", valueName: "PASS"))
+  var printAfter: [String] = []
+
+  @Flag(help: "Print the IR after every pass of the inference pipeline.")
+  var printAfterAll = false
+
+  @Flag(help: "Print node counts after each pass, and the arena against the sum of all buffers (needs every symbol bound).")
+  var stats = false
+
+  @Flag(help: "With the printing options: unroll LSTMs into per-step cells first (the form training differentiates).")
+  var unrollLSTM = false
 
   @Option(help: ArgumentHelp("Weights to import: a safetensors file of PyTorch state_dict names.", valueName: "FILE"))
   var weights: String?
@@ -45,7 +60,16 @@ struct Compile: ParsableCommand {
   @Option(help: "Seed of the initial weights when no --weights are given.")
   var seed: UInt64 = 0
 
+  /// Passes `--print-after` may name.
+  static var passNames: [String] { ([UnrollLSTM()] + Pipeline.inference).map(\.name) }
+
   func validate() throws {
+    if output == nil && printAfter.isEmpty && !printAfterAll && !stats {
+      throw ValidationError("give -o FILE.model, or --print-after PASS, --print-after-all or --stats")
+    }
+    for p in printAfter where !Compile.passNames.contains(p) {
+      throw ValidationError("--print-after \(p): no such pass; the pipeline runs \(Compile.passNames.joined(separator: ", "))")
+    }
     for r in rename where !r.contains("=") {
       throw ValidationError("--rename '\(r)': expected OLD=NEW (a name prefix and its replacement)")
     }
@@ -104,10 +128,53 @@ struct Compile: ParsableCommand {
     var names = input.model?.labels ?? []
     if let labels { names = try Compile.readLabels(labels, graph: graph) }
 
+    if !printAfter.isEmpty || printAfterAll || stats {
+      print(try Compile.pipelineReport(graph: graph, weights: tensors, printAfter: printAfter, printAll: printAfterAll,
+                                       stats: stats, unrollLSTM: unrollLSTM), terminator: "")
+    }
+    guard let output else { return }
     let contents = ModelContents(graph: graph, weights: tensors, labels: names, provenance: provenance)
     try ModelFile.write(contents, to: output)
     let bytes = tensors.reduce(0) { $0 + $1.byteCount }
     print("wrote \(output): \(graph.name), \(Check.grouped(graph.parameterCount)) parameters, \(grouped(bytes)) bytes of weights, \(graph.taps.count) taps")
+  }
+
+  /// Runs the inference pipeline (what `run` and `bench` execute) on a copy of the graph and
+  /// returns the IR after the passes named in `printAfter` (all with `printAll`) and, with
+  /// `stats`, node counts per pass and the planned arena against the sum of all buffers. The
+  /// `.model` itself always holds the graph as written.
+  static func pipelineReport(graph: Graph, weights: [Tensor], printAfter: [String], printAll: Bool, stats: Bool,
+                             unrollLSTM: Bool) throws -> String {
+    var named: [String: Tensor] = [:]
+    for (p, t) in zip(graph.parameters, weights) { named[p.name] = t }
+    var module = Module(graph: graph, weights: named)
+    var rows: [(pass: String, nodes: Int, changed: Bool)] = [("(as written)", graph.nodes.count, false)]
+    let passes: [any Pass] = (unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference
+    for p in printAfter where !passes.contains(where: { $0.name == p }) {
+      throw ValidationError("--print-after \(p): that pass runs only with --unroll-lstm")
+    }
+    var out = ""
+    Pipeline.run(passes, on: &module) { name, changed, m in
+      rows.append((name, m.graph.nodes.count, changed))
+      if printAll || printAfter.contains(name) {
+        out += "// after \(name)\(changed ? "" : " (unchanged)")\n" + Printer.print(m.graph) + "\n"
+      }
+    }
+    guard stats else { return out }
+    out += "pass                              nodes  changed\n"
+    for r in rows {
+      out += r.pass.padding(toLength: 32, withPad: " ", startingAt: 0) + String(format: "%7d  %@", r.nodes, r.changed ? "yes" : "") + "\n"
+    }
+    let unbound = module.graph.symbols
+    guard unbound.isEmpty else {
+      return out + "arena: bind \(unbound.joined(separator: ", ")) (--bind) to plan it\n"
+    }
+    var forward = module.graph
+    forward.taps = forward.taps.filter { [.activation, .attention, .hidden].contains($0.kind) }
+    let program = try Executable(graph: forward, parameters: module.weights, threads: 1)
+    let mib = { (floats: Int) in String(format: "%.2f MiB", Double(floats * 4) / 1_048_576) }
+    let ratio = String(format: "%.1f", Double(program.unsharedCount) / Double(max(program.arenaCount, 1)))
+    return out + "arena: \(mib(program.arenaCount)) (weights included) for \(program.program.count) kernels; all buffers unshared: \(mib(program.unsharedCount)) (\(ratio)× the arena)\n"
   }
 
   /// Adds a tap given as `KIND:VALUE[,VALUE][:option=value…]` by the rules of a spec's

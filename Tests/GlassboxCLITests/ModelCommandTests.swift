@@ -105,6 +105,28 @@ struct ModelCommandTests {
     }
   }
 
+  /// `compile --print-after/--stats`: the IR printed after a pass parses back to the graph
+  /// that pass made, and the statistics follow the pipeline.
+  @Test func printAfterAndStats() throws {
+    let source = try loadSource(Self.spec("resnet18"))
+    let graph = try Spec.checkedGraph(source, bindings: ["B": 1, "C": 10])
+    let weights = try Initialization.weights(for: graph, seed: 1)
+    let text = try Compile.pipelineReport(graph: graph, weights: weights, printAfter: ["fold-batch-norm"], printAll: false,
+                                          stats: true, unrollLSTM: false)
+    let printed = try #require(text.components(separatedBy: "// after fold-batch-norm\n").last?
+      .components(separatedBy: "\npass ").first)
+    let reparsed = try Spec.checkedGraph(SourceText(fileName: "printed", text: printed), bindings: [:])
+    #expect(!reparsed.nodes.contains { $0.op == .batchNorm })
+    #expect(reparsed.nodes.count == graph.nodes.count - 20)
+    let statLines = text.split(separator: "\n").filter { $0.hasPrefix("fold-batch-norm") || $0.hasPrefix("fuse-epilogues") }
+    #expect(statLines.count == 2)
+    #expect(statLines[0].contains("\(graph.nodes.count - 20)  yes"))
+    #expect(text.contains("arena: "))
+    #expect(Self.message(["compile", Self.spec("bilstm"), "--print-after", "fold-everything"]).hasPrefix(
+      "--print-after fold-everything: no such pass; the pipeline runs unroll-lstm, simplify-algebra"))
+    #expect(Self.message(["compile", Self.spec("bilstm")]) == "give -o FILE.model, or --print-after PASS, --print-after-all or --stats")
+  }
+
   @Test func weightProblemsAreReportedAndNothingIsWritten() throws {
     try Self.withTemporaryDirectory { dir in
       let weights = dir.appendingPathComponent("w.safetensors").path

@@ -61,6 +61,14 @@ public final class Executable: @unchecked Sendable {
       offsets[id.index] = staticSize
       staticSize += MemoryPlan.round(count(id))
     }
+    // What kernels derive from parameters (Winograd's transformed weights) stays too.
+    var persistent = [Int](repeating: 0, count: graph.nodes.count)
+    for (i, node) in graph.nodes.enumerated() {
+      let need = Lowering.persistent(node, graph)
+      guard need > 0 else { continue }
+      persistent[i] = staticSize
+      staticSize += MemoryPlan.round(need)
+    }
 
     // Lifetimes of node results (by root), pinned for outputs and taps.
     let kernelCount = graph.nodes.count
@@ -79,7 +87,7 @@ public final class Executable: @unchecked Sendable {
     }
     var scratchNeed = [Int](repeating: 0, count: kernelCount)
     for (i, node) in graph.nodes.enumerated() {
-      scratchNeed[i] = Lowering.scratch(node, graph)
+      scratchNeed[i] = Lowering.scratch(node, graph, threads: threads)
       if scratchNeed[i] > 0 {
         buffers.append(.init(count: scratchNeed[i], first: i, last: i))
         owner.append(-(i + 1))
@@ -99,7 +107,7 @@ public final class Executable: @unchecked Sendable {
 
     var kernels: [any Kernel] = []
     for (i, node) in graph.nodes.enumerated() {
-      kernels += try Lowering.kernels(node, graph, offsets, scratch: scratch[i], threads: threads)
+      kernels += try Lowering.kernels(node, graph, offsets, scratch: scratch[i], persistent: persistent[i], threads: threads)
     }
     self.kernels = kernels
     var results = graph.outputs.map { ($0.name, $0.value) }
@@ -125,6 +133,7 @@ public final class Executable: @unchecked Sendable {
       write(t, at: offsets[p.value.index])
     }
     guard problems.isEmpty else { throw InputError(description: problems.joined(separator: "\n")) }
+    for k in kernels { k.prepare(arena) }
   }
 
   func write(_ t: Tensor, at offset: Int) {

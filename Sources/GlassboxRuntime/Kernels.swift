@@ -7,6 +7,13 @@ protocol Kernel: Sendable {
   /// What the kernel computes, for `--stats` and profiles.
   var label: String { get }
   func run(_ a: UnsafeMutablePointer<Float>)
+  /// Derives what the kernel keeps from the parameters (transformed weights) into its
+  /// persistent region; runs whenever parameters are set.
+  func prepare(_ a: UnsafeMutablePointer<Float>)
+}
+
+extension Kernel {
+  func prepare(_ a: UnsafeMutablePointer<Float>) {}
 }
 
 /// Row-major strides of a shape.

@@ -6,11 +6,14 @@ enum Lowering {
   static func shape(_ g: Graph, _ v: ValueID) -> [Int] { g[v].type.shape.map { $0.staticValue ?? 0 } }
 
   /// Scratch floats a node needs while it runs (im2col columns, LSTM state).
-  static func scratch(_ node: Node, _ g: Graph) -> Int {
+  static func scratch(_ node: Node, _ g: Graph, threads: Int) -> Int {
     switch node.op {
     case .conv2d:
       let w = shape(g, node.operands[1]), o = shape(g, node.results[0])
       let a = node.attributes
+      if winograd(node, g) {
+        return WinogradConv3x3.scratchCount(n: o[0], cin: w[1], cout: w[0], oh: o[2], ow: o[3], threads: threads)
+      }
       let pointwise = w[2] == 1 && w[3] == 1 && a.ints("stride") == [1, 1] && a.ints("padding") == [0, 0]
       let groups = a.int("groups", default: 1)
       return Conv2d.scratchCount(images: o[0], cin: w[1] * groups, cout: w[0], kh: w[2], kw: w[3], groups: groups,
@@ -26,7 +29,24 @@ enum Lowering {
     }
   }
 
-  static func kernels(_ node: Node, _ g: Graph, _ off: [Int], scratch: Int, threads: Int) throws -> [any Kernel] {
+  /// Whether a convolution runs as Winograd F(2×2, 3×3).
+  static func winograd(_ node: Node, _ g: Graph) -> Bool {
+    // The weights must be a parameter: they are transformed once when parameters are set.
+    guard node.op == .conv2d, case .parameter = g[node.operands[1]].origin else { return false }
+    let w = shape(g, node.operands[1]), a = node.attributes
+    return WinogradConv3x3.applies(kh: w[2], kw: w[3], stride: a.ints("stride"), dilation: a.ints("dilation"),
+                                   padding: a.ints("padding"), groups: a.int("groups", default: 1), cin: w[1], cout: w[0])
+  }
+
+  /// Floats a node keeps for the life of the program, derived from parameters (Winograd's
+  /// transformed weights).
+  static func persistent(_ node: Node, _ g: Graph) -> Int {
+    guard winograd(node, g) else { return 0 }
+    let w = shape(g, node.operands[1])
+    return WinogradConv3x3.persistentCount(cin: w[1], cout: w[0])
+  }
+
+  static func kernels(_ node: Node, _ g: Graph, _ off: [Int], scratch: Int, persistent: Int, threads: Int) throws -> [any Kernel] {
     let a = node.attributes
     let label = "\(node.op.name) \(g[node.results[0]].name)"
     func o(_ v: ValueID) -> Int { off[v.index] }
@@ -40,6 +60,13 @@ enum Lowering {
     case .conv2d:
       let w = shape(g, node.operands[1])
       let s = a.ints("stride"), p = a.ints("padding"), d = a.ints("dilation")
+      if winograd(node, g) {
+        return [WinogradConv3x3(label: label + " (winograd)", n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0],
+                                padding: (p[0], p[1]), oh: out[2], ow: out[3], x: o(node.operands[0]),
+                                weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
+                                out: o(node.results[0]), transformed: persistent, scratch: scratch, epilogue: epilogue,
+                                threads: threads)]
+      }
       return [Conv2d(label: label, n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0], kh: w[2], kw: w[3],
                      stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]), groups: a.int("groups", default: 1),
                      oh: out[2], ow: out[3], x: o(node.operands[0]), weight: o(node.operands[1]),

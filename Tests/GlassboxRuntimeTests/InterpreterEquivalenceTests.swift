@@ -41,6 +41,19 @@ struct InterpreterEquivalenceTests {
       z = transpose(sub(sigmoid(s), tanh(x)), perm: [1, 0, 2])
     }
     """,
+    // 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3): odd sizes (partial tiles),
+    // padding 0, 1 and 2, bias or none, the fused residual + ReLU epilogue, and weights
+    // given as an input (which must take the im2col path: only parameters are transformed).
+    """
+    graph g(x: f32[2, 16, 7, 5], r: f32[2, 24, 7, 5], wi: f32[24, 16, 3, 3]) -> (y: f32[2, 24, 7, 5], z: f32[2, 24, 5, 3], u: f32[2, 24, 9, 7], v: f32[2, 24, 7, 5]) {
+      param w: f32[24, 16, 3, 3] init uniform(0.1)
+      param b: f32[24] init uniform(0.1)
+      y = conv2d(x, w, b, r, padding: [1, 1], activation: relu)
+      z = conv2d(x, w, padding: [0, 0])
+      u = conv2d(x, w, b, padding: [2, 2])
+      v = conv2d(x, wi, padding: [1, 1])
+    }
+    """,
   ]
 
   @Test(arguments: specs.indices)
@@ -54,7 +67,12 @@ struct InterpreterEquivalenceTests {
     }
     var reference = ReferenceInterpreter(graph: graph)
     let expected = try reference.run(inputs: inputs, parameters: parameters)
-    let actual = try Executable(graph: graph, parameters: parameters).run(inputs: inputs)
+    let program = try Executable(graph: graph, parameters: parameters)
+    let actual = try program.run(inputs: inputs)
+    if graph.nodes.contains(where: { $0.op == .conv2d }) {
+      // The parameter-weighted convolutions took the Winograd path, the input-weighted one not.
+      #expect(program.program.filter { $0.hasSuffix("(winograd)") }.count == 3)
+    }
     for output in graph.outputs {
       let e = try #require(expected[graph[output.value].name]), a = try #require(actual[output.name])
       let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }

@@ -83,6 +83,12 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   case crossEntropy = "cross_entropy"
   /// A tensor of the given `shape` filled with `value`.
   case constant
+  /// A chain of elementwise ops computed in one loop (what `fuse-elementwise` makes).
+  /// Operands `x…` each have the result's shape or one element (broadcast); `program` lists
+  /// steps of three integers `code, a, b`: registers `0..<operands` hold the operands, step
+  /// `i` writes register `operands + i`, the last step is the result. Codes (`ElementwiseCode`):
+  /// 0 add, 1 sub, 2 mul, 3 div (of registers `a`, `b`), 4 relu, 5 sigmoid, 6 tanh (of `a`).
+  case fusedElementwise = "fused_elementwise"
 
   /// How an op's operands are named and counted.
   public struct OperandSpec: Sendable {
@@ -133,7 +139,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
                   required: 6)
     case .linear: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
     case .matmul, .batchMatmul, .add, .sub, .mul, .div: OperandSpec(names: ["a", "b"], required: 2)
-    case .concat: OperandSpec(names: ["x"], required: 1, variadic: true)
+    case .concat, .fusedElementwise: OperandSpec(names: ["x"], required: 1, variadic: true)
     case .lstm:
       OperandSpec(names: ["x", "weight_ih", "weight_hh", "bias_ih", "bias_hh",
                           "weight_ih_reverse", "weight_hh_reverse", "bias_ih_reverse", "bias_hh_reverse"],
@@ -183,6 +189,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .lstm:
       [AttrSpec("hidden", .int), AttrSpec("bidirectional", .bool, .bool(false)), AttrSpec("last", .bool, .bool(false))]
     case .dropout: [AttrSpec("p", .float, .float(0.5))]
+    case .fusedElementwise: [AttrSpec("program", .ints)]
     case .constant:
       [AttrSpec("value", .float), AttrSpec("shape", .dims, .list([])),
        AttrSpec("dtype", .choice(DType.allCases.map(\.rawValue)), .string("f32"))]
@@ -192,7 +199,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// Whether the op is elementwise (same shape out as the broadcast of its operands).
   public var isElementwise: Bool {
     switch self {
-    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .dropout: true
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .dropout, .fusedElementwise: true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul,
          .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
          .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant:
@@ -202,4 +209,31 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
 
   /// The spec-language name (`max_pool2d`).
   public var name: String { rawValue }
+}
+
+/// The step codes of `fused_elementwise` programs.
+public enum ElementwiseCode: Int, CaseIterable, Sendable {
+  case add = 0, sub, mul, div, relu, sigmoid, tanh
+
+  /// Whether the step reads a second register.
+  public var isBinary: Bool { rawValue <= ElementwiseCode.div.rawValue }
+
+  /// The op a step stands for.
+  public var op: Op {
+    switch self {
+    case .add: .add
+    case .sub: .sub
+    case .mul: .mul
+    case .div: .div
+    case .relu: .relu
+    case .sigmoid: .sigmoid
+    case .tanh: .tanh
+    }
+  }
+
+  /// The code of a fusible op.
+  public init?(_ op: Op) {
+    guard let c = ElementwiseCode.allCases.first(where: { $0.op == op }) else { return nil }
+    self = c
+  }
 }

@@ -127,6 +127,29 @@ extension Op {
       }
       return [x[0]]
 
+    case .fusedElementwise:
+      try requireFloat(x, op: self)
+      try requireSameDType(x, op: self)
+      let full = x.first(where: { $0.shape.count != 0 && $0.shape != [Dim(1)] })?.shape ?? x[0].shape
+      for t in x where t.shape != full && t.elementCount != Dim(1) {
+        throw ShapeError("fused_elementwise: operands must have the result's shape \(TensorType(t.dtype, full).shapeDescription) or one element, found \(t.shapeDescription)")
+      }
+      let program = a.ints("program")
+      guard !program.isEmpty, program.count % 3 == 0 else {
+        throw ShapeError("fused_elementwise: program must be steps of three integers (code, a, b), found \(program.count) integers")
+      }
+      for step in 0..<(program.count / 3) {
+        let registers = x.count + step
+        guard let code = ElementwiseCode(rawValue: program[3 * step]) else {
+          throw ShapeError("fused_elementwise: step \(step) has unknown code \(program[3 * step])")
+        }
+        let reads = code.isBinary ? [program[3 * step + 1], program[3 * step + 2]] : [program[3 * step + 1]]
+        for r in reads where r < 0 || r >= registers {
+          throw ShapeError("fused_elementwise: step \(step) reads register \(r), but only 0..<\(registers) are written")
+        }
+      }
+      return [TensorType(x[0].dtype, full)]
+
     case .softmax, .logSoftmax:
       try requireFloat(x, op: self)
       _ = try normalizedAxis(a.int("axis"), rank: x[0].rank, op: self)

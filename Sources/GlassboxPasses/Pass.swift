@@ -96,10 +96,11 @@ extension Graph {
 /// The standard pipelines, in order.
 public enum Pipeline {
   /// Inference: simplify, fold, deduplicate, fold batch norm into convolutions, compute only
-  /// the LSTM steps that are read, fuse residual adds and ReLUs into GEMM epilogues, sweep.
+  /// the LSTM steps that are read, fuse residual adds and ReLUs into GEMM epilogues, fuse
+  /// elementwise chains, sweep.
   public static var inference: [any Pass] {
     [SimplifyAlgebra(), FoldConstants(), EliminateCommonSubexpressions(), FoldBatchNorm(), NarrowLSTMToLastStep(),
-     FuseEpilogues(), EliminateDeadCode()]
+     FuseEpilogues(), FuseElementwise(), EliminateDeadCode()]
   }
 
   /// Runs passes in order; `after` sees the module after each pass with its name and whether

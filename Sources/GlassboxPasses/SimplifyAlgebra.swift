@@ -77,7 +77,7 @@ public struct SimplifyAlgebra: Pass {
       }
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul,
          .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .concat, .slice, .select, .split,
-         .lstm, .lstmCell, .dropout, .crossEntropy, .constant:
+         .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .fusedElementwise:
       break
     }
     return .keep

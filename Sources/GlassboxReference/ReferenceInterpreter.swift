@@ -237,6 +237,33 @@ public struct ReferenceInterpreter {
     case .constant:
       let shape = a.dims("shape").compactMap(\.staticValue)
       return [Tensor(shape: shape, f64: [Double](repeating: a.float("value"), count: shape.reduce(1, *)))]
+    case .fusedElementwise:
+      let full = x.max(by: { $0.shape.reduce(1, *) < $1.shape.reduce(1, *) })?.shape ?? []
+      let count = full.reduce(1, *)
+      let values = x.map(\.doubles)
+      let program = a.ints("program")
+      var out = [Double](repeating: 0, count: count)
+      var registers = [Double](repeating: 0, count: x.count + program.count / 3)
+      for i in 0..<count {
+        for (r, v) in values.enumerated() { registers[r] = v.count == 1 ? v[0] : v[i] }
+        for step in 0..<(program.count / 3) {
+          let l = registers[program[3 * step + 1]]
+          let code = ElementwiseCode(rawValue: program[3 * step]) ?? .add
+          let r = code.isBinary ? registers[program[3 * step + 2]] : 0
+          let y: Double = switch code {
+          case .add: l + r
+          case .sub: l - r
+          case .mul: l * r
+          case .div: l / r
+          case .relu: Swift.max(l, 0)
+          case .sigmoid: 1 / (1 + exp(-l))
+          case .tanh: tanh(l)
+          }
+          registers[x.count + step] = y
+        }
+        out[i] = registers[registers.count - 1]
+      }
+      return [Tensor(shape: full, f64: out)]
     }
   }
 

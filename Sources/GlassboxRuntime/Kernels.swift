@@ -468,3 +468,84 @@ struct CrossEntropy: Kernel {
     a[out] = Float(total / Double(n))
   }
 }
+
+// MARK: - Fused elementwise chains
+
+/// A `fused_elementwise` program run over blocks of 512 elements: every step's register is a
+/// block in scratch, so a chain of n ops reads its operands once and writes its result once
+/// instead of n round trips through memory. Scalar operands are read as constants.
+struct FusedElementwise: Kernel {
+  var label: String
+  var operands: [(offset: Int, scalar: Bool)]
+  var program: [Int]
+  var count: Int, out: Int, scratch: Int
+
+  static let block = 512
+  static func scratchCount(steps: Int) -> Int { steps * block }
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let steps = program.count / 3
+    let n = operands.count
+    var start = 0
+    while start < count {
+      let len = Swift.min(Self.block, count - start)
+      // Register r: an operand (at its offset, or a scalar) or a step's block in scratch.
+      for s in 0..<steps {
+        let code = ElementwiseCode(rawValue: program[3 * s]) ?? .add
+        let dst = s == steps - 1 ? a + out + start : a + scratch + s * Self.block
+        let (l, ls) = register(program[3 * s + 1], a, start, n)
+        if code.isBinary {
+          let (r, rs) = register(program[3 * s + 2], a, start, n)
+          Self.binary(code, l, ls, r, rs, dst, len)
+        } else {
+          switch code {
+          case .relu: for i in 0..<len { dst[i] = Swift.max(l[ls ? 0 : i], 0) }
+          case .sigmoid, .tanh:
+            if ls {
+              let v = code == .sigmoid ? FastMath.sigmoid(SIMD8(repeating: l[0]))[0] : FastMath.tanh(SIMD8(repeating: l[0]))[0]
+              dst.update(repeating: v, count: len)
+            } else {
+              mapSIMD(l, dst, len, code == .sigmoid ? FastMath.sigmoid : FastMath.tanh)
+            }
+          case .add, .sub, .mul, .div: break
+          }
+        }
+      }
+      start += len
+    }
+  }
+
+  /// Where register `r` lives for the block at `start`, and whether it is one scalar.
+  @inline(__always)
+  func register(_ r: Int, _ a: UnsafeMutablePointer<Float>, _ start: Int, _ n: Int) -> (UnsafeMutablePointer<Float>, Bool) {
+    if r < n {
+      let o = operands[r]
+      return o.scalar ? (a + o.offset, true) : (a + o.offset + start, false)
+    }
+    let step = r - n
+    return (a + scratch + step * Self.block, false)
+  }
+
+  @inline(__always)
+  static func binary(_ code: ElementwiseCode, _ l: UnsafeMutablePointer<Float>, _ ls: Bool,
+                     _ r: UnsafeMutablePointer<Float>, _ rs: Bool, _ d: UnsafeMutablePointer<Float>, _ len: Int) {
+    switch (code, ls, rs) {
+    case (.add, false, false): for i in 0..<len { d[i] = l[i] + r[i] }
+    case (.sub, false, false): for i in 0..<len { d[i] = l[i] - r[i] }
+    case (.mul, false, false): for i in 0..<len { d[i] = l[i] * r[i] }
+    case (.div, false, false): for i in 0..<len { d[i] = l[i] / r[i] }
+    default:
+      let lstep = ls ? 0 : 1, rstep = rs ? 0 : 1
+      for i in 0..<len {
+        let x = l[i * lstep], y = r[i * rstep]
+        d[i] = switch code {
+        case .add: x + y
+        case .sub: x - y
+        case .mul: x * y
+        case .div: x / y
+        case .relu, .sigmoid, .tanh: x
+        }
+      }
+    }
+  }
+}

@@ -8,6 +8,8 @@ enum Lowering {
   /// Scratch floats a node needs while it runs (im2col columns, LSTM state).
   static func scratch(_ node: Node, _ g: Graph, threads: Int) -> Int {
     switch node.op {
+    case .fusedElementwise:
+      return FusedElementwise.scratchCount(steps: node.attributes.ints("program").count / 3)
     case .conv2d:
       let w = shape(g, node.operands[1]), o = shape(g, node.results[0])
       let a = node.attributes
@@ -195,6 +197,11 @@ enum Lowering {
 
     case .crossEntropy:
       return [CrossEntropy(n: x[0], c: x[1], logits: o(node.operands[0]), target: o(node.operands[1]), out: o(node.results[0]))]
+
+    case .fusedElementwise:
+      let operands = node.operands.map { (offset: o($0), scalar: shape(g, $0).reduce(1, *) == 1 && out.reduce(1, *) != 1) }
+      return [FusedElementwise(label: label, operands: operands, program: a.ints("program"), count: out.reduce(1, *),
+                               out: o(node.results[0]), scratch: scratch)]
 
     case .constant:
       return [Fill(dst: o(node.results[0]), count: Swift.max(out.reduce(1, *), 1), value: Float(a.float("value")))]

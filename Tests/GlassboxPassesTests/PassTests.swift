@@ -185,6 +185,35 @@ struct PassTests {
       """)
   }
 
+  /// A tree of elementwise ops (the sigmoid backward shape, plus a scalar constant and a
+  /// value used twice) becomes one node; a value with a second use, a broadcast operand and
+  /// a tapped value stay out.
+  @Test func elementwiseChains() throws {
+    try Self.check(FuseElementwise(), """
+      graph g(g: f32[2, 3], x: f32[2, 3], b: f32[3]) -> (y: f32[2, 3], z: f32[2, 3], w: f32[2, 3]) {
+        s = sigmoid(x)
+        y = mul(g, mul(s, sub(constant(value: 1.0), s)))
+        t = tanh(x)
+        z = add(relu(t), t)
+        w = relu(add(mul(x, x), b))
+        tap kept = activation(t)
+      }
+      """, expected: """
+      graph g(g: f32[2, 3], x: f32[2, 3], b: f32[3]) -> (y: f32[2, 3], z: f32[2, 3], w: f32[2, 3]) {
+        s = sigmoid(x) : f32[2, 3]
+        y.mul.sub.constant = constant(value: 1.0) : f32[]
+        y = fused_elementwise(g, s, y.mul.sub.constant, program: [1, 2, 1, 2, 1, 3, 2, 0, 4]) : f32[2, 3]
+        t = tanh(x) : f32[2, 3]
+        z = fused_elementwise(t, program: [4, 0, 0, 0, 1, 0]) : f32[2, 3]
+        w.add.mul = mul(x, x) : f32[2, 3]
+        w.add = add(w.add.mul, b) : f32[2, 3]
+        w = relu(w.add) : f32[2, 3]
+        tap kept = activation(t) : f32[2, 3]
+      }
+
+      """)
+  }
+
   @Test func unrollTinyLSTM() throws {
     try Self.check(UnrollLSTM(), """
       graph g(x: f32[1, 2, 3]) -> (y: f32[1, 2, 2]) {

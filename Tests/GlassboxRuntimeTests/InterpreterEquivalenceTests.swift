@@ -41,6 +41,13 @@ struct InterpreterEquivalenceTests {
       z = transpose(sub(sigmoid(s), tanh(x)), perm: [1, 0, 2])
     }
     """,
+    // A fused elementwise program over more than one 512-element block, with a scalar
+    // operand, every step code and a register read twice.
+    """
+    graph g(a: f32[3, 700], b: f32[3, 700], k: f32[]) -> (y: f32[3, 700]) {
+      y = fused_elementwise(a, b, k, program: [0, 0, 1, 1, 3, 2, 2, 4, 4, 3, 5, 1, 4, 6, 0, 5, 7, 0, 6, 8, 0, 2, 9, 9])
+    }
+    """,
     // 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3): odd sizes (partial tiles),
     // padding 0, 1 and 2, bias or none, the fused residual + ReLU epilogue, and weights
     // given as an input (which must take the im2col path: only parameters are transformed).

@@ -71,6 +71,17 @@ struct Bench: ParsableCommand {
       for (label, ms) in program.profile(runs: iterations) where ms >= 0.001 {
         print(String(format: "%10.3f ms  %@", ms, label))
       }
+      let gemm = program.gemmEfficiency(runs: iterations)
+      if !gemm.isEmpty {
+        print("GEMM-bound kernels against OpenBLAS SGEMM alone on the same shapes:")
+        for r in gemm {
+          print(String(format: "%8.1f GFLOP/s (SGEMM alone %6.1f): %5.1f%%  %@", r.flops / r.kernelMs / 1e6,
+                       r.flops / r.sgemmMs / 1e6, 100 * r.sgemmMs / r.kernelMs, r.label))
+        }
+        let kernelMs = gemm.reduce(0) { $0 + $1.kernelMs }, sgemmMs = gemm.reduce(0) { $0 + $1.sgemmMs }
+        print(String(format: "all GEMM-bound kernels: %.1f%% of SGEMM's rate (%.3f ms against %.3f ms)",
+                     100 * sgemmMs / kernelMs, kernelMs, sgemmMs))
+      }
     }
     samples.sort()
     let median = samples.count % 2 == 1 ? samples[samples.count / 2]

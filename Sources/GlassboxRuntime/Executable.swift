@@ -196,6 +196,34 @@ public final class Executable: @unchecked Sendable {
     return zip(kernels, total).map { ($0.label, Double($1) / 1e6 / Double(Swift.max(runs, 1))) }
   }
 
+  /// For each kernel built on SGEMM: its mean time against OpenBLAS alone doing the same
+  /// GEMMs (same shapes, its own buffers, same threads), both over `runs` runs. The ratio
+  /// says how much of the GEMM rate the kernel keeps after im2col, transforms and epilogues.
+  public func gemmEfficiency(runs: Int) -> [(label: String, flops: Double, kernelMs: Double, sgemmMs: Double)] {
+    let times = profile(runs: runs)
+    var rows: [(String, Double, Double, Double)] = []
+    for (i, k) in kernels.enumerated() where !k.gemms.isEmpty {
+      var sgemmNs: UInt64 = 0
+      for s in k.gemms {
+        let a = [Float](repeating: 0.5, count: s.m * s.k), b = [Float](repeating: 0.25, count: s.k * s.n)
+        var c = [Float](repeating: 0, count: s.m * s.n)
+        func once() {
+          for _ in 0..<s.count {
+            BLAS.sgemm(transB: s.transB, m: s.m, n: s.n, k: s.k, a: a, lda: s.k, b: b, ldb: s.transB ? s.k : s.n,
+                       c: &c, ldc: s.n)
+          }
+        }
+        once()
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<Swift.max(runs, 1) { once() }
+        sgemmNs += DispatchTime.now().uptimeNanoseconds - start
+      }
+      rows.append((k.label, k.gemms.reduce(0) { $0 + $1.flops }, times[i].milliseconds,
+                   Double(sgemmNs) / 1e6 / Double(Swift.max(runs, 1))))
+    }
+    return rows
+  }
+
   /// Kernel labels in program order.
   public var program: [String] { kernels.map(\.label) }
 }

@@ -10,10 +10,22 @@ protocol Kernel: Sendable {
   /// Derives what the kernel keeps from the parameters (transformed weights) into its
   /// persistent region; runs whenever parameters are set.
   func prepare(_ a: UnsafeMutablePointer<Float>)
+  /// The SGEMMs one run makes (empty for kernels not built on GEMM), for profiles.
+  var gemms: [GEMMShape] { get }
 }
 
 extension Kernel {
   func prepare(_ a: UnsafeMutablePointer<Float>) {}
+  var gemms: [GEMMShape] { [] }
+}
+
+/// One SGEMM a kernel makes per run (`count` times), for comparing the kernel with
+/// OpenBLAS alone on the same shapes.
+public struct GEMMShape: Hashable, Sendable {
+  public var m: Int, n: Int, k: Int
+  public var transB: Bool
+  public var count: Int
+  public var flops: Double { 2 * Double(m) * Double(n) * Double(k) * Double(count) }
 }
 
 /// Row-major strides of a shape.
@@ -157,6 +169,8 @@ struct Linear: Kernel {
   var x: Int, weight: Int, bias: Int?, out: Int
   var epilogue: Epilogue
 
+  var gemms: [GEMMShape] { [GEMMShape(m: rows, n: outFeatures, k: inFeatures, transB: true, count: 1)] }
+
   func run(_ a: UnsafeMutablePointer<Float>) {
     if let bias {
       for r in 0..<rows { (a + out + r * outFeatures).update(from: a + bias, count: outFeatures) }
@@ -195,6 +209,8 @@ struct Matmul: Kernel {
   var batch: Int, m: Int, n: Int, k: Int
   var lhs: Int, rhs: Int, out: Int
 
+  var gemms: [GEMMShape] { [GEMMShape(m: m, n: n, k: k, transB: false, count: batch)] }
+
   func run(_ a: UnsafeMutablePointer<Float>) {
     for b in 0..<batch {
       BLAS.sgemm(m: m, n: n, k: k, a: a + lhs + b * m * k, lda: k, b: a + rhs + b * k * n, ldb: n,
@@ -227,6 +243,13 @@ struct Conv2d: Kernel {
     let c = chunk(images: n, spatial: spatial)
     if c == 1 && pointwise { return 0 }
     return cin / groups * kh * kw * c * spatial + (c > 1 ? cout / groups * c * spatial : 0)
+  }
+
+  var gemms: [GEMMShape] {
+    let chunk = Conv2d.chunk(images: n, spatial: oh * ow), k = cin / groups * kh * kw
+    var shapes = [GEMMShape(m: cout / groups, n: chunk * oh * ow, k: k, transB: false, count: n / chunk * groups)]
+    if n % chunk != 0 { shapes.append(GEMMShape(m: cout / groups, n: n % chunk * oh * ow, k: k, transB: false, count: groups)) }
+    return shapes
   }
 
   var isPointwise: Bool {

@@ -47,6 +47,10 @@ struct WinogradConv3x3: Kernel {
   /// Floats of one zero-padded input plane: every tile's 4×4 window lies inside it.
   static func paddedPlane(oh: Int, ow: Int) -> Int { ((oh + 1) / 2 * 2 + 2) * ((ow + 1) / 2 * 2 + 2) }
 
+  /// The GEMM this convolution is as im2col would run it (`[Cout, Cin·9] × [Cin·9, N·OH·OW]`),
+  /// so profiles compare the Winograd kernel with what it replaces.
+  var gemms: [GEMMShape] { [GEMMShape(m: cout, n: n * oh * ow, k: cin * 9, transB: false, count: 1)] }
+
   static func persistentCount(cin: Int, cout: Int) -> Int { 16 * cin * cout }
 
   func prepare(_ a: UnsafeMutablePointer<Float>) {

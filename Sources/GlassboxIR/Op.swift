@@ -90,6 +90,50 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// 0 add, 1 sub, 2 mul, 3 div (of registers `a`, `b`), 4 relu, 5 sigmoid, 6 tanh (of `a`).
   case fusedElementwise = "fused_elementwise"
 
+  // MARK: Seeds and backward ops (made by `Differentiate`; see `Gradients.swift`)
+
+  /// `logits: [N, C]` → `[N, C]`: a one-hot row per example, at `class`, or at the row's
+  /// argmax (first on ties) when `class` is -1. Stops gradients; taps seed "the gradient of the
+  /// class score" with it.
+  case classSeed = "class_seed"
+  /// `dy, x` of one shape → `dy` where `x > 0`, else 0 (the gradient of `relu(x)`).
+  case reluBackward = "relu_backward"
+  /// `dy: [..., out]`, `x: [..., in]` with equal leading axes → `[out, in]` = Σ over rows of
+  /// `dyᵀ·x`: the weight gradient of `linear`, one GEMM over every row (all time steps).
+  case linearBackwardWeight = "linear_backward_weight"
+  /// `dy` (a `slice` result) → zeros of the sliced input's shape (axis `axis` of size `size`)
+  /// with `dy` placed where `slice(axis, start, end, step)` read: the gradient of `slice`.
+  case sliceBackward = "slice_backward"
+  /// `dy, x, y` (`y = max(x)`, `dy` and `y` of the reduced shape) → `[x]`: `dy` shared evenly
+  /// among the elements equal to their lane's maximum (`torch.amax`'s gradient).
+  case maxBackward = "max_backward"
+  /// One LSTM step backwards, fused: operands `dh', dc'` (gradients of the step's results),
+  /// then the step's own operands `gates_x: [B, 4H], h, c: [B, H], weight_hh: [4H, H]`; the
+  /// gates are recomputed. Results `d gates_x: [B, 4H]` (also the gradient of the gate
+  /// pre-activations, so of both biases), `dh: [B, H]` (already `d gates · W_hh`), `dc: [B, H]`.
+  case lstmCellBackward = "lstm_cell_backward"
+  /// `dloss: []`, `logits: [N, C]`, `target: i64[N]` → `[N, C]` = `dloss·(softmax(logits) −
+  /// onehot(target))/N`, the gradient of the mean `cross_entropy`.
+  case crossEntropyBackward = "cross_entropy_backward"
+  /// `dy: [N, Cout, H', W']`, `weight: [Cout, Cin/groups, kH, kW]` → `dx: [N, Cin, H, W]` with
+  /// `H, W = input_size`: the input gradient of `conv2d` (GEMM `Wᵀ·dy`, then col2im).
+  case conv2dBackwardInput = "conv2d_backward_input"
+  /// `dy: [N, Cout, H', W']`, `x: [N, Cin, H, W]` → `dw: [Cout, Cin/groups, kH, kW]` with
+  /// `kH, kW = kernel`: the weight gradient of `conv2d` (GEMM of `dy` with im2col columns).
+  case conv2dBackwardWeight = "conv2d_backward_weight"
+  /// `dy` (a `max_pool2d` result), `x` → `dx`: each window's `dy` goes to its first maximum.
+  case maxPool2dBackward = "max_pool2d_backward"
+  /// `dy` (an `avg_pool2d` result), `x` (for its shape) → `dx`: each window's `dy` spread over
+  /// the elements it averaged, divided by the same count.
+  case avgPool2dBackward = "avg_pool2d_backward"
+  /// Training-mode batch normalisation over axis 1 of `[N, C, …]`: operands `x, weight, bias`;
+  /// results `y`, this batch's per-channel `mean: [C]` and biased `variance: [C]` (what the
+  /// running statistics are updated from). `y = (x − mean)/√(variance + eps)·w + b`.
+  case batchNormTrain = "batch_norm_train"
+  /// `dy, x, weight, mean, variance` (of a `batch_norm_train`) → `dx, dweight: [C], dbias: [C]`,
+  /// the statistics differentiated too.
+  case batchNormTrainBackward = "batch_norm_train_backward"
+
   /// How an op's operands are named and counted.
   public struct OperandSpec: Sendable {
     /// Names of the operands in order, for messages and the printer.
@@ -147,24 +191,41 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .crossEntropy: OperandSpec(names: ["logits", "target"], required: 2)
     case .lstmCell: OperandSpec(names: ["gates_x", "h", "c", "weight_hh"], required: 4)
     case .constant: OperandSpec(names: [], required: 0)
+    case .classSeed: OperandSpec(names: ["logits"], required: 1)
+    case .reluBackward, .linearBackwardWeight: OperandSpec(names: ["dy", "x"], required: 2)
+    case .sliceBackward: OperandSpec(names: ["dy"], required: 1)
+    case .maxBackward: OperandSpec(names: ["dy", "x", "y"], required: 3)
+    case .lstmCellBackward: OperandSpec(names: ["dh", "dc", "gates_x", "h", "c", "weight_hh"], required: 6)
+    case .crossEntropyBackward: OperandSpec(names: ["dloss", "logits", "target"], required: 3)
+    case .conv2dBackwardInput: OperandSpec(names: ["dy", "weight"], required: 2)
+    case .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward: OperandSpec(names: ["dy", "x"], required: 2)
+    case .batchNormTrain: OperandSpec(names: ["x", "weight", "bias"], required: 3)
+    case .batchNormTrainBackward: OperandSpec(names: ["dy", "x", "weight", "mean", "variance"], required: 5)
     }
   }
 
   /// The attributes this op accepts, with defaults.
   public var attributes: [AttrSpec] {
     switch self {
+    case .conv2dBackwardInput, .conv2dBackwardWeight:
+      [AttrSpec("stride", .pair, .list([.int(1), .int(1)])),
+       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
+       AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
+       AttrSpec("groups", .int, .int(1)),
+       self == .conv2dBackwardInput ? AttrSpec("input_size", .pair) : AttrSpec("kernel", .pair)]
+    case .batchNormTrain, .batchNormTrainBackward: [AttrSpec("eps", .float, .float(1e-5))]
     case .conv2d:
       [AttrSpec("stride", .pair, .list([.int(1), .int(1)])),
        AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
        AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
        AttrSpec("groups", .int, .int(1)), AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
     case .linear: [AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
-    case .maxPool2d:
+    case .maxPool2d, .maxPool2dBackward:
       [AttrSpec("kernel", .pair), AttrSpec("stride", .pair, .list([])),
        AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
        AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
        AttrSpec("ceil_mode", .bool, .bool(false))]
-    case .avgPool2d:
+    case .avgPool2d, .avgPool2dBackward:
       [AttrSpec("kernel", .pair), AttrSpec("stride", .pair, .list([])),
        AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
        AttrSpec("ceil_mode", .bool, .bool(false)),
@@ -172,8 +233,14 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .batchNorm:
       [AttrSpec("eps", .float, .float(1e-5)), AttrSpec("momentum", .float, .float(0.1))]
     case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .lstmCell,
-         .relu, .sigmoid, .tanh, .crossEntropy:
+         .relu, .sigmoid, .tanh, .crossEntropy, .reluBackward, .linearBackwardWeight, .lstmCellBackward,
+         .crossEntropyBackward:
       []
+    case .classSeed: [AttrSpec("class", .int, .int(-1))]
+    case .sliceBackward:
+      [AttrSpec("axis", .int), AttrSpec("start", .int, .int(0)),
+       AttrSpec("end", .int, .int(Int.max)), AttrSpec("step", .int, .int(1)), AttrSpec("size", .dim)]
+    case .maxBackward: [AttrSpec("axes", .ints, .list([])), AttrSpec("keepdims", .bool, .bool(false))]
     case .softmax, .logSoftmax: [AttrSpec("axis", .int, .int(-1))]
     case .sum, .mean, .max:
       [AttrSpec("axes", .ints, .list([])), AttrSpec("keepdims", .bool, .bool(false))]
@@ -199,10 +266,13 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// Whether the op is elementwise (same shape out as the broadcast of its operands).
   public var isElementwise: Bool {
     switch self {
-    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .dropout, .fusedElementwise: true
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .dropout, .reluBackward, .fusedElementwise: true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul,
          .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-         .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant:
+         .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
+         .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
+         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
+         .batchNormTrainBackward:
       false
     }
   }

@@ -64,7 +64,7 @@ let package = Package(
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxPassesTests", dependencies: ["GlassboxPasses", "GlassboxReference", "GlassboxIR"],
                 swiftSettings: strict),
-    .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia"],
+    .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia", "GlassboxAnalysis"],
                 swiftSettings: strict),
     .testTarget(name: "GlassboxAnalysisTests",
                 dependencies: ["GlassboxAnalysis", "GlassboxReference", "GlassboxMedia", "GlassboxIR"],

@@ -62,9 +62,9 @@ public struct Report {
     h1{font-size:26px;margin:8px 0 4px}h2{font-size:20px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
     h3{font-size:16px;margin:18px 0 6px}
     table{border-collapse:collapse;margin:6px 0 12px;font-variant-numeric:tabular-nums}
-    th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}
+    th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}td{white-space:nowrap}td.l{white-space:normal}th{background:#f3f3f3}td.l,th.l{text-align:left}
     td.seed,th.seed{color:#666;background:#fbf8ef}
-    .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:14px}
+    .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:14px}
     figure{margin:0;border:1px solid #e4e4e4;padding:8px;background:white}
     figure img{max-width:100%;height:auto;display:block;margin:0 auto;image-rendering:auto}
     figcaption{font-size:13px;color:#444;margin-top:4px}

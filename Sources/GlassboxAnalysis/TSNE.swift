@@ -18,7 +18,8 @@ import Foundation
 ///    in the first) iterations without improvement, or when the gradient norm ≤ 1e-7.
 ///    Learning rate "auto": max(n / early exaggeration / 4, 50).
 ///
-/// Exact: O(n²) memory and time per iteration (a few thousand points). Deterministic: the same
+/// Exact: O(n²) memory and time per iteration (a few thousand points); Barnes–Hut
+/// (`BarnesHut`): P on nearest neighbours and a quadtree, O(n log n). Deterministic: the same
 /// points and configuration give the same embedding, bit for bit.
 public struct TSNE: Sendable {
   /// How the embedding starts.
@@ -47,6 +48,24 @@ public struct TSNE: Sendable {
   public var initialization = Initialization.pca
   /// Seed of the random initialisation.
   public var seed: UInt64 = 0
+  /// Exact, Barnes–Hut, or exact up to `exactLimit` points and Barnes–Hut above.
+  public var method = Method.automatic
+  /// Barnes–Hut's accuracy: a quadtree cell of width w at distance d from a point acts as one
+  /// body when w / d < angle (scikit-learn's 0.5).
+  public var angle = 0.5
+
+  /// How the gradient is computed.
+  public enum Method: String, Sendable, CaseIterable {
+    /// All pairs: O(n²) per iteration and in memory.
+    case exact
+    /// P on the 3·perplexity nearest neighbours, repulsion through a quadtree: O(n log n).
+    case barnesHut = "barnes_hut"
+    /// Exact up to `exactLimit` points.
+    case automatic
+  }
+
+  /// The largest point count `automatic` embeds exactly.
+  public static let exactLimit = 2000
 
   /// The defaults above.
   public init() {}
@@ -72,17 +91,35 @@ public struct TSNE: Sendable {
     guard iterations >= explorationIterations, explorationIterations >= 1, earlyExaggeration >= 1 else {
       throw AnalysisError("t-SNE: needs 1 ≤ exploration iterations (\(explorationIterations)) ≤ iterations (\(iterations)) and early exaggeration ≥ 1")
     }
-    let distances = Distances.squared(points).map { Double(Float($0)) }
-    var p = TSNE.jointProbabilities(distances: distances, count: n, perplexity: perplexity)
+    let useTree: Bool
+    switch method {
+    case .exact: useTree = false
+    case .barnesHut: useTree = true
+    case .automatic: useTree = n > TSNE.exactLimit
+    }
     var y = initialization == .pca ? TSNE.principalComponents(points) : TSNE.gaussian(count: 2 * n, seed: seed)
     let rate = learningRate ?? max(Double(n) / earlyExaggeration / 4, 50)
-
-    for k in p.indices { p[k] *= earlyExaggeration }
-    var phase = descend(p: p, y: &y, count: n, from: 0, to: explorationIterations, momentum: 0.5, rate: rate,
+    var exaggeration = earlyExaggeration
+    let objective: (_ y: [Double], _ grad: inout [Double], _ computeError: Bool) -> Double?
+    if useTree {
+      let p = SparseJointProbabilities(points, perplexity: perplexity)
+      let angle = self.angle
+      objective = { y, grad, computeError in
+        BarnesHut.gradient(p: p, exaggeration: exaggeration, y: y, count: n, angle: angle, grad: &grad, computeError: computeError)
+      }
+    } else {
+      let distances = Distances.squared(points).map { Double(Float($0)) }
+      let p = TSNE.jointProbabilities(distances: distances, count: n, perplexity: perplexity)
+      var num = [Double](repeating: 0, count: n * n)
+      objective = { y, grad, computeError in
+        TSNE.gradient(p: p, exaggeration: exaggeration, y: y, count: n, num: &num, grad: &grad, computeError: computeError)
+      }
+    }
+    var phase = descend(objective, y: &y, count: n, from: 0, to: explorationIterations, momentum: 0.5, rate: rate,
                         patience: explorationIterations)
-    for k in p.indices { p[k] /= earlyExaggeration }
+    exaggeration = 1
     if phase.last < explorationIterations || iterations > explorationIterations {
-      phase = descend(p: p, y: &y, count: n, from: phase.last + 1, to: iterations, momentum: 0.8, rate: rate,
+      phase = descend(objective, y: &y, count: n, from: phase.last + 1, to: iterations, momentum: 0.8, rate: rate,
                       patience: iterationsWithoutProgress)
     }
     return Result(embedding: try Points(count: n, dimensions: 2, values: y), klDivergence: phase.error, iterations: phase.last + 1)
@@ -90,12 +127,12 @@ public struct TSNE: Sendable {
 
   /// Gradient descent with momentum and gains over iterations `start..<end` (scikit-learn's
   /// `_gradient_descent`). Returns the last iteration run and the last KL divergence.
-  func descend(p: [Double], y: inout [Double], count n: Int, from start: Int, to end: Int, momentum: Double,
+  func descend(_ objective: (_ y: [Double], _ grad: inout [Double], _ computeError: Bool) -> Double?,
+               y: inout [Double], count n: Int, from start: Int, to end: Int, momentum: Double,
                rate: Double, patience: Int) -> (last: Int, error: Double) {
     var update = [Double](repeating: 0, count: 2 * n)
     var gains = [Double](repeating: 1, count: 2 * n)
     var grad = [Double](repeating: 0, count: 2 * n)
-    var num = [Double](repeating: 0, count: n * n)
     var error = Double.greatestFiniteMagnitude, bestError = Double.greatestFiniteMagnitude
     var bestIteration = start, i = start
     let checkEvery = 50
@@ -103,7 +140,7 @@ public struct TSNE: Sendable {
     while iteration < end {
       i = iteration
       let check = (iteration + 1) % checkEvery == 0
-      let kl = TSNE.gradient(p: p, y: y, count: n, num: &num, grad: &grad, computeError: check || iteration == end - 1)
+      let kl = objective(y, &grad, check || iteration == end - 1)
       if let kl { error = kl }
       for k in 0..<(2 * n) {
         if update[k] * grad[k] < 0 { gains[k] += 0.2 } else { gains[k] *= 0.8 }
@@ -129,8 +166,8 @@ public struct TSNE: Sendable {
 
   /// The KL gradient 4 Σ_j (p_ij − q_ij)(1 + |y_i − y_j|²)⁻¹ (y_i − y_j) into `grad`, and
   /// KL(P‖Q) when asked. `p` is the full symmetric `[n, n]` matrix; `num` is scratch `[n, n]`.
-  static func gradient(p: [Double], y: [Double], count n: Int, num: inout [Double], grad: inout [Double],
-                       computeError: Bool) -> Double? {
+  static func gradient(p: [Double], exaggeration: Double, y: [Double], count n: Int, num: inout [Double],
+                       grad: inout [Double], computeError: Bool) -> Double? {
     let eps = Double.ulpOfOne
     var sum = 0.0
     num.withUnsafeMutableBufferPointer { w in
@@ -159,7 +196,7 @@ public struct TSNE: Sendable {
               for j in 0..<n where j != i {
                 let v = w[i * n + j]
                 let q = max(v * inverse, eps)
-                let pij = p[i * n + j]
+                let pij = p[i * n + j] * exaggeration
                 let m = (pij - q) * v
                 gx += m * (xi - y[2 * j])
                 gy += m * (yi - y[2 * j + 1])

@@ -23,7 +23,7 @@ public enum Trustworthiness {
     var penalty = 0.0
     for i in 0..<n {
       let row = i * n
-      for j in nearest(k, of: i, in: low, count: n) {
+      for j in nearest(k, excluding: i, count: n, distance: { low[row + $0] }) {
         // Rank of j in the input space: how many points are nearer to i than j is (ties by
         // index), plus one.
         let dij = high[row + j]
@@ -39,13 +39,13 @@ public enum Trustworthiness {
     return 1 - penalty * (2 / (nd * kd * (2 * nd - 3 * kd - 1)))
   }
 
-  /// The `k` nearest points to `i` (excluding `i`) by the `[n, n]` distances, nearest first,
-  /// equal distances by index.
-  static func nearest(_ k: Int, of i: Int, in distances: [Double], count n: Int) -> [Int] {
+  /// The `k` nearest of points `0..<n` other than `i` by `distance(j)`, nearest first, equal
+  /// distances by index.
+  static func nearest(_ k: Int, excluding i: Int, count n: Int, distance: (Int) -> Double) -> [Int] {
     var best: [(Double, Int)] = []
     best.reserveCapacity(k + 1)
     for j in 0..<n where j != i {
-      let d = distances[i * n + j]
+      let d = distance(j)
       if best.count == k, let last = best.last, !(d < last.0) { continue }
       // Insert keeping order; equal distances keep index order since j increases.
       var p = best.count

@@ -1,5 +1,5 @@
 import Foundation
-import GlassboxAnalysis
+@testable import GlassboxAnalysis
 import GlassboxReference
 import Testing
 
@@ -82,5 +82,39 @@ struct TSNEFixture: Decodable {
   @Test func perplexityMustBeBelowThePointCount() throws {
     let x = try Points(rows: [[0, 0], [1, 1], [2, 2]])
     #expect(throws: AnalysisError.self) { try TSNE().embed(x) }
+  }
+}
+
+@Suite struct BarnesHutTests {
+  @Test func barnesHutEmbeddingIsAsTrustworthyAsScikitLearns() throws {
+    let f = try TSNEFixture.load()
+    let (x, _) = try f.points()
+    var tsne = TSNE()
+    tsne.method = .barnesHut
+    let result = try tsne.embed(x)
+    let ours = try Trustworthiness.score(input: x, embedding: result.embedding, neighbors: 5)
+    let theirs = try #require(f.tsne_barnes_hut_trustworthiness.first)
+    print("Barnes-Hut t-SNE fixture: trustworthiness ours \(ours), scikit-learn \(theirs); KL \(result.klDivergence) after \(result.iterations) iterations")
+    #expect(abs(ours - theirs) <= 0.02, "ours \(ours), scikit-learn \(theirs)")
+  }
+
+  /// With angle 0 no cell is summarised: the tree gradient is the exact gradient on P's
+  /// neighbour entries; with every point a neighbour (k = n − 1), the exact one.
+  @Test func treeWithAngleZeroIsExact() throws {
+    let f = try TSNEFixture.load()
+    let (full, _) = try f.points()
+    let n = 40
+    let x = try Points(count: n, dimensions: full.dimensions, values: Array(full.values.prefix(n * full.dimensions)))
+    let perplexity = 13.0  // 3·13 + 1 = 40 ≥ n − 1: every point is a neighbour
+    let sparse = SparseJointProbabilities(x, perplexity: perplexity)
+    let dense = TSNE.jointProbabilities(distances: Distances.squared(x).map { Double(Float($0)) }, count: n, perplexity: perplexity)
+    let y = TSNE.gaussian(count: 2 * n, seed: 3).map { $0 * 1e4 }
+    var g1 = [Double](repeating: 0, count: 2 * n), g2 = g1
+    var num = [Double](repeating: 0, count: n * n)
+    let kl1 = BarnesHut.gradient(p: sparse, exaggeration: 1, y: y, count: n, angle: 0, grad: &g1, computeError: true)
+    let kl2 = TSNE.gradient(p: dense, exaggeration: 1, y: y, count: n, num: &num, grad: &g2, computeError: true)
+    let scale = g2.map(abs).max() ?? 1
+    for k in 0..<(2 * n) { #expect(abs(g1[k] - g2[k]) <= 1e-6 * scale, "coordinate \(k): \(g1[k]) vs \(g2[k])") }
+    #expect(abs((kl1 ?? 0) - (kl2 ?? 0)) < 1e-5)
   }
 }

@@ -15,7 +15,7 @@ struct Embed: ParsableCommand {
     discussion: """
       Runs the model over every example of one split of DIR, reads the tap (`tap hidden =
       hidden(lstm)` in the study specs: [B, T, H]), averages it over time, embeds the vectors
-      with exact t-SNE (perplexity 30, scikit-learn's schedule) and writes an SVG scatter plot
+      with t-SNE (perplexity 30, scikit-learn's schedule; exact up to 2000 examples, Barnes–Hut above) and writes an SVG scatter plot
       with a legend, the points as PLOT.json and PLOT.csv beside it, and prints the map's
       trustworthiness T(5) (1 = every neighbour on the map is a neighbour in the features).
 
@@ -45,8 +45,11 @@ struct Embed: ParsableCommand {
   @Option(help: "t-SNE perplexity (lowered to (n − 1) / 3 for small sets).")
   var perplexity = 30.0
 
-  @Option(help: "Embed at most this many examples (taken in turn from each class); exact t-SNE is O(n²).")
-  var limit = 3000
+  @Option(help: "Embed at most this many examples (taken in turn from each class).")
+  var limit = 20000
+
+  @Option(help: ArgumentHelp("exact, barnes_hut, or automatic (exact up to 2000 examples).", valueName: "METHOD"))
+  var method = "automatic"
 
   @Option(help: "Examples per forward pass.")
   var batch = 16
@@ -63,6 +66,9 @@ struct Embed: ParsableCommand {
   func validate() throws {
     guard output.hasSuffix(".svg") else { throw ValidationError("-o \(output): the plot is an .svg file") }
     guard batch >= 1, threads >= 1, limit >= 4 else { throw ValidationError("--batch and --threads must be at least 1, --limit at least 4") }
+    guard TSNE.Method(rawValue: method) != nil else {
+      throw ValidationError("--method \(method): use exact, barnes_hut or automatic")
+    }
     guard ["train", "val", "validation", "test"].contains(split) else {
       throw ValidationError("--split \(split): use train, val or test")
     }
@@ -79,6 +85,7 @@ struct Embed: ParsableCommand {
                                            tap: tap, batch: batch, limit: limit, cache: cache, threads: threads)
     var tsne = TSNE()
     tsne.perplexity = perplexity
+    tsne.method = TSNE.Method(rawValue: method) ?? .automatic
     let source = "glassbox embed \(options.spec) --data \(data) --split \(split) --tap \(tap)"
     let map = try EmbeddingMap.make(features: features.points, labels: features.labels, files: features.files,
                                     classes: features.classes, source: source, tsne: tsne)

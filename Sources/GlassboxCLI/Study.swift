@@ -350,7 +350,7 @@ enum StudyStages {
       let loaded = try loadGraph(SpecOptions.parse([file]), checkingWeights: true)
       guard let graph = loaded.result.graph else { throw ValidationError("\(file): cannot be loaded") }
       let features = try TapFeatures.collect(graph: graph, model: loaded.model, seed: c.plan.seed, data: c.data(for: model),
-                                             split: "train", tap: "hidden", batch: 16, limit: 3000, cache: cache, threads: c.threads)
+                                             split: "train", tap: "hidden", batch: 16, limit: 20000, cache: cache, threads: c.threads)
       let map = try EmbeddingMap.make(features: features.points, labels: features.labels, files: features.files,
                                       classes: features.classes, source: command)
       let stem = (plot as NSString).deletingPathExtension

@@ -72,7 +72,9 @@ enum Distances {
       a.withUnsafeBufferPointer { pa in
         b.withUnsafeBufferPointer { pb in
           gram.withUnsafeMutableBufferPointer { pc in
-            BLAS.sgemm(m: n, n: n, k: d, a: pa.baseAddress!, b: pb.baseAddress!, c: pc.baseAddress!)
+            if let a = pa.baseAddress, let b = pb.baseAddress, let c = pc.baseAddress {
+              BLAS.sgemm(m: n, n: n, k: d, a: a, b: b, c: c)
+            }
           }
         }
       }

@@ -65,7 +65,7 @@ public struct TSNE: Sendable {
   }
 
   /// The largest point count `automatic` embeds exactly.
-  public static let exactLimit = 2000
+  public static let exactLimit = 1000
 
   /// The defaults above.
   public init() {}
@@ -170,6 +170,7 @@ public struct TSNE: Sendable {
                        grad: inout [Double], computeError: Bool) -> Double? {
     let eps = Double.ulpOfOne
     var sum = 0.0
+    // Upper triangle only: num[i·n + j] for j > i; each pair's force acts on both points.
     num.withUnsafeMutableBufferPointer { w in
       y.withUnsafeBufferPointer { y in
         for i in 0..<n {
@@ -178,33 +179,38 @@ public struct TSNE: Sendable {
             let dx = xi - y[2 * j], dy = yi - y[2 * j + 1]
             let v = 1 / (1 + dx * dx + dy * dy)
             w[i * n + j] = v
-            w[j * n + i] = v
-            sum += 2 * v
+            sum += v
           }
         }
       }
     }
+    sum *= 2
     var kl = 0.0
     let inverse = 1 / sum
     p.withUnsafeBufferPointer { p in
       num.withUnsafeBufferPointer { w in
         y.withUnsafeBufferPointer { y in
           grad.withUnsafeMutableBufferPointer { g in
+            for k in 0..<(2 * n) { g[k] = 0 }
             for i in 0..<n {
               var gx = 0.0, gy = 0.0
               let xi = y[2 * i], yi = y[2 * i + 1]
-              for j in 0..<n where j != i {
+              for j in (i + 1)..<max(n, i + 1) {
                 let v = w[i * n + j]
                 let q = max(v * inverse, eps)
                 let pij = p[i * n + j] * exaggeration
                 let m = (pij - q) * v
-                gx += m * (xi - y[2 * j])
-                gy += m * (yi - y[2 * j + 1])
-                if computeError && j > i { kl += 2 * pij * Foundation.log(max(pij, eps) / q) }
+                let fx = m * (xi - y[2 * j]), fy = m * (yi - y[2 * j + 1])
+                gx += fx
+                gy += fy
+                g[2 * j] -= fx
+                g[2 * j + 1] -= fy
+                if computeError { kl += 2 * pij * Foundation.log(max(pij, eps) / q) }
               }
-              g[2 * i] = 4 * gx
-              g[2 * i + 1] = 4 * gy
+              g[2 * i] += gx
+              g[2 * i + 1] += gy
             }
+            for k in 0..<(2 * n) { g[k] *= 4 }
           }
         }
       }

@@ -15,7 +15,7 @@ struct Embed: ParsableCommand {
     discussion: """
       Runs the model over every example of one split of DIR, reads the tap (`tap hidden =
       hidden(lstm)` in the study specs: [B, T, H]), averages it over time, embeds the vectors
-      with t-SNE (perplexity 30, scikit-learn's schedule; exact up to 2000 examples, Barnes–Hut above) and writes an SVG scatter plot
+      with t-SNE (perplexity 30, scikit-learn's schedule; exact up to 1000 examples, Barnes–Hut above) and writes an SVG scatter plot
       with a legend, the points as PLOT.json and PLOT.csv beside it, and prints the map's
       trustworthiness T(5) (1 = every neighbour on the map is a neighbour in the features).
 
@@ -48,7 +48,7 @@ struct Embed: ParsableCommand {
   @Option(help: "Embed at most this many examples (taken in turn from each class).")
   var limit = 20000
 
-  @Option(help: ArgumentHelp("exact, barnes_hut, or automatic (exact up to 2000 examples).", valueName: "METHOD"))
+  @Option(help: ArgumentHelp("exact, barnes_hut, or automatic (exact up to 1000 examples).", valueName: "METHOD"))
   var method = "automatic"
 
   @Option(help: "Examples per forward pass.")

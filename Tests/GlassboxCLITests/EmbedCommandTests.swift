@@ -3,6 +3,7 @@ import GlassboxAnalysis
 @testable import GlassboxCLI
 import GlassboxFormat
 import GlassboxIR
+import GlassboxReference
 import Testing
 
 /// `glassbox embed` on a tensor folder: a small LSTM spec, three classes of sequences.
@@ -56,6 +57,30 @@ struct EmbedCommandTests {
       #expect(svg.components(separatedBy: "<circle").count - 1 == 36 + 3)
       let csv = try String(contentsOfFile: dir.appendingPathComponent("out/map.csv").path, encoding: .utf8)
       #expect(csv.split(separator: "\n").count == 37)
+    }
+  }
+
+  /// The features are the LSTM outputs averaged over time: checked example by example against
+  /// the Float64 reference interpreter (batch 5 over 36 examples, so the last batch is padded).
+  @Test func featuresAreTimeAveragedLSTMOutputs() throws {
+    try FeaturesCommandTests.withTemporaryDirectory { dir in
+      try Self.makeFolder(dir)
+      let graph = try Spec.checkedGraph(try loadSource(dir.appendingPathComponent("tiny.graph").path), bindings: [:])
+      let features = try TapFeatures.collect(graph: graph, model: nil, seed: 0, data: dir.appendingPathComponent("data").path,
+                                             split: "train", tap: "hidden", batch: 5, limit: 100, cache: nil, threads: 1)
+      #expect(features.points.count == 36 && features.points.dimensions == 16)
+      let one = try graph.bound(["B": 1])
+      let weights = Dictionary(uniqueKeysWithValues: zip(one.parameters.map(\.name), try Initialization.weights(for: one, seed: 0)))
+      for i in [0, 17, 35] {
+        var x = try NPY.read(features.files[i])
+        x.shape = [1] + x.shape
+        var reference = ReferenceInterpreter(graph: one)
+        let lstm = try #require(try reference.run(inputs: ["x": x], parameters: weights)["lstm"]).doubles  // [1, 6, 16]
+        for h in 0..<16 {
+          let mean = (0..<6).reduce(0.0) { $0 + lstm[$1 * 16 + h] } / 6
+          #expect(abs(features.points[i, h] - mean) < 1e-5, "example \(i) feature \(h): \(features.points[i, h]) vs \(mean)")
+        }
+      }
     }
   }
 

@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN = .build/release/glassbox
 
-.PHONY: setup build release demo test bench check-specs clean fuzz readers data
+.PHONY: setup build release demo test bench check-specs clean fuzz readers data study
 
 setup:
 	tools/setup
@@ -81,3 +81,9 @@ data: setup
 	/usr/bin/python3 tools/gen_speech.py --out $(DATA)/lid --clips $(SPEECH_CLIPS) --seed $(SEED)
 	/usr/bin/python3 tools/gen_actions.py --out $(DATA)/actions --clips $(ACTION_CLIPS) \
 	  --size $(ACTION_SIZE) --frames $(ACTION_FRAMES) --seed $(SEED)
+
+# The study end to end (data, training, explanations, t-SNE, report) in out/study; re-running
+# continues. STUDY_FLAGS=--force starts over; without --quick it is the full run.
+STUDY_FLAGS ?= --quick
+study: release
+	$(BIN) study $(STUDY_FLAGS) -o out/study

@@ -41,9 +41,11 @@ let package = Package(
             dependencies: ["GlassboxIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict),
     .target(name: "GlassboxMedia", dependencies: ["GlassboxIR", "CFFmpeg", "CSndfile"], swiftSettings: strict),
+    // t-SNE, trustworthiness, SVG scatter plots and the study report (BLAS through the runtime).
+    .target(name: "GlassboxAnalysis", dependencies: ["GlassboxRuntime"], swiftSettings: strict),
     .target(name: "GlassboxCLI",
             dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxReference", "GlassboxPasses", "GlassboxRuntime",
-                           "GlassboxMedia", "GlassboxFormat",
+                           "GlassboxMedia", "GlassboxFormat", "GlassboxAnalysis",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
     .executableTarget(name: "glassbox", dependencies: ["GlassboxCLI"], swiftSettings: strict),
@@ -62,7 +64,11 @@ let package = Package(
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxPassesTests", dependencies: ["GlassboxPasses", "GlassboxReference", "GlassboxIR"],
                 swiftSettings: strict),
-    .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia"],
+    .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia", "GlassboxAnalysis",
+                                                    "GlassboxReference"],
                 swiftSettings: strict),
+    .testTarget(name: "GlassboxAnalysisTests",
+                dependencies: ["GlassboxAnalysis", "GlassboxReference", "GlassboxMedia", "GlassboxIR"],
+                exclude: ["Fixtures"], swiftSettings: strict),
   ]
 )

@@ -6,7 +6,7 @@ public struct Glassbox: ParsableCommand {
     commandName: "glassbox",
     abstract: "Compile, run and explain static-graph models.",
     subcommands: [Check.self, Dot.self, Compile.self, Info.self, Export.self, Features.self, Run.self, Bench.self,
-                  Version.self])
+                  Embed.self, ReportCommand.self, Study.self, Version.self])
 
   public init() {}
 }

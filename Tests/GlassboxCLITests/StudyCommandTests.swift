@@ -1,0 +1,83 @@
+import Foundation
+import GlassboxAnalysis
+@testable import GlassboxCLI
+import Testing
+
+/// The study's stage runner: records, continuation, failures, refusing foreign folders.
+struct StudyCommandTests {
+  final class Counter: @unchecked Sendable { var runs: [String] = [] }
+
+  static func stages(_ counter: Counter, failing: Bool) -> [StudyStage] {
+    [StudyStage(name: "one", command: "echo one") { _ in counter.runs.append("one"); return .done("first") },
+     StudyStage(name: "two") { _ in
+       counter.runs.append("two")
+       if failing { throw AnalysisError("disk full") }
+       return .done(nil)
+     },
+     StudyStage(name: "maybe") { _ in counter.runs.append("maybe"); return .skipped("not in this build") },
+     StudyStage(name: "report", always: true) { record in
+       counter.runs.append("report")
+       record.record(StudyRecord.ModelResult(name: "bilstm", dataset: "speech", accuracy: 0.5))
+       return .done(nil)
+     }]
+  }
+
+  @Test func interruptedRunContinues() throws {
+    try FeaturesCommandTests.withTemporaryDirectory { dir in
+      let out = dir.appendingPathComponent("study").path
+      let counter = Counter()
+      var runner = StudyRunner(folder: try StudyFolder.prepare(out, force: false, quick: true), redo: [])
+      #expect(throws: (any Error).self) { try runner.run(stages: Self.stages(counter, failing: true)) }
+      var record = try StudyRecord.read(out + "/study.json")
+      #expect(record.stages.map(\.state) == ["done", "failed", "skipped", "done"])
+      #expect(record.stage("two")?.note == "disk full")
+      #expect(record.stage("one")?.command == "echo one")
+      #expect(record.models.map(\.name) == ["bilstm"])
+
+      // Again: 'one' is reused; the failed and skipped stages and the report run again.
+      counter.runs = []
+      runner = StudyRunner(folder: try StudyFolder.prepare(out, force: false, quick: true), redo: [])
+      try runner.run(stages: Self.stages(counter, failing: false))
+      #expect(counter.runs == ["two", "maybe", "report"])
+      record = try StudyRecord.read(out + "/study.json")
+      #expect(record.stages.map(\.state) == ["done", "done", "skipped", "done"])
+
+      // --redo reruns a done stage.
+      counter.runs = []
+      runner = StudyRunner(folder: try StudyFolder.prepare(out, force: false, quick: true), redo: ["one"])
+      try runner.run(stages: Self.stages(counter, failing: false))
+      #expect(counter.runs == ["one", "maybe", "report"])
+    }
+  }
+
+  @Test func foreignFoldersAreRefused() throws {
+    try FeaturesCommandTests.withTemporaryDirectory { dir in
+      try "x".write(to: dir.appendingPathComponent("notes.txt"), atomically: true, encoding: .utf8)
+      #expect {
+        _ = try StudyFolder.prepare(dir.path, force: false, quick: true)
+      } throws: { Glassbox.message(for: $0).contains("exists and is not a study folder (no study.json); choose another or give --force") }
+      #expect(try StudyFolder.prepare(dir.path, force: true, quick: true).record.stages.isEmpty)
+
+      let study = dir.appendingPathComponent("s").path
+      var runner = StudyRunner(folder: try StudyFolder.prepare(study, force: false, quick: false), redo: [])
+      try runner.run(stages: [])
+      #expect {
+        _ = try StudyFolder.prepare(study, force: false, quick: true)
+      } throws: { Glassbox.message(for: $0).contains("holds a full study; run it the same way to continue") }
+    }
+  }
+
+  @Test func missingPackagesAreNamed() throws {
+    #expect {
+      try SystemPackages.require(["no-such-package"], for: "generating the speech data")
+    } throws: {
+      Glassbox.message(for: $0) == "generating the speech data needs the Debian package no-such-package; install with tools/setup (or apt-get install no-such-package)"
+    }
+  }
+
+  @Test func unknownModelsAreRefused() throws {
+    #expect {
+      try FeaturesCommandTests.glassbox(["study", "--quick", "-o", "/tmp/x", "--only", "lenet"])
+    } throws: { Glassbox.message(for: $0).hasPrefix("unknown study model 'lenet'; the study models are bilstm, ") }
+  }
+}

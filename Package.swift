@@ -62,6 +62,9 @@ let package = Package(
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxPassesTests", dependencies: ["GlassboxPasses", "GlassboxReference", "GlassboxIR"],
                 swiftSettings: strict),
+    .testTarget(name: "GlassboxExplainTests",
+                dependencies: ["GlassboxPasses", "GlassboxRuntime", "GlassboxReference", "GlassboxIR", "GlassboxMedia"],
+                exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia"],
                 swiftSettings: strict),
   ]

@@ -117,7 +117,7 @@ struct TapCommand: ParsableCommand {
     let first = try tensorOf(examples[0].path)
     let bindings = try graph.inferBindings(inputShapes: [input.name: first.shape])
     let bound = try graph.bound(bindings)
-    let parameters = try parameterValues(bound, model: loaded.model)
+    let parameters = try parameterValues(bound, model: loaded.model, weights: weights, renames: renames, seed: seed)
     let classes = bound.outputs.first.flatMap { bound[$0.value].type.shape.last?.staticValue } ?? 0
     if let k = fixedClass, classes > 0, k >= classes {
       throw CommandError("--class \(k) is out of range: \(graph.name) has \(classes) classes (0…\(classes - 1))")
@@ -185,25 +185,6 @@ struct TapCommand: ParsableCommand {
     var module = Module(graph: g, weights: parameters)
     Pipeline.run(Pipeline.inference, on: &module)
     return try Executable(graph: module.graph, parameters: module.weights, threads: threads)
-  }
-
-  /// Weights for a bound graph: the model's, --weights by name, or seeded initialisation.
-  func parameterValues(_ graph: Graph, model: ModelFile?) throws -> [String: Tensor] {
-    if let model {
-      return Dictionary(uniqueKeysWithValues: graph.parameters.indices.map { (graph.parameters[$0].name, model.weight(ofParameter: $0)) })
-    }
-    let values: [Tensor]
-    if let weights {
-      let file = try SafeTensors.read(weights)
-      let match = WeightImport(graph: graph, file: file, renames: renames.map { WeightImport.Rename(old: $0.name, new: $0.path) })
-      guard let w = match.weights else {
-        throw CommandError("\(weights): does not fit \(graph.name):\n  " + match.problems.joined(separator: "\n  "))
-      }
-      values = w
-    } else {
-      values = try Initialization.weights(for: graph, seed: seed)
-    }
-    return Dictionary(uniqueKeysWithValues: zip(graph.parameters.map(\.name), values))
   }
 
   /// Tensors, summary and pictures of one example.
@@ -291,30 +272,30 @@ struct TapCommand: ParsableCommand {
     }
   }
 
-  /// Speech intervals of the sidecar `<clip>.json` (seconds, from tools/gen_speech.py) as
-  /// column ranges of the kept MFCC window: the clip has `1 + ⌊duration·rate/hop⌋` frames
-  /// (librosa's centred framing) and the recipe keeps the last `frames` of them.
-  func speechIntervals(mediaPath: String, recipe: InputRecipe, frames: Int) -> [Range<Int>]? {
-    let sidecar = (mediaPath as NSString).deletingPathExtension + ".json"
-    guard let data = FileManager.default.contents(atPath: sidecar),
-          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-          let speech = object["speech"] as? [[Double]], let duration = object["duration"] as? Double,
-          let audio = try? AudioRecipe(recipe) else { return nil }
-    let perSecond = Double(audio.sampleRateHz) / Double(audio.hop)
-    let total = 1 + Int(duration * perSecond)
-    let offset = total - frames  // negative when the clip was padded at its start
-    return speech.compactMap { pair in
-      guard pair.count == 2 else { return nil }
-      let lo = Int((pair[0] * perSecond).rounded(.down)) - offset, hi = Int((pair[1] * perSecond).rounded(.up)) - offset
-      return hi > lo ? max(lo, 0)..<max(hi, 0) : nil
-    }
-  }
-
   static func softmax(_ v: [Float]) -> [Float] {
     guard let m = v.max() else { return [] }
     let e = v.map { Foundation.exp(Double($0 - m)) }
     let s = e.reduce(0, +)
     return e.map { Float($0 / s) }
+  }
+}
+
+/// Speech intervals of the sidecar `<clip>.json` (seconds, from tools/gen_speech.py) as
+/// column ranges of the kept MFCC window: the clip has `1 + ⌊duration·rate/hop⌋` frames
+/// (librosa's centred framing) and the recipe keeps the last `frames` of them.
+func speechIntervals(mediaPath: String, recipe: InputRecipe, frames: Int) -> [Range<Int>]? {
+  let sidecar = (mediaPath as NSString).deletingPathExtension + ".json"
+  guard let data = FileManager.default.contents(atPath: sidecar),
+        let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+        let speech = object["speech"] as? [[Double]], let duration = object["duration"] as? Double,
+        let audio = try? AudioRecipe(recipe) else { return nil }
+  let perSecond = Double(audio.sampleRateHz) / Double(audio.hop)
+  let total = 1 + Int(duration * perSecond)
+  let offset = total - frames  // negative when the clip was padded at its start
+  return speech.compactMap { pair in
+    guard pair.count == 2 else { return nil }
+    let lo = Int((pair[0] * perSecond).rounded(.down)) - offset, hi = Int((pair[1] * perSecond).rounded(.up)) - offset
+    return hi > lo ? max(lo, 0)..<max(hi, 0) : nil
   }
 }
 
@@ -349,4 +330,24 @@ func loadDataSet(root: String, kind: RecipeKind, split: String) throws -> DataSe
     }
     return try SpokenLanguage.load(root: root, subset: subset)
   }
+}
+
+/// Weights for a bound graph: the model's, `weights` (safetensors) by name, or seeded
+/// initialisation.
+func parameterValues(_ graph: Graph, model: ModelFile?, weights: String?, renames: [NamedPath], seed: UInt64) throws -> [String: Tensor] {
+  if let model {
+    return Dictionary(uniqueKeysWithValues: graph.parameters.indices.map { (graph.parameters[$0].name, model.weight(ofParameter: $0)) })
+  }
+  let values: [Tensor]
+  if let weights {
+    let file = try SafeTensors.read(weights)
+    let match = WeightImport(graph: graph, file: file, renames: renames.map { WeightImport.Rename(old: $0.name, new: $0.path) })
+    guard let w = match.weights else {
+      throw CommandError("\(weights): does not fit \(graph.name):\n  " + match.problems.joined(separator: "\n  "))
+    }
+    values = w
+  } else {
+    values = try Initialization.weights(for: graph, seed: seed)
+  }
+  return Dictionary(uniqueKeysWithValues: zip(graph.parameters.map(\.name), values))
 }

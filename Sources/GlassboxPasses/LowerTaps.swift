@@ -374,3 +374,41 @@ public enum LowerTaps {
     }
   }
 }
+
+/// Makes a computed value an input: every use of `value` (nodes, outputs, taps) reads a new
+/// graph input of the same type instead, so an experiment can feed its own numbers there
+/// (uniform or permuted attention weights). What computed the value is left to dead-code
+/// elimination.
+///
+/// ```
+/// weights = softmax(scores)                 weights = softmax(scores)      (now dead)
+/// context = sum(mul(lstm, weights))    →    context = sum(mul(lstm, weights.override))
+/// ```
+public enum OverrideValue {
+  /// The graph with `value` read from a new input `inputName` (added after the others, and
+  /// defined before every node, as passes that rebuild in value order expect).
+  public static func apply(to graph: Graph, value: ValueID, inputName: String) -> Graph {
+    var g = Graph(name: graph.name)
+    g.scopes = graph.scopes
+    g.recipes = graph.recipes
+    var map = [Int](repeating: -1, count: graph.values.count)
+    for id in graph.inputs { map[id.index] = g.addInput(name: graph[id].name, type: graph[id].type).index }
+    let replacement = g.addInput(name: inputName, type: graph[value].type)
+    for p in graph.parameters {
+      map[p.value.index] = g.addParameter(name: p.name, type: p.type, role: p.role, initializer: p.initializer).index
+    }
+    func mapped(_ v: ValueID) -> ValueID { v == value ? replacement : ValueID(map[v.index]) }
+    for node in graph.nodes {
+      let ids = g.addNode(node.op, operands: node.operands.map(mapped), attributes: node.attributes,
+                          results: node.results.map { (graph[$0].name, graph[$0].type) }, location: node.location)
+      for (old, new) in zip(node.results, ids) { map[old.index] = new.index }
+    }
+    g.outputs = graph.outputs.map { ($0.name, mapped($0.value)) }
+    g.taps = graph.taps.map { t in
+      var t = t
+      t.operands = t.operands.map(mapped)
+      return t
+    }
+    return g
+  }
+}

@@ -159,6 +159,26 @@ struct LowerTapsTests {
     }
   }
 
+  /// Attention weights made an input (what `evaluate` feeds uniform or permuted weights to):
+  /// fed the model's own weights, the logits are PyTorch's.
+  @Test func overriddenAttentionReproducesTheModel() throws {
+    let fixture = try TapFixture("bilstm_attention1d_taps")
+    let graph = try fixture.graph()
+    let (outputs, _, _) = try Self.run(graph, taps: ["attention"])
+    let weights = try #require(outputs["attention"])
+    let tap = try #require(graph.taps.first { $0.name == "attention" })
+    var module = Module(graph: OverrideValue.apply(to: graph, value: tap.operands[0], inputName: "attention.override"),
+                        weights: DeterministicTensors.parameters(of: graph))
+    module.graph.taps = []
+    #expect(Verifier.verify(module.graph).isEmpty)
+    Pipeline.run(Pipeline.inference, on: &module)
+    #expect(!module.graph.nodes.contains { $0.op == .softmax })  // the computed weights are swept
+    let program = try Executable(graph: module.graph, parameters: module.weights)
+    var inputs = TapFixture.inputs(graph)
+    inputs["attention.override"] = weights
+    Self.expectClose(try program.run(inputs: inputs)["logits"], fixture.outputs["logits"], "logits with own weights")
+  }
+
   @Test func badRequestsAreNamed() throws {
     let fixture = try TapFixture("resnet18_taps")
     let module = Module(graph: try fixture.graph(), weights: [:])

@@ -126,8 +126,6 @@ struct TapCommand: ParsableCommand {
     // Lowering checks the tap (kind, class, gradients) before anything runs.
     _ = try LowerTaps.apply(to: Module(graph: bound, weights: parameters),
                             options: .init(taps: [tap], classIndex: needsClass ? (fixedClass ?? 0) : nil, scope: scope))
-    let plainProgram: Executable? = needsClass && fixedClass == nil && tapDecl.options.int("class", default: -1) < 0
-      ? try compile(bound, parameters, taps: []) : nil
     var programs: [Int: (Executable, LowerTaps.Lowered)] = [:]
     func program(forClass k: Int?) throws -> (Executable, LowerTaps.Lowered) {
       if let p = programs[k ?? -2] { return p }
@@ -139,7 +137,8 @@ struct TapCommand: ParsableCommand {
       programs[k ?? -2] = p
       return p
     }
-    if plainProgram == nil { _ = try program(forClass: fixedClass) }
+    // One program: the class is fixed, or the predicted one chosen in the graph (class_seed).
+    _ = try program(forClass: fixedClass)
 
     try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
     let hash = loaded.model.map { String(format: "%08x", CRC32.checksum(Array((try? Data(contentsOf: URL(fileURLWithPath: $0.path))) ?? Data()))) }
@@ -153,12 +152,7 @@ struct TapCommand: ParsableCommand {
         guard x.shape == first.shape else {
           throw CommandError("\(example.path): shape \(x.shape) differs from the first input's \(first.shape)")
         }
-        var k = fixedClass
-        if let plain = plainProgram {
-          let logits = try plain.run(inputs: [input.name: x])[bound.outputs[0].name]
-          k = logits.map { Self.argmax($0.floats) }
-        }
-        let (exe, lowered) = try program(forClass: k)
+        let (exe, lowered) = try program(forClass: fixedClass)
         let results = try exe.run(inputs: [input.name: x])
         let dir = example.id.isEmpty ? output : (output as NSString).appendingPathComponent(example.id)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -178,14 +172,6 @@ struct TapCommand: ParsableCommand {
   }
 
   static func argmax(_ v: [Float]) -> Int { v.indices.max { v[$0] < v[$1] } ?? 0 }
-
-  func compile(_ graph: Graph, _ parameters: [String: Tensor], taps: [String]) throws -> Executable {
-    var g = graph
-    g.taps = []
-    var module = Module(graph: g, weights: parameters)
-    Pipeline.run(Pipeline.inference, on: &module)
-    return try Executable(graph: module.graph, parameters: module.weights, threads: threads)
-  }
 
   /// Tensors, summary and pictures of one example.
   func write(results: [String: Tensor], lowered: LowerTaps.Lowered, input: Tensor, inputName: String, recipe: InputRecipe?,

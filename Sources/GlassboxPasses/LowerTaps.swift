@@ -26,7 +26,7 @@ import GlassboxIR
 /// Only the backward slice the selected taps need is built (one `differentiate` call for all
 /// of them); taps not selected are dropped, so their values are swept by dead-code elimination.
 public enum LowerTaps {
-  /// Builds reverse-mode gradients (GlassboxPasses' `Differentiate.apply` once it exists):
+  /// Builds reverse-mode gradients (`Differentiate.apply` unless a caller substitutes one):
   /// the gradient of Σ_i Σ(seeds[i].of ⊙ seeds[i].seed) with respect to each of `wrt`.
   public typealias Differentiator = (_ graph: Graph, _ seeds: [(of: ValueID, seed: ValueID)], _ wrt: [ValueID]) throws
     -> (graph: Graph, gradients: [ValueID])
@@ -41,11 +41,12 @@ public enum LowerTaps {
     public var scope: String?
     /// The output holding the class scores `[N, C]`; nil means the graph's first output.
     public var logits: String?
-    /// How gradient-based taps get their gradients; nil makes them an error.
+    /// How gradient-based taps get their gradients (`Differentiate.apply`); nil makes them
+    /// an error.
     public var differentiate: Differentiator?
 
     public init(taps: [String]? = nil, classIndex: Int? = nil, scope: String? = nil, logits: String? = nil,
-                differentiate: Differentiator? = nil) {
+                differentiate: Differentiator? = { try Differentiate.apply(to: $0, seeds: $1, wrt: $2) }) {
       self.taps = taps
       self.classIndex = classIndex
       self.scope = scope
@@ -313,15 +314,7 @@ public enum LowerTaps {
 
     /// A one-hot `[N, C]` seed for class `k` (or, for -1, each row's predicted class).
     mutating func classSeed(logits: ValueID, classIndex k: Int, classes: Int, name: String) throws -> ValueID {
-      let n = graph[logits].type.shape[0].staticValue ?? 0
-      guard k >= 0 else {
-        throw LowerTaps.Error("tap: the predicted class needs the class_seed op, which this build lacks; give a class (--class N)")
-      }
-      var parts: [ValueID] = []
-      if k > 0 { parts.append(constant(0, shape: [n, k], name: name + ".before")) }
-      parts.append(constant(1, shape: [n, 1], name: name + ".hot"))
-      if k < classes - 1 { parts.append(constant(0, shape: [n, classes - k - 1], name: name + ".after")) }
-      return parts.count == 1 ? parts[0] : node(.concat, parts, ["axis": .int(1)], name: name)
+      node(.classSeed, [logits], ["class": .int(k)], name: name)
     }
 
     /// `[rows, width]` → `[n, width]` repeating each row `n / rows` times (a clip's weights for

@@ -179,6 +179,65 @@ struct LowerTapsTests {
     Self.expectClose(try program.run(inputs: inputs)["logits"], fixture.outputs["logits"], "logits with own weights")
   }
 
+  /// Grad-CAM and Grad-CAM++ on resnet18 (`layer4`), for a given class and for the predicted
+  /// one (class_seed), against the manual PyTorch Grad-CAM.
+  @Test func gradcamOnAnImageModelMatchesPyTorch() throws {
+    let fixture = try TapFixture("resnet18_taps")
+    let graph = try fixture.graph()
+    for (name, k) in [("class", fixture.classIndex), ("predicted", -1)] {
+      let (outputs, _, _) = try Self.run(graph, taps: ["gradcam"], classIndex: k)
+      Self.expectClose(outputs["gradcam"], fixture.outputs["gradcam.\(name)"], "gradcam \(name)")
+      Self.expectClose(outputs["gradcam.normalized"], fixture.outputs["gradcam.\(name).normalized"], "gradcam \(name) normalized",
+                       tolerance: 1e-3)
+      var withPlusPlus = graph
+      withPlusPlus.taps = [Tap(name: "pp", kind: .gradcampp, operands: graph.taps[0].operands, options: graph.taps[0].options,
+                               type: graph.taps[0].type)]
+      let (pp, _, _) = try Self.run(withPlusPlus, taps: ["pp"], classIndex: k)
+      Self.expectClose(pp["pp"], fixture.outputs["gradcampp.\(name)"], "gradcam++ \(name)")
+    }
+  }
+
+  /// Grad-CAM frame by frame through the LSTM on resnet18_lstm (all T frames): raw maps,
+  /// both normalisation scopes and the per-frame relevance.
+  @Test(arguments: ["frame", "clip"])
+  func gradcamThroughTheLSTMMatchesPyTorch(_ scope: String) throws {
+    let fixture = try TapFixture("resnet18_lstm_taps")
+    let graph = try fixture.graph()
+    for (name, k) in [("class", fixture.classIndex), ("predicted", -1)] {
+      let (outputs, lowered, _) = try Self.run(graph, taps: ["gradcam"], classIndex: k, scope: scope)
+      #expect(lowered.first?.perStep == true)
+      Self.expectClose(outputs["gradcam"], fixture.outputs["gradcam.\(name)"], "gradcam \(name)")
+      Self.expectClose(outputs["gradcam.normalized"], fixture.outputs["gradcam.\(name).normalized.\(scope)"],
+                       "gradcam \(name) normalized per \(scope)", tolerance: 1e-3)
+      Self.expectClose(outputs["gradcam.relevance"], fixture.outputs["gradcam.\(name).relevance"], "gradcam \(name) relevance",
+                       tolerance: 1e-3)
+      #expect(outputs["gradcam.upsampled"]?.shape == [1, 4, 64, 64])
+    }
+  }
+
+  /// The Grad-CAM paper's identity on a global-average-pooled classifier: the gradient of the
+  /// class score with respect to f_k(i, j) is w_ck/(h·w), so Grad-CAM = ReLU(CAM)/(h·w) — for
+  /// every class.
+  @Test func camEqualsGradcamUpToAConstantOnAGAPModel() throws {
+    let fixture = try TapFixture("resnet18_taps")
+    let graph = try fixture.graph()
+    for k in 0..<5 {
+      let (outputs, _, _) = try Self.run(graph, taps: ["gradcam", "cam"], classIndex: k)
+      let cam = try #require(outputs["cam"]).doubles, gradcam = try #require(outputs["gradcam"]).doubles
+      let scale = cam.reduce(1e-6) { max($0, abs($1)) }
+      for (c, g) in zip(cam, gradcam) { #expect(abs(max(c, 0) / 4 - g) <= 1e-5 * scale, "class \(k): \(c) vs \(g)") }
+    }
+  }
+
+  /// Only the backward slice a tap needs: Grad-CAM on layer4 differentiates no convolution.
+  @Test func gradcamCompilesOnlyItsBackwardSlice() throws {
+    let fixture = try TapFixture("resnet18_taps")
+    let (_, _, lowered) = try Self.run(try fixture.graph(), taps: ["gradcam"], classIndex: 0)
+    let forward = try Self.run(try fixture.graph(), taps: [], classIndex: 0).graph
+    #expect(lowered.nodes.filter { $0.op == .conv2d }.count == forward.nodes.filter { $0.op == .conv2d }.count)
+    #expect(lowered.nodes.count - forward.nodes.count < 40)
+  }
+
   @Test func badRequestsAreNamed() throws {
     let fixture = try TapFixture("resnet18_taps")
     let module = Module(graph: try fixture.graph(), weights: [:])
@@ -189,7 +248,7 @@ struct LowerTapsTests {
       try LowerTaps.apply(to: module, options: .init(taps: ["cam"], classIndex: 5))
     }
     #expect(throws: LowerTaps.Error("tap gradcam: gradcam needs gradients, and this build has no differentiation")) {
-      try LowerTaps.apply(to: module, options: .init(taps: ["gradcam"], classIndex: 0))
+      try LowerTaps.apply(to: module, options: .init(taps: ["gradcam"], classIndex: 0, differentiate: nil))
     }
     let symbolic = try Spec.checkedGraph(SourceText(fileName: "graphs/resnet18.graph",
       text: try String(contentsOf: TapFixture.root.appendingPathComponent("graphs/resnet18.graph"), encoding: .utf8)))

@@ -64,7 +64,7 @@ def gradcam_maps(features, grads):
     return cam, campp
 
 
-def resnet_image(classes=5, size=64, batch=2, klass=3):
+def resnet_image(classes=5, size=64, batch=2):
     model = load(ResNet18(classes))
     x = inp("image", [batch, 3, size, size])
     h = model.maxpool(model.relu(model.bn1(model.conv1(x))))
@@ -72,6 +72,9 @@ def resnet_image(classes=5, size=64, batch=2, klass=3):
     f.retain_grad()
     logits = model.fc(torch.flatten(model.avgpool(f), 1))
     out = {"logits": tensor_json(logits)}
+    # The class whose map has the most positive evidence (random weights leave some classes
+    # with an all-negative map, whose Grad-CAM is all zero and would test nothing).
+    klass = int(torch.einsum("ck,nkhw->cnhw", model.fc.weight, f).amax(dim=(1, 2, 3)).argmax())
     # CAM for class `klass`: Σ_k w_ck f_k.
     cam = torch.einsum("k,nkhw->nhw", model.fc.weight[klass], f)
     out["cam"] = tensor_json(cam)
@@ -88,7 +91,7 @@ def resnet_image(classes=5, size=64, batch=2, klass=3):
             "outputs": out}
 
 
-def resnet_lstm(classes=5, size=64, frames=4, klass=2):
+def resnet_lstm(classes=5, size=64, frames=4):
     model = load(CNNLSTM(ResNet18(classes=None), classes))
     x = inp("frames", [1, frames, 3, size, size])
     cnn = model.cnn
@@ -99,6 +102,12 @@ def resnet_lstm(classes=5, size=64, frames=4, klass=2):
     hs, _ = model.lstm(v)
     logits = model.classifier(hs[:, -1])
     out = {"logits": tensor_json(logits)}
+    sums = []
+    for k in range(classes):  # the class with the largest Grad-CAM mass, as above
+        f.grad = None
+        logits[0, k].backward(retain_graph=True)
+        sums.append(float(gradcam_maps(f.detach(), f.grad.detach())[0].sum()))
+    klass = int(np.argmax(sums))
     for name, k in [("class", klass), ("predicted", int(logits.argmax(1)))]:
         f.grad = None
         logits[0, k].backward(retain_graph=True)

@@ -42,6 +42,9 @@ struct LowerTapsTests {
     #expect(lowered.map(\.outputs) == [["raw": "attention"]])
     Self.expectClose(outputs["attention"], fixture.outputs["attention"], "\(name) attention")
     Self.expectClose(outputs["logits"], fixture.outputs["logits"], "\(name) logits")
+    // Saliency (gradient × input) of the predicted class, back through attention and BiLSTM.
+    let (saliency, _, _) = try Self.run(try fixture.graph(), taps: ["saliency"])
+    Self.expectClose(saliency["saliency"], fixture.outputs["saliency"], "\(name) saliency")
   }
 
   @Test func camMatchesPyTorch() throws {

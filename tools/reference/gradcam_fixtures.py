@@ -127,14 +127,17 @@ def resnet_lstm(classes=5, size=64, frames=4):
 def attention(kind):
     size = 1 if kind == 1 else 64
     model = load(BiLSTM(5, attention=size))
-    x = inp("mfcc", [1, 768, 128])
+    x = inp("mfcc", [1, 768, 128]).requires_grad_(True)
     h, _ = model.lstm(x)
     weights = torch.softmax(model.attention(torch.tanh(h)), dim=1)
     logits = model.classifier((weights * h).sum(dim=1))
     stride = 1 if kind == 1 else 61  # 2-D weights: every 61st of 49152 values keeps the file small
     w = weights.reshape(1, 768) if kind == 1 else weights
+    # Saliency: gradient of the predicted class's score × input, every 97th of 98304 values.
+    logits[0, int(logits.argmax(1))].backward()
     return {"spec": f"bilstm_attention{kind}d", "bindings": {"B": 1, "C": 5},
-            "outputs": {"logits": tensor_json(logits), "attention": tensor_json(w, stride)}}
+            "outputs": {"logits": tensor_json(logits), "attention": tensor_json(w, stride),
+                        "saliency": tensor_json(x.grad * x, 97)}}
 
 
 def upsample():

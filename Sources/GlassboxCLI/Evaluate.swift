@@ -50,6 +50,12 @@ struct Evaluate: ParsableCommand {
   var json = false
 
   func run() throws {
+    let report = try measure()
+    print(json ? JSON.object(report).text : Self.table(report))
+  }
+
+  /// Every measure that applies to the tap and data, as the report's key–value pairs.
+  func measure() throws -> [(String, JSON)] {
     guard steps >= 1, permutations >= 0, threads >= 1 else { throw CommandError("--steps and --threads must be at least 1") }
     let loaded = try loadGraph(options, checkingWeights: true)
     guard let graph = loaded.result.graph else {
@@ -218,11 +224,7 @@ struct Evaluate: ParsableCommand {
       report.append(("speech", .object([("attention_mass_in_speech", .number(Metrics.mean(speechMass))),
                                         ("speech_frame_share", .number(Metrics.mean(speechChance)))])))
     }
-    if json {
-      print(JSON.object(report).text)
-    } else {
-      print(Self.table(report))
-    }
+    return report
   }
 
   /// Two columns, one line per number; curves are left to the JSON.

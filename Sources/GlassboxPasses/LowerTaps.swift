@@ -23,8 +23,11 @@ import GlassboxIR
 /// | `NAME.upsampled` | `[…, H, W]` | the normalised map resized to the input's `H×W`, bilinear, `align_corners=False` |
 /// | `NAME.relevance` | `[B, T]` | per-step maps only: each frame's share of the clip's map mass, `m_t / (Σ_t m_t + 1e-7)` with `m_t` the mean of the raw map of frame `t` |
 ///
-/// Only the backward slice the selected taps need is built (one `differentiate` call for all
-/// of them); taps not selected are dropped, so their values are swept by dead-code elimination.
+/// Only the backward slice each selected tap needs is built (`Differentiate` differentiates
+/// only the nodes between the tapped value and the class score: for Grad-CAM on `layer4`, the
+/// pooling, the LSTM and the classifier — no convolution); taps not selected are dropped, so
+/// their values are swept by dead-code elimination. The class seed is `class_seed(logits,
+/// class)`, so the predicted class (-1) is chosen inside the program.
 public enum LowerTaps {
   /// Builds reverse-mode gradients (`Differentiate.apply` unless a caller substitutes one):
   /// the gradient of Σ_i Σ(seeds[i].of ⊙ seeds[i].seed) with respect to each of `wrt`.
@@ -120,7 +123,7 @@ public enum LowerTaps {
       return k
     }
 
-    // Gradients first, all in one backward pass.
+    // Gradients first: one backward slice per tap, seeded by its class.
     var wrt: [ValueID] = []
     var seeds: [(of: ValueID, seed: ValueID)] = []
     var gradientIndex: [String: Int] = [:]

@@ -97,9 +97,15 @@ struct LSTMCellBackward: Kernel {
     for b in 0..<batch {
       let p = pre + b * g4, dg = a + dGates + b * g4
       let cv = a + c + b * n, dhv = a + dh + b * n, dcv = a + dc + b * n, dcp = a + dcPrev + b * n
+      mapSIMD(p, p, 2 * n, FastMath.sigmoid)
+      mapSIMD(p + 2 * n, p + 2 * n, n, FastMath.tanh)
+      mapSIMD(p + 3 * n, p + 3 * n, n, FastMath.sigmoid)
+      // tanh(c') parked in dc_prev, read before it is overwritten.
+      for j in 0..<n { dcp[j] = p[n + j] * cv[j] + p[j] * p[2 * n + j] }
+      mapSIMD(dcp, dcp, n, FastMath.tanh)
       for j in 0..<n {
-        let i = 1 / (1 + expf(-p[j])), f = 1 / (1 + expf(-p[n + j])), g = tanhf(p[2 * n + j]), o = 1 / (1 + expf(-p[3 * n + j]))
-        let cNew = f * cv[j] + i * g, tc = tanhf(cNew)
+        let i = p[j], f = p[n + j], g = p[2 * n + j], o = p[3 * n + j]
+        let tc = dcp[j]
         let dhj = dhv[j]
         let dct = dcv[j] + dhj * o * (1 - tc * tc)
         dg[j] = Self.flushed(dct * g * i * (1 - i))

@@ -194,12 +194,13 @@ struct LSTMCell: Kernel {
     BLAS.sgemm(transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1, c: pre, ldc: g4)
     for b in 0..<batch {
       let p = pre + b * g4, cv = a + c + b * n, ho = a + hOut + b * n, co = a + cOut + b * n
-      for j in 0..<n {
-        let i = 1 / (1 + expf(-p[j])), f = 1 / (1 + expf(-p[n + j])), gg = tanhf(p[2 * n + j]), o = 1 / (1 + expf(-p[3 * n + j]))
-        let cNew = f * cv[j] + i * gg
-        co[j] = cNew
-        ho[j] = o * tanhf(cNew)
-      }
+      // Activations in place, each gate's block contiguous: σ(i), σ(f) | tanh(g) | σ(o).
+      mapSIMD(p, p, 2 * n, FastMath.sigmoid)
+      mapSIMD(p + 2 * n, p + 2 * n, n, FastMath.tanh)
+      mapSIMD(p + 3 * n, p + 3 * n, n, FastMath.sigmoid)
+      for j in 0..<n { co[j] = p[n + j] * cv[j] + p[j] * p[2 * n + j] }
+      mapSIMD(co, ho, n, FastMath.tanh)
+      for j in 0..<n { ho[j] *= p[3 * n + j] }
     }
   }
 }

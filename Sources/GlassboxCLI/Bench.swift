@@ -30,6 +30,13 @@ struct Bench: ParsableCommand {
   @Flag(help: "Unroll LSTMs into per-step fused cells (the form training differentiates).")
   var unrollLSTM = false
 
+  @Option(help: ArgumentHelp("Time the forward together with this tap (lowered into outputs, its backward slice included).",
+                             valueName: "NAME"))
+  var tap: String?
+
+  @Option(name: .customLong("class"), help: "The class a class-seeded tap explains (default: the predicted one).")
+  var classIndex: Int?
+
   func run() throws {
     guard iterations >= 1, warmup >= 0, threads >= 1 else {
       throw ValidationError("--iterations and --threads must be at least 1, --warmup at least 0")
@@ -50,6 +57,13 @@ struct Bench: ParsableCommand {
     // A model runs with its own weights; a spec with deterministic ones (timing does not
     // depend on their values).
     var module = Module(graph: forward, weights: compiled.model.map { m in Dictionary(m.namedWeights().map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a }) } ?? DeterministicTensors.parameters(of: graph))
+    if let tap {
+      guard graph.taps.contains(where: { $0.name == tap }) else {
+        throw ValidationError("\(graph.name) has no tap '\(tap)' (taps: \(graph.taps.map(\.name).joined(separator: ", ")))")
+      }
+      module = try LowerTaps.apply(to: Module(graph: graph, weights: module.weights),
+                                   options: .init(taps: [tap], classIndex: classIndex)).module
+    }
     Pipeline.run((unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference, on: &module)
     let program = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
     let compileMs = Double(DispatchTime.now().uptimeNanoseconds - compileStart) / 1e6
@@ -88,10 +102,10 @@ struct Bench: ParsableCommand {
       : (samples[samples.count / 2 - 1] + samples[samples.count / 2]) / 2
     let peak = peakResidentBytes()
     if json {
-      print("{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),\"kernels\":\(program.program.count)}")
+      print("{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),\"kernels\":\(program.program.count),\"tap\":\(tap.map { "\"\($0)\"" } ?? "null")}")
     } else {
       print(String(format: "%@: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; arena %.1f MiB (%.1f MiB unshared); compiled in %.0f ms to %d kernels",
-                   graph.name, median, samples[0], samples[samples.count - 1], iterations, threads,
+                   graph.name + (tap.map { " + tap \($0)" } ?? ""), median, samples[0], samples[samples.count - 1], iterations, threads,
                    Double(peak) / 1_048_576, Double(program.arenaCount * 4) / 1_048_576,
                    Double(program.unsharedCount * 4) / 1_048_576, compileMs, program.program.count))
     }

@@ -2,6 +2,8 @@
 enum JSON {
   case string(String)
   case int(Int)
+  /// A finite number (non-finite ones print as null, which JSON has instead).
+  case number(Double)
   case bool(Bool)
   case null
   case array([JSON])
@@ -11,6 +13,7 @@ enum JSON {
     switch self {
     case .string(let s): return JSON.quote(s)
     case .int(let v): return String(v)
+    case .number(let v): return v.isFinite ? "\(v)" : "null"
     case .bool(let v): return v ? "true" : "false"
     case .null: return "null"
     case .array(let items): return "[" + items.map(\.text).joined(separator: ",") + "]"

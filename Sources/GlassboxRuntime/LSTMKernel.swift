@@ -180,31 +180,27 @@ struct UnsafeSendable: @unchecked Sendable {
   init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
 }
 
-/// One fused LSTM step of an unrolled LSTM: `gates = gates_x + h·W_hhᵀ` (dot products over
-/// `W_hh`'s rows), the four activations and the state update, writing `h'` and `c'`.
+/// One fused LSTM step of an unrolled LSTM: `gates = gates_x + h·W_hhᵀ` (one GEMM into
+/// scratch `[B, 4H]`), the four activations and the state update, writing `h'` and `c'`.
 struct LSTMCell: Kernel {
   var label: String
   var batch: Int, hidden: Int
-  var gates: Int, h: Int, c: Int, weight: Int, hOut: Int, cOut: Int
+  var gates: Int, h: Int, c: Int, weight: Int, hOut: Int, cOut: Int, scratch: Int
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let n = hidden, g4 = 4 * hidden
-    let w = a + weight
+    let pre = a + scratch
+    pre.update(from: a + gates, count: batch * g4)
+    BLAS.sgemm(transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1, c: pre, ldc: g4)
     for b in 0..<batch {
-      let hv = a + h + b * n, cv = a + c + b * n, gx = a + gates + b * g4
-      let ho = a + hOut + b * n, co = a + cOut + b * n
-      for j in 0..<n {
-        var pre = (gx[j], gx[n + j], gx[2 * n + j], gx[3 * n + j])
-        let r0 = w + j * n, r1 = w + (n + j) * n, r2 = w + (2 * n + j) * n, r3 = w + (3 * n + j) * n
-        for k in 0..<n {
-          let hk = hv[k]
-          pre.0 += r0[k] * hk; pre.1 += r1[k] * hk; pre.2 += r2[k] * hk; pre.3 += r3[k] * hk
-        }
-        let i = 1 / (1 + expf(-pre.0)), f = 1 / (1 + expf(-pre.1)), gg = tanhf(pre.2), o = 1 / (1 + expf(-pre.3))
-        let cNew = f * cv[j] + i * gg
-        co[j] = cNew
-        ho[j] = o * tanhf(cNew)
-      }
+      let p = pre + b * g4, cv = a + c + b * n, ho = a + hOut + b * n, co = a + cOut + b * n
+      // Activations in place, each gate's block contiguous: σ(i), σ(f) | tanh(g) | σ(o).
+      mapSIMD(p, p, 2 * n, FastMath.sigmoid)
+      mapSIMD(p + 2 * n, p + 2 * n, n, FastMath.tanh)
+      mapSIMD(p + 3 * n, p + 3 * n, n, FastMath.sigmoid)
+      for j in 0..<n { co[j] = p[n + j] * cv[j] + p[j] * p[2 * n + j] }
+      mapSIMD(co, ho, n, FastMath.tanh)
+      for j in 0..<n { ho[j] *= p[3 * n + j] }
     }
   }
 }

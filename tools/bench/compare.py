@@ -25,6 +25,11 @@ CASES = [
 ]
 
 
+# Grad-CAM for every frame: a forward with the tap against the forward alone, pytorch-grad-cam's
+# work (frames as the batch, backward through every parameter) and a hand-pruned PyTorch version.
+GRADCAM_CASES = [("resnet18_lstm", {"B": 1, "T": 16, "C": 51}, "gradcam")]
+
+
 def run(cmd):
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -55,6 +60,25 @@ def main():
         print(f"{name:22} {shape:14} {gb[1]['medianMs']:8.2f} {gb[2]['medianMs']:8.2f} {pt[1]['medianMs']:8.2f} "
               f"{pt[2]['medianMs']:8.2f} {best_pt['medianMs'] / best_gb['medianMs']:7.2f}x "
               f"{best_gb['peakRSSBytes'] / 2**20:7.0f} {best_pt['peakRSSBytes'] / 2**20:7.0f}", flush=True)
+    print(f"\n{'grad-cam':22} {'shape':14} {'gb fwd':>8} {'gb+tap':>8} {'tap/fwd':>8} {'pt full':>8} {'pt prun':>8} "
+          f"{'vs full':>8} {'vs prun':>8}")
+    for name, bindings, tap in GRADCAM_CASES:
+        if a.only and a.only != name:
+            continue
+        binds = sum((["--bind", f"{k}={v}"] for k, v in bindings.items()), [])
+        spec = os.path.join(ROOT, "graphs", name + ".graph")
+        iters = max(5, a.iterations // 3)
+        best = lambda rows: min(rows, key=lambda r: r["medianMs"])["medianMs"]  # noqa: E731
+        fwd = best([run([GLASSBOX, "bench", spec, *binds, "--threads", str(t), "--iterations", str(iters), "--json"]) for t in (1, 2)])
+        gb = best([run([GLASSBOX, "bench", spec, *binds, "--tap", tap, "--threads", str(t), "--iterations", str(iters), "--json"])
+                   for t in (1, 2)])
+        full = best([run([a.python, PEER, name, *binds, "--gradcam", "full", "--threads", str(t), "--iterations", str(iters)])
+                     for t in (1, 2)])
+        pruned = best([run([a.python, PEER, name, *binds, "--gradcam", "pruned", "--threads", str(t), "--iterations", str(iters)])
+                       for t in (1, 2)])
+        shape = " ".join(f"{k}={v}" for k, v in bindings.items() if k in "BT")
+        print(f"{name:22} {shape:14} {fwd:8.2f} {gb:8.2f} {gb / fwd:7.2f}x {full:8.2f} {pruned:8.2f} {full / gb:7.2f}x "
+              f"{pruned / gb:7.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,14 @@ and thread count, eager mode, inference (torch.inference_mode). Prints one JSON 
 `glassbox bench --json`.
 
     .venv/bin/python tools/bench/torch_peer.py bilstm --bind B=1 --bind C=5 --threads 1
+    .venv/bin/python tools/bench/torch_peer.py resnet18_lstm --bind C=51 --gradcam pruned   # forward + Grad-CAM
+
+`--gradcam` times a forward together with Grad-CAM on the CNN's last stage for every frame
+(a CNN-LSTM or resnet18), class = the prediction:
+  full    what pytorch-grad-cam does (frames as the batch of a hooked `layer4`): a forward with
+          autograd on, `score.backward()` through every parameter, channel weights, ReLU map;
+  pruned  the hand-pruned version: the trunk up to `layer4` without autograd, the rest with it,
+          `torch.autograd.grad(score, features)` only.
 """
 import argparse
 import json
@@ -34,6 +42,50 @@ def build(name, b):
     return CNNLSTM(cnn, c), [(b.get("B", 1), b.get("T", 16), 3, h, w)]
 
 
+def gradcam_step(model, mode):
+    """A function of the input returning (logits, Grad-CAM maps [N, h, w]) for the predicted class."""
+    cnn = model.cnn if isinstance(model, CNNLSTM) else model
+
+    def trunk(x):
+        return cnn.layer3(cnn.layer2(cnn.layer1(cnn.maxpool(cnn.relu(cnn.bn1(cnn.conv1(x)))))))
+
+    def head(f, shape):
+        v = torch.flatten(cnn.avgpool(f), 1)
+        if isinstance(model, CNNLSTM):
+            h, _ = model.lstm(v.reshape(shape[0], shape[1], -1))
+            return model.classifier(h[:, -1])
+        return cnn.fc(v)
+
+    def cam(f, g):
+        return torch.relu((g.mean(dim=(2, 3), keepdim=True) * f).sum(dim=1))
+
+    def full(x):
+        model.zero_grad(set_to_none=True)
+        frames = x.reshape(-1, *x.shape[-3:])
+        f = cnn.layer4(trunk(frames))
+        f.retain_grad()
+        logits = head(f, x.shape)
+        logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
+        with torch.no_grad():
+            return logits, cam(f, f.grad)
+
+    def pruned(x):
+        frames = x.reshape(-1, *x.shape[-3:])
+        with torch.no_grad():
+            below = trunk(frames)
+        # Parameters below layer4's output need no gradient: only the features do.
+        f = cnn.layer4(below).detach().requires_grad_(True)
+        logits = head(f, x.shape)
+        (g,) = torch.autograd.grad(logits.gather(1, logits.argmax(1, keepdim=True)).sum(), f)
+        with torch.no_grad():
+            return logits, cam(f, g)
+
+    if mode == "pruned":
+        for p in model.parameters():
+            p.requires_grad_(False)
+    return full if mode == "full" else pruned
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("spec")
@@ -41,6 +93,7 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--gradcam", choices=["none", "full", "pruned"], default="none")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     bindings = {k: int(v) for k, v in (x.split("=") for x in a.bind)}
@@ -48,6 +101,18 @@ def main():
     model.eval()
     inputs = [torch.randn(*s) for s in shapes]
     samples = []
+    if a.gradcam != "none":
+        step = gradcam_step(model, a.gradcam)
+        for _ in range(a.warmup):
+            step(*inputs)
+        for _ in range(a.iterations):
+            start = time.perf_counter()
+            step(*inputs)
+            samples.append((time.perf_counter() - start) * 1e3)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(json.dumps({"medianMs": statistics.median(samples), "minMs": min(samples), "maxMs": max(samples),
+                          "peakRSSBytes": peak, "threads": a.threads, "iterations": a.iterations, "gradcam": a.gradcam}))
+        return
     with torch.inference_mode():
         for _ in range(a.warmup):
             model(*inputs)

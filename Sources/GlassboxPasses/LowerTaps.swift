@@ -1,0 +1,410 @@
+import GlassboxIR
+
+/// Turns taps into ordinary graph outputs built of existing ops, so that every optimisation
+/// after it treats a tapped value as what it is: an output, pinned, never fused away.
+///
+/// ```
+/// tap attention = attention(weights)        →   output attention = weights
+/// tap cam = cam(layer4, fc.weight)          →   w = matmul(one_hot(class), fc.weight)     [N, K]
+///                                               cam = sum(mul(layer4, reshape(w)), axes: [1])
+///                                               + cam.normalized, cam.upsampled
+/// tap gradcam = gradcam(cnn.layer4)         →   g = ∂⟨logits, class_seed⟩/∂cnn.layer4      (Differentiate)
+///   (per step: [B*T, K, h, w])                  α = mean(g, axes: [2, 3]); raw = relu(Σ_k α_k f_k)
+///                                               + .normalized, .upsampled, .relevance [B, T]
+/// ```
+///
+/// Runs on a bound graph (every size static) before the inference pipeline. Outputs made for a
+/// tap named `NAME`:
+///
+/// | output | shape | what |
+/// |---|---|---|
+/// | `NAME` | the tap's type | the raw map (or the value itself for activation-like kinds) |
+/// | `NAME.normalized` | same | min-max normalised, over each frame (`scope: frame`) or each clip (`clip`): `(x − min) / (max − min + 1e-7)` |
+/// | `NAME.upsampled` | `[…, H, W]` | the normalised map resized to the input's `H×W`, bilinear, `align_corners=False` |
+/// | `NAME.relevance` | `[B, T]` | per-step maps only: each frame's share of the clip's map mass, `m_t / (Σ_t m_t + 1e-7)` with `m_t` the mean of the raw map of frame `t` |
+///
+/// Only the backward slice each selected tap needs is built (`Differentiate` differentiates
+/// only the nodes between the tapped value and the class score: for Grad-CAM on `layer4`, the
+/// pooling, the LSTM and the classifier — no convolution); taps not selected are dropped, so
+/// their values are swept by dead-code elimination. The class seed is `class_seed(logits,
+/// class)`, so the predicted class (-1) is chosen inside the program.
+public enum LowerTaps {
+  /// Builds reverse-mode gradients (`Differentiate.apply` unless a caller substitutes one):
+  /// the gradient of Σ_i Σ(seeds[i].of ⊙ seeds[i].seed) with respect to each of `wrt`.
+  public typealias Differentiator = (_ graph: Graph, _ seeds: [(of: ValueID, seed: ValueID)], _ wrt: [ValueID]) throws
+    -> (graph: Graph, gradients: [ValueID])
+
+  /// What to lower and how.
+  public struct Options {
+    /// Taps to lower, by name; nil lowers every tap.
+    public var taps: [String]?
+    /// A class for every class-seeded tap, overriding the taps' own `class` option.
+    public var classIndex: Int?
+    /// Normalisation scope (`frame` or `clip`) for every map, overriding the taps' `scope`.
+    public var scope: String?
+    /// The output holding the class scores `[N, C]`; nil means the graph's first output.
+    public var logits: String?
+    /// How gradient-based taps get their gradients (`Differentiate.apply`); nil makes them
+    /// an error.
+    public var differentiate: Differentiator?
+
+    public init(taps: [String]? = nil, classIndex: Int? = nil, scope: String? = nil, logits: String? = nil,
+                differentiate: Differentiator? = { try Differentiate.apply(to: $0, seeds: $1, wrt: $2) }) {
+      self.taps = taps
+      self.classIndex = classIndex
+      self.scope = scope
+      self.logits = logits
+      self.differentiate = differentiate
+    }
+  }
+
+  /// What became of one tap: its kind and the outputs it now has, by role.
+  public struct Lowered: Sendable, Equatable {
+    public var name: String
+    public var kind: TapKind
+    /// The class the tap explains (nil when it uses none; -1 for the predicted class).
+    public var classIndex: Int?
+    /// `frame` or `clip` for maps; nil otherwise.
+    public var scope: String?
+    /// Whether the map is per step of a sequence (`[B, T, h, w]`).
+    public var perStep: Bool
+    /// Output names: `raw` always; `normalized`, `upsampled`, `relevance` where they apply.
+    public var outputs: [String: String]
+  }
+
+  /// A tap that cannot be lowered: names the tap and the rule.
+  public struct Error: Swift.Error, CustomStringConvertible, Equatable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+  }
+
+  /// Lowers the selected taps of `module` (a bound graph) into outputs.
+  public static func apply(to module: Module, options: Options = Options()) throws -> (module: Module, taps: [Lowered]) {
+    var b = Builder(graph: module.graph, weights: module.weights)
+    let g = module.graph
+    for v in g.values where !v.type.shape.allSatisfy(\.isStatic) {
+      throw Error("tap: value '\(v.name)' has shape \(v.type.shapeDescription); bind every symbol before lowering taps")
+    }
+    let selected: [Tap]
+    if let names = options.taps {
+      selected = try names.map { name in
+        guard let t = g.taps.first(where: { $0.name == name }) else {
+          let known = g.taps.map(\.name)
+          throw Error("\(g.name) has no tap '\(name)' (taps: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+        }
+        return t
+      }
+    } else {
+      selected = g.taps
+    }
+    if let s = options.scope, s != "frame", s != "clip" {
+      throw Error("tap: scope must be frame or clip, found '\(s)'")
+    }
+
+    // The class scores every class-seeded tap differentiates or selects from.
+    let needsClass = selected.contains { [.gradient, .saliency, .gradcam, .gradcampp, .cam].contains($0.kind) }
+    var logits: ValueID?
+    var classes = 0
+    if needsClass {
+      let output = options.logits.flatMap { name in g.outputs.first { $0.name == name } } ?? g.outputs.first
+      guard let output else { throw Error("tap: \(g.name) has no output to take class scores from") }
+      let t = g[output.value].type
+      guard t.rank == 2, let c = t.shape[1].staticValue else {
+        throw Error("tap: class scores '\(output.name)' must be [N, C], found \(t.shapeDescription)")
+      }
+      logits = output.value
+      classes = c
+    }
+    func classOf(_ tap: Tap) throws -> Int {
+      let k = options.classIndex ?? tap.options.int("class", default: -1)
+      guard k >= -1, k < classes else {
+        throw Error("tap \(tap.name): class \(k) is out of range; the model has \(classes) classes (0…\(classes - 1))")
+      }
+      return k
+    }
+
+    // Gradients first: one backward slice per tap, seeded by its class.
+    var wrt: [ValueID] = []
+    var seeds: [(of: ValueID, seed: ValueID)] = []
+    var gradientIndex: [String: Int] = [:]
+    let gradientKinds: Set<TapKind> = [.gradient, .saliency, .gradcam, .gradcampp]
+    for tap in selected where gradientKinds.contains(tap.kind) {
+      guard let logits else { continue }
+      guard options.differentiate != nil else {
+        throw Error("tap \(tap.name): \(tap.kind.rawValue) needs gradients, and this build has no differentiation")
+      }
+      let seed = try b.classSeed(logits: logits, classIndex: classOf(tap), classes: classes, name: "tap.\(tap.name).seed")
+      seeds.append((logits, seed))
+      gradientIndex[tap.name] = wrt.count
+      wrt.append(tap.operands[0])
+    }
+    var gradients: [ValueID] = []
+    if !wrt.isEmpty, let differentiate = options.differentiate {
+      // Seeds of several taps on one class score add up; each tap differentiates its own
+      // seed, so taps with different classes get one backward pass each.
+      var byTap: [ValueID] = []
+      for (i, target) in wrt.enumerated() {
+        let (graph, grads) = try differentiate(b.graph, [seeds[i]], [target])
+        b.graph = graph
+        byTap.append(grads[0])
+      }
+      gradients = byTap
+    }
+
+    var lowered: [Lowered] = []
+    for tap in selected {
+      let name = tap.name
+      let target = tap.operands[0]
+      var out = Lowered(name: name, kind: tap.kind, classIndex: nil, scope: nil, perStep: false, outputs: [:])
+      switch tap.kind {
+      case .activation, .attention, .hidden:
+        b.output(name, target)
+        out.outputs["raw"] = name
+      case .gradient:
+        out.classIndex = try classOf(tap)
+        b.output(name, gradients[gradientIndex[name] ?? 0])
+        out.outputs["raw"] = name
+      case .saliency:
+        out.classIndex = try classOf(tap)
+        let g = gradients[gradientIndex[name] ?? 0]
+        b.output(name, b.node(.mul, [g, target], name: "tap.\(name).saliency"))
+        out.outputs["raw"] = name
+      case .cam, .gradcam, .gradcampp:
+        let k = try classOf(tap)
+        out.classIndex = k
+        let f = b.graph[target].type.shape.map { $0.staticValue ?? 0 }
+        let (n, channels) = (f[0], f[1])
+        // Channel weights [N, K, 1, 1].
+        let weights: ValueID
+        switch tap.kind {
+        case .cam:
+          guard let logits else { throw Error("tap \(name): no class scores") }
+          let w = b.graph[tap.operands[1]].type.shape.map { $0.staticValue ?? 0 }
+          guard w[0] == classes else {
+            throw Error("tap \(name): classifier weight has \(w[0]) rows but the model scores \(classes) classes")
+          }
+          let seed = try b.classSeed(logits: logits, classIndex: k, classes: classes, name: "tap.\(name).seed")
+          let perExample = b.node(.matmul, [seed, tap.operands[1]], name: "tap.\(name).class_weights")  // [B, K]
+          let rows = b.graph[perExample].type.shape[0].staticValue ?? 0
+          weights = b.node(.reshape, [b.repeatRows(perExample, to: n, name: "tap.\(name).class_weights", rows: rows, width: channels)],
+                           ["shape": dims([n, channels, 1, 1])], name: "tap.\(name).weights")
+        case .gradcam:
+          let g = gradients[gradientIndex[name] ?? 0]
+          weights = b.node(.mean, [g], ["axes": ints([2, 3]), "keepdims": .bool(true)], name: "tap.\(name).weights")
+        default:
+          // Grad-CAM++ (Chattopadhay et al. 2018), as pytorch-grad-cam computes it:
+          // a = g² / (2g² + Σ_ij f · g³ + 1e-6), weights = Σ_ij relu(g) · a.
+          let g = gradients[gradientIndex[name] ?? 0]
+          let g2 = b.node(.mul, [g, g], name: "tap.\(name).g2")
+          let g3 = b.node(.mul, [g2, g], name: "tap.\(name).g3")
+          let fsum = b.node(.sum, [target], ["axes": ints([2, 3]), "keepdims": .bool(true)], name: "tap.\(name).fsum")
+          let two = b.constant(2, name: "tap.\(name).two"), eps = b.constant(1e-6, name: "tap.\(name).eps")
+          let denominator = b.node(.add, [b.node(.add, [b.node(.mul, [g2, two], name: "tap.\(name).2g2"),
+                                                      b.node(.mul, [fsum, g3], name: "tap.\(name).sg3")], name: "tap.\(name).d0"), eps],
+                                   name: "tap.\(name).denominator")
+          let a = b.node(.div, [g2, denominator], name: "tap.\(name).alpha")
+          let positive = b.node(.relu, [g], name: "tap.\(name).positive")
+          weights = b.node(.sum, [b.node(.mul, [positive, a], name: "tap.\(name).weighted")],
+                           ["axes": ints([2, 3]), "keepdims": .bool(true)], name: "tap.\(name).weights")
+        }
+        var map = b.node(.sum, [b.node(.mul, [target, weights], name: "tap.\(name).terms")], ["axes": ints([1])],
+                         name: "tap.\(name).sum")  // [N, h, w]
+        if tap.kind != .cam { map = b.node(.relu, [map], name: "tap.\(name).relu") }
+        // Per step of a sequence: [B*T, h, w] → [B, T, h, w].
+        let (h, w) = (f[2], f[3])
+        if let steps = b.graph.stepScope(ofValueNamed: b.graph[target].name)?.steps,
+           let bs = steps.batch.staticValue, let ts = steps.time.staticValue, bs * ts == n {
+          map = b.node(.reshape, [map], ["shape": dims([bs, ts, h, w])], name: "tap.\(name).frames")
+          out.perStep = true
+        }
+        b.output(name, map)
+        out.outputs["raw"] = name
+
+        let scope = options.scope ?? tap.options.string("scope", default: "clip")
+        out.scope = scope
+        let rank = b.graph[map].type.rank
+        let normalized = b.minMax(map, axes: scope == "frame" || !out.perStep ? [rank - 2, rank - 1] : Array(1..<rank),
+                                  name: "tap.\(name).normalized")
+        b.output(name + ".normalized", normalized)
+        out.outputs["normalized"] = name + ".normalized"
+        if let size = inputSize(g) {
+          b.output(name + ".upsampled", b.upsample(normalized, to: size, name: "tap.\(name).upsampled"))
+          out.outputs["upsampled"] = name + ".upsampled"
+        }
+        if out.perStep {
+          let m = b.node(.mean, [map], ["axes": ints([2, 3])], name: "tap.\(name).frame_mass")  // [B, T]
+          let total = b.node(.sum, [m], ["axes": ints([1]), "keepdims": .bool(true)], name: "tap.\(name).clip_mass")
+          let denominator = b.node(.add, [total, b.constant(1e-7, name: "tap.\(name).mass_eps")], name: "tap.\(name).mass")
+          b.output(name + ".relevance", b.node(.div, [m, denominator], name: "tap.\(name).relevance"))
+          out.outputs["relevance"] = name + ".relevance"
+        }
+      }
+      lowered.append(out)
+    }
+    b.graph.taps = []
+    let problems = Verifier.verify(b.graph)
+    guard problems.isEmpty else {
+      throw Error("tap: lowering made an invalid graph: " + problems.map(\.message).joined(separator: "; "))
+    }
+    return (Module(graph: b.graph, weights: b.weights), lowered)
+  }
+
+  /// The spatial size `(H, W)` of the graph's image input: the last two axes of the first
+  /// input of rank 4 (`[N, 3, H, W]`) or 5 (`[B, T, 3, H, W]`).
+  static func inputSize(_ g: Graph) -> (height: Int, width: Int)? {
+    for id in g.inputs where g[id].type.rank >= 4 {
+      let s = g[id].type.shape
+      if let h = s[s.count - 2].staticValue, let w = s[s.count - 1].staticValue { return (h, w) }
+    }
+    return nil
+  }
+
+  /// Weights of a 1-D bilinear resize from `n` to `newN` samples with PyTorch's
+  /// `align_corners=False`: source `(i + 0.5)·n/newN − 0.5`, clamped below at 0; row-major
+  /// `[newN, n]`.
+  public static func interpolationMatrix(from n: Int, to newN: Int) -> [Float] {
+    var m = [Float](repeating: 0, count: newN * n)
+    for i in 0..<newN {
+      let s = max((Double(i) + 0.5) * Double(n) / Double(newN) - 0.5, 0)
+      let lo = min(Int(s), n - 1)
+      let hi = min(lo + 1, n - 1)
+      let frac = Float(s - Double(lo))
+      m[i * n + lo] += 1 - frac
+      m[i * n + hi] += frac
+    }
+    return m
+  }
+
+  static func ints(_ v: [Int]) -> AttrValue { .list(v.map { .int($0) }) }
+  static func dims(_ v: [Int]) -> AttrValue { .list(v.map { .int($0) }) }
+
+  /// Appends nodes to a graph under fresh names.
+  struct Builder {
+    var graph: Graph
+    var weights: [String: Tensor]
+
+    func fresh(_ base: String) -> String {
+      var name = base, i = 1
+      while graph.value(named: name) != nil {
+        i += 1
+        name = "\(base).\(i)"
+      }
+      return name
+    }
+
+    mutating func node(_ op: Op, _ operands: [ValueID], _ attributes: [String: AttrValue] = [:], name: String) -> ValueID {
+      var attrs = Attributes(attributes)
+      for spec in op.attributes where attrs[spec.name] == nil {
+        if let d = spec.defaultValue { attrs[spec.name] = d }
+      }
+      let types: [TensorType]
+      do {
+        types = try op.inferTypes(operands.map { graph[$0].type }, attrs)
+      } catch {
+        preconditionFailure("LowerTaps built an ill-typed \(op.name) '\(name)': \(error.message)")
+      }
+      return graph.addNode(op, operands: operands, attributes: attrs, results: [(fresh(name), types[0])])[0]
+    }
+
+    mutating func constant(_ value: Double, shape: [Int] = [], name: String) -> ValueID {
+      node(.constant, [], ["value": .float(value), "shape": LowerTaps.dims(shape), "dtype": .string("f32")], name: name)
+    }
+
+    mutating func output(_ name: String, _ value: ValueID) {
+      graph.outputs.removeAll { $0.name == name }
+      graph.outputs.append((name, value))
+    }
+
+    /// A one-hot `[N, C]` seed for class `k` (or, for -1, each row's predicted class).
+    mutating func classSeed(logits: ValueID, classIndex k: Int, classes: Int, name: String) throws -> ValueID {
+      node(.classSeed, [logits], ["class": .int(k)], name: name)
+    }
+
+    /// `[rows, width]` → `[n, width]` repeating each row `n / rows` times (a clip's weights for
+    /// each of its frames); unchanged when `n == rows`.
+    mutating func repeatRows(_ x: ValueID, to n: Int, name: String, rows: Int, width: Int) -> ValueID {
+      guard n != rows, rows > 0 else { return x }
+      let r = node(.reshape, [x], ["shape": LowerTaps.dims([rows, 1, width])], name: name + ".rows")
+      let ones = constant(1, shape: [rows, n / rows, width], name: name + ".ones")
+      return node(.reshape, [node(.mul, [r, ones], name: name + ".repeated")], ["shape": LowerTaps.dims([n, width])],
+                  name: name + ".per_frame")
+    }
+
+    /// `(x − min) / (max − min + 1e-7)` with min and max over `axes`.
+    mutating func minMax(_ x: ValueID, axes: [Int], name: String) -> ValueID {
+      let keep: [String: AttrValue] = ["axes": LowerTaps.ints(axes), "keepdims": .bool(true)]
+      let hi = node(.max, [x], keep, name: name + ".max")
+      let minusOne = constant(-1, name: name + ".minus_one")
+      let lo = node(.mul, [node(.max, [node(.mul, [x, minusOne], name: name + ".negated")], keep, name: name + ".negmax"), minusOne],
+                    name: name + ".min")
+      let range = node(.add, [node(.sub, [hi, lo], name: name + ".span"), constant(1e-7, name: name + ".eps")], name: name + ".range")
+      return node(.div, [node(.sub, [x, lo], name: name + ".shifted"), range], name: name)
+    }
+
+    /// Bilinear resize of the last two axes `[…, h, w]` → `[…, H, W]` as two products with
+    /// interpolation matrices (buffers `NAME.rows: [h, H]` and `NAME.columns: [w, W]`).
+    mutating func upsample(_ x: ValueID, to size: (height: Int, width: Int), name: String) -> ValueID {
+      let s = graph[x].type.shape.map { $0.staticValue ?? 0 }
+      let (h, w) = (s[s.count - 2], s[s.count - 1])
+      let lead = s.dropLast(2).reduce(1, *)
+      func matrix(_ n: Int, _ newN: Int, _ suffix: String) -> ValueID {
+        // Stored transposed, [n, newN], so that `map · M` resizes the last axis.
+        let m = LowerTaps.interpolationMatrix(from: n, to: newN)
+        var t = [Float](repeating: 0, count: m.count)
+        for i in 0..<newN { for j in 0..<n { t[j * newN + i] = m[i * n + j] } }
+        let pname = fresh(name + suffix)
+        let id = graph.addParameter(name: pname, type: TensorType(.f32, [Dim(n), Dim(newN)]), role: .buffer, initializer: .zeros)
+        weights[pname] = Tensor(shape: [n, newN], f32: t)
+        return id
+      }
+      let columns = matrix(w, size.width, ".columns"), rows = matrix(h, size.height, ".rows")
+      var y = node(.reshape, [x], ["shape": LowerTaps.dims([lead * h, w])], name: name + ".flat")
+      y = node(.matmul, [y, columns], name: name + ".wide")  // [lead·h, W]
+      y = node(.reshape, [y], ["shape": LowerTaps.dims([lead, h, size.width])], name: name + ".wide3")
+      y = node(.transpose, [y], ["perm": LowerTaps.ints([0, 2, 1])], name: name + ".turned")  // [lead, W, h]
+      y = node(.reshape, [y], ["shape": LowerTaps.dims([lead * size.width, h])], name: name + ".turned2")
+      y = node(.matmul, [y, rows], name: name + ".tall")  // [lead·W, H]
+      y = node(.reshape, [y], ["shape": LowerTaps.dims([lead, size.width, size.height])], name: name + ".tall3")
+      y = node(.transpose, [y], ["perm": LowerTaps.ints([0, 2, 1])], name: name + ".back")  // [lead, H, W]
+      return node(.reshape, [y], ["shape": LowerTaps.dims(Array(s.dropLast(2)) + [size.height, size.width])], name: name)
+    }
+  }
+}
+
+/// Makes a computed value an input: every use of `value` (nodes, outputs, taps) reads a new
+/// graph input of the same type instead, so an experiment can feed its own numbers there
+/// (uniform or permuted attention weights). What computed the value is left to dead-code
+/// elimination.
+///
+/// ```
+/// weights = softmax(scores)                 weights = softmax(scores)      (now dead)
+/// context = sum(mul(lstm, weights))    →    context = sum(mul(lstm, weights.override))
+/// ```
+public enum OverrideValue {
+  /// The graph with `value` read from a new input `inputName` (added after the others, and
+  /// defined before every node, as passes that rebuild in value order expect).
+  public static func apply(to graph: Graph, value: ValueID, inputName: String) -> Graph {
+    var g = Graph(name: graph.name)
+    g.scopes = graph.scopes
+    g.recipes = graph.recipes
+    var map = [Int](repeating: -1, count: graph.values.count)
+    for id in graph.inputs { map[id.index] = g.addInput(name: graph[id].name, type: graph[id].type).index }
+    let replacement = g.addInput(name: inputName, type: graph[value].type)
+    for p in graph.parameters {
+      map[p.value.index] = g.addParameter(name: p.name, type: p.type, role: p.role, initializer: p.initializer).index
+    }
+    func mapped(_ v: ValueID) -> ValueID { v == value ? replacement : ValueID(map[v.index]) }
+    for node in graph.nodes {
+      let ids = g.addNode(node.op, operands: node.operands.map(mapped), attributes: node.attributes,
+                          results: node.results.map { (graph[$0].name, graph[$0].type) }, location: node.location)
+      for (old, new) in zip(node.results, ids) { map[old.index] = new.index }
+    }
+    g.outputs = graph.outputs.map { ($0.name, mapped($0.value)) }
+    g.taps = graph.taps.map { t in
+      var t = t
+      t.operands = t.operands.map(mapped)
+      return t
+    }
+    return g
+  }
+}

@@ -1,0 +1,41 @@
+import Foundation
+@testable import GlassboxCLI
+import Testing
+
+/// `glassbox evaluate` on a small spoken-language set made of the MFCC fixtures' clips.
+struct EvaluateCommandTests {
+  @Test func attentionEvaluationReportsEverySection() throws {
+    try ModelCommandTests.withTemporaryDirectory { dir in
+      let clips = ["speech16k", "burst16k", "chirp22k"]
+      for language in ["Hindi", "Tamil"] {
+        let folder = dir.appendingPathComponent("lid/\(language)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (i, clip) in clips.enumerated() {
+          let source = ModelCommandTests.root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/\(clip).wav")
+          try FileManager.default.copyItem(at: source, to: folder.appendingPathComponent("\(clip)_\(i).wav"))
+          try Data(#"{"duration": 1.0, "speech": [[0.2, 0.6]]}"#.utf8).write(to: folder.appendingPathComponent("\(clip)_\(i).json"))
+        }
+      }
+      let command = try Evaluate.parse([ModelCommandTests.spec("bilstm_attention1d"), "attention", "--bind", "C=2",
+                                        "--data", dir.appendingPathComponent("lid").path, "--split", "train",
+                                        "--steps", "4", "--permutations", "2", "--json"])
+      let report = try command.measure()
+      let json = try #require(try JSONSerialization.jsonObject(with: Data(JSON.object(report).text.utf8)) as? [String: Any])
+      #expect(Evaluate.table(report).contains("deletion.auc"))
+      let deletion = try #require(json["deletion"] as? [String: Any])
+      #expect((deletion["curve"] as? [Double])?.count == 5)
+      #expect(json["units"] as? String == "time frames")
+      let faithfulness = try #require(json["attention_faithfulness"] as? [String: Any])
+      #expect((0...1).contains(try #require(faithfulness["uniform_accuracy"] as? Double)))
+      // Attention weights are computed before the classifier: re-initialising it leaves them
+      // exactly as they were; re-initialising the attention layer changes them.
+      let sanity = try #require(json["sanity"] as? [[String: Any]])
+      #expect(sanity.map { $0["reinitialised_through"] as? String } == ["classifier", "attention", "lstm"])
+      #expect(abs((sanity[0]["spearman"] as? Double ?? 0) - 1) < 1e-9)
+      #expect((sanity[1]["spearman"] as? Double ?? 1) < 0.99)
+      let speech = try #require(json["speech"] as? [String: Any])
+      #expect((0...1).contains(try #require(speech["attention_mass_in_speech"] as? Double)))
+    }
+  }
+}
+

@@ -41,9 +41,13 @@ let package = Package(
             dependencies: ["GlassboxIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict),
     .target(name: "GlassboxMedia", dependencies: ["GlassboxIR", "CFFmpeg", "CSndfile"], swiftSettings: strict),
+    // Optimizers, schedules, data sets and the training loop over a compiled training step.
+    .target(name: "GlassboxTraining",
+            dependencies: ["GlassboxIR", "GlassboxPasses", "GlassboxRuntime", "GlassboxFormat", "GlassboxMedia"],
+            swiftSettings: strict),
     .target(name: "GlassboxCLI",
             dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxReference", "GlassboxPasses", "GlassboxRuntime",
-                           "GlassboxMedia", "GlassboxFormat",
+                           "GlassboxMedia", "GlassboxFormat", "GlassboxTraining",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
     .executableTarget(name: "glassbox", dependencies: ["GlassboxCLI"], swiftSettings: strict),
@@ -62,6 +66,8 @@ let package = Package(
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxPassesTests", dependencies: ["GlassboxPasses", "GlassboxReference", "GlassboxIR"],
                 swiftSettings: strict),
+    .testTarget(name: "GlassboxTrainingTests", dependencies: ["GlassboxTraining", "GlassboxFormat", "GlassboxIR"],
+                exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia"],
                 swiftSettings: strict),
   ]

@@ -5,7 +5,7 @@ public struct Glassbox: ParsableCommand {
   public static let configuration = CommandConfiguration(
     commandName: "glassbox",
     abstract: "Compile, run and explain static-graph models.",
-    subcommands: [Check.self, Dot.self, Compile.self, Info.self, Export.self, Features.self, Run.self, Bench.self,
+    subcommands: [Check.self, Dot.self, Compile.self, Info.self, Export.self, Features.self, Run.self, Bench.self, Train.self,
                   Version.self])
 
   public init() {}

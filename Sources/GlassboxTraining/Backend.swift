@@ -68,6 +68,9 @@ public protocol TrainingBackend: AnyObject {
   var batchNormUpdates: [BatchNormUpdate] { get }
   /// One step in training mode on `weights` (every parameter and buffer by name).
   func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor]) throws -> StepResult
-  /// Inference-mode logits `[B, C]` of `batch` (dropout off, batch norm on running statistics).
-  func predict(_ batch: Batch, weights: [String: Tensor]) throws -> [Float]
+  /// Prepares `predict` for these weights (called once before evaluating a data set).
+  func beginEvaluation(weights: [String: Tensor]) throws
+  /// Inference-mode logits `[B, C]` of `batch` (dropout off, batch norm on running statistics)
+  /// with the weights of the last `beginEvaluation`.
+  func predict(_ batch: Batch) throws -> [Float]
 }

@@ -209,9 +209,10 @@ public final class Trainer {
   public func evaluate(_ source: any ExampleSource) throws -> (loss: Double, accuracy: Double) {
     let B = backend.batchSize
     var lossSum = 0.0, correct = 0
+    try backend.beginEvaluation(weights: weights)
     for indices in Sampling.batches(Array(0..<source.count), batchSize: B, keepPartial: true) {
       let batch = try source.batch(indices, size: B)
-      let logits = try backend.predict(batch, weights: weights)
+      let logits = try backend.predict(batch)
       lossSum += Self.crossEntropySum(logits, labels: batch.labels, count: batch.count)
       correct += Self.correct(logits, labels: batch.labels, count: batch.count)
     }

@@ -55,7 +55,9 @@ final class SoftmaxRegression: TrainingBackend {
     return StepResult(loss: loss / Double(batchSize), logits: z, gradients: ["fc.weight": gw, "fc.bias": gb])
   }
 
-  func predict(_ batch: Batch, weights: [String: Tensor]) throws -> [Float] { logits(batch.inputs.floats, weights) }
+  var evaluationWeights: [String: Tensor] = [:]
+  func beginEvaluation(weights: [String: Tensor]) throws { evaluationWeights = weights }
+  func predict(_ batch: Batch) throws -> [Float] { logits(batch.inputs.floats, evaluationWeights) }
 }
 
 enum TinyData {

@@ -136,6 +136,28 @@ public final class TensorFolder: ExampleSource {
   public func example(_ index: Int) throws -> (values: [Float], label: Int) { (values[index], labels[index]) }
 }
 
+/// Examples held in memory (benchmarks, tests).
+public final class InMemoryExamples: ExampleSource {
+  public let root: String
+  public let classes: [String]
+  public let exampleShape: [Int]
+  let values: [[Float]]
+  let labels: [Int]
+
+  public var count: Int { values.count }
+
+  /// `values[i]` has `exampleShape`'s element count; `labels[i]` indexes `classes`.
+  public init(root: String, classes: [String], exampleShape: [Int], values: [[Float]], labels: [Int]) {
+    self.root = root
+    self.classes = classes
+    self.exampleShape = exampleShape
+    self.values = values
+    self.labels = labels
+  }
+
+  public func example(_ index: Int) throws -> (values: [Float], label: Int) { (values[index], labels[index]) }
+}
+
 /// Raw media (HMDB-51-like video folders, spoken-language audio folders) through the input's
 /// recipe and the feature cache: each example is extracted once and then read from the cache.
 public final class MediaExamples: ExampleSource {
@@ -186,6 +208,14 @@ public struct TrainingData {
   public var notes: [String] = []
 
   public var classes: [String] { train.classes }
+
+  public init(train: any ExampleSource, validation: (any ExampleSource)? = nil, test: (any ExampleSource)? = nil,
+              notes: [String] = []) {
+    self.train = train
+    self.validation = validation
+    self.test = test
+    self.notes = notes
+  }
 
   /// Opens `root`:
   /// - `root/{train,val,test}/<class>/<example>.npy` (val and test optional);

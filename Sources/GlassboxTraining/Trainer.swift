@@ -157,18 +157,13 @@ public final class Trainer {
       var lossSum = 0.0, correct = 0, seen = 0
       for (s, indices) in batches.enumerated() {
         let batch = try train.batch(indices, size: B)
-        var masks: [String: Tensor] = [:]
-        for (m, mask) in backend.dropoutMasks.enumerated() {
-          let count = mask.shape.reduce(1, *)
-          masks[mask.input] = Tensor(shape: mask.shape, f32: Sampling.dropoutMask(
-            count: count, p: mask.p, seed: settings.seed, epoch: epoch, step: s, index: m))
-        }
-        let result = try backend.step(batch, masks: masks, weights: weights)
-        guard result.loss.isFinite else {
-          throw TrainingError("loss is \(result.loss) at epoch \(epoch + 1), step \(s + 1) (learning rate \(lr)); stopped. "
+        let result: StepResult
+        do {
+          result = try step(batch, epoch: epoch, step: s, learningRate: lr)
+        } catch let error as NonFiniteLoss {
+          throw TrainingError("loss is \(error.loss) at epoch \(epoch + 1), step \(s + 1) (learning rate \(lr)); stopped. "
             + (epochsDone > 0 ? "The last good checkpoint (epoch \(epochsDone)) is kept in \(output)." : "Nothing was written."))
         }
-        try apply(result, learningRate: lr)
         lossSum += result.loss * Double(batch.count)
         correct += Self.correct(result.logits, labels: batch.labels, count: batch.count)
         seen += batch.count
@@ -203,6 +198,25 @@ public final class Trainer {
       model.provenance.training?.metrics += [("test_loss", t.loss), ("test_accuracy", t.accuracy)]
       try writeModel(output)
     }
+  }
+
+  struct NonFiniteLoss: Error { var loss: Double }
+
+  /// One training step on `batch`: dropout masks for (epoch, step), forward and backward,
+  /// clipping, the optimizer's update of every trainable parameter and the batch-norm
+  /// updates. A non-finite loss throws before anything is updated.
+  @discardableResult
+  public func step(_ batch: Batch, epoch: Int, step: Int, learningRate: Double) throws -> StepResult {
+    var masks: [String: Tensor] = [:]
+    for (m, mask) in backend.dropoutMasks.enumerated() {
+      let count = mask.shape.reduce(1, *)
+      masks[mask.input] = Tensor(shape: mask.shape, f32: Sampling.dropoutMask(
+        count: count, p: mask.p, seed: settings.seed, epoch: epoch, step: step, index: m))
+    }
+    let result = try backend.step(batch, masks: masks, weights: weights)
+    guard result.loss.isFinite else { throw NonFiniteLoss(loss: result.loss) }
+    try apply(result, learningRate: learningRate)
+    return result
   }
 
   /// Mean cross-entropy and accuracy of the model (inference mode) on `source`.

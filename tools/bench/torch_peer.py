@@ -1,8 +1,10 @@
 """The PyTorch peer of `glassbox bench`: the same model (tools/reference/models.py), shapes
-and thread count, eager mode, inference (torch.inference_mode). Prints one JSON object like
+and thread count, eager mode, inference (torch.inference_mode); with --train, one training
+step (zero_grad, forward in training mode, mean cross-entropy, backward, SGD with momentum
+0.9 step), as `glassbox bench --train` times it. Prints one JSON object like
 `glassbox bench --json`.
 
-    .venv/bin/python tools/bench/torch_peer.py bilstm --bind B=1 --bind C=5 --threads 1
+    .venv/bin/python tools/bench/torch_peer.py bilstm --bind B=1 --bind C=5 --threads 1 [--train]
 """
 import argparse
 import json
@@ -41,23 +43,42 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--train", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     bindings = {k: int(v) for k, v in (x.split("=") for x in a.bind)}
     model, shapes = build(os.path.basename(a.spec).removesuffix(".graph"), bindings)
-    model.eval()
     inputs = [torch.randn(*s) for s in shapes]
     samples = []
-    with torch.inference_mode():
+    if a.train:
+        model.train()
+        classes = bindings.get("C", 5)
+        target = torch.randint(0, classes, (shapes[0][0],))
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(*inputs), target)
+            loss.backward()
+            opt.step()
+
         for _ in range(a.warmup):
-            model(*inputs)
+            step()
         for _ in range(a.iterations):
+            start = time.perf_counter()
+            step()
+            samples.append((time.perf_counter() - start) * 1e3)
+    model.eval()
+    with torch.inference_mode():
+        for _ in range(0 if a.train else a.warmup):
+            model(*inputs)
+        for _ in range(0 if a.train else a.iterations):
             start = time.perf_counter()
             model(*inputs)
             samples.append((time.perf_counter() - start) * 1e3)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"medianMs": statistics.median(samples), "minMs": min(samples), "maxMs": max(samples),
-                      "peakRSSBytes": peak, "threads": a.threads, "iterations": a.iterations}))
+                      "peakRSSBytes": peak, "threads": a.threads, "iterations": a.iterations, "train": a.train}))
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ let package = Package(
     .testTarget(name: "GlassboxIRTests", dependencies: ["GlassboxIR"],
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxVizTests", dependencies: ["GlassboxViz", "GlassboxIR"], swiftSettings: strict),
-    .testTarget(name: "GlassboxRuntimeTests", dependencies: ["GlassboxRuntime", "GlassboxReference", "GlassboxIR"],
+    .testTarget(name: "GlassboxRuntimeTests", dependencies: ["GlassboxRuntime", "GlassboxReference", "GlassboxIR", "GlassboxPasses"],
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxFormatTests", dependencies: ["GlassboxFormat", "GlassboxIR"],
                 exclude: ["Fixtures"], swiftSettings: strict),

@@ -9,7 +9,8 @@ struct LayerSugar {
     case .conv2d, .linear, .batchNorm, .lstm: self.op = op
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div,
          .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
-         .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .lstmCell:
+         .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .lstmCell, .classSeed,
+         .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward:
       return nil
     }
   }

@@ -84,6 +84,32 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// A tensor of the given `shape` filled with `value`.
   case constant
 
+  // MARK: Seeds and backward ops (made by `Differentiate`; see `Gradients.swift`)
+
+  /// `logits: [N, C]` → `[N, C]`: a one-hot row per example, at `class`, or at the row's
+  /// argmax (first on ties) when `class` is -1. Stops gradients; taps seed "the gradient of the
+  /// class score" with it.
+  case classSeed = "class_seed"
+  /// `dy, x` of one shape → `dy` where `x > 0`, else 0 (the gradient of `relu(x)`).
+  case reluBackward = "relu_backward"
+  /// `dy: [..., out]`, `x: [..., in]` with equal leading axes → `[out, in]` = Σ over rows of
+  /// `dyᵀ·x`: the weight gradient of `linear`, one GEMM over every row (all time steps).
+  case linearBackwardWeight = "linear_backward_weight"
+  /// `dy` (a `slice` result) → zeros of the sliced input's shape (axis `axis` of size `size`)
+  /// with `dy` placed where `slice(axis, start, end, step)` read: the gradient of `slice`.
+  case sliceBackward = "slice_backward"
+  /// `dy, x, y` (`y = max(x)`, `dy` and `y` of the reduced shape) → `[x]`: `dy` shared evenly
+  /// among the elements equal to their lane's maximum (`torch.amax`'s gradient).
+  case maxBackward = "max_backward"
+  /// One LSTM step backwards, fused: operands `dh', dc'` (gradients of the step's results),
+  /// then the step's own operands `gates_x: [B, 4H], h, c: [B, H], weight_hh: [4H, H]`; the
+  /// gates are recomputed. Results `d gates_x: [B, 4H]` (also the gradient of the gate
+  /// pre-activations, so of both biases), `dh: [B, H]` (already `d gates · W_hh`), `dc: [B, H]`.
+  case lstmCellBackward = "lstm_cell_backward"
+  /// `dloss: []`, `logits: [N, C]`, `target: i64[N]` → `[N, C]` = `dloss·(softmax(logits) −
+  /// onehot(target))/N`, the gradient of the mean `cross_entropy`.
+  case crossEntropyBackward = "cross_entropy_backward"
+
   /// How an op's operands are named and counted.
   public struct OperandSpec: Sendable {
     /// Names of the operands in order, for messages and the printer.
@@ -141,6 +167,12 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .crossEntropy: OperandSpec(names: ["logits", "target"], required: 2)
     case .lstmCell: OperandSpec(names: ["gates_x", "h", "c", "weight_hh"], required: 4)
     case .constant: OperandSpec(names: [], required: 0)
+    case .classSeed: OperandSpec(names: ["logits"], required: 1)
+    case .reluBackward, .linearBackwardWeight: OperandSpec(names: ["dy", "x"], required: 2)
+    case .sliceBackward: OperandSpec(names: ["dy"], required: 1)
+    case .maxBackward: OperandSpec(names: ["dy", "x", "y"], required: 3)
+    case .lstmCellBackward: OperandSpec(names: ["dh", "dc", "gates_x", "h", "c", "weight_hh"], required: 6)
+    case .crossEntropyBackward: OperandSpec(names: ["dloss", "logits", "target"], required: 3)
     }
   }
 
@@ -166,8 +198,14 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .batchNorm:
       [AttrSpec("eps", .float, .float(1e-5)), AttrSpec("momentum", .float, .float(0.1))]
     case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .lstmCell,
-         .relu, .sigmoid, .tanh, .crossEntropy:
+         .relu, .sigmoid, .tanh, .crossEntropy, .reluBackward, .linearBackwardWeight, .lstmCellBackward,
+         .crossEntropyBackward:
       []
+    case .classSeed: [AttrSpec("class", .int, .int(-1))]
+    case .sliceBackward:
+      [AttrSpec("axis", .int), AttrSpec("start", .int, .int(0)),
+       AttrSpec("end", .int, .int(Int.max)), AttrSpec("step", .int, .int(1)), AttrSpec("size", .dim)]
+    case .maxBackward: [AttrSpec("axes", .ints, .list([])), AttrSpec("keepdims", .bool, .bool(false))]
     case .softmax, .logSoftmax: [AttrSpec("axis", .int, .int(-1))]
     case .sum, .mean, .max:
       [AttrSpec("axes", .ints, .list([])), AttrSpec("keepdims", .bool, .bool(false))]
@@ -192,10 +230,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// Whether the op is elementwise (same shape out as the broadcast of its operands).
   public var isElementwise: Bool {
     switch self {
-    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .dropout: true
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .dropout, .reluBackward: true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul,
          .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-         .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant:
+         .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
+         .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward:
       false
     }
   }

@@ -321,6 +321,70 @@ extension Op {
         throw ShapeError("constant: sizes must be positive, found \(d) at axis \(i)")
       }
       return [TensorType(DType(rawValue: a.string("dtype", default: "f32")) ?? .f32, shape)]
+
+    case .classSeed:
+      let logits = try x[0].requireRank(2, op: self, operand: "logits", layout: "[N, C]")
+      try requireFloat(x, op: self)
+      let k = a.int("class", default: -1)
+      if k < -1 { throw ShapeError("class_seed: class must be -1 (the argmax) or a class index, found \(k)") }
+      if k >= 0, let c = logits.shape[1].staticValue, k >= c {
+        throw ShapeError("class_seed: class \(k) is out of range for \(c) classes")
+      }
+      return [logits]
+
+    case .reluBackward:
+      try requireFloat(x, op: self)
+      guard x[0] == x[1] else { throw ShapeError("relu_backward: dy is \(x[0]) but x is \(x[1])") }
+      return [x[1]]
+
+    case .linearBackwardWeight:
+      try requireFloat(x, op: self)
+      guard x[0].rank >= 1, x[0].rank == x[1].rank, x[0].shape.dropLast() == x[1].shape.dropLast() else {
+        throw ShapeError("linear_backward_weight: dy \(x[0].shapeDescription) and x \(x[1].shapeDescription) must share every axis but the last")
+      }
+      return [TensorType(x[0].dtype, [x[0].shape[x[0].rank - 1], x[1].shape[x[1].rank - 1]])]
+
+    case .sliceBackward:
+      try requireFloat(x, op: self)
+      let dy = x[0]
+      let axis = try normalizedAxis(a.int("axis"), rank: dy.rank, op: self)
+      guard let size = a.dim("size") else { throw ShapeError("slice_backward: size must be a dimension") }
+      var shape = dy.shape
+      shape[axis] = size
+      let input = TensorType(dy.dtype, shape)
+      var sliceAttrs = a
+      sliceAttrs["size"] = nil
+      let sliced: [TensorType]
+      do { sliced = try Op.slice.inferTypes([input], sliceAttrs) } catch {
+        throw ShapeError("slice_backward: \(error.message)")
+      }
+      guard sliced == [dy] else {
+        throw ShapeError("slice_backward: slicing \(input.shapeDescription) gives \(sliced[0].shapeDescription), not dy \(dy.shapeDescription)")
+      }
+      return [input]
+
+    case .maxBackward:
+      try requireFloat(x, op: self)
+      let reduced = try Op.max.inferTypes([x[1]], a)
+      guard x[0] == reduced[0], x[2] == reduced[0] else {
+        throw ShapeError("max_backward: dy \(x[0].shapeDescription) and y \(x[2].shapeDescription) must be the reduced shape \(reduced[0].shapeDescription)")
+      }
+      return [x[1]]
+
+    case .lstmCellBackward:
+      try requireFloat(x, op: self)
+      let step = try Op.lstmCell.inferTypes(Array(x[2...]), a)
+      guard x[0] == step[0], x[1] == step[1] else {
+        throw ShapeError("lstm_cell_backward: dh and dc must be \(step[0].shapeDescription), found \(x[0].shapeDescription) and \(x[1].shapeDescription)")
+      }
+      return [x[2], x[3], x[4]]
+
+    case .crossEntropyBackward:
+      guard x[0].rank == 0, x[0].dtype.isFloatingPoint else {
+        throw ShapeError("cross_entropy_backward: dloss must be a floating-point scalar, found \(x[0])")
+      }
+      _ = try Op.crossEntropy.inferTypes(Array(x[1...]), a)
+      return [x[1]]
     }
   }
 }

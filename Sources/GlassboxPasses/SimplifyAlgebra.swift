@@ -77,7 +77,8 @@ public struct SimplifyAlgebra: Pass {
       }
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul,
          .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .concat, .slice, .select, .split,
-         .lstm, .lstmCell, .dropout, .crossEntropy, .constant:
+         .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .reluBackward, .linearBackwardWeight,
+         .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward:
       break
     }
     return .keep

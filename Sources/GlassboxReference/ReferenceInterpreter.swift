@@ -237,6 +237,98 @@ public struct ReferenceInterpreter {
     case .constant:
       let shape = a.dims("shape").compactMap(\.staticValue)
       return [Tensor(shape: shape, f64: [Double](repeating: a.float("value"), count: shape.reduce(1, *)))]
+    case .classSeed:
+      let n = x[0].shape[0], c = x[0].shape[1], v = x[0].doubles, k = a.int("class", default: -1)
+      var out = [Double](repeating: 0, count: n * c)
+      for i in 0..<n {
+        var best = 0
+        if k >= 0 { best = k } else {
+          for j in 1..<Swift.max(c, 1) where v[i * c + j] > v[i * c + best] { best = j }
+        }
+        out[i * c + best] = 1
+      }
+      return [Tensor(shape: x[0].shape, f64: out)]
+    case .reluBackward:
+      return [Tensor(shape: x[0].shape, f64: zip(x[0].doubles, x[1].doubles).map { $1 > 0 ? $0 : 0 })]
+    case .linearBackwardWeight:
+      let out = x[0].shape.last ?? 1, inF = x[1].shape.last ?? 1, rows = x[0].count / Swift.max(out, 1)
+      let dy = x[0].doubles, xv = x[1].doubles
+      var r = [Double](repeating: 0, count: out * inF)
+      for i in 0..<rows { for o in 0..<out { for k in 0..<inF { r[o * inF + k] += dy[i * out + o] * xv[i * inF + k] } } }
+      return [Tensor(shape: [out, inF], f64: r)]
+    case .sliceBackward:
+      let dy = x[0], s = dy.shape
+      let axis = a.int("axis") < 0 ? a.int("axis") + s.count : a.int("axis")
+      let n = a.dim("size")?.staticValue ?? 0
+      let start = clamp(a.int("start"), n), end = clamp(a.int("end", default: Int.max), n)
+      let picks = Array(stride(from: start, to: end, by: a.int("step", default: 1)))
+      var shape = s
+      shape[axis] = n
+      let inner = s[(axis + 1)...].reduce(1, *), outer = s[..<axis].reduce(1, *), dv = dy.doubles
+      var out = [Double](repeating: 0, count: shape.reduce(1, *))
+      for o in 0..<outer {
+        for (j, p) in picks.enumerated() {
+          for i in 0..<inner { out[(o * n + p) * inner + i] += dv[(o * picks.count + j) * inner + i] }
+        }
+      }
+      return [Tensor(shape: shape, f64: out)]
+    case .maxBackward:
+      // Lanes: each element of x maps to one element of the reduced y; ties share dy evenly.
+      let s = x[1].shape, xv = x[1].doubles, dy = x[0].doubles, y = x[2].doubles
+      var axes = Set(a.ints("axes").map { $0 < 0 ? $0 + s.count : $0 })
+      if axes.isEmpty { axes = Set(0..<s.count) }
+      let kept = s.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
+      let keptStrides = strides(kept)
+      var idx = [Int](repeating: 0, count: s.count)
+      var target = [Int](repeating: 0, count: xv.count)
+      var ties = [Double](repeating: 0, count: y.count)
+      for i in 0..<xv.count {
+        var o = 0
+        for d in 0..<s.count where !axes.contains(d) { o += idx[d] * keptStrides[d] }
+        target[i] = o
+        if xv[i] == y[o] { ties[o] += 1 }
+        increment(&idx, s)
+      }
+      return [Tensor(shape: s, f64: (0..<xv.count).map { xv[$0] == y[target[$0]] ? dy[target[$0]] / ties[target[$0]] : 0 })]
+    case .lstmCellBackward:
+      let (b, h) = (x[3].shape[0], x[3].shape[1])
+      let dh = x[0].doubles, dc = x[1].doubles, gx = x[2].doubles, hv = x[3].doubles, cv = x[4].doubles, w = x[5].doubles
+      var dg = [Double](repeating: 0, count: b * 4 * h), dhPrev = [Double](repeating: 0, count: b * h), dcPrev = dhPrev
+      for r in 0..<b {
+        var pre = [Double](repeating: 0, count: 4 * h)
+        for j in 0..<(4 * h) {
+          var acc = gx[r * 4 * h + j]
+          for k in 0..<h { acc += w[j * h + k] * hv[r * h + k] }
+          pre[j] = acc
+        }
+        for j in 0..<h {
+          let i = sigmoid(pre[j]), f = sigmoid(pre[h + j]), g = tanh(pre[2 * h + j]), o = sigmoid(pre[3 * h + j])
+          let c = f * cv[r * h + j] + i * g, tc = tanh(c)
+          let dhj = dh[r * h + j]
+          let dct = dc[r * h + j] + dhj * o * (1 - tc * tc)
+          dg[r * 4 * h + j] = dct * g * i * (1 - i)
+          dg[r * 4 * h + h + j] = dct * cv[r * h + j] * f * (1 - f)
+          dg[r * 4 * h + 2 * h + j] = dct * i * (1 - g * g)
+          dg[r * 4 * h + 3 * h + j] = dhj * tc * o * (1 - o)
+          dcPrev[r * h + j] = dct * f
+        }
+        for k in 0..<h {
+          var acc = 0.0
+          for j in 0..<(4 * h) { acc += dg[r * 4 * h + j] * w[j * h + k] }
+          dhPrev[r * h + k] = acc
+        }
+      }
+      return [Tensor(shape: [b, 4 * h], f64: dg), Tensor(shape: [b, h], f64: dhPrev), Tensor(shape: [b, h], f64: dcPrev)]
+    case .crossEntropyBackward:
+      let n = x[1].shape[0], c = x[1].shape[1], v = x[1].doubles, t = x[2].doubles, scale = x[0].doubles[0] / Double(n)
+      var out = [Double](repeating: 0, count: n * c)
+      for i in 0..<n {
+        let row = v[(i * c)..<((i + 1) * c)]
+        let m = row.max() ?? 0
+        let sum = row.reduce(0.0) { $0 + exp($1 - m) }
+        for j in 0..<c { out[i * c + j] = (exp(v[i * c + j] - m) / sum - (j == Int(t[i]) ? 1 : 0)) * scale }
+      }
+      return [Tensor(shape: [n, c], f64: out)]
     }
   }
 

@@ -21,8 +21,13 @@ enum Lowering {
       return dirs * LSTMLayer.scratchCount(batch: x[0], steps: x[1], hidden: node.attributes.int("hidden"))
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub, .lstmCell,
          .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
-         .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant:
+         .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .classSeed,
+         .reluBackward, .linearBackwardWeight, .sliceBackward, .crossEntropyBackward:
       return 0
+    case .maxBackward:
+      return shape(g, node.operands[2]).reduce(1, *)
+    case .lstmCellBackward:
+      return shape(g, node.results[0]).reduce(1, *)
     }
   }
 
@@ -171,6 +176,54 @@ enum Lowering {
 
     case .constant:
       return [Fill(dst: o(node.results[0]), count: Swift.max(out.reduce(1, *), 1), value: Float(a.float("value")))]
+
+    case .classSeed:
+      return [ClassSeed(n: x[0], c: x[1], fixedClass: a.int("class", default: -1), logits: o(node.operands[0]),
+                        out: o(node.results[0]))]
+
+    case .reluBackward:
+      return [ReluBackward(label: label, dy: o(node.operands[0]), x: o(node.operands[1]), dx: o(node.results[0]),
+                           count: out.reduce(1, *))]
+
+    case .linearBackwardWeight:
+      return [LinearBackwardWeight(label: label, rows: x.dropLast().reduce(1, *), outFeatures: out[0], inFeatures: out[1],
+                                   dy: o(node.operands[0]), x: o(node.operands[1]), dw: o(node.results[0]))]
+
+    case .sliceBackward:
+      // Zeros, then dy copied into the view the slice read.
+      let ax = axis("axis", rank: out.count)
+      let n = out[ax], step = a.int("step", default: 1)
+      let startRaw = a.int("start")
+      let start = startRaw < 0 ? Swift.max(startRaw + n, 0) : Swift.min(startRaw, n)
+      var strides = rowMajorStrides(out)
+      let base = o(node.results[0]) + start * strides[ax]
+      strides[ax] *= step
+      return [Fill(label: label, dst: o(node.results[0]), count: Swift.max(out.reduce(1, *), 1), value: 0),
+              StridedCopy(label: label, shape: x, src: o(node.operands[0]), srcStrides: rowMajorStrides(x),
+                          dst: base, dstStrides: strides)]
+
+    case .maxBackward:
+      let xs = shape(g, node.operands[1])
+      var axes = Set(a.ints("axes").map { $0 < 0 ? $0 + xs.count : $0 })
+      if axes.isEmpty { axes = Set(0..<xs.count) }
+      let kept = xs.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
+      var strides = rowMajorStrides(kept)
+      for ax in axes { strides[ax] = 0 }
+      return [MaxBackward(label: label, shape: xs, outStrides: strides, outCount: x.reduce(1, *),
+                          dy: o(node.operands[0]), x: o(node.operands[1]), y: o(node.operands[2]), dx: o(node.results[0]),
+                          scratch: scratch)]
+
+    case .lstmCellBackward:
+      let h = shape(g, node.operands[3])
+      return [LSTMCellBackward(label: label, batch: h[0], hidden: h[1], dh: o(node.operands[0]), dc: o(node.operands[1]),
+                               gates: o(node.operands[2]), h: o(node.operands[3]), c: o(node.operands[4]),
+                               weight: o(node.operands[5]), dGates: o(node.results[0]), dhPrev: o(node.results[1]),
+                               dcPrev: o(node.results[2]), scratch: scratch)]
+
+    case .crossEntropyBackward:
+      let l = shape(g, node.operands[1])
+      return [CrossEntropyBackward(n: l[0], c: l[1], dloss: o(node.operands[0]), logits: o(node.operands[1]),
+                                   target: o(node.operands[2]), out: o(node.results[0]))]
     }
   }
 

@@ -1,0 +1,372 @@
+/// Gradient rules, one per op, next to the op catalogue. `Differentiate` (GlassboxPasses)
+/// walks a graph backwards and asks each node's op for the gradients of its operands, given
+/// the gradients of its results; the rules build those as ordinary nodes, composed from
+/// existing ops where that costs nothing and from the backward ops of `Op` otherwise.
+///
+/// Conventions: `dy` is the gradient of a result (same type); a rule returns one gradient per
+/// operand, `nil` where the operand is not wanted or carries none (the i64 `target` of
+/// `cross_entropy`, batch-norm buffers).
+
+/// Whether and how an op propagates gradients.
+public enum GradientKind: Sendable, Equatable {
+  /// `Op.gradients` builds the operands' gradients.
+  case rule
+  /// The result does not depend differentiably on any operand (a constant, a one-hot seed):
+  /// gradients stop here.
+  case nonDifferentiable
+  /// The op is differentiated through its unrolled form (`lstm` → per-step `lstm_cell`s).
+  case unrollFirst
+  /// No rule: a gradient that must pass through the op is an error naming it.
+  case none
+}
+
+extension Op {
+  /// How this op propagates gradients.
+  public var gradientKind: GradientKind {
+    switch self {
+    case .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul,
+         .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape,
+         .flatten, .transpose, .concat, .slice, .select, .split, .lstmCell, .dropout, .crossEntropy:
+      .rule
+    case .lstm: .unrollFirst
+    case .conv2d, .maxPool2d, .avgPool2d: .none
+    case .constant, .classSeed: .nonDifferentiable
+    case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward:
+      .none
+    }
+  }
+
+  /// Whether operand `i` can carry a gradient (the class indices of `cross_entropy`, the
+  /// buffers of `batch_norm` cannot).
+  public func isDifferentiable(operand i: Int) -> Bool {
+    switch self {
+    case .crossEntropy: i == 0
+    case .batchNorm: i < 3
+    case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
+         .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat,
+         .slice, .select, .split, .lstm, .lstmCell, .dropout:
+      true
+    // No rule, but their results do depend on their operands: a gradient asked through them
+    // is an error, not a silent zero.
+    case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward:
+      true
+    case .constant, .classSeed:
+      false
+    }
+  }
+
+  /// The gradients of `node`'s operands given its results' gradients `dys` (nil: zero), built
+  /// into `b.graph`. Only operands with `want[i]` get one. Called only for `.rule` ops.
+  public func gradients(of node: Node, dys: [ValueID?], want: [Bool],
+                        into b: inout GradientBuilder) throws(ShapeError) -> [ValueID?] {
+    let x = node.operands
+    let a = node.attributes
+    var out = [ValueID?](repeating: nil, count: x.count)
+    func type(_ v: ValueID) -> TensorType { b.graph[v].type }
+    // The gradient of result 0, zeros when only another result has one.
+    func dy0() throws(ShapeError) -> ValueID {
+      if let d = dys[0] { return d }
+      return try b.zeros(type(node.results[0]))
+    }
+    let y = node.results[0]
+    switch self {
+    case .conv2d, .maxPool2d, .avgPool2d:
+      throw ShapeError("\(name): no gradient rule yet")
+
+    case .globalAvgPool2d:
+      let xt = type(x[0])
+      let hw = xt.shape[2].multiplied(by: xt.shape[3])?.staticValue ?? 1
+      out[0] = try b.broadcast(b.scale(dy0(), 1 / Double(hw)), to: xt)
+
+    case .batchNorm:
+      // Inference mode: y = (x − mean)/√(var + eps)·w + b, running statistics fixed.
+      let dy = try dy0()
+      let xt = type(x[0])
+      let channel = TensorType(xt.dtype, [xt.shape[1]])
+      let axes = [0] + Array(2..<Swift.max(xt.rank, 2))
+      let zeros = try b.zeros(channel)
+      if want[0] {
+        // dx = dy·w/√(var + eps): a batch norm of dy with zero mean and bias.
+        out[0] = try b.add(.batchNorm, [dy, x[1], zeros, zeros, x[4], x[5]], a.values, tag: "dx")[0]
+      }
+      if want[1] {
+        let ones = try b.constant(1, channel)
+        let normalized = try b.add(.batchNorm, [x[0], ones, zeros, x[3], x[4], x[5]], a.values, tag: "xhat")[0]
+        out[1] = try b.sum(b.binary(.mul, dy, normalized), axes: axes)
+      }
+      if want[2] { out[2] = try b.sum(dy, axes: axes) }
+
+    case .linear:
+      var dy = try dy0()
+      if a.string("activation") == "relu" { dy = try b.add(.reluBackward, [dy, y], tag: "drelu")[0] }
+      if x.count > 3, want[3] { out[3] = dy }
+      let wt = type(x[1])
+      if want[0] {
+        let rows = try b.reshape(dy, [Dim(-1), wt.shape[0]])
+        let dx = try b.add(.matmul, [rows, x[1]], tag: "dx")[0]
+        out[0] = try b.reshape(dx, type(x[0]).shape)
+      }
+      if want[1] { out[1] = try b.add(.linearBackwardWeight, [dy, x[0]], tag: "dweight")[0] }
+      if x.count > 2, want[2] {
+        let rank = type(dy).rank
+        out[2] = rank == 1 ? dy : try b.sum(dy, axes: Array(0..<(rank - 1)))
+      }
+
+    case .matmul, .batchMatmul:
+      let dy = try dy0()
+      let rank = type(dy).rank
+      var perm = Array(0..<rank)
+      perm.swapAt(rank - 1, rank - 2)
+      let op: Op = self
+      if want[0] { out[0] = try b.add(op, [dy, b.transpose(x[1], perm)], tag: "da")[0] }
+      if want[1] { out[1] = try b.add(op, [b.transpose(x[0], perm), dy], tag: "db")[0] }
+
+    case .add, .sub:
+      let dy = try dy0()
+      if want[0] { out[0] = try b.sum(dy, to: type(x[0])) }
+      if want[1] { out[1] = try b.sum(self == .sub ? b.scale(dy, -1) : dy, to: type(x[1])) }
+
+    case .mul:
+      let dy = try dy0()
+      if want[0] { out[0] = try b.sum(b.binary(.mul, dy, x[1]), to: type(x[0])) }
+      if want[1] { out[1] = try b.sum(b.binary(.mul, dy, x[0]), to: type(x[1])) }
+
+    case .div:
+      let dy = try dy0()
+      let q = try b.binary(.div, dy, x[1])
+      if want[0] { out[0] = try b.sum(q, to: type(x[0])) }
+      // d(a/b)/db = −(a/b)/b.
+      if want[1] { out[1] = try b.sum(b.scale(b.binary(.mul, q, y), -1), to: type(x[1])) }
+
+    case .relu:
+      out[0] = try b.add(.reluBackward, [dy0(), x[0]], tag: "dx")[0]
+
+    case .sigmoid:
+      // σ' = y(1 − y).
+      let oneMinus = try b.binary(.sub, b.constant(1, TensorType(type(y).dtype, [])), y)
+      out[0] = try b.binary(.mul, dy0(), b.binary(.mul, y, oneMinus))
+
+    case .tanh:
+      // tanh' = 1 − y².
+      let oneMinus = try b.binary(.sub, b.constant(1, TensorType(type(y).dtype, [])), b.binary(.mul, y, y))
+      out[0] = try b.binary(.mul, dy0(), oneMinus)
+
+    case .softmax:
+      // dx = y ⊙ (dy − Σ_axis dy ⊙ y).
+      let dy = try dy0()
+      let axis = a.int("axis")
+      let dot = try b.add(.sum, [b.binary(.mul, dy, y)], ["axes": .list([.int(axis)]), "keepdims": .bool(true)], tag: "dot")[0]
+      out[0] = try b.binary(.mul, y, b.binary(.sub, dy, dot))
+
+    case .logSoftmax:
+      // dx = dy − softmax(x) ⊙ Σ_axis dy.
+      let dy = try dy0()
+      let axis = a.int("axis")
+      let total = try b.add(.sum, [dy], ["axes": .list([.int(axis)]), "keepdims": .bool(true)], tag: "total")[0]
+      let p = try b.add(.softmax, [x[0]], ["axis": .int(axis)], tag: "softmax")[0]
+      out[0] = try b.binary(.sub, dy, b.binary(.mul, p, total))
+
+    case .sum, .mean:
+      let xt = type(x[0])
+      let kept = try Op.sum.inferTypes([xt], Attributes(["axes": a["axes"] ?? .list([]), "keepdims": .bool(true)]))[0]
+      var dy = try b.reshape(dy0(), kept.shape)
+      if self == .mean {
+        let count = (xt.elementCount?.staticValue ?? 1) / Swift.max(kept.elementCount?.staticValue ?? 1, 1)
+        dy = try b.scale(dy, 1 / Double(Swift.max(count, 1)))
+      }
+      out[0] = try b.broadcast(dy, to: xt)
+
+    case .max:
+      out[0] = try b.add(.maxBackward, [dy0(), x[0], y], a.values, tag: "dx")[0]
+
+    case .reshape, .flatten:
+      out[0] = try b.reshape(dy0(), type(x[0]).shape)
+
+    case .transpose:
+      let perm = a.ints("perm")
+      var inverse = perm
+      for (i, p) in perm.enumerated() { inverse[p] = i }
+      out[0] = try b.transpose(dy0(), inverse)
+
+    case .concat:
+      let dy = try dy0()
+      let rank = type(dy).rank
+      let axis = a.int("axis") < 0 ? a.int("axis") + rank : a.int("axis")
+      var start = 0
+      for (i, operand) in x.enumerated() {
+        guard let size = type(operand).shape[axis].staticValue else {
+          throw ShapeError("concat: the gradient needs static sizes along axis \(axis), found \(type(operand).shape[axis])")
+        }
+        if want[i] { out[i] = try b.slice(dy, axis: axis, start: start, end: start + size) }
+        start += size
+      }
+
+    case .slice:
+      var attrs = a.values
+      attrs["size"] = .dimension(type(x[0]).shape[(a.int("axis") + type(x[0]).rank) % Swift.max(type(x[0]).rank, 1)])
+      out[0] = try b.add(.sliceBackward, [dy0()], attrs, tag: "dx")[0]
+
+    case .select:
+      out[0] = try b.selectBackward(dy0(), input: type(x[0]), axis: a.int("axis"), index: a.int("index"))
+
+    case .split:
+      let rank = type(x[0]).rank
+      let axis = a.int("axis") < 0 ? a.int("axis") + rank : a.int("axis")
+      var pieces: [ValueID] = []
+      for (r, d) in zip(node.results, dys) {
+        if let d { pieces.append(d) } else { pieces.append(try b.zeros(type(r))) }
+      }
+      out[0] = pieces.count == 1 ? pieces[0] : try b.add(.concat, pieces, ["axis": .int(axis)], tag: "dx")[0]
+
+    case .lstmCell:
+      let dh = try dy0()
+      let dc: ValueID
+      if let d = dys[1] { dc = d } else { dc = try b.zeros(type(node.results[1])) }
+      let r = try b.add(.lstmCellBackward, [dh, dc, x[0], x[1], x[2], x[3]], tag: "d")
+      out[0] = r[0]
+      out[1] = r[1]
+      out[2] = r[2]
+      if want[3] { out[3] = try b.add(.linearBackwardWeight, [r[0], x[1]], tag: "dweight_hh")[0] }
+
+    case .dropout:
+      // Inference semantics (identity); training programs replace dropout by a mask product.
+      out[0] = try dy0()
+
+    case .crossEntropy:
+      out[0] = try b.add(.crossEntropyBackward, [dy0(), x[0], x[1]], tag: "dlogits")[0]
+
+    case .lstm, .constant, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
+         .lstmCellBackward, .crossEntropyBackward:
+      throw ShapeError("\(name) has no gradient rule")
+    }
+    for i in out.indices where !want[i] { out[i] = nil }
+    return out
+  }
+}
+
+/// Adds backward nodes to a graph: unique names under a prefix, the forward node's location,
+/// attributes completed with their defaults, and types from the shape rules.
+public struct GradientBuilder {
+  public var graph: Graph
+  /// Prefix of the names made for the node being differentiated (`grad.lstm.h3`).
+  public var prefix = "grad"
+  /// Where the forward node was written; backward nodes point there.
+  public var location: SourceLocation?
+  var names: Set<String>
+  var counter = 0
+
+  public init(graph: Graph) {
+    self.graph = graph
+    names = Set(graph.values.map(\.name))
+  }
+
+  /// A name not yet taken, `base` itself when free.
+  public mutating func unique(_ base: String) -> String {
+    var name = base
+    while names.contains(name) {
+      counter += 1
+      name = "\(base)_\(counter)"
+    }
+    names.insert(name)
+    return name
+  }
+
+  /// Adds `op(operands, attributes)`; results are named `prefix.tag`.
+  @discardableResult
+  public mutating func add(_ op: Op, _ operands: [ValueID], _ attributes: [String: AttrValue] = [:],
+                           tag: String) throws(ShapeError) -> [ValueID] {
+    var attrs = Attributes(attributes)
+    for spec in op.attributes where attrs[spec.name] == nil {
+      if let d = spec.defaultValue { attrs[spec.name] = d }
+    }
+    for name in attrs.names where !op.attributes.contains(where: { $0.name == name }) { attrs[name] = nil }
+    let types = try op.inferTypes(operands.map { graph[$0].type }, attrs)
+    let results = types.enumerated().map { i, t in
+      (name: unique(types.count == 1 ? "\(prefix).\(tag)" : "\(prefix).\(tag)\(i)"), type: t)
+    }
+    return graph.addNode(op, operands: operands, attributes: attrs, results: results, location: location)
+  }
+
+  /// A tensor of `type` filled with `value`.
+  public mutating func constant(_ value: Double, _ type: TensorType) throws(ShapeError) -> ValueID {
+    try add(.constant, [], ["value": .float(value), "shape": .list(type.shape.map(AttrValue.dimension)),
+                            "dtype": .string(type.dtype.rawValue)], tag: value == 0 ? "zeros" : "fill")[0]
+  }
+
+  public mutating func zeros(_ type: TensorType) throws(ShapeError) -> ValueID { try constant(0, type) }
+
+  public mutating func binary(_ op: Op, _ l: ValueID, _ r: ValueID) throws(ShapeError) -> ValueID {
+    try add(op, [l, r], tag: op.name)[0]
+  }
+
+  /// `v·k` (k a scalar constant).
+  public mutating func scale(_ v: ValueID, _ k: Double) throws(ShapeError) -> ValueID {
+    try binary(.mul, v, constant(k, TensorType(graph[v].type.dtype, [])))
+  }
+
+  public mutating func reshape(_ v: ValueID, _ shape: [Dim]) throws(ShapeError) -> ValueID {
+    if graph[v].type.shape == shape { return v }
+    return try add(.reshape, [v], ["shape": .list(shape.map(AttrValue.dimension))], tag: "reshape")[0]
+  }
+
+  public mutating func transpose(_ v: ValueID, _ perm: [Int]) throws(ShapeError) -> ValueID {
+    try add(.transpose, [v], ["perm": .list(perm.map { .int($0) })], tag: "transpose")[0]
+  }
+
+  public mutating func sum(_ v: ValueID, axes: [Int]) throws(ShapeError) -> ValueID {
+    try add(.sum, [v], ["axes": .list(axes.map { .int($0) })], tag: "sum")[0]
+  }
+
+  /// `v` (of a broadcast shape) summed down to `type`'s shape: over leading axes and over
+  /// axes where `type` has size 1 — the gradient of NumPy broadcasting.
+  public mutating func sum(_ v: ValueID, to type: TensorType) throws(ShapeError) -> ValueID {
+    let s = graph[v].type.shape
+    if s == type.shape { return v }
+    let lead = s.count - type.rank
+    var axes = Array(0..<lead)
+    for (i, d) in type.shape.enumerated() where d == Dim(1) && s[lead + i] != Dim(1) { axes.append(lead + i) }
+    var r = v
+    if !axes.isEmpty {
+      r = try add(.sum, [v], ["axes": .list(axes.map { .int($0) }), "keepdims": .bool(true)], tag: "sum")[0]
+    }
+    return try reshape(r, type.shape)
+  }
+
+  /// `v` broadcast to `type` (as `v + zeros`).
+  public mutating func broadcast(_ v: ValueID, to type: TensorType) throws(ShapeError) -> ValueID {
+    if graph[v].type.shape == type.shape { return v }
+    return try binary(.add, v, zeros(type))
+  }
+
+  /// `v[start ..< end]` along `axis`; when `v` is a concatenation along that axis and the
+  /// range is exactly one of its pieces, that piece (no copy).
+  public mutating func slice(_ v: ValueID, axis: Int, start: Int, end: Int) throws(ShapeError) -> ValueID {
+    let t = graph[v].type
+    if start == 0, t.shape[axis] == Dim(end) { return v }
+    if let p = graph.producer(of: v), graph[p].op == .concat {
+      let node = graph[p]
+      let ax = node.attributes.int("axis") < 0 ? node.attributes.int("axis") + t.rank : node.attributes.int("axis")
+      if ax == axis {
+        var position = 0
+        for o in node.operands {
+          guard let size = graph[o].type.shape[axis].staticValue else { break }
+          if position == start && position + size == end { return o }
+          position += size
+        }
+      }
+    }
+    return try add(.slice, [v], ["axis": .int(axis), "start": .int(start), "end": .int(end)], tag: "slice")[0]
+  }
+
+  /// The gradient of `select(x, axis, index)` for `dy`: `dy` put back at `index`, zeros elsewhere.
+  public mutating func selectBackward(_ dy: ValueID, input: TensorType, axis rawAxis: Int,
+                                      index: Int) throws(ShapeError) -> ValueID {
+    let axis = rawAxis < 0 ? rawAxis + input.rank : rawAxis
+    var kept = input.shape
+    kept[axis] = 1
+    let column = try reshape(dy, kept)
+    let (start, end) = index == -1 ? (-1, Int.max) : (index, index + 1)
+    return try add(.sliceBackward, [column], ["axis": .int(axis), "start": .int(start), "end": .int(end),
+                                              "size": .dimension(input.shape[axis])], tag: "dx")[0]
+  }
+}

@@ -1,0 +1,124 @@
+import GlassboxIR
+
+/// A training step compiled from a model graph: forward in training mode (batch norm on batch
+/// statistics, dropout as a multiplication by a mask input), mean cross-entropy loss against
+/// an i64[B] input named `target`, and the gradient of the loss for every trainable parameter.
+///
+/// ```
+/// graph m(x) -> (logits) {            graph m.train(x, dropout.d.mask, target) -> (loss, logits, grad.w…, bn stats…) {
+///   d = dropout(h, p: 0.5)      →       d = mul(h, dropout.d.mask)            # mask: Bernoulli(1−p)/(1−p), fed by the trainer
+///   bn = batch_norm(x, …)               bn, bn.batch_mean, bn.batch_var = batch_norm_train(x, w, b)
+///   lstm = lstm(x, …)                   lstm.proj = linear(x, w_ih, …); lstm.h0, lstm.c0 = lstm_cell(…) …
+/// }                                     loss = cross_entropy(logits, target); grad.* = …
+/// ```
+/// LSTMs are narrowed to the last step where only it is read and unrolled (backpropagation
+/// through time over fused cells, the input projection one GEMM over all steps); taps are
+/// dropped (a training step computes none).
+public struct TrainingProgram {
+  /// Outputs: "loss" f32[], the model's outputs, then gradients and batch statistics.
+  public var graph: Graph
+  /// Parameter name → output name (`grad.<param>`).
+  public var gradients: [(parameter: String, output: String)]
+  /// Mask inputs the trainer feeds with Bernoulli(1 − p)/(1 − p) samples of `shape`.
+  public var dropoutMasks: [(input: String, shape: TensorType, p: Double)]
+  /// Buffer names and the outputs holding this batch's per-channel mean and *biased* variance;
+  /// `count` is the number of elements each statistic averaged (N·H·W), so the trainer can
+  /// apply PyTorch's momentum-0.1 update with the unbiased variance `var·count/(count − 1)`.
+  public var batchNormUpdates: [(runningMean: String, runningVar: String, batchesTracked: String,
+                                 batchMean: String, batchVar: String, count: Int?)]
+
+  /// Why a graph cannot become a training program.
+  public struct BuildError: Error, CustomStringConvertible {
+    public var description: String
+  }
+
+  /// Builds the training step of `graph`, whose output (or value) named `logits` is `[B, C]`.
+  public static func make(from graph: Graph, logits: String) throws -> TrainingProgram {
+    guard let logitsValue = graph.outputs.first(where: { $0.name == logits })?.value ?? graph.value(named: logits) else {
+      throw BuildError(description: "training: the graph has no output or value named '\(logits)'")
+    }
+    let lt = graph[logitsValue].type
+    guard lt.rank == 2, lt.dtype.isFloatingPoint else {
+      throw BuildError(description: "training: logits '\(logits)' must be floating point [B, C], found \(lt)")
+    }
+
+    // 1. Training-mode forward, with the mask and target inputs first.
+    var g = Graph(name: "\(graph.name).train")
+    g.scopes = graph.scopes
+    g.recipes = graph.recipes
+    var map = [Int](repeating: -1, count: graph.values.count)
+    for id in graph.inputs { map[id.index] = g.addInput(name: graph[id].name, type: graph[id].type).index }
+    var masks: [(input: String, shape: TensorType, p: Double)] = []
+    var maskOf: [Int: ValueID] = [:]
+    var taken = Set(graph.values.map(\.name))
+    func fresh(_ base: String) -> String {
+      var name = base, k = 0
+      while taken.contains(name) { k += 1; name = "\(base)_\(k)" }
+      taken.insert(name)
+      return name
+    }
+    for (i, node) in graph.nodes.enumerated() where node.op == .dropout && node.attributes.float("p") > 0 {
+      let name = fresh("\(graph[node.results[0]].name).mask")
+      let type = graph[node.operands[0]].type
+      maskOf[i] = g.addInput(name: name, type: type)
+      masks.append((name, type, node.attributes.float("p")))
+    }
+    let target = g.addInput(name: fresh("target"), type: TensorType(.i64, [lt.shape[0]]))
+    var seen = Set<Int>()
+    for (i, v) in graph.values.enumerated() {
+      switch v.origin {
+      case .input: continue
+      case .parameter(let p):
+        let param = graph.parameters[p]
+        map[i] = g.addParameter(name: param.name, type: param.type, role: param.role, initializer: param.initializer).index
+      case .node(let n, _):
+        guard seen.insert(n.index).inserted else { continue }
+        let node = graph.nodes[n.index]
+        let operands = node.operands.map { ValueID(map[$0.index]) }
+        let results = node.results.map { (graph[$0].name, graph[$0].type) }
+        var ids: [ValueID]
+        switch node.op {
+        case .dropout:
+          if let mask = maskOf[n.index] {
+            ids = g.addNode(.mul, operands: [operands[0], mask], attributes: Attributes(), results: results, location: node.location)
+          } else {
+            ids = [operands[0]]
+          }
+        case .batchNorm:
+          throw BuildError(description: "training: batch_norm '\(graph[node.results[0]].name)' needs batch statistics, which this build does not compute yet")
+        default:
+          ids = g.addNode(node.op, operands: operands, attributes: node.attributes, results: results, location: node.location)
+        }
+        for (old, new) in zip(node.results, ids) { map[old.index] = new.index }
+      }
+    }
+    let loss = g.addNode(.crossEntropy, operands: [ValueID(map[logitsValue.index]), target], attributes: Attributes(),
+                         results: [(fresh("loss"), TensorType(lt.dtype, []))])[0]
+    g.outputs = [("loss", loss)] + graph.outputs.map { ($0.name, ValueID(map[$0.value.index])) }
+
+    // 2. LSTMs: last step only where that is all that is read, then unrolled.
+    var module = Module(graph: g)
+    Pipeline.run([NarrowLSTMToLastStep(), UnrollLSTM(), EliminateDeadCode()], on: &module)
+    g = module.graph
+    guard let lossID = g.outputs.first?.value else { throw BuildError(description: "training: lost the loss") }
+
+    // 3. Gradients of the loss for every trainable parameter.
+    let trainable = g.parameters.filter { $0.role == .trainable }
+    let one = g.addNode(.constant, operands: [], attributes: Attributes(["value": .float(1), "shape": .list([]),
+                                                                         "dtype": .string(lt.dtype.rawValue)]),
+                        results: [(fresh("loss.seed"), TensorType(lt.dtype, []))])[0]
+    let (dg, grads) = try Differentiate.apply(to: g, seeds: [(lossID, one)], wrt: trainable.map(\.value))
+    g = dg
+    var gradients: [(parameter: String, output: String)] = []
+    for (p, grad) in zip(trainable, grads) {
+      let name = "grad.\(p.name)"
+      g.outputs.append((name, grad))
+      gradients.append((p.name, name))
+    }
+    let problems = Verifier.verify(g)
+    guard problems.isEmpty else {
+      throw BuildError(description: "training: the training graph does not verify:\n" + problems.map(\.description).joined(separator: "\n"))
+    }
+    return TrainingProgram(graph: g, gradients: gradients, dropoutMasks: masks, batchNormUpdates: [])
+  }
+}

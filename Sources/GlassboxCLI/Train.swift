@@ -189,7 +189,15 @@ struct TrainingSetup {
     }
     model = ModelContents(graph: graph, weights: graph.parameters.map { weights[$0.name] ?? Tensor(zeros: $0.type.dtype, shape: []) },
                           labels: data.classes, provenance: provenance)
-    let step = try TrainingStepGraph.make(from: graph, logits: logits.name)
+    // Differentiation unrolls LSTMs over the time axis, so the step is made from the graph
+    // with every symbol bound (the stored model keeps B and T symbolic).
+    let bound: Graph
+    do {
+      bound = try graph.bound(runBindings)
+    } catch {
+      throw FileError(description: "\(options.spec): cannot bind \(runBindings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")): \(error)")
+    }
+    let step = try TrainingStepGraph.make(from: bound, logits: logits.name)
     backend = try ProgramBackend(step: step, model: graph, bindings: runBindings, batchSize: batch, weights: weights,
                                  threads: threads)
   }

@@ -66,7 +66,7 @@ let package = Package(
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxPassesTests", dependencies: ["GlassboxPasses", "GlassboxReference", "GlassboxIR"],
                 swiftSettings: strict),
-    .testTarget(name: "GlassboxTrainingTests", dependencies: ["GlassboxTraining", "GlassboxFormat", "GlassboxIR"],
+    .testTarget(name: "GlassboxTrainingTests", dependencies: ["GlassboxTraining", "GlassboxFormat", "GlassboxIR", "GlassboxReference"],
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia"],
                 swiftSettings: strict),

@@ -24,14 +24,14 @@ extension Op {
   /// How this op propagates gradients.
   public var gradientKind: GradientKind {
     switch self {
-    case .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul,
+    case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .batchNormTrain, .linear, .matmul, .batchMatmul,
          .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape,
          .flatten, .transpose, .concat, .slice, .select, .split, .lstmCell, .dropout, .crossEntropy:
       .rule
     case .lstm: .unrollFirst
-    case .conv2d, .maxPool2d, .avgPool2d: .none
     case .constant, .classSeed: .nonDifferentiable
-    case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward:
+    case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
+         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward:
       .none
     }
   }
@@ -44,11 +44,12 @@ extension Op {
     case .batchNorm: i < 3
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
          .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat,
-         .slice, .select, .split, .lstm, .lstmCell, .dropout:
+         .slice, .select, .split, .lstm, .lstmCell, .dropout, .batchNormTrain:
       true
     // No rule, but their results do depend on their operands: a gradient asked through them
     // is an error, not a silent zero.
-    case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward:
+    case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
+         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward:
       true
     case .constant, .classSeed:
       false
@@ -70,8 +71,34 @@ extension Op {
     }
     let y = node.results[0]
     switch self {
-    case .conv2d, .maxPool2d, .avgPool2d:
-      throw ShapeError("\(name): no gradient rule yet")
+    case .conv2d:
+      var dy = try dy0()
+      if a.string("activation") == "relu" { dy = try b.add(.reluBackward, [dy, y], tag: "drelu")[0] }
+      if x.count > 3, want[3] { out[3] = dy }
+      let conv = ["stride": a["stride"] ?? .list([.int(1), .int(1)]), "padding": a["padding"] ?? .list([.int(0), .int(0)]),
+                  "dilation": a["dilation"] ?? .list([.int(1), .int(1)]), "groups": a["groups"] ?? .int(1)]
+      let xt = type(x[0]), wt = type(x[1])
+      if want[0] {
+        var attrs = conv
+        attrs["input_size"] = .list([AttrValue.dimension(xt.shape[2]), AttrValue.dimension(xt.shape[3])])
+        out[0] = try b.add(.conv2dBackwardInput, [dy, x[1]], attrs, tag: "dx")[0]
+      }
+      if want[1] {
+        var attrs = conv
+        attrs["kernel"] = .list([AttrValue.dimension(wt.shape[2]), AttrValue.dimension(wt.shape[3])])
+        out[1] = try b.add(.conv2dBackwardWeight, [dy, x[0]], attrs, tag: "dweight")[0]
+      }
+      if x.count > 2, want[2] { out[2] = try b.sum(dy, axes: [0, 2, 3]) }
+
+    case .maxPool2d, .avgPool2d:
+      out[0] = try b.add(self == .maxPool2d ? .maxPool2dBackward : .avgPool2dBackward, [dy0(), x[0]], a.values, tag: "dx")[0]
+
+    case .batchNormTrain:
+      guard dys[1] == nil, dys[2] == nil else {
+        throw ShapeError("batch_norm_train: the batch statistics it outputs carry no gradient")
+      }
+      let r = try b.add(.batchNormTrainBackward, [dy0(), x[0], x[1], node.results[1], node.results[2]], a.values, tag: "d")
+      out = [r[0], r[1], r[2]]
 
     case .globalAvgPool2d:
       let xt = type(x[0])
@@ -236,7 +263,8 @@ extension Op {
       out[0] = try b.add(.crossEntropyBackward, [dy0(), x[0], x[1]], tag: "dlogits")[0]
 
     case .lstm, .constant, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
-         .lstmCellBackward, .crossEntropyBackward:
+         .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
+         .avgPool2dBackward, .batchNormTrainBackward:
       throw ShapeError("\(name) has no gradient rule")
     }
     for i in out.indices where !want[i] { out[i] = nil }

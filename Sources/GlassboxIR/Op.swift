@@ -109,6 +109,24 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// `dloss: []`, `logits: [N, C]`, `target: i64[N]` → `[N, C]` = `dloss·(softmax(logits) −
   /// onehot(target))/N`, the gradient of the mean `cross_entropy`.
   case crossEntropyBackward = "cross_entropy_backward"
+  /// `dy: [N, Cout, H', W']`, `weight: [Cout, Cin/groups, kH, kW]` → `dx: [N, Cin, H, W]` with
+  /// `H, W = input_size`: the input gradient of `conv2d` (GEMM `Wᵀ·dy`, then col2im).
+  case conv2dBackwardInput = "conv2d_backward_input"
+  /// `dy: [N, Cout, H', W']`, `x: [N, Cin, H, W]` → `dw: [Cout, Cin/groups, kH, kW]` with
+  /// `kH, kW = kernel`: the weight gradient of `conv2d` (GEMM of `dy` with im2col columns).
+  case conv2dBackwardWeight = "conv2d_backward_weight"
+  /// `dy` (a `max_pool2d` result), `x` → `dx`: each window's `dy` goes to its first maximum.
+  case maxPool2dBackward = "max_pool2d_backward"
+  /// `dy` (an `avg_pool2d` result), `x` (for its shape) → `dx`: each window's `dy` spread over
+  /// the elements it averaged, divided by the same count.
+  case avgPool2dBackward = "avg_pool2d_backward"
+  /// Training-mode batch normalisation over axis 1 of `[N, C, …]`: operands `x, weight, bias`;
+  /// results `y`, this batch's per-channel `mean: [C]` and biased `variance: [C]` (what the
+  /// running statistics are updated from). `y = (x − mean)/√(variance + eps)·w + b`.
+  case batchNormTrain = "batch_norm_train"
+  /// `dy, x, weight, mean, variance` (of a `batch_norm_train`) → `dx, dweight: [C], dbias: [C]`,
+  /// the statistics differentiated too.
+  case batchNormTrainBackward = "batch_norm_train_backward"
 
   /// How an op's operands are named and counted.
   public struct OperandSpec: Sendable {
@@ -173,24 +191,35 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .maxBackward: OperandSpec(names: ["dy", "x", "y"], required: 3)
     case .lstmCellBackward: OperandSpec(names: ["dh", "dc", "gates_x", "h", "c", "weight_hh"], required: 6)
     case .crossEntropyBackward: OperandSpec(names: ["dloss", "logits", "target"], required: 3)
+    case .conv2dBackwardInput: OperandSpec(names: ["dy", "weight"], required: 2)
+    case .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward: OperandSpec(names: ["dy", "x"], required: 2)
+    case .batchNormTrain: OperandSpec(names: ["x", "weight", "bias"], required: 3)
+    case .batchNormTrainBackward: OperandSpec(names: ["dy", "x", "weight", "mean", "variance"], required: 5)
     }
   }
 
   /// The attributes this op accepts, with defaults.
   public var attributes: [AttrSpec] {
     switch self {
+    case .conv2dBackwardInput, .conv2dBackwardWeight:
+      [AttrSpec("stride", .pair, .list([.int(1), .int(1)])),
+       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
+       AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
+       AttrSpec("groups", .int, .int(1)),
+       self == .conv2dBackwardInput ? AttrSpec("input_size", .pair) : AttrSpec("kernel", .pair)]
+    case .batchNormTrain, .batchNormTrainBackward: [AttrSpec("eps", .float, .float(1e-5))]
     case .conv2d:
       [AttrSpec("stride", .pair, .list([.int(1), .int(1)])),
        AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
        AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
        AttrSpec("groups", .int, .int(1)), AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
     case .linear: [AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
-    case .maxPool2d:
+    case .maxPool2d, .maxPool2dBackward:
       [AttrSpec("kernel", .pair), AttrSpec("stride", .pair, .list([])),
        AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
        AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
        AttrSpec("ceil_mode", .bool, .bool(false))]
-    case .avgPool2d:
+    case .avgPool2d, .avgPool2dBackward:
       [AttrSpec("kernel", .pair), AttrSpec("stride", .pair, .list([])),
        AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
        AttrSpec("ceil_mode", .bool, .bool(false)),
@@ -234,7 +263,9 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul,
          .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
          .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
-         .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward:
+         .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
+         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
+         .batchNormTrainBackward:
       false
     }
   }

@@ -385,6 +385,61 @@ extension Op {
       }
       _ = try Op.crossEntropy.inferTypes(Array(x[1...]), a)
       return [x[1]]
+
+    case .conv2dBackwardInput, .conv2dBackwardWeight:
+      let dy = try x[0].requireRank(4, op: self, operand: "dy", layout: "[N, Cout, H', W']")
+      try requireFloat(x, op: self)
+      var forward = a
+      forward["input_size"] = nil
+      forward["kernel"] = nil
+      forward["activation"] = .string("none")
+      let input: TensorType, weight: TensorType
+      if self == .conv2dBackwardInput {
+        weight = try x[1].requireRank(4, op: self, operand: "weight", layout: "[Cout, Cin/groups, kH, kW]")
+        let size = a.ints("input_size")
+        guard size.count == 2, size.allSatisfy({ $0 >= 1 }) else {
+          throw ShapeError("conv2d_backward_input: input_size must be two positive sizes, found \(size)")
+        }
+        input = TensorType(dy.dtype, [dy.shape[0], Dim((weight.shape[1].staticValue ?? 0) * a.int("groups", default: 1)),
+                                      Dim(size[0]), Dim(size[1])])
+      } else {
+        input = try x[1].requireRank(4, op: self, operand: "x", layout: "[N, Cin, H, W]")
+        let k = a.ints("kernel"), groups = Swift.max(a.int("groups", default: 1), 1)
+        guard k.count == 2, k.allSatisfy({ $0 >= 1 }), let cin = input.shape[1].staticValue, cin % groups == 0 else {
+          throw ShapeError("conv2d_backward_weight: kernel must be two positive sizes and the \(input.shape[1]) input channels divisible by \(groups) groups")
+        }
+        weight = TensorType(dy.dtype, [dy.shape[1], Dim(cin / groups), Dim(k[0]), Dim(k[1])])
+      }
+      let out = try Op.conv2d.inferTypes([input, weight], forward)
+      guard out == [dy] else {
+        throw ShapeError("\(name): conv2d of \(input.shapeDescription) by \(weight.shapeDescription) gives \(out[0].shapeDescription), not dy \(dy.shapeDescription)")
+      }
+      return [self == .conv2dBackwardInput ? input : weight]
+
+    case .maxPool2dBackward, .avgPool2dBackward:
+      let forward: Op = self == .maxPool2dBackward ? .maxPool2d : .avgPool2d
+      try requireFloat(x, op: self)
+      let out = try forward.inferTypes([x[1]], a)
+      guard out == [x[0]] else {
+        throw ShapeError("\(name): \(forward.name) of \(x[1].shapeDescription) gives \(out[0].shapeDescription), not dy \(x[0].shapeDescription)")
+      }
+      return [x[1]]
+
+    case .batchNormTrain, .batchNormTrainBackward:
+      try requireFloat(x, op: self)
+      let input = self == .batchNormTrain ? x[0] : x[1]
+      guard input.rank >= 2 else {
+        throw ShapeError("\(name): input must have rank at least 2 ([N, C, …]), found \(input.shapeDescription)")
+      }
+      let channel = TensorType(input.dtype, [input.shape[1]])
+      let perChannel = self == .batchNormTrain ? Array(x[1...]) : Array(x[2...])
+      for t in perChannel where t != channel {
+        throw ShapeError("\(name): per-channel operands must be \(channel.shapeDescription) for \(input.shape[1]) channels, found \(t.shapeDescription)")
+      }
+      if self == .batchNormTrainBackward, x[0] != input {
+        throw ShapeError("batch_norm_train_backward: dy is \(x[0]) but x is \(input)")
+      }
+      return [input, channel, channel]
     }
   }
 }

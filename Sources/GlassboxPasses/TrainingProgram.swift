@@ -65,6 +65,9 @@ public struct TrainingProgram {
     }
     let target = g.addInput(name: fresh("target"), type: TensorType(.i64, [lt.shape[0]]))
     var seen = Set<Int>()
+    var statistics: [(ValueID, ValueID)] = []
+    var updates: [(runningMean: String, runningVar: String, batchesTracked: String,
+                   batchMean: String, batchVar: String, count: Int?)] = []
     for (i, v) in graph.values.enumerated() {
       switch v.origin {
       case .input: continue
@@ -85,7 +88,19 @@ public struct TrainingProgram {
             ids = [operands[0]]
           }
         case .batchNorm:
-          throw BuildError(description: "training: batch_norm '\(graph[node.results[0]].name)' needs batch statistics, which this build does not compute yet")
+          // Batch statistics; the buffers are only updated by the trainer, from the outputs.
+          let name = graph[node.results[0]].name
+          let xt = graph[node.operands[0]].type
+          let channel = TensorType(xt.dtype, [xt.shape[1]])
+          let meanName = fresh("\(name).batch_mean"), varName = fresh("\(name).batch_var")
+          let r = g.addNode(.batchNormTrain, operands: Array(operands[0..<3]),
+                            attributes: Attributes(["eps": .float(node.attributes.float("eps", default: 1e-5))]),
+                            results: results + [(meanName, channel), (varName, channel)], location: node.location)
+          ids = [r[0]]
+          statistics.append((r[1], r[2]))
+          let perChannel = xt.elementCount.flatMap { $0.divided(by: xt.shape[1]) }?.staticValue
+          updates.append((graph[node.operands[3]].name, graph[node.operands[4]].name, graph[node.operands[5]].name,
+                          meanName, varName, perChannel))
         default:
           ids = g.addNode(node.op, operands: operands, attributes: node.attributes, results: results, location: node.location)
         }
@@ -95,6 +110,7 @@ public struct TrainingProgram {
     let loss = g.addNode(.crossEntropy, operands: [ValueID(map[logitsValue.index]), target], attributes: Attributes(),
                          results: [(fresh("loss"), TensorType(lt.dtype, []))])[0]
     g.outputs = [("loss", loss)] + graph.outputs.map { ($0.name, ValueID(map[$0.value.index])) }
+    for (mean, variance) in statistics { g.outputs += [(g[mean].name, mean), (g[variance].name, variance)] }
 
     // 2. LSTMs: last step only where that is all that is read, then unrolled.
     var module = Module(graph: g)
@@ -110,15 +126,18 @@ public struct TrainingProgram {
     let (dg, grads) = try Differentiate.apply(to: g, seeds: [(lossID, one)], wrt: trainable.map(\.value))
     g = dg
     var gradients: [(parameter: String, output: String)] = []
+    let statisticOutputs = g.outputs.count - statistics.count * 2
+    var ordered = Array(g.outputs[..<statisticOutputs])
     for (p, grad) in zip(trainable, grads) {
       let name = "grad.\(p.name)"
-      g.outputs.append((name, grad))
+      ordered.append((name, grad))
       gradients.append((p.name, name))
     }
+    g.outputs = ordered + g.outputs[statisticOutputs...]
     let problems = Verifier.verify(g)
     guard problems.isEmpty else {
       throw BuildError(description: "training: the training graph does not verify:\n" + problems.map(\.description).joined(separator: "\n"))
     }
-    return TrainingProgram(graph: g, gradients: gradients, dropoutMasks: masks, batchNormUpdates: [])
+    return TrainingProgram(graph: g, gradients: gradients, dropoutMasks: masks, batchNormUpdates: updates)
   }
 }

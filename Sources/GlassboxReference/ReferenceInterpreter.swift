@@ -329,10 +329,131 @@ public struct ReferenceInterpreter {
         for j in 0..<c { out[i * c + j] = (exp(v[i * c + j] - m) / sum - (j == Int(t[i]) ? 1 : 0)) * scale }
       }
       return [Tensor(shape: [n, c], f64: out)]
+    case .conv2dBackwardInput:
+      let size = a.ints("input_size"), w = x[1].shape, groups = a.int("groups", default: 1)
+      let shape = [x[0].shape[0], w[1] * groups, size[0], size[1]]
+      var dx = [Double](repeating: 0, count: shape.reduce(1, *))
+      let dy = x[0].doubles, wv = x[1].doubles
+      convolutionTaps(shape, w, x[0].shape, a) { xi, wi, yi in dx[xi] += dy[yi] * wv[wi] }
+      return [Tensor(shape: shape, f64: dx)]
+    case .conv2dBackwardWeight:
+      let k = a.ints("kernel"), groups = a.int("groups", default: 1), dy = x[0].doubles, xv = x[1].doubles
+      let shape = [x[0].shape[1], x[1].shape[1] / groups, k[0], k[1]]
+      var dw = [Double](repeating: 0, count: shape.reduce(1, *))
+      convolutionTaps(x[1].shape, shape, x[0].shape, a) { xi, wi, yi in dw[wi] += dy[yi] * xv[xi] }
+      return [Tensor(shape: shape, f64: dw)]
+    case .maxPool2dBackward, .avgPool2dBackward:
+      let xs = x[1].shape, xv = x[1].doubles, dy = x[0].doubles
+      var dx = [Double](repeating: 0, count: xv.count)
+      poolWindows(xs, x[0].shape, a, average: op == .avgPool2dBackward) { y, window, divisor in
+        if op == .maxPool2dBackward {
+          // The first maximum of the window, in row-major order (PyTorch's choice).
+          guard var best = window.first else { return }
+          for i in window where xv[i] > xv[best] || xv[i].isNaN { best = i }
+          dx[best] += dy[y]
+        } else {
+          for i in window { dx[i] += dy[y] / divisor }
+        }
+      }
+      return [Tensor(shape: xs, f64: dx)]
+    case .batchNormTrain:
+      let s = x[0].shape, v = x[0].doubles, w = x[1].doubles, b = x[2].doubles
+      let c = s[1], inner = s.dropFirst(2).reduce(1, *), m = Double(v.count / Swift.max(c, 1)), eps = a.float("eps", default: 1e-5)
+      var mean = [Double](repeating: 0, count: c), variance = mean
+      for i in 0..<v.count { mean[(i / inner) % c] += v[i] / m }
+      for i in 0..<v.count { let d = v[i] - mean[(i / inner) % c]; variance[(i / inner) % c] += d * d / m }
+      let out = (0..<v.count).map { i -> Double in
+        let ch = (i / inner) % c
+        return (v[i] - mean[ch]) / (variance[ch] + eps).squareRoot() * w[ch] + b[ch]
+      }
+      return [Tensor(shape: s, f64: out), Tensor(shape: [c], f64: mean), Tensor(shape: [c], f64: variance)]
+    case .batchNormTrainBackward:
+      let s = x[1].shape, dy = x[0].doubles, v = x[1].doubles, w = x[2].doubles, mean = x[3].doubles, variance = x[4].doubles
+      let c = s[1], inner = s.dropFirst(2).reduce(1, *), m = Double(v.count / Swift.max(c, 1)), eps = a.float("eps", default: 1e-5)
+      let inv = variance.map { 1 / ($0 + eps).squareRoot() }
+      var db = [Double](repeating: 0, count: c), dw = db
+      for i in 0..<v.count {
+        let ch = (i / inner) % c
+        db[ch] += dy[i]
+        dw[ch] += dy[i] * (v[i] - mean[ch]) * inv[ch]
+      }
+      let dx = (0..<v.count).map { i -> Double in
+        let ch = (i / inner) % c
+        let xhat = (v[i] - mean[ch]) * inv[ch]
+        return w[ch] * inv[ch] / m * (m * dy[i] - db[ch] - xhat * dw[ch])
+      }
+      return [Tensor(shape: s, f64: dx), Tensor(shape: [c], f64: dw), Tensor(shape: [c], f64: db)]
     }
   }
 
   // MARK: Helpers
+
+  /// Calls `body(x index, weight index, y index)` for every product a convolution of an input
+  /// of shape `xs` by a weight of shape `ws` into `ys` sums (padding skipped).
+  static func convolutionTaps(_ xs: [Int], _ ws: [Int], _ ys: [Int], _ a: Attributes,
+                              _ body: (Int, Int, Int) -> Void) {
+    let (n, cin, h, wd) = (xs[0], xs[1], xs[2], xs[3])
+    let (cout, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3])
+    let (oh, ow) = (ys[2], ys[3])
+    let s = a.ints("stride"), p = a.ints("padding"), d = a.ints("dilation"), groups = a.int("groups", default: 1)
+    let coutPerGroup = cout / groups
+    for b0 in 0..<n {
+      for oc in 0..<cout {
+        let g = oc / coutPerGroup
+        for oy in 0..<oh {
+          for ox in 0..<ow {
+            for ic in 0..<cg {
+              let c = g * cg + ic
+              for ky in 0..<kh {
+                let iy = oy * s[0] - p[0] + ky * d[0]
+                guard iy >= 0, iy < h else { continue }
+                for kx in 0..<kw {
+                  let ix = ox * s[1] - p[1] + kx * d[1]
+                  guard ix >= 0, ix < wd else { continue }
+                  body(((b0 * cin + c) * h + iy) * wd + ix, ((oc * cg + ic) * kh + ky) * kw + kx,
+                       ((b0 * cout + oc) * oh + oy) * ow + ox)
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+
+  /// Calls `body(y index, x indices in the window, divisor)` for every pooling window, with
+  /// the placement and counts of `pool` (average pooling has no dilation).
+  static func poolWindows(_ xs: [Int], _ ys: [Int], _ a: Attributes, average: Bool,
+                          _ body: (Int, [Int], Double) -> Void) {
+    let (h, w) = (xs[2], xs[3]), (oh, ow) = (ys[2], ys[3])
+    let k = a.ints("kernel"), s = a.ints("stride").isEmpty ? k : a.ints("stride"), p = a.ints("padding")
+    let d = average || a.ints("dilation").isEmpty ? [1, 1] : a.ints("dilation")
+    let includePad = a.bool("count_include_pad", default: true)
+    for plane in 0..<(xs[0] * xs[1]) {
+      for oy in 0..<oh {
+        for ox in 0..<ow {
+          let y0 = oy * s[0] - p[0], x0 = ox * s[1] - p[1]
+          var window: [Int] = []
+          for ky in 0..<k[0] {
+            for kx in 0..<k[1] {
+              let iy = y0 + ky * d[0], ix = x0 + kx * d[1]
+              guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+              window.append((plane * h + iy) * w + ix)
+            }
+          }
+          var count = 1
+          if average {
+            if includePad {
+              count = (Swift.min(y0 + k[0], h + p[0]) - y0) * (Swift.min(x0 + k[1], w + p[1]) - x0)
+            } else {
+              count = Swift.max((Swift.min(y0 + k[0], h) - Swift.max(y0, 0)) * (Swift.min(x0 + k[1], w) - Swift.max(x0, 0)), 1)
+            }
+          }
+          body((plane * oh + oy) * ow + ox, window, Double(count))
+        }
+      }
+    }
+  }
 
   /// A fused epilogue: `+ residual` (operand 3) then the activation.
   static func epilogue(_ t: Tensor, _ x: [Tensor], _ a: Attributes) -> Tensor {

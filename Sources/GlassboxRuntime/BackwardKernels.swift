@@ -129,3 +129,190 @@ struct CrossEntropyBackward: Kernel {
     }
   }
 }
+
+// MARK: - Convolution, pooling and batch-norm backwards
+
+/// The weight gradient of a convolution: per image and group,
+/// `dW_g[Cout/g, Cin/g·kh·kw] += dy_g[Cout/g, OH·OW] · colsᵀ` with `cols` the image's im2col
+/// columns in scratch — one GEMM per image and group, accumulating into `dw`.
+struct Conv2dBackwardWeight: Kernel {
+  var label: String
+  /// The forward convolution's geometry (its offsets unused but `scratch`).
+  var geometry: Conv2d
+  var dy: Int, x: Int, dw: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let c = geometry
+    let cg = c.cin / c.groups, og = c.cout / c.groups, k = cg * c.kh * c.kw, spatial = c.oh * c.ow
+    (a + dw).update(repeating: 0, count: c.cout * k)
+    let cols = a + c.scratch
+    for image in 0..<c.n {
+      for g in 0..<c.groups {
+        c.im2col(a + x + (image * c.cin + g * cg) * c.h * c.w, cols, channels: cg, rowStride: spatial)
+        BLAS.sgemm(transB: true, m: og, n: k, k: spatial, a: a + dy + (image * c.cout + g * og) * spatial, lda: spatial,
+                   b: cols, ldb: spatial, beta: 1, c: a + dw + g * og * k, ldc: k)
+      }
+    }
+  }
+}
+
+/// The input gradient of a convolution: per image and group, `cols = W_gᵀ · dy_g` (one GEMM
+/// into scratch), then col2im adds each column entry back at the input element it was read
+/// from.
+struct Conv2dBackwardInput: Kernel {
+  var label: String
+  var geometry: Conv2d
+  var dy: Int, weight: Int, dx: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let c = geometry
+    let cg = c.cin / c.groups, og = c.cout / c.groups, k = cg * c.kh * c.kw, spatial = c.oh * c.ow
+    (a + dx).update(repeating: 0, count: c.n * c.cin * c.h * c.w)
+    let cols = a + c.scratch
+    for image in 0..<c.n {
+      for g in 0..<c.groups {
+        BLAS.sgemm(transA: true, m: k, n: spatial, k: og, a: a + weight + g * og * k, lda: k,
+                   b: a + dy + (image * c.cout + g * og) * spatial, ldb: spatial, c: cols, ldc: spatial)
+        col2im(cols, a + dx + (image * c.cin + g * cg) * c.h * c.w, channels: cg)
+      }
+    }
+  }
+
+  /// `x[c, oy·s − p + ky·d, ox·s − p + kx·d] += cols[(c·kh + ky)·kw + kx, oy·OW + ox]` inside
+  /// the image: the adjoint of `Conv2d.im2col`.
+  func col2im(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, channels: Int) {
+    let c = geometry
+    for ch in 0..<channels {
+      for ky in 0..<c.kh {
+        for kx in 0..<c.kw {
+          let row = cols + ((ch * c.kh + ky) * c.kw + kx) * c.oh * c.ow
+          let x0 = kx * c.dilation.1 - c.padding.1
+          let sx = c.stride.1
+          let lo = x0 >= 0 ? 0 : Swift.min(c.ow, (-x0 + sx - 1) / sx)
+          let hi = Swift.max(lo, Swift.min(c.ow, c.w - x0 <= 0 ? 0 : (c.w - x0 + sx - 1) / sx))
+          for oy in 0..<c.oh {
+            let iy = oy * c.stride.0 - c.padding.0 + ky * c.dilation.0
+            guard iy >= 0 && iy < c.h else { continue }
+            let dst = x + (ch * c.h + iy) * c.w, src = row + oy * c.ow
+            for ox in lo..<hi { dst[ox * sx + x0] += src[ox] }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// The gradient of max or average pooling over `[planes, H, W]`: each window's `dy` goes to
+/// its first maximum, or is spread over the window's elements divided by the forward count.
+struct PoolBackward: Kernel {
+  var label: String
+  var pool: Pool
+  var dy: Int, x: Int, dx: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let p = pool
+    (a + dx).update(repeating: 0, count: p.planes * p.h * p.w)
+    let dilation = p.isMax ? p.dilation : (1, 1)
+    for plane in 0..<p.planes {
+      let src = a + x + plane * p.h * p.w, dst = a + dx + plane * p.h * p.w, g = a + dy + plane * p.oh * p.ow
+      for oy in 0..<p.oh {
+        let y0 = oy * p.stride.0 - p.padding.0
+        let ky0 = y0 >= 0 ? 0 : (-y0 + dilation.0 - 1) / dilation.0
+        let ky1 = Swift.min(p.kernel.0, (p.h - y0 + dilation.0 - 1) / dilation.0)
+        for ox in 0..<p.ow {
+          let x0 = ox * p.stride.1 - p.padding.1
+          let kx0 = x0 >= 0 ? 0 : (-x0 + dilation.1 - 1) / dilation.1
+          let kx1 = Swift.min(p.kernel.1, (p.w - x0 + dilation.1 - 1) / dilation.1)
+          guard ky1 > ky0 && kx1 > kx0 else { continue }
+          let d = g[oy * p.ow + ox]
+          if p.isMax {
+            var best = -1
+            var m = -Float.infinity
+            for ky in ky0..<ky1 {
+              for kx in kx0..<kx1 {
+                let i = (y0 + ky * dilation.0) * p.w + x0 + kx * dilation.1
+                if best < 0 || src[i] > m || src[i].isNaN && !m.isNaN { best = i; m = src[i] }
+              }
+            }
+            dst[best] += d
+          } else {
+            let count: Int
+            if p.countIncludePad {
+              count = (Swift.min(y0 + p.kernel.0, p.h + p.padding.0) - y0) * (Swift.min(x0 + p.kernel.1, p.w + p.padding.1) - x0)
+            } else {
+              count = Swift.max((Swift.min(y0 + p.kernel.0, p.h) - Swift.max(y0, 0)) * (Swift.min(x0 + p.kernel.1, p.w) - Swift.max(x0, 0)), 1)
+            }
+            let share = d / Float(count)
+            for ky in ky0..<ky1 {
+              let row = dst + (y0 + ky) * p.w + x0
+              for kx in kx0..<kx1 { row[kx] += share }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/// Training batch norm over `[N, C, inner]`: per channel the batch mean and biased variance
+/// (accumulated in Double), then `y = (x − mean)/√(var + eps)·w + b`.
+struct BatchNormTrain: Kernel {
+  var label: String
+  var n: Int, c: Int, inner: Int, eps: Float
+  var x: Int, weight: Int, bias: Int, out: Int, mean: Int, variance: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let m = Double(n * inner)
+    for ch in 0..<c {
+      var sum = 0.0
+      for img in 0..<n {
+        let s = a + x + (img * c + ch) * inner
+        for i in 0..<inner { sum += Double(s[i]) }
+      }
+      let mu = sum / m
+      var sq = 0.0
+      for img in 0..<n {
+        let s = a + x + (img * c + ch) * inner
+        for i in 0..<inner { let d = Double(s[i]) - mu; sq += d * d }
+      }
+      let v = sq / m
+      a[mean + ch] = Float(mu)
+      a[variance + ch] = Float(v)
+      let scale = a[weight + ch] / (Float(v) + eps).squareRoot()
+      let shift = a[bias + ch] - Float(mu) * scale
+      for img in 0..<n {
+        let s = a + x + (img * c + ch) * inner, d = a + out + (img * c + ch) * inner
+        for i in 0..<inner { d[i] = s[i] * scale + shift }
+      }
+    }
+  }
+}
+
+/// `dx = w/√(var + eps)/m · (m·dy − Σdy − x̂·Σ(dy·x̂))`, `dw = Σ dy·x̂`, `db = Σ dy` per channel.
+struct BatchNormTrainBackward: Kernel {
+  var label: String
+  var n: Int, c: Int, inner: Int, eps: Float
+  var dy: Int, x: Int, weight: Int, mean: Int, variance: Int, dx: Int, dweight: Int, dbias: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let m = Float(n * inner)
+    for ch in 0..<c {
+      let mu = a[mean + ch], inv = 1 / (a[variance + ch] + eps).squareRoot()
+      var db = 0.0, dw = 0.0
+      for img in 0..<n {
+        let g = a + dy + (img * c + ch) * inner, s = a + x + (img * c + ch) * inner
+        for i in 0..<inner {
+          db += Double(g[i])
+          dw += Double(g[i] * (s[i] - mu) * inv)
+        }
+      }
+      a[dbias + ch] = Float(db)
+      a[dweight + ch] = Float(dw)
+      let k = a[weight + ch] * inv / m, fdb = Float(db), fdw = Float(dw)
+      for img in 0..<n {
+        let g = a + dy + (img * c + ch) * inner, s = a + x + (img * c + ch) * inner, d = a + dx + (img * c + ch) * inner
+        for i in 0..<inner { d[i] = k * (m * g[i] - fdb - (s[i] - mu) * inv * fdw) }
+      }
+    }
+  }
+}

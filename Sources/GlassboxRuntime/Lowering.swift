@@ -22,12 +22,17 @@ enum Lowering {
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub, .lstmCell,
          .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
          .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .classSeed,
-         .reluBackward, .linearBackwardWeight, .sliceBackward, .crossEntropyBackward:
+         .reluBackward, .linearBackwardWeight, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
+         .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward:
       return 0
     case .maxBackward:
       return shape(g, node.operands[2]).reduce(1, *)
     case .lstmCellBackward:
       return shape(g, node.results[0]).reduce(1, *)
+    case .conv2dBackwardInput, .conv2dBackwardWeight:
+      let dy = shape(g, node.operands[0])
+      let w = node.op == .conv2dBackwardInput ? shape(g, node.operands[1]) : shape(g, node.results[0])
+      return w[1] * w[2] * w[3] * dy[2] * dy[3]
     }
   }
 
@@ -224,6 +229,43 @@ enum Lowering {
       let l = shape(g, node.operands[1])
       return [CrossEntropyBackward(n: l[0], c: l[1], dloss: o(node.operands[0]), logits: o(node.operands[1]),
                                    target: o(node.operands[2]), out: o(node.results[0]))]
+
+    case .conv2dBackwardInput, .conv2dBackwardWeight:
+      let isInput = node.op == .conv2dBackwardInput
+      let dy = x, xs = isInput ? out : shape(g, node.operands[1]), w = isInput ? shape(g, node.operands[1]) : out
+      let s = a.ints("stride"), p = a.ints("padding"), d = a.ints("dilation")
+      let geometry = Conv2d(label: label, n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: w[0], kh: w[2], kw: w[3],
+                            stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]),
+                            groups: a.int("groups", default: 1), oh: dy[2], ow: dy[3], x: 0, weight: 0, bias: nil, out: 0,
+                            scratch: scratch, epilogue: Epilogue(residual: nil, relu: false))
+      if isInput {
+        return [Conv2dBackwardInput(label: label, geometry: geometry, dy: o(node.operands[0]), weight: o(node.operands[1]),
+                                    dx: o(node.results[0]))]
+      }
+      return [Conv2dBackwardWeight(label: label, geometry: geometry, dy: o(node.operands[0]), x: o(node.operands[1]),
+                                   dw: o(node.results[0]))]
+
+    case .maxPool2dBackward, .avgPool2dBackward:
+      let xs = out
+      let k = a.ints("kernel"), s = a.ints("stride").isEmpty ? k : a.ints("stride"), p = a.ints("padding")
+      let d = a.ints("dilation").isEmpty ? [1, 1] : a.ints("dilation")
+      let pool = Pool(label: label, isMax: node.op == .maxPool2dBackward, planes: xs[0] * xs[1], h: xs[2], w: xs[3],
+                      oh: x[2], ow: x[3], kernel: (k[0], k[1]), stride: (s[0], s[1]), padding: (p[0], p[1]),
+                      dilation: (d[0], d[1]), countIncludePad: a.bool("count_include_pad", default: true), x: 0, out: 0)
+      return [PoolBackward(label: label, pool: pool, dy: o(node.operands[0]), x: o(node.operands[1]), dx: o(node.results[0]))]
+
+    case .batchNormTrain:
+      let ops = node.operands
+      return [BatchNormTrain(label: label, n: x[0], c: x[1], inner: x.dropFirst(2).reduce(1, *),
+                             eps: Float(a.float("eps", default: 1e-5)), x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]),
+                             out: o(node.results[0]), mean: o(node.results[1]), variance: o(node.results[2]))]
+
+    case .batchNormTrainBackward:
+      let ops = node.operands, xs = shape(g, ops[1])
+      return [BatchNormTrainBackward(label: label, n: xs[0], c: xs[1], inner: xs.dropFirst(2).reduce(1, *),
+                                     eps: Float(a.float("eps", default: 1e-5)), dy: o(ops[0]), x: o(ops[1]),
+                                     weight: o(ops[2]), mean: o(ops[3]), variance: o(ops[4]), dx: o(node.results[0]),
+                                     dweight: o(node.results[1]), dbias: o(node.results[2]))]
     }
   }
 

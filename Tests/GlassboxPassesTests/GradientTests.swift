@@ -90,6 +90,31 @@ struct GradientTests {
         p = global_avg_pool2d(mul(x, y))
       }
       """,
+    "conv2d": """
+      graph g(x: f32[2, 4, 5, 6]) -> (y: f32[2, 6, 3, 3], z: f32[2, 4, 5, 6]) {
+        param w: f32[6, 2, 3, 3] init zeros
+        param b: f32[6] init zeros
+        param v: f32[4, 4, 3, 3] init zeros
+        param c: f32[4] init zeros
+        y = conv2d(x, w, b, stride: 2, padding: 1, groups: 2)
+        z = conv2d(x, v, c, x, padding: [1, 2], dilation: [1, 2], activation: relu)
+      }
+      """,
+    "pooling": """
+      graph g(x: f32[2, 3, 5, 6]) -> (m: f32[2, 3, 3, 3], a: f32[2, 3, 3, 4], b: f32[2, 3, 2, 2]) {
+        m = max_pool2d(x, kernel: 3, stride: 2, padding: 1)
+        a = avg_pool2d(x, kernel: [3, 2], stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
+        b = avg_pool2d(mul(x, x), kernel: 3, stride: 2)
+      }
+      """,
+    "batch_norm_train": """
+      graph g(x: f32[3, 2, 2, 3]) -> (y: f32[3, 2, 2, 3]) {
+        param w: f32[2] init ones
+        param b: f32[2] init zeros
+        n, mean, variance = batch_norm_train(x, w, b)
+        y = mul(n, x)
+      }
+      """,
   ]
 
   /// Cases differentiated after `UnrollLSTM` (the `lstm_cell` rule and select-joining).

@@ -18,6 +18,18 @@ struct TrainingProgramTests {
         logits = linear(dropout(context, p: 0.5), out: 4)
       }
       """,
+    "cnn": """
+      graph g(image: f32[B, 3, 9, 8]) -> (logits: f32[B, 4]) {
+        conv1 = conv2d(image, out: 6, kernel: 3, stride: 2, padding: 1, bias: false)
+        bn1 = batch_norm(conv1)
+        pool = max_pool2d(relu(bn1), kernel: 3, stride: 2, padding: 1)
+        conv2 = conv2d(pool, out: 6, kernel: 3, padding: 1, groups: 2, bias: false)
+        merged = relu(add(batch_norm(conv2) @bn2, pool))
+        avg = avg_pool2d(merged, kernel: 2, stride: 1)
+        features = flatten(global_avg_pool2d(avg))
+        logits = linear(features, out: 4)
+      }
+      """,
     "mlp": """
       graph g(x: f32[B, 6]) -> (logits: f32[B, 3]) {
         h = relu(linear(x, out: 5))
@@ -66,5 +78,6 @@ struct TrainingProgramTests {
       #expect(a.shape == e.shape && diff <= 1e-4 * scale, "\(name).\(output): max difference \(diff) (scale \(scale))")
     }
     #expect(program.gradients.count == graph.parameters.filter { $0.role == .trainable }.count)
+    #expect(program.batchNormUpdates.count == graph.nodes.filter { $0.op == .batchNorm }.count)
   }
 }

@@ -57,4 +57,52 @@ import Testing
       }
     }
   }
+
+  static let tinyCNN = """
+    graph tiny_cnn(image: f32[B, 2, 6, 6]) -> (logits: f32[B, C]) {
+      conv = conv2d(image, out: 4, kernel: 3, padding: 1, bias: false)
+      bn = batch_norm(conv)
+      act = relu(bn)
+      pool = global_avg_pool2d(act)
+      fc = linear(flatten(pool), out: C)
+      logits = fc
+    }
+    """
+
+  /// Two SGD steps of a CNN with batch norm: parameters, running statistics (momentum 0.1,
+  /// unbiased variance) and num_batches_tracked as PyTorch leaves them.
+  @Test func batchNormModelStepsMatchPyTorch() throws {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/cnn_bn_steps.json")
+    let fixture = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+    let steps = try #require(fixture["steps"] as? [[String: Any]])
+    let result = Spec.compile(SourceText(fileName: "tiny_cnn.graph", text: Self.tinyCNN), bindings: ["C": 2, "B": 4])
+    let graph = try #require(result.graph, "\(result.diagnostics)")
+    let weights = DeterministicTensors.parameters(of: graph)
+    let backend = try ProgramBackend(step: try TrainingStepGraph.make(from: graph, logits: "logits"), model: graph,
+                                     bindings: [:], batchSize: 4, weights: weights, threads: 2)
+    #expect(backend.batchNormUpdates.count == 1)
+    let input = DeterministicTensors.tensor("input:image", shape: [4, 2, 6, 6]).floats
+    let examples = InMemoryExamples(root: "fixture", classes: ["a", "b"], exampleShape: [2, 6, 6],
+                                    values: (0..<4).map { Array(input[($0 * 72)..<($0 * 72 + 72)]) }, labels: [0, 1, 1, 0])
+    let trainer = try Trainer(
+      model: ModelContents(graph: graph, weights: graph.parameters.map { weights[$0.name] ?? Tensor(zeros: .f32, shape: []) }),
+      backend: backend, data: TrainingData(train: examples),
+      settings: TrainingSettings(epochs: 1, batchSize: 4, learningRate: 0.2,
+                                 optimizer: OptimizerSettings(kind: .sgd, momentum: 0.9, weightDecay: 1e-3)))
+    let batch = try examples.batch([0, 1, 2, 3], size: 4)
+    for (s, expected) in steps.enumerated() {
+      let out = try trainer.step(batch, epoch: 0, step: s, learningRate: 0.2)
+      let loss = try #require(expected["loss"] as? Double)
+      #expect(abs(out.loss - loss) <= 1e-4 * loss, "step \(s + 1) loss \(out.loss) vs PyTorch \(loss)")
+      let state = try #require(expected["state"] as? [String: [Double]])
+      #expect(Set(state.keys) == Set(graph.parameters.map(\.name)))
+      for (name, values) in state.sorted(by: { $0.key < $1.key }) {
+        let ours = try #require(trainer.weights[name]).doubles
+        #expect(ours.count == values.count, "\(name)")
+        for (i, (x, y)) in zip(ours, values).enumerated() {
+          #expect(abs(x - y) <= 1e-4 * max(abs(y), 1e-3), "step \(s + 1) \(name)[\(i)]: \(x) vs PyTorch \(y)")
+        }
+      }
+    }
+  }
 }

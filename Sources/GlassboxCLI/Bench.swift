@@ -129,6 +129,22 @@ extension Bench {
       try trainer.step(batch, epoch: 0, step: warmup + i, learningRate: 1e-3)
       samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
     }
+    if profile {
+      // The training program's kernels (forward and backward), by kind, then the slowest.
+      let kernels = backend.profile(runs: iterations)
+      var byKind: [String: (count: Int, ms: Double)] = [:]
+      for (label, ms) in kernels {
+        let kind = String(label.split(separator: " ").first ?? "")
+        byKind[kind, default: (0, 0)].count += 1
+        byKind[kind, default: (0, 0)].ms += ms
+      }
+      for (kind, v) in byKind.sorted(by: { $0.value.ms > $1.value.ms }) {
+        print(String(format: "%10.3f ms  %5d × %@", v.ms, v.count, kind))
+      }
+      for (label, ms) in kernels.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(10) {
+        print(String(format: "%10.3f ms  %@", ms, label))
+      }
+    }
     samples.sort()
     let median = samples.count % 2 == 1 ? samples[samples.count / 2]
       : (samples[samples.count / 2 - 1] + samples[samples.count / 2]) / 2

@@ -94,6 +94,10 @@ public final class ProgramBackend: TrainingBackend {
                       gradients: gradients, statistics: statistics)
   }
 
+  /// Each kernel of the training program and its mean time over `runs` runs on the inputs of
+  /// the last step (for `bench --train --profile`).
+  public func profile(runs: Int) -> [(label: String, milliseconds: Double)] { trainProgram.profile(runs: runs) }
+
   public func beginEvaluation(weights: [String: Tensor]) throws {
     var forward = inferenceGraph
     forward.taps = []

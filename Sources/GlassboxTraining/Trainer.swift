@@ -129,6 +129,9 @@ public final class Trainer {
     guard state.metadata["settings"] == settings.fingerprint else {
       throw TrainingError(file: statePath, "cannot resume with different settings: the checkpoint has '\(state.metadata["settings"] ?? "")', this run '\(settings.fingerprint)'")
     }
+    if let epochs = loaded.provenance.training?.epochs, epochs != done {
+      throw TrainingError(file: output, "cannot resume: the model holds epoch \(epochs) but \(statePath) epoch \(done) (a run stopped while writing them); resume from a copy of both or start again with --force")
+    }
     for (i, p) in loaded.graph.parameters.enumerated() { weights[p.name] = loaded.weight(ofParameter: i) }
     var buffers: [(name: String, values: [Float])] = []
     for t in state.tensors where t.name.hasPrefix("optimizer/") {
@@ -307,8 +310,8 @@ public final class Trainer {
       if let l = last.validationLoss, let a = last.validationAccuracy { training.metrics += [("val_loss", l), ("val_accuracy", a)] }
     }
     model.provenance.training = training
-    // State first, then the model: a crash in between leaves a newer state than model, which
-    // resume detects by the epoch count in both.
+    // State first, then the model: a crash in between leaves a state newer than the model,
+    // which `resume` detects by the epoch count both record.
     let snapshot = optimizer.snapshot
     let state = SafeTensorsFile(
       tensors: snapshot.buffers.map { NamedTensor("optimizer/" + $0.name, Tensor(shape: [$0.values.count], f32: $0.values)) },

@@ -236,3 +236,31 @@ enum TinyData {
     }
   }
 }
+
+@Suite struct MediaDataTests {
+  /// A spoken-language folder through the bilstm input's recipe: MFCC examples of the
+  /// recipe's shape, classes the language folders, features kept in the cache.
+  @Test func spokenLanguageFolderYieldsMFCCExamples() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let wav = root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/speech16k.wav").path
+    let text = try String(contentsOf: root.appendingPathComponent("graphs/bilstm.graph"), encoding: .utf8)
+    let graph = try #require(Spec.compile(SourceText(fileName: "bilstm.graph", text: text), bindings: ["C": 2]).graph)
+    let dir = try TinyData.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for language in ["hindi", "tamil"] {
+      try FileManager.default.createDirectory(atPath: "\(dir)/lid/\(language)", withIntermediateDirectories: true)
+      for i in 0..<5 { try FileManager.default.copyItem(atPath: wav, toPath: "\(dir)/lid/\(language)/\(i).wav") }
+    }
+    let data = try TrainingData.open(dir + "/lid", exampleShape: [768, 128], recipe: graph.recipes.first,
+                                     cacheDirectory: dir + "/cache", seed: 0)
+    #expect(data.classes == ["hindi", "tamil"])
+    #expect(data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0) == 10)
+    #expect(data.train.exampleShape == [768, 128])
+    let batch = try data.train.batch([0, data.train.count - 1], size: 2)
+    #expect(batch.inputs.shape == [2, 768, 128] && batch.labels.storage == .i64([0, 1]))
+    // No recipe and no npy layout: a clear error naming the folder.
+    #expect(throws: TrainingError(file: dir + "/lid", "expected \(dir)/lid/train/<class>/<example>.npy (and optional val/, test/); raw media need a model input with a recipe")) {
+      _ = try TrainingData.open(dir + "/lid", exampleShape: nil, recipe: nil, cacheDirectory: nil, seed: 0)
+    }
+  }
+}

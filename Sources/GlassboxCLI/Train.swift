@@ -107,6 +107,7 @@ struct Train: ParsableCommand {
       + " (validation \(setup.data.validation?.count ?? 0), test \(setup.data.test?.count ?? 0)); "
       + "batch \(batch), \(optimizer) lr \(lr), seed \(seed), \(threads) threads"
       + (trainer.epochsDone > 0 ? "; resuming after epoch \(trainer.epochsDone)" : ""))
+    fflush(nil)
     do {
       try trainer.run(output: output) { event in progress.show(event, output: output) }
     } catch {
@@ -214,7 +215,15 @@ final class ProgressPrinter {
   func show(_ event: TrainingEvent, output: String) {
     switch event {
     case .step(let epoch, let epochs, let step, let steps, let loss, let accuracy, let rate, let eta):
-      guard terminal else { return }
+      guard terminal else {
+        // Plain lines: about ten per epoch.
+        if step == steps || step % max(1, steps / 10) == 0 {
+          FileHandle.standardError.write(Data(String(format: "epoch %d/%d step %d/%d loss %.4f acc %.1f%% %.0f ex/s ETA %@\n",
+                                                     epoch, epochs, step, steps, loss, accuracy * 100, rate,
+                                                     Self.duration(eta)).utf8))
+        }
+        return
+      }
       let width = 24
       let filled = steps > 0 ? width * step / steps : width
       let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)

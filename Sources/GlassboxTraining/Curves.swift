@@ -4,7 +4,7 @@ import Foundation
 /// the x axis, training solid and validation dashed.
 public enum Curves {
   public static func svg(_ history: [EpochRecord]) -> String {
-    let width = 760.0, height = 300.0, panel = 340.0, top = 36.0, plotHeight = 210.0, left = 50.0
+    let width = 760.0, height = 305.0, panel = 340.0, top = 36.0, plotHeight = 210.0, left = 50.0
     var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" font-family=\"sans-serif\" font-size=\"11\">\n"
     out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     let epochs = history.map { Double($0.epoch) }
@@ -26,7 +26,8 @@ public enum Curves {
         guard !points.isEmpty else { continue }
         s += "<polyline fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"2\"\(line.dashed ? " stroke-dasharray=\"6 4\"" : "") points=\"\(points.joined(separator: " "))\"/>\n"
         for p in points { s += "<circle cx=\"\(p.split(separator: ",")[0])\" cy=\"\(p.split(separator: ",")[1])\" r=\"2.5\" fill=\"\(line.color)\"/>\n" }
-        s += "<text x=\"\(x0 + 8)\" y=\"\(top + 16 + Double(i) * 14)\" fill=\"\(line.color)\">\(line.name)</text>\n"
+        // The legend sits under the axis label, clear of the curves.
+        s += "<text x=\"\(x0 + Double(i) * 90)\" y=\"\(top + plotHeight + 46)\" fill=\"\(line.color)\">\(line.dashed ? "- - " : "— ")\(line.name)</text>\n"
       }
       return s
     }

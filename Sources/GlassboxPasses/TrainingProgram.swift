@@ -33,7 +33,9 @@ public struct TrainingProgram {
   }
 
   /// Builds the training step of `graph`, whose output (or value) named `logits` is `[B, C]`.
-  public static func make(from graph: Graph, logits: String) throws -> TrainingProgram {
+  /// With `inputGradients`, the loss's gradients for the floating-point model inputs follow the
+  /// parameter gradients as outputs `grad.<input>` (saliency; gradient checks).
+  public static func make(from graph: Graph, logits: String, inputGradients: Bool = false) throws -> TrainingProgram {
     guard let logitsValue = graph.outputs.first(where: { $0.name == logits })?.value ?? graph.value(named: logits) else {
       throw BuildError(description: "training: the graph has no output or value named '\(logits)'")
     }
@@ -123,7 +125,9 @@ public struct TrainingProgram {
     let one = g.addNode(.constant, operands: [], attributes: Attributes(["value": .float(1), "shape": .list([]),
                                                                          "dtype": .string(lt.dtype.rawValue)]),
                         results: [(fresh("loss.seed"), TensorType(lt.dtype, []))])[0]
-    let (dg, grads) = try Differentiate.apply(to: g, seeds: [(lossID, one)], wrt: trainable.map(\.value))
+    let modelInputs = inputGradients
+      ? graph.inputs.filter { graph[$0].type.dtype.isFloatingPoint }.compactMap { g.value(named: graph[$0].name) } : []
+    let (dg, grads) = try Differentiate.apply(to: g, seeds: [(lossID, one)], wrt: trainable.map(\.value) + modelInputs)
     g = dg
     var gradients: [(parameter: String, output: String)] = []
     let statisticOutputs = g.outputs.count - statistics.count * 2
@@ -133,6 +137,7 @@ public struct TrainingProgram {
       ordered.append((name, grad))
       gradients.append((p.name, name))
     }
+    for (input, grad) in zip(modelInputs, grads.dropFirst(trainable.count)) { ordered.append(("grad.\(g[input].name)", grad)) }
     g.outputs = ordered + g.outputs[statisticOutputs...]
     let problems = Verifier.verify(g)
     guard problems.isEmpty else {

@@ -12,7 +12,8 @@ import GlassboxIR
 ///                                            h = concat(reshape(lstm.h0, [B, 1, H]), …, axis: 1)
 /// ```
 /// The reverse direction walks the steps backwards and its outputs are placed at their time
-/// step; with `last`, only the final cells are kept (the reverse direction runs one step).
+/// step; with `last`, only the final cells are kept (the reverse direction runs one step, and
+/// projects only that step's input).
 /// Needs a bound time axis. This is the form backpropagation through time differentiates,
 /// and per-step values are what taps on a time step read; the inference pipeline keeps the
 /// whole-layer kernel instead, which runs the two directions on two cores.
@@ -49,14 +50,19 @@ public struct UnrollLSTM: Pass {
       let (wih, whh, bih, bhh) = (node.operands[1 + 4 * d], node.operands[2 + 4 * d], node.operands[3 + 4 * d], node.operands[4 + 4 * d])
       let gates = TensorType(dtype, [Dim(4 * hidden)])
       let bias = add(.add, [bih, bhh], [:], [("\(name).bias\(suffix)", gates)])[0]
-      let proj = add(.linear, [x, wih, bias], ["activation": .string("none")],
-                     [("\(name).proj\(suffix)", TensorType(dtype, [batch, xt.shape[1], Dim(4 * hidden)]))])[0]
+      let count = last && d == 1 ? 1 : steps
+      // The reverse direction of a last-step LSTM reads one step: project only that one.
+      let projected = count == 1 && steps > 1
+        ? add(.select, [x], ["axis": .int(1), "index": .int(steps - 1)],
+              [("\(name).input\(steps - 1)\(suffix)", TensorType(dtype, [batch, xt.shape[2]]))])[0] : x
+      let proj = add(.linear, [projected, wih, bias], ["activation": .string("none")],
+                     [("\(name).proj\(suffix)", TensorType(dtype, count == 1 && steps > 1 ? [batch, Dim(4 * hidden)]
+                                                                      : [batch, xt.shape[1], Dim(4 * hidden)]))])[0]
       var h = zeros, c = zeros
       var outputs = [ValueID?](repeating: nil, count: steps)
-      let count = last && d == 1 ? 1 : steps
       for s in 0..<count {
         let t = d == 0 ? s : steps - 1 - s
-        let gx = add(.select, [proj], ["axis": .int(1), "index": .int(t)],
+        let gx = count == 1 && steps > 1 ? proj : add(.select, [proj], ["axis": .int(1), "index": .int(t)],
                      [("\(name).x\(t)\(suffix)", TensorType(dtype, [batch, Dim(4 * hidden)]))])[0]
         let hc = add(.lstmCell, [gx, h, c, whh], [:], [("\(name).h\(t)\(suffix)", state), ("\(name).c\(t)\(suffix)", state)])
         (h, c) = (hc[0], hc[1])

@@ -180,27 +180,22 @@ struct UnsafeSendable: @unchecked Sendable {
   init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
 }
 
-/// One fused LSTM step of an unrolled LSTM: `gates = gates_x + h·W_hhᵀ` (dot products over
-/// `W_hh`'s rows), the four activations and the state update, writing `h'` and `c'`.
+/// One fused LSTM step of an unrolled LSTM: `gates = gates_x + h·W_hhᵀ` (one GEMM into
+/// scratch `[B, 4H]`), the four activations and the state update, writing `h'` and `c'`.
 struct LSTMCell: Kernel {
   var label: String
   var batch: Int, hidden: Int
-  var gates: Int, h: Int, c: Int, weight: Int, hOut: Int, cOut: Int
+  var gates: Int, h: Int, c: Int, weight: Int, hOut: Int, cOut: Int, scratch: Int
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let n = hidden, g4 = 4 * hidden
-    let w = a + weight
+    let pre = a + scratch
+    pre.update(from: a + gates, count: batch * g4)
+    BLAS.sgemm(transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1, c: pre, ldc: g4)
     for b in 0..<batch {
-      let hv = a + h + b * n, cv = a + c + b * n, gx = a + gates + b * g4
-      let ho = a + hOut + b * n, co = a + cOut + b * n
+      let p = pre + b * g4, cv = a + c + b * n, ho = a + hOut + b * n, co = a + cOut + b * n
       for j in 0..<n {
-        var pre = (gx[j], gx[n + j], gx[2 * n + j], gx[3 * n + j])
-        let r0 = w + j * n, r1 = w + (n + j) * n, r2 = w + (2 * n + j) * n, r3 = w + (3 * n + j) * n
-        for k in 0..<n {
-          let hk = hv[k]
-          pre.0 += r0[k] * hk; pre.1 += r1[k] * hk; pre.2 += r2[k] * hk; pre.3 += r3[k] * hk
-        }
-        let i = 1 / (1 + expf(-pre.0)), f = 1 / (1 + expf(-pre.1)), gg = tanhf(pre.2), o = 1 / (1 + expf(-pre.3))
+        let i = 1 / (1 + expf(-p[j])), f = 1 / (1 + expf(-p[n + j])), gg = tanhf(p[2 * n + j]), o = 1 / (1 + expf(-p[3 * n + j]))
         let cNew = f * cv[j] + i * gg
         co[j] = cNew
         ho[j] = o * tanhf(cNew)

@@ -19,7 +19,7 @@ enum Lowering {
       let x = shape(g, node.operands[0])
       let dirs = node.attributes.bool("bidirectional") ? 2 : 1
       return dirs * LSTMLayer.scratchCount(batch: x[0], steps: x[1], hidden: node.attributes.int("hidden"))
-    case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub, .lstmCell,
+    case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub,
          .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
          .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .classSeed,
          .reluBackward, .linearBackwardWeight, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
@@ -29,6 +29,8 @@ enum Lowering {
       return shape(g, node.operands[2]).reduce(1, *)
     case .lstmCellBackward:
       return shape(g, node.results[0]).reduce(1, *)
+    case .lstmCell:
+      return shape(g, node.operands[0]).reduce(1, *)
     case .conv2dBackwardInput, .conv2dBackwardWeight:
       let dy = shape(g, node.operands[0])
       let w = node.op == .conv2dBackwardInput ? shape(g, node.operands[1]) : shape(g, node.results[0])
@@ -174,7 +176,8 @@ enum Lowering {
     case .lstmCell:
       let h = shape(g, node.operands[1])
       return [LSTMCell(label: label, batch: h[0], hidden: h[1], gates: o(node.operands[0]), h: o(node.operands[1]),
-                       c: o(node.operands[2]), weight: o(node.operands[3]), hOut: o(node.results[0]), cOut: o(node.results[1]))]
+                       c: o(node.operands[2]), weight: o(node.operands[3]), hOut: o(node.results[0]), cOut: o(node.results[1]),
+                       scratch: scratch)]
 
     case .crossEntropy:
       return [CrossEntropy(n: x[0], c: x[1], logits: o(node.operands[0]), target: o(node.operands[1]), out: o(node.results[0]))]

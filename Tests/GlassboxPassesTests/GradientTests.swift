@@ -270,7 +270,11 @@ struct GradientTests {
     let t = program.graph
     let x = try #require(t.inputs.first)
     let ihGEMMs = t.nodes.filter { $0.op == .linearBackwardWeight && $0.operands[1] == x }
-    #expect(ihGEMMs.count == 2, "one weight_ih GEMM per direction, over all 6 steps")
+    #expect(ihGEMMs.count == 1, "one weight_ih GEMM for the forward direction, over all 6 steps")
+    #expect(ihGEMMs.first.map { t[$0.operands[0]].type.shape } == [2, 6, 20])
+    // The reverse direction, read only at the last step, projects (and differentiates) that step alone.
+    let lastStep = t.nodes.filter { $0.op == .linearBackwardWeight && t[$0.operands[1]].name.hasSuffix(".input5_reverse") }
+    #expect(lastStep.count == 1)
     // The forward direction runs 6 steps; the reverse, read only at the last step, one.
     #expect(t.nodes.filter { $0.op == .lstmCellBackward }.count == 7)
     #expect(t.nodes.filter { $0.op == .lstmCell }.count == 7)

@@ -45,9 +45,13 @@ let package = Package(
     .target(name: "GlassboxMedia", dependencies: ["GlassboxIR", "CFFmpeg", "CSndfile"], swiftSettings: strict),
     // t-SNE, trustworthiness, SVG scatter plots and the study report (BLAS through the runtime).
     .target(name: "GlassboxAnalysis", dependencies: ["GlassboxRuntime"], swiftSettings: strict),
+    // Optimizers, schedules, data sets and the training loop over a compiled training step.
+    .target(name: "GlassboxTraining",
+            dependencies: ["GlassboxIR", "GlassboxPasses", "GlassboxRuntime", "GlassboxFormat", "GlassboxMedia"],
+            swiftSettings: strict),
     .target(name: "GlassboxCLI",
             dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxReference", "GlassboxPasses", "GlassboxRuntime",
-                           "GlassboxMedia", "GlassboxFormat", "GlassboxAnalysis", "GlassboxExplain",
+                           "GlassboxMedia", "GlassboxFormat", "GlassboxAnalysis", "GlassboxExplain", "GlassboxTraining",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
     .executableTarget(name: "glassbox", dependencies: ["GlassboxCLI"], swiftSettings: strict),
@@ -69,6 +73,8 @@ let package = Package(
     .testTarget(name: "GlassboxExplainTests",
                 dependencies: ["GlassboxPasses", "GlassboxRuntime", "GlassboxReference", "GlassboxIR", "GlassboxMedia",
                                "GlassboxExplain"],
+                exclude: ["Fixtures"], swiftSettings: strict),
+    .testTarget(name: "GlassboxTrainingTests", dependencies: ["GlassboxTraining", "GlassboxFormat", "GlassboxIR", "GlassboxReference"],
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia", "GlassboxAnalysis",
                                                     "GlassboxReference"],

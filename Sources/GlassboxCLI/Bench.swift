@@ -1,11 +1,14 @@
 import ArgumentParser
 import Foundation
+import GlassboxFormat
 import GlassboxIR
 import GlassboxPasses
 import GlassboxReference
 import GlassboxRuntime
+import GlassboxTraining
 
-/// `glassbox bench SPEC`: time one forward pass of the compiled program.
+/// `glassbox bench SPEC`: time one forward pass of the compiled program, or with `--train`
+/// one training step (forward and backward, then SGD-with-momentum updates of every parameter).
 struct Bench: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Time forward passes: median, min and max per run after warm-up, and peak memory.")
@@ -37,6 +40,9 @@ struct Bench: ParsableCommand {
   @Option(name: .customLong("class"), help: "The class a class-seeded tap explains (default: the predicted one).")
   var classIndex: Int?
 
+  @Flag(help: "Time one training step (forward, backward, SGD-with-momentum update) instead of a forward pass.")
+  var train = false
+
   func run() throws {
     guard iterations >= 1, warmup >= 0, threads >= 1 else {
       throw ValidationError("--iterations and --threads must be at least 1, --warmup at least 0")
@@ -50,6 +56,10 @@ struct Bench: ParsableCommand {
     let unbound = graph.symbols.filter { s in graph.values.contains { v in v.type.shape.contains { $0.symbols.contains(s) } } }
     guard unbound.isEmpty else {
       throw ValidationError("bind every symbol to benchmark: --bind \(unbound.map { "\($0)=…" }.joined(separator: " --bind "))")
+    }
+    if train {
+      try benchTrainingStep(graph, compileStart: compileStart)
+      return
     }
     // A plain forward: taps are compiled only when asked for, so they pin nothing here.
     var forward = graph
@@ -108,6 +118,70 @@ struct Bench: ParsableCommand {
                    graph.name + (tap.map { " + tap \($0)" } ?? ""), median, samples[0], samples[samples.count - 1], iterations, threads,
                    Double(peak) / 1_048_576, Double(program.arenaCount * 4) / 1_048_576,
                    Double(program.unsharedCount * 4) / 1_048_576, compileMs, program.program.count))
+    }
+  }
+}
+
+extension Bench {
+  /// Times `Trainer.step` on one fixed batch of deterministic examples: the training program
+  /// (forward and backward), reading the gradients, and the optimizer's updates.
+  func benchTrainingStep(_ graph: Graph, compileStart: UInt64) throws {
+    guard graph.inputs.count == 1, let input = graph.inputs.first, let logits = graph.outputs.first,
+          let classes = graph.labelCount else {
+      throw ValidationError("--train needs a one-input graph whose first output is [B, classes]")
+    }
+    var model = graph
+    model.taps = []
+    let shape = graph[input].type.shape.map { $0.staticValue ?? 1 }
+    let batchSize = shape[0], perExample = Array(shape.dropFirst())
+    let weights = DeterministicTensors.parameters(of: model)
+    let step = try TrainingStepGraph.make(from: model, logits: logits.name)
+    let backend = try ProgramBackend(step: step, model: model, bindings: [:], batchSize: batchSize, weights: weights,
+                                     threads: threads)
+    let values = DeterministicTensors.tensor("input:" + graph[input].name, shape: shape).floats
+    let n = perExample.reduce(1, *)
+    let examples = InMemoryExamples(root: "bench", classes: (0..<classes).map { "c\($0)" }, exampleShape: perExample,
+                                    values: (0..<batchSize).map { Array(values[($0 * n)..<($0 * n + n)]) },
+                                    labels: (0..<batchSize).map { $0 % classes })
+    let contents = ModelContents(graph: model, weights: model.parameters.map { weights[$0.name] ?? Tensor(zeros: $0.type.dtype, shape: []) })
+    let trainer = try Trainer(model: contents, backend: backend, data: TrainingData(train: examples),
+                              settings: TrainingSettings(epochs: 1, batchSize: batchSize, learningRate: 1e-3,
+                                                         optimizer: OptimizerSettings(kind: .sgd, momentum: 0.9)))
+    let batch = try examples.batch(Array(0..<batchSize), size: batchSize)
+    let compileMs = Double(DispatchTime.now().uptimeNanoseconds - compileStart) / 1e6
+    for i in 0..<warmup { try trainer.step(batch, epoch: 0, step: i, learningRate: 1e-3) }
+    var samples: [Double] = []
+    for i in 0..<iterations {
+      let start = DispatchTime.now().uptimeNanoseconds
+      try trainer.step(batch, epoch: 0, step: warmup + i, learningRate: 1e-3)
+      samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    if profile {
+      // The training program's kernels (forward and backward), by kind, then the slowest.
+      let kernels = backend.profile(runs: iterations)
+      var byKind: [String: (count: Int, ms: Double)] = [:]
+      for (label, ms) in kernels {
+        let kind = String(label.split(separator: " ").first ?? "")
+        byKind[kind, default: (0, 0)].count += 1
+        byKind[kind, default: (0, 0)].ms += ms
+      }
+      for (kind, v) in byKind.sorted(by: { $0.value.ms > $1.value.ms }) {
+        print(String(format: "%10.3f ms  %5d × %@", v.ms, v.count, kind))
+      }
+      for (label, ms) in kernels.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(10) {
+        print(String(format: "%10.3f ms  %@", ms, label))
+      }
+    }
+    samples.sort()
+    let median = samples.count % 2 == 1 ? samples[samples.count / 2]
+      : (samples[samples.count / 2 - 1] + samples[samples.count / 2]) / 2
+    let peak = peakResidentBytes()
+    if json {
+      print("{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),\"train\":true}")
+    } else {
+      print(String(format: "%@ training step: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; compiled in %.0f ms",
+                   graph.name, median, samples[0], samples[samples.count - 1], iterations, threads,
+                   Double(peak) / 1_048_576, compileMs))
     }
   }
 }

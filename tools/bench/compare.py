@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """`make bench`: Glassbox against PyTorch eager on the same shapes and thread counts, in
 one run. Prints each side's median (ms) at 1 and 2 threads, each side's best, the speed-up
-(PyTorch best / Glassbox best) and peak resident memory.
+(PyTorch best / Glassbox best) and peak resident memory; the `train` rows time one training
+step (forward, backward, SGD-with-momentum update) on each side.
 
-    tools/bench/compare.py [--iterations 30] [--python .venv/bin/python] [--only bilstm]
+    tools/bench/compare.py [--iterations 30] [--python .venv/bin/python] [--only bilstm] [--no-train | --train-only]
 """
 import argparse
 import json
@@ -24,6 +25,14 @@ CASES = [
     ("resnet18", {"B": 1, "C": 1000}),
 ]
 
+# One training step each (forward, backward, update).
+TRAIN_CASES = [
+    ("bilstm", {"B": 32, "C": 5}),
+    ("bilstm_attention1d", {"B": 32, "C": 5}),
+    ("bilstm_attention2d", {"B": 32, "C": 5}),
+    ("resnet18_lstm", {"B": 4, "T": 16, "C": 51}),
+]
+
 
 # Grad-CAM for every frame: a forward with the tap against the forward alone, pytorch-grad-cam's
 # work (frames as the batch, backward through every parameter) and a hand-pruned PyTorch version.
@@ -42,21 +51,27 @@ def main():
     p.add_argument("--iterations", type=int, default=30)
     p.add_argument("--python", default=os.path.join(ROOT, ".venv", "bin", "python"))
     p.add_argument("--only", default=None)
+    p.add_argument("--no-train", action="store_true", help="skip the training rows")
+    p.add_argument("--train-only", action="store_true", help="only the training rows")
     a = p.parse_args()
     if not os.path.exists(GLASSBOX):
         raise SystemExit("build first: swift build -c release --product glassbox")
     print(f"{'model':22} {'shape':14} {'gb 1t':>8} {'gb 2t':>8} {'pt 1t':>8} {'pt 2t':>8} {'speed-up':>8} {'gb MiB':>7} {'pt MiB':>7}")
-    for name, bindings in CASES:
+    cases = ([] if a.train_only else [(n, b, False) for n, b in CASES]) + \
+        ([] if a.no_train else [(n, b, True) for n, b in TRAIN_CASES])
+    for name, bindings, train in cases:
         if a.only and a.only != name:
             continue
+        mode = ["--train"] if train else []
         binds = sum((["--bind", f"{k}={v}"] for k, v in bindings.items()), [])
         spec = os.path.join(ROOT, "graphs", name + ".graph")
-        iters = a.iterations if bindings.get("B", 1) == 1 and "T" not in bindings else max(5, a.iterations // 3)
-        gb = {t: run([GLASSBOX, "bench", spec, *binds, "--threads", str(t), "--iterations", str(iters), "--json"]) for t in (1, 2)}
-        pt = {t: run([a.python, PEER, name, *binds, "--threads", str(t), "--iterations", str(iters)]) for t in (1, 2)}
+        iters = a.iterations if bindings.get("B", 1) == 1 and "T" not in bindings and not train else max(5, a.iterations // 3)
+        gb = {t: run([GLASSBOX, "bench", spec, *binds, "--threads", str(t), "--iterations", str(iters), "--json", *mode])
+              for t in (1, 2)}
+        pt = {t: run([a.python, PEER, name, *binds, "--threads", str(t), "--iterations", str(iters), *mode]) for t in (1, 2)}
         best_gb = min(gb.values(), key=lambda r: r["medianMs"])
         best_pt = min(pt.values(), key=lambda r: r["medianMs"])
-        shape = " ".join(f"{k}={v}" for k, v in bindings.items() if k in "BT")
+        shape = " ".join(f"{k}={v}" for k, v in bindings.items() if k in "BT") + (" train" if train else "")
         print(f"{name:22} {shape:14} {gb[1]['medianMs']:8.2f} {gb[2]['medianMs']:8.2f} {pt[1]['medianMs']:8.2f} "
               f"{pt[2]['medianMs']:8.2f} {best_pt['medianMs'] / best_gb['medianMs']:7.2f}x "
               f"{best_gb['peakRSSBytes'] / 2**20:7.0f} {best_pt['peakRSSBytes'] / 2**20:7.0f}", flush=True)

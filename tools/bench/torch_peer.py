@@ -1,8 +1,10 @@
 """The PyTorch peer of `glassbox bench`: the same model (tools/reference/models.py), shapes
-and thread count, eager mode, inference (torch.inference_mode). Prints one JSON object like
+and thread count, eager mode, inference (torch.inference_mode); with --train, one training
+step (zero_grad, forward in training mode, mean cross-entropy, backward, SGD with momentum
+0.9 step), as `glassbox bench --train` times it. Prints one JSON object like
 `glassbox bench --json`.
 
-    .venv/bin/python tools/bench/torch_peer.py bilstm --bind B=1 --bind C=5 --threads 1
+    .venv/bin/python tools/bench/torch_peer.py bilstm --bind B=1 --bind C=5 --threads 1 [--train]
     .venv/bin/python tools/bench/torch_peer.py resnet18_lstm --bind C=51 --gradcam pruned   # forward + Grad-CAM
 
 `--gradcam` times a forward together with Grad-CAM on the CNN's last stage for every frame
@@ -94,6 +96,7 @@ def main():
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--gradcam", choices=["none", "full", "pruned"], default="none")
+    p.add_argument("--train", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     bindings = {k: int(v) for k, v in (x.split("=") for x in a.bind)}
@@ -113,16 +116,35 @@ def main():
         print(json.dumps({"medianMs": statistics.median(samples), "minMs": min(samples), "maxMs": max(samples),
                           "peakRSSBytes": peak, "threads": a.threads, "iterations": a.iterations, "gradcam": a.gradcam}))
         return
-    with torch.inference_mode():
+    if a.train:
+        model.train()
+        classes = bindings.get("C", 5)
+        target = torch.randint(0, classes, (shapes[0][0],))
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+        def train_step():
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(*inputs), target)
+            loss.backward()
+            opt.step()
+
         for _ in range(a.warmup):
-            model(*inputs)
+            train_step()
         for _ in range(a.iterations):
             start = time.perf_counter()
-            model(*inputs)
+            train_step()
             samples.append((time.perf_counter() - start) * 1e3)
+    else:
+        with torch.inference_mode():
+            for _ in range(a.warmup):
+                model(*inputs)
+            for _ in range(a.iterations):
+                start = time.perf_counter()
+                model(*inputs)
+                samples.append((time.perf_counter() - start) * 1e3)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"medianMs": statistics.median(samples), "minMs": min(samples), "maxMs": max(samples),
-                      "peakRSSBytes": peak, "threads": a.threads, "iterations": a.iterations}))
+                      "peakRSSBytes": peak, "threads": a.threads, "iterations": a.iterations, "train": a.train}))
 
 
 if __name__ == "__main__":

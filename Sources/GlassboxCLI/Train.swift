@@ -1,0 +1,260 @@
+import ArgumentParser
+import Foundation
+import GlassboxFormat
+import GlassboxIR
+import GlassboxTraining
+
+/// `glassbox train SPEC|MODEL --data DIR -o OUT.model`: train with the generated backward pass.
+struct Train: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train a spec or model on a data folder; write the trained .model, its curves and a resumable checkpoint.",
+    discussion: """
+      DIR is DIR/{train,val,test}/<class>/<example>.npy (classes sorted by name; val and test \
+      optional), or raw media through the model input's recipe: an HMDB-51 folder with split \
+      files, or a spoken-language folder DIR/<language>/<clip>.wav.
+      After each epoch OUT (the model with the classes as labels), OUT.state.safetensors (the \
+      optimizer's state, for --resume), OUT.history.json and OUT.curves.svg are replaced \
+      atomically. The same seed, data and thread count give bit-identical weights.
+      """)
+
+  @OptionGroup var options: SpecOptions
+
+  @Option(help: ArgumentHelp("The data folder.", valueName: "DIR"))
+  var data: String
+
+  @Option(name: .shortAndLong, help: ArgumentHelp("The trained model.", valueName: "OUT.model"))
+  var output: String
+
+  @Option(help: "Epochs to train (in all, when resuming).")
+  var epochs = 10
+
+  @Option(help: "Examples per step.")
+  var batch = 32
+
+  @Option(help: "Learning rate.")
+  var lr = 0.01
+
+  @Option(help: "sgd, adam or adamw.")
+  var optimizer = "sgd"
+
+  @Option(help: "SGD momentum.")
+  var momentum = 0.9
+
+  @Option(help: "Weight decay (L2 for sgd and adam, decoupled for adamw).")
+  var weightDecay = 0.0
+
+  @Option(help: "Learning-rate schedule: none, step (×gamma every --step-size epochs) or cosine (to 0 over the epochs).")
+  var schedule = "none"
+
+  @Option(help: "Epochs between decays of the step schedule.")
+  var stepSize = 10
+
+  @Option(help: "Factor of the step schedule.")
+  var gamma = 0.1
+
+  @Option(help: "Clip gradients to this global L2 norm.")
+  var clip: Double?
+
+  @Option(help: "Seed of the initial weights (a spec), the shuffles and the dropout masks.")
+  var seed: UInt64 = 0
+
+  @Option(help: "Cores to use.")
+  var threads = 2
+
+  @Option(help: ArgumentHelp("Feature cache for raw media data sets.", valueName: "DIR"))
+  var cache: String?
+
+  @Flag(help: "Continue the run whose checkpoint is OUT.")
+  var resume = false
+
+  @Flag(help: "Replace an existing OUT with a new run.")
+  var force = false
+
+  func validate() throws {
+    guard epochs >= 1, batch >= 1, threads >= 1 else { throw ValidationError("--epochs, --batch and --threads must be at least 1") }
+    guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number") }
+    guard OptimizerSettings.Kind(rawValue: optimizer) != nil else { throw ValidationError("--optimizer must be sgd, adam or adamw") }
+    guard ["none", "step", "cosine"].contains(schedule) else { throw ValidationError("--schedule must be none, step or cosine") }
+    guard momentum >= 0, weightDecay >= 0, stepSize >= 1, gamma > 0 else {
+      throw ValidationError("--momentum and --weight-decay must be ≥ 0, --step-size ≥ 1, --gamma > 0")
+    }
+    if let clip, !(clip > 0) { throw ValidationError("--clip must be positive") }
+    guard !(resume && force) else { throw ValidationError("--resume continues OUT and --force replaces it: choose one") }
+  }
+
+  var settings: TrainingSettings {
+    let kind = OptimizerSettings.Kind(rawValue: optimizer) ?? .sgd
+    return TrainingSettings(
+      epochs: epochs, batchSize: batch, learningRate: lr,
+      optimizer: OptimizerSettings(kind: kind, momentum: kind == .sgd ? momentum : 0, weightDecay: weightDecay),
+      schedule: schedule == "step" ? .step(every: stepSize, gamma: gamma) : schedule == "cosine" ? .cosine(tMax: epochs, minimum: 0) : .constant,
+      clipNorm: clip, seed: seed)
+  }
+
+  func run() throws {
+    let exists = FileManager.default.fileExists(atPath: output)
+    let sameAsInput = (output as NSString).standardizingPath == (options.spec as NSString).standardizingPath
+    if resume, !exists { throw FileError(description: "--resume: \(output) does not exist; there is no run to continue") }
+    if exists, !resume, !force, !sameAsInput {
+      throw FileError(description: "\(output) exists: --resume continues its run, --force replaces it")
+    }
+    let setup = try TrainingSetup(options: options, data: data, cache: cache, batch: batch, seed: seed, threads: threads)
+    for note in setup.notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+    let trainer = try Trainer(model: setup.model, backend: setup.backend, data: setup.data, settings: settings)
+    if resume { try trainer.resume(from: output) }
+    let progress = ProgressPrinter(terminal: isatty(STDERR_FILENO) == 1)
+    print("training \(setup.model.graph.name) on \(setup.data.train.count) examples of \(setup.data.classes.count) classes"
+      + " (validation \(setup.data.validation?.count ?? 0), test \(setup.data.test?.count ?? 0)); "
+      + "batch \(batch), \(optimizer) lr \(lr), seed \(seed), \(threads) threads"
+      + (trainer.epochsDone > 0 ? "; resuming after epoch \(trainer.epochsDone)" : ""))
+    fflush(nil)
+    do {
+      try trainer.run(output: output) { event in progress.show(event, output: output) }
+    } catch {
+      progress.finishLine()
+      throw error
+    }
+    print("wrote \(output), \(Trainer.curvesPath(output)), \(Trainer.historyPath(output)) and \(Trainer.statePath(output))")
+  }
+}
+
+/// Everything `train` needs before the loop: the model to store, the data, the backend.
+struct TrainingSetup {
+  var model: ModelContents
+  var data: TrainingData
+  var backend: any TrainingBackend
+  var notes: [String] = []
+
+  init(options: SpecOptions, data dataPath: String, cache: String?, batch: Int, seed: UInt64, threads: Int) throws {
+    // The graph to train and store: a compiled spec, or a loaded model (--bind then sizes its
+    // symbols for the run only).
+    var graph: Graph
+    var weights: [String: Tensor] = [:]
+    var runBindings: [String: Int] = [:]
+    var provenance = Provenance()
+    if isModelFile(options.spec) {
+      let model = try ModelFile.load(options.spec, checkingWeights: true)
+      graph = model.graph
+      provenance = model.provenance
+      for (i, p) in graph.parameters.enumerated() { weights[p.name] = model.weight(ofParameter: i) }
+      runBindings = options.bindingMap
+    } else {
+      let compiled = try compileSpec(options)
+      guard let g = compiled.result.graph else {
+        printDiagnostics(compiled.result.diagnostics, source: compiled.source)
+        throw ExitCode(1)
+      }
+      graph = g
+      provenance.bindings = options.bindingMap
+      provenance.weights = .initialized(seed: seed)
+    }
+    guard graph.inputs.count == 1, let inputID = graph.inputs.first else {
+      throw FileError(description: "\(options.spec): train supports models with one input; \(graph.name) has \(graph.inputs.count)")
+    }
+    guard let logits = graph.outputs.first else { throw FileError(description: "\(options.spec): the graph has no outputs") }
+    let inputType = graph[inputID].type
+
+    // The data; the example shape is checked against the input's where it is known already.
+    let perExample = inputType.shape.dropFirst().map { $0.substituting(runBindings).staticValue }
+    let expected = perExample.allSatisfy { $0 != nil } ? perExample.map { $0 ?? 0 } : nil
+    data = try TrainingData.open(dataPath, exampleShape: expected, recipe: graph.recipes.first { $0.input == graph[inputID].name },
+                                 cacheDirectory: cache, seed: seed)
+    notes = data.notes
+
+    // A class axis still symbolic is sized by the data (C = the number of classes).
+    if let classAxis = graph[logits.value].type.shape.last, classAxis.staticValue == nil,
+       classAxis.coefficient == 1, classAxis.symbols.count == 1 {
+      do {
+        graph = try graph.bound([classAxis.symbols[0]: data.classes.count])
+      } catch {
+        throw FileError(description: "\(options.spec): cannot size \(classAxis.symbols[0]) to \(data.classes.count) classes: \(error)")
+      }
+      provenance.bindings[classAxis.symbols[0]] = data.classes.count
+    }
+    if let classes = graph.labelCount, classes != data.classes.count {
+      throw FileError(description: "\(dataPath): has \(data.classes.count) classes (\(data.classes.joined(separator: ", "))) but \(graph.name) has \(classes) outputs")
+    }
+    if let first = inputType.shape.first, let fixed = first.substituting(runBindings).staticValue, fixed != batch {
+      throw FileError(description: "--batch \(batch): \(graph.name)'s input has a fixed batch of \(fixed)")
+    }
+    do {
+      let inferred = try graph.inferBindings(inputShapes: [graph[inputID].name: [batch] + data.train.exampleShape])
+      runBindings.merge(inferred) { given, _ in given }
+    } catch {
+      throw FileError(description: "\(dataPath): examples of shape \(data.train.exampleShape) do not fit \(graph.name)'s input \(inputType): \(error)")
+    }
+
+    if weights.isEmpty {
+      let values = try Initialization.weights(for: graph, seed: seed)
+      for (p, v) in zip(graph.parameters, values) { weights[p.name] = v }
+    }
+    model = ModelContents(graph: graph, weights: graph.parameters.map { weights[$0.name] ?? Tensor(zeros: $0.type.dtype, shape: []) },
+                          labels: data.classes, provenance: provenance)
+    // Differentiation unrolls LSTMs over the time axis, so the step is made from the graph
+    // with every symbol bound (the stored model keeps B and T symbolic).
+    let bound: Graph
+    do {
+      bound = try graph.bound(runBindings)
+    } catch {
+      throw FileError(description: "\(options.spec): cannot bind \(runBindings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")): \(error)")
+    }
+    let step = try TrainingStepGraph.make(from: bound, logits: logits.name)
+    backend = try ProgramBackend(step: step, model: graph, bindings: runBindings, batchSize: batch, weights: weights,
+                                 threads: threads)
+  }
+}
+
+/// Progress on standard error: a bar redrawn in place on a terminal, one line per epoch
+/// otherwise (standard output gets the epoch lines either way).
+final class ProgressPrinter {
+  let terminal: Bool
+  var open = false
+
+  init(terminal: Bool) { self.terminal = terminal }
+
+  func show(_ event: TrainingEvent, output: String) {
+    switch event {
+    case .step(let epoch, let epochs, let step, let steps, let loss, let accuracy, let rate, let eta):
+      guard terminal else {
+        // Plain lines: about ten per epoch.
+        if step == steps || step % max(1, steps / 10) == 0 {
+          FileHandle.standardError.write(Data(String(format: "epoch %d/%d step %d/%d loss %.4f acc %.1f%% %.0f ex/s ETA %@\n",
+                                                     epoch, epochs, step, steps, loss, accuracy * 100, rate,
+                                                     Self.duration(eta)).utf8))
+        }
+        return
+      }
+      let width = 24
+      let filled = steps > 0 ? width * step / steps : width
+      let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+      let line = String(format: "\repoch %d/%d %@ step %d/%d  loss %.4f  acc %.1f%%  %.0f ex/s  ETA %@ ",
+                        epoch, epochs, bar, step, steps, loss, accuracy * 100, rate, Self.duration(eta))
+      FileHandle.standardError.write(Data(line.utf8))
+      open = true
+    case .epoch(let r):
+      finishLine()
+      var line = String(format: "epoch %d: train loss %.4f acc %.2f%%", r.epoch, r.trainLoss, r.trainAccuracy * 100)
+      if let l = r.validationLoss, let a = r.validationAccuracy { line += String(format: ", val loss %.4f acc %.2f%%", l, a * 100) }
+      line += String(format: ", lr %.4g, %.1f s; checkpoint %@", r.learningRate, r.seconds, output)
+      print(line)
+    case .test(let loss, let accuracy):
+      finishLine()
+      print(String(format: "test: loss %.4f acc %.2f%%", loss, accuracy * 100))
+    case .note(let text):
+      finishLine()
+      FileHandle.standardError.write(Data("note: \(text)\n".utf8))
+    }
+    fflush(nil)
+  }
+
+  func finishLine() {
+    if open { FileHandle.standardError.write(Data("\n".utf8)) }
+    open = false
+  }
+
+  static func duration(_ seconds: Double) -> String {
+    guard seconds.isFinite else { return "?" }
+    let s = Int(seconds.rounded())
+    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+  }
+}

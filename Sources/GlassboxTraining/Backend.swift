@@ -1,0 +1,76 @@
+import GlassboxIR
+
+/// What one training step computed: the mean loss, the logits (for accuracy), a gradient per
+/// trainable parameter and the batch statistics of every batch norm.
+public struct StepResult: Sendable {
+  /// Mean cross-entropy over the batch.
+  public var loss: Double
+  /// `[B, C]` row-major.
+  public var logits: [Float]
+  /// Parameter name → gradient (same element count as the parameter).
+  public var gradients: [String: [Float]]
+  /// Output name → values, for the `batchNormUpdates` outputs (`batchMean`, `batchVar`).
+  public var statistics: [String: [Float]]
+
+  public init(loss: Double, logits: [Float], gradients: [String: [Float]], statistics: [String: [Float]] = [:]) {
+    self.loss = loss
+    self.logits = logits
+    self.gradients = gradients
+    self.statistics = statistics
+  }
+}
+
+/// A batch norm whose running statistics the trainer updates after each step: buffer names
+/// and the step's output names (biased batch variance over `count` values per channel).
+public struct BatchNormUpdate: Sendable, Equatable {
+  public var runningMean: String
+  public var runningVariance: String
+  public var batchesTracked: String
+  public var batchMean: String
+  public var batchVariance: String
+  /// Values per channel (N·H·W), for the unbiased correction n/(n − 1); nil when the
+  /// `batchVariance` output is unbiased already.
+  public var count: Int?
+
+  public init(runningMean: String, runningVariance: String, batchesTracked: String, batchMean: String,
+              batchVariance: String, count: Int?) {
+    self.runningMean = runningMean
+    self.runningVariance = runningVariance
+    self.batchesTracked = batchesTracked
+    self.batchMean = batchMean
+    self.batchVariance = batchVariance
+    self.count = count
+  }
+}
+
+/// A dropout mask the step needs as an input: Bernoulli(1 − p)/(1 − p) of `count` elements.
+public struct DropoutMask: Sendable, Equatable {
+  public var input: String
+  public var shape: [Int]
+  public var p: Double
+
+  public init(input: String, shape: [Int], p: Double) {
+    self.input = input
+    self.shape = shape
+    self.p = p
+  }
+}
+
+/// Computes training steps and predictions for a model at a fixed batch size; the trainer
+/// owns the weights and the optimizer. Implemented over a compiled `TrainingProgram`
+/// (`ProgramBackend`); tests substitute small hand-written models.
+public protocol TrainingBackend: AnyObject {
+  /// The batch size the programs are compiled for.
+  var batchSize: Int { get }
+  /// Dropout masks a step takes.
+  var dropoutMasks: [DropoutMask] { get }
+  /// Batch norms whose running statistics a step produces.
+  var batchNormUpdates: [BatchNormUpdate] { get }
+  /// One step in training mode on `weights` (every parameter and buffer by name).
+  func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor]) throws -> StepResult
+  /// Prepares `predict` for these weights (called once before evaluating a data set).
+  func beginEvaluation(weights: [String: Tensor]) throws
+  /// Inference-mode logits `[B, C]` of `batch` (dropout off, batch norm on running statistics)
+  /// with the weights of the last `beginEvaluation`.
+  func predict(_ batch: Batch) throws -> [Float]
+}

@@ -1,0 +1,268 @@
+import Foundation
+import GlassboxFormat
+import GlassboxIR
+import GlassboxMedia
+
+/// A problem with training data or settings; `description` names the file or folder first.
+public struct TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
+  public var description: String
+  public init(_ description: String) { self.description = description }
+  public init(file: String, _ message: String) { description = "\(file): \(message)" }
+}
+
+/// A subset of a data set with random access: examples as tensors of one shape (no batch axis)
+/// and class indices into `classes`.
+public protocol ExampleSource: AnyObject {
+  /// What the examples are read from (a folder), for messages.
+  var root: String { get }
+  /// Class names; label i is `classes[i]`.
+  var classes: [String] { get }
+  /// Number of examples.
+  var count: Int { get }
+  /// The shape of every example's tensor.
+  var exampleShape: [Int] { get }
+  /// Example `index`: its f32 elements (row-major, `exampleShape`) and its class. Errors name
+  /// the file.
+  func example(_ index: Int) throws -> (values: [Float], label: Int)
+}
+
+/// A mini-batch: inputs `[B, exampleShape…]` f32 and labels `i64[B]`; rows past `count` are
+/// zero padding (label 0) so a short last batch fits a program compiled for B.
+public struct Batch: Sendable {
+  public var inputs: Tensor
+  public var labels: Tensor
+  /// Real examples in the batch (the first `count` rows).
+  public var count: Int
+}
+
+extension ExampleSource {
+  /// The examples at `indices`, padded with zero rows to `size` (≥ `indices.count`).
+  public func batch(_ indices: some Collection<Int>, size: Int) throws -> Batch {
+    let per = exampleShape.reduce(1, *)
+    var values = [Float](repeating: 0, count: size * per)
+    var labels = [Int64](repeating: 0, count: size)
+    for (row, index) in indices.enumerated() {
+      let e = try example(index)
+      values.withUnsafeMutableBufferPointer { v in
+        e.values.withUnsafeBufferPointer { s in
+          if let base = s.baseAddress { (v.baseAddress! + row * per).update(from: base, count: per) }
+        }
+      }
+      labels[row] = Int64(e.label)
+    }
+    return Batch(inputs: Tensor(shape: [size] + exampleShape, f32: values),
+                 labels: Tensor(shape: [size], storage: .i64(labels)), count: indices.count)
+  }
+}
+
+/// `SPLIT/<class>/<example>.npy`: classes are the sub-folders, sorted by name (label = index),
+/// like torchvision's ImageFolder. Every file is read and checked when the folder is opened:
+/// f32 (or f64, converted) tensors of one shape; anything else is an error naming the file.
+public final class TensorFolder: ExampleSource {
+  public let root: String
+  public let classes: [String]
+  public let exampleShape: [Int]
+  /// The files, in class then name order.
+  public let files: [String]
+  private let labels: [Int]
+  private let values: [[Float]]
+
+  public var count: Int { files.count }
+
+  /// Opens `root`. `classes`, when given, fixes the class list (validation and test folders
+  /// must have the training set's classes); `exampleShape`, when given, is required of every
+  /// file.
+  public init(root: String, classes expected: [String]? = nil, exampleShape expectedShape: [Int]? = nil) throws {
+    self.root = root
+    let fm = FileManager.default
+    var isDirectory: ObjCBool = false
+    guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+      throw TrainingError(file: root, "no such data folder")
+    }
+    guard let entries = try? fm.contentsOfDirectory(atPath: root) else {
+      throw TrainingError(file: root, "cannot list the folder")
+    }
+    let found = entries.filter { name in
+      var sub: ObjCBool = false
+      return !name.hasPrefix(".") && fm.fileExists(atPath: (root as NSString).appendingPathComponent(name), isDirectory: &sub)
+        && sub.boolValue
+    }.sorted()
+    guard !found.isEmpty else {
+      throw TrainingError(file: root, "no classes: expected one folder per class holding .npy files (\(root)/<class>/<example>.npy)")
+    }
+    if let expected, expected != found {
+      let missing = expected.filter { !found.contains($0) }, extra = found.filter { !expected.contains($0) }
+      throw TrainingError(file: root, "classes differ from the training split's"
+        + (missing.isEmpty ? "" : "; missing: \(missing.joined(separator: ", "))")
+        + (extra.isEmpty ? "" : "; not in training: \(extra.joined(separator: ", "))"))
+    }
+    var files: [String] = [], labels: [Int] = [], values: [[Float]] = []
+    var shape = expectedShape
+    for (label, name) in found.enumerated() {
+      let dir = (root as NSString).appendingPathComponent(name)
+      let npys = ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".npy") && !$0.hasPrefix(".") }.sorted()
+      guard !npys.isEmpty else { throw TrainingError(file: dir, "empty class: no .npy files in this class folder") }
+      for file in npys {
+        let path = (dir as NSString).appendingPathComponent(file)
+        let tensor: Tensor
+        do {
+          tensor = try NPY.read(path)
+        } catch {
+          throw TrainingError(error.description)
+        }
+        let floats: [Float]
+        switch tensor.storage {
+        case .f32(let v): floats = v
+        case .f64(let v): floats = v.map(Float.init)
+        case .i64, .bool:
+          throw TrainingError(file: path, "holds \(tensor.dtype.rawValue) elements; examples must be f32 (or f64)")
+        }
+        if let shape, shape != tensor.shape {
+          throw TrainingError(file: path, "has shape \(tensor.shape) but the model's input needs \(shape) per example")
+        }
+        shape = tensor.shape
+        files.append(path)
+        labels.append(label)
+        values.append(floats)
+      }
+    }
+    self.classes = found
+    self.exampleShape = shape ?? []
+    self.files = files
+    self.labels = labels
+    self.values = values
+  }
+
+  public func example(_ index: Int) throws -> (values: [Float], label: Int) { (values[index], labels[index]) }
+}
+
+/// Examples held in memory (benchmarks, tests).
+public final class InMemoryExamples: ExampleSource {
+  public let root: String
+  public let classes: [String]
+  public let exampleShape: [Int]
+  let values: [[Float]]
+  let labels: [Int]
+
+  public var count: Int { values.count }
+
+  /// `values[i]` has `exampleShape`'s element count; `labels[i]` indexes `classes`.
+  public init(root: String, classes: [String], exampleShape: [Int], values: [[Float]], labels: [Int]) {
+    self.root = root
+    self.classes = classes
+    self.exampleShape = exampleShape
+    self.values = values
+    self.labels = labels
+  }
+
+  public func example(_ index: Int) throws -> (values: [Float], label: Int) { (values[index], labels[index]) }
+}
+
+/// Raw media (HMDB-51-like video folders, spoken-language audio folders) through the input's
+/// recipe and the feature cache: each example is extracted once and then read from the cache.
+public final class MediaExamples: ExampleSource {
+  public let root: String
+  public let classes: [String]
+  public let exampleShape: [Int]
+  private let dataSet: DataSet
+  private let extractor: FeatureExtractor
+  private let cache: FeatureCache?
+  private var memory: [Int: [Float]] = [:]
+
+  public var count: Int { dataSet.examples.count }
+
+  public init(dataSet: DataSet, recipe: InputRecipe, cache: FeatureCache?) throws {
+    self.dataSet = dataSet
+    root = dataSet.root
+    classes = dataSet.classes
+    do {
+      extractor = try FeatureExtractor(recipe)
+    } catch {
+      throw TrainingError(error.description)
+    }
+    exampleShape = extractor.exampleShape
+    self.cache = cache
+  }
+
+  public func example(_ index: Int) throws -> (values: [Float], label: Int) {
+    let file = dataSet.examples[index]
+    if let v = memory[index] { return (v, file.label) }
+    let tensor: Tensor
+    do {
+      tensor = try cache.map { try $0.features(file.path, extractor: extractor).tensor } ?? extractor.extract(file.path)
+    } catch {
+      throw TrainingError("\(error)")
+    }
+    let v = tensor.floats
+    memory[index] = v
+    return (v, file.label)
+  }
+}
+
+/// The three splits of a training data folder.
+public struct TrainingData {
+  public var train: any ExampleSource
+  public var validation: (any ExampleSource)?
+  public var test: (any ExampleSource)?
+  /// Notes about what was skipped while reading the layout (one per line, each naming a file).
+  public var notes: [String] = []
+
+  public var classes: [String] { train.classes }
+
+  public init(train: any ExampleSource, validation: (any ExampleSource)? = nil, test: (any ExampleSource)? = nil,
+              notes: [String] = []) {
+    self.train = train
+    self.validation = validation
+    self.test = test
+    self.notes = notes
+  }
+
+  /// Opens `root`:
+  /// - `root/{train,val,test}/<class>/<example>.npy` (val and test optional);
+  /// - otherwise raw media when `recipe` is given: HMDB-51 split files (split 1; train, test,
+  ///   and no validation), or a spoken-language folder (seeded 80/10/10 split).
+  ///
+  /// `exampleShape` is what the model's input needs per example; a mismatch is an error.
+  public static func open(_ root: String, exampleShape: [Int]?, recipe: InputRecipe?, cacheDirectory: String?,
+                          seed: UInt64) throws -> TrainingData {
+    let fm = FileManager.default
+    func sub(_ name: String) -> String { (root as NSString).appendingPathComponent(name) }
+    var isDirectory: ObjCBool = false
+    guard fm.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+      throw TrainingError(file: root, "no such data folder")
+    }
+    if fm.fileExists(atPath: sub("train")) {
+      let train = try TensorFolder(root: sub("train"), exampleShape: exampleShape)
+      let validation = try ["val", "validation"].map(sub).first(where: { fm.fileExists(atPath: $0) }).map {
+        try TensorFolder(root: $0, classes: train.classes, exampleShape: train.exampleShape)
+      }
+      let test = try fm.fileExists(atPath: sub("test"))
+        ? TensorFolder(root: sub("test"), classes: train.classes, exampleShape: train.exampleShape) : nil
+      return TrainingData(train: train, validation: validation, test: test)
+    }
+    guard let recipe else {
+      throw TrainingError(file: root, "expected \(root)/train/<class>/<example>.npy (and optional val/, test/); raw media need a model input with a recipe")
+    }
+    let cache = try cacheDirectory.map { dir in
+      do { return try FeatureCache(directory: dir) } catch { throw TrainingError("\(error)") }
+    }
+    do {
+      if HMDB51.splitsDirectory(root: root, split: 1) != nil {
+        let train = try HMDB51.load(root: root, split: 1, subset: .train)
+        let test = try HMDB51.load(root: root, split: 1, subset: .test)
+        return TrainingData(train: try MediaExamples(dataSet: train, recipe: recipe, cache: cache), validation: nil,
+                            test: try MediaExamples(dataSet: test, recipe: recipe, cache: cache),
+                            notes: (train.skipped + test.skipped).map(\.description))
+      }
+      let train = try SpokenLanguage.load(root: root, subset: .train, seed: seed)
+      let validation = try SpokenLanguage.load(root: root, subset: .validation, seed: seed)
+      let test = try SpokenLanguage.load(root: root, subset: .test, seed: seed)
+      return TrainingData(train: try MediaExamples(dataSet: train, recipe: recipe, cache: cache),
+                          validation: try MediaExamples(dataSet: validation, recipe: recipe, cache: cache),
+                          test: try MediaExamples(dataSet: test, recipe: recipe, cache: cache),
+                          notes: train.skipped.map(\.description))
+    } catch {
+      throw TrainingError("\(error)")
+    }
+  }
+}

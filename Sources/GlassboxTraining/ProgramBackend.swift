@@ -1,0 +1,117 @@
+import GlassboxIR
+import GlassboxPasses
+import GlassboxRuntime
+
+/// A training step as a graph: what `TrainingProgram` (GlassboxPasses) produces, in plain
+/// terms, so the trainer does not depend on how it was made.
+///
+/// The graph's inputs are the model's input, `target: i64[B]` and the dropout masks; its
+/// outputs include `loss: f32[]`, the model's logits, one gradient per trainable parameter and
+/// the batch statistics of every batch norm.
+public struct TrainingStepGraph: Sendable {
+  public var graph: Graph
+  /// Parameter name → output name of its gradient.
+  public var gradients: [(parameter: String, output: String)]
+  public var dropoutMasks: [(input: String, type: TensorType, p: Double)]
+  public var batchNormUpdates: [BatchNormUpdate]
+  /// The output holding the mean loss and the one holding the logits.
+  public var loss: String
+  public var logits: String
+  /// The input the class indices go to.
+  public var target: String
+
+  public init(graph: Graph, gradients: [(parameter: String, output: String)],
+              dropoutMasks: [(input: String, type: TensorType, p: Double)], batchNormUpdates: [BatchNormUpdate],
+              loss: String = "loss", logits: String, target: String = "target") {
+    self.graph = graph
+    self.gradients = gradients
+    self.dropoutMasks = dropoutMasks
+    self.batchNormUpdates = batchNormUpdates
+    self.loss = loss
+    self.logits = logits
+    self.target = target
+  }
+}
+
+/// The training backend over compiled programs: the training step graph and the model's
+/// inference graph, each bound to the batch size and lowered by the runtime. Parameters are
+/// copied into the step's arena before each step; the inference program is recompiled (with
+/// the inference passes, which fold batch norms into the weights) once per evaluation.
+public final class ProgramBackend: TrainingBackend {
+  public let batchSize: Int
+  public let dropoutMasks: [DropoutMask]
+  public let batchNormUpdates: [BatchNormUpdate]
+  let step: TrainingStepGraph
+  let trainProgram: Executable
+  let inferenceGraph: Graph
+  let input: String
+  let threads: Int
+  var inference: Executable?
+
+  /// Compiles `step` (its symbols bound by `bindings`, which must size every symbol, the
+  /// batch included) and keeps `model` (the forward graph) for evaluation.
+  public init(step: TrainingStepGraph, model: Graph, bindings: [String: Int], batchSize: Int, weights: [String: Tensor],
+              threads: Int) throws {
+    guard model.inputs.count == 1, let first = model.inputs.first else {
+      throw TrainingError("training supports models with one input; \(model.name) has \(model.inputs.count)")
+    }
+    input = model[first].name
+    self.batchSize = batchSize
+    self.step = step
+    self.threads = threads
+    let bound = try step.graph.bound(bindings)
+    var dropout: [DropoutMask] = []
+    for m in step.dropoutMasks {
+      guard let id = bound.inputs.first(where: { bound[$0].name == m.input }) else {
+        throw TrainingError("training step has no input '\(m.input)' for a dropout mask")
+      }
+      dropout.append(DropoutMask(input: m.input, shape: bound[id].type.shape.map { $0.staticValue ?? 0 }, p: m.p))
+    }
+    dropoutMasks = dropout
+    batchNormUpdates = step.batchNormUpdates
+    trainProgram = try Executable(graph: bound, parameters: weights, threads: threads)
+    inferenceGraph = try model.bound(bindings)
+  }
+
+  public func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor]) throws -> StepResult {
+    try trainProgram.setParameters(weights)
+    var inputs = masks
+    inputs[input] = batch.inputs
+    inputs[step.target] = batch.labels
+    let out = try trainProgram.run(inputs: inputs)
+    func values(_ name: String) throws -> [Float] {
+      guard let t = out[name] else { throw TrainingError("training step produced no output '\(name)'") }
+      return t.floats
+    }
+    var gradients: [String: [Float]] = [:]
+    for g in step.gradients { gradients[g.parameter] = try values(g.output) }
+    var statistics: [String: [Float]] = [:]
+    for u in step.batchNormUpdates {
+      statistics[u.batchMean] = try values(u.batchMean)
+      statistics[u.batchVariance] = try values(u.batchVariance)
+    }
+    return StepResult(loss: Double(try values(step.loss).first ?? .nan), logits: try values(step.logits),
+                      gradients: gradients, statistics: statistics)
+  }
+
+  /// Each kernel of the training program and its mean time over `runs` runs on the inputs of
+  /// the last step (for `bench --train --profile`).
+  public func profile(runs: Int) -> [(label: String, milliseconds: Double)] { trainProgram.profile(runs: runs) }
+
+  public func beginEvaluation(weights: [String: Tensor]) throws {
+    var forward = inferenceGraph
+    forward.taps = []
+    var module = Module(graph: forward, weights: weights)
+    Pipeline.run(Pipeline.inference, on: &module)
+    inference = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
+  }
+
+  public func predict(_ batch: Batch) throws -> [Float] {
+    guard let inference else { throw TrainingError("predict before beginEvaluation") }
+    let out = try inference.run(inputs: [input: batch.inputs])
+    guard let logits = out[inferenceGraph.outputs.first?.name ?? ""] else {
+      throw TrainingError("the model produced no logits output")
+    }
+    return logits.floats
+  }
+}

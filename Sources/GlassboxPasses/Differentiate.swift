@@ -57,6 +57,9 @@ public enum Differentiate {
     case full(ValueID)
     /// A gradient `piece` of `select(v, axis, index)` (index made non-negative).
     case selected(axis: Int, index: Int, piece: ValueID)
+    /// `dyᵀ·x` (`[K, B]·[B, N]`), the recurrent-weight gradient of one LSTM step: the steps'
+    /// products are summed as one GEMM over all steps stacked.
+    case weightProduct(dy: ValueID, x: ValueID)
   }
 
   struct State {
@@ -77,9 +80,11 @@ public enum Differentiate {
       builder.prefix = "grad.\(graph[v].name)"
       var fulls: [ValueID] = []
       var byAxis: [Int: [Int: ValueID]] = [:]
+      var products: [(dy: ValueID, x: ValueID)] = []
       for p in parts {
         switch p {
         case .full(let id): fulls.append(id)
+        case .weightProduct(let dy, let x): products.append((dy, x))
         case .selected(let axis, let index, let piece):
           if let existing = byAxis[axis, default: [:]][index] {
             byAxis[axis]![index] = try builder.binary(.add, existing, piece)
@@ -116,6 +121,22 @@ public enum Differentiate {
         }
         try flushGap(&builder)
         fulls.append(try builder.add(.concat, columns, ["axis": .int(axis)], tag: "steps")[0])
+      }
+      if !products.isEmpty {
+        let (dt, xt) = (graph[products[0].dy].type, graph[products[0].x].type)
+        let uniform = products.allSatisfy { graph[$0.dy].type == dt && graph[$0.x].type == xt } && dt.rank == 2 && xt.rank == 2
+        if products.count > 1 && uniform {
+          // [B, K] pieces → [B, steps, K]: one GEMM instead of one per step and a chain of adds.
+          func stack(_ values: [ValueID], _ t: TensorType, _ tag: String) throws -> ValueID {
+            let column = [t.shape[0], Dim(1), t.shape[1]]
+            let columns = try values.map { try builder.reshape($0, column) }
+            return try builder.add(.concat, columns, ["axis": .int(1)], tag: tag)[0]
+          }
+          let dys = try stack(products.map(\.dy), dt, "dy_steps"), xs = try stack(products.map(\.x), xt, "x_steps")
+          fulls.append(try builder.add(.linearBackwardWeight, [dys, xs], tag: "steps")[0])
+        } else {
+          for p in products { fulls.append(try builder.add(.linearBackwardWeight, [p.dy, p.x], tag: "step")[0]) }
+        }
       }
       var sum = fulls.first
       for f in fulls.dropFirst() { sum = try builder.binary(.add, sum!, f) }
@@ -156,12 +177,19 @@ public enum Differentiate {
             return
           }
         }
+        // An LSTM step's recurrent-weight gradient is deferred (summed over steps in one GEMM).
+        let deferWeight = node.op == .lstmCell && want[3]
+        var asked = want
+        if deferWeight { asked[0] = true; asked[3] = false }
         let grads: [ValueID?]
-        do { grads = try node.op.gradients(of: node, dys: dys, want: want, into: &builder) } catch {
+        do { grads = try node.op.gradients(of: node, dys: dys, want: asked, into: &builder) } catch {
           throw Diagnostic("differentiate: \(error.message) (at '\(resultName)')", at: node.location)
         }
-        for (operand, grad) in zip(node.operands, grads) {
+        for (i, (operand, grad)) in zip(node.operands, grads).enumerated() where want[i] {
           if let grad { contributions[operand.index, default: []].append(.full(grad)) }
+        }
+        if deferWeight, let dGates = grads[0] {
+          contributions[node.operands[3].index, default: []].append(.weightProduct(dy: dGates, x: node.operands[1]))
         }
       }
     }

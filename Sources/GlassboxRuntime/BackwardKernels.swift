@@ -146,9 +146,24 @@ struct CrossEntropyBackward: Kernel {
 
 // MARK: - Convolution, pooling and batch-norm backwards
 
-/// The weight gradient of a convolution: per image and group,
-/// `dW_g[Cout/g, Cin/g·kh·kw] += dy_g[Cout/g, OH·OW] · colsᵀ` with `cols` the image's im2col
-/// columns in scratch — one GEMM per image and group, accumulating into `dw`.
+/// `dy` of `count` images from `first`, group `g`: `[og, count·spatial]` with images side by
+/// side — staged into `buffer` when there are several, read in place when one.
+@inline(__always)
+func stagedGradient(_ a: UnsafeMutablePointer<Float>, dy: Int, first: Int, count: Int, g: Int, og: Int, cout: Int,
+                    spatial: Int, buffer: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+  if count == 1 { return a + dy + (first * cout + g * og) * spatial }
+  let columns = count * spatial
+  for i in 0..<count {
+    for r in 0..<og {
+      (buffer + r * columns + i * spatial).update(from: a + dy + ((first + i) * cout + g * og + r) * spatial, count: spatial)
+    }
+  }
+  return buffer
+}
+
+/// The weight gradient of a convolution: images taken `Conv2d.chunk` at a time (small feature
+/// maps still make one wide GEMM), per group `dW_g[Cout/g, Cin/g·kh·kw] += dy_g · colsᵀ` with
+/// `cols` the images' im2col columns side by side in scratch, then the staged `dy_g` after them.
 struct Conv2dBackwardWeight: Kernel {
   var label: String
   /// The forward convolution's geometry (its offsets unused but `scratch`).
@@ -158,21 +173,28 @@ struct Conv2dBackwardWeight: Kernel {
   func run(_ a: UnsafeMutablePointer<Float>) {
     let c = geometry
     let cg = c.cin / c.groups, og = c.cout / c.groups, k = cg * c.kh * c.kw, spatial = c.oh * c.ow
+    let chunk = Conv2d.chunk(images: c.n, spatial: spatial)
     (a + dw).update(repeating: 0, count: c.cout * k)
-    let cols = a + c.scratch
-    for image in 0..<c.n {
+    let cols = a + c.scratch, buffer = cols + k * chunk * spatial
+    var first = 0
+    while first < c.n {
+      let count = Swift.min(chunk, c.n - first), columns = count * spatial
       for g in 0..<c.groups {
-        c.im2col(a + x + (image * c.cin + g * cg) * c.h * c.w, cols, channels: cg, rowStride: spatial)
-        BLAS.sgemm(transB: true, m: og, n: k, k: spatial, a: a + dy + (image * c.cout + g * og) * spatial, lda: spatial,
-                   b: cols, ldb: spatial, beta: 1, c: a + dw + g * og * k, ldc: k)
+        for i in 0..<count {
+          c.im2col(a + x + ((first + i) * c.cin + g * cg) * c.h * c.w, cols + i * spatial, channels: cg, rowStride: columns)
+        }
+        let d = stagedGradient(a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial, buffer: buffer)
+        BLAS.sgemm(transB: true, m: og, n: k, k: columns, a: d, lda: columns, b: cols, ldb: columns, beta: 1,
+                   c: a + dw + g * og * k, ldc: k)
       }
+      first += count
     }
   }
 }
 
-/// The input gradient of a convolution: per image and group, `cols = W_gᵀ · dy_g` (one GEMM
-/// into scratch), then col2im adds each column entry back at the input element it was read
-/// from.
+/// The input gradient of a convolution: per chunk of images and group, `cols = W_gᵀ · dy_g`
+/// (one GEMM into scratch), then col2im adds each column entry back at the input element it
+/// was read from.
 struct Conv2dBackwardInput: Kernel {
   var label: String
   var geometry: Conv2d
@@ -181,25 +203,32 @@ struct Conv2dBackwardInput: Kernel {
   func run(_ a: UnsafeMutablePointer<Float>) {
     let c = geometry
     let cg = c.cin / c.groups, og = c.cout / c.groups, k = cg * c.kh * c.kw, spatial = c.oh * c.ow
+    let chunk = Conv2d.chunk(images: c.n, spatial: spatial)
     (a + dx).update(repeating: 0, count: c.n * c.cin * c.h * c.w)
-    let cols = a + c.scratch
-    for image in 0..<c.n {
+    let cols = a + c.scratch, buffer = cols + k * chunk * spatial
+    var first = 0
+    while first < c.n {
+      let count = Swift.min(chunk, c.n - first), columns = count * spatial
       for g in 0..<c.groups {
-        BLAS.sgemm(transA: true, m: k, n: spatial, k: og, a: a + weight + g * og * k, lda: k,
-                   b: a + dy + (image * c.cout + g * og) * spatial, ldb: spatial, c: cols, ldc: spatial)
-        col2im(cols, a + dx + (image * c.cin + g * cg) * c.h * c.w, channels: cg)
+        let d = stagedGradient(a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial, buffer: buffer)
+        BLAS.sgemm(transA: true, m: k, n: columns, k: og, a: a + weight + g * og * k, lda: k, b: d, ldb: columns,
+                   c: cols, ldc: columns)
+        for i in 0..<count {
+          col2im(cols + i * spatial, a + dx + ((first + i) * c.cin + g * cg) * c.h * c.w, channels: cg, rowStride: columns)
+        }
       }
+      first += count
     }
   }
 
   /// `x[c, oy·s − p + ky·d, ox·s − p + kx·d] += cols[(c·kh + ky)·kw + kx, oy·OW + ox]` inside
-  /// the image: the adjoint of `Conv2d.im2col`.
-  func col2im(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, channels: Int) {
+  /// the image: the adjoint of `Conv2d.im2col` (rows `rowStride` apart).
+  func col2im(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, channels: Int, rowStride: Int) {
     let c = geometry
     for ch in 0..<channels {
       for ky in 0..<c.kh {
         for kx in 0..<c.kw {
-          let row = cols + ((ch * c.kh + ky) * c.kw + kx) * c.oh * c.ow
+          let row = cols + ((ch * c.kh + ky) * c.kw + kx) * rowStride
           let x0 = kx * c.dilation.1 - c.padding.1
           let sx = c.stride.1
           let lo = x0 >= 0 ? 0 : Swift.min(c.ow, (-x0 + sx - 1) / sx)

@@ -39,7 +39,9 @@ enum Lowering {
     case .conv2dBackwardInput, .conv2dBackwardWeight:
       let dy = shape(g, node.operands[0])
       let w = node.op == .conv2dBackwardInput ? shape(g, node.operands[1]) : shape(g, node.results[0])
-      return w[1] * w[2] * w[3] * dy[2] * dy[3]
+      let groups = node.attributes.int("groups", default: 1), spatial = dy[2] * dy[3]
+      let chunk = Conv2d.chunk(images: dy[0], spatial: spatial)
+      return (w[1] * w[2] * w[3] + w[0] / groups) * chunk * spatial
     }
   }
 

@@ -280,6 +280,11 @@ struct GradientTests {
     // The reverse direction, read only at the last step, projects (and differentiates) that step alone.
     let lastStep = t.nodes.filter { $0.op == .linearBackwardWeight && t[$0.operands[1]].name.hasSuffix(".input5_reverse") }
     #expect(lastStep.count == 1)
+    // The recurrent weight of the forward direction: the six steps' products as one GEMM.
+    let hhGEMMs = t.nodes.filter { $0.op == .linearBackwardWeight && t[$0.operands[1]].type.shape == [2, 6, 5] }
+    #expect(hhGEMMs.count == 1)
+    // In all: W_ih ×2, W_hh ×2 (the reverse direction's single step alone), the classifier.
+    #expect(t.nodes.filter { $0.op == .linearBackwardWeight }.count == 5)
     // The forward direction runs 6 steps; the reverse, read only at the last step, one.
     #expect(t.nodes.filter { $0.op == .lstmCellBackward }.count == 7)
     #expect(t.nodes.filter { $0.op == .lstmCell }.count == 7)

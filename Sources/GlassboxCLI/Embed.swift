@@ -127,10 +127,6 @@ struct TapFeatures {
   /// inference) and the padding dropped.
   static func collect(graph: Graph, model: ModelFile?, seed: UInt64, data: String, split: String, tap: String,
                       batch: Int, limit: Int, cache: String?, threads: Int) throws -> TapFeatures {
-    guard graph.inputs.count == 1, let inputID = graph.inputs.first else {
-      throw ValidationError("\(graph.name): embed needs a graph with one input; it has \(graph.inputs.count)")
-    }
-    let inputName = graph[inputID].name
     guard let t = graph.taps.first(where: { $0.name == tap }) else {
       let usable = graph.taps.filter { [.activation, .attention, .hidden].contains($0.kind) }.map(\.name)
       throw ValidationError("\(graph.name) has no tap '\(tap)'; taps it can embed: \(usable.isEmpty ? "none" : usable.joined(separator: ", "))")
@@ -139,10 +135,54 @@ struct TapFeatures {
       throw ValidationError("tap '\(tap)' is a \(t.kind.rawValue) tap; embed reads activation, attention and hidden taps")
     }
 
+    var rows: [[Double]] = [], labels: [Int] = [], files: [String] = []
+    let examples = try BatchedInference.run(graph: graph, model: model, seed: seed, data: data, split: split, batch: batch,
+                                            limit: limit, cache: cache, threads: threads, keepTaps: true) { out, pending in
+      guard let tapped = out[tap] else { throw ValidationError("the compiled program did not produce tap '\(tap)'") }
+      let v = tapped.floats
+      let shape = tapped.shape
+      let rowSize = shape.dropFirst().reduce(1, *)
+      for (b, e) in pending.enumerated() {
+        let slice = v[(b * rowSize)..<((b + 1) * rowSize)]
+        var row: [Double]
+        if shape.count == 3 {
+          let (steps, width) = (shape[1], shape[2])
+          row = [Double](repeating: 0, count: width)
+          for s in 0..<steps { for h in 0..<width { row[h] += Double(slice[slice.startIndex + s * width + h]) } }
+          for h in 0..<width { row[h] /= Double(max(steps, 1)) }
+        } else {
+          row = slice.map(Double.init)
+        }
+        rows.append(row)
+        labels.append(e.label)
+        files.append(e.file)
+      }
+    }
+    guard !rows.isEmpty else { throw ValidationError("\(data): no examples in split '\(split)'") }
+    return TapFeatures(points: try Points(rows: rows), labels: labels, files: files, classes: examples.classes,
+                       skipped: examples.skipped)
+  }
+}
+
+/// A model's inference program run over one split of a data set, a batch at a time.
+enum BatchedInference {
+  /// Compiles `graph` (weights from `model`, else seeded initialisation) for batches of
+  /// `batch` examples of the first example's shape, and calls `body` with each batch's outputs
+  /// (by name; `[batch, …]`) and the examples in it — the first `examples.count` rows; the last
+  /// batch is padded with zeros (examples are independent in inference). `keepTaps: false`
+  /// drops the graph's taps so the program computes the outputs only. Returns the source (its
+  /// classes and what it skipped).
+  @discardableResult
+  static func run(graph: Graph, model: ModelFile?, seed: UInt64, data: String, split: String, batch: Int, limit: Int,
+                  cache: String?, threads: Int, keepTaps: Bool,
+                  _ body: (_ outputs: [String: Tensor], _ examples: [ExampleSource.Example]) throws -> Void) throws -> ExampleSource {
+    guard graph.inputs.count == 1, let inputID = graph.inputs.first else {
+      throw ValidationError("\(graph.name): needs a graph with one input; it has \(graph.inputs.count)")
+    }
+    let inputName = graph[inputID].name
     let examples = try ExampleSource.open(data: data, split: split, graph: graph, input: inputName, cache: cache, limit: limit)
     var program: Executable?
     var exampleShape: [Int] = []
-    var rows: [[Double]] = [], labels: [Int] = [], files: [String] = []
     var pending: [ExampleSource.Example] = []
 
     func flush() throws {
@@ -150,7 +190,8 @@ struct TapFeatures {
       if program == nil {
         exampleShape = pending[0].tensor.shape
         let found = try graph.inferBindings(inputShapes: [inputName: [batch] + exampleShape])
-        let bound = try graph.bound(found)
+        var bound = try graph.bound(found)
+        if !keepTaps { bound.taps = [] }
         let parameters: [String: Tensor]
         if let model {
           parameters = Dictionary(uniqueKeysWithValues: bound.parameters.indices.map { (bound.parameters[$0].name, model.weight(ofParameter: $0)) })
@@ -171,26 +212,7 @@ struct TapFeatures {
         let f = e.tensor.floats
         for k in 0..<per { values[b * per + k] = f[k] }
       }
-      let out = try program.run(inputs: [inputName: Tensor(shape: [batch] + exampleShape, f32: values)])
-      guard let tapped = out[tap] else { throw ValidationError("the compiled program did not produce tap '\(tap)'") }
-      let v = tapped.floats
-      let shape = tapped.shape
-      let rowSize = shape.dropFirst().reduce(1, *)
-      for (b, e) in pending.enumerated() {
-        let slice = v[(b * rowSize)..<((b + 1) * rowSize)]
-        var row: [Double]
-        if shape.count == 3 {
-          let (steps, width) = (shape[1], shape[2])
-          row = [Double](repeating: 0, count: width)
-          for s in 0..<steps { for h in 0..<width { row[h] += Double(slice[slice.startIndex + s * width + h]) } }
-          for h in 0..<width { row[h] /= Double(max(steps, 1)) }
-        } else {
-          row = slice.map(Double.init)
-        }
-        rows.append(row)
-        labels.append(e.label)
-        files.append(e.file)
-      }
+      try body(try program.run(inputs: [inputName: Tensor(shape: [batch] + exampleShape, f32: values)]), pending)
       pending.removeAll()
     }
 
@@ -199,9 +221,7 @@ struct TapFeatures {
       if pending.count == batch { try flush() }
     }
     try flush()
-    guard !rows.isEmpty else { throw ValidationError("\(data): no examples in split '\(split)'") }
-    return TapFeatures(points: try Points(rows: rows), labels: labels, files: files, classes: examples.classes,
-                       skipped: examples.skipped)
+    return examples
   }
 }
 

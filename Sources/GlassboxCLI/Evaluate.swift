@@ -9,15 +9,17 @@ import GlassboxRuntime
 
 /// `glassbox evaluate MODEL TAP --data DIR`: measures an explanation instead of trusting it —
 /// deletion and insertion curves, attention faithfulness, the model-randomisation sanity check,
-/// localisation on boxes and attention mass in speech.
+/// localisation on boxes and attention mass in speech. Without TAP it measures the classifier:
+/// accuracy, mean cross-entropy and the confusion matrix of the split (and `--predictions`
+/// writes every example's prediction).
 struct Evaluate: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Measure a tap's explanations on a data set: deletion/insertion, faithfulness, sanity, localisation.")
+    abstract: "Measure a classifier (accuracy, cross-entropy, confusion) or a tap's explanations on a data set.")
 
   @OptionGroup var options: SpecOptions
 
-  @Argument(help: "The tap to evaluate.")
-  var tap: String
+  @Argument(help: "The tap to evaluate; without one, the classifier's accuracy, cross-entropy and confusion matrix.")
+  var tap: String?
 
   @Option(help: ArgumentHelp("A data set folder (HMDB-51 layout for video, a folder per language for audio).", valueName: "DIR"))
   var data: String
@@ -49,13 +51,56 @@ struct Evaluate: ParsableCommand {
   @Flag(help: "Print JSON instead of a table.")
   var json = false
 
+  @Option(help: "Examples per forward when measuring the classifier.")
+  var batch = 8
+
+  @Option(help: ArgumentHelp("Feature cache for raw media (classifier measures).", valueName: "DIR"))
+  var cache: String?
+
+  @Option(help: ArgumentHelp("Write each example's prediction as JSON (classifier measures).", valueName: "FILE.json"))
+  var predictions: String?
+
   func run() throws {
+    if tap == nil {
+      let c = try classify()
+      if let predictions { try writeText(c.predictionsJSON.text + "\n", to: predictions) }
+      print(json ? c.summaryJSON.text : c.table)
+      return
+    }
     let report = try measure()
     print(json ? JSON.object(report).text : Self.table(report))
   }
 
+  /// The classifier's predictions over the split.
+  func classify() throws -> Classification {
+    guard batch >= 1, threads >= 1 else { throw CommandError("--batch and --threads must be at least 1") }
+    let loaded = try loadGraph(options, checkingWeights: true)
+    guard let graph = loaded.result.graph else {
+      printDiagnostics(loaded.result.diagnostics, source: loaded.source)
+      throw ExitCode(1)
+    }
+    guard let logits = graph.outputs.first?.name else { throw CommandError("\(options.spec): the graph has no outputs") }
+    var result = Classification(classes: [], split: split)
+    let source = try BatchedInference.run(graph: graph, model: loaded.model, seed: seed, data: data, split: split, batch: batch,
+                                          limit: limit ?? Int.max, cache: cache, threads: threads, keepTaps: false) { out, examples in
+      guard let t = out[logits] else { throw CommandError("the compiled program did not produce '\(logits)'") }
+      let classes = t.count / batch, values = t.floats
+      for (b, e) in examples.enumerated() {
+        result.add(file: e.file, label: e.label, logits: Array(values[(b * classes)..<((b + 1) * classes)]))
+      }
+    }
+    result.classes = loaded.model?.labels.isEmpty == false ? (loaded.model?.labels ?? []) : source.classes
+    for note in source.skipped { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+    guard !result.examples.isEmpty else { throw CommandError("\(data): no \(split) examples") }
+    if let width = result.examples.first?.probabilities.count, width != result.classes.count {
+      throw CommandError("\(data): has \(result.classes.count) classes but \(graph.name) has \(width) outputs")
+    }
+    return result
+  }
+
   /// Every measure that applies to the tap and data, as the report's key–value pairs.
   func measure() throws -> [(String, JSON)] {
+    guard let tap else { throw CommandError("give the tap to evaluate") }
     guard steps >= 1, permutations >= 0, threads >= 1 else { throw CommandError("--steps and --threads must be at least 1") }
     let loaded = try loadGraph(options, checkingWeights: true)
     guard let graph = loaded.result.graph else {
@@ -385,5 +430,69 @@ struct TapRunner {
     }
     guard let (program, lowered) = programs[key] else { throw CommandError("tap \(tap): could not compile") }
     return (try program.run(inputs: [inputName: x]), lowered, k)
+  }
+}
+
+/// A classifier's predictions over a split: accuracy, mean cross-entropy and the confusion
+/// matrix `confusion[true][predicted]`.
+struct Classification {
+  struct Example {
+    var file: String
+    var label: Int
+    var predicted: Int
+    var probabilities: [Double]
+  }
+
+  var classes: [String]
+  var split: String
+  var examples: [Example] = []
+
+  mutating func add(file: String, label: Int, logits: [Float]) {
+    let p = Metrics.softmax(logits.map(Double.init))
+    examples.append(Example(file: file, label: label, predicted: p.indices.max { p[$0] < p[$1] } ?? 0, probabilities: p))
+  }
+
+  var accuracy: Double { Double(examples.filter { $0.predicted == $0.label }.count) / Double(max(examples.count, 1)) }
+
+  /// Mean of −log p(label), with p floored at 1e-12 so one certain mistake stays finite.
+  var crossEntropy: Double {
+    examples.reduce(0.0) { $0 - Foundation.log(max($1.label < $1.probabilities.count ? $1.probabilities[$1.label] : 0, 1e-12)) }
+      / Double(max(examples.count, 1))
+  }
+
+  var confusion: [[Int]] {
+    let n = max(classes.count, (examples.map { max($0.label, $0.predicted) }.max() ?? -1) + 1)
+    var m = [[Int]](repeating: [Int](repeating: 0, count: n), count: n)
+    for e in examples { m[e.label][e.predicted] += 1 }
+    return m
+  }
+
+  var summaryJSON: JSON {
+    .object([("split", .string(split)), ("examples", .int(examples.count)), ("accuracy", .number(accuracy)),
+             ("cross_entropy", .number(crossEntropy)), ("classes", .array(classes.map { .string($0) })),
+             ("confusion", .array(confusion.map { .array($0.map { .int($0) }) }))])
+  }
+
+  var predictionsJSON: JSON {
+    .object([("classes", .array(classes.map { .string($0) })),
+             ("examples", .array(examples.map { e in
+               .object([("file", .string(e.file)), ("label", .int(e.label)), ("predicted", .int(e.predicted)),
+                        ("probabilities", .array(e.probabilities.map { .number($0) }))])
+             }))])
+  }
+
+  /// Accuracy and cross-entropy, then the confusion matrix with class names.
+  var table: String {
+    var lines = [Evaluate.row("examples (\(split))", String(examples.count)),
+                 Evaluate.row("accuracy", String(format: "%.4f", accuracy)),
+                 Evaluate.row("cross_entropy", String(format: "%.4f", crossEntropy)),
+                 "confusion (rows: true class, columns: predicted)"]
+    let m = confusion
+    let names = (0..<m.count).map { $0 < classes.count ? classes[$0] : String($0) }
+    let width = max(6, (names.map(\.count).max() ?? 0) + 1)
+    func pad(_ s: String) -> String { s.count >= width ? s : String(repeating: " ", count: width - s.count) + s }
+    lines.append(pad("") + names.map { pad(String($0.prefix(width - 1))) }.joined())
+    for (i, row) in m.enumerated() { lines.append(pad(String(names[i].prefix(width - 1))) + row.map { pad(String($0)) }.joined()) }
+    return lines.joined(separator: "\n")
   }
 }

@@ -53,7 +53,9 @@ struct Run: ParsableCommand {
       if item.path.hasSuffix(".npy") {
         tensors[item.name] = try NPY.read(item.path)
       } else if let recipe = graph.recipes.first(where: { $0.input == item.name }) {
-        tensors[item.name] = try FeatureExtractor(recipe).extract(item.path)
+        // A recipe makes one example; the input's leading batch axis is then 1.
+        let t = try FeatureExtractor(recipe).extract(item.path)
+        tensors[item.name] = t.shape.count == graph[id].type.rank - 1 ? Tensor(shape: [1] + t.shape, storage: t.storage) : t
       } else {
         throw ValidationError("\(item.path): input '\(graph[id].name)' has no recipe for media files; give a .npy")
       }

@@ -100,7 +100,7 @@ struct StudyPlan {
   /// Languages spoken (espeak-ng codes): the seed study's five.
   var languages = "hi,ta,te,bn,mr"
   var speechClips: Int { quick ? 24 : 120 }
-  var actionClips: Int { quick ? 12 : 40 }
+  var actionClips: Int { quick ? 12 : 24 }
   var actionSize: String { quick ? "160x120" : "160x120" }
   var actionFrames: Int { quick ? 48 : 48 }
 }
@@ -296,7 +296,7 @@ struct PendingModelSteps: StudyModelSteps {
 /// The stage list.
 enum StudyStages {
   /// The model steps this build uses: the one place where train/evaluate/tap plug in.
-  static let steps: any StudyModelSteps = PendingModelSteps()
+  static let steps: any StudyModelSteps = CommandModelSteps()
 
   static func all(context: StudyContext, models: [StudyPlan.Model], steps: any StudyModelSteps) throws -> [StudyStage] {
     var stages: [StudyStage] = []

@@ -80,4 +80,27 @@ struct StudyCommandTests {
       try FeaturesCommandTests.glassbox(["study", "--quick", "-o", "/tmp/x", "--only", "lenet"])
     } throws: { Glassbox.message(for: $0).hasPrefix("unknown study model 'lenet'; the study models are bilstm, ") }
   }
+
+  /// Every command line the study records parses as the command it names, for every model of
+  /// both runs (so a renamed flag fails here, not an hour into a study).
+  @Test func recordedCommandsParse() throws {
+    for quick in [true, false] {
+      let context = StudyContext(directory: "/tmp/s", dataRoot: "/tmp/s/data", tools: Self.tools, plan: StudyPlan(quick: quick, seed: 0),
+                                 threads: 2, givenModels: [:])
+      for model in StudyPlan.models {
+        let steps = CommandModelSteps()
+        let train = Array(steps.arguments(.train, model: model, context: context).dropFirst())
+        let t = try Train.parse(train)
+        #expect(t.epochs == context.plan.training(model).epochs)
+        #expect(t.options.spec.hasSuffix("graphs/\(model.name).graph"))
+        let e = try Evaluate.parse(Array(steps.arguments(.evaluate, model: model, context: context).dropFirst()))
+        #expect(e.tap == nil)
+        let x = try Evaluate.parse(Array(steps.arguments(.explain, model: model, context: context).dropFirst()))
+        #expect(x.tap == StudyPlan.explanationTap(model))
+        if model.dataset == "actions" { #expect(train.contains("C=8")) }
+      }
+    }
+  }
+
+  static var tools: String { FeaturesCommandTests.path("tools") }
 }

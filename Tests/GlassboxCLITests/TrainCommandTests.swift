@@ -136,4 +136,39 @@ struct TrainCommandTests {
       #expect(accuracy >= 0.9, "validation accuracy \(accuracy)")
     }
   }
+
+  /// `evaluate MODEL --data` (no tap): the classifier's accuracy and cross-entropy over the test
+  /// split agree with what training measured there through its own backend, and the confusion
+  /// matrix counts every example once.
+  @Test func evaluateWithoutATapMeasuresTheClassifier() throws {
+    try FeaturesCommandTests.withTemporaryDirectory { url in
+      let dir = url.path
+      let spec = dir + "/tiny.graph"
+      try Self.tinySpec.write(toFile: spec, atomically: true, encoding: .utf8)
+      try Self.writeData(dir + "/data", classes: 3, shape: [4, 6], band: 2, perClass: ["train": 6, "test": 5])
+      try Self.glassbox(["train", spec, "--bind", "C=3", "--data", dir + "/data", "--batch", "4", "--epochs", "3",
+                         "--optimizer", "adam", "--lr", "0.02", "-o", dir + "/tiny.model"])
+      let model = try ModelFile.load(dir + "/tiny.model")
+      let metrics = model.provenance.training?.metrics ?? []
+      let trainedAccuracy = try #require(metrics.first { $0.name == "test_accuracy" }?.value)
+      let trainedLoss = try #require(metrics.first { $0.name == "test_loss" }?.value)
+
+      let command = try Evaluate.parse([dir + "/tiny.model", "--data", dir + "/data", "--split", "test", "--batch", "4",
+                                        "--predictions", dir + "/predictions.json"])
+      let c = try command.classify()
+      #expect(c.examples.count == 15)
+      #expect(c.classes == ["class0", "class1", "class2"])
+      #expect(abs(c.accuracy - trainedAccuracy) < 1e-9, "evaluate \(c.accuracy), training \(trainedAccuracy)")
+      #expect(abs(c.crossEntropy - trainedLoss) < 1e-4 * max(1, trainedLoss), "evaluate \(c.crossEntropy), training \(trainedLoss)")
+      let m = c.confusion
+      #expect(m.map { $0.reduce(0, +) } == [5, 5, 5])
+      #expect(abs(Double((0..<3).map { m[$0][$0] }.reduce(0, +)) / 15 - c.accuracy) < 1e-12)
+
+      // The predictions file reads back as the same classification.
+      try command.run()
+      let back = try CommandModelSteps.readPredictions(dir + "/predictions.json")
+      #expect(back.examples.map(\.predicted) == c.examples.map(\.predicted))
+      #expect(back.examples.map(\.file) == c.examples.map(\.file))
+    }
+  }
 }

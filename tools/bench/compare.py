@@ -38,6 +38,10 @@ TRAIN_CASES = [
 # work (frames as the batch, backward through every parameter) and a hand-pruned PyTorch version.
 GRADCAM_CASES = [("resnet18_lstm", {"B": 1, "T": 16, "C": 51}, "gradcam")]
 
+# Attention taps (no backward): what reading the weights out adds to a forward.
+ATTENTION_CASES = [("bilstm_attention1d", {"B": 1, "C": 5}, "attention"), ("bilstm_attention2d", {"B": 1, "C": 5}, "attention"),
+                   ("bilstm_attention2d", {"B": 32, "C": 5}, "attention")]
+
 
 def run(cmd):
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -94,6 +98,24 @@ def main():
         shape = " ".join(f"{k}={v}" for k, v in bindings.items() if k in "BT")
         print(f"{name:22} {shape:14} {fwd:8.2f} {gb:8.2f} {gb / fwd:7.2f}x {full:8.2f} {pruned:8.2f} {full / gb:7.2f}x "
               f"{pruned / gb:7.2f}x", flush=True)
+
+    print(f"\n{'attention tap':22} {'shape':14} {'gb fwd':>8} {'gb+tap':>8} {'tap/fwd':>8}")
+    for name, bindings, tap in ATTENTION_CASES:
+        if a.only and a.only != name:
+            continue
+        binds = sum((["--bind", f"{k}={v}"] for k, v in bindings.items()), [])
+        spec = os.path.join(ROOT, "graphs", name + ".graph")
+        # Interleaved, best of each side's thread counts, so drift in the machine's speed
+        # lands on both.
+        fwd, gb = [], []
+        for t in (1, 2):
+            fwd.append(run([GLASSBOX, "bench", spec, *binds, "--threads", str(t), "--iterations", str(a.iterations), "--json"]))
+            gb.append(run([GLASSBOX, "bench", spec, *binds, "--tap", tap, "--threads", str(t), "--iterations", str(a.iterations),
+                           "--json"]))
+        f = min(r["medianMs"] for r in fwd)
+        g = min(r["medianMs"] for r in gb)
+        shape = " ".join(f"{k}={v}" for k, v in bindings.items() if k in "BT")
+        print(f"{name:22} {shape:14} {f:8.2f} {g:8.2f} {g / f:7.3f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,258 @@
+import ArgumentParser
+import Foundation
+import GlassboxAnalysis
+import GlassboxFormat
+import GlassboxIR
+import GlassboxTraining
+
+/// How the study trains one model: the `glassbox train` settings and the symbols bound for
+/// CPU time. Binding frames, frame size or nothing else keeps the model what the seed study
+/// describes (the same layers and widths); the `--quick` run binds smaller frames.
+struct StudyTraining: Equatable {
+  var epochs: Int
+  var batch: Int
+  var learningRate: Double
+  var optimizer = "adam"
+  var clip: Double? = 1
+  /// `--bind` values (`T=8`, `H=64`, …), in order.
+  var bindings: [String] = []
+
+  /// The `glassbox train` options, after the spec and before `--data`.
+  var arguments: [String] {
+    var a = bindings.flatMap { ["--bind", $0] }
+    a += ["--epochs", String(epochs), "--batch", String(batch), "--lr", String(learningRate), "--optimizer", optimizer,
+          "--schedule", "cosine"]
+    if let clip { a += ["--clip", String(clip)] }
+    return a
+  }
+}
+
+extension StudyPlan {
+  /// The training of `model` in this run. The speech models train in seconds per epoch; the
+  /// video models bind fewer and smaller frames than the recipe's 16 at 112×112 (VGG-19, four
+  /// times the work of ResNet-18 per pixel, smaller still), so both fit the run's time.
+  func training(_ model: Model) -> StudyTraining {
+    switch (model.name, quick) {
+    case ("resnet18_lstm", true): StudyTraining(epochs: 8, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=64", "W=64"])
+    case ("resnet18_lstm", false): StudyTraining(epochs: 10, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=112", "W=112"])
+    case ("vgg19_lstm", true): StudyTraining(epochs: 8, batch: 4, learningRate: 0.0003, bindings: ["T=8", "H=32", "W=32"])
+    case ("vgg19_lstm", false): StudyTraining(epochs: 8, batch: 4, learningRate: 0.0003, bindings: ["T=8", "H=64", "W=64"])
+    case (_, true): StudyTraining(epochs: 20, batch: 16, learningRate: 0.005)
+    default: StudyTraining(epochs: 30, batch: 16, learningRate: 0.003)
+    }
+  }
+
+  /// Examples the explanation metrics are measured on (per model); the sanity check
+  /// recompiles the model once per block, so it is kept small in `--quick`.
+  var explainedExamples: Int { quick ? 8 : 32 }
+
+  /// The tap a model is explained with in the figures and the metrics.
+  static func explanationTap(_ model: Model) -> String {
+    model.dataset == "actions" ? "gradcam" : model.name == "bilstm" ? "saliency" : "attention"
+  }
+}
+
+/// The study's model steps through the `train` and `evaluate` commands and the `tap` command,
+/// in process, with the command lines a person would type recorded beside each result.
+struct CommandModelSteps: StudyModelSteps {
+  func command(_ step: StudyModelStep, model: StudyPlan.Model, context: StudyContext) -> String? {
+    "glassbox " + arguments(step, model: model, context: context).joined(separator: " ")
+  }
+
+  /// The command line of `step` (without `glassbox`).
+  func arguments(_ step: StudyModelStep, model: StudyPlan.Model, context c: StudyContext) -> [String] {
+    let file = c.modelFile(model.name)
+    switch step {
+    case .train:
+      // The action specs default to HMDB-51's 51 classes; the generated set has its own count.
+      let classes = model.dataset == "actions" ? ["--bind", "C=\(c.actionClasses)"] : []
+      return ["train", (c.graphs as NSString).appendingPathComponent(model.name + ".graph")] + classes
+        + c.plan.training(model).arguments
+        + ["--data", c.data(for: model), "--cache", c.cache, "--seed", String(c.plan.seed), "--threads", String(c.threads),
+           "-o", file]
+    case .evaluate:
+      return ["evaluate", file, "--data", c.data(for: model), "--split", "test", "--cache", c.cache,
+              "--threads", String(c.threads), "--predictions", c.predictionsFile(model.name)]
+    case .explain:
+      return ["evaluate", file, StudyPlan.explanationTap(model), "--data", c.data(for: model), "--split", "test",
+              "--limit", String(c.plan.explainedExamples), "--seed", String(c.plan.seed), "--threads", String(c.threads),
+              "--json"]
+    }
+  }
+
+  func run(_ step: StudyModelStep, model: StudyPlan.Model, context c: StudyContext, record: inout StudyRecord) throws -> StageOutcome {
+    switch step {
+    case .train: return try train(model, c, &record)
+    case .evaluate: return try evaluate(model, c, &record)
+    case .explain: return try explain(model, c, &record)
+    }
+  }
+
+  func result(_ model: StudyPlan.Model, _ record: StudyRecord) -> StudyRecord.ModelResult {
+    record.models.first { $0.name == model.name } ?? StudyRecord.ModelResult(name: model.name, dataset: model.dataset)
+  }
+
+  /// `glassbox train` into DIR/NAME/NAME.model; continues an interrupted run from its
+  /// checkpoint (the checkpoint's epoch count is the one the stage asks for).
+  func train(_ model: StudyPlan.Model, _ c: StudyContext, _ record: inout StudyRecord) throws -> StageOutcome {
+    if c.givenModels[model.name] != nil { return .skipped("using the model given with --model") }
+    let file = c.modelFile(model.name)
+    try FileManager.default.createDirectory(atPath: c.modelFolder(model.name), withIntermediateDirectories: true)
+    var arguments = Array(arguments(.train, model: model, context: c).dropFirst())
+    let fm = FileManager.default
+    if fm.fileExists(atPath: file) {
+      arguments.append(fm.fileExists(atPath: Trainer.statePath(file)) ? "--resume" : "--force")
+    }
+    let command = try Train.parse(arguments)
+    try command.run()
+    let curves = (c.modelFolder(model.name) as NSString).appendingPathComponent("curves.svg")
+    // The trainer's OUT.curves.svg becomes the folder's curves.svg (one copy in the report).
+    if let data = fm.contents(atPath: Trainer.curvesPath(file)) {
+      try writeAtomically(data, to: curves)
+      try? fm.removeItem(atPath: Trainer.curvesPath(file))
+      record.record(StudyRecord.Figure(path: "\(model.name)/curves.svg",
+                                       caption: "Training curves of \(model.name): loss and accuracy per epoch",
+                                       command: self.command(.train, model: model, context: c)))
+    }
+    var r = result(model, record)
+    r.commands["train"] = self.command(.train, model: model, context: c)
+    r.commands["curves"] = r.commands["train"]
+    record.record(r)
+    let t = c.plan.training(model)
+    return .done("\(t.epochs) epochs, batch \(t.batch), \(t.optimizer) lr \(t.learningRate)"
+      + (t.bindings.isEmpty ? "" : ", " + t.bindings.joined(separator: " ")))
+  }
+
+  /// `glassbox evaluate MODEL --data … --split test`: accuracy, cross-entropy and the confusion
+  /// matrix into the record; every example's prediction into DIR/NAME/predictions.json.
+  func evaluate(_ model: StudyPlan.Model, _ c: StudyContext, _ record: inout StudyRecord) throws -> StageOutcome {
+    let file = c.modelFile(model.name)
+    guard FileManager.default.fileExists(atPath: file) else { return .skipped("no trained model at \(file)") }
+    try FileManager.default.createDirectory(atPath: c.modelFolder(model.name), withIntermediateDirectories: true)
+    let command = try Evaluate.parse(Array(arguments(.evaluate, model: model, context: c).dropFirst()))
+    let classification = try command.classify()
+    try writeText(classification.predictionsJSON.text + "\n", to: c.predictionsFile(model.name))
+    var r = result(model, record)
+    r.classes = classification.classes
+    r.accuracy = classification.accuracy
+    r.loss = classification.crossEntropy
+    r.confusion = classification.confusion
+    r.testExamples = classification.examples.count
+    if let train = try? SpokenOrVideoCount.trainExamples(model, c) { r.trainExamples = train }
+    r.commands["evaluate"] = self.command(.evaluate, model: model, context: c)
+    record.record(r)
+    return .done(String(format: "test accuracy %.1f%%, cross-entropy %.3f over %d clips (chance %.1f%%)",
+                        100 * classification.accuracy, classification.crossEntropy, classification.examples.count,
+                        100 / Double(max(classification.classes.count, 1))))
+  }
+
+  /// Pictures of a correctly and a wrongly classified test example (`glassbox tap`), and the
+  /// explanation metrics of the model's tap (`glassbox evaluate MODEL TAP`) into metrics.json.
+  func explain(_ model: StudyPlan.Model, _ c: StudyContext, _ record: inout StudyRecord) throws -> StageOutcome {
+    let file = c.modelFile(model.name)
+    guard FileManager.default.fileExists(atPath: file) else { return .skipped("no trained model at \(file)") }
+    let tap = StudyPlan.explanationTap(model)
+    let folder = (c.modelFolder(model.name) as NSString).appendingPathComponent(model.dataset == "actions" ? "gradcam" : "attention")
+
+    // Which examples: the first correct and the first wrong prediction of the evaluate stage.
+    var chosen: [(kind: String, example: Classification.Example)] = []
+    let predictions = try Self.readPredictions(c.predictionsFile(model.name))
+    if let e = predictions.examples.first(where: { $0.label == $0.predicted }) { chosen.append(("correct", e)) }
+    if let e = predictions.examples.first(where: { $0.label != $0.predicted }) { chosen.append(("wrong", e)) }
+    func name(_ i: Int) -> String { i < predictions.classes.count ? predictions.classes[i] : String(i) }
+    var taps: [String] = []
+    for (kind, e) in chosen {
+      let out = (folder as NSString).appendingPathComponent(kind)
+      let arguments = [file, tap, e.file, "--threads", String(c.threads), "-o", out]
+      let command = try TapCommand.parse(arguments)
+      try command.run()
+      let line = "glassbox tap " + arguments.joined(separator: " ")
+      taps.append(line)
+      let clip = ((e.file as NSString).lastPathComponent as NSString).deletingPathExtension
+      let what = "\(kind == "correct" ? "correctly" : "wrongly") classified \(clip): true \(name(e.label)), predicted \(name(e.predicted))"
+        + String(format: " (p = %.2f)", e.probabilities[e.predicted])
+      let relative = "\(model.name)/\((folder as NSString).lastPathComponent)/\(kind)"
+      if model.dataset == "actions" {
+        record.record(StudyRecord.Figure(path: "\(relative)/\(tap).png", caption: "Grad-CAM through the LSTM, every frame, \(what)", command: line))
+        record.record(StudyRecord.Figure(path: "\(relative)/\(tap).relevance.svg", caption: "Relevance per frame, \(what)", command: line))
+        record.record(StudyRecord.Figure(path: "\(relative)/\(tap).gif", caption: "Grad-CAM over the clip, \(what)", command: line))
+      } else {
+        let caption = tap == "attention" ? "MFCC image with the attention weights" : "MFCC image with the saliency (gradient × input)"
+        record.record(StudyRecord.Figure(path: "\(relative)/\(tap).png", caption: "\(caption), \(what)", command: line))
+      }
+    }
+
+    // The explanation metrics.
+    let arguments = Array(arguments(.explain, model: model, context: c).dropFirst())
+    let measures = try Evaluate.parse(arguments).measure()
+    let metricsFile = (c.directory as NSString).appendingPathComponent("metrics.json")
+    var all = (FileManager.default.contents(atPath: metricsFile).flatMap { try? JSONSerialization.jsonObject(with: $0) } as? [String: Any]) ?? [:]
+    let text = JSON.object(measures).text
+    all[model.name] = try JSONSerialization.jsonObject(with: Data(text.utf8))
+    try writeAtomically(try JSONSerialization.data(withJSONObject: all, options: [.prettyPrinted, .sortedKeys]), to: metricsFile)
+    var r = result(model, record)
+    r.commands[model.dataset == "actions" ? "gradcam" : "attention"] = taps.first ?? self.command(.explain, model: model, context: c)
+    r.commands["metrics"] = self.command(.explain, model: model, context: c)
+    record.record(r)
+    return .done("\(chosen.map(\.kind).joined(separator: " and ")) example\(chosen.count == 1 ? "" : "s") explained; "
+      + Self.headline(measures))
+  }
+
+  /// The metric a reader looks for first, in words.
+  static func headline(_ measures: [(String, JSON)]) -> String {
+    func number(_ key: String, _ inner: String) -> Double? {
+      guard case .object(let pairs)? = measures.first(where: { $0.0 == key })?.1,
+            case .number(let v)? = pairs.first(where: { $0.0 == inner })?.1 else { return nil }
+      return v
+    }
+    if let p = number("localisation", "pointing_per_frame") { return String(format: "pointing game %.1f%% of frames", 100 * p) }
+    if let m = number("speech", "attention_mass_in_speech"), let s = number("speech", "speech_frame_share") {
+      return String(format: "attention mass in speech %.1f%% (speech is %.1f%% of frames)", 100 * m, 100 * s)
+    }
+    if let d = number("deletion", "auc") { return String(format: "deletion AUC %.3f", d) }
+    return "metrics in metrics.json"
+  }
+
+  static func readPredictions(_ path: String) throws -> Classification {
+    guard let data = FileManager.default.contents(atPath: path),
+          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+          let classes = object["classes"] as? [String], let examples = object["examples"] as? [[String: Any]] else {
+      throw CommandError("\(path): missing or not a predictions file; run the evaluate stage first (--redo evaluate.NAME)")
+    }
+    var c = Classification(classes: classes, split: "test")
+    for e in examples {
+      guard let file = e["file"] as? String, let label = e["label"] as? Int, let predicted = e["predicted"] as? Int,
+            let p = e["probabilities"] as? [Double], predicted < p.count else {
+        throw CommandError("\(path): an example lacks file, label, predicted or probabilities")
+      }
+      c.examples.append(.init(file: file, label: label, predicted: predicted, probabilities: p))
+    }
+    return c
+  }
+}
+
+/// Training-split sizes for the record.
+enum SpokenOrVideoCount {
+  static func trainExamples(_ model: StudyPlan.Model, _ c: StudyContext) throws -> Int {
+    try loadDataSet(root: c.data(for: model), kind: model.dataset == "actions" ? .video : .audio, split: "train").examples.count
+  }
+}
+
+extension StudyContext {
+  /// Classes of the action data set: its class folders, or gen_actions.py's 8 before it is
+  /// generated.
+  var actionClasses: Int {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: actionData)) ?? []
+    let classes = entries.filter { name in
+      var isDirectory: ObjCBool = false
+      return !name.hasPrefix(".") && !name.hasPrefix("testTrainMulti")
+        && FileManager.default.fileExists(atPath: (actionData as NSString).appendingPathComponent(name), isDirectory: &isDirectory)
+        && isDirectory.boolValue
+    }
+    return classes.isEmpty ? 8 : classes.count
+  }
+  /// The features cache shared by training, evaluation and embedding.
+  var cache: String { (dataRoot as NSString).appendingPathComponent("features-cache") }
+  /// The evaluate stage's per-example predictions.
+  func predictionsFile(_ name: String) -> String { (modelFolder(name) as NSString).appendingPathComponent("predictions.json") }
+}

@@ -74,7 +74,7 @@ let package = Package(
                 dependencies: ["GlassboxPasses", "GlassboxRuntime", "GlassboxReference", "GlassboxIR", "GlassboxMedia",
                                "GlassboxExplain"],
                 exclude: ["Fixtures"], swiftSettings: strict),
-    .testTarget(name: "GlassboxTrainingTests", dependencies: ["GlassboxTraining", "GlassboxFormat", "GlassboxIR", "GlassboxReference"],
+    .testTarget(name: "GlassboxTrainingTests", dependencies: ["GlassboxTraining", "GlassboxFormat", "GlassboxIR", "GlassboxReference", "GlassboxMedia"],
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia", "GlassboxAnalysis",
                                                     "GlassboxReference"],

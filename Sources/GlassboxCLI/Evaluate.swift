@@ -144,6 +144,7 @@ struct Evaluate: ParsableCommand {
     var deletion: [[Double]] = [], insertion: [[Double]] = []
     var correct = 0, uniformCorrect = 0, tvd: [Double] = [], flips = 0, permutationCount = 0
     var pointingFrames: [Double] = [], energyFrames: [Double] = [], pointingClips: [Double] = [], energyClips: [Double] = []
+    var pointingFramesCorrect: [Double] = [], energyFramesCorrect: [Double] = []
     var speechMass: [Double] = [], speechChance: [Double] = []
     var originalMaps: [[Double]] = [], explained: [Int] = []
     var unitName = "units"
@@ -208,6 +209,10 @@ struct Evaluate: ParsableCommand {
         }
         pointingFrames += hits; energyFrames += energies
         pointingClips.append(Metrics.mean(hits)); energyClips.append(Metrics.mean(energies))
+        if predicted == example.label {  // the pointing game is usually scored on correct predictions
+          pointingFramesCorrect += hits
+          energyFramesCorrect += energies
+        }
       }
       // Attention mass inside the speech intervals of the generated clips.
       if recipe.kind == .audio, isAttention, let weights = raw,
@@ -263,6 +268,8 @@ struct Evaluate: ParsableCommand {
       report.append(("localisation", .object([
         ("pointing_per_frame", .number(Metrics.mean(pointingFrames))), ("energy_per_frame", .number(Metrics.mean(energyFrames))),
         ("pointing_per_clip", .number(Metrics.mean(pointingClips))), ("energy_per_clip", .number(Metrics.mean(energyClips))),
+        ("pointing_per_frame_correct", pointingFramesCorrect.isEmpty ? .null : .number(Metrics.mean(pointingFramesCorrect))),
+        ("energy_per_frame_correct", energyFramesCorrect.isEmpty ? .null : .number(Metrics.mean(energyFramesCorrect))),
       ])))
     }
     if !speechMass.isEmpty {

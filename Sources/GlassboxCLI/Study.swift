@@ -13,11 +13,11 @@ import GlassboxIR
 /// continued; `--force` starts over in any folder (the record is reset; files are overwritten
 /// as stages rewrite them).
 ///
-/// The model stages go through `StudyModelSteps`: training, evaluation and the explanation
-/// taps come from the `train`, `evaluate` and `tap` commands; until those are wired in,
-/// `PendingModelSteps` records them as skipped and names what is missing. Embedding (t-SNE) and
-/// the report run here whenever a trained model is present (`--model NAME=FILE.model` supplies
-/// one).
+/// The model stages go through `StudyModelSteps` (`CommandModelSteps` in StudySteps.swift):
+/// training, evaluation and the explanation taps come from the `train`, `evaluate` and `tap`
+/// commands, each recorded with the command line that does the same by hand. Embedding (t-SNE)
+/// and the report run here whenever a trained model is present (`--model NAME=FILE.model`
+/// supplies one).
 struct Study: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Run the study end to end: data, training, evaluation, explanations, t-SNE, report.",
@@ -99,8 +99,8 @@ struct StudyPlan {
   var seed: UInt64
   /// Languages spoken (espeak-ng codes): the seed study's five.
   var languages = "hi,ta,te,bn,mr"
-  var speechClips: Int { quick ? 24 : 120 }
-  var actionClips: Int { quick ? 12 : 24 }
+  var speechClips: Int { quick ? 60 : 150 }
+  var actionClips: Int { quick ? 24 : 48 }
   var actionSize: String { quick ? "160x120" : "160x120" }
   var actionFrames: Int { quick ? 48 : 48 }
 }
@@ -279,18 +279,6 @@ protocol StudyModelSteps: Sendable {
   func command(_ step: StudyModelStep, model: StudyPlan.Model, context: StudyContext) -> String?
   /// Does `step` for `model`.
   func run(_ step: StudyModelStep, model: StudyPlan.Model, context: StudyContext, record: inout StudyRecord) throws -> StageOutcome
-}
-
-/// The steps of a build without the `train`, `evaluate` and `tap` commands: each is recorded
-/// as skipped with the reason; a model given with `--model` counts as trained.
-struct PendingModelSteps: StudyModelSteps {
-  func command(_ step: StudyModelStep, model: StudyPlan.Model, context: StudyContext) -> String? { nil }
-
-  func run(_ step: StudyModelStep, model: StudyPlan.Model, context: StudyContext, record: inout StudyRecord) throws -> StageOutcome {
-    if step == .train, context.givenModels[model.name] != nil { return .skipped("using the model given with --model") }
-    let command = step == .explain ? "tap" : step.rawValue
-    return .skipped("this build has no `glassbox \(command)`")
-  }
 }
 
 /// The stage list.

@@ -34,9 +34,11 @@ extension StudyPlan {
   func training(_ model: Model) -> StudyTraining {
     switch (model.name, quick) {
     case ("resnet18_lstm", true): StudyTraining(epochs: 8, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=64", "W=64"])
-    case ("resnet18_lstm", false): StudyTraining(epochs: 10, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=112", "W=112"])
-    case ("vgg19_lstm", true): StudyTraining(epochs: 8, batch: 4, learningRate: 0.0003, bindings: ["T=8", "H=32", "W=32"])
-    case ("vgg19_lstm", false): StudyTraining(epochs: 8, batch: 4, learningRate: 0.0003, bindings: ["T=8", "H=64", "W=64"])
+    case ("resnet18_lstm", false): StudyTraining(epochs: 12, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=96", "W=96"])
+    // Plain VGG-19 (no batch norm) from scratch: Adam stalls at the uniform prediction; SGD
+    // with momentum at a high rate leaves the plateau after a few epochs.
+    case ("vgg19_lstm", true): StudyTraining(epochs: 10, batch: 4, learningRate: 0.03, optimizer: "sgd", bindings: ["T=4", "H=32", "W=32"])
+    case ("vgg19_lstm", false): StudyTraining(epochs: 12, batch: 4, learningRate: 0.03, optimizer: "sgd", bindings: ["T=8", "H=32", "W=32"])
     case (_, true): StudyTraining(epochs: 20, batch: 16, learningRate: 0.005)
     default: StudyTraining(epochs: 30, batch: 16, learningRate: 0.003)
     }
@@ -205,7 +207,10 @@ struct CommandModelSteps: StudyModelSteps {
             case .number(let v)? = pairs.first(where: { $0.0 == inner })?.1 else { return nil }
       return v
     }
-    if let p = number("localisation", "pointing_per_frame") { return String(format: "pointing game %.1f%% of frames", 100 * p) }
+    if let p = number("localisation", "pointing_per_frame") {
+      return String(format: "pointing game %.1f%% of frames", 100 * p)
+        + (number("localisation", "pointing_per_frame_correct").map { String(format: " (%.1f%% on correctly classified clips)", 100 * $0) } ?? "")
+    }
     if let m = number("speech", "attention_mass_in_speech"), let s = number("speech", "speech_frame_share") {
       return String(format: "attention mass in speech %.1f%% (speech is %.1f%% of frames)", 100 * m, 100 * s)
     }

@@ -235,7 +235,8 @@ final class ProgressPrinter {
       finishLine()
       var line = String(format: "epoch %d: train loss %.4f acc %.2f%%", r.epoch, r.trainLoss, r.trainAccuracy * 100)
       if let l = r.validationLoss, let a = r.validationAccuracy { line += String(format: ", val loss %.4f acc %.2f%%", l, a * 100) }
-      line += String(format: ", lr %.4g, %.1f s; checkpoint %@", r.learningRate, r.seconds, output)
+      line += String(format: ", lr %.4g, %.1f s (%.0f%% waiting on data); checkpoint %@", r.learningRate, r.seconds,
+                     100 * r.dataWaitSeconds / max(r.seconds, 1e-9), output)
       print(line)
     case .test(let loss, let accuracy):
       finishLine()

@@ -22,17 +22,58 @@ public protocol ExampleSource: AnyObject {
   /// The shape of every example's tensor.
   var exampleShape: [Int] { get }
   /// Example `index`: its f32 elements (row-major, `exampleShape`) and its class. Errors name
-  /// the file.
+  /// the file; `SkippedExample` means the example is unreadable and left out (logged in
+  /// `skipped`), the others stop the caller.
   func example(_ index: Int) throws -> (values: [Float], label: Int)
+  /// Announces the order the next examples will be asked for in (an epoch's), so a source
+  /// can read ahead of the consumer on a background thread.
+  func prefetch(_ order: [Int])
+  /// Seconds `example` has spent blocked so far: decoding, or waiting for the read-ahead.
+  var waitSeconds: Double { get }
+  /// Examples found unreadable and left out so far, each naming its file and the problem.
+  var skipped: [String] { get }
+}
+
+extension ExampleSource {
+  public func prefetch(_ order: [Int]) {}
+  public var waitSeconds: Double { 0 }
+  public var skipped: [String] { [] }
+}
+
+/// An example that cannot be read (a corrupt or truncated media file, …): the batch is built
+/// without it, and the source lists it in `skipped`.
+public struct SkippedExample: Error, CustomStringConvertible, Sendable {
+  public var description: String
+  public init(_ description: String) { self.description = description }
 }
 
 /// A mini-batch: inputs `[B, exampleShape…]` f32 and labels `i64[B]`; rows past `count` are
-/// zero padding (label 0) so a short last batch fits a program compiled for B.
+/// zero padding (label 0) so a short last batch fits a program compiled for B. Examples the
+/// source skips are left out, so `count` may be below the number asked for (even 0).
 public struct Batch: Sendable {
   public var inputs: Tensor
   public var labels: Tensor
   /// Real examples in the batch (the first `count` rows).
   public var count: Int
+}
+
+extension Batch {
+  /// Rows `count..<rows` filled with copies of the real rows, in turn: a batch that lost
+  /// examples to skipping still trains on real examples only (not on zero padding labelled 0).
+  /// `count` stays the number of distinct examples.
+  public func repeatingRows(upTo rows: Int) -> Batch {
+    guard count > 0, count < rows, let size = inputs.shape.first, rows <= size else { return self }
+    let per = inputs.count / size
+    var values = inputs.floats
+    var y: [Int64] = []
+    if case .i64(let l) = labels.storage { y = l } else { return self }
+    for r in count..<rows {
+      let from = (r - count) % count
+      for k in 0..<per { values[r * per + k] = values[from * per + k] }
+      y[r] = y[from]
+    }
+    return Batch(inputs: Tensor(shape: inputs.shape, f32: values), labels: Tensor(shape: labels.shape, storage: .i64(y)), count: count)
+  }
 }
 
 extension ExampleSource {
@@ -41,17 +82,24 @@ extension ExampleSource {
     let per = exampleShape.reduce(1, *)
     var values = [Float](repeating: 0, count: size * per)
     var labels = [Int64](repeating: 0, count: size)
-    for (row, index) in indices.enumerated() {
-      let e = try example(index)
+    var row = 0
+    for index in indices {
+      let e: (values: [Float], label: Int)
+      do {
+        e = try example(index)
+      } catch is SkippedExample {
+        continue
+      }
       values.withUnsafeMutableBufferPointer { v in
         e.values.withUnsafeBufferPointer { s in
           if let base = s.baseAddress { (v.baseAddress! + row * per).update(from: base, count: per) }
         }
       }
       labels[row] = Int64(e.label)
+      row += 1
     }
     return Batch(inputs: Tensor(shape: [size] + exampleShape, f32: values),
-                 labels: Tensor(shape: [size], storage: .i64(labels)), count: indices.count)
+                 labels: Tensor(shape: [size], storage: .i64(labels)), count: row)
   }
 }
 
@@ -159,20 +207,51 @@ public final class InMemoryExamples: ExampleSource {
 }
 
 /// Raw media (HMDB-51-like video folders, spoken-language audio folders) through the input's
-/// recipe and the feature cache: each example is extracted once and then read from the cache.
-public final class MediaExamples: ExampleSource {
+/// recipe and the feature cache, read ahead of the trainer on a background thread.
+///
+/// ```
+///  prefetch(order) ─▶ reader thread: decode (or load from the cache) order[k] ─▶ ahead[k]
+///                                    while ahead holds < lookahead examples
+///  example(i) ─▶ resident[i] | ahead[i] | wait for the reader | decode here (counted in waitSeconds)
+/// ```
+/// Decoded examples stay resident for later epochs while they fit `memoryBudgetBytes`; past
+/// that they are read again (from the feature cache when there is one), so memory stays
+/// bounded whatever the data set's size. A file that cannot be decoded is skipped — listed in
+/// `skipped`, left out of every batch — and training goes on with the good ones.
+public final class MediaExamples: ExampleSource, @unchecked Sendable {
   public let root: String
   public let classes: [String]
   public let exampleShape: [Int]
   private let dataSet: DataSet
+  private let recipe: InputRecipe
   private let extractor: FeatureExtractor
   private let cache: FeatureCache?
-  private var memory: [Int: [Float]] = [:]
+  /// Examples kept across epochs.
+  private let residentCapacity: Int
+  /// Examples decoded ahead of the consumer at most.
+  private let lookahead: Int
+
+  // Guarded by `condition`.
+  private let condition = NSCondition()
+  private var resident: [Int: [Float]] = [:]
+  private var ahead: [Int: [Float]] = [:]
+  private var failed: [Int: String] = [:]
+  private var skippedFiles: [String] = []
+  private var blocked = 0.0
+  /// The read-ahead's order, how far it has read and how far the consumer has come.
+  private var order: [Int] = []
+  private var reading = 0
+  private var consumed = 0
+  private var generation = 0
+  private var pending: Set<Int> = []
 
   public var count: Int { dataSet.examples.count }
 
-  public init(dataSet: DataSet, recipe: InputRecipe, cache: FeatureCache?) throws {
+  /// `memoryBudgetBytes` bounds the examples held (resident and read ahead); a sixteenth of
+  /// it, at least 2 examples, is the read-ahead.
+  public init(dataSet: DataSet, recipe: InputRecipe, cache: FeatureCache?, memoryBudgetBytes: Int = 2 << 30) throws {
     self.dataSet = dataSet
+    self.recipe = recipe
     root = dataSet.root
     classes = dataSet.classes
     do {
@@ -182,20 +261,146 @@ public final class MediaExamples: ExampleSource {
     }
     exampleShape = extractor.exampleShape
     self.cache = cache
+    let bytes = max(4, exampleShape.reduce(4, *))
+    let capacity = max(2, memoryBudgetBytes / bytes)
+    lookahead = max(2, capacity / 16)
+    residentCapacity = max(0, capacity - lookahead)
+  }
+
+  deinit {
+    condition.lock()
+    generation += 1
+    condition.broadcast()
+    condition.unlock()
+  }
+
+  public var waitSeconds: Double {
+    condition.lock(); defer { condition.unlock() }
+    return blocked
+  }
+
+  public var skipped: [String] {
+    condition.lock(); defer { condition.unlock() }
+    return skippedFiles
+  }
+
+  /// Reads `order` ahead on one background thread (replacing an earlier read-ahead).
+  public func prefetch(_ order: [Int]) {
+    condition.lock()
+    generation += 1
+    let mine = generation
+    self.order = order.filter { dataSet.examples.indices.contains($0) }
+    reading = 0
+    consumed = 0
+    ahead.removeAll()
+    condition.broadcast()
+    condition.unlock()
+    let thread = Thread { [weak self] in self?.readAhead(generation: mine) }
+    thread.name = "glassbox-read-ahead"
+    thread.start()
+  }
+
+  private func readAhead(generation mine: Int) {
+    // Its own extractor: the audio path keeps FFT buffers.
+    guard let extractor = try? FeatureExtractor(recipe) else { return }
+    while true {
+      condition.lock()
+      while generation == mine && reading < order.count && ahead.count >= lookahead { condition.wait() }
+      guard generation == mine, reading < order.count else { condition.unlock(); return }
+      let index = order[reading]
+      reading += 1
+      if resident[index] != nil || failed[index] != nil || ahead[index] != nil { condition.unlock(); continue }
+      pending.insert(index)
+      condition.unlock()
+      let result = decode(index, extractor: extractor)
+      condition.lock()
+      pending.remove(index)
+      switch result {
+      case .success(let v): if generation == mine { ahead[index] = v }
+      case .failure(let e): fail(index, e.description)
+      }
+      condition.broadcast()
+      condition.unlock()
+    }
+  }
+
+  private func decode(_ index: Int, extractor: FeatureExtractor) -> Result<[Float], TrainingError> {
+    let path = dataSet.examples[index].path
+    do {
+      let tensor = try cache.map { try $0.features(path, extractor: extractor).tensor } ?? extractor.extract(path)
+      return .success(tensor.floats)
+    } catch {
+      return .failure(TrainingError("\(error)"))
+    }
+  }
+
+  /// Records a bad example (called with the lock held).
+  private func fail(_ index: Int, _ message: String) {
+    guard failed[index] == nil else { return }
+    failed[index] = message
+    skippedFiles.append("\(message) (skipped)")
+  }
+
+  /// Keeps `values` for later epochs if they fit (called with the lock held).
+  private func keep(_ index: Int, _ values: [Float]) {
+    if resident.count < residentCapacity { resident[index] = values }
   }
 
   public func example(_ index: Int) throws -> (values: [Float], label: Int) {
-    let file = dataSet.examples[index]
-    if let v = memory[index] { return (v, file.label) }
-    let tensor: Tensor
-    do {
-      tensor = try cache.map { try $0.features(file.path, extractor: extractor).tensor } ?? extractor.extract(file.path)
-    } catch {
-      throw TrainingError("\(error)")
+    let label = dataSet.examples[index].label
+    let start = DispatchTime.now().uptimeNanoseconds
+    condition.lock()
+    var waited = false
+    while true {
+      if resident[index] != nil { break }
+      if let v = ahead.removeValue(forKey: index) {
+        consumed += 1
+        keep(index, v)
+        condition.broadcast()
+        condition.unlock()
+        if waited { addBlocked(since: start) }
+        return (v, label)
+      }
+      if let message = failed[index] {
+        condition.unlock()
+        if waited { addBlocked(since: start) }
+        throw SkippedExample(message)
+      }
+      // The read-ahead has it in hand or will come to it soon: wait for it.
+      let comingUp = ahead.count < lookahead && reading < order.count
+        && order[reading..<min(order.count, reading + lookahead)].contains(index)
+      if pending.contains(index) || comingUp {
+        waited = true
+        condition.wait()
+        continue
+      }
+      break
     }
-    let v = tensor.floats
-    memory[index] = v
-    return (v, file.label)
+    if let v = resident[index] {
+      condition.unlock()
+      if waited { addBlocked(since: start) }
+      return (v, label)
+    }
+    condition.unlock()
+    // Not read ahead: decode here.
+    let result = decode(index, extractor: extractor)
+    condition.lock()
+    defer { condition.unlock() }
+    blocked += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    switch result {
+    case .success(let v):
+      keep(index, v)
+      return (v, label)
+    case .failure(let e):
+      fail(index, e.description)
+      throw SkippedExample(e.description)
+    }
+  }
+
+  private func addBlocked(since start: UInt64) {
+    condition.lock()
+    blocked += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    condition.unlock()
   }
 }
 

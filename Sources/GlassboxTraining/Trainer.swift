@@ -42,6 +42,8 @@ public struct EpochRecord: Sendable, Equatable {
   public var validationLoss: Double?
   public var validationAccuracy: Double?
   public var seconds: Double
+  /// Seconds of the epoch's training steps spent waiting for examples (decoding media).
+  public var dataWaitSeconds: Double = 0
 }
 
 /// What the trainer tells its caller as it goes.
@@ -157,9 +159,13 @@ public final class Trainer {
       let lr = settings.schedule.rate(epoch: epoch, base: settings.learningRate)
       let order = Sampling.order(count: train.count, seed: settings.seed, epoch: epoch)
       let batches = Sampling.batches(order, batchSize: B, keepPartial: train.count < B)
+      train.prefetch(batches.flatMap { $0 })
+      let waitedBefore = train.waitSeconds, skippedBefore = train.skipped.count
       var lossSum = 0.0, correct = 0, seen = 0
       for (s, indices) in batches.enumerated() {
-        let batch = try train.batch(indices, size: B)
+        var batch = try train.batch(indices, size: B)
+        guard batch.count > 0 else { continue }  // every example of it unreadable (skipped)
+        if batch.count < indices.count { batch = batch.repeatingRows(upTo: indices.count) }
         let result: StepResult
         do {
           result = try step(batch, epoch: epoch, step: s, learningRate: lr)
@@ -179,7 +185,9 @@ public final class Trainer {
       }
       var record = EpochRecord(epoch: epoch + 1, learningRate: lr, trainLoss: lossSum / Double(max(seen, 1)),
                                trainAccuracy: Double(correct) / Double(max(seen, 1)), validationLoss: nil,
-                               validationAccuracy: nil, seconds: 0)
+                               validationAccuracy: nil, seconds: 0, dataWaitSeconds: train.waitSeconds - waitedBefore)
+      for note in train.skipped.dropFirst(skippedBefore) { report(.note(note)) }
+      guard seen > 0 else { throw TrainingError(file: train.root, "no readable training examples (every one was skipped)") }
       if let validation = data.validation, validation.count > 0 {
         let v = try evaluate(validation)
         guard v.loss.isFinite else {
@@ -227,13 +235,17 @@ public final class Trainer {
     let B = backend.batchSize
     var lossSum = 0.0, correct = 0
     try backend.beginEvaluation(weights: weights)
+    source.prefetch(Array(0..<source.count))
+    var seen = 0
     for indices in Sampling.batches(Array(0..<source.count), batchSize: B, keepPartial: true) {
       let batch = try source.batch(indices, size: B)
+      guard batch.count > 0 else { continue }
+      seen += batch.count
       let logits = try backend.predict(batch)
       lossSum += Self.crossEntropySum(logits, labels: batch.labels, count: batch.count)
       correct += Self.correct(logits, labels: batch.labels, count: batch.count)
     }
-    return (lossSum / Double(source.count), Double(correct) / Double(source.count))
+    return (lossSum / Double(max(seen, 1)), Double(correct) / Double(max(seen, 1)))
   }
 
   /// Clips, updates every trainable parameter, and applies the batch-norm updates.
@@ -369,7 +381,8 @@ public final class Trainer {
     let rows = history.map {
       "{\"epoch\":\($0.epoch),\"learning_rate\":\(number($0.learningRate)),\"train_loss\":\(number($0.trainLoss)),"
         + "\"train_accuracy\":\(number($0.trainAccuracy)),\"val_loss\":\(number($0.validationLoss)),"
-        + "\"val_accuracy\":\(number($0.validationAccuracy)),\"seconds\":\(number($0.seconds))}"
+        + "\"val_accuracy\":\(number($0.validationAccuracy)),\"seconds\":\(number($0.seconds)),"
+        + "\"data_wait_seconds\":\(number($0.dataWaitSeconds))}"
     }
     return "[" + rows.joined(separator: ",") + "]"
   }
@@ -380,7 +393,7 @@ public final class Trainer {
       EpochRecord(epoch: r["epoch"] as? Int ?? 0, learningRate: r["learning_rate"] as? Double ?? 0,
                   trainLoss: r["train_loss"] as? Double ?? .nan, trainAccuracy: r["train_accuracy"] as? Double ?? .nan,
                   validationLoss: r["val_loss"] as? Double, validationAccuracy: r["val_accuracy"] as? Double,
-                  seconds: r["seconds"] as? Double ?? 0)
+                  seconds: r["seconds"] as? Double ?? 0, dataWaitSeconds: r["data_wait_seconds"] as? Double ?? 0)
     }
   }
 }

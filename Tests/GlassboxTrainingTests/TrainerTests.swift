@@ -1,6 +1,7 @@
 import Foundation
 import GlassboxFormat
 import GlassboxIR
+import GlassboxMedia
 import Testing
 @testable import GlassboxTraining
 
@@ -261,6 +262,63 @@ enum TinyData {
     // No recipe and no npy layout: a clear error naming the folder.
     #expect(throws: TrainingError(file: dir + "/lid", "expected \(dir)/lid/train/<class>/<example>.npy (and optional val/, test/); raw media need a model input with a recipe")) {
       _ = try TrainingData.open(dir + "/lid", exampleShape: nil, recipe: nil, cacheDirectory: nil, seed: 0)
+    }
+  }
+
+  /// Read-ahead on a background thread gives the same examples as decoding on demand; a file
+  /// that cannot be decoded is left out of the batch and named in `skipped`, and the rest of
+  /// the data trains.
+  @Test func readAheadMatchesOnDemandAndSkipsBadFiles() throws {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let wav = root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/speech16k.wav").path
+    let chirp = root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/chirp22k.wav").path
+    let text = try String(contentsOf: root.appendingPathComponent("graphs/bilstm.graph"), encoding: .utf8)
+    let graph = try #require(Spec.compile(SourceText(fileName: "bilstm.graph", text: text), bindings: ["C": 2]).graph)
+    let recipe = try #require(graph.recipes.first)
+    let dir = try TinyData.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    for language in ["hindi", "tamil"] {
+      try FileManager.default.createDirectory(atPath: "\(dir)/lid/\(language)", withIntermediateDirectories: true)
+      for i in 0..<4 { try FileManager.default.copyItem(atPath: i % 2 == 0 ? wav : chirp, toPath: "\(dir)/lid/\(language)/\(i).wav") }
+      for i in 0..<3 { try Data("RIFF but not really a wave file".utf8).write(to: URL(fileURLWithPath: "\(dir)/lid/\(language)/bad\(i).wav")) }
+    }
+    let set = try SpokenLanguage.load(root: dir + "/lid", subset: .train, seed: 0)
+    let bad = set.examples.filter { $0.path.contains("/bad") }.count
+    try #require(bad > 0 && bad < set.examples.count)
+
+    let ahead = try MediaExamples(dataSet: set, recipe: recipe, cache: nil)
+    let onDemand = try MediaExamples(dataSet: set, recipe: recipe, cache: nil)
+    let order = Array(set.examples.indices.reversed())
+    ahead.prefetch(order)
+    let a = try ahead.batch(order, size: order.count)
+    let b = try onDemand.batch(order, size: order.count)
+    let good: Int = set.examples.count - bad
+    #expect(a.count == good)
+    #expect(a.count == b.count)
+    #expect(a.inputs == b.inputs)
+    #expect(a.labels == b.labels)
+    let skipped: [String] = ahead.skipped
+    #expect(skipped.count == bad)
+    for line in skipped { #expect(line.contains("/bad") && line.hasSuffix("(skipped)"), "\(line)") }
+    // A second pass is served from memory: the bad files stay skipped, nothing is decoded again.
+    let waited: Double = onDemand.waitSeconds
+    let again = try onDemand.batch(order, size: order.count)
+    #expect(again.inputs == b.inputs)
+    #expect(onDemand.waitSeconds == waited)
+    #expect(onDemand.skipped.count == bad)
+    // The rows the skipped files left empty are filled with the batch's own examples in turn.
+    let filled = a.repeatingRows(upTo: order.count)
+    let per = 768 * 128
+    let x: [Float] = filled.inputs.floats
+    var y: [Int64] = []
+    if case .i64(let l) = filled.labels.storage { y = l }
+    #expect(filled.count == a.count)
+    for r in a.count..<order.count {
+      let from: Int = (r - a.count) % a.count
+      let row: [Float] = Array(x[(r * per)..<((r + 1) * per)])
+      let source: [Float] = Array(x[(from * per)..<((from + 1) * per)])
+      #expect(row == source)
+      #expect(y[r] == y[from])
     }
   }
 }

@@ -37,7 +37,7 @@ extension StudyPlan {
     case ("resnet18_lstm", false): StudyTraining(epochs: 12, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=96", "W=96"])
     // Plain VGG-19 (no batch norm) from scratch: Adam stalls at the uniform prediction; SGD
     // with momentum at a high rate leaves the plateau after a few epochs.
-    case ("vgg19_lstm", true): StudyTraining(epochs: 10, batch: 4, learningRate: 0.03, optimizer: "sgd", bindings: ["T=4", "H=32", "W=32"])
+    case ("vgg19_lstm", true): StudyTraining(epochs: 8, batch: 4, learningRate: 0.03, optimizer: "sgd", bindings: ["T=8", "H=32", "W=32"])
     case ("vgg19_lstm", false): StudyTraining(epochs: 12, batch: 4, learningRate: 0.03, optimizer: "sgd", bindings: ["T=8", "H=32", "W=32"])
     case (_, true): StudyTraining(epochs: 20, batch: 16, learningRate: 0.005)
     default: StudyTraining(epochs: 30, batch: 16, learningRate: 0.003)

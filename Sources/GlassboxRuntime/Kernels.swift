@@ -342,26 +342,69 @@ struct Pool: Kernel {
   var kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)
   var countIncludePad: Bool
   var x: Int, out: Int
+  /// Cores the planes are split over (outputs of separate planes are independent).
+  var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    for p in 0..<planes {
+    let parts = Swift.min(threads, planes)
+    guard parts > 1, planes * oh * ow >= 1 << 14 else { return run(a, planes: 0..<planes) }
+    let base = UInt(bitPattern: a)
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      guard let a = UnsafeMutablePointer<Float>(bitPattern: base) else { return }
+      run(a, planes: (planes * part / parts)..<(planes * (part + 1) / parts))
+    }
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, planes range: Range<Int>) {
+    // Output columns whose window lies inside the input: oxA..<oxB.
+    let span = (kernel.1 - 1) * dilation.1 + 1
+    let oxA = Swift.min(ow, (padding.1 + stride.1 - 1) / stride.1)
+    let oxB = Swift.max(oxA, Swift.min(ow, w + padding.1 - span >= 0 ? (w + padding.1 - span) / stride.1 + 1 : 0))
+    for p in range {
       let src = a + x + p * h * w, dst = a + out + p * oh * ow
       for oy in 0..<oh {
         let y0 = oy * stride.0 - padding.0
         // Window rows inside the input: ky in ky0..<ky1.
         let ky0 = y0 >= 0 ? 0 : (-y0 + dilation.0 - 1) / dilation.0
         let ky1 = Swift.min(kernel.0, (h - y0 + dilation.0 - 1) / dilation.0)
-        for ox in 0..<ow {
+        if isMax && ky1 > ky0 && oxB > oxA {
+          // Interior columns: sweep each window row across the output row (no per-output
+          // bounds), the output row itself accumulating.
+          let d = dst + oy * ow
+          for ox in oxA..<oxB { d[ox] = -.infinity }
+          for ky in ky0..<ky1 {
+            let row = src + (y0 + ky * dilation.0) * w - padding.1
+            for kx in 0..<kernel.1 {
+              let r = row + kx * dilation.1
+              for ox in oxA..<oxB {
+                let v = r[ox * stride.1], m = d[ox]
+                d[ox] = v > m || v != v ? v : m  // NaN wins, as in PyTorch
+              }
+            }
+          }
+        }
+        for ox in 0..<ow where !(isMax && ky1 > ky0 && ox >= oxA && ox < oxB) {
           let x0 = ox * stride.1 - padding.1
           let kx0 = x0 >= 0 ? 0 : (-x0 + dilation.1 - 1) / dilation.1
           let kx1 = Swift.min(kernel.1, (w - x0 + dilation.1 - 1) / dilation.1)
           var acc: Float = isMax ? -.infinity : 0
           if ky1 > ky0 && kx1 > kx0 {
-            for ky in ky0..<ky1 {
-              let row = src + (y0 + ky * dilation.0) * w + x0
-              for kx in kx0..<kx1 {
-                let v = row[kx * dilation.1]
-                if isMax { if !(v <= acc) { acc = v } } else { acc += v }  // NaN wins, as in PyTorch
+            if isMax && dilation.1 == 1 {
+              // The common case, without the per-element dilation product.
+              for ky in ky0..<ky1 {
+                let row = src + (y0 + ky * dilation.0) * w + x0
+                for kx in kx0..<kx1 {
+                  let v = row[kx]
+                  if !(v <= acc) { acc = v }  // NaN wins, as in PyTorch
+                }
+              }
+            } else {
+              for ky in ky0..<ky1 {
+                let row = src + (y0 + ky * dilation.0) * w + x0
+                for kx in kx0..<kx1 {
+                  let v = row[kx * dilation.1]
+                  if isMax { if !(v <= acc) { acc = v } } else { acc += v }  // NaN wins, as in PyTorch
+                }
               }
             }
           }
@@ -421,27 +464,76 @@ struct Softmax: Kernel {
   var isLog: Bool
   var outer: Int, n: Int, inner: Int
   var x: Int, out: Int
+  /// Cores the outer rows are split over.
+  var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    for o in 0..<outer {
-      for i in 0..<inner {
-        let s = a + x + o * n * inner + i, d = a + out + o * n * inner + i
-        var m = -Float.infinity
-        for j in 0..<n { m = Swift.max(m, s[j * inner]) }
-        var sum: Float = 0
+    let parts = Swift.min(threads, outer)
+    guard parts > 1, outer * n * inner >= 1 << 15 else { return run(a, rows: 0..<outer) }
+    let address = UInt(bitPattern: a)
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      guard let a = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
+      run(a, rows: (outer * part / parts)..<(outer * (part + 1) / parts))
+    }
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+    typealias V = FastMath.V
+    let lanes = V.scalarCount
+    for o in rows {
+      let base = o * n * inner
+      var i = 0
+      if inner == 1 {
+        runScalarLane(a, base: base, lane: 0)
+        continue
+      }
+      // Eight neighbouring inner positions at once: each step j is one contiguous SIMD load.
+      while i + lanes <= inner {
+        let s = a + x + base + i, d = a + out + base + i
+        func load(_ p: UnsafeMutablePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+        func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+        var m = V(repeating: -.infinity)
+        for j in 0..<n { m = pointwiseMax(m, load(s + j * inner)) }
+        var sum = V(repeating: 0)
         for j in 0..<n {
-          let e = Foundation.exp(s[j * inner] - m)
-          if !isLog { d[j * inner] = e }
+          let e = FastMath.exp(load(s + j * inner) - m)
+          if !isLog { store(e, d + j * inner) }
           sum += e
         }
         if isLog {
-          let lse = m + Foundation.log(sum)
-          for j in 0..<n { d[j * inner] = s[j * inner] - lse }
+          var lse = V()
+          for k in 0..<lanes { lse[k] = m[k] + Foundation.log(sum[k]) }
+          for j in 0..<n { store(load(s + j * inner) - lse, d + j * inner) }
         } else {
           let inv = 1 / sum
-          for j in 0..<n { d[j * inner] *= inv }
+          for j in 0..<n { store(load(d + j * inner) * inv, d + j * inner) }
         }
+        i += lanes
       }
+      while i < inner {
+        runScalarLane(a, base: base, lane: i)
+        i += 1
+      }
+    }
+  }
+
+  /// One softmax over the `n` elements `base + lane + j·inner`.
+  func runScalarLane(_ a: UnsafeMutablePointer<Float>, base: Int, lane i: Int) {
+    let s = a + x + base + i, d = a + out + base + i
+    var m = -Float.infinity
+    for j in 0..<n { m = Swift.max(m, s[j * inner]) }
+    var sum: Float = 0
+    for j in 0..<n {
+      let e = Foundation.exp(s[j * inner] - m)
+      if !isLog { d[j * inner] = e }
+      sum += e
+    }
+    if isLog {
+      let lse = m + Foundation.log(sum)
+      for j in 0..<n { d[j * inner] = s[j * inner] - lse }
+    } else {
+      let inv = 1 / sum
+      for j in 0..<n { d[j * inner] *= inv }
     }
   }
 }

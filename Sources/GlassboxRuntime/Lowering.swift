@@ -94,7 +94,8 @@ enum Lowering {
       let d = a.ints("dilation").isEmpty ? [1, 1] : a.ints("dilation")
       return [Pool(label: label, isMax: node.op == .maxPool2d, planes: x[0] * x[1], h: x[2], w: x[3], oh: out[2], ow: out[3],
                    kernel: (k[0], k[1]), stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]),
-                   countIncludePad: a.bool("count_include_pad", default: true), x: o(node.operands[0]), out: o(node.results[0]))]
+                   countIncludePad: a.bool("count_include_pad", default: true), x: o(node.operands[0]), out: o(node.results[0]),
+                   threads: threads)]
 
     case .globalAvgPool2d:
       return [PlaneMean(planes: x[0] * x[1], spatial: x[2] * x[3], x: o(node.operands[0]), out: o(node.results[0]))]
@@ -133,7 +134,7 @@ enum Lowering {
     case .softmax, .logSoftmax:
       let ax = axis("axis", rank: x.count)
       return [Softmax(label: label, isLog: node.op == .logSoftmax, outer: x[..<ax].reduce(1, *), n: x[ax],
-                      inner: x[(ax + 1)...].reduce(1, *), x: o(node.operands[0]), out: o(node.results[0]))]
+                      inner: x[(ax + 1)...].reduce(1, *), x: o(node.operands[0]), out: o(node.results[0]), threads: threads)]
 
     case .sum, .mean, .max:
       var axes = Set(a.ints("axes").map { $0 < 0 ? $0 + x.count : $0 })

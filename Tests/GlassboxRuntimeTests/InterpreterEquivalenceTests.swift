@@ -48,12 +48,21 @@ struct InterpreterEquivalenceTests {
       y = fused_elementwise(a, b, k, program: [0, 0, 1, 1, 3, 2, 2, 4, 4, 3, 5, 1, 4, 6, 0, 5, 7, 0, 6, 8, 0, 2, 9, 9])
     }
     """,
+    // Max pooling: interior columns swept row by row, border columns window by window,
+    // planes split over threads (32 planes of ≥ 380 outputs); strided, padded, dilated.
+    """
+    graph g(x: f32[2, 16, 41, 37]) -> (a: f32[2, 16, 21, 19], b: f32[2, 16, 20, 18], c: f32[2, 16, 39, 35]) {
+      a = max_pool2d(x, kernel: 3, stride: 2, padding: 1)
+      b = max_pool2d(x, kernel: 2)
+      c = max_pool2d(x, kernel: 3, stride: 1, padding: 1, dilation: 2)
+    }
+    """,
     // 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3): odd sizes (partial tiles),
     // padding 0, 1 and 2, bias or none, the fused residual + ReLU epilogue, and weights
     // given as an input (which must take the im2col path: only parameters are transformed).
     """
-    graph g(x: f32[2, 16, 7, 5], r: f32[2, 24, 7, 5], wi: f32[24, 16, 3, 3]) -> (y: f32[2, 24, 7, 5], z: f32[2, 24, 5, 3], u: f32[2, 24, 9, 7], v: f32[2, 24, 7, 5]) {
-      param w: f32[24, 16, 3, 3] init uniform(0.1)
+    graph g(x: f32[2, 128, 7, 5], r: f32[2, 24, 7, 5], wi: f32[24, 128, 3, 3]) -> (y: f32[2, 24, 7, 5], z: f32[2, 24, 5, 3], u: f32[2, 24, 9, 7], v: f32[2, 24, 7, 5]) {
+      param w: f32[24, 128, 3, 3] init uniform(0.1)
       param b: f32[24] init uniform(0.1)
       y = conv2d(x, w, b, r, padding: [1, 1], activation: relu)
       z = conv2d(x, w, padding: [0, 0])

@@ -49,6 +49,9 @@ struct Compile: ParsableCommand {
   @Flag(help: "Accept weights files holding tensors the graph does not use (listed, then ignored).")
   var allowUnexpected = false
 
+  @Flag(help: "Accept weights files lacking some parameters (listed, then initialised from --seed): a pretrained backbone under a new head.")
+  var allowMissing = false
+
   @Option(help: ArgumentHelp("Class names, one per line, in logit order.", valueName: "FILE"))
   var labels: String?
 
@@ -100,17 +103,30 @@ struct Compile: ParsableCommand {
         return WeightImport.Rename(old: parts[0], new: parts.count > 1 ? parts[1] : "")
       }
       let matched = WeightImport(graph: graph, file: file, renames: rules)
-      let fatal = !matched.isComplete || (!matched.unexpected.isEmpty && !allowUnexpected)
+      let partial = allowMissing && matched.misshaped.isEmpty && !matched.found.isEmpty
+      let fatal = !(matched.isComplete || partial) || (!matched.unexpected.isEmpty && !allowUnexpected)
       if !matched.problems.isEmpty {
         var lines = matched.problems.map { "  \($0)" }
-        if !matched.unexpected.isEmpty && allowUnexpected && matched.isComplete { lines.insert("ignoring tensors the graph does not use:", at: 0) }
+        if !fatal {
+          lines.insert((matched.unexpected.isEmpty ? "" : "ignoring tensors the graph does not use")
+            + (!matched.unexpected.isEmpty && !matched.missing.isEmpty ? "; " : "")
+            + (matched.missing.isEmpty ? "" : "initialising the missing parameters from --seed \(seed)") + ":", at: 0)
+        }
         FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
       }
-      guard !fatal, let w = matched.weights else {
-        let hint = matched.isComplete ? " (pass --allow-unexpected to ignore them)" : ""
-        throw FileError(description: "\(weights): does not fit \(graph.name): \(matched.missing.count) missing, \(matched.misshaped.count) mis-shaped, \(matched.unexpected.count) unexpected tensors\(hint)")
+      if fatal {
+        // Mis-shaped tensors have no flag: the hints only where the flags would make it fit.
+        let hints = !matched.misshaped.isEmpty ? [] : (matched.missing.isEmpty ? [] : ["--allow-missing to initialise the missing ones"])
+          + (matched.unexpected.isEmpty ? [] : ["--allow-unexpected to ignore the unexpected ones"])
+        throw FileError(description: "\(weights): does not fit \(graph.name): \(matched.missing.count) missing, \(matched.misshaped.count) mis-shaped, \(matched.unexpected.count) unexpected tensors"
+          + (hints.isEmpty ? "" : " (pass " + hints.joined(separator: ", or ") + ")"))
       }
-      tensors = w
+      if let w = matched.weights {
+        tensors = w
+      } else {
+        let initial = try Initialization.weights(for: graph, seed: seed)
+        tensors = zip(graph.parameters, initial).map { matched.found[$0.name] ?? $1 }
+      }
       let bytes = [UInt8](FileManager.default.contents(atPath: weights) ?? Data())
       provenance.weights = .imported(sha256: SHA256.hex(bytes))
       provenance.training = nil

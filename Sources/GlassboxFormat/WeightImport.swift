@@ -22,6 +22,9 @@ public struct WeightImport: Sendable {
   public var unexpected: [String] = []
   /// `name: file has f32[3, 4] but the graph expects f32[4, 3]`.
   public var misshaped: [String] = []
+  /// The tensors that fit, by parameter name (what a partial import keeps: a pretrained
+  /// backbone under a new head).
+  public var found: [String: Tensor] = [:]
 
   /// Whether every parameter found a tensor of its type (unexpected tensors aside).
   public var isComplete: Bool { weights != nil }
@@ -57,6 +60,7 @@ public struct WeightImport: Sendable {
         continue
       }
       out.append(t)
+      found[p.name] = t
     }
     unexpected = file.tensors.map { Self.renamed($0.name, renames) }.filter { !expected.contains($0) }
     weights = missing.isEmpty && misshaped.isEmpty ? out : nil

@@ -143,6 +143,44 @@ struct ModelCommandTests {
     }
   }
 
+  /// A torchvision-style backbone under a new head: `--rename =cnn.` puts every name under the
+  /// spec's `cnn.` scope, `--allow-unexpected` drops the old classifier, `--allow-missing`
+  /// initialises the new layers from the seed — exactly as a compile without weights would.
+  @Test func pretrainedBackboneImportsUnderANewHead() throws {
+    try Self.withTemporaryDirectory { dir in
+      let spec = dir.appendingPathComponent("net.graph").path
+      try """
+        graph net(x: f32[B, 2, 6, 6]) -> (y: f32[B, C]) where C = 3 {
+          cnn = each_step(trunk, reshape(x, shape: [B, 1, 2, 6, 6]))
+          head = linear(select(cnn, axis: 1, index: 0), out: C)
+          y = head
+        }
+        block trunk(image) {
+          conv1 = conv2d(image, out: 4, kernel: 3, padding: 1, bias: false)
+          return flatten(global_avg_pool2d(relu(conv1)))
+        }
+        """.write(toFile: spec, atomically: true, encoding: .utf8)
+      let backbone = Tensor(shape: [4, 2, 3, 3], f32: (0..<72).map { Float($0) / 72 })
+      let weights = dir.appendingPathComponent("resnet.safetensors").path
+      try SafeTensors.write(SafeTensorsFile(tensors: [
+        NamedTensor("conv1.weight", backbone), NamedTensor("fc.weight", Tensor(shape: [10, 4], f32: [Float](repeating: 1, count: 40))),
+      ]), to: weights)
+      let out = dir.appendingPathComponent("net.model").path
+      let refusal = Self.message(["compile", spec, "--weights", weights, "--rename", "=cnn.", "-o", out])
+      #expect(refusal == "\(weights): does not fit net: 2 missing, 0 mis-shaped, 1 unexpected tensors (pass --allow-missing to initialise the missing ones, or --allow-unexpected to ignore the unexpected ones)")
+      #expect(!FileManager.default.fileExists(atPath: out))
+
+      try Self.glassbox(["compile", spec, "--weights", weights, "--rename", "=cnn.", "--allow-missing", "--allow-unexpected",
+                         "--seed", "7", "-o", out])
+      try Self.glassbox(["compile", spec, "--seed", "7", "-o", dir.appendingPathComponent("fresh.model").path])
+      let model = try ModelFile.load(out), fresh = try ModelFile.load(dir.appendingPathComponent("fresh.model").path)
+      let names = model.graph.parameters.map(\.name)
+      #expect(names == ["cnn.conv1.weight", "head.weight", "head.bias"])
+      #expect(model.weight(ofParameter: 0) == backbone)
+      for i in 1..<names.count { #expect(model.weight(ofParameter: i) == fresh.weight(ofParameter: i)) }
+    }
+  }
+
   @Test func renameRulesApplyToPrefixes() throws {
     let (graph, file) = (try Spec.checkedGraph(SourceText(fileName: "t.graph", text: """
       graph g(x: f32[B, 4]) -> (y: f32[B, 2]) {

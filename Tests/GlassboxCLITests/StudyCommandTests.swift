@@ -103,4 +103,23 @@ struct StudyCommandTests {
   }
 
   static var tools: String { FeaturesCommandTests.path("tools") }
+
+  /// An interrupted training continues from its checkpoint; a finished one asked for again
+  /// (`--redo train.M`) starts over; a model without a checkpoint is replaced.
+  @Test func trainingContinuesOrStartsOver() throws {
+    try FeaturesCommandTests.withTemporaryDirectory { dir in
+      let model = try #require(StudyPlan.model(named: "bilstm"))
+      let file = dir.appendingPathComponent("bilstm.model").path
+      var record = StudyRecord(quick: true, machine: "m", started: "s")
+      #expect(CommandModelSteps.continuation(of: model, file: file, record: record) == nil)
+      try Data("model".utf8).write(to: URL(fileURLWithPath: file))
+      #expect(CommandModelSteps.continuation(of: model, file: file, record: record) == "--force")
+      try Data("state".utf8).write(to: URL(fileURLWithPath: file + ".state.safetensors"))
+      #expect(CommandModelSteps.continuation(of: model, file: file, record: record) == "--resume")
+      record.record(StudyRecord.Stage(name: "train.bilstm", state: "failed", seconds: 1))
+      #expect(CommandModelSteps.continuation(of: model, file: file, record: record) == "--resume")
+      record.record(StudyRecord.Stage(name: "train.bilstm", state: "done", seconds: 1))
+      #expect(CommandModelSteps.continuation(of: model, file: file, record: record) == "--force")
+    }
+  }
 }

@@ -334,6 +334,29 @@ struct Conv2d: Kernel {
 
 // MARK: - Pooling and normalisation
 
+/// Runs `body` over `0..<count` cut into `min(threads, count)` contiguous ranges, one per core
+/// (in place when there is one core, one item, or not `worthIt`): for kernels whose items —
+/// planes, rows — are independent.
+@inline(__always)
+func splitOverCores(_ a: UnsafeMutablePointer<Float>, count: Int, threads: Int, worthIt: Bool,
+                    _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
+  let parts = Swift.min(threads, count)
+  guard parts > 1, worthIt else { return body(a, 0..<count) }
+  let address = UInt(bitPattern: a)
+  withoutActuallyEscaping(body) { body in
+    let work = RangeWork(body: body)
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      guard let a = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
+      work.body(a, (count * part / parts)..<(count * (part + 1) / parts))
+    }
+  }
+}
+
+/// The body of `splitOverCores`: its ranges are disjoint, so the threads never share an item.
+private struct RangeWork: @unchecked Sendable {
+  let body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void
+}
+
 /// Max or average pooling over `[planes, H, W]` (PyTorch's window placement and counts).
 struct Pool: Kernel {
   var label: String
@@ -346,13 +369,7 @@ struct Pool: Kernel {
   var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    let parts = Swift.min(threads, planes)
-    guard parts > 1, planes * oh * ow >= 1 << 14 else { return run(a, planes: 0..<planes) }
-    let base = UInt(bitPattern: a)
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
-      guard let a = UnsafeMutablePointer<Float>(bitPattern: base) else { return }
-      run(a, planes: (planes * part / parts)..<(planes * (part + 1) / parts))
-    }
+    splitOverCores(a, count: planes, threads: threads, worthIt: planes * oh * ow >= 1 << 14) { run($0, planes: $1) }
   }
 
   func run(_ a: UnsafeMutablePointer<Float>, planes range: Range<Int>) {
@@ -468,13 +485,7 @@ struct Softmax: Kernel {
   var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    let parts = Swift.min(threads, outer)
-    guard parts > 1, outer * n * inner >= 1 << 15 else { return run(a, rows: 0..<outer) }
-    let address = UInt(bitPattern: a)
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
-      guard let a = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
-      run(a, rows: (outer * part / parts)..<(outer * (part + 1) / parts))
-    }
+    splitOverCores(a, count: outer, threads: threads, worthIt: outer * n * inner >= 1 << 15) { run($0, rows: $1) }
   }
 
   func run(_ a: UnsafeMutablePointer<Float>, rows: Range<Int>) {

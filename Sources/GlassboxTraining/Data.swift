@@ -238,10 +238,9 @@ public final class MediaExamples: ExampleSource, @unchecked Sendable {
   private var failed: [Int: String] = [:]
   private var skippedFiles: [String] = []
   private var blocked = 0.0
-  /// The read-ahead's order, how far it has read and how far the consumer has come.
+  /// The read-ahead's order and how far it has read.
   private var order: [Int] = []
   private var reading = 0
-  private var consumed = 0
   private var generation = 0
   private var pending: Set<Int> = []
 
@@ -291,37 +290,45 @@ public final class MediaExamples: ExampleSource, @unchecked Sendable {
     let mine = generation
     self.order = order.filter { dataSet.examples.indices.contains($0) }
     reading = 0
-    consumed = 0
     ahead.removeAll()
     condition.broadcast()
     condition.unlock()
-    let thread = Thread { [weak self] in self?.readAhead(generation: mine) }
+    let recipe = self.recipe
+    let thread = Thread { [weak self] in
+      // Its own extractor: the audio path keeps FFT buffers. The source is held only for one
+      // step at a time, so a consumer that stops reading (an aborted epoch) frees it.
+      guard let extractor = try? FeatureExtractor(recipe) else { return }
+      while let source = self, source.readAhead(generation: mine, extractor: extractor) {}
+    }
     thread.name = "glassbox-read-ahead"
     thread.start()
   }
 
-  private func readAhead(generation mine: Int) {
-    // Its own extractor: the audio path keeps FFT buffers.
-    guard let extractor = try? FeatureExtractor(recipe) else { return }
-    while true {
-      condition.lock()
-      while generation == mine && reading < order.count && ahead.count >= lookahead { condition.wait() }
-      guard generation == mine, reading < order.count else { condition.unlock(); return }
-      let index = order[reading]
-      reading += 1
-      if resident[index] != nil || failed[index] != nil || ahead[index] != nil { condition.unlock(); continue }
-      pending.insert(index)
+  /// Reads the next example of the order into `ahead`, or waits (at most a second) for room;
+  /// false once the order is done or replaced.
+  private func readAhead(generation mine: Int, extractor: FeatureExtractor) -> Bool {
+    condition.lock()
+    if generation == mine && reading < order.count && ahead.count >= lookahead {
+      _ = condition.wait(until: Date(timeIntervalSinceNow: 1))
       condition.unlock()
-      let result = decode(index, extractor: extractor)
-      condition.lock()
-      pending.remove(index)
-      switch result {
-      case .success(let v): if generation == mine { ahead[index] = v }
-      case .failure(let e): fail(index, e.description)
-      }
-      condition.broadcast()
-      condition.unlock()
+      return true
     }
+    guard generation == mine, reading < order.count else { condition.unlock(); return false }
+    let index = order[reading]
+    reading += 1
+    if resident[index] != nil || failed[index] != nil || ahead[index] != nil { condition.unlock(); return true }
+    pending.insert(index)
+    condition.unlock()
+    let result = decode(index, extractor: extractor)
+    condition.lock()
+    pending.remove(index)
+    switch result {
+    case .success(let v): if generation == mine { ahead[index] = v }
+    case .failure(let e): fail(index, e.description)
+    }
+    condition.broadcast()
+    condition.unlock()
+    return true
   }
 
   private func decode(_ index: Int, extractor: FeatureExtractor) -> Result<[Float], TrainingError> {
@@ -350,43 +357,29 @@ public final class MediaExamples: ExampleSource, @unchecked Sendable {
     let label = dataSet.examples[index].label
     let start = DispatchTime.now().uptimeNanoseconds
     condition.lock()
-    var waited = false
+    defer { condition.unlock() }
+    var blocking = false
+    defer { if blocking { blocked += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 } }
     while true {
-      if resident[index] != nil { break }
+      if let v = resident[index] { return (v, label) }
       if let v = ahead.removeValue(forKey: index) {
-        consumed += 1
         keep(index, v)
-        condition.broadcast()
-        condition.unlock()
-        if waited { addBlocked(since: start) }
+        condition.broadcast()  // room for the read-ahead
         return (v, label)
       }
-      if let message = failed[index] {
-        condition.unlock()
-        if waited { addBlocked(since: start) }
-        throw SkippedExample(message)
-      }
+      if let message = failed[index] { throw SkippedExample(message) }
       // The read-ahead has it in hand or will come to it soon: wait for it.
       let comingUp = ahead.count < lookahead && reading < order.count
         && order[reading..<min(order.count, reading + lookahead)].contains(index)
-      if pending.contains(index) || comingUp {
-        waited = true
-        condition.wait()
-        continue
-      }
-      break
+      guard pending.contains(index) || comingUp else { break }
+      blocking = true
+      condition.wait()
     }
-    if let v = resident[index] {
-      condition.unlock()
-      if waited { addBlocked(since: start) }
-      return (v, label)
-    }
+    // Not read ahead: decode here, without the lock.
+    blocking = true
     condition.unlock()
-    // Not read ahead: decode here.
     let result = decode(index, extractor: extractor)
     condition.lock()
-    defer { condition.unlock() }
-    blocked += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     switch result {
     case .success(let v):
       keep(index, v)
@@ -395,12 +388,6 @@ public final class MediaExamples: ExampleSource, @unchecked Sendable {
       fail(index, e.description)
       throw SkippedExample(e.description)
     }
-  }
-
-  private func addBlocked(since start: UInt64) {
-    condition.lock()
-    blocked += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    condition.unlock()
   }
 }
 

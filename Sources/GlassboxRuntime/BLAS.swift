@@ -7,6 +7,12 @@ import Foundation
 /// `OPENBLAS_CORETYPE=SkylakeX` is set when the library initialises (about 2× on SGEMM), so
 /// the library is opened with `dlopen` after that variable is arranged — never linked.
 /// `GLASSBOX_OPENBLAS_CORETYPE=Haswell` (any OpenBLAS core name) chooses other kernels.
+///
+/// OpenBLAS runs on one thread, always (`OPENBLAS_NUM_THREADS=1` when it loads): the cores are
+/// ours to share out. Its own pool's workers spin for a while after each threaded call, so they
+/// competed with every kernel that splits its own work over the cores (measured: ResNet-LSTM
+/// frames split over two cores were slower than one threaded GEMM at a time, and twice as
+/// noisy); `sgemm(threads:…)` splits a large product over the cores instead.
 public enum BLAS {
   typealias Sgemm = @convention(c) (CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, blasint, blasint, blasint,
                                     Float, UnsafePointer<Float>?, blasint, UnsafePointer<Float>?, blasint,
@@ -16,7 +22,6 @@ public enum BLAS {
 
   struct Library: @unchecked Sendable {
     let sgemm: Sgemm
-    let setThreads: SetThreads?
     let config: GetString?
     let corename: GetString?
   }
@@ -47,6 +52,7 @@ public enum BLAS {
     } else if hasAVX512 {
       setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
     }
+    setenv("OPENBLAS_NUM_THREADS", "1", 1)
     var handle: UnsafeMutableRawPointer?
     for name in ["libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.3.21.so"] {
       handle = dlopen(name, RTLD_NOW | RTLD_LOCAL)
@@ -62,8 +68,9 @@ public enum BLAS {
     func symbol<T>(_ name: String, _ type: T.Type) -> T? {
       dlsym(handle, name).map { unsafeBitCast($0, to: type) }
     }
+    let setThreads = symbol("openblas_set_num_threads", SetThreads.self)
+    setThreads?(1)
     return .success(Library(sgemm: unsafeBitCast(sgemm, to: Sgemm.self),
-                            setThreads: symbol("openblas_set_num_threads", SetThreads.self),
                             config: symbol("openblas_get_config", GetString.self),
                             corename: symbol("openblas_get_corename", GetString.self)))
   }
@@ -84,10 +91,12 @@ public enum BLAS {
     }
   }
 
-  /// OpenBLAS's own thread count (its pool is separate from ours).
-  public static func setThreads(_ n: Int) {
-    if case .success(let lib) = library { lib.setThreads?(Int32(n)) }
-  }
+  /// Cores a caller without a thread count of its own (t-SNE, tools) spreads a product over.
+  public static var defaultThreads: Int { Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount, 8)) }
+
+  /// Products smaller than this (`m·n·k`, about 20 µs on one core) stay on one thread: waking
+  /// another costs more than it saves.
+  static let parallelWork = 1 << 20
 
   /// Row-major `C = alpha·op(A)·op(B) + beta·C`, `op(A): [m, k]`, `op(B): [k, n]`, with
   /// leading dimensions `lda`, `ldb`, `ldc` (elements between rows as stored).
@@ -100,9 +109,45 @@ public enum BLAS {
               blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
   }
 
-  /// Contiguous row-major `C = A·B` with `A: [m, k]`, `B: [k, n]` (for tests and tools).
-  public static func sgemm(m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>,
-                           b: UnsafePointer<Float>, beta: Float = 0, c: UnsafeMutablePointer<Float>) {
-    sgemm(m: m, n: n, k: k, alpha: alpha, a: a, lda: k, b: b, ldb: n, beta: beta, c: c, ldc: n)
+  /// `sgemm` with the product split over `threads` cores: the columns of `C` when it is wider
+  /// than tall, else its rows, in blocks of whole cache lines; each part one single-threaded
+  /// OpenBLAS call on disjoint parts of `C`.
+  static func sgemm(threads: Int, transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                    alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let byColumns = n >= m
+    let extent = byColumns ? n : m, unit = byColumns ? 16 : 4
+    let parts = Swift.min(threads, extent / unit)
+    guard parts > 1, m * n * k >= parallelWork else {
+      return sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                   beta: beta, c: c, ldc: ldc)
+    }
+    let operands = GEMMOperands(a: a, b: b, c: c)
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      // Part boundaries on multiples of `unit` (the last part takes the remainder).
+      let blocks = extent / unit
+      let lo = blocks * part / parts * unit, hi = part == parts - 1 ? extent : blocks * (part + 1) / parts * unit
+      if byColumns {
+        sgemm(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha, a: operands.a, lda: lda,
+              b: operands.b + (transB ? lo * ldb : lo), ldb: ldb, beta: beta, c: operands.c + lo, ldc: ldc)
+      } else {
+        sgemm(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
+              a: operands.a + (transA ? lo : lo * lda), lda: lda, b: operands.b, ldb: ldb, beta: beta,
+              c: operands.c + lo * ldc, ldc: ldc)
+      }
+    }
   }
+
+  /// Contiguous row-major `C = A·B` with `A: [m, k]`, `B: [k, n]` (for tests and tools), over
+  /// `threads` cores.
+  public static func sgemm(m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>,
+                           b: UnsafePointer<Float>, beta: Float = 0, c: UnsafeMutablePointer<Float>,
+                           threads: Int = defaultThreads) {
+    sgemm(threads: threads, m: m, n: n, k: k, alpha: alpha, a: a, lda: k, b: b, ldb: n, beta: beta, c: c, ldc: n)
+  }
+}
+
+/// The three matrices of one product, handed to the threads that compute disjoint parts of `C`.
+private struct GEMMOperands: @unchecked Sendable {
+  let a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>
 }

@@ -38,9 +38,10 @@ struct LinearBackwardWeight: Kernel {
   var label: String
   var rows: Int, outFeatures: Int, inFeatures: Int
   var dy: Int, x: Int, dw: Int
+  var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    BLAS.sgemm(transA: true, m: outFeatures, n: inFeatures, k: rows, a: a + dy, lda: outFeatures,
+    BLAS.sgemm(threads: threads, transA: true, m: outFeatures, n: inFeatures, k: rows, a: a + dy, lda: outFeatures,
                b: a + x, ldb: inFeatures, c: a + dw, ldc: inFeatures)
   }
 }
@@ -85,6 +86,7 @@ struct LSTMCellBackward: Kernel {
   var batch: Int, hidden: Int
   var dh: Int, dc: Int, gates: Int, h: Int, c: Int, weight: Int
   var dGates: Int, dhPrev: Int, dcPrev: Int, scratch: Int
+  var threads = 1
   static let flushBelow: Float = 1e-30
 
   @inline(__always) static func flushed(_ v: Float) -> Float { Swift.abs(v) < flushBelow ? 0 : v }
@@ -93,7 +95,8 @@ struct LSTMCellBackward: Kernel {
     let n = hidden, g4 = 4 * hidden
     let pre = a + scratch
     pre.update(from: a + gates, count: batch * g4)
-    BLAS.sgemm(transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1, c: pre, ldc: g4)
+    BLAS.sgemm(threads: threads, transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1,
+               c: pre, ldc: g4)
     for b in 0..<batch {
       let p = pre + b * g4, dg = a + dGates + b * g4
       let cv = a + c + b * n, dhv = a + dh + b * n, dcv = a + dc + b * n, dcp = a + dcPrev + b * n
@@ -115,7 +118,7 @@ struct LSTMCellBackward: Kernel {
         dcp[j] = Self.flushed(dct * f)
       }
     }
-    BLAS.sgemm(m: batch, n: n, k: g4, a: a + dGates, lda: g4, b: a + weight, ldb: n, c: a + dhPrev, ldc: n)
+    BLAS.sgemm(threads: threads, m: batch, n: n, k: g4, a: a + dGates, lda: g4, b: a + weight, ldb: n, c: a + dhPrev, ldc: n)
   }
 }
 
@@ -184,7 +187,7 @@ struct Conv2dBackwardWeight: Kernel {
           c.im2col(a + x + ((first + i) * c.cin + g * cg) * c.h * c.w, cols + i * spatial, channels: cg, rowStride: columns)
         }
         let d = stagedGradient(a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial, buffer: buffer)
-        BLAS.sgemm(transB: true, m: og, n: k, k: columns, a: d, lda: columns, b: cols, ldb: columns, beta: 1,
+        BLAS.sgemm(threads: c.threads, transB: true, m: og, n: k, k: columns, a: d, lda: columns, b: cols, ldb: columns, beta: 1,
                    c: a + dw + g * og * k, ldc: k)
       }
       first += count
@@ -211,7 +214,7 @@ struct Conv2dBackwardInput: Kernel {
       let count = Swift.min(chunk, c.n - first), columns = count * spatial
       for g in 0..<c.groups {
         let d = stagedGradient(a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial, buffer: buffer)
-        BLAS.sgemm(transA: true, m: k, n: columns, k: og, a: a + weight + g * og * k, lda: k, b: d, ldb: columns,
+        BLAS.sgemm(threads: c.threads, transA: true, m: k, n: columns, k: og, a: a + weight + g * og * k, lda: k, b: d, ldb: columns,
                    c: cols, ldc: columns)
         for i in 0..<count {
           col2im(cols + i * spatial, a + dx + ((first + i) * c.cin + g * cg) * c.h * c.w, channels: cg, rowStride: columns)

@@ -10,6 +10,8 @@ import GlassboxIR
 public final class Executable: @unchecked Sendable {
   /// The bound graph this program computes.
   public let graph: Graph
+  /// Cores the kernels split their work over.
+  public let threads: Int
   let kernels: [any Kernel]
   let arena: UnsafeMutablePointer<Float>
   /// Floats in the arena.
@@ -27,12 +29,13 @@ public final class Executable: @unchecked Sendable {
   }
 
   /// Compiles a graph whose every dimension is bound; `parameters` are copied in (missing
-  /// ones are an error). `threads` is how many cores the program may use: OpenBLAS gets that
-  /// many, and independent work of our own (the two LSTM directions) is spread over them.
+  /// ones are an error). `threads` is how many cores the program may use: kernels split their
+  /// work over them (large products, images of a convolution, the two LSTM directions), each
+  /// part calling a single-threaded OpenBLAS.
   public init(graph: Graph, parameters: [String: Tensor], threads: Int = 2) throws {
     try BLAS.ensureLoaded()
-    BLAS.setThreads(max(threads, 1))
     self.graph = graph
+    self.threads = Swift.max(threads, 1)
     for v in graph.values where !v.type.shape.allSatisfy(\.isStatic) {
       throw InputError(description: "value '\(v.name)' has symbolic shape \(v.type.shapeDescription); bind the symbols first")
     }
@@ -209,7 +212,7 @@ public final class Executable: @unchecked Sendable {
         var c = [Float](repeating: 0, count: s.m * s.n)
         func once() {
           for _ in 0..<s.count {
-            BLAS.sgemm(transB: s.transB, m: s.m, n: s.n, k: s.k, a: a, lda: s.k, b: b, ldb: s.transB ? s.k : s.n,
+            BLAS.sgemm(threads: threads, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a, lda: s.k, b: b, ldb: s.transB ? s.k : s.n,
                        c: &c, ldc: s.n)
           }
         }

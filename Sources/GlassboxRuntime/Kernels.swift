@@ -168,6 +168,7 @@ struct Linear: Kernel {
   var rows: Int, inFeatures: Int, outFeatures: Int
   var x: Int, weight: Int, bias: Int?, out: Int
   var epilogue: Epilogue
+  var threads = 1
 
   var gemms: [GEMMShape] { [GEMMShape(m: rows, n: outFeatures, k: inFeatures, transB: true, count: 1)] }
 
@@ -175,7 +176,7 @@ struct Linear: Kernel {
     if let bias {
       for r in 0..<rows { (a + out + r * outFeatures).update(from: a + bias, count: outFeatures) }
     }
-    BLAS.sgemm(transB: true, m: rows, n: outFeatures, k: inFeatures, a: a + x, lda: inFeatures,
+    BLAS.sgemm(threads: threads, transB: true, m: rows, n: outFeatures, k: inFeatures, a: a + x, lda: inFeatures,
                b: a + weight, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: a + out, ldc: outFeatures)
     epilogue.apply(a, out: out, count: rows * outFeatures, at: 0)
   }
@@ -208,12 +209,13 @@ struct Matmul: Kernel {
   var label: String
   var batch: Int, m: Int, n: Int, k: Int
   var lhs: Int, rhs: Int, out: Int
+  var threads = 1
 
   var gemms: [GEMMShape] { [GEMMShape(m: m, n: n, k: k, transB: false, count: batch)] }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     for b in 0..<batch {
-      BLAS.sgemm(m: m, n: n, k: k, a: a + lhs + b * m * k, lda: k, b: a + rhs + b * k * n, ldb: n,
+      BLAS.sgemm(threads: threads, m: m, n: n, k: k, a: a + lhs + b * m * k, lda: k, b: a + rhs + b * k * n, ldb: n,
                  c: a + out + b * m * n, ldc: n)
     }
   }
@@ -225,6 +227,11 @@ struct Matmul: Kernel {
 /// chunk the GEMM writes the output directly, otherwise into scratch and then per image.
 /// A 1×1, stride-1, unpadded convolution of one image reads its input as the columns. Bias is
 /// the GEMM's initial value.
+///
+/// With several images and several cores the images are split over the cores (`parts`), each
+/// part with its own scratch and a single-threaded BLAS: gathering, GEMM, scattering and the
+/// epilogue then all run in parallel on data that stays in that core's cache, where a threaded
+/// GEMM alone left the rest to one core.
 struct Conv2d: Kernel {
   var label: String
   var n: Int, cin: Int, h: Int, w: Int
@@ -233,22 +240,46 @@ struct Conv2d: Kernel {
   var oh: Int, ow: Int
   var x: Int, weight: Int, bias: Int?, out: Int, scratch: Int
   var epilogue: Epilogue
+  /// Cores the images may be split over (`parts`); OpenBLAS's own count outside this kernel.
+  var threads = 1
 
   /// Images per GEMM: enough for about 2,048 columns.
   static func chunk(images n: Int, spatial: Int) -> Int { Swift.max(1, Swift.min(n, (2048 + spatial - 1) / Swift.max(spatial, 1))) }
 
-  /// Scratch floats: columns, plus the GEMM result when several images share a GEMM.
+  /// How many parts the `n` images are split into: one per core when every core gets the
+  /// same number of images or at least two (so that no core idles for long).
+  static func parts(images n: Int, threads: Int) -> Int {
+    guard threads > 1, n >= 2 else { return 1 }
+    let parts = Swift.min(threads, n)
+    return n % parts == 0 || n >= 2 * parts ? parts : 1
+  }
+
+  /// Scratch floats: per part, columns, plus the GEMM result when several images share a GEMM.
   static func scratchCount(images n: Int, cin: Int, cout: Int, kh: Int, kw: Int, groups: Int, spatial: Int,
-                           pointwise: Bool) -> Int {
+                           pointwise: Bool, threads: Int = 1) -> Int {
+    let parts = parts(images: n, threads: threads)
+    return parts * partScratch(images: (n + parts - 1) / parts, cin: cin, cout: cout, kh: kh, kw: kw, groups: groups,
+                               spatial: spatial, pointwise: pointwise)
+  }
+
+  static func partScratch(images n: Int, cin: Int, cout: Int, kh: Int, kw: Int, groups: Int, spatial: Int,
+                          pointwise: Bool) -> Int {
     let c = chunk(images: n, spatial: spatial)
     if c == 1 && pointwise { return 0 }
     return cin / groups * kh * kw * c * spatial + (c > 1 ? cout / groups * c * spatial : 0)
   }
 
   var gemms: [GEMMShape] {
-    let chunk = Conv2d.chunk(images: n, spatial: oh * ow), k = cin / groups * kh * kw
-    var shapes = [GEMMShape(m: cout / groups, n: chunk * oh * ow, k: k, transB: false, count: n / chunk * groups)]
-    if n % chunk != 0 { shapes.append(GEMMShape(m: cout / groups, n: n % chunk * oh * ow, k: k, transB: false, count: groups)) }
+    let parts = Conv2d.parts(images: n, threads: threads), k = cin / groups * kh * kw
+    var shapes: [GEMMShape] = []
+    for part in 0..<parts {
+      let images = n * (part + 1) / parts - n * part / parts
+      let chunk = Conv2d.chunk(images: images, spatial: oh * ow)
+      shapes.append(GEMMShape(m: cout / groups, n: chunk * oh * ow, k: k, transB: false, count: images / chunk * groups))
+      if images % chunk != 0 {
+        shapes.append(GEMMShape(m: cout / groups, n: images % chunk * oh * ow, k: k, transB: false, count: groups))
+      }
+    }
     return shapes
   }
 
@@ -257,12 +288,26 @@ struct Conv2d: Kernel {
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
+    let parts = Conv2d.parts(images: n, threads: threads)
+    guard parts > 1 else { return run(a, images: 0..<n, scratch: scratch, threads: threads) }
+    let each = Conv2d.partScratch(images: (n + parts - 1) / parts, cin: cin, cout: cout, kh: kh, kw: kw, groups: groups,
+                                  spatial: oh * ow, pointwise: isPointwise)
+    let base = UnsafeSendable(a), kernel = self
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      kernel.run(base.pointer, images: (kernel.n * part / parts)..<(kernel.n * (part + 1) / parts),
+                 scratch: kernel.scratch + part * each, threads: 1)
+    }
+  }
+
+  /// The convolution of images `range`, with `scratch` (`partScratch` floats for as many
+  /// images) to itself and its GEMMs over `threads` cores.
+  func run(_ a: UnsafeMutablePointer<Float>, images range: Range<Int>, scratch: Int, threads: Int) {
     let cg = cin / groups, og = cout / groups
     let k = cg * kh * kw, spatial = oh * ow
-    let chunk = Conv2d.chunk(images: n, spatial: spatial)
-    var first = 0
-    while first < n {
-      let count = Swift.min(chunk, n - first)
+    let chunk = Conv2d.chunk(images: range.count, spatial: spatial)
+    var first = range.lowerBound
+    while first < range.upperBound {
+      let count = Swift.min(chunk, range.upperBound - first)
       let columns = count * spatial
       for g in 0..<groups {
         let cols: UnsafeMutablePointer<Float>
@@ -280,7 +325,7 @@ struct Conv2d: Kernel {
         if let bias {
           for c in 0..<og { (dst + c * columns).update(repeating: a[bias + g * og + c], count: columns) }
         }
-        BLAS.sgemm(m: og, n: columns, k: k, a: a + weight + g * og * k, lda: k, b: cols, ldb: columns,
+        BLAS.sgemm(threads: threads, m: og, n: columns, k: k, a: a + weight + g * og * k, lda: k, b: cols, ldb: columns,
                    beta: bias == nil ? 0 : 1, c: dst, ldc: columns)
         if !direct {
           for i in 0..<count {

@@ -19,7 +19,7 @@ struct LSTMLayer: Kernel {
   var scratch: Int
   /// Whether the two directions may run on two threads.
   var parallel: Bool
-  /// OpenBLAS's thread count outside this kernel.
+  /// Cores the input projection is split over when the directions run one after the other.
   var threads: Int
   /// Only the outputs at the last time step, `out[B, directions·H]`: the reverse direction
   /// then needs one step (its first) and one row of projection per batch element.
@@ -34,23 +34,21 @@ struct LSTMLayer: Kernel {
   func run(_ a: UnsafeMutablePointer<Float>) {
     if directions == 2 && parallel {
       // One direction per core, each with a single-threaded BLAS, so nothing is oversubscribed.
-      BLAS.setThreads(1)
       let base = UnsafeSendable(a)
       DispatchQueue.concurrentPerform(iterations: 2) { d in
-        project(base.pointer, direction: d)
+        project(base.pointer, direction: d, threads: 1)
         recur(base.pointer, direction: d)
       }
-      BLAS.setThreads(threads)
     } else {
       for d in 0..<directions {
-        project(a, direction: d)
+        project(a, direction: d, threads: threads)
         recur(a, direction: d)
       }
     }
   }
 
   /// `proj[B·T, 4H] = x · W_ihᵀ + b_ih + b_hh`, every time step at once.
-  func project(_ a: UnsafeMutablePointer<Float>, direction d: Int) {
+  func project(_ a: UnsafeMutablePointer<Float>, direction d: Int, threads: Int) {
     let g = 4 * hidden
     let (wih, _, bih, bhh) = weights[d]
     let proj = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
@@ -58,10 +56,11 @@ struct LSTMLayer: Kernel {
     for r in 1..<Swift.max(batch * steps, 1) { (proj + r * g).update(from: proj, count: g) }
     if lastOnly && d == 1 {
       // Only x[b, T−1] is read: rows T·F apart, results where step T−1 expects them.
-      BLAS.sgemm(transB: true, m: batch, n: g, k: features, a: a + x + (steps - 1) * features, lda: steps * features,
+      BLAS.sgemm(threads: threads, transB: true, m: batch, n: g, k: features, a: a + x + (steps - 1) * features,
+                 lda: steps * features,
                  b: a + wih, ldb: features, beta: 1, c: proj + (steps - 1) * g, ldc: steps * g)
     } else {
-      BLAS.sgemm(transB: true, m: batch * steps, n: g, k: features, a: a + x, lda: features,
+      BLAS.sgemm(threads: threads, transB: true, m: batch * steps, n: g, k: features, a: a + x, lda: features,
                  b: a + wih, ldb: features, beta: 1, c: proj, ldc: g)
     }
   }
@@ -186,12 +185,13 @@ struct LSTMCell: Kernel {
   var label: String
   var batch: Int, hidden: Int
   var gates: Int, h: Int, c: Int, weight: Int, hOut: Int, cOut: Int, scratch: Int
+  var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let n = hidden, g4 = 4 * hidden
     let pre = a + scratch
     pre.update(from: a + gates, count: batch * g4)
-    BLAS.sgemm(transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1, c: pre, ldc: g4)
+    BLAS.sgemm(threads: threads, transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1, c: pre, ldc: g4)
     for b in 0..<batch {
       let p = pre + b * g4, cv = a + c + b * n, ho = a + hOut + b * n, co = a + cOut + b * n
       // Activations in place, each gate's block contiguous: σ(i), σ(f) | tanh(g) | σ(o).

@@ -19,7 +19,7 @@ enum Lowering {
       let pointwise = w[2] == 1 && w[3] == 1 && a.ints("stride") == [1, 1] && a.ints("padding") == [0, 0]
       let groups = a.int("groups", default: 1)
       return Conv2d.scratchCount(images: o[0], cin: w[1] * groups, cout: w[0], kh: w[2], kw: w[3], groups: groups,
-                                 spatial: o[2] * o[3], pointwise: pointwise)
+                                 spatial: o[2] * o[3], pointwise: pointwise, threads: threads)
     case .lstm:
       let x = shape(g, node.operands[0])
       let dirs = node.attributes.bool("bidirectional") ? 2 : 1
@@ -87,7 +87,7 @@ enum Lowering {
                      stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]), groups: a.int("groups", default: 1),
                      oh: out[2], ow: out[3], x: o(node.operands[0]), weight: o(node.operands[1]),
                      bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), scratch: scratch,
-                     epilogue: epilogue)]
+                     epilogue: epilogue, threads: threads)]
 
     case .maxPool2d, .avgPool2d:
       let k = a.ints("kernel"), s = a.ints("stride").isEmpty ? k : a.ints("stride"), p = a.ints("padding")
@@ -110,12 +110,13 @@ enum Lowering {
       let w = shape(g, node.operands[1])
       return [Linear(label: label, rows: x.dropLast().reduce(1, *), inFeatures: w[1], outFeatures: w[0],
                      x: o(node.operands[0]), weight: o(node.operands[1]),
-                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), epilogue: epilogue)]
+                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), epilogue: epilogue,
+                     threads: threads)]
 
     case .matmul, .batchMatmul:
       let r = shape(g, node.operands[1])
       return [Matmul(label: label, batch: x.dropLast(2).reduce(1, *), m: x[x.count - 2], n: r[r.count - 1], k: x[x.count - 1],
-                     lhs: o(node.operands[0]), rhs: o(node.operands[1]), out: o(node.results[0]))]
+                     lhs: o(node.operands[0]), rhs: o(node.operands[1]), out: o(node.results[0]), threads: threads)]
 
     case .add, .sub, .mul, .div:
       let op: BinaryOp = switch node.op { case .add: .add; case .sub: .sub; case .mul: .mul; default: .div }
@@ -209,7 +210,7 @@ enum Lowering {
       let h = shape(g, node.operands[1])
       return [LSTMCell(label: label, batch: h[0], hidden: h[1], gates: o(node.operands[0]), h: o(node.operands[1]),
                        c: o(node.operands[2]), weight: o(node.operands[3]), hOut: o(node.results[0]), cOut: o(node.results[1]),
-                       scratch: scratch)]
+                       scratch: scratch, threads: threads)]
 
     case .crossEntropy:
       return [CrossEntropy(n: x[0], c: x[1], logits: o(node.operands[0]), target: o(node.operands[1]), out: o(node.results[0]))]
@@ -232,7 +233,7 @@ enum Lowering {
 
     case .linearBackwardWeight:
       return [LinearBackwardWeight(label: label, rows: x.dropLast().reduce(1, *), outFeatures: out[0], inFeatures: out[1],
-                                   dy: o(node.operands[0]), x: o(node.operands[1]), dw: o(node.results[0]))]
+                                   dy: o(node.operands[0]), x: o(node.operands[1]), dw: o(node.results[0]), threads: threads)]
 
     case .sliceBackward:
       // Zeros, then dy copied into the view the slice read.
@@ -263,7 +264,7 @@ enum Lowering {
       return [LSTMCellBackward(label: label, batch: h[0], hidden: h[1], dh: o(node.operands[0]), dc: o(node.operands[1]),
                                gates: o(node.operands[2]), h: o(node.operands[3]), c: o(node.operands[4]),
                                weight: o(node.operands[5]), dGates: o(node.results[0]), dhPrev: o(node.results[1]),
-                               dcPrev: o(node.results[2]), scratch: scratch)]
+                               dcPrev: o(node.results[2]), scratch: scratch, threads: threads)]
 
     case .crossEntropyBackward:
       let l = shape(g, node.operands[1])
@@ -277,7 +278,7 @@ enum Lowering {
       let geometry = Conv2d(label: label, n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: w[0], kh: w[2], kw: w[3],
                             stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]),
                             groups: a.int("groups", default: 1), oh: dy[2], ow: dy[3], x: 0, weight: 0, bias: nil, out: 0,
-                            scratch: scratch, epilogue: Epilogue(residual: nil, relu: false))
+                            scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads)
       if isInput {
         return [Conv2dBackwardInput(label: label, geometry: geometry, dy: o(node.operands[0]), weight: o(node.operands[1]),
                                     dx: o(node.results[0]))]

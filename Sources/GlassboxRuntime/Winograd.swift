@@ -12,7 +12,7 @@ import Foundation
 /// - 16 GEMMs: `M[ξ] = U[ξ] · V[ξ]` (`[Cout, Cin] × [Cin, P]`).
 /// - Output transform: `y = Aᵀ M A` per tile, plus bias, then the epilogue.
 ///
-/// Transforms are split over `threads` cores by channel; the GEMMs use OpenBLAS's threads.
+/// Transforms are split over `threads` cores by channel, the 16 GEMMs by ξ.
 struct WinogradConv3x3: Kernel {
   var label: String
   var n: Int, cin: Int, h: Int, w: Int, cout: Int
@@ -34,7 +34,7 @@ struct WinogradConv3x3: Kernel {
   static func applies(kh: Int, kw: Int, stride: [Int], dilation: [Int], padding: [Int], groups: Int,
                       cin: Int, cout: Int) -> Bool {
     kh == 3 && kw == 3 && stride == [1, 1] && dilation == [1, 1] && groups == 1
-      && padding.allSatisfy { $0 >= 0 && $0 <= 2 } && cin >= 128 && cout >= 16
+      && padding.allSatisfy { $0 >= 0 && $0 <= 2 } && cin >= 64 && cout >= 16
   }
 
   var tilesH: Int { (oh + 1) / 2 }
@@ -48,7 +48,7 @@ struct WinogradConv3x3: Kernel {
   }
 
   /// Floats of one zero-padded input plane: every tile's 4×4 window lies inside it.
-  static func paddedPlane(oh: Int, ow: Int) -> Int { ((oh + 1) / 2 * 2 + 2) * ((ow + 1) / 2 * 2 + 2) }
+  static func paddedPlane(oh: Int, ow: Int) -> Int { ((oh + 1) / 2 * 2 + 2) * ((ow + 1) / 2 * 2 + 2) + slack }
 
   /// The GEMM this convolution is as im2col would run it (`[Cout, Cin·9] × [Cin·9, N·OH·OW]`),
   /// so profiles compare the Winograd kernel with what it replaces.
@@ -83,7 +83,6 @@ struct WinogradConv3x3: Kernel {
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let p = tiles
-    let v = a + scratch, m = v + 16 * cin * p
     let parts = Swift.max(1, Swift.min(threads, 8))
 
     // Input transform, channels split over the threads (each with its own padded plane).
@@ -99,9 +98,14 @@ struct WinogradConv3x3: Kernel {
       }
     }
 
-    for xi in 0..<16 {
-      BLAS.sgemm(m: cout, n: p, k: cin, a: a + transformed + xi * cout * cin, lda: cin,
-                 b: v + xi * cin * p, ldb: p, c: m + xi * cout * p, ldc: p)
+    // The 16 GEMMs are independent: shared out over the threads, each single-threaded.
+    forEachPart(parts) { part in
+      let a = base.pointer
+      let v = a + kernel.scratch, m = v + 16 * kernel.cin * p
+      for xi in stride(from: part, to: 16, by: parts) {
+        BLAS.sgemm(m: kernel.cout, n: p, k: kernel.cin, a: a + kernel.transformed + xi * kernel.cout * kernel.cin,
+                   lda: kernel.cin, b: v + xi * kernel.cin * p, ldb: p, c: m + xi * kernel.cout * p, ldc: p)
+      }
     }
 
     forEachPart(parts) { part in
@@ -109,7 +113,6 @@ struct WinogradConv3x3: Kernel {
       let m = a + kernel.scratch + 16 * kernel.cin * p
       for k in stride(from: part, to: kernel.cout, by: parts) { kernel.outputTransform(k: k, a: a, m: m, p: p) }
     }
-    epilogue.apply(a, out: out, count: n * cout * oh * ow, at: 0)
   }
 
   func forEachPart(_ parts: Int, _ body: @Sendable (Int) -> Void) {
@@ -117,14 +120,17 @@ struct WinogradConv3x3: Kernel {
   }
 
   /// `V[ξ, c, tiles of image i] = Bᵀ d B` for every tile of one input plane (image `i`,
-  /// channel `c`), through a zero-padded copy.
+  /// channel `c`), through a zero-padded copy. Eight tiles of a row at a time: the four
+  /// columns of each tile are the even and odd lanes of two 16-float loads (tiles overlap by
+  /// two columns), so every transform step is one vector operation and every store eight
+  /// consecutive floats.
   @inline(__always)
   func inputTransform(plane: Int, a: UnsafeMutablePointer<Float>, padded: UnsafeMutablePointer<Float>,
                       v: UnsafeMutablePointer<Float>, p: Int) {
     let image = plane / cin, c = plane % cin
     let th = tilesH, tw = tilesW
     let pw = tw * 2 + 2, ph = th * 2 + 2
-    padded.update(repeating: 0, count: ph * pw)
+    padded.update(repeating: 0, count: ph * pw + Self.slack)
     let src = a + x + plane * h * w
     for y in 0..<h {
       let py = y + padding.0
@@ -134,64 +140,106 @@ struct WinogradConv3x3: Kernel {
     }
     let stride = cin * p
     let base = v + c * p + image * th * tw
+    typealias V8 = SIMD8<Float>
+    typealias V16 = SIMD16<Float>
+    @inline(__always) func load(_ q: UnsafeMutablePointer<Float>) -> V16 { UnsafeRawPointer(q).loadUnaligned(as: V16.self) }
     for ty in 0..<th {
       let r0 = padded + 2 * ty * pw, r1 = r0 + pw, r2 = r1 + pw, r3 = r2 + pw
       let dst = base + ty * tw
-      for tx in 0..<tw {
+      var tx = 0
+      while tx < tw {
         let o = 2 * tx
-        // t = Bᵀ d, rows: d0 − d2, d1 + d2, d2 − d1, d1 − d3.
-        var t0 = SIMD4<Float>(r0[o], r0[o + 1], r0[o + 2], r0[o + 3])
-        let d1 = SIMD4<Float>(r1[o], r1[o + 1], r1[o + 2], r1[o + 3])
-        let d2 = SIMD4<Float>(r2[o], r2[o + 1], r2[o + 2], r2[o + 3])
-        let d3 = SIMD4<Float>(r3[o], r3[o + 1], r3[o + 2], r3[o + 3])
-        t0 -= d2
-        let t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3
+        // Row r, column k of the eight tiles' 4×4 windows: d[r].k.
+        @inline(__always) func columns(_ r: UnsafeMutablePointer<Float>) -> (V8, V8, V8, V8) {
+          let lo = load(r + o), hi = load(r + o + 2)
+          return (lo.evenHalf, lo.oddHalf, hi.evenHalf, hi.oddHalf)
+        }
+        let d0 = columns(r0), d1 = columns(r1), d2 = columns(r2), d3 = columns(r3)
+        // t = Bᵀ d, rows: d0 − d2, d1 + d2, d2 − d1, d1 − d3 (column by column).
+        let t0 = (d0.0 - d2.0, d0.1 - d2.1, d0.2 - d2.2, d0.3 - d2.3)
+        let t1 = (d1.0 + d2.0, d1.1 + d2.1, d1.2 + d2.2, d1.3 + d2.3)
+        let t2 = (d2.0 - d1.0, d2.1 - d1.1, d2.2 - d1.2, d2.3 - d1.3)
+        let t3 = (d1.0 - d3.0, d1.1 - d3.1, d1.2 - d3.2, d1.3 - d3.3)
+        let valid = Swift.min(8, tw - tx)
         // V = t B, per row: t0 − t2, t1 + t2, t2 − t1, t1 − t3.
-        @inline(__always) func store(_ i: Int, _ t: SIMD4<Float>) {
+        @inline(__always) func store(_ i: Int, _ t: (V8, V8, V8, V8)) {
           let q = dst + 4 * i * stride + tx
-          q[0] = t[0] - t[2]
-          q[stride] = t[1] + t[2]
-          q[2 * stride] = t[2] - t[1]
-          q[3 * stride] = t[1] - t[3]
+          put(t.0 - t.2, q, valid)
+          put(t.1 + t.2, q + stride, valid)
+          put(t.2 - t.1, q + 2 * stride, valid)
+          put(t.1 - t.3, q + 3 * stride, valid)
         }
         store(0, t0)
         store(1, t1)
         store(2, t2)
         store(3, t3)
+        tx += 8
       }
     }
   }
 
-  /// `y = Aᵀ M A` (+ bias) for every tile of output channel `k` in every image.
+  /// Floats read past the end of a padded plane by the last 16-float loads.
+  static let slack = 18
+
+  /// Stores the first `count` lanes of `value` at `q` (all eight in one store when they fit).
+  @inline(__always)
+  func put(_ value: SIMD8<Float>, _ q: UnsafeMutablePointer<Float>, _ count: Int) {
+    if count == 8 {
+      UnsafeMutableRawPointer(q).storeBytes(of: value, as: SIMD8<Float>.self)
+    } else {
+      for l in 0..<count { q[l] = value[l] }
+    }
+  }
+
+  /// `y = Aᵀ M A` (+ bias, then the epilogue) for every tile of output channel `k` in every
+  /// image, eight tiles of a row at a time; each finished output plane gets the epilogue while
+  /// it is still in cache.
   @inline(__always)
   func outputTransform(k: Int, a: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, p: Int) {
     let th = tilesH, tw = tilesW
     let stride = cout * p
-    let b: Float = bias.map { a[$0 + k] } ?? 0
+    let b = SIMD8<Float>(repeating: bias.map { a[$0 + k] } ?? 0)
+    typealias V8 = SIMD8<Float>
+    @inline(__always) func load(_ q: UnsafeMutablePointer<Float>) -> V8 { UnsafeRawPointer(q).loadUnaligned(as: V8.self) }
     for image in 0..<n {
       let src = m + k * p + image * th * tw
-      let dst = a + out + (image * cout + k) * oh * ow
+      let plane = (image * cout + k) * oh * ow
+      let dst = a + out + plane
       for ty in 0..<th {
-        for tx in 0..<tw {
+        var tx = 0
+        while tx < tw {
           let q = src + ty * tw + tx
-          // Rows of M (4×4) combined: s0 = m0 + m1 + m2, s1 = m1 − m2 − m3.
-          var s0 = SIMD4<Float>(), s1 = SIMD4<Float>()
-          for j in 0..<4 {
-            let m0 = q[j * stride], m1 = q[(4 + j) * stride], m2 = q[(8 + j) * stride], m3 = q[(12 + j) * stride]
-            s0[j] = m0 + m1 + m2
-            s1[j] = m1 - m2 - m3
+          let valid = Swift.min(8, tw - tx)
+          // M[ξ] for the eight tiles (lanes past the row's last tile are zero).
+          @inline(__always) func mv(_ xi: Int) -> V8 {
+            if valid == 8 { return load(q + xi * stride) }
+            var t = V8()
+            for l in 0..<valid { t[l] = q[xi * stride + l] }
+            return t
           }
+          // Rows of M (4×4) combined: s0 = m0 + m1 + m2, s1 = m1 − m2 − m3, column by column.
+          let m0 = mv(0), m1 = mv(1), m2 = mv(2), m3 = mv(3), m4 = mv(4), m5 = mv(5), m6 = mv(6), m7 = mv(7)
+          let m8 = mv(8), m9 = mv(9), m10 = mv(10), m11 = mv(11), m12 = mv(12), m13 = mv(13), m14 = mv(14), m15 = mv(15)
+          let s00 = m0 + m4 + m8, s01 = m1 + m5 + m9, s02 = m2 + m6 + m10, s03 = m3 + m7 + m11
+          let s10 = m4 - m8 - m12, s11 = m5 - m9 - m13, s12 = m6 - m10 - m14, s13 = m7 - m11 - m15
+          let y00 = s00 + s01 + s02 + b, y01 = s01 - s02 - s03 + b
+          let y10 = s10 + s11 + s12 + b, y11 = s11 - s12 - s13 + b
           let y0 = 2 * ty, x0 = 2 * tx
-          let row0 = dst + y0 * ow + x0
-          row0[0] = s0[0] + s0[1] + s0[2] + b
-          if x0 + 1 < ow { row0[1] = s0[1] - s0[2] - s0[3] + b }
-          if y0 + 1 < oh {
-            let row1 = row0 + ow
-            row1[0] = s1[0] + s1[1] + s1[2] + b
-            if x0 + 1 < ow { row1[1] = s1[1] - s1[2] - s1[3] + b }
+          let row0 = dst + y0 * ow + x0, row1 = row0 + ow
+          let hasRow1 = y0 + 1 < oh
+          for l in 0..<valid {
+            let x = x0 + 2 * l
+            row0[2 * l] = y00[l]
+            if x + 1 < ow { row0[2 * l + 1] = y01[l] }
+            if hasRow1 {
+              row1[2 * l] = y10[l]
+              if x + 1 < ow { row1[2 * l + 1] = y11[l] }
+            }
           }
+          tx += 8
         }
       }
+      epilogue.apply(a, out: out, count: oh * ow, at: plane)
     }
   }
 }

@@ -70,6 +70,17 @@ struct InterpreterEquivalenceTests {
       v = conv2d(x, wi, padding: [1, 1])
     }
     """,
+    // Rows of more than eight tiles (the transforms take eight at a time, then the rest),
+    // channels from 64, and four images split over the cores, Winograd and im2col alike.
+    """
+    graph g(x: f32[4, 64, 6, 37], r: f32[4, 16, 6, 37], wi: f32[16, 64, 3, 3]) -> (y: f32[4, 16, 6, 37], z: f32[4, 16, 6, 39], v: f32[4, 16, 6, 37]) {
+      param w: f32[16, 64, 3, 3] init uniform(0.1)
+      param b: f32[16] init uniform(0.1)
+      y = conv2d(x, w, b, r, padding: [1, 1], activation: relu)
+      z = conv2d(x, w, b, padding: [1, 2])
+      v = conv2d(x, wi, b, r, padding: [1, 1], activation: relu)
+    }
+    """,
   ]
 
   @Test(arguments: specs.indices)
@@ -83,17 +94,21 @@ struct InterpreterEquivalenceTests {
     }
     var reference = ReferenceInterpreter(graph: graph)
     let expected = try reference.run(inputs: inputs, parameters: parameters)
-    let program = try Executable(graph: graph, parameters: parameters)
-    let actual = try program.run(inputs: inputs)
-    if graph.nodes.contains(where: { $0.op == .conv2d }) {
-      // The parameter-weighted convolutions took the Winograd path, the input-weighted one not.
-      #expect(program.program.filter { $0.hasSuffix("(winograd)") }.count == 3)
-    }
-    for output in graph.outputs {
-      let e = try #require(expected[graph[output.value].name]), a = try #require(actual[output.name])
-      let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }
-      let diff = try #require(maxAbsDifference(a, e))
-      #expect(diff <= 1e-5 * scale, "case \(index) output \(output.name): \(diff)")
+    // One core and two: the kernels that split their work (images, products, planes) agree.
+    for threads in [1, 2] {
+      let program = try Executable(graph: graph, parameters: parameters, threads: threads)
+      let actual = try program.run(inputs: inputs)
+      if graph.nodes.contains(where: { $0.op == .conv2d }) {
+        // The parameter-weighted convolutions took the Winograd path, the input-weighted one not.
+        let transformed = graph.nodes.filter { $0.op == .conv2d && graph[$0.operands[1]].name != "wi" }.count
+        #expect(program.program.filter { $0.hasSuffix("(winograd)") }.count == transformed)
+      }
+      for output in graph.outputs {
+        let e = try #require(expected[graph[output.value].name]), a = try #require(actual[output.name])
+        let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }
+        let diff = try #require(maxAbsDifference(a, e))
+        #expect(diff <= 1e-5 * scale, "case \(index) output \(output.name), \(threads) threads: \(diff)")
+      }
     }
   }
 }

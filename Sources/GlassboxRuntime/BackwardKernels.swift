@@ -164,9 +164,42 @@ func stagedGradient(_ a: UnsafeMutablePointer<Float>, dy: Int, first: Int, count
   return buffer
 }
 
+/// Scratch floats of one part of a convolution's backward kernels: the columns and the staged
+/// `dy` of one chunk of images.
+func convolutionBackwardPartScratch(_ c: Conv2d, images: Int) -> Int {
+  let spatial = c.oh * c.ow, chunk = Conv2d.chunk(images: images, spatial: spatial)
+  return (c.cin / c.groups * c.kh * c.kw + c.cout / c.groups) * chunk * spatial
+}
+
+/// Scratch floats of a convolution's backward kernel, with the images split into
+/// `Conv2d.parts` parts as in the forward; the weight gradient adds one accumulator per part
+/// after the first.
+func convolutionBackwardScratch(_ c: Conv2d, weight: Bool) -> Int {
+  let parts = Conv2d.parts(images: c.n, threads: c.threads)
+  let each = convolutionBackwardPartScratch(c, images: (c.n + parts - 1) / parts)
+  return parts * each + (weight ? (parts - 1) * c.cout * (c.cin / c.groups) * c.kh * c.kw : 0)
+}
+
+/// Runs `body(part, images, scratch, threads)` for each part of a convolution's images: on one
+/// core each when they are split (`Conv2d.parts`), else once over all images with the GEMMs
+/// over every core.
+func forEachImagePart(_ c: Conv2d, _ a: UnsafeMutablePointer<Float>,
+                      _ body: @Sendable (UnsafeMutablePointer<Float>, Int, Range<Int>, UnsafeMutablePointer<Float>, Int) -> Void) {
+  let parts = Conv2d.parts(images: c.n, threads: c.threads)
+  guard parts > 1 else { return body(a, 0, 0..<c.n, a + c.scratch, c.threads) }
+  let each = convolutionBackwardPartScratch(c, images: (c.n + parts - 1) / parts)
+  let base = UnsafeSendable(a)
+  DispatchQueue.concurrentPerform(iterations: parts) { part in
+    let a = base.pointer
+    body(a, part, (c.n * part / parts)..<(c.n * (part + 1) / parts), a + c.scratch + part * each, 1)
+  }
+}
+
 /// The weight gradient of a convolution: images taken `Conv2d.chunk` at a time (small feature
 /// maps still make one wide GEMM), per group `dW_g[Cout/g, Cin/g·kh·kw] += dy_g · colsᵀ` with
 /// `cols` the images' im2col columns side by side in scratch, then the staged `dy_g` after them.
+/// With the images split over the cores each part accumulates its own `dW` (the first into the
+/// result, the others in scratch), added up in part order at the end.
 struct Conv2dBackwardWeight: Kernel {
   var label: String
   /// The forward convolution's geometry (its offsets unused but `scratch`).
@@ -176,28 +209,44 @@ struct Conv2dBackwardWeight: Kernel {
   func run(_ a: UnsafeMutablePointer<Float>) {
     let c = geometry
     let cg = c.cin / c.groups, og = c.cout / c.groups, k = cg * c.kh * c.kw, spatial = c.oh * c.ow
-    let chunk = Conv2d.chunk(images: c.n, spatial: spatial)
-    (a + dw).update(repeating: 0, count: c.cout * k)
-    let cols = a + c.scratch, buffer = cols + k * chunk * spatial
-    var first = 0
-    while first < c.n {
-      let count = Swift.min(chunk, c.n - first), columns = count * spatial
-      for g in 0..<c.groups {
-        for i in 0..<count {
-          c.im2col(a + x + ((first + i) * c.cin + g * cg) * c.h * c.w, cols + i * spatial, channels: cg, rowStride: columns)
+    let parts = Conv2d.parts(images: c.n, threads: c.threads)
+    let each = convolutionBackwardPartScratch(c, images: (c.n + parts - 1) / parts)
+    let accumulators = c.scratch + parts * each
+    let dy = dy, x = x, dw = dw
+    forEachImagePart(c, a) { a, part, images, scratch, threads in
+      let target = part == 0 ? a + dw : a + accumulators + (part - 1) * c.cout * k
+      target.update(repeating: 0, count: c.cout * k)
+      let chunk = Conv2d.chunk(images: images.count, spatial: spatial)
+      let cols = scratch, buffer = cols + k * chunk * spatial
+      var first = images.lowerBound
+      while first < images.upperBound {
+        let count = Swift.min(chunk, images.upperBound - first), columns = count * spatial
+        for g in 0..<c.groups {
+          for i in 0..<count {
+            c.im2col(a + x + ((first + i) * c.cin + g * cg) * c.h * c.w, cols + i * spatial, channels: cg, rowStride: columns)
+          }
+          let d = stagedGradient(a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial,
+                                 buffer: buffer)
+          BLAS.sgemm(threads: threads, transB: true, m: og, n: k, k: columns, a: d, lda: columns, b: cols, ldb: columns,
+                     beta: 1, c: target + g * og * k, ldc: k)
         }
-        let d = stagedGradient(a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial, buffer: buffer)
-        BLAS.sgemm(threads: c.threads, transB: true, m: og, n: k, k: columns, a: d, lda: columns, b: cols, ldb: columns, beta: 1,
-                   c: a + dw + g * og * k, ldc: k)
+        first += count
       }
-      first += count
+    }
+    guard parts > 1 else { return }
+    splitOverCores(a, count: c.cout * k, threads: c.threads, worthIt: true) { a, range in
+      let d = a + dw
+      for part in 1..<parts {
+        let s = a + accumulators + (part - 1) * c.cout * k
+        for i in range { d[i] += s[i] }
+      }
     }
   }
 }
 
 /// The input gradient of a convolution: per chunk of images and group, `cols = W_gᵀ · dy_g`
 /// (one GEMM into scratch), then col2im adds each column entry back at the input element it
-/// was read from.
+/// was read from. Images are split over the cores as in the forward.
 struct Conv2dBackwardInput: Kernel {
   var label: String
   var geometry: Conv2d
@@ -206,21 +255,26 @@ struct Conv2dBackwardInput: Kernel {
   func run(_ a: UnsafeMutablePointer<Float>) {
     let c = geometry
     let cg = c.cin / c.groups, og = c.cout / c.groups, k = cg * c.kh * c.kw, spatial = c.oh * c.ow
-    let chunk = Conv2d.chunk(images: c.n, spatial: spatial)
-    (a + dx).update(repeating: 0, count: c.n * c.cin * c.h * c.w)
-    let cols = a + c.scratch, buffer = cols + k * chunk * spatial
-    var first = 0
-    while first < c.n {
-      let count = Swift.min(chunk, c.n - first), columns = count * spatial
-      for g in 0..<c.groups {
-        let d = stagedGradient(a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial, buffer: buffer)
-        BLAS.sgemm(threads: c.threads, transA: true, m: k, n: columns, k: og, a: a + weight + g * og * k, lda: k, b: d, ldb: columns,
-                   c: cols, ldc: columns)
-        for i in 0..<count {
-          col2im(cols + i * spatial, a + dx + ((first + i) * c.cin + g * cg) * c.h * c.w, channels: cg, rowStride: columns)
+    let dy = dy, weight = weight, dx = dx, kernel = self
+    forEachImagePart(c, a) { a, _, images, scratch, threads in
+      (a + dx + images.lowerBound * c.cin * c.h * c.w).update(repeating: 0, count: images.count * c.cin * c.h * c.w)
+      let chunk = Conv2d.chunk(images: images.count, spatial: spatial)
+      let cols = scratch, buffer = cols + k * chunk * spatial
+      var first = images.lowerBound
+      while first < images.upperBound {
+        let count = Swift.min(chunk, images.upperBound - first), columns = count * spatial
+        for g in 0..<c.groups {
+          let d = stagedGradient(a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial,
+                                 buffer: buffer)
+          BLAS.sgemm(threads: threads, transA: true, m: k, n: columns, k: og, a: a + weight + g * og * k, lda: k, b: d,
+                     ldb: columns, c: cols, ldc: columns)
+          for i in 0..<count {
+            kernel.col2im(cols + i * spatial, a + dx + ((first + i) * c.cin + g * cg) * c.h * c.w, channels: cg,
+                          rowStride: columns)
+          }
         }
+        first += count
       }
-      first += count
     }
   }
 
@@ -257,9 +311,16 @@ struct PoolBackward: Kernel {
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let p = pool
-    (a + dx).update(repeating: 0, count: p.planes * p.h * p.w)
+    splitOverCores(a, count: p.planes, threads: p.threads, worthIt: p.planes * p.oh * p.ow >= 1 << 14) {
+      run($0, planes: $1)
+    }
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, planes: Range<Int>) {
+    let p = pool
+    (a + dx + planes.lowerBound * p.h * p.w).update(repeating: 0, count: planes.count * p.h * p.w)
     let dilation = p.isMax ? p.dilation : (1, 1)
-    for plane in 0..<p.planes {
+    for plane in planes {
       let src = a + x + plane * p.h * p.w, dst = a + dx + plane * p.h * p.w, g = a + dy + plane * p.oh * p.ow
       for oy in 0..<p.oh {
         let y0 = oy * p.stride.0 - p.padding.0
@@ -300,64 +361,104 @@ struct PoolBackward: Kernel {
   }
 }
 
+/// Sums of one row in blocks of 256 floats, eight lanes at a time in Float, the blocks added in
+/// Double: vector speed, and Double's accuracy across blocks and images.
+@inline(__always)
+func blockSum(_ count: Int, _ term: (Int) -> SIMD8<Float>, scalar: (Int) -> Float) -> Double {
+  var total = 0.0, i = 0
+  while i + 8 <= count {
+    let end = Swift.min(count, i + 256) & ~7
+    var acc = SIMD8<Float>()
+    while i + 8 <= end { acc += term(i); i += 8 }
+    total += Double(acc.sum())
+  }
+  while i < count { total += Double(scalar(i)); i += 1 }
+  return total
+}
+
+@inline(__always)
+func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+
+@inline(__always)
+func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+  UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
 /// Training batch norm over `[N, C, inner]`: per channel the batch mean and biased variance
-/// (accumulated in Double), then `y = (x − mean)/√(var + eps)·w + b`.
+/// (`blockSum`), then `y = (x − mean)/√(var + eps)·w + b`. Channels are independent: split
+/// over the cores.
 struct BatchNormTrain: Kernel {
   var label: String
   var n: Int, c: Int, inner: Int, eps: Float
   var x: Int, weight: Int, bias: Int, out: Int, mean: Int, variance: Int
+  var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
+    splitOverCores(a, count: c, threads: threads, worthIt: n * c * inner >= 1 << 15) { run($0, channels: $1) }
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, channels: Range<Int>) {
     let m = Double(n * inner)
-    for ch in 0..<c {
+    for ch in channels {
       var sum = 0.0
       for img in 0..<n {
         let s = a + x + (img * c + ch) * inner
-        for i in 0..<inner { sum += Double(s[i]) }
+        sum += blockSum(inner, { load8(s + $0) }, scalar: { s[$0] })
       }
-      let mu = sum / m
+      let mu = sum / m, fmu = Float(mu)
       var sq = 0.0
       for img in 0..<n {
         let s = a + x + (img * c + ch) * inner
-        for i in 0..<inner { let d = Double(s[i]) - mu; sq += d * d }
+        sq += blockSum(inner, { let d = load8(s + $0) - fmu; return d * d }, scalar: { let d = s[$0] - fmu; return d * d })
       }
       let v = sq / m
-      a[mean + ch] = Float(mu)
+      a[mean + ch] = fmu
       a[variance + ch] = Float(v)
       let scale = a[weight + ch] / (Float(v) + eps).squareRoot()
-      let shift = a[bias + ch] - Float(mu) * scale
+      let shift = a[bias + ch] - fmu * scale
       for img in 0..<n {
         let s = a + x + (img * c + ch) * inner, d = a + out + (img * c + ch) * inner
-        for i in 0..<inner { d[i] = s[i] * scale + shift }
+        var i = 0
+        while i + 8 <= inner { store8(load8(s + i) * scale + shift, d + i); i += 8 }
+        while i < inner { d[i] = s[i] * scale + shift; i += 1 }
       }
     }
   }
 }
 
-/// `dx = w/√(var + eps)/m · (m·dy − Σdy − x̂·Σ(dy·x̂))`, `dw = Σ dy·x̂`, `db = Σ dy` per channel.
+/// `dx = w/√(var + eps)/m · (m·dy − Σdy − x̂·Σ(dy·x̂))`, `dw = Σ dy·x̂`, `db = Σ dy` per channel,
+/// channels split over the cores.
 struct BatchNormTrainBackward: Kernel {
   var label: String
   var n: Int, c: Int, inner: Int, eps: Float
   var dy: Int, x: Int, weight: Int, mean: Int, variance: Int, dx: Int, dweight: Int, dbias: Int
+  var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
+    splitOverCores(a, count: c, threads: threads, worthIt: n * c * inner >= 1 << 15) { run($0, channels: $1) }
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, channels: Range<Int>) {
     let m = Float(n * inner)
-    for ch in 0..<c {
+    for ch in channels {
       let mu = a[mean + ch], inv = 1 / (a[variance + ch] + eps).squareRoot()
       var db = 0.0, dw = 0.0
       for img in 0..<n {
         let g = a + dy + (img * c + ch) * inner, s = a + x + (img * c + ch) * inner
-        for i in 0..<inner {
-          db += Double(g[i])
-          dw += Double(g[i] * (s[i] - mu) * inv)
-        }
+        db += blockSum(inner, { load8(g + $0) }, scalar: { g[$0] })
+        dw += blockSum(inner, { load8(g + $0) * ((load8(s + $0) - mu) * inv) }, scalar: { g[$0] * ((s[$0] - mu) * inv) })
       }
       a[dbias + ch] = Float(db)
       a[dweight + ch] = Float(dw)
       let k = a[weight + ch] * inv / m, fdb = Float(db), fdw = Float(dw)
       for img in 0..<n {
         let g = a + dy + (img * c + ch) * inner, s = a + x + (img * c + ch) * inner, d = a + dx + (img * c + ch) * inner
-        for i in 0..<inner { d[i] = k * (m * g[i] - fdb - (s[i] - mu) * inv * fdw) }
+        var i = 0
+        while i + 8 <= inner {
+          store8(k * (m * load8(g + i) - fdb - (load8(s + i) - mu) * inv * fdw), d + i)
+          i += 8
+        }
+        while i < inner { d[i] = k * (m * g[i] - fdb - (s[i] - mu) * inv * fdw); i += 1 }
       }
     }
   }

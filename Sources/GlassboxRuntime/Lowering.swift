@@ -37,12 +37,23 @@ enum Lowering {
     case .lstmCell:
       return shape(g, node.operands[0]).reduce(1, *)
     case .conv2dBackwardInput, .conv2dBackwardWeight:
-      let dy = shape(g, node.operands[0])
-      let w = node.op == .conv2dBackwardInput ? shape(g, node.operands[1]) : shape(g, node.results[0])
-      let groups = node.attributes.int("groups", default: 1), spatial = dy[2] * dy[3]
-      let chunk = Conv2d.chunk(images: dy[0], spatial: spatial)
-      return (w[1] * w[2] * w[3] + w[0] / groups) * chunk * spatial
+      let geometry = convolutionBackwardGeometry(node, g, scratch: 0, threads: threads)
+      return convolutionBackwardScratch(geometry, weight: node.op == .conv2dBackwardWeight)
     }
+  }
+
+  /// The forward convolution a backward node differentiates (offsets unused but `scratch`).
+  static func convolutionBackwardGeometry(_ node: Node, _ g: Graph, scratch: Int, threads: Int) -> Conv2d {
+    let isInput = node.op == .conv2dBackwardInput
+    let dy = shape(g, node.operands[0])
+    let xs = isInput ? shape(g, node.results[0]) : shape(g, node.operands[1])
+    let w = isInput ? shape(g, node.operands[1]) : shape(g, node.results[0])
+    let a = node.attributes
+    let s = a.ints("stride"), p = a.ints("padding"), d = a.ints("dilation")
+    return Conv2d(label: "", n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: w[0], kh: w[2], kw: w[3],
+                  stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]),
+                  groups: a.int("groups", default: 1), oh: dy[2], ow: dy[3], x: 0, weight: 0, bias: nil, out: 0,
+                  scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads)
   }
 
   /// Whether a convolution runs as Winograd F(2×2, 3×3).
@@ -272,14 +283,8 @@ enum Lowering {
                                    target: o(node.operands[2]), out: o(node.results[0]))]
 
     case .conv2dBackwardInput, .conv2dBackwardWeight:
-      let isInput = node.op == .conv2dBackwardInput
-      let dy = x, xs = isInput ? out : shape(g, node.operands[1]), w = isInput ? shape(g, node.operands[1]) : out
-      let s = a.ints("stride"), p = a.ints("padding"), d = a.ints("dilation")
-      let geometry = Conv2d(label: label, n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: w[0], kh: w[2], kw: w[3],
-                            stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]),
-                            groups: a.int("groups", default: 1), oh: dy[2], ow: dy[3], x: 0, weight: 0, bias: nil, out: 0,
-                            scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads)
-      if isInput {
+      let geometry = convolutionBackwardGeometry(node, g, scratch: scratch, threads: threads)
+      if node.op == .conv2dBackwardInput {
         return [Conv2dBackwardInput(label: label, geometry: geometry, dy: o(node.operands[0]), weight: o(node.operands[1]),
                                     dx: o(node.results[0]))]
       }
@@ -292,21 +297,23 @@ enum Lowering {
       let d = a.ints("dilation").isEmpty ? [1, 1] : a.ints("dilation")
       let pool = Pool(label: label, isMax: node.op == .maxPool2dBackward, planes: xs[0] * xs[1], h: xs[2], w: xs[3],
                       oh: x[2], ow: x[3], kernel: (k[0], k[1]), stride: (s[0], s[1]), padding: (p[0], p[1]),
-                      dilation: (d[0], d[1]), countIncludePad: a.bool("count_include_pad", default: true), x: 0, out: 0)
+                      dilation: (d[0], d[1]), countIncludePad: a.bool("count_include_pad", default: true), x: 0, out: 0,
+                      threads: threads)
       return [PoolBackward(label: label, pool: pool, dy: o(node.operands[0]), x: o(node.operands[1]), dx: o(node.results[0]))]
 
     case .batchNormTrain:
       let ops = node.operands
       return [BatchNormTrain(label: label, n: x[0], c: x[1], inner: x.dropFirst(2).reduce(1, *),
                              eps: Float(a.float("eps", default: 1e-5)), x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]),
-                             out: o(node.results[0]), mean: o(node.results[1]), variance: o(node.results[2]))]
+                             out: o(node.results[0]), mean: o(node.results[1]), variance: o(node.results[2]),
+                             threads: threads)]
 
     case .batchNormTrainBackward:
       let ops = node.operands, xs = shape(g, ops[1])
       return [BatchNormTrainBackward(label: label, n: xs[0], c: xs[1], inner: xs.dropFirst(2).reduce(1, *),
                                      eps: Float(a.float("eps", default: 1e-5)), dy: o(ops[0]), x: o(ops[1]),
                                      weight: o(ops[2]), mean: o(ops[3]), variance: o(ops[4]), dx: o(node.results[0]),
-                                     dweight: o(node.results[1]), dbias: o(node.results[2]))]
+                                     dweight: o(node.results[1]), dbias: o(node.results[2]), threads: threads)]
     }
   }
 

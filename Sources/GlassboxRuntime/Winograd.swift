@@ -27,10 +27,11 @@ struct WinogradConv3x3: Kernel {
   var threads: Int
 
   /// Whether a convolution of these attributes takes this kernel: 3×3, stride 1, dilation 1,
-  /// one group, padding at most 2, and enough channels for the GEMMs to pay off. Each of the
-  /// 16 GEMMs has depth Cin, and the transforms are memory-bound: with 64 input channels
-  /// (ResNet's layer1, VGG's first block) the kernel ran at 37–59% of the im2col GEMM's SGEMM
-  /// rate on AVX2 (`bench --profile`), from 128 at 79–130%, from 256 at 105–155%.
+  /// one group, padding at most 2, and enough channels for the GEMMs to pay off: each of the
+  /// 16 GEMMs has depth Cin. With scalar transforms 64 input channels ran at 37–59% of the
+  /// im2col GEMM's SGEMM rate on AVX2; with the vector transforms ResNet-LSTM's layer1 (64
+  /// channels, 16 frames of 28×28) takes 6.4 ms a convolution against im2col's 7.8 ms
+  /// (`bench --profile`). Below 64 the GEMMs are too shallow.
   static func applies(kh: Int, kw: Int, stride: [Int], dilation: [Int], padding: [Int], groups: Int,
                       cin: Int, cout: Int) -> Bool {
     kh == 3 && kw == 3 && stride == [1, 1] && dilation == [1, 1] && groups == 1

@@ -430,15 +430,34 @@ struct Pool: Kernel {
         let ky0 = y0 >= 0 ? 0 : (-y0 + dilation.0 - 1) / dilation.0
         let ky1 = Swift.min(kernel.0, (h - y0 + dilation.0 - 1) / dilation.0)
         if isMax && ky1 > ky0 && oxB > oxA {
+          let d = dst + oy * ow
+          var oxV = oxA
+          if stride.1 == 2 {
+            // Eight outputs at a time, the maximum kept in a register: a window column of eight
+            // outputs is the even half of a 16-float load. Only while the last load stays in
+            // the plane.
+            let lastRead = (y0 + (ky1 - 1) * dilation.0) * w - padding.1 + (kernel.1 - 1) * dilation.1 + 15
+            while oxV + 8 <= oxB && lastRead + 2 * (oxV + 7) < h * w {
+              var m = SIMD8<Float>(repeating: -.infinity)
+              for ky in ky0..<ky1 {
+                let row = src + (y0 + ky * dilation.0) * w - padding.1 + 2 * oxV
+                for kx in 0..<kernel.1 {
+                  let v = UnsafeRawPointer(row + kx * dilation.1).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                  m.replace(with: v, where: (v .> m) .| (v .!= v))  // NaN wins, as in PyTorch
+                }
+              }
+              UnsafeMutableRawPointer(d + oxV).storeBytes(of: m, as: SIMD8<Float>.self)
+              oxV += 8
+            }
+          }
           // Interior columns: sweep each window row across the output row (no per-output
           // bounds), the output row itself accumulating.
-          let d = dst + oy * ow
-          for ox in oxA..<oxB { d[ox] = -.infinity }
+          for ox in oxV..<oxB { d[ox] = -.infinity }
           for ky in ky0..<ky1 {
             let row = src + (y0 + ky * dilation.0) * w - padding.1
             for kx in 0..<kernel.1 {
               let r = row + kx * dilation.1
-              for ox in oxA..<oxB {
+              for ox in oxV..<oxB {
                 let v = r[ox * stride.1], m = d[ox]
                 d[ox] = v > m || v != v ? v : m  // NaN wins, as in PyTorch
               }

@@ -12,7 +12,11 @@ import Foundation
 /// - 16 GEMMs: `M[ξ] = U[ξ] · V[ξ]` (`[Cout, Cin] × [Cin, P]`).
 /// - Output transform: `y = Aᵀ M A` per tile, plus bias, then the epilogue.
 ///
-/// Transforms are split over `threads` cores by channel, the 16 GEMMs by ξ.
+/// Two ways to share the work over `threads` cores (`plan`). When the tiles outweigh the
+/// weights (ResNet's layer1–3 over 16 frames), each core takes its own images, a block of them
+/// at a time, through all three steps: its `V` and `M` stay in cache between the steps. When
+/// the weights outweigh the tiles (layer4: 4×4 maps, 512 channels), each core reading all of
+/// `U` would double the traffic: then the transforms are split by channel and the 16 GEMMs by ξ.
 struct WinogradConv3x3: Kernel {
   var label: String
   var n: Int, cin: Int, h: Int, w: Int, cout: Int
@@ -42,10 +46,23 @@ struct WinogradConv3x3: Kernel {
   var tilesW: Int { (ow + 1) / 2 }
   var tiles: Int { n * tilesH * tilesW }
 
-  /// Scratch floats: `V` and `M`, plus one zero-padded channel per thread.
+  /// Images split over `parts` cores, each taking `block` images at a time (blocks of at least
+  /// 256 tiles, so the GEMMs stay wide); nil to share every step over the cores instead.
+  static func plan(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int) -> (parts: Int, block: Int)? {
+    let perImage = ((oh + 1) / 2) * ((ow + 1) / 2)
+    let parts = Conv2d.parts(images: n, threads: threads)
+    guard parts > 1, n * perImage * (cin + cout) > cin * cout else { return nil }
+    return (parts, Swift.min((n + parts - 1) / parts, (256 + perImage - 1) / perImage))
+  }
+
+  /// Scratch floats: `V` and `M` (of all tiles, or of one block per part), plus one
+  /// zero-padded channel per thread.
   static func scratchCount(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int) -> Int {
-    let p = n * ((oh + 1) / 2) * ((ow + 1) / 2)
-    return 16 * cin * p + 16 * cout * p + Swift.max(threads, 1) * paddedPlane(oh: oh, ow: ow)
+    let perImage = ((oh + 1) / 2) * ((ow + 1) / 2)
+    if let plan = plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
+      return plan.parts * (16 * (cin + cout) * plan.block * perImage + paddedPlane(oh: oh, ow: ow))
+    }
+    return 16 * (cin + cout) * n * perImage + Swift.max(threads, 1) * paddedPlane(oh: oh, ow: ow)
   }
 
   /// Floats of one zero-padded input plane: every tile's 4×4 window lies inside it.
@@ -83,6 +100,9 @@ struct WinogradConv3x3: Kernel {
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
+    if let plan = Self.plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
+      return run(a, parts: plan.parts, block: plan.block)
+    }
     let p = tiles
     let parts = Swift.max(1, Swift.min(threads, 8))
 
@@ -95,7 +115,8 @@ struct WinogradConv3x3: Kernel {
       let v = a + kernel.scratch, m = v + 16 * kernel.cin * p
       let padded = m + 16 * kernel.cout * p + part * Self.paddedPlane(oh: kernel.oh, ow: kernel.ow)
       for plane in stride(from: part, to: planes, by: parts) {
-        kernel.inputTransform(plane: plane, a: a, padded: padded, v: v, p: p)
+        kernel.inputTransform(image: plane / kernel.cin, local: plane / kernel.cin, c: plane % kernel.cin, a: a,
+                              padded: padded, v: v, p: p)
       }
     }
 
@@ -112,7 +133,37 @@ struct WinogradConv3x3: Kernel {
     forEachPart(parts) { part in
       let a = base.pointer
       let m = a + kernel.scratch + 16 * kernel.cin * p
-      for k in stride(from: part, to: kernel.cout, by: parts) { kernel.outputTransform(k: k, a: a, m: m, p: p) }
+      for k in stride(from: part, to: kernel.cout, by: parts) { kernel.outputTransform(k: k, images: 0..<kernel.n, a: a, m: m, p: p) }
+    }
+  }
+
+  /// Each of `parts` cores its own images, `block` at a time: input transform, 16 GEMMs on a
+  /// single-threaded BLAS, output transform, in its own scratch.
+  func run(_ a: UnsafeMutablePointer<Float>, parts: Int, block: Int) {
+    let perImage = tilesH * tilesW
+    let perPart = 16 * (cin + cout) * block * perImage + Self.paddedPlane(oh: oh, ow: ow)
+    let base = UnsafeSendable(a), kernel = self
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      let a = base.pointer
+      let own = a + kernel.scratch + part * perPart
+      let padded = own + 16 * (kernel.cin + kernel.cout) * block * perImage
+      let images = (kernel.n * part / parts)..<(kernel.n * (part + 1) / parts)
+      var first = images.lowerBound
+      while first < images.upperBound {
+        let count = Swift.min(block, images.upperBound - first), p = count * perImage
+        let v = own, m = own + 16 * kernel.cin * p
+        for i in 0..<count {
+          for c in 0..<kernel.cin {
+            kernel.inputTransform(image: first + i, local: i, c: c, a: a, padded: padded, v: v, p: p)
+          }
+        }
+        for xi in 0..<16 {
+          BLAS.sgemm(m: kernel.cout, n: p, k: kernel.cin, a: a + kernel.transformed + xi * kernel.cout * kernel.cin,
+                     lda: kernel.cin, b: v + xi * kernel.cin * p, ldb: p, c: m + xi * kernel.cout * p, ldc: p)
+        }
+        for k in 0..<kernel.cout { kernel.outputTransform(k: k, images: first..<(first + count), a: a, m: m, p: p) }
+        first += count
+      }
     }
   }
 
@@ -120,15 +171,15 @@ struct WinogradConv3x3: Kernel {
     if parts == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: body) }
   }
 
-  /// `V[ξ, c, tiles of image i] = Bᵀ d B` for every tile of one input plane (image `i`,
-  /// channel `c`), through a zero-padded copy. Eight tiles of a row at a time: the four
+  /// `V[ξ, c, tiles of image local] = Bᵀ d B` for every tile of one input plane (image `image`,
+  /// channel `c`; `local` is its place among the images `V` holds), through a zero-padded copy. Eight tiles of a row at a time: the four
   /// columns of each tile are the even and odd lanes of two 16-float loads (tiles overlap by
   /// two columns), so every transform step is one vector operation and every store eight
   /// consecutive floats.
   @inline(__always)
-  func inputTransform(plane: Int, a: UnsafeMutablePointer<Float>, padded: UnsafeMutablePointer<Float>,
+  func inputTransform(image: Int, local: Int, c: Int, a: UnsafeMutablePointer<Float>, padded: UnsafeMutablePointer<Float>,
                       v: UnsafeMutablePointer<Float>, p: Int) {
-    let image = plane / cin, c = plane % cin
+    let plane = image * cin + c
     let th = tilesH, tw = tilesW
     let pw = tw * 2 + 2, ph = th * 2 + 2
     padded.update(repeating: 0, count: ph * pw + Self.slack)
@@ -140,7 +191,7 @@ struct WinogradConv3x3: Kernel {
       (padded + py * pw + padding.1).update(from: src + y * w, count: count)
     }
     let stride = cin * p
-    let base = v + c * p + image * th * tw
+    let base = v + c * p + local * th * tw
     typealias V8 = SIMD8<Float>
     typealias V16 = SIMD16<Float>
     @inline(__always) func load(_ q: UnsafeMutablePointer<Float>) -> V16 { UnsafeRawPointer(q).loadUnaligned(as: V16.self) }
@@ -192,18 +243,18 @@ struct WinogradConv3x3: Kernel {
     }
   }
 
-  /// `y = Aᵀ M A` (+ bias, then the epilogue) for every tile of output channel `k` in every
-  /// image, eight tiles of a row at a time; each finished output plane gets the epilogue while
+  /// `y = Aᵀ M A` (+ bias, then the epilogue) for every tile of output channel `k` in each of
+  /// `images` (the ones `M` holds, in order), eight tiles of a row at a time; each finished output plane gets the epilogue while
   /// it is still in cache.
   @inline(__always)
-  func outputTransform(k: Int, a: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, p: Int) {
+  func outputTransform(k: Int, images: Range<Int>, a: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, p: Int) {
     let th = tilesH, tw = tilesW
     let stride = cout * p
     let b = SIMD8<Float>(repeating: bias.map { a[$0 + k] } ?? 0)
     typealias V8 = SIMD8<Float>
     @inline(__always) func load(_ q: UnsafeMutablePointer<Float>) -> V8 { UnsafeRawPointer(q).loadUnaligned(as: V8.self) }
-    for image in 0..<n {
-      let src = m + k * p + image * th * tw
+    for image in images {
+      let src = m + k * p + (image - images.lowerBound) * th * tw
       let plane = (image * cout + k) * oh * ow
       let dst = a + out + plane
       for ty in 0..<th {

@@ -48,6 +48,63 @@ struct ExecutableTests {
     #expect(out["r"]?.floats[1] == .infinity)
   }
 
+  /// The vector max-pooling path (eight outputs of a stride-2 row at a time) lets NaN win
+  /// its windows, as PyTorch does, and leaves every other window its maximum.
+  @Test func maxPoolingPropagatesNaN() throws {
+    let graph = try Spec.checkedGraph(SourceText(fileName: "pool.graph", text: """
+      graph g(x: f32[1, 2, 5, 40]) -> (y: f32[1, 2, 3, 20]) {
+        y = max_pool2d(x, kernel: 3, stride: 2, padding: 1)
+      }
+      """))
+    var values = DeterministicTensors.values("pool", count: 2 * 5 * 40)
+    values[1 * 40 + 20] = .nan  // plane 0, row 1, column 20: windows (0, 10) and (1, 10)
+    let y = try Executable(graph: graph, parameters: [:]).run(inputs: ["x": Tensor(shape: [1, 2, 5, 40], f32: values)])
+    let out = try #require(y["y"]).floats
+    for plane in 0..<2 {
+      for oy in 0..<3 {
+        for ox in 0..<20 {
+          let got = out[(plane * 3 + oy) * 20 + ox]
+          var window: [Float] = []
+          for iy in Swift.max(2 * oy - 1, 0)...Swift.min(2 * oy + 1, 4) {
+            for ix in Swift.max(2 * ox - 1, 0)...Swift.min(2 * ox + 1, 39) { window.append(values[(plane * 5 + iy) * 40 + ix]) }
+          }
+          if window.contains(where: { $0.isNaN }) {
+            #expect(got.isNaN, "plane \(plane) (\(oy), \(ox))")
+          } else {
+            #expect(got == window.max(), "plane \(plane) (\(oy), \(ox))")
+          }
+        }
+      }
+    }
+    #expect(out[10].isNaN && out[30].isNaN)
+  }
+
+  /// A product split over two cores (by columns when wide, by rows when tall, transposed
+  /// operands or not) equals the naive product.
+  @Test(arguments: [(37, 300, false, false), (300, 37, false, true), (300, 37, true, false), (45, 290, true, true)])
+  func splitSgemmMatchesNaiveProduct(_ m: Int, _ n: Int, _ transA: Bool, _ transB: Bool) {
+    let k = 101
+    #expect(m * n * k >= BLAS.parallelWork)
+    let a = DeterministicTensors.values("a", count: m * k), b = DeterministicTensors.values("b", count: k * n)
+    var c = [Float](repeating: 0, count: m * n)
+    a.withUnsafeBufferPointer { pa in
+      b.withUnsafeBufferPointer { pb in
+        c.withUnsafeMutableBufferPointer { pc in
+          BLAS.sgemm(threads: 2, transA: transA, transB: transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: transA ? m : k,
+                     b: pb.baseAddress!, ldb: transB ? k : n, c: pc.baseAddress!, ldc: n)
+        }
+      }
+    }
+    for i in 0..<m {
+      for j in 0..<n {
+        let expected = (0..<k).reduce(Float(0)) {
+          $0 + a[transA ? $1 * m + i : i * k + $1] * b[transB ? j * k + $1 : $1 * n + j]
+        }
+        #expect(abs(c[i * n + j] - expected) < 1e-4, "(\(i), \(j))")
+      }
+    }
+  }
+
   @Test func sgemmMatchesNaiveProduct() {
     let m = 7, n = 5, k = 9
     let a = DeterministicTensors.values("a", count: m * k), b = DeterministicTensors.values("b", count: k * n)

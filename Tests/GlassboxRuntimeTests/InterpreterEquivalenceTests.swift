@@ -71,9 +71,10 @@ struct InterpreterEquivalenceTests {
     }
     """,
     // Rows of more than eight tiles (the transforms take eight at a time, then the rest),
-    // channels from 64, and four images split over the cores, Winograd and im2col alike.
+    // channels from 64, and four images split over the cores, Winograd (a block of one image
+    // of 285 tiles at a time) and im2col alike.
     """
-    graph g(x: f32[4, 64, 6, 37], r: f32[4, 16, 6, 37], wi: f32[16, 64, 3, 3]) -> (y: f32[4, 16, 6, 37], z: f32[4, 16, 6, 39], v: f32[4, 16, 6, 37]) {
+    graph g(x: f32[4, 64, 30, 37], r: f32[4, 16, 30, 37], wi: f32[16, 64, 3, 3]) -> (y: f32[4, 16, 30, 37], z: f32[4, 16, 30, 39], v: f32[4, 16, 30, 37]) {
       param w: f32[16, 64, 3, 3] init uniform(0.1)
       param b: f32[16] init uniform(0.1)
       y = conv2d(x, w, b, r, padding: [1, 1], activation: relu)

@@ -180,7 +180,8 @@ enum BatchedInference {
       throw ValidationError("\(graph.name): needs a graph with one input; it has \(graph.inputs.count)")
     }
     let inputName = graph[inputID].name
-    let examples = try ExampleSource.open(data: data, split: split, graph: graph, input: inputName, cache: cache, limit: limit)
+    let examples = try ExampleSource.open(data: data, split: split, graph: graph, input: inputName, cache: cache, limit: limit,
+                                          splitSeed: model?.provenance.training?.seed ?? 0)
     var program: Executable?
     var exampleShape: [Int] = []
     var pending: [ExampleSource.Example] = []
@@ -290,7 +291,8 @@ final class ExampleSource {
     return chosen.sorted()
   }
 
-  static func open(data: String, split: String, graph: Graph, input: String, cache: String?, limit: Int) throws -> ExampleSource {
+  static func open(data: String, split: String, graph: Graph, input: String, cache: String?, limit: Int,
+                   splitSeed: UInt64) throws -> ExampleSource {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue else {
       throw ValidationError("--data \(data): no such folder")
@@ -306,7 +308,7 @@ final class ExampleSource {
     switch recipe.kind {
     case .audio:
       let subset: SpokenLanguage.Subset = split == "train" ? .train : split == "test" ? .test : .validation
-      set = try SpokenLanguage.load(root: data, subset: subset)
+      set = try SpokenLanguage.load(root: data, subset: subset, seed: splitSeed)
     case .video, .image:
       guard split != "val", split != "validation" else {
         throw ValidationError("--split \(split): the HMDB-51 layout has train and test splits only")

@@ -115,7 +115,7 @@ struct Evaluate: ParsableCommand {
       throw CommandError("\(options.spec): evaluate needs a model with one input that has a recipe")
     }
     let inputName = graph[inputID].name
-    let set = try loadDataSet(root: data, kind: recipe.kind, split: split)
+    let set = try loadDataSet(root: data, kind: recipe.kind, split: split, seed: loaded.splitSeed)
     let examples = Array(set.examples.prefix(limit ?? Int.max))
     guard !examples.isEmpty else { throw CommandError("\(data): no \(split) examples") }
     let extractor = try FeatureExtractor(recipe)

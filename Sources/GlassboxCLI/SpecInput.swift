@@ -91,6 +91,10 @@ struct GraphInput {
   var result: Spec.Result
   /// The loaded model (weights, labels, provenance) when the input was a `.model` file.
   var model: ModelFile?
+
+  /// The seed a spoken-language data set was split with when this model was trained (`train
+  /// --seed N` splits with N), so that its test split is the one it never saw; 0 for a spec.
+  var splitSeed: UInt64 { model?.provenance.training?.seed ?? 0 }
 }
 
 /// Whether `path` names a `.model` file: by its extension, or by its first bytes.

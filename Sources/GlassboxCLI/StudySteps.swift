@@ -256,7 +256,8 @@ extension StudyContext {
 
   /// Training examples of `model`'s data set, for the record.
   func trainExamples(for model: StudyPlan.Model) throws -> Int {
-    try loadDataSet(root: data(for: model), kind: model.dataset == "actions" ? .video : .audio, split: "train").examples.count
+    try loadDataSet(root: data(for: model), kind: model.dataset == "actions" ? .video : .audio, split: "train",
+                    seed: plan.seed).examples.count
   }
 
   /// The features cache shared by training, evaluation and embedding.

@@ -88,7 +88,7 @@ struct TapCommand: ParsableCommand {
     if let data {
       guard inputs.isEmpty else { throw CommandError("give input files or --data, not both") }
       guard let recipe else { throw CommandError("--data needs an input recipe; \(input.name) has none") }
-      let set = try loadDataSet(root: data, kind: recipe.kind, split: split)
+      let set = try loadDataSet(root: data, kind: recipe.kind, split: split, seed: loaded.splitSeed)
       if classNames.isEmpty { classNames = set.classes }
       for e in set.examples.prefix(limit ?? Int.max) {
         let stem = ((e.path as NSString).lastPathComponent as NSString).deletingPathExtension
@@ -302,8 +302,9 @@ func writeText(_ text: String, to path: String) throws {
   try FileManager.default.moveItem(atPath: temporary, toPath: path)
 }
 
-/// A data set split by the recipe's kind: HMDB-51 layout for video, a folder per language for audio.
-func loadDataSet(root: String, kind: RecipeKind, split: String) throws -> DataSet {
+/// A data set split by the recipe's kind: HMDB-51 layout for video, a folder per language for
+/// audio (split with `seed`, the model's training seed: `GraphInput.splitSeed`).
+func loadDataSet(root: String, kind: RecipeKind, split: String, seed: UInt64) throws -> DataSet {
   switch kind {
   case .video, .image:
     guard let subset = HMDB51.Subset(rawValue: split) else {
@@ -314,7 +315,7 @@ func loadDataSet(root: String, kind: RecipeKind, split: String) throws -> DataSe
     guard let subset = SpokenLanguage.Subset(rawValue: split) else {
       throw CommandError("--split for an audio data set: \(SpokenLanguage.Subset.allCases.map(\.rawValue).joined(separator: ", "))")
     }
-    return try SpokenLanguage.load(root: root, subset: subset)
+    return try SpokenLanguage.load(root: root, subset: subset, seed: seed)
   }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 @testable import GlassboxCLI
+import GlassboxFormat
 import Testing
 
 /// `glassbox evaluate` on a small spoken-language set made of the MFCC fixtures' clips.
@@ -35,6 +36,34 @@ struct EvaluateCommandTests {
       #expect((sanity[1]["spearman"] as? Double ?? 1) < 0.99)
       let speech = try #require(json["speech"] as? [String: Any])
       #expect((0...1).contains(try #require(speech["attention_mass_in_speech"] as? Double)))
+    }
+  }
+
+  /// A model trained with `--seed 7` is measured on the split that seed drew (the clips it
+  /// never saw), not on seed 0's.
+  @Test func spokenLanguageSplitFollowsTheTrainingSeed() throws {
+    try ModelCommandTests.withTemporaryDirectory { dir in
+      let lid = dir.appendingPathComponent("lid")
+      for language in ["Hindi", "Tamil"] {
+        let folder = lid.appendingPathComponent(language)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for i in 0..<10 {  // 8 / 1 / 1 per language
+          let source = ModelCommandTests.root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/speech16k.wav")
+          try FileManager.default.copyItem(at: source, to: folder.appendingPathComponent("clip_\(i).wav"))
+        }
+      }
+      let path = dir.appendingPathComponent("lid.model").path
+      try ModelCommandTests.glassbox(["compile", ModelCommandTests.spec("bilstm"), "--bind", "C=2", "-o", path])
+      var contents = try ModelFile.load(path).contents
+      var training = Training()
+      training.seed = 7
+      contents.provenance.training = training
+      try ModelFile.write(contents, to: path)
+
+      let result = try Evaluate.parse([path, "--data", lid.path, "--split", "test"]).classify()
+      #expect(!result.examples.isEmpty)
+      #expect(FileManager.default.fileExists(atPath: lid.appendingPathComponent("split_seed7.txt").path))
+      #expect(!FileManager.default.fileExists(atPath: lid.appendingPathComponent("split_seed0.txt").path))
     }
   }
 }

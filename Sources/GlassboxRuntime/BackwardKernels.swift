@@ -195,6 +195,21 @@ func forEachImagePart(_ c: Conv2d, _ a: UnsafeMutablePointer<Float>,
   }
 }
 
+/// The chunks of `images` (`Conv2d.chunk` at a time) of one part: `body(first, count, cols,
+/// buffer)` with the part's im2col columns and its staged-`dy` buffer in `scratch`.
+@inline(__always)
+func forEachChunk(_ c: Conv2d, images: Range<Int>, scratch: UnsafeMutablePointer<Float>,
+                  _ body: (Int, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+  let spatial = c.oh * c.ow, chunk = Conv2d.chunk(images: images.count, spatial: spatial)
+  let cols = scratch, buffer = cols + c.cin / c.groups * c.kh * c.kw * chunk * spatial
+  var first = images.lowerBound
+  while first < images.upperBound {
+    let count = Swift.min(chunk, images.upperBound - first)
+    body(first, count, cols, buffer)
+    first += count
+  }
+}
+
 /// The weight gradient of a convolution: images taken `Conv2d.chunk` at a time (small feature
 /// maps still make one wide GEMM), per group `dW_g[Cout/g, Cin/g·kh·kw] += dy_g · colsᵀ` with
 /// `cols` the images' im2col columns side by side in scratch, then the staged `dy_g` after them.
@@ -216,11 +231,8 @@ struct Conv2dBackwardWeight: Kernel {
     forEachImagePart(c, a) { a, part, images, scratch, threads in
       let target = part == 0 ? a + dw : a + accumulators + (part - 1) * c.cout * k
       target.update(repeating: 0, count: c.cout * k)
-      let chunk = Conv2d.chunk(images: images.count, spatial: spatial)
-      let cols = scratch, buffer = cols + k * chunk * spatial
-      var first = images.lowerBound
-      while first < images.upperBound {
-        let count = Swift.min(chunk, images.upperBound - first), columns = count * spatial
+      forEachChunk(c, images: images, scratch: scratch) { first, count, cols, buffer in
+        let columns = count * spatial
         for g in 0..<c.groups {
           for i in 0..<count {
             c.im2col(a + x + ((first + i) * c.cin + g * cg) * c.h * c.w, cols + i * spatial, channels: cg, rowStride: columns)
@@ -230,7 +242,6 @@ struct Conv2dBackwardWeight: Kernel {
           BLAS.sgemm(threads: threads, transB: true, m: og, n: k, k: columns, a: d, lda: columns, b: cols, ldb: columns,
                      beta: 1, c: target + g * og * k, ldc: k)
         }
-        first += count
       }
     }
     guard parts > 1 else { return }
@@ -258,11 +269,8 @@ struct Conv2dBackwardInput: Kernel {
     let dy = dy, weight = weight, dx = dx, kernel = self
     forEachImagePart(c, a) { a, _, images, scratch, threads in
       (a + dx + images.lowerBound * c.cin * c.h * c.w).update(repeating: 0, count: images.count * c.cin * c.h * c.w)
-      let chunk = Conv2d.chunk(images: images.count, spatial: spatial)
-      let cols = scratch, buffer = cols + k * chunk * spatial
-      var first = images.lowerBound
-      while first < images.upperBound {
-        let count = Swift.min(chunk, images.upperBound - first), columns = count * spatial
+      forEachChunk(c, images: images, scratch: scratch) { first, count, cols, buffer in
+        let columns = count * spatial
         for g in 0..<c.groups {
           let d = stagedGradient(a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial,
                                  buffer: buffer)
@@ -273,7 +281,6 @@ struct Conv2dBackwardInput: Kernel {
                           rowStride: columns)
           }
         }
-        first += count
       }
     }
   }

@@ -180,21 +180,6 @@ func convolutionBackwardScratch(_ c: Conv2d, weight: Bool) -> Int {
   return parts * each + (weight ? (parts - 1) * c.cout * (c.cin / c.groups) * c.kh * c.kw : 0)
 }
 
-/// Runs `body(part, images, scratch, threads)` for each part of a convolution's images: on one
-/// core each when they are split (`Conv2d.parts`), else once over all images with the GEMMs
-/// over every core.
-func forEachImagePart(_ c: Conv2d, _ a: UnsafeMutablePointer<Float>,
-                      _ body: @Sendable (UnsafeMutablePointer<Float>, Int, Range<Int>, UnsafeMutablePointer<Float>, Int) -> Void) {
-  let parts = Conv2d.parts(images: c.n, threads: c.threads)
-  guard parts > 1 else { return body(a, 0, 0..<c.n, a + c.scratch, c.threads) }
-  let each = convolutionBackwardPartScratch(c, images: (c.n + parts - 1) / parts)
-  let base = UnsafeSendable(a)
-  DispatchQueue.concurrentPerform(iterations: parts) { part in
-    let a = base.pointer
-    body(a, part, (c.n * part / parts)..<(c.n * (part + 1) / parts), a + c.scratch + part * each, 1)
-  }
-}
-
 /// The chunks of `images` (`Conv2d.chunk` at a time) of one part: `body(first, count, cols,
 /// buffer)` with the part's im2col columns and its staged-`dy` buffer in `scratch`.
 @inline(__always)
@@ -225,13 +210,14 @@ struct Conv2dBackwardWeight: Kernel {
     let c = geometry
     let cg = c.cin / c.groups, og = c.cout / c.groups, k = cg * c.kh * c.kw, spatial = c.oh * c.ow
     let parts = Conv2d.parts(images: c.n, threads: c.threads)
-    let each = convolutionBackwardPartScratch(c, images: (c.n + parts - 1) / parts)
-    let accumulators = c.scratch + parts * each
+    let accumulators = c.scratch + parts * convolutionBackwardPartScratch(c, images: (c.n + parts - 1) / parts)
     let dy = dy, x = x, dw = dw
-    forEachImagePart(c, a) { a, part, images, scratch, threads in
+    let each = { convolutionBackwardPartScratch(c, images: $0) }
+    forEachImagePart(images: c.n, threads: c.threads, a, scratch: c.scratch, partScratch: each) {
+      a, part, images, scratch, threads in
       let target = part == 0 ? a + dw : a + accumulators + (part - 1) * c.cout * k
       target.update(repeating: 0, count: c.cout * k)
-      forEachChunk(c, images: images, scratch: scratch) { first, count, cols, buffer in
+      forEachChunk(c, images: images, scratch: a + scratch) { first, count, cols, buffer in
         let columns = count * spatial
         for g in 0..<c.groups {
           for i in 0..<count {
@@ -267,9 +253,11 @@ struct Conv2dBackwardInput: Kernel {
     let c = geometry
     let cg = c.cin / c.groups, og = c.cout / c.groups, k = cg * c.kh * c.kw, spatial = c.oh * c.ow
     let dy = dy, weight = weight, dx = dx, kernel = self
-    forEachImagePart(c, a) { a, _, images, scratch, threads in
+    let each = { convolutionBackwardPartScratch(c, images: $0) }
+    forEachImagePart(images: c.n, threads: c.threads, a, scratch: c.scratch, partScratch: each) {
+      a, _, images, scratch, threads in
       (a + dx + images.lowerBound * c.cin * c.h * c.w).update(repeating: 0, count: images.count * c.cin * c.h * c.w)
-      forEachChunk(c, images: images, scratch: scratch) { first, count, cols, buffer in
+      forEachChunk(c, images: images, scratch: a + scratch) { first, count, cols, buffer in
         let columns = count * spatial
         for g in 0..<c.groups {
           let d = stagedGradient(a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial,
@@ -381,14 +369,6 @@ func blockSum(_ count: Int, _ term: (Int) -> SIMD8<Float>, scalar: (Int) -> Floa
   }
   while i < count { total += Double(scalar(i)); i += 1 }
   return total
-}
-
-@inline(__always)
-func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
-
-@inline(__always)
-func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-  UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
 /// Training batch norm over `[N, C, inner]`: per channel the batch mean and biased variance

@@ -53,14 +53,23 @@ extension SIMD8 where Scalar == Float {
   }
 }
 
+/// Eight floats from `p` (any alignment).
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+
+/// Eight floats to `p` (any alignment).
+@inline(__always)
+func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+  UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
 /// Applies a SIMD8 function to `n` floats (the tail through a padded vector).
 @inline(__always)
 func mapSIMD(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
              _ f: (SIMD8<Float>) -> SIMD8<Float>) {
   var i = 0
   while i + 8 <= n {
-    let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD8<Float>.self)
-    UnsafeMutableRawPointer(dst + i).storeBytes(of: f(v), as: SIMD8<Float>.self)
+    store8(f(load8(src + i)), dst + i)
     i += 8
   }
   if i < n {

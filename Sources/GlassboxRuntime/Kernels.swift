@@ -240,7 +240,7 @@ struct Conv2d: Kernel {
   var oh: Int, ow: Int
   var x: Int, weight: Int, bias: Int?, out: Int, scratch: Int
   var epilogue: Epilogue
-  /// Cores the images may be split over (`parts`); OpenBLAS's own count outside this kernel.
+  /// Cores the images are split over (`parts`), or the GEMMs when the images are not split.
   var threads = 1
 
   /// Images per GEMM: enough for about 2,048 columns.
@@ -288,14 +288,14 @@ struct Conv2d: Kernel {
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    let parts = Conv2d.parts(images: n, threads: threads)
-    guard parts > 1 else { return run(a, images: 0..<n, scratch: scratch, threads: threads) }
-    let each = Conv2d.partScratch(images: (n + parts - 1) / parts, cin: cin, cout: cout, kh: kh, kw: kw, groups: groups,
-                                  spatial: oh * ow, pointwise: isPointwise)
-    let base = UnsafeSendable(a), kernel = self
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
-      kernel.run(base.pointer, images: (kernel.n * part / parts)..<(kernel.n * (part + 1) / parts),
-                 scratch: kernel.scratch + part * each, threads: 1)
+    let kernel = self
+    let each = { images in
+      Conv2d.partScratch(images: images, cin: kernel.cin, cout: kernel.cout, kh: kernel.kh, kw: kernel.kw,
+                         groups: kernel.groups, spatial: kernel.oh * kernel.ow, pointwise: kernel.isPointwise)
+    }
+    forEachImagePart(images: n, threads: threads, a, scratch: scratch, partScratch: each) {
+      a, _, images, offset, threads in
+      kernel.run(a, images: images, scratch: offset, threads: threads)
     }
   }
 
@@ -377,6 +377,22 @@ struct Conv2d: Kernel {
   }
 }
 
+/// Runs `body(a, part, images, scratch, threads)` over the `n` images of a convolution cut into
+/// `Conv2d.parts(images: n, threads:)` parts: each part on its own core with a single-threaded
+/// BLAS and `partScratch(images per part)` floats of scratch at offset `scratch + part·that`;
+/// or, when the images are not split, once over all of them with the GEMMs over every core.
+func forEachImagePart(images n: Int, threads: Int, _ a: UnsafeMutablePointer<Float>, scratch: Int,
+                      partScratch: (Int) -> Int,
+                      _ body: @Sendable (UnsafeMutablePointer<Float>, Int, Range<Int>, Int, Int) -> Void) {
+  let parts = Conv2d.parts(images: n, threads: threads)
+  guard parts > 1 else { return body(a, 0, 0..<n, scratch, threads) }
+  let each = partScratch((n + parts - 1) / parts)
+  let base = UnsafeSendable(a)
+  DispatchQueue.concurrentPerform(iterations: parts) { part in
+    body(base.pointer, part, (n * part / parts)..<(n * (part + 1) / parts), scratch + part * each, 1)
+  }
+}
+
 // MARK: - Pooling and normalisation
 
 /// Runs `body` over `0..<count` cut into `min(threads, count)` contiguous ranges, one per core
@@ -434,10 +450,10 @@ struct Pool: Kernel {
           var oxV = oxA
           if stride.1 == 2 {
             // Eight outputs at a time, the maximum kept in a register: a window column of eight
-            // outputs is the even half of a 16-float load. Only while the last load stays in
-            // the plane.
+            // outputs is the even half of a 16-float load. Only while the last load (window
+            // row ky1 − 1, column kernel − 1, 16 floats from 2·ox) stays in the plane.
             let lastRead = (y0 + (ky1 - 1) * dilation.0) * w - padding.1 + (kernel.1 - 1) * dilation.1 + 15
-            while oxV + 8 <= oxB && lastRead + 2 * (oxV + 7) < h * w {
+            while oxV + 8 <= oxB && lastRead + 2 * oxV < h * w {
               var m = SIMD8<Float>(repeating: -.infinity)
               for ky in ky0..<ky1 {
                 let row = src + (y0 + ky * dilation.0) * w - padding.1 + 2 * oxV
@@ -446,7 +462,7 @@ struct Pool: Kernel {
                   m.replace(with: v, where: (v .> m) .| (v .!= v))  // NaN wins, as in PyTorch
                 }
               }
-              UnsafeMutableRawPointer(d + oxV).storeBytes(of: m, as: SIMD8<Float>.self)
+              store8(m, d + oxV)
               oxV += 8
             }
           }
@@ -565,23 +581,21 @@ struct Softmax: Kernel {
       // Eight neighbouring inner positions at once: each step j is one contiguous SIMD load.
       while i + lanes <= inner {
         let s = a + x + base + i, d = a + out + base + i
-        func load(_ p: UnsafeMutablePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
-        func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
         var m = V(repeating: -.infinity)
-        for j in 0..<n { m = pointwiseMax(m, load(s + j * inner)) }
+        for j in 0..<n { m = pointwiseMax(m, load8(s + j * inner)) }
         var sum = V(repeating: 0)
         for j in 0..<n {
-          let e = FastMath.exp(load(s + j * inner) - m)
-          if !isLog { store(e, d + j * inner) }
+          let e = FastMath.exp(load8(s + j * inner) - m)
+          if !isLog { store8(e, d + j * inner) }
           sum += e
         }
         if isLog {
           var lse = V()
           for k in 0..<lanes { lse[k] = m[k] + Foundation.log(sum[k]) }
-          for j in 0..<n { store(load(s + j * inner) - lse, d + j * inner) }
+          for j in 0..<n { store8(load8(s + j * inner) - lse, d + j * inner) }
         } else {
           let inv = 1 / sum
-          for j in 0..<n { store(load(d + j * inner) * inv, d + j * inner) }
+          for j in 0..<n { store8(load8(d + j * inner) * inv, d + j * inner) }
         }
         i += lanes
       }

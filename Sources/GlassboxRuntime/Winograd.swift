@@ -33,9 +33,9 @@ struct WinogradConv3x3: Kernel {
   /// Whether a convolution of these attributes takes this kernel: 3×3, stride 1, dilation 1,
   /// one group, padding at most 2, and enough channels for the GEMMs to pay off: each of the
   /// 16 GEMMs has depth Cin. With scalar transforms 64 input channels ran at 37–59% of the
-  /// im2col GEMM's SGEMM rate on AVX2; with the vector transforms ResNet-LSTM's layer1 (64
-  /// channels, 16 frames of 28×28) takes 6.4 ms a convolution against im2col's 7.8 ms
-  /// (`bench --profile`). Below 64 the GEMMs are too shallow.
+  /// im2col GEMM's SGEMM rate on AVX2; with the vector transforms and per-core image blocks
+  /// ResNet-LSTM's layer1 (64 channels, 16 frames of 28×28) takes 5.5 ms a convolution against
+  /// im2col's 7.8 ms (`bench --profile`). Fewer channels were not measured.
   static func applies(kh: Int, kw: Int, stride: [Int], dilation: [Int], padding: [Int], groups: Int,
                       cin: Int, cout: Int) -> Bool {
     kh == 3 && kw == 3 && stride == [1, 1] && dilation == [1, 1] && groups == 1
@@ -46,8 +46,9 @@ struct WinogradConv3x3: Kernel {
   var tilesW: Int { (ow + 1) / 2 }
   var tiles: Int { n * tilesH * tilesW }
 
-  /// Images split over `parts` cores, each taking `block` images at a time (blocks of at least
-  /// 256 tiles, so the GEMMs stay wide); nil to share every step over the cores instead.
+  /// Images split over `parts` cores, each taking `block` images at a time (the fewest whole
+  /// images that make 256 tiles, so the GEMMs stay wide, or all of a core's images); nil to
+  /// share every step over the cores instead.
   static func plan(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int) -> (parts: Int, block: Int)? {
     let perImage = ((oh + 1) / 2) * ((ow + 1) / 2)
     let parts = Conv2d.parts(images: n, threads: threads)
@@ -101,7 +102,7 @@ struct WinogradConv3x3: Kernel {
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     if let plan = Self.plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
-      return run(a, parts: plan.parts, block: plan.block)
+      return run(a, block: plan.block)
     }
     let p = tiles
     let parts = Swift.max(1, Swift.min(threads, 8))
@@ -123,31 +124,39 @@ struct WinogradConv3x3: Kernel {
     // The 16 GEMMs are independent: shared out over the threads, each single-threaded.
     forEachPart(parts) { part in
       let a = base.pointer
-      let v = a + kernel.scratch, m = v + 16 * kernel.cin * p
+      let v = a + kernel.scratch
       for xi in stride(from: part, to: 16, by: parts) {
-        BLAS.sgemm(m: kernel.cout, n: p, k: kernel.cin, a: a + kernel.transformed + xi * kernel.cout * kernel.cin,
-                   lda: kernel.cin, b: v + xi * kernel.cin * p, ldb: p, c: m + xi * kernel.cout * p, ldc: p)
+        kernel.multiply(a, xi: xi, v: v, m: v + 16 * kernel.cin * p, p: p)
       }
     }
 
     forEachPart(parts) { part in
       let a = base.pointer
       let m = a + kernel.scratch + 16 * kernel.cin * p
-      for k in stride(from: part, to: kernel.cout, by: parts) { kernel.outputTransform(k: k, images: 0..<kernel.n, a: a, m: m, p: p) }
+      for k in stride(from: part, to: kernel.cout, by: parts) {
+        kernel.outputTransform(k: k, images: 0..<kernel.n, a: a, m: m, p: p)
+      }
     }
   }
 
-  /// Each of `parts` cores its own images, `block` at a time: input transform, 16 GEMMs on a
-  /// single-threaded BLAS, output transform, in its own scratch.
-  func run(_ a: UnsafeMutablePointer<Float>, parts: Int, block: Int) {
+  /// `M[ξ] = U[ξ] · V[ξ]` for `p` tiles, on one thread.
+  @inline(__always)
+  func multiply(_ a: UnsafeMutablePointer<Float>, xi: Int, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
+                p: Int) {
+    BLAS.sgemm(m: cout, n: p, k: cin, a: a + transformed + xi * cout * cin, lda: cin, b: v + xi * cin * p, ldb: p,
+               c: m + xi * cout * p, ldc: p)
+  }
+
+  /// Each core its own images (`forEachImagePart`, the parts of `plan`), `block` at a time:
+  /// input transform, 16 GEMMs on a single-threaded BLAS, output transform, in its own scratch.
+  func run(_ a: UnsafeMutablePointer<Float>, block: Int) {
     let perImage = tilesH * tilesW
     let perPart = 16 * (cin + cout) * block * perImage + Self.paddedPlane(oh: oh, ow: ow)
-    let base = UnsafeSendable(a), kernel = self
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
-      let a = base.pointer
-      let own = a + kernel.scratch + part * perPart
+    let kernel = self
+    forEachImagePart(images: n, threads: threads, a, scratch: scratch, partScratch: { _ in perPart }) {
+      a, _, images, offset, _ in
+      let own = a + offset
       let padded = own + 16 * (kernel.cin + kernel.cout) * block * perImage
-      let images = (kernel.n * part / parts)..<(kernel.n * (part + 1) / parts)
       var first = images.lowerBound
       while first < images.upperBound {
         let count = Swift.min(block, images.upperBound - first), p = count * perImage
@@ -157,10 +166,7 @@ struct WinogradConv3x3: Kernel {
             kernel.inputTransform(image: first + i, local: i, c: c, a: a, padded: padded, v: v, p: p)
           }
         }
-        for xi in 0..<16 {
-          BLAS.sgemm(m: kernel.cout, n: p, k: kernel.cin, a: a + kernel.transformed + xi * kernel.cout * kernel.cin,
-                     lda: kernel.cin, b: v + xi * kernel.cin * p, ldb: p, c: m + xi * kernel.cout * p, ldc: p)
-        }
+        for xi in 0..<16 { kernel.multiply(a, xi: xi, v: v, m: m, p: p) }
         for k in 0..<kernel.cout { kernel.outputTransform(k: k, images: first..<(first + count), a: a, m: m, p: p) }
         first += count
       }
@@ -172,13 +178,13 @@ struct WinogradConv3x3: Kernel {
   }
 
   /// `V[ξ, c, tiles of image local] = Bᵀ d B` for every tile of one input plane (image `image`,
-  /// channel `c`; `local` is its place among the images `V` holds), through a zero-padded copy. Eight tiles of a row at a time: the four
-  /// columns of each tile are the even and odd lanes of two 16-float loads (tiles overlap by
-  /// two columns), so every transform step is one vector operation and every store eight
-  /// consecutive floats.
+  /// channel `c`; `local` is its place among the images `V` holds), through a zero-padded
+  /// copy. Eight tiles of a row at a time: the four columns of each tile are the even and odd
+  /// lanes of two 16-float loads (tiles overlap by two columns), so every transform step is
+  /// one vector operation and every store eight consecutive floats.
   @inline(__always)
-  func inputTransform(image: Int, local: Int, c: Int, a: UnsafeMutablePointer<Float>, padded: UnsafeMutablePointer<Float>,
-                      v: UnsafeMutablePointer<Float>, p: Int) {
+  func inputTransform(image: Int, local: Int, c: Int, a: UnsafeMutablePointer<Float>,
+                      padded: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, p: Int) {
     let plane = image * cin + c
     let th = tilesH, tw = tilesW
     let pw = tw * 2 + 2, ph = th * 2 + 2
@@ -237,22 +243,22 @@ struct WinogradConv3x3: Kernel {
   @inline(__always)
   func put(_ value: SIMD8<Float>, _ q: UnsafeMutablePointer<Float>, _ count: Int) {
     if count == 8 {
-      UnsafeMutableRawPointer(q).storeBytes(of: value, as: SIMD8<Float>.self)
+      store8(value, q)
     } else {
       for l in 0..<count { q[l] = value[l] }
     }
   }
 
   /// `y = Aᵀ M A` (+ bias, then the epilogue) for every tile of output channel `k` in each of
-  /// `images` (the ones `M` holds, in order), eight tiles of a row at a time; each finished output plane gets the epilogue while
-  /// it is still in cache.
+  /// `images` (the ones `M` holds, in order), eight tiles of a row at a time; each finished
+  /// output plane gets the epilogue while it is still in cache.
   @inline(__always)
-  func outputTransform(k: Int, images: Range<Int>, a: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, p: Int) {
+  func outputTransform(k: Int, images: Range<Int>, a: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
+                       p: Int) {
     let th = tilesH, tw = tilesW
     let stride = cout * p
     let b = SIMD8<Float>(repeating: bias.map { a[$0 + k] } ?? 0)
     typealias V8 = SIMD8<Float>
-    @inline(__always) func load(_ q: UnsafeMutablePointer<Float>) -> V8 { UnsafeRawPointer(q).loadUnaligned(as: V8.self) }
     for image in images {
       let src = m + k * p + (image - images.lowerBound) * th * tw
       let plane = (image * cout + k) * oh * ow
@@ -264,7 +270,7 @@ struct WinogradConv3x3: Kernel {
           let valid = Swift.min(8, tw - tx)
           // M[ξ] for the eight tiles (lanes past the row's last tile are zero).
           @inline(__always) func mv(_ xi: Int) -> V8 {
-            if valid == 8 { return load(q + xi * stride) }
+            if valid == 8 { return load8(q + xi * stride) }
             var t = V8()
             for l in 0..<valid { t[l] = q[xi * stride + l] }
             return t

@@ -61,10 +61,26 @@ struct WinogradConv3x3: Kernel {
   static func scratchCount(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int) -> Int {
     let perImage = ((oh + 1) / 2) * ((ow + 1) / 2)
     if let plan = plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
-      return plan.parts * (16 * (cin + cout) * plan.block * perImage + paddedPlane(oh: oh, ow: ow))
+      return plan.parts * (transformedCount(cin: cin, cout: cout, tiles: plan.block * perImage)
+                           + paddedPlane(oh: oh, ow: ow))
     }
-    return 16 * (cin + cout) * n * perImage + Swift.max(threads, 1) * paddedPlane(oh: oh, ow: ow)
+    return transformedCount(cin: cin, cout: cout, tiles: n * perImage)
+      + Swift.max(threads, 1) * paddedPlane(oh: oh, ow: ow)
   }
+
+  /// Floats past the tiles of each ξ's `V[ξ]` and `M[ξ]`. The transforms work eight tiles at
+  /// a time and store all eight lanes even where fewer are tiles (a row of 7 or 4 tiles): the
+  /// extra lanes land on tiles that a later step writes, or here.
+  static let overhang = 8
+
+  /// Floats of `V` and `M` for `tiles` tiles, each ξ's matrix followed by its overhang.
+  static func transformedCount(cin: Int, cout: Int, tiles: Int) -> Int { 16 * (cin * tiles + cout * tiles + 2 * overhang) }
+
+  /// Distance between `V[ξ]` and `V[ξ+1]` for `p` tiles.
+  func vStride(_ p: Int) -> Int { cin * p + Self.overhang }
+
+  /// Distance between `M[ξ]` and `M[ξ+1]` for `p` tiles.
+  func mStride(_ p: Int) -> Int { cout * p + Self.overhang }
 
   /// Floats of one zero-padded input plane: every tile's 4×4 window lies inside it.
   static func paddedPlane(oh: Int, ow: Int) -> Int { ((oh + 1) / 2 * 2 + 2) * ((ow + 1) / 2 * 2 + 2) + slack }
@@ -107,17 +123,20 @@ struct WinogradConv3x3: Kernel {
     let p = tiles
     let parts = Swift.max(1, Swift.min(threads, 8))
 
-    // Input transform, channels split over the threads (each with its own padded plane).
+    // Input transform: each thread a run of planes in `V`'s order (channel, then image), with
+    // its own padded plane; the last plane of a run stores exactly, the next belongs to another.
     let planes = n * cin
     let base = UnsafeSendable(a)
     let kernel = self
     forEachPart(parts) { part in
       let a = base.pointer
-      let v = a + kernel.scratch, m = v + 16 * kernel.cin * p
-      let padded = m + 16 * kernel.cout * p + part * Self.paddedPlane(oh: kernel.oh, ow: kernel.ow)
-      for plane in stride(from: part, to: planes, by: parts) {
-        kernel.inputTransform(image: plane / kernel.cin, local: plane / kernel.cin, c: plane % kernel.cin, a: a,
-                              padded: padded, v: v, p: p)
+      let v = a + kernel.scratch
+      let padded = v + Self.transformedCount(cin: kernel.cin, cout: kernel.cout, tiles: p)
+        + part * Self.paddedPlane(oh: kernel.oh, ow: kernel.ow)
+      let run = (planes * part / parts)..<(planes * (part + 1) / parts)
+      for q in run {
+        kernel.inputTransform(image: q % kernel.n, local: q % kernel.n, c: q / kernel.n, a: a, padded: padded, v: v,
+                              p: p, exact: q == run.upperBound - 1)
       }
     }
 
@@ -126,13 +145,13 @@ struct WinogradConv3x3: Kernel {
       let a = base.pointer
       let v = a + kernel.scratch
       for xi in stride(from: part, to: 16, by: parts) {
-        kernel.multiply(a, xi: xi, v: v, m: v + 16 * kernel.cin * p, p: p)
+        kernel.multiply(a, xi: xi, v: v, m: v + 16 * kernel.vStride(p), p: p)
       }
     }
 
     forEachPart(parts) { part in
       let a = base.pointer
-      let m = a + kernel.scratch + 16 * kernel.cin * p
+      let m = a + kernel.scratch + 16 * kernel.vStride(p)
       for k in stride(from: part, to: kernel.cout, by: parts) {
         kernel.outputTransform(k: k, images: 0..<kernel.n, a: a, m: m, p: p)
       }
@@ -143,27 +162,29 @@ struct WinogradConv3x3: Kernel {
   @inline(__always)
   func multiply(_ a: UnsafeMutablePointer<Float>, xi: Int, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
                 p: Int) {
-    BLAS.sgemm(m: cout, n: p, k: cin, a: a + transformed + xi * cout * cin, lda: cin, b: v + xi * cin * p, ldb: p,
-               c: m + xi * cout * p, ldc: p)
+    BLAS.sgemm(m: cout, n: p, k: cin, a: a + transformed + xi * cout * cin, lda: cin, b: v + xi * vStride(p), ldb: p,
+               c: m + xi * mStride(p), ldc: p)
   }
 
   /// Each core its own images (`forEachImagePart`, the parts of `plan`), `block` at a time:
   /// input transform, 16 GEMMs on a single-threaded BLAS, output transform, in its own scratch.
   func run(_ a: UnsafeMutablePointer<Float>, block: Int) {
     let perImage = tilesH * tilesW
-    let perPart = 16 * (cin + cout) * block * perImage + Self.paddedPlane(oh: oh, ow: ow)
+    let transformed = Self.transformedCount(cin: cin, cout: cout, tiles: block * perImage)
+    let perPart = transformed + Self.paddedPlane(oh: oh, ow: ow)
     let kernel = self
     forEachImagePart(images: n, threads: threads, a, scratch: scratch, partScratch: { _ in perPart }) {
       a, _, images, offset, _ in
       let own = a + offset
-      let padded = own + 16 * (kernel.cin + kernel.cout) * block * perImage
+      let padded = own + transformed
       var first = images.lowerBound
       while first < images.upperBound {
         let count = Swift.min(block, images.upperBound - first), p = count * perImage
-        let v = own, m = own + 16 * kernel.cin * p
-        for i in 0..<count {
-          for c in 0..<kernel.cin {
-            kernel.inputTransform(image: first + i, local: i, c: c, a: a, padded: padded, v: v, p: p)
+        let v = own, m = own + 16 * kernel.vStride(p)
+        // In `V`'s order (channel, then image), so the extra lanes of a step land on later tiles.
+        for c in 0..<kernel.cin {
+          for i in 0..<count {
+            kernel.inputTransform(image: first + i, local: i, c: c, a: a, padded: padded, v: v, p: p, exact: false)
           }
         }
         for xi in 0..<16 { kernel.multiply(a, xi: xi, v: v, m: m, p: p) }
@@ -181,10 +202,14 @@ struct WinogradConv3x3: Kernel {
   /// channel `c`; `local` is its place among the images `V` holds), through a zero-padded
   /// copy. Eight tiles of a row at a time: the four columns of each tile are the even and odd
   /// lanes of two 16-float loads (tiles overlap by two columns), so every transform step is
-  /// one vector operation and every store eight consecutive floats.
+  /// one vector operation and every store eight consecutive floats. A step with fewer than
+  /// eight tiles left in its row stores all eight lanes anyway: the extra ones land on the
+  /// tiles that follow in `V` (written later, if planes go in `V`'s order) or in the
+  /// overhang — except on the plane's last row when `exact` (the next plane is not the
+  /// caller's to overwrite).
   @inline(__always)
   func inputTransform(image: Int, local: Int, c: Int, a: UnsafeMutablePointer<Float>,
-                      padded: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, p: Int) {
+                      padded: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, p: Int, exact: Bool) {
     let plane = image * cin + c
     let th = tilesH, tw = tilesW
     let pw = tw * 2 + 2, ph = th * 2 + 2
@@ -196,7 +221,7 @@ struct WinogradConv3x3: Kernel {
       let count = Swift.min(w, pw - padding.1)
       (padded + py * pw + padding.1).update(from: src + y * w, count: count)
     }
-    let stride = cin * p
+    let stride = vStride(p)
     let base = v + c * p + local * th * tw
     typealias V8 = SIMD8<Float>
     typealias V16 = SIMD16<Float>
@@ -218,7 +243,7 @@ struct WinogradConv3x3: Kernel {
         let t1 = (d1.0 + d2.0, d1.1 + d2.1, d1.2 + d2.2, d1.3 + d2.3)
         let t2 = (d2.0 - d1.0, d2.1 - d1.1, d2.2 - d1.2, d2.3 - d1.3)
         let t3 = (d1.0 - d3.0, d1.1 - d3.1, d1.2 - d3.2, d1.3 - d3.3)
-        let valid = Swift.min(8, tw - tx)
+        let valid = exact && ty == th - 1 ? Swift.min(8, tw - tx) : 8
         // V = t B, per row: t0 − t2, t1 + t2, t2 − t1, t1 − t3.
         @inline(__always) func store(_ i: Int, _ t: (V8, V8, V8, V8)) {
           let q = dst + 4 * i * stride + tx
@@ -251,30 +276,28 @@ struct WinogradConv3x3: Kernel {
 
   /// `y = Aᵀ M A` (+ bias, then the epilogue) for every tile of output channel `k` in each of
   /// `images` (the ones `M` holds, in order), eight tiles of a row at a time; each finished
-  /// output plane gets the epilogue while it is still in cache.
+  /// output plane gets the epilogue while it is still in cache. The loads take eight lanes
+  /// even past a row's last tile (into later tiles or the overhang). A row of outputs is one
+  /// 16-float store where that stays inside the row, or inside the plane when a row of tiles
+  /// is a single step: stores then go in increasing address order, so the floats they write
+  /// past a row are overwritten by the rows that follow.
   @inline(__always)
   func outputTransform(k: Int, images: Range<Int>, a: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
                        p: Int) {
     let th = tilesH, tw = tilesW
-    let stride = cout * p
+    let stride = mStride(p)
     let b = SIMD8<Float>(repeating: bias.map { a[$0 + k] } ?? 0)
     typealias V8 = SIMD8<Float>
     for image in images {
       let src = m + k * p + (image - images.lowerBound) * th * tw
       let plane = (image * cout + k) * oh * ow
-      let dst = a + out + plane
+      let dst = a + out + plane, end = dst + oh * ow
       for ty in 0..<th {
         var tx = 0
         while tx < tw {
           let q = src + ty * tw + tx
           let valid = Swift.min(8, tw - tx)
-          // M[ξ] for the eight tiles (lanes past the row's last tile are zero).
-          @inline(__always) func mv(_ xi: Int) -> V8 {
-            if valid == 8 { return load8(q + xi * stride) }
-            var t = V8()
-            for l in 0..<valid { t[l] = q[xi * stride + l] }
-            return t
-          }
+          @inline(__always) func mv(_ xi: Int) -> V8 { load8(q + xi * stride) }
           // Rows of M (4×4) combined: s0 = m0 + m1 + m2, s1 = m1 − m2 − m3, column by column.
           let m0 = mv(0), m1 = mv(1), m2 = mv(2), m3 = mv(3), m4 = mv(4), m5 = mv(5), m6 = mv(6), m7 = mv(7)
           let m8 = mv(8), m9 = mv(9), m10 = mv(10), m11 = mv(11), m12 = mv(12), m13 = mv(13), m14 = mv(14), m15 = mv(15)
@@ -283,17 +306,16 @@ struct WinogradConv3x3: Kernel {
           let y00 = s00 + s01 + s02 + b, y01 = s01 - s02 - s03 + b
           let y10 = s10 + s11 + s12 + b, y11 = s11 - s12 - s13 + b
           let y0 = 2 * ty, x0 = 2 * tx
-          let row0 = dst + y0 * ow + x0, row1 = row0 + ow
-          let hasRow1 = y0 + 1 < oh
-          for l in 0..<valid {
-            let x = x0 + 2 * l
-            row0[2 * l] = y00[l]
-            if x + 1 < ow { row0[2 * l + 1] = y01[l] }
-            if hasRow1 {
-              row1[2 * l] = y10[l]
-              if x + 1 < ow { row1[2 * l + 1] = y11[l] }
+          let row0 = dst + y0 * ow + x0
+          @inline(__always) func row(_ even: V8, _ odd: V8, _ q: UnsafeMutablePointer<Float>) {
+            if tx + 8 < tw || (tw <= 8 && q + 16 <= end) { return store16(interleave(even, odd), q) }
+            for l in 0..<valid {
+              q[2 * l] = even[l]
+              if x0 + 2 * l + 1 < ow { q[2 * l + 1] = odd[l] }
             }
           }
+          row(y00, y01, row0)
+          if y0 + 1 < oh { row(y10, y11, row0 + ow) }
           tx += 8
         }
       }

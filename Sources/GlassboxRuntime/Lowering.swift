@@ -37,6 +37,10 @@ enum Lowering {
     case .lstmCell:
       return shape(g, node.operands[0]).reduce(1, *)
     case .conv2dBackwardInput, .conv2dBackwardWeight:
+      if winograd(node, g) {
+        let w = shape(g, node.operands[1]), dx = shape(g, node.results[0])
+        return WinogradConv3x3.scratchCount(n: dx[0], cin: w[0], cout: w[1], oh: dx[2], ow: dx[3], threads: threads)
+      }
       let geometry = convolutionBackwardGeometry(node, g, scratch: 0, threads: threads)
       return convolutionBackwardScratch(geometry, weight: node.op == .conv2dBackwardWeight)
     }
@@ -56,13 +60,20 @@ enum Lowering {
                   scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads)
   }
 
-  /// Whether a convolution runs as Winograd F(2×2, 3×3).
+  /// Whether a convolution runs as Winograd F(2×2, 3×3) — or the input gradient of one: for a
+  /// 3×3 kernel of stride 1 that is itself a convolution of `dy` by the weights flipped and
+  /// transposed (`Cin` filters of `Cout` channels), with padding 2 − p.
   static func winograd(_ node: Node, _ g: Graph) -> Bool {
-    // The weights must be a parameter: they are transformed once when parameters are set.
-    guard node.op == .conv2d, case .parameter = g[node.operands[1]].origin else { return false }
+    // The weights must be a parameter: they are transformed whenever parameters are set
+    // (once for inference, before every step in training).
+    guard node.op == .conv2d || node.op == .conv2dBackwardInput, case .parameter = g[node.operands[1]].origin else {
+      return false
+    }
     let w = shape(g, node.operands[1]), a = node.attributes
+    let forward = node.op == .conv2d, padding = a.ints("padding")
     return WinogradConv3x3.applies(kh: w[2], kw: w[3], stride: a.ints("stride"), dilation: a.ints("dilation"),
-                                   padding: a.ints("padding"), groups: a.int("groups", default: 1), cin: w[1], cout: w[0])
+                                   padding: forward ? padding : padding.map { 2 - $0 }, groups: a.int("groups", default: 1),
+                                   cin: forward ? w[1] : w[0], cout: forward ? w[0] : w[1])
   }
 
   /// Floats a node keeps for the life of the program, derived from parameters (Winograd's
@@ -283,6 +294,14 @@ enum Lowering {
                                    target: o(node.operands[2]), out: o(node.results[0]))]
 
     case .conv2dBackwardInput, .conv2dBackwardWeight:
+      if winograd(node, g) {
+        let dy = x, w = shape(g, node.operands[1]), p = a.ints("padding")
+        return [WinogradConv3x3(label: label + " (winograd)", n: dy[0], cin: dy[1], h: dy[2], w: dy[3], cout: w[1],
+                                padding: (2 - p[0], 2 - p[1]), oh: out[2], ow: out[3], x: o(node.operands[0]),
+                                weight: o(node.operands[1]), bias: nil, out: o(node.results[0]), transformed: persistent,
+                                scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads,
+                                flipped: true)]
+      }
       let geometry = convolutionBackwardGeometry(node, g, scratch: scratch, threads: threads)
       if node.op == .conv2dBackwardInput {
         return [Conv2dBackwardInput(label: label, geometry: geometry, dy: o(node.operands[0]), weight: o(node.operands[1]),

@@ -29,6 +29,10 @@ struct WinogradConv3x3: Kernel {
   var scratch: Int
   var epilogue: Epilogue
   var threads: Int
+  /// Whether `weight` holds the forward convolution whose input gradient this is
+  /// (`[Cin, Cout, 3, 3]` in this kernel's terms): each filter is then `weight[c, k]` rotated
+  /// by 180°.
+  var flipped = false
 
   /// Whether a convolution of these attributes takes this kernel: 3×3, stride 1, dilation 1,
   /// one group, padding at most 2, and enough channels for the GEMMs to pay off: each of the
@@ -96,10 +100,11 @@ struct WinogradConv3x3: Kernel {
     let plane = cout * cin
     for k in 0..<cout {
       for c in 0..<cin {
-        let f = g + (k * cin + c) * 9
+        let f = g + (flipped ? c * cout + k : k * cin + c) * 9
+        func tap(_ i: Int) -> Float { flipped ? f[8 - i] : f[i] }
         // t = G·g (4×3, rows as SIMD4 with a zero lane), then U = t·Gᵀ (4×4).
-        let g0 = SIMD4<Float>(f[0], f[1], f[2], 0), g1 = SIMD4<Float>(f[3], f[4], f[5], 0)
-        let g2 = SIMD4<Float>(f[6], f[7], f[8], 0)
+        let g0 = SIMD4<Float>(tap(0), tap(1), tap(2), 0), g1 = SIMD4<Float>(tap(3), tap(4), tap(5), 0)
+        let g2 = SIMD4<Float>(tap(6), tap(7), tap(8), 0)
         let rows = (g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2)
         func store(_ i: Int, _ t: SIMD4<Float>) {
           let q = u + 4 * i * plane + k * cin + c

@@ -94,6 +94,17 @@ struct InterpreterEquivalenceTests {
       u = conv2d(x, w, padding: [0, 0])
     }
     """,
+    // Input gradients of 3×3 stride-1 convolutions, Winograd convolutions of dy by the flipped,
+    // transposed weights (padding 2 − p: 1, 2 and 0); with the weights an input, im2col.
+    """
+    graph g(dy: f32[2, 64, 7, 5], dz: f32[2, 64, 5, 3], du: f32[2, 64, 9, 7], wi: f32[64, 24, 3, 3]) -> (y: f32[2, 24, 7, 5], z: f32[2, 24, 7, 5], u: f32[2, 24, 7, 5], v: f32[2, 24, 7, 5]) {
+      param w: f32[64, 24, 3, 3] init uniform(0.1)
+      y = conv2d_backward_input(dy, w, input_size: [7, 5], stride: [1, 1], padding: [1, 1])
+      z = conv2d_backward_input(dz, w, input_size: [7, 5], stride: [1, 1], padding: [0, 0])
+      u = conv2d_backward_input(du, w, input_size: [7, 5], stride: [1, 1], padding: [2, 2])
+      v = conv2d_backward_input(dy, wi, input_size: [7, 5], stride: [1, 1], padding: [1, 1])
+    }
+    """,
   ]
 
   @Test(arguments: specs.indices)
@@ -111,9 +122,10 @@ struct InterpreterEquivalenceTests {
     for threads in [1, 2] {
       let program = try Executable(graph: graph, parameters: parameters, threads: threads)
       let actual = try program.run(inputs: inputs)
-      if graph.nodes.contains(where: { $0.op == .conv2d }) {
+      let convolutions = graph.nodes.filter { $0.op == .conv2d || $0.op == .conv2dBackwardInput }
+      if !convolutions.isEmpty {
         // The parameter-weighted convolutions took the Winograd path, the input-weighted one not.
-        let transformed = graph.nodes.filter { $0.op == .conv2d && graph[$0.operands[1]].name != "wi" }.count
+        let transformed = convolutions.filter { graph[$0.operands[1]].name != "wi" }.count
         #expect(program.program.filter { $0.hasSuffix("(winograd)") }.count == transformed)
       }
       for output in graph.outputs {

@@ -315,13 +315,43 @@ struct PoolBackward: Kernel {
     let p = pool
     (a + dx + planes.lowerBound * p.h * p.w).update(repeating: 0, count: planes.count * p.h * p.w)
     let dilation = p.isMax ? p.dilation : (1, 1)
+    let interior = p.interiorColumns
+    typealias Lanes = SIMD8<Int32>
+    let evens = Lanes(0, 2, 4, 6, 8, 10, 12, 14)
     for plane in planes {
       let src = a + x + plane * p.h * p.w, dst = a + dx + plane * p.h * p.w, g = a + dy + plane * p.oh * p.ow
       for oy in 0..<p.oh {
         let y0 = oy * p.stride.0 - p.padding.0
         let ky0 = y0 >= 0 ? 0 : (-y0 + dilation.0 - 1) / dilation.0
         let ky1 = Swift.min(p.kernel.0, (p.h - y0 + dilation.0 - 1) / dilation.0)
-        for ox in 0..<p.ow {
+        // Max pooling of stride 2: the argmax of eight windows at a time (columns as in the
+        // forward's vector path), then the eight gradients added in column order as below.
+        var oxV = interior.lowerBound
+        if p.isMax && p.stride.1 == 2 && ky1 > ky0 {
+          let lastRead = p.lastRead(y0: y0, ky1: ky1)
+          while oxV + 8 <= interior.upperBound && lastRead + 2 * oxV < p.h * p.w {
+            var m = SIMD8<Float>(), best = Lanes()
+            for ky in ky0..<ky1 {
+              let row = (y0 + ky * dilation.0) * p.w - p.padding.1 + 2 * oxV
+              for kx in 0..<p.kernel.1 {
+                let i = row + kx * dilation.1
+                let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                let index = Lanes(repeating: Int32(i)) &+ evens
+                if ky == ky0 && kx == 0 {
+                  (m, best) = (v, index)
+                } else {
+                  // The first maximum, a NaN over any number (as the scalar loop below).
+                  let take = (v .> m) .| ((v .!= v) .& (m .== m))
+                  m.replace(with: v, where: take)
+                  best.replace(with: index, where: take)
+                }
+              }
+            }
+            for l in 0..<8 { dst[Int(best[l])] += g[oy * p.ow + oxV + l] }
+            oxV += 8
+          }
+        }
+        for ox in 0..<p.ow where !(ox >= interior.lowerBound && ox < oxV) {
           let x0 = ox * p.stride.1 - p.padding.1
           let kx0 = x0 >= 0 ? 0 : (-x0 + dilation.1 - 1) / dilation.1
           let kx1 = Swift.min(p.kernel.1, (p.w - x0 + dilation.1 - 1) / dilation.1)

@@ -433,11 +433,22 @@ struct Pool: Kernel {
     splitOverCores(a, count: planes, threads: threads, worthIt: planes * oh * ow >= 1 << 14) { run($0, planes: $1) }
   }
 
-  func run(_ a: UnsafeMutablePointer<Float>, planes range: Range<Int>) {
-    // Output columns whose window lies inside the input: oxA..<oxB.
+  /// Output columns whose window lies inside the input.
+  var interiorColumns: Range<Int> {
     let span = (kernel.1 - 1) * dilation.1 + 1
     let oxA = Swift.min(ow, (padding.1 + stride.1 - 1) / stride.1)
-    let oxB = Swift.max(oxA, Swift.min(ow, w + padding.1 - span >= 0 ? (w + padding.1 - span) / stride.1 + 1 : 0))
+    return oxA..<Swift.max(oxA, Swift.min(ow, w + padding.1 - span >= 0 ? (w + padding.1 - span) / stride.1 + 1 : 0))
+  }
+
+  /// For the vector paths of stride 2: the index of the last float that the 16-float loads
+  /// of a window reach from output column 0 of a row whose window rows are `ky0..<ky1` from
+  /// input row `y0` (plus 2·ox for column ox), so they stay in the plane while it is `< h·w`.
+  func lastRead(y0: Int, ky1: Int) -> Int {
+    (y0 + (ky1 - 1) * dilation.0) * w - padding.1 + (kernel.1 - 1) * dilation.1 + 15
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, planes range: Range<Int>) {
+    let oxA = interiorColumns.lowerBound, oxB = interiorColumns.upperBound
     for p in range {
       let src = a + x + p * h * w, dst = a + out + p * oh * ow
       for oy in 0..<oh {
@@ -452,7 +463,7 @@ struct Pool: Kernel {
             // Eight outputs at a time, the maximum kept in a register: a window column of eight
             // outputs is the even half of a 16-float load. Only while the last load (window
             // row ky1 − 1, column kernel − 1, 16 floats from 2·ox) stays in the plane.
-            let lastRead = (y0 + (ky1 - 1) * dilation.0) * w - padding.1 + (kernel.1 - 1) * dilation.1 + 15
+            let lastRead = lastRead(y0: y0, ky1: ky1)
             while oxV + 8 <= oxB && lastRead + 2 * oxV < h * w {
               var m = SIMD8<Float>(repeating: -.infinity)
               for ky in ky0..<ky1 {

@@ -38,6 +38,11 @@ enum Lowering {
       return shape(g, node.operands[0]).reduce(1, *)
     case .conv2dBackwardInput, .conv2dBackwardWeight:
       if winograd(node, g) {
+        let dy = shape(g, node.operands[0])
+        if node.op == .conv2dBackwardWeight {
+          let x = shape(g, node.operands[1])
+          return WinogradWeightGradient.scratchCount(n: x[0], cin: x[1], cout: dy[1], oh: dy[2], ow: dy[3], threads: threads)
+        }
         let w = shape(g, node.operands[1]), dx = shape(g, node.results[0])
         return WinogradConv3x3.scratchCount(n: dx[0], cin: w[0], cout: w[1], oh: dx[2], ow: dx[3], threads: threads)
       }
@@ -60,26 +65,35 @@ enum Lowering {
                   scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads)
   }
 
-  /// Whether a convolution runs as Winograd F(2×2, 3×3) — or the input gradient of one: for a
-  /// 3×3 kernel of stride 1 that is itself a convolution of `dy` by the weights flipped and
-  /// transposed (`Cin` filters of `Cout` channels), with padding 2 − p.
+  /// Whether a convolution runs as Winograd F(2×2, 3×3) — or a gradient of one: the input
+  /// gradient of a 3×3 kernel of stride 1 is itself a convolution of `dy` by the weights
+  /// flipped and transposed (`Cin` filters of `Cout` channels) with padding 2 − p; the weight
+  /// gradient has its own kernel (`WinogradWeightGradient`) over the same transforms.
   static func winograd(_ node: Node, _ g: Graph) -> Bool {
-    // The weights must be a parameter: they are transformed whenever parameters are set
-    // (once for inference, before every step in training).
-    guard node.op == .conv2d || node.op == .conv2dBackwardInput, case .parameter = g[node.operands[1]].origin else {
+    let w: [Int], flipped: Bool
+    switch node.op {
+    case .conv2d, .conv2dBackwardInput:
+      // The weights must be a parameter: they are transformed whenever parameters are set
+      // (once for inference, before every step in training).
+      guard case .parameter = g[node.operands[1]].origin else { return false }
+      w = shape(g, node.operands[1])
+      flipped = node.op == .conv2dBackwardInput
+    case .conv2dBackwardWeight:
+      w = shape(g, node.results[0])
+      flipped = false
+    default:
       return false
     }
-    let w = shape(g, node.operands[1]), a = node.attributes
-    let forward = node.op == .conv2d, padding = a.ints("padding")
+    let a = node.attributes, padding = a.ints("padding")
     return WinogradConv3x3.applies(kh: w[2], kw: w[3], stride: a.ints("stride"), dilation: a.ints("dilation"),
-                                   padding: forward ? padding : padding.map { 2 - $0 }, groups: a.int("groups", default: 1),
-                                   cin: forward ? w[1] : w[0], cout: forward ? w[0] : w[1])
+                                   padding: flipped ? padding.map { 2 - $0 } : padding, groups: a.int("groups", default: 1),
+                                   cin: flipped ? w[0] : w[1], cout: flipped ? w[1] : w[0])
   }
 
   /// Floats a node keeps for the life of the program, derived from parameters (Winograd's
   /// transformed weights).
   static func persistent(_ node: Node, _ g: Graph) -> Int {
-    guard winograd(node, g) else { return 0 }
+    guard node.op != .conv2dBackwardWeight, winograd(node, g) else { return 0 }
     let w = shape(g, node.operands[1])
     return WinogradConv3x3.persistentCount(cin: w[1], cout: w[0])
   }
@@ -292,6 +306,15 @@ enum Lowering {
       let l = shape(g, node.operands[1])
       return [CrossEntropyBackward(n: l[0], c: l[1], dloss: o(node.operands[0]), logits: o(node.operands[1]),
                                    target: o(node.operands[2]), out: o(node.results[0]))]
+
+    case .conv2dBackwardWeight where winograd(node, g):
+      let dy = x, xs = shape(g, node.operands[1]), p = a.ints("padding")
+      let forward = WinogradConv3x3(label: label, n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: dy[1],
+                                    padding: (p[0], p[1]), oh: dy[2], ow: dy[3], x: o(node.operands[1]), weight: 0,
+                                    bias: nil, out: 0, transformed: 0, scratch: scratch,
+                                    epilogue: Epilogue(residual: nil, relu: false), threads: threads)
+      return [WinogradWeightGradient(label: label + " (winograd)", forward: forward, dy: o(node.operands[0]),
+                                     dw: o(node.results[0]))]
 
     case .conv2dBackwardInput, .conv2dBackwardWeight:
       if winograd(node, g) {

@@ -129,7 +129,7 @@ struct WinogradConv3x3: Kernel {
     let parts = Swift.max(1, Swift.min(threads, 8))
 
     // Input transform: each thread a run of planes in `V`'s order (channel, then image), with
-    // its own padded plane; the last plane of a run stores exactly, the next belongs to another.
+    // its own padded plane; no store reaches past the run's last tile (the next is another's).
     let planes = n * cin
     let base = UnsafeSendable(a)
     let kernel = self
@@ -141,7 +141,7 @@ struct WinogradConv3x3: Kernel {
       let run = (planes * part / parts)..<(planes * (part + 1) / parts)
       for q in run {
         kernel.inputTransform(image: q % kernel.n, local: q % kernel.n, c: q / kernel.n, a: a, padded: padded, v: v,
-                              p: p, exact: q == run.upperBound - 1)
+                              p: p, limit: (run.upperBound - q) * kernel.tilesH * kernel.tilesW)
       }
     }
 
@@ -189,7 +189,7 @@ struct WinogradConv3x3: Kernel {
         // In `V`'s order (channel, then image), so the extra lanes of a step land on later tiles.
         for c in 0..<kernel.cin {
           for i in 0..<count {
-            kernel.inputTransform(image: first + i, local: i, c: c, a: a, padded: padded, v: v, p: p, exact: false)
+            kernel.inputTransform(image: first + i, local: i, c: c, a: a, padded: padded, v: v, p: p, limit: .max)
           }
         }
         for xi in 0..<16 { kernel.multiply(a, xi: xi, v: v, m: m, p: p) }
@@ -210,11 +210,11 @@ struct WinogradConv3x3: Kernel {
   /// one vector operation and every store eight consecutive floats. A step with fewer than
   /// eight tiles left in its row stores all eight lanes anyway: the extra ones land on the
   /// tiles that follow in `V` (written later, if planes go in `V`'s order) or in the
-  /// overhang — except on the plane's last row when `exact` (the next plane is not the
-  /// caller's to overwrite).
+  /// overhang. At most `limit` tiles from the plane's first are written: the caller's own
+  /// (a plane can be fewer than eight tiles, so the lanes can reach several planes ahead).
   @inline(__always)
   func inputTransform(image: Int, local: Int, c: Int, a: UnsafeMutablePointer<Float>,
-                      padded: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, p: Int, exact: Bool) {
+                      padded: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, p: Int, limit: Int) {
     let plane = image * cin + c
     let th = tilesH, tw = tilesW
     let pw = tw * 2 + 2, ph = th * 2 + 2
@@ -248,7 +248,7 @@ struct WinogradConv3x3: Kernel {
         let t1 = (d1.0 + d2.0, d1.1 + d2.1, d1.2 + d2.2, d1.3 + d2.3)
         let t2 = (d2.0 - d1.0, d2.1 - d1.1, d2.2 - d1.2, d2.3 - d1.3)
         let t3 = (d1.0 - d3.0, d1.1 - d3.1, d1.2 - d3.2, d1.3 - d3.3)
-        let valid = exact && ty == th - 1 ? Swift.min(8, tw - tx) : 8
+        let valid = Swift.min(8, limit - ty * tw - tx)
         // V = t B, per row: t0 − t2, t1 + t2, t2 − t1, t1 − t3.
         @inline(__always) func store(_ i: Int, _ t: (V8, V8, V8, V8)) {
           let q = dst + 4 * i * stride + tx

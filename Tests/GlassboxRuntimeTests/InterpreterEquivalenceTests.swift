@@ -57,6 +57,15 @@ struct InterpreterEquivalenceTests {
       c = max_pool2d(x, kernel: 3, stride: 1, padding: 1, dilation: 2)
     }
     """,
+    // Max-pooling gradients: eight windows of stride 2 at a time inside, window by window at
+    // the borders; ties (the zeros of min(x, 0)) go to the first maximum.
+    """
+    graph g(x: f32[2, 3, 21, 40], dy: f32[2, 3, 11, 20], dz: f32[2, 3, 10, 20]) -> (a: f32[2, 3, 21, 40], b: f32[2, 3, 21, 40]) {
+      r = sub(x, relu(x))
+      a = max_pool2d_backward(dy, r, kernel: 3, stride: 2, padding: 1)
+      b = max_pool2d_backward(dz, x, kernel: 2)
+    }
+    """,
     // 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3): odd sizes (partial tiles),
     // padding 0, 1 and 2, bias or none, the fused residual + ReLU epilogue, and weights
     // given as an input (which must take the im2col path: only parameters are transformed).
@@ -105,6 +114,25 @@ struct InterpreterEquivalenceTests {
       v = conv2d_backward_input(dy, wi, input_size: [7, 5], stride: [1, 1], padding: [1, 1])
     }
     """,
+    // Weight gradients of 3×3 stride-1 convolutions by Winograd: 64 channels of tiles split
+    // by image over the cores (x: 4 images, rows of 19 tiles) and, where the weights outweigh
+    // the tiles (s: 4×3 maps), by plane and ξ; padding 0, 1 and 2 (partial tiles, odd sizes).
+    """
+    graph g(x: f32[4, 64, 30, 37], dy: f32[4, 16, 30, 37], dz: f32[4, 16, 28, 35], s: f32[3, 64, 4, 3], ds: f32[3, 64, 6, 5]) -> (y: f32[16, 64, 3, 3], z: f32[16, 64, 3, 3], u: f32[64, 64, 3, 3]) {
+      y = conv2d_backward_weight(dy, x, kernel: [3, 3], stride: [1, 1], padding: [1, 1])
+      z = conv2d_backward_weight(dz, x, kernel: [3, 3], stride: [1, 1], padding: [0, 0])
+      u = conv2d_backward_weight(ds, s, kernel: [3, 3], stride: [1, 1], padding: [2, 2])
+    }
+    """,
+    // Planes of one tile (VGG's last block on small frames), forward and weight gradient: a
+    // transform step's eight lanes reach seven planes ahead (where they stop: WinogradTests).
+    """
+    graph g(x: f32[2, 128, 2, 2], dy: f32[2, 128, 2, 2]) -> (y: f32[2, 128, 2, 2], dw: f32[128, 128, 3, 3]) {
+      param w: f32[128, 128, 3, 3] init uniform(0.1)
+      y = conv2d(x, w, padding: [1, 1])
+      dw = conv2d_backward_weight(dy, x, kernel: [3, 3], stride: [1, 1], padding: [1, 1])
+    }
+    """,
   ]
 
   @Test(arguments: specs.indices)
@@ -122,9 +150,10 @@ struct InterpreterEquivalenceTests {
     for threads in [1, 2] {
       let program = try Executable(graph: graph, parameters: parameters, threads: threads)
       let actual = try program.run(inputs: inputs)
-      let convolutions = graph.nodes.filter { $0.op == .conv2d || $0.op == .conv2dBackwardInput }
+      let convolutions = graph.nodes.filter { [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight].contains($0.op) }
       if !convolutions.isEmpty {
-        // The parameter-weighted convolutions took the Winograd path, the input-weighted one not.
+        // The parameter-weighted convolutions (and all weight gradients) took the Winograd
+        // path, the input-weighted ones not.
         let transformed = convolutions.filter { graph[$0.operands[1]].name != "wi" }.count
         #expect(program.program.filter { $0.hasSuffix("(winograd)") }.count == transformed)
       }

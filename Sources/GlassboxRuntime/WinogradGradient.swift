@@ -1,0 +1,190 @@
+import Foundation
+
+/// The weight gradient of a convolution that runs as Winograd F(2×2, 3×3), by the same
+/// transforms. Per tile the forward is `y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`, linear in
+/// `U = G g Gᵀ`; so `∂L/∂U[ξ, k, c] = Σ_tiles (A dy Aᵀ)[ξ, k] · (Bᵀ d B)[ξ, c]` and
+/// `∂L/∂g = Gᵀ (∂L/∂U) G`:
+///
+/// - the input transform `V[ξ, c, p]` of the forward (`WinogradConv3x3.inputTransform`);
+/// - the gradient transform `Y[ξ, k, p] = (A dy Aᵀ)[ξ]` of every 2×2 block of `dy`;
+/// - 16 GEMMs `dU[ξ] = Y[ξ] · V[ξ]ᵀ` (`[Cout, P] × [P, Cin]`, depth the tile count):
+///   16 multiplications per tile and channel pair where im2col's GEMM makes 36;
+/// - `dw[k, c] = Gᵀ dU[·, k, c] G`.
+///
+/// The work is shared as in the forward (`WinogradConv3x3.plan`): each core its own images
+/// in blocks, accumulating its own `dU` (added in part order, so a thread count always gives
+/// the same bits), or, when the weights outweigh the tiles, the transforms split by plane and
+/// the GEMMs by ξ.
+struct WinogradWeightGradient: Kernel {
+  var label: String
+  /// The forward convolution: its geometry, `x`, `threads` and `scratch` (its weight, bias,
+  /// output and transformed weights unused).
+  var forward: WinogradConv3x3
+  var dy: Int, dw: Int
+
+  var gemms: [GEMMShape] {
+    let f = forward
+    return [GEMMShape(m: f.cout, n: f.cin * 9, k: f.n * f.oh * f.ow, transB: true, count: 1)]
+  }
+
+  /// Scratch floats: `V` and `Y` (of all tiles, or of one block per part), a padded plane per
+  /// thread, and `dU` (one, or one per part).
+  static func scratchCount(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int) -> Int {
+    let perImage = ((oh + 1) / 2) * ((ow + 1) / 2), padded = WinogradConv3x3.paddedPlane(oh: oh, ow: ow)
+    if let plan = WinogradConv3x3.plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
+      return plan.parts * partCount(cin: cin, cout: cout, tiles: plan.block * perImage, padded: padded)
+    }
+    return WinogradConv3x3.transformedCount(cin: cin, cout: cout, tiles: n * perImage)
+      + Swift.max(threads, 1) * padded + 16 * cin * cout
+  }
+
+  /// Floats of one part's scratch in the image split: `V`, `Y`, a padded plane, `dU`.
+  static func partCount(cin: Int, cout: Int, tiles: Int, padded: Int) -> Int {
+    WinogradConv3x3.transformedCount(cin: cin, cout: cout, tiles: tiles) + padded + 16 * cin * cout
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let f = forward
+    let base = UnsafeSendable(a), kernel = self
+    let padded = WinogradConv3x3.paddedPlane(oh: f.oh, ow: f.ow), perImage = f.tilesH * f.tilesW
+    guard let plan = WinogradConv3x3.plan(n: f.n, cin: f.cin, cout: f.cout, oh: f.oh, ow: f.ow, threads: f.threads)
+    else {
+      // Transforms of all tiles split by plane, in runs in `V`'s and `Y`'s order (see
+      // `WinogradConv3x3.run`); then the GEMMs by ξ into the one `dU`.
+      let p = f.tiles, parts = Swift.max(1, Swift.min(f.threads, 8))
+      let v = f.scratch, y = v + 16 * f.vStride(p)
+      let pads = v + WinogradConv3x3.transformedCount(cin: f.cin, cout: f.cout, tiles: p), du = pads + parts * padded
+      f.forEachPart(parts) { part in
+        let a = base.pointer, plane = a + pads + part * padded
+        let inputs = f.n * f.cin, gradients = f.n * f.cout
+        let run = (inputs * part / parts)..<(inputs * (part + 1) / parts)
+        for q in run {
+          f.inputTransform(image: q % f.n, local: q % f.n, c: q / f.n, a: a, padded: plane, v: a + v, p: p,
+                           limit: (run.upperBound - q) * f.tilesH * f.tilesW)
+        }
+        let grads = (gradients * part / parts)..<(gradients * (part + 1) / parts)
+        for q in grads {
+          kernel.gradientTransform(image: q % f.n, local: q % f.n, k: q / f.n, a: a, padded: plane, y: a + y, p: p,
+                                   limit: (grads.upperBound - q) * f.tilesH * f.tilesW)
+        }
+      }
+      f.forEachPart(parts) { part in
+        let a = base.pointer
+        for xi in stride(from: part, to: 16, by: parts) {
+          kernel.multiply(a, xi: xi, y: a + y, v: a + v, du: a + du, p: p, accumulate: false)
+        }
+      }
+      return finish(a, parts: [du])
+    }
+
+    let each = Self.partCount(cin: f.cin, cout: f.cout, tiles: plan.block * perImage, padded: padded)
+    let transformed = WinogradConv3x3.transformedCount(cin: f.cin, cout: f.cout, tiles: plan.block * perImage)
+    forEachImagePart(images: f.n, threads: f.threads, a, scratch: f.scratch, partScratch: { _ in each }) {
+      a, _, images, offset, _ in
+      let own = a + offset, plane = own + transformed, du = plane + padded
+      du.update(repeating: 0, count: 16 * f.cin * f.cout)
+      var first = images.lowerBound
+      while first < images.upperBound {
+        let count = Swift.min(plan.block, images.upperBound - first), p = count * perImage
+        let v = own, y = own + 16 * f.vStride(p)
+        // In `V`'s and `Y`'s order (channel, then image): the extra lanes land on later tiles.
+        for c in 0..<f.cin {
+          for i in 0..<count {
+            f.inputTransform(image: first + i, local: i, c: c, a: a, padded: plane, v: v, p: p, limit: .max)
+          }
+        }
+        for k in 0..<f.cout {
+          for i in 0..<count {
+            kernel.gradientTransform(image: first + i, local: i, k: k, a: a, padded: plane, y: y, p: p, limit: .max)
+          }
+        }
+        for xi in 0..<16 { kernel.multiply(a, xi: xi, y: y, v: v, du: du, p: p, accumulate: true) }
+        first += count
+      }
+    }
+    finish(a, parts: (0..<plan.parts).map { f.scratch + $0 * each + transformed + padded })
+  }
+
+  /// `dU[ξ] (+)= Y[ξ] · V[ξ]ᵀ` for `p` tiles, on one thread.
+  @inline(__always)
+  func multiply(_ a: UnsafeMutablePointer<Float>, xi: Int, y: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
+                du: UnsafeMutablePointer<Float>, p: Int, accumulate: Bool) {
+    let f = forward
+    BLAS.sgemm(transB: true, m: f.cout, n: f.cin, k: p, a: y + xi * f.mStride(p), lda: p, b: v + xi * f.vStride(p),
+               ldb: p, beta: accumulate ? 1 : 0, c: du + xi * f.cout * f.cin, ldc: f.cin)
+  }
+
+  /// `dw[k, c] = Gᵀ (Σ_parts dU[·, k, c]) G` (parts added in order), output channels split over
+  /// the cores.
+  func finish(_ a: UnsafeMutablePointer<Float>, parts: [Int]) {
+    let f = forward, plane = f.cout * f.cin, dw = dw
+    splitOverCores(a, count: f.cout, threads: f.threads, worthIt: true) { a, range in
+      for k in range {
+        for c in 0..<f.cin {
+          // The 4×4 dU[·, k, c], rows as SIMD4, summed over the parts.
+          var m = (SIMD4<Float>(), SIMD4<Float>(), SIMD4<Float>(), SIMD4<Float>())
+          for part in parts {
+            let u = a + part + k * f.cin + c
+            func row(_ i: Int) -> SIMD4<Float> {
+              SIMD4(u[4 * i * plane], u[(4 * i + 1) * plane], u[(4 * i + 2) * plane], u[(4 * i + 3) * plane])
+            }
+            m = (m.0 + row(0), m.1 + row(1), m.2 + row(2), m.3 + row(3))
+          }
+          // t = Gᵀ dU (3×4), then dw = t G (3×3).
+          let t = (m.0 + 0.5 * (m.1 + m.2), 0.5 * (m.1 - m.2), 0.5 * (m.1 + m.2) + m.3)
+          let out = a + dw + (k * f.cin + c) * 9
+          func put(_ i: Int, _ q: SIMD4<Float>) {
+            out[3 * i] = q[0] + 0.5 * (q[1] + q[2])
+            out[3 * i + 1] = 0.5 * (q[1] - q[2])
+            out[3 * i + 2] = 0.5 * (q[1] + q[2]) + q[3]
+          }
+          put(0, t.0)
+          put(1, t.1)
+          put(2, t.2)
+        }
+      }
+    }
+  }
+
+  /// `Y[ξ, k, tiles of image local] = A dy Aᵀ` for every 2×2 block of one plane of `dy` (image
+  /// `image`, channel `k`), through a zero-padded copy (blocks past the map's edge are zero),
+  /// eight blocks of a row at a time: the two columns of each block are the even and odd lanes
+  /// of one 16-float load. Extra lanes as in `WinogradConv3x3.inputTransform`.
+  @inline(__always)
+  func gradientTransform(image: Int, local: Int, k: Int, a: UnsafeMutablePointer<Float>,
+                         padded: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, p: Int, limit: Int) {
+    let f = forward
+    let th = f.tilesH, tw = f.tilesW, pw = 2 * tw
+    padded.update(repeating: 0, count: 2 * th * pw + 16)
+    let src = a + dy + (image * f.cout + k) * f.oh * f.ow
+    for r in 0..<f.oh { (padded + r * pw).update(from: src + r * f.ow, count: f.ow) }
+    let stride = f.mStride(p)
+    let base = y + k * p + local * th * tw
+    typealias V8 = SIMD8<Float>
+    for ty in 0..<th {
+      let r0 = padded + 2 * ty * pw, r1 = r0 + pw
+      let dst = base + ty * tw
+      var tx = 0
+      while tx < tw {
+        let top = UnsafeRawPointer(r0 + 2 * tx).loadUnaligned(as: SIMD16<Float>.self)
+        let bottom = UnsafeRawPointer(r1 + 2 * tx).loadUnaligned(as: SIMD16<Float>.self)
+        let d00 = top.evenHalf, d01 = top.oddHalf, d10 = bottom.evenHalf, d11 = bottom.oddHalf
+        let valid = Swift.min(8, limit - ty * tw - tx)
+        // Rows of A dy (4×2): d0, d0 + d1, d0 − d1, −d1; each row (u, v) then times Aᵀ:
+        // u, u + v, u − v, −v.
+        @inline(__always) func store(_ i: Int, _ u: V8, _ v: V8) {
+          let q = dst + 4 * i * stride + tx
+          f.put(u, q, valid)
+          f.put(u + v, q + stride, valid)
+          f.put(u - v, q + 2 * stride, valid)
+          f.put(-v, q + 3 * stride, valid)
+        }
+        store(0, d00, d01)
+        store(1, d00 + d10, d01 + d11)
+        store(2, d00 - d10, d01 - d11)
+        store(3, -d10, -d11)
+        tx += 8
+      }
+    }
+  }
+}

@@ -1,0 +1,46 @@
+@testable import GlassboxRuntime
+import Testing
+
+/// The Winograd transforms store eight tiles at a time. When the weights outweigh the tiles,
+/// the planes are split over the cores in runs, and a plane can be a single tile (VGG's last
+/// block, ResNet's layer4 on small frames), so a store's extra lanes reach several planes
+/// ahead. Whether the core owning those planes has written them already depends on timing, so
+/// a race would pass most runs of a whole program: here each transform writes one plane at the
+/// end of its run into a buffer of NaNs, and nothing past the run may change.
+struct WinogradTests {
+  /// Two images of three channels, 2×2 maps, padding 1: one tile per plane.
+  static let forward = WinogradConv3x3(label: "", n: 2, cin: 3, h: 2, w: 2, cout: 3, padding: (1, 1), oh: 2, ow: 2,
+                                       x: 0, weight: 0, bias: nil, out: 0, transformed: 0, scratch: 0,
+                                       epilogue: Epilogue(residual: nil, relu: false), threads: 1)
+
+  /// Runs `transform` (writing at `target` for `p` tiles, the plane at tile `first`) and
+  /// returns the indices of the target's 16 ξ matrices that it changed.
+  static func written(stride: Int, _ transform: (UnsafeMutablePointer<Float>, Int) -> Void) -> [Int] {
+    let x = 0, target = 64, padded = target + 16 * stride
+    let count = padded + WinogradConv3x3.paddedPlane(oh: 2, ow: 2)
+    let a = UnsafeMutablePointer<Float>.allocate(capacity: count)
+    defer { a.deallocate() }
+    a.initialize(repeating: .nan, count: count)
+    for i in 0..<24 { a[x + i] = Float(i + 1) }
+    transform(a, padded)
+    return (target..<padded).filter { !a[$0].isNaN }.map { $0 - target }
+  }
+
+  @Test func inputTransformStopsAtTheEndOfItsRun() {
+    let f = Self.forward, p = 2
+    // Plane (channel 1, image 0) is tile 2 of V[ξ]; a run ending there may write only it.
+    let changed = Self.written(stride: f.vStride(p)) { a, padded in
+      f.inputTransform(image: 0, local: 0, c: 1, a: a, padded: a + padded, v: a + 64, p: p, limit: 1)
+    }
+    #expect(changed == (0..<16).map { $0 * f.vStride(p) + 2 })
+  }
+
+  @Test func gradientTransformStopsAtTheEndOfItsRun() {
+    let f = Self.forward, p = 2
+    let gradient = WinogradWeightGradient(label: "", forward: f, dy: 0, dw: 0)
+    let changed = Self.written(stride: f.mStride(p)) { a, padded in
+      gradient.gradientTransform(image: 0, local: 0, k: 1, a: a, padded: a + padded, y: a + 64, p: p, limit: 1)
+    }
+    #expect(changed == (0..<16).map { $0 * f.mStride(p) + 2 })
+  }
+}

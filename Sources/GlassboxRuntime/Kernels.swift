@@ -657,8 +657,18 @@ struct Reduce: Kernel {
     forEachRun(shape.isEmpty ? [1] : shape, inStrides.isEmpty ? [1] : inStrides, outStrides.isEmpty ? [0] : outStrides,
                outStrides.isEmpty ? [0] : outStrides) { o0, o1, _ in
       let s = a + x + o0, t = d + o1
-      for i in 0..<n {
+      var i = 0
+      if kind != .max && os == 0 {
+        // A run reduced into one output: eight partial sums.
+        var acc = SIMD8<Float>()
+        while i + 8 <= n { acc += load8(s + i); i += 8 }
+        t[0] += acc.sum()
+      } else if kind != .max && os == 1 {
+        while i + 8 <= n { store8(load8(t + i) + load8(s + i), t + i); i += 8 }
+      }
+      while i < n {
         if kind == .max { t[i * os] = Swift.max(t[i * os], s[i]) } else { t[i * os] += s[i] }
+        i += 1
       }
     }
     if kind == .mean { for i in 0..<outCount { d[i] /= divisor } }

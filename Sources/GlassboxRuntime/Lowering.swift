@@ -176,12 +176,22 @@ enum Lowering {
     case .sum, .mean, .max:
       var axes = Set(a.ints("axes").map { $0 < 0 ? $0 + x.count : $0 })
       if axes.isEmpty { axes = Set(0..<x.count) }
-      let kept = x.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
-      var strides = rowMajorStrides(kept)
-      for ax in axes { strides[ax] = 0 }
+      // Adjacent axes that are both reduced or both kept merge, and axes of one drop out: the
+      // same reduction in fewer, longer runs (Grad-CAM's spatial mean of [T, C, h, w] becomes
+      // runs of h·w floats, its sum over channels runs of h·w outputs).
+      var shape: [Int] = [], reduced: [Bool] = []
+      for (i, n) in x.enumerated() where n != 1 {
+        if reduced.last == axes.contains(i) { shape[shape.count - 1] *= n } else {
+          shape.append(n)
+          reduced.append(axes.contains(i))
+        }
+      }
+      if shape.isEmpty { (shape, reduced) = ([1], [false]) }
+      var strides = rowMajorStrides(zip(shape, reduced).map { $1 ? 1 : $0 })
+      for (i, r) in reduced.enumerated() where r { strides[i] = 0 }
       let kind: Reduce.Kind = switch node.op { case .sum: .sum; case .mean: .mean; default: .max }
       let divisor = axes.reduce(1) { $0 * x[$1] }
-      return [Reduce(label: label, kind: kind, shape: x, x: o(node.operands[0]), out: o(node.results[0]),
+      return [Reduce(label: label, kind: kind, shape: shape, x: o(node.operands[0]), out: o(node.results[0]),
                      outCount: out.reduce(1, *), outStrides: strides, divisor: Float(divisor))]
 
     case .transpose:

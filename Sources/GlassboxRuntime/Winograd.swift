@@ -95,28 +95,43 @@ struct WinogradConv3x3: Kernel {
 
   static func persistentCount(cin: Int, cout: Int) -> Int { 16 * cin * cout }
 
+  /// `U = G g Gᵀ` for every filter, eight input channels at a time (their 3×3 taps gathered
+  /// into vectors, so the sixteen stores of `U[ξ, k, c…c+7]` are whole vectors), output
+  /// channels split over the cores: in training this runs before every step, for every
+  /// convolution and input gradient.
   func prepare(_ a: UnsafeMutablePointer<Float>) {
-    let g = a + weight, u = a + transformed
-    let plane = cout * cin
-    for k in 0..<cout {
-      for c in 0..<cin {
-        let f = g + (flipped ? c * cout + k : k * cin + c) * 9
-        func tap(_ i: Int) -> Float { flipped ? f[8 - i] : f[i] }
-        // t = G·g (4×3, rows as SIMD4 with a zero lane), then U = t·Gᵀ (4×4).
-        let g0 = SIMD4<Float>(tap(0), tap(1), tap(2), 0), g1 = SIMD4<Float>(tap(3), tap(4), tap(5), 0)
-        let g2 = SIMD4<Float>(tap(6), tap(7), tap(8), 0)
-        let rows = (g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2)
-        func store(_ i: Int, _ t: SIMD4<Float>) {
-          let q = u + 4 * i * plane + k * cin + c
-          q[0] = t[0]
-          q[plane] = 0.5 * (t[0] + t[1] + t[2])
-          q[2 * plane] = 0.5 * (t[0] - t[1] + t[2])
-          q[3 * plane] = t[2]
+    let kernel = self, plane = cout * cin
+    splitOverCores(a, count: cout, threads: threads, worthIt: plane * 16 >= 1 << 16) { a, range in
+      let g = a + kernel.weight, u = a + kernel.transformed
+      typealias V8 = SIMD8<Float>
+      for k in range {
+        var c = 0
+        while c < kernel.cin {
+          let lanes = Swift.min(8, kernel.cin - c)
+          // Tap i of filters (k, c…c+lanes−1); filter (k, c) of an input gradient is the forward
+          // filter (c, k) rotated by 180°.
+          func tap(_ i: Int) -> V8 {
+            var v = V8()
+            for l in 0..<lanes {
+              v[l] = kernel.flipped ? g[((c + l) * kernel.cout + k) * 9 + 8 - i] : g[(k * kernel.cin + c + l) * 9 + i]
+            }
+            return v
+          }
+          // Rows of t = G·g (4×3), then U = t·Gᵀ (4×4), one vector per entry.
+          func store(_ i: Int, _ t0: V8, _ t1: V8, _ t2: V8) {
+            let q = u + 4 * i * plane + k * kernel.cin + c
+            kernel.put(t0, q, lanes)
+            kernel.put(0.5 * (t0 + t1 + t2), q + plane, lanes)
+            kernel.put(0.5 * (t0 - t1 + t2), q + 2 * plane, lanes)
+            kernel.put(t2, q + 3 * plane, lanes)
+          }
+          let g0 = (tap(0), tap(1), tap(2)), g1 = (tap(3), tap(4), tap(5)), g2 = (tap(6), tap(7), tap(8))
+          store(0, g0.0, g0.1, g0.2)
+          store(1, 0.5 * (g0.0 + g1.0 + g2.0), 0.5 * (g0.1 + g1.1 + g2.1), 0.5 * (g0.2 + g1.2 + g2.2))
+          store(2, 0.5 * (g0.0 - g1.0 + g2.0), 0.5 * (g0.1 - g1.1 + g2.1), 0.5 * (g0.2 - g1.2 + g2.2))
+          store(3, g2.0, g2.1, g2.2)
+          c += 8
         }
-        store(0, rows.0)
-        store(1, rows.1)
-        store(2, rows.2)
-        store(3, rows.3)
       }
     }
   }

@@ -57,6 +57,18 @@ struct InterpreterEquivalenceTests {
       c = max_pool2d(x, kernel: 3, stride: 1, padding: 1, dilation: 2)
     }
     """,
+    // Reductions: adjacent reduced or kept axes merged, axes of one dropped; runs reduced into
+    // one output (eight lanes, then the rest) or added onto a run of outputs.
+    """
+    graph g(x: f32[2, 3, 1, 5, 6]) -> (a: f32[2, 3, 1], b: f32[2, 1, 5, 6], c: f32[3, 5, 6], d: f32[], e: f32[2, 3, 1, 6], f: f32[2, 1, 1, 5, 1]) {
+      a = sum(x, axes: [3, 4])
+      b = mean(x, axes: [1])
+      c = max(x, axes: [0, 2])
+      d = sum(x)
+      e = mean(x, axes: [-2])
+      f = sum(x, axes: [1, 4], keepdims: true)
+    }
+    """,
     // Max-pooling gradients: eight windows of stride 2 at a time inside, window by window at
     // the borders; ties (the zeros of min(x, 0)) go to the first maximum.
     """

@@ -92,6 +92,7 @@ struct LSTMCellBackward: Kernel {
   @inline(__always) static func flushed(_ v: Float) -> Float { Swift.abs(v) < flushBelow ? 0 : v }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
+    if batch == 1 { return runOne(a) }
     let n = hidden, g4 = 4 * hidden
     let pre = a + scratch
     pre.update(from: a + gates, count: batch * g4)
@@ -119,6 +120,76 @@ struct LSTMCellBackward: Kernel {
       }
     }
     BLAS.sgemm(threads: threads, m: batch, n: n, k: g4, a: a + dGates, lda: g4, b: a + weight, ldb: n, c: a + dhPrev, ldc: n)
+  }
+
+  /// One sequence (a tap's path back through the LSTM): both products in one pass over
+  /// `W_hh`, whose 4H×H floats otherwise stream through the cache twice a step. Eight hidden
+  /// units at a time: their 32 rows' dot products with h, the gate gradients, then the same
+  /// rows (still in cache) times those gradients added into `dh_prev`. Units are split over
+  /// the cores, each with its own `dh_prev` in scratch, added in part order.
+  func runOne(_ a: UnsafeMutablePointer<Float>) {
+    let n = hidden, blocks = (n + 7) / 8
+    let parts = n >= 64 ? Swift.min(threads, blocks, 4) : 1  // scratch holds 4H floats
+    let kernel = self, base = UnsafeSendable(a)
+    typealias V8 = SIMD8<Float>
+    @Sendable func part(_ index: Int) {
+      let a = base.pointer, w = a + kernel.weight, h = a + kernel.h, partial = a + kernel.scratch + index * n
+      partial.update(repeating: 0, count: n)
+      for block in (blocks * index / parts)..<(blocks * (index + 1) / parts) {
+        let j0 = 8 * block, units = Swift.min(8, n - j0)
+        func load(_ p: UnsafeMutablePointer<Float>) -> V8 {
+          if units == 8 { return load8(p) }
+          var v = V8()
+          for l in 0..<units { v[l] = p[l] }
+          return v
+        }
+        func save(_ v: V8, _ p: UnsafeMutablePointer<Float>) {
+          if units == 8 { return store8(v, p) }
+          for l in 0..<units { p[l] = v[l] }
+        }
+        // Pre-activations of gate q for the block's units: gates_x + W_hh[row]·h.
+        func preactivation(_ q: Int) -> V8 {
+          var v = load(a + kernel.gates + q * n + j0)
+          for l in 0..<units {
+            let row = w + (q * n + j0 + l) * n
+            var acc = V8(), j = 0
+            while j + 8 <= n { acc += load8(row + j) * load8(h + j); j += 8 }
+            var dot = acc.sum()
+            while j < n { dot += row[j] * h[j]; j += 1 }
+            v[l] += dot
+          }
+          return v
+        }
+        let i = FastMath.sigmoid(preactivation(0)), f = FastMath.sigmoid(preactivation(1))
+        let g = FastMath.tanh(preactivation(2)), o = FastMath.sigmoid(preactivation(3))
+        let cv = load(a + kernel.c + j0), dhv = load(a + kernel.dh + j0)
+        let tc = FastMath.tanh(f * cv + i * g)
+        let dct = load(a + kernel.dc + j0) + dhv * o * (1 - tc * tc)
+        func flushed(_ v: V8) -> V8 { v.replacing(with: 0, where: FastMath.abs(v) .< Self.flushBelow) }
+        // The gate gradients, stored and added back through the gate's rows into dh_prev.
+        func gradient(_ q: Int, _ d: V8) {
+          save(d, a + kernel.dGates + q * n + j0)
+          for l in 0..<units {
+            let row = w + (q * n + j0 + l) * n, coefficient = V8(repeating: d[l])
+            var j = 0
+            while j + 8 <= n { store8(load8(partial + j) + coefficient * load8(row + j), partial + j); j += 8 }
+            while j < n { partial[j] += d[l] * row[j]; j += 1 }
+          }
+        }
+        gradient(0, flushed(dct * g * i * (1 - i)))
+        gradient(1, flushed(dct * cv * f * (1 - f)))
+        gradient(2, flushed(dct * i * (1 - g * g)))
+        gradient(3, flushed(dhv * tc * o * (1 - o)))
+        save(flushed(dct * f), a + kernel.dcPrev + j0)
+      }
+    }
+    if parts == 1 { part(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: part) }
+    let d = a + dhPrev, s = a + scratch
+    for j in 0..<n {
+      var sum = s[j]
+      for p in 1..<Swift.max(parts, 1) { sum += s[p * n + j] }
+      d[j] = sum
+    }
   }
 }
 

@@ -32,6 +32,15 @@ struct InterpreterEquivalenceTests {
       h1, c1 = lstm_cell(gx, h, c, w)
     }
     """,
+    // Cells backwards: batch 2 (two GEMMs); one sequence, one pass over the weights, eight
+    // units at a time over two cores (hidden 76: nine blocks and four units) or one (hidden 13).
+    """
+    graph g(dh: f32[2, 3], dc: f32[2, 3], gx: f32[2, 12], h: f32[2, 3], c: f32[2, 3], w: f32[12, 3], eh: f32[1, 76], ec: f32[1, 76], ex: f32[1, 304], e: f32[1, 76], ed: f32[1, 76], v: f32[304, 76], fh: f32[1, 13], fc: f32[1, 13], fx: f32[1, 52], f: f32[1, 13], fd: f32[1, 13], u: f32[52, 13]) -> (dg: f32[2, 12], dh0: f32[2, 3], dc0: f32[2, 3], eg: f32[1, 304], eh0: f32[1, 76], ec0: f32[1, 76], fg: f32[1, 52], fh0: f32[1, 13], fc0: f32[1, 13]) {
+      dg, dh0, dc0 = lstm_cell_backward(dh, dc, gx, h, c, w)
+      eg, eh0, ec0 = lstm_cell_backward(eh, ec, ex, e, ed, v)
+      fg, fh0, fc0 = lstm_cell_backward(fh, fc, fx, f, fd, u)
+    }
+    """,
     // A value used twice, an alias (reshape) feeding two users, broadcasting both ways.
     """
     graph g(x: f32[2, 3, 4], b: f32[4]) -> (y: f32[2, 12], z: f32[3, 2, 4]) {

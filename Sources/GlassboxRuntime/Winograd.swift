@@ -5,8 +5,9 @@ import Foundation
 /// each 2×2 block of outputs costs 16 multiplications per input channel instead of 36, and
 /// the multiplications of all blocks are 16 GEMMs.
 ///
-/// - `prepare` (whenever parameters are set) transforms the weights once:
-///   `U[ξ, k, c] = (G g[k, c] Gᵀ)[ξ]`, kept in the static region.
+/// - `prepare` (whenever parameters are set: once for inference, before every step in
+///   training) transforms the weights: `U[ξ, k, c] = (G g[k, c] Gᵀ)[ξ]`, kept in the static
+///   region. The same kernel runs the input gradient of such a convolution (`flipped`).
 /// - Input transform: every 4×4 input tile `d` (zero padded) of every channel becomes
 ///   `V[ξ, c, p] = (Bᵀ d B)[ξ]`, tiles `p` of all images side by side.
 /// - 16 GEMMs: `M[ξ] = U[ξ] · V[ξ]` (`[Cout, Cin] × [Cin, P]`).
@@ -16,7 +17,8 @@ import Foundation
 /// weights (ResNet's layer1–3 over 16 frames), each core takes its own images, a block of them
 /// at a time, through all three steps: its `V` and `M` stay in cache between the steps. When
 /// the weights outweigh the tiles (layer4: 4×4 maps, 512 channels), each core reading all of
-/// `U` would double the traffic: then the transforms are split by channel and the 16 GEMMs by ξ.
+/// `U` would double the traffic: then the transforms are split in runs of planes and the 16
+/// GEMMs by ξ.
 struct WinogradConv3x3: Kernel {
   var label: String
   var n: Int, cin: Int, h: Int, w: Int, cout: Int

@@ -64,12 +64,21 @@ public final class Executable: @unchecked Sendable {
       offsets[id.index] = staticSize
       staticSize += MemoryPlan.round(count(id))
     }
-    // What kernels derive from parameters (Winograd's transformed weights) stays too.
+    // What kernels derive from parameters (Winograd's transformed weights) stays too. An input
+    // gradient reads the transformed weights of a forward convolution by the same weights.
     var persistent = [Int](repeating: 0, count: graph.nodes.count)
+    var sharesForward = [Bool](repeating: false, count: graph.nodes.count)
+    var transformed: [Int: Int] = [:]  // weight value index → its forward transform's offset
     for (i, node) in graph.nodes.enumerated() {
       let need = Lowering.persistent(node, graph)
       guard need > 0 else { continue }
+      let weight = node.operands[1].index
+      if node.op == .conv2dBackwardInput, let forward = transformed[weight] {
+        (persistent[i], sharesForward[i]) = (forward, true)
+        continue
+      }
       persistent[i] = staticSize
+      if node.op == .conv2d { transformed[weight] = staticSize }
       staticSize += MemoryPlan.round(need)
     }
 
@@ -110,7 +119,8 @@ public final class Executable: @unchecked Sendable {
 
     var kernels: [any Kernel] = []
     for (i, node) in graph.nodes.enumerated() {
-      kernels += try Lowering.kernels(node, graph, offsets, scratch: scratch[i], persistent: persistent[i], threads: threads)
+      kernels += try Lowering.kernels(node, graph, offsets, scratch: scratch[i], persistent: persistent[i],
+                                      sharesForward: sharesForward[i], threads: threads)
     }
     self.kernels = kernels
     var results = graph.outputs.map { ($0.name, $0.value) }

@@ -98,7 +98,10 @@ enum Lowering {
     return WinogradConv3x3.persistentCount(cin: w[1], cout: w[0])
   }
 
-  static func kernels(_ node: Node, _ g: Graph, _ off: [Int], scratch: Int, persistent: Int, threads: Int) throws -> [any Kernel] {
+  /// `persistent` is the node's region of values derived from parameters; with
+  /// `sharesForward` (an input gradient), a forward convolution's transformed weights.
+  static func kernels(_ node: Node, _ g: Graph, _ off: [Int], scratch: Int, persistent: Int, sharesForward: Bool = false,
+                      threads: Int) throws -> [any Kernel] {
     let a = node.attributes
     let label = "\(node.op.name) \(g[node.results[0]].name)"
     func o(_ v: ValueID) -> Int { off[v.index] }
@@ -333,7 +336,7 @@ enum Lowering {
                                 padding: (2 - p[0], 2 - p[1]), oh: out[2], ow: out[3], x: o(node.operands[0]),
                                 weight: o(node.operands[1]), bias: nil, out: o(node.results[0]), transformed: persistent,
                                 scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads,
-                                flipped: true)]
+                                flipped: sharesForward ? .forward : .own)]
       }
       let geometry = convolutionBackwardGeometry(node, g, scratch: scratch, threads: threads)
       if node.op == .conv2dBackwardInput {

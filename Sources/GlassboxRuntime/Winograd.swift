@@ -33,8 +33,22 @@ struct WinogradConv3x3: Kernel {
   var threads: Int
   /// Whether `weight` holds the forward convolution whose input gradient this is
   /// (`[Cin, Cout, 3, 3]` in this kernel's terms): each filter is then `weight[c, k]` rotated
-  /// by 180°.
-  var flipped = false
+  /// by 180°, transformed here (`own`) or read from the forward's transform (`forward`).
+  var flipped: Flipped? = nil
+
+  enum Flipped: Sendable {
+    case own
+    /// Rotating a filter by 180° reverses its taps, and `G·rev(g)` is `G·g` with entries 0
+    /// and 3 swapped, so `U'[ξ] = U_forward[σξ]ᵀ` with σ swapping rows 0, 3 and columns 0, 3:
+    /// the GEMMs read the forward's `U` transposed, and nothing is transformed twice.
+    case forward
+  }
+
+  /// `σξ`: the 4×4 entry (i, j) ↦ (σ(i), σ(j)), σ = (3, 1, 2, 0).
+  static let rotated: [Int] = (0..<16).map { xi in
+    let sigma = [3, 1, 2, 0]
+    return 4 * sigma[xi / 4] + sigma[xi % 4]
+  }
 
   /// Whether a convolution of these attributes takes this kernel: 3×3, stride 1, dilation 1,
   /// one group, padding at most 2, and enough channels for the GEMMs to pay off: each of the
@@ -102,7 +116,8 @@ struct WinogradConv3x3: Kernel {
   /// channels split over the cores: in training this runs before every step, for every
   /// convolution and input gradient.
   func prepare(_ a: UnsafeMutablePointer<Float>) {
-    let kernel = self, plane = cout * cin
+    if flipped == .forward { return }
+    let kernel = self, plane = cout * cin, flipped = flipped == .own
     splitOverCores(a, count: cout, threads: threads, worthIt: plane * 16 >= 1 << 16) { a, range in
       let g = a + kernel.weight, u = a + kernel.transformed
       typealias V8 = SIMD8<Float>
@@ -115,7 +130,7 @@ struct WinogradConv3x3: Kernel {
           func tap(_ i: Int) -> V8 {
             var v = V8()
             for l in 0..<lanes {
-              v[l] = kernel.flipped ? g[((c + l) * kernel.cout + k) * 9 + 8 - i] : g[(k * kernel.cin + c + l) * 9 + i]
+              v[l] = flipped ? g[((c + l) * kernel.cout + k) * 9 + 8 - i] : g[(k * kernel.cin + c + l) * 9 + i]
             }
             return v
           }
@@ -184,8 +199,9 @@ struct WinogradConv3x3: Kernel {
   @inline(__always)
   func multiply(_ a: UnsafeMutablePointer<Float>, xi: Int, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
                 p: Int) {
-    BLAS.sgemm(m: cout, n: p, k: cin, a: a + transformed + xi * cout * cin, lda: cin, b: v + xi * vStride(p), ldb: p,
-               c: m + xi * mStride(p), ldc: p)
+    let forward = flipped == .forward
+    BLAS.sgemm(transA: forward, m: cout, n: p, k: cin, a: a + transformed + (forward ? Self.rotated[xi] : xi) * cout * cin,
+               lda: forward ? cout : cin, b: v + xi * vStride(p), ldb: p, c: m + xi * mStride(p), ldc: p)
   }
 
   /// Each core its own images (`forEachImagePart`, the parts of `plan`), `block` at a time:

@@ -135,6 +135,17 @@ struct InterpreterEquivalenceTests {
       v = conv2d_backward_input(dy, wi, input_size: [7, 5], stride: [1, 1], padding: [1, 1])
     }
     """,
+    // An input gradient beside its forward convolution reads the forward's transformed
+    // weights (ξ rotated, transposed), over the image split and the plane split.
+    """
+    graph g(x: f32[2, 72, 7, 5], dy: f32[2, 64, 7, 5], s: f32[2, 72, 2, 2], ds: f32[2, 64, 2, 2]) -> (y: f32[2, 64, 7, 5], dx: f32[2, 72, 7, 5], ys: f32[2, 64, 2, 2], dxs: f32[2, 72, 2, 2]) {
+      param w: f32[64, 72, 3, 3] init uniform(0.1)
+      y = conv2d(x, w, padding: [1, 1])
+      dx = conv2d_backward_input(dy, w, input_size: [7, 5], stride: [1, 1], padding: [1, 1])
+      ys = conv2d(s, w, padding: [1, 1])
+      dxs = conv2d_backward_input(ds, w, input_size: [2, 2], stride: [1, 1], padding: [1, 1])
+    }
+    """,
     // Weight gradients of 3×3 stride-1 convolutions by Winograd: 64 channels of tiles split
     // by image over the cores (x: 4 images, rows of 19 tiles) and, where the weights outweigh
     // the tiles (s: 4×3 maps), by plane and ξ; padding 0, 1 and 2 (partial tiles, odd sizes).

@@ -198,9 +198,13 @@ struct LSTMCell: Kernel {
       mapSIMD(p, p, 2 * n, FastMath.sigmoid)
       mapSIMD(p + 2 * n, p + 2 * n, n, FastMath.tanh)
       mapSIMD(p + 3 * n, p + 3 * n, n, FastMath.sigmoid)
-      for j in 0..<n { co[j] = p[n + j] * cv[j] + p[j] * p[2 * n + j] }
+      var j = 0
+      while j + 8 <= n { store8(load8(p + n + j) * load8(cv + j) + load8(p + j) * load8(p + 2 * n + j), co + j); j += 8 }
+      while j < n { co[j] = p[n + j] * cv[j] + p[j] * p[2 * n + j]; j += 1 }
       mapSIMD(co, ho, n, FastMath.tanh)
-      for j in 0..<n { ho[j] *= p[3 * n + j] }
+      j = 0
+      while j + 8 <= n { store8(load8(ho + j) * load8(p + 3 * n + j), ho + j); j += 8 }
+      while j < n { ho[j] *= p[3 * n + j]; j += 1 }
     }
   }
 }

@@ -26,16 +26,20 @@ struct InterpreterEquivalenceTests {
       z = lstm(s, hidden: 5, bidirectional: true, last: true)
     }
     """,
-    // Explicit fused cells (what unroll-lstm emits): batch 2, hidden 3.
+    // Explicit fused cells (what unroll-lstm emits): batch 2, hidden 3 and 19 (two vectors and
+    // three units).
     """
-    graph g(gx: f32[2, 12], h: f32[2, 3], c: f32[2, 3], w: f32[12, 3]) -> (h1: f32[2, 3], c1: f32[2, 3]) {
+    graph g(gx: f32[2, 12], h: f32[2, 3], c: f32[2, 3], w: f32[12, 3], kx: f32[2, 76], k: f32[2, 19], kc: f32[2, 19], kw: f32[76, 19]) -> (h1: f32[2, 3], c1: f32[2, 3], k1: f32[2, 19], kc1: f32[2, 19]) {
       h1, c1 = lstm_cell(gx, h, c, w)
+      k1, kc1 = lstm_cell(kx, k, kc, kw)
     }
     """,
-    // Cells backwards: batch 2 (two GEMMs); one sequence, one pass over the weights, eight
-    // units at a time over two cores (hidden 76: nine blocks and four units) or one (hidden 13).
+    // Cells backwards: batches of 2 and 3 (two GEMMs; hidden 3, and 19: two vectors and three
+    // units); one sequence, one pass over the weights, eight units at a time over two cores
+    // (hidden 76: nine blocks and four units) or one (hidden 13).
     """
-    graph g(dh: f32[2, 3], dc: f32[2, 3], gx: f32[2, 12], h: f32[2, 3], c: f32[2, 3], w: f32[12, 3], eh: f32[1, 76], ec: f32[1, 76], ex: f32[1, 304], e: f32[1, 76], ed: f32[1, 76], v: f32[304, 76], fh: f32[1, 13], fc: f32[1, 13], fx: f32[1, 52], f: f32[1, 13], fd: f32[1, 13], u: f32[52, 13]) -> (dg: f32[2, 12], dh0: f32[2, 3], dc0: f32[2, 3], eg: f32[1, 304], eh0: f32[1, 76], ec0: f32[1, 76], fg: f32[1, 52], fh0: f32[1, 13], fc0: f32[1, 13]) {
+    graph g(kh: f32[3, 19], kc: f32[3, 19], kx: f32[3, 76], k: f32[3, 19], kd: f32[3, 19], kw: f32[76, 19], dh: f32[2, 3], dc: f32[2, 3], gx: f32[2, 12], h: f32[2, 3], c: f32[2, 3], w: f32[12, 3], eh: f32[1, 76], ec: f32[1, 76], ex: f32[1, 304], e: f32[1, 76], ed: f32[1, 76], v: f32[304, 76], fh: f32[1, 13], fc: f32[1, 13], fx: f32[1, 52], f: f32[1, 13], fd: f32[1, 13], u: f32[52, 13]) -> (kg: f32[3, 76], kh0: f32[3, 19], kc0: f32[3, 19], dg: f32[2, 12], dh0: f32[2, 3], dc0: f32[2, 3], eg: f32[1, 304], eh0: f32[1, 76], ec0: f32[1, 76], fg: f32[1, 52], fh0: f32[1, 13], fc0: f32[1, 13]) {
+      kg, kh0, kc0 = lstm_cell_backward(kh, kc, kx, k, kd, kw)
       dg, dh0, dc0 = lstm_cell_backward(dh, dc, gx, h, c, w)
       eg, eh0, ec0 = lstm_cell_backward(eh, ec, ex, e, ed, v)
       fg, fh0, fc0 = lstm_cell_backward(fh, fc, fx, f, fd, u)

@@ -63,6 +63,22 @@ func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
   UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
+/// The first `count` floats from `p` (all eight when `count` ≥ 8), the other lanes zero.
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>, count: Int) -> SIMD8<Float> {
+  if count >= 8 { return load8(p) }
+  var v = SIMD8<Float>()
+  for l in 0..<count { v[l] = p[l] }
+  return v
+}
+
+/// The first `count` lanes of `v` to `p` (all eight in one store when `count` ≥ 8).
+@inline(__always)
+func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, count: Int) {
+  if count >= 8 { return store8(v, p) }
+  for l in 0..<count { p[l] = v[l] }
+}
+
 /// Sixteen floats to `p` (any alignment).
 @inline(__always)
 func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {

@@ -137,10 +137,10 @@ struct WinogradConv3x3: Kernel {
           // Rows of t = G·g (4×3), then U = t·Gᵀ (4×4), one vector per entry.
           func store(_ i: Int, _ t0: V8, _ t1: V8, _ t2: V8) {
             let q = u + 4 * i * plane + k * kernel.cin + c
-            kernel.put(t0, q, lanes)
-            kernel.put(0.5 * (t0 + t1 + t2), q + plane, lanes)
-            kernel.put(0.5 * (t0 - t1 + t2), q + 2 * plane, lanes)
-            kernel.put(t2, q + 3 * plane, lanes)
+            store8(t0, q, count: lanes)
+            store8(0.5 * (t0 + t1 + t2), q + plane, count: lanes)
+            store8(0.5 * (t0 - t1 + t2), q + 2 * plane, count: lanes)
+            store8(t2, q + 3 * plane, count: lanes)
           }
           let g0 = (tap(0), tap(1), tap(2)), g1 = (tap(3), tap(4), tap(5)), g2 = (tap(6), tap(7), tap(8))
           store(0, g0.0, g0.1, g0.2)
@@ -170,10 +170,9 @@ struct WinogradConv3x3: Kernel {
       let v = a + kernel.scratch
       let padded = v + Self.transformedCount(cin: kernel.cin, cout: kernel.cout, tiles: p)
         + part * Self.paddedPlane(oh: kernel.oh, ow: kernel.ow)
-      let run = (planes * part / parts)..<(planes * (part + 1) / parts)
-      for q in run {
+      kernel.forEachPlane(of: planes, part: part, parts: parts) { q, limit in
         kernel.inputTransform(image: q % kernel.n, local: q % kernel.n, c: q / kernel.n, a: a, padded: padded, v: v,
-                              p: p, limit: (run.upperBound - q) * kernel.tilesH * kernel.tilesW)
+                              p: p, limit: limit)
       }
     }
 
@@ -219,15 +218,32 @@ struct WinogradConv3x3: Kernel {
       while first < images.upperBound {
         let count = Swift.min(block, images.upperBound - first), p = count * perImage
         let v = own, m = own + 16 * kernel.vStride(p)
-        // In `V`'s order (channel, then image), so the extra lanes of a step land on later tiles.
-        for c in 0..<kernel.cin {
-          for i in 0..<count {
-            kernel.inputTransform(image: first + i, local: i, c: c, a: a, padded: padded, v: v, p: p, limit: .max)
-          }
-        }
+        kernel.inputTransforms(images: first..<(first + count), a: a, padded: padded, v: v)
         for xi in 0..<16 { kernel.multiply(a, xi: xi, v: v, m: m, p: p) }
         for k in 0..<kernel.cout { kernel.outputTransform(k: k, images: first..<(first + count), a: a, m: m, p: p) }
         first += count
+      }
+    }
+  }
+
+  /// Part `part` of `parts` of the `planes` planes in `V`'s (or `Y`'s) order, plane by plane with
+  /// the tiles from that plane's first that the part may write (its run ends where the next
+  /// part's begins).
+  @inline(__always)
+  func forEachPlane(of planes: Int, part: Int, parts: Int, _ body: (_ q: Int, _ limit: Int) -> Void) {
+    let run = (planes * part / parts)..<(planes * (part + 1) / parts)
+    for q in run { body(q, (run.upperBound - q) * tilesH * tilesW) }
+  }
+
+  /// `V` of a block of `images` (held alone, its own tile count), in `V`'s order (channel, then
+  /// image) so the extra lanes of a step land on later tiles or the overhang.
+  @inline(__always)
+  func inputTransforms(images: Range<Int>, a: UnsafeMutablePointer<Float>, padded: UnsafeMutablePointer<Float>,
+                       v: UnsafeMutablePointer<Float>) {
+    let p = images.count * tilesH * tilesW
+    for c in 0..<cin {
+      for (local, image) in images.enumerated() {
+        inputTransform(image: image, local: local, c: c, a: a, padded: padded, v: v, p: p, limit: .max)
       }
     }
   }
@@ -285,10 +301,10 @@ struct WinogradConv3x3: Kernel {
         // V = t B, per row: t0 − t2, t1 + t2, t2 − t1, t1 − t3.
         @inline(__always) func store(_ i: Int, _ t: (V8, V8, V8, V8)) {
           let q = dst + 4 * i * stride + tx
-          put(t.0 - t.2, q, valid)
-          put(t.1 + t.2, q + stride, valid)
-          put(t.2 - t.1, q + 2 * stride, valid)
-          put(t.1 - t.3, q + 3 * stride, valid)
+          store8(t.0 - t.2, q, count: valid)
+          store8(t.1 + t.2, q + stride, count: valid)
+          store8(t.2 - t.1, q + 2 * stride, count: valid)
+          store8(t.1 - t.3, q + 3 * stride, count: valid)
         }
         store(0, t0)
         store(1, t1)
@@ -302,15 +318,6 @@ struct WinogradConv3x3: Kernel {
   /// Floats read past the end of a padded plane by the last 16-float loads.
   static let slack = 18
 
-  /// Stores the first `count` lanes of `value` at `q` (all eight in one store when they fit).
-  @inline(__always)
-  func put(_ value: SIMD8<Float>, _ q: UnsafeMutablePointer<Float>, _ count: Int) {
-    if count == 8 {
-      store8(value, q)
-    } else {
-      for l in 0..<count { q[l] = value[l] }
-    }
-  }
 
   /// `y = Aᵀ M A` (+ bias, then the epilogue) for every tile of output channel `k` in each of
   /// `images` (the ones `M` holds, in order), eight tiles of a row at a time; each finished

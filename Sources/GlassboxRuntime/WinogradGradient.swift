@@ -56,16 +56,12 @@ struct WinogradWeightGradient: Kernel {
       let pads = v + WinogradConv3x3.transformedCount(cin: f.cin, cout: f.cout, tiles: p), du = pads + parts * padded
       f.forEachPart(parts) { part in
         let a = base.pointer, plane = a + pads + part * padded
-        let inputs = f.n * f.cin, gradients = f.n * f.cout
-        let run = (inputs * part / parts)..<(inputs * (part + 1) / parts)
-        for q in run {
-          f.inputTransform(image: q % f.n, local: q % f.n, c: q / f.n, a: a, padded: plane, v: a + v, p: p,
-                           limit: (run.upperBound - q) * f.tilesH * f.tilesW)
+        f.forEachPlane(of: f.n * f.cin, part: part, parts: parts) { q, limit in
+          f.inputTransform(image: q % f.n, local: q % f.n, c: q / f.n, a: a, padded: plane, v: a + v, p: p, limit: limit)
         }
-        let grads = (gradients * part / parts)..<(gradients * (part + 1) / parts)
-        for q in grads {
+        f.forEachPlane(of: f.n * f.cout, part: part, parts: parts) { q, limit in
           kernel.gradientTransform(image: q % f.n, local: q % f.n, k: q / f.n, a: a, padded: plane, y: a + y, p: p,
-                                   limit: (grads.upperBound - q) * f.tilesH * f.tilesW)
+                                   limit: limit)
         }
       }
       f.forEachPart(parts) { part in
@@ -87,12 +83,8 @@ struct WinogradWeightGradient: Kernel {
       while first < images.upperBound {
         let count = Swift.min(plan.block, images.upperBound - first), p = count * perImage
         let v = own, y = own + 16 * f.vStride(p)
-        // In `V`'s and `Y`'s order (channel, then image): the extra lanes land on later tiles.
-        for c in 0..<f.cin {
-          for i in 0..<count {
-            f.inputTransform(image: first + i, local: i, c: c, a: a, padded: plane, v: v, p: p, limit: .max)
-          }
-        }
+        f.inputTransforms(images: first..<(first + count), a: a, padded: plane, v: v)
+        // In `Y`'s order (channel, then image): the extra lanes land on later tiles.
         for k in 0..<f.cout {
           for i in 0..<count {
             kernel.gradientTransform(image: first + i, local: i, k: k, a: a, padded: plane, y: y, p: p, limit: .max)
@@ -174,10 +166,10 @@ struct WinogradWeightGradient: Kernel {
         // u, u + v, u − v, −v.
         @inline(__always) func store(_ i: Int, _ u: V8, _ v: V8) {
           let q = dst + 4 * i * stride + tx
-          f.put(u, q, valid)
-          f.put(u + v, q + stride, valid)
-          f.put(u - v, q + 2 * stride, valid)
-          f.put(-v, q + 3 * stride, valid)
+          store8(u, q, count: valid)
+          store8(u + v, q + stride, count: valid)
+          store8(u - v, q + 2 * stride, count: valid)
+          store8(-v, q + 3 * stride, count: valid)
         }
         store(0, d00, d01)
         store(1, d00 + d10, d01 + d11)

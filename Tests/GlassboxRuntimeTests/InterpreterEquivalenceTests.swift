@@ -116,9 +116,9 @@ struct InterpreterEquivalenceTests {
       v = conv2d(x, wi, b, r, padding: [1, 1], activation: relu)
     }
     """,
-    // Weights outweighing the tiles (like ResNet's layer4): the transforms split by plane over
-    // the cores, each core's run of planes ending on a plane whose next one is another core's;
-    // rows of two and three tiles stored as whole vectors, and a single tile per plane.
+    // Weights outweighing the tiles (like ResNet's layer4): the transforms split in runs of
+    // planes over the cores (where a run's stores stop: WinogradTests); rows of two and three
+    // tiles stored as whole vectors, and a single tile per plane.
     """
     graph g(x: f32[3, 64, 4, 4], r: f32[3, 64, 4, 4]) -> (y: f32[3, 64, 4, 4], z: f32[3, 64, 6, 4], u: f32[3, 64, 2, 2]) {
       param w: f32[64, 64, 3, 3] init uniform(0.1)

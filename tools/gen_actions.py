@@ -3,12 +3,20 @@
 files ROOT/testTrainMulti_7030_splits/<class>_test_split<1|2|3>.txt (lines `clip.avi 1|2|0`:
 train, test, unused).
 
-Eight classes that no single frame can tell apart — only motion over time does:
-move_left, move_right, move_up, move_down, rotate_cw, rotate_ccw, grow, shrink.
-In every clip an acting object (triangle, square, pentagon, star, L or cross, in one of eight
-colours, at a random position, size and angle) performs the class's motion over a textured
-background that drifts in a random direction, among 1–3 distractor objects (any shape,
-circles too) that wander at random; a little sensor noise is added. Frames are encoded by
+Eight classes that no single frame can tell apart — only what the acting object does over
+time: rotate_cw, rotate_ccw, grow, shrink, brighten, darken, widen (stretches sideways while
+it flattens), heighten (the reverse). In every clip an acting object (triangle, square,
+pentagon, star, L or cross, in one of eight colours, at a random position, size and angle)
+performs the class's change while it wanders a little, over a textured background that
+drifts in a random direction, among 1–3 distractor objects (any shape, circles too) that
+wander at random; a little sensor noise is added.
+
+Every class is a change of the object itself, so its evidence is where the object is: a
+CNN that pools globally (ResNet, VGG) cannot tell where a thing is except through the
+zero padding at the frame's edges, so classes of translation (an earlier version had
+move_left/right/up/down) are learnt from edge effects and their Grad-CAM maps point at the
+borders. The acting object is large (about a third of the frame's height), as HMDB-51's
+actors are, so that a stride-32 feature map (3×3 at 96×96) can place it. Frames are encoded by
 ffmpeg's MPEG-4 part 2 encoder with the XVID tag, as HMDB-51's clips are.
 
 Beside each clip, <clip>.json records the class, the acting object, and its bounding box in
@@ -30,7 +38,7 @@ import time
 
 import numpy as np
 
-CLASSES = ["move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw", "grow", "shrink"]
+CLASSES = ["rotate_cw", "rotate_ccw", "grow", "shrink", "brighten", "darken", "widen", "heighten"]
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 230), "yellow": (240, 220, 40),
            "magenta": (210, 50, 200), "cyan": (40, 210, 220), "orange": (245, 140, 30), "white": (245, 245, 245)}
 ACTOR_SHAPES = ["triangle", "square", "pentagon", "star", "ell", "cross"]
@@ -113,33 +121,34 @@ def texture(rng, h, w):
 
 
 def actor_path(rng, cls, n, w, h):
-    """Per-frame centre, scale and angle of the acting object for its class."""
+    """Per-frame centre, scale (x and y), angle and brightness of the acting object for its
+    class; the centre wanders slowly whatever the class."""
     u = np.linspace(0, 1, n)
-    scale0 = rng.uniform(0.07, 0.12) * min(w, h) * 1.4
+    scale0 = rng.uniform(0.14, 0.19) * min(w, h) * 1.4
     angle0 = rng.uniform(0, 2 * np.pi)
-    cx = np.full(n, rng.uniform(0.3, 0.7) * w)
-    cy = np.full(n, rng.uniform(0.3, 0.7) * h)
-    scale = np.full(n, scale0)
+    heading = rng.uniform(0, 2 * np.pi)
+    reach = rng.uniform(0, 0.12) * min(w, h)
+    cx = rng.uniform(0.3, 0.7) * w + np.cos(heading) * reach * u
+    cy = rng.uniform(0.3, 0.7) * h + np.sin(heading) * reach * u
+    sx = np.full(n, scale0)
+    sy = np.full(n, scale0)
     angle = np.full(n, angle0)
-    if cls in ("move_left", "move_right"):
-        d = rng.uniform(0.35, 0.55) * w
-        start = rng.uniform(0.2 * w + d, 0.8 * w) if cls == "move_left" else rng.uniform(0.2 * w, 0.8 * w - d)
-        cx = start + (-d if cls == "move_left" else d) * u
-        cy = cy + rng.uniform(-0.05, 0.05) * h * u
-    elif cls in ("move_up", "move_down"):
-        d = rng.uniform(0.35, 0.55) * h
-        start = rng.uniform(0.2 * h + d, 0.8 * h) if cls == "move_up" else rng.uniform(0.2 * h, 0.8 * h - d)
-        cy = start + (-d if cls == "move_up" else d) * u
-        cx = cx + rng.uniform(-0.05, 0.05) * w * u
-    elif cls in ("rotate_cw", "rotate_ccw"):
+    light = np.full(n, rng.uniform(0.75, 1.0))
+    if cls in ("rotate_cw", "rotate_ccw"):
         turn = np.radians(rng.uniform(120, 300))
         angle = angle0 + (turn if cls == "rotate_cw" else -turn) * u  # y points down: + is clockwise
     elif cls in ("grow", "shrink"):
-        factor = rng.uniform(1.8, 2.4)
+        factor = rng.uniform(1.6, 2.0)
         small = scale0 * 0.75
-        scale = small * factor ** (u if cls == "grow" else 1 - u)
+        sx = sy = small * factor ** (u if cls == "grow" else 1 - u)
+    elif cls in ("brighten", "darken"):
+        dim, bright = rng.uniform(0.25, 0.4), rng.uniform(0.9, 1.0)
+        light = dim + (bright - dim) * (u if cls == "brighten" else 1 - u)
+    elif cls in ("widen", "heighten"):
+        stretch = rng.uniform(1.5, 1.9) ** (u - 0.5)  # from 1/√s to √s of the width
+        sx, sy = (scale0 * stretch, scale0 / stretch) if cls == "widen" else (scale0 / stretch, scale0 * stretch)
     jitter = rng.normal(0, 0.3, (2, n))
-    return cx + jitter[0], cy + jitter[1], scale, angle
+    return cx + jitter[0], cy + jitter[1], sx, sy, angle, light
 
 
 def make_clip(job):
@@ -150,7 +159,7 @@ def make_clip(job):
     shape = str(rng.choice(ACTOR_SHAPES))
     colour_name = str(rng.choice(list(COLOURS)))
     colour = np.array(COLOURS[colour_name], float)
-    cx, cy, scale, angle = actor_path(rng, cls, n, w, h)
+    cx, cy, sx, sy, angle, light = actor_path(rng, cls, n, w, h)
     distractors = []
     for _ in range(rng.integers(1, 4)):
         distractors.append({
@@ -174,8 +183,10 @@ def make_clip(job):
                 fill_circle(frame, d["pos"][0], d["pos"][1], d["scale"] * 0.8, d["colour"])
             else:
                 fill_polygon(frame, transform(polygon(d["shape"]), *d["pos"], d["scale"], d["angle"]), d["colour"])
-        pts = transform(vertices, cx[t], cy[t], scale[t], angle[t])
-        fill_polygon(frame, pts, colour)
+        # The shape turned, then stretched along the frame's axes (widen/heighten stay so
+        # whatever the angle).
+        pts = transform(vertices, 0, 0, 1, angle[t]) * [sx[t], sy[t]] + [cx[t], cy[t]]
+        fill_polygon(frame, pts, colour * light[t])
         x0, y0 = np.clip(pts.min(0), 0, [w - 1, h - 1])
         x1, y1 = np.clip(pts.max(0), 0, [w - 1, h - 1])
         boxes.append([round(float(x0), 1), round(float(y0), 1), round(float(x1), 1), round(float(y1), 1)])

@@ -34,15 +34,45 @@ struct ReluBackward: Kernel {
 }
 
 /// `dW[out, in] = dyᵀ[out, rows] · x[rows, in]`: one GEMM over every row.
+///
+/// Over all time steps of an LSTM (`rows` = B·T, tens of thousands) the product is long and
+/// thin, and splitting `dw`'s columns leaves each core a narrow, slow GEMM. There the rows
+/// split instead: each core sums its share of the rows into its own `dw` (the first into
+/// `dw`, the others into scratch), added in part order, so a thread count always gives the
+/// same bits. Measured for 128×128 over 24 576 rows on this machine's two cores: 5.1 ms
+/// against 5.9 ms by columns (11.2 ms on one core).
 struct LinearBackwardWeight: Kernel {
   var label: String
   var rows: Int, outFeatures: Int, inFeatures: Int
   var dy: Int, x: Int, dw: Int
   var threads = 1
+  var scratch = 0
+
+  /// Parts the rows split into (1: the product splits `dw` itself, if at all).
+  static func rowParts(rows: Int, outFeatures: Int, inFeatures: Int, threads: Int) -> Int {
+    let long = rows >= 8 * Swift.max(outFeatures, inFeatures) && rows * outFeatures * inFeatures >= BLAS.parallelWork
+    return long ? Swift.min(threads, rows / 256) : 1
+  }
+
+  static func scratchCount(rows: Int, outFeatures: Int, inFeatures: Int, threads: Int) -> Int {
+    (rowParts(rows: rows, outFeatures: outFeatures, inFeatures: inFeatures, threads: threads) - 1) * outFeatures * inFeatures
+  }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    BLAS.sgemm(threads: threads, transA: true, m: outFeatures, n: inFeatures, k: rows, a: a + dy, lda: outFeatures,
-               b: a + x, ldb: inFeatures, c: a + dw, ldc: inFeatures)
+    let parts = Self.rowParts(rows: rows, outFeatures: outFeatures, inFeatures: inFeatures, threads: threads)
+    guard parts > 1 else {
+      return BLAS.sgemm(threads: threads, transA: true, m: outFeatures, n: inFeatures, k: rows, a: a + dy,
+                        lda: outFeatures, b: a + x, ldb: inFeatures, c: a + dw, ldc: inFeatures)
+    }
+    let base = UnsafeSendable(a), size = outFeatures * inFeatures
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      let a = base.pointer
+      let lo = rows * part / parts, hi = rows * (part + 1) / parts
+      let c = part == 0 ? a + dw : a + scratch + (part - 1) * size
+      BLAS.sgemm(transA: true, m: outFeatures, n: inFeatures, k: hi - lo, a: a + dy + lo * outFeatures, lda: outFeatures,
+                 b: a + x + lo * inFeatures, ldb: inFeatures, c: c, ldc: inFeatures)
+    }
+    for part in 1..<parts { vadd(a + dw, a + scratch + (part - 1) * size, count: size) }
   }
 }
 
@@ -87,6 +117,8 @@ struct LSTMCellBackward: Kernel {
   var dh: Int, dc: Int, gates: Int, h: Int, c: Int, weight: Int
   var dGates: Int, dhPrev: Int, dcPrev: Int, scratch: Int
   var threads = 1
+  /// Floats between the batch rows of `gates` (4H, or T·4H where it is a step of the projection).
+  var gatesStride: Int
   static let flushBelow: Float = 1e-30
 
   @inline(__always) static func flushed(_ v: Float) -> Float { Swift.abs(v) < flushBelow ? 0 : v }
@@ -98,7 +130,7 @@ struct LSTMCellBackward: Kernel {
     if batch == 1 { return runOne(a) }
     let n = hidden, g4 = 4 * hidden
     let pre = a + scratch
-    pre.update(from: a + gates, count: batch * g4)
+    for b in 0..<batch { (pre + b * g4).update(from: a + gates + b * gatesStride, count: g4) }
     BLAS.sgemm(threads: threads, transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1,
                c: pre, ldc: g4)
     for b in 0..<batch {

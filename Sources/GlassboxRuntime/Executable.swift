@@ -22,6 +22,10 @@ public final class Executable: @unchecked Sendable {
   let offsets: [Int]
   /// Value indices of the named results: outputs, then activation-like taps.
   let results: [(name: String, value: ValueID)]
+  /// The run order and the groups of nodes that run side by side.
+  let schedule: Schedule
+  /// Per node: its scratch in the arena (floats; empty if it needs none).
+  let scratchRanges: [Range<Int>]
 
   /// Errors in what was given to compile or run: names the tensor and what is wrong.
   public struct InputError: Error, CustomStringConvertible {
@@ -47,6 +51,9 @@ public final class Executable: @unchecked Sendable {
     for node in graph.nodes where [.reshape, .flatten, .dropout].contains(node.op) {
       root[node.results[0].index] = root[node.operands[0].index]
     }
+    // A step of an LSTM's projection that only cells read is a view of the projection's rows.
+    let views = Self.stepViews(graph)
+    for i in views.keys { root[graph.nodes[i].results[0].index] = root[graph.nodes[i].operands[0].index] }
 
     // Static region: parameters this program reads (a folded batch norm's originals are
     // not), then inputs.
@@ -82,45 +89,83 @@ public final class Executable: @unchecked Sendable {
       staticSize += MemoryPlan.round(need)
     }
 
-    // Lifetimes of node results (by root), pinned for outputs and taps.
-    let kernelCount = graph.nodes.count
+    // Lifetimes of node results (by root) at the schedule's positions, pinned for outputs and
+    // taps; a buffer of one lane of a group is tagged with it, one that crosses a group's
+    // boundary is live over the whole group.
+    let schedule = Schedule.make(graph, threads: self.threads)
+    let end = schedule.positions
     var first = [Int](repeating: Int.max, count: n), last = [Int](repeating: -1, count: n)
+    var laneKey = [Int?](repeating: nil, count: n), mixed = [Bool](repeating: false, count: n)
+    var groupsOf = [Set<Int>](repeating: [], count: n)
     for (i, node) in graph.nodes.enumerated() {
-      for r in node.results { first[root[r.index]] = Swift.min(first[root[r.index]], i) }
-      for o in node.operands + node.results { last[root[o.index]] = Swift.max(last[root[o.index]], i) }
+      let p = schedule.position[i], key = schedule.lane[i].map { 2 * $0.group + $0.lane }
+      for r in node.results { first[root[r.index]] = Swift.min(first[root[r.index]], p) }
+      for o in node.operands + node.results {
+        let r = root[o.index]
+        if last[r] < 0 { laneKey[r] = key } else if laneKey[r] != key { mixed[r] = true }
+        last[r] = Swift.max(last[r], p)
+        if let g = schedule.lane[i]?.group { groupsOf[r].insert(g) }
+      }
+    }
+    for r in 0..<n where mixed[r] || (laneKey[r] == nil && !groupsOf[r].isEmpty) {
+      laneKey[r] = nil
+      for g in groupsOf[r] {
+        first[r] = Swift.min(first[r], schedule.spans[g].lowerBound)
+        last[r] = Swift.max(last[r], schedule.spans[g].upperBound)
+      }
     }
     var pinned = Set(graph.outputs.map { root[$0.value.index] })
     for t in graph.taps { for o in t.operands { pinned.insert(root[o.index]) } }
     var buffers: [MemoryPlan.Buffer] = []
     var owner: [Int] = []  // value index, or -(node index + 1) for a node's scratch
     for i in 0..<n where root[i] == i && offsets[i] < 0 && first[i] != Int.max {
-      buffers.append(.init(count: count(ValueID(i)), first: first[i], last: pinned.contains(i) ? kernelCount : last[i]))
+      buffers.append(.init(count: count(ValueID(i)), first: first[i], last: pinned.contains(i) ? end : last[i], lane: laneKey[i]))
       owner.append(i)
     }
-    var scratchNeed = [Int](repeating: 0, count: kernelCount)
+    // A node in a lane runs on one core.
+    func threadsOf(_ i: Int) -> Int { schedule.lane[i] == nil ? threads : 1 }
+    var scratchNeed = [Int](repeating: 0, count: graph.nodes.count)
     for (i, node) in graph.nodes.enumerated() {
-      scratchNeed[i] = Lowering.scratch(node, graph, threads: threads)
+      scratchNeed[i] = Lowering.scratch(node, graph, threads: threadsOf(i))
       if scratchNeed[i] > 0 {
-        buffers.append(.init(count: scratchNeed[i], first: i, last: i))
+        let p = schedule.position[i]
+        buffers.append(.init(count: scratchNeed[i], first: p, last: p, lane: schedule.lane[i].map { 2 * $0.group + $0.lane }))
         owner.append(-(i + 1))
       }
     }
     let plan = MemoryPlan.place(buffers)
-    var scratch = [Int](repeating: 0, count: kernelCount)
+    var scratch = [Int](repeating: 0, count: graph.nodes.count)
     for (b, o) in owner.enumerated() {
       if o >= 0 { offsets[o] = staticSize + plan.offsets[b] } else { scratch[-o - 1] = staticSize + plan.offsets[b] }
     }
     for i in 0..<n where offsets[i] < 0 { offsets[i] = offsets[root[i]] }
+    var rowStrides: [Int: Int] = [:]
+    for (i, v) in views {
+      let r = graph.nodes[i].results[0].index
+      offsets[r] += v.start
+      rowStrides[r] = v.rowStride
+    }
     self.offsets = offsets
+    self.schedule = schedule
+    scratchRanges = (0..<graph.nodes.count).map { scratch[$0]..<(scratch[$0] + scratchNeed[$0]) }
     arenaCount = staticSize + plan.size
     unsharedCount = staticSize + buffers.reduce(0) { $0 + MemoryPlan.round($1.count) }
     arena = .allocate(capacity: Swift.max(arenaCount, 1))
     arena.initialize(repeating: 0, count: Swift.max(arenaCount, 1))
 
+    func lowered(_ i: Int) throws -> [any Kernel] {
+      if views[i] != nil { return [] }
+      return try Lowering.kernels(graph.nodes[i], graph, offsets, scratch: scratch[i], persistent: persistent[i],
+                                  sharesForward: sharesForward[i], rowStrides: rowStrides, threads: threadsOf(i))
+    }
     var kernels: [any Kernel] = []
-    for (i, node) in graph.nodes.enumerated() {
-      kernels += try Lowering.kernels(node, graph, offsets, scratch: scratch[i], persistent: persistent[i],
-                                      sharesForward: sharesForward[i], threads: threads)
+    var k = 0
+    while k < schedule.order.count {
+      let i = schedule.order[k]
+      guard let group = schedule.lane[i]?.group else { kernels += try lowered(i); k += 1; continue }
+      let lanes = schedule.groups[group]
+      kernels.append(LaneGroup(lanes: try lanes.map { try $0.flatMap(lowered) }))
+      k += lanes[0].count + lanes[1].count
     }
     self.kernels = kernels
     var results = graph.outputs.map { ($0.name, $0.value) }
@@ -132,6 +177,30 @@ public final class Executable: @unchecked Sendable {
   }
 
   deinit { arena.deallocate() }
+
+  /// Selects of one time step from `[B, T, G]` (an unrolled LSTM's projection) that only LSTM
+  /// cells read, as their gate inputs: by node index, where the step starts in the projection
+  /// and the stride of its rows (T·G). They need no copy and no buffer of their own; the
+  /// cells read the projection's rows (each copies its gates into scratch first anyway).
+  static func stepViews(_ g: Graph) -> [Int: (start: Int, rowStride: Int)] {
+    var readers = [[(node: Int, operand: Int)]](repeating: [], count: g.values.count)
+    for (i, node) in g.nodes.enumerated() { for (k, o) in node.operands.enumerated() { readers[o.index].append((i, k)) } }
+    var exported = Set(g.outputs.map(\.value.index))
+    for t in g.taps { for o in t.operands { exported.insert(o.index) } }
+    var views: [Int: (start: Int, rowStride: Int)] = [:]
+    for (i, node) in g.nodes.enumerated() where node.op == .select {
+      let x = Lowering.shape(g, node.operands[0]), r = node.results[0].index
+      guard x.count == 3, !exported.contains(r), !readers[r].isEmpty else { continue }
+      let axis = node.attributes.int("axis") < 0 ? node.attributes.int("axis") + 3 : node.attributes.int("axis")
+      let index = node.attributes.int("index") < 0 ? node.attributes.int("index") + x[1] : node.attributes.int("index")
+      guard axis == 1, index >= 0, index < x[1], readers[r].allSatisfy({ reader in
+        let op = g.nodes[reader.node].op
+        return (op == .lstmCell && reader.operand == 0) || (op == .lstmCellBackward && reader.operand == 2)
+      }) else { continue }
+      views[i] = (index * x[2], x[1] * x[2])
+    }
+    return views
+  }
 
   /// Copies parameter values into the arena, checking names, shapes and types.
   public func setParameters(_ parameters: [String: Tensor]) throws {

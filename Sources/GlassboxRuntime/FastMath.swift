@@ -107,3 +107,10 @@ func mapSIMD(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ 
     for j in 0..<(n - i) { dst[i + j] = r[j] }
   }
 }
+
+/// `dst[0..<count] += src[0..<count]`, eight lanes at a time.
+func vadd(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, count: Int) {
+  var i = 0
+  while i + 8 <= count { store8(load8(dst + i) + load8(src + i), dst + i); i += 8 }
+  while i < count { dst[i] += src[i]; i += 1 }
+}

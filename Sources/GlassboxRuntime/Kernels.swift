@@ -99,7 +99,17 @@ struct Fill: Kernel {
 enum BinaryOp: Sendable { case add, sub, mul, div }
 enum UnaryOp: Sendable { case relu, sigmoid, tanh }
 
-/// `out = lhs ∘ rhs` with NumPy broadcasting (a broadcast axis has stride 0).
+/// Elements from which an elementwise kernel splits its work over the cores: a memory-bound
+/// pass over 1 MiB of floats; below it, waking the other core costs more than it saves.
+let elementwiseParallelCount = 1 << 18
+
+/// Parts an elementwise pass of `count` elements over an outer axis of `outer` splits into.
+func elementwiseParts(count: Int, outer: Int, threads: Int) -> Int {
+  count >= elementwiseParallelCount ? Swift.max(1, Swift.min(threads, outer)) : 1
+}
+
+/// `out = lhs ∘ rhs` with NumPy broadcasting (a broadcast axis has stride 0). A large one
+/// splits its outermost axis over the cores.
 struct Binary: Kernel {
   var label: String
   var op: BinaryOp
@@ -107,14 +117,31 @@ struct Binary: Kernel {
   var lhs: Int, lhsStrides: [Int]
   var rhs: Int, rhsStrides: [Int]
   var out: Int
+  var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
+    let shape = self.shape.isEmpty ? [1] : self.shape
+    let lhsStrides = self.lhsStrides.isEmpty ? [0] : self.lhsStrides, rhsStrides = self.rhsStrides.isEmpty ? [0] : self.rhsStrides
+    let outStrides = rowMajorStrides(shape)
+    let parts = shape.count > 1 ? elementwiseParts(count: shape.reduce(1, *), outer: shape[0], threads: threads) : 1
+    guard parts > 1 else { return run(a, shape, lhs, lhsStrides, rhs, rhsStrides, out, outStrides) }
+    let base = UnsafeSendable(a), kernel = self
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      let lo = shape[0] * part / parts, hi = shape[0] * (part + 1) / parts
+      var sub = shape
+      sub[0] = hi - lo
+      kernel.run(base.pointer, sub, kernel.lhs + lo * lhsStrides[0], lhsStrides, kernel.rhs + lo * rhsStrides[0], rhsStrides,
+                 kernel.out + lo * outStrides[0], outStrides)
+    }
+  }
+
+  @inline(__always)
+  func run(_ a: UnsafeMutablePointer<Float>, _ shape: [Int], _ lhs: Int, _ lhsStrides: [Int], _ rhs: Int, _ rhsStrides: [Int],
+           _ out: Int, _ outStrides: [Int]) {
     let n = shape.last ?? 1
     let ls = lhsStrides.last ?? 0, rs = rhsStrides.last ?? 0
-    let outStrides = rowMajorStrides(shape)
     let op = self.op
-    forEachRun(shape.isEmpty ? [1] : shape, lhsStrides.isEmpty ? [0] : lhsStrides,
-               rhsStrides.isEmpty ? [0] : rhsStrides, outStrides.isEmpty ? [1] : outStrides) { o0, o1, o2 in
+    forEachRun(shape, lhsStrides, rhsStrides, outStrides) { o0, o1, o2 in
       let l = a + lhs + o0, r = a + rhs + o1, d = a + out + o2
       Binary.runRow(op, l, ls, r, rs, d, n)
     }
@@ -149,9 +176,21 @@ struct Unary: Kernel {
   var label: String
   var op: UnaryOp
   var src: Int, dst: Int, count: Int
+  var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    let s = a + src, d = a + dst
+    // Parts of whole vectors, so each element takes the same path whatever the split.
+    let parts = elementwiseParts(count: count, outer: count / 8, threads: threads)
+    guard parts > 1 else { return run(a, 0..<count) }
+    let base = UnsafeSendable(a), kernel = self, vectors = count / 8
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      let lo = vectors * part / parts * 8, hi = part == parts - 1 ? kernel.count : vectors * (part + 1) / parts * 8
+      kernel.run(base.pointer, lo..<hi)
+    }
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
+    let s = a + src + range.lowerBound, d = a + dst + range.lowerBound, count = range.count
     switch op {
     case .relu: for i in 0..<count { d[i] = Swift.max(s[i], 0) }
     case .sigmoid: mapSIMD(s, d, count, FastMath.sigmoid)
@@ -704,23 +743,39 @@ struct FusedElementwise: Kernel {
   var operands: [(offset: Int, scalar: Bool)]
   var program: [Int]
   var count: Int, out: Int, scratch: Int
+  var threads = 1
 
   static let block = 512
-  static func scratchCount(steps: Int) -> Int { steps * block }
+  /// A large pass splits its blocks over the cores, each with its own scratch.
+  static func parts(count: Int, threads: Int) -> Int {
+    elementwiseParts(count: count, outer: (count + block - 1) / block, threads: threads)
+  }
+  static func scratchCount(steps: Int, count: Int, threads: Int) -> Int { parts(count: count, threads: threads) * steps * block }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
+    let parts = Self.parts(count: count, threads: threads)
+    guard parts > 1 else { return run(a, blocks: 0..<((count + Self.block - 1) / Self.block), scratch: scratch) }
+    let base = UnsafeSendable(a), kernel = self, blocks = (count + Self.block - 1) / Self.block
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      kernel.run(base.pointer, blocks: (blocks * part / parts)..<(blocks * (part + 1) / parts),
+                 scratch: kernel.scratch + part * (kernel.program.count / 3) * Self.block)
+    }
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, blocks: Range<Int>, scratch: Int) {
     let steps = program.count / 3
     let n = operands.count
-    var start = 0
-    while start < count {
+    var start = blocks.lowerBound * Self.block
+    let end = Swift.min(blocks.upperBound * Self.block, count)
+    while start < end {
       let len = Swift.min(Self.block, count - start)
       // Register r: an operand (at its offset, or a scalar) or a step's block in scratch.
       for s in 0..<steps {
         let code = ElementwiseCode(rawValue: program[3 * s]) ?? .add
         let dst = s == steps - 1 ? a + out + start : a + scratch + s * Self.block
-        let (l, ls) = register(program[3 * s + 1], a, start, n)
+        let (l, ls) = register(program[3 * s + 1], a, start, n, scratch)
         if code.isBinary {
-          let (r, rs) = register(program[3 * s + 2], a, start, n)
+          let (r, rs) = register(program[3 * s + 2], a, start, n, scratch)
           Self.binary(code, l, ls, r, rs, dst, len)
         } else {
           switch code {
@@ -742,7 +797,8 @@ struct FusedElementwise: Kernel {
 
   /// Where register `r` lives for the block at `start`, and whether it is one scalar.
   @inline(__always)
-  func register(_ r: Int, _ a: UnsafeMutablePointer<Float>, _ start: Int, _ n: Int) -> (UnsafeMutablePointer<Float>, Bool) {
+  func register(_ r: Int, _ a: UnsafeMutablePointer<Float>, _ start: Int, _ n: Int,
+                _ scratch: Int) -> (UnsafeMutablePointer<Float>, Bool) {
     if r < n {
       let o = operands[r]
       return o.scalar ? (a + o.offset, true) : (a + o.offset + start, false)

@@ -181,16 +181,19 @@ struct UnsafeSendable: @unchecked Sendable {
 
 /// One fused LSTM step of an unrolled LSTM: `gates = gates_x + h·W_hhᵀ` (one GEMM into
 /// scratch `[B, 4H]`), the four activations and the state update, writing `h'` and `c'`.
+/// `gates_x` may be a view of the step in the whole projection `[B, T, 4H]` (`gatesStride`).
 struct LSTMCell: Kernel {
   var label: String
   var batch: Int, hidden: Int
   var gates: Int, h: Int, c: Int, weight: Int, hOut: Int, cOut: Int, scratch: Int
   var threads = 1
+  /// Floats between the batch rows of `gates` (4H, or T·4H where it is a step of the projection).
+  var gatesStride: Int
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let n = hidden, g4 = 4 * hidden
     let pre = a + scratch
-    pre.update(from: a + gates, count: batch * g4)
+    for b in 0..<batch { (pre + b * g4).update(from: a + gates + b * gatesStride, count: g4) }
     BLAS.sgemm(threads: threads, transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1, c: pre, ldc: g4)
     for b in 0..<batch {
       let p = pre + b * g4, cv = a + c + b * n, ho = a + hOut + b * n, co = a + cOut + b * n

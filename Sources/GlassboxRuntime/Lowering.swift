@@ -9,7 +9,8 @@ enum Lowering {
   static func scratch(_ node: Node, _ g: Graph, threads: Int) -> Int {
     switch node.op {
     case .fusedElementwise:
-      return FusedElementwise.scratchCount(steps: node.attributes.ints("program").count / 3)
+      return FusedElementwise.scratchCount(steps: node.attributes.ints("program").count / 3,
+                                           count: shape(g, node.results[0]).reduce(1, *), threads: threads)
     case .conv2d:
       let w = shape(g, node.operands[1]), o = shape(g, node.results[0])
       let a = node.attributes
@@ -27,9 +28,13 @@ enum Lowering {
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub,
          .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
          .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .classSeed,
-         .reluBackward, .linearBackwardWeight, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
+         .reluBackward, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
          .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward:
       return 0
+    case .linearBackwardWeight:
+      let x = shape(g, node.operands[1]), w = shape(g, node.results[0])
+      return LinearBackwardWeight.scratchCount(rows: x.dropLast().reduce(1, *), outFeatures: w[0], inFeatures: w[1],
+                                               threads: threads)
     case .maxBackward:
       return shape(g, node.operands[2]).reduce(1, *)
     case .lstmCellBackward:
@@ -100,8 +105,10 @@ enum Lowering {
 
   /// `persistent` is the node's region of values derived from parameters; with
   /// `sharesForward` (an input gradient), a forward convolution's transformed weights.
+  /// `rowStrides` gives the row stride of values that are views of a larger tensor's rows
+  /// (`Executable.stepViews`).
   static func kernels(_ node: Node, _ g: Graph, _ off: [Int], scratch: Int, persistent: Int, sharesForward: Bool = false,
-                      threads: Int) throws -> [any Kernel] {
+                      rowStrides: [Int: Int] = [:], threads: Int) throws -> [any Kernel] {
     let a = node.attributes
     let label = "\(node.op.name) \(g[node.results[0]].name)"
     func o(_ v: ValueID) -> Int { off[v.index] }
@@ -162,11 +169,12 @@ enum Lowering {
       return [Binary(label: label, op: op, shape: out,
                      lhs: o(node.operands[0]), lhsStrides: broadcastStrides(x, to: out),
                      rhs: o(node.operands[1]), rhsStrides: broadcastStrides(shape(g, node.operands[1]), to: out),
-                     out: o(node.results[0]))]
+                     out: o(node.results[0]), threads: threads)]
 
     case .relu, .sigmoid, .tanh:
       let op: UnaryOp = switch node.op { case .relu: .relu; case .sigmoid: .sigmoid; default: .tanh }
-      return [Unary(label: label, op: op, src: o(node.operands[0]), dst: o(node.results[0]), count: out.reduce(1, *))]
+      return [Unary(label: label, op: op, src: o(node.operands[0]), dst: o(node.results[0]), count: out.reduce(1, *),
+                    threads: threads)]
 
     case .reshape, .flatten, .dropout:
       return []  // aliases: the planner gives the result its operand's storage
@@ -259,7 +267,7 @@ enum Lowering {
       let h = shape(g, node.operands[1])
       return [LSTMCell(label: label, batch: h[0], hidden: h[1], gates: o(node.operands[0]), h: o(node.operands[1]),
                        c: o(node.operands[2]), weight: o(node.operands[3]), hOut: o(node.results[0]), cOut: o(node.results[1]),
-                       scratch: scratch, threads: threads)]
+                       scratch: scratch, threads: threads, gatesStride: rowStrides[node.operands[0].index] ?? 4 * h[1])]
 
     case .crossEntropy:
       return [CrossEntropy(n: x[0], c: x[1], logits: o(node.operands[0]), target: o(node.operands[1]), out: o(node.results[0]))]
@@ -267,7 +275,7 @@ enum Lowering {
     case .fusedElementwise:
       let operands = node.operands.map { (offset: o($0), scalar: shape(g, $0).reduce(1, *) == 1 && out.reduce(1, *) != 1) }
       return [FusedElementwise(label: label, operands: operands, program: a.ints("program"), count: out.reduce(1, *),
-                               out: o(node.results[0]), scratch: scratch)]
+                               out: o(node.results[0]), scratch: scratch, threads: threads)]
 
     case .constant:
       return [Fill(dst: o(node.results[0]), count: Swift.max(out.reduce(1, *), 1), value: Float(a.float("value")))]
@@ -282,7 +290,8 @@ enum Lowering {
 
     case .linearBackwardWeight:
       return [LinearBackwardWeight(label: label, rows: x.dropLast().reduce(1, *), outFeatures: out[0], inFeatures: out[1],
-                                   dy: o(node.operands[0]), x: o(node.operands[1]), dw: o(node.results[0]), threads: threads)]
+                                   dy: o(node.operands[0]), x: o(node.operands[1]), dw: o(node.results[0]), threads: threads,
+                                   scratch: scratch)]
 
     case .sliceBackward:
       // Zeros, then dy copied into the view the slice read.
@@ -313,7 +322,8 @@ enum Lowering {
       return [LSTMCellBackward(label: label, batch: h[0], hidden: h[1], dh: o(node.operands[0]), dc: o(node.operands[1]),
                                gates: o(node.operands[2]), h: o(node.operands[3]), c: o(node.operands[4]),
                                weight: o(node.operands[5]), dGates: o(node.results[0]), dhPrev: o(node.results[1]),
-                               dcPrev: o(node.results[2]), scratch: scratch, threads: threads)]
+                               dcPrev: o(node.results[2]), scratch: scratch, threads: threads,
+                               gatesStride: rowStrides[node.operands[2].index] ?? 4 * h[1])]
 
     case .crossEntropyBackward:
       let l = shape(g, node.operands[1])

@@ -8,6 +8,15 @@ struct MemoryPlan {
     var count: Int
     /// First and last kernel index that touch the buffer (inclusive).
     var first: Int, last: Int
+    /// `2·group + lane` for a buffer only one lane of a group touches (`Schedule`): it never
+    /// shares memory with a buffer of the group's other lane, whatever the positions.
+    var lane: Int? = nil
+
+    func conflicts(with other: Buffer) -> Bool {
+      if first <= other.last && other.first <= last { return true }
+      guard let l = lane, let m = other.lane else { return false }
+      return l / 2 == m / 2 && l != m
+    }
   }
 
   static let alignment = 16
@@ -16,20 +25,20 @@ struct MemoryPlan {
   static func place(_ buffers: [Buffer]) -> (offsets: [Int], size: Int) {
     let order = buffers.indices.sorted { buffers[$0].count > buffers[$1].count || (buffers[$0].count == buffers[$1].count && $0 < $1) }
     var offsets = [Int](repeating: 0, count: buffers.count)
-    var placed: [(offset: Int, end: Int, first: Int, last: Int)] = []
+    var placed: [(offset: Int, end: Int, buffer: Buffer)] = []
     var size = 0
     for i in order {
       let b = buffers[i]
       let need = round(b.count)
       // Address ranges of placed buffers alive at the same time, by start.
-      let conflicts = placed.filter { $0.first <= b.last && b.first <= $0.last }.sorted { $0.offset < $1.offset }
+      let conflicts = placed.filter { $0.buffer.conflicts(with: b) }.sorted { $0.offset < $1.offset }
       var offset = 0
       for c in conflicts {
         if offset + need <= c.offset { break }
         offset = Swift.max(offset, c.end)
       }
       offsets[i] = offset
-      placed.append((offset, offset + need, b.first, b.last))
+      placed.append((offset, offset + need, b))
       size = Swift.max(size, offset + need)
     }
     return (offsets, size)

@@ -17,7 +17,7 @@ struct LSTMLayer: Kernel {
   /// Per direction: weight_ih, weight_hh, bias_ih, bias_hh.
   var weights: [(Int, Int, Int, Int)]
   var scratch: Int
-  /// Whether the two directions may run on two threads.
+  /// Whether the two directions may run on two threads (they do unless `lastOnly`).
   var parallel: Bool
   /// Cores the input projection is split over when the directions run one after the other.
   var threads: Int
@@ -32,17 +32,29 @@ struct LSTMLayer: Kernel {
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    if directions == 2 && parallel {
+    // With `lastOnly` the reverse direction is one step: side by side, one core would run
+    // all T steps of the forward direction alone while the other idles. One direction after
+    // the other instead, the projection splits over the cores, and so do the batch rows of
+    // the recurrence (independent sequences, each core its rows of h, c and the gates).
+    if directions == 2 && parallel && !lastOnly {
       // One direction per core, each with a single-threaded BLAS, so nothing is oversubscribed.
       let base = UnsafeSendable(a)
       DispatchQueue.concurrentPerform(iterations: 2) { d in
         project(base.pointer, direction: d, threads: 1)
-        recur(base.pointer, direction: d)
+        transposeRecurrentWeights(base.pointer, direction: d)
+        recur(base.pointer, direction: d, rows: 0..<batch)
       }
     } else {
+      let parts = Swift.max(1, Swift.min(threads, batch / 8))
       for d in 0..<directions {
         project(a, direction: d, threads: threads)
-        recur(a, direction: d)
+        transposeRecurrentWeights(a, direction: d)
+        let stepCount = lastOnly && d == 1 ? 1 : steps
+        guard parts > 1 && stepCount > 1 else { recur(a, direction: d, rows: 0..<batch); continue }
+        let base = UnsafeSendable(a), kernel = self
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+          kernel.recur(base.pointer, direction: d, rows: (kernel.batch * part / parts)..<(kernel.batch * (part + 1) / parts))
+        }
       }
     }
   }
@@ -65,21 +77,29 @@ struct LSTMLayer: Kernel {
     }
   }
 
+  /// `W_hh` transposed to `[H, 4H]` in the direction's scratch, for `recur`.
+  func transposeRecurrentWeights(_ a: UnsafeMutablePointer<Float>, direction d: Int) {
+    let g = 4 * hidden, h = hidden
+    let wt = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden) + batch * steps * g
+    let whh = a + weights[d].1
+    for k in 0..<h { for j in 0..<g { wt[k * g + j] = whh[j * h + k] } }
+  }
+
+  /// The recurrence of direction `d` for the batch rows `rows` (their rows of h, c and the
+  /// gates in scratch are theirs alone).
   @inline(__always)
-  func recur(_ a: UnsafeMutablePointer<Float>, direction d: Int) {
+  func recur(_ a: UnsafeMutablePointer<Float>, direction d: Int, rows: Range<Int>) {
     let g = 4 * hidden, h = hidden
     let per = LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
     let proj = a + scratch + d * per
     let wt = proj + batch * steps * g
     let hs = wt + h * g, cs = hs + batch * h, gates = cs + batch * h
-    let whh = a + weights[d].1
-    for k in 0..<h { for j in 0..<g { wt[k * g + j] = whh[j * h + k] } }
-    hs.update(repeating: 0, count: batch * h)
-    cs.update(repeating: 0, count: batch * h)
+    (hs + rows.lowerBound * h).update(repeating: 0, count: rows.count * h)
+    (cs + rows.lowerBound * h).update(repeating: 0, count: rows.count * h)
     let vectors = g / 8, vectorized = g % 8 == 0 && h % 8 == 0
     let outStride = directions * h
     // From 8 rows on, one small GEMM per step beats a row at a time.
-    let useGEMM = batch >= 8
+    let useGEMM = rows.count >= 8
     let stepCount = lastOnly && d == 1 ? 1 : steps
     for s in 0..<stepCount {
       let t = d == 0 ? s : steps - 1 - s
@@ -87,10 +107,11 @@ struct LSTMLayer: Kernel {
       // `out[B, directions·H]`; earlier steps just carry h and c.
       let writes = !lastOnly || t == steps - 1
       if useGEMM {
-        for b in 0..<batch { (gates + b * g).update(from: proj + (b * steps + t) * g, count: g) }
-        BLAS.sgemm(m: batch, n: g, k: h, a: hs, lda: h, b: wt, ldb: g, beta: 1, c: gates, ldc: g)
+        for b in rows { (gates + b * g).update(from: proj + (b * steps + t) * g, count: g) }
+        BLAS.sgemm(m: rows.count, n: g, k: h, a: hs + rows.lowerBound * h, lda: h, b: wt, ldb: g, beta: 1,
+                   c: gates + rows.lowerBound * g, ldc: g)
       }
-      for b in 0..<batch {
+      for b in rows {
         let gate = gates + b * g
         let hb = hs + b * h
         if !useGEMM { gate.update(from: proj + (b * steps + t) * g, count: g) }

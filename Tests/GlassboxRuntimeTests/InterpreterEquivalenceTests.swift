@@ -26,6 +26,15 @@ struct InterpreterEquivalenceTests {
       z = lstm(s, hidden: 5, bidirectional: true, last: true)
     }
     """,
+    // Batch 17 over two cores: one direction after the other, the recurrence's batch rows
+    // split (8 and 9 rows, each a GEMM per step) — last step only, and a whole
+    // unidirectional sequence.
+    """
+    graph g(x: f32[17, 5, 4]) -> (y: f32[17, 32], w: f32[17, 5, 8]) {
+      y = lstm(x, hidden: 16, bidirectional: true, last: true)
+      w = lstm(x, hidden: 8)
+    }
+    """,
     // Explicit fused cells (what unroll-lstm emits): batch 2, hidden 3 and 19 (two vectors and
     // three units).
     """

@@ -135,7 +135,9 @@ def actor_path(rng, cls, n, w, h):
     angle = np.full(n, angle0)
     light = np.full(n, rng.uniform(0.75, 1.0))
     if cls in ("rotate_cw", "rotate_ccw"):
-        turn = np.radians(rng.uniform(120, 300))
+        # At most 150° over the clip: 8 frames sampled from it turn ≤ 21° a step, under half
+        # the 72° symmetry of a star or pentagon, so the direction is not aliased.
+        turn = np.radians(rng.uniform(90, 150))
         angle = angle0 + (turn if cls == "rotate_cw" else -turn) * u  # y points down: + is clockwise
     elif cls in ("grow", "shrink"):
         factor = rng.uniform(1.6, 2.0)
@@ -145,7 +147,7 @@ def actor_path(rng, cls, n, w, h):
         dim, bright = rng.uniform(0.25, 0.4), rng.uniform(0.9, 1.0)
         light = dim + (bright - dim) * (u if cls == "brighten" else 1 - u)
     elif cls in ("widen", "heighten"):
-        stretch = rng.uniform(1.5, 1.9) ** (u - 0.5)  # from 1/√s to √s of the width
+        stretch = rng.uniform(2.2, 2.8) ** (u - 0.5)  # aspect from 1/s to s
         sx, sy = (scale0 * stretch, scale0 / stretch) if cls == "widen" else (scale0 / stretch, scale0 * stretch)
     jitter = rng.normal(0, 0.3, (2, n))
     return cx + jitter[0], cy + jitter[1], sx, sy, angle, light

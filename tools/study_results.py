@@ -79,9 +79,10 @@ def main():
         w("")
 
     w("### Explanation metrics (test clips; `glassbox evaluate MODEL TAP`)\n")
-    w("| model | tap | examples | deletion AUC ↓ | insertion AUC ↑ | pointing (frames) | pointing (correct clips) | energy in box | "
+    w("| model | tap | examples | deletion AUC ↓ | insertion AUC ↑ | pointing (frames) | pointing (frames of correct clips) | "
+      "pointing (space-time peak, correct clips) | energy in box | "
       "attention in speech | speech share of frames | uniform-attention accuracy | permutation flip rate | sanity ρ (top block) |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in ORDER:
         r = metrics.get(n)
         if not r:
@@ -89,6 +90,7 @@ def main():
         sanity = r.get("sanity") or []
         w(f"| `{n}` | {r.get('tap')} | {r.get('examples')} | {num(get(r, 'deletion', 'auc'))} | {num(get(r, 'insertion', 'auc'))} | "
           f"{pct(get(r, 'localisation', 'pointing_per_frame'))} | {pct(get(r, 'localisation', 'pointing_per_frame_correct'))} | "
+          f"{pct(get(r, 'localisation', 'pointing_clip_peak_correct'))} | "
           f"{pct(get(r, 'localisation', 'energy_per_frame'))} | {pct(get(r, 'speech', 'attention_mass_in_speech'))} | "
           f"{pct(get(r, 'speech', 'speech_frame_share'))} | {pct(get(r, 'attention_faithfulness', 'uniform_accuracy'))} | "
           f"{pct(get(r, 'attention_faithfulness', 'permutation_flip_rate'))} | "

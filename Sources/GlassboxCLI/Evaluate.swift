@@ -145,6 +145,7 @@ struct Evaluate: ParsableCommand {
     var correct = 0, uniformCorrect = 0, tvd: [Double] = [], flips = 0, permutationCount = 0
     var pointingFrames: [Double] = [], energyFrames: [Double] = [], pointingClips: [Double] = [], energyClips: [Double] = []
     var pointingFramesCorrect: [Double] = [], energyFramesCorrect: [Double] = []
+    var pointingPeak: [Double] = [], pointingPeakCorrect: [Double] = []
     var speechMass: [Double] = [], speechChance: [Double] = []
     var originalMaps: [[Double]] = [], explained: [Int] = []
     var unitName = "units"
@@ -209,9 +210,14 @@ struct Evaluate: ParsableCommand {
         }
         pointingFrames += hits; energyFrames += energies
         pointingClips.append(Metrics.mean(hits)); energyClips.append(Metrics.mean(energies))
+        // The clip as one trial, as an image is in Zhang et al.'s game: the maximum of its
+        // space-time map (the frame whose raw map peaks highest, then that frame's peak).
+        let peak = raw.flatMap { Metrics.peakFrame($0.floats, frames: $0.shape[1]) }.flatMap { $0 < hits.count ? $0 : nil }
+        if let peak { pointingPeak.append(hits[peak]) }
         if predicted == example.label {  // the pointing game is usually scored on correct predictions
           pointingFramesCorrect += hits
           energyFramesCorrect += energies
+          if let peak { pointingPeakCorrect.append(hits[peak]) }
         }
       }
       // Attention mass inside the speech intervals of the generated clips.
@@ -270,6 +276,8 @@ struct Evaluate: ParsableCommand {
         ("pointing_per_clip", .number(Metrics.mean(pointingClips))), ("energy_per_clip", .number(Metrics.mean(energyClips))),
         ("pointing_per_frame_correct", pointingFramesCorrect.isEmpty ? .null : .number(Metrics.mean(pointingFramesCorrect))),
         ("energy_per_frame_correct", energyFramesCorrect.isEmpty ? .null : .number(Metrics.mean(energyFramesCorrect))),
+        ("pointing_clip_peak", pointingPeak.isEmpty ? .null : .number(Metrics.mean(pointingPeak))),
+        ("pointing_clip_peak_correct", pointingPeakCorrect.isEmpty ? .null : .number(Metrics.mean(pointingPeakCorrect))),
       ])))
     }
     if !speechMass.isEmpty {

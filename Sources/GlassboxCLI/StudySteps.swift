@@ -35,7 +35,7 @@ extension StudyPlan {
   func training(_ model: Model) -> StudyTraining {
     switch (model.name, quick) {
     case ("resnet18_lstm", true): StudyTraining(epochs: 8, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=64", "W=64"])
-    case ("resnet18_lstm", false): StudyTraining(epochs: 12, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=96", "W=96"])
+    case ("resnet18_lstm", false): StudyTraining(epochs: 16, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=96", "W=96"])
     // Plain VGG-19 (no batch norm) from scratch, torchvision's fan-out initialisation: at
     // 32×32 its time-step features average 0.019 against ResNet-18's 0.165 (an activation tap
     // on `cnn`, one clip), and it starts on the uniform-prediction plateau. Adam (1e-4 … 1e-3) stalls or collapses to one class; SGD with momentum leaves
@@ -221,6 +221,8 @@ struct CommandModelSteps: StudyModelSteps {
     if let p = number("localisation", "pointing_per_frame") {
       return String(format: "pointing game %.1f%% of frames", 100 * p)
         + (number("localisation", "pointing_per_frame_correct").map { String(format: " (%.1f%% on correctly classified clips)", 100 * $0) } ?? "")
+        + (number("localisation", "pointing_clip_peak_correct").map {
+          String(format: "; at each correctly classified clip's space-time peak %.1f%%", 100 * $0) } ?? "")
     }
     if let m = number("speech", "attention_mass_in_speech"), let s = number("speech", "speech_frame_share") {
       return String(format: "attention mass in speech %.1f%% (speech is %.1f%% of frames)", 100 * m, 100 * s)

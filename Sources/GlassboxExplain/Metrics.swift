@@ -74,11 +74,52 @@ public enum Metrics {
     }
   }
 
-  /// Pointing game (Zhang et al. 2016): whether the map's maximum (first in row-major order)
-  /// lies in the box. `map` is row-major `width×height`.
+  /// Pointing game (Zhang et al. 2016): whether the map's maximum point lies in the box. `map`
+  /// is row-major `width×height`; a flat map (no maximum, e.g. all zeros) is a miss.
   public static func pointingHit(_ map: [Float], width: Int, height: Int, box: Box) -> Bool {
-    guard let best = map.indices.max(by: { map[$0] < map[$1] }) else { return false }
-    return box.contains(x: best % width, y: best / width)
+    guard let p = peak(map, width: width, height: height) else { return false }
+    return box.contains(x: p.x, y: p.y)
+  }
+
+  /// The map's maximum point: of the plateau of maximal pixels around the first maximum in
+  /// row-major order (4-connected), the pixel nearest the frame's centre. An upsampled map has
+  /// such plateaus: a bilinear resize with `align_corners=False` repeats a border cell's value
+  /// exactly from the cell's centre out to the frame's edge (extrapolation), so the first
+  /// maximal pixel of a border cell is on the edge — at a 3×3 Grad-CAM map, the frame's
+  /// corner for eight cells of nine — while the interpolated map peaks at the cell's centre,
+  /// the plateau's innermost pixel. (Interior peaks are one or two pixels wide.) Nil for an
+  /// empty or flat map.
+  public static func peak(_ map: [Float], width: Int, height: Int) -> (x: Int, y: Int)? {
+    guard width > 0, height > 0, map.count == width * height,
+          let best = map.indices.max(by: { map[$0] < map[$1] }) else { return nil }
+    let top = map[best]
+    guard map.contains(where: { $0 != top }) else { return nil }
+    let cx = Double(width - 1) / 2, cy = Double(height - 1) / 2
+    func distance(_ i: Int) -> Double {
+      let dx = Double(i % width) - cx, dy = Double(i / width) - cy
+      return dx * dx + dy * dy
+    }
+    var seen = [Bool](repeating: false, count: map.count)
+    var stack = [best], chosen = best
+    seen[best] = true
+    while let i = stack.popLast() {
+      if distance(i) < distance(chosen) || (distance(i) == distance(chosen) && i < chosen) { chosen = i }
+      let x = i % width, y = i / width
+      for (nx, ny) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)] where nx >= 0 && nx < width && ny >= 0 && ny < height {
+        let j = ny * width + nx
+        if !seen[j] && map[j] == top { seen[j] = true; stack.append(j) }
+      }
+    }
+    return (chosen % width, chosen / width)
+  }
+
+  /// The frame holding the maximum of a clip's space-time map (`maps`: `frames` equal maps,
+  /// row-major; the first frame on ties), where the pointing game scores the clip as one
+  /// trial. Nil for no frames or a flat volume (no maximum).
+  public static func peakFrame(_ maps: [Float], frames: Int) -> Int? {
+    guard frames > 0, !maps.isEmpty, maps.count % frames == 0, let top = maps.max(),
+          maps.contains(where: { $0 != top }) else { return nil }
+    return maps.firstIndex(of: top).map { $0 / (maps.count / frames) }
   }
 
   /// The share of the map's (non-negative) mass inside the box (energy-based pointing game,

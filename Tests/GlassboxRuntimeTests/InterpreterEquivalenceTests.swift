@@ -1,4 +1,5 @@
 import GlassboxIR
+import GlassboxPasses
 import GlassboxReference
 import GlassboxRuntime
 import Testing
@@ -208,6 +209,41 @@ struct InterpreterEquivalenceTests {
         let diff = try #require(maxAbsDifference(a, e))
         #expect(diff <= 1e-5 * scale, "case \(index) output \(output.name), \(threads) threads: \(diff)")
       }
+    }
+  }
+
+  /// Elementwise passes of ≥ 2^18 elements split over the cores: a broadcast add (over the
+  /// outer axis, unevenly: 3 rows in 2 parts), a tanh (on vector boundaries, 270 000 = 8·33 750
+  /// floats) and a fused chain (blocks, each core its own scratch) — the same numbers on one
+  /// core and two, and the reference's.
+  @Test func largeElementwisePassesSplitOverCores() throws {
+    let spec = """
+      graph g(x: f32[3, 300, 300], y: f32[300]) -> (a: f32[3, 300, 300], b: f32[3, 300, 300], c: f32[3, 300, 300]) {
+        a = add(x, y)
+        b = tanh(x)
+        c = mul(sigmoid(x), sub(x, relu(x)))
+      }
+      """
+    let graph = try Spec.checkedGraph(SourceText(fileName: "large.graph", text: spec))
+    var module = Module(graph: graph)
+    Pipeline.run([FuseElementwise(), EliminateDeadCode()], on: &module)
+    #expect(module.graph.nodes.filter { $0.op == .fusedElementwise }.count == 1)
+    var inputs: [String: Tensor] = [:]
+    for id in graph.inputs {
+      inputs[graph[id].name] = DeterministicTensors.tensor("input:" + graph[id].name,
+                                                           shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
+    }
+    var reference = ReferenceInterpreter(graph: graph)
+    let expected = try reference.run(inputs: inputs, parameters: [:])
+    let one = try Executable(graph: module.graph, parameters: [:], threads: 1).run(inputs: inputs)
+    let two = try Executable(graph: module.graph, parameters: [:], threads: 2).run(inputs: inputs)
+    for output in graph.outputs {
+      let e = try #require(expected[graph[output.value].name])
+      let a = try #require(one[output.name]), b = try #require(two[output.name])
+      let same = a.floats == b.floats  // a Bool, so a failure does not print 270 000 floats
+      #expect(same, "\(output.name) differs between one core and two")
+      let diff = try #require(maxAbsDifference(b, e))
+      #expect(diff <= 1e-5 * e.doubles.reduce(1e-3) { max($0, abs($1)) }, "\(output.name): \(diff)")
     }
   }
 }

@@ -139,7 +139,8 @@ struct TrainingProgramTests {
     let expected = try reference.run(inputs: inputs, parameters: parameters)
     for (output, value) in g.outputs {
       let x = try #require(a[output]), y = try #require(b[output]), e = try #require(expected[g[value].name])
-      #expect(x.floats == y.floats, "\(output) differs between one core and two")
+      let same = x.floats == y.floats
+      #expect(same, "\(output) differs between one core and two")
       let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }
       let diff = zip(y.doubles, e.doubles).reduce(0.0) { max($0, abs($1.0 - $1.1)) }
       #expect(diff <= 1e-4 * scale, "\(output): max difference \(diff) (scale \(scale))")

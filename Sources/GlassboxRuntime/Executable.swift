@@ -2,8 +2,9 @@ import Foundation
 import GlassboxIR
 
 /// A graph compiled for fixed input shapes: a linear program of kernels (OpenBLAS GEMMs and
-/// Swift SIMD loops) over one arena planned by liveness. Running it allocates nothing but
-/// the result tensors it hands back.
+/// Swift SIMD loops) over one arena planned by liveness, where independent chains of LSTM
+/// cells run side by side as two lanes of one step (`Schedule`). Running it allocates nothing
+/// but the result tensors it hands back.
 ///
 /// Arena layout: `[parameters and constants | inputs | planned intermediates]`, all f32;
 /// outputs and taps are pinned (their buffers are never reused).

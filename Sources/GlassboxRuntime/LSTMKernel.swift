@@ -7,7 +7,9 @@ import Dispatch
 /// `proj[B·T, 4H] = x[B·T, F] · W_ihᵀ + (b_ih + b_hh)`; then each step adds `h · W_hhᵀ`
 /// (with `W_hh` transposed to `[H, 4H]` so the update is a run of vector FMAs over the gate
 /// axis), applies the four gate activations and updates `c` and `h` in one pass — the fused
-/// cell. The two directions are independent and run on two threads.
+/// cell. The two directions are independent and run on two threads — unless only the last
+/// step is read (the reverse direction is then one step): then one after the other, the
+/// projection and the recurrence's batch rows split over the cores.
 ///
 /// Scratch, per direction: `proj[B·T·4H]`, `wt[H·4H]`, `h[B·H]`, `c[B·H]`, `gates[B·4H]`.
 struct LSTMLayer: Kernel {

@@ -6,7 +6,8 @@ struct MemoryPlan {
   struct Buffer {
     /// Elements needed.
     var count: Int
-    /// First and last kernel index that touch the buffer (inclusive).
+    /// First and last position that touch the buffer (inclusive): a kernel's index in
+    /// program order, or within a group of kernels that run side by side `Schedule.position`.
     var first: Int, last: Int
     /// `2·group + lane` for a buffer only one lane of a group touches (`Schedule`): it never
     /// shares memory with a buffer of the group's other lane, whatever the positions.

@@ -349,7 +349,7 @@ struct Conv2dBackwardWeight: Kernel {
       let d = a + dw
       for part in 1..<parts {
         let s = a + accumulators + (part - 1) * c.cout * k
-        for i in range { d[i] += s[i] }
+        vadd(d + range.lowerBound, s + range.lowerBound, count: range.count)
       }
     }
   }

@@ -96,20 +96,21 @@ public final class Executable: @unchecked Sendable {
     let schedule = Schedule.make(graph, threads: self.threads)
     let end = schedule.positions
     var first = [Int](repeating: Int.max, count: n), last = [Int](repeating: -1, count: n)
-    var laneKey = [Int?](repeating: nil, count: n), mixed = [Bool](repeating: false, count: n)
+    var laneOf = [Schedule.Lane?](repeating: nil, count: n), mixed = [Bool](repeating: false, count: n)
     var groupsOf = [Set<Int>](repeating: [], count: n)
     for (i, node) in graph.nodes.enumerated() {
-      let p = schedule.position[i], key = schedule.lane[i].map { 2 * $0.group + $0.lane }
+      let p = schedule.position[i], lane = schedule.lane[i]
       for r in node.results { first[root[r.index]] = Swift.min(first[root[r.index]], p) }
       for o in node.operands + node.results {
         let r = root[o.index]
-        if last[r] < 0 { laneKey[r] = key } else if laneKey[r] != key { mixed[r] = true }
+        // Touched by two lanes, or by a lane and a node outside the group: mixed.
+        if last[r] < 0 { laneOf[r] = lane } else if laneOf[r] != lane { mixed[r] = true }
         last[r] = Swift.max(last[r], p)
-        if let g = schedule.lane[i]?.group { groupsOf[r].insert(g) }
+        if let g = lane?.group { groupsOf[r].insert(g) }
       }
     }
-    for r in 0..<n where mixed[r] || (laneKey[r] == nil && !groupsOf[r].isEmpty) {
-      laneKey[r] = nil
+    for r in 0..<n where mixed[r] {
+      laneOf[r] = nil
       for g in groupsOf[r] {
         first[r] = Swift.min(first[r], schedule.spans[g].lowerBound)
         last[r] = Swift.max(last[r], schedule.spans[g].upperBound)
@@ -120,7 +121,7 @@ public final class Executable: @unchecked Sendable {
     var buffers: [MemoryPlan.Buffer] = []
     var owner: [Int] = []  // value index, or -(node index + 1) for a node's scratch
     for i in 0..<n where root[i] == i && offsets[i] < 0 && first[i] != Int.max {
-      buffers.append(.init(count: count(ValueID(i)), first: first[i], last: pinned.contains(i) ? end : last[i], lane: laneKey[i]))
+      buffers.append(.init(count: count(ValueID(i)), first: first[i], last: pinned.contains(i) ? end : last[i], lane: laneOf[i]))
       owner.append(i)
     }
     // A node in a lane runs on one core.
@@ -130,7 +131,7 @@ public final class Executable: @unchecked Sendable {
       scratchNeed[i] = Lowering.scratch(node, graph, threads: threadsOf(i))
       if scratchNeed[i] > 0 {
         let p = schedule.position[i]
-        buffers.append(.init(count: scratchNeed[i], first: p, last: p, lane: schedule.lane[i].map { 2 * $0.group + $0.lane }))
+        buffers.append(.init(count: scratchNeed[i], first: p, last: p, lane: schedule.lane[i]))
         owner.append(-(i + 1))
       }
     }
@@ -160,13 +161,11 @@ public final class Executable: @unchecked Sendable {
                                   sharesForward: sharesForward[i], rowStrides: rowStrides, threads: threadsOf(i))
     }
     var kernels: [any Kernel] = []
-    var k = 0
-    while k < schedule.order.count {
-      let i = schedule.order[k]
-      guard let group = schedule.lane[i]?.group else { kernels += try lowered(i); k += 1; continue }
-      let lanes = schedule.groups[group]
-      kernels.append(LaneGroup(lanes: try lanes.map { try $0.flatMap(lowered) }))
-      k += lanes[0].count + lanes[1].count
+    for step in schedule.steps {
+      switch step {
+      case .node(let i): kernels += try lowered(i)
+      case .group(let g): kernels.append(LaneGroup(lanes: try schedule.groups[g].map { try $0.flatMap(lowered) }))
+      }
     }
     self.kernels = kernels
     var results = graph.outputs.map { ($0.name, $0.value) }

@@ -9,14 +9,14 @@ struct MemoryPlan {
     /// First and last position that touch the buffer (inclusive): a kernel's index in
     /// program order, or within a group of kernels that run side by side `Schedule.position`.
     var first: Int, last: Int
-    /// `2·group + lane` for a buffer only one lane of a group touches (`Schedule`): it never
-    /// shares memory with a buffer of the group's other lane, whatever the positions.
-    var lane: Int? = nil
+    /// The lane of a group that alone touches the buffer (`Schedule`): it never shares
+    /// memory with a buffer of the group's other lane, whatever the positions.
+    var lane: Schedule.Lane? = nil
 
     func conflicts(with other: Buffer) -> Bool {
       if first <= other.last && other.first <= last { return true }
       guard let l = lane, let m = other.lane else { return false }
-      return l / 2 == m / 2 && l != m
+      return l.group == m.group && l.index != m.index
     }
   }
 

@@ -27,10 +27,19 @@ import GlassboxIR
 /// (`MemoryPlan.Buffer.lane`); a buffer that crosses the group's boundary is live over the
 /// whole group.
 struct Schedule {
-  /// Node indices in run order; a group's nodes are consecutive, lane 0 then lane 1.
-  var order: [Int]
-  /// Per node: its group and lane, if it runs in one.
-  var lane: [(group: Int, lane: Int)?]
+  /// A lane of a group.
+  struct Lane: Hashable {
+    var group: Int, index: Int
+  }
+  /// One step of the program: a node on its own, or a group (its lanes side by side).
+  enum Step: Equatable {
+    case node(Int), group(Int)
+  }
+
+  /// The program in run order.
+  var steps: [Step]
+  /// Per node: its lane, if it runs in one.
+  var lane: [Lane?]
   /// Per group: the node indices of each lane, in run order.
   var groups: [[[Int]]]
   /// Per node: its liveness position.
@@ -42,8 +51,8 @@ struct Schedule {
 
   /// The program order with nothing side by side.
   static func sequential(_ count: Int) -> Schedule {
-    Schedule(order: Array(0..<count), lane: Array(repeating: nil, count: count), groups: [], position: Array(0..<count),
-             spans: [], positions: count)
+    Schedule(steps: (0..<count).map(Step.node), lane: Array(repeating: nil, count: count), groups: [],
+             position: Array(0..<count), spans: [], positions: count)
   }
 
   /// Ops a chain takes in besides its cells: copies and small arithmetic, no thread splits.
@@ -105,7 +114,7 @@ struct Schedule {
     }
 
     var order = Array(0..<count)
-    var lane = [(group: Int, lane: Int)?](repeating: nil, count: count)
+    var lane = [Lane?](repeating: nil, count: count)
     var groups: [[[Int]]] = []
     var rank = [Int](repeating: 0, count: count)  // position in `order`
     func rerank() { for (r, n) in order.enumerated() { rank[n] = r } }
@@ -155,7 +164,7 @@ struct Schedule {
       }
       let group = groups.count
       let lanes = [order.filter { a.contains($0) }, order.filter { b.contains($0) }]
-      for (l, nodes) in lanes.enumerated() { for n in nodes { lane[n] = (group, l) } }
+      for (l, nodes) in lanes.enumerated() { for n in nodes { lane[n] = Lane(group: group, index: l) } }
       groups.append(lanes)
       let inGroup = a.union(b)
       order = order.filter { before.contains($0) } + lanes[0] + lanes[1]
@@ -165,20 +174,20 @@ struct Schedule {
     }
     guard !groups.isEmpty else { return sequential(count) }
 
-    var position = [Int](repeating: 0, count: count)
+    // The steps (a group where its first node was) and the liveness positions.
+    var steps: [Step] = [], position = [Int](repeating: 0, count: count)
     var spans = [ClosedRange<Int>](repeating: 0...0, count: groups.count)
-    var p = 0, i = 0
-    while i < order.count {
-      let n = order[i]
-      guard let (group, _) = lane[n] else { position[n] = p; p += 1; i += 1; continue }
-      let lanes = groups[group]
-      for nodes in lanes { for (k, m) in nodes.enumerated() { position[m] = p + k } }
-      let span = lanes.map(\.count).max()!
-      spans[group] = p...(p + span - 1)
+    var p = 0
+    for n in order {
+      guard let l = lane[n] else { steps.append(.node(n)); position[n] = p; p += 1; continue }
+      guard steps.last != .group(l.group) else { continue }
+      steps.append(.group(l.group))
+      for nodes in groups[l.group] { for (k, m) in nodes.enumerated() { position[m] = p + k } }
+      let span = groups[l.group].map(\.count).max()!
+      spans[l.group] = p...(p + span - 1)
       p += span
-      i += lanes[0].count + lanes[1].count
     }
-    return Schedule(order: order, lane: lane, groups: groups, position: position, spans: spans, positions: p)
+    return Schedule(steps: steps, lane: lane, groups: groups, position: position, spans: spans, positions: p)
   }
 }
 

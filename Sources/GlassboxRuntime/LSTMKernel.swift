@@ -3,15 +3,17 @@ import Dispatch
 
 /// A whole (bi)directional LSTM layer, PyTorch's semantics (batch first, gates i, f, g, o).
 ///
-/// Per direction: one GEMM projects every time step's input at once,
-/// `proj[B·T, 4H] = x[B·T, F] · W_ihᵀ + (b_ih + b_hh)`; then each step adds `h · W_hhᵀ`
-/// (with `W_hh` transposed to `[H, 4H]` so the update is a run of vector FMAs over the gate
-/// axis), applies the four gate activations and updates `c` and `h` in one pass — the fused
-/// cell. The two directions are independent and run on two threads — unless only the last
-/// step is read (the reverse direction is then one step): then one after the other, the
-/// projection and the recurrence's batch rows split over the cores.
+/// Per direction: GEMMs project the input of a chunk of time steps at once,
+/// `proj[L, B, 4H] = x[:, t₀..<t₀+L] · W_ihᵀ + (b_ih + b_hh)` — the whole sequence where it fits
+/// in `chunkFloats`, else chunks of `L` steps projected as the recurrence reaches them (at
+/// B = 32, T = 768 one projection of every step would be 12 MiB per direction); then each step
+/// adds `h · W_hhᵀ` (with `W_hh` transposed to `[H, 4H]` so the update is a run of vector FMAs
+/// over the gate axis), applies the four gate activations and updates `c` and `h` in one
+/// pass — the fused cell. The two directions are independent and run on two threads — unless
+/// only the last step is read (the reverse direction is then one step): then one after the
+/// other, the projection and the recurrence split over the cores by batch rows.
 ///
-/// Scratch, per direction: `proj[B·T·4H]`, `wt[H·4H]`, `h[B·H]`, `c[B·H]`, `gates[B·4H]`.
+/// Scratch, per direction: `proj[L·B·4H]`, `wt[H·4H]`, `h[B·H]`, `c[B·H]`, `gates[B·4H]`.
 struct LSTMLayer: Kernel {
   var label: String
   var batch: Int, steps: Int, features: Int, hidden: Int, directions: Int
@@ -21,68 +23,87 @@ struct LSTMLayer: Kernel {
   var scratch: Int
   /// Whether the two directions may run on two threads (they do unless `lastOnly`).
   var parallel: Bool
-  /// Cores the input projection is split over when the directions run one after the other.
+  /// Cores the projection and the recurrence are split over when the directions run one
+  /// after the other.
   var threads: Int
   /// Only the outputs at the last time step, `out[B, directions·H]`: the reverse direction
   /// then needs one step (its first) and one row of projection per batch element.
   var lastOnly: Bool
 
+  /// The most floats of projection a direction holds at once (1 MiB: a chunk stays in cache
+  /// between its GEMM and its steps).
+  static let chunkFloats = 1 << 18
+
+  /// Time steps projected at once.
+  static func chunkSteps(batch: Int, steps: Int, hidden: Int) -> Int {
+    Swift.max(1, Swift.min(steps, chunkFloats / Swift.max(1, batch * 4 * hidden)))
+  }
+
   /// Floats of scratch one direction needs.
   static func scratchCount(batch: Int, steps: Int, hidden: Int) -> Int {
     let g = 4 * hidden
-    return batch * steps * g + hidden * g + 2 * batch * hidden + batch * g
+    return chunkSteps(batch: batch, steps: steps, hidden: hidden) * batch * g + hidden * g + 2 * batch * hidden + batch * g
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     // With `lastOnly` the reverse direction is one step: side by side, one core would run
     // all T steps of the forward direction alone while the other idles. One direction after
-    // the other instead, the projection splits over the cores, and so do the batch rows of
-    // the recurrence (independent sequences, each core its rows of h, c and the gates).
+    // the other instead, the batch rows split over the cores (independent sequences, each
+    // core projects and runs its rows of h, c and the gates).
     if directions == 2 && parallel && !lastOnly {
       // One direction per core, each with a single-threaded BLAS, so nothing is oversubscribed.
       let base = UnsafeSendable(a)
       DispatchQueue.concurrentPerform(iterations: 2) { d in
-        project(base.pointer, direction: d, threads: 1)
         transposeRecurrentWeights(base.pointer, direction: d)
-        recur(base.pointer, direction: d, rows: 0..<batch)
+        recur(base.pointer, direction: d, rows: 0..<batch, threads: 1)
       }
     } else {
       let parts = Swift.max(1, Swift.min(threads, batch / 8))
       for d in 0..<directions {
-        project(a, direction: d, threads: threads)
         transposeRecurrentWeights(a, direction: d)
         let stepCount = lastOnly && d == 1 ? 1 : steps
-        guard parts > 1 && stepCount > 1 else { recur(a, direction: d, rows: 0..<batch); continue }
+        guard parts > 1 && stepCount > 1 else { recur(a, direction: d, rows: 0..<batch, threads: threads); continue }
         let base = UnsafeSendable(a), kernel = self
         DispatchQueue.concurrentPerform(iterations: parts) { part in
-          kernel.recur(base.pointer, direction: d, rows: (kernel.batch * part / parts)..<(kernel.batch * (part + 1) / parts))
+          kernel.recur(base.pointer, direction: d, rows: (kernel.batch * part / parts)..<(kernel.batch * (part + 1) / parts),
+                       threads: 1)
         }
       }
     }
   }
 
-  /// `proj[B·T, 4H] = x · W_ihᵀ + b_ih + b_hh`, every time step at once.
-  func project(_ a: UnsafeMutablePointer<Float>, direction d: Int, threads: Int) {
+  /// `proj[t − t₀, b] = x[b, t] · W_ihᵀ + b_ih + b_hh` for the steps `t₀..<t₀+length` and the
+  /// batch rows `rows`: one GEMM per row over the chunk's steps, or one per step over the rows
+  /// (x's rows `T·F` apart) where that is fewer calls.
+  func project(_ a: UnsafeMutablePointer<Float>, direction d: Int, rows: Range<Int>, from t0: Int, length: Int,
+               threads: Int) {
     let g = 4 * hidden
     let (wih, _, bih, bhh) = weights[d]
     let proj = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
-    for j in 0..<g { proj[j] = a[bih + j] + a[bhh + j] }
-    for r in 1..<Swift.max(batch * steps, 1) { (proj + r * g).update(from: proj, count: g) }
-    if lastOnly && d == 1 {
-      // Only x[b, T−1] is read: rows T·F apart, results where step T−1 expects them.
-      BLAS.sgemm(threads: threads, transB: true, m: batch, n: g, k: features, a: a + x + (steps - 1) * features,
-                 lda: steps * features,
-                 b: a + wih, ldb: features, beta: 1, c: proj + (steps - 1) * g, ldc: steps * g)
+    let first = proj + rows.lowerBound * g
+    for j in 0..<g { first[j] = a[bih + j] + a[bhh + j] }
+    for t in 0..<length {
+      for b in rows where t > 0 || b > rows.lowerBound { (proj + (t * batch + b) * g).update(from: first, count: g) }
+    }
+    if length <= rows.count {
+      for t in 0..<length {
+        BLAS.sgemm(threads: threads, transB: true, m: rows.count, n: g, k: features,
+                   a: a + x + (rows.lowerBound * steps + t0 + t) * features, lda: steps * features,
+                   b: a + wih, ldb: features, beta: 1, c: proj + (t * batch + rows.lowerBound) * g, ldc: g)
+      }
     } else {
-      BLAS.sgemm(threads: threads, transB: true, m: batch * steps, n: g, k: features, a: a + x, lda: features,
-                 b: a + wih, ldb: features, beta: 1, c: proj, ldc: g)
+      for b in rows {
+        BLAS.sgemm(threads: threads, transB: true, m: length, n: g, k: features, a: a + x + (b * steps + t0) * features,
+                   lda: features, b: a + wih, ldb: features, beta: 1, c: proj + b * g, ldc: batch * g)
+      }
     }
   }
 
   /// `W_hh` transposed to `[H, 4H]` in the direction's scratch, for `recur`.
   func transposeRecurrentWeights(_ a: UnsafeMutablePointer<Float>, direction d: Int) {
     let g = 4 * hidden, h = hidden
-    let wt = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden) + batch * steps * g
+    let wt = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
+      + LSTMLayer.chunkSteps(batch: batch, steps: steps, hidden: hidden) * batch * g
     let whh = a + weights[d].1
     for k in 0..<h { for j in 0..<g { wt[k * g + j] = whh[j * h + k] } }
   }
@@ -90,11 +111,12 @@ struct LSTMLayer: Kernel {
   /// The recurrence of direction `d` for the batch rows `rows` (their rows of h, c and the
   /// gates in scratch are theirs alone).
   @inline(__always)
-  func recur(_ a: UnsafeMutablePointer<Float>, direction d: Int, rows: Range<Int>) {
+  func recur(_ a: UnsafeMutablePointer<Float>, direction d: Int, rows: Range<Int>, threads: Int) {
     let g = 4 * hidden, h = hidden
     let per = LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
+    let chunk = LSTMLayer.chunkSteps(batch: batch, steps: steps, hidden: hidden)
     let proj = a + scratch + d * per
-    let wt = proj + batch * steps * g
+    let wt = proj + chunk * batch * g
     let hs = wt + h * g, cs = hs + batch * h, gates = cs + batch * h
     (hs + rows.lowerBound * h).update(repeating: 0, count: rows.count * h)
     (cs + rows.lowerBound * h).update(repeating: 0, count: rows.count * h)
@@ -105,18 +127,25 @@ struct LSTMLayer: Kernel {
     let stepCount = lastOnly && d == 1 ? 1 : steps
     for s in 0..<stepCount {
       let t = d == 0 ? s : steps - 1 - s
+      // The chunk of steps holding t, projected when the recurrence enters it.
+      let t0 = t - t % chunk
+      if s == 0 || (d == 0 ? t == t0 : t == Swift.min(steps, t0 + chunk) - 1) {
+        let length = stepCount == 1 ? 1 : Swift.min(chunk, steps - t0)
+        project(a, direction: d, rows: rows, from: stepCount == 1 ? t : t0, length: length, threads: threads)
+      }
+      let stepGates = proj + (stepCount == 1 ? 0 : (t - t0) * batch * g)
       // With `lastOnly`, only the last time step writes its outputs, into row b of
       // `out[B, directions·H]`; earlier steps just carry h and c.
       let writes = !lastOnly || t == steps - 1
       if useGEMM {
-        for b in rows { (gates + b * g).update(from: proj + (b * steps + t) * g, count: g) }
+        for b in rows { (gates + b * g).update(from: stepGates + b * g, count: g) }
         BLAS.sgemm(m: rows.count, n: g, k: h, a: hs + rows.lowerBound * h, lda: h, b: wt, ldb: g, beta: 1,
                    c: gates + rows.lowerBound * g, ldc: g)
       }
       for b in rows {
         let gate = gates + b * g
         let hb = hs + b * h
-        if !useGEMM { gate.update(from: proj + (b * steps + t) * g, count: g) }
+        if !useGEMM { gate.update(from: stepGates + b * g, count: g) }
         if vectorized {
           let gv = UnsafeMutableRawPointer(gate)
           // gates += h·W_hhᵀ, eight vectors (64 gates) at a time kept in registers over k.

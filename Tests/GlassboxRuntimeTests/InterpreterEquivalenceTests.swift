@@ -36,6 +36,15 @@ struct InterpreterEquivalenceTests {
       w = lstm(x, hidden: 8)
     }
     """,
+    // Sequences longer than one chunk of projection (`LSTMLayer.chunkFloats`): batch 9,
+    // hidden 16 projects 455 steps at a time (chunks 455, 455, 90; the reverse direction starts
+    // in the short one); batch 17, last step only, 240 at a time, each core projecting its rows.
+    """
+    graph g(x: f32[9, 1000, 5], s: f32[17, 500, 3]) -> (y: f32[9, 1000, 32], z: f32[17, 32]) {
+      y = lstm(x, hidden: 16, bidirectional: true)
+      z = lstm(s, hidden: 16, bidirectional: true, last: true)
+    }
+    """,
     // Explicit fused cells (what unroll-lstm emits): batch 2, hidden 3 and 19 (two vectors and
     // three units).
     """

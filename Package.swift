@@ -20,11 +20,12 @@ let package = Package(
   targets: [
     // C libraries, each wrapped by exactly one Swift module (named in the comment).
     .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),  // GlassboxRuntime (headers; dlopen)
-    .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat",
+    // FFmpeg and libsndfile: headers only; CMediaLoader opens the libraries when first used.
+    .systemLibrary(name: "CFFmpeg",
                    providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev",
                                      "libswscale-dev", "libswresample-dev"])]),  // GlassboxMedia
-    .systemLibrary(name: "CSndfile", pkgConfig: "sndfile",
-                   providers: [.apt(["libsndfile1-dev"])]),             // GlassboxMedia
+    .systemLibrary(name: "CSndfile", providers: [.apt(["libsndfile1-dev"])]),  // GlassboxMedia
+    .target(name: "CMediaLoader", linkerSettings: [.linkedLibrary("dl")]),     // GlassboxMedia
     .systemLibrary(name: "CGraphviz", pkgConfig: "libgvc",
                    providers: [.apt(["libgraphviz-dev"])]),             // GlassboxViz
 
@@ -42,7 +43,7 @@ let package = Package(
             swiftSettings: strict),
     // Measures of explanations (pure math over maps and outputs).
     .target(name: "GlassboxExplain", swiftSettings: strict),
-    .target(name: "GlassboxMedia", dependencies: ["GlassboxIR", "CFFmpeg", "CSndfile"], swiftSettings: strict),
+    .target(name: "GlassboxMedia", dependencies: ["GlassboxIR", "CFFmpeg", "CSndfile", "CMediaLoader"], swiftSettings: strict),
     // t-SNE, trustworthiness, SVG scatter plots and the study report (BLAS through the runtime).
     .target(name: "GlassboxAnalysis", dependencies: ["GlassboxRuntime"], swiftSettings: strict),
     // Optimizers, schedules, data sets and the training loop over a compiled training step.

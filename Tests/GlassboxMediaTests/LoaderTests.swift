@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+/// FFmpeg and libsndfile are opened when a media function is first called (CMediaLoader), not
+/// linked: a glassbox process that touches no media never maps them (about 24 MiB of resident
+/// memory and ~130 libraries fewer), one that does maps them on its first call.
+struct LoaderTests {
+  /// The debug `glassbox` built beside the test runner (`swift build --build-tests` builds it).
+  static let glassbox = Bundle.main.executableURL!.deletingLastPathComponent().appendingPathComponent("glassbox").path
+
+  /// stdout and the dynamic loader's trace of the libraries it opened (`LD_DEBUG=libs`).
+  static func run(_ arguments: [String]) throws -> (output: String, trace: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: glassbox)
+    process.arguments = arguments
+    process.currentDirectoryURL = Repo.root
+    process.environment = ProcessInfo.processInfo.environment.merging(["LD_DEBUG": "libs"]) { $1 }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    // Read stderr on another thread: the trace can outgrow a pipe's buffer.
+    nonisolated(unsafe) var trace = Data()
+    let reader = Thread { trace = err.fileHandleForReading.readDataToEndOfFile() }
+    reader.start()
+    let output = out.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+    #expect(process.terminationStatus == 0, "glassbox \(arguments.joined(separator: " ")) failed")
+    return (String(decoding: output, as: UTF8.self), String(decoding: trace, as: UTF8.self))
+  }
+
+  @Test func mediaLibrariesOpenOnFirstUse() throws {
+    try #require(FileManager.default.isExecutableFile(atPath: Self.glassbox), "no \(Self.glassbox)")
+    let check = try Self.run(["check", "graphs/bilstm.graph", "--bind", "C=5"])
+    #expect(check.output.contains("bilstm"))
+    #expect(check.trace.contains("libopenblas") || check.trace.contains("libswiftCore"), "no loader trace")
+    for library in ["libavformat", "libavcodec", "libsndfile", "libx265"] {
+      #expect(!check.trace.contains(library), "glassbox check loaded \(library)")
+    }
+    let version = try Self.run(["version"])
+    #expect(version.output.contains("libavformat 59.") && version.output.contains("libsndfile libsndfile-1."))
+    for library in ["libavformat.so", "libavcodec.so", "libswscale.so", "libsndfile.so"] {
+      #expect(version.trace.contains("calling init: ") && version.trace.contains(library), "glassbox version did not load \(library)")
+    }
+  }
+}

@@ -3,6 +3,7 @@ import Foundation
 import GlassboxAnalysis
 import GlassboxFormat
 import GlassboxIR
+import GlassboxMedia
 
 /// `glassbox study [--quick] -o DIR`: the whole study as a list of stages — generate the data,
 /// then per model train, evaluate, explain and embed, then the report.
@@ -67,6 +68,8 @@ struct Study: ParsableCommand {
 
   func run() throws {
     let plan = StudyPlan(quick: quick, seed: seed)
+    // Its stages read audio and video: missing media libraries are said now, not mid-run.
+    if let why = MediaLibraries.loadError { throw ValidationError("glassbox study reads audio and video: \(why)") }
     let folder = try StudyFolder.prepare(output, force: force, quick: quick)
     let context = StudyContext(directory: output, dataRoot: data ?? (output as NSString).appendingPathComponent("data"),
                                tools: try tools ?? StudyContext.findTools(), plan: plan, threads: threads,

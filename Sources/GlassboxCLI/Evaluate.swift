@@ -27,7 +27,7 @@ struct Evaluate: ParsableCommand {
   @Option(help: ArgumentHelp("The split to evaluate on.", valueName: "train|validation|test"))
   var split: String = "test"
 
-  @Option(help: "At most this many examples.")
+  @Option(help: "At most this many examples, taken from each class in turn.")
   var limit: Int?
 
   @Option(help: "Points of the deletion and insertion curves (besides the start).")
@@ -116,7 +116,9 @@ struct Evaluate: ParsableCommand {
     }
     let inputName = graph[inputID].name
     let set = try loadDataSet(root: data, kind: recipe.kind, split: split, seed: loaded.splitSeed)
-    let examples = Array(set.examples.prefix(limit ?? Int.max))
+    // A limited set takes each class in turn (the split lists clips class by class: a prefix
+    // would explain the first few classes only).
+    let examples = ExampleSource.balanced(set.examples, limit: limit ?? Int.max).map { set.examples[$0] }
     guard !examples.isEmpty else { throw CommandError("\(data): no \(split) examples") }
     let extractor = try FeatureExtractor(recipe)
     func tensor(_ path: String) throws -> Tensor {

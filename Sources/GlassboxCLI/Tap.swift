@@ -43,7 +43,7 @@ struct TapCommand: ParsableCommand {
   @Option(help: ArgumentHelp("The data set split to explain.", valueName: "train|validation|test"))
   var split: String = "test"
 
-  @Option(help: "At most this many examples of --data.")
+  @Option(help: "At most this many examples of --data, taken from each class in turn.")
   var limit: Int?
 
   @Option(help: "Cores to use.")
@@ -90,7 +90,7 @@ struct TapCommand: ParsableCommand {
       guard let recipe else { throw CommandError("--data needs an input recipe; \(input.name) has none") }
       let set = try loadDataSet(root: data, kind: recipe.kind, split: split, seed: loaded.splitSeed)
       if classNames.isEmpty { classNames = set.classes }
-      for e in set.examples.prefix(limit ?? Int.max) {
+      for e in ExampleSource.balanced(set.examples, limit: limit ?? Int.max).map({ set.examples[$0] }) {
         let stem = ((e.path as NSString).lastPathComponent as NSString).deletingPathExtension
         examples.append((e.path, e.label, set.classes[e.label] + "/" + stem))
       }

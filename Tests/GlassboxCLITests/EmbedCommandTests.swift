@@ -3,11 +3,21 @@ import GlassboxAnalysis
 @testable import GlassboxCLI
 import GlassboxFormat
 import GlassboxIR
+import GlassboxMedia
 import GlassboxReference
 import Testing
 
 /// `glassbox embed` on a tensor folder: a small LSTM spec, three classes of sequences.
 struct EmbedCommandTests {
+  /// A limited set (embed, evaluate's and tap's `--limit`) takes each class in turn from a
+  /// split listed class by class, in the split's order, not the first classes' clips.
+  @Test func limitedSetsTakeEveryClass() {
+    let files = [5, 5, 2].enumerated().flatMap { c, n in (0..<n).map { LabeledFile(path: "c\(c)_\($0)", label: c) } }
+    #expect(ExampleSource.balanced(files, limit: 4) == [0, 1, 5, 10])
+    #expect(ExampleSource.balanced(files, limit: 8).map { files[$0].label } == [0, 0, 0, 1, 1, 1, 2, 2])
+    #expect(ExampleSource.balanced(files, limit: 99) == Array(files.indices))
+  }
+
   static let spec = """
     graph tiny(x: f32[B, 6, 4]) -> (logits: f32[B, C]) where C = 3 {
       lstm = lstm(x, hidden: 8, bidirectional: true)

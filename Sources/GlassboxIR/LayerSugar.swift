@@ -20,7 +20,7 @@ struct LayerSugar {
     switch op {
     case .conv2d:
       [Op.AttrSpec("out", .dim), Op.AttrSpec("kernel", .pair), Op.AttrSpec("bias", .bool, .bool(true)),
-       Op.AttrSpec("init", .choice(["default", "kaiming_normal"]), .string("default"))]
+       Op.AttrSpec("init", .choice(["default", "kaiming_normal", "kaiming_normal_fan_in"]), .string("default"))]
     case .linear:
       [Op.AttrSpec("out", .dim), Op.AttrSpec("bias", .bool, .bool(true))]
     default:
@@ -40,7 +40,11 @@ struct LayerSugar {
   ///
   /// Initialisation follows PyTorch: `Conv2d` and `Linear` draw weight and bias from
   /// U(±1/√fan_in) (what `kaiming_uniform_(a=√5)` amounts to); `init: kaiming_normal` is
-  /// torchvision's ResNet/VGG convolution init, N(0, √(2/fan_out)) with a zero bias; `LSTM`
+  /// torchvision's ResNet/VGG convolution init, N(0, √(2/fan_out)) with a zero bias, and
+  /// `init: kaiming_normal_fan_in` PyTorch's `kaiming_normal_` in its default mode,
+  /// N(0, √(2/fan_in)) with a zero bias (He et al.'s: it keeps the activations' scale through a
+  /// deep stack of ReLU convolutions without batch norm, where fan_out shrinks it wherever the
+  /// channels grow); `LSTM`
   /// draws everything from U(±1/√hidden); `BatchNorm2d` starts at weight 1, bias 0, mean 0,
   /// variance 1.
   func parameters(input x: TensorType, own: Attributes, nodeAttributes: Attributes) throws(ShapeError) -> [ParameterSpec] {
@@ -66,11 +70,13 @@ struct LayerSugar {
       }
       let fanIn = cin / groups * kernel[0] * kernel[1]
       let fanOut = o * kernel[0] * kernel[1]
-      let kaiming = own.string("init") == "kaiming_normal"
+      let initName = own.string("init")
+      let kaiming = initName.hasPrefix("kaiming_normal")
       let bound = 1 / Double(fanIn).squareRoot()
+      let std = (2 / Double(initName == "kaiming_normal_fan_in" ? fanIn : fanOut)).squareRoot()
       var specs = [ParameterSpec(suffix: "weight", type: TensorType(dtype, [out, Dim(cin / groups), Dim(kernel[0]), Dim(kernel[1])]),
                                  role: .trainable,
-                                 initializer: kaiming ? .normal(std: (2 / Double(fanOut)).squareRoot()) : .uniform(bound: bound))]
+                                 initializer: kaiming ? .normal(std: std) : .uniform(bound: bound))]
       if own.bool("bias", default: true) {
         specs.append(ParameterSpec(suffix: "bias", type: TensorType(dtype, [out]), role: .trainable,
                                    initializer: kaiming ? .zeros : .uniform(bound: bound)))

@@ -94,6 +94,32 @@ struct ModelFileTests {
     #expect(throws: Initialization.Failure.self) { try Initialization.weights(for: unbound, seed: 0) }
   }
 
+  /// Convolution inits: PyTorch's default U(±1/√fan_in), torchvision's N(0, √(2/fan_out)) and
+  /// `kaiming_normal_`'s default mode N(0, √(2/fan_in)), biases zero for the Kaiming two — the
+  /// drawn weights' spread matches (64 → 256 channels: the two Kaiming stds differ by 2×).
+  @Test func convolutionInitialisers() throws {
+    let text = """
+      graph g(x: f32[1, 64, 5, 5]) -> (a: f32[1, 256, 5, 5], b: f32[1, 256, 5, 5], c: f32[1, 256, 5, 5]) {
+        a = conv2d(x, out: 256, kernel: 3, padding: 1)
+        b = conv2d(x, out: 256, kernel: 3, padding: 1, init: kaiming_normal)
+        c = conv2d(x, out: 256, kernel: 3, padding: 1, init: kaiming_normal_fan_in)
+      }
+      """
+    let graph = try Spec.checkedGraph(SourceText(fileName: "init.graph", text: text), bindings: [:])
+    let weights = Dictionary(uniqueKeysWithValues: zip(graph.parameters.map(\.name), try Initialization.weights(for: graph, seed: 3)))
+    func std(_ name: String) throws -> Double {
+      let v = try #require(weights[name]).doubles
+      return (v.map { $0 * $0 }.reduce(0, +) / Double(v.count)).squareRoot()
+    }
+    let fanIn = 64.0 * 9, fanOut = 256.0 * 9
+    #expect(abs(try std("a.weight") / ((1 / fanIn).squareRoot() / 3.0.squareRoot()) - 1) < 0.02)
+    #expect(abs(try std("b.weight") / (2 / fanOut).squareRoot() - 1) < 0.02)
+    #expect(abs(try std("c.weight") / (2 / fanIn).squareRoot() - 1) < 0.02)
+    #expect(try #require(weights["b.bias"]).doubles.allSatisfy { $0 == 0 })
+    #expect(try #require(weights["c.bias"]).doubles.allSatisfy { $0 == 0 })
+    #expect(try #require(weights["a.bias"]).doubles.contains { $0 != 0 })
+  }
+
   @Test func knownAnswers() {
     #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
     #expect(CRC32.checksum([UInt8](repeating: 0xAB, count: 1000)) == 0xA670_F964)

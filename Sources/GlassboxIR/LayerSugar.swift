@@ -44,9 +44,8 @@ struct LayerSugar {
   /// `init: kaiming_normal_fan_in` PyTorch's `kaiming_normal_` in its default mode,
   /// N(0, √(2/fan_in)) with a zero bias (He et al.'s: it keeps the activations' scale through a
   /// deep stack of ReLU convolutions without batch norm, where fan_out shrinks it wherever the
-  /// channels grow); `LSTM`
-  /// draws everything from U(±1/√hidden); `BatchNorm2d` starts at weight 1, bias 0, mean 0,
-  /// variance 1.
+  /// channels grow); `LSTM` draws everything from U(±1/√hidden); `BatchNorm2d` starts at
+  /// weight 1, bias 0, mean 0, variance 1.
   func parameters(input x: TensorType, own: Attributes, nodeAttributes: Attributes) throws(ShapeError) -> [ParameterSpec] {
     let dtype = x.dtype
     switch op {

@@ -16,7 +16,7 @@ CNN that pools globally (ResNet, VGG) cannot tell where a thing is except throug
 zero padding at the frame's edges, so classes of translation (an earlier version had
 move_left/right/up/down) are learnt from edge effects and their Grad-CAM maps point at the
 borders. The acting object is large (its box about half the frame's height), as HMDB-51's
-actors are, so that a stride-32 feature map (3×3 at 96×96) can place it. Frames are encoded by
+actors are, so that a stride-32 feature map (4×4 at the study's 112×112) can place it. Frames are encoded by
 ffmpeg's MPEG-4 part 2 encoder with the XVID tag, as HMDB-51's clips are.
 
 Beside each clip, <clip>.json records the class, the acting object, and its bounding box in

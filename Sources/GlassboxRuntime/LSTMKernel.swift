@@ -45,6 +45,17 @@ struct LSTMLayer: Kernel {
     return chunkSteps(batch: batch, steps: steps, hidden: hidden) * batch * g + hidden * g + 2 * batch * hidden + batch * g
   }
 
+  /// Direction `d`'s scratch: the projected chunk, `W_hhᵀ`, h, c and the gates.
+  func scratchOf(_ a: UnsafeMutablePointer<Float>, direction d: Int)
+    -> (proj: UnsafeMutablePointer<Float>, wt: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>,
+        c: UnsafeMutablePointer<Float>, gates: UnsafeMutablePointer<Float>) {
+    let g = 4 * hidden
+    let proj = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
+    let wt = proj + LSTMLayer.chunkSteps(batch: batch, steps: steps, hidden: hidden) * batch * g
+    let h = wt + hidden * g, c = h + batch * hidden
+    return (proj, wt, h, c, c + batch * hidden)
+  }
+
   func run(_ a: UnsafeMutablePointer<Float>) {
     // With `lastOnly` the reverse direction is one step: side by side, one core would run
     // all T steps of the forward direction alone while the other idles. One direction after
@@ -79,7 +90,7 @@ struct LSTMLayer: Kernel {
                threads: Int) {
     let g = 4 * hidden
     let (wih, _, bih, bhh) = weights[d]
-    let proj = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
+    let proj = scratchOf(a, direction: d).proj
     let first = proj + rows.lowerBound * g
     for j in 0..<g { first[j] = a[bih + j] + a[bhh + j] }
     for t in 0..<length {
@@ -102,8 +113,7 @@ struct LSTMLayer: Kernel {
   /// `W_hh` transposed to `[H, 4H]` in the direction's scratch, for `recur`.
   func transposeRecurrentWeights(_ a: UnsafeMutablePointer<Float>, direction d: Int) {
     let g = 4 * hidden, h = hidden
-    let wt = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
-      + LSTMLayer.chunkSteps(batch: batch, steps: steps, hidden: hidden) * batch * g
+    let wt = scratchOf(a, direction: d).wt
     let whh = a + weights[d].1
     for k in 0..<h { for j in 0..<g { wt[k * g + j] = whh[j * h + k] } }
   }
@@ -113,11 +123,8 @@ struct LSTMLayer: Kernel {
   @inline(__always)
   func recur(_ a: UnsafeMutablePointer<Float>, direction d: Int, rows: Range<Int>, threads: Int) {
     let g = 4 * hidden, h = hidden
-    let per = LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
     let chunk = LSTMLayer.chunkSteps(batch: batch, steps: steps, hidden: hidden)
-    let proj = a + scratch + d * per
-    let wt = proj + chunk * batch * g
-    let hs = wt + h * g, cs = hs + batch * h, gates = cs + batch * h
+    let (proj, wt, hs, cs, gates) = scratchOf(a, direction: d)
     (hs + rows.lowerBound * h).update(repeating: 0, count: rows.count * h)
     (cs + rows.lowerBound * h).update(repeating: 0, count: rows.count * h)
     let vectors = g / 8, vectorized = g % 8 == 0 && h % 8 == 0
@@ -125,15 +132,16 @@ struct LSTMLayer: Kernel {
     // From 8 rows on, one small GEMM per step beats a row at a time.
     let useGEMM = rows.count >= 8
     let stepCount = lastOnly && d == 1 ? 1 : steps
+    var projected = 0..<0  // the steps `proj` holds
     for s in 0..<stepCount {
       let t = d == 0 ? s : steps - 1 - s
-      // The chunk of steps holding t, projected when the recurrence enters it.
-      let t0 = t - t % chunk
-      if s == 0 || (d == 0 ? t == t0 : t == Swift.min(steps, t0 + chunk) - 1) {
-        let length = stepCount == 1 ? 1 : Swift.min(chunk, steps - t0)
-        project(a, direction: d, rows: rows, from: stepCount == 1 ? t : t0, length: length, threads: threads)
+      if !projected.contains(t) {
+        // The chunk holding t (just t where it is the only step), projected on entering it.
+        let t0 = stepCount == 1 ? t : t - t % chunk
+        projected = t0..<Swift.min(steps, t0 + (stepCount == 1 ? 1 : chunk))
+        project(a, direction: d, rows: rows, from: t0, length: projected.count, threads: threads)
       }
-      let stepGates = proj + (stepCount == 1 ? 0 : (t - t0) * batch * g)
+      let stepGates = proj + (t - projected.lowerBound) * batch * g
       // With `lastOnly`, only the last time step writes its outputs, into row b of
       // `out[B, directions·H]`; earlier steps just carry h and c.
       let writes = !lastOnly || t == steps - 1

@@ -8,26 +8,24 @@ struct LoaderTests {
   /// The debug `glassbox` built beside the test runner (`swift build --build-tests` builds it).
   static let glassbox = Bundle.main.executableURL!.deletingLastPathComponent().appendingPathComponent("glassbox").path
 
-  /// stdout and the dynamic loader's trace of the libraries it opened (`LD_DEBUG=libs`).
+  /// stdout and the dynamic loader's trace of the libraries it opened (`LD_DEBUG=libs`, to a
+  /// file: the trace can outgrow a pipe's buffer).
   static func run(_ arguments: [String]) throws -> (output: String, trace: String) {
+    let folder = try TemporaryDirectory()
     let process = Process()
     process.executableURL = URL(fileURLWithPath: glassbox)
     process.arguments = arguments
     process.currentDirectoryURL = Repo.root
     process.environment = ProcessInfo.processInfo.environment.merging(["LD_DEBUG": "libs"]) { $1 }
-    let out = Pipe(), err = Pipe()
+    let out = Pipe()
+    try #require(FileManager.default.createFile(atPath: folder.path("trace"), contents: nil))
     process.standardOutput = out
-    process.standardError = err
+    process.standardError = try FileHandle(forWritingTo: folder.url.appendingPathComponent("trace"))
     try process.run()
-    // Read stderr on another thread: the trace can outgrow a pipe's buffer.
-    nonisolated(unsafe) var trace = Data()
-    let reader = Thread { trace = err.fileHandleForReading.readDataToEndOfFile() }
-    reader.start()
     let output = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
     #expect(process.terminationStatus == 0, "glassbox \(arguments.joined(separator: " ")) failed")
-    return (String(decoding: output, as: UTF8.self), String(decoding: trace, as: UTF8.self))
+    return (String(decoding: output, as: UTF8.self), try String(contentsOfFile: folder.path("trace"), encoding: .utf8))
   }
 
   @Test func mediaLibrariesOpenOnFirstUse() throws {

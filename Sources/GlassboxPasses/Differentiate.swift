@@ -67,6 +67,11 @@ public enum Differentiate {
     var active = Set<Int>()
     var contributions: [Int: [Contribution]] = [:]
     var totals: [Int: ValueID?] = [:]
+    /// Concatenations along axis 1 of `[B, K]` pieces, one per step and none missing, by the
+    /// set of their pieces: the steps' pieces in order and the stacked value. The recurrent
+    /// weight's gradient stacks the same gate gradients the projection's gradient did, and
+    /// reads that stack instead of a second copy.
+    var stepStacks: [Set<Int>: (pieces: [ValueID], stacked: ValueID)] = [:]
 
     var graph: Graph { builder.graph }
 
@@ -120,7 +125,12 @@ public enum Differentiate {
           }
         }
         try flushGap(&builder)
-        fulls.append(try builder.add(.concat, columns, ["axis": .int(axis)], tag: "steps")[0])
+        let stacked = try builder.add(.concat, columns, ["axis": .int(axis)], tag: "steps")[0]
+        if axis == 1, pieces.count == n, let (_, first) = pieces.first, graph[first].type.rank == 2 {
+          let ordered = (0..<n).map { pieces[$0]! }
+          stepStacks[Set(ordered.map(\.index))] = (ordered, stacked)
+        }
+        fulls.append(stacked)
       }
       if !products.isEmpty {
         let (dt, xt) = (graph[products[0].dy].type, graph[products[0].x].type)
@@ -132,7 +142,14 @@ public enum Differentiate {
             let columns = try values.map { try builder.reshape($0, column) }
             return try builder.add(.concat, columns, ["axis": .int(1)], tag: tag)[0]
           }
-          let dys = try stack(products.map(\.dy), dt, "dy_steps"), xs = try stack(products.map(\.x), xt, "x_steps")
+          let dys: ValueID, xs: ValueID
+          if let known = stepStacks[Set(products.map(\.dy.index))], known.pieces.count == products.count {
+            // The gate gradients are already stacked (for the projection): the inputs in their order.
+            let x = Dictionary(products.map { ($0.dy, $0.x) }, uniquingKeysWith: { a, _ in a })
+            (dys, xs) = (known.stacked, try stack(known.pieces.map { x[$0]! }, xt, "x_steps"))
+          } else {
+            (dys, xs) = (try stack(products.map(\.dy), dt, "dy_steps"), try stack(products.map(\.x), xt, "x_steps"))
+          }
           fulls.append(try builder.add(.linearBackwardWeight, [dys, xs], tag: "steps")[0])
         } else {
           for p in products { fulls.append(try builder.add(.linearBackwardWeight, [p.dy, p.x], tag: "step")[0]) }

@@ -119,6 +119,9 @@ struct LSTMCellBackward: Kernel {
   var threads = 1
   /// Floats between the batch rows of `gates` (4H, or T·4H where it is a step of the projection).
   var gatesStride: Int
+  /// Floats between the batch rows of `dGates` (4H, or T·4H where the steps' gradients are
+  /// stacked in place: `Executable.concatViews`).
+  var dGatesStride: Int
   static let flushBelow: Float = 1e-30
 
   @inline(__always) static func flushed(_ v: Float) -> Float { Swift.abs(v) < flushBelow ? 0 : v }
@@ -134,7 +137,7 @@ struct LSTMCellBackward: Kernel {
     BLAS.sgemm(threads: threads, transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1,
                c: pre, ldc: g4)
     for b in 0..<batch {
-      let p = pre + b * g4, dg = a + dGates + b * g4
+      let p = pre + b * g4, dg = a + dGates + b * dGatesStride
       let cv = a + c + b * n, dhv = a + dh + b * n, dcv = a + dc + b * n, dcp = a + dcPrev + b * n
       mapSIMD(p, p, 2 * n, FastMath.sigmoid)
       mapSIMD(p + 2 * n, p + 2 * n, n, FastMath.tanh)
@@ -171,7 +174,8 @@ struct LSTMCellBackward: Kernel {
         dcp[j] = Self.flushed(dct * f)
       }
     }
-    BLAS.sgemm(threads: threads, m: batch, n: n, k: g4, a: a + dGates, lda: g4, b: a + weight, ldb: n, c: a + dhPrev, ldc: n)
+    BLAS.sgemm(threads: threads, m: batch, n: n, k: g4, a: a + dGates, lda: dGatesStride, b: a + weight, ldb: n,
+               c: a + dhPrev, ldc: n)
   }
 
   /// One sequence (a tap's path back through the LSTM): both products in one pass over

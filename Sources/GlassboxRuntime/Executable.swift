@@ -55,6 +55,17 @@ public final class Executable: @unchecked Sendable {
     // A step of an LSTM's projection that only cells read is a view of the projection's rows.
     let views = Self.stepViews(graph)
     for i in views.keys { root[graph.nodes[i].results[0].index] = root[graph.nodes[i].operands[0].index] }
+    // Pieces of a concatenation that are written where it keeps them: each piece, with its
+    // aliases, lives in the concatenation's buffer from its start on.
+    let placed = Self.concatViews(graph, root: root)
+    var shift = [Int](repeating: 0, count: n)
+    if !placed.pieces.isEmpty {
+      var members = [[Int]](repeating: [], count: n)
+      for i in 0..<n { members[root[i]].append(i) }
+      for (piece, p) in placed.pieces {
+        for i in members[piece] { (root[i], shift[i]) = (p.target, shift[i] + p.start) }
+      }
+    }
 
     // Static region: parameters this program reads (a folded batch norm's originals are
     // not), then inputs.
@@ -140,8 +151,9 @@ public final class Executable: @unchecked Sendable {
     for (b, o) in owner.enumerated() {
       if o >= 0 { offsets[o] = staticSize + plan.offsets[b] } else { scratch[-o - 1] = staticSize + plan.offsets[b] }
     }
-    for i in 0..<n where offsets[i] < 0 { offsets[i] = offsets[root[i]] }
+    for i in 0..<n where offsets[i] < 0 { offsets[i] = offsets[root[i]] + shift[i] }
     var rowStrides: [Int: Int] = [:]
+    for (piece, p) in placed.pieces { if let stride = p.rowStride { rowStrides[piece] = stride } }
     for (i, v) in views {
       let r = graph.nodes[i].results[0].index
       offsets[r] += v.start
@@ -156,7 +168,7 @@ public final class Executable: @unchecked Sendable {
     arena.initialize(repeating: 0, count: Swift.max(arenaCount, 1))
 
     func lowered(_ i: Int) throws -> [any Kernel] {
-      if views[i] != nil { return [] }
+      if views[i] != nil || placed.concats.contains(i) { return [] }
       return try Lowering.kernels(graph.nodes[i], graph, offsets, scratch: scratch[i], persistent: persistent[i],
                                   sharesForward: sharesForward[i], rowStrides: rowStrides, threads: threadsOf(i))
     }
@@ -200,6 +212,58 @@ public final class Executable: @unchecked Sendable {
       views[i] = (index * x[2], x[1] * x[2])
     }
     return views
+  }
+
+  /// Concatenations whose pieces are written in place, so that they copy nothing: the
+  /// concatenations (by node index) and, by piece (a root value index), the concatenation's
+  /// result, where the piece starts in it (floats) and the stride of the piece's rows there
+  /// when they are not contiguous. `root` maps each value to the one whose storage it shares.
+  ///
+  /// A piece qualifies when a node computes it, nothing exports it, it is a piece of no other
+  /// such concatenation and no such concatenation's result, and either its rows follow one
+  /// another in the result (nothing outside the axis but the axis itself: one sequence's
+  /// steps), or it is the gate gradient of an `lstm_cell_backward` (which writes its rows at
+  /// any stride) that only the concatenation reads — a backward LSTM's steps stacked for
+  /// the weight gradients. A concatenation is placed whole or not at all.
+  static func concatViews(_ g: Graph, root: [Int]) -> (concats: Set<Int>, pieces: [Int: (target: Int, start: Int, rowStride: Int?)]) {
+    var exported = Set(g.outputs.map { root[$0.value.index] })
+    for t in g.taps { for o in t.operands { exported.insert(root[o.index]) } }
+    // Nodes that read a value through its storage (aliasing ops only pass it on).
+    var readers = [[Int]](repeating: [], count: g.values.count)
+    for (i, node) in g.nodes.enumerated() {
+      if [.reshape, .flatten, .dropout].contains(node.op), root[node.results[0].index] == root[node.operands[0].index] { continue }
+      for o in node.operands where readers[root[o.index]].last != i { readers[root[o.index]].append(i) }
+    }
+    var concats = Set<Int>(), pieces: [Int: (target: Int, start: Int, rowStride: Int?)] = [:], targets = Set<Int>()
+    for (i, node) in g.nodes.enumerated() where node.op == .concat && node.operands.count > 1 {
+      let r = node.results[0].index
+      let out = Lowering.shape(g, node.results[0])
+      let rank = out.count, raw = node.attributes.int("axis"), axis = raw < 0 ? raw + rank : raw
+      guard root[r] == r, !pieces.keys.contains(r), axis >= 0, axis < rank else { continue }
+      let outer = out[..<axis].reduce(1, *), inner = out[(axis + 1)...].reduce(1, *)
+      var found: [Int: (target: Int, start: Int, rowStride: Int?)] = [:]
+      var position = 0, ok = true
+      for operand in node.operands {
+        let v = root[operand.index], width = Lowering.shape(g, operand)[axis]
+        defer { position += width }
+        guard case .node(let producer, let result) = g[ValueID(v)].origin, !exported.contains(v), pieces[v] == nil,
+              found[v] == nil, !targets.contains(v) else { ok = false; break }
+        let start = position * inner
+        if outer == 1 {
+          found[v] = (r, start, nil)
+          continue
+        }
+        let p = g.nodes[producer.index]
+        guard p.op == .lstmCellBackward, result == 0, readers[v] == [i], Lowering.shape(g, ValueID(v)) == [outer, width * inner]
+        else { ok = false; break }
+        found[v] = (r, start, out[axis] * inner)
+      }
+      guard ok else { continue }
+      concats.insert(i)
+      targets.insert(r)
+      pieces.merge(found) { a, _ in a }
+    }
+    return (concats, pieces)
   }
 
   /// Copies parameter values into the arena, checking names, shapes and types.

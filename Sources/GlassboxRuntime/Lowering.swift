@@ -323,7 +323,8 @@ enum Lowering {
                                gates: o(node.operands[2]), h: o(node.operands[3]), c: o(node.operands[4]),
                                weight: o(node.operands[5]), dGates: o(node.results[0]), dhPrev: o(node.results[1]),
                                dcPrev: o(node.results[2]), scratch: scratch, threads: threads,
-                               gatesStride: rowStrides[node.operands[2].index] ?? 4 * h[1])]
+                               gatesStride: rowStrides[node.operands[2].index] ?? 4 * h[1],
+                               dGatesStride: rowStrides[node.results[0].index] ?? 4 * h[1])]
 
     case .crossEntropyBackward:
       let l = shape(g, node.operands[1])

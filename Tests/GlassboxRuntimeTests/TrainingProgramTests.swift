@@ -81,6 +81,49 @@ struct TrainingProgramTests {
     #expect(program.batchNormUpdates.count == graph.nodes.filter { $0.op == .batchNorm }.count)
   }
 
+  /// The gate gradients of an unrolled LSTM's steps are stacked once per direction, for the
+  /// projection's weight gradient and the recurrent weight's alike, and the backward cells
+  /// write them where the stack keeps them (`Executable.concatViews`): the stack copies
+  /// nothing, its rows T·4H apart for several sequences, one after another for one. The
+  /// gradients still match the Float64 reference.
+  @Test(arguments: [1, 3]) func gateGradientsStackInPlace(batch: Int) throws {
+    let graph = try Spec.checkedGraph(SourceText(fileName: "bilstm_attention.graph", text: try #require(Self.specs["bilstm_attention"])),
+                                      bindings: ["B": batch])
+    let program = try TrainingProgram.make(from: graph, logits: "logits")
+    let g = program.graph
+    let gates = 8, steps = 5  // 4 × hidden 2
+    var readers = [[Op]](repeating: [], count: g.values.count)
+    for node in g.nodes { for o in node.operands { readers[o.index].append(node.op) } }
+    let stacks = g.nodes.indices.filter { i in
+      g.nodes[i].op == .concat && g[g.nodes[i].results[0]].type.shape.map(\.staticValue) == [batch, steps, gates]
+    }
+    #expect(stacks.count == 2)
+    let parameters = DeterministicTensors.parameters(of: g)
+    let executable = try Executable(graph: g, parameters: parameters, threads: 1)
+    for s in stacks {
+      let result = g.nodes[s].results[0]
+      // Read by the input weight's and the recurrent weight's gradients (and the bias's sum).
+      #expect(readers[result.index].filter { $0 == .linearBackwardWeight }.count == 2)
+      #expect(!executable.program.contains("concat \(g[result].name)"))
+      for (t, piece) in g.nodes[s].operands.enumerated() {
+        let reshape = try #require(g.producer(of: piece).map { g.nodes[$0.index] })
+        let cell = try #require(g.producer(of: reshape.operands[0]).map { g.nodes[$0.index] })
+        #expect(reshape.op == .reshape && cell.op == .lstmCellBackward)
+        #expect(executable.offsets[reshape.operands[0].index] == executable.offsets[result.index] + t * gates)
+      }
+    }
+    let inputs = Self.inputs(program)
+    var reference = ReferenceInterpreter(graph: g)
+    let expected = try reference.run(inputs: inputs, parameters: parameters)
+    let actual = try executable.run(inputs: inputs)
+    for (output, value) in g.outputs {
+      let e = try #require(expected[g[value].name]), a = try #require(actual[output])
+      let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }
+      let diff = zip(a.doubles, e.doubles).reduce(0.0) { max($0, abs($1.0 - $1.1)) }
+      #expect(a.shape == e.shape && diff <= 1e-4 * scale, "B=\(batch) \(output): max difference \(diff) (scale \(scale))")
+    }
+  }
+
   /// The two directions of a bidirectional LSTM, forward and backward through time, run side
   /// by side (`Schedule`): the same bits as one after the other, and no lane writes memory
   /// the other lane touches. Hidden 9 and batch 3 leave vector tails in the cells.

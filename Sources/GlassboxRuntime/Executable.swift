@@ -66,6 +66,10 @@ public final class Executable: @unchecked Sendable {
         for i in members[piece] { (root[i], shift[i]) = (p.target, shift[i] + p.start) }
       }
     }
+    // A stack of gate gradients that can take its projection's place does.
+    for (stack, projection) in Self.stacksOverProjections(graph, root: root, placed: placed, views: views) {
+      for i in 0..<n where root[i] == stack { root[i] = projection }
+    }
 
     // Static region: parameters this program reads (a folded batch norm's originals are
     // not), then inputs.
@@ -264,6 +268,44 @@ public final class Executable: @unchecked Sendable {
       pieces.merge(found) { a, _ in a }
     }
     return (concats, pieces)
+  }
+
+  /// Stacks of gate gradients (placed concatenations, `concatViews`) that can live in the
+  /// storage of the projection their cells read, by the stack's value index: the projection's
+  /// root. Backward cell t reads step t of the projection (a step view) and writes its gate
+  /// gradients to step t of the stack — the same floats when the two share storage, and the
+  /// cell reads its gates before it writes their gradients; the forward cell that reads step t
+  /// runs before (the backward cell depends on its result). So the stack qualifies when every
+  /// piece t is the gate gradient of a backward cell whose gates are step t of one projection
+  /// that only step views read, laid out as the stack is, and nothing exports the projection.
+  static func stacksOverProjections(_ g: Graph, root: [Int], placed: (concats: Set<Int>, pieces: [Int: (target: Int, start: Int, rowStride: Int?)]),
+                                    views: [Int: (start: Int, rowStride: Int)]) -> [(stack: Int, projection: Int)] {
+    var exported = Set(g.outputs.map { root[$0.value.index] })
+    for t in g.taps { for o in t.operands { exported.insert(root[o.index]) } }
+    // Values read other than through a step view (by root).
+    var readElsewhere = Set<Int>()
+    for (i, node) in g.nodes.enumerated() where views[i] == nil {
+      for o in node.operands where !(g.producer(of: o).map { views[$0.index] != nil } ?? false) { readElsewhere.insert(root[o.index]) }
+    }
+    var piecesOf: [Int: [(piece: Int, start: Int)]] = [:]
+    for (piece, p) in placed.pieces { piecesOf[p.target, default: []].append((piece, p.start)) }
+    var shared: [(stack: Int, projection: Int)] = [], taken = Set<Int>()
+    for s in placed.concats.sorted() {
+      let stack = g.nodes[s].results[0].index
+      var sources = Set<Int>()
+      let fits = (piecesOf[stack] ?? []).allSatisfy { piece, start in
+        guard let c = g.producer(of: ValueID(piece)), g.nodes[c.index].op == .lstmCellBackward,
+              g.nodes[c.index].results[0].index == piece, let select = g.producer(of: g.nodes[c.index].operands[2]),
+              let view = views[select.index], view.start == start else { return false }
+        sources.insert(root[g.nodes[select.index].operands[0].index])
+        return true
+      }
+      guard fits, sources.count == 1, let p = sources.first, !exported.contains(p), !readElsewhere.contains(p), !taken.contains(p),
+            Lowering.shape(g, ValueID(p)) == Lowering.shape(g, ValueID(stack)) else { continue }
+      taken.insert(p)
+      shared.append((stack, p))
+    }
+    return shared
   }
 
   /// Copies parameter values into the arena, checking names, shapes and types.

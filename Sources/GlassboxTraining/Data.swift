@@ -55,6 +55,12 @@ public struct Batch: Sendable {
   public var labels: Tensor
   /// Real examples in the batch (the first `count` rows).
   public var count: Int
+
+  public init(inputs: Tensor, labels: Tensor, count: Int) {
+    self.inputs = inputs
+    self.labels = labels
+    self.count = count
+  }
 }
 
 extension Batch {

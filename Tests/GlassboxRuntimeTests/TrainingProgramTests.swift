@@ -84,7 +84,8 @@ struct TrainingProgramTests {
   /// The gate gradients of an unrolled LSTM's steps are stacked once per direction, for the
   /// projection's weight gradient and the recurrent weight's alike, and the backward cells
   /// write them where the stack keeps them (`Executable.concatViews`): the stack copies
-  /// nothing, its rows T·4H apart for several sequences, one after another for one. The
+  /// nothing, its rows T·4H apart for several sequences, one after another for one; and the
+  /// stack lives where the projection the cells read does (`stacksOverProjections`). The
   /// gradients still match the Float64 reference.
   @Test(arguments: [1, 3]) func gateGradientsStackInPlace(batch: Int) throws {
     let graph = try Spec.checkedGraph(SourceText(fileName: "bilstm_attention.graph", text: try #require(Self.specs["bilstm_attention"])),
@@ -110,6 +111,10 @@ struct TrainingProgramTests {
         let cell = try #require(g.producer(of: reshape.operands[0]).map { g.nodes[$0.index] })
         #expect(reshape.op == .reshape && cell.op == .lstmCellBackward)
         #expect(executable.offsets[reshape.operands[0].index] == executable.offsets[result.index] + t * gates)
+        // Backward cell t reads step t of the projection: the floats it overwrites.
+        let select = try #require(g.producer(of: cell.operands[2]).map { g.nodes[$0.index] })
+        #expect(select.op == .select && select.attributes.int("index") == t)
+        #expect(executable.offsets[select.operands[0].index] == executable.offsets[result.index])
       }
     }
     let inputs = Self.inputs(program)

@@ -138,15 +138,14 @@ extension Bench {
     let step = try TrainingStepGraph.make(from: model, logits: logits.name)
     let backend = try ProgramBackend(step: step, model: model, bindings: [:], batchSize: batchSize, weights: weights,
                                      threads: threads)
-    // One batch, as a data loader hands it over, and a data set of one example per class for
-    // the trainer's checks (not the batch again: the resident memory is the step's).
+    // One batch, as a data loader hands it over, and a data set of one example for the
+    // trainer's checks (not the batch again: the resident memory is the step's).
     let batch = Batch(inputs: DeterministicTensors.tensor("input:" + graph[input].name, shape: shape),
                       labels: Tensor(shape: [batchSize], storage: .i64((0..<batchSize).map { Int64($0 % classes) })),
                       count: batchSize)
     let n = perExample.reduce(1, *)
     let examples = InMemoryExamples(root: "bench", classes: (0..<classes).map { "c\($0)" }, exampleShape: perExample,
-                                    values: (0..<classes).map { Array(batch.inputs.floats[(($0 % batchSize) * n)..<(($0 % batchSize) * n + n)]) },
-                                    labels: Array(0..<classes))
+                                    values: [Array(batch.inputs.floats[..<n])], labels: [0])
     let contents = ModelContents(graph: model, weights: model.parameters.map { weights[$0.name] ?? Tensor(zeros: $0.type.dtype, shape: []) })
     let trainer = try Trainer(model: contents, backend: backend, data: TrainingData(train: examples),
                               settings: TrainingSettings(epochs: 1, batchSize: batchSize, learningRate: 1e-3,

@@ -181,9 +181,9 @@ extension Bench {
     if json {
       print("{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),\"train\":true}")
     } else {
-      print(String(format: "%@ training step: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; compiled in %.0f ms",
+      print(String(format: "%@ training step: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; arena %.1f MiB; compiled in %.0f ms",
                    graph.name, median, samples[0], samples[samples.count - 1], iterations, threads,
-                   Double(peak) / 1_048_576, compileMs))
+                   Double(peak) / 1_048_576, Double(backend.arenaBytes) / 1_048_576, compileMs))
     }
   }
 }

@@ -94,6 +94,9 @@ public final class ProgramBackend: TrainingBackend {
                       gradients: gradients, statistics: statistics)
   }
 
+  /// Bytes of the training program's arena (parameters, inputs, planned intermediates).
+  public var arenaBytes: Int { trainProgram.arenaCount * 4 }
+
   /// Each kernel of the training program and its mean time over `runs` runs on the inputs of
   /// the last step (for `bench --train --profile`).
   public func profile(runs: Int) -> [(label: String, milliseconds: Double)] { trainProgram.profile(runs: runs) }

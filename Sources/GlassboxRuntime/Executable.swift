@@ -66,8 +66,10 @@ public final class Executable: @unchecked Sendable {
         for i in members[piece] { (root[i], shift[i]) = (p.target, shift[i] + p.start) }
       }
     }
+    let schedule = Schedule.make(graph, threads: self.threads)
     // A stack of gate gradients that can take its projection's place does.
-    for (stack, projection) in Self.stacksOverProjections(graph, root: root, placed: placed, views: views) {
+    for (stack, projection) in Self.stacksOverProjections(graph, root: root, placed: placed, views: views,
+                                                          position: schedule.position) {
       for i in 0..<n where root[i] == stack { root[i] = projection }
     }
 
@@ -108,7 +110,6 @@ public final class Executable: @unchecked Sendable {
     // Lifetimes of node results (by root) at the schedule's positions, pinned for outputs and
     // taps; a buffer of one lane of a group is tagged with it, one that crosses a group's
     // boundary is live over the whole group.
-    let schedule = Schedule.make(graph, threads: self.threads)
     let end = schedule.positions
     var first = [Int](repeating: Int.max, count: n), last = [Int](repeating: -1, count: n)
     var laneOf = [Schedule.Lane?](repeating: nil, count: n), mixed = [Bool](repeating: false, count: n)
@@ -274,18 +275,25 @@ public final class Executable: @unchecked Sendable {
   /// storage of the projection their cells read, by the stack's value index: the projection's
   /// root. Backward cell t reads step t of the projection (a step view) and writes its gate
   /// gradients to step t of the stack — the same floats when the two share storage, and the
-  /// cell reads its gates before it writes their gradients; the forward cell that reads step t
-  /// runs before (the backward cell depends on its result). So the stack qualifies when every
+  /// cell reads its gates before it writes their gradients. So the stack qualifies when every
   /// piece t is the gate gradient of a backward cell whose gates are step t of one projection
-  /// that only step views read, laid out as the stack is, and nothing exports the projection.
+  /// that only step views read, laid out as the stack is, nothing exports the projection, and
+  /// every other reader of step t is a forward cell that runs before (by `position`, the
+  /// schedule's) — not a second backward pass through the same steps (a program with two
+  /// seeds), which would read gradients where it expects gates.
   static func stacksOverProjections(_ g: Graph, root: [Int], placed: (concats: Set<Int>, pieces: [Int: (target: Int, start: Int, rowStride: Int?)]),
-                                    views: [Int: (start: Int, rowStride: Int)]) -> [(stack: Int, projection: Int)] {
+                                    views: [Int: (start: Int, rowStride: Int)], position: [Int]) -> [(stack: Int, projection: Int)] {
     var exported = Set(g.outputs.map { root[$0.value.index] })
     for t in g.taps { for o in t.operands { exported.insert(root[o.index]) } }
     // Values read other than through a step view (by root).
     var readElsewhere = Set<Int>()
     for (i, node) in g.nodes.enumerated() where views[i] == nil {
       for o in node.operands where !(g.producer(of: o).map { views[$0.index] != nil } ?? false) { readElsewhere.insert(root[o.index]) }
+    }
+    // Readers of each step view.
+    var viewReaders: [Int: [Int]] = [:]
+    for (i, node) in g.nodes.enumerated() {
+      for o in node.operands { if let p = g.producer(of: o), views[p.index] != nil { viewReaders[p.index, default: []].append(i) } }
     }
     var piecesOf: [Int: [(piece: Int, start: Int)]] = [:]
     for (piece, p) in placed.pieces { piecesOf[p.target, default: []].append((piece, p.start)) }
@@ -296,7 +304,10 @@ public final class Executable: @unchecked Sendable {
       let fits = (piecesOf[stack] ?? []).allSatisfy { piece, start in
         guard let c = g.producer(of: ValueID(piece)), g.nodes[c.index].op == .lstmCellBackward,
               g.nodes[c.index].results[0].index == piece, let select = g.producer(of: g.nodes[c.index].operands[2]),
-              let view = views[select.index], view.start == start else { return false }
+              let view = views[select.index], view.start == start,
+              (viewReaders[select.index] ?? []).allSatisfy({ r in
+                r == c.index || (g.nodes[r].op == .lstmCell && position[r] < position[c.index])
+              }) else { return false }
         sources.insert(root[g.nodes[select.index].operands[0].index])
         return true
       }

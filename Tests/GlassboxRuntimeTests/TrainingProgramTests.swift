@@ -129,6 +129,47 @@ struct TrainingProgramTests {
     }
   }
 
+  /// Two backward passes through the same unrolled LSTM (two seeds, differentiated one after
+  /// the other, as two taps would be): the first pass's stacks of gate gradients must not take
+  /// the projection's place while the second still reads its gates there.
+  @Test(arguments: [1, 3]) func twoBackwardPassesReadTheirGates(batch: Int) throws {
+    let spec = """
+      graph g(mfcc: f32[B, 5, 3]) -> (logits: f32[B, 4]) {
+        lstm = lstm(mfcc, hidden: 2, bidirectional: true)
+        logits = linear(sum(lstm, axes: [1]), out: 4)
+      }
+      """
+    var module = Module(graph: try Spec.checkedGraph(SourceText(fileName: "two.graph", text: spec), bindings: ["B": batch]))
+    #expect(UnrollLSTM().run(&module))
+    var g = module.graph
+    let logits = try #require(g.outputs.first?.value), x = try #require(g.inputs.first)
+    var gradients: [ValueID] = []
+    for k in 0..<2 {
+      let seed = g.addInput(name: "seed\(k)", type: g[logits].type)
+      let (dg, grads) = try Differentiate.apply(to: g, seeds: [(logits, seed)], wrt: [x])
+      g = dg
+      gradients += grads
+    }
+    g.outputs += gradients.enumerated().map { ("dx\($0.offset)", $0.element) }
+    let parameters = DeterministicTensors.parameters(of: g)
+    var inputs: [String: Tensor] = [:]
+    for id in g.inputs {
+      let shape = g[id].type.shape.map { $0.staticValue ?? 1 }
+      inputs[g[id].name] = DeterministicTensors.tensor("input:" + g[id].name, shape: shape)
+    }
+    var reference = ReferenceInterpreter(graph: g)
+    let expected = try reference.run(inputs: inputs, parameters: parameters)
+    for threads in [1, 2] {
+      let actual = try Executable(graph: g, parameters: parameters, threads: threads).run(inputs: inputs)
+      for (output, value) in g.outputs {
+        let e = try #require(expected[g[value].name]), a = try #require(actual[output])
+        let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }
+        let diff = zip(a.doubles, e.doubles).reduce(0.0) { max($0, abs($1.0 - $1.1)) }
+        #expect(diff <= 1e-4 * scale, "B=\(batch), \(threads) threads, \(output): max difference \(diff) (scale \(scale))")
+      }
+    }
+  }
+
   /// The two directions of a bidirectional LSTM, forward and backward through time, run side
   /// by side (`Schedule`): the same bits as one after the other, and no lane writes memory
   /// the other lane touches. Hidden 9 and batch 3 leave vector tails in the cells.

@@ -21,6 +21,9 @@ struct LSTMLayer: Kernel {
   /// Per direction: weight_ih, weight_hh, bias_ih, bias_hh.
   var weights: [(Int, Int, Int, Int)]
   var scratch: Int
+  /// Per direction, made from the parameters once (`prepare`): `W_ih` packed for
+  /// `PackedGEMM` and the summed biases `b_ih + b_hh`, padded to whole panels.
+  var persistent: Int
   /// Whether the two directions may run on two threads (they do unless `lastOnly`).
   var parallel: Bool
   /// Cores the projection and the recurrence are split over when the directions run one
@@ -43,6 +46,27 @@ struct LSTMLayer: Kernel {
   static func scratchCount(batch: Int, steps: Int, hidden: Int) -> Int {
     let g = 4 * hidden
     return chunkSteps(batch: batch, steps: steps, hidden: hidden) * batch * g + hidden * g + 2 * batch * hidden + batch * g
+  }
+
+  /// Floats one direction keeps from its parameters: packed `W_ih` and the padded bias.
+  static func persistentCount(features: Int, hidden: Int) -> Int {
+    PackedGEMM.packedCount(n: 4 * hidden, k: features) + PackedGEMM.packedCount(n: 4 * hidden, k: 1)
+  }
+
+  /// Direction `d`'s packed `W_ih` and bias.
+  func packedOf(_ a: UnsafeMutablePointer<Float>, direction d: Int) -> (weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>) {
+    let weight = a + persistent + d * LSTMLayer.persistentCount(features: features, hidden: hidden)
+    return (weight, weight + PackedGEMM.packedCount(n: 4 * hidden, k: features))
+  }
+
+  func prepare(_ a: UnsafeMutablePointer<Float>) {
+    let g = 4 * hidden
+    for d in 0..<directions {
+      let (wih, _, bih, bhh) = weights[d]
+      let (weight, bias) = packedOf(a, direction: d)
+      PackedGEMM.pack(a + wih, n: g, k: features, into: weight)
+      for j in 0..<PackedGEMM.packedCount(n: g, k: 1) { bias[j] = j < g ? a[bih + j] + a[bhh + j] : 0 }
+    }
   }
 
   /// Direction `d`'s scratch: the projected chunk, `W_hhᵀ`, h, c and the gates.
@@ -84,30 +108,29 @@ struct LSTMLayer: Kernel {
   }
 
   /// `proj[t − t₀, b] = x[b, t] · W_ihᵀ + b_ih + b_hh` for the steps `t₀..<t₀+length` and the
-  /// batch rows `rows`: one GEMM per row over the chunk's steps, or one per step over the rows
-  /// (x's rows `T·F` apart) where that is fewer calls.
+  /// batch rows `rows`, six (b, t) rows at a time against the packed `W_ih` (`PackedGEMM`),
+  /// split over `threads` cores where there are enough rows.
   func project(_ a: UnsafeMutablePointer<Float>, direction d: Int, rows: Range<Int>, from t0: Int, length: Int,
                threads: Int) {
-    let g = 4 * hidden
-    let (wih, _, bih, bhh) = weights[d]
-    let proj = scratchOf(a, direction: d).proj
-    let first = proj + rows.lowerBound * g
-    for j in 0..<g { first[j] = a[bih + j] + a[bhh + j] }
-    for t in 0..<length {
-      for b in rows where t > 0 || b > rows.lowerBound { (proj + (t * batch + b) * g).update(from: first, count: g) }
-    }
-    if length <= rows.count {
-      for t in 0..<length {
-        BLAS.sgemm(threads: threads, transB: true, m: rows.count, n: g, k: features,
-                   a: a + x + (rows.lowerBound * steps + t0 + t) * features, lda: steps * features,
-                   b: a + wih, ldb: features, beta: 1, c: proj + (t * batch + rows.lowerBound) * g, ldc: g)
-      }
-    } else {
-      for b in rows {
-        BLAS.sgemm(threads: threads, transB: true, m: length, n: g, k: features, a: a + x + (b * steps + t0) * features,
-                   lda: features, b: a + wih, ldb: features, beta: 1, c: proj + b * g, ldc: batch * g)
+    let g = 4 * hidden, f = features, count = rows.count * length
+    let kernel = self, base = UnsafeSendable(a)
+    @Sendable func part(_ p: Int, of parts: Int) {
+      let a = base.pointer, x = a + kernel.x
+      let (weight, bias) = kernel.packedOf(a, direction: d), proj = kernel.scratchOf(a, direction: d).proj
+      var r = count * p / parts
+      let end = count * (p + 1) / parts
+      while r < end {
+        let n = Swift.min(6, end - r), first = r
+        PackedGEMM.rows(n, n: g, k: f, packed: weight, bias: bias) { q in
+          let b = rows.lowerBound + (first + q) / length, t = (first + q) % length
+          return (UnsafePointer(x + (b * kernel.steps + t0 + t) * f), proj + (t * kernel.batch + b) * g)
+        }
+        r += n
       }
     }
+    // Below ~64 rows a second core costs more than it saves.
+    let parts = threads > 1 && count >= 64 ? threads : 1
+    if parts == 1 { part(0, of: 1) } else { DispatchQueue.concurrentPerform(iterations: parts) { part($0, of: parts) } }
   }
 
   /// `W_hh` transposed to `[H, 4H]` in the direction's scratch, for `recur`.

@@ -98,6 +98,10 @@ enum Lowering {
   /// Floats a node keeps for the life of the program, derived from parameters (Winograd's
   /// transformed weights).
   static func persistent(_ node: Node, _ g: Graph) -> Int {
+    if node.op == .lstm {
+      let x = shape(g, node.operands[0])
+      return (node.attributes.bool("bidirectional") ? 2 : 1) * LSTMLayer.persistentCount(features: x[2], hidden: node.attributes.int("hidden"))
+    }
     guard node.op != .conv2dBackwardWeight, winograd(node, g) else { return 0 }
     let w = shape(g, node.operands[1])
     return WinogradConv3x3.persistentCount(cin: w[1], cout: w[0])
@@ -260,7 +264,7 @@ enum Lowering {
         (o(node.operands[1 + 4 * d]), o(node.operands[2 + 4 * d]), o(node.operands[3 + 4 * d]), o(node.operands[4 + 4 * d]))
       }
       return [LSTMLayer(label: label, batch: x[0], steps: x[1], features: x[2], hidden: a.int("hidden"), directions: dirs,
-                        x: o(node.operands[0]), out: o(node.results[0]), weights: w, scratch: scratch,
+                        x: o(node.operands[0]), out: o(node.results[0]), weights: w, scratch: scratch, persistent: persistent,
                         parallel: threads > 1, threads: threads, lastOnly: a.bool("last"))]
 
     case .lstmCell:

@@ -5,6 +5,8 @@ import GlassboxReference
 ///
 /// ```
 /// add(x, 0), sub(x, 0), mul(x, 1), div(x, 1)   →  x      (when the constant does not widen x)
+/// mul(add(x, 0), y) (any of add, sub, mul, div)  →  mul(x, y)   (when y widens x as the 0 did:
+///                                                   a gradient's broadcast, never materialised)
 /// relu(relu(x))                                  →  relu(x)
 /// reshape(x) or flatten(x) to x's own shape      →  x
 /// reshape(reshape(x)), reshape(flatten(x)) …     →  reshape(x)
@@ -57,6 +59,18 @@ public struct SimplifyAlgebra: Pass {
       if Self.constantValue(b, g) == identity, g[a].type == resultType(0) { return .forward([a]) }
       if node.op == .add || node.op == .mul, Self.constantValue(a, g) == identity, g[b].type == resultType(0) {
         return .forward([b])
+      }
+      // An operand that is x widened by adding zeros: x itself, when the other operand widens
+      // it to the same result.
+      for k in 0..<2 {
+        guard let p = g.producer(of: node.operands[k]), g[p].op == .add else { continue }
+        let inner = g[p].operands
+        guard let zero = inner.firstIndex(where: { Self.constantValue($0, g) == 0 }) else { continue }
+        var n = node
+        n.operands[k] = inner[1 - zero]
+        if let widened = try? n.op.inferTypes(n.operands.map { g[$0].type }, n.attributes).first, widened == resultType(0) {
+          return .replace(n)
+        }
       }
     case .relu:
       if let x, let p = g.producer(of: x), g[p].op == .relu { return .forward([x]) }

@@ -140,10 +140,11 @@ public struct TrainingProgram {
     for (input, grad) in zip(modelInputs, grads.dropFirst(trainable.count)) { ordered.append(("grad.\(g[input].name)", grad)) }
     g.outputs = ordered + g.outputs[statisticOutputs...]
 
-    // 4. Elementwise chains of the backward pass (tanh′ = dy·(1 − t²), the softmax gradient's
-    // products) in one pass over memory each instead of one per op.
+    // 4. Broadcasts of gradients (a sum's backward adds zeros) folded into the products that
+    // read them, then the backward's elementwise chains (tanh′ = dy·(1 − t²), the softmax
+    // gradient's products) in one pass over memory each instead of one per op.
     module = Module(graph: g)
-    Pipeline.run([FuseElementwise(), EliminateDeadCode()], on: &module)
+    Pipeline.run([SimplifyAlgebra(), FuseElementwise(), EliminateDeadCode()], on: &module)
     g = module.graph
     let problems = Verifier.verify(g)
     guard problems.isEmpty else {

@@ -100,6 +100,29 @@ struct PassTests {
       """)
   }
 
+  /// A broadcast by adding zeros (a sum's gradient) is dropped where the op reading it
+  /// widens x to the same shape anyway; where it would not (u), it stays.
+  @Test func broadcastsFoldIntoTheirReaders() throws {
+    try Self.check(SimplifyAlgebra(), """
+      graph g(x: f32[2, 1, 3], w: f32[2, 4, 1], v: f32[2, 4, 3]) -> (y: f32[2, 4, 3], z: f32[2, 4, 3], u: f32[2, 4, 3]) {
+        b = add(x, constant(value: 0.0, shape: [2, 4, 3]))
+        y = mul(b, w)
+        z = sub(v, b)
+        u = mul(b, constant(value: 2.0, shape: [2, 1, 1]))
+      }
+      """, expected: """
+      graph g(x: f32[2, 1, 3], w: f32[2, 4, 1], v: f32[2, 4, 3]) -> (y: f32[2, 4, 3], z: f32[2, 4, 3], u: f32[2, 4, 3]) {
+        b.constant = constant(value: 0.0, shape: [2, 4, 3]) : f32[2, 4, 3]
+        b = add(x, b.constant) : f32[2, 4, 3]
+        y = mul(x, w) : f32[2, 4, 3]
+        z = sub(v, x) : f32[2, 4, 3]
+        u.constant = constant(value: 2.0, shape: [2, 1, 1]) : f32[2, 1, 1]
+        u = mul(b, u.constant) : f32[2, 4, 3]
+      }
+
+      """)
+  }
+
   @Test func constants() throws {
     try Self.check(FoldConstants(), """
       graph g(x: f32[4]) -> (y: f32[4]) {

@@ -29,7 +29,7 @@ struct ReluBackward: Kernel {
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let g = a + dy, s = a + x, d = a + dx
-    for i in 0..<count { d[i] = s[i] > 0 ? g[i] : 0 }
+    zipSIMD(g, s, d, count) { g, s in SIMD8<Float>(repeating: 0).replacing(with: g, where: s .> 0) }
   }
 }
 

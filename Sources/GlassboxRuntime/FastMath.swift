@@ -91,6 +91,34 @@ func interleave(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD16<Float> {
   SIMD16(a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3], a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7])
 }
 
+/// `d[i] = f(l[i], r[i])` for `i < n`, eight at a time. Each block is read before it is
+/// written, so `d` may be `l` or `r` itself (a result written over its operand,
+/// `Executable.inPlace`) — where a scalar loop left to the vectorizer fails its overlap check
+/// and runs a lane at a time.
+@inline(__always)
+func zipSIMD(_ l: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ n: Int,
+             _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
+  var i = 0
+  while i + 8 <= n {
+    store8(f(load8(l + i), load8(r + i)), d + i)
+    i += 8
+  }
+  if i < n { store8(f(load8(l + i, count: n - i), load8(r + i, count: n - i)), d + i, count: n - i) }
+}
+
+/// `d[i] = f(l[i])` for `i < n` with `f` also given the scalar `v` broadcast: `l` may be `d`.
+@inline(__always)
+func mapSIMD(_ l: UnsafePointer<Float>, _ v: Float, _ d: UnsafeMutablePointer<Float>, _ n: Int,
+             _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
+  let s = SIMD8<Float>(repeating: v)
+  var i = 0
+  while i + 8 <= n {
+    store8(f(load8(l + i), s), d + i)
+    i += 8
+  }
+  if i < n { store8(f(load8(l + i, count: n - i), s), d + i, count: n - i) }
+}
+
 /// Applies a SIMD8 function to `n` floats (the tail through a padded vector).
 @inline(__always)
 func mapSIMD(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,

@@ -151,12 +151,18 @@ struct Binary: Kernel {
   static func runRow(_ op: BinaryOp, _ l: UnsafeMutablePointer<Float>, _ ls: Int, _ r: UnsafeMutablePointer<Float>,
                      _ rs: Int, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
     switch (op, ls, rs) {
-    case (.add, 1, 1): for i in 0..<n { d[i] = l[i] + r[i] }
-    case (.add, 1, 0): let v = r[0]; for i in 0..<n { d[i] = l[i] + v }
-    case (.add, 0, 1): let v = l[0]; for i in 0..<n { d[i] = v + r[i] }
-    case (.mul, 1, 1): for i in 0..<n { d[i] = l[i] * r[i] }
-    case (.mul, 1, 0): let v = r[0]; for i in 0..<n { d[i] = l[i] * v }
-    case (.mul, 0, 1): let v = l[0]; for i in 0..<n { d[i] = v * r[i] }
+    case (.add, 1, 1): zipSIMD(l, r, d, n) { $0 + $1 }
+    case (.sub, 1, 1): zipSIMD(l, r, d, n) { $0 - $1 }
+    case (.mul, 1, 1): zipSIMD(l, r, d, n) { $0 * $1 }
+    case (.div, 1, 1): zipSIMD(l, r, d, n) { $0 / $1 }
+    case (.add, 1, 0): mapSIMD(l, r[0], d, n) { $0 + $1 }
+    case (.sub, 1, 0): mapSIMD(l, r[0], d, n) { $0 - $1 }
+    case (.mul, 1, 0): mapSIMD(l, r[0], d, n) { $0 * $1 }
+    case (.div, 1, 0): mapSIMD(l, r[0], d, n) { $0 / $1 }
+    case (.add, 0, 1): mapSIMD(r, l[0], d, n) { $1 + $0 }
+    case (.sub, 0, 1): mapSIMD(r, l[0], d, n) { $1 - $0 }
+    case (.mul, 0, 1): mapSIMD(r, l[0], d, n) { $1 * $0 }
+    case (.div, 0, 1): mapSIMD(r, l[0], d, n) { $1 / $0 }
     default:
       for i in 0..<n {
         let x = l[i * ls], y = r[i * rs]
@@ -811,10 +817,18 @@ struct FusedElementwise: Kernel {
   static func binary(_ code: ElementwiseCode, _ l: UnsafeMutablePointer<Float>, _ ls: Bool,
                      _ r: UnsafeMutablePointer<Float>, _ rs: Bool, _ d: UnsafeMutablePointer<Float>, _ len: Int) {
     switch (code, ls, rs) {
-    case (.add, false, false): for i in 0..<len { d[i] = l[i] + r[i] }
-    case (.sub, false, false): for i in 0..<len { d[i] = l[i] - r[i] }
-    case (.mul, false, false): for i in 0..<len { d[i] = l[i] * r[i] }
-    case (.div, false, false): for i in 0..<len { d[i] = l[i] / r[i] }
+    case (.add, false, false): zipSIMD(l, r, d, len) { $0 + $1 }
+    case (.sub, false, false): zipSIMD(l, r, d, len) { $0 - $1 }
+    case (.mul, false, false): zipSIMD(l, r, d, len) { $0 * $1 }
+    case (.div, false, false): zipSIMD(l, r, d, len) { $0 / $1 }
+    case (.add, false, true): mapSIMD(l, r[0], d, len) { $0 + $1 }
+    case (.sub, false, true): mapSIMD(l, r[0], d, len) { $0 - $1 }
+    case (.mul, false, true): mapSIMD(l, r[0], d, len) { $0 * $1 }
+    case (.div, false, true): mapSIMD(l, r[0], d, len) { $0 / $1 }
+    case (.add, true, false): mapSIMD(r, l[0], d, len) { $1 + $0 }
+    case (.sub, true, false): mapSIMD(r, l[0], d, len) { $1 - $0 }
+    case (.mul, true, false): mapSIMD(r, l[0], d, len) { $1 * $0 }
+    case (.div, true, false): mapSIMD(r, l[0], d, len) { $1 / $0 }
     default:
       let lstep = ls ? 0 : 1, rstep = rs ? 0 : 1
       for i in 0..<len {

@@ -72,6 +72,10 @@ public final class Executable: @unchecked Sendable {
                                                           position: schedule.position) {
       for i in 0..<n where root[i] == stack { root[i] = projection }
     }
+    // Elementwise results written over an operand of their shape that nothing reads after.
+    for (result, operand) in Self.inPlace(graph, root: root, shift: shift, views: views, schedule: schedule) {
+      for i in 0..<n where root[i] == result { root[i] = operand }
+    }
 
     // Static region: parameters this program reads (a folded batch norm's originals are
     // not), then inputs.
@@ -317,6 +321,51 @@ public final class Executable: @unchecked Sendable {
       shared.append((stack, p))
     }
     return shared
+  }
+
+  /// Elementwise nodes whose result can take the storage of an operand: by result root, the
+  /// operand's root. Each output element depends only on the same element of such an operand
+  /// (the kernels — `Binary`, `Unary`, `FusedElementwise`, `ReluBackward` — read it before they
+  /// write it), so the result may overwrite an operand of its own shape that no node reads
+  /// after this one and nothing exports: a backward pass's chains of products and sums then
+  /// reuse one buffer instead of holding each input and output at once. Nodes in a lane group
+  /// are left alone (their order against the other lane is not fixed), as are operands and
+  /// results that are views (of a step, of a concatenation).
+  static func inPlace(_ g: Graph, root: [Int], shift: [Int], views: [Int: (start: Int, rowStride: Int)],
+                      schedule: Schedule) -> [(result: Int, operand: Int)] {
+    let n = g.values.count
+    var root = root
+    var exported = Set(g.outputs.map { root[$0.value.index] })
+    for t in g.taps { for o in t.operands { exported.insert(root[o.index]) } }
+    let isView = (0..<n).map { i in shift[i] != 0 || (g.producer(of: ValueID(i)).map { views[$0.index] != nil } ?? false) }
+    var lastRead = [Int](repeating: -1, count: n)
+    for (i, node) in g.nodes.enumerated() {
+      for o in node.operands { lastRead[root[o.index]] = Swift.max(lastRead[root[o.index]], schedule.position[i]) }
+    }
+    var members = [[Int]](repeating: [], count: n)
+    for i in 0..<n { members[root[i]].append(i) }
+    let elementwise: Set<Op> = [.add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise, .reluBackward]
+    var pairs: [(result: Int, operand: Int)] = []
+    for i in g.nodes.indices.sorted(by: { schedule.position[$0] < schedule.position[$1] }) {
+      let node = g.nodes[i], r = node.results[0].index
+      guard elementwise.contains(node.op), schedule.lane[i] == nil, root[r] == r, !exported.contains(r), !isView[r],
+            g[node.results[0]].type.dtype == .f32 else { continue }
+      let p = schedule.position[i]
+      for o in node.operands {
+        let v = root[o.index]
+        guard g[o].type == g[node.results[0]].type, v != r, !isView[o.index], !exported.contains(v), lastRead[v] == p,
+              case .node = g[ValueID(v)].origin else { continue }
+        // Nothing else of this node reads that storage under another shape (a broadcast).
+        guard node.operands.allSatisfy({ root[$0.index] != v || g[$0].type == g[o].type }) else { continue }
+        pairs.append((r, v))
+        for m in members[r] { root[m] = v }
+        members[v] += members[r]
+        members[r] = []
+        lastRead[v] = Swift.max(lastRead[v], lastRead[r])
+        break
+      }
+    }
+    return pairs
   }
 
   /// Copies parameter values into the arena, checking names, shapes and types.

@@ -26,6 +26,39 @@ struct ExecutableTests {
     #expect(program.arenaCount < program.unsharedCount)
   }
 
+  /// An elementwise result takes the storage of an operand of its shape that nothing reads
+  /// after it (`Executable.inPlace`) — not one read later, not one it broadcasts, not for an
+  /// output — and the values are the reference interpreter's.
+  @Test func elementwiseResultsOverwriteDeadOperands() throws {
+    let spec = """
+      graph g(x: f32[4, 37], b: f32[1, 37]) -> (y: f32[4, 37]) {
+        h = linear(x, out: 37)
+        t = tanh(h)
+        u = mul(t, b)
+        v = add(u, h)
+        w = mul(b, b)
+        y = sub(v, w)
+      }
+      """
+    let graph = try Spec.checkedGraph(SourceText(fileName: "inplace.graph", text: spec))
+    let parameters = DeterministicTensors.parameters(of: graph)
+    let program = try Executable(graph: graph, parameters: parameters, threads: 1)
+    func offset(_ name: String) throws -> Int { program.offsets[try #require(graph.value(named: name)).index] }
+    #expect(try offset("t") != offset("h"))  // h is read again by v
+    #expect(try offset("u") == offset("t"))  // t dies at u
+    #expect(try offset("v") == offset("u"))  // u (and h) die at v
+    #expect(try offset("w") != offset("b"))  // an input is never overwritten
+    #expect(try offset("y") != offset("v"))  // an output keeps its own buffer
+    var inputs: [String: Tensor] = [:]
+    for id in graph.inputs {
+      inputs[graph[id].name] = DeterministicTensors.tensor("input:" + graph[id].name, shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
+    }
+    var reference = ReferenceInterpreter(graph: graph)
+    let expected = try #require(try reference.run(inputs: inputs, parameters: parameters)["y"])
+    let actual = try #require(try program.run(inputs: inputs)["y"])
+    #expect(try #require(maxAbsDifference(actual, expected)) <= 1e-5)
+  }
+
   @Test func wrongInputsAreNamed() throws {
     let fixture = try ForwardFixture("bilstm")
     let program = try Executable(graph: fixture.graph, parameters: fixture.parameters)

@@ -73,9 +73,7 @@ public final class Executable: @unchecked Sendable {
       for i in 0..<n where root[i] == stack { root[i] = projection }
     }
     // Elementwise results written over an operand of their shape that nothing reads after.
-    for (result, operand) in Self.inPlace(graph, root: root, shift: shift, views: views, schedule: schedule) {
-      for i in 0..<n where root[i] == result { root[i] = operand }
-    }
+    root = Self.inPlace(graph, root: root, shift: shift, views: views, schedule: schedule)
 
     // Static region: parameters this program reads (a folded batch norm's originals are
     // not), then inputs.
@@ -323,8 +321,8 @@ public final class Executable: @unchecked Sendable {
     return shared
   }
 
-  /// Elementwise nodes whose result can take the storage of an operand: by result root, the
-  /// operand's root. Each output element depends only on the same element of such an operand
+  /// `root` with the results of elementwise nodes that can take the storage of an operand
+  /// mapped to that operand's root. Each output element depends only on the same element of such an operand
   /// (the kernels — `Binary`, `Unary`, `FusedElementwise`, `ReluBackward` — read it before they
   /// write it), so the result may overwrite an operand of its own shape that no node reads
   /// after this one and nothing exports: a backward pass's chains of products and sums then
@@ -332,7 +330,7 @@ public final class Executable: @unchecked Sendable {
   /// are left alone (their order against the other lane is not fixed), as are operands and
   /// results that are views (of a step, of a concatenation).
   static func inPlace(_ g: Graph, root: [Int], shift: [Int], views: [Int: (start: Int, rowStride: Int)],
-                      schedule: Schedule) -> [(result: Int, operand: Int)] {
+                      schedule: Schedule) -> [Int] {
     let n = g.values.count
     var root = root
     var exported = Set(g.outputs.map { root[$0.value.index] })
@@ -345,7 +343,6 @@ public final class Executable: @unchecked Sendable {
     var members = [[Int]](repeating: [], count: n)
     for i in 0..<n { members[root[i]].append(i) }
     let elementwise: Set<Op> = [.add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise, .reluBackward]
-    var pairs: [(result: Int, operand: Int)] = []
     for i in g.nodes.indices.sorted(by: { schedule.position[$0] < schedule.position[$1] }) {
       let node = g.nodes[i], r = node.results[0].index
       guard elementwise.contains(node.op), schedule.lane[i] == nil, root[r] == r, !exported.contains(r), !isView[r],
@@ -357,7 +354,6 @@ public final class Executable: @unchecked Sendable {
               case .node = g[ValueID(v)].origin else { continue }
         // Nothing else of this node reads that storage under another shape (a broadcast).
         guard node.operands.allSatisfy({ root[$0.index] != v || g[$0].type == g[o].type }) else { continue }
-        pairs.append((r, v))
         for m in members[r] { root[m] = v }
         members[v] += members[r]
         members[r] = []
@@ -365,7 +361,7 @@ public final class Executable: @unchecked Sendable {
         break
       }
     }
-    return pairs
+    return root
   }
 
   /// Copies parameter values into the arena, checking names, shapes and types.

@@ -73,6 +73,38 @@ extension Graph {
         }
       }
     }
+    carryEnds(into: &g, map: map)
+    return g
+  }
+
+  /// The same graph with its nodes in `order` (a permutation of the node indices that keeps
+  /// every operand before its reader); inputs and parameters first, in value order.
+  public func reordered(_ order: [Int]) -> Graph {
+    var g = Graph(name: name)
+    g.scopes = scopes
+    g.recipes = recipes
+    var map = [Int](repeating: -1, count: values.count)
+    for (i, v) in values.enumerated() {
+      switch v.origin {
+      case .input: map[i] = g.addInput(name: v.name, type: v.type).index
+      case .parameter(let p):
+        let param = parameters[p]
+        map[i] = g.addParameter(name: param.name, type: param.type, role: param.role, initializer: param.initializer).index
+      case .node: continue
+      }
+    }
+    for n in order {
+      let node = nodes[n]
+      let ids = g.addNode(node.op, operands: node.operands.map { ValueID(map[$0.index]) }, attributes: node.attributes,
+                          results: node.results.map { (values[$0.index].name, values[$0.index].type) }, location: node.location)
+      for (old, new) in zip(node.results, ids) { map[old.index] = new.index }
+    }
+    carryEnds(into: &g, map: map)
+    return g
+  }
+
+  /// Inputs, outputs and taps into a rebuilt graph, by the map from old value indices to new.
+  private func carryEnds(into g: inout Graph, map: [Int]) {
     g.inputs = inputs.map { ValueID(map[$0.index]) }
     g.outputs = outputs.map { ($0.name, ValueID(map[$0.value.index])) }
     g.taps = taps.map { t in
@@ -80,7 +112,6 @@ extension Graph {
       t.operands = t.operands.map { ValueID(map[$0.index]) }
       return t
     }
-    return g
   }
 
   /// How many nodes use each value, counting outputs and taps as uses.

@@ -142,9 +142,10 @@ public struct TrainingProgram {
 
     // 4. Broadcasts of gradients (a sum's backward adds zeros) folded into the products that
     // read them, then the backward's elementwise chains (tanh′ = dy·(1 − t²), the softmax
-    // gradient's products) in one pass over memory each instead of one per op.
+    // gradient's products) in one pass over memory each instead of one per op, each made
+    // just before it is read.
     module = Module(graph: g)
-    Pipeline.run([SimplifyAlgebra(), FuseElementwise(), EliminateDeadCode()], on: &module)
+    Pipeline.run([SimplifyAlgebra(), FuseElementwise(), EliminateDeadCode(), SinkElementwise()], on: &module)
     g = module.graph
     let problems = Verifier.verify(g)
     guard problems.isEmpty else {

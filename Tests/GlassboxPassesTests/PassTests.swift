@@ -123,6 +123,36 @@ struct PassTests {
       """)
   }
 
+  /// `a` is made just before its reader; `z` stays (p and q, which it reads last, would live
+  /// on with it past `k` at twice its size), as does `v` (only its reader's other operand lies
+  /// between them).
+  @Test func elementwiseNodesSinkToTheirReaders() throws {
+    try Self.check(SinkElementwise(), """
+      graph g(x: f32[4, 6], w: f32[1, 6]) -> (y: f32[4, 6]) {
+        a = mul(x, w)
+        p = tanh(x)
+        q = sigmoid(x)
+        z = add(p, q)
+        k = sum(x, axes: [1], keepdims: true)
+        v = add(z, x)
+        m = add(v, a)
+        y = add(m, k)
+      }
+      """, expected: """
+      graph g(x: f32[4, 6], w: f32[1, 6]) -> (y: f32[4, 6]) {
+        p = tanh(x) : f32[4, 6]
+        q = sigmoid(x) : f32[4, 6]
+        z = add(p, q) : f32[4, 6]
+        k = sum(x, axes: [1], keepdims: true) : f32[4, 1]
+        v = add(z, x) : f32[4, 6]
+        a = mul(x, w) : f32[4, 6]
+        m = add(v, a) : f32[4, 6]
+        y = add(m, k) : f32[4, 6]
+      }
+
+      """)
+  }
+
   @Test func constants() throws {
     try Self.check(FoldConstants(), """
       graph g(x: f32[4]) -> (y: f32[4]) {

@@ -31,9 +31,9 @@ public struct SinkElementwise: Pass {
     for t in g.taps { for o in t.operands { exported.insert(o.index) } }
     func size(_ v: ValueID) -> Int { g[v].type.shape.reduce(1) { $0 * ($1.staticValue ?? 1) } }
 
-    // Decided from the last node back, so every reader's final place is known: `anchor[i]`
-    // is the node `i` now runs just before (itself when it stays), `place` its final rank.
-    var anchor = Array(0..<count)
+    // Decided from the last node back, so every reader's final place is known: `place[i]`
+    // is node i's rank in the new order (its index when it stays; just below its first
+    // reader's, nodes moved before the same reader in their old order, when it moves).
     var place = (0..<count).map(Double.init)
     var moved = false
     for i in stride(from: count - 1, through: 0, by: -1) {
@@ -46,7 +46,7 @@ public struct SinkElementwise: Pass {
       // such neighbours would never settle).
       let feeds = Set(g.nodes[first].operands.compactMap { g.producer(of: $0)?.index })
       var crosses = false, j = i + 1, looked = 0
-      while j < count && looked < 64 && !crosses {
+      while j < count && looked < 64 && j - i < 4096 && !crosses {
         if place[j] < place[first] {
           if !feeds.contains(j) { crosses = true }
           looked += 1
@@ -59,7 +59,6 @@ public struct SinkElementwise: Pass {
         g.producer(of: o) != nil && readers[o.index].allSatisfy { place[$0] <= Double(i) }
       }
       guard size(node.results[0]) >= extended.reduce(0, { $0 + size($1) }) else { continue }
-      anchor[i] = anchor[first]
       place[i] = place[first] - 0.5 / Double(count + 1) * Double(count - i)
       moved = true
     }

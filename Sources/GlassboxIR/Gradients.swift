@@ -156,10 +156,8 @@ extension Op {
 
     case .mul:
       let dy = try dy0()
-      // The gradient of the narrower operand first: its full-size product is summed away at
-      // once, before the other's full-size product is made (one such buffer live, not two).
-      let order = (type(x[1]).elementCount?.staticValue ?? 0) < (type(x[0]).elementCount?.staticValue ?? 0) ? [1, 0] : [0, 1]
-      for k in order where want[k] { out[k] = try b.sum(b.binary(.mul, dy, x[1 - k]), to: type(x[k])) }
+      if want[0] { out[0] = try b.sum(b.binary(.mul, dy, x[1]), to: type(x[0])) }
+      if want[1] { out[1] = try b.sum(b.binary(.mul, dy, x[0]), to: type(x[1])) }
 
     case .div:
       let dy = try dy0()

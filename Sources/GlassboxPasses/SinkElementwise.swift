@@ -7,15 +7,15 @@ import GlassboxIR
 /// producer is.
 ///
 /// ```
-/// d_lstm = mul(d_context, weights)          # [B, T, 64], read only at the end      d_weights = mul(d_context, lstm)
-/// d_weights = mul(d_context, lstm)    →     …the softmax's backward…           →   …the softmax's backward…
-/// …the softmax's backward…                                                        d_lstm = mul(d_context, weights)
-/// d_h = fused_elementwise(d_lstm, …)                                              d_h = fused_elementwise(d_lstm, …)
+/// d_weights = mul(d_context, lstm)              d_weights = mul(d_context, lstm)
+/// d_lstm = mul(d_context, weights)    →         …the softmax's backward…
+/// …the softmax's backward…                      d_lstm = mul(d_context, weights)   # [B, T, 64]
+/// d_h = fused_elementwise(d_lstm, …)            d_h = fused_elementwise(d_lstm, …)
 /// ```
 /// A node moves only past some node that does not feed its reader, when its result is at
 /// least as large as the operands whose last reader it is (their lives grow by what its
-/// result's shrinks), and never past a reader of its result. The program computes the same values; only their order and the arena change.
-/// Last in the training pipeline, after fusion.
+/// result's shrinks), and never past a reader of its result. The program computes the same
+/// values; only their order and the arena change. Last in the training pipeline, after fusion.
 public struct SinkElementwise: Pass {
   public let name = "sink-elementwise"
   public init() {}

@@ -91,7 +91,8 @@ public final class Executable: @unchecked Sendable {
       offsets[id.index] = staticSize
       staticSize += MemoryPlan.round(count(id))
     }
-    // What kernels derive from parameters (Winograd's transformed weights) stays too. An input
+    // What kernels derive from parameters (Winograd's transformed weights, an LSTM layer's
+    // packed input weights) stays too. An input
     // gradient reads the transformed weights of a forward convolution by the same weights.
     var persistent = [Int](repeating: 0, count: graph.nodes.count)
     var sharesForward = [Bool](repeating: false, count: graph.nodes.count)
@@ -322,10 +323,10 @@ public final class Executable: @unchecked Sendable {
   }
 
   /// `root` with the results of elementwise nodes that can take the storage of an operand
-  /// mapped to that operand's root. Each output element depends only on the same element of such an operand
-  /// (the kernels — `Binary`, `Unary`, `FusedElementwise`, `ReluBackward` — read it before they
-  /// write it), so the result may overwrite an operand of its own shape that no node reads
-  /// after this one and nothing exports: a backward pass's chains of products and sums then
+  /// mapped to that operand's root. Each output element depends only on the same element of
+  /// such an operand (the kernels — `Binary`, `Unary`, `FusedElementwise`, `ReluBackward` —
+  /// read it before they write it), so the result may overwrite an operand of its own shape
+  /// that no node reads after this one and nothing exports: a backward pass's chains of products and sums then
   /// reuse one buffer instead of holding each input and output at once. Nodes in a lane group
   /// are left alone (their order against the other lane is not fixed), as are operands and
   /// results that are views (of a step, of a concatenation).
@@ -345,7 +346,8 @@ public final class Executable: @unchecked Sendable {
     let elementwise: Set<Op> = [.add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise, .reluBackward]
     for i in g.nodes.indices.sorted(by: { schedule.position[$0] < schedule.position[$1] }) {
       let node = g.nodes[i], r = node.results[0].index
-      guard elementwise.contains(node.op), schedule.lane[i] == nil, root[r] == r, !exported.contains(r), !isView[r],
+      // A result that is a view already shares another value's storage: root[r] ≠ r.
+      guard elementwise.contains(node.op), schedule.lane[i] == nil, root[r] == r, !exported.contains(r),
             g[node.results[0]].type.dtype == .f32 else { continue }
       let p = schedule.position[i]
       for o in node.operands {

@@ -106,6 +106,21 @@ func zipSIMD(_ l: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ d: UnsafeMu
   if i < n { store8(f(load8(l + i, count: n - i), load8(r + i, count: n - i)), d + i, count: n - i) }
 }
 
+/// `d[i] = f(l[i], r[i])` for `i < n` where each of `l` and `r` is a row or one scalar
+/// (`lScalar`, `rScalar`), through `zipSIMD` or `mapSIMD`; false (nothing done) when both
+/// are scalars.
+@inline(__always)
+func zipRowSIMD(_ l: UnsafePointer<Float>, _ lScalar: Bool, _ r: UnsafePointer<Float>, _ rScalar: Bool,
+                _ d: UnsafeMutablePointer<Float>, _ n: Int, _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) -> Bool {
+  switch (lScalar, rScalar) {
+  case (false, false): zipSIMD(l, r, d, n, f)
+  case (false, true): mapSIMD(l, r[0], d, n, f)
+  case (true, false): mapSIMD(r, l[0], d, n) { f($1, $0) }
+  case (true, true): return false
+  }
+  return true
+}
+
 /// `d[i] = f(l[i])` for `i < n` with `f` also given the scalar `v` broadcast: `l` may be `d`.
 @inline(__always)
 func mapSIMD(_ l: UnsafePointer<Float>, _ v: Float, _ d: UnsafeMutablePointer<Float>, _ n: Int,

@@ -147,31 +147,46 @@ struct Binary: Kernel {
     }
   }
 
+  /// The same elementwise product over fewer, longer rows: axes after the first merge where
+  /// both operands and the (row-major) output step through them as one (a same-shape add
+  /// of `[N, C, H, W]` becomes `[N, C·H·W]`, a per-channel bias `[N, C, H·W]`). The first axis
+  /// stays for the split over cores.
+  static func collapsed(_ shape: [Int], _ lhs: [Int], _ rhs: [Int]) -> (shape: [Int], lhs: [Int], rhs: [Int]) {
+    guard shape.count > 2 else { return (shape, lhs, rhs) }
+    let full = rowMajorStrides(shape)
+    var (s, l, r, out) = (Array(shape.prefix(2)), Array(lhs.prefix(2)), Array(rhs.prefix(2)), Array(full.prefix(2)))
+    for d in 2..<shape.count {
+      let k = s.count - 1
+      if k >= 1 && l[k] == lhs[d] * shape[d] && r[k] == rhs[d] * shape[d] && out[k] == full[d] * shape[d] {
+        s[k] *= shape[d]
+        (l[k], r[k], out[k]) = (lhs[d], rhs[d], full[d])
+      } else {
+        s.append(shape[d]); l.append(lhs[d]); r.append(rhs[d]); out.append(full[d])
+      }
+    }
+    return (s, l, r)
+  }
+
   @inline(__always)
   static func runRow(_ op: BinaryOp, _ l: UnsafeMutablePointer<Float>, _ ls: Int, _ r: UnsafeMutablePointer<Float>,
                      _ rs: Int, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
-    switch (op, ls, rs) {
-    case (.add, 1, 1): zipSIMD(l, r, d, n) { $0 + $1 }
-    case (.sub, 1, 1): zipSIMD(l, r, d, n) { $0 - $1 }
-    case (.mul, 1, 1): zipSIMD(l, r, d, n) { $0 * $1 }
-    case (.div, 1, 1): zipSIMD(l, r, d, n) { $0 / $1 }
-    case (.add, 1, 0): mapSIMD(l, r[0], d, n) { $0 + $1 }
-    case (.sub, 1, 0): mapSIMD(l, r[0], d, n) { $0 - $1 }
-    case (.mul, 1, 0): mapSIMD(l, r[0], d, n) { $0 * $1 }
-    case (.div, 1, 0): mapSIMD(l, r[0], d, n) { $0 / $1 }
-    case (.add, 0, 1): mapSIMD(r, l[0], d, n) { $1 + $0 }
-    case (.sub, 0, 1): mapSIMD(r, l[0], d, n) { $1 - $0 }
-    case (.mul, 0, 1): mapSIMD(r, l[0], d, n) { $1 * $0 }
-    case (.div, 0, 1): mapSIMD(r, l[0], d, n) { $1 / $0 }
-    default:
-      for i in 0..<n {
-        let x = l[i * ls], y = r[i * rs]
-        switch op {
-        case .add: d[i] = x + y
-        case .sub: d[i] = x - y
-        case .mul: d[i] = x * y
-        case .div: d[i] = x / y
-        }
+    if ls <= 1 && rs <= 1 {
+      let (lScalar, rScalar) = (ls == 0, rs == 0)
+      let done = switch op {
+      case .add: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 + $1 }
+      case .sub: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 - $1 }
+      case .mul: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 * $1 }
+      case .div: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 / $1 }
+      }
+      if done { return }
+    }
+    for i in 0..<n {
+      let x = l[i * ls], y = r[i * rs]
+      switch op {
+      case .add: d[i] = x + y
+      case .sub: d[i] = x - y
+      case .mul: d[i] = x * y
+      case .div: d[i] = x / y
       }
     }
   }
@@ -816,20 +831,14 @@ struct FusedElementwise: Kernel {
   @inline(__always)
   static func binary(_ code: ElementwiseCode, _ l: UnsafeMutablePointer<Float>, _ ls: Bool,
                      _ r: UnsafeMutablePointer<Float>, _ rs: Bool, _ d: UnsafeMutablePointer<Float>, _ len: Int) {
-    switch (code, ls, rs) {
-    case (.add, false, false): zipSIMD(l, r, d, len) { $0 + $1 }
-    case (.sub, false, false): zipSIMD(l, r, d, len) { $0 - $1 }
-    case (.mul, false, false): zipSIMD(l, r, d, len) { $0 * $1 }
-    case (.div, false, false): zipSIMD(l, r, d, len) { $0 / $1 }
-    case (.add, false, true): mapSIMD(l, r[0], d, len) { $0 + $1 }
-    case (.sub, false, true): mapSIMD(l, r[0], d, len) { $0 - $1 }
-    case (.mul, false, true): mapSIMD(l, r[0], d, len) { $0 * $1 }
-    case (.div, false, true): mapSIMD(l, r[0], d, len) { $0 / $1 }
-    case (.add, true, false): mapSIMD(r, l[0], d, len) { $1 + $0 }
-    case (.sub, true, false): mapSIMD(r, l[0], d, len) { $1 - $0 }
-    case (.mul, true, false): mapSIMD(r, l[0], d, len) { $1 * $0 }
-    case (.div, true, false): mapSIMD(r, l[0], d, len) { $1 / $0 }
-    default:
+    let done = switch code {
+    case .add: zipRowSIMD(l, ls, r, rs, d, len) { $0 + $1 }
+    case .sub: zipRowSIMD(l, ls, r, rs, d, len) { $0 - $1 }
+    case .mul: zipRowSIMD(l, ls, r, rs, d, len) { $0 * $1 }
+    case .div: zipRowSIMD(l, ls, r, rs, d, len) { $0 / $1 }
+    case .relu, .sigmoid, .tanh: false
+    }
+    if !done {
       let lstep = ls ? 0 : 1, rstep = rs ? 0 : 1
       for i in 0..<len {
         let x = l[i * lstep], y = r[i * rstep]

@@ -128,7 +128,7 @@ struct LSTMLayer: Kernel {
         r += n
       }
     }
-    // Below ~64 rows a second core costs more than it saves.
+    // A few rows stay on one core (64: a guess, not tuned).
     let parts = threads > 1 && count >= 64 ? threads : 1
     if parts == 1 { part(0, of: 1) } else { DispatchQueue.concurrentPerform(iterations: parts) { part($0, of: parts) } }
   }

@@ -96,7 +96,7 @@ enum Lowering {
   }
 
   /// Floats a node keeps for the life of the program, derived from parameters (Winograd's
-  /// transformed weights).
+  /// transformed weights, an LSTM layer's packed `W_ih` and summed biases).
   static func persistent(_ node: Node, _ g: Graph) -> Int {
     if node.op == .lstm {
       let x = shape(g, node.operands[0])
@@ -170,10 +170,9 @@ enum Lowering {
 
     case .add, .sub, .mul, .div:
       let op: BinaryOp = switch node.op { case .add: .add; case .sub: .sub; case .mul: .mul; default: .div }
-      return [Binary(label: label, op: op, shape: out,
-                     lhs: o(node.operands[0]), lhsStrides: broadcastStrides(x, to: out),
-                     rhs: o(node.operands[1]), rhsStrides: broadcastStrides(shape(g, node.operands[1]), to: out),
-                     out: o(node.results[0]), threads: threads)]
+      let (runs, ls, rs) = Binary.collapsed(out, broadcastStrides(x, to: out), broadcastStrides(shape(g, node.operands[1]), to: out))
+      return [Binary(label: label, op: op, shape: runs, lhs: o(node.operands[0]), lhsStrides: ls,
+                     rhs: o(node.operands[1]), rhsStrides: rs, out: o(node.results[0]), threads: threads)]
 
     case .relu, .sigmoid, .tanh:
       let op: UnaryOp = switch node.op { case .relu: .relu; case .sigmoid: .sigmoid; default: .tanh }

@@ -26,8 +26,8 @@ struct MemoryPlan {
   ///
   /// The buffers already placed that a buffer may conflict with are found through an index
   /// by position (blocks of positions, coarser for longer lives) and by lane, not by testing
-  /// all of them: a training program has ~10⁴ buffers, and
-  /// testing every pair took 1.9 s of a 2.2 s compile.
+  /// all of them: a training program has ~10⁴ buffers, and testing every pair took 1.9 s of a
+  /// 2.2 s compile.
   static func place(_ buffers: [Buffer]) -> (offsets: [Int], size: Int) {
     let order = buffers.indices.sorted { buffers[$0].count > buffers[$1].count || (buffers[$0].count == buffers[$1].count && $0 < $1) }
     var offsets = [Int](repeating: 0, count: buffers.count)
@@ -44,7 +44,6 @@ struct MemoryPlan {
     // The address ranges the placed buffers of each lane cover, merged and by start: every
     // one of them conflicts with a buffer of the group's other lane.
     var laneRanges: [Schedule.Lane: [(offset: Int, end: Int)]] = [:]
-    var lanes: [Int: Set<Int>] = [:]  // group → its lanes that hold placed buffers
     var seen = [Int](repeating: -1, count: buffers.count)
     var size = 0
     for (k, i) in order.enumerated() {
@@ -60,9 +59,7 @@ struct MemoryPlan {
       }
       for (l, w) in widths.enumerated() { for block in span(w) { for j in byBlock[l][block] { consider(j) } } }
       if let lane = b.lane {
-        for other in lanes[lane.group] ?? [] where other != lane.index {
-          conflicts += laneRanges[Schedule.Lane(group: lane.group, index: other)] ?? []
-        }
+        for (other, ranges) in laneRanges where other.group == lane.group && other.index != lane.index { conflicts += ranges }
       }
       conflicts.sort { $0.offset < $1.offset }
       var offset = 0
@@ -74,10 +71,7 @@ struct MemoryPlan {
       size = Swift.max(size, offset + need)
       let l = level(b)
       for block in span(widths[l]) { byBlock[l][block].append(i) }
-      if let lane = b.lane {
-        laneRanges[lane, default: []].insertMerged((offset, offset + need))
-        lanes[lane.group, default: []].insert(lane.index)
-      }
+      if let lane = b.lane { laneRanges[lane, default: []].insertMerged((offset, offset + need)) }
     }
     return (offsets, size)
   }

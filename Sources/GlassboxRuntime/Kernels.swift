@@ -402,38 +402,56 @@ struct Conv2d: Kernel {
   }
 
   /// `cols[(c·kh + ky)·kw + kx, oy·OW + ox] = x[c, oy·s − p + ky·d, ox·s − p + kx·d]` (0 outside).
-  /// Rows of `cols` are `rowStride` apart (several images side by side).
+  /// Rows of `cols` are `rowStride` apart (several images side by side). The output rows and
+  /// columns that read inside the image depend on the kernel offset only, so they are found
+  /// once per (ky, kx) and every channel copies between them; stride 2 gathers eight columns
+  /// from sixteen floats at a time.
   @inline(__always)
   func im2col(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int, rowStride: Int) {
-    for c in 0..<channels {
-      for ky in 0..<kh {
-        for kx in 0..<kw {
+    let sy = stride.0, sx = stride.1
+    for ky in 0..<kh {
+      let y0 = ky * dilation.0 - padding.0
+      let (oyLo, oyHi) = Conv2d.inside(offset: y0, stride: sy, extent: h, outputs: oh)
+      for kx in 0..<kw {
+        let x0 = kx * dilation.1 - padding.1
+        let (lo, hi) = Conv2d.inside(offset: x0, stride: sx, extent: w, outputs: ow)
+        for c in 0..<channels {
           let row = cols + ((c * kh + ky) * kw + kx) * rowStride
-          for oy in 0..<oh {
-            let iy = oy * stride.0 - padding.0 + ky * dilation.0
-            let dstRow = row + oy * ow
-            if iy < 0 || iy >= h {
-              dstRow.update(repeating: 0, count: ow)
-              continue
-            }
-            let srcRow = x + (c * h + iy) * w
-            let x0 = kx * dilation.1 - padding.1
-            // Output columns whose input column lies inside the row: lo..<hi, branch-free.
-            let sx = stride.1
-            let lo = x0 >= 0 ? 0 : Swift.min(ow, (-x0 + sx - 1) / sx)
-            let hi = Swift.max(lo, Swift.min(ow, w - x0 <= 0 ? 0 : (w - x0 + sx - 1) / sx))
-            for ox in 0..<lo { dstRow[ox] = 0 }
+          if oyLo > 0 { row.update(repeating: 0, count: oyLo * ow) }
+          if oyHi < oh { (row + oyHi * ow).update(repeating: 0, count: (oh - oyHi) * ow) }
+          for oy in oyLo..<oyHi {
+            let dst = row + oy * ow
+            // The input element of column ox is src[ox · sx] (src may point before the row).
+            let src = x + (c * h + oy * sy + y0) * w + x0
+            for ox in 0..<lo { dst[ox] = 0 }
+            var ox = lo
             if sx == 1 {
-              let src = srcRow + x0
-              for ox in lo..<hi { dstRow[ox] = src[ox] }
+              while ox + 8 <= hi { store8(load8(src + ox), dst + ox); ox += 8 }
+              while ox < hi { dst[ox] = src[ox]; ox += 1 }
+            } else if sx == 2 {
+              // While src[2·ox ..< 2·ox + 16] lies inside the input row.
+              while ox + 8 <= hi && 2 * (ox + 8) + x0 <= w {
+                store8(UnsafeRawPointer(src + 2 * ox).loadUnaligned(as: SIMD16<Float>.self).evenHalf, dst + ox)
+                ox += 8
+              }
+              while ox < hi { dst[ox] = src[2 * ox]; ox += 1 }
             } else {
-              for ox in lo..<hi { dstRow[ox] = srcRow[ox * sx + x0] }
+              while ox < hi { dst[ox] = src[ox * sx]; ox += 1 }
             }
-            for ox in hi..<ow { dstRow[ox] = 0 }
+            for ox in hi..<ow { dst[ox] = 0 }
           }
         }
       }
     }
+  }
+
+  /// The outputs `lo..<hi` of a row or column whose input `o·stride + offset` lies in
+  /// `0..<extent` (empty when none does).
+  @inline(__always)
+  static func inside(offset: Int, stride s: Int, extent: Int, outputs: Int) -> (Int, Int) {
+    let lo = offset >= 0 ? 0 : Swift.min(outputs, (-offset + s - 1) / s)
+    let hi = Swift.max(lo, Swift.min(outputs, extent - offset <= 0 ? 0 : (extent - offset + s - 1) / s))
+    return (lo, hi)
   }
 }
 

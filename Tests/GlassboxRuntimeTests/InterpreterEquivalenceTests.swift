@@ -193,6 +193,46 @@ struct InterpreterEquivalenceTests {
   @Test(arguments: specs.indices)
   func compiledEqualsReference(_ index: Int) throws {
     let graph = try Spec.checkedGraph(SourceText(fileName: "case\(index).graph", text: Self.specs[index]))
+    try expectMatchesReference(graph, "case \(index)") { program in
+      let convolutions = graph.nodes.filter { [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight].contains($0.op) }
+      if !convolutions.isEmpty {
+        // The parameter-weighted convolutions (and all weight gradients) took the Winograd
+        // path, the input-weighted ones not.
+        let transformed = convolutions.filter { graph[$0.operands[1]].name != "wi" }.count
+        #expect(program.program.filter { $0.hasSuffix("(winograd)") }.count == transformed)
+      }
+    }
+  }
+
+  /// Convolutions by im2col and GEMM (no Winograd: strided, 7×7, few channels), forward and
+  /// weight gradient: the gathers' vector paths over rows of 37 and 21 columns (stride 2 reads
+  /// sixteen floats for eight columns while they lie in the row, then column by column; stride
+  /// 1 eight at a time), the columns that padding leaves outside on either side, output rows
+  /// wholly outside (padding 3 of a 7×7 kernel), stride 3's scalar path, and small maps of
+  /// many images in one GEMM (4×4 outputs, like ResNet's layer4.0.conv1).
+  @Test func im2colConvolutions() throws {
+    let spec = """
+      graph g(x: f32[3, 3, 9, 37], s: f32[2, 5, 11, 21], t: f32[5, 16, 7, 7], dy: f32[3, 4, 5, 19], dt: f32[5, 8, 4, 4]) -> (y: f32[3, 4, 5, 19], z: f32[2, 6, 11, 21], u: f32[2, 6, 4, 7], v: f32[5, 8, 4, 4], dw: f32[4, 3, 7, 7], dv: f32[8, 16, 3, 3]) {
+        param w: f32[4, 3, 7, 7] init uniform(0.1)
+        param k: f32[6, 5, 3, 3] init uniform(0.1)
+        param q: f32[8, 16, 3, 3] init uniform(0.1)
+        y = conv2d(x, w, stride: [2, 2], padding: [3, 3])
+        z = conv2d(s, k, padding: [1, 1])
+        u = conv2d(s, k, stride: [3, 3], padding: [1, 1])
+        v = conv2d(t, q, stride: [2, 2], padding: [1, 1])
+        dw = conv2d_backward_weight(dy, x, kernel: [7, 7], stride: [2, 2], padding: [3, 3])
+        dv = conv2d_backward_weight(dt, t, kernel: [3, 3], stride: [2, 2], padding: [1, 1])
+      }
+      """
+    let graph = try Spec.checkedGraph(SourceText(fileName: "im2col.graph", text: spec))
+    try expectMatchesReference(graph, "im2col") { program in
+      #expect(!program.program.contains { $0.hasSuffix("(winograd)") })
+    }
+  }
+
+  /// The compiled program on one core and on two against the reference interpreter, every
+  /// output within 1e-5 of the largest reference value; `check` looks at each program.
+  func expectMatchesReference(_ graph: Graph, _ label: String, check: (Executable) -> Void = { _ in }) throws {
     let parameters = DeterministicTensors.parameters(of: graph)
     var inputs: [String: Tensor] = [:]
     for id in graph.inputs {
@@ -205,18 +245,12 @@ struct InterpreterEquivalenceTests {
     for threads in [1, 2] {
       let program = try Executable(graph: graph, parameters: parameters, threads: threads)
       let actual = try program.run(inputs: inputs)
-      let convolutions = graph.nodes.filter { [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight].contains($0.op) }
-      if !convolutions.isEmpty {
-        // The parameter-weighted convolutions (and all weight gradients) took the Winograd
-        // path, the input-weighted ones not.
-        let transformed = convolutions.filter { graph[$0.operands[1]].name != "wi" }.count
-        #expect(program.program.filter { $0.hasSuffix("(winograd)") }.count == transformed)
-      }
+      check(program)
       for output in graph.outputs {
         let e = try #require(expected[graph[output.value].name]), a = try #require(actual[output.name])
         let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }
         let diff = try #require(maxAbsDifference(a, e))
-        #expect(diff <= 1e-5 * scale, "case \(index) output \(output.name), \(threads) threads: \(diff)")
+        #expect(diff <= 1e-5 * scale, "\(label) output \(output.name), \(threads) threads: \(diff)")
       }
     }
   }

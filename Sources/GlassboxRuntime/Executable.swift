@@ -393,6 +393,38 @@ public final class Executable: @unchecked Sendable {
   /// Runs the program on `inputs` (by input name) and returns outputs and activation-like taps
   /// by name.
   public func run(inputs: [String: Tensor]) throws -> [String: Tensor] {
+    try write(inputs: inputs)
+    runKernels()
+    var out: [String: Tensor] = [:]
+    for (name, id) in results {
+      let shape = graph[id].type.shape.map { $0.staticValue ?? 0 }
+      let c = shape.reduce(1, *)
+      out[name] = Tensor(shape: shape, f32: Array(UnsafeBufferPointer(start: arena + offsets[id.index], count: c)))
+    }
+    return out
+  }
+
+  /// Runs the program on `inputs` and copies each output and tap into `outputs[name]`,
+  /// reusing the array already there when it has the size and no other owner: a loop that
+  /// lets go of the previous run's values allocates nothing (a training step's gradients are
+  /// the size of the model; fresh arrays every step cost page faults, clearing and unmapping).
+  public func run(inputs: [String: Tensor], into outputs: inout [String: [Float]]) throws {
+    try write(inputs: inputs)
+    runKernels()
+    for (name, id) in results {
+      let source = UnsafeBufferPointer(start: arena + offsets[id.index], count: graph[id].type.shape.reduce(1) { $0 * ($1.staticValue ?? 0) })
+      var values = outputs.removeValue(forKey: name) ?? []
+      if values.count == source.count {
+        values.withUnsafeMutableBufferPointer { v in _ = v.update(fromContentsOf: source) }
+      } else {
+        values = Array(source)
+      }
+      outputs[name] = values
+    }
+  }
+
+  /// Checks `inputs` against the program's inputs (name, shape, dtype) and writes them.
+  func write(inputs: [String: Tensor]) throws {
     for id in graph.inputs {
       let v = graph[id]
       guard let t = inputs[v.name] else { throw InputError(description: "input '\(v.name)' is missing") }
@@ -405,14 +437,6 @@ public final class Executable: @unchecked Sendable {
       }
       write(t, at: offsets[id.index])
     }
-    runKernels()
-    var out: [String: Tensor] = [:]
-    for (name, id) in results {
-      let shape = graph[id].type.shape.map { $0.staticValue ?? 0 }
-      let c = shape.reduce(1, *)
-      out[name] = Tensor(shape: shape, f32: Array(UnsafeBufferPointer(start: arena + offsets[id.index], count: c)))
-    }
-    return out
   }
 
   /// Runs every kernel once on whatever the arena holds (for benchmarks).

@@ -62,6 +62,8 @@ public struct DropoutMask: Sendable, Equatable {
 public protocol TrainingBackend: AnyObject {
   /// The batch size the programs are compiled for.
   var batchSize: Int { get }
+  /// Cores the backend runs on (the trainer's updates use as many).
+  var threads: Int { get }
   /// Dropout masks a step takes.
   var dropoutMasks: [DropoutMask] { get }
   /// Batch norms whose running statistics a step produces.
@@ -73,4 +75,8 @@ public protocol TrainingBackend: AnyObject {
   /// Inference-mode logits `[B, C]` of `batch` (dropout off, batch norm on running statistics)
   /// with the weights of the last `beginEvaluation`.
   func predict(_ batch: Batch) throws -> [Float]
+}
+
+extension TrainingBackend {
+  public var threads: Int { 1 }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GlassboxRuntime
 
 /// Parameter updates with PyTorch's semantics (`torch.optim.SGD`, `torch.optim.Adam`,
 /// `torch.optim.AdamW`, single-tensor code paths, float32 tensors and Double scalars), applied
@@ -61,73 +62,56 @@ public struct Optimizer: Sendable {
 
   /// Updates `parameter` in place from `gradient` with learning rate `learningRate`.
   /// Both hold the same number of elements (checked by the caller; a mismatch traps).
-  public mutating func update(_ name: String, parameter: inout [Float], gradient: [Float], learningRate: Double) {
+  ///
+  /// One pass over the elements, the state buffers updated where they are stored (taken out of
+  /// `state` for the pass, so that no copy is made), split over `threads` cores for large
+  /// parameters: each element's arithmetic is the same whichever core does it.
+  public mutating func update(_ name: String, parameter: inout [Float], gradient: [Float], learningRate: Double,
+                              threads: Int = 1) {
     precondition(parameter.count == gradient.count, "optimizer: '\(name)' has \(parameter.count) elements but its gradient \(gradient.count)")
     let n = parameter.count
     let lr = Float(learningRate)
     let wd = Float(settings.weightDecay)
+    var slots = state.removeValue(forKey: name) ?? [:]
+    defer { if !slots.isEmpty { state[name] = slots } }
     switch settings.kind {
     case .sgd:
       // d = g + wd·p; buf = d (first step) or momentum·buf + d; p -= lr·buf.
-      var d = gradient
-      if wd != 0 {
-        parameter.withUnsafeBufferPointer { p in
-          d.withUnsafeMutableBufferPointer { d in for i in 0..<n { d[i] = d[i].addingProduct(wd, p[i]) } }
-        }
-      }
-      if settings.momentum != 0 {
-        let m = Float(settings.momentum)
-        if var buffer = state[name]?["momentum_buffer"] {
-          buffer.withUnsafeMutableBufferPointer { b in
-            d.withUnsafeBufferPointer { d in for i in 0..<n { b[i] = b[i] * m + d[i] } }
+      let m = Float(settings.momentum)
+      let first = slots["momentum_buffer"] == nil
+      var buffer = m == 0 ? [] : slots.removeValue(forKey: "momentum_buffer") ?? [Float](repeating: 0, count: n)
+      buffer.withUnsafeMutableBufferPointer { b in
+        parameter.withUnsafeMutableBufferPointer { p in
+          gradient.withUnsafeBufferPointer { g in
+            guard let p = p.baseAddress, let g = g.baseAddress else { return }
+            UpdateKernels.sgd(parameter: p, gradient: g, buffer: m == 0 ? nil : b.baseAddress, count: n, momentum: m,
+                              first: first, decay: wd, rate: lr, threads: threads)
           }
-          d = buffer
         }
-        state[name, default: [:]]["momentum_buffer"] = d
       }
-      parameter.withUnsafeMutableBufferPointer { p in
-        d.withUnsafeBufferPointer { d in for i in 0..<n { p[i] = p[i].addingProduct(-lr, d[i]) } }
-      }
+      if m != 0 { slots["momentum_buffer"] = buffer }
     case .adam, .adamw:
       let t = Double(max(stepCount, 1))
-      var m = state[name]?["exp_avg"] ?? [Float](repeating: 0, count: n)
-      var v = state[name]?["exp_avg_sq"] ?? [Float](repeating: 0, count: n)
-      var g = gradient
-      if wd != 0 {
-        if settings.kind == .adamw {
-          let scale = Float(1 - learningRate * settings.weightDecay)
-          parameter.withUnsafeMutableBufferPointer { p in for i in 0..<n { p[i] = p[i] * scale } }
-        } else {
-          parameter.withUnsafeBufferPointer { p in
-            g.withUnsafeMutableBufferPointer { g in for i in 0..<n { g[i] = g[i].addingProduct(wd, p[i]) } }
-          }
-        }
-      }
-      let oneMinusBeta1 = Float(1 - settings.beta1)
-      let beta2 = Float(settings.beta2)
-      let oneMinusBeta2 = Float(1 - settings.beta2)
-      let biasCorrection1 = 1 - pow(settings.beta1, t)
-      let biasCorrection2 = 1 - pow(settings.beta2, t)
-      let stepSize = Float(learningRate / biasCorrection1)
-      let biasCorrection2Sqrt = Float(biasCorrection2.squareRoot())
-      let eps = Float(settings.epsilon)
+      var m = slots.removeValue(forKey: "exp_avg") ?? [Float](repeating: 0, count: n)
+      var v = slots.removeValue(forKey: "exp_avg_sq") ?? [Float](repeating: 0, count: n)
+      let step = UpdateKernels.AdamStep(
+        coupledDecay: settings.kind == .adam ? wd : 0,
+        decoupledScale: settings.kind == .adamw && wd != 0 ? Float(1 - learningRate * settings.weightDecay) : nil,
+        oneMinusBeta1: Float(1 - settings.beta1), beta2: Float(settings.beta2), oneMinusBeta2: Float(1 - settings.beta2),
+        stepSize: Float(learningRate / (1 - pow(settings.beta1, t))),
+        biasCorrection2Sqrt: Float((1 - pow(settings.beta2, t)).squareRoot()), epsilon: Float(settings.epsilon))
       m.withUnsafeMutableBufferPointer { m in
         v.withUnsafeMutableBufferPointer { v in
-          g.withUnsafeBufferPointer { g in
+          gradient.withUnsafeBufferPointer { g in
             parameter.withUnsafeMutableBufferPointer { p in
-              for i in 0..<n {
-                // exp_avg.lerp_(g, 1 − β₁); exp_avg_sq.mul_(β₂).addcmul_(g, g, 1 − β₂)
-                m[i] = m[i].addingProduct(oneMinusBeta1, g[i] - m[i])
-                v[i] = v[i] * beta2 + oneMinusBeta2 * (g[i] * g[i])
-                let denom = v[i].squareRoot() / biasCorrection2Sqrt + eps
-                p[i] = p[i] + (-stepSize) * (m[i] / denom)
-              }
+              guard let p = p.baseAddress, let g = g.baseAddress, let m = m.baseAddress, let v = v.baseAddress else { return }
+              UpdateKernels.adam(parameter: p, gradient: g, m: m, v: v, count: n, step, threads: threads)
             }
           }
         }
       }
-      state[name, default: [:]]["exp_avg"] = m
-      state[name, default: [:]]["exp_avg_sq"] = v
+      slots["exp_avg"] = m
+      slots["exp_avg_sq"] = v
     }
   }
 

@@ -45,8 +45,10 @@ public final class ProgramBackend: TrainingBackend {
   let trainProgram: Executable
   let inferenceGraph: Graph
   let input: String
-  let threads: Int
+  public let threads: Int
   var inference: Executable?
+  /// The last step's outputs by name, reused by the next.
+  var outputs: [String: [Float]] = [:]
 
   /// Compiles `step` (its symbols bound by `bindings`, which must size every symbol, the
   /// batch included) and keeps `model` (the forward graph) for evaluation.
@@ -78,10 +80,11 @@ public final class ProgramBackend: TrainingBackend {
     var inputs = masks
     inputs[input] = batch.inputs
     inputs[step.target] = batch.labels
-    let out = try trainProgram.run(inputs: inputs)
+    // The previous step's arrays are written over when the trainer has let go of them.
+    try trainProgram.run(inputs: inputs, into: &outputs)
     func values(_ name: String) throws -> [Float] {
-      guard let t = out[name] else { throw TrainingError("training step produced no output '\(name)'") }
-      return t.floats
+      guard let v = outputs[name] else { throw TrainingError("training step produced no output '\(name)'") }
+      return v
     }
     var gradients: [String: [Float]] = [:]
     for g in step.gradients { gradients[g.parameter] = try values(g.output) }

@@ -263,7 +263,8 @@ public final class Trainer {
     var i = 0
     for name in trainable where result.gradients[name] != nil {
       var values = takeFloats(name)
-      optimizer.update(name, parameter: &values, gradient: gradients[i], learningRate: learningRate)
+      optimizer.update(name, parameter: &values, gradient: gradients[i], learningRate: learningRate,
+                       threads: backend.threads)
       putFloats(name, values)
       i += 1
     }

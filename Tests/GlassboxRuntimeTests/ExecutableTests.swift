@@ -26,6 +26,34 @@ struct ExecutableTests {
     #expect(program.arenaCount < program.unsharedCount)
   }
 
+  /// `run(inputs:into:)` writes each output into the array the previous run left, but never
+  /// into one the caller kept (whether it reuses storage is a matter of speed, measured by
+  /// `bench --train`: Swift may free an array before its last textual use, so a new one can
+  /// land at the old address and a test cannot tell the two apart).
+  @Test func runIntoReusesOutputArrays() throws {
+    let graph = try Spec.checkedGraph(SourceText(fileName: "reuse.graph", text: """
+      graph g(x: f32[3, 50]) -> (y: f32[3, 50], s: f32[3]) {
+        y = tanh(x)
+        s = sum(x, axes: [1])
+      }
+      """))
+    let program = try Executable(graph: graph, parameters: [:])
+    let a = DeterministicTensors.tensor("a", shape: [3, 50]), b = DeterministicTensors.tensor("b", shape: [3, 50])
+    let ya = try #require(program.run(inputs: ["x": a])["y"]).floats
+    let yb = try #require(program.run(inputs: ["x": b])["y"]).floats
+    #expect(ya != yb)
+    var outputs: [String: [Float]] = [:]
+    try program.run(inputs: ["x": a], into: &outputs)
+    #expect(outputs["y"] == ya)
+    let kept = try #require(outputs["y"])
+    try program.run(inputs: ["x": b], into: &outputs)
+    #expect(kept == ya, "the caller's array was written over")
+    #expect(outputs["y"] == yb)
+    try program.run(inputs: ["x": a], into: &outputs)
+    #expect(outputs["y"] == ya)
+    #expect(outputs["s"]?.count == 3)
+  }
+
   /// An elementwise result takes the storage of an operand of its shape that nothing reads
   /// after it (`Executable.inPlace`) — not one read later, not one it broadcasts, not for an
   /// output — and the values are the reference interpreter's.

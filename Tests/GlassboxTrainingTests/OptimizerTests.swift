@@ -65,6 +65,35 @@ func expectClose(_ a: [Float], _ b: [Float], relative: Float, _ what: String) {
     }
   }
 
+  /// Parameters of 2^16 elements and more are updated on several cores, eight elements at a
+  /// time: the same bits as on one core, and each element as a one-element update of it gives
+  /// (which runs the scalar code PyTorch's fixtures check above), over three steps.
+  @Test(arguments: cases.indices)
+  func largeUpdatesSplitOverCores(_ index: Int) {
+    let (_, settings, lr) = Self.cases[index]
+    let n = 100_003
+    let initial = (0..<n).map { Float(sin(Double($0) * 0.37)) }
+    var one = Optimizer(settings), two = Optimizer(settings)
+    var singles = [Optimizer](repeating: Optimizer(settings), count: 5)
+    let sampled = [0, 7, 8, 65_535, n - 1]
+    var p1 = initial, p2 = initial
+    var ps = sampled.map { [initial[$0]] }
+    for step in 0..<3 {
+      let g = (0..<n).map { Float(cos(Double($0 * (step + 2)) * 0.11)) * 0.5 }
+      one.beginStep()
+      two.beginStep()
+      one.update("w", parameter: &p1, gradient: g, learningRate: lr, threads: 1)
+      two.update("w", parameter: &p2, gradient: g, learningRate: lr, threads: 2)
+      for (k, i) in sampled.enumerated() {
+        singles[k].beginStep()
+        singles[k].update("w", parameter: &ps[k], gradient: [g[i]], learningRate: lr)
+      }
+    }
+    let same = p1 == p2  // a Bool, so that a failure does not print 100 003 floats
+    #expect(same, "case \(index): one core and two differ")
+    for (k, i) in sampled.enumerated() { #expect(p2[i] == ps[k][0], "case \(index) element \(i): \(p2[i]) vs \(ps[k][0])") }
+  }
+
   @Test func snapshotRestoresState() {
     var a = Optimizer(OptimizerSettings(kind: .adam, weightDecay: 0.01))
     var p: [Float] = [1, -2, 3]

@@ -167,7 +167,9 @@ extension Op {
       if want[1] { out[1] = try b.sum(b.scale(b.binary(.mul, q, y), -1), to: type(x[1])) }
 
     case .relu:
-      out[0] = try b.add(.reluBackward, [dy0(), x[0]], tag: "dx")[0]
+      // The mask from the result, as PyTorch (`threshold_backward(grad, result, 0)`): the input
+      // then dies at the ReLU, which can run in place or fuse with what made it.
+      out[0] = try b.add(.reluBackward, [dy0(), y], tag: "dx")[0]
 
     case .sigmoid:
       // σ' = y(1 − y).

@@ -123,7 +123,7 @@ public enum BLAS {
                    beta: beta, c: c, ldc: ldc)
     }
     let operands = GEMMOperands(a: a, b: b, c: c)
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
+    parallelFor(parts) { part in
       // Part boundaries on multiples of `unit` (the last part takes the remainder).
       let blocks = extent / unit
       let lo = blocks * part / parts * unit, hi = part == parts - 1 ? extent : blocks * (part + 1) / parts * unit

@@ -65,7 +65,7 @@ struct LinearBackwardWeight: Kernel {
                         lda: outFeatures, b: a + x, ldb: inFeatures, c: a + dw, ldc: inFeatures)
     }
     let base = UnsafeSendable(a), size = outFeatures * inFeatures
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
+    parallelFor(parts) { part in
       let a = base.pointer
       let lo = rows * part / parts, hi = rows * (part + 1) / parts
       let c = part == 0 ? a + dw : a + scratch + (part - 1) * size
@@ -230,7 +230,7 @@ struct LSTMCellBackward: Kernel {
         save(Self.flushed(dct * f), a + kernel.dcPrev + j0)
       }
     }
-    if parts == 1 { part(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: part) }
+    if parts == 1 { part(0) } else { parallelFor(parts, part) }
     let d = a + dhPrev, s = a + scratch
     for j in 0..<n {
       var sum = s[j]

@@ -126,7 +126,7 @@ struct Binary: Kernel {
     let parts = shape.count > 1 ? elementwiseParts(count: shape.reduce(1, *), outer: shape[0], threads: threads) : 1
     guard parts > 1 else { return run(a, shape, lhs, lhsStrides, rhs, rhsStrides, out, outStrides) }
     let base = UnsafeSendable(a), kernel = self
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
+    parallelFor(parts) { part in
       let lo = shape[0] * part / parts, hi = shape[0] * (part + 1) / parts
       var sub = shape
       sub[0] = hi - lo
@@ -204,7 +204,7 @@ struct Unary: Kernel {
     let parts = elementwiseParts(count: count, outer: count / 8, threads: threads)
     guard parts > 1 else { return run(a, 0..<count) }
     let base = UnsafeSendable(a), kernel = self, vectors = count / 8
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
+    parallelFor(parts) { part in
       let lo = vectors * part / parts * 8, hi = part == parts - 1 ? kernel.count : vectors * (part + 1) / parts * 8
       kernel.run(base.pointer, lo..<hi)
     }
@@ -466,7 +466,7 @@ func forEachImagePart(images n: Int, threads: Int, _ a: UnsafeMutablePointer<Flo
   guard parts > 1 else { return body(a, 0, 0..<n, scratch, threads) }
   let each = partScratch((n + parts - 1) / parts)
   let base = UnsafeSendable(a)
-  DispatchQueue.concurrentPerform(iterations: parts) { part in
+  parallelFor(parts) { part in
     body(base.pointer, part, (n * part / parts)..<(n * (part + 1) / parts), scratch + part * each, 1)
   }
 }
@@ -484,7 +484,7 @@ func splitOverCores(_ a: UnsafeMutablePointer<Float>, count: Int, threads: Int, 
   let address = UInt(bitPattern: a)
   withoutActuallyEscaping(body) { body in
     let work = RangeWork(body: body)
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
+    parallelFor(parts) { part in
       guard let a = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
       work.body(a, (count * part / parts)..<(count * (part + 1) / parts))
     }
@@ -795,7 +795,7 @@ struct FusedElementwise: Kernel {
     let parts = Self.parts(count: count, threads: threads)
     guard parts > 1 else { return run(a, blocks: 0..<((count + Self.block - 1) / Self.block), scratch: scratch) }
     let base = UnsafeSendable(a), kernel = self, blocks = (count + Self.block - 1) / Self.block
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
+    parallelFor(parts) { part in
       kernel.run(base.pointer, blocks: (blocks * part / parts)..<(blocks * (part + 1) / parts),
                  scratch: kernel.scratch + part * (kernel.program.count / 3) * Self.block)
     }

@@ -88,7 +88,7 @@ struct LSTMLayer: Kernel {
     if directions == 2 && parallel && !lastOnly {
       // One direction per core, each with a single-threaded BLAS, so nothing is oversubscribed.
       let base = UnsafeSendable(a)
-      DispatchQueue.concurrentPerform(iterations: 2) { d in
+      parallelFor(2) { d in
         transposeRecurrentWeights(base.pointer, direction: d)
         recur(base.pointer, direction: d, rows: 0..<batch, threads: 1)
       }
@@ -99,7 +99,7 @@ struct LSTMLayer: Kernel {
         let stepCount = lastOnly && d == 1 ? 1 : steps
         guard parts > 1 && stepCount > 1 else { recur(a, direction: d, rows: 0..<batch, threads: threads); continue }
         let base = UnsafeSendable(a), kernel = self
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
+        parallelFor(parts) { part in
           kernel.recur(base.pointer, direction: d, rows: (kernel.batch * part / parts)..<(kernel.batch * (part + 1) / parts),
                        threads: 1)
         }
@@ -130,7 +130,7 @@ struct LSTMLayer: Kernel {
     }
     // A few rows stay on one core (64: a guess, not tuned).
     let parts = threads > 1 && count >= 64 ? threads : 1
-    if parts == 1 { part(0, of: 1) } else { DispatchQueue.concurrentPerform(iterations: parts) { part($0, of: parts) } }
+    if parts == 1 { part(0, of: 1) } else { parallelFor(parts) { part($0, of: parts) } }
   }
 
   /// `W_hh` transposed to `[H, 4H]` in the direction's scratch, for `recur`.

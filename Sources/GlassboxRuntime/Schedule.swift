@@ -201,7 +201,7 @@ struct LaneGroup: Kernel {
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let base = UnsafeSendable(a)
-    DispatchQueue.concurrentPerform(iterations: lanes.count) { l in
+    parallelFor(lanes.count) { l in
       for k in lanes[l] { k.run(base.pointer) }
     }
   }

@@ -249,7 +249,7 @@ struct WinogradConv3x3: Kernel {
   }
 
   func forEachPart(_ parts: Int, _ body: @Sendable (Int) -> Void) {
-    if parts == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: body) }
+    if parts == 1 { body(0) } else { parallelFor(parts, body) }
   }
 
   /// `V[ξ, c, tiles of image local] = Bᵀ d B` for every tile of one input plane (image `image`,

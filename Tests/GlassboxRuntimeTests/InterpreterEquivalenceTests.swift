@@ -101,6 +101,17 @@ struct InterpreterEquivalenceTests {
       f = sum(x, axes: [1, 4], keepdims: true)
     }
     """,
+    // Pooling gradients whose windows skip rows and columns (stride 3 over windows of 2, and
+    // rows after the last window): zero there, over storage an earlier value (e, dead after
+    // its sum) left dirty.
+    """
+    graph g(x: f32[2, 3, 18, 16], dy: f32[2, 3, 6, 5]) -> (s: f32[], a: f32[2, 3, 18, 16], b: f32[2, 3, 18, 16]) {
+      e = tanh(x)
+      s = sum(e)
+      a = max_pool2d_backward(dy, x, kernel: 2, stride: 3)
+      b = avg_pool2d_backward(dy, x, kernel: 2, stride: 3)
+    }
+    """,
     // Max-pooling gradients: eight windows of stride 2 at a time inside, window by window at
     // the borders; ties (the zeros of min(x, 0)) go to the first maximum.
     """

@@ -412,7 +412,8 @@ public final class Executable: @unchecked Sendable {
     try write(inputs: inputs)
     runKernels()
     for (name, id) in results {
-      let source = UnsafeBufferPointer(start: arena + offsets[id.index], count: graph[id].type.shape.reduce(1) { $0 * ($1.staticValue ?? 0) })
+      let count = graph[id].type.shape.reduce(1) { $0 * ($1.staticValue ?? 0) }
+      let source = UnsafeBufferPointer(start: arena + offsets[id.index], count: count)
       var values = outputs.removeValue(forKey: name) ?? []
       if values.count == source.count {
         values.withUnsafeMutableBufferPointer { v in _ = v.update(fromContentsOf: source) }

@@ -39,10 +39,11 @@ private struct Job: @unchecked Sendable {
 /// before they sleep on a condition.
 final class WorkerPool: @unchecked Sendable {
   static let shared = WorkerPool()
-
-  init() {}
   static let maximumWorkers = 7
   static let spinNanoseconds: UInt64 = 200_000
+
+  /// A pool of its own (tests); the kernels share `shared`.
+  init() {}
 
   /// Bumped when a region is published; a worker that sees it change takes parts.
   private let generation = Atomic<Int>(0)

@@ -121,6 +121,17 @@ struct InterpreterEquivalenceTests {
       b = max_pool2d_backward(dz, x, kernel: 2)
     }
     """,
+    // Linear layers over many rows: split over the cores (1050 rows each) and taken 442 rows
+    // (≈ 64 KiB of 37 outputs) at a time, the bias copied in per chunk, the residual + ReLU
+    // epilogue over each core's rows; and without a bias.
+    """
+    graph g(x: f32[3, 700, 20], r: f32[3, 700, 37]) -> (y: f32[3, 700, 37], z: f32[3, 700, 37]) {
+      param w: f32[37, 20] init uniform(0.1)
+      param b: f32[37] init uniform(0.1)
+      y = linear(x, w, b, r, activation: relu)
+      z = linear(x, w)
+    }
+    """,
     // 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3): odd sizes (partial tiles),
     // padding 0, 1 and 2, bias or none, the fused residual + ReLU epilogue, and weights
     // given as an input (which must take the im2col path: only parameters are transformed).

@@ -399,10 +399,8 @@ struct Conv2dBackwardInput: Kernel {
       for ky in 0..<c.kh {
         for kx in 0..<c.kw {
           let row = cols + ((ch * c.kh + ky) * c.kw + kx) * rowStride
-          let x0 = kx * c.dilation.1 - c.padding.1
-          let sx = c.stride.1
-          let lo = x0 >= 0 ? 0 : Swift.min(c.ow, (-x0 + sx - 1) / sx)
-          let hi = Swift.max(lo, Swift.min(c.ow, c.w - x0 <= 0 ? 0 : (c.w - x0 + sx - 1) / sx))
+          let x0 = kx * c.dilation.1 - c.padding.1, sx = c.stride.1
+          let (lo, hi) = Conv2d.inside(offset: x0, stride: sx, extent: c.w, outputs: c.ow)
           for oy in 0..<c.oh {
             let iy = oy * c.stride.0 - c.padding.0 + ky * c.dilation.0
             guard iy >= 0 && iy < c.h else { continue }

@@ -45,7 +45,7 @@ public final class Executable: @unchecked Sendable {
       throw InputError(description: "value '\(v.name)' has symbolic shape \(v.type.shapeDescription); bind the symbols first")
     }
     let n = graph.values.count
-    func count(_ v: ValueID) -> Int { graph[v].type.shape.reduce(1) { $0 * ($1.staticValue ?? 1) } }
+    func count(_ v: ValueID) -> Int { Self.elementCount(graph[v].type) }
 
     // Aliases: ops that keep the bytes (reshape, flatten, dropout in inference) share storage.
     var root = Array(0..<n)
@@ -326,8 +326,8 @@ public final class Executable: @unchecked Sendable {
   /// mapped to that operand's root. Each output element depends only on the same element of
   /// such an operand (the kernels — `Binary`, `Unary`, `FusedElementwise`, `ReluBackward` —
   /// read it before they write it), so the result may overwrite an operand of its own shape
-  /// that no node reads after this one and nothing exports: a backward pass's chains of products and sums then
-  /// reuse one buffer instead of holding each input and output at once. Nodes in a lane group
+  /// that no node reads after this one and nothing exports: a backward pass's chains of
+  /// products and sums then reuse one buffer instead of holding each input and output at once. Nodes in a lane group
   /// are left alone (their order against the other lane is not fixed), as are operands and
   /// results that are views (of a step, of a concatenation).
   static func inPlace(_ g: Graph, root: [Int], shift: [Int], views: [Int: (start: Int, rowStride: Int)],
@@ -398,8 +398,8 @@ public final class Executable: @unchecked Sendable {
     var out: [String: Tensor] = [:]
     for (name, id) in results {
       let shape = graph[id].type.shape.map { $0.staticValue ?? 0 }
-      let c = shape.reduce(1, *)
-      out[name] = Tensor(shape: shape, f32: Array(UnsafeBufferPointer(start: arena + offsets[id.index], count: c)))
+      let values = UnsafeBufferPointer(start: arena + offsets[id.index], count: Self.elementCount(graph[id].type))
+      out[name] = Tensor(shape: shape, f32: Array(values))
     }
     return out
   }
@@ -412,8 +412,7 @@ public final class Executable: @unchecked Sendable {
     try write(inputs: inputs)
     runKernels()
     for (name, id) in results {
-      let count = graph[id].type.shape.reduce(1) { $0 * ($1.staticValue ?? 0) }
-      let source = UnsafeBufferPointer(start: arena + offsets[id.index], count: count)
+      let source = UnsafeBufferPointer(start: arena + offsets[id.index], count: Self.elementCount(graph[id].type))
       var values = outputs.removeValue(forKey: name) ?? []
       if values.count == source.count {
         values.withUnsafeMutableBufferPointer { v in _ = v.update(fromContentsOf: source) }
@@ -423,6 +422,9 @@ public final class Executable: @unchecked Sendable {
       outputs[name] = values
     }
   }
+
+  /// Elements of a value of a bound type.
+  static func elementCount(_ t: TensorType) -> Int { t.shape.reduce(1) { $0 * ($1.staticValue ?? 1) } }
 
   /// Checks `inputs` against the program's inputs (name, shape, dtype) and writes them.
   func write(inputs: [String: Tensor]) throws {

@@ -236,29 +236,26 @@ struct Linear: Kernel {
   /// value is still in cache when the GEMM adds to it.
   var chunkRows: Int { Swift.max(16, (1 << 14) / Swift.max(1, outFeatures)) }
 
-  /// The rows split over the cores (as `BLAS.sgemm(threads:)` would split them), each core
-  /// its rows a chunk at a time: bias rows, then a single-threaded GEMM over them, then the
-  /// epilogue over the core's rows. A bias copied over the whole output first, on one core,
-  /// was 1 of attention-2D's 2.5 ms linear at B = 32.
+  /// The rows split over the cores when the product is large enough (`BLAS.parallelWork`),
+  /// each core its rows a chunk at a time: bias rows, then a single-threaded GEMM over them,
+  /// then the epilogue over the core's rows (the bias was copied over the whole output on one
+  /// core before a threaded GEMM: attention-2D B=32's attention linear took 1.74–1.86 ms so,
+  /// 1.59–1.82 this way).
   func run(_ a: UnsafeMutablePointer<Float>) {
     let parts = threads > 1 && rows >= 8 * threads && rows * inFeatures * outFeatures >= BLAS.parallelWork
       ? Swift.min(threads, rows / 4) : 1
-    let kernel = self, base = UnsafeSendable(a)
+    let f = inFeatures, o = outFeatures
     parallelFor(parts) { part in
-      let a = base.pointer
-      let lo = kernel.rows * part / parts, hi = kernel.rows * (part + 1) / parts
-      let f = kernel.inFeatures, o = kernel.outFeatures
+      let lo = rows * part / parts, hi = rows * (part + 1) / parts
       var r = lo
       while r < hi {
-        let n = Swift.min(kernel.chunkRows, hi - r)
-        if let bias = kernel.bias {
-          for i in r..<(r + n) { (a + kernel.out + i * o).update(from: a + bias, count: o) }
-        }
-        BLAS.sgemm(transB: true, m: n, n: o, k: f, a: a + kernel.x + r * f, lda: f, b: a + kernel.weight, ldb: f,
-                   beta: kernel.bias == nil ? 0 : 1, c: a + kernel.out + r * o, ldc: o)
+        let n = Swift.min(chunkRows, hi - r)
+        if let bias { for i in r..<(r + n) { (a + out + i * o).update(from: a + bias, count: o) } }
+        BLAS.sgemm(transB: true, m: n, n: o, k: f, a: a + x + r * f, lda: f, b: a + weight, ldb: f,
+                   beta: bias == nil ? 0 : 1, c: a + out + r * o, ldc: o)
         r += n
       }
-      kernel.epilogue.apply(a, out: kernel.out, count: (hi - lo) * o, at: lo * o)
+      epilogue.apply(a, out: out, count: (hi - lo) * o, at: lo * o)
     }
   }
 }
@@ -502,19 +499,8 @@ func splitOverCores(_ a: UnsafeMutablePointer<Float>, count: Int, threads: Int, 
                     _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
   let parts = Swift.min(threads, count)
   guard parts > 1, worthIt else { return body(a, 0..<count) }
-  let address = UInt(bitPattern: a)
-  withoutActuallyEscaping(body) { body in
-    let work = RangeWork(body: body)
-    parallelFor(parts) { part in
-      guard let a = UnsafeMutablePointer<Float>(bitPattern: address) else { return }
-      work.body(a, (count * part / parts)..<(count * (part + 1) / parts))
-    }
-  }
-}
-
-/// The body of `splitOverCores`: its ranges are disjoint, so the threads never share an item.
-private struct RangeWork: @unchecked Sendable {
-  let body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void
+  // The ranges are disjoint, so the threads never share an item.
+  parallelFor(parts) { part in body(a, (count * part / parts)..<(count * (part + 1) / parts)) }
 }
 
 /// Max or average pooling over `[planes, H, W]` (PyTorch's window placement and counts).

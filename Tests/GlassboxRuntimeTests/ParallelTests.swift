@@ -25,7 +25,8 @@ struct ParallelTests {
   }
 
   /// Thousands of short regions back to back (workers spinning between them), then regions
-  /// after the workers have gone to sleep.
+  /// after a pause long enough for them to sleep (unless other tests keep the shared pool
+  /// busy: `partsRunTogether` wakes a pool of its own).
   @Test func regionsOneAfterAnother() {
     var wrong = 0
     for r in 0..<5000 where Self.runs(2 + r % 3) != [Int](repeating: 1, count: 2 + r % 3) { wrong += 1 }

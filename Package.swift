@@ -20,6 +20,7 @@ let package = Package(
   targets: [
     // C libraries, each wrapped by exactly one Swift module (named in the comment).
     .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),  // GlassboxRuntime (headers; dlopen)
+    .systemLibrary(name: "CPrefetch"),                                         // GlassboxRuntime (one inline function)
     // FFmpeg and libsndfile: headers only; CMediaLoader opens the libraries when first used.
     .systemLibrary(name: "CFFmpeg",
                    providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev",
@@ -35,7 +36,7 @@ let package = Package(
     .target(name: "GlassboxReference", dependencies: ["GlassboxIR"], swiftSettings: strict),
     .target(name: "GlassboxPasses", dependencies: ["GlassboxIR", "GlassboxReference"], swiftSettings: strict),
     // Kernels are compiled for AVX2 + FMA (any x86-64 since 2013); OpenBLAS picks its own.
-    .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS"],
+    .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS", "CPrefetch"],
             swiftSettings: strict + [.unsafeFlags(["-target-cpu", "haswell", "-Ounchecked"])]),
     // .model files, .npy and safetensors; the only module that imports SwiftProtobuf.
     .target(name: "GlassboxFormat",

@@ -72,11 +72,34 @@ func load8(_ p: UnsafePointer<Float>, count: Int) -> SIMD8<Float> {
   return v
 }
 
-/// The first `count` lanes of `v` to `p` (all eight in one store when `count` ≥ 8).
+/// The first `count` lanes of `v` to `p` (all eight in one store when `count` ≥ 8), in at
+/// most three stores of 4, 2 and 1 lanes: a lane picked by a variable index sends the vector
+/// through the stack and back, a stall per lane.
 @inline(__always)
 func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, count: Int) {
   if count >= 8 { return store8(v, p) }
-  for l in 0..<count { p[l] = v[l] }
+  guard count > 0 else { return }
+  let raw = UnsafeMutableRawPointer(p)
+  var q = 0, rest = v.lowHalf
+  if count & 4 != 0 { raw.storeBytes(of: rest, as: SIMD4<Float>.self); q = 4; rest = v.highHalf }
+  if count & 2 != 0 {
+    (raw + 4 * q).storeBytes(of: rest.lowHalf, as: SIMD2<Float>.self)
+    q += 2
+    rest = SIMD4(lowHalf: rest.highHalf, highHalf: rest.highHalf)
+  }
+  if count & 1 != 0 { p[q] = rest[0] }
+}
+
+/// The first `count` lanes of `v` to `p` (all sixteen when `count` ≥ 16), as `store8`.
+@inline(__always)
+func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, count: Int) {
+  if count >= 16 { return store16(v, p) }
+  if count >= 8 {
+    store8(v.lowHalf, p)
+    store8(v.highHalf, p + 8, count: count - 8)
+  } else {
+    store8(v.lowHalf, p, count: count)
+  }
 }
 
 /// Sixteen floats to `p` (any alignment).

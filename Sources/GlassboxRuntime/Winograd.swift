@@ -1,3 +1,4 @@
+import CPrefetch
 import Foundation
 
 /// A 3×3, stride-1, undilated, ungrouped convolution by Winograd's minimal filtering
@@ -170,7 +171,9 @@ struct WinogradConv3x3: Kernel {
       let v = a + kernel.scratch
       let padded = v + Self.transformedCount(cin: kernel.cin, cout: kernel.cout, tiles: p)
         + part * Self.paddedPlane(oh: kernel.oh, ow: kernel.ow)
+      kernel.clearPadded(padded)
       kernel.forEachPlane(of: planes, part: part, parts: parts) { q, limit in
+        if q + Self.prefetchDistance < planes { kernel.prefetchPlane(a, q + Self.prefetchDistance) }
         kernel.inputTransform(image: q % kernel.n, local: q % kernel.n, c: q / kernel.n, a: a, padded: padded, v: v,
                               p: p, limit: limit)
       }
@@ -241,8 +244,11 @@ struct WinogradConv3x3: Kernel {
   func inputTransforms(images: Range<Int>, a: UnsafeMutablePointer<Float>, padded: UnsafeMutablePointer<Float>,
                        v: UnsafeMutablePointer<Float>) {
     let p = images.count * tilesH * tilesW
+    clearPadded(padded)
     for c in 0..<cin {
       for (local, image) in images.enumerated() {
+        let ahead = c + Self.prefetchDistance
+        if ahead < cin { prefetch(a + x + (image * cin + ahead) * h * w, count: h * w) }
         inputTransform(image: image, local: local, c: c, a: a, padded: padded, v: v, p: p, limit: .max)
       }
     }
@@ -254,7 +260,7 @@ struct WinogradConv3x3: Kernel {
 
   /// `V[ξ, c, tiles of image local] = Bᵀ d B` for every tile of one input plane (image `image`,
   /// channel `c`; `local` is its place among the images `V` holds), through a zero-padded
-  /// copy. Eight tiles of a row at a time: the four columns of each tile are the even and odd
+  /// copy (`padded`, cleared by the caller: `clearPadded`). Eight tiles of a row at a time: the four columns of each tile are the even and odd
   /// lanes of two 16-float loads (tiles overlap by two columns), so every transform step is
   /// one vector operation and every store eight consecutive floats. A step with fewer than
   /// eight tiles left in its row stores all eight lanes anyway: the extra ones land on the
@@ -267,14 +273,8 @@ struct WinogradConv3x3: Kernel {
     let plane = image * cin + c
     let th = tilesH, tw = tilesW
     let pw = tw * 2 + 2, ph = th * 2 + 2
-    padded.update(repeating: 0, count: ph * pw + Self.slack)
-    let src = a + x + plane * h * w
-    for y in 0..<h {
-      let py = y + padding.0
-      guard py < ph else { break }
-      let count = Swift.min(w, pw - padding.1)
-      (padded + py * pw + padding.1).update(from: src + y * w, count: count)
-    }
+    copyRows(a + x + plane * h * w, rows: Swift.min(h, ph - padding.0), columns: Swift.min(w, pw - padding.1),
+             sourceStride: w, into: padded, stride: pw, top: padding.0, left: padding.1)
     let stride = vStride(p)
     let base = v + c * p + local * th * tw
     typealias V8 = SIMD8<Float>
@@ -318,6 +318,14 @@ struct WinogradConv3x3: Kernel {
   /// Floats read past the end of a padded plane by the last 16-float loads.
   static let slack = 18
 
+  /// Zeros the padded plane that the transforms copy planes into (`inputTransform`,
+  /// `WinogradWeightGradient.gradientTransform`): once before a run of planes of one kind,
+  /// whose copies then all write the same floats of it and leave its padding zero.
+  @inline(__always)
+  func clearPadded(_ padded: UnsafeMutablePointer<Float>) {
+    padded.update(repeating: 0, count: Self.paddedPlane(oh: oh, ow: ow))
+  }
+
 
   /// `y = Aᵀ M A` (+ bias, then the epilogue) for every tile of output channel `k` in each of
   /// `images` (the ones `M` holds, in order), eight tiles of a row at a time; each finished
@@ -336,12 +344,15 @@ struct WinogradConv3x3: Kernel {
     for image in images {
       let src = m + k * p + (image - images.lowerBound) * th * tw
       let plane = (image * cout + k) * oh * ow
+      // The planes of one channel are Cout·OH·OW floats apart: asked for ahead of their stores.
+      if image + Self.prefetchDistance < images.upperBound {
+        prefetch(a + out + plane + Self.prefetchDistance * cout * oh * ow, count: oh * ow)
+      }
       let dst = a + out + plane, end = dst + oh * ow
       for ty in 0..<th {
         var tx = 0
         while tx < tw {
           let q = src + ty * tw + tx
-          let valid = Swift.min(8, tw - tx)
           @inline(__always) func mv(_ xi: Int) -> V8 { load8(q + xi * stride) }
           // Rows of M (4×4) combined: s0 = m0 + m1 + m2, s1 = m1 − m2 − m3, column by column.
           let m0 = mv(0), m1 = mv(1), m2 = mv(2), m3 = mv(3), m4 = mv(4), m5 = mv(5), m6 = mv(6), m7 = mv(7)
@@ -354,10 +365,7 @@ struct WinogradConv3x3: Kernel {
           let row0 = dst + y0 * ow + x0
           @inline(__always) func row(_ even: V8, _ odd: V8, _ q: UnsafeMutablePointer<Float>) {
             if tx + 8 < tw || (tw <= 8 && q + 16 <= end) { return store16(interleave(even, odd), q) }
-            for l in 0..<valid {
-              q[2 * l] = even[l]
-              if x0 + 2 * l + 1 < ow { q[2 * l + 1] = odd[l] }
-            }
+            store16(interleave(even, odd), q, count: ow - x0)
           }
           row(y00, y01, row0)
           if y0 + 1 < oh { row(y10, y11, row0 + ow) }
@@ -366,5 +374,49 @@ struct WinogradConv3x3: Kernel {
       }
       epilogue.apply(a, out: out, count: oh * ow, at: plane)
     }
+  }
+}
+
+
+/// `rows` rows of `columns` floats from `src` (rows `sourceStride` apart) into the padded plane
+/// `dst` (rows `stride` apart) at row `top`, column `left`. The padding is the caller's: it
+/// clears the plane once (`clearPadded`) and every plane copied into it after that writes the
+/// same floats. Rows here are 4 to 28 floats, where a `memset` of each plane and a `memmove`
+/// per row cost more in calls than in copying.
+@inline(__always)
+func copyRows(_ src: UnsafePointer<Float>, rows: Int, columns: Int, sourceStride: Int,
+              into dst: UnsafeMutablePointer<Float>, stride: Int, top: Int, left: Int) {
+  for r in 0..<Swift.max(rows, 0) {
+    let to = dst + (top + r) * stride + left, row = src + r * sourceStride
+    if columns >= 8 {
+      // Eight at a time, the last eight ending at the row's end (over the ones before).
+      var i = 0
+      while i + 8 < columns { store8(load8(row + i), to + i); i += 8 }
+      store8(load8(row + columns - 8), to + columns - 8)
+    } else {
+      for i in 0..<columns { to[i] = row[i] }
+    }
+  }
+}
+
+/// Planes ahead of the one transformed whose first lines are prefetched: the transforms read
+/// planes `Cin·H·W` floats apart (`V`'s order), a stride the hardware prefetchers do not follow.
+extension WinogradConv3x3 {
+  static let prefetchDistance = 4
+
+  /// Prefetches input plane `q` in `V`'s order (channel, then image).
+  @inline(__always)
+  func prefetchPlane(_ a: UnsafeMutablePointer<Float>, _ q: Int) {
+    prefetch(a + x + ((q % n) * cin + q / n) * h * w, count: h * w)
+  }
+}
+
+/// Asks for the first cache lines (up to eight) of the `count` floats at `p`.
+@inline(__always)
+func prefetch(_ p: UnsafePointer<Float>, count: Int) {
+  var offset = 0
+  while offset < Swift.min(count, 128) {
+    glassbox_prefetch(p + offset)
+    offset += 16
   }
 }

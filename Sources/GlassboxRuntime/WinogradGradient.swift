@@ -56,10 +56,14 @@ struct WinogradWeightGradient: Kernel {
       let pads = v + WinogradConv3x3.transformedCount(cin: f.cin, cout: f.cout, tiles: p), du = pads + parts * padded
       f.forEachPart(parts) { part in
         let a = base.pointer, plane = a + pads + part * padded
+        f.clearPadded(plane)
         f.forEachPlane(of: f.n * f.cin, part: part, parts: parts) { q, limit in
+          if q + WinogradConv3x3.prefetchDistance < f.n * f.cin { f.prefetchPlane(a, q + WinogradConv3x3.prefetchDistance) }
           f.inputTransform(image: q % f.n, local: q % f.n, c: q / f.n, a: a, padded: plane, v: a + v, p: p, limit: limit)
         }
+        f.clearPadded(plane)
         f.forEachPlane(of: f.n * f.cout, part: part, parts: parts) { q, limit in
+          if q + WinogradConv3x3.prefetchDistance < f.n * f.cout { kernel.prefetchPlane(a, q + WinogradConv3x3.prefetchDistance) }
           kernel.gradientTransform(image: q % f.n, local: q % f.n, k: q / f.n, a: a, padded: plane, y: a + y, p: p,
                                    limit: limit)
         }
@@ -85,8 +89,13 @@ struct WinogradWeightGradient: Kernel {
         let v = own, y = own + 16 * f.vStride(p)
         f.inputTransforms(images: first..<(first + count), a: a, padded: plane, v: v)
         // In `Y`'s order (channel, then image): the extra lanes land on later tiles.
+        f.clearPadded(plane)
         for k in 0..<f.cout {
           for i in 0..<count {
+            if k + WinogradConv3x3.prefetchDistance < f.cout {
+              prefetch(a + kernel.dy + ((first + i) * f.cout + k + WinogradConv3x3.prefetchDistance) * f.oh * f.ow,
+                       count: f.oh * f.ow)
+            }
             kernel.gradientTransform(image: first + i, local: i, k: k, a: a, padded: plane, y: y, p: p, limit: .max)
           }
         }
@@ -139,7 +148,8 @@ struct WinogradWeightGradient: Kernel {
   }
 
   /// `Y[ξ, k, tiles of image local] = A dy Aᵀ` for every 2×2 block of one plane of `dy` (image
-  /// `image`, channel `k`), through a zero-padded copy (blocks past the map's edge are zero),
+  /// `image`, channel `k`), through a zero-padded copy (blocks past the map's edge are zero;
+  /// `padded` cleared by the caller: `WinogradConv3x3.clearPadded`),
   /// eight blocks of a row at a time: the two columns of each block are the even and odd lanes
   /// of one 16-float load. Extra lanes as in `WinogradConv3x3.inputTransform`.
   @inline(__always)
@@ -147,9 +157,8 @@ struct WinogradWeightGradient: Kernel {
                          padded: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, p: Int, limit: Int) {
     let f = forward
     let th = f.tilesH, tw = f.tilesW, pw = 2 * tw
-    padded.update(repeating: 0, count: 2 * th * pw + 16)
-    let src = a + dy + (image * f.cout + k) * f.oh * f.ow
-    for r in 0..<f.oh { (padded + r * pw).update(from: src + r * f.ow, count: f.ow) }
+    copyRows(a + dy + (image * f.cout + k) * f.oh * f.ow, rows: f.oh, columns: f.ow, sourceStride: f.ow,
+             into: padded, stride: pw, top: 0, left: 0)
     let stride = f.mStride(p)
     let base = y + k * p + local * th * tw
     typealias V8 = SIMD8<Float>
@@ -178,5 +187,14 @@ struct WinogradWeightGradient: Kernel {
         tx += 8
       }
     }
+  }
+}
+
+extension WinogradWeightGradient {
+  /// Prefetches plane `q` of `dy` in `Y`'s order (channel, then image).
+  @inline(__always)
+  func prefetchPlane(_ a: UnsafeMutablePointer<Float>, _ q: Int) {
+    let f = forward
+    prefetch(a + dy + ((q % f.n) * f.cout + q / f.n) * f.oh * f.ow, count: f.oh * f.ow)
   }
 }

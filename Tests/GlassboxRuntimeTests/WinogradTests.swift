@@ -30,6 +30,7 @@ struct WinogradTests {
     let f = Self.forward, p = 2
     // Plane (channel 1, image 0) is tile 2 of V[ξ]; a run ending there may write only it.
     let changed = Self.written(stride: f.vStride(p)) { a, padded in
+      f.clearPadded(a + padded)
       f.inputTransform(image: 0, local: 0, c: 1, a: a, padded: a + padded, v: a + 64, p: p, limit: 1)
     }
     #expect(changed == (0..<16).map { $0 * f.vStride(p) + 2 })
@@ -39,8 +40,24 @@ struct WinogradTests {
     let f = Self.forward, p = 2
     let gradient = WinogradWeightGradient(label: "", forward: f, dy: 0, dw: 0)
     let changed = Self.written(stride: f.mStride(p)) { a, padded in
+      f.clearPadded(a + padded)
       gradient.gradientTransform(image: 0, local: 0, k: 1, a: a, padded: a + padded, y: a + 64, p: p, limit: 1)
     }
     #expect(changed == (0..<16).map { $0 * f.mStride(p) + 2 })
+  }
+
+  /// The transforms' partial stores (`store8`/`store16` with a count, in pieces of 8, 4, 2
+  /// and 1 lanes): each count writes its first lanes, in place, and nothing after them.
+  @Test func partialStoresWriteTheirLanesOnly() {
+    let lanes = SIMD16<Float>((0..<16).map { Float($0 + 1) })
+    for count in 0...17 {
+      var wide = [Float](repeating: .nan, count: 18), narrow = wide
+      wide.withUnsafeMutableBufferPointer { store16(lanes, $0.baseAddress! + 1, count: count) }
+      narrow.withUnsafeMutableBufferPointer { store8(lanes.lowHalf, $0.baseAddress! + 1, count: count) }
+      let expected = (0..<18).map { $0 >= 1 && $0 <= Swift.min(count, 16) ? Float($0) : .nan }
+      #expect(wide.map(\.bitPattern) == expected.map(\.bitPattern), "store16, count \(count)")
+      #expect(narrow.map(\.bitPattern) == expected.enumerated().map { $0.offset <= 8 ? $0.element : .nan }.map(\.bitPattern),
+              "store8, count \(count)")
+    }
   }
 }

@@ -395,6 +395,7 @@ struct Conv2dBackwardInput: Kernel {
   /// the image: the adjoint of `Conv2d.im2col` (rows `rowStride` apart).
   func col2im(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, channels: Int, rowStride: Int) {
     let c = geometry
+    if c.ow < 8 { return col2imSmall(cols, x, channels: channels, rowStride: rowStride) }
     for ch in 0..<channels {
       for ky in 0..<c.kh {
         for kx in 0..<c.kw {
@@ -407,6 +408,33 @@ struct Conv2dBackwardInput: Kernel {
             let dst = x + (ch * c.h + iy) * c.w, src = row + oy * c.ow
             for ox in lo..<hi { dst[ox * sx + x0] += src[ox] }
           }
+        }
+      }
+    }
+  }
+
+  /// `col2im` for maps less than eight outputs wide, as `Conv2d.im2colSmall`: the input index
+  /// of every output per kernel offset, then each channel adds through it (in the same order
+  /// as the row loops, so the same sums).
+  func col2imSmall(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, channels: Int,
+                   rowStride: Int) {
+    let c = geometry, spatial = c.oh * c.ow, taps = c.kh * c.kw
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: taps * spatial) { index in
+      for tap in 0..<taps {
+        let ky = tap / c.kw, kx = tap % c.kw
+        for oy in 0..<c.oh {
+          let iy = oy * c.stride.0 + ky * c.dilation.0 - c.padding.0
+          for ox in 0..<c.ow {
+            let ix = ox * c.stride.1 + kx * c.dilation.1 - c.padding.1
+            index[tap * spatial + oy * c.ow + ox] = iy >= 0 && iy < c.h && ix >= 0 && ix < c.w ? iy * c.w + ix : -1
+          }
+        }
+      }
+      for ch in 0..<channels {
+        let dst = x + ch * c.h * c.w
+        for tap in 0..<taps {
+          let row = cols + (ch * taps + tap) * rowStride, at = index.baseAddress! + tap * spatial
+          for j in 0..<spatial where at[j] >= 0 { dst[at[j]] += row[j] }
         }
       }
     }

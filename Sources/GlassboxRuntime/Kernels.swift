@@ -427,6 +427,7 @@ struct Conv2d: Kernel {
   @inline(__always)
   func im2col(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int, rowStride: Int) {
     let sy = stride.0, sx = stride.1
+    if ow < 8 { return im2colSmall(x, cols, channels: channels, rowStride: rowStride) }
     for ky in 0..<kh {
       let y0 = ky * dilation.0 - padding.0
       let (oyLo, oyHi) = Conv2d.inside(offset: y0, stride: sy, extent: h, outputs: oh)
@@ -457,6 +458,35 @@ struct Conv2d: Kernel {
               while ox < hi { dst[ox] = src[ox * sx]; ox += 1 }
             }
             for ox in hi..<ow { dst[ox] = 0 }
+          }
+        }
+      }
+    }
+  }
+
+  /// `im2col` for maps less than eight outputs wide (ResNet's layer4 on 112×112 frames:
+  /// 4×4): rows of a few floats made the row-by-row copy all loop overhead and mispredicted
+  /// branches. Per kernel offset, the input index of every output (−1 outside the image),
+  /// then every channel gathers through it.
+  func im2colSmall(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int,
+                   rowStride: Int) {
+    let spatial = oh * ow
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: spatial) { index in
+      for ky in 0..<kh {
+        for kx in 0..<kw {
+          for oy in 0..<oh {
+            let iy = oy * stride.0 + ky * dilation.0 - padding.0
+            for ox in 0..<ow {
+              let ix = ox * stride.1 + kx * dilation.1 - padding.1
+              index[oy * ow + ox] = iy >= 0 && iy < h && ix >= 0 && ix < w ? iy * w + ix : -1
+            }
+          }
+          for c in 0..<channels {
+            let row = cols + ((c * kh + ky) * kw + kx) * rowStride, src = x + c * h * w
+            for j in 0..<spatial {
+              let i = index[j]
+              row[j] = i >= 0 ? src[Swift.max(i, 0)] : 0
+            }
           }
         }
       }

@@ -231,10 +231,12 @@ struct InterpreterEquivalenceTests {
   /// sixteen floats for eight columns while they lie in the row, then column by column; stride
   /// 1 eight at a time), the columns that padding leaves outside on either side, output rows
   /// wholly outside (padding 3 of a 7×7 kernel), stride 3's scalar path, and small maps of
-  /// many images in one GEMM (4×4 outputs, like ResNet's layer4.0.conv1).
+  /// many images in one GEMM (4×4 outputs, like ResNet's layer4.0.conv1). Maps less than
+  /// eight outputs wide (u, v, dv, dt) gather and scatter through index tables, wider ones
+  /// row by row (y, z, dw, dx); the input gradients through col2im.
   @Test func im2colConvolutions() throws {
     let spec = """
-      graph g(x: f32[3, 3, 9, 37], s: f32[2, 5, 11, 21], t: f32[5, 16, 7, 7], dy: f32[3, 4, 5, 19], dt: f32[5, 8, 4, 4]) -> (y: f32[3, 4, 5, 19], z: f32[2, 6, 11, 21], u: f32[2, 6, 4, 7], v: f32[5, 8, 4, 4], dw: f32[4, 3, 7, 7], dv: f32[8, 16, 3, 3]) {
+      graph g(x: f32[3, 3, 9, 37], s: f32[2, 5, 11, 21], t: f32[5, 16, 7, 7], dy: f32[3, 4, 5, 19], dt: f32[5, 8, 4, 4]) -> (y: f32[3, 4, 5, 19], z: f32[2, 6, 11, 21], u: f32[2, 6, 4, 7], v: f32[5, 8, 4, 4], dw: f32[4, 3, 7, 7], dv: f32[8, 16, 3, 3], dx: f32[3, 3, 9, 37], dtx: f32[5, 16, 7, 7]) {
         param w: f32[4, 3, 7, 7] init uniform(0.1)
         param k: f32[6, 5, 3, 3] init uniform(0.1)
         param q: f32[8, 16, 3, 3] init uniform(0.1)
@@ -244,6 +246,8 @@ struct InterpreterEquivalenceTests {
         v = conv2d(t, q, stride: [2, 2], padding: [1, 1])
         dw = conv2d_backward_weight(dy, x, kernel: [7, 7], stride: [2, 2], padding: [3, 3])
         dv = conv2d_backward_weight(dt, t, kernel: [3, 3], stride: [2, 2], padding: [1, 1])
+        dx = conv2d_backward_input(dy, w, input_size: [9, 37], stride: [2, 2], padding: [3, 3])
+        dtx = conv2d_backward_input(dt, q, input_size: [7, 7], stride: [2, 2], padding: [1, 1])
       }
       """
     let graph = try Spec.checkedGraph(SourceText(fileName: "im2col.graph", text: spec))

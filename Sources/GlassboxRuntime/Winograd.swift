@@ -123,8 +123,8 @@ struct WinogradConv3x3: Kernel {
       let g = a + kernel.weight, u = a + kernel.transformed
       typealias V8 = SIMD8<Float>
       for k in range {
-        var c = 0
-        while c < kernel.cin {
+        // A constant per step, as the transforms' tile loops.
+        for c in Swift.stride(from: 0, to: kernel.cin, by: 8) {
           let lanes = Swift.min(8, kernel.cin - c)
           // Tap i of filters (k, c…c+lanes−1); filter (k, c) of an input gradient is the forward
           // filter (c, k) rotated by 180°.
@@ -148,7 +148,6 @@ struct WinogradConv3x3: Kernel {
           store(1, 0.5 * (g0.0 + g1.0 + g2.0), 0.5 * (g0.1 + g1.1 + g2.1), 0.5 * (g0.2 + g1.2 + g2.2))
           store(2, 0.5 * (g0.0 - g1.0 + g2.0), 0.5 * (g0.1 - g1.1 + g2.1), 0.5 * (g0.2 - g1.2 + g2.2))
           store(3, g2.0, g2.1, g2.2)
-          c += 8
         }
       }
     }
@@ -283,8 +282,8 @@ struct WinogradConv3x3: Kernel {
     for ty in 0..<th {
       let r0 = padded + 2 * ty * pw, r1 = r0 + pw, r2 = r1 + pw, r3 = r2 + pw
       let dst = base + ty * tw
-      var tx = 0
-      while tx < tw {
+      // A constant per step: the nested functions capture it (a captured `var` is boxed on the heap).
+      for tx in Swift.stride(from: 0, to: tw, by: 8) {
         let o = 2 * tx
         // Row r, column k of the eight tiles' 4×4 windows: d[r].k.
         @inline(__always) func columns(_ r: UnsafeMutablePointer<Float>) -> (V8, V8, V8, V8) {
@@ -310,7 +309,6 @@ struct WinogradConv3x3: Kernel {
         store(1, t1)
         store(2, t2)
         store(3, t3)
-        tx += 8
       }
     }
   }
@@ -350,8 +348,8 @@ struct WinogradConv3x3: Kernel {
       }
       let dst = a + out + plane, end = dst + oh * ow
       for ty in 0..<th {
-        var tx = 0
-        while tx < tw {
+        // A constant per step: the nested functions capture it (a captured `var` is boxed on the heap).
+        for tx in Swift.stride(from: 0, to: tw, by: 8) {
           let q = src + ty * tw + tx
           @inline(__always) func mv(_ xi: Int) -> V8 { load8(q + xi * stride) }
           // Rows of M (4×4) combined: s0 = m0 + m1 + m2, s1 = m1 − m2 − m3, column by column.
@@ -369,7 +367,6 @@ struct WinogradConv3x3: Kernel {
           }
           row(y00, y01, row0)
           if y0 + 1 < oh { row(y10, y11, row0 + ow) }
-          tx += 8
         }
       }
       epilogue.apply(a, out: out, count: oh * ow, at: plane)

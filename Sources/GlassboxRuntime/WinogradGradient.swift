@@ -165,8 +165,8 @@ struct WinogradWeightGradient: Kernel {
     for ty in 0..<th {
       let r0 = padded + 2 * ty * pw, r1 = r0 + pw
       let dst = base + ty * tw
-      var tx = 0
-      while tx < tw {
+      // A constant per step: the nested functions capture it (a captured `var` is boxed on the heap).
+      for tx in Swift.stride(from: 0, to: tw, by: 8) {
         let top = UnsafeRawPointer(r0 + 2 * tx).loadUnaligned(as: SIMD16<Float>.self)
         let bottom = UnsafeRawPointer(r1 + 2 * tx).loadUnaligned(as: SIMD16<Float>.self)
         let d00 = top.evenHalf, d01 = top.oddHalf, d10 = bottom.evenHalf, d11 = bottom.oddHalf
@@ -184,7 +184,6 @@ struct WinogradWeightGradient: Kernel {
         store(1, d00 + d10, d01 + d11)
         store(2, d00 - d10, d01 - d11)
         store(3, -d10, -d11)
-        tx += 8
       }
     }
   }

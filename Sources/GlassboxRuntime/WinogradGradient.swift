@@ -120,8 +120,43 @@ struct WinogradWeightGradient: Kernel {
   func finish(_ a: UnsafeMutablePointer<Float>, parts: [Int]) {
     let f = forward, plane = f.cout * f.cin, dw = dw
     splitOverCores(a, count: f.cout, threads: f.threads, worthIt: true) { a, range in
+      typealias V8 = SIMD8<Float>
+      let vectorEnd = f.cin / 8 * 8
       for k in range {
-        for c in 0..<f.cin {
+        // Eight input channels at a time: dU[ξ, k, c…c+7] are eight consecutive floats. The
+        // same operations in the same order as the scalar loop below, lane by lane.
+        for c in Swift.stride(from: 0, to: vectorEnd, by: 8) {
+          // Row i of the 4×4 dU[·, k, c…c+7], summed over the parts.
+          @inline(__always) func row(_ i: Int) -> (V8, V8, V8, V8) {
+            var r = (V8(), V8(), V8(), V8())
+            for part in parts {
+              let u = a + part + k * f.cin + c + 4 * i * plane
+              r = (r.0 + load8(u), r.1 + load8(u + plane), r.2 + load8(u + 2 * plane), r.3 + load8(u + 3 * plane))
+            }
+            return r
+          }
+          // Gᵀ applied to four entries: the three rows of Gᵀ x (or the three taps of x G).
+          @inline(__always) func gt(_ x0: V8, _ x1: V8, _ x2: V8, _ x3: V8) -> (V8, V8, V8) {
+            (x0 + 0.5 * (x1 + x2), 0.5 * (x1 - x2), 0.5 * (x1 + x2) + x3)
+          }
+          let m0 = row(0), m1 = row(1), m2 = row(2), m3 = row(3)
+          // Column j of t = Gᵀ dU (3×4).
+          let t0 = gt(m0.0, m1.0, m2.0, m3.0), t1 = gt(m0.1, m1.1, m2.1, m3.1)
+          let t2 = gt(m0.2, m1.2, m2.2, m3.2), t3 = gt(m0.3, m1.3, m2.3, m3.3)
+          let out = a + dw + (k * f.cin + c) * 9
+          // Row i of dw = t G, lane l to filter (k, c + l).
+          @inline(__always) func put(_ i: Int, _ taps: (V8, V8, V8)) {
+            for l in 0..<8 {
+              out[l * 9 + 3 * i] = taps.0[l]
+              out[l * 9 + 3 * i + 1] = taps.1[l]
+              out[l * 9 + 3 * i + 2] = taps.2[l]
+            }
+          }
+          put(0, gt(t0.0, t1.0, t2.0, t3.0))
+          put(1, gt(t0.1, t1.1, t2.1, t3.1))
+          put(2, gt(t0.2, t1.2, t2.2, t3.2))
+        }
+        for c in vectorEnd..<f.cin {
           // The 4×4 dU[·, k, c], rows as SIMD4, summed over the parts.
           var m = (SIMD4<Float>(), SIMD4<Float>(), SIMD4<Float>(), SIMD4<Float>())
           for part in parts {

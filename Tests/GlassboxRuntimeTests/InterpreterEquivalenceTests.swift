@@ -194,11 +194,14 @@ struct InterpreterEquivalenceTests {
     // Weight gradients of 3×3 stride-1 convolutions by Winograd: 64 channels of tiles split
     // by image over the cores (x: 4 images, rows of 19 tiles) and, where the weights outweigh
     // the tiles (s: 4×3 maps), by plane and ξ; padding 0, 1 and 2 (partial tiles, odd sizes).
+    // The filters come out eight input channels at a time, and one by one past the last eight
+    // (r: 70 channels).
     """
-    graph g(x: f32[4, 64, 30, 37], dy: f32[4, 16, 30, 37], dz: f32[4, 16, 28, 35], s: f32[3, 64, 4, 3], ds: f32[3, 64, 6, 5]) -> (y: f32[16, 64, 3, 3], z: f32[16, 64, 3, 3], u: f32[64, 64, 3, 3]) {
+    graph g(x: f32[4, 64, 30, 37], dy: f32[4, 16, 30, 37], dz: f32[4, 16, 28, 35], s: f32[3, 64, 4, 3], ds: f32[3, 64, 6, 5], r: f32[2, 70, 5, 6], dr: f32[2, 16, 5, 6]) -> (y: f32[16, 64, 3, 3], z: f32[16, 64, 3, 3], u: f32[64, 64, 3, 3], v: f32[16, 70, 3, 3]) {
       y = conv2d_backward_weight(dy, x, kernel: [3, 3], stride: [1, 1], padding: [1, 1])
       z = conv2d_backward_weight(dz, x, kernel: [3, 3], stride: [1, 1], padding: [0, 0])
       u = conv2d_backward_weight(ds, s, kernel: [3, 3], stride: [1, 1], padding: [2, 2])
+      v = conv2d_backward_weight(dr, r, kernel: [3, 3], stride: [1, 1], padding: [1, 1])
     }
     """,
     // Planes of one tile (VGG's last block on small frames), forward and weight gradient: a

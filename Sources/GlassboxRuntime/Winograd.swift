@@ -259,10 +259,11 @@ struct WinogradConv3x3: Kernel {
 
   /// `V[ξ, c, tiles of image local] = Bᵀ d B` for every tile of one input plane (image `image`,
   /// channel `c`; `local` is its place among the images `V` holds), through a zero-padded
-  /// copy (`padded`, cleared by the caller: `clearPadded`). Eight tiles of a row at a time: the four columns of each tile are the even and odd
-  /// lanes of two 16-float loads (tiles overlap by two columns), so every transform step is
-  /// one vector operation and every store eight consecutive floats. A step with fewer than
-  /// eight tiles left in its row stores all eight lanes anyway: the extra ones land on the
+  /// copy (`padded`, cleared by the caller: `clearPadded`). Eight tiles of a row at a time:
+  /// the four columns of each tile are the even and odd lanes of two 16-float loads (tiles
+  /// overlap by two columns), so every transform step is one vector operation and every store
+  /// eight consecutive floats. A step with fewer than eight tiles left in its row stores all
+  /// eight lanes anyway: the extra ones land on the
   /// tiles that follow in `V` (written later, if planes go in `V`'s order) or in the
   /// overhang. At most `limit` tiles from the plane's first are written: the caller's own
   /// (a plane can be fewer than eight tiles, so the lanes can reach several planes ahead).
@@ -323,7 +324,6 @@ struct WinogradConv3x3: Kernel {
   func clearPadded(_ padded: UnsafeMutablePointer<Float>) {
     padded.update(repeating: 0, count: Self.paddedPlane(oh: oh, ow: ow))
   }
-
 
   /// `y = Aᵀ M A` (+ bias, then the epilogue) for every tile of output channel `k` in each of
   /// `images` (the ones `M` holds, in order), eight tiles of a row at a time; each finished

@@ -58,12 +58,14 @@ struct WinogradWeightGradient: Kernel {
         let a = base.pointer, plane = a + pads + part * padded
         f.clearPadded(plane)
         f.forEachPlane(of: f.n * f.cin, part: part, parts: parts) { q, limit in
-          if q + WinogradConv3x3.prefetchDistance < f.n * f.cin { f.prefetchPlane(a, q + WinogradConv3x3.prefetchDistance) }
+          let ahead = q + WinogradConv3x3.prefetchDistance
+          if ahead < f.n * f.cin { f.prefetchPlane(a, ahead) }
           f.inputTransform(image: q % f.n, local: q % f.n, c: q / f.n, a: a, padded: plane, v: a + v, p: p, limit: limit)
         }
         f.clearPadded(plane)
         f.forEachPlane(of: f.n * f.cout, part: part, parts: parts) { q, limit in
-          if q + WinogradConv3x3.prefetchDistance < f.n * f.cout { kernel.prefetchPlane(a, q + WinogradConv3x3.prefetchDistance) }
+          let ahead = q + WinogradConv3x3.prefetchDistance
+          if ahead < f.n * f.cout { kernel.prefetchPlane(a, ahead) }
           kernel.gradientTransform(image: q % f.n, local: q % f.n, k: q / f.n, a: a, padded: plane, y: a + y, p: p,
                                    limit: limit)
         }

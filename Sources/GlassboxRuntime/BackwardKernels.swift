@@ -413,23 +413,15 @@ struct Conv2dBackwardInput: Kernel {
     }
   }
 
-  /// `col2im` for maps less than eight outputs wide, as `Conv2d.im2colSmall`: the input index
-  /// of every output per kernel offset, then each channel adds through it (in the same order
+  /// `col2im` for maps less than eight outputs wide, as `Conv2d.im2colSmall`: the input
+  /// index of every output per kernel offset (`Conv2d.inputIndices`), then each channel adds
+  /// through it (in the same order
   /// as the row loops, so the same sums).
   func col2imSmall(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, channels: Int,
                    rowStride: Int) {
     let c = geometry, spatial = c.oh * c.ow, taps = c.kh * c.kw
     withUnsafeTemporaryAllocation(of: Int.self, capacity: taps * spatial) { index in
-      for tap in 0..<taps {
-        let ky = tap / c.kw, kx = tap % c.kw
-        for oy in 0..<c.oh {
-          let iy = oy * c.stride.0 + ky * c.dilation.0 - c.padding.0
-          for ox in 0..<c.ow {
-            let ix = ox * c.stride.1 + kx * c.dilation.1 - c.padding.1
-            index[tap * spatial + oy * c.ow + ox] = iy >= 0 && iy < c.h && ix >= 0 && ix < c.w ? iy * c.w + ix : -1
-          }
-        }
-      }
+      for tap in 0..<taps { c.inputIndices(ky: tap / c.kw, kx: tap % c.kw, into: index.baseAddress! + tap * spatial) }
       for ch in 0..<channels {
         let dst = x + ch * c.h * c.w
         for tap in 0..<taps {

@@ -466,21 +466,15 @@ struct Conv2d: Kernel {
 
   /// `im2col` for maps less than eight outputs wide (ResNet's layer4 on 112×112 frames:
   /// 4×4): rows of a few floats made the row-by-row copy all loop overhead and mispredicted
-  /// branches. Per kernel offset, the input index of every output (−1 outside the image),
-  /// then every channel gathers through it.
+  /// branches. Per kernel offset the input index of every output (`inputIndices`), then every
+  /// channel gathers through it.
   func im2colSmall(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int,
                    rowStride: Int) {
     let spatial = oh * ow
     withUnsafeTemporaryAllocation(of: Int.self, capacity: spatial) { index in
       for ky in 0..<kh {
         for kx in 0..<kw {
-          for oy in 0..<oh {
-            let iy = oy * stride.0 + ky * dilation.0 - padding.0
-            for ox in 0..<ow {
-              let ix = ox * stride.1 + kx * dilation.1 - padding.1
-              index[oy * ow + ox] = iy >= 0 && iy < h && ix >= 0 && ix < w ? iy * w + ix : -1
-            }
-          }
+          inputIndices(ky: ky, kx: kx, into: index.baseAddress!)
           for c in 0..<channels {
             let row = cols + ((c * kh + ky) * kw + kx) * rowStride, src = x + c * h * w
             for j in 0..<spatial {
@@ -489,6 +483,19 @@ struct Conv2d: Kernel {
             }
           }
         }
+      }
+    }
+  }
+
+  /// `index[oy·OW + ox]`: where in an input plane kernel offset (ky, kx) of output (oy, ox)
+  /// reads, −1 where that is padding (`im2colSmall`, `Conv2dBackwardInput.col2imSmall`).
+  @inline(__always)
+  func inputIndices(ky: Int, kx: Int, into index: UnsafeMutablePointer<Int>) {
+    for oy in 0..<oh {
+      let iy = oy * stride.0 + ky * dilation.0 - padding.0
+      for ox in 0..<ow {
+        let ix = ox * stride.1 + kx * dilation.1 - padding.1
+        index[oy * ow + ox] = iy >= 0 && iy < h && ix >= 0 && ix < w ? iy * w + ix : -1
       }
     }
   }

@@ -374,7 +374,6 @@ struct WinogradConv3x3: Kernel {
   }
 }
 
-
 /// `rows` rows of `columns` floats from `src` (rows `sourceStride` apart) into the padded plane
 /// `dst` (rows `stride` apart) at row `top`, column `left`. The padding is the caller's: it
 /// clears the plane once (`clearPadded`) and every plane copied into it after that writes the
@@ -396,9 +395,10 @@ func copyRows(_ src: UnsafePointer<Float>, rows: Int, columns: Int, sourceStride
   }
 }
 
-/// Planes ahead of the one transformed whose first lines are prefetched: the transforms read
-/// planes `Cin·H·W` floats apart (`V`'s order), a stride the hardware prefetchers do not follow.
 extension WinogradConv3x3 {
+  /// Planes ahead of the one transformed whose first lines are prefetched: the transforms read
+  /// planes `Cin·H·W` floats apart (`V`'s order), a stride the hardware prefetchers do not
+  /// follow.
   static let prefetchDistance = 4
 
   /// Prefetches input plane `q` in `V`'s order (channel, then image).

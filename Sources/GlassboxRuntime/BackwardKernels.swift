@@ -415,8 +415,7 @@ struct Conv2dBackwardInput: Kernel {
 
   /// `col2im` for maps less than eight outputs wide, as `Conv2d.im2colSmall`: the input
   /// index of every output per kernel offset (`Conv2d.inputIndices`), then each channel adds
-  /// through it (in the same order
-  /// as the row loops, so the same sums).
+  /// through it (in the same order as the row loops, so the same sums).
   func col2imSmall(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, channels: Int,
                    rowStride: Int) {
     let c = geometry, spatial = c.oh * c.ow, taps = c.kh * c.kw

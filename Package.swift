@@ -21,6 +21,9 @@ let package = Package(
     // C libraries, each wrapped by exactly one Swift module (named in the comment).
     .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),  // GlassboxRuntime (headers; dlopen)
     .systemLibrary(name: "CPrefetch"),                                         // GlassboxRuntime (one inline function)
+    // AVX-512 microkernels, each behind a target attribute and a CPU check (optimised in debug
+    // builds too: the tests run them on large products).
+    .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),                  // GlassboxRuntime
     // FFmpeg and libsndfile: headers only; CMediaLoader opens the libraries when first used.
     .systemLibrary(name: "CFFmpeg",
                    providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev",
@@ -36,7 +39,7 @@ let package = Package(
     .target(name: "GlassboxReference", dependencies: ["GlassboxIR"], swiftSettings: strict),
     .target(name: "GlassboxPasses", dependencies: ["GlassboxIR", "GlassboxReference"], swiftSettings: strict),
     // Kernels are compiled for AVX2 + FMA (any x86-64 since 2013); OpenBLAS picks its own.
-    .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS", "CPrefetch"],
+    .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS", "CPrefetch", "CKernels"],
             swiftSettings: strict + [.unsafeFlags(["-target-cpu", "haswell", "-Ounchecked"])]),
     // .model files, .npy and safetensors; the only module that imports SwiftProtobuf.
     .target(name: "GlassboxFormat",

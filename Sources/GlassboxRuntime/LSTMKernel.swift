@@ -121,9 +121,9 @@ struct LSTMLayer: Kernel {
       let end = count * (p + 1) / parts
       while r < end {
         let n = Swift.min(6, end - r), first = r
-        PackedGEMM.rows(n, n: g, k: f, packed: weight, bias: bias) { q in
+        PackedGEMM.rows(n, n: g, k: f, packed: weight) { q in
           let b = rows.lowerBound + (first + q) / length, t = (first + q) % length
-          return (UnsafePointer(x + (b * kernel.steps + t0 + t) * f), proj + (t * kernel.batch + b) * g)
+          return (UnsafePointer(x + (b * kernel.steps + t0 + t) * f), UnsafePointer(bias), proj + (t * kernel.batch + b) * g)
         }
         r += n
       }

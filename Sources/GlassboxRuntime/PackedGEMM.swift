@@ -1,11 +1,17 @@
-/// Products with a weight matrix packed once: `c[r] = bias + a[r] · Wᵀ` for rows that need not
-/// be evenly spaced (an LSTM's projection reads x's rows by batch row and step and writes them
-/// step by step), `W` being `[n, k]` as PyTorch stores a linear layer's weight.
+import CKernels
+import Foundation
+
+/// Products with a weight matrix packed once: `c[r] = initial[r] + a[r] · Wᵀ` for rows that
+/// need not be evenly spaced (an LSTM's projection reads x's rows by batch row and step and
+/// writes them step by step), `W` being `[n, k]` as PyTorch stores a linear layer's weight.
 ///
 /// `W` is packed into panels of 16 of its rows (output columns), each panel `k` runs of 16
 /// floats, the last panel padded with zeros. Six rows at a time run against one panel with
-/// twelve 8-float accumulators, started from the bias: per step of `k`, two loads of the panel,
-/// six broadcasts and twelve FMAs. For the narrow products of an LSTM's projection (n = 4H =
+/// twelve 8-float accumulators, started from the initial values: per step of `k`, two loads of
+/// the panel, six broadcasts and twelve FMAs. Where the CPU has AVX-512 the same loop runs in C
+/// (CKernels) over two panels at a time with twelve 16-float accumulators: half the
+/// instructions, and twice the FMA width on cores with two 512-bit FMA units (Intel Xeon,
+/// Zen 5; Zen 4 splits them in two). For the narrow products of an LSTM's projection (n = 4H =
 /// 128, k = 128, a few thousand rows a chunk) OpenBLAS repacks `W` on every call: ~71 GFLOP/s
 /// inside the layer (stop 14's profile), 95 on one 2048-row call (SkylakeX kernels, a C
 /// program); a standalone copy of this loop on that call, 109 (Zen 4, one core).
@@ -31,22 +37,39 @@ enum PackedGEMM {
     }
   }
 
-  /// `c[r][0..<n] = bias[0..<n] + a[r][0..<k] · Wᵀ` for `count` rows (1…6); `row(r)` gives
-  /// row r's pointers into a and c. `bias` holds whole panels (padded with zeros).
+  /// Whether `rows` runs the AVX-512 kernel (CKernels): where the CPU has it, unless
+  /// `GLASSBOX_AVX2_ONLY` is set in the environment (to measure one against the other).
+  static let avx512 = cpuHasAVX512 && getenv("GLASSBOX_AVX2_ONLY") == nil
+  static let cpuHasAVX512 = glassbox_cpu_has_avx512() != 0
+
+  /// `c[r][0..<n] = initial[r][0..<n] + a[r][0..<k] · Wᵀ` for `count` rows (1…6); `row(r)`
+  /// gives row r's pointers into a, the initial values (a bias, or a row of its own) and c.
+  /// `initial` and `c` are read and written in `n` floats only. `wide`: the AVX-512 kernel,
+  /// which computes the same bits (tests run both).
   @inline(__always)
-  static func rows(_ count: Int, n: Int, k: Int, packed: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                   row: (Int) -> (a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>)) {
-    typealias V8 = SIMD8<Float>
+  static func rows(_ count: Int, n: Int, k: Int, packed: UnsafePointer<Float>, wide: Bool = avx512,
+                   row: (Int) -> (a: UnsafePointer<Float>, initial: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>)) {
     // Missing rows repeat the last one; only rows below `count` are stored.
     let r0 = row(0), r1 = row(Swift.min(1, count - 1)), r2 = row(Swift.min(2, count - 1))
     let r3 = row(Swift.min(3, count - 1)), r4 = row(Swift.min(4, count - 1)), r5 = row(Swift.min(5, count - 1))
+    if wide {
+      var pointers = glassbox_packed_rows(a: (r0.a, r1.a, r2.a, r3.a, r4.a, r5.a),
+                                          init: (r0.initial, r1.initial, r2.initial, r3.initial, r4.initial, r5.initial),
+                                          c: (r0.c, r1.c, r2.c, r3.c, r4.c, r5.c))
+      glassbox_packed_rows_avx512(Int32(count), Int32(n), Int32(k), packed, &pointers)
+      return
+    }
+    typealias V8 = SIMD8<Float>
     let (a0, a1, a2, a3, a4, a5) = (r0.a, r1.a, r2.a, r3.a, r4.a, r5.a)
     var j = 0
     while j < n {
       let b = packed + j * k
-      let lo = load8(bias + j), hi = load8(bias + j + 8)
-      var c00 = lo, c01 = hi, c10 = lo, c11 = hi, c20 = lo, c21 = hi
-      var c30 = lo, c31 = hi, c40 = lo, c41 = hi, c50 = lo, c51 = hi
+      let width = Swift.min(panel, n - j)
+      func start(_ p: UnsafePointer<Float>) -> (V8, V8) {
+        (load8(p + j, count: width), width > 8 ? load8(p + j + 8, count: width - 8) : V8())
+      }
+      var (c00, c01) = start(r0.initial), (c10, c11) = start(r1.initial), (c20, c21) = start(r2.initial)
+      var (c30, c31) = start(r3.initial), (c40, c41) = start(r4.initial), (c50, c51) = start(r5.initial)
       for i in 0..<k {
         let b0 = load8(b + i * panel), b1 = load8(b + i * panel + 8)
         var s = V8(repeating: a0[i]); c00.addProduct(s, b0); c01.addProduct(s, b1)
@@ -56,7 +79,6 @@ enum PackedGEMM {
         s = V8(repeating: a4[i]); c40.addProduct(s, b0); c41.addProduct(s, b1)
         s = V8(repeating: a5[i]); c50.addProduct(s, b0); c51.addProduct(s, b1)
       }
-      let width = Swift.min(panel, n - j)
       func store(_ lo: V8, _ hi: V8, _ c: UnsafeMutablePointer<Float>, _ r: Int) {
         guard r < count else { return }
         store8(lo, c + j, count: width)

@@ -1,0 +1,25 @@
+#ifndef GLASSBOX_CKERNELS_H
+#define GLASSBOX_CKERNELS_H
+
+/* GlassboxRuntime's AVX-512 microkernels. Swift compiles the runtime for one CPU level (AVX2
+ * + FMA); these functions carry their own target attribute and are called only where
+ * glassbox_cpu_has_avx512() says the CPU and the OS run 512-bit code. */
+
+/* Whether this CPU runs AVX-512F code (its 512-bit registers enabled by the OS). */
+int glassbox_cpu_has_avx512(void);
+
+/* Up to six rows of a product against a weight matrix packed in panels of 16 columns
+ * (GlassboxRuntime's PackedGEMM): c[r][0..<n] = init[r][0..<n] + a[r][0..<k] · Wᵀ.
+ * Rows past `count` repeat the last row's pointers and are not stored. */
+typedef struct {
+  const float *a[6];
+  const float *init[6];
+  float *c[6];
+} glassbox_packed_rows;
+
+/* `packed`: (n + 15) / 16 panels, each k runs of 16 floats. Each row's sum runs over k in
+ * order with one fused multiply-add per term, lane by lane as PackedGEMM's Swift loop does,
+ * so both give the same bits. `init` and `c` are read and written in n floats only. */
+void glassbox_packed_rows_avx512(int count, int n, int k, const float *packed, const glassbox_packed_rows *rows);
+
+#endif

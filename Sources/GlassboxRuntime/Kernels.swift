@@ -701,9 +701,11 @@ struct Softmax: Kernel {
     splitOverCores(a, count: outer, threads: threads, worthIt: outer * n * inner >= 1 << 15) { run($0, rows: $1) }
   }
 
+  /// Inner positions taken at once: eight vectors, a 256-byte piece of each of the `n` rows.
+  static let block = 64
+
   func run(_ a: UnsafeMutablePointer<Float>, rows: Range<Int>) {
-    typealias V = FastMath.V
-    let lanes = V.scalarCount
+    let lanes = FastMath.V.scalarCount
     for o in rows {
       let base = o * n * inner
       var i = 0
@@ -711,30 +713,61 @@ struct Softmax: Kernel {
         runScalarLane(a, base: base, lane: 0)
         continue
       }
-      // Eight neighbouring inner positions at once: each step j is one contiguous SIMD load.
+      // Up to 64 neighbouring inner positions at once: each pass over j reads their 256 bytes
+      // of every row in order. One vector at a time read half a cache line per row, rows
+      // `inner` floats apart, and the line had left L1 by the next vector's turn.
       while i + lanes <= inner {
-        let s = a + x + base + i, d = a + out + base + i
-        var m = V(repeating: -.infinity)
-        for j in 0..<n { m = pointwiseMax(m, load8(s + j * inner)) }
-        var sum = V(repeating: 0)
-        for j in 0..<n {
-          let e = FastMath.exp(load8(s + j * inner) - m)
-          if !isLog { store8(e, d + j * inner) }
-          sum += e
-        }
-        if isLog {
-          var lse = V()
-          for k in 0..<lanes { lse[k] = m[k] + Foundation.log(sum[k]) }
-          for j in 0..<n { store8(load8(s + j * inner) - lse, d + j * inner) }
-        } else {
-          let inv = 1 / sum
-          for j in 0..<n { store8(load8(d + j * inner) * inv, d + j * inner) }
-        }
-        i += lanes
+        let width = Swift.min(Softmax.block, (inner - i) / lanes * lanes)
+        runVectors(a, at: base + i, vectors: width / lanes)
+        i += width
       }
       while i < inner {
         runScalarLane(a, base: base, lane: i)
         i += 1
+      }
+    }
+  }
+
+  /// `vectors` (1…8) softmaxes of eight lanes each, side by side from `offset`: the maxima and
+  /// sums of every lane in order over j, as one lane alone would take them.
+  func runVectors(_ a: UnsafeMutablePointer<Float>, at offset: Int, vectors: Int) {
+    typealias V = FastMath.V
+    let s = a + x + offset, d = a + out + offset
+    withUnsafeTemporaryAllocation(of: V.self, capacity: 2 * Softmax.block / V.scalarCount) { t in
+      let m = t.baseAddress!, sum = m + vectors
+      for v in 0..<vectors { m[v] = V(repeating: -.infinity); sum[v] = V() }
+      for j in 0..<n {
+        let row = s + j * inner
+        // A select, not the standard library's pointwiseMax (a call per vector here). A NaN
+        // leaves the maximum alone, but its exp makes the lane's sum and outputs NaN anyway.
+        for v in 0..<vectors {
+          let r = load8(row + 8 * v)
+          m[v].replace(with: r, where: m[v] .< r)
+        }
+      }
+      for j in 0..<n {
+        let row = s + j * inner, dst = d + j * inner
+        for v in 0..<vectors {
+          let e = FastMath.exp(load8(row + 8 * v) - m[v])
+          if !isLog { store8(e, dst + 8 * v) }
+          sum[v] += e
+        }
+      }
+      if isLog {
+        for v in 0..<vectors {
+          var lse = V()
+          for k in 0..<V.scalarCount { lse[k] = m[v][k] + Foundation.log(sum[v][k]) }
+          m[v] = lse
+        }
+        for j in 0..<n {
+          for v in 0..<vectors { store8(load8(s + j * inner + 8 * v) - m[v], d + j * inner + 8 * v) }
+        }
+      } else {
+        for v in 0..<vectors { sum[v] = 1 / sum[v] }
+        for j in 0..<n {
+          let dst = d + j * inner
+          for v in 0..<vectors { store8(load8(dst + 8 * v) * sum[v], dst + 8 * v) }
+        }
       }
     }
   }

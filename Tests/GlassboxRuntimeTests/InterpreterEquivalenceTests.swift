@@ -45,6 +45,17 @@ struct InterpreterEquivalenceTests {
       z = lstm(s, hidden: 16, bidirectional: true, last: true)
     }
     """,
+    // Softmaxes over a middle axis: 75 inner positions (a block of 64, one vector and three
+    // single lanes), 130 (two blocks and two lanes), 16 (two vectors).
+    """
+    graph g(x: f32[2, 37, 75], y: f32[3, 9, 130], z: f32[4, 5, 16]) -> (s: f32[2, 37, 75], l: f32[2, 37, 75], t: f32[3, 9, 130], u: f32[4, 5, 16], v: f32[4, 5, 16]) {
+      s = softmax(x, axis: 1)
+      l = log_softmax(x, axis: 1)
+      t = softmax(y, axis: 1)
+      u = softmax(z, axis: 1)
+      v = log_softmax(z, axis: 1)
+    }
+    """,
     // Explicit fused cells (what unroll-lstm emits): batch 2, hidden 3 and 19 (two vectors and
     // three units).
     """

@@ -22,8 +22,9 @@ let package = Package(
     .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),  // GlassboxRuntime (headers; dlopen)
     .systemLibrary(name: "CPrefetch"),                                         // GlassboxRuntime (one inline function)
     // AVX-512 microkernels, each behind a target attribute and a CPU check (optimised in debug
-    // builds too: the tests run them on large products).
-    .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),                  // GlassboxRuntime
+    // builds too: the tests run them on large products). No contraction of a·b + c into one
+    // FMA: each kernel gives the same bits as the Swift code it stands in for.
+    .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])]),  // GlassboxRuntime
     // FFmpeg and libsndfile: headers only; CMediaLoader opens the libraries when first used.
     .systemLibrary(name: "CFFmpeg",
                    providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev",

@@ -1,5 +1,6 @@
-import Foundation
+import CKernels
 import Dispatch
+import Foundation
 
 /// A whole (bi)directional LSTM layer, PyTorch's semantics (batch first, gates i, f, g, o).
 ///
@@ -7,13 +8,15 @@ import Dispatch
 /// `proj[L, B, 4H] = x[:, t₀..<t₀+L] · W_ihᵀ + (b_ih + b_hh)` — the whole sequence where it fits
 /// in `chunkFloats`, else chunks of `L` steps projected as the recurrence reaches them (at
 /// B = 32, T = 768 one projection of every step would be 12 MiB per direction); then each step
-/// adds `h · W_hhᵀ` (with `W_hh` transposed to `[H, 4H]` so the update is a run of vector FMAs
-/// over the gate axis), applies the four gate activations and updates `c` and `h` in one
-/// pass — the fused cell. The two directions are independent and run on two threads — unless
+/// adds `h · W_hhᵀ` (below 8 batch rows with `W_hh` transposed to `[H, 4H]`, so the update is a
+/// run of vector FMAs over the gate axis; from 8 on, six rows at a time against `W_hh` packed
+/// for `PackedGEMM`; either made once, in `prepare`), applies the four gate activations and
+/// updates `c` and `h` in one pass — the fused cell. Each step's gates are summed in place in
+/// its slice of the projection, which no later step reads. The two directions are independent and run on two threads — unless
 /// only the last step is read (the reverse direction is then one step): then one after the
 /// other, the projection and the recurrence split over the cores by batch rows.
 ///
-/// Scratch, per direction: `proj[L·B·4H]`, `wt[H·4H]`, `h[B·H]`, `c[B·H]`, `gates[B·4H]`.
+/// Scratch, per direction: `proj[L·B·4H]`, `h[B·H]`, `c[B·H]`.
 struct LSTMLayer: Kernel {
   var label: String
   var batch: Int, steps: Int, features: Int, hidden: Int, directions: Int
@@ -22,7 +25,8 @@ struct LSTMLayer: Kernel {
   var weights: [(Int, Int, Int, Int)]
   var scratch: Int
   /// Per direction, made from the parameters once (`prepare`): `W_ih` packed for
-  /// `PackedGEMM` and the summed biases `b_ih + b_hh`, padded to whole panels.
+  /// `PackedGEMM`, the summed biases `b_ih + b_hh` padded to whole panels, and `W_hh` packed
+  /// (`packsRecurrent`) or transposed to `[H, 4H]`.
   var persistent: Int
   /// Whether the two directions may run on two threads (they do unless `lastOnly`).
   var parallel: Bool
@@ -45,57 +49,68 @@ struct LSTMLayer: Kernel {
   /// Floats of scratch one direction needs.
   static func scratchCount(batch: Int, steps: Int, hidden: Int) -> Int {
     let g = 4 * hidden
-    return chunkSteps(batch: batch, steps: steps, hidden: hidden) * batch * g + hidden * g + 2 * batch * hidden + batch * g
+    return chunkSteps(batch: batch, steps: steps, hidden: hidden) * batch * g + 2 * batch * hidden
   }
 
-  /// Floats one direction keeps from its parameters: packed `W_ih` and the padded bias.
+  /// Whether the recurrence runs six rows at a time against packed `W_hh` (from 8 batch rows
+  /// on; split over cores, each part still has 8, see `run`), else a row at a time.
+  var packsRecurrent: Bool { batch >= 8 }
+
+  /// Floats one direction keeps from its parameters: packed `W_ih`, the padded bias and `W_hh`
+  /// (packed, the larger of its two forms).
   static func persistentCount(features: Int, hidden: Int) -> Int {
-    PackedGEMM.packedCount(n: 4 * hidden, k: features) + PackedGEMM.packedCount(n: 4 * hidden, k: 1)
+    let g = 4 * hidden
+    return PackedGEMM.packedCount(n: g, k: features) + PackedGEMM.packedCount(n: g, k: 1)
+      + PackedGEMM.packedCount(n: g, k: hidden)
   }
 
-  /// Direction `d`'s packed `W_ih` and bias.
-  func packedOf(_ a: UnsafeMutablePointer<Float>, direction d: Int) -> (weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>) {
+  /// Direction `d`'s packed `W_ih`, bias and `W_hh` (packed or transposed).
+  func packedOf(_ a: UnsafeMutablePointer<Float>, direction d: Int)
+    -> (weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>) {
+    let g = 4 * hidden
     let weight = a + persistent + d * LSTMLayer.persistentCount(features: features, hidden: hidden)
-    return (weight, weight + PackedGEMM.packedCount(n: 4 * hidden, k: features))
+    let bias = weight + PackedGEMM.packedCount(n: g, k: features)
+    return (weight, bias, bias + PackedGEMM.packedCount(n: g, k: 1))
   }
 
   func prepare(_ a: UnsafeMutablePointer<Float>) {
     let g = 4 * hidden
     for d in 0..<directions {
-      let (wih, _, bih, bhh) = weights[d]
-      let (weight, bias) = packedOf(a, direction: d)
+      let (wih, whh, bih, bhh) = weights[d]
+      let (weight, bias, recurrent) = packedOf(a, direction: d)
       PackedGEMM.pack(a + wih, n: g, k: features, into: weight)
+      if packsRecurrent {
+        PackedGEMM.pack(a + whh, n: g, k: hidden, into: recurrent)
+      } else {
+        for k in 0..<hidden { for j in 0..<g { recurrent[k * g + j] = a[whh + j * hidden + k] } }
+      }
       for j in 0..<PackedGEMM.packedCount(n: g, k: 1) { bias[j] = j < g ? a[bih + j] + a[bhh + j] : 0 }
     }
   }
 
-  /// Direction `d`'s scratch: the projected chunk, `W_hhᵀ`, h, c and the gates.
+  /// Direction `d`'s scratch: the projected chunk, h and c.
   func scratchOf(_ a: UnsafeMutablePointer<Float>, direction d: Int)
-    -> (proj: UnsafeMutablePointer<Float>, wt: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>,
-        c: UnsafeMutablePointer<Float>, gates: UnsafeMutablePointer<Float>) {
+    -> (proj: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>) {
     let g = 4 * hidden
     let proj = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
-    let wt = proj + LSTMLayer.chunkSteps(batch: batch, steps: steps, hidden: hidden) * batch * g
-    let h = wt + hidden * g, c = h + batch * hidden
-    return (proj, wt, h, c, c + batch * hidden)
+    let h = proj + LSTMLayer.chunkSteps(batch: batch, steps: steps, hidden: hidden) * batch * g
+    return (proj, h, h + batch * hidden)
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     // With `lastOnly` the reverse direction is one step: side by side, one core would run
     // all T steps of the forward direction alone while the other idles. One direction after
     // the other instead, the batch rows split over the cores (independent sequences, each
-    // core projects and runs its rows of h, c and the gates).
+    // core projects and runs its rows of h, c and the projection).
     if directions == 2 && parallel && !lastOnly {
       // One direction per core, each with a single-threaded BLAS, so nothing is oversubscribed.
       let base = UnsafeSendable(a)
       parallelFor(2) { d in
-        transposeRecurrentWeights(base.pointer, direction: d)
         recur(base.pointer, direction: d, rows: 0..<batch, threads: 1)
       }
     } else {
       let parts = Swift.max(1, Swift.min(threads, batch / 8))
       for d in 0..<directions {
-        transposeRecurrentWeights(a, direction: d)
         let stepCount = lastOnly && d == 1 ? 1 : steps
         guard parts > 1 && stepCount > 1 else { recur(a, direction: d, rows: 0..<batch, threads: threads); continue }
         let base = UnsafeSendable(a), kernel = self
@@ -116,7 +131,7 @@ struct LSTMLayer: Kernel {
     let kernel = self, base = UnsafeSendable(a)
     @Sendable func part(_ p: Int, of parts: Int) {
       let a = base.pointer, x = a + kernel.x
-      let (weight, bias) = kernel.packedOf(a, direction: d), proj = kernel.scratchOf(a, direction: d).proj
+      let (weight, bias, _) = kernel.packedOf(a, direction: d), proj = kernel.scratchOf(a, direction: d).proj
       var r = count * p / parts
       let end = count * (p + 1) / parts
       while r < end {
@@ -133,27 +148,21 @@ struct LSTMLayer: Kernel {
     if parts == 1 { part(0, of: 1) } else { parallelFor(parts) { part($0, of: parts) } }
   }
 
-  /// `W_hh` transposed to `[H, 4H]` in the direction's scratch, for `recur`.
-  func transposeRecurrentWeights(_ a: UnsafeMutablePointer<Float>, direction d: Int) {
-    let g = 4 * hidden, h = hidden
-    let wt = scratchOf(a, direction: d).wt
-    let whh = a + weights[d].1
-    for k in 0..<h { for j in 0..<g { wt[k * g + j] = whh[j * h + k] } }
-  }
-
   /// The recurrence of direction `d` for the batch rows `rows` (their rows of h, c and the
-  /// gates in scratch are theirs alone).
+  /// projection in scratch are theirs alone).
   @inline(__always)
   func recur(_ a: UnsafeMutablePointer<Float>, direction d: Int, rows: Range<Int>, threads: Int) {
     let g = 4 * hidden, h = hidden
     let chunk = LSTMLayer.chunkSteps(batch: batch, steps: steps, hidden: hidden)
-    let (proj, wt, hs, cs, gates) = scratchOf(a, direction: d)
+    let (proj, hs, cs) = scratchOf(a, direction: d)
+    // Packed for `PackedGEMM.rows`, or `W_hhᵀ` (`wt`): which one, `packsRecurrent` says.
+    let recurrent = packedOf(a, direction: d).recurrent, wt = recurrent
     (hs + rows.lowerBound * h).update(repeating: 0, count: rows.count * h)
     (cs + rows.lowerBound * h).update(repeating: 0, count: rows.count * h)
     let vectors = g / 8, vectorized = g % 8 == 0 && h % 8 == 0
     let outStride = directions * h
-    // From 8 rows on, one small GEMM per step beats a row at a time.
-    let useGEMM = rows.count >= 8
+    // From 8 rows on, six rows at a time against packed `W_hh` beat a row at a time.
+    let useGEMM = packsRecurrent
     let stepCount = lastOnly && d == 1 ? 1 : steps
     var projected = 0..<0  // the steps `proj` holds
     for s in 0..<stepCount {
@@ -169,59 +178,84 @@ struct LSTMLayer: Kernel {
       // `out[B, directions·H]`; earlier steps just carry h and c.
       let writes = !lastOnly || t == steps - 1
       if useGEMM {
-        for b in rows { (gates + b * g).update(from: stepGates + b * g, count: g) }
-        BLAS.sgemm(m: rows.count, n: g, k: h, a: hs + rows.lowerBound * h, lda: h, b: wt, ldb: g, beta: 1,
-                   c: gates + rows.lowerBound * g, ldc: g)
-      }
-      for b in rows {
-        let gate = gates + b * g
-        let hb = hs + b * h
-        if !useGEMM { gate.update(from: stepGates + b * g, count: g) }
-        if vectorized {
-          let gv = UnsafeMutableRawPointer(gate)
-          // gates += h·W_hhᵀ, eight vectors (64 gates) at a time kept in registers over k.
-          var v = useGEMM ? vectors : 0
-          while v + 8 <= vectors {
-            accumulate8(gv + v * 32, UnsafeRawPointer(wt + v * 8), rowBytes: g * 4, hb, h)
-            v += 8
-          }
-          while v < vectors && !useGEMM {
-            var acc = gv.loadUnaligned(fromByteOffset: v * 32, as: SIMD8<Float>.self)
-            for k in 0..<h {
-              acc = acc.addingProduct(SIMD8(repeating: hb[k]), UnsafeRawPointer(wt + k * g + v * 8).loadUnaligned(as: SIMD8<Float>.self))
-            }
-            gv.storeBytes(of: acc, toByteOffset: v * 32, as: SIMD8<Float>.self)
-            v += 1
-          }
-          let cb = UnsafeMutableRawPointer(cs + b * h), hbr = UnsafeMutableRawPointer(hb)
-          let dst = lastOnly ? a + out + b * outStride + d * h : a + out + (b * steps + t) * outStride + d * h
-          for v in 0..<(h / 8) {
-            let o8 = v * 32
-            let i = FastMath.sigmoid(gv.loadUnaligned(fromByteOffset: o8, as: SIMD8<Float>.self))
-            let f = FastMath.sigmoid(gv.loadUnaligned(fromByteOffset: h * 4 + o8, as: SIMD8<Float>.self))
-            let gg = FastMath.tanh(gv.loadUnaligned(fromByteOffset: 2 * h * 4 + o8, as: SIMD8<Float>.self))
-            let o = FastMath.sigmoid(gv.loadUnaligned(fromByteOffset: 3 * h * 4 + o8, as: SIMD8<Float>.self))
-            let c = f * cb.loadUnaligned(fromByteOffset: o8, as: SIMD8<Float>.self) + i * gg
-            let hv = o * FastMath.tanh(c)
-            cb.storeBytes(of: c, toByteOffset: o8, as: SIMD8<Float>.self)
-            hbr.storeBytes(of: hv, toByteOffset: o8, as: SIMD8<Float>.self)
-            if writes { UnsafeMutableRawPointer(dst).storeBytes(of: hv, toByteOffset: o8, as: SIMD8<Float>.self) }
-          }
-        } else {
-          for k in 0..<h where !useGEMM {
-            let hk = hb[k], wrow = wt + k * g
-            for j in 0..<g { gate[j] += hk * wrow[j] }
-          }
-          let cb = cs + b * h
-          let dst = lastOnly ? a + out + b * outStride + d * h : a + out + (b * steps + t) * outStride + d * h
-          for j in 0..<h {
-            let i = 1 / (1 + expf(-gate[j])), f = 1 / (1 + expf(-gate[h + j]))
-            let gg = tanhf(gate[2 * h + j]), o = 1 / (1 + expf(-gate[3 * h + j]))
-            cb[j] = f * cb[j] + i * gg
-            hb[j] = o * tanhf(cb[j])
-            if writes { dst[j] = hb[j] }
+        // gates += h · W_hhᵀ, in place.
+        for first in Swift.stride(from: rows.lowerBound, to: rows.upperBound, by: 6) {
+          PackedGEMM.rows(Swift.min(6, rows.upperBound - first), n: g, k: h, packed: recurrent) { q in
+            let gate = stepGates + (first + q) * g
+            return (UnsafePointer(hs + (first + q) * h), UnsafePointer(gate), gate)
           }
         }
+      }
+      if vectorized {
+        if !useGEMM {
+          // gates += h·W_hhᵀ row by row, eight vectors (64 gates) at a time kept in registers
+          // over k.
+          for b in rows {
+            let gv = UnsafeMutableRawPointer(stepGates + b * g), hb = hs + b * h
+            var v = 0
+            while v + 8 <= vectors {
+              accumulate8(gv + v * 32, UnsafeRawPointer(wt + v * 8), rowBytes: g * 4, hb, h)
+              v += 8
+            }
+            while v < vectors {
+              var acc = gv.loadUnaligned(fromByteOffset: v * 32, as: SIMD8<Float>.self)
+              for k in 0..<h {
+                acc = acc.addingProduct(SIMD8(repeating: hb[k]), UnsafeRawPointer(wt + k * g + v * 8).loadUnaligned(as: SIMD8<Float>.self))
+              }
+              gv.storeBytes(of: acc, toByteOffset: v * 32, as: SIMD8<Float>.self)
+              v += 1
+            }
+          }
+        }
+        let first = rows.lowerBound
+        let dst = lastOnly ? a + out + first * outStride + d * h : a + out + (first * steps + t) * outStride + d * h
+        LSTMLayer.cells(rows.count, hidden: h, gates: stepGates + first * g, gateStride: g, c: cs + first * h,
+                        h: hs + first * h, stateStride: h, out: writes ? dst : nil,
+                        outStride: lastOnly ? outStride : steps * outStride)
+        continue
+      }
+      for b in rows {
+        let gate = stepGates + b * g, hb = hs + b * h
+        for k in 0..<h where !useGEMM {
+          let hk = hb[k], wrow = wt + k * g
+          for j in 0..<g { gate[j] += hk * wrow[j] }
+        }
+        let cb = cs + b * h
+        let dst = lastOnly ? a + out + b * outStride + d * h : a + out + (b * steps + t) * outStride + d * h
+        for j in 0..<h {
+          let i = 1 / (1 + expf(-gate[j])), f = 1 / (1 + expf(-gate[h + j]))
+          let gg = tanhf(gate[2 * h + j]), o = 1 / (1 + expf(-gate[3 * h + j]))
+          cb[j] = f * cb[j] + i * gg
+          hb[j] = o * tanhf(cb[j])
+          if writes { dst[j] = hb[j] }
+        }
+      }
+    }
+  }
+
+  /// The fused cell of `rows` batch rows, `hidden` a multiple of 8: from each row's summed
+  /// gate pre-activations (i, f, g, o; rows `gateStride` apart), `c = σ(f)·c + σ(i)·tanh(g)`
+  /// and `h = σ(o)·tanh(c)` (rows `stateStride` apart), `h` also written to `out` (rows
+  /// `outStride` apart) where given. `wide`: sixteen lanes at a time in CKernels, the same
+  /// bits (tests run both).
+  static func cells(_ rows: Int, hidden: Int, gates: UnsafeMutablePointer<Float>, gateStride: Int,
+                    c: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, stateStride: Int,
+                    out: UnsafeMutablePointer<Float>?, outStride: Int, wide: Bool = AVX512.enabled) {
+    if wide {
+      glassbox_lstm_cells_avx512(Int32(rows), Int32(hidden), gates, gateStride, c, h, stateStride, out, outStride)
+      return
+    }
+    typealias V = SIMD8<Float>
+    for b in 0..<rows {
+      let gate = gates + b * gateStride, cb = c + b * stateStride, hb = h + b * stateStride
+      for j in Swift.stride(from: 0, to: hidden, by: 8) {
+        let i = FastMath.sigmoid(load8(gate + j)), f = FastMath.sigmoid(load8(gate + hidden + j))
+        let gg = FastMath.tanh(load8(gate + 2 * hidden + j)), o = FastMath.sigmoid(load8(gate + 3 * hidden + j))
+        let cv = f * load8(cb + j) + i * gg
+        let hv = o * FastMath.tanh(cv)
+        store8(cv, cb + j)
+        store8(hv, hb + j)
+        if let out { store8(hv, out + b * outStride + j) }
       }
     }
   }

@@ -1,5 +1,4 @@
 import CKernels
-import Foundation
 
 /// Products with a weight matrix packed once: `c[r] = initial[r] + a[r] · Wᵀ` for rows that
 /// need not be evenly spaced (an LSTM's projection reads x's rows by batch row and step and
@@ -37,17 +36,13 @@ enum PackedGEMM {
     }
   }
 
-  /// Whether `rows` runs the AVX-512 kernel (CKernels): where the CPU has it, unless
-  /// `GLASSBOX_AVX2_ONLY` is set in the environment (to measure one against the other).
-  static let avx512 = cpuHasAVX512 && getenv("GLASSBOX_AVX2_ONLY") == nil
-  static let cpuHasAVX512 = glassbox_cpu_has_avx512() != 0
-
   /// `c[r][0..<n] = initial[r][0..<n] + a[r][0..<k] · Wᵀ` for `count` rows (1…6); `row(r)`
   /// gives row r's pointers into a, the initial values (a bias, or a row of its own) and c.
-  /// `initial` and `c` are read and written in `n` floats only. `wide`: the AVX-512 kernel,
+  /// `initial` and `c` are read and written in `n` floats only, and `c` may be `initial` (each
+  /// panel's initial values are read before its results are stored). `wide`: the AVX-512 kernel,
   /// which computes the same bits (tests run both).
   @inline(__always)
-  static func rows(_ count: Int, n: Int, k: Int, packed: UnsafePointer<Float>, wide: Bool = avx512,
+  static func rows(_ count: Int, n: Int, k: Int, packed: UnsafePointer<Float>, wide: Bool = AVX512.enabled,
                    row: (Int) -> (a: UnsafePointer<Float>, initial: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>)) {
     // Missing rows repeat the last one; only rows below `count` are stored.
     let r0 = row(0), r1 = row(Swift.min(1, count - 1)), r2 = row(Swift.min(2, count - 1))
@@ -61,8 +56,9 @@ enum PackedGEMM {
     }
     typealias V8 = SIMD8<Float>
     let (a0, a1, a2, a3, a4, a5) = (r0.a, r1.a, r2.a, r3.a, r4.a, r5.a)
-    var j = 0
-    while j < n {
+    // `j` is a constant in each pass (stride): the nested functions capture it by value, so
+    // nothing is boxed on the heap.
+    for j in Swift.stride(from: 0, to: n, by: panel) {
       let b = packed + j * k
       let width = Swift.min(panel, n - j)
       func start(_ p: UnsafePointer<Float>) -> (V8, V8) {
@@ -86,7 +82,6 @@ enum PackedGEMM {
       }
       store(c00, c01, r0.c, 0); store(c10, c11, r1.c, 1); store(c20, c21, r2.c, 2)
       store(c30, c31, r3.c, 3); store(c40, c41, r4.c, 4); store(c50, c51, r5.c, 5)
-      j += panel
     }
   }
 }

@@ -11,8 +11,9 @@ struct PackedGEMMTests {
   static let widths = [128, 60, 48, 40, 33, 24, 16, 9, 8, 3]
 
   /// Runs `count` rows of `[n, k]` and returns c (each row `n` floats followed by four
-  /// sentinels) together with the Float64 sums.
-  static func product(count: Int, n: Int, k: Int, wide: Bool) -> (c: [Float], expected: [Double]) {
+  /// sentinels) together with the Float64 sums. `inPlace`: each row's initial values are in
+  /// its row of c (as the LSTM's recurrence adds to the step's projected gates).
+  static func product(count: Int, n: Int, k: Int, wide: Bool, inPlace: Bool = false) -> (c: [Float], expected: [Double]) {
     var seed: UInt64 = UInt64(count * 1000 + n * 10 + k)
     func next() -> Float {
       seed = seed &* 6364136223846793005 &+ 1442695040888963407
@@ -26,6 +27,7 @@ struct PackedGEMMTests {
     w.withUnsafeBufferPointer { PackedGEMM.pack($0.baseAddress!, n: n, k: k, into: &packed) }
     let rowFloats = n + 4
     var c = [Float](repeating: .nan, count: count * rowFloats)
+    if inPlace { for r in 0..<count { c.replaceSubrange((r * rowFloats)..<(r * rowFloats + n), with: initial[r]) } }
     let aPointers = a.map { row -> UnsafeMutablePointer<Float> in
       let p = UnsafeMutablePointer<Float>.allocate(capacity: k); p.initialize(from: row, count: k); return p
     }
@@ -36,7 +38,8 @@ struct PackedGEMMTests {
     packed.withUnsafeBufferPointer { packed in
       c.withUnsafeMutableBufferPointer { c in
         PackedGEMM.rows(count, n: n, k: k, packed: packed.baseAddress!, wide: wide) { r in
-          (UnsafePointer(aPointers[r]), UnsafePointer(initialPointers[r]), c.baseAddress! + r * rowFloats)
+          let row = c.baseAddress! + r * rowFloats
+          return (UnsafePointer(aPointers[r]), UnsafePointer(inPlace ? row : initialPointers[r]), row)
         }
       }
     }
@@ -53,11 +56,13 @@ struct PackedGEMMTests {
     for n in widths {
       for k in [1, 7, 128] {
         for count in 1...6 {
-          let (c, expected) = product(count: count, n: n, k: k, wide: wide)
-          let wrong = zip(c, expected).enumerated().filter { _, pair in
-            pair.1.isNaN ? !pair.0.isNaN : !(abs(Double(pair.0) - pair.1) <= 1e-5 * Double(k))
+          for inPlace in [false, true] {
+            let (c, expected) = product(count: count, n: n, k: k, wide: wide, inPlace: inPlace)
+            let wrong = zip(c, expected).enumerated().filter { _, pair in
+              pair.1.isNaN ? !pair.0.isNaN : !(abs(Double(pair.0) - pair.1) <= 1e-5 * Double(k))
+            }
+            #expect(wrong.isEmpty, "wide \(wide), n \(n), k \(k), \(count) rows, in place \(inPlace): first wrong at \(wrong.first?.offset ?? -1)")
           }
-          #expect(wrong.isEmpty, "wide \(wide), n \(n), k \(k), \(count) rows: first wrong at \(wrong.first?.offset ?? -1)")
         }
       }
     }
@@ -65,7 +70,7 @@ struct PackedGEMMTests {
 
   @Test func swiftKernelMatchesFloat64() { Self.check(wide: false) }
 
-  @Test(.enabled(if: PackedGEMM.cpuHasAVX512))
+  @Test(.enabled(if: AVX512.supported))
   func avx512KernelMatchesFloat64AndTheSwiftKernelBitForBit() {
     Self.check(wide: true)
     for n in Self.widths {

@@ -22,4 +22,12 @@ typedef struct {
  * so both give the same bits. `init` and `c` are read and written in n floats only. */
 void glassbox_packed_rows_avx512(int count, int n, int k, const float *packed, const glassbox_packed_rows *rows);
 
+/* The fused LSTM cell of `rows` batch rows (GlassboxRuntime's LSTMLayer): from each row's
+ * summed gate pre-activations gates[b][0..<4·hidden] (i, f, g, o, `gateStride` floats apart),
+ * c[b] = σ(f)·c[b] + σ(i)·tanh(g) and h[b] = σ(o)·tanh(c[b]), rows `stateStride` apart;
+ * h[b] is also written to out[b] (`outStride` apart) unless `out` is null. The same
+ * operations in the same order as the runtime's Swift cell (FastMath), so the same bits. */
+void glassbox_lstm_cells_avx512(int rows, int hidden, float *gates, long gateStride, float *c, float *h,
+                                long stateStride, float *out, long outStride);
+
 #endif

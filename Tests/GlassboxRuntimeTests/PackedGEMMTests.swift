@@ -6,9 +6,10 @@ import Testing
 /// LSTM's projection runs one or the other depending on the machine, and a training run's
 /// weights are to be the same bits for the same seed.
 struct PackedGEMMTests {
-  /// Column counts: whole panel pairs, an odd last panel (whole or partial), a pair whose
-  /// second panel is partial, partial panels of more and fewer than 8 lanes.
-  static let widths = [128, 60, 48, 40, 33, 24, 16, 9, 8, 3]
+  /// Column counts: whole runs of four panels and of two (the AVX-512 kernel's passes), a
+  /// four or a pair whose last panel is partial, fours followed by a pair and a single panel,
+  /// an odd last panel (whole or partial), partial panels of more and fewer than 8 lanes.
+  static let widths = [128, 100, 88, 60, 48, 40, 33, 24, 16, 9, 8, 3]
 
   /// Runs `count` rows of `[n, k]` and returns c (each row `n` floats followed by four
   /// sentinels) together with the Float64 sums. `inPlace`: each row's initial values are in

@@ -159,7 +159,7 @@ struct LSTMLayer: Kernel {
     let recurrent = packedOf(a, direction: d).recurrent, wt = recurrent
     (hs + rows.lowerBound * h).update(repeating: 0, count: rows.count * h)
     (cs + rows.lowerBound * h).update(repeating: 0, count: rows.count * h)
-    let vectors = g / 8, vectorized = g % 8 == 0 && h % 8 == 0
+    let vectorized = g % 8 == 0 && h % 8 == 0
     let outStride = directions * h
     // From 8 rows on, six rows at a time against packed `W_hh` beat a row at a time.
     let useGEMM = packsRecurrent
@@ -188,24 +188,8 @@ struct LSTMLayer: Kernel {
       }
       if vectorized {
         if !useGEMM {
-          // gates += h·W_hhᵀ row by row, eight vectors (64 gates) at a time kept in registers
-          // over k.
-          for b in rows {
-            let gv = UnsafeMutableRawPointer(stepGates + b * g), hb = hs + b * h
-            var v = 0
-            while v + 8 <= vectors {
-              accumulate8(gv + v * 32, UnsafeRawPointer(wt + v * 8), rowBytes: g * 4, hb, h)
-              v += 8
-            }
-            while v < vectors {
-              var acc = gv.loadUnaligned(fromByteOffset: v * 32, as: SIMD8<Float>.self)
-              for k in 0..<h {
-                acc = acc.addingProduct(SIMD8(repeating: hb[k]), UnsafeRawPointer(wt + k * g + v * 8).loadUnaligned(as: SIMD8<Float>.self))
-              }
-              gv.storeBytes(of: acc, toByteOffset: v * 32, as: SIMD8<Float>.self)
-              v += 1
-            }
-          }
+          LSTMLayer.accumulateRows(rows.count, n: g, k: h, w: wt, h: hs + rows.lowerBound * h, hStride: h,
+                                   acc: stepGates + rows.lowerBound * g, accStride: g)
         }
         let first = rows.lowerBound
         let dst = lastOnly ? a + out + first * outStride + d * h : a + out + (first * steps + t) * outStride + d * h
@@ -229,6 +213,37 @@ struct LSTMLayer: Kernel {
           hb[j] = o * tanhf(cb[j])
           if writes { dst[j] = hb[j] }
         }
+      }
+    }
+  }
+
+  /// `acc[b][0..<n] += h[b][0..<k] · w` for `rows` rows, `w` `[k, n]` row-major (`W_hhᵀ`) and
+  /// `n` a multiple of 8 (h and acc rows `hStride` and `accStride` apart): below 8 batch rows,
+  /// the recurrence row by row. Each row's 64 columns at a time are kept in eight registers
+  /// over k, the rest a vector at a time. `wide`: 128 columns at a time in CKernels, the same
+  /// sums in the same order, so the same bits (tests run both).
+  static func accumulateRows(_ rows: Int, n: Int, k: Int, w: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
+                             hStride: Int, acc: UnsafeMutablePointer<Float>, accStride: Int,
+                             wide: Bool = AVX512.enabled) {
+    if wide {
+      glassbox_accumulate_rows_avx512(Int32(rows), Int32(n), Int32(k), w, h, hStride, acc, accStride)
+      return
+    }
+    let vectors = n / 8
+    for b in 0..<rows {
+      let gv = UnsafeMutableRawPointer(acc + b * accStride), hb = h + b * hStride
+      var v = 0
+      while v + 8 <= vectors {
+        accumulate8(gv + v * 32, UnsafeRawPointer(w + v * 8), rowBytes: n * 4, hb, k)
+        v += 8
+      }
+      while v < vectors {
+        var sum = gv.loadUnaligned(fromByteOffset: v * 32, as: SIMD8<Float>.self)
+        for i in 0..<k {
+          sum = sum.addingProduct(SIMD8(repeating: hb[i]), load8(w + i * n + v * 8))
+        }
+        gv.storeBytes(of: sum, toByteOffset: v * 32, as: SIMD8<Float>.self)
+        v += 1
       }
     }
   }

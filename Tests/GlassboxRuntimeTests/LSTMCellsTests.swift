@@ -2,9 +2,10 @@ import Foundation
 @testable import GlassboxRuntime
 import Testing
 
-/// `LSTMLayer.cells` (the fused cell of the inference LSTM) against Float64, on both of its
-/// kernels (Swift's eight lanes and, where the CPU has it, CKernels' sixteen), which must
-/// also agree bit for bit: which one runs depends on the machine.
+/// `LSTMLayer.cells` (the fused cell of the inference LSTM) and `LSTMLayer.accumulateRows` (its
+/// recurrent product below 8 batch rows) against Float64, on both of their kernels (Swift's
+/// eight lanes and, where the CPU has it, CKernels' sixteen), which must also agree bit for
+/// bit: which one runs depends on the machine.
 struct LSTMCellsTests {
   /// Hidden sizes: whole 16-lane vectors, and a last half vector (the AVX-512 kernel's mask).
   static let hiddens = [8, 16, 24, 32, 40]
@@ -81,6 +82,68 @@ struct LSTMCellsTests {
       #expect(narrow.c.map(\.bitPattern) == wide.c.map(\.bitPattern), "hidden \(hidden): c")
       #expect(narrow.h.map(\.bitPattern) == wide.h.map(\.bitPattern), "hidden \(hidden): h")
       #expect(narrow.out.map(\.bitPattern) == wide.out.map(\.bitPattern), "hidden \(hidden): out")
+    }
+  }
+
+  /// Column counts (multiples of 8): whole blocks of 128 columns (the AVX-512 kernel's eight
+  /// registers), a block and a half vector, blocks and whole and half vectors after them, no
+  /// block at all (64: the Swift kernel's eight registers), a single half vector.
+  static let columnCounts = [128, 136, 200, 256, 64, 8]
+
+  /// Three rows of `acc[n] += h[k] · w` (h and acc rows strided past their ends, NaN there);
+  /// returns acc and the Float64 sums.
+  static func accumulated(n: Int, k: Int, wide: Bool) -> (acc: [Float], expected: [Double]) {
+    let rows = 3, hStride = k + 2, accStride = n + 5
+    var seed = UInt64(n * 100 + k)
+    func next() -> Float {
+      seed = seed &* 6364136223846793005 &+ 1442695040888963407
+      return Float(Int(seed >> 40) % 2001 - 1000) / 1000
+    }
+    let w = (0..<(k * n)).map { _ in next() }
+    var h = [Float](repeating: .nan, count: rows * hStride), acc = [Float](repeating: .nan, count: rows * accStride)
+    for b in 0..<rows {
+      for i in 0..<k { h[b * hStride + i] = next() }
+      for j in 0..<n { acc[b * accStride + j] = next() }
+    }
+    var expected = [Double](repeating: .nan, count: acc.count)
+    for b in 0..<rows {
+      for j in 0..<n {
+        expected[b * accStride + j] = (0..<k).reduce(Double(acc[b * accStride + j])) {
+          $0 + Double(h[b * hStride + $1]) * Double(w[$1 * n + j])
+        }
+      }
+    }
+    w.withUnsafeBufferPointer { w in
+      h.withUnsafeMutableBufferPointer { h in
+        acc.withUnsafeMutableBufferPointer { acc in
+          LSTMLayer.accumulateRows(rows, n: n, k: k, w: w.baseAddress!, h: h.baseAddress!, hStride: hStride,
+                                   acc: acc.baseAddress!, accStride: accStride, wide: wide)
+        }
+      }
+    }
+    return (acc, expected)
+  }
+
+  static func checkAccumulated(wide: Bool) {
+    for n in columnCounts {
+      for k in [1, 5, 32] {
+        let (acc, expected) = accumulated(n: n, k: k, wide: wide)
+        let wrong = zip(acc, expected).enumerated().filter { _, pair in
+          pair.1.isNaN ? !pair.0.isNaN : !(abs(Double(pair.0) - pair.1) <= 1e-6 * Double(k + 1))
+        }.map(\.offset)
+        #expect(wrong.isEmpty, "wide \(wide), n \(n), k \(k): wrong at \(wrong.prefix(8))")
+      }
+    }
+  }
+
+  @Test func swiftRecurrentProductMatchesFloat64() { Self.checkAccumulated(wide: false) }
+
+  @Test(.enabled(if: AVX512.supported))
+  func avx512RecurrentProductMatchesFloat64AndTheSwiftKernelBitForBit() {
+    Self.checkAccumulated(wide: true)
+    for n in Self.columnCounts {
+      let narrow = Self.accumulated(n: n, k: 32, wide: false), wide = Self.accumulated(n: n, k: 32, wide: true)
+      #expect(narrow.acc.map(\.bitPattern) == wide.acc.map(\.bitPattern), "n \(n)")
     }
   }
 }

@@ -30,4 +30,11 @@ void glassbox_packed_rows_avx512(int count, int n, int k, const float *packed, c
 void glassbox_lstm_cells_avx512(int rows, int hidden, float *gates, long gateStride, float *c, float *h,
                                 long stateStride, float *out, long outStride);
 
+/* acc[b][0..<n] += h[b][0..<k] · w for `rows` rows (h and acc rows `hStride`, `accStride`
+ * apart), w being [k, n] row-major: an LSTM's recurrent product row by row against W_hhᵀ.
+ * Each sum runs over k in order with one fused multiply-add per term, as the runtime's Swift
+ * loop does, so both give the same bits. */
+void glassbox_accumulate_rows_avx512(int rows, int n, int k, const float *w, const float *h, long hStride,
+                                     float *acc, long accStride);
+
 #endif

@@ -37,4 +37,9 @@ void glassbox_lstm_cells_avx512(int rows, int hidden, float *gates, long gateStr
 void glassbox_accumulate_rows_avx512(int rows, int n, int k, const float *w, const float *h, long hStride,
                                      float *acc, long accStride);
 
+/* dst[i] = f(src[i]) for `count` floats, f FastMath's sigmoid or tanh (`function`), the same
+ * operations in the same order as its eight-lane Swift form, so the same bits. */
+enum { GLASSBOX_SIGMOID = 0, GLASSBOX_TANH = 1 };
+void glassbox_map_avx512(int function, const float *src, float *dst, long count);
+
 #endif

@@ -1,0 +1,57 @@
+import Foundation
+@testable import GlassboxRuntime
+import Testing
+
+/// `Unary`'s sigmoid and tanh against Float64, on both kernels (Swift's eight lanes and, where
+/// the CPU has it, CKernels' sixteen), which must agree bit for bit: which one runs depends on
+/// the machine.
+struct UnaryKernelTests {
+  /// Element counts: whole 16-lane vectors, a partial last vector of more and fewer than 8
+  /// lanes, fewer than one vector.
+  static let counts = [64, 45, 37, 5]
+
+  /// Runs `op` over `count` values (exp's clamps, ±∞ and NaN among them) into the arena after
+  /// them; returns the arena (sources, results, then 3 untouched NaNs) and the inputs.
+  static func mapped(_ op: UnaryOp, count: Int, wide: Bool) -> (arena: [Float], inputs: [Float]) {
+    var seed = UInt64(count)
+    let special: [Float] = [.nan, .infinity, -.infinity, 100, -100, 0, -0.0]
+    let inputs = (0..<count).map { i -> Float in
+      if i < special.count { return special[i] }
+      seed = seed &* 6364136223846793005 &+ 1442695040888963407
+      return Float(Int(seed >> 40) % 2001 - 1000) / 100
+    }
+    var arena = inputs + [Float](repeating: .nan, count: count + 3)
+    let kernel = Unary(label: "unary", op: op, src: 0, dst: count, count: count)
+    arena.withUnsafeMutableBufferPointer { kernel.run($0.baseAddress!, 0..<count, wide: wide) }
+    return (arena, inputs)
+  }
+
+  static func check(wide: Bool) {
+    for (op, f) in [(UnaryOp.sigmoid, { (x: Double) in 1 / (1 + Foundation.exp(-x)) }), (.tanh, Foundation.tanh)] {
+      for count in counts {
+        let (arena, inputs) = mapped(op, count: count, wide: wide)
+        let results = Array(arena[count..<(2 * count)])
+        let wrong = zip(results, inputs).enumerated().filter { _, pair in
+          let expected = f(Double(pair.1))
+          return expected.isNaN ? !pair.0.isNaN : !(abs(Double(pair.0) - expected) <= 2e-6 * max(1, abs(expected)))
+        }.map(\.offset)
+        #expect(wrong.isEmpty, "\(op), wide \(wide), \(count) values: wrong at \(wrong)")
+        let untouched = arena[(2 * count)...].allSatisfy { $0.isNaN }
+        #expect(untouched, "\(op), wide \(wide), \(count) values: wrote past the end")
+      }
+    }
+  }
+
+  @Test func swiftKernelsMatchFloat64() { Self.check(wide: false) }
+
+  @Test(.enabled(if: AVX512.supported))
+  func avx512KernelsMatchFloat64AndTheSwiftKernelsBitForBit() {
+    Self.check(wide: true)
+    for op in [UnaryOp.sigmoid, .tanh] {
+      for count in Self.counts {
+        let narrow = Self.mapped(op, count: count, wide: false), wide = Self.mapped(op, count: count, wide: true)
+        #expect(narrow.arena.map(\.bitPattern) == wide.arena.map(\.bitPattern), "\(op), \(count) values")
+      }
+    }
+  }
+}

@@ -26,10 +26,13 @@ struct ClassSeed: Kernel {
 struct ReluBackward: Kernel {
   var label: String
   var dy: Int, x: Int, dx: Int, count: Int
+  var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    let g = a + dy, s = a + x, d = a + dx
-    zipSIMD(g, s, d, count) { g, s in SIMD8<Float>(repeating: 0).replacing(with: g, where: s .> 0) }
+    forEachElementRange(count: count, threads: threads) { range in
+      let g = a + dy + range.lowerBound, s = a + x + range.lowerBound, d = a + dx + range.lowerBound
+      zipSIMD(g, s, d, range.count) { g, s in SIMD8<Float>(repeating: 0).replacing(with: g, where: s .> 0) }
+    }
   }
 }
 

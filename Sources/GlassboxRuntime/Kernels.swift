@@ -109,6 +109,18 @@ func elementwiseParts(count: Int, outer: Int, threads: Int) -> Int {
   count >= elementwiseParallelCount ? Swift.max(1, Swift.min(threads, outer)) : 1
 }
 
+/// `body` over `0..<count` flat elements, split over the cores in whole vectors of 8 (so each
+/// element takes the same path whatever the split) when there are enough of them.
+@inline(__always)
+func forEachElementRange(count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+  let parts = elementwiseParts(count: count, outer: count / 8, threads: threads)
+  guard parts > 1 else { return body(0..<count) }
+  let vectors = count / 8
+  parallelFor(parts) { part in
+    body((vectors * part / parts * 8)..<(part == parts - 1 ? count : vectors * (part + 1) / parts * 8))
+  }
+}
+
 /// `out = lhs ∘ rhs` with NumPy broadcasting (a broadcast axis has stride 0). A large one
 /// splits its outermost axis over the cores.
 struct Binary: Kernel {
@@ -201,14 +213,7 @@ struct Unary: Kernel {
   var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    // Parts of whole vectors, so each element takes the same path whatever the split.
-    let parts = elementwiseParts(count: count, outer: count / 8, threads: threads)
-    guard parts > 1 else { return run(a, 0..<count) }
-    let base = UnsafeSendable(a), kernel = self, vectors = count / 8
-    parallelFor(parts) { part in
-      let lo = vectors * part / parts * 8, hi = part == parts - 1 ? kernel.count : vectors * (part + 1) / parts * 8
-      kernel.run(base.pointer, lo..<hi)
-    }
+    forEachElementRange(count: count, threads: threads) { run(a, $0) }
   }
 
   /// `wide`: sigmoid and tanh sixteen lanes at a time in CKernels, the same bits (tests run

@@ -289,7 +289,7 @@ enum Lowering {
 
     case .reluBackward:
       return [ReluBackward(label: label, dy: o(node.operands[0]), x: o(node.operands[1]), dx: o(node.results[0]),
-                           count: out.reduce(1, *))]
+                           count: out.reduce(1, *), threads: threads)]
 
     case .linearBackwardWeight:
       return [LinearBackwardWeight(label: label, rows: x.dropLast().reduce(1, *), outFeatures: out[0], inFeatures: out[1],

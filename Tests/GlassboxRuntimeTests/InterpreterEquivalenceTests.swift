@@ -301,10 +301,11 @@ struct InterpreterEquivalenceTests {
   /// core and two, and the reference's.
   @Test func largeElementwisePassesSplitOverCores() throws {
     let spec = """
-      graph g(x: f32[3, 300, 300], y: f32[300]) -> (a: f32[3, 300, 300], b: f32[3, 300, 300], c: f32[3, 300, 300]) {
+      graph g(x: f32[3, 300, 300], y: f32[300], z: f32[3, 300, 300]) -> (a: f32[3, 300, 300], b: f32[3, 300, 300], c: f32[3, 300, 300], d: f32[3, 300, 300]) {
         a = add(x, y)
         b = tanh(x)
         c = mul(sigmoid(x), sub(x, relu(x)))
+        d = relu_backward(z, x)
       }
       """
     let graph = try Spec.checkedGraph(SourceText(fileName: "large.graph", text: spec))

@@ -374,7 +374,8 @@ public struct ReferenceInterpreter {
       var dx = [Double](repeating: 0, count: xv.count)
       poolWindows(xs, x[0].shape, a, average: op == .avgPool2dBackward) { y, window, divisor in
         if op == .maxPool2dBackward {
-          // The first maximum of the window, in row-major order (PyTorch's choice).
+          // The first maximum of the window in row-major order, or its last NaN (PyTorch's
+          // `val > maxval || isnan(val)`).
           guard var best = window.first else { return }
           for i in window where xv[i] > xv[best] || xv[i].isNaN { best = i }
           dx[best] += dy[y]
@@ -647,7 +648,9 @@ public struct ReferenceInterpreter {
               let iy = y0 + ky * d[0], ix = x0 + kx * d[1]
               guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
               let v = xv[(plane * h + iy) * w + ix]
-              acc = isMax ? Swift.max(acc, v) : acc + v
+              // A NaN wins, and every later NaN in the window takes its place (PyTorch's
+              // `val > maxval || isnan(val)`).
+              if isMax { if v > acc || v.isNaN { acc = v } } else { acc += v }
             }
           }
           if !isMax {

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Kernels of the backward ops that `Differentiate` adds (see GlassboxIR/Gradients.swift).
@@ -449,7 +450,10 @@ struct PoolBackward: Kernel {
     }
   }
 
-  func run(_ a: UnsafeMutablePointer<Float>, planes: Range<Int>) {
+  /// `wide`: the interior windows of max pooling of stride 2 up to sixteen at a time in
+  /// CKernels, else eight at a time here; the same comparisons and additions in the same
+  /// order, so the same bits (tests run both).
+  func run(_ a: UnsafeMutablePointer<Float>, planes: Range<Int>, wide: Bool = AVX512.enabled) {
     let p = pool
     (a + dx + planes.lowerBound * p.h * p.w).update(repeating: 0, count: planes.count * p.h * p.w)
     let dilation = p.isMax ? p.dilation : (1, 1)
@@ -462,38 +466,13 @@ struct PoolBackward: Kernel {
         let y0 = oy * p.stride.0 - p.padding.0
         let ky0 = y0 >= 0 ? 0 : (-y0 + dilation.0 - 1) / dilation.0
         let ky1 = Swift.min(p.kernel.0, (p.h - y0 + dilation.0 - 1) / dilation.0)
-        // Max pooling of stride 2: the argmax of eight windows at a time (columns as in the
-        // forward's vector path), then the eight gradients added in column order as below.
-        var oxV = interior.lowerBound
-        if p.isMax && p.stride.1 == 2 && ky1 > ky0 {
-          let lastRead = p.lastRead(y0: y0, ky1: ky1)
-          while oxV + 8 <= interior.upperBound && lastRead + 2 * oxV < p.h * p.w {
-            var m = SIMD8<Float>(), best = Lanes()
-            for ky in ky0..<ky1 {
-              let row = (y0 + ky * dilation.0) * p.w - p.padding.1 + 2 * oxV
-              for kx in 0..<p.kernel.1 {
-                let i = row + kx * dilation.1
-                let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Float>.self).evenHalf
-                let index = Lanes(repeating: Int32(i)) &+ evens
-                if ky == ky0 && kx == 0 {
-                  (m, best) = (v, index)
-                } else {
-                  // The first maximum, a NaN over any number (as the scalar loop below).
-                  let take = (v .> m) .| ((v .!= v) .& (m .== m))
-                  m.replace(with: v, where: take)
-                  best.replace(with: index, where: take)
-                }
-              }
-            }
-            for l in 0..<8 { dst[Int(best[l])] += g[oy * p.ow + oxV + l] }
-            oxV += 8
-          }
-        }
-        for ox in 0..<p.ow where !(ox >= interior.lowerBound && ox < oxV) {
+        // Window by window: the border columns, and all of them where no vector path applies.
+        // Columns go in order, so each gradient is added in the windows' order (PyTorch's).
+        @inline(__always) func window(_ ox: Int) {
           let x0 = ox * p.stride.1 - p.padding.1
           let kx0 = x0 >= 0 ? 0 : (-x0 + dilation.1 - 1) / dilation.1
           let kx1 = Swift.min(p.kernel.1, (p.w - x0 + dilation.1 - 1) / dilation.1)
-          guard ky1 > ky0 && kx1 > kx0 else { continue }
+          guard ky1 > ky0 && kx1 > kx0 else { return }
           let d = g[oy * p.ow + ox]
           if p.isMax {
             var best = -1
@@ -501,7 +480,7 @@ struct PoolBackward: Kernel {
             for ky in ky0..<ky1 {
               for kx in kx0..<kx1 {
                 let i = (y0 + ky * dilation.0) * p.w + x0 + kx * dilation.1
-                if best < 0 || src[i] > m || src[i].isNaN && !m.isNaN { best = i; m = src[i] }
+                if best < 0 || src[i] > m || src[i].isNaN { best = i; m = src[i] }
               }
             }
             dst[best] += d
@@ -519,6 +498,43 @@ struct PoolBackward: Kernel {
             }
           }
         }
+        for ox in 0..<interior.lowerBound { window(ox) }
+        // Max pooling of stride 2 inside: the argmax of eight windows at a time (columns as in
+        // the forward's vector path), then the eight gradients added in column order.
+        var oxV = interior.lowerBound
+        if p.isMax && p.stride.1 == 2 && ky1 > ky0 {
+          // Every interior window, up to sixteen at a time (its loads read only theirs).
+          while wide && oxV < interior.upperBound {
+            let count = Swift.min(16, interior.upperBound - oxV)
+            glassbox_max_pool16_backward_avx512(Int32(count), src, (y0 + ky0 * dilation.0) * p.w - p.padding.1 + 2 * oxV,
+                                                dilation.0 * p.w, Int32(ky1 - ky0), Int32(p.kernel.1), dilation.1,
+                                                g + oy * p.ow + oxV, dst)
+            oxV += count
+          }
+          let lastRead = p.lastRead(y0: y0, ky1: ky1)
+          while oxV + 8 <= interior.upperBound && lastRead + 2 * oxV < p.h * p.w {
+            var m = SIMD8<Float>(), best = Lanes()
+            for ky in ky0..<ky1 {
+              let row = (y0 + ky * dilation.0) * p.w - p.padding.1 + 2 * oxV
+              for kx in 0..<p.kernel.1 {
+                let i = row + kx * dilation.1
+                let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                let index = Lanes(repeating: Int32(i)) &+ evens
+                if ky == ky0 && kx == 0 {
+                  (m, best) = (v, index)
+                } else {
+                  // The first maximum, or the last NaN (as the scalar loop below).
+                  let take = (v .> m) .| (v .!= v)
+                  m.replace(with: v, where: take)
+                  best.replace(with: index, where: take)
+                }
+              }
+            }
+            for l in 0..<8 { dst[Int(best[l])] += g[oy * p.ow + oxV + l] }
+            oxV += 8
+          }
+        }
+        for ox in oxV..<p.ow { window(ox) }
       }
     }
   }

@@ -579,7 +579,10 @@ struct Pool: Kernel {
     (y0 + (ky1 - 1) * dilation.0) * w - padding.1 + (kernel.1 - 1) * dilation.1 + 15
   }
 
-  func run(_ a: UnsafeMutablePointer<Float>, planes range: Range<Int>) {
+  /// `wide`: the interior windows of max pooling of stride 2 up to sixteen at a time in
+  /// CKernels, else eight at a time here; the same comparisons, so the same bits (tests run
+  /// both).
+  func run(_ a: UnsafeMutablePointer<Float>, planes range: Range<Int>, wide: Bool = AVX512.enabled) {
     let oxA = interiorColumns.lowerBound, oxB = interiorColumns.upperBound
     for p in range {
       let src = a + x + p * h * w, dst = a + out + p * oh * ow
@@ -595,6 +598,13 @@ struct Pool: Kernel {
             // Eight outputs at a time, the maximum kept in a register: a window column of eight
             // outputs is the even half of a 16-float load. Only while the last load (window
             // row ky1 − 1, column kernel − 1, 16 floats from 2·ox) stays in the plane.
+            // Every interior window, up to sixteen at a time (its loads read only theirs).
+            while wide && oxV < oxB {
+              let count = Swift.min(16, oxB - oxV)
+              glassbox_max_pool16_avx512(Int32(count), src + (y0 + ky0 * dilation.0) * w - padding.1 + 2 * oxV,
+                                         dilation.0 * w, Int32(ky1 - ky0), Int32(kernel.1), dilation.1, d + oxV)
+              oxV += count
+            }
             let lastRead = lastRead(y0: y0, ky1: ky1)
             while oxV + 8 <= oxB && lastRead + 2 * oxV < h * w {
               var m = SIMD8<Float>(repeating: -.infinity)
@@ -635,7 +645,7 @@ struct Pool: Kernel {
                 let row = src + (y0 + ky * dilation.0) * w + x0
                 for kx in kx0..<kx1 {
                   let v = row[kx]
-                  if !(v <= acc) { acc = v }  // NaN wins, as in PyTorch
+                  if v > acc || v.isNaN { acc = v }  // NaN wins, as in PyTorch
                 }
               }
             } else {
@@ -643,7 +653,7 @@ struct Pool: Kernel {
                 let row = src + (y0 + ky * dilation.0) * w + x0
                 for kx in kx0..<kx1 {
                   let v = row[kx * dilation.1]
-                  if isMax { if !(v <= acc) { acc = v } } else { acc += v }  // NaN wins, as in PyTorch
+                  if isMax { if v > acc || v.isNaN { acc = v } } else { acc += v }  // NaN wins, as in PyTorch
                 }
               }
             }

@@ -63,16 +63,27 @@ struct Run: ParsableCommand {
     for id in graph.inputs where tensors[graph[id].name] == nil {
       throw ValidationError("missing --input \(graph[id].name)=FILE (\(graph[id].type))")
     }
+    // Each input's file, for the messages below.
+    let files = Dictionary(inputs.map { ($0.name, $0.path) }, uniquingKeysWith: { _, last in last })
     for id in graph.inputs {
       guard let t = tensors[graph[id].name] else { continue }
       let expected = graph[id].type.dtype
       guard t.dtype == expected || (t.dtype.isFloatingPoint && expected.isFloatingPoint) else {
-        throw ValidationError("input '\(graph[id].name)' is \(t.dtype.rawValue) but the graph expects \(expected.rawValue)")
+        throw CommandError("\(files[graph[id].name] ?? ""): input '\(graph[id].name)' is \(t.dtype.rawValue) but the graph expects \(expected.rawValue)")
       }
     }
 
     // Bind the symbols the inputs size, then give the graph its weights.
-    let found = try graph.inferBindings(inputShapes: tensors.mapValues(\.shape))
+    let found: [String: Int]
+    do {
+      found = try graph.inferBindings(inputShapes: tensors.mapValues(\.shape))
+    } catch {
+      // Each problem names its input; say which file that was.
+      throw CommandError(error.diagnostics.map { d in
+        let file = files.first { d.message.hasPrefix("input '\($0.key)'") }?.value
+        return (file.map { "\($0): " } ?? "") + d.message
+      }.joined(separator: "\n"))
+    }
     graph = try graph.bound(found)
     let parameters = try parameterValues(graph, model: loaded.model)
 

@@ -72,7 +72,8 @@ extension Graph {
       for (axis, (d, size)) in zip(v.type.shape, shape).enumerated() {
         let bound = d.substituting(found)
         if let s = bound.staticValue, s != size {
-          problems.append(Diagnostic("input '\(v.name)' has size \(size) on axis \(axis) but the graph expects \(s) (\(d))", at: nil))
+          let symbolic = d.staticValue == nil ? " (\(d))" : ""
+          problems.append(Diagnostic("input '\(v.name)' has size \(size) on axis \(axis) but the graph expects \(s)\(symbolic)", at: nil))
         }
       }
     }

@@ -105,6 +105,32 @@ struct ModelCommandTests {
     }
   }
 
+  /// `run`'s inputs that do not fit the graph: each message names the file and says what the
+  /// graph expects, all of an input's problems at once.
+  @Test func runNamesTheInputFileThatDoesNotFit() throws {
+    try Self.withTemporaryDirectory { dir in
+      func write(_ name: String, _ t: Tensor) throws -> String {
+        let path = dir.appendingPathComponent(name).path
+        try NPY.write(t, to: path)
+        return path
+      }
+      let short = try write("short.npy", Tensor(shape: [1, 700, 128], f32: [Float](repeating: 0, count: 700 * 128)))
+      let flat = try write("flat.npy", Tensor(shape: [768, 128], f32: [Float](repeating: 0, count: 768 * 128)))
+      let both = try write("both.npy", Tensor(shape: [1, 700, 100], f32: [Float](repeating: 0, count: 700 * 100)))
+      let integers = try write("integers.npy", Tensor(shape: [1, 768, 128], storage: .i64([Int64](repeating: 0, count: 768 * 128))))
+      let spec = Self.spec("bilstm")
+      #expect(Self.message(["run", spec, "--bind", "C=3", "--input", "mfcc=\(integers)"])
+              == "\(integers): input 'mfcc' is i64 but the graph expects f32")
+      #expect(Self.message(["run", spec, "--bind", "C=3", "--input", "mfcc=\(short)"])
+              == "\(short): input 'mfcc' has size 700 on axis 1 but the graph expects 768")
+      #expect(Self.message(["run", spec, "--bind", "C=3", "--input", "mfcc=\(flat)"])
+              == "\(flat): input 'mfcc' has 2 axes [768, 128] but the graph expects 3: f32[B, 768, 128]")
+      #expect(Self.message(["run", spec, "--bind", "C=3", "--input", "mfcc=\(both)"])
+              == "\(both): input 'mfcc' has size 700 on axis 1 but the graph expects 768\n"
+                + "\(both): input 'mfcc' has size 100 on axis 2 but the graph expects 128")
+    }
+  }
+
   /// `compile --print-after/--stats`: the IR printed after a pass parses back to the graph
   /// that pass made, and the statistics follow the pipeline.
   @Test func printAfterAndStats() throws {

@@ -46,7 +46,8 @@ static inline __m512 tanh16(__m512 x) {
   const __m512i magnitude = _mm512_set1_epi32(0x7FFFFFFF);
   const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), magnitude));
   const __m512 one = _mm512_set1_ps(1.0f);
-  const __m512 t = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(exp16(_mm512_add_ps(a, a)), one)));
+  const __m512 e = exp16(_mm512_add_ps(a, a));
+  const __m512 t = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
   return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(magnitude, _mm512_castps_si512(t), _mm512_castps_si512(x), 0xCA));
 }
 

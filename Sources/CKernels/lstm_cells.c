@@ -47,7 +47,9 @@ void glassbox_accumulate_rows_avx512(int rows, int n, int k, const float *w, con
     for (; j < n; j += 16) {
       const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
       __m512 a = _mm512_maskz_loadu_ps(m, ab + j);
-      for (int i = 0; i < k; i++) a = _mm512_fmadd_ps(_mm512_set1_ps(hb[i]), _mm512_maskz_loadu_ps(m, w + (long)i * n + j), a);
+      for (int i = 0; i < k; i++) {
+        a = _mm512_fmadd_ps(_mm512_set1_ps(hb[i]), _mm512_maskz_loadu_ps(m, w + (long)i * n + j), a);
+      }
       _mm512_mask_storeu_ps(ab + j, m, a);
     }
   }
@@ -63,7 +65,8 @@ void glassbox_accumulate_rows_avx512(int rows, int n, int k, const float *w, con
 
 void glassbox_lstm_cells_avx512(int rows, int hidden, float *gates, long gateStride, float *c, float *h,
                                 long stateStride, float *out, long outStride) {
-  (void)rows; (void)hidden; (void)gates; (void)gateStride; (void)c; (void)h; (void)stateStride; (void)out; (void)outStride;
+  (void)rows; (void)hidden; (void)gates; (void)gateStride; (void)c; (void)h; (void)stateStride;
+  (void)out; (void)outStride;
   __builtin_trap(); /* never called: glassbox_cpu_has_avx512() is 0 */
 }
 

@@ -26,7 +26,8 @@ void glassbox_packed_rows_avx512(int count, int n, int k, const float *packed, c
   for (; p + 3 < panels; p += 4) {
     const int j = p * 16;
     const __mmask16 m3 = columns(n - j - 48);
-    const float *b0 = packed + (long)p * k * 16, *b1 = b0 + (long)k * 16, *b2 = b1 + (long)k * 16, *b3 = b2 + (long)k * 16;
+    const float *b0 = packed + (long)p * k * 16, *b1 = b0 + (long)k * 16;
+    const float *b2 = b1 + (long)k * 16, *b3 = b2 + (long)k * 16;
     __m512 c[6][4];
     for (int r = 0; r < 6; r++) {
       c[r][0] = _mm512_loadu_ps(rows->init[r] + j);

@@ -73,7 +73,8 @@ void glassbox_max_pool16_avx512(int count, const float *first, long rowStride, i
 
 void glassbox_max_pool16_backward_avx512(int count, const float *plane, long firstOffset, long rowStride, int rows,
                                          int columns, long columnStep, const float *dy, float *dx) {
-  (void)count; (void)plane; (void)firstOffset; (void)rowStride; (void)rows; (void)columns; (void)columnStep; (void)dy; (void)dx;
+  (void)count; (void)plane; (void)firstOffset; (void)rowStride; (void)rows; (void)columns; (void)columnStep;
+  (void)dy; (void)dx;
   __builtin_trap(); /* never called: glassbox_cpu_has_avx512() is 0 */
 }
 

@@ -595,9 +595,6 @@ struct Pool: Kernel {
           let d = dst + oy * ow
           var oxV = oxA
           if stride.1 == 2 {
-            // Eight outputs at a time, the maximum kept in a register: a window column of eight
-            // outputs is the even half of a 16-float load. Only while the last load (window
-            // row ky1 − 1, column kernel − 1, 16 floats from 2·ox) stays in the plane.
             // Every interior window, up to sixteen at a time (its loads read only theirs).
             while wide && oxV < oxB {
               let count = Swift.min(16, oxB - oxV)
@@ -605,6 +602,9 @@ struct Pool: Kernel {
                                          dilation.0 * w, Int32(ky1 - ky0), Int32(kernel.1), dilation.1, d + oxV)
               oxV += count
             }
+            // Else eight outputs at a time, the maximum kept in a register: a window column of
+            // eight outputs is the even half of a 16-float load. Only while the last load (window
+            // row ky1 − 1, column kernel − 1, 16 floats from 2·ox) stays in the plane.
             let lastRead = lastRead(y0: y0, ky1: ky1)
             while oxV + 8 <= oxB && lastRead + 2 * oxV < h * w {
               var m = SIMD8<Float>(repeating: -.infinity)

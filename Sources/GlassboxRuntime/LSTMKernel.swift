@@ -12,9 +12,10 @@ import Foundation
 /// run of vector FMAs over the gate axis; from 8 on, six rows at a time against `W_hh` packed
 /// for `PackedGEMM`; either made once, in `prepare`), applies the four gate activations and
 /// updates `c` and `h` in one pass — the fused cell. Each step's gates are summed in place in
-/// its slice of the projection, which no later step reads. The two directions are independent and run on two threads — unless
-/// only the last step is read (the reverse direction is then one step): then one after the
-/// other, the projection and the recurrence split over the cores by batch rows.
+/// its slice of the projection, which no later step reads. The two directions are independent
+/// and run on two threads — unless only the last step is read (the reverse direction is then
+/// one step): then one after the other, the projection and the recurrence split over the
+/// cores by batch rows.
 ///
 /// Scratch, per direction: `proj[L·B·4H]`, `h[B·H]`, `c[B·H]`.
 struct LSTMLayer: Kernel {
@@ -155,8 +156,8 @@ struct LSTMLayer: Kernel {
     let g = 4 * hidden, h = hidden
     let chunk = LSTMLayer.chunkSteps(batch: batch, steps: steps, hidden: hidden)
     let (proj, hs, cs) = scratchOf(a, direction: d)
-    // Packed for `PackedGEMM.rows`, or `W_hhᵀ` (`wt`): which one, `packsRecurrent` says.
-    let recurrent = packedOf(a, direction: d).recurrent, wt = recurrent
+    // Packed for `PackedGEMM.rows`, or `W_hhᵀ`: which one, `packsRecurrent` says.
+    let recurrent = packedOf(a, direction: d).recurrent
     (hs + rows.lowerBound * h).update(repeating: 0, count: rows.count * h)
     (cs + rows.lowerBound * h).update(repeating: 0, count: rows.count * h)
     let vectorized = g % 8 == 0 && h % 8 == 0
@@ -188,7 +189,7 @@ struct LSTMLayer: Kernel {
       }
       if vectorized {
         if !useGEMM {
-          LSTMLayer.accumulateRows(rows.count, n: g, k: h, w: wt, h: hs + rows.lowerBound * h, hStride: h,
+          LSTMLayer.accumulateRows(rows.count, n: g, k: h, w: recurrent, h: hs + rows.lowerBound * h, hStride: h,
                                    acc: stepGates + rows.lowerBound * g, accStride: g)
         }
         let first = rows.lowerBound
@@ -201,7 +202,7 @@ struct LSTMLayer: Kernel {
       for b in rows {
         let gate = stepGates + b * g, hb = hs + b * h
         for k in 0..<h where !useGEMM {
-          let hk = hb[k], wrow = wt + k * g
+          let hk = hb[k], wrow = recurrent + k * g
           for j in 0..<g { gate[j] += hk * wrow[j] }
         }
         let cb = cs + b * h
@@ -260,7 +261,6 @@ struct LSTMLayer: Kernel {
       glassbox_lstm_cells_avx512(Int32(rows), Int32(hidden), gates, gateStride, c, h, stateStride, out, outStride)
       return
     }
-    typealias V = SIMD8<Float>
     for b in 0..<rows {
       let gate = gates + b * gateStride, cb = c + b * stateStride, hb = h + b * stateStride
       for j in Swift.stride(from: 0, to: hidden, by: 8) {

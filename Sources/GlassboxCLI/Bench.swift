@@ -21,8 +21,15 @@ struct Bench: ParsableCommand {
   @Option(help: "Timed runs after warm-up.")
   var iterations = 50
 
-  @Option(help: "Untimed runs first.")
+  @Option(help: "Untimed runs first: at least this many, for at least --warmup-ms.")
   var warmup = 5
+
+  /// A VM's cores can take ~100 ms of load to reach full speed: a BiLSTM-attention forward at
+  /// B = 1 on two cores ran 0.77 ms per run over its first 25 runs, 0.47 from the 175th on
+  /// (GB_SAMPLES-style per-run times, this stop), and not when both cores had just been busy.
+  /// Short benchmarks (30 runs of 0.5 ms) measured the ramp, not the program.
+  @Option(name: .customLong("warmup-ms"), help: "Keep warming up until this many milliseconds have passed.")
+  var warmupMilliseconds = 250.0
 
   @Flag(help: "Print one JSON object.")
   var json = false
@@ -44,8 +51,8 @@ struct Bench: ParsableCommand {
   var train = false
 
   func run() throws {
-    guard iterations >= 1, warmup >= 0, threads >= 1 else {
-      throw ValidationError("--iterations and --threads must be at least 1, --warmup at least 0")
+    guard iterations >= 1, warmup >= 0, threads >= 1, warmupMilliseconds >= 0 else {
+      throw ValidationError("--iterations and --threads must be at least 1, --warmup and --warmup-ms at least 0")
     }
     let compileStart = DispatchTime.now().uptimeNanoseconds
     let compiled = try loadGraph(options, checkingWeights: true, bindingModels: true)
@@ -83,7 +90,7 @@ struct Bench: ParsableCommand {
       inputs[graph[id].name] = DeterministicTensors.tensor("input:" + graph[id].name, shape: shape)
     }
     try program.load(inputs: inputs)
-    for _ in 0..<warmup { program.runKernels() }
+    warmUp { program.runKernels() }
     var samples: [Double] = []
     samples.reserveCapacity(iterations)
     for _ in 0..<iterations {
@@ -151,11 +158,16 @@ extension Bench {
                               settings: TrainingSettings(epochs: 1, batchSize: batchSize, learningRate: 1e-3,
                                                          optimizer: OptimizerSettings(kind: .sgd, momentum: 0.9)))
     let compileMs = Double(DispatchTime.now().uptimeNanoseconds - compileStart) / 1e6
-    for i in 0..<warmup { try trainer.step(batch, epoch: 0, step: i, learningRate: 1e-3) }
+    var steps = 0
+    try warmUp {
+      try trainer.step(batch, epoch: 0, step: steps, learningRate: 1e-3)
+      steps += 1
+    }
     var samples: [Double] = []
-    for i in 0..<iterations {
+    for _ in 0..<iterations {
       let start = DispatchTime.now().uptimeNanoseconds
-      try trainer.step(batch, epoch: 0, step: warmup + i, learningRate: 1e-3)
+      try trainer.step(batch, epoch: 0, step: steps, learningRate: 1e-3)
+      steps += 1
       samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
     }
     if profile {
@@ -184,6 +196,18 @@ extension Bench {
       print(String(format: "%@ training step: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; arena %.1f MiB; compiled in %.0f ms",
                    graph.name, median, samples[0], samples[samples.count - 1], iterations, threads,
                    Double(peak) / 1_048_576, Double(backend.arenaBytes) / 1_048_576, compileMs))
+    }
+  }
+}
+
+extension Bench {
+  /// Runs `body` untimed `warmup` times, and on until `warmupMilliseconds` have passed.
+  func warmUp(_ body: () throws -> Void) rethrows {
+    let start = DispatchTime.now().uptimeNanoseconds
+    var runs = 0
+    while runs < warmup || Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 < warmupMilliseconds {
+      try body()
+      runs += 1
     }
   }
 }

@@ -99,7 +99,7 @@ struct ModelCommandTests {
       #expect(Self.message(["run", model, "--weights", input, "--input", "mfcc=\(input)"])
               == "--weights applies to a spec; a .model carries its weights")
 
-      try Self.glassbox(["bench", model, "--bind", "B=1", "--iterations", "2", "--warmup", "0"])
+      try Self.glassbox(["bench", model, "--bind", "B=1", "--iterations", "2", "--warmup", "0", "--warmup-ms", "0"])
       #expect(Self.message(["bench", model, "--bind", "X=1"])
               == "\(model): --bind names X, not a symbol of the model (its symbols: B)")
     }

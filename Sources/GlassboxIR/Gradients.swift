@@ -98,7 +98,11 @@ extension Op {
       guard dys[1] == nil, dys[2] == nil else {
         throw ShapeError("batch_norm_train: the batch statistics it outputs carry no gradient")
       }
-      let r = try b.add(.batchNormTrainBackward, [dy0(), x[0], x[1], node.results[1], node.results[2]], a.values, tag: "d")
+      // With a ReLU the backward masks dy itself, from the pre-activation it recomputes (the
+      // bias is then its sixth operand): no separate pass, no saved pre-activation.
+      let relu = a.string("activation", default: "none") == "relu"
+      let r = try b.add(.batchNormTrainBackward, [dy0(), x[0], x[1], node.results[1], node.results[2]] + (relu ? [x[2]] : []),
+                        a.values, tag: "d")
       out = [r[0], r[1], r[2]]
 
     case .globalAvgPool2d:

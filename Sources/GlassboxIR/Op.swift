@@ -128,10 +128,12 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   case avgPool2dBackward = "avg_pool2d_backward"
   /// Training-mode batch normalisation over axis 1 of `[N, C, …]`: operands `x, weight, bias`;
   /// results `y`, this batch's per-channel `mean: [C]` and biased `variance: [C]` (what the
-  /// running statistics are updated from). `y = (x − mean)/√(variance + eps)·w + b`.
+  /// running statistics are updated from). `y = (x − mean)/√(variance + eps)·w + b`, then
+  /// `activation` (`relu`).
   case batchNormTrain = "batch_norm_train"
   /// `dy, x, weight, mean, variance` (of a `batch_norm_train`) → `dx, dweight: [C], dbias: [C]`,
-  /// the statistics differentiated too.
+  /// the statistics differentiated too. With `activation: relu`, `dy` is the ReLU's and the
+  /// operand `bias` follows: `dy` counts where the recomputed pre-activation is positive.
   case batchNormTrainBackward = "batch_norm_train_backward"
 
   /// How an op's operands are named and counted.
@@ -200,7 +202,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .conv2dBackwardInput: OperandSpec(names: ["dy", "weight"], required: 2)
     case .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward: OperandSpec(names: ["dy", "x"], required: 2)
     case .batchNormTrain: OperandSpec(names: ["x", "weight", "bias"], required: 3)
-    case .batchNormTrainBackward: OperandSpec(names: ["dy", "x", "weight", "mean", "variance"], required: 5)
+    case .batchNormTrainBackward: OperandSpec(names: ["dy", "x", "weight", "mean", "variance", "bias"], required: 5)
     }
   }
 
@@ -213,7 +215,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
        AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
        AttrSpec("groups", .int, .int(1)),
        self == .conv2dBackwardInput ? AttrSpec("input_size", .pair) : AttrSpec("kernel", .pair)]
-    case .batchNormTrain, .batchNormTrainBackward: [AttrSpec("eps", .float, .float(1e-5))]
+    case .batchNormTrain, .batchNormTrainBackward:
+      [AttrSpec("eps", .float, .float(1e-5)), AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
     case .conv2d:
       [AttrSpec("stride", .pair, .list([.int(1), .int(1)])),
        AttrSpec("padding", .pair, .list([.int(0), .int(0)])),

@@ -462,6 +462,9 @@ extension Op {
       if self == .batchNormTrainBackward, x[0] != input {
         throw ShapeError("batch_norm_train_backward: dy is \(x[0]) but x is \(input)")
       }
+      if self == .batchNormTrainBackward, a.string("activation", default: "none") == "relu", x.count < 6 {
+        throw ShapeError("batch_norm_train_backward: activation relu needs the bias (6 operands), found \(x.count)")
+      }
       return [input, channel, channel]
     }
   }

@@ -12,8 +12,9 @@ import GlassboxIR
 /// }                                     loss = cross_entropy(logits, target); grad.* = …
 /// ```
 /// LSTMs are narrowed to the last step where only it is read and unrolled (backpropagation
-/// through time over fused cells, the input projection one GEMM over all steps); taps are
-/// dropped (a training step computes none).
+/// through time over fused cells, the input projection one GEMM over all steps); a ReLU that
+/// reads a batch norm joins it (`FuseBatchNormReLU`); taps are dropped (a training step
+/// computes none).
 public struct TrainingProgram {
   /// Outputs: "loss" f32[], the model's outputs, then gradients and batch statistics.
   public var graph: Graph
@@ -96,7 +97,8 @@ public struct TrainingProgram {
           let channel = TensorType(xt.dtype, [xt.shape[1]])
           let meanName = fresh("\(name).batch_mean"), varName = fresh("\(name).batch_var")
           let r = g.addNode(.batchNormTrain, operands: Array(operands[0..<3]),
-                            attributes: Attributes(["eps": .float(node.attributes.float("eps", default: 1e-5))]),
+                            attributes: Attributes(["eps": .float(node.attributes.float("eps", default: 1e-5)),
+                                                    "activation": .string("none")]),
                             results: results + [(meanName, channel), (varName, channel)], location: node.location)
           ids = [r[0]]
           statistics.append((r[1], r[2]))
@@ -114,9 +116,10 @@ public struct TrainingProgram {
     g.outputs = [("loss", loss)] + graph.outputs.map { ($0.name, ValueID(map[$0.value.index])) }
     for (mean, variance) in statistics { g.outputs += [(g[mean].name, mean), (g[variance].name, variance)] }
 
-    // 2. LSTMs: last step only where that is all that is read, then unrolled.
+    // 2. LSTMs: last step only where that is all that is read, then unrolled; ReLUs after
+    // batch norms folded into them (their gradient then needs no pass of its own).
     var module = Module(graph: g)
-    Pipeline.run([NarrowLSTMToLastStep(), UnrollLSTM(), EliminateDeadCode()], on: &module)
+    Pipeline.run([NarrowLSTMToLastStep(), UnrollLSTM(), FuseBatchNormReLU(), EliminateDeadCode()], on: &module)
     g = module.graph
     guard let lossID = g.outputs.first?.value else { throw BuildError(description: "training: lost the loss") }
 

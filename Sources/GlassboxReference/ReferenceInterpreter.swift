@@ -390,15 +390,26 @@ public struct ReferenceInterpreter {
       var mean = [Double](repeating: 0, count: c), variance = mean
       for i in 0..<v.count { mean[(i / inner) % c] += v[i] / m }
       for i in 0..<v.count { let d = v[i] - mean[(i / inner) % c]; variance[(i / inner) % c] += d * d / m }
+      let relu = a.string("activation", default: "none") == "relu"
       let out = (0..<v.count).map { i -> Double in
         let ch = (i / inner) % c
-        return (v[i] - mean[ch]) / (variance[ch] + eps).squareRoot() * w[ch] + b[ch]
+        let y = (v[i] - mean[ch]) / (variance[ch] + eps).squareRoot() * w[ch] + b[ch]
+        return relu ? Swift.max(y, 0) : y
       }
       return [Tensor(shape: s, f64: out), Tensor(shape: [c], f64: mean), Tensor(shape: [c], f64: variance)]
     case .batchNormTrainBackward:
-      let s = x[1].shape, dy = x[0].doubles, v = x[1].doubles, w = x[2].doubles, mean = x[3].doubles, variance = x[4].doubles
+      let s = x[1].shape, v = x[1].doubles, w = x[2].doubles, mean = x[3].doubles, variance = x[4].doubles
       let c = s[1], inner = s.dropFirst(2).reduce(1, *), m = Double(v.count / Swift.max(c, 1)), eps = a.float("eps", default: 1e-5)
       let inv = variance.map { 1 / ($0 + eps).squareRoot() }
+      var dy = x[0].doubles
+      if a.string("activation", default: "none") == "relu" {
+        // The ReLU's gradient: dy where the pre-activation (recomputed) is positive.
+        let b = x[5].doubles
+        for i in 0..<v.count {
+          let ch = (i / inner) % c
+          if !((v[i] - mean[ch]) / (variance[ch] + eps).squareRoot() * w[ch] + b[ch] > 0) { dy[i] = 0 }
+        }
+      }
       var db = [Double](repeating: 0, count: c), dw = db
       for i in 0..<v.count {
         let ch = (i / inner) % c

@@ -555,13 +555,40 @@ func blockSum(_ count: Int, _ term: (Int) -> SIMD8<Float>, scalar: (Int) -> Floa
   return total
 }
 
+/// Two sums of one row at once, each as `blockSum` makes it (so each has its bits).
+@inline(__always)
+func blockSums(_ count: Int, _ term: (Int) -> (SIMD8<Float>, SIMD8<Float>), scalar: (Int) -> (Float, Float))
+  -> (Double, Double) {
+  var total = (0.0, 0.0), i = 0
+  while i + 8 <= count {
+    let end = Swift.min(count, i + 256) & ~7
+    var acc = (SIMD8<Float>(), SIMD8<Float>())
+    while i + 8 <= end {
+      let t = term(i)
+      acc.0 += t.0
+      acc.1 += t.1
+      i += 8
+    }
+    total.0 += Double(acc.0.sum())
+    total.1 += Double(acc.1.sum())
+  }
+  while i < count {
+    let t = scalar(i)
+    total.0 += Double(t.0)
+    total.1 += Double(t.1)
+    i += 1
+  }
+  return total
+}
+
 /// Training batch norm over `[N, C, inner]`: per channel the batch mean and biased variance
-/// (`blockSum`), then `y = (x − mean)/√(var + eps)·w + b`. Channels are independent: split
-/// over the cores.
+/// (`blockSum`), then `y = (x − mean)/√(var + eps)·w + b`, then ReLU where `relu`. Channels
+/// are independent: split over the cores.
 struct BatchNormTrain: Kernel {
   var label: String
   var n: Int, c: Int, inner: Int, eps: Float
   var x: Int, weight: Int, bias: Int, out: Int, mean: Int, variance: Int
+  var relu = false
   var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
@@ -585,24 +612,47 @@ struct BatchNormTrain: Kernel {
       let v = sq / m
       a[mean + ch] = fmu
       a[variance + ch] = Float(v)
-      let scale = a[weight + ch] / (Float(v) + eps).squareRoot()
-      let shift = a[bias + ch] - fmu * scale
+      let (scale, shift) = BatchNormTrain.affine(a, weight: weight + ch, bias: bias + ch, mean: fmu, variance: Float(v),
+                                                 eps: eps)
       for img in 0..<n {
         let s = a + x + (img * c + ch) * inner, d = a + out + (img * c + ch) * inner
         var i = 0
-        while i + 8 <= inner { store8(load8(s + i) * scale + shift, d + i); i += 8 }
-        while i < inner { d[i] = s[i] * scale + shift; i += 1 }
+        if relu {
+          // ReLU as `Unary`'s: negatives and −0 to +0, a NaN kept.
+          while i + 8 <= inner {
+            let y = load8(s + i) * scale + shift
+            store8(y.replacing(with: 0, where: y .<= 0), d + i)
+            i += 8
+          }
+          while i < inner { d[i] = Swift.max(s[i] * scale + shift, 0); i += 1 }
+        } else {
+          while i + 8 <= inner { store8(load8(s + i) * scale + shift, d + i); i += 8 }
+          while i < inner { d[i] = s[i] * scale + shift; i += 1 }
+        }
       }
     }
   }
 }
 
+extension BatchNormTrain {
+  /// A channel's `y = x·scale + shift`: `scale = w/√(var + eps)`, `shift = b − mean·scale`. The
+  /// forward and, for its ReLU's mask, the backward compute it the same way.
+  @inline(__always)
+  static func affine(_ a: UnsafeMutablePointer<Float>, weight: Int, bias: Int, mean: Float, variance: Float,
+                     eps: Float) -> (scale: Float, shift: Float) {
+    let scale = a[weight] / (variance + eps).squareRoot()
+    return (scale, a[bias] - mean * scale)
+  }
+}
+
 /// `dx = w/√(var + eps)/m · (m·dy − Σdy − x̂·Σ(dy·x̂))`, `dw = Σ dy·x̂`, `db = Σ dy` per channel,
-/// channels split over the cores.
+/// channels split over the cores. With `bias` (the forward's ReLU), `dy` counts only where
+/// `x·scale + shift > 0`, computed as the forward computed it, so the mask is the forward's.
 struct BatchNormTrainBackward: Kernel {
   var label: String
   var n: Int, c: Int, inner: Int, eps: Float
   var dy: Int, x: Int, weight: Int, mean: Int, variance: Int, dx: Int, dweight: Int, dbias: Int
+  var bias: Int? = nil
   var threads = 1
 
   func run(_ a: UnsafeMutablePointer<Float>) {
@@ -613,11 +663,31 @@ struct BatchNormTrainBackward: Kernel {
     let m = Float(n * inner)
     for ch in channels {
       let mu = a[mean + ch], inv = 1 / (a[variance + ch] + eps).squareRoot()
+      // dy, masked by the forward's ReLU where there was one.
+      let (scale, shift) = bias.map {
+        BatchNormTrain.affine(a, weight: weight + ch, bias: $0 + ch, mean: mu, variance: a[variance + ch], eps: eps)
+      } ?? (0, 0)
+      let masked = bias != nil
+      @inline(__always) func g8(_ g: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
+        let v = load8(g + i)
+        return masked ? SIMD8(repeating: 0).replacing(with: v, where: load8(s + i) * scale + shift .> 0) : v
+      }
+      @inline(__always) func g1(_ g: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ i: Int) -> Float {
+        masked && !(s[i] * scale + shift > 0) ? 0 : g[i]
+      }
       var db = 0.0, dw = 0.0
       for img in 0..<n {
         let g = a + dy + (img * c + ch) * inner, s = a + x + (img * c + ch) * inner
-        db += blockSum(inner, { load8(g + $0) }, scalar: { g[$0] })
-        dw += blockSum(inner, { load8(g + $0) * ((load8(s + $0) - mu) * inv) }, scalar: { g[$0] * ((s[$0] - mu) * inv) })
+        // Σdy and Σdy·x̂ in one pass over dy and x.
+        let sums = blockSums(inner, { i in
+          let d = g8(g, s, i)
+          return (d, d * ((load8(s + i) - mu) * inv))
+        }, scalar: { i in
+          let d = g1(g, s, i)
+          return (d, d * ((s[i] - mu) * inv))
+        })
+        db += sums.0
+        dw += sums.1
       }
       a[dbias + ch] = Float(db)
       a[dweight + ch] = Float(dw)
@@ -626,10 +696,10 @@ struct BatchNormTrainBackward: Kernel {
         let g = a + dy + (img * c + ch) * inner, s = a + x + (img * c + ch) * inner, d = a + dx + (img * c + ch) * inner
         var i = 0
         while i + 8 <= inner {
-          store8(k * (m * load8(g + i) - fdb - (load8(s + i) - mu) * inv * fdw), d + i)
+          store8(k * (m * g8(g, s, i) - fdb - (load8(s + i) - mu) * inv * fdw), d + i)
           i += 8
         }
-        while i < inner { d[i] = k * (m * g[i] - fdb - (s[i] - mu) * inv * fdw); i += 1 }
+        while i < inner { d[i] = k * (m * g1(g, s, i) - fdb - (s[i] - mu) * inv * fdw); i += 1 }
       }
     }
   }

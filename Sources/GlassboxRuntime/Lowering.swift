@@ -375,14 +375,16 @@ enum Lowering {
       return [BatchNormTrain(label: label, n: x[0], c: x[1], inner: x.dropFirst(2).reduce(1, *),
                              eps: Float(a.float("eps", default: 1e-5)), x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]),
                              out: o(node.results[0]), mean: o(node.results[1]), variance: o(node.results[2]),
-                             threads: threads)]
+                             relu: a.string("activation", default: "none") == "relu", threads: threads)]
 
     case .batchNormTrainBackward:
       let ops = node.operands, xs = shape(g, ops[1])
       return [BatchNormTrainBackward(label: label, n: xs[0], c: xs[1], inner: xs.dropFirst(2).reduce(1, *),
                                      eps: Float(a.float("eps", default: 1e-5)), dy: o(ops[0]), x: o(ops[1]),
                                      weight: o(ops[2]), mean: o(ops[3]), variance: o(ops[4]), dx: o(node.results[0]),
-                                     dweight: o(node.results[1]), dbias: o(node.results[2]), threads: threads)]
+                                     dweight: o(node.results[1]), dbias: o(node.results[2]),
+                                     bias: a.string("activation", default: "none") == "relu" ? o(ops[5]) : nil,
+                                     threads: threads)]
     }
   }
 

@@ -120,6 +120,15 @@ struct GradientTests {
         y = mul(n, x)
       }
       """,
+    // With the ReLU folded in (`FuseBatchNormReLU`): the backward recomputes its mask from x.
+    "batch_norm_train_relu": """
+      graph g(x: f32[3, 2, 2, 3]) -> (y: f32[3, 2, 2, 3]) {
+        param w: f32[2] init uniform(1)
+        param b: f32[2] init uniform(0.5)
+        r, mean, variance = batch_norm_train(x, w, b, activation: relu)
+        y = mul(r, add(x, r))
+      }
+      """,
   ]
 
   /// Cases differentiated after `UnrollLSTM` (the `lstm_cell` rule and select-joining).

@@ -217,6 +217,32 @@ struct PassTests {
       """)
   }
 
+  /// A ReLU that alone reads a training batch norm's result joins it; one after a batch norm
+  /// whose result is read twice stays.
+  @Test func batchNormReLU() throws {
+    try Self.check(FuseBatchNormReLU(), """
+      graph g(x: f32[2, 3, 4, 4]) -> (y: f32[2, 3, 4, 4], z: f32[2, 3, 4, 4]) {
+        param w: f32[3] init uniform(1)
+        param b: f32[3] init uniform(0.5)
+        n, m, v = batch_norm_train(x, w, b)
+        y = relu(n)
+        k, km, kv = batch_norm_train(y, w, b)
+        z = add(relu(k), k)
+      }
+      """, expected: """
+      graph g(x: f32[2, 3, 4, 4]) -> (y: f32[2, 3, 4, 4], z: f32[2, 3, 4, 4]) {
+        param w: f32[3] init uniform(1.0)
+        param b: f32[3] init uniform(0.5)
+        n, m, v = batch_norm_train(x, w, b, activation: relu) : f32[2, 3, 4, 4], f32[3], f32[3]
+        k, km, kv = batch_norm_train(n, w, b) : f32[2, 3, 4, 4], f32[3], f32[3]
+        z.relu = relu(k) : f32[2, 3, 4, 4]
+        z = add(z.relu, k) : f32[2, 3, 4, 4]
+        y = n
+      }
+
+      """)
+  }
+
   @Test func epilogues() throws {
     try Self.check(FuseEpilogues(), """
       graph g(x: f32[2, 3, 4, 4]) -> (y: f32[2, 3, 4, 4], z: f32[2, 5]) {

@@ -101,8 +101,8 @@ extension Op {
       // With a ReLU the backward masks dy itself, from the pre-activation it recomputes (the
       // bias is then its sixth operand): no separate pass, no saved pre-activation.
       let relu = a.string("activation", default: "none") == "relu"
-      let r = try b.add(.batchNormTrainBackward, [dy0(), x[0], x[1], node.results[1], node.results[2]] + (relu ? [x[2]] : []),
-                        a.values, tag: "d")
+      let operands = try [dy0(), x[0], x[1], node.results[1], node.results[2]] + (relu ? [x[2]] : [])
+      let r = try b.add(.batchNormTrainBackward, operands, a.values, tag: "d")
       out = [r[0], r[1], r[2]]
 
     case .globalAvgPool2d:

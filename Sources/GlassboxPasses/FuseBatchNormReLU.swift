@@ -6,8 +6,10 @@ import GlassboxIR
 /// own.
 ///
 /// ```
-/// bn, bn.mean, bn.var = batch_norm_train(x, w, b)      →   bn, bn.mean, bn.var = batch_norm_train(x, w, b, activation: relu)
-/// r = relu(bn)                                              (r's readers read bn)
+/// bn, bn.mean, bn.var = batch_norm_train(x, w, b)
+/// r = relu(bn)
+///   →
+/// bn, bn.mean, bn.var = batch_norm_train(x, w, b, activation: relu)     (r's readers read bn)
 /// ```
 /// In the training pipeline, after the training-mode forward is built and before it is
 /// differentiated (the gradient rule is what makes it pay). The batch norm's result must have

@@ -668,11 +668,13 @@ struct BatchNormTrainBackward: Kernel {
         BatchNormTrain.affine(a, weight: weight + ch, bias: $0 + ch, mean: mu, variance: a[variance + ch], eps: eps)
       } ?? (0, 0)
       let masked = bias != nil
-      @inline(__always) func g8(_ g: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
+      @inline(__always)
+      func g8(_ g: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
         let v = load8(g + i)
         return masked ? SIMD8(repeating: 0).replacing(with: v, where: load8(s + i) * scale + shift .> 0) : v
       }
-      @inline(__always) func g1(_ g: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ i: Int) -> Float {
+      @inline(__always)
+      func g1(_ g: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ i: Int) -> Float {
         masked && !(s[i] * scale + shift > 0) ? 0 : g[i]
       }
       var db = 0.0, dw = 0.0

@@ -26,8 +26,8 @@ struct Bench: ParsableCommand {
 
   /// A VM's cores can take ~100 ms of load to reach full speed: a BiLSTM-attention forward at
   /// B = 1 on two cores ran 0.77 ms per run over its first 25 runs, 0.47 from the 175th on
-  /// (GB_SAMPLES-style per-run times, this stop), and not when both cores had just been busy.
-  /// Short benchmarks (30 runs of 0.5 ms) measured the ramp, not the program.
+  /// (per-run times of one 600-run bench), and not when both cores had just been busy. Short
+  /// benchmarks (30 runs of 0.5 ms) measured the ramp, not the program.
   @Option(name: .customLong("warmup-ms"), help: "Keep warming up until this many milliseconds have passed.")
   var warmupMilliseconds = 250.0
 

@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN = .build/release/glassbox
 
-.PHONY: setup build release demo test bench check-specs clean fuzz readers data study
+.PHONY: setup build release lib install demo test bench check-specs clean fuzz readers data study
 
 setup:
 	tools/setup
@@ -12,6 +12,24 @@ build: setup
 
 release: setup
 	$(SWIFT) build -c release --product glassbox
+
+# The C API: include/glassbox.h and .build/release/libglassbox.so (SwiftPM names the dynamic
+# library after its product, GlassboxC; the copy has the API's name and no soname to disagree).
+LIB = .build/release/libglassbox.so
+lib: setup
+	$(SWIFT) build -c release --product GlassboxC
+	cp .build/release/libGlassboxC.so $(LIB)
+
+# make install PREFIX=/usr/local: the library, its header and a pkg-config file
+# (`cc app.c $$(pkg-config --cflags --libs glassbox)`).
+PREFIX ?= /usr/local
+install: lib release
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libglassbox.so
+	install -m 644 include/glassbox.h $(DESTDIR)$(PREFIX)/include/glassbox.h
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/glassbox
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e "s|@VERSION@|$$($(BIN) version | awk 'NR==1{print $$2}')|" \
+	  tools/glassbox.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/glassbox.pc
 
 # The main job: the study end to end in --quick form (generated data, five trained models,
 # their explanations and metrics, t-SNE, out/study/report.html); re-running continues it.

@@ -9,6 +9,10 @@ let package = Package(
   platforms: [.macOS(.v14)],
   products: [
     .executable(name: "glassbox", targets: ["glassbox"]),
+    // The library: load, compile, run, explain, evaluate and train models from Swift.
+    .library(name: "Glassbox", targets: ["Glassbox"]),
+    // The C API (include/glassbox.h) as libglassbox.so.
+    .library(name: "GlassboxC", type: .dynamic, targets: ["GlassboxC"]),
     // Libraries for the fuzz package in Fuzz/ (and anyone embedding the model format).
     .library(name: "GlassboxIR", targets: ["GlassboxIR"]),
     .library(name: "GlassboxFormat", targets: ["GlassboxFormat"]),
@@ -55,8 +59,16 @@ let package = Package(
     .target(name: "GlassboxTraining",
             dependencies: ["GlassboxIR", "GlassboxPasses", "GlassboxRuntime", "GlassboxFormat", "GlassboxMedia"],
             swiftSettings: strict),
+    // The front door: what the CLI, the C API and the Python package call.
+    .target(name: "Glassbox",
+            dependencies: ["GlassboxIR", "GlassboxReference", "GlassboxPasses", "GlassboxRuntime", "GlassboxMedia",
+                           "GlassboxFormat", "GlassboxAnalysis", "GlassboxExplain", "GlassboxTraining"],
+            swiftSettings: strict),
+    // include/glassbox.h, imported by the Swift module that implements it.
+    .systemLibrary(name: "CGlassboxAPI", path: "include"),  // GlassboxC
+    .target(name: "GlassboxC", dependencies: ["Glassbox", "GlassboxRuntime", "CGlassboxAPI"], swiftSettings: strict),
     .target(name: "GlassboxCLI",
-            dependencies: ["GlassboxIR", "GlassboxViz", "GlassboxReference", "GlassboxPasses", "GlassboxRuntime",
+            dependencies: ["Glassbox", "GlassboxIR", "GlassboxViz", "GlassboxReference", "GlassboxPasses", "GlassboxRuntime",
                            "GlassboxMedia", "GlassboxFormat", "GlassboxAnalysis", "GlassboxExplain", "GlassboxTraining",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
@@ -82,8 +94,10 @@ let package = Package(
                 exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxTrainingTests", dependencies: ["GlassboxTraining", "GlassboxFormat", "GlassboxIR", "GlassboxReference", "GlassboxMedia"],
                 exclude: ["Fixtures"], swiftSettings: strict),
-    .testTarget(name: "GlassboxCLITests", dependencies: ["GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia", "GlassboxAnalysis",
+    .testTarget(name: "GlassboxCLITests", dependencies: ["Glassbox", "GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia", "GlassboxAnalysis",
                                                     "GlassboxReference"],
+                swiftSettings: strict),
+    .testTarget(name: "GlassboxTests", dependencies: ["Glassbox", "GlassboxIR", "GlassboxPasses", "GlassboxReference"],
                 swiftSettings: strict),
     .testTarget(name: "GlassboxAnalysisTests",
                 dependencies: ["GlassboxAnalysis", "GlassboxReference", "GlassboxMedia", "GlassboxIR"],

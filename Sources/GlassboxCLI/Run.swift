@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glassbox
 import GlassboxFormat
 import GlassboxIR
 import GlassboxMedia
@@ -34,68 +35,41 @@ struct Run: ParsableCommand {
 
   func run() throws {
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-    let loaded = try loadGraph(options, checkingWeights: true)
-    guard var graph = loaded.result.graph else {
-      printDiagnostics(loaded.result.diagnostics, source: loaded.source)
-      throw ExitCode(1)
-    }
-    if loaded.model != nil, weights != nil {
+    if weights != nil, Model.isModelFile(options.spec) {
       throw ValidationError("--weights applies to a spec; a .model carries its weights")
     }
+    let model = try loadModel(options, weights: weightOptions(file: weights, renames: renames, seed: seed))
 
     // Inputs: .npy tensors, or media files through the input's recipe.
     var tensors: [String: Tensor] = [:]
     for item in inputs {
-      guard let id = graph.inputs.first(where: { graph[$0].name == item.name }) else {
-        let names = graph.inputs.map { graph[$0].name }.joined(separator: ", ")
+      guard model.inputs.contains(where: { $0.name == item.name }) else {
+        let names = model.inputs.map(\.name).joined(separator: ", ")
         throw ValidationError("--input \(item.name)=…: the graph has no input '\(item.name)' (inputs: \(names))")
       }
-      if item.path.hasSuffix(".npy") {
-        tensors[item.name] = try NPY.read(item.path)
-      } else if let recipe = graph.recipes.first(where: { $0.input == item.name }) {
-        // A recipe makes one example; the input's leading batch axis is then 1.
-        let t = try FeatureExtractor(recipe).extract(item.path)
-        tensors[item.name] = t.shape.count == graph[id].type.rank - 1 ? Tensor(shape: [1] + t.shape, storage: t.storage) : t
-      } else {
-        throw ValidationError("\(item.path): input '\(graph[id].name)' has no recipe for media files; give a .npy")
-      }
+      tensors[item.name] = item.path.hasSuffix(".npy") ? try NPY.read(item.path)
+        : try model.tensor(fromMedia: item.path, input: item.name)
     }
-    for id in graph.inputs where tensors[graph[id].name] == nil {
-      throw ValidationError("missing --input \(graph[id].name)=FILE (\(graph[id].type))")
+    for input in model.inputs where tensors[input.name] == nil {
+      throw ValidationError("missing --input \(input.name)=FILE (\(input.dtype.rawValue)[\(input.shape.map(\.description).joined(separator: ", "))])")
     }
-    // Each input's file, for the messages below.
-    let files = Dictionary(inputs.map { ($0.name, $0.path) }, uniquingKeysWith: { _, last in last })
-    for id in graph.inputs {
-      guard let t = tensors[graph[id].name] else { continue }
-      let expected = graph[id].type.dtype
-      guard t.dtype == expected || (t.dtype.isFloatingPoint && expected.isFloatingPoint) else {
-        throw CommandError("\(files[graph[id].name] ?? ""): input '\(graph[id].name)' is \(t.dtype.rawValue) but the graph expects \(expected.rawValue)")
-      }
-    }
-
-    // Bind the symbols the inputs size, then give the graph its weights.
-    let found: [String: Int]
+    let session = try model.session(SessionOptions(threads: threads))
+    let results: [String: Tensor]
     do {
-      found = try graph.inferBindings(inputShapes: tensors.mapValues(\.shape))
+      results = try session.run(tensors)
     } catch {
       // Each problem names its input; say which file that was.
-      throw CommandError(error.diagnostics.map { d in
-        let file = files.first { d.message.hasPrefix("input '\($0.key)'") }?.value
-        return (file.map { "\($0): " } ?? "") + d.message
+      let files = Dictionary(inputs.map { ($0.name, $0.path) }, uniquingKeysWith: { _, last in last })
+      throw CommandError(error.message.split(separator: "\n").map { line in
+        let file = files.first { line.hasPrefix("input '\($0.key)'") }?.value
+        return (file.map { "\($0): " } ?? "") + line
       }.joined(separator: "\n"))
     }
-    graph = try graph.bound(found)
-    let parameters = try parameterValues(graph, model: loaded.model)
 
-    var module = Module(graph: graph, weights: parameters)
-    Pipeline.run(Pipeline.inference, on: &module)
-    let program = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
-    let results = try program.run(inputs: tensors)
-
-    let names = graph.outputs.map(\.name) + graph.taps.map(\.name)
+    let names = model.outputs.map(\.name) + model.taps.map(\.name)
     for name in names {
       guard let t = results[name] else { continue }
-      print(Run.summary(name, t, labels: loaded.model?.labels ?? []))
+      print(Run.summary(name, t, labels: model.labels))
     }
     if let output {
       try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
@@ -105,25 +79,6 @@ struct Run: ParsableCommand {
       }
       print("wrote \(names.filter { results[$0] != nil }.count) tensors to \(output)/")
     }
-  }
-
-  /// Weights for a bound graph: the model's, --weights by name, or seeded initialisation.
-  func parameterValues(_ graph: Graph, model: ModelFile?) throws -> [String: Tensor] {
-    if let model {
-      return Dictionary(uniqueKeysWithValues: graph.parameters.indices.map { (graph.parameters[$0].name, model.weight(ofParameter: $0)) })
-    }
-    let values: [Tensor]
-    if let weights {
-      let file = try SafeTensors.read(weights)
-      let match = WeightImport(graph: graph, file: file, renames: renames.map { WeightImport.Rename(old: $0.name, new: $0.path) })
-      guard let w = match.weights else {
-        throw ValidationError("\(weights): does not fit \(graph.name):\n  " + match.problems.joined(separator: "\n  "))
-      }
-      values = w
-    } else {
-      values = try Initialization.weights(for: graph, seed: seed)
-    }
-    return Dictionary(uniqueKeysWithValues: zip(graph.parameters.map(\.name), values))
   }
 
   /// `logits f32[2, 5]  min -0.31 max 0.42 mean 0.01; argmax [3, 1] (labels…)`.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glassbox
 import GlassboxFormat
 import GlassboxIR
 
@@ -137,4 +138,16 @@ func loadGraph(_ options: SpecOptions, checkingWeights: Bool = false, bindingMod
 private func loadedSymbols(_ path: String) -> String {
   let symbols = (try? ModelFile.load(path, checkingWeights: false))?.graph.symbols ?? []
   return symbols.isEmpty ? "(none)" : symbols.joined(separator: ", ")
+}
+
+/// The command's model through the library: a `.model` file (its symbols bound by `--bind`, if
+/// given) or a spec with `weights`. A spec that does not check throws every diagnostic,
+/// rendered with its source line.
+func loadModel(_ options: SpecOptions, weights: Model.WeightOptions = Model.WeightOptions()) throws -> Model {
+  try Model(contentsOf: options.spec, bindings: options.bindingMap, weights: weights)
+}
+
+/// `--weights`, `--rename` and `--seed` of a command as the library's weight options.
+func weightOptions(file: String?, renames: [NamedPath], seed: UInt64) -> Model.WeightOptions {
+  Model.WeightOptions(file: file, renames: renames.map { ($0.name, $0.path) }, seed: seed)
 }

@@ -92,9 +92,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
 
   // MARK: Seeds and backward ops (made by `Differentiate`; see `Gradients.swift`)
 
-  /// `logits: [N, C]` → `[N, C]`: a one-hot row per example, at `class`, or at the row's
-  /// argmax (first on ties) when `class` is -1. Stops gradients; taps seed "the gradient of the
-  /// class score" with it.
+  /// `logits: [N, C]` (+ `target: [N]`) → `[N, C]`: a one-hot row per example, at `class`, or
+  /// at the row's argmax (first on ties) when `class` is -1. With a `target` operand (i64 or
+  /// f32 class indices, one per row) each row takes its own class, -1 meaning its argmax; the
+  /// `class` attribute is then unused. Stops gradients; taps seed "the gradient of the class
+  /// score" with it.
   case classSeed = "class_seed"
   /// `dy, x` of one shape → `dy` where `x > 0`, else 0 (the gradient of `relu(x)`).
   case reluBackward = "relu_backward"
@@ -193,7 +195,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .crossEntropy: OperandSpec(names: ["logits", "target"], required: 2)
     case .lstmCell: OperandSpec(names: ["gates_x", "h", "c", "weight_hh"], required: 4)
     case .constant: OperandSpec(names: [], required: 0)
-    case .classSeed: OperandSpec(names: ["logits"], required: 1)
+    case .classSeed: OperandSpec(names: ["logits", "target"], required: 1)
     case .reluBackward, .linearBackwardWeight: OperandSpec(names: ["dy", "x"], required: 2)
     case .sliceBackward: OperandSpec(names: ["dy"], required: 1)
     case .maxBackward: OperandSpec(names: ["dy", "x", "y"], required: 3)

@@ -347,7 +347,16 @@ extension Op {
 
     case .classSeed:
       let logits = try x[0].requireRank(2, op: self, operand: "logits", layout: "[N, C]")
-      try requireFloat(x, op: self)
+      try requireFloat([logits], op: self)
+      if x.count > 1 {
+        let target = try x[1].requireRank(1, op: self, operand: "target", layout: "[N]")
+        guard target.dtype == .i64 || target.dtype == .f32 else {
+          throw ShapeError("class_seed: target must be i64 or f32 class indices, found \(target.dtype.rawValue)")
+        }
+        guard target.shape[0] == logits.shape[0] else {
+          throw ShapeError("class_seed: logits have \(logits.shape[0]) rows but target has \(target.shape[0])")
+        }
+      }
       let k = a.int("class", default: -1)
       if k < -1 { throw ShapeError("class_seed: class must be -1 (the argmax) or a class index, found \(k)") }
       if k >= 0, let c = logits.shape[1].staticValue, k >= c {

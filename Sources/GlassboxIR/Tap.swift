@@ -29,6 +29,24 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     }
   }
 
+  /// Whether the tap explains a class score (seeded by `class_seed`): it needs the model's
+  /// class scores and a class, the predicted one by default.
+  public var needsClass: Bool {
+    switch self {
+    case .gradient, .saliency, .gradcam, .gradcampp, .cam: true
+    case .activation, .attention, .hidden: false
+    }
+  }
+
+  /// Whether the tap is a value of the forward pass as it is (no gradients, no derived map):
+  /// a plain forward program computes it.
+  public var isValue: Bool {
+    switch self {
+    case .activation, .attention, .hidden: true
+    case .gradient, .saliency, .gradcam, .gradcampp, .cam: false
+    }
+  }
+
   /// Options this kind accepts, with defaults; `class` absent means the predicted class.
   public var options: [Op.AttrSpec] {
     switch self {

@@ -40,6 +40,10 @@ public enum LowerTaps {
     public var taps: [String]?
     /// A class for every class-seeded tap, overriding the taps' own `class` option.
     public var classIndex: Int?
+    /// When set, the classes to explain become a graph input of this name, `i64 [N]` (one class
+    /// per row of the class scores, -1 for the row's predicted class), and `classIndex` and
+    /// the taps' `class` options are unused: one program explains any classes.
+    public var targetInput: String?
     /// Normalisation scope (`frame` or `clip`) for every map, overriding the taps' `scope`.
     public var scope: String?
     /// The output holding the class scores `[N, C]`; nil means the graph's first output.
@@ -48,10 +52,12 @@ public enum LowerTaps {
     /// an error.
     public var differentiate: Differentiator?
 
-    public init(taps: [String]? = nil, classIndex: Int? = nil, scope: String? = nil, logits: String? = nil,
+    public init(taps: [String]? = nil, classIndex: Int? = nil, targetInput: String? = nil, scope: String? = nil,
+                logits: String? = nil,
                 differentiate: Differentiator? = { try Differentiate.apply(to: $0, seeds: $1, wrt: $2) }) {
       self.taps = taps
       self.classIndex = classIndex
+      self.targetInput = targetInput
       self.scope = scope
       self.logits = logits
       self.differentiate = differentiate
@@ -62,8 +68,11 @@ public enum LowerTaps {
   public struct Lowered: Sendable, Equatable {
     public var name: String
     public var kind: TapKind
-    /// The class the tap explains (nil when it uses none; -1 for the predicted class).
+    /// The class the tap explains (nil when it uses none; -1 for the predicted class, or for
+    /// the classes of the target input when there is one).
     public var classIndex: Int?
+    /// The graph input holding each row's class (`Options.targetInput`), when the tap uses one.
+    public var targetInput: String?
     /// `frame` or `clip` for maps; nil otherwise.
     public var scope: String?
     /// Whether the map is per step of a sequence (`[B, T, h, w]`).
@@ -102,7 +111,7 @@ public enum LowerTaps {
     }
 
     // The class scores every class-seeded tap differentiates or selects from.
-    let needsClass = selected.contains { [.gradient, .saliency, .gradcam, .gradcampp, .cam].contains($0.kind) }
+    let needsClass = selected.contains { $0.kind.needsClass }
     var logits: ValueID?
     var classes = 0
     if needsClass {
@@ -115,7 +124,16 @@ public enum LowerTaps {
       logits = output.value
       classes = c
     }
+    // Classes as an input: one per row of the class scores.
+    var classInput: ValueID?
+    if needsClass, let name = options.targetInput, let logits {
+      guard b.graph.value(named: name) == nil else {
+        throw Error("tap: the target input '\(name)' would shadow a value of \(g.name) of that name")
+      }
+      classInput = b.graph.addInput(name: name, type: TensorType(.i64, [b.graph[logits].type.shape[0]]))
+    }
     func classOf(_ tap: Tap) throws -> Int {
+      if classInput != nil { return -1 }
       let k = options.classIndex ?? tap.options.int("class", default: -1)
       guard k >= -1, k < classes else {
         throw Error("tap \(tap.name): class \(k) is out of range; the model has \(classes) classes (0…\(classes - 1))")
@@ -133,7 +151,7 @@ public enum LowerTaps {
       guard options.differentiate != nil else {
         throw Error("tap \(tap.name): \(tap.kind.rawValue) needs gradients, and this build has no differentiation")
       }
-      let seed = try b.classSeed(logits: logits, classIndex: classOf(tap), classes: classes, name: "tap.\(tap.name).seed")
+      let seed = try b.classSeed(logits: logits, classIndex: classOf(tap), target: classInput, name: "tap.\(tap.name).seed")
       seeds.append((logits, seed))
       gradientIndex[tap.name] = wrt.count
       wrt.append(tap.operands[0])
@@ -156,6 +174,7 @@ public enum LowerTaps {
       let name = tap.name
       let target = tap.operands[0]
       var out = Lowered(name: name, kind: tap.kind, classIndex: nil, scope: nil, perStep: false, outputs: [:])
+      if classInput != nil, tap.kind.needsClass { out.targetInput = options.targetInput }
       switch tap.kind {
       case .activation, .attention, .hidden:
         b.output(name, target)
@@ -183,7 +202,7 @@ public enum LowerTaps {
           guard w[0] == classes else {
             throw Error("tap \(name): classifier weight has \(w[0]) rows but the model scores \(classes) classes")
           }
-          let seed = try b.classSeed(logits: logits, classIndex: k, classes: classes, name: "tap.\(name).seed")
+          let seed = try b.classSeed(logits: logits, classIndex: k, target: classInput, name: "tap.\(name).seed")
           let perExample = b.node(.matmul, [seed, tap.operands[1]], name: "tap.\(name).class_weights")  // [B, K]
           let rows = b.graph[perExample].type.shape[0].staticValue ?? 0
           weights = b.node(.reshape, [b.repeatRows(perExample, to: n, name: "tap.\(name).class_weights", rows: rows, width: channels)],
@@ -315,9 +334,10 @@ public enum LowerTaps {
       graph.outputs.append((name, value))
     }
 
-    /// A one-hot `[N, C]` seed for class `k` (or, for -1, each row's predicted class).
-    mutating func classSeed(logits: ValueID, classIndex k: Int, classes: Int, name: String) throws -> ValueID {
-      node(.classSeed, [logits], ["class": .int(k)], name: name)
+    /// A one-hot `[N, C]` seed for class `k` (or, for -1, each row's predicted class), or for
+    /// each row's class in `target`.
+    mutating func classSeed(logits: ValueID, classIndex k: Int, target: ValueID?, name: String) throws -> ValueID {
+      node(.classSeed, [logits] + (target.map { [$0] } ?? []), ["class": .int(k)], name: name)
     }
 
     /// `[rows, width]` → `[n, width]` repeating each row `n / rows` times (a clip's weights for

@@ -265,11 +265,13 @@ public struct ReferenceInterpreter {
       }
       return [Tensor(shape: full, f64: out)]
     case .classSeed:
-      let n = x[0].shape[0], c = x[0].shape[1], v = x[0].doubles, k = a.int("class", default: -1)
+      let n = x[0].shape[0], c = x[0].shape[1], v = x[0].doubles, fixed = a.int("class", default: -1)
+      let targets = x.count > 1 ? x[1].doubles.map { $0 >= 0 && $0 < Double(c) ? Int($0) : -1 } : nil
       var out = [Double](repeating: 0, count: n * c)
       for i in 0..<n {
         var best = 0
-        if k >= 0 { best = k } else {
+        let k = targets?[i] ?? fixed
+        if k >= 0 && k < c { best = k } else {
           for j in 1..<Swift.max(c, 1) where v[i * c + j] > v[i * c + best] { best = j }
         }
         out[i * c + best] = 1

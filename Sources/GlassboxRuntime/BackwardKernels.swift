@@ -4,18 +4,21 @@ import Foundation
 // Kernels of the backward ops that `Differentiate` adds (see GlassboxIR/Gradients.swift).
 // Like every kernel they hold arena offsets fixed at compile time and allocate nothing.
 
-/// One-hot rows: `out[n, c] = 1` at `class`, or at each row's argmax (first on ties).
+/// One-hot rows: `out[n, c] = 1` at `class` (or each row's `target`, stored as floats), or at
+/// the row's argmax (first on ties) where that is -1. A class outside `0..<c` also takes the
+/// argmax: callers check targets before a run, and the kernel never writes outside its row.
 struct ClassSeed: Kernel {
   var label = "class_seed"
   var n: Int, c: Int, fixedClass: Int
-  var logits: Int, out: Int
+  var logits: Int, target: Int?, out: Int
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     (a + out).update(repeating: 0, count: n * c)
     for i in 0..<n {
       let row = a + logits + i * c
       var best = 0
-      if fixedClass >= 0 { best = fixedClass } else {
+      let k = target.map { t in a[t + i] >= 0 && a[t + i] < Float(c) ? Int(a[t + i]) : -1 } ?? fixedClass
+      if k >= 0 && k < c { best = k } else {
         for j in 1..<Swift.max(c, 1) where row[j] > row[best] { best = j }
       }
       a[out + i * c + best] = 1

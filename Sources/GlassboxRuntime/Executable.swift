@@ -189,7 +189,7 @@ public final class Executable: @unchecked Sendable {
     }
     self.kernels = kernels
     var results = graph.outputs.map { ($0.name, $0.value) }
-    for t in graph.taps where [.activation, .attention, .hidden].contains(t.kind) {
+    for t in graph.taps where t.kind.isValue {
       results.append((t.name, t.operands[0]))
     }
     self.results = results
@@ -421,6 +421,61 @@ public final class Executable: @unchecked Sendable {
       }
       outputs[name] = values
     }
+  }
+
+  /// An input handed over as memory the caller owns: row-major elements of `dtype`.
+  public struct RawInput {
+    public var dtype: DType
+    public var shape: [Int]
+    public var data: UnsafeRawPointer
+
+    public init(dtype: DType, shape: [Int], data: UnsafeRawPointer) {
+      self.dtype = dtype
+      self.shape = shape
+      self.data = data
+    }
+  }
+
+  /// Runs the program on inputs read straight from the caller's memory (f32 copied once into
+  /// the arena; other types converted on the way), then hands each output and tap to `body`
+  /// as a view of the arena, valid only during the call. Checks names, shapes and types as
+  /// `run(inputs:)` does.
+  public func run(rawInputs: [String: RawInput],
+                  results body: (_ name: String, _ shape: [Int], _ values: UnsafeBufferPointer<Float>) throws -> Void) throws {
+    for id in graph.inputs {
+      let v = graph[id]
+      guard let t = rawInputs[v.name] else { throw InputError(description: "input '\(v.name)' is missing") }
+      let shape = v.type.shape.map { $0.staticValue ?? 0 }
+      guard t.shape == shape else {
+        throw InputError(description: "input '\(v.name)' has shape \(t.shape) but the program expects \(shape)")
+      }
+      guard t.dtype == v.type.dtype || (t.dtype.isFloatingPoint && v.type.dtype.isFloatingPoint) else {
+        throw InputError(description: "input '\(v.name)' is \(t.dtype.rawValue) but the program expects \(v.type.dtype.rawValue)")
+      }
+      let n = Self.elementCount(v.type), dst = arena + offsets[id.index]
+      switch t.dtype {
+      case .f32: dst.update(from: t.data.assumingMemoryBound(to: Float.self), count: n)
+      case .f64:
+        let src = t.data.assumingMemoryBound(to: Double.self)
+        for i in 0..<n { dst[i] = Float(src[i]) }
+      case .i64:
+        let src = t.data.assumingMemoryBound(to: Int64.self)
+        for i in 0..<n { dst[i] = Float(src[i]) }
+      case .bool:
+        let src = t.data.assumingMemoryBound(to: UInt8.self)  // any non-zero byte is true
+        for i in 0..<n { dst[i] = src[i] != 0 ? 1 : 0 }
+      }
+    }
+    runKernels()
+    for (name, id) in results {
+      let shape = graph[id].type.shape.map { $0.staticValue ?? 0 }
+      try body(name, shape, UnsafeBufferPointer(start: arena + offsets[id.index], count: Self.elementCount(graph[id].type)))
+    }
+  }
+
+  /// Names and shapes of what `run` returns: outputs, then activation-like taps.
+  public var resultShapes: [(name: String, shape: [Int])] {
+    results.map { ($0.name, graph[$0.value].type.shape.map { $0.staticValue ?? 0 }) }
   }
 
   /// Elements of a value of a bound type.

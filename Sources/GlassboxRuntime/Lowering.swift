@@ -285,7 +285,7 @@ enum Lowering {
 
     case .classSeed:
       return [ClassSeed(n: x[0], c: x[1], fixedClass: a.int("class", default: -1), logits: o(node.operands[0]),
-                        out: o(node.results[0]))]
+                        target: node.operands.count > 1 ? o(node.operands[1]) : nil, out: o(node.results[0]))]
 
     case .reluBackward:
       return [ReluBackward(label: label, dy: o(node.operands[0]), x: o(node.operands[1]), dx: o(node.results[0]),

@@ -1,0 +1,199 @@
+import Foundation
+import Glassbox
+import GlassboxIR
+import GlassboxPasses
+import GlassboxReference
+import Testing
+
+/// The library's sessions against the Float64 reference interpreter: runs, explanations with
+/// per-example targets, batches, and the errors of what a caller can get wrong.
+struct SessionTests {
+  /// A small CNN classifier with a Grad-CAM, a CAM and an activation tap.
+  static let spec = """
+    graph tiny(image: f32[B, 3, 12, 12]) -> (logits: f32[B, C]) where C = 4 {
+      conv1 = conv2d(image, out: 6, kernel: 3, padding: 1)
+      relu1 = relu(conv1)
+      conv2 = conv2d(relu1, out: 8, kernel: 3, stride: 2, padding: 1)
+      features = relu(conv2)
+      pooled = global_avg_pool2d(features)
+      fc = linear(flatten(pooled), out: C)
+      logits = fc
+
+      tap gradcam = gradcam(features)
+      tap cam = cam(features, fc.weight)
+      tap act = activation(features)
+    }
+    """
+
+  static func model() throws -> Model { try Model(specText: spec, fileName: "tiny.graph", weights: .init(seed: 3)) }
+
+  /// Deterministic images `[n, 3, 12, 12]`, different per example.
+  static func images(_ n: Int, salt: Int = 0) -> Tensor {
+    Tensor(shape: [n, 3, 12, 12], f32: (0..<(n * 432)).map { i in Float(sin(Double(i * 7 + salt * 131) * 0.37)) })
+  }
+
+  /// The reference interpreter on `graph` (bound, taps lowered or not) with the model's weights.
+  static func reference(_ graph: Graph, _ model: Model, _ inputs: [String: Tensor]) throws -> [String: Tensor] {
+    let values = try model.parameterTensors()
+    var parameters: [String: Tensor] = [:]
+    for (p, t) in zip(graph.parameters, values) { parameters[p.name] = t }
+    var interpreter = ReferenceInterpreter(graph: graph)
+    let all = try interpreter.run(inputs: inputs, parameters: parameters)
+    // Outputs by their output names (the interpreter names values).
+    return Dictionary(uniqueKeysWithValues: graph.outputs.map { ($0.name, all[graph[$0.value].name] ?? Tensor(shape: [0], f32: [])) })
+  }
+
+  static func close(_ a: Tensor?, _ b: Tensor?, tolerance: Double = 1e-4) -> Bool {
+    guard let a, let b, a.shape == b.shape else { return false }
+    let scale = max(b.doubles.map(abs).max() ?? 0, 1e-6)
+    return zip(a.doubles, b.doubles).allSatisfy { abs($0 - $1) <= tolerance * scale }
+  }
+
+  @Test func runMatchesTheReferenceInterpreter() throws {
+    let model = try Self.model()
+    #expect(model.inputs.map(\.description) == ["image f32[B, 3, 12, 12]"])
+    #expect(model.outputs.map(\.description) == ["logits f32[B, 4]"])
+    #expect(model.taps.map(\.name) == ["gradcam", "cam", "act"])
+    let x = Self.images(2)
+    let out = try model.session().run(["image": x])
+    #expect(Set(out.keys) == ["logits", "act"])
+    let bound = try model.graph.bound(["B": 2])
+    let expected = try Self.reference(bound, model, ["image": x])
+    #expect(Self.close(out["logits"], expected["logits"]))
+  }
+
+  /// Each example of a batch explained for its own class, against the reference interpreter
+  /// on programs lowered for one fixed class each (no target input there).
+  @Test func eachExampleIsExplainedForItsOwnTarget() throws {
+    let model = try Self.model()
+    let x = Self.images(2)
+    let session = try model.session()
+    for tap in ["gradcam", "cam"] {
+      let e = try session.explain(tap, ["image": x], target: .each([1, 3]))
+      #expect(e.classes == [1, 3])
+      #expect(e.map.shape == [2, 6, 6])
+      let bound = try model.graph.bound(["B": 2])
+      for (row, k) in [(0, 1), (1, 3)] {
+        let lowered = try LowerTaps.apply(to: Module(graph: bound, weights: [:]), options: .init(taps: [tap], classIndex: k))
+        let expected = try Self.reference(lowered.module.graph, model, ["image": x])[tap]
+        let rowOf = { (t: Tensor) in Tensor(shape: [36], f64: Array(t.doubles[(row * 36)..<((row + 1) * 36)])) }
+        #expect(Self.close(rowOf(e.map), expected.map(rowOf)), "\(tap) row \(row)")
+      }
+    }
+  }
+
+  @Test func predictedTargetsExplainTheArgmax() throws {
+    let session = try Self.model().session()
+    let x = Self.images(3, salt: 5)
+    let predicted = try session.explain("gradcam", ["image": x])
+    let logits = try #require(predicted.outputs["logits"]).floats
+    let argmax = (0..<3).map { r in (0..<4).max { logits[r * 4 + $0] < logits[r * 4 + $1] } ?? 0 }
+    #expect(predicted.classes == argmax)
+    let explicit = try session.explain("gradcam", ["image": x], target: .each(argmax))
+    #expect(explicit.map == predicted.map)
+    let mixed = try session.explain("gradcam", ["image": x], target: .each([-1, argmax[1], -1]))
+    #expect(mixed.map == predicted.map)
+    #expect(predicted.normalized?.shape == [3, 6, 6])
+    #expect(predicted.upsampled?.shape == [3, 12, 12])
+  }
+
+  @Test func aBatchExplainsEachExampleAsItsOwn() throws {
+    let session = try Self.model().session()
+    let x = Self.images(3, salt: 2)
+    let batch = try session.explain("gradcam", ["image": x], target: .fixed(2))
+    for row in 0..<3 {
+      let one = Tensor(shape: [1, 3, 12, 12], f32: Array(x.floats[(row * 432)..<((row + 1) * 432)]))
+      let alone = try session.explain("gradcam", ["image": one], target: .fixed(2))
+      let rowMap = Tensor(shape: [1, 6, 6], f32: Array(batch.map.floats[(row * 36)..<((row + 1) * 36)]))
+      #expect(Self.close(rowMap, alone.map, tolerance: 1e-5))
+    }
+  }
+
+  @Test func sessionsRunOnSeveralThreads() async throws {
+    let model = try Self.model()
+    let inputs = (0..<4).map { Self.images(2, salt: $0) }
+    let alone = try model.session()
+    let expected = try inputs.map { try alone.run(["image": $0])["logits"] }
+    let shared = try model.session()
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for worker in 0..<4 {
+        // Two workers with sessions of their own, two sharing one.
+        let session = worker < 2 ? try model.session() : shared
+        group.addTask {
+          for round in 0..<20 {
+            let i = (worker + round) % inputs.count
+            let out = try session.run(["image": inputs[i]])
+            #expect(out["logits"] == expected[i])
+          }
+        }
+      }
+      try await group.waitForAll()
+    }
+  }
+
+  @Test func aModelRoundTripsThroughItsFileAndBytes() throws {
+    let model = try Self.model()
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("glassbox-session-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let path = dir.appendingPathComponent("tiny.model").path
+    try model.with(labels: ["a", "b", "c", "d"]).write(to: path)
+    let loaded = try Model(contentsOf: path)
+    #expect(loaded.labels == ["a", "b", "c", "d"])
+    #expect(loaded.provenance.producerVersion == glassboxVersion)
+    #expect(loaded.provenance.specSHA256 == model.provenance.specSHA256)
+    let fromBytes = try Model(bytes: [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
+    let x = Self.images(2)
+    let expected = try model.session().run(["image": x])
+    #expect(try loaded.session().run(["image": x]) == expected)
+    #expect(try fromBytes.session().run(["image": x]) == expected)
+  }
+
+  /// What a caller can get wrong: each a `GlassboxError` of the right kind whose message names
+  /// the problem.
+  @Test func mistakesAreErrorsThatNameThem() throws {
+    let model = try Self.model()
+    let session = try model.session()
+    let x = Self.images(1)
+    func failure(_ body: () throws -> Void) -> GlassboxError? {
+      do {
+        try body()
+        return nil
+      } catch let e as GlassboxError {
+        return e
+      } catch {
+        return GlassboxError(.runtime, "not a GlassboxError: \(error)")
+      }
+    }
+    let cases: [(GlassboxError.Kind, String, () throws -> Void)] = [
+      (.input, "tiny has no input 'img' (inputs: image)", { _ = try session.run(["img": x]) }),
+      (.input, "input 'image' is missing (image f32[B, 3, 12, 12])", { _ = try session.run([:]) }),
+      (.input, "input 'image' is i64 but the graph expects f32",
+       { _ = try session.run(["image": Tensor(shape: [1, 3, 12, 12], storage: .i64([Int64](repeating: 0, count: 432)))]) }),
+      (.input, "input 'image' has 3 axes [3, 12, 12] but the graph expects 4",
+       { _ = try session.run(["image": Tensor(shape: [3, 12, 12], f32: [Float](repeating: 0, count: 432))]) }),
+      (.input, "input 'image' has size 10 on axis 3 but the graph expects 12",
+       { _ = try session.run(["image": Tensor(shape: [1, 3, 12, 10], f32: [Float](repeating: 0, count: 360))]) }),
+      (.input, "no tap 'lime'", { _ = try session.explain("lime", ["image": x]) }),
+      (.input, "target class 4 is out of range: tiny has 4 classes (0…3; -1 = predicted)",
+       { _ = try session.explain("gradcam", ["image": x], target: .fixed(4)) }),
+      (.input, "2 targets for 1 examples; give one class per example",
+       { _ = try session.explain("gradcam", ["image": x], target: .each([0, 1])) }),
+      (.input, "tap act is a activation tap; it explains no class, so takes no target",
+       { _ = try session.explain("act", ["image": x], target: .fixed(1)) }),
+      (.input, "scope must be frame or clip, found 'pixel'", { _ = try session.explain("gradcam", ["image": x], scope: "pixel") }),
+      (.input, "threads must be at least 1, found 0", { _ = try model.session(SessionOptions(threads: 0)) }),
+      (.input, "bindings name Q, not a symbol of the model (its symbols: B)",
+       { _ = try model.session(SessionOptions(bindings: ["Q": 1])) }),
+      (.input, "no tap 'nope'", { _ = try model.session(SessionOptions(taps: ["nope"])) }),
+      (.model, "model bytes: file is 5 bytes", { _ = try Model(bytes: [1, 2, 3, 4, 5], name: "model bytes") }),
+      (.file, "/nonexistent/x.graph: no such file", { _ = try Model(contentsOf: "/nonexistent/x.graph") }),
+      (.spec, "bad.graph:1:1: error:", { _ = try Model(specText: "graf g() {}", fileName: "bad.graph") }),
+    ]
+    for (kind, text, body) in cases {
+      let e = failure(body)
+      #expect(e?.kind == kind, "\(text)")
+      #expect(e?.description.contains(text) == true, "\(e?.description ?? "no error") should contain \(text)")
+    }
+  }
+}

@@ -93,6 +93,13 @@ struct GradientFixtureTests {
     #expect(problems.isEmpty, "\(name) \(label): \(problems.prefix(10).joined(separator: "\n"))")
   }
 
+  /// The parameterised tests below run one case per fixture file: a missing folder would
+  /// pass with none.
+  @Test func gradientFixturesExist() {
+    #expect(Self.names == ["bilstm", "bilstm_attention1d", "bilstm_attention2d", "resnet18", "resnet18_lstm", "vgg19_lstm"],
+            "Fixtures/gradient: \(Self.names)")
+  }
+
   @Test(arguments: names)
   func compiledMatchesPyTorch(_ name: String) throws {
     let (program, inputs, _, _) = try Self.load(name)

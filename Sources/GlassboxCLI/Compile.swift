@@ -6,9 +6,6 @@ import GlassboxPasses
 import GlassboxReference
 import GlassboxRuntime
 
-/// The version written into a model's provenance.
-let glassboxVersion = "0.1.0"
-
 /// `glassbox compile SPEC -o X.model`: a checked graph, weights (imported or initialised),
 /// extra taps and labels, in one `.model` file.
 struct Compile: ParsableCommand {
@@ -88,12 +85,8 @@ struct Compile: ParsableCommand {
     for t in taps { try Compile.addTap(t, to: &graph) }
 
     var provenance = input.model?.provenance ?? Provenance()
-    provenance.producer = "glassbox"
-    provenance.producerVersion = glassboxVersion
-    if let source = input.source {
-      provenance.specSHA256 = SHA256.hex(source.bytes)
-      provenance.bindings = options.bindingMap
-    }
+    provenance.stamp(specText: input.source?.bytes)
+    if input.source != nil { provenance.bindings = options.bindingMap }
 
     let tensors: [Tensor]
     if let weights {

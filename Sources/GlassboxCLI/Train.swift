@@ -108,12 +108,14 @@ struct Train: ParsableCommand {
       + "batch \(batch), \(optimizer) lr \(lr), seed \(seed), \(threads) threads"
       + (trainer.epochsDone > 0 ? "; resuming after epoch \(trainer.epochsDone)" : ""))
     fflush(nil)
+    let wrote: Bool
     do {
-      try trainer.run(output: output) { event in progress.show(event, output: output) }
+      wrote = try trainer.run(output: output) { event in progress.show(event, output: output) }
     } catch {
       progress.finishLine()
       throw error
     }
+    guard wrote else { return }
     print("wrote \(output), \(Trainer.curvesPath(output)), \(Trainer.historyPath(output)) and \(Trainer.statePath(output))")
   }
 }
@@ -136,6 +138,7 @@ struct TrainingSetup {
       let model = try ModelFile.load(options.spec, checkingWeights: true)
       graph = model.graph
       provenance = model.provenance
+      provenance.stamp(specText: nil)
       for (i, p) in graph.parameters.enumerated() { weights[p.name] = model.weight(ofParameter: i) }
       runBindings = options.bindingMap
     } else {
@@ -145,6 +148,7 @@ struct TrainingSetup {
         throw ExitCode(1)
       }
       graph = g
+      provenance.stamp(specText: compiled.source?.bytes)
       provenance.bindings = options.bindingMap
       provenance.weights = .initialized(seed: seed)
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GlassboxFormat
 import GlassboxMedia
 import GlassboxRuntime
 
@@ -7,7 +8,7 @@ struct Version: ParsableCommand {
   static let configuration = CommandConfiguration(abstract: "Print the versions of Glassbox and its libraries.")
 
   func run() {
-    print("glassbox 0.1.0")
+    print("glassbox \(Provenance.currentProducerVersion)")
     print("openblas \(BLAS.configuration)")
     for (name, version) in MediaLibraries.versions { print("\(name) \(version)") }
   }

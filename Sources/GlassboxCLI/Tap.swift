@@ -143,10 +143,9 @@ struct TapCommand: ParsableCommand {
     try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
     let hash = loaded.model.map { String(format: "%08x", CRC32.checksum(Array((try? Data(contentsOf: URL(fileURLWithPath: $0.path))) ?? Data()))) }
     var failures = 0
+    let progress = data == nil ? nil : ProgressReporter(label: "tap", total: examples.count)
     for (n, example) in examples.enumerated() {
-      if data != nil {
-        FileHandle.standardError.write(Data("\r[\(n + 1)/\(examples.count)] \(example.id)".utf8))
-      }
+      defer { progress?.update(done: n + 1, note: example.id) }
       do {
         let x = n == 0 ? first : try tensorOf(example.path)
         guard x.shape == first.shape else {
@@ -162,12 +161,16 @@ struct TapCommand: ParsableCommand {
       } catch {
         guard data != nil else { throw error }
         failures += 1
-        FileHandle.standardError.write(Data("\n\(example.path): \(error)\n".utf8))
+        progress?.log("\(example.path): \(error)")
       }
     }
     if data != nil {
-      FileHandle.standardError.write(Data("\n".utf8))
+      progress?.finish()
       print("explained \(examples.count - failures) of \(examples.count) examples into \(output)/")
+      // A partial failure is a failure: the status says so, the message counts them.
+      if failures > 0 {
+        throw CommandError("\(failures) of \(examples.count) examples failed (each named above); the others are in \(output)/")
+      }
     }
   }
 

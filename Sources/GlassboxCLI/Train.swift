@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GlassboxFormat
 import GlassboxIR
+import GlassboxMedia
 import GlassboxTraining
 
 /// `glassbox train SPEC|MODEL --data DIR -o OUT.model`: train with the generated backward pass.
@@ -208,33 +209,23 @@ struct TrainingSetup {
   }
 }
 
-/// Progress on standard error: a bar redrawn in place on a terminal, one line per epoch
-/// otherwise (standard output gets the epoch lines either way).
+/// Progress on standard error through `ProgressReporter` (steps of the epoch: a bar redrawn in
+/// place on a terminal, a line every few seconds otherwise); standard output gets the epoch
+/// lines either way.
 final class ProgressPrinter {
   let terminal: Bool
-  var open = false
+  /// The current epoch's steps.
+  var steps: ProgressReporter?
 
   init(terminal: Bool) { self.terminal = terminal }
 
   func show(_ event: TrainingEvent, output: String) {
     switch event {
-    case .step(let epoch, let epochs, let step, let steps, let loss, let accuracy, let rate, let eta):
-      guard terminal else {
-        // Plain lines: about ten per epoch.
-        if step == steps || step % max(1, steps / 10) == 0 {
-          FileHandle.standardError.write(Data(String(format: "epoch %d/%d step %d/%d loss %.4f acc %.1f%% %.0f ex/s ETA %@\n",
-                                                     epoch, epochs, step, steps, loss, accuracy * 100, rate,
-                                                     Self.duration(eta)).utf8))
-        }
-        return
-      }
-      let width = 24
-      let filled = steps > 0 ? width * step / steps : width
-      let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-      let line = String(format: "\repoch %d/%d %@ step %d/%d  loss %.4f  acc %.1f%%  %.0f ex/s  ETA %@ ",
-                        epoch, epochs, bar, step, steps, loss, accuracy * 100, rate, Self.duration(eta))
-      FileHandle.standardError.write(Data(line.utf8))
-      open = true
+    case .step(let epoch, let epochs, let step, let count, let loss, let accuracy, let rate, let eta):
+      let label = "epoch \(epoch)/\(epochs) steps"
+      if steps?.label != label { steps = ProgressReporter(label: label, total: count, isTerminal: terminal) }
+      steps?.update(done: step, note: String(format: "loss %.4f  acc %.1f%%  %.0f ex/s  ETA %@", loss, accuracy * 100, rate,
+                                             Self.duration(eta)))
     case .epoch(let r):
       finishLine()
       var line = String(format: "epoch %d: train loss %.4f acc %.2f%%", r.epoch, r.trainLoss, r.trainAccuracy * 100)
@@ -253,8 +244,7 @@ final class ProgressPrinter {
   }
 
   func finishLine() {
-    if open { FileHandle.standardError.write(Data("\n".utf8)) }
-    open = false
+    steps?.finish()
   }
 
   static func duration(_ seconds: Double) -> String {

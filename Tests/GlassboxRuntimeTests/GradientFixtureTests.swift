@@ -100,12 +100,22 @@ struct GradientFixtureTests {
             "Fixtures/gradient: \(Self.names)")
   }
 
+  /// On the AVX2 kernels and, where the CPU has AVX-512F, on the AVX-512 ones, with the same bits.
   @Test(arguments: names)
   func compiledMatchesPyTorch(_ name: String) throws {
     let (program, inputs, _, _) = try Self.load(name)
-    let executable = try Executable(graph: program.graph, parameters: DeterministicTensors.parameters(of: program.graph))
-    let outputs = try executable.run(inputs: inputs)
-    try Self.check(name, outputs: { outputs[$0] }, label: "compiled f32")
+    var runs: [KernelPath: [String: Tensor]] = [:]
+    for path in KernelPath.available {
+      let outputs = try path.run {
+        try Executable(graph: program.graph, parameters: DeterministicTensors.parameters(of: program.graph)).run(inputs: inputs)
+      }
+      runs[path] = outputs
+      try Self.check(name, outputs: { outputs[$0] }, label: "compiled f32, \(path)")
+    }
+    if let avx2 = runs[.avx2], let avx512 = runs[.avx512] {
+      let problems = sameBits(avx2, avx512)
+      #expect(problems.isEmpty, "\(name): the AVX2 and AVX-512 kernels disagree: \(problems.prefix(5))")
+    }
   }
 
   /// The Float64 reference on the LSTM models (the CNNs take minutes in a debug build).

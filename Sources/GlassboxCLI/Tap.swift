@@ -213,11 +213,18 @@ struct TapCommand: ParsableCommand {
     guard let recipe else { return }
     switch recipe.kind {
     case .video, .image:
-      guard let maps = results[lowered.outputs["upsampled"] ?? ""] else { return }
       let s = input.shape
       let (h, w) = (s[s.count - 2], s[s.count - 1])
       let frames = s.count == 5 ? s[1] : 1
-      let values = input.floats, heat = maps.floats
+      let heat: [Float]
+      if let maps = results[lowered.outputs["upsampled"] ?? ""] {
+        heat = maps.floats
+      } else if let raw = results[lowered.outputs["raw"] ?? ""], raw.shape == s {
+        heat = Self.pixelMagnitudes(raw.floats, frames: frames, height: h, width: w)
+      } else {
+        return
+      }
+      let values = input.floats
       var overlays: [RGBImage] = []
       for t in 0..<frames {  // the first example of the batch
         let frame = ExplanationPictures.denormalized(values[(t * 3 * h * w)..<((t + 1) * 3 * h * w)], width: w, height: h,
@@ -259,6 +266,19 @@ struct TapCommand: ParsableCommand {
       }
       try ImageWriter.writePNG(picture, to: path("\(name).png"))
     }
+  }
+
+  /// A map in the input's own layout (saliency, a gradient of the input: `[B, (T,) 3, H, W]`)
+  /// as one heat value per pixel of the first example: the magnitude summed over the colour
+  /// channels, min-max normalised per frame. `[T·H·W]`.
+  static func pixelMagnitudes(_ map: [Float], frames: Int, height h: Int, width w: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: frames * h * w)
+    for t in 0..<frames {
+      for c in 0..<3 { for p in 0..<(h * w) { out[t * h * w + p] += abs(map[(t * 3 + c) * h * w + p]) } }
+      let frame = ExplanationPictures.normalized(Array(out[(t * h * w)..<((t + 1) * h * w)]))
+      out.replaceSubrange((t * h * w)..<((t + 1) * h * w), with: frame)
+    }
+    return out
   }
 
   static func softmax(_ v: [Float]) -> [Float] {

@@ -169,7 +169,8 @@ struct TapCommand: ParsableCommand {
       print("explained \(examples.count - failures) of \(examples.count) examples into \(output)/")
       // A partial failure is a failure: the status says so, the message counts them.
       if failures > 0 {
-        throw CommandError("\(failures) of \(examples.count) examples failed (each named above); the others are in \(output)/")
+        throw CommandError("\(failures) of \(examples.count) examples failed (each named above); "
+          + "the others are in \(output)/")
       }
     }
   }

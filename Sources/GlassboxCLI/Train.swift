@@ -224,8 +224,8 @@ final class ProgressPrinter {
     case .step(let epoch, let epochs, let step, let count, let loss, let accuracy, let rate, let eta):
       let label = "epoch \(epoch)/\(epochs) steps"
       if steps?.label != label { steps = ProgressReporter(label: label, total: count, isTerminal: terminal) }
-      steps?.update(done: step, note: String(format: "loss %.4f  acc %.1f%%  %.0f ex/s  ETA %@", loss, accuracy * 100, rate,
-                                             Self.duration(eta)))
+      steps?.update(done: step, note: String(format: "loss %.4f  acc %.1f%%  %.0f ex/s  ETA %@", loss, accuracy * 100,
+                                             rate, Self.duration(eta)))
     case .epoch(let r):
       finishLine()
       var line = String(format: "epoch %d: train loss %.4f acc %.2f%%", r.epoch, r.trainLoss, r.trainAccuracy * 100)

@@ -143,7 +143,8 @@ struct GradientFixtureTests {
   }
 
   @Test func fullFixturesExist() {
-    #expect(Self.fullNames == ["bilstm_attention_small", "bilstm_last_small", "cnn_small"], "Fixtures/gradient_full: \(Self.fullNames)")
+    #expect(Self.fullNames == ["bilstm_attention_small", "bilstm_last_small", "cnn_small"],
+            "Fixtures/gradient_full: \(Self.fullNames)")
   }
 
   /// The Float64 reference's training step against PyTorch's float64 one, every element of

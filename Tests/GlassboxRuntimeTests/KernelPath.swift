@@ -14,7 +14,8 @@ enum KernelPath: String, CaseIterable, Sendable {
   static var available: [KernelPath] { AVX512.supported ? [.avx2, .avx512] : [.avx2] }
 
   /// Why a test of the AVX-512 kernels does not run here.
-  static let noAVX512: Comment = "this CPU has no AVX-512F: the CKernels AVX-512 kernels cannot run (the AVX2 Swift code is tested)"
+  static let noAVX512: Comment =
+    "this CPU has no AVX-512F: the CKernels AVX-512 kernels cannot run (the AVX2 Swift code is tested)"
 
   private static let lock = NSLock()
 
@@ -39,7 +40,8 @@ func sameBits(_ a: [String: Tensor], _ b: [String: Tensor]) -> [String] {
     let x = t.floats.map(\.bitPattern), y = u.floats.map(\.bitPattern)
     if t.shape != u.shape || x != y {
       let first = zip(x, y).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1
-      problems.append("\(name): differs (first at element \(first): \(t.floats[max(first, 0)]) vs \(u.floats[max(first, 0)]))")
+      let at = max(first, 0)
+      problems.append("\(name): differs (first at element \(first): \(t.floats[at]) vs \(u.floats[at]))")
     }
   }
   return problems

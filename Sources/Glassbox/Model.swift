@@ -141,9 +141,7 @@ public final class Model: @unchecked Sendable {
                           source: source)
     }
     var provenance = Provenance()
-    provenance.producer = "glassbox"
-    provenance.producerVersion = glassboxVersion
-    provenance.specSHA256 = SHA256.hex(source.bytes)
+    provenance.stamp(specText: source.bytes)
     provenance.bindings = bindings
     let values: Weights
     var notes: [String] = []
@@ -363,8 +361,7 @@ public final class Model: @unchecked Sendable {
   /// provenance stamped with this producer).
   public func contents() throws(GlassboxError) -> ModelContents {
     var p = provenance
-    p.producer = "glassbox"
-    p.producerVersion = glassboxVersion
+    p.stamp(specText: source?.bytes)
     return ModelContents(graph: graph, weights: try parameterTensors(), labels: labels, provenance: p)
   }
 
@@ -422,4 +419,4 @@ public struct TapInfo: Sendable, Equatable {
 }
 
 /// The library's version, written into the provenance of every `.model` it writes.
-public let glassboxVersion = "0.2.0"
+public let glassboxVersion = Provenance.currentProducerVersion

@@ -129,16 +129,17 @@ struct TapFeatures {
                       batch: Int, limit: Int, cache: String?, threads: Int) throws -> TapFeatures {
     guard let t = graph.taps.first(where: { $0.name == tap }) else {
       let usable = graph.taps.filter { [.activation, .attention, .hidden].contains($0.kind) }.map(\.name)
-      throw ValidationError("\(graph.name) has no tap '\(tap)'; taps it can embed: \(usable.isEmpty ? "none" : usable.joined(separator: ", "))")
+      throw CommandError("\(graph.name) has no tap '\(tap)'; taps it can embed: \(usable.isEmpty ? "none" : usable.joined(separator: ", "))")
     }
     guard [.activation, .attention, .hidden].contains(t.kind) else {
-      throw ValidationError("tap '\(tap)' is a \(t.kind.rawValue) tap; embed reads activation, attention and hidden taps")
+      throw CommandError("tap '\(tap)' is a \(t.kind.rawValue) tap; embed reads activation, attention and hidden taps")
     }
 
     var rows: [[Double]] = [], labels: [Int] = [], files: [String] = []
     let examples = try BatchedInference.run(graph: graph, model: model, seed: seed, data: data, split: split, batch: batch,
-                                            limit: limit, cache: cache, threads: threads, keepTaps: true) { out, pending in
-      guard let tapped = out[tap] else { throw ValidationError("the compiled program did not produce tap '\(tap)'") }
+                                            limit: limit, cache: cache, threads: threads, keepTaps: true,
+                                            progressLabel: "embed") { out, pending in
+      guard let tapped = out[tap] else { throw CommandError("the compiled program did not produce tap '\(tap)'") }
       let v = tapped.floats
       let shape = tapped.shape
       let rowSize = shape.dropFirst().reduce(1, *)
@@ -158,7 +159,7 @@ struct TapFeatures {
         files.append(e.file)
       }
     }
-    guard !rows.isEmpty else { throw ValidationError("\(data): no examples in split '\(split)'") }
+    guard !rows.isEmpty else { throw CommandError("\(data): no examples in split '\(split)'") }
     return TapFeatures(points: try Points(rows: rows), labels: labels, files: files, classes: examples.classes,
                        skipped: examples.skipped)
   }
@@ -170,14 +171,15 @@ enum BatchedInference {
   /// `batch` examples of the first example's shape, and calls `body` with each batch's outputs
   /// (by name; `[batch, …]`) and the examples in it — the first `examples.count` rows; the last
   /// batch is padded with zeros (examples are independent in inference). `keepTaps: false`
-  /// drops the graph's taps so the program computes the outputs only. Returns the source (its
-  /// classes and what it skipped).
+  /// drops the graph's taps so the program computes the outputs only. With `progressLabel`,
+  /// progress goes to standard error (`ProgressReporter`). Returns the source (its classes and
+  /// what it skipped).
   @discardableResult
   static func run(graph: Graph, model: ModelFile?, seed: UInt64, data: String, split: String, batch: Int, limit: Int,
-                  cache: String?, threads: Int, keepTaps: Bool,
+                  cache: String?, threads: Int, keepTaps: Bool, progressLabel: String? = nil,
                   _ body: (_ outputs: [String: Tensor], _ examples: [ExampleSource.Example]) throws -> Void) throws -> ExampleSource {
     guard graph.inputs.count == 1, let inputID = graph.inputs.first else {
-      throw ValidationError("\(graph.name): needs a graph with one input; it has \(graph.inputs.count)")
+      throw CommandError("\(graph.name): needs a graph with one input; it has \(graph.inputs.count)")
     }
     let inputName = graph[inputID].name
     let examples = try ExampleSource.open(data: data, split: split, graph: graph, input: inputName, cache: cache, limit: limit,
@@ -185,6 +187,8 @@ enum BatchedInference {
     var program: Executable?
     var exampleShape: [Int] = []
     var pending: [ExampleSource.Example] = []
+    let progress = progressLabel.map { ProgressReporter(label: $0, total: examples.count) }
+    var done = 0
 
     func flush() throws {
       guard !pending.isEmpty else { return }
@@ -208,12 +212,14 @@ enum BatchedInference {
       var values = [Float](repeating: 0, count: batch * per)
       for (b, e) in pending.enumerated() {
         guard e.tensor.shape == exampleShape else {
-          throw ValidationError("\(e.file): shape \(e.tensor.shape) differs from the first example's \(exampleShape)")
+          throw CommandError("\(e.file): shape \(e.tensor.shape) differs from the first example's \(exampleShape)")
         }
         let f = e.tensor.floats
         for k in 0..<per { values[b * per + k] = f[k] }
       }
       try body(try program.run(inputs: [inputName: Tensor(shape: [batch] + exampleShape, f32: values)]), pending)
+      done += pending.count
+      progress?.update(done: done, note: ((pending.last?.file ?? "") as NSString).lastPathComponent)
       pending.removeAll()
     }
 
@@ -222,6 +228,9 @@ enum BatchedInference {
       if pending.count == batch { try flush() }
     }
     try flush()
+    // Examples that could not be read count as done (they are listed as skipped).
+    if done < examples.count { progress?.update(done: examples.count, note: "\(examples.count - done) skipped") }
+    progress?.finish()
     return examples
   }
 }
@@ -235,6 +244,8 @@ final class ExampleSource {
   }
 
   let classes: [String]
+  /// Examples in the split (after `limit`), unreadable ones included.
+  let count: Int
   private var tensorFiles: [LabeledFile] = []
   private var position = 0
   private var stream: FeatureStream?
@@ -243,8 +254,9 @@ final class ExampleSource {
   /// Problems that did not stop reading, each naming its file.
   var skipped: [String] { mediaSkipped + (stream?.skipped.map(\.description) ?? []) }
 
-  private init(classes: [String], tensorFiles: [LabeledFile], stream: FeatureStream?, skipped: [String]) {
+  private init(classes: [String], count: Int, tensorFiles: [LabeledFile], stream: FeatureStream?, skipped: [String]) {
     self.classes = classes
+    self.count = count
     self.tensorFiles = tensorFiles
     self.stream = stream
     mediaSkipped = skipped
@@ -295,14 +307,14 @@ final class ExampleSource {
                    splitSeed: UInt64) throws -> ExampleSource {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory), isDirectory.boolValue else {
-      throw ValidationError("--data \(data): no such folder")
+      throw CommandError("--data \(data): no such folder")
     }
     if let folder = tensorFolder(data: data, split: split) {
       let files = balanced(folder.files, limit: limit).map { folder.files[$0] }
-      return ExampleSource(classes: folder.classes, tensorFiles: files, stream: nil, skipped: [])
+      return ExampleSource(classes: folder.classes, count: files.count, tensorFiles: files, stream: nil, skipped: [])
     }
     guard let recipe = graph.recipes.first(where: { $0.input == input }) else {
-      throw ValidationError("--data \(data): no tensor folder \(data)/\(split)/<class>/*.npy, and input '\(input)' has no recipe for raw media")
+      throw CommandError("--data \(data): no tensor folder \(data)/\(split)/<class>/*.npy, and input '\(input)' has no recipe for raw media")
     }
     let set: DataSet
     switch recipe.kind {
@@ -311,13 +323,13 @@ final class ExampleSource {
       set = try SpokenLanguage.load(root: data, subset: subset, seed: splitSeed)
     case .video, .image:
       guard split != "val", split != "validation" else {
-        throw ValidationError("--split \(split): the HMDB-51 layout has train and test splits only")
+        throw CommandError("--split \(split): the HMDB-51 layout has train and test splits only")
       }
       set = try HMDB51.load(root: data, split: 1, subset: split == "train" ? .train : .test)
     }
     let order = balanced(set.examples, limit: limit)
     let stream = try FeatureStream(dataSet: set, recipe: recipe, order: order, cache: try cache.map { try FeatureCache(directory: $0) })
-    return ExampleSource(classes: set.classes, tensorFiles: [], stream: stream,
+    return ExampleSource(classes: set.classes, count: order.count, tensorFiles: [], stream: stream,
                          skipped: set.skipped.map(\.description))
   }
 
@@ -331,7 +343,7 @@ final class ExampleSource {
     let f = tensorFiles[position]
     position += 1
     let t = try NPY.read(f.path)
-    guard t.dtype.isFloatingPoint else { throw ValidationError("\(f.path): holds \(t.dtype.rawValue); embed needs floating-point examples") }
+    guard t.dtype.isFloatingPoint else { throw CommandError("\(f.path): holds \(t.dtype.rawValue); embed needs floating-point examples") }
     return Example(tensor: t, label: f.label, file: f.path)
   }
 }

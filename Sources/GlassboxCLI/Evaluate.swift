@@ -82,7 +82,8 @@ struct Evaluate: ParsableCommand {
     guard let logits = graph.outputs.first?.name else { throw CommandError("\(options.spec): the graph has no outputs") }
     var result = Classification(classes: [], split: split)
     let source = try BatchedInference.run(graph: graph, model: loaded.model, seed: seed, data: data, split: split, batch: batch,
-                                          limit: limit ?? Int.max, cache: cache, threads: threads, keepTaps: false) { out, examples in
+                                          limit: limit ?? Int.max, cache: cache, threads: threads, keepTaps: false,
+                                          progressLabel: "evaluate") { out, examples in
       guard let t = out[logits] else { throw CommandError("the compiled program did not produce '\(logits)'") }
       let classes = t.count / batch, values = t.floats
       for (b, e) in examples.enumerated() {
@@ -152,8 +153,9 @@ struct Evaluate: ParsableCommand {
     var originalMaps: [[Double]] = [], explained: [Int] = []
     var unitName = "units"
     var inputs: [Tensor] = []
+    let progress = ProgressReporter(label: "evaluate", total: examples.count)
     for (n, example) in examples.enumerated() {
-      FileHandle.standardError.write(Data("\r[\(n + 1)/\(examples.count)] \((example.path as NSString).lastPathComponent)".utf8))
+      defer { progress.update(done: n + 1, note: (example.path as NSString).lastPathComponent) }
       let x = n == 0 ? first : try tensor(example.path)
       guard x.shape == first.shape else { throw CommandError("\(example.path): shape \(x.shape) differs from \(first.shape)") }
       inputs.append(x)
@@ -231,7 +233,7 @@ struct Evaluate: ParsableCommand {
         speechMass.append(r.mass); speechChance.append(r.chance)
       }
     }
-    FileHandle.standardError.write(Data("\n".utf8))
+    progress.finish()
 
     // Sanity check: re-initialise blocks top-down, cumulatively; rank correlation of the maps.
     var sanity: [(block: String, spearman: Double)] = []

@@ -120,56 +120,15 @@ struct Features: ParsableCommand {
       }
     }
     for s in set.skipped { FileHandle.standardError.write(Data("glassbox features: \(s)\n".utf8)) }
-    let bar = ProgressBar(label: "features", total: set.examples.count)
+    let bar = ProgressReporter(label: "features", total: set.examples.count)
     let start = Date()
     let stream = try FeatureStream(dataSet: set, recipe: recipe, cache: cache, workers: workers,
                                    progress: { bar.update(done: $0.done, note: "\($0.cacheHits) cached, \($0.failures) failed") },
-                                   log: { bar.log("skipped \($0)") })
+                                   log: { bar.log("features: skipped \($0)") })
     var count = 0
     while stream.next() != nil { count += 1 }
     bar.finish()
     let seconds = Date().timeIntervalSince(start)
     print("features: \(count) of \(set.examples.count) clips in \(cacheDirectory) (\(stream.cacheHits) already cached, \(stream.skipped.count) skipped) in \(String(format: "%.1f", seconds)) s")
-  }
-}
-
-/// A one-line progress bar on standard error, redrawn in place on a terminal and printed every
-/// 10% otherwise. Safe to update from several threads.
-final class ProgressBar: @unchecked Sendable {
-  let label: String
-  let total: Int
-  private let lock = NSLock()
-  private let terminal = isatty(2) != 0
-  private var lastDecile = -1
-
-  init(label: String, total: Int) {
-    self.label = label
-    self.total = max(total, 1)
-  }
-
-  func update(done: Int, note: String) {
-    lock.lock()
-    defer { lock.unlock() }
-    let width = 30
-    let filled = min(width, done * width / total)
-    let line = "\(label) [\(String(repeating: "#", count: filled))\(String(repeating: " ", count: width - filled))] \(done)/\(total)  \(note)"
-    if terminal {
-      FileHandle.standardError.write(Data(("\r" + line).utf8))
-    } else if done * 10 / total > lastDecile {
-      lastDecile = done * 10 / total
-      FileHandle.standardError.write(Data((line + "\n").utf8))
-    }
-  }
-
-  func log(_ message: String) {
-    lock.lock()
-    defer { lock.unlock() }
-    FileHandle.standardError.write(Data(((terminal ? "\r\u{1B}[K" : "") + "\(label): \(message)\n").utf8))
-  }
-
-  func finish() {
-    lock.lock()
-    defer { lock.unlock() }
-    if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
   }
 }

@@ -143,10 +143,9 @@ struct TapCommand: ParsableCommand {
     try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
     let hash = loaded.model.map { String(format: "%08x", CRC32.checksum(Array((try? Data(contentsOf: URL(fileURLWithPath: $0.path))) ?? Data()))) }
     var failures = 0
+    let progress = data == nil ? nil : ProgressReporter(label: "tap", total: examples.count)
     for (n, example) in examples.enumerated() {
-      if data != nil {
-        FileHandle.standardError.write(Data("\r[\(n + 1)/\(examples.count)] \(example.id)".utf8))
-      }
+      defer { progress?.update(done: n + 1, note: example.id) }
       do {
         let x = n == 0 ? first : try tensorOf(example.path)
         guard x.shape == first.shape else {
@@ -162,12 +161,17 @@ struct TapCommand: ParsableCommand {
       } catch {
         guard data != nil else { throw error }
         failures += 1
-        FileHandle.standardError.write(Data("\n\(example.path): \(error)\n".utf8))
+        progress?.log("\(example.path): \(error)")
       }
     }
     if data != nil {
-      FileHandle.standardError.write(Data("\n".utf8))
+      progress?.finish()
       print("explained \(examples.count - failures) of \(examples.count) examples into \(output)/")
+      // A partial failure is a failure: the status says so, the message counts them.
+      if failures > 0 {
+        throw CommandError("\(failures) of \(examples.count) examples failed (each named above); "
+          + "the others are in \(output)/")
+      }
     }
   }
 
@@ -210,11 +214,18 @@ struct TapCommand: ParsableCommand {
     guard let recipe else { return }
     switch recipe.kind {
     case .video, .image:
-      guard let maps = results[lowered.outputs["upsampled"] ?? ""] else { return }
       let s = input.shape
       let (h, w) = (s[s.count - 2], s[s.count - 1])
       let frames = s.count == 5 ? s[1] : 1
-      let values = input.floats, heat = maps.floats
+      let heat: [Float]
+      if let maps = results[lowered.outputs["upsampled"] ?? ""] {
+        heat = maps.floats
+      } else if let raw = results[lowered.outputs["raw"] ?? ""], raw.shape == s {
+        heat = Self.pixelMagnitudes(raw.floats, frames: frames, height: h, width: w)
+      } else {
+        return
+      }
+      let values = input.floats
       var overlays: [RGBImage] = []
       for t in 0..<frames {  // the first example of the batch
         let frame = ExplanationPictures.denormalized(values[(t * 3 * h * w)..<((t + 1) * 3 * h * w)], width: w, height: h,
@@ -256,6 +267,19 @@ struct TapCommand: ParsableCommand {
       }
       try ImageWriter.writePNG(picture, to: path("\(name).png"))
     }
+  }
+
+  /// A map in the input's own layout (saliency, a gradient of the input: `[B, (T,) 3, H, W]`)
+  /// as one heat value per pixel of the first example: the magnitude summed over the colour
+  /// channels, min-max normalised per frame. `[T·H·W]`.
+  static func pixelMagnitudes(_ map: [Float], frames: Int, height h: Int, width w: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: frames * h * w)
+    for t in 0..<frames {
+      for c in 0..<3 { for p in 0..<(h * w) { out[t * h * w + p] += abs(map[(t * 3 + c) * h * w + p]) } }
+      let frame = ExplanationPictures.normalized(Array(out[(t * h * w)..<((t + 1) * h * w)]))
+      out.replaceSubrange((t * h * w)..<((t + 1) * h * w), with: frame)
+    }
+    return out
   }
 
   static func softmax(_ v: [Float]) -> [Float] {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GlassboxFormat
 import GlassboxIR
+import GlassboxMedia
 import GlassboxTraining
 
 /// `glassbox train SPEC|MODEL --data DIR -o OUT.model`: train with the generated backward pass.
@@ -108,12 +109,14 @@ struct Train: ParsableCommand {
       + "batch \(batch), \(optimizer) lr \(lr), seed \(seed), \(threads) threads"
       + (trainer.epochsDone > 0 ? "; resuming after epoch \(trainer.epochsDone)" : ""))
     fflush(nil)
+    let wrote: Bool
     do {
-      try trainer.run(output: output) { event in progress.show(event, output: output) }
+      wrote = try trainer.run(output: output) { event in progress.show(event, output: output) }
     } catch {
       progress.finishLine()
       throw error
     }
+    guard wrote else { return }
     print("wrote \(output), \(Trainer.curvesPath(output)), \(Trainer.historyPath(output)) and \(Trainer.statePath(output))")
   }
 }
@@ -136,6 +139,7 @@ struct TrainingSetup {
       let model = try ModelFile.load(options.spec, checkingWeights: true)
       graph = model.graph
       provenance = model.provenance
+      provenance.stamp(specText: nil)
       for (i, p) in graph.parameters.enumerated() { weights[p.name] = model.weight(ofParameter: i) }
       runBindings = options.bindingMap
     } else {
@@ -145,6 +149,7 @@ struct TrainingSetup {
         throw ExitCode(1)
       }
       graph = g
+      provenance.stamp(specText: compiled.source?.bytes)
       provenance.bindings = options.bindingMap
       provenance.weights = .initialized(seed: seed)
     }
@@ -204,33 +209,23 @@ struct TrainingSetup {
   }
 }
 
-/// Progress on standard error: a bar redrawn in place on a terminal, one line per epoch
-/// otherwise (standard output gets the epoch lines either way).
+/// Progress on standard error through `ProgressReporter` (steps of the epoch: a bar redrawn in
+/// place on a terminal, a line every few seconds otherwise); standard output gets the epoch
+/// lines either way.
 final class ProgressPrinter {
   let terminal: Bool
-  var open = false
+  /// The current epoch's steps.
+  var steps: ProgressReporter?
 
   init(terminal: Bool) { self.terminal = terminal }
 
   func show(_ event: TrainingEvent, output: String) {
     switch event {
-    case .step(let epoch, let epochs, let step, let steps, let loss, let accuracy, let rate, let eta):
-      guard terminal else {
-        // Plain lines: about ten per epoch.
-        if step == steps || step % max(1, steps / 10) == 0 {
-          FileHandle.standardError.write(Data(String(format: "epoch %d/%d step %d/%d loss %.4f acc %.1f%% %.0f ex/s ETA %@\n",
-                                                     epoch, epochs, step, steps, loss, accuracy * 100, rate,
-                                                     Self.duration(eta)).utf8))
-        }
-        return
-      }
-      let width = 24
-      let filled = steps > 0 ? width * step / steps : width
-      let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-      let line = String(format: "\repoch %d/%d %@ step %d/%d  loss %.4f  acc %.1f%%  %.0f ex/s  ETA %@ ",
-                        epoch, epochs, bar, step, steps, loss, accuracy * 100, rate, Self.duration(eta))
-      FileHandle.standardError.write(Data(line.utf8))
-      open = true
+    case .step(let epoch, let epochs, let step, let count, let loss, let accuracy, let rate, let eta):
+      let label = "epoch \(epoch)/\(epochs) steps"
+      if steps?.label != label { steps = ProgressReporter(label: label, total: count, isTerminal: terminal) }
+      steps?.update(done: step, note: String(format: "loss %.4f  acc %.1f%%  %.0f ex/s  ETA %@", loss, accuracy * 100,
+                                             rate, Self.duration(eta)))
     case .epoch(let r):
       finishLine()
       var line = String(format: "epoch %d: train loss %.4f acc %.2f%%", r.epoch, r.trainLoss, r.trainAccuracy * 100)
@@ -249,8 +244,7 @@ final class ProgressPrinter {
   }
 
   func finishLine() {
-    if open { FileHandle.standardError.write(Data("\n".utf8)) }
-    open = false
+    steps?.finish()
   }
 
   static func duration(_ seconds: Double) -> String {

@@ -41,6 +41,18 @@ public struct Provenance: Sendable, Equatable {
   public var training: Training?
 
   public init() {}
+
+  /// The version of Glassbox that writes models (`glassbox version` prints it too).
+  public static let currentProducerVersion = "0.2.0"
+
+  /// Records this program as the producer and, when the model came from a spec, the SHA-256
+  /// of the spec's text (`nil` keeps the hash already recorded, for a model re-written from a
+  /// model). Every writer of a `.model` calls it; bindings, weights and training are its own.
+  public mutating func stamp(specText: [UInt8]?) {
+    producer = "glassbox"
+    producerVersion = Self.currentProducerVersion
+    if let specText { specSHA256 = SHA256.hex(specText) }
+  }
 }
 
 /// Training settings and final metrics.

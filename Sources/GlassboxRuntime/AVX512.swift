@@ -9,7 +9,13 @@ enum AVX512 {
   /// Whether this CPU (and its OS) runs AVX-512F code, whatever the environment says: tests
   /// run the AVX-512 kernels only where this holds.
   static let supported = glassbox_cpu_has_avx512() != 0
-  /// Where the CPU has it, unless `GLASSBOX_AVX2_ONLY` is set in the environment (to measure
-  /// one against the other in one binary).
-  static let enabled = supported && getenv("GLASSBOX_AVX2_ONLY") == nil
+  /// What the environment asks for: the CPU's kernels, unless `GLASSBOX_AVX2_ONLY` is set (to
+  /// measure one against the other in one binary). Read once.
+  static let requested = supported && getenv("GLASSBOX_AVX2_ONLY") == nil
+  /// A choice made in-process, for tests that run the same program on both paths: false runs
+  /// the AVX2 Swift code, true the AVX-512 kernels (where `supported`), nil follows the
+  /// environment. Whoever sets it holds it for the whole run it chooses for (tests take a lock).
+  nonisolated(unsafe) static var forced: Bool?
+  /// Whether the AVX-512 kernels run: read by every kernel call that has both versions.
+  static var enabled: Bool { forced.map { $0 && supported } ?? requested }
 }

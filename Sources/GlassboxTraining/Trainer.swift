@@ -101,6 +101,7 @@ public final class Trainer {
     self.weights = weights
     trainable = model.graph.parameters.filter { $0.role == .trainable }.map(\.name)
     self.model.labels = data.classes
+    self.model.provenance.stamp(specText: nil)
   }
 
   /// Paths of the files beside `output`.
@@ -142,17 +143,26 @@ public final class Trainer {
     optimizer.restore(stepCount: steps, buffers: buffers)
     history = Self.decodeHistory(state.metadata["history"] ?? "")
     epochsDone = done
+    // The record of the epochs done (and of the test split, when the run got that far).
+    model.provenance.training = loaded.provenance.training
   }
 
   /// Trains from `epochsDone` to `settings.epochs`, writing a checkpoint to `output` after each
   /// epoch; then evaluates the test split. A non-finite loss stops the run with an error; the
-  /// last checkpoint stays as it was.
-  public func run(output: String, report: (TrainingEvent) -> Void) throws {
+  /// last checkpoint stays as it was. A resumed run that has nothing left to do leaves `output`
+  /// as it is, byte for byte (unless it stopped before recording the test split: that is done).
+  /// Returns whether it wrote `output`.
+  @discardableResult
+  public func run(output: String, report: (TrainingEvent) -> Void) throws -> Bool {
     let B = backend.batchSize
     let train = data.train
     guard train.count > 0 else { throw TrainingError(file: train.root, "no training examples") }
     for note in data.notes { report(.note(note)) }
-    if epochsDone >= settings.epochs { report(.note("\(output): already trained for \(epochsDone) epochs; nothing to do")) }
+    let testRecorded = model.provenance.training?.metrics.contains { $0.name == "test_loss" } == true
+    if epochsDone >= settings.epochs, epochsDone > 0, testRecorded || (data.test?.count ?? 0) == 0 {
+      report(.note("\(output): already trained for \(epochsDone) epochs; nothing to do"))
+      return false
+    }
     while epochsDone < settings.epochs {
       let epoch = epochsDone
       let start = DispatchTime.now().uptimeNanoseconds
@@ -209,6 +219,7 @@ public final class Trainer {
       model.provenance.training?.metrics += [("test_loss", t.loss), ("test_accuracy", t.accuracy)]
       try writeModel(output)
     }
+    return true
   }
 
   struct NonFiniteLoss: Error { var loss: Double }

@@ -44,6 +44,32 @@ struct TapCommandTests {
     }
   }
 
+  /// A `.npy` input of a model whose recipe says it is an image gets the same pictures as a raw
+  /// image: a map in the input's own layout (saliency: gradient × input, `[B, 3, H, W]`) is drawn
+  /// over the de-normalised frame, as Grad-CAM's upsampled maps are.
+  @Test func saliencyOfATensorInputIsDrawnOverItsImage() throws {
+    try ModelCommandTests.withTemporaryDirectory { dir in
+      let spec = dir.appendingPathComponent("tiny.graph").path
+      try """
+        graph tiny_cnn(image: f32[B, 3, 8, 8]) -> (logits: f32[B, 3]) {
+          recipe image = image(size: 8)
+          conv = conv2d(image, out: 4, kernel: 3, padding: 1)
+          fc = linear(flatten(global_avg_pool2d(relu(conv))), out: 3)
+          logits = fc
+          tap saliency = saliency(image)
+        }
+        """.write(toFile: spec, atomically: true, encoding: .utf8)
+      let input = try Self.npy([1, 3, 8, 8], in: dir, name: "image.npy")
+      let out = dir.appendingPathComponent("out").path
+      try ModelCommandTests.glassbox(["tap", spec, "saliency", input, "--class", "1", "-o", out])
+      #expect(try NPY.read(out + "/saliency.npy").shape == [1, 3, 8, 8])
+      let png = [UInt8](try Data(contentsOf: URL(fileURLWithPath: out + "/saliency.png")))
+      #expect(png.prefix(4) == [0x89, 0x50, 0x4E, 0x47])
+      // IHDR: width and height, big-endian, at bytes 16 and 20: the frame's 8 × 8 pixels.
+      #expect(png.count > 24 && png[16..<24] == [0, 0, 0, 8, 0, 0, 0, 8])
+    }
+  }
+
   @Test func badRequestsFailBeforeWork() throws {
     try ModelCommandTests.withTemporaryDirectory { dir in
       let input = try Self.npy([1, 768, 128], in: dir, name: "mfcc.npy")

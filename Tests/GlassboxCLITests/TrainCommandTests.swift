@@ -80,6 +80,57 @@ struct TrainCommandTests {
     }
   }
 
+  /// `info --json`'s provenance of a model file.
+  static func provenance(_ path: String) throws -> [String: Any] {
+    let text = Info.json(try ModelFile.load(path)).text
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    return try #require(object["provenance"] as? [String: Any])
+  }
+
+  /// A finished run resumed has nothing to do and leaves OUT as it was, byte for byte, record
+  /// included; a run that stopped before its test split was recorded gets it recorded; every
+  /// model `train` writes names the producer's version and, from a spec, the spec's hash.
+  @Test func resumingAFinishedRunLeavesTheModelUntouched() throws {
+    try FeaturesCommandTests.withTemporaryDirectory { url in
+      let dir = url.path
+      try Self.writeData(dir + "/data", classes: 3, shape: [4, 6], band: 2, perClass: ["train": 4, "test": 2])
+      let spec = dir + "/tiny.graph"
+      try Self.tinySpec.write(toFile: spec, atomically: true, encoding: .utf8)
+      let common = ["train", spec, "--data", dir + "/data", "--batch", "4", "--epochs", "2", "--seed", "1",
+                    "-o", dir + "/a.model"]
+      try Self.glassbox(common)
+      let url = URL(fileURLWithPath: dir + "/a.model")
+      let finished = try Data(contentsOf: url)
+      let record = try #require(try Self.provenance(dir + "/a.model")["training"] as? [String: Any])
+      #expect(record["epochs"] as? Int == 2)
+      #expect((record["metrics"] as? [String: Any])?["test_accuracy"] != nil)
+      try Self.glassbox(common + ["--resume"])
+      #expect(try Data(contentsOf: url) == finished, "a resumed finished run rewrote the model")
+      #expect(try Self.provenance(dir + "/a.model")["training"] != nil)
+
+      // Producer and spec hash, from a spec and from a model.
+      let specHash = SHA256.hex([UInt8](try Data(contentsOf: URL(fileURLWithPath: spec))))
+      let fromSpec = try ModelFile.load(dir + "/a.model").provenance
+      #expect(fromSpec.producer == "glassbox" && fromSpec.producerVersion == Provenance.currentProducerVersion)
+      #expect(!fromSpec.producerVersion.isEmpty && fromSpec.specSHA256 == specHash)
+      try Self.glassbox(["train", dir + "/a.model", "--data", dir + "/data", "--batch", "4", "--epochs", "1",
+                         "-o", dir + "/b.model"])
+      let fromModel = try ModelFile.load(dir + "/b.model").provenance
+      #expect(fromModel.producerVersion == Provenance.currentProducerVersion && fromModel.specSHA256 == specHash)
+
+      // Trained without a test split, then resumed with one: only the test split's numbers are added.
+      try FileManager.default.moveItem(atPath: dir + "/data/test", toPath: dir + "/held-out")
+      let short = ["train", spec, "--data", dir + "/data", "--batch", "4", "--epochs", "2", "--seed", "1",
+                   "-o", dir + "/c.model"]
+      try Self.glassbox(short)
+      #expect(try ModelFile.load(dir + "/c.model").provenance.training?.metrics.contains { $0.name == "test_loss" } == false)
+      try FileManager.default.moveItem(atPath: dir + "/held-out", toPath: dir + "/data/test")
+      try Self.glassbox(short + ["--resume"])
+      #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/c.model")) == finished,
+              "resumed to record the test split, c.model differs from an uninterrupted run")
+    }
+  }
+
   @Test func nanLossStopsAndKeepsTheLastCheckpoint() throws {
     try FeaturesCommandTests.withTemporaryDirectory { url in
       let dir = url.path

@@ -150,8 +150,18 @@ struct BadModelTests {
   /// Every fixture in Fixtures/crashes (fuzzer findings and hand-made hostile files) fails with
   /// a one-line error (a `.model`) or compiles to a graph that verifies and prints back to
   /// itself, or to diagnostics (a `.graph`); none crashes.
-  @Test(arguments: ((try? FileManager.default.contentsOfDirectory(atPath: Repo.fixture("crashes"))) ?? [])
-    .filter { !$0.hasSuffix(".expected") }.sorted())
+  /// The files of Fixtures/crashes, less the expected messages.
+  static var crashFixtures: [String] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: Repo.fixture("crashes"))) ?? [])
+      .filter { !$0.hasSuffix(".expected") }.sorted()
+  }
+
+  /// `regressionFixture` runs one case per file: a missing folder would pass with none.
+  @Test func crashFixturesExist() {
+    #expect(Self.crashFixtures.count >= 12, "Fixtures/crashes holds \(Self.crashFixtures.count) fixtures")
+  }
+
+  @Test(arguments: crashFixtures)
   func regressionFixture(name: String) throws {
     let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Repo.fixture("crashes/" + name))))
     if name.hasSuffix(".graph") {

@@ -120,4 +120,23 @@ struct ReaderTests {
     let bad = Self.run(reader, [dir.path("bad.model")])
     #expect(!bad.ok && bad.output.contains("fails its checksum"))
   }
+
+  /// The readers' usage lines name `make` targets the Makefile has.
+  @Test func usageNamesMakeTargetsThatExist() throws {
+    let makefile = try String(contentsOf: Repo.root.appendingPathComponent("Makefile"), encoding: .utf8)
+    let targets = Set(makefile.split(separator: "\n").compactMap { line -> String? in
+      guard let colon = line.firstIndex(of: ":"), !line.hasPrefix("\t"), !line.hasPrefix(".") else { return nil }
+      let name = line[..<colon]
+      return name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" } ? String(name) : nil
+    })
+    var named = 0
+    for file in ["tools/c_reader/read_model.c", "tools/read_model.py"] {
+      let text = try String(contentsOf: Repo.root.appendingPathComponent(file), encoding: .utf8)
+      for match in text.matches(of: /\bmake ([a-z][a-z0-9_-]*)/) {
+        named += 1
+        #expect(targets.contains(String(match.1)), "\(file) names `make \(match.1)`; the Makefile has no such target")
+      }
+    }
+    #expect(named >= 1, "the C reader's usage names its make target")
+  }
 }

@@ -4,19 +4,37 @@ import GlassboxReference
 import Testing
 
 /// The compiled f32 program against PyTorch's float64 outputs for every op fixture and every
-/// study model: max |difference| within 1e-4 of the largest expected magnitude.
+/// study model: max |difference| within 1e-4 of the largest expected magnitude — on the AVX2
+/// kernels and, where the CPU has AVX-512F, on the AVX-512 ones too, with the same bits.
 struct ExecutableTests {
   @Test(arguments: ForwardFixture.names)
   func matchesPyTorch(_ name: String) throws {
     let fixture = try ForwardFixture(name)
-    let program = try Executable(graph: fixture.graph, parameters: fixture.parameters)
-    let outputs = try program.run(inputs: fixture.inputs)
-    for (output, expected) in fixture.expected {
-      let actual = try #require(outputs[output], "\(name): no output \(output)")
-      let scale = expected.doubles.reduce(1e-3) { max($0, abs($1)) }
-      let diff = try #require(maxAbsDifference(actual, expected), "\(name).\(output): shape \(actual.shape) vs \(expected.shape)")
-      #expect(diff <= 1e-4 * scale, "\(name).\(output): max difference \(diff) (scale \(scale))")
+    var runs: [KernelPath: [String: Tensor]] = [:]
+    for path in KernelPath.available {
+      let outputs = try path.run {
+        try Executable(graph: fixture.graph, parameters: fixture.parameters).run(inputs: fixture.inputs)
+      }
+      runs[path] = outputs
+      for (output, expected) in fixture.expected {
+        let actual = try #require(outputs[output], "\(name): no output \(output)")
+        let scale = expected.doubles.reduce(1e-3) { max($0, abs($1)) }
+        let diff = try #require(maxAbsDifference(actual, expected), "\(name).\(output): shape \(actual.shape) vs \(expected.shape)")
+        #expect(diff <= 1e-4 * scale, "\(name).\(output) (\(path)): max difference \(diff) (scale \(scale))")
+      }
     }
+    if let avx2 = runs[.avx2], let avx512 = runs[.avx512] {
+      let problems = sameBits(avx2, avx512)
+      #expect(problems.isEmpty, "\(name): the AVX2 and AVX-512 kernels disagree: \(problems.prefix(5))")
+    }
+  }
+
+  /// Forcing a path in-process takes effect (the environment switch is read once).
+  @Test(.enabled(if: AVX512.supported, KernelPath.noAVX512))
+  func kernelPathsCanBeChosen() {
+    #expect(KernelPath.avx2.run { AVX512.enabled } == false)
+    #expect(KernelPath.avx512.run { AVX512.enabled } == true)
+    #expect(AVX512.enabled == AVX512.requested)
   }
 
   /// Intermediates share memory: the arena is smaller than all buffers laid end to end.

@@ -73,7 +73,7 @@ struct LSTMCellsTests {
 
   @Test func swiftCellsMatchFloat64() { Self.check(wide: false) }
 
-  @Test(.enabled(if: AVX512.supported))
+  @Test(.enabled(if: AVX512.supported, KernelPath.noAVX512))
   func avx512CellsMatchFloat64AndTheSwiftCellsBitForBit() {
     Self.check(wide: true)
     for hidden in Self.hiddens {
@@ -138,7 +138,7 @@ struct LSTMCellsTests {
 
   @Test func swiftRecurrentProductMatchesFloat64() { Self.checkAccumulated(wide: false) }
 
-  @Test(.enabled(if: AVX512.supported))
+  @Test(.enabled(if: AVX512.supported, KernelPath.noAVX512))
   func avx512RecurrentProductMatchesFloat64AndTheSwiftKernelBitForBit() {
     Self.checkAccumulated(wide: true)
     for n in Self.columnCounts {

@@ -71,7 +71,7 @@ struct PackedGEMMTests {
 
   @Test func swiftKernelMatchesFloat64() { Self.check(wide: false) }
 
-  @Test(.enabled(if: AVX512.supported))
+  @Test(.enabled(if: AVX512.supported, KernelPath.noAVX512))
   func avx512KernelMatchesFloat64AndTheSwiftKernelBitForBit() {
     Self.check(wide: true)
     for n in Self.widths {

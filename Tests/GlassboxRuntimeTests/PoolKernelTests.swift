@@ -85,7 +85,7 @@ struct PoolKernelTests {
 
   @Test func swiftKernelsMatchWindowByWindow() { Self.check(wide: false) }
 
-  @Test(.enabled(if: AVX512.supported))
+  @Test(.enabled(if: AVX512.supported, KernelPath.noAVX512))
   func avx512KernelsMatchWindowByWindowAndTheSwiftKernelsBitForBit() {
     Self.check(wide: true)
     for c in Self.cases {

@@ -5,6 +5,16 @@ import Testing
 /// The Float64 reference interpreter against PyTorch's float64 results, op by op and for
 /// every study model (reduced sizes), to ~1e-9: the oracle must itself be exact.
 struct ReferenceInterpreterTests {
+  /// The parameterised tests over Fixtures/forward run one case per file: a missing or emptied
+  /// folder would pass with none.
+  @Test func forwardFixturesExist() {
+    let names = ForwardFixture.names
+    #expect(names.count >= 17, "Fixtures/forward holds \(names.count) fixtures")
+    for study in ["bilstm", "bilstm_attention1d", "bilstm_attention2d", "resnet18", "resnet18_lstm", "vgg19_lstm"] {
+      #expect(names.contains(study), "no forward fixture for \(study)")
+    }
+  }
+
   @Test(arguments: ForwardFixture.names)
   func matchesPyTorch(_ name: String) throws {
     let fixture = try ForwardFixture(name)

@@ -44,7 +44,7 @@ struct UnaryKernelTests {
 
   @Test func swiftKernelsMatchFloat64() { Self.check(wide: false) }
 
-  @Test(.enabled(if: AVX512.supported))
+  @Test(.enabled(if: AVX512.supported, KernelPath.noAVX512))
   func avx512KernelsMatchFloat64AndTheSwiftKernelsBitForBit() {
     Self.check(wide: true)
     for op in [UnaryOp.sigmoid, .tanh] {

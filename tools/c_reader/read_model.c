@@ -3,7 +3,7 @@
  * and every tensor, exactly as tools/read_model.py does, after checking the header, the
  * message's and every tensor's CRC-32 (zlib's).
  *
- *   make c-reader && .build-c-reader/read_model lid.model [--values N]
+ *   make readers && .build-c-reader/read_model lid.model [--values N]
  */
 #include <inttypes.h>
 #include <stdio.h>

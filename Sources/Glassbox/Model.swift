@@ -250,6 +250,13 @@ public final class Model: @unchecked Sendable {
     return Dictionary(zip(bound.parameters.map(\.name), values), uniquingKeysWith: { first, _ in first })
   }
 
+  /// Every parameter's value for `bound` (this model's graph with symbols bound), in
+  /// `graph.parameters` order.
+  public func parameterTensors(for bound: Graph) throws(GlassboxError) -> [Tensor] {
+    let byName = try parameterValues(for: bound)
+    return bound.parameters.map { byName[$0.name] ?? Tensor(zeros: $0.type.dtype, shape: []) }
+  }
+
   /// Every parameter's value in `graph.parameters` order; fails when a spec's parameter
   /// shapes still depend on unbound symbols.
   public func parameterTensors() throws(GlassboxError) -> [Tensor] {

@@ -55,10 +55,10 @@ public final class Session: @unchecked Sendable {
   }
 
   /// An executable with what its lowering made of the taps.
-  final class CompiledProgram {
-    let executable: Executable
-    let bound: Graph
-    let lowered: [LowerTaps.Lowered]
+  package final class CompiledProgram {
+    package let executable: Executable
+    package let bound: Graph
+    package let lowered: [LowerTaps.Lowered]
     init(executable: Executable, bound: Graph, lowered: [LowerTaps.Lowered]) {
       self.executable = executable
       self.bound = bound
@@ -233,34 +233,66 @@ public final class Session: @unchecked Sendable {
       throw GlassboxError(.input, error.diagnostics.map(\.message).joined(separator: "\n"))
     }
     let parameters = try model.parameterValues(for: bound)
-    let compiled = try withGlassboxErrors {
-      var module = Module(graph: bound, weights: parameters)
-      var lowered: [LowerTaps.Lowered] = []
-      if let tap {
-        let target = bound.value(named: "target") == nil ? "target" : "tap.target"
-        (module, lowered) = try LowerTaps.apply(to: module, options: .init(taps: [tap.name], targetInput: target,
-                                                                          scope: tap.scope))
-      } else if let taps = options.taps {
-        let selected = bound.taps.filter { taps.contains($0.name) }
-        if selected.contains(where: { !$0.kind.isValue }) {
-          (module, lowered) = try LowerTaps.apply(to: module, options: .init(taps: selected.map(\.name)))
-        } else {
-          module.graph.taps = selected
-        }
-      } else {
-        module.graph.taps = bound.taps.filter(\.kind.isValue)
-      }
-      Pipeline.run(Pipeline.inference, on: &module)
-      let executable = try Executable(graph: module.graph, parameters: module.weights, threads: options.threads)
-      return CompiledProgram(executable: executable, bound: module.graph, lowered: lowered)
+    let taps: InferenceTaps
+    if let tap {
+      taps = .explain(tap.name, scope: tap.scope)
+    } else if let names = options.taps {
+      taps = .named(names)
+    } else {
+      taps = .values
     }
+    let compiled = try Model.compileInference(bound, parameters: parameters, taps: taps, threads: options.threads)
     programs.append((key, compiled))
     if programs.count > Self.programLimit { programs.removeFirst() }
     return compiled
   }
 }
 
+/// Which taps an inference program computes besides the outputs.
+package enum InferenceTaps {
+  /// None.
+  case none
+  /// Those that are values of the forward pass (activation, attention, hidden).
+  case values
+  /// These, whatever their kind (class-seeded ones explain the predicted class, or the tap's own).
+  case named([String])
+  /// One tap with its classes as the input `target` (`tap.target` when the graph has a `target`).
+  case explain(String, scope: String?)
+  /// One tap for a fixed class (nil: the tap's own class option or the predicted one).
+  case fixedClass(String, classIndex: Int?)
+}
+
 extension Model {
+  /// The one way from a bound graph to a program: the selected taps lowered into outputs,
+  /// optionally LSTMs unrolled into per-step cells, the inference pipeline, then the runtime's
+  /// lowering and memory plan.
+  package static func compileInference(_ bound: Graph, parameters: [String: Tensor], taps: InferenceTaps, threads: Int,
+                                        unrollLSTM: Bool = false) throws(GlassboxError) -> Session.CompiledProgram {
+    try withGlassboxErrors {
+      var module = Module(graph: bound, weights: parameters)
+      var lowered: [LowerTaps.Lowered] = []
+      switch taps {
+      case .none: module.graph.taps = []
+      case .values: module.graph.taps = bound.taps.filter(\.kind.isValue)
+      case .named(let names):
+        let selected = bound.taps.filter { names.contains($0.name) }
+        if selected.contains(where: { !$0.kind.isValue }) {
+          (module, lowered) = try LowerTaps.apply(to: module, options: .init(taps: selected.map(\.name)))
+        } else {
+          module.graph.taps = selected
+        }
+      case .explain(let name, let scope):
+        let target = bound.value(named: "target") == nil ? "target" : "tap.target"
+        (module, lowered) = try LowerTaps.apply(to: module, options: .init(taps: [name], targetInput: target, scope: scope))
+      case .fixedClass(let name, let k):
+        (module, lowered) = try LowerTaps.apply(to: module, options: .init(taps: [name], classIndex: k))
+      }
+      Pipeline.run((unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference, on: &module)
+      let executable = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
+      return Session.CompiledProgram(executable: executable, bound: module.graph, lowered: lowered)
+    }
+  }
+
   /// A session over this model: programs compiled for `options.bindings` now (when they bind
   /// every symbol), or for each new input shape at its first run.
   public func session(_ options: SessionOptions = SessionOptions()) throws(GlassboxError) -> Session {

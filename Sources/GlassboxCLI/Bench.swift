@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glassbox
 import GlassboxFormat
 import GlassboxIR
 import GlassboxPasses
@@ -73,16 +74,15 @@ struct Bench: ParsableCommand {
     forward.taps = []
     // A model runs with its own weights; a spec with deterministic ones (timing does not
     // depend on their values).
-    var module = Module(graph: forward, weights: compiled.model.map { m in Dictionary(m.namedWeights().map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a }) } ?? DeterministicTensors.parameters(of: graph))
+    let module = Module(graph: forward, weights: compiled.model.map { m in Dictionary(m.namedWeights().map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a }) } ?? DeterministicTensors.parameters(of: graph))
     if let tap {
       guard graph.taps.contains(where: { $0.name == tap }) else {
         throw ValidationError("\(graph.name) has no tap '\(tap)' (taps: \(graph.taps.map(\.name).joined(separator: ", ")))")
       }
-      module = try LowerTaps.apply(to: Module(graph: graph, weights: module.weights),
-                                   options: .init(taps: [tap], classIndex: classIndex)).module
     }
-    Pipeline.run((unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference, on: &module)
-    let program = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
+    let program = try Model.compileInference(tap == nil ? forward : graph, parameters: module.weights,
+                                             taps: tap.map { .fixedClass($0, classIndex: classIndex) } ?? .none,
+                                             threads: threads, unrollLSTM: unrollLSTM).executable
     let compileMs = Double(DispatchTime.now().uptimeNanoseconds - compileStart) / 1e6
     var inputs: [String: Tensor] = [:]
     for id in graph.inputs {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GlassboxFormat
 import GlassboxIR
 
 /// `glassbox check SPEC`: parse and shape-check a spec, reporting every error at once.
@@ -22,7 +23,7 @@ struct Check: ParsableCommand {
     let compiled = try loadGraph(options)
     guard let graph = compiled.result.graph else {
       if json {
-        Swift.print(JSON.object([("diagnostics", .array(compiled.result.diagnostics.map(Check.json)))]).text)
+        Swift.print(JSONValue.object([("diagnostics", .array(compiled.result.diagnostics.map(Check.json)))]).text)
       } else {
         printDiagnostics(compiled.result.diagnostics, source: compiled.source)
       }
@@ -37,23 +38,23 @@ struct Check: ParsableCommand {
     }
   }
 
-  static func json(_ d: Diagnostic) -> JSON {
+  static func json(_ d: Diagnostic) -> JSONValue {
     .object([("file", d.location.map { .string($0.file) } ?? .null),
              ("line", d.location.map { .int($0.line) } ?? .null),
              ("column", d.location.map { .int($0.column) } ?? .null),
              ("message", .string(d.message))])
   }
 
-  static func json(_ t: TensorType) -> [(String, JSON)] {
+  static func json(_ t: TensorType) -> [(String, JSONValue)] {
     [("dtype", .string(t.dtype.rawValue)),
-     ("shape", .array(t.shape.map { $0.staticValue.map(JSON.int) ?? .string($0.description) }))]
+     ("shape", .array(t.shape.map { $0.staticValue.map(JSONValue.int) ?? .string($0.description) }))]
   }
 
-  static func count(_ p: DimPolynomial) -> JSON {
-    p.staticValue.map(JSON.int) ?? .string(p.description)
+  static func count(_ p: DimPolynomial) -> JSONValue {
+    p.staticValue.map(JSONValue.int) ?? .string(p.description)
   }
 
-  static func json(_ g: Graph) -> JSON {
+  static func json(_ g: Graph) -> JSONValue {
     .object([
       ("name", .string(g.name)),
       ("inputs", .array(g.inputs.map { .object([("name", .string(g[$0].name))] + json(g[$0].type)) })),

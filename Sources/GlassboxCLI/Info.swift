@@ -53,21 +53,21 @@ struct Info: ParsableCommand {
     return out
   }
 
-  static func json(_ file: ModelFile) -> JSON {
+  static func json(_ file: ModelFile) -> JSONValue {
     guard case .object(var pairs) = Check.json(file.graph) else { return .null }
     let p = file.provenance
     let weightBytes = file.weightByteCount
     pairs.insert(("formatVersion", .int(ModelFile.formatVersion)), at: 0)
     pairs.insert(("fileBytes", .int(file.byteCount)), at: 1)
     pairs.append(("weightBytes", .int(weightBytes)))
-    pairs.append(("labels", .array(file.labels.map(JSON.string))))
-    var weights: JSON = .null
+    pairs.append(("labels", .array(file.labels.map(JSONValue.string))))
+    var weights: JSONValue = .null
     switch p.weights {
     case .unknown: break
     case .initialized(let seed): weights = .object([("initSeed", .string(String(seed)))])
     case .imported(let sha): weights = .object([("importedSHA256", .string(sha))])
     }
-    var prov: [(String, JSON)] = [("producer", .string(p.producer)), ("producerVersion", .string(p.producerVersion)),
+    var prov: [(String, JSONValue)] = [("producer", .string(p.producer)), ("producerVersion", .string(p.producerVersion)),
                                   ("specSHA256", .string(p.specSHA256)),
                                   ("bindings", .object(p.bindings.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
                                   ("weights", weights)]

@@ -31,9 +31,6 @@ struct Binding: ExpressibleByArgument {
   }
 }
 
-/// Spec files larger than this are refused before reading.
-let maxSpecBytes = 64 << 20
-
 /// A problem with a file named on the command line (missing, unreadable, too large).
 struct FileError: Error, CustomStringConvertible {
   var description: String
@@ -41,22 +38,10 @@ struct FileError: Error, CustomStringConvertible {
 
 /// Reads a spec file's bytes and decodes them, naming the file in every error.
 func loadSource(_ path: String) throws -> SourceText {
-  var isDirectory: ObjCBool = false
-  guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-    throw FileError(description: "\(path): no such file")
-  }
-  guard !isDirectory.boolValue else { throw FileError(description: "\(path): is a directory, not a spec file") }
-  let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-  guard size <= maxSpecBytes else {
-    throw FileError(description: "\(path): spec file is \(size) bytes; the limit is \(maxSpecBytes)")
-  }
-  guard let data = FileManager.default.contents(atPath: path) else {
-    throw FileError(description: "\(path): cannot be read")
-  }
   do {
-    return try SourceText(fileName: path, bytes: [UInt8](data))
-  } catch {
-    throw DiagnosticList([error])
+    return try Model.readSpec(path)
+  } catch where error.kind == .spec {
+    throw DiagnosticList(error.diagnostics)
   }
 }
 
@@ -98,20 +83,12 @@ struct GraphInput {
   var splitSeed: UInt64 { model?.provenance.training?.seed ?? 0 }
 }
 
-/// Whether `path` names a `.model` file: by its extension, or by its first bytes.
-func isModelFile(_ path: String) -> Bool {
-  if path.hasSuffix(".model") { return true }
-  guard let handle = FileHandle(forReadingAtPath: path) else { return false }
-  defer { try? handle.close() }
-  return (try? handle.read(upToCount: 8)) == Data("GBXMODEL".utf8)
-}
-
 /// The one step from a command's input file to a graph: a spec is compiled with the
 /// bindings; a `.model` is loaded and checked (`checkingWeights` also verifies the weights'
 /// checksums, for commands that use them). Errors name the file; diagnostics come back in
 /// `result` for the caller to print.
 func loadGraph(_ options: SpecOptions, checkingWeights: Bool = false, bindingModels: Bool = false) throws -> GraphInput {
-  guard isModelFile(options.spec) else {
+  guard Model.isModelFile(options.spec) else {
     let compiled = try compileSpec(options)
     return GraphInput(source: compiled.source, result: compiled.result, model: nil)
   }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glassbox
 import GlassboxAnalysis
 import GlassboxFormat
 import GlassboxIR
@@ -250,7 +251,7 @@ struct StudyRunner {
         }
         folder.record = record
       } catch {
-        let message = Glassbox.message(for: error)
+        let message = GlassboxCommand.message(for: error)
         entry = .init(name: stage.name, state: "failed", seconds: Date().timeIntervalSince(start), command: stage.command,
                       note: message, finished: StudyFolder.timestamp())
         counts.failed += 1
@@ -338,11 +339,10 @@ enum StudyStages {
     let command = "glassbox embed \(file) --data \(c.data(for: model)) --split train --tap hidden --cache \(cache) -o \(plot)"
     return StudyStage(name: "embed.\(model.name)", command: command) { record in
       guard FileManager.default.fileExists(atPath: file) else { return .skipped("no trained model at \(file)") }
-      let loaded = try loadGraph(SpecOptions.parse([file]), checkingWeights: true)
-      guard let graph = loaded.result.graph else { throw ValidationError("\(file): cannot be loaded") }
-      let features = try TapFeatures.collect(graph: graph, model: loaded.model, seed: c.plan.seed, data: c.data(for: model),
-                                             split: "train", tap: "hidden", batch: 16, limit: 20000, cache: cache, threads: c.threads)
-      let map = try EmbeddingMap.make(features: features.points, labels: features.labels, files: features.files,
+      let trained = try Model(contentsOf: file)
+      let features = try trained.tapFeatures("hidden", root: c.data(for: model), split: "train", batch: 16, limit: 20000,
+                                             cache: cache, threads: c.threads) { ProgressReporter(label: "embed", total: $0) }
+      let map = try EmbeddingMap.make(features: try Points(rows: features.rows), labels: features.labels, files: features.files,
                                       classes: features.classes, source: command)
       let stem = (plot as NSString).deletingPathExtension
       try writeAtomically(Data(try map.svg(title: "\(model.name): LSTM outputs over the training set (time-averaged)").utf8), to: plot)

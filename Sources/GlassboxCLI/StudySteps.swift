@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glassbox
 import GlassboxAnalysis
 import GlassboxFormat
 import GlassboxIR
@@ -17,6 +18,25 @@ struct StudyTraining: Equatable {
   var clip: Double? = 1
   /// `--bind` values (`T=8`, `H=64`, …), in order.
   var bindings: [String] = []
+
+  /// The bindings as a dictionary.
+  var bindingMap: [String: Int] {
+    Dictionary(bindings.compactMap { b -> (String, Int)? in
+      let parts = b.split(separator: "=", maxSplits: 1).map(String.init)
+      guard parts.count == 2, let v = Int(parts[1]) else { return nil }
+      return (parts[0], v)
+    }, uniquingKeysWith: { _, last in last })
+  }
+
+  /// The library's training options for these settings (what `glassbox train` makes of
+  /// `arguments`).
+  func options(seed: UInt64, threads: Int, cache: String?) -> TrainingOptions {
+    let kind = OptimizerSettings.Kind(rawValue: optimizer) ?? .sgd
+    return TrainingOptions(epochs: epochs, batch: batch, learningRate: learningRate,
+                           optimizer: OptimizerSettings(kind: kind, momentum: kind == .sgd ? 0.9 : 0, weightDecay: 0),
+                           schedule: .cosine(tMax: epochs, minimum: 0), clipNorm: clip, seed: seed, threads: threads,
+                           cache: cache)
+  }
 
   /// The `glassbox train` options, after the spec and before `--data`.
   var arguments: [String] {
@@ -103,21 +123,34 @@ struct CommandModelSteps: StudyModelSteps {
     record.models.first { $0.name == model.name } ?? StudyRecord.ModelResult(name: model.name, dataset: model.dataset)
   }
 
-  /// `glassbox train` into DIR/NAME/NAME.model; continues an interrupted run from its
-  /// checkpoint (the checkpoint's epoch count is the one the stage asks for).
+  /// `glassbox train` into DIR/NAME/NAME.model, through the library; continues an interrupted
+  /// run from its checkpoint (the checkpoint's epoch count is the one the stage asks for).
   func train(_ model: StudyPlan.Model, _ c: StudyContext, _ record: inout StudyRecord) throws -> StageOutcome {
     if c.givenModels[model.name] != nil { return .skipped("using the model given with --model") }
     let file = c.modelFile(model.name), fm = FileManager.default
     try fm.createDirectory(atPath: c.modelFolder(model.name), withIntermediateDirectories: true)
-    var arguments = Array(arguments(.train, model: model, context: c).dropFirst())
-    if let flag = Self.continuation(of: model, file: file, record: record) { arguments.append(flag) }
-    let command = try Train.parse(arguments)
-    try command.run()
+    let t = c.plan.training(model)
+    // The action specs default to HMDB-51's 51 classes; the generated set has its own count.
+    var bindings = t.bindingMap
+    if model.dataset == "actions" { bindings["C"] = c.actionClasses }
+    let spec = (c.graphs as NSString).appendingPathComponent(model.name + ".graph")
+    let compiled = try Model(contentsOf: spec, bindings: bindings, weights: .init(seed: c.plan.seed))
+    let run = try TrainingRun(model: compiled, data: c.data(for: model),
+                              options: t.options(seed: c.plan.seed, threads: c.threads, cache: c.cache))
+    for note in run.notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+    switch Self.continuation(of: model, file: file, record: record) {
+    case "--resume"?: try run.resume(from: file)
+    case "--force"?: try? fm.removeItem(atPath: file)
+    default: break
+    }
+    let progress = ProgressPrinter(terminal: isatty(STDERR_FILENO) == 1)
+    try run.run(output: file) { progress.show($0, output: file) }
+    progress.finishLine()
     let curves = (c.modelFolder(model.name) as NSString).appendingPathComponent("curves.svg")
     // The trainer's OUT.curves.svg becomes the folder's curves.svg (one copy in the report).
-    if let data = fm.contents(atPath: Trainer.curvesPath(file)) {
+    if let data = fm.contents(atPath: TrainingRun.curvesPath(file)) {
       try writeAtomically(data, to: curves)
-      try? fm.removeItem(atPath: Trainer.curvesPath(file))
+      try? fm.removeItem(atPath: TrainingRun.curvesPath(file))
       record.record(StudyRecord.Figure(path: "\(model.name)/curves.svg",
                                        caption: "Training curves of \(model.name): loss and accuracy per epoch",
                                        command: self.command(.train, model: model, context: c)))
@@ -126,7 +159,6 @@ struct CommandModelSteps: StudyModelSteps {
     r.commands["train"] = self.command(.train, model: model, context: c)
     r.commands["curves"] = r.commands["train"]
     record.record(r)
-    let t = c.plan.training(model)
     return .done("\(t.epochs) epochs, batch \(t.batch), \(t.optimizer) lr \(t.learningRate)"
       + (t.bindings.isEmpty ? "" : ", " + t.bindings.joined(separator: " ")))
   }
@@ -147,8 +179,11 @@ struct CommandModelSteps: StudyModelSteps {
     let file = c.modelFile(model.name)
     guard FileManager.default.fileExists(atPath: file) else { return .skipped("no trained model at \(file)") }
     try FileManager.default.createDirectory(atPath: c.modelFolder(model.name), withIntermediateDirectories: true)
-    let command = try Evaluate.parse(Array(arguments(.evaluate, model: model, context: c).dropFirst()))
-    let classification = try command.classify()
+    let trained = try Model(contentsOf: file)
+    let split = try DatasetSplit(root: c.data(for: model), split: "test", model: trained, cache: c.cache)
+    let classification = try trained.session(SessionOptions(threads: c.threads, taps: []))
+      .classify(split, splitName: "test", batch: 8, progress: ProgressReporter(label: "evaluate", total: split.count))
+    for note in split.skipped { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
     try writeText(classification.predictionsJSON.text + "\n", to: c.predictionsFile(model.name))
     var r = result(model, record)
     r.classes = classification.classes
@@ -174,7 +209,14 @@ struct CommandModelSteps: StudyModelSteps {
 
     // Which examples: the first correct and the first wrong prediction of the evaluate stage.
     var chosen: [(kind: String, example: Classification.Example)] = []
-    let predictions = try Self.readPredictions(c.predictionsFile(model.name))
+    let predictions: Classification
+    do {
+      predictions = try Classification.read(predictions: c.predictionsFile(model.name))
+    } catch {
+      throw CommandError("\(error.description); run the evaluate stage first (--redo evaluate.\(model.name))")
+    }
+    let trained = try Model(contentsOf: file)
+    let session = try trained.session(SessionOptions(threads: c.threads, taps: []))
     if let e = predictions.examples.first(where: { $0.label == $0.predicted }) { chosen.append(("correct", e)) }
     if let e = predictions.examples.first(where: { $0.label != $0.predicted }) { chosen.append(("wrong", e)) }
     func name(_ i: Int) -> String { i < predictions.classes.count ? predictions.classes[i] : String(i) }
@@ -182,8 +224,9 @@ struct CommandModelSteps: StudyModelSteps {
     for (kind, e) in chosen {
       let out = (folder as NSString).appendingPathComponent(kind)
       let arguments = [file, tap, e.file, "--threads", String(c.threads), "-o", out]
-      let command = try TapCommand.parse(arguments)
-      try command.run()
+      let x = try trained.tensor(fromMedia: e.file)
+      let explanation = try session.explain(tap, [trained.inputs[0].name: x])
+      try ExplanationFiles.write(explanation, input: x, model: trained, mediaPath: e.file, to: out)
       let line = "glassbox tap " + arguments.joined(separator: " ")
       taps.append(line)
       let clip = ((e.file as NSString).lastPathComponent as NSString).deletingPathExtension
@@ -201,11 +244,13 @@ struct CommandModelSteps: StudyModelSteps {
     }
 
     // The explanation metrics.
-    let arguments = Array(arguments(.explain, model: model, context: c).dropFirst())
-    let measures = try Evaluate.parse(arguments).measure()
+    let evaluation = ExplanationEvaluation(seed: c.plan.seed, limit: c.plan.explainedExamples, threads: c.threads)
+    let measures = try evaluation.measure(trained, tap: tap, data: c.data(for: model), split: "test") {
+      ProgressReporter(label: "evaluate", total: $0)
+    }
     let metricsFile = (c.directory as NSString).appendingPathComponent("metrics.json")
     var all = (FileManager.default.contents(atPath: metricsFile).flatMap { try? JSONSerialization.jsonObject(with: $0) } as? [String: Any]) ?? [:]
-    let text = JSON.object(measures).text
+    let text = JSONValue.object(measures).text
     all[model.name] = try JSONSerialization.jsonObject(with: Data(text.utf8))
     try writeAtomically(try JSONSerialization.data(withJSONObject: all, options: [.prettyPrinted, .sortedKeys]), to: metricsFile)
     var r = result(model, record)
@@ -217,7 +262,7 @@ struct CommandModelSteps: StudyModelSteps {
   }
 
   /// The metric a reader looks for first, in words.
-  static func headline(_ measures: [(String, JSON)]) -> String {
+  static func headline(_ measures: [(String, JSONValue)]) -> String {
     func number(_ key: String, _ inner: String) -> Double? {
       guard case .object(let pairs)? = measures.first(where: { $0.0 == key })?.1,
             case .number(let v)? = pairs.first(where: { $0.0 == inner })?.1 else { return nil }
@@ -235,23 +280,6 @@ struct CommandModelSteps: StudyModelSteps {
     if let d = number("deletion", "auc") { return String(format: "deletion AUC %.3f", d) }
     return "metrics in metrics.json"
   }
-
-  static func readPredictions(_ path: String) throws -> Classification {
-    guard let data = FileManager.default.contents(atPath: path),
-          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-          let classes = object["classes"] as? [String], let examples = object["examples"] as? [[String: Any]] else {
-      throw CommandError("\(path): missing or not a predictions file; run the evaluate stage first (--redo evaluate.NAME)")
-    }
-    var c = Classification(classes: classes, split: "test")
-    for e in examples {
-      guard let file = e["file"] as? String, let label = e["label"] as? Int, let predicted = e["predicted"] as? Int,
-            let p = e["probabilities"] as? [Double], predicted < p.count else {
-        throw CommandError("\(path): an example lacks file, label, predicted or probabilities")
-      }
-      c.examples.append(.init(file: file, label: label, predicted: predicted, probabilities: p))
-    }
-    return c
-  }
 }
 
 extension StudyContext {
@@ -263,8 +291,8 @@ extension StudyContext {
 
   /// Training examples of `model`'s data set, for the record.
   func trainExamples(for model: StudyPlan.Model) throws -> Int {
-    try loadDataSet(root: data(for: model), kind: model.dataset == "actions" ? .video : .audio, split: "train",
-                    seed: plan.seed).examples.count
+    try Datasets.media(root: data(for: model), kind: model.dataset == "actions" ? .video : .audio, split: "train",
+                       seed: plan.seed).examples.count
   }
 
   /// The features cache shared by training, evaluation and embedding.

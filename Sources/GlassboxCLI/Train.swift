@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glassbox
 import GlassboxFormat
 import GlassboxIR
 import GlassboxMedia
@@ -83,13 +84,13 @@ struct Train: ParsableCommand {
     guard !(resume && force) else { throw ValidationError("--resume continues OUT and --force replaces it: choose one") }
   }
 
-  var settings: TrainingSettings {
+  var trainingOptions: TrainingOptions {
     let kind = OptimizerSettings.Kind(rawValue: optimizer) ?? .sgd
-    return TrainingSettings(
-      epochs: epochs, batchSize: batch, learningRate: lr,
+    return TrainingOptions(
+      epochs: epochs, batch: batch, learningRate: lr,
       optimizer: OptimizerSettings(kind: kind, momentum: kind == .sgd ? momentum : 0, weightDecay: weightDecay),
       schedule: schedule == "step" ? .step(every: stepSize, gamma: gamma) : schedule == "cosine" ? .cosine(tMax: epochs, minimum: 0) : .constant,
-      clipNorm: clip, seed: seed)
+      clipNorm: clip, seed: seed, threads: threads, cache: cache)
   }
 
   func run() throws {
@@ -99,113 +100,29 @@ struct Train: ParsableCommand {
     if exists, !resume, !force, !sameAsInput {
       throw FileError(description: "\(output) exists: --resume continues its run, --force replaces it")
     }
-    let setup = try TrainingSetup(options: options, data: data, cache: cache, batch: batch, seed: seed, threads: threads)
-    for note in setup.notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
-    let trainer = try Trainer(model: setup.model, backend: setup.backend, data: setup.data, settings: settings)
-    if resume { try trainer.resume(from: output) }
+    // A .model keeps its symbols (--bind sizes them for this run only); a spec is compiled
+    // with them, its weights drawn from the seed.
+    let isModel = Model.isModelFile(options.spec)
+    let model = isModel ? try Model(contentsOf: options.spec)
+      : try Model(contentsOf: options.spec, bindings: options.bindingMap, weights: Model.WeightOptions(seed: seed))
+    let run = try TrainingRun(model: model, bindings: isModel ? options.bindingMap : [:], data: data, options: trainingOptions)
+    for note in run.notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+    if resume { try run.resume(from: output) }
     let progress = ProgressPrinter(terminal: isatty(STDERR_FILENO) == 1)
-    print("training \(setup.model.graph.name) on \(setup.data.train.count) examples of \(setup.data.classes.count) classes"
-      + " (validation \(setup.data.validation?.count ?? 0), test \(setup.data.test?.count ?? 0)); "
+    print("training \(model.name) on \(run.data.train.count) examples of \(run.classes.count) classes"
+      + " (validation \(run.data.validation?.count ?? 0), test \(run.data.test?.count ?? 0)); "
       + "batch \(batch), \(optimizer) lr \(lr), seed \(seed), \(threads) threads"
-      + (trainer.epochsDone > 0 ? "; resuming after epoch \(trainer.epochsDone)" : ""))
+      + (run.epochsDone > 0 ? "; resuming after epoch \(run.epochsDone)" : ""))
     fflush(nil)
     let wrote: Bool
     do {
-      wrote = try trainer.run(output: output) { event in progress.show(event, output: output) }
+      wrote = try run.run(output: output) { event in progress.show(event, output: output) }
     } catch {
       progress.finishLine()
       throw error
     }
     guard wrote else { return }
-    print("wrote \(output), \(Trainer.curvesPath(output)), \(Trainer.historyPath(output)) and \(Trainer.statePath(output))")
-  }
-}
-
-/// Everything `train` needs before the loop: the model to store, the data, the backend.
-struct TrainingSetup {
-  var model: ModelContents
-  var data: TrainingData
-  var backend: any TrainingBackend
-  var notes: [String] = []
-
-  init(options: SpecOptions, data dataPath: String, cache: String?, batch: Int, seed: UInt64, threads: Int) throws {
-    // The graph to train and store: a compiled spec, or a loaded model (--bind then sizes its
-    // symbols for the run only).
-    var graph: Graph
-    var weights: [String: Tensor] = [:]
-    var runBindings: [String: Int] = [:]
-    var provenance = Provenance()
-    if isModelFile(options.spec) {
-      let model = try ModelFile.load(options.spec, checkingWeights: true)
-      graph = model.graph
-      provenance = model.provenance
-      provenance.stamp(specText: nil)
-      for (i, p) in graph.parameters.enumerated() { weights[p.name] = model.weight(ofParameter: i) }
-      runBindings = options.bindingMap
-    } else {
-      let compiled = try compileSpec(options)
-      guard let g = compiled.result.graph else {
-        printDiagnostics(compiled.result.diagnostics, source: compiled.source)
-        throw ExitCode(1)
-      }
-      graph = g
-      provenance.stamp(specText: compiled.source?.bytes)
-      provenance.bindings = options.bindingMap
-      provenance.weights = .initialized(seed: seed)
-    }
-    guard graph.inputs.count == 1, let inputID = graph.inputs.first else {
-      throw FileError(description: "\(options.spec): train supports models with one input; \(graph.name) has \(graph.inputs.count)")
-    }
-    guard let logits = graph.outputs.first else { throw FileError(description: "\(options.spec): the graph has no outputs") }
-    let inputType = graph[inputID].type
-
-    // The data; the example shape is checked against the input's where it is known already.
-    let perExample = inputType.shape.dropFirst().map { $0.substituting(runBindings).staticValue }
-    let expected = perExample.allSatisfy { $0 != nil } ? perExample.map { $0 ?? 0 } : nil
-    data = try TrainingData.open(dataPath, exampleShape: expected, recipe: graph.recipes.first { $0.input == graph[inputID].name },
-                                 cacheDirectory: cache, seed: seed)
-    notes = data.notes
-
-    // A class axis still symbolic is sized by the data (C = the number of classes).
-    if let classAxis = graph[logits.value].type.shape.last, classAxis.staticValue == nil,
-       classAxis.coefficient == 1, classAxis.symbols.count == 1 {
-      do {
-        graph = try graph.bound([classAxis.symbols[0]: data.classes.count])
-      } catch {
-        throw FileError(description: "\(options.spec): cannot size \(classAxis.symbols[0]) to \(data.classes.count) classes: \(error)")
-      }
-      provenance.bindings[classAxis.symbols[0]] = data.classes.count
-    }
-    if let classes = graph.labelCount, classes != data.classes.count {
-      throw FileError(description: "\(dataPath): has \(data.classes.count) classes (\(data.classes.joined(separator: ", "))) but \(graph.name) has \(classes) outputs")
-    }
-    if let first = inputType.shape.first, let fixed = first.substituting(runBindings).staticValue, fixed != batch {
-      throw FileError(description: "--batch \(batch): \(graph.name)'s input has a fixed batch of \(fixed)")
-    }
-    do {
-      let inferred = try graph.inferBindings(inputShapes: [graph[inputID].name: [batch] + data.train.exampleShape])
-      runBindings.merge(inferred) { given, _ in given }
-    } catch {
-      throw FileError(description: "\(dataPath): examples of shape \(data.train.exampleShape) do not fit \(graph.name)'s input \(inputType): \(error)")
-    }
-
-    if weights.isEmpty {
-      let values = try Initialization.weights(for: graph, seed: seed)
-      for (p, v) in zip(graph.parameters, values) { weights[p.name] = v }
-    }
-    model = ModelContents(graph: graph, weights: graph.parameters.map { weights[$0.name] ?? Tensor(zeros: $0.type.dtype, shape: []) },
-                          labels: data.classes, provenance: provenance)
-    // Differentiation unrolls LSTMs over the time axis, so the step is made from the graph
-    // with every symbol bound (the stored model keeps B and T symbolic).
-    let bound: Graph
-    do {
-      bound = try graph.bound(runBindings)
-    } catch {
-      throw FileError(description: "\(options.spec): cannot bind \(runBindings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")): \(error)")
-    }
-    let step = try TrainingStepGraph.make(from: bound, logits: logits.name)
-    backend = try ProgramBackend(step: step, model: graph, bindings: runBindings, batchSize: batch, weights: weights,
-                                 threads: threads)
+    print("wrote \(output), \(TrainingRun.curvesPath(output)), \(TrainingRun.historyPath(output)) and \(TrainingRun.statePath(output))")
   }
 }
 

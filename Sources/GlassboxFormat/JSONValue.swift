@@ -1,7 +1,8 @@
-/// A small, strict JSON reader and writer for safetensors headers: integers stay exact
-/// (`UInt64` offsets past 2^53 do not round), object keys keep their order, duplicate keys and
-/// nesting deeper than 64 are refused, and nothing on bad input traps.
-enum JSONValue: Equatable {
+/// A small, strict JSON reader and writer (safetensors headers, reports, summaries): integers
+/// stay exact (`UInt64` offsets past 2^53 do not round), object keys keep their order so
+/// output reads as documented, duplicate keys and nesting deeper than 64 are refused, and
+/// nothing on bad input traps.
+public enum JSONValue: Equatable, Sendable {
   case null
   case bool(Bool)
   /// An integer that fits `Int64` or `UInt64`, kept exactly.
@@ -12,7 +13,10 @@ enum JSONValue: Equatable {
   case array([JSONValue])
   case object([(String, JSONValue)])
 
-  static func == (a: JSONValue, b: JSONValue) -> Bool {
+  /// An integer.
+  public static func int(_ v: Int) -> JSONValue { .integer(negative: v < 0, magnitude: v.magnitude.toUInt64) }
+
+  public static func == (a: JSONValue, b: JSONValue) -> Bool {
     switch (a, b) {
     case (.null, .null): true
     case (.bool(let x), .bool(let y)): x == y
@@ -197,20 +201,21 @@ enum JSONValue: Equatable {
     }
   }
 
-  /// Compact JSON text (no spaces), keys in the order given.
-  var text: String {
+  /// Compact JSON text (no spaces), keys in the order given; a non-finite number, which JSON
+  /// cannot hold, is `null`.
+  public var text: String {
     switch self {
     case .null: "null"
     case .bool(let b): b ? "true" : "false"
     case .integer(let negative, let m): (negative && m != 0 ? "-" : "") + String(m)
-    case .number(let d): "\(d)"
+    case .number(let d): d.isFinite ? "\(d)" : "null"
     case .string(let s): JSONValue.quote(s)
     case .array(let items): "[" + items.map(\.text).joined(separator: ",") + "]"
     case .object(let pairs): "{" + pairs.map { JSONValue.quote($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
     }
   }
 
-  static func quote(_ s: String) -> String {
+  public static func quote(_ s: String) -> String {
     var out = "\""
     for u in s.unicodeScalars {
       switch u {
@@ -234,4 +239,8 @@ enum JSONValue: Equatable {
     if case .integer(true, 0) = self { return 0 }
     return nil
   }
+}
+
+extension UInt {
+  fileprivate var toUInt64: UInt64 { UInt64(self) }
 }

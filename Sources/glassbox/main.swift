@@ -1,3 +1,3 @@
 import GlassboxCLI
 
-Glassbox.main()
+GlassboxCommand.main()

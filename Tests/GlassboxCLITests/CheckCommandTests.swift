@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glassbox
 @testable import GlassboxCLI
 import GlassboxIR
 import Testing
@@ -64,7 +65,7 @@ struct CheckCommandTests {
     let command = try Check.parse([spec.path, "--json"])
     #expect(throws: ExitCode(1)) { try command.run() }
     let missing = try Check.parse([dir.appendingPathComponent("none.graph").path])
-    #expect(throws: FileError.self) { try missing.run() }
+    #expect { try missing.run() } throws: { ($0 as? GlassboxError)?.kind == .file && "\($0)".hasSuffix("none.graph: no such file") }
   }
 
   @Test func bindingsParse() {

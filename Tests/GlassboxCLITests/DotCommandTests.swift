@@ -16,7 +16,7 @@ struct DotCommandTests {
   }
 
   static func glassbox(_ arguments: [String]) throws {
-    var command = try Glassbox.parseAsRoot(arguments)
+    var command = try GlassboxCommand.parseAsRoot(arguments)
     try command.run()
   }
 
@@ -26,7 +26,7 @@ struct DotCommandTests {
       #expect {
         try Self.glassbox(["dot", Self.bilstm, "-o", output])
       } throws: { error in
-        let message = Glassbox.message(for: error)
+        let message = GlassboxCommand.message(for: error)
         return message.contains("'.gif'") && message.contains(".svg, .png, .pdf or .dot")
       }
       #expect(!FileManager.default.fileExists(atPath: output))
@@ -65,7 +65,7 @@ struct DotCommandTests {
       #expect {
         try Self.glassbox(["dot", Self.bilstm, "-o", output])
       } throws: { error in
-        Glassbox.message(for: error).contains("\(output): cannot write")
+        GlassboxCommand.message(for: error).contains("\(output): cannot write")
       }
     }
   }

@@ -1,4 +1,5 @@
 import Foundation
+import Glassbox
 import GlassboxAnalysis
 @testable import GlassboxCLI
 import GlassboxFormat
@@ -13,9 +14,9 @@ struct EmbedCommandTests {
   /// split listed class by class, in the split's order, not the first classes' clips.
   @Test func limitedSetsTakeEveryClass() {
     let files = [5, 5, 2].enumerated().flatMap { c, n in (0..<n).map { LabeledFile(path: "c\(c)_\($0)", label: c) } }
-    #expect(ExampleSource.balanced(files, limit: 4) == [0, 1, 5, 10])
-    #expect(ExampleSource.balanced(files, limit: 8).map { files[$0].label } == [0, 0, 0, 1, 1, 1, 2, 2])
-    #expect(ExampleSource.balanced(files, limit: 99) == Array(files.indices))
+    #expect(Datasets.balanced(files, limit: 4) == [0, 1, 5, 10])
+    #expect(Datasets.balanced(files, limit: 8).map { files[$0].label } == [0, 0, 0, 1, 1, 1, 2, 2])
+    #expect(Datasets.balanced(files, limit: 99) == Array(files.indices))
   }
 
   static let spec = """
@@ -76,9 +77,10 @@ struct EmbedCommandTests {
     try FeaturesCommandTests.withTemporaryDirectory { dir in
       try Self.makeFolder(dir)
       let graph = try Spec.checkedGraph(try loadSource(dir.appendingPathComponent("tiny.graph").path), bindings: [:])
-      let features = try TapFeatures.collect(graph: graph, model: nil, seed: 0, data: dir.appendingPathComponent("data").path,
-                                             split: "train", tap: "hidden", batch: 5, limit: 100, cache: nil, threads: 1)
-      #expect(features.points.count == 36 && features.points.dimensions == 16)
+      let model = try Model(contentsOf: dir.appendingPathComponent("tiny.graph").path)
+      let features = try model.tapFeatures("hidden", root: dir.appendingPathComponent("data").path, split: "train", batch: 5,
+                                           limit: 100, threads: 1)
+      #expect(features.rows.count == 36 && features.rows.allSatisfy { $0.count == 16 })
       let one = try graph.bound(["B": 1])
       let weights = Dictionary(uniqueKeysWithValues: zip(one.parameters.map(\.name), try Initialization.weights(for: one, seed: 0)))
       for i in [0, 17, 35] {
@@ -88,7 +90,7 @@ struct EmbedCommandTests {
         let lstm = try #require(try reference.run(inputs: ["x": x], parameters: weights)["lstm"]).doubles  // [1, 6, 16]
         for h in 0..<16 {
           let mean = (0..<6).reduce(0.0) { $0 + lstm[$1 * 16 + h] } / 6
-          #expect(abs(features.points[i, h] - mean) < 1e-5, "example \(i) feature \(h): \(features.points[i, h]) vs \(mean)")
+          #expect(abs(features.rows[i][h] - mean) < 1e-5, "example \(i) feature \(h): \(features.rows[i][h]) vs \(mean)")
         }
       }
     }
@@ -101,13 +103,13 @@ struct EmbedCommandTests {
       let data = dir.appendingPathComponent("data").path
       #expect {
         try FeaturesCommandTests.glassbox(["embed", graph, "--data", data, "--tap", "attention", "-o", "x.svg"])
-      } throws: { Glassbox.message(for: $0) == "tiny has no tap 'attention'; taps it can embed: hidden" }
+      } throws: { GlassboxCommand.message(for: $0) == "tiny has no tap 'attention'; taps it can embed: hidden" }
       #expect {
         try FeaturesCommandTests.glassbox(["embed", graph, "--data", data, "--split", "val", "-o", "x.svg"])
-      } throws: { Glassbox.message(for: $0).contains("no tensor folder") }
+      } throws: { GlassboxCommand.message(for: $0).contains("no tensor folder") }
       #expect {
         try FeaturesCommandTests.glassbox(["embed", graph, "--data", data, "-o", "x.png"])
-      } throws: { Glassbox.message(for: $0) == "-o x.png: the plot is an .svg file" }
+      } throws: { GlassboxCommand.message(for: $0) == "-o x.png: the plot is an .svg file" }
     }
   }
 }

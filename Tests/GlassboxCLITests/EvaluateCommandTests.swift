@@ -1,4 +1,5 @@
 import Foundation
+import Glassbox
 @testable import GlassboxCLI
 import GlassboxFormat
 import Testing
@@ -21,8 +22,8 @@ struct EvaluateCommandTests {
                                         "--data", dir.appendingPathComponent("lid").path, "--split", "train",
                                         "--steps", "4", "--permutations", "2", "--json"])
       let report = try command.measure()
-      let json = try #require(try JSONSerialization.jsonObject(with: Data(JSON.object(report).text.utf8)) as? [String: Any])
-      #expect(Evaluate.table(report).contains("deletion.auc"))
+      let json = try #require(try JSONSerialization.jsonObject(with: Data(JSONValue.object(report).text.utf8)) as? [String: Any])
+      #expect(ExplanationEvaluation.table(report).contains("deletion.auc"))
       let deletion = try #require(json["deletion"] as? [String: Any])
       #expect((deletion["curve"] as? [Double])?.count == 5)
       #expect(json["units"] as? String == "time frames")

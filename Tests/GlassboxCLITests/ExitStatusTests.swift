@@ -79,10 +79,10 @@ struct ExitStatusTests {
     Case(command: "tap", arguments: ["tap", bilstm, "nope", "mfcc.npy", "--bind", "C=2", "-o", "out"], status: 1,
          names: "no tap 'nope'"),
     Case(command: "evaluate", arguments: ["evaluate", bilstm, "--bind", "C=2", "--data", "no-data"], status: 1,
-         names: "--data no-data: no such folder"),
+         names: "no-data: no such folder"),
     Case(command: "bench", arguments: ["bench", "missing.graph"], status: 1, names: "missing.graph: no such file"),
     Case(command: "embed", arguments: ["embed", bilstm, "--bind", "C=2", "--data", "no-data", "-o", "e.svg"], status: 1,
-         names: "--data no-data: no such folder"),
+         names: "no-data: no such folder"),
     Case(command: "report", arguments: ["report", "no-study", "-o", "r.html"], status: 1, names: "no-study: no such study folder"),
     Case(command: "study", arguments: ["study", "-o", "plain.txt"], status: 64, names: "-o plain.txt: exists and is not a folder"),
     Case(command: "version", arguments: ["version", "--verbose"], status: 64, names: "Unknown option '--verbose'"),
@@ -90,7 +90,7 @@ struct ExitStatusTests {
 
   /// Every subcommand has its case.
   @Test func everySubcommandHasACase() {
-    let subcommands = Set(Glassbox.configuration.subcommands.map { $0._commandName })
+    let subcommands = Set(GlassboxCommand.configuration.subcommands.map { $0._commandName })
     #expect(subcommands.count >= 15)
     #expect(Set(Self.cases.map(\.command)) == subcommands)
   }

@@ -19,7 +19,7 @@ struct FeaturesCommandTests {
   }
 
   static func glassbox(_ arguments: [String]) throws {
-    var command = try Glassbox.parseAsRoot(arguments)
+    var command = try GlassboxCommand.parseAsRoot(arguments)
     try command.run()
   }
 
@@ -61,19 +61,19 @@ struct FeaturesCommandTests {
     #expect {
       _ = try Features.recipe(of: graph, named: "mfcc", file: "net.graph")
     } throws: { error in
-      Glassbox.message(for: error) == "net.graph: input 'mfcc' has no recipe; inputs with recipes: frames"
+      GlassboxCommand.message(for: error) == "net.graph: input 'mfcc' has no recipe; inputs with recipes: frames"
     }
     try Self.withTemporaryDirectory { dir in
       #expect {
         try Self.glassbox(["features", Self.path("graphs/bilstm.graph"), Self.path("graphs/bilstm.graph"),
                            "-o", dir.appendingPathComponent("x.npy").path])
       } throws: { error in
-        Glassbox.message(for: error).contains("bilstm.graph: not an audio file libsndfile can read")
+        GlassboxCommand.message(for: error).contains("bilstm.graph: not an audio file libsndfile can read")
       }
       #expect {
         try Self.glassbox(["features", Self.path("graphs/bilstm.graph"), "clip.wav", "-o", "x.txt"])
       } throws: { error in
-        Glassbox.message(for: error) == "cannot write 'x.txt': the output must be a .npy file"
+        GlassboxCommand.message(for: error) == "cannot write 'x.txt': the output must be a .npy file"
       }
     }
   }

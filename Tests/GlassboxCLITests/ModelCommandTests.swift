@@ -19,7 +19,7 @@ struct ModelCommandTests {
   }
 
   static func glassbox(_ arguments: [String]) throws {
-    var command = try Glassbox.parseAsRoot(arguments)
+    var command = try GlassboxCommand.parseAsRoot(arguments)
     try command.run()
   }
 
@@ -28,7 +28,7 @@ struct ModelCommandTests {
       try glassbox(arguments)
       return "no error"
     } catch {
-      return Glassbox.message(for: error)
+      return GlassboxCommand.message(for: error)
     }
   }
 

@@ -55,7 +55,7 @@ struct StudyCommandTests {
       try "x".write(to: dir.appendingPathComponent("notes.txt"), atomically: true, encoding: .utf8)
       #expect {
         _ = try StudyFolder.prepare(dir.path, force: false, quick: true)
-      } throws: { Glassbox.message(for: $0).contains("exists and is not a study folder (no study.json); choose another or give --force") }
+      } throws: { GlassboxCommand.message(for: $0).contains("exists and is not a study folder (no study.json); choose another or give --force") }
       #expect(try StudyFolder.prepare(dir.path, force: true, quick: true).record.stages.isEmpty)
 
       let study = dir.appendingPathComponent("s").path
@@ -63,7 +63,7 @@ struct StudyCommandTests {
       try runner.run(stages: [])
       #expect {
         _ = try StudyFolder.prepare(study, force: false, quick: true)
-      } throws: { Glassbox.message(for: $0).contains("holds a full study; run it the same way to continue") }
+      } throws: { GlassboxCommand.message(for: $0).contains("holds a full study; run it the same way to continue") }
     }
   }
 
@@ -71,14 +71,14 @@ struct StudyCommandTests {
     #expect {
       try SystemPackages.require(["no-such-package"], for: "generating the speech data")
     } throws: {
-      Glassbox.message(for: $0) == "generating the speech data needs the Debian package no-such-package; install with tools/setup (or apt-get install no-such-package)"
+      GlassboxCommand.message(for: $0) == "generating the speech data needs the Debian package no-such-package; install with tools/setup (or apt-get install no-such-package)"
     }
   }
 
   @Test func unknownModelsAreRefused() throws {
     #expect {
       try FeaturesCommandTests.glassbox(["study", "--quick", "-o", "/tmp/x", "--only", "lenet"])
-    } throws: { Glassbox.message(for: $0).hasPrefix("unknown study model 'lenet'; the study models are bilstm, ") }
+    } throws: { GlassboxCommand.message(for: $0).hasPrefix("unknown study model 'lenet'; the study models are bilstm, ") }
   }
 
   /// Every command line the study records parses as the command it names, for every model of

@@ -1,4 +1,5 @@
 import Foundation
+import Glassbox
 @testable import GlassboxCLI
 import GlassboxFormat
 import GlassboxIR
@@ -217,7 +218,7 @@ struct TrainCommandTests {
 
       // The predictions file reads back as the same classification.
       try command.run()
-      let back = try CommandModelSteps.readPredictions(dir + "/predictions.json")
+      let back = try Classification.read(predictions: dir + "/predictions.json")
       #expect(back.examples.map(\.predicted) == c.examples.map(\.predicted))
       #expect(back.examples.map(\.file) == c.examples.map(\.file))
     }

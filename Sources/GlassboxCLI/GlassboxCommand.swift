@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// The `glassbox` command: a static-graph compiler whose models explain themselves.
-public struct Glassbox: ParsableCommand {
+public struct GlassboxCommand: ParsableCommand {
   public static let configuration = CommandConfiguration(
     commandName: "glassbox",
     abstract: "Compile, run and explain static-graph models.",

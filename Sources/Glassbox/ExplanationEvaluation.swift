@@ -1,0 +1,348 @@
+import Foundation
+import GlassboxExplain
+import GlassboxFormat
+import GlassboxIR
+import GlassboxMedia
+import GlassboxPasses
+import GlassboxRuntime
+
+/// Measures a tap's explanations over a data set instead of trusting them: deletion and
+/// insertion curves, attention faithfulness (uniform and permuted weights), the
+/// model-randomisation sanity check, localisation on the boxes of generated action clips and
+/// attention mass inside the speech of generated clips.
+public struct ExplanationEvaluation: Sendable {
+  /// Points of the deletion and insertion curves (besides the start).
+  public var steps: Int
+  /// Random permutations of the attention weights per example.
+  public var permutations: Int
+  /// Whether to run the sanity check (one model per re-initialised block).
+  public var sanity: Bool
+  /// Seed of the permutations and of the re-initialised weights.
+  public var seed: UInt64
+  /// At most this many examples, taken from each class in turn.
+  public var limit: Int
+  public var threads: Int
+
+  public init(steps: Int = 16, permutations: Int = 10, sanity: Bool = true, seed: UInt64 = 0, limit: Int = Int.max,
+              threads: Int = 2) {
+    self.steps = steps
+    self.permutations = permutations
+    self.sanity = sanity
+    self.seed = seed
+    self.limit = limit
+    self.threads = threads
+  }
+
+  /// Every measure that applies to `tap` of `model` on the split, as the report's key–value
+  /// pairs (printed as JSON or by `table`).
+  public func measure(_ model: Model, tap: String, data: String, split: String,
+                      progress: ((Int) -> ProgressReporter)? = nil) throws(GlassboxError) -> [(String, JSONValue)] {
+    guard steps >= 1, permutations >= 0, threads >= 1 else {
+      throw GlassboxError(.input, "steps and threads must be at least 1, permutations at least 0")
+    }
+    let info = try model.tap(named: tap)
+    guard model.inputs.count == 1, let inputName = model.inputs.first?.name,
+          let recipe = model.recipes.first(where: { $0.input == inputName }) else {
+      throw GlassboxError(.unsupported, file: model.path, "evaluating explanations needs a model with one input that has a recipe")
+    }
+    let set = try Datasets.media(root: data, kind: recipe.kind, split: split, seed: model.splitSeed)
+    let examples = Datasets.balanced(set.examples, limit: limit).map { set.examples[$0] }
+    guard !examples.isEmpty else { throw GlassboxError(.input, file: data, "no \(split) examples") }
+    let extractor = try withGlassboxErrors { try FeatureExtractor(recipe) }
+    func tensor(_ path: String) throws(GlassboxError) -> Tensor {
+      try withGlassboxErrors {
+        let t = try extractor.extract(path)
+        return Tensor(shape: [1] + t.shape, storage: t.storage)
+      }
+    }
+
+    let first = try tensor(examples[0].path)
+    let explainer = try model.session(SessionOptions(threads: threads, taps: []))
+    let logitsName = model.outputs[0].name
+    func probability(of k: Int, _ input: Tensor) throws(GlassboxError) -> Double {
+      let p = Metrics.softmax((try explainer.run([inputName: input])[logitsName]?.doubles) ?? [])
+      return k < p.count ? p[k] : 0
+    }
+    let bound = try withGlassboxErrors {
+      try model.graph.bound(try model.graph.inferBindings(inputShapes: [inputName: first.shape]))
+    }
+    let isAttention = info.kind == .attention
+
+    // Attention faithfulness: the weights become an input the experiment feeds.
+    var override: Executable?
+    if isAttention, let tapDecl = bound.taps.first(where: { $0.name == tap }) {
+      let parameters = try model.parameterValues(for: bound)
+      let overridden = OverrideValue.apply(to: bound, value: tapDecl.operands[0], inputName: "attention.override")
+      override = try Model.compileInference(overridden, parameters: parameters, taps: .none, threads: threads).executable
+    }
+
+    var rng = SplitMix64(seed: seed)
+    var deletion: [[Double]] = [], insertion: [[Double]] = []
+    var correct = 0, uniformCorrect = 0, tvd: [Double] = [], flips = 0, permutationCount = 0
+    var pointingFrames: [Double] = [], energyFrames: [Double] = [], pointingClips: [Double] = [], energyClips: [Double] = []
+    var pointingFramesCorrect: [Double] = [], energyFramesCorrect: [Double] = []
+    var pointingPeak: [Double] = [], pointingPeakCorrect: [Double] = []
+    var speechMass: [Double] = [], speechChance: [Double] = []
+    var originalMaps: [[Double]] = [], explained: [Int] = []
+    var unitName = "units"
+    var inputs: [Tensor] = []
+    let reporter = progress?(examples.count)
+    for (n, example) in examples.enumerated() {
+      defer { reporter?.update(done: n + 1, note: (example.path as NSString).lastPathComponent) }
+      let x = n == 0 ? first : try tensor(example.path)
+      guard x.shape == first.shape else {
+        throw GlassboxError(.input, file: example.path, "shape \(x.shape) differs from \(first.shape)")
+      }
+      inputs.append(x)
+      let e = try explainer.explain(tap, [inputName: x])
+      let probabilities = Metrics.softmax(e.outputs[logitsName]?.doubles ?? [])
+      let predicted = probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0
+      let k = e.classes?.first ?? predicted
+      if predicted == example.label { correct += 1 }
+      let raw = e.maps["raw"]
+      originalMaps.append(raw?.doubles ?? [])
+      explained.append(k)
+
+      // Importance of each perturbation unit and how to remove a unit from the input.
+      if let units = Self.units(e, inputShape: x.shape) {
+        unitName = units.name
+        let order = Metrics.order(byDescending: units.scores)
+        let schedule = Metrics.schedule(units: order.count, steps: steps)
+        var del: [Double] = [], ins: [Double] = []
+        for count in schedule {
+          let chosen = Set(order.prefix(count))
+          del.append(try probability(of: k, units.apply(x, chosen.contains)))
+          ins.append(try probability(of: k, units.apply(x) { !chosen.contains($0) }))
+        }
+        deletion.append(del)
+        insertion.append(ins)
+      }
+
+      if isAttention, let override, let weights = raw {
+        let time = weights.shape[1]
+        let uniform = Tensor(shape: weights.shape, f32: [Float](repeating: 1 / Float(time), count: weights.count))
+        let u = try withGlassboxErrors { try override.run(inputs: [inputName: x, "attention.override": uniform]) }
+        let uLogits = u[logitsName]?.doubles ?? []
+        if (uLogits.indices.max { uLogits[$0] < uLogits[$1] }) == example.label { uniformCorrect += 1 }
+        for _ in 0..<permutations {
+          var perm = Array(0..<time)
+          perm.shuffle(using: &rng)
+          let per = weights.count / time, w = weights.floats
+          var shuffled = w
+          for t in 0..<time { for j in 0..<per { shuffled[t * per + j] = w[perm[t] * per + j] } }
+          let out = try withGlassboxErrors {
+            try override.run(inputs: [inputName: x, "attention.override": Tensor(shape: weights.shape, f32: shuffled)])
+          }
+          let q = Metrics.softmax(out[logitsName]?.doubles ?? [])
+          tvd.append(Metrics.totalVariation(probabilities, q))
+          if (q.indices.max { q[$0] < q[$1] }) != predicted { flips += 1 }
+          permutationCount += 1
+        }
+      }
+
+      // Localisation on the boxes of the generated action clips.
+      if e.perStep, let up = e.upsampled, let boxes = Self.boxes(example.path, recipe: recipe) {
+        let s = up.shape, (t, h, w) = (s[1], s[2], s[3])
+        var hits: [Double] = [], energies: [Double] = []
+        let values = up.floats
+        let size = Self.sidecarSize(example.path)
+        for f in 0..<min(t, boxes.count) {
+          let map = Array(values[(f * h * w)..<((f + 1) * h * w)])
+          let box = boxes[f].scaled(from: size.0, size.1, to: w, h)
+          hits.append(Metrics.pointingHit(map, width: w, height: h, box: box) ? 1 : 0)
+          energies.append(Metrics.energyInBox(map, width: w, height: h, box: box))
+        }
+        pointingFrames += hits
+        energyFrames += energies
+        pointingClips.append(Metrics.mean(hits))
+        energyClips.append(Metrics.mean(energies))
+        // The clip as one trial, as an image is in Zhang et al.'s game: the maximum of its
+        // space-time map (the frame whose raw map peaks highest, then that frame's peak).
+        let peak = raw.flatMap { Metrics.peakFrame($0.floats, frames: $0.shape[1]) }.flatMap { $0 < hits.count ? $0 : nil }
+        if let peak { pointingPeak.append(hits[peak]) }
+        if predicted == example.label {  // the pointing game is usually scored on correct predictions
+          pointingFramesCorrect += hits
+          energyFramesCorrect += energies
+          if let peak { pointingPeakCorrect.append(hits[peak]) }
+        }
+      }
+      // Attention mass inside the speech intervals of the generated clips.
+      if recipe.kind == .audio, isAttention, let weights = raw,
+         let speech = ExplanationFiles.speechIntervals(mediaPath: example.path, recipe: recipe, frames: x.shape[1]) {
+        let time = weights.shape[1], per = weights.count / time, w = weights.doubles
+        let perFrame = (0..<time).map { t in (0..<per).reduce(0.0) { $0 + w[t * per + $1] } }
+        let r = Metrics.massInIntervals(perFrame, speech)
+        speechMass.append(r.mass)
+        speechChance.append(r.chance)
+      }
+    }
+    reporter?.finish()
+
+    // Sanity check: re-initialise blocks top-down, cumulatively; rank correlation of the maps.
+    var sanityRows: [(block: String, spearman: Double)] = []
+    if sanity && !originalMaps.isEmpty {
+      let fresh = try withGlassboxErrors { try Initialization.weights(for: bound, seed: seed &+ 1) }
+      var changed = try model.parameterTensors(for: bound)
+      for block in Self.blocksTopDown(bound) {
+        for (i, p) in bound.parameters.enumerated() where Self.block(of: p.name, in: bound) == block && p.role == .trainable {
+          changed[i] = fresh[i]
+        }
+        let session = try model.with(values: changed).session(SessionOptions(threads: threads, taps: []))
+        var rhos: [Double] = []
+        for ((x, original), k) in zip(zip(inputs, originalMaps), explained) {
+          let e = try session.explain(tap, [inputName: x], target: info.needsClass ? .fixed(k) : .predicted)
+          if let rho = Metrics.spearman(original, e.map.doubles) { rhos.append(rho) }
+        }
+        sanityRows.append((block, Metrics.mean(rhos)))
+      }
+    }
+
+    // Report.
+    var report: [(String, JSONValue)] = [("tap", .string(tap)), ("kind", .string(info.kind.rawValue)),
+                                         ("examples", .int(examples.count)),
+                                         ("accuracy", .number(Double(correct) / Double(examples.count)))]
+    if !deletion.isEmpty {
+      let meanCurve = { (curves: [[Double]]) in (0..<curves[0].count).map { i in Metrics.mean(curves.map { $0[i] }) } }
+      let d = meanCurve(deletion), ins = meanCurve(insertion)
+      report.append(("units", .string(unitName)))
+      report.append(("deletion", .object([("auc", .number(Metrics.mean(deletion.map(Metrics.area)))),
+                                          ("curve", .array(d.map { .number($0) }))])))
+      report.append(("insertion", .object([("auc", .number(Metrics.mean(insertion.map(Metrics.area)))),
+                                           ("curve", .array(ins.map { .number($0) }))])))
+    }
+    if isAttention {
+      report.append(("attention_faithfulness", .object([
+        ("uniform_accuracy", .number(Double(uniformCorrect) / Double(examples.count))),
+        ("permutation_tvd_mean", .number(Metrics.mean(tvd))), ("permutation_tvd_median", .number(Metrics.median(tvd))),
+        ("permutation_flip_rate", .number(permutationCount > 0 ? Double(flips) / Double(permutationCount) : 0)),
+      ])))
+    }
+    if !sanityRows.isEmpty {
+      report.append(("sanity", .array(sanityRows.map {
+        .object([("reinitialised_through", .string($0.block)), ("spearman", .number($0.spearman))])
+      })))
+    }
+    if !pointingFrames.isEmpty {
+      report.append(("localisation", .object([
+        ("pointing_per_frame", .number(Metrics.mean(pointingFrames))), ("energy_per_frame", .number(Metrics.mean(energyFrames))),
+        ("pointing_per_clip", .number(Metrics.mean(pointingClips))), ("energy_per_clip", .number(Metrics.mean(energyClips))),
+        ("pointing_per_frame_correct", pointingFramesCorrect.isEmpty ? .null : .number(Metrics.mean(pointingFramesCorrect))),
+        ("energy_per_frame_correct", energyFramesCorrect.isEmpty ? .null : .number(Metrics.mean(energyFramesCorrect))),
+        ("pointing_clip_peak", pointingPeak.isEmpty ? .null : .number(Metrics.mean(pointingPeak))),
+        ("pointing_clip_peak_correct", pointingPeakCorrect.isEmpty ? .null : .number(Metrics.mean(pointingPeakCorrect))),
+      ])))
+    }
+    if !speechMass.isEmpty {
+      report.append(("speech", .object([("attention_mass_in_speech", .number(Metrics.mean(speechMass))),
+                                        ("speech_frame_share", .number(Metrics.mean(speechChance)))])))
+    }
+    return report
+  }
+
+  /// Two columns, one line per number; curves are left to the JSON.
+  public static func table(_ report: [(String, JSONValue)]) -> String {
+    var lines: [String] = []
+    func add(_ key: String, _ value: JSONValue) {
+      switch value {
+      case .object(let pairs): for (k, v) in pairs where k != "curve" { add(key + "." + k, v) }
+      case .array(let items):
+        for (i, item) in items.enumerated() {
+          if case .object(let pairs) = item, pairs.count == 2 {
+            lines.append(Classification.row("\(key)[\(i)] \(pairs[0].1.plain)", pairs[1].1.plain))
+          } else {
+            add("\(key)[\(i)]", item)
+          }
+        }
+      default: lines.append(Classification.row(key, value.plain))
+      }
+    }
+    for (k, v) in report { add(k, v) }
+    return lines.joined(separator: "\n")
+  }
+
+  /// What a deletion/insertion curve removes: frames of a clip, pixels of an image, time
+  /// frames of an MFCC image; their importance from the tap's outputs.
+  struct Units {
+    var name: String
+    var scores: [Double]
+    /// The input with the units for which `remove` is true set to 0 (the recipe's mean).
+    var apply: (Tensor, (Int) -> Bool) -> Tensor
+  }
+
+  static func units(_ e: Explanation, inputShape s: [Int]) -> Units? {
+    func zeroing(_ unitOf: @escaping (Int) -> Int) -> (Tensor, (Int) -> Bool) -> Tensor {
+      { x, remove in
+        var v = x.floats
+        for i in v.indices where remove(unitOf(i)) { v[i] = 0 }
+        return Tensor(shape: x.shape, f32: v)
+      }
+    }
+    if e.perStep, let r = e.relevance, s.count == 5 {
+      let frame = s[2] * s[3] * s[4]
+      return Units(name: "frames", scores: Array(r.doubles.prefix(s[1])), apply: zeroing { $0 / frame })
+    }
+    if !e.perStep, let up = e.upsampled, s.count == 4 {
+      let plane = s[2] * s[3]
+      return Units(name: "pixels", scores: Array(up.doubles.prefix(plane)), apply: zeroing { $0 % plane })
+    }
+    if s.count == 3, let raw = e.maps["raw"], raw.shape.count >= 2, raw.shape[1] == s[1], [.attention, .saliency].contains(e.kind) {
+      let time = s[1], per = raw.count / (raw.shape[0] * time), v = raw.doubles, width = s[2]
+      let scores = (0..<time).map { t in (0..<per).reduce(0.0) { $0 + abs(v[t * per + $1]) } }
+      return Units(name: "time frames", scores: scores, apply: zeroing { ($0 / width) % time })
+    }
+    return nil
+  }
+
+  /// Boxes of the sampled frames from the clip's sidecar (tools/gen_actions.py), in the
+  /// video's pixels.
+  static func boxes(_ path: String, recipe: InputRecipe) -> [Metrics.Box]? {
+    guard let object = sidecar(path), let all = object["boxes"] as? [[Double]], let frames = object["frames"] as? Int,
+          let video = try? VideoRecipe(recipe),
+          let indices = try? VideoDecoder.frameIndices(frameCount: frames, count: video.frames, sampling: video.sampling)
+    else { return nil }
+    return indices.compactMap { i in
+      guard i < all.count, all[i].count == 4 else { return nil }
+      return Metrics.Box(x0: all[i][0], y0: all[i][1], x1: all[i][2], y1: all[i][3])
+    }
+  }
+
+  static func sidecarSize(_ path: String) -> (Int, Int) {
+    let o = sidecar(path)
+    return ((o?["width"] as? Int) ?? 1, (o?["height"] as? Int) ?? 1)
+  }
+
+  static func sidecar(_ path: String) -> [String: Any]? {
+    let file = (path as NSString).deletingPathExtension + ".json"
+    guard let data = FileManager.default.contents(atPath: file) else { return nil }
+    return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+  }
+
+  /// The block a parameter belongs to: its first name component, or the first two inside a
+  /// per-step scope (`cnn.layer4`).
+  static func block(of name: String, in graph: Graph) -> String {
+    let parts = name.split(separator: ".").map(String.init)
+    if parts.count > 2, graph.scopes.contains(where: { $0.path == parts[0] && $0.steps != nil }) { return parts[0] + "." + parts[1] }
+    return parts.first ?? name
+  }
+
+  /// Blocks with trainable parameters, from the output end to the input end.
+  static func blocksTopDown(_ graph: Graph) -> [String] {
+    var seen: [String] = []
+    for p in graph.parameters where p.role == .trainable {
+      let b = block(of: p.name, in: graph)
+      if !seen.contains(b) { seen.append(b) }
+    }
+    return seen.reversed()
+  }
+}
+
+extension JSONValue {
+  /// The value as table text (numbers to four decimals).
+  public var plain: String {
+    switch self {
+    case .number(let v): String(format: "%.4f", v)
+    case .string(let s): s
+    default: text
+    }
+  }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import GlassboxAnalysis
+import GlassboxFormat
+import GlassboxIR
+import GlassboxMedia
+
+/// An explanation as files a person opens: the tap's tensors as `.npy`, a `summary.json`
+/// (prediction, class explained, probabilities) and pictures drawn over the input — Grad-CAM
+/// over each frame (PNG strip, MP4 and GIF for a clip, relevance per frame as SVG), attention
+/// beside the MFCC image with the speech intervals marked.
+public enum ExplanationFiles {
+  /// Writes example `index` of the batch `explanation` explained into `directory` (made when
+  /// missing): `TAP.npy`, `TAP.normalized.npy`, …, `summary.json` and, unless `pictures` is
+  /// false, the pictures. `input` is the batch that was explained; `mediaPath` the example's
+  /// file (recorded, and read for sidecar speech intervals); `label` its true class if known.
+  public static func write(_ explanation: Explanation, example index: Int = 0, input: Tensor, model: Model,
+                           mediaPath: String, label: Int? = nil, classNames: [String]? = nil, pictures: Bool = true,
+                           to directory: String) throws(GlassboxError) {
+    try withGlassboxErrors(file: directory) {
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+      func path(_ file: String) -> String { (directory as NSString).appendingPathComponent(file) }
+      let tap = explanation.tap
+      for (role, t) in explanation.maps.sorted(by: { $0.key < $1.key }) {
+        try NPY.write(t.example(index), to: path(role == "raw" ? "\(tap).npy" : "\(tap).\(role).npy"))
+      }
+      let names = classNames ?? model.labels
+      let logits = explanation.outputs[model.outputs[0].name]?.example(index).floats ?? []
+      let probabilities = Self.softmax(logits)
+      let predicted = logits.indices.max { logits[$0] < logits[$1] } ?? 0
+      var summary: [(String, JSONValue)] = [
+        ("tap", .string(tap)), ("kind", .string(explanation.kind.rawValue)), ("predicted", .int(predicted)),
+      ]
+      if predicted < names.count { summary.append(("predicted_label", .string(names[predicted]))) }
+      if let label { summary.append(("label", .int(label))) }
+      summary.append(("class", explanation.classes.map { .int($0[index]) } ?? .null))
+      summary.append(("scope", explanation.scope.map { .string($0) } ?? .null))
+      summary.append(("probabilities", .array(probabilities.map { .number(Double($0)) })))
+      summary.append(("outputs", .object(explanation.maps.keys.sorted().map { role in
+        (role, .string(role == "raw" ? tap : "\(tap).\(role)"))
+      })))
+      summary.append(("input", .string(mediaPath)))
+      summary.append(("model_crc32", model.path.flatMap(Self.crc32).map { .string($0) } ?? .null))
+      if explanation.perStep {
+        summary.append(("relevance_definition", .string("m_t / (sum_t m_t + 1e-7), m_t = mean of frame t's raw map")))
+      }
+      try writeAtomically(Data((JSONValue.object(summary).text + "\n").utf8), to: path("summary.json"))
+      guard pictures, let recipe = model.recipes.first(where: { $0.input == model.inputs.first?.name }) else { return }
+      try drawPictures(explanation, example: index, input: input.example(index), recipe: recipe, mediaPath: mediaPath,
+                       into: directory)
+    }
+  }
+
+  /// The CRC-32 of a model file, as `summary.json` records it (which model explained).
+  static func crc32(_ path: String) -> String? {
+    guard Model.isModelFile(path), let data = FileManager.default.contents(atPath: path) else { return nil }
+    return String(format: "%08x", CRC32.checksum(Array(data)))
+  }
+
+  static func drawPictures(_ e: Explanation, example index: Int, input: Tensor, recipe: InputRecipe, mediaPath: String,
+                           into dir: String) throws {
+    func path(_ file: String) -> String { (dir as NSString).appendingPathComponent(file) }
+    let name = e.tap
+    switch recipe.kind {
+    case .video, .image:
+      let s = input.shape
+      let (h, w) = (s[s.count - 2], s[s.count - 1])
+      let frames = s.count == 5 ? s[1] : 1
+      let heat: [Float]
+      if let maps = e.upsampled {
+        heat = maps.example(index).floats
+      } else if let raw = e.maps["raw"]?.example(index), raw.shape == s {
+        heat = Self.pixelMagnitudes(raw.floats, frames: frames, height: h, width: w)
+      } else {
+        return
+      }
+      let values = input.floats
+      var overlays: [RGBImage] = []
+      for t in 0..<frames {
+        let frame = ExplanationPictures.denormalized(values[(t * 3 * h * w)..<((t + 1) * 3 * h * w)], width: w, height: h,
+                                                     mean: VideoRecipe.imagenetMean, std: VideoRecipe.imagenetStd)
+        overlays.append(Heatmap.overlay(Array(heat[(t * h * w)..<((t + 1) * h * w)]), width: w, height: h, on: frame))
+      }
+      try ImageWriter.writePNG(ExplanationPictures.strip(overlays), to: path("\(name).png"))
+      if frames > 1 {
+        for ext in ["mp4", "gif"] {
+          let writer = try VideoWriter(path: path("\(name).\(ext)"), width: w, height: h, framesPerSecond: 4)
+          for o in overlays { try writer.append(o) }
+          try writer.finish()
+        }
+      }
+      if let relevance = e.relevance?.example(index) {
+        let r = Array(relevance.floats.prefix(frames))
+        try writeAtomically(Data(ExplanationPictures.relevanceSVG(r, title: "\(name): relevance per frame").utf8),
+                            to: path("\(name).relevance.svg"))
+      }
+    case .audio:
+      guard let raw = e.maps["raw"]?.example(index) else { return }
+      let s = input.shape
+      let (frames, features) = (s[s.count - 2], s[s.count - 1])
+      let mfcc = Array(input.floats.prefix(frames * features))
+      var panels = [ExplanationPictures.timeFeatureImage(mfcc, frames: frames, features: features)]
+      let r = raw.shape
+      if let speech = speechIntervals(mediaPath: mediaPath, recipe: recipe, frames: frames) {
+        panels.append(ExplanationPictures.intervalBand(width: frames, height: 8, intervals: speech))
+      }
+      var picture: RGBImage
+      if r.count == 2, r[1] == frames {  // 1-D attention: a weight per frame, as a curve beneath
+        panels.append(ExplanationPictures.curve(Array(raw.floats.prefix(frames)), height: 64))
+        picture = ExplanationPictures.column(panels)
+      } else if r.count == 3, r[1] == frames {  // 2-D: frames × features, as a heat map beside
+        let map = ExplanationPictures.timeFeatureImage(Array(raw.floats.prefix(frames * r[2])), frames: frames, features: r[2],
+                                                       colorMap: .jet)
+        picture = ExplanationPictures.strip([ExplanationPictures.column(panels), map], gap: 8)
+      } else {
+        picture = ExplanationPictures.column(panels)
+      }
+      try ImageWriter.writePNG(picture, to: path("\(name).png"))
+    }
+  }
+
+  /// A map in the input's own layout (saliency, a gradient of the input: `[B, (T,) 3, H, W]`)
+  /// as one heat value per pixel of the first example: the magnitude summed over the colour
+  /// channels, min-max normalised per frame. `[T·H·W]`.
+  static func pixelMagnitudes(_ map: [Float], frames: Int, height h: Int, width w: Int) -> [Float] {
+    var out = [Float](repeating: 0, count: frames * h * w)
+    for t in 0..<frames {
+      for c in 0..<3 { for p in 0..<(h * w) { out[t * h * w + p] += abs(map[(t * 3 + c) * h * w + p]) } }
+      let frame = ExplanationPictures.normalized(Array(out[(t * h * w)..<((t + 1) * h * w)]))
+      out.replaceSubrange((t * h * w)..<((t + 1) * h * w), with: frame)
+    }
+    return out
+  }
+
+  static func softmax(_ v: [Float]) -> [Float] {
+    guard let m = v.max() else { return [] }
+    let e = v.map { Foundation.exp(Double($0 - m)) }
+    let s = e.reduce(0, +)
+    return e.map { Float($0 / s) }
+  }
+
+  /// Speech intervals of the sidecar `<clip>.json` (seconds, from tools/gen_speech.py) as
+  /// column ranges of the kept MFCC window: the clip has `1 + ⌊duration·rate/hop⌋` frames
+  /// (librosa's centred framing) and the recipe keeps the last `frames` of them.
+  public static func speechIntervals(mediaPath: String, recipe: InputRecipe, frames: Int) -> [Range<Int>]? {
+    let sidecar = (mediaPath as NSString).deletingPathExtension + ".json"
+    guard let data = FileManager.default.contents(atPath: sidecar),
+          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+          let speech = object["speech"] as? [[Double]], let duration = object["duration"] as? Double,
+          let audio = try? AudioRecipe(recipe) else { return nil }
+    let perSecond = Double(audio.sampleRateHz) / Double(audio.hop)
+    let total = 1 + Int(duration * perSecond)
+    let offset = total - frames  // negative when the clip was padded at its start
+    return speech.compactMap { pair in
+      guard pair.count == 2 else { return nil }
+      let lo = Int((pair[0] * perSecond).rounded(.down)) - offset, hi = Int((pair[1] * perSecond).rounded(.up)) - offset
+      return hi > lo ? max(lo, 0)..<max(hi, 0) : nil
+    }
+  }
+}
+
+extension Tensor {
+  /// Example `i` of a batch (the leading axis), keeping a leading axis of 1; the tensor itself
+  /// when it has one example.
+  public func example(_ i: Int) -> Tensor {
+    guard let n = shape.first, n > 1, i >= 0, i < n else { return self }
+    let per = count / n
+    let range = (i * per)..<((i + 1) * per)
+    let rest = [1] + shape.dropFirst()
+    switch storage {
+    case .f32(let v): return Tensor(shape: rest, storage: .f32(Array(v[range])))
+    case .f64(let v): return Tensor(shape: rest, storage: .f64(Array(v[range])))
+    case .i64(let v): return Tensor(shape: rest, storage: .i64(Array(v[range])))
+    case .bool(let v): return Tensor(shape: rest, storage: .bool(Array(v[range])))
+    }
+  }
+}

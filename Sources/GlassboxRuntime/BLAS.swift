@@ -4,11 +4,15 @@ import Foundation
 /// OpenBLAS, loaded on first use. Only this module sees it.
 ///
 /// Debian's OpenBLAS 0.3.21 picks its AVX2 "Haswell" kernels on AVX-512 CPUs unless
-/// `OPENBLAS_CORETYPE=SkylakeX` is set when the library initialises (about 2× on SGEMM), so
-/// the library is opened with `dlopen` after that variable is arranged — never linked.
-/// `GLASSBOX_OPENBLAS_CORETYPE=Haswell` (any OpenBLAS core name) chooses other kernels.
+/// `OPENBLAS_CORETYPE=SkylakeX` is set when the library initialises (about 2× on SGEMM), and
+/// it has no call to choose them later, so the library is opened with `dlopen` (never linked)
+/// with that variable set for the call only: the process's environment is restored right
+/// after, so a host that embeds Glassbox sees no variable it did not set. (A host that loaded
+/// OpenBLAS itself before keeps the kernels it chose.) `GLASSBOX_OPENBLAS_CORETYPE=Haswell`
+/// (any OpenBLAS core name) chooses other kernels.
 ///
-/// OpenBLAS runs on one thread, always (`OPENBLAS_NUM_THREADS=1` when it loads): the cores are
+/// OpenBLAS runs on one thread, always (`OPENBLAS_NUM_THREADS=1` while it loads, then
+/// `openblas_set_num_threads(1)`): the cores are
 /// ours to share out. Its own pool's workers spin for a while after each threaded call, so they
 /// competed with every kernel that splits its own work over the cores (measured: ResNet-LSTM
 /// frames split over two cores were slower than one threaded GEMM at a time, and twice as
@@ -47,16 +51,17 @@ public enum BLAS {
   static func load() -> Result<Library, LoadError> {
     // Glassbox chooses the kernels itself: an inherited OPENBLAS_CORETYPE (this machine's
     // environment sets Haswell) is overridden; GLASSBOX_OPENBLAS_CORETYPE overrides the choice.
+    var settings = ["OPENBLAS_NUM_THREADS": "1"]
     if let chosen = getenv("GLASSBOX_OPENBLAS_CORETYPE") {
-      setenv("OPENBLAS_CORETYPE", chosen, 1)
+      settings["OPENBLAS_CORETYPE"] = String(cString: chosen)
     } else if hasAVX512 {
-      setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
+      settings["OPENBLAS_CORETYPE"] = "SkylakeX"
     }
-    setenv("OPENBLAS_NUM_THREADS", "1", 1)
-    var handle: UnsafeMutableRawPointer?
-    for name in ["libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.3.21.so"] {
-      handle = dlopen(name, RTLD_NOW | RTLD_LOCAL)
-      if handle != nil { break }
+    let handle = withEnvironment(settings) { () -> UnsafeMutableRawPointer? in
+      for name in ["libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.3.21.so"] {
+        if let h = dlopen(name, RTLD_NOW | RTLD_LOCAL) { return h }
+      }
+      return nil
     }
     guard let handle else {
       let reason = dlerror().map { String(cString: $0) } ?? "not found"
@@ -73,6 +78,19 @@ public enum BLAS {
     return .success(Library(sgemm: unsafeBitCast(sgemm, to: Sgemm.self),
                             config: symbol("openblas_get_config", GetString.self),
                             corename: symbol("openblas_get_corename", GetString.self)))
+  }
+
+  /// Runs `body` with the variables `settings` set in the environment, then restores each to
+  /// what it was (unset when it was unset).
+  static func withEnvironment<T>(_ settings: [String: String], _ body: () -> T) -> T {
+    let saved = settings.keys.map { ($0, getenv($0).map { String(cString: $0) }) }
+    for (name, value) in settings { setenv(name, value, 1) }
+    defer {
+      for (name, value) in saved {
+        if let value { setenv(name, value, 1) } else { unsetenv(name) }
+      }
+    }
+    return body()
   }
 
   /// Loads OpenBLAS now (a no-op after the first call); throws when it is not installed.

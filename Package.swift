@@ -4,6 +4,18 @@ import PackageDescription
 /// Our own targets treat every warning as an error; system-library targets have no Swift code.
 let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 
+/// SwiftPM refuses unsafe flags in a package that another depends on by version, so a build
+/// as a dependency (a checkout under the depending package's build folder) goes without them:
+/// the runtime's Swift kernels then compile for baseline x86-64 instead of Haswell (AVX2, FMA)
+/// and with bounds checks, and CKernels at the build's own optimisation (its AVX-512 kernels
+/// carry their target attributes and their no-contraction pragma). `GLASSBOX_PORTABLE=1` builds
+/// this package that way too, to measure the difference.
+let portable = Context.packageDirectory.contains("/checkouts/") || Context.environment["GLASSBOX_PORTABLE"] == "1"
+/// Kernels are compiled for AVX2 + FMA (any x86-64 since 2013); OpenBLAS picks its own.
+let runtimeFlags: [SwiftSetting] = portable ? [] : [.unsafeFlags(["-target-cpu", "haswell", "-Ounchecked"])]
+/// Optimised in debug builds too (the tests run the kernels on large products).
+let kernelFlags: [CSetting] = portable ? [] : [.unsafeFlags(["-O2", "-ffp-contract=off"])]
+
 let package = Package(
   name: "Glassbox",
   platforms: [.macOS(.v14)],
@@ -25,10 +37,9 @@ let package = Package(
     // C libraries, each wrapped by exactly one Swift module (named in the comment).
     .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),  // GlassboxRuntime (headers; dlopen)
     .systemLibrary(name: "CPrefetch"),                                         // GlassboxRuntime (one inline function)
-    // AVX-512 microkernels, each behind a target attribute and a CPU check (optimised in debug
-    // builds too: the tests run them on large products). No contraction of a·b + c into one
-    // FMA: each kernel gives the same bits as the Swift code it stands in for.
-    .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off"])]),  // GlassboxRuntime
+    // AVX-512 microkernels, each behind a target attribute and a CPU check. No contraction of
+    // a·b + c into one FMA: each kernel gives the same bits as the Swift code it stands in for.
+    .target(name: "CKernels", cSettings: kernelFlags),  // GlassboxRuntime
     // FFmpeg and libsndfile: headers only; CMediaLoader opens the libraries when first used.
     .systemLibrary(name: "CFFmpeg",
                    providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev",
@@ -43,9 +54,8 @@ let package = Package(
     .target(name: "GlassboxViz", dependencies: ["GlassboxIR", "CGraphviz"], swiftSettings: strict),
     .target(name: "GlassboxReference", dependencies: ["GlassboxIR"], swiftSettings: strict),
     .target(name: "GlassboxPasses", dependencies: ["GlassboxIR", "GlassboxReference"], swiftSettings: strict),
-    // Kernels are compiled for AVX2 + FMA (any x86-64 since 2013); OpenBLAS picks its own.
     .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS", "CPrefetch", "CKernels"],
-            swiftSettings: strict + [.unsafeFlags(["-target-cpu", "haswell", "-Ounchecked"])]),
+            swiftSettings: strict + runtimeFlags),
     // .model files, .npy and safetensors; the only module that imports SwiftProtobuf.
     .target(name: "GlassboxFormat",
             dependencies: ["GlassboxIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],

@@ -1,5 +1,9 @@
 #include "ckernels.h"
 
+/* No contraction of a*b + c into one FMA: each kernel gives the same bits as the Swift code it
+ * stands in for (also without -ffp-contract=off, which a package built as a dependency lacks). */
+#pragma clang fp contract(off)
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 

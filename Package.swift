@@ -4,15 +4,17 @@ import PackageDescription
 /// Our own targets treat every warning as an error; system-library targets have no Swift code.
 let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 
-/// SwiftPM refuses unsafe flags in a package that another depends on by version, so a build
-/// as a dependency (a checkout under the depending package's build folder) goes without them:
-/// the runtime's Swift kernels then compile for baseline x86-64 instead of Haswell (AVX2, FMA)
-/// and with bounds checks, and CKernels at the build's own optimisation (its AVX-512 kernels
-/// carry their target attributes and their no-contraction pragma). `GLASSBOX_PORTABLE=1` builds
-/// this package that way too, to measure the difference.
-let portable = Context.packageDirectory.contains("/checkouts/") || Context.environment["GLASSBOX_PORTABLE"] == "1"
+/// SwiftPM refuses unsafe flags in a package that another depends on by version (not by path
+/// or branch), so a checkout of a tagged version under the depending package's build folder
+/// goes without them: the runtime's Swift kernels then compile for baseline x86-64 instead of
+/// Haswell (AVX2, FMA) and with bounds checks, and CKernels at the build's own optimisation
+/// (its AVX-512 kernels carry their target attributes and their no-contraction pragma). README
+/// ("As a dependency") gives the cost. `GLASSBOX_PORTABLE=1` builds this package that way too.
+let portable = (Context.packageDirectory.contains("/checkouts/") && Context.gitInformation?.currentTag != nil)
+  || Context.environment["GLASSBOX_PORTABLE"] == "1"
 /// Kernels are compiled for AVX2 + FMA (any x86-64 since 2013); OpenBLAS picks its own.
-let runtimeFlags: [SwiftSetting] = portable ? [] : [.unsafeFlags(["-target-cpu", "haswell", "-Ounchecked"])]
+let runtimeFlags: [SwiftSetting] = portable ? [.define("GLASSBOX_PORTABLE")]
+  : [.unsafeFlags(["-target-cpu", "haswell", "-Ounchecked"])]
 /// Optimised in debug builds too (the tests run the kernels on large products).
 let kernelFlags: [CSetting] = portable ? [] : [.unsafeFlags(["-O2", "-ffp-contract=off"])]
 

@@ -241,7 +241,7 @@ struct LSTMLayer: Kernel {
       while v < vectors {
         var sum = gv.loadUnaligned(fromByteOffset: v * 32, as: SIMD8<Float>.self)
         for i in 0..<k {
-          sum = sum.addingProduct(SIMD8(repeating: hb[i]), load8(w + i * n + v * 8))
+          sum = sum.plusProduct(SIMD8(repeating: hb[i]), load8(w + i * n + v * 8))
         }
         gv.storeBytes(of: sum, toByteOffset: v * 32, as: SIMD8<Float>.self)
         v += 1
@@ -289,14 +289,14 @@ func accumulate8(_ acc: UnsafeMutableRawPointer, _ w: UnsafeRawPointer, rowBytes
   var row = w
   for k in 0..<count {
     let hk = V(repeating: h[k])
-    a0 = a0.addingProduct(hk, row.loadUnaligned(fromByteOffset: 0, as: V.self))
-    a1 = a1.addingProduct(hk, row.loadUnaligned(fromByteOffset: 32, as: V.self))
-    a2 = a2.addingProduct(hk, row.loadUnaligned(fromByteOffset: 64, as: V.self))
-    a3 = a3.addingProduct(hk, row.loadUnaligned(fromByteOffset: 96, as: V.self))
-    a4 = a4.addingProduct(hk, row.loadUnaligned(fromByteOffset: 128, as: V.self))
-    a5 = a5.addingProduct(hk, row.loadUnaligned(fromByteOffset: 160, as: V.self))
-    a6 = a6.addingProduct(hk, row.loadUnaligned(fromByteOffset: 192, as: V.self))
-    a7 = a7.addingProduct(hk, row.loadUnaligned(fromByteOffset: 224, as: V.self))
+    a0 = a0.plusProduct(hk, row.loadUnaligned(fromByteOffset: 0, as: V.self))
+    a1 = a1.plusProduct(hk, row.loadUnaligned(fromByteOffset: 32, as: V.self))
+    a2 = a2.plusProduct(hk, row.loadUnaligned(fromByteOffset: 64, as: V.self))
+    a3 = a3.plusProduct(hk, row.loadUnaligned(fromByteOffset: 96, as: V.self))
+    a4 = a4.plusProduct(hk, row.loadUnaligned(fromByteOffset: 128, as: V.self))
+    a5 = a5.plusProduct(hk, row.loadUnaligned(fromByteOffset: 160, as: V.self))
+    a6 = a6.plusProduct(hk, row.loadUnaligned(fromByteOffset: 192, as: V.self))
+    a7 = a7.plusProduct(hk, row.loadUnaligned(fromByteOffset: 224, as: V.self))
     row += rowBytes
   }
   acc.storeBytes(of: a0, toByteOffset: 0, as: V.self); acc.storeBytes(of: a1, toByteOffset: 32, as: V.self)

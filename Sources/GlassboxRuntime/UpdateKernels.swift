@@ -1,8 +1,7 @@
 /// The optimizers' element loops, over flat f32 buffers (GlassboxTraining's `Optimizer` keeps
 /// their state and semantics). They live here to be compiled with the runtime's flags:
-/// elsewhere `addingProduct` is a call to libm's `fmaf` per element and nothing vectorises —
-/// resnet18_lstm's 11.7 M-parameter SGD update took 16–19 ms on two cores, where one core
-/// streams through it in ~5. Each element's arithmetic is the same whichever core runs it.
+/// elsewhere `addingProduct` is a call to libm's `fmaf` per element and nothing vectorises.
+/// Each element's arithmetic is the same whichever core runs it.
 public enum UpdateKernels {
   /// SGD over `count` elements: `d = g + decay·p`; with a momentum buffer `b`, `b = d` (the
   /// first step) or `momentum·b + d`, then `p -= rate·b`; without, `p -= rate·d`. One loop per
@@ -12,16 +11,16 @@ public enum UpdateKernels {
                          decay wd: Float, rate lr: Float, threads: Int) {
     split(p, count: count, threads: threads) { p, range in
       switch (b, first, wd != 0) {
-      case (nil, _, false): for i in range { p[i] = p[i].addingProduct(-lr, g[i]) }
-      case (nil, _, true): for i in range { p[i] = p[i].addingProduct(-lr, g[i].addingProduct(wd, p[i])) }
+      case (nil, _, false): for i in range { p[i] = p[i].plusProduct(-lr, g[i]) }
+      case (nil, _, true): for i in range { p[i] = p[i].plusProduct(-lr, g[i].plusProduct(wd, p[i])) }
       case (let b?, true, false):
-        for i in range { b[i] = g[i]; p[i] = p[i].addingProduct(-lr, b[i]) }
+        for i in range { b[i] = g[i]; p[i] = p[i].plusProduct(-lr, b[i]) }
       case (let b?, true, true):
-        for i in range { b[i] = g[i].addingProduct(wd, p[i]); p[i] = p[i].addingProduct(-lr, b[i]) }
+        for i in range { b[i] = g[i].plusProduct(wd, p[i]); p[i] = p[i].plusProduct(-lr, b[i]) }
       case (let b?, false, false):
-        for i in range { b[i] = b[i] * m + g[i]; p[i] = p[i].addingProduct(-lr, b[i]) }
+        for i in range { b[i] = b[i] * m + g[i]; p[i] = p[i].plusProduct(-lr, b[i]) }
       case (let b?, false, true):
-        for i in range { b[i] = b[i] * m + g[i].addingProduct(wd, p[i]); p[i] = p[i].addingProduct(-lr, b[i]) }
+        for i in range { b[i] = b[i] * m + g[i].plusProduct(wd, p[i]); p[i] = p[i].plusProduct(-lr, b[i]) }
       }
     }
   }
@@ -60,8 +59,8 @@ public enum UpdateKernels {
     split(p, count: count, threads: threads) { p, range in
       for i in range {
         if let scale = s.decoupledScale { p[i] = p[i] * scale }
-        let gi = s.coupledDecay != 0 ? g[i].addingProduct(s.coupledDecay, p[i]) : g[i]
-        m[i] = m[i].addingProduct(s.oneMinusBeta1, gi - m[i])
+        let gi = s.coupledDecay != 0 ? g[i].plusProduct(s.coupledDecay, p[i]) : g[i]
+        m[i] = m[i].plusProduct(s.oneMinusBeta1, gi - m[i])
         v[i] = v[i] * s.beta2 + s.oneMinusBeta2 * (gi * gi)
         let denom = v[i].squareRoot() / s.biasCorrection2Sqrt + s.epsilon
         p[i] = p[i] + (-s.stepSize) * (m[i] / denom)

@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN = .build/release/glassbox
 
-.PHONY: setup build release lib install demo test bench check-specs clean fuzz readers data study
+.PHONY: setup build release lib install demo test c-api-test python-test bench check-specs clean fuzz readers data study
 
 setup:
 	tools/setup
@@ -49,6 +49,15 @@ check-specs: release
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(MAKE) --no-print-directory c-api-test
+
+# The C API under AddressSanitizer and UBSan: examples/c/api_test.c (every call, good and bad
+# arguments, results against the glassbox command's) and examples/c/explain.c, against the
+# debug libGlassboxC.so that `swift build` makes (GLASSBOX_BUILD=.build/release for a release one).
+c-api-test:
+	$(SWIFT) build --product GlassboxC
+	$(SWIFT) build --product glassbox
+	examples/c/test.sh
 
 # Glassbox against PyTorch eager, same shapes and threads, one run (needs a venv with torch:
 # python3 -m venv .venv && .venv/bin/pip install -r tools/reference/requirements.txt).

@@ -22,6 +22,17 @@ CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer -fsanitize
 LIBS=(-L"$BUILD" -lGlassboxC -Wl,-rpath,"$PWD/$BUILD" -lm)
 cc "${CFLAGS[@]}" examples/c/explain.c "${LIBS[@]}" -o "$OUT/explain"
 cc "${CFLAGS[@]}" -pthread examples/c/api_test.c "${LIBS[@]}" -o "$OUT/api_test"
+# The example in glassbox.h's opening comment compiles as written.
+{
+  echo '#include <glassbox.h>'
+  echo '#include <stdio.h>'
+  echo 'int header_example(const float *features) {'
+  sed -n '/^ \*   gbx_model \*model;/,/^ \*   gbx_result_free(result);/s/^ \*   //p' include/glassbox.h
+  echo '  return 0;'
+  echo '}'
+} > "$OUT/header_example.c"
+[ "$(wc -l < "$OUT/header_example.c")" -ge 12 ] || { echo "c-api-test: no example found in glassbox.h" >&2; exit 1; }
+cc "${CFLAGS[@]}" -c "$OUT/header_example.c" -o "$OUT/header_example.o"
 export ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/examples/c/lsan.supp
 export UBSAN_OPTIONS=print_stacktrace=1
 

@@ -150,18 +150,24 @@ def _strings(items: Sequence[str]):
     return array if items else None
 
 
+# The largest size or thread count the library takes (its Int32.max): checked here too, as
+# ctypes would silently cut a larger Python int to 32 or 64 bits.
+_MAX_SIZE = 2**31 - 1
+
+
 def _names(items, what: str) -> Optional[List[str]]:
     """A list of strings from None or a sequence of str (a lone string is refused, not split)."""
     if items is None:
         return None
-    if isinstance(items, (str, bytes)) or not all(isinstance(i, str) for i in items):
+    names = list(items) if not isinstance(items, (str, bytes)) and hasattr(items, "__iter__") else None
+    if names is None or not all(isinstance(i, str) for i in names):
         raise Error(f"{what} must be a list of strings, found {items!r}")
-    return list(items)
+    return names
 
 
 def _threads(threads) -> int:
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
-        raise Error(f"threads must be an integer, found {threads!r}")
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= _MAX_SIZE:
+        raise Error(f"threads must be an integer from 1 to {_MAX_SIZE}, found {threads!r}")
     return int(threads)
 
 
@@ -170,6 +176,8 @@ def _bindings(bindings: Optional[Dict[str, int]]):
     for name, value in bindings.items():
         if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise Error(f"bindings must map symbol names to integers, found {name!r}: {value!r}")
+        if not 1 <= value <= _MAX_SIZE:
+            raise Error(f"binding {name} = {value}: sizes must be between 1 and {_MAX_SIZE}")
     names = _strings(list(bindings))
     values = (ctypes.c_int64 * max(len(bindings), 1))(*[int(v) for v in bindings.values()])
     return names, (values if bindings else None), len(bindings)
@@ -220,7 +228,10 @@ def _feeds(feeds, what="inputs"):
     for i, (name, value) in enumerate(feeds.items()):
         if not isinstance(name, str):
             raise Error(f"input names must be strings, found {name!r}")
-        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        try:
+            array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        except (ValueError, TypeError) as e:  # ragged lists and the like
+            raise Error(f"input '{name}' is not an array: {e}") from None
         if array.dtype not in _CODES:
             raise Error(f"input '{name}' is {array.dtype}; Glassbox takes float32, float64, int64 or bool arrays "
                         f"(convert with .astype(np.float32))")

@@ -40,6 +40,7 @@ BAD_FEEDS = [
     ("misspelled input", {"img": X}, "input", "has no input 'img'"),
     ("a name that is not a string", {1: X}, "input", "input names must be strings, found 1"),
     ("a list, not a dict", [X], "input", "must be a dict of input name to numpy array, found list"),
+    ("a ragged list", {"image": [[1.0, 2.0], [3.0]]}, "input", "input 'image' is not an array"),
 ]
 
 
@@ -127,10 +128,13 @@ BAD_LOADS = [
      "bindings name Q, not a symbol of the model (its symbols: B)"),
     ("a size of 0", {"bindings": {"B": 0}}, "input", "binding B = 0: sizes must be between 1 and 2147483647"),
     ("a size that is not an integer", {"bindings": {"B": 2.5}}, "input", "bindings must map symbol names to integers"),
-    ("zero threads", {"threads": 0}, "input", "threads must be at least 1, found 0"),
-    ("threads as a string", {"threads": "2"}, "input", "threads must be an integer, found '2'"),
+    ("zero threads", {"threads": 0}, "input", "threads must be an integer from 1 to 2147483647, found 0"),
+    ("2**40 threads", {"threads": 2**40}, "input", "found 1099511627776"),
+    ("threads as a string", {"threads": "2"}, "input", "threads must be an integer from 1 to 2147483647, found '2'"),
+    ("a size of 2**40", {"bindings": {"B": 2**40}}, "input", "binding B = 1099511627776: sizes must be between 1"),
     ("a tap the model lacks", {"taps": ["attention"]}, "input", "no tap 'attention'"),
     ("taps as one string", {"taps": "gradcam"}, "input", "taps must be a list of strings, found 'gradcam'"),
+    ("taps as a number", {"taps": 3}, "input", "taps must be a list of strings, found 3"),
 ]
 
 

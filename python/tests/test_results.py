@@ -157,6 +157,8 @@ def test_compile_writes_a_model_the_command_reads(tmp_path, models, oracle):
     assert described["labels"] == LABELS
     assert np.array_equal(out["logits"], oracle("run", models.tiny, "image", x)["logits"])
     assert early.shape == (2, 32, 32)
+    with glassbox.compile(spec, bindings={"C": 3}) as three:
+        assert three.outputs[0].shape == ("B", 3) and three.run({"image": x})["logits"].shape == (2, 3)
     with glassbox.load(path, taps=["early"]) as m:
         # A tap that explains a class runs for the predicted one, with its derived maps.
         assert sorted(m.run({"image": x})) == ["early", "early.normalized", "early.upsampled", "logits"]

@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN = .build/release/glassbox
 
-.PHONY: setup build release lib install demo test bench check-specs clean fuzz readers data study
+.PHONY: setup build release lib install demo test c-api-test python-test bench check-specs clean fuzz readers data study
 
 setup:
 	tools/setup
@@ -49,6 +49,27 @@ check-specs: release
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	$(MAKE) --no-print-directory c-api-test python-test
+
+# The C API and the Python package are tested against the library and glassbox command of the
+# debug build that `swift build` makes (GLASSBOX_BUILD=.build/release for release ones).
+GLASSBOX_BUILD ?= .build/debug
+export GLASSBOX_BUILD
+
+# The C API under AddressSanitizer and UBSan: examples/c/api_test.c (every call, good and bad
+# arguments, results against the glassbox command's) and examples/c/explain.c.
+c-api-test:
+	$(SWIFT) build --product GlassboxC
+	$(SWIFT) build --product glassbox
+	examples/c/test.sh
+
+# The Python package (python/tests) with Debian's python3 and pytest: results bit for bit
+# against the glassbox command's, every bad input, threads, memory over 1,000 cycles, and
+# `pip install ./python` into a fresh venv.
+python-test: setup
+	$(SWIFT) build --product GlassboxC
+	$(SWIFT) build --product glassbox
+	/usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests
 
 # Glassbox against PyTorch eager, same shapes and threads, one run (needs a venv with torch:
 # python3 -m venv .venv && .venv/bin/pip install -r tools/reference/requirements.txt).

@@ -5,17 +5,20 @@
  * tensors in your own memory and read outputs and explanations (Grad-CAM, attention, ...)
  * back. Every function returns a gbx_status; on failure, gbx_last_error() gives a message
  * for the calling thread (what is wrong, naming the file, input or tap). No Swift type and
- * no exception crosses this boundary.
+ * no exception crosses this boundary. In short (`features` holding 768 x 128 floats; make
+ * c-api-test compiles these lines):
  *
  *   gbx_model *model; gbx_session *session; gbx_result *result;
  *   if (gbx_model_load("lid.model", &model) != GBX_OK) { puts(gbx_last_error()); return 1; }
- *   gbx_session_create(model, 2, NULL, NULL, 0, &session);
+ *   gbx_session_create(model, 2, NULL, NULL, 0, NULL, 0, &session);
  *   int64_t shape[] = {1, 768, 128};
  *   gbx_tensor x = {"mfcc", GBX_F32, 3, shape, features};
  *   gbx_session_run(session, &x, 1, &result);
  *   gbx_output logits; gbx_result_find(result, "logits", &logits);
- *   ... logits.data holds logits.shape[0] * logits.shape[1] floats ...
+ *   // logits.data holds logits.shape[0] * logits.shape[1] floats
  *   gbx_result_free(result); gbx_session_free(session); gbx_model_free(model);
+ *
+ * A call that fails sets its `out` handle (if any) to NULL.
  *
  * Ownership: the caller owns input buffers (read during the call only); the library owns
  * handles (freed with their gbx_*_free) and every string and buffer it hands out, which
@@ -66,7 +69,9 @@ typedef struct gbx_model gbx_model;
 typedef struct gbx_session gbx_session;
 typedef struct gbx_result gbx_result;
 
-/* An input: `rank` sizes in `shape`, row-major contiguous elements of `dtype` at `data`. */
+/* An input: `rank` sizes in `shape`, row-major contiguous elements of `dtype` at `data`,
+ * aligned to the element's size (as malloc'd memory and numpy arrays are). float32 is read as
+ * is; float64, int64 and bool are converted for a float32 input. */
 typedef struct gbx_tensor {
   const char *name;
   gbx_dtype dtype;

@@ -93,7 +93,11 @@ public final class Model: @unchecked Sendable {
       do {
         file = try ModelFile.load(path, checkingWeights: true)
       } catch {
-        throw GlassboxError.wrapping(error)
+        // Missing, unreadable or not a regular file: the file's problem, not a corrupt model.
+        var isDirectory: ObjCBool = false
+        let readable = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+          && !isDirectory.boolValue && FileManager.default.isReadableFile(atPath: path)
+        throw GlassboxError(readable ? .model : .file, file: error.path, error.description)
       }
       try self.init(modelFile: file, bindings: bindings)
     } else {
@@ -378,7 +382,8 @@ public final class Model: @unchecked Sendable {
     do {
       try ModelFile.write(c, to: path)
     } catch {
-      throw GlassboxError.wrapping(error)
+      // The contents are made: what fails here is the destination (no folder, no space, no access).
+      throw GlassboxError(.file, file: error.path, error.description)
     }
   }
 }

@@ -7,10 +7,12 @@
     cam = m.explain("gradcam", {"frames": v}) # the raw Grad-CAM maps of every example, predicted classes
 
 A thin layer over libglassbox.so (include/glassbox.h) through ctypes: inputs are read in
-place when they are C-contiguous numpy arrays of a supported type (float32 without any
-conversion), and outputs are numpy arrays over the library's result memory (no copy).
-Errors are `glassbox.Error` with the library's message; nothing a caller passes crashes the
-process.
+place when they are C-contiguous, aligned numpy arrays of a supported type (float32 without
+any conversion; float64, int64 and bool converted by the library; an unaligned array is
+copied first), and outputs are numpy arrays over the library's result memory (no copy).
+Errors are `glassbox.Error` with the library's message and a `kind`; nothing a caller passes
+crashes the process. Calls release the GIL: models run in parallel on several threads, and
+calls on one model from several threads take turns.
 """
 
 import ctypes
@@ -118,7 +120,7 @@ def _declare(lib):
         "gbx_session_run": ([vp, P(_Tensor), sz, P(vp)], st),
         "gbx_session_explain": ([vp, cp, P(_Tensor), sz, P(ctypes.c_int64), sz, cp, P(vp)], st),
         "gbx_result_count": ([vp, P(sz)], st), "gbx_result_get": ([vp, sz, P(_Output)], st),
-        "gbx_result_free": ([vp], st),
+        "gbx_result_find": ([vp, cp, P(_Output)], st), "gbx_result_free": ([vp], st),
     }
     for name, (args, result) in signatures.items():
         f = getattr(lib, name)
@@ -148,11 +150,34 @@ def _strings(items: Sequence[str]):
     return array if items else None
 
 
+# The largest size or thread count the library takes (its Int32.max): checked here too, as
+# ctypes would silently cut a larger Python int to 32 or 64 bits.
+_MAX_SIZE = 2**31 - 1
+
+
+def _names(items, what: str) -> Optional[List[str]]:
+    """A list of strings from None or a sequence of str (a lone string is refused, not split)."""
+    if items is None:
+        return None
+    names = list(items) if not isinstance(items, (str, bytes)) and hasattr(items, "__iter__") else None
+    if names is None or not all(isinstance(i, str) for i in names):
+        raise Error(f"{what} must be a list of strings, found {items!r}")
+    return names
+
+
+def _threads(threads) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= _MAX_SIZE:
+        raise Error(f"threads must be an integer from 1 to {_MAX_SIZE}, found {threads!r}")
+    return int(threads)
+
+
 def _bindings(bindings: Optional[Dict[str, int]]):
     bindings = dict(bindings or {})
     for name, value in bindings.items():
         if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise Error(f"bindings must map symbol names to integers, found {name!r}: {value!r}")
+        if not 1 <= value <= _MAX_SIZE:
+            raise Error(f"binding {name} = {value}: sizes must be between 1 and {_MAX_SIZE}")
     names = _strings(list(bindings))
     values = (ctypes.c_int64 * max(len(bindings), 1))(*[int(v) for v in bindings.values()])
     return names, (values if bindings else None), len(bindings)
@@ -203,13 +228,18 @@ def _feeds(feeds, what="inputs"):
     for i, (name, value) in enumerate(feeds.items()):
         if not isinstance(name, str):
             raise Error(f"input names must be strings, found {name!r}")
-        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        try:
+            array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        except (ValueError, TypeError) as e:  # ragged lists and the like
+            raise Error(f"input '{name}' is not an array: {e}") from None
         if array.dtype not in _CODES:
             raise Error(f"input '{name}' is {array.dtype}; Glassbox takes float32, float64, int64 or bool arrays "
                         f"(convert with .astype(np.float32))")
         if not array.flags.c_contiguous:
             raise Error(f"input '{name}' is not C-contiguous (strides {array.strides}); "
                         f"pass np.ascontiguousarray(x)")
+        if not array.flags.aligned:
+            array = array.copy()  # the library reads whole elements (glassbox.h: data aligned)
         if array.ndim > _MAX_RANK:
             raise Error(f"input '{name}' has {array.ndim} axes; at most {_MAX_RANK}")
         shape = (ctypes.c_int64 * max(array.ndim, 1))(*array.shape)
@@ -263,7 +293,7 @@ class Model:
 
     def _live(self):
         if not self._session:
-            raise Error("the model was closed", 9)
+            raise Error(f"the model {self.name} was closed; load it again to use it", 6)
         return self._session
 
     def run(self, feeds: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -311,6 +341,7 @@ class Model:
 
     def save(self, path: str) -> None:
         """Writes the model as a .model file (replaced atomically)."""
+        self._live()
         _check(_lib.gbx_model_save(self._model, os.fspath(path).encode()))
 
     def close(self) -> None:
@@ -336,20 +367,18 @@ class Model:
                f"{', '.join(o.name for o in self.outputs)}; taps {', '.join(t.name for t in self.taps) or 'none'}>"
 
 
-def _session(model_handle, bindings, threads, taps) -> Model:
-    if isinstance(threads, bool) or not isinstance(threads, int):
-        raise Error(f"threads must be an integer, found {threads!r}")
-    names, values, count = _bindings(bindings)
-    tap_names = None if taps is None else list(taps)
-    session = ctypes.c_void_p()
-    status = _lib.gbx_session_create(model_handle, threads, names, values, count,
-                                     _strings(tap_names) if tap_names else (None if tap_names is None else
-                                                                           (ctypes.c_char_p * 1)()),
-                                     len(tap_names or []), ctypes.byref(session))
-    if status != 0:
-        message = _lib.gbx_last_error().decode("utf-8", "replace")
+def _session(model_handle, bindings, threads: int, taps: Optional[List[str]]) -> Model:
+    """A Model over `model_handle` with a new session; the handle is freed if that fails."""
+    try:
+        names, values, count = _bindings(bindings)
+        session = ctypes.c_void_p()
+        # taps None: the library's default; an empty list: a non-NULL array of none.
+        tap_array = _strings(taps) if taps else (None if taps is None else (ctypes.c_char_p * 1)())
+        _check(_lib.gbx_session_create(model_handle, threads, names, values, count, tap_array, len(taps or []),
+                                       ctypes.byref(session)))
+    except BaseException:
         _lib.gbx_model_free(model_handle)
-        raise Error(message, status)
+        raise
     return Model(model_handle, session)
 
 
@@ -358,6 +387,7 @@ def load(path, bindings: Optional[Dict[str, int]] = None, threads: int = 2,
     """Loads a .model file (memory-mapped) and compiles a session: `bindings` size symbols
     (others follow each run's inputs), `taps` are returned by `run` besides the outputs
     (None: those that are values of the forward pass, such as attention)."""
+    threads, taps = _threads(threads), _names(taps, "taps")
     handle = ctypes.c_void_p()
     _check(_lib.gbx_model_load(os.fspath(path).encode(), ctypes.byref(handle)))
     return _session(handle, bindings, threads, taps)
@@ -369,6 +399,9 @@ def compile(spec, output=None, bindings: Optional[Dict[str, int]] = None, weight
     PyTorch name (or initialised from `seed`), extra `taps` ("gradcam:layer4", as the CLI's
     --tap) and class `labels`; writes it to `output` (a .model) when given, and returns it
     ready to run."""
+    threads, taps, labels = _threads(threads), _names(taps, "taps") or [], _names(labels, "labels")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 1 << 64:
+        raise Error(f"seed must be an integer from 0 to 2**64 - 1, found {seed!r}")
     names, values, count = _bindings(bindings)
     handle = ctypes.c_void_p()
     _check(_lib.gbx_model_compile_spec(os.fspath(spec).encode(), names, values, count,

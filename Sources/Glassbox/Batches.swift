@@ -75,7 +75,7 @@ extension Session {
                           progress: ProgressReporter? = nil) throws(GlassboxError) -> TapFeatures {
     let info = try model.tap(named: tap)
     guard info.kind.isValue else {
-      throw GlassboxError(.input, "tap '\(tap)' is a \(info.kind.rawValue) tap; features come from activation, attention and hidden taps")
+      throw GlassboxError(.input, "tap '\(tap)' is \(info.kind.withArticle) tap; features come from activation, attention and hidden taps")
     }
     var features = TapFeatures(rows: [], labels: [], files: [], classes: split.classes, skipped: [])
     try forEachBatch(of: split, batch: batch, progress: progress) { out, pending in
@@ -116,7 +116,7 @@ extension Model {
       throw GlassboxError(.input, "\(name) has no tap '\(tap)'; taps it can embed: \(usable.isEmpty ? "none" : usable.joined(separator: ", "))")
     }
     guard info.kind.isValue else {
-      throw GlassboxError(.input, "tap '\(tap)' is a \(info.kind.rawValue) tap; features come from activation, attention and hidden taps")
+      throw GlassboxError(.input, "tap '\(tap)' is \(info.kind.withArticle) tap; features come from activation, attention and hidden taps")
     }
     let examples = try DatasetSplit(root: root, split: split, model: self, cache: cache, limit: limit)
     let session = try self.session(SessionOptions(threads: threads, taps: [tap]))

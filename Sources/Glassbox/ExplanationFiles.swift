@@ -9,32 +9,44 @@ import GlassboxMedia
 /// over each frame (PNG strip, MP4 and GIF for a clip, relevance per frame as SVG), attention
 /// beside the MFCC image with the speech intervals marked.
 public enum ExplanationFiles {
-  /// Writes example `index` of the batch `explanation` explained into `directory` (made when
-  /// missing): `TAP.npy`, `TAP.normalized.npy`, …, `summary.json` and, unless `pictures` is
-  /// false, the pictures. `input` is the batch that was explained; `mediaPath` the example's
-  /// file (recorded, and read for sidecar speech intervals); `label` its true class if known.
-  public static func write(_ explanation: Explanation, example index: Int = 0, input: Tensor, model: Model,
+  /// Writes the explanation of `example` of the batch (every example when nil) into `directory`
+  /// (made when missing): `TAP.npy`, `TAP.normalized.npy`, …, `summary.json` and, unless
+  /// `pictures` is false, the pictures (of the first example written). `input` is the batch
+  /// that was explained; `mediaPath` the file it came from (recorded, and read for sidecar
+  /// speech intervals); `label` the true class if known. For several examples, `summary.json`
+  /// holds a list per example where it holds a number for one.
+  public static func write(_ explanation: Explanation, example: Int? = nil, input: Tensor, model: Model,
                            mediaPath: String, label: Int? = nil, classNames: [String]? = nil, pictures: Bool = true,
                            to directory: String) throws(GlassboxError) {
     try withGlassboxErrors(file: directory) {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
       func path(_ file: String) -> String { (directory as NSString).appendingPathComponent(file) }
       let tap = explanation.tap
+      func written(_ t: Tensor) -> Tensor { example.map { t.example($0) } ?? t }
       for (role, t) in explanation.maps.sorted(by: { $0.key < $1.key }) {
-        try NPY.write(t.example(index), to: path(role == "raw" ? "\(tap).npy" : "\(tap).\(role).npy"))
+        try NPY.write(written(t), to: path(role == "raw" ? "\(tap).npy" : "\(tap).\(role).npy"))
       }
       let names = classNames ?? model.labels
-      let logits = explanation.outputs[model.outputs[0].name]?.example(index).floats ?? []
-      let probabilities = Self.softmax(logits)
-      let predicted = logits.indices.max { logits[$0] < logits[$1] } ?? 0
+      let scores = explanation.outputs[model.outputs[0].name].map(written)
+      let rows = scores?.shape.first ?? 0, width = rows > 0 ? (scores?.count ?? 0) / rows : 0
+      let values = scores?.floats ?? []
+      let logits = (0..<rows).map { r in Array(values[(r * width)..<((r + 1) * width)]) }
+      let probabilities = logits.map(Self.softmax)
+      let predicted = logits.map { l in l.indices.max { l[$0] < l[$1] } ?? 0 }
+      let classes = explanation.classes.map { c in example.map { [c[$0]] } ?? c }
+      func one<T>(_ items: [T], _ json: (T) -> JSONValue) -> JSONValue {
+        items.count == 1 ? json(items[0]) : .array(items.map(json))
+      }
       var summary: [(String, JSONValue)] = [
-        ("tap", .string(tap)), ("kind", .string(explanation.kind.rawValue)), ("predicted", .int(predicted)),
+        ("tap", .string(tap)), ("kind", .string(explanation.kind.rawValue)), ("predicted", one(predicted) { .int($0) }),
       ]
-      if predicted < names.count { summary.append(("predicted_label", .string(names[predicted]))) }
+      if predicted.allSatisfy({ $0 < names.count }) {
+        summary.append(("predicted_label", one(predicted) { .string(names[$0]) }))
+      }
       if let label { summary.append(("label", .int(label))) }
-      summary.append(("class", explanation.classes.map { .int($0[index]) } ?? .null))
+      summary.append(("class", classes.map { one($0) { .int($0) } } ?? .null))
       summary.append(("scope", explanation.scope.map { .string($0) } ?? .null))
-      summary.append(("probabilities", .array(probabilities.map { .number(Double($0)) })))
+      summary.append(("probabilities", one(probabilities) { .array($0.map { .number(Double($0)) }) }))
       summary.append(("outputs", .object(explanation.maps.keys.sorted().map { role in
         (role, .string(role == "raw" ? tap : "\(tap).\(role)"))
       })))
@@ -45,8 +57,8 @@ public enum ExplanationFiles {
       }
       try writeAtomically(Data((JSONValue.object(summary).text + "\n").utf8), to: path("summary.json"))
       guard pictures, let recipe = model.recipes.first(where: { $0.input == model.inputs.first?.name }) else { return }
-      try drawPictures(explanation, example: index, input: input.example(index), recipe: recipe, mediaPath: mediaPath,
-                       into: directory)
+      try drawPictures(explanation, example: example ?? 0, input: input.example(example ?? 0), recipe: recipe,
+                       mediaPath: mediaPath, into: directory)
     }
   }
 

@@ -168,7 +168,7 @@ public final class Session: @unchecked Sendable {
       }
       feeds[targetName] = Tensor(shape: [rows], storage: .i64(targets.map(Int64.init)))
     } else if target != .predicted, !info.needsClass {
-      throw GlassboxError(.input, "tap \(tap) is a \(info.kind.rawValue) tap; it explains no class, so takes no target")
+      throw GlassboxError(.input, "tap \(tap) is \(info.kind.withArticle) tap; it explains no class, so takes no target")
     }
     let results = try withGlassboxErrors { try compiled.executable.run(inputs: feeds) }
     var explanation = Explanation(tap: tap, kind: lowered.kind, scope: lowered.scope, perStep: lowered.perStep,
@@ -345,4 +345,9 @@ extension Executable.RawInput {
       return Tensor(shape: shape, storage: .bool(bytes.map { $0 != 0 }))
     }
   }
+}
+
+extension TapKind {
+  /// `an activation`, `a gradcam`: the kind's name after its article, for messages.
+  var withArticle: String { ("aeiou".contains(rawValue.first ?? "x") ? "an " : "a ") + rawValue }
 }

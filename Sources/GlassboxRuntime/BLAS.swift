@@ -7,9 +7,9 @@ import Foundation
 /// `OPENBLAS_CORETYPE=SkylakeX` is set when the library initialises (about 2× on SGEMM), and
 /// it has no call to choose them later, so the library is opened with `dlopen` (never linked)
 /// with that variable set for the call only: the process's environment is restored right
-/// after, so a host that embeds Glassbox sees no variable it did not set. (A host that loaded
-/// OpenBLAS itself before keeps the kernels it chose.) `GLASSBOX_OPENBLAS_CORETYPE=Haswell`
-/// (any OpenBLAS core name) chooses other kernels.
+/// after, so a host that embeds Glassbox sees no variable it did not set. A host that loaded
+/// OpenBLAS before keeps its own copy as it set it up; Glassbox opens a private one beside it.
+/// `GLASSBOX_OPENBLAS_CORETYPE=Haswell` (any OpenBLAS core name) chooses other kernels.
 ///
 /// OpenBLAS runs on one thread, always (`OPENBLAS_NUM_THREADS=1` while it loads, then
 /// `openblas_set_num_threads(1)`): the cores are
@@ -59,6 +59,13 @@ public enum BLAS {
     }
     let handle = withEnvironment(settings) { () -> UnsafeMutableRawPointer? in
       for name in ["libopenblas.so.0", "libopenblas.so", "libopenblasp-r0.3.21.so"] {
+        // A host that loaded OpenBLAS already (numpy does) set it up with its own kernels and
+        // threads: Glassbox takes a private copy in a link-map namespace of its own, so that
+        // neither its choice nor its one thread reaches the host's copy.
+        if let shared = dlopen(name, RTLD_NOW | RTLD_NOLOAD) {
+          dlclose(shared)
+          if let h = privateCopy(name) { return h }
+        }
         if let h = dlopen(name, RTLD_NOW | RTLD_LOCAL) { return h }
       }
       return nil
@@ -78,6 +85,18 @@ public enum BLAS {
     return .success(Library(sgemm: unsafeBitCast(sgemm, to: Sgemm.self),
                             config: symbol("openblas_get_config", GetString.self),
                             corename: symbol("openblas_get_corename", GetString.self)))
+  }
+
+  typealias DLMOpen = @convention(c) (Int, UnsafePointer<CChar>?, Int32) -> UnsafeMutableRawPointer?
+
+  /// `name` opened in a new link-map namespace (glibc's `dlmopen(LM_ID_NEWLM, …)`), which
+  /// initialises a second copy of the library and its dependencies; nil where the C library
+  /// has no `dlmopen` or the namespaces are used up (then the host's copy is shared).
+  static func privateCopy(_ name: String) -> UnsafeMutableRawPointer? {
+    guard let main = dlopen(nil, RTLD_NOW), let f = dlsym(main, "dlmopen") else { return nil }
+    let dlmopen = unsafeBitCast(f, to: DLMOpen.self)
+    let newNamespace = -1  // LM_ID_NEWLM
+    return dlmopen(newNamespace, name, RTLD_NOW | RTLD_LOCAL)
   }
 
   /// Runs `body` with the variables `settings` set in the environment, then restores each to

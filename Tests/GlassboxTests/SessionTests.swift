@@ -179,7 +179,7 @@ struct SessionTests {
        { _ = try session.explain("gradcam", ["image": x], target: .fixed(4)) }),
       (.input, "2 targets for 1 examples; give one class per example",
        { _ = try session.explain("gradcam", ["image": x], target: .each([0, 1])) }),
-      (.input, "tap act is a activation tap; it explains no class, so takes no target",
+      (.input, "tap act is an activation tap; it explains no class, so takes no target",
        { _ = try session.explain("act", ["image": x], target: .fixed(1)) }),
       (.input, "scope must be frame or clip, found 'pixel'", { _ = try session.explain("gradcam", ["image": x], scope: "pixel") }),
       (.input, "threads must be at least 1, found 0", { _ = try model.session(SessionOptions(threads: 0)) }),

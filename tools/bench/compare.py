@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""`make bench`: Glassbox against PyTorch eager on the same shapes and thread counts, in
-one run. Prints each side's median (ms) at 1 and 2 threads, each side's best, the speed-up
-(PyTorch best / Glassbox best) and peak resident memory; the `train` rows time one training
-step (forward, backward, SGD-with-momentum update) on each side.
+"""`make bench`: Glassbox against PyTorch eager and ONNX Runtime on the same shapes and thread
+counts, in one run. Prints each side's median (ms) at 1 and 2 threads, the speed-ups (the
+peer's best / Glassbox's best) and peak resident memory; the `train` rows time one training
+step (forward, backward, SGD-with-momentum update) against PyTorch (ONNX Runtime does not
+train). ONNX Runtime runs the twins exported with torch.onnx.export (tools/bench/ort_peer.py).
 
     tools/bench/compare.py [--iterations 30] [--python .venv/bin/python] [--only bilstm] [--no-train | --train-only]
 """
@@ -15,6 +16,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GLASSBOX = os.path.join(ROOT, ".build", "release", "glassbox")
 PEER = os.path.join(ROOT, "tools", "bench", "torch_peer.py")
+ORT = os.path.join(ROOT, "tools", "bench", "ort_peer.py")
 
 CASES = [
     ("bilstm", {"B": 1, "C": 5}), ("bilstm", {"B": 32, "C": 5}),
@@ -22,7 +24,7 @@ CASES = [
     ("bilstm_attention2d", {"B": 1, "C": 5}), ("bilstm_attention2d", {"B": 32, "C": 5}),
     ("resnet18_lstm", {"B": 1, "T": 16, "C": 51}),
     ("vgg19_lstm", {"B": 1, "T": 16, "C": 51}),
-    ("resnet18", {"B": 1, "C": 1000}),
+    ("resnet18", {"B": 1, "C": 1000}), ("resnet18", {"B": 8, "C": 1000}), ("resnet18", {"B": 32, "C": 1000}),
 ]
 
 # One training step each (forward, backward, update).
@@ -60,7 +62,8 @@ def main():
     a = p.parse_args()
     if not os.path.exists(GLASSBOX):
         raise SystemExit("build first: swift build -c release --product glassbox")
-    print(f"{'model':22} {'shape':14} {'gb 1t':>8} {'gb 2t':>8} {'pt 1t':>8} {'pt 2t':>8} {'speed-up':>8} {'gb MiB':>7} {'pt MiB':>7}")
+    print(f"{'model':22} {'shape':14} {'gb 1t':>8} {'gb 2t':>8} {'pt 1t':>8} {'pt 2t':>8} {'ort 1t':>8} {'ort 2t':>8} "
+          f"{'vs pt':>7} {'vs ort':>7} {'gb MiB':>7} {'pt MiB':>7} {'ort MiB':>7}")
     cases = ([] if a.train_only else [(n, b, False) for n, b in CASES]) + \
         ([] if a.no_train else [(n, b, True) for n, b in TRAIN_CASES])
     for name, bindings, train in cases:
@@ -80,12 +83,18 @@ def main():
         gb = {t: run([GLASSBOX, "bench", spec, *binds, "--threads", str(t), "--iterations", str(iters), "--json", *mode])
               for t in (1, 2)}
         pt = {t: run([a.python, PEER, name, *binds, "--threads", str(t), "--iterations", str(iters), *mode]) for t in (1, 2)}
+        ort = {} if train else {t: run([a.python, ORT, name, *binds, "--threads", str(t), "--iterations", str(iters)])
+                                   for t in (1, 2)}
         best_gb = min(gb.values(), key=lambda r: r["medianMs"])
         best_pt = min(pt.values(), key=lambda r: r["medianMs"])
+        best_ort = min(ort.values(), key=lambda r: r["medianMs"]) if ort else None
         shape = " ".join(f"{k}={v}" for k, v in bindings.items() if k in "BT") + (" train" if train else "")
+        o1, o2 = (f"{ort[1]['medianMs']:8.2f}", f"{ort[2]['medianMs']:8.2f}") if ort else (f"{'-':>8}", f"{'-':>8}")
+        vs_ort = f"{best_ort['medianMs'] / best_gb['medianMs']:6.2f}x" if best_ort else f"{'-':>7}"
+        ort_mib = f"{best_ort['peakRSSBytes'] / 2**20:7.0f}" if best_ort else f"{'-':>7}"
         print(f"{name:22} {shape:14} {gb[1]['medianMs']:8.2f} {gb[2]['medianMs']:8.2f} {pt[1]['medianMs']:8.2f} "
-              f"{pt[2]['medianMs']:8.2f} {best_pt['medianMs'] / best_gb['medianMs']:7.2f}x "
-              f"{best_gb['peakRSSBytes'] / 2**20:7.0f} {best_pt['peakRSSBytes'] / 2**20:7.0f}", flush=True)
+              f"{pt[2]['medianMs']:8.2f} {o1} {o2} {best_pt['medianMs'] / best_gb['medianMs']:6.2f}x {vs_ort} "
+              f"{best_gb['peakRSSBytes'] / 2**20:7.0f} {best_pt['peakRSSBytes'] / 2**20:7.0f} {ort_mib}", flush=True)
     print(f"\n{'grad-cam':22} {'shape':14} {'gb fwd':>8} {'gb+tap':>8} {'tap/fwd':>8} {'pt full':>8} {'pt prun':>8} "
           f"{'vs full':>8} {'vs prun':>8}")
     for name, bindings, tap in GRADCAM_CASES:

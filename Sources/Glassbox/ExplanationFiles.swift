@@ -107,27 +107,41 @@ public enum ExplanationFiles {
       }
     case .audio:
       guard let raw = e.maps["raw"]?.example(index) else { return }
-      let s = input.shape
-      let (frames, features) = (s[s.count - 2], s[s.count - 1])
-      let mfcc = Array(input.floats.prefix(frames * features))
-      var panels = [ExplanationPictures.timeFeatureImage(mfcc, frames: frames, features: features)]
-      let r = raw.shape
-      if let speech = speechIntervals(mediaPath: mediaPath, recipe: recipe, frames: frames) {
-        panels.append(ExplanationPictures.intervalBand(width: frames, height: 8, intervals: speech))
-      }
-      var picture: RGBImage
-      if r.count == 2, r[1] == frames {  // 1-D attention: a weight per frame, as a curve beneath
-        panels.append(ExplanationPictures.curve(Array(raw.floats.prefix(frames)), height: 64))
-        picture = ExplanationPictures.column(panels)
-      } else if r.count == 3, r[1] == frames {  // 2-D: frames × features, as a heat map beside
-        let map = ExplanationPictures.timeFeatureImage(Array(raw.floats.prefix(frames * r[2])), frames: frames, features: r[2],
-                                                       colorMap: .jet)
-        picture = ExplanationPictures.strip([ExplanationPictures.column(panels), map], gap: 8)
-      } else {
-        picture = ExplanationPictures.column(panels)
-      }
-      try ImageWriter.writePNG(picture, to: path("\(name).png"))
+      try ImageWriter.writePNG(Self.audioPicture(input: input, map: raw, mediaPath: mediaPath, recipe: recipe),
+                               to: path("\(name).png"))
     }
+  }
+
+  /// An MFCC explanation on one time axis, cropped to the clip's frames (short clips are padded
+  /// with zero rows) and widened so a short clip stays readable: the MFCC with each coefficient
+  /// scaled on its own, the speech intervals of a generated clip's sidecar (green), the
+  /// explanation's weight per frame as a curve (a 1-D attention's weights; the sum of a 2-D map's
+  /// magnitudes over its features), and a 2-D map's magnitudes (each feature scaled on its own).
+  static func audioPicture(input: Tensor, map raw: Tensor, mediaPath: String, recipe: InputRecipe) -> RGBImage {
+    let s = input.shape
+    let (frames, features) = (s[s.count - 2], s[s.count - 1])
+    let mfcc = Array(input.floats.prefix(frames * features))
+    let kept = ExplanationPictures.contentFrames(mfcc, frames: frames, features: features)
+    let scale = max(1, min(4, 768 / max(kept.count, 1)))
+    let width = kept.count * scale
+    let cropped = Array(mfcc[(kept.lowerBound * features)..<(kept.upperBound * features)])
+    var panels = [ExplanationPictures.perFeatureImage(cropped, frames: kept.count, features: features, scale: scale)]
+    if let speech = speechIntervals(mediaPath: mediaPath, recipe: recipe, frames: frames) {
+      let shifted = speech.map { r in max(r.lowerBound - kept.lowerBound, 0) * scale..<max(r.upperBound - kept.lowerBound, 0) * scale }
+      panels.append(ExplanationPictures.intervalBand(width: width, height: 8, intervals: shifted))
+    }
+    let r = raw.shape, v = raw.floats
+    if r.count >= 2, r[1] == frames {
+      let per = r.count == 3 ? r[2] : 1
+      let weights = kept.map { t in (0..<per).reduce(Float(0)) { $0 + abs(v[t * per + $1]) } }
+      panels.append(ExplanationPictures.widened(ExplanationPictures.curve(weights, height: 64), by: scale))
+      if r.count == 3 {
+        let map = v[(kept.lowerBound * per)..<(kept.upperBound * per)].map(abs)
+        panels.append(ExplanationPictures.perFeatureImage(map, frames: kept.count, features: per, colorMap: .jet,
+                                                          scale: scale))
+      }
+    }
+    return ExplanationPictures.column(panels)
   }
 
   /// A map in the input's own layout (saliency, a gradient of the input: `[B, (T,) 3, H, W]`)

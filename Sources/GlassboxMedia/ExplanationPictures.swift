@@ -77,6 +77,44 @@ public enum ExplanationPictures {
     return scale <= 1 ? image : enlarged(image, by: scale)
   }
 
+  /// A time × feature matrix as `timeFeatureImage` draws it, but with each feature (row of
+  /// the picture) min-max normalised on its own: an MFCC's first coefficient spans a hundred
+  /// times the range of the others, and one scale for all leaves them a flat block.
+  public static func perFeatureImage(_ matrix: [Float], frames: Int, features: Int, colorMap: ColorMap = .viridis,
+                                     scale: Int = 1) -> RGBImage {
+    var turned = [Float](repeating: 0, count: frames * features)
+    for f in 0..<features {
+      let row = normalized((0..<frames).map { matrix[$0 * features + f] })
+      for t in 0..<frames { turned[(features - 1 - f) * frames + t] = row[t] }
+    }
+    let image = colorMap.image(turned, width: frames, height: features)
+    return scale <= 1 ? image : widened(image, by: scale)
+  }
+
+  /// The frames of a `[frames, features]` matrix that hold the clip: from the first to the last
+  /// frame with a non-zero value (a recipe pads short clips with rows of literal zeros); all
+  /// frames when every one is zero.
+  public static func contentFrames(_ matrix: [Float], frames: Int, features: Int) -> Range<Int> {
+    func holdsSignal(_ t: Int) -> Bool { (0..<features).contains { matrix[t * features + $0] != 0 } }
+    guard let first = (0..<frames).first(where: holdsSignal), let last = (0..<frames).last(where: holdsSignal) else {
+      return 0..<frames
+    }
+    return first..<(last + 1)
+  }
+
+  /// Each pixel repeated `factor` times along x (the time axis of a time × feature picture).
+  public static func widened(_ image: RGBImage, by factor: Int) -> RGBImage {
+    guard factor > 1 else { return image }
+    var out = RGBImage(width: image.width * factor, height: image.height)
+    for y in 0..<out.height {
+      for x in 0..<out.width {
+        let s = 3 * (y * image.width + x / factor), d = 3 * (y * out.width + x)
+        out.pixels[d] = image.pixels[s]; out.pixels[d + 1] = image.pixels[s + 1]; out.pixels[d + 2] = image.pixels[s + 2]
+      }
+    }
+    return out
+  }
+
   /// Each pixel repeated `factor`×`factor` times.
   public static func enlarged(_ image: RGBImage, by factor: Int) -> RGBImage {
     var out = RGBImage(width: image.width * factor, height: image.height * factor)

@@ -134,4 +134,27 @@ struct WriterTests {
     let (r, g, b) = ColorMap.jet.color(1)
     #expect(half[0, 0] == (UInt8((Float(r) / 2).rounded()), UInt8((Float(g) / 2).rounded()), UInt8((Float(b) / 2).rounded())))
   }
+
+  /// An MFCC's padding is rows of literal zeros: the picture keeps the frames from the first to
+  /// the last with a non-zero value.
+  @Test func contentFramesSkipZeroPadding() {
+    var m = [Float](repeating: 0, count: 10 * 3)
+    m[4 * 3 + 1] = -2  // frame 4 holds a value
+    m[7 * 3 + 0] = 0.5  // frame 7 too; frame 5 is silent inside the clip and kept
+    #expect(ExplanationPictures.contentFrames(m, frames: 10, features: 3) == 4..<8)
+    #expect(ExplanationPictures.contentFrames([Float](repeating: 0, count: 6), frames: 3, features: 2) == 0..<3)
+  }
+
+  /// Each feature is scaled on its own: a feature spanning a thousand and one spanning one
+  /// both reach both ends of the colour map; time runs left to right, feature 0 at the bottom.
+  @Test func perFeatureImageScalesEachFeature() {
+    let frames = 3
+    let m: [Float] = [0, 5, 1000, 6, 500, 7]  // [frames, 2]: feature 0 = 0, 1000, 500; feature 1 = 5, 6, 7
+    let image = ExplanationPictures.perFeatureImage(m, frames: frames, features: 2, scale: 2)
+    #expect(image.width == 6 && image.height == 2)
+    let low = ColorMap.viridis.color(0), high = ColorMap.viridis.color(1)
+    #expect(image[0, 1] == low && image[2, 1] == high && image[3, 1] == high)  // feature 0, bottom row
+    #expect(image[0, 0] == low && image[4, 0] == high)  // feature 1, top row
+    #expect(image[2, 1] == ColorMap.viridis.color(1) && image[4, 1] == ColorMap.viridis.color(0.5))
+  }
 }

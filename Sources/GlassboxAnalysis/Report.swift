@@ -5,7 +5,8 @@ import Foundation
 /// out for a laptop screen. It renders whatever is present — a folder without `study.json`
 /// still shows its figures — and says what is missing rather than failing.
 ///
-/// Sections: the run (machine, mode, total time); the speech models' accuracy and
+/// Sections: the run (machine, mode, total time); a gallery of what each model looked at (its
+/// correctly and wrongly classified examples explained); the speech models' accuracy and
 /// cross-entropy beside the seed study's (labelled as measured on the real data); the video
 /// models against the seed's HMDB-51 numbers; confusion matrices; each model's figures with the
 /// command that produced each; the explanation metrics (`metrics.json`); the stages with their
@@ -33,6 +34,7 @@ public struct Report {
 
     var body = "<h1>\(escapeXML(title))</h1>\n"
     body += runSection(record)
+    body += gallerySection(record)
     body += resultTables(record)
     body += confusionSection(record)
     body += figureSections(record)
@@ -149,15 +151,38 @@ public struct Report {
   func short(_ s: String) -> String { s.count <= 4 ? s : String(s.prefix(3)) + "." }
 
   /// Per model folder (study models first, then any other folder with images): its figures.
-  func figureSections(_ record: StudyRecord?) -> String {
+  /// What each model looked at, first: the explanation pictures (`.png`) of its correctly and
+  /// wrongly classified examples (`MODEL/<tap>/correct/`, `…/wrong/`), side by side.
+  func gallerySection(_ record: StudyRecord?) -> String {
+    var rows = ""
+    for folder in modelFolders() {
+      let pictures = imageFiles(in: folder).filter { f in
+        f.hasSuffix(".png") && (f.contains("/correct/") || f.contains("/wrong/"))
+      }
+      guard !pictures.isEmpty else { continue }
+      let model = record?.models.first { $0.name == folder }
+      rows += "<h3>\(escapeXML(SeedStudy.results[folder]?.title ?? folder)) <code>\(escapeXML(folder))</code></h3>\n"
+        + "<div class=\"grid\">\n" + pictures.map { figure($0, record: record, model: model) }.joined() + "</div>\n"
+    }
+    guard !rows.isEmpty else { return "" }
+    return "<h2>What the models looked at</h2>\n<p>Each model's explanation of a correctly and a wrongly classified "
+      + "test example (details and metrics below).</p>\n" + rows
+  }
+
+  /// The study folder's model folders, the seed study's order first.
+  func modelFolders() -> [String] {
     let fm = FileManager.default
     let folders = ((try? fm.contentsOfDirectory(atPath: directory)) ?? []).filter { name in
       var isDirectory: ObjCBool = false
-      return !name.hasPrefix(".") && name != "data" && fm.fileExists(atPath: path(name), isDirectory: &isDirectory) && isDirectory.boolValue
+      return !name.hasPrefix(".") && name != "data" && fm.fileExists(atPath: path(name), isDirectory: &isDirectory)
+        && isDirectory.boolValue
     }
-    let ordered = SeedStudy.order.filter(folders.contains) + folders.filter { !SeedStudy.order.contains($0) }.sorted()
+    return SeedStudy.order.filter(folders.contains) + folders.filter { !SeedStudy.order.contains($0) }.sorted()
+  }
+
+  func figureSections(_ record: StudyRecord?) -> String {
     var s = ""
-    for folder in ordered {
+    for folder in modelFolders() {
       let images = imageFiles(in: folder)
       guard !images.isEmpty else { continue }
       let model = record?.models.first { $0.name == folder }

@@ -73,6 +73,27 @@ import Testing
     #expect(html.contains("glassbox embed bilstm/bilstm.model --data data/lid -o bilstm/tsne.svg"))
   }
 
+  /// The page opens with what the models looked at: the correct and wrong examples' pictures
+  /// of each model, before the result tables (and again in the model's own section).
+  @Test func galleryOpensThePage() throws {
+    let dir = try Self.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    _ = try Self.makeStudy(dir)
+    for kind in ["correct", "wrong"] {
+      let d = dir.appendingPathComponent("resnet18_lstm/gradcam/\(kind)")
+      try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+      try ImageWriter.writePNG(RGBImage(width: 8, height: 8, fill: (kind == "correct" ? 10 : 200, 0, 0)),
+                               to: d.appendingPathComponent("gradcam.png").path)
+    }
+    let html = try Report(directory: dir.path).html()
+    let gallery = try #require(html.range(of: "<h2>What the models looked at</h2>"))
+    let results = try #require(html.range(of: "<h2>", range: gallery.upperBound..<html.endIndex))
+    let section = html[gallery.upperBound..<results.lowerBound]
+    #expect(section.components(separatedBy: "<img src=\"data:image/png").count - 1 == 2)
+    #expect(section.contains("resnet18_lstm") && !section.contains("clip0"))
+    #expect(html.components(separatedBy: "<img src=\"data:image/").count - 1 == 4 + 2 * 2)
+  }
+
   @Test func missingFolderIsAnError() throws {
     #expect(throws: AnalysisError("/nonexistent/study: no such study folder")) {
       try Report(directory: "/nonexistent/study").html()

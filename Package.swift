@@ -8,8 +8,8 @@ let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 /// or branch), so a checkout of a tagged version under the depending package's build folder
 /// goes without them: the runtime's Swift kernels then compile for baseline x86-64 instead of
 /// Haswell (AVX2, FMA) and with bounds checks, and CKernels at the build's own optimisation
-/// (its AVX-512 kernels carry their target attributes and their no-contraction pragma). README
-/// ("As a dependency") gives the cost. `GLASSBOX_PORTABLE=1` builds this package that way too.
+/// (its AVX-512 kernels carry their target attributes and their no-contraction pragma). The
+/// README gives the cost. `GLASSBOX_PORTABLE=1` builds this package that way too.
 let portable = (Context.packageDirectory.contains("/checkouts/") && Context.gitInformation?.currentTag != nil)
   || Context.environment["GLASSBOX_PORTABLE"] == "1"
 /// Kernels are compiled for AVX2 + FMA (any x86-64 since 2013); OpenBLAS picks its own.

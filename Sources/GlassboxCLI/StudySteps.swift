@@ -75,11 +75,24 @@ extension StudyPlan {
 
   /// Examples the explanation metrics are measured on (per model); the sanity check
   /// recompiles the model once per block, so it is kept small in `--quick`.
-  var explainedExamples: Int { quick ? 8 : 32 }
+  var explainedExamples: Int { quick ? 16 : 32 }
 
-  /// The tap a model is explained with in the figures and the metrics.
-  static func explanationTap(_ model: Model) -> String {
-    model.dataset == "actions" ? "gradcam" : model.name == "bilstm" ? "saliency" : "attention"
+  /// The tap a model is explained with in the figures and the metrics, and the `--tap` that
+  /// adds it to the trained model when its spec lacks it. Grad-CAM explains the deepest
+  /// convolutional map of at least 4×4: a 2×2 map (ResNet-18's `layer4` at 64×64, VGG-19's
+  /// last convolution at 32×32) gives one value per quadrant of the frame, too coarse to point
+  /// at an object.
+  func explanation(_ model: Model) -> (tap: String, adding: String?) {
+    guard model.dataset == "actions" else { return (model.name == "bilstm" ? "saliency" : "attention", nil) }
+    let height = training(model).bindings.compactMap { b -> Int? in
+      b.hasPrefix("H=") ? Int(b.dropFirst(2)) : nil
+    }.first ?? 112
+    // (value, its tap, the map's size as a fraction of the frame's), deepest first.
+    let layers: [(value: String, tap: String, stride: Int)] = model.name == "vgg19_lstm"
+      ? [("cnn.35", "gradcam", 16), ("cnn.26", "gradcam_cnn_26", 8), ("cnn.17", "gradcam_cnn_17", 4)]
+      : [("cnn.layer4", "gradcam", 32), ("cnn.layer3", "gradcam_cnn_layer3", 16), ("cnn.layer2", "gradcam_cnn_layer2", 8)]
+    let chosen = layers.first { (height + $0.stride - 1) / $0.stride >= 4 } ?? layers[layers.count - 1]
+    return (chosen.tap, chosen.tap == "gradcam" ? nil : "gradcam:\(chosen.value):name=\(chosen.tap)")
   }
 }
 
@@ -105,7 +118,7 @@ struct CommandModelSteps: StudyModelSteps {
       return ["evaluate", file, "--data", c.data(for: model), "--split", "test", "--cache", c.cache,
               "--threads", String(c.threads), "--predictions", c.predictionsFile(model.name)]
     case .explain:
-      return ["evaluate", file, StudyPlan.explanationTap(model), "--data", c.data(for: model), "--split", "test",
+      return ["evaluate", file, c.plan.explanation(model).tap, "--data", c.data(for: model), "--split", "test",
               "--limit", String(c.plan.explainedExamples), "--seed", String(c.plan.seed), "--threads", String(c.threads),
               "--json"]
     }
@@ -204,7 +217,7 @@ struct CommandModelSteps: StudyModelSteps {
   func explain(_ model: StudyPlan.Model, _ c: StudyContext, _ record: inout StudyRecord) throws -> StageOutcome {
     let file = c.modelFile(model.name)
     guard FileManager.default.fileExists(atPath: file) else { return .skipped("no trained model at \(file)") }
-    let tap = StudyPlan.explanationTap(model)
+    let (tap, adding) = c.plan.explanation(model)
     let folder = (c.modelFolder(model.name) as NSString).appendingPathComponent(model.dataset == "actions" ? "gradcam" : "attention")
 
     // Which examples: the first correct and the first wrong prediction of the evaluate stage.
@@ -215,7 +228,15 @@ struct CommandModelSteps: StudyModelSteps {
     } catch {
       throw CommandError("\(error.description); run the evaluate stage first (--redo evaluate.\(model.name))")
     }
-    let trained = try Model(contentsOf: file)
+    var trained = try Model(contentsOf: file)
+    var tapCommand: String?
+    if let adding, !trained.taps.contains(where: { $0.name == tap }) {
+      // The tap joins the model file, so the commands recorded below run as they read.
+      trained = try trained.adding(tap: adding)
+      try trained.write(to: file)
+      trained = try Model(contentsOf: file)
+      tapCommand = "glassbox compile \(file) --tap \(adding) -o \(file)"
+    }
     let session = try trained.session(SessionOptions(threads: c.threads, taps: []))
     if let e = predictions.examples.first(where: { $0.label == $0.predicted }) { chosen.append(("correct", e)) }
     if let e = predictions.examples.first(where: { $0.label != $0.predicted }) { chosen.append(("wrong", e)) }
@@ -224,6 +245,7 @@ struct CommandModelSteps: StudyModelSteps {
     for (kind, e) in chosen {
       let out = (folder as NSString).appendingPathComponent(kind)
       let arguments = [file, tap, e.file, "--threads", String(c.threads), "-o", out]
+      try? FileManager.default.removeItem(atPath: out)  // a redone stage leaves no older tap's files
       let x = try trained.tensor(fromMedia: e.file)
       let explanation = try session.explain(tap, [trained.inputs[0].name: x])
       try ExplanationFiles.write(explanation, input: x, model: trained, mediaPath: e.file, to: out)
@@ -256,6 +278,7 @@ struct CommandModelSteps: StudyModelSteps {
     var r = result(model, record)
     r.commands[model.dataset == "actions" ? "gradcam" : "attention"] = taps.first ?? self.command(.explain, model: model, context: c)
     r.commands["metrics"] = self.command(.explain, model: model, context: c)
+    if let tapCommand { r.commands["explained_tap"] = tapCommand }
     record.record(r)
     return .done("\(chosen.map(\.kind).joined(separator: " and ")) example\(chosen.count == 1 ? "" : "s") explained; "
       + Self.headline(measures))

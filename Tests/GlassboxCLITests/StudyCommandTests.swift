@@ -1,4 +1,6 @@
 import Foundation
+import Glassbox
+import GlassboxIR
 import GlassboxAnalysis
 @testable import GlassboxCLI
 import Testing
@@ -96,8 +98,26 @@ struct StudyCommandTests {
         let e = try Evaluate.parse(Array(steps.arguments(.evaluate, model: model, context: context).dropFirst()))
         #expect(e.tap == nil)
         let x = try Evaluate.parse(Array(steps.arguments(.explain, model: model, context: context).dropFirst()))
-        #expect(x.tap == StudyPlan.explanationTap(model))
+        #expect(x.tap == context.plan.explanation(model).tap)
         if model.dataset == "actions" { #expect(train.contains("C=8")) }
+      }
+    }
+  }
+
+  /// The action models are explained at the deepest layer whose Grad-CAM map is at least 4×4
+  /// at the run's frame size (the shapes come from the specs' own shape rules).
+  @Test func gradcamExplainsTheDeepestMapOfAtLeastFourByFour() throws {
+    for quick in [true, false] {
+      let plan = StudyPlan(quick: quick, seed: 0)
+      for model in StudyPlan.models where model.dataset == "actions" {
+        let bindings = plan.training(model).bindingMap.merging(["C": 8, "B": 1]) { a, _ in a }
+        var graph = try Spec.checkedGraph(try loadSource(FeaturesCommandTests.path("graphs/\(model.name).graph")),
+                                          bindings: bindings)
+        let (tap, adding) = plan.explanation(model)
+        if let adding { try Model.addTap(adding, to: &graph) }
+        let side = { (name: String) in graph.taps.first { $0.name == name }?.type.shape.last?.staticValue ?? 0 }
+        #expect(side(tap) >= 4, "\(model.name) quick=\(quick): \(tap) is \(side(tap))×\(side(tap))")
+        if tap != "gradcam" { #expect(side("gradcam") < 4, "\(model.name): the spec's own layer would do") }
       }
     }
   }

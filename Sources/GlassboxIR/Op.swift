@@ -163,7 +163,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case choice([String])
   }
 
-  /// One attribute an op accepts; `defaultValue == nil` means required.
+  /// One attribute an op accepts; `defaultValue == nil` means required. An op's list comes
+  /// from its attribute struct (`Op.attributeSet`, `OpAttributes.swift`).
   public struct AttrSpec: Sendable {
     public var name: String
     public var kind: AttrKind
@@ -205,66 +206,6 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward: OperandSpec(names: ["dy", "x"], required: 2)
     case .batchNormTrain: OperandSpec(names: ["x", "weight", "bias"], required: 3)
     case .batchNormTrainBackward: OperandSpec(names: ["dy", "x", "weight", "mean", "variance", "bias"], required: 5)
-    }
-  }
-
-  /// The attributes this op accepts, with defaults.
-  public var attributes: [AttrSpec] {
-    switch self {
-    case .conv2dBackwardInput, .conv2dBackwardWeight:
-      [AttrSpec("stride", .pair, .list([.int(1), .int(1)])),
-       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
-       AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
-       AttrSpec("groups", .int, .int(1)),
-       self == .conv2dBackwardInput ? AttrSpec("input_size", .pair) : AttrSpec("kernel", .pair)]
-    case .batchNormTrain, .batchNormTrainBackward:
-      [AttrSpec("eps", .float, .float(1e-5)), AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
-    case .conv2d:
-      [AttrSpec("stride", .pair, .list([.int(1), .int(1)])),
-       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
-       AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
-       AttrSpec("groups", .int, .int(1)), AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
-    case .linear: [AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
-    case .maxPool2d, .maxPool2dBackward:
-      [AttrSpec("kernel", .pair), AttrSpec("stride", .pair, .list([])),
-       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
-       AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
-       AttrSpec("ceil_mode", .bool, .bool(false))]
-    case .avgPool2d, .avgPool2dBackward:
-      [AttrSpec("kernel", .pair), AttrSpec("stride", .pair, .list([])),
-       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
-       AttrSpec("ceil_mode", .bool, .bool(false)),
-       AttrSpec("count_include_pad", .bool, .bool(true))]
-    case .batchNorm:
-      [AttrSpec("eps", .float, .float(1e-5)), AttrSpec("momentum", .float, .float(0.1))]
-    case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .lstmCell,
-         .relu, .sigmoid, .tanh, .crossEntropy, .reluBackward, .linearBackwardWeight, .lstmCellBackward,
-         .crossEntropyBackward:
-      []
-    case .classSeed: [AttrSpec("class", .int, .int(-1))]
-    case .sliceBackward:
-      [AttrSpec("axis", .int), AttrSpec("start", .int, .int(0)),
-       AttrSpec("end", .int, .int(Int.max)), AttrSpec("step", .int, .int(1)), AttrSpec("size", .dim)]
-    case .maxBackward: [AttrSpec("axes", .ints, .list([])), AttrSpec("keepdims", .bool, .bool(false))]
-    case .softmax, .logSoftmax: [AttrSpec("axis", .int, .int(-1))]
-    case .sum, .mean, .max:
-      [AttrSpec("axes", .ints, .list([])), AttrSpec("keepdims", .bool, .bool(false))]
-    case .reshape: [AttrSpec("shape", .dims)]
-    case .flatten: [AttrSpec("start", .int, .int(1)), AttrSpec("end", .int, .int(-1))]
-    case .transpose: [AttrSpec("perm", .ints)]
-    case .concat: [AttrSpec("axis", .int)]
-    case .slice:
-      [AttrSpec("axis", .int), AttrSpec("start", .int, .int(0)),
-       AttrSpec("end", .int, .int(Int.max)), AttrSpec("step", .int, .int(1))]
-    case .select: [AttrSpec("axis", .int), AttrSpec("index", .int)]
-    case .split: [AttrSpec("axis", .int), AttrSpec("sizes", .ints)]
-    case .lstm:
-      [AttrSpec("hidden", .int), AttrSpec("bidirectional", .bool, .bool(false)), AttrSpec("last", .bool, .bool(false))]
-    case .dropout: [AttrSpec("p", .float, .float(0.5))]
-    case .fusedElementwise: [AttrSpec("program", .ints)]
-    case .constant:
-      [AttrSpec("value", .float), AttrSpec("shape", .dims, .list([])),
-       AttrSpec("dtype", .choice(DType.allCases.map(\.rawValue)), .string("f32"))]
     }
   }
 

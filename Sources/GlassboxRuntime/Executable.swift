@@ -211,8 +211,8 @@ public final class Executable: @unchecked Sendable {
     for (i, node) in g.nodes.enumerated() where node.op == .select {
       let x = Lowering.shape(g, node.operands[0]), r = node.results[0].index
       guard x.count == 3, !exported.contains(r), !readers[r].isEmpty else { continue }
-      let axis = node.attributes.int("axis") < 0 ? node.attributes.int("axis") + 3 : node.attributes.int("axis")
-      let index = node.attributes.int("index") < 0 ? node.attributes.int("index") + x[1] : node.attributes.int("index")
+      let a = SelectAttributes(of: node)
+      let axis = normalizedAxis(a.axis, rank: 3), index = a.position(size: x[1])
       guard axis == 1, index >= 0, index < x[1], readers[r].allSatisfy({ reader in
         let op = g.nodes[reader.node].op
         return (op == .lstmCell && reader.operand == 0) || (op == .lstmCellBackward && reader.operand == 2)
@@ -246,7 +246,7 @@ public final class Executable: @unchecked Sendable {
     for (i, node) in g.nodes.enumerated() where node.op == .concat && node.operands.count > 1 {
       let r = node.results[0].index
       let out = Lowering.shape(g, node.results[0])
-      let rank = out.count, raw = node.attributes.int("axis"), axis = raw < 0 ? raw + rank : raw
+      let rank = out.count, axis = normalizedAxis(ConcatAttributes(of: node).axis, rank: rank)
       guard root[r] == r, !pieces.keys.contains(r), axis >= 0, axis < rank else { continue }
       let outer = out[..<axis].reduce(1, *), inner = out[(axis + 1)...].reduce(1, *)
       var found: [Int: (target: Int, start: Int, rowStride: Int?)] = [:]

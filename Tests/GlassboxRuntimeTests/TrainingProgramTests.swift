@@ -113,7 +113,7 @@ struct TrainingProgramTests {
         #expect(executable.offsets[reshape.operands[0].index] == executable.offsets[result.index] + t * gates)
         // Backward cell t reads step t of the projection: the floats it overwrites.
         let select = try #require(g.producer(of: cell.operands[2]).map { g.nodes[$0.index] })
-        #expect(select.op == .select && select.attributes.int("index") == t)
+        #expect(select.op == .select && SelectAttributes(of: select).index == t)
         #expect(executable.offsets[select.operands[0].index] == executable.offsets[result.index])
       }
     }

@@ -106,8 +106,15 @@ public struct TrainingProgram {
           let perChannel = xt.elementCount.flatMap { $0.divided(by: xt.shape[1]) }?.staticValue
           updates.append((graph[node.operands[3]].name, graph[node.operands[4]].name, graph[node.operands[5]].name,
                           meanName, varName, perChannel))
-        default:
-          ids = g.addNode(node.op, operands: operands, attributes: node.attributes, results: results, location: node.location)
+        // The same in training as in inference.
+        case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul,
+             .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
+             .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise,
+             .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
+             .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
+             .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward:
+          ids = g.addNode(node.op, operands: operands, attributes: node.attributes, results: results,
+                          location: node.location)
         }
         for (old, new) in zip(node.results, ids) { map[old.index] = new.index }
       }

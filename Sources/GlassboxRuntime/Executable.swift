@@ -49,7 +49,7 @@ public final class Executable: @unchecked Sendable {
 
     // Aliases: ops that keep the bytes (reshape, flatten, dropout in inference) share storage.
     var root = Array(0..<n)
-    for node in graph.nodes where [.reshape, .flatten, .dropout].contains(node.op) {
+    for node in graph.nodes where node.op.aliasesOperand {
       root[node.results[0].index] = root[node.operands[0].index]
     }
     // A step of an LSTM's projection that only cells read is a view of the projection's rows.
@@ -239,7 +239,7 @@ public final class Executable: @unchecked Sendable {
     // Nodes that read a value through its storage (aliasing ops only pass it on).
     var readers = [[Int]](repeating: [], count: g.values.count)
     for (i, node) in g.nodes.enumerated() {
-      if [.reshape, .flatten, .dropout].contains(node.op), root[node.results[0].index] == root[node.operands[0].index] { continue }
+      if node.op.aliasesOperand, root[node.results[0].index] == root[node.operands[0].index] { continue }
       for o in node.operands where readers[root[o.index]].last != i { readers[root[o.index]].append(i) }
     }
     var concats = Set<Int>(), pieces: [Int: (target: Int, start: Int, rowStride: Int?)] = [:], targets = Set<Int>()
@@ -343,11 +343,10 @@ public final class Executable: @unchecked Sendable {
     }
     var members = [[Int]](repeating: [], count: n)
     for i in 0..<n { members[root[i]].append(i) }
-    let elementwise: Set<Op> = [.add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise, .reluBackward]
     for i in g.nodes.indices.sorted(by: { schedule.position[$0] < schedule.position[$1] }) {
       let node = g.nodes[i], r = node.results[0].index
       // A result that is a view already shares another value's storage: root[r] ≠ r.
-      guard elementwise.contains(node.op), schedule.lane[i] == nil, root[r] == r, !exported.contains(r),
+      guard node.op.writesOverOperand, schedule.lane[i] == nil, root[r] == r, !exported.contains(r),
             g[node.results[0]].type.dtype == .f32 else { continue }
       let p = schedule.position[i]
       for o in node.operands {

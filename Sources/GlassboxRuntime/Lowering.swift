@@ -424,6 +424,40 @@ enum Lowering {
   }
 }
 
+extension Op {
+  /// Whether lowering gives the result its operand's storage and no kernel: the bytes do not
+  /// change (`reshape`, `flatten`, and `dropout`, the identity in inference).
+  var aliasesOperand: Bool {
+    switch self {
+    case .reshape, .flatten, .dropout: true
+    case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub,
+         .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .transpose, .concat, .slice,
+         .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise, .classSeed, .reluBackward,
+         .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
+         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
+         .batchNormTrainBackward:
+      false
+    }
+  }
+
+  /// Whether the op's kernel may write its result over an operand of the result's shape: each
+  /// output element depends only on the same element of that operand, which the kernel reads
+  /// before it writes (`Binary`, `Unary`, `FusedElementwise`, `ReluBackward`). The buffer
+  /// assignment then lets chains of such ops reuse one buffer (`BufferAssignment.inPlace`).
+  var writesOverOperand: Bool {
+    switch self {
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise, .reluBackward: true
+    // dropout is elementwise too, but an alias: it has no kernel.
+    case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .softmax,
+         .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm,
+         .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .linearBackwardWeight, .sliceBackward,
+         .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
+         .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward:
+      false
+    }
+  }
+}
+
 extension Pair {
   /// `(h, w)`, as the kernels take it.
   var tuple: (Int, Int) { (h, w) }

@@ -127,7 +127,7 @@ struct LSTMCellBackward: Kernel {
   /// Floats between the batch rows of `gates` (4H, or T·4H where it is a step of the projection).
   var gatesStride: Int
   /// Floats between the batch rows of `dGates` (4H, or T·4H where the steps' gradients are
-  /// stacked in place: `Executable.concatViews`).
+  /// stacked in place: `BufferAssignment.concatViews`).
   var dGatesStride: Int
   static let flushBelow: Float = 1e-30
 

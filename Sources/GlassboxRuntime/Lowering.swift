@@ -130,7 +130,7 @@ enum Lowering {
   /// `persistent` is the node's region of values derived from parameters; with
   /// `sharesForward` (an input gradient), a forward convolution's transformed weights.
   /// `rowStrides` gives the row stride of values that are views of a larger tensor's rows
-  /// (`Executable.stepViews`).
+  /// (`BufferAssignment.stepViews`).
   static func kernels(_ node: Node, _ g: Graph, _ off: [Int], scratch: Int, persistent: Int, sharesForward: Bool = false,
                       rowStrides: [Int: Int] = [:], threads: Int) throws -> [any Kernel] {
     let label = "\(node.op.name) \(g[node.results[0]].name)"

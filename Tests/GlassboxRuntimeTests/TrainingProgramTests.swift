@@ -83,7 +83,7 @@ struct TrainingProgramTests {
 
   /// The gate gradients of an unrolled LSTM's steps are stacked once per direction, for the
   /// projection's weight gradient and the recurrent weight's alike, and the backward cells
-  /// write them where the stack keeps them (`Executable.concatViews`): the stack copies
+  /// write them where the stack keeps them (`BufferAssignment.concatViews`): the stack copies
   /// nothing, its rows T·4H apart for several sequences, one after another for one; and the
   /// stack lives where the projection the cells read does (`stacksOverProjections`). The
   /// gradients still match the Float64 reference.

@@ -109,13 +109,6 @@ struct Compile: ParsableCommand {
     guard let output else { return }
     try model.write(to: output)
     let bytes = try model.parameterTensors().reduce(0) { $0 + $1.byteCount }
-    print("wrote \(output): \(model.name), \(Check.grouped(model.graph.parameterCount)) parameters, \(grouped(bytes)) bytes of weights, \(model.graph.taps.count) taps")
+    print("wrote \(output): \(model.name), \(grouped(model.graph.parameterCount)) parameters, \(grouped(bytes)) bytes of weights, \(model.graph.taps.count) taps")
   }
-}
-
-/// `46,827,520`.
-func grouped(_ v: Int) -> String {
-  var p = DimPolynomial()
-  p.add(Dim(v))
-  return Check.grouped(p)
 }

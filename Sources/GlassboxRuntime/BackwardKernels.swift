@@ -46,8 +46,7 @@ struct ReluBackward: Kernel {
 /// thin, and splitting `dw`'s columns leaves each core a narrow, slow GEMM. There the rows
 /// split instead: each core sums its share of the rows into its own `dw` (the first into
 /// `dw`, the others into scratch), added in part order, so a thread count always gives the
-/// same bits. Measured for 128×128 over 24 576 rows on this machine's two cores: 5.1 ms
-/// against 5.9 ms by columns (11.2 ms on one core).
+/// same bits.
 struct LinearBackwardWeight: Kernel {
   var label: String
   var rows: Int, outFeatures: Int, inFeatures: Int
@@ -154,9 +153,9 @@ struct LSTMCellBackward: Kernel {
       while j + 8 <= n { store8(load8(p + n + j) * load8(cv + j) + load8(p + j) * load8(p + 2 * n + j), dcp + j); j += 8 }
       while j < n { dcp[j] = p[n + j] * cv[j] + p[j] * p[2 * n + j]; j += 1 }
       mapSIMD(dcp, dcp, n, FastMath.tanh)
-      // Eight units at a time, the same operations as the scalar loop that ends the row (and
-      // as `runOne`'s; one helper for the three, with partial loads for the rest, measured 5%
-      // slower here: attention-1D's 1536 cells 23.3 against 22.2 ms).
+      // Eight units at a time, the same operations as the scalar loop that ends the row and as
+      // `runOne`'s. Written out three times: one helper with partial loads for the rest is
+      // slower here.
       var u = 0
       while u + 8 <= n {
         let i = load8(p + u), f = load8(p + n + u), g = load8(p + 2 * n + u), o = load8(p + 3 * n + u)

@@ -248,9 +248,9 @@ struct Linear: Kernel {
 
   /// The rows split over the cores when the product is large enough (`BLAS.parallelWork`),
   /// each core its rows a chunk at a time: bias rows, then a single-threaded GEMM over them,
-  /// then the epilogue over the core's rows (the bias was copied over the whole output on one
-  /// core before a threaded GEMM: attention-2D B=32's attention linear took 1.74–1.86 ms so,
-  /// 1.59–1.82 this way).
+  /// then the epilogue over the core's rows: the bias rows are written by the core that then
+  /// adds the product to them, while they are in its cache, not over the whole output by one
+  /// core first.
   func run(_ a: UnsafeMutablePointer<Float>) {
     let parts = threads > 1 && rows >= 8 * threads && rows * inFeatures * outFeatures >= BLAS.parallelWork
       ? Swift.min(threads, rows / 4) : 1

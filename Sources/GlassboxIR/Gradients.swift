@@ -27,12 +27,13 @@ extension Op {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .batchNormTrain, .linear, .matmul, .batchMatmul,
          .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape,
          .flatten, .transpose, .concat, .slice, .select, .split, .lstmCell, .dropout, .crossEntropy,
-         .fusedElementwise:
+         .fusedElementwise, .layerNorm:
       .rule
     case .lstm: .unrollFirst
     case .constant, .classSeed: .nonDifferentiable
     case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
-         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward:
+         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
+         .layerNormBackward:
       .none
     }
   }
@@ -45,12 +46,13 @@ extension Op {
     case .batchNorm: i < 3
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
          .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat,
-         .slice, .select, .split, .lstm, .lstmCell, .dropout, .batchNormTrain, .fusedElementwise:
+         .slice, .select, .split, .lstm, .lstmCell, .dropout, .batchNormTrain, .fusedElementwise, .layerNorm:
       true
     // No rule, but their results do depend on their operands: a gradient asked through them
     // is an error, not a silent zero.
     case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
-         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward:
+         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
+         .layerNormBackward:
       true
     case .constant, .classSeed:
       false
@@ -305,9 +307,16 @@ extension Op {
       }
       for i in x.indices where want[i] { out[i] = grads[i] }
 
+    case .layerNorm:
+      // One fused backward node: the row statistics are recomputed from x, not kept.
+      let r = try b.add(.layerNormBackward, [dy0(), x[0], x[1]], LayerNormAttributes(of: node), tag: "d")
+      out[0] = r[0]
+      out[1] = r[1]
+      if x.count > 2 { out[2] = r[2] }
+
     case .lstm, .constant, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
          .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
-         .avgPool2dBackward, .batchNormTrainBackward:
+         .avgPool2dBackward, .batchNormTrainBackward, .layerNormBackward:
       throw ShapeError("\(name) has no gradient rule")
     }
     for i in out.indices where !want[i] { out[i] = nil }

@@ -4,7 +4,7 @@
 struct LayerSugar {
   /// The ops that have a layer form.
   enum Kind {
-    case conv2d, linear, batchNorm, lstm
+    case conv2d, linear, batchNorm, layerNorm, lstm
   }
 
   let op: Op
@@ -16,11 +16,14 @@ struct LayerSugar {
     case .conv2d: kind = .conv2d
     case .linear: kind = .linear
     case .batchNorm: kind = .batchNorm
+    case .layerNorm: kind = .layerNorm
     case .lstm: kind = .lstm
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div,
          .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
          .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .lstmCell, .classSeed,
-         .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .fusedElementwise:
+         .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
+         .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward,
+         .batchNormTrain, .batchNormTrainBackward, .fusedElementwise, .layerNormBackward:
       return nil
     }
   }
@@ -30,6 +33,7 @@ struct LayerSugar {
     switch kind {
     case .conv2d: ConvolutionLayerArguments.schema
     case .linear: LinearLayerArguments.schema
+    case .layerNorm: LayerNormLayerArguments.schema
     case .batchNorm, .lstm: []
     }
   }
@@ -51,7 +55,7 @@ struct LayerSugar {
   /// N(0, √(2/fan_in)) with a zero bias (He et al.'s: it keeps the activations' scale through a
   /// deep stack of ReLU convolutions without batch norm, where fan_out shrinks it wherever the
   /// channels grow); `LSTM` draws everything from U(±1/√hidden); `BatchNorm2d` starts at
-  /// weight 1, bias 0, mean 0, variance 1.
+  /// weight 1, bias 0, mean 0, variance 1; `LayerNorm` at weight 1, bias 0.
   func parameters(input x: TensorType, own: Attributes, nodeAttributes: Attributes) throws(ShapeError) -> [ParameterSpec] {
     let dtype = x.dtype
     switch kind {
@@ -120,6 +124,15 @@ struct LayerSugar {
         ParameterSpec(suffix: "num_batches_tracked", type: TensorType(.i64, []), role: .buffer, initializer: .zeros),
       ]
 
+    case .layerNorm:
+      let axis = try checkedAxis(op.decode(LayerNormAttributes.self, nodeAttributes).axis, rank: x.rank, op: op)
+      let normalized = TensorType(dtype, Array(x.shape[axis...]))
+      var specs = [ParameterSpec(suffix: "weight", type: normalized, role: .trainable, initializer: .ones)]
+      if try op.decode(LayerNormLayerArguments.self, own).bias {
+        specs.append(ParameterSpec(suffix: "bias", type: normalized, role: .trainable, initializer: .zeros))
+      }
+      return specs
+
     case .lstm:
       let input = try x.requireRank(3, op: op, operand: "input", layout: "[B, T, features]")
       let attributes = try op.decode(LSTMAttributes.self, nodeAttributes)
@@ -162,6 +175,15 @@ struct ConvolutionLayerArguments: AttributeSet {
     v.defaulted("bias", &bias)
     v.defaulted("init", &initializer)
   }
+}
+
+/// The layer form's own arguments of `layer_norm(x)`: PyTorch's `LayerNorm(…, bias: false)`
+/// has a weight alone.
+struct LayerNormLayerArguments: AttributeSet {
+  var bias = true
+
+  init(defaults: AttributeDefaults) {}
+  mutating func visit<V: AttributeVisitor>(_ v: inout V) { v.defaulted("bias", &bias) }
 }
 
 /// The layer form's own arguments of `linear(x, out: 10)`.

@@ -20,6 +20,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// Batch normalisation over axis 1 of `[N, C, …]`: operands `x, weight, bias, running_mean,
   /// running_var, num_batches_tracked` (the last three are buffers), eps 1e-5 as in PyTorch.
   case batchNorm = "batch_norm"
+  /// Layer normalisation over the trailing axes from `axis` on (`torch.nn.LayerNorm`, ONNX
+  /// `LayerNormalization`): operands `x: [..., d_axis, …, d_last]`, `weight` and optional
+  /// `bias` of shape `[d_axis, …, d_last]`; each row (one index of the leading axes) becomes
+  /// `(x − mean)/√(variance + eps)·weight + bias`, mean and biased variance over the row.
+  case layerNorm = "layer_norm"
   /// `x: [..., in]`, `weight: [out, in]`, optional `bias: [out]` → `[..., out]`; `x Wᵀ + b`,
   /// with the same optional epilogue as `conv2d` (`residual` operand, `activation`).
   case linear
@@ -137,6 +142,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// the statistics differentiated too. With `activation: relu`, `dy` is the ReLU's and the
   /// operand `bias` follows: `dy` counts where the recomputed pre-activation is positive.
   case batchNormTrainBackward = "batch_norm_train_backward"
+  /// `dy, x, weight` (of a `layer_norm`, same attributes) → `dx` (of `x`'s shape), `dweight`,
+  /// `dbias` (of `weight`'s shape): the row statistics recomputed from `x`, then
+  /// `dx = (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))/√(variance + eps)` with `ĝ = dy·weight`, and the
+  /// sums over the rows of `dy·x̂` and `dy`.
+  case layerNormBackward = "layer_norm_backward"
 
   /// How an op's operands are named and counted.
   public struct OperandSpec: Sendable {
@@ -206,6 +216,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward: OperandSpec(names: ["dy", "x"], required: 2)
     case .batchNormTrain: OperandSpec(names: ["x", "weight", "bias"], required: 3)
     case .batchNormTrainBackward: OperandSpec(names: ["dy", "x", "weight", "mean", "variance", "bias"], required: 5)
+    case .layerNorm: OperandSpec(names: ["x", "weight", "bias"], required: 2)
+    case .layerNormBackward: OperandSpec(names: ["dy", "x", "weight"], required: 3)
     }
   }
 
@@ -218,7 +230,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
          .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
          .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward:
+         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
       false
     }
   }

@@ -15,6 +15,7 @@ extension Op {
     case .avgPool2d, .avgPool2dBackward: AvgPoolAttributes.self
     case .batchNorm: BatchNormAttributes.self
     case .batchNormTrain, .batchNormTrainBackward: BatchNormTrainAttributes.self
+    case .layerNorm, .layerNormBackward: LayerNormAttributes.self
     case .linear: LinearAttributes.self
     case .softmax, .logSoftmax: SoftmaxAttributes.self
     case .sum, .mean, .max, .maxBackward: ReduceAttributes.self
@@ -256,6 +257,25 @@ public struct BatchNormTrainAttributes: AttributeSet {
   public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
     v.defaulted("eps", &eps)
     v.defaulted("activation", &activation)
+  }
+}
+
+/// `layer_norm` and its gradient: normalise over the axes from `axis` to the last (`-1`, the
+/// last axis alone, is PyTorch's `LayerNorm(d)`; ONNX's `LayerNormalization` has the same
+/// `axis` and its `epsilon` is `eps`).
+public struct LayerNormAttributes: AttributeSet {
+  public var axis = -1
+  public var eps = 1e-5
+
+  public init(axis: Int, eps: Double) {
+    self.axis = axis
+    self.eps = eps
+  }
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.defaulted("axis", &axis)
+    v.defaulted("eps", &eps)
   }
 }
 
@@ -528,7 +548,7 @@ extension Node {
            .concat, .slice, .select, .split, .lstm, .lstmCell, .dropout, .crossEntropy, .constant,
            .fusedElementwise, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
            .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
-           .maxPool2dBackward, .avgPool2dBackward:
+           .maxPool2dBackward, .avgPool2dBackward, .layerNorm, .layerNormBackward:
         nil
       }
     }

@@ -75,6 +75,22 @@ extension Op {
       try requireFloat(Array(x[0..<5]), op: self)
       return [input]
 
+    case .layerNorm, .layerNormBackward:
+      let input = self == .layerNorm ? x[0] : x[1]
+      try requireFloat(x, op: self)
+      let attrs = try decode(LayerNormAttributes.self, a)
+      let axis = try checkedAxis(attrs.axis, rank: input.rank, op: self), eps = attrs.eps
+      guard eps >= 0 else { throw ShapeError("\(name): eps must be non-negative, found \(AttrValue.formatFloat(eps))") }
+      let normalized = TensorType(input.dtype, Array(input.shape[axis...]))
+      let perRow = self == .layerNorm ? Array(x.dropFirst()) : [x[2]]
+      for (t, operand) in zip(perRow, ["weight", "bias"]) where t != normalized {
+        throw ShapeError("\(name): \(operand) must be \(normalized.shapeDescription) for the axes from \(axis) of "
+                         + "\(input.shapeDescription), found \(t.shapeDescription)")
+      }
+      if self == .layerNorm { return [input] }
+      guard x[0] == input else { throw ShapeError("layer_norm_backward: dy is \(x[0]) but x is \(input)") }
+      return [input, normalized, normalized]
+
     case .linear:
       let input = x[0]
       let w = try x[1].requireRank(2, op: self, operand: "weight", layout: "[out, in]")

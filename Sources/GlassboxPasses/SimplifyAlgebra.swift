@@ -92,7 +92,9 @@ public struct SimplifyAlgebra: Pass {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul,
          .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .concat, .slice, .select, .split,
          .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .reluBackward, .linearBackwardWeight,
-         .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .fusedElementwise:
+         .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput,
+         .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
+         .fusedElementwise, .layerNorm, .layerNormBackward:
       break
     }
     return .keep

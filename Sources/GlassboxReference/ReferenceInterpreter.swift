@@ -88,6 +88,36 @@ public struct ReferenceInterpreter {
         out[i] = (v[i] - mean[ch]) / (variance[ch] + eps).squareRoot() * w[ch] + b[ch]
       }
       return [Tensor(shape: s, f64: out)]
+    case .layerNorm:
+      let s = x[0].shape, attrs = LayerNormAttributes(verified: a), v = x[0].doubles, w = x[1].doubles
+      let n = s[normalizedAxis(attrs.axis, rank: s.count)...].reduce(1, *)
+      let bias = x.count > 2 ? x[2].doubles : [Double](repeating: 0, count: n)
+      var out = v
+      for row in 0..<(v.count / n) {
+        let (mean, inverse) = rowStatistics(v[(row * n)..<((row + 1) * n)], eps: attrs.eps)
+        for j in 0..<n { out[row * n + j] = (v[row * n + j] - mean) * inverse * w[j] + bias[j] }
+      }
+      return [Tensor(shape: s, f64: out)]
+    case .layerNormBackward:
+      // x̂ = (x − mean)·r, y = x̂·w + b; with ĝ = dy·w: dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)).
+      let s = x[1].shape, attrs = LayerNormAttributes(verified: a)
+      let dy = x[0].doubles, v = x[1].doubles, w = x[2].doubles
+      let n = s[normalizedAxis(attrs.axis, rank: s.count)...].reduce(1, *)
+      var dx = v, dw = [Double](repeating: 0, count: n), db = dw
+      for row in 0..<(v.count / n) {
+        let (mean, inverse) = rowStatistics(v[(row * n)..<((row + 1) * n)], eps: attrs.eps)
+        let xhat = (0..<n).map { (v[row * n + $0] - mean) * inverse }
+        let g = (0..<n).map { dy[row * n + $0] * w[$0] }
+        let meanG = g.reduce(0, +) / Double(n)
+        let meanGX = zip(g, xhat).reduce(0) { $0 + $1.0 * $1.1 } / Double(n)
+        for j in 0..<n {
+          dx[row * n + j] = inverse * (g[j] - meanG - xhat[j] * meanGX)
+          dw[j] += dy[row * n + j] * xhat[j]
+          db[j] += dy[row * n + j]
+        }
+      }
+      let ws = x[2].shape
+      return [Tensor(shape: s, f64: dx), Tensor(shape: ws, f64: dw), Tensor(shape: ws, f64: db)]
     case .linear:
       let s = x[0].shape, v = x[0].doubles, w = x[1].doubles
       let out = x[1].shape[0], inF = x[1].shape[1], rows = v.count / inF
@@ -497,6 +527,13 @@ public struct ReferenceInterpreter {
         }
       }
     }
+  }
+
+  /// The mean of a row and `1/√(variance + eps)`, the variance biased (divided by the count).
+  static func rowStatistics(_ row: ArraySlice<Double>, eps: Double) -> (mean: Double, inverse: Double) {
+    let mean = row.reduce(0, +) / Double(row.count)
+    let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(row.count)
+    return (mean, 1 / (variance + eps).squareRoot())
   }
 
   /// A fused epilogue: `+ residual` (operand 3) then the activation.

@@ -708,3 +708,37 @@ struct BatchNormTrainBackward: Kernel {
     }
   }
 }
+
+/// The gradients of a `LayerNorm` for `dy`: per row, the statistics recomputed from `x` as
+/// the forward computes them, `x̂ = (x − mean)·r`, `ĝ = dy·weight`, then
+/// `dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))`; `dweight` and `dbias` sum `dy·x̂` and `dy` over the
+/// rows in order, on one core.
+struct LayerNormBackward: Kernel {
+  var label: String
+  var rows: Int, n: Int, eps: Float
+  var dy: Int, x: Int, weight: Int, dx: Int, dweight: Int, dbias: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let w = a + weight, dw = a + dweight, db = a + dbias
+    dw.update(repeating: 0, count: n)
+    db.update(repeating: 0, count: n)
+    for r in 0..<rows {
+      let s = a + x + r * n, g = a + dy + r * n, d = a + dx + r * n
+      let (mean, inverse) = LayerNorm.statistics(s, n: n, eps: eps)
+      var meanG: Float = 0, meanGX: Float = 0
+      for j in 0..<n {
+        let gj = g[j] * w[j]
+        meanG += gj
+        meanGX += gj * ((s[j] - mean) * inverse)
+      }
+      meanG /= Float(n)
+      meanGX /= Float(n)
+      for j in 0..<n {
+        let xhat = (s[j] - mean) * inverse
+        dw[j] += g[j] * xhat
+        db[j] += g[j]
+        d[j] = inverse * (g[j] * w[j] - meanG - xhat * meanGX)
+      }
+    }
+  }
+}

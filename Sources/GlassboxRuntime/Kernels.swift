@@ -706,6 +706,47 @@ struct BatchNorm: Kernel {
   }
 }
 
+/// Layer normalisation of `rows` rows of `n` floats: `(x − mean)·r·weight + bias` with
+/// `r = 1/√(variance + eps)`, each row's mean and biased variance summed in order in two passes
+/// (`statistics`); rows split over the cores, so a row's result is the same on any count.
+struct LayerNorm: Kernel {
+  var label: String
+  var rows: Int, n: Int, eps: Float
+  var x: Int, weight: Int, bias: Int?, out: Int
+  var threads = 1
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    splitOverCores(a, count: rows, threads: threads, worthIt: rows * n >= 1 << 15) { run($0, rows: $1) }
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, rows range: Range<Int>) {
+    let w = a + weight
+    for r in range {
+      let s = a + x + r * n, d = a + out + r * n
+      let (mean, inverse) = Self.statistics(s, n: n, eps: eps)
+      if let bias {
+        let b = a + bias
+        for j in 0..<n { d[j] = (s[j] - mean) * inverse * w[j] + b[j] }
+      } else {
+        for j in 0..<n { d[j] = (s[j] - mean) * inverse * w[j] }
+      }
+    }
+  }
+
+  /// A row's mean and `1/√(variance + eps)`.
+  static func statistics(_ s: UnsafePointer<Float>, n: Int, eps: Float) -> (mean: Float, inverse: Float) {
+    var sum: Float = 0
+    for j in 0..<n { sum += s[j] }
+    let mean = sum / Float(n)
+    var squares: Float = 0
+    for j in 0..<n {
+      let c = s[j] - mean
+      squares += c * c
+    }
+    return (mean, 1 / (squares / Float(n) + eps).squareRoot())
+  }
+}
+
 // MARK: - Softmax and reductions
 
 /// Softmax or log-softmax along the middle axis of `[outer, n, inner]`.

@@ -28,7 +28,7 @@ enum Lowering {
          .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
          .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .classSeed,
          .reluBackward, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
-         .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward:
+         .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward:
       return 0
     case .linearBackwardWeight:
       let x = shape(g, node.operands[1]), w = shape(g, node.results[0])
@@ -110,7 +110,8 @@ enum Lowering {
          .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
          .concat, .slice, .select, .split, .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .fusedElementwise,
          .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
-         .crossEntropyBackward, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward:
+         .crossEntropyBackward, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
+         .layerNorm, .layerNormBackward:
       nil
     }
   }
@@ -206,6 +207,18 @@ enum Lowering {
                         eps: Float(BatchNormAttributes(of: node).eps),
                         x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]), mean: o(ops[3]), variance: o(ops[4]),
                         out: o(node.results[0]))]
+
+    case .layerNorm:
+      let a = LayerNormAttributes(of: node), n = x[normalizedAxis(a.axis, rank: x.count)...].reduce(1, *)
+      return [LayerNorm(label: label, rows: out.reduce(1, *) / n, n: n, eps: Float(a.eps), x: o(node.operands[0]),
+                        weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
+                        out: o(node.results[0]), threads: threads)]
+
+    case .layerNormBackward:
+      let a = LayerNormAttributes(of: node), n = out[normalizedAxis(a.axis, rank: out.count)...].reduce(1, *)
+      return [LayerNormBackward(label: label, rows: out.reduce(1, *) / n, n: n, eps: Float(a.eps),
+                                dy: o(node.operands[0]), x: o(node.operands[1]), weight: o(node.operands[2]),
+                                dx: o(node.results[0]), dweight: o(node.results[1]), dbias: o(node.results[2]))]
 
     case .linear:
       let w = shape(g, node.operands[1])
@@ -435,7 +448,7 @@ extension Op {
          .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise, .classSeed, .reluBackward,
          .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward:
+         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
       false
     }
   }
@@ -452,7 +465,8 @@ extension Op {
          .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm,
          .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .linearBackwardWeight, .sliceBackward,
          .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
-         .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward:
+         .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm,
+         .layerNormBackward:
       false
     }
   }

@@ -201,7 +201,7 @@ extension Op {
          .split, .lstm, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .classSeed, .reluBackward,
          .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward:
+         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
       false
     }
   }

@@ -30,6 +30,12 @@ struct TrainingProgramTests {
         logits = linear(features, out: 4)
       }
       """,
+    "layer_norm": """
+      graph g(x: f32[B, 4, 6]) -> (logits: f32[B, 3]) {
+        norm = layer_norm(x)
+        logits = linear(sum(relu(layer_norm(linear(norm, out: 5), axis: -2, bias: false)), axes: [1]), out: 3)
+      }
+      """,
     "mlp": """
       graph g(x: f32[B, 6]) -> (logits: f32[B, 3]) {
         h = relu(linear(x, out: 5))

@@ -243,9 +243,12 @@ extension Array: AttributeRepresentable where Element: AttributeListElement {
 /// Two integers, along the height and the width of an image (a window's size, stride,
 /// padding or dilation). Written as one integer (both equal) or `[h, w]`; stored as `[h, w]`.
 public struct Pair: AttributeRepresentable, CustomStringConvertible {
+  /// Along the height.
   public var h: Int
+  /// Along the width.
   public var w: Int
 
+  /// `[h, w]`.
   public init(_ h: Int, _ w: Int) {
     self.h = h
     self.w = w

@@ -45,6 +45,7 @@ extension Op {
 
 /// Ops without attributes.
 public struct NoAttributes: AttributeSet {
+  /// The empty set.
   public init() {}
   public init(defaults: AttributeDefaults) {}
   public mutating func visit<V: AttributeVisitor>(_ v: inout V) {}
@@ -54,12 +55,16 @@ public struct NoAttributes: AttributeSet {
 
 /// Where a convolution's windows sit: shared by `conv2d` and its two gradients.
 public struct ConvolutionGeometry: Hashable, Sendable {
+  /// `stride`: the step between windows.
   public var stride = Pair(1)
+  /// `padding`: zeros added on each side.
   public var padding = Pair(0)
+  /// `dilation`: the step between a window's taps.
   public var dilation = Pair(1)
   /// Channels are split into this many groups, each convolved with its own filters.
   public var groups = 1
 
+  /// Every attribute given.
   public init(stride: Pair, padding: Pair, dilation: Pair, groups: Int) {
     self.stride = stride
     self.padding = padding
@@ -79,9 +84,12 @@ public struct ConvolutionGeometry: Hashable, Sendable {
 
 /// `conv2d`: the window geometry and the fused epilogue's activation.
 public struct ConvolutionAttributes: AttributeSet {
+  /// `stride`, `padding`, `dilation`, `groups`.
   public var geometry = ConvolutionGeometry()
+  /// `activation`: applied after the bias and the residual.
   public var activation = Activation.none
 
+  /// Every attribute given.
   public init(geometry: ConvolutionGeometry, activation: Activation) {
     self.geometry = geometry
     self.activation = activation
@@ -96,9 +104,12 @@ public struct ConvolutionAttributes: AttributeSet {
 
 /// `conv2d_backward_input`: the forward geometry and the input's height and width.
 public struct ConvolutionInputGradientAttributes: AttributeSet {
+  /// The forward convolution's `stride`, `padding`, `dilation`, `groups`.
   public var geometry = ConvolutionGeometry()
+  /// `input_size`: the forward input's height and width.
   public var inputSize = Pair(0)
 
+  /// Every attribute given.
   public init(geometry: ConvolutionGeometry, inputSize: Pair) {
     self.geometry = geometry
     self.inputSize = inputSize
@@ -113,9 +124,12 @@ public struct ConvolutionInputGradientAttributes: AttributeSet {
 
 /// `conv2d_backward_weight`: the forward geometry and the kernel's height and width.
 public struct ConvolutionWeightGradientAttributes: AttributeSet {
+  /// The forward convolution's `stride`, `padding`, `dilation`, `groups`.
   public var geometry = ConvolutionGeometry()
+  /// `kernel`: the weight's height and width.
   public var kernel = Pair(0)
 
+  /// Every attribute given.
   public init(geometry: ConvolutionGeometry, kernel: Pair) {
     self.geometry = geometry
     self.kernel = kernel
@@ -132,13 +146,18 @@ public struct ConvolutionWeightGradientAttributes: AttributeSet {
 
 /// `max_pool2d` and its gradient.
 public struct MaxPoolAttributes: AttributeSet {
+  /// `kernel`: the window's height and width.
   public var kernel = Pair(0)
   /// Nil: the kernel (PyTorch's default).
   public var stride: Pair? = nil
+  /// `padding`: −∞ added on each side, at most half the kernel.
   public var padding = Pair(0)
+  /// `dilation`: the step between a window's taps.
   public var dilation = Pair(1)
+  /// `ceil_mode`: a last partial window counts (PyTorch's rule).
   public var ceilMode = false
 
+  /// Every attribute given.
   public init(kernel: Pair, stride: Pair?, padding: Pair, dilation: Pair, ceilMode: Bool) {
     self.kernel = kernel
     self.stride = stride
@@ -159,13 +178,18 @@ public struct MaxPoolAttributes: AttributeSet {
 
 /// `avg_pool2d` and its gradient (no dilation; padding counted unless `countIncludePad` is false).
 public struct AvgPoolAttributes: AttributeSet {
+  /// `kernel`: the window's height and width.
   public var kernel = Pair(0)
   /// Nil: the kernel (PyTorch's default).
   public var stride: Pair? = nil
+  /// `padding`: zeros added on each side, at most half the kernel.
   public var padding = Pair(0)
+  /// `ceil_mode`: a last partial window counts (PyTorch's rule).
   public var ceilMode = false
+  /// `count_include_pad`: padding counts in a window's divisor.
   public var countIncludePad = true
 
+  /// Every attribute given.
   public init(kernel: Pair, stride: Pair?, padding: Pair, ceilMode: Bool, countIncludePad: Bool) {
     self.kernel = kernel
     self.stride = stride
@@ -186,11 +210,15 @@ public struct AvgPoolAttributes: AttributeSet {
 
 /// A pooling window's placement, whichever pooling it is.
 public struct PoolWindow: Hashable, Sendable {
+  /// The window's height and width.
   public var kernel: Pair
+  /// The step between windows.
   public var stride: Pair
+  /// Added on each side.
   public var padding: Pair
   /// Always 1 for average pooling.
   public var dilation: Pair
+  /// A last partial window counts.
   public var ceilMode: Bool
   /// Average pooling divides by the padded window (true for max pooling, where it is unused).
   public var countIncludePad: Bool
@@ -228,9 +256,12 @@ extension PoolWindow {
 /// `batch_norm` (inference: running statistics). `momentum` is the trainer's, for the
 /// running-statistics update.
 public struct BatchNormAttributes: AttributeSet {
+  /// `eps`: added to the variance.
   public var eps = 1e-5
+  /// `momentum`: the running statistics' update rate.
   public var momentum = 0.1
 
+  /// Every attribute given.
   public init(eps: Double, momentum: Double) {
     self.eps = eps
     self.momentum = momentum
@@ -245,9 +276,12 @@ public struct BatchNormAttributes: AttributeSet {
 
 /// `batch_norm_train` and its gradient.
 public struct BatchNormTrainAttributes: AttributeSet {
+  /// `eps`: added to the variance.
   public var eps = 1e-5
+  /// `activation`: applied to the normalised result.
   public var activation = Activation.none
 
+  /// Every attribute given.
   public init(eps: Double, activation: Activation) {
     self.eps = eps
     self.activation = activation
@@ -264,9 +298,12 @@ public struct BatchNormTrainAttributes: AttributeSet {
 /// last axis alone, is PyTorch's `LayerNorm(d)`; ONNX's `LayerNormalization` has the same
 /// `axis` and its `epsilon` is `eps`).
 public struct LayerNormAttributes: AttributeSet {
+  /// `axis`: the first normalised axis; negative counts from the end.
   public var axis = -1
+  /// `eps`: added to the variance.
   public var eps = 1e-5
 
+  /// Every attribute given.
   public init(axis: Int, eps: Double) {
     self.axis = axis
     self.eps = eps
@@ -283,8 +320,10 @@ public struct LayerNormAttributes: AttributeSet {
 
 /// `linear`: the fused epilogue's activation.
 public struct LinearAttributes: AttributeSet {
+  /// `activation`: applied after the bias and the residual.
   public var activation = Activation.none
 
+  /// Every attribute given.
   public init(activation: Activation) { self.activation = activation }
 
   public init(defaults: AttributeDefaults) {}
@@ -295,8 +334,10 @@ public struct LinearAttributes: AttributeSet {
 
 /// `softmax` and `log_softmax`.
 public struct SoftmaxAttributes: AttributeSet {
+  /// `axis`: negative counts from the end.
   public var axis = -1
 
+  /// Every attribute given.
   public init(axis: Int) { self.axis = axis }
 
   public init(defaults: AttributeDefaults) {}
@@ -305,9 +346,12 @@ public struct SoftmaxAttributes: AttributeSet {
 
 /// `sum`, `mean`, `max` and `max_backward`: the axes reduced (all when empty).
 public struct ReduceAttributes: AttributeSet {
+  /// `axes`: negative ones count from the end; empty means every axis.
   public var axes: [Int] = []
+  /// `keepdims`: reduced axes stay, of size 1.
   public var keepdims = false
 
+  /// Every attribute given.
   public init(axes: [Int], keepdims: Bool) {
     self.axes = axes
     self.keepdims = keepdims
@@ -327,8 +371,10 @@ public struct ReduceAttributes: AttributeSet {
 
 /// `reshape`: the new shape, one entry `-1` (inferred) at most.
 public struct ReshapeAttributes: AttributeSet {
+  /// `shape`: sizes, one of them -1 (inferred) at most.
   public var shape: [Dim] = []
 
+  /// Every attribute given.
   public init(shape: [Dim]) { self.shape = shape }
 
   public init(defaults: AttributeDefaults) {}
@@ -337,9 +383,12 @@ public struct ReshapeAttributes: AttributeSet {
 
 /// `flatten`: the axes `start…end` merged.
 public struct FlattenAttributes: AttributeSet {
+  /// `start`: the first merged axis; negative counts from the end.
   public var start = 1
+  /// `end`: the last merged axis; negative counts from the end.
   public var end = -1
 
+  /// Every attribute given.
   public init(start: Int, end: Int) {
     self.start = start
     self.end = end
@@ -354,8 +403,10 @@ public struct FlattenAttributes: AttributeSet {
 
 /// `transpose`: result axis `i` is operand axis `perm[i]`.
 public struct TransposeAttributes: AttributeSet {
+  /// `perm`: a permutation of the axes.
   public var perm: [Int] = []
 
+  /// Every attribute given.
   public init(perm: [Int]) { self.perm = perm }
 
   public init(defaults: AttributeDefaults) {}
@@ -364,8 +415,10 @@ public struct TransposeAttributes: AttributeSet {
 
 /// `concat`.
 public struct ConcatAttributes: AttributeSet {
+  /// `axis`: negative counts from the end.
   public var axis = 0
 
+  /// Every attribute given.
   public init(axis: Int) { self.axis = axis }
 
   public init(defaults: AttributeDefaults) {}
@@ -374,12 +427,16 @@ public struct ConcatAttributes: AttributeSet {
 
 /// `slice`: `start ..< end` by `step` along `axis`, Python's clamping of the bounds.
 public struct SliceAttributes: AttributeSet {
+  /// `axis`: negative counts from the end.
   public var axis = 0
+  /// `start`: the first index; negative counts from the end.
   public var start = 0
   /// `Int.max`: to the end.
   public var end = Int.max
+  /// `step`: at least 1.
   public var step = 1
 
+  /// Every attribute given.
   public init(axis: Int, start: Int, end: Int, step: Int) {
     self.axis = axis
     self.start = start
@@ -403,9 +460,12 @@ public struct SliceAttributes: AttributeSet {
 
 /// `slice_backward`: the slice it differentiates and the size of the sliced axis.
 public struct SliceBackwardAttributes: AttributeSet {
+  /// `axis`, `start`, `end`, `step` of the slice.
   public var slice = SliceAttributes(defaults: AttributeDefaults())
+  /// `size`: the sliced input's size along the axis.
   public var size = Dim(0)
 
+  /// Every attribute given.
   public init(slice: SliceAttributes, size: Dim) {
     self.slice = slice
     self.size = size
@@ -420,9 +480,12 @@ public struct SliceBackwardAttributes: AttributeSet {
 
 /// `select`: the entry `index` along `axis` (negative counts from the end).
 public struct SelectAttributes: AttributeSet {
+  /// `axis`: negative counts from the end.
   public var axis = 0
+  /// `index`: negative counts from the end.
   public var index = 0
 
+  /// Every attribute given.
   public init(axis: Int, index: Int) {
     self.axis = axis
     self.index = index
@@ -440,9 +503,12 @@ public struct SelectAttributes: AttributeSet {
 
 /// `split`: pieces of `sizes` along `axis`.
 public struct SplitAttributes: AttributeSet {
+  /// `axis`: negative counts from the end.
   public var axis = 0
+  /// `sizes`: the pieces' sizes along the axis, adding up to its size.
   public var sizes: [Int] = []
 
+  /// Every attribute given.
   public init(axis: Int, sizes: [Int]) {
     self.axis = axis
     self.sizes = sizes
@@ -459,11 +525,14 @@ public struct SplitAttributes: AttributeSet {
 
 /// `lstm`.
 public struct LSTMAttributes: AttributeSet {
+  /// `hidden`: units per direction.
   public var hidden = 0
+  /// `bidirectional`: a reverse direction too, its outputs after the forward ones.
   public var bidirectional = false
   /// Only the outputs at the last time step.
   public var last = false
 
+  /// Every attribute given.
   public init(hidden: Int, bidirectional: Bool, last: Bool) {
     self.hidden = hidden
     self.bidirectional = bidirectional
@@ -483,8 +552,10 @@ public struct LSTMAttributes: AttributeSet {
 
 /// `dropout`: the probability of zeroing an element in training.
 public struct DropoutAttributes: AttributeSet {
+  /// `p`: in [0, 1).
   public var p = 0.5
 
+  /// Every attribute given.
   public init(p: Double) { self.p = p }
 
   public init(defaults: AttributeDefaults) {}
@@ -493,10 +564,14 @@ public struct DropoutAttributes: AttributeSet {
 
 /// `constant`: `shape` filled with `value`.
 public struct ConstantAttributes: AttributeSet {
+  /// `value`: every element.
   public var value = 0.0
+  /// `shape`: empty for a scalar.
   public var shape: [Dim] = []
+  /// `dtype`: the element type.
   public var dtype = DType.f32
 
+  /// Every attribute given.
   public init(value: Double, shape: [Dim], dtype: DType) {
     self.value = value
     self.shape = shape
@@ -513,8 +588,10 @@ public struct ConstantAttributes: AttributeSet {
 
 /// `fused_elementwise`: the program, three integers per step (`Op.fusedElementwise`).
 public struct FusedElementwiseAttributes: AttributeSet {
+  /// `program`: `code, a, b` per step.
   public var program: [Int] = []
 
+  /// Every attribute given.
   public init(program: [Int]) { self.program = program }
 
   public init(defaults: AttributeDefaults) {}
@@ -526,8 +603,10 @@ public struct FusedElementwiseAttributes: AttributeSet {
 
 /// `class_seed`: the class each row is seeded at, -1 meaning the row's argmax.
 public struct ClassSeedAttributes: AttributeSet {
+  /// `class`: -1 for each row's argmax.
   public var classIndex = -1
 
+  /// Every attribute given.
   public init(classIndex: Int) { self.classIndex = classIndex }
 
   public init(defaults: AttributeDefaults) {}

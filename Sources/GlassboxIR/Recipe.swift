@@ -92,12 +92,19 @@ public enum PadRule: String, Sendable, Hashable, AttributeChoice {
 
 /// The options of `audio` recipes.
 public struct AudioRecipeOptions: AttributeSet {
+  /// `sample_rate` in Hz.
   public var sampleRate = 16000
+  /// `n_mfcc`: coefficients per frame.
   public var nMFCC = 128
+  /// `n_mels`: mel bands.
   public var nMels = 128
+  /// `n_fft`: FFT and window length in samples.
   public var nFFT = 2048
+  /// `hop`: samples between frames.
   public var hop = 512
+  /// `frames`: how many of the last frames are kept.
   public var frames = 768
+  /// `pad`: where a short clip's zero rows go.
   public var pad = PadRule.zerosBefore
 
   public init(defaults: AttributeDefaults) {}
@@ -126,9 +133,13 @@ public struct VideoRecipeOptions: AttributeSet {
   public var frames = Dim(16)
   /// May name a symbol.
   public var size = Dim(112)
+  /// `sampling`: how frames are chosen.
   public var sampling = FrameSamplingRule.uniform
+  /// `stride`: every how many frames, with `sampling: stride`.
   public var stride = 1
+  /// `mean`: per channel R, G, B.
   public var mean = imagenetMean
+  /// `std`: per channel R, G, B, positive.
   public var std = imagenetStd
 
   public init(defaults: AttributeDefaults) {}
@@ -146,7 +157,9 @@ public struct VideoRecipeOptions: AttributeSet {
 public struct ImageRecipeOptions: AttributeSet {
   /// May name a symbol.
   public var size = Dim(224)
+  /// `mean`: per channel R, G, B.
   public var mean = imagenetMean
+  /// `std`: per channel R, G, B, positive.
   public var std = imagenetStd
 
   public init(defaults: AttributeDefaults) {}
@@ -165,6 +178,7 @@ public struct InputRecipe: Sendable, Hashable {
   /// Every option of `kind`, defaults filled in.
   public var options: Attributes
 
+  /// Every option given.
   public init(input: String, kind: RecipeKind, options: Attributes) {
     self.input = input
     self.kind = kind

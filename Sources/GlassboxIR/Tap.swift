@@ -74,6 +74,7 @@ public struct ClassTapOptions: AttributeSet {
   /// -1: the predicted class.
   public var classIndex = -1
 
+  /// Every option given.
   public init(classIndex: Int) { self.classIndex = classIndex }
 
   public init(defaults: AttributeDefaults) {}
@@ -92,8 +93,10 @@ public enum GradCAMScope: String, AttributeChoice {
 public struct GradCAMTapOptions: AttributeSet {
   /// -1: the predicted class.
   public var classIndex = -1
+  /// `scope`: over what the map is normalised.
   public var scope = GradCAMScope.clip
 
+  /// Every option given.
   public init(classIndex: Int, scope: GradCAMScope) {
     self.classIndex = classIndex
     self.scope = scope

@@ -6,6 +6,7 @@ public struct Profiler {
   /// The program it times.
   public let program: Executable
 
+  /// A profiler of `program`.
   public init(_ program: Executable) { self.program = program }
 
   /// Runs the program `runs` times and returns each kernel's label and mean time in

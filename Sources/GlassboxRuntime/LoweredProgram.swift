@@ -6,18 +6,25 @@ extension Executable {
   /// and write. Lanes of a group run side by side, one core each.
   ///
   /// ```
-  /// program bilstm: 9 kernels, 2 threads
-  /// arena 103456 floats: static 0..<41872 (parameters, inputs, derived weights), planned 41872..<103456;
-  ///   189440 if no buffer were shared
+  /// program bilstm: 3 kernels, 2 threads
+  /// arena 427216 floats: static 0..<181328 (parameters, inputs, derived weights), planned …
   ///
   /// values
-  ///   @0        +16384    lstm.weight_ih_l0: f32[128, 128]   parameter
-  ///   @41808    +98304    mfcc: f32[1, 768, 128]             input
+  ///   @41808   +98304  mfcc: f32[1, 768, 128]                    input
+  ///   @0       +16384  lstm.weight_ih_l0: f32[128, 128]          parameter
   ///   …
+  ///   @378064  +49152  lstm: f32[1, 768, 64]                     buffer, kept (exported)
+  ///   @181328  +64     last: f32[1, 64]                          buffer
+  ///
   /// program
-  ///   linear lstm.proj
-  ///     kernel linear lstm.proj
-  ///     x        mfcc @41808 +98304
+  ///   lstm lstm
+  ///     kernel lstm lstm
+  ///     x                  mfcc @41808 +98304
+  ///     …
+  ///     result             lstm @378064 +49152
+  ///     scratch @181328 +196736
+  ///     derived weights @140112 +41216
+  ///   select last
   ///     …
   /// ```
   public var loweredDescription: String {

@@ -17,7 +17,7 @@ extension Executable {
   ///   @181328  +64     last: f32[1, 64]                          buffer
   ///
   /// program
-  ///   lstm lstm
+  ///   lstm lstm (hidden: 32, bidirectional: true)
   ///     kernel lstm lstm
   ///     x                  mfcc @41808 +98304
   ///     …
@@ -46,12 +46,15 @@ extension Executable {
     return out
   }
 
-  /// One node: its op and results, its kernels (or why it has none), then each operand and
-  /// result with its offset and size, and its scratch and derived regions.
+  /// One node: its op, results and attributes other than the defaults, its kernels (or why it
+  /// has none), then each operand and result with its offset and size, and its scratch and
+  /// derived regions.
   func describe(node i: Int, indent: String) -> String {
     let node = graph.nodes[i]
     let results = node.results.map { graph[$0].name }.joined(separator: ", ")
-    var out = "\(indent)\(node.op.name) \(results)\n"
+    let attributes = Printer.nonDefault(node.attributes, schema: node.op.attributes)
+    var out = "\(indent)\(node.op.name) \(results)"
+      + (attributes.isEmpty ? "" : " (\(attributes.joined(separator: ", ")))") + "\n"
     let more = indent + "  "
     if kernelLabels[i].isEmpty {
       let reason = buffers.storage[node.results[0].index].summary(graph)

@@ -160,7 +160,7 @@ struct ModelCommandTests {
                           weights: Model.WeightOptions(seed: 1))
     let text = try bound.inferencePipelineReport(lowered: true)
     #expect(text.hasPrefix("program bilstm: "))
-    #expect(text.contains("\nprogram\n  lstm lstm\n    kernel lstm lstm\n"))
+    #expect(text.contains("\nprogram\n  lstm lstm (hidden: 32, bidirectional: true)\n    kernel lstm lstm\n"))
     let unbound = try Model(contentsOf: Self.spec("bilstm"), bindings: ["C": 3], weights: Model.WeightOptions(seed: 1))
     #expect(try unbound.inferencePipelineReport(lowered: true) == "arena: bind B (--bind) to lower it\n")
   }

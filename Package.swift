@@ -66,7 +66,7 @@ let package = Package(
     .target(name: "GlassboxExplain", swiftSettings: strict),
     .target(name: "GlassboxMedia", dependencies: ["GlassboxIR", "CFFmpeg", "CSndfile", "CMediaLoader"], swiftSettings: strict),
     // t-SNE, trustworthiness, SVG scatter plots and the study report (BLAS through the runtime).
-    .target(name: "GlassboxAnalysis", dependencies: ["GlassboxRuntime"], swiftSettings: strict),
+    .target(name: "GlassboxAnalysis", dependencies: ["GlassboxIR", "GlassboxRuntime"], swiftSettings: strict),
     // Optimizers, schedules, data sets and the training loop over a compiled training step.
     .target(name: "GlassboxTraining",
             dependencies: ["GlassboxIR", "GlassboxPasses", "GlassboxRuntime", "GlassboxFormat", "GlassboxMedia"],

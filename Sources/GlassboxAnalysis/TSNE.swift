@@ -1,4 +1,5 @@
 import Foundation
+import GlassboxIR
 
 /// t-distributed stochastic neighbour embedding (van der Maaten and Hinton 2008) into two
 /// dimensions, following scikit-learn's `TSNE` defaults step for step so that the two can be
@@ -335,15 +336,9 @@ public struct TSNE: Sendable {
 
   /// `count` Gaussian numbers of deviation 1e-4 from `seed` (SplitMix64 and Box–Muller).
   static func gaussian(count: Int, seed: UInt64) -> [Double] {
-    var state = seed
-    func next() -> Double {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      z ^= z >> 31
-      return (Double(z >> 11) + 0.5) / Double(1 << 53)
-    }
+    var generator = SplitMix64(seed: seed)
+    /// Uniform on (0, 1): the top 53 bits of a draw, centred in their interval (never 0 for the log).
+    func next() -> Double { (Double(generator.next() >> 11) + 0.5) / Double(1 << 53) }
     var out: [Double] = []
     out.reserveCapacity(count + 1)
     while out.count < count {

@@ -102,16 +102,4 @@ struct Check: ParsableCommand {
     }
     return out
   }
-
-  /// `11,689,512`, or the polynomial when symbols remain.
-  static func grouped(_ p: DimPolynomial) -> String {
-    guard let v = p.staticValue else { return p.description }
-    let digits = Array(String(v))
-    var out = ""
-    for (i, c) in digits.enumerated() {
-      if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
-      out.append(c)
-    }
-    return out
-  }
 }

@@ -22,7 +22,9 @@ struct Compile: ParsableCommand {
 
   @OptionGroup var options: SpecOptions
 
-  @Option(name: .shortAndLong, help: ArgumentHelp("The .model file to write (optional with --print-after, --print-after-all or --stats).", valueName: "FILE"))
+  @Option(name: .shortAndLong,
+          help: ArgumentHelp("The .model file to write (optional with --print-after, --print-after-all, --stats "
+                             + "or --print-lowered).", valueName: "FILE"))
   var output: String?
 
   @Option(help: ArgumentHelp("Print the IR, in the spec language, after this pass of the inference pipeline (repeatable).", valueName: "PASS"))
@@ -33,6 +35,10 @@ struct Compile: ParsableCommand {
 
   @Flag(help: "Print node counts after each pass, and the arena against the sum of all buffers (needs every symbol bound).")
   var stats = false
+
+  @Flag(help: ArgumentHelp("Print the lowered program: each kernel with the offsets and sizes of what it reads "
+                           + "and writes, and the lanes that run side by side (needs every symbol bound)."))
+  var printLowered = false
 
   @Flag(help: "With the printing options: unroll LSTMs into per-step cells first (the form training differentiates).")
   var unrollLSTM = false
@@ -65,8 +71,9 @@ struct Compile: ParsableCommand {
   static var passNames: [String] { Model.inferencePassNames }
 
   func validate() throws {
-    if output == nil && printAfter.isEmpty && !printAfterAll && !stats {
-      throw ValidationError("give -o FILE.model, or --print-after PASS, --print-after-all or --stats")
+    if output == nil && printAfter.isEmpty && !printAfterAll && !stats && !printLowered {
+      throw ValidationError("give -o FILE.model, or --print-after PASS, --print-after-all, --stats "
+                            + "or --print-lowered")
     }
     for p in printAfter where !Compile.passNames.contains(p) {
       throw ValidationError("--print-after \(p): no such pass; the pipeline runs \(Compile.passNames.joined(separator: ", "))")
@@ -95,20 +102,13 @@ struct Compile: ParsableCommand {
     for t in taps { model = try model.adding(tap: t) }
     if let labels { model = try model.with(labels: try Model.readLabels(labels, for: model.graph)) }
 
-    if !printAfter.isEmpty || printAfterAll || stats {
+    if !printAfter.isEmpty || printAfterAll || stats || printLowered {
       print(try model.inferencePipelineReport(printAfter: printAfter, printAll: printAfterAll, stats: stats,
-                                              unrollLSTM: unrollLSTM), terminator: "")
+                                              unrollLSTM: unrollLSTM, lowered: printLowered), terminator: "")
     }
     guard let output else { return }
     try model.write(to: output)
     let bytes = try model.parameterTensors().reduce(0) { $0 + $1.byteCount }
-    print("wrote \(output): \(model.name), \(Check.grouped(model.graph.parameterCount)) parameters, \(grouped(bytes)) bytes of weights, \(model.graph.taps.count) taps")
+    print("wrote \(output): \(model.name), \(grouped(model.graph.parameterCount)) parameters, \(grouped(bytes)) bytes of weights, \(model.graph.taps.count) taps")
   }
-}
-
-/// `46,827,520`.
-func grouped(_ v: Int) -> String {
-  var p = DimPolynomial()
-  p.add(Dim(v))
-  return Check.grouped(p)
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GlassboxFormat
+import GlassboxIR
 
 /// `glassbox export X.model -o W.safetensors`: the weights under their PyTorch names.
 struct Export: ParsableCommand {

@@ -209,7 +209,7 @@ struct GraphDecoder {
       guard a[pa.name] == nil else { throw fail("\(owner) has attribute '\(pa.name)' twice") }
       let v = try attrValue(pa.value, what: "\(owner) attribute '\(pa.name)'")
       guard Self.fits(v, spec.kind) else {
-        throw fail("\(owner) attribute '\(pa.name)' must be \(Self.describe(spec.kind)), found \(v.description.prefix(100))")
+        throw fail("\(owner) attribute '\(pa.name)' must be \(spec.kind.summary), found \(v.description.prefix(100))")
       }
       a[pa.name] = v
     }
@@ -217,21 +217,6 @@ struct GraphDecoder {
       if let d = spec.defaultValue { a[spec.name] = d }
     }
     return a
-  }
-
-  /// What an attribute of this kind looks like, for messages.
-  static func describe(_ kind: Op.AttrKind) -> String {
-    switch kind {
-    case .int: "an integer"
-    case .float: "a number"
-    case .bool: "a boolean"
-    case .dim: "a dimension"
-    case .pair: "two integers [h, w]"
-    case .ints: "a list of integers"
-    case .floats: "a list of numbers"
-    case .dims: "a list of dimensions"
-    case .choice(let names): "one of \(names.joined(separator: ", "))"
-    }
   }
 
   static func fits(_ v: AttrValue, _ kind: Op.AttrKind) -> Bool {

@@ -30,7 +30,7 @@ public enum Initialization {
   }
 
   static func tensor(_ p: Parameter, shape: [Int], count: Int, seed: UInt64) -> Tensor {
-    var rng = SplitMix64(seed: seed ^ fnv1a(p.name))
+    var rng = SplitMix64(seed: seed, name: p.name)
     let values: [Double]
     switch p.initializer {
     case .zeros: values = [Double](repeating: 0, count: count)
@@ -45,28 +45,10 @@ public enum Initialization {
     case .bool: return Tensor(shape: shape, storage: .bool(values.map { $0 != 0 }))
     }
   }
-
-  static func fnv1a(_ s: String) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-    return h
-  }
 }
 
-/// Sebastiano Vigna's SplitMix64: a small, fast, well-mixed 64-bit generator.
-struct SplitMix64 {
-  var state: UInt64
-  init(seed: UInt64) { state = seed }
-
-  mutating func next() -> UInt64 {
-    state &+= 0x9e37_79b9_7f4a_7c15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-    z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-    return z ^ (z >> 31)
-  }
-
-  /// Uniform on [0, 1).
+extension SplitMix64 {
+  /// Uniform on [0, 1): the top 53 bits of a draw.
   mutating func unit() -> Double { Double(next() >> 11) * 0x1p-53 }
 
   /// Standard normal (Box–Muller).

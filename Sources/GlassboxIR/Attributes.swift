@@ -46,11 +46,9 @@ public indirect enum AttrValue: Hashable, Sendable, CustomStringConvertible {
   }
 }
 
-/// The attributes of a node, by name, kept in a canonical (sorted) order.
-///
-/// After elaboration every attribute an op declares is present and of the declared kind,
-/// so the typed accessors below return the stored value; their fallbacks only keep a
-/// malformed hand-built node from trapping.
+/// The attributes of a node (or the options of a tap or recipe) as stored: values by name,
+/// listed in sorted order. Code reads them through the op's typed struct
+/// (`Op.attributeSet`, `SoftmaxAttributes(of: node).axis`), never by name.
 public struct Attributes: Hashable, Sendable {
   public private(set) var values: [String: AttrValue]
 
@@ -63,67 +61,4 @@ public struct Attributes: Hashable, Sendable {
 
   /// Names in sorted order.
   public var names: [String] { values.keys.sorted() }
-
-  public func int(_ name: String, default fallback: Int = 0) -> Int {
-    if case .int(let v)? = values[name] { return v }
-    return fallback
-  }
-
-  public func float(_ name: String, default fallback: Double = 0) -> Double {
-    switch values[name] {
-    case .float(let v)?: return v
-    case .int(let v)?: return Double(v)
-    default: return fallback
-    }
-  }
-
-  public func bool(_ name: String, default fallback: Bool = false) -> Bool {
-    if case .bool(let v)? = values[name] { return v }
-    return fallback
-  }
-
-  public func string(_ name: String, default fallback: String = "") -> String {
-    if case .string(let v)? = values[name] { return v }
-    return fallback
-  }
-
-  public func dim(_ name: String) -> Dim? {
-    switch values[name] {
-    case .int(let v)?: return Dim(v)
-    case .dim(let d)?: return d
-    default: return nil
-    }
-  }
-
-  public func ints(_ name: String) -> [Int] {
-    switch values[name] {
-    case .list(let items)?: return items.compactMap { if case .int(let v) = $0 { v } else { nil } }
-    case .int(let v)?: return [v]
-    default: return []
-    }
-  }
-
-  /// A list of numbers (integers read as numbers).
-  public func floats(_ name: String) -> [Double] {
-    guard case .list(let items)? = values[name] else { return [] }
-    return items.compactMap {
-      switch $0 {
-      case .float(let v): v
-      case .int(let v): Double(v)
-      default: nil
-      }
-    }
-  }
-
-  /// A list of dimensions; `-1` entries (an inferred axis of `reshape`) come back as `Dim(-1)`.
-  public func dims(_ name: String) -> [Dim] {
-    guard case .list(let items)? = values[name] else { return [] }
-    return items.compactMap {
-      switch $0 {
-      case .int(let v): Dim(v)
-      case .dim(let d): d
-      default: nil
-      }
-    }
-  }
 }

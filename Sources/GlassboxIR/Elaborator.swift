@@ -815,7 +815,7 @@ struct Elaborator {
     guard claim(inName, at: call.location, in: env) else { return nil }
     let mergedShape = [merged] + t.shape.dropFirst(2)
     let flat = graph.addNode(.reshape, operands: [sequence],
-                             attributes: Attributes(["shape": .list(mergedShape.map(AttrValue.dimension))]),
+                             attributes: ReshapeAttributes(shape: Array(mergedShape)),
                              results: [(inName, TensorType(t.dtype, mergedShape))], location: call.location)[0]
     globals[inName] = flat
     var blockCall = call
@@ -832,7 +832,7 @@ struct Elaborator {
     let unmerged = [steps.batch, steps.time] + o.shape.dropFirst()
     guard claim(name, at: call.location, in: env) else { return nil }
     let result = graph.addNode(.reshape, operands: [out],
-                               attributes: Attributes(["shape": .list(unmerged.map(AttrValue.dimension))]),
+                               attributes: ReshapeAttributes(shape: Array(unmerged)),
                                results: [(name, TensorType(o.dtype, unmerged))], location: call.location)[0]
     globals[name] = result
     return result

@@ -27,12 +27,13 @@ extension Op {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .batchNormTrain, .linear, .matmul, .batchMatmul,
          .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape,
          .flatten, .transpose, .concat, .slice, .select, .split, .lstmCell, .dropout, .crossEntropy,
-         .fusedElementwise:
+         .fusedElementwise, .layerNorm:
       .rule
     case .lstm: .unrollFirst
     case .constant, .classSeed: .nonDifferentiable
     case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
-         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward:
+         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
+         .layerNormBackward:
       .none
     }
   }
@@ -45,12 +46,13 @@ extension Op {
     case .batchNorm: i < 3
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
          .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat,
-         .slice, .select, .split, .lstm, .lstmCell, .dropout, .batchNormTrain, .fusedElementwise:
+         .slice, .select, .split, .lstm, .lstmCell, .dropout, .batchNormTrain, .fusedElementwise, .layerNorm:
       true
     // No rule, but their results do depend on their operands: a gradient asked through them
     // is an error, not a silent zero.
     case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
-         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward:
+         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
+         .layerNormBackward:
       true
     case .constant, .classSeed:
       false
@@ -62,7 +64,6 @@ extension Op {
   public func gradients(of node: Node, dys: [ValueID?], want: [Bool],
                         into b: inout GradientBuilder) throws(ShapeError) -> [ValueID?] {
     let x = node.operands
-    let a = node.attributes
     var out = [ValueID?](repeating: nil, count: x.count)
     func type(_ v: ValueID) -> TensorType { b.graph[v].type }
     // The gradient of result 0, zeros when only another result has one.
@@ -73,26 +74,32 @@ extension Op {
     let y = node.results[0]
     switch self {
     case .conv2d:
+      let a = ConvolutionAttributes(of: node)
       var dy = try dy0()
-      if a.string("activation") == "relu" { dy = try b.add(.reluBackward, [dy, y], tag: "drelu")[0] }
+      if a.activation == .relu { dy = try b.add(.reluBackward, [dy, y], tag: "drelu")[0] }
       if x.count > 3, want[3] { out[3] = dy }
-      let conv = ["stride": a["stride"] ?? .list([.int(1), .int(1)]), "padding": a["padding"] ?? .list([.int(0), .int(0)]),
-                  "dilation": a["dilation"] ?? .list([.int(1), .int(1)]), "groups": a["groups"] ?? .int(1)]
       let xt = type(x[0]), wt = type(x[1])
       if want[0] {
-        var attrs = conv
-        attrs["input_size"] = .list([AttrValue.dimension(xt.shape[2]), AttrValue.dimension(xt.shape[3])])
+        guard let h = xt.shape[2].staticValue, let w = xt.shape[3].staticValue else {
+          throw ShapeError("conv2d: the input gradient needs a static height and width, found \(xt.shapeDescription)")
+        }
+        let attrs = ConvolutionInputGradientAttributes(geometry: a.geometry, inputSize: Pair(h, w))
         out[0] = try b.add(.conv2dBackwardInput, [dy, x[1]], attrs, tag: "dx")[0]
       }
       if want[1] {
-        var attrs = conv
-        attrs["kernel"] = .list([AttrValue.dimension(wt.shape[2]), AttrValue.dimension(wt.shape[3])])
+        guard let h = wt.shape[2].staticValue, let w = wt.shape[3].staticValue else {
+          throw ShapeError("conv2d: the weight gradient needs a static kernel, found \(wt.shapeDescription)")
+        }
+        let attrs = ConvolutionWeightGradientAttributes(geometry: a.geometry, kernel: Pair(h, w))
         out[1] = try b.add(.conv2dBackwardWeight, [dy, x[0]], attrs, tag: "dweight")[0]
       }
       if x.count > 2, want[2] { out[2] = try b.sum(dy, axes: [0, 2, 3]) }
 
-    case .maxPool2d, .avgPool2d:
-      out[0] = try b.add(self == .maxPool2d ? .maxPool2dBackward : .avgPool2dBackward, [dy0(), x[0]], a.values, tag: "dx")[0]
+    case .maxPool2d:
+      out[0] = try b.add(.maxPool2dBackward, [dy0(), x[0]], MaxPoolAttributes(of: node), tag: "dx")[0]
+
+    case .avgPool2d:
+      out[0] = try b.add(.avgPool2dBackward, [dy0(), x[0]], AvgPoolAttributes(of: node), tag: "dx")[0]
 
     case .batchNormTrain:
       guard dys[1] == nil, dys[2] == nil else {
@@ -100,9 +107,9 @@ extension Op {
       }
       // With a ReLU the backward masks dy itself, from the pre-activation it recomputes (the
       // bias is then its sixth operand): no separate pass, no saved pre-activation.
-      let relu = a.string("activation", default: "none") == "relu"
-      let operands = try [dy0(), x[0], x[1], node.results[1], node.results[2]] + (relu ? [x[2]] : [])
-      let r = try b.add(.batchNormTrainBackward, operands, a.values, tag: "d")
+      let a = BatchNormTrainAttributes(of: node)
+      let operands = try [dy0(), x[0], x[1], node.results[1], node.results[2]] + (a.activation == .relu ? [x[2]] : [])
+      let r = try b.add(.batchNormTrainBackward, operands, a, tag: "d")
       out = [r[0], r[1], r[2]]
 
     case .globalAvgPool2d:
@@ -112,6 +119,7 @@ extension Op {
 
     case .batchNorm:
       // Inference mode: y = (x − mean)/√(var + eps)·w + b, running statistics fixed.
+      let a = BatchNormAttributes(of: node)
       let dy = try dy0()
       let xt = type(x[0])
       let channel = TensorType(xt.dtype, [xt.shape[1]])
@@ -119,18 +127,18 @@ extension Op {
       let zeros = try b.zeros(channel)
       if want[0] {
         // dx = dy·w/√(var + eps): a batch norm of dy with zero mean and bias.
-        out[0] = try b.add(.batchNorm, [dy, x[1], zeros, zeros, x[4], x[5]], a.values, tag: "dx")[0]
+        out[0] = try b.add(.batchNorm, [dy, x[1], zeros, zeros, x[4], x[5]], a, tag: "dx")[0]
       }
       if want[1] {
         let ones = try b.constant(1, channel)
-        let normalized = try b.add(.batchNorm, [x[0], ones, zeros, x[3], x[4], x[5]], a.values, tag: "xhat")[0]
+        let normalized = try b.add(.batchNorm, [x[0], ones, zeros, x[3], x[4], x[5]], a, tag: "xhat")[0]
         out[1] = try b.sum(b.binary(.mul, dy, normalized), axes: axes)
       }
       if want[2] { out[2] = try b.sum(dy, axes: axes) }
 
     case .linear:
       var dy = try dy0()
-      if a.string("activation") == "relu" { dy = try b.add(.reluBackward, [dy, y], tag: "drelu")[0] }
+      if LinearAttributes(of: node).activation == .relu { dy = try b.add(.reluBackward, [dy, y], tag: "drelu")[0] }
       if x.count > 3, want[3] { out[3] = dy }
       let wt = type(x[1])
       if want[0] {
@@ -188,21 +196,22 @@ extension Op {
     case .softmax:
       // dx = y ⊙ (dy − Σ_axis dy ⊙ y).
       let dy = try dy0()
-      let axis = a.int("axis")
-      let dot = try b.add(.sum, [b.binary(.mul, dy, y)], ["axes": .list([.int(axis)]), "keepdims": .bool(true)], tag: "dot")[0]
+      let axis = SoftmaxAttributes(of: node).axis
+      let dot = try b.add(.sum, [b.binary(.mul, dy, y)], ReduceAttributes(axes: [axis], keepdims: true), tag: "dot")[0]
       out[0] = try b.binary(.mul, y, b.binary(.sub, dy, dot))
 
     case .logSoftmax:
       // dx = dy − softmax(x) ⊙ Σ_axis dy.
       let dy = try dy0()
-      let axis = a.int("axis")
-      let total = try b.add(.sum, [dy], ["axes": .list([.int(axis)]), "keepdims": .bool(true)], tag: "total")[0]
-      let p = try b.add(.softmax, [x[0]], ["axis": .int(axis)], tag: "softmax")[0]
+      let axis = SoftmaxAttributes(of: node).axis
+      let total = try b.add(.sum, [dy], ReduceAttributes(axes: [axis], keepdims: true), tag: "total")[0]
+      let p = try b.add(.softmax, [x[0]], SoftmaxAttributes(axis: axis), tag: "softmax")[0]
       out[0] = try b.binary(.sub, dy, b.binary(.mul, p, total))
 
     case .sum, .mean:
       let xt = type(x[0])
-      let kept = try Op.sum.inferTypes([xt], Attributes(["axes": a["axes"] ?? .list([]), "keepdims": .bool(true)]))[0]
+      let axes = ReduceAttributes(of: node).axes
+      let kept = try Op.sum.inferTypes([xt], ReduceAttributes(axes: axes, keepdims: true).encoded)[0]
       var dy = try b.reshape(dy0(), kept.shape)
       if self == .mean {
         let count = (xt.elementCount?.staticValue ?? 1) / Swift.max(kept.elementCount?.staticValue ?? 1, 1)
@@ -211,13 +220,13 @@ extension Op {
       out[0] = try b.broadcast(dy, to: xt)
 
     case .max:
-      out[0] = try b.add(.maxBackward, [dy0(), x[0], y], a.values, tag: "dx")[0]
+      out[0] = try b.add(.maxBackward, [dy0(), x[0], y], ReduceAttributes(of: node), tag: "dx")[0]
 
     case .reshape, .flatten:
       out[0] = try b.reshape(dy0(), type(x[0]).shape)
 
     case .transpose:
-      let perm = a.ints("perm")
+      let perm = TransposeAttributes(of: node).perm
       var inverse = perm
       for (i, p) in perm.enumerated() { inverse[p] = i }
       out[0] = try b.transpose(dy0(), inverse)
@@ -225,7 +234,7 @@ extension Op {
     case .concat:
       let dy = try dy0()
       let rank = type(dy).rank
-      let axis = a.int("axis") < 0 ? a.int("axis") + rank : a.int("axis")
+      let axis = normalizedAxis(ConcatAttributes(of: node).axis, rank: rank)
       var start = 0
       for (i, operand) in x.enumerated() {
         guard let size = type(operand).shape[axis].staticValue else {
@@ -236,21 +245,21 @@ extension Op {
       }
 
     case .slice:
-      var attrs = a.values
-      attrs["size"] = .dimension(type(x[0]).shape[(a.int("axis") + type(x[0]).rank) % Swift.max(type(x[0]).rank, 1)])
+      let a = SliceAttributes(of: node), xt = type(x[0])
+      let attrs = SliceBackwardAttributes(slice: a, size: xt.shape[normalizedAxis(a.axis, rank: xt.rank)])
       out[0] = try b.add(.sliceBackward, [dy0()], attrs, tag: "dx")[0]
 
     case .select:
-      out[0] = try b.selectBackward(dy0(), input: type(x[0]), axis: a.int("axis"), index: a.int("index"))
+      let a = SelectAttributes(of: node)
+      out[0] = try b.selectBackward(dy0(), input: type(x[0]), axis: a.axis, index: a.index)
 
     case .split:
-      let rank = type(x[0]).rank
-      let axis = a.int("axis") < 0 ? a.int("axis") + rank : a.int("axis")
+      let axis = normalizedAxis(SplitAttributes(of: node).axis, rank: type(x[0]).rank)
       var pieces: [ValueID] = []
       for (r, d) in zip(node.results, dys) {
         if let d { pieces.append(d) } else { pieces.append(try b.zeros(type(r))) }
       }
-      out[0] = pieces.count == 1 ? pieces[0] : try b.add(.concat, pieces, ["axis": .int(axis)], tag: "dx")[0]
+      out[0] = pieces.count == 1 ? pieces[0] : try b.add(.concat, pieces, ConcatAttributes(axis: axis), tag: "dx")[0]
 
     case .lstmCell:
       let dh = try dy0()
@@ -272,14 +281,15 @@ extension Op {
     case .fusedElementwise:
       // Recompute the program's steps as the primitive nodes it fused, then differentiate
       // those backwards, accumulating into registers (operands first).
-      let program = a.ints("program")
+      let program = FusedElementwiseAttributes(of: node).program
       var registers = x
       var steps: [Node] = []
       for s in 0..<(program.count / 3) {
         guard let code = ElementwiseCode(rawValue: program[3 * s]) else { throw ShapeError("fused_elementwise: unknown code") }
         let operands = code.isBinary ? [registers[program[3 * s + 1]], registers[program[3 * s + 2]]] : [registers[program[3 * s + 1]]]
         let r = try b.add(code.op, operands, tag: "step\(s)")
-        steps.append(Node(op: code.op, operands: operands, results: r, attributes: Attributes(), location: node.location))
+        steps.append(Node(op: code.op, operands: operands, results: r, attributes: NoAttributes().encoded,
+                          location: node.location))
         registers.append(r[0])
       }
       var grads = [ValueID?](repeating: nil, count: registers.count)
@@ -297,9 +307,16 @@ extension Op {
       }
       for i in x.indices where want[i] { out[i] = grads[i] }
 
+    case .layerNorm:
+      // One fused backward node: the row statistics are recomputed from x, not kept.
+      let r = try b.add(.layerNormBackward, [dy0(), x[0], x[1]], LayerNormAttributes(of: node), tag: "d")
+      out[0] = r[0]
+      out[1] = r[1]
+      if x.count > 2 { out[2] = r[2] }
+
     case .lstm, .constant, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
          .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
-         .avgPool2dBackward, .batchNormTrainBackward:
+         .avgPool2dBackward, .batchNormTrainBackward, .layerNormBackward:
       throw ShapeError("\(name) has no gradient rule")
     }
     for i in out.indices where !want[i] { out[i] = nil }
@@ -308,7 +325,7 @@ extension Op {
 }
 
 /// Adds backward nodes to a graph: unique names under a prefix, the forward node's location,
-/// attributes completed with their defaults, and types from the shape rules.
+/// typed attributes, and types from the shape rules.
 public struct GradientBuilder {
   public var graph: Graph
   /// Prefix of the names made for the node being differentiated (`grad.lstm.h3`).
@@ -334,15 +351,13 @@ public struct GradientBuilder {
     return name
   }
 
-  /// Adds `op(operands, attributes)`; results are named `prefix.tag`.
+  /// Adds `op(operands, attributes)`; results are named `prefix.tag`. `attributes` must be
+  /// of the op's `attributeSet`.
   @discardableResult
-  public mutating func add(_ op: Op, _ operands: [ValueID], _ attributes: [String: AttrValue] = [:],
-                           tag: String) throws(ShapeError) -> [ValueID] {
-    var attrs = Attributes(attributes)
-    for spec in op.attributes where attrs[spec.name] == nil {
-      if let d = spec.defaultValue { attrs[spec.name] = d }
-    }
-    for name in attrs.names where !op.attributes.contains(where: { $0.name == name }) { attrs[name] = nil }
+  public mutating func add<A: AttributeSet>(_ op: Op, _ operands: [ValueID], _ attributes: A,
+                                            tag: String) throws(ShapeError) -> [ValueID] {
+    precondition(ObjectIdentifier(op.attributeSet) == ObjectIdentifier(A.self), "\(op.name) reads \(op.attributeSet)")
+    let attrs = attributes.encoded
     let types = try op.inferTypes(operands.map { graph[$0].type }, attrs)
     let results = types.enumerated().map { i, t in
       (name: unique(types.count == 1 ? "\(prefix).\(tag)" : "\(prefix).\(tag)\(i)"), type: t)
@@ -350,10 +365,16 @@ public struct GradientBuilder {
     return graph.addNode(op, operands: operands, attributes: attrs, results: results, location: location)
   }
 
+  /// Adds `op(operands)` for an op without attributes.
+  @discardableResult
+  public mutating func add(_ op: Op, _ operands: [ValueID], tag: String) throws(ShapeError) -> [ValueID] {
+    try add(op, operands, NoAttributes(), tag: tag)
+  }
+
   /// A tensor of `type` filled with `value`.
   public mutating func constant(_ value: Double, _ type: TensorType) throws(ShapeError) -> ValueID {
-    try add(.constant, [], ["value": .float(value), "shape": .list(type.shape.map(AttrValue.dimension)),
-                            "dtype": .string(type.dtype.rawValue)], tag: value == 0 ? "zeros" : "fill")[0]
+    try add(.constant, [], ConstantAttributes(value: value, shape: type.shape, dtype: type.dtype),
+            tag: value == 0 ? "zeros" : "fill")[0]
   }
 
   public mutating func zeros(_ type: TensorType) throws(ShapeError) -> ValueID { try constant(0, type) }
@@ -369,15 +390,15 @@ public struct GradientBuilder {
 
   public mutating func reshape(_ v: ValueID, _ shape: [Dim]) throws(ShapeError) -> ValueID {
     if graph[v].type.shape == shape { return v }
-    return try add(.reshape, [v], ["shape": .list(shape.map(AttrValue.dimension))], tag: "reshape")[0]
+    return try add(.reshape, [v], ReshapeAttributes(shape: shape), tag: "reshape")[0]
   }
 
   public mutating func transpose(_ v: ValueID, _ perm: [Int]) throws(ShapeError) -> ValueID {
-    try add(.transpose, [v], ["perm": .list(perm.map { .int($0) })], tag: "transpose")[0]
+    try add(.transpose, [v], TransposeAttributes(perm: perm), tag: "transpose")[0]
   }
 
   public mutating func sum(_ v: ValueID, axes: [Int]) throws(ShapeError) -> ValueID {
-    try add(.sum, [v], ["axes": .list(axes.map { .int($0) })], tag: "sum")[0]
+    try add(.sum, [v], ReduceAttributes(axes: axes, keepdims: false), tag: "sum")[0]
   }
 
   /// `v` (of a broadcast shape) summed down to `type`'s shape: over leading axes and over
@@ -390,7 +411,7 @@ public struct GradientBuilder {
     for (i, d) in type.shape.enumerated() where d == Dim(1) && s[lead + i] != Dim(1) { axes.append(lead + i) }
     var r = v
     if !axes.isEmpty {
-      r = try add(.sum, [v], ["axes": .list(axes.map { .int($0) }), "keepdims": .bool(true)], tag: "sum")[0]
+      r = try add(.sum, [v], ReduceAttributes(axes: axes, keepdims: true), tag: "sum")[0]
     }
     return try reshape(r, type.shape)
   }
@@ -408,8 +429,7 @@ public struct GradientBuilder {
     if start == 0, t.shape[axis] == Dim(end) { return v }
     if let p = graph.producer(of: v), graph[p].op == .concat {
       let node = graph[p]
-      let ax = node.attributes.int("axis") < 0 ? node.attributes.int("axis") + t.rank : node.attributes.int("axis")
-      if ax == axis {
+      if normalizedAxis(ConcatAttributes(of: node).axis, rank: t.rank) == axis {
         var position = 0
         for o in node.operands {
           guard let size = graph[o].type.shape[axis].staticValue else { break }
@@ -418,18 +438,19 @@ public struct GradientBuilder {
         }
       }
     }
-    return try add(.slice, [v], ["axis": .int(axis), "start": .int(start), "end": .int(end)], tag: "slice")[0]
+    return try add(.slice, [v], SliceAttributes(axis: axis, start: start, end: end, step: 1), tag: "slice")[0]
   }
 
   /// The gradient of `select(x, axis, index)` for `dy`: `dy` put back at `index`, zeros elsewhere.
   public mutating func selectBackward(_ dy: ValueID, input: TensorType, axis rawAxis: Int,
                                       index: Int) throws(ShapeError) -> ValueID {
-    let axis = rawAxis < 0 ? rawAxis + input.rank : rawAxis
+    let axis = normalizedAxis(rawAxis, rank: input.rank)
     var kept = input.shape
     kept[axis] = 1
     let column = try reshape(dy, kept)
     let (start, end) = index == -1 ? (-1, Int.max) : (index, index + 1)
-    return try add(.sliceBackward, [column], ["axis": .int(axis), "start": .int(start), "end": .int(end),
-                                              "size": .dimension(input.shape[axis])], tag: "dx")[0]
+    let slice = SliceAttributes(axis: axis, start: start, end: end, step: 1)
+    let attributes = SliceBackwardAttributes(slice: slice, size: input.shape[axis])
+    return try add(.sliceBackward, [column], attributes, tag: "dx")[0]
   }
 }

@@ -177,6 +177,15 @@ public struct Graph: Equatable, Sendable {
     return ids
   }
 
+  /// Adds a node with typed attributes (of the op's `attributeSet`); returns the result values.
+  @discardableResult
+  public mutating func addNode<A: AttributeSet>(_ op: Op, operands: [ValueID], attributes: A,
+                                                results: [(name: String, type: TensorType)],
+                                                location: SourceLocation? = nil) -> [ValueID] {
+    precondition(ObjectIdentifier(op.attributeSet) == ObjectIdentifier(A.self), "\(op.name) reads \(op.attributeSet)")
+    return addNode(op, operands: operands, attributes: attributes.encoded, results: results, location: location)
+  }
+
   // MARK: Queries
 
   /// Sum of the element counts of trainable parameters (`41472 + 65*C` while `C` is unbound).

@@ -20,6 +20,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// Batch normalisation over axis 1 of `[N, C, …]`: operands `x, weight, bias, running_mean,
   /// running_var, num_batches_tracked` (the last three are buffers), eps 1e-5 as in PyTorch.
   case batchNorm = "batch_norm"
+  /// Layer normalisation over the trailing axes from `axis` on (`torch.nn.LayerNorm`, ONNX
+  /// `LayerNormalization`): operands `x: [..., d_axis, …, d_last]`, `weight` and optional
+  /// `bias` of shape `[d_axis, …, d_last]`; each row (one index of the leading axes) becomes
+  /// `(x − mean)/√(variance + eps)·weight + bias`, mean and biased variance over the row.
+  case layerNorm = "layer_norm"
   /// `x: [..., in]`, `weight: [out, in]`, optional `bias: [out]` → `[..., out]`; `x Wᵀ + b`,
   /// with the same optional epilogue as `conv2d` (`residual` operand, `activation`).
   case linear
@@ -137,6 +142,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// the statistics differentiated too. With `activation: relu`, `dy` is the ReLU's and the
   /// operand `bias` follows: `dy` counts where the recomputed pre-activation is positive.
   case batchNormTrainBackward = "batch_norm_train_backward"
+  /// `dy, x, weight` (of a `layer_norm`, same attributes) → `dx` (of `x`'s shape), `dweight`,
+  /// `dbias` (of `weight`'s shape): the row statistics recomputed from `x`, then
+  /// `dx = (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))/√(variance + eps)` with `ĝ = dy·weight`, and the
+  /// sums over the rows of `dy·x̂` and `dy`.
+  case layerNormBackward = "layer_norm_backward"
 
   /// How an op's operands are named and counted.
   public struct OperandSpec: Sendable {
@@ -163,7 +173,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case choice([String])
   }
 
-  /// One attribute an op accepts; `defaultValue == nil` means required.
+  /// One attribute an op accepts; `defaultValue == nil` means required. An op's list comes
+  /// from its attribute struct (`Op.attributeSet`, `OpAttributes.swift`).
   public struct AttrSpec: Sendable {
     public var name: String
     public var kind: AttrKind
@@ -205,66 +216,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward: OperandSpec(names: ["dy", "x"], required: 2)
     case .batchNormTrain: OperandSpec(names: ["x", "weight", "bias"], required: 3)
     case .batchNormTrainBackward: OperandSpec(names: ["dy", "x", "weight", "mean", "variance", "bias"], required: 5)
-    }
-  }
-
-  /// The attributes this op accepts, with defaults.
-  public var attributes: [AttrSpec] {
-    switch self {
-    case .conv2dBackwardInput, .conv2dBackwardWeight:
-      [AttrSpec("stride", .pair, .list([.int(1), .int(1)])),
-       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
-       AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
-       AttrSpec("groups", .int, .int(1)),
-       self == .conv2dBackwardInput ? AttrSpec("input_size", .pair) : AttrSpec("kernel", .pair)]
-    case .batchNormTrain, .batchNormTrainBackward:
-      [AttrSpec("eps", .float, .float(1e-5)), AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
-    case .conv2d:
-      [AttrSpec("stride", .pair, .list([.int(1), .int(1)])),
-       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
-       AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
-       AttrSpec("groups", .int, .int(1)), AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
-    case .linear: [AttrSpec("activation", .choice(["none", "relu"]), .string("none"))]
-    case .maxPool2d, .maxPool2dBackward:
-      [AttrSpec("kernel", .pair), AttrSpec("stride", .pair, .list([])),
-       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
-       AttrSpec("dilation", .pair, .list([.int(1), .int(1)])),
-       AttrSpec("ceil_mode", .bool, .bool(false))]
-    case .avgPool2d, .avgPool2dBackward:
-      [AttrSpec("kernel", .pair), AttrSpec("stride", .pair, .list([])),
-       AttrSpec("padding", .pair, .list([.int(0), .int(0)])),
-       AttrSpec("ceil_mode", .bool, .bool(false)),
-       AttrSpec("count_include_pad", .bool, .bool(true))]
-    case .batchNorm:
-      [AttrSpec("eps", .float, .float(1e-5)), AttrSpec("momentum", .float, .float(0.1))]
-    case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .lstmCell,
-         .relu, .sigmoid, .tanh, .crossEntropy, .reluBackward, .linearBackwardWeight, .lstmCellBackward,
-         .crossEntropyBackward:
-      []
-    case .classSeed: [AttrSpec("class", .int, .int(-1))]
-    case .sliceBackward:
-      [AttrSpec("axis", .int), AttrSpec("start", .int, .int(0)),
-       AttrSpec("end", .int, .int(Int.max)), AttrSpec("step", .int, .int(1)), AttrSpec("size", .dim)]
-    case .maxBackward: [AttrSpec("axes", .ints, .list([])), AttrSpec("keepdims", .bool, .bool(false))]
-    case .softmax, .logSoftmax: [AttrSpec("axis", .int, .int(-1))]
-    case .sum, .mean, .max:
-      [AttrSpec("axes", .ints, .list([])), AttrSpec("keepdims", .bool, .bool(false))]
-    case .reshape: [AttrSpec("shape", .dims)]
-    case .flatten: [AttrSpec("start", .int, .int(1)), AttrSpec("end", .int, .int(-1))]
-    case .transpose: [AttrSpec("perm", .ints)]
-    case .concat: [AttrSpec("axis", .int)]
-    case .slice:
-      [AttrSpec("axis", .int), AttrSpec("start", .int, .int(0)),
-       AttrSpec("end", .int, .int(Int.max)), AttrSpec("step", .int, .int(1))]
-    case .select: [AttrSpec("axis", .int), AttrSpec("index", .int)]
-    case .split: [AttrSpec("axis", .int), AttrSpec("sizes", .ints)]
-    case .lstm:
-      [AttrSpec("hidden", .int), AttrSpec("bidirectional", .bool, .bool(false)), AttrSpec("last", .bool, .bool(false))]
-    case .dropout: [AttrSpec("p", .float, .float(0.5))]
-    case .fusedElementwise: [AttrSpec("program", .ints)]
-    case .constant:
-      [AttrSpec("value", .float), AttrSpec("shape", .dims, .list([])),
-       AttrSpec("dtype", .choice(DType.allCases.map(\.rawValue)), .string("f32"))]
+    case .layerNorm: OperandSpec(names: ["x", "weight", "bias"], required: 2)
+    case .layerNormBackward: OperandSpec(names: ["dy", "x", "weight"], required: 3)
     }
   }
 
@@ -277,7 +230,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
          .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
          .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward:
+         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
       false
     }
   }

@@ -60,7 +60,7 @@ public enum Printer {
   }
 
   /// `name: value` for attributes that differ from the schema's default, in schema order.
-  static func nonDefault(_ attrs: Attributes, schema: [Op.AttrSpec]) -> [String] {
+  public static func nonDefault(_ attrs: Attributes, schema: [Op.AttrSpec]) -> [String] {
     schema.compactMap { spec in
       guard let v = attrs[spec.name], v != spec.defaultValue else { return nil }
       return "\(spec.name): \(spec.kind == .pair ? format(pair: v) : v.description)"

@@ -16,68 +16,157 @@ public enum RecipeKind: String, CaseIterable, Sendable, Hashable {
   /// Image → `[3, size, size]` RGB, resized, scaled to [0, 1], normalised by `mean` and `std`.
   case image
 
-  static let imagenetMean: AttrValue = .list([.float(0.485), .float(0.456), .float(0.406)])
-  static let imagenetStd: AttrValue = .list([.float(0.229), .float(0.224), .float(0.225)])
-
-  /// Options with their defaults.
-  public var options: [Op.AttrSpec] {
+  /// The struct this kind's options are read through.
+  public var optionSet: any AttributeSet.Type {
     switch self {
-    case .audio:
-      [Op.AttrSpec("sample_rate", .int, .int(16000)), Op.AttrSpec("n_mfcc", .int, .int(128)),
-       Op.AttrSpec("n_mels", .int, .int(128)), Op.AttrSpec("n_fft", .int, .int(2048)),
-       Op.AttrSpec("hop", .int, .int(512)), Op.AttrSpec("frames", .int, .int(768)),
-       Op.AttrSpec("pad", .choice(["zeros_before", "zeros_after"]), .string("zeros_before"))]
-    case .video:
-      [Op.AttrSpec("frames", .dim, .int(16)), Op.AttrSpec("size", .dim, .int(112)),
-       Op.AttrSpec("sampling", .choice(["uniform", "stride"]), .string("uniform")),
-       Op.AttrSpec("stride", .int, .int(1)),
-       Op.AttrSpec("mean", .floats, RecipeKind.imagenetMean), Op.AttrSpec("std", .floats, RecipeKind.imagenetStd)]
-    case .image:
-      [Op.AttrSpec("size", .dim, .int(224)),
-       Op.AttrSpec("mean", .floats, RecipeKind.imagenetMean), Op.AttrSpec("std", .floats, RecipeKind.imagenetStd)]
+    case .audio: AudioRecipeOptions.self
+    case .video: VideoRecipeOptions.self
+    case .image: ImageRecipeOptions.self
     }
   }
 
+  /// Options with their defaults.
+  public var options: [Op.AttrSpec] { optionSet.schema }
+
   /// The shape of one example (no batch axis), or why the options are not usable.
-  public func exampleShape(_ o: Attributes) throws(ShapeError) -> [Dim] {
-    func positive(_ name: String) throws(ShapeError) -> Int {
-      let v = o.int(name)
+  public func exampleShape(_ options: Attributes) throws(ShapeError) -> [Dim] {
+    func positive(_ name: String, _ v: Int) throws(ShapeError) {
       guard v >= 1 else { throw ShapeError("recipe \(rawValue): \(name) must be at least 1, found \(v)") }
-      return v
     }
     /// A size that may be a symbol.
-    func dimension(_ name: String) throws(ShapeError) -> Dim {
-      let d = o.dim(name) ?? Dim(0)
+    func dimension(_ name: String, _ d: Dim) throws(ShapeError) -> Dim {
       guard d.coefficient >= 1 else { throw ShapeError("recipe \(rawValue): \(name) must be at least 1, found \(d)") }
       return d
     }
-    func channels(_ name: String) throws(ShapeError) {
-      let count = o.floats(name).count
-      guard count == 3 else { throw ShapeError("recipe \(rawValue): \(name) needs 3 values (R, G, B), found \(count)") }
-      if name == "std", o.floats(name).contains(where: { $0 <= 0 }) {
-        throw ShapeError("recipe \(rawValue): std values must be positive, found [\(o.floats(name).map(AttrValue.formatFloat).joined(separator: ", "))]")
+    func channels(_ name: String, _ values: [Double]) throws(ShapeError) {
+      guard values.count == 3 else {
+        throw ShapeError("recipe \(rawValue): \(name) needs 3 values (R, G, B), found \(values.count)")
       }
+      if name == "std", values.contains(where: { $0 <= 0 }) {
+        let list = values.map(AttrValue.formatFloat).joined(separator: ", ")
+        throw ShapeError("recipe \(rawValue): std values must be positive, found [\(list)]")
+      }
+    }
+    func decode<T: AttributeSet>(_: T.Type) throws(ShapeError) -> T {
+      do { return try T(decoding: options) } catch { throw ShapeError("recipe \(rawValue): \(error.message)") }
     }
     switch self {
     case .audio:
-      for name in ["sample_rate", "n_mels", "n_fft", "hop"] { _ = try positive(name) }
-      let nMFCC = try positive("n_mfcc")
-      guard nMFCC <= o.int("n_mels") else {
-        throw ShapeError("recipe audio: n_mfcc (\(nMFCC)) cannot exceed n_mels (\(o.int("n_mels")))")
+      let o = try decode(AudioRecipeOptions.self)
+      for (name, v) in [("sample_rate", o.sampleRate), ("n_mels", o.nMels), ("n_fft", o.nFFT), ("hop", o.hop)] {
+        try positive(name, v)
       }
-      return [Dim(try positive("frames")), Dim(nMFCC)]
+      try positive("n_mfcc", o.nMFCC)
+      guard o.nMFCC <= o.nMels else {
+        throw ShapeError("recipe audio: n_mfcc (\(o.nMFCC)) cannot exceed n_mels (\(o.nMels))")
+      }
+      try positive("frames", o.frames)
+      return [Dim(o.frames), Dim(o.nMFCC)]
     case .video:
-      _ = try positive("stride")
-      try channels("mean")
-      try channels("std")
-      let side = try dimension("size")
-      return [try dimension("frames"), 3, side, side]
+      let o = try decode(VideoRecipeOptions.self)
+      try positive("stride", o.stride)
+      try channels("mean", o.mean)
+      try channels("std", o.std)
+      let side = try dimension("size", o.size)
+      return [try dimension("frames", o.frames), 3, side, side]
     case .image:
-      try channels("mean")
-      try channels("std")
-      let side = try dimension("size")
+      let o = try decode(ImageRecipeOptions.self)
+      try channels("mean", o.mean)
+      try channels("std", o.std)
+      let side = try dimension("size", o.size)
       return [3, side, side]
     }
+  }
+}
+
+/// ImageNet's channel means and standard deviations, torchvision's default normalisation.
+let imagenetMean = [0.485, 0.456, 0.406], imagenetStd = [0.229, 0.224, 0.225]
+
+/// Where padding goes when an audio clip has fewer MFCC frames than the recipe asks for.
+public enum PadRule: String, Sendable, Hashable, AttributeChoice {
+  /// Zero rows before the clip's frames, so its last frame is the tensor's last row.
+  case zerosBefore = "zeros_before"
+  /// Zero rows after the clip's frames, so its first frame is the tensor's first row.
+  case zerosAfter = "zeros_after"
+}
+
+/// The options of `audio` recipes.
+public struct AudioRecipeOptions: AttributeSet {
+  /// `sample_rate` in Hz.
+  public var sampleRate = 16000
+  /// `n_mfcc`: coefficients per frame.
+  public var nMFCC = 128
+  /// `n_mels`: mel bands.
+  public var nMels = 128
+  /// `n_fft`: FFT and window length in samples.
+  public var nFFT = 2048
+  /// `hop`: samples between frames.
+  public var hop = 512
+  /// `frames`: how many of the last frames are kept.
+  public var frames = 768
+  /// `pad`: where a short clip's zero rows go.
+  public var pad = PadRule.zerosBefore
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.defaulted("sample_rate", &sampleRate)
+    v.defaulted("n_mfcc", &nMFCC)
+    v.defaulted("n_mels", &nMels)
+    v.defaulted("n_fft", &nFFT)
+    v.defaulted("hop", &hop)
+    v.defaulted("frames", &frames)
+    v.defaulted("pad", &pad)
+  }
+}
+
+/// How a video recipe picks its frames.
+public enum FrameSamplingRule: String, AttributeChoice {
+  /// Spread evenly over the clip.
+  case uniform
+  /// Every `stride`-th frame from the start.
+  case stride
+}
+
+/// The options of `video` recipes.
+public struct VideoRecipeOptions: AttributeSet {
+  /// May name a symbol (`frames: T`).
+  public var frames = Dim(16)
+  /// May name a symbol.
+  public var size = Dim(112)
+  /// `sampling`: how frames are chosen.
+  public var sampling = FrameSamplingRule.uniform
+  /// `stride`: every how many frames, with `sampling: stride`.
+  public var stride = 1
+  /// `mean`: per channel R, G, B.
+  public var mean = imagenetMean
+  /// `std`: per channel R, G, B, positive.
+  public var std = imagenetStd
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.defaulted("frames", &frames)
+    v.defaulted("size", &size)
+    v.defaulted("sampling", &sampling)
+    v.defaulted("stride", &stride)
+    v.defaulted("mean", &mean)
+    v.defaulted("std", &std)
+  }
+}
+
+/// The options of `image` recipes.
+public struct ImageRecipeOptions: AttributeSet {
+  /// May name a symbol.
+  public var size = Dim(224)
+  /// `mean`: per channel R, G, B.
+  public var mean = imagenetMean
+  /// `std`: per channel R, G, B, positive.
+  public var std = imagenetStd
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.defaulted("size", &size)
+    v.defaulted("mean", &mean)
+    v.defaulted("std", &std)
   }
 }
 
@@ -89,6 +178,7 @@ public struct InputRecipe: Sendable, Hashable {
   /// Every option of `kind`, defaults filled in.
   public var options: Attributes
 
+  /// Every option given.
   public init(input: String, kind: RecipeKind, options: Attributes) {
     self.input = input
     self.kind = kind

@@ -15,7 +15,8 @@ extension Op {
       let input = try x[0].requireRank(4, op: self, operand: "input", layout: "[N, C, H, W]")
       let w = try x[1].requireRank(4, op: self, operand: "weight", layout: "[Cout, Cin/groups, kH, kW]")
       try requireFloat(x, op: self)
-      let groups = a.int("groups", default: 1)
+      let attrs = try decode(ConvolutionAttributes.self, a)
+      let groups = attrs.geometry.groups
       guard groups >= 1 else { throw ShapeError("conv2d: groups must be at least 1, found \(groups)") }
       guard let perGroup = w.shape[1].staticValue else {
         throw ShapeError("conv2d: weight's input channels must be static, found \(w.shape[1])")
@@ -35,17 +36,20 @@ extension Op {
           throw ShapeError("conv2d: bias has \(b.shape[0]) elements but weight has \(w.shape[0]) output channels")
         }
       }
-      let (oh, ow) = try windowOutput(input, kernel: [w.shape[2], w.shape[3]], attrs: a, op: self,
-                                      ceilMode: false)
+      let geometry = attrs.geometry
+      let (oh, ow) = try windowOutput(input, kernel: [w.shape[2], w.shape[3]], stride: geometry.stride,
+                                      padding: geometry.padding, dilation: geometry.dilation, ceilMode: false, op: self)
       let result = TensorType(input.dtype, [input.shape[0], w.shape[0], oh, ow])
       try checkResidual(x, result, op: self)
       return [result]
 
     case .maxPool2d, .avgPool2d:
       let input = try x[0].requireRank(4, op: self, operand: "input", layout: "[N, C, H, W]")
-      let k = a.ints("kernel").map { Dim($0) }
-      let (oh, ow) = try windowOutput(input, kernel: k, attrs: a, op: self,
-                                      ceilMode: a.bool("ceil_mode"))
+      let window = self == .maxPool2d ? try decode(MaxPoolAttributes.self, a).window
+        : try decode(AvgPoolAttributes.self, a).window
+      let kernel = [Dim(window.kernel.h), Dim(window.kernel.w)]
+      let (oh, ow) = try windowOutput(input, kernel: kernel, stride: window.stride, padding: window.padding,
+                                      dilation: window.dilation, ceilMode: window.ceilMode, op: self)
       return [TensorType(input.dtype, [input.shape[0], input.shape[1], oh, ow])]
 
     case .globalAvgPool2d:
@@ -70,6 +74,22 @@ extension Op {
       }
       try requireFloat(Array(x[0..<5]), op: self)
       return [input]
+
+    case .layerNorm, .layerNormBackward:
+      let input = self == .layerNorm ? x[0] : x[1]
+      try requireFloat(x, op: self)
+      let attrs = try decode(LayerNormAttributes.self, a)
+      let axis = try checkedAxis(attrs.axis, rank: input.rank, op: self), eps = attrs.eps
+      guard eps >= 0 else { throw ShapeError("\(name): eps must be non-negative, found \(AttrValue.formatFloat(eps))") }
+      let normalized = TensorType(input.dtype, Array(input.shape[axis...]))
+      let perRow = self == .layerNorm ? Array(x.dropFirst()) : [x[2]]
+      for (t, operand) in zip(perRow, ["weight", "bias"]) where t != normalized {
+        throw ShapeError("\(name): \(operand) must be \(normalized.shapeDescription) for the axes from \(axis) of "
+                         + "\(input.shapeDescription), found \(t.shapeDescription)")
+      }
+      if self == .layerNorm { return [input] }
+      guard x[0] == input else { throw ShapeError("layer_norm_backward: dy is \(x[0]) but x is \(input)") }
+      return [input, normalized, normalized]
 
     case .linear:
       let input = x[0]
@@ -122,7 +142,7 @@ extension Op {
     case .relu, .sigmoid, .tanh, .dropout:
       try requireFloat(x, op: self)
       if self == .dropout {
-        let p = a.float("p")
+        let p = try decode(DropoutAttributes.self, a).p
         guard p >= 0, p < 1 else { throw ShapeError("dropout: p must be in [0, 1), found \(AttrValue.formatFloat(p))") }
       }
       return [x[0]]
@@ -134,7 +154,7 @@ extension Op {
       for t in x where t.shape != full && t.elementCount != Dim(1) {
         throw ShapeError("fused_elementwise: operands must have the result's shape \(TensorType(t.dtype, full).shapeDescription) or one element, found \(t.shapeDescription)")
       }
-      let program = a.ints("program")
+      let program = try decode(FusedElementwiseAttributes.self, a).program
       guard !program.isEmpty, program.count % 3 == 0 else {
         throw ShapeError("fused_elementwise: program must be steps of three integers (code, a, b), found \(program.count) integers")
       }
@@ -152,15 +172,16 @@ extension Op {
 
     case .softmax, .logSoftmax:
       try requireFloat(x, op: self)
-      _ = try normalizedAxis(a.int("axis"), rank: x[0].rank, op: self)
+      _ = try checkedAxis(decode(SoftmaxAttributes.self, a).axis, rank: x[0].rank, op: self)
       return [x[0]]
 
     case .sum, .mean, .max:
       let input = x[0]
       if self == .mean { try requireFloat(x, op: self) }
+      let attrs = try decode(ReduceAttributes.self, a)
       var axes: [Int: Int] = [:]  // normalised axis → as written
-      for axis in a.ints("axes") {
-        let n = try normalizedAxis(axis, rank: input.rank, op: self)
+      for axis in attrs.axes {
+        let n = try checkedAxis(axis, rank: input.rank, op: self)
         if let first = axes[n] {
           throw ShapeError(first == axis ? "\(name): axis \(axis) is listed twice"
                                          : "\(name): axes \(first) and \(axis) both name axis \(n)")
@@ -168,7 +189,7 @@ extension Op {
         axes[n] = axis
       }
       let reduced = axes.isEmpty ? Set(0..<input.rank) : Set(axes.keys)
-      let keep = a.bool("keepdims")
+      let keep = attrs.keepdims
       var shape: [Dim] = []
       for (i, d) in input.shape.enumerated() {
         if reduced.contains(i) { if keep { shape.append(1) } } else { shape.append(d) }
@@ -176,7 +197,7 @@ extension Op {
       return [TensorType(input.dtype, shape)]
 
     case .reshape:
-      let target = a.dims("shape")
+      let target = try decode(ReshapeAttributes.self, a).shape
       guard let total = x[0].elementCount else { throw ShapeError("reshape: input element count overflows") }
       var known = Dim(1)
       var inferred: Int?
@@ -205,8 +226,9 @@ extension Op {
 
     case .flatten:
       let input = x[0]
-      let start = try normalizedAxis(a.int("start"), rank: input.rank, op: self)
-      let end = try normalizedAxis(a.int("end"), rank: input.rank, op: self)
+      let attrs = try decode(FlattenAttributes.self, a)
+      let start = try checkedAxis(attrs.start, rank: input.rank, op: self)
+      let end = try checkedAxis(attrs.end, rank: input.rank, op: self)
       guard start <= end else { throw ShapeError("flatten: start axis \(start) is after end axis \(end)") }
       var merged = Dim(1)
       for d in input.shape[start...end] {
@@ -216,7 +238,7 @@ extension Op {
       return [TensorType(input.dtype, Array(input.shape[..<start]) + [merged] + Array(input.shape[(end + 1)...]))]
 
     case .transpose:
-      let perm = a.ints("perm")
+      let perm = try decode(TransposeAttributes.self, a).perm
       guard perm.count == x[0].rank, perm.sorted() == Array(0..<x[0].rank) else {
         throw ShapeError("transpose: perm \(perm) is not a permutation of the \(x[0].rank) axes of \(x[0].shapeDescription)")
       }
@@ -225,7 +247,7 @@ extension Op {
     case .concat:
       try requireSameDType(x, op: self)
       let first = x[0]
-      let axis = try normalizedAxis(a.int("axis"), rank: first.rank, op: self)
+      let axis = try checkedAxis(decode(ConcatAttributes.self, a).axis, rank: first.rank, op: self)
       var total = Dim(0)
       for (i, t) in x.enumerated() {
         guard t.rank == first.rank else {
@@ -245,28 +267,13 @@ extension Op {
       return [TensorType(first.dtype, shape)]
 
     case .slice:
-      let input = x[0]
-      let axis = try normalizedAxis(a.int("axis"), rank: input.rank, op: self)
-      let step = a.int("step", default: 1)
-      guard step >= 1 else { throw ShapeError("slice: step must be at least 1, found \(step)") }
-      guard let n = input.shape[axis].staticValue else {
-        throw ShapeError("slice: axis \(axis) has symbolic size \(input.shape[axis]); bind it")
-      }
-      let start = clampIndex(a.int("start"), n), end = clampIndex(a.int("end", default: Int.max), n)
-      let count = end > start ? (end - start + step - 1) / step : 0
-      guard count > 0 else {
-        let end = a.int("end", default: Int.max)
-        throw ShapeError(end == Int.max ? "slice: start \(a.int("start")) is past the end of axis \(axis) (size \(n))"
-                                        : "slice: range \(a.int("start"))..<\(end) is empty on axis \(axis) (size \(n))")
-      }
-      var shape = input.shape
-      shape[axis] = Dim(count)
-      return [TensorType(input.dtype, shape)]
+      return [try sliceResult(x[0], decode(SliceAttributes.self, a))]
 
     case .select:
       let input = x[0]
-      let axis = try normalizedAxis(a.int("axis"), rank: input.rank, op: self)
-      let index = a.int("index")
+      let attrs = try decode(SelectAttributes.self, a)
+      let axis = try checkedAxis(attrs.axis, rank: input.rank, op: self)
+      let index = attrs.index
       if let n = input.shape[axis].staticValue {
         guard index >= -n, index < n else {
           throw ShapeError("select: index \(index) is out of range for axis \(axis) of size \(n)")
@@ -280,8 +287,9 @@ extension Op {
 
     case .split:
       let input = x[0]
-      let axis = try normalizedAxis(a.int("axis"), rank: input.rank, op: self)
-      let sizes = a.ints("sizes")
+      let attrs = try decode(SplitAttributes.self, a)
+      let axis = try checkedAxis(attrs.axis, rank: input.rank, op: self)
+      let sizes = attrs.sizes
       guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else {
         throw ShapeError("split: sizes must be a non-empty list of positive sizes, found \(sizes)")
       }
@@ -298,9 +306,10 @@ extension Op {
     case .lstm:
       let input = try x[0].requireRank(3, op: self, operand: "input", layout: "[B, T, features]")
       try requireFloat(x, op: self)
-      let h = a.int("hidden")
+      let attrs = try decode(LSTMAttributes.self, a)
+      let h = attrs.hidden
       guard h >= 1 else { throw ShapeError("lstm: hidden must be at least 1, found \(h)") }
-      let directions = a.bool("bidirectional") ? 2 : 1
+      let directions = attrs.directions
       guard x.count == 1 + 4 * directions else {
         throw ShapeError("lstm: \(directions == 2 ? "a bidirectional" : "a unidirectional") LSTM takes \(1 + 4 * directions) operands (the input, then two weights and two biases per direction), found \(x.count)")
       }
@@ -315,7 +324,7 @@ extension Op {
           throw ShapeError("lstm: \(name) must be \(TensorType(.f32, shape).shapeDescription) for hidden \(h) and \(features) input features, found \(x[1 + 4 * d + k].shapeDescription)")
         }
       }
-      if a.bool("last") { return [TensorType(input.dtype, [input.shape[0], Dim(h * directions)])] }
+      if attrs.last { return [TensorType(input.dtype, [input.shape[0], Dim(h * directions)])] }
       return [TensorType(input.dtype, [input.shape[0], input.shape[1], Dim(h * directions)])]
 
     case .lstmCell:
@@ -339,11 +348,11 @@ extension Op {
       return [TensorType(logits.dtype, [])]
 
     case .constant:
-      let shape = a.dims("shape")
-      for (i, d) in shape.enumerated() where d.coefficient < 1 {
+      let attrs = try decode(ConstantAttributes.self, a)
+      for (i, d) in attrs.shape.enumerated() where d.coefficient < 1 {
         throw ShapeError("constant: sizes must be positive, found \(d) at axis \(i)")
       }
-      return [TensorType(DType(rawValue: a.string("dtype", default: "f32")) ?? .f32, shape)]
+      return [TensorType(attrs.dtype, attrs.shape)]
 
     case .classSeed:
       let logits = try x[0].requireRank(2, op: self, operand: "logits", layout: "[N, C]")
@@ -357,7 +366,7 @@ extension Op {
           throw ShapeError("class_seed: logits have \(logits.shape[0]) rows but target has \(target.shape[0])")
         }
       }
-      let k = a.int("class", default: -1)
+      let k = try decode(ClassSeedAttributes.self, a).classIndex
       if k < -1 { throw ShapeError("class_seed: class must be -1 (the argmax) or a class index, found \(k)") }
       if k >= 0, let c = logits.shape[1].staticValue, k >= c {
         throw ShapeError("class_seed: class \(k) is out of range for \(c) classes")
@@ -379,19 +388,18 @@ extension Op {
     case .sliceBackward:
       try requireFloat(x, op: self)
       let dy = x[0]
-      let axis = try normalizedAxis(a.int("axis"), rank: dy.rank, op: self)
-      guard let size = a.dim("size") else { throw ShapeError("slice_backward: size must be a dimension") }
+      let attrs = try decode(SliceBackwardAttributes.self, a)
+      let axis = try checkedAxis(attrs.slice.axis, rank: dy.rank, op: self)
       var shape = dy.shape
-      shape[axis] = size
+      shape[axis] = attrs.size
       let input = TensorType(dy.dtype, shape)
-      var sliceAttrs = a
-      sliceAttrs["size"] = nil
-      let sliced: [TensorType]
-      do { sliced = try Op.slice.inferTypes([input], sliceAttrs) } catch {
+      let sliced: TensorType
+      do { sliced = try sliceResult(input, attrs.slice) } catch {
         throw ShapeError("slice_backward: \(error.message)")
       }
-      guard sliced == [dy] else {
-        throw ShapeError("slice_backward: slicing \(input.shapeDescription) gives \(sliced[0].shapeDescription), not dy \(dy.shapeDescription)")
+      guard sliced == dy else {
+        throw ShapeError("slice_backward: slicing \(input.shapeDescription) gives \(sliced.shapeDescription), "
+                         + "not dy \(dy.shapeDescription)")
       }
       return [input]
 
@@ -421,27 +429,28 @@ extension Op {
     case .conv2dBackwardInput, .conv2dBackwardWeight:
       let dy = try x[0].requireRank(4, op: self, operand: "dy", layout: "[N, Cout, H', W']")
       try requireFloat(x, op: self)
-      var forward = a
-      forward["input_size"] = nil
-      forward["kernel"] = nil
-      forward["activation"] = .string("none")
-      let input: TensorType, weight: TensorType
+      let input: TensorType, weight: TensorType, geometry: ConvolutionGeometry
       if self == .conv2dBackwardInput {
+        let attrs = try decode(ConvolutionInputGradientAttributes.self, a)
+        geometry = attrs.geometry
         weight = try x[1].requireRank(4, op: self, operand: "weight", layout: "[Cout, Cin/groups, kH, kW]")
-        let size = a.ints("input_size")
-        guard size.count == 2, size.allSatisfy({ $0 >= 1 }) else {
+        let size = attrs.inputSize
+        guard size.h >= 1, size.w >= 1 else {
           throw ShapeError("conv2d_backward_input: input_size must be two positive sizes, found \(size)")
         }
-        input = TensorType(dy.dtype, [dy.shape[0], Dim((weight.shape[1].staticValue ?? 0) * a.int("groups", default: 1)),
-                                      Dim(size[0]), Dim(size[1])])
+        input = TensorType(dy.dtype, [dy.shape[0], Dim((weight.shape[1].staticValue ?? 0) * geometry.groups),
+                                      Dim(size.h), Dim(size.w)])
       } else {
+        let attrs = try decode(ConvolutionWeightGradientAttributes.self, a)
+        geometry = attrs.geometry
         input = try x[1].requireRank(4, op: self, operand: "x", layout: "[N, Cin, H, W]")
-        let k = a.ints("kernel"), groups = Swift.max(a.int("groups", default: 1), 1)
-        guard k.count == 2, k.allSatisfy({ $0 >= 1 }), let cin = input.shape[1].staticValue, cin % groups == 0 else {
+        let k = attrs.kernel, groups = Swift.max(geometry.groups, 1)
+        guard k.h >= 1, k.w >= 1, let cin = input.shape[1].staticValue, cin % groups == 0 else {
           throw ShapeError("conv2d_backward_weight: kernel must be two positive sizes and the \(input.shape[1]) input channels divisible by \(groups) groups")
         }
-        weight = TensorType(dy.dtype, [dy.shape[1], Dim(cin / groups), Dim(k[0]), Dim(k[1])])
+        weight = TensorType(dy.dtype, [dy.shape[1], Dim(cin / groups), Dim(k.h), Dim(k.w)])
       }
+      let forward = ConvolutionAttributes(geometry: geometry, activation: .none).encoded
       let out = try Op.conv2d.inferTypes([input, weight], forward)
       guard out == [dy] else {
         throw ShapeError("\(name): conv2d of \(input.shapeDescription) by \(weight.shapeDescription) gives \(out[0].shapeDescription), not dy \(dy.shapeDescription)")
@@ -471,7 +480,8 @@ extension Op {
       if self == .batchNormTrainBackward, x[0] != input {
         throw ShapeError("batch_norm_train_backward: dy is \(x[0]) but x is \(input)")
       }
-      if self == .batchNormTrainBackward, a.string("activation", default: "none") == "relu", x.count < 6 {
+      let attrs = try decode(BatchNormTrainAttributes.self, a)
+      if self == .batchNormTrainBackward, attrs.activation == .relu, x.count < 6 {
         throw ShapeError("batch_norm_train_backward: activation relu needs the bias (6 operands), found \(x.count)")
       }
       return [input, channel, channel]
@@ -480,6 +490,32 @@ extension Op {
 }
 
 // MARK: - Helpers shared by the rules
+
+extension Op {
+  /// The attributes as `T` (this op's `attributeSet`), or which one does not fit.
+  func decode<T: AttributeSet>(_: T.Type, _ a: Attributes) throws(ShapeError) -> T {
+    do { return try T(decoding: a) } catch { throw ShapeError("\(name): \(error.message)") }
+  }
+}
+
+/// The type `slice` gives for `input`.
+func sliceResult(_ input: TensorType, _ a: SliceAttributes) throws(ShapeError) -> TensorType {
+  let axis = try checkedAxis(a.axis, rank: input.rank, op: .slice)
+  let step = a.step
+  guard step >= 1 else { throw ShapeError("slice: step must be at least 1, found \(step)") }
+  guard let n = input.shape[axis].staticValue else {
+    throw ShapeError("slice: axis \(axis) has symbolic size \(input.shape[axis]); bind it")
+  }
+  let start = clampIndex(a.start, n), end = clampIndex(a.end, n)
+  let count = end > start ? (end - start + step - 1) / step : 0
+  guard count > 0 else {
+    throw ShapeError(a.end == Int.max ? "slice: start \(a.start) is past the end of axis \(axis) (size \(n))"
+                                      : "slice: range \(a.start)..<\(a.end) is empty on axis \(axis) (size \(n))")
+  }
+  var shape = input.shape
+  shape[axis] = Dim(count)
+  return TensorType(input.dtype, shape)
+}
 
 extension TensorType {
   /// Self, when it has the rank the op needs; otherwise a message with the expected layout.
@@ -513,9 +549,9 @@ func requireSameDType(_ types: [TensorType], op: Op) throws(ShapeError) {
   }
 }
 
-/// `axis` made non-negative, or a message saying which axes exist.
-func normalizedAxis(_ axis: Int, rank: Int, op: Op) throws(ShapeError) -> Int {
-  let n = axis < 0 ? axis + rank : axis
+/// `axis` made non-negative (`normalizedAxis`), or a message saying which axes exist.
+func checkedAxis(_ axis: Int, rank: Int, op: Op) throws(ShapeError) -> Int {
+  let n = normalizedAxis(axis, rank: rank)
   guard rank > 0 else { throw ShapeError("\(op.name): a scalar has no axis \(axis)") }
   guard n >= 0, n < rank else {
     throw ShapeError("\(op.name): axis \(axis) is out of range for rank \(rank) (valid: \(-rank)…\(rank - 1))")
@@ -523,8 +559,9 @@ func normalizedAxis(_ axis: Int, rank: Int, op: Op) throws(ShapeError) -> Int {
   return n
 }
 
-/// Python-style index clamping for slices.
-func clampIndex(_ i: Int, _ n: Int) -> Int {
+/// A slice bound clamped Python's way to an axis of `n` elements: negative counts from the
+/// end, and the result lies in `0...n`.
+public func clampIndex(_ i: Int, _ n: Int) -> Int {
   if i < 0 { return Swift.max(i + n, 0) }
   return Swift.min(i, n)
 }
@@ -549,12 +586,10 @@ public func broadcast(_ a: [Dim], _ b: [Dim], op: Op) throws(ShapeError) -> [Dim
 /// Output height and width of a sliding window (convolution or pooling), PyTorch's formula:
 /// `⌊(H + 2p − d(k−1) − 1)/s⌋ + 1`, or the ceiling with `ceil_mode` (a last window that
 /// starts in the padding is dropped, as PyTorch does).
-func windowOutput(_ input: TensorType, kernel: [Dim], attrs a: Attributes, op: Op,
-                  ceilMode: Bool) throws(ShapeError) -> (Dim, Dim) {
-  let strideList = a.ints("stride")
-  let stride = strideList.isEmpty ? kernel.compactMap(\.staticValue) : strideList
-  let padding = a.ints("padding")
-  let dilation = a.ints("dilation").isEmpty ? [1, 1] : a.ints("dilation")
+func windowOutput(_ input: TensorType, kernel: [Dim], stride strideSizes: Pair, padding paddingSizes: Pair,
+                  dilation dilationSizes: Pair, ceilMode: Bool, op: Op) throws(ShapeError) -> (Dim, Dim) {
+  let stride = [strideSizes.h, strideSizes.w], padding = [paddingSizes.h, paddingSizes.w]
+  let dilation = [dilationSizes.h, dilationSizes.w]
   var out: [Dim] = []
   for axis in 0..<2 {
     let axisName = axis == 0 ? "height" : "width"
@@ -563,9 +598,6 @@ func windowOutput(_ input: TensorType, kernel: [Dim], attrs a: Attributes, op: O
     }
     guard kernel.count == 2, let k = kernel[axis].staticValue else {
       throw ShapeError("\(op.name): kernel \(axisName) must be static, found \(kernel.count == 2 ? kernel[axis].description : "none")")
-    }
-    guard stride.count == 2, padding.count == 2 else {
-      throw ShapeError("\(op.name): kernel, stride and padding must each have two sizes")
     }
     let s = stride[axis], p = padding[axis], d = dilation[axis]
     guard k >= 1, s >= 1, d >= 1, p >= 0 else {

@@ -38,6 +38,15 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     }
   }
 
+  /// Whether the tap differentiates a class score: a backward slice, seeded by `class_seed`,
+  /// is compiled for it (`cam` needs a class but no gradient).
+  public var needsGradient: Bool {
+    switch self {
+    case .gradient, .saliency, .gradcam, .gradcampp: true
+    case .activation, .attention, .hidden, .cam: false
+    }
+  }
+
   /// Whether the tap is a value of the forward pass as it is (no gradients, no derived map):
   /// a plain forward program computes it.
   public var isValue: Bool {
@@ -47,15 +56,56 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     }
   }
 
-  /// Options this kind accepts, with defaults; `class` absent means the predicted class.
-  public var options: [Op.AttrSpec] {
+  /// The struct this kind's options are read through.
+  public var optionSet: any AttributeSet.Type {
     switch self {
-    case .activation, .attention, .hidden: []
-    case .gradient, .saliency: [Op.AttrSpec("class", .int, .int(-1))]
-    case .gradcam, .gradcampp:
-      [Op.AttrSpec("class", .int, .int(-1)), Op.AttrSpec("scope", .choice(["frame", "clip"]), .string("clip"))]
-    case .cam: [Op.AttrSpec("class", .int, .int(-1))]
+    case .activation, .attention, .hidden: NoAttributes.self
+    case .gradient, .saliency, .cam: ClassTapOptions.self
+    case .gradcam, .gradcampp: GradCAMTapOptions.self
     }
+  }
+
+  /// Options this kind accepts, with defaults; `class` absent means the predicted class.
+  public var options: [Op.AttrSpec] { optionSet.schema }
+}
+
+/// The options of a tap that explains one class score (`gradient`, `saliency`, `cam`).
+public struct ClassTapOptions: AttributeSet {
+  /// -1: the predicted class.
+  public var classIndex = -1
+
+  /// Every option given.
+  public init(classIndex: Int) { self.classIndex = classIndex }
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) { v.defaulted("class", &classIndex) }
+}
+
+/// Over what a Grad-CAM map is min-max normalised.
+public enum GradCAMScope: String, AttributeChoice {
+  /// Each frame on its own.
+  case frame
+  /// The whole clip (every frame of an example) at once.
+  case clip
+}
+
+/// The options of `gradcam` and `gradcampp`.
+public struct GradCAMTapOptions: AttributeSet {
+  /// -1: the predicted class.
+  public var classIndex = -1
+  /// `scope`: over what the map is normalised.
+  public var scope = GradCAMScope.clip
+
+  /// Every option given.
+  public init(classIndex: Int, scope: GradCAMScope) {
+    self.classIndex = classIndex
+    self.scope = scope
+  }
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.defaulted("class", &classIndex)
+    v.defaulted("scope", &scope)
   }
 }
 
@@ -80,6 +130,33 @@ public struct Tap: Sendable {
   }
 }
 
+extension TapKind {
+  /// The class a tap of this kind with these (verified) options is seeded at: -1 for the
+  /// predicted class, and for kinds that explain no class.
+  public func classIndex(_ options: Attributes) -> Int {
+    switch self {
+    case .gradient, .saliency, .cam: ClassTapOptions(verified: options).classIndex
+    case .gradcam, .gradcampp: GradCAMTapOptions(verified: options).classIndex
+    case .activation, .attention, .hidden: -1
+    }
+  }
+
+  /// A Grad-CAM tap's normalisation scope (nil for other kinds).
+  public func scope(_ options: Attributes) -> GradCAMScope? {
+    switch self {
+    case .gradcam, .gradcampp: GradCAMTapOptions(verified: options).scope
+    case .activation, .attention, .hidden, .gradient, .saliency, .cam: nil
+    }
+  }
+}
+
+extension Tap {
+  /// The class the tap is seeded at (`TapKind.classIndex`).
+  public var classIndex: Int { kind.classIndex(options) }
+  /// A Grad-CAM tap's normalisation scope (nil for other kinds).
+  public var scope: GradCAMScope? { kind.scope(options) }
+}
+
 extension Tap: Equatable {
   public static func == (a: Tap, b: Tap) -> Bool {
     a.name == b.name && a.kind == b.kind && a.operands == b.operands && a.options == b.options
@@ -92,7 +169,9 @@ extension TapKind {
   public func inferType(_ operands: [ValueID], options: Attributes, in graph: Graph) throws(ShapeError) -> TensorType {
     let target = graph[operands[0]]
     let t = target.type
-    if let c = options["class"], case .int(let k) = c, k < -1 {
+    do { try optionSet.check(options) } catch { throw ShapeError("tap \(rawValue): \(error.message)") }
+    let k = classIndex(options)
+    if k < -1 {
       throw ShapeError("tap \(rawValue): class must be an index ≥ 0 (leave it out for the predicted class), found \(k)")
     }
     switch self {

@@ -159,3 +159,20 @@ public struct DimPolynomial: Hashable, Sendable, CustomStringConvertible {
       .joined(separator: " + ")
   }
 }
+
+/// `46,827,520`: the digits in groups of three, for counts of parameters and bytes.
+public func grouped(_ v: Int) -> String {
+  let digits = Array(String(v.magnitude))
+  var out = v < 0 ? "-" : ""
+  for (i, c) in digits.enumerated() {
+    if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
+    out.append(c)
+  }
+  return out
+}
+
+/// `11,689,512`, or the polynomial (`41472 + 65*C`) while symbols are unbound.
+public func grouped(_ p: DimPolynomial) -> String {
+  guard let v = p.staticValue else { return p.description }
+  return grouped(v)
+}

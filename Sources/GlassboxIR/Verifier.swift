@@ -56,6 +56,13 @@ public enum Verifier {
         fail("\(label): \(node.op.name) has no attribute '\(name)'", node.location)
       }
       do {
+        try node.op.attributeSet.check(node.attributes)
+      } catch {
+        // A missing attribute is reported above.
+        if node.attributes[error.name] != nil { fail("\(label): \(node.op.name) \(error.message)", node.location) }
+        continue
+      }
+      do {
         let types = try node.op.inferTypes(node.operands.map { graph[$0].type }, node.attributes)
         let stored = node.results.map { graph[$0].type }
         if types != stored {

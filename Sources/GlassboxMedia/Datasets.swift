@@ -1,4 +1,5 @@
 import Foundation
+import GlassboxIR
 
 /// One example of a data set: a media file and the index of its class.
 public struct LabeledFile: Sendable, Hashable {
@@ -219,7 +220,7 @@ public enum SpokenLanguage {
   public static func assign(clips: [[String]], classes: [String], seed: UInt64, fractions: Fractions) -> [(Subset, String)] {
     var out: [(Subset, String)] = []
     for (language, files) in zip(classes, clips) {
-      var generator = SplitMix64(seed: seed ^ fnv1a(language))
+      var generator = SplitMix64(seed: seed, name: language)
       var order = files
       // Fisher–Yates with the seeded generator (Swift's shuffle(using:) is not specified to
       // stay the same across releases).
@@ -286,32 +287,4 @@ public enum SpokenLanguage {
     }
     return DataSet(root: root, classes: classes, examples: examples, skipped: skipped)
   }
-}
-
-/// SplitMix64 (Steele, Lea and Flood 2014): a tiny seeded generator whose sequence is fixed
-/// by its definition, so splits and shuffles reproduce on every platform and release.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-  private var state: UInt64
-
-  /// A generator whose sequence is fixed by `seed`.
-  public init(seed: UInt64) { state = seed }
-
-  /// The next 64 random bits.
-  public mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
-  }
-}
-
-/// FNV-1a of a string's UTF-8 bytes: a stable hash (Swift's `hashValue` changes per process).
-func fnv1a(_ s: String) -> UInt64 {
-  var h: UInt64 = 0xCBF2_9CE4_8422_2325
-  for b in s.utf8 {
-    h ^= UInt64(b)
-    h = h &* 0x100_0000_01B3
-  }
-  return h
 }

@@ -1,13 +1,5 @@
 import GlassboxIR
 
-/// Where padding goes when an audio clip has fewer MFCC frames than the recipe asks for.
-public enum PadRule: String, Sendable, Hashable, CaseIterable {
-  /// Zero rows before the clip's frames, so its last frame is the tensor's last row.
-  case zerosBefore = "zeros_before"
-  /// Zero rows after the clip's frames, so its first frame is the tensor's first row.
-  case zerosAfter = "zeros_after"
-}
-
 /// The `audio` recipe with typed options: audio file → MFCC `[frames, nMFCC]` (f32).
 ///
 /// The MFCC is librosa's `librosa.feature.mfcc(y, sr, n_mfcc, n_mels, n_fft, hop_length)`
@@ -50,12 +42,9 @@ public struct AudioRecipe: Sendable, Hashable {
     }
     let recipe = recipe.withDefaults
     try checkShape(recipe)
-    let o = recipe.options
-    guard let pad = PadRule(rawValue: o.string("pad", default: PadRule.zerosBefore.rawValue)) else {
-      throw MediaError(.invalidRecipe, file: recipe.input, "recipe audio: unknown pad rule '\(o.string("pad"))'")
-    }
-    self.init(sampleRateHz: o.int("sample_rate"), nMFCC: o.int("n_mfcc"), nMels: o.int("n_mels"),
-              nFFT: o.int("n_fft"), hop: o.int("hop"), frames: o.int("frames"), pad: pad)
+    let o = AudioRecipeOptions(verified: recipe.options)
+    self.init(sampleRateHz: o.sampleRate, nMFCC: o.nMFCC, nMels: o.nMels, nFFT: o.nFFT, hop: o.hop, frames: o.frames,
+              pad: o.pad)
     try validate(name: recipe.input)
   }
 
@@ -126,11 +115,14 @@ public struct VideoRecipe: Sendable, Hashable {
     }
     let recipe = recipe.withDefaults
     try checkShape(recipe)
-    let o = recipe.options
-    let sampling: FrameSampling = o.string("sampling") == "stride" ? .stride(o.int("stride")) : .uniform
+    let o = VideoRecipeOptions(verified: recipe.options)
+    let sampling: FrameSampling = switch o.sampling {
+    case .uniform: .uniform
+    case .stride: .stride(o.stride)
+    }
     // An unbound symbol (`frames: T`) decodes with the default count.
-    self.init(frames: o.int("frames", default: 16), size: o.int("size", default: 112), sampling: sampling,
-              mean: o.floats("mean").map(Float.init), std: o.floats("std").map(Float.init))
+    self.init(frames: o.frames.staticValue ?? 16, size: o.size.staticValue ?? 112, sampling: sampling,
+              mean: o.mean.map(Float.init), std: o.std.map(Float.init))
     try validate(name: recipe.input)
   }
 
@@ -182,8 +174,8 @@ public struct ImageRecipe: Sendable, Hashable {
     }
     let recipe = recipe.withDefaults
     try checkShape(recipe)
-    let o = recipe.options
-    self.init(size: o.int("size", default: 224), mean: o.floats("mean").map(Float.init), std: o.floats("std").map(Float.init))
+    let o = ImageRecipeOptions(verified: recipe.options)
+    self.init(size: o.size.staticValue ?? 224, mean: o.mean.map(Float.init), std: o.std.map(Float.init))
     guard size <= 8192 else {
       throw MediaError(.invalidRecipe, file: recipe.input, "recipe image: size must be at most 8192, found \(size)")
     }

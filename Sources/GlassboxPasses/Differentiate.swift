@@ -125,7 +125,7 @@ public enum Differentiate {
           }
         }
         try flushGap(&builder)
-        let stacked = try builder.add(.concat, columns, ["axis": .int(axis)], tag: "steps")[0]
+        let stacked = try builder.add(.concat, columns, ConcatAttributes(axis: axis), tag: "steps")[0]
         if axis == 1, pieces.count == n, let (_, first) = pieces.first, graph[first].type.rank == 2 {
           let ordered = (0..<n).map { pieces[$0]! }
           stepStacks[Set(ordered.map(\.index))] = (ordered, stacked)
@@ -140,7 +140,7 @@ public enum Differentiate {
           func stack(_ values: [ValueID], _ t: TensorType, _ tag: String) throws -> ValueID {
             let column = [t.shape[0], Dim(1), t.shape[1]]
             let columns = try values.map { try builder.reshape($0, column) }
-            return try builder.add(.concat, columns, ["axis": .int(1)], tag: tag)[0]
+            return try builder.add(.concat, columns, ConcatAttributes(axis: 1), tag: tag)[0]
           }
           let dys: ValueID, xs: ValueID
           if let known = stepStacks[Set(products.map(\.dy.index))], known.pieces.count == products.count {
@@ -186,11 +186,11 @@ public enum Differentiate {
         try unroll(node, dy: dys[0])
       case .rule:
         if node.op == .select, let dy = dys[0] {
-          let rank = graph[node.operands[0]].type.rank
-          let axis = node.attributes.int("axis") < 0 ? node.attributes.int("axis") + rank : node.attributes.int("axis")
+          let select = SelectAttributes(of: node), rank = graph[node.operands[0]].type.rank
+          let axis = normalizedAxis(select.axis, rank: rank)
           if let n = graph[node.operands[0]].type.shape[axis].staticValue {
-            let raw = node.attributes.int("index")
-            contributions[node.operands[0].index, default: []].append(.selected(axis: axis, index: raw < 0 ? raw + n : raw, piece: dy))
+            contributions[node.operands[0].index, default: []]
+              .append(.selected(axis: axis, index: select.position(size: n), piece: dy))
             return
           }
         }

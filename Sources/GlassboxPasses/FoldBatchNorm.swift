@@ -41,7 +41,7 @@ public struct FoldBatchNorm: Pass {
       let bias = conv.operands.count > 2 ? (weights[g[conv.operands[2]].name]?.doubles ?? []) : nil
       let gamma = weights[g[bn.operands[1]].name]?.doubles ?? [], beta = weights[g[bn.operands[2]].name]?.doubles ?? []
       let mean = weights[g[bn.operands[3]].name]?.doubles ?? [], variance = weights[g[bn.operands[4]].name]?.doubles ?? []
-      let eps = bn.attributes.float("eps", default: 1e-5)
+      let eps = BatchNormAttributes(of: bn).eps
       let cout = wShape.first ?? 0, per = cout == 0 ? 0 : w.count / cout
       var folded = [Float](repeating: 0, count: w.count), foldedBias = [Float](repeating: 0, count: cout)
       for o in 0..<cout {

@@ -26,7 +26,7 @@ public struct FuseBatchNormReLU: Pass {
     var absorbed = Set<Int>()
     for (i, node) in g.nodes.enumerated() where node.op == .relu {
       guard let p = g.producer(of: node.operands[0]), g[p].op == .batchNormTrain, node.operands[0] == g[p].results[0],
-            uses[node.operands[0].index] == 1, g[p].attributes.string("activation", default: "none") == "none"
+            uses[node.operands[0].index] == 1, g[p].fusedActivation == Activation.none
       else { continue }
       fused.insert(p.index)
       absorbed.insert(i)
@@ -38,7 +38,7 @@ public struct FuseBatchNormReLU: Pass {
       if absorbed.contains(i) { return .forward([node.operands[0]]) }
       guard fused.contains(i) else { return .keep }
       var changed = node
-      changed.attributes["activation"] = .string("relu")
+      changed.fusedActivation = .relu
       return .replace(changed)
     }
     return true

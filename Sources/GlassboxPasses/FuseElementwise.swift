@@ -89,7 +89,7 @@ public struct FuseElementwise: Pass {
       var fused = node
       fused.op = .fusedElementwise
       fused.operands = leaves
-      fused.attributes = Attributes(["program": .list(program.map { .int($0) })])
+      fused.attributes = FusedElementwiseAttributes(program: program).encoded
       return .replace(fused)
     }
     return true

@@ -26,7 +26,7 @@ public struct FuseEpilogues: Pass {
     // Nodes already part of a chain, and producers of residuals (which must stay).
     var claimed = Set<Int>()
     for (i, n) in g.nodes.enumerated() where (n.op == .conv2d || n.op == .linear) && n.operands.count <= 3
-      && n.attributes.string("activation", default: "none") == "none" && !claimed.contains(i) {
+      && n.fusedActivation == Activation.none && !claimed.contains(i) {
       var chain = [i]
       var residual: ValueID?
       var relu = false
@@ -60,7 +60,7 @@ public struct FuseEpilogues: Pass {
       // Operands of dropped nodes keep their names in the new graph.
       fused.operands = fused.operands.map { newGraph.value(named: g[$0].name) ?? $0 }
       if let r = plan.residual { fused.operands.append(newGraph.value(named: g[r].name) ?? r) }
-      if plan.relu { fused.attributes["activation"] = .string("relu") }
+      if plan.relu { fused.fusedActivation = .relu }
       return .replace(fused)
     }
     return true

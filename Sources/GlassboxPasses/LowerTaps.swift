@@ -134,7 +134,7 @@ public enum LowerTaps {
     }
     func classOf(_ tap: Tap) throws -> Int {
       if classInput != nil { return -1 }
-      let k = options.classIndex ?? tap.options.int("class", default: -1)
+      let k = options.classIndex ?? tap.classIndex
       guard k >= -1, k < classes else {
         throw Error("tap \(tap.name): class \(k) is out of range; the model has \(classes) classes (0…\(classes - 1))")
       }
@@ -145,8 +145,7 @@ public enum LowerTaps {
     var wrt: [ValueID] = []
     var seeds: [(of: ValueID, seed: ValueID)] = []
     var gradientIndex: [String: Int] = [:]
-    let gradientKinds: Set<TapKind> = [.gradient, .saliency, .gradcam, .gradcampp]
-    for tap in selected where gradientKinds.contains(tap.kind) {
+    for tap in selected where tap.kind.needsGradient {
       guard let logits else { continue }
       guard options.differentiate != nil else {
         throw Error("tap \(tap.name): \(tap.kind.rawValue) needs gradients, and this build has no differentiation")
@@ -206,17 +205,19 @@ public enum LowerTaps {
           let perExample = b.node(.matmul, [seed, tap.operands[1]], name: "tap.\(name).class_weights")  // [B, K]
           let rows = b.graph[perExample].type.shape[0].staticValue ?? 0
           weights = b.node(.reshape, [b.repeatRows(perExample, to: n, name: "tap.\(name).class_weights", rows: rows, width: channels)],
-                           ["shape": dims([n, channels, 1, 1])], name: "tap.\(name).weights")
+                           ReshapeAttributes(shape: [n, channels, 1, 1].map { Dim($0) }), name: "tap.\(name).weights")
         case .gradcam:
           let g = gradients[gradientIndex[name] ?? 0]
-          weights = b.node(.mean, [g], ["axes": ints([2, 3]), "keepdims": .bool(true)], name: "tap.\(name).weights")
-        default:
+          weights = b.node(.mean, [g], ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).weights")
+        case .activation, .attention, .hidden, .gradient, .saliency:
+          preconditionFailure("tap \(name): \(tap.kind.rawValue) is not a class map")
+        case .gradcampp:
           // Grad-CAM++ (Chattopadhay et al. 2018), as pytorch-grad-cam computes it:
           // a = g² / (2g² + Σ_ij f · g³ + 1e-6), weights = Σ_ij relu(g) · a.
           let g = gradients[gradientIndex[name] ?? 0]
           let g2 = b.node(.mul, [g, g], name: "tap.\(name).g2")
           let g3 = b.node(.mul, [g2, g], name: "tap.\(name).g3")
-          let fsum = b.node(.sum, [target], ["axes": ints([2, 3]), "keepdims": .bool(true)], name: "tap.\(name).fsum")
+          let fsum = b.node(.sum, [target], ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).fsum")
           let two = b.constant(2, name: "tap.\(name).two"), eps = b.constant(1e-6, name: "tap.\(name).eps")
           let denominator = b.node(.add, [b.node(.add, [b.node(.mul, [g2, two], name: "tap.\(name).2g2"),
                                                       b.node(.mul, [fsum, g3], name: "tap.\(name).sg3")], name: "tap.\(name).d0"), eps],
@@ -224,22 +225,24 @@ public enum LowerTaps {
           let a = b.node(.div, [g2, denominator], name: "tap.\(name).alpha")
           let positive = b.node(.relu, [g], name: "tap.\(name).positive")
           weights = b.node(.sum, [b.node(.mul, [positive, a], name: "tap.\(name).weighted")],
-                           ["axes": ints([2, 3]), "keepdims": .bool(true)], name: "tap.\(name).weights")
+                           ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).weights")
         }
-        var map = b.node(.sum, [b.node(.mul, [target, weights], name: "tap.\(name).terms")], ["axes": ints([1])],
+        var map = b.node(.sum, [b.node(.mul, [target, weights], name: "tap.\(name).terms")],
+                         ReduceAttributes(axes: [1], keepdims: false),
                          name: "tap.\(name).sum")  // [N, h, w]
         if tap.kind != .cam { map = b.node(.relu, [map], name: "tap.\(name).relu") }
         // Per step of a sequence: [B*T, h, w] → [B, T, h, w].
         let (h, w) = (f[2], f[3])
         if let steps = b.graph.stepScope(ofValueNamed: b.graph[target].name)?.steps,
            let bs = steps.batch.staticValue, let ts = steps.time.staticValue, bs * ts == n {
-          map = b.node(.reshape, [map], ["shape": dims([bs, ts, h, w])], name: "tap.\(name).frames")
+          let frames = ReshapeAttributes(shape: [bs, ts, h, w].map { Dim($0) })
+          map = b.node(.reshape, [map], frames, name: "tap.\(name).frames")
           out.perStep = true
         }
         b.output(name, map)
         out.outputs["raw"] = name
 
-        let scope = options.scope ?? tap.options.string("scope", default: "clip")
+        let scope = options.scope ?? (tap.scope ?? .clip).rawValue
         out.scope = scope
         let rank = b.graph[map].type.rank
         let normalized = b.minMax(map, axes: scope == "frame" || !out.perStep ? [rank - 2, rank - 1] : Array(1..<rank),
@@ -251,8 +254,9 @@ public enum LowerTaps {
           out.outputs["upsampled"] = name + ".upsampled"
         }
         if out.perStep {
-          let m = b.node(.mean, [map], ["axes": ints([2, 3])], name: "tap.\(name).frame_mass")  // [B, T]
-          let total = b.node(.sum, [m], ["axes": ints([1]), "keepdims": .bool(true)], name: "tap.\(name).clip_mass")
+          let m = b.node(.mean, [map], ReduceAttributes(axes: [2, 3], keepdims: false),
+                         name: "tap.\(name).frame_mass")  // [B, T]
+          let total = b.node(.sum, [m], ReduceAttributes(axes: [1], keepdims: true), name: "tap.\(name).clip_mass")
           let denominator = b.node(.add, [total, b.constant(1e-7, name: "tap.\(name).mass_eps")], name: "tap.\(name).mass")
           b.output(name + ".relevance", b.node(.div, [m, denominator], name: "tap.\(name).relevance"))
           out.outputs["relevance"] = name + ".relevance"
@@ -294,8 +298,6 @@ public enum LowerTaps {
     return m
   }
 
-  static func ints(_ v: [Int]) -> AttrValue { .list(v.map { .int($0) }) }
-  static func dims(_ v: [Int]) -> AttrValue { .list(v.map { .int($0) }) }
 
   /// Appends nodes to a graph under fresh names.
   struct Builder {
@@ -311,11 +313,10 @@ public enum LowerTaps {
       return name
     }
 
-    mutating func node(_ op: Op, _ operands: [ValueID], _ attributes: [String: AttrValue] = [:], name: String) -> ValueID {
-      var attrs = Attributes(attributes)
-      for spec in op.attributes where attrs[spec.name] == nil {
-        if let d = spec.defaultValue { attrs[spec.name] = d }
-      }
+    /// `op(operands)` with typed attributes (of the op's `attributeSet`).
+    mutating func node<A: AttributeSet>(_ op: Op, _ operands: [ValueID], _ attributes: A, name: String) -> ValueID {
+      precondition(ObjectIdentifier(op.attributeSet) == ObjectIdentifier(A.self), "\(op.name) reads \(op.attributeSet)")
+      let attrs = attributes.encoded
       let types: [TensorType]
       do {
         types = try op.inferTypes(operands.map { graph[$0].type }, attrs)
@@ -325,8 +326,13 @@ public enum LowerTaps {
       return graph.addNode(op, operands: operands, attributes: attrs, results: [(fresh(name), types[0])])[0]
     }
 
+    /// `op(operands)` for an op without attributes.
+    mutating func node(_ op: Op, _ operands: [ValueID], name: String) -> ValueID {
+      node(op, operands, NoAttributes(), name: name)
+    }
+
     mutating func constant(_ value: Double, shape: [Int] = [], name: String) -> ValueID {
-      node(.constant, [], ["value": .float(value), "shape": LowerTaps.dims(shape), "dtype": .string("f32")], name: name)
+      node(.constant, [], ConstantAttributes(value: value, shape: shape.map { Dim($0) }, dtype: .f32), name: name)
     }
 
     mutating func output(_ name: String, _ value: ValueID) {
@@ -337,22 +343,23 @@ public enum LowerTaps {
     /// A one-hot `[N, C]` seed for class `k` (or, for -1, each row's predicted class), or for
     /// each row's class in `target`.
     mutating func classSeed(logits: ValueID, classIndex k: Int, target: ValueID?, name: String) throws -> ValueID {
-      node(.classSeed, [logits] + (target.map { [$0] } ?? []), ["class": .int(k)], name: name)
+      node(.classSeed, [logits] + (target.map { [$0] } ?? []), ClassSeedAttributes(classIndex: k), name: name)
     }
 
     /// `[rows, width]` → `[n, width]` repeating each row `n / rows` times (a clip's weights for
     /// each of its frames); unchanged when `n == rows`.
     mutating func repeatRows(_ x: ValueID, to n: Int, name: String, rows: Int, width: Int) -> ValueID {
       guard n != rows, rows > 0 else { return x }
-      let r = node(.reshape, [x], ["shape": LowerTaps.dims([rows, 1, width])], name: name + ".rows")
+      let r = node(.reshape, [x], ReshapeAttributes(shape: [rows, 1, width].map { Dim($0) }), name: name + ".rows")
       let ones = constant(1, shape: [rows, n / rows, width], name: name + ".ones")
-      return node(.reshape, [node(.mul, [r, ones], name: name + ".repeated")], ["shape": LowerTaps.dims([n, width])],
+      return node(.reshape, [node(.mul, [r, ones], name: name + ".repeated")],
+                  ReshapeAttributes(shape: [n, width].map { Dim($0) }),
                   name: name + ".per_frame")
     }
 
     /// `(x − min) / (max − min + 1e-7)` with min and max over `axes`.
     mutating func minMax(_ x: ValueID, axes: [Int], name: String) -> ValueID {
-      let keep: [String: AttrValue] = ["axes": LowerTaps.ints(axes), "keepdims": .bool(true)]
+      let keep = ReduceAttributes(axes: axes, keepdims: true)
       let hi = node(.max, [x], keep, name: name + ".max")
       let minusOne = constant(-1, name: name + ".minus_one")
       let lo = node(.mul, [node(.max, [node(.mul, [x, minusOne], name: name + ".negated")], keep, name: name + ".negmax"), minusOne],
@@ -378,15 +385,21 @@ public enum LowerTaps {
         return id
       }
       let columns = matrix(w, size.width, ".columns"), rows = matrix(h, size.height, ".rows")
-      var y = node(.reshape, [x], ["shape": LowerTaps.dims([lead * h, w])], name: name + ".flat")
+      func reshape(_ v: ValueID, _ shape: [Int], _ suffix: String) -> ValueID {
+        node(.reshape, [v], ReshapeAttributes(shape: shape.map { Dim($0) }), name: name + suffix)
+      }
+      func transpose(_ v: ValueID, _ suffix: String) -> ValueID {
+        node(.transpose, [v], TransposeAttributes(perm: [0, 2, 1]), name: name + suffix)
+      }
+      var y = reshape(x, [lead * h, w], ".flat")
       y = node(.matmul, [y, columns], name: name + ".wide")  // [lead·h, W]
-      y = node(.reshape, [y], ["shape": LowerTaps.dims([lead, h, size.width])], name: name + ".wide3")
-      y = node(.transpose, [y], ["perm": LowerTaps.ints([0, 2, 1])], name: name + ".turned")  // [lead, W, h]
-      y = node(.reshape, [y], ["shape": LowerTaps.dims([lead * size.width, h])], name: name + ".turned2")
+      y = reshape(y, [lead, h, size.width], ".wide3")
+      y = transpose(y, ".turned")  // [lead, W, h]
+      y = reshape(y, [lead * size.width, h], ".turned2")
       y = node(.matmul, [y, rows], name: name + ".tall")  // [lead·W, H]
-      y = node(.reshape, [y], ["shape": LowerTaps.dims([lead, size.width, size.height])], name: name + ".tall3")
-      y = node(.transpose, [y], ["perm": LowerTaps.ints([0, 2, 1])], name: name + ".back")  // [lead, H, W]
-      return node(.reshape, [y], ["shape": LowerTaps.dims(Array(s.dropLast(2)) + [size.height, size.width])], name: name)
+      y = reshape(y, [lead, size.width, size.height], ".tall3")
+      y = transpose(y, ".back")  // [lead, H, W]
+      return reshape(y, Array(s.dropLast(2)) + [size.height, size.width], "")
     }
   }
 }

@@ -19,13 +19,14 @@ public struct NarrowLSTMToLastStep: Pass {
     let uses = g.useCounts
     var narrowed: [Int: Int] = [:]  // select node index → lstm node index
     for (i, node) in g.nodes.enumerated() where node.op == .select {
-      guard let p = g.producer(of: node.operands[0]), g[p].op == .lstm, !g[p].attributes.bool("last"),
+      guard let p = g.producer(of: node.operands[0]), g[p].op == .lstm, !LSTMAttributes(of: g[p]).last,
             uses[node.operands[0].index] == 1
       else { continue }
       let x = g[node.operands[0]].type
-      let axis = node.attributes.int("axis"), index = node.attributes.int("index")
+      let select = SelectAttributes(of: node)
+      let axis = normalizedAxis(select.axis, rank: x.rank), index = select.index
       let steps = x.shape[1].staticValue
-      guard axis == 1 || axis == -2, index == -1 || steps.map({ index == $0 - 1 }) == true else { continue }
+      guard axis == 1, index == -1 || steps.map({ index == $0 - 1 }) == true else { continue }
       narrowed[i] = p.index
     }
     guard !narrowed.isEmpty else { return false }
@@ -38,7 +39,9 @@ public struct NarrowLSTMToLastStep: Pass {
       // The LSTM's operands were renumbered when it was dropped; they keep their names.
       var lstm = g.nodes[l]
       lstm.operands = lstm.operands.map { newGraph.value(named: g[$0].name) ?? $0 }
-      lstm.attributes["last"] = .bool(true)
+      var attributes = LSTMAttributes(of: lstm)
+      attributes.last = true
+      lstm.attributes = attributes.encoded
       return .replace(lstm)
     }
     return true

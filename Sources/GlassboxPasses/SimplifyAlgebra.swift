@@ -43,7 +43,7 @@ public struct SimplifyAlgebra: Pass {
   /// The uniform value of a `constant` node's result.
   static func constantValue(_ v: ValueID, _ g: Graph) -> Double? {
     guard let n = g.producer(of: v), g[n].op == .constant else { return nil }
-    return g[n].attributes.float("value")
+    return ConstantAttributes(of: g[n]).value
   }
 
   func simplify(_ node: Node, _ g: Graph) -> Rewrite {
@@ -81,18 +81,20 @@ public struct SimplifyAlgebra: Pass {
         var n = node
         n.op = .reshape
         n.operands = [g[p].operands[0]]
-        n.attributes = Attributes(["shape": .list(out.shape.map(AttrValue.dimension))])
+        n.attributes = ReshapeAttributes(shape: out.shape).encoded
         return .replace(n)
       }
     case .transpose:
       if let x, let p = g.producer(of: x), g[p].op == .transpose {
-        let inner = g[p].attributes.ints("perm"), outer = node.attributes.ints("perm")
+        let inner = TransposeAttributes(of: g[p]).perm, outer = TransposeAttributes(of: node).perm
         if outer.indices.allSatisfy({ inner[outer[$0]] == $0 }) { return .forward([g[p].operands[0]]) }
       }
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul,
          .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .concat, .slice, .select, .split,
          .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .reluBackward, .linearBackwardWeight,
-         .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .fusedElementwise:
+         .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput,
+         .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
+         .fusedElementwise, .layerNorm, .layerNormBackward:
       break
     }
     return .keep
@@ -134,8 +136,7 @@ public struct FoldConstants: Pass {
       var n = node
       n.op = .constant
       n.operands = []
-      n.attributes = Attributes(["value": .float(first), "shape": .list(type.shape.map(AttrValue.dimension)),
-                                 "dtype": .string(type.dtype.rawValue)])
+      n.attributes = ConstantAttributes(value: first, shape: type.shape, dtype: type.dtype).encoded
       return .replace(n)
     }
     return changed

@@ -20,7 +20,20 @@ public struct SinkElementwise: Pass {
   public let name = "sink-elementwise"
   public init() {}
 
-  static let movable: Set<Op> = [.add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise]
+  /// Whether nodes of `op` may move: elementwise arithmetic and its fused chains. `relu_backward`
+  /// (elementwise too) stays where differentiation put it; moving it has not been measured.
+  static func isMovable(_ op: Op) -> Bool {
+    switch op {
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise: true
+    case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .softmax,
+         .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm,
+         .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .reluBackward, .linearBackwardWeight,
+         .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput,
+         .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
+         .layerNorm, .layerNormBackward:
+      false
+    }
+  }
 
   public func run(_ module: inout Module) -> Bool {
     let g = module.graph
@@ -38,7 +51,7 @@ public struct SinkElementwise: Pass {
     var moved = false
     for i in stride(from: count - 1, through: 0, by: -1) {
       let node = g.nodes[i]
-      guard Self.movable.contains(node.op), node.results.count == 1, !exported.contains(node.results[0].index),
+      guard Self.isMovable(node.op), node.results.count == 1, !exported.contains(node.results[0].index),
             let first = readers[node.results[0].index].min(by: { place[$0] < place[$1] }),
             place[first] > Double(i + 1) else { continue }
       // Only past some node that does not feed that reader (a node just before its reader,

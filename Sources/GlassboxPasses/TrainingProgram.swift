@@ -60,11 +60,11 @@ public struct TrainingProgram {
       taken.insert(name)
       return name
     }
-    for (i, node) in graph.nodes.enumerated() where node.op == .dropout && node.attributes.float("p") > 0 {
+    for (i, node) in graph.nodes.enumerated() where node.op == .dropout && DropoutAttributes(of: node).p > 0 {
       let name = fresh("\(graph[node.results[0]].name).mask")
       let type = graph[node.operands[0]].type
       maskOf[i] = g.addInput(name: name, type: type)
-      masks.append((name, type, node.attributes.float("p")))
+      masks.append((name, type, DropoutAttributes(of: node).p))
     }
     let target = g.addInput(name: fresh("target"), type: TensorType(.i64, [lt.shape[0]]))
     var seen = Set<Int>()
@@ -86,7 +86,8 @@ public struct TrainingProgram {
         switch node.op {
         case .dropout:
           if let mask = maskOf[n.index] {
-            ids = g.addNode(.mul, operands: [operands[0], mask], attributes: Attributes(), results: results, location: node.location)
+            ids = g.addNode(.mul, operands: [operands[0], mask], attributes: NoAttributes(), results: results,
+                            location: node.location)
           } else {
             ids = [operands[0]]
           }
@@ -97,21 +98,28 @@ public struct TrainingProgram {
           let channel = TensorType(xt.dtype, [xt.shape[1]])
           let meanName = fresh("\(name).batch_mean"), varName = fresh("\(name).batch_var")
           let r = g.addNode(.batchNormTrain, operands: Array(operands[0..<3]),
-                            attributes: Attributes(["eps": .float(node.attributes.float("eps", default: 1e-5)),
-                                                    "activation": .string("none")]),
+                            attributes: BatchNormTrainAttributes(eps: BatchNormAttributes(of: node).eps,
+                                                                 activation: .none),
                             results: results + [(meanName, channel), (varName, channel)], location: node.location)
           ids = [r[0]]
           statistics.append((r[1], r[2]))
           let perChannel = xt.elementCount.flatMap { $0.divided(by: xt.shape[1]) }?.staticValue
           updates.append((graph[node.operands[3]].name, graph[node.operands[4]].name, graph[node.operands[5]].name,
                           meanName, varName, perChannel))
-        default:
-          ids = g.addNode(node.op, operands: operands, attributes: node.attributes, results: results, location: node.location)
+        // The same in training as in inference.
+        case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul,
+             .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
+             .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise,
+             .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
+             .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
+             .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+          ids = g.addNode(node.op, operands: operands, attributes: node.attributes, results: results,
+                          location: node.location)
         }
         for (old, new) in zip(node.results, ids) { map[old.index] = new.index }
       }
     }
-    let loss = g.addNode(.crossEntropy, operands: [ValueID(map[logitsValue.index]), target], attributes: Attributes(),
+    let loss = g.addNode(.crossEntropy, operands: [ValueID(map[logitsValue.index]), target], attributes: NoAttributes(),
                          results: [(fresh("loss"), TensorType(lt.dtype, []))])[0]
     g.outputs = [("loss", loss)] + graph.outputs.map { ($0.name, ValueID(map[$0.value.index])) }
     for (mean, variance) in statistics { g.outputs += [(g[mean].name, mean), (g[variance].name, variance)] }
@@ -125,8 +133,7 @@ public struct TrainingProgram {
 
     // 3. Gradients of the loss for every trainable parameter.
     let trainable = g.parameters.filter { $0.role == .trainable }
-    let one = g.addNode(.constant, operands: [], attributes: Attributes(["value": .float(1), "shape": .list([]),
-                                                                         "dtype": .string(lt.dtype.rawValue)]),
+    let one = g.addNode(.constant, operands: [], attributes: ConstantAttributes(value: 1, shape: [], dtype: lt.dtype),
                         results: [(fresh("loss.seed"), TensorType(lt.dtype, []))])[0]
     let modelInputs = inputGradients
       ? graph.inputs.filter { graph[$0].type.dtype.isFloatingPoint }.compactMap { g.value(named: graph[$0].name) } : []

@@ -34,37 +34,39 @@ public struct UnrollLSTM: Pass {
   static func unroll(_ node: Node, steps: Int, name: String, into g: inout Graph) -> ValueID {
     let x = node.operands[0]
     let xt = g[x].type
-    let hidden = node.attributes.int("hidden"), directions = node.attributes.bool("bidirectional") ? 2 : 1
-    let last = node.attributes.bool("last")
+    let attributes = LSTMAttributes(of: node)
+    let hidden = attributes.hidden, directions = attributes.directions, last = attributes.last
     let batch = xt.shape[0], dtype = xt.dtype
     let state = TensorType(dtype, [batch, Dim(hidden)])
-    func add(_ op: Op, _ operands: [ValueID], _ attrs: [String: AttrValue], _ results: [(String, TensorType)]) -> [ValueID] {
-      g.addNode(op, operands: operands, attributes: Attributes(attrs), results: results.map { ($0.0, $0.1) },
+    func add<A: AttributeSet>(_ op: Op, _ operands: [ValueID], _ attrs: A,
+                              _ results: [(String, TensorType)]) -> [ValueID] {
+      g.addNode(op, operands: operands, attributes: attrs, results: results.map { ($0.0, $0.1) },
                 location: node.location)
     }
-    let zeros = add(.constant, [], ["value": .float(0), "shape": .list(state.shape.map(AttrValue.dimension)),
-                                    "dtype": .string(dtype.rawValue)], [("\(name).zeros", state)])[0]
+    let zeros = add(.constant, [], ConstantAttributes(value: 0, shape: state.shape, dtype: dtype),
+                    [("\(name).zeros", state)])[0]
     var pieces: [ValueID] = []
     for d in 0..<directions {
       let suffix = d == 0 ? "" : "_reverse"
       let (wih, whh, bih, bhh) = (node.operands[1 + 4 * d], node.operands[2 + 4 * d], node.operands[3 + 4 * d], node.operands[4 + 4 * d])
       let gates = TensorType(dtype, [Dim(4 * hidden)])
-      let bias = add(.add, [bih, bhh], [:], [("\(name).bias\(suffix)", gates)])[0]
+      let bias = add(.add, [bih, bhh], NoAttributes(), [("\(name).bias\(suffix)", gates)])[0]
       let count = last && d == 1 ? 1 : steps
       // The reverse direction of a last-step LSTM reads one step: project only that one.
       let projected = count == 1 && steps > 1
-        ? add(.select, [x], ["axis": .int(1), "index": .int(steps - 1)],
+        ? add(.select, [x], SelectAttributes(axis: 1, index: steps - 1),
               [("\(name).input\(steps - 1)\(suffix)", TensorType(dtype, [batch, xt.shape[2]]))])[0] : x
-      let proj = add(.linear, [projected, wih, bias], ["activation": .string("none")],
+      let proj = add(.linear, [projected, wih, bias], LinearAttributes(activation: .none),
                      [("\(name).proj\(suffix)", TensorType(dtype, count == 1 && steps > 1 ? [batch, Dim(4 * hidden)]
                                                                       : [batch, xt.shape[1], Dim(4 * hidden)]))])[0]
       var h = zeros, c = zeros
       var outputs = [ValueID?](repeating: nil, count: steps)
       for s in 0..<count {
         let t = d == 0 ? s : steps - 1 - s
-        let gx = count == 1 && steps > 1 ? proj : add(.select, [proj], ["axis": .int(1), "index": .int(t)],
+        let gx = count == 1 && steps > 1 ? proj : add(.select, [proj], SelectAttributes(axis: 1, index: t),
                      [("\(name).x\(t)\(suffix)", TensorType(dtype, [batch, Dim(4 * hidden)]))])[0]
-        let hc = add(.lstmCell, [gx, h, c, whh], [:], [("\(name).h\(t)\(suffix)", state), ("\(name).c\(t)\(suffix)", state)])
+        let hc = add(.lstmCell, [gx, h, c, whh], NoAttributes(),
+                     [("\(name).h\(t)\(suffix)", state), ("\(name).c\(t)\(suffix)", state)])
         (h, c) = (hc[0], hc[1])
         outputs[t] = h
       }
@@ -73,10 +75,10 @@ public struct UnrollLSTM: Pass {
       } else {
         let column = TensorType(dtype, [batch, 1, Dim(hidden)])
         let columns = (0..<steps).compactMap { t in
-          outputs[t].map { add(.reshape, [$0], ["shape": .list(column.shape.map(AttrValue.dimension))],
+          outputs[t].map { add(.reshape, [$0], ReshapeAttributes(shape: column.shape),
                                [("\(name).y\(t)\(suffix)", column)])[0] }
         }
-        pieces.append(add(.concat, columns, ["axis": .int(1)],
+        pieces.append(add(.concat, columns, ConcatAttributes(axis: 1),
                           [("\(name).seq\(suffix)", TensorType(dtype, [batch, xt.shape[1], Dim(hidden)]))])[0])
       }
     }
@@ -86,6 +88,6 @@ public struct UnrollLSTM: Pass {
       return pieces[0]
     }
     let outShape = last ? [batch, Dim(2 * hidden)] : [batch, xt.shape[1], Dim(2 * hidden)]
-    return add(.concat, pieces, ["axis": .int(-1)], [(name, TensorType(dtype, outShape))])[0]
+    return add(.concat, pieces, ConcatAttributes(axis: -1), [(name, TensorType(dtype, outShape))])[0]
   }
 }

@@ -6,14 +6,7 @@ import GlassboxIR
 /// `u · 2^-k` with `u` uniform on [−1, 1) in steps of 2^-23 (exact in f32).
 public enum DeterministicTensors {
   /// FNV-1a, 64-bit, of the UTF-8 bytes.
-  public static func seed(_ name: String) -> UInt64 {
-    var h: UInt64 = 0xCBF2_9CE4_8422_2325
-    for b in name.utf8 {
-      h ^= UInt64(b)
-      h = h &* 0x0000_0100_0000_01B3
-    }
-    return h
-  }
+  public static func seed(_ name: String) -> UInt64 { SplitMix64.fnv1a(name) }
 
   /// `count` values for `name`: `u · scale` with `scale = 2^-log2Scale`.
   public static func values(_ name: String, count: Int, log2Scale: Int = 0) -> [Float] {

@@ -68,9 +68,11 @@ public struct ReferenceInterpreter {
   /// One op on f64 tensors (shapes already checked by the shape rules).
   public static func evaluate(_ op: Op, _ x: [Tensor], _ a: Attributes) -> [Tensor] {
     switch op {
-    case .conv2d: return [epilogue(conv2d(x[0], x[1], x.count > 2 ? x[2] : nil, a), x, a)]
-    case .maxPool2d: return [pool(x[0], a, max: true)]
-    case .avgPool2d: return [pool(x[0], a, max: false)]
+    case .conv2d:
+      let attrs = ConvolutionAttributes(verified: a)
+      return [epilogue(conv2d(x[0], x[1], x.count > 2 ? x[2] : nil, attrs.geometry), x, attrs.activation)]
+    case .maxPool2d: return [pool(x[0], MaxPoolAttributes(verified: a).window, max: true)]
+    case .avgPool2d: return [pool(x[0], AvgPoolAttributes(verified: a).window, max: false)]
     case .globalAvgPool2d:
       let s = x[0].shape, v = x[0].doubles, hw = s[2] * s[3]
       var out = [Double](repeating: 0, count: s[0] * s[1])
@@ -79,13 +81,43 @@ public struct ReferenceInterpreter {
     case .batchNorm:
       let s = x[0].shape, v = x[0].doubles
       let w = x[1].doubles, b = x[2].doubles, mean = x[3].doubles, variance = x[4].doubles
-      let c = s[1], inner = s.dropFirst(2).reduce(1, *), eps = a.float("eps", default: 1e-5)
+      let c = s[1], inner = s.dropFirst(2).reduce(1, *), eps = BatchNormAttributes(verified: a).eps
       var out = v
       for i in 0..<v.count {
         let ch = (i / inner) % c
         out[i] = (v[i] - mean[ch]) / (variance[ch] + eps).squareRoot() * w[ch] + b[ch]
       }
       return [Tensor(shape: s, f64: out)]
+    case .layerNorm:
+      let s = x[0].shape, attrs = LayerNormAttributes(verified: a), v = x[0].doubles, w = x[1].doubles
+      let n = s[normalizedAxis(attrs.axis, rank: s.count)...].reduce(1, *)
+      let bias = x.count > 2 ? x[2].doubles : [Double](repeating: 0, count: n)
+      var out = v
+      for row in 0..<(v.count / n) {
+        let (mean, inverse) = rowStatistics(v[(row * n)..<((row + 1) * n)], eps: attrs.eps)
+        for j in 0..<n { out[row * n + j] = (v[row * n + j] - mean) * inverse * w[j] + bias[j] }
+      }
+      return [Tensor(shape: s, f64: out)]
+    case .layerNormBackward:
+      // x̂ = (x − mean)·r, y = x̂·w + b; with ĝ = dy·w: dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)).
+      let s = x[1].shape, attrs = LayerNormAttributes(verified: a)
+      let dy = x[0].doubles, v = x[1].doubles, w = x[2].doubles
+      let n = s[normalizedAxis(attrs.axis, rank: s.count)...].reduce(1, *)
+      var dx = v, dw = [Double](repeating: 0, count: n), db = dw
+      for row in 0..<(v.count / n) {
+        let (mean, inverse) = rowStatistics(v[(row * n)..<((row + 1) * n)], eps: attrs.eps)
+        let xhat = (0..<n).map { (v[row * n + $0] - mean) * inverse }
+        let g = (0..<n).map { dy[row * n + $0] * w[$0] }
+        let meanG = g.reduce(0, +) / Double(n)
+        let meanGX = zip(g, xhat).reduce(0) { $0 + $1.0 * $1.1 } / Double(n)
+        for j in 0..<n {
+          dx[row * n + j] = inverse * (g[j] - meanG - xhat[j] * meanGX)
+          dw[j] += dy[row * n + j] * xhat[j]
+          db[j] += dy[row * n + j]
+        }
+      }
+      let ws = x[2].shape
+      return [Tensor(shape: s, f64: dx), Tensor(shape: ws, f64: dw), Tensor(shape: ws, f64: db)]
     case .linear:
       let s = x[0].shape, v = x[0].doubles, w = x[1].doubles
       let out = x[1].shape[0], inF = x[1].shape[1], rows = v.count / inF
@@ -98,7 +130,7 @@ public struct ReferenceInterpreter {
           r[i * out + o] = acc
         }
       }
-      return [epilogue(Tensor(shape: Array(s.dropLast()) + [out], f64: r), x, a)]
+      return [epilogue(Tensor(shape: Array(s.dropLast()) + [out], f64: r), x, LinearAttributes(verified: a).activation)]
     case .matmul, .batchMatmul:
       let l = x[0].shape, r = x[1].shape
       let m = l[l.count - 2], k = l[l.count - 1], n = r[r.count - 1]
@@ -125,7 +157,7 @@ public struct ReferenceInterpreter {
     case .dropout: return [x[0]]
     case .softmax, .logSoftmax:
       let s = x[0].shape, v = x[0].doubles
-      let axis = a.int("axis") < 0 ? a.int("axis") + s.count : a.int("axis")
+      let axis = normalizedAxis(SoftmaxAttributes(verified: a).axis, rank: s.count)
       var out = v
       forEachLane(s, axis: axis) { idx in
         let m = idx.map { v[$0] }.max() ?? 0
@@ -134,22 +166,21 @@ public struct ReferenceInterpreter {
       }
       return [Tensor(shape: s, f64: out)]
     case .sum, .mean, .max:
-      return [reduce(x[0], a, op)]
+      return [reduce(x[0], ReduceAttributes(verified: a), op)]
     case .reshape, .flatten:
       let shape: [Int]
       if op == .reshape {
-        let target = a.dims("shape").map { $0.staticValue ?? -1 }
+        let target = ReshapeAttributes(verified: a).shape.map { $0.staticValue ?? -1 }
         let known = target.filter { $0 != -1 }.reduce(1, *)
         shape = target.map { $0 == -1 ? x[0].count / Swift.max(known, 1) : $0 }
       } else {
-        let s = x[0].shape, r = s.count
-        let start = a.int("start") < 0 ? a.int("start") + r : a.int("start")
-        let end = a.int("end") < 0 ? a.int("end") + r : a.int("end")
+        let s = x[0].shape, r = s.count, attrs = FlattenAttributes(verified: a)
+        let start = normalizedAxis(attrs.start, rank: r), end = normalizedAxis(attrs.end, rank: r)
         shape = Array(s[..<start]) + [s[start...end].reduce(1, *)] + Array(s[(end + 1)...])
       }
       return [Tensor(shape: shape, storage: x[0].storage)]
     case .transpose:
-      let s = x[0].shape, perm = a.ints("perm"), v = x[0].doubles
+      let s = x[0].shape, perm = TransposeAttributes(verified: a).perm, v = x[0].doubles
       let outShape = perm.map { s[$0] }
       let inStrides = strides(s)
       var out = [Double](repeating: 0, count: v.count)
@@ -162,7 +193,7 @@ public struct ReferenceInterpreter {
       }
       return [Tensor(shape: outShape, f64: out)]
     case .concat:
-      let axis = a.int("axis") < 0 ? a.int("axis") + x[0].shape.count : a.int("axis")
+      let axis = normalizedAxis(ConcatAttributes(verified: a).axis, rank: x[0].shape.count)
       let outer = x[0].shape[..<axis].reduce(1, *)
       var out: [Double] = []
       for o in 0..<outer {
@@ -174,27 +205,24 @@ public struct ReferenceInterpreter {
       var shape = x[0].shape
       shape[axis] = x.reduce(0) { $0 + $1.shape[axis] }
       return [Tensor(shape: shape, f64: out)]
-    case .slice, .select:
-      let s = x[0].shape
-      let axis = a.int("axis") < 0 ? a.int("axis") + s.count : a.int("axis")
-      let n = s[axis]
-      var picks: [Int]
-      if op == .select {
-        let i = a.int("index")
-        picks = [i < 0 ? i + n : i]
-      } else {
-        let start = clamp(a.int("start"), n), end = clamp(a.int("end", default: Int.max), n)
-        picks = Array(stride(from: start, to: end, by: a.int("step", default: 1)))
-      }
-      let out = gather(x[0], axis: axis, picks: picks)
+    case .slice:
+      let s = x[0].shape, attrs = SliceAttributes(verified: a)
+      let axis = normalizedAxis(attrs.axis, rank: s.count)
+      let picks = Array(attrs.indices(size: s[axis]))
       var shape = s
-      if op == .select { shape.remove(at: axis) } else { shape[axis] = picks.count }
-      return [Tensor(shape: shape, f64: out)]
+      shape[axis] = picks.count
+      return [Tensor(shape: shape, f64: gather(x[0], axis: axis, picks: picks))]
+    case .select:
+      let s = x[0].shape, attrs = SelectAttributes(verified: a)
+      let axis = normalizedAxis(attrs.axis, rank: s.count)
+      var shape = s
+      shape.remove(at: axis)
+      return [Tensor(shape: shape, f64: gather(x[0], axis: axis, picks: [attrs.position(size: s[axis])]))]
     case .split:
-      let s = x[0].shape
-      let axis = a.int("axis") < 0 ? a.int("axis") + s.count : a.int("axis")
+      let s = x[0].shape, attrs = SplitAttributes(verified: a)
+      let axis = normalizedAxis(attrs.axis, rank: s.count)
       var start = 0
-      return a.ints("sizes").map { size in
+      return attrs.sizes.map { size in
         let picks = Array(start..<(start + size))
         start += size
         var shape = s
@@ -202,8 +230,9 @@ public struct ReferenceInterpreter {
         return Tensor(shape: shape, f64: gather(x[0], axis: axis, picks: picks))
       }
     case .lstm:
-      let all = lstm(x, hidden: a.int("hidden"), bidirectional: a.bool("bidirectional"))
-      guard a.bool("last") else { return [all] }
+      let attrs = LSTMAttributes(verified: a)
+      let all = lstm(x, hidden: attrs.hidden, bidirectional: attrs.bidirectional)
+      guard attrs.last else { return [all] }
       let steps = all.shape[1]
       return [Tensor(shape: [all.shape[0], all.shape[2]], f64: gather(all, axis: 1, picks: [steps - 1]))]
     case .lstmCell:
@@ -235,13 +264,14 @@ public struct ReferenceInterpreter {
       }
       return [Tensor(shape: [], f64: [total / Double(n)])]
     case .constant:
-      let shape = a.dims("shape").compactMap(\.staticValue)
-      return [Tensor(shape: shape, f64: [Double](repeating: a.float("value"), count: shape.reduce(1, *)))]
+      let attrs = ConstantAttributes(verified: a)
+      let shape = attrs.shape.compactMap(\.staticValue)
+      return [Tensor(shape: shape, f64: [Double](repeating: attrs.value, count: shape.reduce(1, *)))]
     case .fusedElementwise:
       let full = x.max(by: { $0.shape.reduce(1, *) < $1.shape.reduce(1, *) })?.shape ?? []
       let count = full.reduce(1, *)
       let values = x.map(\.doubles)
-      let program = a.ints("program")
+      let program = FusedElementwiseAttributes(verified: a).program
       var out = [Double](repeating: 0, count: count)
       var registers = [Double](repeating: 0, count: x.count + program.count / 3)
       for i in 0..<count {
@@ -265,7 +295,7 @@ public struct ReferenceInterpreter {
       }
       return [Tensor(shape: full, f64: out)]
     case .classSeed:
-      let n = x[0].shape[0], c = x[0].shape[1], v = x[0].doubles, fixed = a.int("class", default: -1)
+      let n = x[0].shape[0], c = x[0].shape[1], v = x[0].doubles, fixed = ClassSeedAttributes(verified: a).classIndex
       let targets = x.count > 1 ? x[1].doubles.map { $0 >= 0 && $0 < Double(c) ? Int($0) : -1 } : nil
       var out = [Double](repeating: 0, count: n * c)
       for i in 0..<n {
@@ -286,11 +316,10 @@ public struct ReferenceInterpreter {
       for i in 0..<rows { for o in 0..<out { for k in 0..<inF { r[o * inF + k] += dy[i * out + o] * xv[i * inF + k] } } }
       return [Tensor(shape: [out, inF], f64: r)]
     case .sliceBackward:
-      let dy = x[0], s = dy.shape
-      let axis = a.int("axis") < 0 ? a.int("axis") + s.count : a.int("axis")
-      let n = a.dim("size")?.staticValue ?? 0
-      let start = clamp(a.int("start"), n), end = clamp(a.int("end", default: Int.max), n)
-      let picks = Array(stride(from: start, to: end, by: a.int("step", default: 1)))
+      let dy = x[0], s = dy.shape, attrs = SliceBackwardAttributes(verified: a)
+      let axis = normalizedAxis(attrs.slice.axis, rank: s.count)
+      let n = attrs.size.staticValue ?? 0
+      let picks = Array(attrs.slice.indices(size: n))
       var shape = s
       shape[axis] = n
       let inner = s[(axis + 1)...].reduce(1, *), outer = s[..<axis].reduce(1, *), dv = dy.doubles
@@ -304,8 +333,7 @@ public struct ReferenceInterpreter {
     case .maxBackward:
       // Lanes: each element of x maps to one element of the reduced y; ties share dy evenly.
       let s = x[1].shape, xv = x[1].doubles, dy = x[0].doubles, y = x[2].doubles
-      var axes = Set(a.ints("axes").map { $0 < 0 ? $0 + s.count : $0 })
-      if axes.isEmpty { axes = Set(0..<s.count) }
+      let axes = ReduceAttributes(verified: a).reducedAxes(rank: s.count)
       let kept = s.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
       let keptStrides = strides(kept)
       var idx = [Int](repeating: 0, count: s.count)
@@ -359,22 +387,24 @@ public struct ReferenceInterpreter {
       }
       return [Tensor(shape: [n, c], f64: out)]
     case .conv2dBackwardInput:
-      let size = a.ints("input_size"), w = x[1].shape, groups = a.int("groups", default: 1)
-      let shape = [x[0].shape[0], w[1] * groups, size[0], size[1]]
+      let attrs = ConvolutionInputGradientAttributes(verified: a), w = x[1].shape
+      let shape = [x[0].shape[0], w[1] * attrs.geometry.groups, attrs.inputSize.h, attrs.inputSize.w]
       var dx = [Double](repeating: 0, count: shape.reduce(1, *))
       let dy = x[0].doubles, wv = x[1].doubles
-      convolutionTaps(shape, w, x[0].shape, a) { xi, wi, yi in dx[xi] += dy[yi] * wv[wi] }
+      convolutionTaps(shape, w, x[0].shape, attrs.geometry) { xi, wi, yi in dx[xi] += dy[yi] * wv[wi] }
       return [Tensor(shape: shape, f64: dx)]
     case .conv2dBackwardWeight:
-      let k = a.ints("kernel"), groups = a.int("groups", default: 1), dy = x[0].doubles, xv = x[1].doubles
-      let shape = [x[0].shape[1], x[1].shape[1] / groups, k[0], k[1]]
+      let attrs = ConvolutionWeightGradientAttributes(verified: a), dy = x[0].doubles, xv = x[1].doubles
+      let shape = [x[0].shape[1], x[1].shape[1] / attrs.geometry.groups, attrs.kernel.h, attrs.kernel.w]
       var dw = [Double](repeating: 0, count: shape.reduce(1, *))
-      convolutionTaps(x[1].shape, shape, x[0].shape, a) { xi, wi, yi in dw[wi] += dy[yi] * xv[xi] }
+      convolutionTaps(x[1].shape, shape, x[0].shape, attrs.geometry) { xi, wi, yi in dw[wi] += dy[yi] * xv[xi] }
       return [Tensor(shape: shape, f64: dw)]
     case .maxPool2dBackward, .avgPool2dBackward:
       let xs = x[1].shape, xv = x[1].doubles, dy = x[0].doubles
       var dx = [Double](repeating: 0, count: xv.count)
-      poolWindows(xs, x[0].shape, a, average: op == .avgPool2dBackward) { y, window, divisor in
+      let pool = op == .maxPool2dBackward ? MaxPoolAttributes(verified: a).window
+        : AvgPoolAttributes(verified: a).window
+      poolWindows(xs, x[0].shape, pool, average: op == .avgPool2dBackward) { y, window, divisor in
         if op == .maxPool2dBackward {
           // The first maximum of the window in row-major order, or its last NaN (PyTorch's
           // `val > maxval || isnan(val)`).
@@ -388,11 +418,12 @@ public struct ReferenceInterpreter {
       return [Tensor(shape: xs, f64: dx)]
     case .batchNormTrain:
       let s = x[0].shape, v = x[0].doubles, w = x[1].doubles, b = x[2].doubles
-      let c = s[1], inner = s.dropFirst(2).reduce(1, *), m = Double(v.count / Swift.max(c, 1)), eps = a.float("eps", default: 1e-5)
+      let attrs = BatchNormTrainAttributes(verified: a)
+      let c = s[1], inner = s.dropFirst(2).reduce(1, *), m = Double(v.count / Swift.max(c, 1)), eps = attrs.eps
       var mean = [Double](repeating: 0, count: c), variance = mean
       for i in 0..<v.count { mean[(i / inner) % c] += v[i] / m }
       for i in 0..<v.count { let d = v[i] - mean[(i / inner) % c]; variance[(i / inner) % c] += d * d / m }
-      let relu = a.string("activation", default: "none") == "relu"
+      let relu = attrs.activation == .relu
       let out = (0..<v.count).map { i -> Double in
         let ch = (i / inner) % c
         let y = (v[i] - mean[ch]) / (variance[ch] + eps).squareRoot() * w[ch] + b[ch]
@@ -401,10 +432,11 @@ public struct ReferenceInterpreter {
       return [Tensor(shape: s, f64: out), Tensor(shape: [c], f64: mean), Tensor(shape: [c], f64: variance)]
     case .batchNormTrainBackward:
       let s = x[1].shape, v = x[1].doubles, w = x[2].doubles, mean = x[3].doubles, variance = x[4].doubles
-      let c = s[1], inner = s.dropFirst(2).reduce(1, *), m = Double(v.count / Swift.max(c, 1)), eps = a.float("eps", default: 1e-5)
+      let attrs = BatchNormTrainAttributes(verified: a)
+      let c = s[1], inner = s.dropFirst(2).reduce(1, *), m = Double(v.count / Swift.max(c, 1)), eps = attrs.eps
       let inv = variance.map { 1 / ($0 + eps).squareRoot() }
       var dy = x[0].doubles
-      if a.string("activation", default: "none") == "relu" {
+      if attrs.activation == .relu {
         // The ReLU's gradient: dy where the pre-activation (recomputed) is positive.
         let b = x[5].doubles
         for i in 0..<v.count {
@@ -431,13 +463,14 @@ public struct ReferenceInterpreter {
 
   /// Calls `body(x index, weight index, y index)` for every product a convolution of an input
   /// of shape `xs` by a weight of shape `ws` into `ys` sums (padding skipped).
-  static func convolutionTaps(_ xs: [Int], _ ws: [Int], _ ys: [Int], _ a: Attributes,
+  static func convolutionTaps(_ xs: [Int], _ ws: [Int], _ ys: [Int], _ geometry: ConvolutionGeometry,
                               _ body: (Int, Int, Int) -> Void) {
     let (n, cin, h, wd) = (xs[0], xs[1], xs[2], xs[3])
     let (cout, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3])
     let (oh, ow) = (ys[2], ys[3])
-    let s = a.ints("stride"), p = a.ints("padding"), d = a.ints("dilation"), groups = a.int("groups", default: 1)
-    let coutPerGroup = cout / groups
+    let s = [geometry.stride.h, geometry.stride.w], p = [geometry.padding.h, geometry.padding.w]
+    let d = [geometry.dilation.h, geometry.dilation.w]
+    let coutPerGroup = cout / geometry.groups
     for b0 in 0..<n {
       for oc in 0..<cout {
         let g = oc / coutPerGroup
@@ -464,12 +497,12 @@ public struct ReferenceInterpreter {
 
   /// Calls `body(y index, x indices in the window, divisor)` for every pooling window, with
   /// the placement and counts of `pool` (average pooling has no dilation).
-  static func poolWindows(_ xs: [Int], _ ys: [Int], _ a: Attributes, average: Bool,
+  static func poolWindows(_ xs: [Int], _ ys: [Int], _ pool: PoolWindow, average: Bool,
                           _ body: (Int, [Int], Double) -> Void) {
     let (h, w) = (xs[2], xs[3]), (oh, ow) = (ys[2], ys[3])
-    let k = a.ints("kernel"), s = a.ints("stride").isEmpty ? k : a.ints("stride"), p = a.ints("padding")
-    let d = average || a.ints("dilation").isEmpty ? [1, 1] : a.ints("dilation")
-    let includePad = a.bool("count_include_pad", default: true)
+    let k = [pool.kernel.h, pool.kernel.w], s = [pool.stride.h, pool.stride.w], p = [pool.padding.h, pool.padding.w]
+    let d = [pool.dilation.h, pool.dilation.w]
+    let includePad = pool.countIncludePad
     for plane in 0..<(xs[0] * xs[1]) {
       for oy in 0..<oh {
         for ox in 0..<ow {
@@ -496,11 +529,18 @@ public struct ReferenceInterpreter {
     }
   }
 
+  /// The mean of a row and `1/√(variance + eps)`, the variance biased (divided by the count).
+  static func rowStatistics(_ row: ArraySlice<Double>, eps: Double) -> (mean: Double, inverse: Double) {
+    let mean = row.reduce(0, +) / Double(row.count)
+    let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(row.count)
+    return (mean, 1 / (variance + eps).squareRoot())
+  }
+
   /// A fused epilogue: `+ residual` (operand 3) then the activation.
-  static func epilogue(_ t: Tensor, _ x: [Tensor], _ a: Attributes) -> Tensor {
+  static func epilogue(_ t: Tensor, _ x: [Tensor], _ activation: Activation) -> Tensor {
     var v = t.doubles
     if x.count > 3 { v = zip(v, x[3].doubles).map { $0 + $1 } }
-    if a.string("activation") == "relu" { v = v.map { Swift.max($0, 0) } }
+    if activation == .relu { v = v.map { Swift.max($0, 0) } }
     return Tensor(shape: t.shape, f64: v)
   }
 
@@ -524,8 +564,6 @@ public struct ReferenceInterpreter {
       d -= 1
     }
   }
-
-  static func clamp(_ i: Int, _ n: Int) -> Int { i < 0 ? Swift.max(i + n, 0) : Swift.min(i, n) }
 
   static func map(_ t: Tensor, _ f: (Double) -> Double) -> Tensor {
     Tensor(shape: t.shape, f64: t.doubles.map(f))
@@ -576,10 +614,9 @@ public struct ReferenceInterpreter {
     return out
   }
 
-  static func reduce(_ t: Tensor, _ a: Attributes, _ op: Op) -> Tensor {
+  static func reduce(_ t: Tensor, _ a: ReduceAttributes, _ op: Op) -> Tensor {
     let s = t.shape, v = t.doubles
-    var axes = Set(a.ints("axes").map { $0 < 0 ? $0 + s.count : $0 })
-    if axes.isEmpty { axes = Set(0..<s.count) }
+    let axes = a.reducedAxes(rank: s.count)
     let fullShape = s.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
     let n = fullShape.reduce(1, *)
     var out = [Double](repeating: op == .max ? -.infinity : 0, count: n)
@@ -595,15 +632,16 @@ public struct ReferenceInterpreter {
       let count = Double(v.count / Swift.max(n, 1))
       out = out.map { $0 / count }
     }
-    let shape = a.bool("keepdims") ? fullShape : s.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
+    let shape = a.keepdims ? fullShape : s.enumerated().filter { !axes.contains($0.offset) }.map(\.element)
     if t.dtype == .i64 && op != .mean { return Tensor(shape: shape, storage: .i64(out.map { Int64($0) })) }
     return Tensor(shape: shape, f64: out)
   }
 
-  static func conv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ a: Attributes) -> Tensor {
+  static func conv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ geometry: ConvolutionGeometry) -> Tensor {
     let (n, cin, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let (cout, cg, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
-    let s = a.ints("stride"), p = a.ints("padding"), d = a.ints("dilation"), groups = a.int("groups", default: 1)
+    let s = [geometry.stride.h, geometry.stride.w], p = [geometry.padding.h, geometry.padding.w]
+    let d = [geometry.dilation.h, geometry.dilation.w], groups = geometry.groups
     let oh = (h + 2 * p[0] - d[0] * (kh - 1) - 1) / s[0] + 1
     let ow = (wd + 2 * p[1] - d[1] * (kw - 1) - 1) / s[1] + 1
     let xv = x.doubles, wv = w.doubles, bv = b?.doubles
@@ -638,11 +676,11 @@ public struct ReferenceInterpreter {
   /// Max or average pooling with PyTorch's window placement (ceil mode drops a last window
   /// that starts in the right padding; average counts padding unless `count_include_pad` is
   /// false, and never counts what lies beyond the padding).
-  static func pool(_ x: Tensor, _ a: Attributes, max isMax: Bool) -> Tensor {
+  static func pool(_ x: Tensor, _ pool: PoolWindow, max isMax: Bool) -> Tensor {
     let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    let k = a.ints("kernel"), s = a.ints("stride").isEmpty ? k : a.ints("stride"), p = a.ints("padding")
-    let d = a.ints("dilation").isEmpty ? [1, 1] : a.ints("dilation")
-    let ceilMode = a.bool("ceil_mode"), includePad = a.bool("count_include_pad", default: true)
+    let k = [pool.kernel.h, pool.kernel.w], s = [pool.stride.h, pool.stride.w], p = [pool.padding.h, pool.padding.w]
+    let d = [pool.dilation.h, pool.dilation.w]
+    let ceilMode = pool.ceilMode, includePad = pool.countIncludePad
     func outSize(_ size: Int, _ i: Int) -> Int {
       let span = d[i] * (k[i] - 1) + 1
       var o = ceilMode ? (size + 2 * p[i] - span + s[i] - 1) / s[i] + 1 : (size + 2 * p[i] - span) / s[i] + 1

@@ -14,9 +14,9 @@ import Foundation
 /// OpenBLAS runs on one thread, always (`OPENBLAS_NUM_THREADS=1` while it loads, then
 /// `openblas_set_num_threads(1)`): the cores are
 /// ours to share out. Its own pool's workers spin for a while after each threaded call, so they
-/// competed with every kernel that splits its own work over the cores (measured: ResNet-LSTM
-/// frames split over two cores were slower than one threaded GEMM at a time, and twice as
-/// noisy); `sgemm(threads:…)` splits a large product over the cores instead.
+/// compete with every kernel that splits its own work over the cores (frames split over the
+/// cores then run slower, and less steadily, than one threaded GEMM at a time);
+/// `sgemm(threads:…)` splits a large product over the cores instead.
 public enum BLAS {
   typealias Sgemm = @convention(c) (CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, blasint, blasint, blasint,
                                     Float, UnsafePointer<Float>?, blasint, UnsafePointer<Float>?, blasint,

@@ -46,8 +46,7 @@ struct ReluBackward: Kernel {
 /// thin, and splitting `dw`'s columns leaves each core a narrow, slow GEMM. There the rows
 /// split instead: each core sums its share of the rows into its own `dw` (the first into
 /// `dw`, the others into scratch), added in part order, so a thread count always gives the
-/// same bits. Measured for 128×128 over 24 576 rows on this machine's two cores: 5.1 ms
-/// against 5.9 ms by columns (11.2 ms on one core).
+/// same bits.
 struct LinearBackwardWeight: Kernel {
   var label: String
   var rows: Int, outFeatures: Int, inFeatures: Int
@@ -127,7 +126,7 @@ struct LSTMCellBackward: Kernel {
   /// Floats between the batch rows of `gates` (4H, or T·4H where it is a step of the projection).
   var gatesStride: Int
   /// Floats between the batch rows of `dGates` (4H, or T·4H where the steps' gradients are
-  /// stacked in place: `Executable.concatViews`).
+  /// stacked in place: `BufferAssignment.concatViews`).
   var dGatesStride: Int
   static let flushBelow: Float = 1e-30
 
@@ -154,9 +153,9 @@ struct LSTMCellBackward: Kernel {
       while j + 8 <= n { store8(load8(p + n + j) * load8(cv + j) + load8(p + j) * load8(p + 2 * n + j), dcp + j); j += 8 }
       while j < n { dcp[j] = p[n + j] * cv[j] + p[j] * p[2 * n + j]; j += 1 }
       mapSIMD(dcp, dcp, n, FastMath.tanh)
-      // Eight units at a time, the same operations as the scalar loop that ends the row (and
-      // as `runOne`'s; one helper for the three, with partial loads for the rest, measured 5%
-      // slower here: attention-1D's 1536 cells 23.3 against 22.2 ms).
+      // Eight units at a time, the same operations as the scalar loop that ends the row and as
+      // `runOne`'s. Written out three times: one helper with partial loads for the rest is
+      // slower here.
       var u = 0
       while u + 8 <= n {
         let i = load8(p + u), f = load8(p + n + u), g = load8(p + 2 * n + u), o = load8(p + 3 * n + u)
@@ -705,6 +704,40 @@ struct BatchNormTrainBackward: Kernel {
           i += 8
         }
         while i < inner { d[i] = k * (m * g1(g, s, i) - fdb - (s[i] - mu) * inv * fdw); i += 1 }
+      }
+    }
+  }
+}
+
+/// The gradients of a `LayerNorm` for `dy`: per row, the statistics recomputed from `x` as
+/// the forward computes them, `x̂ = (x − mean)·r`, `ĝ = dy·weight`, then
+/// `dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))`; `dweight` and `dbias` sum `dy·x̂` and `dy` over the
+/// rows in order, on one core.
+struct LayerNormBackward: Kernel {
+  var label: String
+  var rows: Int, n: Int, eps: Float
+  var dy: Int, x: Int, weight: Int, dx: Int, dweight: Int, dbias: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let w = a + weight, dw = a + dweight, db = a + dbias
+    dw.update(repeating: 0, count: n)
+    db.update(repeating: 0, count: n)
+    for r in 0..<rows {
+      let s = a + x + r * n, g = a + dy + r * n, d = a + dx + r * n
+      let (mean, inverse) = LayerNorm.statistics(s, n: n, eps: eps)
+      var meanG: Float = 0, meanGX: Float = 0
+      for j in 0..<n {
+        let gj = g[j] * w[j]
+        meanG += gj
+        meanGX += gj * ((s[j] - mean) * inverse)
+      }
+      meanG /= Float(n)
+      meanGX /= Float(n)
+      for j in 0..<n {
+        let xhat = (s[j] - mean) * inverse
+        dw[j] += g[j] * xhat
+        db[j] += g[j]
+        d[j] = inverse * (g[j] * w[j] - meanG - xhat * meanGX)
       }
     }
   }

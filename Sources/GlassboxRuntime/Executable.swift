@@ -6,8 +6,8 @@ import GlassboxIR
 /// cells run side by side as two lanes of one step (`Schedule`). Running it allocates nothing
 /// but the result tensors it hands back.
 ///
-/// Arena layout: `[parameters and constants | inputs | planned intermediates]`, all f32;
-/// outputs and taps are pinned (their buffers are never reused).
+/// Where values live is `BufferAssignment`'s (all f32, outputs and taps pinned); how long
+/// each kernel takes, `Profiler`'s; `loweredDescription` prints the program.
 public final class Executable: @unchecked Sendable {
   /// The bound graph this program computes.
   public let graph: Graph
@@ -15,18 +15,23 @@ public final class Executable: @unchecked Sendable {
   public let threads: Int
   let kernels: [any Kernel]
   let arena: UnsafeMutablePointer<Float>
-  /// Floats in the arena.
-  public let arenaCount: Int
-  /// Sum of all buffers' sizes before sharing (floats), for `--stats`.
-  public let unsharedCount: Int
-  /// Where each value lives (offset in floats); aliases share their source's offset.
-  let offsets: [Int]
+  /// Where every value lives in the arena.
+  let buffers: BufferAssignment
+  /// Per node: the labels of the kernels it lowered to, for the printer.
+  let kernelLabels: [[String]]
   /// Value indices of the named results: outputs, then activation-like taps.
   let results: [(name: String, value: ValueID)]
   /// The run order and the groups of nodes that run side by side.
   let schedule: Schedule
+
+  /// Floats in the arena.
+  public var arenaCount: Int { buffers.count }
+  /// Sum of all buffers' sizes before sharing (floats), for `--stats`.
+  public var unsharedCount: Int { buffers.unsharedCount }
+  /// Where each value lives (offset in floats); aliases share their source's offset.
+  var offsets: [Int] { buffers.offsets }
   /// Per node: its scratch in the arena (floats; empty if it needs none).
-  let scratchRanges: [Range<Int>]
+  var scratchRanges: [Range<Int>] { buffers.scratch }
 
   /// Errors in what was given to compile or run: names the tensor and what is wrong.
   public struct InputError: Error, CustomStringConvertible {
@@ -39,155 +44,43 @@ public final class Executable: @unchecked Sendable {
   /// part calling a single-threaded OpenBLAS.
   public init(graph: Graph, parameters: [String: Tensor], threads: Int = 2) throws {
     try BLAS.ensureLoaded()
+    let threadCount = Swift.max(threads, 1)
     self.graph = graph
-    self.threads = Swift.max(threads, 1)
+    self.threads = threadCount
     for v in graph.values where !v.type.shape.allSatisfy(\.isStatic) {
       throw InputError(description: "value '\(v.name)' has symbolic shape \(v.type.shapeDescription); bind the symbols first")
     }
-    let n = graph.values.count
-    func count(_ v: ValueID) -> Int { Self.elementCount(graph[v].type) }
-
-    // Aliases: ops that keep the bytes (reshape, flatten, dropout in inference) share storage.
-    var root = Array(0..<n)
-    for node in graph.nodes where [.reshape, .flatten, .dropout].contains(node.op) {
-      root[node.results[0].index] = root[node.operands[0].index]
-    }
-    // A step of an LSTM's projection that only cells read is a view of the projection's rows.
-    let views = Self.stepViews(graph)
-    for i in views.keys { root[graph.nodes[i].results[0].index] = root[graph.nodes[i].operands[0].index] }
-    // Pieces of a concatenation that are written where it keeps them: each piece, with its
-    // aliases, lives in the concatenation's buffer from its start on.
-    let placed = Self.concatViews(graph, root: root)
-    var shift = [Int](repeating: 0, count: n)
-    if !placed.pieces.isEmpty {
-      var members = [[Int]](repeating: [], count: n)
-      for i in 0..<n { members[root[i]].append(i) }
-      for (piece, p) in placed.pieces {
-        for i in members[piece] { (root[i], shift[i]) = (p.target, shift[i] + p.start) }
-      }
-    }
-    let schedule = Schedule.make(graph, threads: self.threads)
-    // A stack of gate gradients that can take its projection's place does.
-    for (stack, projection) in Self.stacksOverProjections(graph, root: root, placed: placed, views: views,
-                                                          position: schedule.position) {
-      for i in 0..<n where root[i] == stack { root[i] = projection }
-    }
-    // Elementwise results written over an operand of their shape that nothing reads after.
-    root = Self.inPlace(graph, root: root, shift: shift, views: views, schedule: schedule)
-
-    // Static region: parameters this program reads (a folded batch norm's originals are
-    // not), then inputs.
-    var used = [Bool](repeating: false, count: n)
-    for node in graph.nodes { for o in node.operands { used[o.index] = true } }
-    for o in graph.outputs { used[o.value.index] = true }
-    for t in graph.taps { for o in t.operands { used[o.index] = true } }
-    var offsets = [Int](repeating: -1, count: n)
-    var staticSize = 0
-    for p in graph.parameters where used[p.value.index] {
-      offsets[p.value.index] = staticSize
-      staticSize += MemoryPlan.round(count(p.value))
-    }
-    for id in graph.inputs {
-      offsets[id.index] = staticSize
-      staticSize += MemoryPlan.round(count(id))
-    }
-    // What kernels derive from parameters (Winograd's transformed weights, an LSTM layer's
-    // packed input weights) stays too. An input
-    // gradient reads the transformed weights of a forward convolution by the same weights.
-    var persistent = [Int](repeating: 0, count: graph.nodes.count)
-    var sharesForward = [Bool](repeating: false, count: graph.nodes.count)
-    var transformed: [Int: Int] = [:]  // weight value index → its forward transform's offset
-    for (i, node) in graph.nodes.enumerated() {
-      let need = Lowering.persistent(node, graph)
-      guard need > 0 else { continue }
-      let weight = node.operands[1].index
-      if node.op == .conv2dBackwardInput, let forward = transformed[weight] {
-        (persistent[i], sharesForward[i]) = (forward, true)
-        continue
-      }
-      persistent[i] = staticSize
-      if node.op == .conv2d { transformed[weight] = staticSize }
-      staticSize += MemoryPlan.round(need)
-    }
-
-    // Lifetimes of node results (by root) at the schedule's positions, pinned for outputs and
-    // taps; a buffer of one lane of a group is tagged with it, one that crosses a group's
-    // boundary is live over the whole group.
-    let end = schedule.positions
-    var first = [Int](repeating: Int.max, count: n), last = [Int](repeating: -1, count: n)
-    var laneOf = [Schedule.Lane?](repeating: nil, count: n), mixed = [Bool](repeating: false, count: n)
-    var groupsOf = [Set<Int>](repeating: [], count: n)
-    for (i, node) in graph.nodes.enumerated() {
-      let p = schedule.position[i], lane = schedule.lane[i]
-      for r in node.results { first[root[r.index]] = Swift.min(first[root[r.index]], p) }
-      for o in node.operands + node.results {
-        let r = root[o.index]
-        // Touched by two lanes, or by a lane and a node outside the group: mixed.
-        if last[r] < 0 { laneOf[r] = lane } else if laneOf[r] != lane { mixed[r] = true }
-        last[r] = Swift.max(last[r], p)
-        if let g = lane?.group { groupsOf[r].insert(g) }
-      }
-    }
-    for r in 0..<n where mixed[r] {
-      laneOf[r] = nil
-      for g in groupsOf[r] {
-        first[r] = Swift.min(first[r], schedule.spans[g].lowerBound)
-        last[r] = Swift.max(last[r], schedule.spans[g].upperBound)
-      }
-    }
-    var pinned = Set(graph.outputs.map { root[$0.value.index] })
-    for t in graph.taps { for o in t.operands { pinned.insert(root[o.index]) } }
-    var buffers: [MemoryPlan.Buffer] = []
-    var owner: [Int] = []  // value index, or -(node index + 1) for a node's scratch
-    for i in 0..<n where root[i] == i && offsets[i] < 0 && first[i] != Int.max {
-      buffers.append(.init(count: count(ValueID(i)), first: first[i], last: pinned.contains(i) ? end : last[i], lane: laneOf[i]))
-      owner.append(i)
-    }
-    // A node in a lane runs on one core.
-    func threadsOf(_ i: Int) -> Int { schedule.lane[i] == nil ? threads : 1 }
-    var scratchNeed = [Int](repeating: 0, count: graph.nodes.count)
-    for (i, node) in graph.nodes.enumerated() {
-      scratchNeed[i] = Lowering.scratch(node, graph, threads: threadsOf(i))
-      if scratchNeed[i] > 0 {
-        let p = schedule.position[i]
-        buffers.append(.init(count: scratchNeed[i], first: p, last: p, lane: schedule.lane[i]))
-        owner.append(-(i + 1))
-      }
-    }
-    let plan = MemoryPlan.place(buffers)
-    var scratch = [Int](repeating: 0, count: graph.nodes.count)
-    for (b, o) in owner.enumerated() {
-      if o >= 0 { offsets[o] = staticSize + plan.offsets[b] } else { scratch[-o - 1] = staticSize + plan.offsets[b] }
-    }
-    for i in 0..<n where offsets[i] < 0 { offsets[i] = offsets[root[i]] + shift[i] }
-    var rowStrides: [Int: Int] = [:]
-    for (piece, p) in placed.pieces { if let stride = p.rowStride { rowStrides[piece] = stride } }
-    for (i, v) in views {
-      let r = graph.nodes[i].results[0].index
-      offsets[r] += v.start
-      rowStrides[r] = v.rowStride
-    }
-    self.offsets = offsets
+    let schedule = Schedule.make(graph, threads: threadCount)
+    let buffers = BufferAssignment(graph: graph, schedule: schedule, threads: threadCount)
     self.schedule = schedule
-    scratchRanges = (0..<graph.nodes.count).map { scratch[$0]..<(scratch[$0] + scratchNeed[$0]) }
-    arenaCount = staticSize + plan.size
-    unsharedCount = staticSize + buffers.reduce(0) { $0 + MemoryPlan.round($1.count) }
-    arena = .allocate(capacity: Swift.max(arenaCount, 1))
-    arena.initialize(repeating: 0, count: Swift.max(arenaCount, 1))
+    self.buffers = buffers
+    arena = .allocate(capacity: Swift.max(buffers.count, 1))
+    arena.initialize(repeating: 0, count: Swift.max(buffers.count, 1))
 
+    // A node in a lane runs on one core.
     func lowered(_ i: Int) throws -> [any Kernel] {
-      if views[i] != nil || placed.concats.contains(i) { return [] }
-      return try Lowering.kernels(graph.nodes[i], graph, offsets, scratch: scratch[i], persistent: persistent[i],
-                                  sharesForward: sharesForward[i], rowStrides: rowStrides, threads: threadsOf(i))
+      if buffers.needsNoKernel.contains(i) { return [] }
+      return try Lowering.kernels(graph.nodes[i], graph, buffers.offsets, scratch: buffers.scratch[i].lowerBound,
+                                  persistent: buffers.persistent[i], sharesForward: buffers.sharesForward[i],
+                                  rowStrides: buffers.rowStrides, threads: schedule.lane[i] == nil ? threadCount : 1)
     }
     var kernels: [any Kernel] = []
+    var labels = [[String]](repeating: [], count: graph.nodes.count)
+    func lane(_ nodes: [Int]) throws -> [any Kernel] {
+      try nodes.flatMap { i in
+        let k = try lowered(i)
+        labels[i] = k.map(\.label)
+        return k
+      }
+    }
     for step in schedule.steps {
       switch step {
-      case .node(let i): kernels += try lowered(i)
-      case .group(let g): kernels.append(LaneGroup(lanes: try schedule.groups[g].map { try $0.flatMap(lowered) }))
+      case .node(let i): kernels += try lane([i])
+      case .group(let g): kernels.append(LaneGroup(lanes: try schedule.groups[g].map(lane)))
       }
     }
     self.kernels = kernels
+    kernelLabels = labels
     var results = graph.outputs.map { ($0.name, $0.value) }
     for t in graph.taps where t.kind.isValue {
       results.append((t.name, t.operands[0]))
@@ -197,174 +90,6 @@ public final class Executable: @unchecked Sendable {
   }
 
   deinit { arena.deallocate() }
-
-  /// Selects of one time step from `[B, T, G]` (an unrolled LSTM's projection) that only LSTM
-  /// cells read, as their gate inputs: by node index, where the step starts in the projection
-  /// and the stride of its rows (T·G). They need no copy and no buffer of their own; the
-  /// cells read the projection's rows (each copies its gates into scratch first anyway).
-  static func stepViews(_ g: Graph) -> [Int: (start: Int, rowStride: Int)] {
-    var readers = [[(node: Int, operand: Int)]](repeating: [], count: g.values.count)
-    for (i, node) in g.nodes.enumerated() { for (k, o) in node.operands.enumerated() { readers[o.index].append((i, k)) } }
-    var exported = Set(g.outputs.map(\.value.index))
-    for t in g.taps { for o in t.operands { exported.insert(o.index) } }
-    var views: [Int: (start: Int, rowStride: Int)] = [:]
-    for (i, node) in g.nodes.enumerated() where node.op == .select {
-      let x = Lowering.shape(g, node.operands[0]), r = node.results[0].index
-      guard x.count == 3, !exported.contains(r), !readers[r].isEmpty else { continue }
-      let axis = node.attributes.int("axis") < 0 ? node.attributes.int("axis") + 3 : node.attributes.int("axis")
-      let index = node.attributes.int("index") < 0 ? node.attributes.int("index") + x[1] : node.attributes.int("index")
-      guard axis == 1, index >= 0, index < x[1], readers[r].allSatisfy({ reader in
-        let op = g.nodes[reader.node].op
-        return (op == .lstmCell && reader.operand == 0) || (op == .lstmCellBackward && reader.operand == 2)
-      }) else { continue }
-      views[i] = (index * x[2], x[1] * x[2])
-    }
-    return views
-  }
-
-  /// Concatenations whose pieces are written in place, so that they copy nothing: the
-  /// concatenations (by node index) and, by piece (a root value index), the concatenation's
-  /// result, where the piece starts in it (floats) and the stride of the piece's rows there
-  /// when they are not contiguous. `root` maps each value to the one whose storage it shares.
-  ///
-  /// A piece qualifies when a node computes it, nothing exports it, it is a piece of no other
-  /// such concatenation and no such concatenation's result, and either its rows follow one
-  /// another in the result (nothing outside the axis but the axis itself: one sequence's
-  /// steps), or it is the gate gradient of an `lstm_cell_backward` (which writes its rows at
-  /// any stride) that only the concatenation reads — a backward LSTM's steps stacked for
-  /// the weight gradients. A concatenation is placed whole or not at all.
-  static func concatViews(_ g: Graph, root: [Int]) -> (concats: Set<Int>, pieces: [Int: (target: Int, start: Int, rowStride: Int?)]) {
-    var exported = Set(g.outputs.map { root[$0.value.index] })
-    for t in g.taps { for o in t.operands { exported.insert(root[o.index]) } }
-    // Nodes that read a value through its storage (aliasing ops only pass it on).
-    var readers = [[Int]](repeating: [], count: g.values.count)
-    for (i, node) in g.nodes.enumerated() {
-      if [.reshape, .flatten, .dropout].contains(node.op), root[node.results[0].index] == root[node.operands[0].index] { continue }
-      for o in node.operands where readers[root[o.index]].last != i { readers[root[o.index]].append(i) }
-    }
-    var concats = Set<Int>(), pieces: [Int: (target: Int, start: Int, rowStride: Int?)] = [:], targets = Set<Int>()
-    for (i, node) in g.nodes.enumerated() where node.op == .concat && node.operands.count > 1 {
-      let r = node.results[0].index
-      let out = Lowering.shape(g, node.results[0])
-      let rank = out.count, raw = node.attributes.int("axis"), axis = raw < 0 ? raw + rank : raw
-      guard root[r] == r, !pieces.keys.contains(r), axis >= 0, axis < rank else { continue }
-      let outer = out[..<axis].reduce(1, *), inner = out[(axis + 1)...].reduce(1, *)
-      var found: [Int: (target: Int, start: Int, rowStride: Int?)] = [:]
-      var position = 0, ok = true
-      for operand in node.operands {
-        let v = root[operand.index], width = Lowering.shape(g, operand)[axis]
-        defer { position += width }
-        guard case .node(let producer, let result) = g[ValueID(v)].origin, !exported.contains(v), pieces[v] == nil,
-              found[v] == nil, !targets.contains(v) else { ok = false; break }
-        let start = position * inner
-        if outer == 1 {
-          found[v] = (r, start, nil)
-          continue
-        }
-        let p = g.nodes[producer.index]
-        guard p.op == .lstmCellBackward, result == 0, readers[v] == [i], Lowering.shape(g, ValueID(v)) == [outer, width * inner]
-        else { ok = false; break }
-        found[v] = (r, start, out[axis] * inner)
-      }
-      guard ok else { continue }
-      concats.insert(i)
-      targets.insert(r)
-      pieces.merge(found) { a, _ in a }
-    }
-    return (concats, pieces)
-  }
-
-  /// Stacks of gate gradients (placed concatenations, `concatViews`) that can live in the
-  /// storage of the projection their cells read, by the stack's value index: the projection's
-  /// root. Backward cell t reads step t of the projection (a step view) and writes its gate
-  /// gradients to step t of the stack — the same floats when the two share storage, and the
-  /// cell reads its gates before it writes their gradients. So the stack qualifies when every
-  /// piece t is the gate gradient of a backward cell whose gates are step t of one projection
-  /// that only step views read, laid out as the stack is, nothing exports the projection, and
-  /// every other reader of step t is a forward cell that runs before (by `position`, the
-  /// schedule's) — not a second backward pass through the same steps (a program with two
-  /// seeds), which would read gradients where it expects gates.
-  static func stacksOverProjections(_ g: Graph, root: [Int], placed: (concats: Set<Int>, pieces: [Int: (target: Int, start: Int, rowStride: Int?)]),
-                                    views: [Int: (start: Int, rowStride: Int)], position: [Int]) -> [(stack: Int, projection: Int)] {
-    var exported = Set(g.outputs.map { root[$0.value.index] })
-    for t in g.taps { for o in t.operands { exported.insert(root[o.index]) } }
-    // Values read other than through a step view (by root).
-    var readElsewhere = Set<Int>()
-    for (i, node) in g.nodes.enumerated() where views[i] == nil {
-      for o in node.operands where !(g.producer(of: o).map { views[$0.index] != nil } ?? false) { readElsewhere.insert(root[o.index]) }
-    }
-    // Readers of each step view.
-    var viewReaders: [Int: [Int]] = [:]
-    for (i, node) in g.nodes.enumerated() {
-      for o in node.operands { if let p = g.producer(of: o), views[p.index] != nil { viewReaders[p.index, default: []].append(i) } }
-    }
-    var piecesOf: [Int: [(piece: Int, start: Int)]] = [:]
-    for (piece, p) in placed.pieces { piecesOf[p.target, default: []].append((piece, p.start)) }
-    var shared: [(stack: Int, projection: Int)] = [], taken = Set<Int>()
-    for s in placed.concats.sorted() {
-      let stack = g.nodes[s].results[0].index
-      var sources = Set<Int>()
-      let fits = (piecesOf[stack] ?? []).allSatisfy { piece, start in
-        guard let c = g.producer(of: ValueID(piece)), g.nodes[c.index].op == .lstmCellBackward,
-              g.nodes[c.index].results[0].index == piece, let select = g.producer(of: g.nodes[c.index].operands[2]),
-              let view = views[select.index], view.start == start,
-              (viewReaders[select.index] ?? []).allSatisfy({ r in
-                r == c.index || (g.nodes[r].op == .lstmCell && position[r] < position[c.index])
-              }) else { return false }
-        sources.insert(root[g.nodes[select.index].operands[0].index])
-        return true
-      }
-      guard fits, sources.count == 1, let p = sources.first, !exported.contains(p), !readElsewhere.contains(p), !taken.contains(p),
-            Lowering.shape(g, ValueID(p)) == Lowering.shape(g, ValueID(stack)) else { continue }
-      taken.insert(p)
-      shared.append((stack, p))
-    }
-    return shared
-  }
-
-  /// `root` with the results of elementwise nodes that can take the storage of an operand
-  /// mapped to that operand's root. Each output element depends only on the same element of
-  /// such an operand (the kernels — `Binary`, `Unary`, `FusedElementwise`, `ReluBackward` —
-  /// read it before they write it), so the result may overwrite an operand of its own shape
-  /// that no node reads after this one and nothing exports: a backward pass's chains of
-  /// products and sums then reuse one buffer instead of holding each input and output at once. Nodes in a lane group
-  /// are left alone (their order against the other lane is not fixed), as are operands and
-  /// results that are views (of a step, of a concatenation).
-  static func inPlace(_ g: Graph, root: [Int], shift: [Int], views: [Int: (start: Int, rowStride: Int)],
-                      schedule: Schedule) -> [Int] {
-    let n = g.values.count
-    var root = root
-    var exported = Set(g.outputs.map { root[$0.value.index] })
-    for t in g.taps { for o in t.operands { exported.insert(root[o.index]) } }
-    let isView = (0..<n).map { i in shift[i] != 0 || (g.producer(of: ValueID(i)).map { views[$0.index] != nil } ?? false) }
-    var lastRead = [Int](repeating: -1, count: n)
-    for (i, node) in g.nodes.enumerated() {
-      for o in node.operands { lastRead[root[o.index]] = Swift.max(lastRead[root[o.index]], schedule.position[i]) }
-    }
-    var members = [[Int]](repeating: [], count: n)
-    for i in 0..<n { members[root[i]].append(i) }
-    let elementwise: Set<Op> = [.add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise, .reluBackward]
-    for i in g.nodes.indices.sorted(by: { schedule.position[$0] < schedule.position[$1] }) {
-      let node = g.nodes[i], r = node.results[0].index
-      // A result that is a view already shares another value's storage: root[r] ≠ r.
-      guard elementwise.contains(node.op), schedule.lane[i] == nil, root[r] == r, !exported.contains(r),
-            g[node.results[0]].type.dtype == .f32 else { continue }
-      let p = schedule.position[i]
-      for o in node.operands {
-        let v = root[o.index]
-        guard g[o].type == g[node.results[0]].type, v != r, !isView[o.index], !exported.contains(v), lastRead[v] == p,
-              case .node = g[ValueID(v)].origin else { continue }
-        // Nothing else of this node reads that storage under another shape (a broadcast).
-        guard node.operands.allSatisfy({ root[$0.index] != v || g[$0].type == g[o].type }) else { continue }
-        for m in members[r] { root[m] = v }
-        members[v] += members[r]
-        members[r] = []
-        lastRead[v] = Swift.max(lastRead[v], lastRead[r])
-        break
-      }
-    }
-    return root
-  }
 
   /// Copies parameter values into the arena, checking names, shapes and types.
   public func setParameters(_ parameters: [String: Tensor]) throws {
@@ -479,7 +204,7 @@ public final class Executable: @unchecked Sendable {
   }
 
   /// Elements of a value of a bound type.
-  static func elementCount(_ t: TensorType) -> Int { t.shape.reduce(1) { $0 * ($1.staticValue ?? 1) } }
+  static func elementCount(_ t: TensorType) -> Int { BufferAssignment.elementCount(t) }
 
   /// Checks `inputs` against the program's inputs (name, shape, dtype) and writes them.
   func write(inputs: [String: Tensor]) throws {
@@ -508,48 +233,6 @@ public final class Executable: @unchecked Sendable {
       guard let t = inputs[graph[id].name] else { throw InputError(description: "input '\(graph[id].name)' is missing") }
       write(t, at: offsets[id.index])
     }
-  }
-
-  /// Runs the program `runs` times and returns each kernel's label and mean time in
-  /// milliseconds, in program order.
-  public func profile(runs: Int) -> [(label: String, milliseconds: Double)] {
-    var total = [UInt64](repeating: 0, count: kernels.count)
-    for _ in 0..<Swift.max(runs, 1) {
-      for (i, k) in kernels.enumerated() {
-        let start = DispatchTime.now().uptimeNanoseconds
-        k.run(arena)
-        total[i] += DispatchTime.now().uptimeNanoseconds - start
-      }
-    }
-    return zip(kernels, total).map { ($0.label, Double($1) / 1e6 / Double(Swift.max(runs, 1))) }
-  }
-
-  /// For each kernel built on SGEMM: its mean time against OpenBLAS alone doing the same
-  /// GEMMs (same shapes, its own buffers, same threads), both over `runs` runs. The ratio
-  /// says how much of the GEMM rate the kernel keeps after im2col, transforms and epilogues.
-  public func gemmEfficiency(runs: Int) -> [(label: String, flops: Double, kernelMs: Double, sgemmMs: Double)] {
-    let times = profile(runs: runs)
-    var rows: [(String, Double, Double, Double)] = []
-    for (i, k) in kernels.enumerated() where !k.gemms.isEmpty {
-      var sgemmNs: UInt64 = 0
-      for s in k.gemms {
-        let a = [Float](repeating: 0.5, count: s.m * s.k), b = [Float](repeating: 0.25, count: s.k * s.n)
-        var c = [Float](repeating: 0, count: s.m * s.n)
-        func once() {
-          for _ in 0..<s.count {
-            BLAS.sgemm(threads: threads, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a, lda: s.k, b: b, ldb: s.transB ? s.k : s.n,
-                       c: &c, ldc: s.n)
-          }
-        }
-        once()
-        let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<Swift.max(runs, 1) { once() }
-        sgemmNs += DispatchTime.now().uptimeNanoseconds - start
-      }
-      rows.append((k.label, k.gemms.reduce(0) { $0 + $1.flops }, times[i].milliseconds,
-                   Double(sgemmNs) / 1e6 / Double(Swift.max(runs, 1))))
-    }
-    return rows
   }
 
   /// Kernel labels in program order.

@@ -116,7 +116,7 @@ func interleave(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD16<Float> {
 
 /// `d[i] = f(l[i], r[i])` for `i < n`, eight at a time. Each block is read before it is
 /// written, so `d` may be `l` or `r` itself (a result written over its operand,
-/// `Executable.inPlace`) — where a scalar loop left to the vectorizer fails its overlap check
+/// `BufferAssignment.inPlace`) — where a scalar loop left to the vectorizer fails its overlap check
 /// and runs a lane at a time.
 @inline(__always)
 func zipSIMD(_ l: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ n: Int,

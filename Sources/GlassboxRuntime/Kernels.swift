@@ -248,9 +248,9 @@ struct Linear: Kernel {
 
   /// The rows split over the cores when the product is large enough (`BLAS.parallelWork`),
   /// each core its rows a chunk at a time: bias rows, then a single-threaded GEMM over them,
-  /// then the epilogue over the core's rows (the bias was copied over the whole output on one
-  /// core before a threaded GEMM: attention-2D B=32's attention linear took 1.74–1.86 ms so,
-  /// 1.59–1.82 this way).
+  /// then the epilogue over the core's rows: the bias rows are written by the core that then
+  /// adds the product to them, while they are in its cache, not over the whole output by one
+  /// core first.
   func run(_ a: UnsafeMutablePointer<Float>) {
     let parts = threads > 1 && rows >= 8 * threads && rows * inFeatures * outFeatures >= BLAS.parallelWork
       ? Swift.min(threads, rows / 4) : 1
@@ -703,6 +703,47 @@ struct BatchNorm: Kernel {
         for i in 0..<inner { d[i] = s[i] * scale + shift }
       }
     }
+  }
+}
+
+/// Layer normalisation of `rows` rows of `n` floats: `(x − mean)·r·weight + bias` with
+/// `r = 1/√(variance + eps)`, each row's mean and biased variance summed in order in two passes
+/// (`statistics`); rows split over the cores, so a row's result is the same on any count.
+struct LayerNorm: Kernel {
+  var label: String
+  var rows: Int, n: Int, eps: Float
+  var x: Int, weight: Int, bias: Int?, out: Int
+  var threads = 1
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    splitOverCores(a, count: rows, threads: threads, worthIt: rows * n >= 1 << 15) { run($0, rows: $1) }
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, rows range: Range<Int>) {
+    let w = a + weight
+    for r in range {
+      let s = a + x + r * n, d = a + out + r * n
+      let (mean, inverse) = Self.statistics(s, n: n, eps: eps)
+      if let bias {
+        let b = a + bias
+        for j in 0..<n { d[j] = (s[j] - mean) * inverse * w[j] + b[j] }
+      } else {
+        for j in 0..<n { d[j] = (s[j] - mean) * inverse * w[j] }
+      }
+    }
+  }
+
+  /// A row's mean and `1/√(variance + eps)`.
+  static func statistics(_ s: UnsafePointer<Float>, n: Int, eps: Float) -> (mean: Float, inverse: Float) {
+    var sum: Float = 0
+    for j in 0..<n { sum += s[j] }
+    let mean = sum / Float(n)
+    var squares: Float = 0
+    for j in 0..<n {
+      let c = s[j] - mean
+      squares += c * c
+    }
+    return (mean, 1 / (squares / Float(n) + eps).squareRoot())
   }
 }
 

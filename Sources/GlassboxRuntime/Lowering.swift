@@ -9,27 +9,26 @@ enum Lowering {
   static func scratch(_ node: Node, _ g: Graph, threads: Int) -> Int {
     switch node.op {
     case .fusedElementwise:
-      return FusedElementwise.scratchCount(steps: node.attributes.ints("program").count / 3,
+      return FusedElementwise.scratchCount(steps: FusedElementwiseAttributes(of: node).stepCount,
                                            count: shape(g, node.results[0]).reduce(1, *), threads: threads)
     case .conv2d:
       let w = shape(g, node.operands[1]), o = shape(g, node.results[0])
-      let a = node.attributes
+      let geometry = ConvolutionAttributes(of: node).geometry
       if winograd(node, g) {
         return WinogradConv3x3.scratchCount(n: o[0], cin: w[1], cout: w[0], oh: o[2], ow: o[3], threads: threads)
       }
-      let pointwise = w[2] == 1 && w[3] == 1 && a.ints("stride") == [1, 1] && a.ints("padding") == [0, 0]
-      let groups = a.int("groups", default: 1)
+      let pointwise = w[2] == 1 && w[3] == 1 && geometry.stride == Pair(1) && geometry.padding == Pair(0)
+      let groups = geometry.groups
       return Conv2d.scratchCount(images: o[0], cin: w[1] * groups, cout: w[0], kh: w[2], kw: w[3], groups: groups,
                                  spatial: o[2] * o[3], pointwise: pointwise, threads: threads)
     case .lstm:
-      let x = shape(g, node.operands[0])
-      let dirs = node.attributes.bool("bidirectional") ? 2 : 1
-      return dirs * LSTMLayer.scratchCount(batch: x[0], steps: x[1], hidden: node.attributes.int("hidden"))
+      let x = shape(g, node.operands[0]), a = LSTMAttributes(of: node)
+      return a.directions * LSTMLayer.scratchCount(batch: x[0], steps: x[1], hidden: a.hidden)
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub,
          .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
          .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .classSeed,
          .reluBackward, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
-         .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward:
+         .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward:
       return 0
     case .linearBackwardWeight:
       let x = shape(g, node.operands[1]), w = shape(g, node.results[0])
@@ -62,11 +61,10 @@ enum Lowering {
     let dy = shape(g, node.operands[0])
     let xs = isInput ? shape(g, node.results[0]) : shape(g, node.operands[1])
     let w = isInput ? shape(g, node.operands[1]) : shape(g, node.results[0])
-    let a = node.attributes
-    let s = a.ints("stride"), p = a.ints("padding"), d = a.ints("dilation")
+    let a = convolutionGeometry(node)
     return Conv2d(label: "", n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: w[0], kh: w[2], kw: w[3],
-                  stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]),
-                  groups: a.int("groups", default: 1), oh: dy[2], ow: dy[3], x: 0, weight: 0, bias: nil, out: 0,
+                  stride: a.stride.tuple, padding: a.padding.tuple, dilation: a.dilation.tuple,
+                  groups: a.groups, oh: dy[2], ow: dy[3], x: 0, weight: 0, bias: nil, out: 0,
                   scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads)
   }
 
@@ -75,32 +73,55 @@ enum Lowering {
   /// flipped and transposed (`Cin` filters of `Cout` channels) with padding 2 − p; the weight
   /// gradient has its own kernel (`WinogradWeightGradient`) over the same transforms.
   static func winograd(_ node: Node, _ g: Graph) -> Bool {
+    guard let a = convolutionGeometryIfAny(node) else { return false }
     let w: [Int], flipped: Bool
-    switch node.op {
-    case .conv2d, .conv2dBackwardInput:
+    if node.op == .conv2dBackwardWeight {
+      w = shape(g, node.results[0])
+      flipped = false
+    } else {
       // The weights must be a parameter: they are transformed whenever parameters are set
       // (once for inference, before every step in training).
       guard case .parameter = g[node.operands[1]].origin else { return false }
       w = shape(g, node.operands[1])
       flipped = node.op == .conv2dBackwardInput
-    case .conv2dBackwardWeight:
-      w = shape(g, node.results[0])
-      flipped = false
-    default:
-      return false
     }
-    let a = node.attributes, padding = a.ints("padding")
-    return WinogradConv3x3.applies(kh: w[2], kw: w[3], stride: a.ints("stride"), dilation: a.ints("dilation"),
-                                   padding: flipped ? padding.map { 2 - $0 } : padding, groups: a.int("groups", default: 1),
+    let padding = [a.padding.h, a.padding.w]
+    return WinogradConv3x3.applies(kh: w[2], kw: w[3], stride: [a.stride.h, a.stride.w],
+                                   dilation: [a.dilation.h, a.dilation.w],
+                                   padding: flipped ? padding.map { 2 - $0 } : padding, groups: a.groups,
                                    cin: flipped ? w[0] : w[1], cout: flipped ? w[1] : w[0])
+  }
+
+  /// The window geometry of a convolution or of one of its gradients.
+  static func convolutionGeometry(_ node: Node) -> ConvolutionGeometry {
+    guard let geometry = convolutionGeometryIfAny(node) else {
+      preconditionFailure("\(node.op.name) is not a convolution")
+    }
+    return geometry
+  }
+
+  /// The window geometry of a convolution or of one of its gradients; nil for other ops.
+  static func convolutionGeometryIfAny(_ node: Node) -> ConvolutionGeometry? {
+    switch node.op {
+    case .conv2d: ConvolutionAttributes(of: node).geometry
+    case .conv2dBackwardInput: ConvolutionInputGradientAttributes(of: node).geometry
+    case .conv2dBackwardWeight: ConvolutionWeightGradientAttributes(of: node).geometry
+    case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub, .mul,
+         .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
+         .concat, .slice, .select, .split, .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .fusedElementwise,
+         .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
+         .crossEntropyBackward, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
+         .layerNorm, .layerNormBackward:
+      nil
+    }
   }
 
   /// Floats a node keeps for the life of the program, derived from parameters (Winograd's
   /// transformed weights, an LSTM layer's packed `W_ih` and summed biases).
   static func persistent(_ node: Node, _ g: Graph) -> Int {
     if node.op == .lstm {
-      let x = shape(g, node.operands[0])
-      return (node.attributes.bool("bidirectional") ? 2 : 1) * LSTMLayer.persistentCount(features: x[2], hidden: node.attributes.int("hidden"))
+      let x = shape(g, node.operands[0]), a = LSTMAttributes(of: node)
+      return a.directions * LSTMLayer.persistentCount(features: x[2], hidden: a.hidden)
     }
     guard node.op != .conv2dBackwardWeight, winograd(node, g) else { return 0 }
     let w = shape(g, node.operands[1])
@@ -110,86 +131,30 @@ enum Lowering {
   /// `persistent` is the node's region of values derived from parameters; with
   /// `sharesForward` (an input gradient), a forward convolution's transformed weights.
   /// `rowStrides` gives the row stride of values that are views of a larger tensor's rows
-  /// (`Executable.stepViews`).
+  /// (`BufferAssignment.stepViews`).
   static func kernels(_ node: Node, _ g: Graph, _ off: [Int], scratch: Int, persistent: Int, sharesForward: Bool = false,
                       rowStrides: [Int: Int] = [:], threads: Int) throws -> [any Kernel] {
-    let a = node.attributes
     let label = "\(node.op.name) \(g[node.results[0]].name)"
     func o(_ v: ValueID) -> Int { off[v.index] }
     let x = node.operands.first.map { shape(g, $0) } ?? []
     let out = shape(g, node.results[0])
-    func axis(_ name: String, rank: Int) -> Int { let v = a.int(name); return v < 0 ? v + rank : v }
-    let epilogue = Epilogue(residual: node.operands.count > 3 ? o(node.operands[3]) : nil,
-                            relu: a.string("activation") == "relu")
-
-    switch node.op {
-    case .conv2d:
-      let w = shape(g, node.operands[1])
-      let s = a.ints("stride"), p = a.ints("padding"), d = a.ints("dilation")
-      if winograd(node, g) {
-        return [WinogradConv3x3(label: label + " (winograd)", n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0],
-                                padding: (p[0], p[1]), oh: out[2], ow: out[3], x: o(node.operands[0]),
-                                weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
-                                out: o(node.results[0]), transformed: persistent, scratch: scratch, epilogue: epilogue,
-                                threads: threads)]
-      }
-      return [Conv2d(label: label, n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0], kh: w[2], kw: w[3],
-                     stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]), groups: a.int("groups", default: 1),
-                     oh: out[2], ow: out[3], x: o(node.operands[0]), weight: o(node.operands[1]),
-                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), scratch: scratch,
-                     epilogue: epilogue, threads: threads)]
-
-    case .maxPool2d, .avgPool2d:
-      let k = a.ints("kernel"), s = a.ints("stride").isEmpty ? k : a.ints("stride"), p = a.ints("padding")
-      let d = a.ints("dilation").isEmpty ? [1, 1] : a.ints("dilation")
-      return [Pool(label: label, isMax: node.op == .maxPool2d, planes: x[0] * x[1], h: x[2], w: x[3], oh: out[2], ow: out[3],
-                   kernel: (k[0], k[1]), stride: (s[0], s[1]), padding: (p[0], p[1]), dilation: (d[0], d[1]),
-                   countIncludePad: a.bool("count_include_pad", default: true), x: o(node.operands[0]), out: o(node.results[0]),
-                   threads: threads)]
-
-    case .globalAvgPool2d:
-      return [PlaneMean(planes: x[0] * x[1], spatial: x[2] * x[3], x: o(node.operands[0]), out: o(node.results[0]))]
-
-    case .batchNorm:
-      let ops = node.operands
-      return [BatchNorm(label: label, n: x[0], c: x[1], inner: x.dropFirst(2).reduce(1, *), eps: Float(a.float("eps", default: 1e-5)),
-                        x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]), mean: o(ops[3]), variance: o(ops[4]),
-                        out: o(node.results[0]))]
-
-    case .linear:
-      let w = shape(g, node.operands[1])
-      return [Linear(label: label, rows: x.dropLast().reduce(1, *), inFeatures: w[1], outFeatures: w[0],
-                     x: o(node.operands[0]), weight: o(node.operands[1]),
-                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), epilogue: epilogue,
-                     threads: threads)]
-
-    case .matmul, .batchMatmul:
-      let r = shape(g, node.operands[1])
-      return [Matmul(label: label, batch: x.dropLast(2).reduce(1, *), m: x[x.count - 2], n: r[r.count - 1], k: x[x.count - 1],
-                     lhs: o(node.operands[0]), rhs: o(node.operands[1]), out: o(node.results[0]), threads: threads)]
-
-    case .add, .sub, .mul, .div:
-      let op: BinaryOp = switch node.op { case .add: .add; case .sub: .sub; case .mul: .mul; default: .div }
-      let (runs, ls, rs) = Binary.collapsed(out, broadcastStrides(x, to: out), broadcastStrides(shape(g, node.operands[1]), to: out))
+    /// The fused epilogue of a convolution or linear layer.
+    func epilogue(_ activation: Activation) -> Epilogue {
+      Epilogue(residual: node.operands.count > 3 ? o(node.operands[3]) : nil, relu: activation == .relu)
+    }
+    func binary(_ op: BinaryOp) -> [any Kernel] {
+      let (runs, ls, rs) = Binary.collapsed(out, broadcastStrides(x, to: out),
+                                            broadcastStrides(shape(g, node.operands[1]), to: out))
       return [Binary(label: label, op: op, shape: runs, lhs: o(node.operands[0]), lhsStrides: ls,
                      rhs: o(node.operands[1]), rhsStrides: rs, out: o(node.results[0]), threads: threads)]
-
-    case .relu, .sigmoid, .tanh:
-      let op: UnaryOp = switch node.op { case .relu: .relu; case .sigmoid: .sigmoid; default: .tanh }
-      return [Unary(label: label, op: op, src: o(node.operands[0]), dst: o(node.results[0]), count: out.reduce(1, *),
-                    threads: threads)]
-
-    case .reshape, .flatten, .dropout:
-      return []  // aliases: the planner gives the result its operand's storage
-
-    case .softmax, .logSoftmax:
-      let ax = axis("axis", rank: x.count)
-      return [Softmax(label: label, isLog: node.op == .logSoftmax, outer: x[..<ax].reduce(1, *), n: x[ax],
-                      inner: x[(ax + 1)...].reduce(1, *), x: o(node.operands[0]), out: o(node.results[0]), threads: threads)]
-
-    case .sum, .mean, .max:
-      var axes = Set(a.ints("axes").map { $0 < 0 ? $0 + x.count : $0 })
-      if axes.isEmpty { axes = Set(0..<x.count) }
+    }
+    func unary(_ op: UnaryOp) -> [any Kernel] {
+      [Unary(label: label, op: op, src: o(node.operands[0]), dst: o(node.results[0]), count: out.reduce(1, *),
+             threads: threads)]
+    }
+    /// A reduction over the node's axes.
+    func reduction(_ kind: Reduce.Kind) -> [any Kernel] {
+      let axes = ReduceAttributes(of: node).reducedAxes(rank: x.count)
       // Adjacent axes that are both reduced or both kept merge, and axes of one drop out: the
       // same reduction in fewer, longer runs (Grad-CAM's spatial mean of [T, C, h, w] becomes
       // runs of h·w floats, its sum over channels runs of h·w outputs).
@@ -203,18 +168,98 @@ enum Lowering {
       if shape.isEmpty { (shape, reduced) = ([1], [false]) }
       var strides = rowMajorStrides(zip(shape, reduced).map { $1 ? 1 : $0 })
       for (i, r) in reduced.enumerated() where r { strides[i] = 0 }
-      let kind: Reduce.Kind = switch node.op { case .sum: .sum; case .mean: .mean; default: .max }
       let divisor = axes.reduce(1) { $0 * x[$1] }
       return [Reduce(label: label, kind: kind, shape: shape, x: o(node.operands[0]), out: o(node.results[0]),
                      outCount: out.reduce(1, *), outStrides: strides, divisor: Float(divisor))]
+    }
+
+    switch node.op {
+    case .conv2d:
+      let w = shape(g, node.operands[1])
+      let a = ConvolutionAttributes(of: node), geometry = a.geometry, fused = epilogue(a.activation)
+      if winograd(node, g) {
+        return [WinogradConv3x3(label: label + " (winograd)", n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0],
+                                padding: geometry.padding.tuple, oh: out[2], ow: out[3], x: o(node.operands[0]),
+                                weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
+                                out: o(node.results[0]), transformed: persistent, scratch: scratch, epilogue: fused,
+                                threads: threads)]
+      }
+      return [Conv2d(label: label, n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0], kh: w[2], kw: w[3],
+                     stride: geometry.stride.tuple, padding: geometry.padding.tuple, dilation: geometry.dilation.tuple,
+                     groups: geometry.groups,
+                     oh: out[2], ow: out[3], x: o(node.operands[0]), weight: o(node.operands[1]),
+                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), scratch: scratch,
+                     epilogue: fused, threads: threads)]
+
+    case .maxPool2d, .avgPool2d:
+      let window = PoolWindow(of: node)
+      return [Pool(label: label, isMax: node.op == .maxPool2d, planes: x[0] * x[1], h: x[2], w: x[3], oh: out[2], ow: out[3],
+                   kernel: window.kernel.tuple, stride: window.stride.tuple, padding: window.padding.tuple,
+                   dilation: window.dilation.tuple, countIncludePad: window.countIncludePad, x: o(node.operands[0]),
+                   out: o(node.results[0]), threads: threads)]
+
+    case .globalAvgPool2d:
+      return [PlaneMean(planes: x[0] * x[1], spatial: x[2] * x[3], x: o(node.operands[0]), out: o(node.results[0]))]
+
+    case .batchNorm:
+      let ops = node.operands
+      return [BatchNorm(label: label, n: x[0], c: x[1], inner: x.dropFirst(2).reduce(1, *),
+                        eps: Float(BatchNormAttributes(of: node).eps),
+                        x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]), mean: o(ops[3]), variance: o(ops[4]),
+                        out: o(node.results[0]))]
+
+    case .layerNorm:
+      let a = LayerNormAttributes(of: node), n = x[normalizedAxis(a.axis, rank: x.count)...].reduce(1, *)
+      return [LayerNorm(label: label, rows: out.reduce(1, *) / n, n: n, eps: Float(a.eps), x: o(node.operands[0]),
+                        weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
+                        out: o(node.results[0]), threads: threads)]
+
+    case .layerNormBackward:
+      let a = LayerNormAttributes(of: node), n = out[normalizedAxis(a.axis, rank: out.count)...].reduce(1, *)
+      return [LayerNormBackward(label: label, rows: out.reduce(1, *) / n, n: n, eps: Float(a.eps),
+                                dy: o(node.operands[0]), x: o(node.operands[1]), weight: o(node.operands[2]),
+                                dx: o(node.results[0]), dweight: o(node.results[1]), dbias: o(node.results[2]))]
+
+    case .linear:
+      let w = shape(g, node.operands[1])
+      return [Linear(label: label, rows: x.dropLast().reduce(1, *), inFeatures: w[1], outFeatures: w[0],
+                     x: o(node.operands[0]), weight: o(node.operands[1]),
+                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]),
+                     epilogue: epilogue(LinearAttributes(of: node).activation), threads: threads)]
+
+    case .matmul, .batchMatmul:
+      let r = shape(g, node.operands[1])
+      return [Matmul(label: label, batch: x.dropLast(2).reduce(1, *), m: x[x.count - 2], n: r[r.count - 1], k: x[x.count - 1],
+                     lhs: o(node.operands[0]), rhs: o(node.operands[1]), out: o(node.results[0]), threads: threads)]
+
+    case .add: return binary(.add)
+    case .sub: return binary(.sub)
+    case .mul: return binary(.mul)
+    case .div: return binary(.div)
+    case .relu: return unary(.relu)
+    case .sigmoid: return unary(.sigmoid)
+    case .tanh: return unary(.tanh)
+
+    case .reshape, .flatten, .dropout:
+      return []  // aliases: the planner gives the result its operand's storage
+
+    case .softmax, .logSoftmax:
+      let ax = normalizedAxis(SoftmaxAttributes(of: node).axis, rank: x.count)
+      return [Softmax(label: label, isLog: node.op == .logSoftmax, outer: x[..<ax].reduce(1, *), n: x[ax],
+                      inner: x[(ax + 1)...].reduce(1, *), x: o(node.operands[0]), out: o(node.results[0]), threads: threads)]
+
+    case .sum: return reduction(.sum)
+    case .mean: return reduction(.mean)
+    case .max: return reduction(.max)
 
     case .transpose:
       let inStrides = rowMajorStrides(x)
-      return [StridedCopy(label: label, shape: out, src: o(node.operands[0]), srcStrides: a.ints("perm").map { inStrides[$0] },
+      let srcStrides = TransposeAttributes(of: node).perm.map { inStrides[$0] }
+      return [StridedCopy(label: label, shape: out, src: o(node.operands[0]), srcStrides: srcStrides,
                           dst: o(node.results[0]), dstStrides: rowMajorStrides(out))]
 
     case .concat:
-      let ax = axis("axis", rank: out.count)
+      let ax = normalizedAxis(ConcatAttributes(of: node).axis, rank: out.count)
       let outStrides = rowMajorStrides(out)
       var position = 0
       var copies: [any Kernel] = []
@@ -227,10 +272,8 @@ enum Lowering {
       return copies
 
     case .slice:
-      let ax = axis("axis", rank: x.count)
-      let n = x[ax], step = a.int("step", default: 1)
-      let startRaw = a.int("start")
-      let start = startRaw < 0 ? Swift.max(startRaw + n, 0) : Swift.min(startRaw, n)
+      let a = SliceAttributes(of: node), ax = normalizedAxis(a.axis, rank: x.count)
+      let step = a.step, start = clampIndex(a.start, x[ax])
       var strides = rowMajorStrides(x)
       let base = o(node.operands[0]) + start * strides[ax]
       strides[ax] *= step
@@ -238,8 +281,8 @@ enum Lowering {
                           dstStrides: rowMajorStrides(out))]
 
     case .select:
-      let ax = axis("axis", rank: x.count)
-      let index = a.int("index") < 0 ? a.int("index") + x[ax] : a.int("index")
+      let a = SelectAttributes(of: node), ax = normalizedAxis(a.axis, rank: x.count)
+      let index = a.position(size: x[ax])
       var strides = rowMajorStrides(x)
       let base = o(node.operands[0]) + index * strides[ax]
       strides.remove(at: ax)
@@ -247,7 +290,7 @@ enum Lowering {
                           dstStrides: rowMajorStrides(out))]
 
     case .split:
-      let ax = axis("axis", rank: x.count)
+      let ax = normalizedAxis(SplitAttributes(of: node).axis, rank: x.count)
       let strides = rowMajorStrides(x)
       var start = 0
       return node.results.map { r in
@@ -258,13 +301,13 @@ enum Lowering {
       }
 
     case .lstm:
-      let dirs = a.bool("bidirectional") ? 2 : 1
+      let a = LSTMAttributes(of: node), dirs = a.directions
       let w = (0..<dirs).map { d in
         (o(node.operands[1 + 4 * d]), o(node.operands[2 + 4 * d]), o(node.operands[3 + 4 * d]), o(node.operands[4 + 4 * d]))
       }
-      return [LSTMLayer(label: label, batch: x[0], steps: x[1], features: x[2], hidden: a.int("hidden"), directions: dirs,
+      return [LSTMLayer(label: label, batch: x[0], steps: x[1], features: x[2], hidden: a.hidden, directions: dirs,
                         x: o(node.operands[0]), out: o(node.results[0]), weights: w, scratch: scratch, persistent: persistent,
-                        parallel: threads > 1, threads: threads, lastOnly: a.bool("last"))]
+                        parallel: threads > 1, threads: threads, lastOnly: a.last)]
 
     case .lstmCell:
       let h = shape(g, node.operands[1])
@@ -277,14 +320,17 @@ enum Lowering {
 
     case .fusedElementwise:
       let operands = node.operands.map { (offset: o($0), scalar: shape(g, $0).reduce(1, *) == 1 && out.reduce(1, *) != 1) }
-      return [FusedElementwise(label: label, operands: operands, program: a.ints("program"), count: out.reduce(1, *),
+      let program = FusedElementwiseAttributes(of: node).program
+      return [FusedElementwise(label: label, operands: operands, program: program, count: out.reduce(1, *),
                                out: o(node.results[0]), scratch: scratch, threads: threads)]
 
     case .constant:
-      return [Fill(dst: o(node.results[0]), count: Swift.max(out.reduce(1, *), 1), value: Float(a.float("value")))]
+      let value = Float(ConstantAttributes(of: node).value)
+      return [Fill(dst: o(node.results[0]), count: Swift.max(out.reduce(1, *), 1), value: value)]
 
     case .classSeed:
-      return [ClassSeed(n: x[0], c: x[1], fixedClass: a.int("class", default: -1), logits: o(node.operands[0]),
+      let fixedClass = ClassSeedAttributes(of: node).classIndex
+      return [ClassSeed(n: x[0], c: x[1], fixedClass: fixedClass, logits: o(node.operands[0]),
                         target: node.operands.count > 1 ? o(node.operands[1]) : nil, out: o(node.results[0]))]
 
     case .reluBackward:
@@ -298,10 +344,8 @@ enum Lowering {
 
     case .sliceBackward:
       // Zeros, then dy copied into the view the slice read.
-      let ax = axis("axis", rank: out.count)
-      let n = out[ax], step = a.int("step", default: 1)
-      let startRaw = a.int("start")
-      let start = startRaw < 0 ? Swift.max(startRaw + n, 0) : Swift.min(startRaw, n)
+      let a = SliceBackwardAttributes(of: node).slice, ax = normalizedAxis(a.axis, rank: out.count)
+      let step = a.step, start = clampIndex(a.start, out[ax])
       var strides = rowMajorStrides(out)
       let base = o(node.results[0]) + start * strides[ax]
       strides[ax] *= step
@@ -311,8 +355,7 @@ enum Lowering {
 
     case .maxBackward:
       let xs = shape(g, node.operands[1])
-      var axes = Set(a.ints("axes").map { $0 < 0 ? $0 + xs.count : $0 })
-      if axes.isEmpty { axes = Set(0..<xs.count) }
+      let axes = ReduceAttributes(of: node).reducedAxes(rank: xs.count)
       let kept = xs.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
       var strides = rowMajorStrides(kept)
       for ax in axes { strides[ax] = 0 }
@@ -335,9 +378,9 @@ enum Lowering {
                                    target: o(node.operands[2]), out: o(node.results[0]))]
 
     case .conv2dBackwardWeight where winograd(node, g):
-      let dy = x, xs = shape(g, node.operands[1]), p = a.ints("padding")
+      let dy = x, xs = shape(g, node.operands[1]), p = convolutionGeometry(node).padding
       let forward = WinogradConv3x3(label: label, n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: dy[1],
-                                    padding: (p[0], p[1]), oh: dy[2], ow: dy[3], x: o(node.operands[1]), weight: 0,
+                                    padding: p.tuple, oh: dy[2], ow: dy[3], x: o(node.operands[1]), weight: 0,
                                     bias: nil, out: 0, transformed: 0, scratch: scratch,
                                     epilogue: Epilogue(residual: nil, relu: false), threads: threads)
       return [WinogradWeightGradient(label: label + " (winograd)", forward: forward, dy: o(node.operands[0]),
@@ -345,9 +388,9 @@ enum Lowering {
 
     case .conv2dBackwardInput, .conv2dBackwardWeight:
       if winograd(node, g) {
-        let dy = x, w = shape(g, node.operands[1]), p = a.ints("padding")
+        let dy = x, w = shape(g, node.operands[1]), p = convolutionGeometry(node).padding
         return [WinogradConv3x3(label: label + " (winograd)", n: dy[0], cin: dy[1], h: dy[2], w: dy[3], cout: w[1],
-                                padding: (2 - p[0], 2 - p[1]), oh: out[2], ow: out[3], x: o(node.operands[0]),
+                                padding: (2 - p.h, 2 - p.w), oh: out[2], ow: out[3], x: o(node.operands[0]),
                                 weight: o(node.operands[1]), bias: nil, out: o(node.results[0]), transformed: persistent,
                                 scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads,
                                 flipped: sharesForward ? .forward : .own)]
@@ -361,29 +404,27 @@ enum Lowering {
                                    dw: o(node.results[0]))]
 
     case .maxPool2dBackward, .avgPool2dBackward:
-      let xs = out
-      let k = a.ints("kernel"), s = a.ints("stride").isEmpty ? k : a.ints("stride"), p = a.ints("padding")
-      let d = a.ints("dilation").isEmpty ? [1, 1] : a.ints("dilation")
+      let xs = out, window = PoolWindow(of: node)
       let pool = Pool(label: label, isMax: node.op == .maxPool2dBackward, planes: xs[0] * xs[1], h: xs[2], w: xs[3],
-                      oh: x[2], ow: x[3], kernel: (k[0], k[1]), stride: (s[0], s[1]), padding: (p[0], p[1]),
-                      dilation: (d[0], d[1]), countIncludePad: a.bool("count_include_pad", default: true), x: 0, out: 0,
-                      threads: threads)
+                      oh: x[2], ow: x[3], kernel: window.kernel.tuple, stride: window.stride.tuple,
+                      padding: window.padding.tuple, dilation: window.dilation.tuple,
+                      countIncludePad: window.countIncludePad, x: 0, out: 0, threads: threads)
       return [PoolBackward(label: label, pool: pool, dy: o(node.operands[0]), x: o(node.operands[1]), dx: o(node.results[0]))]
 
     case .batchNormTrain:
-      let ops = node.operands
+      let ops = node.operands, a = BatchNormTrainAttributes(of: node)
       return [BatchNormTrain(label: label, n: x[0], c: x[1], inner: x.dropFirst(2).reduce(1, *),
-                             eps: Float(a.float("eps", default: 1e-5)), x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]),
+                             eps: Float(a.eps), x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]),
                              out: o(node.results[0]), mean: o(node.results[1]), variance: o(node.results[2]),
-                             relu: a.string("activation", default: "none") == "relu", threads: threads)]
+                             relu: a.activation == .relu, threads: threads)]
 
     case .batchNormTrainBackward:
-      let ops = node.operands, xs = shape(g, ops[1])
+      let ops = node.operands, xs = shape(g, ops[1]), a = BatchNormTrainAttributes(of: node)
       return [BatchNormTrainBackward(label: label, n: xs[0], c: xs[1], inner: xs.dropFirst(2).reduce(1, *),
-                                     eps: Float(a.float("eps", default: 1e-5)), dy: o(ops[0]), x: o(ops[1]),
+                                     eps: Float(a.eps), dy: o(ops[0]), x: o(ops[1]),
                                      weight: o(ops[2]), mean: o(ops[3]), variance: o(ops[4]), dx: o(node.results[0]),
                                      dweight: o(node.results[1]), dbias: o(node.results[2]),
-                                     bias: a.string("activation", default: "none") == "relu" ? o(ops[5]) : nil,
+                                     bias: a.activation == .relu ? o(ops[5]) : nil,
                                      threads: threads)]
     }
   }
@@ -394,4 +435,44 @@ enum Lowering {
     let strides = rowMajorStrides(padded)
     return zip(padded, target).enumerated().map { i, pair in pair.0 == 1 && pair.1 != 1 ? 0 : strides[i] }
   }
+}
+
+extension Op {
+  /// Whether lowering gives the result its operand's storage and no kernel: the bytes do not
+  /// change (`reshape`, `flatten`, and `dropout`, the identity in inference).
+  var aliasesOperand: Bool {
+    switch self {
+    case .reshape, .flatten, .dropout: true
+    case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub,
+         .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .transpose, .concat, .slice,
+         .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise, .classSeed, .reluBackward,
+         .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
+         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
+         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+      false
+    }
+  }
+
+  /// Whether the op's kernel may write its result over an operand of the result's shape: each
+  /// output element depends only on the same element of that operand, which the kernel reads
+  /// before it writes (`Binary`, `Unary`, `FusedElementwise`, `ReluBackward`). The buffer
+  /// assignment then lets chains of such ops reuse one buffer (`BufferAssignment.inPlace`).
+  var writesOverOperand: Bool {
+    switch self {
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise, .reluBackward: true
+    // dropout is elementwise too, but an alias: it has no kernel.
+    case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .softmax,
+         .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm,
+         .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .linearBackwardWeight, .sliceBackward,
+         .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
+         .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm,
+         .layerNormBackward:
+      false
+    }
+  }
+}
+
+extension Pair {
+  /// `(h, w)`, as the kernels take it.
+  var tuple: (Int, Int) { (h, w) }
 }

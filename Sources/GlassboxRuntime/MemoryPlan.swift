@@ -26,8 +26,8 @@ struct MemoryPlan {
   ///
   /// The buffers already placed that a buffer may conflict with are found through an index
   /// by position (blocks of positions, coarser for longer lives) and by lane, not by testing
-  /// all of them: a training program has ~10⁴ buffers, and testing every pair took 1.9 s of a
-  /// 2.2 s compile.
+  /// all of them: a training program has ~10⁴ buffers, and testing every pair, quadratic in
+  /// them, would be most of its compile.
   static func place(_ buffers: [Buffer]) -> (offsets: [Int], size: Int) {
     let order = buffers.indices.sorted { buffers[$0].count > buffers[$1].count || (buffers[$0].count == buffers[$1].count && $0 < $1) }
     var offsets = [Int](repeating: 0, count: buffers.count)

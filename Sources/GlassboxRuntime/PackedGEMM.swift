@@ -10,10 +10,9 @@ import CKernels
 /// the panel, six broadcasts and twelve FMAs. Where the CPU has AVX-512 the same loop runs in C
 /// (CKernels) over four panels at a time with 24 16-float accumulators: fewer instructions
 /// per FMA, and twice the FMA width on cores with two 512-bit FMA units (Intel Xeon, Zen 5;
-/// Zen 4 splits them in two). For the narrow products of an LSTM's projection (n = 4H =
-/// 128, k = 128, a few thousand rows a chunk) OpenBLAS repacks `W` on every call: ~71 GFLOP/s
-/// inside the layer (stop 14's profile), 95 on one 2048-row call (SkylakeX kernels, a C
-/// program); a standalone copy of this loop on that call, 109 (Zen 4, one core).
+/// Zen 4 splits them in two). It exists for the narrow products of an LSTM's projection
+/// (n = 4H = 128, k = 128, a few thousand rows a chunk), where OpenBLAS repacks `W` on every
+/// call; packed once, `W` serves every chunk.
 enum PackedGEMM {
   static let panel = 16
 

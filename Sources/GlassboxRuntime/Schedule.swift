@@ -55,8 +55,6 @@ struct Schedule {
              position: Array(0..<count), spans: [], positions: count)
   }
 
-  /// Ops a chain takes in besides its cells: copies and small arithmetic, no thread splits.
-  static let light: Set<Op> = [.select, .slice, .add, .constant, .concat, .reshape]
 
   static func make(_ g: Graph, threads: Int) -> Schedule {
     let count = g.nodes.count
@@ -74,7 +72,7 @@ struct Schedule {
     for o in g.outputs where producer[o.value.index] >= 0 { exported[producer[o.value.index]] = true }
     for t in g.taps { for o in t.operands where producer[o.index] >= 0 { exported[producer[o.index]] = true } }
     func producers(_ n: Int) -> [Int] { g.nodes[n].operands.map { producer[$0.index] }.filter { $0 >= 0 } }
-    func isLight(_ n: Int) -> Bool { light.contains(g.nodes[n].op) }
+    func isLight(_ n: Int) -> Bool { g.nodes[n].op.isLight }
 
     // Chains: cells linked by their state, directly or through one light node.
     var parent = Array(0..<count)
@@ -188,6 +186,24 @@ struct Schedule {
       p += span
     }
     return Schedule(steps: steps, lane: lane, groups: groups, position: position, spans: spans, positions: p)
+  }
+}
+
+extension Op {
+  /// Whether a chain of LSTM cells may take the op in besides its cells (`Schedule`): a copy
+  /// or small arithmetic whose kernel does not split its work over cores, so it can run in a
+  /// lane on one core.
+  var isLight: Bool {
+    switch self {
+    case .select, .slice, .add, .constant, .concat, .reshape: true
+    case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .sub,
+         .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .flatten, .transpose,
+         .split, .lstm, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .classSeed, .reluBackward,
+         .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
+         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
+         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+      false
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 /// The optimizers' element loops, over flat f32 buffers (GlassboxTraining's `Optimizer` keeps
 /// their state and semantics). They live here to be compiled with the runtime's flags:
-/// elsewhere `addingProduct` is a call to libm's `fmaf` per element and nothing vectorises.
-/// Each element's arithmetic is the same whichever core runs it.
+/// elsewhere `addingProduct` is a call to libm's `fmaf` per element and nothing vectorises, and
+/// an update of a large model's parameters is then slower on two cores than a vectorised loop
+/// on one. Each element's arithmetic is the same whichever core runs it.
 public enum UpdateKernels {
   /// SGD over `count` elements: `d = g + decay·p`; with a momentum buffer `b`, `b = d` (the
   /// first step) or `momentum·b + d`, then `p -= rate·b`; without, `p -= rate·d`. One loop per

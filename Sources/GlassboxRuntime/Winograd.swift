@@ -53,10 +53,8 @@ struct WinogradConv3x3: Kernel {
 
   /// Whether a convolution of these attributes takes this kernel: 3×3, stride 1, dilation 1,
   /// one group, padding at most 2, and enough channels for the GEMMs to pay off: each of the
-  /// 16 GEMMs has depth Cin. With scalar transforms 64 input channels ran at 37–59% of the
-  /// im2col GEMM's SGEMM rate on AVX2; with the vector transforms and per-core image blocks
-  /// ResNet-LSTM's layer1 (64 channels, 16 frames of 28×28) takes 5.5 ms a convolution against
-  /// im2col's 7.8 ms (`bench --profile`). Fewer channels were not measured.
+  /// 16 GEMMs has depth Cin. From 64 input channels (ResNet's layer1) it is faster than im2col
+  /// and one GEMM (`bench --profile` compares them); fewer channels keep im2col, untried.
   static func applies(kh: Int, kw: Int, stride: [Int], dilation: [Int], padding: [Int], groups: Int,
                       cin: Int, cout: Int) -> Bool {
     kh == 3 && kw == 3 && stride == [1, 1] && dilation == [1, 1] && groups == 1

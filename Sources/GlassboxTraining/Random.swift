@@ -1,28 +1,14 @@
-/// SplitMix64 with its state exposed, so a checkpoint can store it: the trainer's one source of
-/// randomness (shuffles, dropout masks). Its sequence is fixed by its definition, the same on
-/// every platform and Swift release.
-public struct TrainingRandom: RandomNumberGenerator, Sendable, Equatable {
-  /// The generator's whole state.
-  public var state: UInt64
+import GlassboxIR
 
-  /// A generator whose sequence is fixed by `seed`.
-  public init(seed: UInt64) { state = seed }
-
+/// The trainer's one source of randomness (shuffles, dropout masks) is `SplitMix64`, its state
+/// stored in checkpoints; these draws are the trainer's.
+extension SplitMix64 {
   /// A generator for one purpose of one run: `seed` mixed with a stream number and indices
   /// (e.g. `(seed, stream: 1, epoch, step)`), so any epoch's draws are reproducible on their own.
   public init(seed: UInt64, stream: UInt64, _ indices: Int...) {
-    var g = TrainingRandom(seed: seed ^ (stream &* 0xD1B5_4A32_D192_ED03))
+    var g = SplitMix64(seed: seed ^ (stream &* 0xD1B5_4A32_D192_ED03))
     for i in indices { g.state ^= g.next() &+ UInt64(bitPattern: Int64(i)) }
-    state = g.next()
-  }
-
-  /// The next 64 random bits.
-  public mutating func next() -> UInt64 {
-    state &+= 0x9E37_79B9_7F4A_7C15
-    var z = state
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
+    self.init(seed: g.next())
   }
 
   /// A uniform Float in [0, 1) with 24 random bits.
@@ -44,7 +30,7 @@ public enum Sampling {
   /// The order of `count` examples in `epoch`: a Fisher–Yates shuffle from (seed, epoch).
   public static func order(count: Int, seed: UInt64, epoch: Int) -> [Int] {
     var order = Array(0..<count)
-    var g = TrainingRandom(seed: seed, stream: 1, epoch)
+    var g = SplitMix64(seed: seed, stream: 1, epoch)
     if count > 1 {
       for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, g.next(below: i + 1)) }
     }
@@ -69,7 +55,7 @@ public enum Sampling {
   public static func dropoutMask(count: Int, p: Double, seed: UInt64, epoch: Int, step: Int, index: Int) -> [Float] {
     guard p > 0 else { return [Float](repeating: 1, count: count) }
     guard p < 1 else { return [Float](repeating: 0, count: count) }
-    var g = TrainingRandom(seed: seed, stream: 2, epoch, step, index)
+    var g = SplitMix64(seed: seed, stream: 2, epoch, step, index)
     let keep = Float(1 / (1 - p)), threshold = Float(p)
     var mask = [Float](repeating: 0, count: count)
     for i in 0..<count where g.nextUnitFloat() >= threshold { mask[i] = keep }

@@ -44,18 +44,6 @@ func dotString(_ lines: [String]) -> String {
   return out + "\""
 }
 
-/// `11,689,512`, or the polynomial (`128 + 65*C`) while symbols are unbound.
-func grouped(_ p: DimPolynomial) -> String {
-  guard let v = p.staticValue else { return p.description }
-  let digits = Array(String(v))
-  var out = ""
-  for (i, c) in digits.enumerated() {
-    if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
-    out.append(c)
-  }
-  return out
-}
-
 private struct Drawing {
   let graph: Graph
   let collapse: Bool

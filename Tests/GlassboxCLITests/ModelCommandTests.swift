@@ -150,7 +150,19 @@ struct ModelCommandTests {
     #expect(text.contains("arena: "))
     #expect(Self.message(["compile", Self.spec("bilstm"), "--print-after", "fold-everything"]).hasPrefix(
       "--print-after fold-everything: no such pass; the pipeline runs unroll-lstm, simplify-algebra"))
-    #expect(Self.message(["compile", Self.spec("bilstm")]) == "give -o FILE.model, or --print-after PASS, --print-after-all or --stats")
+    #expect(Self.message(["compile", Self.spec("bilstm")])
+      == "give -o FILE.model, or --print-after PASS, --print-after-all, --stats or --print-lowered")
+  }
+
+  /// `compile --print-lowered`: the program a session runs by default, once every symbol is bound.
+  @Test func printLowered() throws {
+    let bound = try Model(contentsOf: Self.spec("bilstm"), bindings: ["B": 1, "C": 3],
+                          weights: Model.WeightOptions(seed: 1))
+    let text = try bound.inferencePipelineReport(lowered: true)
+    #expect(text.hasPrefix("program bilstm: "))
+    #expect(text.contains("\nprogram\n  lstm lstm (hidden: 32, bidirectional: true)\n    kernel lstm lstm\n"))
+    let unbound = try Model(contentsOf: Self.spec("bilstm"), bindings: ["C": 3], weights: Model.WeightOptions(seed: 1))
+    #expect(try unbound.inferencePipelineReport(lowered: true) == "arena: bind B (--bind) to lower it\n")
   }
 
   @Test func weightProblemsAreReportedAndNothingIsWritten() throws {

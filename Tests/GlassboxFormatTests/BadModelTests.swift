@@ -123,6 +123,21 @@ struct BadModelTests {
     #expect(Self.error(order) == "m.model: node 0 ('lstm') uses value 50 before it is defined")
   }
 
+  /// A convolution's stride stored as the empty list (which a pooling stride may be) passed the
+  /// shape rule, which read it as the kernel, and lowering then indexed the empty list.
+  @Test func convolutionWithAnEmptyStride() throws {
+    let text = "graph tiny(x: f32[1, 1, 6, 6]) -> (y: f32[1, 2, 4, 4]) {\n  y = conv2d(x, out: 2, kernel: 3)\n}\n"
+    let graph = try Spec.checkedGraph(SourceText(fileName: "tiny.graph", text: text))
+    let contents = ModelContents(graph: graph, weights: try Initialization.weights(for: graph, seed: 1),
+                                 provenance: Provenance())
+    var (model, section) = try Self.parts(try ModelFile.encode(contents))
+    let stride = try #require(model.graph.nodes[0].attributes.firstIndex { $0.name == "stride" })
+    model.graph.nodes[0].attributes[stride].value.list = Glassbox_AttrList()
+    let bytes = ModelEncoder.assemble(message: try protobufBytes(of: model), weightSection: section)
+    #expect(Self.error(bytes) == "m.model: graph fails verification: verifier: y: conv2d attribute 'stride' must be "
+      + "two integers [h, w], found []")
+  }
+
   @Test func protobufOfAnotherSchema() throws {
     // A well-formed header and checksum around a message of another schema.
     var other = Glassbox_Provenance()

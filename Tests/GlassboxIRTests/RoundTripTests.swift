@@ -40,6 +40,32 @@ struct RoundTripTests {
     #expect(graph.symbols == ["B", "T"])
   }
 
+  /// The layer form of `layer_norm` creates `weight` (ones) and `bias` (zeros) of the
+  /// normalised axes' shape (`bias: false` leaves it out); the explicit form prints and parses
+  /// back, attributes at their defaults left out.
+  @Test func layerNormPrintsAndParsesBack() throws {
+    let graph = try Spec.checkedGraph(SourceText(fileName: "t.graph", text: """
+      graph norms(x: f32[B, 5, 8]) -> (y: f32[B, 5, 8]) {
+        a = layer_norm(x)
+        y = layer_norm(a, axis: -2, eps: 0.001, bias: false)
+      }
+      """))
+    let printed = Printer.print(graph)
+    #expect(printed == """
+      graph norms(x: f32[B, 5, 8]) -> (y: f32[B, 5, 8]) {
+        param a.weight: f32[8] init ones
+        param a.bias: f32[8] init zeros
+        a = layer_norm(x, a.weight, a.bias) : f32[B, 5, 8]
+        param y.weight: f32[5, 8] init ones
+        y = layer_norm(a, y.weight, axis: -2, eps: 0.001) : f32[B, 5, 8]
+      }
+
+      """)
+    let reparsed = try Spec.checkedGraph(SourceText(fileName: "printed.graph", text: printed))
+    #expect(reparsed == graph)
+    #expect(Verifier.verify(reparsed).isEmpty)
+  }
+
   @Test func printedFormIsReadable() throws {
     let graph = try Spec.checkedGraph(SourceText(fileName: "t.graph", text: """
       graph tiny(x: f32[B, 8]) -> (y: f32[B, 4]) {

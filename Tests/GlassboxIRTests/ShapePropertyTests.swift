@@ -3,24 +3,12 @@ import Testing
 
 /// Shape rules against independent formulations, on random parameters from a fixed seed.
 struct ShapePropertyTests {
-  /// SplitMix64: small, seeded, the same on every machine.
-  struct Generator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-      state &+= 0x9E37_79B9_7F4A_7C15
-      var z = state
-      z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-      z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-      return z ^ (z >> 31)
-    }
-  }
-
   static func shapeText(_ dims: [Int]) -> String { "[" + dims.map(String.init).joined(separator: ", ") + "]" }
 
   /// Broadcasting: operands derived from a result shape (axes replaced by 1, leading axes
   /// dropped) broadcast back to it; changing one non-1 axis to another size is refused.
   @Test func broadcastingAgreesWithConstruction() throws {
-    var rng = Generator(state: 1)
+    var rng = SplitMix64(seed: 1)
     for _ in 0..<300 {
       let rank = Int.random(in: 0...4, using: &rng)
       let result = (0..<rank).map { _ in [2, 3, 5, 7].randomElement(using: &rng) ?? 2 }
@@ -71,7 +59,7 @@ struct ShapePropertyTests {
   }
 
   @Test func convolutionOutputSizesMatchEnumeration() {
-    var rng = Generator(state: 2)
+    var rng = SplitMix64(seed: 2)
     for _ in 0..<300 {
       let size = Int.random(in: 1...40, using: &rng)
       let k = Int.random(in: 1...7, using: &rng), s = Int.random(in: 1...4, using: &rng)
@@ -92,7 +80,7 @@ struct ShapePropertyTests {
 
   @Test(arguments: [false, true])
   func poolingOutputSizesMatchEnumeration(ceilMode: Bool) {
-    var rng = Generator(state: ceilMode ? 4 : 3)
+    var rng = SplitMix64(seed: ceilMode ? 4 : 3)
     for _ in 0..<300 {
       let size = Int.random(in: 1...40, using: &rng)
       let k = Int.random(in: 1...6, using: &rng), s = Int.random(in: 1...4, using: &rng)
@@ -111,7 +99,7 @@ struct ShapePropertyTests {
   /// Reshape keeps the element count: any factorisation of a shape's size is accepted, with
   /// `-1` standing for any one factor; any other count is refused.
   @Test func reshapePreservesElementCount() {
-    var rng = Generator(state: 5)
+    var rng = SplitMix64(seed: 5)
     for _ in 0..<200 {
       let dims = (0..<Int.random(in: 1...4, using: &rng)).map { _ in Int.random(in: 1...6, using: &rng) }
       let total = dims.reduce(1, *)

@@ -120,6 +120,16 @@ struct GradientTests {
         y = mul(n, x)
       }
       """,
+    // Over the last axis with a bias, and over the last two without one (bias optional).
+    "layer_norm": """
+      graph g(x: f32[2, 3, 4]) -> (y: f32[2, 3, 4], z: f32[2, 3, 4]) {
+        param w: f32[4] init uniform(1)
+        param b: f32[4] init uniform(0.5)
+        param w2: f32[3, 4] init uniform(1)
+        y = mul(layer_norm(x, w, b), x)
+        z = layer_norm(x, w2, axis: -2, eps: 0.001)
+      }
+      """,
     // With the ReLU folded in (`FuseBatchNormReLU`): the backward recomputes its mask from x.
     "batch_norm_train_relu": """
       graph g(x: f32[3, 2, 2, 3]) -> (y: f32[3, 2, 2, 3]) {

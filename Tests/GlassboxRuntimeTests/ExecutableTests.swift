@@ -73,7 +73,7 @@ struct ExecutableTests {
   }
 
   /// An elementwise result takes the storage of an operand of its shape that nothing reads
-  /// after it (`Executable.inPlace`) — not one read later, not one it broadcasts, not for an
+  /// after it (`BufferAssignment.inPlace`) — not one read later, not one it broadcasts, not for an
   /// output — and the values are the reference interpreter's.
   @Test func elementwiseResultsOverwriteDeadOperands() throws {
     let spec = """

@@ -132,6 +132,24 @@ struct InterpreterEquivalenceTests {
       b = max_pool2d_backward(dz, x, kernel: 2)
     }
     """,
+    // Layer norm over the last axis (rows split over two cores: 3 × 700 rows of 37) and over
+    // the last two without a bias.
+    """
+    graph g(x: f32[3, 700, 37]) -> (y: f32[3, 700, 37], z: f32[3, 700, 37]) {
+      param w: f32[37] init uniform(1)
+      param b: f32[37] init uniform(1)
+      param w2: f32[700, 37] init uniform(1)
+      y = layer_norm(x, w, b)
+      z = layer_norm(x, w2, axis: 1, eps: 0.01)
+    }
+    """,
+    // Its gradient over rows of 37 (one core, dweight and dbias summed over the rows in order).
+    """
+    graph g(x: f32[3, 700, 37], dy: f32[3, 700, 37]) -> (dx: f32[3, 700, 37], dw: f32[37], db: f32[37]) {
+      param w: f32[37] init uniform(1)
+      dx, dw, db = layer_norm_backward(dy, x, w)
+    }
+    """,
     // Linear layers over many rows: split over the cores (1050 rows each) and taken 442 rows
     // (≈ 64 KiB of 37 outputs) at a time, the bias copied in per chunk, the residual + ReLU
     // epilogue over each core's rows; and without a bias.

@@ -9,7 +9,7 @@ struct ReferenceInterpreterTests {
   /// folder would pass with none.
   @Test func forwardFixturesExist() {
     let names = ForwardFixture.names
-    #expect(names.count >= 17, "Fixtures/forward holds \(names.count) fixtures")
+    #expect(names.count >= 18, "Fixtures/forward holds \(names.count) fixtures")
     for study in ["bilstm", "bilstm_attention1d", "bilstm_attention2d", "resnet18", "resnet18_lstm", "vgg19_lstm"] {
       #expect(names.contains(study), "no forward fixture for \(study)")
     }

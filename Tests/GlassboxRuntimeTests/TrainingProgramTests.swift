@@ -30,6 +30,12 @@ struct TrainingProgramTests {
         logits = linear(features, out: 4)
       }
       """,
+    "layer_norm": """
+      graph g(x: f32[B, 4, 6]) -> (logits: f32[B, 3]) {
+        norm = layer_norm(x)
+        logits = linear(sum(relu(layer_norm(linear(norm, out: 5), axis: -2, bias: false)), axes: [1]), out: 3)
+      }
+      """,
     "mlp": """
       graph g(x: f32[B, 6]) -> (logits: f32[B, 3]) {
         h = relu(linear(x, out: 5))
@@ -83,7 +89,7 @@ struct TrainingProgramTests {
 
   /// The gate gradients of an unrolled LSTM's steps are stacked once per direction, for the
   /// projection's weight gradient and the recurrent weight's alike, and the backward cells
-  /// write them where the stack keeps them (`Executable.concatViews`): the stack copies
+  /// write them where the stack keeps them (`BufferAssignment.concatViews`): the stack copies
   /// nothing, its rows T·4H apart for several sequences, one after another for one; and the
   /// stack lives where the projection the cells read does (`stacksOverProjections`). The
   /// gradients still match the Float64 reference.
@@ -113,7 +119,7 @@ struct TrainingProgramTests {
         #expect(executable.offsets[reshape.operands[0].index] == executable.offsets[result.index] + t * gates)
         // Backward cell t reads step t of the projection: the floats it overwrites.
         let select = try #require(g.producer(of: cell.operands[2]).map { g.nodes[$0.index] })
-        #expect(select.op == .select && select.attributes.int("index") == t)
+        #expect(select.op == .select && SelectAttributes(of: select).index == t)
         #expect(executable.offsets[select.operands[0].index] == executable.offsets[result.index])
       }
     }

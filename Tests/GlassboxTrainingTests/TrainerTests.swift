@@ -82,7 +82,7 @@ enum TinyData {
 
   /// `root/{train,val,test}/<class>/<i>.npy`: class k is a cluster around 2·e_k in 4-D.
   static func write(root: String, classes: [String] = ["alpha", "beta", "gamma"], perClass: [String: Int] = ["train": 12, "val": 4, "test": 4]) throws {
-    var g = TrainingRandom(seed: 99)
+    var g = SplitMix64(seed: 99)
     for (split, n) in perClass {
       for (k, name) in classes.enumerated() {
         let dir = "\(root)/\(split)/\(name)"

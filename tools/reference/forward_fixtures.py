@@ -163,6 +163,19 @@ def _():
     return out
 
 
+@case("layer_norm", """graph g(x: f32[2, 3, 5]) -> (y: f32[2, 3, 5], z: f32[2, 3, 5]) {
+  param w: f32[5]
+  param b: f32[5]
+  param w2: f32[3, 5]
+  y = layer_norm(x, w, b)
+  z = layer_norm(x, w2, axis: -2, eps: 0.001)
+}""")
+def _():
+    x = inp("x", [2, 3, 5])
+    return {"y": F.layer_norm(x, [5], par("w", [5]), par("b", [5])),
+            "z": F.layer_norm(x, [3, 5], par("w2", [3, 5]), None, eps=0.001)}
+
+
 @case("cross_entropy", """graph g(logits: f32[5, 4], target: i64[5]) -> (loss: f32[]) {
   loss = cross_entropy(logits, target)
 }""")

@@ -285,12 +285,21 @@ public struct ExplanationEvaluation: Sendable {
       let plane = s[2] * s[3]
       return Units(name: "pixels", scores: Array(up.doubles.prefix(plane)), apply: zeroing { $0 % plane })
     }
-    if s.count == 3, let raw = e.maps["raw"], raw.shape.count >= 2, raw.shape[1] == s[1], [.attention, .saliency].contains(e.kind) {
+    if s.count == 3, let raw = e.maps["raw"], raw.shape.count >= 2, raw.shape[1] == s[1], Self.weighsInputFrames(e.kind) {
       let time = s[1], per = raw.count / (raw.shape[0] * time), v = raw.doubles, width = s[2]
       let scores = (0..<time).map { t in (0..<per).reduce(0.0) { $0 + abs(v[t * per + $1]) } }
       return Units(name: "time frames", scores: scores, apply: zeroing { ($0 / width) % time })
     }
     return nil
+  }
+
+  /// Whether a tap's map weighs the input's time frames (its second axis is the input's):
+  /// attention over frames, and saliency, which has the input's shape.
+  static func weighsInputFrames(_ kind: TapKind) -> Bool {
+    switch kind {
+    case .attention, .saliency: true
+    case .activation, .gradient, .gradcam, .gradcampp, .cam, .hidden: false
+    }
   }
 
   /// Boxes of the sampled frames from the clip's sidecar (tools/gen_actions.py), in the

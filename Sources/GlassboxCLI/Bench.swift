@@ -25,10 +25,8 @@ struct Bench: ParsableCommand {
   @Option(help: "Untimed runs first: at least this many, for at least --warmup-ms.")
   var warmup = 5
 
-  /// A VM's cores can take ~100 ms of load to reach full speed: a BiLSTM-attention forward at
-  /// B = 1 on two cores ran 0.77 ms per run over its first 25 runs, 0.47 from the 175th on
-  /// (per-run times of one 600-run bench), and not when both cores had just been busy. Short
-  /// benchmarks (30 runs of 0.5 ms) measured the ramp, not the program.
+  /// A VM's cores can take a hundred milliseconds of load to reach full speed, so a short
+  /// benchmark of a sub-millisecond program would measure the ramp, not the program.
   @Option(name: .customLong("warmup-ms"), help: "Keep warming up until this many milliseconds have passed.")
   var warmupMilliseconds = 250.0
 

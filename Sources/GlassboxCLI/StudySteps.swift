@@ -52,20 +52,16 @@ extension StudyPlan {
   /// The training of `model` in this run. The speech models train in seconds per epoch; the
   /// video models bind fewer frames than the recipe's 16 at 112×112 (VGG-19, about eleven
   /// times the work of ResNet-18 per pixel, smaller ones too), so both fit the run's time.
-  /// ResNet-LSTM's full run keeps the recipe's 112×112: its last feature map, the Grad-CAM
-  /// map, is then 4×4 instead of 3×3 at 96×96, and on the same data the pointing game at each
-  /// correctly classified clip's space-time peak went from 59% to 81% (all 112 test clips, one
-  /// run each).
+  /// ResNet-LSTM's full run keeps the recipe's 112×112, where its last feature map, the
+  /// Grad-CAM map, is 4×4 (3×3 at 96×96) and localises better.
   func training(_ model: Model) -> StudyTraining {
     switch (model.name, quick) {
     case ("resnet18_lstm", true): StudyTraining(epochs: 8, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=64", "W=64"])
     case ("resnet18_lstm", false): StudyTraining(epochs: 16, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=112", "W=112"])
     // Plain VGG-19 (no batch norm) from scratch, its convolutions drawn with fan_in Kaiming
-    // (graphs/vgg19_lstm.graph): it sits on the uniform-prediction plateau for its first five
-    // epochs or so, then learns; SGD 0.01 with momentum over 20 epochs reached 32.1% on the
-    // full run's data (12 epochs: 22.3%; Adam 3e-4 did not leave the plateau in 6). On the
-    // quick run's 112 training clips 4 frames a clip overfit (20 epochs: 73% on the training
-    // clips, 10.7% on the test clips, chance 12.5%); 8 frames, 10 epochs: 16.1%, 3 min.
+    // (graphs/vgg19_lstm.graph), sits on the uniform-prediction plateau for its first epochs,
+    // then learns with SGD and momentum (Adam did not leave the plateau); 8 frames a clip,
+    // as fewer overfit the quick run's few training clips.
     case ("vgg19_lstm", true): StudyTraining(epochs: 10, batch: 4, learningRate: 0.01, optimizer: "sgd", bindings: ["T=8", "H=32", "W=32"])
     case ("vgg19_lstm", false): StudyTraining(epochs: 20, batch: 4, learningRate: 0.01, optimizer: "sgd", bindings: ["T=8", "H=32", "W=32"])
     case (_, true): StudyTraining(epochs: 20, batch: 16, learningRate: 0.005)

@@ -332,24 +332,15 @@ public struct GradientBuilder {
   public var prefix = "grad"
   /// Where the forward node was written; backward nodes point there.
   public var location: SourceLocation?
-  var names: Set<String>
-  var counter = 0
+  var names: FreshNames
 
   public init(graph: Graph) {
     self.graph = graph
-    names = Set(graph.values.map(\.name))
+    names = FreshNames(graph)
   }
 
   /// A name not yet taken, `base` itself when free.
-  public mutating func unique(_ base: String) -> String {
-    var name = base
-    while names.contains(name) {
-      counter += 1
-      name = "\(base)_\(counter)"
-    }
-    names.insert(name)
-    return name
-  }
+  public mutating func unique(_ base: String) -> String { names.make(base) }
 
   /// Adds `op(operands, attributes)`; results are named `prefix.tag`. `attributes` must be
   /// of the op's `attributeSet`.

@@ -241,3 +241,24 @@ public struct Graph: Equatable, Sendable {
     return seen.sorted()
   }
 }
+
+/// Names not yet taken in a graph: `base` itself when free, else `base_2`, `base_3`, … — the
+/// one convention for every name the compiler makes (the elaborator's, the gradient builder's,
+/// the training program's and the tap lowering's).
+public struct FreshNames: Sendable {
+  private var taken: Set<String>
+
+  /// The names of `graph`'s values are taken.
+  public init(_ graph: Graph) { taken = Set(graph.values.map(\.name)) }
+
+  /// A name of `base`'s family not yet taken; it is taken from then on.
+  public mutating func make(_ base: String) -> String {
+    var name = base, k = 1
+    while taken.contains(name) {
+      k += 1
+      name = "\(base)_\(k)"
+    }
+    taken.insert(name)
+    return name
+  }
+}

@@ -305,12 +305,8 @@ public enum LowerTaps {
     var weights: [String: Tensor]
 
     func fresh(_ base: String) -> String {
-      var name = base, i = 1
-      while graph.value(named: name) != nil {
-        i += 1
-        name = "\(base).\(i)"
-      }
-      return name
+      var names = FreshNames(graph)
+      return names.make(base)
     }
 
     /// `op(operands)` with typed attributes (of the op's `attributeSet`).

@@ -53,13 +53,8 @@ public struct TrainingProgram {
     for id in graph.inputs { map[id.index] = g.addInput(name: graph[id].name, type: graph[id].type).index }
     var masks: [(input: String, shape: TensorType, p: Double)] = []
     var maskOf: [Int: ValueID] = [:]
-    var taken = Set(graph.values.map(\.name))
-    func fresh(_ base: String) -> String {
-      var name = base, k = 0
-      while taken.contains(name) { k += 1; name = "\(base)_\(k)" }
-      taken.insert(name)
-      return name
-    }
+    var names = FreshNames(graph)
+    func fresh(_ base: String) -> String { names.make(base) }
     for (i, node) in graph.nodes.enumerated() where node.op == .dropout && DropoutAttributes(of: node).p > 0 {
       let name = fresh("\(graph[node.results[0]].name).mask")
       let type = graph[node.operands[0]].type

@@ -111,7 +111,9 @@ extension Session {
     features.skipped = split.skipped
     features.unreadable = split.unreadable
     features.listing = split.listing
-    guard !features.rows.isEmpty || split.count == 0 else { throw GlassboxError(.input, "no examples to read '\(tap)' from") }
+    guard !features.rows.isEmpty || split.count == 0 else {
+      throw GlassboxError(.input, "no examples to read '\(tap)' from")
+    }
     return features
   }
 }

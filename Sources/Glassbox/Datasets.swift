@@ -162,8 +162,8 @@ public final class DatasetSplit {
       positions = listing.positions(for: shard, block: block)
     } else {
       guard let recipe = model.recipes.first(where: { $0.input == inputName }) else {
-        throw GlassboxError(.input, file: root,
-                            "no tensor folder \(root)/\(split)/<class>/*.npy, and input '\(inputName)' has no recipe for raw media")
+        throw GlassboxError(.input, file: root, "no tensor folder \(root)/\(split)/<class>/*.npy, and input "
+          + "'\(inputName)' has no recipe for raw media")
       }
       let set = try Datasets.media(root: root, kind: recipe.kind, split: split, seed: model.splitSeed)
       let order = Datasets.balanced(set.examples, limit: limit)
@@ -172,7 +172,8 @@ public final class DatasetSplit {
       for p in positions { positionOfFile[listing.files[p].path] = p }
       let chosen = positions.map { order[$0] }
       stream = try withGlassboxErrors {
-        try FeatureStream(dataSet: set, recipe: recipe, order: chosen, cache: try cache.map { try FeatureCache(directory: $0) })
+        try FeatureStream(dataSet: set, recipe: recipe, order: chosen,
+                          cache: try cache.map { try FeatureCache(directory: $0) })
       }
     }
     classes = listing.classes

@@ -230,7 +230,8 @@ public struct ExplanationEvaluation: Sendable {
         m.energies = energies
         // The clip as one trial, as an image is in Zhang et al.'s game: the maximum of its
         // space-time map (the frame whose raw map peaks highest, then that frame's peak).
-        m.peak = raw.flatMap { Metrics.peakFrame($0.floats, frames: $0.shape[1]) }.flatMap { $0 < hits.count ? $0 : nil }
+        m.peak = raw.flatMap { Metrics.peakFrame($0.floats, frames: $0.shape[1]) }
+          .flatMap { $0 < hits.count ? $0 : nil }
       }
       // Attention mass inside the speech intervals of the generated clips.
       if recipe.kind == .audio, isAttention, let weights = raw,

@@ -34,19 +34,22 @@ public enum ShardMerge {
   public static func classification(_ set: ShardSet) throws(GlassboxError) -> (Classification, notes: [String]) {
     let first = set.first
     guard let classes = first.result("classes")?.arrayValue?.compactMap(\.stringValue),
-          let split = first.result("split")?.stringValue else { throw first.problem("no classes or split in its results") }
+          let split = first.result("split")?.stringValue else {
+      throw first.problem("no classes or split in its results")
+    }
     var c = Classification(classes: classes, split: split)
-    c.examples = try set.inOrder { (r: ShardRecord) throws(GlassboxError) -> [(position: Int, item: Classification.Example)] in
+    typealias Example = Classification.Example
+    c.examples = try set.inOrder { (r: ShardRecord) throws(GlassboxError) -> [(position: Int, item: Example)] in
       guard let items = r.result("examples")?.arrayValue else { throw r.problem("no examples in its results") }
-      var out: [(position: Int, item: Classification.Example)] = []
+      var out: [(position: Int, item: Example)] = []
       for item in items {
         guard let v = item.arrayValue, v.count == 5, let p = v[0].intValue, let file = v[1].stringValue,
               let label = v[2].intValue, let predicted = v[3].intValue,
               let probabilities = v[4].arrayValue?.map(double), !probabilities.contains(nil) else {
           throw r.problem("an example's result is not [position, file, label, predicted, probabilities]")
         }
-        out.append((p, .init(file: file, label: label, predicted: predicted, probabilities: probabilities.map { $0 ?? 0 },
-                             position: p)))
+        out.append((p, .init(file: file, label: label, predicted: predicted,
+                             probabilities: probabilities.map { $0 ?? 0 }, position: p)))
       }
       return out
     }
@@ -79,13 +82,15 @@ public enum ShardMerge {
   /// The report of the whole split from its shards; `sanity` as the run was asked.
   public static func explanationReport(_ set: ShardSet, sanity: Bool) throws(GlassboxError) -> [(String, JSONValue)] {
     let first = set.first
-    guard let tap = first.result("tap")?.stringValue, let kind = first.result("kind")?.stringValue.flatMap(TapKind.init),
+    guard let tap = first.result("tap")?.stringValue,
+          let kind = first.result("kind")?.stringValue.flatMap(TapKind.init),
           let blocks = first.result("blocks")?.arrayValue?.compactMap(\.stringValue) else {
       throw first.problem("no tap, kind or blocks in its results")
     }
     typealias Measures = ExplanationEvaluation.ExampleMeasures
     let measures = try set.inOrder { (r: ShardRecord) throws(GlassboxError) -> [(position: Int, item: Measures)] in
-      try (r.result("measures")?.arrayValue ?? []).map { (v: JSONValue) throws(GlassboxError) -> (position: Int, item: Measures) in
+      try (r.result("measures")?.arrayValue ?? []).map {
+        (v: JSONValue) throws(GlassboxError) -> (position: Int, item: Measures) in
         guard let m = exampleMeasures(v) else { throw r.problem("an example's measures are incomplete") }
         return (m.position, m)
       }
@@ -105,7 +110,9 @@ public enum ShardMerge {
       pairs += [("hits", .array(h.map(number))), ("energies", .array(e.map(number))),
                 ("peak", m.peak.map { .int($0) } ?? .null)]
     }
-    if let s = m.speechMass, let c = m.speechChance { pairs += [("speech_mass", number(s)), ("speech_chance", number(c))] }
+    if let s = m.speechMass, let c = m.speechChance {
+      pairs += [("speech_mass", number(s)), ("speech_chance", number(c))]
+    }
     pairs.append(("sanity", .array(m.sanity.map { $0.map(number) ?? .null })))
     return .object(pairs)
   }
@@ -159,7 +166,8 @@ public enum ShardMerge {
     guard let classes = set.first.result("classes")?.arrayValue?.compactMap(\.stringValue) else {
       throw set.first.problem("no classes in its results")
     }
-    let rows = try set.inOrder { (r: ShardRecord) throws(GlassboxError) -> [(position: Int, item: ([Double], Int, String))] in
+    typealias Row = ([Double], Int, String)
+    let rows = try set.inOrder { (r: ShardRecord) throws(GlassboxError) -> [(position: Int, item: Row)] in
       guard let items = r.result("examples")?.arrayValue else { throw r.problem("no examples in its results") }
       guard !items.isEmpty else { return [] }
       let path = (r.folder as NSString).appendingPathComponent(featuresFile)
@@ -168,7 +176,7 @@ public enum ShardMerge {
         throw GlassboxError(.file, file: path, "holds \(t.shape) but the shard lists \(items.count) examples")
       }
       let values = t.doubles, width = t.shape[1]
-      var out: [(position: Int, item: ([Double], Int, String))] = []
+      var out: [(position: Int, item: Row)] = []
       for (i, item) in items.enumerated() {
         guard let v = item.arrayValue, v.count == 3, let p = v[0].intValue, let label = v[1].intValue,
               let file = v[2].stringValue else { throw r.problem("an example is not [position, label, file]") }
@@ -208,7 +216,8 @@ public enum ShardMerge {
   public static func explanationFolders(_ set: ShardSet, into output: String, replacing: Bool) throws(GlassboxError)
     -> (written: Int, failures: [String]) {
     let fm = FileManager.default
-    let written = try set.inOrder { (r: ShardRecord) throws(GlassboxError) -> [(position: Int, item: (String, String))] in
+    typealias Folder = (source: String, relative: String)
+    let written = try set.inOrder { (r: ShardRecord) throws(GlassboxError) -> [(position: Int, item: Folder)] in
       try (r.result("written")?.arrayValue ?? []).map { (v: JSONValue) throws(GlassboxError) in
         guard let p = v.arrayValue?.first?.intValue, let f = v.arrayValue?.last?.stringValue, !f.isEmpty,
               !f.hasPrefix("/"), !f.split(separator: "/").contains("..") else {
@@ -245,7 +254,8 @@ public enum ShardMerge {
           try placeTree(from: source, to: (building as NSString).appendingPathComponent(relative))
         }
         if fm.fileExists(atPath: output) {
-          let old = ((parent.isEmpty ? "." : parent) as NSString).appendingPathComponent(".\(base).replaced-\(getpid())")
+          let old = ((parent.isEmpty ? "." : parent) as NSString)
+            .appendingPathComponent(".\(base).replaced-\(getpid())")
           try fm.moveItem(atPath: output, toPath: old)
           try fm.moveItem(atPath: building, toPath: output)
           try? fm.removeItem(atPath: old)
@@ -265,7 +275,8 @@ public enum ShardMerge {
     let fm = FileManager.default
     try fm.createDirectory(atPath: destination, withIntermediateDirectories: true)
     for name in try fm.contentsOfDirectory(atPath: source).sorted() {
-      let from = (source as NSString).appendingPathComponent(name), to = (destination as NSString).appendingPathComponent(name)
+      let from = (source as NSString).appendingPathComponent(name)
+      let to = (destination as NSString).appendingPathComponent(name)
       var isDirectory: ObjCBool = false
       _ = fm.fileExists(atPath: from, isDirectory: &isDirectory)
       if isDirectory.boolValue {

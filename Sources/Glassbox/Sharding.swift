@@ -14,8 +14,8 @@ public struct Shard: Sendable, Equatable, Hashable, CustomStringConvertible {
   public init(index: Int, count: Int) throws(GlassboxError) {
     guard count >= 1 else { throw GlassboxError(.input, "a job has at least 1 shard, found \(count)") }
     guard index >= 0, index < count else {
-      throw GlassboxError(.input, "shard \(index)/\(count) is out of range: shards count from 0, so \(count) shards are "
-        + "0/\(count) … \(count - 1)/\(count)")
+      throw GlassboxError(.input, "shard \(index)/\(count) is out of range: shards count from 0, so \(count) shards "
+        + "are 0/\(count) … \(count - 1)/\(count)")
     }
     self.index = index
     self.count = count
@@ -74,7 +74,8 @@ public struct Shard: Sendable, Equatable, Hashable, CustomStringConvertible {
     var mpi: (Shard, String)?
     if let rank = try number("OMPI_COMM_WORLD_RANK") {
       guard let size = try number("OMPI_COMM_WORLD_SIZE") else {
-        throw GlassboxError(.input, "OMPI_COMM_WORLD_RANK=\(rank) is set but OMPI_COMM_WORLD_SIZE is not; give --shard I/N")
+        throw GlassboxError(.input, "OMPI_COMM_WORLD_RANK=\(rank) is set but OMPI_COMM_WORLD_SIZE is not; "
+          + "give --shard I/N")
       }
       let source = "OMPI_COMM_WORLD_RANK=\(rank), OMPI_COMM_WORLD_SIZE=\(size)"
       do {

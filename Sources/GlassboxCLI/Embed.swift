@@ -139,8 +139,9 @@ struct Embed: ParsableCommand {
     } else {
       let trust = map.trustworthiness.map { String(format: "%.4f", $0) } ?? "n/a (10 examples or fewer)"
       print("embed: \(map.points.count) examples, \(map.classes.count) classes, \(map.featureDimensions)-D \(tap) features")
-      print("trustworthiness T(5) = \(trust)  (KL \(String(format: "%.3f", map.klDivergence)), \(map.iterations) iterations, "
-        + "t-SNE \(String(format: "%.1f", map.seconds)) s, total \(String(format: "%.1f", seconds)) s)")
+      print("trustworthiness T(5) = \(trust)  (KL \(String(format: "%.3f", map.klDivergence)), "
+        + "\(map.iterations) iterations, t-SNE \(String(format: "%.1f", map.seconds)) s, "
+        + "total \(String(format: "%.1f", seconds)) s)")
       print("wrote \(output), \(stem).json, \(stem).csv")
     }
   }

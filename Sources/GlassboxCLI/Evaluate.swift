@@ -96,8 +96,8 @@ struct Evaluate: ParsableCommand {
     }
     let folder = shard.folder(for: output, isFile: true)
     let model = try model()
-    let outputs: [(String, JSONValue)] = [("report", .string(output)), ("predictions", predictions.map { .string($0) } ?? .null),
-                                          ("json", .bool(json))]
+    let outputs: [(String, JSONValue)] = [("report", .string(output)), ("json", .bool(json)),
+                                          ("predictions", predictions.map { .string($0) } ?? .null)]
     var record: ShardRecord
     if let tap {
       let evaluation = ExplanationEvaluation(steps: steps, permutations: permutations, sanity: !noSanity, seed: seed,
@@ -107,7 +107,8 @@ struct Evaluate: ParsableCommand {
         ProgressReporter(label: "evaluate \(shard)", total: $0)
       }
       let options: [(String, JSONValue)] = [
-        ("tap", .string(tap)), ("steps", .int(steps)), ("permutations", .int(permutations)), ("sanity", .bool(!noSanity)),
+        ("tap", .string(tap)), ("steps", .int(steps)), ("permutations", .int(permutations)),
+        ("sanity", .bool(!noSanity)),
         ("seed", .string("\(seed)")), ("limit", limit.map { .int($0) } ?? .null), ("threads", .int(threads)),
       ]
       record = ShardRecord(command: "evaluate-tap", shard: shard,
@@ -125,14 +126,16 @@ struct Evaluate: ParsableCommand {
       let options: [(String, JSONValue)] = [("batch", .int(batch)), ("limit", limit.map { .int($0) } ?? .null),
                                             ("threads", .int(threads))]
       record = ShardRecord(command: "evaluate", shard: shard,
-                           run: try ShardMerge.run(model: model, listing: examples.listing, split: split, options: options),
+                           run: try ShardMerge.run(model: model, listing: examples.listing, split: split,
+                                                   options: options),
                            total: examples.listing.files.count, block: batch, outputs: outputs,
                            results: ShardMerge.results(of: c, unreadable: examples.unreadable,
                                                        notes: examples.listing.skipped),
                            folder: folder)
     }
     try record.finish()
-    print("evaluate: shard \(shard) (\(source)): \(record.positions.count) of \(record.total) examples into \(folder)/; "
+    print("evaluate: shard \(shard) (\(source)): \(record.positions.count) of \(record.total) examples into "
+      + "\(folder)/; "
       + "glassbox merge of the \(shard.count) shard folders writes \(output)")
   }
 

@@ -149,7 +149,8 @@ struct TapCommand: ParsableCommand {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     var failures = 0
     var written: [(position: Int, folder: String)] = [], failed: [(position: Int, message: String)] = []
-    let progress = data == nil ? nil : ProgressReporter(label: shard.map { "tap \($0.0)" } ?? "tap", total: examples.count)
+    let label = shard.map { "tap \($0.0)" } ?? "tap"
+    let progress = data == nil ? nil : ProgressReporter(label: label, total: examples.count)
     for (n, example) in examples.enumerated() {
       defer { progress?.update(done: n + 1, note: example.id) }
       do {

@@ -43,7 +43,9 @@ struct ShardCommandTests {
     return r
   }
 
-  static func bytes(_ dir: URL, _ path: String) throws -> Data { try Data(contentsOf: dir.appendingPathComponent(path)) }
+  static func bytes(_ dir: URL, _ path: String) throws -> Data {
+    try Data(contentsOf: dir.appendingPathComponent(path))
+  }
 
   /// Every file under `root`, by relative path.
   static func tree(_ root: URL) throws -> [String: Data] {
@@ -51,7 +53,9 @@ struct ShardCommandTests {
     let base = root.standardizedFileURL.path
     for case let url as URL in FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil) ?? .init() {
       var isDirectory: ObjCBool = false
-      guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+      guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+        continue
+      }
       files[String(url.standardizedFileURL.path.dropFirst(base.count + 1))] = try Data(contentsOf: url)
     }
     return files
@@ -124,7 +128,8 @@ struct ShardCommandTests {
       let tap = ["tap", spec, "attention", "--bind", "C=2", "--data", "lid", "--split", "train"]
       let explained = try Self.succeed(tap + ["-o", "whole"], in: dir)
       for i in 0..<2 {
-        try Self.succeed(tap + ["-o", "part"], in: dir, environment: ["OMPI_COMM_WORLD_RANK": "\(i)", "OMPI_COMM_WORLD_SIZE": "2"])
+        try Self.succeed(tap + ["-o", "part"], in: dir,
+                         environment: ["OMPI_COMM_WORLD_RANK": "\(i)", "OMPI_COMM_WORLD_SIZE": "2"])
       }
       let put = try Self.succeed(["merge", "part.shard-0-of-2", "part.shard-1-of-2"], in: dir)
       #expect(put.output.replacingOccurrences(of: "part/", with: "whole/") == explained.output)

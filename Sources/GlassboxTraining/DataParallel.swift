@@ -161,6 +161,8 @@ public final class DataParallel {
   /// waiting after the backward pass; reset by the caller.
   public var communicationSeconds = 0.0
   public var waitSeconds = 0.0
+  /// The last step's timeline (for measuring the overlap).
+  public internal(set) var lastStep: StepTimeline?
   var buckets: GradientBuckets?
 
   public init(communicator: Communicator, settings: DataParallelSettings = DataParallelSettings()) {
@@ -230,6 +232,16 @@ public final class DataParallel {
   }
 }
 
+/// When a data-parallel step's parts ended, in milliseconds from its start: the backward pass
+/// (the backend's step), each bucket's gradients being complete (bucket order), and the wait
+/// for the sums after the backward pass.
+public struct StepTimeline: Sendable {
+  public var backwardEnd: Double
+  public var waitEnd: Double
+  public var bucketBytes: [Int]
+  public var bucketComplete: [Double]
+}
+
 /// A run every process refuses alike at its start: one failed to set up, or they disagree on
 /// what they run. Rank 0 says why; every process ends with it.
 public struct RefusedRun: Error, CustomStringConvertible {
@@ -257,6 +269,8 @@ final class GradientBuckets {
   var pending: [Communicator.PendingSum?]
   var started = 0
   var scale: Float = 1
+  /// When each bucket's last gradient came in (uptime nanoseconds).
+  var completed: [UInt64]
 
   init(parameters: [(name: String, count: Int)], bucketBytes: Int) {
     var slots: [String: Slot] = [:], sizes: [Int] = [], members: [Int] = []
@@ -278,6 +292,7 @@ final class GradientBuckets {
     }
     missing = members
     pending = Array(repeating: nil, count: sizes.count)
+    completed = Array(repeating: 0, count: sizes.count)
   }
 
   deinit { for p in storage { p.deallocate() } }
@@ -293,6 +308,7 @@ final class GradientBuckets {
     for s in slots.values { members[s.bucket] += 1 }
     missing = members
     pending = Array(repeating: nil, count: sizes.count)
+    completed = Array(repeating: 0, count: sizes.count)
   }
 
   /// Takes a parameter's finished gradient; starts every bucket that can start and lets MPI
@@ -303,6 +319,7 @@ final class GradientBuckets {
     let scale = self.scale
     for i in 0..<Swift.min(s.count, values.count) { destination[i] = source[i] * scale }
     missing[s.bucket] -= 1
+    if missing[s.bucket] == 0 { completed[s.bucket] = DispatchTime.now().uptimeNanoseconds }
     if start { startReady(communicator) }
   }
 

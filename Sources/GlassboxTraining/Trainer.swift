@@ -305,6 +305,7 @@ public final class Trainer {
     buckets.begin(scale: batch.count > 0 ? 1 / Float(parallel.size) : 0)
     var mpiNanoseconds: UInt64 = 0
     let overlap = parallel.settings.overlap
+    let stepStart = DispatchTime.now().uptimeNanoseconds
     var result = try backend.step(batch, masks: masks, weights: weights) { name, values in
       let start = DispatchTime.now().uptimeNanoseconds
       buckets.add(name, values, communicator: communicator, start: overlap)
@@ -323,7 +324,12 @@ public final class Trainer {
       numbers += zip(mean, variance).map { (Double($1) + Double($0) * Double($0)) / Double(parallel.size) }
     }
     communicator.sum(&numbers)
-    let waited = DispatchTime.now().uptimeNanoseconds - waitStart
+    let waitEnd = DispatchTime.now().uptimeNanoseconds
+    let waited = waitEnd - waitStart
+    func milliseconds(_ t: UInt64) -> Double { Double(t &- stepStart) / 1e6 }
+    parallel.lastStep = StepTimeline(backwardEnd: milliseconds(waitStart), waitEnd: milliseconds(waitEnd),
+                                     bucketBytes: buckets.sizes.map { $0 * 4 },
+                                     bucketComplete: buckets.completed.map(milliseconds))
     parallel.waitSeconds += Double(waited) / 1e9
     parallel.communicationSeconds += Double(waited + mpiNanoseconds) / 1e9
     var at = 3

@@ -139,6 +139,60 @@ struct ShardCommandTests {
     }
   }
 
+  /// examples/slurm: the job array's script run as two tasks of `--array=3-4` (Slurm's
+  /// variables set as Slurm sets them), then the merge job; its outputs are those of the same
+  /// script run once without an array.
+  @Test func slurmScriptsExplainAndMergeACorpus() throws {
+    try ModelCommandTests.withTemporaryDirectory { dir in
+      let lid = dir.appendingPathComponent("lid")
+      for language in ["Hindi", "Tamil"] {
+        let folder = lid.appendingPathComponent(language)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for i in 0..<10 {
+          let clip = ["speech16k", "burst16k", "chirp22k"][i % 3]
+          let source = ModelCommandTests.root
+            .appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/\(clip).wav")
+          try FileManager.default.copyItem(at: source, to: lid.appendingPathComponent("\(language)/\(clip)_\(i).wav"))
+        }
+      }
+      try Self.succeed(["compile", ModelCommandTests.spec("bilstm_attention1d"), "--bind", "C=2", "-o", "lid.model"],
+                       in: dir)
+      let scripts = ModelCommandTests.root.appendingPathComponent("examples/slurm").path
+      let path = (ExitStatusTests.binary as NSString).deletingLastPathComponent + ":"
+        + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+      func bash(_ script: String, _ environment: [String: String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [scripts + "/" + script]
+        process.currentDirectoryURL = dir
+        var env = ProcessInfo.processInfo.environment
+        for key in env.keys where key.hasPrefix("SLURM_") || key.hasPrefix("OMPI_") { env[key] = nil }
+        process.environment = env.merging(["PATH": path, "MODEL": "lid.model", "DATA": "lid", "TAP": "attention",
+                                           "SLURM_CPUS_PER_TASK": "1"].merging(environment) { _, b in b }) { _, b in b }
+        let log = dir.appendingPathComponent("\(script)-\(UUID().uuidString).log")
+        try #require(FileManager.default.createFile(atPath: log.path, contents: nil))
+        process.standardOutput = try FileHandle(forWritingTo: log)
+        process.standardError = process.standardOutput
+        try process.run()
+        process.waitUntilExit()
+        let text = try String(contentsOf: log, encoding: .utf8)
+        try #require(process.terminationStatus == 0, "\(script) \(environment): \(text)")
+      }
+      for task in [3, 4] {
+        try bash("explain.sbatch", ["OUT": "out", "SLURM_ARRAY_TASK_ID": "\(task)", "SLURM_ARRAY_TASK_MIN": "3",
+                                    "SLURM_ARRAY_TASK_MAX": "4", "SLURM_ARRAY_TASK_COUNT": "2"])
+      }
+      try bash("merge.sbatch", ["OUT": "out", "SHARDS": "2"])
+      try bash("explain.sbatch", ["OUT": "whole"])
+      for file in ["evaluation.json", "predictions.json", "attention.json"] {
+        #expect(try Self.bytes(dir, "out/" + file) == Self.bytes(dir, "whole/" + file), "\(file)")
+      }
+      let explained = try Self.tree(dir.appendingPathComponent("whole/explained"))
+      #expect(!explained.isEmpty)
+      #expect(try Self.tree(dir.appendingPathComponent("out/explained")) == explained)
+    }
+  }
+
   /// Shards that are not one whole job are refused with the reason, and nothing is written.
   @Test func mergeRefusesShardsThatDoNotMakeOneJob() throws {
     try ModelCommandTests.withTemporaryDirectory { dir in

@@ -17,13 +17,13 @@
 typedef void *handle;  /* MPI_Comm, MPI_Datatype, MPI_Op, MPI_Request: pointers in Open MPI */
 #define IN_PLACE ((void *) 1)
 #define STATUS_IGNORE ((void *) 0)
-#define THREAD_FUNNELED 1
+#define THREAD_SERIALIZED 2
 
 #if __has_include(<mpi/mpi.h>)
 #include <mpi/mpi.h>
 _Static_assert(sizeof(MPI_Comm) == sizeof(handle) && sizeof(MPI_Request) == sizeof(handle),
                "Open MPI handles are pointers");
-_Static_assert(MPI_THREAD_FUNNELED == THREAD_FUNNELED, "MPI_THREAD_FUNNELED");
+_Static_assert(MPI_THREAD_SERIALIZED == THREAD_SERIALIZED, "MPI_THREAD_SERIALIZED");
 #endif
 
 static const char *const default_soname = "libmpi.so.40";
@@ -31,6 +31,7 @@ static const char *const default_soname = "libmpi.so.40";
 static struct {
   int (*init_thread)(int *, char ***, int, int *);
   int (*initialized)(int *);
+  int (*query_thread)(int *);
   int (*finalize)(void);
   int (*abort)(handle, int);
   int (*comm_rank)(handle, int *);
@@ -65,6 +66,7 @@ static void load(void) {
   }
   struct { const char *name; void **slot; } symbols[] = {
     {"MPI_Init_thread", (void **) &mpi.init_thread}, {"MPI_Initialized", (void **) &mpi.initialized},
+    {"MPI_Query_thread", (void **) &mpi.query_thread},
     {"MPI_Finalize", (void **) &mpi.finalize}, {"MPI_Abort", (void **) &mpi.abort},
     {"MPI_Comm_rank", (void **) &mpi.comm_rank}, {"MPI_Comm_size", (void **) &mpi.comm_size},
     {"MPI_Allreduce", (void **) &mpi.allreduce}, {"MPI_Iallreduce", (void **) &mpi.iallreduce},
@@ -98,9 +100,11 @@ const char *glassbox_mpi_load(void) {
 
 const char *glassbox_mpi_library_version(void) { return version; }
 
-int glassbox_mpi_init(int *rank, int *size) {
+int glassbox_mpi_init(int *rank, int *size, int *serialized) {
   int done = 0, provided = 0, status = mpi.initialized(&done);
-  if (status == 0 && !done) status = mpi.init_thread(NULL, NULL, THREAD_FUNNELED, &provided);
+  if (status == 0 && !done) status = mpi.init_thread(NULL, NULL, THREAD_SERIALIZED, &provided);
+  if (status == 0) status = mpi.query_thread(&provided);
+  *serialized = provided >= THREAD_SERIALIZED;
   if (status == 0) status = mpi.comm_rank(mpi.world, rank);
   if (status == 0) status = mpi.comm_size(mpi.world, size);
   return status;

@@ -63,7 +63,7 @@ public final class TrainingRun {
   /// the settings and the number of processes (`DataParallel.start` compares them).
   public private(set) var agreement: [(name: String, value: String)] = []
   /// The names `agreement` has, in order.
-  public static let agreementNames = ["model", "data", "training settings", "number of processes"]
+  public static let agreementNames = ["model", "data", "training settings", "gradient order", "number of processes"]
 
   /// Sets up training of `model` on the data folder `data`: `DIR/{train,val,test}/<class>/*.npy`,
   /// an HMDB-51 folder or a folder per language (through the input's recipe). `bindings` size
@@ -156,7 +156,7 @@ public final class TrainingRun {
         + "\(parallel.settings)"
       agreement = [("model", try model.fingerprint()),
                    ("data", SHA256.hex(Array(listings.joined(separator: "\n--\n").utf8))),
-                   ("training settings", settings),
+                   ("training settings", settings), ("gradient order", trainer.bucketOrder.joined(separator: ",")),
                    ("number of processes", "\(parallel.size)")]
     }
   }

@@ -57,6 +57,10 @@ struct Bench: ParsableCommand {
   @Flag(help: "--train under MPI: sum the gradients after the backward pass instead of during it.")
   var noOverlap = false
 
+  @Option(help: ArgumentHelp("--train under MPI: microseconds between a progress thread's MPI calls (0: none).",
+                             valueName: "US"))
+  var progressUs = 100
+
   @Option(help: ArgumentHelp("--train under MPI: each timed step's timeline as JSON lines (rank 0).",
                              valueName: "FILE.jsonl"))
   var trace: String?
@@ -81,7 +85,7 @@ struct Bench: ParsableCommand {
       let local = global / communicator.size
       options.bindings = options.bindings.map { b in b.name == "B" ? Binding(argument: "B=\(local)") ?? b : b }
       parallel = DataParallel(communicator: communicator, settings: DataParallelSettings(
-        bucketBytes: Int(bucketMb * 1_048_576), overlap: !noOverlap))
+        bucketBytes: Int(bucketMb * 1_048_576), overlap: !noOverlap, progressMicroseconds: Swift.max(progressUs, 0)))
     }
     defer { parallel?.communicator.finalize() }
     let compiled = try loadGraph(options, checkingWeights: true, bindingModels: true)
@@ -216,8 +220,10 @@ extension Bench {
       samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
       if let t = parallel?.lastStep {
         let buckets = zip(t.bucketBytes, t.bucketComplete).map { "{\"bytes\":\($0),\"completeMs\":\($1)}" }
+        let gradients = t.gradientComplete.map { "[\($0.milliseconds),\($0.bytes)]" }
         timelines.append("{\"stepMs\":\(samples[samples.count - 1]),\"backwardEndMs\":\(t.backwardEnd),"
-          + "\"waitEndMs\":\(t.waitEnd),\"buckets\":[\(buckets.joined(separator: ","))]}")
+          + "\"waitEndMs\":\(t.waitEnd),\"gradients\":[\(gradients.joined(separator: ","))],"
+          + "\"buckets\":[\(buckets.joined(separator: ","))]}")
       }
     }
     // The all-reduce alone, every process starting together: its time without the waiting

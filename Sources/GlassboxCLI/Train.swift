@@ -86,6 +86,10 @@ struct Train: ParsableCommand {
   @Flag(help: "Under MPI: sum the gradients after the backward pass instead of during it (to measure the overlap).")
   var noOverlap = false
 
+  @Option(help: ArgumentHelp("Under MPI: microseconds between a progress thread's MPI calls while sums are in flight "
+                               + "(0: none).", valueName: "US"))
+  var progressUs = 100
+
   func validate() throws {
     guard epochs >= 1, batch >= 1, threads >= 1 else { throw ValidationError("--epochs, --batch and --threads must be at least 1") }
     guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number") }
@@ -95,7 +99,9 @@ struct Train: ParsableCommand {
       throw ValidationError("--momentum and --weight-decay must be ≥ 0, --step-size ≥ 1, --gamma > 0")
     }
     if let clip, !(clip > 0) { throw ValidationError("--clip must be positive") }
-    guard bucketMb > 0, bucketMb.isFinite else { throw ValidationError("--bucket-mb must be positive") }
+    guard bucketMb > 0, bucketMb.isFinite, progressUs >= 0 else {
+      throw ValidationError("--bucket-mb must be positive, --progress-us at least 0")
+    }
     guard !(resume && force) else { throw ValidationError("--resume continues OUT and --force replaces it: choose one") }
   }
 
@@ -121,7 +127,8 @@ struct Train: ParsableCommand {
         + "with srun --mpi=pmix, or with mpirun)")
     }
     let parallel = DataParallel(communicator: communicator, settings: DataParallelSettings(
-      bucketBytes: Int(bucketMb * 1_048_576), overlap: !noOverlap, syncBatchNorm: syncBatchNorm))
+      bucketBytes: Int(bucketMb * 1_048_576), overlap: !noOverlap, syncBatchNorm: syncBatchNorm,
+      progressMicroseconds: progressUs))
     do {
       try train(parallel: parallel)
     } catch let refused as RefusedRun {

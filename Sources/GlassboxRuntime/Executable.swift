@@ -442,7 +442,7 @@ public final class Executable: @unchecked Sendable {
   public func run(inputs: [String: Tensor], into outputs: inout [String: [Float]],
                   ready: (_ name: String, _ values: UnsafeBufferPointer<Float>) -> Void) throws {
     try write(inputs: inputs)
-    let order = results.indices.sorted { (readyAfter[$0], $0) < (readyAfter[$1], $1) }
+    let order = readinessOrder
     var next = 0
     func announce(upTo done: Int) {
       while next < order.count, readyAfter[order[next]] <= done {
@@ -467,6 +467,13 @@ public final class Executable: @unchecked Sendable {
       outputs[name] = values
     }
   }
+
+  /// Indices into `results` in the order `run(inputs:into:ready:)` announces them.
+  var readinessOrder: [Int] { results.indices.sorted { (readyAfter[$0], $0) < (readyAfter[$1], $1) } }
+
+  /// The names of the outputs and taps in the order the program completes them (the order
+  /// `run(inputs:into:ready:)` hands them over in): fixed by the graph and the thread count.
+  public var completionOrder: [String] { readinessOrder.map { results[$0].name } }
 
   /// An input handed over as memory the caller owns: row-major elements of `dtype`.
   public struct RawInput {

@@ -67,6 +67,8 @@ public protocol TrainingBackend: AnyObject {
   var batchSize: Int { get }
   /// Cores the backend runs on (the trainer's updates use as many).
   var threads: Int { get }
+  /// Trainable parameters in the order a step completes their gradients (empty: unknown).
+  var gradientOrder: [String] { get }
   /// Dropout masks a step takes.
   var dropoutMasks: [DropoutMask] { get }
   /// Batch norms whose running statistics a step produces.
@@ -86,6 +88,7 @@ public protocol TrainingBackend: AnyObject {
 
 extension TrainingBackend {
   public var threads: Int { 1 }
+  public var gradientOrder: [String] { [] }
 
   /// `step`, handing each trainable parameter's gradient to `gradientReady` once it is
   /// complete: here after the whole step; a backend that can tell (`ProgramBackend`) does it

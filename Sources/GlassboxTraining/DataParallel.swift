@@ -13,10 +13,13 @@ public final class Communicator: @unchecked Sendable {
   public let rank: Int
   /// Processes in the run.
   public let size: Int
+  /// Whether any thread may call MPI (one at a time): what a progress thread needs.
+  public let isSerialized: Bool
 
-  private init(rank: Int, size: Int) {
+  private init(rank: Int, size: Int, isSerialized: Bool) {
     self.rank = rank
     self.size = size
+    self.isSerialized = isSerialized
   }
 
   nonisolated(unsafe) private static var joined: Communicator?
@@ -28,9 +31,9 @@ public final class Communicator: @unchecked Sendable {
     defer { lock.unlock() }
     if let joined { return joined }
     if let why = glassbox_mpi_load() { throw TrainingError(String(cString: why)) }
-    var rank: Int32 = 0, size: Int32 = 0
-    guard glassbox_mpi_init(&rank, &size) == 0 else { throw TrainingError("MPI_Init failed") }
-    let c = Communicator(rank: Int(rank), size: Int(size))
+    var rank: Int32 = 0, size: Int32 = 0, serialized: Int32 = 0
+    guard glassbox_mpi_init(&rank, &size, &serialized) == 0 else { throw TrainingError("MPI_Init failed") }
+    let c = Communicator(rank: Int(rank), size: Int(size), isSerialized: serialized != 0)
     joined = c
     return c
   }
@@ -130,8 +133,8 @@ public final class Communicator: @unchecked Sendable {
 
 /// How the processes of a data-parallel run share a step.
 public struct DataParallelSettings: Sendable, Equatable {
-  /// Bytes of gradients per all-reduce bucket: parameters, in reverse declaration order (the
-  /// order the backward pass tends to finish them in), fill a bucket up to this size.
+  /// Bytes of gradients per all-reduce bucket: parameters, in the order the backward pass
+  /// completes their gradients, fill a bucket up to this size.
   public var bucketBytes: Int
   /// Start each bucket's sum as soon as its gradients are complete, during the backward pass;
   /// otherwise after it. The buckets and their order are the same, and so are the results.
@@ -140,11 +143,17 @@ public struct DataParallelSettings: Sendable, Equatable {
   /// are updated, so they are those of the global batch; otherwise each process keeps its own
   /// (as DDP without SyncBatchNorm), and rank 0's are the ones saved.
   public var syncBatchNorm: Bool
+  /// With `overlap`: microseconds between a progress thread's calls into MPI while sums are in
+  /// flight (Open MPI moves a non-blocking all-reduce only inside MPI calls); 0: no thread, MPI
+  /// is called only as each gradient completes.
+  public var progressMicroseconds: Int
 
-  public init(bucketBytes: Int = 8 << 20, overlap: Bool = true, syncBatchNorm: Bool = false) {
+  public init(bucketBytes: Int = 8 << 20, overlap: Bool = true, syncBatchNorm: Bool = false,
+              progressMicroseconds: Int = 100) {
     self.bucketBytes = bucketBytes
     self.overlap = overlap
     self.syncBatchNorm = syncBatchNorm
+    self.progressMicroseconds = progressMicroseconds
   }
 }
 
@@ -225,19 +234,26 @@ public final class DataParallel {
     }
   }
 
-  /// Prepares the buckets for the gradients of `parameters` (name and element count, in
-  /// declaration order).
+  /// Prepares the buckets for the gradients of `parameters` (name and element count, in the
+  /// order the backward pass completes them).
   func prepare(parameters: [(name: String, count: Int)]) {
-    if buckets == nil { buckets = GradientBuckets(parameters: parameters, bucketBytes: settings.bucketBytes) }
+    guard buckets == nil else { return }
+    let b = GradientBuckets(parameters: parameters, bucketBytes: settings.bucketBytes)
+    if settings.overlap, settings.progressMicroseconds > 0, communicator.isSerialized, size > 1 {
+      b.startProgressThread(communicator, every: settings.progressMicroseconds)
+    }
+    buckets = b
   }
 }
 
 /// When a data-parallel step's parts ended, in milliseconds from its start: the backward pass
-/// (the backend's step), each bucket's gradients being complete (bucket order), and the wait
-/// for the sums after the backward pass.
+/// (the backend's step), each gradient (in the order they came, each a chance for MPI to
+/// advance the sums in flight), each bucket's gradients being complete (bucket order), and
+/// the wait for the sums after the backward pass.
 public struct StepTimeline: Sendable {
   public var backwardEnd: Double
   public var waitEnd: Double
+  public var gradientComplete: [(milliseconds: Double, bytes: Int)]
   public var bucketBytes: [Int]
   public var bucketComplete: [Double]
 }
@@ -250,12 +266,12 @@ public struct RefusedRun: Error, CustomStringConvertible {
 
 /// A step's gradients gathered into fixed buckets and summed over the processes.
 ///
-/// Layout: parameters in reverse declaration order fill buckets of at most `bucketBytes`
-/// (a parameter larger than that has a bucket of its own); bucket k holds its parameters'
-/// gradients one after another. Buckets are started in order 0, 1, … on every process (MPI
-/// requires collectives in one order everywhere): bucket k starts once it is complete and
-/// every bucket before it has started.
-final class GradientBuckets {
+/// Layout: parameters in the order given (the order the backward pass completes them) fill
+/// buckets of at most `bucketBytes` (a parameter larger than that has a bucket of its own);
+/// bucket k holds its parameters' gradients one after another. Buckets are started in order
+/// 0, 1, … on every process (MPI requires collectives in one order everywhere): bucket k
+/// starts once it is complete and every bucket before it has started.
+final class GradientBuckets: @unchecked Sendable {
   struct Slot {
     var bucket: Int
     var offset: Int
@@ -271,10 +287,14 @@ final class GradientBuckets {
   var scale: Float = 1
   /// When each bucket's last gradient came in (uptime nanoseconds).
   var completed: [UInt64]
+  /// Guards `pending` and every MPI call of a step while a progress thread runs; signalled
+  /// when a sum starts.
+  let condition = NSCondition()
+  var progressThread: Thread?
 
   init(parameters: [(name: String, count: Int)], bucketBytes: Int) {
     var slots: [String: Slot] = [:], sizes: [Int] = [], members: [Int] = []
-    for p in parameters.reversed() {
+    for p in parameters {
       if sizes.isEmpty || (sizes[sizes.count - 1] > 0 && (sizes[sizes.count - 1] + p.count) * 4 > bucketBytes) {
         sizes.append(0)
         members.append(0)
@@ -296,6 +316,28 @@ final class GradientBuckets {
   }
 
   deinit { for p in storage { p.deallocate() } }
+
+  /// Starts a thread that, while sums are in flight, calls MPI_Test on them every
+  /// `microseconds` (with the lock held, so MPI is never called by two threads at once). It
+  /// holds the buckets for as long as the process runs.
+  func startProgressThread(_ communicator: Communicator, every microseconds: Int) {
+    let thread = Thread {
+      self.condition.lock()
+      while true {
+        if !self.pending.contains(where: { $0?.isDone == false }) {
+          self.condition.wait()
+          continue
+        }
+        self.testPending(communicator)
+        self.condition.unlock()
+        usleep(useconds_t(microseconds))
+        self.condition.lock()
+      }
+    }
+    thread.name = "glassbox-mpi-progress"
+    thread.start()
+    progressThread = thread
+  }
 
   /// Bytes summed per step.
   var bytes: Int { sizes.reduce(0, +) * 4 }
@@ -324,10 +366,23 @@ final class GradientBuckets {
   }
 
   func startReady(_ communicator: Communicator) {
+    condition.lock()
+    defer { condition.unlock() }
+    var any = false
     while started < sizes.count, missing[started] == 0 {
       pending[started] = communicator.startSum(storage[started], count: sizes[started])
       started += 1
+      any = true
     }
+    if progressThread != nil {
+      if any { condition.signal() }
+      return
+    }
+    testPending(communicator)
+  }
+
+  /// MPI_Test on every sum in flight (the lock held).
+  func testPending(_ communicator: Communicator) {
     for i in 0..<started where pending[i]?.isDone == false {
       if var p = pending[i] {
         communicator.test(&p)
@@ -344,12 +399,14 @@ final class GradientBuckets {
         + "(\(names.prefix(3).joined(separator: ", "))) never came")
     }
     startReady(communicator)
+    condition.lock()
     for i in pending.indices {
       if var p = pending[i] {
         communicator.wait(&p)
         pending[i] = p
       }
     }
+    condition.unlock()
     for (name, s) in slots {
       let source = UnsafeBufferPointer(start: storage[s.bucket] + s.offset, count: s.count)
       var values = gradients.removeValue(forKey: name) ?? []

@@ -120,6 +120,9 @@ public final class ProgramBackend: TrainingBackend {
                       gradients: gradients, statistics: statistics)
   }
 
+  /// Trainable parameters in the order the backward pass completes their gradients.
+  public var gradientOrder: [String] { trainProgram.completionOrder.compactMap { parameterOfGradient[$0] } }
+
   /// Bytes of the training program's arena (parameters, inputs, planned intermediates).
   public var arenaBytes: Int { trainProgram.arenaCount * 4 }
 

@@ -300,14 +300,16 @@ public final class Trainer {
   func parallelStep(_ batch: Batch, masks: [String: Tensor], parallel: DataParallel, learningRate: Double) throws
     -> StepResult {
     let communicator = parallel.communicator
-    parallel.prepare(parameters: trainable.map { ($0, weights[$0]?.count ?? 0) })
+    parallel.prepare(parameters: bucketOrder.map { ($0, weights[$0]?.count ?? 0) })
     guard let buckets = parallel.buckets else { throw TrainingError("data-parallel step without buckets") }
     buckets.begin(scale: batch.count > 0 ? 1 / Float(parallel.size) : 0)
     var mpiNanoseconds: UInt64 = 0
     let overlap = parallel.settings.overlap
     let stepStart = DispatchTime.now().uptimeNanoseconds
+    var arrivals: [(UInt64, Int)] = []
     var result = try backend.step(batch, masks: masks, weights: weights) { name, values in
       let start = DispatchTime.now().uptimeNanoseconds
+      arrivals.append((start, values.count * 4))
       buckets.add(name, values, communicator: communicator, start: overlap)
       mpiNanoseconds += DispatchTime.now().uptimeNanoseconds - start
     }
@@ -328,6 +330,7 @@ public final class Trainer {
     let waited = waitEnd - waitStart
     func milliseconds(_ t: UInt64) -> Double { Double(t &- stepStart) / 1e6 }
     parallel.lastStep = StepTimeline(backwardEnd: milliseconds(waitStart), waitEnd: milliseconds(waitEnd),
+                                     gradientComplete: arrivals.map { (milliseconds($0.0), $0.1) },
                                      bucketBytes: buckets.sizes.map { $0 * 4 },
                                      bucketComplete: buckets.completed.map(milliseconds))
     parallel.waitSeconds += Double(waited) / 1e9
@@ -364,6 +367,14 @@ public final class Trainer {
       correct += Self.correct(logits, labels: batch.labels, count: batch.count)
     }
     return (lossSum / Double(max(seen, 1)), Double(correct) / Double(max(seen, 1)))
+  }
+
+  /// The trainable parameters in the order their gradients fill the all-reduce buckets: the
+  /// order the backend completes them, those it does not name after them in reverse
+  /// declaration order. Every process has the same (the same program).
+  public var bucketOrder: [String] {
+    let known = backend.gradientOrder.filter { trainable.contains($0) }
+    return known + trainable.reversed().filter { !known.contains($0) }
   }
 
   /// Clips, updates every trainable parameter, and applies the batch-norm updates (their

@@ -85,9 +85,10 @@ struct DataParallelTests {
   static let common = ["train", "tiny.graph", "--data", "data", "--batch", "6", "--lr", "0.05", "--optimizer", "sgd",
                        "--seed", "3", "--threads", "1"]
 
-  /// Two processes twice give the same file; smaller buckets summed after the backward pass
-  /// give it too; one process with the same global batch of 6 gives weights within 1e-5
-  /// (relative, per tensor) after 12 steps, weights that moved far more than that.
+  /// Two processes twice give the same file; smaller buckets summed after the backward pass,
+  /// or advanced without a progress thread, give it too; one process with the same global
+  /// batch of 6 gives weights within 1e-5 (relative, per tensor) after 12 steps, weights that
+  /// moved far more than that.
   @Test(.enabled(if: available())) func twoProcessesAreBitIdenticalAndMatchOneProcess() throws {
     try ModelCommandTests.withTemporaryDirectory { dir in
       try Self.prepare(dir)
@@ -95,12 +96,14 @@ struct DataParallelTests {
       try Self.succeed(2, train + ["-o", "a.model"], in: dir)
       try Self.succeed(2, train + ["-o", "b.model"], in: dir)
       try Self.succeed(2, train + ["-o", "c.model", "--no-overlap", "--bucket-mb", "0.0005"], in: dir)
+      try Self.succeed(2, train + ["-o", "d.model", "--progress-us", "0", "--bucket-mb", "0.001"], in: dir)
       try Self.succeed(nil, train + ["-o", "one.model"], in: dir)
       let frozen = Self.common.map { $0 == "0.05" ? "1e-30" : $0 } + ["--epochs", "1", "-o", "start.model"]
       try Self.succeed(nil, frozen, in: dir)
       let a = try Self.bytes(dir, "a.model")
       #expect(a == (try Self.bytes(dir, "b.model")))
       #expect(a == (try Self.bytes(dir, "c.model")))
+      #expect(a == (try Self.bytes(dir, "d.model")))
       let parallel = try Self.weights(dir.path + "/a.model"), one = try Self.weights(dir.path + "/one.model")
       let distance = Self.relativeDistance(parallel, one)
       #expect(distance <= 1e-5, "2 processes against 1: \(distance)")

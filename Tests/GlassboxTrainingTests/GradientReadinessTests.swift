@@ -41,15 +41,16 @@ import Testing
       #expect(values == plain.gradients[name], "\(name) differs from a plain step's")
     }
     let order = announced.map(\.0)
+    #expect(backend.gradientOrder == order)
     let classifier = try #require(order.firstIndex { $0.hasPrefix("classifier.") || $0.hasPrefix("fc.") })
     let first = try #require(order.firstIndex { $0.hasSuffix("conv1.weight") })
     #expect(classifier < first, "\(order)")
   }
 
-  /// Parameters in reverse declaration order fill buckets up to the size; one larger than a
-  /// bucket gets its own.
-  @Test func bucketsFollowReverseDeclarationOrder() {
-    let b = GradientBuckets(parameters: [("a", 10), ("b", 300), ("c", 5), ("d", 5)], bucketBytes: 100)
+  /// Parameters in the order given (the backward pass's) fill buckets up to the size; one
+  /// larger than a bucket gets its own.
+  @Test func bucketsFollowTheOrderGradientsComplete() {
+    let b = GradientBuckets(parameters: [("d", 5), ("c", 5), ("b", 300), ("a", 10)], bucketBytes: 100)
     #expect(b.sizes == [10, 300, 10])
     #expect(b.slots["d"]?.bucket == 0 && b.slots["d"]?.offset == 0)
     #expect(b.slots["c"]?.bucket == 0 && b.slots["c"]?.offset == 5)

@@ -17,9 +17,10 @@ const char *glassbox_mpi_load(void);
 /* Open MPI's version line (MPI_Get_library_version), or "" before loading. */
 const char *glassbox_mpi_library_version(void);
 
-/* MPI_Init_thread (MPI_THREAD_FUNNELED: only the thread that called it calls MPI), then this
- * process's rank and the number of processes. */
-int glassbox_mpi_init(int *rank, int *size);
+/* MPI_Init_thread asking for MPI_THREAD_SERIALIZED (any thread may call MPI, never two at
+ * once), then this process's rank, the number of processes, and whether Open MPI granted
+ * SERIALIZED (or more). */
+int glassbox_mpi_init(int *rank, int *size, int *serialized);
 int glassbox_mpi_finalize(void);
 /* Ends every process of the job with `code`. */
 int glassbox_mpi_abort(int code);

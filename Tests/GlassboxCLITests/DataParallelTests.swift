@@ -46,7 +46,11 @@ struct DataParallelTests {
     return r
   }
 
-  static func available() -> Bool { FileManager.default.isExecutableFile(atPath: mpirun) }
+  /// tools/setup (run by make test) installs Open MPI: without it the setup is broken, and
+  /// these tests fail rather than skip.
+  static func requireMPI() throws {
+    try #require(FileManager.default.isExecutableFile(atPath: mpirun), "no \(mpirun): tools/setup installs openmpi-bin")
+  }
 
   /// Every trainable tensor of a model, by name.
   static func weights(_ path: String) throws -> [String: [Float]] {
@@ -89,7 +93,8 @@ struct DataParallelTests {
   /// or advanced without a progress thread, give it too; one process with the same global
   /// batch of 6 gives weights within 1e-5 (relative, per tensor) after 12 steps, weights that
   /// moved far more than that.
-  @Test(.enabled(if: available())) func twoProcessesAreBitIdenticalAndMatchOneProcess() throws {
+  @Test func twoProcessesAreBitIdenticalAndMatchOneProcess() throws {
+    try Self.requireMPI()
     try ModelCommandTests.withTemporaryDirectory { dir in
       try Self.prepare(dir)
       let train = Self.common + ["--epochs", "3"]
@@ -113,7 +118,8 @@ struct DataParallelTests {
 
   /// A run of 2 processes stopped after an epoch continues with 2 to the uninterrupted run's
   /// bytes, and with 1 to within 1e-5 of them.
-  @Test(.enabled(if: available())) func resumesWithTheSameOrAnotherNumberOfProcesses() throws {
+  @Test func resumesWithTheSameOrAnotherNumberOfProcesses() throws {
+    try Self.requireMPI()
     try ModelCommandTests.withTemporaryDirectory { dir in
       try Self.prepare(dir)
       try Self.succeed(2, Self.common + ["--epochs", "3", "-o", "full.model"], in: dir)
@@ -131,7 +137,8 @@ struct DataParallelTests {
 
   /// One step of a CNN with a batch norm: with --sync-batch-norm the running statistics are
   /// those of the global batch (one process's, within 1e-5); without it, rank 0's own half.
-  @Test(.enabled(if: available())) func syncBatchNormKeepsTheGlobalBatchStatistics() throws {
+  @Test func syncBatchNormKeepsTheGlobalBatchStatistics() throws {
+    try Self.requireMPI()
     try ModelCommandTests.withTemporaryDirectory { dir in
       try TrainCommandTests.writeData(dir.path + "/data", classes: 2, shape: [3, 6, 6], band: 3, perClass: ["train": 2])
       try """
@@ -165,7 +172,8 @@ struct DataParallelTests {
 
   /// Killing rank 1 mid-run ends the job; rank 0 says so and names its last checkpoint, which
   /// loads and resumes.
-  @Test(.enabled(if: available())) func aKilledProcessLeavesTheLastCheckpointWhole() throws {
+  @Test func aKilledProcessLeavesTheLastCheckpointWhole() throws {
+    try Self.requireMPI()
     try ModelCommandTests.withTemporaryDirectory { dir in
       try Self.prepare(dir)
       let process = Process()
@@ -220,7 +228,8 @@ struct DataParallelTests {
 
   /// Processes started with different settings or data, or with a batch they cannot split,
   /// are refused before training, rank 0 saying why once; nothing is written.
-  @Test(.enabled(if: available())) func processesThatDisagreeAreRefused() throws {
+  @Test func processesThatDisagreeAreRefused() throws {
+    try Self.requireMPI()
     try ModelCommandTests.withTemporaryDirectory { dir in
       try Self.prepare(dir)
       try FileManager.default.copyItem(at: dir.appendingPathComponent("data"), to: dir.appendingPathComponent("fewer"))

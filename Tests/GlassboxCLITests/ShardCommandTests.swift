@@ -193,6 +193,30 @@ struct ShardCommandTests {
     }
   }
 
+  /// Two shards of `features` filling one cache leave the entries one unsharded run makes.
+  @Test func shardsOfFeaturesFillOneCache() throws {
+    try ModelCommandTests.withTemporaryDirectory { dir in
+      let lid = try ExitStatusTests.makeSpeech(in: dir)
+      // Entries are keyed by the file's bytes: a few bytes after the audio make each copy its own.
+      let clips = try FileManager.default.subpathsOfDirectory(atPath: lid.path).filter { $0.hasSuffix(".wav") }.sorted()
+      for (i, clip) in clips.enumerated() {
+        let handle = try FileHandle(forWritingTo: lid.appendingPathComponent(clip))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(repeating: 0, count: 2 * (i + 1)))
+        try handle.close()
+      }
+      let features = ["features", ModelCommandTests.spec("bilstm"), "lid", "--workers", "1", "--cache"]
+      let first = try Self.succeed(features + ["shared", "--shard", "0/2"], in: dir)
+      #expect(first.output.contains("features: shard 0/2 (--shard 0/2): 6 of 12 clips"), "\(first.output)")
+      try Self.succeed(features + ["shared"], in: dir, environment: ["SLURM_ARRAY_TASK_ID": "1",
+                                                                      "SLURM_ARRAY_TASK_COUNT": "2"])
+      try Self.succeed(features + ["whole"], in: dir)
+      let whole = try Self.tree(dir.appendingPathComponent("whole"))
+      #expect(whole.count == 12)
+      #expect(try Self.tree(dir.appendingPathComponent("shared")) == whole)
+    }
+  }
+
   /// Shards that are not one whole job are refused with the reason, and nothing is written.
   @Test func mergeRefusesShardsThatDoNotMakeOneJob() throws {
     try ModelCommandTests.withTemporaryDirectory { dir in

@@ -48,6 +48,8 @@ let package = Package(
                                      "libswscale-dev", "libswresample-dev"])]),  // GlassboxMedia
     .systemLibrary(name: "CSndfile", providers: [.apt(["libsndfile1-dev"])]),  // GlassboxMedia
     .target(name: "CMediaLoader", linkerSettings: [.linkedLibrary("dl")]),     // GlassboxMedia
+    // Open MPI (libmpi.so.40): opened by CMPILoader when a data-parallel run starts, not linked.
+    .target(name: "CMPILoader", linkerSettings: [.linkedLibrary("dl")]),       // GlassboxTraining
     .systemLibrary(name: "CGraphviz", pkgConfig: "libgvc",
                    providers: [.apt(["libgraphviz-dev"])]),             // GlassboxViz
 
@@ -69,7 +71,8 @@ let package = Package(
     .target(name: "GlassboxAnalysis", dependencies: ["GlassboxIR", "GlassboxRuntime"], swiftSettings: strict),
     // Optimizers, schedules, data sets and the training loop over a compiled training step.
     .target(name: "GlassboxTraining",
-            dependencies: ["GlassboxIR", "GlassboxPasses", "GlassboxRuntime", "GlassboxFormat", "GlassboxMedia"],
+            dependencies: ["GlassboxIR", "GlassboxPasses", "GlassboxRuntime", "GlassboxFormat", "GlassboxMedia",
+                           "CMPILoader"],
             swiftSettings: strict),
     // The front door: what the CLI, the C API and the Python package call.
     .target(name: "Glassbox",

@@ -9,6 +9,11 @@ extension Session {
   /// each batch's results (by name, `[batch, …]`) and the examples in it — the first
   /// `examples.count` rows: the last batch is padded with zeros (examples are independent in
   /// inference) so one program serves every batch. `progress` counts examples.
+  ///
+  /// A batch holds the examples of `batch` consecutive positions of the unsharded split
+  /// (positions `k·batch ..< (k+1)·batch`), fewer where some could not be read: so a shard of
+  /// the split cut in blocks of `batch` (`Shard.positions`) runs exactly the batches the
+  /// unsharded run does, and each example's results are the same bits.
   public func forEachBatch(of split: DatasetSplit, batch: Int, progress: ProgressReporter? = nil,
                            _ body: (_ results: [String: Tensor], _ examples: [DatasetSplit.Example]) throws -> Void)
     throws(GlassboxError) {
@@ -39,6 +44,7 @@ extension Session {
     }
 
     while let e = try split.next() {
+      if let first = pending.first, first.position >= 0, e.position / batch != first.position / batch { try flush() }
       pending.append(e)
       if pending.count == batch { try flush() }
     }
@@ -48,20 +54,23 @@ extension Session {
     progress?.finish()
   }
 
-  /// The classifier's predictions over `split`: its first output read as class scores.
+  /// The classifier's predictions over `split`: its first output read as class scores. A split
+  /// without examples is an error unless `allowingNone` (a shard may get none).
   public func classify(_ split: DatasetSplit, splitName: String = "test", batch: Int = 8,
-                       progress: ProgressReporter? = nil) throws(GlassboxError) -> Classification {
+                       progress: ProgressReporter? = nil, allowingNone: Bool = false) throws(GlassboxError)
+    -> Classification {
     guard let logits = model.outputs.first?.name else { throw GlassboxError(.input, "\(model.name) has no outputs") }
     var result = Classification(classes: [], split: splitName)
     try forEachBatch(of: split, batch: batch, progress: progress) { out, examples in
       guard let t = out[logits] else { throw GlassboxError(.runtime, "the compiled program did not produce '\(logits)'") }
       let classes = t.count / batch, values = t.floats
       for (b, e) in examples.enumerated() {
-        result.add(file: e.file, label: e.label, logits: Array(values[(b * classes)..<((b + 1) * classes)]))
+        result.add(file: e.file, label: e.label, logits: Array(values[(b * classes)..<((b + 1) * classes)]),
+                   position: e.position)
       }
     }
     result.classes = model.labels.isEmpty ? split.classes : model.labels
-    guard !result.examples.isEmpty else { throw GlassboxError(.input, "no \(splitName) examples") }
+    guard !result.examples.isEmpty || allowingNone else { throw GlassboxError(.input, "no \(splitName) examples") }
     if let width = result.examples.first?.probabilities.count, width != result.classes.count {
       throw GlassboxError(.input, "the data has \(result.classes.count) classes but \(model.name) has \(width) outputs")
     }
@@ -96,10 +105,15 @@ extension Session {
         features.rows.append(row)
         features.labels.append(e.label)
         features.files.append(e.file)
+        features.positions.append(e.position)
       }
     }
     features.skipped = split.skipped
-    guard !features.rows.isEmpty else { throw GlassboxError(.input, "no examples to read '\(tap)' from") }
+    features.unreadable = split.unreadable
+    features.listing = split.listing
+    guard !features.rows.isEmpty || split.count == 0 else {
+      throw GlassboxError(.input, "no examples to read '\(tap)' from")
+    }
     return features
   }
 }
@@ -107,9 +121,9 @@ extension Session {
 extension Model {
   /// One feature vector per example of a split (see `Session.tapFeatures`): the value tap
   /// `tap` over the data at `root`, `batch` examples per run, at most `limit` examples taken
-  /// from each class in turn.
+  /// from each class in turn; of them, `shard`'s (cut in blocks of `batch`) when given.
   public func tapFeatures(_ tap: String, root: String, split: String, batch: Int = 16, limit: Int = Int.max,
-                          cache: String? = nil, threads: Int = 2,
+                          cache: String? = nil, threads: Int = 2, shard: Shard? = nil,
                           progress: ((Int) -> ProgressReporter)? = nil) throws(GlassboxError) -> TapFeatures {
     let usable = taps.filter(\.kind.isValue).map(\.name)
     guard let info = taps.first(where: { $0.name == tap }) else {
@@ -118,7 +132,8 @@ extension Model {
     guard info.kind.isValue else {
       throw GlassboxError(.input, "tap '\(tap)' is \(info.kind.withArticle) tap; features come from activation, attention and hidden taps")
     }
-    let examples = try DatasetSplit(root: root, split: split, model: self, cache: cache, limit: limit)
+    let examples = try DatasetSplit(root: root, split: split, model: self, cache: cache, limit: limit, shard: shard,
+                                    block: batch)
     let session = try self.session(SessionOptions(threads: threads, taps: [tap]))
     return try session.tapFeatures(tap, of: examples, batch: batch, progress: progress?(examples.count))
   }
@@ -132,6 +147,20 @@ public struct TapFeatures: Sendable {
   public var classes: [String]
   /// Examples that could not be read, each naming its file.
   public var skipped: [String]
+  /// Each row's position in the split (unsharded).
+  public var positions: [Int] = []
+  /// The examples that could not be read, at their positions (`skipped` names them too).
+  public var unreadable: [(position: Int, message: String)] = []
+  /// The whole split the rows were read from (unsharded).
+  public var listing = SplitListing(classes: [], files: [])
+
+  public init(rows: [[Double]], labels: [Int], files: [String], classes: [String], skipped: [String]) {
+    self.rows = rows
+    self.labels = labels
+    self.files = files
+    self.classes = classes
+    self.skipped = skipped
+  }
 }
 
 /// A classifier's predictions over a split: accuracy, mean cross-entropy and the confusion
@@ -142,12 +171,15 @@ public struct Classification: Sendable {
     public var label: Int
     public var predicted: Int
     public var probabilities: [Double]
+    /// Where the example stands in its split (unsharded); -1 when unknown.
+    public var position: Int
 
-    public init(file: String, label: Int, predicted: Int, probabilities: [Double]) {
+    public init(file: String, label: Int, predicted: Int, probabilities: [Double], position: Int = -1) {
       self.file = file
       self.label = label
       self.predicted = predicted
       self.probabilities = probabilities
+      self.position = position
     }
   }
 
@@ -161,9 +193,10 @@ public struct Classification: Sendable {
   }
 
   /// Adds an example from its class scores.
-  public mutating func add(file: String, label: Int, logits: [Float]) {
+  public mutating func add(file: String, label: Int, logits: [Float], position: Int = -1) {
     let p = Metrics.softmax(logits.map(Double.init))
-    examples.append(Example(file: file, label: label, predicted: p.indices.max { p[$0] < p[$1] } ?? 0, probabilities: p))
+    examples.append(Example(file: file, label: label, predicted: p.indices.max { p[$0] < p[$1] } ?? 0, probabilities: p,
+                            position: position))
   }
 
   public var accuracy: Double { Double(examples.filter { $0.predicted == $0.label }.count) / Double(max(examples.count, 1)) }

@@ -72,42 +72,85 @@ public enum Datasets {
   }
 }
 
+/// A split's examples in their unsharded order (after `limit`): what a job over the split, or
+/// any of its shards, works through. Every shard of a job lists the whole split, so each can
+/// record which positions it took and `fingerprint` names the list they were taken from.
+public struct SplitListing: Sendable {
+  /// Class names; label i is `classes[i]`.
+  public var classes: [String]
+  /// The examples, class by class (a balanced subset when limited).
+  public var files: [LabeledFile]
+  /// Problems that did not stop listing (a split file naming a missing clip), each naming its
+  /// file.
+  public var skipped: [String]
+
+  public init(classes: [String], files: [LabeledFile], skipped: [String] = []) {
+    self.classes = classes
+    self.files = files
+    self.skipped = skipped
+  }
+
+  /// The media data set's split, limited to `limit` examples taken from each class in turn.
+  public init(_ set: DataSet, limit: Int = Int.max) {
+    self.init(classes: set.classes, files: Datasets.balanced(set.examples, limit: limit).map { set.examples[$0] },
+              skipped: set.skipped.map(\.description))
+  }
+
+  /// SHA-256 of the class names and every example's path and label, in order: shards of one
+  /// job agree on it.
+  public var fingerprint: String {
+    var text = classes.joined(separator: "\n") + "\n\n"
+    for f in files { text += "\(f.label)\t\(f.path)\n" }
+    return SHA256.hex(Array(text.utf8))
+  }
+
+  /// The positions `shard` takes (every position when nil), in order; `block` is the batch
+  /// size of the unsharded run (see `Shard.positions`).
+  public func positions(for shard: Shard?, block: Int = 1) -> [Int] {
+    shard?.positions(of: files.count, block: block) ?? Array(files.indices)
+  }
+}
+
 /// The examples of one split of a data set for a model's input, read one at a time: a tensor
 /// folder's `.npy` files, or media files through the input's recipe (with an optional feature
-/// cache). Unreadable media files are skipped and listed in `skipped`.
+/// cache). Unreadable media files are skipped and listed in `skipped`. With a shard, only the
+/// shard's positions of the split are read; each example carries its position.
 public final class DatasetSplit {
-  /// One example: the input tensor without its batch axis, its class and its file.
+  /// One example: the input tensor without its batch axis, its class, its file and its
+  /// position in the unsharded split.
   public struct Example: Sendable {
     public var tensor: Tensor
     public var label: Int
     public var file: String
+    public var position: Int
   }
 
   /// Class names; label i is `classes[i]`.
   public let classes: [String]
-  /// Examples in the split (after `limit`), unreadable ones included.
+  /// Examples this split reads (after `limit`, of its shard), unreadable ones included.
   public let count: Int
-  private var tensorFiles: [LabeledFile] = []
+  /// The whole split, unsharded.
+  public let listing: SplitListing
+  /// The positions of `listing.files` this split reads, in order.
+  public let positions: [Int]
   private var position = 0
   private var stream: FeatureStream?
-  private var mediaSkipped: [String] = []
+  private var positionOfFile: [String: Int] = [:]
 
   /// Problems that did not stop reading, each naming its file.
-  public var skipped: [String] { mediaSkipped + (stream?.skipped.map(\.description) ?? []) }
+  public var skipped: [String] { listing.skipped + (stream?.skipped.map(\.description) ?? []) }
 
-  private init(classes: [String], count: Int, tensorFiles: [LabeledFile], stream: FeatureStream?, skipped: [String]) {
-    self.classes = classes
-    self.count = count
-    self.tensorFiles = tensorFiles
-    self.stream = stream
-    mediaSkipped = skipped
+  /// The examples that could not be read (skipped), each at its position of the split.
+  public var unreadable: [(position: Int, message: String)] {
+    (stream?.skipped ?? []).map { (positionOfFile[$0.file] ?? -1, $0.description) }
   }
 
   /// The split `split` of the data at `root` for `model`'s input `input` (its only one when
   /// nil): a tensor folder when `root` has one, else media through the input's recipe. At most
-  /// `limit` examples, taken from each class in turn.
-  public convenience init(root: String, split: String, model: Model, input: String? = nil, cache: String? = nil,
-                          limit: Int = Int.max) throws(GlassboxError) {
+  /// `limit` examples, taken from each class in turn; of them, `shard`'s positions for batches
+  /// of `block` (all when nil).
+  public init(root: String, split: String, model: Model, input: String? = nil, cache: String? = nil,
+              limit: Int = Int.max, shard: Shard? = nil, block: Int = 1) throws(GlassboxError) {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
       throw GlassboxError(.file, file: root, "no such folder")
@@ -115,35 +158,43 @@ public final class DatasetSplit {
     let inputName = try model.inputNamed(input).name
     if let folder = Datasets.tensorFolder(root, split: split) {
       let files = Datasets.balanced(folder.files, limit: limit).map { folder.files[$0] }
-      self.init(classes: folder.classes, count: files.count, tensorFiles: files, stream: nil, skipped: [])
-      return
+      listing = SplitListing(classes: folder.classes, files: files)
+      positions = listing.positions(for: shard, block: block)
+    } else {
+      guard let recipe = model.recipes.first(where: { $0.input == inputName }) else {
+        throw GlassboxError(.input, file: root, "no tensor folder \(root)/\(split)/<class>/*.npy, and input "
+          + "'\(inputName)' has no recipe for raw media")
+      }
+      let set = try Datasets.media(root: root, kind: recipe.kind, split: split, seed: model.splitSeed)
+      let order = Datasets.balanced(set.examples, limit: limit)
+      listing = SplitListing(set, limit: limit)
+      positions = listing.positions(for: shard, block: block)
+      for p in positions { positionOfFile[listing.files[p].path] = p }
+      let chosen = positions.map { order[$0] }
+      stream = try withGlassboxErrors {
+        try FeatureStream(dataSet: set, recipe: recipe, order: chosen,
+                          cache: try cache.map { try FeatureCache(directory: $0) })
+      }
     }
-    guard let recipe = model.recipes.first(where: { $0.input == inputName }) else {
-      throw GlassboxError(.input, file: root,
-                          "no tensor folder \(root)/\(split)/<class>/*.npy, and input '\(inputName)' has no recipe for raw media")
-    }
-    let set = try Datasets.media(root: root, kind: recipe.kind, split: split, seed: model.splitSeed)
-    let order = Datasets.balanced(set.examples, limit: limit)
-    let stream = try withGlassboxErrors {
-      try FeatureStream(dataSet: set, recipe: recipe, order: order, cache: try cache.map { try FeatureCache(directory: $0) })
-    }
-    self.init(classes: set.classes, count: order.count, tensorFiles: [], stream: stream, skipped: set.skipped.map(\.description))
+    classes = listing.classes
+    count = positions.count
   }
 
   /// The next example, or nil at the end.
   public func next() throws(GlassboxError) -> Example? {
     if let stream {
       guard let e = stream.next() else { return nil }
-      return Example(tensor: e.tensor, label: e.label, file: e.path)
+      return Example(tensor: e.tensor, label: e.label, file: e.path, position: positionOfFile[e.path] ?? -1)
     }
-    guard position < tensorFiles.count else { return nil }
-    let f = tensorFiles[position]
+    guard position < positions.count else { return nil }
+    let p = positions[position]
+    let f = listing.files[p]
     position += 1
     let t = try withGlassboxErrors { try NPY.read(f.path) }
     guard t.dtype.isFloatingPoint else {
       throw GlassboxError(.input, file: f.path, "holds \(t.dtype.rawValue); examples must be floating point")
     }
-    return Example(tensor: t, label: f.label, file: f.path)
+    return Example(tensor: t, label: f.label, file: f.path, position: p)
   }
 }
 

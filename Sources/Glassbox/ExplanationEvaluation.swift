@@ -37,6 +37,74 @@ public struct ExplanationEvaluation: Sendable {
   /// pairs (printed as JSON or by `table`).
   public func measure(_ model: Model, tap: String, data: String, split: String,
                       progress: ((Int) -> ProgressReporter)? = nil) throws(GlassboxError) -> [(String, JSONValue)] {
+    let part = try measureExamples(model, tap: tap, data: data, split: split, shard: nil, progress: progress)
+    guard !part.measures.isEmpty else { throw GlassboxError(.input, file: data, "no \(split) examples") }
+    return part.report(sanity: sanity)
+  }
+
+  /// What one example contributes to the report: every per-example number the aggregates are
+  /// computed from, so that shards' records give the unsharded report bit for bit.
+  public struct ExampleMeasures: Sendable, Equatable {
+    /// The example's position in the split (unsharded).
+    public var position: Int
+    /// Whether the model predicted the example's class.
+    public var correct: Bool
+    /// The deletion and insertion curves and what they remove (nil: no perturbation units).
+    public var deletion: [Double]?
+    public var insertion: [Double]?
+    public var units: String?
+    /// Attention faithfulness: prediction with uniform weights, and each permutation's total
+    /// variation distance and whether it flipped the prediction.
+    public var uniformCorrect = false
+    public var permutationTVD: [Double] = []
+    public var flips = 0
+    /// Localisation per sampled frame (nil when the clip has no boxes), and the frame whose raw
+    /// map peaks (an index into `hits`).
+    public var hits: [Double]?
+    public var energies: [Double]?
+    public var peak: Int?
+    /// Attention mass inside the speech intervals and their share of frames.
+    public var speechMass: Double?
+    public var speechChance: Double?
+    /// Spearman correlation with the original map after each cumulative re-initialisation
+    /// (`Part.blocks` order); nil where it is undefined.
+    public var sanity: [Double?] = []
+  }
+
+  /// The measures of one shard of a split (or of all of it).
+  public struct Part: Sendable {
+    public var tap: String
+    public var kind: TapKind
+    /// Blocks re-initialised by the sanity check, from the output end.
+    public var blocks: [String]
+    /// The whole split and the positions measured.
+    public var listing: SplitListing
+    public var positions: [Int]
+    /// One per example, in position order.
+    public var measures: [ExampleMeasures]
+
+    public init(tap: String, kind: TapKind, blocks: [String], listing: SplitListing, positions: [Int],
+                measures: [ExampleMeasures]) {
+      self.tap = tap
+      self.kind = kind
+      self.blocks = blocks
+      self.listing = listing
+      self.positions = positions
+      self.measures = measures
+    }
+
+    /// The report over `measures` (every example of the split, in order).
+    public func report(sanity: Bool) -> [(String, JSONValue)] {
+      ExplanationEvaluation.report(tap: tap, kind: kind, blocks: sanity ? blocks : [], measures: measures)
+    }
+  }
+
+  /// Measures the examples at `shard`'s positions of the split (every example when nil), one
+  /// at a time. The permutations of attention weights draw from one generator in the split's
+  /// order; a shard replays the draws of the positions other shards measure, so each example
+  /// gets the permutations the unsharded run gives it.
+  public func measureExamples(_ model: Model, tap: String, data: String, split: String, shard: Shard?,
+                              progress: ((Int) -> ProgressReporter)? = nil) throws(GlassboxError) -> Part {
     guard steps >= 1, permutations >= 0, threads >= 1 else {
       throw GlassboxError(.input, "steps and threads must be at least 1, permutations at least 0")
     }
@@ -46,8 +114,13 @@ public struct ExplanationEvaluation: Sendable {
       throw GlassboxError(.unsupported, file: model.path, "evaluating explanations needs a model with one input that has a recipe")
     }
     let set = try Datasets.media(root: data, kind: recipe.kind, split: split, seed: model.splitSeed)
-    let examples = Datasets.balanced(set.examples, limit: limit).map { set.examples[$0] }
-    guard !examples.isEmpty else { throw GlassboxError(.input, file: data, "no \(split) examples") }
+    let listing = SplitListing(set, limit: limit)
+    guard !listing.files.isEmpty else { throw GlassboxError(.input, file: data, "no \(split) examples") }
+    let positions = listing.positions(for: shard)
+    let examples = positions.map { listing.files[$0] }
+    var part = Part(tap: tap, kind: info.kind, blocks: Self.blocksTopDown(model.graph), listing: listing,
+                    positions: positions, measures: [])
+    guard !examples.isEmpty else { return part }
     let extractor = try withGlassboxErrors { try FeatureExtractor(recipe) }
     func tensor(_ path: String) throws(GlassboxError) -> Tensor {
       try withGlassboxErrors {
@@ -77,18 +150,14 @@ public struct ExplanationEvaluation: Sendable {
     }
 
     var rng = SplitMix64(seed: seed)
-    var deletion: [[Double]] = [], insertion: [[Double]] = []
-    var correct = 0, uniformCorrect = 0, tvd: [Double] = [], flips = 0, permutationCount = 0
-    var pointingFrames: [Double] = [], energyFrames: [Double] = [], pointingClips: [Double] = [], energyClips: [Double] = []
-    var pointingFramesCorrect: [Double] = [], energyFramesCorrect: [Double] = []
-    var pointingPeak: [Double] = [], pointingPeakCorrect: [Double] = []
-    var speechMass: [Double] = [], speechChance: [Double] = []
+    var lastPosition = -1
     var originalMaps: [[Double]] = [], explained: [Int] = []
-    var unitName = "units"
     var inputs: [Tensor] = []
     let reporter = progress?(examples.count)
     for (n, example) in examples.enumerated() {
       defer { reporter?.update(done: n + 1, note: (example.path as NSString).lastPathComponent) }
+      let position = positions[n]
+      defer { lastPosition = position }
       let x = n == 0 ? first : try tensor(example.path)
       guard x.shape == first.shape else {
         throw GlassboxError(.input, file: example.path, "shape \(x.shape) differs from \(first.shape)")
@@ -98,14 +167,14 @@ public struct ExplanationEvaluation: Sendable {
       let probabilities = Metrics.softmax(e.outputs[logitsName]?.doubles ?? [])
       let predicted = probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0
       let k = e.classes?.first ?? predicted
-      if predicted == example.label { correct += 1 }
+      var m = ExampleMeasures(position: position, correct: predicted == example.label)
       let raw = e.maps["raw"]
       originalMaps.append(raw?.doubles ?? [])
       explained.append(k)
 
       // Importance of each perturbation unit and how to remove a unit from the input.
       if let units = Self.units(e, inputShape: x.shape) {
-        unitName = units.name
+        m.units = units.name
         let order = Metrics.order(byDescending: units.scores)
         let schedule = Metrics.schedule(units: order.count, steps: steps)
         var del: [Double] = [], ins: [Double] = []
@@ -114,16 +183,22 @@ public struct ExplanationEvaluation: Sendable {
           del.append(try probability(of: k, units.apply(x, chosen.contains)))
           ins.append(try probability(of: k, units.apply(x) { !chosen.contains($0) }))
         }
-        deletion.append(del)
-        insertion.append(ins)
+        m.deletion = del
+        m.insertion = ins
       }
 
       if isAttention, let override, let weights = raw {
         let time = weights.shape[1]
+        // Every example draws `permutations` shuffles of `time` frames: the draws of the
+        // positions other shards measure come first.
+        for _ in 0..<((position - lastPosition - 1) * permutations) {
+          var perm = Array(0..<time)
+          perm.shuffle(using: &rng)
+        }
         let uniform = Tensor(shape: weights.shape, f32: [Float](repeating: 1 / Float(time), count: weights.count))
         let u = try withGlassboxErrors { try override.run(inputs: [inputName: x, "attention.override": uniform]) }
         let uLogits = u[logitsName]?.doubles ?? []
-        if (uLogits.indices.max { uLogits[$0] < uLogits[$1] }) == example.label { uniformCorrect += 1 }
+        m.uniformCorrect = (uLogits.indices.max { uLogits[$0] < uLogits[$1] }) == example.label
         for _ in 0..<permutations {
           var perm = Array(0..<time)
           perm.shuffle(using: &rng)
@@ -134,9 +209,8 @@ public struct ExplanationEvaluation: Sendable {
             try override.run(inputs: [inputName: x, "attention.override": Tensor(shape: weights.shape, f32: shuffled)])
           }
           let q = Metrics.softmax(out[logitsName]?.doubles ?? [])
-          tvd.append(Metrics.totalVariation(probabilities, q))
-          if (q.indices.max { q[$0] < q[$1] }) != predicted { flips += 1 }
-          permutationCount += 1
+          m.permutationTVD.append(Metrics.totalVariation(probabilities, q))
+          if (q.indices.max { q[$0] < q[$1] }) != predicted { m.flips += 1 }
         }
       }
 
@@ -152,19 +226,12 @@ public struct ExplanationEvaluation: Sendable {
           hits.append(Metrics.pointingHit(map, width: w, height: h, box: box) ? 1 : 0)
           energies.append(Metrics.energyInBox(map, width: w, height: h, box: box))
         }
-        pointingFrames += hits
-        energyFrames += energies
-        pointingClips.append(Metrics.mean(hits))
-        energyClips.append(Metrics.mean(energies))
+        m.hits = hits
+        m.energies = energies
         // The clip as one trial, as an image is in Zhang et al.'s game: the maximum of its
         // space-time map (the frame whose raw map peaks highest, then that frame's peak).
-        let peak = raw.flatMap { Metrics.peakFrame($0.floats, frames: $0.shape[1]) }.flatMap { $0 < hits.count ? $0 : nil }
-        if let peak { pointingPeak.append(hits[peak]) }
-        if predicted == example.label {  // the pointing game is usually scored on correct predictions
-          pointingFramesCorrect += hits
-          energyFramesCorrect += energies
-          if let peak { pointingPeakCorrect.append(hits[peak]) }
-        }
+        m.peak = raw.flatMap { Metrics.peakFrame($0.floats, frames: $0.shape[1]) }
+          .flatMap { $0 < hits.count ? $0 : nil }
       }
       // Attention mass inside the speech intervals of the generated clips.
       if recipe.kind == .audio, isAttention, let weights = raw,
@@ -172,35 +239,55 @@ public struct ExplanationEvaluation: Sendable {
         let time = weights.shape[1], per = weights.count / time, w = weights.doubles
         let perFrame = (0..<time).map { t in (0..<per).reduce(0.0) { $0 + w[t * per + $1] } }
         let r = Metrics.massInIntervals(perFrame, speech)
-        speechMass.append(r.mass)
-        speechChance.append(r.chance)
+        m.speechMass = r.mass
+        m.speechChance = r.chance
       }
+      part.measures.append(m)
     }
     reporter?.finish()
 
     // Sanity check: re-initialise blocks top-down, cumulatively; rank correlation of the maps.
-    var sanityRows: [(block: String, spearman: Double)] = []
-    if sanity && !originalMaps.isEmpty {
+    if sanity {
       let fresh = try withGlassboxErrors { try Initialization.weights(for: bound, seed: seed &+ 1) }
       var changed = try model.parameterTensors(for: bound)
-      for block in Self.blocksTopDown(bound) {
+      for block in part.blocks {
         for (i, p) in bound.parameters.enumerated() where Self.block(of: p.name, in: bound) == block && p.role == .trainable {
           changed[i] = fresh[i]
         }
         let session = try model.with(values: changed).session(SessionOptions(threads: threads, taps: []))
-        var rhos: [Double] = []
-        for ((x, original), k) in zip(zip(inputs, originalMaps), explained) {
-          let e = try session.explain(tap, [inputName: x], target: info.needsClass ? .fixed(k) : .predicted)
-          if let rho = Metrics.spearman(original, e.map.doubles) { rhos.append(rho) }
+        for (n, (x, original)) in zip(inputs, originalMaps).enumerated() {
+          let e = try session.explain(tap, [inputName: x], target: info.needsClass ? .fixed(explained[n]) : .predicted)
+          part.measures[n].sanity.append(Metrics.spearman(original, e.map.doubles))
         }
-        sanityRows.append((block, Metrics.mean(rhos)))
       }
     }
+    return part
+  }
 
-    // Report.
-    var report: [(String, JSONValue)] = [("tap", .string(tap)), ("kind", .string(info.kind.rawValue)),
-                                         ("examples", .int(examples.count)),
-                                         ("accuracy", .number(Double(correct) / Double(examples.count)))]
+  /// The report over every example's measures (in the split's order): the means, medians and
+  /// rates of the per-example numbers. `blocks` empty: no sanity rows.
+  public static func report(tap: String, kind: TapKind, blocks: [String], measures: [ExampleMeasures])
+    -> [(String, JSONValue)] {
+    let count = measures.count
+    let isAttention = kind == .attention
+    let correct = measures.filter(\.correct).count
+    let deletion = measures.compactMap(\.deletion), insertion = measures.compactMap(\.insertion)
+    let unitName = measures.last { $0.units != nil }?.units ?? "units"
+    let tvd = measures.flatMap(\.permutationTVD)
+    let flips = measures.reduce(0) { $0 + $1.flips }
+    let localised = measures.filter { $0.hits != nil }
+    let pointingFrames = localised.flatMap { $0.hits ?? [] }, energyFrames = localised.flatMap { $0.energies ?? [] }
+    let pointingClips = localised.map { Metrics.mean($0.hits ?? []) }
+    let energyClips = localised.map { Metrics.mean($0.energies ?? []) }
+    let pointingFramesCorrect = localised.filter(\.correct).flatMap { $0.hits ?? [] }
+    let energyFramesCorrect = localised.filter(\.correct).flatMap { $0.energies ?? [] }
+    let pointingPeak = localised.compactMap { m in m.peak.map { m.hits?[$0] ?? 0 } }
+    let pointingPeakCorrect = localised.filter(\.correct).compactMap { m in m.peak.map { m.hits?[$0] ?? 0 } }
+    let speechMass = measures.compactMap(\.speechMass), speechChance = measures.compactMap(\.speechChance)
+
+    var report: [(String, JSONValue)] = [("tap", .string(tap)), ("kind", .string(kind.rawValue)),
+                                         ("examples", .int(count)),
+                                         ("accuracy", .number(Double(correct) / Double(count)))]
     if !deletion.isEmpty {
       let meanCurve = { (curves: [[Double]]) in (0..<curves[0].count).map { i in Metrics.mean(curves.map { $0[i] }) } }
       let d = meanCurve(deletion), ins = meanCurve(insertion)
@@ -212,14 +299,15 @@ public struct ExplanationEvaluation: Sendable {
     }
     if isAttention {
       report.append(("attention_faithfulness", .object([
-        ("uniform_accuracy", .number(Double(uniformCorrect) / Double(examples.count))),
+        ("uniform_accuracy", .number(Double(measures.filter(\.uniformCorrect).count) / Double(count))),
         ("permutation_tvd_mean", .number(Metrics.mean(tvd))), ("permutation_tvd_median", .number(Metrics.median(tvd))),
-        ("permutation_flip_rate", .number(permutationCount > 0 ? Double(flips) / Double(permutationCount) : 0)),
+        ("permutation_flip_rate", .number(tvd.count > 0 ? Double(flips) / Double(tvd.count) : 0)),
       ])))
     }
-    if !sanityRows.isEmpty {
-      report.append(("sanity", .array(sanityRows.map {
-        .object([("reinitialised_through", .string($0.block)), ("spearman", .number($0.spearman))])
+    if !blocks.isEmpty && count > 0 {
+      report.append(("sanity", .array(blocks.indices.map { b in
+        let rhos = measures.compactMap { b < $0.sanity.count ? $0.sanity[b] : nil }
+        return .object([("reinitialised_through", .string(blocks[b])), ("spearman", .number(Metrics.mean(rhos)))])
       })))
     }
     if !pointingFrames.isEmpty {

@@ -59,14 +59,32 @@ public final class TrainingRun {
   public var classes: [String] { trainer.data.classes }
   public var data: TrainingData { trainer.data }
 
+  /// What the processes of a data-parallel run must agree on, by name: the model, the data,
+  /// the settings and the number of processes (`DataParallel.start` compares them).
+  public private(set) var agreement: [(name: String, value: String)] = []
+  /// The names `agreement` has, in order.
+  public static let agreementNames = ["model", "data", "training settings", "gradient order", "number of processes"]
+
   /// Sets up training of `model` on the data folder `data`: `DIR/{train,val,test}/<class>/*.npy`,
   /// an HMDB-51 folder or a folder per language (through the input's recipe). `bindings` size
   /// symbols for this run only (a `.model` keeps `B` and `T` symbolic); a class axis still
   /// symbolic is sized by the data. The model's own weights are the starting point.
-  public init(model: Model, bindings: [String: Int] = [:], data dataPath: String, options: TrainingOptions) throws(GlassboxError) {
+  ///
+  /// With `parallel`, this process is one of a data-parallel run: the program is compiled for
+  /// its slice of each global batch of `options.batch` (which the processes must divide), and
+  /// nothing is exchanged yet: the caller hands `agreement` (or the error) to
+  /// `DataParallel.start` on every process.
+  public init(model: Model, bindings: [String: Int] = [:], data dataPath: String, options: TrainingOptions,
+              parallel: DataParallel? = nil) throws(GlassboxError) {
     guard options.epochs >= 1, options.batch >= 1, options.threads >= 1 else {
       throw GlassboxError(.input, "epochs, batch and threads must be at least 1")
     }
+    let processes = parallel?.size ?? 1
+    guard options.batch % processes == 0 else {
+      throw GlassboxError(.input, "batch \(options.batch) does not split evenly over \(processes) processes: give a "
+        + "multiple of \(processes)")
+    }
+    let localBatch = options.batch / processes
     var graph = model.graph
     var provenance = model.provenance
     provenance.stamp(specText: model.source?.bytes)
@@ -100,11 +118,12 @@ public final class TrainingRun {
       throw GlassboxError(.input, file: dataPath,
                           "has \(trainingData.classes.count) classes (\(trainingData.classes.joined(separator: ", "))) but \(graph.name) has \(classes) outputs")
     }
-    if let first = inputType.shape.first, let fixed = first.substituting(runBindings).staticValue, fixed != options.batch {
-      throw GlassboxError(.input, "batch \(options.batch): \(graph.name)'s input has a fixed batch of \(fixed)")
+    if let first = inputType.shape.first, let fixed = first.substituting(runBindings).staticValue, fixed != localBatch {
+      throw GlassboxError(.input, "batch \(localBatch): \(graph.name)'s input has a fixed batch of \(fixed)")
     }
     do {
-      let inferred = try graph.inferBindings(inputShapes: [graph[inputID].name: [options.batch] + trainingData.train.exampleShape])
+      let shapes = [graph[inputID].name: [localBatch] + trainingData.train.exampleShape]
+      let inferred = try graph.inferBindings(inputShapes: shapes)
       runBindings.merge(inferred) { given, _ in given }
     } catch {
       throw GlassboxError(.input, file: dataPath,
@@ -125,9 +144,20 @@ public final class TrainingRun {
     }
     trainer = try withGlassboxErrors(file: model.path) {
       let step = try TrainingStepGraph.make(from: bound, logits: logits.name)
-      let backend = try ProgramBackend(step: step, model: graph, bindings: runBindings, batchSize: options.batch,
+      let backend = try ProgramBackend(step: step, model: graph, bindings: runBindings, batchSize: localBatch,
                                        weights: weights, threads: options.threads)
-      return try Trainer(model: contents, backend: backend, data: trainingData, settings: options.settings)
+      return try Trainer(model: contents, backend: backend, data: trainingData, settings: options.settings,
+                         parallel: parallel)
+    }
+    if let parallel {
+      let listings = [trainingData.train.listingText]
+        + [trainingData.validation, trainingData.test].map { $0?.listingText ?? "" }
+      let settings = "\(options.settings.fingerprint) epochs=\(options.epochs) threads=\(options.threads) "
+        + "\(parallel.settings)"
+      agreement = [("model", try model.fingerprint()),
+                   ("data", SHA256.hex(Array(listings.joined(separator: "\n--\n").utf8))),
+                   ("training settings", settings), ("gradient order", trainer.bucketOrder.joined(separator: ",")),
+                   ("number of processes", "\(parallel.size)")]
     }
   }
 

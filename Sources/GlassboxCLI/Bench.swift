@@ -49,11 +49,43 @@ struct Bench: ParsableCommand {
   @Flag(help: "Time one training step (forward, backward, SGD-with-momentum update) instead of a forward pass.")
   var train = false
 
+  @Option(help: ArgumentHelp("--train under MPI: megabytes of gradients per all-reduce bucket.", valueName: "MB"))
+  var bucketMb = 8.0
+
+  @Flag(help: "--train under MPI: sum the gradients after the backward pass instead of during it.")
+  var noOverlap = false
+
+  @Option(help: ArgumentHelp("--train under MPI: microseconds between a progress thread's MPI calls (0: none).",
+                             valueName: "US"))
+  var progressUs = 100
+
+  @Option(help: ArgumentHelp("--train under MPI: each timed step's timeline as JSON lines (rank 0).",
+                             valueName: "FILE.jsonl"))
+  var trace: String?
+
   func run() throws {
     guard iterations >= 1, warmup >= 0, threads >= 1, warmupMilliseconds >= 0 else {
       throw ValidationError("--iterations and --threads must be at least 1, --warmup and --warmup-ms at least 0")
     }
     let compileStart = DispatchTime.now().uptimeNanoseconds
+    // Under mpirun, --train times a data-parallel step: --bind B=… is the global batch, of
+    // which each process compiles and runs its share.
+    var parallel: DataParallel?
+    var options = options
+    if train, let launched = Communicator.launched() {
+      let communicator = try Communicator.world()
+      guard communicator.size == launched.count else {
+        throw ValidationError("\(launched.source) but Open MPI sees \(communicator.size) processes")
+      }
+      guard let global = options.bindingMap["B"], global % communicator.size == 0 else {
+        throw ValidationError("under MPI, --bind B=… gives the global batch, a multiple of \(communicator.size)")
+      }
+      let local = global / communicator.size
+      options.bindings = options.bindings.map { b in b.name == "B" ? Binding(argument: "B=\(local)") ?? b : b }
+      parallel = DataParallel(communicator: communicator, settings: DataParallelSettings(
+        bucketBytes: Int(bucketMb * 1_048_576), overlap: !noOverlap, progressMicroseconds: Swift.max(progressUs, 0)))
+    }
+    defer { parallel?.communicator.finalize() }
     let compiled = try loadGraph(options, checkingWeights: true, bindingModels: true)
     guard let graph = compiled.result.graph else {
       printDiagnostics(compiled.result.diagnostics, source: compiled.source)
@@ -64,7 +96,7 @@ struct Bench: ParsableCommand {
       throw ValidationError("bind every symbol to benchmark: --bind \(unbound.map { "\($0)=…" }.joined(separator: " --bind "))")
     }
     if train {
-      try benchTrainingStep(graph, compileStart: compileStart)
+      try benchTrainingStep(graph, compileStart: compileStart, parallel: parallel)
       return
     }
     // A plain forward: taps are compiled only when asked for, so they pin nothing here.
@@ -130,7 +162,7 @@ struct Bench: ParsableCommand {
 extension Bench {
   /// Times `Trainer.step` on one fixed batch of deterministic examples: the training program
   /// (forward and backward), reading the gradients, and the optimizer's updates.
-  func benchTrainingStep(_ graph: Graph, compileStart: UInt64) throws {
+  func benchTrainingStep(_ graph: Graph, compileStart: UInt64, parallel: DataParallel? = nil) throws {
     guard graph.inputs.count == 1, let input = graph.inputs.first, let logits = graph.outputs.first,
           let classes = graph.labelCount else {
       throw ValidationError("--train needs a one-input graph whose first output is [B, classes]")
@@ -152,22 +184,68 @@ extension Bench {
     let examples = InMemoryExamples(root: "bench", classes: (0..<classes).map { "c\($0)" }, exampleShape: perExample,
                                     values: [Array(batch.inputs.floats[..<n])], labels: [0])
     let contents = ModelContents(graph: model, weights: model.parameters.map { weights[$0.name] ?? Tensor(zeros: $0.type.dtype, shape: []) })
+    let processes = parallel?.size ?? 1
     let trainer = try Trainer(model: contents, backend: backend, data: TrainingData(train: examples),
-                              settings: TrainingSettings(epochs: 1, batchSize: batchSize, learningRate: 1e-3,
-                                                         optimizer: OptimizerSettings(kind: .sgd, momentum: 0.9)))
+                              settings: TrainingSettings(epochs: 1, batchSize: batchSize * processes,
+                                                         learningRate: 1e-3,
+                                                         optimizer: OptimizerSettings(kind: .sgd, momentum: 0.9)),
+                              parallel: parallel)
     let compileMs = Double(DispatchTime.now().uptimeNanoseconds - compileStart) / 1e6
     var steps = 0
-    try warmUp {
-      try trainer.step(batch, epoch: 0, step: steps, learningRate: 1e-3)
-      steps += 1
+    if let parallel {
+      // Every process runs as many warm-up steps as rank 0 does (each step is a collective).
+      let start = DispatchTime.now().uptimeNanoseconds
+      var more = [1.0]
+      while more[0] > 0 {
+        try trainer.step(batch, epoch: 0, step: steps, learningRate: 1e-3)
+        steps += 1
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+        more = [parallel.rank == 0 && (steps < warmup || elapsed < warmupMilliseconds) ? 1 : 0]
+        parallel.communicator.sum(&more)
+      }
+      (parallel.communicationSeconds, parallel.waitSeconds) = (0, 0)
+    } else {
+      try warmUp {
+        try trainer.step(batch, epoch: 0, step: steps, learningRate: 1e-3)
+        steps += 1
+      }
     }
-    var samples: [Double] = []
+    var samples: [Double] = [], timelines: [String] = []
     for _ in 0..<iterations {
       let start = DispatchTime.now().uptimeNanoseconds
       try trainer.step(batch, epoch: 0, step: steps, learningRate: 1e-3)
       steps += 1
       samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+      if let t = parallel?.lastStep {
+        let buckets = zip(t.bucketBytes, t.bucketComplete).map { "{\"bytes\":\($0),\"completeMs\":\($1)}" }
+        let gradients = t.gradientComplete.map { "[\($0.milliseconds),\($0.bytes)]" }
+        timelines.append("{\"stepMs\":\(samples[samples.count - 1]),\"backwardEndMs\":\(t.backwardEnd),"
+          + "\"waitEndMs\":\(t.waitEnd),\"gradients\":[\(gradients.joined(separator: ","))],"
+          + "\"buckets\":[\(buckets.joined(separator: ","))]}")
+      }
     }
+    // The all-reduce alone, every process starting together: its time without the waiting
+    // for a slower process that a step's share includes.
+    var alone: Double?
+    if let parallel, let bytes = parallel.lastStep?.bucketBytes.reduce(0, +) {
+      var gradients = [Float](repeating: 1, count: bytes / 4)
+      var times: [Double] = []
+      for _ in 0..<10 {
+        parallel.communicator.barrier()
+        let start = DispatchTime.now().uptimeNanoseconds
+        gradients.withUnsafeMutableBufferPointer { parallel.communicator.sum($0.baseAddress!, count: $0.count) }
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+      }
+      alone = times.sorted()[times.count / 2]
+    }
+    if let trace, parallel?.rank ?? 0 == 0 {
+      try writeText(timelines.joined(separator: "\n") + "\n", to: trace)
+    }
+    // Rank 0 speaks for the run; the all-reduce's share is of the timed steps.
+    let allReduce = parallel.map { p in
+      (1000 * p.communicationSeconds / Double(iterations), 1000 * p.waitSeconds / Double(iterations))
+    }
+    guard parallel?.rank ?? 0 == 0 else { return }
     if profile {
       // The training program's kernels (forward and backward), by kind, then the slowest.
       let kernels = backend.profile(runs: iterations)
@@ -189,11 +267,26 @@ extension Bench {
       : (samples[samples.count / 2 - 1] + samples[samples.count / 2]) / 2
     let peak = peakResidentBytes()
     if json {
-      print("{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),\"train\":true}")
+      let mpi = allReduce.map {
+        ",\"processes\":\(processes),\"allReduceMs\":\($0.0),\"allReduceWaitMs\":\($0.1),"
+          + "\"allReduceAloneMs\":\(alone ?? 0)"
+      } ?? ""
+      print("{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),"
+        + "\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),"
+        + "\"train\":true\(mpi)}")
     } else {
       print(String(format: "%@ training step: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; arena %.1f MiB; compiled in %.0f ms",
                    graph.name, median, samples[0], samples[samples.count - 1], iterations, threads,
                    Double(peak) / 1_048_576, Double(backend.arenaBytes) / 1_048_576, compileMs))
+      if let (total, wait) = allReduce {
+        let bucketBytes = parallel?.lastStep?.bucketBytes ?? []
+        print(String(format: "%d processes × B=%d: all-reduce %.3f ms per step (%.1f%% of the mean step), %.3f ms of "
+                       + "it waiting after the backward pass; %.1f MiB of gradients in %d buckets",
+                     processes, batchSize, total, 100 * total / (samples.reduce(0, +) / Double(samples.count)), wait,
+                     Double(bucketBytes.reduce(0, +)) / 1_048_576, bucketBytes.count))
+        print(String(format: "the same all-reduce alone (one call, every process starting together): median %.3f ms",
+                     alone ?? 0))
+      }
     }
   }
 }

@@ -75,20 +75,56 @@ struct Embed: ParsableCommand {
     }
   }
 
+  @OptionGroup var sharding: ShardOption
+
   func run() throws {
     let model = try loadModel(options, weights: Model.WeightOptions(seed: seed))
     let start = Date()
+    let name = ((options.spec as NSString).lastPathComponent as NSString).deletingPathExtension
+    let source = "glassbox embed \(options.spec) --data \(data) --split \(split) --tap \(tap)"
+    let title = "\(name): \(tap) over \(split) (time-averaged)"
+    let shard = try sharding.resolve()
+    let folder = shard.map { $0.0.folder(for: output, isFile: true) }
+    if let folder { try ShardRecord.prepare(folder: folder) }
     let features = try model.tapFeatures(tap, root: data, split: split, batch: batch, limit: limit, cache: cache,
-                                         threads: threads) { ProgressReporter(label: "embed", total: $0) }
+                                         threads: threads, shard: shard?.0) {
+      ProgressReporter(label: shard.map { "embed \($0.0)" } ?? "embed", total: $0)
+    }
+    guard let (shard, shardSource) = shard, let folder else {
+      try Self.plot(features, tap: tap, perplexity: perplexity, method: TSNE.Method(rawValue: method) ?? .automatic,
+                    source: source, title: title, output: output, json: json, start: start)
+      return
+    }
+    // A shard: its feature vectors for `glassbox merge`, which embeds the whole split.
+    let examples = features.listing
+    let options: [(String, JSONValue)] = [("tap", .string(tap)), ("batch", .int(batch)), ("limit", .int(limit)),
+                                          ("threads", .int(threads))]
+    let outputs: [(String, JSONValue)] = [("plot", .string(output)), ("tap", .string(tap)),
+                                          ("perplexity", .number(perplexity)), ("method", .string(method)),
+                                          ("source", .string(source)), ("title", .string(title)), ("json", .bool(json))]
+    let record = ShardRecord(command: "embed", shard: shard,
+                             run: try ShardMerge.run(model: model, listing: examples, split: split, options: options),
+                             total: examples.files.count, block: batch, outputs: outputs,
+                             results: try ShardMerge.results(of: features, positions: features.positions,
+                                                             unreadable: features.unreadable, notes: examples.skipped,
+                                                             folder: folder),
+                             folder: folder)
+    try record.finish()
+    print("embed: shard \(shard) (\(shardSource)): \(features.rows.count) of \(record.total) examples into \(folder)/; "
+      + "glassbox merge of the \(shard.count) shard folders draws \(output)")
+  }
+
+  /// Embeds `features` with t-SNE and writes the plot, `PLOT.json` and `PLOT.csv`; prints the
+  /// summary (as JSON when `json`).
+  static func plot(_ features: TapFeatures, tap: String, perplexity: Double, method: TSNE.Method, source: String,
+                   title: String, output: String, json: Bool, start: Date) throws {
     var tsne = TSNE()
     tsne.perplexity = perplexity
-    tsne.method = TSNE.Method(rawValue: method) ?? .automatic
-    let source = "glassbox embed \(options.spec) --data \(data) --split \(split) --tap \(tap)"
+    tsne.method = method
     let map = try EmbeddingMap.make(features: try Points(rows: features.rows), labels: features.labels, files: features.files,
                                     classes: features.classes, source: source, tsne: tsne)
-    let name = ((options.spec as NSString).lastPathComponent as NSString).deletingPathExtension
     let stem = (output as NSString).deletingPathExtension
-    try writeAtomically(Data(try map.svg(title: "\(name): \(tap) over \(split) (time-averaged)").utf8), to: output)
+    try writeAtomically(Data(try map.svg(title: title).utf8), to: output)
     try writeAtomically(try map.json(), to: stem + ".json")
     try writeAtomically(Data(map.csv.utf8), to: stem + ".csv")
     let seconds = Date().timeIntervalSince(start)
@@ -103,7 +139,9 @@ struct Embed: ParsableCommand {
     } else {
       let trust = map.trustworthiness.map { String(format: "%.4f", $0) } ?? "n/a (10 examples or fewer)"
       print("embed: \(map.points.count) examples, \(map.classes.count) classes, \(map.featureDimensions)-D \(tap) features")
-      print("trustworthiness T(5) = \(trust)  (KL \(String(format: "%.3f", map.klDivergence)), \(map.iterations) iterations, t-SNE \(String(format: "%.1f", map.seconds)) s, total \(String(format: "%.1f", seconds)) s)")
+      print("trustworthiness T(5) = \(trust)  (KL \(String(format: "%.3f", map.klDivergence)), "
+        + "\(map.iterations) iterations, t-SNE \(String(format: "%.1f", map.seconds)) s, "
+        + "total \(String(format: "%.1f", seconds)) s)")
       print("wrote \(output), \(stem).json, \(stem).csv")
     }
   }

@@ -61,15 +61,82 @@ struct Evaluate: ParsableCommand {
   @Option(help: ArgumentHelp("Write each example's prediction as JSON (classifier measures).", valueName: "FILE.json"))
   var predictions: String?
 
+  @Option(name: .shortAndLong, help: ArgumentHelp("Also write the report as JSON; a shard writes its part beside it.",
+                                                  valueName: "FILE.json"))
+  var output: String?
+
+  @OptionGroup var sharding: ShardOption
+
   func run() throws {
+    if let (shard, source) = try sharding.resolve() {
+      try runShard(shard, source: source)
+      return
+    }
     if tap == nil {
       let c = try classify()
       if let predictions { try writeText(c.predictionsJSON.text + "\n", to: predictions) }
+      if let output { try writeText(c.summaryJSON.text + "\n", to: output) }
       print(json ? c.summaryJSON.text : c.table)
       return
     }
     let report = try measure()
+    if let output { try writeText(JSONValue.object(report).text + "\n", to: output) }
     print(json ? JSONValue.object(report).text : ExplanationEvaluation.table(report))
+  }
+
+  /// One shard of the split: its examples' results into the shard's folder beside `-o`, for
+  /// `glassbox merge` to turn into the unsharded report.
+  func runShard(_ shard: Shard, source: String) throws {
+    guard let output else {
+      throw CommandError("a shard of evaluate (\(source)) writes its part into a folder beside -o FILE.json, and "
+        + "glassbox merge writes FILE.json from the shards: give -o")
+    }
+    guard batch >= 1, threads >= 1, steps >= 1, permutations >= 0 else {
+      throw CommandError("--batch, --steps and --threads must be at least 1")
+    }
+    let folder = shard.folder(for: output, isFile: true)
+    let model = try model()
+    let outputs: [(String, JSONValue)] = [("report", .string(output)), ("json", .bool(json)),
+                                          ("predictions", predictions.map { .string($0) } ?? .null)]
+    var record: ShardRecord
+    if let tap {
+      let evaluation = ExplanationEvaluation(steps: steps, permutations: permutations, sanity: !noSanity, seed: seed,
+                                             limit: limit ?? Int.max, threads: threads)
+      try ShardRecord.prepare(folder: folder)
+      let part = try evaluation.measureExamples(model, tap: tap, data: data, split: split, shard: shard) {
+        ProgressReporter(label: "evaluate \(shard)", total: $0)
+      }
+      let options: [(String, JSONValue)] = [
+        ("tap", .string(tap)), ("steps", .int(steps)), ("permutations", .int(permutations)),
+        ("sanity", .bool(!noSanity)),
+        ("seed", .string("\(seed)")), ("limit", limit.map { .int($0) } ?? .null), ("threads", .int(threads)),
+      ]
+      record = ShardRecord(command: "evaluate-tap", shard: shard,
+                           run: try ShardMerge.run(model: model, listing: part.listing, split: split, options: options),
+                           total: part.listing.files.count, block: 1, outputs: outputs,
+                           results: ShardMerge.results(of: part), folder: folder)
+    } else {
+      let examples = try DatasetSplit(root: data, split: split, model: model, cache: cache, limit: limit ?? Int.max,
+                                      shard: shard, block: batch)
+      try ShardRecord.prepare(folder: folder)
+      let session = try model.session(SessionOptions(threads: threads, taps: []))
+      let c = try session.classify(examples, splitName: split, batch: batch,
+                                   progress: ProgressReporter(label: "evaluate \(shard)", total: examples.count),
+                                   allowingNone: true)
+      let options: [(String, JSONValue)] = [("batch", .int(batch)), ("limit", limit.map { .int($0) } ?? .null),
+                                            ("threads", .int(threads))]
+      record = ShardRecord(command: "evaluate", shard: shard,
+                           run: try ShardMerge.run(model: model, listing: examples.listing, split: split,
+                                                   options: options),
+                           total: examples.listing.files.count, block: batch, outputs: outputs,
+                           results: ShardMerge.results(of: c, unreadable: examples.unreadable,
+                                                       notes: examples.listing.skipped),
+                           folder: folder)
+    }
+    try record.finish()
+    print("evaluate: shard \(shard) (\(source)): \(record.positions.count) of \(record.total) examples into "
+      + "\(folder)/; "
+      + "glassbox merge of the \(shard.count) shard folders writes \(output)")
   }
 
   /// The model, with `--weights` or `--seed` for a spec.

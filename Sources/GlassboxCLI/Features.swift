@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glassbox
 import GlassboxFormat
 import GlassboxIR
 import GlassboxMedia
@@ -39,6 +40,8 @@ struct Features: ParsableCommand {
   @Option(help: "Decoding threads for a data set.")
   var workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
+  @OptionGroup var sharding: ShardOption
+
   func validate() throws {
     if let output, !output.hasSuffix(".npy") {
       throw ValidationError("cannot write '\(output)': the output must be a .npy file")
@@ -58,9 +61,10 @@ struct Features: ParsableCommand {
       guard let cache else {
         throw ValidationError("'\(input)' is a folder: give --cache DIR to extract its clips, or name one media file")
       }
-      try fillCache(recipe: recipe, root: input, cacheDirectory: cache)
+      try fillCache(recipe: recipe, root: input, cacheDirectory: cache, shard: try sharding.resolve())
       return
     }
+    if sharding.shard != nil { throw ValidationError("--shard applies to a data-set folder (with --cache)") }
     guard let output else { throw ValidationError("give -o FILE.npy for the features of '\(input)'") }
     let tensor = try Features.tensor(for: input, recipe: recipe, cacheDirectory: cache)
     try NPY.write(tensor, to: output)
@@ -97,8 +101,10 @@ struct Features: ParsableCommand {
     return tensor
   }
 
-  /// Extracts every clip of a data set into the cache, drawing a progress bar on standard error.
-  func fillCache(recipe: InputRecipe, root: String, cacheDirectory: String) throws {
+  /// Extracts every clip of a data set (or of one shard of its clips) into the cache, drawing a
+  /// progress bar on standard error. Shards can share one cache folder: each entry is a file
+  /// of its own, written atomically.
+  func fillCache(recipe: InputRecipe, root: String, cacheDirectory: String, shard: (Shard, String)?) throws {
     let cache = try FeatureCache(directory: cacheDirectory)
     var set: DataSet
     switch recipe.kind {
@@ -119,8 +125,13 @@ struct Features: ParsableCommand {
         for e in part.examples where seen.insert(e.path).inserted { set.examples.append(e) }
       }
     }
+    let total = set.examples.count
+    if let (shard, source) = shard {
+      set.examples = SplitListing(set).positions(for: shard).map { set.examples[$0] }
+      print("features: shard \(shard) (\(source)): \(set.examples.count) of \(total) clips")
+    }
     for s in set.skipped { FileHandle.standardError.write(Data("glassbox features: \(s)\n".utf8)) }
-    let bar = ProgressReporter(label: "features", total: set.examples.count)
+    let bar = ProgressReporter(label: shard.map { "features \($0.0)" } ?? "features", total: set.examples.count)
     let start = Date()
     let stream = try FeatureStream(dataSet: set, recipe: recipe, cache: cache, workers: workers,
                                    progress: { bar.update(done: $0.done, note: "\($0.cacheHits) cached, \($0.failures) failed") },

@@ -6,7 +6,8 @@ public struct GlassboxCommand: ParsableCommand {
     commandName: "glassbox",
     abstract: "Compile, run and explain static-graph models.",
     subcommands: [Check.self, Dot.self, Compile.self, Info.self, Export.self, Features.self, Run.self, Train.self,
-                  TapCommand.self, Evaluate.self, Bench.self, Embed.self, ReportCommand.self, Study.self, Version.self])
+                  TapCommand.self, Evaluate.self, Merge.self, Bench.self, Embed.self, ReportCommand.self, Study.self,
+                  Version.self])
 
   public init() {}
 }

@@ -56,6 +56,8 @@ struct TapCommand: ParsableCommand {
   @Option(name: .shortAndLong, help: ArgumentHelp("Output folder.", valueName: "DIR"))
   var output: String
 
+  @OptionGroup var sharding: ShardOption
+
   func run() throws {
     guard threads >= 1 else { throw CommandError("--threads must be at least 1") }
     if let scope, scope != "frame", scope != "clip" { throw CommandError("--scope must be frame or clip, found '\(scope)'") }
@@ -77,19 +79,25 @@ struct TapCommand: ParsableCommand {
     }
     let recipe = model.recipes.first { $0.input == input.name }
 
-    // What to explain: files named on the command line, or a data set split.
-    var examples: [(path: String, label: Int?, id: String)] = []
+    // What to explain: files named on the command line, or a data set split (or a shard of it).
+    var examples: [(path: String, label: Int?, id: String, position: Int)] = []
     var classNames = model.labels
+    if sharding.shard != nil, data == nil { throw CommandError("--shard applies to --data (a data set split)") }
+    let shard = data == nil ? nil : try sharding.resolve()
+    var listing: SplitListing?
     if let data {
       guard inputs.isEmpty else { throw CommandError("give input files or --data, not both") }
       guard let recipe else { throw CommandError("--data needs an input recipe; \(input.name) has none") }
       let set = try Datasets.media(root: data, kind: recipe.kind, split: split, seed: model.splitSeed)
       if classNames.isEmpty { classNames = set.classes }
-      for e in Datasets.balanced(set.examples, limit: limit ?? Int.max).map({ set.examples[$0] }) {
+      let whole = SplitListing(set, limit: limit ?? Int.max)
+      listing = whole
+      guard !whole.files.isEmpty else { throw CommandError("\(data): no \(split) examples") }
+      for p in whole.positions(for: shard?.0) {
+        let e = whole.files[p]
         let stem = ((e.path as NSString).lastPathComponent as NSString).deletingPathExtension
-        examples.append((e.path, e.label, set.classes[e.label] + "/" + stem))
+        examples.append((e.path, e.label, set.classes[e.label] + "/" + stem, p))
       }
-      guard !examples.isEmpty else { throw CommandError("\(data): no \(split) examples") }
     } else {
       guard !inputs.isEmpty else { throw CommandError("give at least one input file, or --data DIR") }
       for path in inputs {
@@ -98,8 +106,27 @@ struct TapCommand: ParsableCommand {
           throw CommandError("\(path): input '\(input.name)' has no recipe for media files; give a .npy")
         }
         let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-        examples.append((path, nil, examples.count == 0 && inputs.count == 1 ? "" : stem))
+        examples.append((path, nil, examples.count == 0 && inputs.count == 1 ? "" : stem, examples.count))
       }
+    }
+    // A shard writes its examples' folders, and its record, into its own folder.
+    let folder = shard.map { $0.0.folder(for: output, isFile: false) } ?? output
+    var record: ShardRecord?
+    if let (shard, _) = shard, let listing {
+      let options: [(String, JSONValue)] = [
+        ("tap", .string(tap)), ("class", .string(classChoice)), ("scope", scope.map { .string($0) } ?? .null),
+        ("pictures", .bool(!noPictures)), ("limit", limit.map { .int($0) } ?? .null), ("threads", .int(threads)),
+      ]
+      record = ShardRecord(command: "tap", shard: shard,
+                           run: try ShardMerge.run(model: model, listing: listing, split: split, options: options),
+                           total: listing.files.count, block: 1, outputs: [("folder", .string(output))], folder: folder)
+      try ShardRecord.prepare(folder: folder)
+    }
+    if var record, examples.isEmpty {
+      record.results = ShardMerge.results(written: [], failures: [])
+      try record.finish()
+      print("tap: shard \(record.shard) has no examples (\(record.total) in the split); wrote \(folder)/")
+      return
     }
     func tensorOf(_ path: String) throws -> Tensor {
       guard path.hasSuffix(".npy") else { return try model.tensor(fromMedia: path) }
@@ -119,9 +146,11 @@ struct TapCommand: ParsableCommand {
     let first = try tensorOf(examples[0].path)
     var firstExplanation: Explanation? = try session.explain(tap, [input.name: first], target: target, scope: scope)
 
-    try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     var failures = 0
-    let progress = data == nil ? nil : ProgressReporter(label: "tap", total: examples.count)
+    var written: [(position: Int, folder: String)] = [], failed: [(position: Int, message: String)] = []
+    let label = shard.map { "tap \($0.0)" } ?? "tap"
+    let progress = data == nil ? nil : ProgressReporter(label: label, total: examples.count)
     for (n, example) in examples.enumerated() {
       defer { progress?.update(done: n + 1, note: example.id) }
       do {
@@ -131,17 +160,27 @@ struct TapCommand: ParsableCommand {
         }
         let explanation = try firstExplanation ?? session.explain(tap, [input.name: x], target: target, scope: scope)
         firstExplanation = nil
-        let dir = example.id.isEmpty ? output : (output as NSString).appendingPathComponent(example.id)
+        let dir = example.id.isEmpty ? folder : (folder as NSString).appendingPathComponent(example.id)
         try ExplanationFiles.write(explanation, input: x, model: model, mediaPath: example.path, label: example.label,
                                    classNames: classNames, pictures: !noPictures, to: dir)
+        written.append((example.position, example.id))
         if data == nil { print("wrote \(dir)/ (\(explanation.maps.count) tensors)") }
       } catch {
         guard data != nil else { throw error }
         failures += 1
+        failed.append((example.position, "\(example.path): \(error)"))
         progress?.log("\(example.path): \(error)")
       }
     }
-    if data != nil {
+    if var record {
+      progress?.finish()
+      record.results = ShardMerge.results(written: written, failures: failed)
+      try record.finish()
+      print("tap: shard \(record.shard) (\(shard?.1 ?? "")): explained \(examples.count - failures) of its "
+        + "\(examples.count) examples (\(record.total) in the split) into \(folder)/; glassbox merge of the "
+        + "\(record.shard.count) shard folders writes \(output)/")
+      if failures > 0 { throw CommandError("\(failures) of \(examples.count) examples failed (each named above)") }
+    } else if data != nil {
       progress?.finish()
       print("explained \(examples.count - failures) of \(examples.count) examples into \(output)/")
       // A partial failure is a failure: the status says so, the message counts them.

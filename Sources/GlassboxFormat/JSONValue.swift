@@ -29,10 +29,45 @@ public enum JSONValue: Equatable, Sendable {
     }
   }
 
-  struct ParseError: Error {
-    var message: String
-    var offset: Int
+  /// Why text is not JSON, and the byte offset where that shows.
+  public struct ParseError: Error, CustomStringConvertible {
+    public var message: String
+    public var offset: Int
+    public var description: String { "\(message) (byte \(offset))" }
   }
+
+  /// Parses JSON text that holds one value. Numbers read back as written: `text` prints a
+  /// `Double` in its shortest form that parses to the same bits, and parsing rounds correctly.
+  public init(parsing bytes: [UInt8]) throws(ParseError) {
+    let result = bytes.withUnsafeBytes { b in Result { () throws(ParseError) in try JSONValue.parse(b) } }
+    self = try result.get()
+  }
+
+  /// The value of `key` in an object (nil for a missing key or another kind of value).
+  public subscript(key: String) -> JSONValue? {
+    guard case .object(let pairs) = self else { return nil }
+    return pairs.first { $0.0 == key }?.1
+  }
+
+  /// An integer that fits `Int`.
+  public var intValue: Int? {
+    guard case .integer(let negative, let m) = self, m <= UInt64(Int.max) else { return nil }
+    return negative ? -Int(m) : Int(m)
+  }
+
+  /// Any number (an integer too) as a `Double`.
+  public var doubleValue: Double? {
+    switch self {
+    case .number(let d): d
+    case .integer(let negative, let m): negative ? -Double(m) : Double(m)
+    default: nil
+    }
+  }
+
+  public var stringValue: String? { if case .string(let s) = self { s } else { nil } }
+  public var boolValue: Bool? { if case .bool(let b) = self { b } else { nil } }
+  public var arrayValue: [JSONValue]? { if case .array(let a) = self { a } else { nil } }
+  public var objectValue: [(String, JSONValue)]? { if case .object(let o) = self { o } else { nil } }
 
   static let maxDepth = 64
 

@@ -32,6 +32,9 @@ public final class Executable: @unchecked Sendable {
   var offsets: [Int] { buffers.offsets }
   /// Per node: its scratch in the arena (floats; empty if it needs none).
   var scratchRanges: [Range<Int>] { buffers.scratch }
+  /// Per named result (`results` order): how many kernels run before its value is final.
+  /// Outputs and taps are pinned, so no later kernel writes them.
+  let readyAfter: [Int]
 
   /// Errors in what was given to compile or run: names the tensor and what is wrong.
   public struct InputError: Error, CustomStringConvertible {
@@ -66,6 +69,7 @@ public final class Executable: @unchecked Sendable {
     }
     var kernels: [any Kernel] = []
     var labels = [[String]](repeating: [], count: graph.nodes.count)
+    var doneAfter = [Int](repeating: 0, count: graph.nodes.count)
     func lane(_ nodes: [Int]) throws -> [any Kernel] {
       try nodes.flatMap { i in
         let k = try lowered(i)
@@ -75,8 +79,12 @@ public final class Executable: @unchecked Sendable {
     }
     for step in schedule.steps {
       switch step {
-      case .node(let i): kernels += try lane([i])
-      case .group(let g): kernels.append(LaneGroup(lanes: try schedule.groups[g].map(lane)))
+      case .node(let i):
+        kernels += try lane([i])
+        doneAfter[i] = kernels.count
+      case .group(let g):
+        kernels.append(LaneGroup(lanes: try schedule.groups[g].map(lane)))
+        for nodes in schedule.groups[g] { for i in nodes { doneAfter[i] = kernels.count } }
       }
     }
     self.kernels = kernels
@@ -86,6 +94,10 @@ public final class Executable: @unchecked Sendable {
       results.append((t.name, t.operands[0]))
     }
     self.results = results
+    readyAfter = results.map { r in
+      if case .node(let producer, _) = graph[r.1].origin { return doneAfter[producer.index] }
+      return 0
+    }
     try setParameters(parameters)
   }
 
@@ -147,6 +159,46 @@ public final class Executable: @unchecked Sendable {
       outputs[name] = values
     }
   }
+
+  /// `run(inputs:into:)` that also hands each output and tap to `ready` as soon as the kernel
+  /// that completes it has run, as a view of the arena valid during the call (no later kernel
+  /// writes it), in the order they complete: a training step's gradients reach `ready` during
+  /// the backward pass, so a data-parallel run can start summing them across processes.
+  public func run(inputs: [String: Tensor], into outputs: inout [String: [Float]],
+                  ready: (_ name: String, _ values: UnsafeBufferPointer<Float>) -> Void) throws {
+    try write(inputs: inputs)
+    let order = readinessOrder
+    var next = 0
+    func announce(upTo done: Int) {
+      while next < order.count, readyAfter[order[next]] <= done {
+        let (name, id) = results[order[next]]
+        ready(name, UnsafeBufferPointer(start: arena + offsets[id.index], count: Self.elementCount(graph[id].type)))
+        next += 1
+      }
+    }
+    announce(upTo: 0)
+    for (i, k) in kernels.enumerated() {
+      k.run(arena)
+      announce(upTo: i + 1)
+    }
+    for (name, id) in results {
+      let source = UnsafeBufferPointer(start: arena + offsets[id.index], count: Self.elementCount(graph[id].type))
+      var values = outputs.removeValue(forKey: name) ?? []
+      if values.count == source.count {
+        values.withUnsafeMutableBufferPointer { v in _ = v.update(fromContentsOf: source) }
+      } else {
+        values = Array(source)
+      }
+      outputs[name] = values
+    }
+  }
+
+  /// Indices into `results` in the order `run(inputs:into:ready:)` announces them.
+  var readinessOrder: [Int] { results.indices.sorted { (readyAfter[$0], $0) < (readyAfter[$1], $1) } }
+
+  /// The names of the outputs and taps in the order the program completes them (the order
+  /// `run(inputs:into:ready:)` hands them over in): fixed by the graph and the thread count.
+  public var completionOrder: [String] { readinessOrder.map { results[$0].name } }
 
   /// An input handed over as memory the caller owns: row-major elements of `dtype`.
   public struct RawInput {

@@ -11,6 +11,9 @@ public struct StepResult: Sendable {
   public var gradients: [String: [Float]]
   /// Output name → values, for the `batchNormUpdates` outputs (`batchMean`, `batchVar`).
   public var statistics: [String: [Float]]
+  /// In a data-parallel run, the global batch's summed loss, correct predictions and
+  /// examples (nil for one process: the caller counts `loss` and `logits` itself).
+  public var totals: (lossSum: Double, correct: Int, count: Int)?
 
   public init(loss: Double, logits: [Float], gradients: [String: [Float]], statistics: [String: [Float]] = [:]) {
     self.loss = loss
@@ -64,12 +67,18 @@ public protocol TrainingBackend: AnyObject {
   var batchSize: Int { get }
   /// Cores the backend runs on (the trainer's updates use as many).
   var threads: Int { get }
+  /// Trainable parameters in the order a step completes their gradients (empty: unknown).
+  var gradientOrder: [String] { get }
   /// Dropout masks a step takes.
   var dropoutMasks: [DropoutMask] { get }
   /// Batch norms whose running statistics a step produces.
   var batchNormUpdates: [BatchNormUpdate] { get }
   /// One step in training mode on `weights` (every parameter and buffer by name).
   func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor]) throws -> StepResult
+  /// `step`, handing each trainable parameter's gradient to `gradientReady` (a view valid
+  /// during the call) as soon as it is complete.
+  func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor],
+            gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void) throws -> StepResult
   /// Prepares `predict` for these weights (called once before evaluating a data set).
   func beginEvaluation(weights: [String: Tensor]) throws
   /// Inference-mode logits `[B, C]` of `batch` (dropout off, batch norm on running statistics)
@@ -79,4 +88,18 @@ public protocol TrainingBackend: AnyObject {
 
 extension TrainingBackend {
   public var threads: Int { 1 }
+  public var gradientOrder: [String] { [] }
+
+  /// `step`, handing each trainable parameter's gradient to `gradientReady` once it is
+  /// complete: here after the whole step; a backend that can tell (`ProgramBackend`) does it
+  /// during the backward pass.
+  public func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor],
+                   gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void) throws
+    -> StepResult {
+    let result = try step(batch, masks: masks, weights: weights)
+    for (name, g) in result.gradients.sorted(by: { $0.key < $1.key }) {
+      g.withUnsafeBufferPointer { gradientReady(name, $0) }
+    }
+    return result
+  }
 }

@@ -32,12 +32,21 @@ public protocol ExampleSource: AnyObject {
   var waitSeconds: Double { get }
   /// Examples found unreadable and left out so far, each naming its file and the problem.
   var skipped: [String] { get }
+  /// The examples' files, in index order (empty for examples that have none).
+  var files: [String] { get }
 }
 
 extension ExampleSource {
   public func prefetch(_ order: [Int]) {}
   public var waitSeconds: Double { 0 }
   public var skipped: [String] { [] }
+  public var files: [String] { [] }
+
+  /// What names these examples for comparison between processes: the folder, classes,
+  /// count, example shape and every file, in order.
+  public var listingText: String {
+    "\(root)\n\(classes.joined(separator: ","))\n\(count) of \(exampleShape)\n" + files.joined(separator: "\n")
+  }
 }
 
 /// An example that cannot be read (a corrupt or truncated media file, …): the batch is built
@@ -236,6 +245,7 @@ public final class MediaExamples: ExampleSource, @unchecked Sendable {
   private let residentCapacity: Int
   /// Examples decoded ahead of the consumer at most.
   private let lookahead: Int
+  public var files: [String] { dataSet.examples.map(\.path) }
 
   // Guarded by `condition`.
   private let condition = NSCondition()

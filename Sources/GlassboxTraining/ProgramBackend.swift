@@ -49,6 +49,8 @@ public final class ProgramBackend: TrainingBackend {
   var inference: Executable?
   /// The last step's outputs by name, reused by the next.
   var outputs: [String: [Float]] = [:]
+  /// Output name → the parameter whose gradient it is.
+  let parameterOfGradient: [String: String]
 
   /// Compiles `step` (its symbols bound by `bindings`, which must size every symbol, the
   /// batch included) and keeps `model` (the forward graph) for evaluation.
@@ -71,17 +73,38 @@ public final class ProgramBackend: TrainingBackend {
     }
     dropoutMasks = dropout
     batchNormUpdates = step.batchNormUpdates
+    parameterOfGradient = Dictionary(step.gradients.map { ($0.output, $0.parameter) }) { first, _ in first }
     trainProgram = try Executable(graph: bound, parameters: weights, threads: threads)
     inferenceGraph = try model.bound(bindings)
   }
 
   public func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor]) throws -> StepResult {
+    try step(batch, masks: masks, weights: weights, reporting: false) { _, _ in }
+  }
+
+  /// `step`, handing each gradient to `gradientReady` as soon as the kernel that completes it
+  /// has run (during the backward pass).
+  public func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor],
+                   gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void) throws
+    -> StepResult {
+    try step(batch, masks: masks, weights: weights, reporting: true, gradientReady)
+  }
+
+  private func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor], reporting: Bool,
+                    _ gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void) throws
+    -> StepResult {
     try trainProgram.setParameters(weights)
     var inputs = masks
     inputs[input] = batch.inputs
     inputs[step.target] = batch.labels
     // The previous step's arrays are written over when the trainer has let go of them.
-    try trainProgram.run(inputs: inputs, into: &outputs)
+    if reporting {
+      try trainProgram.run(inputs: inputs, into: &outputs) { name, values in
+        if let parameter = parameterOfGradient[name] { gradientReady(parameter, values) }
+      }
+    } else {
+      try trainProgram.run(inputs: inputs, into: &outputs)
+    }
     func values(_ name: String) throws -> [Float] {
       guard let v = outputs[name] else { throw TrainingError("training step produced no output '\(name)'") }
       return v
@@ -96,6 +119,9 @@ public final class ProgramBackend: TrainingBackend {
     return StepResult(loss: Double(try values(step.loss).first ?? .nan), logits: try values(step.logits),
                       gradients: gradients, statistics: statistics)
   }
+
+  /// Trainable parameters in the order the backward pass completes their gradients.
+  public var gradientOrder: [String] { trainProgram.completionOrder.compactMap { parameterOfGradient[$0] } }
 
   /// Bytes of the training program's arena (parameters, inputs, planned intermediates).
   public var arenaBytes: Int { trainProgram.arenaCount * 4 }

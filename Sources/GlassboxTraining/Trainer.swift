@@ -26,7 +26,7 @@ public struct TrainingSettings: Sendable, Equatable {
   }
 
   /// Everything but the epoch count, as text: a resumed run must match it.
-  var fingerprint: String {
+  public var fingerprint: String {
     "batch=\(batchSize) lr=\(learningRate) optimizer=\(optimizer.kind.rawValue) momentum=\(optimizer.momentum) "
       + "weight_decay=\(optimizer.weightDecay) betas=\(optimizer.beta1),\(optimizer.beta2) eps=\(optimizer.epsilon) "
       + "schedule=\(schedule) clip=\(clipNorm.map { "\($0)" } ?? "none") seed=\(seed)"
@@ -44,6 +44,13 @@ public struct EpochRecord: Sendable, Equatable {
   public var seconds: Double
   /// Seconds of the epoch's training steps spent waiting for examples (decoding media).
   public var dataWaitSeconds: Double = 0
+  /// Steps of the epoch and their seconds (forward, backward, update; in a data-parallel run
+  /// the all-reduce too); of them, seconds in MPI, and seconds waiting for sums after the
+  /// backward pass. Not written to the history.
+  public var steps = 0
+  public var stepSeconds = 0.0
+  public var allReduceSeconds = 0.0
+  public var allReduceWaitSeconds = 0.0
 }
 
 /// What the trainer tells its caller as it goes.
@@ -82,11 +89,23 @@ public final class Trainer {
   public private(set) var history: [EpochRecord] = []
   /// Epochs finished.
   public private(set) var epochsDone = 0
+  /// The processes of a data-parallel run (nil: this process alone). Each takes its slice of
+  /// every global batch of `settings.batchSize` (the backend is compiled for the slice);
+  /// rank 0 evaluates and writes the files.
+  public let parallel: DataParallel?
   private let trainable: [String]
 
-  public init(model: ModelContents, backend: any TrainingBackend, data: TrainingData, settings: TrainingSettings) throws {
+  /// Whether this process writes the files (rank 0, or the only process).
+  public var isWriter: Bool { (parallel?.rank ?? 0) == 0 }
+
+  public init(model: ModelContents, backend: any TrainingBackend, data: TrainingData, settings: TrainingSettings,
+              parallel: DataParallel? = nil) throws {
     guard settings.epochs >= 0, settings.batchSize >= 1, settings.learningRate >= 0, settings.learningRate.isFinite else {
       throw TrainingError("training: epochs must be ≥ 0, the batch size ≥ 1 and the learning rate a finite number ≥ 0")
+    }
+    if let parallel, backend.batchSize * parallel.size != settings.batchSize {
+      throw TrainingError("training: the backend's batch of \(backend.batchSize) times \(parallel.size) processes is "
+        + "not the global batch of \(settings.batchSize)")
     }
     if let classes = model.graph.labelCount, classes != data.classes.count {
       throw TrainingError(file: data.train.root, "has \(data.classes.count) classes (\(data.classes.joined(separator: ", "))) but the model has \(classes) outputs")
@@ -95,6 +114,7 @@ public final class Trainer {
     self.backend = backend
     self.data = data
     self.settings = settings
+    self.parallel = parallel
     optimizer = Optimizer(settings.optimizer)
     var weights: [String: Tensor] = [:]
     for (p, w) in zip(model.graph.parameters, model.weights) { weights[p.name] = w }
@@ -154,9 +174,13 @@ public final class Trainer {
   /// Returns whether it wrote `output`.
   @discardableResult
   public func run(output: String, report: (TrainingEvent) -> Void) throws -> Bool {
-    let B = backend.batchSize
+    // B examples per global batch; this process takes `local` of them.
+    let B = settings.batchSize, local = backend.batchSize
     let train = data.train
     guard train.count > 0 else { throw TrainingError(file: train.root, "no training examples") }
+    if let parallel {
+      TerminationNotice.install(rank: parallel.rank, size: parallel.size, output: output, epochsDone: epochsDone)
+    }
     for note in data.notes { report(.note(note)) }
     let testRecorded = model.provenance.training?.metrics.contains { $0.name == "test_loss" } == true
     if epochsDone >= settings.epochs, epochsDone > 0, testRecorded || (data.test?.count ?? 0) == 0 {
@@ -169,23 +193,35 @@ public final class Trainer {
       let lr = settings.schedule.rate(epoch: epoch, base: settings.learningRate)
       let order = Sampling.order(count: train.count, seed: settings.seed, epoch: epoch)
       let batches = Sampling.batches(order, batchSize: B, keepPartial: train.count < B)
-      train.prefetch(batches.flatMap { $0 })
+      train.prefetch(batches.flatMap { parallel?.slice($0, local: local) ?? $0 })
       let waitedBefore = train.waitSeconds, skippedBefore = train.skipped.count
       var lossSum = 0.0, correct = 0, seen = 0
-      for (s, indices) in batches.enumerated() {
-        var batch = try train.batch(indices, size: B)
-        guard batch.count > 0 else { continue }  // every example of it unreadable (skipped)
-        if batch.count < indices.count { batch = batch.repeatingRows(upTo: indices.count) }
+      var stepNanoseconds: UInt64 = 0
+      parallel?.communicationSeconds = 0
+      parallel?.waitSeconds = 0
+      for (s, global) in batches.enumerated() {
+        let indices = parallel?.slice(global, local: local) ?? global
+        var batch = try train.batch(indices, size: local)
+        // Every example of it unreadable (skipped): this process alone skips it; in a
+        // data-parallel run every process takes part in every step (and adds nothing).
+        if parallel == nil { guard batch.count > 0 else { continue } }
+        if batch.count > 0, batch.count < indices.count { batch = batch.repeatingRows(upTo: indices.count) }
         let result: StepResult
+        let stepStart = DispatchTime.now().uptimeNanoseconds
+        defer { stepNanoseconds += DispatchTime.now().uptimeNanoseconds - stepStart }
         do {
           result = try step(batch, epoch: epoch, step: s, learningRate: lr)
         } catch let error as NonFiniteLoss {
           throw TrainingError("loss is \(error.loss) at epoch \(epoch + 1), step \(s + 1) (learning rate \(lr)); stopped. "
             + (epochsDone > 0 ? "The last good checkpoint (epoch \(epochsDone)) is kept in \(output)." : "Nothing was written."))
         }
-        lossSum += result.loss * Double(batch.count)
-        correct += Self.correct(result.logits, labels: batch.labels, count: batch.count)
-        seen += batch.count
+        if let totals = result.totals {
+          (lossSum, correct, seen) = (lossSum + totals.lossSum, correct + totals.correct, seen + totals.count)
+        } else {
+          lossSum += result.loss * Double(batch.count)
+          correct += Self.correct(result.logits, labels: batch.labels, count: batch.count)
+          seen += batch.count
+        }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let rate = Double(seen) / max(elapsed, 1e-9)
         let remainingSteps = (batches.count - s - 1) + (settings.epochs - epoch - 1) * batches.count
@@ -196,9 +232,13 @@ public final class Trainer {
       var record = EpochRecord(epoch: epoch + 1, learningRate: lr, trainLoss: lossSum / Double(max(seen, 1)),
                                trainAccuracy: Double(correct) / Double(max(seen, 1)), validationLoss: nil,
                                validationAccuracy: nil, seconds: 0, dataWaitSeconds: train.waitSeconds - waitedBefore)
+      record.steps = batches.count
+      record.stepSeconds = Double(stepNanoseconds) / 1e9
+      record.allReduceSeconds = parallel?.communicationSeconds ?? 0
+      record.allReduceWaitSeconds = parallel?.waitSeconds ?? 0
       for note in train.skipped.dropFirst(skippedBefore) { report(.note(note)) }
       guard seen > 0 else { throw TrainingError(file: train.root, "no readable training examples (every one was skipped)") }
-      if let validation = data.validation, validation.count > 0 {
+      if let validation = data.validation, validation.count > 0, isWriter {
         let v = try evaluate(validation)
         guard v.loss.isFinite else {
           throw TrainingError("validation loss is \(v.loss) after epoch \(epoch + 1); stopped. "
@@ -210,14 +250,14 @@ public final class Trainer {
       record.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
       history.append(record)
       epochsDone += 1
-      try writeCheckpoint(output)
+      if isWriter { try TerminationNotice.whileWriting(epochsDone: epochsDone) { try writeCheckpoint(output) } }
       report(.epoch(record))
     }
-    if let test = data.test, test.count > 0 {
+    if let test = data.test, test.count > 0, isWriter {
       let t = try evaluate(test)
       report(.test(loss: t.loss, accuracy: t.accuracy))
       model.provenance.training?.metrics += [("test_loss", t.loss), ("test_accuracy", t.accuracy)]
-      try writeModel(output)
+      try TerminationNotice.whileWriting(epochsDone: epochsDone) { try writeModel(output) }
     }
     return true
   }
@@ -232,12 +272,82 @@ public final class Trainer {
     var masks: [String: Tensor] = [:]
     for (m, mask) in backend.dropoutMasks.enumerated() {
       let count = mask.shape.reduce(1, *)
-      masks[mask.input] = Tensor(shape: mask.shape, f32: Sampling.dropoutMask(
-        count: count, p: mask.p, seed: settings.seed, epoch: epoch, step: step, index: m))
+      if let parallel, parallel.size > 1, mask.shape.first == backend.batchSize {
+        // The global batch's mask, whose rows of this process's slice it takes: as one
+        // process running the global batch would draw it.
+        let all = Sampling.dropoutMask(count: count * parallel.size, p: mask.p, seed: settings.seed, epoch: epoch,
+                                       step: step, index: m)
+        let mine = (parallel.rank * count)..<((parallel.rank + 1) * count)
+        masks[mask.input] = Tensor(shape: mask.shape, f32: Array(all[mine]))
+      } else {
+        masks[mask.input] = Tensor(shape: mask.shape, f32: Sampling.dropoutMask(
+          count: count, p: mask.p, seed: settings.seed, epoch: epoch, step: step, index: m))
+      }
     }
+    if let parallel { return try parallelStep(batch, masks: masks, parallel: parallel, learningRate: learningRate) }
     let result = try backend.step(batch, masks: masks, weights: weights)
     guard result.loss.isFinite else { throw NonFiniteLoss(loss: result.loss) }
     try apply(result, learningRate: learningRate)
+    return result
+  }
+
+  /// A step of a data-parallel run: this process's slice forward and backward, its gradients
+  /// (scaled by 1/N; by 0 when its slice had no readable example) summed over the processes
+  /// in buckets started during the backward pass (`DataParallelSettings.overlap`), then the
+  /// loss, the correct count and the example count summed (with the batch-norm statistics,
+  /// under `syncBatchNorm`), and the update every process makes alike. `totals` holds the
+  /// global batch's numbers; a global batch without a readable example updates nothing.
+  func parallelStep(_ batch: Batch, masks: [String: Tensor], parallel: DataParallel, learningRate: Double) throws
+    -> StepResult {
+    let communicator = parallel.communicator
+    parallel.prepare(parameters: bucketOrder.map { ($0, weights[$0]?.count ?? 0) })
+    guard let buckets = parallel.buckets else { throw TrainingError("data-parallel step without buckets") }
+    buckets.begin(scale: batch.count > 0 ? 1 / Float(parallel.size) : 0)
+    var mpiNanoseconds: UInt64 = 0
+    let overlap = parallel.settings.overlap
+    let stepStart = DispatchTime.now().uptimeNanoseconds
+    var arrivals: [(UInt64, Int)] = []
+    var result = try backend.step(batch, masks: masks, weights: weights) { name, values in
+      let start = DispatchTime.now().uptimeNanoseconds
+      arrivals.append((start, values.count * 4))
+      buckets.add(name, values, communicator: communicator, start: overlap)
+      mpiNanoseconds += DispatchTime.now().uptimeNanoseconds - start
+    }
+    let waitStart = DispatchTime.now().uptimeNanoseconds
+    try buckets.finish(into: &result.gradients, communicator: communicator)
+    let count = Double(batch.count)
+    var numbers = [batch.count > 0 ? result.loss * count : 0,
+                   Double(Self.correct(result.logits, labels: batch.labels, count: batch.count)), count]
+    let synced = parallel.settings.syncBatchNorm ? backend.batchNormUpdates.filter { $0.count != nil } : []
+    for u in synced {
+      // Per channel: the mean and the mean square (the biased variance plus the mean squared).
+      let mean = result.statistics[u.batchMean] ?? [], variance = result.statistics[u.batchVariance] ?? []
+      numbers += mean.map { Double($0) / Double(parallel.size) }
+      numbers += zip(mean, variance).map { (Double($1) + Double($0) * Double($0)) / Double(parallel.size) }
+    }
+    communicator.sum(&numbers)
+    let waitEnd = DispatchTime.now().uptimeNanoseconds
+    let waited = waitEnd - waitStart
+    func milliseconds(_ t: UInt64) -> Double { Double(t &- stepStart) / 1e6 }
+    parallel.lastStep = StepTimeline(backwardEnd: milliseconds(waitStart), waitEnd: milliseconds(waitEnd),
+                                     gradientComplete: arrivals.map { (milliseconds($0.0), $0.1) },
+                                     bucketBytes: buckets.sizes.map { $0 * 4 },
+                                     bucketComplete: buckets.completed.map(milliseconds))
+    parallel.waitSeconds += Double(waited) / 1e9
+    parallel.communicationSeconds += Double(waited + mpiNanoseconds) / 1e9
+    var at = 3
+    for u in synced {
+      let channels = result.statistics[u.batchMean]?.count ?? 0
+      let mean = Array(numbers[at..<(at + channels)]), square = Array(numbers[(at + channels)..<(at + 2 * channels)])
+      result.statistics[u.batchMean] = mean.map { Float($0) }
+      result.statistics[u.batchVariance] = zip(mean, square).map { Float(Swift.max($1 - $0 * $0, 0)) }
+      at += 2 * channels
+    }
+    result.totals = (numbers[0], Int(numbers[1]), Int(numbers[2]))
+    guard numbers[2] > 0 else { return result }
+    result.loss = numbers[0] / numbers[2]
+    guard result.loss.isFinite else { throw NonFiniteLoss(loss: result.loss) }
+    try apply(result, learningRate: learningRate, statisticsCount: synced.isEmpty ? 1 : parallel.size)
     return result
   }
 
@@ -259,8 +369,17 @@ public final class Trainer {
     return (lossSum / Double(max(seen, 1)), Double(correct) / Double(max(seen, 1)))
   }
 
-  /// Clips, updates every trainable parameter, and applies the batch-norm updates.
-  func apply(_ result: StepResult, learningRate: Double) throws {
+  /// The trainable parameters in the order their gradients fill the all-reduce buckets: the
+  /// order the backend completes them, those it does not name after them in reverse
+  /// declaration order. Every process has the same (the same program).
+  public var bucketOrder: [String] {
+    let known = backend.gradientOrder.filter { trainable.contains($0) }
+    return known + trainable.reversed().filter { !known.contains($0) }
+  }
+
+  /// Clips, updates every trainable parameter, and applies the batch-norm updates (their
+  /// statistics over `statisticsCount` processes' batches).
+  func apply(_ result: StepResult, learningRate: Double, statisticsCount: Int = 1) throws {
     var gradients: [[Float]] = []
     for name in trainable {
       guard let g = result.gradients[name] else { continue }
@@ -285,7 +404,7 @@ public final class Trainer {
       }
       var runningMean = takeFloats(u.runningMean), runningVariance = takeFloats(u.runningVariance)
       updateRunningStatistics(runningMean: &runningMean, runningVariance: &runningVariance, batchMean: mean,
-                              batchVariance: variance, count: u.count ?? 0)
+                              batchVariance: variance, count: (u.count ?? 0) * statisticsCount)
       putFloats(u.runningMean, runningMean)
       putFloats(u.runningVariance, runningVariance)
       if var tracked = weights[u.batchesTracked], case .i64(var n) = tracked.storage {

@@ -80,6 +80,7 @@ struct ExitStatusTests {
          names: "no tap 'nope'"),
     Case(command: "evaluate", arguments: ["evaluate", bilstm, "--bind", "C=2", "--data", "no-data"], status: 1,
          names: "no-data: no such folder"),
+    Case(command: "merge", arguments: ["merge", "out"], status: 1, names: "out: no such shard folder"),
     Case(command: "bench", arguments: ["bench", "missing.graph"], status: 1, names: "missing.graph: no such file"),
     Case(command: "embed", arguments: ["embed", bilstm, "--bind", "C=2", "--data", "no-data", "-o", "e.svg"], status: 1,
          names: "no-data: no such folder"),

@@ -31,11 +31,6 @@ struct Binding: ExpressibleByArgument {
   }
 }
 
-/// A problem with a file named on the command line (missing, unreadable, too large).
-struct FileError: Error, CustomStringConvertible {
-  var description: String
-}
-
 /// Reads a spec file's bytes and decodes them, naming the file in every error.
 func loadSource(_ path: String) throws -> SourceText {
   do {
@@ -93,7 +88,7 @@ func loadGraph(_ options: SpecOptions, checkingWeights: Bool = false, bindingMod
     return GraphInput(source: compiled.source, result: compiled.result, model: nil)
   }
   guard options.bindings.isEmpty || bindingModels else {
-    throw FileError(description: "\(options.spec): --bind applies to spec files; a .model is compiled already (its symbols \(loadedSymbols(options.spec)) are bound when it runs)")
+    throw GlassboxError(.file, "\(options.spec): --bind applies to spec files; a .model is compiled already (its symbols \(loadedSymbols(options.spec)) are bound when it runs)")
   }
   let model = try ModelFile.load(options.spec, checkingWeights: checkingWeights)
   guard !options.bindings.isEmpty else {
@@ -102,7 +97,7 @@ func loadGraph(_ options: SpecOptions, checkingWeights: Bool = false, bindingMod
   // Commands that run a model at a chosen size (bench) bind its remaining symbols.
   let unknown = options.bindingMap.keys.filter { !model.graph.symbols.contains($0) }.sorted()
   guard unknown.isEmpty else {
-    throw FileError(description: "\(options.spec): --bind names \(unknown.joined(separator: ", ")), not a symbol of the model (its symbols: \(loadedSymbols(options.spec)))")
+    throw GlassboxError(.file, "\(options.spec): --bind names \(unknown.joined(separator: ", ")), not a symbol of the model (its symbols: \(loadedSymbols(options.spec)))")
   }
   do {
     let graph = try model.graph.bound(options.bindingMap)

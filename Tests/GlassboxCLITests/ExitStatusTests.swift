@@ -109,6 +109,25 @@ struct ExitStatusTests {
     }
   }
 
+  /// Every command prints a spec's diagnostics one way, as `check` does: each located, with its
+  /// source line and caret, and no `Error:` before them; `--help` states the statuses.
+  @Test func specDiagnosticsPrintAlikeFromEveryCommand() throws {
+    try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "no \(Self.binary)")
+    try ModelCommandTests.withTemporaryDirectory { dir in
+      try Self.makeInputs(in: dir)
+      let expected = try Self.run(["check", "bad.graph"], in: dir).errors
+      #expect(expected.hasPrefix("bad.graph:2:7: error: unknown op or block 'rleu'\n") && expected.contains("^"))
+      for arguments in [["compile", "bad.graph", "-o", "m.model"], ["run", "bad.graph"], ["bench", "bad.graph"],
+                        ["tap", "bad.graph", "x", "in.npy", "-o", "out"]] {
+        let r = try Self.run(arguments, in: dir)
+        #expect(r.status == 1, "glassbox \(arguments.joined(separator: " ")): \(r.status)")
+        #expect(r.errors == expected, "glassbox \(arguments.joined(separator: " ")):\n\(r.errors)")
+      }
+      let help = try Self.run(["--help"], in: dir).output
+      #expect(help.contains("Exit status: 0 when") && help.contains("1 when an input is wrong") && help.contains("64 when"))
+    }
+  }
+
   /// A spoken-language folder of the MFCC fixtures' clips, two languages of six.
   static func makeSpeech(in dir: URL) throws -> URL {
     let lid = dir.appendingPathComponent("lid")

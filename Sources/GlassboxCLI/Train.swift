@@ -77,7 +77,9 @@ struct Train: ParsableCommand {
   @Flag(help: "Replace an existing OUT with a new run.")
   var force = false
 
-  @Flag(help: "Under MPI: sum batch-norm statistics over the processes (default: each its own, rank 0's saved).")
+  @Flag(help: ArgumentHelp("Under MPI: batch norms normalise with the global batch's statistics, as PyTorch's "
+                             + "SyncBatchNorm (default: each process its own slice's; rank 0's running statistics "
+                             + "saved)."))
   var syncBatchNorm = false
 
   @Option(help: ArgumentHelp("Under MPI: megabytes of gradients per all-reduce bucket.", valueName: "MB"))

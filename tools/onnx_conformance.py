@@ -5,7 +5,8 @@ For each case of onnx/backend/test/data/{light,pytorch-converted,pytorch-operato
 imports and runs the model with the glassbox command and prints one line: PASS (with the
 largest relative difference), FAIL (with the error or the difference) or UNSUPPORTED (with the
 operators Glassbox lacks). The oracle is the case's recorded output (test_data_set_0); where a
-case has none, ONNX Runtime on the same seeded inputs. The nine `light` models hold every weight
+case has none, ONNX Runtime on the same seeded inputs (onnx's reference evaluator where ONNX
+Runtime has no kernel for a case's old opset). The nine `light` models hold every weight
 as a ConstantOfShape of 0.02 (so a softmax output is uniform): each is checked twice, as stored
 against its recorded output (onnx's dummy input, arange(n)/n), and with its weights redrawn from a
 seeded generator against ONNX Runtime; it passes when both do. A difference
@@ -149,17 +150,33 @@ def run_glassbox(binary, path, inputs, threads, scratch):
 
 
 def unsupported_operators(error):
-    """The `OP (N nodes: …)` lines of an import error, or None when it has none."""
-    if "Glassbox cannot import yet" not in error:
-        return None
+    """What an import error says Glassbox lacks: operator types (the `OP (N nodes: …)` lines)
+    and forms of known operators (`node 'x' (Conv): not supported: …` as `Conv: …`); None when
+    the error is of another kind."""
     ops = []
+    listing = "Glassbox cannot import yet" in error
     for line in error.splitlines():
         line = line.strip()
-        if "(" in line and " node" in line and ":" in line and not line.startswith("/"):
+        if listing and "(" in line and " node" in line and ":" in line and not line.startswith("/"):
             op = line.split(" (", 1)[0]
             if op and " " not in op:
                 ops.append(op)
-    return ops
+        if "not supported: " in line:
+            head, reason = line.split("not supported: ", 1)
+            op = head.rsplit("(", 1)[-1].split(")", 1)[0] if "(" in head else "graph"
+            ops.append(f"{op}: {reason[:90]}")
+    return ops or None
+
+
+def representable(arrays):
+    """Whether float data fits float32 (some old pytorch-operator cases recorded uninitialised
+    doubles: 1e-316 and 2e+198 do not survive the conversion)."""
+    for a in arrays:
+        if a.dtype.kind == "f" and a.size:
+            m = np.abs(a[np.isfinite(a)])
+            if m.size and (m.max() > 3e38 or (m[m > 0].size and m[m > 0].min() < 1e-30)):
+                return False
+    return True
 
 
 def relative_difference(actual, expected):
@@ -196,16 +213,20 @@ def main():
             if os.path.exists(recorded):
                 inputs, expected = dummy_inputs(model), [read_pb(recorded)]
         oracle = "recorded output"
+        if inputs is not None and not representable(inputs + (expected or [])):
+            inputs, expected = None, None
+            oracle = "recorded data outside float32; seeded inputs, "
         if inputs is None:
             inputs = seeded_inputs(model)
         if expected is None:
-            oracle = "ONNX Runtime"
+            oracle = ("" if oracle == "recorded output" else oracle) + "ONNX Runtime"
             try:
                 expected = runtime_outputs(path, model, inputs)
-            except Exception as e:  # the oracle itself cannot run the case
-                print(f"FAIL        {suite}/{name}: ONNX Runtime cannot run it: {str(e).splitlines()[0]}")
-                summary[suite]["fail"] += 1
-                continue
+            except Exception:  # ONNX Runtime lacks some old opsets' kernels: ONNX's own evaluator
+                from onnx.reference import ReferenceEvaluator
+                names = [i.name for i in graph_inputs(model)]
+                expected = ReferenceEvaluator(model).run(None, dict(zip(names, inputs)))
+                oracle = oracle.replace("ONNX Runtime", "ONNX's reference evaluator")
         with tempfile.TemporaryDirectory() as scratch:
             outputs, error = run_glassbox(a.glassbox, path, inputs, a.threads, scratch)
         if error is not None:

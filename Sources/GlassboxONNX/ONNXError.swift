@@ -41,10 +41,12 @@ public struct ONNXError: Error, Sendable, CustomStringConvertible {
       self.message = message
     }
 
-    /// `node 'conv1' (Conv): message`, or the message alone.
+    /// `node 'conv1' (Conv): message`, or the message alone; an unsupported form says
+    /// `not supported:` first.
     public var description: String {
-      guard let node else { return message }
-      return "node '\(node)'" + (opType.map { " (\($0))" } ?? "") + ": " + message
+      let text = kind == .unsupportedForm ? "not supported: " + message : message
+      guard let node else { return text }
+      return "node '\(node)'" + (opType.map { " (\($0))" } ?? "") + ": " + text
     }
   }
 

@@ -14,7 +14,7 @@ extension Importer {
     "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Gemm", "MatMul",
     "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Gather", "Expand", "Tile",
     "Pad", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL1", "Resize", "Upsample",
-    "LSTM", "GRU", "RNN",
+    "LSTM", "GRU", "RNN", "ConvTranspose",
     // Folded when their inputs are known at import (shape arithmetic), unsupported otherwise.
     "Range", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "Where",
     "Mod", "ReduceProd", "Sqrt", "Exp", "Log", "Floor", "Ceil", "Round", "Sign", "Erf",
@@ -76,6 +76,8 @@ extension Importer {
       try softmax(n)
     case "Conv":
       try convolution(n)
+    case "ConvTranspose":
+      try transposedConvolution(n)
     case "MaxPool", "AveragePool":
       try pooling(n)
     case "GlobalAveragePool", "GlobalMaxPool":
@@ -253,8 +255,13 @@ extension Importer {
     switch n.opType {
     case "LeakyRelu", "PRelu":
       // relu(x) + slope·(x − relu(x)): x where x > 0, slope·x elsewhere, both exactly.
-      let slope = n.opType == "LeakyRelu" ? try scalar(try n.float("alpha", 0.01), temporary(n, "alpha"), like: v)
+      var slope = n.opType == "LeakyRelu" ? try scalar(try n.float("alpha", 0.01), temporary(n, "alpha"), like: v)
         : try x(n, 1, asWeight: true)
+      // A slope per channel [C] (PRelu before opset 7, and torch.onnx's PReLU(C)) applies along axis 1.
+      let (xs, ss) = (type(v).shape, type(slope).shape)
+      if (try? broadcast(xs, ss, op: .mul)) == nil, ss.count == 1, xs.count >= 2, ss[0] == xs[1] {
+        slope = try reshape(slope, [ss[0]] + [Dim](repeating: 1, count: xs.count - 2), temporary(n, "per_channel"))
+      }
       let positive = try relu(v, "positive")
       let negative = try binary(.sub, v, positive, temporary(n, "negative"))
       let scaled = try binary(.mul, negative, slope, temporary(n, "scaled"))
@@ -465,6 +472,69 @@ extension Importer {
     guard case .node = graph[v].origin else { return v }
     graph.values[v.index].name = name
     return v
+  }
+
+  /// `ConvTranspose` as `conv2d_backward_input`, the input gradient of the convolution it
+  /// transposes: `W: [Cin, Cout/group, kH, kW]` is that convolution's weight, the output size
+  /// `(H − 1)·s − 2p + d(k − 1) + 1 + output_padding` its input size. (The op has no gradient
+  /// of its own, so taps cannot see through it.)
+  mutating func transposedConvolution(_ n: NodeView) throws(ImportFailure) {
+    var v = try x(n, 0)
+    var w = try x(n, 1, asWeight: true)
+    let rank = type(v).rank
+    guard rank == 3 || rank == 4, type(w).rank == rank else {
+      throw .unsupported("a transposed convolution over \(rank - 2) spatial axes")
+    }
+    let spatial = rank - 2
+    let kernel = try staticSizes(Array(type(w).shape[2...]), "the kernel")
+    let sizes = try staticSizes(Array(type(v).shape[2...]), "a spatial axis")
+    let strides = try n.ints("strides") ?? [Int](repeating: 1, count: spatial)
+    let dilations = try n.ints("dilations") ?? [Int](repeating: 1, count: spatial)
+    let extra = try n.ints("output_padding") ?? [Int](repeating: 0, count: spatial)
+    guard strides.count == spatial, dilations.count == spatial, extra.count == spatial else {
+      throw .invalid("strides, dilations and output_padding must have \(spatial) entries")
+    }
+    if n.has("output_shape") { throw .unsupported("output_shape") }
+    let autoPad = try n.string("auto_pad", "NOTSET")
+    guard autoPad == "NOTSET" || autoPad == "VALID" || autoPad.isEmpty else { throw .unsupported("auto_pad \(autoPad)") }
+    let pads = autoPad == "VALID" ? [Int](repeating: 0, count: 2 * spatial)
+      : try n.ints("pads") ?? [Int](repeating: 0, count: 2 * spatial)
+    guard pads.count == 2 * spatial, (0..<spatial).allSatisfy({ pads[$0] == pads[$0 + spatial] }) else {
+      throw .unsupported("asymmetric pads \(pads)")
+    }
+    var outputs: [Int] = []
+    for i in 0..<spatial {
+      let o = (sizes[i] - 1) * strides[i] - 2 * pads[i] + dilations[i] * (kernel[i] - 1) + 1 + extra[i]
+      guard extra[i] >= 0, extra[i] < max(strides[i], dilations[i]), o >= 1 else {
+        throw .invalid("output_padding \(extra) must be below the stride and the output positive")
+      }
+      outputs.append(o)
+    }
+    var geometry2 = (strides, pads.prefix(spatial).map { $0 }, dilations, outputs)
+    if rank == 3 {
+      let s = type(v).shape, ws = type(w).shape
+      v = try reshape(v, [s[0], s[1], 1, s[2]], temporary(n, "as_2d"))
+      w = try reshape(w, [ws[0], ws[1], 1, ws[2]], temporary(n, "weight_2d"))
+      geometry2 = ([1] + strides, [0] + geometry2.1, [1] + dilations, [1] + outputs)
+    }
+    let (s2, p2, d2, o2) = geometry2
+    let geometry = ConvolutionGeometry(stride: Pair(s2[0], s2[1]), padding: Pair(p2[0], p2[1]),
+                                       dilation: Pair(d2[0], d2[1]), groups: try n.int("group", 1))
+    let hasBias = has(n, 2)
+    var y = try emit(.conv2dBackwardInput, [v, w],
+                     ConvolutionInputGradientAttributes(geometry: geometry, inputSize: Pair(o2[0], o2[1])),
+                     hasBias || rank == 3 ? temporary(n, "transposed") : out(n))
+    if hasBias {
+      let b = try x(n, 2, asWeight: true)
+      let channels = type(b).shape
+      let column = try reshape(b, channels + [1, 1], temporary(n, "bias_column"))
+      y = try binary(.add, y, column, rank == 3 ? temporary(n, "biased") : out(n))
+    }
+    if rank == 3 {
+      let s = type(y).shape
+      y = try reshape(y, [s[0], s[1], s[3]], out(n))
+    }
+    set(n, y)
   }
 
   /// A parameter's initialiser (how a user training from scratch would draw it).

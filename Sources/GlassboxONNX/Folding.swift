@@ -62,6 +62,8 @@ extension Importer {
     case "CastLike":
       return [try input(0).cast(to: try input(1).dtype)]
     case "ConstantOfShape":
+      // A symbolic shape (a dynamic batch) is a fill the graph computes.
+      guard try input(0).dims.allSatisfy(\.isStatic) else { return nil }
       let shape = try input(0).intValues()
       guard shape.allSatisfy({ $0 >= 0 }) else { throw .invalid("shape \(shape) has a negative size") }
       return [try filled(n, shape: shape)]

@@ -173,7 +173,22 @@ struct Importer {
 
     let order = try topologicalOrder()
     var poisoned = Set<String>()
-    // Every operator without a Glassbox form, listed whether or not an earlier node failed.
+    // Every operator without a Glassbox form, listed whether or not an earlier node failed:
+    // unknown types, and folding-only ones on values computed at run time. A value is known
+    // at import when it is an initializer, a constant, a shape, or what folding-only or shape
+    // operators make of known values.
+    var known = Set(g.initializer.map(\.name))
+    let shapeOps: Set<String> = ["Constant", "Shape", "Size", "ConstantOfShape", "Identity", "Cast", "Concat",
+                                 "Gather", "Unsqueeze", "Squeeze", "Reshape", "Slice", "Add", "Sub", "Mul", "Div",
+                                 "Transpose", "Flatten", "Expand", "Tile", "Split", "Neg", "Abs", "Min", "Max"]
+    for index in order {
+      let node = g.node[index]
+      let inputsKnown = node.input.allSatisfy { $0.isEmpty || known.contains($0) }
+      if ["Constant", "Shape", "Size"].contains(node.opType)
+        || (inputsKnown && (Importer.foldedOnly.contains(node.opType) || shapeOps.contains(node.opType))) {
+        known.formUnion(node.output)
+      }
+    }
     var unknown = Set<Int>()
     for (i, node) in g.node.enumerated() {
       let domain = node.domain
@@ -181,7 +196,9 @@ struct Importer {
         problems.append(.init(.unsupportedOperator, node: NodeView.label(node, index: i),
                               opType: "\(domain).\(node.opType)", "domain '\(domain)' is not the default ONNX domain"))
         unknown.insert(i)
-      } else if !Importer.operators.contains(node.opType) {
+      } else if !Importer.operators.contains(node.opType)
+                  || (Importer.foldedOnly.contains(node.opType)
+                      && !node.input.allSatisfy({ $0.isEmpty || known.contains($0) })) {
         problems.append(.init(.unsupportedOperator, node: NodeView.label(node, index: i), opType: node.opType,
                               "no Glassbox op computes it"))
         unknown.insert(i)

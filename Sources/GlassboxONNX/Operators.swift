@@ -7,7 +7,7 @@ import GlassboxIR
 /// unsupported.
 extension Importer {
   /// The operator types of the default domain the importer converts or folds.
-  static let operators: Set<String> = [
+  static let operators: Set<String> = Set([
     "Identity", "Dropout", "Cast", "CastLike", "Constant", "ConstantOfShape", "Shape", "Size", "Add", "Sub", "Mul",
     "Div", "Sum", "Mean", "Max", "Min", "Relu", "Sigmoid", "Tanh", "LeakyRelu", "PRelu", "Clip", "HardSigmoid",
     "HardSwish", "Neg", "Reciprocal", "Abs", "Softsign", "Pow", "Softmax", "LogSoftmax", "Conv", "MaxPool",
@@ -15,7 +15,11 @@ extension Importer {
     "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Gather", "Expand", "Tile",
     "Pad", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL1", "Resize", "Upsample",
     "LSTM", "GRU", "RNN", "ConvTranspose",
-    // Folded when their inputs are known at import (shape arithmetic), unsupported otherwise.
+  ]).union(foldedOnly)
+
+  /// Operator types that fold when their inputs are known at import (shape arithmetic) and have
+  /// no Glassbox form otherwise.
+  static let foldedOnly: Set<String> = [
     "Range", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "Where",
     "Mod", "ReduceProd", "Sqrt", "Exp", "Log", "Floor", "Ceil", "Round", "Sign", "Erf",
   ]

@@ -105,11 +105,18 @@ struct Importer {
   var notes: [String] = []
   /// Constants made into graph values, by ONNX name (a weight used twice is one parameter).
   var materialized: [String: ValueID] = [:]
+  /// Weights stored in another layout than the file's (a MatMul operand transposed to a linear
+  /// layer's `[out, in]`), by layout and ONNX name.
+  var derivedWeights: [String: ValueID] = [:]
   /// Symbols by ONNX `dim_param`.
   var symbols: [String: String] = [:]
   let bindings: [String: Int]
   /// ONNX names read by some node or returned by the graph.
   var used: Set<String> = []
+  /// The nodes that read each ONNX name, by index.
+  var readers: [String: [Int]] = [:]
+  /// Nodes another node's conversion took in (the `Add` of a bias after a `MatMul`).
+  var absorbed: Set<Int> = []
   /// Recurrent layers met so far under each name prefix (`lstm` → the next is `_l1`).
   var layerCounts: [String: Int] = [:]
   /// Parameters that must be buffers (batch-norm statistics), by ONNX name.
@@ -142,7 +149,12 @@ struct Importer {
 
   mutating func run() throws(ONNXError) -> ONNXImport {
     let g = model.graph
-    for n in g.node { for i in n.input where !i.isEmpty { used.insert(i) } }
+    for (k, n) in g.node.enumerated() {
+      for i in Set(n.input) where !i.isEmpty {
+        used.insert(i)
+        readers[i, default: []].append(k)
+      }
+    }
     for o in g.output { used.insert(o.name) }
 
     // Names: inputs, initializers, node outputs, in that order, so clashes resolve the same way.
@@ -215,11 +227,12 @@ struct Importer {
         for o in node.output { poisoned.insert(o) }
         continue
       }
+      if absorbed.contains(index) { continue }
       do throws(ImportFailure) {
         try convert(view)
-        for (k, o) in node.output.enumerated() where !o.isEmpty && env[o] == nil && used.contains(o) {
+        for (k, o) in node.output.enumerated() where !o.isEmpty && env[o] == nil && needed(o) {
           throw ImportFailure.unsupported("its output \(k) ('\(o)') is used, but Glassbox computes only "
-                                          + "\(k == 0 ? "none" : "the first \(k)") of its outputs")
+                                          + (k == 0 ? "what another node makes of it" : "its first \(k) outputs"))
         }
       } catch {
         record(error, node: view.label, opType: node.opType)
@@ -254,6 +267,11 @@ struct Importer {
     let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
     return ONNXImport(graph: graph, weights: weights, valueNames: valueNames, opset: opset, producer: producer,
                       notes: notes)
+  }
+
+  /// Whether a node or the graph's outputs still need an ONNX value (not only nodes taken in).
+  func needed(_ name: String) -> Bool {
+    model.graph.output.contains { $0.name == name } || (readers[name] ?? []).contains { !absorbed.contains($0) }
   }
 
   /// Adds a problem for a failure at a node (or a tensor when `node` is nil).
@@ -376,15 +394,15 @@ struct Importer {
 
   /// The graph value for an ONNX name: constants become a `constant` node (one element) or a
   /// parameter (named after the ONNX name) the first time something needs them.
-  mutating func value(_ onnxName: String, asWeight: Bool = false, initializer: ParameterInit = .zeros)
-    throws(ImportFailure) -> ValueID {
+  mutating func value(_ onnxName: String, asWeight: Bool = false, initializer: ParameterInit = .zeros,
+                      preferredName: String? = nil) throws(ImportFailure) -> ValueID {
     guard let entry = env[onnxName] else { throw .invalid("value '\(onnxName)' is not defined") }
     switch entry {
     case .value(let id):
       return id
     case .constant(let c):
       if let id = materialized[onnxName] { return id }
-      let id = try materialize(c, name: names.claim(onnxName), asWeight: asWeight,
+      let id = try materialize(c, name: preferredName ?? names.claim(onnxName), asWeight: asWeight,
                                buffer: bufferNames.contains(onnxName), initializer: initializer)
       materialized[onnxName] = id
       return id

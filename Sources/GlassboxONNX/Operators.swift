@@ -160,7 +160,25 @@ extension Importer {
   mutating func x(_ n: NodeView, _ i: Int, asWeight: Bool = false, initializer: ParameterInit = .zeros)
     throws(ImportFailure) -> ValueID {
     guard let name = n.input(i) else { throw .invalid("input \(i) is missing") }
-    return try value(name, asWeight: asWeight, initializer: initializer)
+    return try value(name, asWeight: asWeight, initializer: initializer, preferredName: weightName(n, i))
+  }
+
+  /// A parameter name for a weight torch.onnx made up (`onnx::Conv_52`, a convolution's weight
+  /// with its batch norm folded in; `onnx::MatMul_80`, a linear layer's weight transposed):
+  /// the node's module path and the weight's role, as in the `state_dict`
+  /// (`/layer1/layer1.0/conv1/Conv` → `layer1.layer1.0.conv1.weight`). Nil for every other name.
+  mutating func weightName(_ n: NodeView, _ i: Int) -> String? {
+    guard let name = n.input(i), name.hasPrefix("onnx::"), case .constant? = env[name], materialized[name] == nil
+    else { return nil }
+    let parts = n.proto.name.split(separator: "/")
+    guard n.proto.name.hasPrefix("/"), parts.count >= 2 else { return nil }
+    let role: String
+    switch (n.opType, i) {
+    case ("Conv", 1), ("ConvTranspose", 1), ("Gemm", 1), ("MatMul", 1): role = "weight"
+    case ("Conv", 2), ("ConvTranspose", 2), ("Gemm", 2), ("Add", 1): role = "bias"
+    default: return nil
+    }
+    return names.fresh(ONNXNames.readable(parts.dropLast().joined(separator: "/")) + "." + role)
   }
 
   /// Input `i` when it is known at import; nil when absent; an error when computed at run time.
@@ -500,7 +518,9 @@ extension Importer {
     }
     if n.has("output_shape") { throw .unsupported("output_shape") }
     let autoPad = try n.string("auto_pad", "NOTSET")
-    guard autoPad == "NOTSET" || autoPad == "VALID" || autoPad.isEmpty else { throw .unsupported("auto_pad \(autoPad)") }
+    guard autoPad == "NOTSET" || autoPad == "VALID" || autoPad.isEmpty else {
+      throw .unsupported("auto_pad \(autoPad)")
+    }
     let pads = autoPad == "VALID" ? [Int](repeating: 0, count: 2 * spatial)
       : try n.ints("pads") ?? [Int](repeating: 0, count: 2 * spatial)
     guard pads.count == 2 * spatial, (0..<spatial).allSatisfy({ pads[$0] == pads[$0 + spatial] }) else {
@@ -690,12 +710,16 @@ extension Importer {
       let outputs = weight.shape[0]
       let bound = 1 / Double(max(weight.shape[1], 1)).squareRoot()
       let w: ValueID
-      if changed {
-        w = try materialize(weight, name: names.claim(bName), asWeight: true, initializer: .uniform(bound: bound))
-        notes.append("\(names.claim(bName)) holds Gemm '\(n.label)''s B as [out, in]"
+      if changed, let cached = derivedWeights["gemm \(transB) \(alpha):" + bName] {
+        w = cached
+      } else if changed {
+        w = try materialize(weight, name: weightName(n, 1) ?? names.claim(bName), asWeight: true,
+                            initializer: .uniform(bound: bound))
+        derivedWeights["gemm \(transB) \(alpha):" + bName] = w
+        notes.append("\(graph[w].name) holds Gemm '\(n.label)''s B as [out, in]"
                      + (alpha != 1 ? " times alpha \(alpha)" : "") + " (the layout of a linear layer's weight)")
       } else {
-        w = try value(bName, asWeight: true, initializer: .uniform(bound: bound))
+        w = try value(bName, asWeight: true, initializer: .uniform(bound: bound), preferredName: weightName(n, 1))
       }
       var operands = [a, w]
       if let cName = n.input(2), case .constant(var bias)? = env[cName], beta != 0,
@@ -709,9 +733,9 @@ extension Importer {
                                                int: ConstantArithmetic.mul)
         }
         let biasValue = biasChanged
-          ? try materialize(bias.reshaped([outputs]), name: names.claim(cName), asWeight: true,
+          ? try materialize(bias.reshaped([outputs]), name: weightName(n, 2) ?? names.claim(cName), asWeight: true,
                             initializer: .uniform(bound: bound))
-          : try value(cName, asWeight: true, initializer: .uniform(bound: bound))
+          : try value(cName, asWeight: true, initializer: .uniform(bound: bound), preferredName: weightName(n, 2))
         operands.append(biasValue)
       } else if has(n, 2), beta != 0 {
         c = try x(n, 2)
@@ -751,13 +775,28 @@ extension Importer {
     if case .constant(let weight)? = env[bName], weight.shape.count <= 2, rankA >= 1 {
       let vector = weight.shape.count == 1
       let w2 = vector ? weight.reshaped([1, weight.shape[0]]) : transposed(weight, [1, 0])
-      let w = try materialize(w2, name: names.claim(bName), asWeight: true,
-                              initializer: .uniform(bound: 1 / Double(max(w2.shape[1], 1)).squareRoot()))
-      materialized[bName] = materialized[bName] ?? w
-      if !vector { notes.append("\(graph[w].name) holds MatMul '\(n.label)''s right operand transposed, as [out, in]") }
+      let w: ValueID
+      if let cached = derivedWeights["matmul:" + bName] {
+        w = cached
+      } else {
+        w = try materialize(w2, name: weightName(n, 1) ?? names.claim(bName), asWeight: true,
+                            initializer: .uniform(bound: 1 / Double(max(w2.shape[1], 1)).squareRoot()))
+        derivedWeights["matmul:" + bName] = w
+        if !vector {
+          notes.append("\(graph[w].name) holds MatMul '\(n.label)''s right operand transposed, as [out, in]")
+        }
+      }
       let shape = type(a).shape
       if rankA == 1 { a = try reshape(a, [1, shape[0]], temporary(n, "row")) }
       let direct = rankA >= 2 && !vector
+      // torch.onnx writes a linear layer on a sequence as MatMul, then Add of its bias: one `linear`.
+      if direct, let (add, biasIndex) = biasAdd(after: n, outputs: w2.shape[0]) {
+        let bias = try value(add.proto.input[biasIndex], asWeight: true,
+                             initializer: .uniform(bound: 1 / Double(max(w2.shape[1], 1)).squareRoot()))
+        let y = try emit(.linear, [a, w, bias], LinearAttributes(activation: .none), out(add))
+        set(add, y)
+        return
+      }
       var y = try emit(.linear, [a, w], LinearAttributes(activation: .none), direct ? out(n) : temporary(n, "linear"))
       if !direct {
         var target = type(y).shape
@@ -783,6 +822,20 @@ extension Importer {
       throw .unsupported("a product of \(type(a).shapeDescription) and \(type(b).shapeDescription) "
                          + "(batch axes must be equal)")
     }
+  }
+
+  /// The `Add` that only reads this node's output and a constant vector of `outputs` elements
+  /// (a bias), with the bias's input index; the add is marked taken in.
+  mutating func biasAdd(after n: NodeView, outputs: Int) -> (NodeView, Int)? {
+    guard let y = n.output(0), readers[y]?.count == 1, let k = readers[y]?.first,
+          !model.graph.output.contains(where: { $0.name == y }) else { return nil }
+    let node = model.graph.node[k]
+    guard node.opType == "Add", node.domain.isEmpty, node.input.count == 2, node.output.count == 1 else { return nil }
+    let biasIndex = node.input[0] == y ? 1 : 0
+    guard node.input[1 - biasIndex] == y, case .constant(let c)? = env[node.input[biasIndex]], c.shape == [outputs],
+          c.dtype == .f32 else { return nil }
+    absorbed.insert(k)
+    return (NodeView(node, index: k), biasIndex)
   }
 
   // MARK: Shapes

@@ -59,6 +59,10 @@ extension Importer {
     let v = try x(n, 0)
     guard type(v).rank == 3 else { throw .invalid("X must be 3-D, found \(type(v).shapeDescription)") }
     guard layout == 0 else { return v }
+    // torch.onnx turns a batch-first sequence time-first for the LSTM: turned back, it is the original.
+    if let p = graph.producer(of: v), graph[p].op == .transpose, TransposeAttributes(of: graph[p]).perm == [1, 0, 2] {
+      return graph[p].operands[0]
+    }
     return try emit(.transpose, [v], TransposeAttributes(perm: [1, 0, 2]), temporary(n, "batch_first"))
   }
 

@@ -29,8 +29,30 @@ struct Constant: Sendable {
   init(dims: [Dim], shape: [Int], dtype: DType = .i64) { self.init(dtype: dtype, shape: shape, elements: .ints(dims)) }
   init(ints: [Int], shape: [Int]) { self.init(dims: ints.map { Dim($0) }, shape: shape) }
 
-  /// Elements (the product of the shape).
-  var count: Int { shape.reduce(1, *) }
+  /// The most elements a constant the importer computes may have (a weight read from the file
+  /// may have more: its bytes are checked against the file instead). 2^29 floats, 2 GiB.
+  static let maxElements = 1 << 29
+  /// The highest rank of a tensor the importer builds.
+  static let maxRank = 64
+
+  /// Elements (the product of the shape; every constant's shape is checked when it is made).
+  var count: Int { shape.reduce(1, &*) }
+
+  /// The element count of `shape`, or an error when it is not a shape the importer computes
+  /// with: a negative size, a rank over `maxRank`, more than `maxElements` elements.
+  static func checkedCount(_ shape: [Int], _ what: String = "a constant") throws(ImportFailure) -> Int {
+    guard shape.count <= maxRank else { throw .invalid("\(what) has rank \(shape.count); the limit is \(maxRank)") }
+    var n = 1
+    for d in shape {
+      guard d >= 0 else { throw .invalid("\(what) has a negative size in its shape \(shape)") }
+      let (p, overflow) = n.multipliedReportingOverflow(by: d)
+      guard !overflow, p <= maxElements else {
+        throw .unsupported("\(what) of shape \(shape) has more than \(maxElements) elements")
+      }
+      n = p
+    }
+    return n
+  }
 
   /// The elements as floats (symbolic integers are an error).
   func floatValues() throws(ImportFailure) -> [Float] {
@@ -94,7 +116,7 @@ struct Constant: Sendable {
 
   /// A tensor of `newShape` whose element `i` is element `source(i)` of this one.
   func gathered(shape newShape: [Int], _ source: (Int) -> Int) -> Constant {
-    let n = newShape.reduce(1, *)
+    let n = newShape.reduce(1, &*)
     switch elements {
     case .splat: return Constant(dtype: dtype, shape: newShape, elements: elements)
     case .floats(let v):
@@ -169,7 +191,7 @@ enum ConstantArithmetic {
       throw .invalid("shapes \(a.shape) and \(b.shape) do not broadcast")
     }
     let outType = dtype ?? (a.dtype == .f32 || b.dtype == .f32 ? .f32 : a.dtype)
-    let n = shape.reduce(1, *)
+    let n = try Constant.checkedCount(shape)
     if a.dtype == .f32 || b.dtype == .f32 {
       if case .splat(let x) = a.elements, case .splat(let y) = b.elements {
         return try Constant(dtype: .f32, shape: shape, elements: .splat(float(x, y))).cast(to: outType)
@@ -203,13 +225,13 @@ enum ConstantArithmetic {
 
   static let add = staticInts({ $0.addingReportingOverflow($1).overflow ? nil : $0 + $1 }, "the sum",
                               symbolic: { a, b in
-    if a.symbols == b.symbols { return Dim(coefficient: a.coefficient + b.coefficient, symbols: a.symbols) }
-    return nil
+    let (c, overflow) = a.coefficient.addingReportingOverflow(b.coefficient)
+    return a.symbols == b.symbols && !overflow ? Dim(coefficient: c, symbols: a.symbols) : nil
   })
   static let sub = staticInts({ $0.subtractingReportingOverflow($1).overflow ? nil : $0 - $1 }, "the difference",
                               symbolic: { a, b in
-    if a.symbols == b.symbols { return Dim(coefficient: a.coefficient - b.coefficient, symbols: a.symbols) }
-    return nil
+    let (c, overflow) = a.coefficient.subtractingReportingOverflow(b.coefficient)
+    return a.symbols == b.symbols && !overflow ? Dim(coefficient: c, symbols: a.symbols) : nil
   })
   static let mul = staticInts({ $0.multipliedReportingOverflow(by: $1).overflow ? nil : $0 * $1 }, "the product",
                               symbolic: { a, b in a.multiplied(by: b) })

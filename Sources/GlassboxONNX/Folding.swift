@@ -26,8 +26,8 @@ extension Importer {
       }
       let rank = shape.count
       var start = try n.int("start", 0), end = try n.int("end", rank)
-      start = min(max(start < 0 ? start + rank : start, 0), rank)
-      end = min(max(end < 0 ? end + rank : end, 0), rank)
+      start = start < 0 ? max(start, -rank) + rank : min(start, rank)
+      end = end < 0 ? max(end, -rank) + rank : min(end, rank)
       let kept = start < end ? Array(shape[start..<end]) : []
       return [Constant(dims: kept, shape: [kept.count])]
     case "Constant":
@@ -65,12 +65,14 @@ extension Importer {
       // A symbolic shape (a dynamic batch) is a fill the graph computes.
       guard try input(0).dims.allSatisfy(\.isStatic) else { return nil }
       let shape = try input(0).intValues()
-      guard shape.allSatisfy({ $0 >= 0 }) else { throw .invalid("shape \(shape) has a negative size") }
+      _ = try Constant.checkedCount(shape, "ConstantOfShape's result")
       return [try filled(n, shape: shape)]
     case "Unsqueeze", "Squeeze", "Reshape", "Flatten":
       let x = try input(0)
       let shape = try foldedShape(n, of: x.shape, shapeInput: optional(1))
-      guard shape.reduce(1, *) == x.count else { throw .invalid("cannot reshape \(x.shape) to \(shape)") }
+      guard try Constant.checkedCount(shape) == x.count else {
+        throw .invalid("cannot reshape \(x.shape) to \(shape)")
+      }
       return [x.reshaped(shape)]
     case "Transpose":
       let x = try input(0)
@@ -101,9 +103,10 @@ extension Importer {
     case "Expand":
       let x = try input(0)
       let target = try input(1).intValues()
-      guard let shape = broadcastShapes(x.shape, target) else {
+      guard target.count <= Constant.maxRank, let shape = broadcastShapes(x.shape, target) else {
         throw .invalid("cannot expand \(x.shape) to \(target)")
       }
+      _ = try Constant.checkedCount(shape, "Expand's result")
       return [x.gathered(shape: shape, broadcastIndex(from: x.shape, to: shape))]
     case "Tile":
       let x = try input(0)
@@ -111,7 +114,13 @@ extension Importer {
       guard repeats.count == x.shape.count, repeats.allSatisfy({ $0 >= 0 }) else {
         throw .invalid("repeats \(repeats) do not fit rank \(x.shape.count)")
       }
-      let shape = zip(x.shape, repeats).map { $0 * $1 }
+      var shape: [Int] = []
+      for (d, r) in zip(x.shape, repeats) {
+        let (p, overflow) = d.multipliedReportingOverflow(by: r)
+        guard !overflow else { throw .invalid("repeats \(repeats) of \(x.shape) overflow") }
+        shape.append(p)
+      }
+      _ = try Constant.checkedCount(shape, "Tile's result")
       let outStrides = strides(shape), inStrides = strides(x.shape)
       return [x.gathered(shape: shape) { flat in
         var rest = flat, index = 0
@@ -123,18 +132,21 @@ extension Importer {
       }]
     case "Range":
       let start = try input(0), limit = try input(1), delta = try input(2)
-      if start.dtype == .f32 {
-        let (a, b, d) = (try start.scalarFloat(), try limit.scalarFloat(), try delta.scalarFloat())
-        guard d != 0 else { throw .invalid("delta is 0") }
-        let count = max(Int((Double(b - a) / Double(d)).rounded(.up)), 0)
-        guard count <= 1 << 24 else { throw .invalid("range of \(count) elements is too long") }
-        return [Constant(floats: (0..<count).map { a + Float($0) * d }, shape: [count])]
+      let isFloat = start.dtype == .f32
+      let (a, b, d) = isFloat ? (Double(try start.scalarFloat()), Double(try limit.scalarFloat()),
+                                 Double(try delta.scalarFloat()))
+        : (Double(try start.scalarInt()), Double(try limit.scalarInt()), Double(try delta.scalarInt()))
+      let span = ((b - a) / d).rounded(.up)
+      guard d != 0, span.isFinite, span <= Double(1 << 24) else {
+        throw .invalid("a range from \(a) to \(b) by \(d) is empty-stepped or longer than \(1 << 24) elements")
       }
-      let (a, b, d) = (try start.scalarInt(), try limit.scalarInt(), try delta.scalarInt())
-      guard d != 0 else { throw .invalid("delta is 0") }
-      let count = max((b - a + d + (d > 0 ? -1 : 1)) / d, 0)
-      guard count <= 1 << 24 else { throw .invalid("range of \(count) elements is too long") }
-      return [Constant(ints: (0..<count).map { a + $0 * d }, shape: [count])]
+      let count = max(Int(span), 0)
+      if isFloat {
+        let (x, step) = (Float(a), Float(d))
+        return [Constant(floats: (0..<count).map { x + Float($0) * step }, shape: [count])]
+      }
+      let (x, step) = (try start.scalarInt(), try delta.scalarInt())
+      return [Constant(ints: (0..<count).map { x &+ $0 &* step }, shape: [count])]
     case "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Min", "Max", "Sum", "Mean":
       let parts = inputs.compactMap { $0 }
       guard var acc = parts.first else { throw .invalid("needs inputs") }
@@ -157,7 +169,7 @@ extension Importer {
       let c = try condition.intValues()
       let ic = broadcastIndex(from: condition.shape, to: shape)
       let ia = broadcastIndex(from: a.shape, to: shape), ib = broadcastIndex(from: b.shape, to: shape)
-      let count = shape.reduce(1, *)
+      let count = try Constant.checkedCount(shape)
       if a.dtype == .f32 || b.dtype == .f32 {
         let x = try a.floatValues(), y = try b.floatValues()
         return [Constant(floats: (0..<count).map { c[ic($0)] != 0 ? x[ia($0)] : y[ib($0)] }, shape: shape)]
@@ -202,7 +214,7 @@ extension Importer {
     let v = try ONNXFile.constant(a.t, what: "the value of ConstantOfShape '\(n.label)'", context: context)
     guard v.count == 1 else { throw .invalid("value must have one element, found \(v.count)") }
     if v.dtype == .f32 { return Constant(dtype: .f32, shape: shape, elements: .splat(try v.scalarFloat())) }
-    let n = shape.reduce(1, *)
+    let n = try Constant.checkedCount(shape)
     guard n <= 1 << 24 else { throw .unsupported("an integer constant of \(n) elements") }
     return Constant(dims: [Dim](repeating: v.dims[0], count: n), shape: shape, dtype: v.dtype)
   }
@@ -220,8 +232,7 @@ extension Importer {
   /// with the axes and targets of the node's opset.
   func foldedShape(_ n: NodeView, of shape: [Int], shapeInput: Constant?) throws(ImportFailure) -> [Int] {
     let dims = try reshapedDims(n, of: shape.map { Dim($0) }, shapeInput: shapeInput)
-    var total = 1
-    for d in shape { total *= d }
+    let total = try Constant.checkedCount(shape)
     var known = 1
     var inferred: Int?
     var out: [Int] = []
@@ -232,7 +243,9 @@ extension Importer {
       } else {
         guard let v = d.staticValue else { throw .invalid("symbolic target size \(d)") }
         out.append(v)
-        known *= v
+        let (p, overflow) = known.multipliedReportingOverflow(by: v)
+        guard !overflow else { throw .invalid("target \(dims) has too many elements") }
+        known = p
       }
     }
     if let i = inferred {
@@ -248,9 +261,10 @@ extension Importer {
     case "Unsqueeze":
       let axes = try opset >= 13 ? (shapeInput?.intValues() ?? []) : (n.ints("axes") ?? [])
       let rank = shape.count + axes.count
+      guard rank <= Constant.maxRank else { throw .invalid("the result's rank \(rank) is over \(Constant.maxRank)") }
       var positions = Set<Int>()
       for a in axes {
-        let p = a < 0 ? a + rank : a
+        let p = a < 0 ? max(a, -rank - 1) + rank : a
         guard p >= 0, p < rank, positions.insert(p).inserted else { throw .invalid("axes \(axes) are not valid") }
       }
       var out: [Dim] = []
@@ -272,7 +286,7 @@ extension Importer {
       return shape.indices.filter { !drop.contains($0) }.map { shape[$0] }
     case "Flatten":
       let axis = try n.int("axis", 1)
-      let k = axis < 0 ? axis + shape.count : axis
+      let k = axis < 0 ? max(axis, -shape.count - 1) + shape.count : axis
       guard k >= 0, k <= shape.count else { throw .invalid("axis \(axis) is out of range for rank \(shape.count)") }
       return [try product(shape[..<k]), try product(shape[k...])]
     case "Reshape":
@@ -289,6 +303,7 @@ extension Importer {
 
   /// A `Reshape` target with `0` (copy the input's size) resolved; `-1` stays.
   func resolvedReshape(_ target: [Dim], of shape: [Dim], allowZero: Bool) throws(ImportFailure) -> [Dim] {
+    guard target.count <= Constant.maxRank else { throw .invalid("a target of rank \(target.count)") }
     var out: [Dim] = []
     for (i, d) in target.enumerated() {
       if d == Dim(0) && !allowZero {
@@ -314,8 +329,8 @@ extension Importer {
 
   /// `axis` counted from the end when negative, or an error naming the valid range.
   func checkedAxis(_ axis: Int, rank: Int) throws(ImportFailure) -> Int {
+    guard axis >= -rank, axis < rank else { throw .invalid("axis \(axis) is out of range for rank \(rank)") }
     let a = axis < 0 ? axis + rank : axis
-    guard a >= 0, a < rank else { throw .invalid("axis \(axis) is out of range for rank \(rank)") }
     return a
   }
 
@@ -337,11 +352,13 @@ extension Importer {
     let size = x.shape[axis]
     var picks: [Int] = []
     for i in try indices.intValues() {
-      let p = i < 0 ? i + size : i
-      guard p >= 0, p < size else { throw .invalid("index \(i) is out of range for axis \(axis) of size \(size)") }
-      picks.append(p)
+      guard i >= -size, i < size else {
+        throw .invalid("index \(i) is out of range for axis \(axis) of size \(size)")
+      }
+      picks.append(i < 0 ? i + size : i)
     }
     let shape = Array(x.shape[..<axis]) + indices.shape + Array(x.shape[(axis + 1)...])
+    _ = try Constant.checkedCount(shape, "Gather's result")
     let inner = x.shape[(axis + 1)...].reduce(1, *)
     let count = picks.count
     return x.gathered(shape: shape) { flat in
@@ -414,8 +431,8 @@ extension Importer {
   /// The indices a slice reads along an axis of `size`, ONNX's clamping (any nonzero step).
   static func sliceIndices(start: Int, end: Int, step: Int, size: Int) -> [Int] {
     func clamp(_ v: Int, _ low: Int, _ high: Int) -> Int { min(max(v, low), high) }
-    var s = start < 0 ? start + size : start
-    var e = end < 0 ? end + size : end
+    var s = start < 0 ? max(start, -size - 1) + size : start
+    var e = end < 0 ? max(end, -size - 1) + size : end
     if step > 0 {
       s = clamp(s, 0, size)
       e = clamp(e, 0, size)
@@ -451,7 +468,7 @@ extension Importer {
     var sizes: [Int]?
     if opset < 13 { sizes = try n.ints("split") } else if let s = splitInput { sizes = try s.intValues() }
     if let sizes, !sizes.isEmpty {
-      guard sizes.reduce(0, +) == size, sizes.allSatisfy({ $0 >= 0 }) else {
+      guard sizes.allSatisfy({ $0 >= 0 && $0 <= size }), sizes.reduce(0, &+) == size else {
         throw .invalid("split sizes \(sizes) do not add up to the axis size \(size)")
       }
       return sizes

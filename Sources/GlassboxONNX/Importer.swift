@@ -354,10 +354,15 @@ struct Importer {
     guard let type = ONNXFile.DataType(rawValue: t.elemType), let dtype = type.dtype else {
       throw .unsupported("element type \(ONNXFile.DataType.name(t.elemType)) is not supported")
     }
+    guard t.shape.dim.count <= Constant.maxRank else {
+      throw .invalid("has rank \(t.shape.dim.count); the limit is \(Constant.maxRank)")
+    }
     var shape: [Dim] = []
     for (axis, d) in t.shape.dim.enumerated() {
       var dim: Dim
       switch d.value {
+      case .dimValue(let v)? where v > Int32.max:
+        throw .invalid("axis \(axis) has size \(v), over \(Int32.max)")
       case .dimValue(let v)? where v > 0:
         dim = Dim(Int(v))
       case .dimParam(let p)? where !p.isEmpty:
@@ -371,7 +376,10 @@ struct Importer {
       default:
         dim = Dim(symbol: axis == 0 ? "B" : uniqueSymbol("D\(axis)"))
       }
-      if let s = dim.symbols.first, let v = bindings[s] { dim = Dim(v) }
+      if let s = dim.symbols.first, let v = bindings[s] {
+        guard v >= 1, v <= Int32.max else { throw .invalid("the binding \(s)=\(v) is not a size") }
+        dim = Dim(v)
+      }
       shape.append(dim)
     }
     let name = names.claim(input.name)

@@ -104,6 +104,9 @@ enum ONNXFile {
                          + "integer and boolean tensors")
     }
     guard !t.hasSegment else { throw .unsupported("\(what) is stored in segments") }
+    guard t.dims.count <= Constant.maxRank else {
+      throw .invalid("\(what) has rank \(t.dims.count); the limit is \(Constant.maxRank)")
+    }
     var count = 1
     for d in t.dims {
       guard d >= 0 else { throw .invalid("\(what) has a negative dimension in its shape \(t.dims)") }

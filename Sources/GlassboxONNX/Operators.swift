@@ -385,22 +385,36 @@ extension Importer {
 
   // MARK: Windows
 
+  /// Window sizes, strides, dilations and pads must lie in 0...`maxWindow` (1... for all but pads).
+  static let maxWindow = 1 << 16
+
+  /// Checks a window's attributes (each a size per spatial axis) before arithmetic on them.
+  func checkWindow(_ values: [[Int]], pads: [Int] = []) throws(ImportFailure) {
+    for list in values where !list.allSatisfy({ $0 >= 1 && $0 <= Importer.maxWindow }) {
+      throw .invalid("window sizes, strides and dilations must lie in 1...\(Importer.maxWindow), found \(list)")
+    }
+    guard pads.allSatisfy({ $0 >= 0 && $0 <= Importer.maxWindow }) else {
+      throw .invalid("pads must lie in 0...\(Importer.maxWindow), found \(pads)")
+    }
+  }
+
   /// Padding before and after each spatial axis from `pads` or `auto_pad`.
   func spatialPads(_ n: NodeView, sizes: [Dim], kernel: [Int], strides: [Int], dilations: [Int])
     throws(ImportFailure) -> [(begin: Int, end: Int)] {
+    try checkWindow([kernel, strides, dilations])
     let k = kernel.count
     let autoPad = try n.string("auto_pad", "NOTSET")
     switch autoPad {
     case "NOTSET", "":
       let pads = try n.ints("pads") ?? [Int](repeating: 0, count: 2 * k)
-      guard pads.count == 2 * k, pads.allSatisfy({ $0 >= 0 }) else {
-        throw .invalid("pads \(pads) must be \(2 * k) non-negative sizes")
-      }
+      guard pads.count == 2 * k else { throw .invalid("pads \(pads) must be \(2 * k) sizes") }
+      try checkWindow([], pads: pads)
       return (0..<k).map { (pads[$0], pads[$0 + k]) }
     case "VALID":
       return [(Int, Int)](repeating: (0, 0), count: k)
     case "SAME_UPPER", "SAME_LOWER":
       let inputs = try staticSizes(sizes, "a spatial axis")
+      guard inputs.allSatisfy({ $0 <= Constant.maxElements }) else { throw .invalid("spatial sizes \(inputs)") }
       return (0..<k).map { i in
         let out = (inputs[i] + strides[i] - 1) / strides[i]
         let total = max((out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - inputs[i], 0)
@@ -452,7 +466,7 @@ extension Importer {
     var pads = try spatialPads(n, sizes: Array(type(v).shape[2...]), kernel: kernel, strides: strides,
                                dilations: dilations)
     let group = try n.int("group", 1)
-    let bound = 1 / Double(max(kernel.reduce(type(w).shape[1].staticValue ?? 1, *), 1)).squareRoot()
+    let bound = 1 / Double(max(kernel.reduce(type(w).shape[1].staticValue ?? 1, &*), 1)).squareRoot()
     setInitializer(of: w, .uniform(bound: bound))
     var bias: ValueID?
     if has(n, 2) {
@@ -517,6 +531,8 @@ extension Importer {
       throw .invalid("strides, dilations and output_padding must have \(spatial) entries")
     }
     if n.has("output_shape") { throw .unsupported("output_shape") }
+    try checkWindow([kernel, strides, dilations], pads: try n.ints("pads") ?? [])
+    try checkWindow([], pads: extra)
     let autoPad = try n.string("auto_pad", "NOTSET")
     guard autoPad == "NOTSET" || autoPad == "VALID" || autoPad.isEmpty else {
       throw .unsupported("auto_pad \(autoPad)")
@@ -682,7 +698,7 @@ extension Importer {
     setInitializer(of: scale, .ones)
     var operands = [v, scale]
     if has(n, 2) { operands.append(try x(n, 2, asWeight: true)) }
-    let axis = try n.int("axis", -1)
+    let axis = try checkedAxis(try n.int("axis", -1), rank: type(v).rank)
     set(n, try emit(.layerNorm, operands, LayerNormAttributes(axis: axis, eps: Double(try n.float("epsilon", 1e-5))),
                     out(n)))
   }
@@ -1002,6 +1018,7 @@ extension Importer {
       }
     }
     guard pads.count == 2 * axes.count else { throw .invalid("pads \(pads) must have \(2 * axes.count) entries") }
+    guard pads.allSatisfy({ abs($0) <= 1 << 24 }) else { throw .invalid("pads \(pads) are too large") }
     for (k, axis) in axes.enumerated() {
       var (before, after) = (pads[k], pads[k + axes.count])
       if before < 0 || after < 0 {

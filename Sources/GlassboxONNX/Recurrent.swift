@@ -125,7 +125,7 @@ extension Importer {
 
   mutating func lstm(_ n: NodeView) throws(ImportFailure) {
     let h = try n.int("hidden_size", 0)
-    guard h > 0 else { throw .invalid("hidden_size must be positive") }
+    guard h > 0, h <= 1 << 20 else { throw .invalid("hidden_size must lie in 1...\(1 << 20), found \(h)") }
     let direction = try n.string("direction", "forward")
     guard ["forward", "reverse", "bidirectional"].contains(direction) else {
       throw .invalid("direction '\(direction)' is not forward, reverse or bidirectional")
@@ -229,7 +229,7 @@ extension Importer {
     let isGRU = n.opType == "GRU"
     let gates = isGRU ? 3 : 1
     let h = try n.int("hidden_size", 0)
-    guard h > 0 else { throw .invalid("hidden_size must be positive") }
+    guard h > 0, h <= 1 << 20 else { throw .invalid("hidden_size must lie in 1...\(1 << 20), found \(h)") }
     let direction = try n.string("direction", "forward")
     guard ["forward", "reverse", "bidirectional"].contains(direction) else {
       throw .invalid("direction '\(direction)' is not forward, reverse or bidirectional")

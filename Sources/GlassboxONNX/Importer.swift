@@ -385,6 +385,16 @@ struct Importer {
     let name = names.claim(input.name)
     env[input.name] = .value(graph.addInput(name: name, type: TensorType(dtype == .bool ? .bool : dtype == .i64
       ? .i64 : .f32, shape)))
+    // An RGB image input reads image files as torchvision's usual preprocessing makes them.
+    if dtype == .f32, shape.count == 4, shape[1] == Dim(3), let side = shape[2].staticValue, shape[3] == shape[2] {
+      var options = Attributes()
+      for spec in RecipeKind.image.options { options[spec.name] = spec.defaultValue }
+      options["size"] = .int(side)
+      graph.recipes.append(InputRecipe(input: name, kind: .image, options: options))
+      notes.append("input \(name) reads image files through an image recipe: resized to \(side)×\(side), scaled to "
+                   + "[0, 1], normalised by ImageNet's mean and std (torchvision's preprocessing); a model trained "
+                   + "otherwise needs the recipe in its spec changed (glassbox import -o NAME.graph)")
+    }
   }
 
   /// A symbol name not used by another `dim_param`.

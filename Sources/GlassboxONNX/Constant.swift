@@ -30,8 +30,10 @@ struct Constant: Sendable {
   init(ints: [Int], shape: [Int]) { self.init(dims: ints.map { Dim($0) }, shape: shape) }
 
   /// The most elements a constant the importer computes may have (a weight read from the file
-  /// may have more: its bytes are checked against the file instead). 2^29 floats, 2 GiB.
-  static let maxElements = 1 << 29
+  /// may have more: its bytes are checked against the file instead): 2^27 floats, 512 MiB
+  /// (VGG-19's largest weight has 102,760,448); integer constants, shapes and indices, far fewer.
+  static let maxElements = 1 << 27
+  static let maxIntegerElements = 1 << 22
   /// The highest rank of a tensor the importer builds.
   static let maxRank = 64
 
@@ -40,14 +42,16 @@ struct Constant: Sendable {
 
   /// The element count of `shape`, or an error when it is not a shape the importer computes
   /// with: a negative size, a rank over `maxRank`, more than `maxElements` elements.
-  static func checkedCount(_ shape: [Int], _ what: String = "a constant") throws(ImportFailure) -> Int {
+  static func checkedCount(_ shape: [Int], _ what: String = "a constant", dtype: DType = .f32) throws(ImportFailure)
+    -> Int {
     guard shape.count <= maxRank else { throw .invalid("\(what) has rank \(shape.count); the limit is \(maxRank)") }
+    let limit = dtype == .f32 ? maxElements : maxIntegerElements
     var n = 1
     for d in shape {
       guard d >= 0 else { throw .invalid("\(what) has a negative size in its shape \(shape)") }
       let (p, overflow) = n.multipliedReportingOverflow(by: d)
-      guard !overflow, p <= maxElements else {
-        throw .unsupported("\(what) of shape \(shape) has more than \(maxElements) elements")
+      guard !overflow, p <= limit else {
+        throw .unsupported("\(what) of shape \(shape) has more than \(limit) elements")
       }
       n = p
     }
@@ -191,7 +195,7 @@ enum ConstantArithmetic {
       throw .invalid("shapes \(a.shape) and \(b.shape) do not broadcast")
     }
     let outType = dtype ?? (a.dtype == .f32 || b.dtype == .f32 ? .f32 : a.dtype)
-    let n = try Constant.checkedCount(shape)
+    let n = try Constant.checkedCount(shape, dtype: a.dtype == .f32 || b.dtype == .f32 ? .f32 : .i64)
     if a.dtype == .f32 || b.dtype == .f32 {
       if case .splat(let x) = a.elements, case .splat(let y) = b.elements {
         return try Constant(dtype: .f32, shape: shape, elements: .splat(float(x, y))).cast(to: outType)

@@ -106,7 +106,7 @@ extension Importer {
       guard target.count <= Constant.maxRank, let shape = broadcastShapes(x.shape, target) else {
         throw .invalid("cannot expand \(x.shape) to \(target)")
       }
-      _ = try Constant.checkedCount(shape, "Expand's result")
+      _ = try Constant.checkedCount(shape, "Expand's result", dtype: x.dtype)
       return [x.gathered(shape: shape, broadcastIndex(from: x.shape, to: shape))]
     case "Tile":
       let x = try input(0)
@@ -120,7 +120,7 @@ extension Importer {
         guard !overflow else { throw .invalid("repeats \(repeats) of \(x.shape) overflow") }
         shape.append(p)
       }
-      _ = try Constant.checkedCount(shape, "Tile's result")
+      _ = try Constant.checkedCount(shape, "Tile's result", dtype: x.dtype)
       let outStrides = strides(shape), inStrides = strides(x.shape)
       return [x.gathered(shape: shape) { flat in
         var rest = flat, index = 0
@@ -169,7 +169,7 @@ extension Importer {
       let c = try condition.intValues()
       let ic = broadcastIndex(from: condition.shape, to: shape)
       let ia = broadcastIndex(from: a.shape, to: shape), ib = broadcastIndex(from: b.shape, to: shape)
-      let count = try Constant.checkedCount(shape)
+      let count = try Constant.checkedCount(shape, dtype: a.dtype == .f32 || b.dtype == .f32 ? .f32 : .i64)
       if a.dtype == .f32 || b.dtype == .f32 {
         let x = try a.floatValues(), y = try b.floatValues()
         return [Constant(floats: (0..<count).map { c[ic($0)] != 0 ? x[ia($0)] : y[ib($0)] }, shape: shape)]
@@ -358,7 +358,7 @@ extension Importer {
       picks.append(i < 0 ? i + size : i)
     }
     let shape = Array(x.shape[..<axis]) + indices.shape + Array(x.shape[(axis + 1)...])
-    _ = try Constant.checkedCount(shape, "Gather's result")
+    _ = try Constant.checkedCount(shape, "Gather's result", dtype: x.dtype)
     let inner = x.shape[(axis + 1)...].reduce(1, *)
     let count = picks.count
     return x.gathered(shape: shape) { flat in

@@ -950,6 +950,7 @@ extension Importer {
     guard indices.shape.count == 1, !picks.isEmpty else {
       throw .unsupported("indices of shape \(indices.shape) (a scalar or a list are supported)")
     }
+    guard picks.count <= 1 << 12 else { throw .unsupported("\(picks.count) indices (a gather op would be needed)") }
     let step = picks.count > 1 ? picks[1] - picks[0] : 1
     if step >= 1, picks.indices.allSatisfy({ picks[$0] == picks[0] + $0 * step }) {
       return set(n, try emit(.slice, [v], SliceAttributes(axis: axis, start: picks[0],
@@ -987,8 +988,10 @@ extension Importer {
     }
     let axes = repeats.indices.filter { repeats[$0] != 1 }
     if axes.isEmpty { return try alias(n, v) }
+    guard repeats.allSatisfy({ $0 >= 1 && $0 <= 1 << 12 }) else {
+      throw .unsupported("repeats \(repeats) (each from 1 to \(1 << 12) composes as a concat)")
+    }
     for (i, axis) in axes.enumerated() {
-      guard repeats[axis] >= 1 else { throw .unsupported("a repeat count of \(repeats[axis])") }
       v = try emit(.concat, [ValueID](repeating: v, count: repeats[axis]), ConcatAttributes(axis: axis),
                    i == axes.count - 1 ? out(n) : temporary(n, "tiled\(axis)"))
     }

@@ -15,6 +15,8 @@ extension Importer {
   /// The ONNX gate blocks in the order they are stored for Glassbox: LSTM i, o, f, c → i, f,
   /// c, o; GRU z, r, h → r, z, h.
   static let lstmGateOrder = [0, 2, 3, 1]
+  /// The longest sequence a recurrent layer is unrolled over (each step is a handful of nodes).
+  static let maxUnrolledSteps = 1 << 14
   static let gruGateOrder = [1, 0, 2]
 
   /// Rows `offset ..< offset + blocks·h` of direction `d` of a `[D, rows, width]` constant, its
@@ -187,9 +189,10 @@ extension Importer {
       }
       return
     }
-    guard let t = steps.staticValue else {
+    guard let t = steps.staticValue, t <= Importer.maxUnrolledSteps else {
       throw .unsupported("an LSTM with initial states, a reverse-only direction or its cell state read runs as "
-                         + "unrolled steps, which needs a static sequence length (found \(steps)); bind it")
+                         + "unrolled steps, which needs a static sequence length of at most "
+                         + "\(Importer.maxUnrolledSteps) (found \(steps))")
     }
     var sequences: [ValueID] = [], finalH: [ValueID] = [], finalC: [ValueID] = []
     for d in 0..<directions {
@@ -263,8 +266,9 @@ extension Importer {
       throw .invalid("B \(b.shape) must be [\(directions), \(2 * gates * h)]")
     }
     try checkSequenceLengths(n, steps: steps)
-    guard let t = steps.staticValue else {
-      throw .unsupported("\(n.opType) runs as unrolled steps, which needs a static sequence length (found \(steps))")
+    guard let t = steps.staticValue, t <= Importer.maxUnrolledSteps else {
+      throw .unsupported("\(n.opType) runs as unrolled steps, which needs a static sequence length of at most "
+                         + "\(Importer.maxUnrolledSteps) (found \(steps))")
     }
     let (prefix, layer) = layerPrefix(n)
     let bound = 1 / Double(h).squareRoot()

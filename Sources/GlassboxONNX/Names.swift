@@ -43,6 +43,20 @@ public enum ONNXNames {
     return keywords.contains(joined) ? joined + "_" : joined
   }
 
+  /// The PyTorch module path of a node torch.onnx named (`/layer4/layer4.0/downsample/downsample.0/Conv`
+  /// → `layer4.0.downsample.0`, its weights' `state_dict` prefix): each scope is its module's name
+  /// under the scope before, or that name extended (`layer4` → `layer4.0`). Nil for other names.
+  public static func modulePath(ofNode name: String) -> String? {
+    guard name.hasPrefix("/") else { return nil }
+    let scopes = name.split(separator: "/").dropLast().map(String.init)
+    guard !scopes.isEmpty else { return nil }
+    var path: [String] = []
+    for scope in scopes {
+      if let last = path.last, scope.hasPrefix(last + ".") { path[path.count - 1] = scope } else { path.append(scope) }
+    }
+    return readable(path.joined(separator: "."))
+  }
+
   /// A symbol name for an ONNX `dim_param` (`batch_size`, `seq`): the readable form without
   /// dots (a symbol is one segment).
   static func symbol(_ dimParam: String) -> String {

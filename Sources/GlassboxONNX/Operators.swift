@@ -166,19 +166,17 @@ extension Importer {
   /// A parameter name for a weight torch.onnx made up (`onnx::Conv_52`, a convolution's weight
   /// with its batch norm folded in; `onnx::MatMul_80`, a linear layer's weight transposed):
   /// the node's module path and the weight's role, as in the `state_dict`
-  /// (`/layer1/layer1.0/conv1/Conv` → `layer1.layer1.0.conv1.weight`). Nil for every other name.
+  /// (`/layer1/layer1.0/conv1/Conv` → `layer1.0.conv1.weight`). Nil for every other name.
   mutating func weightName(_ n: NodeView, _ i: Int) -> String? {
-    guard let name = n.input(i), name.hasPrefix("onnx::"), case .constant? = env[name], materialized[name] == nil
-    else { return nil }
-    let parts = n.proto.name.split(separator: "/")
-    guard n.proto.name.hasPrefix("/"), parts.count >= 2 else { return nil }
+    guard let name = n.input(i), name.hasPrefix("onnx::"), case .constant? = env[name], materialized[name] == nil,
+          let module = ONNXNames.modulePath(ofNode: n.proto.name) else { return nil }
     let role: String
     switch (n.opType, i) {
     case ("Conv", 1), ("ConvTranspose", 1), ("Gemm", 1), ("MatMul", 1): role = "weight"
     case ("Conv", 2), ("ConvTranspose", 2), ("Gemm", 2), ("Add", 1): role = "bias"
     default: return nil
     }
-    return names.fresh(ONNXNames.readable(parts.dropLast().joined(separator: "/")) + "." + role)
+    return names.fresh(module + "." + role)
   }
 
   /// Input `i` when it is known at import; nil when absent; an error when computed at run time.

@@ -31,13 +31,13 @@ extension Importer {
     }
   }
 
-  /// The `layer`-th recurrent layer's parameter prefix: the node's scope (`/lstm/LSTM` →
+  /// The `layer`-th recurrent layer's parameter prefix: the node's module path (`/lstm/LSTM` →
   /// `lstm`), and the index of this layer under it.
   mutating func layerPrefix(_ n: NodeView) -> (prefix: String, layer: Int) {
     let source = n.proto.name.isEmpty ? (n.output(0) ?? n.label) : n.proto.name
     let parts = source.split(separator: "/").map(String.init)
-    let scope = parts.count >= 2 ? parts.dropLast().joined(separator: "/") : (parts.first ?? "rnn")
-    let prefix = ONNXNames.readable(scope)
+    let prefix = ONNXNames.modulePath(ofNode: source)
+      ?? ONNXNames.readable(parts.count >= 2 ? parts.dropLast().joined(separator: "/") : (parts.first ?? "rnn"))
     let layer = layerCounts[prefix, default: 0]
     layerCounts[prefix] = layer + 1
     return (prefix, layer)

@@ -81,6 +81,12 @@ struct ImportedModelTests {
     #expect(resnet.valueNames["/layer2/relu_1/Relu_output_0"] == "layer2.relu_1.Relu_output_0")
     #expect(resnet.renamed.contains { $0.onnx == "/layer2/relu_1/Relu_output_0" })
     #expect(resnet.graph.parameters.map(\.name).contains("fc.weight"))
+    // Convolutions with their batch norms folded in keep their modules' state_dict names.
+    #expect(resnet.graph.parameters.map(\.name).contains("layer2.downsample.0.weight"))
+    #expect(resnet.graph.parameters.map(\.name).contains("layer1.conv2.bias"))
+    #expect(ONNXNames.modulePath(ofNode: "/layer4/layer4.0/downsample/downsample.0/Conv") == "layer4.0.downsample.0")
+    #expect(ONNXNames.modulePath(ofNode: "/features/features.0/features.0.0/Conv") == "features.0.0")
+    #expect(ONNXNames.modulePath(ofNode: "Conv_3") == nil)
   }
 
   @Test func readableNames() {

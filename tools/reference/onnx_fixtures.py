@@ -169,8 +169,8 @@ class TinyLSTMState(nn.Module):
 
 
 class TinyMix(nn.Module):
-    """(Opset 17, where LayerNorm is one operator.) Upsampling, asymmetric zero padding, a strided and a transposed convolution, average
-    pooling with ceil_mode, layer norm, a batched matmul, softmax over channels, chunk/cat,
+    """(Opset 17, where LayerNorm is one operator.) Upsampling, asymmetric zero padding, a
+    strided and a transposed convolution, average pooling with ceil_mode, layer norm, a batched matmul, softmax over channels, chunk/cat,
     permute and x.view(x.size(0), -1) (shape arithmetic on a dynamic batch)."""
 
     def __init__(self):
@@ -485,8 +485,8 @@ def bad_files(folder, good):
     nodes = [N("LRN", ["x"], ["n1"], size=3, name="norm1"), N("Erf", ["n1"], ["e"], name="erf"),
              N("LRN", ["e"], ["n2"], size=3, name="norm2"), N("Gelu", ["n2"], ["y"], name="gelu"),
              N("Conv", ["x5", "w5"], ["c5"], name="conv3d")]
-    save(model_of(nodes, xs, [value("y", None), value("c5", None)], [weight(g, "w5", (2, 3, 1, 1, 1))], 20, "unsupported"),
-         "unsupported_ops")
+    outputs = [value("y", None), value("c5", None)]
+    save(model_of(nodes, xs, outputs, [weight(g, "w5", (2, 3, 1, 1, 1))], 20, "unsupported"), "unsupported_ops")
 
     save(model_of([N("Relu", ["x"], ["y"])], x, [value("y", None)], [], 5, "old"), "old_opset")
     save(model_of([N("Relu", ["missing"], ["y"], name="reads_nothing")], x, [value("y", None)], [], 13, "undefined"),

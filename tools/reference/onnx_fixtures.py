@@ -170,8 +170,9 @@ class TinyLSTMState(nn.Module):
 
 class TinyMix(nn.Module):
     """(Opset 17, where LayerNorm is one operator.) Upsampling, asymmetric zero padding, a
-    strided and a transposed convolution, average pooling with ceil_mode, layer norm, a batched matmul, softmax over channels, chunk/cat,
-    permute and x.view(x.size(0), -1) (shape arithmetic on a dynamic batch)."""
+    strided and a transposed convolution, average pooling with ceil_mode, layer norm, a batched
+    matmul, softmax over channels, chunk/cat, permute and x.view(x.size(0), -1) (shape
+    arithmetic on a dynamic batch)."""
 
     def __init__(self):
         super().__init__()

@@ -162,7 +162,8 @@ struct Evaluate: ParsableCommand {
     guard steps >= 1, permutations >= 0, threads >= 1 else { throw GlassboxError(.input, "--steps and --threads must be at least 1") }
     let evaluation = ExplanationEvaluation(steps: steps, permutations: permutations, sanity: !noSanity, seed: seed,
                                            limit: limit ?? Int.max, threads: threads)
-    return try evaluation.measure(try model(), tap: tap, data: data, split: split) {
+    let (model, name) = try model().withTap(tap)
+    return try evaluation.measure(model, tap: name, data: data, split: split) {
       ProgressReporter(label: "evaluate", total: $0)
     }
   }

@@ -90,22 +90,21 @@ public struct ExplanationEvaluation: Sendable {
     return "\(method):" + (layer.map { model.graph[$0].name } ?? "auto")
   }
 
-  /// One line per method, one column per measure every method has (deletion and insertion
-  /// AUC, localisation, speech mass, the sanity check's correlation once every block is
-  /// re-initialised) and seconds per example.
-  public static func comparisonTable(_ results: [MethodResult]) -> String {
-    let columns: [(title: String, paths: [[String]])] = [
-      ("deletion AUC ↓", [["deletion", "auc"]]), ("insertion AUC ↑", [["insertion", "auc"]]),
-      ("pointing (peak, correct) ↑", [["localisation", "pointing_clip_peak_correct"]]),
-      ("pointing (frames) ↑", [["localisation", "pointing_per_frame"]]),
-      ("energy in box ↑", [["localisation", "energy_per_frame"]]),
-      ("mass in speech ↑", [["speech", "attention_mass_in_speech"], ["speech", "relevance_mass_in_speech"]]),
-      ("sanity ρ ↓", [["sanity", "last", "spearman"]]),
-    ]
-    func value(_ report: [(String, JSONValue)], _ paths: [[String]]) -> Double? {
-      paths.lazy.compactMap { value(report, path: $0) }.first
-    }
-    func value(_ report: [(String, JSONValue)], path: [String]) -> Double? {
+  /// The comparison's columns: a title and where each method's report holds the number.
+  static let comparisonColumns: [(title: String, key: String, paths: [[String]])] = [
+    ("deletion AUC ↓", "deletion_auc", [["deletion", "auc"]]),
+    ("insertion AUC ↑", "insertion_auc", [["insertion", "auc"]]),
+    ("pointing (peak, correct) ↑", "pointing_peak_correct", [["localisation", "pointing_clip_peak_correct"]]),
+    ("pointing (frames) ↑", "pointing_frames", [["localisation", "pointing_per_frame"]]),
+    ("energy in box ↑", "energy_in_box", [["localisation", "energy_per_frame"]]),
+    ("mass in speech ↑", "mass_in_speech",
+     [["speech", "attention_mass_in_speech"], ["speech", "relevance_mass_in_speech"]]),
+    ("sanity ρ ↓", "sanity_spearman", [["sanity", "last", "spearman"]]),
+  ]
+
+  /// The number at the first of `paths` that `report` has (`last` picks an array's last item).
+  static func number(_ report: [(String, JSONValue)], _ paths: [[String]]) -> Double? {
+    paths.lazy.compactMap { path -> Double? in
       var current: JSONValue = .object(report)
       for key in path {
         switch current {
@@ -120,12 +119,18 @@ public struct ExplanationEvaluation: Sendable {
       }
       if case .number(let x) = current { return x }
       return nil
-    }
-    let shown = columns.filter { c in results.contains { value($0.report, c.paths) != nil } }
+    }.first
+  }
+
+  /// One line per method, one column per measure some method has (deletion and insertion
+  /// AUC, localisation, speech mass, the sanity check's correlation once every block is
+  /// re-initialised) and seconds per example.
+  public static func comparisonTable(_ results: [MethodResult]) -> String {
+    let shown = comparisonColumns.filter { c in results.contains { number($0.report, c.paths) != nil } }
     let header = ["method"] + shown.map(\.title) + ["s/example"]
     var rows = [header]
     for r in results {
-      let cells = shown.map { c in value(r.report, c.paths).map { String(format: "%.4f", $0) } ?? "–" }
+      let cells = shown.map { c in number(r.report, c.paths).map { String(format: "%.4f", $0) } ?? "–" }
       rows.append([r.method] + cells + [String(format: "%.4f", r.secondsPerExample)])
     }
     let widths = header.indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
@@ -135,6 +140,15 @@ public struct ExplanationEvaluation: Sendable {
           : String(repeating: " ", count: widths[i] - cell.count) + cell
       }.joined(separator: "  ")
     }.joined(separator: "\n")
+  }
+
+  /// The table's numbers as an object of objects (method → column → number), which the
+  /// study's report shows as one table.
+  public static func comparisonRows(_ results: [MethodResult]) -> JSONValue {
+    .object(results.map { r in
+      (r.method, .object(comparisonColumns.compactMap { c in number(r.report, c.paths).map { (c.key, .number($0)) } }
+                         + [("seconds_per_example", .number(r.secondsPerExample))]))
+    })
   }
 
   /// The comparison as JSON: per method its tap, seconds per example and report.
@@ -323,7 +337,7 @@ public struct ExplanationEvaluation: Sendable {
       }
 
       // Localisation on the boxes of the generated action clips.
-      if e.perStep, let up = e.upsampled, let boxes = Self.boxes(example.path, recipe: recipe) {
+      if let (up, peakSource) = Self.frameMaps(e, inputShape: x.shape), let boxes = Self.boxes(example.path, recipe: recipe) {
         let s = up.shape, (t, h, w) = (s[1], s[2], s[3])
         var hits: [Double] = [], energies: [Double] = []
         let values = up.floats
@@ -338,12 +352,12 @@ public struct ExplanationEvaluation: Sendable {
         m.energies = energies
         // The clip as one trial, as an image is in Zhang et al.'s game: the maximum of its
         // space-time map (the frame whose raw map peaks highest, then that frame's peak).
-        m.peak = raw.flatMap { Metrics.peakFrame($0.floats, frames: $0.shape[1]) }
-          .flatMap { $0 < hits.count ? $0 : nil }
+        m.peak = Metrics.peakFrame(peakSource.floats, frames: peakSource.shape[1]).flatMap { $0 < hits.count ? $0 : nil }
       }
       // Attention (or relevance: a map over the input's frames, by magnitude) inside the speech
       // intervals of the generated clips.
-      if recipe.kind == .audio, Self.weighsInputFrames(info.kind), let weights = raw, weights.shape.count >= 2,
+      if recipe.kind == .audio, Self.weighsInputFrames(info.kind) || raw?.shape == x.shape, let weights = raw,
+         weights.shape.count >= 2,
          weights.shape[1] == x.shape[1],
          let speech = ExplanationFiles.speechIntervals(mediaPath: example.path, recipe: recipe, frames: x.shape[1]) {
         let time = weights.shape[1], per = weights.count / time, w = weights.doubles
@@ -480,16 +494,41 @@ public struct ExplanationEvaluation: Sendable {
       let frame = s[2] * s[3] * s[4]
       return Units(name: "frames", scores: Array(r.doubles.prefix(s[1])), apply: zeroing { $0 / frame })
     }
+    if s.count == 5, let raw = e.maps["raw"], raw.shape == s {
+      // A map of the clip itself (saliency, a gradient at the input): each frame's magnitude.
+      let frame = s[2] * s[3] * s[4], v = raw.doubles
+      let scores = (0..<s[1]).map { t in (0..<frame).reduce(0.0) { $0 + abs(v[t * frame + $1]) } }
+      return Units(name: "frames", scores: scores, apply: zeroing { $0 / frame })
+    }
     if !e.perStep, let up = e.upsampled, s.count == 4 {
       let plane = s[2] * s[3]
       return Units(name: "pixels", scores: Array(up.doubles.prefix(plane)), apply: zeroing { $0 % plane })
     }
-    if s.count == 3, let raw = e.maps["raw"], raw.shape.count >= 2, raw.shape[1] == s[1], Self.weighsInputFrames(e.kind) {
+    if s.count == 3, let raw = e.maps["raw"], raw.shape.count >= 2, raw.shape[1] == s[1],
+       Self.weighsInputFrames(e.kind) || raw.shape == s {
       let time = s[1], per = raw.count / (raw.shape[0] * time), v = raw.doubles, width = s[2]
       let scores = (0..<time).map { t in (0..<per).reduce(0.0) { $0 + abs(v[t * per + $1]) } }
       return Units(name: "time frames", scores: scores, apply: zeroing { ($0 / width) % time })
     }
     return nil
+  }
+
+  /// A clip's map per frame at the input's resolution, `[1, T, H, W]`, and the map whose
+  /// highest value picks the clip's peak frame: a per-step map's upsampled and raw maps, or
+  /// for a map of the clip itself (saliency, a gradient at the input) its magnitude summed over
+  /// the colour channels, for both.
+  static func frameMaps(_ e: Explanation, inputShape s: [Int]) -> (maps: Tensor, peak: Tensor)? {
+    if e.perStep, let up = e.upsampled, let raw = e.maps["raw"] { return (up, raw) }
+    guard s.count == 5, s[0] == 1, let raw = e.maps["raw"], raw.shape == s else { return nil }
+    let (t, c, plane) = (s[1], s[2], s[3] * s[4]), v = raw.floats
+    var maps = [Float](repeating: 0, count: t * plane)
+    for f in 0..<t {
+      for k in 0..<c {
+        for i in 0..<plane { maps[f * plane + i] += abs(v[(f * c + k) * plane + i]) }
+      }
+    }
+    let map = Tensor(shape: [1, t, s[3], s[4]], f32: maps)
+    return (map, map)
   }
 
   /// Whether a tap's map weighs the input's time frames (its second axis is the input's):

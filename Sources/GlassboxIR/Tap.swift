@@ -20,11 +20,21 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   case saliency
   /// LSTM outputs, kept for embeddings (t-SNE of their time average).
   case hidden
+  /// LayerCAM (Jiang et al. 2021): `relu(Σ_k relu(g_k) ⊙ f_k)`, each position weighted by its
+  /// own positive gradient; same shapes as `gradcam`.
+  case layercam
+  /// XGrad-CAM (Fu et al. 2020): channel weights `Σ_ij g·f / (Σ_ij f + 1e-7)`, weighted sum of
+  /// the feature map, ReLU; same shapes as `gradcam`.
+  case xgradcam
+  /// HiRes-CAM (Draelos and Carin 2020): `relu(Σ_k g_k ⊙ f_k)`, the gradient multiplied in
+  /// element by element; same shapes as `gradcam`.
+  case hirescam
 
   /// How many value operands the tap takes.
   public var operandCount: Int {
     switch self {
-    case .activation, .gradient, .gradcam, .gradcampp, .attention, .saliency, .hidden: 1
+    case .activation, .gradient, .gradcam, .gradcampp, .attention, .saliency, .hidden, .layercam, .xgradcam,
+         .hirescam: 1
     case .cam: 2
     }
   }
@@ -33,7 +43,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   /// class scores and a class, the predicted one by default.
   public var needsClass: Bool {
     switch self {
-    case .gradient, .saliency, .gradcam, .gradcampp, .cam: true
+    case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam: true
     case .activation, .attention, .hidden: false
     }
   }
@@ -42,8 +52,33 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   /// is compiled for it (`cam` needs a class but no gradient).
   public var needsGradient: Bool {
     switch self {
-    case .gradient, .saliency, .gradcam, .gradcampp: true
+    case .gradient, .saliency, .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam: true
     case .activation, .attention, .hidden, .cam: false
+    }
+  }
+
+  /// Whether the tap's map is computed from a feature map `[N, C, h, w]` (the CAM family).
+  public var mapsFeatures: Bool {
+    switch self {
+    case .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam: true
+    case .activation, .attention, .hidden, .gradient, .saliency: false
+    }
+  }
+
+  /// The method's name as its paper and the peer libraries write it, for messages.
+  public var methodName: String {
+    switch self {
+    case .activation: "an activation"
+    case .gradient: "the gradient"
+    case .gradcam: "Grad-CAM"
+    case .gradcampp: "Grad-CAM++"
+    case .cam: "CAM"
+    case .attention: "attention"
+    case .saliency: "saliency"
+    case .hidden: "hidden states"
+    case .layercam: "LayerCAM"
+    case .xgradcam: "XGrad-CAM"
+    case .hirescam: "HiRes-CAM"
     }
   }
 
@@ -52,7 +87,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   public var isValue: Bool {
     switch self {
     case .activation, .attention, .hidden: true
-    case .gradient, .saliency, .gradcam, .gradcampp, .cam: false
+    case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam: false
     }
   }
 
@@ -61,7 +96,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     switch self {
     case .activation, .attention, .hidden: NoAttributes.self
     case .gradient, .saliency, .cam: ClassTapOptions.self
-    case .gradcam, .gradcampp: GradCAMTapOptions.self
+    case .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam: GradCAMTapOptions.self
     }
   }
 
@@ -89,7 +124,7 @@ public enum GradCAMScope: String, AttributeChoice {
   case clip
 }
 
-/// The options of `gradcam` and `gradcampp`.
+/// The options of `gradcam`, `gradcampp`, `layercam`, `xgradcam` and `hirescam`.
 public struct GradCAMTapOptions: AttributeSet {
   /// -1: the predicted class.
   public var classIndex = -1
@@ -136,7 +171,7 @@ extension TapKind {
   public func classIndex(_ options: Attributes) -> Int {
     switch self {
     case .gradient, .saliency, .cam: ClassTapOptions(verified: options).classIndex
-    case .gradcam, .gradcampp: GradCAMTapOptions(verified: options).classIndex
+    case .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam: GradCAMTapOptions(verified: options).classIndex
     case .activation, .attention, .hidden: -1
     }
   }
@@ -144,7 +179,7 @@ extension TapKind {
   /// A Grad-CAM tap's normalisation scope (nil for other kinds).
   public func scope(_ options: Attributes) -> GradCAMScope? {
     switch self {
-    case .gradcam, .gradcampp: GradCAMTapOptions(verified: options).scope
+    case .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam: GradCAMTapOptions(verified: options).scope
     case .activation, .attention, .hidden, .gradient, .saliency, .cam: nil
     }
   }
@@ -165,7 +200,9 @@ extension Tap: Equatable {
 }
 
 extension TapKind {
-  /// The tap's result type, or why its operands do not fit.
+  /// The tap's result type, or why the method does not apply to its operands: one message
+  /// naming the method, the value and the reason, found when the tap is declared, added or
+  /// loaded, before anything runs.
   public func inferType(_ operands: [ValueID], options: Attributes, in graph: Graph) throws(ShapeError) -> TensorType {
     let target = graph[operands[0]]
     let t = target.type
@@ -185,14 +222,22 @@ extension TapKind {
         throw ShapeError("tap saliency: \(target.name) is not a graph input")
       }
       return t
-    case .gradcam, .gradcampp, .cam:
-      guard t.rank == 4, t.dtype.isFloatingPoint else {
-        throw ShapeError("tap \(rawValue): \(target.name) must be a feature map [N, C, h, w], found \(t)")
+    case .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam:
+      let cannot = "tap \(rawValue): \(methodName) cannot explain layer '\(target.name)'"
+      guard t.rank == 4 else {
+        throw ShapeError("\(cannot): it has no spatial axes to map (\(t)); it needs a feature map [N, C, h, w]")
+      }
+      guard t.dtype.isFloatingPoint else {
+        throw ShapeError("\(cannot): it is \(t.dtype.rawValue), not a floating-point feature map")
       }
       if self == .cam {
         let w = graph[operands[1]].type
         guard w.rank == 2, w.shape[1] == t.shape[1] else {
-          throw ShapeError("tap cam: classifier weight must be [classes, \(t.shape[1])] for \(t.shape[1]) channels, found \(w.shapeDescription)")
+          throw ShapeError("tap cam: classifier weight must be [classes, \(t.shape[1])] for \(t.shape[1]) channels, "
+            + "found \(w.shapeDescription)")
+        }
+        guard graph.isGlobalAveragePooled(operands[0]) else {
+          throw ShapeError("\(cannot): the model does not global-average-pool it, so Σ_k w_k·f_k is not its class score")
         }
       }
       if let steps = graph.stepScope(ofValueNamed: target.name)?.steps,
@@ -200,6 +245,19 @@ extension TapKind {
         return TensorType(t.dtype, [steps.batch, steps.time, t.shape[2], t.shape[3]])
       }
       return TensorType(t.dtype, [t.shape[0], t.shape[2], t.shape[3]])
+    }
+  }
+}
+
+extension Graph {
+  /// Whether `value` is read by a global average pooling (`global_avg_pool2d`, or `mean` over
+  /// axes 2 and 3): what CAM's identity between its map and the class score needs.
+  public func isGlobalAveragePooled(_ value: ValueID) -> Bool {
+    nodes.contains { node in
+      guard node.operands.first == value else { return false }
+      if node.op == .globalAvgPool2d { return true }
+      guard node.op == .mean else { return false }
+      return Set(ReduceAttributes(verified: node.attributes).axes.map { normalizedAxis($0, rank: 4) }) == [2, 3]
     }
   }
 }

@@ -187,12 +187,13 @@ public enum LowerTaps {
         let g = gradients[gradientIndex[name] ?? 0]
         b.output(name, b.node(.mul, [g, target], name: "tap.\(name).saliency"))
         out.outputs["raw"] = name
-      case .cam, .gradcam, .gradcampp:
+      case .cam, .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam:
         let k = try classOf(tap)
         out.classIndex = k
         let f = b.graph[target].type.shape.map { $0.staticValue ?? 0 }
         let (n, channels) = (f[0], f[1])
-        // Channel weights [N, K, 1, 1].
+        // Channel weights [N, K, 1, 1], or for LayerCAM and HiRes-CAM weights of every
+        // position [N, K, h, w].
         let weights: ValueID
         switch tap.kind {
         case .cam:
@@ -209,6 +210,20 @@ public enum LowerTaps {
         case .gradcam:
           let g = gradients[gradientIndex[name] ?? 0]
           weights = b.node(.mean, [g], ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).weights")
+        case .layercam:
+          // pytorch-grad-cam's LayerCAM: relu(g) ⊙ f, summed over channels.
+          weights = b.node(.relu, [gradients[gradientIndex[name] ?? 0]], name: "tap.\(name).weights")
+        case .hirescam:
+          // pytorch-grad-cam's HiResCAM: g ⊙ f, summed over channels.
+          weights = gradients[gradientIndex[name] ?? 0]
+        case .xgradcam:
+          // pytorch-grad-cam's XGradCAM: Σ_ij g·f / (Σ_ij f + 1e-7).
+          let g = gradients[gradientIndex[name] ?? 0]
+          let fsum = b.node(.sum, [target], ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).fsum")
+          let denominator = b.node(.add, [fsum, b.constant(1e-7, name: "tap.\(name).eps")], name: "tap.\(name).denominator")
+          let gf = b.node(.sum, [b.node(.mul, [g, target], name: "tap.\(name).gf")], ReduceAttributes(axes: [2, 3], keepdims: true),
+                          name: "tap.\(name).gfsum")
+          weights = b.node(.div, [gf, denominator], name: "tap.\(name).weights")
         case .activation, .attention, .hidden, .gradient, .saliency:
           preconditionFailure("tap \(name): \(tap.kind.rawValue) is not a class map")
         case .gradcampp:

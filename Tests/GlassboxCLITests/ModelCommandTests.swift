@@ -246,7 +246,7 @@ struct ModelCommandTests {
       #expect(Self.message(base + ["--tap", "gradcam:layer3:name=cam"]) == "--tap gradcam:layer3:name=cam: a tap named 'cam' exists already; give another with :name=NAME")
       #expect(Self.message(base + ["--tap", "gradcam:layer3:scope=sometimes"]) == "--tap gradcam:layer3:scope=sometimes: option scope must be one of frame, clip, found 'sometimes'")
       #expect(Self.message(base + ["--tap", "cam:layer4"]) == "--tap cam:layer4: tap cam takes 2 values (separated by ','), found 1")
-      #expect(Self.message(base + ["--tap", "gradcam:fc"]).hasPrefix("--tap gradcam:fc: tap gradcam: fc must be a feature map"))
+      #expect(Self.message(base + ["--tap", "gradcam:fc"]).hasPrefix("--tap gradcam:fc: tap gradcam: Grad-CAM cannot explain layer 'fc': it has no spatial axes"))
       #expect((try? FileManager.default.contentsOfDirectory(atPath: dir.path))?.isEmpty == true)
     }
   }

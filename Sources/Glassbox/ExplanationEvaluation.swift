@@ -386,7 +386,8 @@ public struct ExplanationEvaluation: Sendable {
   static func weighsInputFrames(_ kind: TapKind) -> Bool {
     switch kind {
     case .attention, .saliency: true
-    case .activation, .gradient, .gradcam, .gradcampp, .cam, .hidden, .layercam, .xgradcam, .hirescam: false
+    case .activation, .gradient, .gradcam, .gradcampp, .cam, .hidden, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad,
+         .vargrad: false
     }
   }
 

@@ -53,7 +53,10 @@ extension Model {
           throw fail("option \(spec.name) must be one of \(names.joined(separator: ", ")), found '\(kv[1])'")
         }
         options[spec.name] = .string(kv[1])
-      case .float, .bool, .dim, .pair, .ints, .floats, .dims:
+      case .float:
+        guard let v = Double(kv[1]), v.isFinite else { throw fail("option \(spec.name) must be a number, found '\(kv[1])'") }
+        options[spec.name] = .float(v)
+      case .bool, .dim, .pair, .ints, .floats, .dims:
         throw fail("option \(spec.name) cannot be given on the command line")
       }
     }

@@ -29,12 +29,23 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   /// HiRes-CAM (Draelos and Carin 2020): `relu(Σ_k g_k ⊙ f_k)`, the gradient multiplied in
   /// element by element; same shapes as `gradcam`.
   case hirescam
+  /// Integrated Gradients (Sundararajan et al. 2017) over a graph input: the path integral of
+  /// the class score's gradient from a constant baseline to the input, times the input minus
+  /// the baseline (Captum's `IntegratedGradients`). The `steps` points of the path run as copies
+  /// of the input stacked along the batch axis, one forward and backward pass. The input's type.
+  case ig
+  /// SmoothGrad (Smilkov et al. 2017): the class score's gradient averaged over `samples` noisy
+  /// copies of a graph input (Gaussian noise fixed by `seed`), batched as `ig`. The input's type.
+  case smoothgrad
+  /// VarGrad (Adebayo et al. 2018): the variance of the gradient over the same noisy copies as
+  /// `smoothgrad`. The input's type.
+  case vargrad
 
   /// How many value operands the tap takes.
   public var operandCount: Int {
     switch self {
     case .activation, .gradient, .gradcam, .gradcampp, .attention, .saliency, .hidden, .layercam, .xgradcam,
-         .hirescam: 1
+         .hirescam, .ig, .smoothgrad, .vargrad: 1
     case .cam: 2
     }
   }
@@ -43,17 +54,30 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   /// class scores and a class, the predicted one by default.
   public var needsClass: Bool {
     switch self {
-    case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam: true
+    case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad:
+      true
     case .activation, .attention, .hidden: false
     }
   }
 
   /// Whether the tap differentiates a class score: a backward slice, seeded by `class_seed`,
-  /// is compiled for it (`cam` needs a class but no gradient).
+  /// is compiled for it (`cam` needs a class but no gradient; taps that run copies of the input
+  /// differentiate their copies, `runsCopies`).
   public var needsGradient: Bool {
     switch self {
-    case .gradient, .saliency, .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam: true
+    case .gradient, .saliency, .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad: true
     case .activation, .attention, .hidden, .cam: false
+    }
+  }
+
+  /// Whether the tap runs the model again on copies of its input (interpolated or noisy)
+  /// stacked along the batch axis, in the same program: its gradients are taken through those
+  /// copies, not through the model's own forward pass.
+  public var runsCopies: Bool {
+    switch self {
+    case .ig, .smoothgrad, .vargrad: true
+    case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
+         .hirescam: false
     }
   }
 
@@ -61,7 +85,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   public var mapsFeatures: Bool {
     switch self {
     case .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam: true
-    case .activation, .attention, .hidden, .gradient, .saliency: false
+    case .activation, .attention, .hidden, .gradient, .saliency, .ig, .smoothgrad, .vargrad: false
     }
   }
 
@@ -79,6 +103,9 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     case .layercam: "LayerCAM"
     case .xgradcam: "XGrad-CAM"
     case .hirescam: "HiRes-CAM"
+    case .ig: "Integrated Gradients"
+    case .smoothgrad: "SmoothGrad"
+    case .vargrad: "VarGrad"
     }
   }
 
@@ -87,7 +114,8 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   public var isValue: Bool {
     switch self {
     case .activation, .attention, .hidden: true
-    case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam: false
+    case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad:
+      false
     }
   }
 
@@ -97,6 +125,8 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     case .activation, .attention, .hidden: NoAttributes.self
     case .gradient, .saliency, .cam: ClassTapOptions.self
     case .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam: GradCAMTapOptions.self
+    case .ig: IntegratedGradientsTapOptions.self
+    case .smoothgrad, .vargrad: NoiseTapOptions.self
     }
   }
 
@@ -144,6 +174,90 @@ public struct GradCAMTapOptions: AttributeSet {
   }
 }
 
+/// How Integrated Gradients places its points on the path and weighs them (Captum's
+/// `method`): Gauss–Legendre nodes, or equal steps at the left, right or middle of each
+/// interval, or the trapezoid rule.
+public enum IntegrationRule: String, AttributeChoice {
+  case gausslegendre
+  case riemann_left
+  case riemann_right
+  case riemann_middle
+  case riemann_trapezoid
+}
+
+/// The options of `ig`.
+public struct IntegratedGradientsTapOptions: AttributeSet {
+  /// -1: the predicted class.
+  public var classIndex = -1
+  /// `steps`: points on the path from the baseline to the input.
+  public var steps = 32
+  /// `baseline`: the value of every element of the baseline input.
+  public var baseline = 0.0
+  /// `method`: the quadrature rule.
+  public var method = IntegrationRule.gausslegendre
+  /// `batch`: path points per forward and backward pass (0: all of them in one).
+  public var batch = 0
+  /// `scope`: over what an image map is normalised.
+  public var scope = GradCAMScope.clip
+
+  /// Every option given.
+  public init(classIndex: Int, steps: Int, baseline: Double, method: IntegrationRule, batch: Int,
+              scope: GradCAMScope) {
+    self.classIndex = classIndex
+    self.steps = steps
+    self.baseline = baseline
+    self.method = method
+    self.batch = batch
+    self.scope = scope
+  }
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.defaulted("class", &classIndex)
+    v.defaulted("steps", &steps)
+    v.defaulted("baseline", &baseline)
+    v.defaulted("method", &method)
+    v.defaulted("batch", &batch)
+    v.defaulted("scope", &scope)
+  }
+}
+
+/// The options of `smoothgrad` and `vargrad`.
+public struct NoiseTapOptions: AttributeSet {
+  /// -1: the predicted class.
+  public var classIndex = -1
+  /// `samples`: noisy copies of the input.
+  public var samples = 16
+  /// `stdev`: the noise's standard deviation, in the input's units (Captum's `stdevs`).
+  public var stdev = 0.15
+  /// `seed`: the noise is a fixed function of it (the same for every example of a batch).
+  public var seed = 0
+  /// `batch`: noisy copies per forward and backward pass (0: all of them in one).
+  public var batch = 0
+  /// `scope`: over what an image map is normalised.
+  public var scope = GradCAMScope.clip
+
+  /// Every option given.
+  public init(classIndex: Int, samples: Int, stdev: Double, seed: Int, batch: Int, scope: GradCAMScope) {
+    self.classIndex = classIndex
+    self.samples = samples
+    self.stdev = stdev
+    self.seed = seed
+    self.batch = batch
+    self.scope = scope
+  }
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.defaulted("class", &classIndex)
+    v.defaulted("samples", &samples)
+    v.defaulted("stdev", &stdev)
+    v.defaulted("seed", &seed)
+    v.defaulted("batch", &batch)
+    v.defaulted("scope", &scope)
+  }
+}
+
 /// A named explanation output: a kind, the values it looks at, its options and its type.
 public struct Tap: Sendable {
   public var name: String
@@ -172,14 +286,18 @@ extension TapKind {
     switch self {
     case .gradient, .saliency, .cam: ClassTapOptions(verified: options).classIndex
     case .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam: GradCAMTapOptions(verified: options).classIndex
+    case .ig: IntegratedGradientsTapOptions(verified: options).classIndex
+    case .smoothgrad, .vargrad: NoiseTapOptions(verified: options).classIndex
     case .activation, .attention, .hidden: -1
     }
   }
 
-  /// A Grad-CAM tap's normalisation scope (nil for other kinds).
+  /// A map's normalisation scope (nil for kinds without one).
   public func scope(_ options: Attributes) -> GradCAMScope? {
     switch self {
     case .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam: GradCAMTapOptions(verified: options).scope
+    case .ig: IntegratedGradientsTapOptions(verified: options).scope
+    case .smoothgrad, .vargrad: NoiseTapOptions(verified: options).scope
     case .activation, .attention, .hidden, .gradient, .saliency, .cam: nil
     }
   }
@@ -211,8 +329,22 @@ extension TapKind {
     if k < -1 {
       throw ShapeError("tap \(rawValue): class must be an index ≥ 0 (leave it out for the predicted class), found \(k)")
     }
+    if let problem = optionProblem(options) { throw ShapeError("tap \(rawValue): \(problem)") }
     switch self {
     case .activation, .attention, .hidden:
+      return t
+    case .ig, .smoothgrad, .vargrad:
+      let cannot = "tap \(rawValue): \(methodName) cannot explain '\(target.name)'"
+      guard case .input = target.origin else {
+        throw ShapeError("\(cannot): it attributes the class score to a graph input, and '\(target.name)' is computed")
+      }
+      guard t.dtype.isFloatingPoint else {
+        let why = self == .ig ? "the path from the baseline" : "the noise"
+        throw ShapeError("\(cannot): the input is \(t.dtype.rawValue), and \(why) needs floating-point values")
+      }
+      guard t.rank >= 2 else {
+        throw ShapeError("\(cannot): it needs a batch axis and an example's axes, found \(t)")
+      }
       return t
     case .gradient, .saliency:
       guard t.dtype.isFloatingPoint else {
@@ -245,6 +377,26 @@ extension TapKind {
         return TensorType(t.dtype, [steps.batch, steps.time, t.shape[2], t.shape[3]])
       }
       return TensorType(t.dtype, [t.shape[0], t.shape[2], t.shape[3]])
+    }
+  }
+
+  /// Options out of their range, for kinds that have counts and sizes.
+  func optionProblem(_ options: Attributes) -> String? {
+    switch self {
+    case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
+         .hirescam:
+      return nil
+    case .ig:
+      let o = IntegratedGradientsTapOptions(verified: options)
+      if o.steps < 1 || o.steps > 4096 { return "steps must be in 1…4096, found \(o.steps)" }
+      if o.batch < 0 { return "batch must be ≥ 0 (0: every copy in one pass), found \(o.batch)" }
+      return o.baseline.isFinite ? nil : "baseline must be a finite number, found \(o.baseline)"
+    case .smoothgrad, .vargrad:
+      let o = NoiseTapOptions(verified: options)
+      if o.samples < 1 || o.samples > 4096 { return "samples must be in 1…4096, found \(o.samples)" }
+      if o.batch < 0 { return "batch must be ≥ 0 (0: every copy in one pass), found \(o.batch)" }
+      if o.seed < 0 { return "seed must be ≥ 0, found \(o.seed)" }
+      return o.stdev.isFinite && o.stdev >= 0 ? nil : "stdev must be a finite number ≥ 0, found \(o.stdev)"
     }
   }
 }

@@ -51,16 +51,21 @@ public enum LowerTaps {
     /// How gradient-based taps get their gradients (`Differentiate.apply`); nil makes them
     /// an error.
     public var differentiate: Differentiator?
+    /// The graph bound again at a multiple of its batch (`LowerTaps.rebatcher`), for taps that
+    /// run copies of their input (`TapKind.runsCopies`); nil makes them an error.
+    public var rebatch: Rebatcher?
 
     public init(taps: [String]? = nil, classIndex: Int? = nil, targetInput: String? = nil, scope: String? = nil,
                 logits: String? = nil,
-                differentiate: Differentiator? = { try Differentiate.apply(to: $0, seeds: $1, wrt: $2) }) {
+                differentiate: Differentiator? = { try Differentiate.apply(to: $0, seeds: $1, wrt: $2) },
+                rebatch: Rebatcher? = nil) {
       self.taps = taps
       self.classIndex = classIndex
       self.targetInput = targetInput
       self.scope = scope
       self.logits = logits
       self.differentiate = differentiate
+      self.rebatch = rebatch
     }
   }
 
@@ -113,6 +118,7 @@ public enum LowerTaps {
     // The class scores every class-seeded tap differentiates or selects from.
     let needsClass = selected.contains { $0.kind.needsClass }
     var logits: ValueID?
+    var logitsName = ""
     var classes = 0
     if needsClass {
       let output = options.logits.flatMap { name in g.outputs.first { $0.name == name } } ?? g.outputs.first
@@ -122,6 +128,7 @@ public enum LowerTaps {
         throw Error("tap: class scores '\(output.name)' must be [N, C], found \(t.shapeDescription)")
       }
       logits = output.value
+      logitsName = output.name
       classes = c
     }
     // Classes as an input: one per row of the class scores.
@@ -145,7 +152,7 @@ public enum LowerTaps {
     var wrt: [ValueID] = []
     var seeds: [(of: ValueID, seed: ValueID)] = []
     var gradientIndex: [String: Int] = [:]
-    for tap in selected where tap.kind.needsGradient {
+    for tap in selected where tap.kind.needsGradient && !tap.kind.runsCopies {
       guard let logits else { continue }
       guard options.differentiate != nil else {
         throw Error("tap \(tap.name): \(tap.kind.rawValue) needs gradients, and this build has no differentiation")
@@ -166,6 +173,31 @@ public enum LowerTaps {
         byTap.append(grads[0])
       }
       gradients = byTap
+    }
+
+    // `NAME.normalized` (min-max over each frame or clip), `NAME.upsampled` (at the input's
+    // resolution) and, per step, `NAME.relevance` of a map `[N, h, w]` or `[B, T, h, w]`.
+    func addMapOutputs(_ map: ValueID, of tap: Tap, to out: inout Lowered, upsampled: Bool) {
+      let name = tap.name
+      let scope = options.scope ?? (tap.scope ?? .clip).rawValue
+      out.scope = scope
+      let rank = b.graph[map].type.rank
+      let normalized = b.minMax(map, axes: scope == "frame" || !out.perStep ? [rank - 2, rank - 1] : Array(1..<rank),
+                                name: "tap.\(name).normalized")
+      b.output(name + ".normalized", normalized)
+      out.outputs["normalized"] = name + ".normalized"
+      if upsampled, let size = inputSize(g) {
+        b.output(name + ".upsampled", b.upsample(normalized, to: size, name: "tap.\(name).upsampled"))
+        out.outputs["upsampled"] = name + ".upsampled"
+      }
+      if out.perStep {
+        let m = b.node(.mean, [map], ReduceAttributes(axes: [2, 3], keepdims: false),
+                       name: "tap.\(name).frame_mass")  // [B, T]
+        let total = b.node(.sum, [m], ReduceAttributes(axes: [1], keepdims: true), name: "tap.\(name).clip_mass")
+        let denominator = b.node(.add, [total, b.constant(1e-7, name: "tap.\(name).mass_eps")], name: "tap.\(name).mass")
+        b.output(name + ".relevance", b.node(.div, [m, denominator], name: "tap.\(name).relevance"))
+        out.outputs["relevance"] = name + ".relevance"
+      }
     }
 
     var lowered: [Lowered] = []
@@ -224,7 +256,7 @@ public enum LowerTaps {
           let gf = b.node(.sum, [b.node(.mul, [g, target], name: "tap.\(name).gf")], ReduceAttributes(axes: [2, 3], keepdims: true),
                           name: "tap.\(name).gfsum")
           weights = b.node(.div, [gf, denominator], name: "tap.\(name).weights")
-        case .activation, .attention, .hidden, .gradient, .saliency:
+        case .activation, .attention, .hidden, .gradient, .saliency, .ig, .smoothgrad, .vargrad:
           preconditionFailure("tap \(name): \(tap.kind.rawValue) is not a class map")
         case .gradcampp:
           // Grad-CAM++ (Chattopadhay et al. 2018), as pytorch-grad-cam computes it:
@@ -256,25 +288,26 @@ public enum LowerTaps {
         }
         b.output(name, map)
         out.outputs["raw"] = name
-
-        let scope = options.scope ?? (tap.scope ?? .clip).rawValue
-        out.scope = scope
-        let rank = b.graph[map].type.rank
-        let normalized = b.minMax(map, axes: scope == "frame" || !out.perStep ? [rank - 2, rank - 1] : Array(1..<rank),
-                                  name: "tap.\(name).normalized")
-        b.output(name + ".normalized", normalized)
-        out.outputs["normalized"] = name + ".normalized"
-        if let size = inputSize(g) {
-          b.output(name + ".upsampled", b.upsample(normalized, to: size, name: "tap.\(name).upsampled"))
-          out.outputs["upsampled"] = name + ".upsampled"
-        }
-        if out.perStep {
-          let m = b.node(.mean, [map], ReduceAttributes(axes: [2, 3], keepdims: false),
-                         name: "tap.\(name).frame_mass")  // [B, T]
-          let total = b.node(.sum, [m], ReduceAttributes(axes: [1], keepdims: true), name: "tap.\(name).clip_mass")
-          let denominator = b.node(.add, [total, b.constant(1e-7, name: "tap.\(name).mass_eps")], name: "tap.\(name).mass")
-          b.output(name + ".relevance", b.node(.div, [m, denominator], name: "tap.\(name).relevance"))
-          out.outputs["relevance"] = name + ".relevance"
+        addMapOutputs(map, of: tap, to: &out, upsampled: true)
+      case .ig, .smoothgrad, .vargrad:
+        let k = try classOf(tap)
+        out.classIndex = k
+        guard let logits else { throw Error("tap \(name): no class scores") }
+        let seed = try b.classSeed(logits: logits, classIndex: k, target: classInput, name: "tap.\(name).seed")
+        let attribution = try attributeInput(tap, seed: seed, logitsName: logitsName, builder: &b, options: options)
+        b.output(name, attribution)
+        out.outputs["raw"] = name
+        // An image or a clip also gets a map: Σ_c |a| over the colour channels, [N, H, W] or
+        // [B, T, H, W] (per frame).
+        let rank = b.graph[attribution].type.rank
+        if rank == 4 || rank == 5 {
+          let magnitude = b.node(.add, [b.node(.relu, [attribution], name: "tap.\(name).positive"),
+                                        b.node(.relu, [b.node(.mul, [attribution, b.constant(-1, name: "tap.\(name).minus_one")],
+                                                              name: "tap.\(name).negated")], name: "tap.\(name).negative")],
+                                 name: "tap.\(name).magnitude")
+          let map = b.node(.sum, [magnitude], ReduceAttributes(axes: [rank - 3], keepdims: false), name: "tap.\(name).map")
+          out.perStep = rank == 5
+          addMapOutputs(map, of: tap, to: &out, upsampled: false)
         }
       }
       lowered.append(out)

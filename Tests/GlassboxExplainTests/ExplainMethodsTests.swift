@@ -104,4 +104,111 @@ struct ExplainMethodsTests {
       }
     }
   }
+
+  /// Lowers the tap `t = KIND(VALUE, OPTIONS)` of the fixture's spec (copies grafted from the
+  /// spec rebound at a multiple of its batch), runs the inference pipeline and the program.
+  static func run(_ fixture: TapFixture, kind: String, on value: String, options: String = "", scope: String? = nil)
+    throws -> (outputs: [String: Tensor], lowered: LowerTaps.Lowered?, graph: Graph) {
+    let (bound, unbound, bindings) = try graphs(fixture, kind: kind, on: value, options: options)
+    let weights = DeterministicTensors.parameters(of: bound)
+    let lowering = LowerTaps.Options(taps: ["t"], classIndex: fixture.classIndex, scope: scope,
+                                     rebatch: LowerTaps.rebatcher(unbound: unbound, bindings: bindings))
+    let lowered = try LowerTaps.apply(to: Module(graph: bound, weights: weights), options: lowering)
+    #expect(Verifier.verify(lowered.module.graph).isEmpty)
+    var module = lowered.module
+    Pipeline.run(Pipeline.inference, on: &module)
+    #expect(Verifier.verify(module.graph).isEmpty)
+    let program = try Executable(graph: module.graph, parameters: module.weights)
+    return (try program.run(inputs: TapFixture.inputs(bound)), lowered.taps.first, module.graph)
+  }
+
+  /// Integrated Gradients against Captum's `IntegratedGradients` (baseline 0.25): 32
+  /// Gauss–Legendre points and 7 trapezoid ones, every point in one batched pass, and the
+  /// same numbers when the points run 5 at a time.
+  @Test(arguments: [("ig.32.gausslegendre", "baseline: 0.25, steps: 32"),
+                    ("ig.7.riemann_trapezoid", "baseline: 0.25, steps: 7, method: riemann_trapezoid")])
+  func integratedGradientsMatchCaptum(_ expected: String, _ options: String) throws {
+    let fixture = try TapFixture("explain_methods_image")
+    let (outputs, lowered, graph) = try Self.run(fixture, kind: "ig", on: "image", options: options)
+    #expect(lowered?.outputs == ["raw": "t", "normalized": "t.normalized"])
+    Self.expectAgreement(outputs["t"], fixture.outputs[expected], expected)
+    #expect(outputs["t.normalized"]?.shape == [2, 16, 16])
+    // One grafted forward at S·N beside the model's own: twice the model's convolutions.
+    #expect(graph.nodes.filter { $0.op == .conv2d }.count == 6, "\(graph.nodes.filter { $0.op == .conv2d }.count) convolutions")
+    let (chunked, _, chunkedGraph) = try Self.run(fixture, kind: "ig", on: "image", options: options + ", batch: 5")
+    Self.expectAgreement(chunked["t"], fixture.outputs[expected], expected + " 5 at a time")
+    let passes = (expected.hasPrefix("ig.32") ? 7 : 2) + 1
+    #expect(chunkedGraph.nodes.filter { $0.op == .conv2d }.count == 3 * passes)
+  }
+
+  /// Integrated Gradients on the CNN-LSTM's clip: the copies carry the batch through the
+  /// spec's `[B*T, …]` reshapes; the map is per frame, with a relevance per frame.
+  @Test func integratedGradientsOnAClipMatchCaptum() throws {
+    let fixture = try TapFixture("explain_methods_clip")
+    let (outputs, lowered, _) = try Self.run(fixture, kind: "ig", on: "frames", options: "steps: 16")
+    #expect(lowered?.perStep == true)
+    Self.expectAgreement(outputs["t"], fixture.outputs["ig"], "ig on a clip")
+    #expect(outputs["t.normalized"]?.shape == [1, 3, 16, 16])
+    #expect(outputs["t.relevance"]?.shape == [1, 3])
+  }
+
+  /// SmoothGrad and VarGrad against Captum's `NoiseTunnel(Saliency)` fed the same noise
+  /// samples (`LowerTaps.noise`, reimplemented in the fixture script), 8 samples batched.
+  @Test(arguments: ["smoothgrad", "vargrad"])
+  func noiseTunnelsMatchCaptumWithTheSameNoise(_ kind: String) throws {
+    let fixture = try TapFixture("explain_methods_image")
+    let options = try require((fixture.object["options"] as? [String: String])?[kind])
+    let (outputs, _, _) = try Self.run(fixture, kind: kind, on: "image", options: options)
+    Self.expectAgreement(outputs["t"], fixture.outputs[kind], kind)
+    let (chunked, _, _) = try Self.run(fixture, kind: kind, on: "image", options: options + ", batch: 3")
+    Self.expectAgreement(chunked["t"], fixture.outputs[kind], kind + " 3 at a time")
+    // Another seed draws other noise: the comparison depends on the samples.
+    let (reseeded, _, _) = try Self.run(fixture, kind: kind, on: "image",
+                                        options: options.replacingOccurrences(of: "seed: 7", with: "seed: 8"))
+    #expect((Self.relativeError(reseeded["t"], fixture.outputs[kind]) ?? 0) > 1e-2)
+  }
+
+  /// The quadrature rules against numpy's `leggauss` and Captum's Riemann sums.
+  @Test func integrationPointsAreCaptums() {
+    let (x, w) = LowerTaps.gaussLegendre(3)
+    let r = (3.0 / 5).squareRoot()
+    #expect(zip(x, [-r, 0, r]).allSatisfy { abs($0 - $1) < 1e-14 })
+    #expect(zip(w, [5.0 / 9, 8.0 / 9, 5.0 / 9]).allSatisfy { abs($0 - $1) < 1e-14 })
+    for n in [1, 2, 7, 32, 50] {
+      let (nodes, weights) = LowerTaps.gaussLegendre(n)
+      #expect(abs(weights.reduce(0, +) - 2) < 1e-12, "n = \(n)")
+      // Exact for x^(2n-2) (even, so not trivially zero): ∫ x^(2n−2) = 2 / (2n − 1).
+      let moment = zip(nodes, weights).reduce(0.0) { $0 + $1.1 * pow($1.0, Double(2 * n - 2)) }
+      #expect(abs(moment - 2 / Double(2 * n - 1)) < 1e-12, "n = \(n)")
+    }
+    let trapezoid = LowerTaps.integrationPoints(.riemann_trapezoid, steps: 5)
+    #expect(trapezoid.alphas == [0, 0.25, 0.5, 0.75, 1] && trapezoid.weights == [0.1, 0.2, 0.2, 0.2, 0.1])
+    #expect(LowerTaps.integrationPoints(.riemann_left, steps: 4).alphas == [0, 0.25, 0.5, 0.75])
+  }
+
+  /// A method that does not apply is refused when the tap is declared, naming the method, the
+  /// value and why; a caller that cannot rebind the graph gets an error, not a crash.
+  @Test func methodsThatDoNotApplyAreRefused() throws {
+    let fixture = try TapFixture("explain_methods_image")
+    func message(_ kind: String, _ value: String, _ options: String = "") -> String {
+      do {
+        _ = try Self.graphs(fixture, kind: kind, on: value, options: options)
+        return "accepted"
+      } catch {
+        return "\(error)"
+      }
+    }
+    #expect(message("ig", "features").contains(
+      "tap ig: Integrated Gradients cannot explain 'features': it attributes the class score to a graph input, and "
+        + "'features' is computed"))
+    #expect(message("smoothgrad", "image", "samples: 0").contains("tap smoothgrad: samples must be in 1…4096, found 0"))
+    #expect(message("vargrad", "image", "stdev: -1.0").contains("stdev must be a finite number ≥ 0, found -1.0"))
+    #expect(message("ig", "image", "steps: 0").contains("tap ig: steps must be in 1…4096, found 0"))
+    let (bound, _, _) = try Self.graphs(fixture, kind: "ig", on: "image")
+    #expect(throws: LowerTaps.Error("tap t: Integrated Gradients runs copies of the input, and this caller cannot "
+      + "rebind the graph at a larger batch")) {
+      try LowerTaps.apply(to: Module(graph: bound, weights: DeterministicTensors.parameters(of: bound)),
+                          options: .init(taps: ["t"]))
+    }
+  }
 }

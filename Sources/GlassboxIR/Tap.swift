@@ -40,12 +40,22 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   /// VarGrad (Adebayo et al. 2018): the variance of the gradient over the same noisy copies as
   /// `smoothgrad`. The input's type.
   case vargrad
+  /// Occlusion (Zeiler and Fergus 2014; Captum's `Occlusion`): the drop in the class score when
+  /// a window of a graph input (every channel, one frame of a clip) is set to a baseline, spread
+  /// over the window's elements and averaged where windows overlap; every occluded copy runs
+  /// batched as `ig`. The input's type.
+  case occlusion
+  /// Score-CAM (Wang et al. 2020; pytorch-grad-cam's `ScoreCAM`): channel weights are the
+  /// softmax over channels of the class score of the image input masked by each channel's map
+  /// (upsampled, min-max normalised); the masked forward passes run batched. Same shapes as
+  /// `gradcam`, on an image model.
+  case scorecam
 
   /// How many value operands the tap takes.
   public var operandCount: Int {
     switch self {
     case .activation, .gradient, .gradcam, .gradcampp, .attention, .saliency, .hidden, .layercam, .xgradcam,
-         .hirescam, .ig, .smoothgrad, .vargrad: 1
+         .hirescam, .ig, .smoothgrad, .vargrad, .occlusion, .scorecam: 1
     case .cam: 2
     }
   }
@@ -54,7 +64,8 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   /// class scores and a class, the predicted one by default.
   public var needsClass: Bool {
     switch self {
-    case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad:
+    case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad,
+         .occlusion, .scorecam:
       true
     case .activation, .attention, .hidden: false
     }
@@ -66,16 +77,16 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   public var needsGradient: Bool {
     switch self {
     case .gradient, .saliency, .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad: true
-    case .activation, .attention, .hidden, .cam: false
+    case .activation, .attention, .hidden, .cam, .occlusion, .scorecam: false
     }
   }
 
-  /// Whether the tap runs the model again on copies of its input (interpolated or noisy)
-  /// stacked along the batch axis, in the same program: its gradients are taken through those
-  /// copies, not through the model's own forward pass.
+  /// Whether the tap runs the model again on copies of its input (interpolated, noisy, occluded
+  /// or masked) stacked along the batch axis, in the same program: its gradients, if any, are
+  /// taken through those copies, not through the model's own forward pass.
   public var runsCopies: Bool {
     switch self {
-    case .ig, .smoothgrad, .vargrad: true
+    case .ig, .smoothgrad, .vargrad, .occlusion, .scorecam: true
     case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
          .hirescam: false
     }
@@ -84,8 +95,8 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   /// Whether the tap's map is computed from a feature map `[N, C, h, w]` (the CAM family).
   public var mapsFeatures: Bool {
     switch self {
-    case .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam: true
-    case .activation, .attention, .hidden, .gradient, .saliency, .ig, .smoothgrad, .vargrad: false
+    case .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .scorecam: true
+    case .activation, .attention, .hidden, .gradient, .saliency, .ig, .smoothgrad, .vargrad, .occlusion: false
     }
   }
 
@@ -106,6 +117,8 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     case .ig: "Integrated Gradients"
     case .smoothgrad: "SmoothGrad"
     case .vargrad: "VarGrad"
+    case .occlusion: "Occlusion"
+    case .scorecam: "Score-CAM"
     }
   }
 
@@ -114,7 +127,8 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   public var isValue: Bool {
     switch self {
     case .activation, .attention, .hidden: true
-    case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad:
+    case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad,
+         .occlusion, .scorecam:
       false
     }
   }
@@ -127,6 +141,8 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     case .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam: GradCAMTapOptions.self
     case .ig: IntegratedGradientsTapOptions.self
     case .smoothgrad, .vargrad: NoiseTapOptions.self
+    case .occlusion: OcclusionTapOptions.self
+    case .scorecam: ScoreCAMTapOptions.self
     }
   }
 
@@ -258,6 +274,68 @@ public struct NoiseTapOptions: AttributeSet {
   }
 }
 
+/// The options of `scorecam`.
+public struct ScoreCAMTapOptions: AttributeSet {
+  /// -1: the predicted class.
+  public var classIndex = -1
+  /// `scope`: over what the map is normalised.
+  public var scope = GradCAMScope.clip
+  /// `batch`: masked copies per forward pass (0: every channel's copy in one pass). Passes run
+  /// one after another in the program, so memory grows with `batch`, not with the channels.
+  public var batch = 64
+
+  /// Every option given.
+  public init(classIndex: Int, scope: GradCAMScope, batch: Int) {
+    self.classIndex = classIndex
+    self.scope = scope
+    self.batch = batch
+  }
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.defaulted("class", &classIndex)
+    v.defaulted("scope", &scope)
+    v.defaulted("batch", &batch)
+  }
+}
+
+/// The options of `occlusion`.
+public struct OcclusionTapOptions: AttributeSet {
+  /// -1: the predicted class.
+  public var classIndex = -1
+  /// `window`: the occluded patch over the input's last two axes, `[h, w]` (every channel, one
+  /// frame of a clip).
+  public var window = Pair(8)
+  /// `stride`: the patch's step; nil steps by the window (patches tile the input).
+  public var stride: Pair? = nil
+  /// `baseline`: the value occluded elements take.
+  public var baseline = 0.0
+  /// `batch`: occluded copies per forward pass (0: all of them in one).
+  public var batch = 64
+  /// `scope`: over what an image map is normalised.
+  public var scope = GradCAMScope.clip
+
+  /// Every option given.
+  public init(classIndex: Int, window: Pair, stride: Pair?, baseline: Double, batch: Int, scope: GradCAMScope) {
+    self.classIndex = classIndex
+    self.window = window
+    self.stride = stride
+    self.baseline = baseline
+    self.batch = batch
+    self.scope = scope
+  }
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.defaulted("class", &classIndex)
+    v.defaulted("window", &window)
+    v.defaulted("stride", &stride)
+    v.defaulted("baseline", &baseline)
+    v.defaulted("batch", &batch)
+    v.defaulted("scope", &scope)
+  }
+}
+
 /// A named explanation output: a kind, the values it looks at, its options and its type.
 public struct Tap: Sendable {
   public var name: String
@@ -288,6 +366,8 @@ extension TapKind {
     case .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam: GradCAMTapOptions(verified: options).classIndex
     case .ig: IntegratedGradientsTapOptions(verified: options).classIndex
     case .smoothgrad, .vargrad: NoiseTapOptions(verified: options).classIndex
+    case .occlusion: OcclusionTapOptions(verified: options).classIndex
+    case .scorecam: ScoreCAMTapOptions(verified: options).classIndex
     case .activation, .attention, .hidden: -1
     }
   }
@@ -298,6 +378,8 @@ extension TapKind {
     case .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam: GradCAMTapOptions(verified: options).scope
     case .ig: IntegratedGradientsTapOptions(verified: options).scope
     case .smoothgrad, .vargrad: NoiseTapOptions(verified: options).scope
+    case .occlusion: OcclusionTapOptions(verified: options).scope
+    case .scorecam: ScoreCAMTapOptions(verified: options).scope
     case .activation, .attention, .hidden, .gradient, .saliency, .cam: nil
     }
   }
@@ -333,17 +415,26 @@ extension TapKind {
     switch self {
     case .activation, .attention, .hidden:
       return t
-    case .ig, .smoothgrad, .vargrad:
+    case .ig, .smoothgrad, .vargrad, .occlusion:
       let cannot = "tap \(rawValue): \(methodName) cannot explain '\(target.name)'"
       guard case .input = target.origin else {
         throw ShapeError("\(cannot): it attributes the class score to a graph input, and '\(target.name)' is computed")
       }
       guard t.dtype.isFloatingPoint else {
-        let why = self == .ig ? "the path from the baseline" : "the noise"
+        let why = self == .occlusion ? "the occluded copies" : self == .ig ? "the path from the baseline" : "the noise"
         throw ShapeError("\(cannot): the input is \(t.dtype.rawValue), and \(why) needs floating-point values")
       }
-      guard t.rank >= 2 else {
-        throw ShapeError("\(cannot): it needs a batch axis and an example's axes, found \(t)")
+      let least = self == .occlusion ? 3 : 2
+      guard t.rank >= least else {
+        let axes = self == .occlusion ? "two axes to slide a window over" : "an example's axes"
+        throw ShapeError("\(cannot): it needs a batch axis and \(axes), found \(t)")
+      }
+      if self == .occlusion {
+        let o = OcclusionTapOptions(verified: options)
+        let (h, w) = (t.shape[t.rank - 2].staticValue, t.shape[t.rank - 1].staticValue)
+        if let h, let w, o.window.h > h || o.window.w > w {
+          throw ShapeError("\(cannot): the window \(o.window.h)×\(o.window.w) is larger than its last two axes \(h)×\(w)")
+        }
       }
       return t
     case .gradient, .saliency:
@@ -354,7 +445,7 @@ extension TapKind {
         throw ShapeError("tap saliency: \(target.name) is not a graph input")
       }
       return t
-    case .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam:
+    case .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .scorecam:
       let cannot = "tap \(rawValue): \(methodName) cannot explain layer '\(target.name)'"
       guard t.rank == 4 else {
         throw ShapeError("\(cannot): it has no spatial axes to map (\(t)); it needs a feature map [N, C, h, w]")
@@ -372,6 +463,12 @@ extension TapKind {
           throw ShapeError("\(cannot): the model does not global-average-pool it, so Σ_k w_k·f_k is not its class score")
         }
       }
+      if self == .scorecam {
+        guard let image = graph.imageInput, graph[image].type.rank == 4, graph[image].type.shape[0] == t.shape[0] else {
+          throw ShapeError("\(cannot): it masks an image input [N, C, H, W] with the layer's channels, one image per "
+            + "map, and \(graph.name) has none (a clip's frames are not masked one by one)")
+        }
+      }
       if let steps = graph.stepScope(ofValueNamed: target.name)?.steps,
          let merged = steps.batch.multiplied(by: steps.time), merged == t.shape[0] {
         return TensorType(t.dtype, [steps.batch, steps.time, t.shape[2], t.shape[3]])
@@ -386,6 +483,15 @@ extension TapKind {
     case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
          .hirescam:
       return nil
+    case .scorecam:
+      let o = ScoreCAMTapOptions(verified: options)
+      return o.batch < 0 ? "batch must be ≥ 0 (0: every copy in one pass), found \(o.batch)" : nil
+    case .occlusion:
+      let o = OcclusionTapOptions(verified: options)
+      if o.window.h < 1 || o.window.w < 1 { return "window must be at least 1×1, found \(o.window.h)×\(o.window.w)" }
+      if let s = o.stride, s.h < 1 || s.w < 1 { return "stride must be at least 1×1, found \(s.h)×\(s.w)" }
+      if o.batch < 0 { return "batch must be ≥ 0 (0: every copy in one pass), found \(o.batch)" }
+      return o.baseline.isFinite ? nil : "baseline must be a finite number, found \(o.baseline)"
     case .ig:
       let o = IntegratedGradientsTapOptions(verified: options)
       if o.steps < 1 || o.steps > 4096 { return "steps must be in 1…4096, found \(o.steps)" }
@@ -412,4 +518,8 @@ extension Graph {
       return Set(ReduceAttributes(verified: node.attributes).axes.map { normalizedAxis($0, rank: 4) }) == [2, 3]
     }
   }
+
+  /// The image input a map is resized to and masks apply to: the first input of rank 4
+  /// (`[N, C, H, W]`) or 5 (`[B, T, C, H, W]`).
+  public var imageInput: ValueID? { inputs.first { self[$0].type.rank == 4 || self[$0].type.rank == 5 } }
 }

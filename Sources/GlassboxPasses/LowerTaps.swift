@@ -219,7 +219,7 @@ public enum LowerTaps {
         let g = gradients[gradientIndex[name] ?? 0]
         b.output(name, b.node(.mul, [g, target], name: "tap.\(name).saliency"))
         out.outputs["raw"] = name
-      case .cam, .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam:
+      case .cam, .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam, .scorecam:
         let k = try classOf(tap)
         out.classIndex = k
         let f = b.graph[target].type.shape.map { $0.staticValue ?? 0 }
@@ -256,7 +256,11 @@ public enum LowerTaps {
           let gf = b.node(.sum, [b.node(.mul, [g, target], name: "tap.\(name).gf")], ReduceAttributes(axes: [2, 3], keepdims: true),
                           name: "tap.\(name).gfsum")
           weights = b.node(.div, [gf, denominator], name: "tap.\(name).weights")
-        case .activation, .attention, .hidden, .gradient, .saliency, .ig, .smoothgrad, .vargrad:
+        case .scorecam:
+          guard let logits else { throw Error("tap \(name): no class scores") }
+          let seed = try b.classSeed(logits: logits, classIndex: k, target: classInput, name: "tap.\(name).seed")
+          weights = try scoreCAMWeights(tap, seed: seed, logitsName: logitsName, builder: &b, options: options)
+        case .activation, .attention, .hidden, .gradient, .saliency, .ig, .smoothgrad, .vargrad, .occlusion:
           preconditionFailure("tap \(name): \(tap.kind.rawValue) is not a class map")
         case .gradcampp:
           // Grad-CAM++ (Chattopadhay et al. 2018), as pytorch-grad-cam computes it:
@@ -289,12 +293,13 @@ public enum LowerTaps {
         b.output(name, map)
         out.outputs["raw"] = name
         addMapOutputs(map, of: tap, to: &out, upsampled: true)
-      case .ig, .smoothgrad, .vargrad:
+      case .ig, .smoothgrad, .vargrad, .occlusion:
         let k = try classOf(tap)
         out.classIndex = k
         guard let logits else { throw Error("tap \(name): no class scores") }
         let seed = try b.classSeed(logits: logits, classIndex: k, target: classInput, name: "tap.\(name).seed")
-        let attribution = try attributeInput(tap, seed: seed, logitsName: logitsName, builder: &b, options: options)
+        let attribution = try attributeInput(tap, seed: seed, logits: logits, logitsName: logitsName, builder: &b,
+                                             options: options)
         b.output(name, attribution)
         out.outputs["raw"] = name
         // An image or a clip also gets a map: Σ_c |a| over the colour channels, [N, H, W] or
@@ -331,12 +336,14 @@ public enum LowerTaps {
   }
 
   /// Weights of a 1-D bilinear resize from `n` to `newN` samples with PyTorch's
-  /// `align_corners=False`: source `(i + 0.5)·n/newN − 0.5`, clamped below at 0; row-major
-  /// `[newN, n]`.
-  public static func interpolationMatrix(from n: Int, to newN: Int) -> [Float] {
+  /// `align_corners=False`: source `(i + 0.5)·n/newN − 0.5`, clamped below at 0 (or with
+  /// `alignCorners`, `i·(n − 1)/(newN − 1)`); row-major `[newN, n]`.
+  public static func interpolationMatrix(from n: Int, to newN: Int, alignCorners: Bool = false) -> [Float] {
     var m = [Float](repeating: 0, count: newN * n)
     for i in 0..<newN {
-      let s = max((Double(i) + 0.5) * Double(n) / Double(newN) - 0.5, 0)
+      // align_corners=True (UpsamplingBilinear2d): source i·(n − 1)/(newN − 1).
+      let s = alignCorners ? (newN > 1 ? Double(i) * Double(n - 1) / Double(newN - 1) : 0)
+        : max((Double(i) + 0.5) * Double(n) / Double(newN) - 0.5, 0)
       let lo = min(Int(s), n - 1)
       let hi = min(lo + 1, n - 1)
       let frac = Float(s - Double(lo))
@@ -401,26 +408,27 @@ public enum LowerTaps {
                   name: name + ".per_frame")
     }
 
-    /// `(x − min) / (max − min + 1e-7)` with min and max over `axes`.
-    mutating func minMax(_ x: ValueID, axes: [Int], name: String) -> ValueID {
+    /// `(x − min) / (max − min + epsilon)` with min and max over `axes`.
+    mutating func minMax(_ x: ValueID, axes: [Int], epsilon: Double = 1e-7, name: String) -> ValueID {
       let keep = ReduceAttributes(axes: axes, keepdims: true)
       let hi = node(.max, [x], keep, name: name + ".max")
       let minusOne = constant(-1, name: name + ".minus_one")
       let lo = node(.mul, [node(.max, [node(.mul, [x, minusOne], name: name + ".negated")], keep, name: name + ".negmax"), minusOne],
                     name: name + ".min")
-      let range = node(.add, [node(.sub, [hi, lo], name: name + ".span"), constant(1e-7, name: name + ".eps")], name: name + ".range")
+      let range = node(.add, [node(.sub, [hi, lo], name: name + ".span"), constant(epsilon, name: name + ".eps")], name: name + ".range")
       return node(.div, [node(.sub, [x, lo], name: name + ".shifted"), range], name: name)
     }
 
     /// Bilinear resize of the last two axes `[…, h, w]` → `[…, H, W]` as two products with
     /// interpolation matrices (buffers `NAME.rows: [h, H]` and `NAME.columns: [w, W]`).
-    mutating func upsample(_ x: ValueID, to size: (height: Int, width: Int), name: String) -> ValueID {
+    mutating func upsample(_ x: ValueID, to size: (height: Int, width: Int), name: String, alignCorners: Bool = false)
+      -> ValueID {
       let s = graph[x].type.shape.map { $0.staticValue ?? 0 }
       let (h, w) = (s[s.count - 2], s[s.count - 1])
       let lead = s.dropLast(2).reduce(1, *)
       func matrix(_ n: Int, _ newN: Int, _ suffix: String) -> ValueID {
         // Stored transposed, [n, newN], so that `map · M` resizes the last axis.
-        let m = LowerTaps.interpolationMatrix(from: n, to: newN)
+        let m = LowerTaps.interpolationMatrix(from: n, to: newN, alignCorners: alignCorners)
         var t = [Float](repeating: 0, count: m.count)
         for i in 0..<newN { for j in 0..<n { t[j * newN + i] = m[i * n + j] } }
         let pname = fresh(name + suffix)

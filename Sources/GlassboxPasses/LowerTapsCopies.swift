@@ -103,11 +103,14 @@ extension LowerTaps {
 
   /// Integrated Gradients, SmoothGrad or VarGrad of `tap` (over a graph input): the attribution
   /// with the input's type. `seed` is the class seed `[N, C]` of the unperturbed examples.
-  static func attributeInput(_ tap: Tap, seed: ValueID, logitsName: String, builder b: inout Builder,
+  static func attributeInput(_ tap: Tap, seed: ValueID, logits: ValueID, logitsName: String, builder b: inout Builder,
                              options: Options) throws -> ValueID {
     guard let rebatch = options.rebatch else {
       throw Error("tap \(tap.name): \(tap.kind.methodName) runs copies of the input, and this caller cannot "
         + "rebind the graph at a larger batch")
+    }
+    if tap.kind == .occlusion {
+      return try occlusion(tap, seed: seed, logits: logits, logitsName: logitsName, rebatch: rebatch, builder: &b)
     }
     guard let differentiate = options.differentiate else {
       throw Error("tap \(tap.name): \(tap.kind.rawValue) needs gradients, and this build has no differentiation")
@@ -136,8 +139,8 @@ extension LowerTaps {
       offsets = noise(seed: o.seed, samples: o.samples, count: width, stdev: o.stdev)
       scales = [Float](repeating: 1, count: o.samples)
     case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
-         .hirescam:
-      preconditionFailure("tap \(name): \(tap.kind.rawValue) runs no copies")
+         .hirescam, .occlusion, .scorecam:
+      preconditionFailure("tap \(name): \(tap.kind.rawValue) is not a gradient over copies")
     }
     let perPass = chunk == 0 ? copies : min(chunk, copies)
     let row = b.node(.reshape, [x], ReshapeAttributes(shape: [1, n, width].map { Dim($0) }), name: "tap.\(name).row")
@@ -194,10 +197,142 @@ extension LowerTaps {
                         name: "tap.\(name).variance")
       }
     case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
-         .hirescam:
+         .hirescam, .occlusion, .scorecam:
       break
     }
     return b.node(.reshape, [result], ReshapeAttributes(shape: shape.map { Dim($0) }), name: "tap.\(name).attribution")
+  }
+}
+
+extension LowerTaps {
+  /// Occlusion as Captum computes it: for each window position p (every channel; each frame of
+  /// a clip on its own), the copy `x ⊙ (1 − M_p) + baseline · M_p`; the attribution of an
+  /// element is the mean over the windows covering it of the class score's drop,
+  /// `Σ_p (y(x) − y(copy_p)) M_p / Σ_p M_p` (0 where no window covers it).
+  static func occlusion(_ tap: Tap, seed: ValueID, logits: ValueID, logitsName: String, rebatch: Rebatcher,
+                        builder b: inout Builder) throws -> ValueID {
+    let o = OcclusionTapOptions(verified: tap.options)
+    let name = tap.name, x = tap.operands[0]
+    let shape = b.graph[x].type.shape.map { $0.staticValue ?? 0 }
+    let rank = shape.count, n = shape[0]
+    let (height, width) = (shape[rank - 2], shape[rank - 1])
+    let step = o.stride ?? o.window
+    let rows = (height - o.window.h) / step.h + 1, columns = (width - o.window.w) / step.w + 1
+    let frames = rank == 5 ? shape[1] : 1
+    // The masks' axes: an example's, with the colour channels (axis rank − 3 of 4 or more) as 1.
+    var maskAxes = Array(shape.dropFirst())
+    if rank >= 4 { maskAxes[rank - 4] = 1 }
+    let maskWidth = maskAxes.reduce(1, *), plane = height * width
+    let positions = frames * rows * columns
+    var masks = [Float](repeating: 0, count: positions * maskWidth)
+    var count = [Float](repeating: 0, count: maskWidth)
+    for t in 0..<frames {
+      for i in 0..<rows {
+        for j in 0..<columns {
+          let p = (t * rows + i) * columns + j
+          for y in (i * step.h)..<(i * step.h + o.window.h) {
+            for x in (j * step.w)..<(j * step.w + o.window.w) {
+              masks[p * maskWidth + t * plane + y * width + x] = 1
+              count[t * plane + y * width + x] += 1
+            }
+          }
+        }
+      }
+    }
+    let inverseCount = count.map { $0 > 0 ? 1 / $0 : 0 }
+    let perPass = o.batch == 0 ? positions : min(o.batch, positions)
+    let score = b.node(.sum, [b.node(.mul, [logits, seed], name: "tap.\(name).seeded")], ReduceAttributes(axes: [1], keepdims: false),
+                       name: "tap.\(name).score")
+    let original = b.node(.reshape, [score], ReshapeAttributes(shape: [1, n].map { Dim($0) }), name: "tap.\(name).original")
+    let row = b.node(.reshape, [x], ReshapeAttributes(shape: ([1] + shape).map { Dim($0) }), name: "tap.\(name).row")
+    var total: ValueID?
+    var graphs: [Int: Graph] = [:]
+    var first = 0
+    while first < positions {
+      let k = min(perPass, positions - first)
+      let copyGraph: Graph
+      if let g = graphs[k] { copyGraph = g } else { copyGraph = try rebatch(k); graphs[k] = copyGraph }
+      let pass = "tap.\(name).pass\(first)"
+      let mask = b.buffer(Array(masks[(first * maskWidth)..<((first + k) * maskWidth)]), shape: [k, 1] + maskAxes,
+                          name: pass + ".masks")
+      let keep = b.node(.sub, [b.constant(1, name: pass + ".one"), mask], name: pass + ".keep")
+      var copies = b.node(.mul, [row, keep], name: pass + ".kept")
+      if o.baseline != 0 {
+        copies = b.node(.add, [copies, b.node(.mul, [mask, b.constant(o.baseline, name: pass + ".baseline")], name: pass + ".filled")],
+                        name: pass + ".occluded")
+      }
+      let input = b.node(.reshape, [copies], ReshapeAttributes(shape: ([k * n] + shape.dropFirst()).map { Dim($0) }),
+                         name: pass + ".input")
+      let copyLogits = try b.graft(copyGraph, input: b.graph[x].name, stacked: input, output: logitsName, copies: k, name: pass)
+      let seeded = b.node(.mul, [copyLogits, b.tile(seed, times: k, name: pass + ".seed")], name: pass + ".seeded")
+      let scores = b.node(.reshape, [b.node(.sum, [seeded], ReduceAttributes(axes: [1], keepdims: false), name: pass + ".score")],
+                          ReshapeAttributes(shape: [k, n].map { Dim($0) }), name: pass + ".scores")
+      let drop = b.node(.sub, [original, scores], name: pass + ".drop")  // [k, N]
+      let flatMasks = b.node(.reshape, [mask], ReshapeAttributes(shape: [k, maskWidth].map { Dim($0) }), name: pass + ".flat_masks")
+      let spread = b.node(.matmul, [b.node(.transpose, [drop], TransposeAttributes(perm: [1, 0]), name: pass + ".drop_t"),
+                                    flatMasks], name: pass + ".spread")  // [N, maskWidth]
+      total = total.map { b.node(.add, [$0, spread], name: pass + ".total") } ?? spread
+      first += k
+    }
+    guard let total else { throw Error("tap \(name): no window fits") }
+    let averaged = b.node(.mul, [total, b.buffer(inverseCount, shape: [1, maskWidth], name: "tap.\(name).inverse_count")],
+                          name: "tap.\(name).averaged")
+    var attribution = b.node(.reshape, [averaged], ReshapeAttributes(shape: ([n] + maskAxes).map { Dim($0) }),
+                             name: "tap.\(name).attribution")
+    if rank >= 4 {
+      var ones = [Int](repeating: 1, count: rank)
+      ones[rank - 3] = shape[rank - 3]
+      attribution = b.node(.mul, [attribution, b.constant(1, shape: ones, name: "tap.\(name).channels")],
+                           name: "tap.\(name).every_channel")
+    }
+    return attribution
+  }
+
+  /// Score-CAM's channel weights `[N, K, 1, 1]`, as pytorch-grad-cam computes them: each
+  /// channel of the feature map upsampled to the image (bilinear, `align_corners=True`) and
+  /// min-max normalised (`+ 1e-8`) masks the image; the class scores of the masked images
+  /// (grafted forwards of `batch` copies each) are softmaxed over the channels.
+  static func scoreCAMWeights(_ tap: Tap, seed: ValueID, logitsName: String, builder b: inout Builder,
+                              options: Options) throws -> ValueID {
+    guard let rebatch = options.rebatch else {
+      throw Error("tap \(tap.name): \(tap.kind.methodName) runs copies of the input, and this caller cannot "
+        + "rebind the graph at a larger batch")
+    }
+    let name = tap.name
+    let f = b.graph[tap.operands[0]].type.shape.map { $0.staticValue ?? 0 }
+    let (n, channels) = (f[0], f[1])
+    guard let image = b.graph.imageInput, b.graph[image].type.rank == 4 else {
+      throw Error("tap \(name): Score-CAM needs an image input [N, C, H, W] to mask")
+    }
+    let s = b.graph[image].type.shape.map { $0.staticValue ?? 0 }
+    let up = b.upsample(tap.operands[0], to: (s[2], s[3]), name: "tap.\(name).masks_upsampled", alignCorners: true)
+    let masks = b.minMax(up, axes: [2, 3], epsilon: 1e-8, name: "tap.\(name).masks")  // [N, K, H, W]
+    let byChannel = b.node(.transpose, [masks], TransposeAttributes(perm: [1, 0, 2, 3]), name: "tap.\(name).by_channel")
+    let row = b.node(.reshape, [image], ReshapeAttributes(shape: [1] + s.map { Dim($0) }), name: "tap.\(name).row")
+    let o = ScoreCAMTapOptions(verified: tap.options)
+    let perPass = o.batch == 0 ? channels : min(o.batch, channels)
+    var scores: [ValueID] = []
+    var graphs: [Int: Graph] = [:]
+    var first = 0
+    while first < channels {
+      let k = min(perPass, channels - first)
+      let copyGraph: Graph
+      if let g = graphs[k] { copyGraph = g } else { copyGraph = try rebatch(k); graphs[k] = copyGraph }
+      let pass = "tap.\(name).pass\(first)"
+      let part = b.node(.slice, [byChannel], SliceAttributes(axis: 0, start: first, end: first + k, step: 1), name: pass + ".masks")
+      let shaped = b.node(.reshape, [part], ReshapeAttributes(shape: [k, n, 1, s[2], s[3]].map { Dim($0) }), name: pass + ".shaped")
+      let copies = b.node(.reshape, [b.node(.mul, [row, shaped], name: pass + ".masked")],
+                          ReshapeAttributes(shape: [k * n, s[1], s[2], s[3]].map { Dim($0) }), name: pass + ".input")
+      let copyLogits = try b.graft(copyGraph, input: b.graph[image].name, stacked: copies, output: logitsName, copies: k, name: pass)
+      let seeded = b.node(.mul, [copyLogits, b.tile(seed, times: k, name: pass + ".seed")], name: pass + ".seeded")
+      scores.append(b.node(.reshape, [b.node(.sum, [seeded], ReduceAttributes(axes: [1], keepdims: false), name: pass + ".score")],
+                           ReshapeAttributes(shape: [k, n].map { Dim($0) }), name: pass + ".scores"))
+      first += k
+    }
+    let all = scores.count == 1 ? scores[0] : b.node(.concat, scores, ConcatAttributes(axis: 0), name: "tap.\(name).scores")
+    let perExample = b.node(.transpose, [all], TransposeAttributes(perm: [1, 0]), name: "tap.\(name).scores_t")  // [N, K]
+    let weights = b.node(.softmax, [perExample], SoftmaxAttributes(axis: 1), name: "tap.\(name).softmax")
+    return b.node(.reshape, [weights], ReshapeAttributes(shape: [n, channels, 1, 1].map { Dim($0) }), name: "tap.\(name).weights")
   }
 }
 

@@ -168,6 +168,37 @@ struct ExplainMethodsTests {
     #expect((Self.relativeError(reseeded["t"], fixture.outputs[kind]) ?? 0) > 1e-2)
   }
 
+  /// Occlusion against Captum's `Occlusion` (4×4 windows over every channel, stride 2): one
+  /// batched pass of the 49 occluded copies, and passes of 10.
+  @Test func occlusionMatchesCaptum() throws {
+    let fixture = try TapFixture("explain_methods_image")
+    let (outputs, lowered, graph) = try Self.run(fixture, kind: "occlusion", on: "image", options: "window: 4, stride: 2")
+    #expect(lowered?.outputs == ["raw": "t", "normalized": "t.normalized"])
+    Self.expectAgreement(outputs["t"], fixture.outputs["occlusion"], "occlusion")
+    #expect(graph.nodes.filter { $0.op == .conv2d }.count == 6)
+    let (chunked, _, _) = try Self.run(fixture, kind: "occlusion", on: "image", options: "window: 4, stride: 2, batch: 10")
+    Self.expectAgreement(chunked["t"], fixture.outputs["occlusion"], "occlusion 10 at a time")
+  }
+
+  /// Score-CAM against pytorch-grad-cam's `ScoreCAM` (its masked forwards 4 at a time, as
+  /// `batch: 4` runs them here): raw map and its output.
+  @Test func scoreCAMMatchesPytorchGradCAM() throws {
+    let fixture = try TapFixture("explain_methods_image")
+    let (outputs, lowered, _) = try Self.run(fixture, kind: "scorecam", on: "features", options: "batch: 4")
+    #expect(lowered?.outputs == ["raw": "t", "normalized": "t.normalized", "upsampled": "t.upsampled"])
+    Self.expectAgreement(outputs["t"], fixture.outputs["scorecam"], "scorecam raw")
+    Self.expectAgreement(Self.renormalized(outputs["t.upsampled"]), fixture.outputs["scorecam.upsampled"], "scorecam upsampled")
+    let (one, _, _) = try Self.run(fixture, kind: "scorecam", on: "features", options: "batch: 0")
+    Self.expectAgreement(one["t"], fixture.outputs["scorecam"], "scorecam in one pass")
+  }
+
+  /// Bilinear weights with `align_corners=True` (Score-CAM's `UpsamplingBilinear2d`): the
+  /// corners land on the corners, and 3 → 5 puts the middle samples halfway.
+  @Test func alignedCornersInterpolation() {
+    let m = LowerTaps.interpolationMatrix(from: 3, to: 5, alignCorners: true)
+    #expect(m == [1, 0, 0, 0.5, 0.5, 0, 0, 1, 0, 0, 0.5, 0.5, 0, 0, 1])
+  }
+
   /// The quadrature rules against numpy's `leggauss` and Captum's Riemann sums.
   @Test func integrationPointsAreCaptums() {
     let (x, w) = LowerTaps.gaussLegendre(3)
@@ -204,6 +235,16 @@ struct ExplainMethodsTests {
     #expect(message("smoothgrad", "image", "samples: 0").contains("tap smoothgrad: samples must be in 1…4096, found 0"))
     #expect(message("vargrad", "image", "stdev: -1.0").contains("stdev must be a finite number ≥ 0, found -1.0"))
     #expect(message("ig", "image", "steps: 0").contains("tap ig: steps must be in 1…4096, found 0"))
+    #expect(message("occlusion", "image", "window: 17").contains(
+      "tap occlusion: Occlusion cannot explain 'image': the window 17×17 is larger than its last two axes 16×16"))
+    let clip = try TapFixture("explain_methods_clip")
+    #expect(throws: DiagnosticList.self) { try Self.graphs(clip, kind: "scorecam", on: "cnn.features") }
+    do {
+      _ = try Self.graphs(clip, kind: "scorecam", on: "cnn.features")
+    } catch {
+      #expect("\(error)".contains("tap scorecam: Score-CAM cannot explain layer 'cnn.features': it masks an image input "
+        + "[N, C, H, W] with the layer's channels, one image per map, and tiny_cnn_lstm has none"))
+    }
     let (bound, _, _) = try Self.graphs(fixture, kind: "ig", on: "image")
     #expect(throws: LowerTaps.Error("tap t: Integrated Gradients runs copies of the input, and this caller cannot "
       + "rebind the graph at a larger batch")) {

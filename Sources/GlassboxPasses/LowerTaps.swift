@@ -493,3 +493,7 @@ public enum OverrideValue {
     return g
   }
 }
+
+extension LowerTaps.Error: KindedError {
+  public var errorKind: ErrorKind { .input }
+}

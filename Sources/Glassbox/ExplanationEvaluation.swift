@@ -621,7 +621,9 @@ public struct ExplanationEvaluation: Sendable {
   static func weighsInputFrames(_ kind: TapKind) -> Bool {
     switch kind {
     case .attention, .saliency: true
-    case .activation, .gradient, .gradcam, .gradcampp, .cam, .hidden: false
+    case .activation, .gradient, .gradcam, .gradcampp, .cam, .hidden, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad,
+      .vargrad, .occlusion, .scorecam:
+      false
     }
   }
 

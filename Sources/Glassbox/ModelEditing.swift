@@ -5,7 +5,8 @@ import GlassboxONNX
 
 extension Model {
   /// A copy with one more tap, given as on the command line: `KIND:VALUE[,VALUE][:option=value…]`
-  /// (`gradcam:layer3`, `cam:layer4,fc.weight`, `gradcam:cnn.layer4:scope=frame:name=frames`), by
+  /// (`gradcam:layer3`, `cam:layer4,fc.weight`, `gradcam:cnn.layer4:scope=frame:name=frames`,
+  /// `occlusion:image:window=16:stride=8,8`), by
   /// the rules of a spec's `tap NAME = KIND(VALUE, option: value)`. The name defaults to the
   /// kind (or `kind_value` when a tap has that name already); `name=` sets it. A model imported
   /// from ONNX takes its values' ONNX names too (`gradcam:/layer4/layer4.1/relu_1/Relu_output_0`),
@@ -98,7 +99,18 @@ extension Model {
           throw fail("option \(spec.name) must be one of \(names.joined(separator: ", ")), found '\(kv[1])'")
         }
         options[spec.name] = .string(kv[1])
-      case .float, .bool, .dim, .pair, .ints, .floats, .dims:
+      case .float:
+        guard let v = Double(kv[1]), v.isFinite else {
+          throw fail("option \(spec.name) must be a number, found '\(kv[1])'")
+        }
+        options[spec.name] = .float(v)
+      case .pair:
+        let sides = kv[1].split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+        guard (1...2).contains(sides.count), let h = sides[0], let w = sides.last ?? nil else {
+          throw fail("option \(spec.name) must be N or H,W, found '\(kv[1])'")
+        }
+        options[spec.name] = Pair(h, w).attribute
+      case .bool, .dim, .ints, .floats, .dims:
         throw fail("option \(spec.name) cannot be given on the command line")
       }
     }

@@ -250,8 +250,10 @@ public final class Session: @unchecked Sendable {
     if let i = programs.firstIndex(where: { $0.key == key }) { return programs[i].program }
     let shapes = Dictionary(uniqueKeysWithValues: zip(graph.inputs.map { graph[$0].name }, key.shapes))
     let bound: Graph
+    let bindings: [String: Int]
     do {
-      bound = try graph.bound(try graph.inferBindings(inputShapes: shapes))
+      bindings = try graph.inferBindings(inputShapes: shapes)
+      bound = try graph.bound(bindings)
     } catch {
       throw GlassboxError(.input, error.diagnostics.map(\.message).joined(separator: "\n"))
     }
@@ -264,7 +266,11 @@ public final class Session: @unchecked Sendable {
     } else {
       taps = .values
     }
-    let compiled = try Model.compileInference(bound, parameters: parameters, taps: taps, threads: options.threads)
+    // Taps that run copies of their input graft the model bound at a multiple of its batch.
+    let rebatch = LowerTaps.rebatcher(unbound: model.graph, bindings: options.bindings.merging(bindings) { $1 })
+    let compiled = try Model.compileInference(
+      bound, parameters: parameters, taps: taps, threads: options.threads,
+      rebatch: rebatch)
     programs.append((key, compiled))
     if programs.count > Self.programLimit { programs.removeFirst() }
     return compiled
@@ -288,10 +294,12 @@ package enum InferenceTaps {
 extension Model {
   /// The one way from a bound graph to a program: the selected taps lowered into outputs,
   /// optionally LSTMs unrolled into per-step cells, the inference pipeline, then the runtime's
-  /// lowering and memory plan.
+  /// lowering and memory plan. `rebatch` gives the graph at a multiple of its batch, for taps
+  /// that run copies of their input (Integrated Gradients, SmoothGrad, …).
   package static func compileInference(
     _ bound: Graph, parameters: [String: Tensor], taps: InferenceTaps, threads: Int,
-    unrollLSTM: Bool = false
+    unrollLSTM: Bool = false,
+    rebatch: LowerTaps.Rebatcher? = nil
   ) throws(GlassboxError) -> Session.CompiledProgram {
     try withGlassboxErrors {
       var module = Module(graph: bound, weights: parameters)
@@ -302,16 +310,21 @@ extension Model {
       case .named(let names):
         let selected = bound.taps.filter { names.contains($0.name) }
         if selected.contains(where: { !$0.kind.isValue }) {
-          (module, lowered) = try LowerTaps.apply(to: module, options: .init(taps: selected.map(\.name)))
+          (module, lowered) = try LowerTaps.apply(
+            to: module, options: .init(taps: selected.map(\.name), rebatch: rebatch))
         } else {
           module.graph.taps = selected
         }
       case .explain(let name, let scope):
         let target = bound.value(named: "target") == nil ? "target" : "tap.target"
         (module, lowered) = try LowerTaps.apply(
-          to: module, options: .init(taps: [name], targetInput: target, scope: scope))
+          to: module,
+          options: .init(
+            taps: [name], targetInput: target, scope: scope,
+            rebatch: rebatch))
       case .fixedClass(let name, let k):
-        (module, lowered) = try LowerTaps.apply(to: module, options: .init(taps: [name], classIndex: k))
+        (module, lowered) = try LowerTaps.apply(
+          to: module, options: .init(taps: [name], classIndex: k, rebatch: rebatch))
       }
       Pipeline.run((unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference, on: &module)
       let executable = try Executable(graph: module.graph, parameters: module.weights, threads: threads)

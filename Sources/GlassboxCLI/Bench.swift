@@ -126,10 +126,13 @@ struct Bench: ParsableCommand {
           "\(graph.name) has no tap '\(tap)' (taps: \(graph.taps.map(\.name).joined(separator: ", ")))")
       }
     }
+    // Taps that run copies of their input graft the graph bound at a multiple of its batch.
+    let symbolic = compiled.model?.graph ?? compiled.source.flatMap { Spec.compile($0).graph }
+    let rebatch = symbolic.map { LowerTaps.rebatcher(unbound: $0, bindings: options.bindingMap) }
     let program = try Model.compileInference(
       tap == nil ? forward : graph, parameters: module.weights,
       taps: tap.map { .fixedClass($0, classIndex: classIndex) } ?? .none,
-      threads: threads, unrollLSTM: unrollLSTM
+      threads: threads, unrollLSTM: unrollLSTM, rebatch: rebatch
     ).executable
     let compileMs = Double(DispatchTime.now().uptimeNanoseconds - compileStart) / 1e6
     var inputs: [String: Tensor] = [:]

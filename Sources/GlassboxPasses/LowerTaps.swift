@@ -51,11 +51,15 @@ public enum LowerTaps {
     /// How gradient-based taps get their gradients (`Differentiate.apply`); nil makes them
     /// an error.
     public var differentiate: Differentiator?
+    /// The graph bound again at a multiple of its batch (`LowerTaps.rebatcher`), for taps that
+    /// run copies of their input (`TapKind.runsCopies`); nil makes them an error.
+    public var rebatch: Rebatcher?
 
     public init(
       taps: [String]? = nil, classIndex: Int? = nil, targetInput: String? = nil, scope: String? = nil,
       logits: String? = nil,
-      differentiate: Differentiator? = { try Differentiate.apply(to: $0, seeds: $1, wrt: $2) }
+      differentiate: Differentiator? = { try Differentiate.apply(to: $0, seeds: $1, wrt: $2) },
+      rebatch: Rebatcher? = nil
     ) {
       self.taps = taps
       self.classIndex = classIndex
@@ -63,6 +67,7 @@ public enum LowerTaps {
       self.scope = scope
       self.logits = logits
       self.differentiate = differentiate
+      self.rebatch = rebatch
     }
   }
 
@@ -117,6 +122,7 @@ public enum LowerTaps {
     // The class scores every class-seeded tap differentiates or selects from.
     let needsClass = selected.contains { $0.kind.needsClass }
     var logits: ValueID?
+    var logitsName = ""
     var classes = 0
     if needsClass {
       let output = options.logits.flatMap { name in g.outputs.first { $0.name == name } } ?? g.outputs.first
@@ -126,6 +132,7 @@ public enum LowerTaps {
         throw Error("tap: class scores '\(output.name)' must be [N, C], found \(t.shapeDescription)")
       }
       logits = output.value
+      logitsName = output.name
       classes = c
     }
     // Classes as an input: one per row of the class scores.
@@ -149,7 +156,7 @@ public enum LowerTaps {
     var wrt: [ValueID] = []
     var seeds: [(of: ValueID, seed: ValueID)] = []
     var gradientIndex: [String: Int] = [:]
-    for tap in selected where tap.kind.needsGradient {
+    for tap in selected where tap.kind.needsGradient && !tap.kind.runsCopies {
       guard let logits else { continue }
       guard options.differentiate != nil else {
         throw Error("tap \(tap.name): \(tap.kind.rawValue) needs gradients, and this build has no differentiation")
@@ -173,6 +180,34 @@ public enum LowerTaps {
       gradients = byTap
     }
 
+    // `NAME.normalized` (min-max over each frame or clip), `NAME.upsampled` (at the input's
+    // resolution) and, per step, `NAME.relevance` of a map `[N, h, w]` or `[B, T, h, w]`.
+    func addMapOutputs(_ map: ValueID, of tap: Tap, to out: inout Lowered, upsampled: Bool) {
+      let name = tap.name
+      let scope = options.scope ?? (tap.scope ?? .clip).rawValue
+      out.scope = scope
+      let rank = b.graph[map].type.rank
+      let normalized = b.minMax(
+        map, axes: scope == "frame" || !out.perStep ? [rank - 2, rank - 1] : Array(1..<rank),
+        name: "tap.\(name).normalized")
+      b.output(name + ".normalized", normalized)
+      out.outputs["normalized"] = name + ".normalized"
+      if upsampled, let size = inputSize(g) {
+        b.output(name + ".upsampled", b.upsample(normalized, to: size, name: "tap.\(name).upsampled"))
+        out.outputs["upsampled"] = name + ".upsampled"
+      }
+      if out.perStep {
+        let m = b.node(
+          .mean, [map], ReduceAttributes(axes: [2, 3], keepdims: false),
+          name: "tap.\(name).frame_mass")  // [B, T]
+        let total = b.node(.sum, [m], ReduceAttributes(axes: [1], keepdims: true), name: "tap.\(name).clip_mass")
+        let denominator = b.node(
+          .add, [total, b.constant(1e-7, name: "tap.\(name).mass_eps")], name: "tap.\(name).mass")
+        b.output(name + ".relevance", b.node(.div, [m, denominator], name: "tap.\(name).relevance"))
+        out.outputs["relevance"] = name + ".relevance"
+      }
+    }
+
     var lowered: [Lowered] = []
     for tap in selected {
       let name = tap.name
@@ -192,12 +227,13 @@ public enum LowerTaps {
         let g = gradients[gradientIndex[name] ?? 0]
         b.output(name, b.node(.mul, [g, target], name: "tap.\(name).saliency"))
         out.outputs["raw"] = name
-      case .cam, .gradcam, .gradcampp:
+      case .cam, .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam, .scorecam:
         let k = try classOf(tap)
         out.classIndex = k
         let f = b.graph[target].type.shape.map { $0.staticValue ?? 0 }
         let (n, channels) = (f[0], f[1])
-        // Channel weights [N, K, 1, 1].
+        // Channel weights [N, K, 1, 1], or for LayerCAM and HiRes-CAM weights of every
+        // position [N, K, h, w].
         let weights: ValueID
         switch tap.kind {
         case .cam:
@@ -215,7 +251,27 @@ public enum LowerTaps {
         case .gradcam:
           let g = gradients[gradientIndex[name] ?? 0]
           weights = b.node(.mean, [g], ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).weights")
-        case .activation, .attention, .hidden, .gradient, .saliency:
+        case .layercam:
+          // pytorch-grad-cam's LayerCAM: relu(g) ⊙ f, summed over channels.
+          weights = b.node(.relu, [gradients[gradientIndex[name] ?? 0]], name: "tap.\(name).weights")
+        case .hirescam:
+          // pytorch-grad-cam's HiResCAM: g ⊙ f, summed over channels.
+          weights = gradients[gradientIndex[name] ?? 0]
+        case .xgradcam:
+          // pytorch-grad-cam's XGradCAM: Σ_ij g·f / (Σ_ij f + 1e-7).
+          let g = gradients[gradientIndex[name] ?? 0]
+          let fsum = b.node(.sum, [target], ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).fsum")
+          let denominator = b.node(
+            .add, [fsum, b.constant(1e-7, name: "tap.\(name).eps")], name: "tap.\(name).denominator")
+          let gf = b.node(
+            .sum, [b.node(.mul, [g, target], name: "tap.\(name).gf")], ReduceAttributes(axes: [2, 3], keepdims: true),
+            name: "tap.\(name).gfsum")
+          weights = b.node(.div, [gf, denominator], name: "tap.\(name).weights")
+        case .scorecam:
+          guard let logits else { throw Error("tap \(name): no class scores") }
+          let seed = try b.classSeed(logits: logits, classIndex: k, target: classInput, name: "tap.\(name).seed")
+          weights = try scoreCAMWeights(tap, seed: seed, logitsName: logitsName, builder: &b, options: options)
+        case .activation, .attention, .hidden, .gradient, .saliency, .ig, .smoothgrad, .vargrad, .occlusion:
           preconditionFailure("tap \(name): \(tap.kind.rawValue) is not a class map")
         case .gradcampp:
           // Grad-CAM++ (Chattopadhay et al. 2018), as pytorch-grad-cam computes it:
@@ -258,28 +314,38 @@ public enum LowerTaps {
         }
         b.output(name, map)
         out.outputs["raw"] = name
-
-        let scope = options.scope ?? (tap.scope ?? .clip).rawValue
-        out.scope = scope
-        let rank = b.graph[map].type.rank
-        let normalized = b.minMax(
-          map, axes: scope == "frame" || !out.perStep ? [rank - 2, rank - 1] : Array(1..<rank),
-          name: "tap.\(name).normalized")
-        b.output(name + ".normalized", normalized)
-        out.outputs["normalized"] = name + ".normalized"
-        if let size = inputSize(g) {
-          b.output(name + ".upsampled", b.upsample(normalized, to: size, name: "tap.\(name).upsampled"))
-          out.outputs["upsampled"] = name + ".upsampled"
-        }
-        if out.perStep {
-          let m = b.node(
-            .mean, [map], ReduceAttributes(axes: [2, 3], keepdims: false),
-            name: "tap.\(name).frame_mass")  // [B, T]
-          let total = b.node(.sum, [m], ReduceAttributes(axes: [1], keepdims: true), name: "tap.\(name).clip_mass")
-          let denominator = b.node(
-            .add, [total, b.constant(1e-7, name: "tap.\(name).mass_eps")], name: "tap.\(name).mass")
-          b.output(name + ".relevance", b.node(.div, [m, denominator], name: "tap.\(name).relevance"))
-          out.outputs["relevance"] = name + ".relevance"
+        addMapOutputs(map, of: tap, to: &out, upsampled: true)
+      case .ig, .smoothgrad, .vargrad, .occlusion:
+        let k = try classOf(tap)
+        out.classIndex = k
+        guard let logits else { throw Error("tap \(name): no class scores") }
+        let seed = try b.classSeed(logits: logits, classIndex: k, target: classInput, name: "tap.\(name).seed")
+        let attribution = try attributeInput(
+          tap, seed: seed, logits: logits, logitsName: logitsName, builder: &b,
+          options: options)
+        b.output(name, attribution)
+        out.outputs["raw"] = name
+        // An image or a clip also gets a map: Σ_c |a| over the colour channels, [N, H, W] or
+        // [B, T, H, W] (per frame).
+        let rank = b.graph[attribution].type.rank
+        if rank == 4 || rank == 5 {
+          let magnitude = b.node(
+            .add,
+            [
+              b.node(.relu, [attribution], name: "tap.\(name).positive"),
+              b.node(
+                .relu,
+                [
+                  b.node(
+                    .mul, [attribution, b.constant(-1, name: "tap.\(name).minus_one")],
+                    name: "tap.\(name).negated")
+                ], name: "tap.\(name).negative"),
+            ],
+            name: "tap.\(name).magnitude")
+          let map = b.node(
+            .sum, [magnitude], ReduceAttributes(axes: [rank - 3], keepdims: false), name: "tap.\(name).map")
+          out.perStep = rank == 5
+          addMapOutputs(map, of: tap, to: &out, upsampled: false)
         }
       }
       lowered.append(out)
@@ -303,12 +369,16 @@ public enum LowerTaps {
   }
 
   /// Weights of a 1-D bilinear resize from `n` to `newN` samples with PyTorch's
-  /// `align_corners=False`: source `(i + 0.5)·n/newN − 0.5`, clamped below at 0; row-major
-  /// `[newN, n]`.
-  public static func interpolationMatrix(from n: Int, to newN: Int) -> [Float] {
+  /// `align_corners=False`: source `(i + 0.5)·n/newN − 0.5`, clamped below at 0 (or with
+  /// `alignCorners`, `i·(n − 1)/(newN − 1)`); row-major `[newN, n]`.
+  public static func interpolationMatrix(from n: Int, to newN: Int, alignCorners: Bool = false) -> [Float] {
     var m = [Float](repeating: 0, count: newN * n)
     for i in 0..<newN {
-      let s = max((Double(i) + 0.5) * Double(n) / Double(newN) - 0.5, 0)
+      // align_corners=True (UpsamplingBilinear2d): source i·(n − 1)/(newN − 1).
+      let s =
+        alignCorners
+        ? (newN > 1 ? Double(i) * Double(n - 1) / Double(newN - 1) : 0)
+        : max((Double(i) + 0.5) * Double(n) / Double(newN) - 0.5, 0)
       let lo = min(Int(s), n - 1)
       let hi = min(lo + 1, n - 1)
       let frac = Float(s - Double(lo))
@@ -373,8 +443,8 @@ public enum LowerTaps {
         name: name + ".per_frame")
     }
 
-    /// `(x − min) / (max − min + 1e-7)` with min and max over `axes`.
-    mutating func minMax(_ x: ValueID, axes: [Int], name: String) -> ValueID {
+    /// `(x − min) / (max − min + epsilon)` with min and max over `axes`.
+    mutating func minMax(_ x: ValueID, axes: [Int], epsilon: Double = 1e-7, name: String) -> ValueID {
       let keep = ReduceAttributes(axes: axes, keepdims: true)
       let hi = node(.max, [x], keep, name: name + ".max")
       let minusOne = constant(-1, name: name + ".minus_one")
@@ -383,19 +453,24 @@ public enum LowerTaps {
         [node(.max, [node(.mul, [x, minusOne], name: name + ".negated")], keep, name: name + ".negmax"), minusOne],
         name: name + ".min")
       let range = node(
-        .add, [node(.sub, [hi, lo], name: name + ".span"), constant(1e-7, name: name + ".eps")], name: name + ".range")
+        .add, [node(.sub, [hi, lo], name: name + ".span"), constant(epsilon, name: name + ".eps")],
+        name: name + ".range")
       return node(.div, [node(.sub, [x, lo], name: name + ".shifted"), range], name: name)
     }
 
     /// Bilinear resize of the last two axes `[…, h, w]` → `[…, H, W]` as two products with
     /// interpolation matrices (buffers `NAME.rows: [h, H]` and `NAME.columns: [w, W]`).
-    mutating func upsample(_ x: ValueID, to size: (height: Int, width: Int), name: String) -> ValueID {
+    mutating func upsample(
+      _ x: ValueID, to size: (height: Int, width: Int), name: String, alignCorners: Bool = false
+    )
+      -> ValueID
+    {
       let s = graph[x].type.shape.map { $0.staticValue ?? 0 }
       let (h, w) = (s[s.count - 2], s[s.count - 1])
       let lead = s.dropLast(2).reduce(1, *)
       func matrix(_ n: Int, _ newN: Int, _ suffix: String) -> ValueID {
         // Stored transposed, [n, newN], so that `map · M` resizes the last axis.
-        let m = LowerTaps.interpolationMatrix(from: n, to: newN)
+        let m = LowerTaps.interpolationMatrix(from: n, to: newN, alignCorners: alignCorners)
         var t = [Float](repeating: 0, count: m.count)
         for i in 0..<newN { for j in 0..<n { t[j * newN + i] = m[i * n + j] } }
         let pname = fresh(name + suffix)

@@ -296,7 +296,7 @@ struct ModelCommandTests {
           == "--tap cam:layer4: tap cam takes 2 values (separated by ','), found 1")
       #expect(
         Self.message(base + ["--tap", "gradcam:fc"]).hasPrefix(
-          "--tap gradcam:fc: tap gradcam: fc must be a feature map"))
+          "--tap gradcam:fc: tap gradcam: Grad-CAM cannot explain layer 'fc': it has no spatial axes"))
       #expect((try? FileManager.default.contentsOfDirectory(atPath: dir.path))?.isEmpty == true)
     }
   }

@@ -50,6 +50,35 @@ struct SessionTests {
     return zip(a.doubles, b.doubles).allSatisfy { abs($0 - $1) <= tolerance * scale }
   }
 
+  /// Integrated Gradients and SmoothGrad through `Session.explain`: a batch with a class per
+  /// example gives each example's attribution alone (copies stacked at 2·steps and at steps),
+  /// and IG's attributions add up to the class score's change from the baseline (completeness).
+  @Test func inputAttributionsThroughTheSession() throws {
+    let model = try Self.model().adding(tap: "ig:image:steps=64:baseline=0.1").adding(tap: "smoothgrad:image:samples=3")
+    let session = try model.session()
+    let x = Self.images(2)
+    for tap in ["ig", "smoothgrad"] {
+      let both = try session.explain(tap, ["image": x], target: .each([1, 3]))
+      #expect(both.map.shape == [2, 3, 12, 12])
+      #expect(both.normalized?.shape == [2, 12, 12])
+      for (i, k) in [1, 3].enumerated() {
+        let one = try session.explain(tap, ["image": x.example(i)], target: .fixed(k))
+        #expect(Self.close(both.map.example(i), one.map), "\(tap) example \(i)")
+      }
+    }
+    let ig = try session.explain("ig", ["image": x], target: .each([1, 3]))
+    let scores = try session.run(["image": x])["logits"]?.doubles ?? []
+    let baseline = try session.run(["image": Tensor(shape: [2, 3, 12, 12], f32: Array(repeating: 0.1, count: 864))])
+    let base = baseline["logits"]?.doubles ?? []
+    for (i, k) in [1, 3].enumerated() {
+      let total = ig.map.example(i).doubles.reduce(0, +)
+      let change = scores[i * 4 + k] - base[i * 4 + k]
+      // The ReLUs kink the path, so 64 Gauss–Legendre points sum to within 1%, not exactly.
+      #expect(
+        abs(total - change) <= 1e-2 * max(abs(change), 1e-6), "example \(i): Σ attribution \(total), change \(change)")
+    }
+  }
+
   @Test func runMatchesTheReferenceInterpreter() throws {
     let model = try Self.model()
     #expect(model.inputs.map(\.description) == ["image f32[B, 3, 12, 12]"])

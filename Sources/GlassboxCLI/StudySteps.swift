@@ -105,16 +105,21 @@ extension StudyPlan {
   }
 
   /// The explanation methods compared on each model (`glassbox evaluate M --methods …`): the
-  /// model's own tap first, then the other methods that apply, at the same layer for the maps
-  /// of a layer and at the input for relevance.
+  /// model's own tap first, then the other methods that apply — the CAM kinds at the same
+  /// layer, relevance at the input (gradients, Integrated Gradients with 16 path points,
+  /// SmoothGrad with 8 samples, so that the quick run stays within its minutes).
   func methods(_ model: Model, explainedLayer: String?) -> [String] {
     let tap = explanation(model).tap
+    let input = model.dataset == "actions" ? "frames" : "mfcc"
+    let relevance = ["ig:\(input):steps=16", "smoothgrad:\(input):samples=8"]
     if model.dataset == "actions" {
-      let layerMethods = explainedLayer.map { layer in ["gradcampp"].map { "\($0):\(layer)" } } ?? []
-      return [tap] + layerMethods + ["saliency:frames"]
+      let layerMethods =
+        explainedLayer.map { layer in
+          ["gradcampp", "layercam", "xgradcam", "hirescam"].map { "\($0):\(layer)" }
+        } ?? []
+      return [tap] + layerMethods + ["saliency:frames"] + relevance
     }
-    let relevance = ["gradient:mfcc"]
-    return (model.name == "bilstm" ? [tap] : [tap, "saliency"]) + relevance
+    return (model.name == "bilstm" ? [tap] : [tap, "saliency"]) + ["gradient:mfcc"] + relevance
   }
 }
 

@@ -369,7 +369,8 @@ extension LowerTaps {
     }
     let all =
       scores.count == 1 ? scores[0] : b.node(.concat, scores, ConcatAttributes(axis: 0), name: "tap.\(name).scores")
-    let perExample = b.node(.transpose, [all], TransposeAttributes(perm: [1, 0]), name: "tap.\(name).scores_t")  // [N, K]
+    // [N, K]
+    let perExample = b.node(.transpose, [all], TransposeAttributes(perm: [1, 0]), name: "tap.\(name).scores_t")
     let weights = b.node(.softmax, [perExample], SoftmaxAttributes(axis: 1), name: "tap.\(name).softmax")
     return b.node(
       .reshape, [weights], ReshapeAttributes(shape: [n, channels, 1, 1].map { Dim($0) }), name: "tap.\(name).weights")

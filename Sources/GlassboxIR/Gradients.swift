@@ -25,9 +25,9 @@ extension Op {
   public var gradientKind: GradientKind {
     switch self {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .batchNormTrain, .linear, .matmul, .batchMatmul,
-         .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape,
-         .flatten, .transpose, .concat, .slice, .select, .split, .lstmCell, .dropout, .crossEntropy,
-         .fusedElementwise, .layerNorm:
+         .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
+         .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split,
+         .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .layerNorm:
       .rule
     case .lstm: .unrollFirst
     case .constant, .classSeed: .nonDifferentiable
@@ -45,8 +45,9 @@ extension Op {
     case .crossEntropy: i == 0
     case .batchNorm: i < 3
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
-         .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat,
-         .slice, .select, .split, .lstm, .lstmCell, .dropout, .batchNormTrain, .fusedElementwise, .layerNorm:
+         .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .softmax, .logSoftmax,
+         .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm, .lstmCell,
+         .dropout, .batchNormTrain, .fusedElementwise, .layerNorm:
       true
     // No rule, but their results do depend on their operands: a gradient asked through them
     // is an error, not a silent zero.
@@ -192,6 +193,52 @@ extension Op {
       // tanh' = 1 − y².
       let oneMinus = try b.binary(.sub, b.constant(1, TensorType(type(y).dtype, [])), b.binary(.mul, y, y))
       out[0] = try b.binary(.mul, dy0(), oneMinus)
+
+    case .exp:
+      // (eˣ)' = eˣ, the result.
+      out[0] = try b.binary(.mul, dy0(), y)
+
+    case .log:
+      out[0] = try b.binary(.div, dy0(), x[0])
+
+    case .sqrt:
+      // (√x)' = 1/(2√x), from the result as PyTorch (`grad / (2 * result)`).
+      out[0] = try b.binary(.div, dy0(), b.scale(y, 2))
+
+    case .abs:
+      // dy where x > 0, −dy where x < 0 and 0 at 0 (PyTorch's `grad * sign(x)`).
+      let dy = try dy0()
+      let positive = try b.add(.reluBackward, [dy, x[0]], tag: "positive")[0]
+      let negative = try b.add(.reluBackward, [dy, b.scale(x[0], -1)], tag: "negative")[0]
+      out[0] = try b.binary(.sub, positive, negative)
+
+    case .erf:
+      // erf'(x) = 2/√π · e^(−x²).
+      let density = try b.add(.exp, [b.scale(b.binary(.mul, x[0], x[0]), -1)], tag: "density")[0]
+      out[0] = try b.binary(.mul, dy0(), b.scale(density, 2 / Double.pi.squareRoot()))
+
+    case .pow:
+      // ∂/∂a = b·a^(b−1), ∂/∂b = aᵇ·ln a. Unlike PyTorch, which makes them 0 there, ∂/∂a is NaN
+      // where a = 0 and b = 0, and ∂/∂b where a = 0 (an exponent rarely carries a gradient).
+      let dy = try dy0()
+      if want[0] {
+        let lowered = try b.binary(.sub, x[1], b.constant(1, TensorType(type(x[1]).dtype, [])))
+        let slope = try b.binary(.mul, b.binary(.pow, x[0], lowered), x[1])
+        out[0] = try b.sum(b.binary(.mul, dy, slope), to: type(x[0]))
+      }
+      if want[1] {
+        let logarithm = try b.add(.log, [x[0]], tag: "log")[0]
+        out[1] = try b.sum(b.binary(.mul, dy, b.binary(.mul, y, logarithm)), to: type(x[1]))
+      }
+
+    case .maximum, .minimum:
+      // Each element's gradient goes to the operand that gave it, to `a` on a tie: `b` takes dy
+      // where it is strictly the larger (the smaller), `a` the rest.
+      let dy = try dy0()
+      let margin = self == .maximum ? try b.binary(.sub, x[1], x[0]) : try b.binary(.sub, x[0], x[1])
+      let toB = try b.add(.reluBackward, [dy, margin], tag: "db")[0]
+      if want[0] { out[0] = try b.sum(b.binary(.sub, dy, toB), to: type(x[0])) }
+      if want[1] { out[1] = try b.sum(toB, to: type(x[1])) }
 
     case .softmax:
       // dx = y ⊙ (dy − Σ_axis dy ⊙ y).

@@ -46,6 +46,26 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   case sigmoid
   /// Hyperbolic tangent.
   case tanh
+  /// `eˣ` elementwise (ONNX `Exp`): +∞ past f32's range.
+  case exp
+  /// The natural logarithm elementwise (ONNX `Log`): −∞ at 0, NaN below it.
+  case log
+  /// `√x` elementwise (ONNX `Sqrt`): NaN below 0.
+  case sqrt
+  /// `|x|` elementwise (ONNX `Abs`).
+  case abs
+  /// The error function `erf(x) = 2/√π ∫₀ˣ e^(−t²) dt` elementwise (ONNX `Erf`; exact GELU's).
+  case erf
+  /// `aᵇ` elementwise with NumPy broadcasting (ONNX `Pow`, `torch.pow`): NaN for a negative `a`
+  /// and a non-integer `b`.
+  case pow
+  /// The larger of `a` and `b` elementwise with NumPy broadcasting, NaN where either is NaN
+  /// (`torch.maximum`, ONNX `Max` of two). The gradient goes to `a` where they are equal, so
+  /// composites choose their value at a kink by the order of the operands.
+  case maximum
+  /// The smaller of `a` and `b`, as `maximum` (`torch.minimum`, ONNX `Min` of two); the
+  /// gradient goes to `a` where they are equal.
+  case minimum
   /// Softmax along `axis`.
   case softmax
   /// Log of the softmax along `axis`, computed stably.
@@ -190,14 +210,15 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   public var operands: OperandSpec {
     switch self {
     case .conv2d: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
-    case .maxPool2d, .avgPool2d, .globalAvgPool2d, .relu, .sigmoid, .tanh, .softmax, .logSoftmax,
-         .sum, .mean, .max, .reshape, .flatten, .transpose, .slice, .select, .split, .dropout:
+    case .maxPool2d, .avgPool2d, .globalAvgPool2d, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf,
+         .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .slice, .select, .split, .dropout:
       OperandSpec(names: ["x"], required: 1)
     case .batchNorm:
       OperandSpec(names: ["x", "weight", "bias", "running_mean", "running_var", "num_batches_tracked"],
                   required: 6)
     case .linear: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
-    case .matmul, .batchMatmul, .add, .sub, .mul, .div: OperandSpec(names: ["a", "b"], required: 2)
+    case .matmul, .batchMatmul, .add, .sub, .mul, .div, .pow, .maximum, .minimum:
+      OperandSpec(names: ["a", "b"], required: 2)
     case .concat, .fusedElementwise: OperandSpec(names: ["x"], required: 1, variadic: true)
     case .lstm:
       OperandSpec(names: ["x", "weight_ih", "weight_hh", "bias_ih", "bias_hh",
@@ -224,7 +245,9 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// Whether the op is elementwise (same shape out as the broadcast of its operands).
   public var isElementwise: Bool {
     switch self {
-    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .dropout, .reluBackward, .fusedElementwise: true
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
+         .dropout, .reluBackward, .fusedElementwise:
+      true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul,
          .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
          .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,

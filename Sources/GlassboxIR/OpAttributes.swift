@@ -32,8 +32,9 @@ extension Op {
     case .constant: ConstantAttributes.self
     case .fusedElementwise: FusedElementwiseAttributes.self
     case .classSeed: ClassSeedAttributes.self
-    case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .lstmCell,
-         .crossEntropy, .reluBackward, .linearBackwardWeight, .lstmCellBackward, .crossEntropyBackward:
+    case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log,
+         .sqrt, .abs, .erf, .pow, .maximum, .minimum, .lstmCell, .crossEntropy, .reluBackward, .linearBackwardWeight,
+         .lstmCellBackward, .crossEntropyBackward:
       NoAttributes.self
     }
   }
@@ -623,8 +624,9 @@ extension Node {
       case .linear: LinearAttributes(of: self).activation
       case .batchNormTrain, .batchNormTrainBackward: BatchNormTrainAttributes(of: self).activation
       case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .matmul, .batchMatmul, .add, .sub, .mul, .div,
-           .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-           .concat, .slice, .select, .split, .lstm, .lstmCell, .dropout, .crossEntropy, .constant,
+           .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .softmax, .logSoftmax,
+           .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm, .lstmCell,
+           .dropout, .crossEntropy, .constant,
            .fusedElementwise, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
            .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
            .maxPool2dBackward, .avgPool2dBackward, .layerNorm, .layerNormBackward:

@@ -139,7 +139,11 @@ extension Op {
       guard x[0].dtype != .bool else { throw ShapeError("\(name): operands must be numeric, found bool") }
       return [TensorType(x[0].dtype, try broadcast(x[0].shape, x[1].shape, op: self))]
 
-    case .relu, .sigmoid, .tanh, .dropout:
+    case .pow, .maximum, .minimum:
+      try requireFloat(x, op: self)
+      return [TensorType(x[0].dtype, try broadcast(x[0].shape, x[1].shape, op: self))]
+
+    case .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .dropout:
       try requireFloat(x, op: self)
       if self == .dropout {
         let p = try decode(DropoutAttributes.self, a).p

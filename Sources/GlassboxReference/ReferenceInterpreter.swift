@@ -154,6 +154,14 @@ public struct ReferenceInterpreter {
     case .relu: return [map(x[0]) { Swift.max($0, 0) }]
     case .sigmoid: return [map(x[0]) { 1 / (1 + exp(-$0)) }]
     case .tanh: return [map(x[0]) { tanh($0) }]
+    case .exp: return [map(x[0]) { Foundation.exp($0) }]
+    case .log: return [map(x[0]) { Foundation.log($0) }]
+    case .sqrt: return [map(x[0]) { $0.squareRoot() }]
+    case .abs: return [map(x[0]) { Swift.abs($0) }]
+    case .erf: return [map(x[0]) { Foundation.erf($0) }]
+    case .pow: return [broadcast(x[0], x[1]) { Foundation.pow($0, $1) }]
+    case .maximum: return [broadcast(x[0], x[1]) { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }]
+    case .minimum: return [broadcast(x[0], x[1]) { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }]
     case .dropout: return [x[0]]
     case .softmax, .logSoftmax:
       let s = x[0].shape, v = x[0].doubles

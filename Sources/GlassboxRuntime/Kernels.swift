@@ -97,8 +97,8 @@ struct Fill: Kernel {
 
 // MARK: - Elementwise
 
-enum BinaryOp: Sendable { case add, sub, mul, div }
-enum UnaryOp: Sendable { case relu, sigmoid, tanh }
+enum BinaryOp: Sendable { case add, sub, mul, div, pow, maximum, minimum }
+enum UnaryOp: Sendable { case relu, sigmoid, tanh, exp, log, sqrt, abs, erf }
 
 /// Elements from which an elementwise kernel splits its work over the cores: a memory-bound
 /// pass over 1 MiB of floats; below it, waking the other core costs more than it saves.
@@ -190,6 +190,12 @@ struct Binary: Kernel {
       case .sub: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 - $1 }
       case .mul: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 * $1 }
       case .div: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 / $1 }
+      case .maximum: zipRowSIMD(l, lScalar, r, rScalar, d, n, FastMath.maximum)
+      case .minimum: zipRowSIMD(l, lScalar, r, rScalar, d, n, FastMath.minimum)
+      // x² is what a correctly rounded powf gives for an exponent of 2 (Pow(x, 2), common in
+      // exported models); other exponents go through libm's powf.
+      case .pow where rScalar && r[0] == 2 && !lScalar: zipRowSIMD(l, false, l, false, d, n) { $0 * $1 }
+      case .pow: false
       }
       if done { return }
     }
@@ -200,12 +206,16 @@ struct Binary: Kernel {
       case .sub: d[i] = x - y
       case .mul: d[i] = x * y
       case .div: d[i] = x / y
+      case .pow: d[i] = Foundation.pow(x, y)
+      case .maximum: d[i] = x.isNaN || y.isNaN ? .nan : Swift.max(x, y)
+      case .minimum: d[i] = x.isNaN || y.isNaN ? .nan : Swift.min(x, y)
       }
     }
   }
 }
 
-/// `out = f(x)` elementwise.
+/// `out = f(x)` elementwise: SIMD where the function is arithmetic (exp by `FastMath`, ≈1 ulp),
+/// libm's logf and erff a lane at a time.
 struct Unary: Kernel {
   var label: String
   var op: UnaryOp
@@ -226,6 +236,11 @@ struct Unary: Kernel {
     case .sigmoid: mapSIMD(s, d, count, FastMath.sigmoid)
     case .tanh where wide: glassbox_map_avx512(Int32(GLASSBOX_TANH), s, d, count)
     case .tanh: mapSIMD(s, d, count, FastMath.tanh)
+    case .exp: mapSIMD(s, d, count, FastMath.expWithLimits)
+    case .log: for i in 0..<count { d[i] = Foundation.log(s[i]) }
+    case .sqrt: mapSIMD(s, d, count) { $0.squareRoot() }
+    case .abs: mapSIMD(s, d, count, FastMath.abs)
+    case .erf: for i in 0..<count { d[i] = Foundation.erf(s[i]) }
     }
   }
 }

@@ -28,7 +28,8 @@ enum Lowering {
          .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
          .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .classSeed,
          .reluBackward, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
-         .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+         .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward,
+         .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       return 0
     case .linearBackwardWeight:
       let x = shape(g, node.operands[1]), w = shape(g, node.results[0])
@@ -111,7 +112,7 @@ enum Lowering {
          .concat, .slice, .select, .split, .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .fusedElementwise,
          .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
          .crossEntropyBackward, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
-         .layerNorm, .layerNormBackward:
+         .layerNorm, .layerNormBackward, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       nil
     }
   }
@@ -236,9 +237,17 @@ enum Lowering {
     case .sub: return binary(.sub)
     case .mul: return binary(.mul)
     case .div: return binary(.div)
+    case .pow: return binary(.pow)
+    case .maximum: return binary(.maximum)
+    case .minimum: return binary(.minimum)
     case .relu: return unary(.relu)
     case .sigmoid: return unary(.sigmoid)
     case .tanh: return unary(.tanh)
+    case .exp: return unary(.exp)
+    case .log: return unary(.log)
+    case .sqrt: return unary(.sqrt)
+    case .abs: return unary(.abs)
+    case .erf: return unary(.erf)
 
     case .reshape, .flatten, .dropout:
       return []  // aliases: the planner gives the result its operand's storage
@@ -448,7 +457,8 @@ extension Op {
          .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise, .classSeed, .reluBackward,
          .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+         .batchNormTrainBackward, .layerNorm, .layerNormBackward,
+         .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       false
     }
   }
@@ -459,7 +469,9 @@ extension Op {
   /// assignment then lets chains of such ops reuse one buffer (`BufferAssignment.inPlace`).
   var writesOverOperand: Bool {
     switch self {
-    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise, .reluBackward: true
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
+         .fusedElementwise, .reluBackward:
+      true
     // dropout is elementwise too, but an alias: it has no kernel.
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .softmax,
          .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm,

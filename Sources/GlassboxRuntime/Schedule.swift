@@ -201,7 +201,8 @@ extension Op {
          .split, .lstm, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .classSeed, .reluBackward,
          .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+         .batchNormTrainBackward, .layerNorm, .layerNormBackward,
+         .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       false
     }
   }

@@ -43,6 +43,23 @@ struct GradientTests {
         y = mul(relu(x), add(sigmoid(x), tanh(x)))
       }
       """,
+    // log and sqrt of positive values; pow with a broadcast exponent that carries a gradient
+    // and with a constant one (2 takes the kernels' x·x path).
+    "unary_math": """
+      graph g(x: f32[2, 5], p: f32[2, 5]) -> (y: f32[2, 5], z: f32[2, 5]) {
+        y = mul(exp(x), add(erf(x), abs(x)))
+        q = add(mul(p, p), constant(value: 0.5))
+        z = mul(log(q), sqrt(q))
+      }
+      """,
+    "binary_math": """
+      graph g(a: f32[2, 3], b: f32[3], c: f32[2, 1]) -> (y: f32[2, 3], s: f32[2, 3], m: f32[2, 3]) {
+        base = add(mul(a, a), constant(value: 0.5))
+        y = pow(base, add(b, constant(value: 1.5)))
+        s = pow(a, constant(value: 2.0))
+        m = add(maximum(a, b), minimum(mul(a, c), b))
+      }
+      """,
     "softmax": """
       graph g(x: f32[3, 4]) -> (y: f32[3, 4]) {
         y = mul(softmax(x, axis: 1), log_softmax(x, axis: 0))
@@ -258,6 +275,30 @@ struct GradientTests {
     let differentiable = Op.allCases.filter { $0.gradientKind == .rule || $0.gradientKind == .unrollFirst }
     let missing = differentiable.filter { !seen.contains($0) }
     #expect(missing.isEmpty, "ops with a gradient rule but no finite-difference check: \(missing.map(\.name))")
+  }
+
+  /// `maximum` and `minimum` give a tie's gradient to their first operand (composites choose
+  /// their gradient at a kink by the order of the operands): where `a` and `b` are equal, all
+  /// of it to `a` in `maximum(a, b)` and to `b` in `minimum(b, a)`.
+  @Test func tiesGoToTheFirstOperand() throws {
+    let g = try Spec.checkedGraph(SourceText(fileName: "t.graph", text: """
+      graph g(a: f32[4], b: f32[4]) -> (y: f32[4], z: f32[4]) {
+        y = maximum(a, b)
+        z = minimum(b, a)
+      }
+      """))
+    let (dg, _) = try Self.differentiated(g)
+    var interpreter = ReferenceInterpreter(graph: dg)
+    let values = try interpreter.run(inputs: [
+      "a": Tensor(shape: [4], f64: [1, 2, 3, 4]), "b": Tensor(shape: [4], f64: [1, 0, 5, 4]),
+      "seed_y": Tensor(shape: [4], f64: [1, 1, 1, 1]), "seed_z": Tensor(shape: [4], f64: [10, 10, 10, 10]),
+    ])
+    func gradient(_ name: String) throws -> [Double] {
+      let output = try #require(dg.outputs.first { $0.name == name })
+      return try #require(values[dg[output.value].name]).doubles
+    }
+    #expect(try gradient("d_a") == [1, 1, 10, 1])
+    #expect(try gradient("d_b") == [10, 10, 1, 10])
   }
 
   /// An op without a gradient rule on the path is a diagnostic at its spec location.

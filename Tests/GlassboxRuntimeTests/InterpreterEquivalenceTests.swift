@@ -91,6 +91,26 @@ struct InterpreterEquivalenceTests {
       y = fused_elementwise(a, b, k, program: [0, 0, 1, 1, 3, 2, 2, 4, 4, 3, 5, 1, 4, 6, 0, 5, 7, 0, 6, 8, 0, 2, 9, 9])
     }
     """,
+    // The elementwise math ops over rows of 37 (four vectors and a tail of five): exp, log and
+    // sqrt of positive values, erf, abs (their limits: UnaryKernelTests); pow with a
+    // broadcast exponent, a scalar one (libm) and 2 (x·x); maximum and minimum with a row and a
+    // scalar broadcast, either side.
+    """
+    graph g(x: f32[3, 5, 37], r: f32[37]) -> (
+      e: f32[3, 5, 37], l: f32[3, 5, 37], q: f32[3, 5, 37], f: f32[3, 5, 37], a: f32[3, 5, 37],
+      p: f32[3, 5, 37], s: f32[3, 5, 37], t: f32[3, 5, 37], m: f32[3, 5, 37], n: f32[3, 5, 37]) {
+      e = exp(x)
+      l = log(abs(x))
+      q = sqrt(abs(x))
+      f = erf(mul(x, constant(value: 3.0)))
+      a = abs(x)
+      p = pow(abs(x), r)
+      s = pow(abs(x), constant(value: 0.75))
+      t = pow(x, constant(value: 2.0))
+      m = maximum(x, r)
+      n = minimum(constant(value: 0.25), x)
+    }
+    """,
     // Max pooling: interior columns swept row by row, border columns window by window,
     // planes split over threads (32 planes of ≥ 380 outputs); strided, padded, dilated.
     """
@@ -313,14 +333,18 @@ struct InterpreterEquivalenceTests {
     }
   }
 
-  /// Elementwise passes of ≥ 2^18 elements split over the cores: a broadcast add (over the
-  /// outer axis, unevenly: 3 rows in 2 parts), a tanh (on vector boundaries, 270 000 = 8·33 750
-  /// floats) and a fused chain (blocks, each core its own scratch) — the same numbers on one
-  /// core and two, and the reference's.
+  /// Elementwise passes of ≥ 2^18 elements split over the cores: a broadcast add and maximum
+  /// (over the outer axis, unevenly: 3 rows in 2 parts), a tanh and an erf (on vector
+  /// boundaries, 270 000 = 8·33 750 floats) and a fused chain (blocks, each core its own
+  /// scratch) — the same numbers on one core and two, and the reference's.
   @Test func largeElementwisePassesSplitOverCores() throws {
     let spec = """
-      graph g(x: f32[3, 300, 300], y: f32[300], z: f32[3, 300, 300]) -> (a: f32[3, 300, 300], b: f32[3, 300, 300], c: f32[3, 300, 300], d: f32[3, 300, 300]) {
+      graph g(x: f32[3, 300, 300], y: f32[300], z: f32[3, 300, 300]) -> (
+        a: f32[3, 300, 300], b: f32[3, 300, 300], c: f32[3, 300, 300], d: f32[3, 300, 300],
+        e: f32[3, 300, 300], m: f32[3, 300, 300]) {
         a = add(x, y)
+        e = erf(x)
+        m = maximum(x, y)
         b = tanh(x)
         c = mul(sigmoid(x), sub(x, relu(x)))
         d = relu_backward(z, x)

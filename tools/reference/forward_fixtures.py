@@ -118,6 +118,26 @@ def _():
             "t": torch.tanh(a), "o": a}
 
 
+@case("math", """graph g(x: f32[2, 3, 5], e: f32[5]) -> (
+    ex: f32[2, 3, 5], lg: f32[2, 3, 5], sq: f32[2, 3, 5], ab: f32[2, 3, 5], er: f32[2, 3, 5],
+    pw: f32[2, 3, 5], p3: f32[2, 3, 5], mx: f32[2, 3, 5], mn: f32[2, 3, 5]) {
+  ex = exp(x)
+  lg = log(abs(x))
+  sq = sqrt(abs(x))
+  ab = abs(x)
+  er = erf(x)
+  pw = pow(abs(x), e)
+  p3 = pow(x, constant(value: 3.0))
+  mx = maximum(x, e)
+  mn = minimum(e, x)
+}""")
+def _():
+    x, e = inp("x", [2, 3, 5]), inp("e", [5])
+    return {"ex": torch.exp(x), "lg": torch.log(x.abs()), "sq": torch.sqrt(x.abs()), "ab": x.abs(),
+            "er": torch.erf(x), "pw": torch.pow(x.abs(), e), "p3": torch.pow(x, 3.0),
+            "mx": torch.maximum(x, e), "mn": torch.minimum(e, x)}
+
+
 @case("softmax_reductions", """graph g(x: f32[2, 3, 4]) -> (s: f32[2, 3, 4], l: f32[2, 3, 4], su: f32[1, 3, 1], me: f32[2, 4], mx: f32[3], all: f32[]) {
   s = softmax(x, axis: 1)
   l = log_softmax(x)

@@ -112,7 +112,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// Operands `x…` each have the result's shape or one element (broadcast); `program` lists
   /// steps of three integers `code, a, b`: registers `0..<operands` hold the operands, step
   /// `i` writes register `operands + i`, the last step is the result. Codes (`ElementwiseCode`):
-  /// 0 add, 1 sub, 2 mul, 3 div (of registers `a`, `b`), 4 relu, 5 sigmoid, 6 tanh (of `a`).
+  /// 0 add, 1 sub, 2 mul, 3 div, 7 maximum, 8 minimum, 9 pow (of registers `a`, `b`), 4 relu,
+  /// 5 sigmoid, 6 tanh, 10 exp, 11 log, 12 sqrt, 13 abs, 14 erf (of `a`).
   case fusedElementwise = "fused_elementwise"
 
   // MARK: Seeds and backward ops (made by `Differentiate`; see `Gradients.swift`)
@@ -264,10 +265,15 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
 
 /// The step codes of `fused_elementwise` programs.
 public enum ElementwiseCode: Int, CaseIterable, Sendable {
-  case add = 0, sub, mul, div, relu, sigmoid, tanh
+  case add = 0, sub, mul, div, relu, sigmoid, tanh, maximum, minimum, pow, exp, log, sqrt, abs, erf
 
   /// Whether the step reads a second register.
-  public var isBinary: Bool { rawValue <= ElementwiseCode.div.rawValue }
+  public var isBinary: Bool {
+    switch self {
+    case .add, .sub, .mul, .div, .maximum, .minimum, .pow: true
+    case .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf: false
+    }
+  }
 
   /// The op a step stands for.
   public var op: Op {
@@ -279,6 +285,14 @@ public enum ElementwiseCode: Int, CaseIterable, Sendable {
     case .relu: .relu
     case .sigmoid: .sigmoid
     case .tanh: .tanh
+    case .maximum: .maximum
+    case .minimum: .minimum
+    case .pow: .pow
+    case .exp: .exp
+    case .log: .log
+    case .sqrt: .sqrt
+    case .abs: .abs
+    case .erf: .erf
     }
   }
 

@@ -296,6 +296,14 @@ public struct ReferenceInterpreter {
           case .relu: Swift.max(l, 0)
           case .sigmoid: 1 / (1 + exp(-l))
           case .tanh: tanh(l)
+          case .maximum: l.isNaN || r.isNaN ? .nan : Swift.max(l, r)
+          case .minimum: l.isNaN || r.isNaN ? .nan : Swift.min(l, r)
+          case .pow: Foundation.pow(l, r)
+          case .exp: Foundation.exp(l)
+          case .log: Foundation.log(l)
+          case .sqrt: l.squareRoot()
+          case .abs: Swift.abs(l)
+          case .erf: Foundation.erf(l)
           }
           registers[x.count + step] = y
         }

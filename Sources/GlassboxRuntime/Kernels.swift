@@ -97,8 +97,42 @@ struct Fill: Kernel {
 
 // MARK: - Elementwise
 
-enum BinaryOp: Sendable { case add, sub, mul, div, pow, maximum, minimum }
-enum UnaryOp: Sendable { case relu, sigmoid, tanh, exp, log, sqrt, abs, erf }
+enum BinaryOp: Sendable {
+  case add, sub, mul, div, pow, maximum, minimum
+
+  /// The op of a two-register `fused_elementwise` step; nil for a one-register code.
+  init?(_ code: ElementwiseCode) {
+    switch code {
+    case .add: self = .add
+    case .sub: self = .sub
+    case .mul: self = .mul
+    case .div: self = .div
+    case .pow: self = .pow
+    case .maximum: self = .maximum
+    case .minimum: self = .minimum
+    case .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf: return nil
+    }
+  }
+}
+
+enum UnaryOp: Sendable {
+  case relu, sigmoid, tanh, exp, log, sqrt, abs, erf
+
+  /// The op of a one-register `fused_elementwise` step; nil for a two-register code.
+  init?(_ code: ElementwiseCode) {
+    switch code {
+    case .relu: self = .relu
+    case .sigmoid: self = .sigmoid
+    case .tanh: self = .tanh
+    case .exp: self = .exp
+    case .log: self = .log
+    case .sqrt: self = .sqrt
+    case .abs: self = .abs
+    case .erf: self = .erf
+    case .add, .sub, .mul, .div, .pow, .maximum, .minimum: return nil
+    }
+  }
+}
 
 /// Elements from which an elementwise kernel splits its work over the cores: a memory-bound
 /// pass over 1 MiB of floats; below it, waking the other core costs more than it saves.
@@ -229,7 +263,13 @@ struct Unary: Kernel {
   /// `wide`: sigmoid and tanh sixteen lanes at a time in CKernels, the same bits (tests run
   /// both).
   func run(_ a: UnsafeMutablePointer<Float>, _ range: Range<Int>, wide: Bool = AVX512.enabled) {
-    let s = a + src + range.lowerBound, d = a + dst + range.lowerBound, count = range.count
+    Unary.apply(op, a + src + range.lowerBound, a + dst + range.lowerBound, count: range.count, wide: wide)
+  }
+
+  /// `d[i] = op(s[i])` for `i < count`; `d` may be `s`.
+  @inline(__always)
+  static func apply(_ op: UnaryOp, _ s: UnsafeMutablePointer<Float>, _ d: UnsafeMutablePointer<Float>, count: Int,
+                    wide: Bool = AVX512.enabled) {
     switch op {
     case .relu: for i in 0..<count { d[i] = Swift.max(s[i], 0) }
     case .sigmoid where wide: glassbox_map_avx512(Int32(GLASSBOX_SIGMOID), s, d, count)
@@ -966,20 +1006,16 @@ struct FusedElementwise: Kernel {
         let code = ElementwiseCode(rawValue: program[3 * s]) ?? .add
         let dst = s == steps - 1 ? a + out + start : a + scratch + s * Self.block
         let (l, ls) = register(program[3 * s + 1], a, start, n, scratch)
-        if code.isBinary {
+        if let op = BinaryOp(code) {
           let (r, rs) = register(program[3 * s + 2], a, start, n, scratch)
-          Self.binary(code, l, ls, r, rs, dst, len)
-        } else {
-          switch code {
-          case .relu: for i in 0..<len { dst[i] = Swift.max(l[ls ? 0 : i], 0) }
-          case .sigmoid, .tanh:
-            if ls {
-              let v = code == .sigmoid ? FastMath.sigmoid(SIMD8(repeating: l[0]))[0] : FastMath.tanh(SIMD8(repeating: l[0]))[0]
-              dst.update(repeating: v, count: len)
-            } else {
-              mapSIMD(l, dst, len, code == .sigmoid ? FastMath.sigmoid : FastMath.tanh)
-            }
-          case .add, .sub, .mul, .div: break
+          Binary.runRow(op, l, ls ? 0 : 1, r, rs ? 0 : 1, dst, len)
+        } else if let op = UnaryOp(code) {
+          if ls {
+            // A scalar register: its value through the same lanes as a block's, then filled.
+            Unary.apply(op, l, dst, count: 1)
+            dst.update(repeating: dst[0], count: len)
+          } else {
+            Unary.apply(op, l, dst, count: len)
           }
         }
       }
@@ -997,30 +1033,5 @@ struct FusedElementwise: Kernel {
     }
     let step = r - n
     return (a + scratch + step * Self.block, false)
-  }
-
-  @inline(__always)
-  static func binary(_ code: ElementwiseCode, _ l: UnsafeMutablePointer<Float>, _ ls: Bool,
-                     _ r: UnsafeMutablePointer<Float>, _ rs: Bool, _ d: UnsafeMutablePointer<Float>, _ len: Int) {
-    let done = switch code {
-    case .add: zipRowSIMD(l, ls, r, rs, d, len) { $0 + $1 }
-    case .sub: zipRowSIMD(l, ls, r, rs, d, len) { $0 - $1 }
-    case .mul: zipRowSIMD(l, ls, r, rs, d, len) { $0 * $1 }
-    case .div: zipRowSIMD(l, ls, r, rs, d, len) { $0 / $1 }
-    case .relu, .sigmoid, .tanh: false
-    }
-    if !done {
-      let lstep = ls ? 0 : 1, rstep = rs ? 0 : 1
-      for i in 0..<len {
-        let x = l[i * lstep], y = r[i * rstep]
-        d[i] = switch code {
-        case .add: x + y
-        case .sub: x - y
-        case .mul: x * y
-        case .div: x / y
-        case .relu, .sigmoid, .tanh: x
-        }
-      }
-    }
   }
 }

@@ -38,6 +38,15 @@ struct GradientTests {
         y = fused_elementwise(a, b, k, program: [0, 0, 1, 2, 3, 2, 2, 4, 0, 5, 5, 0, 6, 3, 0, 3, 7, 6, 1, 8, 4])
       }
       """,
+    // The newer codes: r3 = |a|, r4 = √r3, r5 = log r4, r6 = exp r5, r7 = erf b, r8 = r6^r7,
+    // r9 = maximum(r8, k), r10 = minimum(k, r6), y = r9 + r10 (k < 0 < r6, r8: the gradient
+    // reaches k through the minimum, a and b through the maximum).
+    "fused_elementwise_math": """
+      graph g(a: f32[2, 3], b: f32[2, 3], k: f32[]) -> (y: f32[2, 3]) {
+        y = fused_elementwise(a, b, k, program: [13, 0, 0, 12, 3, 0, 11, 4, 0, 10, 5, 0, 14, 1, 0, 9, 6, 7, 7, 8, 2,
+                                                 8, 2, 6, 0, 9, 10])
+      }
+      """,
     "activations": """
       graph g(x: f32[2, 5]) -> (y: f32[2, 5]) {
         y = mul(relu(x), add(sigmoid(x), tanh(x)))

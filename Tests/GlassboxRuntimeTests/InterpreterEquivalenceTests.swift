@@ -85,10 +85,16 @@ struct InterpreterEquivalenceTests {
     }
     """,
     // A fused elementwise program over more than one 512-element block, with a scalar
-    // operand, every step code and a register read twice.
+    // operand (read by a binary step and by exp, which fills a block with one value), every
+    // step code and a register read twice: r3 = a + b, r4 = r3 − k, r5 = r4·r4, r6 = r5/b,
+    // r7 = relu(r6), r8 = σ(r7), r9 = tanh(r8), r10 = r9·r9, r11 = maximum(r10, k),
+    // r12 = minimum(k, r11), r13 = |a|, r14 = √r13, r15 = log r14, r16 = exp r15,
+    // r17 = erf b, r18 = r16^r17, r19 = exp k, r20 = r19·r18, y = r12 + r20.
     """
     graph g(a: f32[3, 700], b: f32[3, 700], k: f32[]) -> (y: f32[3, 700]) {
-      y = fused_elementwise(a, b, k, program: [0, 0, 1, 1, 3, 2, 2, 4, 4, 3, 5, 1, 4, 6, 0, 5, 7, 0, 6, 8, 0, 2, 9, 9])
+      y = fused_elementwise(a, b, k, program: [0, 0, 1, 1, 3, 2, 2, 4, 4, 3, 5, 1, 4, 6, 0, 5, 7, 0, 6, 8, 0,
+                                               2, 9, 9, 7, 10, 2, 8, 2, 11, 13, 0, 0, 12, 13, 0, 11, 14, 0,
+                                               10, 15, 0, 14, 1, 0, 9, 16, 17, 10, 2, 0, 2, 19, 18, 0, 12, 20])
     }
     """,
     // The elementwise math ops over rows of 37 (four vectors and a tail of five): exp, log and

@@ -69,6 +69,17 @@ struct GradientTests {
         m = add(maximum(a, b), minimum(mul(a, c), b))
       }
       """,
+    // Every composite (Composite), away from its kinks (tiesAtKinksFollowPyTorch has those).
+    "composites": """
+      graph g(x: f32[2, 7]) -> (a: f32[2, 7], b: f32[2, 7], c: f32[2, 7], d: f32[1, 2, 1]) {
+        big = mul(x, constant(value: 8.0))
+        a = add(leaky_relu(x, alpha: 0.2), mul(relu6(big), add(hard_swish(big), leaky_relu(x, alpha: 1.5))))
+        b = mul(gelu(x), add(gelu(x, approximate: tanh), silu(x)))
+        s = reciprocal(add(x, constant(value: 3.0)))
+        c = add(clip(x, min: -0.3, max: 0.4), mul(add(hard_sigmoid(big, alpha: 0.2, beta: 0.5), hard_sigmoid(big)), s))
+        d = global_max_pool2d(reshape(mul(x, neg(clip(x, max: 0.5))), shape: [1, 2, 7]))
+      }
+      """,
     "softmax": """
       graph g(x: f32[3, 4]) -> (y: f32[3, 4]) {
         y = mul(softmax(x, axis: 1), log_softmax(x, axis: 0))
@@ -308,6 +319,57 @@ struct GradientTests {
     }
     #expect(try gradient("d_a") == [1, 1, 10, 1])
     #expect(try gradient("d_b") == [10, 10, 1, 10])
+  }
+
+  /// The composites' gradients at their kinks, against PyTorch 2's autograd in float64 at the
+  /// same points (`F.leaky_relu`, `torch.clamp`, `F.relu6`, `F.hardsigmoid`, `F.hardswish`,
+  /// `abs`): each composite's operand order takes PyTorch's side. `global_max_pool2d` shares
+  /// a tied maximum's gradient where `F.adaptive_max_pool2d` gives it all to the first.
+  @Test func kinksFollowPyTorch() throws {
+    let g = try Spec.checkedGraph(SourceText(fileName: "k.graph", text: """
+      graph g(l: f32[3], c: f32[4], r: f32[4], h: f32[3], s: f32[3], a: f32[1], m: f32[1, 1, 2, 2]) -> (
+          l1: f32[3], l2: f32[3], c1: f32[4], r1: f32[4], h1: f32[3], s1: f32[3], a1: f32[1], m1: f32[1, 1, 1, 1]) {
+        l1 = leaky_relu(l, alpha: 0.1)
+        l2 = leaky_relu(l, alpha: 1.5)
+        c1 = clip(c, min: -0.5, max: 0.25)
+        r1 = relu6(r)
+        h1 = hard_sigmoid(h)
+        s1 = hard_swish(s)
+        a1 = abs(a)
+        m1 = global_max_pool2d(m)
+      }
+      """))
+    var dg = g
+    var seeds: [(of: ValueID, seed: ValueID)] = []
+    for o in g.outputs { seeds.append((o.value, dg.addInput(name: "seed_" + o.name, type: g[o.value].type))) }
+    let (differentiated, grads) = try Differentiate.apply(to: dg, seeds: seeds, wrt: g.inputs)
+    dg = differentiated
+    for (input, grad) in zip(g.inputs, grads) { dg.outputs.append(("d_" + g[input].name, grad)) }
+    var inputs: [String: Tensor] = [
+      "l": Tensor(shape: [3], f64: [0, -1, 1]), "c": Tensor(shape: [4], f64: [-0.5, 0.25, 0, 1]),
+      "r": Tensor(shape: [4], f64: [0, 6, 3, 7]), "h": Tensor(shape: [3], f64: [-3, 3, 0]),
+      "s": Tensor(shape: [3], f64: [-3, 3, 0]), "a": Tensor(shape: [1], f64: [0]),
+      "m": Tensor(shape: [1, 1, 2, 2], f64: [1, 1, 0, 1]),
+    ]
+    for o in g.outputs {
+      let shape = g[o.value].type.shape.map { $0.staticValue ?? 1 }
+      inputs["seed_" + o.name] = Tensor(shape: shape, f64: [Double](repeating: 1, count: shape.reduce(1, *)))
+    }
+    var interpreter = ReferenceInterpreter(graph: dg)
+    let values = try interpreter.run(inputs: inputs)
+    func gradient(_ input: String) throws -> [Double] {
+      let output = try #require(dg.outputs.first { $0.name == "d_" + input })
+      return try #require(values[dg[output.value].name]).doubles
+    }
+    // l gets both leaky ReLUs' gradients: PyTorch gives [0.1, 0.1, 1] and [1.5, 1.5, 1].
+    let expected: [String: [Double]] = [
+      "l": [1.6, 1.6, 2], "c": [1, 1, 1, 0], "r": [0, 0, 1, 0], "h": [0, 0, 1.0 / 6], "s": [0, 1, 0.5], "a": [0],
+      "m": [1.0 / 3, 1.0 / 3, 0, 1.0 / 3],
+    ]
+    for (input, want) in expected.sorted(by: { $0.key < $1.key }) {
+      let got = try gradient(input)
+      #expect(got.count == want.count && zip(got, want).allSatisfy { abs($0 - $1) < 1e-12 }, "d\(input): \(got)")
+    }
   }
 
   /// An op without a gradient rule on the path is a diagnostic at its spec location.

@@ -339,6 +339,45 @@ struct InterpreterEquivalenceTests {
     }
   }
 
+  /// The activation composites after the inference pipeline: each expansion (its scalar
+  /// constants read as registers) fuses into one kernel — the scaling before it, whose
+  /// result the expansion reads more than once, stays a kernel of its own — and the compiled
+  /// program on one core and two gives the reference interpreter's numbers for the
+  /// unoptimised graph.
+  @Test func compositesFuseIntoOneKernelEach() throws {
+    let spec = """
+      graph g(x: f32[3, 5, 37]) -> (
+          a: f32[3, 5, 37], b: f32[3, 5, 37], c: f32[3, 5, 37], d: f32[3, 5, 37], e: f32[3, 5, 37],
+          f: f32[3, 5, 37], h: f32[3, 5, 37], k: f32[3, 5, 37]) {
+        a = relu6(mul(x, constant(value: 8.0)))
+        b = hard_swish(mul(x, constant(value: 5.0)))
+        c = hard_sigmoid(mul(x, constant(value: 5.0)), alpha: 0.2, beta: 0.5)
+        d = leaky_relu(x, alpha: 0.1)
+        e = gelu(mul(x, constant(value: 3.0)), approximate: tanh)
+        f = gelu(mul(x, constant(value: 2.5)))
+        h = silu(mul(x, constant(value: 4.0)))
+        k = clip(reciprocal(neg(x)), min: -2.0, max: 3.0)
+      }
+      """
+    let graph = try Spec.checkedGraph(SourceText(fileName: "composites.graph", text: spec))
+    var module = Module(graph: graph)
+    Pipeline.run(Pipeline.inference, on: &module)
+    #expect(module.graph.nodes.filter { $0.op == .fusedElementwise }.count == 8)
+    #expect(!module.graph.nodes.contains { [.maximum, .minimum, .div, .erf, .tanh, .sigmoid].contains($0.op) })
+    let inputs = ["x": DeterministicTensors.tensor("input:x", shape: [3, 5, 37])]
+    var reference = ReferenceInterpreter(graph: graph)
+    let expected = try reference.run(inputs: inputs, parameters: [:])
+    for threads in [1, 2] {
+      let actual = try Executable(graph: module.graph, parameters: [:], threads: threads).run(inputs: inputs)
+      for output in graph.outputs {
+        let e = try #require(expected[graph[output.value].name]), a = try #require(actual[output.name])
+        let diff = try #require(maxAbsDifference(a, e))
+        let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }
+        #expect(diff <= 1e-5 * scale, "\(output.name), \(threads) threads: \(diff)")
+      }
+    }
+  }
+
   /// Elementwise passes of ≥ 2^18 elements split over the cores: a broadcast add and maximum
   /// (over the outer axis, unevenly: 3 rows in 2 parts), a tanh and an erf (on vector
   /// boundaries, 270 000 = 8·33 750 floats) and a fused chain (blocks, each core its own

@@ -138,6 +138,36 @@ def _():
             "mx": torch.maximum(x, e), "mn": torch.minimum(e, x)}
 
 
+@case("composites", """graph g(x: f32[2, 3, 4, 5]) -> (
+    lr: f32[2, 3, 4, 5], lr2: f32[2, 3, 4, 5], cl: f32[2, 3, 4, 5], cm: f32[2, 3, 4, 5], r6: f32[2, 3, 4, 5],
+    hs: f32[2, 3, 4, 5], ho: f32[2, 3, 4, 5], hw: f32[2, 3, 4, 5], si: f32[2, 3, 4, 5], ge: f32[2, 3, 4, 5],
+    gt: f32[2, 3, 4, 5], ng: f32[2, 3, 4, 5], rc: f32[2, 3, 4, 5], gm: f32[2, 3, 1, 1]) {
+  big = mul(x, constant(value: 8.0))
+  lr = leaky_relu(x, alpha: 0.1)
+  lr2 = leaky_relu(x, alpha: 1.5)
+  cl = clip(x, min: -0.5, max: 0.25)
+  cm = clip(x, min: -0.5)
+  r6 = relu6(big)
+  hs = hard_sigmoid(big)
+  ho = hard_sigmoid(big, alpha: 0.2, beta: 0.5)
+  hw = hard_swish(big)
+  si = silu(big)
+  ge = gelu(big)
+  gt = gelu(big, approximate: tanh)
+  ng = neg(x)
+  rc = reciprocal(x)
+  gm = global_max_pool2d(x)
+}""")
+def _():
+    x = inp("x", [2, 3, 4, 5])
+    big = x * 8.0
+    return {"lr": F.leaky_relu(x, 0.1), "lr2": F.leaky_relu(x, 1.5), "cl": torch.clamp(x, -0.5, 0.25),
+            "cm": torch.clamp(x, min=-0.5), "r6": F.relu6(big), "hs": F.hardsigmoid(big),
+            "ho": torch.clamp(0.2 * big + 0.5, 0, 1), "hw": F.hardswish(big), "si": F.silu(big), "ge": F.gelu(big),
+            "gt": F.gelu(big, approximate="tanh"), "ng": -x, "rc": torch.reciprocal(x),
+            "gm": F.adaptive_max_pool2d(x, 1)}
+
+
 @case("softmax_reductions", """graph g(x: f32[2, 3, 4]) -> (s: f32[2, 3, 4], l: f32[2, 3, 4], su: f32[1, 3, 1], me: f32[2, 4], mx: f32[3], all: f32[]) {
   s = softmax(x, axis: 1)
   l = log_softmax(x)

@@ -27,7 +27,7 @@ extension Op {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .batchNormTrain, .linear, .matmul, .batchMatmul,
          .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
          .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split,
-         .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .layerNorm:
+         .pad, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .layerNorm:
       .rule
     case .lstm: .unrollFirst
     case .constant, .classSeed: .nonDifferentiable
@@ -46,7 +46,7 @@ extension Op {
     case .batchNorm: i < 3
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
          .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .softmax, .logSoftmax,
-         .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm, .lstmCell,
+         .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm, .lstmCell,
          .dropout, .batchNormTrain, .fusedElementwise, .layerNorm:
       true
     // No rule, but their results do depend on their operands: a gradient asked through them
@@ -307,6 +307,38 @@ extension Op {
         if let d { pieces.append(d) } else { pieces.append(try b.zeros(type(r))) }
       }
       out[0] = pieces.count == 1 ? pieces[0] : try b.add(.concat, pieces, ConcatAttributes(axis: axis), tag: "dx")[0]
+
+    case .pad:
+      // Axis by axis from the last: the interior, plus (reflect, edge) each padded slice added
+      // onto the element it copied.
+      let a = PadAttributes(of: node), xt = type(x[0])
+      var g = try dy0()
+      for axis in stride(from: xt.rank - 1, through: 0, by: -1) where a.before(axis) > 0 || a.after(axis) > 0 {
+        guard let n = xt.shape[axis].staticValue else { throw ShapeError("pad: padded axis \(axis) is not static") }
+        let before = a.before(axis), after = a.after(axis)
+        var total = try b.slice(g, axis: axis, start: before, end: before + n)
+        func place(_ piece: ValueID, at source: Int, _ b: inout GradientBuilder) throws(ShapeError) -> ValueID {
+          let slice = SliceAttributes(axis: axis, start: source, end: source + 1, step: 1)
+          return try b.add(.sliceBackward, [piece], SliceBackwardAttributes(slice: slice, size: Dim(n)), tag: "dpad")[0]
+        }
+        switch a.mode {
+        case .constant:
+          break
+        case .edge:
+          for (start, count, source) in [(0, before, 0), (before + n, after, n - 1)] where count > 0 {
+            let block = try b.slice(g, axis: axis, start: start, end: start + count)
+            let piece = try b.add(.sum, [block], ReduceAttributes(axes: [axis], keepdims: true), tag: "edge")[0]
+            total = try b.binary(.add, total, place(piece, at: source, &b))
+          }
+        case .reflect:
+          for i in Array(0..<before) + Array((before + n)..<(before + n + after)) {
+            guard let source = a.source(i, axis: axis, size: n) else { continue }
+            total = try b.binary(.add, total, place(b.slice(g, axis: axis, start: i, end: i + 1), at: source, &b))
+          }
+        }
+        g = total
+      }
+      out[0] = g
 
     case .lstmCell:
       let dh = try dy0()

@@ -90,6 +90,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   case select
   /// Splits along `axis` into pieces of the given `sizes`; one result per piece.
   case split
+  /// `x` grown on both sides of its axes (ONNX `Pad`, `F.pad`): `pads` lists the elements added
+  /// before each axis, then after each, in ONNX's order `[b₀, b₁, …, e₀, e₁, …]`. `mode`
+  /// `constant` fills with `value`; `reflect` mirrors about the edge element without repeating
+  /// it (each pad less than the axis); `edge` repeats the edge element (PyTorch's `replicate`).
+  case pad
   /// LSTM over `x: [B, T, in]` (batch first), gate order i, f, g, o; operands `weight_ih: [4H, in]`,
   /// `weight_hh: [4H, H]`, `bias_ih: [4H]`, `bias_hh: [4H]`, then the same four for the reverse
   /// direction when `bidirectional`. Result `[B, T, H·directions]`, forward half first; with
@@ -212,7 +217,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     switch self {
     case .conv2d: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf,
-         .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .slice, .select, .split, .dropout:
+         .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .slice, .select, .split, .pad,
+         .dropout:
       OperandSpec(names: ["x"], required: 1)
     case .batchNorm:
       OperandSpec(names: ["x", "weight", "bias", "running_mean", "running_var", "num_batches_tracked"],
@@ -251,7 +257,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
       true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul,
          .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-         .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
+         .concat, .slice, .select, .split, .pad, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
          .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
          .batchNormTrainBackward, .layerNorm, .layerNormBackward:

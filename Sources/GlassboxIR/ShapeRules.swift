@@ -307,6 +307,31 @@ extension Op {
         return TensorType(input.dtype, shape)
       }
 
+    case .pad:
+      let input = x[0]
+      try requireFloat(x, op: self)
+      let attrs = try decode(PadAttributes.self, a)
+      let pads = attrs.pads
+      guard pads.count == 2 * input.rank else {
+        throw ShapeError("pad: pads must list \(2 * input.rank) sizes (before each axis of \(input.shapeDescription), "
+                         + "then after each), found \(pads.count)")
+      }
+      guard pads.allSatisfy({ $0 >= 0 }) else {
+        throw ShapeError("pad: pads must be non-negative (slice crops), found \(pads)")
+      }
+      var shape = input.shape
+      for axis in 0..<input.rank where attrs.before(axis) > 0 || attrs.after(axis) > 0 {
+        guard let n = input.shape[axis].staticValue else {
+          throw ShapeError("pad: padded axis \(axis) has symbolic size \(input.shape[axis]); bind it")
+        }
+        if attrs.mode == .reflect, attrs.before(axis) >= n || attrs.after(axis) >= n {
+          throw ShapeError("pad: reflect padding must be less than the axis' size, found \(attrs.before(axis)) and "
+                           + "\(attrs.after(axis)) on axis \(axis) of size \(n)")
+        }
+        shape[axis] = Dim(n + attrs.before(axis) + attrs.after(axis))
+      }
+      return [TensorType(input.dtype, shape)]
+
     case .lstm:
       let input = try x[0].requireRank(3, op: self, operand: "input", layout: "[B, T, features]")
       try requireFloat(x, op: self)

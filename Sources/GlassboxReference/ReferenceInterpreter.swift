@@ -237,6 +237,22 @@ public struct ReferenceInterpreter {
         shape[axis] = size
         return Tensor(shape: shape, f64: gather(x[0], axis: axis, picks: picks))
       }
+    case .pad:
+      let s = x[0].shape, attrs = PadAttributes(verified: a), v = x[0].doubles
+      let outShape = s.indices.map { s[$0] + attrs.before($0) + attrs.after($0) }
+      let inStrides = strides(s)
+      var out = [Double](repeating: attrs.value, count: outShape.reduce(1, *))
+      var idx = [Int](repeating: 0, count: s.count)
+      for o in out.indices {
+        var src: Int? = 0
+        for axis in s.indices {
+          guard let offset = src, let j = attrs.source(idx[axis], axis: axis, size: s[axis]) else { src = nil; break }
+          src = offset + j * inStrides[axis]
+        }
+        if let src { out[o] = v[src] }
+        increment(&idx, outShape)
+      }
+      return [Tensor(shape: outShape, f64: out)]
     case .lstm:
       let attrs = LSTMAttributes(verified: a)
       let all = lstm(x, hidden: attrs.hidden, bidirectional: attrs.bidirectional)

@@ -88,6 +88,60 @@ struct StridedCopy: Kernel {
   }
 }
 
+/// `out = pad(x)` (`PadAttributes`): row by row along the last axis, each output row either
+/// all padding (`constant` outside an outer axis) or a copy of the input row it reads with
+/// its two ends filled; rows split over the cores when there are many.
+struct Pad: Kernel {
+  var label: String
+  /// The input's shape, and the elements each axis gains before and after.
+  var shape: [Int], before: [Int], after: [Int]
+  var mode: PadAttributes.Mode, value: Float
+  var x: Int, out: Int
+  var threads = 1
+
+  var outShape: [Int] { shape.indices.map { shape[$0] + before[$0] + after[$0] } }
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    guard let width = outShape.last else { a[out] = a[x]; return }
+    let rows = outShape.dropLast().reduce(1, *)
+    let kernel = self
+    splitOverCores(a, count: rows, threads: threads, worthIt: rows * width >= elementwiseParallelCount) { a, range in
+      kernel.run(a, rows: range)
+    }
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, rows range: Range<Int>) {
+    let rank = shape.count, outShape = self.outShape, inStrides = rowMajorStrides(shape)
+    let n = shape[rank - 1], b = before[rank - 1], e = after[rank - 1], width = outShape[rank - 1]
+    let source = PadAttributes(pads: before + after, mode: mode, value: 0)
+    for row in range {
+      let dst = a + out + row * width
+      // The input row this output row reads, axis by axis from the innermost outer one.
+      var rest = row, offset: Int? = 0
+      for axis in stride(from: rank - 2, through: 0, by: -1) {
+        let i = rest % outShape[axis]
+        rest /= outShape[axis]
+        guard let o = offset, let j = source.source(i, axis: axis, size: shape[axis]) else { offset = nil; break }
+        offset = o + j * inStrides[axis]
+      }
+      guard let o = offset else { dst.update(repeating: value, count: width); continue }
+      let src = a + x + o
+      (dst + b).update(from: src, count: n)
+      switch mode {
+      case .constant:
+        dst.update(repeating: value, count: b)
+        (dst + b + n).update(repeating: value, count: e)
+      case .edge:
+        dst.update(repeating: src[0], count: b)
+        (dst + b + n).update(repeating: src[n - 1], count: e)
+      case .reflect:
+        for j in 0..<b { dst[b - 1 - j] = src[j + 1] }
+        for j in 0..<e { dst[b + n + j] = src[n - 2 - j] }
+      }
+    }
+  }
+}
+
 /// Fills a region with a value.
 struct Fill: Kernel {
   var label = "fill"

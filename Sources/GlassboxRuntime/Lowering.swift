@@ -26,7 +26,7 @@ enum Lowering {
       return a.directions * LSTMLayer.scratchCount(batch: x[0], steps: x[1], hidden: a.hidden)
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub,
          .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
-         .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .classSeed,
+         .transpose, .concat, .slice, .select, .split, .pad, .dropout, .crossEntropy, .constant, .classSeed,
          .reluBackward, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
          .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward,
          .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
@@ -109,7 +109,8 @@ enum Lowering {
     case .conv2dBackwardWeight: ConvolutionWeightGradientAttributes(of: node).geometry
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub, .mul,
          .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-         .concat, .slice, .select, .split, .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .fusedElementwise,
+         .concat, .slice, .select, .split, .pad, .lstm, .lstmCell, .dropout, .crossEntropy, .constant,
+         .fusedElementwise,
          .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
          .crossEntropyBackward, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
          .layerNorm, .layerNormBackward, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
@@ -309,6 +310,11 @@ enum Lowering {
                            srcStrides: strides, dst: o(r), dstStrides: rowMajorStrides(s))
       }
 
+    case .pad:
+      let a = PadAttributes(of: node)
+      return [Pad(label: label, shape: x, before: x.indices.map(a.before), after: x.indices.map(a.after), mode: a.mode,
+                  value: Float(a.value), x: o(node.operands[0]), out: o(node.results[0]), threads: threads)]
+
     case .lstm:
       let a = LSTMAttributes(of: node), dirs = a.directions
       let w = (0..<dirs).map { d in
@@ -454,7 +460,8 @@ extension Op {
     case .reshape, .flatten, .dropout: true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub,
          .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .transpose, .concat, .slice,
-         .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise, .classSeed, .reluBackward,
+         .select, .split, .pad, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise, .classSeed,
+         .reluBackward,
          .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
          .batchNormTrainBackward, .layerNorm, .layerNormBackward,
@@ -474,7 +481,7 @@ extension Op {
       true
     // dropout is elementwise too, but an alias: it has no kernel.
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .softmax,
-         .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm,
+         .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm,
          .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .linearBackwardWeight, .sliceBackward,
          .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
          .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm,

@@ -109,6 +109,15 @@ struct GradientTests {
         u = mul(a, dropout(a, p: 0.25))
       }
       """,
+    // Each mode; reflect's padded result read twice.
+    "pad": """
+      graph g(x: f32[2, 3, 4]) -> (c: f32[2, 4, 7], r: f32[2, 7, 6], e: f32[4, 3, 9]) {
+        c = pad(x, pads: [0, 1, 2, 0, 0, 1], value: 0.5)
+        m = pad(x, pads: [0, 2, 1, 0, 2, 1], mode: reflect)
+        r = mul(m, m)
+        e = pad(x, pads: [1, 0, 3, 1, 0, 2], mode: edge)
+      }
+      """,
     "lstm": """
       graph g(x: f32[2, 3, 4]) -> (y: f32[2, 3, 6], z: f32[2, 2]) {
         y = lstm(x, hidden: 3, bidirectional: true)

@@ -117,6 +117,17 @@ struct InterpreterEquivalenceTests {
       n = minimum(constant(value: 0.25), x)
     }
     """,
+    // Padding: reflect over 2·3·211·236 floats (rows split over two cores), constant with the
+    // outer axes padded (rows wholly of the value), edge of one axis and of a scalar (no axes).
+    """
+    graph g(x: f32[2, 3, 207, 233], v: f32[5], s: f32[]) -> (
+        r: f32[2, 3, 211, 236], c: f32[3, 4, 208, 233], e: f32[12], t: f32[]) {
+      r = pad(x, pads: [0, 0, 3, 1, 0, 0, 1, 2], mode: reflect)
+      c = pad(x, pads: [1, 0, 1, 0, 0, 1, 0, 0], value: 2.5)
+      e = pad(v, pads: [3, 4], mode: edge)
+      t = pad(s, pads: [])
+    }
+    """,
     // Max pooling: interior columns swept row by row, border columns window by window,
     // planes split over threads (32 planes of ≥ 380 outputs); strided, padded, dilated.
     """

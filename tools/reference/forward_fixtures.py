@@ -168,6 +168,17 @@ def _():
             "gm": F.adaptive_max_pool2d(x, 1)}
 
 
+@case("pad", """graph g(x: f32[2, 3, 5, 6]) -> (c: f32[2, 6, 8, 9], r: f32[2, 3, 11, 10], e: f32[2, 3, 8, 11]) {
+  c = pad(x, pads: [0, 1, 2, 0, 0, 2, 1, 3], value: -1.5)
+  r = pad(x, pads: [0, 0, 2, 3, 0, 0, 4, 1], mode: reflect)
+  e = pad(x, pads: [0, 0, 3, 1, 0, 0, 0, 4], mode: edge)
+}""")
+def _():
+    x = inp("x", [2, 3, 5, 6])
+    return {"c": F.pad(x, (0, 3, 2, 1, 1, 2), value=-1.5), "r": F.pad(x, (3, 1, 2, 4), mode="reflect"),
+            "e": F.pad(x, (1, 4, 3, 0), mode="replicate")}
+
+
 @case("softmax_reductions", """graph g(x: f32[2, 3, 4]) -> (s: f32[2, 3, 4], l: f32[2, 3, 4], su: f32[1, 3, 1], me: f32[2, 4], mx: f32[3], all: f32[]) {
   s = softmax(x, axis: 1)
   l = log_softmax(x)

@@ -27,13 +27,13 @@ extension Op {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .batchNormTrain, .linear, .matmul, .batchMatmul,
          .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
          .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split,
-         .pad, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .layerNorm:
+         .pad, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .layerNorm, .lrn:
       .rule
     case .lstm: .unrollFirst
     case .constant, .classSeed: .nonDifferentiable
     case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
-         .layerNormBackward:
+         .layerNormBackward, .lrnBackward:
       .none
     }
   }
@@ -47,13 +47,13 @@ extension Op {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
          .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .softmax, .logSoftmax,
          .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm, .lstmCell,
-         .dropout, .batchNormTrain, .fusedElementwise, .layerNorm:
+         .dropout, .batchNormTrain, .fusedElementwise, .layerNorm, .lrn:
       true
     // No rule, but their results do depend on their operands: a gradient asked through them
     // is an error, not a silent zero.
     case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
-         .layerNormBackward:
+         .layerNormBackward, .lrnBackward:
       true
     case .constant, .classSeed:
       false
@@ -340,6 +340,10 @@ extension Op {
       }
       out[0] = g
 
+    case .lrn:
+      // One backward node that recomputes the window sums from x.
+      out[0] = try b.add(.lrnBackward, [dy0(), x[0]], LRNAttributes(of: node), tag: "dx")[0]
+
     case .lstmCell:
       let dh = try dy0()
       let dc: ValueID
@@ -395,7 +399,7 @@ extension Op {
 
     case .lstm, .constant, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
          .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
-         .avgPool2dBackward, .batchNormTrainBackward, .layerNormBackward:
+         .avgPool2dBackward, .batchNormTrainBackward, .layerNormBackward, .lrnBackward:
       throw ShapeError("\(name) has no gradient rule")
     }
     for i in out.indices where !want[i] { out[i] = nil }

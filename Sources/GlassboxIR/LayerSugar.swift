@@ -23,7 +23,7 @@ struct LayerSugar {
          .transpose, .concat, .slice, .select, .split, .pad, .dropout, .crossEntropy, .constant, .lstmCell, .classSeed,
          .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
          .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward,
-         .batchNormTrain, .batchNormTrainBackward, .fusedElementwise, .layerNormBackward,
+         .batchNormTrain, .batchNormTrainBackward, .fusedElementwise, .layerNormBackward, .lrn, .lrnBackward,
          .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       return nil
     }

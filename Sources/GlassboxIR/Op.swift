@@ -25,6 +25,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// `bias` of shape `[d_axis, …, d_last]`; each row (one index of the leading axes) becomes
   /// `(x − mean)/√(variance + eps)·weight + bias`, mean and biased variance over the row.
   case layerNorm = "layer_norm"
+  /// Local response normalisation across channels (ONNX `LRN`; `nn.LocalResponseNorm` for an odd
+  /// `size`) of `x: [N, C, …]`: each element divided by `(bias + alpha/size · S)^beta`, `S` the
+  /// sum of squares over channels `c − ⌊(size−1)/2⌋ … c + ⌈(size−1)/2⌉` (those that exist).
+  /// For an even `size` that is ONNX's window; PyTorch's has its larger half before `c`.
+  case lrn
   /// `x: [..., in]`, `weight: [out, in]`, optional `bias: [out]` → `[..., out]`; `x Wᵀ + b`,
   /// with the same optional epilogue as `conv2d` (`residual` operand, `activation`).
   case linear
@@ -168,6 +173,10 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// the statistics differentiated too. With `activation: relu`, `dy` is the ReLU's and the
   /// operand `bias` follows: `dy` counts where the recomputed pre-activation is positive.
   case batchNormTrainBackward = "batch_norm_train_backward"
+  /// `dy, x` (of an `lrn`, same attributes) → `dx`: with `D = bias + alpha/size · S`,
+  /// `dx_c = dy_c·D_c^−β − 2·alpha·beta/size · x_c · Σ dy_j·x_j·D_j^(−β−1)` over the channels `j`
+  /// whose window holds `c`; `D` recomputed from `x`.
+  case lrnBackward = "lrn_backward"
   /// `dy, x, weight` (of a `layer_norm`, same attributes) → `dx` (of `x`'s shape), `dweight`,
   /// `dbias` (of `weight`'s shape): the row statistics recomputed from `x`, then
   /// `dx = (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))/√(variance + eps)` with `ĝ = dy·weight`, and the
@@ -245,6 +254,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .batchNormTrain: OperandSpec(names: ["x", "weight", "bias"], required: 3)
     case .batchNormTrainBackward: OperandSpec(names: ["dy", "x", "weight", "mean", "variance", "bias"], required: 5)
     case .layerNorm: OperandSpec(names: ["x", "weight", "bias"], required: 2)
+    case .lrn: OperandSpec(names: ["x"], required: 1)
+    case .lrnBackward: OperandSpec(names: ["dy", "x"], required: 2)
     case .layerNormBackward: OperandSpec(names: ["dy", "x", "weight"], required: 3)
     }
   }
@@ -260,7 +271,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
          .concat, .slice, .select, .split, .pad, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
          .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+         .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward:
       false
     }
   }

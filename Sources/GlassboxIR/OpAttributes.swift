@@ -16,6 +16,7 @@ extension Op {
     case .batchNorm: BatchNormAttributes.self
     case .batchNormTrain, .batchNormTrainBackward: BatchNormTrainAttributes.self
     case .layerNorm, .layerNormBackward: LayerNormAttributes.self
+    case .lrn, .lrnBackward: LRNAttributes.self
     case .linear: LinearAttributes.self
     case .softmax, .logSoftmax: SoftmaxAttributes.self
     case .sum, .mean, .max, .maxBackward: ReduceAttributes.self
@@ -316,6 +317,38 @@ public struct LayerNormAttributes: AttributeSet {
     v.defaulted("axis", &axis)
     v.defaulted("eps", &eps)
   }
+}
+
+/// `lrn` and its gradient: ONNX `LRN`'s attributes and defaults (`nn.LocalResponseNorm`'s `k`
+/// is `bias`).
+public struct LRNAttributes: AttributeSet {
+  /// `size`: channels in a window, at least 1.
+  public var size = 1
+  /// `alpha`: the scale of the window's mean square (ONNX divides it by `size`, as here).
+  public var alpha = 1e-4
+  /// `beta`: the exponent.
+  public var beta = 0.75
+  /// `bias`: added before the power; positive.
+  public var bias = 1.0
+
+  /// Every attribute given.
+  public init(size: Int, alpha: Double, beta: Double, bias: Double) {
+    self.size = size
+    self.alpha = alpha
+    self.beta = beta
+    self.bias = bias
+  }
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.required("size", &size)
+    v.defaulted("alpha", &alpha)
+    v.defaulted("beta", &beta)
+    v.defaulted("bias", &bias)
+  }
+
+  /// Channels of the window before `c`, ⌊(size−1)/2⌋, and after it, ⌈(size−1)/2⌉.
+  public var window: (before: Int, after: Int) { ((size - 1) / 2, size / 2) }
 }
 
 // MARK: Products
@@ -683,7 +716,7 @@ extension Node {
            .dropout, .crossEntropy, .constant,
            .fusedElementwise, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
            .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
-           .maxPool2dBackward, .avgPool2dBackward, .layerNorm, .layerNormBackward:
+           .maxPool2dBackward, .avgPool2dBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward:
         nil
       }
     }

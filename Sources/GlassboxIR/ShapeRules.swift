@@ -91,6 +91,22 @@ extension Op {
       guard x[0] == input else { throw ShapeError("layer_norm_backward: dy is \(x[0]) but x is \(input)") }
       return [input, normalized, normalized]
 
+    case .lrn, .lrnBackward:
+      let input = x[self == .lrn ? 0 : 1]
+      try requireFloat(x, op: self)
+      guard input.rank >= 2 else {
+        throw ShapeError("\(name): input must have rank at least 2 ([N, C, …]), found \(input.shapeDescription)")
+      }
+      let attrs = try decode(LRNAttributes.self, a)
+      guard attrs.size >= 1 else { throw ShapeError("\(name): size must be at least 1, found \(attrs.size)") }
+      guard attrs.bias > 0, attrs.alpha >= 0, attrs.alpha.isFinite, attrs.beta.isFinite else {
+        throw ShapeError("\(name): bias must be positive, alpha non-negative and beta finite, found bias "
+                         + "\(AttrValue.formatFloat(attrs.bias)), alpha \(AttrValue.formatFloat(attrs.alpha)) and beta "
+                         + "\(AttrValue.formatFloat(attrs.beta))")
+      }
+      if self == .lrnBackward, x[0] != input { throw ShapeError("lrn_backward: dy is \(x[0]) but x is \(input)") }
+      return [input]
+
     case .linear:
       let input = x[0]
       let w = try x[1].requireRank(2, op: self, operand: "weight", layout: "[out, in]")

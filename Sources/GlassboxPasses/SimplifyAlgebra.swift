@@ -94,7 +94,7 @@ public struct SimplifyAlgebra: Pass {
          .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .reluBackward, .linearBackwardWeight,
          .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput,
          .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
-         .fusedElementwise, .layerNorm, .layerNormBackward,
+         .fusedElementwise, .layerNorm, .layerNormBackward, .lrn, .lrnBackward,
          .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       break
     }

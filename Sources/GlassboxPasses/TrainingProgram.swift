@@ -107,7 +107,8 @@ public struct TrainingProgram {
              .concat, .slice, .select, .split, .pad, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise,
              .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
              .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
-             .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward,
+             .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn,
+             .lrnBackward,
              .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
           ids = g.addNode(node.op, operands: operands, attributes: node.attributes, results: results,
                           location: node.location)

@@ -118,6 +118,34 @@ public struct ReferenceInterpreter {
       }
       let ws = x[2].shape
       return [Tensor(shape: s, f64: dx), Tensor(shape: ws, f64: dw), Tensor(shape: ws, f64: db)]
+    case .lrn, .lrnBackward:
+      let s = x[op == .lrn ? 0 : 1].shape, v = x[op == .lrn ? 0 : 1].doubles, attrs = LRNAttributes(verified: a)
+      let c = s[1], inner = s.dropFirst(2).reduce(1, *), (before, after) = attrs.window
+      let scale = attrs.alpha / Double(attrs.size), beta = attrs.beta
+      // D = bias + alpha/size · Σ x² over each element's window of channels.
+      var d = v
+      for i in v.indices {
+        let ch = (i / inner) % c, base = i - ch * inner
+        var sum = 0.0
+        for j in Swift.max(0, ch - before)...Swift.min(c - 1, ch + after) {
+          sum += v[base + j * inner] * v[base + j * inner]
+        }
+        d[i] = attrs.bias + scale * sum
+      }
+      if op == .lrn { return [Tensor(shape: s, f64: v.indices.map { v[$0] * Foundation.pow(d[$0], -beta) })] }
+      let dy = x[0].doubles
+      var dx = v
+      for i in v.indices {
+        let ch = (i / inner) % c, base = i - ch * inner
+        // The channels whose window holds ch.
+        var sum = 0.0
+        for j in Swift.max(0, ch - after)...Swift.min(c - 1, ch + before) {
+          let k = base + j * inner
+          sum += dy[k] * v[k] * Foundation.pow(d[k], -beta - 1)
+        }
+        dx[i] = dy[i] * Foundation.pow(d[i], -beta) - 2 * scale * beta * v[i] * sum
+      }
+      return [Tensor(shape: s, f64: dx)]
     case .linear:
       let s = x[0].shape, v = x[0].doubles, w = x[1].doubles
       let out = x[1].shape[0], inF = x[1].shape[1], rows = v.count / inF

@@ -28,9 +28,11 @@ enum Lowering {
          .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
          .transpose, .concat, .slice, .select, .split, .pad, .dropout, .crossEntropy, .constant, .classSeed,
          .reluBackward, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
-         .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward,
+         .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn,
          .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       return 0
+    case .lrnBackward:
+      return LRNBackward.scratchCount(shape(g, node.operands[1]))
     case .linearBackwardWeight:
       let x = shape(g, node.operands[1]), w = shape(g, node.results[0])
       return LinearBackwardWeight.scratchCount(rows: x.dropLast().reduce(1, *), outFeatures: w[0], inFeatures: w[1],
@@ -113,7 +115,7 @@ enum Lowering {
          .fusedElementwise,
          .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
          .crossEntropyBackward, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
-         .layerNorm, .layerNormBackward, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
+         .layerNorm, .layerNormBackward, .lrn, .lrnBackward, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       nil
     }
   }
@@ -215,6 +217,16 @@ enum Lowering {
       return [LayerNorm(label: label, rows: out.reduce(1, *) / n, n: n, eps: Float(a.eps), x: o(node.operands[0]),
                         weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
                         out: o(node.results[0]), threads: threads)]
+
+    case .lrn, .lrnBackward:
+      let xs = shape(g, node.operands[node.op == .lrn ? 0 : 1])
+      let geometry = LRNGeometry(LRNAttributes(of: node), n: xs[0], c: xs[1], spatial: xs.dropFirst(2).reduce(1, *))
+      if node.op == .lrn {
+        return [LRN(label: label, geometry: geometry, x: o(node.operands[0]), out: o(node.results[0]),
+                    threads: threads)]
+      }
+      return [LRNBackward(label: label, geometry: geometry, dy: o(node.operands[0]), x: o(node.operands[1]),
+                          dx: o(node.results[0]), scratch: scratch, threads: threads)]
 
     case .layerNormBackward:
       let a = LayerNormAttributes(of: node), n = out[normalizedAxis(a.axis, rank: out.count)...].reduce(1, *)
@@ -464,7 +476,7 @@ extension Op {
          .reluBackward,
          .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward, .layerNorm, .layerNormBackward,
+         .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward,
          .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       false
     }
@@ -485,7 +497,7 @@ extension Op {
          .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .linearBackwardWeight, .sliceBackward,
          .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
          .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm,
-         .layerNormBackward:
+         .layerNormBackward, .lrn, .lrnBackward:
       false
     }
   }

@@ -201,7 +201,7 @@ extension Op {
          .split, .pad, .lstm, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .classSeed, .reluBackward,
          .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
          .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward, .layerNorm, .layerNormBackward,
+         .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward,
          .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       false
     }

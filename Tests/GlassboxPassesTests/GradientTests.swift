@@ -176,6 +176,15 @@ struct GradientTests {
         z = layer_norm(x, w2, axis: -2, eps: 0.001)
       }
       """,
+    // An odd window (ONNX's and PyTorch's) read twice, and an even one over a rank-3 input with
+    // a β that takes powf.
+    "lrn": """
+      graph g(x: f32[2, 5, 2, 3], v: f32[2, 6, 4]) -> (y: f32[2, 5, 2, 3], z: f32[2, 6, 4]) {
+        n = lrn(x, size: 3, alpha: 0.5, beta: 0.75, bias: 1.5)
+        y = mul(n, add(n, x))
+        z = lrn(v, size: 4, alpha: 2, beta: 0.6, bias: 0.5)
+      }
+      """,
     // With the ReLU folded in (`FuseBatchNormReLU`): the backward recomputes its mask from x.
     "batch_norm_train_relu": """
       graph g(x: f32[3, 2, 2, 3]) -> (y: f32[3, 2, 2, 3]) {

@@ -187,6 +187,29 @@ struct InterpreterEquivalenceTests {
       dx, dw, db = layer_norm_backward(dy, x, w)
     }
     """,
+    // Local response normalisation: 2·16 planes of 91·93 (split over two cores, a vector tail
+    // of 7) with each β path (the roots of 0.75, 0.5 and 1, powf otherwise) and an even window;
+    // a window wider than the channels over a rank-3 input.
+    """
+    graph g(x: f32[2, 16, 91, 93], v: f32[3, 4, 13]) -> (
+        a: f32[2, 16, 91, 93], b: f32[2, 16, 91, 93], c: f32[2, 16, 91, 93], d: f32[2, 16, 91, 93],
+        e: f32[3, 4, 13]) {
+      a = lrn(x, size: 5, alpha: 0.5, beta: 0.75, bias: 2)
+      b = lrn(x, size: 4, alpha: 1, beta: 0.5)
+      c = lrn(x, size: 3, alpha: 0.25, beta: 1, bias: 0.5)
+      d = lrn(x, size: 2, alpha: 0.75, beta: 0.3, bias: 1.5)
+      e = lrn(v, size: 9, alpha: 3, beta: 0.75)
+    }
+    """,
+    // Its gradient: both passes split over two cores, odd and even windows.
+    """
+    graph g(x: f32[2, 16, 91, 93], dy: f32[2, 16, 91, 93], v: f32[3, 4, 13], dv: f32[3, 4, 13]) -> (
+        dx: f32[2, 16, 91, 93], dz: f32[2, 16, 91, 93], dw: f32[3, 4, 13]) {
+      dx = lrn_backward(dy, x, size: 5, alpha: 0.5, beta: 0.75, bias: 2)
+      dz = lrn_backward(dy, x, size: 4, alpha: 1, beta: 0.3)
+      dw = lrn_backward(dv, v, size: 9, alpha: 3, beta: 0.75)
+    }
+    """,
     // Linear layers over many rows: split over the cores (1050 rows each) and taken 442 rows
     // (≈ 64 KiB of 37 outputs) at a time, the bias copied in per chunk, the residual + ReLU
     // epilogue over each core's rows; and without a bias.

@@ -179,6 +179,25 @@ def _():
             "e": F.pad(x, (1, 4, 3, 0), mode="replicate")}
 
 
+def onnx_lrn(x, size, alpha, beta, bias):
+    """ONNX LRN: channels c − ⌊(size−1)/2⌋ … c + ⌈(size−1)/2⌉ (F.local_response_norm agrees for
+    an odd size; for an even one its larger half is before c)."""
+    sq = F.pad(x * x, (0, 0) * (x.dim() - 2) + ((size - 1) // 2, size // 2))
+    window = sum(sq[:, j:j + x.shape[1]] for j in range(size))
+    return x * (bias + alpha / size * window) ** -beta
+
+
+@case("lrn", """graph g(x: f32[2, 7, 5, 4], v: f32[3, 6, 5]) -> (a: f32[2, 7, 5, 4], b: f32[2, 7, 5, 4], c: f32[3, 6, 5]) {
+  a = lrn(x, size: 5, alpha: 0.5, beta: 0.75, bias: 2)
+  b = lrn(x, size: 4, alpha: 1.5, beta: 0.6)
+  c = lrn(v, size: 3, alpha: 0.75, beta: 1, bias: 0.5)
+}""")
+def _():
+    x, v = inp("x", [2, 7, 5, 4]), inp("v", [3, 6, 5])
+    return {"a": F.local_response_norm(x, 5, alpha=0.5, beta=0.75, k=2.0), "b": onnx_lrn(x, 4, 1.5, 0.6, 1.0),
+            "c": F.local_response_norm(v, 3, alpha=0.75, beta=1.0, k=0.5)}
+
+
 @case("softmax_reductions", """graph g(x: f32[2, 3, 4]) -> (s: f32[2, 3, 4], l: f32[2, 3, 4], su: f32[1, 3, 1], me: f32[2, 4], mx: f32[3], all: f32[]) {
   s = softmax(x, axis: 1)
   l = log_softmax(x)

@@ -1,6 +1,7 @@
 import GlassboxFormat
 import GlassboxIR
 import GlassboxMedia
+import GlassboxONNX
 import GlassboxPasses
 import GlassboxRuntime
 
@@ -63,6 +64,11 @@ public struct GlassboxError: Error, Sendable, CustomStringConvertible {
     switch error {
     case let e as GlassboxError: return e
     case let e as ModelFileError: return GlassboxError(.model, file: e.path, e.description)
+    case let e as ONNXError:
+      let missing = e.problems.count == 1 && ["no such file", "cannot be read"].contains(e.problems[0].message)
+        || e.problems.first?.message.hasPrefix("is a directory") == true
+      let unsupported = e.problems.contains { $0.kind != .invalid }
+      return GlassboxError(missing ? .file : (unsupported ? .unsupported : .model), file: e.file, e.description)
     case let e as TensorFileError: return GlassboxError(.file, e.description)
     case let e as MediaError: return GlassboxError(.media, e.description)
     case let e as DiagnosticList: return GlassboxError(.spec, file: file, e.description, diagnostics: e.diagnostics)

@@ -59,6 +59,9 @@ struct Bench: ParsableCommand {
                              valueName: "US"))
   var progressUs = 100
 
+  @Flag(help: "--train under MPI: batch norms normalise with the global batch's statistics (SyncBatchNorm).")
+  var syncBatchNorm = false
+
   @Option(help: ArgumentHelp("--train under MPI: each timed step's timeline as JSON lines (rank 0).",
                              valueName: "FILE.jsonl"))
   var trace: String?
@@ -83,7 +86,8 @@ struct Bench: ParsableCommand {
       let local = global / communicator.size
       options.bindings = options.bindings.map { b in b.name == "B" ? Binding(argument: "B=\(local)") ?? b : b }
       parallel = DataParallel(communicator: communicator, settings: DataParallelSettings(
-        bucketBytes: Int(bucketMb * 1_048_576), overlap: !noOverlap, progressMicroseconds: Swift.max(progressUs, 0)))
+        bucketBytes: Int(bucketMb * 1_048_576), overlap: !noOverlap, syncBatchNorm: syncBatchNorm,
+        progressMicroseconds: Swift.max(progressUs, 0)))
     }
     defer { parallel?.communicator.finalize() }
     let compiled = try loadGraph(options, checkingWeights: true, bindingModels: true)
@@ -102,9 +106,9 @@ struct Bench: ParsableCommand {
     // A plain forward: taps are compiled only when asked for, so they pin nothing here.
     var forward = graph
     forward.taps = []
-    // A model runs with its own weights; a spec with deterministic ones (timing does not
-    // depend on their values).
-    let module = Module(graph: forward, weights: compiled.model.map { m in Dictionary(m.namedWeights().map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a }) } ?? DeterministicTensors.parameters(of: graph))
+    // A model (or an ONNX model) runs with its own weights; a spec with deterministic ones
+    // (timing does not depend on their values).
+    let module = Module(graph: forward, weights: compiled.weights ?? DeterministicTensors.parameters(of: graph))
     if let tap {
       guard graph.taps.contains(where: { $0.name == tap }) else {
         throw ValidationError("\(graph.name) has no tap '\(tap)' (taps: \(graph.taps.map(\.name).joined(separator: ", ")))")
@@ -203,7 +207,7 @@ extension Bench {
         more = [parallel.rank == 0 && (steps < warmup || elapsed < warmupMilliseconds) ? 1 : 0]
         parallel.communicator.sum(&more)
       }
-      (parallel.communicationSeconds, parallel.waitSeconds) = (0, 0)
+      (parallel.communicationSeconds, parallel.waitSeconds, parallel.batchNormSeconds) = (0, 0, 0)
     } else {
       try warmUp {
         try trainer.step(batch, epoch: 0, step: steps, learningRate: 1e-3)
@@ -243,7 +247,8 @@ extension Bench {
     }
     // Rank 0 speaks for the run; the all-reduce's share is of the timed steps.
     let allReduce = parallel.map { p in
-      (1000 * p.communicationSeconds / Double(iterations), 1000 * p.waitSeconds / Double(iterations))
+      (1000 * p.communicationSeconds / Double(iterations), 1000 * p.waitSeconds / Double(iterations),
+       1000 * p.batchNormSeconds / Double(iterations))
     }
     guard parallel?.rank ?? 0 == 0 else { return }
     if profile {
@@ -269,7 +274,7 @@ extension Bench {
     if json {
       let mpi = allReduce.map {
         ",\"processes\":\(processes),\"allReduceMs\":\($0.0),\"allReduceWaitMs\":\($0.1),"
-          + "\"allReduceAloneMs\":\(alone ?? 0)"
+          + "\"batchNormSumMs\":\($0.2),\"allReduceAloneMs\":\(alone ?? 0)"
       } ?? ""
       print("{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),"
         + "\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),"
@@ -278,12 +283,16 @@ extension Bench {
       print(String(format: "%@ training step: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; arena %.1f MiB; compiled in %.0f ms",
                    graph.name, median, samples[0], samples[samples.count - 1], iterations, threads,
                    Double(peak) / 1_048_576, Double(backend.arenaBytes) / 1_048_576, compileMs))
-      if let (total, wait) = allReduce {
+      if let (total, wait, batchNorm) = allReduce {
         let bucketBytes = parallel?.lastStep?.bucketBytes ?? []
         print(String(format: "%d processes × B=%d: all-reduce %.3f ms per step (%.1f%% of the mean step), %.3f ms of "
                        + "it waiting after the backward pass; %.1f MiB of gradients in %d buckets",
                      processes, batchSize, total, 100 * total / (samples.reduce(0, +) / Double(samples.count)), wait,
                      Double(bucketBytes.reduce(0, +)) / 1_048_576, bucketBytes.count))
+        if syncBatchNorm {
+          print(String(format: "of the all-reduce, the batch norms' sums (--sync-batch-norm): %.3f ms per step",
+                       batchNorm))
+        }
         print(String(format: "the same all-reduce alone (one call, every process starting together): median %.3f ms",
                      alone ?? 0))
       }

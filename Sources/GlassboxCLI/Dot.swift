@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glassbox
 import GlassboxIR
 import GlassboxViz
 
@@ -52,11 +53,11 @@ func replaceFile(at path: String, with bytes: [UInt8]) throws {
   do {
     try Data(bytes).write(to: temporary, options: .withoutOverwriting)
   } catch {
-    throw FileError(description: "\(path): cannot write: \(error.localizedDescription)")
+    throw GlassboxError(.file, "\(path): cannot write: \(error.localizedDescription)")
   }
   guard rename(temporary.path, url.path) == 0 else {
     let reason = String(cString: strerror(errno))
     try? FileManager.default.removeItem(at: temporary)
-    throw FileError(description: "\(path): cannot write: \(reason)")
+    throw GlassboxError(.file, "\(path): cannot write: \(reason)")
   }
 }

@@ -88,11 +88,11 @@ struct Evaluate: ParsableCommand {
   /// `glassbox merge` to turn into the unsharded report.
   func runShard(_ shard: Shard, source: String) throws {
     guard let output else {
-      throw CommandError("a shard of evaluate (\(source)) writes its part into a folder beside -o FILE.json, and "
+      throw GlassboxError(.input, "a shard of evaluate (\(source)) writes its part into a folder beside -o FILE.json, and "
         + "glassbox merge writes FILE.json from the shards: give -o")
     }
     guard batch >= 1, threads >= 1, steps >= 1, permutations >= 0 else {
-      throw CommandError("--batch, --steps and --threads must be at least 1")
+      throw GlassboxError(.input, "--batch, --steps and --threads must be at least 1")
     }
     let folder = shard.folder(for: output, isFile: true)
     let model = try model()
@@ -146,7 +146,7 @@ struct Evaluate: ParsableCommand {
 
   /// The classifier's predictions over the split.
   func classify() throws -> Classification {
-    guard batch >= 1, threads >= 1 else { throw CommandError("--batch and --threads must be at least 1") }
+    guard batch >= 1, threads >= 1 else { throw GlassboxError(.input, "--batch and --threads must be at least 1") }
     let model = try model()
     let examples = try DatasetSplit(root: data, split: split, model: model, cache: cache, limit: limit ?? Int.max)
     let session = try model.session(SessionOptions(threads: threads, taps: []))
@@ -158,11 +158,12 @@ struct Evaluate: ParsableCommand {
 
   /// Every measure that applies to the tap and data, as the report's key–value pairs.
   func measure() throws -> [(String, JSONValue)] {
-    guard let tap else { throw CommandError("give the tap to evaluate") }
-    guard steps >= 1, permutations >= 0, threads >= 1 else { throw CommandError("--steps and --threads must be at least 1") }
+    guard let tap else { throw GlassboxError(.input, "give the tap to evaluate") }
+    guard steps >= 1, permutations >= 0, threads >= 1 else { throw GlassboxError(.input, "--steps and --threads must be at least 1") }
     let evaluation = ExplanationEvaluation(steps: steps, permutations: permutations, sanity: !noSanity, seed: seed,
                                            limit: limit ?? Int.max, threads: threads)
-    return try evaluation.measure(try model(), tap: tap, data: data, split: split) {
+    let (model, name) = try model().withTap(tap)
+    return try evaluation.measure(model, tap: name, data: data, split: split) {
       ProgressReporter(label: "evaluate", total: $0)
     }
   }

@@ -75,7 +75,7 @@ struct Merge: ParsableCommand {
       for f in failures { FileHandle.standardError.write(Data("\(f)\n".utf8)) }
       print("explained \(written) of \(first.total) examples into \(folder)/")
       if !failures.isEmpty {
-        throw CommandError("\(failures.count) of \(first.total) examples failed (each named above); "
+        throw GlassboxError(.input, "\(failures.count) of \(first.total) examples failed (each named above); "
           + "the others are in \(folder)/")
       }
     case "embed":
@@ -87,7 +87,7 @@ struct Merge: ParsableCommand {
         throw first.problem("the embed outputs lack perplexity, method, source, title or tap")
       }
       let plot = try recorded("plot")
-      guard plot.hasSuffix(".svg") else { throw CommandError("-o \(plot): the plot is an .svg file") }
+      guard plot.hasSuffix(".svg") else { throw GlassboxError(.input, "-o \(plot): the plot is an .svg file") }
       try Embed.plot(features, tap: tap, perplexity: perplexity, method: method, source: source, title: title,
                      output: plot, json: json, start: Date())
     default:

@@ -60,7 +60,7 @@ struct Run: ParsableCommand {
     } catch {
       // Each problem names its input; say which file that was.
       let files = Dictionary(inputs.map { ($0.name, $0.path) }, uniquingKeysWith: { _, last in last })
-      throw CommandError(error.message.split(separator: "\n").map { line in
+      throw GlassboxError(.input, error.message.split(separator: "\n").map { line in
         let file = files.first { line.hasPrefix("input '\($0.key)'") }?.value
         return (file.map { "\($0): " } ?? "") + line
       }.joined(separator: "\n"))

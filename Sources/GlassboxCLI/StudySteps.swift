@@ -222,7 +222,7 @@ struct CommandModelSteps: StudyModelSteps {
     do {
       predictions = try Classification.read(predictions: c.predictionsFile(model.name))
     } catch {
-      throw CommandError("\(error.description); run the evaluate stage first (--redo evaluate.\(model.name))")
+      throw GlassboxError(.input, "\(error.description); run the evaluate stage first (--redo evaluate.\(model.name))")
     }
     var trained = try Model(contentsOf: file)
     var tapCommand: String?

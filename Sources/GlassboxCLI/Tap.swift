@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glassbox
+import GlassboxAnalysis
 import GlassboxFormat
 import GlassboxIR
 import GlassboxMedia
@@ -17,7 +18,9 @@ struct TapCommand: ParsableCommand {
 
   @OptionGroup var options: SpecOptions
 
-  @Argument(help: "The tap to compute (see `glassbox info` or `check`).")
+  @Argument(help: ArgumentHelp("The tap to compute (see `glassbox info` or `check`), or one to add: "
+                               + "KIND:VALUE[:option=value…] (gradcam:auto, gradcam:layer4; an ONNX model's values "
+                               + "by their ONNX names too)."))
   var tap: String
 
   @Argument(help: "Inputs: raw media files (through the input's recipe) or .npy tensors.")
@@ -59,51 +62,52 @@ struct TapCommand: ParsableCommand {
   @OptionGroup var sharding: ShardOption
 
   func run() throws {
-    guard threads >= 1 else { throw CommandError("--threads must be at least 1") }
-    if let scope, scope != "frame", scope != "clip" { throw CommandError("--scope must be frame or clip, found '\(scope)'") }
+    guard threads >= 1 else { throw GlassboxError(.input, "--threads must be at least 1") }
+    if let scope, scope != "frame", scope != "clip" { throw GlassboxError(.input, "--scope must be frame or clip, found '\(scope)'") }
     let fixedClass: Int?
     if classChoice == "auto" {
       fixedClass = nil
     } else if let k = Int(classChoice), k >= 0 {
       fixedClass = k
     } else {
-      throw CommandError("--class must be a class index ≥ 0 or auto, found '\(classChoice)'")
+      throw GlassboxError(.input, "--class must be a class index ≥ 0 or auto, found '\(classChoice)'")
     }
     if weights != nil, Model.isModelFile(options.spec) {
-      throw CommandError("--weights applies to a spec; a .model carries its weights")
+      throw GlassboxError(.input, "--weights applies to a spec; a .model carries its weights")
     }
-    let model = try loadModel(options, weights: weightOptions(file: weights, renames: renames, seed: seed))
+    let (model, tap) = try loadModel(options, weights: weightOptions(file: weights, renames: renames, seed: seed))
+      .withTap(self.tap)
     let info = try model.tap(named: tap)
     guard model.inputs.count == 1, let input = model.inputs.first else {
-      throw CommandError("\(options.spec): tap takes models with one input; \(model.name) has \(model.inputs.count)")
+      throw GlassboxError(.input, "\(options.spec): tap takes models with one input; \(model.name) has \(model.inputs.count)")
     }
     let recipe = model.recipes.first { $0.input == input.name }
 
     // What to explain: files named on the command line, or a data set split (or a shard of it).
     var examples: [(path: String, label: Int?, id: String, position: Int)] = []
     var classNames = model.labels
-    if sharding.shard != nil, data == nil { throw CommandError("--shard applies to --data (a data set split)") }
+    if sharding.shard != nil, data == nil { throw GlassboxError(.input, "--shard applies to --data (a data set split)") }
     let shard = data == nil ? nil : try sharding.resolve()
     var listing: SplitListing?
     if let data {
-      guard inputs.isEmpty else { throw CommandError("give input files or --data, not both") }
-      guard let recipe else { throw CommandError("--data needs an input recipe; \(input.name) has none") }
+      guard inputs.isEmpty else { throw GlassboxError(.input, "give input files or --data, not both") }
+      guard let recipe else { throw GlassboxError(.input, "--data needs an input recipe; \(input.name) has none") }
       let set = try Datasets.media(root: data, kind: recipe.kind, split: split, seed: model.splitSeed)
       if classNames.isEmpty { classNames = set.classes }
       let whole = SplitListing(set, limit: limit ?? Int.max)
       listing = whole
-      guard !whole.files.isEmpty else { throw CommandError("\(data): no \(split) examples") }
+      guard !whole.files.isEmpty else { throw GlassboxError(.input, "\(data): no \(split) examples") }
       for p in whole.positions(for: shard?.0) {
         let e = whole.files[p]
         let stem = ((e.path as NSString).lastPathComponent as NSString).deletingPathExtension
         examples.append((e.path, e.label, set.classes[e.label] + "/" + stem, p))
       }
     } else {
-      guard !inputs.isEmpty else { throw CommandError("give at least one input file, or --data DIR") }
+      guard !inputs.isEmpty else { throw GlassboxError(.input, "give at least one input file, or --data DIR") }
       for path in inputs {
-        guard FileManager.default.isReadableFile(atPath: path) else { throw CommandError("\(path): no such file or not readable") }
+        guard FileManager.default.isReadableFile(atPath: path) else { throw GlassboxError(.input, "\(path): no such file or not readable") }
         if !path.hasSuffix(".npy"), recipe == nil {
-          throw CommandError("\(path): input '\(input.name)' has no recipe for media files; give a .npy")
+          throw GlassboxError(.input, "\(path): input '\(input.name)' has no recipe for media files; give a .npy")
         }
         let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         examples.append((path, nil, examples.count == 0 && inputs.count == 1 ? "" : stem, examples.count))
@@ -138,10 +142,10 @@ struct TapCommand: ParsableCommand {
     let session = try model.session(SessionOptions(threads: threads, taps: []))
     let target: Target = fixedClass.map { .fixed($0) } ?? .predicted
     if let k = fixedClass, case .fixed(let classes)? = model.outputs.first?.shape.last, k >= classes {
-      throw CommandError("--class \(k) is out of range: \(model.name) has \(classes) classes (0…\(classes - 1))")
+      throw GlassboxError(.input, "--class \(k) is out of range: \(model.name) has \(classes) classes (0…\(classes - 1))")
     }
     if fixedClass != nil, !info.needsClass {
-      throw CommandError("--class: tap \(tap) is a \(info.kind.rawValue) tap; it explains no class")
+      throw GlassboxError(.input, "--class: tap \(tap) is a \(info.kind.rawValue) tap; it explains no class")
     }
     let first = try tensorOf(examples[0].path)
     var firstExplanation: Explanation? = try session.explain(tap, [input.name: first], target: target, scope: scope)
@@ -156,7 +160,7 @@ struct TapCommand: ParsableCommand {
       do {
         let x = n == 0 ? first : try tensorOf(example.path)
         guard x.shape == first.shape else {
-          throw CommandError("\(example.path): shape \(x.shape) differs from the first input's \(first.shape)")
+          throw GlassboxError(.input, "\(example.path): shape \(x.shape) differs from the first input's \(first.shape)")
         }
         let explanation = try firstExplanation ?? session.explain(tap, [input.name: x], target: target, scope: scope)
         firstExplanation = nil
@@ -179,32 +183,20 @@ struct TapCommand: ParsableCommand {
       print("tap: shard \(record.shard) (\(shard?.1 ?? "")): explained \(examples.count - failures) of its "
         + "\(examples.count) examples (\(record.total) in the split) into \(folder)/; glassbox merge of the "
         + "\(record.shard.count) shard folders writes \(output)/")
-      if failures > 0 { throw CommandError("\(failures) of \(examples.count) examples failed (each named above)") }
+      if failures > 0 { throw GlassboxError(.input, "\(failures) of \(examples.count) examples failed (each named above)") }
     } else if data != nil {
       progress?.finish()
       print("explained \(examples.count - failures) of \(examples.count) examples into \(output)/")
       // A partial failure is a failure: the status says so, the message counts them.
       if failures > 0 {
-        throw CommandError("\(failures) of \(examples.count) examples failed (each named above); "
+        throw GlassboxError(.input, "\(failures) of \(examples.count) examples failed (each named above); "
           + "the others are in \(output)/")
       }
     }
   }
 }
 
-/// A problem with what a command was asked to do, found before or while doing it; printed
-/// without the usage text.
-struct CommandError: Error, CustomStringConvertible {
-  var description: String
-  init(_ description: String) { self.description = description }
-}
-
 /// Writes text through a temporary file renamed into place.
 func writeText(_ text: String, to path: String) throws {
-  let temporary = path + ".tmp"
-  guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
-    throw FileError(description: "\(path): cannot be written")
-  }
-  _ = try? FileManager.default.removeItem(atPath: path)
-  try FileManager.default.moveItem(atPath: temporary, toPath: path)
+  try writeAtomically(Data(text.utf8), to: path)
 }

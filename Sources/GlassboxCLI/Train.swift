@@ -77,7 +77,9 @@ struct Train: ParsableCommand {
   @Flag(help: "Replace an existing OUT with a new run.")
   var force = false
 
-  @Flag(help: "Under MPI: sum batch-norm statistics over the processes (default: each its own, rank 0's saved).")
+  @Flag(help: ArgumentHelp("Under MPI: batch norms normalise with the global batch's statistics, as PyTorch's "
+                             + "SyncBatchNorm (default: each process its own slice's; rank 0's running statistics "
+                             + "saved)."))
   var syncBatchNorm = false
 
   @Option(help: ArgumentHelp("Under MPI: megabytes of gradients per all-reduce bucket.", valueName: "MB"))
@@ -122,7 +124,7 @@ struct Train: ParsableCommand {
     // One process of a data-parallel run.
     let communicator = try Communicator.world()
     guard communicator.size == launched.count else {
-      throw CommandError("\(launched.source) but Open MPI sees \(communicator.size) process"
+      throw GlassboxError(.input, "\(launched.source) but Open MPI sees \(communicator.size) process"
         + (communicator.size == 1 ? "" : "es") + ": the launcher did not connect the processes (under Slurm start them "
         + "with srun --mpi=pmix, or with mpirun)")
     }
@@ -153,10 +155,10 @@ struct Train: ParsableCommand {
       let exists = FileManager.default.fileExists(atPath: output)
       let sameAsInput = (output as NSString).standardizingPath == (options.spec as NSString).standardizingPath
       if resume, !exists {
-        throw FileError(description: "--resume: \(output) does not exist; there is no run to continue")
+        throw GlassboxError(.file, "--resume: \(output) does not exist; there is no run to continue")
       }
       if exists, !resume, !force, !sameAsInput {
-        throw FileError(description: "\(output) exists: --resume continues its run, --force replaces it")
+        throw GlassboxError(.file, "\(output) exists: --resume continues its run, --force replaces it")
       }
       // A .model keeps its symbols (--bind sizes them for this run only); a spec is compiled
       // with them, its weights drawn from the seed.

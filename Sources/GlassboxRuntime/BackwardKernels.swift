@@ -586,51 +586,105 @@ func blockSums(_ count: Int, _ term: (Int) -> (SIMD8<Float>, SIMD8<Float>), scal
 /// Training batch norm over `[N, C, inner]`: per channel the batch mean and biased variance
 /// (`blockSum`), then `y = (x − mean)/√(var + eps)·w + b`, then ReLU where `relu`. Channels
 /// are independent: split over the cores.
-struct BatchNormTrain: Kernel {
+///
+/// With a cross-process sum attached (`Executable.crossProcessSum`, a data-parallel run's
+/// SyncBatchNorm) the statistics are those of every process's batch together, in three phases
+/// split over the cores, the sum called between them on the running thread: each channel's
+/// sum of x and this batch's count (`C + 1` Doubles) summed over the processes, the mean;
+/// each channel's sum of squared deviations from it (`C`) summed, the variance; then the
+/// normalisation. Alone, the phases make the same operations as the one pass, so a sum over
+/// one process gives the same bits.
+struct BatchNormTrain: SumsAcrossProcesses {
   var label: String
   var n: Int, c: Int, inner: Int, eps: Float
   var x: Int, weight: Int, bias: Int, out: Int, mean: Int, variance: Int
   var relu = false
   var threads = 1
+  var processes: CrossProcessReduction? = nil
+
+  var crossProcessValues: Int { c + 1 }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    splitOverCores(a, count: c, threads: threads, worthIt: n * c * inner >= 1 << 15) { run($0, channels: $1) }
+    if let shared = processes, let sum = shared.sum { return run(a, summingWith: sum, into: shared.values) }
+    splitOverCores(a, count: c, threads: threads, worthIt: worthSplitting) { run($0, channels: $1) }
   }
+
+  var worthSplitting: Bool { n * c * inner >= 1 << 15 }
 
   func run(_ a: UnsafeMutablePointer<Float>, channels: Range<Int>) {
     let m = Double(n * inner)
     for ch in channels {
-      var sum = 0.0
-      for img in 0..<n {
-        let s = a + x + (img * c + ch) * inner
-        sum += blockSum(inner, { load8(s + $0) }, scalar: { s[$0] })
+      let fmu = Float(total(a, channel: ch) / m)
+      normalise(a, channel: ch, mean: fmu, variance: Float(squaredDeviations(a, channel: ch, from: fmu) / m))
+    }
+  }
+
+  /// The phases, `values` holding `C + 1` Doubles: the channels' sums, then the count.
+  func run(_ a: UnsafeMutablePointer<Float>, summingWith sum: CrossProcessSum,
+           into values: UnsafeMutablePointer<Double>) {
+    splitOverCores(a, count: c, threads: threads, worthIt: worthSplitting) { a, channels in
+      for ch in channels { values[ch] = total(a, channel: ch) }
+    }
+    values[c] = Double(n * inner)
+    sum(UnsafeMutableBufferPointer(start: values, count: c + 1))
+    let m = values[c]
+    splitOverCores(a, count: c, threads: threads, worthIt: worthSplitting) { a, channels in
+      for ch in channels {
+        let fmu = Float(values[ch] / m)
+        a[mean + ch] = fmu
+        values[ch] = squaredDeviations(a, channel: ch, from: fmu)
       }
-      let mu = sum / m, fmu = Float(mu)
-      var sq = 0.0
-      for img in 0..<n {
-        let s = a + x + (img * c + ch) * inner
-        sq += blockSum(inner, { let d = load8(s + $0) - fmu; return d * d }, scalar: { let d = s[$0] - fmu; return d * d })
-      }
-      let v = sq / m
-      a[mean + ch] = fmu
-      a[variance + ch] = Float(v)
-      let (scale, shift) = BatchNormTrain.affine(a, weight: weight + ch, bias: bias + ch, mean: fmu, variance: Float(v),
-                                                 eps: eps)
-      for img in 0..<n {
-        let s = a + x + (img * c + ch) * inner, d = a + out + (img * c + ch) * inner
-        var i = 0
-        if relu {
-          // ReLU as `Unary`'s: negatives and −0 to +0, a NaN kept.
-          while i + 8 <= inner {
-            let y = load8(s + i) * scale + shift
-            store8(y.replacing(with: 0, where: y .<= 0), d + i)
-            i += 8
-          }
-          while i < inner { d[i] = Swift.max(s[i] * scale + shift, 0); i += 1 }
-        } else {
-          while i + 8 <= inner { store8(load8(s + i) * scale + shift, d + i); i += 8 }
-          while i < inner { d[i] = s[i] * scale + shift; i += 1 }
+    }
+    sum(UnsafeMutableBufferPointer(start: values, count: c))
+    splitOverCores(a, count: c, threads: threads, worthIt: worthSplitting) { a, channels in
+      for ch in channels { normalise(a, channel: ch, mean: a[mean + ch], variance: Float(values[ch] / m)) }
+    }
+  }
+
+  /// Σx over a channel of this batch.
+  @inline(__always)
+  func total(_ a: UnsafeMutablePointer<Float>, channel ch: Int) -> Double {
+    var sum = 0.0
+    for img in 0..<n {
+      let s = a + x + (img * c + ch) * inner
+      sum += blockSum(inner, { load8(s + $0) }, scalar: { s[$0] })
+    }
+    return sum
+  }
+
+  /// Σ(x − mean)² over a channel of this batch.
+  @inline(__always)
+  func squaredDeviations(_ a: UnsafeMutablePointer<Float>, channel ch: Int, from fmu: Float) -> Double {
+    var sq = 0.0
+    for img in 0..<n {
+      let s = a + x + (img * c + ch) * inner
+      sq += blockSum(inner, { let d = load8(s + $0) - fmu; return d * d },
+                     scalar: { let d = s[$0] - fmu; return d * d })
+    }
+    return sq
+  }
+
+  /// Writes a channel's statistics and its normalised (and rectified) values.
+  @inline(__always)
+  func normalise(_ a: UnsafeMutablePointer<Float>, channel ch: Int, mean fmu: Float, variance v: Float) {
+    a[mean + ch] = fmu
+    a[variance + ch] = v
+    let (scale, shift) = BatchNormTrain.affine(a, weight: weight + ch, bias: bias + ch, mean: fmu, variance: v,
+                                               eps: eps)
+    for img in 0..<n {
+      let s = a + x + (img * c + ch) * inner, d = a + out + (img * c + ch) * inner
+      var i = 0
+      if relu {
+        // ReLU as `Unary`'s: negatives and −0 to +0, a NaN kept.
+        while i + 8 <= inner {
+          let y = load8(s + i) * scale + shift
+          store8(y.replacing(with: 0, where: y .<= 0), d + i)
+          i += 8
         }
+        while i < inner { d[i] = Swift.max(s[i] * scale + shift, 0); i += 1 }
+      } else {
+        while i + 8 <= inner { store8(load8(s + i) * scale + shift, d + i); i += 8 }
+        while i < inner { d[i] = s[i] * scale + shift; i += 1 }
       }
     }
   }
@@ -650,61 +704,116 @@ extension BatchNormTrain {
 /// `dx = w/√(var + eps)/m · (m·dy − Σdy − x̂·Σ(dy·x̂))`, `dw = Σ dy·x̂`, `db = Σ dy` per channel,
 /// channels split over the cores. With `bias` (the forward's ReLU), `dy` counts only where
 /// `x·scale + shift > 0`, computed as the forward computed it, so the mask is the forward's.
-struct BatchNormTrainBackward: Kernel {
+///
+/// With a cross-process sum attached (as PyTorch's SyncBatchNorm backward): `dw` and `db` are
+/// this batch's sums (the data-parallel step sums every parameter's gradient over the
+/// processes, these too), then each channel's Σdy and Σdy·x̂ and this batch's count (`2C + 1`
+/// Doubles) are summed over the processes, and `dx` takes the sums and count of every
+/// process's batch together.
+struct BatchNormTrainBackward: SumsAcrossProcesses {
   var label: String
   var n: Int, c: Int, inner: Int, eps: Float
   var dy: Int, x: Int, weight: Int, mean: Int, variance: Int, dx: Int, dweight: Int, dbias: Int
   var bias: Int? = nil
   var threads = 1
+  var processes: CrossProcessReduction? = nil
+
+  var crossProcessValues: Int { 2 * c + 1 }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    splitOverCores(a, count: c, threads: threads, worthIt: n * c * inner >= 1 << 15) { run($0, channels: $1) }
+    if let shared = processes, let sum = shared.sum { return run(a, summingWith: sum, into: shared.values) }
+    splitOverCores(a, count: c, threads: threads, worthIt: worthSplitting) { run($0, channels: $1) }
   }
+
+  var worthSplitting: Bool { n * c * inner >= 1 << 15 }
 
   func run(_ a: UnsafeMutablePointer<Float>, channels: Range<Int>) {
     let m = Float(n * inner)
     for ch in channels {
-      let mu = a[mean + ch], inv = 1 / (a[variance + ch] + eps).squareRoot()
-      // dy, masked by the forward's ReLU where there was one.
-      let (scale, shift) = bias.map {
-        BatchNormTrain.affine(a, weight: weight + ch, bias: $0 + ch, mean: mu, variance: a[variance + ch], eps: eps)
-      } ?? (0, 0)
-      let masked = bias != nil
-      @inline(__always)
-      func g8(_ g: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
-        let v = load8(g + i)
-        return masked ? SIMD8(repeating: 0).replacing(with: v, where: load8(s + i) * scale + shift .> 0) : v
+      let (db, dw) = sums(a, channel: ch)
+      inputGradient(a, channel: ch, count: m, sumDy: Float(db), sumDyXhat: Float(dw))
+    }
+  }
+
+  /// The phases, `values` holding `2C + 1` Doubles: the channels' Σdy, their Σdy·x̂, the count.
+  func run(_ a: UnsafeMutablePointer<Float>, summingWith sum: CrossProcessSum,
+           into values: UnsafeMutablePointer<Double>) {
+    splitOverCores(a, count: c, threads: threads, worthIt: worthSplitting) { a, channels in
+      for ch in channels { (values[ch], values[c + ch]) = sums(a, channel: ch) }
+    }
+    values[2 * c] = Double(n * inner)
+    sum(UnsafeMutableBufferPointer(start: values, count: 2 * c + 1))
+    let m = Float(values[2 * c])
+    splitOverCores(a, count: c, threads: threads, worthIt: worthSplitting) { a, channels in
+      for ch in channels {
+        inputGradient(a, channel: ch, count: m, sumDy: Float(values[ch]), sumDyXhat: Float(values[c + ch]))
       }
-      @inline(__always)
-      func g1(_ g: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ i: Int) -> Float {
-        masked && !(s[i] * scale + shift > 0) ? 0 : g[i]
+    }
+  }
+
+  /// A channel's mean, 1/√(var + eps), and the forward's affine map where its ReLU masks `dy`.
+  struct Channel {
+    var mu: Float, inv: Float, scale: Float, shift: Float, masked: Bool
+
+    /// dy, masked by the forward's ReLU where there was one.
+    @inline(__always)
+    func g8(_ g: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ i: Int) -> SIMD8<Float> {
+      let v = load8(g + i)
+      return masked ? SIMD8(repeating: 0).replacing(with: v, where: load8(s + i) * scale + shift .> 0) : v
+    }
+
+    @inline(__always)
+    func g1(_ g: UnsafeMutablePointer<Float>, _ s: UnsafeMutablePointer<Float>, _ i: Int) -> Float {
+      masked && !(s[i] * scale + shift > 0) ? 0 : g[i]
+    }
+  }
+
+  @inline(__always)
+  func channel(_ a: UnsafeMutablePointer<Float>, _ ch: Int) -> Channel {
+    let mu = a[mean + ch], inv = 1 / (a[variance + ch] + eps).squareRoot()
+    let (scale, shift) = bias.map {
+      BatchNormTrain.affine(a, weight: weight + ch, bias: $0 + ch, mean: mu, variance: a[variance + ch], eps: eps)
+    } ?? (0, 0)
+    return Channel(mu: mu, inv: inv, scale: scale, shift: shift, masked: bias != nil)
+  }
+
+  /// Σdy and Σdy·x̂ over a channel of this batch (in one pass over dy and x), written to `dbias`
+  /// and `dweight`.
+  @inline(__always)
+  func sums(_ a: UnsafeMutablePointer<Float>, channel ch: Int) -> (sumDy: Double, sumDyXhat: Double) {
+    let k = channel(a, ch), mu = k.mu, inv = k.inv
+    var db = 0.0, dw = 0.0
+    for img in 0..<n {
+      let g = a + dy + (img * c + ch) * inner, s = a + x + (img * c + ch) * inner
+      let sums = blockSums(inner, { i in
+        let d = k.g8(g, s, i)
+        return (d, d * ((load8(s + i) - mu) * inv))
+      }, scalar: { i in
+        let d = k.g1(g, s, i)
+        return (d, d * ((s[i] - mu) * inv))
+      })
+      db += sums.0
+      dw += sums.1
+    }
+    a[dbias + ch] = Float(db)
+    a[dweight + ch] = Float(dw)
+    return (db, dw)
+  }
+
+  /// A channel's `dx` from the sums over `m` values.
+  @inline(__always)
+  func inputGradient(_ a: UnsafeMutablePointer<Float>, channel ch: Int, count m: Float, sumDy fdb: Float,
+                     sumDyXhat fdw: Float) {
+    let k = channel(a, ch), mu = k.mu, inv = k.inv
+    let scale = a[weight + ch] * inv / m
+    for img in 0..<n {
+      let g = a + dy + (img * c + ch) * inner, s = a + x + (img * c + ch) * inner, d = a + dx + (img * c + ch) * inner
+      var i = 0
+      while i + 8 <= inner {
+        store8(scale * (m * k.g8(g, s, i) - fdb - (load8(s + i) - mu) * inv * fdw), d + i)
+        i += 8
       }
-      var db = 0.0, dw = 0.0
-      for img in 0..<n {
-        let g = a + dy + (img * c + ch) * inner, s = a + x + (img * c + ch) * inner
-        // Σdy and Σdy·x̂ in one pass over dy and x.
-        let sums = blockSums(inner, { i in
-          let d = g8(g, s, i)
-          return (d, d * ((load8(s + i) - mu) * inv))
-        }, scalar: { i in
-          let d = g1(g, s, i)
-          return (d, d * ((s[i] - mu) * inv))
-        })
-        db += sums.0
-        dw += sums.1
-      }
-      a[dbias + ch] = Float(db)
-      a[dweight + ch] = Float(dw)
-      let k = a[weight + ch] * inv / m, fdb = Float(db), fdw = Float(dw)
-      for img in 0..<n {
-        let g = a + dy + (img * c + ch) * inner, s = a + x + (img * c + ch) * inner, d = a + dx + (img * c + ch) * inner
-        var i = 0
-        while i + 8 <= inner {
-          store8(k * (m * g8(g, s, i) - fdb - (load8(s + i) - mu) * inv * fdw), d + i)
-          i += 8
-        }
-        while i < inner { d[i] = k * (m * g1(g, s, i) - fdb - (s[i] - mu) * inv * fdw); i += 1 }
-      }
+      while i < inner { d[i] = scale * (m * k.g1(g, s, i) - fdb - (s[i] - mu) * inv * fdw); i += 1 }
     }
   }
 }

@@ -23,6 +23,19 @@ public final class Executable: @unchecked Sendable {
   let results: [(name: String, value: ValueID)]
   /// The run order and the groups of nodes that run side by side.
   let schedule: Schedule
+  /// The cross-process sum the kernels that can take one share (training batch norms).
+  let processes: CrossProcessReduction
+
+  /// Sums per-channel statistics over the processes of a data-parallel run (SyncBatchNorm):
+  /// set by the caller that runs this program in every process, each on its slice of the
+  /// global batch. While set, every training batch norm normalises with the statistics of
+  /// the whole global batch and its backward takes the global sums; nil (the default): this
+  /// process's batch alone. The program calls it on the thread that runs it, in the same
+  /// order in every process.
+  public var crossProcessSum: CrossProcessSum? {
+    get { processes.sum }
+    set { processes.sum = newValue }
+  }
 
   /// Floats in the arena.
   public var arenaCount: Int { buffers.count }
@@ -61,11 +74,23 @@ public final class Executable: @unchecked Sendable {
     arena.initialize(repeating: 0, count: Swift.max(buffers.count, 1))
 
     // A node in a lane runs on one core.
+    let processes = CrossProcessReduction()
+    self.processes = processes
     func lowered(_ i: Int) throws -> [any Kernel] {
       if buffers.needsNoKernel.contains(i) { return [] }
-      return try Lowering.kernels(graph.nodes[i], graph, buffers.offsets, scratch: buffers.scratch[i].lowerBound,
-                                  persistent: buffers.persistent[i], sharesForward: buffers.sharesForward[i],
-                                  rowStrides: buffers.rowStrides, threads: schedule.lane[i] == nil ? threadCount : 1)
+      let kernels = try Lowering.kernels(graph.nodes[i], graph, buffers.offsets, scratch: buffers.scratch[i].lowerBound,
+                                         persistent: buffers.persistent[i], sharesForward: buffers.sharesForward[i],
+                                         rowStrides: buffers.rowStrides,
+                                         threads: schedule.lane[i] == nil ? threadCount : 1)
+      return kernels.map { kernel in
+        guard var k = kernel as? any SumsAcrossProcesses else { return kernel }
+        // Lanes run on two threads at once, and the sum must be called from the running
+        // thread in one order: only ops that never join a lane (`Op.isLight`) may sum.
+        precondition(schedule.lane[i] == nil, "\(k.label): a kernel that sums across processes in a lane")
+        k.processes = processes
+        processes.reserve(k.crossProcessValues)
+        return k
+      }
     }
     var kernels: [any Kernel] = []
     var labels = [[String]](repeating: [], count: graph.nodes.count)

@@ -1,4 +1,5 @@
 import GlassboxIR
+import GlassboxRuntime
 
 /// What one training step computed: the mean loss, the logits (for accuracy), a gradient per
 /// trainable parameter and the batch statistics of every batch norm.
@@ -79,6 +80,11 @@ public protocol TrainingBackend: AnyObject {
   /// during the call) as soon as it is complete.
   func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor],
             gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void) throws -> StepResult
+  /// With `sum`, every training batch norm of a step normalises with the statistics of the
+  /// global batch of a data-parallel run, and its backward takes the global batch's sums
+  /// (SyncBatchNorm), `sum` adding up each one's per-channel numbers over the processes; nil:
+  /// this process's batch alone. Throws where the backend cannot.
+  func synchronizeBatchNorm(_ sum: CrossProcessSum?) throws
   /// Prepares `predict` for these weights (called once before evaluating a data set).
   func beginEvaluation(weights: [String: Tensor]) throws
   /// Inference-mode logits `[B, C]` of `batch` (dropout off, batch norm on running statistics)
@@ -89,6 +95,14 @@ public protocol TrainingBackend: AnyObject {
 extension TrainingBackend {
   public var threads: Int { 1 }
   public var gradientOrder: [String] { [] }
+
+  /// Refuses a sum where the backend has batch norms (it cannot hand them one); without
+  /// batch norms there is nothing to synchronise.
+  public func synchronizeBatchNorm(_ sum: CrossProcessSum?) throws {
+    guard sum != nil, !batchNormUpdates.isEmpty else { return }
+    throw TrainingError("this training backend cannot normalise batch norms over the processes' batches together "
+      + "(--sync-batch-norm)")
+  }
 
   /// `step`, handing each trainable parameter's gradient to `gradientReady` once it is
   /// complete: here after the whole step; a backend that can tell (`ProgramBackend`) does it

@@ -1,6 +1,7 @@
 import CMPILoader
 import Foundation
 import GlassboxFormat
+import GlassboxRuntime
 
 /// The processes of a data-parallel run: Open MPI's `MPI_COMM_WORLD`, the library opened with
 /// `dlopen` when a run first needs it (a single-process run maps no MPI). Only this module
@@ -60,6 +61,12 @@ public final class Communicator: @unchecked Sendable {
     guard size > 1, !values.isEmpty else { return }
     let status = values.withUnsafeMutableBufferPointer { glassbox_mpi_allreduce_f64($0.baseAddress, Int32($0.count)) }
     check(status, "MPI_Allreduce")
+  }
+
+  /// Sums `values` over the processes, in place.
+  public func sum(_ values: UnsafeMutableBufferPointer<Double>) {
+    guard size > 1, let base = values.baseAddress, values.count > 0 else { return }
+    check(glassbox_mpi_allreduce_f64(base, Int32(values.count)), "MPI_Allreduce")
   }
 
   /// Sums `count` floats at `values` over the processes, in place.
@@ -139,9 +146,11 @@ public struct DataParallelSettings: Sendable, Equatable {
   /// Start each bucket's sum as soon as its gradients are complete, during the backward pass;
   /// otherwise after it. The buckets and their order are the same, and so are the results.
   public var overlap: Bool
-  /// Sum every batch norm's batch statistics over the processes before the running statistics
-  /// are updated, so they are those of the global batch; otherwise each process keeps its own
-  /// (as DDP without SyncBatchNorm), and rank 0's are the ones saved.
+  /// SyncBatchNorm: every training batch norm normalises with the mean and variance of the
+  /// global batch (its per-channel sums summed over the processes during the forward pass),
+  /// its backward takes the global sums of dy and dy·x̂, and the running statistics are the
+  /// global batch's; otherwise each process normalises by its own slice and keeps its own
+  /// running statistics (as DDP without SyncBatchNorm), and rank 0's are the ones saved.
   public var syncBatchNorm: Bool
   /// With `overlap`: microseconds between a progress thread's calls into MPI while sums are in
   /// flight (Open MPI moves a non-blocking all-reduce only inside MPI calls); 0: no thread, MPI
@@ -167,9 +176,15 @@ public final class DataParallel {
   public var rank: Int { communicator.rank }
   public var size: Int { communicator.size }
   /// Seconds spent in MPI during steps (starting, advancing and waiting for sums), and of it
-  /// waiting after the backward pass; reset by the caller.
+  /// waiting after the backward pass, and in the batch norms' sums (`syncBatchNorm`: the
+  /// all-reduces inside the passes, each also waiting for the slowest process to get there);
+  /// reset by the caller.
   public var communicationSeconds = 0.0
   public var waitSeconds = 0.0
+  public var batchNormSeconds = 0.0
+  /// Whether this process's slice of the current step has an example: one without adds
+  /// nothing to the batch norms' sums.
+  var stepHasExamples = true
   /// The last step's timeline (for measuring the overlap).
   public internal(set) var lastStep: StepTimeline?
   var buckets: GradientBuckets?
@@ -231,6 +246,25 @@ public final class DataParallel {
           + (rank == 0 && !mine.isEmpty ? " (rank 0: \(mine))" : "")
           + "; start every process with the same model, data and options")
       }
+    }
+  }
+
+  /// The sum a step's training batch norms call under `syncBatchNorm`: one MPI_Allreduce of
+  /// their per-channel numbers (and count), under the lock that keeps the progress thread's
+  /// MPI calls apart. Every process calls it at the same kernels in the same order, between the
+  /// gradient buckets it starts, so the collectives match. A process whose slice has no example
+  /// this step adds zeros, its count included.
+  func batchNormSum() -> CrossProcessSum {
+    { values in
+      let start = DispatchTime.now().uptimeNanoseconds
+      if !self.stepHasExamples { values.update(repeating: 0) }
+      let lock = self.buckets?.condition
+      lock?.lock()
+      self.communicator.sum(values)
+      lock?.unlock()
+      let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+      self.batchNormSeconds += seconds
+      self.communicationSeconds += seconds
     }
   }
 

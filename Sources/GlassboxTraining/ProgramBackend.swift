@@ -127,8 +127,16 @@ public final class ProgramBackend: TrainingBackend {
   public var arenaBytes: Int { trainProgram.arenaCount * 4 }
 
   /// Each kernel of the training program and its mean time over `runs` runs on the inputs of
-  /// the last step (for `bench --train --profile`).
-  public func profile(runs: Int) -> [(label: String, milliseconds: Double)] { trainProgram.profile(runs: runs) }
+  /// the last step (for `bench --train --profile`): this process alone, its batch norms on
+  /// its own batch (the other processes take no part in these runs).
+  public func profile(runs: Int) -> [(label: String, milliseconds: Double)] {
+    let sum = trainProgram.crossProcessSum
+    trainProgram.crossProcessSum = nil
+    defer { trainProgram.crossProcessSum = sum }
+    return trainProgram.profile(runs: runs)
+  }
+
+  public func synchronizeBatchNorm(_ sum: CrossProcessSum?) throws { trainProgram.crossProcessSum = sum }
 
   public func beginEvaluation(weights: [String: Tensor]) throws {
     var forward = inferenceGraph

@@ -122,6 +122,7 @@ public final class Trainer {
     trainable = model.graph.parameters.filter { $0.role == .trainable }.map(\.name)
     self.model.labels = data.classes
     self.model.provenance.stamp(specText: nil)
+    if let parallel, parallel.settings.syncBatchNorm { try backend.synchronizeBatchNorm(parallel.batchNormSum()) }
   }
 
   /// Paths of the files beside `output`.
@@ -294,15 +295,23 @@ public final class Trainer {
   /// A step of a data-parallel run: this process's slice forward and backward, its gradients
   /// (scaled by 1/N; by 0 when its slice had no readable example) summed over the processes
   /// in buckets started during the backward pass (`DataParallelSettings.overlap`), then the
-  /// loss, the correct count and the example count summed (with the batch-norm statistics,
-  /// under `syncBatchNorm`), and the update every process makes alike. `totals` holds the
+  /// loss, the correct count and the example count summed, and the update every process makes
+  /// alike. Under `syncBatchNorm` the batch norms summed their statistics during the passes,
+  /// so every process's batch statistics are the global batch's already. `totals` holds the
   /// global batch's numbers; a global batch without a readable example updates nothing.
+  ///
+  /// The 1/N: each process's loss is the mean over its slice, so its gradients are N times
+  /// its share of the global batch's mean loss. A synchronised batch norm's backward sums dy
+  /// and dy·x̂ of those N-times gradients over the processes, which keeps every dx N times its
+  /// share too; its weight and bias gradients are its own slice's sums, and the buckets sum
+  /// them over the processes with the other gradients, so they are counted once.
   func parallelStep(_ batch: Batch, masks: [String: Tensor], parallel: DataParallel, learningRate: Double) throws
     -> StepResult {
     let communicator = parallel.communicator
     parallel.prepare(parameters: bucketOrder.map { ($0, weights[$0]?.count ?? 0) })
     guard let buckets = parallel.buckets else { throw TrainingError("data-parallel step without buckets") }
     buckets.begin(scale: batch.count > 0 ? 1 / Float(parallel.size) : 0)
+    parallel.stepHasExamples = batch.count > 0
     var mpiNanoseconds: UInt64 = 0
     let overlap = parallel.settings.overlap
     let stepStart = DispatchTime.now().uptimeNanoseconds
@@ -318,13 +327,6 @@ public final class Trainer {
     let count = Double(batch.count)
     var numbers = [batch.count > 0 ? result.loss * count : 0,
                    Double(Self.correct(result.logits, labels: batch.labels, count: batch.count)), count]
-    let synced = parallel.settings.syncBatchNorm ? backend.batchNormUpdates.filter { $0.count != nil } : []
-    for u in synced {
-      // Per channel: the mean and the mean square (the biased variance plus the mean squared).
-      let mean = result.statistics[u.batchMean] ?? [], variance = result.statistics[u.batchVariance] ?? []
-      numbers += mean.map { Double($0) / Double(parallel.size) }
-      numbers += zip(mean, variance).map { (Double($1) + Double($0) * Double($0)) / Double(parallel.size) }
-    }
     communicator.sum(&numbers)
     let waitEnd = DispatchTime.now().uptimeNanoseconds
     let waited = waitEnd - waitStart
@@ -335,19 +337,11 @@ public final class Trainer {
                                      bucketComplete: buckets.completed.map(milliseconds))
     parallel.waitSeconds += Double(waited) / 1e9
     parallel.communicationSeconds += Double(waited + mpiNanoseconds) / 1e9
-    var at = 3
-    for u in synced {
-      let channels = result.statistics[u.batchMean]?.count ?? 0
-      let mean = Array(numbers[at..<(at + channels)]), square = Array(numbers[(at + channels)..<(at + 2 * channels)])
-      result.statistics[u.batchMean] = mean.map { Float($0) }
-      result.statistics[u.batchVariance] = zip(mean, square).map { Float(Swift.max($1 - $0 * $0, 0)) }
-      at += 2 * channels
-    }
     result.totals = (numbers[0], Int(numbers[1]), Int(numbers[2]))
     guard numbers[2] > 0 else { return result }
     result.loss = numbers[0] / numbers[2]
     guard result.loss.isFinite else { throw NonFiniteLoss(loss: result.loss) }
-    try apply(result, learningRate: learningRate, statisticsCount: synced.isEmpty ? 1 : parallel.size)
+    try apply(result, learningRate: learningRate, statisticsCount: parallel.settings.syncBatchNorm ? parallel.size : 1)
     return result
   }
 

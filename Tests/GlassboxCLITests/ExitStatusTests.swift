@@ -63,6 +63,7 @@ struct ExitStatusTests {
     try NPY.write(Tensor(shape: [1, 768, 128], f32: [Float](repeating: 0.5, count: 768 * 128)),
                   to: dir.appendingPathComponent("mfcc.npy").path)
     try Data("a file".utf8).write(to: dir.appendingPathComponent("plain.txt"))
+    try Data("this is text, not an ONNX model".utf8).write(to: dir.appendingPathComponent("text.onnx"))
   }
 
   static let cases: [Case] = [
@@ -70,6 +71,8 @@ struct ExitStatusTests {
     Case(command: "dot", arguments: ["dot", "missing.graph", "-o", "g.svg"], status: 1, names: "missing.graph: no such file"),
     Case(command: "compile", arguments: ["compile", bilstm, "--bind", "C=2"], status: 64, names: "give -o FILE.model"),
     Case(command: "info", arguments: ["info", "text.model"], status: 1, names: "text.model: not a Glassbox model"),
+    Case(command: "import", arguments: ["import", "text.onnx", "-o", "m.model"], status: 1,
+         names: "text.onnx: is not an ONNX model"),
     Case(command: "export", arguments: ["export", "short.model", "-o", "w.safetensors"], status: 1,
          names: "short.model: file is 12 bytes, shorter than the 64-byte .model header"),
     Case(command: "features", arguments: ["features", bilstm, "garbage.wav", "-o", "f.npy"], status: 1, names: "garbage.wav"),
@@ -106,6 +109,25 @@ struct ExitStatusTests {
       #expect(r.errors.contains(c.names), "glassbox \(c.arguments.joined(separator: " ")): stderr is\n\(r.errors)")
       // A usage mistake shows the usage; bad input does not bury its message under it.
       #expect(r.errors.contains("Usage: glassbox") == (c.status == 64), "\(r.errors)")
+    }
+  }
+
+  /// Every command prints a spec's diagnostics one way, as `check` does: each located, with its
+  /// source line and caret, and no `Error:` before them; `--help` states the statuses.
+  @Test func specDiagnosticsPrintAlikeFromEveryCommand() throws {
+    try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "no \(Self.binary)")
+    try ModelCommandTests.withTemporaryDirectory { dir in
+      try Self.makeInputs(in: dir)
+      let expected = try Self.run(["check", "bad.graph"], in: dir).errors
+      #expect(expected.hasPrefix("bad.graph:2:7: error: unknown op or block 'rleu'\n") && expected.contains("^"))
+      for arguments in [["compile", "bad.graph", "-o", "m.model"], ["run", "bad.graph"], ["bench", "bad.graph"],
+                        ["tap", "bad.graph", "x", "in.npy", "-o", "out"]] {
+        let r = try Self.run(arguments, in: dir)
+        #expect(r.status == 1, "glassbox \(arguments.joined(separator: " ")): \(r.status)")
+        #expect(r.errors == expected, "glassbox \(arguments.joined(separator: " ")):\n\(r.errors)")
+      }
+      let help = try Self.run(["--help"], in: dir).output
+      #expect(help.contains("Exit status: 0 when") && help.contains("1 when an input is wrong") && help.contains("64 when"))
     }
   }
 

@@ -13,7 +13,8 @@ extension Importer {
     "Div", "Sum", "Mean", "Max", "Min", "Relu", "Sigmoid", "Tanh", "LeakyRelu", "PRelu", "Clip", "HardSigmoid",
     "HardSwish", "Neg", "Reciprocal", "Abs", "Softsign", "Pow", "Exp", "Log", "Sqrt", "Erf", "Gelu", "Elu", "Selu",
     "Celu", "Softplus", "LRN", "Softmax", "LogSoftmax", "Conv", "MaxPool",
-    "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Gemm", "MatMul",
+    "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization",
+    "InstanceNormalization", "Gemm", "MatMul",
     "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Gather", "Expand", "Tile",
     "Pad", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL1", "Resize", "Upsample",
     "LSTM", "GRU", "RNN", "ConvTranspose",
@@ -112,6 +113,8 @@ extension Importer {
       try batchNormalization(n)
     case "LayerNormalization":
       try layerNormalization(n)
+    case "InstanceNormalization":
+      try instanceNormalization(n)
     case "Gemm":
       try gemm(n)
     case "MatMul":
@@ -411,6 +414,32 @@ extension Importer {
       if n.opType != "Selu" { return set(n, elu) }
       set(n, try binary(.mul, elu, try scalar(gamma, temporary(n, "gamma"), like: v), out(n)))
     }
+  }
+
+  /// `InstanceNormalization` of `x: [N, C, …]`, each image's channel over its positions:
+  /// `scale·(x − mean)/√(variance + ε) + B` (biased variance, `scale` and `B` of `[C]`),
+  /// composed from `mean`, `sqrt` and arithmetic.
+  mutating func instanceNormalization(_ n: NodeView) throws(ImportFailure) {
+    let v = try x(n, 0)
+    let shape = type(v).shape
+    guard shape.count >= 3 else { throw .invalid("input must be [N, C, …], found \(type(v).shapeDescription)") }
+    let axes = ReduceAttributes(axes: Array(2..<shape.count), keepdims: true)
+    let perChannel = [shape[1]] + [Dim](repeating: 1, count: shape.count - 2)
+    let scale = try x(n, 1, asWeight: true, initializer: .ones), bias = try x(n, 2, asWeight: true)
+    guard type(scale).shape == [shape[1]], type(bias).shape == [shape[1]] else {
+      throw .invalid("scale \(type(scale).shapeDescription) and B \(type(bias).shapeDescription) must be [\(shape[1])]")
+    }
+    let mean = try emit(.mean, [v], axes, temporary(n, "mean"))
+    let centred = try binary(.sub, v, mean, temporary(n, "centred"))
+    let square = try binary(.mul, centred, centred, temporary(n, "square"))
+    let variance = try emit(.mean, [square], axes, temporary(n, "variance"))
+    let eps = try scalar(try n.float("epsilon", 1e-5), temporary(n, "epsilon"), like: v)
+    let shifted = try binary(.add, variance, eps, temporary(n, "shifted"))
+    let deviation = try emit(.sqrt, [shifted], NoAttributes(), temporary(n, "deviation"))
+    let normalized = try binary(.div, centred, deviation, temporary(n, "normalized"))
+    let scaled = try binary(.mul, normalized, try reshape(scale, perChannel, temporary(n, "scale")),
+                            temporary(n, "scaled"))
+    set(n, try binary(.add, scaled, try reshape(bias, perChannel, temporary(n, "bias")), out(n)))
   }
 
   mutating func softmax(_ n: NodeView) throws(ImportFailure) {

@@ -516,6 +516,15 @@ def helper_cases(folder):
     m = model_of(nodes, [value("x", [1, 4, 3, 4])], [value("y", None)], [weight(g, "row", (7,))], 9, "opset9_pad_lrn")
     write_helper_case(folder, "opset9_pad_lrn", m, [x])
 
+    # InstanceNormalization over two spatial axes and over one.
+    nodes = [N("InstanceNormalization", ["x", "scale", "bias"], ["y"], epsilon=0.01),
+             N("InstanceNormalization", ["v", "scale", "bias"], ["z"])]
+    x = (g.standard_normal((2, 3, 4, 5)) * 2 + 1).astype(np.float32)
+    v = g.standard_normal((2, 3, 7)).astype(np.float32)
+    m = model_of(nodes, [value("x", [2, 3, 4, 5]), value("v", [2, 3, 7])], [value("y", None), value("z", None)],
+                 [weight(g, "scale", (3,)), weight(g, "bias", (3,))], 6, "instance_norm")
+    write_helper_case(folder, "instance_norm", m, [x, v])
+
 
 def onnx_lrn(x, size, alpha, beta, bias):
     """ONNX's LRN in float64: each element over (bias + alpha/size · Σ x²)^beta, the sum over

@@ -87,6 +87,7 @@ extension Importer {
     case "PRelu", "Softsign", "Elu", "Selu", "Celu", "Softplus":
       try composedActivation(n)
     case "LRN":
+      guard n.has("size") else { throw .invalid("needs the attribute 'size'") }
       let size = try n.int("size", 0)
       let attributes = LRNAttributes(size: size, alpha: Double(try n.float("alpha", 1e-4)),
                                      beta: Double(try n.float("beta", 0.75)), bias: Double(try n.float("bias", 1)))

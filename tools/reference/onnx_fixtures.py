@@ -611,6 +611,13 @@ def bad_files(folder, good):
     save(model_of([N("Relu", ["missing"], ["y"], name="reads_nothing")], x, [value("y", None)], [], 13, "undefined"),
          "undefined_input")
 
+    # Forms of the new operators that do not import: an LRN without its size, a Pad in wrap
+    # mode (opset 19), a Gelu with an unknown approximation.
+    nodes = [N("LRN", ["x"], ["n"], name="sizeless"), N("Pad", ["x", "pads"], ["p"], mode="wrap", name="wrapped"),
+             N("Gelu", ["x"], ["e"], approximate="erf", name="gelu")]
+    outputs = [value("n", None), value("p", None), value("e", None)]
+    save(model_of(nodes, x, outputs, [ints("pads", [0, 1, 0, 1])], 20, "forms"), "unsupported_forms")
+
 
 def main():
     if len(sys.argv) != 2:

@@ -2,16 +2,17 @@
 """PyTorch twins exported with torch.onnx.export and run by the glassbox command.
 
 For each twin (tools/reference/models.py's ResNet-18 and the study's three BiLSTMs, and here
-MobileNet-V2, EfficientNet-B0 and a GRU classifier written out as torchvision and the study
-define them; PyTorch's default initialisation from seed 0, batch norm statistics drawn so that
-folding them matters) it exports the model (opset 17, the TorchScript exporter, a dynamic
+MobileNet-V2, EfficientNet-B0, a GRU classifier and DenseNet-121 written out as torchvision and
+the study define them; PyTorch's default initialisation from seed 0, batch norm statistics drawn
+so that folding them matters) it exports the model (opset 17, the TorchScript exporter, a dynamic
 batch), runs ONNX Runtime and `glassbox run` on the same seeded input and prints the largest
 difference relative to the largest output magnitude (within 1e-4 passes). For the CNNs it also
 computes Grad-CAM in PyTorch (float64, by hand as pytorch-grad-cam's GradCAM does before resizing:
 the predicted class's gradient with respect to the target layer's output, averaged over
 positions as channel weights, the weighted channel sum, ReLU) at pytorch-grad-cam's usual target
-layer (ResNet's layer4, MobileNet's and EfficientNet's last features block) and compares it with
-`glassbox tap MODEL.onnx gradcam:auto x.npy` (within 1e-3 passes).
+layer (ResNet's layer4, MobileNet's and EfficientNet's last features block; DenseNet's last ReLU,
+the map its global pooling reads, where pytorch-grad-cam's examples take norm5 just before it)
+and compares it with `glassbox tap MODEL.onnx gradcam:auto x.npy` (within 1e-3 passes).
 
     /work/venv/bin/python tools/onnx_twins.py [--glassbox .build/release/glassbox] [--only NAME]
         [--keep DIR]
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -126,6 +128,62 @@ class EfficientNetB0(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
+class DenseLayer(nn.Module):
+    def __init__(self, cin, growth=32, size=4):
+        super().__init__()
+        self.norm1, self.relu1 = nn.BatchNorm2d(cin), nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(cin, size * growth, 1, bias=False)
+        self.norm2, self.relu2 = nn.BatchNorm2d(size * growth), nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(size * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, features):
+        x = torch.cat(features, 1)
+        return self.conv2(self.relu2(self.norm2(self.conv1(self.relu1(self.norm1(x))))))
+
+
+class DenseBlock(nn.ModuleDict):
+    def __init__(self, layers, cin, growth=32):
+        super().__init__({f"denselayer{i + 1}": DenseLayer(cin + i * growth, growth) for i in range(layers)})
+
+    def forward(self, x):
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class Transition(nn.Sequential):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.norm, self.relu = nn.BatchNorm2d(cin), nn.ReLU(inplace=True)
+        self.conv, self.pool = nn.Conv2d(cin, cout, 1, bias=False), nn.AvgPool2d(2, 2)
+
+
+class DenseNet121(nn.Module):
+    """torchvision.models.densenet121; its last ReLU is a module here so that Grad-CAM can
+    hook the map the global pooling reads."""
+
+    def __init__(self, classes=1000):
+        super().__init__()
+        layers = [("conv0", nn.Conv2d(3, 64, 7, 2, 3, bias=False)), ("norm0", nn.BatchNorm2d(64)),
+                  ("relu0", nn.ReLU(inplace=True)), ("pool0", nn.MaxPool2d(3, 2, 1))]
+        channels = 64
+        for i, count in enumerate([6, 12, 24, 16]):
+            layers.append((f"denseblock{i + 1}", DenseBlock(count, channels)))
+            channels += count * 32
+            if i != 3:
+                layers.append((f"transition{i + 1}", Transition(channels, channels // 2)))
+                channels //= 2
+        layers.append(("norm5", nn.BatchNorm2d(channels)))
+        self.features = nn.Sequential(OrderedDict(layers))
+        self.relu = nn.ReLU()
+        self.classifier = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        x = nn.functional.adaptive_avg_pool2d(self.relu(self.features(x)), 1)
+        return self.classifier(torch.flatten(x, 1))
+
+
 class GRUClassifier(nn.Module):
     """The study's BiLSTM classifier with a GRU: MFCC frames in, the last step to the classes."""
 
@@ -145,7 +203,7 @@ def twins():
     resnet = ResNet18(1000)
     mobilenet = MobileNetV2()
     efficientnet = EfficientNetB0()
-    return {
+    models = {
         "resnet18": (resnet, (1, 3, 224, 224), resnet.layer4),
         "mobilenet_v2": (mobilenet, (1, 3, 224, 224), mobilenet.features),
         "efficientnet_b0": (efficientnet, (1, 3, 224, 224), efficientnet.features),
@@ -154,6 +212,9 @@ def twins():
         "bilstm_attention2d": (BiLSTM(5, attention=64), (2, 768, 128), None),
         "gru": (GRUClassifier(), (2, 100, 128), None),
     }
+    densenet = DenseNet121()
+    models["densenet121"] = (densenet, (1, 3, 224, 224), densenet.relu)
+    return models
 
 
 def randomize_batch_norm(model, g):

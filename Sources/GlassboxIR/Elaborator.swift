@@ -489,6 +489,9 @@ struct Elaborator {
     if let block = blocks[call.callee] {
       return instantiate(block, call: call, name: name, env: &env, stepsOutputName: nil).map { [$0] }
     }
+    if let composite = Composite(rawValue: call.callee) {
+      return elaborateComposite(composite, call, name: name, env: &env).map { [$0] }
+    }
     guard let op = Op(rawValue: call.callee) else {
       if TapKind(rawValue: call.callee) != nil {
         report(
@@ -509,17 +512,7 @@ struct Elaborator {
     }
 
     // Named arguments; layer calls consume their own (out, kernel, bias, init) first.
-    var named: [String: (AttrValue, SourceLocation)] = [:]
-    for arg in call.named {
-      if named[arg.name] != nil {
-        report("\(op.name): attribute '\(arg.name)' is given twice", at: arg.location, in: env)
-        poisoned = true
-        continue
-      }
-      guard let v = evalAttr(arg.value, env: env) else { poisoned = true; continue }
-      named[arg.name] = (v, arg.location)
-    }
-    if poisoned { return nil }
+    guard var named = namedArguments(call, owner: op.name, env: env), !poisoned else { return nil }
 
     // The layer form (`linear(x, out: 10)`) takes only the input; it sizes the parameters
     // from its own arguments and the op's attributes, then passes them as operands.
@@ -585,6 +578,66 @@ struct Elaborator {
       results: zip(names, types).map { ($0, $1) }, location: call.location)
     for (n, id) in zip(names, ids) { globals[n] = id }
     return ids
+  }
+
+  /// The named arguments of a call evaluated, by name; nil when one was given twice or does
+  /// not evaluate (each reported).
+  private mutating func namedArguments(
+    _ call: Call, owner: String,
+    env: Env
+  ) -> [String: (AttrValue, SourceLocation)]? {
+    var named: [String: (AttrValue, SourceLocation)] = [:]
+    var ok = true
+    for arg in call.named {
+      if named[arg.name] != nil {
+        report("\(owner): attribute '\(arg.name)' is given twice", at: arg.location, in: env)
+        ok = false
+        continue
+      }
+      guard let v = evalAttr(arg.value, env: env) else { ok = false; continue }
+      named[arg.name] = (v, arg.location)
+    }
+    return ok ? named : nil
+  }
+
+  /// A composite (`leaky_relu(x, alpha: 0.1)`): its one operand, its attributes against its
+  /// schema, then the ops it expands to (`Composite.build`), named `NAME.TAG` around the
+  /// result `NAME`. Returns nil when an error was reported.
+  private mutating func elaborateComposite(
+    _ composite: Composite, _ call: Call, name: String,
+    env: inout Env
+  ) -> ValueID? {
+    guard checkTopLevelName(name, at: call.pathLocation ?? call.location, env: env) else { return nil }
+    var operands: [ValueID] = []
+    var poisoned = false
+    for operand in call.operands {
+      if let id = elaborateOperand(operand, user: name, env: &env) { operands.append(id) } else { poisoned = true }
+    }
+    guard let named = namedArguments(call, owner: composite.name, env: env), !poisoned else { return nil }
+    guard operands.count == 1 else {
+      report("\(composite.name) takes 1 operand (x), found \(operands.count)", at: call.location, in: env)
+      return nil
+    }
+    guard let attrs = checkAttributes(composite.attributes, named, owner: composite.name, at: call.location, env: env),
+      claim(name, at: call.location, in: env)
+    else { return nil }
+    let first = graph.values.count
+    let result: ValueID
+    do {
+      result = try composite.build(operands[0], attrs, named: name, into: &graph, location: call.location)
+    } catch {
+      definedAt[name] = nil
+      report(error.message, at: call.location, in: env)
+      return nil
+    }
+    // The name stands for x itself when the composite is the identity (clip without bounds).
+    if result.index < first { definedAt[name] = nil }
+    for i in first..<graph.values.count {
+      let valueName = graph.values[i].name
+      guard valueName == name || claim(valueName, at: call.location, in: env) else { return nil }
+      globals[valueName] = ValueID(i)
+    }
+    return result
   }
 
   /// Checks named arguments against an attribute schema and fills defaults.
@@ -685,7 +738,7 @@ struct Elaborator {
 
   /// "; did you mean 'conv2d'?" for a name close to a known op, block or tap kind.
   private func suggestion(for name: String) -> String {
-    let candidates = Op.allCases.map(\.name) + Array(blocks.keys) + ["each_step"]
+    let candidates = Op.allCases.map(\.name) + Composite.allCases.map(\.name) + Array(blocks.keys) + ["each_step"]
     var best: (String, Int)?
     for c in candidates {
       let d = editDistance(name, c)

@@ -25,15 +25,15 @@ extension Op {
   public var gradientKind: GradientKind {
     switch self {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .batchNormTrain, .linear, .matmul, .batchMatmul,
-      .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape,
-      .flatten, .transpose, .concat, .slice, .select, .split, .lstmCell, .dropout, .crossEntropy,
-      .fusedElementwise, .layerNorm:
+      .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
+      .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split,
+      .pad, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .layerNorm, .lrn:
       .rule
     case .lstm: .unrollFirst
     case .constant, .classSeed: .nonDifferentiable
     case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
       .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
-      .layerNormBackward:
+      .layerNormBackward, .lrnBackward:
       .none
     }
   }
@@ -45,14 +45,15 @@ extension Op {
     case .crossEntropy: i == 0
     case .batchNorm: i < 3
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
-      .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat,
-      .slice, .select, .split, .lstm, .lstmCell, .dropout, .batchNormTrain, .fusedElementwise, .layerNorm:
+      .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .softmax, .logSoftmax,
+      .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm, .lstmCell,
+      .dropout, .batchNormTrain, .fusedElementwise, .layerNorm, .lrn:
       true
     // No rule, but their results do depend on their operands: a gradient asked through them
     // is an error, not a silent zero.
     case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
       .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
-      .layerNormBackward:
+      .layerNormBackward, .lrnBackward:
       true
     case .constant, .classSeed:
       false
@@ -195,6 +196,52 @@ extension Op {
       let oneMinus = try b.binary(.sub, b.constant(1, TensorType(type(y).dtype, [])), b.binary(.mul, y, y))
       out[0] = try b.binary(.mul, dy0(), oneMinus)
 
+    case .exp:
+      // (eˣ)' = eˣ, the result.
+      out[0] = try b.binary(.mul, dy0(), y)
+
+    case .log:
+      out[0] = try b.binary(.div, dy0(), x[0])
+
+    case .sqrt:
+      // (√x)' = 1/(2√x), from the result as PyTorch (`grad / (2 * result)`).
+      out[0] = try b.binary(.div, dy0(), b.scale(y, 2))
+
+    case .abs:
+      // dy where x > 0, −dy where x < 0 and 0 at 0 (PyTorch's `grad * sign(x)`).
+      let dy = try dy0()
+      let positive = try b.add(.reluBackward, [dy, x[0]], tag: "positive")[0]
+      let negative = try b.add(.reluBackward, [dy, b.scale(x[0], -1)], tag: "negative")[0]
+      out[0] = try b.binary(.sub, positive, negative)
+
+    case .erf:
+      // erf'(x) = 2/√π · e^(−x²).
+      let density = try b.add(.exp, [b.scale(b.binary(.mul, x[0], x[0]), -1)], tag: "density")[0]
+      out[0] = try b.binary(.mul, dy0(), b.scale(density, 2 / Double.pi.squareRoot()))
+
+    case .pow:
+      // ∂/∂a = b·a^(b−1), ∂/∂b = aᵇ·ln a. Unlike PyTorch, which makes them 0 there, ∂/∂a is NaN
+      // where a = 0 and b = 0, and ∂/∂b where a = 0 (an exponent rarely carries a gradient).
+      let dy = try dy0()
+      if want[0] {
+        let lowered = try b.binary(.sub, x[1], b.constant(1, TensorType(type(x[1]).dtype, [])))
+        let slope = try b.binary(.mul, b.binary(.pow, x[0], lowered), x[1])
+        out[0] = try b.sum(b.binary(.mul, dy, slope), to: type(x[0]))
+      }
+      if want[1] {
+        let logarithm = try b.add(.log, [x[0]], tag: "log")[0]
+        out[1] = try b.sum(b.binary(.mul, dy, b.binary(.mul, y, logarithm)), to: type(x[1]))
+      }
+
+    case .maximum, .minimum:
+      // Each element's gradient goes to the operand that gave it, to `a` on a tie: `b` takes dy
+      // where it is strictly the larger (the smaller), `a` the rest.
+      let dy = try dy0()
+      let margin = self == .maximum ? try b.binary(.sub, x[1], x[0]) : try b.binary(.sub, x[0], x[1])
+      let toB = try b.add(.reluBackward, [dy, margin], tag: "db")[0]
+      if want[0] { out[0] = try b.sum(b.binary(.sub, dy, toB), to: type(x[0])) }
+      if want[1] { out[1] = try b.sum(toB, to: type(x[1])) }
+
     case .softmax:
       // dx = y ⊙ (dy − Σ_axis dy ⊙ y).
       let dy = try dy0()
@@ -264,6 +311,42 @@ extension Op {
       }
       out[0] = pieces.count == 1 ? pieces[0] : try b.add(.concat, pieces, ConcatAttributes(axis: axis), tag: "dx")[0]
 
+    case .pad:
+      // Axis by axis from the last: the interior, plus (reflect, edge) each padded slice added
+      // onto the element it copied.
+      let a = PadAttributes(of: node), xt = type(x[0])
+      var g = try dy0()
+      for axis in stride(from: xt.rank - 1, through: 0, by: -1) where a.before(axis) > 0 || a.after(axis) > 0 {
+        guard let n = xt.shape[axis].staticValue else { throw ShapeError("pad: padded axis \(axis) is not static") }
+        let before = a.before(axis), after = a.after(axis)
+        var total = try b.slice(g, axis: axis, start: before, end: before + n)
+        func place(_ piece: ValueID, at source: Int, _ b: inout GradientBuilder) throws(ShapeError) -> ValueID {
+          let slice = SliceAttributes(axis: axis, start: source, end: source + 1, step: 1)
+          return try b.add(.sliceBackward, [piece], SliceBackwardAttributes(slice: slice, size: Dim(n)), tag: "dpad")[0]
+        }
+        switch a.mode {
+        case .constant:
+          break
+        case .edge:
+          for (start, count, source) in [(0, before, 0), (before + n, after, n - 1)] where count > 0 {
+            let block = try b.slice(g, axis: axis, start: start, end: start + count)
+            let piece = try b.add(.sum, [block], ReduceAttributes(axes: [axis], keepdims: true), tag: "edge")[0]
+            total = try b.binary(.add, total, place(piece, at: source, &b))
+          }
+        case .reflect:
+          for i in Array(0..<before) + Array((before + n)..<(before + n + after)) {
+            guard let source = a.source(i, axis: axis, size: n) else { continue }
+            total = try b.binary(.add, total, place(b.slice(g, axis: axis, start: i, end: i + 1), at: source, &b))
+          }
+        }
+        g = total
+      }
+      out[0] = g
+
+    case .lrn:
+      // One backward node that recomputes the window sums from x.
+      out[0] = try b.add(.lrnBackward, [dy0(), x[0]], LRNAttributes(of: node), tag: "dx")[0]
+
     case .lstmCell:
       let dh = try dy0()
       let dc: ValueID
@@ -325,7 +408,7 @@ extension Op {
 
     case .lstm, .constant, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
       .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
-      .avgPool2dBackward, .batchNormTrainBackward, .layerNormBackward:
+      .avgPool2dBackward, .batchNormTrainBackward, .layerNormBackward, .lrnBackward:
       throw ShapeError("\(name) has no gradient rule")
     }
     for i in out.indices where !want[i] { out[i] = nil }

@@ -20,10 +20,11 @@ struct LayerSugar {
     case .lstm: kind = .lstm
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div,
       .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
-      .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .lstmCell, .classSeed,
+      .transpose, .concat, .slice, .select, .split, .pad, .dropout, .crossEntropy, .constant, .lstmCell, .classSeed,
       .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
       .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward,
-      .batchNormTrain, .batchNormTrainBackward, .fusedElementwise, .layerNormBackward:
+      .batchNormTrain, .batchNormTrainBackward, .fusedElementwise, .layerNormBackward, .lrn, .lrnBackward,
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       return nil
     }
   }

@@ -96,6 +96,23 @@ extension Op {
       guard x[0] == input else { throw ShapeError("layer_norm_backward: dy is \(x[0]) but x is \(input)") }
       return [input, normalized, normalized]
 
+    case .lrn, .lrnBackward:
+      let input = x[self == .lrn ? 0 : 1]
+      try requireFloat(x, op: self)
+      guard input.rank >= 2 else {
+        throw ShapeError("\(name): input must have rank at least 2 ([N, C, …]), found \(input.shapeDescription)")
+      }
+      let attrs = try decode(LRNAttributes.self, a)
+      guard attrs.size >= 1 else { throw ShapeError("\(name): size must be at least 1, found \(attrs.size)") }
+      guard attrs.bias > 0, attrs.alpha >= 0, attrs.alpha.isFinite, attrs.beta.isFinite else {
+        throw ShapeError(
+          "\(name): bias must be positive, alpha non-negative and beta finite, found bias "
+            + "\(AttrValue.formatFloat(attrs.bias)), alpha \(AttrValue.formatFloat(attrs.alpha)) and beta "
+            + "\(AttrValue.formatFloat(attrs.beta))")
+      }
+      if self == .lrnBackward, x[0] != input { throw ShapeError("lrn_backward: dy is \(x[0]) but x is \(input)") }
+      return [input]
+
     case .linear:
       let input = x[0]
       let w = try x[1].requireRank(2, op: self, operand: "weight", layout: "[out, in]")
@@ -149,7 +166,11 @@ extension Op {
       guard x[0].dtype != .bool else { throw ShapeError("\(name): operands must be numeric, found bool") }
       return [TensorType(x[0].dtype, try broadcast(x[0].shape, x[1].shape, op: self))]
 
-    case .relu, .sigmoid, .tanh, .dropout:
+    case .pow, .maximum, .minimum:
+      try requireFloat(x, op: self)
+      return [TensorType(x[0].dtype, try broadcast(x[0].shape, x[1].shape, op: self))]
+
+    case .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .dropout:
       try requireFloat(x, op: self)
       if self == .dropout {
         let p = try decode(DropoutAttributes.self, a).p
@@ -332,6 +353,33 @@ extension Op {
         shape[axis] = Dim(s)
         return TensorType(input.dtype, shape)
       }
+
+    case .pad:
+      let input = x[0]
+      try requireFloat(x, op: self)
+      let attrs = try decode(PadAttributes.self, a)
+      let pads = attrs.pads
+      guard pads.count == 2 * input.rank else {
+        throw ShapeError(
+          "pad: pads must list \(2 * input.rank) sizes (before each axis of \(input.shapeDescription), "
+            + "then after each), found \(pads.count)")
+      }
+      guard pads.allSatisfy({ $0 >= 0 }) else {
+        throw ShapeError("pad: pads must be non-negative (slice crops), found \(pads)")
+      }
+      var shape = input.shape
+      for axis in 0..<input.rank where attrs.before(axis) > 0 || attrs.after(axis) > 0 {
+        guard let n = input.shape[axis].staticValue else {
+          throw ShapeError("pad: padded axis \(axis) has symbolic size \(input.shape[axis]); bind it")
+        }
+        if attrs.mode == .reflect, attrs.before(axis) >= n || attrs.after(axis) >= n {
+          throw ShapeError(
+            "pad: reflect padding must be less than the axis' size, found \(attrs.before(axis)) and "
+              + "\(attrs.after(axis)) on axis \(axis) of size \(n)")
+        }
+        shape[axis] = Dim(n + attrs.before(axis) + attrs.after(axis))
+      }
+      return [TensorType(input.dtype, shape)]
 
     case .lstm:
       let input = try x[0].requireRank(3, op: self, operand: "input", layout: "[B, T, features]")

@@ -1,8 +1,9 @@
 import GlassboxIR
 
-/// ONNX operators as Glassbox ops. An operator with a Glassbox op of its own maps onto it;
-/// others are composed from existing ops when that is exact (`LeakyRelu` is
-/// `relu(x) + α·(x − relu(x))`, `Clip` a difference of two `relu`s, `Gemm` a `linear` with its
+/// ONNX operators as Glassbox ops. An operator with a Glassbox op of its own maps onto it
+/// (`Exp`, `Pow`, `Max`, `LRN`, `Pad`); one the spec language has as a composite is built by
+/// `Composite.build` (`LeakyRelu`, `Clip`, `HardSwish`, `Gelu`); others are composed from
+/// existing ops here (`Elu` is `relu(x) + minimum(0, α·(eˣ − 1))`, `Gemm` a `linear` with its
 /// constants folded, a nearest `Resize` by whole factors a broadcast); the rest are listed as
 /// unsupported.
 extension Importer {
@@ -10,8 +11,10 @@ extension Importer {
   static let operators: Set<String> = Set([
     "Identity", "Dropout", "Cast", "CastLike", "Constant", "ConstantOfShape", "Shape", "Size", "Add", "Sub", "Mul",
     "Div", "Sum", "Mean", "Max", "Min", "Relu", "Sigmoid", "Tanh", "LeakyRelu", "PRelu", "Clip", "HardSigmoid",
-    "HardSwish", "Neg", "Reciprocal", "Abs", "Softsign", "Pow", "Softmax", "LogSoftmax", "Conv", "MaxPool",
-    "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "Gemm", "MatMul",
+    "HardSwish", "Neg", "Reciprocal", "Abs", "Softsign", "Pow", "Exp", "Log", "Sqrt", "Erf", "Gelu", "Elu", "Selu",
+    "Celu", "Softplus", "LRN", "Softmax", "LogSoftmax", "Conv", "MaxPool",
+    "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization",
+    "InstanceNormalization", "Gemm", "MatMul",
     "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Gather", "Expand", "Tile",
     "Pad", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL1", "Resize", "Upsample",
     "LSTM", "GRU", "RNN", "ConvTranspose",
@@ -21,7 +24,7 @@ extension Importer {
   /// no Glassbox form otherwise.
   static let foldedOnly: Set<String> = [
     "Range", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "Where",
-    "Mod", "ReduceProd", "Sqrt", "Exp", "Log", "Floor", "Ceil", "Round", "Sign", "Erf",
+    "Mod", "ReduceProd", "Floor", "Ceil", "Round", "Sign",
   ]
 
   /// Converts one node, folding it when its outputs are known at import.
@@ -76,8 +79,22 @@ extension Importer {
     case "Relu", "Sigmoid", "Tanh":
       let op: Op = n.opType == "Relu" ? .relu : (n.opType == "Sigmoid" ? .sigmoid : .tanh)
       set(n, try emit(op, [try x(n, 0)], NoAttributes(), out(n)))
-    case "LeakyRelu", "PRelu", "Clip", "HardSigmoid", "HardSwish", "Neg", "Reciprocal", "Abs", "Softsign", "Pow":
+    case "Exp", "Log", "Sqrt", "Erf", "Abs":
+      let op: Op = ["Exp": .exp, "Log": .log, "Sqrt": .sqrt, "Erf": .erf][n.opType] ?? .abs
+      set(n, try emit(op, [try x(n, 0)], NoAttributes(), out(n)))
+    case "Pow":
+      try power(n)
+    case "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "Gelu", "Neg", "Reciprocal":
+      try composite(n)
+    case "PRelu", "Softsign", "Elu", "Selu", "Celu", "Softplus":
       try composedActivation(n)
+    case "LRN":
+      guard n.has("size") else { throw .invalid("needs the attribute 'size'") }
+      let size = try n.int("size", 0)
+      let attributes = LRNAttributes(
+        size: size, alpha: Double(try n.float("alpha", 1e-4)),
+        beta: Double(try n.float("beta", 0.75)), bias: Double(try n.float("bias", 1)))
+      set(n, try emit(.lrn, [try x(n, 0)], attributes, out(n)))
     case "Softmax", "LogSoftmax":
       try softmax(n)
     case "Conv":
@@ -100,6 +117,8 @@ extension Importer {
       try batchNormalization(n)
     case "LayerNormalization":
       try layerNormalization(n)
+    case "InstanceNormalization":
+      try instanceNormalization(n)
     case "Gemm":
       try gemm(n)
     case "MatMul":
@@ -137,7 +156,7 @@ extension Importer {
       try lstm(n)
     case "GRU", "RNN":
       try simpleRecurrence(n)
-    case "Sqrt", "Exp", "Log", "Floor", "Ceil", "Round", "Sign", "Erf":
+    case "Floor", "Ceil", "Round", "Sign":
       throw .unsupportedOperator
     default:
       if Importer.operators.contains(n.opType) {
@@ -257,14 +276,8 @@ extension Importer {
       let name = i == last && n.opType != "Mean" ? out(n) : temporary(n, "\(i)")
       switch n.opType {
       case "Sum", "Mean": acc = try binary(.add, acc, next, name)
-      case "Max":
-        // max(a, b) = a + relu(b − a)
-        let d = try binary(.sub, next, acc, temporary(n, "difference\(i)"))
-        acc = try binary(.add, acc, try emit(.relu, [d], NoAttributes(), temporary(n, "excess\(i)")), name)
-      default:
-        // min(a, b) = a − relu(a − b)
-        let d = try binary(.sub, acc, next, temporary(n, "difference\(i)"))
-        acc = try binary(.sub, acc, try emit(.relu, [d], NoAttributes(), temporary(n, "excess\(i)")), name)
+      case "Max": acc = try binary(.maximum, acc, next, name)
+      default: acc = try binary(.minimum, acc, next, name)
       }
     }
     if n.opType == "Mean" {
@@ -273,113 +286,174 @@ extension Importer {
     set(n, acc)
   }
 
-  /// Activations composed from `relu`, `sigmoid` and arithmetic, each exact.
+  /// The spec language's composites (`Composite.build`), ONNX's attributes with ONNX's defaults;
+  /// the result is named after the node's output and the values inside it `OUTPUT.TAG`.
+  mutating func composite(_ n: NodeView) throws(ImportFailure) {
+    let v = try x(n, 0)
+    let kind: Composite, attributes: Attributes
+    switch n.opType {
+    case "LeakyRelu":
+      (kind, attributes) = (.leakyRelu, LeakyReluAttributes(alpha: Double(try n.float("alpha", 0.01))).encoded)
+    case "Clip":
+      var low = -Double.infinity, high = Double.infinity
+      if opset < 11 {
+        if n.has("min") { low = Double(try n.float("min", 0)) }
+        if n.has("max") { high = Double(try n.float("max", 0)) }
+      } else {
+        if let c = try constant(n, 1, "min") { low = Double(try c.scalarFloat()) }
+        if let c = try constant(n, 2, "max") { high = Double(try c.scalarFloat()) }
+      }
+      (kind, attributes) = (.clip, ClipAttributes(min: low, max: high).encoded)
+    case "HardSigmoid":
+      let a = HardSigmoidAttributes(alpha: Double(try n.float("alpha", 0.2)), beta: Double(try n.float("beta", 0.5)))
+      (kind, attributes) = (.hardSigmoid, a.encoded)
+    case "HardSwish":
+      (kind, attributes) = (.hardSwish, NoAttributes().encoded)
+    case "Gelu":
+      let form = try n.string("approximate", "none")
+      guard let approximate = GeluAttributes.Approximation(rawValue: form) else {
+        throw .invalid("approximate must be 'none' or 'tanh', found '\(form)'")
+      }
+      (kind, attributes) = (.gelu, GeluAttributes(approximate: approximate).encoded)
+    case "Neg":
+      (kind, attributes) = (.neg, NoAttributes().encoded)
+    default:  // Reciprocal
+      (kind, attributes) = (.reciprocal, NoAttributes().encoded)
+    }
+    let name = out(n), first = graph.values.count
+    let result: ValueID
+    do {
+      result = try kind.build(v, attributes, named: name, into: &graph)
+    } catch {
+      throw .invalid(error.message)
+    }
+    // The composite's inner values take their names from the table too, so no ONNX name
+    // claimed later meets them.
+    for i in first..<graph.values.count where i != result.index {
+      graph.values[i].name = names.fresh(graph.values[i].name)
+    }
+    set(n, result)
+  }
+
+  /// `Pow` as `pow` (broadcast as NumPy); an exponent known at import becomes a constant of
+  /// the base's element type, 1 leaves the base as it is.
+  mutating func power(_ n: NodeView) throws(ImportFailure) {
+    let v = try x(n, 0)
+    guard type(v).dtype.isFloatingPoint else {
+      throw .unsupported("a power of \(type(v).dtype.rawValue) values (Glassbox's pow is floating point)")
+    }
+    guard let e = n.input(1) else { throw .invalid("needs an exponent") }
+    switch env[e] {
+    case .constant(let c)?:
+      let shape = c.shape.map { Dim($0) }
+      if c.uniformFloat == 1, (try? broadcast(type(v).shape, shape, op: .pow)) == type(v).shape {
+        return try alias(n, v)
+      }
+      let values = try c.floatValues()
+      let exponent: ValueID
+      if c.count == 1 {
+        exponent = try emit(
+          .constant, [],
+          ConstantAttributes(
+            value: Double(values[0]), shape: shape,
+            dtype: type(v).dtype), temporary(n, "exponent"))
+      } else {
+        exponent = try materialize(Constant(floats: values, shape: c.shape), name: temporary(n, "exponent"))
+      }
+      set(n, try binary(.pow, v, exponent, out(n)))
+    default:
+      let exponent = try x(n, 1)
+      guard type(exponent).dtype == type(v).dtype else {
+        throw .unsupported("an exponent of \(type(exponent).dtype.rawValue) values computed at run time")
+      }
+      set(n, try binary(.pow, v, exponent, out(n)))
+    }
+  }
+
+  /// Activations composed from existing ops: `PRelu` and `Softsign` exactly, the exponential
+  /// ones within an f32 rounding of ONNX's formulas.
   mutating func composedActivation(_ n: NodeView) throws(ImportFailure) {
     let v = try x(n, 0)
-    func relu(_ a: ValueID, _ suffix: String) throws(ImportFailure) -> ValueID {
-      try emit(.relu, [a], NoAttributes(), temporary(n, suffix))
+    func unary(_ op: Op, _ a: ValueID, _ suffix: String) throws(ImportFailure) -> ValueID {
+      try emit(op, [a], NoAttributes(), temporary(n, suffix))
     }
     switch n.opType {
-    case "LeakyRelu", "PRelu":
+    case "PRelu":
       // relu(x) + slope·(x − relu(x)): x where x > 0, slope·x elsewhere, both exactly.
-      var slope =
-        n.opType == "LeakyRelu"
-        ? try scalar(try n.float("alpha", 0.01), temporary(n, "alpha"), like: v)
-        : try x(n, 1, asWeight: true)
+      var slope = try x(n, 1, asWeight: true)
       // A slope per channel [C] (PRelu before opset 7, and torch.onnx's PReLU(C)) applies along axis 1.
       let (xs, ss) = (type(v).shape, type(slope).shape)
       if (try? broadcast(xs, ss, op: .mul)) == nil, ss.count == 1, xs.count >= 2, ss[0] == xs[1] {
         slope = try reshape(slope, [ss[0]] + [Dim](repeating: 1, count: xs.count - 2), temporary(n, "per_channel"))
       }
-      let positive = try relu(v, "positive")
+      let positive = try unary(.relu, v, "positive")
       let negative = try binary(.sub, v, positive, temporary(n, "negative"))
       let scaled = try binary(.mul, negative, slope, temporary(n, "scaled"))
       set(n, try binary(.add, positive, scaled, out(n)))
-    case "Clip":
-      var low: Float?, high: Float?
-      if opset < 11 {
-        low = n.has("min") ? try n.float("min", 0) : nil
-        high = n.has("max") ? try n.float("max", 0) : nil
-      } else {
-        low = try constant(n, 1, "min")?.scalarFloat()
-        high = try constant(n, 2, "max")?.scalarFloat()
-      }
-      if let clipped = try clip(n, v, low: low, high: high, name: out(n)) { set(n, clipped) } else { try alias(n, v) }
-    case "HardSigmoid", "HardSwish":
-      let alpha = n.opType == "HardSigmoid" ? try n.float("alpha", 0.2) : 1 / 6
-      let beta = n.opType == "HardSigmoid" ? try n.float("beta", 0.5) : 0.5
-      let scaled = try binary(.mul, v, try scalar(alpha, temporary(n, "alpha"), like: v), temporary(n, "scaled"))
-      let shifted = try binary(.add, scaled, try scalar(beta, temporary(n, "beta"), like: v), temporary(n, "shifted"))
-      let name = n.opType == "HardSigmoid" ? out(n) : temporary(n, "gate")
-      guard let gate = try clip(n, shifted, low: 0, high: 1, name: name) else { throw .invalid("empty clip") }
-      set(n, n.opType == "HardSigmoid" ? gate : try binary(.mul, v, gate, out(n)))
-    case "Neg":
-      set(n, try binary(.mul, v, try scalar(-1, temporary(n, "minus_one"), like: v), out(n)))
-    case "Reciprocal":
-      set(n, try binary(.div, try scalar(1, temporary(n, "one"), like: v), v, out(n)))
-    case "Abs", "Softsign":
-      // |x| = relu(x) + relu(−x)
-      let minus = try binary(.mul, v, try scalar(-1, temporary(n, "minus_one"), like: v), temporary(n, "negated"))
-      let name = n.opType == "Abs" ? out(n) : temporary(n, "magnitude")
-      let magnitude = try binary(.add, try relu(v, "positive"), try relu(minus, "negative"), name)
-      if n.opType == "Abs" { return set(n, magnitude) }
+    case "Softsign":
+      // x/(1 + |x|)
       let one = try scalar(1, temporary(n, "one"), like: v)
-      let denominator = try binary(.add, magnitude, one, temporary(n, "denominator"))
+      let denominator = try binary(.add, try unary(.abs, v, "magnitude"), one, temporary(n, "denominator"))
       set(n, try binary(.div, v, denominator, out(n)))
-    default:  // Pow with a constant whole exponent
-      guard let e = try constant(n, 1, "the exponent"), let p = e.uniformFloat else {
-        throw .unsupported("an exponent computed at run time")
+    case "Softplus":
+      // log(1 + eˣ) as relu(x) + log(1 + e^−|x|), which never overflows.
+      let minus = try scalar(-1, temporary(n, "minus_one"), like: v)
+      let negated = try binary(.mul, try unary(.abs, v, "magnitude"), minus, temporary(n, "negated"))
+      let one = try scalar(1, temporary(n, "one"), like: v)
+      let sum = try binary(.add, one, try unary(.exp, negated, "exp"), temporary(n, "sum"))
+      set(n, try binary(.add, try unary(.relu, v, "positive"), try unary(.log, sum, "log"), out(n)))
+    default:
+      // Elu, Celu and Selu: γ·(relu(x) + minimum(0, α·(e^(x/c) − 1))), the minimum taking the
+      // negative part for α > 0 (c = α for Celu, else 1; γ 1 but for Selu).
+      let alpha: Float, gamma: Float
+      switch n.opType {
+      case "Selu": (alpha, gamma) = (try n.float("alpha", 1.67326319), try n.float("gamma", 1.05070102))
+      default: (alpha, gamma) = (try n.float("alpha", 1), 1)
       }
-      switch p {
-      case 1: try alias(n, v)
-      case 2: set(n, try binary(.mul, v, v, out(n)))
-      case 3: set(n, try binary(.mul, try binary(.mul, v, v, temporary(n, "square")), v, out(n)))
-      case -1: set(n, try binary(.div, try scalar(1, temporary(n, "one"), like: v), v, out(n)))
-      default: throw .unsupported("exponent \(p) (only 1, 2, 3 and −1 compose from existing ops)")
+      guard alpha > 0, alpha.isFinite else { throw .unsupported("alpha \(alpha) (a positive alpha composes)") }
+      var argument = v
+      if n.opType == "Celu" {
+        argument = try binary(.div, v, try scalar(alpha, temporary(n, "alpha"), like: v), temporary(n, "scaled"))
       }
+      let one = try scalar(1, temporary(n, "one"), like: v)
+      let shifted = try binary(.sub, try unary(.exp, argument, "exp"), one, temporary(n, "shifted"))
+      let negative = try binary(
+        .mul, try scalar(alpha, temporary(n, "alpha_factor"), like: v), shifted,
+        temporary(n, "negative_part"))
+      let zero = try scalar(0, temporary(n, "zero"), like: v)
+      let lower = try binary(.minimum, zero, negative, temporary(n, "lower"))
+      let name = n.opType == "Selu" ? temporary(n, "elu") : out(n)
+      let elu = try binary(.add, try unary(.relu, v, "positive"), lower, name)
+      if n.opType != "Selu" { return set(n, elu) }
+      set(n, try binary(.mul, elu, try scalar(gamma, temporary(n, "gamma"), like: v), out(n)))
     }
   }
 
-  /// `clamp(x, low, high)` as `low + relu(x − low) − relu(x − high)` (either bound may be
-  /// absent); nil when neither is given.
-  mutating func clip(
-    _ n: NodeView, _ v: ValueID, low: Float?, high: Float?, name: String
-  ) throws(ImportFailure)
-    -> ValueID?
-  {
-    switch (low, high) {
-    case (nil, nil):
-      return nil
-    case (let l?, nil):
-      if l == 0 { return try emit(.relu, [v], NoAttributes(), name) }
-      let lowValue = try scalar(l, temporary(n, "low"), like: v)
-      let above = try emit(
-        .relu, [try binary(.sub, v, lowValue, temporary(n, "from_low"))], NoAttributes(),
-        temporary(n, "above_low"))
-      return try binary(.add, lowValue, above, name)
-    case (nil, let h?):
-      let highValue = try scalar(h, temporary(n, "high"), like: v)
-      let below = try emit(
-        .relu, [try binary(.sub, highValue, v, temporary(n, "to_high"))], NoAttributes(),
-        temporary(n, "below_high"))
-      return try binary(.sub, highValue, below, name)
-    case (let l?, let h?):
-      let highValue = try scalar(h, temporary(n, "high"), like: v)
-      let lowPart: ValueID
-      if l == 0 {
-        lowPart = try emit(.relu, [v], NoAttributes(), temporary(n, "above_low"))
-      } else {
-        let lowValue = try scalar(l, temporary(n, "low"), like: v)
-        let above = try emit(
-          .relu, [try binary(.sub, v, lowValue, temporary(n, "from_low"))], NoAttributes(),
-          temporary(n, "above_low"))
-        lowPart = try binary(.add, lowValue, above, temporary(n, "raised"))
-      }
-      let over = try emit(
-        .relu, [try binary(.sub, v, highValue, temporary(n, "from_high"))], NoAttributes(),
-        temporary(n, "above_high"))
-      return try binary(.sub, lowPart, over, name)
+  /// `InstanceNormalization` of `x: [N, C, …]`, each image's channel over its positions:
+  /// `scale·(x − mean)/√(variance + ε) + B` (biased variance, `scale` and `B` of `[C]`),
+  /// composed from `mean`, `sqrt` and arithmetic.
+  mutating func instanceNormalization(_ n: NodeView) throws(ImportFailure) {
+    let v = try x(n, 0)
+    let shape = type(v).shape
+    guard shape.count >= 3 else { throw .invalid("input must be [N, C, …], found \(type(v).shapeDescription)") }
+    let axes = ReduceAttributes(axes: Array(2..<shape.count), keepdims: true)
+    let perChannel = [shape[1]] + [Dim](repeating: 1, count: shape.count - 2)
+    let scale = try x(n, 1, asWeight: true, initializer: .ones), bias = try x(n, 2, asWeight: true)
+    guard type(scale).shape == [shape[1]], type(bias).shape == [shape[1]] else {
+      throw .invalid("scale \(type(scale).shapeDescription) and B \(type(bias).shapeDescription) must be [\(shape[1])]")
     }
+    let mean = try emit(.mean, [v], axes, temporary(n, "mean"))
+    let centred = try binary(.sub, v, mean, temporary(n, "centred"))
+    let square = try binary(.mul, centred, centred, temporary(n, "square"))
+    let variance = try emit(.mean, [square], axes, temporary(n, "variance"))
+    let eps = try scalar(try n.float("epsilon", 1e-5), temporary(n, "epsilon"), like: v)
+    let shifted = try binary(.add, variance, eps, temporary(n, "shifted"))
+    let deviation = try emit(.sqrt, [shifted], NoAttributes(), temporary(n, "deviation"))
+    let normalized = try binary(.div, centred, deviation, temporary(n, "normalized"))
+    let scaled = try binary(
+      .mul, normalized, try reshape(scale, perChannel, temporary(n, "scale")),
+      temporary(n, "scaled"))
+    set(n, try binary(.add, scaled, try reshape(bias, perChannel, temporary(n, "bias")), out(n)))
   }
 
   mutating func softmax(_ n: NodeView) throws(ImportFailure) {
@@ -1062,11 +1136,14 @@ extension Importer {
     set(n, v)
   }
 
-  /// `Pad` in constant mode as a `concat` with constants (and a `slice` for negative pads).
+  /// `Pad` as `pad` (modes constant, reflect and edge); negative pads crop with a `slice`
+  /// first.
   mutating func pad(_ n: NodeView) throws(ImportFailure) {
     var v = try x(n, 0)
-    let mode = try n.string("mode", "constant")
-    guard mode == "constant" else { throw .unsupported("mode '\(mode)' (constant padding composes; \(mode) does not)") }
+    let modeName = try n.string("mode", "constant")
+    guard let mode = PadAttributes.Mode(rawValue: modeName) else {
+      throw .unsupported("mode '\(modeName)' (constant, reflect and edge are supported)")
+    }
     let rank = type(v).rank
     var pads: [Int]
     var fill: Float = 0
@@ -1086,6 +1163,7 @@ extension Importer {
     }
     guard pads.count == 2 * axes.count else { throw .invalid("pads \(pads) must have \(2 * axes.count) entries") }
     guard pads.allSatisfy({ abs($0) <= 1 << 24 }) else { throw .invalid("pads \(pads) are too large") }
+    var all = [Int](repeating: 0, count: 2 * rank)
     for (k, axis) in axes.enumerated() {
       var (before, after) = (pads[k], pads[k + axes.count])
       if before < 0 || after < 0 {
@@ -1098,9 +1176,12 @@ extension Importer {
         before = max(before, 0)
         after = max(after, 0)
       }
-      v = try padAxis(n, v, axis: axis, before: before, after: after, value: fill)
+      all[axis] += before
+      all[rank + axis] += after
     }
-    try alias(n, v)
+    if all.allSatisfy({ $0 == 0 }) { return try alias(n, v) }
+    let attributes = PadAttributes(pads: all, mode: mode, value: mode == .constant ? Double(fill) : 0)
+    set(n, try emit(.pad, [v], attributes, out(n)))
   }
 
   mutating func reduction(_ n: NodeView) throws(ImportFailure) {

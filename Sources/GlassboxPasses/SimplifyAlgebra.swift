@@ -92,11 +92,12 @@ public struct SimplifyAlgebra: Pass {
         if outer.indices.allSatisfy({ inner[outer[$0]] == $0 }) { return .forward([g[p].operands[0]]) }
       }
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul,
-      .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .concat, .slice, .select, .split,
+      .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .concat, .slice, .select, .split, .pad,
       .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .reluBackward, .linearBackwardWeight,
       .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput,
       .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
-      .fusedElementwise, .layerNorm, .layerNormBackward:
+      .fusedElementwise, .layerNorm, .layerNormBackward, .lrn, .lrnBackward,
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       break
     }
     return .keep

@@ -24,13 +24,15 @@ public struct SinkElementwise: Pass {
   /// (elementwise too) stays where differentiation put it; moving it has not been measured.
   static func isMovable(_ op: Op) -> Bool {
     switch op {
-    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise: true
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
+      .fusedElementwise:
+      true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .softmax,
-      .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm,
+      .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm,
       .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .reluBackward, .linearBackwardWeight,
       .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput,
       .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
-      .layerNorm, .layerNormBackward:
+      .layerNorm, .layerNormBackward, .lrn, .lrnBackward:
       false
     }
   }

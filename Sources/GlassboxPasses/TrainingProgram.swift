@@ -118,10 +118,12 @@ public struct TrainingProgram {
         // The same in training as in inference.
         case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul,
           .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-          .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise,
+          .concat, .slice, .select, .split, .pad, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise,
           .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
           .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
-          .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+          .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn,
+          .lrnBackward,
+          .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
           ids = g.addNode(
             node.op, operands: operands, attributes: node.attributes, results: results,
             location: node.location)

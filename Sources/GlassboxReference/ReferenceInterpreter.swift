@@ -122,6 +122,34 @@ public struct ReferenceInterpreter {
       }
       let ws = x[2].shape
       return [Tensor(shape: s, f64: dx), Tensor(shape: ws, f64: dw), Tensor(shape: ws, f64: db)]
+    case .lrn, .lrnBackward:
+      let s = x[op == .lrn ? 0 : 1].shape, v = x[op == .lrn ? 0 : 1].doubles, attrs = LRNAttributes(verified: a)
+      let c = s[1], inner = s.dropFirst(2).reduce(1, *), (before, after) = attrs.window
+      let scale = attrs.alpha / Double(attrs.size), beta = attrs.beta
+      // D = bias + alpha/size · Σ x² over each element's window of channels.
+      var d = v
+      for i in v.indices {
+        let ch = (i / inner) % c, base = i - ch * inner
+        var sum = 0.0
+        for j in Swift.max(0, ch - before)...Swift.min(c - 1, ch + after) {
+          sum += v[base + j * inner] * v[base + j * inner]
+        }
+        d[i] = attrs.bias + scale * sum
+      }
+      if op == .lrn { return [Tensor(shape: s, f64: v.indices.map { v[$0] * Foundation.pow(d[$0], -beta) })] }
+      let dy = x[0].doubles
+      var dx = v
+      for i in v.indices {
+        let ch = (i / inner) % c, base = i - ch * inner
+        // The channels whose window holds ch.
+        var sum = 0.0
+        for j in Swift.max(0, ch - after)...Swift.min(c - 1, ch + before) {
+          let k = base + j * inner
+          sum += dy[k] * v[k] * Foundation.pow(d[k], -beta - 1)
+        }
+        dx[i] = dy[i] * Foundation.pow(d[i], -beta) - 2 * scale * beta * v[i] * sum
+      }
+      return [Tensor(shape: s, f64: dx)]
     case .linear:
       let s = x[0].shape, v = x[0].doubles, w = x[1].doubles
       let out = x[1].shape[0], inF = x[1].shape[1], rows = v.count / inF
@@ -158,6 +186,14 @@ public struct ReferenceInterpreter {
     case .relu: return [map(x[0]) { Swift.max($0, 0) }]
     case .sigmoid: return [map(x[0]) { 1 / (1 + exp(-$0)) }]
     case .tanh: return [map(x[0]) { tanh($0) }]
+    case .exp: return [map(x[0]) { Foundation.exp($0) }]
+    case .log: return [map(x[0]) { Foundation.log($0) }]
+    case .sqrt: return [map(x[0]) { $0.squareRoot() }]
+    case .abs: return [map(x[0]) { Swift.abs($0) }]
+    case .erf: return [map(x[0]) { Foundation.erf($0) }]
+    case .pow: return [broadcast(x[0], x[1]) { Foundation.pow($0, $1) }]
+    case .maximum: return [broadcast(x[0], x[1]) { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }]
+    case .minimum: return [broadcast(x[0], x[1]) { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }]
     case .dropout: return [x[0]]
     case .softmax, .logSoftmax:
       let s = x[0].shape, v = x[0].doubles
@@ -233,6 +269,22 @@ public struct ReferenceInterpreter {
         shape[axis] = size
         return Tensor(shape: shape, f64: gather(x[0], axis: axis, picks: picks))
       }
+    case .pad:
+      let s = x[0].shape, attrs = PadAttributes(verified: a), v = x[0].doubles
+      let outShape = s.indices.map { s[$0] + attrs.before($0) + attrs.after($0) }
+      let inStrides = strides(s)
+      var out = [Double](repeating: attrs.value, count: outShape.reduce(1, *))
+      var idx = [Int](repeating: 0, count: s.count)
+      for o in out.indices {
+        var src: Int? = 0
+        for axis in s.indices {
+          guard let offset = src, let j = attrs.source(idx[axis], axis: axis, size: s[axis]) else { src = nil; break }
+          src = offset + j * inStrides[axis]
+        }
+        if let src { out[o] = v[src] }
+        increment(&idx, outShape)
+      }
+      return [Tensor(shape: outShape, f64: out)]
     case .lstm:
       let attrs = LSTMAttributes(verified: a)
       let all = lstm(x, hidden: attrs.hidden, bidirectional: attrs.bidirectional)
@@ -294,6 +346,14 @@ public struct ReferenceInterpreter {
             case .relu: Swift.max(l, 0)
             case .sigmoid: 1 / (1 + exp(-l))
             case .tanh: tanh(l)
+            case .maximum: l.isNaN || r.isNaN ? .nan : Swift.max(l, r)
+            case .minimum: l.isNaN || r.isNaN ? .nan : Swift.min(l, r)
+            case .pow: Foundation.pow(l, r)
+            case .exp: Foundation.exp(l)
+            case .log: Foundation.log(l)
+            case .sqrt: l.squareRoot()
+            case .abs: Swift.abs(l)
+            case .erf: Foundation.erf(l)
             }
           registers[x.count + step] = y
         }

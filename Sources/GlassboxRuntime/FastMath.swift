@@ -28,6 +28,34 @@ enum FastMath {
     return e * scale
   }
 
+  /// e^x with libm's limits: +∞ above ln(f32's max) and 0 below the clamp of `exp` (whose
+  /// sigmoid and tanh keep their bits).
+  @inline(__always)
+  static func expWithLimits(_ x: V) -> V {
+    var e = exp(x)
+    e.replace(with: .infinity, where: x .> 88.722_84)
+    e.replace(with: 0, where: x .< -87.33)
+    return e
+  }
+
+  /// The larger of `a` and `b` lane by lane, NaN where either is (`torch.maximum`).
+  @inline(__always)
+  static func maximum(_ a: V, _ b: V) -> V {
+    var r = a
+    r.replace(with: b, where: b .> a)
+    r.replace(with: b, where: b .!= b)
+    return r
+  }
+
+  /// The smaller of `a` and `b` lane by lane, NaN where either is (`torch.minimum`).
+  @inline(__always)
+  static func minimum(_ a: V, _ b: V) -> V {
+    var r = a
+    r.replace(with: b, where: b .< a)
+    r.replace(with: b, where: b .!= b)
+    return r
+  }
+
   @inline(__always)
   static func sigmoid(_ x: V) -> V { 1 / (1 + exp(-x)) }
 

@@ -89,6 +89,60 @@ struct StridedCopy: Kernel {
   }
 }
 
+/// `out = pad(x)` (`PadAttributes`): row by row along the last axis, each output row either
+/// all padding (`constant` outside an outer axis) or a copy of the input row it reads with
+/// its two ends filled; rows split over the cores when there are many.
+struct Pad: Kernel {
+  var label: String
+  /// The input's shape, and the elements each axis gains before and after.
+  var shape: [Int], before: [Int], after: [Int]
+  var mode: PadAttributes.Mode, value: Float
+  var x: Int, out: Int
+  var threads = 1
+
+  var outShape: [Int] { shape.indices.map { shape[$0] + before[$0] + after[$0] } }
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    guard let width = outShape.last else { a[out] = a[x]; return }
+    let rows = outShape.dropLast().reduce(1, *)
+    let kernel = self
+    splitOverCores(a, count: rows, threads: threads, worthIt: rows * width >= elementwiseParallelCount) { a, range in
+      kernel.run(a, rows: range)
+    }
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, rows range: Range<Int>) {
+    let rank = shape.count, outShape = self.outShape, inStrides = rowMajorStrides(shape)
+    let n = shape[rank - 1], b = before[rank - 1], e = after[rank - 1], width = outShape[rank - 1]
+    let source = PadAttributes(pads: before + after, mode: mode, value: 0)
+    for row in range {
+      let dst = a + out + row * width
+      // The input row this output row reads, axis by axis from the innermost outer one.
+      var rest = row, offset: Int? = 0
+      for axis in stride(from: rank - 2, through: 0, by: -1) {
+        let i = rest % outShape[axis]
+        rest /= outShape[axis]
+        guard let o = offset, let j = source.source(i, axis: axis, size: shape[axis]) else { offset = nil; break }
+        offset = o + j * inStrides[axis]
+      }
+      guard let o = offset else { dst.update(repeating: value, count: width); continue }
+      let src = a + x + o
+      (dst + b).update(from: src, count: n)
+      switch mode {
+      case .constant:
+        dst.update(repeating: value, count: b)
+        (dst + b + n).update(repeating: value, count: e)
+      case .edge:
+        dst.update(repeating: src[0], count: b)
+        (dst + b + n).update(repeating: src[n - 1], count: e)
+      case .reflect:
+        for j in 0..<b { dst[b - 1 - j] = src[j + 1] }
+        for j in 0..<e { dst[b + n + j] = src[n - 2 - j] }
+      }
+    }
+  }
+}
+
 /// Fills a region with a value.
 struct Fill: Kernel {
   var label = "fill"
@@ -98,8 +152,42 @@ struct Fill: Kernel {
 
 // MARK: - Elementwise
 
-enum BinaryOp: Sendable { case add, sub, mul, div }
-enum UnaryOp: Sendable { case relu, sigmoid, tanh }
+enum BinaryOp: Sendable {
+  case add, sub, mul, div, pow, maximum, minimum
+
+  /// The op of a two-register `fused_elementwise` step; nil for a one-register code.
+  init?(_ code: ElementwiseCode) {
+    switch code {
+    case .add: self = .add
+    case .sub: self = .sub
+    case .mul: self = .mul
+    case .div: self = .div
+    case .pow: self = .pow
+    case .maximum: self = .maximum
+    case .minimum: self = .minimum
+    case .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf: return nil
+    }
+  }
+}
+
+enum UnaryOp: Sendable {
+  case relu, sigmoid, tanh, exp, log, sqrt, abs, erf
+
+  /// The op of a one-register `fused_elementwise` step; nil for a two-register code.
+  init?(_ code: ElementwiseCode) {
+    switch code {
+    case .relu: self = .relu
+    case .sigmoid: self = .sigmoid
+    case .tanh: self = .tanh
+    case .exp: self = .exp
+    case .log: self = .log
+    case .sqrt: self = .sqrt
+    case .abs: self = .abs
+    case .erf: self = .erf
+    case .add, .sub, .mul, .div, .pow, .maximum, .minimum: return nil
+    }
+  }
+}
 
 /// Elements from which an elementwise kernel splits its work over the cores: a memory-bound
 /// pass over 1 MiB of floats; below it, waking the other core costs more than it saves.
@@ -198,6 +286,12 @@ struct Binary: Kernel {
         case .sub: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 - $1 }
         case .mul: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 * $1 }
         case .div: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 / $1 }
+        case .maximum: zipRowSIMD(l, lScalar, r, rScalar, d, n, FastMath.maximum)
+        case .minimum: zipRowSIMD(l, lScalar, r, rScalar, d, n, FastMath.minimum)
+        // x² is what a correctly rounded powf gives for an exponent of 2 (Pow(x, 2), common in
+        // exported models); other exponents go through libm's powf.
+        case .pow where rScalar && r[0] == 2 && !lScalar: zipRowSIMD(l, false, l, false, d, n) { $0 * $1 }
+        case .pow: false
         }
       if done { return }
     }
@@ -208,12 +302,16 @@ struct Binary: Kernel {
       case .sub: d[i] = x - y
       case .mul: d[i] = x * y
       case .div: d[i] = x / y
+      case .pow: d[i] = Foundation.pow(x, y)
+      case .maximum: d[i] = x.isNaN || y.isNaN ? .nan : Swift.max(x, y)
+      case .minimum: d[i] = x.isNaN || y.isNaN ? .nan : Swift.min(x, y)
       }
     }
   }
 }
 
-/// `out = f(x)` elementwise.
+/// `out = f(x)` elementwise: SIMD where the function is arithmetic (exp by `FastMath`, ≈1 ulp),
+/// libm's logf and erff a lane at a time.
 struct Unary: Kernel {
   var label: String
   var op: UnaryOp
@@ -227,13 +325,26 @@ struct Unary: Kernel {
   /// `wide`: sigmoid and tanh sixteen lanes at a time in CKernels, the same bits (tests run
   /// both).
   func run(_ a: UnsafeMutablePointer<Float>, _ range: Range<Int>, wide: Bool = AVX512.enabled) {
-    let s = a + src + range.lowerBound, d = a + dst + range.lowerBound, count = range.count
+    Unary.apply(op, a + src + range.lowerBound, a + dst + range.lowerBound, count: range.count, wide: wide)
+  }
+
+  /// `d[i] = op(s[i])` for `i < count`; `d` may be `s`.
+  @inline(__always)
+  static func apply(
+    _ op: UnaryOp, _ s: UnsafeMutablePointer<Float>, _ d: UnsafeMutablePointer<Float>, count: Int,
+    wide: Bool = AVX512.enabled
+  ) {
     switch op {
     case .relu: for i in 0..<count { d[i] = Swift.max(s[i], 0) }
     case .sigmoid where wide: glassbox_map_avx512(Int32(GLASSBOX_SIGMOID), s, d, count)
     case .sigmoid: mapSIMD(s, d, count, FastMath.sigmoid)
     case .tanh where wide: glassbox_map_avx512(Int32(GLASSBOX_TANH), s, d, count)
     case .tanh: mapSIMD(s, d, count, FastMath.tanh)
+    case .exp: mapSIMD(s, d, count, FastMath.expWithLimits)
+    case .log: for i in 0..<count { d[i] = Foundation.log(s[i]) }
+    case .sqrt: mapSIMD(s, d, count) { $0.squareRoot() }
+    case .abs: mapSIMD(s, d, count, FastMath.abs)
+    case .erf: for i in 0..<count { d[i] = Foundation.erf(s[i]) }
     }
   }
 }
@@ -987,22 +1098,16 @@ struct FusedElementwise: Kernel {
         let code = ElementwiseCode(rawValue: program[3 * s]) ?? .add
         let dst = s == steps - 1 ? a + out + start : a + scratch + s * Self.block
         let (l, ls) = register(program[3 * s + 1], a, start, n, scratch)
-        if code.isBinary {
+        if let op = BinaryOp(code) {
           let (r, rs) = register(program[3 * s + 2], a, start, n, scratch)
-          Self.binary(code, l, ls, r, rs, dst, len)
-        } else {
-          switch code {
-          case .relu: for i in 0..<len { dst[i] = Swift.max(l[ls ? 0 : i], 0) }
-          case .sigmoid, .tanh:
-            if ls {
-              let v =
-                code == .sigmoid
-                ? FastMath.sigmoid(SIMD8(repeating: l[0]))[0] : FastMath.tanh(SIMD8(repeating: l[0]))[0]
-              dst.update(repeating: v, count: len)
-            } else {
-              mapSIMD(l, dst, len, code == .sigmoid ? FastMath.sigmoid : FastMath.tanh)
-            }
-          case .add, .sub, .mul, .div: break
+          Binary.runRow(op, l, ls ? 0 : 1, r, rs ? 0 : 1, dst, len)
+        } else if let op = UnaryOp(code) {
+          if ls {
+            // A scalar register: its value through the same lanes as a block's, then filled.
+            Unary.apply(op, l, dst, count: 1)
+            dst.update(repeating: dst[0], count: len)
+          } else {
+            Unary.apply(op, l, dst, count: len)
           }
         }
       }
@@ -1022,34 +1127,5 @@ struct FusedElementwise: Kernel {
     }
     let step = r - n
     return (a + scratch + step * Self.block, false)
-  }
-
-  @inline(__always)
-  static func binary(
-    _ code: ElementwiseCode, _ l: UnsafeMutablePointer<Float>, _ ls: Bool,
-    _ r: UnsafeMutablePointer<Float>, _ rs: Bool, _ d: UnsafeMutablePointer<Float>, _ len: Int
-  ) {
-    let done =
-      switch code {
-      case .add: zipRowSIMD(l, ls, r, rs, d, len) { $0 + $1 }
-      case .sub: zipRowSIMD(l, ls, r, rs, d, len) { $0 - $1 }
-      case .mul: zipRowSIMD(l, ls, r, rs, d, len) { $0 * $1 }
-      case .div: zipRowSIMD(l, ls, r, rs, d, len) { $0 / $1 }
-      case .relu, .sigmoid, .tanh: false
-      }
-    if !done {
-      let lstep = ls ? 0 : 1, rstep = rs ? 0 : 1
-      for i in 0..<len {
-        let x = l[i * lstep], y = r[i * rstep]
-        d[i] =
-          switch code {
-          case .add: x + y
-          case .sub: x - y
-          case .mul: x * y
-          case .div: x / y
-          case .relu, .sigmoid, .tanh: x
-          }
-      }
-    }
   }
 }

@@ -28,10 +28,13 @@ enum Lowering {
       return a.directions * LSTMLayer.scratchCount(batch: x[0], steps: x[1], hidden: a.hidden)
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub,
       .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
-      .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .classSeed,
+      .transpose, .concat, .slice, .select, .split, .pad, .dropout, .crossEntropy, .constant, .classSeed,
       .reluBackward, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
-      .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+      .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn,
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       return 0
+    case .lrnBackward:
+      return LRNBackward.scratchCount(shape(g, node.operands[1]))
     case .linearBackwardWeight:
       let x = shape(g, node.operands[1]), w = shape(g, node.results[0])
       return LinearBackwardWeight.scratchCount(
@@ -114,10 +117,11 @@ enum Lowering {
     case .conv2dBackwardWeight: ConvolutionWeightGradientAttributes(of: node).geometry
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub, .mul,
       .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-      .concat, .slice, .select, .split, .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .fusedElementwise,
+      .concat, .slice, .select, .split, .pad, .lstm, .lstmCell, .dropout, .crossEntropy, .constant,
+      .fusedElementwise,
       .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
       .crossEntropyBackward, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
-      .layerNorm, .layerNormBackward:
+      .layerNorm, .layerNormBackward, .lrn, .lrnBackward, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       nil
     }
   }
@@ -249,6 +253,22 @@ enum Lowering {
           out: o(node.results[0]), threads: threads)
       ]
 
+    case .lrn, .lrnBackward:
+      let xs = shape(g, node.operands[node.op == .lrn ? 0 : 1])
+      let geometry = LRNGeometry(LRNAttributes(of: node), n: xs[0], c: xs[1], spatial: xs.dropFirst(2).reduce(1, *))
+      if node.op == .lrn {
+        return [
+          LRN(
+            label: label, geometry: geometry, x: o(node.operands[0]), out: o(node.results[0]),
+            threads: threads)
+        ]
+      }
+      return [
+        LRNBackward(
+          label: label, geometry: geometry, dy: o(node.operands[0]), x: o(node.operands[1]),
+          dx: o(node.results[0]), scratch: scratch, threads: threads)
+      ]
+
     case .layerNormBackward:
       let a = LayerNormAttributes(of: node), n = out[normalizedAxis(a.axis, rank: out.count)...].reduce(1, *)
       return [
@@ -280,9 +300,17 @@ enum Lowering {
     case .sub: return binary(.sub)
     case .mul: return binary(.mul)
     case .div: return binary(.div)
+    case .pow: return binary(.pow)
+    case .maximum: return binary(.maximum)
+    case .minimum: return binary(.minimum)
     case .relu: return unary(.relu)
     case .sigmoid: return unary(.sigmoid)
     case .tanh: return unary(.tanh)
+    case .exp: return unary(.exp)
+    case .log: return unary(.log)
+    case .sqrt: return unary(.sqrt)
+    case .abs: return unary(.abs)
+    case .erf: return unary(.erf)
 
     case .reshape, .flatten, .dropout:
       return []  // aliases: the planner gives the result its operand's storage
@@ -358,6 +386,14 @@ enum Lowering {
           label: "split \(g[r].name)", shape: s, src: o(node.operands[0]) + start * strides[ax],
           srcStrides: strides, dst: o(r), dstStrides: rowMajorStrides(s))
       }
+
+    case .pad:
+      let a = PadAttributes(of: node)
+      return [
+        Pad(
+          label: label, shape: x, before: x.indices.map(a.before), after: x.indices.map(a.after), mode: a.mode,
+          value: Float(a.value), x: o(node.operands[0]), out: o(node.results[0]), threads: threads)
+      ]
 
     case .lstm:
       let a = LSTMAttributes(of: node), dirs = a.directions
@@ -564,10 +600,12 @@ extension Op {
     case .reshape, .flatten, .dropout: true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub,
       .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .transpose, .concat, .slice,
-      .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise, .classSeed, .reluBackward,
+      .select, .split, .pad, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise, .classSeed,
+      .reluBackward,
       .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
       .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-      .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+      .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward,
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       false
     }
   }
@@ -578,14 +616,16 @@ extension Op {
   /// assignment then lets chains of such ops reuse one buffer (`BufferAssignment.inPlace`).
   var writesOverOperand: Bool {
     switch self {
-    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise, .reluBackward: true
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
+      .fusedElementwise, .reluBackward:
+      true
     // dropout is elementwise too, but an alias: it has no kernel.
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .softmax,
-      .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm,
+      .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm,
       .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .linearBackwardWeight, .sliceBackward,
       .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
       .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm,
-      .layerNormBackward:
+      .layerNormBackward, .lrn, .lrnBackward:
       false
     }
   }

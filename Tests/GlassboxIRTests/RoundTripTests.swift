@@ -73,6 +73,50 @@ struct RoundTripTests {
     #expect(Verifier.verify(reparsed).isEmpty)
   }
 
+  /// A composite expands into existing ops named after its value; the expansion prints and
+  /// parses back, nested (a composite's operand named after its user) and as an alias (`clip`
+  /// without bounds is its operand). `Composite.build` makes the same nodes in a graph.
+  @Test func compositesExpandPrintAndParseBack() throws {
+    let graph = try Spec.checkedGraph(
+      SourceText(
+        fileName: "t.graph",
+        text: """
+          graph acts(x: f32[B, 8]) -> (y: f32[B, 8], z: f32[B, 8]) {
+            y = leaky_relu(relu6(x), alpha: 0.2)
+            z = clip(x)
+          }
+          """))
+    let printed = Printer.print(graph)
+    #expect(
+      printed == """
+        graph acts(x: f32[B, 8]) -> (y: f32[B, 8], z: f32[B, 8]) {
+          y.relu6.zero = constant(value: 0.0) : f32[]
+          y.relu6.lower = maximum(y.relu6.zero, x) : f32[B, 8]
+          y.relu6.six = constant(value: 6.0) : f32[]
+          y.relu6 = minimum(y.relu6.six, y.relu6.lower) : f32[B, 8]
+          y.alpha = constant(value: 0.2) : f32[]
+          y.scaled = mul(y.relu6, y.alpha) : f32[B, 8]
+          y = maximum(y.scaled, y.relu6) : f32[B, 8]
+          z = x
+        }
+
+        """)
+    let reparsed = try Spec.checkedGraph(SourceText(fileName: "printed.graph", text: printed))
+    #expect(reparsed == graph)
+    #expect(Verifier.verify(reparsed).isEmpty)
+
+    var built = Graph(name: "acts")
+    let x = built.addInput(name: "x", type: TensorType(.f32, [Dim(symbol: "B"), 8]))
+    let r = try Composite.relu6.build(x, NoAttributes(), named: "y.relu6", into: &built)
+    let y = try Composite.leakyRelu.build(r, LeakyReluAttributes(alpha: 0.2), named: "y", into: &built)
+    #expect(try Composite.clip.build(x, ClipAttributes(min: -.infinity, max: .infinity), named: "z", into: &built) == x)
+    built.outputs = [("y", y), ("z", x)]
+    #expect(built == graph)
+    #expect(throws: ShapeError("hard_sigmoid: alpha and beta must be finite, found nan and 0.5")) {
+      try Composite.hardSigmoid.build(x, HardSigmoidAttributes(alpha: .nan, beta: 0.5), named: "h", into: &built)
+    }
+  }
+
   @Test func printedFormIsReadable() throws {
     let graph = try Spec.checkedGraph(
       SourceText(

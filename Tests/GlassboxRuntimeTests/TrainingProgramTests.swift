@@ -36,6 +36,13 @@ struct TrainingProgramTests {
       logits = linear(sum(relu(layer_norm(linear(norm, out: 5), axis: -2, bias: false)), axes: [1]), out: 3)
     }
     """,
+    "lrn": """
+    graph g(image: f32[B, 3, 6, 5]) -> (logits: f32[B, 3]) {
+      conv = relu(conv2d(image, out: 6, kernel: 3, padding: 1))
+      norm = lrn(conv, size: 5, alpha: 0.5, beta: 0.75, bias: 2)
+      logits = linear(flatten(global_avg_pool2d(lrn(norm, size: 2, alpha: 1, beta: 0.4))), out: 3)
+    }
+    """,
     "mlp": """
     graph g(x: f32[B, 6]) -> (logits: f32[B, 3]) {
       h = relu(linear(x, out: 5))

@@ -8,7 +8,8 @@ Writes into FOLDER/
       by torch.onnx.export (the TorchScript exporter, dynamo=False: the venv has no onnxscript)
       are also checked against PyTorch's own outputs here (1e-5); the others are written with
       onnx.helper to reach each opset's attribute-or-input form of an operator. (ONNX Runtime runs
-      no batch-first LSTM, so lstm_reverse's outputs are onnx's reference evaluator's.)
+      no batch-first LSTM, so lstm_reverse's outputs are onnx's reference evaluator's; it runs no
+      LRN of an even size, so lrn_even's is ONNX's formula in float64.)
   cases/NAME.gradcam.npy   for tiny_resnet: Grad-CAM of each example's predicted class at the
       last residual block (the map `gradcam:auto` picks), computed by PyTorch in float64 by hand
       as pytorch-grad-cam's GradCAM does before resizing: the class score's gradient with respect
@@ -418,6 +419,123 @@ def helper_cases(folder):
                  initializers, 14, "gru_rnn")
     write_helper_case(folder, "gru_rnn", m, [x])
 
+    # Elementwise math as ops: Exp, Log, Sqrt, Erf, Abs; Pow with a run-time exponent, a
+    # broadcast constant one, 0.5 and an integer one; Max and Min of three broadcast inputs.
+    nodes = [
+        N("Abs", ["x"], ["ab"]),
+        N("Add", ["ab", "half"], ["pos"]),
+        N("Log", ["pos"], ["lg"]),
+        N("Sqrt", ["pos"], ["sq"]),
+        N("Exp", ["x"], ["ex"]),
+        N("Erf", ["x"], ["er"]),
+        N("Pow", ["pos", "e"], ["pw"]),
+        N("Pow", ["pos", "exponents"], ["pc"]),
+        N("Pow", ["pos", "half"], ["ph"]),
+        N("Pow", ["x", "three"], ["pi"]),
+        N("Max", ["lg", "er", "row"], ["mx"]),
+        N("Min", ["sq", "ex", "row", "pw"], ["mn"]),
+        N("Neg", ["mn"], ["ng"]),
+        N("Reciprocal", ["pos"], ["rc"]),
+        N("Concat", ["mx", "ng", "rc", "pc", "ph", "pi"], ["y"], axis=1),
+    ]
+    x = g.standard_normal((2, 3, 4)).astype(np.float32)
+    e = g.standard_normal((2, 3, 4)).astype(np.float32)
+    initializers = [floats("half", 0.5), weight(g, "row", (4,)), floats("exponents", [[-1.5], [0.5], [2.0]]),
+                    ints("three", 3)]
+    m = model_of(nodes, [value("x", [2, 3, 4]), value("e", [2, 3, 4])], [value("y", None)], initializers, 13,
+                 "math_ops")
+    write_helper_case(folder, "math_ops", m, [x, e])
+
+    # Activations the spec language has as composites (LeakyRelu, Clip with one bound and with
+    # both, HardSigmoid at ONNX's defaults, HardSwish, Gelu in both forms), and those composed at
+    # import (Elu, Selu, Celu, Softplus, Softsign); opset 20 for Gelu.
+    nodes = [
+        N("LeakyRelu", ["x"], ["lr"], alpha=0.2),
+        N("Clip", ["x", "lo"], ["c1"]),
+        N("Clip", ["x", "", "hi"], ["c2"]),
+        N("Clip", ["x", "lo", "hi"], ["c3"]),
+        N("HardSigmoid", ["x"], ["hs"]),
+        N("HardSwish", ["x"], ["hw"]),
+        N("Gelu", ["x"], ["ge"]),
+        N("Gelu", ["x"], ["gt"], approximate="tanh"),
+        N("Elu", ["x"], ["el"], alpha=0.7),
+        N("Selu", ["x"], ["se"]),
+        N("Celu", ["x"], ["ce"], alpha=1.5),
+        N("Softplus", ["big"], ["sp"]),
+        N("Softsign", ["x"], ["ss"]),
+        N("Concat", ["lr", "c1", "c2", "c3", "hs", "hw", "ge", "gt", "el", "se", "ce", "sp", "ss"], ["y"], axis=1),
+    ]
+    x = (g.standard_normal((2, 3, 5)) * 3).astype(np.float32)
+    initializers = [floats("lo", -0.5), floats("hi", 1.25), floats("scale", 40.0)]
+    nodes.insert(0, N("Mul", ["x", "scale"], ["big"]))
+    m = model_of(nodes, [value("x", [2, 3, 5])], [value("y", None)], initializers, 20, "activation_ops")
+    write_helper_case(folder, "activation_ops", m, [x])
+
+    # LRN; Pad in reflect and edge mode, constant with a crop, and reflect on chosen axes
+    # (opset 18).
+    nodes = [
+        N("LRN", ["x"], ["l5"], size=5, alpha=0.5, beta=0.75, bias=2.0),
+        N("LRN", ["x"], ["l3"], size=3, alpha=1.5, beta=0.6),
+        N("Pad", ["x", "reflect_pads"], ["pr"], mode="reflect"),
+        N("Pad", ["x", "edge_pads"], ["pe"], mode="edge"),
+        N("Pad", ["x", "crop_pads", "pv"], ["pc"]),
+        N("Pad", ["x", "axis_pads", "", "pad_axes"], ["pa"], mode="reflect"),
+        N("ReduceMean", ["pr", "ax23"], ["mr"], keepdims=0),
+        N("ReduceMean", ["pe", "ax23"], ["me"], keepdims=0),
+        N("ReduceMean", ["pc", "ax23"], ["mc"], keepdims=0),
+        N("ReduceMean", ["pa", "ax23"], ["ma"], keepdims=0),
+        N("Flatten", ["l5"], ["f5"], axis=1),
+        N("Flatten", ["l3"], ["f3"], axis=1),
+        N("Concat", ["f5", "f3", "mr", "me", "mc", "ma"], ["y"], axis=1),
+    ]
+    x = (g.standard_normal((2, 6, 4, 5)) * 2).astype(np.float32)
+    initializers = [ints("reflect_pads", [0, 0, 2, 1, 0, 0, 1, 3]), ints("edge_pads", [0, 0, 3, 0, 0, 0, 1, 2]),
+                    ints("crop_pads", [0, 0, -1, 2, 0, 0, 1, -2]), floats("pv", 0.75), ints("axis_pads", [2, 3, 1, 1]),
+                    ints("pad_axes", [3, 2]), ints("ax23", [2, 3])]
+    m = model_of(nodes, [value("x", [2, 6, 4, 5])], [value("y", None)], initializers, 18, "lrn_pad_ops")
+    write_helper_case(folder, "lrn_pad_ops", m, [x])
+
+    # LRN with an even window, ONNX's (the larger half after the channel), which ONNX Runtime
+    # refuses: the output is ONNX's formula in float64 here (onnx's reference evaluator sums
+    # over the wrong channels, looping over the batch axis).
+    nodes = [N("LRN", ["x"], ["y"], size=4, alpha=1.5, beta=0.6, bias=0.5)]
+    x = (g.standard_normal((2, 7, 3, 2)) * 2).astype(np.float32)
+    m = model_of(nodes, [value("x", [2, 7, 3, 2])], [value("y", [2, 7, 3, 2])], [], 13, "lrn_even")
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(folder, "lrn_even.onnx"))
+    np.save(os.path.join(folder, "lrn_even.input0.npy"), x)
+    np.save(os.path.join(folder, "lrn_even.output0.npy"), onnx_lrn(x, size=4, alpha=1.5, beta=0.6, bias=0.5))
+
+    # Opset 9's forms: Pad's pads and mode as attributes (reflect), LRN, Max of two.
+    nodes = [
+        N("Pad", ["x"], ["p"], pads=[0, 0, 1, 2, 0, 0, 2, 1], mode="reflect"),
+        N("LRN", ["p"], ["l"], size=3),
+        N("Max", ["l", "row"], ["y"]),
+    ]
+    x = g.standard_normal((1, 4, 3, 4)).astype(np.float32)
+    m = model_of(nodes, [value("x", [1, 4, 3, 4])], [value("y", None)], [weight(g, "row", (7,))], 9, "opset9_pad_lrn")
+    write_helper_case(folder, "opset9_pad_lrn", m, [x])
+
+    # InstanceNormalization over two spatial axes and over one.
+    nodes = [N("InstanceNormalization", ["x", "scale", "bias"], ["y"], epsilon=0.01),
+             N("InstanceNormalization", ["v", "scale", "bias"], ["z"])]
+    x = (g.standard_normal((2, 3, 4, 5)) * 2 + 1).astype(np.float32)
+    v = g.standard_normal((2, 3, 7)).astype(np.float32)
+    m = model_of(nodes, [value("x", [2, 3, 4, 5]), value("v", [2, 3, 7])], [value("y", None), value("z", None)],
+                 [weight(g, "scale", (3,)), weight(g, "bias", (3,))], 6, "instance_norm")
+    write_helper_case(folder, "instance_norm", m, [x, v])
+
+
+def onnx_lrn(x, size, alpha, beta, bias):
+    """ONNX's LRN in float64: each element over (bias + alpha/size · Σ x²)^beta, the sum over
+    channels c − ⌊(size−1)/2⌋ … c + ⌈(size−1)/2⌉ that exist."""
+    x = x.astype(np.float64)
+    before, after = (size - 1) // 2, size // 2
+    square = np.zeros_like(x)
+    for c in range(x.shape[1]):
+        square[:, c] = (x[:, max(0, c - before):min(x.shape[1], c + after + 1)] ** 2).sum(axis=1)
+    return (x / (bias + alpha / size * square) ** beta).astype(np.float32)
+
 
 def write_helper_case(folder, name, model, inputs):
     # (ONNX Runtime checks the model when it runs it below.)
@@ -483,8 +601,8 @@ def bad_files(folder, good):
     save(unknown, "unknown_domain")
 
     xs = [value("x", [1, 3, 4, 4]), value("x5", [1, 3, 2, 4, 4])]
-    nodes = [N("LRN", ["x"], ["n1"], size=3, name="norm1"), N("Erf", ["n1"], ["e"], name="erf"),
-             N("LRN", ["e"], ["n2"], size=3, name="norm2"), N("Gelu", ["n2"], ["y"], name="gelu"),
+    nodes = [N("Floor", ["x"], ["n1"], name="floor1"), N("Sign", ["n1"], ["e"], name="sign"),
+             N("Floor", ["e"], ["n2"], name="floor2"), N("Shrink", ["n2"], ["y"], name="shrink"),
              N("Conv", ["x5", "w5"], ["c5"], name="conv3d")]
     outputs = [value("y", None), value("c5", None)]
     save(model_of(nodes, xs, outputs, [weight(g, "w5", (2, 3, 1, 1, 1))], 20, "unsupported"), "unsupported_ops")
@@ -492,6 +610,13 @@ def bad_files(folder, good):
     save(model_of([N("Relu", ["x"], ["y"])], x, [value("y", None)], [], 5, "old"), "old_opset")
     save(model_of([N("Relu", ["missing"], ["y"], name="reads_nothing")], x, [value("y", None)], [], 13, "undefined"),
          "undefined_input")
+
+    # Forms of the new operators that do not import: an LRN without its size, a Pad in wrap
+    # mode (opset 19), a Gelu with an unknown approximation.
+    nodes = [N("LRN", ["x"], ["n"], name="sizeless"), N("Pad", ["x", "pads"], ["p"], mode="wrap", name="wrapped"),
+             N("Gelu", ["x"], ["e"], approximate="erf", name="gelu")]
+    outputs = [value("n", None), value("p", None), value("e", None)]
+    save(model_of(nodes, x, outputs, [ints("pads", [0, 1, 0, 1])], 20, "forms"), "unsupported_forms")
 
 
 def main():

@@ -31,7 +31,7 @@ public struct ONNXExportError: Error, Sendable, CustomStringConvertible, Equatab
 /// conv2d_backward_input  → ConvTranspose (output_padding gives back the input size)
 /// relu_backward          → Where(Greater(x, 0), dy, 0)
 /// max_pool2d_backward    → MaxPool's indices, ScatterElements(reduction: add) into zeros
-/// lstm                   → LSTM (gates reordered i,f,g,o → i,o,f,c; layout batch-first)
+/// lstm                   → LSTM (gates reordered i,f,g,o → i,o,f,c; time-first between Transposes)
 /// lstm_cell(_backward)   → MatMul, Split, Sigmoid, Tanh, Mul, Add (the gates recomputed)
 /// class_seed             → ArgMax, Where(target < 0, argmax, target), Equal + Cast one-hot
 /// ```
@@ -871,7 +871,7 @@ struct Writer {
   }
 
   /// `lstm` as ONNX `LSTM`: weights stacked per direction with the gates reordered from
-  /// PyTorch's i, f, g, o to ONNX's i, o, f, c; biases `[W_b, R_b]`; batch-first.
+  /// PyTorch's i, f, g, o to ONNX's i, o, f, c; biases `[W_b, R_b]`.
   mutating func lstm(_ node: Node, _ x: [String], _ y: [String]) throws(ONNXExportError) {
     let a = LSTMAttributes(of: node)
     let h = a.hidden, base = y[0]
@@ -897,15 +897,11 @@ struct Writer {
       r = add1("Concat", parts.map(\.r), base + ".R", [attr("axis", 0)])
       b = add1("Concat", parts.map(\.b), base + ".B", [attr("axis", 0)])
     }
-    var attributes = [attr("hidden_size", h), attr("direction", string: a.bidirectional ? "bidirectional" : "forward")]
-    var input = x[0]
-    if opset >= 14 {
-      attributes.append(attr("layout", 1))
-    } else {
-      input = add1("Transpose", [x[0]], base + ".time_first", [attr("perm", ints: [1, 0, 2])])
-    }
-    var out = add1("LSTM", [input, w, r, b], base + ".lstm", attributes)
-    if opset < 14 { out = add1("Transpose", [out], base + ".batch_first", [attr("perm", ints: [2, 0, 1, 3])]) }
+    let attributes = [attr("hidden_size", h), attr("direction", string: a.bidirectional ? "bidirectional" : "forward")]
+    // Time first ([T, B, in]): ONNX Runtime runs only `layout = 0`.
+    let input = add1("Transpose", [x[0]], base + ".time_first", [attr("perm", ints: [1, 0, 2])])
+    let timeFirst = add1("LSTM", [input, w, r, b], base + ".lstm", attributes)
+    let out = add1("Transpose", [timeFirst], base + ".batch_first", [attr("perm", ints: [2, 0, 1, 3])])
     // [B, T, directions, H] → [B, T, directions·H], or the last step's [B, directions·H].
     if a.last {
       let step = add1("Gather", [out, scalarInt(-1)], base + ".last", [attr("axis", 1)])

@@ -48,9 +48,6 @@ extension Model {
   public static let onnxGraphKey = "glassbox.graph"
   /// The metadata key holding the values of parameters no node of the export reads, by name.
   static let onnxUnreadWeightsKey = "glassbox.unread_weights"
-  /// The most elements an unread parameter may have to go in the metadata (else it stays an
-  /// initializer).
-  static let unreadWeightLimit = 4096
 
   /// The model as an ONNX model: the inference graph with the selected taps lowered into
   /// outputs under their names (`NAME`, `NAME.normalized`, `NAME.upsampled` as a `Resize`,
@@ -64,7 +61,8 @@ extension Model {
     let unknown = bindings.keys.filter { !graph.symbols.contains($0) }.sorted()
     guard unknown.isEmpty else {
       throw GlassboxError(.input, file: path, "bindings name \(unknown.joined(separator: ", ")), not a symbol of the "
-                          + "model (its symbols: \(graph.symbols.isEmpty ? "none" : graph.symbols.joined(separator: ", ")))")
+                          + "model (its symbols: "
+                          + (graph.symbols.isEmpty ? "none" : graph.symbols.joined(separator: ", ")) + ")")
     }
     let open = graph.symbols.filter { $0 != "B" && bindings[$0] == nil }
     guard open.isEmpty else {
@@ -106,36 +104,22 @@ extension Model {
       module.graph.outputs[i].value = source
     }
     _ = EliminateDeadCode().run(&module)
-    // Initializers: the parameters nodes read. The model's other state (batch norms'
-    // num_batches_tracked) goes in the metadata when small, so runtimes see no unused
-    // initializer and an import gets every parameter back.
-    let used = Set(module.graph.nodes.flatMap { $0.operands.map(\.index) } + module.graph.outputs.map(\.value.index))
+    // Weights: the model's own parameters (its state, read or not) and what the lowering
+    // added that nodes read.
     let own = Set(graph.parameters.map(\.name))
-    var kept = Set<String>()
-    var unread: [(String, JSONValue)] = []
-    var weights: [String: Tensor] = [:]
-    for p in module.graph.parameters {
-      guard let t = module.weights[p.name] else { continue }
-      if used.contains(p.value.index) {
-        weights[p.name] = t
-      } else if own.contains(p.name) {
-        if t.count <= Model.unreadWeightLimit {
-          unread.append((p.name, .array(t.doubles.map { JSONValue.number($0) })))
-        } else {
-          kept.insert(p.name)
-          weights[p.name] = t
-        }
-      }
+    let used = Set(module.graph.nodes.flatMap { $0.operands.map(\.index) } + module.graph.outputs.map(\.value.index))
+    let weights = module.weights.filter { name, _ in
+      own.contains(name) || module.graph.parameters.contains { $0.name == name && used.contains($0.value.index) }
     }
-
     var exportOptions = ONNXExporter.Options(opset: options.opset, symbolSentinels: sentinels, resized: resized,
                                              tapOfOutput: tapOfOutput,
-                                             keptParameters: kept,
+                                             keptParameters: own,
                                              producer: ("glassbox", glassboxVersion))
     // The graph as stored: the symbols other than B bound, as the weights are.
-    let described = options.bindings.isEmpty ? graph : try withGlassboxErrors(file: path) { try graph.bound(options.bindings) }
+    let described = options.bindings.isEmpty ? graph
+      : try withGlassboxErrors(file: path) { try graph.bound(options.bindings) }
     exportOptions.metadata = try onnxMetadata(described, lowered)
-      + [(Model.onnxUnreadWeightsKey, JSONValue.object(unread).text)]
+    exportOptions.unreadParametersKey = Model.onnxUnreadWeightsKey
     let result: ONNXExporter.Result
     do {
       result = try ONNXExporter.export(module.graph, weights: weights, options: exportOptions)
@@ -143,7 +127,8 @@ extension Model {
       throw GlassboxError(error.op == nil ? .input : .unsupported, file: path, error.message)
     }
     let g = module.graph
-    return ONNXExportSummary(bytes: result.bytes, nodeCount: result.nodeCount, initializerCount: result.initializerCount,
+    return ONNXExportSummary(bytes: result.bytes, nodeCount: result.nodeCount,
+                             initializerCount: result.initializerCount,
                              inputs: g.inputs.map { g[$0].name }, outputs: g.outputs.map(\.name),
                              taps: lowered.map { ($0.name, $0.kind, $0.outputs) })
   }
@@ -169,7 +154,8 @@ extension Model {
     out.append(("glassbox.version", glassboxVersion))
     out.append(("glassbox.labels", JSONValue.array(labels.map(JSONValue.string)).text))
     let recipes = graph.recipes.map { r in
-      (r.input, JSONValue.string("\(r.kind.rawValue)(\(Printer.nonDefault(r.options, schema: r.kind.options).joined(separator: ", ")))"))
+      let options = Printer.nonDefault(r.options, schema: r.kind.options).joined(separator: ", ")
+      return (r.input, JSONValue.string("\(r.kind.rawValue)(\(options))"))
     }
     out.append(("glassbox.recipes", JSONValue.object(recipes).text))
     var weights: JSONValue = .null
@@ -253,7 +239,8 @@ extension Model {
     if !bindings.isEmpty {
       let unknown = bindings.keys.filter { !graph.symbols.contains($0) }.sorted()
       guard unknown.isEmpty else {
-        throw GlassboxError(.input, file: path, "bindings name \(unknown.joined(separator: ", ")), not a symbol of the model")
+        throw GlassboxError(.input, file: path,
+                            "bindings name \(unknown.joined(separator: ", ")), not a symbol of the model")
       }
       graph = try withGlassboxErrors(file: path) { try graph.bound(bindings) }
     }

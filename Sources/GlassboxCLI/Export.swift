@@ -49,7 +49,8 @@ struct Export: ParsableCommand {
     default: taps.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
     }
     let bindingMap = Dictionary(bindings.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
-    let summary = try loaded.exportONNX(to: output, ONNXExportOptions(taps: selected, opset: opset, bindings: bindingMap))
+    let summary = try loaded.exportONNX(to: output,
+                                        ONNXExportOptions(taps: selected, opset: opset, bindings: bindingMap))
     print("wrote \(output): opset \(opset), \(summary.nodeCount) nodes, \(grouped(summary.bytes.count)) bytes")
     print("  inputs: \(summary.inputs.joined(separator: ", "))")
     print("  outputs: \(summary.outputs.joined(separator: ", "))")

@@ -144,7 +144,8 @@ public final class ModelFile: @unchecked Sendable {
       throw ModelFileError(path: fileName, "the Glassbox graph it carries: \(error.message)")
     }
     if !model.labels.isEmpty, let n = graph.labelCount, n != model.labels.count {
-      throw ModelFileError(path: fileName, "\(model.labels.count) labels but output '\(graph.outputs[0].name)' has \(n) classes")
+      throw ModelFileError(path: fileName,
+                           "\(model.labels.count) labels but output '\(graph.outputs[0].name)' has \(n) classes")
     }
     return (graph, model.labels, decodeProvenance(model.provenance))
   }

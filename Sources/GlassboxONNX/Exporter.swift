@@ -56,8 +56,13 @@ public enum ONNXExporter {
     public var resized: [String: Pair]
     /// Output name → the tap that made it, for errors.
     public var tapOfOutput: [String: String]
-    /// Parameters written as initializers even when no node reads them (the model's state).
+    /// Parameters kept even when no ONNX node reads them (the model's state: a batch norm's
+    /// `num_batches_tracked`): those of at most `unreadParameterLimit` finite elements go in
+    /// the metadata under `unreadParametersKey` (a JSON object, name → elements in row-major
+    /// order), so that runtimes see no unused initializer; larger ones stay initializers.
     public var keptParameters: Set<String>
+    public var unreadParametersKey = "glassbox.unread_weights"
+    public var unreadParameterLimit = 4096
     /// `metadata_props`, in order.
     public var metadata: [(key: String, value: String)]
     /// `producer_name` and `producer_version`.
@@ -65,7 +70,8 @@ public enum ONNXExporter {
 
     public init(opset: Int = 17, symbolSentinels: [String: Int] = [:], resized: [String: Pair] = [:],
                 tapOfOutput: [String: String] = [:], keptParameters: Set<String> = [],
-                metadata: [(key: String, value: String)] = [], producer: (name: String, version: String) = ("glassbox", "")) {
+                metadata: [(key: String, value: String)] = [],
+                producer: (name: String, version: String) = ("glassbox", "")) {
       self.opset = opset
       self.symbolSentinels = symbolSentinels
       self.resized = resized
@@ -101,7 +107,7 @@ public enum ONNXExporter {
     opset.version = Int64(options.opset)
     model.opsetImport = [opset]
     model.graph = w.proto
-    model.metadataProps = options.metadata.map { k, v in
+    model.metadataProps = (options.metadata + [(options.unreadParametersKey, w.unreadParameters)]).map { k, v in
       var e = Onnx_StringStringEntryProto()
       e.key = k
       e.value = v
@@ -155,6 +161,8 @@ struct Writer {
   var symbolSources: [String: (input: String, axis: Int)] = [:]
   /// Values computed once for several nodes (a transposed weight), by key.
   var shared: [String: String] = [:]
+  /// The kept parameters no node reads, as a JSON object (`Options.keptParameters`).
+  var unreadParameters = "{}"
 
   var opset: Int { options.opset }
 
@@ -195,16 +203,6 @@ struct Writer {
         }
       }
     }
-    // Which parameters nodes read.
-    var read = Set<Int>()
-    for n in graph.nodes { for o in n.operands { read.insert(o.index) } }
-    for o in graph.outputs { read.insert(o.value.index) }
-    for p in graph.parameters where read.contains(p.value.index) || options.keptParameters.contains(p.name) {
-      guard let t = weights[p.name] else {
-        throw ONNXExportError("export: parameter '\(p.name)' has no weights")
-      }
-      proto.initializer.append(tensorProto(names[p.value.index], t))
-    }
     for (i, node) in graph.nodes.enumerated() {
       do {
         try emit(node)
@@ -226,6 +224,24 @@ struct Writer {
       if names[o.value.index] != o.name { add("Identity", [names[o.value.index]], [o.name]) }
       proto.output.append(valueInfo(o.name, t))
     }
+    // Parameters: initializers where an ONNX node reads them, the rest of the model's state
+    // in the metadata.
+    let read = Set(proto.node.flatMap(\.input))
+    var unread: [String] = []
+    for p in graph.parameters {
+      let name = names[p.value.index]
+      let isRead = read.contains(name)
+      guard isRead || options.keptParameters.contains(p.name) else { continue }
+      guard let t = weights[p.name] else { throw ONNXExportError("export: parameter '\(p.name)' has no weights") }
+      let values = t.doubles
+      if !isRead, values.count <= options.unreadParameterLimit, values.allSatisfy(\.isFinite) {
+        let escaped = p.name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        unread.append("\"\(escaped)\":[" + values.map { "\($0)" }.joined(separator: ",") + "]")
+      } else {
+        proto.initializer.append(tensorProto(name, t))
+      }
+    }
+    unreadParameters = "{" + unread.joined(separator: ",") + "}"
   }
 
   /// The error of node `i`, naming the taps whose outputs depend on it.
@@ -350,7 +366,8 @@ struct Writer {
   }
 
   mutating func ints(_ v: [Int]) -> String {
-    constant(Tensor(shape: [v.count], storage: .i64(v.map(Int64.init))), "const.i" + v.map(String.init).joined(separator: "_"))
+    constant(Tensor(shape: [v.count], storage: .i64(v.map(Int64.init))),
+             "const.i" + v.map(String.init).joined(separator: "_"))
   }
 
   mutating func scalarInt(_ v: Int) -> String {
@@ -477,7 +494,8 @@ struct Writer {
   /// A one-hot `[N, C]` (float) of class indices `k: int64 [N]`.
   mutating func oneHot(_ k: String, classes: Int, _ base: String) -> String {
     let column = add1("Unsqueeze", [k, ints([1])], base + ".column")
-    let range = constant(Tensor(shape: [1, classes], storage: .i64((0..<classes).map(Int64.init))), "const.classes\(classes)")
+    let range = constant(Tensor(shape: [1, classes], storage: .i64((0..<classes).map(Int64.init))),
+                         "const.classes\(classes)")
     let equal = add1("Equal", [column, range], base + ".equal")
     return add1("Cast", [equal], base + ".onehot", [attr("to", 1)])
   }
@@ -530,7 +548,9 @@ struct Writer {
       let out = epilogue ? fresh(base + ".conv") : y[0]
       add("Conv", Array(x.prefix(3)), [out], convAttributes(a.geometry, kernel: Pair(k[2], k[3])))
       var v = out
-      if x.count > 3 { v = a.activation == .relu ? add1("Add", [v, x[3]], base + ".residual") : add("Add", [v, x[3]], [y[0]])[0] }
+      if x.count > 3 {
+        v = a.activation == .relu ? add1("Add", [v, x[3]], base + ".residual") : add("Add", [v, x[3]], [y[0]])[0]
+      }
       if a.activation == .relu { add("Relu", [v], [y[0]]) }
 
     case .maxPool2d:
@@ -578,7 +598,9 @@ struct Writer {
         add("MatMul", [x[0], transposed(x[1])], [out])
       }
       var v = out
-      if x.count > 3 { v = a.activation == .relu ? add1("Add", [v, x[3]], base + ".residual") : add("Add", [v, x[3]], [y[0]])[0] }
+      if x.count > 3 {
+        v = a.activation == .relu ? add1("Add", [v, x[3]], base + ".residual") : add("Add", [v, x[3]], [y[0]])[0]
+      }
       if a.activation == .relu { add("Relu", [v], [y[0]]) }
 
     case .matmul, .batchMatmul:
@@ -828,7 +850,8 @@ struct Writer {
       let area = window.kernel.h * window.kernel.w
       let kernel = constant(Tensor(shape: [channels, 1, window.kernel.h, window.kernel.w],
                                    f32: [Float](repeating: 1 / Float(area), count: channels * area)), base + ".kernel")
-      let geometry = ConvolutionGeometry(stride: window.stride, padding: window.padding, dilation: Pair(1), groups: channels)
+      let geometry = ConvolutionGeometry(stride: window.stride, padding: window.padding, dilation: Pair(1),
+                                         groups: channels)
       let padding = [
         outputPadding(input: dyShape[2], size: xShape[2], kernel: window.kernel.h, stride: window.stride.h,
                       padding: window.padding.h, dilation: 1),
@@ -853,7 +876,8 @@ struct Writer {
 
   func poolAttributes(_ w: PoolWindow, max: Bool) -> [Onnx_AttributeProto] {
     var a = [attr("kernel_shape", ints: [w.kernel.h, w.kernel.w]), attr("strides", ints: [w.stride.h, w.stride.w]),
-             attr("pads", ints: [w.padding.h, w.padding.w, w.padding.h, w.padding.w]), attr("ceil_mode", w.ceilMode ? 1 : 0)]
+             attr("pads", ints: [w.padding.h, w.padding.w, w.padding.h, w.padding.w]),
+             attr("ceil_mode", w.ceilMode ? 1 : 0)]
     if max {
       a.append(attr("dilations", ints: [w.dilation.h, w.dilation.w]))
     } else {

@@ -136,8 +136,8 @@ struct ExportTests {
     let session = try model.session(SessionOptions(bindings: bindings))
     var compared = 0
     for tap in model.taps {
-      let e = try session.explain(tap.name, [input: x],
-                                  target: tap.needsClass ? .each([-1] + [Int](repeating: 2, count: shape[0] - 1)) : .predicted)
+      let classes = [-1] + [Int](repeating: 2, count: shape[0] - 1)
+      let e = try session.explain(tap.name, [input: x], target: tap.needsClass ? .each(classes) : .predicted)
       if let logits = e.outputs["logits"] {
         #expect(close(results["logits"], logits, tolerance: 1e-4),
                 "logits differ by \(results["logits"].map { largestDifference($0, logits) } ?? .infinity)")

@@ -145,7 +145,10 @@ def main():
     os.makedirs(folder, exist_ok=True)
     all_ok = True
     for name in names:
-        ok, lines = check(name, folder)
+        try:
+            ok, lines = check(name, folder)
+        except Exception as e:  # a failed command or session: reported, the other models still run
+            ok, lines = False, [f"{name}: FAIL {str(e).strip()[:500]}"]
         all_ok &= ok
         print("\n".join(lines), flush=True)
     print("all outputs within limits" if all_ok else "FAILED")

@@ -125,10 +125,10 @@ struct ExportTests {
 
   /// Exports `model` (every tap) and checks ONNX Runtime's outputs against `Session.explain`
   /// for each tap, with the first example's class predicted in the graph and the second's given.
-  func agrees(_ model: Model, input: String, shape: [Int], bindings: [String: Int] = [:]) throws {
+  func agrees(_ model: Model, input: String, shape: [Int], bindings: [String: Int] = [:], opset: Int = 17) throws {
     let file = NSTemporaryDirectory() + "gbx-export-\(UUID().uuidString).onnx"
     defer { try? FileManager.default.removeItem(atPath: file) }
-    try model.exportONNX(to: file, ONNXExportOptions(bindings: bindings))
+    try model.exportONNX(to: file, ONNXExportOptions(opset: opset, bindings: bindings))
     let x = Self.deterministic(shape)
     let target = Tensor(shape: [shape[0]], storage: .i64([-1] + [Int64](repeating: 2, count: shape[0] - 1)))
     let needsTarget = model.taps.contains { $0.needsClass }
@@ -155,6 +155,25 @@ struct ExportTests {
   @Test(.enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
   func cnnTapsRunInONNXRuntime() throws {
     try agrees(Self.model(Self.cnn), input: "image", shape: [2, 3, 12, 12])
+  }
+
+  /// Reductions take their axes as inputs from opset 18; max pooling's backward needs
+  /// ScatterElements' `add` (16).
+  @Test(.enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"),
+        arguments: [16, 18, 21])
+  func otherOpsetsRunInONNXRuntime(_ opset: Int) throws {
+    try agrees(Self.model(Self.cnn), input: "image", shape: [2, 3, 12, 12], opset: opset)
+  }
+
+  @Test
+  func maxPoolingsBackwardNeedsOpset16() throws {
+    let model = try Self.model(Self.cnn)
+    #expect { try model.onnx(ONNXExportOptions(taps: ["saliency"], opset: 15)) } throws: { error in
+      let message = (error as? GlassboxError)?.message ?? ""
+      return message.contains("tap 'saliency'") && message.contains("max_pool2d_backward") && message.contains("opset 16")
+    }
+    // Grad-CAM at the last map needs no pooling backward.
+    #expect(try model.onnx(ONNXExportOptions(taps: ["gradcam", "cam", "act"], opset: 13)).nodeCount > 0)
   }
 
   @Test(.enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))

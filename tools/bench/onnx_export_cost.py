@@ -11,9 +11,10 @@ method once per round, alternating, after two warm-up rounds; the median of each
 - ORT forward: the file without taps (logits);
 - ORT + Grad-CAM: the file with the gradcam tap (logits, raw, normalised and upsampled maps,
   the class predicted in the graph);
-- pytorch-grad-cam: `GradCAM(model, [model.layer4])(x)` (hooks, autograd, min-max scaling and
+- pytorch-grad-cam: `GradCAM(model, [model.layer4])(x, targets=None)` (hooks, autograd, min-max scaling and
   the resize to 224×224 with OpenCV — the same outputs);
-- PyTorch by hand: the hooks and backward of Grad-CAM written out, no scaling or resize.
+- PyTorch by hand: the hooks and backward of Grad-CAM written out, no scaling or resize;
+- PyTorch forward: the twin's forward pass under `torch.no_grad()`, for scale.
 
 ONNX Runtime and PyTorch use the same number of threads (--threads, default 2). The upsampled
 map of the export is compared with pytorch-grad-cam's (the largest difference is printed).
@@ -46,11 +47,17 @@ from models import CNNLSTM, ResNet18  # noqa: E402
 
 # pytorch-grad-cam imports torchvision's transforms for helpers this script does not use, and
 # torchvision from PyPI does not match the local torch wheel.
-if "torchvision" not in sys.modules:
+try:
+    import torchvision  # noqa: F401
+except ImportError:
     transforms = types.ModuleType("torchvision.transforms")
+    transforms.__path__ = []
     transforms.Compose = transforms.Normalize = transforms.ToTensor = object
+    functional = types.ModuleType("torchvision.transforms.functional")
+    functional.resize = None
     sys.modules["torchvision"] = types.ModuleType("torchvision")
     sys.modules["torchvision.transforms"] = transforms
+    sys.modules["torchvision.transforms.functional"] = functional
 from pytorch_grad_cam import GradCAM  # noqa: E402
 
 
@@ -99,6 +106,11 @@ def hand_grad_cam(model, target, x):
     return torch.relu((weights * maps).sum(dim=1)).detach()
 
 
+def torch_forward(model, x):
+    with torch.no_grad():
+        return model(x)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--glassbox", default=os.path.join(ROOT, ".build", "release", "glassbox"))
@@ -145,11 +157,12 @@ def main():
         "ORT forward (no taps)": lambda: sessions["none"].run(None, feeds["none"]),
         "ORT + Grad-CAM tap": lambda: sessions["gradcam"].run(None, feeds["gradcam"]),
         "PyTorch Grad-CAM by hand": lambda: hand_grad_cam(model, target_layer, xt),
+        "PyTorch forward (no_grad)": lambda: torch_forward(model, xt),
     }
     cam = None
     if a.model == "resnet18":
         cam = GradCAM(model=model, target_layers=[model.layer4])
-        methods["pytorch-grad-cam GradCAM"] = lambda: cam(input_tensor=xt)
+        methods["pytorch-grad-cam GradCAM"] = lambda: cam(input_tensor=xt, targets=None)
     times = {k: [] for k in methods}
     for r in range(a.rounds + 2):
         for name, f in methods.items():
@@ -170,7 +183,7 @@ def main():
     print(f"  export's raw map vs PyTorch's: {np.max(np.abs(raw_onnx - raw)) / max(np.max(np.abs(raw)), 1e-12):.2e} "
           "relative")
     if cam is not None:
-        peer = cam(input_tensor=xt)
+        peer = cam(input_tensor=xt, targets=None)
         print(f"  export's upsampled map vs pytorch-grad-cam's: {np.max(np.abs(out['gradcam.upsampled'] - peer)):.2e}")
     sizes = {k: os.path.getsize(v) for k, v in files.items()}
     print(f"  files: {sizes['none']:,} bytes without taps, {sizes['gradcam']:,} with gradcam")

@@ -163,6 +163,14 @@ struct Writer {
   var shared: [String: String] = [:]
   /// The kept parameters no node reads, as a JSON object (`Options.keptParameters`).
   var unreadParameters = "{}"
+  /// The activated gates and cell state of each LSTM step written, by its operands
+  /// (`gates_x, h, c, weight_hh`): the step's backward reads them instead of recomputing.
+  var cells: [[String]: Cell] = [:]
+
+  /// One LSTM step's activated gates `[B, H]` each, its new cell state and that state's tanh.
+  struct Cell {
+    var i, f, g, o, c, tanhC: String
+  }
 
   var opset: Int { options.opset }
 
@@ -655,16 +663,25 @@ struct Writer {
       let g = lstmGates(pre, hidden: staticShape(node.operands[1])[1], base)
       let cNext = node.results.count > 1 ? y[1] : fresh(base + ".c")
       add("Add", [add1("Mul", [g.f, c], base + ".fc"), add1("Mul", [g.i, g.g], base + ".ig")], [cNext])
-      add("Mul", [g.o, add1("Tanh", [cNext], base + ".tanh_c")], [y[0]])
+      let tc = add1("Tanh", [cNext], base + ".tanh_c")
+      add("Mul", [g.o, tc], [y[0]])
+      cells[[gates, h, c, w]] = Cell(i: g.i, f: g.f, g: g.g, o: g.o, c: cNext, tanhC: tc)
 
     case .lstmCellBackward:
-      // The step's gates recomputed from its operands, then the chain rule through
-      // c' = f·c + i·g and h' = o·tanh(c').
+      // The step's gates, from the forward step of the same operands when one was written
+      // (recomputed otherwise), then the chain rule through c' = f·c + i·g, h' = o·tanh(c').
       let (dh, dc, gates, h, c, w) = (x[0], x[1], x[2], x[3], x[4], x[5])
-      let pre = add1("Add", [gates, add1("MatMul", [h, transposed(w)], base + ".hw")], base + ".gates")
-      let g = lstmGates(pre, hidden: staticShape(node.operands[3])[1], base)
-      let cNext = add1("Add", [add1("Mul", [g.f, c], base + ".fc"), add1("Mul", [g.i, g.g], base + ".ig")], base + ".c")
-      let tc = add1("Tanh", [cNext], base + ".tanh_c")
+      let g: Cell
+      if let forward = cells[[gates, h, c, w]] {
+        g = forward
+      } else {
+        let pre = add1("Add", [gates, add1("MatMul", [h, transposed(w)], base + ".hw")], base + ".gates")
+        let a = lstmGates(pre, hidden: staticShape(node.operands[3])[1], base)
+        let cNext = add1("Add", [add1("Mul", [a.f, c], base + ".fc"), add1("Mul", [a.i, a.g], base + ".ig")],
+                         base + ".c")
+        g = Cell(i: a.i, f: a.f, g: a.g, o: a.o, c: cNext, tanhC: add1("Tanh", [cNext], base + ".tanh_c"))
+      }
+      let tc = g.tanhC
       let one = scalar(1)
       func sigmoidSlope(_ s: String, _ tag: String) -> String {
         add1("Mul", [s, add1("Sub", [one, s], base + ".1m" + tag)], base + ".slope" + tag)

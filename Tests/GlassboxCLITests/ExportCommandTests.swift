@@ -1,5 +1,7 @@
 import Foundation
 import GlassboxCLI
+import GlassboxFormat
+import GlassboxIR
 import Testing
 
 /// `glassbox export … -o X.onnx`: the README's example runs as written — its commands through
@@ -74,5 +76,30 @@ struct ExportCommandTests {
     // A 16×16 map, its largest value drawn as the densest character.
     #expect(lines.count == 17 && lines.dropFirst().allSatisfy { $0.count == 16 }, "\(printed)")
     #expect(lines.dropFirst().contains { $0.contains("@") }, "\(printed)")
+  }
+
+  /// `glassbox import` of an export writes back the model it came from: a `.model` with the
+  /// same graph (taps, recipe) and weights, and a spec with every parameter in its safetensors.
+  @Test
+  func importingAnExportWritesBackTheModel() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("glassbox-export-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+    func glassbox(_ arguments: [String]) throws {
+      var command = try GlassboxCommand.parseAsRoot(arguments)
+      try command.run()
+    }
+    try glassbox(["compile", Self.root.appendingPathComponent("examples/tiny_cnn.graph").path, "-o", path("tiny.model")])
+    try glassbox(["export", path("tiny.model"), "-o", path("tiny.onnx")])
+    try glassbox(["import", path("tiny.onnx"), "-o", path("back.model")])
+    try glassbox(["import", path("tiny.onnx"), "-o", path("back.graph")])
+    let original = try ModelFile.load(path("tiny.model")), back = try ModelFile.load(path("back.model"))
+    #expect(back.graph == original.graph)
+    #expect(back.graph.taps.map(\.name) == ["gradcam", "cam", "act"])
+    #expect(back.namedWeights().map(\.tensor) == original.namedWeights().map(\.tensor))
+    let weights = try SafeTensors.read(path("back.safetensors"))
+    #expect(Set(weights.tensors.map(\.name)) == Set(original.graph.parameters.map(\.name)))
+    #expect(try String(contentsOfFile: path("back.graph"), encoding: .utf8).contains("tap gradcam = gradcam("))
   }
 }

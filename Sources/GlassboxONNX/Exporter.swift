@@ -32,7 +32,7 @@ public struct ONNXExportError: Error, Sendable, CustomStringConvertible, Equatab
 /// relu_backward          → Where(Greater(x, 0), dy, 0)
 /// max_pool2d_backward    → MaxPool's indices, ScatterElements(reduction: add) into zeros
 /// lstm                   → LSTM (gates reordered i,f,g,o → i,o,f,c; time-first between Transposes)
-/// lstm_cell(_backward)   → MatMul, Split, Sigmoid, Tanh, Mul, Add (the gates recomputed)
+/// lstm_cell(_backward)   → MatMul, Split, Sigmoid, Tanh, Mul, Add (the backward reads the forward's gates)
 /// class_seed             → ArgMax, Where(target < 0, argmax, target), Equal + Cast one-hot
 /// ```
 ///
@@ -234,7 +234,7 @@ struct Writer {
     }
     // Parameters: initializers where an ONNX node reads them, the rest of the model's state
     // in the metadata.
-    let read = Set(proto.node.flatMap(\.input))
+    let read = Set(proto.node.flatMap(\.input) + proto.output.map(\.name))
     var unread: [String] = []
     for p in graph.parameters {
       let name = names[p.value.index]

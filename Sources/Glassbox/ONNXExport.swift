@@ -40,7 +40,10 @@ public struct ONNXExportSummary: Sendable {
 
 extension Model {
   /// The size the batch symbol is bound to while taps are lowered: a prime no real size is a
-  /// multiple of, so the exporter can write each size it divides back as `B`.
+  /// multiple of, so the exporter can write each size it divides back as `B`. The batch size
+  /// only ever sizes tensors there: taps reduce over channels, positions and frames, never
+  /// over the batch, so no constant value depends on it (the agreement tests run batches of
+  /// 1, 2 and 3 through one file).
   static let batchSentinel = 1_000_003
 
   /// The metadata key holding the model's graph, labels and provenance (a `.model` message

@@ -878,7 +878,32 @@ struct Writer {
       add("ConvTranspose", [x[0], kernel], y, convAttributes(geometry, kernel: window.kernel)
             + [attr("output_padding", ints: padding)])
 
-    case .conv2dBackwardWeight, .batchNormTrain, .batchNormTrainBackward, .layerNormBackward:
+    case .layerNormBackward:
+      // Row statistics recomputed from x; dx = (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))/√(var + eps) with
+      // ĝ = dy·weight, and the weight's and bias's gradients summed over the leading axes.
+      let a = LayerNormAttributes(of: node)
+      let rank = type(node.operands[1]).rank
+      let axis = a.axis < 0 ? a.axis + rank : a.axis
+      let rows = Array(axis..<rank), lead = Array(0..<axis)
+      let mean = fresh(base + ".mean"), variance = fresh(base + ".variance")
+      reduce("ReduceMean", x[1], axes: rows, keepdims: true, mean)
+      let centred = add1("Sub", [x[1], mean], base + ".centred")
+      reduce("ReduceMean", add1("Mul", [centred, centred], base + ".squares"), axes: rows, keepdims: true, variance)
+      let sd = add1("Sqrt", [add1("Add", [variance, scalar(a.eps)], base + ".var_eps")], base + ".sd")
+      let xhat = add1("Div", [centred, sd], base + ".xhat")
+      let ghat = add1("Mul", [x[0], x[2]], base + ".ghat")
+      let m1 = fresh(base + ".mean_g"), m2 = fresh(base + ".mean_gx")
+      reduce("ReduceMean", ghat, axes: rows, keepdims: true, m1)
+      reduce("ReduceMean", add1("Mul", [ghat, xhat], base + ".gx"), axes: rows, keepdims: true, m2)
+      let numerator = add1("Sub", [add1("Sub", [ghat, m1], base + ".g_centred"),
+                                   add1("Mul", [xhat, m2], base + ".x_m2")], base + ".numerator")
+      add("Div", [numerator, sd], [y[0]])
+      if y.count > 1 {
+        reduce("ReduceSum", add1("Mul", [x[0], xhat], base + ".dy_xhat"), axes: lead, keepdims: false, y[1])
+      }
+      if y.count > 2 { reduce("ReduceSum", x[0], axes: lead, keepdims: false, y[2]) }
+
+    case .conv2dBackwardWeight, .batchNormTrain, .batchNormTrainBackward:
       // Training ops: an inference graph's taps differentiate values, never weights, and
       // batch statistics are fixed.
       throw Writer.noForm()

@@ -103,7 +103,14 @@ public final class Model: @unchecked Sendable {
       guard weights.file == nil else {
         throw GlassboxError(.input, file: path, "an ONNX model carries its weights; weights files apply to specs")
       }
-      try self.init(onnx: try Model.importONNX(path, bindings: bindings), path: path)
+      if let exported = try Model.exportedONNX(path, bindings: bindings) {
+        // A Glassbox export: its own graph, not the lowered one its nodes spell out.
+        self.init(
+          graph: exported.graph, weights: .tensors(exported.weights), labels: exported.labels,
+          provenance: exported.provenance, path: path, source: nil)
+      } else {
+        try self.init(onnx: try Model.importONNX(path, bindings: bindings), path: path)
+      }
     } else if Model.isModelFile(path) {
       guard weights.file == nil else {
         throw GlassboxError(.input, file: path, "a .model carries its weights; weights files apply to specs")

@@ -56,14 +56,23 @@ struct Import: ParsableCommand {
       print("wrote \(output): \(graph.name), \(graph.nodes.count) nodes, \(grouped(graph.parameterCount)) parameters")
       return
     }
-    let imported = try Model.importONNX(model, bindings: bindingMap)
     let weightsPath = String(output.dropLast(".graph".count)) + ".safetensors"
-    let tensors = zip(imported.graph.parameters, imported.weights).map { NamedTensor($0.name, $1) }
+    let printed: Graph
+    let tensors: [NamedTensor]
+    var header = ""
+    if loaded.onnxNames.isEmpty {
+      // A Glassbox export (`glassbox export … -o X.onnx`) gives back its own graph, not ONNX names.
+      printed = graph
+      tensors = zip(graph.parameters, try loaded.parameterTensors()).map { NamedTensor($0.name, $1) }
+    } else {
+      let imported = try Model.importONNX(model, bindings: bindingMap)
+      printed = imported.graph
+      tensors = zip(imported.graph.parameters, imported.weights).map { NamedTensor($0.name, $1) }
+      header = Check.nameMapping(imported, file: model)
+    }
     try SafeTensors.write(SafeTensorsFile(tensors: tensors, metadata: ["format": "pt"]), to: weightsPath)
-    let header =
-      Check.nameMapping(imported, file: model)
-      + "# weights: \((weightsPath as NSString).lastPathComponent) (glassbox compile THIS.graph --weights …)\n"
-    try writeText(header + Printer.print(imported.graph), to: output)
+    header += "# weights: \((weightsPath as NSString).lastPathComponent) (glassbox compile THIS.graph --weights …)\n"
+    try writeText(header + Printer.print(printed), to: output)
     print(
       "wrote \(output) (\(graph.nodes.count) nodes) and \(weightsPath) (\(tensors.count) tensors, "
         + "\(grouped(graph.parameterCount)) parameters)")

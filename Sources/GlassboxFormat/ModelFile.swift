@@ -120,6 +120,48 @@ public final class ModelFile: @unchecked Sendable {
     }
   }
 
+  /// A model's graph, labels and provenance without its weights: the protobuf message of a
+  /// `.model` file alone, its parameters without data. Another format that carries the
+  /// weights itself (an ONNX export) keeps this to give back the same graph.
+  public static func encodeDescription(
+    graph: Graph, labels: [String], provenance: Provenance
+  )
+    throws(ModelFileError) -> [UInt8]
+  {
+    try ModelEncoder.encode(
+      ModelContents(graph: graph, weights: [], labels: labels, provenance: provenance),
+      fileName: graph.name, weights: false)
+  }
+
+  /// Decodes what `encodeDescription` wrote: the graph rebuilt and verified, labels checked
+  /// against the class count, provenance. `fileName` names the source in errors.
+  public static func decodeDescription(
+    _ bytes: [UInt8], fileName: String
+  ) throws(ModelFileError)
+    -> (graph: Graph, labels: [String], provenance: Provenance)
+  {
+    let model: Glassbox_Model
+    do {
+      model = try Glassbox_Model(serializedBytes: bytes)
+    } catch {
+      throw ModelFileError(path: fileName, "the Glassbox graph it carries does not decode (\(error))")
+    }
+    guard model.hasGraph else { throw ModelFileError(path: fileName, "the Glassbox graph it carries is empty") }
+    var decoder = GraphDecoder(proto: model.graph)
+    let graph: Graph
+    do {
+      graph = try decoder.decode()
+    } catch {
+      throw ModelFileError(path: fileName, "the Glassbox graph it carries: \(error.message)")
+    }
+    if !model.labels.isEmpty, let n = graph.labelCount, n != model.labels.count {
+      throw ModelFileError(
+        path: fileName,
+        "\(model.labels.count) labels but output '\(graph.outputs[0].name)' has \(n) classes")
+    }
+    return (graph, model.labels, decodeProvenance(model.provenance))
+  }
+
   // MARK: Loading
 
   /// Maps and checks a `.model` file. `checkingWeights: false` skips the weights' CRC-32s

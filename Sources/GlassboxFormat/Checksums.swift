@@ -27,7 +27,8 @@ public enum CRC32 {
       while n - i >= 8 {
         let lo = UInt32(littleEndian: (base + i).loadUnaligned(as: UInt32.self)) ^ crc
         let hi = UInt32(littleEndian: (base + i + 4).loadUnaligned(as: UInt32.self))
-        crc = t[7 &* 256 &+ Int(lo & 0xFF)] ^ t[6 &* 256 &+ Int((lo >> 8) & 0xFF)]
+        crc =
+          t[7 &* 256 &+ Int(lo & 0xFF)] ^ t[6 &* 256 &+ Int((lo >> 8) & 0xFF)]
           ^ t[5 &* 256 &+ Int((lo >> 16) & 0xFF)] ^ t[4 &* 256 &+ Int(lo >> 24)]
           ^ t[3 &* 256 &+ Int(hi & 0xFF)] ^ t[2 &* 256 &+ Int((hi >> 8) & 0xFF)]
           ^ t[1 &* 256 &+ Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]
@@ -103,9 +104,11 @@ public enum SHA256 {
   private static func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
 
   /// One 64-byte block into the state `h`; `w` is room for the 64-word message schedule.
-  private static func compress(_ block: UnsafeRawPointer,
-                               _ h: inout (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32),
-                               _ w: UnsafeMutablePointer<UInt32>, _ k: UnsafePointer<UInt32>) {
+  private static func compress(
+    _ block: UnsafeRawPointer,
+    _ h: inout (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32),
+    _ w: UnsafeMutablePointer<UInt32>, _ k: UnsafePointer<UInt32>
+  ) {
     for i in 0..<16 { w[i] = UInt32(bigEndian: block.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)) }
     for i in 16..<64 {
       let s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3)

@@ -76,8 +76,10 @@ public enum Composite: String, CaseIterable, Sendable {
   /// Adds the composite of `x` to `graph` with typed attributes (of `attributeSet`); see
   /// `build(_:_:named:into:location:)`.
   @discardableResult
-  public func build<A: AttributeSet>(_ x: ValueID, _ attributes: A, named name: String, into graph: inout Graph,
-                                     location: SourceLocation? = nil) throws(ShapeError) -> ValueID {
+  public func build<A: AttributeSet>(
+    _ x: ValueID, _ attributes: A, named name: String, into graph: inout Graph,
+    location: SourceLocation? = nil
+  ) throws(ShapeError) -> ValueID {
     precondition(ObjectIdentifier(attributeSet) == ObjectIdentifier(A.self), "\(name) reads \(attributeSet)")
     return try build(x, attributes.encoded, named: name, into: &graph, location: location)
   }
@@ -87,8 +89,10 @@ public enum Composite: String, CaseIterable, Sendable {
   /// does not know are ignored; missing ones take their defaults. Throws, adding nothing, when
   /// `x` is not floating point or an attribute is of the wrong kind or out of range.
   @discardableResult
-  public func build(_ x: ValueID, _ attributes: Attributes, named name: String, into graph: inout Graph,
-                    location: SourceLocation? = nil) throws(ShapeError) -> ValueID {
+  public func build(
+    _ x: ValueID, _ attributes: Attributes, named name: String, into graph: inout Graph,
+    location: SourceLocation? = nil
+  ) throws(ShapeError) -> ValueID {
     let type = graph[x].type
     guard type.dtype.isFloatingPoint else {
       throw ShapeError("\(self.name): x must be floating point, found \(type)")
@@ -103,12 +107,15 @@ public enum Composite: String, CaseIterable, Sendable {
   }
 
   /// The composite's nodes; nil when it is `x` itself (`clip` without bounds).
-  private func expand(_ x: ValueID, _ a: Attributes, _ type: TensorType,
-                      _ b: inout GradientBuilder) throws(ShapeError) -> ValueID? {
+  private func expand(
+    _ x: ValueID, _ a: Attributes, _ type: TensorType,
+    _ b: inout GradientBuilder
+  ) throws(ShapeError) -> ValueID? {
     func scalar(_ value: Double, _ tag: String, _ b: inout GradientBuilder) throws(ShapeError) -> ValueID {
       try b.add(.constant, [], ConstantAttributes(value: value, shape: [], dtype: type.dtype), tag: tag)[0]
     }
-    func node(_ op: Op, _ operands: [ValueID], _ tag: String, _ b: inout GradientBuilder) throws(ShapeError) -> ValueID {
+    func node(_ op: Op, _ operands: [ValueID], _ tag: String, _ b: inout GradientBuilder) throws(ShapeError) -> ValueID
+    {
       try b.add(op, operands, tag: tag)[0]
     }
     /// `minimum(top, maximum(0, v))`: the bounds first, so they take the gradient at a kink.
@@ -128,8 +135,9 @@ public enum Composite: String, CaseIterable, Sendable {
     case .clip:
       let bounds = try decode(ClipAttributes.self, a)
       guard !bounds.min.isNaN, !bounds.max.isNaN, bounds.min != .infinity, bounds.max != -.infinity else {
-        throw ShapeError("clip: min and max must be numbers (min below +inf, max above -inf), found "
-                         + "\(AttrValue.formatFloat(bounds.min)) and \(AttrValue.formatFloat(bounds.max))")
+        throw ShapeError(
+          "clip: min and max must be numbers (min below +inf, max above -inf), found "
+            + "\(AttrValue.formatFloat(bounds.min)) and \(AttrValue.formatFloat(bounds.max))")
       }
       var v = x
       // x first: at a bound the gradient passes, as torch.clamp's does.
@@ -145,8 +153,9 @@ public enum Composite: String, CaseIterable, Sendable {
       let attributes = try decode(HardSigmoidAttributes.self, a)
       let (alpha, beta) = (attributes.alpha, attributes.beta)
       guard alpha.isFinite, beta.isFinite else {
-        throw ShapeError("hard_sigmoid: alpha and beta must be finite, found \(AttrValue.formatFloat(alpha)) "
-                         + "and \(AttrValue.formatFloat(beta))")
+        throw ShapeError(
+          "hard_sigmoid: alpha and beta must be finite, found \(AttrValue.formatFloat(alpha)) "
+            + "and \(AttrValue.formatFloat(beta))")
       }
       if attributes == HardSigmoidAttributes(defaults: AttributeDefaults()) {
         let six = try scalar(6, "six", &b)

@@ -35,8 +35,8 @@ extension Op {
     case .fusedElementwise: FusedElementwiseAttributes.self
     case .classSeed: ClassSeedAttributes.self
     case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log,
-         .sqrt, .abs, .erf, .pow, .maximum, .minimum, .lstmCell, .crossEntropy, .reluBackward, .linearBackwardWeight,
-         .lstmCellBackward, .crossEntropyBackward:
+      .sqrt, .abs, .erf, .pow, .maximum, .minimum, .lstmCell, .crossEntropy, .reluBackward, .linearBackwardWeight,
+      .lstmCellBackward, .crossEntropyBackward:
       NoAttributes.self
     }
   }
@@ -230,16 +230,18 @@ public struct PoolWindow: Hashable, Sendable {
 extension MaxPoolAttributes {
   /// The window, the stride made explicit.
   public var window: PoolWindow {
-    PoolWindow(kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation, ceilMode: ceilMode,
-               countIncludePad: true)
+    PoolWindow(
+      kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation, ceilMode: ceilMode,
+      countIncludePad: true)
   }
 }
 
 extension AvgPoolAttributes {
   /// The window, the stride made explicit.
   public var window: PoolWindow {
-    PoolWindow(kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: Pair(1), ceilMode: ceilMode,
-               countIncludePad: countIncludePad)
+    PoolWindow(
+      kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: Pair(1), ceilMode: ceilMode,
+      countIncludePad: countIncludePad)
   }
 }
 
@@ -711,12 +713,12 @@ extension Node {
       case .linear: LinearAttributes(of: self).activation
       case .batchNormTrain, .batchNormTrainBackward: BatchNormTrainAttributes(of: self).activation
       case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .matmul, .batchMatmul, .add, .sub, .mul, .div,
-           .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .softmax, .logSoftmax,
-           .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm, .lstmCell,
-           .dropout, .crossEntropy, .constant,
-           .fusedElementwise, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
-           .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
-           .maxPool2dBackward, .avgPool2dBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward:
+        .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .softmax, .logSoftmax,
+        .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm, .lstmCell,
+        .dropout, .crossEntropy, .constant,
+        .fusedElementwise, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
+        .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
+        .maxPool2dBackward, .avgPool2dBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward:
         nil
       }
     }

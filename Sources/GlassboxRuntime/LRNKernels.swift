@@ -53,7 +53,10 @@ struct LRNGeometry: Sendable {
   @inline(__always)
   func raise(_ d: UnsafeMutablePointer<Float>, count: Int) {
     switch beta {
-    case 0.75: mapSIMD(d, d, count) { v in let r = v.squareRoot(); return 1 / (r * r.squareRoot()) }
+    case 0.75:
+      mapSIMD(d, d, count) { v in
+        let r = v.squareRoot(); return 1 / (r * r.squareRoot())
+      }
     case 0.5: mapSIMD(d, d, count) { 1 / $0.squareRoot() }
     case 1: mapSIMD(d, d, count) { 1 / $0 }
     default: for i in 0..<count { d[i] = Foundation.pow(d[i], -beta) }
@@ -62,8 +65,10 @@ struct LRNGeometry: Sendable {
 
   /// Runs `body` over the planes, split over the cores when the tensor is large.
   @inline(__always)
-  func forEachPlanes(_ a: UnsafeMutablePointer<Float>, threads: Int,
-                     _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
+  func forEachPlanes(
+    _ a: UnsafeMutablePointer<Float>, threads: Int,
+    _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void
+  ) {
     splitOverCores(a, count: planes, threads: threads, worthIt: planes * spatial >= elementwiseParallelCount, body)
   }
 }

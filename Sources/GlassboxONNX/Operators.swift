@@ -12,12 +12,11 @@ extension Importer {
     "Identity", "Dropout", "Cast", "CastLike", "Constant", "ConstantOfShape", "Shape", "Size", "Add", "Sub", "Mul",
     "Div", "Sum", "Mean", "Max", "Min", "Relu", "Sigmoid", "Tanh", "LeakyRelu", "PRelu", "Clip", "HardSigmoid",
     "HardSwish", "Neg", "Reciprocal", "Abs", "Softsign", "Pow", "Exp", "Log", "Sqrt", "Erf", "Gelu", "Elu", "Selu",
-    "Celu", "Softplus", "LRN", "Softmax", "LogSoftmax", "Conv", "MaxPool",
-    "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "BatchNormalization", "LayerNormalization",
-    "InstanceNormalization", "Gemm", "MatMul",
-    "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Gather", "Expand", "Tile",
-    "Pad", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL1", "Resize", "Upsample",
-    "LSTM", "GRU", "RNN", "ConvTranspose",
+    "Celu", "Softplus", "LRN", "Softmax", "LogSoftmax", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool",
+    "GlobalMaxPool", "BatchNormalization", "LayerNormalization", "InstanceNormalization", "Gemm", "MatMul", "Flatten",
+    "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Gather", "Expand", "Tile", "Pad",
+    "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL1", "Resize", "Upsample", "LSTM",
+    "GRU", "RNN", "ConvTranspose",
   ]).union(foldedOnly)
 
   /// Operator types that fold when their inputs are known at import (shape arithmetic) and have

@@ -637,6 +637,26 @@ struct Writer {
     case .relu: add("Relu", x, y)
     case .sigmoid: add("Sigmoid", x, y)
     case .tanh: add("Tanh", x, y)
+    case .exp: add("Exp", x, y)
+    case .log: add("Log", x, y)
+    case .sqrt: add("Sqrt", x, y)
+    case .abs: add("Abs", x, y)
+    case .erf: add("Erf", x, y)
+    case .pow: add("Pow", x, y)
+    case .maximum: add("Max", x, y)
+    case .minimum: add("Min", x, y)
+
+    case .pad:
+      let a = PadAttributes(of: node)
+      var inputs = [x[0], ints(a.pads)]
+      if a.mode == .constant { inputs.append(scalar(a.value, type(node.operands[0]).dtype)) }
+      add("Pad", inputs, y, [attr("mode", string: a.mode.rawValue)])
+
+    case .lrn:
+      let a = LRNAttributes(of: node)
+      add(
+        "LRN", x, y,
+        [attr("size", a.size), attr("alpha", float: a.alpha), attr("beta", float: a.beta), attr("bias", float: a.bias)])
 
     case .softmax:
       add("Softmax", x, y, [attr("axis", SoftmaxAttributes(of: node).axis)])
@@ -768,6 +788,14 @@ struct Writer {
           case .relu: "Relu"
           case .sigmoid: "Sigmoid"
           case .tanh: "Tanh"
+          case .maximum: "Max"
+          case .minimum: "Min"
+          case .pow: "Pow"
+          case .exp: "Exp"
+          case .log: "Log"
+          case .sqrt: "Sqrt"
+          case .abs: "Abs"
+          case .erf: "Erf"
           }
         add(op, inputs, [out])
         registers.append(out)
@@ -945,6 +973,10 @@ struct Writer {
         reduce("ReduceSum", add1("Mul", [x[0], xhat], base + ".dy_xhat"), axes: lead, keepdims: false, y[1])
       }
       if y.count > 2 { reduce("ReduceSum", x[0], axes: lead, keepdims: false, y[2]) }
+
+    case .lrnBackward:
+      // ONNX has no LRN gradient, and its window sum over channels has no one-node form.
+      throw Writer.noForm("the gradient through a local response normalisation")
 
     case .conv2dBackwardWeight, .batchNormTrain, .batchNormTrainBackward:
       // Training ops: an inference graph's taps differentiate values, never weights, and

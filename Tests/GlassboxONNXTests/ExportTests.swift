@@ -255,6 +255,42 @@ struct ExportTests {
     try agrees(Self.model(text), input: "x", shape: [2, 6, 4])
   }
 
+  /// The elementwise math ops, padding in every mode and a local response normalisation run
+  /// as ONNX Runtime's Exp, Log, Sqrt, Abs, Erf, Pow, Max, Min, Pad and LRN, with the gradient
+  /// to the input through all of them but LRN, whose gradient has no ONNX form.
+  @Test(.enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
+  func mathPaddingAndLRNRunInONNXRuntime() throws {
+    let text = """
+      graph g(x: f32[B, 4, 5, 5]) -> (logits: f32[B, 3]) {
+        s = sigmoid(x)
+        a = add(log(add(abs(x), s)), sqrt(add(mul(x, x), s)))
+        b = maximum(erf(a), minimum(exp(x), pow(add(abs(a), s), s)))
+        r = pad(b, pads: [0, 0, 1, 2, 0, 0, 2, 1], mode: reflect)
+        c = pad(r, pads: [0, 0, 1, 0, 0, 0, 0, 1], value: 0.25)
+        e = pad(c, pads: [0, 0, 0, 1, 0, 0, 1, 0], mode: edge)
+        logits = linear(flatten(e), out: 3)
+        tap through = gradient(x)
+        tap padded = activation(e)
+      }
+      """
+    try agrees(Self.model(text), input: "x", shape: [2, 4, 5, 5])
+    let lrn = """
+      graph l(x: f32[B, 6, 4, 4]) -> (logits: f32[B, 3]) {
+        n = lrn(x, size: 3, alpha: 0.5, beta: 0.75, bias: 1.5)
+        logits = linear(flatten(n), out: 3)
+        tap normed = activation(n)
+      }
+      """
+    try agrees(Self.model(lrn), input: "x", shape: [2, 6, 4, 4])
+    var withGradient = try Self.model(lrn)
+    withGradient = try withGradient.adding(tap: "gradient:x")
+    let file = NSTemporaryDirectory() + "gbx-export-\(UUID().uuidString).onnx"
+    defer { try? FileManager.default.removeItem(atPath: file) }
+    let error = #expect(throws: (any Error).self) { try withGradient.exportONNX(to: file, ONNXExportOptions()) }
+    #expect("\(error.map { String(describing: $0) } ?? "")".contains("lrn_backward"))
+    #expect(!FileManager.default.fileExists(atPath: file))
+  }
+
   /// A gradient through a strided slice needs slice_backward with a step, which has no ONNX
   /// form: the error names the op and the tap, and nothing is written.
   @Test

@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN = .build/release/glassbox
 
-.PHONY: setup build release lib install demo test c-api-test python-test bench check-specs clean fuzz readers data study format format-check
+.PHONY: onnx-venv setup build release lib install demo test c-api-test python-test bench check-specs clean fuzz readers data study format format-check
 
 setup:
 	tools/setup
@@ -60,9 +60,16 @@ format-check:
 	@echo "swift format lint --strict (the $(words $(FORMATTED)) Swift sources; make format fixes them)"
 	@$(SWIFT) format lint --strict --parallel $(FORMATTED)
 
-test: setup format-check
+# ONNX Runtime and the onnx package for the ONNX tests (exports run in ONNX Runtime, the light
+# models), in .venv; the tests fail rather than skip without them (GLASSBOX_REQUIRE_ONNX).
+onnx-venv:
+	@.venv/bin/python -c "import onnx, onnxruntime" 2>/dev/null \
+	  || { echo "onnx-venv: python3 -m venv .venv; pip install -r tools/reference/requirements-onnx.txt"; \
+	       python3 -m venv .venv && .venv/bin/pip install -q -r tools/reference/requirements-onnx.txt; }
+
+test: setup format-check onnx-venv
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	GLASSBOX_REQUIRE_ONNX=1 $(SWIFT) test --skip-build
 	$(MAKE) --no-print-directory c-api-test python-test
 
 # The C API and the Python package are tested against the library and glassbox command of the
@@ -88,7 +95,7 @@ python-test: setup
 # Glassbox against PyTorch eager, same shapes and threads, one run (needs a venv with torch:
 # python3 -m venv .venv && .venv/bin/pip install -r tools/reference/requirements.txt).
 bench: release
-	@[ -x .venv/bin/python ] || { python3 -m venv .venv && .venv/bin/pip install -q -r tools/reference/requirements.txt; }
+	@.venv/bin/python -c "import torch" 2>/dev/null || { python3 -m venv .venv && .venv/bin/pip install -q -r tools/reference/requirements.txt; }
 	tools/bench/compare.py
 
 clean:

@@ -156,7 +156,8 @@ struct ExportTests {
     #expect(compared >= model.taps.count)
   }
 
-  @Test(.enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
+  @Test(
+    .enabled(if: python != nil || onnxOracleRequired, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
   func cnnTapsRunInONNXRuntime() throws {
     try agrees(Self.model(Self.cnn), input: "image", shape: [2, 3, 12, 12])
   }
@@ -164,7 +165,7 @@ struct ExportTests {
   /// Reductions take their axes as inputs from opset 18; max pooling's backward needs
   /// ScatterElements' `add` (16).
   @Test(
-    .enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"),
+    .enabled(if: python != nil || onnxOracleRequired, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"),
     arguments: [16, 18, 21])
   func otherOpsetsRunInONNXRuntime(_ opset: Int) throws {
     try agrees(Self.model(Self.cnn), input: "image", shape: [2, 3, 12, 12], opset: opset)
@@ -182,19 +183,22 @@ struct ExportTests {
     #expect(try model.onnx(ONNXExportOptions(taps: ["gradcam", "cam", "act"], opset: 13)).nodeCount > 0)
   }
 
-  @Test(.enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
+  @Test(
+    .enabled(if: python != nil || onnxOracleRequired, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
   func perFrameGradCAMThroughAnLSTMRunsInONNXRuntime() throws {
     try agrees(Self.model(Self.cnnLSTM), input: "frames", shape: [2, 3, 3, 8, 8], bindings: ["T": 3])
   }
 
-  @Test(.enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
+  @Test(
+    .enabled(if: python != nil || onnxOracleRequired, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
   func attentionAndSaliencyThroughABiLSTMRunInONNXRuntime() throws {
     try agrees(Self.model(Self.attention), input: "mfcc", shape: [3, 10, 8])
   }
 
   /// Only B stays symbolic: the input, the target and every output carry `B`, at batch 1
   /// and 3 alike (ONNX Runtime runs both sizes of the one file).
-  @Test(.enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
+  @Test(
+    .enabled(if: python != nil || onnxOracleRequired, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
   func theBatchStaysSymbolic() throws {
     let model = try Self.model(Self.cnn)
     let summary = try model.onnx(ONNXExportOptions(taps: ["gradcam"]))
@@ -242,7 +246,8 @@ struct ExportTests {
   }
 
   /// A gradient through a layer norm (its backward composed of reductions) and a softmax.
-  @Test(.enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
+  @Test(
+    .enabled(if: python != nil || onnxOracleRequired, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
   func aGradientThroughALayerNormRunsInONNXRuntime() throws {
     let text = """
       graph g(x: f32[B, 6, 4]) -> (logits: f32[B, 3]) {
@@ -258,7 +263,8 @@ struct ExportTests {
   /// The elementwise math ops, padding in every mode and a local response normalisation run
   /// as ONNX Runtime's Exp, Log, Sqrt, Abs, Erf, Pow, Max, Min, Pad and LRN, with the gradient
   /// to the input through all of them but LRN, whose gradient has no ONNX form.
-  @Test(.enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
+  @Test(
+    .enabled(if: python != nil || onnxOracleRequired, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
   func mathPaddingAndLRNRunInONNXRuntime() throws {
     let text = """
       graph g(x: f32[B, 4, 5, 5]) -> (logits: f32[B, 3]) {

@@ -32,7 +32,9 @@ struct LightModelTests {
   ]
 
   @Test(
-    .enabled(if: folder != nil, "needs the onnx package's test data: a venv with onnx (ONNX_TEST_DATA=…/data)"),
+    .enabled(
+      if: folder != nil || onnxOracleRequired,
+      "needs the onnx package's test data: a venv with onnx (ONNX_TEST_DATA=…/data)"),
     arguments: names)
   func importsAndMatchesItsRecordedOutput(_ name: String) throws {
     let folder = try #require(Self.folder)

@@ -52,3 +52,8 @@ func largestDifference(_ a: Tensor, _ e: Tensor) -> Double {
   let scale = max(e.doubles.map(abs).max() ?? 0, 1e-6)
   return zip(a.doubles, e.doubles).map { abs($0 - $1) }.max().map { $0 / scale } ?? 0
 }
+
+/// Whether the ONNX oracle (a venv with onnx and onnxruntime) must be there: `make test` sets
+/// `GLASSBOX_REQUIRE_ONNX=1` after installing it, so a test that needs it fails instead of
+/// skipping when it is missing.
+let onnxOracleRequired = ProcessInfo.processInfo.environment["GLASSBOX_REQUIRE_ONNX"] == "1"

@@ -9,19 +9,24 @@ public struct Profiler {
   /// A profiler of `program`.
   public init(_ program: Executable) { self.program = program }
 
-  /// Runs the program `runs` times and returns each kernel's label and mean time in
-  /// milliseconds, in program order.
+  /// Runs the program `runs` times and returns each kernel's label and median time in
+  /// milliseconds, in program order: the median, not the mean, so that a moment when another
+  /// process holds the core does not land on whichever kernel it interrupted.
   public func kernelTimes(runs: Int) -> [(label: String, milliseconds: Double)] {
     let kernels = program.kernels, arena = program.arena
-    var total = [UInt64](repeating: 0, count: kernels.count)
+    var samples = [[UInt64]](repeating: [], count: kernels.count)
     for _ in 0..<Swift.max(runs, 1) {
       for (i, k) in kernels.enumerated() {
         let start = DispatchTime.now().uptimeNanoseconds
         k.run(arena)
-        total[i] += DispatchTime.now().uptimeNanoseconds - start
+        samples[i].append(DispatchTime.now().uptimeNanoseconds - start)
       }
     }
-    return zip(kernels, total).map { ($0.label, Double($1) / 1e6 / Double(Swift.max(runs, 1))) }
+    return zip(kernels, samples).map { kernel, times in
+      let sorted = times.sorted(), middle = sorted.count / 2
+      let median = sorted.count % 2 == 1 ? Double(sorted[middle]) : Double(sorted[middle - 1] + sorted[middle]) / 2
+      return (kernel.label, median / 1e6)
+    }
   }
 
   /// For each kernel built on SGEMM: its mean time against OpenBLAS alone doing the same

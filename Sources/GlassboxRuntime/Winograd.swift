@@ -61,6 +61,11 @@ struct WinogradConv3x3: Kernel {
       && padding.allSatisfy { $0 >= 0 && $0 <= 2 } && cin >= 64 && cout >= 16
   }
 
+  /// Tiles (of all images) below which a convolution this kernel takes runs directly
+  /// (`DirectConv2d`, `Lowering.direct`): each GEMM is then at most 31 columns wide, and a 7×7 map
+  /// (ResNet's layer4 on one 224×224 image) is 16 tiles of 8×8 outputs, a third of them past the map.
+  static let minimumTiles = 32
+
   var tilesH: Int { (oh + 1) / 2 }
   var tilesW: Int { (ow + 1) / 2 }
   var tiles: Int { n * tilesH * tilesW }

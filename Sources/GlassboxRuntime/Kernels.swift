@@ -633,7 +633,16 @@ struct Pool: Kernel {
             }
           }
         }
-        for ox in 0..<ow where !(isMax && ky1 > ky0 && ox >= oxA && ox < oxB) {
+        // The columns the loops above left, skipping the interior they took: testing every
+        // column of the row cost as much as the windows themselves.
+        let interiorDone = isMax && ky1 > ky0 && oxB > oxA
+        var ox = 0
+        while ox < ow {
+          if interiorDone && ox == oxA {
+            ox = oxB
+            continue
+          }
+          defer { ox += 1 }
           let x0 = ox * stride.1 - padding.1
           let kx0 = x0 >= 0 ? 0 : (-x0 + dilation.1 - 1) / dilation.1
           let kx1 = Swift.min(kernel.1, (w - x0 + dilation.1 - 1) / dilation.1)

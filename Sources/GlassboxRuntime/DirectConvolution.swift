@@ -95,6 +95,14 @@ struct DirectConv2d: Kernel {
   /// The GEMM this convolution is as im2col would run it, so profiles rate it on the same work.
   var gemms: [GEMMShape] { [GEMMShape(m: cout, n: n * oh * ow, k: cin * kh * kw, transB: false, count: 1)] }
 
+  /// The micro-kernels' multiply-adds, AVX-512's: whole blocks of channels over whole vectors of
+  /// flat outputs (16 lanes), or over steps of 8 outputs by channels.
+  var executedFlops: Double {
+    let block = Self.block(byChannels: byChannels)
+    let outputs = byChannels ? (oh * ow + 7) / 8 * 8 : (flat + 15) / 16 * 16
+    return 2 * Double(n) * Double(blocks * block) * Double(cin * kh * kw) * Double(outputs)
+  }
+
   /// Where each tap reads in a channel of `q`, relative to the flat output.
   var offsets: [Int] {
     let plane = hq * wq

@@ -13,11 +13,17 @@ protocol Kernel: Sendable {
   func prepare(_ a: UnsafeMutablePointer<Float>)
   /// The SGEMMs one run makes (empty for kernels not built on GEMM), for profiles.
   var gemms: [GEMMShape] { get }
+  /// Floating-point operations the kernel's multiply-adds perform per run, for profiles: the
+  /// `gemms`' where the kernel is those GEMMs; fewer for Winograd (16 products of a tile where a
+  /// GEMM makes 36), more for a direct convolution (the lanes past a row, channels past the
+  /// last block).
+  var executedFlops: Double { get }
 }
 
 extension Kernel {
   func prepare(_ a: UnsafeMutablePointer<Float>) {}
   var gemms: [GEMMShape] { [] }
+  var executedFlops: Double { gemms.reduce(0) { $0 + $1.flops } }
 }
 
 /// One SGEMM a kernel makes per run (`count` times), for comparing the kernel with

@@ -29,14 +29,17 @@ public struct Profiler {
     }
   }
 
-  /// For each kernel built on SGEMM: its mean time against OpenBLAS alone doing the same
+  /// For each kernel built on SGEMM: its median time against OpenBLAS alone doing the same
   /// GEMMs (same shapes, its own buffers, same threads), both over `runs` runs. The ratio
   /// says how much of the GEMM rate the kernel keeps after im2col, transforms and epilogues.
-  public func gemmEfficiency(runs: Int) -> [(label: String, flops: Double, kernelMs: Double, sgemmMs: Double)] {
+  /// `flops` are the GEMMs' (a convolution's as im2col would run it), `executedFlops` what the
+  /// kernel's own multiply-adds perform (`Kernel.executedFlops`).
+  public func gemmEfficiency(runs: Int)
+    -> [(label: String, flops: Double, executedFlops: Double, kernelMs: Double, sgemmMs: Double)] {
     let times = kernelTimes(runs: runs)
-    var rows: [(String, Double, Double, Double)] = []
+    var rows: [(String, Double, Double, Double, Double)] = []
     for (i, k) in program.kernels.enumerated() where !k.gemms.isEmpty {
-      var sgemmNs: UInt64 = 0
+      var sgemmNs = [UInt64](repeating: 0, count: Swift.max(runs, 1))
       for s in k.gemms {
         let a = [Float](repeating: 0.5, count: s.m * s.k), b = [Float](repeating: 0.25, count: s.k * s.n)
         var c = [Float](repeating: 0, count: s.m * s.n)
@@ -47,12 +50,15 @@ public struct Profiler {
           }
         }
         once()
-        let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<Swift.max(runs, 1) { once() }
-        sgemmNs += DispatchTime.now().uptimeNanoseconds - start
+        for run in sgemmNs.indices {
+          let start = DispatchTime.now().uptimeNanoseconds
+          once()
+          sgemmNs[run] += DispatchTime.now().uptimeNanoseconds - start
+        }
       }
-      rows.append((k.label, k.gemms.reduce(0) { $0 + $1.flops }, times[i].milliseconds,
-                   Double(sgemmNs) / 1e6 / Double(Swift.max(runs, 1))))
+      let sorted = sgemmNs.sorted(), middle = sorted.count / 2
+      let median = sorted.count % 2 == 1 ? Double(sorted[middle]) : Double(sorted[middle - 1] + sorted[middle]) / 2
+      rows.append((k.label, k.gemms.reduce(0) { $0 + $1.flops }, k.executedFlops, times[i].milliseconds, median / 1e6))
     }
     return rows
   }
@@ -63,7 +69,8 @@ extension Executable {
   public func profile(runs: Int) -> [(label: String, milliseconds: Double)] { Profiler(self).kernelTimes(runs: runs) }
 
   /// `Profiler(self).gemmEfficiency(runs:)`.
-  public func gemmEfficiency(runs: Int) -> [(label: String, flops: Double, kernelMs: Double, sgemmMs: Double)] {
+  public func gemmEfficiency(runs: Int)
+    -> [(label: String, flops: Double, executedFlops: Double, kernelMs: Double, sgemmMs: Double)] {
     Profiler(self).gemmEfficiency(runs: runs)
   }
 }

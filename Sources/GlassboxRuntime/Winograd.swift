@@ -115,6 +115,9 @@ struct WinogradConv3x3: Kernel {
 
   static func persistentCount(cin: Int, cout: Int) -> Int { 16 * cin * cout }
 
+  /// The 16 GEMMs' operations (the transforms' additions left out).
+  var executedFlops: Double { 2 * 16 * Double(cout) * Double(cin) * Double(tiles) }
+
   /// `U = G g Gᵀ` for every filter, eight input channels at a time (their 3×3 taps gathered
   /// into vectors, so the sixteen stores of `U[ξ, k, c…c+7]` are whole vectors), output
   /// channels split over the cores: in training this runs before every step, for every

@@ -72,11 +72,13 @@ struct WinogradConv3x3: Kernel {
 
   /// Images split over `parts` cores, each taking `block` images at a time (the fewest whole
   /// images that make 256 tiles, so the GEMMs stay wide, or all of a core's images); nil to
-  /// share every step over the cores instead.
+  /// share every step over the cores instead. One core takes several images a block at a time
+  /// too: `V` and `M` of all the tiles at once (ResNet-18's layer1 on 32 images: 200 MB) would
+  /// go through memory between the steps, a block's stay in L2.
   static func plan(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int) -> (parts: Int, block: Int)? {
     let perImage = ((oh + 1) / 2) * ((ow + 1) / 2)
     let parts = Conv2d.parts(images: n, threads: threads)
-    guard parts > 1, n * perImage * (cin + cout) > cin * cout else { return nil }
+    guard parts > 1 || threads == 1 && n > 1, n * perImage * (cin + cout) > cin * cout else { return nil }
     return (parts, Swift.min((n + parts - 1) / parts, (256 + perImage - 1) / perImage))
   }
 

@@ -12,7 +12,9 @@ runs=${RUNS:-200}
 root=$(dirname "$0")/../..
 cpu() {
   if [ "$bin" = ort ]; then
-    set -- "${PYTHON:-$root/.venv/bin/python}" "$root/tools/bench/ort_peer.py" "$(basename "$1" .graph)" "$@"
+    spec=$1
+    shift
+    set -- "${PYTHON:-$root/.venv/bin/python}" "$root/tools/bench/ort_peer.py" "$(basename "$spec" .graph)" "$@"
   else
     set -- "$bin" bench "$@" --json
   fi

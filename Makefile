@@ -80,16 +80,17 @@ bench: release
 clean:
 	rm -rf .build out
 
-# libFuzzer on the .model loader and the spec compiler (Fuzz/), FUZZ_SECONDS each, starting
-# from the committed seed corpus; new inputs go to .build-fuzz/corpus, crashes to
-# .build-fuzz/crashes (turn each into a fixture in Tests/GlassboxFormatTests/Fixtures/crashes).
+# libFuzzer on the .model loader, the spec compiler and the ONNX importer (Fuzz/), FUZZ_SECONDS
+# each, starting from the committed seed corpus; new inputs go to .build-fuzz/corpus, crashes to
+# .build-fuzz/crashes (turn each into a fixture in Tests/GlassboxFormatTests/Fixtures/crashes, or
+# for the importer Tests/GlassboxONNXTests/Fixtures/bad).
 # Leak detection is off: Swift's lazily initialised globals (static lets) read as leaks.
 FUZZ_SECONDS ?= 120
 FUZZ_BIN = .build-fuzz/release
 fuzz: setup
 	$(SWIFT) build --package-path Fuzz --scratch-path .build-fuzz -c release \
 	  --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address
-	@for t in ModelLoader SpecParser; do \
+	@for t in ModelLoader SpecParser ONNXImporter; do \
 	  mkdir -p .build-fuzz/corpus/$$t .build-fuzz/crashes; \
 	  echo "fuzz: Fuzz$$t for $(FUZZ_SECONDS) s"; \
 	  ASAN_OPTIONS=detect_leaks=0 $(FUZZ_BIN)/Fuzz$$t .build-fuzz/corpus/$$t Fuzz/Corpus/$$t -max_total_time=$(FUZZ_SECONDS) \

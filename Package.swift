@@ -30,6 +30,7 @@ let package = Package(
     // Libraries for the fuzz package in Fuzz/ (and anyone embedding the model format).
     .library(name: "GlassboxIR", targets: ["GlassboxIR"]),
     .library(name: "GlassboxFormat", targets: ["GlassboxFormat"]),
+    .library(name: "GlassboxONNX", targets: ["GlassboxONNX"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -60,8 +61,12 @@ let package = Package(
     .target(name: "GlassboxPasses", dependencies: ["GlassboxIR", "GlassboxReference"], swiftSettings: strict),
     .target(name: "GlassboxRuntime", dependencies: ["GlassboxIR", "CBLAS", "CPrefetch", "CKernels"],
             swiftSettings: strict + runtimeFlags),
-    // .model files, .npy and safetensors; the only module that imports SwiftProtobuf.
+    // .model files, .npy and safetensors; with GlassboxONNX, the only modules that import SwiftProtobuf.
     .target(name: "GlassboxFormat",
+            dependencies: ["GlassboxIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: strict),
+    // ONNX models (Formats/onnx.proto) imported as a graph and its weights.
+    .target(name: "GlassboxONNX",
             dependencies: ["GlassboxIR", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: strict),
     // Measures of explanations (pure math over maps and outputs).
@@ -77,15 +82,15 @@ let package = Package(
     // The front door: what the CLI, the C API and the Python package call.
     .target(name: "Glassbox",
             dependencies: ["GlassboxIR", "GlassboxReference", "GlassboxPasses", "GlassboxRuntime", "GlassboxMedia",
-                           "GlassboxFormat", "GlassboxAnalysis", "GlassboxExplain", "GlassboxTraining"],
+                           "GlassboxFormat", "GlassboxONNX", "GlassboxAnalysis", "GlassboxExplain", "GlassboxTraining"],
             swiftSettings: strict),
     // include/glassbox.h, imported by the Swift module that implements it.
     .systemLibrary(name: "CGlassboxAPI", path: "include"),  // GlassboxC
     .target(name: "GlassboxC", dependencies: ["Glassbox", "GlassboxRuntime", "CGlassboxAPI"], swiftSettings: strict),
     .target(name: "GlassboxCLI",
             dependencies: ["Glassbox", "GlassboxIR", "GlassboxViz", "GlassboxReference", "GlassboxPasses", "GlassboxRuntime",
-                           "GlassboxMedia", "GlassboxFormat", "GlassboxAnalysis", "GlassboxExplain", "GlassboxTraining",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                           "GlassboxMedia", "GlassboxFormat", "GlassboxONNX", "GlassboxAnalysis", "GlassboxExplain",
+                           "GlassboxTraining", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict),
     .executableTarget(name: "glassbox", dependencies: ["GlassboxCLI"], swiftSettings: strict),
     // tools/bench/media.sh: MFCC and video-decoding timings (run in release).
@@ -112,8 +117,14 @@ let package = Package(
     .testTarget(name: "GlassboxCLITests", dependencies: ["Glassbox", "GlassboxCLI", "GlassboxIR", "GlassboxFormat", "GlassboxMedia", "GlassboxAnalysis",
                                                     "GlassboxReference"],
                 swiftSettings: strict),
-    .testTarget(name: "GlassboxTests", dependencies: ["Glassbox", "GlassboxIR", "GlassboxPasses", "GlassboxReference"],
+    .testTarget(name: "GlassboxTests", dependencies: ["Glassbox", "GlassboxIR", "GlassboxPasses", "GlassboxReference",
+                                                  "GlassboxFormat", "GlassboxMedia", "GlassboxRuntime", "GlassboxTraining",
+                                                  "GlassboxAnalysis", "GlassboxViz", "GlassboxONNX"],
                 swiftSettings: strict),
+    .testTarget(name: "GlassboxONNXTests",
+                dependencies: ["GlassboxONNX", "Glassbox", "GlassboxIR", "GlassboxReference", "GlassboxPasses",
+                               "GlassboxFormat"],
+                exclude: ["Fixtures"], swiftSettings: strict),
     .testTarget(name: "GlassboxAnalysisTests",
                 dependencies: ["GlassboxAnalysis", "GlassboxReference", "GlassboxMedia", "GlassboxIR"],
                 exclude: ["Fixtures"], swiftSettings: strict),

@@ -2,10 +2,12 @@ import Foundation
 import GlassboxFormat
 import GlassboxIR
 import GlassboxMedia
+import GlassboxONNX
 
 /// A model ready to compile: its graph (symbols such as `B` and `T` possibly unbound), its
 /// weights, class labels, input recipes and provenance — from a `.model` file, a spec (with
-/// safetensors weights or seeded initialisation) or a `.model`'s bytes.
+/// safetensors weights or seeded initialisation), an ONNX model (`.onnx`, imported with its
+/// weights) or a `.model`'s bytes.
 ///
 /// ```swift
 /// let model = try Model(contentsOf: "lid.model")
@@ -28,8 +30,12 @@ public final class Model: @unchecked Sendable {
   public let provenance: Provenance
   /// The spec text the graph was compiled from (nil for a `.model`).
   public let source: SourceText?
-  /// What a partial weight import ignored or initialised (empty when the weights fit exactly).
+  /// What a partial weight import ignored or initialised (empty when the weights fit exactly);
+  /// for an ONNX model, what the import changed (a weight stored transposed).
   public let weightNotes: [String]
+  /// For a model imported from ONNX: each ONNX value name → the name of the graph value that
+  /// stands for it (empty otherwise). Taps may name values either way.
+  public let onnxNames: [String: String]
   let weights: Weights
 
   /// Where parameter values come from.
@@ -70,8 +76,9 @@ public final class Model: @unchecked Sendable {
   }
 
   init(graph: Graph, weights: Weights, labels: [String], provenance: Provenance, path: String?, source: SourceText?,
-       weightNotes: [String] = []) {
+       weightNotes: [String] = [], onnxNames: [String: String] = [:]) {
     self.weightNotes = weightNotes
+    self.onnxNames = onnxNames
     self.graph = graph
     self.weights = weights
     self.labels = labels
@@ -80,12 +87,18 @@ public final class Model: @unchecked Sendable {
     self.source = source
   }
 
-  /// Loads a `.model` file, or compiles a spec file (`.graph`), with `bindings` for its
-  /// symbols. A `.model` keeps its own weights (`weights` must be empty); a spec takes them from
-  /// `weights`. Every problem names the file.
+  /// Loads a `.model` file, imports an ONNX model (`.onnx`), or compiles a spec file
+  /// (`.graph`), with `bindings` for its symbols. A `.model` and an ONNX model keep their own
+  /// weights (`weights` must be empty); a spec takes them from `weights`. Every problem names
+  /// the file.
   public convenience init(contentsOf path: String, bindings: [String: Int] = [:],
                           weights: WeightOptions = WeightOptions()) throws(GlassboxError) {
-    if Model.isModelFile(path) {
+    if ONNXImporter.isONNXFile(path) {
+      guard weights.file == nil else {
+        throw GlassboxError(.input, file: path, "an ONNX model carries its weights; weights files apply to specs")
+      }
+      try self.init(onnx: try Model.importONNX(path, bindings: bindings), path: path)
+    } else if Model.isModelFile(path) {
       guard weights.file == nil else {
         throw GlassboxError(.input, file: path, "a .model carries its weights; weights files apply to specs")
       }
@@ -115,6 +128,27 @@ public final class Model: @unchecked Sendable {
       throw GlassboxError.wrapping(error)
     }
     try self.init(modelFile: file, bindings: bindings)
+  }
+
+  /// An imported ONNX model: its graph, weights and the ONNX names of its values.
+  convenience init(onnx imported: ONNXImport, path: String) throws(GlassboxError) {
+    var provenance = Provenance()
+    if let data = FileManager.default.contents(atPath: path) {
+      provenance.stamp(specText: [UInt8](data))
+      provenance.weights = .imported(sha256: provenance.specSHA256)
+    }
+    self.init(graph: imported.graph, weights: .tensors(imported.weights), labels: [], provenance: provenance,
+              path: path, source: nil, weightNotes: imported.notes, onnxNames: imported.valueNames)
+  }
+
+  /// Imports an ONNX model, its problems as the library's errors: a missing file is a file
+  /// error, operators without a Glassbox form `unsupported`, a malformed model a model error.
+  public static func importONNX(_ path: String, bindings: [String: Int] = [:]) throws(GlassboxError) -> ONNXImport {
+    do {
+      return try ONNXImporter.importModel(contentsOf: path, bindings: bindings)
+    } catch {
+      throw GlassboxError.wrapping(error, file: path)
+    }
   }
 
   /// Spec text; `fileName` names it in diagnostics.
@@ -177,7 +211,7 @@ public final class Model: @unchecked Sendable {
       w = weights
     }
     return Model(graph: g, weights: w, labels: labels ?? self.labels, provenance: provenance ?? self.provenance,
-                 path: path, source: source)
+                 path: path, source: source, onnxNames: onnxNames)
   }
 
   // MARK: Signature
@@ -323,7 +357,8 @@ public final class Model: @unchecked Sendable {
     var p = provenance
     p.weights = try Model.weightProvenance(options)
     p.training = nil
-    return (Model(graph: graph, weights: .tensors(values), labels: labels, provenance: p, path: path, source: source), notes)
+    return (Model(graph: graph, weights: .tensors(values), labels: labels, provenance: p, path: path, source: source,
+                  onnxNames: onnxNames), notes)
   }
 
   static func weightProvenance(_ options: WeightOptions) throws(GlassboxError) -> Provenance.Weights {

@@ -106,9 +106,9 @@ struct Bench: ParsableCommand {
     // A plain forward: taps are compiled only when asked for, so they pin nothing here.
     var forward = graph
     forward.taps = []
-    // A model runs with its own weights; a spec with deterministic ones (timing does not
-    // depend on their values).
-    let module = Module(graph: forward, weights: compiled.model.map { m in Dictionary(m.namedWeights().map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a }) } ?? DeterministicTensors.parameters(of: graph))
+    // A model (or an ONNX model) runs with its own weights; a spec with deterministic ones
+    // (timing does not depend on their values).
+    let module = Module(graph: forward, weights: compiled.weights ?? DeterministicTensors.parameters(of: graph))
     if let tap {
       guard graph.taps.contains(where: { $0.name == tap }) else {
         throw ValidationError("\(graph.name) has no tap '\(tap)' (taps: \(graph.taps.map(\.name).joined(separator: ", ")))")

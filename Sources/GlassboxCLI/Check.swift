@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GlassboxFormat
 import GlassboxIR
+import GlassboxONNX
 
 /// `glassbox check SPEC`: parse and shape-check a spec, reporting every error at once.
 struct Check: ParsableCommand {
@@ -32,10 +33,24 @@ struct Check: ParsableCommand {
     if json {
       Swift.print(Check.json(graph).text)
     } else if print {
+      if let onnx = compiled.onnx { Swift.print(Check.nameMapping(onnx, file: options.spec), terminator: "") }
       Swift.print(Printer.print(graph), terminator: "")
     } else {
       Swift.print(Check.summary(graph, shapes: shapes), terminator: "")
     }
+  }
+
+  /// Comment lines above an imported graph: where it came from, and each ONNX name that reads
+  /// differently in the spec (`# /layer1/layer1.0/conv1/Conv_output_0 → layer1.layer1.0.conv1.Conv_output_0`).
+  static func nameMapping(_ onnx: ONNXImport, file: String) -> String {
+    var out = "# imported from \(file) (ONNX opset \(onnx.opset)"
+    out += (onnx.producer.isEmpty ? "" : ", written by \(onnx.producer)") + ")\n"
+    let renamed = onnx.renamed
+    if !renamed.isEmpty {
+      out += "# ONNX names that read differently here (ONNX → spec):\n"
+      for r in renamed { out += "#   \(r.onnx) → \(r.spec)\n" }
+    }
+    return out
   }
 
   static func json(_ d: Diagnostic) -> JSONValue {

@@ -18,7 +18,9 @@ struct TapCommand: ParsableCommand {
 
   @OptionGroup var options: SpecOptions
 
-  @Argument(help: "The tap to compute (see `glassbox info` or `check`).")
+  @Argument(help: ArgumentHelp("The tap to compute (see `glassbox info` or `check`), or one to add: "
+                               + "KIND:VALUE[:option=value…] (gradcam:auto, gradcam:layer4; an ONNX model's values "
+                               + "by their ONNX names too)."))
   var tap: String
 
   @Argument(help: "Inputs: raw media files (through the input's recipe) or .npy tensors.")
@@ -73,7 +75,8 @@ struct TapCommand: ParsableCommand {
     if weights != nil, Model.isModelFile(options.spec) {
       throw GlassboxError(.input, "--weights applies to a spec; a .model carries its weights")
     }
-    let model = try loadModel(options, weights: weightOptions(file: weights, renames: renames, seed: seed))
+    let (model, tap) = try loadModel(options, weights: weightOptions(file: weights, renames: renames, seed: seed))
+      .withTap(self.tap)
     let info = try model.tap(named: tap)
     guard model.inputs.count == 1, let input = model.inputs.first else {
       throw GlassboxError(.input, "\(options.spec): tap takes models with one input; \(model.name) has \(model.inputs.count)")

@@ -38,8 +38,12 @@ public struct SafeTensorsFile: Sendable, Equatable {
 /// ```
 /// Every offset and size is checked with overflow-safe arithmetic against the file's size;
 /// overlapping tensors, gaps, and ranges past the end are refused. Element types F32, F64, I64
-/// and BOOL are supported; others (F16, BF16, …) are refused naming the tensor.
+/// and BOOL are read as they are; F16 and BF16 (PyTorch's `half` and `bfloat16` weights) are
+/// converted to F32 on load, exactly; others are refused naming the tensor.
 public enum SafeTensors {
+  /// The 16-bit floating-point types read as F32.
+  enum Half { case float16, bfloat16 }
+
   /// The reference implementation's header limit.
   static let maxHeaderBytes = 100_000_000
 
@@ -90,7 +94,7 @@ public enum SafeTensors {
     let dataStart = 8 + headerLength
     let dataLength = b.count - dataStart
     var metadata: [String: String] = [:]
-    var infos: [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)] = []
+    var infos: [(name: String, dtype: DType, half: Half?, shape: [Int], begin: Int, end: Int)] = []
     for (name, entry) in entries {
       if name == "__metadata__" {
         guard case .object(let pairs) = entry else { throw fail("__metadata__ must be an object of strings", at: 8) }
@@ -127,15 +131,21 @@ public enum SafeTensors {
         throw fail("tensor '\(name)': needs dtype, shape and data_offsets", at: 8)
       }
       let dtype: DType
+      var half: Half?
       switch dtypeName {
       case "F32": dtype = .f32
       case "F64": dtype = .f64
       case "I64": dtype = .i64
       case "BOOL": dtype = .bool
+      case "F16", "BF16":
+        dtype = .f32
+        half = dtypeName == "F16" ? .float16 : .bfloat16
       default:
-        throw fail("tensor '\(name)': dtype \(dtypeName) is not supported (supported: F32, F64, I64, BOOL)", at: 8)
+        throw fail("tensor '\(name)': dtype \(dtypeName) is not supported (supported: F32, F64, I64, BOOL, and F16 "
+                   + "and BF16 as F32)", at: 8)
       }
-      guard let count = Checked.product(shape), let size = Checked.multiply(count, dtype.byteSize) else {
+      let elementBytes = half == nil ? dtype.byteSize : 2
+      guard let count = Checked.product(shape), let size = Checked.multiply(count, elementBytes) else {
         throw fail("tensor '\(name)': shape \(shape) has too many elements", at: 8)
       }
       let (begin, end) = (offsets[0], offsets[1])
@@ -146,7 +156,7 @@ public enum SafeTensors {
         throw fail("tensor '\(name)': shape \(shape) of \(dtypeName) needs \(size) bytes but data_offsets [\(begin), \(end)] hold \(end - begin)",
                    at: 8)
       }
-      infos.append((name, dtype, shape, begin, end))
+      infos.append((name, dtype, half, shape, begin, end))
     }
     // The tensors must tile the data exactly: no overlap, no gap, nothing left over.
     let ordered = infos.enumerated().sorted { ($0.element.begin, $0.element.end, $0.offset) < ($1.element.begin, $1.element.end, $1.offset) }
@@ -170,6 +180,14 @@ public enum SafeTensors {
     for t in ordered {
       do {
         let bytes = UnsafeRawBufferPointer(rebasing: b[(dataStart + t.begin)..<(dataStart + t.end)])
+        if let half = t.half {
+          let values = (0..<(bytes.count / 2)).map { i in
+            let bits = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            return half == .float16 ? Float(float16Bits: bits) : Float(bfloat16Bits: bits)
+          }
+          tensors.append(NamedTensor(t.name, Tensor(shape: t.shape, f32: values)))
+          continue
+        }
         tensors.append(NamedTensor(t.name, try Tensor(dtype: t.dtype, shape: t.shape, littleEndianBytes: bytes)))
       } catch {
         throw fail("tensor '\(t.name)': \(error.message)", at: dataStart + t.begin + (error.offsetInBytes ?? 0))

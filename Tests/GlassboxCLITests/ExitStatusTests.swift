@@ -63,6 +63,7 @@ struct ExitStatusTests {
     try NPY.write(Tensor(shape: [1, 768, 128], f32: [Float](repeating: 0.5, count: 768 * 128)),
                   to: dir.appendingPathComponent("mfcc.npy").path)
     try Data("a file".utf8).write(to: dir.appendingPathComponent("plain.txt"))
+    try Data("this is text, not an ONNX model".utf8).write(to: dir.appendingPathComponent("text.onnx"))
   }
 
   static let cases: [Case] = [
@@ -70,6 +71,8 @@ struct ExitStatusTests {
     Case(command: "dot", arguments: ["dot", "missing.graph", "-o", "g.svg"], status: 1, names: "missing.graph: no such file"),
     Case(command: "compile", arguments: ["compile", bilstm, "--bind", "C=2"], status: 64, names: "give -o FILE.model"),
     Case(command: "info", arguments: ["info", "text.model"], status: 1, names: "text.model: not a Glassbox model"),
+    Case(command: "import", arguments: ["import", "text.onnx", "-o", "m.model"], status: 1,
+         names: "text.onnx: is not an ONNX model"),
     Case(command: "export", arguments: ["export", "short.model", "-o", "w.safetensors"], status: 1,
          names: "short.model: file is 12 bytes, shorter than the 64-byte .model header"),
     Case(command: "features", arguments: ["features", bilstm, "garbage.wav", "-o", "f.npy"], status: 1, names: "garbage.wav"),

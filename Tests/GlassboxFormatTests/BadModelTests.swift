@@ -197,15 +197,17 @@ struct BadModelTests {
   }
 }
 
-/// The committed generated code matches the .proto it came from.
+/// The committed generated code matches the .proto it came from: the `.model` schema and
+/// ONNX's (GlassboxONNX).
 struct GeneratedCodeTests {
-  @Test func generatedSwiftIsFresh() throws {
-    let proto = try Data(contentsOf: Repo.root.appendingPathComponent("Formats/glassbox.proto"))
-    let generated = try String(contentsOf: Repo.root.appendingPathComponent("Sources/GlassboxFormat/Generated/glassbox.pb.swift"),
-                               encoding: .utf8)
-    let hash = [UInt8](proto).withUnsafeBytes { SHA256.hex($0) }
+  @Test(arguments: [("Formats/glassbox.proto", "Sources/GlassboxFormat/Generated/glassbox.pb.swift"),
+                    ("Formats/onnx.proto", "Sources/GlassboxONNX/Generated/onnx.pb.swift")])
+  func generatedSwiftIsFresh(_ proto: String, _ swift: String) throws {
+    let schema = try Data(contentsOf: Repo.root.appendingPathComponent(proto))
+    let generated = try String(contentsOf: Repo.root.appendingPathComponent(swift), encoding: .utf8)
+    let hash = [UInt8](schema).withUnsafeBytes { SHA256.hex($0) }
     let firstLine = generated.prefix { $0 != "\n" }
-    #expect(firstLine == "// generated — do not edit. Source: Formats/glassbox.proto (sha256 \(hash))",
-            "Formats/glassbox.proto changed since the Swift code was generated: run tools/gen-proto")
+    #expect(firstLine == "// generated — do not edit. Source: \(proto) (sha256 \(hash))",
+            "\(proto) changed since the Swift code was generated: run tools/gen-proto")
   }
 }

@@ -168,9 +168,31 @@ struct SafeTensorsTests {
     }
   }
 
-  @Test func refusesBrokenFiles() throws {
+  /// F16 and BF16 weights (PyTorch's `half()` and `bfloat16()` state_dicts) become F32, exactly:
+  /// PyTorch's own F16 file, and bit patterns of IEEE binary16 and bfloat16 values.
+  @Test func halfPrecisionTensorsAreReadAsFloat() throws {
     let f16 = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Repo.fixture("tensors/f16.safetensors"))))
-    #expect(Self.errorText(f16) == "w.safetensors: tensor 'h': dtype F16 is not supported (supported: F32, F64, I64, BOOL) (at byte offset 8)")
+    let h = try #require(try SafeTensors.decode(f16, fileName: "w.safetensors")["h"])
+    #expect(h == Tensor(shape: [2], f32: [0, 0]))
+    // F16: 1, −2, 0.5, 65504 (the largest), 2^−24 (the smallest subnormal), −0, ∞.
+    let halves: [UInt16] = [0x3C00, 0xC000, 0x3800, 0x7BFF, 0x0001, 0x8000, 0x7C00]
+    // BF16: 1, −3, 2^−126 (the smallest normal), 3.3895314e38 (the largest).
+    let brains: [UInt16] = [0x3F80, 0xC040, 0x0080, 0x7F7F]
+    let header = #"{"a":{"dtype":"F16","shape":[7],"data_offsets":[0,14]},"#
+      + #""b":{"dtype":"BF16","shape":[2,2],"data_offsets":[14,22]}}"#
+    var bytes = Self.file(header, data: 0)
+    for v in halves + brains { bytes.appendLE(v) }
+    let file = try SafeTensors.decode(bytes, fileName: "w.safetensors")
+    let tiny = Float(sign: .plus, exponent: -24, significand: 1)
+    #expect(file["a"]?.floats == [1, -2, 0.5, 65504, tiny, -0.0, .infinity])
+    #expect(file["a"]?.floats[5].sign == .minus)
+    #expect(file["b"] == Tensor(shape: [2, 2], f32: [1, -3, .leastNormalMagnitude, 3.3895314e38]))
+  }
+
+  @Test func refusesBrokenFiles() throws {
+    let f8 = #"{"a":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}}"#
+    #expect(Self.errorText(Self.file(f8, data: 2)) == "w.safetensors: tensor 'a': dtype F8_E4M3 is not supported "
+            + "(supported: F32, F64, I64, BOOL, and F16 and BF16 as F32) (at byte offset 8)")
     #expect(Self.errorText([]) == "w.safetensors: file is empty; a safetensors file starts with an 8-byte header length")
     #expect(Self.errorText([1, 2, 3]) == "w.safetensors: file is 3 bytes, too short for the 8-byte header length")
     #expect(Self.errorText([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]) == "w.safetensors: header length 18446744073709551615 exceeds the limit of 100000000 bytes (at byte offset 0)")
@@ -221,5 +243,32 @@ struct JSONValueTests {
     for s in ["", "{", "[1,]", "{\"a\" 1}", "\"\\ud800\"", "tru", "1 2", "\"a\u{1}\"", "-", "[1.5e]x"] {
       #expect(throws: JSONValue.ParseError.self, "\(s)") { try Self.parse(s) }
     }
+  }
+}
+
+/// A PyTorch state_dict without the batch norms' `num_batches_tracked` counters loads, as in
+/// PyTorch (the counters start at 0); every other parameter is still required.
+struct BatchNormCounterTests {
+  static let spec = """
+    graph net(x: f32[1, 3, 8, 8]) -> (y: f32[1, 4, 8, 8]) {
+      conv = conv2d(x, out: 4, kernel: 3, padding: 1, bias: false)
+      bn = batch_norm(conv)
+      y = relu(bn)
+    }
+    """
+
+  @Test func aStateDictWithoutCountersLoads() throws {
+    let graph = try Spec.checkedGraph(SourceText(fileName: "net.graph", text: Self.spec))
+    let tensors = graph.parameters.filter { !$0.name.hasSuffix("num_batches_tracked") }.map { p in
+      NamedTensor(p.name, Tensor(shape: p.type.shape.map { $0.staticValue ?? 0 },
+                                 f32: [Float](repeating: 0.5, count: p.type.elementCount?.staticValue ?? 0)))
+    }
+    #expect(tensors.count == graph.parameters.count - 1)
+    let match = WeightImport(graph: graph, file: SafeTensorsFile(tensors: tensors))
+    #expect(match.isComplete && match.problems.isEmpty)
+    let counter = try #require(graph.parameters.firstIndex { $0.name == "bn.num_batches_tracked" })
+    #expect(match.weights?[counter] == Tensor(shape: [], storage: .i64([0])))
+    let partial = WeightImport(graph: graph, file: SafeTensorsFile(tensors: Array(tensors.dropFirst())))
+    #expect(partial.missing == ["conv.weight"])
   }
 }

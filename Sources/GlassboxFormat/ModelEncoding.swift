@@ -23,7 +23,8 @@ enum ModelEncoder {
     let g = c.graph
     let problems = Verifier.verify(g)
     if let first = problems.first {
-      throw fail("graph fails verification: \(first.message)\(problems.count > 1 ? " (and \(problems.count - 1) more)" : "")")
+      throw fail(
+        "graph fails verification: \(first.message)\(problems.count > 1 ? " (and \(problems.count - 1) more)" : "")")
     }
     guard c.weights.count == g.parameters.count else {
       throw fail("\(c.weights.count) weight tensors for \(g.parameters.count) parameters")
@@ -73,7 +74,8 @@ enum ModelEncoder {
       pp.role = p.role == .trainable ? .trainable : .buffer
       pp.initializer = initializer(p.initializer)
       pp.value = UInt32(p.value.index)
-      section += [UInt8](repeating: 0, count: (ModelLayout.alignment - section.count % ModelLayout.alignment) % ModelLayout.alignment)
+      section += [UInt8](
+        repeating: 0, count: (ModelLayout.alignment - section.count % ModelLayout.alignment) % ModelLayout.alignment)
       var data = Glassbox_TensorData()
       data.offset = UInt64(section.count)
       data.length = UInt64(w.byteCount)
@@ -136,8 +138,12 @@ enum ModelEncoder {
   }
 
   /// Header, message, padding and weight section: the bytes of a file.
-  static func assemble(message: [UInt8], weightSection section: [UInt8], version: Int = ModelFile.formatVersion) -> [UInt8] {
-    let weightsOffset = (ModelLayout.headerSize + message.count + ModelLayout.alignment - 1) / ModelLayout.alignment * ModelLayout.alignment
+  static func assemble(
+    message: [UInt8], weightSection section: [UInt8], version: Int = ModelFile.formatVersion
+  ) -> [UInt8] {
+    let weightsOffset =
+      (ModelLayout.headerSize + message.count + ModelLayout.alignment - 1) / ModelLayout.alignment
+      * ModelLayout.alignment
     var out: [UInt8] = []
     out.reserveCapacity(weightsOffset + section.count)
     out += ModelLayout.magic
@@ -162,12 +168,13 @@ enum ModelEncoder {
 
   static func type(_ t: TensorType) -> Glassbox_TensorType {
     var pt = Glassbox_TensorType()
-    pt.dtype = switch t.dtype {
-    case .f32: .f32
-    case .f64: .f64
-    case .i64: .i64
-    case .bool: .bool
-    }
+    pt.dtype =
+      switch t.dtype {
+      case .f32: .f32
+      case .f64: .f64
+      case .i64: .i64
+      case .bool: .bool
+      }
     pt.shape = t.shape.map(dim)
     return pt
   }

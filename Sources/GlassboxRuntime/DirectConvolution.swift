@@ -74,8 +74,10 @@ struct DirectConv2d: Kernel {
   var flat: Int { oh * wq }
 
   /// Floats of one image's packed input, slack included.
-  static func packedInputCount(cin: Int, oh: Int, ow: Int, kh: Int, kw: Int, stride: (Int, Int),
-                               dilation: (Int, Int)) -> Int {
+  static func packedInputCount(
+    cin: Int, oh: Int, ow: Int, kh: Int, kw: Int, stride: (Int, Int),
+    dilation: (Int, Int)
+  ) -> Int {
     cin * stride.0 * stride.1 * rows(oh: oh, kh: kh, stride: stride.0, dilation: dilation.0)
       * rows(oh: ow, kh: kw, stride: stride.1, dilation: dilation.1) + slack
   }
@@ -86,8 +88,10 @@ struct DirectConv2d: Kernel {
   }
 
   /// Scratch floats: one packed input per part (`Conv2d.parts`).
-  static func scratchCount(n: Int, cin: Int, oh: Int, ow: Int, kh: Int, kw: Int, stride: (Int, Int),
-                           dilation: (Int, Int), threads: Int) -> Int {
+  static func scratchCount(
+    n: Int, cin: Int, oh: Int, ow: Int, kh: Int, kw: Int, stride: (Int, Int),
+    dilation: (Int, Int), threads: Int
+  ) -> Int {
     Conv2d.parts(images: n, threads: threads)
       * packedInputCount(cin: cin, oh: oh, ow: ow, kh: kh, kw: kw, stride: stride, dilation: dilation)
   }
@@ -125,11 +129,12 @@ struct DirectConv2d: Kernel {
   /// The C kernels' description of the convolution; its pointers live while `body` runs.
   func withDescription<T>(_ a: UnsafeMutablePointer<Float>, _ body: (UnsafePointer<glassbox_conv_direct>) -> T) -> T {
     offsets.withUnsafeBufferPointer { offsets in
-      var c = glassbox_conv_direct(cin: Int32(cin), h: Int32(h), w: Int32(w), cout: Int32(cout), oh: Int32(oh),
-                                   ow: Int32(ow), sy: Int32(stride.0), sx: Int32(stride.1), py: Int32(padding.0),
-                                   px: Int32(padding.1), hq: Int32(hq), wq: Int32(wq), taps: Int32(kh * kw),
-                                   offsets: offsets.baseAddress, bias: bias.map { UnsafePointer(a + $0) },
-                                   relu: epilogue.relu ? 1 : 0)
+      var c = glassbox_conv_direct(
+        cin: Int32(cin), h: Int32(h), w: Int32(w), cout: Int32(cout), oh: Int32(oh),
+        ow: Int32(ow), sy: Int32(stride.0), sx: Int32(stride.1), py: Int32(padding.0),
+        px: Int32(padding.1), hq: Int32(hq), wq: Int32(wq), taps: Int32(kh * kw),
+        offsets: offsets.baseAddress, bias: bias.map { UnsafePointer(a + $0) },
+        relu: epilogue.relu ? 1 : 0)
       return body(&c)
     }
   }
@@ -146,8 +151,10 @@ struct DirectConv2d: Kernel {
   }
 
   /// One image on `threads` cores: its input packed into `q`, then its outputs.
-  func run(_ a: UnsafeMutablePointer<Float>, _ c: UnsafePointer<glassbox_conv_direct>, image: Int,
-           q: UnsafeMutablePointer<Float>, threads: Int, wide: Bool = AVX512.enabled) {
+  func run(
+    _ a: UnsafeMutablePointer<Float>, _ c: UnsafePointer<glassbox_conv_direct>, image: Int,
+    q: UnsafeMutablePointer<Float>, threads: Int, wide: Bool = AVX512.enabled
+  ) {
     let input = a + x + image * cin * h * w
     let qCount = Self.packedInputCount(cin: cin, oh: oh, ow: ow, kh: kh, kw: kw, stride: stride, dilation: dilation)
     (q + qCount - Self.slack).update(repeating: 0, count: Self.slack)

@@ -34,8 +34,11 @@ public struct Profiler {
   /// says how much of the GEMM rate the kernel keeps after im2col, transforms and epilogues.
   /// `flops` are the GEMMs' (a convolution's as im2col would run it), `executedFlops` what the
   /// kernel's own multiply-adds perform (`Kernel.executedFlops`).
-  public func gemmEfficiency(runs: Int)
-    -> [(label: String, flops: Double, executedFlops: Double, kernelMs: Double, sgemmMs: Double)] {
+  public func gemmEfficiency(
+    runs: Int
+  )
+    -> [(label: String, flops: Double, executedFlops: Double, kernelMs: Double, sgemmMs: Double)]
+  {
     let times = kernelTimes(runs: runs)
     var rows: [(String, Double, Double, Double, Double)] = []
     for (i, k) in program.kernels.enumerated() where !k.gemms.isEmpty {
@@ -45,8 +48,9 @@ public struct Profiler {
         var c = [Float](repeating: 0, count: s.m * s.n)
         func once() {
           for _ in 0..<s.count {
-            BLAS.sgemm(threads: program.threads, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a, lda: s.k, b: b,
-                       ldb: s.transB ? s.k : s.n, c: &c, ldc: s.n)
+            BLAS.sgemm(
+              threads: program.threads, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a, lda: s.k, b: b,
+              ldb: s.transB ? s.k : s.n, c: &c, ldc: s.n)
           }
         }
         once()
@@ -69,8 +73,11 @@ extension Executable {
   public func profile(runs: Int) -> [(label: String, milliseconds: Double)] { Profiler(self).kernelTimes(runs: runs) }
 
   /// `Profiler(self).gemmEfficiency(runs:)`.
-  public func gemmEfficiency(runs: Int)
-    -> [(label: String, flops: Double, executedFlops: Double, kernelMs: Double, sgemmMs: Double)] {
+  public func gemmEfficiency(
+    runs: Int
+  )
+    -> [(label: String, flops: Double, executedFlops: Double, kernelMs: Double, sgemmMs: Double)]
+  {
     Profiler(self).gemmEfficiency(runs: runs)
   }
 }

@@ -135,9 +135,9 @@ struct BufferAssignment {
       offsets[id.index] = staticSize
       staticSize += MemoryPlan.round(count(id))
     }
-    // What kernels derive from parameters (Winograd's transformed weights, an LSTM layer's
-    // packed input weights) stays too. An input gradient reads the transformed weights of a
-    // forward convolution by the same weights.
+    // What kernels derive from parameters (Winograd's transformed weights, a direct
+    // convolution's packed weights, an LSTM layer's packed input weights) stays too. An input
+    // gradient reads the transformed weights of a Winograd forward convolution by the same weights.
     var persistent = [Int](repeating: 0, count: graph.nodes.count)
     var sharesForward = [Bool](repeating: false, count: graph.nodes.count)
     var transformed: [Int: Int] = [:]  // weight value index → its forward transform's offset
@@ -150,7 +150,7 @@ struct BufferAssignment {
         continue
       }
       persistent[i] = staticSize
-      if node.op == .conv2d { transformed[weight] = staticSize }
+      if node.op == .conv2d && Lowering.winograd(node, graph) { transformed[weight] = staticSize }
       staticSize += MemoryPlan.round(need)
     }
 

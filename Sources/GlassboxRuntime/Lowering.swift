@@ -18,6 +18,12 @@ enum Lowering {
       if winograd(node, g) {
         return WinogradConv3x3.scratchCount(n: o[0], cin: w[1], cout: w[0], oh: o[2], ow: o[3], threads: threads)
       }
+      if direct(node, g) {
+        return DirectConv2d.scratchCount(
+          n: o[0], cin: w[1], oh: o[2], ow: o[3], kh: w[2], kw: w[3],
+          stride: geometry.stride.tuple, dilation: geometry.dilation.tuple,
+          threads: threads)
+      }
       let pointwise = w[2] == 1 && w[3] == 1 && geometry.stride == Pair(1) && geometry.padding == Pair(0)
       let groups = geometry.groups
       return Conv2d.scratchCount(
@@ -81,7 +87,7 @@ enum Lowering {
   /// flipped and transposed (`Cin` filters of `Cout` channels) with padding 2 − p; the weight
   /// gradient has its own kernel (`WinogradWeightGradient`) over the same transforms.
   static func winograd(_ node: Node, _ g: Graph) -> Bool {
-    guard let a = convolutionGeometryIfAny(node) else { return false }
+    guard let a = convolutionGeometryIfAny(node), !direct(node, g) else { return false }
     let w: [Int], flipped: Bool
     if node.op == .conv2dBackwardWeight {
       w = shape(g, node.results[0])
@@ -99,6 +105,20 @@ enum Lowering {
       dilation: [a.dilation.h, a.dilation.w],
       padding: flipped ? padding.map { 2 - $0 } : padding, groups: a.groups,
       cin: flipped ? w[0] : w[1], cout: flipped ? w[1] : w[0])
+  }
+
+  /// Whether a forward convolution runs as `DirectConv2d`: one with parameter weights (packed
+  /// whenever parameters are set, as Winograd's are transformed) that the kernel takes, unless
+  /// Winograd has enough tiles to beat it (`WinogradConv3x3.minimumTiles`).
+  static func direct(_ node: Node, _ g: Graph) -> Bool {
+    guard node.op == .conv2d, case .parameter = g[node.operands[1]].origin else { return false }
+    let a = ConvolutionAttributes(of: node).geometry, w = shape(g, node.operands[1]), o = shape(g, node.results[0])
+    guard DirectConv2d.applies(groups: a.groups, kh: w[2], kw: w[3]) else { return false }
+    let winograd = WinogradConv3x3.applies(
+      kh: w[2], kw: w[3], stride: [a.stride.h, a.stride.w],
+      dilation: [a.dilation.h, a.dilation.w], padding: [a.padding.h, a.padding.w],
+      groups: a.groups, cin: w[1], cout: w[0])
+    return !winograd || o[0] * ((o[2] + 1) / 2) * ((o[3] + 1) / 2) < WinogradConv3x3.minimumTiles
   }
 
   /// The window geometry of a convolution or of one of its gradients.
@@ -127,11 +147,16 @@ enum Lowering {
   }
 
   /// Floats a node keeps for the life of the program, derived from parameters (Winograd's
-  /// transformed weights, an LSTM layer's packed `W_ih` and summed biases).
+  /// transformed weights, a direct convolution's packed weights, an LSTM layer's packed `W_ih`
+  /// and summed biases).
   static func persistent(_ node: Node, _ g: Graph) -> Int {
     if node.op == .lstm {
       let x = shape(g, node.operands[0]), a = LSTMAttributes(of: node)
       return a.directions * LSTMLayer.persistentCount(features: x[2], hidden: a.hidden)
+    }
+    if direct(node, g) {
+      let w = shape(g, node.operands[1])
+      return DirectConv2d.persistentCount(cin: w[1], cout: w[0], kh: w[2], kw: w[3], ow: shape(g, node.results[0])[3])
     }
     guard node.op != .conv2dBackwardWeight, winograd(node, g) else { return 0 }
     let w = shape(g, node.operands[1])
@@ -208,6 +233,17 @@ enum Lowering {
             padding: geometry.padding.tuple, oh: out[2], ow: out[3], x: o(node.operands[0]),
             weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
             out: o(node.results[0]), transformed: persistent, scratch: scratch, epilogue: fused,
+            threads: threads)
+        ]
+      }
+      if direct(node, g) {
+        return [
+          DirectConv2d(
+            label: label + " (direct)", n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0], kh: w[2],
+            kw: w[3], stride: geometry.stride.tuple, padding: geometry.padding.tuple,
+            dilation: geometry.dilation.tuple, oh: out[2], ow: out[3], x: o(node.operands[0]),
+            weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
+            out: o(node.results[0]), packed: persistent, scratch: scratch, epilogue: fused,
             threads: threads)
         ]
       }

@@ -9,29 +9,40 @@ public struct Profiler {
   /// A profiler of `program`.
   public init(_ program: Executable) { self.program = program }
 
-  /// Runs the program `runs` times and returns each kernel's label and mean time in
-  /// milliseconds, in program order.
+  /// Runs the program `runs` times and returns each kernel's label and median time in
+  /// milliseconds, in program order: the median, not the mean, so that a moment when another
+  /// process holds the core does not land on whichever kernel it interrupted.
   public func kernelTimes(runs: Int) -> [(label: String, milliseconds: Double)] {
     let kernels = program.kernels, arena = program.arena
-    var total = [UInt64](repeating: 0, count: kernels.count)
+    var samples = [[UInt64]](repeating: [], count: kernels.count)
     for _ in 0..<Swift.max(runs, 1) {
       for (i, k) in kernels.enumerated() {
         let start = DispatchTime.now().uptimeNanoseconds
         k.run(arena)
-        total[i] += DispatchTime.now().uptimeNanoseconds - start
+        samples[i].append(DispatchTime.now().uptimeNanoseconds - start)
       }
     }
-    return zip(kernels, total).map { ($0.label, Double($1) / 1e6 / Double(Swift.max(runs, 1))) }
+    return zip(kernels, samples).map { kernel, times in
+      let sorted = times.sorted(), middle = sorted.count / 2
+      let median = sorted.count % 2 == 1 ? Double(sorted[middle]) : Double(sorted[middle - 1] + sorted[middle]) / 2
+      return (kernel.label, median / 1e6)
+    }
   }
 
-  /// For each kernel built on SGEMM: its mean time against OpenBLAS alone doing the same
+  /// For each kernel built on SGEMM: its median time against OpenBLAS alone doing the same
   /// GEMMs (same shapes, its own buffers, same threads), both over `runs` runs. The ratio
   /// says how much of the GEMM rate the kernel keeps after im2col, transforms and epilogues.
-  public func gemmEfficiency(runs: Int) -> [(label: String, flops: Double, kernelMs: Double, sgemmMs: Double)] {
+  /// `flops` are the GEMMs' (a convolution's as im2col would run it), `executedFlops` what the
+  /// kernel's own multiply-adds perform (`Kernel.executedFlops`).
+  public func gemmEfficiency(
+    runs: Int
+  )
+    -> [(label: String, flops: Double, executedFlops: Double, kernelMs: Double, sgemmMs: Double)]
+  {
     let times = kernelTimes(runs: runs)
-    var rows: [(String, Double, Double, Double)] = []
+    var rows: [(String, Double, Double, Double, Double)] = []
     for (i, k) in program.kernels.enumerated() where !k.gemms.isEmpty {
-      var sgemmNs: UInt64 = 0
+      var sgemmNs = [UInt64](repeating: 0, count: Swift.max(runs, 1))
       for s in k.gemms {
         let a = [Float](repeating: 0.5, count: s.m * s.k), b = [Float](repeating: 0.25, count: s.k * s.n)
         var c = [Float](repeating: 0, count: s.m * s.n)
@@ -43,15 +54,15 @@ public struct Profiler {
           }
         }
         once()
-        let start = DispatchTime.now().uptimeNanoseconds
-        for _ in 0..<Swift.max(runs, 1) { once() }
-        sgemmNs += DispatchTime.now().uptimeNanoseconds - start
+        for run in sgemmNs.indices {
+          let start = DispatchTime.now().uptimeNanoseconds
+          once()
+          sgemmNs[run] += DispatchTime.now().uptimeNanoseconds - start
+        }
       }
-      rows.append(
-        (
-          k.label, k.gemms.reduce(0) { $0 + $1.flops }, times[i].milliseconds,
-          Double(sgemmNs) / 1e6 / Double(Swift.max(runs, 1))
-        ))
+      let sorted = sgemmNs.sorted(), middle = sorted.count / 2
+      let median = sorted.count % 2 == 1 ? Double(sorted[middle]) : Double(sorted[middle - 1] + sorted[middle]) / 2
+      rows.append((k.label, k.gemms.reduce(0) { $0 + $1.flops }, k.executedFlops, times[i].milliseconds, median / 1e6))
     }
     return rows
   }
@@ -62,7 +73,11 @@ extension Executable {
   public func profile(runs: Int) -> [(label: String, milliseconds: Double)] { Profiler(self).kernelTimes(runs: runs) }
 
   /// `Profiler(self).gemmEfficiency(runs:)`.
-  public func gemmEfficiency(runs: Int) -> [(label: String, flops: Double, kernelMs: Double, sgemmMs: Double)] {
+  public func gemmEfficiency(
+    runs: Int
+  )
+    -> [(label: String, flops: Double, executedFlops: Double, kernelMs: Double, sgemmMs: Double)]
+  {
     Profiler(self).gemmEfficiency(runs: runs)
   }
 }

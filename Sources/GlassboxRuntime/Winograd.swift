@@ -63,17 +63,24 @@ struct WinogradConv3x3: Kernel {
       && padding.allSatisfy { $0 >= 0 && $0 <= 2 } && cin >= 64 && cout >= 16
   }
 
+  /// Tiles (of all images) below which a convolution this kernel takes runs directly
+  /// (`DirectConv2d`, `Lowering.direct`): each GEMM is then at most 31 columns wide, and a 7×7 map
+  /// (ResNet's layer4 on one 224×224 image) is 16 tiles of 8×8 outputs, a third of them past the map.
+  static let minimumTiles = 32
+
   var tilesH: Int { (oh + 1) / 2 }
   var tilesW: Int { (ow + 1) / 2 }
   var tiles: Int { n * tilesH * tilesW }
 
   /// Images split over `parts` cores, each taking `block` images at a time (the fewest whole
   /// images that make 256 tiles, so the GEMMs stay wide, or all of a core's images); nil to
-  /// share every step over the cores instead.
+  /// share every step over the cores instead. One core takes several images a block at a time
+  /// too: `V` and `M` of all the tiles at once (ResNet-18's layer1 on 32 images: 200 MB) would
+  /// go through memory between the steps, a block's stay in L2.
   static func plan(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int) -> (parts: Int, block: Int)? {
     let perImage = ((oh + 1) / 2) * ((ow + 1) / 2)
     let parts = Conv2d.parts(images: n, threads: threads)
-    guard parts > 1, n * perImage * (cin + cout) > cin * cout else { return nil }
+    guard parts > 1 || threads == 1 && n > 1, n * perImage * (cin + cout) > cin * cout else { return nil }
     return (parts, Swift.min((n + parts - 1) / parts, (256 + perImage - 1) / perImage))
   }
 
@@ -114,6 +121,9 @@ struct WinogradConv3x3: Kernel {
   var gemms: [GEMMShape] { [GEMMShape(m: cout, n: n * oh * ow, k: cin * 9, transB: false, count: 1)] }
 
   static func persistentCount(cin: Int, cout: Int) -> Int { 16 * cin * cout }
+
+  /// The 16 GEMMs' operations (the transforms' additions left out).
+  var executedFlops: Double { 2 * 16 * Double(cout) * Double(cin) * Double(tiles) }
 
   /// `U = G g Gᵀ` for every filter, eight input channels at a time (their 3×3 taps gathered
   /// into vectors, so the sixteen stores of `U[ξ, k, c…c+7]` are whole vectors), output

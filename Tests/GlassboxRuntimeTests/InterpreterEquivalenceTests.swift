@@ -224,8 +224,9 @@ struct InterpreterEquivalenceTests {
     // 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3): odd sizes (partial tiles),
     // padding 0, 1 and 2, bias or none, the fused residual + ReLU epilogue, and weights
     // given as an input (which must take the im2col path: only parameters are transformed).
+    // Eight images, so that every one has the 32 tiles Winograd takes.
     """
-    graph g(x: f32[2, 128, 7, 5], r: f32[2, 24, 7, 5], wi: f32[24, 128, 3, 3]) -> (y: f32[2, 24, 7, 5], z: f32[2, 24, 5, 3], u: f32[2, 24, 9, 7], v: f32[2, 24, 7, 5]) {
+    graph g(x: f32[8, 128, 7, 5], r: f32[8, 24, 7, 5], wi: f32[24, 128, 3, 3]) -> (y: f32[8, 24, 7, 5], z: f32[8, 24, 5, 3], u: f32[8, 24, 9, 7], v: f32[8, 24, 7, 5]) {
       param w: f32[24, 128, 3, 3] init uniform(0.1)
       param b: f32[24] init uniform(0.1)
       y = conv2d(x, w, b, r, padding: [1, 1], activation: relu)
@@ -270,12 +271,13 @@ struct InterpreterEquivalenceTests {
     }
     """,
     // An input gradient beside its forward convolution reads the forward's transformed
-    // weights (ξ rotated, transposed), over the image split and the plane split.
+    // weights (ξ rotated, transposed), over the image split and the plane split (the forward
+    // of the 2×2 maps, two tiles, runs directly).
     """
-    graph g(x: f32[2, 72, 7, 5], dy: f32[2, 64, 7, 5], s: f32[2, 72, 2, 2], ds: f32[2, 64, 2, 2]) -> (y: f32[2, 64, 7, 5], dx: f32[2, 72, 7, 5], ys: f32[2, 64, 2, 2], dxs: f32[2, 72, 2, 2]) {
+    graph g(x: f32[2, 72, 9, 7], dy: f32[2, 64, 9, 7], s: f32[2, 72, 2, 2], ds: f32[2, 64, 2, 2]) -> (y: f32[2, 64, 9, 7], dx: f32[2, 72, 9, 7], ys: f32[2, 64, 2, 2], dxs: f32[2, 72, 2, 2]) {
       param w: f32[64, 72, 3, 3] init uniform(0.1)
       y = conv2d(x, w, padding: [1, 1])
-      dx = conv2d_backward_input(dy, w, input_size: [7, 5], stride: [1, 1], padding: [1, 1])
+      dx = conv2d_backward_input(dy, w, input_size: [9, 7], stride: [1, 1], padding: [1, 1])
       ys = conv2d(s, w, padding: [1, 1])
       dxs = conv2d_backward_input(ds, w, input_size: [2, 2], stride: [1, 1], padding: [1, 1])
     }
@@ -311,9 +313,15 @@ struct InterpreterEquivalenceTests {
       let convolutions = graph.nodes.filter { [.conv2d, .conv2dBackwardInput, .conv2dBackwardWeight].contains($0.op) }
       if !convolutions.isEmpty {
         // The parameter-weighted convolutions (and all weight gradients) took the Winograd
-        // path, the input-weighted ones not.
-        let transformed = convolutions.filter { graph[$0.operands[1]].name != "wi" }.count
-        #expect(program.program.filter { $0.hasSuffix("(winograd)") }.count == transformed)
+        // path, the input-weighted ones not; forward ones of fewer than 32 tiles (2×2 outputs
+        // each, over all images) run directly instead.
+        let transformed = convolutions.filter { graph[$0.operands[1]].name != "wi" }
+        let direct = transformed.filter { node in
+          let o = graph[node.results[0]].type.shape.map { $0.staticValue ?? 0 }
+          return node.op == .conv2d && o[0] * ((o[2] + 1) / 2) * ((o[3] + 1) / 2) < 32
+        }
+        #expect(program.program.filter { $0.hasSuffix("(winograd)") }.count == transformed.count - direct.count)
+        #expect(program.program.filter { $0.hasSuffix("(direct)") }.count == direct.count)
       }
     }
   }
@@ -325,7 +333,9 @@ struct InterpreterEquivalenceTests {
   /// wholly outside (padding 3 of a 7×7 kernel), stride 3's scalar path, and small maps of
   /// many images in one GEMM (4×4 outputs, like ResNet's layer4.0.conv1). Maps less than
   /// eight outputs wide (u, v, dv, dt) gather and scatter through index tables, wider ones
-  /// row by row (y, z, dw, dx); the input gradients through col2im.
+  /// row by row (y, z, dw, dx); the input gradients through col2im. The forward convolutions
+  /// of parameter weights run directly (`DirectConv2d`); `im2colConvolutionsOfInputWeights`
+  /// runs them by im2col.
   @Test func im2colConvolutions() throws {
     let spec = """
       graph g(x: f32[3, 3, 9, 37], s: f32[2, 5, 11, 21], t: f32[5, 16, 7, 7], dy: f32[3, 4, 5, 19], dt: f32[5, 8, 4, 4]) -> (y: f32[3, 4, 5, 19], z: f32[2, 6, 11, 21], u: f32[2, 6, 4, 7], v: f32[5, 8, 4, 4], dw: f32[4, 3, 7, 7], dv: f32[8, 16, 3, 3], dx: f32[3, 3, 9, 37], dtx: f32[5, 16, 7, 7]) {
@@ -345,6 +355,23 @@ struct InterpreterEquivalenceTests {
     let graph = try Spec.checkedGraph(SourceText(fileName: "im2col.graph", text: spec))
     try expectMatchesReference(graph, "im2col") { program in
       #expect(!program.program.contains { $0.hasSuffix("(winograd)") })
+    }
+  }
+
+  /// The same convolutions by im2col with their weights given as inputs: only parameter weights
+  /// are packed for `DirectConv2d`, so these keep the GEMM path and its gathers.
+  @Test func im2colConvolutionsOfInputWeights() throws {
+    let spec = """
+      graph g(x: f32[3, 3, 9, 37], s: f32[2, 5, 11, 21], t: f32[5, 16, 7, 7], w: f32[4, 3, 7, 7], k: f32[6, 5, 3, 3], q: f32[8, 16, 3, 3]) -> (y: f32[3, 4, 5, 19], z: f32[2, 6, 11, 21], u: f32[2, 6, 4, 7], v: f32[5, 8, 4, 4]) {
+        y = conv2d(x, w, stride: [2, 2], padding: [3, 3])
+        z = conv2d(s, k, padding: [1, 1])
+        u = conv2d(s, k, stride: [3, 3], padding: [1, 1])
+        v = conv2d(t, q, stride: [2, 2], padding: [1, 1])
+      }
+      """
+    let graph = try Spec.checkedGraph(SourceText(fileName: "im2col-inputs.graph", text: spec))
+    try expectMatchesReference(graph, "im2col of input weights") { program in
+      #expect(!program.program.contains { $0.hasSuffix("(winograd)") || $0.hasSuffix("(direct)") })
     }
   }
 

@@ -55,4 +55,47 @@ void glassbox_max_pool16_avx512(int count, const float *first, long rowStride, i
 void glassbox_max_pool16_backward_avx512(int count, const float *plane, long firstOffset, long rowStride, int rows,
                                          int columns, long columnStep, const float *dy, float *dx);
 
+/* Direct convolution of one image over a padded, phase-split copy of its input (GlassboxRuntime's
+ * DirectConv2d): output channels in blocks of GLASSBOX_DIRECT_BLOCK, outputs on a flat grid
+ * p = oy·wq + ox whose columns ox ≥ ow are computed and dropped. `offsets[t]`: where tap t
+ * (ky·kw + kx) reads, relative to p, in a channel of the packed input (its phase plane and its
+ * row and column shift). `bias` (cout floats) or null; `relu`: the epilogue's ReLU. */
+enum { GLASSBOX_DIRECT_BLOCK = 8 };
+typedef struct {
+  int cin, h, w, cout, oh, ow;
+  int sy, sx, py, px;
+  int hq, wq;
+  int taps;
+  const long *offsets;
+  const float *bias;
+  int relu;
+} glassbox_conv_direct;
+
+/* Packs channels channelLo..<channelHi of one image x[cin][h][w] into q: per channel sy·sx phase
+ * planes of hq·wq floats, q[c][fy·sx + fx][i][j] = x[c][i·sy + fy − py][j·sx + fx − px], 0 outside. */
+void glassbox_conv_direct_pack(const glassbox_conv_direct *c, const float *x, float *q, int channelLo, int channelHi);
+
+/* OIHW weights [cout][cin][taps] into blocks of 8 output channels, each [cin][taps][8], zeros past cout. */
+void glassbox_conv_direct_pack_weights(const float *w, int cout, int cin, int taps, float *packed);
+
+/* Output channel blocks blockLo..<blockHi at flat outputs pLo..<pHi of one image: out[co][oy][ox] =
+ * relu?(bias[co] + Σ_ci Σ_t q[ci][p + offsets[t]]·w[co][ci][t] + residual[co][oy][ox]), each sum one fused
+ * multiply-add per term, over ci then t in order, so both kernels give the same bits. The kernels read
+ * up to 48 floats past flat output pHi − 1 of the last channel's plane (the caller's slack); they write
+ * only the valid outputs of their blocks and range. */
+void glassbox_conv_direct_avx512(const glassbox_conv_direct *c, const float *q, const float *packed, float *out,
+                                 const float *residual, int blockLo, int blockHi, int pLo, int pHi);
+void glassbox_conv_direct_avx2(const glassbox_conv_direct *c, const float *q, const float *packed, float *out,
+                               const float *residual, int blockLo, int blockHi, int pLo, int pHi);
+
+/* The same convolution for small maps, 16 output channels per vector: blocks blockLo..<blockHi of
+ * 16 output channels at outputs oLo..<oHi (indices oy·ow + ox of the output plane), weights packed by
+ * glassbox_conv_channels_pack_weights. The same sums in the same order as above. */
+void glassbox_conv_channels_avx512(const glassbox_conv_direct *c, const float *q, const float *packed, float *out,
+                                   const float *residual, int blockLo, int blockHi, int oLo, int oHi);
+void glassbox_conv_channels_avx2(const glassbox_conv_direct *c, const float *q, const float *packed, float *out,
+                                 const float *residual, int blockLo, int blockHi, int oLo, int oHi);
+/* OIHW weights [cout][cin][taps] into blocks of 16 output channels, each [cin][taps][16], zeros past cout. */
+void glassbox_conv_channels_pack_weights(const float *w, int cout, int cin, int taps, float *packed);
+
 #endif

@@ -170,7 +170,8 @@ struct ExportTests {
     let model = try Self.model(Self.cnn)
     #expect { try model.onnx(ONNXExportOptions(taps: ["saliency"], opset: 15)) } throws: { error in
       let message = (error as? GlassboxError)?.message ?? ""
-      return message.contains("tap 'saliency'") && message.contains("max_pool2d_backward") && message.contains("opset 16")
+      return message.contains("tap 'saliency'") && message.contains("max_pool2d_backward")
+        && message.contains("opset 16")
     }
     // Grad-CAM at the last map needs no pooling backward.
     #expect(try model.onnx(ONNXExportOptions(taps: ["gradcam", "cam", "act"], opset: 13)).nodeCount > 0)
@@ -206,6 +207,35 @@ struct ExportTests {
                                         "target": Tensor(shape: [n], storage: .i64([Int64](repeating: -1, count: n)))])
       #expect(out["gradcam.upsampled"]?.shape == [n, 12, 12])
       #expect(out["logits"]?.shape == [n, 5])
+    }
+  }
+
+  /// Without a backward pass through the LSTM, the clip length stays symbolic as well: one
+  /// file runs clips of 3 and 5 frames, batches of 1 and 2.
+  @Test(.enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
+  func framesStaySymbolicWithoutABackwardThroughTheLSTM() throws {
+    let model = try Self.model(Self.cnnLSTM)
+    let summary = try model.onnx(ONNXExportOptions(taps: ["hidden"]))
+    let proto = try Onnx_ModelProto(serializedBytes: summary.bytes)
+    #expect(proto.graph.input.first?.type.tensorType.shape.dim.prefix(2).map(\.dimParam) == ["B", "T"])
+    #expect(proto.graph.output.map(\.name) == ["logits", "hidden"])
+    let file = NSTemporaryDirectory() + "gbx-export-\(UUID().uuidString).onnx"
+    defer { try? FileManager.default.removeItem(atPath: file) }
+    try Data(summary.bytes).write(to: URL(fileURLWithPath: file))
+    let session = try model.session()
+    for (n, t) in [(1, 3), (2, 5)] {
+      let x = Self.deterministic([n, t, 3, 8, 8], salt: Double(t))
+      let out = try Self.runtime(file, ["frames": x])
+      let own = try session.run(["frames": x])
+      for name in ["logits", "hidden"] {
+        let expected = try #require(own[name])
+        #expect(close(out[name], expected, tolerance: 1e-4),
+                "\(name) at [\(n), \(t)]: \(out[name].map { largestDifference($0, expected) } ?? .infinity)")
+      }
+    }
+    // Grad-CAM through the LSTM needs the steps bound.
+    #expect { try model.onnx(ONNXExportOptions(taps: ["gradcam"])) } throws: { error in
+      ((error as? GlassboxError)?.message ?? "").contains("bind T")
     }
   }
 
@@ -289,6 +319,9 @@ struct ExportTests {
     let model = try Self.model(Self.cnnLSTM)
     #expect { try model.onnx() } throws: { error in
       ((error as? GlassboxError)?.message ?? "").contains("bind T")
+    }
+    #expect { try Self.model(Self.cnn.replacingOccurrences(of: " where C = 5", with: "")).onnx() } throws: { error in
+      ((error as? GlassboxError)?.message ?? "").contains("bind C")
     }
     #expect { try model.onnx(ONNXExportOptions(opset: 12, bindings: ["T": 3])) } throws: { error in
       ((error as? GlassboxError)?.message ?? "").contains("opset 12 is not supported")

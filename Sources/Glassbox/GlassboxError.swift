@@ -12,23 +12,7 @@ import GlassboxRuntime
 /// source to quote under them; `description` renders them all.
 public struct GlassboxError: Error, Sendable, CustomStringConvertible {
   /// What went wrong, broadly: callers (and the C API's status codes) branch on this.
-  public enum Kind: String, Sendable, CaseIterable {
-    /// A file is missing, unreadable, too large or cannot be written.
-    case file
-    /// A spec does not parse or check; `diagnostics` holds every problem.
-    case spec
-    /// A `.model` (or weights file) is corrupt, truncated or does not fit its graph.
-    case model
-    /// A tensor or argument does not fit: wrong name, dtype, rank or shape, unknown tap.
-    case input
-    /// A media file cannot be decoded through the input's recipe.
-    case media
-    /// What was asked cannot be done with this model (a tap kind that needs classes on a model
-    /// without class scores, a session used after it was closed).
-    case unsupported
-    /// A failure inside the runtime (OpenBLAS missing, a program that cannot be built).
-    case runtime
-  }
+  public typealias Kind = ErrorKind
 
   public var kind: Kind
   /// The file the error concerns, when there is one; already part of `message`'s rendering.
@@ -63,20 +47,9 @@ public struct GlassboxError: Error, Sendable, CustomStringConvertible {
   static func wrapping(_ error: any Error, file: String? = nil) -> GlassboxError {
     switch error {
     case let e as GlassboxError: return e
-    case let e as ModelFileError: return GlassboxError(.model, file: e.path, e.description)
-    case let e as ONNXError:
-      let missing = e.problems.count == 1 && ["no such file", "cannot be read"].contains(e.problems[0].message)
-        || e.problems.first?.message.hasPrefix("is a directory") == true
-      let unsupported = e.problems.contains { $0.kind != .invalid }
-      return GlassboxError(missing ? .file : (unsupported ? .unsupported : .model), file: e.file, e.description)
-    case let e as TensorFileError: return GlassboxError(.file, e.description)
-    case let e as MediaError: return GlassboxError(.media, e.description)
     case let e as DiagnosticList: return GlassboxError(.spec, file: file, e.description, diagnostics: e.diagnostics)
     case let e as Diagnostic: return GlassboxError(.spec, file: file, e.description, diagnostics: [e])
-    case let e as Executable.InputError: return GlassboxError(.input, file: file, e.description)
-    case let e as LowerTaps.Error: return GlassboxError(.input, file: file, e.description)
-    case let e as BLAS.LoadError: return GlassboxError(.runtime, e.description)
-    case let e as Initialization.Failure: return GlassboxError(.input, file: file, e.description)
+    case let e as any KindedError: return GlassboxError(e.errorKind, file: e.errorFile ?? file, e.description)
     default: return GlassboxError(.runtime, file: file, String(describing: error))
     }
   }

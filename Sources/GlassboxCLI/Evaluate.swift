@@ -28,6 +28,11 @@ struct Evaluate: ParsableCommand {
   @Option(help: ArgumentHelp("The split to evaluate on.", valueName: "train|validation|test"))
   var split: String = "test"
 
+  @Option(help: ArgumentHelp("Compare explanation methods on the same examples, one line each: taps by name, "
+                             + "KIND:VALUE to add, or a kind alone (at the layer the model's Grad-CAM explains).",
+                             valueName: "M1,M2,…"))
+  var methods: String?
+
   @Option(help: "At most this many examples, taken from each class in turn.")
   var limit: Int?
 
@@ -70,6 +75,15 @@ struct Evaluate: ParsableCommand {
   func run() throws {
     if let (shard, source) = try sharding.resolve() {
       try runShard(shard, source: source)
+      return
+    }
+    if let methods {
+      guard tap == nil else { throw ValidationError("give either a tap or --methods, not both") }
+      guard sharding.shard == nil else { throw ValidationError("--methods does not take --shard") }
+      let results = try compare(methods.split(separator: ",").map(String.init))
+      let report = ExplanationEvaluation.comparisonJSON(results)
+      if let output { try writeText(report.text + "\n", to: output) }
+      print(json ? report.text : ExplanationEvaluation.comparisonTable(results))
       return
     }
     if tap == nil {
@@ -154,6 +168,16 @@ struct Evaluate: ParsableCommand {
                                       progress: ProgressReporter(label: "evaluate", total: examples.count))
     for note in examples.skipped { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
     return result
+  }
+
+  /// Each method's measures and cost on the same examples.
+  func compare(_ methods: [String]) throws -> [ExplanationEvaluation.MethodResult] {
+    guard steps >= 1, permutations >= 0, threads >= 1 else { throw GlassboxError(.input, "--steps and --threads must be at least 1") }
+    let evaluation = ExplanationEvaluation(steps: steps, permutations: permutations, sanity: !noSanity, seed: seed,
+                                           limit: limit ?? Int.max, threads: threads)
+    return try evaluation.compare(try model(), methods: methods, data: data, split: split) {
+      ProgressReporter(label: "evaluate \($0)", total: $1)
+    }
   }
 
   /// Every measure that applies to the tap and data, as the report's key–value pairs.

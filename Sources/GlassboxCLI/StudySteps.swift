@@ -90,6 +90,19 @@ extension StudyPlan {
     let chosen = layers.first { (height + $0.stride - 1) / $0.stride >= 4 } ?? layers[layers.count - 1]
     return (chosen.tap, chosen.tap == "gradcam" ? nil : "gradcam:\(chosen.value):name=\(chosen.tap)")
   }
+
+  /// The explanation methods compared on each model (`glassbox evaluate M --methods …`): the
+  /// model's own tap first, then the other methods that apply, at the same layer for the maps
+  /// of a layer and at the input for relevance.
+  func methods(_ model: Model, explainedLayer: String?) -> [String] {
+    let tap = explanation(model).tap
+    if model.dataset == "actions" {
+      let layerMethods = explainedLayer.map { layer in ["gradcampp"].map { "\($0):\(layer)" } } ?? []
+      return [tap] + layerMethods + ["saliency:frames"]
+    }
+    let relevance = ["gradient:mfcc"]
+    return (model.name == "bilstm" ? [tap] : [tap, "saliency"]) + relevance
+  }
 }
 
 /// The study's model steps through the `train` and `evaluate` commands and the `tap` command,
@@ -266,14 +279,28 @@ struct CommandModelSteps: StudyModelSteps {
     let measures = try evaluation.measure(trained, tap: tap, data: c.data(for: model), split: "test") {
       ProgressReporter(label: "evaluate", total: $0)
     }
+    // The methods compared on the same clips (without the sanity check, which recompiles the
+    // model per block and method).
+    let explainedLayer = trained.graph.taps.first { $0.name == tap }?.operands.first.map { trained.graph[$0].name }
+    let methods = c.plan.methods(model, explainedLayer: explainedLayer)
+    let comparison = ExplanationEvaluation(sanity: false, seed: c.plan.seed, limit: c.plan.explainedExamples,
+                                           threads: c.threads)
+    let results = try comparison.compare(trained, methods: methods, data: c.data(for: model), split: "test") {
+      ProgressReporter(label: "evaluate \($0)", total: $1)
+    }
     let metricsFile = (c.directory as NSString).appendingPathComponent("metrics.json")
     var all = (FileManager.default.contents(atPath: metricsFile).flatMap { try? JSONSerialization.jsonObject(with: $0) } as? [String: Any]) ?? [:]
-    let text = JSONValue.object(measures).text
+    let text = JSONValue.object(measures + [("methods", ExplanationEvaluation.comparisonRows(results))]).text
     all[model.name] = try JSONSerialization.jsonObject(with: Data(text.utf8))
     try writeAtomically(try JSONSerialization.data(withJSONObject: all, options: [.prettyPrinted, .sortedKeys]), to: metricsFile)
     var r = result(model, record)
     r.commands[model.dataset == "actions" ? "gradcam" : "attention"] = taps.first ?? self.command(.explain, model: model, context: c)
     r.commands["metrics"] = self.command(.explain, model: model, context: c)
+    r.commands["methods"] = "glassbox " + (["evaluate", file, "--methods", methods.joined(separator: ","), "--data",
+                                            c.data(for: model), "--split", "test",
+                                            "--limit", String(c.plan.explainedExamples), "--no-sanity",
+                                            "--seed", String(c.plan.seed), "--threads", String(c.threads)])
+      .joined(separator: " ")
     if let tapCommand { r.commands["explained_tap"] = tapCommand }
     record.record(r)
     return .done("\(chosen.map(\.kind).joined(separator: " and ")) example\(chosen.count == 1 ? "" : "s") explained; "

@@ -64,3 +64,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+extension Initialization.Failure: KindedError {
+  public var errorKind: ErrorKind { .input }
+}

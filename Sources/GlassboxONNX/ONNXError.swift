@@ -1,3 +1,4 @@
+import GlassboxIR
 /// Why an ONNX model cannot be imported: the file, and one line per problem, each naming the
 /// node (or initializer, or input) it is about.
 ///
@@ -97,4 +98,16 @@ public struct ONNXError: Error, Sendable, CustomStringConvertible {
     return "\(file): \(blocks.count) problems:\n" + blocks.map { b in b.map { "  " + $0 }.joined(separator: "\n") }
       .joined(separator: "\n")
   }
+}
+
+extension ONNXError: KindedError {
+  /// A file that is missing or unreadable is a file error; a model that uses operators or forms
+  /// Glassbox lacks is unsupported; anything else wrong with it is a malformed model.
+  public var errorKind: ErrorKind {
+    let missing = problems.count == 1 && ["no such file", "cannot be read"].contains(problems[0].message)
+      || problems.first?.message.hasPrefix("is a directory") == true
+    if missing { return .file }
+    return problems.contains { $0.kind != .invalid } ? .unsupported : .model
+  }
+  public var errorFile: String? { file }
 }

@@ -437,3 +437,7 @@ public enum OverrideValue {
     return g
   }
 }
+
+extension LowerTaps.Error: KindedError {
+  public var errorKind: ErrorKind { .input }
+}

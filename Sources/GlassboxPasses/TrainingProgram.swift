@@ -159,3 +159,7 @@ public struct TrainingProgram {
     return TrainingProgram(graph: g, gradients: gradients, dropoutMasks: masks, batchNormUpdates: updates)
   }
 }
+
+extension TrainingProgram.BuildError: KindedError {
+  public var errorKind: ErrorKind { .unsupported }
+}

@@ -759,3 +759,7 @@ public struct ReferenceInterpreter {
 
   static func sigmoid(_ v: Double) -> Double { 1 / (1 + exp(-v)) }
 }
+
+extension ReferenceInterpreter.InputError: KindedError {
+  public var errorKind: ErrorKind { .input }
+}

@@ -1,5 +1,6 @@
 import CBLAS
 import Foundation
+import GlassboxIR
 
 /// OpenBLAS, loaded on first use. Only this module sees it.
 ///
@@ -187,4 +188,8 @@ public enum BLAS {
 /// The three matrices of one product, handed to the threads that compute disjoint parts of `C`.
 private struct GEMMOperands: @unchecked Sendable {
   let a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>
+}
+
+extension BLAS.LoadError: KindedError {
+  public var errorKind: ErrorKind { .runtime }
 }

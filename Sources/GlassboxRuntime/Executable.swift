@@ -315,3 +315,7 @@ public final class Executable: @unchecked Sendable {
   /// Kernel labels in program order.
   public var program: [String] { kernels.map(\.label) }
 }
+
+extension Executable.InputError: KindedError {
+  public var errorKind: ErrorKind { .input }
+}

@@ -4,10 +4,22 @@ import GlassboxIR
 import GlassboxMedia
 
 /// A problem with training data or settings; `description` names the file or folder first.
-public struct TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
+public struct TrainingError: KindedError, Equatable, Sendable {
   public var description: String
-  public init(_ description: String) { self.description = description }
-  public init(file: String, _ message: String) { description = "\(file): \(message)" }
+  /// `.input` for data and models that do not fit; `.runtime` where Open MPI fails.
+  public var errorKind: ErrorKind
+  public var errorFile: String?
+
+  public init(_ description: String, kind: ErrorKind = .input) {
+    self.description = description
+    errorKind = kind
+  }
+
+  public init(file: String, _ message: String) {
+    description = "\(file): \(message)"
+    errorKind = .input
+    errorFile = file
+  }
 }
 
 /// A subset of a data set with random access: examples as tensors of one shape (no batch axis)

@@ -31,9 +31,9 @@ public final class Communicator: @unchecked Sendable {
     lock.lock()
     defer { lock.unlock() }
     if let joined { return joined }
-    if let why = glassbox_mpi_load() { throw TrainingError(String(cString: why)) }
+    if let why = glassbox_mpi_load() { throw TrainingError(String(cString: why), kind: .runtime) }
     var rank: Int32 = 0, size: Int32 = 0, serialized: Int32 = 0
-    guard glassbox_mpi_init(&rank, &size, &serialized) == 0 else { throw TrainingError("MPI_Init failed") }
+    guard glassbox_mpi_init(&rank, &size, &serialized) == 0 else { throw TrainingError("MPI_Init failed", kind: .runtime) }
     let c = Communicator(rank: Int(rank), size: Int(size), isSerialized: serialized != 0)
     joined = c
     return c

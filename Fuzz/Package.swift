@@ -15,8 +15,11 @@ let package = Package(
   targets: [
     .executableTarget(name: "FuzzModelLoader", dependencies: [.product(name: "GlassboxFormat", package: glassbox)]),
     .executableTarget(name: "FuzzSpecParser", dependencies: [.product(name: "GlassboxIR", package: glassbox)]),
-    .executableTarget(name: "FuzzONNXImporter",
-                      dependencies: [.product(name: "GlassboxONNX", package: glassbox),
-                                     .product(name: "GlassboxIR", package: glassbox)]),
+    .executableTarget(
+      name: "FuzzONNXImporter",
+      dependencies: [
+        .product(name: "GlassboxONNX", package: glassbox),
+        .product(name: "GlassboxIR", package: glassbox),
+      ]),
   ]
 )

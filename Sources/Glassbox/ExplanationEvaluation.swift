@@ -23,8 +23,10 @@ public struct ExplanationEvaluation: Sendable {
   public var limit: Int
   public var threads: Int
 
-  public init(steps: Int = 16, permutations: Int = 10, sanity: Bool = true, seed: UInt64 = 0, limit: Int = Int.max,
-              threads: Int = 2) {
+  public init(
+    steps: Int = 16, permutations: Int = 10, sanity: Bool = true, seed: UInt64 = 0, limit: Int = Int.max,
+    threads: Int = 2
+  ) {
     self.steps = steps
     self.permutations = permutations
     self.sanity = sanity
@@ -35,8 +37,10 @@ public struct ExplanationEvaluation: Sendable {
 
   /// Every measure that applies to `tap` of `model` on the split, as the report's key–value
   /// pairs (printed as JSON or by `table`).
-  public func measure(_ model: Model, tap: String, data: String, split: String,
-                      progress: ((Int) -> ProgressReporter)? = nil) throws(GlassboxError) -> [(String, JSONValue)] {
+  public func measure(
+    _ model: Model, tap: String, data: String, split: String,
+    progress: ((Int) -> ProgressReporter)? = nil
+  ) throws(GlassboxError) -> [(String, JSONValue)] {
     let part = try measureExamples(model, tap: tap, data: data, split: split, shard: nil, progress: progress)
     guard !part.measures.isEmpty else { throw GlassboxError(.input, file: data, "no \(split) examples") }
     return part.report(sanity: sanity)
@@ -59,8 +63,10 @@ public struct ExplanationEvaluation: Sendable {
   /// reads it), or a bare kind, which explains the value the model's first tap of a map kind
   /// (Grad-CAM's layer) explains, or `auto` when it has none. Every method is checked to apply
   /// before any is measured.
-  public func compare(_ model: Model, methods: [String], data: String, split: String,
-                      progress: ((String, Int) -> ProgressReporter)? = nil) throws(GlassboxError) -> [MethodResult] {
+  public func compare(
+    _ model: Model, methods: [String], data: String, split: String,
+    progress: ((String, Int) -> ProgressReporter)? = nil
+  ) throws(GlassboxError) -> [MethodResult] {
     guard !methods.isEmpty else { throw GlassboxError(.input, "give at least one method to compare") }
     var resolved: [(method: String, model: Model, tap: String)] = []
     for method in methods {
@@ -71,11 +77,14 @@ public struct ExplanationEvaluation: Sendable {
     }
     var results: [MethodResult] = []
     for (method, m, tap) in resolved {
-      let part = try measureExamples(m, tap: tap, data: data, split: split, shard: nil,
-                                     progress: progress.map { p in { p(method, $0) } })
+      let part = try measureExamples(
+        m, tap: tap, data: data, split: split, shard: nil,
+        progress: progress.map { p in { p(method, $0) } })
       guard !part.measures.isEmpty else { throw GlassboxError(.input, file: data, "no \(split) examples") }
-      results.append(MethodResult(method: method, tap: tap, report: part.report(sanity: sanity),
-                                  secondsPerExample: Metrics.median(part.explainSeconds)))
+      results.append(
+        MethodResult(
+          method: method, tap: tap, report: part.report(sanity: sanity),
+          secondsPerExample: Metrics.median(part.explainSeconds)))
     }
     return results
   }
@@ -97,8 +106,10 @@ public struct ExplanationEvaluation: Sendable {
     ("pointing (peak, correct) ↑", "pointing_peak_correct", [["localisation", "pointing_clip_peak_correct"]]),
     ("pointing (frames) ↑", "pointing_frames", [["localisation", "pointing_per_frame"]]),
     ("energy in box ↑", "energy_in_box", [["localisation", "energy_per_frame"]]),
-    ("mass in speech ↑", "mass_in_speech",
-     [["speech", "attention_mass_in_speech"], ["speech", "relevance_mass_in_speech"]]),
+    (
+      "mass in speech ↑", "mass_in_speech",
+      [["speech", "attention_mass_in_speech"], ["speech", "relevance_mass_in_speech"]]
+    ),
     ("sanity ρ ↓", "sanity_spearman", [["sanity", "last", "spearman"]]),
   ]
 
@@ -136,7 +147,8 @@ public struct ExplanationEvaluation: Sendable {
     let widths = header.indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
     return rows.map { row in
       row.enumerated().map { i, cell in
-        i == 0 ? cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+        i == 0
+          ? cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
           : String(repeating: " ", count: widths[i] - cell.count) + cell
       }.joined(separator: "  ")
     }.joined(separator: "\n")
@@ -145,18 +157,26 @@ public struct ExplanationEvaluation: Sendable {
   /// The table's numbers as an object of objects (method → column → number), which the
   /// study's report shows as one table.
   public static func comparisonRows(_ results: [MethodResult]) -> JSONValue {
-    .object(results.map { r in
-      (r.method, .object(comparisonColumns.compactMap { c in number(r.report, c.paths).map { (c.key, .number($0)) } }
-                         + [("seconds_per_example", .number(r.secondsPerExample))]))
-    })
+    .object(
+      results.map { r in
+        (
+          r.method,
+          .object(
+            comparisonColumns.compactMap { c in number(r.report, c.paths).map { (c.key, .number($0)) } }
+              + [("seconds_per_example", .number(r.secondsPerExample))])
+        )
+      })
   }
 
   /// The comparison as JSON: per method its tap, seconds per example and report.
   public static func comparisonJSON(_ results: [MethodResult]) -> JSONValue {
-    .array(results.map { r in
-      .object([("method", .string(r.method)), ("tap", .string(r.tap)),
-               ("seconds_per_example", .number(r.secondsPerExample)), ("report", .object(r.report))])
-    })
+    .array(
+      results.map { r in
+        .object([
+          ("method", .string(r.method)), ("tap", .string(r.tap)),
+          ("seconds_per_example", .number(r.secondsPerExample)), ("report", .object(r.report)),
+        ])
+      })
   }
 
   /// What one example contributes to the report: every per-example number the aggregates are
@@ -203,8 +223,10 @@ public struct ExplanationEvaluation: Sendable {
     /// `measures` order; not part of the report, which is the same bytes on every run.
     public var explainSeconds: [Double] = []
 
-    public init(tap: String, kind: TapKind, blocks: [String], listing: SplitListing, positions: [Int],
-                measures: [ExampleMeasures]) {
+    public init(
+      tap: String, kind: TapKind, blocks: [String], listing: SplitListing, positions: [Int],
+      measures: [ExampleMeasures]
+    ) {
       self.tap = tap
       self.kind = kind
       self.blocks = blocks
@@ -223,23 +245,28 @@ public struct ExplanationEvaluation: Sendable {
   /// at a time. The permutations of attention weights draw from one generator in the split's
   /// order; a shard replays the draws of the positions other shards measure, so each example
   /// gets the permutations the unsharded run gives it.
-  public func measureExamples(_ model: Model, tap: String, data: String, split: String, shard: Shard?,
-                              progress: ((Int) -> ProgressReporter)? = nil) throws(GlassboxError) -> Part {
+  public func measureExamples(
+    _ model: Model, tap: String, data: String, split: String, shard: Shard?,
+    progress: ((Int) -> ProgressReporter)? = nil
+  ) throws(GlassboxError) -> Part {
     guard steps >= 1, permutations >= 0, threads >= 1 else {
       throw GlassboxError(.input, "steps and threads must be at least 1, permutations at least 0")
     }
     let info = try model.tap(named: tap)
     guard model.inputs.count == 1, let inputName = model.inputs.first?.name,
-          let recipe = model.recipes.first(where: { $0.input == inputName }) else {
-      throw GlassboxError(.unsupported, file: model.path, "evaluating explanations needs a model with one input that has a recipe")
+      let recipe = model.recipes.first(where: { $0.input == inputName })
+    else {
+      throw GlassboxError(
+        .unsupported, file: model.path, "evaluating explanations needs a model with one input that has a recipe")
     }
     let set = try Datasets.media(root: data, kind: recipe.kind, split: split, seed: model.splitSeed)
     let listing = SplitListing(set, limit: limit)
     guard !listing.files.isEmpty else { throw GlassboxError(.input, file: data, "no \(split) examples") }
     let positions = listing.positions(for: shard)
     let examples = positions.map { listing.files[$0] }
-    var part = Part(tap: tap, kind: info.kind, blocks: Self.blocksTopDown(model.graph), listing: listing,
-                    positions: positions, measures: [])
+    var part = Part(
+      tap: tap, kind: info.kind, blocks: Self.blocksTopDown(model.graph), listing: listing,
+      positions: positions, measures: [])
     guard !examples.isEmpty else { return part }
     let extractor = try withGlassboxErrors { try FeatureExtractor(recipe) }
     func tensor(_ path: String) throws(GlassboxError) -> Tensor {
@@ -266,7 +293,8 @@ public struct ExplanationEvaluation: Sendable {
     if isAttention, let tapDecl = bound.taps.first(where: { $0.name == tap }) {
       let parameters = try model.parameterValues(for: bound)
       let overridden = OverrideValue.apply(to: bound, value: tapDecl.operands[0], inputName: "attention.override")
-      override = try Model.compileInference(overridden, parameters: parameters, taps: .none, threads: threads).executable
+      override = try Model.compileInference(overridden, parameters: parameters, taps: .none, threads: threads)
+        .executable
     }
 
     var rng = SplitMix64(seed: seed)
@@ -337,7 +365,9 @@ public struct ExplanationEvaluation: Sendable {
       }
 
       // Localisation on the boxes of the generated action clips.
-      if let (up, peakSource) = Self.frameMaps(e, inputShape: x.shape), let boxes = Self.boxes(example.path, recipe: recipe) {
+      if let (up, peakSource) = Self.frameMaps(e, inputShape: x.shape),
+        let boxes = Self.boxes(example.path, recipe: recipe)
+      {
         let s = up.shape, (t, h, w) = (s[1], s[2], s[3])
         var hits: [Double] = [], energies: [Double] = []
         let values = up.floats
@@ -352,14 +382,17 @@ public struct ExplanationEvaluation: Sendable {
         m.energies = energies
         // The clip as one trial, as an image is in Zhang et al.'s game: the maximum of its
         // space-time map (the frame whose raw map peaks highest, then that frame's peak).
-        m.peak = Metrics.peakFrame(peakSource.floats, frames: peakSource.shape[1]).flatMap { $0 < hits.count ? $0 : nil }
+        m.peak = Metrics.peakFrame(peakSource.floats, frames: peakSource.shape[1]).flatMap {
+          $0 < hits.count ? $0 : nil
+        }
       }
       // Attention (or relevance: a map over the input's frames, by magnitude) inside the speech
       // intervals of the generated clips.
       if recipe.kind == .audio, Self.weighsInputFrames(info.kind) || raw?.shape == x.shape, let weights = raw,
-         weights.shape.count >= 2,
-         weights.shape[1] == x.shape[1],
-         let speech = ExplanationFiles.speechIntervals(mediaPath: example.path, recipe: recipe, frames: x.shape[1]) {
+        weights.shape.count >= 2,
+        weights.shape[1] == x.shape[1],
+        let speech = ExplanationFiles.speechIntervals(mediaPath: example.path, recipe: recipe, frames: x.shape[1])
+      {
         let time = weights.shape[1], per = weights.count / time, w = weights.doubles
         let perFrame = (0..<time).map { t in (0..<per).reduce(0.0) { $0 + abs(w[t * per + $1]) } }
         let r = Metrics.massInIntervals(perFrame, speech)
@@ -375,7 +408,8 @@ public struct ExplanationEvaluation: Sendable {
       let fresh = try withGlassboxErrors { try Initialization.weights(for: bound, seed: seed &+ 1) }
       var changed = try model.parameterTensors(for: bound)
       for block in part.blocks {
-        for (i, p) in bound.parameters.enumerated() where Self.block(of: p.name, in: bound) == block && p.role == .trainable {
+        for (i, p) in bound.parameters.enumerated()
+        where Self.block(of: p.name, in: bound) == block && p.role == .trainable {
           changed[i] = fresh[i]
         }
         let session = try model.with(values: changed).session(SessionOptions(threads: threads, taps: []))
@@ -390,8 +424,11 @@ public struct ExplanationEvaluation: Sendable {
 
   /// The report over every example's measures (in the split's order): the means, medians and
   /// rates of the per-example numbers. `blocks` empty: no sanity rows.
-  public static func report(tap: String, kind: TapKind, blocks: [String], measures: [ExampleMeasures])
-    -> [(String, JSONValue)] {
+  public static func report(
+    tap: String, kind: TapKind, blocks: [String], measures: [ExampleMeasures]
+  )
+    -> [(String, JSONValue)]
+  {
     let count = measures.count
     let isAttention = kind == .attention
     let correct = measures.filter(\.correct).count
@@ -409,45 +446,92 @@ public struct ExplanationEvaluation: Sendable {
     let pointingPeakCorrect = localised.filter(\.correct).compactMap { m in m.peak.map { m.hits?[$0] ?? 0 } }
     let speechMass = measures.compactMap(\.speechMass), speechChance = measures.compactMap(\.speechChance)
 
-    var report: [(String, JSONValue)] = [("tap", .string(tap)), ("kind", .string(kind.rawValue)),
-                                         ("examples", .int(count)),
-                                         ("accuracy", .number(Double(correct) / Double(count)))]
+    var report: [(String, JSONValue)] = [
+      ("tap", .string(tap)), ("kind", .string(kind.rawValue)),
+      ("examples", .int(count)),
+      ("accuracy", .number(Double(correct) / Double(count))),
+    ]
     if !deletion.isEmpty {
       let meanCurve = { (curves: [[Double]]) in (0..<curves[0].count).map { i in Metrics.mean(curves.map { $0[i] }) } }
       let d = meanCurve(deletion), ins = meanCurve(insertion)
       report.append(("units", .string(unitName)))
-      report.append(("deletion", .object([("auc", .number(Metrics.mean(deletion.map(Metrics.area)))),
-                                          ("curve", .array(d.map { .number($0) }))])))
-      report.append(("insertion", .object([("auc", .number(Metrics.mean(insertion.map(Metrics.area)))),
-                                           ("curve", .array(ins.map { .number($0) }))])))
+      report.append(
+        (
+          "deletion",
+          .object([
+            ("auc", .number(Metrics.mean(deletion.map(Metrics.area)))),
+            ("curve", .array(d.map { .number($0) })),
+          ])
+        ))
+      report.append(
+        (
+          "insertion",
+          .object([
+            ("auc", .number(Metrics.mean(insertion.map(Metrics.area)))),
+            ("curve", .array(ins.map { .number($0) })),
+          ])
+        ))
     }
     if isAttention {
-      report.append(("attention_faithfulness", .object([
-        ("uniform_accuracy", .number(Double(measures.filter(\.uniformCorrect).count) / Double(count))),
-        ("permutation_tvd_mean", .number(Metrics.mean(tvd))), ("permutation_tvd_median", .number(Metrics.median(tvd))),
-        ("permutation_flip_rate", .number(tvd.count > 0 ? Double(flips) / Double(tvd.count) : 0)),
-      ])))
+      report.append(
+        (
+          "attention_faithfulness",
+          .object([
+            ("uniform_accuracy", .number(Double(measures.filter(\.uniformCorrect).count) / Double(count))),
+            ("permutation_tvd_mean", .number(Metrics.mean(tvd))),
+            ("permutation_tvd_median", .number(Metrics.median(tvd))),
+            ("permutation_flip_rate", .number(tvd.count > 0 ? Double(flips) / Double(tvd.count) : 0)),
+          ])
+        ))
     }
     if !blocks.isEmpty && count > 0 {
-      report.append(("sanity", .array(blocks.indices.map { b in
-        let rhos = measures.compactMap { b < $0.sanity.count ? $0.sanity[b] : nil }
-        return .object([("reinitialised_through", .string(blocks[b])), ("spearman", .number(Metrics.mean(rhos)))])
-      })))
+      report.append(
+        (
+          "sanity",
+          .array(
+            blocks.indices.map { b in
+              let rhos = measures.compactMap { b < $0.sanity.count ? $0.sanity[b] : nil }
+              return .object([("reinitialised_through", .string(blocks[b])), ("spearman", .number(Metrics.mean(rhos)))])
+            })
+        ))
     }
     if !pointingFrames.isEmpty {
-      report.append(("localisation", .object([
-        ("pointing_per_frame", .number(Metrics.mean(pointingFrames))), ("energy_per_frame", .number(Metrics.mean(energyFrames))),
-        ("pointing_per_clip", .number(Metrics.mean(pointingClips))), ("energy_per_clip", .number(Metrics.mean(energyClips))),
-        ("pointing_per_frame_correct", pointingFramesCorrect.isEmpty ? .null : .number(Metrics.mean(pointingFramesCorrect))),
-        ("energy_per_frame_correct", energyFramesCorrect.isEmpty ? .null : .number(Metrics.mean(energyFramesCorrect))),
-        ("pointing_clip_peak", pointingPeak.isEmpty ? .null : .number(Metrics.mean(pointingPeak))),
-        ("pointing_clip_peak_correct", pointingPeakCorrect.isEmpty ? .null : .number(Metrics.mean(pointingPeakCorrect))),
-      ])))
+      report.append(
+        (
+          "localisation",
+          .object([
+            ("pointing_per_frame", .number(Metrics.mean(pointingFrames))),
+            ("energy_per_frame", .number(Metrics.mean(energyFrames))),
+            ("pointing_per_clip", .number(Metrics.mean(pointingClips))),
+            ("energy_per_clip", .number(Metrics.mean(energyClips))),
+            (
+              "pointing_per_frame_correct",
+              pointingFramesCorrect.isEmpty ? .null : .number(Metrics.mean(pointingFramesCorrect))
+            ),
+            (
+              "energy_per_frame_correct",
+              energyFramesCorrect.isEmpty ? .null : .number(Metrics.mean(energyFramesCorrect))
+            ),
+            ("pointing_clip_peak", pointingPeak.isEmpty ? .null : .number(Metrics.mean(pointingPeak))),
+            (
+              "pointing_clip_peak_correct",
+              pointingPeakCorrect.isEmpty ? .null : .number(Metrics.mean(pointingPeakCorrect))
+            ),
+          ])
+        ))
     }
     if !speechMass.isEmpty {
-      report.append(("speech", .object([(isAttention ? "attention_mass_in_speech" : "relevance_mass_in_speech",
-                                         .number(Metrics.mean(speechMass))),
-                                        ("speech_frame_share", .number(Metrics.mean(speechChance)))])))
+      report.append(
+        (
+          "speech",
+          .object([
+            (
+              isAttention ? "attention_mass_in_speech" : "relevance_mass_in_speech",
+              .number(Metrics.mean(speechMass))
+            ),
+            ("speech_frame_share", .number(Metrics.mean(speechChance))),
+          ])
+        ))
     }
     return report
   }
@@ -505,7 +589,8 @@ public struct ExplanationEvaluation: Sendable {
       return Units(name: "pixels", scores: Array(up.doubles.prefix(plane)), apply: zeroing { $0 % plane })
     }
     if s.count == 3, let raw = e.maps["raw"], raw.shape.count >= 2, raw.shape[1] == s[1],
-       Self.weighsInputFrames(e.kind) || raw.shape == s {
+      Self.weighsInputFrames(e.kind) || raw.shape == s
+    {
       let time = s[1], per = raw.count / (raw.shape[0] * time), v = raw.doubles, width = s[2]
       let scores = (0..<time).map { t in (0..<per).reduce(0.0) { $0 + abs(v[t * per + $1]) } }
       return Units(name: "time frames", scores: scores, apply: zeroing { ($0 / width) % time })
@@ -544,8 +629,8 @@ public struct ExplanationEvaluation: Sendable {
   /// video's pixels.
   static func boxes(_ path: String, recipe: InputRecipe) -> [Metrics.Box]? {
     guard let object = sidecar(path), let all = object["boxes"] as? [[Double]], let frames = object["frames"] as? Int,
-          let video = try? VideoRecipe(recipe),
-          let indices = try? VideoDecoder.frameIndices(frameCount: frames, count: video.frames, sampling: video.sampling)
+      let video = try? VideoRecipe(recipe),
+      let indices = try? VideoDecoder.frameIndices(frameCount: frames, count: video.frames, sampling: video.sampling)
     else { return nil }
     return indices.compactMap { i in
       guard i < all.count, all[i].count == 4 else { return nil }
@@ -568,7 +653,9 @@ public struct ExplanationEvaluation: Sendable {
   /// per-step scope (`cnn.layer4`).
   static func block(of name: String, in graph: Graph) -> String {
     let parts = name.split(separator: ".").map(String.init)
-    if parts.count > 2, graph.scopes.contains(where: { $0.path == parts[0] && $0.steps != nil }) { return parts[0] + "." + parts[1] }
+    if parts.count > 2, graph.scopes.contains(where: { $0.path == parts[0] && $0.steps != nil }) {
+      return parts[0] + "." + parts[1]
+    }
     return parts.first ?? name
   }
 

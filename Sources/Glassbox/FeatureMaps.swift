@@ -22,7 +22,8 @@ extension Model {
       guard let x = node.operands.first, let y = node.results.first else { continue }
       let map = graph[x].type
       guard map.rank == 4, map.dtype.isFloatingPoint, let h = map.shape[2].staticValue,
-            let w = map.shape[3].staticValue, h * w > 1 else { continue }
+        let w = map.shape[3].staticValue, h * w > 1
+      else { continue }
       let result = graph[y].type
       let collapsesSpace: Bool
       switch node.op {

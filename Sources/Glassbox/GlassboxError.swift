@@ -24,8 +24,10 @@ public struct GlassboxError: Error, Sendable, CustomStringConvertible {
   /// The spec text, to quote under each diagnostic.
   public var source: SourceText?
 
-  public init(_ kind: Kind, file: String? = nil, _ message: String, diagnostics: [Diagnostic] = [],
-              source: SourceText? = nil) {
+  public init(
+    _ kind: Kind, file: String? = nil, _ message: String, diagnostics: [Diagnostic] = [],
+    source: SourceText? = nil
+  ) {
     self.kind = kind
     self.file = file
     self.message = message
@@ -37,7 +39,8 @@ public struct GlassboxError: Error, Sendable, CustomStringConvertible {
   public var description: String {
     guard diagnostics.isEmpty else {
       let errors = diagnostics.filter { $0.severity == .error }.count
-      return diagnostics.map { $0.rendered(source: source) }.joined(separator: "\n") + (errors > 1 ? "\n\(errors) errors" : "")
+      return diagnostics.map { $0.rendered(source: source) }.joined(separator: "\n")
+        + (errors > 1 ? "\n\(errors) errors" : "")
     }
     guard let file, !message.hasPrefix(file + ":") else { return message }
     return "\(file): \(message)"

@@ -27,8 +27,11 @@ extension Model {
 
   /// Adds a tap written as `adding(tap:)` takes it to `graph`; `onnxNames` maps ONNX value
   /// names to the graph's.
-  public static func addTap(_ text: String, to graph: inout Graph, onnxNames: [String: String] = [:])
-    throws(GlassboxError) {
+  public static func addTap(
+    _ text: String, to graph: inout Graph, onnxNames: [String: String] = [:]
+  )
+    throws(GlassboxError)
+  {
     func fail(_ m: String) -> GlassboxError { GlassboxError(.input, "--tap \(text): \(m)") }
     // KIND, then the values (an ONNX name may hold ':'), then the options (each has '=').
     var parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
@@ -43,8 +46,9 @@ extension Model {
     var operands: [ValueID] = []
     if valueNames == ["auto"] {
       guard let map = explainedFeatureMap(in: graph) else {
-        throw fail("auto: the graph has no 4-D feature map [N, C, h, w] (h·w > 1) before a global pooling or "
-                   + "flattening on the way to its output '\(graph.outputs.first?.name ?? "")'; name the value")
+        throw fail(
+          "auto: the graph has no 4-D feature map [N, C, h, w] (h·w > 1) before a global pooling or "
+            + "flattening on the way to its output '\(graph.outputs.first?.name ?? "")'; name the value")
       }
       operands = [map]
       if kind == .cam {
@@ -56,10 +60,13 @@ extension Model {
       valueNames = operands.map { graph[$0].name }
     } else {
       guard valueNames.count == kind.operandCount else {
-        throw fail("tap \(kind.rawValue) takes \(kind.operandCount) value\(kind.operandCount == 1 ? "" : "s") (separated by ','), found \(valueNames.count)")
+        throw fail(
+          "tap \(kind.rawValue) takes \(kind.operandCount) value\(kind.operandCount == 1 ? "" : "s") (separated by ','), found \(valueNames.count)"
+        )
       }
       for n in valueNames {
-        let id = graph.value(named: n) ?? onnxNames[n].flatMap { graph.value(named: $0) }
+        let id =
+          graph.value(named: n) ?? onnxNames[n].flatMap { graph.value(named: $0) }
           ?? graph.value(named: ONNXNames.readable(n))
         guard let id else { throw fail("the graph has no value named '\(n)'") }
         operands.append(id)
@@ -119,7 +126,9 @@ extension Model {
   /// Class names from a file, one per line (a final newline and `\r` line ends allowed); their
   /// count must be the class count of the graph's first output when that is static.
   public static func readLabels(_ path: String, for graph: Graph) throws(GlassboxError) -> [String] {
-    guard let data = FileManager.default.contents(atPath: path) else { throw GlassboxError(.file, file: path, "cannot be read") }
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw GlassboxError(.file, file: path, "cannot be read")
+    }
     guard let text = String(data: data, encoding: .utf8) else {
       throw GlassboxError(.file, file: path, "labels are not UTF-8 text")
     }
@@ -130,7 +139,8 @@ extension Model {
       throw GlassboxError(.input, file: path, "line \(empty + 1) is empty; give one label per line")
     }
     if let n = graph.labelCount, n != lines.count {
-      throw GlassboxError(.input, file: path, "\(lines.count) labels but output '\(graph.outputs[0].name)' has \(n) classes")
+      throw GlassboxError(
+        .input, file: path, "\(lines.count) labels but output '\(graph.outputs[0].name)' has \(n) classes")
     }
     return lines
   }

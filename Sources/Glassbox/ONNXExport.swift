@@ -75,9 +75,11 @@ extension Model {
     var bindings = options.bindings
     let unknown = bindings.keys.filter { !graph.symbols.contains($0) }.sorted()
     guard unknown.isEmpty else {
-      throw GlassboxError(.input, file: path, "bindings name \(unknown.joined(separator: ", ")), not a symbol of the "
-                          + "model (its symbols: "
-                          + (graph.symbols.isEmpty ? "none" : graph.symbols.joined(separator: ", ")) + ")")
+      throw GlassboxError(
+        .input, file: path,
+        "bindings name \(unknown.joined(separator: ", ")), not a symbol of the "
+          + "model (its symbols: "
+          + (graph.symbols.isEmpty ? "none" : graph.symbols.joined(separator: ", ")) + ")")
     }
     // Symbols other than B stay open too (`T`), unless they size a parameter, or a selected
     // tap differentiates through an LSTM: that backward pass is unrolled over the steps.
@@ -90,13 +92,17 @@ extension Model {
     let sizing = Set(graph.parameters.flatMap { $0.type.shape.flatMap(\.symbols) })
     let mustBind = open.filter { $0 != "B" && (unrolled || sizing.contains($0)) }
     guard mustBind.isEmpty else {
-      throw GlassboxError(.input, file: path, "export: bind \(mustBind.joined(separator: ", ")) (a symbol that sizes a "
-                          + "parameter, or the steps of an LSTM a tap's backward pass is unrolled through, cannot "
-                          + "stay symbolic), e.g. " + mustBind.map { "\($0)=16" }.joined(separator: " "))
+      throw GlassboxError(
+        .input, file: path,
+        "export: bind \(mustBind.joined(separator: ", ")) (a symbol that sizes a "
+          + "parameter, or the steps of an LSTM a tap's backward pass is unrolled through, cannot "
+          + "stay symbolic), e.g. " + mustBind.map { "\($0)=16" }.joined(separator: " "))
     }
     guard open.count <= Model.symbolSentinels.count else {
-      throw GlassboxError(.input, file: path, "export: bind some of \(open.joined(separator: ", ")); at most "
-                          + "\(Model.symbolSentinels.count) symbols stay symbolic")
+      throw GlassboxError(
+        .input, file: path,
+        "export: bind some of \(open.joined(separator: ", ")); at most "
+          + "\(Model.symbolSentinels.count) symbols stay symbolic")
     }
     var sentinels: [String: Int] = [:]
     let batchFirst = open.filter { $0 == "B" } + open.filter { $0 != "B" }.sorted()
@@ -125,8 +131,9 @@ extension Model {
     for t in lowered {
       for name in t.outputs.values { tapOfOutput[name] = t.name }
       guard let up = t.outputs["upsampled"], let normalized = t.outputs["normalized"],
-            let source = module.graph.outputs.first(where: { $0.name == normalized })?.value,
-            let i = module.graph.outputs.firstIndex(where: { $0.name == up }) else { continue }
+        let source = module.graph.outputs.first(where: { $0.name == normalized })?.value,
+        let i = module.graph.outputs.firstIndex(where: { $0.name == up })
+      else { continue }
       let shape = module.graph[module.graph.outputs[i].value].type.shape
       resized[up] = Pair(shape[shape.count - 2].staticValue ?? 0, shape[shape.count - 1].staticValue ?? 0)
       module.graph.outputs[i].value = source
@@ -139,12 +146,15 @@ extension Model {
     let weights = module.weights.filter { name, _ in
       own.contains(name) || module.graph.parameters.contains { $0.name == name && used.contains($0.value.index) }
     }
-    var exportOptions = ONNXExporter.Options(opset: options.opset, symbolSentinels: sentinels, resized: resized,
-                                             tapOfOutput: tapOfOutput,
-                                             keptParameters: own,
-                                             producer: ("glassbox", glassboxVersion))
+    var exportOptions = ONNXExporter.Options(
+      opset: options.opset, symbolSentinels: sentinels, resized: resized,
+      tapOfOutput: tapOfOutput,
+      keptParameters: own,
+      producer: ("glassbox", glassboxVersion))
     // The graph as stored: the symbols other than B bound, as the weights are.
-    let described = options.bindings.isEmpty ? graph
+    let described =
+      options.bindings.isEmpty
+      ? graph
       : try withGlassboxErrors(file: path) { try graph.bound(options.bindings) }
     exportOptions.metadata = try onnxMetadata(described, lowered)
     exportOptions.unreadParametersKey = Model.onnxUnreadWeightsKey
@@ -155,16 +165,20 @@ extension Model {
       throw GlassboxError(error.op == nil ? .input : .unsupported, file: path, error.message)
     }
     let g = module.graph
-    return ONNXExportSummary(bytes: result.bytes, nodeCount: result.nodeCount,
-                             initializerCount: result.initializerCount,
-                             inputs: g.inputs.map { g[$0].name }, outputs: g.outputs.map(\.name),
-                             taps: lowered.map { ($0.name, $0.kind, $0.outputs) })
+    return ONNXExportSummary(
+      bytes: result.bytes, nodeCount: result.nodeCount,
+      initializerCount: result.initializerCount,
+      inputs: g.inputs.map { g[$0].name }, outputs: g.outputs.map(\.name),
+      taps: lowered.map { ($0.name, $0.kind, $0.outputs) })
   }
 
   /// Writes `onnx(options)` to `path` through a temporary file renamed into place.
   @discardableResult
-  public func exportONNX(to path: String, _ options: ONNXExportOptions = ONNXExportOptions()) throws(GlassboxError)
-    -> ONNXExportSummary {
+  public func exportONNX(
+    to path: String, _ options: ONNXExportOptions = ONNXExportOptions()
+  ) throws(GlassboxError)
+    -> ONNXExportSummary
+  {
     let summary = try onnx(options)
     do {
       try writeAtomically(Data(summary.bytes), to: path)
@@ -176,8 +190,11 @@ extension Model {
 
   /// `metadata_props`: what a user of the ONNX file wants to read (labels, recipes,
   /// provenance, the taps' outputs) and the graph itself for `glassbox import`.
-  func onnxMetadata(_ graph: Graph, _ lowered: [LowerTaps.Lowered]) throws(GlassboxError)
-    -> [(key: String, value: String)] {
+  func onnxMetadata(
+    _ graph: Graph, _ lowered: [LowerTaps.Lowered]
+  ) throws(GlassboxError)
+    -> [(key: String, value: String)]
+  {
     var out: [(key: String, value: String)] = []
     out.append(("glassbox.version", glassboxVersion))
     out.append(("glassbox.labels", JSONValue.array(labels.map(JSONValue.string)).text))
@@ -193,12 +210,16 @@ extension Model {
     case .imported(let sha): weights = .object([("importedSHA256", .string(sha))])
     }
     let p = provenance
-    out.append(("glassbox.provenance", JSONValue.object([
-      ("producer", .string(p.producer)), ("producerVersion", .string(p.producerVersion)),
-      ("specSHA256", .string(p.specSHA256)),
-      ("bindings", .object(p.bindings.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
-      ("weights", weights),
-    ]).text))
+    out.append(
+      (
+        "glassbox.provenance",
+        JSONValue.object([
+          ("producer", .string(p.producer)), ("producerVersion", .string(p.producerVersion)),
+          ("specSHA256", .string(p.specSHA256)),
+          ("bindings", .object(p.bindings.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
+          ("weights", weights),
+        ]).text
+      ))
     let taps = lowered.map { t in
       var fields: [(String, JSONValue)] = [("name", .string(t.name)), ("kind", .string(t.kind.rawValue))]
       fields.append(("outputs", .object(t.outputs.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
@@ -219,8 +240,11 @@ extension Model {
 extension Model {
   /// The graph, weights, labels and provenance of a Glassbox export (`onnx`), from its
   /// metadata and initializers; nil for any other ONNX file.
-  static func exportedONNX(_ path: String, bindings: [String: Int]) throws(GlassboxError)
-    -> (graph: Graph, weights: [Tensor], labels: [String], provenance: Provenance)? {
+  static func exportedONNX(
+    _ path: String, bindings: [String: Int]
+  ) throws(GlassboxError)
+    -> (graph: Graph, weights: [Tensor], labels: [String], provenance: Provenance)?
+  {
     let contents: ONNXExportedContents?
     do {
       contents = try ONNXImporter.exportedContents(contentsOf: path, key: onnxGraphKey)
@@ -267,8 +291,9 @@ extension Model {
     if !bindings.isEmpty {
       let unknown = bindings.keys.filter { !graph.symbols.contains($0) }.sorted()
       guard unknown.isEmpty else {
-        throw GlassboxError(.input, file: path,
-                            "bindings name \(unknown.joined(separator: ", ")), not a symbol of the model")
+        throw GlassboxError(
+          .input, file: path,
+          "bindings name \(unknown.joined(separator: ", ")), not a symbol of the model")
       }
       graph = try withGlassboxErrors(file: path) { try graph.bound(bindings) }
     }

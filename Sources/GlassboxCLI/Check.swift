@@ -54,15 +54,19 @@ struct Check: ParsableCommand {
   }
 
   static func json(_ d: Diagnostic) -> JSONValue {
-    .object([("file", d.location.map { .string($0.file) } ?? .null),
-             ("line", d.location.map { .int($0.line) } ?? .null),
-             ("column", d.location.map { .int($0.column) } ?? .null),
-             ("message", .string(d.message))])
+    .object([
+      ("file", d.location.map { .string($0.file) } ?? .null),
+      ("line", d.location.map { .int($0.line) } ?? .null),
+      ("column", d.location.map { .int($0.column) } ?? .null),
+      ("message", .string(d.message)),
+    ])
   }
 
   static func json(_ t: TensorType) -> [(String, JSONValue)] {
-    [("dtype", .string(t.dtype.rawValue)),
-     ("shape", .array(t.shape.map { $0.staticValue.map(JSONValue.int) ?? .string($0.description) }))]
+    [
+      ("dtype", .string(t.dtype.rawValue)),
+      ("shape", .array(t.shape.map { $0.staticValue.map(JSONValue.int) ?? .string($0.description) })),
+    ]
   }
 
   static func count(_ p: DimPolynomial) -> JSONValue {
@@ -77,13 +81,24 @@ struct Check: ParsableCommand {
       ("parameterCount", count(g.parameterCount)),
       ("bufferCount", count(g.bufferCount)),
       ("nodeCount", .int(g.nodes.count)),
-      ("recipes", .array(g.recipes.map { r in
-        .object([("input", .string(r.input)), ("kind", .string(r.kind.rawValue))])
-      })),
-      ("taps", .array(g.taps.map { t in
-        .object([("name", .string(t.name)), ("kind", .string(t.kind.rawValue)),
-                 ("target", .string(g[t.operands[0]].name))] + json(t.type))
-      })),
+      (
+        "recipes",
+        .array(
+          g.recipes.map { r in
+            .object([("input", .string(r.input)), ("kind", .string(r.kind.rawValue))])
+          })
+      ),
+      (
+        "taps",
+        .array(
+          g.taps.map { t in
+            .object(
+              [
+                ("name", .string(t.name)), ("kind", .string(t.kind.rawValue)),
+                ("target", .string(g[t.operands[0]].name)),
+              ] + json(t.type))
+          })
+      ),
     ])
   }
 
@@ -111,7 +126,8 @@ struct Check: ParsableCommand {
       for node in g.nodes {
         for r in node.results {
           let name = g[r].name
-          out += "  \(name.padding(toLength: max(width, name.count), withPad: " ", startingAt: 0))  \(node.op.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(g[r].type)\n"
+          out +=
+            "  \(name.padding(toLength: max(width, name.count), withPad: " ", startingAt: 0))  \(node.op.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(g[r].type)\n"
         }
       }
     }

@@ -17,15 +17,20 @@ struct Export: ParsableCommand {
   @Option(name: .shortAndLong, help: ArgumentHelp("The file to write: .onnx or .safetensors.", valueName: "FILE"))
   var output: String
 
-  @Option(help: ArgumentHelp("ONNX: the taps to write as outputs: all (the default), none, or names.",
-                             valueName: "all|none|NAME,…"))
+  @Option(
+    help: ArgumentHelp(
+      "ONNX: the taps to write as outputs: all (the default), none, or names.",
+      valueName: "all|none|NAME,…"))
   var taps: String = "all"
 
   @Option(help: ArgumentHelp("ONNX: opset of the default domain (13 to 21).", valueName: "N"))
   var opset: Int = 17
 
-  @Option(name: .customLong("bind"), help: ArgumentHelp("ONNX: size a symbol other than the batch B, e.g. --bind T=16.",
-                                                        valueName: "NAME=VALUE"))
+  @Option(
+    name: .customLong("bind"),
+    help: ArgumentHelp(
+      "ONNX: size a symbol other than the batch B, e.g. --bind T=16.",
+      valueName: "NAME=VALUE"))
   var bindings: [Binding] = []
 
   @Option(help: "ONNX from a spec: seed of PyTorch-style initialisation.")
@@ -43,14 +48,16 @@ struct Export: ParsableCommand {
       return
     }
     let loaded = try Model(contentsOf: model, weights: Model.WeightOptions(seed: seed))
-    let selected: [String]? = switch taps {
-    case "all": nil
-    case "none": []
-    default: taps.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
-    }
+    let selected: [String]? =
+      switch taps {
+      case "all": nil
+      case "none": []
+      default: taps.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }
+      }
     let bindingMap = Dictionary(bindings.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
-    let summary = try loaded.exportONNX(to: output,
-                                        ONNXExportOptions(taps: selected, opset: opset, bindings: bindingMap))
+    let summary = try loaded.exportONNX(
+      to: output,
+      ONNXExportOptions(taps: selected, opset: opset, bindings: bindingMap))
     print("wrote \(output): opset \(opset), \(summary.nodeCount) nodes, \(grouped(summary.bytes.count)) bytes")
     print("  inputs: \(summary.inputs.joined(separator: ", "))")
     print("  outputs: \(summary.outputs.joined(separator: ", "))")

@@ -21,12 +21,18 @@ struct Import: ParsableCommand {
   @Argument(help: "The ONNX model (.onnx).")
   var model: String
 
-  @Option(name: .shortAndLong, help: ArgumentHelp("NAME.graph (and NAME.safetensors beside it) or NAME.model.",
-                                                   valueName: "FILE"))
+  @Option(
+    name: .shortAndLong,
+    help: ArgumentHelp(
+      "NAME.graph (and NAME.safetensors beside it) or NAME.model.",
+      valueName: "FILE"))
   var output: String
 
-  @Option(name: .customLong("bind"), help: ArgumentHelp("Size a symbol, e.g. --bind B=1 (repeatable).",
-                                                         valueName: "NAME=VALUE"))
+  @Option(
+    name: .customLong("bind"),
+    help: ArgumentHelp(
+      "Size a symbol, e.g. --bind B=1 (repeatable).",
+      valueName: "NAME=VALUE"))
   var bindings: [Binding] = []
 
   @Option(help: ArgumentHelp("Class names, one per line, in logit order (a .model only).", valueName: "FILE"))
@@ -67,7 +73,8 @@ struct Import: ParsableCommand {
     try SafeTensors.write(SafeTensorsFile(tensors: tensors, metadata: ["format": "pt"]), to: weightsPath)
     header += "# weights: \((weightsPath as NSString).lastPathComponent) (glassbox compile THIS.graph --weights …)\n"
     try writeText(header + Printer.print(printed), to: output)
-    print("wrote \(output) (\(graph.nodes.count) nodes) and \(weightsPath) (\(tensors.count) tensors, "
-          + "\(grouped(graph.parameterCount)) parameters)")
+    print(
+      "wrote \(output) (\(graph.nodes.count) nodes) and \(weightsPath) (\(tensors.count) tensors, "
+        + "\(grouped(graph.parameterCount)) parameters)")
   }
 }

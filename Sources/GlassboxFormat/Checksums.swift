@@ -27,7 +27,8 @@ public enum CRC32 {
       while n - i >= 8 {
         let lo = UInt32(littleEndian: (base + i).loadUnaligned(as: UInt32.self)) ^ crc
         let hi = UInt32(littleEndian: (base + i + 4).loadUnaligned(as: UInt32.self))
-        crc = t[7 &* 256 &+ Int(lo & 0xFF)] ^ t[6 &* 256 &+ Int((lo >> 8) & 0xFF)]
+        crc =
+          t[7 &* 256 &+ Int(lo & 0xFF)] ^ t[6 &* 256 &+ Int((lo >> 8) & 0xFF)]
           ^ t[5 &* 256 &+ Int((lo >> 16) & 0xFF)] ^ t[4 &* 256 &+ Int(lo >> 24)]
           ^ t[3 &* 256 &+ Int(hi & 0xFF)] ^ t[2 &* 256 &+ Int((hi >> 8) & 0xFF)]
           ^ t[1 &* 256 &+ Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]

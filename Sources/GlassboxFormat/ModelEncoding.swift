@@ -20,13 +20,17 @@ enum ModelLayout {
 enum ModelEncoder {
   /// The bytes of a file; with `weights: false`, the protobuf message alone, its parameters
   /// without data (`c.weights` unread).
-  static func encode(_ c: ModelContents, fileName: String, weights withWeights: Bool = true) throws(ModelFileError)
-    -> [UInt8] {
+  static func encode(
+    _ c: ModelContents, fileName: String, weights withWeights: Bool = true
+  ) throws(ModelFileError)
+    -> [UInt8]
+  {
     func fail(_ m: String) -> ModelFileError { ModelFileError(path: fileName, m) }
     let g = c.graph
     let problems = Verifier.verify(g)
     if let first = problems.first {
-      throw fail("graph fails verification: \(first.message)\(problems.count > 1 ? " (and \(problems.count - 1) more)" : "")")
+      throw fail(
+        "graph fails verification: \(first.message)\(problems.count > 1 ? " (and \(problems.count - 1) more)" : "")")
     }
     guard !withWeights || c.weights.count == g.parameters.count else {
       throw fail("\(c.weights.count) weight tensors for \(g.parameters.count) parameters")
@@ -80,7 +84,8 @@ enum ModelEncoder {
       guard w.isConsistent, w.type == p.type else {
         throw fail("parameter '\(p.name)' is \(p.type) but its weights are \(w.type)")
       }
-      section += [UInt8](repeating: 0, count: (ModelLayout.alignment - section.count % ModelLayout.alignment) % ModelLayout.alignment)
+      section += [UInt8](
+        repeating: 0, count: (ModelLayout.alignment - section.count % ModelLayout.alignment) % ModelLayout.alignment)
       var data = Glassbox_TensorData()
       data.offset = UInt64(section.count)
       data.length = UInt64(w.byteCount)
@@ -144,8 +149,12 @@ enum ModelEncoder {
   }
 
   /// Header, message, padding and weight section: the bytes of a file.
-  static func assemble(message: [UInt8], weightSection section: [UInt8], version: Int = ModelFile.formatVersion) -> [UInt8] {
-    let weightsOffset = (ModelLayout.headerSize + message.count + ModelLayout.alignment - 1) / ModelLayout.alignment * ModelLayout.alignment
+  static func assemble(
+    message: [UInt8], weightSection section: [UInt8], version: Int = ModelFile.formatVersion
+  ) -> [UInt8] {
+    let weightsOffset =
+      (ModelLayout.headerSize + message.count + ModelLayout.alignment - 1) / ModelLayout.alignment
+      * ModelLayout.alignment
     var out: [UInt8] = []
     out.reserveCapacity(weightsOffset + section.count)
     out += ModelLayout.magic
@@ -170,12 +179,13 @@ enum ModelEncoder {
 
   static func type(_ t: TensorType) -> Glassbox_TensorType {
     var pt = Glassbox_TensorType()
-    pt.dtype = switch t.dtype {
-    case .f32: .f32
-    case .f64: .f64
-    case .i64: .i64
-    case .bool: .bool
-    }
+    pt.dtype =
+      switch t.dtype {
+      case .f32: .f32
+      case .f64: .f64
+      case .i64: .i64
+      case .bool: .bool
+      }
     pt.shape = t.shape.map(dim)
     return pt
   }

@@ -25,15 +25,15 @@ extension Op {
   public var gradientKind: GradientKind {
     switch self {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .batchNormTrain, .linear, .matmul, .batchMatmul,
-         .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape,
-         .flatten, .transpose, .concat, .slice, .select, .split, .lstmCell, .dropout, .crossEntropy,
-         .fusedElementwise, .layerNorm:
+      .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape,
+      .flatten, .transpose, .concat, .slice, .select, .split, .lstmCell, .dropout, .crossEntropy,
+      .fusedElementwise, .layerNorm:
       .rule
     case .lstm: .unrollFirst
     case .constant, .classSeed: .nonDifferentiable
     case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
-         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
-         .layerNormBackward:
+      .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
+      .layerNormBackward:
       .none
     }
   }
@@ -45,14 +45,14 @@ extension Op {
     case .crossEntropy: i == 0
     case .batchNorm: i < 3
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
-         .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat,
-         .slice, .select, .split, .lstm, .lstmCell, .dropout, .batchNormTrain, .fusedElementwise, .layerNorm:
+      .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat,
+      .slice, .select, .split, .lstm, .lstmCell, .dropout, .batchNormTrain, .fusedElementwise, .layerNorm:
       true
     // No rule, but their results do depend on their operands: a gradient asked through them
     // is an error, not a silent zero.
     case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
-         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
-         .layerNormBackward:
+      .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
+      .layerNormBackward:
       true
     case .constant, .classSeed:
       false
@@ -61,8 +61,10 @@ extension Op {
 
   /// The gradients of `node`'s operands given its results' gradients `dys` (nil: zero), built
   /// into `b.graph`. Only operands with `want[i]` get one. Called only for `.rule` ops.
-  public func gradients(of node: Node, dys: [ValueID?], want: [Bool],
-                        into b: inout GradientBuilder) throws(ShapeError) -> [ValueID?] {
+  public func gradients(
+    of node: Node, dys: [ValueID?], want: [Bool],
+    into b: inout GradientBuilder
+  ) throws(ShapeError) -> [ValueID?] {
     let x = node.operands
     var out = [ValueID?](repeating: nil, count: x.count)
     func type(_ v: ValueID) -> TensorType { b.graph[v].type }
@@ -238,7 +240,8 @@ extension Op {
       var start = 0
       for (i, operand) in x.enumerated() {
         guard let size = type(operand).shape[axis].staticValue else {
-          throw ShapeError("concat: the gradient needs static sizes along axis \(axis), found \(type(operand).shape[axis])")
+          throw ShapeError(
+            "concat: the gradient needs static sizes along axis \(axis), found \(type(operand).shape[axis])")
         }
         if want[i] { out[i] = try b.slice(dy, axis: axis, start: start, end: start + size) }
         start += size
@@ -285,11 +288,17 @@ extension Op {
       var registers = x
       var steps: [Node] = []
       for s in 0..<(program.count / 3) {
-        guard let code = ElementwiseCode(rawValue: program[3 * s]) else { throw ShapeError("fused_elementwise: unknown code") }
-        let operands = code.isBinary ? [registers[program[3 * s + 1]], registers[program[3 * s + 2]]] : [registers[program[3 * s + 1]]]
+        guard let code = ElementwiseCode(rawValue: program[3 * s]) else {
+          throw ShapeError("fused_elementwise: unknown code")
+        }
+        let operands =
+          code.isBinary
+          ? [registers[program[3 * s + 1]], registers[program[3 * s + 2]]] : [registers[program[3 * s + 1]]]
         let r = try b.add(code.op, operands, tag: "step\(s)")
-        steps.append(Node(op: code.op, operands: operands, results: r, attributes: NoAttributes().encoded,
-                          location: node.location))
+        steps.append(
+          Node(
+            op: code.op, operands: operands, results: r, attributes: NoAttributes().encoded,
+            location: node.location))
         registers.append(r[0])
       }
       var grads = [ValueID?](repeating: nil, count: registers.count)
@@ -315,8 +324,8 @@ extension Op {
       if x.count > 2 { out[2] = r[2] }
 
     case .lstm, .constant, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
-         .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
-         .avgPool2dBackward, .batchNormTrainBackward, .layerNormBackward:
+      .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
+      .avgPool2dBackward, .batchNormTrainBackward, .layerNormBackward:
       throw ShapeError("\(name) has no gradient rule")
     }
     for i in out.indices where !want[i] { out[i] = nil }
@@ -345,8 +354,10 @@ public struct GradientBuilder {
   /// Adds `op(operands, attributes)`; results are named `prefix.tag`. `attributes` must be
   /// of the op's `attributeSet`.
   @discardableResult
-  public mutating func add<A: AttributeSet>(_ op: Op, _ operands: [ValueID], _ attributes: A,
-                                            tag: String) throws(ShapeError) -> [ValueID] {
+  public mutating func add<A: AttributeSet>(
+    _ op: Op, _ operands: [ValueID], _ attributes: A,
+    tag: String
+  ) throws(ShapeError) -> [ValueID] {
     precondition(ObjectIdentifier(op.attributeSet) == ObjectIdentifier(A.self), "\(op.name) reads \(op.attributeSet)")
     let attrs = attributes.encoded
     let types = try op.inferTypes(operands.map { graph[$0].type }, attrs)
@@ -364,8 +375,9 @@ public struct GradientBuilder {
 
   /// A tensor of `type` filled with `value`.
   public mutating func constant(_ value: Double, _ type: TensorType) throws(ShapeError) -> ValueID {
-    try add(.constant, [], ConstantAttributes(value: value, shape: type.shape, dtype: type.dtype),
-            tag: value == 0 ? "zeros" : "fill")[0]
+    try add(
+      .constant, [], ConstantAttributes(value: value, shape: type.shape, dtype: type.dtype),
+      tag: value == 0 ? "zeros" : "fill")[0]
   }
 
   public mutating func zeros(_ type: TensorType) throws(ShapeError) -> ValueID { try constant(0, type) }
@@ -433,8 +445,10 @@ public struct GradientBuilder {
   }
 
   /// The gradient of `select(x, axis, index)` for `dy`: `dy` put back at `index`, zeros elsewhere.
-  public mutating func selectBackward(_ dy: ValueID, input: TensorType, axis rawAxis: Int,
-                                      index: Int) throws(ShapeError) -> ValueID {
+  public mutating func selectBackward(
+    _ dy: ValueID, input: TensorType, axis rawAxis: Int,
+    index: Int
+  ) throws(ShapeError) -> ValueID {
     let axis = normalizedAxis(rawAxis, rank: input.rank)
     var kept = input.shape
     kept[axis] = 1

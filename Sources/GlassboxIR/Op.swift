@@ -191,18 +191,22 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     switch self {
     case .conv2d: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .relu, .sigmoid, .tanh, .softmax, .logSoftmax,
-         .sum, .mean, .max, .reshape, .flatten, .transpose, .slice, .select, .split, .dropout:
+      .sum, .mean, .max, .reshape, .flatten, .transpose, .slice, .select, .split, .dropout:
       OperandSpec(names: ["x"], required: 1)
     case .batchNorm:
-      OperandSpec(names: ["x", "weight", "bias", "running_mean", "running_var", "num_batches_tracked"],
-                  required: 6)
+      OperandSpec(
+        names: ["x", "weight", "bias", "running_mean", "running_var", "num_batches_tracked"],
+        required: 6)
     case .linear: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
     case .matmul, .batchMatmul, .add, .sub, .mul, .div: OperandSpec(names: ["a", "b"], required: 2)
     case .concat, .fusedElementwise: OperandSpec(names: ["x"], required: 1, variadic: true)
     case .lstm:
-      OperandSpec(names: ["x", "weight_ih", "weight_hh", "bias_ih", "bias_hh",
-                          "weight_ih_reverse", "weight_hh_reverse", "bias_ih_reverse", "bias_hh_reverse"],
-                  required: 5)
+      OperandSpec(
+        names: [
+          "x", "weight_ih", "weight_hh", "bias_ih", "bias_hh",
+          "weight_ih_reverse", "weight_hh_reverse", "bias_ih_reverse", "bias_hh_reverse",
+        ],
+        required: 5)
     case .crossEntropy: OperandSpec(names: ["logits", "target"], required: 2)
     case .lstmCell: OperandSpec(names: ["gates_x", "h", "c", "weight_hh"], required: 4)
     case .constant: OperandSpec(names: [], required: 0)
@@ -226,11 +230,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     switch self {
     case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .dropout, .reluBackward, .fusedElementwise: true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul,
-         .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-         .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
-         .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
-         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+      .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
+      .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
+      .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
+      .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
+      .batchNormTrainBackward, .layerNorm, .layerNormBackward:
       false
     }
   }

@@ -33,7 +33,7 @@ extension Op {
     case .fusedElementwise: FusedElementwiseAttributes.self
     case .classSeed: ClassSeedAttributes.self
     case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .lstmCell,
-         .crossEntropy, .reluBackward, .linearBackwardWeight, .lstmCellBackward, .crossEntropyBackward:
+      .crossEntropy, .reluBackward, .linearBackwardWeight, .lstmCellBackward, .crossEntropyBackward:
       NoAttributes.self
     }
   }
@@ -227,16 +227,18 @@ public struct PoolWindow: Hashable, Sendable {
 extension MaxPoolAttributes {
   /// The window, the stride made explicit.
   public var window: PoolWindow {
-    PoolWindow(kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation, ceilMode: ceilMode,
-               countIncludePad: true)
+    PoolWindow(
+      kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation, ceilMode: ceilMode,
+      countIncludePad: true)
   }
 }
 
 extension AvgPoolAttributes {
   /// The window, the stride made explicit.
   public var window: PoolWindow {
-    PoolWindow(kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: Pair(1), ceilMode: ceilMode,
-               countIncludePad: countIncludePad)
+    PoolWindow(
+      kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: Pair(1), ceilMode: ceilMode,
+      countIncludePad: countIncludePad)
   }
 }
 
@@ -623,11 +625,11 @@ extension Node {
       case .linear: LinearAttributes(of: self).activation
       case .batchNormTrain, .batchNormTrainBackward: BatchNormTrainAttributes(of: self).activation
       case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .matmul, .batchMatmul, .add, .sub, .mul, .div,
-           .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-           .concat, .slice, .select, .split, .lstm, .lstmCell, .dropout, .crossEntropy, .constant,
-           .fusedElementwise, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
-           .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
-           .maxPool2dBackward, .avgPool2dBackward, .layerNorm, .layerNormBackward:
+        .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
+        .concat, .slice, .select, .split, .lstm, .lstmCell, .dropout, .crossEntropy, .constant,
+        .fusedElementwise, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
+        .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
+        .maxPool2dBackward, .avgPool2dBackward, .layerNorm, .layerNormBackward:
         nil
       }
     }

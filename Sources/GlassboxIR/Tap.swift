@@ -119,8 +119,10 @@ public struct Tap: Sendable {
   public var location: SourceLocation?
 
   /// A tap as stored; `type` must be what `kind.inferType` gives (the verifier checks).
-  public init(name: String, kind: TapKind, operands: [ValueID], options: Attributes, type: TensorType,
-              location: SourceLocation? = nil) {
+  public init(
+    name: String, kind: TapKind, operands: [ValueID], options: Attributes, type: TensorType,
+    location: SourceLocation? = nil
+  ) {
     self.name = name
     self.kind = kind
     self.operands = operands
@@ -179,9 +181,11 @@ extension TapKind {
       return t
     case .gradient, .saliency:
       guard t.dtype.isFloatingPoint else {
-        throw ShapeError("tap \(rawValue): \(target.name) is \(t.dtype.rawValue); gradients need a floating-point value")
+        throw ShapeError(
+          "tap \(rawValue): \(target.name) is \(t.dtype.rawValue); gradients need a floating-point value")
       }
-      if self == .saliency, case .input = target.origin {} else if self == .saliency {
+      if self == .saliency, case .input = target.origin {
+      } else if self == .saliency {
         throw ShapeError("tap saliency: \(target.name) is not a graph input")
       }
       return t
@@ -192,11 +196,14 @@ extension TapKind {
       if self == .cam {
         let w = graph[operands[1]].type
         guard w.rank == 2, w.shape[1] == t.shape[1] else {
-          throw ShapeError("tap cam: classifier weight must be [classes, \(t.shape[1])] for \(t.shape[1]) channels, found \(w.shapeDescription)")
+          throw ShapeError(
+            "tap cam: classifier weight must be [classes, \(t.shape[1])] for \(t.shape[1]) channels, found \(w.shapeDescription)"
+          )
         }
       }
       if let steps = graph.stepScope(ofValueNamed: target.name)?.steps,
-         let merged = steps.batch.multiplied(by: steps.time), merged == t.shape[0] {
+        let merged = steps.batch.multiplied(by: steps.time), merged == t.shape[0]
+      {
         return TensorType(t.dtype, [steps.batch, steps.time, t.shape[2], t.shape[3]])
       }
       return TensorType(t.dtype, [t.shape[0], t.shape[2], t.shape[3]])

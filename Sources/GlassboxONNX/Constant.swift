@@ -42,8 +42,11 @@ struct Constant: Sendable {
 
   /// The element count of `shape`, or an error when it is not a shape the importer computes
   /// with: a negative size, a rank over `maxRank`, more than `maxElements` elements.
-  static func checkedCount(_ shape: [Int], _ what: String = "a constant", dtype: DType = .f32) throws(ImportFailure)
-    -> Int {
+  static func checkedCount(
+    _ shape: [Int], _ what: String = "a constant", dtype: DType = .f32
+  ) throws(ImportFailure)
+    -> Int
+  {
     guard shape.count <= maxRank else { throw .invalid("\(what) has rank \(shape.count); the limit is \(maxRank)") }
     let limit = dtype == .f32 ? maxElements : maxIntegerElements
     var n = 1
@@ -188,9 +191,11 @@ func broadcastIndex(from shape: [Int], to out: [Int]) -> (Int) -> Int {
 enum ConstantArithmetic {
   /// `a op b` with broadcasting: floats through `float`, integers (dimensions) through `int`,
   /// the result of `dtype` (nil: the operands' type).
-  static func binary(_ a: Constant, _ b: Constant, result dtype: DType? = nil,
-                     float: (Float, Float) -> Float,
-                     int: (Dim, Dim) throws(ImportFailure) -> Dim) throws(ImportFailure) -> Constant {
+  static func binary(
+    _ a: Constant, _ b: Constant, result dtype: DType? = nil,
+    float: (Float, Float) -> Float,
+    int: (Dim, Dim) throws(ImportFailure) -> Dim
+  ) throws(ImportFailure) -> Constant {
     guard let shape = broadcastShapes(a.shape, b.shape) else {
       throw .invalid("shapes \(a.shape) and \(b.shape) do not broadcast")
     }
@@ -214,9 +219,12 @@ enum ConstantArithmetic {
   }
 
   /// Integer arithmetic on static operands; symbolic ones through `symbolic` (nil: refused).
-  static func staticInts(_ f: @escaping @Sendable (Int, Int) -> Int?, _ name: String,
-                         symbolic: (@Sendable (Dim, Dim) -> Dim?)? = nil)
-    -> @Sendable (Dim, Dim) throws(ImportFailure) -> Dim {
+  static func staticInts(
+    _ f: @escaping @Sendable (Int, Int) -> Int?, _ name: String,
+    symbolic: (@Sendable (Dim, Dim) -> Dim?)? = nil
+  )
+    -> @Sendable (Dim, Dim) throws(ImportFailure) -> Dim
+  {
     { (a: Dim, b: Dim) throws(ImportFailure) -> Dim in
       if let x = a.staticValue, let y = b.staticValue {
         guard let r = f(x, y) else { throw .invalid("\(name) of \(x) and \(y) is undefined or overflows") }
@@ -227,19 +235,23 @@ enum ConstantArithmetic {
     }
   }
 
-  static let add = staticInts({ $0.addingReportingOverflow($1).overflow ? nil : $0 + $1 }, "the sum",
-                              symbolic: { a, b in
-    let (c, overflow) = a.coefficient.addingReportingOverflow(b.coefficient)
-    return a.symbols == b.symbols && !overflow ? Dim(coefficient: c, symbols: a.symbols) : nil
-  })
-  static let sub = staticInts({ $0.subtractingReportingOverflow($1).overflow ? nil : $0 - $1 }, "the difference",
-                              symbolic: { a, b in
-    let (c, overflow) = a.coefficient.subtractingReportingOverflow(b.coefficient)
-    return a.symbols == b.symbols && !overflow ? Dim(coefficient: c, symbols: a.symbols) : nil
-  })
-  static let mul = staticInts({ $0.multipliedReportingOverflow(by: $1).overflow ? nil : $0 * $1 }, "the product",
-                              symbolic: { a, b in a.multiplied(by: b) })
+  static let add = staticInts(
+    { $0.addingReportingOverflow($1).overflow ? nil : $0 + $1 }, "the sum",
+    symbolic: { a, b in
+      let (c, overflow) = a.coefficient.addingReportingOverflow(b.coefficient)
+      return a.symbols == b.symbols && !overflow ? Dim(coefficient: c, symbols: a.symbols) : nil
+    })
+  static let sub = staticInts(
+    { $0.subtractingReportingOverflow($1).overflow ? nil : $0 - $1 }, "the difference",
+    symbolic: { a, b in
+      let (c, overflow) = a.coefficient.subtractingReportingOverflow(b.coefficient)
+      return a.symbols == b.symbols && !overflow ? Dim(coefficient: c, symbols: a.symbols) : nil
+    })
+  static let mul = staticInts(
+    { $0.multipliedReportingOverflow(by: $1).overflow ? nil : $0 * $1 }, "the product",
+    symbolic: { a, b in a.multiplied(by: b) })
   /// Integer division truncates toward zero (ONNX's `Div` on integers); symbolic only exactly.
-  static let div = staticInts({ $1 == 0 || ($0 == Int.min && $1 == -1) ? nil : $0 / $1 }, "the quotient",
-                              symbolic: { a, b in a.divided(by: b) })
+  static let div = staticInts(
+    { $1 == 0 || ($0 == Int.min && $1 == -1) ? nil : $0 / $1 }, "the quotient",
+    symbolic: { a, b in a.divided(by: b) })
 }

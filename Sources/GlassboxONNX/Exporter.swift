@@ -68,10 +68,12 @@ public enum ONNXExporter {
     /// `producer_name` and `producer_version`.
     public var producer: (name: String, version: String)
 
-    public init(opset: Int = 17, symbolSentinels: [String: Int] = [:], resized: [String: Pair] = [:],
-                tapOfOutput: [String: String] = [:], keptParameters: Set<String> = [],
-                metadata: [(key: String, value: String)] = [],
-                producer: (name: String, version: String) = ("glassbox", "")) {
+    public init(
+      opset: Int = 17, symbolSentinels: [String: Int] = [:], resized: [String: Pair] = [:],
+      tapOfOutput: [String: String] = [:], keptParameters: Set<String> = [],
+      metadata: [(key: String, value: String)] = [],
+      producer: (name: String, version: String) = ("glassbox", "")
+    ) {
       self.opset = opset
       self.symbolSentinels = symbolSentinels
       self.resized = resized
@@ -90,11 +92,15 @@ public enum ONNXExporter {
   }
 
   /// The ONNX model of `graph` (bound, verified) with `weights` by parameter name.
-  public static func export(_ graph: Graph, weights: [String: Tensor], options: Options) throws(ONNXExportError)
-    -> Result {
+  public static func export(
+    _ graph: Graph, weights: [String: Tensor], options: Options
+  ) throws(ONNXExportError)
+    -> Result
+  {
     guard opsets.contains(options.opset) else {
-      throw ONNXExportError("export: opset \(options.opset) is not supported; the exporter writes opsets "
-                            + "\(opsets.lowerBound) to \(opsets.upperBound)")
+      throw ONNXExportError(
+        "export: opset \(options.opset) is not supported; the exporter writes opsets "
+          + "\(opsets.lowerBound) to \(opsets.upperBound)")
     }
     var w = Writer(graph: graph, options: options)
     try w.run(weights: weights)
@@ -269,7 +275,9 @@ struct Writer {
     }
     let node = graph[graph.nodes[i].results[0]].name
     let op = graph.nodes[i].op.name
-    let who = taps.isEmpty ? (model ? "the model's outputs" : "no output")
+    let who =
+      taps.isEmpty
+      ? (model ? "the model's outputs" : "no output")
       : (taps.count == 1 ? "tap '\(taps[0])'" : "taps " + taps.map { "'\($0)'" }.joined(separator: ", "))
     return ONNXExportError(op: op, taps: taps, "export: \(who) needs \(op) (node '\(node)'), which \(error.message)")
   }
@@ -289,8 +297,11 @@ struct Writer {
 
   /// Appends a node; returns its output names.
   @discardableResult
-  mutating func add(_ op: String, _ inputs: [String], _ outputs: [String], _ attributes: [Onnx_AttributeProto] = [])
-    -> [String] {
+  mutating func add(
+    _ op: String, _ inputs: [String], _ outputs: [String], _ attributes: [Onnx_AttributeProto] = []
+  )
+    -> [String]
+  {
     var n = Onnx_NodeProto()
     n.opType = op
     n.input = inputs
@@ -302,8 +313,11 @@ struct Writer {
   }
 
   /// Appends a node with one fresh output named from `base`.
-  mutating func add1(_ op: String, _ inputs: [String], _ base: String, _ attributes: [Onnx_AttributeProto] = [])
-    -> String {
+  mutating func add1(
+    _ op: String, _ inputs: [String], _ base: String, _ attributes: [Onnx_AttributeProto] = []
+  )
+    -> String
+  {
     add(op, inputs, [fresh(base)], attributes)[0]
   }
 
@@ -374,8 +388,9 @@ struct Writer {
   }
 
   mutating func ints(_ v: [Int]) -> String {
-    constant(Tensor(shape: [v.count], storage: .i64(v.map(Int64.init))),
-             "const.i" + v.map(String.init).joined(separator: "_"))
+    constant(
+      Tensor(shape: [v.count], storage: .i64(v.map(Int64.init))),
+      "const.i" + v.map(String.init).joined(separator: "_"))
   }
 
   mutating func scalarInt(_ v: Int) -> String {
@@ -502,8 +517,9 @@ struct Writer {
   /// A one-hot `[N, C]` (float) of class indices `k: int64 [N]`.
   mutating func oneHot(_ k: String, classes: Int, _ base: String) -> String {
     let column = add1("Unsqueeze", [k, ints([1])], base + ".column")
-    let range = constant(Tensor(shape: [1, classes], storage: .i64((0..<classes).map(Int64.init))),
-                         "const.classes\(classes)")
+    let range = constant(
+      Tensor(shape: [1, classes], storage: .i64((0..<classes).map(Int64.init))),
+      "const.classes\(classes)")
     let equal = add1("Equal", [column, range], base + ".equal")
     return add1("Cast", [equal], base + ".onehot", [attr("to", 1)])
   }
@@ -677,8 +693,9 @@ struct Writer {
       } else {
         let pre = add1("Add", [gates, add1("MatMul", [h, transposed(w)], base + ".hw")], base + ".gates")
         let a = lstmGates(pre, hidden: staticShape(node.operands[3])[1], base)
-        let cNext = add1("Add", [add1("Mul", [a.f, c], base + ".fc"), add1("Mul", [a.i, a.g], base + ".ig")],
-                         base + ".c")
+        let cNext = add1(
+          "Add", [add1("Mul", [a.f, c], base + ".fc"), add1("Mul", [a.i, a.g], base + ".ig")],
+          base + ".c")
         g = Cell(i: a.i, f: a.f, g: a.g, o: a.o, c: cNext, tanhC: add1("Tanh", [cNext], base + ".tanh_c"))
       }
       let tc = g.tanhC
@@ -687,8 +704,9 @@ struct Writer {
         add1("Mul", [s, add1("Sub", [one, s], base + ".1m" + tag)], base + ".slope" + tag)
       }
       let tc2 = add1("Sub", [one, add1("Mul", [tc, tc], base + ".tc2")], base + ".1mtc2")
-      let dcTotal = add1("Add", [dc, add1("Mul", [add1("Mul", [dh, g.o], base + ".dho"), tc2], base + ".dc_h")],
-                         base + ".dc_total")
+      let dcTotal = add1(
+        "Add", [dc, add1("Mul", [add1("Mul", [dh, g.o], base + ".dho"), tc2], base + ".dc_h")],
+        base + ".dc_total")
       let dO = add1("Mul", [add1("Mul", [dh, tc], base + ".dh_tc"), sigmoidSlope(g.o, "o")], base + ".do")
       let dI = add1("Mul", [add1("Mul", [dcTotal, g.g], base + ".dc_g"), sigmoidSlope(g.i, "i")], base + ".di")
       let dF = add1("Mul", [add1("Mul", [dcTotal, c], base + ".dc_c"), sigmoidSlope(g.f, "f")], base + ".df")
@@ -741,15 +759,16 @@ struct Writer {
         let out = s == steps - 1 ? y[0] : fresh(base + ".step\(s)")
         let a = registers[program[3 * s + 1]]
         let inputs = code.isBinary ? [a, registers[program[3 * s + 2]]] : [a]
-        let op = switch code {
-        case .add: "Add"
-        case .sub: "Sub"
-        case .mul: "Mul"
-        case .div: "Div"
-        case .relu: "Relu"
-        case .sigmoid: "Sigmoid"
-        case .tanh: "Tanh"
-        }
+        let op =
+          switch code {
+          case .add: "Add"
+          case .sub: "Sub"
+          case .mul: "Mul"
+          case .div: "Div"
+          case .relu: "Relu"
+          case .sigmoid: "Sigmoid"
+          case .tanh: "Tanh"
+          }
         add(op, inputs, [out])
         registers.append(out)
       }
@@ -783,9 +802,13 @@ struct Writer {
 
     case .linearBackwardWeight:
       let dyShape = type(node.operands[0]).shape, xShape = type(node.operands[1]).shape
-      let dy2 = dyShape.count == 2 ? x[0]
+      let dy2 =
+        dyShape.count == 2
+        ? x[0]
         : add1("Reshape", [x[0], ints([-1, dyShape.last?.staticValue ?? 0])], base + ".dy_rows")
-      let x2 = xShape.count == 2 ? x[1]
+      let x2 =
+        xShape.count == 2
+        ? x[1]
         : add1("Reshape", [x[1], ints([-1, xShape.last?.staticValue ?? 0])], base + ".x_rows")
       add("Gemm", [dy2, x2], y, [attr("transA", 1)])
 
@@ -822,8 +845,13 @@ struct Writer {
       let classes = staticShape(node.operands[1])[1]
       let p = add1("Softmax", [x[1]], base + ".softmax", [attr("axis", 1)])
       let diff = add1("Sub", [p, oneHot(x[2], classes: classes, base)], base + ".diff")
-      let rows = add1("Cast", [add1("Gather", [add1("Shape", [x[1]], base + ".shape"), scalarInt(0)], base + ".n",
-                                    [attr("axis", 0)])], base + ".rows", [attr("to", 1)])
+      let rows = add1(
+        "Cast",
+        [
+          add1(
+            "Gather", [add1("Shape", [x[1]], base + ".shape"), scalarInt(0)], base + ".n",
+            [attr("axis", 0)])
+        ], base + ".rows", [attr("to", 1)])
       add("Mul", [diff, add1("Div", [x[0], rows], base + ".scale")], y)
 
     case .conv2dBackwardInput:
@@ -831,10 +859,12 @@ struct Writer {
       let k = staticShape(node.operands[1]), dyShape = staticShape(node.operands[0])
       let g = a.geometry
       let padding = [
-        outputPadding(input: dyShape[2], size: a.inputSize.h, kernel: k[2], stride: g.stride.h, padding: g.padding.h,
-                      dilation: g.dilation.h),
-        outputPadding(input: dyShape[3], size: a.inputSize.w, kernel: k[3], stride: g.stride.w, padding: g.padding.w,
-                      dilation: g.dilation.w),
+        outputPadding(
+          input: dyShape[2], size: a.inputSize.h, kernel: k[2], stride: g.stride.h, padding: g.padding.h,
+          dilation: g.dilation.h),
+        outputPadding(
+          input: dyShape[3], size: a.inputSize.w, kernel: k[3], stride: g.stride.w, padding: g.padding.w,
+          dilation: g.dilation.w),
       ]
       guard padding.allSatisfy({ $0 >= 0 }) else { throw Writer.noForm("a negative output padding") }
       add("ConvTranspose", x, y, convAttributes(g, kernel: Pair(k[2], k[3])) + [attr("output_padding", ints: padding)])
@@ -849,10 +879,12 @@ struct Writer {
       let flatIndices = add1("Reshape", [indices, ints([-1])], base + ".flat_indices")
       let flatDy = add1("Reshape", [x[0], ints([-1])], base + ".flat_dy")
       let flatX = add1("Reshape", [x[1], ints([-1])], base + ".flat_x")
-      let zeros = add1("ConstantOfShape", [add1("Shape", [flatX], base + ".size")], base + ".zeros",
-                       [attr("value", tensor: tensorProto("", Tensor(shape: [1], f32: [0])))])
-      let scattered = add1("ScatterElements", [zeros, flatIndices, flatDy], base + ".scattered",
-                           [attr("axis", 0), attr("reduction", string: "add")])
+      let zeros = add1(
+        "ConstantOfShape", [add1("Shape", [flatX], base + ".size")], base + ".zeros",
+        [attr("value", tensor: tensorProto("", Tensor(shape: [1], f32: [0])))])
+      let scattered = add1(
+        "ScatterElements", [zeros, flatIndices, flatDy], base + ".scattered",
+        [attr("axis", 0), attr("reduction", string: "add")])
       add("Reshape", [scattered, add1("Shape", [x[1]], base + ".shape")], y)
 
     case .avgPool2dBackward:
@@ -865,18 +897,25 @@ struct Writer {
       }
       let channels = xShape[1]
       let area = window.kernel.h * window.kernel.w
-      let kernel = constant(Tensor(shape: [channels, 1, window.kernel.h, window.kernel.w],
-                                   f32: [Float](repeating: 1 / Float(area), count: channels * area)), base + ".kernel")
-      let geometry = ConvolutionGeometry(stride: window.stride, padding: window.padding, dilation: Pair(1),
-                                         groups: channels)
+      let kernel = constant(
+        Tensor(
+          shape: [channels, 1, window.kernel.h, window.kernel.w],
+          f32: [Float](repeating: 1 / Float(area), count: channels * area)), base + ".kernel")
+      let geometry = ConvolutionGeometry(
+        stride: window.stride, padding: window.padding, dilation: Pair(1),
+        groups: channels)
       let padding = [
-        outputPadding(input: dyShape[2], size: xShape[2], kernel: window.kernel.h, stride: window.stride.h,
-                      padding: window.padding.h, dilation: 1),
-        outputPadding(input: dyShape[3], size: xShape[3], kernel: window.kernel.w, stride: window.stride.w,
-                      padding: window.padding.w, dilation: 1),
+        outputPadding(
+          input: dyShape[2], size: xShape[2], kernel: window.kernel.h, stride: window.stride.h,
+          padding: window.padding.h, dilation: 1),
+        outputPadding(
+          input: dyShape[3], size: xShape[3], kernel: window.kernel.w, stride: window.stride.w,
+          padding: window.padding.w, dilation: 1),
       ]
-      add("ConvTranspose", [x[0], kernel], y, convAttributes(geometry, kernel: window.kernel)
-            + [attr("output_padding", ints: padding)])
+      add(
+        "ConvTranspose", [x[0], kernel], y,
+        convAttributes(geometry, kernel: window.kernel)
+          + [attr("output_padding", ints: padding)])
 
     case .layerNormBackward:
       // Row statistics recomputed from x; dx = (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))/√(var + eps) with
@@ -895,8 +934,12 @@ struct Writer {
       let m1 = fresh(base + ".mean_g"), m2 = fresh(base + ".mean_gx")
       reduce("ReduceMean", ghat, axes: rows, keepdims: true, m1)
       reduce("ReduceMean", add1("Mul", [ghat, xhat], base + ".gx"), axes: rows, keepdims: true, m2)
-      let numerator = add1("Sub", [add1("Sub", [ghat, m1], base + ".g_centred"),
-                                   add1("Mul", [xhat, m2], base + ".x_m2")], base + ".numerator")
+      let numerator = add1(
+        "Sub",
+        [
+          add1("Sub", [ghat, m1], base + ".g_centred"),
+          add1("Mul", [xhat, m2], base + ".x_m2"),
+        ], base + ".numerator")
       add("Div", [numerator, sd], [y[0]])
       if y.count > 1 {
         reduce("ReduceSum", add1("Mul", [x[0], xhat], base + ".dy_xhat"), axes: lead, keepdims: false, y[1])
@@ -911,15 +954,19 @@ struct Writer {
   }
 
   func convAttributes(_ g: ConvolutionGeometry, kernel: Pair) -> [Onnx_AttributeProto] {
-    [attr("kernel_shape", ints: [kernel.h, kernel.w]), attr("strides", ints: [g.stride.h, g.stride.w]),
-     attr("pads", ints: [g.padding.h, g.padding.w, g.padding.h, g.padding.w]),
-     attr("dilations", ints: [g.dilation.h, g.dilation.w]), attr("group", g.groups)]
+    [
+      attr("kernel_shape", ints: [kernel.h, kernel.w]), attr("strides", ints: [g.stride.h, g.stride.w]),
+      attr("pads", ints: [g.padding.h, g.padding.w, g.padding.h, g.padding.w]),
+      attr("dilations", ints: [g.dilation.h, g.dilation.w]), attr("group", g.groups),
+    ]
   }
 
   func poolAttributes(_ w: PoolWindow, max: Bool) -> [Onnx_AttributeProto] {
-    var a = [attr("kernel_shape", ints: [w.kernel.h, w.kernel.w]), attr("strides", ints: [w.stride.h, w.stride.w]),
-             attr("pads", ints: [w.padding.h, w.padding.w, w.padding.h, w.padding.w]),
-             attr("ceil_mode", w.ceilMode ? 1 : 0)]
+    var a = [
+      attr("kernel_shape", ints: [w.kernel.h, w.kernel.w]), attr("strides", ints: [w.stride.h, w.stride.w]),
+      attr("pads", ints: [w.padding.h, w.padding.w, w.padding.h, w.padding.w]),
+      attr("ceil_mode", w.ceilMode ? 1 : 0),
+    ]
     if max {
       a.append(attr("dilations", ints: [w.dilation.h, w.dilation.w]))
     } else {
@@ -932,8 +979,10 @@ struct Writer {
   mutating func lstmGates(_ pre: String, hidden: Int, _ base: String) -> (i: String, f: String, g: String, o: String) {
     let parts = ["i", "f", "g", "o"].map { fresh(base + ".pre_" + $0) }
     add("Split", [pre, ints([hidden, hidden, hidden, hidden])], parts, [attr("axis", 1)])
-    return (add1("Sigmoid", [parts[0]], base + ".gate_i"), add1("Sigmoid", [parts[1]], base + ".gate_f"),
-            add1("Tanh", [parts[2]], base + ".gate_g"), add1("Sigmoid", [parts[3]], base + ".gate_o"))
+    return (
+      add1("Sigmoid", [parts[0]], base + ".gate_i"), add1("Sigmoid", [parts[1]], base + ".gate_f"),
+      add1("Tanh", [parts[2]], base + ".gate_g"), add1("Sigmoid", [parts[3]], base + ".gate_o")
+    )
   }
 
   /// `lstm` as ONNX `LSTM`: weights stacked per direction with the gates reordered from
@@ -949,8 +998,9 @@ struct Writer {
     func direction(_ offset: Int, _ tag: String) -> (w: String, r: String, b: String) {
       let w = add1("Unsqueeze", [reordered(x[offset], tag + "w"), ints([0])], base + "." + tag + "W")
       let r = add1("Unsqueeze", [reordered(x[offset + 1], tag + "r"), ints([0])], base + "." + tag + "R")
-      let b = add1("Concat", [reordered(x[offset + 2], tag + "wb"), reordered(x[offset + 3], tag + "rb")],
-                   base + "." + tag + "bias", [attr("axis", 0)])
+      let b = add1(
+        "Concat", [reordered(x[offset + 2], tag + "wb"), reordered(x[offset + 3], tag + "rb")],
+        base + "." + tag + "bias", [attr("axis", 0)])
       return (w, r, add1("Unsqueeze", [b, ints([0])], base + "." + tag + "B"))
     }
     var parts = [direction(1, "f")]
@@ -1006,10 +1056,11 @@ extension ONNXImporter {
         case .bool: tensors[t.name] = Tensor(shape: c.shape, storage: .bool(try c.intValues().map { $0 != 0 }))
         }
       } catch {
-        let reason = switch error {
-        case .unsupportedOperator: "its type is not supported"
-        case .unsupported(let m), .invalid(let m): m
-        }
+        let reason =
+          switch error {
+          case .unsupportedOperator: "its type is not supported"
+          case .unsupported(let m), .invalid(let m): m
+          }
         throw ONNXError(file: path, "initializer '\(t.name)' cannot be read: \(reason)")
       }
     }

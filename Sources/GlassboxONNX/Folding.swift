@@ -122,19 +122,25 @@ extension Importer {
       }
       _ = try Constant.checkedCount(shape, "Tile's result", dtype: x.dtype)
       let outStrides = strides(shape), inStrides = strides(x.shape)
-      return [x.gathered(shape: shape) { flat in
-        var rest = flat, index = 0
-        for axis in shape.indices {
-          index += (rest / outStrides[axis]) % x.shape[axis] * inStrides[axis]
-          rest %= outStrides[axis]
+      return [
+        x.gathered(shape: shape) { flat in
+          var rest = flat, index = 0
+          for axis in shape.indices {
+            index += (rest / outStrides[axis]) % x.shape[axis] * inStrides[axis]
+            rest %= outStrides[axis]
+          }
+          return index
         }
-        return index
-      }]
+      ]
     case "Range":
       let start = try input(0), limit = try input(1), delta = try input(2)
       let isFloat = start.dtype == .f32
-      let (a, b, d) = isFloat ? (Double(try start.scalarFloat()), Double(try limit.scalarFloat()),
-                                 Double(try delta.scalarFloat()))
+      let (a, b, d) =
+        isFloat
+        ? (
+          Double(try start.scalarFloat()), Double(try limit.scalarFloat()),
+          Double(try delta.scalarFloat())
+        )
         : (Double(try start.scalarInt()), Double(try limit.scalarInt()), Double(try delta.scalarInt()))
       let span = ((b - a) / d).rounded(.up)
       guard d != 0, span.isFinite, span <= Double(1 << 24) else {
@@ -152,8 +158,9 @@ extension Importer {
       guard var acc = parts.first else { throw .invalid("needs inputs") }
       for next in parts.dropFirst() { acc = try arithmetic(n.opType, acc, next) }
       if n.opType == "Mean" {
-        acc = try ConstantArithmetic.binary(acc, Constant(floats: [Float(parts.count)], shape: []),
-                                            float: { $0 / $1 }, int: ConstantArithmetic.div)
+        acc = try ConstantArithmetic.binary(
+          acc, Constant(floats: [Float(parts.count)], shape: []),
+          float: { $0 / $1 }, int: ConstantArithmetic.div)
       }
       return [acc]
     case "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor":
@@ -177,7 +184,7 @@ extension Importer {
       let x = a.dims, y = b.dims
       return [Constant(dims: (0..<count).map { c[ic($0)] != 0 ? x[ia($0)] : y[ib($0)] }, shape: shape, dtype: a.dtype)]
     case "Neg", "Abs", "Sqrt", "Exp", "Log", "Reciprocal", "Floor", "Ceil", "Round", "Relu", "Sigmoid", "Tanh",
-         "Sign", "Erf":
+      "Sign", "Erf":
       return [try unary(n.opType, try input(0))]
     case "ReduceProd", "ReduceSum", "ReduceMin", "ReduceMax", "ReduceMean":
       let x = try input(0)
@@ -371,8 +378,10 @@ extension Importer {
 
   func concatenate(_ parts: [Constant], axis: Int) throws(ImportFailure) -> Constant {
     guard let first = parts.first else { throw .invalid("needs inputs") }
-    for p in parts where p.shape.count != first.shape.count
-      || p.shape.indices.contains(where: { $0 != axis && p.shape[$0] != first.shape[$0] }) {
+    for p in parts
+    where p.shape.count != first.shape.count
+      || p.shape.indices.contains(where: { $0 != axis && p.shape[$0] != first.shape[$0] })
+    {
       throw .invalid("cannot concatenate \(first.shape) and \(p.shape) along axis \(axis)")
     }
     var shape = first.shape
@@ -403,8 +412,11 @@ extension Importer {
   }
 
   /// `Slice`'s starts, ends, axes and steps, from attributes (opset < 10) or inputs.
-  func sliceArguments(_ n: NodeView, rank: Int, inputs: [Constant?]) throws(ImportFailure)
-    -> (starts: [Int], ends: [Int], axes: [Int], steps: [Int]) {
+  func sliceArguments(
+    _ n: NodeView, rank: Int, inputs: [Constant?]
+  ) throws(ImportFailure)
+    -> (starts: [Int], ends: [Int], axes: [Int], steps: [Int])
+  {
     let starts: [Int], ends: [Int]
     var axes: [Int]?, steps: [Int]?
     if opset < 10 {
@@ -420,7 +432,8 @@ extension Importer {
     }
     let resolvedAxes = axes ?? Array(0..<starts.count)
     guard starts.count == ends.count, resolvedAxes.count == starts.count,
-          steps == nil || steps?.count == starts.count else {
+      steps == nil || steps?.count == starts.count
+    else {
       throw .invalid("starts, ends, axes and steps differ in length")
     }
     var normalized: [Int] = []
@@ -487,32 +500,42 @@ extension Importer {
     case "Mul": return try ConstantArithmetic.binary(a, b, float: { $0 * $1 }, int: ConstantArithmetic.mul)
     case "Div": return try ConstantArithmetic.binary(a, b, float: { $0 / $1 }, int: ConstantArithmetic.div)
     case "Pow":
-      return try ConstantArithmetic.binary(a, b, result: a.dtype, float: { Float(pow(Double($0), Double($1))) },
-                                           int: ConstantArithmetic.staticInts({ x, y in
-        y < 0 || y > 62 ? nil : (0..<y).reduce(1) { acc, _ in acc &* x }
-      }, "the power"))
+      return try ConstantArithmetic.binary(
+        a, b, result: a.dtype, float: { Float(pow(Double($0), Double($1))) },
+        int: ConstantArithmetic.staticInts(
+          { x, y in
+            y < 0 || y > 62 ? nil : (0..<y).reduce(1) { acc, _ in acc &* x }
+          }, "the power"))
     case "Mod":
-      return try ConstantArithmetic.binary(a, b, float: { fmodf($0, $1) },
-                                           int: ConstantArithmetic.staticInts({ x, y in
-        guard y != 0 else { return nil }
-        let r = x % y
-        return r != 0 && (r < 0) != (y < 0) ? r + y : r
-      }, "the remainder"))
-    case "Min": return try ConstantArithmetic.binary(a, b, float: { Swift.min($0, $1) },
-                                                     int: ConstantArithmetic.staticInts({ Swift.min($0, $1) }, "min"))
-    default: return try ConstantArithmetic.binary(a, b, float: { Swift.max($0, $1) },
-                                                  int: ConstantArithmetic.staticInts({ Swift.max($0, $1) }, "max"))
+      return try ConstantArithmetic.binary(
+        a, b, float: { fmodf($0, $1) },
+        int: ConstantArithmetic.staticInts(
+          { x, y in
+            guard y != 0 else { return nil }
+            let r = x % y
+            return r != 0 && (r < 0) != (y < 0) ? r + y : r
+          }, "the remainder"))
+    case "Min":
+      return try ConstantArithmetic.binary(
+        a, b, float: { Swift.min($0, $1) },
+        int: ConstantArithmetic.staticInts({ Swift.min($0, $1) }, "min"))
+    default:
+      return try ConstantArithmetic.binary(
+        a, b, float: { Swift.max($0, $1) },
+        int: ConstantArithmetic.staticInts({ Swift.max($0, $1) }, "max"))
     }
   }
 
   func comparison(_ op: String, _ a: Constant, _ b: Constant) throws(ImportFailure) -> Constant {
     func compare(_ f: @escaping @Sendable (Double, Double) -> Bool) throws(ImportFailure) -> Constant {
-      try ConstantArithmetic.binary(a, b, result: .bool, float: { f(Double($0), Double($1)) ? 1 : 0 },
-                                    int: ConstantArithmetic.staticInts({ f(Double($0), Double($1)) ? 1 : 0 }, op,
-                                                                       symbolic: { x, y in
-        // Symbolic sizes compare equal only to themselves.
-        op == "Equal" ? Dim(x == y ? 1 : 0) : nil
-      }))
+      try ConstantArithmetic.binary(
+        a, b, result: .bool, float: { f(Double($0), Double($1)) ? 1 : 0 },
+        int: ConstantArithmetic.staticInts(
+          { f(Double($0), Double($1)) ? 1 : 0 }, op,
+          symbolic: { x, y in
+            // Symbolic sizes compare equal only to themselves.
+            op == "Equal" ? Dim(x == y ? 1 : 0) : nil
+          }))
     }
     switch op {
     case "Equal": return try compare { $0 == $1 }

@@ -51,23 +51,31 @@ public enum ONNXImporter {
 
   /// Imports the model at `path`; external data is read from the file's folder. `bindings`
   /// size symbols (`B`, or a `dim_param`'s symbol) at import.
-  public static func importModel(contentsOf path: String, bindings: [String: Int] = [:]) throws(ONNXError)
-    -> ONNXImport {
+  public static func importModel(
+    contentsOf path: String, bindings: [String: Int] = [:]
+  ) throws(ONNXError)
+    -> ONNXImport
+  {
     let bytes = try ONNXFile.bytes(of: path)
     let directory = (path as NSString).deletingLastPathComponent
     let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-    return try importModel(bytes: bytes, fileName: path, directory: directory.isEmpty ? "." : directory,
-                           defaultName: stem, bindings: bindings)
+    return try importModel(
+      bytes: bytes, fileName: path, directory: directory.isEmpty ? "." : directory,
+      defaultName: stem, bindings: bindings)
   }
 
   /// Imports a model from its bytes; `fileName` names it in errors. External data is refused
   /// unless `directory` says where the model's folder is.
-  public static func importModel(bytes: [UInt8], fileName: String = "model.onnx", directory: String? = nil,
-                                 defaultName: String = "model", bindings: [String: Int] = [:]) throws(ONNXError)
-    -> ONNXImport {
+  public static func importModel(
+    bytes: [UInt8], fileName: String = "model.onnx", directory: String? = nil,
+    defaultName: String = "model", bindings: [String: Int] = [:]
+  ) throws(ONNXError)
+    -> ONNXImport
+  {
     let model = try ONNXFile.model(bytes, file: fileName)
-    var importer = try Importer(model: model, context: ONNXFile.Context(file: fileName, directory: directory),
-                                defaultName: defaultName, bindings: bindings)
+    var importer = try Importer(
+      model: model, context: ONNXFile.Context(file: fileName, directory: directory),
+      defaultName: defaultName, bindings: bindings)
     return try importer.run()
   }
 }
@@ -122,8 +130,11 @@ struct Importer {
   /// Parameters that must be buffers (batch-norm statistics), by ONNX name.
   var bufferNames: Set<String> = []
 
-  init(model: Onnx_ModelProto, context: ONNXFile.Context, defaultName: String, bindings: [String: Int])
-    throws(ONNXError) {
+  init(
+    model: Onnx_ModelProto, context: ONNXFile.Context, defaultName: String, bindings: [String: Int]
+  )
+    throws(ONNXError)
+  {
     self.model = model
     self.context = context
     self.bindings = bindings
@@ -131,13 +142,17 @@ struct Importer {
     for o in model.opsetImport where o.domain.isEmpty || o.domain == "ai.onnx" { version = Int(o.version) }
     if model.opsetImport.isEmpty && model.irVersion < 3 { version = 1 }
     guard let version else {
-      throw ONNXError(file: context.file, "imports no opset of the default ONNX domain (ai.onnx); opsets: "
-                      + model.opsetImport.map { "\($0.domain.isEmpty ? "ai.onnx" : $0.domain) \($0.version)" }
-                        .joined(separator: ", "))
+      throw ONNXError(
+        file: context.file,
+        "imports no opset of the default ONNX domain (ai.onnx); opsets: "
+          + model.opsetImport.map { "\($0.domain.isEmpty ? "ai.onnx" : $0.domain) \($0.version)" }
+          .joined(separator: ", "))
     }
     guard ONNXImporter.opsets.contains(version) else {
-      throw ONNXError(file: context.file, "uses opset \(version) of ai.onnx; the importer reads opsets "
-                      + "\(ONNXImporter.opsets.lowerBound) to \(ONNXImporter.opsets.upperBound)")
+      throw ONNXError(
+        file: context.file,
+        "uses opset \(version) of ai.onnx; the importer reads opsets "
+          + "\(ONNXImporter.opsets.lowerBound) to \(ONNXImporter.opsets.upperBound)")
     }
     opset = version
     let name = ONNXNames.readable(model.graph.name.isEmpty ? defaultName : model.graph.name)
@@ -190,14 +205,17 @@ struct Importer {
     // at import when it is an initializer, a constant, a shape, or what folding-only or shape
     // operators make of known values.
     var known = Set(g.initializer.map(\.name))
-    let shapeOps: Set<String> = ["Constant", "Shape", "Size", "ConstantOfShape", "Identity", "Cast", "Concat",
-                                 "Gather", "Unsqueeze", "Squeeze", "Reshape", "Slice", "Add", "Sub", "Mul", "Div",
-                                 "Transpose", "Flatten", "Expand", "Tile", "Split", "Neg", "Abs", "Min", "Max"]
+    let shapeOps: Set<String> = [
+      "Constant", "Shape", "Size", "ConstantOfShape", "Identity", "Cast", "Concat",
+      "Gather", "Unsqueeze", "Squeeze", "Reshape", "Slice", "Add", "Sub", "Mul", "Div",
+      "Transpose", "Flatten", "Expand", "Tile", "Split", "Neg", "Abs", "Min", "Max",
+    ]
     for index in order {
       let node = g.node[index]
       let inputsKnown = node.input.allSatisfy { $0.isEmpty || known.contains($0) }
       if ["Constant", "Shape", "Size"].contains(node.opType)
-        || (inputsKnown && (Importer.foldedOnly.contains(node.opType) || shapeOps.contains(node.opType))) {
+        || (inputsKnown && (Importer.foldedOnly.contains(node.opType) || shapeOps.contains(node.opType)))
+      {
         known.formUnion(node.output)
       }
     }
@@ -205,14 +223,19 @@ struct Importer {
     for (i, node) in g.node.enumerated() {
       let domain = node.domain
       if !(domain.isEmpty || domain == "ai.onnx") {
-        problems.append(.init(.unsupportedOperator, node: NodeView.label(node, index: i),
-                              opType: "\(domain).\(node.opType)", "domain '\(domain)' is not the default ONNX domain"))
+        problems.append(
+          .init(
+            .unsupportedOperator, node: NodeView.label(node, index: i),
+            opType: "\(domain).\(node.opType)", "domain '\(domain)' is not the default ONNX domain"))
         unknown.insert(i)
       } else if !Importer.operators.contains(node.opType)
-                  || (Importer.foldedOnly.contains(node.opType)
-                      && !node.input.allSatisfy({ $0.isEmpty || known.contains($0) })) {
-        problems.append(.init(.unsupportedOperator, node: NodeView.label(node, index: i), opType: node.opType,
-                              "no Glassbox op computes it"))
+        || (Importer.foldedOnly.contains(node.opType)
+          && !node.input.allSatisfy({ $0.isEmpty || known.contains($0) }))
+      {
+        problems.append(
+          .init(
+            .unsupportedOperator, node: NodeView.label(node, index: i), opType: node.opType,
+            "no Glassbox op computes it"))
         unknown.insert(i)
       }
     }
@@ -231,8 +254,9 @@ struct Importer {
       do throws(ImportFailure) {
         try convert(view)
         for (k, o) in node.output.enumerated() where !o.isEmpty && env[o] == nil && needed(o) {
-          throw ImportFailure.unsupported("its output \(k) ('\(o)') is used, but Glassbox computes only "
-                                          + (k == 0 ? "what another node makes of it" : "its first \(k) outputs"))
+          throw ImportFailure.unsupported(
+            "its output \(k) ('\(o)') is used, but Glassbox computes only "
+              + (k == 0 ? "what another node makes of it" : "its first \(k) outputs"))
         }
       } catch {
         record(error, node: view.label, opType: node.opType)
@@ -254,9 +278,11 @@ struct Importer {
 
     let broken = Verifier.verify(graph)
     guard broken.isEmpty else {
-      throw ONNXError(file: context.file, problems: broken.map {
-        .init(.invalid, "the imported graph does not verify: \($0.message)")
-      }, opset: opset)
+      throw ONNXError(
+        file: context.file,
+        problems: broken.map {
+          .init(.invalid, "the imported graph does not verify: \($0.message)")
+        }, opset: opset)
     }
 
     var valueNames: [String: String] = [:]
@@ -265,8 +291,9 @@ struct Importer {
     }
     for (onnx, id) in materialized { valueNames[onnx] = graph[id].name }
     let producer = [model.producerName, model.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
-    return ONNXImport(graph: graph, weights: weights, valueNames: valueNames, opset: opset, producer: producer,
-                      notes: notes)
+    return ONNXImport(
+      graph: graph, weights: weights, valueNames: valueNames, opset: opset, producer: producer,
+      notes: notes)
   }
 
   /// Whether a node or the graph's outputs still need an ONNX value (not only nodes taken in).
@@ -295,11 +322,15 @@ struct Importer {
       for o in n.output where !o.isEmpty {
         if let first = producer[o] {
           let other = NodeView.label(nodes[first], index: first)
-          problems.append(.init(.invalid, node: NodeView.label(n, index: i), opType: n.opType,
-                                "its output '\(o)' is also an output of node '\(other)'"))
+          problems.append(
+            .init(
+              .invalid, node: NodeView.label(n, index: i), opType: n.opType,
+              "its output '\(o)' is also an output of node '\(other)'"))
         } else if available.contains(o) {
-          problems.append(.init(.invalid, node: NodeView.label(n, index: i), opType: n.opType,
-                                "its output '\(o)' is also a graph input or initializer"))
+          problems.append(
+            .init(
+              .invalid, node: NodeView.label(n, index: i), opType: n.opType,
+              "its output '\(o)' is also a graph input or initializer"))
         }
         producer[o] = i
       }
@@ -310,9 +341,11 @@ struct Importer {
       var needs = Set<Int>()
       for input in n.input where !input.isEmpty && !available.contains(input) {
         guard let p = producer[input] else {
-          problems.append(.init(.invalid, node: NodeView.label(n, index: i), opType: n.opType,
-                                "its input '\(input)' is not defined: no graph input, initializer or node output "
-                                + "has that name"))
+          problems.append(
+            .init(
+              .invalid, node: NodeView.label(n, index: i), opType: n.opType,
+              "its input '\(input)' is not defined: no graph input, initializer or node output "
+                + "has that name"))
           continue
         }
         needs.insert(p)
@@ -337,8 +370,10 @@ struct Importer {
     }
     guard order.count == nodes.count else {
       let stuck = (0..<nodes.count).filter { waiting[$0] > 0 }.map { NodeView.label(nodes[$0], index: $0) }
-      throw ONNXError(file: context.file, "the graph has a cycle: nodes \(stuck.prefix(8).joined(separator: ", "))"
-                      + (stuck.count > 8 ? ", …" : "") + " each wait, directly or not, for their own outputs")
+      throw ONNXError(
+        file: context.file,
+        "the graph has a cycle: nodes \(stuck.prefix(8).joined(separator: ", "))"
+          + (stuck.count > 8 ? ", …" : "") + " each wait, directly or not, for their own outputs")
     }
     return order
   }
@@ -383,17 +418,24 @@ struct Importer {
       shape.append(dim)
     }
     let name = names.claim(input.name)
-    env[input.name] = .value(graph.addInput(name: name, type: TensorType(dtype == .bool ? .bool : dtype == .i64
-      ? .i64 : .f32, shape)))
+    env[input.name] = .value(
+      graph.addInput(
+        name: name,
+        type: TensorType(
+          dtype == .bool
+            ? .bool
+            : dtype == .i64
+              ? .i64 : .f32, shape)))
     // An RGB image input reads image files as torchvision's usual preprocessing makes them.
     if dtype == .f32, shape.count == 4, shape[1] == Dim(3), let side = shape[2].staticValue, shape[3] == shape[2] {
       var options = Attributes()
       for spec in RecipeKind.image.options { options[spec.name] = spec.defaultValue }
       options["size"] = .int(side)
       graph.recipes.append(InputRecipe(input: name, kind: .image, options: options))
-      notes.append("input \(name) reads image files through an image recipe: resized to \(side)×\(side), scaled to "
-                   + "[0, 1], normalised by ImageNet's mean and std (torchvision's preprocessing); a model trained "
-                   + "otherwise needs the recipe in its spec changed (glassbox import -o NAME.graph)")
+      notes.append(
+        "input \(name) reads image files through an image recipe: resized to \(side)×\(side), scaled to "
+          + "[0, 1], normalised by ImageNet's mean and std (torchvision's preprocessing); a model trained "
+          + "otherwise needs the recipe in its spec changed (glassbox import -o NAME.graph)")
     }
   }
 
@@ -412,22 +454,26 @@ struct Importer {
 
   /// The graph value for an ONNX name: constants become a `constant` node (one element) or a
   /// parameter (named after the ONNX name) the first time something needs them.
-  mutating func value(_ onnxName: String, asWeight: Bool = false, initializer: ParameterInit = .zeros,
-                      preferredName: String? = nil) throws(ImportFailure) -> ValueID {
+  mutating func value(
+    _ onnxName: String, asWeight: Bool = false, initializer: ParameterInit = .zeros,
+    preferredName: String? = nil
+  ) throws(ImportFailure) -> ValueID {
     guard let entry = env[onnxName] else { throw .invalid("value '\(onnxName)' is not defined") }
     switch entry {
     case .value(let id):
       return id
     case .constant(let c):
       if let id = materialized[onnxName] { return id }
-      let id = try materialize(c, name: preferredName ?? names.claim(onnxName), asWeight: asWeight,
-                               buffer: bufferNames.contains(onnxName), initializer: initializer)
+      let id = try materialize(
+        c, name: preferredName ?? names.claim(onnxName), asWeight: asWeight,
+        buffer: bufferNames.contains(onnxName), initializer: initializer)
       materialized[onnxName] = id
       return id
     case .fill(let v, let dtype, let shape):
       if let id = materialized[onnxName] { return id }
-      let id = try emit(.constant, [], ConstantAttributes(value: Double(v), shape: shape, dtype: dtype),
-                        names.claim(onnxName))
+      let id = try emit(
+        .constant, [], ConstantAttributes(value: Double(v), shape: shape, dtype: dtype),
+        names.claim(onnxName))
       materialized[onnxName] = id
       return id
     }
@@ -435,11 +481,16 @@ struct Importer {
 
   /// A constant as a graph value named `name`: one element (not a weight) as a `constant`
   /// node, anything else as a parameter holding its values.
-  mutating func materialize(_ c: Constant, name: String, asWeight: Bool = false, buffer: Bool = false,
-                            initializer: ParameterInit = .zeros) throws(ImportFailure) -> ValueID {
+  mutating func materialize(
+    _ c: Constant, name: String, asWeight: Bool = false, buffer: Bool = false,
+    initializer: ParameterInit = .zeros
+  ) throws(ImportFailure) -> ValueID {
     if c.count == 1, !asWeight, let v = c.uniformFloat {
-      return try emit(.constant, [], ConstantAttributes(value: Double(v), shape: c.shape.map { Dim($0) },
-                                                        dtype: c.dtype == .f32 ? .f32 : c.dtype), name)
+      return try emit(
+        .constant, [],
+        ConstantAttributes(
+          value: Double(v), shape: c.shape.map { Dim($0) },
+          dtype: c.dtype == .f32 ? .f32 : c.dtype), name)
     }
     let tensor: Tensor
     switch c.dtype {
@@ -451,16 +502,22 @@ struct Importer {
   }
 
   /// A parameter with its value.
-  mutating func addParameter(_ name: String, _ tensor: Tensor, role: ParameterRole, initializer: ParameterInit)
-    -> ValueID {
+  mutating func addParameter(
+    _ name: String, _ tensor: Tensor, role: ParameterRole, initializer: ParameterInit
+  )
+    -> ValueID
+  {
     weights.append(tensor)
     return graph.addParameter(name: name, type: tensor.type, role: role, initializer: initializer)
   }
 
   /// A node with typed attributes; its results' types come from the op's shape rule, whose
   /// complaint becomes the node's error.
-  mutating func emit<A: AttributeSet>(_ op: Op, _ operands: [ValueID], _ attributes: A, names resultNames: [String])
-    throws(ImportFailure) -> [ValueID] {
+  mutating func emit<A: AttributeSet>(
+    _ op: Op, _ operands: [ValueID], _ attributes: A, names resultNames: [String]
+  )
+    throws(ImportFailure) -> [ValueID]
+  {
     let types: [TensorType]
     do {
       types = try op.inferTypes(operands.map { graph[$0].type }, attributes.encoded)
@@ -470,13 +527,17 @@ struct Importer {
     guard types.count == resultNames.count else {
       throw .invalid("\(op.name) gives \(types.count) results, expected \(resultNames.count)")
     }
-    return graph.addNode(op, operands: operands, attributes: attributes,
-                         results: zip(resultNames, types).map { (name: $0, type: $1) })
+    return graph.addNode(
+      op, operands: operands, attributes: attributes,
+      results: zip(resultNames, types).map { (name: $0, type: $1) })
   }
 
   /// `emit` for an op with one result.
-  mutating func emit<A: AttributeSet>(_ op: Op, _ operands: [ValueID], _ attributes: A, _ name: String)
-    throws(ImportFailure) -> ValueID {
+  mutating func emit<A: AttributeSet>(
+    _ op: Op, _ operands: [ValueID], _ attributes: A, _ name: String
+  )
+    throws(ImportFailure) -> ValueID
+  {
     let r = try emit(op, operands, attributes, names: [name])
     return r[0]
   }

@@ -20,8 +20,10 @@
 /// taken back to the ONNX name it came from.
 public enum ONNXNames {
   /// Words that start a statement in the spec language; a name equal to one gets a `_`.
-  static let keywords: Set<String> = ["graph", "block", "param", "buffer", "scope", "tap", "return", "where",
-                                      "recipe"]
+  static let keywords: Set<String> = [
+    "graph", "block", "param", "buffer", "scope", "tap", "return", "where",
+    "recipe",
+  ]
 
   /// The readable spec form of an ONNX name (before any `_2` a clash adds).
   public static func readable(_ name: String) -> String {

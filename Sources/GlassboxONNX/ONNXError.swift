@@ -85,8 +85,10 @@ public struct ONNXError: Error, Sendable, CustomStringConvertible {
     if !unsupported.isEmpty {
       let count = unsupported.reduce(0) { $0 + $1.nodes.count }
       let opsetText = opset.map { " (opset \($0))" } ?? ""
-      var block = ["\(count) node\(count == 1 ? " uses an operator" : "s use operators") Glassbox cannot import "
-                   + "yet\(opsetText):"]
+      var block = [
+        "\(count) node\(count == 1 ? " uses an operator" : "s use operators") Glassbox cannot import "
+          + "yet\(opsetText):"
+      ]
       for (op, nodes) in unsupported {
         let shown = nodes.prefix(8).joined(separator: ", ") + (nodes.count > 8 ? ", …" : "")
         block.append("  \(op) (\(nodes.count) node\(nodes.count == 1 ? "" : "s"): \(shown))")
@@ -95,7 +97,8 @@ public struct ONNXError: Error, Sendable, CustomStringConvertible {
     }
     for p in problems where p.kind != .unsupportedOperator { blocks.append([p.description]) }
     if blocks.count == 1 { return "\(file): " + blocks[0].joined(separator: "\n") }
-    return "\(file): \(blocks.count) problems:\n" + blocks.map { b in b.map { "  " + $0 }.joined(separator: "\n") }
+    return "\(file): \(blocks.count) problems:\n"
+      + blocks.map { b in b.map { "  " + $0 }.joined(separator: "\n") }
       .joined(separator: "\n")
   }
 }
@@ -104,7 +107,8 @@ extension ONNXError: KindedError {
   /// A file that is missing or unreadable is a file error; a model that uses operators or forms
   /// Glassbox lacks is unsupported; anything else wrong with it is a malformed model.
   public var errorKind: ErrorKind {
-    let missing = problems.count == 1 && ["no such file", "cannot be read"].contains(problems[0].message)
+    let missing =
+      problems.count == 1 && ["no such file", "cannot be read"].contains(problems[0].message)
       || problems.first?.message.hasPrefix("is a directory") == true
     if missing { return .file }
     return problems.contains { $0.kind != .invalid } ? .unsupported : .model

@@ -25,8 +25,10 @@ enum ONNXFile {
     guard !isDirectory.boolValue else { throw ONNXError(file: path, "is a directory, not an ONNX model") }
     let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
     guard size <= maxFileBytes else {
-      throw ONNXError(file: path, "file is \(size) bytes; an ONNX model file is at most \(maxFileBytes) (larger "
-                      + "models keep their weights in external data files)")
+      throw ONNXError(
+        file: path,
+        "file is \(size) bytes; an ONNX model file is at most \(maxFileBytes) (larger "
+          + "models keep their weights in external data files)")
     }
     guard let data = FileManager.default.contents(atPath: path) else { throw ONNXError(file: path, "cannot be read") }
     return [UInt8](data)
@@ -44,12 +46,16 @@ enum ONNXFile {
     do {
       model = try Onnx_ModelProto(serializedBytes: bytes)
     } catch {
-      throw ONNXError(file: file, "is not an ONNX model: the protobuf does not decode (\(error)); the file may be "
-                      + "truncated or of another format")
+      throw ONNXError(
+        file: file,
+        "is not an ONNX model: the protobuf does not decode (\(error)); the file may be "
+          + "truncated or of another format")
     }
     guard model.hasGraph, model.irVersion > 0 else {
-      throw ONNXError(file: file, "is not an ONNX model: it has no " + (model.hasGraph ? "IR version" : "graph")
-                      + " (a truncated file, or another format)")
+      throw ONNXError(
+        file: file,
+        "is not an ONNX model: it has no " + (model.hasGraph ? "IR version" : "graph")
+          + " (a truncated file, or another format)")
     }
     return model
   }
@@ -82,10 +88,12 @@ enum ONNXFile {
     }
 
     static func name(_ raw: Int32) -> String {
-      let names = [1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 7: "INT64", 8: "STRING",
-                   9: "BOOL", 10: "FLOAT16", 11: "DOUBLE", 12: "UINT32", 13: "UINT64", 14: "COMPLEX64",
-                   15: "COMPLEX128", 16: "BFLOAT16", 17: "FLOAT8E4M3FN", 18: "FLOAT8E4M3FNUZ", 19: "FLOAT8E5M2",
-                   20: "FLOAT8E5M2FNUZ", 21: "UINT4", 22: "INT4", 23: "FLOAT4E2M1"]
+      let names = [
+        1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 7: "INT64", 8: "STRING",
+        9: "BOOL", 10: "FLOAT16", 11: "DOUBLE", 12: "UINT32", 13: "UINT64", 14: "COMPLEX64",
+        15: "COMPLEX128", 16: "BFLOAT16", 17: "FLOAT8E4M3FN", 18: "FLOAT8E4M3FNUZ", 19: "FLOAT8E5M2",
+        20: "FLOAT8E5M2FNUZ", 21: "UINT4", 22: "INT4", 23: "FLOAT4E2M1",
+      ]
       return names[Int(raw)] ?? "type \(raw)"
     }
   }
@@ -100,8 +108,9 @@ enum ONNXFile {
   /// The tensor's value. `what` names it in errors (`initializer 'conv1.weight'`).
   static func constant(_ t: Onnx_TensorProto, what: String, context: Context) throws(ImportFailure) -> Constant {
     guard let type = DataType(rawValue: t.dataType), let dtype = type.dtype else {
-      throw .unsupported("\(what) has element type \(DataType.name(t.dataType)); Glassbox reads floating-point, "
-                         + "integer and boolean tensors")
+      throw .unsupported(
+        "\(what) has element type \(DataType.name(t.dataType)); Glassbox reads floating-point, "
+          + "integer and boolean tensors")
     }
     guard !t.hasSegment else { throw .unsupported("\(what) is stored in segments") }
     guard t.dims.count <= Constant.maxRank else {
@@ -117,9 +126,10 @@ enum ONNXFile {
     let shape = t.dims.map { Int($0) }
     let (bytes, overflow) = count.multipliedReportingOverflow(by: type.byteSize)
     guard !overflow, bytes <= maxTensorBytes else {
-      throw .invalid("\(what) declares shape \(t.dims) of \(DataType.name(t.dataType)): "
-                     + "\(overflow ? "more than \(maxTensorBytes)" : "\(bytes)") bytes, over the limit of "
-                     + "\(maxTensorBytes) bytes (2 GiB)")
+      throw .invalid(
+        "\(what) declares shape \(t.dims) of \(DataType.name(t.dataType)): "
+          + "\(overflow ? "more than \(maxTensorBytes)" : "\(bytes)") bytes, over the limit of "
+          + "\(maxTensorBytes) bytes (2 GiB)")
     }
     if t.dataLocation == .external {
       let raw = try externalData(t, what: what, bytes: bytes, context: context)
@@ -127,8 +137,9 @@ enum ONNXFile {
     }
     if t.hasRawData {
       guard t.rawData.count == bytes else {
-        throw .invalid("\(what): shape \(t.dims) of \(DataType.name(t.dataType)) needs \(bytes) bytes of raw data, "
-                       + "found \(t.rawData.count)")
+        throw .invalid(
+          "\(what): shape \(t.dims) of \(DataType.name(t.dataType)) needs \(bytes) bytes of raw data, "
+            + "found \(t.rawData.count)")
       }
       return try fromRaw([UInt8](t.rawData), type: type, dtype: dtype, shape: shape, count: count)
     }
@@ -147,9 +158,13 @@ enum ONNXFile {
     case .float16, .bfloat16:
       try check(t.int32Data.count, "int32_data")
       let half = type == .float16
-      return Constant(floats: t.int32Data.map { half ? Float(float16Bits: UInt16(truncatingIfNeeded: $0))
-                                                     : Float(bfloat16Bits: UInt16(truncatingIfNeeded: $0)) },
-                      shape: shape)
+      return Constant(
+        floats: t.int32Data.map {
+          half
+            ? Float(float16Bits: UInt16(truncatingIfNeeded: $0))
+            : Float(bfloat16Bits: UInt16(truncatingIfNeeded: $0))
+        },
+        shape: shape)
     case .int64:
       try check(t.int64Data.count, "int64_data")
       return Constant(dims: t.int64Data.map { Dim(Int($0)) }, shape: shape)
@@ -168,8 +183,11 @@ enum ONNXFile {
   }
 
   /// Little-endian raw bytes as a constant.
-  static func fromRaw(_ raw: [UInt8], type: DataType, dtype: DType, shape: [Int], count: Int) throws(ImportFailure)
-    -> Constant {
+  static func fromRaw(
+    _ raw: [UInt8], type: DataType, dtype: DType, shape: [Int], count: Int
+  ) throws(ImportFailure)
+    -> Constant
+  {
     func load<T: FixedWidthInteger>(_: T.Type) -> [T] {
       raw.withUnsafeBytes { b in
         (0..<count).map { T(littleEndian: b.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)) }
@@ -195,22 +213,28 @@ enum ONNXFile {
 
   /// The bytes of a tensor stored in an external file: `location` relative to the model's
   /// folder and inside it, `offset` and `length` within the file.
-  static func externalData(_ t: Onnx_TensorProto, what: String, bytes: Int, context: Context) throws(ImportFailure)
-    -> [UInt8] {
+  static func externalData(
+    _ t: Onnx_TensorProto, what: String, bytes: Int, context: Context
+  ) throws(ImportFailure)
+    -> [UInt8]
+  {
     var fields: [String: String] = [:]
     for entry in t.externalData { fields[entry.key] = entry.value }
     guard let location = fields["location"], !location.isEmpty else {
       throw .invalid("\(what) is stored externally but names no location")
     }
     guard let directory = context.directory else {
-      throw .invalid("\(what) keeps its data in the external file '\(location)', but the model was given as bytes "
-                     + "without a folder to find it in")
+      throw .invalid(
+        "\(what) keeps its data in the external file '\(location)', but the model was given as bytes "
+          + "without a folder to find it in")
     }
     let components = location.split(separator: "/", omittingEmptySubsequences: false)
     guard !location.hasPrefix("/"), !location.contains("\\"), !location.contains("\0"),
-          !components.contains(where: { $0 == ".." || $0.isEmpty }) else {
-      throw .invalid("\(what): external data location '\(location)' must be a relative path inside the model's "
-                     + "folder (no absolute path, no '..')")
+      !components.contains(where: { $0 == ".." || $0.isEmpty })
+    else {
+      throw .invalid(
+        "\(what): external data location '\(location)' must be a relative path inside the model's "
+          + "folder (no absolute path, no '..')")
     }
     let folder = URL(fileURLWithPath: directory).resolvingSymlinksInPath().standardizedFileURL.path
     let target = URL(fileURLWithPath: folder).appendingPathComponent(location).resolvingSymlinksInPath()
@@ -237,8 +261,9 @@ enum ONNXFile {
       throw .invalid("\(what): its shape needs \(bytes) bytes but the external data length is \(length)")
     }
     guard offset <= fileSize, length <= fileSize - offset else {
-      throw .invalid("\(what): external data [\(offset), \(offset + length)) lies outside '\(location)' "
-                     + "(\(fileSize) bytes)")
+      throw .invalid(
+        "\(what): external data [\(offset), \(offset + length)) lies outside '\(location)' "
+          + "(\(fileSize) bytes)")
     }
     guard let handle = FileHandle(forReadingAtPath: target) else {
       throw .invalid("\(what): external data file '\(location)' cannot be read")

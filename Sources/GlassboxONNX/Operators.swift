@@ -35,7 +35,8 @@ extension Importer {
     switch n.opType {
     case "Identity", "Dropout":
       if n.opType == "Dropout", opset >= 12, let t = n.input(2), case .constant(let c)? = env[t],
-         (try? c.scalarInt()) ?? 0 != 0 {
+        (try? c.scalarInt()) ?? 0 != 0
+      {
         throw .unsupported("training_mode is true (a random mask); Glassbox imports models for inference")
       }
       try alias(n, try x(n, 0))
@@ -53,8 +54,9 @@ extension Importer {
         }
       }
       guard target == type(v).dtype || (target.isFloatingPoint && type(v).dtype.isFloatingPoint) else {
-        throw .unsupported("a cast of a value computed at run time from \(type(v).dtype.rawValue) to "
-                           + "\(target.rawValue)")
+        throw .unsupported(
+          "a cast of a value computed at run time from \(type(v).dtype.rawValue) to "
+            + "\(target.rawValue)")
       }
       try alias(n, v)
     case "ConstantOfShape":
@@ -139,8 +141,9 @@ extension Importer {
       throw .unsupportedOperator
     default:
       if Importer.operators.contains(n.opType) {
-        throw .unsupported("only on values known at import (it folds away then); here an input is computed at "
-                           + "run time")
+        throw .unsupported(
+          "only on values known at import (it folds away then); here an input is computed at "
+            + "run time")
       }
       throw .unsupportedOperator
     }
@@ -157,8 +160,11 @@ extension Importer {
   mutating func temporary(_ n: NodeView, _ suffix: String) -> String { names.fresh(out(n) + "." + suffix) }
 
   /// The graph value of input `i` (a constant becomes one).
-  mutating func x(_ n: NodeView, _ i: Int, asWeight: Bool = false, initializer: ParameterInit = .zeros)
-    throws(ImportFailure) -> ValueID {
+  mutating func x(
+    _ n: NodeView, _ i: Int, asWeight: Bool = false, initializer: ParameterInit = .zeros
+  )
+    throws(ImportFailure) -> ValueID
+  {
     guard let name = n.input(i) else { throw .invalid("input \(i) is missing") }
     return try value(name, asWeight: asWeight, initializer: initializer, preferredName: weightName(n, i))
   }
@@ -169,7 +175,8 @@ extension Importer {
   /// (`/layer1/layer1.0/conv1/Conv` → `layer1.0.conv1.weight`). Nil for every other name.
   mutating func weightName(_ n: NodeView, _ i: Int) -> String? {
     guard let name = n.input(i), name.hasPrefix("onnx::"), case .constant? = env[name], materialized[name] == nil,
-          let module = ONNXNames.modulePath(ofNode: n.proto.name) else { return nil }
+      let module = ONNXNames.modulePath(ofNode: n.proto.name)
+    else { return nil }
     let role: String
     switch (n.opType, i) {
     case ("Conv", 1), ("ConvTranspose", 1), ("Gemm", 1), ("MatMul", 1): role = "weight"
@@ -275,7 +282,9 @@ extension Importer {
     switch n.opType {
     case "LeakyRelu", "PRelu":
       // relu(x) + slope·(x − relu(x)): x where x > 0, slope·x elsewhere, both exactly.
-      var slope = n.opType == "LeakyRelu" ? try scalar(try n.float("alpha", 0.01), temporary(n, "alpha"), like: v)
+      var slope =
+        n.opType == "LeakyRelu"
+        ? try scalar(try n.float("alpha", 0.01), temporary(n, "alpha"), like: v)
         : try x(n, 1, asWeight: true)
       // A slope per channel [C] (PRelu before opset 7, and torch.onnx's PReLU(C)) applies along axis 1.
       let (xs, ss) = (type(v).shape, type(slope).shape)
@@ -333,21 +342,26 @@ extension Importer {
 
   /// `clamp(x, low, high)` as `low + relu(x − low) − relu(x − high)` (either bound may be
   /// absent); nil when neither is given.
-  mutating func clip(_ n: NodeView, _ v: ValueID, low: Float?, high: Float?, name: String) throws(ImportFailure)
-    -> ValueID? {
+  mutating func clip(
+    _ n: NodeView, _ v: ValueID, low: Float?, high: Float?, name: String
+  ) throws(ImportFailure)
+    -> ValueID?
+  {
     switch (low, high) {
     case (nil, nil):
       return nil
     case (let l?, nil):
       if l == 0 { return try emit(.relu, [v], NoAttributes(), name) }
       let lowValue = try scalar(l, temporary(n, "low"), like: v)
-      let above = try emit(.relu, [try binary(.sub, v, lowValue, temporary(n, "from_low"))], NoAttributes(),
-                           temporary(n, "above_low"))
+      let above = try emit(
+        .relu, [try binary(.sub, v, lowValue, temporary(n, "from_low"))], NoAttributes(),
+        temporary(n, "above_low"))
       return try binary(.add, lowValue, above, name)
     case (nil, let h?):
       let highValue = try scalar(h, temporary(n, "high"), like: v)
-      let below = try emit(.relu, [try binary(.sub, highValue, v, temporary(n, "to_high"))], NoAttributes(),
-                           temporary(n, "below_high"))
+      let below = try emit(
+        .relu, [try binary(.sub, highValue, v, temporary(n, "to_high"))], NoAttributes(),
+        temporary(n, "below_high"))
       return try binary(.sub, highValue, below, name)
     case (let l?, let h?):
       let highValue = try scalar(h, temporary(n, "high"), like: v)
@@ -356,12 +370,14 @@ extension Importer {
         lowPart = try emit(.relu, [v], NoAttributes(), temporary(n, "above_low"))
       } else {
         let lowValue = try scalar(l, temporary(n, "low"), like: v)
-        let above = try emit(.relu, [try binary(.sub, v, lowValue, temporary(n, "from_low"))], NoAttributes(),
-                             temporary(n, "above_low"))
+        let above = try emit(
+          .relu, [try binary(.sub, v, lowValue, temporary(n, "from_low"))], NoAttributes(),
+          temporary(n, "above_low"))
         lowPart = try binary(.add, lowValue, above, temporary(n, "raised"))
       }
-      let over = try emit(.relu, [try binary(.sub, v, highValue, temporary(n, "from_high"))], NoAttributes(),
-                          temporary(n, "above_high"))
+      let over = try emit(
+        .relu, [try binary(.sub, v, highValue, temporary(n, "from_high"))], NoAttributes(),
+        temporary(n, "above_high"))
       return try binary(.sub, lowPart, over, name)
     }
   }
@@ -397,8 +413,11 @@ extension Importer {
   }
 
   /// Padding before and after each spatial axis from `pads` or `auto_pad`.
-  func spatialPads(_ n: NodeView, sizes: [Dim], kernel: [Int], strides: [Int], dilations: [Int])
-    throws(ImportFailure) -> [(begin: Int, end: Int)] {
+  func spatialPads(
+    _ n: NodeView, sizes: [Dim], kernel: [Int], strides: [Int], dilations: [Int]
+  )
+    throws(ImportFailure) -> [(begin: Int, end: Int)]
+  {
     try checkWindow([kernel, strides, dilations])
     let k = kernel.count
     let autoPad = try n.string("auto_pad", "NOTSET")
@@ -425,16 +444,20 @@ extension Importer {
 
   /// `x` with `before` and `after` elements of `value` added along `axis` (a `concat` with
   /// `constant` nodes).
-  mutating func padAxis(_ n: NodeView, _ v: ValueID, axis: Int, before: Int, after: Int, value: Float)
-    throws(ImportFailure) -> ValueID {
+  mutating func padAxis(
+    _ n: NodeView, _ v: ValueID, axis: Int, before: Int, after: Int, value: Float
+  )
+    throws(ImportFailure) -> ValueID
+  {
     guard before > 0 || after > 0 else { return v }
     var parts: [ValueID] = []
     let shape = type(v).shape
     for (count, side) in [(before, "before"), (after, "after")] where count > 0 {
       var s = shape
       s[axis] = Dim(count)
-      let fill = try emit(.constant, [], ConstantAttributes(value: Double(value), shape: s, dtype: type(v).dtype),
-                          temporary(n, "pad\(axis)_\(side)"))
+      let fill = try emit(
+        .constant, [], ConstantAttributes(value: Double(value), shape: s, dtype: type(v).dtype),
+        temporary(n, "pad\(axis)_\(side)"))
       parts.append(fill)
     }
     let operands = before > 0 ? [parts[0], v] + parts.dropFirst() : [v] + parts
@@ -461,8 +484,9 @@ extension Importer {
     if let k = try n.ints("kernel_shape"), k != kernel {
       throw .invalid("kernel_shape \(k) differs from the weight's \(kernel)")
     }
-    var pads = try spatialPads(n, sizes: Array(type(v).shape[2...]), kernel: kernel, strides: strides,
-                               dilations: dilations)
+    var pads = try spatialPads(
+      n, sizes: Array(type(v).shape[2...]), kernel: kernel, strides: strides,
+      dilations: dilations)
     let group = try n.int("group", 1)
     let bound = 1 / Double(max(kernel.reduce(type(w).shape[1].staticValue ?? 1, &*), 1)).squareRoot()
     setInitializer(of: w, .uniform(bound: bound))
@@ -486,9 +510,10 @@ extension Importer {
       v = try padAxis(n, v, axis: 2 + axis, before: p.begin - common, after: p.end - common, value: 0)
       symmetric.append(common)
     }
-    let geometry = ConvolutionGeometry(stride: Pair(strides2[0], strides2[1]),
-                                       padding: Pair(symmetric[0], symmetric[1]),
-                                       dilation: Pair(dilations2[0], dilations2[1]), groups: group)
+    let geometry = ConvolutionGeometry(
+      stride: Pair(strides2[0], strides2[1]),
+      padding: Pair(symmetric[0], symmetric[1]),
+      dilation: Pair(dilations2[0], dilations2[1]), groups: group)
     let operands = [v, w] + (bias.map { [$0] } ?? [])
     let name = rank == 3 ? temporary(n, "conv2d") : out(n)
     var y = try emit(.conv2d, operands, ConvolutionAttributes(geometry: geometry, activation: .none), name)
@@ -535,7 +560,9 @@ extension Importer {
     guard autoPad == "NOTSET" || autoPad == "VALID" || autoPad.isEmpty else {
       throw .unsupported("auto_pad \(autoPad)")
     }
-    let pads = autoPad == "VALID" ? [Int](repeating: 0, count: 2 * spatial)
+    let pads =
+      autoPad == "VALID"
+      ? [Int](repeating: 0, count: 2 * spatial)
       : try n.ints("pads") ?? [Int](repeating: 0, count: 2 * spatial)
     guard pads.count == 2 * spatial, (0..<spatial).allSatisfy({ pads[$0] == pads[$0 + spatial] }) else {
       throw .unsupported("asymmetric pads \(pads)")
@@ -556,12 +583,14 @@ extension Importer {
       geometry2 = ([1] + strides, [0] + geometry2.1, [1] + dilations, [1] + outputs)
     }
     let (s2, p2, d2, o2) = geometry2
-    let geometry = ConvolutionGeometry(stride: Pair(s2[0], s2[1]), padding: Pair(p2[0], p2[1]),
-                                       dilation: Pair(d2[0], d2[1]), groups: try n.int("group", 1))
+    let geometry = ConvolutionGeometry(
+      stride: Pair(s2[0], s2[1]), padding: Pair(p2[0], p2[1]),
+      dilation: Pair(d2[0], d2[1]), groups: try n.int("group", 1))
     let hasBias = has(n, 2)
-    var y = try emit(.conv2dBackwardInput, [v, w],
-                     ConvolutionInputGradientAttributes(geometry: geometry, inputSize: Pair(o2[0], o2[1])),
-                     hasBias || rank == 3 ? temporary(n, "transposed") : out(n))
+    var y = try emit(
+      .conv2dBackwardInput, [v, w],
+      ConvolutionInputGradientAttributes(geometry: geometry, inputSize: Pair(o2[0], o2[1])),
+      hasBias || rank == 3 ? temporary(n, "transposed") : out(n))
     if hasBias {
       let b = try x(n, 2, asWeight: true)
       let channels = type(b).shape
@@ -599,8 +628,9 @@ extension Importer {
     }
     let isMax = n.opType == "MaxPool"
     if !isMax, dilations.contains(where: { $0 != 1 }) { throw .unsupported("average pooling with dilations") }
-    var pads = try spatialPads(n, sizes: Array(type(v).shape[2...]), kernel: kernel, strides: strides,
-                               dilations: dilations)
+    var pads = try spatialPads(
+      n, sizes: Array(type(v).shape[2...]), kernel: kernel, strides: strides,
+      dilations: dilations)
     let ceilMode = try n.int("ceil_mode", 0) == 1
     let countIncludePad = try n.int("count_include_pad", 0) == 1
     var sizes = try staticSizes(Array(type(v).shape[2...]), "a spatial axis")
@@ -642,13 +672,19 @@ extension Importer {
     let kernelPair = Pair(k2[0], k2[1]), stridePair = Pair(s2[0], s2[1]), padPair = Pair(symmetric[0], symmetric[1])
     var y: ValueID
     if isMax {
-      y = try emit(.maxPool2d, [v], MaxPoolAttributes(kernel: kernelPair, stride: stridePair, padding: padPair,
-                                                      dilation: Pair(d2[0], d2[1]), ceilMode: ceilMode),
-                   temporary(n, "pooled"))
+      y = try emit(
+        .maxPool2d, [v],
+        MaxPoolAttributes(
+          kernel: kernelPair, stride: stridePair, padding: padPair,
+          dilation: Pair(d2[0], d2[1]), ceilMode: ceilMode),
+        temporary(n, "pooled"))
     } else {
-      y = try emit(.avgPool2d, [v], AvgPoolAttributes(kernel: kernelPair, stride: stridePair, padding: padPair,
-                                                      ceilMode: ceilMode, countIncludePad: countIncludePad),
-                   temporary(n, "pooled"))
+      y = try emit(
+        .avgPool2d, [v],
+        AvgPoolAttributes(
+          kernel: kernelPair, stride: stridePair, padding: padPair,
+          ceilMode: ceilMode, countIncludePad: countIncludePad),
+        temporary(n, "pooled"))
     }
     for axis in 0..<2 {
       let size = try staticSizes([type(y).shape[2 + axis]], "the pooled axis")[0]
@@ -683,11 +719,15 @@ extension Importer {
     setInitializer(of: variance, .ones)
     let meanName = graph[mean].name
     let base = meanName.hasSuffix("running_mean") ? String(meanName.dropLast("running_mean".count)) : out(n) + "."
-    let counter = addParameter(names.fresh(base + "num_batches_tracked"), Tensor(shape: [], storage: .i64([0])),
-                               role: .buffer, initializer: .zeros)
+    let counter = addParameter(
+      names.fresh(base + "num_batches_tracked"), Tensor(shape: [], storage: .i64([0])),
+      role: .buffer, initializer: .zeros)
     let eps = Double(try n.float("epsilon", 1e-5))
-    set(n, try emit(.batchNorm, [v, scale, bias, mean, variance, counter], BatchNormAttributes(eps: eps, momentum: 0.1),
-                    out(n)))
+    set(
+      n,
+      try emit(
+        .batchNorm, [v, scale, bias, mean, variance, counter], BatchNormAttributes(eps: eps, momentum: 0.1),
+        out(n)))
   }
 
   mutating func layerNormalization(_ n: NodeView) throws(ImportFailure) {
@@ -697,8 +737,11 @@ extension Importer {
     var operands = [v, scale]
     if has(n, 2) { operands.append(try x(n, 2, asWeight: true)) }
     let axis = try checkedAxis(try n.int("axis", -1), rank: type(v).rank)
-    set(n, try emit(.layerNorm, operands, LayerNormAttributes(axis: axis, eps: Double(try n.float("epsilon", 1e-5))),
-                    out(n)))
+    set(
+      n,
+      try emit(
+        .layerNorm, operands, LayerNormAttributes(axis: axis, eps: Double(try n.float("epsilon", 1e-5))),
+        out(n)))
   }
 
   // MARK: Products
@@ -718,8 +761,9 @@ extension Importer {
       let changed = !transB || alpha != 1
       if !transB { weight = transposed(weight, [1, 0]) }
       if alpha != 1 {
-        weight = try ConstantArithmetic.binary(weight, Constant(floats: [alpha], shape: []), float: { $0 * $1 },
-                                               int: ConstantArithmetic.mul)
+        weight = try ConstantArithmetic.binary(
+          weight, Constant(floats: [alpha], shape: []), float: { $0 * $1 },
+          int: ConstantArithmetic.mul)
       }
       let outputs = weight.shape[0]
       let bound = 1 / Double(max(weight.shape[1], 1)).squareRoot()
@@ -727,35 +771,42 @@ extension Importer {
       if changed, let cached = derivedWeights["gemm \(transB) \(alpha):" + bName] {
         w = cached
       } else if changed {
-        w = try materialize(weight, name: weightName(n, 1) ?? names.claim(bName), asWeight: true,
-                            initializer: .uniform(bound: bound))
+        w = try materialize(
+          weight, name: weightName(n, 1) ?? names.claim(bName), asWeight: true,
+          initializer: .uniform(bound: bound))
         derivedWeights["gemm \(transB) \(alpha):" + bName] = w
-        notes.append("\(graph[w].name) holds Gemm '\(n.label)''s B as [out, in]"
-                     + (alpha != 1 ? " times alpha \(alpha)" : "") + " (the layout of a linear layer's weight)")
+        notes.append(
+          "\(graph[w].name) holds Gemm '\(n.label)''s B as [out, in]"
+            + (alpha != 1 ? " times alpha \(alpha)" : "") + " (the layout of a linear layer's weight)")
       } else {
         w = try value(bName, asWeight: true, initializer: .uniform(bound: bound), preferredName: weightName(n, 1))
       }
       var operands = [a, w]
       if let cName = n.input(2), case .constant(var bias)? = env[cName], beta != 0,
-         bias.count == outputs || bias.count == 1, bias.shape.count <= 2, bias.shape.last ?? 1 == bias.count {
+        bias.count == outputs || bias.count == 1, bias.shape.count <= 2, bias.shape.last ?? 1 == bias.count
+      {
         let biasChanged = bias.count != outputs || beta != 1 || bias.shape != [outputs]
         if bias.count == 1 {
           bias = Constant(floats: [Float](repeating: try bias.scalarFloat(), count: outputs), shape: [outputs])
         }
         if beta != 1 {
-          bias = try ConstantArithmetic.binary(bias, Constant(floats: [beta], shape: []), float: { $0 * $1 },
-                                               int: ConstantArithmetic.mul)
+          bias = try ConstantArithmetic.binary(
+            bias, Constant(floats: [beta], shape: []), float: { $0 * $1 },
+            int: ConstantArithmetic.mul)
         }
-        let biasValue = biasChanged
-          ? try materialize(bias.reshaped([outputs]), name: weightName(n, 2) ?? names.claim(cName), asWeight: true,
-                            initializer: .uniform(bound: bound))
+        let biasValue =
+          biasChanged
+          ? try materialize(
+            bias.reshaped([outputs]), name: weightName(n, 2) ?? names.claim(cName), asWeight: true,
+            initializer: .uniform(bound: bound))
           : try value(cName, asWeight: true, initializer: .uniform(bound: bound), preferredName: weightName(n, 2))
         operands.append(biasValue)
       } else if has(n, 2), beta != 0 {
         c = try x(n, 2)
       }
-      let y = try emit(.linear, operands, LinearAttributes(activation: .none),
-                       c == nil ? out(n) : temporary(n, "linear"))
+      let y = try emit(
+        .linear, operands, LinearAttributes(activation: .none),
+        c == nil ? out(n) : temporary(n, "linear"))
       guard let c else { return set(n, y) }
       try addScaled(n, y, c, beta)
       return
@@ -793,8 +844,9 @@ extension Importer {
       if let cached = derivedWeights["matmul:" + bName] {
         w = cached
       } else {
-        w = try materialize(w2, name: weightName(n, 1) ?? names.claim(bName), asWeight: true,
-                            initializer: .uniform(bound: 1 / Double(max(w2.shape[1], 1)).squareRoot()))
+        w = try materialize(
+          w2, name: weightName(n, 1) ?? names.claim(bName), asWeight: true,
+          initializer: .uniform(bound: 1 / Double(max(w2.shape[1], 1)).squareRoot()))
         derivedWeights["matmul:" + bName] = w
         if !vector {
           notes.append("\(graph[w].name) holds MatMul '\(n.label)''s right operand transposed, as [out, in]")
@@ -805,8 +857,9 @@ extension Importer {
       let direct = rankA >= 2 && !vector
       // torch.onnx writes a linear layer on a sequence as MatMul, then Add of its bias: one `linear`.
       if direct, let (add, biasIndex) = biasAdd(after: n, outputs: w2.shape[0]) {
-        let bias = try value(add.proto.input[biasIndex], asWeight: true,
-                             initializer: .uniform(bound: 1 / Double(max(w2.shape[1], 1)).squareRoot()))
+        let bias = try value(
+          add.proto.input[biasIndex], asWeight: true,
+          initializer: .uniform(bound: 1 / Double(max(w2.shape[1], 1)).squareRoot()))
         let y = try emit(.linear, [a, w, bias], LinearAttributes(activation: .none), out(add))
         set(add, y)
         return
@@ -833,8 +886,9 @@ extension Importer {
     case (let r, let q) where r == q && r > 2 && sa.dropLast(2) == sb.dropLast(2):
       set(n, try emit(.batchMatmul, [a, b], NoAttributes(), out(n)))
     default:
-      throw .unsupported("a product of \(type(a).shapeDescription) and \(type(b).shapeDescription) "
-                         + "(batch axes must be equal)")
+      throw .unsupported(
+        "a product of \(type(a).shapeDescription) and \(type(b).shapeDescription) "
+          + "(batch axes must be equal)")
     }
   }
 
@@ -842,12 +896,14 @@ extension Importer {
   /// (a bias), with the bias's input index; the add is marked taken in.
   mutating func biasAdd(after n: NodeView, outputs: Int) -> (NodeView, Int)? {
     guard let y = n.output(0), readers[y]?.count == 1, let k = readers[y]?.first,
-          !model.graph.output.contains(where: { $0.name == y }) else { return nil }
+      !model.graph.output.contains(where: { $0.name == y })
+    else { return nil }
     let node = model.graph.node[k]
     guard node.opType == "Add", node.domain.isEmpty, node.input.count == 2, node.output.count == 1 else { return nil }
     let biasIndex = node.input[0] == y ? 1 : 0
     guard node.input[1 - biasIndex] == y, case .constant(let c)? = env[node.input[biasIndex]], c.shape == [outputs],
-          c.dtype == .f32 else { return nil }
+      c.dtype == .f32
+    else { return nil }
     absorbed.insert(k)
     return (NodeView(node, index: k), biasIndex)
   }
@@ -921,8 +977,9 @@ extension Importer {
     }
     if pending.isEmpty { return try alias(n, v) }
     for (i, p) in pending.enumerated() {
-      v = try emit(.slice, [v], SliceAttributes(axis: p.axis, start: p.start, end: p.end, step: p.step),
-                   i == pending.count - 1 ? out(n) : temporary(n, "axis\(p.axis)"))
+      v = try emit(
+        .slice, [v], SliceAttributes(axis: p.axis, start: p.start, end: p.end, step: p.step),
+        i == pending.count - 1 ? out(n) : temporary(n, "axis\(p.axis)"))
     }
     set(n, v)
   }
@@ -951,13 +1008,20 @@ extension Importer {
     guard picks.count <= 1 << 12 else { throw .unsupported("\(picks.count) indices (a gather op would be needed)") }
     let step = picks.count > 1 ? picks[1] - picks[0] : 1
     if step >= 1, picks.indices.allSatisfy({ picks[$0] == picks[0] + $0 * step }) {
-      return set(n, try emit(.slice, [v], SliceAttributes(axis: axis, start: picks[0],
-                                                         end: (picks.last ?? 0) + 1, step: step), out(n)))
+      return set(
+        n,
+        try emit(
+          .slice, [v],
+          SliceAttributes(
+            axis: axis, start: picks[0],
+            end: (picks.last ?? 0) + 1, step: step), out(n)))
     }
     var parts: [ValueID] = []
     for (k, p) in picks.enumerated() {
-      parts.append(try emit(.slice, [v], SliceAttributes(axis: axis, start: p, end: p + 1, step: 1),
-                            temporary(n, "index\(k)")))
+      parts.append(
+        try emit(
+          .slice, [v], SliceAttributes(axis: axis, start: p, end: p + 1, step: 1),
+          temporary(n, "index\(k)")))
     }
     set(n, try emit(.concat, parts, ConcatAttributes(axis: axis), out(n)))
   }
@@ -973,8 +1037,9 @@ extension Importer {
       throw .invalid("cannot expand \(type(v).shapeDescription) to \(target.dims)")
     }
     if shape == type(v).shape { return try alias(n, v) }
-    let zeros = try emit(.constant, [], ConstantAttributes(value: 0, shape: shape, dtype: type(v).dtype),
-                         temporary(n, "zeros"))
+    let zeros = try emit(
+      .constant, [], ConstantAttributes(value: 0, shape: shape, dtype: type(v).dtype),
+      temporary(n, "zeros"))
     set(n, try binary(.add, v, zeros, out(n)))
   }
 
@@ -990,8 +1055,9 @@ extension Importer {
       throw .unsupported("repeats \(repeats) (each from 1 to \(1 << 12) composes as a concat)")
     }
     for (i, axis) in axes.enumerated() {
-      v = try emit(.concat, [ValueID](repeating: v, count: repeats[axis]), ConcatAttributes(axis: axis),
-                   i == axes.count - 1 ? out(n) : temporary(n, "tiled\(axis)"))
+      v = try emit(
+        .concat, [ValueID](repeating: v, count: repeats[axis]), ConcatAttributes(axis: axis),
+        i == axes.count - 1 ? out(n) : temporary(n, "tiled\(axis)"))
     }
     set(n, v)
   }
@@ -1026,8 +1092,9 @@ extension Importer {
         guard let size = type(v).shape[axis].staticValue else { throw .unsupported("negative pads on a symbolic axis") }
         let start = max(-before, 0), end = size - max(-after, 0)
         guard start < end else { throw .invalid("pads remove the whole axis \(axis)") }
-        v = try emit(.slice, [v], SliceAttributes(axis: axis, start: start, end: end, step: 1),
-                     temporary(n, "cut\(axis)"))
+        v = try emit(
+          .slice, [v], SliceAttributes(axis: axis, start: start, end: end, step: 1),
+          temporary(n, "cut\(axis)"))
         before = max(before, 0)
         after = max(after, 0)
       }
@@ -1060,9 +1127,10 @@ extension Importer {
       set(n, try emit(.sum, [v], attributes, out(n)))
     default:  // ReduceL1
       let minus = try binary(.mul, v, try scalar(-1, temporary(n, "minus_one"), like: v), temporary(n, "negated"))
-      let magnitude = try binary(.add, try emit(.relu, [v], NoAttributes(), temporary(n, "positive")),
-                                 try emit(.relu, [minus], NoAttributes(), temporary(n, "negative")),
-                                 temporary(n, "magnitude"))
+      let magnitude = try binary(
+        .add, try emit(.relu, [v], NoAttributes(), temporary(n, "positive")),
+        try emit(.relu, [minus], NoAttributes(), temporary(n, "negative")),
+        temporary(n, "magnitude"))
       set(n, try emit(.sum, [magnitude], attributes, out(n)))
     }
   }
@@ -1077,7 +1145,9 @@ extension Importer {
     guard mode == "nearest" else { throw .unsupported("mode '\(mode)' (nearest by whole factors composes)") }
     var factors: [Float]
     if n.opType == "Upsample" {
-      if let s = try n.floats("scales") { factors = s } else if let c = try constant(n, 1, "scales") {
+      if let s = try n.floats("scales") {
+        factors = s
+      } else if let c = try constant(n, 1, "scales") {
         factors = try c.floatValues()
       } else {
         throw .invalid("needs scales")
@@ -1117,8 +1187,9 @@ extension Importer {
       merged.append(m)
     }
     let expanded = try reshape(v, spread, temporary(n, "spread"))
-    let copies = try emit(.constant, [], ConstantAttributes(value: 1, shape: ones, dtype: type(v).dtype),
-                          temporary(n, "copies"))
+    let copies = try emit(
+      .constant, [], ConstantAttributes(value: 1, shape: ones, dtype: type(v).dtype),
+      temporary(n, "copies"))
     let repeated = try binary(.mul, expanded, copies, temporary(n, "repeated"))
     set(n, try reshape(repeated, merged, out(n)))
   }

@@ -36,7 +36,8 @@ extension Importer {
   mutating func layerPrefix(_ n: NodeView) -> (prefix: String, layer: Int) {
     let source = n.proto.name.isEmpty ? (n.output(0) ?? n.label) : n.proto.name
     let parts = source.split(separator: "/").map(String.init)
-    let prefix = ONNXNames.modulePath(ofNode: source)
+    let prefix =
+      ONNXNames.modulePath(ofNode: source)
       ?? ONNXNames.readable(parts.count >= 2 ? parts.dropLast().joined(separator: "/") : (parts.first ?? "rnn"))
     let layer = layerCounts[prefix, default: 0]
     layerCounts[prefix] = layer + 1
@@ -83,17 +84,21 @@ extension Importer {
   func checkSequenceLengths(_ n: NodeView, steps: Dim) throws(ImportFailure) {
     guard n.input(4) != nil else { return }
     guard let lengths = try constant(n, 4, "sequence_lens"), let t = steps.staticValue,
-          try lengths.intValues().allSatisfy({ $0 == t }) else {
+      try lengths.intValues().allSatisfy({ $0 == t })
+    else {
       throw .unsupported("sequences of different lengths (sequence_lens)")
     }
   }
 
   /// The initial state of direction `d` as `[B, H]`: a zero `constant` when absent or zero.
-  mutating func initialState(_ n: NodeView, _ i: Int, direction d: Int, layout: Int, batch: Dim, hidden: Int,
-                             _ suffix: String) throws(ImportFailure) -> ValueID {
+  mutating func initialState(
+    _ n: NodeView, _ i: Int, direction d: Int, layout: Int, batch: Dim, hidden: Int,
+    _ suffix: String
+  ) throws(ImportFailure) -> ValueID {
     if isZeroState(n, i) {
-      return try emit(.constant, [], ConstantAttributes(value: 0, shape: [batch, Dim(hidden)], dtype: .f32),
-                      temporary(n, suffix))
+      return try emit(
+        .constant, [], ConstantAttributes(value: 0, shape: [batch, Dim(hidden)], dtype: .f32),
+        temporary(n, suffix))
     }
     let state = try x(n, i)
     return try emit(.select, [state], SelectAttributes(axis: layout == 0 ? 0 : 1, index: d), temporary(n, suffix))
@@ -101,18 +106,25 @@ extension Importer {
 
   /// `[B, T, D·H]` (directions side by side, as Glassbox's `lstm` gives them) as ONNX's `Y`:
   /// `[T, D, B, H]` (layout 0) or `[B, T, D, H]` (layout 1).
-  mutating func sequenceOutput(_ n: NodeView, _ r: ValueID, directions: Int, hidden: Int, layout: Int)
-    throws(ImportFailure) -> ValueID {
+  mutating func sequenceOutput(
+    _ n: NodeView, _ r: ValueID, directions: Int, hidden: Int, layout: Int
+  )
+    throws(ImportFailure) -> ValueID
+  {
     let s = type(r).shape
-    let split = try reshape(r, [s[0], s[1], Dim(directions), Dim(hidden)],
-                            layout == 0 ? temporary(n, "directions") : out(n, 0))
+    let split = try reshape(
+      r, [s[0], s[1], Dim(directions), Dim(hidden)],
+      layout == 0 ? temporary(n, "directions") : out(n, 0))
     guard layout == 0 else { return split }
     return try emit(.transpose, [split], TransposeAttributes(perm: [1, 2, 0, 3]), out(n, 0))
   }
 
   /// Final states `[B, H]` per direction as ONNX's `[D, B, H]` (layout 0) or `[B, D, H]`.
-  mutating func stateOutput(_ n: NodeView, _ states: [ValueID], layout: Int, _ k: Int) throws(ImportFailure)
-    -> ValueID {
+  mutating func stateOutput(
+    _ n: NodeView, _ states: [ValueID], layout: Int, _ k: Int
+  ) throws(ImportFailure)
+    -> ValueID
+  {
     var parts: [ValueID] = []
     for (d, s) in states.enumerated() {
       let shape = type(s).shape
@@ -140,9 +152,11 @@ extension Importer {
     let xb = try batchFirst(n, layout: layout)
     let (batch, steps, features) = (type(xb).shape[0], type(xb).shape[1], type(xb).shape[2])
     guard let inputSize = features.staticValue, w.shape == [directions, 4 * h, inputSize],
-          r.shape == [directions, 4 * h, h] else {
-      throw .invalid("W \(w.shape) and R \(r.shape) must be [\(directions), \(4 * h), \(features)] and "
-                     + "[\(directions), \(4 * h), \(h)]")
+      r.shape == [directions, 4 * h, h]
+    else {
+      throw .invalid(
+        "W \(w.shape) and R \(r.shape) must be [\(directions), \(4 * h), \(features)] and "
+          + "[\(directions), \(4 * h), \(h)]")
     }
     let b = try constant(n, 3, "B") ?? Constant(dtype: .f32, shape: [directions, 8 * h], elements: .splat(0))
     guard b.shape == [directions, 8 * h] else { throw .invalid("B \(b.shape) must be [\(directions), \(8 * h)]") }
@@ -155,20 +169,27 @@ extension Importer {
     for d in 0..<directions {
       let suffix = "_l\(layer)" + (d == 1 || direction == "reverse" ? "_reverse" : "")
       let order = Importer.lstmGateOrder
-      let pieces = [("weight_ih", gateRows(w, direction: d, hidden: h, offset: 0, order: order)),
-                    ("weight_hh", gateRows(r, direction: d, hidden: h, offset: 0, order: order)),
-                    ("bias_ih", gateRows(b, direction: d, hidden: h, offset: 0, order: order)),
-                    ("bias_hh", gateRows(b, direction: d, hidden: h, offset: 4 * h, order: order))]
+      let pieces = [
+        ("weight_ih", gateRows(w, direction: d, hidden: h, offset: 0, order: order)),
+        ("weight_hh", gateRows(r, direction: d, hidden: h, offset: 0, order: order)),
+        ("bias_ih", gateRows(b, direction: d, hidden: h, offset: 0, order: order)),
+        ("bias_hh", gateRows(b, direction: d, hidden: h, offset: 4 * h, order: order)),
+      ]
       for (name, c) in pieces {
-        parameters.append(try materialize(c, name: names.fresh("\(prefix).\(name)\(suffix)"), asWeight: true,
-                                          initializer: .uniform(bound: bound)))
+        parameters.append(
+          try materialize(
+            c, name: names.fresh("\(prefix).\(name)\(suffix)"), asWeight: true,
+            initializer: .uniform(bound: bound)))
       }
     }
     let unrolled = direction == "reverse" || !isZeroState(n, 5) || !isZeroState(n, 6) || isUsed(n.output(2))
     if !unrolled {
       let lastOnly = directions == 1 && !isUsed(n.output(0))
-      let result = try emit(.lstm, [xb] + parameters, LSTMAttributes(hidden: h, bidirectional: directions == 2,
-                                                                      last: lastOnly), temporary(n, "lstm"))
+      let result = try emit(
+        .lstm, [xb] + parameters,
+        LSTMAttributes(
+          hidden: h, bidirectional: directions == 2,
+          last: lastOnly), temporary(n, "lstm"))
       if lastOnly {
         set(n, try stateOutput(n, [result], layout: layout, 1), 1)
         return
@@ -179,27 +200,33 @@ extension Importer {
       if isUsed(n.output(1)) {
         var finals: [ValueID] = []
         for d in 0..<directions {
-          let step = try emit(.select, [result], SelectAttributes(axis: 1, index: d == 0 ? -1 : 0),
-                              temporary(n, "final_step\(d)"))
-          finals.append(directions == 1 ? step
-            : try emit(.slice, [step], SliceAttributes(axis: 1, start: d * h, end: (d + 1) * h, step: 1),
-                       temporary(n, "final\(d)")))
+          let step = try emit(
+            .select, [result], SelectAttributes(axis: 1, index: d == 0 ? -1 : 0),
+            temporary(n, "final_step\(d)"))
+          finals.append(
+            directions == 1
+              ? step
+              : try emit(
+                .slice, [step], SliceAttributes(axis: 1, start: d * h, end: (d + 1) * h, step: 1),
+                temporary(n, "final\(d)")))
         }
         set(n, try stateOutput(n, finals, layout: layout, 1), 1)
       }
       return
     }
     guard let t = steps.staticValue, t <= Importer.maxUnrolledSteps else {
-      throw .unsupported("an LSTM with initial states, a reverse-only direction or its cell state read runs as "
-                         + "unrolled steps, which needs a static sequence length of at most "
-                         + "\(Importer.maxUnrolledSteps) (found \(steps))")
+      throw .unsupported(
+        "an LSTM with initial states, a reverse-only direction or its cell state read runs as "
+          + "unrolled steps, which needs a static sequence length of at most "
+          + "\(Importer.maxUnrolledSteps) (found \(steps))")
     }
     var sequences: [ValueID] = [], finalH: [ValueID] = [], finalC: [ValueID] = []
     for d in 0..<directions {
       let (wih, whh) = (parameters[4 * d], parameters[4 * d + 1])
       let (bih, bhh) = (parameters[4 * d + 2], parameters[4 * d + 3])
-      let projected = try emit(.linear, [xb, wih, bih], LinearAttributes(activation: .none),
-                               temporary(n, "gates_x\(d)"))
+      let projected = try emit(
+        .linear, [xb, wih, bih], LinearAttributes(activation: .none),
+        temporary(n, "gates_x\(d)"))
       let gates = try binary(.add, projected, bhh, temporary(n, "gates\(d)"))
       var hState = try initialState(n, 5, direction: d, layout: layout, batch: batch, hidden: h, "h0_\(d)")
       var cState = try initialState(n, 6, direction: d, layout: layout, batch: batch, hidden: h, "c0_\(d)")
@@ -207,18 +234,23 @@ extension Importer {
       var outputs = [ValueID?](repeating: nil, count: t)
       for step in reverse ? Array((0..<t).reversed()) : Array(0..<t) {
         let g = try emit(.select, [gates], SelectAttributes(axis: 1, index: step), temporary(n, "gates\(d)_t\(step)"))
-        let next = try emit(.lstmCell, [g, hState, cState, whh], NoAttributes(),
-                            names: [temporary(n, "h\(d)_t\(step)"), temporary(n, "c\(d)_t\(step)")])
+        let next = try emit(
+          .lstmCell, [g, hState, cState, whh], NoAttributes(),
+          names: [temporary(n, "h\(d)_t\(step)"), temporary(n, "c\(d)_t\(step)")])
         (hState, cState) = (next[0], next[1])
         outputs[step] = try reshape(hState, [batch, 1, Dim(h)], temporary(n, "y\(d)_t\(step)"))
       }
       let ordered = outputs.compactMap { $0 }
-      sequences.append(t == 1 ? ordered[0]
-                         : try emit(.concat, ordered, ConcatAttributes(axis: 1), temporary(n, "y\(d)")))
+      sequences.append(
+        t == 1
+          ? ordered[0]
+          : try emit(.concat, ordered, ConcatAttributes(axis: 1), temporary(n, "y\(d)")))
       finalH.append(hState)
       finalC.append(cState)
     }
-    let result = directions == 1 ? sequences[0]
+    let result =
+      directions == 1
+      ? sequences[0]
       : try emit(.concat, sequences, ConcatAttributes(axis: 2), temporary(n, "y"))
     if isUsed(n.output(0)) { set(n, try sequenceOutput(n, result, directions: directions, hidden: h, layout: layout)) }
     if isUsed(n.output(1)) { set(n, try stateOutput(n, finalH, layout: layout, 1), 1) }
@@ -246,7 +278,8 @@ extension Importer {
       let given = try n.strings("activations") ?? ["Tanh"]
       let kinds: [String: Op] = ["tanh": .tanh, "relu": .relu, "sigmoid": .sigmoid]
       guard let first = given.first, let op = kinds[first.lowercased()],
-            given.allSatisfy({ $0.lowercased() == first.lowercased() }) else {
+        given.allSatisfy({ $0.lowercased() == first.lowercased() })
+      else {
         throw .unsupported("activations \(given)")
       }
       activation = op
@@ -257,9 +290,11 @@ extension Importer {
     let xb = try batchFirst(n, layout: layout)
     let (batch, steps, features) = (type(xb).shape[0], type(xb).shape[1], type(xb).shape[2])
     guard let inputSize = features.staticValue, w.shape == [directions, gates * h, inputSize],
-          r.shape == [directions, gates * h, h] else {
-      throw .invalid("W \(w.shape) and R \(r.shape) must be [\(directions), \(gates * h), \(features)] and "
-                     + "[\(directions), \(gates * h), \(h)]")
+      r.shape == [directions, gates * h, h]
+    else {
+      throw .invalid(
+        "W \(w.shape) and R \(r.shape) must be [\(directions), \(gates * h), \(features)] and "
+          + "[\(directions), \(gates * h), \(h)]")
     }
     let b = try constant(n, 3, "B") ?? Constant(dtype: .f32, shape: [directions, 2 * gates * h], elements: .splat(0))
     guard b.shape == [directions, 2 * gates * h] else {
@@ -267,8 +302,9 @@ extension Importer {
     }
     try checkSequenceLengths(n, steps: steps)
     guard let t = steps.staticValue, t <= Importer.maxUnrolledSteps else {
-      throw .unsupported("\(n.opType) runs as unrolled steps, which needs a static sequence length of at most "
-                         + "\(Importer.maxUnrolledSteps) (found \(steps))")
+      throw .unsupported(
+        "\(n.opType) runs as unrolled steps, which needs a static sequence length of at most "
+          + "\(Importer.maxUnrolledSteps) (found \(steps))")
     }
     let (prefix, layer) = layerPrefix(n)
     let bound = 1 / Double(h).squareRoot()
@@ -278,8 +314,9 @@ extension Importer {
     for d in 0..<directions {
       let suffix = "_l\(layer)" + (d == 1 || direction == "reverse" ? "_reverse" : "")
       func parameter(_ name: String, _ c: Constant) throws(ImportFailure) -> ValueID {
-        try materialize(c, name: names.fresh("\(prefix).\(name)\(suffix)"), asWeight: true,
-                        initializer: .uniform(bound: bound))
+        try materialize(
+          c, name: names.fresh("\(prefix).\(name)\(suffix)"), asWeight: true,
+          initializer: .uniform(bound: bound))
       }
       let wih = try parameter("weight_ih", gateRows(w, direction: d, hidden: h, offset: 0, order: order))
       let bih = try parameter("bias_ih", gateRows(b, direction: d, hidden: h, offset: 0, order: order))
@@ -289,8 +326,10 @@ extension Importer {
       // Without linear_before_reset the new gate's recurrent product reads r ⊙ h: its rows apart.
       var split: (wrz: ValueID, brz: ValueID, wn: ValueID, bn: ValueID)?
       if isGRU && !resetAfter {
-        split = (try slicedRows(n, whh, 0, 2 * h, "w_rz\(d)"), try slicedRows(n, bhh, 0, 2 * h, "b_rz\(d)"),
-                 try slicedRows(n, whh, 2 * h, 3 * h, "w_n\(d)"), try slicedRows(n, bhh, 2 * h, 3 * h, "b_n\(d)"))
+        split = (
+          try slicedRows(n, whh, 0, 2 * h, "w_rz\(d)"), try slicedRows(n, bhh, 0, 2 * h, "b_rz\(d)"),
+          try slicedRows(n, whh, 2 * h, 3 * h, "w_n\(d)"), try slicedRows(n, bhh, 2 * h, 3 * h, "b_n\(d)")
+        )
       }
       var state = try initialState(n, 5, direction: d, layout: layout, batch: batch, hidden: h, "h0_\(d)")
       let reverse = d == 1 || direction == "reverse"
@@ -300,60 +339,78 @@ extension Importer {
         let xs = try emit(.select, [projected], SelectAttributes(axis: 1, index: step), temporary(n, "x\(tag)"))
         if isGRU {
           // r, z, n pieces of the input projection and of the recurrent one (PyTorch's order).
-          let xp = try emit(.split, [xs], SplitAttributes(axis: 1, sizes: [h, h, h]),
-                            names: [temporary(n, "xr\(tag)"), temporary(n, "xz\(tag)"), temporary(n, "xn\(tag)")])
+          let xp = try emit(
+            .split, [xs], SplitAttributes(axis: 1, sizes: [h, h, h]),
+            names: [temporary(n, "xr\(tag)"), temporary(n, "xz\(tag)"), temporary(n, "xn\(tag)")])
           let hr: ValueID, hz: ValueID, hn: ValueID
           if let split {
-            let rz = try emit(.linear, [state, split.wrz, split.brz], LinearAttributes(activation: .none),
-                              temporary(n, "hrz\(tag)"))
-            let hp = try emit(.split, [rz], SplitAttributes(axis: 1, sizes: [h, h]),
-                              names: [temporary(n, "hr\(tag)"), temporary(n, "hz\(tag)")])
+            let rz = try emit(
+              .linear, [state, split.wrz, split.brz], LinearAttributes(activation: .none),
+              temporary(n, "hrz\(tag)"))
+            let hp = try emit(
+              .split, [rz], SplitAttributes(axis: 1, sizes: [h, h]),
+              names: [temporary(n, "hr\(tag)"), temporary(n, "hz\(tag)")])
             (hr, hz, hn) = (hp[0], hp[1], state)
           } else {
-            let hs = try emit(.linear, [state, whh, bhh], LinearAttributes(activation: .none), temporary(n, "hh\(tag)"))
-            let hp = try emit(.split, [hs], SplitAttributes(axis: 1, sizes: [h, h, h]),
-                              names: [temporary(n, "hr\(tag)"), temporary(n, "hz\(tag)"), temporary(n, "hn\(tag)")])
+            let hs = try emit(
+              .linear, [state, whh, bhh], LinearAttributes(activation: .none), temporary(n, "hh\(tag)"))
+            let hp = try emit(
+              .split, [hs], SplitAttributes(axis: 1, sizes: [h, h, h]),
+              names: [temporary(n, "hr\(tag)"), temporary(n, "hz\(tag)"), temporary(n, "hn\(tag)")])
             (hr, hz, hn) = (hp[0], hp[1], hp[2])
           }
-          let reset = try emit(.sigmoid, [try binary(.add, xp[0], hr, temporary(n, "r_in\(tag)"))], NoAttributes(),
-                               temporary(n, "r\(tag)"))
-          let update = try emit(.sigmoid, [try binary(.add, xp[1], hz, temporary(n, "z_in\(tag)"))], NoAttributes(),
-                                temporary(n, "z\(tag)"))
+          let reset = try emit(
+            .sigmoid, [try binary(.add, xp[0], hr, temporary(n, "r_in\(tag)"))], NoAttributes(),
+            temporary(n, "r\(tag)"))
+          let update = try emit(
+            .sigmoid, [try binary(.add, xp[1], hz, temporary(n, "z_in\(tag)"))], NoAttributes(),
+            temporary(n, "z\(tag)"))
           var recurrent: ValueID
           if let split {
             let gated = try binary(.mul, reset, hn, temporary(n, "rh\(tag)"))
-            recurrent = try emit(.linear, [gated, split.wn, split.bn], LinearAttributes(activation: .none),
-                                 temporary(n, "hn\(tag)"))
+            recurrent = try emit(
+              .linear, [gated, split.wn, split.bn], LinearAttributes(activation: .none),
+              temporary(n, "hn\(tag)"))
           } else {
             recurrent = try binary(.mul, reset, hn, temporary(n, "rh\(tag)"))
           }
-          let candidate = try emit(.tanh, [try binary(.add, xp[2], recurrent, temporary(n, "n_in\(tag)"))],
-                                   NoAttributes(), temporary(n, "n\(tag)"))
+          let candidate = try emit(
+            .tanh, [try binary(.add, xp[2], recurrent, temporary(n, "n_in\(tag)"))],
+            NoAttributes(), temporary(n, "n\(tag)"))
           // h' = n + z ⊙ (h − n) = (1 − z) ⊙ n + z ⊙ h
           let delta = try binary(.sub, state, candidate, temporary(n, "delta\(tag)"))
-          state = try binary(.add, candidate, try binary(.mul, update, delta, temporary(n, "kept\(tag)")),
-                             temporary(n, "h\(tag)"))
+          state = try binary(
+            .add, candidate, try binary(.mul, update, delta, temporary(n, "kept\(tag)")),
+            temporary(n, "h\(tag)"))
         } else {
           let hh = try emit(.linear, [state, whh, bhh], LinearAttributes(activation: .none), temporary(n, "hh\(tag)"))
-          state = try emit(activation, [try binary(.add, xs, hh, temporary(n, "in\(tag)"))], NoAttributes(),
-                           temporary(n, "h\(tag)"))
+          state = try emit(
+            activation, [try binary(.add, xs, hh, temporary(n, "in\(tag)"))], NoAttributes(),
+            temporary(n, "h\(tag)"))
         }
         outputs[step] = try reshape(state, [batch, 1, hid], temporary(n, "y\(tag)"))
       }
       let ordered = outputs.compactMap { $0 }
-      sequences.append(t == 1 ? ordered[0]
-                         : try emit(.concat, ordered, ConcatAttributes(axis: 1), temporary(n, "y\(d)")))
+      sequences.append(
+        t == 1
+          ? ordered[0]
+          : try emit(.concat, ordered, ConcatAttributes(axis: 1), temporary(n, "y\(d)")))
       finals.append(state)
     }
-    let result = directions == 1 ? sequences[0]
+    let result =
+      directions == 1
+      ? sequences[0]
       : try emit(.concat, sequences, ConcatAttributes(axis: 2), temporary(n, "y"))
     if isUsed(n.output(0)) { set(n, try sequenceOutput(n, result, directions: directions, hidden: h, layout: layout)) }
     if isUsed(n.output(1)) { set(n, try stateOutput(n, finals, layout: layout, 1), 1) }
   }
 
   /// Rows `start..<end` of a weight (or bias) parameter, sliced in the graph.
-  mutating func slicedRows(_ n: NodeView, _ v: ValueID, _ start: Int, _ end: Int, _ suffix: String)
-    throws(ImportFailure) -> ValueID {
+  mutating func slicedRows(
+    _ n: NodeView, _ v: ValueID, _ start: Int, _ end: Int, _ suffix: String
+  )
+    throws(ImportFailure) -> ValueID
+  {
     try emit(.slice, [v], SliceAttributes(axis: 0, start: start, end: end, step: 1), temporary(n, suffix))
   }
 }

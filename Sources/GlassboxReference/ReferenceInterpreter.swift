@@ -27,15 +27,19 @@ public struct ReferenceInterpreter {
     for id in graph.inputs {
       let v = graph[id]
       guard let t = inputs[v.name] else { throw InputError(description: "input '\(v.name)' is missing") }
-      guard t.shape.count == v.type.rank, zip(t.shape, v.type.shape).allSatisfy({ $1.staticValue == nil || $1.staticValue == $0 }) else {
-        throw InputError(description: "input '\(v.name)' has shape \(t.shape) but the graph expects \(v.type.shapeDescription)")
+      guard t.shape.count == v.type.rank,
+        zip(t.shape, v.type.shape).allSatisfy({ $1.staticValue == nil || $1.staticValue == $0 })
+      else {
+        throw InputError(
+          description: "input '\(v.name)' has shape \(t.shape) but the graph expects \(v.type.shapeDescription)")
       }
       env[id.index] = Self.widen(t)
     }
     for p in graph.parameters {
       let shape = p.type.shape.compactMap(\.staticValue)
       guard shape.count == p.type.rank else {
-        throw InputError(description: "parameter '\(p.name)' has symbolic shape \(p.type.shapeDescription); bind the symbols")
+        throw InputError(
+          description: "parameter '\(p.name)' has symbolic shape \(p.type.shapeDescription); bind the symbols")
       }
       if let t = parameters[p.name] {
         guard t.shape == shape else {
@@ -247,7 +251,8 @@ public struct ReferenceInterpreter {
           gates[j] = acc
         }
         for j in 0..<h {
-          let i = sigmoid(gates[j]), f = sigmoid(gates[h + j]), g = tanh(gates[2 * h + j]), o = sigmoid(gates[3 * h + j])
+          let i = sigmoid(gates[j]), f = sigmoid(gates[h + j]), g = tanh(gates[2 * h + j]),
+            o = sigmoid(gates[3 * h + j])
           cOut[r * h + j] = f * cv[r * h + j] + i * g
           hOut[r * h + j] = o * tanh(cOut[r * h + j])
         }
@@ -280,15 +285,16 @@ public struct ReferenceInterpreter {
           let l = registers[program[3 * step + 1]]
           let code = ElementwiseCode(rawValue: program[3 * step]) ?? .add
           let r = code.isBinary ? registers[program[3 * step + 2]] : 0
-          let y: Double = switch code {
-          case .add: l + r
-          case .sub: l - r
-          case .mul: l * r
-          case .div: l / r
-          case .relu: Swift.max(l, 0)
-          case .sigmoid: 1 / (1 + exp(-l))
-          case .tanh: tanh(l)
-          }
+          let y: Double =
+            switch code {
+            case .add: l + r
+            case .sub: l - r
+            case .mul: l * r
+            case .div: l / r
+            case .relu: Swift.max(l, 0)
+            case .sigmoid: 1 / (1 + exp(-l))
+            case .tanh: tanh(l)
+            }
           registers[x.count + step] = y
         }
         out[i] = registers[registers.count - 1]
@@ -301,7 +307,9 @@ public struct ReferenceInterpreter {
       for i in 0..<n {
         var best = 0
         let k = targets?[i] ?? fixed
-        if k >= 0 && k < c { best = k } else {
+        if k >= 0 && k < c {
+          best = k
+        } else {
           for j in 1..<Swift.max(c, 1) where v[i * c + j] > v[i * c + best] { best = j }
         }
         out[i * c + best] = 1
@@ -313,7 +321,9 @@ public struct ReferenceInterpreter {
       let out = x[0].shape.last ?? 1, inF = x[1].shape.last ?? 1, rows = x[0].count / Swift.max(out, 1)
       let dy = x[0].doubles, xv = x[1].doubles
       var r = [Double](repeating: 0, count: out * inF)
-      for i in 0..<rows { for o in 0..<out { for k in 0..<inF { r[o * inF + k] += dy[i * out + o] * xv[i * inF + k] } } }
+      for i in 0..<rows {
+        for o in 0..<out { for k in 0..<inF { r[o * inF + k] += dy[i * out + o] * xv[i * inF + k] } }
+      }
       return [Tensor(shape: [out, inF], f64: r)]
     case .sliceBackward:
       let dy = x[0], s = dy.shape, attrs = SliceBackwardAttributes(verified: a)
@@ -346,10 +356,13 @@ public struct ReferenceInterpreter {
         if xv[i] == y[o] { ties[o] += 1 }
         increment(&idx, s)
       }
-      return [Tensor(shape: s, f64: (0..<xv.count).map { xv[$0] == y[target[$0]] ? dy[target[$0]] / ties[target[$0]] : 0 })]
+      return [
+        Tensor(shape: s, f64: (0..<xv.count).map { xv[$0] == y[target[$0]] ? dy[target[$0]] / ties[target[$0]] : 0 })
+      ]
     case .lstmCellBackward:
       let (b, h) = (x[3].shape[0], x[3].shape[1])
-      let dh = x[0].doubles, dc = x[1].doubles, gx = x[2].doubles, hv = x[3].doubles, cv = x[4].doubles, w = x[5].doubles
+      let dh = x[0].doubles, dc = x[1].doubles, gx = x[2].doubles, hv = x[3].doubles, cv = x[4].doubles,
+        w = x[5].doubles
       var dg = [Double](repeating: 0, count: b * 4 * h), dhPrev = [Double](repeating: 0, count: b * h), dcPrev = dhPrev
       for r in 0..<b {
         var pre = [Double](repeating: 0, count: 4 * h)
@@ -375,7 +388,9 @@ public struct ReferenceInterpreter {
           dhPrev[r * h + k] = acc
         }
       }
-      return [Tensor(shape: [b, 4 * h], f64: dg), Tensor(shape: [b, h], f64: dhPrev), Tensor(shape: [b, h], f64: dcPrev)]
+      return [
+        Tensor(shape: [b, 4 * h], f64: dg), Tensor(shape: [b, h], f64: dhPrev), Tensor(shape: [b, h], f64: dcPrev),
+      ]
     case .crossEntropyBackward:
       let n = x[1].shape[0], c = x[1].shape[1], v = x[1].doubles, t = x[2].doubles, scale = x[0].doubles[0] / Double(n)
       var out = [Double](repeating: 0, count: n * c)
@@ -402,7 +417,9 @@ public struct ReferenceInterpreter {
     case .maxPool2dBackward, .avgPool2dBackward:
       let xs = x[1].shape, xv = x[1].doubles, dy = x[0].doubles
       var dx = [Double](repeating: 0, count: xv.count)
-      let pool = op == .maxPool2dBackward ? MaxPoolAttributes(verified: a).window
+      let pool =
+        op == .maxPool2dBackward
+        ? MaxPoolAttributes(verified: a).window
         : AvgPoolAttributes(verified: a).window
       poolWindows(xs, x[0].shape, pool, average: op == .avgPool2dBackward) { y, window, divisor in
         if op == .maxPool2dBackward {
@@ -463,8 +480,10 @@ public struct ReferenceInterpreter {
 
   /// Calls `body(x index, weight index, y index)` for every product a convolution of an input
   /// of shape `xs` by a weight of shape `ws` into `ys` sums (padding skipped).
-  static func convolutionTaps(_ xs: [Int], _ ws: [Int], _ ys: [Int], _ geometry: ConvolutionGeometry,
-                              _ body: (Int, Int, Int) -> Void) {
+  static func convolutionTaps(
+    _ xs: [Int], _ ws: [Int], _ ys: [Int], _ geometry: ConvolutionGeometry,
+    _ body: (Int, Int, Int) -> Void
+  ) {
     let (n, cin, h, wd) = (xs[0], xs[1], xs[2], xs[3])
     let (cout, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3])
     let (oh, ow) = (ys[2], ys[3])
@@ -484,8 +503,9 @@ public struct ReferenceInterpreter {
                 for kx in 0..<kw {
                   let ix = ox * s[1] - p[1] + kx * d[1]
                   guard ix >= 0, ix < wd else { continue }
-                  body(((b0 * cin + c) * h + iy) * wd + ix, ((oc * cg + ic) * kh + ky) * kw + kx,
-                       ((b0 * cout + oc) * oh + oy) * ow + ox)
+                  body(
+                    ((b0 * cin + c) * h + iy) * wd + ix, ((oc * cg + ic) * kh + ky) * kw + kx,
+                    ((b0 * cout + oc) * oh + oy) * ow + ox)
                 }
               }
             }
@@ -497,8 +517,10 @@ public struct ReferenceInterpreter {
 
   /// Calls `body(y index, x indices in the window, divisor)` for every pooling window, with
   /// the placement and counts of `pool` (average pooling has no dilation).
-  static func poolWindows(_ xs: [Int], _ ys: [Int], _ pool: PoolWindow, average: Bool,
-                          _ body: (Int, [Int], Double) -> Void) {
+  static func poolWindows(
+    _ xs: [Int], _ ys: [Int], _ pool: PoolWindow, average: Bool,
+    _ body: (Int, [Int], Double) -> Void
+  ) {
     let (h, w) = (xs[2], xs[3]), (oh, ow) = (ys[2], ys[3])
     let k = [pool.kernel.h, pool.kernel.w], s = [pool.stride.h, pool.stride.w], p = [pool.padding.h, pool.padding.w]
     let d = [pool.dilation.h, pool.dilation.w]
@@ -520,7 +542,8 @@ public struct ReferenceInterpreter {
             if includePad {
               count = (Swift.min(y0 + k[0], h + p[0]) - y0) * (Swift.min(x0 + k[1], w + p[1]) - x0)
             } else {
-              count = Swift.max((Swift.min(y0 + k[0], h) - Swift.max(y0, 0)) * (Swift.min(x0 + k[1], w) - Swift.max(x0, 0)), 1)
+              count = Swift.max(
+                (Swift.min(y0 + k[0], h) - Swift.max(y0, 0)) * (Swift.min(x0 + k[1], w) - Swift.max(x0, 0)), 1)
             }
           }
           body((plane * oh + oy) * ow + ox, window, Double(count))
@@ -710,7 +733,8 @@ public struct ReferenceInterpreter {
               let yEnd = Swift.min(y0 + k[0], h + p[0]), xEnd = Swift.min(x0 + k[1], w + p[1])
               count = (yEnd - y0) * (xEnd - x0)
             } else {
-              let yA = Swift.max(y0, 0), yB = Swift.min(y0 + k[0], h), xA = Swift.max(x0, 0), xB = Swift.min(x0 + k[1], w)
+              let yA = Swift.max(y0, 0), yB = Swift.min(y0 + k[0], h), xA = Swift.max(x0, 0),
+                xB = Swift.min(x0 + k[1], w)
               count = Swift.max((yB - yA) * (xB - xA), 1)
             }
             acc /= Double(count)

@@ -119,8 +119,10 @@ func interleave(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD16<Float> {
 /// `BufferAssignment.inPlace`) — where a scalar loop left to the vectorizer fails its overlap check
 /// and runs a lane at a time.
 @inline(__always)
-func zipSIMD(_ l: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ n: Int,
-             _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
+func zipSIMD(
+  _ l: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ n: Int,
+  _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>
+) {
   var i = 0
   while i + 8 <= n {
     store8(f(load8(l + i), load8(r + i)), d + i)
@@ -133,8 +135,10 @@ func zipSIMD(_ l: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ d: UnsafeMu
 /// (`lScalar`, `rScalar`), through `zipSIMD` or `mapSIMD`; false (nothing done) when both
 /// are scalars.
 @inline(__always)
-func zipRowSIMD(_ l: UnsafePointer<Float>, _ lScalar: Bool, _ r: UnsafePointer<Float>, _ rScalar: Bool,
-                _ d: UnsafeMutablePointer<Float>, _ n: Int, _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) -> Bool {
+func zipRowSIMD(
+  _ l: UnsafePointer<Float>, _ lScalar: Bool, _ r: UnsafePointer<Float>, _ rScalar: Bool,
+  _ d: UnsafeMutablePointer<Float>, _ n: Int, _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>
+) -> Bool {
   switch (lScalar, rScalar) {
   case (false, false): zipSIMD(l, r, d, n, f)
   case (false, true): mapSIMD(l, r[0], d, n, f)
@@ -146,8 +150,10 @@ func zipRowSIMD(_ l: UnsafePointer<Float>, _ lScalar: Bool, _ r: UnsafePointer<F
 
 /// `d[i] = f(l[i])` for `i < n` with `f` also given the scalar `v` broadcast: `l` may be `d`.
 @inline(__always)
-func mapSIMD(_ l: UnsafePointer<Float>, _ v: Float, _ d: UnsafeMutablePointer<Float>, _ n: Int,
-             _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
+func mapSIMD(
+  _ l: UnsafePointer<Float>, _ v: Float, _ d: UnsafeMutablePointer<Float>, _ n: Int,
+  _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>
+) {
   let s = SIMD8<Float>(repeating: v)
   var i = 0
   while i + 8 <= n {
@@ -159,8 +165,10 @@ func mapSIMD(_ l: UnsafePointer<Float>, _ v: Float, _ d: UnsafeMutablePointer<Fl
 
 /// Applies a SIMD8 function to `n` floats (the tail through a padded vector).
 @inline(__always)
-func mapSIMD(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
-             _ f: (SIMD8<Float>) -> SIMD8<Float>) {
+func mapSIMD(
+  _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+  _ f: (SIMD8<Float>) -> SIMD8<Float>
+) {
   var i = 0
   while i + 8 <= n {
     store8(f(load8(src + i)), dst + i)

@@ -13,16 +13,21 @@ struct EvaluateCommandTests {
         let folder = dir.appendingPathComponent("lid/\(language)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for (i, clip) in clips.enumerated() {
-          let source = ModelCommandTests.root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/\(clip).wav")
+          let source = ModelCommandTests.root.appendingPathComponent(
+            "Tests/GlassboxMediaTests/Fixtures/mfcc/\(clip).wav")
           try FileManager.default.copyItem(at: source, to: folder.appendingPathComponent("\(clip)_\(i).wav"))
-          try Data(#"{"duration": 1.0, "speech": [[0.2, 0.6]]}"#.utf8).write(to: folder.appendingPathComponent("\(clip)_\(i).json"))
+          try Data(#"{"duration": 1.0, "speech": [[0.2, 0.6]]}"#.utf8).write(
+            to: folder.appendingPathComponent("\(clip)_\(i).json"))
         }
       }
-      let command = try Evaluate.parse([ModelCommandTests.spec("bilstm_attention1d"), "attention", "--bind", "C=2",
-                                        "--data", dir.appendingPathComponent("lid").path, "--split", "train",
-                                        "--steps", "4", "--permutations", "2", "--json"])
+      let command = try Evaluate.parse([
+        ModelCommandTests.spec("bilstm_attention1d"), "attention", "--bind", "C=2",
+        "--data", dir.appendingPathComponent("lid").path, "--split", "train",
+        "--steps", "4", "--permutations", "2", "--json",
+      ])
       let report = try command.measure()
-      let json = try #require(try JSONSerialization.jsonObject(with: Data(JSONValue.object(report).text.utf8)) as? [String: Any])
+      let json = try #require(
+        try JSONSerialization.jsonObject(with: Data(JSONValue.object(report).text.utf8)) as? [String: Any])
       #expect(ExplanationEvaluation.table(report).contains("deletion.auc"))
       let deletion = try #require(json["deletion"] as? [String: Any])
       #expect((deletion["curve"] as? [Double])?.count == 5)
@@ -48,14 +53,18 @@ struct EvaluateCommandTests {
         let folder = dir.appendingPathComponent("lid/\(language)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for (i, clip) in ["speech16k", "chirp22k"].enumerated() {
-          let source = ModelCommandTests.root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/\(clip).wav")
+          let source = ModelCommandTests.root.appendingPathComponent(
+            "Tests/GlassboxMediaTests/Fixtures/mfcc/\(clip).wav")
           try FileManager.default.copyItem(at: source, to: folder.appendingPathComponent("\(clip)_\(i).wav"))
           try Data(#"{"duration": 1.0, "speech": [[0.2, 0.6]]}"#.utf8)
             .write(to: folder.appendingPathComponent("\(clip)_\(i).json"))
         }
       }
-      let common = [ModelCommandTests.spec("bilstm_attention1d"), "--bind", "C=2", "--data",
-                    dir.appendingPathComponent("lid").path, "--split", "train", "--steps", "4", "--permutations", "2", "--no-sanity"]
+      let common = [
+        ModelCommandTests.spec("bilstm_attention1d"), "--bind", "C=2", "--data",
+        dir.appendingPathComponent("lid").path, "--split", "train", "--steps", "4", "--permutations", "2",
+        "--no-sanity",
+      ]
       let results = try Evaluate.parse(common + ["--methods", "attention,saliency,gradient:mfcc"])
         .compare(["attention", "saliency", "gradient:mfcc"])
       #expect(results.map(\.method) == ["attention", "saliency", "gradient:mfcc"])
@@ -65,8 +74,9 @@ struct EvaluateCommandTests {
         #expect(r.secondsPerExample > 0)
       }
       // Saliency weighs the input's frames: its relevance inside the speech is measured too.
-      let saliency = try #require(try JSONSerialization.jsonObject(
-        with: Data(JSONValue.object(results[1].report).text.utf8)) as? [String: Any])
+      let saliency = try #require(
+        try JSONSerialization.jsonObject(
+          with: Data(JSONValue.object(results[1].report).text.utf8)) as? [String: Any])
       let speech = try #require(saliency["speech"] as? [String: Any])
       #expect((0...1).contains(try #require(speech["relevance_mass_in_speech"] as? Double)))
       let table = ExplanationEvaluation.comparisonTable(results)
@@ -90,7 +100,8 @@ struct EvaluateCommandTests {
         let folder = lid.appendingPathComponent(language)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for i in 0..<10 {  // 8 / 1 / 1 per language
-          let source = ModelCommandTests.root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/speech16k.wav")
+          let source = ModelCommandTests.root.appendingPathComponent(
+            "Tests/GlassboxMediaTests/Fixtures/mfcc/speech16k.wav")
           try FileManager.default.copyItem(at: source, to: folder.appendingPathComponent("clip_\(i).wav"))
         }
       }
@@ -109,4 +120,3 @@ struct EvaluateCommandTests {
     }
   }
 }
-

@@ -71,8 +71,9 @@ struct ExportCommandTests {
     p.waitUntilExit()
     #expect(p.terminationStatus == 0, "\(message)")
     let lines = printed.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
-    #expect(lines.first?.hasPrefix("class ") == true && lines.first?.hasSuffix("Grad-CAM (16, 16)") == true,
-            "\(printed)")
+    #expect(
+      lines.first?.hasPrefix("class ") == true && lines.first?.hasSuffix("Grad-CAM (16, 16)") == true,
+      "\(printed)")
     // A 16×16 map, its largest value drawn as the densest character.
     #expect(lines.count == 17 && lines.dropFirst().allSatisfy { $0.count == 16 }, "\(printed)")
     #expect(lines.dropFirst().contains { $0.contains("@") }, "\(printed)")
@@ -90,7 +91,9 @@ struct ExportCommandTests {
       var command = try GlassboxCommand.parseAsRoot(arguments)
       try command.run()
     }
-    try glassbox(["compile", Self.root.appendingPathComponent("examples/tiny_cnn.graph").path, "-o", path("tiny.model")])
+    try glassbox([
+      "compile", Self.root.appendingPathComponent("examples/tiny_cnn.graph").path, "-o", path("tiny.model"),
+    ])
     try glassbox(["export", path("tiny.model"), "-o", path("tiny.onnx")])
     try glassbox(["import", path("tiny.onnx"), "-o", path("back.model")])
     try glassbox(["import", path("tiny.onnx"), "-o", path("back.graph")])

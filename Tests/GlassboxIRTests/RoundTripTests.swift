@@ -11,7 +11,10 @@ struct RoundTripTests {
   }
 
   @Test func everyStudySpecIsPresent() {
-    #expect(Repo.specNames == ["bilstm", "bilstm_attention1d", "bilstm_attention2d", "resnet18", "resnet18_lstm", "vgg19_lstm"])
+    #expect(
+      Repo.specNames == [
+        "bilstm", "bilstm_attention1d", "bilstm_attention2d", "resnet18", "resnet18_lstm", "vgg19_lstm",
+      ])
   }
 
   @Test(arguments: cases)
@@ -44,48 +47,56 @@ struct RoundTripTests {
   /// normalised axes' shape (`bias: false` leaves it out); the explicit form prints and parses
   /// back, attributes at their defaults left out.
   @Test func layerNormPrintsAndParsesBack() throws {
-    let graph = try Spec.checkedGraph(SourceText(fileName: "t.graph", text: """
-      graph norms(x: f32[B, 5, 8]) -> (y: f32[B, 5, 8]) {
-        a = layer_norm(x)
-        y = layer_norm(a, axis: -2, eps: 0.001, bias: false)
-      }
-      """))
+    let graph = try Spec.checkedGraph(
+      SourceText(
+        fileName: "t.graph",
+        text: """
+          graph norms(x: f32[B, 5, 8]) -> (y: f32[B, 5, 8]) {
+            a = layer_norm(x)
+            y = layer_norm(a, axis: -2, eps: 0.001, bias: false)
+          }
+          """))
     let printed = Printer.print(graph)
-    #expect(printed == """
-      graph norms(x: f32[B, 5, 8]) -> (y: f32[B, 5, 8]) {
-        param a.weight: f32[8] init ones
-        param a.bias: f32[8] init zeros
-        a = layer_norm(x, a.weight, a.bias) : f32[B, 5, 8]
-        param y.weight: f32[5, 8] init ones
-        y = layer_norm(a, y.weight, axis: -2, eps: 0.001) : f32[B, 5, 8]
-      }
+    #expect(
+      printed == """
+        graph norms(x: f32[B, 5, 8]) -> (y: f32[B, 5, 8]) {
+          param a.weight: f32[8] init ones
+          param a.bias: f32[8] init zeros
+          a = layer_norm(x, a.weight, a.bias) : f32[B, 5, 8]
+          param y.weight: f32[5, 8] init ones
+          y = layer_norm(a, y.weight, axis: -2, eps: 0.001) : f32[B, 5, 8]
+        }
 
-      """)
+        """)
     let reparsed = try Spec.checkedGraph(SourceText(fileName: "printed.graph", text: printed))
     #expect(reparsed == graph)
     #expect(Verifier.verify(reparsed).isEmpty)
   }
 
   @Test func printedFormIsReadable() throws {
-    let graph = try Spec.checkedGraph(SourceText(fileName: "t.graph", text: """
-      graph tiny(x: f32[B, 8]) -> (y: f32[B, 4]) {
-        hidden = relu(linear(x, out: 16))
-        y = linear(hidden, out: 4, bias: false) @head
-        tap act = activation(hidden)
-      }
-      """))
-    #expect(Printer.print(graph) == """
-      graph tiny(x: f32[B, 8]) -> (y: f32[B, 4]) {
-        param hidden.linear.weight: f32[16, 8] init uniform(0.35355339059327373)
-        param hidden.linear.bias: f32[16] init uniform(0.35355339059327373)
-        hidden.linear = linear(x, hidden.linear.weight, hidden.linear.bias) : f32[B, 16]
-        hidden = relu(hidden.linear) : f32[B, 16]
-        param head.weight: f32[4, 16] init uniform(0.25)
-        head = linear(hidden, head.weight) : f32[B, 4]
-        y = head
-        tap act = activation(hidden) : f32[B, 16]
-      }
+    let graph = try Spec.checkedGraph(
+      SourceText(
+        fileName: "t.graph",
+        text: """
+          graph tiny(x: f32[B, 8]) -> (y: f32[B, 4]) {
+            hidden = relu(linear(x, out: 16))
+            y = linear(hidden, out: 4, bias: false) @head
+            tap act = activation(hidden)
+          }
+          """))
+    #expect(
+      Printer.print(graph) == """
+        graph tiny(x: f32[B, 8]) -> (y: f32[B, 4]) {
+          param hidden.linear.weight: f32[16, 8] init uniform(0.35355339059327373)
+          param hidden.linear.bias: f32[16] init uniform(0.35355339059327373)
+          hidden.linear = linear(x, hidden.linear.weight, hidden.linear.bias) : f32[B, 16]
+          hidden = relu(hidden.linear) : f32[B, 16]
+          param head.weight: f32[4, 16] init uniform(0.25)
+          head = linear(hidden, head.weight) : f32[B, 4]
+          y = head
+          tap act = activation(hidden) : f32[B, 16]
+        }
 
-      """)
+        """)
   }
 }

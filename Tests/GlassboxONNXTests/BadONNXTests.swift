@@ -49,8 +49,9 @@ struct BadONNXTests {
     do {
       _ = try ONNXImporter.importModel(bytes: bytes, fileName: "given.onnx")
     } catch {
-      #expect(error.description == "given.onnx: initializer 'w' keeps its data in the external file "
-        + "'external_ok.bin', but the model was given as bytes without a folder to find it in")
+      #expect(
+        error.description == "given.onnx: initializer 'w' keeps its data in the external file "
+          + "'external_ok.bin', but the model was given as bytes without a folder to find it in")
     }
   }
 
@@ -64,8 +65,9 @@ struct BadONNXTests {
     let outside = FileManager.default.temporaryDirectory.appendingPathComponent("outside-\(UUID().uuidString).bin")
     try Data(count: 32).write(to: outside)
     defer { try? FileManager.default.removeItem(at: outside) }
-    try FileManager.default.createSymbolicLink(atPath: folder.appendingPathComponent("external_ok.bin").path,
-                                               withDestinationPath: outside.path)
+    try FileManager.default.createSymbolicLink(
+      atPath: folder.appendingPathComponent("external_ok.bin").path,
+      withDestinationPath: outside.path)
     let message = try #require(Self.message(model))
     #expect(message.contains("external data location 'external_ok.bin' leads outside the model's folder"))
   }

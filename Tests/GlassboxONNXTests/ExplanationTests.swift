@@ -21,8 +21,9 @@ struct ExplanationTests {
     let explanation = try model.session().explain(tap, ["image": c.inputs[0]])
     let expected = try NPYFixture.read("cases/tiny_resnet.gradcam.npy")
     #expect(explanation.map.shape == [2, 4, 4])
-    #expect(close(explanation.map, expected, tolerance: 1e-3),
-            "differs by \(largestDifference(explanation.map, expected))")
+    #expect(
+      close(explanation.map, expected, tolerance: 1e-3),
+      "differs by \(largestDifference(explanation.map, expected))")
   }
 
   /// A tap may name its value as the ONNX file does.

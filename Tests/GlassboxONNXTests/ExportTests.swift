@@ -87,7 +87,9 @@ struct ExportTests {
     let folder = NSTemporaryDirectory() + "gbx-export-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
-    var arguments = ["-c", """
+    var arguments = [
+      "-c",
+      """
       import sys, numpy as np, onnx, onnxruntime as ort
       path, folder = sys.argv[1], sys.argv[2]
       onnx.checker.check_model(onnx.load(path), full_check=True)
@@ -97,7 +99,8 @@ struct ExportTests {
       feeds = {name: np.load(f"{folder}/in.{name}.npy") for name in sys.argv[3:]}
       for o, v in zip(s.get_outputs(), s.run(None, feeds)):
           np.save(f"{folder}/out.{o.name}.npy", v)
-      """, file, folder]
+      """, file, folder,
+    ]
     for (name, t) in feeds {
       try NPY.write(t, to: "\(folder)/in.\(name).npy")
       arguments.append(name)
@@ -139,8 +142,9 @@ struct ExportTests {
       let classes = [-1] + [Int](repeating: 2, count: shape[0] - 1)
       let e = try session.explain(tap.name, [input: x], target: tap.needsClass ? .each(classes) : .predicted)
       if let logits = e.outputs["logits"] {
-        #expect(close(results["logits"], logits, tolerance: 1e-4),
-                "logits differ by \(results["logits"].map { largestDifference($0, logits) } ?? .infinity)")
+        #expect(
+          close(results["logits"], logits, tolerance: 1e-4),
+          "logits differ by \(results["logits"].map { largestDifference($0, logits) } ?? .infinity)")
       }
       for (role, map) in e.maps {
         let name = role == "raw" ? tap.name : "\(tap.name).\(role)"
@@ -159,8 +163,9 @@ struct ExportTests {
 
   /// Reductions take their axes as inputs from opset 18; max pooling's backward needs
   /// ScatterElements' `add` (16).
-  @Test(.enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"),
-        arguments: [16, 18, 21])
+  @Test(
+    .enabled(if: python != nil, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"),
+    arguments: [16, 18, 21])
   func otherOpsetsRunInONNXRuntime(_ opset: Int) throws {
     try agrees(Self.model(Self.cnn), input: "image", shape: [2, 3, 12, 12], opset: opset)
   }
@@ -203,8 +208,12 @@ struct ExportTests {
     defer { try? FileManager.default.removeItem(atPath: file) }
     try Data(summary.bytes).write(to: URL(fileURLWithPath: file))
     for n in [1, 3] {
-      let out = try Self.runtime(file, ["image": Self.deterministic([n, 3, 12, 12]),
-                                        "target": Tensor(shape: [n], storage: .i64([Int64](repeating: -1, count: n)))])
+      let out = try Self.runtime(
+        file,
+        [
+          "image": Self.deterministic([n, 3, 12, 12]),
+          "target": Tensor(shape: [n], storage: .i64([Int64](repeating: -1, count: n))),
+        ])
       #expect(out["gradcam.upsampled"]?.shape == [n, 12, 12])
       #expect(out["logits"]?.shape == [n, 5])
     }
@@ -229,8 +238,9 @@ struct ExportTests {
       let own = try session.run(["frames": x])
       for name in ["logits", "hidden"] {
         let expected = try #require(own[name])
-        #expect(close(out[name], expected, tolerance: 1e-4),
-                "\(name) at [\(n), \(t)]: \(out[name].map { largestDifference($0, expected) } ?? .infinity)")
+        #expect(
+          close(out[name], expected, tolerance: 1e-4),
+          "\(name) at [\(n), \(t)]: \(out[name].map { largestDifference($0, expected) } ?? .infinity)")
       }
     }
     // Grad-CAM through the LSTM needs the steps bound.
@@ -252,8 +262,9 @@ struct ExportTests {
       let back = try Model(contentsOf: file)
       let expected = bindings.isEmpty ? model.graph : try model.graph.bound(bindings)
       #expect(back.graph == expected, "\(model.name)")
-      #expect(back.taps.map { [$0.name, $0.kind.rawValue] + $0.values }
-                == model.taps.map { [$0.name, $0.kind.rawValue] + $0.values })
+      #expect(
+        back.taps.map { [$0.name, $0.kind.rawValue] + $0.values }
+          == model.taps.map { [$0.name, $0.kind.rawValue] + $0.values })
       #expect(back.labels == model.labels)
       #expect(back.provenance == model.provenance)
       #expect(try back.parameterTensors() == model.parameterTensors(for: expected), "\(model.name)")

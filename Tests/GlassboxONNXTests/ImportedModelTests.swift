@@ -90,10 +90,12 @@ struct ImportedModelTests {
   }
 
   @Test func readableNames() {
-    let cases = [("/layer1/layer1.0/conv1/Conv_output_0", "layer1.layer1.0.conv1.Conv_output_0"),
-                 ("gpu_0/conv1_w_0", "gpu_0.conv1_w_0"), ("onnx::Conv_193", "onnx.Conv_193"), ("123", "v123"),
-                 ("layer1.0.conv1.weight", "layer1.0.conv1.weight"), ("input.1", "input.1"), ("a-b c", "a_b_c"),
-                 ("", "v"), ("///", "v"), ("param", "param_"), ("x:0", "x.0"), ("ü", "_")]
+    let cases = [
+      ("/layer1/layer1.0/conv1/Conv_output_0", "layer1.layer1.0.conv1.Conv_output_0"),
+      ("gpu_0/conv1_w_0", "gpu_0.conv1_w_0"), ("onnx::Conv_193", "onnx.Conv_193"), ("123", "v123"),
+      ("layer1.0.conv1.weight", "layer1.0.conv1.weight"), ("input.1", "input.1"), ("a-b c", "a_b_c"),
+      ("", "v"), ("///", "v"), ("param", "param_"), ("x:0", "x.0"), ("ü", "_"),
+    ]
     for (onnx, spec) in cases { #expect(ONNXNames.readable(onnx) == spec, "\(onnx)") }
   }
 }

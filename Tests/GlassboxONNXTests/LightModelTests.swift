@@ -26,11 +26,14 @@ struct LightModelTests {
   static let needLRN: Set<String> = ["bvlc_alexnet", "inception_v1", "zfnet512"]
   /// Run as well as imported (vgg19's 143 M parameters only import here, to keep the suite quick).
   static let run: Set<String> = ["densenet121", "inception_v2", "resnet50", "shufflenet", "squeezenet"]
-  static let names = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet",
-                      "squeezenet", "vgg19", "zfnet512"]
+  static let names = [
+    "bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet",
+    "squeezenet", "vgg19", "zfnet512",
+  ]
 
-  @Test(.enabled(if: folder != nil, "needs the onnx package's test data: a venv with onnx (ONNX_TEST_DATA=…/data)"),
-        arguments: names)
+  @Test(
+    .enabled(if: folder != nil, "needs the onnx package's test data: a venv with onnx (ONNX_TEST_DATA=…/data)"),
+    arguments: names)
   func importsAndMatchesItsRecordedOutput(_ name: String) throws {
     let folder = try #require(Self.folder)
     let path = "\(folder)/light_\(name).onnx"
@@ -50,8 +53,12 @@ struct LightModelTests {
     let n = shape.reduce(1, *)
     let x = Tensor(shape: shape, f32: (0..<n).map { Float(Double($0) / Double(n)) })
     let out = try model.session().run([input.name: x])
-    let recorded = try Onnx_TensorProto(serializedBytes: [UInt8](Data(contentsOf: URL(fileURLWithPath:
-      "\(folder)/light_\(name)_output_0.pb"))))
+    let recorded = try Onnx_TensorProto(
+      serializedBytes: [UInt8](
+        Data(
+          contentsOf: URL(
+            fileURLWithPath:
+              "\(folder)/light_\(name)_output_0.pb"))))
     let expected = try ONNXFile.constant(recorded, what: "output", context: .init(file: path, directory: nil))
     let actual = try #require(out[model.outputs[0].name])
     #expect(actual.shape == expected.shape)

@@ -12,133 +12,133 @@ struct GradientTests {
   /// Spec text of each case; every op with a gradient rule must appear in one (`coverage`).
   static let cases: [String: String] = [
     "linear": """
-      graph g(x: f32[2, 3, 4]) -> (y: f32[2, 3, 5], z: f32[2, 3, 5]) {
-        param w: f32[5, 4] init zeros
-        param b: f32[5] init zeros
-        param w2: f32[5, 4] init zeros
-        r = linear(x, w2)
-        y = linear(x, w, b)
-        z = linear(x, w, b, r, activation: relu)
-      }
-      """,
+    graph g(x: f32[2, 3, 4]) -> (y: f32[2, 3, 5], z: f32[2, 3, 5]) {
+      param w: f32[5, 4] init zeros
+      param b: f32[5] init zeros
+      param w2: f32[5, 4] init zeros
+      r = linear(x, w2)
+      y = linear(x, w, b)
+      z = linear(x, w, b, r, activation: relu)
+    }
+    """,
     "matmul": """
-      graph g(a: f32[2, 3], b: f32[3, 2], p: f32[2, 3, 4], q: f32[2, 4, 3]) -> (y: f32[2, 3], z: f32[2, 3, 4]) {
-        y = matmul(matmul(a, b), a)
-        z = batch_matmul(batch_matmul(p, q), p)
-      }
-      """,
+    graph g(a: f32[2, 3], b: f32[3, 2], p: f32[2, 3, 4], q: f32[2, 4, 3]) -> (y: f32[2, 3], z: f32[2, 3, 4]) {
+      y = matmul(matmul(a, b), a)
+      z = batch_matmul(batch_matmul(p, q), p)
+    }
+    """,
     "arithmetic": """
-      graph g(a: f32[2, 3], b: f32[3], c: f32[2, 1]) -> (y: f32[2, 3]) {
-        k = constant(value: 1.5, shape: [3])
-        y = div(mul(sub(add(a, b), c), a), add(mul(b, b), k))
-      }
-      """,
+    graph g(a: f32[2, 3], b: f32[3], c: f32[2, 1]) -> (y: f32[2, 3]) {
+      k = constant(value: 1.5, shape: [3])
+      y = div(mul(sub(add(a, b), c), a), add(mul(b, b), k))
+    }
+    """,
     "fused_elementwise": """
-      graph g(a: f32[2, 3], b: f32[2, 3], k: f32[]) -> (y: f32[2, 3]) {
-        y = fused_elementwise(a, b, k, program: [0, 0, 1, 2, 3, 2, 2, 4, 0, 5, 5, 0, 6, 3, 0, 3, 7, 6, 1, 8, 4])
-      }
-      """,
+    graph g(a: f32[2, 3], b: f32[2, 3], k: f32[]) -> (y: f32[2, 3]) {
+      y = fused_elementwise(a, b, k, program: [0, 0, 1, 2, 3, 2, 2, 4, 0, 5, 5, 0, 6, 3, 0, 3, 7, 6, 1, 8, 4])
+    }
+    """,
     "activations": """
-      graph g(x: f32[2, 5]) -> (y: f32[2, 5]) {
-        y = mul(relu(x), add(sigmoid(x), tanh(x)))
-      }
-      """,
+    graph g(x: f32[2, 5]) -> (y: f32[2, 5]) {
+      y = mul(relu(x), add(sigmoid(x), tanh(x)))
+    }
+    """,
     "softmax": """
-      graph g(x: f32[3, 4]) -> (y: f32[3, 4]) {
-        y = mul(softmax(x, axis: 1), log_softmax(x, axis: 0))
-      }
-      """,
+    graph g(x: f32[3, 4]) -> (y: f32[3, 4]) {
+      y = mul(softmax(x, axis: 1), log_softmax(x, axis: 0))
+    }
+    """,
     "reductions": """
-      graph g(x: f32[2, 3, 4]) -> (s: f32[2, 4], m: f32[1, 3, 1], t: f32[2, 3], u: f32[]) {
-        s = sum(x, axes: [1])
-        m = mean(x, axes: [0, 2], keepdims: true)
-        t = max(x, axes: [2])
-        u = add(sum(x), max(x))
-      }
-      """,
+    graph g(x: f32[2, 3, 4]) -> (s: f32[2, 4], m: f32[1, 3, 1], t: f32[2, 3], u: f32[]) {
+      s = sum(x, axes: [1])
+      m = mean(x, axes: [0, 2], keepdims: true)
+      t = max(x, axes: [2])
+      u = add(sum(x), max(x))
+    }
+    """,
     "shapes": """
-      graph g(x: f32[2, 3, 4]) -> (r: f32[4, 6], f: f32[2, 12], t: f32[4, 2, 3]) {
-        r = reshape(x, shape: [4, -1])
-        f = flatten(x)
-        t = mul(transpose(x, perm: [2, 0, 1]), transpose(x, perm: [2, 0, 1]))
-      }
-      """,
+    graph g(x: f32[2, 3, 4]) -> (r: f32[4, 6], f: f32[2, 12], t: f32[4, 2, 3]) {
+      r = reshape(x, shape: [4, -1])
+      f = flatten(x)
+      t = mul(transpose(x, perm: [2, 0, 1]), transpose(x, perm: [2, 0, 1]))
+    }
+    """,
     "pieces": """
-      graph g(x: f32[2, 6, 3]) -> (s: f32[2, 5, 3], t: f32[2, 3], u: f32[2, 2, 3]) {
-        a, b = split(x, axis: 1, sizes: [2, 4])
-        c = concat(b, a, x, axis: 1)
-        s = slice(c, axis: 1, start: 1, end: 10, step: 2)
-        t = add(select(c, axis: 1, index: -1), select(x, axis: 1, index: 2))
-        u = mul(a, dropout(a, p: 0.25))
-      }
-      """,
+    graph g(x: f32[2, 6, 3]) -> (s: f32[2, 5, 3], t: f32[2, 3], u: f32[2, 2, 3]) {
+      a, b = split(x, axis: 1, sizes: [2, 4])
+      c = concat(b, a, x, axis: 1)
+      s = slice(c, axis: 1, start: 1, end: 10, step: 2)
+      t = add(select(c, axis: 1, index: -1), select(x, axis: 1, index: 2))
+      u = mul(a, dropout(a, p: 0.25))
+    }
+    """,
     "lstm": """
-      graph g(x: f32[2, 3, 4]) -> (y: f32[2, 3, 6], z: f32[2, 2]) {
-        y = lstm(x, hidden: 3, bidirectional: true)
-        z = lstm(x, hidden: 2, last: true)
-      }
-      """,
+    graph g(x: f32[2, 3, 4]) -> (y: f32[2, 3, 6], z: f32[2, 2]) {
+      y = lstm(x, hidden: 3, bidirectional: true)
+      z = lstm(x, hidden: 2, last: true)
+    }
+    """,
     "unrolled_lstm": """
-      graph g(x: f32[2, 4, 3]) -> (y: f32[2, 4, 4]) {
-        y = lstm(x, hidden: 2, bidirectional: true)
-      }
-      """,
+    graph g(x: f32[2, 4, 3]) -> (y: f32[2, 4, 4]) {
+      y = lstm(x, hidden: 2, bidirectional: true)
+    }
+    """,
     "cross_entropy": """
-      graph g(x: f32[3, 4], target: i64[3]) -> (loss: f32[], seed: f32[3, 4]) {
-        seed = mul(x, class_seed(x))
-        loss = add(cross_entropy(x, target), cross_entropy(mul(x, x), target))
-      }
-      """,
+    graph g(x: f32[3, 4], target: i64[3]) -> (loss: f32[], seed: f32[3, 4]) {
+      seed = mul(x, class_seed(x))
+      loss = add(cross_entropy(x, target), cross_entropy(mul(x, x), target))
+    }
+    """,
     "batch_norm": """
-      graph g(x: f32[2, 3, 2, 2]) -> (y: f32[2, 3, 2, 2], p: f32[2, 3, 1, 1]) {
-        y = batch_norm(x)
-        p = global_avg_pool2d(mul(x, y))
-      }
-      """,
+    graph g(x: f32[2, 3, 2, 2]) -> (y: f32[2, 3, 2, 2], p: f32[2, 3, 1, 1]) {
+      y = batch_norm(x)
+      p = global_avg_pool2d(mul(x, y))
+    }
+    """,
     "conv2d": """
-      graph g(x: f32[2, 4, 5, 6]) -> (y: f32[2, 6, 3, 3], z: f32[2, 4, 5, 6]) {
-        param w: f32[6, 2, 3, 3] init zeros
-        param b: f32[6] init zeros
-        param v: f32[4, 4, 3, 3] init zeros
-        param c: f32[4] init zeros
-        y = conv2d(x, w, b, stride: 2, padding: 1, groups: 2)
-        z = conv2d(x, v, c, x, padding: [1, 2], dilation: [1, 2], activation: relu)
-      }
-      """,
+    graph g(x: f32[2, 4, 5, 6]) -> (y: f32[2, 6, 3, 3], z: f32[2, 4, 5, 6]) {
+      param w: f32[6, 2, 3, 3] init zeros
+      param b: f32[6] init zeros
+      param v: f32[4, 4, 3, 3] init zeros
+      param c: f32[4] init zeros
+      y = conv2d(x, w, b, stride: 2, padding: 1, groups: 2)
+      z = conv2d(x, v, c, x, padding: [1, 2], dilation: [1, 2], activation: relu)
+    }
+    """,
     "pooling": """
-      graph g(x: f32[2, 3, 5, 6]) -> (m: f32[2, 3, 3, 3], a: f32[2, 3, 3, 4], b: f32[2, 3, 2, 2]) {
-        m = max_pool2d(x, kernel: 3, stride: 2, padding: 1)
-        a = avg_pool2d(x, kernel: [3, 2], stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
-        b = avg_pool2d(mul(x, x), kernel: 3, stride: 2)
-      }
-      """,
+    graph g(x: f32[2, 3, 5, 6]) -> (m: f32[2, 3, 3, 3], a: f32[2, 3, 3, 4], b: f32[2, 3, 2, 2]) {
+      m = max_pool2d(x, kernel: 3, stride: 2, padding: 1)
+      a = avg_pool2d(x, kernel: [3, 2], stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
+      b = avg_pool2d(mul(x, x), kernel: 3, stride: 2)
+    }
+    """,
     "batch_norm_train": """
-      graph g(x: f32[3, 2, 2, 3]) -> (y: f32[3, 2, 2, 3]) {
-        param w: f32[2] init ones
-        param b: f32[2] init zeros
-        n, mean, variance = batch_norm_train(x, w, b)
-        y = mul(n, x)
-      }
-      """,
+    graph g(x: f32[3, 2, 2, 3]) -> (y: f32[3, 2, 2, 3]) {
+      param w: f32[2] init ones
+      param b: f32[2] init zeros
+      n, mean, variance = batch_norm_train(x, w, b)
+      y = mul(n, x)
+    }
+    """,
     // Over the last axis with a bias, and over the last two without one (bias optional).
     "layer_norm": """
-      graph g(x: f32[2, 3, 4]) -> (y: f32[2, 3, 4], z: f32[2, 3, 4]) {
-        param w: f32[4] init uniform(1)
-        param b: f32[4] init uniform(0.5)
-        param w2: f32[3, 4] init uniform(1)
-        y = mul(layer_norm(x, w, b), x)
-        z = layer_norm(x, w2, axis: -2, eps: 0.001)
-      }
-      """,
+    graph g(x: f32[2, 3, 4]) -> (y: f32[2, 3, 4], z: f32[2, 3, 4]) {
+      param w: f32[4] init uniform(1)
+      param b: f32[4] init uniform(0.5)
+      param w2: f32[3, 4] init uniform(1)
+      y = mul(layer_norm(x, w, b), x)
+      z = layer_norm(x, w2, axis: -2, eps: 0.001)
+    }
+    """,
     // With the ReLU folded in (`FuseBatchNormReLU`): the backward recomputes its mask from x.
     "batch_norm_train_relu": """
-      graph g(x: f32[3, 2, 2, 3]) -> (y: f32[3, 2, 2, 3]) {
-        param w: f32[2] init uniform(1)
-        param b: f32[2] init uniform(0.5)
-        r, mean, variance = batch_norm_train(x, w, b, activation: relu)
-        y = mul(r, add(x, r))
-      }
-      """,
+    graph g(x: f32[3, 2, 2, 3]) -> (y: f32[3, 2, 2, 3]) {
+      param w: f32[2] init uniform(1)
+      param b: f32[2] init uniform(0.5)
+      r, mean, variance = batch_norm_train(x, w, b, activation: relu)
+      y = mul(r, add(x, r))
+    }
+    """,
   ]
 
   /// Cases differentiated after `UnrollLSTM` (the `lstm_cell` rule and select-joining).
@@ -211,13 +211,15 @@ struct GradientTests {
     #expect(Verifier.verify(g).isEmpty, "\(Verifier.verify(g))")
     // Inputs print first, so the parsed copy numbers values differently: compare the text.
     let printed = Printer.print(g)
-    #expect(Printer.print(try Spec.checkedGraph(SourceText(fileName: "p.graph", text: printed))) == printed,
-            "the differentiated graph prints and parses back")
+    #expect(
+      Printer.print(try Spec.checkedGraph(SourceText(fileName: "p.graph", text: printed))) == printed,
+      "the differentiated graph prints and parses back")
     var (inputs, parameters) = Self.values(g0)
     for o in g0.outputs where g0[o.value].type.dtype.isFloatingPoint {
       let n = g0[o.value].type.shape.reduce(1) { $0 * ($1.staticValue ?? 1) }
-      inputs["seed_" + o.name] = Tensor(shape: g0[o.value].type.shape.map { $0.staticValue ?? 1 },
-                                        f64: DeterministicTensors.values("seed_" + o.name, count: n).map(Double.init))
+      inputs["seed_" + o.name] = Tensor(
+        shape: g0[o.value].type.shape.map { $0.staticValue ?? 1 },
+        f64: DeterministicTensors.values("seed_" + o.name, count: n).map(Double.init))
     }
     var interpreter = ReferenceInterpreter(graph: g)
     let values = try interpreter.run(inputs: inputs, parameters: parameters)
@@ -241,7 +243,8 @@ struct GradientTests {
         baseValues[i] = saved
         let numeric = (losses[0] - losses[1]) / (2 * h)
         let error = abs(numeric - analytic[i])
-        #expect(error <= 1e-6 * max(1, abs(numeric)), "\(name): d/d\(w)[\(i)] analytic \(analytic[i]) numeric \(numeric)")
+        #expect(
+          error <= 1e-6 * max(1, abs(numeric)), "\(name): d/d\(w)[\(i)] analytic \(analytic[i]) numeric \(numeric)")
       }
       if isInput { inputs[w] = base } else { parameters[w] = base }
     }
@@ -275,7 +278,8 @@ struct GradientTests {
     #expect {
       _ = try Differentiate.apply(to: g, seeds: [(y, seed)], wrt: [x])
     } throws: { error in
-      "\(error)" == "m.graph:2:7: error: differentiate: relu_backward has no gradient rule, but the gradient must pass through 'r'"
+      "\(error)"
+        == "m.graph:2:7: error: differentiate: relu_backward has no gradient rule, but the gradient must pass through 'r'"
     }
     // Not on the path: no error.
     _ = try Differentiate.apply(to: g, seeds: [(y, seed)], wrt: [try #require(g.value(named: "r"))])
@@ -284,12 +288,15 @@ struct GradientTests {
   /// Backpropagation through time keeps the hoisted input projection: the input-weight
   /// gradient of each direction is one `linear_backward_weight` over all steps.
   @Test func lstmInputWeightIsOneGEMM() throws {
-    let g = try Spec.checkedGraph(SourceText(fileName: "l.graph", text: """
-      graph g(x: f32[B, 6, 4]) -> (logits: f32[B, 3]) {
-        lstm = lstm(x, hidden: 5, bidirectional: true)
-        logits = linear(select(lstm, axis: 1, index: -1), out: 3)
-      }
-      """), bindings: ["B": 2])
+    let g = try Spec.checkedGraph(
+      SourceText(
+        fileName: "l.graph",
+        text: """
+          graph g(x: f32[B, 6, 4]) -> (logits: f32[B, 3]) {
+            lstm = lstm(x, hidden: 5, bidirectional: true)
+            logits = linear(select(lstm, axis: 1, index: -1), out: 3)
+          }
+          """), bindings: ["B": 2])
     let program = try TrainingProgram.make(from: g, logits: "logits")
     let t = program.graph
     let x = try #require(t.inputs.first)
@@ -297,7 +304,9 @@ struct GradientTests {
     #expect(ihGEMMs.count == 1, "one weight_ih GEMM for the forward direction, over all 6 steps")
     #expect(ihGEMMs.first.map { t[$0.operands[0]].type.shape } == [2, 6, 20])
     // The reverse direction, read only at the last step, projects (and differentiates) that step alone.
-    let lastStep = t.nodes.filter { $0.op == .linearBackwardWeight && t[$0.operands[1]].name.hasSuffix(".input5_reverse") }
+    let lastStep = t.nodes.filter {
+      $0.op == .linearBackwardWeight && t[$0.operands[1]].name.hasSuffix(".input5_reverse")
+    }
     #expect(lastStep.count == 1)
     // The recurrent weight of the forward direction: the six steps' products as one GEMM.
     let hhGEMMs = t.nodes.filter { $0.op == .linearBackwardWeight && t[$0.operands[1]].type.shape == [2, 6, 5] }

@@ -294,8 +294,9 @@ struct InterpreterEquivalenceTests {
     let parameters = DeterministicTensors.parameters(of: graph)
     var inputs: [String: Tensor] = [:]
     for id in graph.inputs {
-      inputs[graph[id].name] = DeterministicTensors.tensor("input:" + graph[id].name,
-                                                           shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
+      inputs[graph[id].name] = DeterministicTensors.tensor(
+        "input:" + graph[id].name,
+        shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
     }
     var reference = ReferenceInterpreter(graph: graph)
     let expected = try reference.run(inputs: inputs, parameters: parameters)
@@ -332,8 +333,9 @@ struct InterpreterEquivalenceTests {
     #expect(module.graph.nodes.filter { $0.op == .fusedElementwise }.count == 1)
     var inputs: [String: Tensor] = [:]
     for id in graph.inputs {
-      inputs[graph[id].name] = DeterministicTensors.tensor("input:" + graph[id].name,
-                                                           shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
+      inputs[graph[id].name] = DeterministicTensors.tensor(
+        "input:" + graph[id].name,
+        shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
     }
     var reference = ReferenceInterpreter(graph: graph)
     let expected = try reference.run(inputs: inputs, parameters: [:])

@@ -22,8 +22,9 @@ struct ErrorKindTests {
     #expect(kind(MediaError(.corrupt, file: "clip.mp4", "no frames")) == (.media, "clip.mp4"))
     #expect(kind(TrainingError(file: "data", "no such data folder")) == (.input, "data"))
     #expect(kind(TrainingError("libmpi.so.40: cannot open", kind: .runtime)) == (.runtime, nil))
-    #expect(kind(ONNXError(file: "m.onnx", problems: [.init(.unsupportedOperator, node: "n", opType: "X", "no form")]))
-              == (.unsupported, "m.onnx"))
+    #expect(
+      kind(ONNXError(file: "m.onnx", problems: [.init(.unsupportedOperator, node: "n", opType: "X", "no form")]))
+        == (.unsupported, "m.onnx"))
     #expect(kind(ONNXError(file: "m.onnx", problems: [.init(.invalid, "a cycle through n")])) == (.model, "m.onnx"))
   }
 

@@ -15,8 +15,9 @@ struct InputMapMeasureTests {
     v[12 + 5] = 2  // frame 1, channel 0, (1, 2)
     v[18 + 5] = -1  // frame 1, channel 1, (1, 2)
     let raw = Tensor(shape: shape, f32: v)
-    let e = Explanation(tap: "saliency", kind: .saliency, scope: nil, perStep: false, classes: [0],
-                        maps: ["raw": raw], outputs: [:])
+    let e = Explanation(
+      tap: "saliency", kind: .saliency, scope: nil, perStep: false, classes: [0],
+      maps: ["raw": raw], outputs: [:])
     let units = try #require(ExplanationEvaluation.units(e, inputShape: shape))
     #expect(units.name == "frames")
     #expect(units.scores[1] > units.scores[0])
@@ -30,8 +31,9 @@ struct InputMapMeasureTests {
     #expect(removed.floats[..<12].elementsEqual(v[..<12]))
     #expect(removed.floats[12...].allSatisfy { $0 == 0 })
     // A map of another shape is not one of the clip.
-    let other = Explanation(tap: "g", kind: .gradient, scope: nil, perStep: false, classes: [0],
-                            maps: ["raw": Tensor(shape: [1, 2, 4], f32: [Float](repeating: 1, count: 8))], outputs: [:])
+    let other = Explanation(
+      tap: "g", kind: .gradient, scope: nil, perStep: false, classes: [0],
+      maps: ["raw": Tensor(shape: [1, 2, 4], f32: [Float](repeating: 1, count: 8))], outputs: [:])
     #expect(ExplanationEvaluation.frameMaps(other, inputShape: shape) == nil)
   }
 }

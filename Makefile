@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN = .build/release/glassbox
 
-.PHONY: setup build release lib install demo test c-api-test python-test bench check-specs clean fuzz readers data study
+.PHONY: setup build release lib install demo test c-api-test python-test bench check-specs clean fuzz readers data study format format-check
 
 setup:
 	tools/setup
@@ -46,7 +46,21 @@ check-specs: release
 	  echo "  drew out/$$name.svg"; \
 	done
 
-test: setup
+# Swift sources checked by swift format (.swift-format); generated protobuf code is left as
+# protoc writes it.
+FORMATTED = $(shell git ls-files '*.swift' | grep -v '\.pb\.swift$$')
+
+# Rewrites the sources in the project's format.
+format:
+	@echo "swift format format --in-place (the $(words $(FORMATTED)) Swift sources)"
+	@$(SWIFT) format format --in-place --parallel $(FORMATTED)
+
+# Fails on any source that `make format` would change.
+format-check:
+	@echo "swift format lint --strict (the $(words $(FORMATTED)) Swift sources; make format fixes them)"
+	@$(SWIFT) format lint --strict --parallel $(FORMATTED)
+
+test: setup format-check
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	$(MAKE) --no-print-directory c-api-test python-test

@@ -39,12 +39,23 @@ public struct ONNXExportSummary: Sendable {
 }
 
 extension Model {
-  /// The size the batch symbol is bound to while taps are lowered: a prime no real size is a
-  /// multiple of, so the exporter can write each size it divides back as `B`. The batch size
-  /// only ever sizes tensors there: taps reduce over channels, positions and frames, never
-  /// over the batch, so no constant value depends on it (the agreement tests run batches of
-  /// 1, 2 and 3 through one file).
-  static let batchSentinel = 1_000_003
+  /// The sizes symbols left open are bound to while taps are lowered (`B` first): primes no
+  /// real size is a multiple of, so the exporter can write each size they divide back as the
+  /// symbol. They only ever size tensors there: taps reduce over channels, positions and
+  /// frames, never over the batch, and the one lowering that counts steps (an LSTM's
+  /// backward, unrolled) needs them bound, so no constant value depends on them (the agreement
+  /// tests run batches of 1, 2 and 3 and clips of 3 and 5 frames through one file).
+  static let symbolSentinels = [1_000_003, 1_000_033, 1_000_037]
+
+  /// Whether an `lstm` node depends on `value` (a gradient at it flows back through the LSTM).
+  func reachesLSTM(from value: ValueID) -> Bool {
+    var reached: Set<Int> = [value.index]
+    for node in graph.nodes where node.operands.contains(where: { reached.contains($0.index) }) {
+      if node.op == .lstm { return true }
+      for r in node.results { reached.insert(r.index) }
+    }
+    return false
+  }
 
   /// The metadata key holding the model's graph, labels and provenance (a `.model` message
   /// without weights, base64): `Model(contentsOf:)` on an exported file gives back this graph.
@@ -56,10 +67,11 @@ extension Model {
   /// outputs under their names (`NAME`, `NAME.normalized`, `NAME.upsampled` as a `Resize`,
   /// `NAME.relevance`), backward slices written as standard ONNX operators, and, when a tap
   /// explains a class, an input `target: int64 [B]` (-1: the row's predicted class, chosen
-  /// in the graph). The batch `B` stays symbolic; every other symbol must be bound.
+  /// in the graph). Symbols not bound by `options` stay symbolic (`B`, and `T` unless a tap
+  /// differentiates through an LSTM, whose backward is unrolled over the steps).
   /// Labels, recipes, provenance and the taps are in `metadata_props`.
   public func onnx(_ options: ONNXExportOptions = ONNXExportOptions()) throws(GlassboxError) -> ONNXExportSummary {
-    // Symbols: B stays symbolic (a sentinel while lowering); the others need sizes.
+    // Symbols left open stay symbolic (each bound to a sentinel while lowering).
     var bindings = options.bindings
     let unknown = bindings.keys.filter { !graph.symbols.contains($0) }.sorted()
     guard unknown.isEmpty else {
@@ -69,24 +81,39 @@ extension Model {
           + "model (its symbols: "
           + (graph.symbols.isEmpty ? "none" : graph.symbols.joined(separator: ", ")) + ")")
     }
-    let open = graph.symbols.filter { $0 != "B" && bindings[$0] == nil }
-    guard open.isEmpty else {
+    // Symbols other than B stay open too (`T`), unless they size a parameter, or a selected
+    // tap differentiates through an LSTM: that backward pass is unrolled over the steps.
+    let selected = options.taps ?? graph.taps.map(\.name)
+    for name in selected { _ = try tap(named: name) }
+    let open = graph.symbols.filter { bindings[$0] == nil }
+    let unrolled = graph.taps.contains {
+      selected.contains($0.name) && $0.kind.needsGradient && reachesLSTM(from: $0.operands[0])
+    }
+    let sizing = Set(graph.parameters.flatMap { $0.type.shape.flatMap(\.symbols) })
+    let mustBind = open.filter { $0 != "B" && (unrolled || sizing.contains($0)) }
+    guard mustBind.isEmpty else {
       throw GlassboxError(
         .input, file: path,
-        "export: bind \(open.joined(separator: ", ")) (only the batch B stays "
-          + "symbolic in the ONNX graph), e.g. " + open.map { "\($0)=16" }.joined(separator: " "))
+        "export: bind \(mustBind.joined(separator: ", ")) (a symbol that sizes a "
+          + "parameter, or the steps of an LSTM a tap's backward pass is unrolled through, cannot "
+          + "stay symbolic), e.g. " + mustBind.map { "\($0)=16" }.joined(separator: " "))
+    }
+    guard open.count <= Model.symbolSentinels.count else {
+      throw GlassboxError(
+        .input, file: path,
+        "export: bind some of \(open.joined(separator: ", ")); at most "
+          + "\(Model.symbolSentinels.count) symbols stay symbolic")
     }
     var sentinels: [String: Int] = [:]
-    if graph.symbols.contains("B"), bindings["B"] == nil {
-      bindings["B"] = Model.batchSentinel
-      sentinels["B"] = Model.batchSentinel
+    let batchFirst = open.filter { $0 == "B" } + open.filter { $0 != "B" }.sorted()
+    for (symbol, sentinel) in zip(batchFirst, Model.symbolSentinels) {
+      bindings[symbol] = sentinel
+      sentinels[symbol] = sentinel
     }
     let bound = try withGlassboxErrors(file: path) { try graph.bound(bindings) }
     let parameters = try parameterValues(for: bound)
 
     // Taps lowered into outputs.
-    let selected = options.taps ?? bound.taps.map(\.name)
-    for name in selected { _ = try tap(named: name) }
     var module = Module(graph: bound, weights: parameters)
     var lowered: [LowerTaps.Lowered] = []
     if selected.isEmpty {

@@ -223,6 +223,37 @@ struct ExportTests {
     }
   }
 
+  /// Without a backward pass through the LSTM, the clip length stays symbolic as well: one
+  /// file runs clips of 3 and 5 frames, batches of 1 and 2.
+  @Test(
+    .enabled(if: python != nil || onnxOracleRequired, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
+  func framesStaySymbolicWithoutABackwardThroughTheLSTM() throws {
+    let model = try Self.model(Self.cnnLSTM)
+    let summary = try model.onnx(ONNXExportOptions(taps: ["hidden"]))
+    let proto = try Onnx_ModelProto(serializedBytes: summary.bytes)
+    #expect(proto.graph.input.first?.type.tensorType.shape.dim.prefix(2).map(\.dimParam) == ["B", "T"])
+    #expect(proto.graph.output.map(\.name) == ["logits", "hidden"])
+    let file = NSTemporaryDirectory() + "gbx-export-\(UUID().uuidString).onnx"
+    defer { try? FileManager.default.removeItem(atPath: file) }
+    try Data(summary.bytes).write(to: URL(fileURLWithPath: file))
+    let session = try model.session()
+    for (n, t) in [(1, 3), (2, 5)] {
+      let x = Self.deterministic([n, t, 3, 8, 8], salt: Double(t))
+      let out = try Self.runtime(file, ["frames": x])
+      let own = try session.run(["frames": x])
+      for name in ["logits", "hidden"] {
+        let expected = try #require(own[name])
+        #expect(
+          close(out[name], expected, tolerance: 1e-4),
+          "\(name) at [\(n), \(t)]: \(out[name].map { largestDifference($0, expected) } ?? .infinity)")
+      }
+    }
+    // Grad-CAM through the LSTM needs the steps bound.
+    #expect { try model.onnx(ONNXExportOptions(taps: ["gradcam"])) } throws: { error in
+      ((error as? GlassboxError)?.message ?? "").contains("bind T")
+    }
+  }
+
   /// An export imported back is the model's own graph (taps, scopes, recipes), weights,
   /// labels and provenance, not the lowered graph its nodes spell out.
   @Test
@@ -342,6 +373,9 @@ struct ExportTests {
     let model = try Self.model(Self.cnnLSTM)
     #expect { try model.onnx() } throws: { error in
       ((error as? GlassboxError)?.message ?? "").contains("bind T")
+    }
+    #expect { try Self.model(Self.cnn.replacingOccurrences(of: " where C = 5", with: "")).onnx() } throws: { error in
+      ((error as? GlassboxError)?.message ?? "").contains("bind C")
     }
     #expect { try model.onnx(ONNXExportOptions(opset: 12, bindings: ["T": 3])) } throws: { error in
       ((error as? GlassboxError)?.message ?? "").contains("opset 12 is not supported")

@@ -192,6 +192,37 @@ struct ExplainMethodsTests {
     Self.expectAgreement(one["t"], fixture.outputs["scorecam"], "scorecam in one pass")
   }
 
+  /// Eigen-CAM against pytorch-grad-cam's `EigenCAM`: its SVD keeps LAPACK's arbitrary sign,
+  /// so the comparison is with its projection signed as Glassbox signs it (positive correlation
+  /// with the mean activation), ReLU'd; where LAPACK's sign agrees (example 1 here), with the
+  /// library's own map.
+  @Test func eigenCAMMatchesPytorchGradCAMUpToItsSign() throws {
+    let fixture = try TapFixture("explain_methods_image")
+    let (outputs, lowered, _) = try Self.run(fixture, kind: "eigencam", on: "features", options: "iterations: 40")
+    #expect(lowered?.classIndex == nil)
+    Self.expectAgreement(outputs["t"], fixture.outputs["eigencam.signed"], "eigencam (sign as Glassbox's)")
+    let agrees = try #require(fixture.outputs["eigencam.library_sign_agrees"]).data
+    let library = try #require(fixture.outputs["eigencam"])
+    let map = try #require(outputs["t"])
+    for (i, agreed) in agrees.enumerated() where agreed == 1 {
+      let expected = TapFixture.Expected(shape: [64], stride: 1, data: Array(library.data[(i * 64)..<((i + 1) * 64)]))
+      Self.expectAgreement(Tensor(shape: [64], f64: Array(map.doubles[(i * 64)..<((i + 1) * 64)])), expected,
+                           "eigencam example \(i), the library's own map")
+    }
+    #expect(agrees.contains(1))
+    // The default 24 squarings (power iteration of order 2^24) are enough on this map.
+    let (defaults, _, _) = try Self.run(fixture, kind: "eigencam", on: "features")
+    Self.expectAgreement(defaults["t"], fixture.outputs["eigencam.signed"], "eigencam, 24 squarings")
+  }
+
+  /// Eigen-CAM frame by frame on the CNN-LSTM: one map per frame, and its relevance.
+  @Test func eigenCAMPerFrame() throws {
+    let fixture = try TapFixture("explain_methods_clip")
+    let (outputs, lowered, _) = try Self.run(fixture, kind: "eigencam", on: "cnn.features")
+    #expect(lowered?.perStep == true)
+    #expect(outputs["t"]?.shape == [1, 3, 8, 8] && outputs["t.relevance"]?.shape == [1, 3])
+  }
+
   /// Bilinear weights with `align_corners=True` (Score-CAM's `UpsamplingBilinear2d`): the
   /// corners land on the corners, and 3 → 5 puts the middle samples halfway.
   @Test func alignedCornersInterpolation() {

@@ -180,6 +180,18 @@ struct ExplainMethodsTests {
     Self.expectAgreement(chunked["t"], fixture.outputs["occlusion"], "occlusion 10 at a time")
   }
 
+  /// Occlusion of each frame of a clip on its own, against Captum's `Occlusion` with a window
+  /// one frame deep over every channel (`(1, 3, 4, 4)`, tiling the frames).
+  @Test func occlusionOfAClipMatchesCaptum() throws {
+    let fixture = try TapFixture("explain_methods_clip")
+    let (outputs, lowered, _) = try Self.run(fixture, kind: "occlusion", on: "frames", options: "window: 4")
+    #expect(lowered?.perStep == true)
+    // The drops (up to 2.4e-5) are differences of Float scores near 0.08, whose resolution there
+    // (7e-9) is 3e-4 of the largest drop: the limit is Float's, a wrong window would be off by 1.
+    Self.expectAgreement(outputs["t"], fixture.outputs["occlusion"], "occlusion of a clip", tolerance: 2e-3)
+    #expect(outputs["t.relevance"]?.shape == [1, 3])
+  }
+
   /// Score-CAM against pytorch-grad-cam's `ScoreCAM` (its masked forwards 4 at a time, as
   /// `batch: 4` runs them here): raw map and its output.
   @Test func scoreCAMMatchesPytorchGradCAM() throws {

@@ -336,8 +336,12 @@ def clip_fixture():
     target = torch.tensor([klass])
     attr = IntegratedGradients(model).attribute(x, baselines=0.0, target=target, n_steps=16, internal_batch_size=16)
     out["ig"] = tensor_json(attr)
+    # Occlusion of each frame on its own: a window over the frame's channels, one frame deep.
+    attr = Occlusion(model).attribute(x, sliding_window_shapes=(1, 3, 4, 4), strides=(1, 3, 4, 4), baselines=0.0,
+                                      target=target, perturbations_per_eval=16)
+    out["occlusion"] = tensor_json(attr)
     return {"source": TINY_CNN_LSTM, "bindings": {"B": 1, "T": frames}, "class": klass, "value": "cnn.features",
-            "input": "frames", "options": {"ig": "steps: 16"}, "outputs": out, "versions": versions()}
+            "input": "frames", "options": {"ig": "steps: 16", "occlusion": "window: 4"}, "outputs": out, "versions": versions()}
 
 
 def versions():

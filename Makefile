@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN = .build/release/glassbox
 
-.PHONY: setup build release lib install demo test c-api-test python-test bench check-specs clean fuzz readers data study
+.PHONY: onnx-venv setup build release lib install demo test c-api-test python-test bench check-specs clean fuzz readers data study format format-check
 
 setup:
 	tools/setup
@@ -46,9 +46,30 @@ check-specs: release
 	  echo "  drew out/$$name.svg"; \
 	done
 
-test: setup
+# Swift sources checked by swift format (.swift-format); generated protobuf code is left as
+# protoc writes it.
+FORMATTED = $(shell git ls-files '*.swift' | grep -v '\.pb\.swift$$')
+
+# Rewrites the sources in the project's format.
+format:
+	@echo "swift format format --in-place (the $(words $(FORMATTED)) Swift sources)"
+	@$(SWIFT) format format --in-place --parallel $(FORMATTED)
+
+# Fails on any source that `make format` would change.
+format-check:
+	@echo "swift format lint --strict (the $(words $(FORMATTED)) Swift sources; make format fixes them)"
+	@$(SWIFT) format lint --strict --parallel $(FORMATTED)
+
+# ONNX Runtime and the onnx package for the ONNX tests (exports run in ONNX Runtime, the light
+# models), in .venv; the tests fail rather than skip without them (GLASSBOX_REQUIRE_ONNX).
+onnx-venv:
+	@.venv/bin/python -c "import onnx, onnxruntime" 2>/dev/null \
+	  || { echo "onnx-venv: python3 -m venv .venv; pip install -r tools/reference/requirements-onnx.txt"; \
+	       python3 -m venv .venv && .venv/bin/pip install -q -r tools/reference/requirements-onnx.txt; }
+
+test: setup format-check onnx-venv
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	GLASSBOX_REQUIRE_ONNX=1 $(SWIFT) test --skip-build
 	$(MAKE) --no-print-directory c-api-test python-test
 
 # The C API and the Python package are tested against the library and glassbox command of the
@@ -74,22 +95,23 @@ python-test: setup
 # Glassbox against PyTorch eager, same shapes and threads, one run (needs a venv with torch:
 # python3 -m venv .venv && .venv/bin/pip install -r tools/reference/requirements.txt).
 bench: release
-	@[ -x .venv/bin/python ] || { python3 -m venv .venv && .venv/bin/pip install -q -r tools/reference/requirements.txt; }
+	@.venv/bin/python -c "import torch" 2>/dev/null || { python3 -m venv .venv && .venv/bin/pip install -q -r tools/reference/requirements.txt; }
 	tools/bench/compare.py
 
 clean:
 	rm -rf .build out
 
-# libFuzzer on the .model loader and the spec compiler (Fuzz/), FUZZ_SECONDS each, starting
-# from the committed seed corpus; new inputs go to .build-fuzz/corpus, crashes to
-# .build-fuzz/crashes (turn each into a fixture in Tests/GlassboxFormatTests/Fixtures/crashes).
+# libFuzzer on the .model loader, the spec compiler and the ONNX importer (Fuzz/), FUZZ_SECONDS
+# each, starting from the committed seed corpus; new inputs go to .build-fuzz/corpus, crashes to
+# .build-fuzz/crashes (turn each into a fixture in Tests/GlassboxFormatTests/Fixtures/crashes, or
+# for the importer Tests/GlassboxONNXTests/Fixtures/bad).
 # Leak detection is off: Swift's lazily initialised globals (static lets) read as leaks.
 FUZZ_SECONDS ?= 120
 FUZZ_BIN = .build-fuzz/release
 fuzz: setup
 	$(SWIFT) build --package-path Fuzz --scratch-path .build-fuzz -c release \
 	  --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address
-	@for t in ModelLoader SpecParser; do \
+	@for t in ModelLoader SpecParser ONNXImporter; do \
 	  mkdir -p .build-fuzz/corpus/$$t .build-fuzz/crashes; \
 	  echo "fuzz: Fuzz$$t for $(FUZZ_SECONDS) s"; \
 	  ASAN_OPTIONS=detect_leaks=0 $(FUZZ_BIN)/Fuzz$$t .build-fuzz/corpus/$$t Fuzz/Corpus/$$t -max_total_time=$(FUZZ_SECONDS) \

@@ -1,5 +1,5 @@
 // swift-tools-version: 6.2
-// libFuzzer targets for the .model loader and the spec compiler. A separate package, because
+// libFuzzer targets for the .model loader, the spec compiler and the ONNX importer. A separate package, because
 // these executables have no `main` of their own (libFuzzer supplies it): build and run them
 // with `make fuzz` (Swift's -sanitize=fuzzer), never with the main package's `swift build`.
 import Foundation
@@ -15,5 +15,11 @@ let package = Package(
   targets: [
     .executableTarget(name: "FuzzModelLoader", dependencies: [.product(name: "GlassboxFormat", package: glassbox)]),
     .executableTarget(name: "FuzzSpecParser", dependencies: [.product(name: "GlassboxIR", package: glassbox)]),
+    .executableTarget(
+      name: "FuzzONNXImporter",
+      dependencies: [
+        .product(name: "GlassboxONNX", package: glassbox),
+        .product(name: "GlassboxIR", package: glassbox),
+      ]),
   ]
 )

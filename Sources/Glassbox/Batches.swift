@@ -14,9 +14,12 @@ extension Session {
   /// (positions `k·batch ..< (k+1)·batch`), fewer where some could not be read: so a shard of
   /// the split cut in blocks of `batch` (`Shard.positions`) runs exactly the batches the
   /// unsharded run does, and each example's results are the same bits.
-  public func forEachBatch(of split: DatasetSplit, batch: Int, progress: ProgressReporter? = nil,
-                           _ body: (_ results: [String: Tensor], _ examples: [DatasetSplit.Example]) throws -> Void)
-    throws(GlassboxError) {
+  public func forEachBatch(
+    of split: DatasetSplit, batch: Int, progress: ProgressReporter? = nil,
+    _ body: (_ results: [String: Tensor], _ examples: [DatasetSplit.Example]) throws -> Void
+  )
+    throws(GlassboxError)
+  {
     guard batch >= 1 else { throw GlassboxError(.input, "batch must be at least 1, found \(batch)") }
     let inputName = try model.inputNamed(nil).name
     var exampleShape: [Int]?
@@ -56,17 +59,23 @@ extension Session {
 
   /// The classifier's predictions over `split`: its first output read as class scores. A split
   /// without examples is an error unless `allowingNone` (a shard may get none).
-  public func classify(_ split: DatasetSplit, splitName: String = "test", batch: Int = 8,
-                       progress: ProgressReporter? = nil, allowingNone: Bool = false) throws(GlassboxError)
-    -> Classification {
+  public func classify(
+    _ split: DatasetSplit, splitName: String = "test", batch: Int = 8,
+    progress: ProgressReporter? = nil, allowingNone: Bool = false
+  ) throws(GlassboxError)
+    -> Classification
+  {
     guard let logits = model.outputs.first?.name else { throw GlassboxError(.input, "\(model.name) has no outputs") }
     var result = Classification(classes: [], split: splitName)
     try forEachBatch(of: split, batch: batch, progress: progress) { out, examples in
-      guard let t = out[logits] else { throw GlassboxError(.runtime, "the compiled program did not produce '\(logits)'") }
+      guard let t = out[logits] else {
+        throw GlassboxError(.runtime, "the compiled program did not produce '\(logits)'")
+      }
       let classes = t.count / batch, values = t.floats
       for (b, e) in examples.enumerated() {
-        result.add(file: e.file, label: e.label, logits: Array(values[(b * classes)..<((b + 1) * classes)]),
-                   position: e.position)
+        result.add(
+          file: e.file, label: e.label, logits: Array(values[(b * classes)..<((b + 1) * classes)]),
+          position: e.position)
       }
     }
     result.classes = model.labels.isEmpty ? split.classes : model.labels
@@ -80,15 +89,21 @@ extension Session {
   /// One feature vector per example of `split` from the value tap `tap` (activation,
   /// attention or hidden; the session must return it): averaged over time when the tap is
   /// `[B, T, H]`, kept as is for `[B, H]`, flattened per example otherwise.
-  public func tapFeatures(_ tap: String, of split: DatasetSplit, batch: Int = 16,
-                          progress: ProgressReporter? = nil) throws(GlassboxError) -> TapFeatures {
+  public func tapFeatures(
+    _ tap: String, of split: DatasetSplit, batch: Int = 16,
+    progress: ProgressReporter? = nil
+  ) throws(GlassboxError) -> TapFeatures {
     let info = try model.tap(named: tap)
     guard info.kind.isValue else {
-      throw GlassboxError(.input, "tap '\(tap)' is \(info.kind.withArticle) tap; features come from activation, attention and hidden taps")
+      throw GlassboxError(
+        .input, "tap '\(tap)' is \(info.kind.withArticle) tap; features come from activation, attention and hidden taps"
+      )
     }
     var features = TapFeatures(rows: [], labels: [], files: [], classes: split.classes, skipped: [])
     try forEachBatch(of: split, batch: batch, progress: progress) { out, pending in
-      guard let tapped = out[tap] else { throw GlassboxError(.runtime, "the compiled program did not produce tap '\(tap)'") }
+      guard let tapped = out[tap] else {
+        throw GlassboxError(.runtime, "the compiled program did not produce tap '\(tap)'")
+      }
       let v = tapped.floats, shape = tapped.shape
       let rowSize = shape.dropFirst().reduce(1, *)
       for (b, e) in pending.enumerated() {
@@ -122,18 +137,25 @@ extension Model {
   /// One feature vector per example of a split (see `Session.tapFeatures`): the value tap
   /// `tap` over the data at `root`, `batch` examples per run, at most `limit` examples taken
   /// from each class in turn; of them, `shard`'s (cut in blocks of `batch`) when given.
-  public func tapFeatures(_ tap: String, root: String, split: String, batch: Int = 16, limit: Int = Int.max,
-                          cache: String? = nil, threads: Int = 2, shard: Shard? = nil,
-                          progress: ((Int) -> ProgressReporter)? = nil) throws(GlassboxError) -> TapFeatures {
+  public func tapFeatures(
+    _ tap: String, root: String, split: String, batch: Int = 16, limit: Int = Int.max,
+    cache: String? = nil, threads: Int = 2, shard: Shard? = nil,
+    progress: ((Int) -> ProgressReporter)? = nil
+  ) throws(GlassboxError) -> TapFeatures {
     let usable = taps.filter(\.kind.isValue).map(\.name)
     guard let info = taps.first(where: { $0.name == tap }) else {
-      throw GlassboxError(.input, "\(name) has no tap '\(tap)'; taps it can embed: \(usable.isEmpty ? "none" : usable.joined(separator: ", "))")
+      throw GlassboxError(
+        .input,
+        "\(name) has no tap '\(tap)'; taps it can embed: \(usable.isEmpty ? "none" : usable.joined(separator: ", "))")
     }
     guard info.kind.isValue else {
-      throw GlassboxError(.input, "tap '\(tap)' is \(info.kind.withArticle) tap; features come from activation, attention and hidden taps")
+      throw GlassboxError(
+        .input, "tap '\(tap)' is \(info.kind.withArticle) tap; features come from activation, attention and hidden taps"
+      )
     }
-    let examples = try DatasetSplit(root: root, split: split, model: self, cache: cache, limit: limit, shard: shard,
-                                    block: batch)
+    let examples = try DatasetSplit(
+      root: root, split: split, model: self, cache: cache, limit: limit, shard: shard,
+      block: batch)
     let session = try self.session(SessionOptions(threads: threads, taps: [tap]))
     return try session.tapFeatures(tap, of: examples, batch: batch, progress: progress?(examples.count))
   }
@@ -195,15 +217,21 @@ public struct Classification: Sendable {
   /// Adds an example from its class scores.
   public mutating func add(file: String, label: Int, logits: [Float], position: Int = -1) {
     let p = Metrics.softmax(logits.map(Double.init))
-    examples.append(Example(file: file, label: label, predicted: p.indices.max { p[$0] < p[$1] } ?? 0, probabilities: p,
-                            position: position))
+    examples.append(
+      Example(
+        file: file, label: label, predicted: p.indices.max { p[$0] < p[$1] } ?? 0, probabilities: p,
+        position: position))
   }
 
-  public var accuracy: Double { Double(examples.filter { $0.predicted == $0.label }.count) / Double(max(examples.count, 1)) }
+  public var accuracy: Double {
+    Double(examples.filter { $0.predicted == $0.label }.count) / Double(max(examples.count, 1))
+  }
 
   /// Mean of −log p(label), with p floored at 1e-12 so one certain mistake stays finite.
   public var crossEntropy: Double {
-    examples.reduce(0.0) { $0 - Foundation.log(max($1.label < $1.probabilities.count ? $1.probabilities[$1.label] : 0, 1e-12)) }
+    examples.reduce(0.0) {
+      $0 - Foundation.log(max($1.label < $1.probabilities.count ? $1.probabilities[$1.label] : 0, 1e-12))
+    }
       / Double(max(examples.count, 1))
   }
 
@@ -215,30 +243,42 @@ public struct Classification: Sendable {
   }
 
   public var summaryJSON: JSONValue {
-    .object([("split", .string(split)), ("examples", .int(examples.count)), ("accuracy", .number(accuracy)),
-             ("cross_entropy", .number(crossEntropy)), ("classes", .array(classes.map { .string($0) })),
-             ("confusion", .array(confusion.map { .array($0.map { .int($0) }) }))])
+    .object([
+      ("split", .string(split)), ("examples", .int(examples.count)), ("accuracy", .number(accuracy)),
+      ("cross_entropy", .number(crossEntropy)), ("classes", .array(classes.map { .string($0) })),
+      ("confusion", .array(confusion.map { .array($0.map { .int($0) }) })),
+    ])
   }
 
   public var predictionsJSON: JSONValue {
-    .object([("classes", .array(classes.map { .string($0) })),
-             ("examples", .array(examples.map { e in
-               .object([("file", .string(e.file)), ("label", .int(e.label)), ("predicted", .int(e.predicted)),
-                        ("probabilities", .array(e.probabilities.map { .number($0) }))])
-             }))])
+    .object([
+      ("classes", .array(classes.map { .string($0) })),
+      (
+        "examples",
+        .array(
+          examples.map { e in
+            .object([
+              ("file", .string(e.file)), ("label", .int(e.label)), ("predicted", .int(e.predicted)),
+              ("probabilities", .array(e.probabilities.map { .number($0) })),
+            ])
+          })
+      ),
+    ])
   }
 
   /// Reads what `predictionsJSON` wrote.
   public static func read(predictions path: String, split: String = "test") throws(GlassboxError) -> Classification {
     guard let data = FileManager.default.contents(atPath: path),
-          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-          let classes = object["classes"] as? [String], let examples = object["examples"] as? [[String: Any]] else {
+      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+      let classes = object["classes"] as? [String], let examples = object["examples"] as? [[String: Any]]
+    else {
       throw GlassboxError(.file, file: path, "missing or not a predictions file")
     }
     var c = Classification(classes: classes, split: split)
     for e in examples {
       guard let file = e["file"] as? String, let label = e["label"] as? Int, let predicted = e["predicted"] as? Int,
-            let p = e["probabilities"] as? [Double], predicted >= 0, predicted < p.count else {
+        let p = e["probabilities"] as? [Double], predicted >= 0, predicted < p.count
+      else {
         throw GlassboxError(.file, file: path, "an example lacks file, label, predicted or probabilities")
       }
       c.examples.append(.init(file: file, label: label, predicted: predicted, probabilities: p))
@@ -248,16 +288,20 @@ public struct Classification: Sendable {
 
   /// Accuracy and cross-entropy, then the confusion matrix with class names.
   public var table: String {
-    var lines = [Self.row("examples (\(split))", String(examples.count)),
-                 Self.row("accuracy", String(format: "%.4f", accuracy)),
-                 Self.row("cross_entropy", String(format: "%.4f", crossEntropy)),
-                 "confusion (rows: true class, columns: predicted)"]
+    var lines = [
+      Self.row("examples (\(split))", String(examples.count)),
+      Self.row("accuracy", String(format: "%.4f", accuracy)),
+      Self.row("cross_entropy", String(format: "%.4f", crossEntropy)),
+      "confusion (rows: true class, columns: predicted)",
+    ]
     let m = confusion
     let names = (0..<m.count).map { $0 < classes.count ? classes[$0] : String($0) }
     let width = max(6, (names.map(\.count).max() ?? 0) + 1)
     func pad(_ s: String) -> String { s.count >= width ? s : String(repeating: " ", count: width - s.count) + s }
     lines.append(pad("") + names.map { pad(String($0.prefix(width - 1))) }.joined())
-    for (i, row) in m.enumerated() { lines.append(pad(String(names[i].prefix(width - 1))) + row.map { pad(String($0)) }.joined()) }
+    for (i, row) in m.enumerated() {
+      lines.append(pad(String(names[i].prefix(width - 1))) + row.map { pad(String($0)) }.joined())
+    }
     return lines.joined(separator: "\n")
   }
 

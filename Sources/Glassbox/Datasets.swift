@@ -9,19 +9,24 @@ public enum Datasets {
   /// The media data set at `root` for a recipe of `kind`, one split: `train`, `test` (both
   /// layouts) or `validation`/`val` (audio). The audio split is drawn with `seed` — a model's
   /// training seed (`Model.splitSeed`), so that its test split is the one it never saw.
-  public static func media(root: String, kind: RecipeKind, split: String, seed: UInt64) throws(GlassboxError) -> DataSet {
+  public static func media(root: String, kind: RecipeKind, split: String, seed: UInt64) throws(GlassboxError) -> DataSet
+  {
     try withGlassboxErrors {
       switch kind {
       case .video, .image:
         let name = split == "validation" || split == "val" ? "validation" : split
         guard let subset = HMDB51.Subset(rawValue: name), subset != .unused else {
-          throw GlassboxError(.input, "split '\(split)' of an HMDB-51 data set: train or test (the layout has no validation split)")
+          throw GlassboxError(
+            .input, "split '\(split)' of an HMDB-51 data set: train or test (the layout has no validation split)")
         }
         return try HMDB51.load(root: root, split: 1, subset: subset)
       case .audio:
         let name = split == "val" ? "validation" : split
         guard let subset = SpokenLanguage.Subset(rawValue: name) else {
-          throw GlassboxError(.input, "split '\(split)' of an audio data set: \(SpokenLanguage.Subset.allCases.map(\.rawValue).joined(separator: ", "))")
+          throw GlassboxError(
+            .input,
+            "split '\(split)' of an audio data set: \(SpokenLanguage.Subset.allCases.map(\.rawValue).joined(separator: ", "))"
+          )
         }
         return try SpokenLanguage.load(root: root, subset: subset, seed: seed)
       }
@@ -92,8 +97,9 @@ public struct SplitListing: Sendable {
 
   /// The media data set's split, limited to `limit` examples taken from each class in turn.
   public init(_ set: DataSet, limit: Int = Int.max) {
-    self.init(classes: set.classes, files: Datasets.balanced(set.examples, limit: limit).map { set.examples[$0] },
-              skipped: set.skipped.map(\.description))
+    self.init(
+      classes: set.classes, files: Datasets.balanced(set.examples, limit: limit).map { set.examples[$0] },
+      skipped: set.skipped.map(\.description))
   }
 
   /// SHA-256 of the class names and every example's path and label, in order: shards of one
@@ -149,8 +155,10 @@ public final class DatasetSplit {
   /// nil): a tensor folder when `root` has one, else media through the input's recipe. At most
   /// `limit` examples, taken from each class in turn; of them, `shard`'s positions for batches
   /// of `block` (all when nil).
-  public init(root: String, split: String, model: Model, input: String? = nil, cache: String? = nil,
-              limit: Int = Int.max, shard: Shard? = nil, block: Int = 1) throws(GlassboxError) {
+  public init(
+    root: String, split: String, model: Model, input: String? = nil, cache: String? = nil,
+    limit: Int = Int.max, shard: Shard? = nil, block: Int = 1
+  ) throws(GlassboxError) {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
       throw GlassboxError(.file, file: root, "no such folder")
@@ -162,8 +170,10 @@ public final class DatasetSplit {
       positions = listing.positions(for: shard, block: block)
     } else {
       guard let recipe = model.recipes.first(where: { $0.input == inputName }) else {
-        throw GlassboxError(.input, file: root, "no tensor folder \(root)/\(split)/<class>/*.npy, and input "
-          + "'\(inputName)' has no recipe for raw media")
+        throw GlassboxError(
+          .input, file: root,
+          "no tensor folder \(root)/\(split)/<class>/*.npy, and input "
+            + "'\(inputName)' has no recipe for raw media")
       }
       let set = try Datasets.media(root: root, kind: recipe.kind, split: split, seed: model.splitSeed)
       let order = Datasets.balanced(set.examples, limit: limit)
@@ -172,8 +182,9 @@ public final class DatasetSplit {
       for p in positions { positionOfFile[listing.files[p].path] = p }
       let chosen = positions.map { order[$0] }
       stream = try withGlassboxErrors {
-        try FeatureStream(dataSet: set, recipe: recipe, order: chosen,
-                          cache: try cache.map { try FeatureCache(directory: $0) })
+        try FeatureStream(
+          dataSet: set, recipe: recipe, order: chosen,
+          cache: try cache.map { try FeatureCache(directory: $0) })
       }
     }
     classes = listing.classes

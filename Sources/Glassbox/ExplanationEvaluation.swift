@@ -23,8 +23,10 @@ public struct ExplanationEvaluation: Sendable {
   public var limit: Int
   public var threads: Int
 
-  public init(steps: Int = 16, permutations: Int = 10, sanity: Bool = true, seed: UInt64 = 0, limit: Int = Int.max,
-              threads: Int = 2) {
+  public init(
+    steps: Int = 16, permutations: Int = 10, sanity: Bool = true, seed: UInt64 = 0, limit: Int = Int.max,
+    threads: Int = 2
+  ) {
     self.steps = steps
     self.permutations = permutations
     self.sanity = sanity
@@ -35,11 +37,146 @@ public struct ExplanationEvaluation: Sendable {
 
   /// Every measure that applies to `tap` of `model` on the split, as the report's key–value
   /// pairs (printed as JSON or by `table`).
-  public func measure(_ model: Model, tap: String, data: String, split: String,
-                      progress: ((Int) -> ProgressReporter)? = nil) throws(GlassboxError) -> [(String, JSONValue)] {
+  public func measure(
+    _ model: Model, tap: String, data: String, split: String,
+    progress: ((Int) -> ProgressReporter)? = nil
+  ) throws(GlassboxError) -> [(String, JSONValue)] {
     let part = try measureExamples(model, tap: tap, data: data, split: split, shard: nil, progress: progress)
     guard !part.measures.isEmpty else { throw GlassboxError(.input, file: data, "no \(split) examples") }
     return part.report(sanity: sanity)
+  }
+
+  /// One method's row of a comparison: the tap it ran as, its report and its cost.
+  public struct MethodResult: Sendable {
+    /// The method as it was asked for (`gradcam`, `layercam:cnn.layer3`, a tap's name).
+    public var method: String
+    /// The tap it ran as (added to the model when the model lacked it).
+    public var tap: String
+    /// `measure`'s report for the tap.
+    public var report: [(String, JSONValue)]
+    /// Median seconds of one example's explanation (the forward and whatever the tap adds).
+    public var secondsPerExample: Double
+  }
+
+  /// Measures several explanation methods on the same examples. A method is a tap of `model`
+  /// by name, a tap to add (`KIND:VALUE[:option=value…]`, `auto` for the value as `adding(tap:)`
+  /// reads it), or a bare kind, which explains the value the model's first tap of a map kind
+  /// (Grad-CAM's layer) explains, or `auto` when it has none. Every method is checked to apply
+  /// before any is measured.
+  public func compare(
+    _ model: Model, methods: [String], data: String, split: String,
+    progress: ((String, Int) -> ProgressReporter)? = nil
+  ) throws(GlassboxError) -> [MethodResult] {
+    guard !methods.isEmpty else { throw GlassboxError(.input, "give at least one method to compare") }
+    var resolved: [(method: String, model: Model, tap: String)] = []
+    for method in methods {
+      let text = Self.tapText(for: method, in: model)
+      let (m, tap) = try model.withTap(text)
+      _ = try m.tap(named: tap)
+      resolved.append((method, m, tap))
+    }
+    var results: [MethodResult] = []
+    for (method, m, tap) in resolved {
+      let part = try measureExamples(
+        m, tap: tap, data: data, split: split, shard: nil,
+        progress: progress.map { p in { p(method, $0) } })
+      guard !part.measures.isEmpty else { throw GlassboxError(.input, file: data, "no \(split) examples") }
+      results.append(
+        MethodResult(
+          method: method, tap: tap, report: part.report(sanity: sanity),
+          secondsPerExample: Metrics.median(part.explainSeconds)))
+    }
+    return results
+  }
+
+  /// The tap text a method names: itself when the model has a tap of that name or it already
+  /// says `KIND:VALUE`; for a bare kind, the operand of the model's first tap whose kind makes
+  /// a map of a layer (`gradcam`, `gradcampp`, `cam`), or `auto`.
+  static func tapText(for method: String, in model: Model) -> String {
+    if method.contains(":") || model.graph.taps.contains(where: { $0.name == method }) { return method }
+    guard let kind = TapKind(rawValue: method), kind.operandCount == 1 else { return method }
+    let layer = model.graph.taps.first { [.gradcam, .gradcampp, .cam].contains($0.kind) }?.operands.first
+    return "\(method):" + (layer.map { model.graph[$0].name } ?? "auto")
+  }
+
+  /// The comparison's columns: a title and where each method's report holds the number.
+  static let comparisonColumns: [(title: String, key: String, paths: [[String]])] = [
+    ("deletion AUC ↓", "deletion_auc", [["deletion", "auc"]]),
+    ("insertion AUC ↑", "insertion_auc", [["insertion", "auc"]]),
+    ("pointing (peak, correct) ↑", "pointing_peak_correct", [["localisation", "pointing_clip_peak_correct"]]),
+    ("pointing (frames) ↑", "pointing_frames", [["localisation", "pointing_per_frame"]]),
+    ("energy in box ↑", "energy_in_box", [["localisation", "energy_per_frame"]]),
+    (
+      "mass in speech ↑", "mass_in_speech",
+      [["speech", "attention_mass_in_speech"], ["speech", "relevance_mass_in_speech"]]
+    ),
+    ("sanity ρ ↓", "sanity_spearman", [["sanity", "last", "spearman"]]),
+  ]
+
+  /// The number at the first of `paths` that `report` has (`last` picks an array's last item).
+  static func number(_ report: [(String, JSONValue)], _ paths: [[String]]) -> Double? {
+    paths.lazy.compactMap { path -> Double? in
+      var current: JSONValue = .object(report)
+      for key in path {
+        switch current {
+        case .object(let pairs):
+          guard let next = pairs.first(where: { $0.0 == key })?.1 else { return nil }
+          current = next
+        case .array(let items) where key == "last":
+          guard let last = items.last else { return nil }
+          current = last
+        default: return nil
+        }
+      }
+      if case .number(let x) = current { return x }
+      return nil
+    }.first
+  }
+
+  /// One line per method, one column per measure some method has (deletion and insertion
+  /// AUC, localisation, speech mass, the sanity check's correlation once every block is
+  /// re-initialised) and seconds per example.
+  public static func comparisonTable(_ results: [MethodResult]) -> String {
+    let shown = comparisonColumns.filter { c in results.contains { number($0.report, c.paths) != nil } }
+    let header = ["method"] + shown.map(\.title) + ["s/example"]
+    var rows = [header]
+    for r in results {
+      let cells = shown.map { c in number(r.report, c.paths).map { String(format: "%.4f", $0) } ?? "–" }
+      rows.append([r.method] + cells + [String(format: "%.4f", r.secondsPerExample)])
+    }
+    let widths = header.indices.map { i in rows.map { $0[i].count }.max() ?? 0 }
+    return rows.map { row in
+      row.enumerated().map { i, cell in
+        i == 0
+          ? cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+          : String(repeating: " ", count: widths[i] - cell.count) + cell
+      }.joined(separator: "  ")
+    }.joined(separator: "\n")
+  }
+
+  /// The table's numbers as an object of objects (method → column → number), which the
+  /// study's report shows as one table.
+  public static func comparisonRows(_ results: [MethodResult]) -> JSONValue {
+    .object(
+      results.map { r in
+        (
+          r.method,
+          .object(
+            comparisonColumns.compactMap { c in number(r.report, c.paths).map { (c.key, .number($0)) } }
+              + [("seconds_per_example", .number(r.secondsPerExample))])
+        )
+      })
+  }
+
+  /// The comparison as JSON: per method its tap, seconds per example and report.
+  public static func comparisonJSON(_ results: [MethodResult]) -> JSONValue {
+    .array(
+      results.map { r in
+        .object([
+          ("method", .string(r.method)), ("tap", .string(r.tap)),
+          ("seconds_per_example", .number(r.secondsPerExample)), ("report", .object(r.report)),
+        ])
+      })
   }
 
   /// What one example contributes to the report: every per-example number the aggregates are
@@ -82,9 +219,14 @@ public struct ExplanationEvaluation: Sendable {
     public var positions: [Int]
     /// One per example, in position order.
     public var measures: [ExampleMeasures]
+    /// Seconds each example's explanation took (`Session.explain`, not the measures), in
+    /// `measures` order; not part of the report, which is the same bytes on every run.
+    public var explainSeconds: [Double] = []
 
-    public init(tap: String, kind: TapKind, blocks: [String], listing: SplitListing, positions: [Int],
-                measures: [ExampleMeasures]) {
+    public init(
+      tap: String, kind: TapKind, blocks: [String], listing: SplitListing, positions: [Int],
+      measures: [ExampleMeasures]
+    ) {
       self.tap = tap
       self.kind = kind
       self.blocks = blocks
@@ -103,23 +245,28 @@ public struct ExplanationEvaluation: Sendable {
   /// at a time. The permutations of attention weights draw from one generator in the split's
   /// order; a shard replays the draws of the positions other shards measure, so each example
   /// gets the permutations the unsharded run gives it.
-  public func measureExamples(_ model: Model, tap: String, data: String, split: String, shard: Shard?,
-                              progress: ((Int) -> ProgressReporter)? = nil) throws(GlassboxError) -> Part {
+  public func measureExamples(
+    _ model: Model, tap: String, data: String, split: String, shard: Shard?,
+    progress: ((Int) -> ProgressReporter)? = nil
+  ) throws(GlassboxError) -> Part {
     guard steps >= 1, permutations >= 0, threads >= 1 else {
       throw GlassboxError(.input, "steps and threads must be at least 1, permutations at least 0")
     }
     let info = try model.tap(named: tap)
     guard model.inputs.count == 1, let inputName = model.inputs.first?.name,
-          let recipe = model.recipes.first(where: { $0.input == inputName }) else {
-      throw GlassboxError(.unsupported, file: model.path, "evaluating explanations needs a model with one input that has a recipe")
+      let recipe = model.recipes.first(where: { $0.input == inputName })
+    else {
+      throw GlassboxError(
+        .unsupported, file: model.path, "evaluating explanations needs a model with one input that has a recipe")
     }
     let set = try Datasets.media(root: data, kind: recipe.kind, split: split, seed: model.splitSeed)
     let listing = SplitListing(set, limit: limit)
     guard !listing.files.isEmpty else { throw GlassboxError(.input, file: data, "no \(split) examples") }
     let positions = listing.positions(for: shard)
     let examples = positions.map { listing.files[$0] }
-    var part = Part(tap: tap, kind: info.kind, blocks: Self.blocksTopDown(model.graph), listing: listing,
-                    positions: positions, measures: [])
+    var part = Part(
+      tap: tap, kind: info.kind, blocks: Self.blocksTopDown(model.graph), listing: listing,
+      positions: positions, measures: [])
     guard !examples.isEmpty else { return part }
     let extractor = try withGlassboxErrors { try FeatureExtractor(recipe) }
     func tensor(_ path: String) throws(GlassboxError) -> Tensor {
@@ -146,7 +293,8 @@ public struct ExplanationEvaluation: Sendable {
     if isAttention, let tapDecl = bound.taps.first(where: { $0.name == tap }) {
       let parameters = try model.parameterValues(for: bound)
       let overridden = OverrideValue.apply(to: bound, value: tapDecl.operands[0], inputName: "attention.override")
-      override = try Model.compileInference(overridden, parameters: parameters, taps: .none, threads: threads).executable
+      override = try Model.compileInference(overridden, parameters: parameters, taps: .none, threads: threads)
+        .executable
     }
 
     var rng = SplitMix64(seed: seed)
@@ -163,7 +311,9 @@ public struct ExplanationEvaluation: Sendable {
         throw GlassboxError(.input, file: example.path, "shape \(x.shape) differs from \(first.shape)")
       }
       inputs.append(x)
+      let start = DispatchTime.now().uptimeNanoseconds
       let e = try explainer.explain(tap, [inputName: x])
+      part.explainSeconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
       let probabilities = Metrics.softmax(e.outputs[logitsName]?.doubles ?? [])
       let predicted = probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0
       let k = e.classes?.first ?? predicted
@@ -215,7 +365,9 @@ public struct ExplanationEvaluation: Sendable {
       }
 
       // Localisation on the boxes of the generated action clips.
-      if e.perStep, let up = e.upsampled, let boxes = Self.boxes(example.path, recipe: recipe) {
+      if let (up, peakSource) = Self.frameMaps(e, inputShape: x.shape),
+        let boxes = Self.boxes(example.path, recipe: recipe)
+      {
         let s = up.shape, (t, h, w) = (s[1], s[2], s[3])
         var hits: [Double] = [], energies: [Double] = []
         let values = up.floats
@@ -230,14 +382,19 @@ public struct ExplanationEvaluation: Sendable {
         m.energies = energies
         // The clip as one trial, as an image is in Zhang et al.'s game: the maximum of its
         // space-time map (the frame whose raw map peaks highest, then that frame's peak).
-        m.peak = raw.flatMap { Metrics.peakFrame($0.floats, frames: $0.shape[1]) }
-          .flatMap { $0 < hits.count ? $0 : nil }
+        m.peak = Metrics.peakFrame(peakSource.floats, frames: peakSource.shape[1]).flatMap {
+          $0 < hits.count ? $0 : nil
+        }
       }
-      // Attention mass inside the speech intervals of the generated clips.
-      if recipe.kind == .audio, isAttention, let weights = raw,
-         let speech = ExplanationFiles.speechIntervals(mediaPath: example.path, recipe: recipe, frames: x.shape[1]) {
+      // Attention (or relevance: a map over the input's frames, by magnitude) inside the speech
+      // intervals of the generated clips.
+      if recipe.kind == .audio, Self.weighsInputFrames(info.kind) || raw?.shape == x.shape, let weights = raw,
+        weights.shape.count >= 2,
+        weights.shape[1] == x.shape[1],
+        let speech = ExplanationFiles.speechIntervals(mediaPath: example.path, recipe: recipe, frames: x.shape[1])
+      {
         let time = weights.shape[1], per = weights.count / time, w = weights.doubles
-        let perFrame = (0..<time).map { t in (0..<per).reduce(0.0) { $0 + w[t * per + $1] } }
+        let perFrame = (0..<time).map { t in (0..<per).reduce(0.0) { $0 + abs(w[t * per + $1]) } }
         let r = Metrics.massInIntervals(perFrame, speech)
         m.speechMass = r.mass
         m.speechChance = r.chance
@@ -251,7 +408,8 @@ public struct ExplanationEvaluation: Sendable {
       let fresh = try withGlassboxErrors { try Initialization.weights(for: bound, seed: seed &+ 1) }
       var changed = try model.parameterTensors(for: bound)
       for block in part.blocks {
-        for (i, p) in bound.parameters.enumerated() where Self.block(of: p.name, in: bound) == block && p.role == .trainable {
+        for (i, p) in bound.parameters.enumerated()
+        where Self.block(of: p.name, in: bound) == block && p.role == .trainable {
           changed[i] = fresh[i]
         }
         let session = try model.with(values: changed).session(SessionOptions(threads: threads, taps: []))
@@ -266,8 +424,11 @@ public struct ExplanationEvaluation: Sendable {
 
   /// The report over every example's measures (in the split's order): the means, medians and
   /// rates of the per-example numbers. `blocks` empty: no sanity rows.
-  public static func report(tap: String, kind: TapKind, blocks: [String], measures: [ExampleMeasures])
-    -> [(String, JSONValue)] {
+  public static func report(
+    tap: String, kind: TapKind, blocks: [String], measures: [ExampleMeasures]
+  )
+    -> [(String, JSONValue)]
+  {
     let count = measures.count
     let isAttention = kind == .attention
     let correct = measures.filter(\.correct).count
@@ -285,44 +446,92 @@ public struct ExplanationEvaluation: Sendable {
     let pointingPeakCorrect = localised.filter(\.correct).compactMap { m in m.peak.map { m.hits?[$0] ?? 0 } }
     let speechMass = measures.compactMap(\.speechMass), speechChance = measures.compactMap(\.speechChance)
 
-    var report: [(String, JSONValue)] = [("tap", .string(tap)), ("kind", .string(kind.rawValue)),
-                                         ("examples", .int(count)),
-                                         ("accuracy", .number(Double(correct) / Double(count)))]
+    var report: [(String, JSONValue)] = [
+      ("tap", .string(tap)), ("kind", .string(kind.rawValue)),
+      ("examples", .int(count)),
+      ("accuracy", .number(Double(correct) / Double(count))),
+    ]
     if !deletion.isEmpty {
       let meanCurve = { (curves: [[Double]]) in (0..<curves[0].count).map { i in Metrics.mean(curves.map { $0[i] }) } }
       let d = meanCurve(deletion), ins = meanCurve(insertion)
       report.append(("units", .string(unitName)))
-      report.append(("deletion", .object([("auc", .number(Metrics.mean(deletion.map(Metrics.area)))),
-                                          ("curve", .array(d.map { .number($0) }))])))
-      report.append(("insertion", .object([("auc", .number(Metrics.mean(insertion.map(Metrics.area)))),
-                                           ("curve", .array(ins.map { .number($0) }))])))
+      report.append(
+        (
+          "deletion",
+          .object([
+            ("auc", .number(Metrics.mean(deletion.map(Metrics.area)))),
+            ("curve", .array(d.map { .number($0) })),
+          ])
+        ))
+      report.append(
+        (
+          "insertion",
+          .object([
+            ("auc", .number(Metrics.mean(insertion.map(Metrics.area)))),
+            ("curve", .array(ins.map { .number($0) })),
+          ])
+        ))
     }
     if isAttention {
-      report.append(("attention_faithfulness", .object([
-        ("uniform_accuracy", .number(Double(measures.filter(\.uniformCorrect).count) / Double(count))),
-        ("permutation_tvd_mean", .number(Metrics.mean(tvd))), ("permutation_tvd_median", .number(Metrics.median(tvd))),
-        ("permutation_flip_rate", .number(tvd.count > 0 ? Double(flips) / Double(tvd.count) : 0)),
-      ])))
+      report.append(
+        (
+          "attention_faithfulness",
+          .object([
+            ("uniform_accuracy", .number(Double(measures.filter(\.uniformCorrect).count) / Double(count))),
+            ("permutation_tvd_mean", .number(Metrics.mean(tvd))),
+            ("permutation_tvd_median", .number(Metrics.median(tvd))),
+            ("permutation_flip_rate", .number(tvd.count > 0 ? Double(flips) / Double(tvd.count) : 0)),
+          ])
+        ))
     }
     if !blocks.isEmpty && count > 0 {
-      report.append(("sanity", .array(blocks.indices.map { b in
-        let rhos = measures.compactMap { b < $0.sanity.count ? $0.sanity[b] : nil }
-        return .object([("reinitialised_through", .string(blocks[b])), ("spearman", .number(Metrics.mean(rhos)))])
-      })))
+      report.append(
+        (
+          "sanity",
+          .array(
+            blocks.indices.map { b in
+              let rhos = measures.compactMap { b < $0.sanity.count ? $0.sanity[b] : nil }
+              return .object([("reinitialised_through", .string(blocks[b])), ("spearman", .number(Metrics.mean(rhos)))])
+            })
+        ))
     }
     if !pointingFrames.isEmpty {
-      report.append(("localisation", .object([
-        ("pointing_per_frame", .number(Metrics.mean(pointingFrames))), ("energy_per_frame", .number(Metrics.mean(energyFrames))),
-        ("pointing_per_clip", .number(Metrics.mean(pointingClips))), ("energy_per_clip", .number(Metrics.mean(energyClips))),
-        ("pointing_per_frame_correct", pointingFramesCorrect.isEmpty ? .null : .number(Metrics.mean(pointingFramesCorrect))),
-        ("energy_per_frame_correct", energyFramesCorrect.isEmpty ? .null : .number(Metrics.mean(energyFramesCorrect))),
-        ("pointing_clip_peak", pointingPeak.isEmpty ? .null : .number(Metrics.mean(pointingPeak))),
-        ("pointing_clip_peak_correct", pointingPeakCorrect.isEmpty ? .null : .number(Metrics.mean(pointingPeakCorrect))),
-      ])))
+      report.append(
+        (
+          "localisation",
+          .object([
+            ("pointing_per_frame", .number(Metrics.mean(pointingFrames))),
+            ("energy_per_frame", .number(Metrics.mean(energyFrames))),
+            ("pointing_per_clip", .number(Metrics.mean(pointingClips))),
+            ("energy_per_clip", .number(Metrics.mean(energyClips))),
+            (
+              "pointing_per_frame_correct",
+              pointingFramesCorrect.isEmpty ? .null : .number(Metrics.mean(pointingFramesCorrect))
+            ),
+            (
+              "energy_per_frame_correct",
+              energyFramesCorrect.isEmpty ? .null : .number(Metrics.mean(energyFramesCorrect))
+            ),
+            ("pointing_clip_peak", pointingPeak.isEmpty ? .null : .number(Metrics.mean(pointingPeak))),
+            (
+              "pointing_clip_peak_correct",
+              pointingPeakCorrect.isEmpty ? .null : .number(Metrics.mean(pointingPeakCorrect))
+            ),
+          ])
+        ))
     }
     if !speechMass.isEmpty {
-      report.append(("speech", .object([("attention_mass_in_speech", .number(Metrics.mean(speechMass))),
-                                        ("speech_frame_share", .number(Metrics.mean(speechChance)))])))
+      report.append(
+        (
+          "speech",
+          .object([
+            (
+              isAttention ? "attention_mass_in_speech" : "relevance_mass_in_speech",
+              .number(Metrics.mean(speechMass))
+            ),
+            ("speech_frame_share", .number(Metrics.mean(speechChance))),
+          ])
+        ))
     }
     return report
   }
@@ -369,16 +578,42 @@ public struct ExplanationEvaluation: Sendable {
       let frame = s[2] * s[3] * s[4]
       return Units(name: "frames", scores: Array(r.doubles.prefix(s[1])), apply: zeroing { $0 / frame })
     }
+    if s.count == 5, let raw = e.maps["raw"], raw.shape == s {
+      // A map of the clip itself (saliency, a gradient at the input): each frame's magnitude.
+      let frame = s[2] * s[3] * s[4], v = raw.doubles
+      let scores = (0..<s[1]).map { t in (0..<frame).reduce(0.0) { $0 + abs(v[t * frame + $1]) } }
+      return Units(name: "frames", scores: scores, apply: zeroing { $0 / frame })
+    }
     if !e.perStep, let up = e.upsampled, s.count == 4 {
       let plane = s[2] * s[3]
       return Units(name: "pixels", scores: Array(up.doubles.prefix(plane)), apply: zeroing { $0 % plane })
     }
-    if s.count == 3, let raw = e.maps["raw"], raw.shape.count >= 2, raw.shape[1] == s[1], Self.weighsInputFrames(e.kind) {
+    if s.count == 3, let raw = e.maps["raw"], raw.shape.count >= 2, raw.shape[1] == s[1],
+      Self.weighsInputFrames(e.kind) || raw.shape == s
+    {
       let time = s[1], per = raw.count / (raw.shape[0] * time), v = raw.doubles, width = s[2]
       let scores = (0..<time).map { t in (0..<per).reduce(0.0) { $0 + abs(v[t * per + $1]) } }
       return Units(name: "time frames", scores: scores, apply: zeroing { ($0 / width) % time })
     }
     return nil
+  }
+
+  /// A clip's map per frame at the input's resolution, `[1, T, H, W]`, and the map whose
+  /// highest value picks the clip's peak frame: a per-step map's upsampled and raw maps, or
+  /// for a map of the clip itself (saliency, a gradient at the input) its magnitude summed over
+  /// the colour channels, for both.
+  static func frameMaps(_ e: Explanation, inputShape s: [Int]) -> (maps: Tensor, peak: Tensor)? {
+    if e.perStep, let up = e.upsampled, let raw = e.maps["raw"] { return (up, raw) }
+    guard s.count == 5, s[0] == 1, let raw = e.maps["raw"], raw.shape == s else { return nil }
+    let (t, c, plane) = (s[1], s[2], s[3] * s[4]), v = raw.floats
+    var maps = [Float](repeating: 0, count: t * plane)
+    for f in 0..<t {
+      for k in 0..<c {
+        for i in 0..<plane { maps[f * plane + i] += abs(v[(f * c + k) * plane + i]) }
+      }
+    }
+    let map = Tensor(shape: [1, t, s[3], s[4]], f32: maps)
+    return (map, map)
   }
 
   /// Whether a tap's map weighs the input's time frames (its second axis is the input's):
@@ -387,7 +622,8 @@ public struct ExplanationEvaluation: Sendable {
     switch kind {
     case .attention, .saliency: true
     case .activation, .gradient, .gradcam, .gradcampp, .cam, .hidden, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad,
-         .vargrad, .occlusion, .scorecam, .eigencam: false
+      .vargrad, .occlusion, .scorecam, .eigencam:
+      false
     }
   }
 
@@ -395,8 +631,8 @@ public struct ExplanationEvaluation: Sendable {
   /// video's pixels.
   static func boxes(_ path: String, recipe: InputRecipe) -> [Metrics.Box]? {
     guard let object = sidecar(path), let all = object["boxes"] as? [[Double]], let frames = object["frames"] as? Int,
-          let video = try? VideoRecipe(recipe),
-          let indices = try? VideoDecoder.frameIndices(frameCount: frames, count: video.frames, sampling: video.sampling)
+      let video = try? VideoRecipe(recipe),
+      let indices = try? VideoDecoder.frameIndices(frameCount: frames, count: video.frames, sampling: video.sampling)
     else { return nil }
     return indices.compactMap { i in
       guard i < all.count, all[i].count == 4 else { return nil }
@@ -419,7 +655,9 @@ public struct ExplanationEvaluation: Sendable {
   /// per-step scope (`cnn.layer4`).
   static func block(of name: String, in graph: Graph) -> String {
     let parts = name.split(separator: ".").map(String.init)
-    if parts.count > 2, graph.scopes.contains(where: { $0.path == parts[0] && $0.steps != nil }) { return parts[0] + "." + parts[1] }
+    if parts.count > 2, graph.scopes.contains(where: { $0.path == parts[0] && $0.steps != nil }) {
+      return parts[0] + "." + parts[1]
+    }
     return parts.first ?? name
   }
 

@@ -15,9 +15,11 @@ public enum ExplanationFiles {
   /// that was explained; `mediaPath` the file it came from (recorded, and read for sidecar
   /// speech intervals); `label` the true class if known. For several examples, `summary.json`
   /// holds a list per example where it holds a number for one.
-  public static func write(_ explanation: Explanation, example: Int? = nil, input: Tensor, model: Model,
-                           mediaPath: String, label: Int? = nil, classNames: [String]? = nil, pictures: Bool = true,
-                           to directory: String) throws(GlassboxError) {
+  public static func write(
+    _ explanation: Explanation, example: Int? = nil, input: Tensor, model: Model,
+    mediaPath: String, label: Int? = nil, classNames: [String]? = nil, pictures: Bool = true,
+    to directory: String
+  ) throws(GlassboxError) {
     try withGlassboxErrors(file: directory) {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
       func path(_ file: String) -> String { (directory as NSString).appendingPathComponent(file) }
@@ -47,9 +49,14 @@ public enum ExplanationFiles {
       summary.append(("class", classes.map { one($0) { .int($0) } } ?? .null))
       summary.append(("scope", explanation.scope.map { .string($0) } ?? .null))
       summary.append(("probabilities", one(probabilities) { .array($0.map { .number(Double($0)) }) }))
-      summary.append(("outputs", .object(explanation.maps.keys.sorted().map { role in
-        (role, .string(role == "raw" ? tap : "\(tap).\(role)"))
-      })))
+      summary.append(
+        (
+          "outputs",
+          .object(
+            explanation.maps.keys.sorted().map { role in
+              (role, .string(role == "raw" ? tap : "\(tap).\(role)"))
+            })
+        ))
       summary.append(("input", .string(mediaPath)))
       summary.append(("model_crc32", model.path.flatMap(Self.crc32).map { .string($0) } ?? .null))
       if explanation.perStep {
@@ -57,8 +64,9 @@ public enum ExplanationFiles {
       }
       try writeAtomically(Data((JSONValue.object(summary).text + "\n").utf8), to: path("summary.json"))
       guard pictures, let recipe = model.recipes.first(where: { $0.input == model.inputs.first?.name }) else { return }
-      try drawPictures(explanation, example: example ?? 0, input: input.example(example ?? 0), recipe: recipe,
-                       mediaPath: mediaPath, into: directory)
+      try drawPictures(
+        explanation, example: example ?? 0, input: input.example(example ?? 0), recipe: recipe,
+        mediaPath: mediaPath, into: directory)
     }
   }
 
@@ -68,8 +76,10 @@ public enum ExplanationFiles {
     return String(format: "%08x", CRC32.checksum(Array(data)))
   }
 
-  static func drawPictures(_ e: Explanation, example index: Int, input: Tensor, recipe: InputRecipe, mediaPath: String,
-                           into dir: String) throws {
+  static func drawPictures(
+    _ e: Explanation, example index: Int, input: Tensor, recipe: InputRecipe, mediaPath: String,
+    into dir: String
+  ) throws {
     func path(_ file: String) -> String { (dir as NSString).appendingPathComponent(file) }
     let name = e.tap
     switch recipe.kind {
@@ -88,8 +98,9 @@ public enum ExplanationFiles {
       let values = input.floats
       var overlays: [RGBImage] = []
       for t in 0..<frames {
-        let frame = ExplanationPictures.denormalized(values[(t * 3 * h * w)..<((t + 1) * 3 * h * w)], width: w, height: h,
-                                                     mean: VideoRecipe.imagenetMean, std: VideoRecipe.imagenetStd)
+        let frame = ExplanationPictures.denormalized(
+          values[(t * 3 * h * w)..<((t + 1) * 3 * h * w)], width: w, height: h,
+          mean: VideoRecipe.imagenetMean, std: VideoRecipe.imagenetStd)
         overlays.append(Heatmap.overlay(Array(heat[(t * h * w)..<((t + 1) * h * w)]), width: w, height: h, on: frame))
       }
       try ImageWriter.writePNG(ExplanationPictures.strip(overlays), to: path("\(name).png"))
@@ -102,13 +113,15 @@ public enum ExplanationFiles {
       }
       if let relevance = e.relevance?.example(index) {
         let r = Array(relevance.floats.prefix(frames))
-        try writeAtomically(Data(ExplanationPictures.relevanceSVG(r, title: "\(name): relevance per frame").utf8),
-                            to: path("\(name).relevance.svg"))
+        try writeAtomically(
+          Data(ExplanationPictures.relevanceSVG(r, title: "\(name): relevance per frame").utf8),
+          to: path("\(name).relevance.svg"))
       }
     case .audio:
       guard let raw = e.maps["raw"]?.example(index) else { return }
-      try ImageWriter.writePNG(Self.audioPicture(input: input, map: raw, mediaPath: mediaPath, recipe: recipe),
-                               to: path("\(name).png"))
+      try ImageWriter.writePNG(
+        Self.audioPicture(input: input, map: raw, mediaPath: mediaPath, recipe: recipe),
+        to: path("\(name).png"))
     }
   }
 
@@ -127,7 +140,9 @@ public enum ExplanationFiles {
     let cropped = Array(mfcc[(kept.lowerBound * features)..<(kept.upperBound * features)])
     var panels = [ExplanationPictures.perFeatureImage(cropped, frames: kept.count, features: features, scale: scale)]
     if let speech = speechIntervals(mediaPath: mediaPath, recipe: recipe, frames: frames) {
-      let shifted = speech.map { r in max(r.lowerBound - kept.lowerBound, 0) * scale..<max(r.upperBound - kept.lowerBound, 0) * scale }
+      let shifted = speech.map { r in
+        max(r.lowerBound - kept.lowerBound, 0) * scale..<max(r.upperBound - kept.lowerBound, 0) * scale
+      }
       panels.append(ExplanationPictures.intervalBand(width: width, height: 8, intervals: shifted))
     }
     let r = raw.shape, v = raw.floats
@@ -137,8 +152,10 @@ public enum ExplanationFiles {
       panels.append(ExplanationPictures.widened(ExplanationPictures.curve(weights, height: 64), by: scale))
       if r.count == 3 {
         let map = v[(kept.lowerBound * per)..<(kept.upperBound * per)].map(abs)
-        panels.append(ExplanationPictures.perFeatureImage(map, frames: kept.count, features: per, colorMap: .jet,
-                                                          scale: scale))
+        panels.append(
+          ExplanationPictures.perFeatureImage(
+            map, frames: kept.count, features: per, colorMap: .jet,
+            scale: scale))
       }
     }
     return ExplanationPictures.column(panels)
@@ -170,9 +187,10 @@ public enum ExplanationFiles {
   public static func speechIntervals(mediaPath: String, recipe: InputRecipe, frames: Int) -> [Range<Int>]? {
     let sidecar = (mediaPath as NSString).deletingPathExtension + ".json"
     guard let data = FileManager.default.contents(atPath: sidecar),
-          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-          let speech = object["speech"] as? [[Double]], let duration = object["duration"] as? Double,
-          let audio = try? AudioRecipe(recipe) else { return nil }
+      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+      let speech = object["speech"] as? [[Double]], let duration = object["duration"] as? Double,
+      let audio = try? AudioRecipe(recipe)
+    else { return nil }
     let perSecond = Double(audio.sampleRateHz) / Double(audio.hop)
     let total = 1 + Int(duration * perSecond)
     let offset = total - frames  // negative when the clip was padded at its start

@@ -1,6 +1,7 @@
 import GlassboxFormat
 import GlassboxIR
 import GlassboxMedia
+import GlassboxONNX
 import GlassboxPasses
 import GlassboxRuntime
 
@@ -11,23 +12,7 @@ import GlassboxRuntime
 /// source to quote under them; `description` renders them all.
 public struct GlassboxError: Error, Sendable, CustomStringConvertible {
   /// What went wrong, broadly: callers (and the C API's status codes) branch on this.
-  public enum Kind: String, Sendable, CaseIterable {
-    /// A file is missing, unreadable, too large or cannot be written.
-    case file
-    /// A spec does not parse or check; `diagnostics` holds every problem.
-    case spec
-    /// A `.model` (or weights file) is corrupt, truncated or does not fit its graph.
-    case model
-    /// A tensor or argument does not fit: wrong name, dtype, rank or shape, unknown tap.
-    case input
-    /// A media file cannot be decoded through the input's recipe.
-    case media
-    /// What was asked cannot be done with this model (a tap kind that needs classes on a model
-    /// without class scores, a session used after it was closed).
-    case unsupported
-    /// A failure inside the runtime (OpenBLAS missing, a program that cannot be built).
-    case runtime
-  }
+  public typealias Kind = ErrorKind
 
   public var kind: Kind
   /// The file the error concerns, when there is one; already part of `message`'s rendering.
@@ -39,8 +24,10 @@ public struct GlassboxError: Error, Sendable, CustomStringConvertible {
   /// The spec text, to quote under each diagnostic.
   public var source: SourceText?
 
-  public init(_ kind: Kind, file: String? = nil, _ message: String, diagnostics: [Diagnostic] = [],
-              source: SourceText? = nil) {
+  public init(
+    _ kind: Kind, file: String? = nil, _ message: String, diagnostics: [Diagnostic] = [],
+    source: SourceText? = nil
+  ) {
     self.kind = kind
     self.file = file
     self.message = message
@@ -52,7 +39,8 @@ public struct GlassboxError: Error, Sendable, CustomStringConvertible {
   public var description: String {
     guard diagnostics.isEmpty else {
       let errors = diagnostics.filter { $0.severity == .error }.count
-      return diagnostics.map { $0.rendered(source: source) }.joined(separator: "\n") + (errors > 1 ? "\n\(errors) errors" : "")
+      return diagnostics.map { $0.rendered(source: source) }.joined(separator: "\n")
+        + (errors > 1 ? "\n\(errors) errors" : "")
     }
     guard let file, !message.hasPrefix(file + ":") else { return message }
     return "\(file): \(message)"
@@ -62,15 +50,9 @@ public struct GlassboxError: Error, Sendable, CustomStringConvertible {
   static func wrapping(_ error: any Error, file: String? = nil) -> GlassboxError {
     switch error {
     case let e as GlassboxError: return e
-    case let e as ModelFileError: return GlassboxError(.model, file: e.path, e.description)
-    case let e as TensorFileError: return GlassboxError(.file, e.description)
-    case let e as MediaError: return GlassboxError(.media, e.description)
     case let e as DiagnosticList: return GlassboxError(.spec, file: file, e.description, diagnostics: e.diagnostics)
     case let e as Diagnostic: return GlassboxError(.spec, file: file, e.description, diagnostics: [e])
-    case let e as Executable.InputError: return GlassboxError(.input, file: file, e.description)
-    case let e as LowerTaps.Error: return GlassboxError(.input, file: file, e.description)
-    case let e as BLAS.LoadError: return GlassboxError(.runtime, e.description)
-    case let e as Initialization.Failure: return GlassboxError(.input, file: file, e.description)
+    case let e as any KindedError: return GlassboxError(e.errorKind, file: e.errorFile ?? file, e.description)
     default: return GlassboxError(.runtime, file: file, String(describing: error))
     }
   }

@@ -2,10 +2,12 @@ import Foundation
 import GlassboxFormat
 import GlassboxIR
 import GlassboxMedia
+import GlassboxONNX
 
 /// A model ready to compile: its graph (symbols such as `B` and `T` possibly unbound), its
 /// weights, class labels, input recipes and provenance — from a `.model` file, a spec (with
-/// safetensors weights or seeded initialisation) or a `.model`'s bytes.
+/// safetensors weights or seeded initialisation), an ONNX model (`.onnx`, imported with its
+/// weights) or a `.model`'s bytes.
 ///
 /// ```swift
 /// let model = try Model(contentsOf: "lid.model")
@@ -28,8 +30,12 @@ public final class Model: @unchecked Sendable {
   public let provenance: Provenance
   /// The spec text the graph was compiled from (nil for a `.model`).
   public let source: SourceText?
-  /// What a partial weight import ignored or initialised (empty when the weights fit exactly).
+  /// What a partial weight import ignored or initialised (empty when the weights fit exactly);
+  /// for an ONNX model, what the import changed (a weight stored transposed).
   public let weightNotes: [String]
+  /// For a model imported from ONNX: each ONNX value name → the name of the graph value that
+  /// stands for it (empty otherwise). Taps may name values either way.
+  public let onnxNames: [String: String]
   let weights: Weights
 
   /// Where parameter values come from.
@@ -59,8 +65,10 @@ public final class Model: @unchecked Sendable {
     /// How errors name the two allowances (the CLI's flags, or these properties).
     public var allowanceNames = (missing: "allowMissing", unexpected: "allowUnexpected")
 
-    public init(file: String? = nil, renames: [(old: String, new: String)] = [], seed: UInt64 = 0,
-                allowMissing: Bool = false, allowUnexpected: Bool = false) {
+    public init(
+      file: String? = nil, renames: [(old: String, new: String)] = [], seed: UInt64 = 0,
+      allowMissing: Bool = false, allowUnexpected: Bool = false
+    ) {
       self.file = file
       self.renames = renames
       self.seed = seed
@@ -69,9 +77,12 @@ public final class Model: @unchecked Sendable {
     }
   }
 
-  init(graph: Graph, weights: Weights, labels: [String], provenance: Provenance, path: String?, source: SourceText?,
-       weightNotes: [String] = []) {
+  init(
+    graph: Graph, weights: Weights, labels: [String], provenance: Provenance, path: String?, source: SourceText?,
+    weightNotes: [String] = [], onnxNames: [String: String] = [:]
+  ) {
     self.weightNotes = weightNotes
+    self.onnxNames = onnxNames
     self.graph = graph
     self.weights = weights
     self.labels = labels
@@ -80,12 +91,27 @@ public final class Model: @unchecked Sendable {
     self.source = source
   }
 
-  /// Loads a `.model` file, or compiles a spec file (`.graph`), with `bindings` for its
-  /// symbols. A `.model` keeps its own weights (`weights` must be empty); a spec takes them from
-  /// `weights`. Every problem names the file.
-  public convenience init(contentsOf path: String, bindings: [String: Int] = [:],
-                          weights: WeightOptions = WeightOptions()) throws(GlassboxError) {
-    if Model.isModelFile(path) {
+  /// Loads a `.model` file, imports an ONNX model (`.onnx`), or compiles a spec file
+  /// (`.graph`), with `bindings` for its symbols. A `.model` and an ONNX model keep their own
+  /// weights (`weights` must be empty); a spec takes them from `weights`. Every problem names
+  /// the file.
+  public convenience init(
+    contentsOf path: String, bindings: [String: Int] = [:],
+    weights: WeightOptions = WeightOptions()
+  ) throws(GlassboxError) {
+    if ONNXImporter.isONNXFile(path) {
+      guard weights.file == nil else {
+        throw GlassboxError(.input, file: path, "an ONNX model carries its weights; weights files apply to specs")
+      }
+      if let exported = try Model.exportedONNX(path, bindings: bindings) {
+        // A Glassbox export: its own graph, not the lowered one its nodes spell out.
+        self.init(
+          graph: exported.graph, weights: .tensors(exported.weights), labels: exported.labels,
+          provenance: exported.provenance, path: path, source: nil)
+      } else {
+        try self.init(onnx: try Model.importONNX(path, bindings: bindings), path: path)
+      }
+    } else if Model.isModelFile(path) {
       guard weights.file == nil else {
         throw GlassboxError(.input, file: path, "a .model carries its weights; weights files apply to specs")
       }
@@ -95,7 +121,8 @@ public final class Model: @unchecked Sendable {
       } catch {
         // Missing, unreadable or not a regular file: the file's problem, not a corrupt model.
         var isDirectory: ObjCBool = false
-        let readable = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        let readable =
+          FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
           && !isDirectory.boolValue && FileManager.default.isReadableFile(atPath: path)
         throw GlassboxError(readable ? .model : .file, file: error.path, error.description)
       }
@@ -117,9 +144,33 @@ public final class Model: @unchecked Sendable {
     try self.init(modelFile: file, bindings: bindings)
   }
 
+  /// An imported ONNX model: its graph, weights and the ONNX names of its values.
+  convenience init(onnx imported: ONNXImport, path: String) throws(GlassboxError) {
+    var provenance = Provenance()
+    if let data = FileManager.default.contents(atPath: path) {
+      provenance.stamp(specText: [UInt8](data))
+      provenance.weights = .imported(sha256: provenance.specSHA256)
+    }
+    self.init(
+      graph: imported.graph, weights: .tensors(imported.weights), labels: [], provenance: provenance,
+      path: path, source: nil, weightNotes: imported.notes, onnxNames: imported.valueNames)
+  }
+
+  /// Imports an ONNX model, its problems as the library's errors: a missing file is a file
+  /// error, operators without a Glassbox form `unsupported`, a malformed model a model error.
+  public static func importONNX(_ path: String, bindings: [String: Int] = [:]) throws(GlassboxError) -> ONNXImport {
+    do {
+      return try ONNXImporter.importModel(contentsOf: path, bindings: bindings)
+    } catch {
+      throw GlassboxError.wrapping(error, file: path)
+    }
+  }
+
   /// Spec text; `fileName` names it in diagnostics.
-  public convenience init(specText: String, fileName: String = "spec.graph", bindings: [String: Int] = [:],
-                          weights: WeightOptions = WeightOptions()) throws(GlassboxError) {
+  public convenience init(
+    specText: String, fileName: String = "spec.graph", bindings: [String: Int] = [:],
+    weights: WeightOptions = WeightOptions()
+  ) throws(GlassboxError) {
     try self.init(source: SourceText(fileName: fileName, text: specText), bindings: bindings, weights: weights)
   }
 
@@ -129,20 +180,23 @@ public final class Model: @unchecked Sendable {
       let unknown = bindings.keys.filter { !graph.symbols.contains($0) }.sorted()
       guard unknown.isEmpty else {
         let symbols = graph.symbols.isEmpty ? "none" : graph.symbols.joined(separator: ", ")
-        throw GlassboxError(.input, file: file.path,
-                            "bindings name \(unknown.joined(separator: ", ")), not a symbol of the model (its symbols: \(symbols))")
+        throw GlassboxError(
+          .input, file: file.path,
+          "bindings name \(unknown.joined(separator: ", ")), not a symbol of the model (its symbols: \(symbols))")
       }
       graph = try withGlassboxErrors(file: file.path) { try graph.bound(bindings) }
     }
-    self.init(graph: graph, weights: .file(file), labels: file.labels, provenance: file.provenance, path: file.path,
-              source: nil)
+    self.init(
+      graph: graph, weights: .file(file), labels: file.labels, provenance: file.provenance, path: file.path,
+      source: nil)
   }
 
   convenience init(source: SourceText, bindings: [String: Int], weights: WeightOptions) throws(GlassboxError) {
     let result = Spec.compile(source, bindings: bindings)
     guard let graph = result.graph else {
-      throw GlassboxError(.spec, file: source.fileName, "the spec does not check", diagnostics: result.diagnostics,
-                          source: source)
+      throw GlassboxError(
+        .spec, file: source.fileName, "the spec does not check", diagnostics: result.diagnostics,
+        source: source)
     }
     var provenance = Provenance()
     provenance.stamp(specText: source.bytes)
@@ -156,13 +210,16 @@ public final class Model: @unchecked Sendable {
       values = .deferred(weights)
     }
     provenance.weights = try Model.weightProvenance(weights)
-    self.init(graph: graph, weights: values, labels: [], provenance: provenance, path: source.fileName, source: source,
-              weightNotes: notes)
+    self.init(
+      graph: graph, weights: values, labels: [], provenance: provenance, path: source.fileName, source: source,
+      weightNotes: notes)
   }
 
   /// A copy with other labels, provenance or weights (`values` in `graph.parameters` order).
-  public func with(labels: [String]? = nil, provenance: Provenance? = nil, values: [Tensor]? = nil,
-                   graph newGraph: Graph? = nil) throws(GlassboxError) -> Model {
+  public func with(
+    labels: [String]? = nil, provenance: Provenance? = nil, values: [Tensor]? = nil,
+    graph newGraph: Graph? = nil
+  ) throws(GlassboxError) -> Model {
     let g = newGraph ?? graph
     if let labels, let n = g.labelCount, n != labels.count {
       throw GlassboxError(.input, "\(labels.count) labels but output '\(g.outputs[0].name)' has \(n) classes")
@@ -176,8 +233,9 @@ public final class Model: @unchecked Sendable {
     } else {
       w = weights
     }
-    return Model(graph: g, weights: w, labels: labels ?? self.labels, provenance: provenance ?? self.provenance,
-                 path: path, source: source)
+    return Model(
+      graph: g, weights: w, labels: labels ?? self.labels, provenance: provenance ?? self.provenance,
+      path: path, source: source, onnxNames: onnxNames)
   }
 
   // MARK: Signature
@@ -189,7 +247,9 @@ public final class Model: @unchecked Sendable {
   /// The taps compiled into the model.
   public var taps: [TapInfo] {
     graph.taps.map { t in
-      TapInfo(name: t.name, kind: t.kind, values: t.operands.map { graph[$0].name }, type: TensorInfo(name: t.name, type: t.type))
+      TapInfo(
+        name: t.name, kind: t.kind, values: t.operands.map { graph[$0].name },
+        type: TensorInfo(name: t.name, type: t.type))
     }
   }
   /// The recipes that turn a media file into an input tensor, by input name.
@@ -205,8 +265,9 @@ public final class Model: @unchecked Sendable {
   public func tap(named name: String) throws(GlassboxError) -> TapInfo {
     guard let t = taps.first(where: { $0.name == name }) else {
       let known = taps.map { "\($0.name) (\($0.kind.rawValue))" }
-      throw GlassboxError(.input, file: path,
-                          "no tap '\(name)'; taps: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
+      throw GlassboxError(
+        .input, file: path,
+        "no tap '\(name)'; taps: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
     }
     return t
   }
@@ -231,7 +292,8 @@ public final class Model: @unchecked Sendable {
   func inputNamed(_ name: String?) throws(GlassboxError) -> (name: String, rank: Int) {
     if let name {
       guard let id = graph.inputs.first(where: { graph[$0].name == name }) else {
-        throw GlassboxError(.input, "\(graph.name) has no input '\(name)' (inputs: \(inputs.map(\.name).joined(separator: ", ")))")
+        throw GlassboxError(
+          .input, "\(graph.name) has no input '\(name)' (inputs: \(inputs.map(\.name).joined(separator: ", ")))")
       }
       return (name, graph[id].type.rank)
     }
@@ -269,8 +331,10 @@ public final class Model: @unchecked Sendable {
     case .tensors(let t): return t
     case .deferred:
       let open = graph.parameters.filter { !$0.type.shape.allSatisfy(\.isStatic) }.map(\.name)
-      throw GlassboxError(.input, file: path,
-                          "parameters \(open.prefix(3).joined(separator: ", ")) have unbound sizes; bind \(graph.symbols.joined(separator: ", ")) first")
+      throw GlassboxError(
+        .input, file: path,
+        "parameters \(open.prefix(3).joined(separator: ", ")) have unbound sizes; bind \(graph.symbols.joined(separator: ", ")) first"
+      )
     }
   }
 
@@ -282,36 +346,49 @@ public final class Model: @unchecked Sendable {
 
   /// `resolve`, with a note of what a partial import ignored or initialised (nothing when the
   /// file fits exactly).
-  static func resolveNoting(_ options: WeightOptions, for graph: Graph) throws(GlassboxError)
-    -> (values: [Tensor], notes: [String]) {
+  static func resolveNoting(
+    _ options: WeightOptions, for graph: Graph
+  ) throws(GlassboxError)
+    -> (values: [Tensor], notes: [String])
+  {
     guard let path = options.file else {
-      return (try withGlassboxErrors(file: graph.name) { try Initialization.weights(for: graph, seed: options.seed) }, [])
+      return (
+        try withGlassboxErrors(file: graph.name) { try Initialization.weights(for: graph, seed: options.seed) }, []
+      )
     }
     let file = try withGlassboxErrors(file: path) { try SafeTensors.read(path) }
-    let match = WeightImport(graph: graph, file: file,
-                             renames: options.renames.map { WeightImport.Rename(old: $0.old, new: $0.new) })
+    let match = WeightImport(
+      graph: graph, file: file,
+      renames: options.renames.map { WeightImport.Rename(old: $0.old, new: $0.new) })
     let partial = options.allowMissing && match.misshaped.isEmpty && !match.found.isEmpty
     let fits = (match.isComplete || partial) && (match.unexpected.isEmpty || options.allowUnexpected)
     guard fits else {
       // Mis-shaped tensors have no allowance: the hints only where the allowances would make it fit.
       let names = options.allowanceNames
-      let hints = !match.misshaped.isEmpty ? []
+      let hints =
+        !match.misshaped.isEmpty
+        ? []
         : (match.missing.isEmpty || options.allowMissing ? [] : ["\(names.missing) to initialise the missing ones"])
-          + (match.unexpected.isEmpty || options.allowUnexpected ? [] : ["\(names.unexpected) to ignore the unexpected ones"])
-      throw GlassboxError(.model, file: path,
-                          "does not fit \(graph.name): \(match.missing.count) missing, \(match.misshaped.count) mis-shaped, \(match.unexpected.count) unexpected tensors"
-                            + (hints.isEmpty ? "" : " (pass " + hints.joined(separator: ", or ") + ")")
-                            + "\n  " + match.problems.joined(separator: "\n  "))
+          + (match.unexpected.isEmpty || options.allowUnexpected
+            ? [] : ["\(names.unexpected) to ignore the unexpected ones"])
+      throw GlassboxError(
+        .model, file: path,
+        "does not fit \(graph.name): \(match.missing.count) missing, \(match.misshaped.count) mis-shaped, \(match.unexpected.count) unexpected tensors"
+          + (hints.isEmpty ? "" : " (pass " + hints.joined(separator: ", or ") + ")")
+          + "\n  " + match.problems.joined(separator: "\n  "))
     }
     var notes: [String] = []
     if !match.problems.isEmpty {
-      notes.append((match.unexpected.isEmpty ? "" : "ignoring tensors the graph does not use")
-        + (!match.unexpected.isEmpty && !match.missing.isEmpty ? "; " : "")
-        + (match.missing.isEmpty ? "" : "initialising the missing parameters from seed \(options.seed)") + ":")
+      notes.append(
+        (match.unexpected.isEmpty ? "" : "ignoring tensors the graph does not use")
+          + (!match.unexpected.isEmpty && !match.missing.isEmpty ? "; " : "")
+          + (match.missing.isEmpty ? "" : "initialising the missing parameters from seed \(options.seed)") + ":")
       notes += match.problems.map { "  \($0)" }
     }
     if let w = match.weights { return (w, notes) }
-    let initial = try withGlassboxErrors(file: graph.name) { try Initialization.weights(for: graph, seed: options.seed) }
+    let initial = try withGlassboxErrors(file: graph.name) {
+      try Initialization.weights(for: graph, seed: options.seed)
+    }
     return (zip(graph.parameters, initial).map { match.found[$0.name] ?? $1 }, notes)
   }
 
@@ -323,7 +400,11 @@ public final class Model: @unchecked Sendable {
     var p = provenance
     p.weights = try Model.weightProvenance(options)
     p.training = nil
-    return (Model(graph: graph, weights: .tensors(values), labels: labels, provenance: p, path: path, source: source), notes)
+    return (
+      Model(
+        graph: graph, weights: .tensors(values), labels: labels, provenance: p, path: path, source: source,
+        onnxNames: onnxNames), notes
+    )
   }
 
   static func weightProvenance(_ options: WeightOptions) throws(GlassboxError) -> Provenance.Weights {

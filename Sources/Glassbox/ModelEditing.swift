@@ -1,39 +1,84 @@
 import Foundation
 import GlassboxFormat
 import GlassboxIR
+import GlassboxONNX
 
 extension Model {
   /// A copy with one more tap, given as on the command line: `KIND:VALUE[,VALUE][:option=value…]`
   /// (`gradcam:layer3`, `cam:layer4,fc.weight`, `gradcam:cnn.layer4:scope=frame:name=frames`,
   /// `occlusion:image:window=16:stride=8,8`), by
   /// the rules of a spec's `tap NAME = KIND(VALUE, option: value)`. The name defaults to the
-  /// kind (or `kind_value` when a tap has that name already); `name=` sets it.
+  /// kind (or `kind_value` when a tap has that name already); `name=` sets it. A model imported
+  /// from ONNX takes its values' ONNX names too (`gradcam:/layer4/layer4.1/relu_1/Relu_output_0`),
+  /// and `auto` chooses the feature map (`Model.explainedFeatureMap`).
   public func adding(tap text: String) throws(GlassboxError) -> Model {
     var g = graph
-    try Model.addTap(text, to: &g)
+    try Model.addTap(text, to: &g, onnxNames: onnxNames)
     return try with(graph: g)
   }
 
-  /// Adds a tap written as `adding(tap:)` takes it to `graph`.
-  public static func addTap(_ text: String, to graph: inout Graph) throws(GlassboxError) {
+  /// The model with the tap `text` names: this model when it has a tap of that name,
+  /// otherwise a copy with the tap `KIND:VALUE[:option=value…]` added (`adding(tap:)`), and
+  /// the tap's name.
+  public func withTap(_ text: String) throws(GlassboxError) -> (model: Model, tap: String) {
+    if graph.taps.contains(where: { $0.name == text }) || !text.contains(":") { return (self, text) }
+    let extended = try adding(tap: text)
+    return (extended, extended.graph.taps.last?.name ?? text)
+  }
+
+  /// Adds a tap written as `adding(tap:)` takes it to `graph`; `onnxNames` maps ONNX value
+  /// names to the graph's.
+  public static func addTap(
+    _ text: String, to graph: inout Graph, onnxNames: [String: String] = [:]
+  )
+    throws(GlassboxError)
+  {
     func fail(_ m: String) -> GlassboxError { GlassboxError(.input, "--tap \(text): \(m)") }
-    let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+    // KIND, then the values (an ONNX name may hold ':'), then the options (each has '=').
+    var parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+    var optionParts: [String] = []
+    while parts.count > 2, let last = parts.last, last.contains("=") { optionParts.insert(parts.removeLast(), at: 0) }
+    if parts.count > 2 { parts = [parts[0], parts.dropFirst().joined(separator: ":")] }
     guard parts.count >= 2, !parts[1].isEmpty else { throw fail("expected KIND:VALUE[:option=value…]") }
     guard let kind = TapKind(rawValue: parts[0]) else {
       throw fail("unknown tap kind '\(parts[0])'; expected \(TapKind.allCases.map(\.rawValue).joined(separator: ", "))")
     }
-    let valueNames = parts[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-    guard valueNames.count == kind.operandCount else {
-      throw fail("tap \(kind.rawValue) takes \(kind.operandCount) value\(kind.operandCount == 1 ? "" : "s") (separated by ','), found \(valueNames.count)")
-    }
+    var valueNames = parts[1].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
     var operands: [ValueID] = []
-    for n in valueNames {
-      guard let id = graph.value(named: n) else { throw fail("the graph has no value named '\(n)'") }
-      operands.append(id)
+    if valueNames == ["auto"] {
+      guard let map = explainedFeatureMap(in: graph) else {
+        throw fail(
+          "auto: the graph has no 4-D feature map [N, C, h, w] (h·w > 1) before a global pooling or "
+            + "flattening on the way to its output '\(graph.outputs.first?.name ?? "")'; name the value")
+      }
+      operands = [map]
+      if kind == .cam {
+        guard let weight = classifierWeight(after: map, in: graph) else {
+          throw fail("auto: no linear classifier reads the pooled map \(graph[map].name); name the map and the weight")
+        }
+        operands.append(weight)
+      }
+      valueNames = operands.map { graph[$0].name }
+    } else {
+      guard valueNames.count == kind.operandCount else {
+        throw fail(
+          "tap \(kind.rawValue) takes \(kind.operandCount) value\(kind.operandCount == 1 ? "" : "s") (separated by ','), found \(valueNames.count)"
+        )
+      }
+      for n in valueNames {
+        let id =
+          graph.value(named: n) ?? onnxNames[n].flatMap { graph.value(named: $0) }
+          ?? graph.value(named: ONNXNames.readable(n))
+        guard let id else { throw fail("the graph has no value named '\(n)'") }
+        operands.append(id)
+      }
+    }
+    guard operands.count == kind.operandCount else {
+      throw fail("tap \(kind.rawValue) takes \(kind.operandCount) values, found \(operands.count)")
     }
     var name: String?
     var options = Attributes()
-    for option in parts.dropFirst(2) {
+    for option in optionParts {
       let kv = option.split(separator: "=", maxSplits: 1).map(String.init)
       guard kv.count == 2 else { throw fail("option '\(option)' is not name=value") }
       if kv[0] == "name" {
@@ -55,7 +100,9 @@ extension Model {
         }
         options[spec.name] = .string(kv[1])
       case .float:
-        guard let v = Double(kv[1]), v.isFinite else { throw fail("option \(spec.name) must be a number, found '\(kv[1])'") }
+        guard let v = Double(kv[1]), v.isFinite else {
+          throw fail("option \(spec.name) must be a number, found '\(kv[1])'")
+        }
         options[spec.name] = .float(v)
       case .pair:
         let sides = kv[1].split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
@@ -74,7 +121,7 @@ extension Model {
     } else if !graph.taps.contains(where: { $0.name == kind.rawValue }) {
       tapName = kind.rawValue
     } else {
-      tapName = kind.rawValue + "_" + valueNames[0].replacingOccurrences(of: ".", with: "_")
+      tapName = kind.rawValue + "_" + graph[operands[0]].name.replacingOccurrences(of: ".", with: "_")
     }
     guard !tapName.isEmpty, !graph.taps.contains(where: { $0.name == tapName }) else {
       throw fail("a tap named '\(tapName)' exists already; give another with :name=NAME")
@@ -91,7 +138,9 @@ extension Model {
   /// Class names from a file, one per line (a final newline and `\r` line ends allowed); their
   /// count must be the class count of the graph's first output when that is static.
   public static func readLabels(_ path: String, for graph: Graph) throws(GlassboxError) -> [String] {
-    guard let data = FileManager.default.contents(atPath: path) else { throw GlassboxError(.file, file: path, "cannot be read") }
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw GlassboxError(.file, file: path, "cannot be read")
+    }
     guard let text = String(data: data, encoding: .utf8) else {
       throw GlassboxError(.file, file: path, "labels are not UTF-8 text")
     }
@@ -102,7 +151,8 @@ extension Model {
       throw GlassboxError(.input, file: path, "line \(empty + 1) is empty; give one label per line")
     }
     if let n = graph.labelCount, n != lines.count {
-      throw GlassboxError(.input, file: path, "\(lines.count) labels but output '\(graph.outputs[0].name)' has \(n) classes")
+      throw GlassboxError(
+        .input, file: path, "\(lines.count) labels but output '\(graph.outputs[0].name)' has \(n) classes")
     }
     return lines
   }

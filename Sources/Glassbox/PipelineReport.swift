@@ -15,13 +15,18 @@ extension Model {
   /// (`Executable.loweredDescription`: kernels, buffer offsets and sizes, lanes). The last two
   /// need every symbol bound. `unrollLSTM` first unrolls LSTMs into per-step cells, the form
   /// training differentiates. The model itself is unchanged.
-  public func inferencePipelineReport(printAfter: [String] = [], printAll: Bool = false, stats: Bool = false,
-                                      unrollLSTM: Bool = false, lowered: Bool = false) throws(GlassboxError) -> String {
+  public func inferencePipelineReport(
+    printAfter: [String] = [], printAll: Bool = false, stats: Bool = false,
+    unrollLSTM: Bool = false, lowered: Bool = false
+  ) throws(GlassboxError) -> String {
     let passes: [any Pass] = (unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference
     for p in printAfter where !passes.contains(where: { $0.name == p }) {
       let known = Model.inferencePassNames.contains(p)
-      throw GlassboxError(.input, known ? "--print-after \(p): that pass runs only with --unroll-lstm"
-                                        : "--print-after \(p): no such pass; the pipeline runs \(Model.inferencePassNames.joined(separator: ", "))")
+      throw GlassboxError(
+        .input,
+        known
+          ? "--print-after \(p): that pass runs only with --unroll-lstm"
+          : "--print-after \(p): no such pass; the pipeline runs \(Model.inferencePassNames.joined(separator: ", "))")
     }
     var named: [String: Tensor] = [:]
     for (p, t) in zip(graph.parameters, try parameterTensors()) { named[p.name] = t }
@@ -38,7 +43,8 @@ extension Model {
     if stats {
       out += "pass                              nodes  changed\n"
       for r in rows {
-        out += r.pass.padding(toLength: 32, withPad: " ", startingAt: 0)
+        out +=
+          r.pass.padding(toLength: 32, withPad: " ", startingAt: 0)
           + String(format: "%7d  %@", r.nodes, r.changed ? "yes" : "") + "\n"
       }
     }
@@ -52,12 +58,14 @@ extension Model {
       let program = try withGlassboxErrors { try Executable(graph: forward, parameters: module.weights, threads: 1) }
       let mib = { (floats: Int) in String(format: "%.2f MiB", Double(floats * 4) / 1_048_576) }
       let ratio = String(format: "%.1f", Double(program.unsharedCount) / Double(max(program.arenaCount, 1)))
-      out += "arena: \(mib(program.arenaCount)) (weights included) for \(program.program.count) kernels; "
+      out +=
+        "arena: \(mib(program.arenaCount)) (weights included) for \(program.program.count) kernels; "
         + "all buffers unshared: \(mib(program.unsharedCount)) (\(ratio)× the arena)\n"
     }
     if lowered {
-      let program = try Model.compileInference(graph, parameters: named, taps: .values,
-                                               threads: SessionOptions().threads, unrollLSTM: unrollLSTM)
+      let program = try Model.compileInference(
+        graph, parameters: named, taps: .values,
+        threads: SessionOptions().threads, unrollLSTM: unrollLSTM)
       out += program.executable.loweredDescription
     }
     return out

@@ -67,14 +67,17 @@ public final class Session: @unchecked Sendable {
   }
 
   init(model: Model, options: SessionOptions) throws(GlassboxError) {
-    guard options.threads >= 1 else { throw GlassboxError(.input, "threads must be at least 1, found \(options.threads)") }
+    guard options.threads >= 1 else {
+      throw GlassboxError(.input, "threads must be at least 1, found \(options.threads)")
+    }
     var graph = model.graph
     if !options.bindings.isEmpty {
       let unknown = options.bindings.keys.filter { !graph.symbols.contains($0) }.sorted()
       guard unknown.isEmpty else {
         let symbols = graph.symbols.isEmpty ? "none" : graph.symbols.joined(separator: ", ")
-        throw GlassboxError(.input, file: model.path,
-                            "bindings name \(unknown.joined(separator: ", ")), not a symbol of the model (its symbols: \(symbols))")
+        throw GlassboxError(
+          .input, file: model.path,
+          "bindings name \(unknown.joined(separator: ", ")), not a symbol of the model (its symbols: \(symbols))")
       }
       graph = try withGlassboxErrors(file: model.path) { try graph.bound(options.bindings) }
     }
@@ -107,9 +110,12 @@ public final class Session: @unchecked Sendable {
 
   /// Runs on inputs in memory the caller owns and hands each result to `body` as a view valid
   /// during the call (the C API's path: no copy but into the arena and out of it).
-  package func run(rawInputs: [String: Executable.RawInput], explaining tap: (name: String, scope: String?)? = nil,
-                   results body: (_ name: String, _ shape: [Int], _ values: UnsafeBufferPointer<Float>) throws -> Void)
-    throws(GlassboxError) {
+  package func run(
+    rawInputs: [String: Executable.RawInput], explaining tap: (name: String, scope: String?)? = nil,
+    results body: (_ name: String, _ shape: [Int], _ values: UnsafeBufferPointer<Float>) throws -> Void
+  )
+    throws(GlassboxError)
+  {
     lock.lock()
     defer { lock.unlock() }
     var raw = rawInputs
@@ -136,16 +142,19 @@ public final class Session: @unchecked Sendable {
 
   /// Explains `inputs` with the tap named `tap`: every example of the batch at once, each for
   /// its `target` class. `scope` (`frame` or `clip`) overrides the tap's normalisation scope.
-  public func explain(_ tap: String, _ inputs: [String: Tensor], target: Target = .predicted,
-                      scope: String? = nil) throws(GlassboxError) -> Explanation {
+  public func explain(
+    _ tap: String, _ inputs: [String: Tensor], target: Target = .predicted,
+    scope: String? = nil
+  ) throws(GlassboxError) -> Explanation {
     let info = try model.tap(named: tap)
     if let scope, scope != "frame", scope != "clip" {
       throw GlassboxError(.input, "scope must be frame or clip, found '\(scope)'")
     }
     lock.lock()
     defer { lock.unlock() }
-    let compiled = try program(for: inputs.mapValues(\.shape), dtypes: inputs.mapValues(\.dtype),
-                               explaining: (tap, scope))
+    let compiled = try program(
+      for: inputs.mapValues(\.shape), dtypes: inputs.mapValues(\.dtype),
+      explaining: (tap, scope))
     guard let lowered = compiled.lowered.first else { throw GlassboxError(.runtime, "tap \(tap) was not lowered") }
     var feeds = inputs
     var targets: [Int] = []
@@ -164,17 +173,24 @@ public final class Session: @unchecked Sendable {
         targets = ks
       }
       if let bad = targets.first(where: { $0 < -1 || $0 >= classes }) {
-        throw GlassboxError(.input, "target class \(bad) is out of range: \(model.name) has \(classes) classes (0…\(classes - 1); -1 = predicted)")
+        throw GlassboxError(
+          .input,
+          "target class \(bad) is out of range: \(model.name) has \(classes) classes (0…\(classes - 1); -1 = predicted)"
+        )
       }
       feeds[targetName] = Tensor(shape: [rows], storage: .i64(targets.map(Int64.init)))
     } else if target != .predicted, !info.needsClass {
-      throw GlassboxError(.input, "tap \(tap) is \(info.kind.withArticle) tap; it explains no class, so takes no target")
+      throw GlassboxError(
+        .input, "tap \(tap) is \(info.kind.withArticle) tap; it explains no class, so takes no target")
     }
     let results = try withGlassboxErrors { try compiled.executable.run(inputs: feeds) }
-    var explanation = Explanation(tap: tap, kind: lowered.kind, scope: lowered.scope, perStep: lowered.perStep,
-                                  classes: nil, maps: [:], outputs: [:])
+    var explanation = Explanation(
+      tap: tap, kind: lowered.kind, scope: lowered.scope, perStep: lowered.perStep,
+      classes: nil, maps: [:], outputs: [:])
     for (role, name) in lowered.outputs { explanation.maps[role] = results[name] }
-    for o in compiled.bound.outputs where !lowered.outputs.values.contains(o.name) { explanation.outputs[o.name] = results[o.name] }
+    for o in compiled.bound.outputs where !lowered.outputs.values.contains(o.name) {
+      explanation.outputs[o.name] = results[o.name]
+    }
     if !targets.isEmpty, let logitsName, let scores = results[logitsName] {
       let classes = scores.shape[1], v = scores.floats
       explanation.classes = targets.enumerated().map { i, k in
@@ -189,8 +205,10 @@ public final class Session: @unchecked Sendable {
 
   /// `explain` on inputs in the caller's memory (copied: an explanation's backward pass
   /// outweighs the copy).
-  package func explain(_ tap: String, rawInputs: [String: Executable.RawInput], target: Target,
-                       scope: String?) throws(GlassboxError) -> Explanation {
+  package func explain(
+    _ tap: String, rawInputs: [String: Executable.RawInput], target: Target,
+    scope: String?
+  ) throws(GlassboxError) -> Explanation {
     try explain(tap, rawInputs.mapValues(\.tensor), target: target, scope: scope)
   }
 
@@ -198,8 +216,11 @@ public final class Session: @unchecked Sendable {
 
   /// The program for inputs of these shapes and dtypes: checked against the graph (every
   /// problem at once), compiled on first use.
-  func program(for shapes: [String: [Int]], dtypes: [String: DType], explaining tap: (name: String, scope: String?)?)
-    throws(GlassboxError) -> CompiledProgram {
+  func program(
+    for shapes: [String: [Int]], dtypes: [String: DType], explaining tap: (name: String, scope: String?)?
+  )
+    throws(GlassboxError) -> CompiledProgram
+  {
     let names = graph.inputs.map { graph[$0].name }
     var problems: [String] = []
     for name in shapes.keys.sorted() where !names.contains(name) {
@@ -223,7 +244,9 @@ public final class Session: @unchecked Sendable {
     return try program(ProgramKey(purpose: purpose, shapes: inputShapes), explaining: tap)
   }
 
-  func program(_ key: ProgramKey, explaining tap: (name: String, scope: String?)?) throws(GlassboxError) -> CompiledProgram {
+  func program(
+    _ key: ProgramKey, explaining tap: (name: String, scope: String?)?
+  ) throws(GlassboxError) -> CompiledProgram {
     if let i = programs.firstIndex(where: { $0.key == key }) { return programs[i].program }
     let shapes = Dictionary(uniqueKeysWithValues: zip(graph.inputs.map { graph[$0].name }, key.shapes))
     let bound: Graph
@@ -245,8 +268,9 @@ public final class Session: @unchecked Sendable {
     }
     // Taps that run copies of their input graft the model bound at a multiple of its batch.
     let rebatch = LowerTaps.rebatcher(unbound: model.graph, bindings: options.bindings.merging(bindings) { $1 })
-    let compiled = try Model.compileInference(bound, parameters: parameters, taps: taps, threads: options.threads,
-                                              rebatch: rebatch)
+    let compiled = try Model.compileInference(
+      bound, parameters: parameters, taps: taps, threads: options.threads,
+      rebatch: rebatch)
     programs.append((key, compiled))
     if programs.count > Self.programLimit { programs.removeFirst() }
     return compiled
@@ -272,9 +296,11 @@ extension Model {
   /// optionally LSTMs unrolled into per-step cells, the inference pipeline, then the runtime's
   /// lowering and memory plan. `rebatch` gives the graph at a multiple of its batch, for taps
   /// that run copies of their input (Integrated Gradients, SmoothGrad, …).
-  package static func compileInference(_ bound: Graph, parameters: [String: Tensor], taps: InferenceTaps, threads: Int,
-                                        unrollLSTM: Bool = false,
-                                        rebatch: LowerTaps.Rebatcher? = nil) throws(GlassboxError) -> Session.CompiledProgram {
+  package static func compileInference(
+    _ bound: Graph, parameters: [String: Tensor], taps: InferenceTaps, threads: Int,
+    unrollLSTM: Bool = false,
+    rebatch: LowerTaps.Rebatcher? = nil
+  ) throws(GlassboxError) -> Session.CompiledProgram {
     try withGlassboxErrors {
       var module = Module(graph: bound, weights: parameters)
       var lowered: [LowerTaps.Lowered] = []
@@ -284,16 +310,21 @@ extension Model {
       case .named(let names):
         let selected = bound.taps.filter { names.contains($0.name) }
         if selected.contains(where: { !$0.kind.isValue }) {
-          (module, lowered) = try LowerTaps.apply(to: module, options: .init(taps: selected.map(\.name), rebatch: rebatch))
+          (module, lowered) = try LowerTaps.apply(
+            to: module, options: .init(taps: selected.map(\.name), rebatch: rebatch))
         } else {
           module.graph.taps = selected
         }
       case .explain(let name, let scope):
         let target = bound.value(named: "target") == nil ? "target" : "tap.target"
-        (module, lowered) = try LowerTaps.apply(to: module, options: .init(taps: [name], targetInput: target, scope: scope,
-                                                                            rebatch: rebatch))
+        (module, lowered) = try LowerTaps.apply(
+          to: module,
+          options: .init(
+            taps: [name], targetInput: target, scope: scope,
+            rebatch: rebatch))
       case .fixedClass(let name, let k):
-        (module, lowered) = try LowerTaps.apply(to: module, options: .init(taps: [name], classIndex: k, rebatch: rebatch))
+        (module, lowered) = try LowerTaps.apply(
+          to: module, options: .init(taps: [name], classIndex: k, rebatch: rebatch))
       }
       Pipeline.run((unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference, on: &module)
       let executable = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
@@ -345,9 +376,18 @@ extension Executable.RawInput {
   var tensor: Tensor {
     let n = shape.reduce(1, *)
     switch dtype {
-    case .f32: return Tensor(shape: shape, storage: .f32(Array(UnsafeBufferPointer(start: data.assumingMemoryBound(to: Float.self), count: n))))
-    case .f64: return Tensor(shape: shape, storage: .f64(Array(UnsafeBufferPointer(start: data.assumingMemoryBound(to: Double.self), count: n))))
-    case .i64: return Tensor(shape: shape, storage: .i64(Array(UnsafeBufferPointer(start: data.assumingMemoryBound(to: Int64.self), count: n))))
+    case .f32:
+      return Tensor(
+        shape: shape,
+        storage: .f32(Array(UnsafeBufferPointer(start: data.assumingMemoryBound(to: Float.self), count: n))))
+    case .f64:
+      return Tensor(
+        shape: shape,
+        storage: .f64(Array(UnsafeBufferPointer(start: data.assumingMemoryBound(to: Double.self), count: n))))
+    case .i64:
+      return Tensor(
+        shape: shape,
+        storage: .i64(Array(UnsafeBufferPointer(start: data.assumingMemoryBound(to: Int64.self), count: n))))
     case .bool:
       let bytes = UnsafeBufferPointer(start: data.assumingMemoryBound(to: UInt8.self), count: n)
       return Tensor(shape: shape, storage: .bool(bytes.map { $0 != 0 }))

@@ -40,8 +40,10 @@ public struct ShardRecord: Sendable {
   /// The shard's folder.
   public var folder: String
 
-  public init(command: String, shard: Shard, run: [(String, JSONValue)], total: Int, block: Int,
-              outputs: [(String, JSONValue)], results: [(String, JSONValue)] = [], folder: String) {
+  public init(
+    command: String, shard: Shard, run: [(String, JSONValue)], total: Int, block: Int,
+    outputs: [(String, JSONValue)], results: [(String, JSONValue)] = [], folder: String
+  ) {
     self.command = command
     self.shard = shard
     self.run = run
@@ -87,8 +89,10 @@ public struct ShardRecord: Sendable {
       throw GlassboxError(.file, file: folder, "no such shard folder")
     }
     guard let data = FileManager.default.contents(atPath: path) else {
-      throw GlassboxError(.file, file: folder, "not a finished shard: it has no \(Self.fileName) (the shard stopped "
-        + "before the end, or this is not a shard's folder); run that shard again")
+      throw GlassboxError(
+        .file, file: folder,
+        "not a finished shard: it has no \(Self.fileName) (the shard stopped "
+          + "before the end, or this is not a shard's folder); run that shard again")
     }
     let value: JSONValue
     do {
@@ -101,11 +105,12 @@ public struct ShardRecord: Sendable {
       throw bad("glassbox_shard is not \(Self.formatVersion)")
     }
     guard let command = value["command"]?.stringValue, let index = value["shard"]?["index"]?.intValue,
-          let count = value["shard"]?["count"]?.intValue, let run = value["run"]?.objectValue,
-          let total = value["examples"]?.intValue, let block = value["block"]?.intValue,
-          let positions = value["positions"]?.arrayValue?.map(\.intValue),
-          let outputs = value["outputs"]?.objectValue, let results = value["results"]?.objectValue,
-          total >= 0, block >= 1 else {
+      let count = value["shard"]?["count"]?.intValue, let run = value["run"]?.objectValue,
+      let total = value["examples"]?.intValue, let block = value["block"]?.intValue,
+      let positions = value["positions"]?.arrayValue?.map(\.intValue),
+      let outputs = value["outputs"]?.objectValue, let results = value["results"]?.objectValue,
+      total >= 0, block >= 1
+    else {
       throw bad("a field is missing or of the wrong kind")
     }
     let shard: Shard
@@ -114,11 +119,14 @@ public struct ShardRecord: Sendable {
     } catch {
       throw bad(error.message)
     }
-    self.init(command: command, shard: shard, run: run, total: total, block: block, outputs: outputs,
-              results: results, folder: folder)
+    self.init(
+      command: command, shard: shard, run: run, total: total, block: block, outputs: outputs,
+      results: results, folder: folder)
     guard positions.map({ $0 ?? -1 }) == self.positions else {
-      throw GlassboxError(.file, file: path, "its positions are not those of shard \(shard) of \(total) examples in "
-        + "blocks of \(block)")
+      throw GlassboxError(
+        .file, file: path,
+        "its positions are not those of shard \(shard) of \(total) examples in "
+          + "blocks of \(block)")
     }
   }
 
@@ -154,20 +162,28 @@ public struct ShardSet: Sendable {
     func name(_ r: ShardRecord) -> String { "shard \(r.shard) (\(r.folder))" }
     for r in records.dropFirst() {
       if r.command != first.command {
-        throw GlassboxError(.input, "the shards come from different commands: \(name(first)) is \(first.command), "
-          + "\(name(r)) is \(r.command)")
+        throw GlassboxError(
+          .input,
+          "the shards come from different commands: \(name(first)) is \(first.command), "
+            + "\(name(r)) is \(r.command)")
       }
       if r.shard.count != first.shard.count {
-        throw GlassboxError(.input, "the shards come from jobs of different sizes: \(name(first)) is one of "
-          + "\(first.shard.count), \(name(r)) one of \(r.shard.count)")
+        throw GlassboxError(
+          .input,
+          "the shards come from jobs of different sizes: \(name(first)) is one of "
+            + "\(first.shard.count), \(name(r)) one of \(r.shard.count)")
       }
       if let difference = Self.difference(first.run, r.run) {
-        throw GlassboxError(.input, "the shards come from different runs: they disagree on \(difference.key): "
-          + "\(name(first)) has \(difference.a), \(name(r)) has \(difference.b)")
+        throw GlassboxError(
+          .input,
+          "the shards come from different runs: they disagree on \(difference.key): "
+            + "\(name(first)) has \(difference.a), \(name(r)) has \(difference.b)")
       }
       if r.total != first.total || r.block != first.block {
-        throw GlassboxError(.input, "the shards disagree on the split: \(name(first)) has \(first.total) examples in "
-          + "blocks of \(first.block), \(name(r)) \(r.total) in blocks of \(r.block)")
+        throw GlassboxError(
+          .input,
+          "the shards disagree on the split: \(name(first)) has \(first.total) examples in "
+            + "blocks of \(first.block), \(name(r)) \(r.total) in blocks of \(r.block)")
       }
     }
     var byIndex: [Int: ShardRecord] = [:]
@@ -180,9 +196,11 @@ public struct ShardSet: Sendable {
     let n = first.shard.count
     let missing = (0..<n).filter { byIndex[$0] == nil }
     guard missing.isEmpty else {
-      throw GlassboxError(.input, "missing \(missing.count == 1 ? "shard" : "shards") "
-        + missing.map { "\($0)/\(n)" }.joined(separator: ", ") + " of \(n) (given: "
-        + records.map { "\($0.shard)" }.sorted().joined(separator: ", ") + ")")
+      throw GlassboxError(
+        .input,
+        "missing \(missing.count == 1 ? "shard" : "shards") "
+          + missing.map { "\($0)/\(n)" }.joined(separator: ", ") + " of \(n) (given: "
+          + records.map { "\($0.shard)" }.sorted().joined(separator: ", ") + ")")
     }
     self.records = (0..<n).compactMap { byIndex[$0] }
   }
@@ -191,8 +209,11 @@ public struct ShardSet: Sendable {
   public var first: ShardRecord { records[0] }
 
   /// The first key (a dotted path) whose values differ, with both values as text.
-  static func difference(_ a: [(String, JSONValue)], _ b: [(String, JSONValue)], prefix: String = "")
-    -> (key: String, a: String, b: String)? {
+  static func difference(
+    _ a: [(String, JSONValue)], _ b: [(String, JSONValue)], prefix: String = ""
+  )
+    -> (key: String, a: String, b: String)?
+  {
     let keys = a.map(\.0) + b.map(\.0).filter { k in !a.contains { $0.0 == k } }
     for k in keys {
       let x = a.first { $0.0 == k }?.1, y = b.first { $0.0 == k }?.1
@@ -207,8 +228,11 @@ public struct ShardSet: Sendable {
 
   /// Items of every shard (each shard's in its position order) put in the unsharded order by
   /// their positions. Two items at one position are an error.
-  public func inOrder<T>(_ items: (ShardRecord) throws(GlassboxError) -> [(position: Int, item: T)])
-    throws(GlassboxError) -> [T] {
+  public func inOrder<T>(
+    _ items: (ShardRecord) throws(GlassboxError) -> [(position: Int, item: T)]
+  )
+    throws(GlassboxError) -> [T]
+  {
     var all: [(position: Int, item: T)] = []
     for r in records {
       let mine = try items(r)

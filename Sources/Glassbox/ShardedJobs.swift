@@ -8,25 +8,41 @@ import GlassboxFormat
 public enum ShardMerge {
   /// The `run` fields of a shard record: the model's and the data's fingerprints, the split,
   /// then `options` (every option that changes a result, in a fixed order).
-  public static func run(model: Model, listing: SplitListing, split: String, options: [(String, JSONValue)])
-    throws(GlassboxError) -> [(String, JSONValue)] {
-    [("model", .string(try model.fingerprint())), ("data", .string(listing.fingerprint)), ("split", .string(split)),
-     ("options", .object(options))]
+  public static func run(
+    model: Model, listing: SplitListing, split: String, options: [(String, JSONValue)]
+  )
+    throws(GlassboxError) -> [(String, JSONValue)]
+  {
+    [
+      ("model", .string(try model.fingerprint())), ("data", .string(listing.fingerprint)), ("split", .string(split)),
+      ("options", .object(options)),
+    ]
   }
 
   // MARK: The classifier (`evaluate` without a tap)
 
   /// A classifier shard's results: each example's position, file, label, prediction and
   /// probabilities; the examples it could not read; the listing's notes.
-  public static func results(of c: Classification, unreadable: [(position: Int, message: String)], notes: [String])
-    -> [(String, JSONValue)] {
-    [("classes", .array(c.classes.map { .string($0) })), ("split", .string(c.split)),
-     ("examples", .array(c.examples.map { e in
-       .array([.int(e.position), .string(e.file), .int(e.label), .int(e.predicted),
-               .array(e.probabilities.map(number))])
-     })),
-     ("unreadable", .array(unreadable.map { .array([.int($0.position), .string($0.message)]) })),
-     ("notes", .array(notes.map { .string($0) }))]
+  public static func results(
+    of c: Classification, unreadable: [(position: Int, message: String)], notes: [String]
+  )
+    -> [(String, JSONValue)]
+  {
+    [
+      ("classes", .array(c.classes.map { .string($0) })), ("split", .string(c.split)),
+      (
+        "examples",
+        .array(
+          c.examples.map { e in
+            .array([
+              .int(e.position), .string(e.file), .int(e.label), .int(e.predicted),
+              .array(e.probabilities.map(number)),
+            ])
+          })
+      ),
+      ("unreadable", .array(unreadable.map { .array([.int($0.position), .string($0.message)]) })),
+      ("notes", .array(notes.map { .string($0) })),
+    ]
   }
 
   /// The classification of the whole split from its shards, and the notes the unsharded run
@@ -34,7 +50,8 @@ public enum ShardMerge {
   public static func classification(_ set: ShardSet) throws(GlassboxError) -> (Classification, notes: [String]) {
     let first = set.first
     guard let classes = first.result("classes")?.arrayValue?.compactMap(\.stringValue),
-          let split = first.result("split")?.stringValue else {
+      let split = first.result("split")?.stringValue
+    else {
       throw first.problem("no classes or split in its results")
     }
     var c = Classification(classes: classes, split: split)
@@ -44,12 +61,18 @@ public enum ShardMerge {
       var out: [(position: Int, item: Example)] = []
       for item in items {
         guard let v = item.arrayValue, v.count == 5, let p = v[0].intValue, let file = v[1].stringValue,
-              let label = v[2].intValue, let predicted = v[3].intValue,
-              let probabilities = v[4].arrayValue?.map(double), !probabilities.contains(nil) else {
+          let label = v[2].intValue, let predicted = v[3].intValue,
+          let probabilities = v[4].arrayValue?.map(double), !probabilities.contains(nil)
+        else {
           throw r.problem("an example's result is not [position, file, label, predicted, probabilities]")
         }
-        out.append((p, .init(file: file, label: label, predicted: predicted,
-                             probabilities: probabilities.map { $0 ?? 0 }, position: p)))
+        out.append(
+          (
+            p,
+            .init(
+              file: file, label: label, predicted: predicted,
+              probabilities: probabilities.map { $0 ?? 0 }, position: p)
+          ))
       }
       return out
     }
@@ -74,17 +97,20 @@ public enum ShardMerge {
   /// An explanation-measure shard's results: the tap, its kind, the sanity check's blocks and
   /// each example's measures.
   public static func results(of part: ExplanationEvaluation.Part) -> [(String, JSONValue)] {
-    [("tap", .string(part.tap)), ("kind", .string(part.kind.rawValue)),
-     ("blocks", .array(part.blocks.map { .string($0) })),
-     ("measures", .array(part.measures.map(json)))]
+    [
+      ("tap", .string(part.tap)), ("kind", .string(part.kind.rawValue)),
+      ("blocks", .array(part.blocks.map { .string($0) })),
+      ("measures", .array(part.measures.map(json))),
+    ]
   }
 
   /// The report of the whole split from its shards; `sanity` as the run was asked.
   public static func explanationReport(_ set: ShardSet, sanity: Bool) throws(GlassboxError) -> [(String, JSONValue)] {
     let first = set.first
     guard let tap = first.result("tap")?.stringValue,
-          let kind = first.result("kind")?.stringValue.flatMap(TapKind.init),
-          let blocks = first.result("blocks")?.arrayValue?.compactMap(\.stringValue) else {
+      let kind = first.result("kind")?.stringValue.flatMap(TapKind.init),
+      let blocks = first.result("blocks")?.arrayValue?.compactMap(\.stringValue)
+    else {
       throw first.problem("no tap, kind or blocks in its results")
     }
     typealias Measures = ExplanationEvaluation.ExampleMeasures
@@ -104,11 +130,15 @@ public enum ShardMerge {
     if let d = m.deletion, let i = m.insertion, let u = m.units {
       pairs += [("deletion", .array(d.map(number))), ("insertion", .array(i.map(number))), ("units", .string(u))]
     }
-    pairs += [("uniform_correct", .bool(m.uniformCorrect)), ("tvd", .array(m.permutationTVD.map(number))),
-              ("flips", .int(m.flips))]
+    pairs += [
+      ("uniform_correct", .bool(m.uniformCorrect)), ("tvd", .array(m.permutationTVD.map(number))),
+      ("flips", .int(m.flips)),
+    ]
     if let h = m.hits, let e = m.energies {
-      pairs += [("hits", .array(h.map(number))), ("energies", .array(e.map(number))),
-                ("peak", m.peak.map { .int($0) } ?? .null)]
+      pairs += [
+        ("hits", .array(h.map(number))), ("energies", .array(e.map(number))),
+        ("peak", m.peak.map { .int($0) } ?? .null),
+      ]
     }
     if let s = m.speechMass, let c = m.speechChance {
       pairs += [("speech_mass", number(s)), ("speech_chance", number(c))]
@@ -125,10 +155,11 @@ public enum ShardMerge {
       return .some(d.map { $0 ?? 0 })
     }
     guard let position = v["position"]?.intValue, let correct = v["correct"]?.boolValue,
-          let uniform = v["uniform_correct"]?.boolValue, let flips = v["flips"]?.intValue,
-          let deletion = doubles("deletion"), let insertion = doubles("insertion"), let tvd = doubles("tvd"),
-          let hits = doubles("hits"), let energies = doubles("energies"),
-          let sanity = v["sanity"]?.arrayValue else { return nil }
+      let uniform = v["uniform_correct"]?.boolValue, let flips = v["flips"]?.intValue,
+      let deletion = doubles("deletion"), let insertion = doubles("insertion"), let tvd = doubles("tvd"),
+      let hits = doubles("hits"), let energies = doubles("energies"),
+      let sanity = v["sanity"]?.arrayValue
+    else { return nil }
     var m = ExplanationEvaluation.ExampleMeasures(position: position, correct: correct)
     (m.deletion, m.insertion, m.units) = (deletion, insertion, v["units"]?.stringValue)
     (m.uniformCorrect, m.permutationTVD, m.flips) = (uniform, tvd ?? [], flips)
@@ -146,19 +177,27 @@ public enum ShardMerge {
 
   /// Writes an embed shard's feature vectors into its folder and returns its results: each
   /// example's position, label and file, the classes and what could not be read.
-  public static func results(of features: TapFeatures, positions: [Int], unreadable: [(position: Int, message: String)],
-                             notes: [String], folder: String) throws(GlassboxError) -> [(String, JSONValue)] {
+  public static func results(
+    of features: TapFeatures, positions: [Int], unreadable: [(position: Int, message: String)],
+    notes: [String], folder: String
+  ) throws(GlassboxError) -> [(String, JSONValue)] {
     let width = features.rows.first?.count ?? 0
     let path = (folder as NSString).appendingPathComponent(featuresFile)
     try withGlassboxErrors(file: path) {
       try NPY.write(Tensor(shape: [features.rows.count, width], f64: features.rows.flatMap { $0 }), to: path)
     }
-    return [("classes", .array(features.classes.map { .string($0) })),
-            ("examples", .array(zip(positions, zip(features.labels, features.files)).map {
-              .array([.int($0.0), .int($0.1.0), .string($0.1.1)])
-            })),
-            ("unreadable", .array(unreadable.map { .array([.int($0.position), .string($0.message)]) })),
-            ("notes", .array(notes.map { .string($0) }))]
+    return [
+      ("classes", .array(features.classes.map { .string($0) })),
+      (
+        "examples",
+        .array(
+          zip(positions, zip(features.labels, features.files)).map {
+            .array([.int($0.0), .int($0.1.0), .string($0.1.1)])
+          })
+      ),
+      ("unreadable", .array(unreadable.map { .array([.int($0.position), .string($0.message)]) })),
+      ("notes", .array(notes.map { .string($0) })),
+    ]
   }
 
   /// The feature vectors of the whole split from its shards, in the split's order.
@@ -179,7 +218,8 @@ public enum ShardMerge {
       var out: [(position: Int, item: Row)] = []
       for (i, item) in items.enumerated() {
         guard let v = item.arrayValue, v.count == 3, let p = v[0].intValue, let label = v[1].intValue,
-              let file = v[2].stringValue else { throw r.problem("an example is not [position, label, file]") }
+          let file = v[2].stringValue
+        else { throw r.problem("an example is not [position, label, file]") }
         out.append((p, (Array(values[(i * width)..<((i + 1) * width)]), label, file)))
       }
       return out
@@ -194,18 +234,24 @@ public enum ShardMerge {
     }
     let notes = (set.first.result("notes")?.arrayValue ?? []).compactMap(\.stringValue)
     guard !rows.isEmpty else { throw GlassboxError(.input, "no examples to read the tap from") }
-    return TapFeatures(rows: rows.map(\.0), labels: rows.map(\.1), files: rows.map(\.2), classes: classes,
-                       skipped: notes + unreadable)
+    return TapFeatures(
+      rows: rows.map(\.0), labels: rows.map(\.1), files: rows.map(\.2), classes: classes,
+      skipped: notes + unreadable)
   }
 
   // MARK: Explanation folders (`tap --data`)
 
   /// A `tap --data` shard's results: the folder written for each position (relative to the
   /// shard's folder, as to the unsharded output), and each failure with its message.
-  public static func results(written: [(position: Int, folder: String)], failures: [(position: Int, message: String)])
-    -> [(String, JSONValue)] {
-    [("written", .array(written.map { .array([.int($0.position), .string($0.folder)]) })),
-     ("failures", .array(failures.map { .array([.int($0.position), .string($0.message)]) }))]
+  public static func results(
+    written: [(position: Int, folder: String)], failures: [(position: Int, message: String)]
+  )
+    -> [(String, JSONValue)]
+  {
+    [
+      ("written", .array(written.map { .array([.int($0.position), .string($0.folder)]) })),
+      ("failures", .array(failures.map { .array([.int($0.position), .string($0.message)]) })),
+    ]
   }
 
   /// Puts every shard's explanation folders into `output` as the unsharded run lays them out:
@@ -213,14 +259,18 @@ public enum ShardMerge {
   /// copied otherwise; the shards keep theirs) and renamed into place, so `output` appears
   /// complete or not at all. An existing `output` is an error unless `replacing`. Returns the
   /// folders written and the failures, in split order.
-  public static func explanationFolders(_ set: ShardSet, into output: String, replacing: Bool) throws(GlassboxError)
-    -> (written: Int, failures: [String]) {
+  public static func explanationFolders(
+    _ set: ShardSet, into output: String, replacing: Bool
+  ) throws(GlassboxError)
+    -> (written: Int, failures: [String])
+  {
     let fm = FileManager.default
     typealias Folder = (source: String, relative: String)
     let written = try set.inOrder { (r: ShardRecord) throws(GlassboxError) -> [(position: Int, item: Folder)] in
       try (r.result("written")?.arrayValue ?? []).map { (v: JSONValue) throws(GlassboxError) in
         guard let p = v.arrayValue?.first?.intValue, let f = v.arrayValue?.last?.stringValue, !f.isEmpty,
-              !f.hasPrefix("/"), !f.split(separator: "/").contains("..") else {
+          !f.hasPrefix("/"), !f.split(separator: "/").contains("..")
+        else {
           throw r.problem("a written folder is not [position, relative folder]")
         }
         let source = (r.folder as NSString).appendingPathComponent(f)

@@ -14,8 +14,10 @@ public struct Shard: Sendable, Equatable, Hashable, CustomStringConvertible {
   public init(index: Int, count: Int) throws(GlassboxError) {
     guard count >= 1 else { throw GlassboxError(.input, "a job has at least 1 shard, found \(count)") }
     guard index >= 0, index < count else {
-      throw GlassboxError(.input, "shard \(index)/\(count) is out of range: shards count from 0, so \(count) shards "
-        + "are 0/\(count) … \(count - 1)/\(count)")
+      throw GlassboxError(
+        .input,
+        "shard \(index)/\(count) is out of range: shards count from 0, so \(count) shards "
+          + "are 0/\(count) … \(count - 1)/\(count)")
     }
     self.index = index
     self.count = count
@@ -42,8 +44,11 @@ public struct Shard: Sendable, Equatable, Hashable, CustomStringConvertible {
   /// `SLURM_ARRAY_TASK_COUNT`: `--array=5-8` is shards 0/4 … 3/4) or Open MPI's
   /// `OMPI_COMM_WORLD_RANK` of `OMPI_COMM_WORLD_SIZE`. Nil when neither is set; an error when
   /// both are, or when the values do not make a shard.
-  public static func fromEnvironment(_ environment: [String: String]) throws(GlassboxError)
-    -> (shard: Shard, source: String)? {
+  public static func fromEnvironment(
+    _ environment: [String: String]
+  ) throws(GlassboxError)
+    -> (shard: Shard, source: String)?
+  {
     func number(_ name: String) throws(GlassboxError) -> Int? {
       guard let text = environment[name], !text.isEmpty else { return nil }
       guard let n = Int(text.trimmingCharacters(in: .whitespaces)) else {
@@ -54,28 +59,35 @@ public struct Shard: Sendable, Equatable, Hashable, CustomStringConvertible {
     var slurm: (Shard, String)?
     if let id = try number("SLURM_ARRAY_TASK_ID") {
       guard let count = try number("SLURM_ARRAY_TASK_COUNT") else {
-        throw GlassboxError(.input, "SLURM_ARRAY_TASK_ID=\(id) is set but SLURM_ARRAY_TASK_COUNT is not; "
-          + "give --shard I/N")
+        throw GlassboxError(
+          .input,
+          "SLURM_ARRAY_TASK_ID=\(id) is set but SLURM_ARRAY_TASK_COUNT is not; "
+            + "give --shard I/N")
       }
       let minimum = try number("SLURM_ARRAY_TASK_MIN") ?? 0, step = try number("SLURM_ARRAY_TASK_STEP") ?? 1
       let maximum = try number("SLURM_ARRAY_TASK_MAX")
       let offset = id - minimum
-      let source = "SLURM_ARRAY_TASK_ID=\(id), SLURM_ARRAY_TASK_MIN=\(minimum)"
+      let source =
+        "SLURM_ARRAY_TASK_ID=\(id), SLURM_ARRAY_TASK_MIN=\(minimum)"
         + (maximum.map { ", SLURM_ARRAY_TASK_MAX=\($0)" } ?? "") + ", SLURM_ARRAY_TASK_COUNT=\(count)"
         + (step != 1 ? ", SLURM_ARRAY_TASK_STEP=\(step)" : "")
       // A list such as --array=1,3,7 has no step that maps its ids onto 0..<count.
       let isRange = maximum.map { $0 - minimum == (count - 1) * step } ?? true
       guard step >= 1, isRange, offset >= 0, offset % step == 0, offset / step < count else {
-        throw GlassboxError(.input, "\(source) do not name a shard: the array must be one range of task ids "
-          + "(--array=0-\(max(count - 1, 0)) or any START-END, with an optional :STEP); or give --shard I/N")
+        throw GlassboxError(
+          .input,
+          "\(source) do not name a shard: the array must be one range of task ids "
+            + "(--array=0-\(max(count - 1, 0)) or any START-END, with an optional :STEP); or give --shard I/N")
       }
       slurm = (try Shard(index: offset / step, count: count), source)
     }
     var mpi: (Shard, String)?
     if let rank = try number("OMPI_COMM_WORLD_RANK") {
       guard let size = try number("OMPI_COMM_WORLD_SIZE") else {
-        throw GlassboxError(.input, "OMPI_COMM_WORLD_RANK=\(rank) is set but OMPI_COMM_WORLD_SIZE is not; "
-          + "give --shard I/N")
+        throw GlassboxError(
+          .input,
+          "OMPI_COMM_WORLD_RANK=\(rank) is set but OMPI_COMM_WORLD_SIZE is not; "
+            + "give --shard I/N")
       }
       let source = "OMPI_COMM_WORLD_RANK=\(rank), OMPI_COMM_WORLD_SIZE=\(size)"
       do {
@@ -85,8 +97,10 @@ public struct Shard: Sendable, Equatable, Hashable, CustomStringConvertible {
       }
     }
     if let slurm, let mpi {
-      throw GlassboxError(.input, "both a Slurm job array (\(slurm.1)) and Open MPI (\(mpi.1)) name a shard; "
-        + "give --shard I/N, or --shard all for the whole split")
+      throw GlassboxError(
+        .input,
+        "both a Slurm job array (\(slurm.1)) and Open MPI (\(mpi.1)) name a shard; "
+          + "give --shard I/N, or --shard all for the whole split")
     }
     return slurm ?? mpi
   }
@@ -94,15 +108,21 @@ public struct Shard: Sendable, Equatable, Hashable, CustomStringConvertible {
   /// The shard a command works on: `option` (`I/N`, or `all` for the whole split whatever the
   /// environment says), else the environment's (`fromEnvironment`), else nil (the whole
   /// split). An option that names another shard than the environment is an error.
-  public static func resolve(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
-    throws(GlassboxError) -> (shard: Shard, source: String)? {
+  public static func resolve(
+    option: String?, environment: [String: String] = ProcessInfo.processInfo.environment
+  )
+    throws(GlassboxError) -> (shard: Shard, source: String)?
+  {
     if option == "all" { return nil }
     let fromEnvironment = try Shard.fromEnvironment(environment)
     guard let option else { return fromEnvironment }
     let shard = try Shard.parse(option)
     if let fromEnvironment, fromEnvironment.shard != shard {
-      throw GlassboxError(.input, "--shard \(shard) disagrees with the environment (\(fromEnvironment.source): shard "
-        + "\(fromEnvironment.shard)); drop --shard to take the environment's, or give --shard all for the whole split")
+      throw GlassboxError(
+        .input,
+        "--shard \(shard) disagrees with the environment (\(fromEnvironment.source): shard "
+          + "\(fromEnvironment.shard)); drop --shard to take the environment's, or give --shard all for the whole split"
+      )
     }
     return (shard, "--shard \(shard)")
   }

@@ -26,10 +26,12 @@ public struct TrainingOptions: Sendable {
   /// Feature cache for raw media data sets.
   public var cache: String?
 
-  public init(epochs: Int = 10, batch: Int = 32, learningRate: Double = 0.01,
-              optimizer: OptimizerSettings = OptimizerSettings(kind: .sgd, momentum: 0.9, weightDecay: 0),
-              schedule: LearningRateSchedule = .constant, clipNorm: Double? = nil, seed: UInt64 = 0, threads: Int = 2,
-              cache: String? = nil) {
+  public init(
+    epochs: Int = 10, batch: Int = 32, learningRate: Double = 0.01,
+    optimizer: OptimizerSettings = OptimizerSettings(kind: .sgd, momentum: 0.9, weightDecay: 0),
+    schedule: LearningRateSchedule = .constant, clipNorm: Double? = nil, seed: UInt64 = 0, threads: Int = 2,
+    cache: String? = nil
+  ) {
     self.epochs = epochs
     self.batch = batch
     self.learningRate = learningRate
@@ -42,8 +44,9 @@ public struct TrainingOptions: Sendable {
   }
 
   var settings: TrainingSettings {
-    TrainingSettings(epochs: epochs, batchSize: batch, learningRate: learningRate, optimizer: optimizer, schedule: schedule,
-                     clipNorm: clipNorm, seed: seed)
+    TrainingSettings(
+      epochs: epochs, batchSize: batch, learningRate: learningRate, optimizer: optimizer, schedule: schedule,
+      clipNorm: clipNorm, seed: seed)
   }
 }
 
@@ -74,24 +77,31 @@ public final class TrainingRun {
   /// its slice of each global batch of `options.batch` (which the processes must divide), and
   /// nothing is exchanged yet: the caller hands `agreement` (or the error) to
   /// `DataParallel.start` on every process.
-  public init(model: Model, bindings: [String: Int] = [:], data dataPath: String, options: TrainingOptions,
-              parallel: DataParallel? = nil) throws(GlassboxError) {
+  public init(
+    model: Model, bindings: [String: Int] = [:], data dataPath: String, options: TrainingOptions,
+    parallel: DataParallel? = nil
+  ) throws(GlassboxError) {
     guard options.epochs >= 1, options.batch >= 1, options.threads >= 1 else {
       throw GlassboxError(.input, "epochs, batch and threads must be at least 1")
     }
     let processes = parallel?.size ?? 1
     guard options.batch % processes == 0 else {
-      throw GlassboxError(.input, "batch \(options.batch) does not split evenly over \(processes) processes: give a "
-        + "multiple of \(processes)")
+      throw GlassboxError(
+        .input,
+        "batch \(options.batch) does not split evenly over \(processes) processes: give a "
+          + "multiple of \(processes)")
     }
     let localBatch = options.batch / processes
     var graph = model.graph
     var provenance = model.provenance
     provenance.stamp(specText: model.source?.bytes)
     guard graph.inputs.count == 1, let inputID = graph.inputs.first else {
-      throw GlassboxError(.unsupported, file: model.path, "training takes models with one input; \(graph.name) has \(graph.inputs.count)")
+      throw GlassboxError(
+        .unsupported, file: model.path, "training takes models with one input; \(graph.name) has \(graph.inputs.count)")
     }
-    guard let logits = graph.outputs.first else { throw GlassboxError(.input, file: model.path, "the graph has no outputs") }
+    guard let logits = graph.outputs.first else {
+      throw GlassboxError(.input, file: model.path, "the graph has no outputs")
+    }
     let inputType = graph[inputID].type
     var runBindings = bindings
 
@@ -99,24 +109,30 @@ public final class TrainingRun {
     let perExample = inputType.shape.dropFirst().map { $0.substituting(runBindings).staticValue }
     let expected = perExample.allSatisfy { $0 != nil } ? perExample.map { $0 ?? 0 } : nil
     let trainingData = try withGlassboxErrors(file: dataPath) {
-      try TrainingData.open(dataPath, exampleShape: expected, recipe: graph.recipes.first { $0.input == graph[inputID].name },
-                            cacheDirectory: options.cache, seed: options.seed)
+      try TrainingData.open(
+        dataPath, exampleShape: expected, recipe: graph.recipes.first { $0.input == graph[inputID].name },
+        cacheDirectory: options.cache, seed: options.seed)
     }
     notes = trainingData.notes
 
     // A class axis still symbolic is sized by the data (C = the number of classes).
     if let classAxis = graph[logits.value].type.shape.last, classAxis.staticValue == nil,
-       classAxis.coefficient == 1, classAxis.symbols.count == 1 {
+      classAxis.coefficient == 1, classAxis.symbols.count == 1
+    {
       do {
         graph = try graph.bound([classAxis.symbols[0]: trainingData.classes.count])
       } catch {
-        throw GlassboxError(.input, file: model.path, "cannot size \(classAxis.symbols[0]) to \(trainingData.classes.count) classes: \(error)")
+        throw GlassboxError(
+          .input, file: model.path,
+          "cannot size \(classAxis.symbols[0]) to \(trainingData.classes.count) classes: \(error)")
       }
       provenance.bindings[classAxis.symbols[0]] = trainingData.classes.count
     }
     if let classes = graph.labelCount, classes != trainingData.classes.count {
-      throw GlassboxError(.input, file: dataPath,
-                          "has \(trainingData.classes.count) classes (\(trainingData.classes.joined(separator: ", "))) but \(graph.name) has \(classes) outputs")
+      throw GlassboxError(
+        .input, file: dataPath,
+        "has \(trainingData.classes.count) classes (\(trainingData.classes.joined(separator: ", "))) but \(graph.name) has \(classes) outputs"
+      )
     }
     if let first = inputType.shape.first, let fixed = first.substituting(runBindings).staticValue, fixed != localBatch {
       throw GlassboxError(.input, "batch \(localBatch): \(graph.name)'s input has a fixed batch of \(fixed)")
@@ -126,13 +142,15 @@ public final class TrainingRun {
       let inferred = try graph.inferBindings(inputShapes: shapes)
       runBindings.merge(inferred) { given, _ in given }
     } catch {
-      throw GlassboxError(.input, file: dataPath,
-                          "examples of shape \(trainingData.train.exampleShape) do not fit \(graph.name)'s input \(inputType): \(error)")
+      throw GlassboxError(
+        .input, file: dataPath,
+        "examples of shape \(trainingData.train.exampleShape) do not fit \(graph.name)'s input \(inputType): \(error)")
     }
 
     let weights = try model.parameterValues(for: graph)
-    let contents = ModelContents(graph: graph, weights: graph.parameters.map { weights[$0.name] ?? Tensor(zeros: $0.type.dtype, shape: []) },
-                                 labels: trainingData.classes, provenance: provenance)
+    let contents = ModelContents(
+      graph: graph, weights: graph.parameters.map { weights[$0.name] ?? Tensor(zeros: $0.type.dtype, shape: []) },
+      labels: trainingData.classes, provenance: provenance)
     // Differentiation unrolls LSTMs over the time axis, so the step is made from the graph
     // with every symbol bound (the stored model keeps B and T symbolic).
     let bound: Graph
@@ -144,20 +162,26 @@ public final class TrainingRun {
     }
     trainer = try withGlassboxErrors(file: model.path) {
       let step = try TrainingStepGraph.make(from: bound, logits: logits.name)
-      let backend = try ProgramBackend(step: step, model: graph, bindings: runBindings, batchSize: localBatch,
-                                       weights: weights, threads: options.threads)
-      return try Trainer(model: contents, backend: backend, data: trainingData, settings: options.settings,
-                         parallel: parallel)
+      let backend = try ProgramBackend(
+        step: step, model: graph, bindings: runBindings, batchSize: localBatch,
+        weights: weights, threads: options.threads)
+      return try Trainer(
+        model: contents, backend: backend, data: trainingData, settings: options.settings,
+        parallel: parallel)
     }
     if let parallel {
-      let listings = [trainingData.train.listingText]
+      let listings =
+        [trainingData.train.listingText]
         + [trainingData.validation, trainingData.test].map { $0?.listingText ?? "" }
-      let settings = "\(options.settings.fingerprint) epochs=\(options.epochs) threads=\(options.threads) "
+      let settings =
+        "\(options.settings.fingerprint) epochs=\(options.epochs) threads=\(options.threads) "
         + "\(parallel.settings)"
-      agreement = [("model", try model.fingerprint()),
-                   ("data", SHA256.hex(Array(listings.joined(separator: "\n--\n").utf8))),
-                   ("training settings", settings), ("gradient order", trainer.bucketOrder.joined(separator: ",")),
-                   ("number of processes", "\(parallel.size)")]
+      agreement = [
+        ("model", try model.fingerprint()),
+        ("data", SHA256.hex(Array(listings.joined(separator: "\n--\n").utf8))),
+        ("training settings", settings), ("gradient order", trainer.bucketOrder.joined(separator: ",")),
+        ("number of processes", "\(parallel.size)"),
+      ]
     }
   }
 

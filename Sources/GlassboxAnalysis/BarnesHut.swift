@@ -112,7 +112,8 @@ enum BarnesHut {
       let h = c.half / 2
       cells[index].firstChild = cells.count
       for q in 0..<4 {
-        cells.append(Cell(centreX: c.centreX + (q & 1 == 1 ? h : -h), centreY: c.centreY + (q & 2 == 2 ? h : -h), half: h))
+        cells.append(
+          Cell(centreX: c.centreX + (q & 1 == 1 ? h : -h), centreY: c.centreY + (q & 2 == 2 ? h : -h), half: h))
       }
     }
 
@@ -149,8 +150,10 @@ enum BarnesHut {
     }
   }
 
-  static func gradient(p: SparseJointProbabilities, exaggeration: Double, y: [Double], count n: Int, angle: Double,
-                       grad: inout [Double], computeError: Bool) -> Double? {
+  static func gradient(
+    p: SparseJointProbabilities, exaggeration: Double, y: [Double], count n: Int, angle: Double,
+    grad: inout [Double], computeError: Bool
+  ) -> Double? {
     let tree = Tree(y, count: n)
     let theta2 = angle * angle
     var negative = [Double](repeating: 0, count: 2 * n)
@@ -234,11 +237,13 @@ extension Distances {
           }
         }
       } else {
-        for r in 0..<rows { for j in 0..<n {
-          var s: Float = 0
-          for t in 0..<d { s += a[(r0 + r) * d + t] * a[j * d + t] }
-          gram[r * n + j] = s
-        } }
+        for r in 0..<rows {
+          for j in 0..<n {
+            var s: Float = 0
+            for t in 0..<d { s += a[(r0 + r) * d + t] * a[j * d + t] }
+            gram[r * n + j] = s
+          }
+        }
       }
       for r in 0..<rows {
         let i = r0 + r

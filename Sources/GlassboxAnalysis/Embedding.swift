@@ -37,10 +37,13 @@ public struct EmbeddingMap: Codable, Sendable, Equatable {
   /// Embeds `features` (`[n, d]`, one row per example) with t-SNE and scores the map.
   /// The perplexity is lowered to (n − 1) / 3 when n is too small for it (as a t-SNE with
   /// n ≤ 3·perplexity would make every point a neighbour of every other).
-  public static func make(features: Points, labels: [Int], files: [String], classes: [String], source: String,
-                          tsne: TSNE = TSNE()) throws(AnalysisError) -> EmbeddingMap {
+  public static func make(
+    features: Points, labels: [Int], files: [String], classes: [String], source: String,
+    tsne: TSNE = TSNE()
+  ) throws(AnalysisError) -> EmbeddingMap {
     guard labels.count == features.count, files.count == features.count else {
-      throw AnalysisError("embedding: \(features.count) feature vectors but \(labels.count) labels and \(files.count) files")
+      throw AnalysisError(
+        "embedding: \(features.count) feature vectors but \(labels.count) labels and \(files.count) files")
     }
     guard features.count >= 4 else {
       throw AnalysisError("embedding: t-SNE needs at least 4 examples; found \(features.count)")
@@ -50,27 +53,32 @@ public struct EmbeddingMap: Codable, Sendable, Equatable {
     let start = Date()
     let result = try tsne.embed(features)
     let seconds = Date().timeIntervalSince(start)
-    let trust = features.count > 10 ? try Trustworthiness.score(input: features, embedding: result.embedding, neighbors: 5) : nil
+    let trust =
+      features.count > 10 ? try Trustworthiness.score(input: features, embedding: result.embedding, neighbors: 5) : nil
     let points = (0..<features.count).map {
       Point(x: result.embedding[$0, 0], y: result.embedding[$0, 1], label: labels[$0], file: files[$0])
     }
-    return EmbeddingMap(source: source, classes: classes, featureDimensions: features.dimensions, perplexity: tsne.perplexity,
-                        trustworthiness: trust, klDivergence: result.klDivergence, iterations: result.iterations,
-                        seconds: seconds, points: points)
+    return EmbeddingMap(
+      source: source, classes: classes, featureDimensions: features.dimensions, perplexity: tsne.perplexity,
+      trustworthiness: trust, klDivergence: result.klDivergence, iterations: result.iterations,
+      seconds: seconds, points: points)
   }
 
   /// The scatter plot of the map.
   public func svg(title: String) throws(AnalysisError) -> String {
     let embedded = try Points(count: points.count, dimensions: 2, values: points.flatMap { [$0.x, $0.y] })
-    var subtitle = "t-SNE of \(points.count) examples (\(featureDimensions)-D features), perplexity \(String(format: "%.3g", perplexity))"
+    var subtitle =
+      "t-SNE of \(points.count) examples (\(featureDimensions)-D features), perplexity \(String(format: "%.3g", perplexity))"
     if let trustworthiness { subtitle += String(format: ", trustworthiness T(5) = %.3f", trustworthiness) }
-    return try ScatterPlot(title: title, subtitle: subtitle).svg(points: embedded, labels: points.map(\.label), classes: classes)
+    return try ScatterPlot(title: title, subtitle: subtitle).svg(
+      points: embedded, labels: points.map(\.label), classes: classes)
   }
 
   /// `x,y,label,class,file` rows under a header; fields with commas or quotes are quoted.
   public var csv: String {
     func field(_ s: String) -> String {
-      s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+      s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+        ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
     }
     var out = "x,y,label,class,file\n"
     for p in points {

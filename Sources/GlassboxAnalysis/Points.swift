@@ -1,3 +1,4 @@
+import GlassboxIR
 import GlassboxRuntime
 
 /// A set of points as a row-major matrix: `values[i * dimensions + j]` is coordinate j of
@@ -109,4 +110,8 @@ enum Distances {
     }
     return out
   }
+}
+
+extension AnalysisError: KindedError {
+  public var errorKind: ErrorKind { .input }
 }

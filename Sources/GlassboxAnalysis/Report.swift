@@ -30,7 +30,8 @@ public struct Report {
       throw AnalysisError("\(directory): no such study folder")
     }
     let recordPath = path("study.json")
-    let record: StudyRecord? = FileManager.default.fileExists(atPath: recordPath) ? try StudyRecord.read(recordPath) : nil
+    let record: StudyRecord? =
+      FileManager.default.fileExists(atPath: recordPath) ? try StudyRecord.read(recordPath) : nil
 
     var body = "<h1>\(escapeXML(title))</h1>\n"
     body += runSection(record)
@@ -40,7 +41,8 @@ public struct Report {
     body += figureSections(record)
     body += metricsSection()
     body += stageSection(record)
-    body += "<footer>Written by <code>glassbox report \(escapeXML(directory))</code>. Seed numbers are those published by the seed study on the real data sets; ours are measured on the generated data sets described in docs/study/RESULTS.md.</footer>\n"
+    body +=
+      "<footer>Written by <code>glassbox report \(escapeXML(directory))</code>. Seed numbers are those published by the seed study on the real data sets; ours are measured on the generated data sets described in docs/study/RESULTS.md.</footer>\n"
     return """
       <!DOCTYPE html>
       <html lang="en"><head><meta charset="utf-8">
@@ -86,14 +88,20 @@ public struct Report {
 
   func runSection(_ record: StudyRecord?) -> String {
     guard let record else {
-      return "<p class=\"note\">No <code>study.json</code> in \(escapeXML(directory)): showing the figures present only.</p>\n"
+      return
+        "<p class=\"note\">No <code>study.json</code> in \(escapeXML(directory)): showing the figures present only.</p>\n"
     }
     let total = record.stages.reduce(0) { $0 + $1.seconds }
     let failed = record.stages.filter { $0.state == "failed" }
-    var s = "<p>\(record.quick ? "Quick run (<code>--quick</code>)" : "Full run") started \(escapeXML(record.started)) on \(escapeXML(record.machine)); "
-    s += "\(record.stages.filter { $0.state == "done" }.count) of \(record.stages.count) stages done in \(Report.seconds(total)).</p>\n"
+    var s =
+      "<p>\(record.quick ? "Quick run (<code>--quick</code>)" : "Full run") started \(escapeXML(record.started)) on \(escapeXML(record.machine)); "
+    s +=
+      "\(record.stages.filter { $0.state == "done" }.count) of \(record.stages.count) stages done in \(Report.seconds(total)).</p>\n"
     if !failed.isEmpty {
-      s += "<p class=\"note\">Failed: " + failed.map { "<code>\(escapeXML($0.name))</code>: \(escapeXML($0.note ?? ""))" }.joined(separator: "; ") + "</p>\n"
+      s +=
+        "<p class=\"note\">Failed: "
+        + failed.map { "<code>\(escapeXML($0.name))</code>: \(escapeXML($0.note ?? ""))" }.joined(separator: "; ")
+        + "</p>\n"
     }
     return s
   }
@@ -101,18 +109,27 @@ public struct Report {
   func resultTables(_ record: StudyRecord?) -> String {
     let models = record?.models ?? []
     var s = ""
-    for (dataset, heading, seedData) in [("speech", "Spoken language identification", "real Indian-language speech"),
-                                          ("actions", "Action recognition", "HMDB-51")] {
-      let names = SeedStudy.order.filter { n in SeedStudy.results[n]?.dataset.contains(dataset == "speech" ? "speech" : "HMDB") == true }
-      let ours = Dictionary(models.filter { $0.dataset == dataset }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    for (dataset, heading, seedData) in [
+      ("speech", "Spoken language identification", "real Indian-language speech"),
+      ("actions", "Action recognition", "HMDB-51"),
+    ] {
+      let names = SeedStudy.order.filter { n in
+        SeedStudy.results[n]?.dataset.contains(dataset == "speech" ? "speech" : "HMDB") == true
+      }
+      let ours = Dictionary(
+        models.filter { $0.dataset == dataset }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
       let extra = models.filter { $0.dataset == dataset && !names.contains($0.name) }.map(\.name)
-      s += "<h2>\(heading)</h2>\n<table><tr><th class=\"l\">model</th><th>test accuracy (ours)</th><th>cross-entropy (ours)</th>"
-      s += "<th>test examples</th><th class=\"seed\">seed accuracy<br>(\(seedData))</th><th class=\"seed\">seed cross-entropy</th></tr>\n"
+      s +=
+        "<h2>\(heading)</h2>\n<table><tr><th class=\"l\">model</th><th>test accuracy (ours)</th><th>cross-entropy (ours)</th>"
+      s +=
+        "<th>test examples</th><th class=\"seed\">seed accuracy<br>(\(seedData))</th><th class=\"seed\">seed cross-entropy</th></tr>\n"
       for name in names + extra {
         let m = ours[name], seed = SeedStudy.results[name]
         s += "<tr><td class=\"l\">\(escapeXML(seed?.title ?? name)) <code>\(escapeXML(name))</code></td>"
-        s += "<td>\(Report.percent(m?.accuracy))</td><td>\(Report.number(m?.loss))</td><td>\(m?.testExamples.map(String.init) ?? "—")</td>"
-        s += "<td class=\"seed\">\(Report.percent(seed?.accuracy))</td><td class=\"seed\">\(Report.number(seed?.loss))</td></tr>\n"
+        s +=
+          "<td>\(Report.percent(m?.accuracy))</td><td>\(Report.number(m?.loss))</td><td>\(m?.testExamples.map(String.init) ?? "—")</td>"
+        s +=
+          "<td class=\"seed\">\(Report.percent(seed?.accuracy))</td><td class=\"seed\">\(Report.number(seed?.loss))</td></tr>\n"
       }
       s += "</table>\n"
       if ours.isEmpty { s += "<p class=\"note\">No \(dataset) model results in this folder yet.</p>\n" }
@@ -128,14 +145,18 @@ public struct Report {
       guard let matrix = m.confusion else { continue }
       let peak = max(1, matrix.flatMap { $0 }.max() ?? 1)
       s += "<figure><table class=\"confusion\"><tr><th></th>"
-      for (j, _) in matrix.enumerated() { s += "<th title=\"\(escapeXML(label(m, j)))\">\(escapeXML(short(label(m, j))))</th>" }
+      for (j, _) in matrix.enumerated() {
+        s += "<th title=\"\(escapeXML(label(m, j)))\">\(escapeXML(short(label(m, j))))</th>"
+      }
       s += "</tr>\n"
       for (i, row) in matrix.enumerated() {
         s += "<tr><th class=\"l\">\(escapeXML(label(m, i)))</th>"
         for (j, v) in row.enumerated() {
           let strength = Double(v) / Double(peak)
-          let colour = i == j ? "rgba(46,125,50,\(String(format: "%.2f", 0.12 + 0.75 * strength)))"
-                              : "rgba(198,40,40,\(String(format: "%.2f", v == 0 ? 0 : 0.12 + 0.75 * strength)))"
+          let colour =
+            i == j
+            ? "rgba(46,125,50,\(String(format: "%.2f", 0.12 + 0.75 * strength)))"
+            : "rgba(198,40,40,\(String(format: "%.2f", v == 0 ? 0 : 0.12 + 0.75 * strength)))"
           s += "<td style=\"background:\(colour)\">\(v)</td>"
         }
         s += "</tr>\n"
@@ -161,7 +182,8 @@ public struct Report {
       }
       guard !pictures.isEmpty else { continue }
       let model = record?.models.first { $0.name == folder }
-      rows += "<h3>\(escapeXML(SeedStudy.results[folder]?.title ?? folder)) <code>\(escapeXML(folder))</code></h3>\n"
+      rows +=
+        "<h3>\(escapeXML(SeedStudy.results[folder]?.title ?? folder)) <code>\(escapeXML(folder))</code></h3>\n"
         + "<div class=\"grid\">\n" + pictures.map { figure($0, record: record, model: model) }.joined() + "</div>\n"
     }
     guard !rows.isEmpty else { return "" }
@@ -224,7 +246,8 @@ public struct Report {
     if let uri = dataURI(relative) {
       s += "<img src=\"\(uri)\" alt=\"\(escapeXML(caption))\">"
     } else {
-      s += "<p class=\"note\">\(escapeXML(relative)) could not be embedded (unreadable or over \(Report.maxImageBytes >> 20) MiB).</p>"
+      s +=
+        "<p class=\"note\">\(escapeXML(relative)) could not be embedded (unreadable or over \(Report.maxImageBytes >> 20) MiB).</p>"
     }
     s += "<figcaption>\(escapeXML(caption)) <span style=\"color:#888\">(\(escapeXML(relative)))</span>"
     if let command { s += "<br><code>\(escapeXML(command))</code>" }
@@ -244,8 +267,9 @@ public struct Report {
   func dataURI(_ relative: String) -> String? {
     let file = path(relative)
     guard let attributes = try? FileManager.default.attributesOfItem(atPath: file),
-          let size = attributes[.size] as? Int, size <= Report.maxImageBytes,
-          let data = FileManager.default.contents(atPath: file) else { return nil }
+      let size = attributes[.size] as? Int, size <= Report.maxImageBytes,
+      let data = FileManager.default.contents(atPath: file)
+    else { return nil }
     let mime: String
     switch (relative as NSString).pathExtension.lowercased() {
     case "png": mime = "image/png"
@@ -285,18 +309,25 @@ public struct Report {
       // Scalars: a two-column table. Objects of scalars: one table, a row each. Others: nested.
       let scalars = keys.filter { scalar(object[$0] as Any) != nil }
       let rows = keys.compactMap { k -> (String, [String: Any])? in
-        guard let r = object[k] as? [String: Any], !r.isEmpty, r.values.allSatisfy({ scalar($0) != nil }) else { return nil }
+        guard let r = object[k] as? [String: Any], !r.isEmpty, r.values.allSatisfy({ scalar($0) != nil }) else {
+          return nil
+        }
         return (k, r)
       }
       if !scalars.isEmpty {
-        s += "<table>" + scalars.map { "<tr><td class=\"l\">\(escapeXML($0))</td><td>\(scalar(object[$0] as Any) ?? "")</td></tr>" }.joined() + "</table>\n"
+        s +=
+          "<table>"
+          + scalars.map { "<tr><td class=\"l\">\(escapeXML($0))</td><td>\(scalar(object[$0] as Any) ?? "")</td></tr>" }
+          .joined() + "</table>\n"
       }
       if !rows.isEmpty {
         var columns: [String] = []
         for (_, r) in rows { for c in r.keys.sorted() where !columns.contains(c) { columns.append(c) } }
         s += "<table><tr><th class=\"l\"></th>" + columns.map { "<th>\(escapeXML($0))</th>" }.joined() + "</tr>\n"
         for (k, r) in rows {
-          s += "<tr><td class=\"l\">\(escapeXML(k))</td>" + columns.map { c in "<td>\(r[c].flatMap(scalar) ?? "—")</td>" }.joined() + "</tr>\n"
+          s +=
+            "<tr><td class=\"l\">\(escapeXML(k))</td>"
+            + columns.map { c in "<td>\(r[c].flatMap(scalar) ?? "—")</td>" }.joined() + "</tr>\n"
         }
         s += "</table>\n"
       }
@@ -314,10 +345,13 @@ public struct Report {
 
   func stageSection(_ record: StudyRecord?) -> String {
     guard let record, !record.stages.isEmpty else { return "" }
-    var s = "<h2>Stages</h2>\n<table><tr><th class=\"l\">stage</th><th class=\"l\">state</th><th>time</th><th class=\"l\">command</th><th class=\"l\">note</th></tr>\n"
+    var s =
+      "<h2>Stages</h2>\n<table><tr><th class=\"l\">stage</th><th class=\"l\">state</th><th>time</th><th class=\"l\">command</th><th class=\"l\">note</th></tr>\n"
     for st in record.stages {
-      s += "<tr><td class=\"l\">\(escapeXML(st.name))</td><td class=\"l\">\(escapeXML(st.state))</td><td>\(Report.seconds(st.seconds))</td>"
-      s += "<td class=\"l\">\(st.command.map { "<code>\(escapeXML($0))</code>" } ?? "")</td><td class=\"l\">\(escapeXML(st.note ?? ""))</td></tr>\n"
+      s +=
+        "<tr><td class=\"l\">\(escapeXML(st.name))</td><td class=\"l\">\(escapeXML(st.state))</td><td>\(Report.seconds(st.seconds))</td>"
+      s +=
+        "<td class=\"l\">\(st.command.map { "<code>\(escapeXML($0))</code>" } ?? "")</td><td class=\"l\">\(escapeXML(st.note ?? ""))</td></tr>\n"
     }
     return s + "</table>\n"
   }

@@ -22,13 +22,17 @@ public struct ScatterPlot: Sendable {
 
   /// Ten colours that stay distinct for colour-blind readers (Tableau 10), then ten more
   /// (Tableau 20's light tones); classes past twenty reuse them with a ring.
-  public static let palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
-                               "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#aec7e8", "#ffbb78", "#98df8a",
-                               "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5"]
+  public static let palette = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+    "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#aec7e8", "#ffbb78", "#98df8a",
+    "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
+  ]
 
   /// The SVG text for `points` (`[n, 2]`) with class `labels[i]` of `classes`.
   public func svg(points: Points, labels: [Int], classes: [String]) throws(AnalysisError) -> String {
-    guard points.dimensions == 2 else { throw AnalysisError("scatter plot: points have \(points.dimensions) dimensions, not 2") }
+    guard points.dimensions == 2 else {
+      throw AnalysisError("scatter plot: points have \(points.dimensions) dimensions, not 2")
+    }
     guard labels.count == points.count else {
       throw AnalysisError("scatter plot: \(labels.count) labels for \(points.count) points")
     }
@@ -55,7 +59,9 @@ public struct ScatterPlot: Sendable {
       <text x="\(margin)" y="24" font-size="17" font-weight="bold">\(escapeXML(title))</text>
 
       """
-    if !subtitle.isEmpty { s += "<text x=\"\(margin)\" y=\"44\" font-size=\"13\" fill=\"#555\">\(escapeXML(subtitle))</text>\n" }
+    if !subtitle.isEmpty {
+      s += "<text x=\"\(margin)\" y=\"44\" font-size=\"13\" fill=\"#555\">\(escapeXML(subtitle))</text>\n"
+    }
     s += "<rect x=\"\(margin)\" y=\"\(top)\" width=\"\(size)\" height=\"\(size)\" fill=\"none\" stroke=\"#ccc\"/>\n"
     var counts = [Int](repeating: 0, count: classes.count)
     for i in 0..<points.count {
@@ -63,7 +69,8 @@ public struct ScatterPlot: Sendable {
       counts[c] += 1
       let colour = ScatterPlot.palette[c % ScatterPlot.palette.count]
       let ring = c >= ScatterPlot.palette.count ? " stroke=\"black\" stroke-width=\"1\"" : ""
-      s += "<circle cx=\"\(fixed(px(points[i, 0])))\" cy=\"\(fixed(py(points[i, 1])))\" r=\"\(fixed(radius))\" "
+      s +=
+        "<circle cx=\"\(fixed(px(points[i, 0])))\" cy=\"\(fixed(py(points[i, 1])))\" r=\"\(fixed(radius))\" "
         + "fill=\"\(colour)\" fill-opacity=\"0.85\"\(ring)/>\n"
     }
     let lx = margin + size + margin

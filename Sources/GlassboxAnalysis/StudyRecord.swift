@@ -34,8 +34,10 @@ public struct StudyRecord: Codable, Sendable, Equatable {
     public var finished: String?
 
     /// A stage record.
-    public init(name: String, state: String, seconds: Double, command: String? = nil, note: String? = nil,
-                finished: String? = nil) {
+    public init(
+      name: String, state: String, seconds: Double, command: String? = nil, note: String? = nil,
+      finished: String? = nil
+    ) {
       self.name = name
       self.state = state
       self.seconds = seconds
@@ -70,9 +72,11 @@ public struct StudyRecord: Codable, Sendable, Equatable {
     public var commands: [String: String]
 
     /// A model's results.
-    public init(name: String, dataset: String, classes: [String] = [], accuracy: Double? = nil, loss: Double? = nil,
-                confusion: [[Int]]? = nil, trainExamples: Int? = nil, testExamples: Int? = nil,
-                trustworthiness: Double? = nil, commands: [String: String] = [:]) {
+    public init(
+      name: String, dataset: String, classes: [String] = [], accuracy: Double? = nil, loss: Double? = nil,
+      confusion: [[Int]]? = nil, trainExamples: Int? = nil, testExamples: Int? = nil,
+      trustworthiness: Double? = nil, commands: [String: String] = [:]
+    ) {
       self.name = name
       self.dataset = dataset
       self.classes = classes
@@ -119,8 +123,10 @@ public struct StudyRecord: Codable, Sendable, Equatable {
   public var figures: [Figure]
 
   /// An empty record.
-  public init(quick: Bool, machine: String, started: String, stages: [Stage] = [], models: [ModelResult] = [],
-              figures: [Figure] = []) {
+  public init(
+    quick: Bool, machine: String, started: String, stages: [Stage] = [], models: [ModelResult] = [],
+    figures: [Figure] = []
+  ) {
     self.quick = quick
     self.machine = machine
     self.started = started
@@ -144,7 +150,11 @@ public struct StudyRecord: Codable, Sendable, Equatable {
 
   /// Records a figure, replacing an earlier one at the same path.
   public mutating func record(_ figure: Figure) {
-    if let i = figures.firstIndex(where: { $0.path == figure.path }) { figures[i] = figure } else { figures.append(figure) }
+    if let i = figures.firstIndex(where: { $0.path == figure.path }) {
+      figures[i] = figure
+    } else {
+      figures.append(figure)
+    }
   }
 
   /// Reads `path`; errors name the file.
@@ -162,7 +172,9 @@ public struct StudyRecord: Codable, Sendable, Equatable {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
     let data: Data
-    do { data = try encoder.encode(self) } catch { throw AnalysisError("\(path): cannot encode the study record: \(error)") }
+    do { data = try encoder.encode(self) } catch {
+      throw AnalysisError("\(path): cannot encode the study record: \(error)")
+    }
     try writeAtomically(data, to: path)
   }
 }
@@ -184,8 +196,10 @@ public enum SeedStudy {
   /// By spec name.
   public static let results: [String: Result] = [
     "bilstm": Result(title: "BiLSTM", accuracy: 0.736, loss: 0.505, dataset: "Indian-language speech"),
-    "bilstm_attention1d": Result(title: "BiLSTM-Attention-1D", accuracy: 0.861, loss: 0.257, dataset: "Indian-language speech"),
-    "bilstm_attention2d": Result(title: "BiLSTM-Attention-2D", accuracy: 0.889, loss: 0.107, dataset: "Indian-language speech"),
+    "bilstm_attention1d": Result(
+      title: "BiLSTM-Attention-1D", accuracy: 0.861, loss: 0.257, dataset: "Indian-language speech"),
+    "bilstm_attention2d": Result(
+      title: "BiLSTM-Attention-2D", accuracy: 0.889, loss: 0.107, dataset: "Indian-language speech"),
     "resnet18_lstm": Result(title: "ResNet-LSTM", accuracy: 0.64, loss: nil, dataset: "HMDB-51"),
     "vgg19_lstm": Result(title: "VGG-LSTM", accuracy: 0.32, loss: nil, dataset: "HMDB-51"),
   ]

@@ -87,10 +87,13 @@ public struct TSNE: Sendable {
     let n = points.count
     guard n >= 2 else { throw AnalysisError("t-SNE needs at least 2 points; found \(n)") }
     guard perplexity > 0, perplexity < Double(n) else {
-      throw AnalysisError("t-SNE: perplexity (\(perplexity)) must be positive and less than the number of points (\(n))")
+      throw AnalysisError(
+        "t-SNE: perplexity (\(perplexity)) must be positive and less than the number of points (\(n))")
     }
     guard iterations >= explorationIterations, explorationIterations >= 1, earlyExaggeration >= 1 else {
-      throw AnalysisError("t-SNE: needs 1 ≤ exploration iterations (\(explorationIterations)) ≤ iterations (\(iterations)) and early exaggeration ≥ 1")
+      throw AnalysisError(
+        "t-SNE: needs 1 ≤ exploration iterations (\(explorationIterations)) ≤ iterations (\(iterations)) and early exaggeration ≥ 1"
+      )
     }
     let useTree: Bool
     switch method {
@@ -106,31 +109,38 @@ public struct TSNE: Sendable {
       let p = SparseJointProbabilities(points, perplexity: perplexity)
       let angle = self.angle
       objective = { y, grad, computeError in
-        BarnesHut.gradient(p: p, exaggeration: exaggeration, y: y, count: n, angle: angle, grad: &grad, computeError: computeError)
+        BarnesHut.gradient(
+          p: p, exaggeration: exaggeration, y: y, count: n, angle: angle, grad: &grad, computeError: computeError)
       }
     } else {
       let distances = Distances.squared(points).map { Double(Float($0)) }
       let p = TSNE.jointProbabilities(distances: distances, count: n, perplexity: perplexity)
       var num = [Double](repeating: 0, count: n * n)
       objective = { y, grad, computeError in
-        TSNE.gradient(p: p, exaggeration: exaggeration, y: y, count: n, num: &num, grad: &grad, computeError: computeError)
+        TSNE.gradient(
+          p: p, exaggeration: exaggeration, y: y, count: n, num: &num, grad: &grad, computeError: computeError)
       }
     }
-    var phase = descend(objective, y: &y, count: n, from: 0, to: explorationIterations, momentum: 0.5, rate: rate,
-                        patience: explorationIterations)
+    var phase = descend(
+      objective, y: &y, count: n, from: 0, to: explorationIterations, momentum: 0.5, rate: rate,
+      patience: explorationIterations)
     exaggeration = 1
     if phase.last < explorationIterations || iterations > explorationIterations {
-      phase = descend(objective, y: &y, count: n, from: phase.last + 1, to: iterations, momentum: 0.8, rate: rate,
-                      patience: iterationsWithoutProgress)
+      phase = descend(
+        objective, y: &y, count: n, from: phase.last + 1, to: iterations, momentum: 0.8, rate: rate,
+        patience: iterationsWithoutProgress)
     }
-    return Result(embedding: try Points(count: n, dimensions: 2, values: y), klDivergence: phase.error, iterations: phase.last + 1)
+    return Result(
+      embedding: try Points(count: n, dimensions: 2, values: y), klDivergence: phase.error, iterations: phase.last + 1)
   }
 
   /// Gradient descent with momentum and gains over iterations `start..<end` (scikit-learn's
   /// `_gradient_descent`). Returns the last iteration run and the last KL divergence.
-  func descend(_ objective: (_ y: [Double], _ grad: inout [Double], _ computeError: Bool) -> Double?,
-               y: inout [Double], count n: Int, from start: Int, to end: Int, momentum: Double,
-               rate: Double, patience: Int) -> (last: Int, error: Double) {
+  func descend(
+    _ objective: (_ y: [Double], _ grad: inout [Double], _ computeError: Bool) -> Double?,
+    y: inout [Double], count n: Int, from start: Int, to end: Int, momentum: Double,
+    rate: Double, patience: Int
+  ) -> (last: Int, error: Double) {
     var update = [Double](repeating: 0, count: 2 * n)
     var gains = [Double](repeating: 1, count: 2 * n)
     var grad = [Double](repeating: 0, count: 2 * n)
@@ -167,8 +177,10 @@ public struct TSNE: Sendable {
 
   /// The KL gradient 4 Σ_j (p_ij − q_ij)(1 + |y_i − y_j|²)⁻¹ (y_i − y_j) into `grad`, and
   /// KL(P‖Q) when asked. `p` is the full symmetric `[n, n]` matrix; `num` is scratch `[n, n]`.
-  static func gradient(p: [Double], exaggeration: Double, y: [Double], count n: Int, num: inout [Double],
-                       grad: inout [Double], computeError: Bool) -> Double? {
+  static func gradient(
+    p: [Double], exaggeration: Double, y: [Double], count n: Int, num: inout [Double],
+    grad: inout [Double], computeError: Bool
+  ) -> Double? {
     let eps = Double.ulpOfOne
     var sum = 0.0
     // Upper triangle only: num[i·n + j] for j > i; each pair's force acts on both points.

@@ -16,7 +16,8 @@ public enum Trustworthiness {
       throw AnalysisError("trustworthiness: \(n) input points but \(embedding.count) embedded points")
     }
     guard k >= 1, Double(k) < Double(n) / 2 else {
-      throw AnalysisError("trustworthiness: n_neighbors (\(k)) should be at least 1 and less than n_samples / 2 (\(Double(n) / 2))")
+      throw AnalysisError(
+        "trustworthiness: n_neighbors (\(k)) should be at least 1 and less than n_samples / 2 (\(Double(n) / 2))")
     }
     let high = Distances.exactSquared(input)
     let low = Distances.exactSquared(embedding)

@@ -67,8 +67,10 @@ private func output<T>(_ p: UnsafeMutablePointer<T>?, _ what: String) throws(CAP
 }
 
 /// `count` name–value pairs as bindings.
-private func bindings(_ names: UnsafePointer<UnsafePointer<CChar>?>?, _ values: UnsafePointer<Int64>?,
-                      _ count: Int) throws(CAPIError) -> [String: Int] {
+private func bindings(
+  _ names: UnsafePointer<UnsafePointer<CChar>?>?, _ values: UnsafePointer<Int64>?,
+  _ count: Int
+) throws(CAPIError) -> [String: Int] {
   guard count > 0 else { return [:] }
   guard let names else { throw CAPIError(GBX_ERROR_NULL, "binding_names is NULL but binding_count is \(count)") }
   guard let values else { throw CAPIError(GBX_ERROR_NULL, "binding_values is NULL but binding_count is \(count)") }
@@ -84,8 +86,11 @@ private func bindings(_ names: UnsafePointer<UnsafePointer<CChar>?>?, _ values: 
 }
 
 /// The inputs as views of the caller's memory, each checked for what a pointer cannot say.
-private func rawInputs(_ inputs: UnsafePointer<gbx_tensor>?, _ count: Int) throws(CAPIError)
-  -> [String: Executable.RawInput] {
+private func rawInputs(
+  _ inputs: UnsafePointer<gbx_tensor>?, _ count: Int
+) throws(CAPIError)
+  -> [String: Executable.RawInput]
+{
   guard count > 0 else { return [:] }
   guard let inputs else { throw CAPIError(GBX_ERROR_NULL, "inputs is NULL but input_count is \(count)") }
   var out: [String: Executable.RawInput] = [:]
@@ -109,7 +114,9 @@ private func rawInputs(_ inputs: UnsafePointer<gbx_tensor>?, _ count: Int) throw
       }
       shape.append(Int(n))
       let (product, overflow) = elements.multipliedReportingOverflow(by: Int(n))
-      guard !overflow, product <= 1 << 40 else { throw CAPIError(GBX_ERROR_INPUT, "input '\(name)': too many elements") }
+      guard !overflow, product <= 1 << 40 else {
+        throw CAPIError(GBX_ERROR_INPUT, "input '\(name)': too many elements")
+      }
       elements = product
     }
     guard let data = t.data else {
@@ -137,8 +144,11 @@ public func cModelLoad(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointe
 }
 
 @_cdecl("gbx_model_load_bytes")
-public func cModelLoadBytes(_ bytes: UnsafeRawPointer?, _ count: Int, _ out: UnsafeMutablePointer<OpaquePointer?>?)
-  -> gbx_status {
+public func cModelLoadBytes(
+  _ bytes: UnsafeRawPointer?, _ count: Int, _ out: UnsafeMutablePointer<OpaquePointer?>?
+)
+  -> gbx_status
+{
   calling {
     let out = try output(out, "out")
     out.pointee = nil
@@ -149,9 +159,11 @@ public func cModelLoadBytes(_ bytes: UnsafeRawPointer?, _ count: Int, _ out: Uns
 }
 
 @_cdecl("gbx_model_compile_spec")
-public func cModelCompileSpec(_ path: UnsafePointer<CChar>?, _ names: UnsafePointer<UnsafePointer<CChar>?>?,
-                              _ values: UnsafePointer<Int64>?, _ count: Int, _ weights: UnsafePointer<CChar>?,
-                              _ seed: UInt64, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> gbx_status {
+public func cModelCompileSpec(
+  _ path: UnsafePointer<CChar>?, _ names: UnsafePointer<UnsafePointer<CChar>?>?,
+  _ values: UnsafePointer<Int64>?, _ count: Int, _ weights: UnsafePointer<CChar>?,
+  _ seed: UInt64, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> gbx_status {
   calling {
     let out = try output(out, "out")
     out.pointee = nil
@@ -163,8 +175,11 @@ public func cModelCompileSpec(_ path: UnsafePointer<CChar>?, _ names: UnsafePoin
 }
 
 @_cdecl("gbx_model_add_tap")
-public func cModelAddTap(_ model: OpaquePointer?, _ tap: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?)
-  -> gbx_status {
+public func cModelAddTap(
+  _ model: OpaquePointer?, _ tap: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?
+)
+  -> gbx_status
+{
   calling {
     let out = try output(out, "out")
     out.pointee = nil
@@ -174,13 +189,17 @@ public func cModelAddTap(_ model: OpaquePointer?, _ tap: UnsafePointer<CChar>?, 
 }
 
 @_cdecl("gbx_model_set_labels")
-public func cModelSetLabels(_ model: OpaquePointer?, _ labels: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int,
-                            _ out: UnsafeMutablePointer<OpaquePointer?>?) -> gbx_status {
+public func cModelSetLabels(
+  _ model: OpaquePointer?, _ labels: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int,
+  _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> gbx_status {
   calling {
     let out = try output(out, "out")
     out.pointee = nil
     let box = try Handles.shared.get(model, ModelBox.self, "model")
-    guard count == 0 || labels != nil else { throw CAPIError(GBX_ERROR_NULL, "labels is NULL but label_count is \(count)") }
+    guard count == 0 || labels != nil else {
+      throw CAPIError(GBX_ERROR_NULL, "labels is NULL but label_count is \(count)")
+    }
     let names = try (0..<count).map { i throws(CAPIError) in try string(labels?[i], "labels[\(i)]") }
     out.pointee = Handles.shared.add(ModelBox(try box.model.with(labels: names)))
   }
@@ -208,7 +227,8 @@ public func cModelName(_ model: OpaquePointer?, _ name: UnsafeMutablePointer<Uns
 }
 
 /// `list[index]` into `out`, with a message naming the list's length.
-private func element<T>(_ list: [T], _ index: Int, _ what: String, into out: UnsafeMutablePointer<T>?) throws(CAPIError) {
+private func element<T>(_ list: [T], _ index: Int, _ what: String, into out: UnsafeMutablePointer<T>?) throws(CAPIError)
+{
   let out = try output(out, "info")
   guard index >= 0, index < list.count else {
     throw CAPIError(GBX_ERROR_INPUT, "\(what) index \(index) is out of range (the model has \(list.count))")
@@ -222,7 +242,9 @@ public func cModelInputCount(_ model: OpaquePointer?, _ count: UnsafeMutablePoin
 }
 
 @_cdecl("gbx_model_input")
-public func cModelInput(_ model: OpaquePointer?, _ index: Int, _ info: UnsafeMutablePointer<gbx_tensor_info>?) -> gbx_status {
+public func cModelInput(
+  _ model: OpaquePointer?, _ index: Int, _ info: UnsafeMutablePointer<gbx_tensor_info>?
+) -> gbx_status {
   calling { try element(try Handles.shared.get(model, ModelBox.self, "model").inputs, index, "input", into: info) }
 }
 
@@ -232,7 +254,9 @@ public func cModelOutputCount(_ model: OpaquePointer?, _ count: UnsafeMutablePoi
 }
 
 @_cdecl("gbx_model_output")
-public func cModelOutput(_ model: OpaquePointer?, _ index: Int, _ info: UnsafeMutablePointer<gbx_tensor_info>?) -> gbx_status {
+public func cModelOutput(
+  _ model: OpaquePointer?, _ index: Int, _ info: UnsafeMutablePointer<gbx_tensor_info>?
+) -> gbx_status {
   calling { try element(try Handles.shared.get(model, ModelBox.self, "model").outputs, index, "output", into: info) }
 }
 
@@ -242,7 +266,8 @@ public func cModelTapCount(_ model: OpaquePointer?, _ count: UnsafeMutablePointe
 }
 
 @_cdecl("gbx_model_tap")
-public func cModelTap(_ model: OpaquePointer?, _ index: Int, _ info: UnsafeMutablePointer<gbx_tap_info>?) -> gbx_status {
+public func cModelTap(_ model: OpaquePointer?, _ index: Int, _ info: UnsafeMutablePointer<gbx_tap_info>?) -> gbx_status
+{
   calling { try element(try Handles.shared.get(model, ModelBox.self, "model").taps, index, "tap", into: info) }
 }
 
@@ -252,8 +277,11 @@ public func cModelLabelCount(_ model: OpaquePointer?, _ count: UnsafeMutablePoin
 }
 
 @_cdecl("gbx_model_label")
-public func cModelLabel(_ model: OpaquePointer?, _ index: Int, _ label: UnsafeMutablePointer<UnsafePointer<CChar>?>?)
-  -> gbx_status {
+public func cModelLabel(
+  _ model: OpaquePointer?, _ index: Int, _ label: UnsafeMutablePointer<UnsafePointer<CChar>?>?
+)
+  -> gbx_status
+{
   calling {
     let labels = try Handles.shared.get(model, ModelBox.self, "model").labels
     let out = try output(label, "label")
@@ -267,9 +295,11 @@ public func cModelLabel(_ model: OpaquePointer?, _ index: Int, _ label: UnsafeMu
 // MARK: Sessions
 
 @_cdecl("gbx_session_create")
-public func cSessionCreate(_ model: OpaquePointer?, _ threads: Int32, _ names: UnsafePointer<UnsafePointer<CChar>?>?,
-                           _ values: UnsafePointer<Int64>?, _ count: Int, _ taps: UnsafePointer<UnsafePointer<CChar>?>?,
-                           _ tapCount: Int, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> gbx_status {
+public func cSessionCreate(
+  _ model: OpaquePointer?, _ threads: Int32, _ names: UnsafePointer<UnsafePointer<CChar>?>?,
+  _ values: UnsafePointer<Int64>?, _ count: Int, _ taps: UnsafePointer<UnsafePointer<CChar>?>?,
+  _ tapCount: Int, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> gbx_status {
   calling {
     let out = try output(out, "out")
     out.pointee = nil
@@ -291,8 +321,10 @@ public func cSessionFree(_ session: OpaquePointer?) -> gbx_status {
 }
 
 @_cdecl("gbx_session_run")
-public func cSessionRun(_ session: OpaquePointer?, _ inputs: UnsafePointer<gbx_tensor>?, _ count: Int,
-                        _ out: UnsafeMutablePointer<OpaquePointer?>?) -> gbx_status {
+public func cSessionRun(
+  _ session: OpaquePointer?, _ inputs: UnsafePointer<gbx_tensor>?, _ count: Int,
+  _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> gbx_status {
   calling {
     let out = try output(out, "out")
     out.pointee = nil
@@ -306,9 +338,11 @@ public func cSessionRun(_ session: OpaquePointer?, _ inputs: UnsafePointer<gbx_t
 }
 
 @_cdecl("gbx_session_explain")
-public func cSessionExplain(_ session: OpaquePointer?, _ tap: UnsafePointer<CChar>?, _ inputs: UnsafePointer<gbx_tensor>?,
-                            _ count: Int, _ targets: UnsafePointer<Int64>?, _ targetCount: Int,
-                            _ scope: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> gbx_status {
+public func cSessionExplain(
+  _ session: OpaquePointer?, _ tap: UnsafePointer<CChar>?, _ inputs: UnsafePointer<gbx_tensor>?,
+  _ count: Int, _ targets: UnsafePointer<Int64>?, _ targetCount: Int,
+  _ scope: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> gbx_status {
   calling {
     let out = try output(out, "out")
     out.pointee = nil
@@ -322,8 +356,9 @@ public func cSessionExplain(_ session: OpaquePointer?, _ tap: UnsafePointer<CCha
     } else {
       target = .predicted
     }
-    let explanation = try box.session.explain(name, rawInputs: try rawInputs(inputs, count), target: target,
-                                              scope: scope.map { String(cString: $0) })
+    let explanation = try box.session.explain(
+      name, rawInputs: try rawInputs(inputs, count), target: target,
+      scope: scope.map { String(cString: $0) })
     let result = ResultBox()
     for (name, t) in explanation.tensors {
       t.floats.withUnsafeBufferPointer { result.add(name: name, shape: t.shape, floats: $0) }
@@ -337,7 +372,9 @@ public func cSessionExplain(_ session: OpaquePointer?, _ tap: UnsafePointer<CCha
 
 @_cdecl("gbx_result_count")
 public func cResultCount(_ result: OpaquePointer?, _ count: UnsafeMutablePointer<Int>?) -> gbx_status {
-  calling { try output(count, "count").pointee = try Handles.shared.get(result, ResultBox.self, "result").outputs.count }
+  calling {
+    try output(count, "count").pointee = try Handles.shared.get(result, ResultBox.self, "result").outputs.count
+  }
 }
 
 @_cdecl("gbx_result_get")
@@ -353,8 +390,11 @@ public func cResultGet(_ result: OpaquePointer?, _ index: Int, _ out: UnsafeMuta
 }
 
 @_cdecl("gbx_result_find")
-public func cResultFind(_ result: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<gbx_output>?)
-  -> gbx_status {
+public func cResultFind(
+  _ result: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<gbx_output>?
+)
+  -> gbx_status
+{
   calling {
     let outputs = try Handles.shared.get(result, ResultBox.self, "result").outputs
     let wanted = try string(name, "name")

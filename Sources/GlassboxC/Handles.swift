@@ -30,7 +30,9 @@ final class Handles: @unchecked Sendable {
       throw CAPIError(GBX_ERROR_HANDLE, "\(what) is not a live handle (freed already, or never made by this library)")
     }
     guard let typed = object as? T else {
-      throw CAPIError(GBX_ERROR_HANDLE, "\(what) is a handle of another kind (\(Self.kindName(object)), not \(Self.kindName(T.self)))")
+      throw CAPIError(
+        GBX_ERROR_HANDLE, "\(what) is a handle of another kind (\(Self.kindName(object)), not \(Self.kindName(T.self)))"
+      )
     }
     return typed
   }
@@ -64,15 +66,16 @@ struct CAPIError: Error {
   }
 
   init(_ error: GlassboxError) {
-    let status: gbx_status = switch error.kind {
-    case .file: GBX_ERROR_FILE
-    case .spec: GBX_ERROR_SPEC
-    case .model: GBX_ERROR_MODEL
-    case .input: GBX_ERROR_INPUT
-    case .media: GBX_ERROR_MEDIA
-    case .unsupported: GBX_ERROR_UNSUPPORTED
-    case .runtime: GBX_ERROR_RUNTIME
-    }
+    let status: gbx_status =
+      switch error.kind {
+      case .file: GBX_ERROR_FILE
+      case .spec: GBX_ERROR_SPEC
+      case .model: GBX_ERROR_MODEL
+      case .input: GBX_ERROR_INPUT
+      case .media: GBX_ERROR_MEDIA
+      case .unsupported: GBX_ERROR_UNSUPPORTED
+      case .runtime: GBX_ERROR_RUNTIME
+      }
     self.init(status, error.description)
   }
 }

@@ -39,8 +39,10 @@ struct Bench: ParsableCommand {
   @Flag(help: "Unroll LSTMs into per-step fused cells (the form training differentiates).")
   var unrollLSTM = false
 
-  @Option(help: ArgumentHelp("Time the forward together with this tap (lowered into outputs, its backward slice included).",
-                             valueName: "NAME"))
+  @Option(
+    help: ArgumentHelp(
+      "Time the forward together with this tap (lowered into outputs, its backward slice included).",
+      valueName: "NAME"))
   var tap: String?
 
   @Option(name: .customLong("class"), help: "The class a class-seeded tap explains (default: the predicted one).")
@@ -55,15 +57,19 @@ struct Bench: ParsableCommand {
   @Flag(help: "--train under MPI: sum the gradients after the backward pass instead of during it.")
   var noOverlap = false
 
-  @Option(help: ArgumentHelp("--train under MPI: microseconds between a progress thread's MPI calls (0: none).",
-                             valueName: "US"))
+  @Option(
+    help: ArgumentHelp(
+      "--train under MPI: microseconds between a progress thread's MPI calls (0: none).",
+      valueName: "US"))
   var progressUs = 100
 
   @Flag(help: "--train under MPI: batch norms normalise with the global batch's statistics (SyncBatchNorm).")
   var syncBatchNorm = false
 
-  @Option(help: ArgumentHelp("--train under MPI: each timed step's timeline as JSON lines (rank 0).",
-                             valueName: "FILE.jsonl"))
+  @Option(
+    help: ArgumentHelp(
+      "--train under MPI: each timed step's timeline as JSON lines (rank 0).",
+      valueName: "FILE.jsonl"))
   var trace: String?
 
   func run() throws {
@@ -85,9 +91,11 @@ struct Bench: ParsableCommand {
       }
       let local = global / communicator.size
       options.bindings = options.bindings.map { b in b.name == "B" ? Binding(argument: "B=\(local)") ?? b : b }
-      parallel = DataParallel(communicator: communicator, settings: DataParallelSettings(
-        bucketBytes: Int(bucketMb * 1_048_576), overlap: !noOverlap, syncBatchNorm: syncBatchNorm,
-        progressMicroseconds: Swift.max(progressUs, 0)))
+      parallel = DataParallel(
+        communicator: communicator,
+        settings: DataParallelSettings(
+          bucketBytes: Int(bucketMb * 1_048_576), overlap: !noOverlap, syncBatchNorm: syncBatchNorm,
+          progressMicroseconds: Swift.max(progressUs, 0)))
     }
     defer { parallel?.communicator.finalize() }
     let compiled = try loadGraph(options, checkingWeights: true, bindingModels: true)
@@ -95,9 +103,12 @@ struct Bench: ParsableCommand {
       printDiagnostics(compiled.result.diagnostics, source: compiled.source)
       throw ExitCode(1)
     }
-    let unbound = graph.symbols.filter { s in graph.values.contains { v in v.type.shape.contains { $0.symbols.contains(s) } } }
+    let unbound = graph.symbols.filter { s in
+      graph.values.contains { v in v.type.shape.contains { $0.symbols.contains(s) } }
+    }
     guard unbound.isEmpty else {
-      throw ValidationError("bind every symbol to benchmark: --bind \(unbound.map { "\($0)=…" }.joined(separator: " --bind "))")
+      throw ValidationError(
+        "bind every symbol to benchmark: --bind \(unbound.map { "\($0)=…" }.joined(separator: " --bind "))")
     }
     if train {
       try benchTrainingStep(graph, compileStart: compileStart, parallel: parallel)
@@ -106,20 +117,23 @@ struct Bench: ParsableCommand {
     // A plain forward: taps are compiled only when asked for, so they pin nothing here.
     var forward = graph
     forward.taps = []
-    // A model runs with its own weights; a spec with deterministic ones (timing does not
-    // depend on their values).
-    let module = Module(graph: forward, weights: compiled.model.map { m in Dictionary(m.namedWeights().map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a }) } ?? DeterministicTensors.parameters(of: graph))
+    // A model (or an ONNX model) runs with its own weights; a spec with deterministic ones
+    // (timing does not depend on their values).
+    let module = Module(graph: forward, weights: compiled.weights ?? DeterministicTensors.parameters(of: graph))
     if let tap {
       guard graph.taps.contains(where: { $0.name == tap }) else {
-        throw ValidationError("\(graph.name) has no tap '\(tap)' (taps: \(graph.taps.map(\.name).joined(separator: ", ")))")
+        throw ValidationError(
+          "\(graph.name) has no tap '\(tap)' (taps: \(graph.taps.map(\.name).joined(separator: ", ")))")
       }
     }
     // Taps that run copies of their input graft the graph bound at a multiple of its batch.
     let symbolic = compiled.model?.graph ?? compiled.source.flatMap { Spec.compile($0).graph }
     let rebatch = symbolic.map { LowerTaps.rebatcher(unbound: $0, bindings: options.bindingMap) }
-    let program = try Model.compileInference(tap == nil ? forward : graph, parameters: module.weights,
-                                             taps: tap.map { .fixedClass($0, classIndex: classIndex) } ?? .none,
-                                             threads: threads, unrollLSTM: unrollLSTM, rebatch: rebatch).executable
+    let program = try Model.compileInference(
+      tap == nil ? forward : graph, parameters: module.weights,
+      taps: tap.map { .fixedClass($0, classIndex: classIndex) } ?? .none,
+      threads: threads, unrollLSTM: unrollLSTM, rebatch: rebatch
+    ).executable
     let compileMs = Double(DispatchTime.now().uptimeNanoseconds - compileStart) / 1e6
     var inputs: [String: Tensor] = [:]
     for id in graph.inputs {
@@ -143,25 +157,37 @@ struct Bench: ParsableCommand {
       if !gemm.isEmpty {
         print("GEMM-bound kernels against OpenBLAS SGEMM alone on the same shapes:")
         for r in gemm {
-          print(String(format: "%8.1f GFLOP/s (SGEMM alone %6.1f): %5.1f%%  %@", r.flops / r.kernelMs / 1e6,
-                       r.flops / r.sgemmMs / 1e6, 100 * r.sgemmMs / r.kernelMs, r.label))
+          print(
+            String(
+              format: "%8.1f GFLOP/s (SGEMM alone %6.1f): %5.1f%%  %@", r.flops / r.kernelMs / 1e6,
+              r.flops / r.sgemmMs / 1e6, 100 * r.sgemmMs / r.kernelMs, r.label))
         }
         let kernelMs = gemm.reduce(0) { $0 + $1.kernelMs }, sgemmMs = gemm.reduce(0) { $0 + $1.sgemmMs }
-        print(String(format: "all GEMM-bound kernels: %.1f%% of SGEMM's rate (%.3f ms against %.3f ms)",
-                     100 * sgemmMs / kernelMs, kernelMs, sgemmMs))
+        print(
+          String(
+            format: "all GEMM-bound kernels: %.1f%% of SGEMM's rate (%.3f ms against %.3f ms)",
+            100 * sgemmMs / kernelMs, kernelMs, sgemmMs))
       }
     }
     samples.sort()
-    let median = samples.count % 2 == 1 ? samples[samples.count / 2]
+    let median =
+      samples.count % 2 == 1
+      ? samples[samples.count / 2]
       : (samples[samples.count / 2 - 1] + samples[samples.count / 2]) / 2
     let peak = peakResidentBytes()
     if json {
-      print("{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),\"kernels\":\(program.program.count),\"tap\":\(tap.map { "\"\($0)\"" } ?? "null")}")
+      print(
+        "{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),\"kernels\":\(program.program.count),\"tap\":\(tap.map { "\"\($0)\"" } ?? "null")}"
+      )
     } else {
-      print(String(format: "%@: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; arena %.1f MiB (%.1f MiB unshared); compiled in %.0f ms to %d kernels",
-                   graph.name + (tap.map { " + tap \($0)" } ?? ""), median, samples[0], samples[samples.count - 1], iterations, threads,
-                   Double(peak) / 1_048_576, Double(program.arenaCount * 4) / 1_048_576,
-                   Double(program.unsharedCount * 4) / 1_048_576, compileMs, program.program.count))
+      print(
+        String(
+          format:
+            "%@: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; arena %.1f MiB (%.1f MiB unshared); compiled in %.0f ms to %d kernels",
+          graph.name + (tap.map { " + tap \($0)" } ?? ""), median, samples[0], samples[samples.count - 1], iterations,
+          threads,
+          Double(peak) / 1_048_576, Double(program.arenaCount * 4) / 1_048_576,
+          Double(program.unsharedCount * 4) / 1_048_576, compileMs, program.program.count))
     }
   }
 }
@@ -171,7 +197,8 @@ extension Bench {
   /// (forward and backward), reading the gradients, and the optimizer's updates.
   func benchTrainingStep(_ graph: Graph, compileStart: UInt64, parallel: DataParallel? = nil) throws {
     guard graph.inputs.count == 1, let input = graph.inputs.first, let logits = graph.outputs.first,
-          let classes = graph.labelCount else {
+      let classes = graph.labelCount
+    else {
       throw ValidationError("--train needs a one-input graph whose first output is [B, classes]")
     }
     var model = graph
@@ -180,23 +207,29 @@ extension Bench {
     let batchSize = shape[0], perExample = Array(shape.dropFirst())
     let weights = DeterministicTensors.parameters(of: model)
     let step = try TrainingStepGraph.make(from: model, logits: logits.name)
-    let backend = try ProgramBackend(step: step, model: model, bindings: [:], batchSize: batchSize, weights: weights,
-                                     threads: threads)
+    let backend = try ProgramBackend(
+      step: step, model: model, bindings: [:], batchSize: batchSize, weights: weights,
+      threads: threads)
     // One batch, as a data loader hands it over, and a data set of one example for the
     // trainer's checks (not the batch again: the resident memory is the step's).
-    let batch = Batch(inputs: DeterministicTensors.tensor("input:" + graph[input].name, shape: shape),
-                      labels: Tensor(shape: [batchSize], storage: .i64((0..<batchSize).map { Int64($0 % classes) })),
-                      count: batchSize)
+    let batch = Batch(
+      inputs: DeterministicTensors.tensor("input:" + graph[input].name, shape: shape),
+      labels: Tensor(shape: [batchSize], storage: .i64((0..<batchSize).map { Int64($0 % classes) })),
+      count: batchSize)
     let n = perExample.reduce(1, *)
-    let examples = InMemoryExamples(root: "bench", classes: (0..<classes).map { "c\($0)" }, exampleShape: perExample,
-                                    values: [Array(batch.inputs.floats[..<n])], labels: [0])
-    let contents = ModelContents(graph: model, weights: model.parameters.map { weights[$0.name] ?? Tensor(zeros: $0.type.dtype, shape: []) })
+    let examples = InMemoryExamples(
+      root: "bench", classes: (0..<classes).map { "c\($0)" }, exampleShape: perExample,
+      values: [Array(batch.inputs.floats[..<n])], labels: [0])
+    let contents = ModelContents(
+      graph: model, weights: model.parameters.map { weights[$0.name] ?? Tensor(zeros: $0.type.dtype, shape: []) })
     let processes = parallel?.size ?? 1
-    let trainer = try Trainer(model: contents, backend: backend, data: TrainingData(train: examples),
-                              settings: TrainingSettings(epochs: 1, batchSize: batchSize * processes,
-                                                         learningRate: 1e-3,
-                                                         optimizer: OptimizerSettings(kind: .sgd, momentum: 0.9)),
-                              parallel: parallel)
+    let trainer = try Trainer(
+      model: contents, backend: backend, data: TrainingData(train: examples),
+      settings: TrainingSettings(
+        epochs: 1, batchSize: batchSize * processes,
+        learningRate: 1e-3,
+        optimizer: OptimizerSettings(kind: .sgd, momentum: 0.9)),
+      parallel: parallel)
     let compileMs = Double(DispatchTime.now().uptimeNanoseconds - compileStart) / 1e6
     var steps = 0
     if let parallel {
@@ -226,9 +259,10 @@ extension Bench {
       if let t = parallel?.lastStep {
         let buckets = zip(t.bucketBytes, t.bucketComplete).map { "{\"bytes\":\($0),\"completeMs\":\($1)}" }
         let gradients = t.gradientComplete.map { "[\($0.milliseconds),\($0.bytes)]" }
-        timelines.append("{\"stepMs\":\(samples[samples.count - 1]),\"backwardEndMs\":\(t.backwardEnd),"
-          + "\"waitEndMs\":\(t.waitEnd),\"gradients\":[\(gradients.joined(separator: ","))],"
-          + "\"buckets\":[\(buckets.joined(separator: ","))]}")
+        timelines.append(
+          "{\"stepMs\":\(samples[samples.count - 1]),\"backwardEndMs\":\(t.backwardEnd),"
+            + "\"waitEndMs\":\(t.waitEnd),\"gradients\":[\(gradients.joined(separator: ","))],"
+            + "\"buckets\":[\(buckets.joined(separator: ","))]}")
       }
     }
     // The all-reduce alone, every process starting together: its time without the waiting
@@ -250,8 +284,10 @@ extension Bench {
     }
     // Rank 0 speaks for the run; the all-reduce's share is of the timed steps.
     let allReduce = parallel.map { p in
-      (1000 * p.communicationSeconds / Double(iterations), 1000 * p.waitSeconds / Double(iterations),
-       1000 * p.batchNormSeconds / Double(iterations))
+      (
+        1000 * p.communicationSeconds / Double(iterations), 1000 * p.waitSeconds / Double(iterations),
+        1000 * p.batchNormSeconds / Double(iterations)
+      )
     }
     guard parallel?.rank ?? 0 == 0 else { return }
     if profile {
@@ -271,33 +307,46 @@ extension Bench {
       }
     }
     samples.sort()
-    let median = samples.count % 2 == 1 ? samples[samples.count / 2]
+    let median =
+      samples.count % 2 == 1
+      ? samples[samples.count / 2]
       : (samples[samples.count / 2 - 1] + samples[samples.count / 2]) / 2
     let peak = peakResidentBytes()
     if json {
-      let mpi = allReduce.map {
-        ",\"processes\":\(processes),\"allReduceMs\":\($0.0),\"allReduceWaitMs\":\($0.1),"
-          + "\"batchNormSumMs\":\($0.2),\"allReduceAloneMs\":\(alone ?? 0)"
-      } ?? ""
-      print("{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),"
-        + "\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),"
-        + "\"train\":true\(mpi)}")
+      let mpi =
+        allReduce.map {
+          ",\"processes\":\(processes),\"allReduceMs\":\($0.0),\"allReduceWaitMs\":\($0.1),"
+            + "\"batchNormSumMs\":\($0.2),\"allReduceAloneMs\":\(alone ?? 0)"
+        } ?? ""
+      print(
+        "{\"medianMs\":\(median),\"minMs\":\(samples[0]),\"maxMs\":\(samples[samples.count - 1]),"
+          + "\"peakRSSBytes\":\(peak),\"threads\":\(threads),\"iterations\":\(iterations),\"compileMs\":\(compileMs),"
+          + "\"train\":true\(mpi)}")
     } else {
-      print(String(format: "%@ training step: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; arena %.1f MiB; compiled in %.0f ms",
-                   graph.name, median, samples[0], samples[samples.count - 1], iterations, threads,
-                   Double(peak) / 1_048_576, Double(backend.arenaBytes) / 1_048_576, compileMs))
+      print(
+        String(
+          format:
+            "%@ training step: median %.3f ms, min %.3f ms, max %.3f ms over %d runs (%d threads); peak RSS %.1f MiB; arena %.1f MiB; compiled in %.0f ms",
+          graph.name, median, samples[0], samples[samples.count - 1], iterations, threads,
+          Double(peak) / 1_048_576, Double(backend.arenaBytes) / 1_048_576, compileMs))
       if let (total, wait, batchNorm) = allReduce {
         let bucketBytes = parallel?.lastStep?.bucketBytes ?? []
-        print(String(format: "%d processes × B=%d: all-reduce %.3f ms per step (%.1f%% of the mean step), %.3f ms of "
-                       + "it waiting after the backward pass; %.1f MiB of gradients in %d buckets",
-                     processes, batchSize, total, 100 * total / (samples.reduce(0, +) / Double(samples.count)), wait,
-                     Double(bucketBytes.reduce(0, +)) / 1_048_576, bucketBytes.count))
+        print(
+          String(
+            format: "%d processes × B=%d: all-reduce %.3f ms per step (%.1f%% of the mean step), %.3f ms of "
+              + "it waiting after the backward pass; %.1f MiB of gradients in %d buckets",
+            processes, batchSize, total, 100 * total / (samples.reduce(0, +) / Double(samples.count)), wait,
+            Double(bucketBytes.reduce(0, +)) / 1_048_576, bucketBytes.count))
         if syncBatchNorm {
-          print(String(format: "of the all-reduce, the batch norms' sums (--sync-batch-norm): %.3f ms per step",
-                       batchNorm))
+          print(
+            String(
+              format: "of the all-reduce, the batch norms' sums (--sync-batch-norm): %.3f ms per step",
+              batchNorm))
         }
-        print(String(format: "the same all-reduce alone (one call, every process starting together): median %.3f ms",
-                     alone ?? 0))
+        print(
+          String(
+            format: "the same all-reduce alone (one call, every process starting together): median %.3f ms",
+            alone ?? 0))
       }
     }
   }

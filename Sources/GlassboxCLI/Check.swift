@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GlassboxFormat
 import GlassboxIR
+import GlassboxONNX
 
 /// `glassbox check SPEC`: parse and shape-check a spec, reporting every error at once.
 struct Check: ParsableCommand {
@@ -32,22 +33,40 @@ struct Check: ParsableCommand {
     if json {
       Swift.print(Check.json(graph).text)
     } else if print {
+      if let onnx = compiled.onnx { Swift.print(Check.nameMapping(onnx, file: options.spec), terminator: "") }
       Swift.print(Printer.print(graph), terminator: "")
     } else {
       Swift.print(Check.summary(graph, shapes: shapes), terminator: "")
     }
   }
 
+  /// Comment lines above an imported graph: where it came from, and each ONNX name that reads
+  /// differently in the spec (`# /layer1/layer1.0/conv1/Conv_output_0 → layer1.layer1.0.conv1.Conv_output_0`).
+  static func nameMapping(_ onnx: ONNXImport, file: String) -> String {
+    var out = "# imported from \(file) (ONNX opset \(onnx.opset)"
+    out += (onnx.producer.isEmpty ? "" : ", written by \(onnx.producer)") + ")\n"
+    let renamed = onnx.renamed
+    if !renamed.isEmpty {
+      out += "# ONNX names that read differently here (ONNX → spec):\n"
+      for r in renamed { out += "#   \(r.onnx) → \(r.spec)\n" }
+    }
+    return out
+  }
+
   static func json(_ d: Diagnostic) -> JSONValue {
-    .object([("file", d.location.map { .string($0.file) } ?? .null),
-             ("line", d.location.map { .int($0.line) } ?? .null),
-             ("column", d.location.map { .int($0.column) } ?? .null),
-             ("message", .string(d.message))])
+    .object([
+      ("file", d.location.map { .string($0.file) } ?? .null),
+      ("line", d.location.map { .int($0.line) } ?? .null),
+      ("column", d.location.map { .int($0.column) } ?? .null),
+      ("message", .string(d.message)),
+    ])
   }
 
   static func json(_ t: TensorType) -> [(String, JSONValue)] {
-    [("dtype", .string(t.dtype.rawValue)),
-     ("shape", .array(t.shape.map { $0.staticValue.map(JSONValue.int) ?? .string($0.description) }))]
+    [
+      ("dtype", .string(t.dtype.rawValue)),
+      ("shape", .array(t.shape.map { $0.staticValue.map(JSONValue.int) ?? .string($0.description) })),
+    ]
   }
 
   static func count(_ p: DimPolynomial) -> JSONValue {
@@ -62,13 +81,24 @@ struct Check: ParsableCommand {
       ("parameterCount", count(g.parameterCount)),
       ("bufferCount", count(g.bufferCount)),
       ("nodeCount", .int(g.nodes.count)),
-      ("recipes", .array(g.recipes.map { r in
-        .object([("input", .string(r.input)), ("kind", .string(r.kind.rawValue))])
-      })),
-      ("taps", .array(g.taps.map { t in
-        .object([("name", .string(t.name)), ("kind", .string(t.kind.rawValue)),
-                 ("target", .string(g[t.operands[0]].name))] + json(t.type))
-      })),
+      (
+        "recipes",
+        .array(
+          g.recipes.map { r in
+            .object([("input", .string(r.input)), ("kind", .string(r.kind.rawValue))])
+          })
+      ),
+      (
+        "taps",
+        .array(
+          g.taps.map { t in
+            .object(
+              [
+                ("name", .string(t.name)), ("kind", .string(t.kind.rawValue)),
+                ("target", .string(g[t.operands[0]].name)),
+              ] + json(t.type))
+          })
+      ),
     ])
   }
 
@@ -96,7 +126,8 @@ struct Check: ParsableCommand {
       for node in g.nodes {
         for r in node.results {
           let name = g[r].name
-          out += "  \(name.padding(toLength: max(width, name.count), withPad: " ", startingAt: 0))  \(node.op.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(g[r].type)\n"
+          out +=
+            "  \(name.padding(toLength: max(width, name.count), withPad: " ", startingAt: 0))  \(node.op.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(g[r].type)\n"
         }
       }
     }

@@ -11,8 +11,11 @@ struct Dot: ParsableCommand {
 
   @OptionGroup var options: SpecOptions
 
-  @Option(name: .shortAndLong, help: ArgumentHelp("Output file; its extension picks the format: .svg, .png, .pdf or .dot.",
-                                                   valueName: "FILE"))
+  @Option(
+    name: .shortAndLong,
+    help: ArgumentHelp(
+      "Output file; its extension picks the format: .svg, .png, .pdf or .dot.",
+      valueName: "FILE"))
   var output: String
 
   @Flag(help: "Draw each outermost block instance (layer1, cnn, …) as one node.")
@@ -23,7 +26,9 @@ struct Dot: ParsableCommand {
     let ext = URL(fileURLWithPath: path).pathExtension.lowercased()
     if ext == "dot" { return nil }
     guard let format = PictureFormat(rawValue: ext) else {
-      throw ValidationError("cannot write '\(path)': unknown extension '\(ext.isEmpty ? "(none)" : "." + ext)'; use .svg, .png, .pdf or .dot")
+      throw ValidationError(
+        "cannot write '\(path)': unknown extension '\(ext.isEmpty ? "(none)" : "." + ext)'; use .svg, .png, .pdf or .dot"
+      )
     }
     return format
   }

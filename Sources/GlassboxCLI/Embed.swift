@@ -37,7 +37,9 @@ struct Embed: ParsableCommand {
   @Option(help: "The tap to embed (an activation, attention or hidden tap).")
   var tap = "hidden"
 
-  @Option(name: .shortAndLong, help: ArgumentHelp("The SVG plot to write (PLOT.json and PLOT.csv go beside it).", valueName: "PLOT.svg"))
+  @Option(
+    name: .shortAndLong,
+    help: ArgumentHelp("The SVG plot to write (PLOT.json and PLOT.csv go beside it).", valueName: "PLOT.svg"))
   var output: String
 
   @Flag(help: "Print the summary as JSON.")
@@ -66,7 +68,9 @@ struct Embed: ParsableCommand {
 
   func validate() throws {
     guard output.hasSuffix(".svg") else { throw ValidationError("-o \(output): the plot is an .svg file") }
-    guard batch >= 1, threads >= 1, limit >= 4 else { throw ValidationError("--batch and --threads must be at least 1, --limit at least 4") }
+    guard batch >= 1, threads >= 1, limit >= 4 else {
+      throw ValidationError("--batch and --threads must be at least 1, --limit at least 4")
+    }
     guard TSNE.Method(rawValue: method) != nil else {
       throw ValidationError("--method \(method): use exact, barnes_hut or automatic")
     }
@@ -86,43 +90,56 @@ struct Embed: ParsableCommand {
     let shard = try sharding.resolve()
     let folder = shard.map { $0.0.folder(for: output, isFile: true) }
     if let folder { try ShardRecord.prepare(folder: folder) }
-    let features = try model.tapFeatures(tap, root: data, split: split, batch: batch, limit: limit, cache: cache,
-                                         threads: threads, shard: shard?.0) {
+    let features = try model.tapFeatures(
+      tap, root: data, split: split, batch: batch, limit: limit, cache: cache,
+      threads: threads, shard: shard?.0
+    ) {
       ProgressReporter(label: shard.map { "embed \($0.0)" } ?? "embed", total: $0)
     }
     guard let (shard, shardSource) = shard, let folder else {
-      try Self.plot(features, tap: tap, perplexity: perplexity, method: TSNE.Method(rawValue: method) ?? .automatic,
-                    source: source, title: title, output: output, json: json, start: start)
+      try Self.plot(
+        features, tap: tap, perplexity: perplexity, method: TSNE.Method(rawValue: method) ?? .automatic,
+        source: source, title: title, output: output, json: json, start: start)
       return
     }
     // A shard: its feature vectors for `glassbox merge`, which embeds the whole split.
     let examples = features.listing
-    let options: [(String, JSONValue)] = [("tap", .string(tap)), ("batch", .int(batch)), ("limit", .int(limit)),
-                                          ("threads", .int(threads))]
-    let outputs: [(String, JSONValue)] = [("plot", .string(output)), ("tap", .string(tap)),
-                                          ("perplexity", .number(perplexity)), ("method", .string(method)),
-                                          ("source", .string(source)), ("title", .string(title)), ("json", .bool(json))]
-    let record = ShardRecord(command: "embed", shard: shard,
-                             run: try ShardMerge.run(model: model, listing: examples, split: split, options: options),
-                             total: examples.files.count, block: batch, outputs: outputs,
-                             results: try ShardMerge.results(of: features, positions: features.positions,
-                                                             unreadable: features.unreadable, notes: examples.skipped,
-                                                             folder: folder),
-                             folder: folder)
+    let options: [(String, JSONValue)] = [
+      ("tap", .string(tap)), ("batch", .int(batch)), ("limit", .int(limit)),
+      ("threads", .int(threads)),
+    ]
+    let outputs: [(String, JSONValue)] = [
+      ("plot", .string(output)), ("tap", .string(tap)),
+      ("perplexity", .number(perplexity)), ("method", .string(method)),
+      ("source", .string(source)), ("title", .string(title)), ("json", .bool(json)),
+    ]
+    let record = ShardRecord(
+      command: "embed", shard: shard,
+      run: try ShardMerge.run(model: model, listing: examples, split: split, options: options),
+      total: examples.files.count, block: batch, outputs: outputs,
+      results: try ShardMerge.results(
+        of: features, positions: features.positions,
+        unreadable: features.unreadable, notes: examples.skipped,
+        folder: folder),
+      folder: folder)
     try record.finish()
-    print("embed: shard \(shard) (\(shardSource)): \(features.rows.count) of \(record.total) examples into \(folder)/; "
-      + "glassbox merge of the \(shard.count) shard folders draws \(output)")
+    print(
+      "embed: shard \(shard) (\(shardSource)): \(features.rows.count) of \(record.total) examples into \(folder)/; "
+        + "glassbox merge of the \(shard.count) shard folders draws \(output)")
   }
 
   /// Embeds `features` with t-SNE and writes the plot, `PLOT.json` and `PLOT.csv`; prints the
   /// summary (as JSON when `json`).
-  static func plot(_ features: TapFeatures, tap: String, perplexity: Double, method: TSNE.Method, source: String,
-                   title: String, output: String, json: Bool, start: Date) throws {
+  static func plot(
+    _ features: TapFeatures, tap: String, perplexity: Double, method: TSNE.Method, source: String,
+    title: String, output: String, json: Bool, start: Date
+  ) throws {
     var tsne = TSNE()
     tsne.perplexity = perplexity
     tsne.method = method
-    let map = try EmbeddingMap.make(features: try Points(rows: features.rows), labels: features.labels, files: features.files,
-                                    classes: features.classes, source: source, tsne: tsne)
+    let map = try EmbeddingMap.make(
+      features: try Points(rows: features.rows), labels: features.labels, files: features.files,
+      classes: features.classes, source: source, tsne: tsne)
     let stem = (output as NSString).deletingPathExtension
     try writeAtomically(Data(try map.svg(title: title).utf8), to: output)
     try writeAtomically(try map.json(), to: stem + ".json")
@@ -130,18 +147,22 @@ struct Embed: ParsableCommand {
     let seconds = Date().timeIntervalSince(start)
     for s in features.skipped { FileHandle.standardError.write(Data("glassbox embed: \(s)\n".utf8)) }
     if json {
-      var summary: [String: Any] = ["plot": output, "points": map.points.count, "classes": map.classes,
-                                    "perplexity": map.perplexity, "kl_divergence": map.klDivergence,
-                                    "tsne_seconds": map.seconds, "seconds": seconds, "skipped": features.skipped.count]
+      var summary: [String: Any] = [
+        "plot": output, "points": map.points.count, "classes": map.classes,
+        "perplexity": map.perplexity, "kl_divergence": map.klDivergence,
+        "tsne_seconds": map.seconds, "seconds": seconds, "skipped": features.skipped.count,
+      ]
       summary["trustworthiness"] = map.trustworthiness ?? NSNull()
       let bytes = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
       print(String(decoding: bytes, as: UTF8.self))
     } else {
       let trust = map.trustworthiness.map { String(format: "%.4f", $0) } ?? "n/a (10 examples or fewer)"
-      print("embed: \(map.points.count) examples, \(map.classes.count) classes, \(map.featureDimensions)-D \(tap) features")
-      print("trustworthiness T(5) = \(trust)  (KL \(String(format: "%.3f", map.klDivergence)), "
-        + "\(map.iterations) iterations, t-SNE \(String(format: "%.1f", map.seconds)) s, "
-        + "total \(String(format: "%.1f", seconds)) s)")
+      print(
+        "embed: \(map.points.count) examples, \(map.classes.count) classes, \(map.featureDimensions)-D \(tap) features")
+      print(
+        "trustworthiness T(5) = \(trust)  (KL \(String(format: "%.3f", map.klDivergence)), "
+          + "\(map.iterations) iterations, t-SNE \(String(format: "%.1f", map.seconds)) s, "
+          + "total \(String(format: "%.1f", seconds)) s)")
       print("wrote \(output), \(stem).json, \(stem).csv")
     }
   }

@@ -31,7 +31,9 @@ struct Features: ParsableCommand {
   @Option(name: .shortAndLong, help: ArgumentHelp("The .npy file to write.", valueName: "FILE"))
   var output: String?
 
-  @Option(name: .customLong("input"), help: ArgumentHelp("The graph input whose recipe to use, when there are several.", valueName: "NAME"))
+  @Option(
+    name: .customLong("input"),
+    help: ArgumentHelp("The graph input whose recipe to use, when there are several.", valueName: "NAME"))
   var inputName: String?
 
   @Option(help: ArgumentHelp("Feature cache folder; with a data-set folder as INPUT, fills it.", valueName: "DIR"))
@@ -76,15 +78,21 @@ struct Features: ParsableCommand {
     if let name {
       guard let r = graph.recipes.first(where: { $0.input == name }) else {
         let known = graph.recipes.map(\.input)
-        throw ValidationError("\(file): input '\(name)' has no recipe; inputs with recipes: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
+        throw ValidationError(
+          "\(file): input '\(name)' has no recipe; inputs with recipes: \(known.isEmpty ? "none" : known.joined(separator: ", "))"
+        )
       }
       return r
     }
     switch graph.recipes.count {
-    case 0: throw ValidationError("\(file): no input has a recipe (add `recipe NAME = audio(...)`, `video(...)` or `image(...)` to the spec)")
+    case 0:
+      throw ValidationError(
+        "\(file): no input has a recipe (add `recipe NAME = audio(...)`, `video(...)` or `image(...)` to the spec)")
     case 1: return graph.recipes[0]
     default:
-      throw ValidationError("\(file): several inputs have recipes (\(graph.recipes.map(\.input).joined(separator: ", "))); choose one with --input NAME")
+      throw ValidationError(
+        "\(file): several inputs have recipes (\(graph.recipes.map(\.input).joined(separator: ", "))); choose one with --input NAME"
+      )
     }
   }
 
@@ -133,13 +141,16 @@ struct Features: ParsableCommand {
     for s in set.skipped { FileHandle.standardError.write(Data("glassbox features: \(s)\n".utf8)) }
     let bar = ProgressReporter(label: shard.map { "features \($0.0)" } ?? "features", total: set.examples.count)
     let start = Date()
-    let stream = try FeatureStream(dataSet: set, recipe: recipe, cache: cache, workers: workers,
-                                   progress: { bar.update(done: $0.done, note: "\($0.cacheHits) cached, \($0.failures) failed") },
-                                   log: { bar.log("features: skipped \($0)") })
+    let stream = try FeatureStream(
+      dataSet: set, recipe: recipe, cache: cache, workers: workers,
+      progress: { bar.update(done: $0.done, note: "\($0.cacheHits) cached, \($0.failures) failed") },
+      log: { bar.log("features: skipped \($0)") })
     var count = 0
     while stream.next() != nil { count += 1 }
     bar.finish()
     let seconds = Date().timeIntervalSince(start)
-    print("features: \(count) of \(set.examples.count) clips in \(cacheDirectory) (\(stream.cacheHits) already cached, \(stream.skipped.count) skipped) in \(String(format: "%.1f", seconds)) s")
+    print(
+      "features: \(count) of \(set.examples.count) clips in \(cacheDirectory) (\(stream.cacheHits) already cached, \(stream.skipped.count) skipped) in \(String(format: "%.1f", seconds)) s"
+    )
   }
 }

@@ -14,9 +14,12 @@ public struct GlassboxCommand: ParsableCommand {
       the command line is wrong (an unknown option, a missing argument, a value out of range: the \
       usage follows the message).
       """,
-    subcommands: [Check.self, Dot.self, Compile.self, Info.self, Export.self, Features.self, Run.self, Train.self,
-                  TapCommand.self, Evaluate.self, Merge.self, Bench.self, Embed.self, ReportCommand.self, Study.self,
-                  Version.self])
+    subcommands: [
+      Check.self, Dot.self, Compile.self, Import.self,
+      Info.self, Export.self, Features.self, Run.self, Train.self,
+      TapCommand.self, Evaluate.self, Merge.self, Bench.self, Embed.self, ReportCommand.self, Study.self,
+      Version.self,
+    ])
 
   public init() {}
 

@@ -26,7 +26,8 @@ struct Info: ParsableCommand {
     var lines = ["producer: \(p.producer) \(p.producerVersion)"]
     if !p.specSHA256.isEmpty { lines.append("spec sha256: \(p.specSHA256)") }
     if !p.bindings.isEmpty {
-      lines.append("bindings: " + p.bindings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
+      lines.append(
+        "bindings: " + p.bindings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))
     }
     switch p.weights {
     case .unknown: break
@@ -34,7 +35,9 @@ struct Info: ParsableCommand {
     case .imported(let sha): lines.append("weights: imported from safetensors sha256 \(sha)")
     }
     if let t = p.training {
-      lines.append("training: \(t.optimizer), learning rate \(t.learningRate), \(t.epochs) epochs, batch \(t.batchSize), seed \(t.seed), \(t.examples) examples")
+      lines.append(
+        "training: \(t.optimizer), learning rate \(t.learningRate), \(t.epochs) epochs, batch \(t.batchSize), seed \(t.seed), \(t.examples) examples"
+      )
       for m in t.metrics { lines.append("  \(m.name): \(m.value)") }
     }
     return lines
@@ -67,16 +70,23 @@ struct Info: ParsableCommand {
     case .initialized(let seed): weights = .object([("initSeed", .string(String(seed)))])
     case .imported(let sha): weights = .object([("importedSHA256", .string(sha))])
     }
-    var prov: [(String, JSONValue)] = [("producer", .string(p.producer)), ("producerVersion", .string(p.producerVersion)),
-                                  ("specSHA256", .string(p.specSHA256)),
-                                  ("bindings", .object(p.bindings.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
-                                  ("weights", weights)]
+    var prov: [(String, JSONValue)] = [
+      ("producer", .string(p.producer)), ("producerVersion", .string(p.producerVersion)),
+      ("specSHA256", .string(p.specSHA256)),
+      ("bindings", .object(p.bindings.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
+      ("weights", weights),
+    ]
     if let t = p.training {
-      prov.append(("training", .object([
-        ("optimizer", .string(t.optimizer)), ("learningRate", .string("\(t.learningRate)")), ("epochs", .int(t.epochs)),
-        ("batchSize", .int(t.batchSize)), ("seed", .string(String(t.seed))), ("examples", .int(t.examples)),
-        ("metrics", .object(t.metrics.map { ($0.name, .string("\($0.value)")) })),
-      ])))
+      prov.append(
+        (
+          "training",
+          .object([
+            ("optimizer", .string(t.optimizer)), ("learningRate", .string("\(t.learningRate)")),
+            ("epochs", .int(t.epochs)),
+            ("batchSize", .int(t.batchSize)), ("seed", .string(String(t.seed))), ("examples", .int(t.examples)),
+            ("metrics", .object(t.metrics.map { ($0.name, .string("\($0.value)")) })),
+          ])
+        ))
     }
     pairs.append(("provenance", .object(prov)))
     return .object(pairs)

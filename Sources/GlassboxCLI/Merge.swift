@@ -6,10 +6,11 @@ import GlassboxFormat
 
 /// `--shard I/N|all` of the corpus commands (tap --data, evaluate, embed, features).
 struct ShardOption: ParsableArguments {
-  @Option(help: ArgumentHelp(
-    "Work on shard I of N of the split (I from 0), or all of it. Default: the Slurm job array's task "
-      + "(SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT) or mpirun's rank.",
-    valueName: "I/N|all"))
+  @Option(
+    help: ArgumentHelp(
+      "Work on shard I of N of the split (I from 0), or all of it. Default: the Slurm job array's task "
+        + "(SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT) or mpirun's rank.",
+      valueName: "I/N|all"))
   var shard: String?
 
   /// The shard and where it came from (`--shard`, or the environment's variables); nil for
@@ -35,8 +36,11 @@ struct Merge: ParsableCommand {
   @Argument(help: ArgumentHelp("The shard folders.", valueName: "DIR"))
   var shards: [String] = []
 
-  @Option(name: .shortAndLong, help: ArgumentHelp("Where to write (default: the output the shards' command named).",
-                                                  valueName: "PATH"))
+  @Option(
+    name: .shortAndLong,
+    help: ArgumentHelp(
+      "Where to write (default: the output the shards' command named).",
+      valueName: "PATH"))
   var output: String?
 
   @Flag(help: "Replace an existing explanation folder.")
@@ -75,21 +79,25 @@ struct Merge: ParsableCommand {
       for f in failures { FileHandle.standardError.write(Data("\(f)\n".utf8)) }
       print("explained \(written) of \(first.total) examples into \(folder)/")
       if !failures.isEmpty {
-        throw GlassboxError(.input, "\(failures.count) of \(first.total) examples failed (each named above); "
-          + "the others are in \(folder)/")
+        throw GlassboxError(
+          .input,
+          "\(failures.count) of \(first.total) examples failed (each named above); "
+            + "the others are in \(folder)/")
       }
     case "embed":
       let features = try ShardMerge.tapFeatures(set)
       guard let perplexity = first.output("perplexity")?.doubleValue,
-            let method = first.output("method")?.stringValue.flatMap(TSNE.Method.init(rawValue:)),
-            let source = first.output("source")?.stringValue, let title = first.output("title")?.stringValue,
-            let tap = first.output("tap")?.stringValue else {
+        let method = first.output("method")?.stringValue.flatMap(TSNE.Method.init(rawValue:)),
+        let source = first.output("source")?.stringValue, let title = first.output("title")?.stringValue,
+        let tap = first.output("tap")?.stringValue
+      else {
         throw first.problem("the embed outputs lack perplexity, method, source, title or tap")
       }
       let plot = try recorded("plot")
       guard plot.hasSuffix(".svg") else { throw GlassboxError(.input, "-o \(plot): the plot is an .svg file") }
-      try Embed.plot(features, tap: tap, perplexity: perplexity, method: method, source: source, title: title,
-                     output: plot, json: json, start: Date())
+      try Embed.plot(
+        features, tap: tap, perplexity: perplexity, method: method, source: source, title: title,
+        output: plot, json: json, start: Date())
     default:
       throw first.problem("a shard of '\(first.command)', which merge does not know")
     }

@@ -14,14 +14,18 @@ struct Run: ParsableCommand {
 
   @OptionGroup var options: SpecOptions
 
-  @Option(name: .customLong("input"),
-          help: ArgumentHelp("An input: NAME=FILE.npy, or NAME=MEDIA through the input's recipe (repeatable).", valueName: "NAME=FILE"))
+  @Option(
+    name: .customLong("input"),
+    help: ArgumentHelp(
+      "An input: NAME=FILE.npy, or NAME=MEDIA through the input's recipe (repeatable).", valueName: "NAME=FILE"))
   var inputs: [NamedPath] = []
 
   @Option(help: ArgumentHelp("Weights by PyTorch parameter name (a spec only).", valueName: "W.safetensors"))
   var weights: String?
 
-  @Option(name: .customLong("rename"), help: ArgumentHelp("Prefix rule for --weights names, e.g. features.=cnn.", valueName: "OLD=NEW"))
+  @Option(
+    name: .customLong("rename"),
+    help: ArgumentHelp("Prefix rule for --weights names, e.g. features.=cnn.", valueName: "OLD=NEW"))
   var renames: [NamedPath] = []
 
   @Option(help: "Seed of PyTorch-style initialisation when a spec has no --weights.")
@@ -47,11 +51,15 @@ struct Run: ParsableCommand {
         let names = model.inputs.map(\.name).joined(separator: ", ")
         throw ValidationError("--input \(item.name)=…: the graph has no input '\(item.name)' (inputs: \(names))")
       }
-      tensors[item.name] = item.path.hasSuffix(".npy") ? try NPY.read(item.path)
+      tensors[item.name] =
+        item.path.hasSuffix(".npy")
+        ? try NPY.read(item.path)
         : try model.tensor(fromMedia: item.path, input: item.name)
     }
     for input in model.inputs where tensors[input.name] == nil {
-      throw ValidationError("missing --input \(input.name)=FILE (\(input.dtype.rawValue)[\(input.shape.map(\.description).joined(separator: ", "))])")
+      throw ValidationError(
+        "missing --input \(input.name)=FILE (\(input.dtype.rawValue)[\(input.shape.map(\.description).joined(separator: ", "))])"
+      )
     }
     let session = try model.session(SessionOptions(threads: threads))
     let results: [String: Tensor]
@@ -60,10 +68,12 @@ struct Run: ParsableCommand {
     } catch {
       // Each problem names its input; say which file that was.
       let files = Dictionary(inputs.map { ($0.name, $0.path) }, uniquingKeysWith: { _, last in last })
-      throw GlassboxError(.input, error.message.split(separator: "\n").map { line in
-        let file = files.first { line.hasPrefix("input '\($0.key)'") }?.value
-        return (file.map { "\($0): " } ?? "") + line
-      }.joined(separator: "\n"))
+      throw GlassboxError(
+        .input,
+        error.message.split(separator: "\n").map { line in
+          let file = files.first { line.hasPrefix("input '\($0.key)'") }?.value
+          return (file.map { "\($0): " } ?? "") + line
+        }.joined(separator: "\n"))
     }
 
     let names = model.outputs.map(\.name) + model.taps.map(\.name)
@@ -91,7 +101,8 @@ struct Run: ParsableCommand {
       line += String(format: "  min %.4g max %.4g mean %.4g", lo, hi, finite.reduce(0, +) / Double(finite.count))
     }
     if t.shape.count == 2, let classes = t.shape.last, classes > 1 {
-      let best = (0..<t.shape[0]).map { row in (0..<classes).max { v[row * classes + $0] < v[row * classes + $1] } ?? 0 }
+      let best = (0..<t.shape[0]).map { row in (0..<classes).max { v[row * classes + $0] < v[row * classes + $1] } ?? 0
+      }
       line += "; argmax \(best)"
       if labels.count == classes { line += " (" + best.map { labels[$0] }.joined(separator: ", ") + ")" }
     }

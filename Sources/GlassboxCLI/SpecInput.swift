@@ -3,13 +3,16 @@ import Foundation
 import Glassbox
 import GlassboxFormat
 import GlassboxIR
+import GlassboxONNX
 
 /// The spec a command works on and the symbol bindings for it.
 struct SpecOptions: ParsableArguments {
-  @Argument(help: "A spec file (graphs/NAME.graph) or a compiled .model file.")
+  @Argument(help: "A spec file (graphs/NAME.graph), a compiled .model file or an ONNX model (.onnx).")
   var spec: String
 
-  @Option(name: .customLong("bind"), help: ArgumentHelp("Size a symbol, e.g. --bind B=1 (repeatable).", valueName: "NAME=VALUE"))
+  @Option(
+    name: .customLong("bind"),
+    help: ArgumentHelp("Size a symbol, e.g. --bind B=1 (repeatable).", valueName: "NAME=VALUE"))
   var bindings: [Binding] = []
 
   /// The bindings as a dictionary; a symbol bound twice keeps the last value.
@@ -35,7 +38,7 @@ struct Binding: ExpressibleByArgument {
 func loadSource(_ path: String) throws -> SourceText {
   do {
     return try Model.readSpec(path)
-  } catch where error.kind == .spec {
+  } catch  where error.kind == .spec {
     throw DiagnosticList(error.diagnostics)
   }
 }
@@ -72,6 +75,17 @@ struct GraphInput {
   var result: Spec.Result
   /// The loaded model (weights, labels, provenance) when the input was a `.model` file.
   var model: ModelFile?
+  /// The imported model (weights, ONNX names) when the input was an ONNX file.
+  var onnx: ONNXImport? = nil
+
+  /// The input's own weights by parameter name (a `.model`'s or an ONNX model's); nil for a spec.
+  var weights: [String: Tensor]? {
+    if let model {
+      return Dictionary(model.namedWeights().map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+    }
+    guard let onnx else { return nil }
+    return Dictionary(zip(onnx.graph.parameters.map(\.name), onnx.weights), uniquingKeysWith: { a, _ in a })
+  }
 
   /// The seed a spoken-language data set was split with when this model was trained (`train
   /// --seed N` splits with N), so that its test split is the one it never saw; 0 for a spec.
@@ -79,16 +93,26 @@ struct GraphInput {
 }
 
 /// The one step from a command's input file to a graph: a spec is compiled with the
-/// bindings; a `.model` is loaded and checked (`checkingWeights` also verifies the weights'
+/// bindings; an ONNX model is imported (its symbols bound by the bindings); a `.model` is loaded and checked (`checkingWeights` also verifies the weights'
 /// checksums, for commands that use them). Errors name the file; diagnostics come back in
 /// `result` for the caller to print.
-func loadGraph(_ options: SpecOptions, checkingWeights: Bool = false, bindingModels: Bool = false) throws -> GraphInput {
+func loadGraph(_ options: SpecOptions, checkingWeights: Bool = false, bindingModels: Bool = false) throws -> GraphInput
+{
+  if ONNXImporter.isONNXFile(options.spec) {
+    let imported = try Model.importONNX(options.spec, bindings: options.bindingMap)
+    return GraphInput(
+      source: nil, result: Spec.Result(graph: imported.graph, diagnostics: []), model: nil,
+      onnx: imported)
+  }
   guard Model.isModelFile(options.spec) else {
     let compiled = try compileSpec(options)
     return GraphInput(source: compiled.source, result: compiled.result, model: nil)
   }
   guard options.bindings.isEmpty || bindingModels else {
-    throw GlassboxError(.file, "\(options.spec): --bind applies to spec files; a .model is compiled already (its symbols \(loadedSymbols(options.spec)) are bound when it runs)")
+    throw GlassboxError(
+      .file,
+      "\(options.spec): --bind applies to spec files; a .model is compiled already (its symbols \(loadedSymbols(options.spec)) are bound when it runs)"
+    )
   }
   let model = try ModelFile.load(options.spec, checkingWeights: checkingWeights)
   guard !options.bindings.isEmpty else {
@@ -97,7 +121,10 @@ func loadGraph(_ options: SpecOptions, checkingWeights: Bool = false, bindingMod
   // Commands that run a model at a chosen size (bench) bind its remaining symbols.
   let unknown = options.bindingMap.keys.filter { !model.graph.symbols.contains($0) }.sorted()
   guard unknown.isEmpty else {
-    throw GlassboxError(.file, "\(options.spec): --bind names \(unknown.joined(separator: ", ")), not a symbol of the model (its symbols: \(loadedSymbols(options.spec)))")
+    throw GlassboxError(
+      .file,
+      "\(options.spec): --bind names \(unknown.joined(separator: ", ")), not a symbol of the model (its symbols: \(loadedSymbols(options.spec)))"
+    )
   }
   do {
     let graph = try model.graph.bound(options.bindingMap)

@@ -39,16 +39,22 @@ struct Study: ParsableCommand {
   @Flag(help: "Start over in a folder that exists, whatever it holds.")
   var force = false
 
-  @Option(help: ArgumentHelp("Where the data sets are (or go): ROOT/lid and ROOT/actions. Default DIR/data.", valueName: "ROOT"))
+  @Option(
+    help: ArgumentHelp(
+      "Where the data sets are (or go): ROOT/lid and ROOT/actions. Default DIR/data.", valueName: "ROOT"))
   var data: String?
 
-  @Option(name: .customLong("model"), help: ArgumentHelp("Use a trained model for a study model (skips its training).", valueName: "NAME=FILE.model"))
+  @Option(
+    name: .customLong("model"),
+    help: ArgumentHelp("Use a trained model for a study model (skips its training).", valueName: "NAME=FILE.model"))
   var models: [NamedPath] = []
 
   @Option(name: .customLong("only"), help: ArgumentHelp("Study only these models (repeatable).", valueName: "NAME"))
   var only: [String] = []
 
-  @Option(name: .customLong("redo"), help: ArgumentHelp("Run this stage again even if recorded done (repeatable).", valueName: "STAGE"))
+  @Option(
+    name: .customLong("redo"),
+    help: ArgumentHelp("Run this stage again even if recorded done (repeatable).", valueName: "STAGE"))
   var redo: [String] = []
 
   @Option(help: "Seed of data generation, splits and initialisation.")
@@ -57,12 +63,16 @@ struct Study: ParsableCommand {
   @Option(help: "Cores to use.")
   var threads = 2
 
-  @Option(help: ArgumentHelp("The repository's tools/ folder (found beside the binary or in the working folder by default).", valueName: "DIR"))
+  @Option(
+    help: ArgumentHelp(
+      "The repository's tools/ folder (found beside the binary or in the working folder by default).", valueName: "DIR")
+  )
   var tools: String?
 
   func validate() throws {
     for name in only + models.map(\.name) where StudyPlan.model(named: name) == nil {
-      throw ValidationError("unknown study model '\(name)'; the study models are \(StudyPlan.models.map(\.name).joined(separator: ", "))")
+      throw ValidationError(
+        "unknown study model '\(name)'; the study models are \(StudyPlan.models.map(\.name).joined(separator: ", "))")
     }
     guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
   }
@@ -72,9 +82,10 @@ struct Study: ParsableCommand {
     // Its stages read audio and video: missing media libraries are said now, not mid-run.
     if let why = MediaLibraries.loadError { throw ValidationError("glassbox study reads audio and video: \(why)") }
     let folder = try StudyFolder.prepare(output, force: force, quick: quick)
-    let context = StudyContext(directory: output, dataRoot: data ?? (output as NSString).appendingPathComponent("data"),
-                               tools: try tools ?? StudyContext.findTools(), plan: plan, threads: threads,
-                               givenModels: Dictionary(models.map { ($0.name, $0.path) }, uniquingKeysWith: { _, b in b }))
+    let context = StudyContext(
+      directory: output, dataRoot: data ?? (output as NSString).appendingPathComponent("data"),
+      tools: try tools ?? StudyContext.findTools(), plan: plan, threads: threads,
+      givenModels: Dictionary(models.map { ($0.name, $0.path) }, uniquingKeysWith: { _, b in b }))
     var runner = StudyRunner(folder: folder, redo: Set(redo))
     let chosen = StudyPlan.models.filter { only.isEmpty || only.contains($0.name) }
     try runner.run(stages: StudyStages.all(context: context, models: chosen, steps: StudyStages.steps))
@@ -93,9 +104,11 @@ struct StudyPlan {
   }
 
   /// The five models of the seed study.
-  static let models = [Model(name: "bilstm", dataset: "speech"), Model(name: "bilstm_attention1d", dataset: "speech"),
-                       Model(name: "bilstm_attention2d", dataset: "speech"), Model(name: "resnet18_lstm", dataset: "actions"),
-                       Model(name: "vgg19_lstm", dataset: "actions")]
+  static let models = [
+    Model(name: "bilstm", dataset: "speech"), Model(name: "bilstm_attention1d", dataset: "speech"),
+    Model(name: "bilstm_attention2d", dataset: "speech"), Model(name: "resnet18_lstm", dataset: "actions"),
+    Model(name: "vgg19_lstm", dataset: "actions"),
+  ]
 
   static func model(named name: String) -> Model? { models.first { $0.name == name } }
 
@@ -136,10 +149,14 @@ struct StudyContext {
     let fm = FileManager.default
     var candidates = [(fm.currentDirectoryPath as NSString).appendingPathComponent("tools")]
     let binary = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
-    candidates.append(binary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-      .appendingPathComponent("tools").path)
-    for c in candidates where fm.fileExists(atPath: (c as NSString).appendingPathComponent("gen_speech.py")) { return c }
-    throw ValidationError("cannot find the repository's tools/ (gen_speech.py); run from the repository root or give --tools DIR")
+    candidates.append(
+      binary.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("tools").path)
+    for c in candidates where fm.fileExists(atPath: (c as NSString).appendingPathComponent("gen_speech.py")) {
+      return c
+    }
+    throw ValidationError(
+      "cannot find the repository's tools/ (gen_speech.py); run from the repository root or give --tools DIR")
   }
 }
 
@@ -179,11 +196,15 @@ struct StudyFolder {
       if force { return StudyFolder(directory: directory, record: fresh) }
       if entries.isEmpty { return StudyFolder(directory: directory, record: fresh) }
       guard entries.contains("study.json") else {
-        throw ValidationError("-o \(directory): the folder exists and is not a study folder (no study.json); choose another or give --force")
+        throw ValidationError(
+          "-o \(directory): the folder exists and is not a study folder (no study.json); choose another or give --force"
+        )
       }
       let record = try StudyRecord.read(recordPath)
       guard record.quick == quick else {
-        throw ValidationError("-o \(directory): holds a \(record.quick ? "--quick" : "full") study; run it the same way to continue, or give --force to start over")
+        throw ValidationError(
+          "-o \(directory): holds a \(record.quick ? "--quick" : "full") study; run it the same way to continue, or give --force to start over"
+        )
       }
       say("study: continuing \(directory) (\(record.stages.filter { $0.state == "done" }.count) stages done)")
       return StudyFolder(directory: directory, record: record)
@@ -201,11 +222,15 @@ struct StudyFolder {
   /// `Intel Xeon … (2 cores), Debian GNU/Linux 12 (bookworm)`.
   static func machineDescription() -> String {
     let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-    let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
-      .flatMap { $0.split(separator: ":", maxSplits: 1).last }.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+    let model =
+      cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+      .flatMap { $0.split(separator: ":", maxSplits: 1).last }.map { $0.trimmingCharacters(in: .whitespaces) }
+      ?? "unknown CPU"
     let release = (try? String(contentsOfFile: "/etc/os-release", encoding: .utf8)) ?? ""
-    let os = release.split(separator: "\n").first { $0.hasPrefix("PRETTY_NAME=") }
-      .map { $0.dropFirst("PRETTY_NAME=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) } ?? "unknown OS"
+    let os =
+      release.split(separator: "\n").first { $0.hasPrefix("PRETTY_NAME=") }
+      .map { $0.dropFirst("PRETTY_NAME=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+      ?? "unknown OS"
     return "\(model) (\(ProcessInfo.processInfo.activeProcessorCount) cores), \(os)"
   }
 }
@@ -223,7 +248,9 @@ struct StudyRunner {
     self.redo = redo
   }
 
-  var summary: String { "\(counts.done) run, \(counts.reused) reused, \(counts.skipped) skipped, \(counts.failed) failed" }
+  var summary: String {
+    "\(counts.done) run, \(counts.reused) reused, \(counts.skipped) skipped, \(counts.failed) failed"
+  }
 
   mutating func run(stages: [StudyStage]) throws {
     try folder.record.write(to: folder.recordPath)
@@ -242,19 +269,24 @@ struct StudyRunner {
         let seconds = Date().timeIntervalSince(start)
         switch outcome {
         case .done(let note):
-          entry = .init(name: stage.name, state: "done", seconds: seconds, command: stage.command, note: note, finished: StudyFolder.timestamp())
+          entry = .init(
+            name: stage.name, state: "done", seconds: seconds, command: stage.command, note: note,
+            finished: StudyFolder.timestamp())
           counts.done += 1
           say("study: \(stage.name): done in \(String(format: "%.1f", seconds)) s\(note.map { " — " + $0 } ?? "")")
         case .skipped(let why):
-          entry = .init(name: stage.name, state: "skipped", seconds: 0, command: stage.command, note: why, finished: StudyFolder.timestamp())
+          entry = .init(
+            name: stage.name, state: "skipped", seconds: 0, command: stage.command, note: why,
+            finished: StudyFolder.timestamp())
           counts.skipped += 1
           say("study: \(stage.name): skipped — \(why)")
         }
         folder.record = record
       } catch {
         let message = GlassboxCommand.message(for: error)
-        entry = .init(name: stage.name, state: "failed", seconds: Date().timeIntervalSince(start), command: stage.command,
-                      note: message, finished: StudyFolder.timestamp())
+        entry = .init(
+          name: stage.name, state: "failed", seconds: Date().timeIntervalSince(start), command: stage.command,
+          note: message, finished: StudyFolder.timestamp())
         counts.failed += 1
         FileHandle.standardError.write(Data("study: \(stage.name) failed: \(message)\n".utf8))
       }
@@ -283,7 +315,9 @@ protocol StudyModelSteps: Sendable {
   /// The command a person would type for `step` (shown in the record and the report).
   func command(_ step: StudyModelStep, model: StudyPlan.Model, context: StudyContext) -> String?
   /// Does `step` for `model`.
-  func run(_ step: StudyModelStep, model: StudyPlan.Model, context: StudyContext, record: inout StudyRecord) throws -> StageOutcome
+  func run(
+    _ step: StudyModelStep, model: StudyPlan.Model, context: StudyContext, record: inout StudyRecord
+  ) throws -> StageOutcome
 }
 
 /// The stage list.
@@ -297,9 +331,12 @@ enum StudyStages {
     if models.contains(where: { $0.dataset == "actions" }) { stages.append(actionData(context)) }
     for model in models {
       for step in StudyModelStep.allCases {
-        stages.append(StudyStage(name: "\(step.rawValue).\(model.name)", command: steps.command(step, model: model, context: context)) { record in
-          try steps.run(step, model: model, context: context, record: &record)
-        })
+        stages.append(
+          StudyStage(
+            name: "\(step.rawValue).\(model.name)", command: steps.command(step, model: model, context: context)
+          ) { record in
+            try steps.run(step, model: model, context: context, record: &record)
+          })
       }
       stages.append(embed(model, context))
     }
@@ -309,8 +346,10 @@ enum StudyStages {
 
   /// tools/gen_speech.py into DATA/lid, unless it already holds language folders.
   static func speechData(_ c: StudyContext) -> StudyStage {
-    let arguments = [((c.tools as NSString).appendingPathComponent("gen_speech.py")), "--out", c.speechData,
-                     "--clips", String(c.plan.speechClips), "--languages", c.plan.languages, "--seed", String(c.plan.seed)]
+    let arguments = [
+      ((c.tools as NSString).appendingPathComponent("gen_speech.py")), "--out", c.speechData,
+      "--clips", String(c.plan.speechClips), "--languages", c.plan.languages, "--seed", String(c.plan.seed),
+    ]
     return StudyStage(name: "data.speech", command: "python3 " + arguments.joined(separator: " ")) { _ in
       if hasSubfolders(c.speechData) { return .skipped("\(c.speechData) exists; reused") }
       try SystemPackages.require(["espeak-ng", "ffmpeg", "python3-numpy"], for: "generating the speech data")
@@ -321,9 +360,11 @@ enum StudyStages {
 
   /// tools/gen_actions.py into DATA/actions, unless it already holds class folders.
   static func actionData(_ c: StudyContext) -> StudyStage {
-    let arguments = [((c.tools as NSString).appendingPathComponent("gen_actions.py")), "--out", c.actionData,
-                     "--clips", String(c.plan.actionClips), "--size", c.plan.actionSize,
-                     "--frames", String(c.plan.actionFrames), "--seed", String(c.plan.seed)]
+    let arguments = [
+      ((c.tools as NSString).appendingPathComponent("gen_actions.py")), "--out", c.actionData,
+      "--clips", String(c.plan.actionClips), "--size", c.plan.actionSize,
+      "--frames", String(c.plan.actionFrames), "--seed", String(c.plan.seed),
+    ]
     return StudyStage(name: "data.actions", command: "python3 " + arguments.joined(separator: " ")) { _ in
       if hasSubfolders(c.actionData) { return .skipped("\(c.actionData) exists; reused") }
       try SystemPackages.require(["ffmpeg", "python3-numpy"], for: "generating the action data")
@@ -337,26 +378,36 @@ enum StudyStages {
     let file = c.modelFile(model.name)
     let plot = (c.modelFolder(model.name) as NSString).appendingPathComponent("tsne.svg")
     let cache = (c.dataRoot as NSString).appendingPathComponent("features-cache")
-    let command = "glassbox embed \(file) --data \(c.data(for: model)) --split train --tap hidden --cache \(cache) -o \(plot)"
+    let command =
+      "glassbox embed \(file) --data \(c.data(for: model)) --split train --tap hidden --cache \(cache) -o \(plot)"
     return StudyStage(name: "embed.\(model.name)", command: command) { record in
       guard FileManager.default.fileExists(atPath: file) else { return .skipped("no trained model at \(file)") }
       let trained = try Model(contentsOf: file)
-      let features = try trained.tapFeatures("hidden", root: c.data(for: model), split: "train", batch: 16, limit: 20000,
-                                             cache: cache, threads: c.threads) { ProgressReporter(label: "embed", total: $0) }
-      let map = try EmbeddingMap.make(features: try Points(rows: features.rows), labels: features.labels, files: features.files,
-                                      classes: features.classes, source: command)
+      let features = try trained.tapFeatures(
+        "hidden", root: c.data(for: model), split: "train", batch: 16, limit: 20000,
+        cache: cache, threads: c.threads
+      ) { ProgressReporter(label: "embed", total: $0) }
+      let map = try EmbeddingMap.make(
+        features: try Points(rows: features.rows), labels: features.labels, files: features.files,
+        classes: features.classes, source: command)
       let stem = (plot as NSString).deletingPathExtension
-      try writeAtomically(Data(try map.svg(title: "\(model.name): LSTM outputs over the training set (time-averaged)").utf8), to: plot)
+      try writeAtomically(
+        Data(try map.svg(title: "\(model.name): LSTM outputs over the training set (time-averaged)").utf8), to: plot)
       try writeAtomically(try map.json(), to: stem + ".json")
       try writeAtomically(Data(map.csv.utf8), to: stem + ".csv")
-      record.record(StudyRecord.Figure(path: "\(model.name)/tsne.svg",
-                                       caption: "t-SNE of the time-averaged LSTM outputs over the training set, coloured by class",
-                                       command: command))
-      var result = record.models.first { $0.name == model.name } ?? StudyRecord.ModelResult(name: model.name, dataset: model.dataset)
+      record.record(
+        StudyRecord.Figure(
+          path: "\(model.name)/tsne.svg",
+          caption: "t-SNE of the time-averaged LSTM outputs over the training set, coloured by class",
+          command: command))
+      var result =
+        record.models.first { $0.name == model.name }
+        ?? StudyRecord.ModelResult(name: model.name, dataset: model.dataset)
       result.trustworthiness = map.trustworthiness
       result.commands["tsne"] = command
       record.record(result)
-      return .done(map.trustworthiness.map { String(format: "trustworthiness %.3f over %d examples", $0, map.points.count) })
+      return .done(
+        map.trustworthiness.map { String(format: "trustworthiness %.3f over %d examples", $0, map.points.count) })
     }
   }
 
@@ -375,7 +426,10 @@ enum StudyStages {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
     return entries.contains { name in
       var isDirectory: ObjCBool = false
-      return !name.hasPrefix(".") && FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(name), isDirectory: &isDirectory) && isDirectory.boolValue
+      return !name.hasPrefix(".")
+        && FileManager.default.fileExists(
+          atPath: (path as NSString).appendingPathComponent(name), isDirectory: &isDirectory)
+        && isDirectory.boolValue
     }
   }
 }
@@ -399,7 +453,9 @@ enum SystemPackages {
   static func require(_ packages: [String], for purpose: String) throws {
     let missing = packages.filter { !(probes[$0]?() ?? false) }
     guard missing.isEmpty else {
-      throw ValidationError("\(purpose) needs the Debian package\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")); install with tools/setup (or apt-get install \(missing.joined(separator: " ")))")
+      throw ValidationError(
+        "\(purpose) needs the Debian package\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")); install with tools/setup (or apt-get install \(missing.joined(separator: " ")))"
+      )
     }
   }
 }
@@ -421,7 +477,8 @@ func runProcess(_ executable: String, _ arguments: [String], quiet: Bool = false
   do { try process.run() } catch { throw ValidationError("cannot start \(executable): \(error.localizedDescription)") }
   process.waitUntilExit()
   guard process.terminationStatus == 0 else {
-    throw ValidationError("`\(([executable] + arguments).joined(separator: " "))` exited with status \(process.terminationStatus)")
+    throw ValidationError(
+      "`\(([executable] + arguments).joined(separator: " "))` exited with status \(process.terminationStatus)")
   }
   return process.terminationStatus
 }

@@ -21,28 +21,32 @@ struct StudyTraining: Equatable {
 
   /// The bindings as a dictionary.
   var bindingMap: [String: Int] {
-    Dictionary(bindings.compactMap { b -> (String, Int)? in
-      let parts = b.split(separator: "=", maxSplits: 1).map(String.init)
-      guard parts.count == 2, let v = Int(parts[1]) else { return nil }
-      return (parts[0], v)
-    }, uniquingKeysWith: { _, last in last })
+    Dictionary(
+      bindings.compactMap { b -> (String, Int)? in
+        let parts = b.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let v = Int(parts[1]) else { return nil }
+        return (parts[0], v)
+      }, uniquingKeysWith: { _, last in last })
   }
 
   /// The library's training options for these settings (what `glassbox train` makes of
   /// `arguments`).
   func options(seed: UInt64, threads: Int, cache: String?) -> TrainingOptions {
     let kind = OptimizerSettings.Kind(rawValue: optimizer) ?? .sgd
-    return TrainingOptions(epochs: epochs, batch: batch, learningRate: learningRate,
-                           optimizer: OptimizerSettings(kind: kind, momentum: kind == .sgd ? 0.9 : 0, weightDecay: 0),
-                           schedule: .cosine(tMax: epochs, minimum: 0), clipNorm: clip, seed: seed, threads: threads,
-                           cache: cache)
+    return TrainingOptions(
+      epochs: epochs, batch: batch, learningRate: learningRate,
+      optimizer: OptimizerSettings(kind: kind, momentum: kind == .sgd ? 0.9 : 0, weightDecay: 0),
+      schedule: .cosine(tMax: epochs, minimum: 0), clipNorm: clip, seed: seed, threads: threads,
+      cache: cache)
   }
 
   /// The `glassbox train` options, after the spec and before `--data`.
   var arguments: [String] {
     var a = bindings.flatMap { ["--bind", $0] }
-    a += ["--epochs", String(epochs), "--batch", String(batch), "--lr", String(learningRate), "--optimizer", optimizer,
-          "--schedule", "cosine"]
+    a += [
+      "--epochs", String(epochs), "--batch", String(batch), "--lr", String(learningRate), "--optimizer", optimizer,
+      "--schedule", "cosine",
+    ]
     if let clip { a += ["--clip", String(clip)] }
     return a
   }
@@ -56,14 +60,18 @@ extension StudyPlan {
   /// Grad-CAM map, is 4×4 (3×3 at 96×96) and localises better.
   func training(_ model: Model) -> StudyTraining {
     switch (model.name, quick) {
-    case ("resnet18_lstm", true): StudyTraining(epochs: 8, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=64", "W=64"])
-    case ("resnet18_lstm", false): StudyTraining(epochs: 16, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=112", "W=112"])
+    case ("resnet18_lstm", true):
+      StudyTraining(epochs: 8, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=64", "W=64"])
+    case ("resnet18_lstm", false):
+      StudyTraining(epochs: 16, batch: 4, learningRate: 0.001, bindings: ["T=8", "H=112", "W=112"])
     // Plain VGG-19 (no batch norm) from scratch, its convolutions drawn with fan_in Kaiming
     // (graphs/vgg19_lstm.graph), sits on the uniform-prediction plateau for its first epochs,
     // then learns with SGD and momentum (Adam did not leave the plateau); 8 frames a clip,
     // as fewer overfit the quick run's few training clips.
-    case ("vgg19_lstm", true): StudyTraining(epochs: 10, batch: 4, learningRate: 0.01, optimizer: "sgd", bindings: ["T=8", "H=32", "W=32"])
-    case ("vgg19_lstm", false): StudyTraining(epochs: 20, batch: 4, learningRate: 0.01, optimizer: "sgd", bindings: ["T=8", "H=32", "W=32"])
+    case ("vgg19_lstm", true):
+      StudyTraining(epochs: 10, batch: 4, learningRate: 0.01, optimizer: "sgd", bindings: ["T=8", "H=32", "W=32"])
+    case ("vgg19_lstm", false):
+      StudyTraining(epochs: 20, batch: 4, learningRate: 0.01, optimizer: "sgd", bindings: ["T=8", "H=32", "W=32"])
     case (_, true): StudyTraining(epochs: 20, batch: 16, learningRate: 0.005)
     default: StudyTraining(epochs: 30, batch: 16, learningRate: 0.003)
     }
@@ -80,15 +88,38 @@ extension StudyPlan {
   /// at an object.
   func explanation(_ model: Model) -> (tap: String, adding: String?) {
     guard model.dataset == "actions" else { return (model.name == "bilstm" ? "saliency" : "attention", nil) }
-    let height = training(model).bindings.compactMap { b -> Int? in
-      b.hasPrefix("H=") ? Int(b.dropFirst(2)) : nil
-    }.first ?? 112
+    let height =
+      training(model).bindings.compactMap { b -> Int? in
+        b.hasPrefix("H=") ? Int(b.dropFirst(2)) : nil
+      }.first ?? 112
     // (value, its tap, the map's size as a fraction of the frame's), deepest first.
-    let layers: [(value: String, tap: String, stride: Int)] = model.name == "vgg19_lstm"
+    let layers: [(value: String, tap: String, stride: Int)] =
+      model.name == "vgg19_lstm"
       ? [("cnn.35", "gradcam", 16), ("cnn.26", "gradcam_cnn_26", 8), ("cnn.17", "gradcam_cnn_17", 4)]
-      : [("cnn.layer4", "gradcam", 32), ("cnn.layer3", "gradcam_cnn_layer3", 16), ("cnn.layer2", "gradcam_cnn_layer2", 8)]
+      : [
+        ("cnn.layer4", "gradcam", 32), ("cnn.layer3", "gradcam_cnn_layer3", 16),
+        ("cnn.layer2", "gradcam_cnn_layer2", 8),
+      ]
     let chosen = layers.first { (height + $0.stride - 1) / $0.stride >= 4 } ?? layers[layers.count - 1]
     return (chosen.tap, chosen.tap == "gradcam" ? nil : "gradcam:\(chosen.value):name=\(chosen.tap)")
+  }
+
+  /// The explanation methods compared on each model (`glassbox evaluate M --methods …`): the
+  /// model's own tap first, then the other methods that apply — the CAM kinds at the same
+  /// layer, relevance at the input (gradients, Integrated Gradients with 16 path points,
+  /// SmoothGrad with 8 samples, so that the quick run stays within its minutes).
+  func methods(_ model: Model, explainedLayer: String?) -> [String] {
+    let tap = explanation(model).tap
+    let input = model.dataset == "actions" ? "frames" : "mfcc"
+    let relevance = ["ig:\(input):steps=16", "smoothgrad:\(input):samples=8"]
+    if model.dataset == "actions" {
+      let layerMethods =
+        explainedLayer.map { layer in
+          ["gradcampp", "layercam", "xgradcam", "hirescam"].map { "\($0):\(layer)" }
+        } ?? []
+      return [tap] + layerMethods + ["saliency:frames"] + relevance
+    }
+    return (model.name == "bilstm" ? [tap] : [tap, "saliency"]) + ["gradient:mfcc"] + relevance
   }
 }
 
@@ -108,19 +139,28 @@ struct CommandModelSteps: StudyModelSteps {
       let classes = model.dataset == "actions" ? ["--bind", "C=\(c.actionClasses)"] : []
       return ["train", (c.graphs as NSString).appendingPathComponent(model.name + ".graph")] + classes
         + c.plan.training(model).arguments
-        + ["--data", c.data(for: model), "--cache", c.cache, "--seed", String(c.plan.seed), "--threads", String(c.threads),
-           "-o", file]
+        + [
+          "--data", c.data(for: model), "--cache", c.cache, "--seed", String(c.plan.seed), "--threads",
+          String(c.threads),
+          "-o", file,
+        ]
     case .evaluate:
-      return ["evaluate", file, "--data", c.data(for: model), "--split", "test", "--cache", c.cache,
-              "--threads", String(c.threads), "--predictions", c.predictionsFile(model.name)]
+      return [
+        "evaluate", file, "--data", c.data(for: model), "--split", "test", "--cache", c.cache,
+        "--threads", String(c.threads), "--predictions", c.predictionsFile(model.name),
+      ]
     case .explain:
-      return ["evaluate", file, c.plan.explanation(model).tap, "--data", c.data(for: model), "--split", "test",
-              "--limit", String(c.plan.explainedExamples), "--seed", String(c.plan.seed), "--threads", String(c.threads),
-              "--json"]
+      return [
+        "evaluate", file, c.plan.explanation(model).tap, "--data", c.data(for: model), "--split", "test",
+        "--limit", String(c.plan.explainedExamples), "--seed", String(c.plan.seed), "--threads", String(c.threads),
+        "--json",
+      ]
     }
   }
 
-  func run(_ step: StudyModelStep, model: StudyPlan.Model, context c: StudyContext, record: inout StudyRecord) throws -> StageOutcome {
+  func run(
+    _ step: StudyModelStep, model: StudyPlan.Model, context c: StudyContext, record: inout StudyRecord
+  ) throws -> StageOutcome {
     switch step {
     case .train: return try train(model, c, &record)
     case .evaluate: return try evaluate(model, c, &record)
@@ -144,8 +184,9 @@ struct CommandModelSteps: StudyModelSteps {
     if model.dataset == "actions" { bindings["C"] = c.actionClasses }
     let spec = (c.graphs as NSString).appendingPathComponent(model.name + ".graph")
     let compiled = try Model(contentsOf: spec, bindings: bindings, weights: .init(seed: c.plan.seed))
-    let run = try TrainingRun(model: compiled, data: c.data(for: model),
-                              options: t.options(seed: c.plan.seed, threads: c.threads, cache: c.cache))
+    let run = try TrainingRun(
+      model: compiled, data: c.data(for: model),
+      options: t.options(seed: c.plan.seed, threads: c.threads, cache: c.cache))
     for note in run.notes { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
     switch Self.continuation(of: model, file: file, record: record) {
     case "--resume"?: try run.resume(from: file)
@@ -160,16 +201,19 @@ struct CommandModelSteps: StudyModelSteps {
     if let data = fm.contents(atPath: TrainingRun.curvesPath(file)) {
       try writeAtomically(data, to: curves)
       try? fm.removeItem(atPath: TrainingRun.curvesPath(file))
-      record.record(StudyRecord.Figure(path: "\(model.name)/curves.svg",
-                                       caption: "Training curves of \(model.name): loss and accuracy per epoch",
-                                       command: self.command(.train, model: model, context: c)))
+      record.record(
+        StudyRecord.Figure(
+          path: "\(model.name)/curves.svg",
+          caption: "Training curves of \(model.name): loss and accuracy per epoch",
+          command: self.command(.train, model: model, context: c)))
     }
     var r = result(model, record)
     r.commands["train"] = self.command(.train, model: model, context: c)
     r.commands["curves"] = r.commands["train"]
     record.record(r)
-    return .done("\(t.epochs) epochs, batch \(t.batch), \(t.optimizer) lr \(t.learningRate)"
-      + (t.bindings.isEmpty ? "" : ", " + t.bindings.joined(separator: " ")))
+    return .done(
+      "\(t.epochs) epochs, batch \(t.batch), \(t.optimizer) lr \(t.learningRate)"
+        + (t.bindings.isEmpty ? "" : ", " + t.bindings.joined(separator: " ")))
   }
 
   /// How `train` treats an existing OUT: a stage recorded done runs again only by `--redo`,
@@ -203,9 +247,11 @@ struct CommandModelSteps: StudyModelSteps {
     if let train = try? c.trainExamples(for: model) { r.trainExamples = train }
     r.commands["evaluate"] = self.command(.evaluate, model: model, context: c)
     record.record(r)
-    return .done(String(format: "test accuracy %.1f%%, cross-entropy %.3f over %d clips (chance %.1f%%)",
-                        100 * classification.accuracy, classification.crossEntropy, classification.examples.count,
-                        100 / Double(max(classification.classes.count, 1))))
+    return .done(
+      String(
+        format: "test accuracy %.1f%%, cross-entropy %.3f over %d clips (chance %.1f%%)",
+        100 * classification.accuracy, classification.crossEntropy, classification.examples.count,
+        100 / Double(max(classification.classes.count, 1))))
   }
 
   /// Pictures of a correctly and a wrongly classified test example (`glassbox tap`), and the
@@ -214,7 +260,8 @@ struct CommandModelSteps: StudyModelSteps {
     let file = c.modelFile(model.name)
     guard FileManager.default.fileExists(atPath: file) else { return .skipped("no trained model at \(file)") }
     let (tap, adding) = c.plan.explanation(model)
-    let folder = (c.modelFolder(model.name) as NSString).appendingPathComponent(model.dataset == "actions" ? "gradcam" : "attention")
+    let folder = (c.modelFolder(model.name) as NSString).appendingPathComponent(
+      model.dataset == "actions" ? "gradcam" : "attention")
 
     // Which examples: the first correct and the first wrong prediction of the evaluate stage.
     var chosen: [(kind: String, example: Classification.Example)] = []
@@ -248,15 +295,23 @@ struct CommandModelSteps: StudyModelSteps {
       let line = "glassbox tap " + arguments.joined(separator: " ")
       taps.append(line)
       let clip = ((e.file as NSString).lastPathComponent as NSString).deletingPathExtension
-      let what = "\(kind == "correct" ? "correctly" : "wrongly") classified \(clip): true \(name(e.label)), predicted \(name(e.predicted))"
+      let what =
+        "\(kind == "correct" ? "correctly" : "wrongly") classified \(clip): true \(name(e.label)), predicted \(name(e.predicted))"
         + String(format: " (p = %.2f)", e.probabilities[e.predicted])
       let relative = "\(model.name)/\((folder as NSString).lastPathComponent)/\(kind)"
       if model.dataset == "actions" {
-        record.record(StudyRecord.Figure(path: "\(relative)/\(tap).png", caption: "Grad-CAM through the LSTM, every frame, \(what)", command: line))
-        record.record(StudyRecord.Figure(path: "\(relative)/\(tap).relevance.svg", caption: "Relevance per frame, \(what)", command: line))
-        record.record(StudyRecord.Figure(path: "\(relative)/\(tap).gif", caption: "Grad-CAM over the clip, \(what)", command: line))
+        record.record(
+          StudyRecord.Figure(
+            path: "\(relative)/\(tap).png", caption: "Grad-CAM through the LSTM, every frame, \(what)", command: line))
+        record.record(
+          StudyRecord.Figure(
+            path: "\(relative)/\(tap).relevance.svg", caption: "Relevance per frame, \(what)", command: line))
+        record.record(
+          StudyRecord.Figure(path: "\(relative)/\(tap).gif", caption: "Grad-CAM over the clip, \(what)", command: line))
       } else {
-        let caption = tap == "attention" ? "MFCC image with the attention weights" : "MFCC image with the saliency (gradient × input)"
+        let caption =
+          tap == "attention"
+          ? "MFCC image with the attention weights" : "MFCC image with the saliency (gradient × input)"
         record.record(StudyRecord.Figure(path: "\(relative)/\(tap).png", caption: "\(caption), \(what)", command: line))
       }
     }
@@ -266,32 +321,60 @@ struct CommandModelSteps: StudyModelSteps {
     let measures = try evaluation.measure(trained, tap: tap, data: c.data(for: model), split: "test") {
       ProgressReporter(label: "evaluate", total: $0)
     }
+    // The methods compared on the same clips (without the sanity check, which recompiles the
+    // model per block and method).
+    let explainedLayer = trained.graph.taps.first { $0.name == tap }?.operands.first.map { trained.graph[$0].name }
+    let methods = c.plan.methods(model, explainedLayer: explainedLayer)
+    let comparison = ExplanationEvaluation(
+      sanity: false, seed: c.plan.seed, limit: c.plan.explainedExamples,
+      threads: c.threads)
+    let results = try comparison.compare(trained, methods: methods, data: c.data(for: model), split: "test") {
+      ProgressReporter(label: "evaluate \($0)", total: $1)
+    }
     let metricsFile = (c.directory as NSString).appendingPathComponent("metrics.json")
-    var all = (FileManager.default.contents(atPath: metricsFile).flatMap { try? JSONSerialization.jsonObject(with: $0) } as? [String: Any]) ?? [:]
-    let text = JSONValue.object(measures).text
+    var all =
+      (FileManager.default.contents(atPath: metricsFile).flatMap { try? JSONSerialization.jsonObject(with: $0) }
+        as? [String: Any]) ?? [:]
+    let text = JSONValue.object(measures + [("methods", ExplanationEvaluation.comparisonRows(results))]).text
     all[model.name] = try JSONSerialization.jsonObject(with: Data(text.utf8))
-    try writeAtomically(try JSONSerialization.data(withJSONObject: all, options: [.prettyPrinted, .sortedKeys]), to: metricsFile)
+    try writeAtomically(
+      try JSONSerialization.data(withJSONObject: all, options: [.prettyPrinted, .sortedKeys]), to: metricsFile)
     var r = result(model, record)
-    r.commands[model.dataset == "actions" ? "gradcam" : "attention"] = taps.first ?? self.command(.explain, model: model, context: c)
+    r.commands[model.dataset == "actions" ? "gradcam" : "attention"] =
+      taps.first ?? self.command(.explain, model: model, context: c)
     r.commands["metrics"] = self.command(.explain, model: model, context: c)
+    r.commands["methods"] =
+      "glassbox "
+      + ([
+        "evaluate", file, "--methods", methods.joined(separator: ","), "--data",
+        c.data(for: model), "--split", "test",
+        "--limit", String(c.plan.explainedExamples), "--no-sanity",
+        "--seed", String(c.plan.seed), "--threads", String(c.threads),
+      ])
+      .joined(separator: " ")
     if let tapCommand { r.commands["explained_tap"] = tapCommand }
     record.record(r)
-    return .done("\(chosen.map(\.kind).joined(separator: " and ")) example\(chosen.count == 1 ? "" : "s") explained; "
-      + Self.headline(measures))
+    return .done(
+      "\(chosen.map(\.kind).joined(separator: " and ")) example\(chosen.count == 1 ? "" : "s") explained; "
+        + Self.headline(measures))
   }
 
   /// The metric a reader looks for first, in words.
   static func headline(_ measures: [(String, JSONValue)]) -> String {
     func number(_ key: String, _ inner: String) -> Double? {
       guard case .object(let pairs)? = measures.first(where: { $0.0 == key })?.1,
-            case .number(let v)? = pairs.first(where: { $0.0 == inner })?.1 else { return nil }
+        case .number(let v)? = pairs.first(where: { $0.0 == inner })?.1
+      else { return nil }
       return v
     }
     if let p = number("localisation", "pointing_per_frame") {
       return String(format: "pointing game %.1f%% of frames", 100 * p)
-        + (number("localisation", "pointing_per_frame_correct").map { String(format: " (%.1f%% on correctly classified clips)", 100 * $0) } ?? "")
+        + (number("localisation", "pointing_per_frame_correct").map {
+          String(format: " (%.1f%% on correctly classified clips)", 100 * $0)
+        } ?? "")
         + (number("localisation", "pointing_clip_peak_correct").map {
-          String(format: "; at each correctly classified clip's space-time peak %.1f%%", 100 * $0) } ?? "")
+          String(format: "; at each correctly classified clip's space-time peak %.1f%%", 100 * $0)
+        } ?? "")
     }
     if let m = number("speech", "attention_mass_in_speech"), let s = number("speech", "speech_frame_share") {
       return String(format: "attention mass in speech %.1f%% (speech is %.1f%% of frames)", 100 * m, 100 * s)
@@ -310,12 +393,16 @@ extension StudyContext {
 
   /// Training examples of `model`'s data set, for the record.
   func trainExamples(for model: StudyPlan.Model) throws -> Int {
-    try Datasets.media(root: data(for: model), kind: model.dataset == "actions" ? .video : .audio, split: "train",
-                       seed: plan.seed).examples.count
+    try Datasets.media(
+      root: data(for: model), kind: model.dataset == "actions" ? .video : .audio, split: "train",
+      seed: plan.seed
+    ).examples.count
   }
 
   /// The features cache shared by training, evaluation and embedding.
   var cache: String { (dataRoot as NSString).appendingPathComponent("features-cache") }
   /// The evaluate stage's per-example predictions.
-  func predictionsFile(_ name: String) -> String { (modelFolder(name) as NSString).appendingPathComponent("predictions.json") }
+  func predictionsFile(_ name: String) -> String {
+    (modelFolder(name) as NSString).appendingPathComponent("predictions.json")
+  }
 }

@@ -18,28 +18,39 @@ struct TapCommand: ParsableCommand {
 
   @OptionGroup var options: SpecOptions
 
-  @Argument(help: "The tap to compute (see `glassbox info` or `check`).")
+  @Argument(
+    help: ArgumentHelp(
+      "The tap to compute (see `glassbox info` or `check`), or one to add: "
+        + "KIND:VALUE[:option=value…] (gradcam:auto, gradcam:layer4; an ONNX model's values "
+        + "by their ONNX names too)."))
   var tap: String
 
   @Argument(help: "Inputs: raw media files (through the input's recipe) or .npy tensors.")
   var inputs: [String] = []
 
-  @Option(name: .customLong("class"), help: ArgumentHelp("The class to explain, or auto for the predicted one.", valueName: "N|auto"))
+  @Option(
+    name: .customLong("class"),
+    help: ArgumentHelp("The class to explain, or auto for the predicted one.", valueName: "N|auto"))
   var classChoice: String = "auto"
 
-  @Option(help: ArgumentHelp("Normalisation scope of maps: frame or clip (default: the tap's).", valueName: "frame|clip"))
+  @Option(
+    help: ArgumentHelp("Normalisation scope of maps: frame or clip (default: the tap's).", valueName: "frame|clip"))
   var scope: String?
 
   @Option(help: ArgumentHelp("Weights by PyTorch parameter name (a spec only).", valueName: "W.safetensors"))
   var weights: String?
 
-  @Option(name: .customLong("rename"), help: ArgumentHelp("Prefix rule for --weights names, e.g. features.=cnn.", valueName: "OLD=NEW"))
+  @Option(
+    name: .customLong("rename"),
+    help: ArgumentHelp("Prefix rule for --weights names, e.g. features.=cnn.", valueName: "OLD=NEW"))
   var renames: [NamedPath] = []
 
   @Option(help: "Seed of PyTorch-style initialisation when a spec has no --weights.")
   var seed: UInt64 = 0
 
-  @Option(help: ArgumentHelp("A data set folder (HMDB-51 layout for video, a folder per language for audio).", valueName: "DIR"))
+  @Option(
+    help: ArgumentHelp(
+      "A data set folder (HMDB-51 layout for video, a folder per language for audio).", valueName: "DIR"))
   var data: String?
 
   @Option(help: ArgumentHelp("The data set split to explain.", valueName: "train|validation|test"))
@@ -61,7 +72,9 @@ struct TapCommand: ParsableCommand {
 
   func run() throws {
     guard threads >= 1 else { throw GlassboxError(.input, "--threads must be at least 1") }
-    if let scope, scope != "frame", scope != "clip" { throw GlassboxError(.input, "--scope must be frame or clip, found '\(scope)'") }
+    if let scope, scope != "frame", scope != "clip" {
+      throw GlassboxError(.input, "--scope must be frame or clip, found '\(scope)'")
+    }
     let fixedClass: Int?
     if classChoice == "auto" {
       fixedClass = nil
@@ -73,17 +86,21 @@ struct TapCommand: ParsableCommand {
     if weights != nil, Model.isModelFile(options.spec) {
       throw GlassboxError(.input, "--weights applies to a spec; a .model carries its weights")
     }
-    let model = try loadModel(options, weights: weightOptions(file: weights, renames: renames, seed: seed))
+    let (model, tap) = try loadModel(options, weights: weightOptions(file: weights, renames: renames, seed: seed))
+      .withTap(self.tap)
     let info = try model.tap(named: tap)
     guard model.inputs.count == 1, let input = model.inputs.first else {
-      throw GlassboxError(.input, "\(options.spec): tap takes models with one input; \(model.name) has \(model.inputs.count)")
+      throw GlassboxError(
+        .input, "\(options.spec): tap takes models with one input; \(model.name) has \(model.inputs.count)")
     }
     let recipe = model.recipes.first { $0.input == input.name }
 
     // What to explain: files named on the command line, or a data set split (or a shard of it).
     var examples: [(path: String, label: Int?, id: String, position: Int)] = []
     var classNames = model.labels
-    if sharding.shard != nil, data == nil { throw GlassboxError(.input, "--shard applies to --data (a data set split)") }
+    if sharding.shard != nil, data == nil {
+      throw GlassboxError(.input, "--shard applies to --data (a data set split)")
+    }
     let shard = data == nil ? nil : try sharding.resolve()
     var listing: SplitListing?
     if let data {
@@ -102,7 +119,9 @@ struct TapCommand: ParsableCommand {
     } else {
       guard !inputs.isEmpty else { throw GlassboxError(.input, "give at least one input file, or --data DIR") }
       for path in inputs {
-        guard FileManager.default.isReadableFile(atPath: path) else { throw GlassboxError(.input, "\(path): no such file or not readable") }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+          throw GlassboxError(.input, "\(path): no such file or not readable")
+        }
         if !path.hasSuffix(".npy"), recipe == nil {
           throw GlassboxError(.input, "\(path): input '\(input.name)' has no recipe for media files; give a .npy")
         }
@@ -118,9 +137,10 @@ struct TapCommand: ParsableCommand {
         ("tap", .string(tap)), ("class", .string(classChoice)), ("scope", scope.map { .string($0) } ?? .null),
         ("pictures", .bool(!noPictures)), ("limit", limit.map { .int($0) } ?? .null), ("threads", .int(threads)),
       ]
-      record = ShardRecord(command: "tap", shard: shard,
-                           run: try ShardMerge.run(model: model, listing: listing, split: split, options: options),
-                           total: listing.files.count, block: 1, outputs: [("folder", .string(output))], folder: folder)
+      record = ShardRecord(
+        command: "tap", shard: shard,
+        run: try ShardMerge.run(model: model, listing: listing, split: split, options: options),
+        total: listing.files.count, block: 1, outputs: [("folder", .string(output))], folder: folder)
       try ShardRecord.prepare(folder: folder)
     }
     if var record, examples.isEmpty {
@@ -139,7 +159,8 @@ struct TapCommand: ParsableCommand {
     let session = try model.session(SessionOptions(threads: threads, taps: []))
     let target: Target = fixedClass.map { .fixed($0) } ?? .predicted
     if let k = fixedClass, case .fixed(let classes)? = model.outputs.first?.shape.last, k >= classes {
-      throw GlassboxError(.input, "--class \(k) is out of range: \(model.name) has \(classes) classes (0…\(classes - 1))")
+      throw GlassboxError(
+        .input, "--class \(k) is out of range: \(model.name) has \(classes) classes (0…\(classes - 1))")
     }
     if fixedClass != nil, !info.needsClass {
       throw GlassboxError(.input, "--class: tap \(tap) is a \(info.kind.rawValue) tap; it explains no class")
@@ -162,8 +183,9 @@ struct TapCommand: ParsableCommand {
         let explanation = try firstExplanation ?? session.explain(tap, [input.name: x], target: target, scope: scope)
         firstExplanation = nil
         let dir = example.id.isEmpty ? folder : (folder as NSString).appendingPathComponent(example.id)
-        try ExplanationFiles.write(explanation, input: x, model: model, mediaPath: example.path, label: example.label,
-                                   classNames: classNames, pictures: !noPictures, to: dir)
+        try ExplanationFiles.write(
+          explanation, input: x, model: model, mediaPath: example.path, label: example.label,
+          classNames: classNames, pictures: !noPictures, to: dir)
         written.append((example.position, example.id))
         if data == nil { print("wrote \(dir)/ (\(explanation.maps.count) tensors)") }
       } catch {
@@ -177,17 +199,22 @@ struct TapCommand: ParsableCommand {
       progress?.finish()
       record.results = ShardMerge.results(written: written, failures: failed)
       try record.finish()
-      print("tap: shard \(record.shard) (\(shard?.1 ?? "")): explained \(examples.count - failures) of its "
-        + "\(examples.count) examples (\(record.total) in the split) into \(folder)/; glassbox merge of the "
-        + "\(record.shard.count) shard folders writes \(output)/")
-      if failures > 0 { throw GlassboxError(.input, "\(failures) of \(examples.count) examples failed (each named above)") }
+      print(
+        "tap: shard \(record.shard) (\(shard?.1 ?? "")): explained \(examples.count - failures) of its "
+          + "\(examples.count) examples (\(record.total) in the split) into \(folder)/; glassbox merge of the "
+          + "\(record.shard.count) shard folders writes \(output)/")
+      if failures > 0 {
+        throw GlassboxError(.input, "\(failures) of \(examples.count) examples failed (each named above)")
+      }
     } else if data != nil {
       progress?.finish()
       print("explained \(examples.count - failures) of \(examples.count) examples into \(output)/")
       // A partial failure is a failure: the status says so, the message counts them.
       if failures > 0 {
-        throw GlassboxError(.input, "\(failures) of \(examples.count) examples failed (each named above); "
-          + "the others are in \(output)/")
+        throw GlassboxError(
+          .input,
+          "\(failures) of \(examples.count) examples failed (each named above); "
+            + "the others are in \(output)/")
       }
     }
   }

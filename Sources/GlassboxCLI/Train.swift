@@ -9,7 +9,8 @@ import GlassboxTraining
 /// `glassbox train SPEC|MODEL --data DIR -o OUT.model`: train with the generated backward pass.
 struct Train: ParsableCommand {
   static let configuration = CommandConfiguration(
-    abstract: "Train a spec or model on a data folder; write the trained .model, its curves and a resumable checkpoint.",
+    abstract:
+      "Train a spec or model on a data folder; write the trained .model, its curves and a resumable checkpoint.",
     discussion: """
       DIR is DIR/{train,val,test}/<class>/<example>.npy (classes sorted by name; val and test \
       optional), or raw media through the model input's recipe: an HMDB-51 folder with split \
@@ -50,7 +51,8 @@ struct Train: ParsableCommand {
   @Option(help: "Weight decay (L2 for sgd and adam, decoupled for adamw).")
   var weightDecay = 0.0
 
-  @Option(help: "Learning-rate schedule: none, step (×gamma every --step-size epochs) or cosine (to 0 over the epochs).")
+  @Option(
+    help: "Learning-rate schedule: none, step (×gamma every --step-size epochs) or cosine (to 0 over the epochs).")
   var schedule = "none"
 
   @Option(help: "Epochs between decays of the step schedule.")
@@ -77,9 +79,11 @@ struct Train: ParsableCommand {
   @Flag(help: "Replace an existing OUT with a new run.")
   var force = false
 
-  @Flag(help: ArgumentHelp("Under MPI: batch norms normalise with the global batch's statistics, as PyTorch's "
-                             + "SyncBatchNorm (default: each process its own slice's; rank 0's running statistics "
-                             + "saved)."))
+  @Flag(
+    help: ArgumentHelp(
+      "Under MPI: batch norms normalise with the global batch's statistics, as PyTorch's "
+        + "SyncBatchNorm (default: each process its own slice's; rank 0's running statistics "
+        + "saved)."))
   var syncBatchNorm = false
 
   @Option(help: ArgumentHelp("Under MPI: megabytes of gradients per all-reduce bucket.", valueName: "MB"))
@@ -88,15 +92,23 @@ struct Train: ParsableCommand {
   @Flag(help: "Under MPI: sum the gradients after the backward pass instead of during it (to measure the overlap).")
   var noOverlap = false
 
-  @Option(help: ArgumentHelp("Under MPI: microseconds between a progress thread's MPI calls while sums are in flight "
-                               + "(0: none).", valueName: "US"))
+  @Option(
+    help: ArgumentHelp(
+      "Under MPI: microseconds between a progress thread's MPI calls while sums are in flight "
+        + "(0: none).", valueName: "US"))
   var progressUs = 100
 
   func validate() throws {
-    guard epochs >= 1, batch >= 1, threads >= 1 else { throw ValidationError("--epochs, --batch and --threads must be at least 1") }
+    guard epochs >= 1, batch >= 1, threads >= 1 else {
+      throw ValidationError("--epochs, --batch and --threads must be at least 1")
+    }
     guard lr.isFinite, lr > 0 else { throw ValidationError("--lr must be a positive number") }
-    guard OptimizerSettings.Kind(rawValue: optimizer) != nil else { throw ValidationError("--optimizer must be sgd, adam or adamw") }
-    guard ["none", "step", "cosine"].contains(schedule) else { throw ValidationError("--schedule must be none, step or cosine") }
+    guard OptimizerSettings.Kind(rawValue: optimizer) != nil else {
+      throw ValidationError("--optimizer must be sgd, adam or adamw")
+    }
+    guard ["none", "step", "cosine"].contains(schedule) else {
+      throw ValidationError("--schedule must be none, step or cosine")
+    }
     guard momentum >= 0, weightDecay >= 0, stepSize >= 1, gamma > 0 else {
       throw ValidationError("--momentum and --weight-decay must be ≥ 0, --step-size ≥ 1, --gamma > 0")
     }
@@ -104,7 +116,9 @@ struct Train: ParsableCommand {
     guard bucketMb > 0, bucketMb.isFinite, progressUs >= 0 else {
       throw ValidationError("--bucket-mb must be positive, --progress-us at least 0")
     }
-    guard !(resume && force) else { throw ValidationError("--resume continues OUT and --force replaces it: choose one") }
+    guard !(resume && force) else {
+      throw ValidationError("--resume continues OUT and --force replaces it: choose one")
+    }
   }
 
   var trainingOptions: TrainingOptions {
@@ -112,7 +126,8 @@ struct Train: ParsableCommand {
     return TrainingOptions(
       epochs: epochs, batch: batch, learningRate: lr,
       optimizer: OptimizerSettings(kind: kind, momentum: kind == .sgd ? momentum : 0, weightDecay: weightDecay),
-      schedule: schedule == "step" ? .step(every: stepSize, gamma: gamma) : schedule == "cosine" ? .cosine(tMax: epochs, minimum: 0) : .constant,
+      schedule: schedule == "step"
+        ? .step(every: stepSize, gamma: gamma) : schedule == "cosine" ? .cosine(tMax: epochs, minimum: 0) : .constant,
       clipNorm: clip, seed: seed, threads: threads, cache: cache)
   }
 
@@ -124,13 +139,18 @@ struct Train: ParsableCommand {
     // One process of a data-parallel run.
     let communicator = try Communicator.world()
     guard communicator.size == launched.count else {
-      throw GlassboxError(.input, "\(launched.source) but Open MPI sees \(communicator.size) process"
-        + (communicator.size == 1 ? "" : "es") + ": the launcher did not connect the processes (under Slurm start them "
-        + "with srun --mpi=pmix, or with mpirun)")
+      throw GlassboxError(
+        .input,
+        "\(launched.source) but Open MPI sees \(communicator.size) process"
+          + (communicator.size == 1 ? "" : "es")
+          + ": the launcher did not connect the processes (under Slurm start them "
+          + "with srun --mpi=pmix, or with mpirun)")
     }
-    let parallel = DataParallel(communicator: communicator, settings: DataParallelSettings(
-      bucketBytes: Int(bucketMb * 1_048_576), overlap: !noOverlap, syncBatchNorm: syncBatchNorm,
-      progressMicroseconds: progressUs))
+    let parallel = DataParallel(
+      communicator: communicator,
+      settings: DataParallelSettings(
+        bucketBytes: Int(bucketMb * 1_048_576), overlap: !noOverlap, syncBatchNorm: syncBatchNorm,
+        progressMicroseconds: progressUs))
     do {
       try train(parallel: parallel)
     } catch let refused as RefusedRun {
@@ -140,8 +160,10 @@ struct Train: ParsableCommand {
       throw ExitCode(1)
     } catch {
       // This process alone stopped: say so, and end the others, which would wait for it.
-      FileHandle.standardError.write(Data(("glassbox train (rank \(communicator.rank) of \(communicator.size)): Error: "
-        + GlassboxCommand.message(for: error) + "\n").utf8))
+      FileHandle.standardError.write(
+        Data(
+          ("glassbox train (rank \(communicator.rank) of \(communicator.size)): Error: "
+            + GlassboxCommand.message(for: error) + "\n").utf8))
       communicator.abort(code: 1)
     }
     communicator.finalize()
@@ -163,10 +185,13 @@ struct Train: ParsableCommand {
       // A .model keeps its symbols (--bind sizes them for this run only); a spec is compiled
       // with them, its weights drawn from the seed.
       let isModel = Model.isModelFile(options.spec)
-      model = isModel ? try Model(contentsOf: options.spec)
+      model =
+        isModel
+        ? try Model(contentsOf: options.spec)
         : try Model(contentsOf: options.spec, bindings: options.bindingMap, weights: Model.WeightOptions(seed: seed))
-      run = try TrainingRun(model: model, bindings: isModel ? options.bindingMap : [:], data: data,
-                            options: trainingOptions, parallel: parallel)
+      run = try TrainingRun(
+        model: model, bindings: isModel ? options.bindingMap : [:], data: data,
+        options: trainingOptions, parallel: parallel)
       if resume { try run.resume(from: output) }
       try parallel?.start(.success(run.agreement + [("checkpoint", "\(run.epochsDone)")]), names: Self.agreementNames)
     } catch let error as RefusedRun {
@@ -183,10 +208,11 @@ struct Train: ParsableCommand {
     let progress = ProgressPrinter(terminal: isatty(STDERR_FILENO) == 1, parallel: parallel != nil)
     let processes = parallel.map { ", \($0.size) processes × \(batch / $0.size) examples" } ?? ""
     if speaks {
-      print("training \(model.name) on \(run.data.train.count) examples of \(run.classes.count) classes"
-        + " (validation \(run.data.validation?.count ?? 0), test \(run.data.test?.count ?? 0)); "
-        + "batch \(batch)\(processes), \(optimizer) lr \(lr), seed \(seed), \(threads) threads"
-        + (run.epochsDone > 0 ? "; resuming after epoch \(run.epochsDone)" : ""))
+      print(
+        "training \(model.name) on \(run.data.train.count) examples of \(run.classes.count) classes"
+          + " (validation \(run.data.validation?.count ?? 0), test \(run.data.test?.count ?? 0)); "
+          + "batch \(batch)\(processes), \(optimizer) lr \(lr), seed \(seed), \(threads) threads"
+          + (run.epochsDone > 0 ? "; resuming after epoch \(run.epochsDone)" : ""))
     }
     fflush(nil)
     let wrote: Bool
@@ -197,7 +223,9 @@ struct Train: ParsableCommand {
       throw error
     }
     guard wrote, speaks else { return }
-    print("wrote \(output), \(TrainingRun.curvesPath(output)), \(TrainingRun.historyPath(output)) and \(TrainingRun.statePath(output))")
+    print(
+      "wrote \(output), \(TrainingRun.curvesPath(output)), \(TrainingRun.historyPath(output)) and \(TrainingRun.statePath(output))"
+    )
   }
 
   /// What the processes of a data-parallel run compare at its start.
@@ -224,19 +252,26 @@ final class ProgressPrinter {
     case .step(let epoch, let epochs, let step, let count, let loss, let accuracy, let rate, let eta):
       let label = "epoch \(epoch)/\(epochs) steps"
       if steps?.label != label { steps = ProgressReporter(label: label, total: count, isTerminal: terminal) }
-      steps?.update(done: step, note: String(format: "loss %.4f  acc %.1f%%  %.0f ex/s  ETA %@", loss, accuracy * 100,
-                                             rate, Self.duration(eta)))
+      steps?.update(
+        done: step,
+        note: String(
+          format: "loss %.4f  acc %.1f%%  %.0f ex/s  ETA %@", loss, accuracy * 100,
+          rate, Self.duration(eta)))
     case .epoch(let r):
       finishLine()
       var line = String(format: "epoch %d: train loss %.4f acc %.2f%%", r.epoch, r.trainLoss, r.trainAccuracy * 100)
-      if let l = r.validationLoss, let a = r.validationAccuracy { line += String(format: ", val loss %.4f acc %.2f%%", l, a * 100) }
-      line += String(format: ", lr %.4g, %.1f s (%.0f%% waiting on data)", r.learningRate, r.seconds,
-                     100 * r.dataWaitSeconds / max(r.seconds, 1e-9))
+      if let l = r.validationLoss, let a = r.validationAccuracy {
+        line += String(format: ", val loss %.4f acc %.2f%%", l, a * 100)
+      }
+      line += String(
+        format: ", lr %.4g, %.1f s (%.0f%% waiting on data)", r.learningRate, r.seconds,
+        100 * r.dataWaitSeconds / max(r.seconds, 1e-9))
       if parallel {
-        line += String(format: ", step %.1f ms (all-reduce %.1f ms: %.1f ms of it waiting after the backward pass)",
-                       1000 * r.stepSeconds / Double(max(r.steps, 1)),
-                       1000 * r.allReduceSeconds / Double(max(r.steps, 1)),
-                       1000 * r.allReduceWaitSeconds / Double(max(r.steps, 1)))
+        line += String(
+          format: ", step %.1f ms (all-reduce %.1f ms: %.1f ms of it waiting after the backward pass)",
+          1000 * r.stepSeconds / Double(max(r.steps, 1)),
+          1000 * r.allReduceSeconds / Double(max(r.steps, 1)),
+          1000 * r.allReduceWaitSeconds / Double(max(r.steps, 1)))
       }
       line += "; checkpoint \(output)"
       print(line)
@@ -257,6 +292,7 @@ final class ProgressPrinter {
   static func duration(_ seconds: Double) -> String {
     guard seconds.isFinite else { return "?" }
     let s = Int(seconds.rounded())
-    return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    return s >= 3600
+      ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
   }
 }

@@ -70,7 +70,8 @@ public enum Metrics {
     }
 
     func contains(x: Int, y: Int) -> Bool {
-      Double(x) >= x0.rounded(.down) && Double(x) <= x1.rounded(.up) && Double(y) >= y0.rounded(.down) && Double(y) <= y1.rounded(.up)
+      Double(x) >= x0.rounded(.down) && Double(x) <= x1.rounded(.up) && Double(y) >= y0.rounded(.down)
+        && Double(y) <= y1.rounded(.up)
     }
   }
 
@@ -91,7 +92,8 @@ public enum Metrics {
   /// empty or flat map.
   public static func peak(_ map: [Float], width: Int, height: Int) -> (x: Int, y: Int)? {
     guard width > 0, height > 0, map.count == width * height,
-          let best = map.indices.max(by: { map[$0] < map[$1] }) else { return nil }
+      let best = map.indices.max(by: { map[$0] < map[$1] })
+    else { return nil }
     let top = map[best]
     guard map.contains(where: { $0 != top }) else { return nil }
     let cx = Double(width - 1) / 2, cy = Double(height - 1) / 2
@@ -105,7 +107,8 @@ public enum Metrics {
     while let i = stack.popLast() {
       if distance(i) < distance(chosen) || (distance(i) == distance(chosen) && i < chosen) { chosen = i }
       let x = i % width, y = i / width
-      for (nx, ny) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)] where nx >= 0 && nx < width && ny >= 0 && ny < height {
+      for (nx, ny) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)]
+      where nx >= 0 && nx < width && ny >= 0 && ny < height {
         let j = ny * width + nx
         if !seen[j] && map[j] == top { seen[j] = true; stack.append(j) }
       }
@@ -118,7 +121,8 @@ public enum Metrics {
   /// trial. Nil for no frames or a flat volume (no maximum).
   public static func peakFrame(_ maps: [Float], frames: Int) -> Int? {
     guard frames > 0, !maps.isEmpty, maps.count % frames == 0, let top = maps.max(),
-          maps.contains(where: { $0 != top }) else { return nil }
+      maps.contains(where: { $0 != top })
+    else { return nil }
     return maps.firstIndex(of: top).map { $0 / (maps.count / frames) }
   }
 

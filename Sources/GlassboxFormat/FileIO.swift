@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import GlassboxIR
 
 #if !_endian(little)
 #error("GlassboxFormat stores tensors as little-endian bytes and copies them in place; port the byte copies first")
@@ -162,4 +163,9 @@ extension Array where Element == UInt8 {
   mutating func appendLE<T: FixedWidthInteger>(_ value: T) {
     Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
   }
+}
+
+extension TensorFileError: KindedError {
+  public var errorKind: ErrorKind { .file }
+  public var errorFile: String? { path }
 }

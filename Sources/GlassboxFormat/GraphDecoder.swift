@@ -60,7 +60,8 @@ struct GraphDecoder {
       case .node(let nr)?:
         let k = Int(nr.node)
         guard nr.result == 0, k == graph.nodes.count, k < proto.nodes.count else {
-          throw fail("value \(i) '\(v.name)' claims to be result \(nr.result) of node \(nr.node), out of definition order")
+          throw fail(
+            "value \(i) '\(v.name)' claims to be result \(nr.result) of node \(nr.node), out of definition order")
         }
         let node = proto.nodes[k]
         let count = node.results.count
@@ -68,13 +69,17 @@ struct GraphDecoder {
         var results: [(name: String, type: TensorType)] = []
         for r in 0..<count {
           let rv = values[i + r]
-          guard node.results[r] == UInt32(i + r), case .node(let o)? = rv.origin, o.node == nr.node, o.result == UInt32(r) else {
+          guard node.results[r] == UInt32(i + r), case .node(let o)? = rv.origin, o.node == nr.node,
+            o.result == UInt32(r)
+          else {
             throw fail("node \(k)'s results and values \(i)…\(i + count - 1) do not refer to each other")
           }
           results.append((rv.name, r == 0 ? type : try tensorType(rv.type, what: "value \(i + r) '\(rv.name)'")))
         }
         guard let op = Op(rawValue: node.op) else {
-          throw fail("node \(k) ('\(v.name)') has unknown op '\(node.op.prefix(100))'; this glassbox knows \(Op.allCases.map(\.name).joined(separator: ", "))")
+          throw fail(
+            "node \(k) ('\(v.name)') has unknown op '\(node.op.prefix(100))'; this glassbox knows \(Op.allCases.map(\.name).joined(separator: ", "))"
+          )
         }
         var operands: [ValueID] = []
         for o in node.operands {
@@ -92,7 +97,8 @@ struct GraphDecoder {
       throw fail("the graph lists \(proto.inputs.count) inputs but \(graph.inputs.count) values are inputs")
     }
     guard graph.parameters.count == proto.parameters.count else {
-      throw fail("the graph lists \(proto.parameters.count) parameters but \(graph.parameters.count) values are parameters")
+      throw fail(
+        "the graph lists \(proto.parameters.count) parameters but \(graph.parameters.count) values are parameters")
     }
     guard graph.nodes.count == proto.nodes.count else {
       throw fail("the graph lists \(proto.nodes.count) nodes but values define \(graph.nodes.count)")
@@ -104,8 +110,9 @@ struct GraphDecoder {
     for s in proto.scopes {
       var steps: Scope.Steps?
       if s.hasSteps {
-        steps = Scope.Steps(batch: try dim(s.steps.batch, what: "scope '\(s.path)'"),
-                            time: try dim(s.steps.time, what: "scope '\(s.path)'"))
+        steps = Scope.Steps(
+          batch: try dim(s.steps.batch, what: "scope '\(s.path)'"),
+          time: try dim(s.steps.time, what: "scope '\(s.path)'"))
       }
       graph.scopes.append(Scope(path: s.path, block: s.block, steps: steps))
     }
@@ -113,23 +120,32 @@ struct GraphDecoder {
       guard let kind = RecipeKind(rawValue: r.kind) else {
         throw fail("recipe for '\(r.input)' has unknown kind '\(r.kind.prefix(100))'")
       }
-      graph.recipes.append(InputRecipe(input: r.input, kind: kind,
-                                       options: try attributes(r.options, schema: kind.options, owner: "recipe \(r.kind)")))
+      graph.recipes.append(
+        InputRecipe(
+          input: r.input, kind: kind,
+          options: try attributes(r.options, schema: kind.options, owner: "recipe \(r.kind)")))
     }
     for t in proto.taps {
       guard let kind = TapKind(rawValue: t.kind) else {
-        throw fail("tap '\(t.name)' has unknown kind '\(t.kind.prefix(100))'; this glassbox knows \(TapKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        throw fail(
+          "tap '\(t.name)' has unknown kind '\(t.kind.prefix(100))'; this glassbox knows \(TapKind.allCases.map(\.rawValue).joined(separator: ", "))"
+        )
       }
       guard t.operands.count == kind.operandCount, t.operands.allSatisfy({ Int($0) < n }) else {
-        throw fail("tap '\(t.name)' (\(kind.rawValue)) needs \(kind.operandCount) operand\(kind.operandCount == 1 ? "" : "s") that \(kind.operandCount == 1 ? "is a value" : "are values") of the graph")
+        throw fail(
+          "tap '\(t.name)' (\(kind.rawValue)) needs \(kind.operandCount) operand\(kind.operandCount == 1 ? "" : "s") that \(kind.operandCount == 1 ? "is a value" : "are values") of the graph"
+        )
       }
-      graph.taps.append(Tap(name: t.name, kind: kind, operands: t.operands.map { ValueID(Int($0)) },
-                            options: try attributes(t.options, schema: kind.options, owner: "tap '\(t.name)'"),
-                            type: try tensorType(t.type, what: "tap '\(t.name)'")))
+      graph.taps.append(
+        Tap(
+          name: t.name, kind: kind, operands: t.operands.map { ValueID(Int($0)) },
+          options: try attributes(t.options, schema: kind.options, owner: "tap '\(t.name)'"),
+          type: try tensorType(t.type, what: "tap '\(t.name)'")))
     }
     let problems = Verifier.verify(graph)
     if let first = problems.first {
-      throw fail("graph fails verification: \(first.message)\(problems.count > 1 ? " (and \(problems.count - 1) more)" : "")")
+      throw fail(
+        "graph fails verification: \(first.message)\(problems.count > 1 ? " (and \(problems.count - 1) more)" : "")")
     }
     return graph
   }
@@ -139,7 +155,11 @@ struct GraphDecoder {
       throw fail("\(what): dimension coefficient \(d.coefficient) is out of range (0 to \(Self.maxInt))")
     }
     guard d.symbols.count <= Self.maxSymbols,
-          d.symbols.allSatisfy({ s in !s.isEmpty && s.utf8.count <= 64 && s.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || $0 == "_" || ("0"..."9").contains($0) } }) else {
+      d.symbols.allSatisfy({ s in
+        !s.isEmpty && s.utf8.count <= 64
+          && s.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || $0 == "_" || ("0"..."9").contains($0) }
+      })
+    else {
       throw fail("\(what): a dimension's symbols must be at most \(Self.maxSymbols) names")
     }
     guard d.symbols == d.symbols.sorted() else { throw fail("\(what): a dimension's symbols must be sorted") }
@@ -155,7 +175,9 @@ struct GraphDecoder {
     case .bool: dtype = .bool
     default: throw fail("\(what) has no valid element type")
     }
-    guard t.shape.count <= Self.maxRank else { throw fail("\(what) has rank \(t.shape.count); the limit is \(Self.maxRank)") }
+    guard t.shape.count <= Self.maxRank else {
+      throw fail("\(what) has rank \(t.shape.count); the limit is \(Self.maxRank)")
+    }
     var shape: [Dim] = []
     for d in t.shape { shape.append(try dim(d, what: what)) }
     return TensorType(dtype, shape)

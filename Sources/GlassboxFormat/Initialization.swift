@@ -19,7 +19,10 @@ public enum Initialization {
       let sizes = p.type.shape.compactMap(\.staticValue)
       guard sizes.count == p.type.rank else {
         let symbols = Set(p.type.shape.flatMap(\.symbols)).sorted()
-        throw Failure(description: "parameter '\(p.name)' has symbolic shape \(p.type.shapeDescription); bind \(symbols.map { "\($0) (--bind \($0)=N)" }.joined(separator: ", "))")
+        throw Failure(
+          description:
+            "parameter '\(p.name)' has symbolic shape \(p.type.shapeDescription); bind \(symbols.map { "\($0) (--bind \($0)=N)" }.joined(separator: ", "))"
+        )
       }
       guard let count = Checked.product(sizes), Checked.multiply(count, p.type.dtype.byteSize) != nil else {
         throw Failure(description: "parameter '\(p.name)' of type \(p.type) is too large")
@@ -64,3 +67,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+extension Initialization.Failure: KindedError {
+  public var errorKind: ErrorKind { .input }
+}

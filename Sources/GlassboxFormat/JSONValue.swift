@@ -1,3 +1,5 @@
+import GlassboxIR
+
 /// A small, strict JSON reader and writer (safetensors headers, reports, summaries): integers
 /// stay exact (`UInt64` offsets past 2^53 do not round), object keys keep their order so
 /// output reads as documented, duplicate keys and nesting deeper than 64 are refused, and
@@ -278,4 +280,8 @@ public enum JSONValue: Equatable, Sendable {
 
 extension UInt {
   fileprivate var toUInt64: UInt64 { UInt64(self) }
+}
+
+extension JSONValue.ParseError: KindedError {
+  public var errorKind: ErrorKind { .input }
 }

@@ -102,3 +102,8 @@ extension Graph {
     return last.staticValue
   }
 }
+
+extension ModelFileError: KindedError {
+  public var errorKind: ErrorKind { .model }
+  public var errorFile: String? { path }
+}

@@ -18,14 +18,21 @@ enum ModelLayout {
 
 /// Graph → protobuf message, and the bytes of a whole file.
 enum ModelEncoder {
-  static func encode(_ c: ModelContents, fileName: String) throws(ModelFileError) -> [UInt8] {
+  /// The bytes of a file; with `weights: false`, the protobuf message alone, its parameters
+  /// without data (`c.weights` unread).
+  static func encode(
+    _ c: ModelContents, fileName: String, weights withWeights: Bool = true
+  ) throws(ModelFileError)
+    -> [UInt8]
+  {
     func fail(_ m: String) -> ModelFileError { ModelFileError(path: fileName, m) }
     let g = c.graph
     let problems = Verifier.verify(g)
     if let first = problems.first {
-      throw fail("graph fails verification: \(first.message)\(problems.count > 1 ? " (and \(problems.count - 1) more)" : "")")
+      throw fail(
+        "graph fails verification: \(first.message)\(problems.count > 1 ? " (and \(problems.count - 1) more)" : "")")
     }
-    guard c.weights.count == g.parameters.count else {
+    guard !withWeights || c.weights.count == g.parameters.count else {
       throw fail("\(c.weights.count) weight tensors for \(g.parameters.count) parameters")
     }
     if !c.labels.isEmpty, let n = g.labelCount, n != c.labels.count {
@@ -63,17 +70,22 @@ enum ModelEncoder {
     // Weight section: each tensor at the next multiple of 64.
     var section: [UInt8] = []
     var params: [Glassbox_Parameter] = []
-    for (p, w) in zip(g.parameters, c.weights) {
-      guard w.isConsistent, w.type == p.type else {
-        throw fail("parameter '\(p.name)' is \(p.type) but its weights are \(w.type)")
-      }
+    for (p, w) in zip(g.parameters, withWeights ? c.weights : g.parameters.map { _ in Tensor(shape: [0], f32: []) }) {
       var pp = Glassbox_Parameter()
       pp.name = p.name
       pp.type = type(p.type)
       pp.role = p.role == .trainable ? .trainable : .buffer
       pp.initializer = initializer(p.initializer)
       pp.value = UInt32(p.value.index)
-      section += [UInt8](repeating: 0, count: (ModelLayout.alignment - section.count % ModelLayout.alignment) % ModelLayout.alignment)
+      guard withWeights else {
+        params.append(pp)
+        continue
+      }
+      guard w.isConsistent, w.type == p.type else {
+        throw fail("parameter '\(p.name)' is \(p.type) but its weights are \(w.type)")
+      }
+      section += [UInt8](
+        repeating: 0, count: (ModelLayout.alignment - section.count % ModelLayout.alignment) % ModelLayout.alignment)
       var data = Glassbox_TensorData()
       data.offset = UInt64(section.count)
       data.length = UInt64(w.byteCount)
@@ -132,12 +144,17 @@ enum ModelEncoder {
     guard message.count <= ModelLayout.maxMessageBytes else {
       throw fail("the graph's message is \(message.count) bytes; protobuf's limit is \(ModelLayout.maxMessageBytes)")
     }
+    guard withWeights else { return message }
     return assemble(message: message, weightSection: section)
   }
 
   /// Header, message, padding and weight section: the bytes of a file.
-  static func assemble(message: [UInt8], weightSection section: [UInt8], version: Int = ModelFile.formatVersion) -> [UInt8] {
-    let weightsOffset = (ModelLayout.headerSize + message.count + ModelLayout.alignment - 1) / ModelLayout.alignment * ModelLayout.alignment
+  static func assemble(
+    message: [UInt8], weightSection section: [UInt8], version: Int = ModelFile.formatVersion
+  ) -> [UInt8] {
+    let weightsOffset =
+      (ModelLayout.headerSize + message.count + ModelLayout.alignment - 1) / ModelLayout.alignment
+      * ModelLayout.alignment
     var out: [UInt8] = []
     out.reserveCapacity(weightsOffset + section.count)
     out += ModelLayout.magic
@@ -162,12 +179,13 @@ enum ModelEncoder {
 
   static func type(_ t: TensorType) -> Glassbox_TensorType {
     var pt = Glassbox_TensorType()
-    pt.dtype = switch t.dtype {
-    case .f32: .f32
-    case .f64: .f64
-    case .i64: .i64
-    case .bool: .bool
-    }
+    pt.dtype =
+      switch t.dtype {
+      case .f32: .f32
+      case .f64: .f64
+      case .i64: .i64
+      case .bool: .bool
+      }
     pt.shape = t.shape.map(dim)
     return pt
   }

@@ -58,8 +58,10 @@ public final class ModelFile: @unchecked Sendable {
   /// Absolute file range of each parameter's bytes, in `graph.parameters` order.
   private let weightRanges: [Range<Int>]
 
-  private init(path: String, graph: Graph, labels: [String], provenance: Provenance, bytes: ModelBytes,
-               weightRanges: [Range<Int>]) {
+  private init(
+    path: String, graph: Graph, labels: [String], provenance: Provenance, bytes: ModelBytes,
+    weightRanges: [Range<Int>]
+  ) {
     self.path = path
     self.graph = graph
     self.labels = labels
@@ -83,7 +85,8 @@ public final class ModelFile: @unchecked Sendable {
     let shape = p.type.shape.map { $0.staticValue ?? 0 }
     return withWeightBytes(ofParameter: index) { b in
       // Sizes and bool bytes were checked at load, so this cannot fail.
-      (try? Tensor(dtype: p.type.dtype, shape: shape, littleEndianBytes: b)) ?? Tensor(zeros: p.type.dtype, shape: shape)
+      (try? Tensor(dtype: p.type.dtype, shape: shape, littleEndianBytes: b))
+        ?? Tensor(zeros: p.type.dtype, shape: shape)
     }
   }
 
@@ -94,8 +97,9 @@ public final class ModelFile: @unchecked Sendable {
 
   /// Everything in the file, as `write` takes it.
   public var contents: ModelContents {
-    ModelContents(graph: graph, weights: graph.parameters.indices.map { weight(ofParameter: $0) }, labels: labels,
-                  provenance: provenance)
+    ModelContents(
+      graph: graph, weights: graph.parameters.indices.map { weight(ofParameter: $0) }, labels: labels,
+      provenance: provenance)
   }
 
   // MARK: Writing
@@ -114,6 +118,48 @@ public final class ModelFile: @unchecked Sendable {
     } catch {
       throw ModelFileError(path: path, error.message)
     }
+  }
+
+  /// A model's graph, labels and provenance without its weights: the protobuf message of a
+  /// `.model` file alone, its parameters without data. Another format that carries the
+  /// weights itself (an ONNX export) keeps this to give back the same graph.
+  public static func encodeDescription(
+    graph: Graph, labels: [String], provenance: Provenance
+  )
+    throws(ModelFileError) -> [UInt8]
+  {
+    try ModelEncoder.encode(
+      ModelContents(graph: graph, weights: [], labels: labels, provenance: provenance),
+      fileName: graph.name, weights: false)
+  }
+
+  /// Decodes what `encodeDescription` wrote: the graph rebuilt and verified, labels checked
+  /// against the class count, provenance. `fileName` names the source in errors.
+  public static func decodeDescription(
+    _ bytes: [UInt8], fileName: String
+  ) throws(ModelFileError)
+    -> (graph: Graph, labels: [String], provenance: Provenance)
+  {
+    let model: Glassbox_Model
+    do {
+      model = try Glassbox_Model(serializedBytes: bytes)
+    } catch {
+      throw ModelFileError(path: fileName, "the Glassbox graph it carries does not decode (\(error))")
+    }
+    guard model.hasGraph else { throw ModelFileError(path: fileName, "the Glassbox graph it carries is empty") }
+    var decoder = GraphDecoder(proto: model.graph)
+    let graph: Graph
+    do {
+      graph = try decoder.decode()
+    } catch {
+      throw ModelFileError(path: fileName, "the Glassbox graph it carries: \(error.message)")
+    }
+    if !model.labels.isEmpty, let n = graph.labelCount, n != model.labels.count {
+      throw ModelFileError(
+        path: fileName,
+        "\(model.labels.count) labels but output '\(graph.outputs[0].name)' has \(n) classes")
+    }
+    return (graph, model.labels, decodeProvenance(model.provenance))
   }
 
   // MARK: Loading
@@ -138,21 +184,30 @@ public final class ModelFile: @unchecked Sendable {
   }
 
   /// Checks and decodes the bytes of a `.model` file (a copy is kept); `fileName` names it in errors.
-  public static func decode(_ data: [UInt8], fileName: String, checkingWeights: Bool = true) throws(ModelFileError) -> ModelFile {
+  public static func decode(
+    _ data: [UInt8], fileName: String, checkingWeights: Bool = true
+  ) throws(ModelFileError) -> ModelFile {
     guard data.count >= ModelLayout.headerSize else { throw tooShort(fileName, data.count) }
     let bytes = data.withUnsafeBytes { ModelBytes(copying: $0) }
     return try decode(bytes, path: fileName, checkingWeights: checkingWeights)
   }
 
   static func tooShort(_ path: String, _ size: Int) -> ModelFileError {
-    ModelFileError(path: path, size == 0 ? "file is empty (0 bytes); a .model file starts with a 64-byte header"
-                                         : "file is \(size) bytes, shorter than the 64-byte .model header")
+    ModelFileError(
+      path: path,
+      size == 0
+        ? "file is empty (0 bytes); a .model file starts with a 64-byte header"
+        : "file is \(size) bytes, shorter than the 64-byte .model header")
   }
 
-  private static func decode(_ bytes: ModelBytes, path: String, checkingWeights: Bool) throws(ModelFileError) -> ModelFile {
+  private static func decode(
+    _ bytes: ModelBytes, path: String, checkingWeights: Bool
+  ) throws(ModelFileError) -> ModelFile {
     let b = bytes.buffer
     let size = b.count
-    func fail(_ m: String, at offset: Int? = nil) -> ModelFileError { ModelFileError(path: path, m, offsetInBytes: offset) }
+    func fail(_ m: String, at offset: Int? = nil) -> ModelFileError {
+      ModelFileError(path: path, m, offsetInBytes: offset)
+    }
 
     // Header.
     guard Array(b[0..<8]) == ModelLayout.magic else {
@@ -160,8 +215,9 @@ public final class ModelFile: @unchecked Sendable {
     }
     let version = Int(b.loadLE(UInt32.self, at: 8))
     guard version <= formatVersion else {
-      throw fail("file has format version \(version); reading it needs a glassbox that reads format version \(version) (this one reads up to version \(formatVersion))",
-                 at: 8)
+      throw fail(
+        "file has format version \(version); reading it needs a glassbox that reads format version \(version) (this one reads up to version \(formatVersion))",
+        at: 8)
     }
     guard version >= 1 else { throw fail("format version 0 is not a valid version", at: 8) }
     let messageCRC = b.loadLE(UInt32.self, at: 12)
@@ -170,16 +226,21 @@ public final class ModelFile: @unchecked Sendable {
     let weightsLength = b.loadLE(UInt64.self, at: 32)
     guard b[40..<64].allSatisfy({ $0 == 0 }) else { throw fail("reserved header bytes are not zero", at: 40) }
     guard messageLength <= UInt64(ModelLayout.maxMessageBytes),
-          let m = Checked.int(messageLength), m <= size - ModelLayout.headerSize else {
-      throw fail("header claims a \(messageLength)-byte message but the file has \(size - ModelLayout.headerSize) bytes after the header",
-                 at: 16)
+      let m = Checked.int(messageLength), m <= size - ModelLayout.headerSize
+    else {
+      throw fail(
+        "header claims a \(messageLength)-byte message but the file has \(size - ModelLayout.headerSize) bytes after the header",
+        at: 16)
     }
     guard let expectedW = Checked.alignUp(ModelLayout.headerSize + m, to: ModelLayout.alignment),
-          weightsOffset == UInt64(expectedW) else {
+      weightsOffset == UInt64(expectedW)
+    else {
       throw fail("header's weights offset \(weightsOffset) is not the message's end rounded up to 64 bytes", at: 24)
     }
     guard expectedW <= size, weightsLength == UInt64(size - expectedW) else {
-      throw fail("header claims \(weightsOffset) + \(weightsLength) bytes but the file has \(size) (truncated or padded)", at: 32)
+      throw fail(
+        "header claims \(weightsOffset) + \(weightsLength) bytes but the file has \(size) (truncated or padded)", at: 32
+      )
     }
     let w = expectedW
     let weightsLengthInt = size - w
@@ -189,8 +250,9 @@ public final class ModelFile: @unchecked Sendable {
     let message = UnsafeRawBufferPointer(rebasing: b[ModelLayout.headerSize..<(ModelLayout.headerSize + m)])
     let actualCRC = CRC32.checksum(message)
     guard actualCRC == messageCRC else {
-      throw fail("message checksum mismatch: the header says \(hex(messageCRC)), the bytes give \(hex(actualCRC)) (the file is corrupt)",
-                 at: ModelLayout.headerSize)
+      throw fail(
+        "message checksum mismatch: the header says \(hex(messageCRC)), the bytes give \(hex(actualCRC)) (the file is corrupt)",
+        at: ModelLayout.headerSize)
     }
 
     // Message.
@@ -201,7 +263,8 @@ public final class ModelFile: @unchecked Sendable {
       throw fail("message is not a valid Glassbox model message (\(error))", at: ModelLayout.headerSize)
     }
     guard Int(model.formatVersion) == version else {
-      throw fail("message says format version \(model.formatVersion) but the header says \(version)", at: ModelLayout.headerSize)
+      throw fail(
+        "message says format version \(model.formatVersion) but the header says \(version)", at: ModelLayout.headerSize)
     }
     guard model.hasGraph else { throw fail("message has no graph", at: ModelLayout.headerSize) }
 
@@ -220,20 +283,26 @@ public final class ModelFile: @unchecked Sendable {
       let data = model.graph.parameters[i].data
       let sizes = p.type.shape.compactMap(\.staticValue)
       guard sizes.count == p.type.rank, let count = Checked.product(sizes),
-            let expected = Checked.multiply(count, p.type.dtype.byteSize) else {
+        let expected = Checked.multiply(count, p.type.dtype.byteSize)
+      else {
         throw fail("parameter '\(p.name)' has type \(p.type), which has no static size")
       }
       guard data.length == UInt64(expected) else {
         throw fail("parameter '\(p.name)' of type \(p.type) needs \(expected) bytes but the file gives \(data.length)")
       }
       guard data.offset % UInt64(ModelLayout.alignment) == 0, let offset = Checked.int(data.offset),
-            offset <= weightsLengthInt, expected <= weightsLengthInt - offset else {
-        throw fail("parameter '\(p.name)': \(data.length) bytes at weight offset \(data.offset) are misaligned or past the \(weightsLengthInt)-byte weight section")
+        offset <= weightsLengthInt, expected <= weightsLengthInt - offset
+      else {
+        throw fail(
+          "parameter '\(p.name)': \(data.length) bytes at weight offset \(data.offset) are misaligned or past the \(weightsLengthInt)-byte weight section"
+        )
       }
       ranges.append((w + offset)..<(w + offset + expected))
     }
     var position = w
-    for (i, r) in ranges.enumerated().sorted(by: { ($0.element.lowerBound, $0.offset) < ($1.element.lowerBound, $1.offset) }) {
+    for (i, r) in ranges.enumerated().sorted(by: {
+      ($0.element.lowerBound, $0.offset) < ($1.element.lowerBound, $1.offset)
+    }) {
       guard r.lowerBound >= position else {
         throw fail("parameter '\(graph.parameters[i].name)' overlaps another tensor's bytes", at: r.lowerBound)
       }
@@ -242,7 +311,9 @@ public final class ModelFile: @unchecked Sendable {
       }
       position = r.upperBound
     }
-    guard b[position..<size].allSatisfy({ $0 == 0 }) else { throw fail("padding after the last tensor is not zero", at: position) }
+    guard b[position..<size].allSatisfy({ $0 == 0 }) else {
+      throw fail("padding after the last tensor is not zero", at: position)
+    }
     for (i, r) in ranges.enumerated() {
       let p = graph.parameters[i]
       let stored = model.graph.parameters[i].data.crc32
@@ -250,12 +321,14 @@ public final class ModelFile: @unchecked Sendable {
       if checkingWeights {
         let actual = CRC32.checksum(t)
         guard actual == stored else {
-          throw fail("tensor '\(p.name)' fails its checksum: stored \(hex(stored)), the bytes give \(hex(actual)) (the file is corrupt)",
-                     at: r.lowerBound)
+          throw fail(
+            "tensor '\(p.name)' fails its checksum: stored \(hex(stored)), the bytes give \(hex(actual)) (the file is corrupt)",
+            at: r.lowerBound)
         }
       }
       if p.type.dtype == .bool, let bad = t.firstIndex(where: { $0 > 1 }) {
-        throw fail("tensor '\(p.name)' holds the byte 0x\(String(t[bad], radix: 16)), not a bool", at: r.lowerBound + bad)
+        throw fail(
+          "tensor '\(p.name)' holds the byte 0x\(String(t[bad], radix: 16)), not a bool", at: r.lowerBound + bad)
       }
     }
 
@@ -264,7 +337,8 @@ public final class ModelFile: @unchecked Sendable {
       throw fail("\(model.labels.count) labels but output '\(graph.outputs[0].name)' has \(n) classes")
     }
     let provenance = decodeProvenance(model.provenance)
-    return ModelFile(path: path, graph: graph, labels: model.labels, provenance: provenance, bytes: bytes, weightRanges: ranges)
+    return ModelFile(
+      path: path, graph: graph, labels: model.labels, provenance: provenance, bytes: bytes, weightRanges: ranges)
   }
 
   static func hex(_ v: UInt32) -> String {

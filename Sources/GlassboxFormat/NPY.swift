@@ -35,8 +35,10 @@ public enum NPY {
       TensorFileError(path: fileName, message, offsetInBytes: offset)
     }
     guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
-      throw fail(bytes.isEmpty ? "file is empty; an .npy file starts with \"\\x93NUMPY\""
-                               : "not an .npy file: it does not start with \"\\x93NUMPY\"")
+      throw fail(
+        bytes.isEmpty
+          ? "file is empty; an .npy file starts with \"\\x93NUMPY\""
+          : "not an .npy file: it does not start with \"\\x93NUMPY\"")
     }
     let major = bytes[6], minor = bytes[7]
     guard (1...3).contains(major), minor == 0 else {
@@ -51,7 +53,8 @@ public enum NPY {
       throw fail("header claims \(headerLength) bytes; the limit is \(maxHeaderBytes)", at: 8)
     }
     guard let dataStart = Checked.add(headerStart, headerLength), dataStart <= bytes.count else {
-      throw fail("header claims \(headerLength) bytes but the file has \(bytes.count - headerStart) after the preamble", at: 8)
+      throw fail(
+        "header claims \(headerLength) bytes but the file has \(bytes.count - headerStart) after the preamble", at: 8)
     }
     let headerBytes = bytes[headerStart..<dataStart]
     if major < 3, let bad = headerBytes.firstIndex(where: { $0 >= 0x80 }) {
@@ -67,7 +70,8 @@ public enum NPY {
       throw fail("bad header: \(error.message)", at: headerStart)
     }
     guard !header.fortranOrder else {
-      throw fail("Fortran-order arrays are not supported; save a C-order array (numpy.ascontiguousarray)", at: headerStart)
+      throw fail(
+        "Fortran-order arrays are not supported; save a C-order array (numpy.ascontiguousarray)", at: headerStart)
     }
     let dtype: DType
     switch header.descr {
@@ -76,8 +80,9 @@ public enum NPY {
     case "<i8": dtype = .i64
     case "|b1", "?", "<b1", "b1": dtype = .bool
     case ">f4", ">f8", ">i8":
-      throw fail("big-endian element type '\(header.descr)' is not supported; save little-endian (array.astype('<\(header.descr.dropFirst())'))",
-                 at: headerStart)
+      throw fail(
+        "big-endian element type '\(header.descr)' is not supported; save little-endian (array.astype('<\(header.descr.dropFirst())'))",
+        at: headerStart)
     case "|O", "O", "<O":
       throw fail("object arrays are not supported (they hold pickled Python objects)", at: headerStart)
     default:
@@ -89,12 +94,14 @@ public enum NPY {
     let available = bytes.count - dataStart
     guard size == available else {
       let kind = size > available ? "truncated" : "longer than its header says"
-      throw fail("data is \(kind): shape \(header.shape) of \(header.descr) needs \(size) bytes, the file has \(available)",
-                 at: dataStart)
+      throw fail(
+        "data is \(kind): shape \(header.shape) of \(header.descr) needs \(size) bytes, the file has \(available)",
+        at: dataStart)
     }
     let result = bytes.withUnsafeBytes { b in
       Result { () throws(TensorBytesError) in
-        try Tensor(dtype: dtype, shape: header.shape, littleEndianBytes: UnsafeRawBufferPointer(rebasing: b[dataStart...]))
+        try Tensor(
+          dtype: dtype, shape: header.shape, littleEndianBytes: UnsafeRawBufferPointer(rebasing: b[dataStart...]))
       }
     }
     switch result {
@@ -106,13 +113,16 @@ public enum NPY {
   /// The bytes of a `.npy` file holding `tensor`: version 1.0 unless the header needs more
   /// than 65 535 bytes, data starting at a multiple of 64, as numpy writes it.
   public static func encode(_ tensor: Tensor) -> [UInt8] {
-    let descr = switch tensor.dtype {
-    case .f32: "<f4"
-    case .f64: "<f8"
-    case .i64: "<i8"
-    case .bool: "|b1"
-    }
-    let shape = tensor.shape.count == 1 ? "(\(tensor.shape[0]),)"
+    let descr =
+      switch tensor.dtype {
+      case .f32: "<f4"
+      case .f64: "<f8"
+      case .i64: "<i8"
+      case .bool: "|b1"
+      }
+    let shape =
+      tensor.shape.count == 1
+      ? "(\(tensor.shape[0]),)"
       : "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
     var dict = Array("{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }".utf8)
     var preamble = 10
@@ -155,7 +165,9 @@ struct NPYHeader {
     func skipSpace() { s = s.drop { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" } }
     func expect(_ c: Character) throws(ParseError) {
       skipSpace()
-      guard s.first == c else { throw ParseError(message: "expected '\(c)', found \(s.first.map { "'\($0)'" } ?? "the end")") }
+      guard s.first == c else {
+        throw ParseError(message: "expected '\(c)', found \(s.first.map { "'\($0)'" } ?? "the end")")
+      }
       s = s.dropFirst()
     }
     func string() throws(ParseError) -> String {
@@ -190,9 +202,13 @@ struct NPYHeader {
       case "descr":
         descr = try string()
       case "fortran_order":
-        if s.hasPrefix("True") { fortranOrder = true; s = s.dropFirst(4) }
-        else if s.hasPrefix("False") { fortranOrder = false; s = s.dropFirst(5) }
-        else { throw ParseError(message: "fortran_order must be True or False") }
+        if s.hasPrefix("True") {
+          fortranOrder = true; s = s.dropFirst(4)
+        } else if s.hasPrefix("False") {
+          fortranOrder = false; s = s.dropFirst(5)
+        } else {
+          throw ParseError(message: "fortran_order must be True or False")
+        }
       case "shape":
         try expect("(")
         var dims: [Int] = []
@@ -202,7 +218,9 @@ struct NPYHeader {
           guard dims.count < 64 else { throw ParseError(message: "shape has more than 64 axes") }
           dims.append(try integer())
           skipSpace()
-          if s.first == "," { s = s.dropFirst() } else if s.first != ")" {
+          if s.first == "," {
+            s = s.dropFirst()
+          } else if s.first != ")" {
             throw ParseError(message: "expected ',' or ')' in the shape")
           }
         }
@@ -211,7 +229,9 @@ struct NPYHeader {
         throw ParseError(message: "unexpected key '\(key)' (expected descr, fortran_order, shape)")
       }
       skipSpace()
-      if s.first == "," { s = s.dropFirst() } else if s.first != "}" {
+      if s.first == "," {
+        s = s.dropFirst()
+      } else if s.first != "}" {
         throw ParseError(message: "expected ',' or '}' after '\(key)'")
       }
     }

@@ -38,8 +38,12 @@ public struct SafeTensorsFile: Sendable, Equatable {
 /// ```
 /// Every offset and size is checked with overflow-safe arithmetic against the file's size;
 /// overlapping tensors, gaps, and ranges past the end are refused. Element types F32, F64, I64
-/// and BOOL are supported; others (F16, BF16, …) are refused naming the tensor.
+/// and BOOL are read as they are; F16 and BF16 (PyTorch's `half` and `bfloat16` weights) are
+/// converted to F32 on load, exactly; others are refused naming the tensor.
 public enum SafeTensors {
+  /// The 16-bit floating-point types read as F32.
+  enum Half { case float16, bfloat16 }
+
   /// The reference implementation's header limit.
   static let maxHeaderBytes = 100_000_000
 
@@ -65,8 +69,10 @@ public enum SafeTensors {
       TensorFileError(path: fileName, message, offsetInBytes: offset)
     }
     guard b.count >= 8 else {
-      throw fail(b.isEmpty ? "file is empty; a safetensors file starts with an 8-byte header length"
-                           : "file is \(b.count) bytes, too short for the 8-byte header length")
+      throw fail(
+        b.isEmpty
+          ? "file is empty; a safetensors file starts with an 8-byte header length"
+          : "file is \(b.count) bytes, too short for the 8-byte header length")
     }
     let claimed = b.loadLE(UInt64.self, at: 0)
     guard claimed <= UInt64(maxHeaderBytes) else {
@@ -90,7 +96,7 @@ public enum SafeTensors {
     let dataStart = 8 + headerLength
     let dataLength = b.count - dataStart
     var metadata: [String: String] = [:]
-    var infos: [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)] = []
+    var infos: [(name: String, dtype: DType, half: Half?, shape: [Int], begin: Int, end: Int)] = []
     for (name, entry) in entries {
       if name == "__metadata__" {
         guard case .object(let pairs) = entry else { throw fail("__metadata__ must be an object of strings", at: 8) }
@@ -109,13 +115,15 @@ public enum SafeTensors {
           dtypeName = s
         case "shape":
           guard case .array(let items) = value, let dims = Optional(items.compactMap(\.nonNegativeInt)),
-                dims.count == items.count else {
+            dims.count == items.count
+          else {
             throw fail("tensor '\(name)': shape is not a list of non-negative integers", at: 8)
           }
           shape = dims
         case "data_offsets":
           guard case .array(let items) = value, items.count == 2,
-                let begin = items[0].nonNegativeInt, let end = items[1].nonNegativeInt else {
+            let begin = items[0].nonNegativeInt, let end = items[1].nonNegativeInt
+          else {
             throw fail("tensor '\(name)': data_offsets is not [begin, end] of non-negative integers", at: 8)
           }
           offsets = [begin, end]
@@ -127,15 +135,22 @@ public enum SafeTensors {
         throw fail("tensor '\(name)': needs dtype, shape and data_offsets", at: 8)
       }
       let dtype: DType
+      var half: Half?
       switch dtypeName {
       case "F32": dtype = .f32
       case "F64": dtype = .f64
       case "I64": dtype = .i64
       case "BOOL": dtype = .bool
+      case "F16", "BF16":
+        dtype = .f32
+        half = dtypeName == "F16" ? .float16 : .bfloat16
       default:
-        throw fail("tensor '\(name)': dtype \(dtypeName) is not supported (supported: F32, F64, I64, BOOL)", at: 8)
+        throw fail(
+          "tensor '\(name)': dtype \(dtypeName) is not supported (supported: F32, F64, I64, BOOL, and F16 "
+            + "and BF16 as F32)", at: 8)
       }
-      guard let count = Checked.product(shape), let size = Checked.multiply(count, dtype.byteSize) else {
+      let elementBytes = half == nil ? dtype.byteSize : 2
+      guard let count = Checked.product(shape), let size = Checked.multiply(count, elementBytes) else {
         throw fail("tensor '\(name)': shape \(shape) has too many elements", at: 8)
       }
       let (begin, end) = (offsets[0], offsets[1])
@@ -143,22 +158,27 @@ public enum SafeTensors {
         throw fail("tensor '\(name)': data_offsets [\(begin), \(end)] lie outside the \(dataLength) data bytes", at: 8)
       }
       guard end - begin == size else {
-        throw fail("tensor '\(name)': shape \(shape) of \(dtypeName) needs \(size) bytes but data_offsets [\(begin), \(end)] hold \(end - begin)",
-                   at: 8)
+        throw fail(
+          "tensor '\(name)': shape \(shape) of \(dtypeName) needs \(size) bytes but data_offsets [\(begin), \(end)] hold \(end - begin)",
+          at: 8)
       }
-      infos.append((name, dtype, shape, begin, end))
+      infos.append((name, dtype, half, shape, begin, end))
     }
     // The tensors must tile the data exactly: no overlap, no gap, nothing left over.
-    let ordered = infos.enumerated().sorted { ($0.element.begin, $0.element.end, $0.offset) < ($1.element.begin, $1.element.end, $1.offset) }
-      .map(\.element)
+    let ordered = infos.enumerated().sorted {
+      ($0.element.begin, $0.element.end, $0.offset) < ($1.element.begin, $1.element.end, $1.offset)
+    }
+    .map(\.element)
     var position = 0
     for t in ordered {
       if t.begin < position {
-        throw fail("tensor '\(t.name)' at data_offsets [\(t.begin), \(t.end)] overlaps the tensor before it (which ends at \(position))",
-                   at: dataStart + t.begin)
+        throw fail(
+          "tensor '\(t.name)' at data_offsets [\(t.begin), \(t.end)] overlaps the tensor before it (which ends at \(position))",
+          at: dataStart + t.begin)
       }
       if t.begin > position {
-        throw fail("data bytes [\(position), \(t.begin)) belong to no tensor (before '\(t.name)')", at: dataStart + position)
+        throw fail(
+          "data bytes [\(position), \(t.begin)) belong to no tensor (before '\(t.name)')", at: dataStart + position)
       }
       position = t.end
     }
@@ -170,6 +190,14 @@ public enum SafeTensors {
     for t in ordered {
       do {
         let bytes = UnsafeRawBufferPointer(rebasing: b[(dataStart + t.begin)..<(dataStart + t.end)])
+        if let half = t.half {
+          let values = (0..<(bytes.count / 2)).map { i in
+            let bits = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+            return half == .float16 ? Float(float16Bits: bits) : Float(bfloat16Bits: bits)
+          }
+          tensors.append(NamedTensor(t.name, Tensor(shape: t.shape, f32: values)))
+          continue
+        }
         tensors.append(NamedTensor(t.name, try Tensor(dtype: t.dtype, shape: t.shape, littleEndianBytes: bytes)))
       } catch {
         throw fail("tensor '\(t.name)': \(error.message)", at: dataStart + t.begin + (error.offsetInBytes ?? 0))
@@ -193,28 +221,43 @@ public enum SafeTensors {
   public static func encode(_ file: SafeTensorsFile) throws(TensorFileError) -> [UInt8] {
     var names = Set<String>()
     for t in file.tensors {
-      guard names.insert(t.name).inserted else { throw TensorFileError(path: "safetensors", "tensor '\(t.name)' appears twice") }
-      guard t.tensor.isConsistent else {
-        throw TensorFileError(path: "safetensors", "tensor '\(t.name)' has \(t.tensor.count) elements but shape \(t.tensor.shape)")
+      guard names.insert(t.name).inserted else {
+        throw TensorFileError(path: "safetensors", "tensor '\(t.name)' appears twice")
       }
-      guard t.name != "__metadata__" else { throw TensorFileError(path: "safetensors", "a tensor cannot be named __metadata__") }
+      guard t.tensor.isConsistent else {
+        throw TensorFileError(
+          path: "safetensors", "tensor '\(t.name)' has \(t.tensor.count) elements but shape \(t.tensor.shape)")
+      }
+      guard t.name != "__metadata__" else {
+        throw TensorFileError(path: "safetensors", "a tensor cannot be named __metadata__")
+      }
     }
     let ordered = file.tensors.sorted {
       ($0.tensor.dtype.byteSize, $1.name) > ($1.tensor.dtype.byteSize, $0.name)
     }
     var entries: [(String, JSONValue)] = []
     if !file.metadata.isEmpty {
-      entries.append(("__metadata__", .object(file.metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
+      entries.append(
+        ("__metadata__", .object(file.metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
     }
     var offset = 0
     for t in ordered {
       let end = offset + t.tensor.byteCount
-      entries.append((t.name, .object([
-        ("dtype", .string(dtypeName(t.tensor.dtype))),
-        ("shape", .array(t.tensor.shape.map { .integer(negative: false, magnitude: UInt64($0)) })),
-        ("data_offsets", .array([.integer(negative: false, magnitude: UInt64(offset)),
-                                 .integer(negative: false, magnitude: UInt64(end))])),
-      ])))
+      entries.append(
+        (
+          t.name,
+          .object([
+            ("dtype", .string(dtypeName(t.tensor.dtype))),
+            ("shape", .array(t.tensor.shape.map { .integer(negative: false, magnitude: UInt64($0)) })),
+            (
+              "data_offsets",
+              .array([
+                .integer(negative: false, magnitude: UInt64(offset)),
+                .integer(negative: false, magnitude: UInt64(end)),
+              ])
+            ),
+          ])
+        ))
       offset = end
     }
     var header = Array(JSONValue.object(entries).text.utf8)

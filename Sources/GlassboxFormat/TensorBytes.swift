@@ -25,8 +25,9 @@ extension Tensor {
     case .i64: self.init(shape: shape, storage: .i64(Self.copy(bytes, count: count)))
     case .bool:
       if let bad = bytes.firstIndex(where: { $0 > 1 }) {
-        throw TensorBytesError(message: "bool element \(bad) is 0x\(String(bytes[bad], radix: 16)), not 0 or 1",
-                               offsetInBytes: bad)
+        throw TensorBytesError(
+          message: "bool element \(bad) is 0x\(String(bytes[bad], radix: 16)), not 0 or 1",
+          offsetInBytes: bad)
       }
       self.init(shape: shape, storage: .bool(bytes.map { $0 == 1 }))
     }
@@ -36,7 +37,8 @@ extension Tensor {
   private static func copy<T>(_ bytes: UnsafeRawBufferPointer, count: Int) -> [T] {
     [T](unsafeUninitializedCapacity: count) { buffer, initialized in
       if count > 0 {
-        UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[..<(count * MemoryLayout<T>.stride)]))
+        UnsafeMutableRawBufferPointer(buffer).copyMemory(
+          from: UnsafeRawBufferPointer(rebasing: bytes[..<(count * MemoryLayout<T>.stride)]))
       }
       initialized = count
     }

@@ -16,7 +16,8 @@ public struct WeightImport: Sendable {
 
   /// One tensor per parameter, in `graph.parameters` order, when nothing is missing or mis-shaped.
   public var weights: [Tensor]?
-  /// Parameters with no tensor of their name.
+  /// Parameters with no tensor of their name (a batch norm's `num_batches_tracked` counter is
+  /// never missing: it starts at 0, as in PyTorch).
   public var missing: [String] = []
   /// Tensors (by their renamed name) that no parameter takes.
   public var unexpected: [String] = []
@@ -52,6 +53,14 @@ public struct WeightImport: Sendable {
     let expected = Set(graph.parameters.map(\.name))
     for p in graph.parameters {
       guard let t = byName[p.name] else {
+        // PyTorch's BatchNorm loads a state_dict without its counter (one saved before the
+        // counter existed, or stripped of buffers) as 0 batches seen; so does this.
+        if p.name.hasSuffix("num_batches_tracked"), p.type == TensorType(.i64, []) {
+          let zero = Tensor(shape: [], storage: .i64([0]))
+          out.append(zero)
+          found[p.name] = zero
+          continue
+        }
         missing.append(p.name)
         continue
       }

@@ -13,7 +13,8 @@ indirect enum AttrExpr: Sendable {
   var location: SourceLocation {
     switch self {
     case .int(_, let l), .float(_, let l), .bool(_, let l), .name(_, let l), .product(_, let l),
-         .list(_, let l): l
+      .list(_, let l):
+      l
     }
   }
 }

@@ -81,8 +81,9 @@ extension AttributeSet {
   /// The attributes of `node`, whose op must read this set (`Op.attributeSet`) and which the
   /// verifier has passed; either failing is a broken invariant and traps.
   public init(of node: Node) {
-    precondition(ObjectIdentifier(node.op.attributeSet) == ObjectIdentifier(Self.self),
-                 "\(node.op.name) reads \(node.op.attributeSet), not \(Self.self)")
+    precondition(
+      ObjectIdentifier(node.op.attributeSet) == ObjectIdentifier(Self.self),
+      "\(node.op.name) reads \(node.op.attributeSet), not \(Self.self)")
     self.init(verified: node.attributes)
   }
 
@@ -126,8 +127,10 @@ struct AttributeReader: AttributeVisitor {
     guard let stored = attributes[name] else { return }
     if let v = Value(attribute: stored) { value = v; return }
     if error == nil {
-      error = AttributeError(name: name, message: "attribute '\(name)' must be \(Value.attributeKind.summary), "
-                                                    + "found \(stored.description.prefix(100))")
+      error = AttributeError(
+        name: name,
+        message: "attribute '\(name)' must be \(Value.attributeKind.summary), "
+          + "found \(stored.description.prefix(100))")
     }
   }
 }
@@ -260,7 +263,8 @@ public struct Pair: AttributeRepresentable, CustomStringConvertible {
   public static var attributeKind: Op.AttrKind { .pair }
   public init?(attribute: AttrValue) {
     guard case .list(let items) = attribute, items.count == 2, case .int(let h) = items[0],
-          case .int(let w) = items[1] else { return nil }
+      case .int(let w) = items[1]
+    else { return nil }
     self.init(h, w)
   }
   public var attribute: AttrValue { .list([.int(h), .int(w)]) }

@@ -21,7 +21,8 @@ extension Graph {
     }
     for i in g.scopes.indices {
       if let steps = g.scopes[i].steps {
-        g.scopes[i].steps = Scope.Steps(batch: steps.batch.substituting(bindings), time: steps.time.substituting(bindings))
+        g.scopes[i].steps = Scope.Steps(
+          batch: steps.batch.substituting(bindings), time: steps.time.substituting(bindings))
       }
     }
     for i in g.taps.indices { g.taps[i].type = g.taps[i].type.substituting(bindings) }
@@ -54,13 +55,18 @@ extension Graph {
       let v = values[id.index]
       guard let shape = inputShapes[v.name] else { continue }
       guard shape.count == v.type.rank else {
-        problems.append(Diagnostic("input '\(v.name)' has \(shape.count) axes \(shape) but the graph expects \(v.type.rank): \(v.type)", at: nil))
+        problems.append(
+          Diagnostic(
+            "input '\(v.name)' has \(shape.count) axes \(shape) but the graph expects \(v.type.rank): \(v.type)",
+            at: nil))
         continue
       }
       for (axis, (d, size)) in zip(v.type.shape, shape).enumerated() where d.coefficient == 1 && d.symbols.count == 1 {
         let s = d.symbols[0]
         if let previous = found[s], previous != size {
-          problems.append(Diagnostic("input '\(v.name)' has size \(size) on axis \(axis), but \(s) is \(previous) from another axis", at: nil))
+          problems.append(
+            Diagnostic(
+              "input '\(v.name)' has size \(size) on axis \(axis), but \(s) is \(previous) from another axis", at: nil))
         } else {
           found[s] = size
         }
@@ -73,7 +79,9 @@ extension Graph {
         let bound = d.substituting(found)
         if let s = bound.staticValue, s != size {
           let symbolic = d.staticValue == nil ? " (\(d))" : ""
-          problems.append(Diagnostic("input '\(v.name)' has size \(size) on axis \(axis) but the graph expects \(s)\(symbolic)", at: nil))
+          problems.append(
+            Diagnostic(
+              "input '\(v.name)' has size \(size) on axis \(axis) but the graph expects \(s)\(symbolic)", at: nil))
         }
       }
     }

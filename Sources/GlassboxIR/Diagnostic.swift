@@ -31,7 +31,8 @@ public struct Diagnostic: Hashable, Sendable, Error, CustomStringConvertible {
   public static let maxMessageLength = 500
 
   public init(_ message: String, at location: SourceLocation?, severity: Severity = .error) {
-    self.message = message.utf8.count > Diagnostic.maxMessageLength
+    self.message =
+      message.utf8.count > Diagnostic.maxMessageLength
       ? String(message.prefix(Diagnostic.maxMessageLength)) + "…" : message
     self.location = location
     self.severity = severity
@@ -99,8 +100,9 @@ public struct SourceText: Sendable {
       case .error:
         throw Diagnostic(
           "file is not valid UTF-8 (bad byte 0x\(String(bytes[offset], radix: 16, uppercase: true)) at byte offset \(offset))",
-          at: SourceLocation(file: fileName, line: line, column: offset - lineStart + 1,
-                             lineStartOffset: lineStart))
+          at: SourceLocation(
+            file: fileName, line: line, column: offset - lineStart + 1,
+            lineStartOffset: lineStart))
       }
     }
     self.fileName = fileName

@@ -50,8 +50,9 @@ struct Elaborator {
     self.file = file
     for block in file.blocks {
       if let first = blocks[block.name] {
-        report("duplicate block '\(block.name)' (first defined at \(first.location.line):\(first.location.column))",
-               at: block.location)
+        report(
+          "duplicate block '\(block.name)' (first defined at \(first.location.line):\(first.location.column))",
+          at: block.location)
       } else {
         blocks[block.name] = block
       }
@@ -84,7 +85,9 @@ struct Elaborator {
     }
     for (symbol, value) in user.sorted(by: { $0.key < $1.key }) {
       if !symbols.contains(symbol) {
-        report("--bind \(symbol)=\(value): graph '\(decl.name)' has no symbol \(symbol) (symbols: \(listed(symbols)))", at: nil)
+        report(
+          "--bind \(symbol)=\(value): graph '\(decl.name)' has no symbol \(symbol) (symbols: \(listed(symbols)))",
+          at: nil)
       } else if value < 1 {
         report("--bind \(symbol)=\(value): sizes must be positive", at: nil)
       } else {
@@ -178,8 +181,10 @@ struct Elaborator {
 
   /// Elaborates the statements of a body in dependency order (a statement may use a name
   /// defined below it), reporting cycles.
-  private mutating func elaborateBody(_ body: [Stmt], env: inout Env, isBlock: Bool = false,
-                                      returnName: String? = nil) -> BodyResult {
+  private mutating func elaborateBody(
+    _ body: [Stmt], env: inout Env, isBlock: Bool = false,
+    returnName: String? = nil
+  ) -> BodyResult {
     // Which statement defines each local name.
     var definer: [String: Int] = [:]
     for (i, stmt) in body.enumerated() {
@@ -200,11 +205,13 @@ struct Elaborator {
       case .parameter(let name, let typeExpr, let role, let initExpr, let loc):
         if env.locals[name] != nil || definer[name] != i {
           let first = definer[name].flatMap { $0 == i ? definedAt[env.prefix + name] : location(of: body[$0]) }
-          report("duplicate name '\(name)'\(first.map { " (first defined at \($0.line):\($0.column))" } ?? "")", at: loc, in: env)
+          report(
+            "duplicate name '\(name)'\(first.map { " (first defined at \($0.line):\($0.column))" } ?? "")", at: loc,
+            in: env)
           continue
         }
         guard let type = resolveType(typeExpr, env: env), let initializer = resolveInit(initExpr, role: role, env: env),
-              claim(env.prefix + name, at: loc, in: env)
+          claim(env.prefix + name, at: loc, in: env)
         else { env.locals[name] = .poisoned; continue }
         let id = graph.addParameter(name: env.prefix + name, type: type, role: role, initializer: initializer)
         globals[env.prefix + name] = id
@@ -228,7 +235,9 @@ struct Elaborator {
           return definer[n] != i
         }) {
           let first = definer[dup].flatMap { $0 == i ? definedAt[env.prefix + dup] : location(of: body[$0]) }
-          report("duplicate name '\(dup)'\(first.map { " (first defined at \($0.line):\($0.column))" } ?? "")", at: dupLoc, in: env)
+          report(
+            "duplicate name '\(dup)'\(first.map { " (first defined at \($0.line):\($0.column))" } ?? "")", at: dupLoc,
+            in: env)
           continue
         }
         let results: [ValueID]?
@@ -243,16 +252,18 @@ struct Elaborator {
           }
         case .call(let call):
           let owner = env.prefix + (call.path ?? names[0].0)
-          results = elaborateCall(call, name: owner, resultNames: names.map { env.prefix + $0.0 },
-                                  env: &env)
+          results = elaborateCall(
+            call, name: owner, resultNames: names.map { env.prefix + $0.0 },
+            env: &env)
         }
         guard let results else {
           for (n, _) in names { env.locals[n] = .poisoned }
           continue
         }
         if results.count != names.count {
-          report("\(names.count) names are bound but the call has \(results.count) result\(results.count == 1 ? "" : "s")",
-                 at: loc, in: env)
+          report(
+            "\(names.count) names are bound but the call has \(results.count) result\(results.count == 1 ? "" : "s")",
+            at: loc, in: env)
           for (n, _) in names { env.locals[n] = .poisoned }
           continue
         }
@@ -287,8 +298,11 @@ struct Elaborator {
           let isInstance = blocks[call.callee] != nil || call.callee == "each_step"
           let name = call.path.map { env.prefix + $0 } ?? (isInstance ? fresh(env.prefix + call.callee) : owner)
           if let ids = elaborateCall(call, name: name, resultNames: nil, env: &env) {
-            if ids.count == 1 { result.returned = ids[0] }
-            else { report("a block returns one value; the call has \(ids.count) results", at: loc, in: env) }
+            if ids.count == 1 {
+              result.returned = ids[0]
+            } else {
+              report("a block returns one value; the call has \(ids.count) results", at: loc, in: env)
+            }
           }
         }
       }
@@ -336,7 +350,9 @@ struct Elaborator {
             let start = stack.firstIndex { $0.node == d } ?? 0
             let cycle = stack[start...].map(\.node)
             let names = (cycle + [d]).map { definedName(body[$0]) }
-            let message = cycle.count == 1 ? "'\(names[0])' is used in its own definition"
+            let message =
+              cycle.count == 1
+              ? "'\(names[0])' is used in its own definition"
               : "cycle: \(names.joined(separator: " → ")) depend on each other"
             report(message, at: location(of: body[d]), in: env)
             for n in cycle {
@@ -372,8 +388,10 @@ struct Elaborator {
 
   private func location(of s: Stmt) -> SourceLocation {
     switch s {
-    case .binding(_, _, _, let l), .parameter(_, _, _, _, let l), .scope(_, _, _, let l), .tap(_, _, _, let l), .recipe(_, _, let l),
-         .ret(_, let l): l
+    case .binding(_, _, _, let l), .parameter(_, _, _, _, let l), .scope(_, _, _, let l), .tap(_, _, _, let l),
+      .recipe(_, _, let l),
+      .ret(_, let l):
+      l
     }
   }
 
@@ -386,8 +404,9 @@ struct Elaborator {
 
   private mutating func checkAnnotations(_ types: [TypeExpr], results: [ValueID], location: SourceLocation, env: Env) {
     guard types.count == results.count else {
-      report("\(types.count) type\(types.count == 1 ? "" : "s") annotated but the call has \(results.count) result\(results.count == 1 ? "" : "s")",
-             at: location, in: env)
+      report(
+        "\(types.count) type\(types.count == 1 ? "" : "s") annotated but the call has \(results.count) result\(results.count == 1 ? "" : "s")",
+        at: location, in: env)
       return
     }
     for (t, id) in zip(types, results) {
@@ -436,7 +455,9 @@ struct Elaborator {
       let innerName = inner.path.map { env.prefix + $0 } ?? fresh("\(user).\(inner.callee)")
       guard let ids = elaborateCall(inner, name: innerName, resultNames: nil, env: &env) else { return nil }
       guard ids.count == 1 else {
-        report("'\(inner.callee)' has \(ids.count) results; bind them to names before using one", at: inner.location, in: env)
+        report(
+          "'\(inner.callee)' has \(ids.count) results; bind them to names before using one", at: inner.location, in: env
+        )
         return nil
       }
       return ids[0]
@@ -451,24 +472,31 @@ struct Elaborator {
   }
 
   private mutating func reportUnknownSize(_ name: String, at location: SourceLocation, env: Env) {
-    report("unknown size '\(name)': use a number or a symbol of the signature (symbols: \(listed(symbols)))",
-           at: location, in: env)
+    report(
+      "unknown size '\(name)': use a number or a symbol of the signature (symbols: \(listed(symbols)))",
+      at: location, in: env)
   }
 
   // MARK: Calls
 
   /// Elaborates a call whose value is named `name` (results of a multi-result op are named by
   /// `resultNames`, or `name.0`, `name.1`, …). Returns nil when an error was reported.
-  private mutating func elaborateCall(_ call: Call, name: String, resultNames: [String]?, env: inout Env) -> [ValueID]? {
+  private mutating func elaborateCall(_ call: Call, name: String, resultNames: [String]?, env: inout Env) -> [ValueID]?
+  {
     if call.callee == "each_step" {
       return elaborateEachStep(call, name: name, env: &env).map { [$0] }
     }
     if let block = blocks[call.callee] {
       return instantiate(block, call: call, name: name, env: &env, stepsOutputName: nil).map { [$0] }
     }
+    if let composite = Composite(rawValue: call.callee) {
+      return elaborateComposite(composite, call, name: name, env: &env).map { [$0] }
+    }
     guard let op = Op(rawValue: call.callee) else {
       if TapKind(rawValue: call.callee) != nil {
-        report("'\(call.callee)' is a tap kind; declare it as `tap NAME = \(call.callee)(value)`", at: call.location, in: env)
+        report(
+          "'\(call.callee)' is a tap kind; declare it as `tap NAME = \(call.callee)(value)`", at: call.location, in: env
+        )
       } else if !brokenNames.contains(call.callee) {
         report("unknown op or block '\(call.callee)'\(suggestion(for: call.callee))", at: call.location, in: env)
       }
@@ -484,30 +512,25 @@ struct Elaborator {
     }
 
     // Named arguments; layer calls consume their own (out, kernel, bias, init) first.
-    var named: [String: (AttrValue, SourceLocation)] = [:]
-    for arg in call.named {
-      if named[arg.name] != nil {
-        report("\(op.name): attribute '\(arg.name)' is given twice", at: arg.location, in: env)
-        poisoned = true
-        continue
-      }
-      guard let v = evalAttr(arg.value, env: env) else { poisoned = true; continue }
-      named[arg.name] = (v, arg.location)
-    }
-    if poisoned { return nil }
+    guard var named = namedArguments(call, owner: op.name, env: env), !poisoned else { return nil }
 
     // The layer form (`linear(x, out: 10)`) takes only the input; it sizes the parameters
     // from its own arguments and the op's attributes, then passes them as operands.
     let layer = operands.count == 1 ? LayerSugar(op: op) : nil
     let spec = op.operands
-    let countOK = spec.variadic ? operands.count >= spec.required
+    let countOK =
+      spec.variadic
+      ? operands.count >= spec.required
       : (operands.count >= spec.required && operands.count <= spec.names.count)
     guard countOK || layer != nil else {
-      let expected = spec.variadic ? "at least \(spec.required)"
+      let expected =
+        spec.variadic
+        ? "at least \(spec.required)"
         : spec.required == spec.names.count ? "\(spec.required)" : "\(spec.required) to \(spec.names.count)"
       let names = spec.names.isEmpty ? "" : " (\(spec.names.joined(separator: ", ")))"
       let plural = spec.required == 1 && spec.names.count == 1 ? "" : "s"
-      report("\(op.name) takes \(expected) operand\(plural)\(names), found \(operands.count)", at: call.location, in: env)
+      report(
+        "\(op.name) takes \(expected) operand\(plural)\(names), found \(operands.count)", at: call.location, in: env)
       return nil
     }
     var own: [String: (AttrValue, SourceLocation)] = [:]
@@ -515,14 +538,18 @@ struct Elaborator {
       for key in layer.ownArguments.map(\.name) { own[key] = named.removeValue(forKey: key) }
     }
     let accepted = (layer?.ownArguments ?? []) + op.attributes
-    guard let attrs = checkAttributes(op.attributes, named, owner: op.name, accepted: layer == nil ? nil : accepted,
-                                      at: call.location, env: env)
+    guard
+      let attrs = checkAttributes(
+        op.attributes, named, owner: op.name, accepted: layer == nil ? nil : accepted,
+        at: call.location, env: env)
     else { return nil }
     if let layer {
       guard claim(name, at: call.location, in: env) else { return nil }
       definedAt[name] = nil  // claimed again when the node is added
-      guard let params = makeLayerParameters(layer, input: operands[0], own: own, attributes: attrs, name: name,
-                                             call: call, env: env)
+      guard
+        let params = makeLayerParameters(
+          layer, input: operands[0], own: own, attributes: attrs, name: name,
+          call: call, env: env)
       else { return nil }
       operands += params
     }
@@ -546,17 +573,80 @@ struct Elaborator {
       names = (0..<types.count).map { "\(name).\($0)" }
     }
     for n in names where !claim(n, at: call.location, in: env) { return nil }
-    let ids = graph.addNode(op, operands: operands, attributes: attrs,
-                            results: zip(names, types).map { ($0, $1) }, location: call.location)
+    let ids = graph.addNode(
+      op, operands: operands, attributes: attrs,
+      results: zip(names, types).map { ($0, $1) }, location: call.location)
     for (n, id) in zip(names, ids) { globals[n] = id }
     return ids
   }
 
+  /// The named arguments of a call evaluated, by name; nil when one was given twice or does
+  /// not evaluate (each reported).
+  private mutating func namedArguments(
+    _ call: Call, owner: String,
+    env: Env
+  ) -> [String: (AttrValue, SourceLocation)]? {
+    var named: [String: (AttrValue, SourceLocation)] = [:]
+    var ok = true
+    for arg in call.named {
+      if named[arg.name] != nil {
+        report("\(owner): attribute '\(arg.name)' is given twice", at: arg.location, in: env)
+        ok = false
+        continue
+      }
+      guard let v = evalAttr(arg.value, env: env) else { ok = false; continue }
+      named[arg.name] = (v, arg.location)
+    }
+    return ok ? named : nil
+  }
+
+  /// A composite (`leaky_relu(x, alpha: 0.1)`): its one operand, its attributes against its
+  /// schema, then the ops it expands to (`Composite.build`), named `NAME.TAG` around the
+  /// result `NAME`. Returns nil when an error was reported.
+  private mutating func elaborateComposite(
+    _ composite: Composite, _ call: Call, name: String,
+    env: inout Env
+  ) -> ValueID? {
+    guard checkTopLevelName(name, at: call.pathLocation ?? call.location, env: env) else { return nil }
+    var operands: [ValueID] = []
+    var poisoned = false
+    for operand in call.operands {
+      if let id = elaborateOperand(operand, user: name, env: &env) { operands.append(id) } else { poisoned = true }
+    }
+    guard let named = namedArguments(call, owner: composite.name, env: env), !poisoned else { return nil }
+    guard operands.count == 1 else {
+      report("\(composite.name) takes 1 operand (x), found \(operands.count)", at: call.location, in: env)
+      return nil
+    }
+    guard let attrs = checkAttributes(composite.attributes, named, owner: composite.name, at: call.location, env: env),
+      claim(name, at: call.location, in: env)
+    else { return nil }
+    let first = graph.values.count
+    let result: ValueID
+    do {
+      result = try composite.build(operands[0], attrs, named: name, into: &graph, location: call.location)
+    } catch {
+      definedAt[name] = nil
+      report(error.message, at: call.location, in: env)
+      return nil
+    }
+    // The name stands for x itself when the composite is the identity (clip without bounds).
+    if result.index < first { definedAt[name] = nil }
+    for i in first..<graph.values.count {
+      let valueName = graph.values[i].name
+      guard valueName == name || claim(valueName, at: call.location, in: env) else { return nil }
+      globals[valueName] = ValueID(i)
+    }
+    return result
+  }
+
   /// Checks named arguments against an attribute schema and fills defaults.
   /// `accepted` lists every name the call could take (for the message), when more than `schema`.
-  private mutating func checkAttributes(_ schema: [Op.AttrSpec], _ named: [String: (AttrValue, SourceLocation)],
-                                        owner: String, accepted: [Op.AttrSpec]? = nil, at location: SourceLocation,
-                                        env: Env) -> Attributes? {
+  private mutating func checkAttributes(
+    _ schema: [Op.AttrSpec], _ named: [String: (AttrValue, SourceLocation)],
+    owner: String, accepted: [Op.AttrSpec]? = nil, at location: SourceLocation,
+    env: Env
+  ) -> Attributes? {
     var attrs = Attributes()
     var ok = true
     let all = accepted ?? schema
@@ -564,7 +654,8 @@ struct Elaborator {
       let list = all.isEmpty ? "it takes none" : "expected \(all.map(\.name).joined(separator: ", "))"
       // `linear(x, w, out: 4)`: the layer's own arguments belong to its one-operand form.
       let layerForm = Op(rawValue: owner).flatMap(LayerSugar.init)
-      let hint = accepted == nil && layerForm?.ownArguments.contains(where: { $0.name == key }) == true
+      let hint =
+        accepted == nil && layerForm?.ownArguments.contains(where: { $0.name == key }) == true
         ? " ('\(key)' belongs to the layer form \(owner)(x, \(key): …), which takes only the input)" : ""
       report("\(owner) has no attribute '\(key)'; \(list)\(hint)", at: loc, in: env)
       ok = false
@@ -577,8 +668,9 @@ struct Elaborator {
           reportUnknownSize(s, at: loc, env: env)
           ok = false
         } else {
-          report("\(owner): attribute '\(spec.name)' must be \(describe(spec.kind)), found \(describeValue(value))",
-                 at: loc, in: env)
+          report(
+            "\(owner): attribute '\(spec.name)' must be \(describe(spec.kind)), found \(describeValue(value))",
+            at: loc, in: env)
           ok = false
         }
       } else if let d = spec.defaultValue {
@@ -617,15 +709,26 @@ struct Elaborator {
     case (.float, .int(let i)): return .float(Double(i))
     case (.dim, .int), (.dim, .dim): return v
     case (.pair, .int(let i)): return .list([.int(i), .int(i)])
-    case (.pair, .list(let items)) where items.count == 2 && items.allSatisfy({ if case .int = $0 { true } else { false } }):
+    case (.pair, .list(let items))
+    where items.count == 2 && items.allSatisfy({ if case .int = $0 { true } else { false } }):
       return v
     case (.ints, .list(let items)) where items.allSatisfy({ if case .int = $0 { true } else { false } }):
       return v
     case (.ints, .int(let i)): return .list([.int(i)])
-    case (.floats, .list(let items)) where items.allSatisfy({ switch $0 { case .int, .float: true; default: false } }):
+    case (.floats, .list(let items))
+    where items.allSatisfy({
+      switch $0 {
+      case .int, .float: true;
+      default: false
+      }
+    }):
       return .list(items.map { if case .int(let i) = $0 { .float(Double(i)) } else { $0 } })
-    case (.dims, .list(let items)) where items.allSatisfy({
-      switch $0 { case .int, .dim: true; default: false }
+    case (.dims, .list(let items))
+    where items.allSatisfy({
+      switch $0 {
+      case .int, .dim: true;
+      default: false
+      }
     }):
       return v
     case (.choice(let options), .string(let s)) where options.contains(s): return v
@@ -635,7 +738,7 @@ struct Elaborator {
 
   /// "; did you mean 'conv2d'?" for a name close to a known op, block or tap kind.
   private func suggestion(for name: String) -> String {
-    let candidates = Op.allCases.map(\.name) + Array(blocks.keys) + ["each_step"]
+    let candidates = Op.allCases.map(\.name) + Composite.allCases.map(\.name) + Array(blocks.keys) + ["each_step"]
     var best: (String, Int)?
     for c in candidates {
       let d = editDistance(name, c)
@@ -648,8 +751,10 @@ struct Elaborator {
 
   /// Creates the parameters a layer call implies (sized by the layer's own arguments and the
   /// op's checked attributes); returns the parameter values in operand order.
-  private mutating func makeLayerParameters(_ layer: LayerSugar, input: ValueID, own ownNamed: [String: (AttrValue, SourceLocation)],
-                                            attributes: Attributes, name: String, call: Call, env: Env) -> [ValueID]? {
+  private mutating func makeLayerParameters(
+    _ layer: LayerSugar, input: ValueID, own ownNamed: [String: (AttrValue, SourceLocation)],
+    attributes: Attributes, name: String, call: Call, env: Env
+  ) -> [ValueID]? {
     guard let own = checkAttributes(layer.ownArguments, ownNamed, owner: layer.op.name, at: call.location, env: env)
     else { return nil }
     let specs: [LayerSugar.ParameterSpec]
@@ -674,9 +779,11 @@ struct Elaborator {
 
   /// Instantiates a block under the path `name`. The returned value is renamed to `name`
   /// (or to `stepsOutputName` for `each_step`, whose final reshape takes `name`).
-  private mutating func instantiate(_ block: BlockDecl, call: Call, name: String, env outer: inout Env,
-                                    stepsOutputName: String?, operandOverride: [ValueID]? = nil,
-                                    steps: Scope.Steps? = nil) -> ValueID? {
+  private mutating func instantiate(
+    _ block: BlockDecl, call: Call, name: String, env outer: inout Env,
+    stepsOutputName: String?, operandOverride: [ValueID]? = nil,
+    steps: Scope.Steps? = nil
+  ) -> ValueID? {
     if let cycleStart = instanceStack.firstIndex(of: block.name) {
       let chain = (instanceStack[cycleStart...] + [block.name]).joined(separator: " → ")
       report("block '\(block.name)' instantiates itself (\(chain))", at: call.location, in: outer)
@@ -695,12 +802,18 @@ struct Elaborator {
     } else {
       var poisoned = false
       for operand in call.operands {
-        if let id = elaborateOperand(operand, user: name, env: &outer) { operandIDs.append(id) } else { poisoned = true }
+        if let id = elaborateOperand(operand, user: name, env: &outer) {
+          operandIDs.append(id)
+        } else {
+          poisoned = true
+        }
       }
       if poisoned { return nil }
     }
     guard operandIDs.count == tensorParams.count else {
-      let takes = tensorParams.isEmpty ? "no tensor operands"
+      let takes =
+        tensorParams.isEmpty
+        ? "no tensor operands"
         : "\(tensorParams.count) tensor operand\(tensorParams.count == 1 ? "" : "s") (\(tensorParams.map(\.name).joined(separator: ", ")))"
       report("block \(block.name) takes \(takes), found \(operandIDs.count)", at: call.location, in: outer)
       return nil
@@ -712,15 +825,17 @@ struct Elaborator {
     var given: [String: NamedArg] = [:]
     for arg in call.named {
       if let p = block.params.first(where: { $0.name == arg.name }), p.kind == .tensor {
-        report("'\(p.name)' is a tensor operand of block \(block.name); pass it by position: \(block.name)(\(p.name))",
-               at: arg.location, in: outer)
+        report(
+          "'\(p.name)' is a tensor operand of block \(block.name); pass it by position: \(block.name)(\(p.name))",
+          at: arg.location, in: outer)
         ok = false
         continue
       }
       guard block.params.contains(where: { $0.name == arg.name }) else {
         let accepted = block.params.filter { $0.kind != .tensor }.map(\.name)
-        report("block \(block.name) has no parameter '\(arg.name)'; expected \(accepted.isEmpty ? "none" : accepted.joined(separator: ", "))",
-               at: arg.location, in: outer)
+        report(
+          "block \(block.name) has no parameter '\(arg.name)'; expected \(accepted.isEmpty ? "none" : accepted.joined(separator: ", "))",
+          at: arg.location, in: outer)
         ok = false
         continue
       }
@@ -738,13 +853,15 @@ struct Elaborator {
         continue
       }
       guard let value else { ok = false; continue }
-      let kindOK: Bool = switch (p.kind, value) {
-      case (.int, .int), (.float, .float), (.float, .int), (.bool, .bool), (.dim, .int), (.dim, .dim): true
-      default: false
-      }
+      let kindOK: Bool =
+        switch (p.kind, value) {
+        case (.int, .int), (.float, .float), (.float, .int), (.bool, .bool), (.dim, .int), (.dim, .dim): true
+        default: false
+        }
       guard kindOK else {
-        report("block \(block.name): parameter '\(p.name)' must be \(p.kind == .int ? "an integer" : p.kind == .bool ? "true or false" : p.kind == .dim ? "a size" : "a number"), found \(describeValue(value))",
-               at: given[p.name]?.location ?? call.location, in: outer)
+        report(
+          "block \(block.name): parameter '\(p.name)' must be \(p.kind == .int ? "an integer" : p.kind == .bool ? "true or false" : p.kind == .dim ? "a size" : "a number"), found \(describeValue(value))",
+          at: given[p.name]?.location ?? call.location, in: outer)
         ok = false
         continue
       }
@@ -773,7 +890,8 @@ struct Elaborator {
     }
     // The instance's value takes the instance's name when the block made it.
     if stepsOutputName == nil, case .node = graph[result].origin, graph[result].name.hasPrefix(name + "."),
-       graph[result].name != name {
+      graph[result].name != name
+    {
       globals[graph[result].name] = nil
       definedAt[graph[result].name] = nil
       guard claim(name, at: call.location, in: outer) else { return nil }
@@ -802,8 +920,9 @@ struct Elaborator {
     guard let sequence = elaborateOperand(call.operands[1], user: name, env: &env) else { return nil }
     let t = graph[sequence].type
     guard t.rank >= 3 else {
-      report("each_step: input must be a sequence [B, T, …] of rank at least 3, found \(t.shapeDescription)",
-             at: call.location, in: env)
+      report(
+        "each_step: input must be a sequence [B, T, …] of rank at least 3, found \(t.shapeDescription)",
+        at: call.location, in: env)
       return nil
     }
     guard let merged = t.shape[0].multiplied(by: t.shape[1]) else {
@@ -814,26 +933,31 @@ struct Elaborator {
     let inName = "\(name).input"
     guard claim(inName, at: call.location, in: env) else { return nil }
     let mergedShape = [merged] + t.shape.dropFirst(2)
-    let flat = graph.addNode(.reshape, operands: [sequence],
-                             attributes: ReshapeAttributes(shape: Array(mergedShape)),
-                             results: [(inName, TensorType(t.dtype, mergedShape))], location: call.location)[0]
+    let flat = graph.addNode(
+      .reshape, operands: [sequence],
+      attributes: ReshapeAttributes(shape: Array(mergedShape)),
+      results: [(inName, TensorType(t.dtype, mergedShape))], location: call.location)[0]
     globals[inName] = flat
     var blockCall = call
     blockCall.operands = []
-    guard let out = instantiate(block, call: blockCall, name: name, env: &env, stepsOutputName: "\(name).output",
-                                operandOverride: [flat], steps: steps)
+    guard
+      let out = instantiate(
+        block, call: blockCall, name: name, env: &env, stepsOutputName: "\(name).output",
+        operandOverride: [flat], steps: steps)
     else { return nil }
     let o = graph[out].type
     guard o.rank >= 1, o.shape[0] == merged else {
-      report("each_step: block \(blockName) must keep the merged batch axis \(merged), but returns \(o.shapeDescription)",
-             at: call.location, in: env)
+      report(
+        "each_step: block \(blockName) must keep the merged batch axis \(merged), but returns \(o.shapeDescription)",
+        at: call.location, in: env)
       return nil
     }
     let unmerged = [steps.batch, steps.time] + o.shape.dropFirst()
     guard claim(name, at: call.location, in: env) else { return nil }
-    let result = graph.addNode(.reshape, operands: [out],
-                               attributes: ReshapeAttributes(shape: Array(unmerged)),
-                               results: [(name, TensorType(o.dtype, unmerged))], location: call.location)[0]
+    let result = graph.addNode(
+      .reshape, operands: [out],
+      attributes: ReshapeAttributes(shape: Array(unmerged)),
+      results: [(name, TensorType(o.dtype, unmerged))], location: call.location)[0]
     globals[name] = result
     return result
   }
@@ -842,14 +966,18 @@ struct Elaborator {
 
   private mutating func elaborateTap(name: String, call: Call, type: TypeExpr?, location: SourceLocation, env: Env) {
     guard let kind = TapKind(rawValue: call.callee) else {
-      let near = TapKind.allCases.map(\.rawValue).first { editDistance($0, call.callee) <= max(1, call.callee.count / 3) }
-      report("unknown tap kind '\(call.callee)'\(near.map { " (did you mean '\($0)'?)" } ?? ""); expected \(TapKind.allCases.map(\.rawValue).joined(separator: ", "))",
-             at: call.location)
+      let near = TapKind.allCases.map(\.rawValue).first {
+        editDistance($0, call.callee) <= max(1, call.callee.count / 3)
+      }
+      report(
+        "unknown tap kind '\(call.callee)'\(near.map { " (did you mean '\($0)'?)" } ?? ""); expected \(TapKind.allCases.map(\.rawValue).joined(separator: ", "))",
+        at: call.location)
       return
     }
     guard call.operands.count == kind.operandCount else {
-      report("tap \(kind.rawValue) takes \(kind.operandCount) operand\(kind.operandCount == 1 ? "" : "s"), found \(call.operands.count)",
-             at: call.location)
+      report(
+        "tap \(kind.rawValue) takes \(kind.operandCount) operand\(kind.operandCount == 1 ? "" : "s"), found \(call.operands.count)",
+        at: call.location)
       return
     }
     var operands: [ValueID] = []
@@ -878,8 +1006,10 @@ struct Elaborator {
     if let type, let declared = resolveType(type, env: env), declared != resultType {
       report("tap '\(name)' is annotated \(declared) but its type is \(resultType)", at: type.location)
     }
-    graph.taps.append(Tap(name: name, kind: kind, operands: operands, options: options, type: resultType,
-                          location: location))
+    graph.taps.append(
+      Tap(
+        name: name, kind: kind, operands: operands, options: options, type: resultType,
+        location: location))
   }
 
   // MARK: Recipes
@@ -895,8 +1025,9 @@ struct Elaborator {
       return
     }
     guard let kind = RecipeKind(rawValue: call.callee) else {
-      report("unknown recipe kind '\(call.callee)'; expected \(RecipeKind.allCases.map(\.rawValue).joined(separator: ", "))",
-             at: call.location)
+      report(
+        "unknown recipe kind '\(call.callee)'; expected \(RecipeKind.allCases.map(\.rawValue).joined(separator: ", "))",
+        at: call.location)
       return
     }
     guard call.operands.isEmpty else {
@@ -908,15 +1039,17 @@ struct Elaborator {
       guard let v = evalAttr(arg.value, env: env) else { return }
       named[arg.name] = (v, arg.location)
     }
-    guard let options = checkAttributes(kind.options, named, owner: "recipe \(kind.rawValue)", at: call.location, env: env)
+    guard
+      let options = checkAttributes(kind.options, named, owner: "recipe \(kind.rawValue)", at: call.location, env: env)
     else { return }
     do {
       let example = try kind.exampleShape(options)
       let shape = Array(graph[id].type.shape.dropFirst())
       let fits = shape.count == example.count && zip(shape, example).allSatisfy { $0 == $1 || !$0.isStatic }
       guard fits else {
-        report("recipe \(kind.rawValue) makes examples \(TensorType(.f32, example).shapeDescription) but input '\(input)' is \(graph[id].type) (batch axis first)",
-               at: call.location)
+        report(
+          "recipe \(kind.rawValue) makes examples \(TensorType(.f32, example).shapeDescription) but input '\(input)' is \(graph[id].type) (batch axis first)",
+          at: call.location)
         return
       }
     } catch {
@@ -997,8 +1130,9 @@ struct Elaborator {
 
   private mutating func resolveType(_ t: TypeExpr, env: Env) -> TensorType? {
     guard let dtype = DType(rawValue: t.dtype) else {
-      report("unknown element type '\(t.dtype)'; expected \(DType.allCases.map(\.rawValue).joined(separator: ", "))",
-             at: t.location, in: env)
+      report(
+        "unknown element type '\(t.dtype)'; expected \(DType.allCases.map(\.rawValue).joined(separator: ", "))",
+        at: t.location, in: env)
       return nil
     }
     var shape: [Dim] = []
@@ -1022,9 +1156,12 @@ struct Elaborator {
     case ("uniform", nil), ("normal", nil):
       report("initialiser \(e.name) needs a \(what): \(e.name)(\(what))", at: e.location, in: env)
     case ("uniform", let v?), ("normal", let v?):
-      report("initialiser \(e.name) needs a finite, non-negative \(what), found \(AttrValue.formatFloat(v))", at: e.location, in: env)
+      report(
+        "initialiser \(e.name) needs a finite, non-negative \(what), found \(AttrValue.formatFloat(v))", at: e.location,
+        in: env)
     default:
-      report("unknown initialiser '\(e.name)'; expected zeros, ones, uniform(bound) or normal(std)", at: e.location, in: env)
+      report(
+        "unknown initialiser '\(e.name)'; expected zeros, ones, uniform(bound) or normal(std)", at: e.location, in: env)
     }
     return nil
   }

@@ -25,15 +25,15 @@ extension Op {
   public var gradientKind: GradientKind {
     switch self {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .batchNormTrain, .linear, .matmul, .batchMatmul,
-         .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape,
-         .flatten, .transpose, .concat, .slice, .select, .split, .lstmCell, .dropout, .crossEntropy,
-         .fusedElementwise, .layerNorm:
+      .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
+      .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split,
+      .pad, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .layerNorm, .lrn:
       .rule
     case .lstm: .unrollFirst
     case .constant, .classSeed: .nonDifferentiable
     case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
-         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
-         .layerNormBackward:
+      .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
+      .layerNormBackward, .lrnBackward:
       .none
     }
   }
@@ -45,14 +45,15 @@ extension Op {
     case .crossEntropy: i == 0
     case .batchNorm: i < 3
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
-         .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat,
-         .slice, .select, .split, .lstm, .lstmCell, .dropout, .batchNormTrain, .fusedElementwise, .layerNorm:
+      .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .softmax, .logSoftmax,
+      .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm, .lstmCell,
+      .dropout, .batchNormTrain, .fusedElementwise, .layerNorm, .lrn:
       true
     // No rule, but their results do depend on their operands: a gradient asked through them
     // is an error, not a silent zero.
     case .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
-         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
-         .layerNormBackward:
+      .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrainBackward,
+      .layerNormBackward, .lrnBackward:
       true
     case .constant, .classSeed:
       false
@@ -61,8 +62,10 @@ extension Op {
 
   /// The gradients of `node`'s operands given its results' gradients `dys` (nil: zero), built
   /// into `b.graph`. Only operands with `want[i]` get one. Called only for `.rule` ops.
-  public func gradients(of node: Node, dys: [ValueID?], want: [Bool],
-                        into b: inout GradientBuilder) throws(ShapeError) -> [ValueID?] {
+  public func gradients(
+    of node: Node, dys: [ValueID?], want: [Bool],
+    into b: inout GradientBuilder
+  ) throws(ShapeError) -> [ValueID?] {
     let x = node.operands
     var out = [ValueID?](repeating: nil, count: x.count)
     func type(_ v: ValueID) -> TensorType { b.graph[v].type }
@@ -193,6 +196,52 @@ extension Op {
       let oneMinus = try b.binary(.sub, b.constant(1, TensorType(type(y).dtype, [])), b.binary(.mul, y, y))
       out[0] = try b.binary(.mul, dy0(), oneMinus)
 
+    case .exp:
+      // (eˣ)' = eˣ, the result.
+      out[0] = try b.binary(.mul, dy0(), y)
+
+    case .log:
+      out[0] = try b.binary(.div, dy0(), x[0])
+
+    case .sqrt:
+      // (√x)' = 1/(2√x), from the result as PyTorch (`grad / (2 * result)`).
+      out[0] = try b.binary(.div, dy0(), b.scale(y, 2))
+
+    case .abs:
+      // dy where x > 0, −dy where x < 0 and 0 at 0 (PyTorch's `grad * sign(x)`).
+      let dy = try dy0()
+      let positive = try b.add(.reluBackward, [dy, x[0]], tag: "positive")[0]
+      let negative = try b.add(.reluBackward, [dy, b.scale(x[0], -1)], tag: "negative")[0]
+      out[0] = try b.binary(.sub, positive, negative)
+
+    case .erf:
+      // erf'(x) = 2/√π · e^(−x²).
+      let density = try b.add(.exp, [b.scale(b.binary(.mul, x[0], x[0]), -1)], tag: "density")[0]
+      out[0] = try b.binary(.mul, dy0(), b.scale(density, 2 / Double.pi.squareRoot()))
+
+    case .pow:
+      // ∂/∂a = b·a^(b−1), ∂/∂b = aᵇ·ln a. Unlike PyTorch, which makes them 0 there, ∂/∂a is NaN
+      // where a = 0 and b = 0, and ∂/∂b where a = 0 (an exponent rarely carries a gradient).
+      let dy = try dy0()
+      if want[0] {
+        let lowered = try b.binary(.sub, x[1], b.constant(1, TensorType(type(x[1]).dtype, [])))
+        let slope = try b.binary(.mul, b.binary(.pow, x[0], lowered), x[1])
+        out[0] = try b.sum(b.binary(.mul, dy, slope), to: type(x[0]))
+      }
+      if want[1] {
+        let logarithm = try b.add(.log, [x[0]], tag: "log")[0]
+        out[1] = try b.sum(b.binary(.mul, dy, b.binary(.mul, y, logarithm)), to: type(x[1]))
+      }
+
+    case .maximum, .minimum:
+      // Each element's gradient goes to the operand that gave it, to `a` on a tie: `b` takes dy
+      // where it is strictly the larger (the smaller), `a` the rest.
+      let dy = try dy0()
+      let margin = self == .maximum ? try b.binary(.sub, x[1], x[0]) : try b.binary(.sub, x[0], x[1])
+      let toB = try b.add(.reluBackward, [dy, margin], tag: "db")[0]
+      if want[0] { out[0] = try b.sum(b.binary(.sub, dy, toB), to: type(x[0])) }
+      if want[1] { out[1] = try b.sum(toB, to: type(x[1])) }
+
     case .softmax:
       // dx = y ⊙ (dy − Σ_axis dy ⊙ y).
       let dy = try dy0()
@@ -238,7 +287,8 @@ extension Op {
       var start = 0
       for (i, operand) in x.enumerated() {
         guard let size = type(operand).shape[axis].staticValue else {
-          throw ShapeError("concat: the gradient needs static sizes along axis \(axis), found \(type(operand).shape[axis])")
+          throw ShapeError(
+            "concat: the gradient needs static sizes along axis \(axis), found \(type(operand).shape[axis])")
         }
         if want[i] { out[i] = try b.slice(dy, axis: axis, start: start, end: start + size) }
         start += size
@@ -260,6 +310,42 @@ extension Op {
         if let d { pieces.append(d) } else { pieces.append(try b.zeros(type(r))) }
       }
       out[0] = pieces.count == 1 ? pieces[0] : try b.add(.concat, pieces, ConcatAttributes(axis: axis), tag: "dx")[0]
+
+    case .pad:
+      // Axis by axis from the last: the interior, plus (reflect, edge) each padded slice added
+      // onto the element it copied.
+      let a = PadAttributes(of: node), xt = type(x[0])
+      var g = try dy0()
+      for axis in stride(from: xt.rank - 1, through: 0, by: -1) where a.before(axis) > 0 || a.after(axis) > 0 {
+        guard let n = xt.shape[axis].staticValue else { throw ShapeError("pad: padded axis \(axis) is not static") }
+        let before = a.before(axis), after = a.after(axis)
+        var total = try b.slice(g, axis: axis, start: before, end: before + n)
+        func place(_ piece: ValueID, at source: Int, _ b: inout GradientBuilder) throws(ShapeError) -> ValueID {
+          let slice = SliceAttributes(axis: axis, start: source, end: source + 1, step: 1)
+          return try b.add(.sliceBackward, [piece], SliceBackwardAttributes(slice: slice, size: Dim(n)), tag: "dpad")[0]
+        }
+        switch a.mode {
+        case .constant:
+          break
+        case .edge:
+          for (start, count, source) in [(0, before, 0), (before + n, after, n - 1)] where count > 0 {
+            let block = try b.slice(g, axis: axis, start: start, end: start + count)
+            let piece = try b.add(.sum, [block], ReduceAttributes(axes: [axis], keepdims: true), tag: "edge")[0]
+            total = try b.binary(.add, total, place(piece, at: source, &b))
+          }
+        case .reflect:
+          for i in Array(0..<before) + Array((before + n)..<(before + n + after)) {
+            guard let source = a.source(i, axis: axis, size: n) else { continue }
+            total = try b.binary(.add, total, place(b.slice(g, axis: axis, start: i, end: i + 1), at: source, &b))
+          }
+        }
+        g = total
+      }
+      out[0] = g
+
+    case .lrn:
+      // One backward node that recomputes the window sums from x.
+      out[0] = try b.add(.lrnBackward, [dy0(), x[0]], LRNAttributes(of: node), tag: "dx")[0]
 
     case .lstmCell:
       let dh = try dy0()
@@ -285,11 +371,17 @@ extension Op {
       var registers = x
       var steps: [Node] = []
       for s in 0..<(program.count / 3) {
-        guard let code = ElementwiseCode(rawValue: program[3 * s]) else { throw ShapeError("fused_elementwise: unknown code") }
-        let operands = code.isBinary ? [registers[program[3 * s + 1]], registers[program[3 * s + 2]]] : [registers[program[3 * s + 1]]]
+        guard let code = ElementwiseCode(rawValue: program[3 * s]) else {
+          throw ShapeError("fused_elementwise: unknown code")
+        }
+        let operands =
+          code.isBinary
+          ? [registers[program[3 * s + 1]], registers[program[3 * s + 2]]] : [registers[program[3 * s + 1]]]
         let r = try b.add(code.op, operands, tag: "step\(s)")
-        steps.append(Node(op: code.op, operands: operands, results: r, attributes: NoAttributes().encoded,
-                          location: node.location))
+        steps.append(
+          Node(
+            op: code.op, operands: operands, results: r, attributes: NoAttributes().encoded,
+            location: node.location))
         registers.append(r[0])
       }
       var grads = [ValueID?](repeating: nil, count: registers.count)
@@ -315,8 +407,8 @@ extension Op {
       if x.count > 2 { out[2] = r[2] }
 
     case .lstm, .constant, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
-         .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
-         .avgPool2dBackward, .batchNormTrainBackward, .layerNormBackward:
+      .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
+      .avgPool2dBackward, .batchNormTrainBackward, .layerNormBackward, .lrnBackward:
       throw ShapeError("\(name) has no gradient rule")
     }
     for i in out.indices where !want[i] { out[i] = nil }
@@ -345,8 +437,10 @@ public struct GradientBuilder {
   /// Adds `op(operands, attributes)`; results are named `prefix.tag`. `attributes` must be
   /// of the op's `attributeSet`.
   @discardableResult
-  public mutating func add<A: AttributeSet>(_ op: Op, _ operands: [ValueID], _ attributes: A,
-                                            tag: String) throws(ShapeError) -> [ValueID] {
+  public mutating func add<A: AttributeSet>(
+    _ op: Op, _ operands: [ValueID], _ attributes: A,
+    tag: String
+  ) throws(ShapeError) -> [ValueID] {
     precondition(ObjectIdentifier(op.attributeSet) == ObjectIdentifier(A.self), "\(op.name) reads \(op.attributeSet)")
     let attrs = attributes.encoded
     let types = try op.inferTypes(operands.map { graph[$0].type }, attrs)
@@ -364,8 +458,9 @@ public struct GradientBuilder {
 
   /// A tensor of `type` filled with `value`.
   public mutating func constant(_ value: Double, _ type: TensorType) throws(ShapeError) -> ValueID {
-    try add(.constant, [], ConstantAttributes(value: value, shape: type.shape, dtype: type.dtype),
-            tag: value == 0 ? "zeros" : "fill")[0]
+    try add(
+      .constant, [], ConstantAttributes(value: value, shape: type.shape, dtype: type.dtype),
+      tag: value == 0 ? "zeros" : "fill")[0]
   }
 
   public mutating func zeros(_ type: TensorType) throws(ShapeError) -> ValueID { try constant(0, type) }
@@ -433,8 +528,10 @@ public struct GradientBuilder {
   }
 
   /// The gradient of `select(x, axis, index)` for `dy`: `dy` put back at `index`, zeros elsewhere.
-  public mutating func selectBackward(_ dy: ValueID, input: TensorType, axis rawAxis: Int,
-                                      index: Int) throws(ShapeError) -> ValueID {
+  public mutating func selectBackward(
+    _ dy: ValueID, input: TensorType, axis rawAxis: Int,
+    index: Int
+  ) throws(ShapeError) -> ValueID {
     let axis = normalizedAxis(rawAxis, rank: input.rank)
     var kept = input.shape
     kept[axis] = 1

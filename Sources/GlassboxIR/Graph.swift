@@ -154,8 +154,10 @@ public struct Graph: Equatable, Sendable {
 
   /// Adds a parameter or buffer.
   @discardableResult
-  public mutating func addParameter(name: String, type: TensorType, role: ParameterRole,
-                                    initializer: ParameterInit) -> ValueID {
+  public mutating func addParameter(
+    name: String, type: TensorType, role: ParameterRole,
+    initializer: ParameterInit
+  ) -> ValueID {
     let id = ValueID(values.count)
     values.append(Value(name: name, type: type, origin: .parameter(parameters.count)))
     parameters.append(Parameter(name: name, type: type, role: role, initializer: initializer, value: id))
@@ -164,9 +166,11 @@ public struct Graph: Equatable, Sendable {
 
   /// Adds a node whose results have the given names and types; returns the result values.
   @discardableResult
-  public mutating func addNode(_ op: Op, operands: [ValueID], attributes: Attributes,
-                               results: [(name: String, type: TensorType)],
-                               location: SourceLocation? = nil) -> [ValueID] {
+  public mutating func addNode(
+    _ op: Op, operands: [ValueID], attributes: Attributes,
+    results: [(name: String, type: TensorType)],
+    location: SourceLocation? = nil
+  ) -> [ValueID] {
     let nodeID = NodeID(nodes.count)
     var ids: [ValueID] = []
     for (i, r) in results.enumerated() {
@@ -179,9 +183,11 @@ public struct Graph: Equatable, Sendable {
 
   /// Adds a node with typed attributes (of the op's `attributeSet`); returns the result values.
   @discardableResult
-  public mutating func addNode<A: AttributeSet>(_ op: Op, operands: [ValueID], attributes: A,
-                                                results: [(name: String, type: TensorType)],
-                                                location: SourceLocation? = nil) -> [ValueID] {
+  public mutating func addNode<A: AttributeSet>(
+    _ op: Op, operands: [ValueID], attributes: A,
+    results: [(name: String, type: TensorType)],
+    location: SourceLocation? = nil
+  ) -> [ValueID] {
     precondition(ObjectIdentifier(op.attributeSet) == ObjectIdentifier(A.self), "\(op.name) reads \(op.attributeSet)")
     return addNode(op, operands: operands, attributes: attributes.encoded, results: results, location: location)
   }

@@ -19,11 +19,12 @@ struct LayerSugar {
     case .layerNorm: kind = .layerNorm
     case .lstm: kind = .lstm
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div,
-         .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
-         .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .lstmCell, .classSeed,
-         .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
-         .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward,
-         .batchNormTrain, .batchNormTrainBackward, .fusedElementwise, .layerNormBackward:
+      .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
+      .transpose, .concat, .slice, .select, .split, .pad, .dropout, .crossEntropy, .constant, .lstmCell, .classSeed,
+      .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
+      .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward,
+      .batchNormTrain, .batchNormTrainBackward, .fusedElementwise, .layerNormBackward, .lrn, .lrnBackward,
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       return nil
     }
   }
@@ -56,7 +57,9 @@ struct LayerSugar {
   /// deep stack of ReLU convolutions without batch norm, where fan_out shrinks it wherever the
   /// channels grow); `LSTM` draws everything from U(±1/√hidden); `BatchNorm2d` starts at
   /// weight 1, bias 0, mean 0, variance 1; `LayerNorm` at weight 1, bias 0.
-  func parameters(input x: TensorType, own: Attributes, nodeAttributes: Attributes) throws(ShapeError) -> [ParameterSpec] {
+  func parameters(
+    input x: TensorType, own: Attributes, nodeAttributes: Attributes
+  ) throws(ShapeError) -> [ParameterSpec] {
     let dtype = x.dtype
     switch kind {
     case .conv2d:
@@ -84,11 +87,16 @@ struct LayerSugar {
       let bound = 1 / Double(fanIn).squareRoot()
       let std = (2 / Double(arguments.initializer == .kaimingNormalFanIn ? fanIn : fanOut)).squareRoot()
       let weight = TensorType(dtype, [out, Dim(cin / groups), Dim(kernel.h), Dim(kernel.w)])
-      var specs = [ParameterSpec(suffix: "weight", type: weight, role: .trainable,
-                                 initializer: kaiming ? .normal(std: std) : .uniform(bound: bound))]
+      var specs = [
+        ParameterSpec(
+          suffix: "weight", type: weight, role: .trainable,
+          initializer: kaiming ? .normal(std: std) : .uniform(bound: bound))
+      ]
       if arguments.bias {
-        specs.append(ParameterSpec(suffix: "bias", type: TensorType(dtype, [out]), role: .trainable,
-                                   initializer: kaiming ? .zeros : .uniform(bound: bound)))
+        specs.append(
+          ParameterSpec(
+            suffix: "bias", type: TensorType(dtype, [out]), role: .trainable,
+            initializer: kaiming ? .zeros : .uniform(bound: bound)))
       }
       return specs
 
@@ -103,11 +111,16 @@ struct LayerSugar {
       let out = arguments.out
       guard out.coefficient >= 1 else { throw ShapeError("linear: out must be a positive size, found \(out)") }
       let bound = 1 / Double(fanIn).squareRoot()
-      var specs = [ParameterSpec(suffix: "weight", type: TensorType(dtype, [out, features]), role: .trainable,
-                                 initializer: .uniform(bound: bound))]
+      var specs = [
+        ParameterSpec(
+          suffix: "weight", type: TensorType(dtype, [out, features]), role: .trainable,
+          initializer: .uniform(bound: bound))
+      ]
       if arguments.bias {
-        specs.append(ParameterSpec(suffix: "bias", type: TensorType(dtype, [out]), role: .trainable,
-                                   initializer: .uniform(bound: bound)))
+        specs.append(
+          ParameterSpec(
+            suffix: "bias", type: TensorType(dtype, [out]), role: .trainable,
+            initializer: .uniform(bound: bound)))
       }
       return specs
 
@@ -143,10 +156,14 @@ struct LayerSugar {
       var specs: [ParameterSpec] = []
       for d in 0..<directions {
         let suffix = d == 0 ? "" : "_reverse"
-        for (name, shape) in [("weight_ih", [Dim(4 * h), input.shape[2]]), ("weight_hh", [Dim(4 * h), Dim(h)]),
-                              ("bias_ih", [Dim(4 * h)]), ("bias_hh", [Dim(4 * h)])] {
-          specs.append(ParameterSpec(suffix: "\(name)_l0\(suffix)", type: TensorType(dtype, shape), role: .trainable,
-                                     initializer: .uniform(bound: bound)))
+        for (name, shape) in [
+          ("weight_ih", [Dim(4 * h), input.shape[2]]), ("weight_hh", [Dim(4 * h), Dim(h)]),
+          ("bias_ih", [Dim(4 * h)]), ("bias_hh", [Dim(4 * h)]),
+        ] {
+          specs.append(
+            ParameterSpec(
+              suffix: "\(name)_l0\(suffix)", type: TensorType(dtype, shape), role: .trainable,
+              initializer: .uniform(bound: bound)))
         }
       }
       return specs

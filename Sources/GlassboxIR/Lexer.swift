@@ -39,9 +39,9 @@ struct Lexer {
   /// Bytes that start no token: control characters, `$%&'!?;<>\\^`|~"` and non-ASCII.
   static func isStray(_ c: UInt8) -> Bool {
     switch c {
-    case 9, 10, 13, 32: false                       // whitespace
+    case 9, 10, 13, 32: false  // whitespace
     case 35, 40, 41, 42, 44, 45, 58, 61, 64, 91, 93, 123, 125: false  // # ( ) * , - : = @ [ ] { }
-    case 48...57, 65...90, 95, 97...122: false      // digits, letters, _
+    case 48...57, 65...90, 95, 97...122: false  // digits, letters, _
     default: true
     }
   }

@@ -25,6 +25,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// `bias` of shape `[d_axis, …, d_last]`; each row (one index of the leading axes) becomes
   /// `(x − mean)/√(variance + eps)·weight + bias`, mean and biased variance over the row.
   case layerNorm = "layer_norm"
+  /// Local response normalisation across channels (ONNX `LRN`; `nn.LocalResponseNorm` for an odd
+  /// `size`) of `x: [N, C, …]`: each element divided by `(bias + alpha/size · S)^beta`, `S` the
+  /// sum of squares over channels `c − ⌊(size−1)/2⌋ … c + ⌈(size−1)/2⌉` (those that exist).
+  /// For an even `size` that is ONNX's window; PyTorch's has its larger half before `c`.
+  case lrn
   /// `x: [..., in]`, `weight: [out, in]`, optional `bias: [out]` → `[..., out]`; `x Wᵀ + b`,
   /// with the same optional epilogue as `conv2d` (`residual` operand, `activation`).
   case linear
@@ -46,6 +51,26 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   case sigmoid
   /// Hyperbolic tangent.
   case tanh
+  /// `eˣ` elementwise (ONNX `Exp`): +∞ past f32's range.
+  case exp
+  /// The natural logarithm elementwise (ONNX `Log`): −∞ at 0, NaN below it.
+  case log
+  /// `√x` elementwise (ONNX `Sqrt`): NaN below 0.
+  case sqrt
+  /// `|x|` elementwise (ONNX `Abs`).
+  case abs
+  /// The error function `erf(x) = 2/√π ∫₀ˣ e^(−t²) dt` elementwise (ONNX `Erf`; exact GELU's).
+  case erf
+  /// `aᵇ` elementwise with NumPy broadcasting (ONNX `Pow`, `torch.pow`): NaN for a negative `a`
+  /// and a non-integer `b`.
+  case pow
+  /// The larger of `a` and `b` elementwise with NumPy broadcasting, NaN where either is NaN
+  /// (`torch.maximum`, ONNX `Max` of two). The gradient goes to `a` where they are equal, so
+  /// composites choose their value at a kink by the order of the operands.
+  case maximum
+  /// The smaller of `a` and `b`, as `maximum` (`torch.minimum`, ONNX `Min` of two); the
+  /// gradient goes to `a` where they are equal.
+  case minimum
   /// Softmax along `axis`.
   case softmax
   /// Log of the softmax along `axis`, computed stably.
@@ -70,6 +95,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   case select
   /// Splits along `axis` into pieces of the given `sizes`; one result per piece.
   case split
+  /// `x` grown on both sides of its axes (ONNX `Pad`, `F.pad`): `pads` lists the elements added
+  /// before each axis, then after each, in ONNX's order `[b₀, b₁, …, e₀, e₁, …]`. `mode`
+  /// `constant` fills with `value`; `reflect` mirrors about the edge element without repeating
+  /// it (each pad less than the axis); `edge` repeats the edge element (PyTorch's `replicate`).
+  case pad
   /// LSTM over `x: [B, T, in]` (batch first), gate order i, f, g, o; operands `weight_ih: [4H, in]`,
   /// `weight_hh: [4H, H]`, `bias_ih: [4H]`, `bias_hh: [4H]`, then the same four for the reverse
   /// direction when `bidirectional`. Result `[B, T, H·directions]`, forward half first; with
@@ -92,7 +122,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// Operands `x…` each have the result's shape or one element (broadcast); `program` lists
   /// steps of three integers `code, a, b`: registers `0..<operands` hold the operands, step
   /// `i` writes register `operands + i`, the last step is the result. Codes (`ElementwiseCode`):
-  /// 0 add, 1 sub, 2 mul, 3 div (of registers `a`, `b`), 4 relu, 5 sigmoid, 6 tanh (of `a`).
+  /// 0 add, 1 sub, 2 mul, 3 div, 7 maximum, 8 minimum, 9 pow (of registers `a`, `b`), 4 relu,
+  /// 5 sigmoid, 6 tanh, 10 exp, 11 log, 12 sqrt, 13 abs, 14 erf (of `a`).
   case fusedElementwise = "fused_elementwise"
 
   // MARK: Seeds and backward ops (made by `Differentiate`; see `Gradients.swift`)
@@ -142,6 +173,10 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// the statistics differentiated too. With `activation: relu`, `dy` is the ReLU's and the
   /// operand `bias` follows: `dy` counts where the recomputed pre-activation is positive.
   case batchNormTrainBackward = "batch_norm_train_backward"
+  /// `dy, x` (of an `lrn`, same attributes) → `dx`: with `D = bias + alpha/size · S`,
+  /// `dx_c = dy_c·D_c^−β − 2·alpha·beta/size · x_c · Σ dy_j·x_j·D_j^(−β−1)` over the channels `j`
+  /// whose window holds `c`; `D` recomputed from `x`.
+  case lrnBackward = "lrn_backward"
   /// `dy, x, weight` (of a `layer_norm`, same attributes) → `dx` (of `x`'s shape), `dweight`,
   /// `dbias` (of `weight`'s shape): the row statistics recomputed from `x`, then
   /// `dx = (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))/√(variance + eps)` with `ĝ = dy·weight`, and the
@@ -190,19 +225,25 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   public var operands: OperandSpec {
     switch self {
     case .conv2d: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
-    case .maxPool2d, .avgPool2d, .globalAvgPool2d, .relu, .sigmoid, .tanh, .softmax, .logSoftmax,
-         .sum, .mean, .max, .reshape, .flatten, .transpose, .slice, .select, .split, .dropout:
+    case .maxPool2d, .avgPool2d, .globalAvgPool2d, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf,
+      .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .slice, .select, .split, .pad,
+      .dropout:
       OperandSpec(names: ["x"], required: 1)
     case .batchNorm:
-      OperandSpec(names: ["x", "weight", "bias", "running_mean", "running_var", "num_batches_tracked"],
-                  required: 6)
+      OperandSpec(
+        names: ["x", "weight", "bias", "running_mean", "running_var", "num_batches_tracked"],
+        required: 6)
     case .linear: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
-    case .matmul, .batchMatmul, .add, .sub, .mul, .div: OperandSpec(names: ["a", "b"], required: 2)
+    case .matmul, .batchMatmul, .add, .sub, .mul, .div, .pow, .maximum, .minimum:
+      OperandSpec(names: ["a", "b"], required: 2)
     case .concat, .fusedElementwise: OperandSpec(names: ["x"], required: 1, variadic: true)
     case .lstm:
-      OperandSpec(names: ["x", "weight_ih", "weight_hh", "bias_ih", "bias_hh",
-                          "weight_ih_reverse", "weight_hh_reverse", "bias_ih_reverse", "bias_hh_reverse"],
-                  required: 5)
+      OperandSpec(
+        names: [
+          "x", "weight_ih", "weight_hh", "bias_ih", "bias_hh",
+          "weight_ih_reverse", "weight_hh_reverse", "bias_ih_reverse", "bias_hh_reverse",
+        ],
+        required: 5)
     case .crossEntropy: OperandSpec(names: ["logits", "target"], required: 2)
     case .lstmCell: OperandSpec(names: ["gates_x", "h", "c", "weight_hh"], required: 4)
     case .constant: OperandSpec(names: [], required: 0)
@@ -217,6 +258,8 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .batchNormTrain: OperandSpec(names: ["x", "weight", "bias"], required: 3)
     case .batchNormTrainBackward: OperandSpec(names: ["dy", "x", "weight", "mean", "variance", "bias"], required: 5)
     case .layerNorm: OperandSpec(names: ["x", "weight", "bias"], required: 2)
+    case .lrn: OperandSpec(names: ["x"], required: 1)
+    case .lrnBackward: OperandSpec(names: ["dy", "x"], required: 2)
     case .layerNormBackward: OperandSpec(names: ["dy", "x", "weight"], required: 3)
     }
   }
@@ -224,13 +267,15 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// Whether the op is elementwise (same shape out as the broadcast of its operands).
   public var isElementwise: Bool {
     switch self {
-    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .dropout, .reluBackward, .fusedElementwise: true
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
+      .dropout, .reluBackward, .fusedElementwise:
+      true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul,
-         .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-         .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
-         .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
-         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+      .batchMatmul, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
+      .concat, .slice, .select, .split, .pad, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
+      .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
+      .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
+      .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward:
       false
     }
   }
@@ -241,10 +286,15 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
 
 /// The step codes of `fused_elementwise` programs.
 public enum ElementwiseCode: Int, CaseIterable, Sendable {
-  case add = 0, sub, mul, div, relu, sigmoid, tanh
+  case add = 0, sub, mul, div, relu, sigmoid, tanh, maximum, minimum, pow, exp, log, sqrt, abs, erf
 
   /// Whether the step reads a second register.
-  public var isBinary: Bool { rawValue <= ElementwiseCode.div.rawValue }
+  public var isBinary: Bool {
+    switch self {
+    case .add, .sub, .mul, .div, .maximum, .minimum, .pow: true
+    case .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf: false
+    }
+  }
 
   /// The op a step stands for.
   public var op: Op {
@@ -256,6 +306,14 @@ public enum ElementwiseCode: Int, CaseIterable, Sendable {
     case .relu: .relu
     case .sigmoid: .sigmoid
     case .tanh: .tanh
+    case .maximum: .maximum
+    case .minimum: .minimum
+    case .pow: .pow
+    case .exp: .exp
+    case .log: .log
+    case .sqrt: .sqrt
+    case .abs: .abs
+    case .erf: .erf
     }
   }
 

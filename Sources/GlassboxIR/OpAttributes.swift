@@ -16,6 +16,7 @@ extension Op {
     case .batchNorm: BatchNormAttributes.self
     case .batchNormTrain, .batchNormTrainBackward: BatchNormTrainAttributes.self
     case .layerNorm, .layerNormBackward: LayerNormAttributes.self
+    case .lrn, .lrnBackward: LRNAttributes.self
     case .linear: LinearAttributes.self
     case .softmax, .logSoftmax: SoftmaxAttributes.self
     case .sum, .mean, .max, .maxBackward: ReduceAttributes.self
@@ -27,13 +28,15 @@ extension Op {
     case .sliceBackward: SliceBackwardAttributes.self
     case .select: SelectAttributes.self
     case .split: SplitAttributes.self
+    case .pad: PadAttributes.self
     case .lstm: LSTMAttributes.self
     case .dropout: DropoutAttributes.self
     case .constant: ConstantAttributes.self
     case .fusedElementwise: FusedElementwiseAttributes.self
     case .classSeed: ClassSeedAttributes.self
-    case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .lstmCell,
-         .crossEntropy, .reluBackward, .linearBackwardWeight, .lstmCellBackward, .crossEntropyBackward:
+    case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log,
+      .sqrt, .abs, .erf, .pow, .maximum, .minimum, .lstmCell, .crossEntropy, .reluBackward, .linearBackwardWeight,
+      .lstmCellBackward, .crossEntropyBackward:
       NoAttributes.self
     }
   }
@@ -227,16 +230,18 @@ public struct PoolWindow: Hashable, Sendable {
 extension MaxPoolAttributes {
   /// The window, the stride made explicit.
   public var window: PoolWindow {
-    PoolWindow(kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation, ceilMode: ceilMode,
-               countIncludePad: true)
+    PoolWindow(
+      kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: dilation, ceilMode: ceilMode,
+      countIncludePad: true)
   }
 }
 
 extension AvgPoolAttributes {
   /// The window, the stride made explicit.
   public var window: PoolWindow {
-    PoolWindow(kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: Pair(1), ceilMode: ceilMode,
-               countIncludePad: countIncludePad)
+    PoolWindow(
+      kernel: kernel, stride: stride ?? kernel, padding: padding, dilation: Pair(1), ceilMode: ceilMode,
+      countIncludePad: countIncludePad)
   }
 }
 
@@ -314,6 +319,38 @@ public struct LayerNormAttributes: AttributeSet {
     v.defaulted("axis", &axis)
     v.defaulted("eps", &eps)
   }
+}
+
+/// `lrn` and its gradient: ONNX `LRN`'s attributes and defaults (`nn.LocalResponseNorm`'s `k`
+/// is `bias`).
+public struct LRNAttributes: AttributeSet {
+  /// `size`: channels in a window, at least 1.
+  public var size = 1
+  /// `alpha`: the scale of the window's mean square (ONNX divides it by `size`, as here).
+  public var alpha = 1e-4
+  /// `beta`: the exponent.
+  public var beta = 0.75
+  /// `bias`: added before the power; positive.
+  public var bias = 1.0
+
+  /// Every attribute given.
+  public init(size: Int, alpha: Double, beta: Double, bias: Double) {
+    self.size = size
+    self.alpha = alpha
+    self.beta = beta
+    self.bias = bias
+  }
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.required("size", &size)
+    v.defaulted("alpha", &alpha)
+    v.defaulted("beta", &beta)
+    v.defaulted("bias", &bias)
+  }
+
+  /// Channels of the window before `c`, ⌊(size−1)/2⌋, and after it, ⌈(size−1)/2⌉.
+  public var window: (before: Int, after: Int) { ((size - 1) / 2, size / 2) }
 }
 
 // MARK: Products
@@ -521,6 +558,59 @@ public struct SplitAttributes: AttributeSet {
   }
 }
 
+/// `pad`: how many elements each side of each axis gains, and what they hold.
+public struct PadAttributes: AttributeSet {
+  /// What the added elements hold.
+  public enum Mode: String, AttributeChoice {
+    /// `value`.
+    case constant
+    /// The elements mirrored about the edge element, which is not repeated (`[1, 2, 3]`
+    /// padded by 2 before: `[3, 2, 1, 2, 3]`).
+    case reflect
+    /// The edge element repeated (PyTorch's `replicate`).
+    case edge
+  }
+
+  /// `pads`: the elements added before each axis, then after each (`2·rank` non-negative
+  /// integers, ONNX's order).
+  public var pads: [Int] = []
+  /// `mode`: `constant`, `reflect` or `edge`.
+  public var mode = Mode.constant
+  /// `value`: what `constant` padding holds.
+  public var value = 0.0
+
+  /// Every attribute given.
+  public init(pads: [Int], mode: Mode, value: Double) {
+    self.pads = pads
+    self.mode = mode
+    self.value = value
+  }
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.required("pads", &pads)
+    v.defaulted("mode", &mode)
+    v.defaulted("value", &value)
+  }
+
+  /// The elements added before axis `axis` of a rank-`pads.count / 2` operand.
+  public func before(_ axis: Int) -> Int { pads[axis] }
+  /// The elements added after axis `axis`.
+  public func after(_ axis: Int) -> Int { pads[pads.count / 2 + axis] }
+
+  /// Where output index `i` of an axis of `n` input elements reads: an input index, or nil
+  /// for `constant` padding.
+  public func source(_ i: Int, axis: Int, size n: Int) -> Int? {
+    let j = i - before(axis)
+    if j >= 0 && j < n { return j }
+    switch mode {
+    case .constant: return nil
+    case .edge: return j < 0 ? 0 : n - 1
+    case .reflect: return j < 0 ? -j : 2 * (n - 1) - j
+    }
+  }
+}
+
 // MARK: Recurrence, regularisation, constants
 
 /// `lstm`.
@@ -623,11 +713,12 @@ extension Node {
       case .linear: LinearAttributes(of: self).activation
       case .batchNormTrain, .batchNormTrainBackward: BatchNormTrainAttributes(of: self).activation
       case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .matmul, .batchMatmul, .add, .sub, .mul, .div,
-           .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-           .concat, .slice, .select, .split, .lstm, .lstmCell, .dropout, .crossEntropy, .constant,
-           .fusedElementwise, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
-           .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
-           .maxPool2dBackward, .avgPool2dBackward, .layerNorm, .layerNormBackward:
+        .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .softmax, .logSoftmax,
+        .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm, .lstmCell,
+        .dropout, .crossEntropy, .constant,
+        .fusedElementwise, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
+        .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
+        .maxPool2dBackward, .avgPool2dBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward:
         nil
       }
     }

@@ -88,8 +88,10 @@ struct Parser {
       } catch {
         // Skip the rest of this top-level item: to a line that starts a new one.
         recover()
-        while current.kind != .eof && !(current.kind == .name && (current.text == "graph" || current.text == "block")
-                                         && (position == 0 || tokens[position - 1].kind == .newline)) {
+        while current.kind != .eof
+          && !(current.kind == .name && (current.text == "graph" || current.text == "block")
+            && (position == 0 || tokens[position - 1].kind == .newline))
+        {
           _ = advance()
         }
       }
@@ -128,8 +130,9 @@ struct Parser {
       } while try consumeComma()
     }
     let body = try parseBody(of: "graph '\(name)'")
-    return GraphDecl(name: name, inputs: inputs, outputs: outputs, defaults: defaults, body: body,
-                     location: start.location)
+    return GraphDecl(
+      name: name, inputs: inputs, outputs: outputs, defaults: defaults, body: body,
+      location: start.location)
   }
 
   private mutating func consumeComma() throws(Abandon) -> Bool {
@@ -194,8 +197,11 @@ struct Parser {
         throw fail("the body of \(owner) is never closed: expected '}' before the end of the file", at: open.location)
       }
       if current.kind == .name, current.text == "graph" || current.text == "block",
-         position > 0, tokens[position - 1].kind == .newline {
-        throw fail("expected '}' to close the body of \(owner) (opened at \(open.location.line):\(open.location.column)) before '\(current.text)'")
+        position > 0, tokens[position - 1].kind == .newline
+      {
+        throw fail(
+          "expected '}' to close the body of \(owner) (opened at \(open.location.line):\(open.location.column)) before '\(current.text)'"
+        )
       }
       do throws(Abandon) {
         body.append(try parseStatement())
@@ -236,8 +242,9 @@ struct Parser {
           initializer = InitExpr(name: n.text, argument: argument, location: n.location)
         }
         brokenNames.remove(name)
-        return .parameter(name: name, type: type, role: start.text == "param" ? .trainable : .buffer,
-                          initializer: initializer, location: loc)
+        return .parameter(
+          name: name, type: type, role: start.text == "param" ? .trainable : .buffer,
+          initializer: initializer, location: loc)
       case "scope":
         _ = advance()
         let (path, loc) = try parseName("a scope path")
@@ -346,8 +353,9 @@ struct Parser {
       path = t.text
       pathLocation = t.location
     }
-    return Call(callee: callee.text, operands: operands, named: named, path: path,
-                pathLocation: pathLocation, location: callee.location)
+    return Call(
+      callee: callee.text, operands: operands, named: named, path: path,
+      pathLocation: pathLocation, location: callee.location)
   }
 
   private mutating func parseNumber() throws(Abandon) -> Double {

@@ -16,7 +16,8 @@ public enum Printer {
     let sig = { (ids: [(String, ValueID)]) in
       ids.map { "\($0.0): \(graph[$0.1].type)" }.joined(separator: ", ")
     }
-    out += "graph \(graph.name)(\(sig(graph.inputs.map { (graph[$0].name, $0) }))) -> (\(sig(graph.outputs.map { ($0.name, $0.value) }))) {\n"
+    out +=
+      "graph \(graph.name)(\(sig(graph.inputs.map { (graph[$0].name, $0) }))) -> (\(sig(graph.outputs.map { ($0.name, $0.value) }))) {\n"
     for s in graph.scopes {
       out += "  scope \(s.path) = \(s.block)"
       if let steps = s.steps { out += " steps(\(steps.batch), \(steps.time))" }
@@ -39,7 +40,8 @@ public enum Printer {
       out += "  \(o.name) = \(graph[o.value].name)\n"
     }
     for r in graph.recipes {
-      out += "  recipe \(r.input) = \(r.kind.rawValue)(\(nonDefault(r.options, schema: r.kind.options).joined(separator: ", ")))\n"
+      out +=
+        "  recipe \(r.input) = \(r.kind.rawValue)(\(nonDefault(r.options, schema: r.kind.options).joined(separator: ", ")))\n"
     }
     for t in graph.taps {
       let operands = t.operands.map { graph[$0].name }

@@ -37,19 +37,23 @@ extension Op {
         }
       }
       let geometry = attrs.geometry
-      let (oh, ow) = try windowOutput(input, kernel: [w.shape[2], w.shape[3]], stride: geometry.stride,
-                                      padding: geometry.padding, dilation: geometry.dilation, ceilMode: false, op: self)
+      let (oh, ow) = try windowOutput(
+        input, kernel: [w.shape[2], w.shape[3]], stride: geometry.stride,
+        padding: geometry.padding, dilation: geometry.dilation, ceilMode: false, op: self)
       let result = TensorType(input.dtype, [input.shape[0], w.shape[0], oh, ow])
       try checkResidual(x, result, op: self)
       return [result]
 
     case .maxPool2d, .avgPool2d:
       let input = try x[0].requireRank(4, op: self, operand: "input", layout: "[N, C, H, W]")
-      let window = self == .maxPool2d ? try decode(MaxPoolAttributes.self, a).window
+      let window =
+        self == .maxPool2d
+        ? try decode(MaxPoolAttributes.self, a).window
         : try decode(AvgPoolAttributes.self, a).window
       let kernel = [Dim(window.kernel.h), Dim(window.kernel.w)]
-      let (oh, ow) = try windowOutput(input, kernel: kernel, stride: window.stride, padding: window.padding,
-                                      dilation: window.dilation, ceilMode: window.ceilMode, op: self)
+      let (oh, ow) = try windowOutput(
+        input, kernel: kernel, stride: window.stride, padding: window.padding,
+        dilation: window.dilation, ceilMode: window.ceilMode, op: self)
       return [TensorType(input.dtype, [input.shape[0], input.shape[1], oh, ow])]
 
     case .globalAvgPool2d:
@@ -84,12 +88,30 @@ extension Op {
       let normalized = TensorType(input.dtype, Array(input.shape[axis...]))
       let perRow = self == .layerNorm ? Array(x.dropFirst()) : [x[2]]
       for (t, operand) in zip(perRow, ["weight", "bias"]) where t != normalized {
-        throw ShapeError("\(name): \(operand) must be \(normalized.shapeDescription) for the axes from \(axis) of "
-                         + "\(input.shapeDescription), found \(t.shapeDescription)")
+        throw ShapeError(
+          "\(name): \(operand) must be \(normalized.shapeDescription) for the axes from \(axis) of "
+            + "\(input.shapeDescription), found \(t.shapeDescription)")
       }
       if self == .layerNorm { return [input] }
       guard x[0] == input else { throw ShapeError("layer_norm_backward: dy is \(x[0]) but x is \(input)") }
       return [input, normalized, normalized]
+
+    case .lrn, .lrnBackward:
+      let input = x[self == .lrn ? 0 : 1]
+      try requireFloat(x, op: self)
+      guard input.rank >= 2 else {
+        throw ShapeError("\(name): input must have rank at least 2 ([N, C, …]), found \(input.shapeDescription)")
+      }
+      let attrs = try decode(LRNAttributes.self, a)
+      guard attrs.size >= 1 else { throw ShapeError("\(name): size must be at least 1, found \(attrs.size)") }
+      guard attrs.bias > 0, attrs.alpha >= 0, attrs.alpha.isFinite, attrs.beta.isFinite else {
+        throw ShapeError(
+          "\(name): bias must be positive, alpha non-negative and beta finite, found bias "
+            + "\(AttrValue.formatFloat(attrs.bias)), alpha \(AttrValue.formatFloat(attrs.alpha)) and beta "
+            + "\(AttrValue.formatFloat(attrs.beta))")
+      }
+      if self == .lrnBackward, x[0] != input { throw ShapeError("lrn_backward: dy is \(x[0]) but x is \(input)") }
+      return [input]
 
     case .linear:
       let input = x[0]
@@ -116,7 +138,9 @@ extension Op {
       let r = try x[1].requireRank(2, op: self, operand: "b", layout: "[k, n]")
       try requireSameDType(x, op: self)
       guard l.shape[1] == r.shape[0] else {
-        throw ShapeError("matmul: a is \(l.shapeDescription) and b is \(r.shapeDescription); inner sizes \(l.shape[1]) and \(r.shape[0]) differ")
+        throw ShapeError(
+          "matmul: a is \(l.shapeDescription) and b is \(r.shapeDescription); inner sizes \(l.shape[1]) and \(r.shape[0]) differ"
+        )
       }
       return [TensorType(l.dtype, [l.shape[0], r.shape[1]])]
 
@@ -124,13 +148,16 @@ extension Op {
       let l = x[0], r = x[1]
       try requireSameDType(x, op: self)
       guard l.rank >= 3, l.rank == r.rank else {
-        throw ShapeError("batch_matmul: operands must have the same rank ≥ 3, found \(l.shapeDescription) and \(r.shapeDescription)")
+        throw ShapeError(
+          "batch_matmul: operands must have the same rank ≥ 3, found \(l.shapeDescription) and \(r.shapeDescription)")
       }
       guard l.shape.dropLast(2) == r.shape.dropLast(2) else {
         throw ShapeError("batch_matmul: batch axes differ: \(l.shapeDescription) and \(r.shapeDescription)")
       }
       guard l.shape[l.rank - 1] == r.shape[r.rank - 2] else {
-        throw ShapeError("batch_matmul: a is \(l.shapeDescription) and b is \(r.shapeDescription); inner sizes \(l.shape[l.rank - 1]) and \(r.shape[r.rank - 2]) differ")
+        throw ShapeError(
+          "batch_matmul: a is \(l.shapeDescription) and b is \(r.shapeDescription); inner sizes \(l.shape[l.rank - 1]) and \(r.shape[r.rank - 2]) differ"
+        )
       }
       return [TensorType(l.dtype, l.shape.dropLast() + [r.shape[r.rank - 1]])]
 
@@ -139,7 +166,11 @@ extension Op {
       guard x[0].dtype != .bool else { throw ShapeError("\(name): operands must be numeric, found bool") }
       return [TensorType(x[0].dtype, try broadcast(x[0].shape, x[1].shape, op: self))]
 
-    case .relu, .sigmoid, .tanh, .dropout:
+    case .pow, .maximum, .minimum:
+      try requireFloat(x, op: self)
+      return [TensorType(x[0].dtype, try broadcast(x[0].shape, x[1].shape, op: self))]
+
+    case .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .dropout:
       try requireFloat(x, op: self)
       if self == .dropout {
         let p = try decode(DropoutAttributes.self, a).p
@@ -152,11 +183,14 @@ extension Op {
       try requireSameDType(x, op: self)
       let full = x.first(where: { $0.shape.count != 0 && $0.shape != [Dim(1)] })?.shape ?? x[0].shape
       for t in x where t.shape != full && t.elementCount != Dim(1) {
-        throw ShapeError("fused_elementwise: operands must have the result's shape \(TensorType(t.dtype, full).shapeDescription) or one element, found \(t.shapeDescription)")
+        throw ShapeError(
+          "fused_elementwise: operands must have the result's shape \(TensorType(t.dtype, full).shapeDescription) or one element, found \(t.shapeDescription)"
+        )
       }
       let program = try decode(FusedElementwiseAttributes.self, a).program
       guard !program.isEmpty, program.count % 3 == 0 else {
-        throw ShapeError("fused_elementwise: program must be steps of three integers (code, a, b), found \(program.count) integers")
+        throw ShapeError(
+          "fused_elementwise: program must be steps of three integers (code, a, b), found \(program.count) integers")
       }
       for step in 0..<(program.count / 3) {
         let registers = x.count + step
@@ -183,8 +217,10 @@ extension Op {
       for axis in attrs.axes {
         let n = try checkedAxis(axis, rank: input.rank, op: self)
         if let first = axes[n] {
-          throw ShapeError(first == axis ? "\(name): axis \(axis) is listed twice"
-                                         : "\(name): axes \(first) and \(axis) both name axis \(n)")
+          throw ShapeError(
+            first == axis
+              ? "\(name): axis \(axis) is listed twice"
+              : "\(name): axes \(first) and \(axis) both name axis \(n)")
         }
         axes[n] = axis
       }
@@ -203,7 +239,10 @@ extension Op {
       var inferred: Int?
       for (i, d) in target.enumerated() {
         if d == Dim(-1) {
-          guard inferred == nil else { throw ShapeError("reshape: only one axis may be -1, found \(TensorType(x[0].dtype, target).shapeDescription)") }
+          guard inferred == nil else {
+            throw ShapeError(
+              "reshape: only one axis may be -1, found \(TensorType(x[0].dtype, target).shapeDescription)")
+          }
           inferred = i
         } else {
           guard d.coefficient > 0 else {
@@ -220,7 +259,9 @@ extension Op {
         }
         shape[i] = rest
       } else if known != total {
-        throw ShapeError("reshape: input \(x[0].shapeDescription) has \(total) elements but target \(TensorType(x[0].dtype, target).shapeDescription) has \(known)")
+        throw ShapeError(
+          "reshape: input \(x[0].shapeDescription) has \(total) elements but target \(TensorType(x[0].dtype, target).shapeDescription) has \(known)"
+        )
       }
       return [TensorType(x[0].dtype, shape)]
 
@@ -240,7 +281,8 @@ extension Op {
     case .transpose:
       let perm = try decode(TransposeAttributes.self, a).perm
       guard perm.count == x[0].rank, perm.sorted() == Array(0..<x[0].rank) else {
-        throw ShapeError("transpose: perm \(perm) is not a permutation of the \(x[0].rank) axes of \(x[0].shapeDescription)")
+        throw ShapeError(
+          "transpose: perm \(perm) is not a permutation of the \(x[0].rank) axes of \(x[0].shapeDescription)")
       }
       return [TensorType(x[0].dtype, perm.map { x[0].shape[$0] })]
 
@@ -254,13 +296,20 @@ extension Op {
           throw ShapeError("concat: operand \(i) has rank \(t.rank) but operand 0 has rank \(first.rank)")
         }
         for j in 0..<t.rank where j != axis && t.shape[j] != first.shape[j] {
-          throw ShapeError("concat: operand \(i) is \(t.shapeDescription) but operand 0 is \(first.shapeDescription); axis \(j) differs")
+          throw ShapeError(
+            "concat: operand \(i) is \(t.shapeDescription) but operand 0 is \(first.shapeDescription); axis \(j) differs"
+          )
         }
         let d = t.shape[axis]
-        if total == Dim(0) { total = d }
-        else if let s = total.staticValue, let v = d.staticValue { total = Dim(s + v) }
-        else if total.symbols == d.symbols { total = Dim(coefficient: total.coefficient + d.coefficient, symbols: d.symbols) }
-        else { throw ShapeError("concat: cannot add sizes \(total) and \(d) along axis \(axis); bind the symbols") }
+        if total == Dim(0) {
+          total = d
+        } else if let s = total.staticValue, let v = d.staticValue {
+          total = Dim(s + v)
+        } else if total.symbols == d.symbols {
+          total = Dim(coefficient: total.coefficient + d.coefficient, symbols: d.symbols)
+        } else {
+          throw ShapeError("concat: cannot add sizes \(total) and \(d) along axis \(axis); bind the symbols")
+        }
       }
       var shape = first.shape
       shape[axis] = total
@@ -279,7 +328,9 @@ extension Op {
           throw ShapeError("select: index \(index) is out of range for axis \(axis) of size \(n)")
         }
       } else if index != 0 && index != -1 {
-        throw ShapeError("select: index \(index) on symbolic axis \(axis) (\(input.shape[axis])) needs a binding; only 0 and -1 are always valid")
+        throw ShapeError(
+          "select: index \(index) on symbolic axis \(axis) (\(input.shape[axis])) needs a binding; only 0 and -1 are always valid"
+        )
       }
       var shape = input.shape
       shape.remove(at: axis)
@@ -303,6 +354,33 @@ extension Op {
         return TensorType(input.dtype, shape)
       }
 
+    case .pad:
+      let input = x[0]
+      try requireFloat(x, op: self)
+      let attrs = try decode(PadAttributes.self, a)
+      let pads = attrs.pads
+      guard pads.count == 2 * input.rank else {
+        throw ShapeError(
+          "pad: pads must list \(2 * input.rank) sizes (before each axis of \(input.shapeDescription), "
+            + "then after each), found \(pads.count)")
+      }
+      guard pads.allSatisfy({ $0 >= 0 }) else {
+        throw ShapeError("pad: pads must be non-negative (slice crops), found \(pads)")
+      }
+      var shape = input.shape
+      for axis in 0..<input.rank where attrs.before(axis) > 0 || attrs.after(axis) > 0 {
+        guard let n = input.shape[axis].staticValue else {
+          throw ShapeError("pad: padded axis \(axis) has symbolic size \(input.shape[axis]); bind it")
+        }
+        if attrs.mode == .reflect, attrs.before(axis) >= n || attrs.after(axis) >= n {
+          throw ShapeError(
+            "pad: reflect padding must be less than the axis' size, found \(attrs.before(axis)) and "
+              + "\(attrs.after(axis)) on axis \(axis) of size \(n)")
+        }
+        shape[axis] = Dim(n + attrs.before(axis) + attrs.after(axis))
+      }
+      return [TensorType(input.dtype, shape)]
+
     case .lstm:
       let input = try x[0].requireRank(3, op: self, operand: "input", layout: "[B, T, features]")
       try requireFloat(x, op: self)
@@ -311,7 +389,9 @@ extension Op {
       guard h >= 1 else { throw ShapeError("lstm: hidden must be at least 1, found \(h)") }
       let directions = attrs.directions
       guard x.count == 1 + 4 * directions else {
-        throw ShapeError("lstm: \(directions == 2 ? "a bidirectional" : "a unidirectional") LSTM takes \(1 + 4 * directions) operands (the input, then two weights and two biases per direction), found \(x.count)")
+        throw ShapeError(
+          "lstm: \(directions == 2 ? "a bidirectional" : "a unidirectional") LSTM takes \(1 + 4 * directions) operands (the input, then two weights and two biases per direction), found \(x.count)"
+        )
       }
       let features = input.shape[2]
       for d in 0..<directions {
@@ -321,7 +401,9 @@ extension Op {
           ("bias_ih\(suffix)", [Dim(4 * h)]), ("bias_hh\(suffix)", [Dim(4 * h)]),
         ]
         for (k, (name, shape)) in expected.enumerated() where x[1 + 4 * d + k].shape != shape {
-          throw ShapeError("lstm: \(name) must be \(TensorType(.f32, shape).shapeDescription) for hidden \(h) and \(features) input features, found \(x[1 + 4 * d + k].shapeDescription)")
+          throw ShapeError(
+            "lstm: \(name) must be \(TensorType(.f32, shape).shapeDescription) for hidden \(h) and \(features) input features, found \(x[1 + 4 * d + k].shapeDescription)"
+          )
         }
       }
       if attrs.last { return [TensorType(input.dtype, [input.shape[0], Dim(h * directions)])] }
@@ -333,15 +415,21 @@ extension Op {
       let (b, hidden) = (h.shape[0], h.shape[1])
       let gates = TensorType(h.dtype, [b, Dim(4 * (hidden.staticValue ?? 0))])
       guard let hs = hidden.staticValue, x[0] == gates, x[2] == h, x[3].shape == [Dim(4 * hs), hidden] else {
-        throw ShapeError("lstm_cell: for h \(h) expected gates_x \(gates.shapeDescription), c \(h.shapeDescription) and weight_hh [\(4 * (hidden.staticValue ?? 0)), \(hidden)], found \(x[0].shapeDescription), \(x[2].shapeDescription) and \(x[3].shapeDescription)")
+        throw ShapeError(
+          "lstm_cell: for h \(h) expected gates_x \(gates.shapeDescription), c \(h.shapeDescription) and weight_hh [\(4 * (hidden.staticValue ?? 0)), \(hidden)], found \(x[0].shapeDescription), \(x[2].shapeDescription) and \(x[3].shapeDescription)"
+        )
       }
       return [h, h]
 
     case .crossEntropy:
       let logits = try x[0].requireRank(2, op: self, operand: "logits", layout: "[N, C]")
       let target = try x[1].requireRank(1, op: self, operand: "target", layout: "[N]")
-      guard logits.dtype.isFloatingPoint else { throw ShapeError("cross_entropy: logits must be floating point, found \(logits.dtype.rawValue)") }
-      guard target.dtype == .i64 else { throw ShapeError("cross_entropy: target must be i64 class indices, found \(target.dtype.rawValue)") }
+      guard logits.dtype.isFloatingPoint else {
+        throw ShapeError("cross_entropy: logits must be floating point, found \(logits.dtype.rawValue)")
+      }
+      guard target.dtype == .i64 else {
+        throw ShapeError("cross_entropy: target must be i64 class indices, found \(target.dtype.rawValue)")
+      }
       guard target.shape[0] == logits.shape[0] else {
         throw ShapeError("cross_entropy: logits have \(logits.shape[0]) rows but target has \(target.shape[0])")
       }
@@ -381,7 +469,9 @@ extension Op {
     case .linearBackwardWeight:
       try requireFloat(x, op: self)
       guard x[0].rank >= 1, x[0].rank == x[1].rank, x[0].shape.dropLast() == x[1].shape.dropLast() else {
-        throw ShapeError("linear_backward_weight: dy \(x[0].shapeDescription) and x \(x[1].shapeDescription) must share every axis but the last")
+        throw ShapeError(
+          "linear_backward_weight: dy \(x[0].shapeDescription) and x \(x[1].shapeDescription) must share every axis but the last"
+        )
       }
       return [TensorType(x[0].dtype, [x[0].shape[x[0].rank - 1], x[1].shape[x[1].rank - 1]])]
 
@@ -398,8 +488,9 @@ extension Op {
         throw ShapeError("slice_backward: \(error.message)")
       }
       guard sliced == dy else {
-        throw ShapeError("slice_backward: slicing \(input.shapeDescription) gives \(sliced.shapeDescription), "
-                         + "not dy \(dy.shapeDescription)")
+        throw ShapeError(
+          "slice_backward: slicing \(input.shapeDescription) gives \(sliced.shapeDescription), "
+            + "not dy \(dy.shapeDescription)")
       }
       return [input]
 
@@ -407,7 +498,9 @@ extension Op {
       try requireFloat(x, op: self)
       let reduced = try Op.max.inferTypes([x[1]], a)
       guard x[0] == reduced[0], x[2] == reduced[0] else {
-        throw ShapeError("max_backward: dy \(x[0].shapeDescription) and y \(x[2].shapeDescription) must be the reduced shape \(reduced[0].shapeDescription)")
+        throw ShapeError(
+          "max_backward: dy \(x[0].shapeDescription) and y \(x[2].shapeDescription) must be the reduced shape \(reduced[0].shapeDescription)"
+        )
       }
       return [x[1]]
 
@@ -415,7 +508,9 @@ extension Op {
       try requireFloat(x, op: self)
       let step = try Op.lstmCell.inferTypes(Array(x[2...]), a)
       guard x[0] == step[0], x[1] == step[1] else {
-        throw ShapeError("lstm_cell_backward: dh and dc must be \(step[0].shapeDescription), found \(x[0].shapeDescription) and \(x[1].shapeDescription)")
+        throw ShapeError(
+          "lstm_cell_backward: dh and dc must be \(step[0].shapeDescription), found \(x[0].shapeDescription) and \(x[1].shapeDescription)"
+        )
       }
       return [x[2], x[3], x[4]]
 
@@ -438,22 +533,30 @@ extension Op {
         guard size.h >= 1, size.w >= 1 else {
           throw ShapeError("conv2d_backward_input: input_size must be two positive sizes, found \(size)")
         }
-        input = TensorType(dy.dtype, [dy.shape[0], Dim((weight.shape[1].staticValue ?? 0) * geometry.groups),
-                                      Dim(size.h), Dim(size.w)])
+        input = TensorType(
+          dy.dtype,
+          [
+            dy.shape[0], Dim((weight.shape[1].staticValue ?? 0) * geometry.groups),
+            Dim(size.h), Dim(size.w),
+          ])
       } else {
         let attrs = try decode(ConvolutionWeightGradientAttributes.self, a)
         geometry = attrs.geometry
         input = try x[1].requireRank(4, op: self, operand: "x", layout: "[N, Cin, H, W]")
         let k = attrs.kernel, groups = Swift.max(geometry.groups, 1)
         guard k.h >= 1, k.w >= 1, let cin = input.shape[1].staticValue, cin % groups == 0 else {
-          throw ShapeError("conv2d_backward_weight: kernel must be two positive sizes and the \(input.shape[1]) input channels divisible by \(groups) groups")
+          throw ShapeError(
+            "conv2d_backward_weight: kernel must be two positive sizes and the \(input.shape[1]) input channels divisible by \(groups) groups"
+          )
         }
         weight = TensorType(dy.dtype, [dy.shape[1], Dim(cin / groups), Dim(k.h), Dim(k.w)])
       }
       let forward = ConvolutionAttributes(geometry: geometry, activation: .none).encoded
       let out = try Op.conv2d.inferTypes([input, weight], forward)
       guard out == [dy] else {
-        throw ShapeError("\(name): conv2d of \(input.shapeDescription) by \(weight.shapeDescription) gives \(out[0].shapeDescription), not dy \(dy.shapeDescription)")
+        throw ShapeError(
+          "\(name): conv2d of \(input.shapeDescription) by \(weight.shapeDescription) gives \(out[0].shapeDescription), not dy \(dy.shapeDescription)"
+        )
       }
       return [self == .conv2dBackwardInput ? input : weight]
 
@@ -462,7 +565,9 @@ extension Op {
       try requireFloat(x, op: self)
       let out = try forward.inferTypes([x[1]], a)
       guard out == [x[0]] else {
-        throw ShapeError("\(name): \(forward.name) of \(x[1].shapeDescription) gives \(out[0].shapeDescription), not dy \(x[0].shapeDescription)")
+        throw ShapeError(
+          "\(name): \(forward.name) of \(x[1].shapeDescription) gives \(out[0].shapeDescription), not dy \(x[0].shapeDescription)"
+        )
       }
       return [x[1]]
 
@@ -475,7 +580,9 @@ extension Op {
       let channel = TensorType(input.dtype, [input.shape[1]])
       let perChannel = self == .batchNormTrain ? Array(x[1...]) : Array(x[2...])
       for t in perChannel where t != channel {
-        throw ShapeError("\(name): per-channel operands must be \(channel.shapeDescription) for \(input.shape[1]) channels, found \(t.shapeDescription)")
+        throw ShapeError(
+          "\(name): per-channel operands must be \(channel.shapeDescription) for \(input.shape[1]) channels, found \(t.shapeDescription)"
+        )
       }
       if self == .batchNormTrainBackward, x[0] != input {
         throw ShapeError("batch_norm_train_backward: dy is \(x[0]) but x is \(input)")
@@ -509,8 +616,10 @@ func sliceResult(_ input: TensorType, _ a: SliceAttributes) throws(ShapeError) -
   let start = clampIndex(a.start, n), end = clampIndex(a.end, n)
   let count = end > start ? (end - start + step - 1) / step : 0
   guard count > 0 else {
-    throw ShapeError(a.end == Int.max ? "slice: start \(a.start) is past the end of axis \(axis) (size \(n))"
-                                      : "slice: range \(a.start)..<\(a.end) is empty on axis \(axis) (size \(n))")
+    throw ShapeError(
+      a.end == Int.max
+        ? "slice: start \(a.start) is past the end of axis \(axis) (size \(n))"
+        : "slice: range \(a.start)..<\(a.end) is empty on axis \(axis) (size \(n))")
   }
   var shape = input.shape
   shape[axis] = Dim(count)
@@ -574,10 +683,14 @@ public func broadcast(_ a: [Dim], _ b: [Dim], op: Op) throws(ShapeError) -> [Dim
   for i in 0..<n {
     let da = i < n - a.count ? Dim(1) : a[i - (n - a.count)]
     let db = i < n - b.count ? Dim(1) : b[i - (n - b.count)]
-    if da == db || db == Dim(1) { out.append(da) }
-    else if da == Dim(1) { out.append(db) }
-    else {
-      throw ShapeError("\(op.name): shapes \(TensorType(.f32, a).shapeDescription) and \(TensorType(.f32, b).shapeDescription) do not broadcast: axis \(i) has sizes \(da) and \(db)")
+    if da == db || db == Dim(1) {
+      out.append(da)
+    } else if da == Dim(1) {
+      out.append(db)
+    } else {
+      throw ShapeError(
+        "\(op.name): shapes \(TensorType(.f32, a).shapeDescription) and \(TensorType(.f32, b).shapeDescription) do not broadcast: axis \(i) has sizes \(da) and \(db)"
+      )
     }
   }
   return out
@@ -586,8 +699,10 @@ public func broadcast(_ a: [Dim], _ b: [Dim], op: Op) throws(ShapeError) -> [Dim
 /// Output height and width of a sliding window (convolution or pooling), PyTorch's formula:
 /// `⌊(H + 2p − d(k−1) − 1)/s⌋ + 1`, or the ceiling with `ceil_mode` (a last window that
 /// starts in the padding is dropped, as PyTorch does).
-func windowOutput(_ input: TensorType, kernel: [Dim], stride strideSizes: Pair, padding paddingSizes: Pair,
-                  dilation dilationSizes: Pair, ceilMode: Bool, op: Op) throws(ShapeError) -> (Dim, Dim) {
+func windowOutput(
+  _ input: TensorType, kernel: [Dim], stride strideSizes: Pair, padding paddingSizes: Pair,
+  dilation dilationSizes: Pair, ceilMode: Bool, op: Op
+) throws(ShapeError) -> (Dim, Dim) {
   let stride = [strideSizes.h, strideSizes.w], padding = [paddingSizes.h, paddingSizes.w]
   let dilation = [dilationSizes.h, dilationSizes.w]
   var out: [Dim] = []
@@ -597,11 +712,13 @@ func windowOutput(_ input: TensorType, kernel: [Dim], stride strideSizes: Pair, 
       throw ShapeError("\(op.name): input \(axisName) must be static, found \(input.shape[2 + axis]); bind it")
     }
     guard kernel.count == 2, let k = kernel[axis].staticValue else {
-      throw ShapeError("\(op.name): kernel \(axisName) must be static, found \(kernel.count == 2 ? kernel[axis].description : "none")")
+      throw ShapeError(
+        "\(op.name): kernel \(axisName) must be static, found \(kernel.count == 2 ? kernel[axis].description : "none")")
     }
     let s = stride[axis], p = padding[axis], d = dilation[axis]
     guard k >= 1, s >= 1, d >= 1, p >= 0 else {
-      throw ShapeError("\(op.name): kernel \(k), stride \(s) and dilation \(d) must be positive and padding \(p) non-negative")
+      throw ShapeError(
+        "\(op.name): kernel \(k), stride \(s) and dilation \(d) must be positive and padding \(p) non-negative")
     }
     if op != .conv2d, p * 2 > k {
       throw ShapeError("\(op.name): padding \(p) must be at most half the kernel size \(k)")
@@ -609,7 +726,8 @@ func windowOutput(_ input: TensorType, kernel: [Dim], stride strideSizes: Pair, 
     let span = d * (k - 1) + 1
     let padded = size + 2 * p
     guard padded >= span else {
-      throw ShapeError("\(op.name): window of \(span) does not fit the padded \(axisName) \(padded) (input \(size), padding \(p))")
+      throw ShapeError(
+        "\(op.name): window of \(span) does not fit the padded \(axisName) \(padded) (input \(size), padding \(p))")
     }
     var o = ceilMode ? (padded - span + s - 1) / s + 1 : (padded - span) / s + 1
     if ceilMode, (o - 1) * s >= size + p { o -= 1 }

@@ -20,16 +20,20 @@ public enum Spec {
     var graph: Graph?
     if let decl = file.graphs.first {
       for extra in file.graphs.dropFirst() {
-        diagnostics.append(Diagnostic("a spec defines one graph; '\(extra.name)' is a second (the first is '\(decl.name)')",
-                                      at: extra.location))
+        diagnostics.append(
+          Diagnostic(
+            "a spec defines one graph; '\(extra.name)' is a second (the first is '\(decl.name)')",
+            at: extra.location))
       }
       var elaborator = Elaborator(file: file, graphName: decl.name)
       let (g, more) = elaborator.elaborate(decl, bindings: bindings)
       diagnostics += more
       graph = g
     } else if diagnostics.isEmpty {
-      diagnostics.append(Diagnostic("spec defines no graph: expected 'graph NAME(inputs) -> (outputs) { … }'",
-                                    at: SourceLocation(file: source.fileName, line: 1, column: 1)))
+      diagnostics.append(
+        Diagnostic(
+          "spec defines no graph: expected 'graph NAME(inputs) -> (outputs) { … }'",
+          at: SourceLocation(file: source.fileName, line: 1, column: 1)))
     }
     diagnostics = sortedByLocation(diagnostics)
     let failed = diagnostics.contains { $0.severity == .error }

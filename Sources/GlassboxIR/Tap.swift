@@ -60,7 +60,8 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   public var operandCount: Int {
     switch self {
     case .activation, .gradient, .gradcam, .gradcampp, .attention, .saliency, .hidden, .layercam, .xgradcam,
-         .hirescam, .ig, .smoothgrad, .vargrad, .occlusion, .scorecam, .eigencam: 1
+      .hirescam, .ig, .smoothgrad, .vargrad, .occlusion, .scorecam, .eigencam:
+      1
     case .cam: 2
     }
   }
@@ -70,7 +71,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   public var needsClass: Bool {
     switch self {
     case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad,
-         .occlusion, .scorecam:
+      .occlusion, .scorecam:
       true
     case .activation, .attention, .hidden, .eigencam: false
     }
@@ -93,7 +94,8 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     switch self {
     case .ig, .smoothgrad, .vargrad, .occlusion, .scorecam: true
     case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
-         .hirescam, .eigencam: false
+      .hirescam, .eigencam:
+      false
     }
   }
 
@@ -134,7 +136,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     switch self {
     case .activation, .attention, .hidden: true
     case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad,
-         .occlusion, .scorecam, .eigencam:
+      .occlusion, .scorecam, .eigencam:
       false
     }
   }
@@ -245,8 +247,10 @@ public struct IntegratedGradientsTapOptions: AttributeSet {
   public var scope = GradCAMScope.clip
 
   /// Every option given.
-  public init(classIndex: Int, steps: Int, baseline: Double, method: IntegrationRule, batch: Int,
-              scope: GradCAMScope) {
+  public init(
+    classIndex: Int, steps: Int, baseline: Double, method: IntegrationRule, batch: Int,
+    scope: GradCAMScope
+  ) {
     self.classIndex = classIndex
     self.steps = steps
     self.baseline = baseline
@@ -374,8 +378,10 @@ public struct Tap: Sendable {
   public var location: SourceLocation?
 
   /// A tap as stored; `type` must be what `kind.inferType` gives (the verifier checks).
-  public init(name: String, kind: TapKind, operands: [ValueID], options: Attributes, type: TensorType,
-              location: SourceLocation? = nil) {
+  public init(
+    name: String, kind: TapKind, operands: [ValueID], options: Attributes, type: TensorType,
+    location: SourceLocation? = nil
+  ) {
     self.name = name
     self.kind = kind
     self.operands = operands
@@ -462,15 +468,18 @@ extension TapKind {
         let o = OcclusionTapOptions(verified: options)
         let (h, w) = (t.shape[t.rank - 2].staticValue, t.shape[t.rank - 1].staticValue)
         if let h, let w, o.window.h > h || o.window.w > w {
-          throw ShapeError("\(cannot): the window \(o.window.h)×\(o.window.w) is larger than its last two axes \(h)×\(w)")
+          throw ShapeError(
+            "\(cannot): the window \(o.window.h)×\(o.window.w) is larger than its last two axes \(h)×\(w)")
         }
       }
       return t
     case .gradient, .saliency:
       guard t.dtype.isFloatingPoint else {
-        throw ShapeError("tap \(rawValue): \(target.name) is \(t.dtype.rawValue); gradients need a floating-point value")
+        throw ShapeError(
+          "tap \(rawValue): \(target.name) is \(t.dtype.rawValue); gradients need a floating-point value")
       }
-      if self == .saliency, case .input = target.origin {} else if self == .saliency {
+      if self == .saliency, case .input = target.origin {
+      } else if self == .saliency {
         throw ShapeError("tap saliency: \(target.name) is not a graph input")
       }
       return t
@@ -485,21 +494,25 @@ extension TapKind {
       if self == .cam {
         let w = graph[operands[1]].type
         guard w.rank == 2, w.shape[1] == t.shape[1] else {
-          throw ShapeError("tap cam: classifier weight must be [classes, \(t.shape[1])] for \(t.shape[1]) channels, "
-            + "found \(w.shapeDescription)")
+          throw ShapeError(
+            "tap cam: classifier weight must be [classes, \(t.shape[1])] for \(t.shape[1]) channels, "
+              + "found \(w.shapeDescription)")
         }
         guard graph.isGlobalAveragePooled(operands[0]) else {
-          throw ShapeError("\(cannot): the model does not global-average-pool it, so Σ_k w_k·f_k is not its class score")
+          throw ShapeError(
+            "\(cannot): the model does not global-average-pool it, so Σ_k w_k·f_k is not its class score")
         }
       }
       if self == .scorecam {
         guard let image = graph.imageInput, graph[image].type.rank == 4, graph[image].type.shape[0] == t.shape[0] else {
-          throw ShapeError("\(cannot): it masks an image input [N, C, H, W] with the layer's channels, one image per "
-            + "map, and \(graph.name) has none (a clip's frames are not masked one by one)")
+          throw ShapeError(
+            "\(cannot): it masks an image input [N, C, H, W] with the layer's channels, one image per "
+              + "map, and \(graph.name) has none (a clip's frames are not masked one by one)")
         }
       }
       if let steps = graph.stepScope(ofValueNamed: target.name)?.steps,
-         let merged = steps.batch.multiplied(by: steps.time), merged == t.shape[0] {
+        let merged = steps.batch.multiplied(by: steps.time), merged == t.shape[0]
+      {
         return TensorType(t.dtype, [steps.batch, steps.time, t.shape[2], t.shape[3]])
       }
       return TensorType(t.dtype, [t.shape[0], t.shape[2], t.shape[3]])
@@ -510,7 +523,7 @@ extension TapKind {
   func optionProblem(_ options: Attributes) -> String? {
     switch self {
     case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
-         .hirescam:
+      .hirescam:
       return nil
     case .eigencam:
       let o = EigenCAMTapOptions(verified: options)

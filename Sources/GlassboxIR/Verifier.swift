@@ -23,7 +23,8 @@ public enum Verifier {
         }
       case .node(let node, let r):
         if node.index >= graph.nodes.count || r >= graph.nodes[node.index].results.count
-          || graph.nodes[node.index].results[r].index != i {
+          || graph.nodes[node.index].results[r].index != i
+        {
           fail("value '\(v.name)' claims to be result \(r) of node \(node.index)")
         }
       }
@@ -43,7 +44,9 @@ public enum Verifier {
         fail("\(label): operand '\(graph[o].name)' is not defined before its use", node.location)
       }
       let spec = node.op.operands
-      let countOK = spec.variadic ? node.operands.count >= spec.required
+      let countOK =
+        spec.variadic
+        ? node.operands.count >= spec.required
         : (node.operands.count >= spec.required && node.operands.count <= spec.names.count)
       if !countOK {
         fail("\(label): \(node.op.name) has \(node.operands.count) operands", node.location)
@@ -66,8 +69,9 @@ public enum Verifier {
         let types = try node.op.inferTypes(node.operands.map { graph[$0].type }, node.attributes)
         let stored = node.results.map { graph[$0].type }
         if types != stored {
-          fail("\(label): stored type \(stored.map(\.description).joined(separator: ", ")) but \(node.op.name) gives \(types.map(\.description).joined(separator: ", "))",
-               node.location)
+          fail(
+            "\(label): stored type \(stored.map(\.description).joined(separator: ", ")) but \(node.op.name) gives \(types.map(\.description).joined(separator: ", "))",
+            node.location)
         }
       } catch {
         fail("\(label): \(error.message)", node.location)
@@ -84,7 +88,9 @@ public enum Verifier {
         let example = try r.kind.exampleShape(r.options)
         let shape = graph[input].type.shape.dropFirst()
         if shape.count != example.count || !zip(shape, example).allSatisfy({ $0 == $1 || !$0.isStatic }) {
-          fail("recipe \(r.kind.rawValue) for '\(r.input)' makes \(TensorType(.f32, example).shapeDescription), not \(graph[input].type)")
+          fail(
+            "recipe \(r.kind.rawValue) for '\(r.input)' makes \(TensorType(.f32, example).shapeDescription), not \(graph[input].type)"
+          )
         }
       } catch {
         fail(error.message)

@@ -68,7 +68,8 @@ public enum AudioDecoder {
       }
       if read <= 0 { break }
       guard mono.count + read <= maxSamples else {
-        throw MediaError(.tooLarge, file: path, "audio is longer than \(maxSamples) samples; split it into shorter clips")
+        throw MediaError(
+          .tooLarge, file: path, "audio is longer than \(maxSamples) samples; split it into shorter clips")
       }
       if channels == 1 {
         mono.append(contentsOf: interleaved[0..<read])
@@ -123,11 +124,14 @@ private final class SoundFile {
     func describe(_ format: Int32) -> SF_FORMAT_INFO? {
       var f = SF_FORMAT_INFO()
       f.format = format
-      guard sf_command(nil, Int32(SFC_GET_FORMAT_INFO), &f, Int32(MemoryLayout<SF_FORMAT_INFO>.size)) == 0 else { return nil }
+      guard sf_command(nil, Int32(SFC_GET_FORMAT_INFO), &f, Int32(MemoryLayout<SF_FORMAT_INFO>.size)) == 0 else {
+        return nil
+      }
       return f
     }
     let major = raw.format & Int32(SF_FORMAT_TYPEMASK), sub = raw.format & Int32(SF_FORMAT_SUBMASK)
-    let container = describe(major).flatMap { $0.extension }.map { String(cString: $0).uppercased() } ?? String(major, radix: 16)
+    let container =
+      describe(major).flatMap { $0.extension }.map { String(cString: $0).uppercased() } ?? String(major, radix: 16)
     let encoding = describe(sub).flatMap { $0.name }.map { String(cString: $0) } ?? String(sub, radix: 16)
     // Stored properties last: from here on the handle belongs to deinit.
     self.handle = handle
@@ -145,7 +149,9 @@ public enum Resampler {
   /// `samples` at `from` Hz resampled to `to` Hz; output sample i is at time i / `to`, aligned
   /// with the input (the filter's delay is compensated), and the output holds
   /// ⌈count · to / from⌉ samples.
-  public static func resample(_ samples: [Float], from: Int, to: Int, file: String = "audio") throws(MediaError) -> [Float] {
+  public static func resample(
+    _ samples: [Float], from: Int, to: Int, file: String = "audio"
+  ) throws(MediaError) -> [Float] {
     guard from != to else { return samples }
     guard from >= 1, to >= 1, from <= Int(Int32.max), to <= Int(Int32.max) else {
       throw MediaError(.invalidRecipe, file: file, "cannot resample from \(from) Hz to \(to) Hz")
@@ -160,19 +166,25 @@ public enum Resampler {
       av_channel_layout_uninit(&outLayout)
     }
     var swr: OpaquePointer? = nil
-    let allocated = swr_alloc_set_opts2(&swr, &outLayout, AV_SAMPLE_FMT_FLT, Int32(to),
-                                        &inLayout, AV_SAMPLE_FMT_FLT, Int32(from), 0, nil)
+    let allocated = swr_alloc_set_opts2(
+      &swr, &outLayout, AV_SAMPLE_FMT_FLT, Int32(to),
+      &inLayout, AV_SAMPLE_FMT_FLT, Int32(from), 0, nil)
     defer { swr_free(&swr) }
     guard allocated >= 0, let swr else {
-      throw MediaError(.invalidRecipe, file: file, "cannot set up resampling from \(from) Hz to \(to) Hz (\(FF.message(allocated)))")
+      throw MediaError(
+        .invalidRecipe, file: file, "cannot set up resampling from \(from) Hz to \(to) Hz (\(FF.message(allocated)))")
     }
     let initialised = swr_init(swr)
     guard initialised >= 0 else {
-      throw MediaError(.invalidRecipe, file: file, "cannot set up resampling from \(from) Hz to \(to) Hz (\(FF.message(initialised)))")
+      throw MediaError(
+        .invalidRecipe, file: file, "cannot set up resampling from \(from) Hz to \(to) Hz (\(FF.message(initialised)))")
     }
     let expected = Int((Int64(samples.count) * Int64(to) + Int64(from) - 1) / Int64(from))
     guard expected <= AudioDecoder.maxSamples else {
-      throw MediaError(.tooLarge, file: file, "audio resampled from \(from) Hz to \(to) Hz would hold \(expected) samples; the limit is \(AudioDecoder.maxSamples)")
+      throw MediaError(
+        .tooLarge, file: file,
+        "audio resampled from \(from) Hz to \(to) Hz would hold \(expected) samples; the limit is \(AudioDecoder.maxSamples)"
+      )
     }
     // Room for the converted input plus the filter's tail, flushed at the end.
     let capacity = expected + 4096

@@ -48,7 +48,9 @@ public enum Heatmap {
   /// pixel centres (`x_src = (x + 0.5)·width/newWidth − 0.5`, clamped at the borders) — the
   /// convention of OpenCV's `cv2.resize` and PyTorch's `interpolate(align_corners=False)`.
   public static func resize(_ map: [Float], width: Int, height: Int, to newWidth: Int, _ newHeight: Int) -> [Float] {
-    precondition(map.count == width * height && width > 0 && height > 0, "Heatmap.resize: \(map.count) values for \(width)×\(height)")
+    precondition(
+      map.count == width * height && width > 0 && height > 0,
+      "Heatmap.resize: \(map.count) values for \(width)×\(height)")
     func taps(_ n: Int, _ newN: Int) -> [(Int, Int, Float)] {
       (0..<newN).map { i in
         let s = min(max((Float(i) + 0.5) * Float(n) / Float(newN) - 0.5, 0), Float(n - 1))
@@ -72,9 +74,12 @@ public enum Heatmap {
   /// `(1 − alpha)·frame + alpha·colorMap(heat)`, rounded, the map first resized to the frame
   /// (bilinear). Values are expected in [0, 1] (normalising them is the caller's choice of scope:
   /// per frame or per clip) and clamped.
-  public static func overlay(_ map: [Float], width: Int, height: Int, on frame: RGBImage,
-                             colorMap: ColorMap = .jet, alpha: Float = 0.5) -> RGBImage {
-    let heat = (width == frame.width && height == frame.height)
+  public static func overlay(
+    _ map: [Float], width: Int, height: Int, on frame: RGBImage,
+    colorMap: ColorMap = .jet, alpha: Float = 0.5
+  ) -> RGBImage {
+    let heat =
+      (width == frame.width && height == frame.height)
       ? map : resize(map, width: width, height: height, to: frame.width, frame.height)
     let a = min(max(alpha, 0), 1)
     let table = colorMap.table

@@ -82,7 +82,9 @@ public enum HMDB51 {
   }
 
   /// The `subset` of split `split` (1, 2 or 3).
-  public static func load(root: String, split: Int, subset: Subset, splitsDirectory: String? = nil) throws(MediaError) -> DataSet {
+  public static func load(
+    root: String, split: Int, subset: Subset, splitsDirectory: String? = nil
+  ) throws(MediaError) -> DataSet {
     guard (1...3).contains(split) else {
       throw MediaError(.layout, file: root, "HMDB-51 has splits 1, 2 and 3; found \(split)")
     }
@@ -91,11 +93,14 @@ public enum HMDB51 {
       throw MediaError(.layout, file: root, "no such data-set folder")
     }
     guard let dir = splitsDirectory ?? self.splitsDirectory(root: root, split: split) else {
-      throw MediaError(.layout, file: root,
-                       "no split files '<class>_test_split\(split).txt' in \(splitFolders.map { $0 == "." ? "the root" : $0 + "/" }.joined(separator: ", "))")
+      throw MediaError(
+        .layout, file: root,
+        "no split files '<class>_test_split\(split).txt' in \(splitFolders.map { $0 == "." ? "the root" : $0 + "/" }.joined(separator: ", "))"
+      )
     }
     let suffix = "_test_split\(split).txt"
-    let splitFiles = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(suffix) }.sorted()
+    let splitFiles = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(suffix) }
+      .sorted()
     let classes = splitFiles.map { String($0.dropLast(suffix.count)) }
     guard !classes.isEmpty else { throw MediaError(.layout, file: dir, "no split files for split \(split)") }
     var examples: [LabeledFile] = []
@@ -111,13 +116,15 @@ public enum HMDB51 {
         let fields = raw.split(whereSeparator: \.isWhitespace)
         if fields.isEmpty { continue }
         guard fields.count == 2, let mark = Int(fields[1]), (0...2).contains(mark) else {
-          throw MediaError(.layout, file: "\(splitPath):\(number + 1)",
-                           "expected 'clip.avi 0|1|2', found '\(raw.trimmingCharacters(in: .whitespaces))'")
+          throw MediaError(
+            .layout, file: "\(splitPath):\(number + 1)",
+            "expected 'clip.avi 0|1|2', found '\(raw.trimmingCharacters(in: .whitespaces))'")
         }
         guard mark == subset.mark else { continue }
         let clip = String(fields[0])
         guard !clip.contains("/"), clip != "..", clip != "." else {
-          throw MediaError(.layout, file: "\(splitPath):\(number + 1)", "clip name '\(clip)' must be a file name, not a path")
+          throw MediaError(
+            .layout, file: "\(splitPath):\(number + 1)", "clip name '\(clip)' must be a file name, not a path")
         }
         let path = (classDir as NSString).appendingPathComponent(clip)
         if FileManager.default.fileExists(atPath: path) {
@@ -128,8 +135,11 @@ public enum HMDB51 {
       }
       if !missing.isEmpty {
         let shown = missing.prefix(5).joined(separator: ", ") + (missing.count > 5 ? ", …" : "")
-        skipped.append(MediaError(.layout, file: splitPath,
-                                  "skipped \(missing.count) \(subset.rawValue) clip\(missing.count == 1 ? "" : "s") missing from \(classDir): \(shown)"))
+        skipped.append(
+          MediaError(
+            .layout, file: splitPath,
+            "skipped \(missing.count) \(subset.rawValue) clip\(missing.count == 1 ? "" : "s") missing from \(classDir): \(shown)"
+          ))
       }
     }
     return DataSet(root: root, classes: classes, examples: examples, skipped: skipped)
@@ -178,8 +188,10 @@ public enum SpokenLanguage {
 
   /// The `subset` of the data set at `root`, from `splitFile` (written first when it does not
   /// exist).
-  public static func load(root: String, subset: Subset, seed: UInt64 = 0, fractions: Fractions = Fractions(),
-                          splitFile: String? = nil) throws(MediaError) -> DataSet {
+  public static func load(
+    root: String, subset: Subset, seed: UInt64 = 0, fractions: Fractions = Fractions(),
+    splitFile: String? = nil
+  ) throws(MediaError) -> DataSet {
     let file = splitFile ?? defaultSplitFile(root: root, seed: seed)
     let scan = try self.scan(root: root)
     if !FileManager.default.fileExists(atPath: file) {
@@ -189,7 +201,9 @@ public enum SpokenLanguage {
   }
 
   /// Language folders and their clips (relative paths `language/clip`, sorted).
-  public static func scan(root: String) throws(MediaError) -> (classes: [String], clips: [[String]], skipped: [MediaError]) {
+  public static func scan(
+    root: String
+  ) throws(MediaError) -> (classes: [String], clips: [[String]], skipped: [MediaError]) {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
       throw MediaError(.layout, file: root, "no such data-set folder")
@@ -204,20 +218,24 @@ public enum SpokenLanguage {
         .filter { !$0.hasPrefix(".") && audioExtensions.contains(($0 as NSString).pathExtension.lowercased()) }
         .sorted()
       if files.isEmpty {
-        skipped.append(MediaError(.layout, file: dir, "skipped: no audio clips (.wav, .mp3, .flac, .ogg) in this language folder"))
+        skipped.append(
+          MediaError(.layout, file: dir, "skipped: no audio clips (.wav, .mp3, .flac, .ogg) in this language folder"))
         continue
       }
       classes.append(name)
       clips.append(files.map { name + "/" + $0 })
     }
     guard !classes.isEmpty else {
-      throw MediaError(.layout, file: root, "no language folders with audio clips (ROOT/<language>/<clip>.wav|mp3|flac|ogg)")
+      throw MediaError(
+        .layout, file: root, "no language folders with audio clips (ROOT/<language>/<clip>.wav|mp3|flac|ogg)")
     }
     return (classes, clips, skipped)
   }
 
   /// The split of every clip, per the rule above.
-  public static func assign(clips: [[String]], classes: [String], seed: UInt64, fractions: Fractions) -> [(Subset, String)] {
+  public static func assign(
+    clips: [[String]], classes: [String], seed: UInt64, fractions: Fractions
+  ) -> [(Subset, String)] {
     var out: [(Subset, String)] = []
     for (language, files) in zip(classes, clips) {
       var generator = SplitMix64(seed: seed, name: language)
@@ -240,20 +258,27 @@ public enum SpokenLanguage {
     return out
   }
 
-  static func writeSplit(scan: (classes: [String], clips: [[String]], skipped: [MediaError]), seed: UInt64,
-                         fractions: Fractions, to file: String) throws(MediaError) {
+  static func writeSplit(
+    scan: (classes: [String], clips: [[String]], skipped: [MediaError]), seed: UInt64,
+    fractions: Fractions, to file: String
+  ) throws(MediaError) {
     guard fractions.train >= 0, fractions.validation >= 0, fractions.train + fractions.validation <= 1 else {
       throw MediaError(.layout, file: file, "split fractions must be non-negative and sum to at most 1")
     }
-    var text = "# glassbox spoken-language split: seed \(seed), train \(fractions.train), validation \(fractions.validation), test \(((1 - fractions.train - fractions.validation) * 1e6).rounded() / 1e6)\n"
+    var text =
+      "# glassbox spoken-language split: seed \(seed), train \(fractions.train), validation \(fractions.validation), test \(((1 - fractions.train - fractions.validation) * 1e6).rounded() / 1e6)\n"
     text += "# one line per clip: subset language/clip\n"
-    for (subset, clip) in assign(clips: scan.clips, classes: scan.classes, seed: seed, fractions: fractions).sorted(by: { $0.1 < $1.1 }) {
+    for (subset, clip) in assign(clips: scan.clips, classes: scan.classes, seed: seed, fractions: fractions).sorted(
+      by: { $0.1 < $1.1 })
+    {
       text += "\(subset.rawValue) \(clip)\n"
     }
     try writeFileAtomically(file, bytes: Array(text.utf8))
   }
 
-  static func readSplit(_ file: String, root: String, classes: [String], subset: Subset, skipped: [MediaError]) throws(MediaError) -> DataSet {
+  static func readSplit(
+    _ file: String, root: String, classes: [String], subset: Subset, skipped: [MediaError]
+  ) throws(MediaError) -> DataSet {
     guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
       throw MediaError(.layout, file: file, "cannot read the split file as UTF-8 text")
     }
@@ -266,7 +291,8 @@ public enum SpokenLanguage {
       if line.isEmpty || line.hasPrefix("#") { continue }
       let fields = line.split(separator: " ", maxSplits: 1).map(String.init)
       guard fields.count == 2, let s = Subset(rawValue: fields[0]) else {
-        throw MediaError(.layout, file: "\(file):\(number + 1)", "expected 'train|validation|test language/clip', found '\(line)'")
+        throw MediaError(
+          .layout, file: "\(file):\(number + 1)", "expected 'train|validation|test language/clip', found '\(line)'")
       }
       guard s == subset else { continue }
       let parts = fields[1].split(separator: "/").map(String.init)
@@ -283,7 +309,11 @@ public enum SpokenLanguage {
     }
     if !missing.isEmpty {
       let shown = missing.prefix(5).joined(separator: ", ") + (missing.count > 5 ? ", …" : "")
-      skipped.append(MediaError(.layout, file: file, "skipped \(missing.count) \(subset.rawValue) clip\(missing.count == 1 ? "" : "s") the split names but \(root) lacks: \(shown)"))
+      skipped.append(
+        MediaError(
+          .layout, file: file,
+          "skipped \(missing.count) \(subset.rawValue) clip\(missing.count == 1 ? "" : "s") the split names but \(root) lacks: \(shown)"
+        ))
     }
     return DataSet(root: root, classes: classes, examples: examples, skipped: skipped)
   }

@@ -6,8 +6,10 @@ import Foundation
 public enum ExplanationPictures {
   /// An RGB picture of one image of a normalised input tensor `[3, H, W]` (channel planes),
   /// undoing the recipe's `(x/255 − mean)/std`: `pixel = 255·(x·std + mean)`, clamped.
-  public static func denormalized(_ planes: ArraySlice<Float>, width: Int, height: Int,
-                                  mean: [Float], std: [Float]) -> RGBImage {
+  public static func denormalized(
+    _ planes: ArraySlice<Float>, width: Int, height: Int,
+    mean: [Float], std: [Float]
+  ) -> RGBImage {
     let plane = width * height
     var pixels = [UInt8](repeating: 0, count: plane * 3)
     let base = planes.startIndex
@@ -23,7 +25,9 @@ public enum ExplanationPictures {
 
   /// Images side by side, left to right, with `gap` pixels of `background` between them;
   /// rows of the shorter images are padded at the bottom.
-  public static func strip(_ images: [RGBImage], gap: Int = 2, background: (UInt8, UInt8, UInt8) = (255, 255, 255)) -> RGBImage {
+  public static func strip(
+    _ images: [RGBImage], gap: Int = 2, background: (UInt8, UInt8, UInt8) = (255, 255, 255)
+  ) -> RGBImage {
     guard !images.isEmpty else { return RGBImage(width: 1, height: 1, fill: background) }
     let width = images.reduce(0) { $0 + $1.width } + gap * (images.count - 1)
     let height = images.map(\.height).max() ?? 1
@@ -37,7 +41,9 @@ public enum ExplanationPictures {
   }
 
   /// Images one above the other, with `gap` pixels between them.
-  public static func column(_ images: [RGBImage], gap: Int = 2, background: (UInt8, UInt8, UInt8) = (255, 255, 255)) -> RGBImage {
+  public static func column(
+    _ images: [RGBImage], gap: Int = 2, background: (UInt8, UInt8, UInt8) = (255, 255, 255)
+  ) -> RGBImage {
     guard !images.isEmpty else { return RGBImage(width: 1, height: 1, fill: background) }
     let width = images.map(\.width).max() ?? 1
     let height = images.reduce(0) { $0 + $1.height } + gap * (images.count - 1)
@@ -55,21 +61,26 @@ public enum ExplanationPictures {
     for row in 0..<image.height where y + row >= 0 && y + row < canvas.height {
       for col in 0..<image.width where x + col >= 0 && x + col < canvas.width {
         let s = 3 * (row * image.width + col), d = 3 * ((y + row) * canvas.width + x + col)
-        canvas.pixels[d] = image.pixels[s]; canvas.pixels[d + 1] = image.pixels[s + 1]; canvas.pixels[d + 2] = image.pixels[s + 2]
+        canvas.pixels[d] = image.pixels[s]; canvas.pixels[d + 1] = image.pixels[s + 1];
+        canvas.pixels[d + 2] = image.pixels[s + 2]
       }
     }
   }
 
   /// Min-max normalisation to [0, 1]; a constant input maps to zeros.
   public static func normalized(_ values: [Float]) -> [Float] {
-    guard let lo = values.min(), let hi = values.max(), hi > lo else { return [Float](repeating: 0, count: values.count) }
+    guard let lo = values.min(), let hi = values.max(), hi > lo else {
+      return [Float](repeating: 0, count: values.count)
+    }
     return values.map { ($0 - lo) / (hi - lo) }
   }
 
   /// A time × feature matrix (`[frames, features]`, row-major) as a picture with time running
   /// left to right and feature 0 at the bottom, each pixel `scale`×`scale`, min-max normalised.
-  public static func timeFeatureImage(_ matrix: [Float], frames: Int, features: Int, colorMap: ColorMap = .viridis,
-                                      scale: Int = 1) -> RGBImage {
+  public static func timeFeatureImage(
+    _ matrix: [Float], frames: Int, features: Int, colorMap: ColorMap = .viridis,
+    scale: Int = 1
+  ) -> RGBImage {
     let v = normalized(matrix)
     var turned = [Float](repeating: 0, count: frames * features)
     for t in 0..<frames { for f in 0..<features { turned[(features - 1 - f) * frames + t] = v[t * features + f] } }
@@ -80,8 +91,10 @@ public enum ExplanationPictures {
   /// A time × feature matrix as `timeFeatureImage` draws it, but with each feature (row of
   /// the picture) min-max normalised on its own: an MFCC's first coefficient spans a hundred
   /// times the range of the others, and one scale for all leaves them a flat block.
-  public static func perFeatureImage(_ matrix: [Float], frames: Int, features: Int, colorMap: ColorMap = .viridis,
-                                     scale: Int = 1) -> RGBImage {
+  public static func perFeatureImage(
+    _ matrix: [Float], frames: Int, features: Int, colorMap: ColorMap = .viridis,
+    scale: Int = 1
+  ) -> RGBImage {
     var turned = [Float](repeating: 0, count: frames * features)
     for f in 0..<features {
       let row = normalized((0..<frames).map { matrix[$0 * features + f] })
@@ -109,7 +122,8 @@ public enum ExplanationPictures {
     for y in 0..<out.height {
       for x in 0..<out.width {
         let s = 3 * (y * image.width + x / factor), d = 3 * (y * out.width + x)
-        out.pixels[d] = image.pixels[s]; out.pixels[d + 1] = image.pixels[s + 1]; out.pixels[d + 2] = image.pixels[s + 2]
+        out.pixels[d] = image.pixels[s]; out.pixels[d + 1] = image.pixels[s + 1];
+        out.pixels[d + 2] = image.pixels[s + 2]
       }
     }
     return out
@@ -121,7 +135,8 @@ public enum ExplanationPictures {
     for y in 0..<out.height {
       for x in 0..<out.width {
         let s = 3 * ((y / factor) * image.width + x / factor), d = 3 * (y * out.width + x)
-        out.pixels[d] = image.pixels[s]; out.pixels[d + 1] = image.pixels[s + 1]; out.pixels[d + 2] = image.pixels[s + 2]
+        out.pixels[d] = image.pixels[s]; out.pixels[d + 1] = image.pixels[s + 1];
+        out.pixels[d + 2] = image.pixels[s + 2]
       }
     }
     return out
@@ -163,23 +178,25 @@ public enum ExplanationPictures {
     let width = left + values.count * (barWidth + gap) + 10, height = top + plotHeight + 40
     let hi = max(values.max() ?? 0, 1e-12)
     func esc(_ s: String) -> String {
-      s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+      s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+        of: ">", with: "&gt;")
     }
     var svg = """
-    <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" font-size="11">
-    <rect width="100%" height="100%" fill="white"/>
-    <text x="\(left)" y="18" font-size="13">\(esc(title))</text>
-    <line x1="\(left)" y1="\(top + plotHeight)" x2="\(width - 10)" y2="\(top + plotHeight)" stroke="black"/>
-    <line x1="\(left)" y1="\(top)" x2="\(left)" y2="\(top + plotHeight)" stroke="black"/>
-    <text x="\(left - 4)" y="\(top + 4)" text-anchor="end">\(String(format: "%.3g", hi))</text>
-    <text x="\(left - 4)" y="\(top + plotHeight)" text-anchor="end">0</text>
+      <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" font-size="11">
+      <rect width="100%" height="100%" fill="white"/>
+      <text x="\(left)" y="18" font-size="13">\(esc(title))</text>
+      <line x1="\(left)" y1="\(top + plotHeight)" x2="\(width - 10)" y2="\(top + plotHeight)" stroke="black"/>
+      <line x1="\(left)" y1="\(top)" x2="\(left)" y2="\(top + plotHeight)" stroke="black"/>
+      <text x="\(left - 4)" y="\(top + 4)" text-anchor="end">\(String(format: "%.3g", hi))</text>
+      <text x="\(left - 4)" y="\(top + plotHeight)" text-anchor="end">0</text>
 
-    """
+      """
     for (t, v) in values.enumerated() {
       let h = Int((Double(max(v, 0)) / Double(hi) * Double(plotHeight)).rounded())
       let x = left + gap + t * (barWidth + gap)
       let (r, g, b) = ColorMap.jet.color(v / hi)
-      svg += "<rect x=\"\(x)\" y=\"\(top + plotHeight - h)\" width=\"\(barWidth)\" height=\"\(h)\" fill=\"rgb(\(r),\(g),\(b))\"><title>frame \(t): \(v)</title></rect>\n"
+      svg +=
+        "<rect x=\"\(x)\" y=\"\(top + plotHeight - h)\" width=\"\(barWidth)\" height=\"\(h)\" fill=\"rgb(\(r),\(g),\(b))\"><title>frame \(t): \(v)</title></rect>\n"
       svg += "<text x=\"\(x + barWidth / 2)\" y=\"\(top + plotHeight + 14)\" text-anchor=\"middle\">\(t)</text>\n"
     }
     svg += "<text x=\"\(left + (width - left) / 2)\" y=\"\(height - 6)\" text-anchor=\"middle\">frame</text>\n</svg>\n"

@@ -7,9 +7,11 @@ enum FF {
   /// `AVERROR(EAGAIN)`: the decoder wants more input, or the encoder more frames.
   static let again: Int32 = -EAGAIN
   /// `AVERROR_EOF` = `FFERRTAG('E','O','F',' ')`.
-  static let endOfFile: Int32 = -Int32(bitPattern: UInt32(0x45) | UInt32(0x4F) << 8 | UInt32(0x46) << 16 | UInt32(0x20) << 24)
+  static let endOfFile: Int32 = -Int32(
+    bitPattern: UInt32(0x45) | UInt32(0x4F) << 8 | UInt32(0x46) << 16 | UInt32(0x20) << 24)
   /// `AVERROR_INVALIDDATA` = `FFERRTAG('I','N','D','A')`.
-  static let invalidData: Int32 = -Int32(bitPattern: UInt32(0x49) | UInt32(0x4E) << 8 | UInt32(0x44) << 16 | UInt32(0x41) << 24)
+  static let invalidData: Int32 = -Int32(
+    bitPattern: UInt32(0x49) | UInt32(0x4E) << 8 | UInt32(0x44) << 16 | UInt32(0x41) << 24)
   /// `AV_NOPTS_VALUE`.
   static let noTimestamp: Int64 = Int64(bitPattern: 0x8000_0000_0000_0000)
 
@@ -94,7 +96,8 @@ final class StreamDecoder {
     ctx.pointee.pkt_timebase = stream.pointee.time_base
     let opened = avcodec_open2(ctx, codec, nil)
     guard opened >= 0 else {
-      throw MediaError(.corrupt, file: path, "cannot open the \(String(cString: codec.pointee.name)) decoder (\(FF.message(opened)))")
+      throw MediaError(
+        .corrupt, file: path, "cannot open the \(String(cString: codec.pointee.name)) decoder (\(FF.message(opened)))")
     }
   }
 

@@ -53,9 +53,12 @@ public struct FeatureCache: Sendable {
     guard bytes.count == headerSize + 4 * count, bytes.starts(with: Array("GBFC".utf8)) else { return nil }
     return bytes.withUnsafeBytes { raw -> Tensor? in
       guard UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) == 1,
-            Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self))) == rank else { return nil }
+        Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self))) == rank
+      else { return nil }
       for (i, d) in shape.enumerated() {
-        guard UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 12 + 8 * i, as: UInt64.self)) == UInt64(d) else { return nil }
+        guard UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 12 + 8 * i, as: UInt64.self)) == UInt64(d) else {
+          return nil
+        }
       }
       let values = (0..<count).map { i in
         Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: headerSize + 4 * i, as: UInt32.self)))
@@ -85,7 +88,9 @@ public struct FeatureCache: Sendable {
   }
 
   /// The features of `file` from the cache, or extracted (and stored) when missing.
-  public func features(_ file: String, extractor: FeatureExtractor, threads: Int = 0) throws(MediaError) -> (tensor: Tensor, hit: Bool) {
+  public func features(
+    _ file: String, extractor: FeatureExtractor, threads: Int = 0
+  ) throws(MediaError) -> (tensor: Tensor, hit: Bool) {
     let key = try FeatureCache.key(file: file, recipeKey: extractor.recipeKey)
     if let cached = load(key: key, shape: extractor.exampleShape) { return (cached, true) }
     let tensor = try extractor.extract(file, threads: threads)

@@ -48,11 +48,13 @@ public final class FeatureStream {
   /// - `order`: positions into `dataSet.examples` (a shuffled epoch); all of them by default.
   /// - `memoryBudgetBytes`: bound on decoded examples held ahead of the consumer.
   /// - `workers`: background threads; each decodes one file at a time with a 1-thread decoder.
-  public init(dataSet: DataSet, recipe: InputRecipe, order: [Int]? = nil, cache: FeatureCache? = nil,
-              memoryBudgetBytes: Int = 256 << 20,
-              workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount - 1),
-              progress: (@Sendable (Progress) -> Void)? = nil,
-              log: (@Sendable (MediaError) -> Void)? = nil) throws(MediaError) {
+  public init(
+    dataSet: DataSet, recipe: InputRecipe, order: [Int]? = nil, cache: FeatureCache? = nil,
+    memoryBudgetBytes: Int = 256 << 20,
+    workers: Int = max(1, ProcessInfo.processInfo.activeProcessorCount - 1),
+    progress: (@Sendable (Progress) -> Void)? = nil,
+    log: (@Sendable (MediaError) -> Void)? = nil
+  ) throws(MediaError) {
     let probe = try FeatureExtractor(recipe)
     exampleShape = probe.exampleShape
     let bytes = max(1, exampleShape.reduce(4, *))
@@ -106,7 +108,10 @@ public final class FeatureStream {
     var cacheHits = 0
     var failures = 0
 
-    init(files: [LabeledFile], capacity: Int, progress: (@Sendable (Progress) -> Void)?, log: (@Sendable (MediaError) -> Void)?) {
+    init(
+      files: [LabeledFile], capacity: Int, progress: (@Sendable (Progress) -> Void)?,
+      log: (@Sendable (MediaError) -> Void)?
+    ) {
       self.files = files
       self.capacity = capacity
       self.progress = progress

@@ -78,16 +78,21 @@ public enum AudioFeatures {
   }
 
   /// The same from decoded samples (already at the recipe's rate).
-  public static func mfcc(_ clip: AudioClip, recipe: AudioRecipe, extractor: MFCC? = nil, file: String = "audio") throws(MediaError) -> Tensor {
+  public static func mfcc(
+    _ clip: AudioClip, recipe: AudioRecipe, extractor: MFCC? = nil, file: String = "audio"
+  ) throws(MediaError) -> Tensor {
     guard clip.sampleRateHz == recipe.sampleRateHz else {
-      throw MediaError(.invalidRecipe, file: file, "audio is at \(clip.sampleRateHz) Hz; the recipe needs \(recipe.sampleRateHz) Hz")
+      throw MediaError(
+        .invalidRecipe, file: file, "audio is at \(clip.sampleRateHz) Hz; the recipe needs \(recipe.sampleRateHz) Hz")
     }
     let n = clip.samples.count
     guard n >= recipe.nFFT else {
       let seconds = Double(n) / Double(recipe.sampleRateHz)
       let needed = Double(recipe.nFFT) / Double(recipe.sampleRateHz)
-      throw MediaError(.tooShort, file: file,
-                       "audio lasts \(format(seconds)) s (\(n) samples at \(recipe.sampleRateHz) Hz); one analysis window needs \(recipe.nFFT) samples (\(format(needed)) s)")
+      throw MediaError(
+        .tooShort, file: file,
+        "audio lasts \(format(seconds)) s (\(n) samples at \(recipe.sampleRateHz) Hz); one analysis window needs \(recipe.nFFT) samples (\(format(needed)) s)"
+      )
     }
     let peak = clip.peak
     guard peak >= silencePeak else {
@@ -97,8 +102,9 @@ public enum AudioFeatures {
     if let extractor { mfcc = extractor } else { mfcc = try MFCC(recipe) }
     let all = mfcc.compute(clip.samples)
     let frames = mfcc.frameCount(sampleCount: n)
-    return Tensor(shape: [recipe.frames, recipe.nMFCC],
-                  f32: keepLast(all, frames: frames, width: recipe.nMFCC, keep: recipe.frames, pad: recipe.pad))
+    return Tensor(
+      shape: [recipe.frames, recipe.nMFCC],
+      f32: keepLast(all, frames: frames, width: recipe.nMFCC, keep: recipe.frames, pad: recipe.pad))
   }
 
   /// The last `keep` rows of a `[frames, width]` matrix; fewer rows are padded with zero rows

@@ -59,7 +59,9 @@ public final class MFCC {
   public static let topDB: Float = 80
 
   /// An extractor; throws for sizes the FFT or the mel bank cannot carry out.
-  public init(sampleRateHz: Int, nFFT: Int = 2048, hop: Int = 512, nMels: Int = 128, nMFCC: Int = 128) throws(MediaError) {
+  public init(
+    sampleRateHz: Int, nFFT: Int = 2048, hop: Int = 512, nMels: Int = 128, nMFCC: Int = 128
+  ) throws(MediaError) {
     let recipe = AudioRecipe(sampleRateHz: sampleRateHz, nMFCC: nMFCC, nMels: nMels, nFFT: nFFT, hop: hop)
     try recipe.validate(name: "mfcc")
     guard let fft = RealFFT<Float>(length: nFFT) else {
@@ -95,8 +97,9 @@ public final class MFCC {
 
   /// An extractor for the recipe's sizes.
   public convenience init(_ recipe: AudioRecipe) throws(MediaError) {
-    try self.init(sampleRateHz: recipe.sampleRateHz, nFFT: recipe.nFFT, hop: recipe.hop,
-                  nMels: recipe.nMels, nMFCC: recipe.nMFCC)
+    try self.init(
+      sampleRateHz: recipe.sampleRateHz, nFFT: recipe.nFFT, hop: recipe.hop,
+      nMels: recipe.nMels, nMFCC: recipe.nMFCC)
   }
 
   /// Frames the centred STFT gives for `sampleCount` samples: `1 + sampleCount / hop`.
@@ -179,13 +182,15 @@ public final class MFCC {
             var acc = SIMD8<Float>()
             var i = 0
             while i + 8 <= count {
-              acc += weights.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+              acc +=
+                weights.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
                 * bins.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
               i += 8
             }
             var sum = acc.sum()
             while i < count {
-              sum += weights.load(fromByteOffset: 4 * i, as: Float.self) * bins.load(fromByteOffset: 4 * i, as: Float.self)
+              sum +=
+                weights.load(fromByteOffset: 4 * i, as: Float.self) * bins.load(fromByteOffset: 4 * i, as: Float.self)
               i += 1
             }
             mel[m] = sum

@@ -1,3 +1,4 @@
+import GlassboxIR
 /// A problem with one media file or data set: what kind, which file, and what was found.
 ///
 /// Every error names the file so that a data set with thousands of clips says which one is bad;
@@ -46,4 +47,9 @@ public struct MediaError: Error, CustomStringConvertible, Equatable, Sendable {
 
   /// `file: message`.
   public var description: String { "\(file): \(message)" }
+}
+
+extension MediaError: KindedError {
+  public var errorKind: ErrorKind { .media }
+  public var errorFile: String? { file }
 }

@@ -31,9 +31,11 @@ public final class ProgressReporter: @unchecked Sendable {
   ///   - intervalSeconds: the least time between two plain lines.
   ///   - clock: seconds on a monotonic clock.
   ///   - write: where the text goes; standard error by default.
-  public init(label: String, total: Int, isTerminal: Bool = ProgressReporter.standardErrorIsTerminal,
-              intervalSeconds: Double = 5, clock: @escaping @Sendable () -> Double = ProgressReporter.monotonicSeconds,
-              write: @escaping @Sendable (String) -> Void = ProgressReporter.writeToStandardError) {
+  public init(
+    label: String, total: Int, isTerminal: Bool = ProgressReporter.standardErrorIsTerminal,
+    intervalSeconds: Double = 5, clock: @escaping @Sendable () -> Double = ProgressReporter.monotonicSeconds,
+    write: @escaping @Sendable (String) -> Void = ProgressReporter.writeToStandardError
+  ) {
     self.label = label
     self.total = max(total, 1)
     self.isTerminal = isTerminal

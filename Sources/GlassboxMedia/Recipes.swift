@@ -24,8 +24,10 @@ public struct AudioRecipe: Sendable, Hashable {
   public var pad: PadRule
 
   /// A recipe; the defaults are the study's.
-  public init(sampleRateHz: Int = 16000, nMFCC: Int = 128, nMels: Int = 128, nFFT: Int = 2048,
-              hop: Int = 512, frames: Int = 768, pad: PadRule = .zerosBefore) {
+  public init(
+    sampleRateHz: Int = 16000, nMFCC: Int = 128, nMels: Int = 128, nFFT: Int = 2048,
+    hop: Int = 512, frames: Int = 768, pad: PadRule = .zerosBefore
+  ) {
     self.sampleRateHz = sampleRateHz
     self.nMFCC = nMFCC
     self.nMels = nMels
@@ -43,21 +45,27 @@ public struct AudioRecipe: Sendable, Hashable {
     let recipe = recipe.withDefaults
     try checkShape(recipe)
     let o = AudioRecipeOptions(verified: recipe.options)
-    self.init(sampleRateHz: o.sampleRate, nMFCC: o.nMFCC, nMels: o.nMels, nFFT: o.nFFT, hop: o.hop, frames: o.frames,
-              pad: o.pad)
+    self.init(
+      sampleRateHz: o.sampleRate, nMFCC: o.nMFCC, nMels: o.nMels, nFFT: o.nFFT, hop: o.hop, frames: o.frames,
+      pad: o.pad)
     try validate(name: recipe.input)
   }
 
   /// Checks what the shape rule does not: sizes the FFT and the mel bank can carry out.
   public func validate(name: String = "audio recipe") throws(MediaError) {
     guard nFFT >= 16, nFFT <= 1 << 16, nFFT % 2 == 0 else {
-      throw MediaError(.invalidRecipe, file: name, "recipe audio: n_fft must be even and between 16 and 65536, found \(nFFT)")
+      throw MediaError(
+        .invalidRecipe, file: name, "recipe audio: n_fft must be even and between 16 and 65536, found \(nFFT)")
     }
     guard sampleRateHz >= 1000, sampleRateHz <= 384_000 else {
-      throw MediaError(.invalidRecipe, file: name, "recipe audio: sample_rate must be between 1000 and 384000 Hz, found \(sampleRateHz)")
+      throw MediaError(
+        .invalidRecipe, file: name,
+        "recipe audio: sample_rate must be between 1000 and 384000 Hz, found \(sampleRateHz)")
     }
     guard hop >= 1, nMels >= 1, nMFCC >= 1, nMFCC <= nMels, frames >= 1, frames <= 1 << 20 else {
-      throw MediaError(.invalidRecipe, file: name, "recipe audio: hop, n_mels, n_mfcc and frames must be positive, n_mfcc ≤ n_mels, frames ≤ 1048576")
+      throw MediaError(
+        .invalidRecipe, file: name,
+        "recipe audio: hop, n_mels, n_mfcc and frames must be positive, n_mfcc ≤ n_mels, frames ≤ 1048576")
     }
   }
 
@@ -99,8 +107,10 @@ public struct VideoRecipe: Sendable, Hashable {
   public static let imagenetStd: [Float] = [0.229, 0.224, 0.225]
 
   /// A recipe; the defaults are the study's (16 frames, 112×112, ImageNet statistics).
-  public init(frames: Int = 16, size: Int = 112, sampling: FrameSampling = .uniform,
-              mean: [Float] = VideoRecipe.imagenetMean, std: [Float] = VideoRecipe.imagenetStd) {
+  public init(
+    frames: Int = 16, size: Int = 112, sampling: FrameSampling = .uniform,
+    mean: [Float] = VideoRecipe.imagenetMean, std: [Float] = VideoRecipe.imagenetStd
+  ) {
     self.frames = frames
     self.size = size
     self.sampling = sampling
@@ -116,20 +126,24 @@ public struct VideoRecipe: Sendable, Hashable {
     let recipe = recipe.withDefaults
     try checkShape(recipe)
     let o = VideoRecipeOptions(verified: recipe.options)
-    let sampling: FrameSampling = switch o.sampling {
-    case .uniform: .uniform
-    case .stride: .stride(o.stride)
-    }
+    let sampling: FrameSampling =
+      switch o.sampling {
+      case .uniform: .uniform
+      case .stride: .stride(o.stride)
+      }
     // An unbound symbol (`frames: T`) decodes with the default count.
-    self.init(frames: o.frames.staticValue ?? 16, size: o.size.staticValue ?? 112, sampling: sampling,
-              mean: o.mean.map(Float.init), std: o.std.map(Float.init))
+    self.init(
+      frames: o.frames.staticValue ?? 16, size: o.size.staticValue ?? 112, sampling: sampling,
+      mean: o.mean.map(Float.init), std: o.std.map(Float.init))
     try validate(name: recipe.input)
   }
 
   /// Checks sizes and statistics; `name` names the recipe in the error.
   public func validate(name: String = "video recipe") throws(MediaError) {
     guard frames >= 1, frames <= 4096, size >= 1, size <= 4096 else {
-      throw MediaError(.invalidRecipe, file: name, "recipe video: frames and size must be between 1 and 4096, found \(frames) and \(size)")
+      throw MediaError(
+        .invalidRecipe, file: name,
+        "recipe video: frames and size must be between 1 and 4096, found \(frames) and \(size)")
     }
     if case .stride(let k) = sampling, k < 1 {
       throw MediaError(.invalidRecipe, file: name, "recipe video: stride must be at least 1, found \(k)")

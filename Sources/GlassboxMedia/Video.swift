@@ -67,7 +67,9 @@ public enum VideoDecoder {
 
   /// The frame numbers (0-based, in presentation order) that `count` frames by `sampling` take
   /// from a clip of `frameCount` frames; throws `.tooShort` when the clip cannot supply them.
-  public static func frameIndices(frameCount: Int, count: Int, sampling: FrameSampling, file: String = "video") throws(MediaError) -> [Int] {
+  public static func frameIndices(
+    frameCount: Int, count: Int, sampling: FrameSampling, file: String = "video"
+  ) throws(MediaError) -> [Int] {
     switch sampling {
     case .uniform:
       guard frameCount >= count else {
@@ -77,7 +79,8 @@ public enum VideoDecoder {
     case .stride(let k):
       let needed = (count - 1) * k + 1
       guard frameCount >= needed else {
-        throw MediaError(.tooShort, file: file, "clip has \(frameCount) frames; \(count) frames every \(k) need \(needed)")
+        throw MediaError(
+          .tooShort, file: file, "clip has \(frameCount) frames; \(count) frames every \(k) need \(needed)")
       }
       return (0..<count).map { $0 * k }
     }
@@ -94,7 +97,8 @@ public enum VideoDecoder {
     let plane = size * size
     var values = [Float](repeating: 0, count: recipe.frames * 3 * plane)
     let table = NormalisationTable(mean: recipe.mean, std: recipe.std)
-    try decode(path, count: recipe.frames, sampling: recipe.sampling, width: size, height: size, threads: threads) { slot, rgb, stride in
+    try decode(path, count: recipe.frames, sampling: recipe.sampling, width: size, height: size, threads: threads) {
+      slot, rgb, stride in
       values.withUnsafeMutableBufferPointer { out in
         let base = out.baseAddress! + slot * 3 * plane
         table.normalise(rgb: rgb, rowStride: stride, width: size, height: size, into: base)
@@ -105,8 +109,10 @@ public enum VideoDecoder {
 
   /// The sampled frames themselves as RGB pictures of `width`×`height` (by default the video's
   /// own size), with their frame numbers — for drawing explanations over them.
-  public static func images(_ path: String, count: Int, sampling: FrameSampling = .uniform,
-                            width: Int? = nil, height: Int? = nil, threads: Int = 0) throws(MediaError) -> (indices: [Int], images: [RGBImage]) {
+  public static func images(
+    _ path: String, count: Int, sampling: FrameSampling = .uniform,
+    width: Int? = nil, height: Int? = nil, threads: Int = 0
+  ) throws(MediaError) -> (indices: [Int], images: [RGBImage]) {
     var images = [RGBImage?](repeating: nil, count: count)
     var w = width ?? 0, h = height ?? 0
     if width == nil || height == nil {
@@ -114,7 +120,8 @@ public enum VideoDecoder {
       w = width ?? info.width
       h = height ?? info.height
     }
-    let indices = try decode(path, count: count, sampling: sampling, width: w, height: h, threads: threads) { slot, rgb, stride in
+    let indices = try decode(path, count: count, sampling: sampling, width: w, height: h, threads: threads) {
+      slot, rgb, stride in
       var pixels = [UInt8](repeating: 0, count: w * h * 3)
       pixels.withUnsafeMutableBufferPointer { p in
         for y in 0..<h { (p.baseAddress! + y * w * 3).update(from: rgb + y * stride, count: w * 3) }
@@ -147,8 +154,10 @@ public enum VideoDecoder {
   /// Chooses frames by `sampling`, decodes them, converts each to RGB24 `width`×`height` and
   /// hands it to `sink`. Returns the frame numbers used.
   @discardableResult
-  static func decode(_ path: String, count: Int, sampling: FrameSampling, width: Int, height: Int,
-                     threads: Int, sink: FrameSink) throws(MediaError) -> [Int] {
+  static func decode(
+    _ path: String, count: Int, sampling: FrameSampling, width: Int, height: Int,
+    threads: Int, sink: FrameSink
+  ) throws(MediaError) -> [Int] {
     guard count >= 1, width >= 1, height >= 1, width <= 16384, height <= 16384 else {
       throw MediaError(.invalidRecipe, file: path, "cannot sample \(count) frames of \(width)×\(height)")
     }
@@ -164,8 +173,9 @@ public enum VideoDecoder {
       if frameCount <= 0 { frameCount = try countPackets(path: path, streamIndex: index) }
     }
     let indices = try frameIndices(frameCount: frameCount, count: count, sampling: sampling, file: path)
-    let decoded = try decode(demuxer: demuxer, streamIndex: index, stream: stream, indices: indices,
-                             width: width, height: height, threads: threads, sink: sink)
+    let decoded = try decode(
+      demuxer: demuxer, streamIndex: index, stream: stream, indices: indices,
+      width: width, height: height, threads: threads, sink: sink)
     if decoded.delivered == count { return indices }
     // The container's count was wrong (it announced more frames than decode): sample again
     // from the frames that really exist.
@@ -175,17 +185,22 @@ public enum VideoDecoder {
   }
 
   /// Decodes the frames numbered `indices` (ascending) of `path`.
-  static func decode(_ path: String, indices: [Int], width: Int, height: Int, threads: Int,
-                     sink: FrameSink) throws(MediaError) {
+  static func decode(
+    _ path: String, indices: [Int], width: Int, height: Int, threads: Int,
+    sink: FrameSink
+  ) throws(MediaError) {
     let demuxer = try Demuxer(path: path)
     let (index, stream) = try videoStream(demuxer)
-    let decoded = try decode(demuxer: demuxer, streamIndex: index, stream: stream, indices: indices,
-                             width: width, height: height, threads: threads, sink: sink)
+    let decoded = try decode(
+      demuxer: demuxer, streamIndex: index, stream: stream, indices: indices,
+      width: width, height: height, threads: threads, sink: sink)
     guard decoded.delivered == indices.count else {
       if decoded.framesSeen == 0 {
         throw MediaError(.corrupt, file: path, "no video frame could be decoded")
       }
-      throw MediaError(.tooShort, file: path, "only \(decoded.framesSeen) frames could be decoded; frame \(indices[decoded.delivered]) was asked for")
+      throw MediaError(
+        .tooShort, file: path,
+        "only \(decoded.framesSeen) frames could be decoded; frame \(indices[decoded.delivered]) was asked for")
     }
   }
 
@@ -196,7 +211,9 @@ public enum VideoDecoder {
     return (index, stream)
   }
 
-  private static func describe(_ stream: UnsafeMutablePointer<AVStream>, demuxer: Demuxer, index: Int32) throws(MediaError) -> VideoInfo {
+  private static func describe(
+    _ stream: UnsafeMutablePointer<AVStream>, demuxer: Demuxer, index: Int32
+  ) throws(MediaError) -> VideoInfo {
     let parameters = stream.pointee.codecpar.pointee
     var frames = Int(stream.pointee.nb_frames)
     if frames <= 0 { frames = try countPackets(path: demuxer.path, streamIndex: index) }
@@ -208,9 +225,10 @@ public enum VideoDecoder {
     } else if let ctx = demuxer.context, ctx.pointee.duration > 0 {
       duration = Double(ctx.pointee.duration) / Double(AV_TIME_BASE)
     }
-    return VideoInfo(width: Int(parameters.width), height: Int(parameters.height), frameCount: frames,
-                     framesPerSecond: fps, durationSeconds: duration,
-                     codec: String(cString: avcodec_get_name(parameters.codec_id)))
+    return VideoInfo(
+      width: Int(parameters.width), height: Int(parameters.height), frameCount: frames,
+      framesPerSecond: fps, durationSeconds: duration,
+      codec: String(cString: avcodec_get_name(parameters.codec_id)))
   }
 
   /// Counts the packets of one stream by demuxing a fresh copy of the file (no decoding).
@@ -236,28 +254,37 @@ public enum VideoDecoder {
   /// keyframe at or before it when that is ahead of the decoder, and numbers frames by their
   /// timestamps. Any surprise (a timestamp not in the index) falls back to plain sequential
   /// decoding from the start.
-  private static func decode(demuxer: Demuxer, streamIndex: Int32, stream: UnsafeMutablePointer<AVStream>,
-                             indices: [Int], width: Int, height: Int, threads: Int,
-                             sink: FrameSink) throws(MediaError) -> (delivered: Int, framesSeen: Int) {
+  private static func decode(
+    demuxer: Demuxer, streamIndex: Int32, stream: UnsafeMutablePointer<AVStream>,
+    indices: [Int], width: Int, height: Int, threads: Int,
+    sink: FrameSink
+  ) throws(MediaError) -> (delivered: Int, framesSeen: Int) {
     let keyframes = KeyframeIndex(stream: stream)
     if let keyframes {
       do {
-        return try decode(demuxer: demuxer, streamIndex: streamIndex, stream: stream, indices: indices,
-                          width: width, height: height, threads: threads, keyframes: keyframes, sink: sink)
+        return try decode(
+          demuxer: demuxer, streamIndex: streamIndex, stream: stream, indices: indices,
+          width: width, height: height, threads: threads, keyframes: keyframes, sink: sink)
       } catch let error where error.kind == .seekFallback {
         let fresh = try Demuxer(path: demuxer.path)
-        guard let s = fresh.stream(streamIndex) else { throw MediaError(.noStream, file: demuxer.path, "has no video stream") }
-        return try decode(demuxer: fresh, streamIndex: streamIndex, stream: s, indices: indices,
-                          width: width, height: height, threads: threads, keyframes: nil, sink: sink)
+        guard let s = fresh.stream(streamIndex) else {
+          throw MediaError(.noStream, file: demuxer.path, "has no video stream")
+        }
+        return try decode(
+          demuxer: fresh, streamIndex: streamIndex, stream: s, indices: indices,
+          width: width, height: height, threads: threads, keyframes: nil, sink: sink)
       }
     }
-    return try decode(demuxer: demuxer, streamIndex: streamIndex, stream: stream, indices: indices,
-                      width: width, height: height, threads: threads, keyframes: nil, sink: sink)
+    return try decode(
+      demuxer: demuxer, streamIndex: streamIndex, stream: stream, indices: indices,
+      width: width, height: height, threads: threads, keyframes: nil, sink: sink)
   }
 
-  private static func decode(demuxer: Demuxer, streamIndex: Int32, stream: UnsafeMutablePointer<AVStream>,
-                             indices: [Int], width: Int, height: Int, threads: Int, keyframes: KeyframeIndex?,
-                             sink: FrameSink) throws(MediaError) -> (delivered: Int, framesSeen: Int) {
+  private static func decode(
+    demuxer: Demuxer, streamIndex: Int32, stream: UnsafeMutablePointer<AVStream>,
+    indices: [Int], width: Int, height: Int, threads: Int, keyframes: KeyframeIndex?,
+    sink: FrameSink
+  ) throws(MediaError) -> (delivered: Int, framesSeen: Int) {
     let path = demuxer.path
     let decoder = try StreamDecoder(stream: stream, path: path, threads: Int32(clamping: threads))
     // Only the chosen stream's packets are wanted; the demuxer may skip the others.
@@ -287,7 +314,8 @@ public enum VideoDecoder {
 
     func planSeek() {
       guard let keyframes, delivered < indices.count,
-            let k = keyframes.keyframe(atOrBefore: indices[delivered]), k > nextNumber + 2 else { return }
+        let k = keyframes.keyframe(atOrBefore: indices[delivered]), k > nextNumber + 2
+      else { return }
       pendingSeek = k
     }
 
@@ -374,7 +402,8 @@ struct KeyframeIndex {
   init?(stream: UnsafeMutablePointer<AVStream>) {
     let frames = Int(stream.pointee.nb_frames)
     guard frames > 0, let parameters = stream.pointee.codecpar, parameters.pointee.video_delay == 0,
-          Int(avformat_index_get_entries_count(stream)) == frames else { return nil }
+      Int(avformat_index_get_entries_count(stream)) == frames
+    else { return nil }
     var timestamps: [Int64] = []
     var keyframes: [Int] = []
     timestamps.reserveCapacity(frames)
@@ -450,8 +479,9 @@ final class FrameConverter {
     guard f.width > 0, f.height > 0, f.format >= 0 else {
       throw MediaError(.corrupt, file: path, "decoded a frame of \(f.width)×\(f.height) with no pixel format")
     }
-    context = sws_getCachedContext(context, f.width, f.height, AVPixelFormat(rawValue: f.format),
-                                   Int32(width), Int32(height), AV_PIX_FMT_RGB24, flags, nil, nil, nil)
+    context = sws_getCachedContext(
+      context, f.width, f.height, AVPixelFormat(rawValue: f.format),
+      Int32(width), Int32(height), AV_PIX_FMT_RGB24, flags, nil, nil, nil)
     guard let context else {
       let name = av_get_pix_fmt_name(AVPixelFormat(rawValue: f.format)).map { String(cString: $0) } ?? "\(f.format)"
       throw MediaError(.corrupt, file: path, "cannot convert \(name) frames of \(f.width)×\(f.height) to RGB")
@@ -482,7 +512,9 @@ struct NormalisationTable {
   }
 
   /// Packed RGB24 rows into planar `[3, height, width]` floats at `out`.
-  func normalise(rgb: UnsafePointer<UInt8>, rowStride: Int, width: Int, height: Int, into out: UnsafeMutablePointer<Float>) {
+  func normalise(
+    rgb: UnsafePointer<UInt8>, rowStride: Int, width: Int, height: Int, into out: UnsafeMutablePointer<Float>
+  ) {
     let plane = width * height
     table.withUnsafeBufferPointer { t in
       let r = t.baseAddress!, g = r + 256, b = r + 512

@@ -10,8 +10,9 @@ public enum ImageWriter {
     guard image.width >= 1, image.height >= 1 else {
       throw MediaError(.write, file: name, "cannot encode an image of \(image.width)×\(image.height)")
     }
-    let encoder = try Encoder(codecName: "png", width: image.width, height: image.height,
-                              pixelFormat: AV_PIX_FMT_RGB24, timeBase: AVRational(num: 1, den: 1), file: name)
+    let encoder = try Encoder(
+      codecName: "png", width: image.width, height: image.height,
+      pixelFormat: AV_PIX_FMT_RGB24, timeBase: AVRational(num: 1, den: 1), file: name)
     var bytes: [UInt8] = []
     let frame = try RGBFrame(width: image.width, height: image.height, format: AV_PIX_FMT_RGB24, file: name)
     frame.fill(from: image)
@@ -89,11 +90,16 @@ public final class VideoWriter {
     encodedWidth = isGIF ? width : width & ~1
     encodedHeight = isGIF ? height : height & ~1
 
-    frame = try RGBFrame(width: encodedWidth, height: encodedHeight,
-                         format: isGIF ? AV_PIX_FMT_PAL8 : AV_PIX_FMT_YUV420P, file: path)
-    converter = isGIF ? nil : sws_getContext(Int32(encodedWidth), Int32(encodedHeight), AV_PIX_FMT_RGB24,
-                                             Int32(encodedWidth), Int32(encodedHeight), AV_PIX_FMT_YUV420P,
-                                             SWS_BILINEAR, nil, nil, nil)
+    frame = try RGBFrame(
+      width: encodedWidth, height: encodedHeight,
+      format: isGIF ? AV_PIX_FMT_PAL8 : AV_PIX_FMT_YUV420P, file: path)
+    converter =
+      isGIF
+      ? nil
+      : sws_getContext(
+        Int32(encodedWidth), Int32(encodedHeight), AV_PIX_FMT_RGB24,
+        Int32(encodedWidth), Int32(encodedHeight), AV_PIX_FMT_YUV420P,
+        SWS_BILINEAR, nil, nil, nil)
     var ctx: UnsafeMutablePointer<AVFormatContext>? = nil
     let allocated = avformat_alloc_output_context2(&ctx, nil, nil, path)
     guard allocated >= 0, let ctx else {
@@ -106,19 +112,23 @@ public final class VideoWriter {
     do {
       switch ext {
       case "gif":
-        encoder = try Encoder(codecName: "gif", width: width, height: height, pixelFormat: AV_PIX_FMT_PAL8,
-                              timeBase: timeBase, globalHeader: globalHeader, file: path)
+        encoder = try Encoder(
+          codecName: "gif", width: width, height: height, pixelFormat: AV_PIX_FMT_PAL8,
+          timeBase: timeBase, globalHeader: globalHeader, file: path)
       case "avi":
-        encoder = try Encoder(codecName: "mpeg4", width: encodedWidth, height: encodedHeight, pixelFormat: AV_PIX_FMT_YUV420P,
-                              timeBase: timeBase, globalHeader: globalHeader, options: [:], quality: 3, file: path)
+        encoder = try Encoder(
+          codecName: "mpeg4", width: encodedWidth, height: encodedHeight, pixelFormat: AV_PIX_FMT_YUV420P,
+          timeBase: timeBase, globalHeader: globalHeader, options: [:], quality: 3, file: path)
       default:
         if avcodec_find_encoder_by_name("libx264") != nil {
-          encoder = try Encoder(codecName: "libx264", width: encodedWidth, height: encodedHeight, pixelFormat: AV_PIX_FMT_YUV420P,
-                                timeBase: timeBase, globalHeader: globalHeader,
-                                options: ["crf": "18", "preset": "fast"], file: path)
+          encoder = try Encoder(
+            codecName: "libx264", width: encodedWidth, height: encodedHeight, pixelFormat: AV_PIX_FMT_YUV420P,
+            timeBase: timeBase, globalHeader: globalHeader,
+            options: ["crf": "18", "preset": "fast"], file: path)
         } else {
-          encoder = try Encoder(codecName: "mpeg4", width: encodedWidth, height: encodedHeight, pixelFormat: AV_PIX_FMT_YUV420P,
-                                timeBase: timeBase, globalHeader: globalHeader, options: [:], quality: 3, file: path)
+          encoder = try Encoder(
+            codecName: "mpeg4", width: encodedWidth, height: encodedHeight, pixelFormat: AV_PIX_FMT_YUV420P,
+            timeBase: timeBase, globalHeader: globalHeader, options: [:], quality: 3, file: path)
         }
       }
     } catch {
@@ -206,8 +216,10 @@ final class Encoder {
   let file: String
   private let packet: UnsafeMutablePointer<AVPacket>
 
-  init(codecName: String, width: Int, height: Int, pixelFormat: AVPixelFormat, timeBase: AVRational,
-       globalHeader: Bool = false, options: [String: String] = [:], quality: Int? = nil, file: String) throws(MediaError) {
+  init(
+    codecName: String, width: Int, height: Int, pixelFormat: AVPixelFormat, timeBase: AVRational,
+    globalHeader: Bool = false, options: [String: String] = [:], quality: Int? = nil, file: String
+  ) throws(MediaError) {
     self.file = file
     guard let codec = avcodec_find_encoder_by_name(codecName) else {
       throw MediaError(.write, file: file, "this FFmpeg has no '\(codecName)' encoder")
@@ -231,7 +243,8 @@ final class Encoder {
     for (key, value) in options { av_opt_set(ctx.pointee.priv_data, key, value, 0) }
     let opened = avcodec_open2(ctx, codec, nil)
     guard opened >= 0 else {
-      throw MediaError(.write, file: file, "cannot open the \(codecName) encoder for \(width)×\(height) (\(FF.message(opened)))")
+      throw MediaError(
+        .write, file: file, "cannot open the \(codecName) encoder for \(width)×\(height) (\(FF.message(opened)))")
     }
   }
 
@@ -243,7 +256,9 @@ final class Encoder {
   }
 
   /// Sends a frame (nil flushes) and hands every packet that comes out to `sink`.
-  func send(_ frame: UnsafeMutablePointer<AVFrame>?, sink: (UnsafeMutablePointer<AVPacket>) throws(MediaError) -> Void) throws(MediaError) {
+  func send(
+    _ frame: UnsafeMutablePointer<AVFrame>?, sink: (UnsafeMutablePointer<AVPacket>) throws(MediaError) -> Void
+  ) throws(MediaError) {
     let sent = avcodec_send_frame(context, frame)
     guard sent >= 0 || (frame == nil && sent == FF.endOfFile) else {
       throw MediaError(.write, file: file, "encoding failed (\(FF.message(sent)))")
@@ -269,7 +284,9 @@ final class RGBFrame {
     f.pointee.height = Int32(height)
     f.pointee.format = format.rawValue
     let allocated = av_frame_get_buffer(f, 0)
-    guard allocated >= 0 else { throw MediaError(.write, file: file, "cannot allocate a frame (\(FF.message(allocated)))") }
+    guard allocated >= 0 else {
+      throw MediaError(.write, file: file, "cannot allocate a frame (\(FF.message(allocated)))")
+    }
   }
 
   deinit {
@@ -303,7 +320,8 @@ final class RGBFrame {
     for i in 0..<256 {
       let r = i / 42, g = (i / 6) % 7, b = i % 6
       if i < 252 {
-        let rv = UInt32(r * 255 / (levels.0 - 1)), gv = UInt32(g * 255 / (levels.1 - 1)), bv = UInt32(b * 255 / (levels.2 - 1))
+        let rv = UInt32(r * 255 / (levels.0 - 1)), gv = UInt32(g * 255 / (levels.1 - 1)),
+          bv = UInt32(b * 255 / (levels.2 - 1))
         palette[i] = 0xFF00_0000 | rv << 16 | gv << 8 | bv
       } else {
         palette[i] = 0xFF00_0000
@@ -330,7 +348,8 @@ final class RGBFrame {
 /// never leaves a half-written file.
 func writeFileAtomically(_ path: String, bytes: [UInt8]) throws(MediaError) {
   let url = URL(fileURLWithPath: path)
-  let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
+  let temporary = url.deletingLastPathComponent().appendingPathComponent(
+    ".\(url.lastPathComponent).\(UUID().uuidString).tmp")
   do {
     try Data(bytes).write(to: temporary)
   } catch {

@@ -21,19 +21,24 @@ public enum Differentiate {
   /// Adds the gradients; returns the new graph and one gradient per `wrt`, of its type.
   /// Throws a `Diagnostic` (`file:line:column: error: …`) naming an op without a gradient rule
   /// on the path, or a seed whose type differs from its value's.
-  public static func apply(to graph: Graph, seeds: [(of: ValueID, seed: ValueID)],
-                           wrt: [ValueID]) throws -> (graph: Graph, gradients: [ValueID]) {
+  public static func apply(
+    to graph: Graph, seeds: [(of: ValueID, seed: ValueID)],
+    wrt: [ValueID]
+  ) throws -> (graph: Graph, gradients: [ValueID]) {
     var state = State(builder: GradientBuilder(graph: graph))
     for (of, seed) in seeds {
       guard graph[of].type == graph[seed].type else {
-        throw Diagnostic("differentiate: the seed '\(graph[seed].name)' is \(graph[seed].type) but '\(graph[of].name)' is \(graph[of].type)",
-                         at: nil)
+        throw Diagnostic(
+          "differentiate: the seed '\(graph[seed].name)' is \(graph[seed].type) but '\(graph[of].name)' is \(graph[of].type)",
+          at: nil)
       }
     }
     // Values that depend differentiably on a wrt value.
     var fromWrt = Set(wrt.map(\.index))
     for node in graph.nodes {
-      let depends = node.operands.indices.contains { fromWrt.contains(node.operands[$0].index) && node.op.isDifferentiable(operand: $0) }
+      let depends = node.operands.indices.contains {
+        fromWrt.contains(node.operands[$0].index) && node.op.isDifferentiable(operand: $0)
+      }
       if depends && node.op.gradientKind != .nonDifferentiable { for r in node.results { fromWrt.insert(r.index) } }
     }
     // Values a seed depends on.
@@ -42,13 +47,19 @@ public enum Differentiate {
       for o in node.operands { toSeed.insert(o.index) }
     }
     state.active = fromWrt.intersection(toSeed)
-    for (of, seed) in seeds where state.active.contains(of.index) { state.contributions[of.index, default: []].append(.full(seed)) }
+    for (of, seed) in seeds where state.active.contains(of.index) {
+      state.contributions[of.index, default: []].append(.full(seed))
+    }
     for i in stride(from: graph.nodes.count - 1, through: 0, by: -1) { try state.process(i) }
     var gradients: [ValueID] = []
     for w in wrt {
       state.builder.prefix = "grad"
       state.builder.location = nil
-      if let t = try state.total(w) { gradients.append(t) } else { gradients.append(try state.builder.zeros(graph[w].type)) }
+      if let t = try state.total(w) {
+        gradients.append(t)
+      } else {
+        gradients.append(try state.builder.zeros(graph[w].type))
+      }
     }
     return (state.builder.graph, gradients)
   }
@@ -134,7 +145,8 @@ public enum Differentiate {
       }
       if !products.isEmpty {
         let (dt, xt) = (graph[products[0].dy].type, graph[products[0].x].type)
-        let uniform = products.allSatisfy { graph[$0.dy].type == dt && graph[$0.x].type == xt } && dt.rank == 2 && xt.rank == 2
+        let uniform =
+          products.allSatisfy { graph[$0.dy].type == dt && graph[$0.x].type == xt } && dt.rank == 2 && xt.rank == 2
         if products.count > 1 && uniform {
           // [B, K] pieces → [B, steps, K]: one GEMM instead of one per step and a chain of adds.
           func stack(_ values: [ValueID], _ t: TensorType, _ tag: String) throws -> ValueID {
@@ -158,7 +170,8 @@ public enum Differentiate {
       var sum = fulls.first
       for f in fulls.dropFirst() { sum = try builder.binary(.add, sum!, f) }
       if let s = sum, builder.graph[s].type != type {
-        throw Diagnostic("differentiate: internal: gradient of '\(graph[v].name)' is \(builder.graph[s].type), not \(type)", at: nil)
+        throw Diagnostic(
+          "differentiate: internal: gradient of '\(graph[v].name)' is \(builder.graph[s].type), not \(type)", at: nil)
       }
       totals[v.index] = sum
       return sum
@@ -169,7 +182,9 @@ public enum Differentiate {
       let node = graph.nodes[i]
       guard node.results.contains(where: { active.contains($0.index) }) else { return }
       let resultName = graph[node.results[0]].name
-      let want = node.operands.indices.map { active.contains(node.operands[$0].index) && node.op.isDifferentiable(operand: $0) }
+      let want = node.operands.indices.map {
+        active.contains(node.operands[$0].index) && node.op.isDifferentiable(operand: $0)
+      }
       guard want.contains(true) else { return }
       var dys: [ValueID?] = []
       for r in node.results { dys.append(active.contains(r.index) ? try total(r) : nil) }
@@ -180,8 +195,9 @@ public enum Differentiate {
       case .nonDifferentiable:
         return
       case .none:
-        throw Diagnostic("differentiate: \(node.op.name) has no gradient rule, but the gradient must pass through '\(resultName)'",
-                         at: node.location)
+        throw Diagnostic(
+          "differentiate: \(node.op.name) has no gradient rule, but the gradient must pass through '\(resultName)'",
+          at: node.location)
       case .unrollFirst:
         try unroll(node, dy: dys[0])
       case .rule:
@@ -217,8 +233,9 @@ public enum Differentiate {
       guard let dy else { return }
       let x = node.operands[0]
       guard let steps = graph[x].type.shape[1].staticValue else {
-        throw Diagnostic("differentiate: lstm needs a bound time axis to be differentiated, found \(graph[x].type.shapeDescription)",
-                         at: node.location)
+        throw Diagnostic(
+          "differentiate: lstm needs a bound time axis to be differentiated, found \(graph[x].type.shapeDescription)",
+          at: node.location)
       }
       let first = graph.nodes.count
       let name = builder.unique("\(graph[node.results[0]].name).bptt")
@@ -227,7 +244,9 @@ public enum Differentiate {
       builder = GradientBuilder(graph: g)
       for i in first..<builder.graph.nodes.count {
         let n = builder.graph.nodes[i]
-        let depends = n.operands.indices.contains { active.contains(n.operands[$0].index) || fromUnroll(n.operands[$0], first) }
+        let depends = n.operands.indices.contains {
+          active.contains(n.operands[$0].index) || fromUnroll(n.operands[$0], first)
+        }
         if depends { for r in n.results { active.insert(r.index) } }
       }
       contributions[copy.index, default: []].append(.full(dy))

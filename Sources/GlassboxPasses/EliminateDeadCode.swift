@@ -23,7 +23,8 @@ public struct EliminateDeadCode: Pass {
       for o in node.operands { live[o.index] = true }
     }
     guard keep.contains(false) else { return false }
-    let byResult = Dictionary(uniqueKeysWithValues: g.nodes.enumerated().flatMap { i, n in n.results.map { ($0.index, i) } })
+    let byResult = Dictionary(
+      uniqueKeysWithValues: g.nodes.enumerated().flatMap { i, n in n.results.map { ($0.index, i) } })
     module.graph = g.rewritten { node, _ in
       guard let i = node.results.first.flatMap({ byResult[$0.index] }) else { return .keep }
       return keep[i] ? .keep : .drop

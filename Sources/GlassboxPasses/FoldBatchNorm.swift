@@ -22,13 +22,16 @@ public struct FoldBatchNorm: Pass {
     var absorbed = Set<Int>()
     for (i, node) in g.nodes.enumerated() where node.op == .batchNorm {
       guard let c = g.producer(of: node.operands[0]), g[c].op == .conv2d, uses[node.operands[0].index] == 1,
-            (g[c].operands.dropFirst() + node.operands.dropFirst().prefix(4)).allSatisfy({ module.weights[g[$0].name] != nil })
+        (g[c].operands.dropFirst() + node.operands.dropFirst().prefix(4)).allSatisfy({
+          module.weights[g[$0].name] != nil
+        })
       else { continue }
       folds[i] = c.index
       absorbed.insert(c.index)
     }
     guard !folds.isEmpty else { return false }
-    let nodeOfResult = Dictionary(uniqueKeysWithValues: g.nodes.enumerated().flatMap { i, n in n.results.map { ($0.index, i) } })
+    let nodeOfResult = Dictionary(
+      uniqueKeysWithValues: g.nodes.enumerated().flatMap { i, n in n.results.map { ($0.index, i) } })
     var weights = module.weights
     module.graph = g.rewritten { node, newGraph in
       guard let i = node.results.first.flatMap({ nodeOfResult[$0.index] }) else { return .keep }
@@ -40,7 +43,8 @@ public struct FoldBatchNorm: Pass {
       let wShape = weights[g[conv.operands[1]].name]?.shape ?? []
       let bias = conv.operands.count > 2 ? (weights[g[conv.operands[2]].name]?.doubles ?? []) : nil
       let gamma = weights[g[bn.operands[1]].name]?.doubles ?? [], beta = weights[g[bn.operands[2]].name]?.doubles ?? []
-      let mean = weights[g[bn.operands[3]].name]?.doubles ?? [], variance = weights[g[bn.operands[4]].name]?.doubles ?? []
+      let mean = weights[g[bn.operands[3]].name]?.doubles ?? [],
+        variance = weights[g[bn.operands[4]].name]?.doubles ?? []
       let eps = BatchNormAttributes(of: bn).eps
       let cout = wShape.first ?? 0, per = cout == 0 ? 0 : w.count / cout
       var folded = [Float](repeating: 0, count: w.count), foldedBias = [Float](repeating: 0, count: cout)
@@ -51,8 +55,9 @@ public struct FoldBatchNorm: Pass {
       }
       let wType = g[conv.operands[1]].type
       let wID = newGraph.addParameter(name: "\(name).folded_weight", type: wType, role: .trainable, initializer: .zeros)
-      let bID = newGraph.addParameter(name: "\(name).folded_bias", type: TensorType(wType.dtype, [wType.shape[0]]),
-                                      role: .trainable, initializer: .zeros)
+      let bID = newGraph.addParameter(
+        name: "\(name).folded_bias", type: TensorType(wType.dtype, [wType.shape[0]]),
+        role: .trainable, initializer: .zeros)
       weights["\(name).folded_weight"] = Tensor(shape: wShape, f32: folded)
       weights["\(name).folded_bias"] = Tensor(shape: [cout], f32: foldedBias)
       // The convolution's input was renumbered with the convolution, which was dropped:

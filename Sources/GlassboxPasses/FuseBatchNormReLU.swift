@@ -26,13 +26,14 @@ public struct FuseBatchNormReLU: Pass {
     var absorbed = Set<Int>()
     for (i, node) in g.nodes.enumerated() where node.op == .relu {
       guard let p = g.producer(of: node.operands[0]), g[p].op == .batchNormTrain, node.operands[0] == g[p].results[0],
-            uses[node.operands[0].index] == 1, g[p].fusedActivation == Activation.none
+        uses[node.operands[0].index] == 1, g[p].fusedActivation == Activation.none
       else { continue }
       fused.insert(p.index)
       absorbed.insert(i)
     }
     guard !fused.isEmpty else { return false }
-    let nodeOfResult = Dictionary(uniqueKeysWithValues: g.nodes.enumerated().flatMap { i, n in n.results.map { ($0.index, i) } })
+    let nodeOfResult = Dictionary(
+      uniqueKeysWithValues: g.nodes.enumerated().flatMap { i, n in n.results.map { ($0.index, i) } })
     module.graph = g.rewritten { node, _ in
       guard let i = node.results.first.flatMap({ nodeOfResult[$0.index] }) else { return .keep }
       if absorbed.contains(i) { return .forward([node.operands[0]]) }

@@ -10,7 +10,8 @@ import GlassboxIR
 /// ```
 /// A node joins the node that uses it when that use is its only one (not an output or a
 /// tap, so taps keep their values), both have the same result type, and every operand has
-/// that shape or is a single element. Only add, sub, mul, div, relu, sigmoid and tanh fuse.
+/// that shape or is a single element. The ops that fuse are those with an `ElementwiseCode`:
+/// add, sub, mul, div, maximum, minimum, pow, relu, sigmoid, tanh, exp, log, sqrt, abs, erf.
 /// After epilogue fusion (GEMM epilogues absorb a residual add and ReLU more cheaply) and
 /// before dead-code elimination.
 public struct FuseElementwise: Pass {

@@ -4,7 +4,7 @@ import GlassboxIR
 /// a ReLU, applied while the result is still in cache instead of in separate passes.
 ///
 /// ```
-/// c = conv2d(x, W, b)                    
+/// c = conv2d(x, W, b)
 /// s = add(c, shortcut)              →    y = conv2d(x, W, b, shortcut, activation: relu)
 /// y = relu(s)
 /// ```
@@ -25,8 +25,10 @@ public struct FuseEpilogues: Pass {
     var absorbed = Set<Int>()
     // Nodes already part of a chain, and producers of residuals (which must stay).
     var claimed = Set<Int>()
-    for (i, n) in g.nodes.enumerated() where (n.op == .conv2d || n.op == .linear) && n.operands.count <= 3
-      && n.fusedActivation == Activation.none && !claimed.contains(i) {
+    for (i, n) in g.nodes.enumerated()
+    where (n.op == .conv2d || n.op == .linear) && n.operands.count <= 3
+      && n.fusedActivation == Activation.none && !claimed.contains(i)
+    {
       var chain = [i]
       var residual: ValueID?
       var relu = false
@@ -35,12 +37,15 @@ public struct FuseEpilogues: Pass {
         let other = add.operands[0] == n.results[0] ? add.operands[1] : add.operands[0]
         let producer = g.producer(of: other)?.index
         if other != n.results[0], g[other].type == g[n.results[0]].type, g[add.results[0]].type == g[other].type,
-           producer.map({ !absorbed.contains($0) }) ?? true {
+          producer.map({ !absorbed.contains($0) }) ?? true
+        {
           residual = other
           chain.append(u)
         }
       }
-      if let last = chain.last, let u = users[g.nodes[last].results[0].index], g.nodes[u].op == .relu, !claimed.contains(u) {
+      if let last = chain.last, let u = users[g.nodes[last].results[0].index], g.nodes[u].op == .relu,
+        !claimed.contains(u)
+      {
         relu = true
         chain.append(u)
       }
@@ -51,7 +56,8 @@ public struct FuseEpilogues: Pass {
       if let r = residual, let p = g.producer(of: r) { claimed.insert(p.index) }
     }
     guard !plans.isEmpty else { return false }
-    let nodeOfResult = Dictionary(uniqueKeysWithValues: g.nodes.enumerated().flatMap { i, n in n.results.map { ($0.index, i) } })
+    let nodeOfResult = Dictionary(
+      uniqueKeysWithValues: g.nodes.enumerated().flatMap { i, n in n.results.map { ($0.index, i) } })
     module.graph = g.rewritten { node, newGraph in
       guard let i = node.results.first.flatMap({ nodeOfResult[$0.index] }) else { return .keep }
       if absorbed.contains(i) { return .drop }

@@ -55,10 +55,12 @@ public enum LowerTaps {
     /// run copies of their input (`TapKind.runsCopies`); nil makes them an error.
     public var rebatch: Rebatcher?
 
-    public init(taps: [String]? = nil, classIndex: Int? = nil, targetInput: String? = nil, scope: String? = nil,
-                logits: String? = nil,
-                differentiate: Differentiator? = { try Differentiate.apply(to: $0, seeds: $1, wrt: $2) },
-                rebatch: Rebatcher? = nil) {
+    public init(
+      taps: [String]? = nil, classIndex: Int? = nil, targetInput: String? = nil, scope: String? = nil,
+      logits: String? = nil,
+      differentiate: Differentiator? = { try Differentiate.apply(to: $0, seeds: $1, wrt: $2) },
+      rebatch: Rebatcher? = nil
+    ) {
       self.taps = taps
       self.classIndex = classIndex
       self.targetInput = targetInput
@@ -93,7 +95,8 @@ public enum LowerTaps {
   }
 
   /// Lowers the selected taps of `module` (a bound graph) into outputs.
-  public static func apply(to module: Module, options: Options = Options()) throws -> (module: Module, taps: [Lowered]) {
+  public static func apply(to module: Module, options: Options = Options()) throws -> (module: Module, taps: [Lowered])
+  {
     var b = Builder(graph: module.graph, weights: module.weights)
     let g = module.graph
     for v in g.values where !v.type.shape.allSatisfy(\.isStatic) {
@@ -104,7 +107,8 @@ public enum LowerTaps {
       selected = try names.map { name in
         guard let t = g.taps.first(where: { $0.name == name }) else {
           let known = g.taps.map(\.name)
-          throw Error("\(g.name) has no tap '\(name)' (taps: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+          throw Error(
+            "\(g.name) has no tap '\(name)' (taps: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
         }
         return t
       }
@@ -157,7 +161,8 @@ public enum LowerTaps {
       guard options.differentiate != nil else {
         throw Error("tap \(tap.name): \(tap.kind.rawValue) needs gradients, and this build has no differentiation")
       }
-      let seed = try b.classSeed(logits: logits, classIndex: classOf(tap), target: classInput, name: "tap.\(tap.name).seed")
+      let seed = try b.classSeed(
+        logits: logits, classIndex: classOf(tap), target: classInput, name: "tap.\(tap.name).seed")
       seeds.append((logits, seed))
       gradientIndex[tap.name] = wrt.count
       wrt.append(tap.operands[0])
@@ -182,8 +187,9 @@ public enum LowerTaps {
       let scope = options.scope ?? (tap.scope ?? .clip).rawValue
       out.scope = scope
       let rank = b.graph[map].type.rank
-      let normalized = b.minMax(map, axes: scope == "frame" || !out.perStep ? [rank - 2, rank - 1] : Array(1..<rank),
-                                name: "tap.\(name).normalized")
+      let normalized = b.minMax(
+        map, axes: scope == "frame" || !out.perStep ? [rank - 2, rank - 1] : Array(1..<rank),
+        name: "tap.\(name).normalized")
       b.output(name + ".normalized", normalized)
       out.outputs["normalized"] = name + ".normalized"
       if upsampled, let size = inputSize(g) {
@@ -191,10 +197,12 @@ public enum LowerTaps {
         out.outputs["upsampled"] = name + ".upsampled"
       }
       if out.perStep {
-        let m = b.node(.mean, [map], ReduceAttributes(axes: [2, 3], keepdims: false),
-                       name: "tap.\(name).frame_mass")  // [B, T]
+        let m = b.node(
+          .mean, [map], ReduceAttributes(axes: [2, 3], keepdims: false),
+          name: "tap.\(name).frame_mass")  // [B, T]
         let total = b.node(.sum, [m], ReduceAttributes(axes: [1], keepdims: true), name: "tap.\(name).clip_mass")
-        let denominator = b.node(.add, [total, b.constant(1e-7, name: "tap.\(name).mass_eps")], name: "tap.\(name).mass")
+        let denominator = b.node(
+          .add, [total, b.constant(1e-7, name: "tap.\(name).mass_eps")], name: "tap.\(name).mass")
         b.output(name + ".relevance", b.node(.div, [m, denominator], name: "tap.\(name).relevance"))
         out.outputs["relevance"] = name + ".relevance"
       }
@@ -239,8 +247,9 @@ public enum LowerTaps {
           let seed = try b.classSeed(logits: logits, classIndex: k, target: classInput, name: "tap.\(name).seed")
           let perExample = b.node(.matmul, [seed, tap.operands[1]], name: "tap.\(name).class_weights")  // [B, K]
           let rows = b.graph[perExample].type.shape[0].staticValue ?? 0
-          weights = b.node(.reshape, [b.repeatRows(perExample, to: n, name: "tap.\(name).class_weights", rows: rows, width: channels)],
-                           ReshapeAttributes(shape: [n, channels, 1, 1].map { Dim($0) }), name: "tap.\(name).weights")
+          weights = b.node(
+            .reshape, [b.repeatRows(perExample, to: n, name: "tap.\(name).class_weights", rows: rows, width: channels)],
+            ReshapeAttributes(shape: [n, channels, 1, 1].map { Dim($0) }), name: "tap.\(name).weights")
         case .gradcam:
           let g = gradients[gradientIndex[name] ?? 0]
           weights = b.node(.mean, [g], ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).weights")
@@ -254,9 +263,11 @@ public enum LowerTaps {
           // pytorch-grad-cam's XGradCAM: Σ_ij g·f / (Σ_ij f + 1e-7).
           let g = gradients[gradientIndex[name] ?? 0]
           let fsum = b.node(.sum, [target], ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).fsum")
-          let denominator = b.node(.add, [fsum, b.constant(1e-7, name: "tap.\(name).eps")], name: "tap.\(name).denominator")
-          let gf = b.node(.sum, [b.node(.mul, [g, target], name: "tap.\(name).gf")], ReduceAttributes(axes: [2, 3], keepdims: true),
-                          name: "tap.\(name).gfsum")
+          let denominator = b.node(
+            .add, [fsum, b.constant(1e-7, name: "tap.\(name).eps")], name: "tap.\(name).denominator")
+          let gf = b.node(
+            .sum, [b.node(.mul, [g, target], name: "tap.\(name).gf")], ReduceAttributes(axes: [2, 3], keepdims: true),
+            name: "tap.\(name).gfsum")
           weights = b.node(.div, [gf, denominator], name: "tap.\(name).weights")
         case .scorecam:
           guard let logits else { throw Error("tap \(name): no class scores") }
@@ -272,27 +283,40 @@ public enum LowerTaps {
           let g3 = b.node(.mul, [g2, g], name: "tap.\(name).g3")
           let fsum = b.node(.sum, [target], ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).fsum")
           let two = b.constant(2, name: "tap.\(name).two"), eps = b.constant(1e-6, name: "tap.\(name).eps")
-          let denominator = b.node(.add, [b.node(.add, [b.node(.mul, [g2, two], name: "tap.\(name).2g2"),
-                                                      b.node(.mul, [fsum, g3], name: "tap.\(name).sg3")], name: "tap.\(name).d0"), eps],
-                                   name: "tap.\(name).denominator")
+          let denominator = b.node(
+            .add,
+            [
+              b.node(
+                .add,
+                [
+                  b.node(.mul, [g2, two], name: "tap.\(name).2g2"),
+                  b.node(.mul, [fsum, g3], name: "tap.\(name).sg3"),
+                ], name: "tap.\(name).d0"), eps,
+            ],
+            name: "tap.\(name).denominator")
           let a = b.node(.div, [g2, denominator], name: "tap.\(name).alpha")
           let positive = b.node(.relu, [g], name: "tap.\(name).positive")
-          weights = b.node(.sum, [b.node(.mul, [positive, a], name: "tap.\(name).weighted")],
-                           ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).weights")
+          weights = b.node(
+            .sum, [b.node(.mul, [positive, a], name: "tap.\(name).weighted")],
+            ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).weights")
         }
         var map: ValueID  // [N, h, w]
         if let weights {
-          map = b.node(.sum, [b.node(.mul, [target, weights], name: "tap.\(name).terms")], ReduceAttributes(axes: [1], keepdims: false),
-                       name: "tap.\(name).sum")
+          map = b.node(
+            .sum, [b.node(.mul, [target, weights], name: "tap.\(name).terms")],
+            ReduceAttributes(axes: [1], keepdims: false),
+            name: "tap.\(name).sum")
         } else {
-          map = b.eigenProjection(target, iterations: EigenCAMTapOptions(verified: tap.options).iterations,
-                                  name: "tap.\(name).projection")
+          map = b.eigenProjection(
+            target, iterations: EigenCAMTapOptions(verified: tap.options).iterations,
+            name: "tap.\(name).projection")
         }
         if tap.kind != .cam { map = b.node(.relu, [map], name: "tap.\(name).relu") }
         // Per step of a sequence: [B*T, h, w] → [B, T, h, w].
         let (h, w) = (f[2], f[3])
         if let steps = b.graph.stepScope(ofValueNamed: b.graph[target].name)?.steps,
-           let bs = steps.batch.staticValue, let ts = steps.time.staticValue, bs * ts == n {
+          let bs = steps.batch.staticValue, let ts = steps.time.staticValue, bs * ts == n
+        {
           let frames = ReshapeAttributes(shape: [bs, ts, h, w].map { Dim($0) })
           map = b.node(.reshape, [map], frames, name: "tap.\(name).frames")
           out.perStep = true
@@ -305,19 +329,30 @@ public enum LowerTaps {
         out.classIndex = k
         guard let logits else { throw Error("tap \(name): no class scores") }
         let seed = try b.classSeed(logits: logits, classIndex: k, target: classInput, name: "tap.\(name).seed")
-        let attribution = try attributeInput(tap, seed: seed, logits: logits, logitsName: logitsName, builder: &b,
-                                             options: options)
+        let attribution = try attributeInput(
+          tap, seed: seed, logits: logits, logitsName: logitsName, builder: &b,
+          options: options)
         b.output(name, attribution)
         out.outputs["raw"] = name
         // An image or a clip also gets a map: Σ_c |a| over the colour channels, [N, H, W] or
         // [B, T, H, W] (per frame).
         let rank = b.graph[attribution].type.rank
         if rank == 4 || rank == 5 {
-          let magnitude = b.node(.add, [b.node(.relu, [attribution], name: "tap.\(name).positive"),
-                                        b.node(.relu, [b.node(.mul, [attribution, b.constant(-1, name: "tap.\(name).minus_one")],
-                                                              name: "tap.\(name).negated")], name: "tap.\(name).negative")],
-                                 name: "tap.\(name).magnitude")
-          let map = b.node(.sum, [magnitude], ReduceAttributes(axes: [rank - 3], keepdims: false), name: "tap.\(name).map")
+          let magnitude = b.node(
+            .add,
+            [
+              b.node(.relu, [attribution], name: "tap.\(name).positive"),
+              b.node(
+                .relu,
+                [
+                  b.node(
+                    .mul, [attribution, b.constant(-1, name: "tap.\(name).minus_one")],
+                    name: "tap.\(name).negated")
+                ], name: "tap.\(name).negative"),
+            ],
+            name: "tap.\(name).magnitude")
+          let map = b.node(
+            .sum, [magnitude], ReduceAttributes(axes: [rank - 3], keepdims: false), name: "tap.\(name).map")
           out.perStep = rank == 5
           addMapOutputs(map, of: tap, to: &out, upsampled: false)
         }
@@ -349,7 +384,9 @@ public enum LowerTaps {
     var m = [Float](repeating: 0, count: newN * n)
     for i in 0..<newN {
       // align_corners=True (UpsamplingBilinear2d): source i·(n − 1)/(newN − 1).
-      let s = alignCorners ? (newN > 1 ? Double(i) * Double(n - 1) / Double(newN - 1) : 0)
+      let s =
+        alignCorners
+        ? (newN > 1 ? Double(i) * Double(n - 1) / Double(newN - 1) : 0)
         : max((Double(i) + 0.5) * Double(n) / Double(newN) - 0.5, 0)
       let lo = min(Int(s), n - 1)
       let hi = min(lo + 1, n - 1)
@@ -359,7 +396,6 @@ public enum LowerTaps {
     }
     return m
   }
-
 
   /// Appends nodes to a graph under fresh names.
   struct Builder {
@@ -410,9 +446,10 @@ public enum LowerTaps {
       guard n != rows, rows > 0 else { return x }
       let r = node(.reshape, [x], ReshapeAttributes(shape: [rows, 1, width].map { Dim($0) }), name: name + ".rows")
       let ones = constant(1, shape: [rows, n / rows, width], name: name + ".ones")
-      return node(.reshape, [node(.mul, [r, ones], name: name + ".repeated")],
-                  ReshapeAttributes(shape: [n, width].map { Dim($0) }),
-                  name: name + ".per_frame")
+      return node(
+        .reshape, [node(.mul, [r, ones], name: name + ".repeated")],
+        ReshapeAttributes(shape: [n, width].map { Dim($0) }),
+        name: name + ".per_frame")
     }
 
     /// `(x − min) / (max − min + epsilon)` with min and max over `axes`.
@@ -420,16 +457,23 @@ public enum LowerTaps {
       let keep = ReduceAttributes(axes: axes, keepdims: true)
       let hi = node(.max, [x], keep, name: name + ".max")
       let minusOne = constant(-1, name: name + ".minus_one")
-      let lo = node(.mul, [node(.max, [node(.mul, [x, minusOne], name: name + ".negated")], keep, name: name + ".negmax"), minusOne],
-                    name: name + ".min")
-      let range = node(.add, [node(.sub, [hi, lo], name: name + ".span"), constant(epsilon, name: name + ".eps")], name: name + ".range")
+      let lo = node(
+        .mul,
+        [node(.max, [node(.mul, [x, minusOne], name: name + ".negated")], keep, name: name + ".negmax"), minusOne],
+        name: name + ".min")
+      let range = node(
+        .add, [node(.sub, [hi, lo], name: name + ".span"), constant(epsilon, name: name + ".eps")],
+        name: name + ".range")
       return node(.div, [node(.sub, [x, lo], name: name + ".shifted"), range], name: name)
     }
 
     /// Bilinear resize of the last two axes `[…, h, w]` → `[…, H, W]` as two products with
     /// interpolation matrices (buffers `NAME.rows: [h, H]` and `NAME.columns: [w, W]`).
-    mutating func upsample(_ x: ValueID, to size: (height: Int, width: Int), name: String, alignCorners: Bool = false)
-      -> ValueID {
+    mutating func upsample(
+      _ x: ValueID, to size: (height: Int, width: Int), name: String, alignCorners: Bool = false
+    )
+      -> ValueID
+    {
       let s = graph[x].type.shape.map { $0.staticValue ?? 0 }
       let (h, w) = (s[s.count - 2], s[s.count - 1])
       let lead = s.dropLast(2).reduce(1, *)
@@ -439,7 +483,8 @@ public enum LowerTaps {
         var t = [Float](repeating: 0, count: m.count)
         for i in 0..<newN { for j in 0..<n { t[j * newN + i] = m[i * n + j] } }
         let pname = fresh(name + suffix)
-        let id = graph.addParameter(name: pname, type: TensorType(.f32, [Dim(n), Dim(newN)]), role: .buffer, initializer: .zeros)
+        let id = graph.addParameter(
+          name: pname, type: TensorType(.f32, [Dim(n), Dim(newN)]), role: .buffer, initializer: .zeros)
         weights[pname] = Tensor(shape: [n, newN], f32: t)
         return id
       }
@@ -487,8 +532,9 @@ public enum OverrideValue {
     }
     func mapped(_ v: ValueID) -> ValueID { v == value ? replacement : ValueID(map[v.index]) }
     for node in graph.nodes {
-      let ids = g.addNode(node.op, operands: node.operands.map(mapped), attributes: node.attributes,
-                          results: node.results.map { (graph[$0].name, graph[$0].type) }, location: node.location)
+      let ids = g.addNode(
+        node.op, operands: node.operands.map(mapped), attributes: node.attributes,
+        results: node.results.map { (graph[$0].name, graph[$0].type) }, location: node.location)
       for (old, new) in zip(node.results, ids) { map[old.index] = new.index }
     }
     g.outputs = graph.outputs.map { ($0.name, mapped($0.value)) }
@@ -499,4 +545,8 @@ public enum OverrideValue {
     }
     return g
   }
+}
+
+extension LowerTaps.Error: KindedError {
+  public var errorKind: ErrorKind { .input }
 }

@@ -30,8 +30,9 @@ extension LowerTaps {
         throw Error("tap: \(unbound.name) has no input with a batch axis to stack copies along")
       }
       guard axis.coefficient == 1, axis.symbols.count == 1, let size = bindings[axis.symbols[0]] else {
-        throw Error("tap: the batch axis of input '\(unbound[first].name)' is \(axis), not a symbol; copies of the "
-          + "input are stacked along it, so it must be one (e.g. B)")
+        throw Error(
+          "tap: the batch axis of input '\(unbound[first].name)' is \(axis), not a symbol; copies of the "
+            + "input are stacked along it, so it must be one (e.g. B)")
       }
       var scaled = bindings
       scaled[axis.symbols[0]] = size * factor
@@ -103,11 +104,14 @@ extension LowerTaps {
 
   /// Integrated Gradients, SmoothGrad or VarGrad of `tap` (over a graph input): the attribution
   /// with the input's type. `seed` is the class seed `[N, C]` of the unperturbed examples.
-  static func attributeInput(_ tap: Tap, seed: ValueID, logits: ValueID, logitsName: String, builder b: inout Builder,
-                             options: Options) throws -> ValueID {
+  static func attributeInput(
+    _ tap: Tap, seed: ValueID, logits: ValueID, logitsName: String, builder b: inout Builder,
+    options: Options
+  ) throws -> ValueID {
     guard let rebatch = options.rebatch else {
-      throw Error("tap \(tap.name): \(tap.kind.methodName) runs copies of the input, and this caller cannot "
-        + "rebind the graph at a larger batch")
+      throw Error(
+        "tap \(tap.name): \(tap.kind.methodName) runs copies of the input, and this caller cannot "
+          + "rebind the graph at a larger batch")
     }
     if tap.kind == .occlusion {
       return try occlusion(tap, seed: seed, logits: logits, logitsName: logitsName, rebatch: rebatch, builder: &b)
@@ -139,7 +143,7 @@ extension LowerTaps {
       offsets = noise(seed: o.seed, samples: o.samples, count: width, stdev: o.stdev)
       scales = [Float](repeating: 1, count: o.samples)
     case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
-         .hirescam, .occlusion, .scorecam, .eigencam:
+      .hirescam, .occlusion, .scorecam, .eigencam:
       preconditionFailure("tap \(name): \(tap.kind.rawValue) is not a gradient over copies")
     }
     let perPass = chunk == 0 ? copies : min(chunk, copies)
@@ -154,17 +158,20 @@ extension LowerTaps {
       let copyGraph: Graph
       if let g = graphs[k] { copyGraph = g } else { copyGraph = try rebatch(k); graphs[k] = copyGraph }
       let pass = "tap.\(name).pass\(first)"
-      let offset = b.buffer(Array(offsets[(first * width)..<((first + k) * width)]), shape: [k, 1, width],
-                            name: pass + ".offsets")
+      let offset = b.buffer(
+        Array(offsets[(first * width)..<((first + k) * width)]), shape: [k, 1, width],
+        name: pass + ".offsets")
       let scale = b.buffer(Array(scales[first..<(first + k)]), shape: [k, 1, 1], name: pass + ".scales")
       let stacked = b.node(.add, [b.node(.mul, [row, scale], name: pass + ".scaled"), offset], name: pass + ".copies")
-      let input = b.node(.reshape, [stacked], ReshapeAttributes(shape: ([k * n] + shape.dropFirst()).map { Dim($0) }),
-                         name: pass + ".input")
+      let input = b.node(
+        .reshape, [stacked], ReshapeAttributes(shape: ([k * n] + shape.dropFirst()).map { Dim($0) }),
+        name: pass + ".input")
       let logits = try b.graft(copyGraph, input: inputName, stacked: input, output: logitsName, copies: k, name: pass)
       let seeds = b.tile(seed, times: k, name: pass + ".seed")
       let (graph, grads) = try differentiate(b.graph, [(logits, seeds)], [input])
       b.graph = graph
-      let g = b.node(.reshape, [grads[0]], ReshapeAttributes(shape: [k, n, width].map { Dim($0) }), name: pass + ".grads")
+      let g = b.node(
+        .reshape, [grads[0]], ReshapeAttributes(shape: [k, n, width].map { Dim($0) }), name: pass + ".grads")
       let weighted: ValueID
       if tap.kind == .ig {
         let w = b.buffer(pathWeights[first..<(first + k)].map { Float($0) }, shape: [k, 1, 1], name: pass + ".weights")
@@ -175,8 +182,9 @@ extension LowerTaps {
       let sum = b.node(.sum, [weighted], ReduceAttributes(axes: [0], keepdims: false), name: pass + ".sum")
       total = total.map { b.node(.add, [$0, sum], name: pass + ".total") } ?? sum
       if tap.kind == .vargrad {
-        let sq = b.node(.sum, [b.node(.mul, [g, g], name: pass + ".g2")], ReduceAttributes(axes: [0], keepdims: false),
-                        name: pass + ".sum2")
+        let sq = b.node(
+          .sum, [b.node(.mul, [g, g], name: pass + ".g2")], ReduceAttributes(axes: [0], keepdims: false),
+          name: pass + ".sum2")
         squares = squares.map { b.node(.add, [$0, sq], name: pass + ".total2") } ?? sq
       }
       first += k
@@ -185,7 +193,8 @@ extension LowerTaps {
     switch tap.kind {
     case .ig:
       let flat = b.node(.reshape, [x], ReshapeAttributes(shape: [n, width].map { Dim($0) }), name: "tap.\(name).flat")
-      let difference = b.node(.sub, [flat, b.constant(baseline, name: "tap.\(name).baseline")], name: "tap.\(name).difference")
+      let difference = b.node(
+        .sub, [flat, b.constant(baseline, name: "tap.\(name).baseline")], name: "tap.\(name).difference")
       result = b.node(.mul, [result, difference], name: "tap.\(name).attribution")
     case .smoothgrad, .vargrad:
       let inverse = b.constant(1 / Double(copies), name: "tap.\(name).inverse")
@@ -193,11 +202,12 @@ extension LowerTaps {
       if tap.kind == .vargrad, let squares {
         // Captum's VarGrad: E[g²] − E[g]².
         let meanSquare = b.node(.mul, [squares, inverse], name: "tap.\(name).mean_square")
-        result = b.node(.sub, [meanSquare, b.node(.mul, [result, result], name: "tap.\(name).square_mean")],
-                        name: "tap.\(name).variance")
+        result = b.node(
+          .sub, [meanSquare, b.node(.mul, [result, result], name: "tap.\(name).square_mean")],
+          name: "tap.\(name).variance")
       }
     case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
-         .hirescam, .occlusion, .scorecam, .eigencam:
+      .hirescam, .occlusion, .scorecam, .eigencam:
       break
     }
     return b.node(.reshape, [result], ReshapeAttributes(shape: shape.map { Dim($0) }), name: "tap.\(name).attribution")
@@ -209,8 +219,10 @@ extension LowerTaps {
   /// a clip on its own), the copy `x ⊙ (1 − M_p) + baseline · M_p`; the attribution of an
   /// element is the mean over the windows covering it of the class score's drop,
   /// `Σ_p (y(x) − y(copy_p)) M_p / Σ_p M_p` (0 where no window covers it).
-  static func occlusion(_ tap: Tap, seed: ValueID, logits: ValueID, logitsName: String, rebatch: Rebatcher,
-                        builder b: inout Builder) throws -> ValueID {
+  static func occlusion(
+    _ tap: Tap, seed: ValueID, logits: ValueID, logitsName: String, rebatch: Rebatcher,
+    builder b: inout Builder
+  ) throws -> ValueID {
     let o = OcclusionTapOptions(verified: tap.options)
     let name = tap.name, x = tap.operands[0]
     let shape = b.graph[x].type.shape.map { $0.staticValue ?? 0 }
@@ -241,9 +253,11 @@ extension LowerTaps {
     }
     let inverseCount = count.map { $0 > 0 ? 1 / $0 : 0 }
     let perPass = o.batch == 0 ? positions : min(o.batch, positions)
-    let score = b.node(.sum, [b.node(.mul, [logits, seed], name: "tap.\(name).seeded")], ReduceAttributes(axes: [1], keepdims: false),
-                       name: "tap.\(name).score")
-    let original = b.node(.reshape, [score], ReshapeAttributes(shape: [1, n].map { Dim($0) }), name: "tap.\(name).original")
+    let score = b.node(
+      .sum, [b.node(.mul, [logits, seed], name: "tap.\(name).seeded")], ReduceAttributes(axes: [1], keepdims: false),
+      name: "tap.\(name).score")
+    let original = b.node(
+      .reshape, [score], ReshapeAttributes(shape: [1, n].map { Dim($0) }), name: "tap.\(name).original")
     let row = b.node(.reshape, [x], ReshapeAttributes(shape: ([1] + shape).map { Dim($0) }), name: "tap.\(name).row")
     var total: ValueID?
     var graphs: [Int: Graph] = [:]
@@ -253,37 +267,51 @@ extension LowerTaps {
       let copyGraph: Graph
       if let g = graphs[k] { copyGraph = g } else { copyGraph = try rebatch(k); graphs[k] = copyGraph }
       let pass = "tap.\(name).pass\(first)"
-      let mask = b.buffer(Array(masks[(first * maskWidth)..<((first + k) * maskWidth)]), shape: [k, 1] + maskAxes,
-                          name: pass + ".masks")
+      let mask = b.buffer(
+        Array(masks[(first * maskWidth)..<((first + k) * maskWidth)]), shape: [k, 1] + maskAxes,
+        name: pass + ".masks")
       let keep = b.node(.sub, [b.constant(1, name: pass + ".one"), mask], name: pass + ".keep")
       var copies = b.node(.mul, [row, keep], name: pass + ".kept")
       if o.baseline != 0 {
-        copies = b.node(.add, [copies, b.node(.mul, [mask, b.constant(o.baseline, name: pass + ".baseline")], name: pass + ".filled")],
-                        name: pass + ".occluded")
+        copies = b.node(
+          .add,
+          [copies, b.node(.mul, [mask, b.constant(o.baseline, name: pass + ".baseline")], name: pass + ".filled")],
+          name: pass + ".occluded")
       }
-      let input = b.node(.reshape, [copies], ReshapeAttributes(shape: ([k * n] + shape.dropFirst()).map { Dim($0) }),
-                         name: pass + ".input")
-      let copyLogits = try b.graft(copyGraph, input: b.graph[x].name, stacked: input, output: logitsName, copies: k, name: pass)
+      let input = b.node(
+        .reshape, [copies], ReshapeAttributes(shape: ([k * n] + shape.dropFirst()).map { Dim($0) }),
+        name: pass + ".input")
+      let copyLogits = try b.graft(
+        copyGraph, input: b.graph[x].name, stacked: input, output: logitsName, copies: k, name: pass)
       let seeded = b.node(.mul, [copyLogits, b.tile(seed, times: k, name: pass + ".seed")], name: pass + ".seeded")
-      let scores = b.node(.reshape, [b.node(.sum, [seeded], ReduceAttributes(axes: [1], keepdims: false), name: pass + ".score")],
-                          ReshapeAttributes(shape: [k, n].map { Dim($0) }), name: pass + ".scores")
+      let scores = b.node(
+        .reshape, [b.node(.sum, [seeded], ReduceAttributes(axes: [1], keepdims: false), name: pass + ".score")],
+        ReshapeAttributes(shape: [k, n].map { Dim($0) }), name: pass + ".scores")
       let drop = b.node(.sub, [original, scores], name: pass + ".drop")  // [k, N]
-      let flatMasks = b.node(.reshape, [mask], ReshapeAttributes(shape: [k, maskWidth].map { Dim($0) }), name: pass + ".flat_masks")
-      let spread = b.node(.matmul, [b.node(.transpose, [drop], TransposeAttributes(perm: [1, 0]), name: pass + ".drop_t"),
-                                    flatMasks], name: pass + ".spread")  // [N, maskWidth]
+      let flatMasks = b.node(
+        .reshape, [mask], ReshapeAttributes(shape: [k, maskWidth].map { Dim($0) }), name: pass + ".flat_masks")
+      let spread = b.node(
+        .matmul,
+        [
+          b.node(.transpose, [drop], TransposeAttributes(perm: [1, 0]), name: pass + ".drop_t"),
+          flatMasks,
+        ], name: pass + ".spread")  // [N, maskWidth]
       total = total.map { b.node(.add, [$0, spread], name: pass + ".total") } ?? spread
       first += k
     }
     guard let total else { throw Error("tap \(name): no window fits") }
-    let averaged = b.node(.mul, [total, b.buffer(inverseCount, shape: [1, maskWidth], name: "tap.\(name).inverse_count")],
-                          name: "tap.\(name).averaged")
-    var attribution = b.node(.reshape, [averaged], ReshapeAttributes(shape: ([n] + maskAxes).map { Dim($0) }),
-                             name: "tap.\(name).attribution")
+    let averaged = b.node(
+      .mul, [total, b.buffer(inverseCount, shape: [1, maskWidth], name: "tap.\(name).inverse_count")],
+      name: "tap.\(name).averaged")
+    var attribution = b.node(
+      .reshape, [averaged], ReshapeAttributes(shape: ([n] + maskAxes).map { Dim($0) }),
+      name: "tap.\(name).attribution")
     if rank >= 4 {
       var ones = [Int](repeating: 1, count: rank)
       ones[rank - 3] = shape[rank - 3]
-      attribution = b.node(.mul, [attribution, b.constant(1, shape: ones, name: "tap.\(name).channels")],
-                           name: "tap.\(name).every_channel")
+      attribution = b.node(
+        .mul, [attribution, b.constant(1, shape: ones, name: "tap.\(name).channels")],
+        name: "tap.\(name).every_channel")
     }
     return attribution
   }
@@ -292,11 +320,14 @@ extension LowerTaps {
   /// channel of the feature map upsampled to the image (bilinear, `align_corners=True`) and
   /// min-max normalised (`+ 1e-8`) masks the image; the class scores of the masked images
   /// (grafted forwards of `batch` copies each) are softmaxed over the channels.
-  static func scoreCAMWeights(_ tap: Tap, seed: ValueID, logitsName: String, builder b: inout Builder,
-                              options: Options) throws -> ValueID {
+  static func scoreCAMWeights(
+    _ tap: Tap, seed: ValueID, logitsName: String, builder b: inout Builder,
+    options: Options
+  ) throws -> ValueID {
     guard let rebatch = options.rebatch else {
-      throw Error("tap \(tap.name): \(tap.kind.methodName) runs copies of the input, and this caller cannot "
-        + "rebind the graph at a larger batch")
+      throw Error(
+        "tap \(tap.name): \(tap.kind.methodName) runs copies of the input, and this caller cannot "
+          + "rebind the graph at a larger batch")
     }
     let name = tap.name
     let f = b.graph[tap.operands[0]].type.shape.map { $0.staticValue ?? 0 }
@@ -307,7 +338,8 @@ extension LowerTaps {
     let s = b.graph[image].type.shape.map { $0.staticValue ?? 0 }
     let up = b.upsample(tap.operands[0], to: (s[2], s[3]), name: "tap.\(name).masks_upsampled", alignCorners: true)
     let masks = b.minMax(up, axes: [2, 3], epsilon: 1e-8, name: "tap.\(name).masks")  // [N, K, H, W]
-    let byChannel = b.node(.transpose, [masks], TransposeAttributes(perm: [1, 0, 2, 3]), name: "tap.\(name).by_channel")
+    let byChannel = b.node(
+      .transpose, [masks], TransposeAttributes(perm: [1, 0, 2, 3]), name: "tap.\(name).by_channel")
     let row = b.node(.reshape, [image], ReshapeAttributes(shape: [1] + s.map { Dim($0) }), name: "tap.\(name).row")
     let o = ScoreCAMTapOptions(verified: tap.options)
     let perPass = o.batch == 0 ? channels : min(o.batch, channels)
@@ -319,20 +351,29 @@ extension LowerTaps {
       let copyGraph: Graph
       if let g = graphs[k] { copyGraph = g } else { copyGraph = try rebatch(k); graphs[k] = copyGraph }
       let pass = "tap.\(name).pass\(first)"
-      let part = b.node(.slice, [byChannel], SliceAttributes(axis: 0, start: first, end: first + k, step: 1), name: pass + ".masks")
-      let shaped = b.node(.reshape, [part], ReshapeAttributes(shape: [k, n, 1, s[2], s[3]].map { Dim($0) }), name: pass + ".shaped")
-      let copies = b.node(.reshape, [b.node(.mul, [row, shaped], name: pass + ".masked")],
-                          ReshapeAttributes(shape: [k * n, s[1], s[2], s[3]].map { Dim($0) }), name: pass + ".input")
-      let copyLogits = try b.graft(copyGraph, input: b.graph[image].name, stacked: copies, output: logitsName, copies: k, name: pass)
+      let part = b.node(
+        .slice, [byChannel], SliceAttributes(axis: 0, start: first, end: first + k, step: 1), name: pass + ".masks")
+      let shaped = b.node(
+        .reshape, [part], ReshapeAttributes(shape: [k, n, 1, s[2], s[3]].map { Dim($0) }), name: pass + ".shaped")
+      let copies = b.node(
+        .reshape, [b.node(.mul, [row, shaped], name: pass + ".masked")],
+        ReshapeAttributes(shape: [k * n, s[1], s[2], s[3]].map { Dim($0) }), name: pass + ".input")
+      let copyLogits = try b.graft(
+        copyGraph, input: b.graph[image].name, stacked: copies, output: logitsName, copies: k, name: pass)
       let seeded = b.node(.mul, [copyLogits, b.tile(seed, times: k, name: pass + ".seed")], name: pass + ".seeded")
-      scores.append(b.node(.reshape, [b.node(.sum, [seeded], ReduceAttributes(axes: [1], keepdims: false), name: pass + ".score")],
-                           ReshapeAttributes(shape: [k, n].map { Dim($0) }), name: pass + ".scores"))
+      scores.append(
+        b.node(
+          .reshape, [b.node(.sum, [seeded], ReduceAttributes(axes: [1], keepdims: false), name: pass + ".score")],
+          ReshapeAttributes(shape: [k, n].map { Dim($0) }), name: pass + ".scores"))
       first += k
     }
-    let all = scores.count == 1 ? scores[0] : b.node(.concat, scores, ConcatAttributes(axis: 0), name: "tap.\(name).scores")
-    let perExample = b.node(.transpose, [all], TransposeAttributes(perm: [1, 0]), name: "tap.\(name).scores_t")  // [N, K]
+    let all =
+      scores.count == 1 ? scores[0] : b.node(.concat, scores, ConcatAttributes(axis: 0), name: "tap.\(name).scores")
+    // [N, K]
+    let perExample = b.node(.transpose, [all], TransposeAttributes(perm: [1, 0]), name: "tap.\(name).scores_t")
     let weights = b.node(.softmax, [perExample], SoftmaxAttributes(axis: 1), name: "tap.\(name).softmax")
-    return b.node(.reshape, [weights], ReshapeAttributes(shape: [n, channels, 1, 1].map { Dim($0) }), name: "tap.\(name).weights")
+    return b.node(
+      .reshape, [weights], ReshapeAttributes(shape: [n, channels, 1, 1].map { Dim($0) }), name: "tap.\(name).weights")
   }
 }
 
@@ -340,7 +381,8 @@ extension LowerTaps.Builder {
   /// A buffer holding `values` (row-major, `shape`), stored with the module's weights.
   mutating func buffer(_ values: [Float], shape: [Int], name: String) -> ValueID {
     let pname = fresh(name)
-    let id = graph.addParameter(name: pname, type: TensorType(.f32, shape.map { Dim($0) }), role: .buffer, initializer: .zeros)
+    let id = graph.addParameter(
+      name: pname, type: TensorType(.f32, shape.map { Dim($0) }), role: .buffer, initializer: .zeros)
     weights[pname] = Tensor(shape: shape, f32: values)
     return id
   }
@@ -351,15 +393,18 @@ extension LowerTaps.Builder {
     let count = shape.reduce(1, *)
     let row = node(.reshape, [x], ReshapeAttributes(shape: [1, count].map { Dim($0) }), name: name + ".row")
     let repeated = node(.mul, [row, constant(1, shape: [k, 1], name: name + ".ones")], name: name + ".repeated")
-    return node(.reshape, [repeated], ReshapeAttributes(shape: ([k * shape[0]] + shape.dropFirst()).map { Dim($0) }),
-                name: name)
+    return node(
+      .reshape, [repeated], ReshapeAttributes(shape: ([k * shape[0]] + shape.dropFirst()).map { Dim($0) }),
+      name: name)
   }
 
   /// Adds the nodes of `copy` (the graph bound at `copies` times the batch) that its output
   /// `output` depends on, reading `stacked` for its input `input`, this graph's parameters by
   /// name and its other inputs tiled; returns the grafted output.
-  mutating func graft(_ copy: Graph, input: String, stacked: ValueID, output: String, copies: Int,
-                      name: String) throws -> ValueID {
+  mutating func graft(
+    _ copy: Graph, input: String, stacked: ValueID, output: String, copies: Int,
+    name: String
+  ) throws -> ValueID {
     guard let out = copy.outputs.first(where: { $0.name == output })?.value else {
       throw LowerTaps.Error("tap: the rebound graph has no output '\(output)'")
     }
@@ -415,24 +460,36 @@ extension LowerTaps.Builder {
       node(.reshape, [v], ReshapeAttributes(shape: shape.map { Dim($0) }), name: name + suffix)
     }
     func magnitude(_ v: ValueID, _ suffix: String) -> ValueID {
-      node(.add, [node(.relu, [v], name: name + suffix + ".positive"),
-                  node(.relu, [node(.mul, [v, constant(-1, name: name + suffix + ".minus_one")], name: name + suffix + ".negated")],
-                       name: name + suffix + ".negative")], name: name + suffix)
+      node(
+        .add,
+        [
+          node(.relu, [v], name: name + suffix + ".positive"),
+          node(
+            .relu,
+            [node(.mul, [v, constant(-1, name: name + suffix + ".minus_one")], name: name + suffix + ".negated")],
+            name: name + suffix + ".negative"),
+        ], name: name + suffix)
     }
     /// `v / (max |v| over axes + 1e-30)`.
     func rescaled(_ v: ValueID, axes: [Int], _ suffix: String) -> ValueID {
-      let largest = node(.max, [magnitude(v, suffix + ".magnitude")], ReduceAttributes(axes: axes, keepdims: true),
-                         name: name + suffix + ".largest")
-      let guarded = node(.add, [largest, constant(1e-30, name: name + suffix + ".tiny")], name: name + suffix + ".scale")
+      let largest = node(
+        .max, [magnitude(v, suffix + ".magnitude")], ReduceAttributes(axes: axes, keepdims: true),
+        name: name + suffix + ".largest")
+      let guarded = node(
+        .add, [largest, constant(1e-30, name: name + suffix + ".tiny")], name: name + suffix + ".scale")
       return node(.div, [v, guarded], name: name + suffix)
     }
     let flat = reshape(a, [n, k, h * w], ".flat")
-    let centred = node(.sub, [flat, node(.mean, [flat], ReduceAttributes(axes: [2], keepdims: true), name: name + ".channel_mean")],
-                       name: name + ".centred")  // Xᵀ: [N, K, hw]
-    let positions = node(.transpose, [centred], TransposeAttributes(perm: [0, 2, 1]), name: name + ".positions")  // X: [N, hw, K]
+    let centred = node(
+      .sub, [flat, node(.mean, [flat], ReduceAttributes(axes: [2], keepdims: true), name: name + ".channel_mean")],
+      name: name + ".centred")  // Xᵀ: [N, K, hw]
+    // X: [N, hw, K]
+    let positions = node(.transpose, [centred], TransposeAttributes(perm: [0, 2, 1]), name: name + ".positions")
     let byPositions = h * w < k
     let side = byPositions ? h * w : k
-    var m = byPositions ? node(.batchMatmul, [positions, centred], name: name + ".scatter")  // XXᵀ: [N, hw, hw]
+    var m =
+      byPositions
+      ? node(.batchMatmul, [positions, centred], name: name + ".scatter")  // XXᵀ: [N, hw, hw]
       : node(.batchMatmul, [centred, positions], name: name + ".scatter")  // XᵀX: [N, K, K]
     m = rescaled(m, axes: [1, 2], ".scatter_scaled")
     for step in 0..<iterations {
@@ -443,22 +500,37 @@ extension LowerTaps.Builder {
     if byPositions { v = node(.batchMatmul, [centred, v], name: name + ".component_of_channels") }  // Xᵀu ∝ v₁
     v = rescaled(v, axes: [1], ".vector")  // [N, K, 1], largest magnitude 1
     // |v| = √s with s = Σ v² ∈ [1, K] (v's largest magnitude is 1).
-    let s = node(.sum, [node(.mul, [v, v], name: name + ".squares")], ReduceAttributes(axes: [1], keepdims: true),
-                 name: name + ".norm_squared")
+    let s = node(
+      .sum, [node(.mul, [v, v], name: name + ".squares")], ReduceAttributes(axes: [1], keepdims: true),
+      name: name + ".norm_squared")
     let half = constant(0.5, name: name + ".half")
-    var root = node(.mul, [node(.add, [s, constant(1, name: name + ".one")], name: name + ".root_start_sum"), half],
-                    name: name + ".root_start")
+    var root = node(
+      .mul, [node(.add, [s, constant(1, name: name + ".one")], name: name + ".root_start_sum"), half],
+      name: name + ".root_start")
     for step in 0..<16 {
-      root = node(.mul, [node(.add, [root, node(.div, [s, root], name: name + ".newton\(step).quotient")],
-                              name: name + ".newton\(step).sum"), half], name: name + ".newton\(step)")
+      root = node(
+        .mul,
+        [
+          node(
+            .add, [root, node(.div, [s, root], name: name + ".newton\(step).quotient")],
+            name: name + ".newton\(step).sum"), half,
+        ], name: name + ".newton\(step)")
     }
     let unit = node(.div, [v, root], name: name + ".component")  // [N, K, 1]
-    let projection = reshape(node(.batchMatmul, [positions, unit], name: name + ".projection"), [n, h, w], ".projected")
+    let projection = reshape(
+      node(.batchMatmul, [positions, unit], name: name + ".projection"), [n, h, w], ".projected")
     let meanActivation = node(.mean, [a], ReduceAttributes(axes: [1], keepdims: false), name: name + ".mean_activation")
-    let agreement = node(.sum, [node(.mul, [projection, meanActivation], name: name + ".agreement_terms")],
-                         ReduceAttributes(axes: [1, 2], keepdims: true), name: name + ".agreement")  // [N, 1, 1]
-    let sign = node(.div, [agreement, node(.add, [magnitude(agreement, ".agreement_magnitude"), constant(1e-30, name: name + ".eps")],
-                                           name: name + ".agreement_scale")], name: name + ".sign")
+    let agreement = node(
+      .sum, [node(.mul, [projection, meanActivation], name: name + ".agreement_terms")],
+      ReduceAttributes(axes: [1, 2], keepdims: true), name: name + ".agreement")  // [N, 1, 1]
+    let sign = node(
+      .div,
+      [
+        agreement,
+        node(
+          .add, [magnitude(agreement, ".agreement_magnitude"), constant(1e-30, name: name + ".eps")],
+          name: name + ".agreement_scale"),
+      ], name: name + ".sign")
     return node(.mul, [projection, sign], name: name)
   }
 }

@@ -20,7 +20,7 @@ public struct NarrowLSTMToLastStep: Pass {
     var narrowed: [Int: Int] = [:]  // select node index → lstm node index
     for (i, node) in g.nodes.enumerated() where node.op == .select {
       guard let p = g.producer(of: node.operands[0]), g[p].op == .lstm, !LSTMAttributes(of: g[p]).last,
-            uses[node.operands[0].index] == 1
+        uses[node.operands[0].index] == 1
       else { continue }
       let x = g[node.operands[0]].type
       let select = SelectAttributes(of: node)
@@ -31,7 +31,8 @@ public struct NarrowLSTMToLastStep: Pass {
     }
     guard !narrowed.isEmpty else { return false }
     let dropped = Set(narrowed.values)
-    let nodeOfResult = Dictionary(uniqueKeysWithValues: g.nodes.enumerated().flatMap { i, n in n.results.map { ($0.index, i) } })
+    let nodeOfResult = Dictionary(
+      uniqueKeysWithValues: g.nodes.enumerated().flatMap { i, n in n.results.map { ($0.index, i) } })
     module.graph = g.rewritten { node, newGraph in
       guard let i = node.results.first.flatMap({ nodeOfResult[$0.index] }) else { return .keep }
       if dropped.contains(i) { return .drop }

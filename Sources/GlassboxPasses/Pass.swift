@@ -50,21 +50,24 @@ extension Graph {
         map[i] = g.addInput(name: v.name, type: v.type).index
       case .parameter(let p):
         let param = parameters[p]
-        map[i] = g.addParameter(name: param.name, type: param.type, role: param.role, initializer: param.initializer).index
+        map[i] =
+          g.addParameter(name: param.name, type: param.type, role: param.role, initializer: param.initializer).index
       case .node(let n, _):
         guard seen.insert(n.index).inserted else { continue }
         var node = nodes[n.index]
         node.operands = node.operands.map { ValueID(map[$0.index]) }
         switch body(node, &g) {
         case .keep:
-          let ids = g.addNode(node.op, operands: node.operands, attributes: node.attributes,
-                              results: node.results.map { (values[$0.index].name, values[$0.index].type) },
-                              location: node.location)
+          let ids = g.addNode(
+            node.op, operands: node.operands, attributes: node.attributes,
+            results: node.results.map { (values[$0.index].name, values[$0.index].type) },
+            location: node.location)
           for (old, new) in zip(node.results, ids) { map[old.index] = new.index }
         case .replace(let changed):
-          let ids = g.addNode(changed.op, operands: changed.operands, attributes: changed.attributes,
-                              results: node.results.map { (values[$0.index].name, values[$0.index].type) },
-                              location: node.location)
+          let ids = g.addNode(
+            changed.op, operands: changed.operands, attributes: changed.attributes,
+            results: node.results.map { (values[$0.index].name, values[$0.index].type) },
+            location: node.location)
           for (old, new) in zip(node.results, ids) { map[old.index] = new.index }
         case .forward(let replacements):
           for (old, new) in zip(node.results, replacements) { map[old.index] = new.index }
@@ -89,14 +92,16 @@ extension Graph {
       case .input: map[i] = g.addInput(name: v.name, type: v.type).index
       case .parameter(let p):
         let param = parameters[p]
-        map[i] = g.addParameter(name: param.name, type: param.type, role: param.role, initializer: param.initializer).index
+        map[i] =
+          g.addParameter(name: param.name, type: param.type, role: param.role, initializer: param.initializer).index
       case .node: continue
       }
     }
     for n in order {
       let node = nodes[n]
-      let ids = g.addNode(node.op, operands: node.operands.map { ValueID(map[$0.index]) }, attributes: node.attributes,
-                          results: node.results.map { (values[$0.index].name, values[$0.index].type) }, location: node.location)
+      let ids = g.addNode(
+        node.op, operands: node.operands.map { ValueID(map[$0.index]) }, attributes: node.attributes,
+        results: node.results.map { (values[$0.index].name, values[$0.index].type) }, location: node.location)
       for (old, new) in zip(node.results, ids) { map[old.index] = new.index }
     }
     carryEnds(into: &g, map: map)
@@ -130,14 +135,18 @@ public enum Pipeline {
   /// the LSTM steps that are read, fuse residual adds and ReLUs into GEMM epilogues, fuse
   /// elementwise chains, sweep.
   public static var inference: [any Pass] {
-    [SimplifyAlgebra(), FoldConstants(), EliminateCommonSubexpressions(), FoldBatchNorm(), NarrowLSTMToLastStep(),
-     FuseEpilogues(), FuseElementwise(), EliminateDeadCode()]
+    [
+      SimplifyAlgebra(), FoldConstants(), EliminateCommonSubexpressions(), FoldBatchNorm(), NarrowLSTMToLastStep(),
+      FuseEpilogues(), FuseElementwise(), EliminateDeadCode(),
+    ]
   }
 
   /// Runs passes in order; `after` sees the module after each pass with its name and whether
   /// it changed (for `--print-after` and `--stats`).
-  public static func run(_ passes: [any Pass], on module: inout Module,
-                         after: (String, Bool, Module) -> Void = { _, _, _ in }) {
+  public static func run(
+    _ passes: [any Pass], on module: inout Module,
+    after: (String, Bool, Module) -> Void = { _, _, _ in }
+  ) {
     for pass in passes {
       let changed = pass.run(&module)
       after(pass.name, changed, module)

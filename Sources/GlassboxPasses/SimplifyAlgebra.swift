@@ -68,7 +68,9 @@ public struct SimplifyAlgebra: Pass {
         guard let zero = inner.firstIndex(where: { Self.constantValue($0, g) == 0 }) else { continue }
         var n = node
         n.operands[k] = inner[1 - zero]
-        if let widened = try? n.op.inferTypes(n.operands.map { g[$0].type }, n.attributes).first, widened == resultType(0) {
+        if let widened = try? n.op.inferTypes(n.operands.map { g[$0].type }, n.attributes).first,
+          widened == resultType(0)
+        {
           return .replace(n)
         }
       }
@@ -90,11 +92,12 @@ public struct SimplifyAlgebra: Pass {
         if outer.indices.allSatisfy({ inner[outer[$0]] == $0 }) { return .forward([g[p].operands[0]]) }
       }
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul,
-         .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .concat, .slice, .select, .split,
-         .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .reluBackward, .linearBackwardWeight,
-         .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput,
-         .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
-         .fusedElementwise, .layerNorm, .layerNormBackward:
+      .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .concat, .slice, .select, .split, .pad,
+      .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .reluBackward, .linearBackwardWeight,
+      .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput,
+      .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
+      .fusedElementwise, .layerNorm, .layerNormBackward, .lrn, .lrnBackward,
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       break
     }
     return .keep
@@ -117,10 +120,10 @@ public struct FoldConstants: Pass {
     var changed = false
     module.graph = module.graph.rewritten { node, g in
       guard node.op != .constant, node.op != .dropout, !node.operands.isEmpty, node.results.count == 1,
-            let type = try? node.op.inferTypes(node.operands.map { g[$0].type }, node.attributes).first,
-            type.dtype.isFloatingPoint,
-            let count = type.shape.reduce(Optional(1), { acc, d in acc.flatMap { a in d.staticValue.map { a * $0 } } }),
-            count <= 65_536
+        let type = try? node.op.inferTypes(node.operands.map { g[$0].type }, node.attributes).first,
+        type.dtype.isFloatingPoint,
+        let count = type.shape.reduce(Optional(1), { acc, d in acc.flatMap { a in d.staticValue.map { a * $0 } } }),
+        count <= 65_536
       else { return .keep }
       var tensors: [Tensor] = []
       for o in node.operands {
@@ -130,7 +133,7 @@ public struct FoldConstants: Pass {
         tensors.append(Tensor(shape: shape, f64: [Double](repeating: v, count: shape.reduce(1, *))))
       }
       guard let result = ReferenceInterpreter.evaluate(node.op, tensors, node.attributes).first,
-            let first = result.doubles.first, result.doubles.allSatisfy({ $0 == first || ($0.isNaN && first.isNaN) })
+        let first = result.doubles.first, result.doubles.allSatisfy({ $0 == first || ($0.isNaN && first.isNaN) })
       else { return .keep }
       changed = true
       var n = node

@@ -24,13 +24,15 @@ public struct SinkElementwise: Pass {
   /// (elementwise too) stays where differentiation put it; moving it has not been measured.
   static func isMovable(_ op: Op) -> Bool {
     switch op {
-    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise: true
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
+      .fusedElementwise:
+      true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .softmax,
-         .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm,
-         .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .reluBackward, .linearBackwardWeight,
-         .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput,
-         .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
-         .layerNorm, .layerNormBackward:
+      .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm,
+      .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .reluBackward, .linearBackwardWeight,
+      .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput,
+      .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
+      .layerNorm, .layerNormBackward, .lrn, .lrnBackward:
       false
     }
   }
@@ -39,7 +41,9 @@ public struct SinkElementwise: Pass {
     let g = module.graph
     let count = g.nodes.count
     var readers = [[Int]](repeating: [], count: g.values.count)
-    for (i, node) in g.nodes.enumerated() { for o in node.operands where readers[o.index].last != i { readers[o.index].append(i) } }
+    for (i, node) in g.nodes.enumerated() {
+      for o in node.operands where readers[o.index].last != i { readers[o.index].append(i) }
+    }
     var exported = Set(g.outputs.map(\.value.index))
     for t in g.taps { for o in t.operands { exported.insert(o.index) } }
     func size(_ v: ValueID) -> Int { g[v].type.shape.reduce(1) { $0 * ($1.staticValue ?? 1) } }
@@ -52,8 +56,9 @@ public struct SinkElementwise: Pass {
     for i in stride(from: count - 1, through: 0, by: -1) {
       let node = g.nodes[i]
       guard Self.isMovable(node.op), node.results.count == 1, !exported.contains(node.results[0].index),
-            let first = readers[node.results[0].index].min(by: { place[$0] < place[$1] }),
-            place[first] > Double(i + 1) else { continue }
+        let first = readers[node.results[0].index].min(by: { place[$0] < place[$1] }),
+        place[first] > Double(i + 1)
+      else { continue }
       // Only past some node that does not feed that reader (a node just before its reader,
       // beside the reader's other operands, stays: it would shorten nothing, and swapping
       // such neighbours would never settle).

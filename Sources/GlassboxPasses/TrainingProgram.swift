@@ -25,8 +25,11 @@ public struct TrainingProgram {
   /// Buffer names and the outputs holding this batch's per-channel mean and *biased* variance;
   /// `count` is the number of elements each statistic averaged (N·H·W), so the trainer can
   /// apply PyTorch's momentum-0.1 update with the unbiased variance `var·count/(count − 1)`.
-  public var batchNormUpdates: [(runningMean: String, runningVar: String, batchesTracked: String,
-                                 batchMean: String, batchVar: String, count: Int?)]
+  public var batchNormUpdates:
+    [(
+      runningMean: String, runningVar: String, batchesTracked: String,
+      batchMean: String, batchVar: String, count: Int?
+    )]
 
   /// Why a graph cannot become a training program.
   public struct BuildError: Error, CustomStringConvertible {
@@ -37,7 +40,8 @@ public struct TrainingProgram {
   /// With `inputGradients`, the loss's gradients for the floating-point model inputs follow the
   /// parameter gradients as outputs `grad.<input>` (saliency; gradient checks).
   public static func make(from graph: Graph, logits: String, inputGradients: Bool = false) throws -> TrainingProgram {
-    guard let logitsValue = graph.outputs.first(where: { $0.name == logits })?.value ?? graph.value(named: logits) else {
+    guard let logitsValue = graph.outputs.first(where: { $0.name == logits })?.value ?? graph.value(named: logits)
+    else {
       throw BuildError(description: "training: the graph has no output or value named '\(logits)'")
     }
     let lt = graph[logitsValue].type
@@ -64,14 +68,18 @@ public struct TrainingProgram {
     let target = g.addInput(name: fresh("target"), type: TensorType(.i64, [lt.shape[0]]))
     var seen = Set<Int>()
     var statistics: [(ValueID, ValueID)] = []
-    var updates: [(runningMean: String, runningVar: String, batchesTracked: String,
-                   batchMean: String, batchVar: String, count: Int?)] = []
+    var updates:
+      [(
+        runningMean: String, runningVar: String, batchesTracked: String,
+        batchMean: String, batchVar: String, count: Int?
+      )] = []
     for (i, v) in graph.values.enumerated() {
       switch v.origin {
       case .input: continue
       case .parameter(let p):
         let param = graph.parameters[p]
-        map[i] = g.addParameter(name: param.name, type: param.type, role: param.role, initializer: param.initializer).index
+        map[i] =
+          g.addParameter(name: param.name, type: param.type, role: param.role, initializer: param.initializer).index
       case .node(let n, _):
         guard seen.insert(n.index).inserted else { continue }
         let node = graph.nodes[n.index]
@@ -81,8 +89,9 @@ public struct TrainingProgram {
         switch node.op {
         case .dropout:
           if let mask = maskOf[n.index] {
-            ids = g.addNode(.mul, operands: [operands[0], mask], attributes: NoAttributes(), results: results,
-                            location: node.location)
+            ids = g.addNode(
+              .mul, operands: [operands[0], mask], attributes: NoAttributes(), results: results,
+              location: node.location)
           } else {
             ids = [operands[0]]
           }
@@ -92,30 +101,39 @@ public struct TrainingProgram {
           let xt = graph[node.operands[0]].type
           let channel = TensorType(xt.dtype, [xt.shape[1]])
           let meanName = fresh("\(name).batch_mean"), varName = fresh("\(name).batch_var")
-          let r = g.addNode(.batchNormTrain, operands: Array(operands[0..<3]),
-                            attributes: BatchNormTrainAttributes(eps: BatchNormAttributes(of: node).eps,
-                                                                 activation: .none),
-                            results: results + [(meanName, channel), (varName, channel)], location: node.location)
+          let r = g.addNode(
+            .batchNormTrain, operands: Array(operands[0..<3]),
+            attributes: BatchNormTrainAttributes(
+              eps: BatchNormAttributes(of: node).eps,
+              activation: .none),
+            results: results + [(meanName, channel), (varName, channel)], location: node.location)
           ids = [r[0]]
           statistics.append((r[1], r[2]))
           let perChannel = xt.elementCount.flatMap { $0.divided(by: xt.shape[1]) }?.staticValue
-          updates.append((graph[node.operands[3]].name, graph[node.operands[4]].name, graph[node.operands[5]].name,
-                          meanName, varName, perChannel))
+          updates.append(
+            (
+              graph[node.operands[3]].name, graph[node.operands[4]].name, graph[node.operands[5]].name,
+              meanName, varName, perChannel
+            ))
         // The same in training as in inference.
         case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul,
-             .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-             .concat, .slice, .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise,
-             .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
-             .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
-             .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward:
-          ids = g.addNode(node.op, operands: operands, attributes: node.attributes, results: results,
-                          location: node.location)
+          .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
+          .concat, .slice, .select, .split, .pad, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise,
+          .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
+          .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
+          .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn,
+          .lrnBackward,
+          .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
+          ids = g.addNode(
+            node.op, operands: operands, attributes: node.attributes, results: results,
+            location: node.location)
         }
         for (old, new) in zip(node.results, ids) { map[old.index] = new.index }
       }
     }
-    let loss = g.addNode(.crossEntropy, operands: [ValueID(map[logitsValue.index]), target], attributes: NoAttributes(),
-                         results: [(fresh("loss"), TensorType(lt.dtype, []))])[0]
+    let loss = g.addNode(
+      .crossEntropy, operands: [ValueID(map[logitsValue.index]), target], attributes: NoAttributes(),
+      results: [(fresh("loss"), TensorType(lt.dtype, []))])[0]
     g.outputs = [("loss", loss)] + graph.outputs.map { ($0.name, ValueID(map[$0.value.index])) }
     for (mean, variance) in statistics { g.outputs += [(g[mean].name, mean), (g[variance].name, variance)] }
 
@@ -128,9 +146,11 @@ public struct TrainingProgram {
 
     // 3. Gradients of the loss for every trainable parameter.
     let trainable = g.parameters.filter { $0.role == .trainable }
-    let one = g.addNode(.constant, operands: [], attributes: ConstantAttributes(value: 1, shape: [], dtype: lt.dtype),
-                        results: [(fresh("loss.seed"), TensorType(lt.dtype, []))])[0]
-    let modelInputs = inputGradients
+    let one = g.addNode(
+      .constant, operands: [], attributes: ConstantAttributes(value: 1, shape: [], dtype: lt.dtype),
+      results: [(fresh("loss.seed"), TensorType(lt.dtype, []))])[0]
+    let modelInputs =
+      inputGradients
       ? graph.inputs.filter { graph[$0].type.dtype.isFloatingPoint }.compactMap { g.value(named: graph[$0].name) } : []
     let (dg, grads) = try Differentiate.apply(to: g, seeds: [(lossID, one)], wrt: trainable.map(\.value) + modelInputs)
     g = dg
@@ -142,7 +162,9 @@ public struct TrainingProgram {
       ordered.append((name, grad))
       gradients.append((p.name, name))
     }
-    for (input, grad) in zip(modelInputs, grads.dropFirst(trainable.count)) { ordered.append(("grad.\(g[input].name)", grad)) }
+    for (input, grad) in zip(modelInputs, grads.dropFirst(trainable.count)) {
+      ordered.append(("grad.\(g[input].name)", grad))
+    }
     g.outputs = ordered + g.outputs[statisticOutputs...]
 
     // 4. Broadcasts of gradients (a sum's backward adds zeros) folded into the products that
@@ -154,8 +176,14 @@ public struct TrainingProgram {
     g = module.graph
     let problems = Verifier.verify(g)
     guard problems.isEmpty else {
-      throw BuildError(description: "training: the training graph does not verify:\n" + problems.map(\.description).joined(separator: "\n"))
+      throw BuildError(
+        description: "training: the training graph does not verify:\n"
+          + problems.map(\.description).joined(separator: "\n"))
     }
     return TrainingProgram(graph: g, gradients: gradients, dropoutMasks: masks, batchNormUpdates: updates)
   }
+}
+
+extension TrainingProgram.BuildError: KindedError {
+  public var errorKind: ErrorKind { .unsupported }
 }

@@ -38,35 +38,57 @@ public struct UnrollLSTM: Pass {
     let hidden = attributes.hidden, directions = attributes.directions, last = attributes.last
     let batch = xt.shape[0], dtype = xt.dtype
     let state = TensorType(dtype, [batch, Dim(hidden)])
-    func add<A: AttributeSet>(_ op: Op, _ operands: [ValueID], _ attrs: A,
-                              _ results: [(String, TensorType)]) -> [ValueID] {
-      g.addNode(op, operands: operands, attributes: attrs, results: results.map { ($0.0, $0.1) },
-                location: node.location)
+    func add<A: AttributeSet>(
+      _ op: Op, _ operands: [ValueID], _ attrs: A,
+      _ results: [(String, TensorType)]
+    ) -> [ValueID] {
+      g.addNode(
+        op, operands: operands, attributes: attrs, results: results.map { ($0.0, $0.1) },
+        location: node.location)
     }
-    let zeros = add(.constant, [], ConstantAttributes(value: 0, shape: state.shape, dtype: dtype),
-                    [("\(name).zeros", state)])[0]
+    let zeros = add(
+      .constant, [], ConstantAttributes(value: 0, shape: state.shape, dtype: dtype),
+      [("\(name).zeros", state)])[0]
     var pieces: [ValueID] = []
     for d in 0..<directions {
       let suffix = d == 0 ? "" : "_reverse"
-      let (wih, whh, bih, bhh) = (node.operands[1 + 4 * d], node.operands[2 + 4 * d], node.operands[3 + 4 * d], node.operands[4 + 4 * d])
+      let (wih, whh, bih, bhh) = (
+        node.operands[1 + 4 * d], node.operands[2 + 4 * d], node.operands[3 + 4 * d], node.operands[4 + 4 * d]
+      )
       let gates = TensorType(dtype, [Dim(4 * hidden)])
       let bias = add(.add, [bih, bhh], NoAttributes(), [("\(name).bias\(suffix)", gates)])[0]
       let count = last && d == 1 ? 1 : steps
       // The reverse direction of a last-step LSTM reads one step: project only that one.
-      let projected = count == 1 && steps > 1
-        ? add(.select, [x], SelectAttributes(axis: 1, index: steps - 1),
-              [("\(name).input\(steps - 1)\(suffix)", TensorType(dtype, [batch, xt.shape[2]]))])[0] : x
-      let proj = add(.linear, [projected, wih, bias], LinearAttributes(activation: .none),
-                     [("\(name).proj\(suffix)", TensorType(dtype, count == 1 && steps > 1 ? [batch, Dim(4 * hidden)]
-                                                                      : [batch, xt.shape[1], Dim(4 * hidden)]))])[0]
+      let projected =
+        count == 1 && steps > 1
+        ? add(
+          .select, [x], SelectAttributes(axis: 1, index: steps - 1),
+          [("\(name).input\(steps - 1)\(suffix)", TensorType(dtype, [batch, xt.shape[2]]))])[0] : x
+      let proj = add(
+        .linear, [projected, wih, bias], LinearAttributes(activation: .none),
+        [
+          (
+            "\(name).proj\(suffix)",
+            TensorType(
+              dtype,
+              count == 1 && steps > 1
+                ? [batch, Dim(4 * hidden)]
+                : [batch, xt.shape[1], Dim(4 * hidden)])
+          )
+        ])[0]
       var h = zeros, c = zeros
       var outputs = [ValueID?](repeating: nil, count: steps)
       for s in 0..<count {
         let t = d == 0 ? s : steps - 1 - s
-        let gx = count == 1 && steps > 1 ? proj : add(.select, [proj], SelectAttributes(axis: 1, index: t),
-                     [("\(name).x\(t)\(suffix)", TensorType(dtype, [batch, Dim(4 * hidden)]))])[0]
-        let hc = add(.lstmCell, [gx, h, c, whh], NoAttributes(),
-                     [("\(name).h\(t)\(suffix)", state), ("\(name).c\(t)\(suffix)", state)])
+        let gx =
+          count == 1 && steps > 1
+          ? proj
+          : add(
+            .select, [proj], SelectAttributes(axis: 1, index: t),
+            [("\(name).x\(t)\(suffix)", TensorType(dtype, [batch, Dim(4 * hidden)]))])[0]
+        let hc = add(
+          .lstmCell, [gx, h, c, whh], NoAttributes(),
+          [("\(name).h\(t)\(suffix)", state), ("\(name).c\(t)\(suffix)", state)])
         (h, c) = (hc[0], hc[1])
         outputs[t] = h
       }
@@ -75,11 +97,16 @@ public struct UnrollLSTM: Pass {
       } else {
         let column = TensorType(dtype, [batch, 1, Dim(hidden)])
         let columns = (0..<steps).compactMap { t in
-          outputs[t].map { add(.reshape, [$0], ReshapeAttributes(shape: column.shape),
-                               [("\(name).y\(t)\(suffix)", column)])[0] }
+          outputs[t].map {
+            add(
+              .reshape, [$0], ReshapeAttributes(shape: column.shape),
+              [("\(name).y\(t)\(suffix)", column)])[0]
+          }
         }
-        pieces.append(add(.concat, columns, ConcatAttributes(axis: 1),
-                          [("\(name).seq\(suffix)", TensorType(dtype, [batch, xt.shape[1], Dim(hidden)]))])[0])
+        pieces.append(
+          add(
+            .concat, columns, ConcatAttributes(axis: 1),
+            [("\(name).seq\(suffix)", TensorType(dtype, [batch, xt.shape[1], Dim(hidden)]))])[0])
       }
     }
     if pieces.count == 1 {

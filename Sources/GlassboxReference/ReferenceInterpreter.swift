@@ -27,15 +27,19 @@ public struct ReferenceInterpreter {
     for id in graph.inputs {
       let v = graph[id]
       guard let t = inputs[v.name] else { throw InputError(description: "input '\(v.name)' is missing") }
-      guard t.shape.count == v.type.rank, zip(t.shape, v.type.shape).allSatisfy({ $1.staticValue == nil || $1.staticValue == $0 }) else {
-        throw InputError(description: "input '\(v.name)' has shape \(t.shape) but the graph expects \(v.type.shapeDescription)")
+      guard t.shape.count == v.type.rank,
+        zip(t.shape, v.type.shape).allSatisfy({ $1.staticValue == nil || $1.staticValue == $0 })
+      else {
+        throw InputError(
+          description: "input '\(v.name)' has shape \(t.shape) but the graph expects \(v.type.shapeDescription)")
       }
       env[id.index] = Self.widen(t)
     }
     for p in graph.parameters {
       let shape = p.type.shape.compactMap(\.staticValue)
       guard shape.count == p.type.rank else {
-        throw InputError(description: "parameter '\(p.name)' has symbolic shape \(p.type.shapeDescription); bind the symbols")
+        throw InputError(
+          description: "parameter '\(p.name)' has symbolic shape \(p.type.shapeDescription); bind the symbols")
       }
       if let t = parameters[p.name] {
         guard t.shape == shape else {
@@ -118,6 +122,34 @@ public struct ReferenceInterpreter {
       }
       let ws = x[2].shape
       return [Tensor(shape: s, f64: dx), Tensor(shape: ws, f64: dw), Tensor(shape: ws, f64: db)]
+    case .lrn, .lrnBackward:
+      let s = x[op == .lrn ? 0 : 1].shape, v = x[op == .lrn ? 0 : 1].doubles, attrs = LRNAttributes(verified: a)
+      let c = s[1], inner = s.dropFirst(2).reduce(1, *), (before, after) = attrs.window
+      let scale = attrs.alpha / Double(attrs.size), beta = attrs.beta
+      // D = bias + alpha/size · Σ x² over each element's window of channels.
+      var d = v
+      for i in v.indices {
+        let ch = (i / inner) % c, base = i - ch * inner
+        var sum = 0.0
+        for j in Swift.max(0, ch - before)...Swift.min(c - 1, ch + after) {
+          sum += v[base + j * inner] * v[base + j * inner]
+        }
+        d[i] = attrs.bias + scale * sum
+      }
+      if op == .lrn { return [Tensor(shape: s, f64: v.indices.map { v[$0] * Foundation.pow(d[$0], -beta) })] }
+      let dy = x[0].doubles
+      var dx = v
+      for i in v.indices {
+        let ch = (i / inner) % c, base = i - ch * inner
+        // The channels whose window holds ch.
+        var sum = 0.0
+        for j in Swift.max(0, ch - after)...Swift.min(c - 1, ch + before) {
+          let k = base + j * inner
+          sum += dy[k] * v[k] * Foundation.pow(d[k], -beta - 1)
+        }
+        dx[i] = dy[i] * Foundation.pow(d[i], -beta) - 2 * scale * beta * v[i] * sum
+      }
+      return [Tensor(shape: s, f64: dx)]
     case .linear:
       let s = x[0].shape, v = x[0].doubles, w = x[1].doubles
       let out = x[1].shape[0], inF = x[1].shape[1], rows = v.count / inF
@@ -154,6 +186,14 @@ public struct ReferenceInterpreter {
     case .relu: return [map(x[0]) { Swift.max($0, 0) }]
     case .sigmoid: return [map(x[0]) { 1 / (1 + exp(-$0)) }]
     case .tanh: return [map(x[0]) { tanh($0) }]
+    case .exp: return [map(x[0]) { Foundation.exp($0) }]
+    case .log: return [map(x[0]) { Foundation.log($0) }]
+    case .sqrt: return [map(x[0]) { $0.squareRoot() }]
+    case .abs: return [map(x[0]) { Swift.abs($0) }]
+    case .erf: return [map(x[0]) { Foundation.erf($0) }]
+    case .pow: return [broadcast(x[0], x[1]) { Foundation.pow($0, $1) }]
+    case .maximum: return [broadcast(x[0], x[1]) { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }]
+    case .minimum: return [broadcast(x[0], x[1]) { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }]
     case .dropout: return [x[0]]
     case .softmax, .logSoftmax:
       let s = x[0].shape, v = x[0].doubles
@@ -229,6 +269,22 @@ public struct ReferenceInterpreter {
         shape[axis] = size
         return Tensor(shape: shape, f64: gather(x[0], axis: axis, picks: picks))
       }
+    case .pad:
+      let s = x[0].shape, attrs = PadAttributes(verified: a), v = x[0].doubles
+      let outShape = s.indices.map { s[$0] + attrs.before($0) + attrs.after($0) }
+      let inStrides = strides(s)
+      var out = [Double](repeating: attrs.value, count: outShape.reduce(1, *))
+      var idx = [Int](repeating: 0, count: s.count)
+      for o in out.indices {
+        var src: Int? = 0
+        for axis in s.indices {
+          guard let offset = src, let j = attrs.source(idx[axis], axis: axis, size: s[axis]) else { src = nil; break }
+          src = offset + j * inStrides[axis]
+        }
+        if let src { out[o] = v[src] }
+        increment(&idx, outShape)
+      }
+      return [Tensor(shape: outShape, f64: out)]
     case .lstm:
       let attrs = LSTMAttributes(verified: a)
       let all = lstm(x, hidden: attrs.hidden, bidirectional: attrs.bidirectional)
@@ -247,7 +303,8 @@ public struct ReferenceInterpreter {
           gates[j] = acc
         }
         for j in 0..<h {
-          let i = sigmoid(gates[j]), f = sigmoid(gates[h + j]), g = tanh(gates[2 * h + j]), o = sigmoid(gates[3 * h + j])
+          let i = sigmoid(gates[j]), f = sigmoid(gates[h + j]), g = tanh(gates[2 * h + j]),
+            o = sigmoid(gates[3 * h + j])
           cOut[r * h + j] = f * cv[r * h + j] + i * g
           hOut[r * h + j] = o * tanh(cOut[r * h + j])
         }
@@ -280,15 +337,24 @@ public struct ReferenceInterpreter {
           let l = registers[program[3 * step + 1]]
           let code = ElementwiseCode(rawValue: program[3 * step]) ?? .add
           let r = code.isBinary ? registers[program[3 * step + 2]] : 0
-          let y: Double = switch code {
-          case .add: l + r
-          case .sub: l - r
-          case .mul: l * r
-          case .div: l / r
-          case .relu: Swift.max(l, 0)
-          case .sigmoid: 1 / (1 + exp(-l))
-          case .tanh: tanh(l)
-          }
+          let y: Double =
+            switch code {
+            case .add: l + r
+            case .sub: l - r
+            case .mul: l * r
+            case .div: l / r
+            case .relu: Swift.max(l, 0)
+            case .sigmoid: 1 / (1 + exp(-l))
+            case .tanh: tanh(l)
+            case .maximum: l.isNaN || r.isNaN ? .nan : Swift.max(l, r)
+            case .minimum: l.isNaN || r.isNaN ? .nan : Swift.min(l, r)
+            case .pow: Foundation.pow(l, r)
+            case .exp: Foundation.exp(l)
+            case .log: Foundation.log(l)
+            case .sqrt: l.squareRoot()
+            case .abs: Swift.abs(l)
+            case .erf: Foundation.erf(l)
+            }
           registers[x.count + step] = y
         }
         out[i] = registers[registers.count - 1]
@@ -301,7 +367,9 @@ public struct ReferenceInterpreter {
       for i in 0..<n {
         var best = 0
         let k = targets?[i] ?? fixed
-        if k >= 0 && k < c { best = k } else {
+        if k >= 0 && k < c {
+          best = k
+        } else {
           for j in 1..<Swift.max(c, 1) where v[i * c + j] > v[i * c + best] { best = j }
         }
         out[i * c + best] = 1
@@ -313,7 +381,9 @@ public struct ReferenceInterpreter {
       let out = x[0].shape.last ?? 1, inF = x[1].shape.last ?? 1, rows = x[0].count / Swift.max(out, 1)
       let dy = x[0].doubles, xv = x[1].doubles
       var r = [Double](repeating: 0, count: out * inF)
-      for i in 0..<rows { for o in 0..<out { for k in 0..<inF { r[o * inF + k] += dy[i * out + o] * xv[i * inF + k] } } }
+      for i in 0..<rows {
+        for o in 0..<out { for k in 0..<inF { r[o * inF + k] += dy[i * out + o] * xv[i * inF + k] } }
+      }
       return [Tensor(shape: [out, inF], f64: r)]
     case .sliceBackward:
       let dy = x[0], s = dy.shape, attrs = SliceBackwardAttributes(verified: a)
@@ -346,10 +416,13 @@ public struct ReferenceInterpreter {
         if xv[i] == y[o] { ties[o] += 1 }
         increment(&idx, s)
       }
-      return [Tensor(shape: s, f64: (0..<xv.count).map { xv[$0] == y[target[$0]] ? dy[target[$0]] / ties[target[$0]] : 0 })]
+      return [
+        Tensor(shape: s, f64: (0..<xv.count).map { xv[$0] == y[target[$0]] ? dy[target[$0]] / ties[target[$0]] : 0 })
+      ]
     case .lstmCellBackward:
       let (b, h) = (x[3].shape[0], x[3].shape[1])
-      let dh = x[0].doubles, dc = x[1].doubles, gx = x[2].doubles, hv = x[3].doubles, cv = x[4].doubles, w = x[5].doubles
+      let dh = x[0].doubles, dc = x[1].doubles, gx = x[2].doubles, hv = x[3].doubles, cv = x[4].doubles,
+        w = x[5].doubles
       var dg = [Double](repeating: 0, count: b * 4 * h), dhPrev = [Double](repeating: 0, count: b * h), dcPrev = dhPrev
       for r in 0..<b {
         var pre = [Double](repeating: 0, count: 4 * h)
@@ -375,7 +448,9 @@ public struct ReferenceInterpreter {
           dhPrev[r * h + k] = acc
         }
       }
-      return [Tensor(shape: [b, 4 * h], f64: dg), Tensor(shape: [b, h], f64: dhPrev), Tensor(shape: [b, h], f64: dcPrev)]
+      return [
+        Tensor(shape: [b, 4 * h], f64: dg), Tensor(shape: [b, h], f64: dhPrev), Tensor(shape: [b, h], f64: dcPrev),
+      ]
     case .crossEntropyBackward:
       let n = x[1].shape[0], c = x[1].shape[1], v = x[1].doubles, t = x[2].doubles, scale = x[0].doubles[0] / Double(n)
       var out = [Double](repeating: 0, count: n * c)
@@ -402,7 +477,9 @@ public struct ReferenceInterpreter {
     case .maxPool2dBackward, .avgPool2dBackward:
       let xs = x[1].shape, xv = x[1].doubles, dy = x[0].doubles
       var dx = [Double](repeating: 0, count: xv.count)
-      let pool = op == .maxPool2dBackward ? MaxPoolAttributes(verified: a).window
+      let pool =
+        op == .maxPool2dBackward
+        ? MaxPoolAttributes(verified: a).window
         : AvgPoolAttributes(verified: a).window
       poolWindows(xs, x[0].shape, pool, average: op == .avgPool2dBackward) { y, window, divisor in
         if op == .maxPool2dBackward {
@@ -463,8 +540,10 @@ public struct ReferenceInterpreter {
 
   /// Calls `body(x index, weight index, y index)` for every product a convolution of an input
   /// of shape `xs` by a weight of shape `ws` into `ys` sums (padding skipped).
-  static func convolutionTaps(_ xs: [Int], _ ws: [Int], _ ys: [Int], _ geometry: ConvolutionGeometry,
-                              _ body: (Int, Int, Int) -> Void) {
+  static func convolutionTaps(
+    _ xs: [Int], _ ws: [Int], _ ys: [Int], _ geometry: ConvolutionGeometry,
+    _ body: (Int, Int, Int) -> Void
+  ) {
     let (n, cin, h, wd) = (xs[0], xs[1], xs[2], xs[3])
     let (cout, cg, kh, kw) = (ws[0], ws[1], ws[2], ws[3])
     let (oh, ow) = (ys[2], ys[3])
@@ -484,8 +563,9 @@ public struct ReferenceInterpreter {
                 for kx in 0..<kw {
                   let ix = ox * s[1] - p[1] + kx * d[1]
                   guard ix >= 0, ix < wd else { continue }
-                  body(((b0 * cin + c) * h + iy) * wd + ix, ((oc * cg + ic) * kh + ky) * kw + kx,
-                       ((b0 * cout + oc) * oh + oy) * ow + ox)
+                  body(
+                    ((b0 * cin + c) * h + iy) * wd + ix, ((oc * cg + ic) * kh + ky) * kw + kx,
+                    ((b0 * cout + oc) * oh + oy) * ow + ox)
                 }
               }
             }
@@ -497,8 +577,10 @@ public struct ReferenceInterpreter {
 
   /// Calls `body(y index, x indices in the window, divisor)` for every pooling window, with
   /// the placement and counts of `pool` (average pooling has no dilation).
-  static func poolWindows(_ xs: [Int], _ ys: [Int], _ pool: PoolWindow, average: Bool,
-                          _ body: (Int, [Int], Double) -> Void) {
+  static func poolWindows(
+    _ xs: [Int], _ ys: [Int], _ pool: PoolWindow, average: Bool,
+    _ body: (Int, [Int], Double) -> Void
+  ) {
     let (h, w) = (xs[2], xs[3]), (oh, ow) = (ys[2], ys[3])
     let k = [pool.kernel.h, pool.kernel.w], s = [pool.stride.h, pool.stride.w], p = [pool.padding.h, pool.padding.w]
     let d = [pool.dilation.h, pool.dilation.w]
@@ -520,7 +602,8 @@ public struct ReferenceInterpreter {
             if includePad {
               count = (Swift.min(y0 + k[0], h + p[0]) - y0) * (Swift.min(x0 + k[1], w + p[1]) - x0)
             } else {
-              count = Swift.max((Swift.min(y0 + k[0], h) - Swift.max(y0, 0)) * (Swift.min(x0 + k[1], w) - Swift.max(x0, 0)), 1)
+              count = Swift.max(
+                (Swift.min(y0 + k[0], h) - Swift.max(y0, 0)) * (Swift.min(x0 + k[1], w) - Swift.max(x0, 0)), 1)
             }
           }
           body((plane * oh + oy) * ow + ox, window, Double(count))
@@ -710,7 +793,8 @@ public struct ReferenceInterpreter {
               let yEnd = Swift.min(y0 + k[0], h + p[0]), xEnd = Swift.min(x0 + k[1], w + p[1])
               count = (yEnd - y0) * (xEnd - x0)
             } else {
-              let yA = Swift.max(y0, 0), yB = Swift.min(y0 + k[0], h), xA = Swift.max(x0, 0), xB = Swift.min(x0 + k[1], w)
+              let yA = Swift.max(y0, 0), yB = Swift.min(y0 + k[0], h), xA = Swift.max(x0, 0),
+                xB = Swift.min(x0 + k[1], w)
               count = Swift.max((yB - yA) * (xB - xA), 1)
             }
             acc /= Double(count)
@@ -758,4 +842,8 @@ public struct ReferenceInterpreter {
   }
 
   static func sigmoid(_ v: Double) -> Double { 1 / (1 + exp(-v)) }
+}
+
+extension ReferenceInterpreter.InputError: KindedError {
+  public var errorKind: ErrorKind { .input }
 }

@@ -1,5 +1,6 @@
 import CBLAS
 import Foundation
+import GlassboxIR
 
 /// OpenBLAS, loaded on first use. Only this module sees it.
 ///
@@ -18,9 +19,12 @@ import Foundation
 /// cores then run slower, and less steadily, than one threaded GEMM at a time);
 /// `sgemm(threads:…)` splits a large product over the cores instead.
 public enum BLAS {
-  typealias Sgemm = @convention(c) (CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, blasint, blasint, blasint,
-                                    Float, UnsafePointer<Float>?, blasint, UnsafePointer<Float>?, blasint,
-                                    Float, UnsafeMutablePointer<Float>?, blasint) -> Void
+  typealias Sgemm =
+    @convention(c) (
+      CBLAS_ORDER, CBLAS_TRANSPOSE, CBLAS_TRANSPOSE, blasint, blasint, blasint,
+      Float, UnsafePointer<Float>?, blasint, UnsafePointer<Float>?, blasint,
+      Float, UnsafeMutablePointer<Float>?, blasint
+    ) -> Void
   typealias SetThreads = @convention(c) (Int32) -> Void
   typealias GetString = @convention(c) () -> UnsafeMutablePointer<CChar>?
 
@@ -82,9 +86,11 @@ public enum BLAS {
     }
     let setThreads = symbol("openblas_set_num_threads", SetThreads.self)
     setThreads?(1)
-    return .success(Library(sgemm: unsafeBitCast(sgemm, to: Sgemm.self),
-                            config: symbol("openblas_get_config", GetString.self),
-                            corename: symbol("openblas_get_corename", GetString.self)))
+    return .success(
+      Library(
+        sgemm: unsafeBitCast(sgemm, to: Sgemm.self),
+        config: symbol("openblas_get_config", GetString.self),
+        corename: symbol("openblas_get_corename", GetString.self)))
   }
 
   typealias DLMOpen = @convention(c) (Int, UnsafePointer<CChar>?, Int32) -> UnsafeMutableRawPointer?
@@ -138,26 +144,32 @@ public enum BLAS {
   /// Row-major `C = alpha·op(A)·op(B) + beta·C`, `op(A): [m, k]`, `op(B): [k, n]`, with
   /// leading dimensions `lda`, `ldb`, `ldc` (elements between rows as stored).
   @inline(__always)
-  static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
-                    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+  static func sgemm(
+    transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
     guard case .success(let lib) = library else { return }
-    lib.sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-              blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    lib.sgemm(
+      CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+      blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
   }
 
   /// `sgemm` with the product split over `threads` cores: the columns of `C` when it is wider
   /// than tall, else its rows, in blocks of whole cache lines; each part one single-threaded
   /// OpenBLAS call on disjoint parts of `C`.
-  static func sgemm(threads: Int, transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                    alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+  static func sgemm(
+    threads: Int, transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+    alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+  ) {
     let byColumns = n >= m
     let extent = byColumns ? n : m, unit = byColumns ? 16 : 4
     let parts = Swift.min(threads, extent / unit)
     guard parts > 1, m * n * k >= parallelWork else {
-      return sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
-                   beta: beta, c: c, ldc: ldc)
+      return sgemm(
+        transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+        beta: beta, c: c, ldc: ldc)
     }
     let operands = GEMMOperands(a: a, b: b, c: c)
     parallelFor(parts) { part in
@@ -165,21 +177,25 @@ public enum BLAS {
       let blocks = extent / unit
       let lo = blocks * part / parts * unit, hi = part == parts - 1 ? extent : blocks * (part + 1) / parts * unit
       if byColumns {
-        sgemm(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha, a: operands.a, lda: lda,
-              b: operands.b + (transB ? lo * ldb : lo), ldb: ldb, beta: beta, c: operands.c + lo, ldc: ldc)
+        sgemm(
+          transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha, a: operands.a, lda: lda,
+          b: operands.b + (transB ? lo * ldb : lo), ldb: ldb, beta: beta, c: operands.c + lo, ldc: ldc)
       } else {
-        sgemm(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
-              a: operands.a + (transA ? lo : lo * lda), lda: lda, b: operands.b, ldb: ldb, beta: beta,
-              c: operands.c + lo * ldc, ldc: ldc)
+        sgemm(
+          transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
+          a: operands.a + (transA ? lo : lo * lda), lda: lda, b: operands.b, ldb: ldb, beta: beta,
+          c: operands.c + lo * ldc, ldc: ldc)
       }
     }
   }
 
   /// Contiguous row-major `C = A·B` with `A: [m, k]`, `B: [k, n]` (for tests and tools), over
   /// `threads` cores.
-  public static func sgemm(m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>,
-                           b: UnsafePointer<Float>, beta: Float = 0, c: UnsafeMutablePointer<Float>,
-                           threads: Int = defaultThreads) {
+  public static func sgemm(
+    m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>,
+    b: UnsafePointer<Float>, beta: Float = 0, c: UnsafeMutablePointer<Float>,
+    threads: Int = defaultThreads
+  ) {
     sgemm(threads: threads, m: m, n: n, k: k, alpha: alpha, a: a, lda: k, b: b, ldb: n, beta: beta, c: c, ldc: n)
   }
 }
@@ -187,4 +203,8 @@ public enum BLAS {
 /// The three matrices of one product, handed to the threads that compute disjoint parts of `C`.
 private struct GEMMOperands: @unchecked Sendable {
   let a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>
+}
+
+extension BLAS.LoadError: KindedError {
+  public var errorKind: ErrorKind { .runtime }
 }

@@ -18,7 +18,9 @@ struct ClassSeed: Kernel {
       let row = a + logits + i * c
       var best = 0
       let k = target.map { t in a[t + i] >= 0 && a[t + i] < Float(c) ? Int(a[t + i]) : -1 } ?? fixedClass
-      if k >= 0 && k < c { best = k } else {
+      if k >= 0 && k < c {
+        best = k
+      } else {
         for j in 1..<Swift.max(c, 1) where row[j] > row[best] { best = j }
       }
       a[out + i * c + best] = 1
@@ -61,22 +63,25 @@ struct LinearBackwardWeight: Kernel {
   }
 
   static func scratchCount(rows: Int, outFeatures: Int, inFeatures: Int, threads: Int) -> Int {
-    (rowParts(rows: rows, outFeatures: outFeatures, inFeatures: inFeatures, threads: threads) - 1) * outFeatures * inFeatures
+    (rowParts(rows: rows, outFeatures: outFeatures, inFeatures: inFeatures, threads: threads) - 1) * outFeatures
+      * inFeatures
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let parts = Self.rowParts(rows: rows, outFeatures: outFeatures, inFeatures: inFeatures, threads: threads)
     guard parts > 1 else {
-      return BLAS.sgemm(threads: threads, transA: true, m: outFeatures, n: inFeatures, k: rows, a: a + dy,
-                        lda: outFeatures, b: a + x, ldb: inFeatures, c: a + dw, ldc: inFeatures)
+      return BLAS.sgemm(
+        threads: threads, transA: true, m: outFeatures, n: inFeatures, k: rows, a: a + dy,
+        lda: outFeatures, b: a + x, ldb: inFeatures, c: a + dw, ldc: inFeatures)
     }
     let base = UnsafeSendable(a), size = outFeatures * inFeatures
     parallelFor(parts) { part in
       let a = base.pointer
       let lo = rows * part / parts, hi = rows * (part + 1) / parts
       let c = part == 0 ? a + dw : a + scratch + (part - 1) * size
-      BLAS.sgemm(transA: true, m: outFeatures, n: inFeatures, k: hi - lo, a: a + dy + lo * outFeatures, lda: outFeatures,
-                 b: a + x + lo * inFeatures, ldb: inFeatures, c: c, ldc: inFeatures)
+      BLAS.sgemm(
+        transA: true, m: outFeatures, n: inFeatures, k: hi - lo, a: a + dy + lo * outFeatures, lda: outFeatures,
+        b: a + x + lo * inFeatures, ldb: inFeatures, c: c, ldc: inFeatures)
     }
     for part in 1..<parts { vadd(a + dw, a + scratch + (part - 1) * size, count: size) }
   }
@@ -140,8 +145,9 @@ struct LSTMCellBackward: Kernel {
     let n = hidden, g4 = 4 * hidden
     let pre = a + scratch
     for b in 0..<batch { (pre + b * g4).update(from: a + gates + b * gatesStride, count: g4) }
-    BLAS.sgemm(threads: threads, transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1,
-               c: pre, ldc: g4)
+    BLAS.sgemm(
+      threads: threads, transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1,
+      c: pre, ldc: g4)
     for b in 0..<batch {
       let p = pre + b * g4, dg = a + dGates + b * dGatesStride
       let cv = a + c + b * n, dhv = a + dh + b * n, dcv = a + dc + b * n, dcp = a + dcPrev + b * n
@@ -150,7 +156,9 @@ struct LSTMCellBackward: Kernel {
       mapSIMD(p + 3 * n, p + 3 * n, n, FastMath.sigmoid)
       // tanh(c') parked in dc_prev, read before it is overwritten.
       var j = 0
-      while j + 8 <= n { store8(load8(p + n + j) * load8(cv + j) + load8(p + j) * load8(p + 2 * n + j), dcp + j); j += 8 }
+      while j + 8 <= n {
+        store8(load8(p + n + j) * load8(cv + j) + load8(p + j) * load8(p + 2 * n + j), dcp + j); j += 8
+      }
       while j < n { dcp[j] = p[n + j] * cv[j] + p[j] * p[2 * n + j]; j += 1 }
       mapSIMD(dcp, dcp, n, FastMath.tanh)
       // Eight units at a time, the same operations as the scalar loop that ends the row and as
@@ -180,8 +188,9 @@ struct LSTMCellBackward: Kernel {
         dcp[j] = Self.flushed(dct * f)
       }
     }
-    BLAS.sgemm(threads: threads, m: batch, n: n, k: g4, a: a + dGates, lda: dGatesStride, b: a + weight, ldb: n,
-               c: a + dhPrev, ldc: n)
+    BLAS.sgemm(
+      threads: threads, m: batch, n: n, k: g4, a: a + dGates, lda: dGatesStride, b: a + weight, ldb: n,
+      c: a + dhPrev, ldc: n)
   }
 
   /// One sequence (a tap's path back through the LSTM): both products in one pass over
@@ -276,13 +285,16 @@ struct CrossEntropyBackward: Kernel {
 /// `dy` of `count` images from `first`, group `g`: `[og, count·spatial]` with images side by
 /// side — staged into `buffer` when there are several, read in place when one.
 @inline(__always)
-func stagedGradient(_ a: UnsafeMutablePointer<Float>, dy: Int, first: Int, count: Int, g: Int, og: Int, cout: Int,
-                    spatial: Int, buffer: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+func stagedGradient(
+  _ a: UnsafeMutablePointer<Float>, dy: Int, first: Int, count: Int, g: Int, og: Int, cout: Int,
+  spatial: Int, buffer: UnsafeMutablePointer<Float>
+) -> UnsafeMutablePointer<Float> {
   if count == 1 { return a + dy + (first * cout + g * og) * spatial }
   let columns = count * spatial
   for i in 0..<count {
     for r in 0..<og {
-      (buffer + r * columns + i * spatial).update(from: a + dy + ((first + i) * cout + g * og + r) * spatial, count: spatial)
+      (buffer + r * columns + i * spatial).update(
+        from: a + dy + ((first + i) * cout + g * og + r) * spatial, count: spatial)
     }
   }
   return buffer
@@ -307,8 +319,10 @@ func convolutionBackwardScratch(_ c: Conv2d, weight: Bool) -> Int {
 /// The chunks of `images` (`Conv2d.chunk` at a time) of one part: `body(first, count, cols,
 /// buffer)` with the part's im2col columns and its staged-`dy` buffer in `scratch`.
 @inline(__always)
-func forEachChunk(_ c: Conv2d, images: Range<Int>, scratch: UnsafeMutablePointer<Float>,
-                  _ body: (Int, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+func forEachChunk(
+  _ c: Conv2d, images: Range<Int>, scratch: UnsafeMutablePointer<Float>,
+  _ body: (Int, Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+) {
   let spatial = c.oh * c.ow, chunk = Conv2d.chunk(images: images.count, spatial: spatial)
   let cols = scratch, buffer = cols + c.cin / c.groups * c.kh * c.kw * chunk * spatial
   var first = images.lowerBound
@@ -345,12 +359,15 @@ struct Conv2dBackwardWeight: Kernel {
         let columns = count * spatial
         for g in 0..<c.groups {
           for i in 0..<count {
-            c.im2col(a + x + ((first + i) * c.cin + g * cg) * c.h * c.w, cols + i * spatial, channels: cg, rowStride: columns)
+            c.im2col(
+              a + x + ((first + i) * c.cin + g * cg) * c.h * c.w, cols + i * spatial, channels: cg, rowStride: columns)
           }
-          let d = stagedGradient(a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial,
-                                 buffer: buffer)
-          BLAS.sgemm(threads: threads, transB: true, m: og, n: k, k: columns, a: d, lda: columns, b: cols, ldb: columns,
-                     beta: 1, c: target + g * og * k, ldc: k)
+          let d = stagedGradient(
+            a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial,
+            buffer: buffer)
+          BLAS.sgemm(
+            threads: threads, transB: true, m: og, n: k, k: columns, a: d, lda: columns, b: cols, ldb: columns,
+            beta: 1, c: target + g * og * k, ldc: k)
         }
       }
     }
@@ -384,13 +401,16 @@ struct Conv2dBackwardInput: Kernel {
       forEachChunk(c, images: images, scratch: a + scratch) { first, count, cols, buffer in
         let columns = count * spatial
         for g in 0..<c.groups {
-          let d = stagedGradient(a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial,
-                                 buffer: buffer)
-          BLAS.sgemm(threads: threads, transA: true, m: k, n: columns, k: og, a: a + weight + g * og * k, lda: k, b: d,
-                     ldb: columns, c: cols, ldc: columns)
+          let d = stagedGradient(
+            a, dy: dy, first: first, count: count, g: g, og: og, cout: c.cout, spatial: spatial,
+            buffer: buffer)
+          BLAS.sgemm(
+            threads: threads, transA: true, m: k, n: columns, k: og, a: a + weight + g * og * k, lda: k, b: d,
+            ldb: columns, c: cols, ldc: columns)
           for i in 0..<count {
-            kernel.col2im(cols + i * spatial, a + dx + ((first + i) * c.cin + g * cg) * c.h * c.w, channels: cg,
-                          rowStride: columns)
+            kernel.col2im(
+              cols + i * spatial, a + dx + ((first + i) * c.cin + g * cg) * c.h * c.w, channels: cg,
+              rowStride: columns)
           }
         }
       }
@@ -422,8 +442,10 @@ struct Conv2dBackwardInput: Kernel {
   /// `col2im` for maps less than eight outputs wide, as `Conv2d.im2colSmall`: the input
   /// index of every output per kernel offset (`Conv2d.inputIndices`), then each channel adds
   /// through it (in the same order as the row loops, so the same sums).
-  func col2imSmall(_ cols: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, channels: Int,
-                   rowStride: Int) {
+  func col2imSmall(
+    _ cols: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, channels: Int,
+    rowStride: Int
+  ) {
     let c = geometry, spatial = c.oh * c.ow, taps = c.kh * c.kw
     withUnsafeTemporaryAllocation(of: Int.self, capacity: taps * spatial) { index in
       for tap in 0..<taps { c.inputIndices(ky: tap / c.kw, kx: tap % c.kw, into: index.baseAddress! + tap * spatial) }
@@ -489,9 +511,13 @@ struct PoolBackward: Kernel {
           } else {
             let count: Int
             if p.countIncludePad {
-              count = (Swift.min(y0 + p.kernel.0, p.h + p.padding.0) - y0) * (Swift.min(x0 + p.kernel.1, p.w + p.padding.1) - x0)
+              count =
+                (Swift.min(y0 + p.kernel.0, p.h + p.padding.0) - y0)
+                * (Swift.min(x0 + p.kernel.1, p.w + p.padding.1) - x0)
             } else {
-              count = Swift.max((Swift.min(y0 + p.kernel.0, p.h) - Swift.max(y0, 0)) * (Swift.min(x0 + p.kernel.1, p.w) - Swift.max(x0, 0)), 1)
+              count = Swift.max(
+                (Swift.min(y0 + p.kernel.0, p.h) - Swift.max(y0, 0))
+                  * (Swift.min(x0 + p.kernel.1, p.w) - Swift.max(x0, 0)), 1)
             }
             let share = d / Float(count)
             for ky in ky0..<ky1 {
@@ -508,9 +534,10 @@ struct PoolBackward: Kernel {
           // Every interior window, up to sixteen at a time (its loads read only theirs).
           while wide && oxV < interior.upperBound {
             let count = Swift.min(16, interior.upperBound - oxV)
-            glassbox_max_pool16_backward_avx512(Int32(count), src, (y0 + ky0 * dilation.0) * p.w - p.padding.1 + 2 * oxV,
-                                                dilation.0 * p.w, Int32(ky1 - ky0), Int32(p.kernel.1), dilation.1,
-                                                g + oy * p.ow + oxV, dst)
+            glassbox_max_pool16_backward_avx512(
+              Int32(count), src, (y0 + ky0 * dilation.0) * p.w - p.padding.1 + 2 * oxV,
+              dilation.0 * p.w, Int32(ky1 - ky0), Int32(p.kernel.1), dilation.1,
+              g + oy * p.ow + oxV, dst)
             oxV += count
           }
           let lastRead = p.lastRead(y0: y0, ky1: ky1)
@@ -559,8 +586,11 @@ func blockSum(_ count: Int, _ term: (Int) -> SIMD8<Float>, scalar: (Int) -> Floa
 
 /// Two sums of one row at once, each as `blockSum` makes it (so each has its bits).
 @inline(__always)
-func blockSums(_ count: Int, _ term: (Int) -> (SIMD8<Float>, SIMD8<Float>), scalar: (Int) -> (Float, Float))
-  -> (Double, Double) {
+func blockSums(
+  _ count: Int, _ term: (Int) -> (SIMD8<Float>, SIMD8<Float>), scalar: (Int) -> (Float, Float)
+)
+  -> (Double, Double)
+{
   var total = (0.0, 0.0), i = 0
   while i + 8 <= count {
     let end = Swift.min(count, i + 256) & ~7
@@ -620,8 +650,10 @@ struct BatchNormTrain: SumsAcrossProcesses {
   }
 
   /// The phases, `values` holding `C + 1` Doubles: the channels' sums, then the count.
-  func run(_ a: UnsafeMutablePointer<Float>, summingWith sum: CrossProcessSum,
-           into values: UnsafeMutablePointer<Double>) {
+  func run(
+    _ a: UnsafeMutablePointer<Float>, summingWith sum: CrossProcessSum,
+    into values: UnsafeMutablePointer<Double>
+  ) {
     splitOverCores(a, count: c, threads: threads, worthIt: worthSplitting) { a, channels in
       for ch in channels { values[ch] = total(a, channel: ch) }
     }
@@ -658,8 +690,14 @@ struct BatchNormTrain: SumsAcrossProcesses {
     var sq = 0.0
     for img in 0..<n {
       let s = a + x + (img * c + ch) * inner
-      sq += blockSum(inner, { let d = load8(s + $0) - fmu; return d * d },
-                     scalar: { let d = s[$0] - fmu; return d * d })
+      sq += blockSum(
+        inner,
+        {
+          let d = load8(s + $0) - fmu; return d * d
+        },
+        scalar: {
+          let d = s[$0] - fmu; return d * d
+        })
     }
     return sq
   }
@@ -669,8 +707,9 @@ struct BatchNormTrain: SumsAcrossProcesses {
   func normalise(_ a: UnsafeMutablePointer<Float>, channel ch: Int, mean fmu: Float, variance v: Float) {
     a[mean + ch] = fmu
     a[variance + ch] = v
-    let (scale, shift) = BatchNormTrain.affine(a, weight: weight + ch, bias: bias + ch, mean: fmu, variance: v,
-                                               eps: eps)
+    let (scale, shift) = BatchNormTrain.affine(
+      a, weight: weight + ch, bias: bias + ch, mean: fmu, variance: v,
+      eps: eps)
     for img in 0..<n {
       let s = a + x + (img * c + ch) * inner, d = a + out + (img * c + ch) * inner
       var i = 0
@@ -694,8 +733,10 @@ extension BatchNormTrain {
   /// A channel's `y = x·scale + shift`: `scale = w/√(var + eps)`, `shift = b − mean·scale`. The
   /// forward and, for its ReLU's mask, the backward compute it the same way.
   @inline(__always)
-  static func affine(_ a: UnsafeMutablePointer<Float>, weight: Int, bias: Int, mean: Float, variance: Float,
-                     eps: Float) -> (scale: Float, shift: Float) {
+  static func affine(
+    _ a: UnsafeMutablePointer<Float>, weight: Int, bias: Int, mean: Float, variance: Float,
+    eps: Float
+  ) -> (scale: Float, shift: Float) {
     let scale = a[weight] / (variance + eps).squareRoot()
     return (scale, a[bias] - mean * scale)
   }
@@ -736,8 +777,10 @@ struct BatchNormTrainBackward: SumsAcrossProcesses {
   }
 
   /// The phases, `values` holding `2C + 1` Doubles: the channels' Σdy, their Σdy·x̂, the count.
-  func run(_ a: UnsafeMutablePointer<Float>, summingWith sum: CrossProcessSum,
-           into values: UnsafeMutablePointer<Double>) {
+  func run(
+    _ a: UnsafeMutablePointer<Float>, summingWith sum: CrossProcessSum,
+    into values: UnsafeMutablePointer<Double>
+  ) {
     splitOverCores(a, count: c, threads: threads, worthIt: worthSplitting) { a, channels in
       for ch in channels { (values[ch], values[c + ch]) = sums(a, channel: ch) }
     }
@@ -771,9 +814,10 @@ struct BatchNormTrainBackward: SumsAcrossProcesses {
   @inline(__always)
   func channel(_ a: UnsafeMutablePointer<Float>, _ ch: Int) -> Channel {
     let mu = a[mean + ch], inv = 1 / (a[variance + ch] + eps).squareRoot()
-    let (scale, shift) = bias.map {
-      BatchNormTrain.affine(a, weight: weight + ch, bias: $0 + ch, mean: mu, variance: a[variance + ch], eps: eps)
-    } ?? (0, 0)
+    let (scale, shift) =
+      bias.map {
+        BatchNormTrain.affine(a, weight: weight + ch, bias: $0 + ch, mean: mu, variance: a[variance + ch], eps: eps)
+      } ?? (0, 0)
     return Channel(mu: mu, inv: inv, scale: scale, shift: shift, masked: bias != nil)
   }
 
@@ -785,13 +829,16 @@ struct BatchNormTrainBackward: SumsAcrossProcesses {
     var db = 0.0, dw = 0.0
     for img in 0..<n {
       let g = a + dy + (img * c + ch) * inner, s = a + x + (img * c + ch) * inner
-      let sums = blockSums(inner, { i in
-        let d = k.g8(g, s, i)
-        return (d, d * ((load8(s + i) - mu) * inv))
-      }, scalar: { i in
-        let d = k.g1(g, s, i)
-        return (d, d * ((s[i] - mu) * inv))
-      })
+      let sums = blockSums(
+        inner,
+        { i in
+          let d = k.g8(g, s, i)
+          return (d, d * ((load8(s + i) - mu) * inv))
+        },
+        scalar: { i in
+          let d = k.g1(g, s, i)
+          return (d, d * ((s[i] - mu) * inv))
+        })
       db += sums.0
       dw += sums.1
     }
@@ -802,8 +849,10 @@ struct BatchNormTrainBackward: SumsAcrossProcesses {
 
   /// A channel's `dx` from the sums over `m` values.
   @inline(__always)
-  func inputGradient(_ a: UnsafeMutablePointer<Float>, channel ch: Int, count m: Float, sumDy fdb: Float,
-                     sumDyXhat fdw: Float) {
+  func inputGradient(
+    _ a: UnsafeMutablePointer<Float>, channel ch: Int, count m: Float, sumDy fdb: Float,
+    sumDyXhat fdw: Float
+  ) {
     let k = channel(a, ch), mu = k.mu, inv = k.inv
     let scale = a[weight + ch] * inv / m
     for img in 0..<n {

@@ -101,8 +101,10 @@ struct BufferAssignment {
       }
     }
     // A stack of gate gradients that can take its projection's place does.
-    for (stack, projection) in Self.stacksOverProjections(graph, root: root, placed: placed, views: views,
-                                                          position: schedule.position) {
+    for (stack, projection) in Self.stacksOverProjections(
+      graph, root: root, placed: placed, views: views,
+      position: schedule.position)
+    {
       for i in 0..<n where root[i] == stack { root[i] = projection }
       storage[stack] = .stack(over: projection)
     }
@@ -182,8 +184,10 @@ struct BufferAssignment {
     var buffers: [MemoryPlan.Buffer] = []
     var owner: [Int] = []  // value index, or -(node index + 1) for a node's scratch
     for i in 0..<n where root[i] == i && offsets[i] < 0 && first[i] != Int.max {
-      buffers.append(.init(count: count(ValueID(i)), first: first[i], last: pinned.contains(i) ? end : last[i],
-                           lane: laneOf[i]))
+      buffers.append(
+        .init(
+          count: count(ValueID(i)), first: first[i], last: pinned.contains(i) ? end : last[i],
+          lane: laneOf[i]))
       owner.append(i)
     }
     // A node in a lane runs on one core.
@@ -254,10 +258,12 @@ extension BufferAssignment {
       guard x.count == 3, !exported.contains(r), !readers[r].isEmpty else { continue }
       let a = SelectAttributes(of: node)
       let axis = normalizedAxis(a.axis, rank: 3), index = a.position(size: x[1])
-      guard axis == 1, index >= 0, index < x[1], readers[r].allSatisfy({ reader in
-        let op = g.nodes[reader.node].op
-        return (op == .lstmCell && reader.operand == 0) || (op == .lstmCellBackward && reader.operand == 2)
-      }) else { continue }
+      guard axis == 1, index >= 0, index < x[1],
+        readers[r].allSatisfy({ reader in
+          let op = g.nodes[reader.node].op
+          return (op == .lstmCell && reader.operand == 0) || (op == .lstmCellBackward && reader.operand == 2)
+        })
+      else { continue }
       views[i] = (index * x[2], x[1] * x[2])
     }
     return views
@@ -296,7 +302,8 @@ extension BufferAssignment {
         let v = root[operand.index], width = Lowering.shape(g, operand)[axis]
         defer { position += width }
         guard case .node(let producer, let result) = g[ValueID(v)].origin, !exported.contains(v), pieces[v] == nil,
-              found[v] == nil, !targets.contains(v) else { ok = false; break }
+          found[v] == nil, !targets.contains(v)
+        else { ok = false; break }
         let start = position * inner
         if outer == 1 {
           found[v] = (r, start, nil)
@@ -304,7 +311,7 @@ extension BufferAssignment {
         }
         let p = g.nodes[producer.index]
         guard p.op == .lstmCellBackward, result == 0, readers[v] == [i],
-              Lowering.shape(g, ValueID(v)) == [outer, width * inner]
+          Lowering.shape(g, ValueID(v)) == [outer, width * inner]
         else { ok = false; break }
         found[v] = (r, start, out[axis] * inner)
       }
@@ -326,8 +333,10 @@ extension BufferAssignment {
   /// every other reader of step t is a forward cell that runs before (by `position`, the
   /// schedule's) — not a second backward pass through the same steps (a program with two
   /// seeds), which would read gradients where it expects gates.
-  static func stacksOverProjections(_ g: Graph, root: [Int], placed: Placed, views: [Int: StepView],
-                                    position: [Int]) -> [(stack: Int, projection: Int)] {
+  static func stacksOverProjections(
+    _ g: Graph, root: [Int], placed: Placed, views: [Int: StepView],
+    position: [Int]
+  ) -> [(stack: Int, projection: Int)] {
     var exported = Set(g.outputs.map { root[$0.value.index] })
     for t in g.taps { for o in t.operands { exported.insert(root[o.index]) } }
     // Values read other than through a step view (by root).
@@ -352,17 +361,19 @@ extension BufferAssignment {
       var sources = Set<Int>()
       let fits = (piecesOf[stack] ?? []).allSatisfy { piece, start in
         guard let c = g.producer(of: ValueID(piece)), g.nodes[c.index].op == .lstmCellBackward,
-              g.nodes[c.index].results[0].index == piece, let select = g.producer(of: g.nodes[c.index].operands[2]),
-              let view = views[select.index], view.start == start,
-              (viewReaders[select.index] ?? []).allSatisfy({ r in
-                r == c.index || (g.nodes[r].op == .lstmCell && position[r] < position[c.index])
-              }) else { return false }
+          g.nodes[c.index].results[0].index == piece, let select = g.producer(of: g.nodes[c.index].operands[2]),
+          let view = views[select.index], view.start == start,
+          (viewReaders[select.index] ?? []).allSatisfy({ r in
+            r == c.index || (g.nodes[r].op == .lstmCell && position[r] < position[c.index])
+          })
+        else { return false }
         sources.insert(root[g.nodes[select.index].operands[0].index])
         return true
       }
       guard fits, sources.count == 1, let p = sources.first, !exported.contains(p), !readElsewhere.contains(p),
-            !taken.contains(p),
-            Lowering.shape(g, ValueID(p)) == Lowering.shape(g, ValueID(stack)) else { continue }
+        !taken.contains(p),
+        Lowering.shape(g, ValueID(p)) == Lowering.shape(g, ValueID(stack))
+      else { continue }
       taken.insert(p)
       shared.append((stack, p))
     }
@@ -377,8 +388,10 @@ extension BufferAssignment {
   /// products and sums then reuse one buffer instead of holding each input and output at once. Nodes in a lane group
   /// are left alone (their order against the other lane is not fixed), as are operands and
   /// results that are views (of a step, of a concatenation).
-  static func inPlace(_ g: Graph, root: [Int], shift: [Int], views: [Int: StepView],
-                      schedule: Schedule) -> [Int] {
+  static func inPlace(
+    _ g: Graph, root: [Int], shift: [Int], views: [Int: StepView],
+    schedule: Schedule
+  ) -> [Int] {
     let n = g.values.count
     var root = root
     var exported = Set(g.outputs.map { root[$0.value.index] })
@@ -396,12 +409,14 @@ extension BufferAssignment {
       let node = g.nodes[i], r = node.results[0].index
       // A result that is a view already shares another value's storage: root[r] ≠ r.
       guard node.op.writesOverOperand, schedule.lane[i] == nil, root[r] == r, !exported.contains(r),
-            g[node.results[0]].type.dtype == .f32 else { continue }
+        g[node.results[0]].type.dtype == .f32
+      else { continue }
       let p = schedule.position[i]
       for o in node.operands {
         let v = root[o.index]
         guard g[o].type == g[node.results[0]].type, v != r, !isView[o.index], !exported.contains(v), lastRead[v] == p,
-              case .node = g[ValueID(v)].origin else { continue }
+          case .node = g[ValueID(v)].origin
+        else { continue }
         // Nothing else of this node reads that storage under another shape (a broadcast).
         guard node.operands.allSatisfy({ root[$0.index] != v || g[$0].type == g[o].type }) else { continue }
         for m in members[r] { root[m] = v }

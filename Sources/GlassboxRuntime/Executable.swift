@@ -64,7 +64,8 @@ public final class Executable: @unchecked Sendable {
     self.graph = graph
     self.threads = threadCount
     for v in graph.values where !v.type.shape.allSatisfy(\.isStatic) {
-      throw InputError(description: "value '\(v.name)' has symbolic shape \(v.type.shapeDescription); bind the symbols first")
+      throw InputError(
+        description: "value '\(v.name)' has symbolic shape \(v.type.shapeDescription); bind the symbols first")
     }
     let schedule = Schedule.make(graph, threads: threadCount)
     let buffers = BufferAssignment(graph: graph, schedule: schedule, threads: threadCount)
@@ -78,10 +79,11 @@ public final class Executable: @unchecked Sendable {
     self.processes = processes
     func lowered(_ i: Int) throws -> [any Kernel] {
       if buffers.needsNoKernel.contains(i) { return [] }
-      let kernels = try Lowering.kernels(graph.nodes[i], graph, buffers.offsets, scratch: buffers.scratch[i].lowerBound,
-                                         persistent: buffers.persistent[i], sharesForward: buffers.sharesForward[i],
-                                         rowStrides: buffers.rowStrides,
-                                         threads: schedule.lane[i] == nil ? threadCount : 1)
+      let kernels = try Lowering.kernels(
+        graph.nodes[i], graph, buffers.offsets, scratch: buffers.scratch[i].lowerBound,
+        persistent: buffers.persistent[i], sharesForward: buffers.sharesForward[i],
+        rowStrides: buffers.rowStrides,
+        threads: schedule.lane[i] == nil ? threadCount : 1)
       return kernels.map { kernel in
         guard var k = kernel as? any SumsAcrossProcesses else { return kernel }
         // Lanes run on two threads at once, and the sum must be called from the running
@@ -189,8 +191,10 @@ public final class Executable: @unchecked Sendable {
   /// that completes it has run, as a view of the arena valid during the call (no later kernel
   /// writes it), in the order they complete: a training step's gradients reach `ready` during
   /// the backward pass, so a data-parallel run can start summing them across processes.
-  public func run(inputs: [String: Tensor], into outputs: inout [String: [Float]],
-                  ready: (_ name: String, _ values: UnsafeBufferPointer<Float>) -> Void) throws {
+  public func run(
+    inputs: [String: Tensor], into outputs: inout [String: [Float]],
+    ready: (_ name: String, _ values: UnsafeBufferPointer<Float>) -> Void
+  ) throws {
     try write(inputs: inputs)
     let order = readinessOrder
     var next = 0
@@ -242,8 +246,10 @@ public final class Executable: @unchecked Sendable {
   /// the arena; other types converted on the way), then hands each output and tap to `body`
   /// as a view of the arena, valid only during the call. Checks names, shapes and types as
   /// `run(inputs:)` does.
-  public func run(rawInputs: [String: RawInput],
-                  results body: (_ name: String, _ shape: [Int], _ values: UnsafeBufferPointer<Float>) throws -> Void) throws {
+  public func run(
+    rawInputs: [String: RawInput],
+    results body: (_ name: String, _ shape: [Int], _ values: UnsafeBufferPointer<Float>) throws -> Void
+  ) throws {
     for id in graph.inputs {
       let v = graph[id]
       guard let t = rawInputs[v.name] else { throw InputError(description: "input '\(v.name)' is missing") }
@@ -252,7 +258,8 @@ public final class Executable: @unchecked Sendable {
         throw InputError(description: "input '\(v.name)' has shape \(t.shape) but the program expects \(shape)")
       }
       guard t.dtype == v.type.dtype || (t.dtype.isFloatingPoint && v.type.dtype.isFloatingPoint) else {
-        throw InputError(description: "input '\(v.name)' is \(t.dtype.rawValue) but the program expects \(v.type.dtype.rawValue)")
+        throw InputError(
+          description: "input '\(v.name)' is \(t.dtype.rawValue) but the program expects \(v.type.dtype.rawValue)")
       }
       let n = Self.elementCount(v.type), dst = arena + offsets[id.index]
       switch t.dtype {
@@ -271,7 +278,8 @@ public final class Executable: @unchecked Sendable {
     runKernels()
     for (name, id) in results {
       let shape = graph[id].type.shape.map { $0.staticValue ?? 0 }
-      try body(name, shape, UnsafeBufferPointer(start: arena + offsets[id.index], count: Self.elementCount(graph[id].type)))
+      try body(
+        name, shape, UnsafeBufferPointer(start: arena + offsets[id.index], count: Self.elementCount(graph[id].type)))
     }
   }
 
@@ -293,7 +301,8 @@ public final class Executable: @unchecked Sendable {
         throw InputError(description: "input '\(v.name)' has shape \(t.shape) but the program expects \(shape)")
       }
       guard t.dtype == v.type.dtype || (t.dtype.isFloatingPoint && v.type.dtype.isFloatingPoint) else {
-        throw InputError(description: "input '\(v.name)' is \(t.dtype.rawValue) but the program expects \(v.type.dtype.rawValue)")
+        throw InputError(
+          description: "input '\(v.name)' is \(t.dtype.rawValue) but the program expects \(v.type.dtype.rawValue)")
       }
       write(t, at: offsets[id.index])
     }
@@ -307,11 +316,17 @@ public final class Executable: @unchecked Sendable {
   /// Writes inputs without running (for benchmarks that time `runKernels` alone).
   public func load(inputs: [String: Tensor]) throws {
     for id in graph.inputs {
-      guard let t = inputs[graph[id].name] else { throw InputError(description: "input '\(graph[id].name)' is missing") }
+      guard let t = inputs[graph[id].name] else {
+        throw InputError(description: "input '\(graph[id].name)' is missing")
+      }
       write(t, at: offsets[id.index])
     }
   }
 
   /// Kernel labels in program order.
   public var program: [String] { kernels.map(\.label) }
+}
+
+extension Executable.InputError: KindedError {
+  public var errorKind: ErrorKind { .input }
 }

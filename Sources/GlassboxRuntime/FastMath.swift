@@ -28,6 +28,34 @@ enum FastMath {
     return e * scale
   }
 
+  /// e^x with libm's limits: +∞ above ln(f32's max) and 0 below the clamp of `exp` (whose
+  /// sigmoid and tanh keep their bits).
+  @inline(__always)
+  static func expWithLimits(_ x: V) -> V {
+    var e = exp(x)
+    e.replace(with: .infinity, where: x .> 88.722_84)
+    e.replace(with: 0, where: x .< -87.33)
+    return e
+  }
+
+  /// The larger of `a` and `b` lane by lane, NaN where either is (`torch.maximum`).
+  @inline(__always)
+  static func maximum(_ a: V, _ b: V) -> V {
+    var r = a
+    r.replace(with: b, where: b .> a)
+    r.replace(with: b, where: b .!= b)
+    return r
+  }
+
+  /// The smaller of `a` and `b` lane by lane, NaN where either is (`torch.minimum`).
+  @inline(__always)
+  static func minimum(_ a: V, _ b: V) -> V {
+    var r = a
+    r.replace(with: b, where: b .< a)
+    r.replace(with: b, where: b .!= b)
+    return r
+  }
+
   @inline(__always)
   static func sigmoid(_ x: V) -> V { 1 / (1 + exp(-x)) }
 
@@ -119,8 +147,10 @@ func interleave(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD16<Float> {
 /// `BufferAssignment.inPlace`) — where a scalar loop left to the vectorizer fails its overlap check
 /// and runs a lane at a time.
 @inline(__always)
-func zipSIMD(_ l: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ n: Int,
-             _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
+func zipSIMD(
+  _ l: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ n: Int,
+  _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>
+) {
   var i = 0
   while i + 8 <= n {
     store8(f(load8(l + i), load8(r + i)), d + i)
@@ -133,8 +163,10 @@ func zipSIMD(_ l: UnsafePointer<Float>, _ r: UnsafePointer<Float>, _ d: UnsafeMu
 /// (`lScalar`, `rScalar`), through `zipSIMD` or `mapSIMD`; false (nothing done) when both
 /// are scalars.
 @inline(__always)
-func zipRowSIMD(_ l: UnsafePointer<Float>, _ lScalar: Bool, _ r: UnsafePointer<Float>, _ rScalar: Bool,
-                _ d: UnsafeMutablePointer<Float>, _ n: Int, _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) -> Bool {
+func zipRowSIMD(
+  _ l: UnsafePointer<Float>, _ lScalar: Bool, _ r: UnsafePointer<Float>, _ rScalar: Bool,
+  _ d: UnsafeMutablePointer<Float>, _ n: Int, _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>
+) -> Bool {
   switch (lScalar, rScalar) {
   case (false, false): zipSIMD(l, r, d, n, f)
   case (false, true): mapSIMD(l, r[0], d, n, f)
@@ -146,8 +178,10 @@ func zipRowSIMD(_ l: UnsafePointer<Float>, _ lScalar: Bool, _ r: UnsafePointer<F
 
 /// `d[i] = f(l[i])` for `i < n` with `f` also given the scalar `v` broadcast: `l` may be `d`.
 @inline(__always)
-func mapSIMD(_ l: UnsafePointer<Float>, _ v: Float, _ d: UnsafeMutablePointer<Float>, _ n: Int,
-             _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
+func mapSIMD(
+  _ l: UnsafePointer<Float>, _ v: Float, _ d: UnsafeMutablePointer<Float>, _ n: Int,
+  _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>
+) {
   let s = SIMD8<Float>(repeating: v)
   var i = 0
   while i + 8 <= n {
@@ -159,8 +193,10 @@ func mapSIMD(_ l: UnsafePointer<Float>, _ v: Float, _ d: UnsafeMutablePointer<Fl
 
 /// Applies a SIMD8 function to `n` floats (the tail through a padded vector).
 @inline(__always)
-func mapSIMD(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
-             _ f: (SIMD8<Float>) -> SIMD8<Float>) {
+func mapSIMD(
+  _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+  _ f: (SIMD8<Float>) -> SIMD8<Float>
+) {
   var i = 0
   while i + 8 <= n {
     store8(f(load8(src + i)), dst + i)

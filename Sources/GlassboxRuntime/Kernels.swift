@@ -43,8 +43,10 @@ func rowMajorStrides(_ shape: [Int]) -> [Int] {
 /// Visits every index of `shape` except the last axis, passing the starting offsets of each
 /// innermost run in two or three strided views; the run has `shape.last` elements.
 @inline(__always)
-func forEachRun(_ shape: [Int], _ s0: [Int], _ s1: [Int], _ s2: [Int],
-                _ body: (_ o0: Int, _ o1: Int, _ o2: Int) -> Void) {
+func forEachRun(
+  _ shape: [Int], _ s0: [Int], _ s1: [Int], _ s2: [Int],
+  _ body: (_ o0: Int, _ o1: Int, _ o2: Int) -> Void
+) {
   let rank = shape.count
   if rank <= 1 { body(0, 0, 0); return }
   var idx = [Int](repeating: 0, count: rank - 1)
@@ -82,8 +84,61 @@ struct StridedCopy: Kernel {
     let si = srcStrides.last ?? 1, di = dstStrides.last ?? 1
     forEachRun(shape, srcStrides, dstStrides, dstStrides) { o0, o1, _ in
       let s = a + src + o0, d = a + dst + o1
-      if si == 1 && di == 1 { d.update(from: s, count: n) }
-      else { for i in 0..<n { d[i * di] = s[i * si] } }
+      if si == 1 && di == 1 { d.update(from: s, count: n) } else { for i in 0..<n { d[i * di] = s[i * si] } }
+    }
+  }
+}
+
+/// `out = pad(x)` (`PadAttributes`): row by row along the last axis, each output row either
+/// all padding (`constant` outside an outer axis) or a copy of the input row it reads with
+/// its two ends filled; rows split over the cores when there are many.
+struct Pad: Kernel {
+  var label: String
+  /// The input's shape, and the elements each axis gains before and after.
+  var shape: [Int], before: [Int], after: [Int]
+  var mode: PadAttributes.Mode, value: Float
+  var x: Int, out: Int
+  var threads = 1
+
+  var outShape: [Int] { shape.indices.map { shape[$0] + before[$0] + after[$0] } }
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    guard let width = outShape.last else { a[out] = a[x]; return }
+    let rows = outShape.dropLast().reduce(1, *)
+    let kernel = self
+    splitOverCores(a, count: rows, threads: threads, worthIt: rows * width >= elementwiseParallelCount) { a, range in
+      kernel.run(a, rows: range)
+    }
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>, rows range: Range<Int>) {
+    let rank = shape.count, outShape = self.outShape, inStrides = rowMajorStrides(shape)
+    let n = shape[rank - 1], b = before[rank - 1], e = after[rank - 1], width = outShape[rank - 1]
+    let source = PadAttributes(pads: before + after, mode: mode, value: 0)
+    for row in range {
+      let dst = a + out + row * width
+      // The input row this output row reads, axis by axis from the innermost outer one.
+      var rest = row, offset: Int? = 0
+      for axis in stride(from: rank - 2, through: 0, by: -1) {
+        let i = rest % outShape[axis]
+        rest /= outShape[axis]
+        guard let o = offset, let j = source.source(i, axis: axis, size: shape[axis]) else { offset = nil; break }
+        offset = o + j * inStrides[axis]
+      }
+      guard let o = offset else { dst.update(repeating: value, count: width); continue }
+      let src = a + x + o
+      (dst + b).update(from: src, count: n)
+      switch mode {
+      case .constant:
+        dst.update(repeating: value, count: b)
+        (dst + b + n).update(repeating: value, count: e)
+      case .edge:
+        dst.update(repeating: src[0], count: b)
+        (dst + b + n).update(repeating: src[n - 1], count: e)
+      case .reflect:
+        for j in 0..<b { dst[b - 1 - j] = src[j + 1] }
+        for j in 0..<e { dst[b + n + j] = src[n - 2 - j] }
+      }
     }
   }
 }
@@ -97,8 +152,42 @@ struct Fill: Kernel {
 
 // MARK: - Elementwise
 
-enum BinaryOp: Sendable { case add, sub, mul, div }
-enum UnaryOp: Sendable { case relu, sigmoid, tanh }
+enum BinaryOp: Sendable {
+  case add, sub, mul, div, pow, maximum, minimum
+
+  /// The op of a two-register `fused_elementwise` step; nil for a one-register code.
+  init?(_ code: ElementwiseCode) {
+    switch code {
+    case .add: self = .add
+    case .sub: self = .sub
+    case .mul: self = .mul
+    case .div: self = .div
+    case .pow: self = .pow
+    case .maximum: self = .maximum
+    case .minimum: self = .minimum
+    case .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf: return nil
+    }
+  }
+}
+
+enum UnaryOp: Sendable {
+  case relu, sigmoid, tanh, exp, log, sqrt, abs, erf
+
+  /// The op of a one-register `fused_elementwise` step; nil for a two-register code.
+  init?(_ code: ElementwiseCode) {
+    switch code {
+    case .relu: self = .relu
+    case .sigmoid: self = .sigmoid
+    case .tanh: self = .tanh
+    case .exp: self = .exp
+    case .log: self = .log
+    case .sqrt: self = .sqrt
+    case .abs: self = .abs
+    case .erf: self = .erf
+    case .add, .sub, .mul, .div, .pow, .maximum, .minimum: return nil
+    }
+  }
+}
 
 /// Elements from which an elementwise kernel splits its work over the cores: a memory-bound
 /// pass over 1 MiB of floats; below it, waking the other core costs more than it saves.
@@ -134,7 +223,8 @@ struct Binary: Kernel {
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let shape = self.shape.isEmpty ? [1] : self.shape
-    let lhsStrides = self.lhsStrides.isEmpty ? [0] : self.lhsStrides, rhsStrides = self.rhsStrides.isEmpty ? [0] : self.rhsStrides
+    let lhsStrides = self.lhsStrides.isEmpty ? [0] : self.lhsStrides,
+      rhsStrides = self.rhsStrides.isEmpty ? [0] : self.rhsStrides
     let outStrides = rowMajorStrides(shape)
     let parts = shape.count > 1 ? elementwiseParts(count: shape.reduce(1, *), outer: shape[0], threads: threads) : 1
     guard parts > 1 else { return run(a, shape, lhs, lhsStrides, rhs, rhsStrides, out, outStrides) }
@@ -143,14 +233,17 @@ struct Binary: Kernel {
       let lo = shape[0] * part / parts, hi = shape[0] * (part + 1) / parts
       var sub = shape
       sub[0] = hi - lo
-      kernel.run(base.pointer, sub, kernel.lhs + lo * lhsStrides[0], lhsStrides, kernel.rhs + lo * rhsStrides[0], rhsStrides,
-                 kernel.out + lo * outStrides[0], outStrides)
+      kernel.run(
+        base.pointer, sub, kernel.lhs + lo * lhsStrides[0], lhsStrides, kernel.rhs + lo * rhsStrides[0], rhsStrides,
+        kernel.out + lo * outStrides[0], outStrides)
     }
   }
 
   @inline(__always)
-  func run(_ a: UnsafeMutablePointer<Float>, _ shape: [Int], _ lhs: Int, _ lhsStrides: [Int], _ rhs: Int, _ rhsStrides: [Int],
-           _ out: Int, _ outStrides: [Int]) {
+  func run(
+    _ a: UnsafeMutablePointer<Float>, _ shape: [Int], _ lhs: Int, _ lhsStrides: [Int], _ rhs: Int, _ rhsStrides: [Int],
+    _ out: Int, _ outStrides: [Int]
+  ) {
     let n = shape.last ?? 1
     let ls = lhsStrides.last ?? 0, rs = rhsStrides.last ?? 0
     let op = self.op
@@ -181,16 +274,25 @@ struct Binary: Kernel {
   }
 
   @inline(__always)
-  static func runRow(_ op: BinaryOp, _ l: UnsafeMutablePointer<Float>, _ ls: Int, _ r: UnsafeMutablePointer<Float>,
-                     _ rs: Int, _ d: UnsafeMutablePointer<Float>, _ n: Int) {
+  static func runRow(
+    _ op: BinaryOp, _ l: UnsafeMutablePointer<Float>, _ ls: Int, _ r: UnsafeMutablePointer<Float>,
+    _ rs: Int, _ d: UnsafeMutablePointer<Float>, _ n: Int
+  ) {
     if ls <= 1 && rs <= 1 {
       let (lScalar, rScalar) = (ls == 0, rs == 0)
-      let done = switch op {
-      case .add: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 + $1 }
-      case .sub: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 - $1 }
-      case .mul: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 * $1 }
-      case .div: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 / $1 }
-      }
+      let done =
+        switch op {
+        case .add: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 + $1 }
+        case .sub: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 - $1 }
+        case .mul: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 * $1 }
+        case .div: zipRowSIMD(l, lScalar, r, rScalar, d, n) { $0 / $1 }
+        case .maximum: zipRowSIMD(l, lScalar, r, rScalar, d, n, FastMath.maximum)
+        case .minimum: zipRowSIMD(l, lScalar, r, rScalar, d, n, FastMath.minimum)
+        // x² is what a correctly rounded powf gives for an exponent of 2 (Pow(x, 2), common in
+        // exported models); other exponents go through libm's powf.
+        case .pow where rScalar && r[0] == 2 && !lScalar: zipRowSIMD(l, false, l, false, d, n) { $0 * $1 }
+        case .pow: false
+        }
       if done { return }
     }
     for i in 0..<n {
@@ -200,12 +302,16 @@ struct Binary: Kernel {
       case .sub: d[i] = x - y
       case .mul: d[i] = x * y
       case .div: d[i] = x / y
+      case .pow: d[i] = Foundation.pow(x, y)
+      case .maximum: d[i] = x.isNaN || y.isNaN ? .nan : Swift.max(x, y)
+      case .minimum: d[i] = x.isNaN || y.isNaN ? .nan : Swift.min(x, y)
       }
     }
   }
 }
 
-/// `out = f(x)` elementwise.
+/// `out = f(x)` elementwise: SIMD where the function is arithmetic (exp by `FastMath`, ≈1 ulp),
+/// libm's logf and erff a lane at a time.
 struct Unary: Kernel {
   var label: String
   var op: UnaryOp
@@ -219,13 +325,26 @@ struct Unary: Kernel {
   /// `wide`: sigmoid and tanh sixteen lanes at a time in CKernels, the same bits (tests run
   /// both).
   func run(_ a: UnsafeMutablePointer<Float>, _ range: Range<Int>, wide: Bool = AVX512.enabled) {
-    let s = a + src + range.lowerBound, d = a + dst + range.lowerBound, count = range.count
+    Unary.apply(op, a + src + range.lowerBound, a + dst + range.lowerBound, count: range.count, wide: wide)
+  }
+
+  /// `d[i] = op(s[i])` for `i < count`; `d` may be `s`.
+  @inline(__always)
+  static func apply(
+    _ op: UnaryOp, _ s: UnsafeMutablePointer<Float>, _ d: UnsafeMutablePointer<Float>, count: Int,
+    wide: Bool = AVX512.enabled
+  ) {
     switch op {
     case .relu: for i in 0..<count { d[i] = Swift.max(s[i], 0) }
     case .sigmoid where wide: glassbox_map_avx512(Int32(GLASSBOX_SIGMOID), s, d, count)
     case .sigmoid: mapSIMD(s, d, count, FastMath.sigmoid)
     case .tanh where wide: glassbox_map_avx512(Int32(GLASSBOX_TANH), s, d, count)
     case .tanh: mapSIMD(s, d, count, FastMath.tanh)
+    case .exp: mapSIMD(s, d, count, FastMath.expWithLimits)
+    case .log: for i in 0..<count { d[i] = Foundation.log(s[i]) }
+    case .sqrt: mapSIMD(s, d, count) { $0.squareRoot() }
+    case .abs: mapSIMD(s, d, count, FastMath.abs)
+    case .erf: for i in 0..<count { d[i] = Foundation.erf(s[i]) }
     }
   }
 }
@@ -252,7 +371,8 @@ struct Linear: Kernel {
   /// adds the product to them, while they are in its cache, not over the whole output by one
   /// core first.
   func run(_ a: UnsafeMutablePointer<Float>) {
-    let parts = threads > 1 && rows >= 8 * threads && rows * inFeatures * outFeatures >= BLAS.parallelWork
+    let parts =
+      threads > 1 && rows >= 8 * threads && rows * inFeatures * outFeatures >= BLAS.parallelWork
       ? Swift.min(threads, rows / 4) : 1
     let f = inFeatures, o = outFeatures
     parallelFor(parts) { part in
@@ -261,8 +381,9 @@ struct Linear: Kernel {
       while r < hi {
         let n = Swift.min(chunkRows, hi - r)
         if let bias { for i in r..<(r + n) { (a + out + i * o).update(from: a + bias, count: o) } }
-        BLAS.sgemm(transB: true, m: n, n: o, k: f, a: a + x + r * f, lda: f, b: a + weight, ldb: f,
-                   beta: bias == nil ? 0 : 1, c: a + out + r * o, ldc: o)
+        BLAS.sgemm(
+          transB: true, m: n, n: o, k: f, a: a + x + r * f, lda: f, b: a + weight, ldb: f,
+          beta: bias == nil ? 0 : 1, c: a + out + r * o, ldc: o)
         r += n
       }
       epilogue.apply(a, out: out, count: (hi - lo) * o, at: lo * o)
@@ -303,8 +424,9 @@ struct Matmul: Kernel {
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     for b in 0..<batch {
-      BLAS.sgemm(threads: threads, m: m, n: n, k: k, a: a + lhs + b * m * k, lda: k, b: a + rhs + b * k * n, ldb: n,
-                 c: a + out + b * m * n, ldc: n)
+      BLAS.sgemm(
+        threads: threads, m: m, n: n, k: k, a: a + lhs + b * m * k, lda: k, b: a + rhs + b * k * n, ldb: n,
+        c: a + out + b * m * n, ldc: n)
     }
   }
 }
@@ -332,7 +454,9 @@ struct Conv2d: Kernel {
   var threads = 1
 
   /// Images per GEMM: enough for about 2,048 columns.
-  static func chunk(images n: Int, spatial: Int) -> Int { Swift.max(1, Swift.min(n, (2048 + spatial - 1) / Swift.max(spatial, 1))) }
+  static func chunk(images n: Int, spatial: Int) -> Int {
+    Swift.max(1, Swift.min(n, (2048 + spatial - 1) / Swift.max(spatial, 1)))
+  }
 
   /// How many parts the `n` images are split into: one per core when every core gets the
   /// same number of images or at least two (so that no core idles for long).
@@ -343,15 +467,21 @@ struct Conv2d: Kernel {
   }
 
   /// Scratch floats: per part, columns, plus the GEMM result when several images share a GEMM.
-  static func scratchCount(images n: Int, cin: Int, cout: Int, kh: Int, kw: Int, groups: Int, spatial: Int,
-                           pointwise: Bool, threads: Int = 1) -> Int {
+  static func scratchCount(
+    images n: Int, cin: Int, cout: Int, kh: Int, kw: Int, groups: Int, spatial: Int,
+    pointwise: Bool, threads: Int = 1
+  ) -> Int {
     let parts = parts(images: n, threads: threads)
-    return parts * partScratch(images: (n + parts - 1) / parts, cin: cin, cout: cout, kh: kh, kw: kw, groups: groups,
-                               spatial: spatial, pointwise: pointwise)
+    return parts
+      * partScratch(
+        images: (n + parts - 1) / parts, cin: cin, cout: cout, kh: kh, kw: kw, groups: groups,
+        spatial: spatial, pointwise: pointwise)
   }
 
-  static func partScratch(images n: Int, cin: Int, cout: Int, kh: Int, kw: Int, groups: Int, spatial: Int,
-                          pointwise: Bool) -> Int {
+  static func partScratch(
+    images n: Int, cin: Int, cout: Int, kh: Int, kw: Int, groups: Int, spatial: Int,
+    pointwise: Bool
+  ) -> Int {
     let c = chunk(images: n, spatial: spatial)
     if c == 1 && pointwise { return 0 }
     return cin / groups * kh * kw * c * spatial + (c > 1 ? cout / groups * c * spatial : 0)
@@ -363,7 +493,8 @@ struct Conv2d: Kernel {
     for part in 0..<parts {
       let images = n * (part + 1) / parts - n * part / parts
       let chunk = Conv2d.chunk(images: images, spatial: oh * ow)
-      shapes.append(GEMMShape(m: cout / groups, n: chunk * oh * ow, k: k, transB: false, count: images / chunk * groups))
+      shapes.append(
+        GEMMShape(m: cout / groups, n: chunk * oh * ow, k: k, transB: false, count: images / chunk * groups))
       if images % chunk != 0 {
         shapes.append(GEMMShape(m: cout / groups, n: images % chunk * oh * ow, k: k, transB: false, count: groups))
       }
@@ -378,8 +509,9 @@ struct Conv2d: Kernel {
   func run(_ a: UnsafeMutablePointer<Float>) {
     let kernel = self
     let each = { images in
-      Conv2d.partScratch(images: images, cin: kernel.cin, cout: kernel.cout, kh: kernel.kh, kw: kernel.kw,
-                         groups: kernel.groups, spatial: kernel.oh * kernel.ow, pointwise: kernel.isPointwise)
+      Conv2d.partScratch(
+        images: images, cin: kernel.cin, cout: kernel.cout, kh: kernel.kh, kw: kernel.kw,
+        groups: kernel.groups, spatial: kernel.oh * kernel.ow, pointwise: kernel.isPointwise)
     }
     forEachImagePart(images: n, threads: threads, a, scratch: scratch, partScratch: each) {
       a, _, images, offset, threads in
@@ -413,12 +545,14 @@ struct Conv2d: Kernel {
         if let bias {
           for c in 0..<og { (dst + c * columns).update(repeating: a[bias + g * og + c], count: columns) }
         }
-        BLAS.sgemm(threads: threads, m: og, n: columns, k: k, a: a + weight + g * og * k, lda: k, b: cols, ldb: columns,
-                   beta: bias == nil ? 0 : 1, c: dst, ldc: columns)
+        BLAS.sgemm(
+          threads: threads, m: og, n: columns, k: k, a: a + weight + g * og * k, lda: k, b: cols, ldb: columns,
+          beta: bias == nil ? 0 : 1, c: dst, ldc: columns)
         if !direct {
           for i in 0..<count {
             for c in 0..<og {
-              (a + out + ((first + i) * cout + g * og + c) * spatial).update(from: dst + c * columns + i * spatial, count: spatial)
+              (a + out + ((first + i) * cout + g * og + c) * spatial).update(
+                from: dst + c * columns + i * spatial, count: spatial)
             }
           }
         }
@@ -478,8 +612,10 @@ struct Conv2d: Kernel {
   /// 4×4): rows of a few floats made the row-by-row copy all loop overhead and mispredicted
   /// branches. Per kernel offset the input index of every output (`inputIndices`), then every
   /// channel gathers through it.
-  func im2colSmall(_ x: UnsafeMutablePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int,
-                   rowStride: Int) {
+  func im2colSmall(
+    _ x: UnsafeMutablePointer<Float>, _ cols: UnsafeMutablePointer<Float>, channels: Int,
+    rowStride: Int
+  ) {
     let spatial = oh * ow
     withUnsafeTemporaryAllocation(of: Int.self, capacity: spatial) { index in
       for ky in 0..<kh {
@@ -524,9 +660,11 @@ struct Conv2d: Kernel {
 /// `Conv2d.parts(images: n, threads:)` parts: each part on its own core with a single-threaded
 /// BLAS and `partScratch(images per part)` floats of scratch at offset `scratch + part·that`;
 /// or, when the images are not split, once over all of them with the GEMMs over every core.
-func forEachImagePart(images n: Int, threads: Int, _ a: UnsafeMutablePointer<Float>, scratch: Int,
-                      partScratch: (Int) -> Int,
-                      _ body: @Sendable (UnsafeMutablePointer<Float>, Int, Range<Int>, Int, Int) -> Void) {
+func forEachImagePart(
+  images n: Int, threads: Int, _ a: UnsafeMutablePointer<Float>, scratch: Int,
+  partScratch: (Int) -> Int,
+  _ body: @Sendable (UnsafeMutablePointer<Float>, Int, Range<Int>, Int, Int) -> Void
+) {
   let parts = Conv2d.parts(images: n, threads: threads)
   guard parts > 1 else { return body(a, 0, 0..<n, scratch, threads) }
   let each = partScratch((n + parts - 1) / parts)
@@ -542,8 +680,10 @@ func forEachImagePart(images n: Int, threads: Int, _ a: UnsafeMutablePointer<Flo
 /// (in place when there is one core, one item, or not `worthIt`): for kernels whose items —
 /// planes, rows — are independent.
 @inline(__always)
-func splitOverCores(_ a: UnsafeMutablePointer<Float>, count: Int, threads: Int, worthIt: Bool,
-                    _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
+func splitOverCores(
+  _ a: UnsafeMutablePointer<Float>, count: Int, threads: Int, worthIt: Bool,
+  _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void
+) {
   let parts = Swift.min(threads, count)
   guard parts > 1, worthIt else { return body(a, 0..<count) }
   // The ranges are disjoint, so the threads never share an item.
@@ -598,8 +738,9 @@ struct Pool: Kernel {
             // Every interior window, up to sixteen at a time (its loads read only theirs).
             while wide && oxV < oxB {
               let count = Swift.min(16, oxB - oxV)
-              glassbox_max_pool16_avx512(Int32(count), src + (y0 + ky0 * dilation.0) * w - padding.1 + 2 * oxV,
-                                         dilation.0 * w, Int32(ky1 - ky0), Int32(kernel.1), dilation.1, d + oxV)
+              glassbox_max_pool16_avx512(
+                Int32(count), src + (y0 + ky0 * dilation.0) * w - padding.1 + 2 * oxV,
+                dilation.0 * w, Int32(ky1 - ky0), Int32(kernel.1), dilation.1, d + oxV)
               oxV += count
             }
             // Else eight outputs at a time, the maximum kept in a register: a window column of
@@ -663,7 +804,8 @@ struct Pool: Kernel {
             if countIncludePad {
               count = (Swift.min(y0 + kernel.0, h + padding.0) - y0) * (Swift.min(x0 + kernel.1, w + padding.1) - x0)
             } else {
-              count = Swift.max((Swift.min(y0 + kernel.0, h) - Swift.max(y0, 0)) * (Swift.min(x0 + kernel.1, w) - Swift.max(x0, 0)), 1)
+              count = Swift.max(
+                (Swift.min(y0 + kernel.0, h) - Swift.max(y0, 0)) * (Swift.min(x0 + kernel.1, w) - Swift.max(x0, 0)), 1)
             }
             acc /= Float(count)
           }
@@ -870,8 +1012,10 @@ struct Reduce: Kernel {
     let n = shape.last ?? 1, os = outStrides.last ?? 0
     let inStrides = rowMajorStrides(shape)
     let kind = self.kind
-    forEachRun(shape.isEmpty ? [1] : shape, inStrides.isEmpty ? [1] : inStrides, outStrides.isEmpty ? [0] : outStrides,
-               outStrides.isEmpty ? [0] : outStrides) { o0, o1, _ in
+    forEachRun(
+      shape.isEmpty ? [1] : shape, inStrides.isEmpty ? [1] : inStrides, outStrides.isEmpty ? [0] : outStrides,
+      outStrides.isEmpty ? [0] : outStrides
+    ) { o0, o1, _ in
       let s = a + x + o0, t = d + o1
       var i = 0
       if kind != .max && os == 0 {
@@ -927,15 +1071,18 @@ struct FusedElementwise: Kernel {
   static func parts(count: Int, threads: Int) -> Int {
     elementwiseParts(count: count, outer: (count + block - 1) / block, threads: threads)
   }
-  static func scratchCount(steps: Int, count: Int, threads: Int) -> Int { parts(count: count, threads: threads) * steps * block }
+  static func scratchCount(steps: Int, count: Int, threads: Int) -> Int {
+    parts(count: count, threads: threads) * steps * block
+  }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let parts = Self.parts(count: count, threads: threads)
     guard parts > 1 else { return run(a, blocks: 0..<((count + Self.block - 1) / Self.block), scratch: scratch) }
     let base = UnsafeSendable(a), kernel = self, blocks = (count + Self.block - 1) / Self.block
     parallelFor(parts) { part in
-      kernel.run(base.pointer, blocks: (blocks * part / parts)..<(blocks * (part + 1) / parts),
-                 scratch: kernel.scratch + part * (kernel.program.count / 3) * Self.block)
+      kernel.run(
+        base.pointer, blocks: (blocks * part / parts)..<(blocks * (part + 1) / parts),
+        scratch: kernel.scratch + part * (kernel.program.count / 3) * Self.block)
     }
   }
 
@@ -951,20 +1098,16 @@ struct FusedElementwise: Kernel {
         let code = ElementwiseCode(rawValue: program[3 * s]) ?? .add
         let dst = s == steps - 1 ? a + out + start : a + scratch + s * Self.block
         let (l, ls) = register(program[3 * s + 1], a, start, n, scratch)
-        if code.isBinary {
+        if let op = BinaryOp(code) {
           let (r, rs) = register(program[3 * s + 2], a, start, n, scratch)
-          Self.binary(code, l, ls, r, rs, dst, len)
-        } else {
-          switch code {
-          case .relu: for i in 0..<len { dst[i] = Swift.max(l[ls ? 0 : i], 0) }
-          case .sigmoid, .tanh:
-            if ls {
-              let v = code == .sigmoid ? FastMath.sigmoid(SIMD8(repeating: l[0]))[0] : FastMath.tanh(SIMD8(repeating: l[0]))[0]
-              dst.update(repeating: v, count: len)
-            } else {
-              mapSIMD(l, dst, len, code == .sigmoid ? FastMath.sigmoid : FastMath.tanh)
-            }
-          case .add, .sub, .mul, .div: break
+          Binary.runRow(op, l, ls ? 0 : 1, r, rs ? 0 : 1, dst, len)
+        } else if let op = UnaryOp(code) {
+          if ls {
+            // A scalar register: its value through the same lanes as a block's, then filled.
+            Unary.apply(op, l, dst, count: 1)
+            dst.update(repeating: dst[0], count: len)
+          } else {
+            Unary.apply(op, l, dst, count: len)
           }
         }
       }
@@ -974,38 +1117,15 @@ struct FusedElementwise: Kernel {
 
   /// Where register `r` lives for the block at `start`, and whether it is one scalar.
   @inline(__always)
-  func register(_ r: Int, _ a: UnsafeMutablePointer<Float>, _ start: Int, _ n: Int,
-                _ scratch: Int) -> (UnsafeMutablePointer<Float>, Bool) {
+  func register(
+    _ r: Int, _ a: UnsafeMutablePointer<Float>, _ start: Int, _ n: Int,
+    _ scratch: Int
+  ) -> (UnsafeMutablePointer<Float>, Bool) {
     if r < n {
       let o = operands[r]
       return o.scalar ? (a + o.offset, true) : (a + o.offset + start, false)
     }
     let step = r - n
     return (a + scratch + step * Self.block, false)
-  }
-
-  @inline(__always)
-  static func binary(_ code: ElementwiseCode, _ l: UnsafeMutablePointer<Float>, _ ls: Bool,
-                     _ r: UnsafeMutablePointer<Float>, _ rs: Bool, _ d: UnsafeMutablePointer<Float>, _ len: Int) {
-    let done = switch code {
-    case .add: zipRowSIMD(l, ls, r, rs, d, len) { $0 + $1 }
-    case .sub: zipRowSIMD(l, ls, r, rs, d, len) { $0 - $1 }
-    case .mul: zipRowSIMD(l, ls, r, rs, d, len) { $0 * $1 }
-    case .div: zipRowSIMD(l, ls, r, rs, d, len) { $0 / $1 }
-    case .relu, .sigmoid, .tanh: false
-    }
-    if !done {
-      let lstep = ls ? 0 : 1, rstep = rs ? 0 : 1
-      for i in 0..<len {
-        let x = l[i * lstep], y = r[i * rstep]
-        d[i] = switch code {
-        case .add: x + y
-        case .sub: x - y
-        case .mul: x * y
-        case .div: x / y
-        case .relu, .sigmoid, .tanh: x
-        }
-      }
-    }
   }
 }

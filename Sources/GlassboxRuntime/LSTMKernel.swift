@@ -66,8 +66,11 @@ struct LSTMLayer: Kernel {
   }
 
   /// Direction `d`'s packed `W_ih`, bias and `W_hh` (packed or transposed).
-  func packedOf(_ a: UnsafeMutablePointer<Float>, direction d: Int)
-    -> (weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>) {
+  func packedOf(
+    _ a: UnsafeMutablePointer<Float>, direction d: Int
+  )
+    -> (weight: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>, recurrent: UnsafeMutablePointer<Float>)
+  {
     let g = 4 * hidden
     let weight = a + persistent + d * LSTMLayer.persistentCount(features: features, hidden: hidden)
     let bias = weight + PackedGEMM.packedCount(n: g, k: features)
@@ -90,8 +93,11 @@ struct LSTMLayer: Kernel {
   }
 
   /// Direction `d`'s scratch: the projected chunk, h and c.
-  func scratchOf(_ a: UnsafeMutablePointer<Float>, direction d: Int)
-    -> (proj: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>) {
+  func scratchOf(
+    _ a: UnsafeMutablePointer<Float>, direction d: Int
+  )
+    -> (proj: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>)
+  {
     let g = 4 * hidden
     let proj = a + scratch + d * LSTMLayer.scratchCount(batch: batch, steps: steps, hidden: hidden)
     let h = proj + LSTMLayer.chunkSteps(batch: batch, steps: steps, hidden: hidden) * batch * g
@@ -116,8 +122,9 @@ struct LSTMLayer: Kernel {
         guard parts > 1 && stepCount > 1 else { recur(a, direction: d, rows: 0..<batch, threads: threads); continue }
         let base = UnsafeSendable(a), kernel = self
         parallelFor(parts) { part in
-          kernel.recur(base.pointer, direction: d, rows: (kernel.batch * part / parts)..<(kernel.batch * (part + 1) / parts),
-                       threads: 1)
+          kernel.recur(
+            base.pointer, direction: d, rows: (kernel.batch * part / parts)..<(kernel.batch * (part + 1) / parts),
+            threads: 1)
         }
       }
     }
@@ -126,8 +133,10 @@ struct LSTMLayer: Kernel {
   /// `proj[t − t₀, b] = x[b, t] · W_ihᵀ + b_ih + b_hh` for the steps `t₀..<t₀+length` and the
   /// batch rows `rows`, six (b, t) rows at a time against the packed `W_ih` (`PackedGEMM`),
   /// split over `threads` cores where there are enough rows.
-  func project(_ a: UnsafeMutablePointer<Float>, direction d: Int, rows: Range<Int>, from t0: Int, length: Int,
-               threads: Int) {
+  func project(
+    _ a: UnsafeMutablePointer<Float>, direction d: Int, rows: Range<Int>, from t0: Int, length: Int,
+    threads: Int
+  ) {
     let g = 4 * hidden, f = features, count = rows.count * length
     let kernel = self, base = UnsafeSendable(a)
     @Sendable func part(_ p: Int, of parts: Int) {
@@ -139,7 +148,9 @@ struct LSTMLayer: Kernel {
         let n = Swift.min(6, end - r), first = r
         PackedGEMM.rows(n, n: g, k: f, packed: weight) { q in
           let b = rows.lowerBound + (first + q) / length, t = (first + q) % length
-          return (UnsafePointer(x + (b * kernel.steps + t0 + t) * f), UnsafePointer(bias), proj + (t * kernel.batch + b) * g)
+          return (
+            UnsafePointer(x + (b * kernel.steps + t0 + t) * f), UnsafePointer(bias), proj + (t * kernel.batch + b) * g
+          )
         }
         r += n
       }
@@ -189,14 +200,16 @@ struct LSTMLayer: Kernel {
       }
       if vectorized {
         if !useGEMM {
-          LSTMLayer.accumulateRows(rows.count, n: g, k: h, w: recurrent, h: hs + rows.lowerBound * h, hStride: h,
-                                   acc: stepGates + rows.lowerBound * g, accStride: g)
+          LSTMLayer.accumulateRows(
+            rows.count, n: g, k: h, w: recurrent, h: hs + rows.lowerBound * h, hStride: h,
+            acc: stepGates + rows.lowerBound * g, accStride: g)
         }
         let first = rows.lowerBound
         let dst = lastOnly ? a + out + first * outStride + d * h : a + out + (first * steps + t) * outStride + d * h
-        LSTMLayer.cells(rows.count, hidden: h, gates: stepGates + first * g, gateStride: g, c: cs + first * h,
-                        h: hs + first * h, stateStride: h, out: writes ? dst : nil,
-                        outStride: lastOnly ? outStride : steps * outStride)
+        LSTMLayer.cells(
+          rows.count, hidden: h, gates: stepGates + first * g, gateStride: g, c: cs + first * h,
+          h: hs + first * h, stateStride: h, out: writes ? dst : nil,
+          outStride: lastOnly ? outStride : steps * outStride)
         continue
       }
       for b in rows {
@@ -223,9 +236,11 @@ struct LSTMLayer: Kernel {
   /// the recurrence row by row. Each row's 64 columns at a time are kept in eight registers
   /// over k, the rest a vector at a time. `wide`: 128 columns at a time in CKernels, the same
   /// sums in the same order, so the same bits (tests run both).
-  static func accumulateRows(_ rows: Int, n: Int, k: Int, w: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
-                             hStride: Int, acc: UnsafeMutablePointer<Float>, accStride: Int,
-                             wide: Bool = AVX512.enabled) {
+  static func accumulateRows(
+    _ rows: Int, n: Int, k: Int, w: UnsafePointer<Float>, h: UnsafeMutablePointer<Float>,
+    hStride: Int, acc: UnsafeMutablePointer<Float>, accStride: Int,
+    wide: Bool = AVX512.enabled
+  ) {
     if wide {
       glassbox_accumulate_rows_avx512(Int32(rows), Int32(n), Int32(k), w, h, hStride, acc, accStride)
       return
@@ -254,9 +269,11 @@ struct LSTMLayer: Kernel {
   /// and `h = σ(o)·tanh(c)` (rows `stateStride` apart), `h` also written to `out` (rows
   /// `outStride` apart) where given. `wide`: sixteen lanes at a time in CKernels, the same
   /// bits (tests run both).
-  static func cells(_ rows: Int, hidden: Int, gates: UnsafeMutablePointer<Float>, gateStride: Int,
-                    c: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, stateStride: Int,
-                    out: UnsafeMutablePointer<Float>?, outStride: Int, wide: Bool = AVX512.enabled) {
+  static func cells(
+    _ rows: Int, hidden: Int, gates: UnsafeMutablePointer<Float>, gateStride: Int,
+    c: UnsafeMutablePointer<Float>, h: UnsafeMutablePointer<Float>, stateStride: Int,
+    out: UnsafeMutablePointer<Float>?, outStride: Int, wide: Bool = AVX512.enabled
+  ) {
     if wide {
       glassbox_lstm_cells_avx512(Int32(rows), Int32(hidden), gates, gateStride, c, h, stateStride, out, outStride)
       return
@@ -279,8 +296,10 @@ struct LSTMLayer: Kernel {
 /// `acc[0..<64] += Σ_k h[k] · w[k][0..<64]` with the 64 accumulators in eight registers;
 /// `w` rows are `rowBytes` apart.
 @inline(__always)
-func accumulate8(_ acc: UnsafeMutableRawPointer, _ w: UnsafeRawPointer, rowBytes: Int,
-                 _ h: UnsafeMutablePointer<Float>, _ count: Int) {
+func accumulate8(
+  _ acc: UnsafeMutableRawPointer, _ w: UnsafeRawPointer, rowBytes: Int,
+  _ h: UnsafeMutablePointer<Float>, _ count: Int
+) {
   typealias V = SIMD8<Float>
   var a0 = acc.loadUnaligned(fromByteOffset: 0, as: V.self), a1 = acc.loadUnaligned(fromByteOffset: 32, as: V.self)
   var a2 = acc.loadUnaligned(fromByteOffset: 64, as: V.self), a3 = acc.loadUnaligned(fromByteOffset: 96, as: V.self)
@@ -326,7 +345,9 @@ struct LSTMCell: Kernel {
     let n = hidden, g4 = 4 * hidden
     let pre = a + scratch
     for b in 0..<batch { (pre + b * g4).update(from: a + gates + b * gatesStride, count: g4) }
-    BLAS.sgemm(threads: threads, transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1, c: pre, ldc: g4)
+    BLAS.sgemm(
+      threads: threads, transB: true, m: batch, n: g4, k: n, a: a + h, lda: n, b: a + weight, ldb: n, beta: 1, c: pre,
+      ldc: g4)
     for b in 0..<batch {
       let p = pre + b * g4, cv = a + c + b * n, ho = a + hOut + b * n, co = a + cOut + b * n
       // Activations in place, each gate's block contiguous: σ(i), σ(f) | tanh(g) | σ(o).
@@ -334,7 +355,9 @@ struct LSTMCell: Kernel {
       mapSIMD(p + 2 * n, p + 2 * n, n, FastMath.tanh)
       mapSIMD(p + 3 * n, p + 3 * n, n, FastMath.sigmoid)
       var j = 0
-      while j + 8 <= n { store8(load8(p + n + j) * load8(cv + j) + load8(p + j) * load8(p + 2 * n + j), co + j); j += 8 }
+      while j + 8 <= n {
+        store8(load8(p + n + j) * load8(cv + j) + load8(p + j) * load8(p + 2 * n + j), co + j); j += 8
+      }
       while j < n { co[j] = p[n + j] * cv[j] + p[j] * p[2 * n + j]; j += 1 }
       mapSIMD(co, ho, n, FastMath.tanh)
       j = 0

@@ -53,7 +53,8 @@ extension Executable {
     let node = graph.nodes[i]
     let results = node.results.map { graph[$0].name }.joined(separator: ", ")
     let attributes = Printer.nonDefault(node.attributes, schema: node.op.attributes)
-    var out = "\(indent)\(node.op.name) \(results)"
+    var out =
+      "\(indent)\(node.op.name) \(results)"
       + (attributes.isEmpty ? "" : " (\(attributes.joined(separator: ", ")))") + "\n"
     let more = indent + "  "
     if kernelLabels[i].isEmpty {
@@ -70,14 +71,16 @@ extension Executable {
     for (k, r) in node.results.enumerated() { rows.append((node.results.count == 1 ? "result" : "result\(k)", r)) }
     let roleWidth = rows.map(\.role.count).max() ?? 0
     for (role, v) in rows {
-      out += "\(more)\(role.padding(toLength: roleWidth, withPad: " ", startingAt: 0))  \(graph[v].name) "
+      out +=
+        "\(more)\(role.padding(toLength: roleWidth, withPad: " ", startingAt: 0))  \(graph[v].name) "
         + buffers.location(of: v.index, graph) + "\n"
     }
     if !buffers.scratch[i].isEmpty {
       out += "\(more)scratch @\(buffers.scratch[i].lowerBound) +\(buffers.scratch[i].count)\n"
     }
     if buffers.persistent[i] > 0 {
-      out += "\(more)derived weights @\(buffers.persistent[i]) +\(Lowering.persistent(node, graph))"
+      out +=
+        "\(more)derived weights @\(buffers.persistent[i]) +\(Lowering.persistent(node, graph))"
         + (buffers.sharesForward[i] ? " (the forward convolution's)" : "") + "\n"
     }
     return out
@@ -96,19 +99,24 @@ extension BufferAssignment {
   /// The arena's regions, then every value with storage: offset, size, name, type and how it
   /// got its storage.
   func description(of graph: Graph) -> String {
-    var out = "arena \(count) floats: static 0..<\(staticCount) (parameters, inputs, derived weights), "
+    var out =
+      "arena \(count) floats: static 0..<\(staticCount) (parameters, inputs, derived weights), "
       + "planned \(staticCount)..<\(count); \(unsharedCount) if no buffer were shared\n\nvalues\n"
     var exported = Set(graph.outputs.map(\.value.index))
     for t in graph.taps { for o in t.operands { exported.insert(o.index) } }
     let rows = graph.values.indices.filter { offsets[$0] >= 0 }.map { v in
-      (location: "@\(offsets[v])", size: "+\(Self.elementCount(graph.values[v].type))",
-       value: "\(graph.values[v].name): \(graph.values[v].type)", storage: storage[v].summary(graph)
-        + (rowStrides[v].map { ", rows \($0) apart" } ?? "") + (exported.contains(v) ? ", kept (exported)" : ""))
+      (
+        location: "@\(offsets[v])", size: "+\(Self.elementCount(graph.values[v].type))",
+        value: "\(graph.values[v].name): \(graph.values[v].type)",
+        storage: storage[v].summary(graph)
+          + (rowStrides[v].map { ", rows \($0) apart" } ?? "") + (exported.contains(v) ? ", kept (exported)" : "")
+      )
     }
     let w0 = rows.map(\.location.count).max() ?? 0, w1 = rows.map(\.size.count).max() ?? 0
     let w2 = rows.map(\.value.count).max() ?? 0
     for r in rows {
-      out += "  " + r.location.padding(toLength: w0, withPad: " ", startingAt: 0) + "  "
+      out +=
+        "  " + r.location.padding(toLength: w0, withPad: " ", startingAt: 0) + "  "
         + r.size.padding(toLength: w1, withPad: " ", startingAt: 0) + "  "
         + r.value.padding(toLength: w2, withPad: " ", startingAt: 0) + "  " + r.storage + "\n"
     }

@@ -9,8 +9,9 @@ enum Lowering {
   static func scratch(_ node: Node, _ g: Graph, threads: Int) -> Int {
     switch node.op {
     case .fusedElementwise:
-      return FusedElementwise.scratchCount(steps: FusedElementwiseAttributes(of: node).stepCount,
-                                           count: shape(g, node.results[0]).reduce(1, *), threads: threads)
+      return FusedElementwise.scratchCount(
+        steps: FusedElementwiseAttributes(of: node).stepCount,
+        count: shape(g, node.results[0]).reduce(1, *), threads: threads)
     case .conv2d:
       let w = shape(g, node.operands[1]), o = shape(g, node.results[0])
       let geometry = ConvolutionAttributes(of: node).geometry
@@ -19,21 +20,26 @@ enum Lowering {
       }
       let pointwise = w[2] == 1 && w[3] == 1 && geometry.stride == Pair(1) && geometry.padding == Pair(0)
       let groups = geometry.groups
-      return Conv2d.scratchCount(images: o[0], cin: w[1] * groups, cout: w[0], kh: w[2], kw: w[3], groups: groups,
-                                 spatial: o[2] * o[3], pointwise: pointwise, threads: threads)
+      return Conv2d.scratchCount(
+        images: o[0], cin: w[1] * groups, cout: w[0], kh: w[2], kw: w[3], groups: groups,
+        spatial: o[2] * o[3], pointwise: pointwise, threads: threads)
     case .lstm:
       let x = shape(g, node.operands[0]), a = LSTMAttributes(of: node)
       return a.directions * LSTMLayer.scratchCount(batch: x[0], steps: x[1], hidden: a.hidden)
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub,
-         .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
-         .transpose, .concat, .slice, .select, .split, .dropout, .crossEntropy, .constant, .classSeed,
-         .reluBackward, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
-         .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+      .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten,
+      .transpose, .concat, .slice, .select, .split, .pad, .dropout, .crossEntropy, .constant, .classSeed,
+      .reluBackward, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
+      .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn,
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       return 0
+    case .lrnBackward:
+      return LRNBackward.scratchCount(shape(g, node.operands[1]))
     case .linearBackwardWeight:
       let x = shape(g, node.operands[1]), w = shape(g, node.results[0])
-      return LinearBackwardWeight.scratchCount(rows: x.dropLast().reduce(1, *), outFeatures: w[0], inFeatures: w[1],
-                                               threads: threads)
+      return LinearBackwardWeight.scratchCount(
+        rows: x.dropLast().reduce(1, *), outFeatures: w[0], inFeatures: w[1],
+        threads: threads)
     case .maxBackward:
       return shape(g, node.operands[2]).reduce(1, *)
     case .lstmCellBackward:
@@ -45,7 +51,8 @@ enum Lowering {
         let dy = shape(g, node.operands[0])
         if node.op == .conv2dBackwardWeight {
           let x = shape(g, node.operands[1])
-          return WinogradWeightGradient.scratchCount(n: x[0], cin: x[1], cout: dy[1], oh: dy[2], ow: dy[3], threads: threads)
+          return WinogradWeightGradient.scratchCount(
+            n: x[0], cin: x[1], cout: dy[1], oh: dy[2], ow: dy[3], threads: threads)
         }
         let w = shape(g, node.operands[1]), dx = shape(g, node.results[0])
         return WinogradConv3x3.scratchCount(n: dx[0], cin: w[0], cout: w[1], oh: dx[2], ow: dx[3], threads: threads)
@@ -62,10 +69,11 @@ enum Lowering {
     let xs = isInput ? shape(g, node.results[0]) : shape(g, node.operands[1])
     let w = isInput ? shape(g, node.operands[1]) : shape(g, node.results[0])
     let a = convolutionGeometry(node)
-    return Conv2d(label: "", n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: w[0], kh: w[2], kw: w[3],
-                  stride: a.stride.tuple, padding: a.padding.tuple, dilation: a.dilation.tuple,
-                  groups: a.groups, oh: dy[2], ow: dy[3], x: 0, weight: 0, bias: nil, out: 0,
-                  scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads)
+    return Conv2d(
+      label: "", n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: w[0], kh: w[2], kw: w[3],
+      stride: a.stride.tuple, padding: a.padding.tuple, dilation: a.dilation.tuple,
+      groups: a.groups, oh: dy[2], ow: dy[3], x: 0, weight: 0, bias: nil, out: 0,
+      scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads)
   }
 
   /// Whether a convolution runs as Winograd F(2×2, 3×3) — or a gradient of one: the input
@@ -86,10 +94,11 @@ enum Lowering {
       flipped = node.op == .conv2dBackwardInput
     }
     let padding = [a.padding.h, a.padding.w]
-    return WinogradConv3x3.applies(kh: w[2], kw: w[3], stride: [a.stride.h, a.stride.w],
-                                   dilation: [a.dilation.h, a.dilation.w],
-                                   padding: flipped ? padding.map { 2 - $0 } : padding, groups: a.groups,
-                                   cin: flipped ? w[0] : w[1], cout: flipped ? w[1] : w[0])
+    return WinogradConv3x3.applies(
+      kh: w[2], kw: w[3], stride: [a.stride.h, a.stride.w],
+      dilation: [a.dilation.h, a.dilation.w],
+      padding: flipped ? padding.map { 2 - $0 } : padding, groups: a.groups,
+      cin: flipped ? w[0] : w[1], cout: flipped ? w[1] : w[0])
   }
 
   /// The window geometry of a convolution or of one of its gradients.
@@ -107,11 +116,12 @@ enum Lowering {
     case .conv2dBackwardInput: ConvolutionInputGradientAttributes(of: node).geometry
     case .conv2dBackwardWeight: ConvolutionWeightGradientAttributes(of: node).geometry
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub, .mul,
-         .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
-         .concat, .slice, .select, .split, .lstm, .lstmCell, .dropout, .crossEntropy, .constant, .fusedElementwise,
-         .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
-         .crossEntropyBackward, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
-         .layerNorm, .layerNormBackward:
+      .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose,
+      .concat, .slice, .select, .split, .pad, .lstm, .lstmCell, .dropout, .crossEntropy, .constant,
+      .fusedElementwise,
+      .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
+      .crossEntropyBackward, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
+      .layerNorm, .layerNormBackward, .lrn, .lrnBackward, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       nil
     }
   }
@@ -132,8 +142,10 @@ enum Lowering {
   /// `sharesForward` (an input gradient), a forward convolution's transformed weights.
   /// `rowStrides` gives the row stride of values that are views of a larger tensor's rows
   /// (`BufferAssignment.stepViews`).
-  static func kernels(_ node: Node, _ g: Graph, _ off: [Int], scratch: Int, persistent: Int, sharesForward: Bool = false,
-                      rowStrides: [Int: Int] = [:], threads: Int) throws -> [any Kernel] {
+  static func kernels(
+    _ node: Node, _ g: Graph, _ off: [Int], scratch: Int, persistent: Int, sharesForward: Bool = false,
+    rowStrides: [Int: Int] = [:], threads: Int
+  ) throws -> [any Kernel] {
     let label = "\(node.op.name) \(g[node.results[0]].name)"
     func o(_ v: ValueID) -> Int { off[v.index] }
     let x = node.operands.first.map { shape(g, $0) } ?? []
@@ -143,14 +155,21 @@ enum Lowering {
       Epilogue(residual: node.operands.count > 3 ? o(node.operands[3]) : nil, relu: activation == .relu)
     }
     func binary(_ op: BinaryOp) -> [any Kernel] {
-      let (runs, ls, rs) = Binary.collapsed(out, broadcastStrides(x, to: out),
-                                            broadcastStrides(shape(g, node.operands[1]), to: out))
-      return [Binary(label: label, op: op, shape: runs, lhs: o(node.operands[0]), lhsStrides: ls,
-                     rhs: o(node.operands[1]), rhsStrides: rs, out: o(node.results[0]), threads: threads)]
+      let (runs, ls, rs) = Binary.collapsed(
+        out, broadcastStrides(x, to: out),
+        broadcastStrides(shape(g, node.operands[1]), to: out))
+      return [
+        Binary(
+          label: label, op: op, shape: runs, lhs: o(node.operands[0]), lhsStrides: ls,
+          rhs: o(node.operands[1]), rhsStrides: rs, out: o(node.results[0]), threads: threads)
+      ]
     }
     func unary(_ op: UnaryOp) -> [any Kernel] {
-      [Unary(label: label, op: op, src: o(node.operands[0]), dst: o(node.results[0]), count: out.reduce(1, *),
-             threads: threads)]
+      [
+        Unary(
+          label: label, op: op, src: o(node.operands[0]), dst: o(node.results[0]), count: out.reduce(1, *),
+          threads: threads)
+      ]
     }
     /// A reduction over the node's axes.
     func reduction(_ kind: Reduce.Kind) -> [any Kernel] {
@@ -160,7 +179,9 @@ enum Lowering {
       // runs of h·w floats, its sum over channels runs of h·w outputs).
       var shape: [Int] = [], reduced: [Bool] = []
       for (i, n) in x.enumerated() where n != 1 {
-        if reduced.last == axes.contains(i) { shape[shape.count - 1] *= n } else {
+        if reduced.last == axes.contains(i) {
+          shape[shape.count - 1] *= n
+        } else {
           shape.append(n)
           reduced.append(axes.contains(i))
         }
@@ -169,8 +190,11 @@ enum Lowering {
       var strides = rowMajorStrides(zip(shape, reduced).map { $1 ? 1 : $0 })
       for (i, r) in reduced.enumerated() where r { strides[i] = 0 }
       let divisor = axes.reduce(1) { $0 * x[$1] }
-      return [Reduce(label: label, kind: kind, shape: shape, x: o(node.operands[0]), out: o(node.results[0]),
-                     outCount: out.reduce(1, *), outStrides: strides, divisor: Float(divisor))]
+      return [
+        Reduce(
+          label: label, kind: kind, shape: shape, x: o(node.operands[0]), out: o(node.results[0]),
+          outCount: out.reduce(1, *), outStrides: strides, divisor: Float(divisor))
+      ]
     }
 
     switch node.op {
@@ -178,75 +202,126 @@ enum Lowering {
       let w = shape(g, node.operands[1])
       let a = ConvolutionAttributes(of: node), geometry = a.geometry, fused = epilogue(a.activation)
       if winograd(node, g) {
-        return [WinogradConv3x3(label: label + " (winograd)", n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0],
-                                padding: geometry.padding.tuple, oh: out[2], ow: out[3], x: o(node.operands[0]),
-                                weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
-                                out: o(node.results[0]), transformed: persistent, scratch: scratch, epilogue: fused,
-                                threads: threads)]
+        return [
+          WinogradConv3x3(
+            label: label + " (winograd)", n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0],
+            padding: geometry.padding.tuple, oh: out[2], ow: out[3], x: o(node.operands[0]),
+            weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
+            out: o(node.results[0]), transformed: persistent, scratch: scratch, epilogue: fused,
+            threads: threads)
+        ]
       }
-      return [Conv2d(label: label, n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0], kh: w[2], kw: w[3],
-                     stride: geometry.stride.tuple, padding: geometry.padding.tuple, dilation: geometry.dilation.tuple,
-                     groups: geometry.groups,
-                     oh: out[2], ow: out[3], x: o(node.operands[0]), weight: o(node.operands[1]),
-                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), scratch: scratch,
-                     epilogue: fused, threads: threads)]
+      return [
+        Conv2d(
+          label: label, n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0], kh: w[2], kw: w[3],
+          stride: geometry.stride.tuple, padding: geometry.padding.tuple, dilation: geometry.dilation.tuple,
+          groups: geometry.groups,
+          oh: out[2], ow: out[3], x: o(node.operands[0]), weight: o(node.operands[1]),
+          bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]), scratch: scratch,
+          epilogue: fused, threads: threads)
+      ]
 
     case .maxPool2d, .avgPool2d:
       let window = PoolWindow(of: node)
-      return [Pool(label: label, isMax: node.op == .maxPool2d, planes: x[0] * x[1], h: x[2], w: x[3], oh: out[2], ow: out[3],
-                   kernel: window.kernel.tuple, stride: window.stride.tuple, padding: window.padding.tuple,
-                   dilation: window.dilation.tuple, countIncludePad: window.countIncludePad, x: o(node.operands[0]),
-                   out: o(node.results[0]), threads: threads)]
+      return [
+        Pool(
+          label: label, isMax: node.op == .maxPool2d, planes: x[0] * x[1], h: x[2], w: x[3], oh: out[2], ow: out[3],
+          kernel: window.kernel.tuple, stride: window.stride.tuple, padding: window.padding.tuple,
+          dilation: window.dilation.tuple, countIncludePad: window.countIncludePad, x: o(node.operands[0]),
+          out: o(node.results[0]), threads: threads)
+      ]
 
     case .globalAvgPool2d:
       return [PlaneMean(planes: x[0] * x[1], spatial: x[2] * x[3], x: o(node.operands[0]), out: o(node.results[0]))]
 
     case .batchNorm:
       let ops = node.operands
-      return [BatchNorm(label: label, n: x[0], c: x[1], inner: x.dropFirst(2).reduce(1, *),
-                        eps: Float(BatchNormAttributes(of: node).eps),
-                        x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]), mean: o(ops[3]), variance: o(ops[4]),
-                        out: o(node.results[0]))]
+      return [
+        BatchNorm(
+          label: label, n: x[0], c: x[1], inner: x.dropFirst(2).reduce(1, *),
+          eps: Float(BatchNormAttributes(of: node).eps),
+          x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]), mean: o(ops[3]), variance: o(ops[4]),
+          out: o(node.results[0]))
+      ]
 
     case .layerNorm:
       let a = LayerNormAttributes(of: node), n = x[normalizedAxis(a.axis, rank: x.count)...].reduce(1, *)
-      return [LayerNorm(label: label, rows: out.reduce(1, *) / n, n: n, eps: Float(a.eps), x: o(node.operands[0]),
-                        weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
-                        out: o(node.results[0]), threads: threads)]
+      return [
+        LayerNorm(
+          label: label, rows: out.reduce(1, *) / n, n: n, eps: Float(a.eps), x: o(node.operands[0]),
+          weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
+          out: o(node.results[0]), threads: threads)
+      ]
+
+    case .lrn, .lrnBackward:
+      let xs = shape(g, node.operands[node.op == .lrn ? 0 : 1])
+      let geometry = LRNGeometry(LRNAttributes(of: node), n: xs[0], c: xs[1], spatial: xs.dropFirst(2).reduce(1, *))
+      if node.op == .lrn {
+        return [
+          LRN(
+            label: label, geometry: geometry, x: o(node.operands[0]), out: o(node.results[0]),
+            threads: threads)
+        ]
+      }
+      return [
+        LRNBackward(
+          label: label, geometry: geometry, dy: o(node.operands[0]), x: o(node.operands[1]),
+          dx: o(node.results[0]), scratch: scratch, threads: threads)
+      ]
 
     case .layerNormBackward:
       let a = LayerNormAttributes(of: node), n = out[normalizedAxis(a.axis, rank: out.count)...].reduce(1, *)
-      return [LayerNormBackward(label: label, rows: out.reduce(1, *) / n, n: n, eps: Float(a.eps),
-                                dy: o(node.operands[0]), x: o(node.operands[1]), weight: o(node.operands[2]),
-                                dx: o(node.results[0]), dweight: o(node.results[1]), dbias: o(node.results[2]))]
+      return [
+        LayerNormBackward(
+          label: label, rows: out.reduce(1, *) / n, n: n, eps: Float(a.eps),
+          dy: o(node.operands[0]), x: o(node.operands[1]), weight: o(node.operands[2]),
+          dx: o(node.results[0]), dweight: o(node.results[1]), dbias: o(node.results[2]))
+      ]
 
     case .linear:
       let w = shape(g, node.operands[1])
-      return [Linear(label: label, rows: x.dropLast().reduce(1, *), inFeatures: w[1], outFeatures: w[0],
-                     x: o(node.operands[0]), weight: o(node.operands[1]),
-                     bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]),
-                     epilogue: epilogue(LinearAttributes(of: node).activation), threads: threads)]
+      return [
+        Linear(
+          label: label, rows: x.dropLast().reduce(1, *), inFeatures: w[1], outFeatures: w[0],
+          x: o(node.operands[0]), weight: o(node.operands[1]),
+          bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]),
+          epilogue: epilogue(LinearAttributes(of: node).activation), threads: threads)
+      ]
 
     case .matmul, .batchMatmul:
       let r = shape(g, node.operands[1])
-      return [Matmul(label: label, batch: x.dropLast(2).reduce(1, *), m: x[x.count - 2], n: r[r.count - 1], k: x[x.count - 1],
-                     lhs: o(node.operands[0]), rhs: o(node.operands[1]), out: o(node.results[0]), threads: threads)]
+      return [
+        Matmul(
+          label: label, batch: x.dropLast(2).reduce(1, *), m: x[x.count - 2], n: r[r.count - 1], k: x[x.count - 1],
+          lhs: o(node.operands[0]), rhs: o(node.operands[1]), out: o(node.results[0]), threads: threads)
+      ]
 
     case .add: return binary(.add)
     case .sub: return binary(.sub)
     case .mul: return binary(.mul)
     case .div: return binary(.div)
+    case .pow: return binary(.pow)
+    case .maximum: return binary(.maximum)
+    case .minimum: return binary(.minimum)
     case .relu: return unary(.relu)
     case .sigmoid: return unary(.sigmoid)
     case .tanh: return unary(.tanh)
+    case .exp: return unary(.exp)
+    case .log: return unary(.log)
+    case .sqrt: return unary(.sqrt)
+    case .abs: return unary(.abs)
+    case .erf: return unary(.erf)
 
     case .reshape, .flatten, .dropout:
       return []  // aliases: the planner gives the result its operand's storage
 
     case .softmax, .logSoftmax:
       let ax = normalizedAxis(SoftmaxAttributes(of: node).axis, rank: x.count)
-      return [Softmax(label: label, isLog: node.op == .logSoftmax, outer: x[..<ax].reduce(1, *), n: x[ax],
-                      inner: x[(ax + 1)...].reduce(1, *), x: o(node.operands[0]), out: o(node.results[0]), threads: threads)]
+      return [
+        Softmax(
+          label: label, isLog: node.op == .logSoftmax, outer: x[..<ax].reduce(1, *), n: x[ax],
+          inner: x[(ax + 1)...].reduce(1, *), x: o(node.operands[0]), out: o(node.results[0]), threads: threads)
+      ]
 
     case .sum: return reduction(.sum)
     case .mean: return reduction(.mean)
@@ -255,8 +330,11 @@ enum Lowering {
     case .transpose:
       let inStrides = rowMajorStrides(x)
       let srcStrides = TransposeAttributes(of: node).perm.map { inStrides[$0] }
-      return [StridedCopy(label: label, shape: out, src: o(node.operands[0]), srcStrides: srcStrides,
-                          dst: o(node.results[0]), dstStrides: rowMajorStrides(out))]
+      return [
+        StridedCopy(
+          label: label, shape: out, src: o(node.operands[0]), srcStrides: srcStrides,
+          dst: o(node.results[0]), dstStrides: rowMajorStrides(out))
+      ]
 
     case .concat:
       let ax = normalizedAxis(ConcatAttributes(of: node).axis, rank: out.count)
@@ -265,8 +343,10 @@ enum Lowering {
       var copies: [any Kernel] = []
       for operand in node.operands {
         let s = shape(g, operand)
-        copies.append(StridedCopy(label: label, shape: s, src: o(operand), srcStrides: rowMajorStrides(s),
-                                  dst: o(node.results[0]) + position * outStrides[ax], dstStrides: outStrides))
+        copies.append(
+          StridedCopy(
+            label: label, shape: s, src: o(operand), srcStrides: rowMajorStrides(s),
+            dst: o(node.results[0]) + position * outStrides[ax], dstStrides: outStrides))
         position += s[ax]
       }
       return copies
@@ -277,8 +357,11 @@ enum Lowering {
       var strides = rowMajorStrides(x)
       let base = o(node.operands[0]) + start * strides[ax]
       strides[ax] *= step
-      return [StridedCopy(label: label, shape: out, src: base, srcStrides: strides, dst: o(node.results[0]),
-                          dstStrides: rowMajorStrides(out))]
+      return [
+        StridedCopy(
+          label: label, shape: out, src: base, srcStrides: strides, dst: o(node.results[0]),
+          dstStrides: rowMajorStrides(out))
+      ]
 
     case .select:
       let a = SelectAttributes(of: node), ax = normalizedAxis(a.axis, rank: x.count)
@@ -286,8 +369,11 @@ enum Lowering {
       var strides = rowMajorStrides(x)
       let base = o(node.operands[0]) + index * strides[ax]
       strides.remove(at: ax)
-      return [StridedCopy(label: label, shape: out, src: base, srcStrides: strides, dst: o(node.results[0]),
-                          dstStrides: rowMajorStrides(out))]
+      return [
+        StridedCopy(
+          label: label, shape: out, src: base, srcStrides: strides, dst: o(node.results[0]),
+          dstStrides: rowMajorStrides(out))
+      ]
 
     case .split:
       let ax = normalizedAxis(SplitAttributes(of: node).axis, rank: x.count)
@@ -296,33 +382,59 @@ enum Lowering {
       return node.results.map { r in
         let s = shape(g, r)
         defer { start += s[ax] }
-        return StridedCopy(label: "split \(g[r].name)", shape: s, src: o(node.operands[0]) + start * strides[ax],
-                           srcStrides: strides, dst: o(r), dstStrides: rowMajorStrides(s))
+        return StridedCopy(
+          label: "split \(g[r].name)", shape: s, src: o(node.operands[0]) + start * strides[ax],
+          srcStrides: strides, dst: o(r), dstStrides: rowMajorStrides(s))
       }
+
+    case .pad:
+      let a = PadAttributes(of: node)
+      return [
+        Pad(
+          label: label, shape: x, before: x.indices.map(a.before), after: x.indices.map(a.after), mode: a.mode,
+          value: Float(a.value), x: o(node.operands[0]), out: o(node.results[0]), threads: threads)
+      ]
 
     case .lstm:
       let a = LSTMAttributes(of: node), dirs = a.directions
       let w = (0..<dirs).map { d in
-        (o(node.operands[1 + 4 * d]), o(node.operands[2 + 4 * d]), o(node.operands[3 + 4 * d]), o(node.operands[4 + 4 * d]))
+        (
+          o(node.operands[1 + 4 * d]), o(node.operands[2 + 4 * d]), o(node.operands[3 + 4 * d]),
+          o(node.operands[4 + 4 * d])
+        )
       }
-      return [LSTMLayer(label: label, batch: x[0], steps: x[1], features: x[2], hidden: a.hidden, directions: dirs,
-                        x: o(node.operands[0]), out: o(node.results[0]), weights: w, scratch: scratch, persistent: persistent,
-                        parallel: threads > 1, threads: threads, lastOnly: a.last)]
+      return [
+        LSTMLayer(
+          label: label, batch: x[0], steps: x[1], features: x[2], hidden: a.hidden, directions: dirs,
+          x: o(node.operands[0]), out: o(node.results[0]), weights: w, scratch: scratch, persistent: persistent,
+          parallel: threads > 1, threads: threads, lastOnly: a.last)
+      ]
 
     case .lstmCell:
       let h = shape(g, node.operands[1])
-      return [LSTMCell(label: label, batch: h[0], hidden: h[1], gates: o(node.operands[0]), h: o(node.operands[1]),
-                       c: o(node.operands[2]), weight: o(node.operands[3]), hOut: o(node.results[0]), cOut: o(node.results[1]),
-                       scratch: scratch, threads: threads, gatesStride: rowStrides[node.operands[0].index] ?? 4 * h[1])]
+      return [
+        LSTMCell(
+          label: label, batch: h[0], hidden: h[1], gates: o(node.operands[0]), h: o(node.operands[1]),
+          c: o(node.operands[2]), weight: o(node.operands[3]), hOut: o(node.results[0]), cOut: o(node.results[1]),
+          scratch: scratch, threads: threads, gatesStride: rowStrides[node.operands[0].index] ?? 4 * h[1])
+      ]
 
     case .crossEntropy:
-      return [CrossEntropy(n: x[0], c: x[1], logits: o(node.operands[0]), target: o(node.operands[1]), out: o(node.results[0]))]
+      return [
+        CrossEntropy(
+          n: x[0], c: x[1], logits: o(node.operands[0]), target: o(node.operands[1]), out: o(node.results[0]))
+      ]
 
     case .fusedElementwise:
-      let operands = node.operands.map { (offset: o($0), scalar: shape(g, $0).reduce(1, *) == 1 && out.reduce(1, *) != 1) }
+      let operands = node.operands.map {
+        (offset: o($0), scalar: shape(g, $0).reduce(1, *) == 1 && out.reduce(1, *) != 1)
+      }
       let program = FusedElementwiseAttributes(of: node).program
-      return [FusedElementwise(label: label, operands: operands, program: program, count: out.reduce(1, *),
-                               out: o(node.results[0]), scratch: scratch, threads: threads)]
+      return [
+        FusedElementwise(
+          label: label, operands: operands, program: program, count: out.reduce(1, *),
+          out: o(node.results[0]), scratch: scratch, threads: threads)
+      ]
 
     case .constant:
       let value = Float(ConstantAttributes(of: node).value)
@@ -330,17 +442,26 @@ enum Lowering {
 
     case .classSeed:
       let fixedClass = ClassSeedAttributes(of: node).classIndex
-      return [ClassSeed(n: x[0], c: x[1], fixedClass: fixedClass, logits: o(node.operands[0]),
-                        target: node.operands.count > 1 ? o(node.operands[1]) : nil, out: o(node.results[0]))]
+      return [
+        ClassSeed(
+          n: x[0], c: x[1], fixedClass: fixedClass, logits: o(node.operands[0]),
+          target: node.operands.count > 1 ? o(node.operands[1]) : nil, out: o(node.results[0]))
+      ]
 
     case .reluBackward:
-      return [ReluBackward(label: label, dy: o(node.operands[0]), x: o(node.operands[1]), dx: o(node.results[0]),
-                           count: out.reduce(1, *), threads: threads)]
+      return [
+        ReluBackward(
+          label: label, dy: o(node.operands[0]), x: o(node.operands[1]), dx: o(node.results[0]),
+          count: out.reduce(1, *), threads: threads)
+      ]
 
     case .linearBackwardWeight:
-      return [LinearBackwardWeight(label: label, rows: x.dropLast().reduce(1, *), outFeatures: out[0], inFeatures: out[1],
-                                   dy: o(node.operands[0]), x: o(node.operands[1]), dw: o(node.results[0]), threads: threads,
-                                   scratch: scratch)]
+      return [
+        LinearBackwardWeight(
+          label: label, rows: x.dropLast().reduce(1, *), outFeatures: out[0], inFeatures: out[1],
+          dy: o(node.operands[0]), x: o(node.operands[1]), dw: o(node.results[0]), threads: threads,
+          scratch: scratch)
+      ]
 
     case .sliceBackward:
       // Zeros, then dy copied into the view the slice read.
@@ -349,9 +470,12 @@ enum Lowering {
       var strides = rowMajorStrides(out)
       let base = o(node.results[0]) + start * strides[ax]
       strides[ax] *= step
-      return [Fill(label: label, dst: o(node.results[0]), count: Swift.max(out.reduce(1, *), 1), value: 0),
-              StridedCopy(label: label, shape: x, src: o(node.operands[0]), srcStrides: rowMajorStrides(x),
-                          dst: base, dstStrides: strides)]
+      return [
+        Fill(label: label, dst: o(node.results[0]), count: Swift.max(out.reduce(1, *), 1), value: 0),
+        StridedCopy(
+          label: label, shape: x, src: o(node.operands[0]), srcStrides: rowMajorStrides(x),
+          dst: base, dstStrides: strides),
+      ]
 
     case .maxBackward:
       let xs = shape(g, node.operands[1])
@@ -359,73 +483,104 @@ enum Lowering {
       let kept = xs.enumerated().map { axes.contains($0.offset) ? 1 : $0.element }
       var strides = rowMajorStrides(kept)
       for ax in axes { strides[ax] = 0 }
-      return [MaxBackward(label: label, shape: xs, outStrides: strides, outCount: x.reduce(1, *),
-                          dy: o(node.operands[0]), x: o(node.operands[1]), y: o(node.operands[2]), dx: o(node.results[0]),
-                          scratch: scratch)]
+      return [
+        MaxBackward(
+          label: label, shape: xs, outStrides: strides, outCount: x.reduce(1, *),
+          dy: o(node.operands[0]), x: o(node.operands[1]), y: o(node.operands[2]), dx: o(node.results[0]),
+          scratch: scratch)
+      ]
 
     case .lstmCellBackward:
       let h = shape(g, node.operands[3])
-      return [LSTMCellBackward(label: label, batch: h[0], hidden: h[1], dh: o(node.operands[0]), dc: o(node.operands[1]),
-                               gates: o(node.operands[2]), h: o(node.operands[3]), c: o(node.operands[4]),
-                               weight: o(node.operands[5]), dGates: o(node.results[0]), dhPrev: o(node.results[1]),
-                               dcPrev: o(node.results[2]), scratch: scratch, threads: threads,
-                               gatesStride: rowStrides[node.operands[2].index] ?? 4 * h[1],
-                               dGatesStride: rowStrides[node.results[0].index] ?? 4 * h[1])]
+      return [
+        LSTMCellBackward(
+          label: label, batch: h[0], hidden: h[1], dh: o(node.operands[0]), dc: o(node.operands[1]),
+          gates: o(node.operands[2]), h: o(node.operands[3]), c: o(node.operands[4]),
+          weight: o(node.operands[5]), dGates: o(node.results[0]), dhPrev: o(node.results[1]),
+          dcPrev: o(node.results[2]), scratch: scratch, threads: threads,
+          gatesStride: rowStrides[node.operands[2].index] ?? 4 * h[1],
+          dGatesStride: rowStrides[node.results[0].index] ?? 4 * h[1])
+      ]
 
     case .crossEntropyBackward:
       let l = shape(g, node.operands[1])
-      return [CrossEntropyBackward(n: l[0], c: l[1], dloss: o(node.operands[0]), logits: o(node.operands[1]),
-                                   target: o(node.operands[2]), out: o(node.results[0]))]
+      return [
+        CrossEntropyBackward(
+          n: l[0], c: l[1], dloss: o(node.operands[0]), logits: o(node.operands[1]),
+          target: o(node.operands[2]), out: o(node.results[0]))
+      ]
 
     case .conv2dBackwardWeight where winograd(node, g):
       let dy = x, xs = shape(g, node.operands[1]), p = convolutionGeometry(node).padding
-      let forward = WinogradConv3x3(label: label, n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: dy[1],
-                                    padding: p.tuple, oh: dy[2], ow: dy[3], x: o(node.operands[1]), weight: 0,
-                                    bias: nil, out: 0, transformed: 0, scratch: scratch,
-                                    epilogue: Epilogue(residual: nil, relu: false), threads: threads)
-      return [WinogradWeightGradient(label: label + " (winograd)", forward: forward, dy: o(node.operands[0]),
-                                     dw: o(node.results[0]))]
+      let forward = WinogradConv3x3(
+        label: label, n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: dy[1],
+        padding: p.tuple, oh: dy[2], ow: dy[3], x: o(node.operands[1]), weight: 0,
+        bias: nil, out: 0, transformed: 0, scratch: scratch,
+        epilogue: Epilogue(residual: nil, relu: false), threads: threads)
+      return [
+        WinogradWeightGradient(
+          label: label + " (winograd)", forward: forward, dy: o(node.operands[0]),
+          dw: o(node.results[0]))
+      ]
 
     case .conv2dBackwardInput, .conv2dBackwardWeight:
       if winograd(node, g) {
         let dy = x, w = shape(g, node.operands[1]), p = convolutionGeometry(node).padding
-        return [WinogradConv3x3(label: label + " (winograd)", n: dy[0], cin: dy[1], h: dy[2], w: dy[3], cout: w[1],
-                                padding: (2 - p.h, 2 - p.w), oh: out[2], ow: out[3], x: o(node.operands[0]),
-                                weight: o(node.operands[1]), bias: nil, out: o(node.results[0]), transformed: persistent,
-                                scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads,
-                                flipped: sharesForward ? .forward : .own)]
+        return [
+          WinogradConv3x3(
+            label: label + " (winograd)", n: dy[0], cin: dy[1], h: dy[2], w: dy[3], cout: w[1],
+            padding: (2 - p.h, 2 - p.w), oh: out[2], ow: out[3], x: o(node.operands[0]),
+            weight: o(node.operands[1]), bias: nil, out: o(node.results[0]), transformed: persistent,
+            scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads,
+            flipped: sharesForward ? .forward : .own)
+        ]
       }
       let geometry = convolutionBackwardGeometry(node, g, scratch: scratch, threads: threads)
       if node.op == .conv2dBackwardInput {
-        return [Conv2dBackwardInput(label: label, geometry: geometry, dy: o(node.operands[0]), weight: o(node.operands[1]),
-                                    dx: o(node.results[0]))]
+        return [
+          Conv2dBackwardInput(
+            label: label, geometry: geometry, dy: o(node.operands[0]), weight: o(node.operands[1]),
+            dx: o(node.results[0]))
+        ]
       }
-      return [Conv2dBackwardWeight(label: label, geometry: geometry, dy: o(node.operands[0]), x: o(node.operands[1]),
-                                   dw: o(node.results[0]))]
+      return [
+        Conv2dBackwardWeight(
+          label: label, geometry: geometry, dy: o(node.operands[0]), x: o(node.operands[1]),
+          dw: o(node.results[0]))
+      ]
 
     case .maxPool2dBackward, .avgPool2dBackward:
       let xs = out, window = PoolWindow(of: node)
-      let pool = Pool(label: label, isMax: node.op == .maxPool2dBackward, planes: xs[0] * xs[1], h: xs[2], w: xs[3],
-                      oh: x[2], ow: x[3], kernel: window.kernel.tuple, stride: window.stride.tuple,
-                      padding: window.padding.tuple, dilation: window.dilation.tuple,
-                      countIncludePad: window.countIncludePad, x: 0, out: 0, threads: threads)
-      return [PoolBackward(label: label, pool: pool, dy: o(node.operands[0]), x: o(node.operands[1]), dx: o(node.results[0]))]
+      let pool = Pool(
+        label: label, isMax: node.op == .maxPool2dBackward, planes: xs[0] * xs[1], h: xs[2], w: xs[3],
+        oh: x[2], ow: x[3], kernel: window.kernel.tuple, stride: window.stride.tuple,
+        padding: window.padding.tuple, dilation: window.dilation.tuple,
+        countIncludePad: window.countIncludePad, x: 0, out: 0, threads: threads)
+      return [
+        PoolBackward(label: label, pool: pool, dy: o(node.operands[0]), x: o(node.operands[1]), dx: o(node.results[0]))
+      ]
 
     case .batchNormTrain:
       let ops = node.operands, a = BatchNormTrainAttributes(of: node)
-      return [BatchNormTrain(label: label, n: x[0], c: x[1], inner: x.dropFirst(2).reduce(1, *),
-                             eps: Float(a.eps), x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]),
-                             out: o(node.results[0]), mean: o(node.results[1]), variance: o(node.results[2]),
-                             relu: a.activation == .relu, threads: threads)]
+      return [
+        BatchNormTrain(
+          label: label, n: x[0], c: x[1], inner: x.dropFirst(2).reduce(1, *),
+          eps: Float(a.eps), x: o(ops[0]), weight: o(ops[1]), bias: o(ops[2]),
+          out: o(node.results[0]), mean: o(node.results[1]), variance: o(node.results[2]),
+          relu: a.activation == .relu, threads: threads)
+      ]
 
     case .batchNormTrainBackward:
       let ops = node.operands, xs = shape(g, ops[1]), a = BatchNormTrainAttributes(of: node)
-      return [BatchNormTrainBackward(label: label, n: xs[0], c: xs[1], inner: xs.dropFirst(2).reduce(1, *),
-                                     eps: Float(a.eps), dy: o(ops[0]), x: o(ops[1]),
-                                     weight: o(ops[2]), mean: o(ops[3]), variance: o(ops[4]), dx: o(node.results[0]),
-                                     dweight: o(node.results[1]), dbias: o(node.results[2]),
-                                     bias: a.activation == .relu ? o(ops[5]) : nil,
-                                     threads: threads)]
+      return [
+        BatchNormTrainBackward(
+          label: label, n: xs[0], c: xs[1], inner: xs.dropFirst(2).reduce(1, *),
+          eps: Float(a.eps), dy: o(ops[0]), x: o(ops[1]),
+          weight: o(ops[2]), mean: o(ops[3]), variance: o(ops[4]), dx: o(node.results[0]),
+          dweight: o(node.results[1]), dbias: o(node.results[2]),
+          bias: a.activation == .relu ? o(ops[5]) : nil,
+          threads: threads)
+      ]
     }
   }
 
@@ -444,11 +599,13 @@ extension Op {
     switch self {
     case .reshape, .flatten, .dropout: true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .add, .sub,
-         .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .transpose, .concat, .slice,
-         .select, .split, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise, .classSeed, .reluBackward,
-         .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
-         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+      .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .transpose, .concat, .slice,
+      .select, .split, .pad, .lstm, .lstmCell, .crossEntropy, .constant, .fusedElementwise, .classSeed,
+      .reluBackward,
+      .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
+      .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
+      .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward,
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       false
     }
   }
@@ -459,14 +616,16 @@ extension Op {
   /// assignment then lets chains of such ops reuse one buffer (`BufferAssignment.inPlace`).
   var writesOverOperand: Bool {
     switch self {
-    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .fusedElementwise, .reluBackward: true
+    case .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
+      .fusedElementwise, .reluBackward:
+      true
     // dropout is elementwise too, but an alias: it has no kernel.
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .softmax,
-         .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .lstm,
-         .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .linearBackwardWeight, .sliceBackward,
-         .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
-         .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm,
-         .layerNormBackward:
+      .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm,
+      .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .linearBackwardWeight, .sliceBackward,
+      .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
+      .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm,
+      .layerNormBackward, .lrn, .lrnBackward:
       false
     }
   }

@@ -29,7 +29,9 @@ struct MemoryPlan {
   /// all of them: a training program has ~10⁴ buffers, and testing every pair, quadratic in
   /// them, would be most of its compile.
   static func place(_ buffers: [Buffer]) -> (offsets: [Int], size: Int) {
-    let order = buffers.indices.sorted { buffers[$0].count > buffers[$1].count || (buffers[$0].count == buffers[$1].count && $0 < $1) }
+    let order = buffers.indices.sorted {
+      buffers[$0].count > buffers[$1].count || (buffers[$0].count == buffers[$1].count && $0 < $1)
+    }
     var offsets = [Int](repeating: 0, count: buffers.count)
     // Levels of blocks 64, 1024, … positions wide; a placed buffer is listed at the first
     // level where it spans at most two blocks (so a long-lived one is listed a few times,
@@ -59,7 +61,9 @@ struct MemoryPlan {
       }
       for (l, w) in widths.enumerated() { for block in span(w) { for j in byBlock[l][block] { consider(j) } } }
       if let lane = b.lane {
-        for (other, ranges) in laneRanges where other.group == lane.group && other.index != lane.index { conflicts += ranges }
+        for (other, ranges) in laneRanges where other.group == lane.group && other.index != lane.index {
+          conflicts += ranges
+        }
       }
       conflicts.sort { $0.offset < $1.offset }
       var offset = 0

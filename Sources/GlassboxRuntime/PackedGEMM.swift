@@ -41,15 +41,18 @@ enum PackedGEMM {
   /// panel's initial values are read before its results are stored). `wide`: the AVX-512 kernel,
   /// which computes the same bits (tests run both).
   @inline(__always)
-  static func rows(_ count: Int, n: Int, k: Int, packed: UnsafePointer<Float>, wide: Bool = AVX512.enabled,
-                   row: (Int) -> (a: UnsafePointer<Float>, initial: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>)) {
+  static func rows(
+    _ count: Int, n: Int, k: Int, packed: UnsafePointer<Float>, wide: Bool = AVX512.enabled,
+    row: (Int) -> (a: UnsafePointer<Float>, initial: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>)
+  ) {
     // Missing rows repeat the last one; only rows below `count` are stored.
     let r0 = row(0), r1 = row(Swift.min(1, count - 1)), r2 = row(Swift.min(2, count - 1))
     let r3 = row(Swift.min(3, count - 1)), r4 = row(Swift.min(4, count - 1)), r5 = row(Swift.min(5, count - 1))
     if wide {
-      var pointers = glassbox_packed_rows(a: (r0.a, r1.a, r2.a, r3.a, r4.a, r5.a),
-                                          init: (r0.initial, r1.initial, r2.initial, r3.initial, r4.initial, r5.initial),
-                                          c: (r0.c, r1.c, r2.c, r3.c, r4.c, r5.c))
+      var pointers = glassbox_packed_rows(
+        a: (r0.a, r1.a, r2.a, r3.a, r4.a, r5.a),
+        init: (r0.initial, r1.initial, r2.initial, r3.initial, r4.initial, r5.initial),
+        c: (r0.c, r1.c, r2.c, r3.c, r4.c, r5.c))
       glassbox_packed_rows_avx512(Int32(count), Int32(n), Int32(k), packed, &pointers)
       return
     }

@@ -37,8 +37,9 @@ public struct Profiler {
         var c = [Float](repeating: 0, count: s.m * s.n)
         func once() {
           for _ in 0..<s.count {
-            BLAS.sgemm(threads: program.threads, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a, lda: s.k, b: b,
-                       ldb: s.transB ? s.k : s.n, c: &c, ldc: s.n)
+            BLAS.sgemm(
+              threads: program.threads, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a, lda: s.k, b: b,
+              ldb: s.transB ? s.k : s.n, c: &c, ldc: s.n)
           }
         }
         once()
@@ -46,8 +47,11 @@ public struct Profiler {
         for _ in 0..<Swift.max(runs, 1) { once() }
         sgemmNs += DispatchTime.now().uptimeNanoseconds - start
       }
-      rows.append((k.label, k.gemms.reduce(0) { $0 + $1.flops }, times[i].milliseconds,
-                   Double(sgemmNs) / 1e6 / Double(Swift.max(runs, 1))))
+      rows.append(
+        (
+          k.label, k.gemms.reduce(0) { $0 + $1.flops }, times[i].milliseconds,
+          Double(sgemmNs) / 1e6 / Double(Swift.max(runs, 1))
+        ))
     }
     return rows
   }

@@ -51,10 +51,10 @@ struct Schedule {
 
   /// The program order with nothing side by side.
   static func sequential(_ count: Int) -> Schedule {
-    Schedule(steps: (0..<count).map(Step.node), lane: Array(repeating: nil, count: count), groups: [],
-             position: Array(0..<count), spans: [], positions: count)
+    Schedule(
+      steps: (0..<count).map(Step.node), lane: Array(repeating: nil, count: count), groups: [],
+      position: Array(0..<count), spans: [], positions: count)
   }
-
 
   static func make(_ g: Graph, threads: Int) -> Schedule {
     let count = g.nodes.count
@@ -102,8 +102,10 @@ struct Schedule {
       var segment = Set(members)
       var work = members
       while let n = work.popLast() {
-        for p in producers(n) where !segment.contains(p) && isLight(p) && !exported[p]
-          && consumers[p].allSatisfy({ segment.contains($0) }) {
+        for p in producers(n)
+        where !segment.contains(p) && isLight(p) && !exported[p]
+          && consumers[p].allSatisfy({ segment.contains($0) })
+        {
           segment.insert(p)
           work.append(p)
         }
@@ -121,7 +123,9 @@ struct Schedule {
 
     func reach(from start: Set<Int>, _ next: (Int) -> [Int]) -> Set<Int> {
       var seen = Set<Int>(), work = Array(start)
-      while let n = work.popLast() { for m in next(n) where !start.contains(m) && seen.insert(m).inserted { work.append(m) } }
+      while let n = work.popLast() {
+        for m in next(n) where !start.contains(m) && seen.insert(m).inserted { work.append(m) }
+      }
       return seen
     }
 
@@ -131,15 +135,18 @@ struct Schedule {
       let both = a.union(b)
       let down = reach(from: both, { consumers[$0] }), up = reach(from: both, producers)
       guard down.isDisjoint(with: up), reach(from: a, { consumers[$0] }).isDisjoint(with: b),
-            reach(from: b, { consumers[$0] }).isDisjoint(with: a),
-            both.allSatisfy({ lane[$0] == nil }) else { s += 1; continue }
+        reach(from: b, { consumers[$0] }).isDisjoint(with: a),
+        both.allSatisfy({ lane[$0] == nil })
+      else { s += 1; continue }
       // Light nodes that feed one lane and otherwise only what runs after the group join it
       // (the per-step selects of the projection, which backpropagation reads again later).
       for (l, members) in [a, b].enumerated() {
         var segment = members, work = Array(members)
         while let n = work.popLast() {
-          for p in producers(n) where !segment.contains(p) && !both.contains(p) && isLight(p) && up.contains(p)
-            && consumers[p].allSatisfy({ segment.contains($0) || down.contains($0) }) {
+          for p in producers(n)
+          where !segment.contains(p) && !both.contains(p) && isLight(p) && up.contains(p)
+            && consumers[p].allSatisfy({ segment.contains($0) || down.contains($0) })
+          {
             segment.insert(p)
             work.append(p)
           }
@@ -156,7 +163,8 @@ struct Schedule {
         let from = producers(n)
         if from.allSatisfy({ a.contains($0) || before.contains($0) }) && from.contains(where: { a.contains($0) }) {
           a.insert(n)
-        } else if from.allSatisfy({ b.contains($0) || before.contains($0) }) && from.contains(where: { b.contains($0) }) {
+        } else if from.allSatisfy({ b.contains($0) || before.contains($0) }) && from.contains(where: { b.contains($0) })
+        {
           b.insert(n)
         }
       }
@@ -165,7 +173,8 @@ struct Schedule {
       for (l, nodes) in lanes.enumerated() { for n in nodes { lane[n] = Lane(group: group, index: l) } }
       groups.append(lanes)
       let inGroup = a.union(b)
-      order = order.filter { before.contains($0) } + lanes[0] + lanes[1]
+      order =
+        order.filter { before.contains($0) } + lanes[0] + lanes[1]
         + order.filter { !before.contains($0) && !inGroup.contains($0) }
       rerank()
       s += 2
@@ -197,11 +206,12 @@ extension Op {
     switch self {
     case .select, .slice, .add, .constant, .concat, .reshape: true
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .linear, .matmul, .batchMatmul, .sub,
-         .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .flatten, .transpose,
-         .split, .lstm, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .classSeed, .reluBackward,
-         .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
-         .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-         .batchNormTrainBackward, .layerNorm, .layerNormBackward:
+      .mul, .div, .relu, .sigmoid, .tanh, .softmax, .logSoftmax, .sum, .mean, .max, .flatten, .transpose,
+      .split, .pad, .lstm, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .classSeed, .reluBackward,
+      .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
+      .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
+      .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward,
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
       false
     }
   }

@@ -7,9 +7,11 @@ public enum UpdateKernels {
   /// SGD over `count` elements: `d = g + decay·p`; with a momentum buffer `b`, `b = d` (the
   /// first step) or `momentum·b + d`, then `p -= rate·b`; without, `p -= rate·d`. One loop per
   /// case, so that each vectorises.
-  public static func sgd(parameter p: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
-                         buffer b: UnsafeMutablePointer<Float>?, count: Int, momentum m: Float, first: Bool,
-                         decay wd: Float, rate lr: Float, threads: Int) {
+  public static func sgd(
+    parameter p: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
+    buffer b: UnsafeMutablePointer<Float>?, count: Int, momentum m: Float, first: Bool,
+    decay wd: Float, rate lr: Float, threads: Int
+  ) {
     split(p, count: count, threads: threads) { p, range in
       switch (b, first, wd != 0) {
       case (nil, _, false): for i in range { p[i] = p[i].plusProduct(-lr, g[i]) }
@@ -38,8 +40,10 @@ public enum UpdateKernels {
     public var stepSize: Float, biasCorrection2Sqrt: Float
     public var epsilon: Float
 
-    public init(coupledDecay: Float, decoupledScale: Float?, oneMinusBeta1: Float, beta2: Float, oneMinusBeta2: Float,
-                stepSize: Float, biasCorrection2Sqrt: Float, epsilon: Float) {
+    public init(
+      coupledDecay: Float, decoupledScale: Float?, oneMinusBeta1: Float, beta2: Float, oneMinusBeta2: Float,
+      stepSize: Float, biasCorrection2Sqrt: Float, epsilon: Float
+    ) {
       self.coupledDecay = coupledDecay
       self.decoupledScale = decoupledScale
       self.oneMinusBeta1 = oneMinusBeta1
@@ -54,9 +58,11 @@ public enum UpdateKernels {
   /// Adam (AdamW) over `count` elements with moments `m` and `v`, as PyTorch's single-tensor
   /// path: `exp_avg.lerp_(g, 1 − β₁)`, `exp_avg_sq.mul_(β₂).addcmul_(g, g, 1 − β₂)`,
   /// `p += −stepSize · m / (√v / √(1 − β₂ᵗ) + ε)`.
-  public static func adam(parameter p: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
-                          m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int, _ s: AdamStep,
-                          threads: Int) {
+  public static func adam(
+    parameter p: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>,
+    m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int, _ s: AdamStep,
+    threads: Int
+  ) {
     split(p, count: count, threads: threads) { p, range in
       for i in range {
         if let scale = s.decoupledScale { p[i] = p[i] * scale }
@@ -71,8 +77,10 @@ public enum UpdateKernels {
 
   /// `body` over `0..<count` on up to `threads` cores when there are at least 2^16 elements.
   @inline(__always)
-  static func split(_ p: UnsafeMutablePointer<Float>, count: Int, threads: Int,
-                    _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
+  static func split(
+    _ p: UnsafeMutablePointer<Float>, count: Int, threads: Int,
+    _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void
+  ) {
     splitOverCores(p, count: count, threads: threads, worthIt: count >= 1 << 16, body)
   }
 }

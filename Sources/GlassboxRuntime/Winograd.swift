@@ -55,8 +55,10 @@ struct WinogradConv3x3: Kernel {
   /// one group, padding at most 2, and enough channels for the GEMMs to pay off: each of the
   /// 16 GEMMs has depth Cin. From 64 input channels (ResNet's layer1) it is faster than im2col
   /// and one GEMM (`bench --profile` compares them); fewer channels keep im2col, untried.
-  static func applies(kh: Int, kw: Int, stride: [Int], dilation: [Int], padding: [Int], groups: Int,
-                      cin: Int, cout: Int) -> Bool {
+  static func applies(
+    kh: Int, kw: Int, stride: [Int], dilation: [Int], padding: [Int], groups: Int,
+    cin: Int, cout: Int
+  ) -> Bool {
     kh == 3 && kw == 3 && stride == [1, 1] && dilation == [1, 1] && groups == 1
       && padding.allSatisfy { $0 >= 0 && $0 <= 2 } && cin >= 64 && cout >= 16
   }
@@ -80,8 +82,9 @@ struct WinogradConv3x3: Kernel {
   static func scratchCount(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int) -> Int {
     let perImage = ((oh + 1) / 2) * ((ow + 1) / 2)
     if let plan = plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
-      return plan.parts * (transformedCount(cin: cin, cout: cout, tiles: plan.block * perImage)
-                           + paddedPlane(oh: oh, ow: ow))
+      return plan.parts
+        * (transformedCount(cin: cin, cout: cout, tiles: plan.block * perImage)
+          + paddedPlane(oh: oh, ow: ow))
     }
     return transformedCount(cin: cin, cout: cout, tiles: n * perImage)
       + Swift.max(threads, 1) * paddedPlane(oh: oh, ow: ow)
@@ -93,7 +96,9 @@ struct WinogradConv3x3: Kernel {
   static let overhang = 8
 
   /// Floats of `V` and `M` for `tiles` tiles, each ξ's matrix followed by its overhang.
-  static func transformedCount(cin: Int, cout: Int, tiles: Int) -> Int { 16 * (cin * tiles + cout * tiles + 2 * overhang) }
+  static func transformedCount(cin: Int, cout: Int, tiles: Int) -> Int {
+    16 * (cin * tiles + cout * tiles + 2 * overhang)
+  }
 
   /// Distance between `V[ξ]` and `V[ξ+1]` for `p` tiles.
   func vStride(_ p: Int) -> Int { cin * p + Self.overhang }
@@ -166,13 +171,15 @@ struct WinogradConv3x3: Kernel {
     forEachPart(parts) { part in
       let a = base.pointer
       let v = a + kernel.scratch
-      let padded = v + Self.transformedCount(cin: kernel.cin, cout: kernel.cout, tiles: p)
+      let padded =
+        v + Self.transformedCount(cin: kernel.cin, cout: kernel.cout, tiles: p)
         + part * Self.paddedPlane(oh: kernel.oh, ow: kernel.ow)
       kernel.clearPadded(padded)
       kernel.forEachPlane(of: planes, part: part, parts: parts) { q, limit in
         if q + Self.prefetchDistance < planes { kernel.prefetchPlane(a, q + Self.prefetchDistance) }
-        kernel.inputTransform(image: q % kernel.n, local: q % kernel.n, c: q / kernel.n, a: a, padded: padded, v: v,
-                              p: p, limit: limit)
+        kernel.inputTransform(
+          image: q % kernel.n, local: q % kernel.n, c: q / kernel.n, a: a, padded: padded, v: v,
+          p: p, limit: limit)
       }
     }
 
@@ -196,11 +203,14 @@ struct WinogradConv3x3: Kernel {
 
   /// `M[ξ] = U[ξ] · V[ξ]` for `p` tiles, on one thread.
   @inline(__always)
-  func multiply(_ a: UnsafeMutablePointer<Float>, xi: Int, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
-                p: Int) {
+  func multiply(
+    _ a: UnsafeMutablePointer<Float>, xi: Int, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
+    p: Int
+  ) {
     let forward = flipped == .forward
-    BLAS.sgemm(transA: forward, m: cout, n: p, k: cin, a: a + transformed + (forward ? Self.rotated[xi] : xi) * cout * cin,
-               lda: forward ? cout : cin, b: v + xi * vStride(p), ldb: p, c: m + xi * mStride(p), ldc: p)
+    BLAS.sgemm(
+      transA: forward, m: cout, n: p, k: cin, a: a + transformed + (forward ? Self.rotated[xi] : xi) * cout * cin,
+      lda: forward ? cout : cin, b: v + xi * vStride(p), ldb: p, c: m + xi * mStride(p), ldc: p)
   }
 
   /// Each core its own images (`forEachImagePart`, the parts of `plan`), `block` at a time:
@@ -238,8 +248,10 @@ struct WinogradConv3x3: Kernel {
   /// `V` of a block of `images` (held alone, its own tile count), in `V`'s order (channel, then
   /// image) so the extra lanes of a step land on later tiles or the overhang.
   @inline(__always)
-  func inputTransforms(images: Range<Int>, a: UnsafeMutablePointer<Float>, padded: UnsafeMutablePointer<Float>,
-                       v: UnsafeMutablePointer<Float>) {
+  func inputTransforms(
+    images: Range<Int>, a: UnsafeMutablePointer<Float>, padded: UnsafeMutablePointer<Float>,
+    v: UnsafeMutablePointer<Float>
+  ) {
     let p = images.count * tilesH * tilesW
     clearPadded(padded)
     for c in 0..<cin {
@@ -266,18 +278,23 @@ struct WinogradConv3x3: Kernel {
   /// overhang. At most `limit` tiles from the plane's first are written: the caller's own
   /// (a plane can be fewer than eight tiles, so the lanes can reach several planes ahead).
   @inline(__always)
-  func inputTransform(image: Int, local: Int, c: Int, a: UnsafeMutablePointer<Float>,
-                      padded: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, p: Int, limit: Int) {
+  func inputTransform(
+    image: Int, local: Int, c: Int, a: UnsafeMutablePointer<Float>,
+    padded: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, p: Int, limit: Int
+  ) {
     let plane = image * cin + c
     let th = tilesH, tw = tilesW
     let pw = tw * 2 + 2, ph = th * 2 + 2
-    copyRows(a + x + plane * h * w, rows: Swift.min(h, ph - padding.0), columns: Swift.min(w, pw - padding.1),
-             sourceStride: w, into: padded, stride: pw, top: padding.0, left: padding.1)
+    copyRows(
+      a + x + plane * h * w, rows: Swift.min(h, ph - padding.0), columns: Swift.min(w, pw - padding.1),
+      sourceStride: w, into: padded, stride: pw, top: padding.0, left: padding.1)
     let stride = vStride(p)
     let base = v + c * p + local * th * tw
     typealias V8 = SIMD8<Float>
     typealias V16 = SIMD16<Float>
-    @inline(__always) func load(_ q: UnsafeMutablePointer<Float>) -> V16 { UnsafeRawPointer(q).loadUnaligned(as: V16.self) }
+    @inline(__always) func load(_ q: UnsafeMutablePointer<Float>) -> V16 {
+      UnsafeRawPointer(q).loadUnaligned(as: V16.self)
+    }
     for ty in 0..<th {
       let r0 = padded + 2 * ty * pw, r1 = r0 + pw, r2 = r1 + pw, r3 = r2 + pw
       let dst = base + ty * tw
@@ -331,8 +348,10 @@ struct WinogradConv3x3: Kernel {
   /// is a single step: stores then go in increasing address order, so the floats they write
   /// past a row are overwritten by the rows that follow.
   @inline(__always)
-  func outputTransform(k: Int, images: Range<Int>, a: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
-                       p: Int) {
+  func outputTransform(
+    k: Int, images: Range<Int>, a: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
+    p: Int
+  ) {
     let th = tilesH, tw = tilesW
     let stride = mStride(p)
     let b = SIMD8<Float>(repeating: bias.map { a[$0 + k] } ?? 0)
@@ -378,8 +397,10 @@ struct WinogradConv3x3: Kernel {
 /// same floats. Rows here are 4 to 28 floats, where a `memset` of each plane and a `memmove`
 /// per row cost more in calls than in copying.
 @inline(__always)
-func copyRows(_ src: UnsafePointer<Float>, rows: Int, columns: Int, sourceStride: Int,
-              into dst: UnsafeMutablePointer<Float>, stride: Int, top: Int, left: Int) {
+func copyRows(
+  _ src: UnsafePointer<Float>, rows: Int, columns: Int, sourceStride: Int,
+  into dst: UnsafeMutablePointer<Float>, stride: Int, top: Int, left: Int
+) {
   for r in 0..<Swift.max(rows, 0) {
     let to = dst + (top + r) * stride + left, row = src + r * sourceStride
     if columns >= 8 {

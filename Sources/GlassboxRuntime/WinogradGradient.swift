@@ -60,14 +60,16 @@ struct WinogradWeightGradient: Kernel {
         f.forEachPlane(of: f.n * f.cin, part: part, parts: parts) { q, limit in
           let ahead = q + WinogradConv3x3.prefetchDistance
           if ahead < f.n * f.cin { f.prefetchPlane(a, ahead) }
-          f.inputTransform(image: q % f.n, local: q % f.n, c: q / f.n, a: a, padded: plane, v: a + v, p: p, limit: limit)
+          f.inputTransform(
+            image: q % f.n, local: q % f.n, c: q / f.n, a: a, padded: plane, v: a + v, p: p, limit: limit)
         }
         f.clearPadded(plane)
         f.forEachPlane(of: f.n * f.cout, part: part, parts: parts) { q, limit in
           let ahead = q + WinogradConv3x3.prefetchDistance
           if ahead < f.n * f.cout { kernel.prefetchPlane(a, ahead) }
-          kernel.gradientTransform(image: q % f.n, local: q % f.n, k: q / f.n, a: a, padded: plane, y: a + y, p: p,
-                                   limit: limit)
+          kernel.gradientTransform(
+            image: q % f.n, local: q % f.n, k: q / f.n, a: a, padded: plane, y: a + y, p: p,
+            limit: limit)
         }
       }
       f.forEachPart(parts) { part in
@@ -95,8 +97,9 @@ struct WinogradWeightGradient: Kernel {
         for k in 0..<f.cout {
           for i in 0..<count {
             if k + WinogradConv3x3.prefetchDistance < f.cout {
-              prefetch(a + kernel.dy + ((first + i) * f.cout + k + WinogradConv3x3.prefetchDistance) * f.oh * f.ow,
-                       count: f.oh * f.ow)
+              prefetch(
+                a + kernel.dy + ((first + i) * f.cout + k + WinogradConv3x3.prefetchDistance) * f.oh * f.ow,
+                count: f.oh * f.ow)
             }
             kernel.gradientTransform(image: first + i, local: i, k: k, a: a, padded: plane, y: y, p: p, limit: .max)
           }
@@ -110,11 +113,14 @@ struct WinogradWeightGradient: Kernel {
 
   /// `dU[ξ] (+)= Y[ξ] · V[ξ]ᵀ` for `p` tiles, on one thread.
   @inline(__always)
-  func multiply(_ a: UnsafeMutablePointer<Float>, xi: Int, y: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
-                du: UnsafeMutablePointer<Float>, p: Int, accumulate: Bool) {
+  func multiply(
+    _ a: UnsafeMutablePointer<Float>, xi: Int, y: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
+    du: UnsafeMutablePointer<Float>, p: Int, accumulate: Bool
+  ) {
     let f = forward
-    BLAS.sgemm(transB: true, m: f.cout, n: f.cin, k: p, a: y + xi * f.mStride(p), lda: p, b: v + xi * f.vStride(p),
-               ldb: p, beta: accumulate ? 1 : 0, c: du + xi * f.cout * f.cin, ldc: f.cin)
+    BLAS.sgemm(
+      transB: true, m: f.cout, n: f.cin, k: p, a: y + xi * f.mStride(p), lda: p, b: v + xi * f.vStride(p),
+      ldb: p, beta: accumulate ? 1 : 0, c: du + xi * f.cout * f.cin, ldc: f.cin)
   }
 
   /// `dw[k, c] = Gᵀ (Σ_parts dU[·, k, c]) G` (parts added in order), output channels split over
@@ -190,12 +196,15 @@ struct WinogradWeightGradient: Kernel {
   /// eight blocks of a row at a time: the two columns of each block are the even and odd lanes
   /// of one 16-float load. Extra lanes as in `WinogradConv3x3.inputTransform`.
   @inline(__always)
-  func gradientTransform(image: Int, local: Int, k: Int, a: UnsafeMutablePointer<Float>,
-                         padded: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, p: Int, limit: Int) {
+  func gradientTransform(
+    image: Int, local: Int, k: Int, a: UnsafeMutablePointer<Float>,
+    padded: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Float>, p: Int, limit: Int
+  ) {
     let f = forward
     let th = f.tilesH, tw = f.tilesW, pw = 2 * tw
-    copyRows(a + dy + (image * f.cout + k) * f.oh * f.ow, rows: f.oh, columns: f.ow, sourceStride: f.ow,
-             into: padded, stride: pw, top: 0, left: 0)
+    copyRows(
+      a + dy + (image * f.cout + k) * f.oh * f.ow, rows: f.oh, columns: f.ow, sourceStride: f.ow,
+      into: padded, stride: pw, top: 0, left: 0)
     let stride = f.mStride(p)
     let base = y + k * p + local * th * tw
     typealias V8 = SIMD8<Float>

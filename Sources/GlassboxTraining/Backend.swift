@@ -36,8 +36,10 @@ public struct BatchNormUpdate: Sendable, Equatable {
   /// `batchVariance` output is unbiased already.
   public var count: Int?
 
-  public init(runningMean: String, runningVariance: String, batchesTracked: String, batchMean: String,
-              batchVariance: String, count: Int?) {
+  public init(
+    runningMean: String, runningVariance: String, batchesTracked: String, batchMean: String,
+    batchVariance: String, count: Int?
+  ) {
     self.runningMean = runningMean
     self.runningVariance = runningVariance
     self.batchesTracked = batchesTracked
@@ -78,8 +80,10 @@ public protocol TrainingBackend: AnyObject {
   func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor]) throws -> StepResult
   /// `step`, handing each trainable parameter's gradient to `gradientReady` (a view valid
   /// during the call) as soon as it is complete.
-  func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor],
-            gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void) throws -> StepResult
+  func step(
+    _ batch: Batch, masks: [String: Tensor], weights: [String: Tensor],
+    gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void
+  ) throws -> StepResult
   /// With `sum`, every training batch norm of a step normalises with the statistics of the
   /// global batch of a data-parallel run, and its backward takes the global batch's sums
   /// (SyncBatchNorm), `sum` adding up each one's per-channel numbers over the processes; nil:
@@ -100,16 +104,20 @@ extension TrainingBackend {
   /// batch norms there is nothing to synchronise.
   public func synchronizeBatchNorm(_ sum: CrossProcessSum?) throws {
     guard sum != nil, !batchNormUpdates.isEmpty else { return }
-    throw TrainingError("this training backend cannot normalise batch norms over the processes' batches together "
-      + "(--sync-batch-norm)")
+    throw TrainingError(
+      "this training backend cannot normalise batch norms over the processes' batches together "
+        + "(--sync-batch-norm)")
   }
 
   /// `step`, handing each trainable parameter's gradient to `gradientReady` once it is
   /// complete: here after the whole step; a backend that can tell (`ProgramBackend`) does it
   /// during the backward pass.
-  public func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor],
-                   gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void) throws
-    -> StepResult {
+  public func step(
+    _ batch: Batch, masks: [String: Tensor], weights: [String: Tensor],
+    gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void
+  ) throws
+    -> StepResult
+  {
     let result = try step(batch, masks: masks, weights: weights)
     for (name, g) in result.gradients.sorted(by: { $0.key < $1.key }) {
       g.withUnsafeBufferPointer { gradientReady(name, $0) }

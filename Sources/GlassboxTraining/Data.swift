@@ -4,10 +4,22 @@ import GlassboxIR
 import GlassboxMedia
 
 /// A problem with training data or settings; `description` names the file or folder first.
-public struct TrainingError: Error, CustomStringConvertible, Equatable, Sendable {
+public struct TrainingError: KindedError, Equatable, Sendable {
   public var description: String
-  public init(_ description: String) { self.description = description }
-  public init(file: String, _ message: String) { description = "\(file): \(message)" }
+  /// `.input` for data and models that do not fit; `.runtime` where Open MPI fails.
+  public var errorKind: ErrorKind
+  public var errorFile: String?
+
+  public init(_ description: String, kind: ErrorKind = .input) {
+    self.description = description
+    errorKind = kind
+  }
+
+  public init(file: String, _ message: String) {
+    description = "\(file): \(message)"
+    errorKind = .input
+    errorFile = file
+  }
 }
 
 /// A subset of a data set with random access: examples as tensors of one shape (no batch axis)
@@ -87,7 +99,9 @@ extension Batch {
       for k in 0..<per { values[r * per + k] = values[from * per + k] }
       y[r] = y[from]
     }
-    return Batch(inputs: Tensor(shape: inputs.shape, f32: values), labels: Tensor(shape: labels.shape, storage: .i64(y)), count: count)
+    return Batch(
+      inputs: Tensor(shape: inputs.shape, f32: values), labels: Tensor(shape: labels.shape, storage: .i64(y)),
+      count: count)
   }
 }
 
@@ -113,8 +127,9 @@ extension ExampleSource {
       labels[row] = Int64(e.label)
       row += 1
     }
-    return Batch(inputs: Tensor(shape: [size] + exampleShape, f32: values),
-                 labels: Tensor(shape: [size], storage: .i64(labels)), count: row)
+    return Batch(
+      inputs: Tensor(shape: [size] + exampleShape, f32: values),
+      labels: Tensor(shape: [size], storage: .i64(labels)), count: row)
   }
 }
 
@@ -147,23 +162,29 @@ public final class TensorFolder: ExampleSource {
     }
     let found = entries.filter { name in
       var sub: ObjCBool = false
-      return !name.hasPrefix(".") && fm.fileExists(atPath: (root as NSString).appendingPathComponent(name), isDirectory: &sub)
+      return !name.hasPrefix(".")
+        && fm.fileExists(atPath: (root as NSString).appendingPathComponent(name), isDirectory: &sub)
         && sub.boolValue
     }.sorted()
     guard !found.isEmpty else {
-      throw TrainingError(file: root, "no classes: expected one folder per class holding .npy files (\(root)/<class>/<example>.npy)")
+      throw TrainingError(
+        file: root, "no classes: expected one folder per class holding .npy files (\(root)/<class>/<example>.npy)")
     }
     if let expected, expected != found {
       let missing = expected.filter { !found.contains($0) }, extra = found.filter { !expected.contains($0) }
-      throw TrainingError(file: root, "classes differ from the training split's"
-        + (missing.isEmpty ? "" : "; missing: \(missing.joined(separator: ", "))")
-        + (extra.isEmpty ? "" : "; not in training: \(extra.joined(separator: ", "))"))
+      throw TrainingError(
+        file: root,
+        "classes differ from the training split's"
+          + (missing.isEmpty ? "" : "; missing: \(missing.joined(separator: ", "))")
+          + (extra.isEmpty ? "" : "; not in training: \(extra.joined(separator: ", "))"))
     }
     var files: [String] = [], labels: [Int] = [], values: [[Float]] = []
     var shape = expectedShape
     for (label, name) in found.enumerated() {
       let dir = (root as NSString).appendingPathComponent(name)
-      let npys = ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".npy") && !$0.hasPrefix(".") }.sorted()
+      let npys = ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).filter {
+        $0.hasSuffix(".npy") && !$0.hasPrefix(".")
+      }.sorted()
       guard !npys.isEmpty else { throw TrainingError(file: dir, "empty class: no .npy files in this class folder") }
       for file in npys {
         let path = (dir as NSString).appendingPathComponent(file)
@@ -385,7 +406,8 @@ public final class MediaExamples: ExampleSource, @unchecked Sendable {
       }
       if let message = failed[index] { throw SkippedExample(message) }
       // The read-ahead has it in hand or will come to it soon: wait for it.
-      let comingUp = ahead.count < lookahead && reading < order.count
+      let comingUp =
+        ahead.count < lookahead && reading < order.count
         && order[reading..<min(order.count, reading + lookahead)].contains(index)
       guard pending.contains(index) || comingUp else { break }
       blocking = true
@@ -417,8 +439,10 @@ public struct TrainingData {
 
   public var classes: [String] { train.classes }
 
-  public init(train: any ExampleSource, validation: (any ExampleSource)? = nil, test: (any ExampleSource)? = nil,
-              notes: [String] = []) {
+  public init(
+    train: any ExampleSource, validation: (any ExampleSource)? = nil, test: (any ExampleSource)? = nil,
+    notes: [String] = []
+  ) {
     self.train = train
     self.validation = validation
     self.test = test
@@ -431,8 +455,10 @@ public struct TrainingData {
   ///   and no validation), or a spoken-language folder (seeded 80/10/10 split).
   ///
   /// `exampleShape` is what the model's input needs per example; a mismatch is an error.
-  public static func open(_ root: String, exampleShape: [Int]?, recipe: InputRecipe?, cacheDirectory: String?,
-                          seed: UInt64) throws -> TrainingData {
+  public static func open(
+    _ root: String, exampleShape: [Int]?, recipe: InputRecipe?, cacheDirectory: String?,
+    seed: UInt64
+  ) throws -> TrainingData {
     let fm = FileManager.default
     func sub(_ name: String) -> String { (root as NSString).appendingPathComponent(name) }
     var isDirectory: ObjCBool = false
@@ -444,12 +470,16 @@ public struct TrainingData {
       let validation = try ["val", "validation"].map(sub).first(where: { fm.fileExists(atPath: $0) }).map {
         try TensorFolder(root: $0, classes: train.classes, exampleShape: train.exampleShape)
       }
-      let test = try fm.fileExists(atPath: sub("test"))
+      let test =
+        try fm.fileExists(atPath: sub("test"))
         ? TensorFolder(root: sub("test"), classes: train.classes, exampleShape: train.exampleShape) : nil
       return TrainingData(train: train, validation: validation, test: test)
     }
     guard let recipe else {
-      throw TrainingError(file: root, "expected \(root)/train/<class>/<example>.npy (and optional val/, test/); raw media need a model input with a recipe")
+      throw TrainingError(
+        file: root,
+        "expected \(root)/train/<class>/<example>.npy (and optional val/, test/); raw media need a model input with a recipe"
+      )
     }
     let cache = try cacheDirectory.map { dir in
       do { return try FeatureCache(directory: dir) } catch { throw TrainingError("\(error)") }
@@ -458,17 +488,19 @@ public struct TrainingData {
       if HMDB51.splitsDirectory(root: root, split: 1) != nil {
         let train = try HMDB51.load(root: root, split: 1, subset: .train)
         let test = try HMDB51.load(root: root, split: 1, subset: .test)
-        return TrainingData(train: try MediaExamples(dataSet: train, recipe: recipe, cache: cache), validation: nil,
-                            test: try MediaExamples(dataSet: test, recipe: recipe, cache: cache),
-                            notes: (train.skipped + test.skipped).map(\.description))
+        return TrainingData(
+          train: try MediaExamples(dataSet: train, recipe: recipe, cache: cache), validation: nil,
+          test: try MediaExamples(dataSet: test, recipe: recipe, cache: cache),
+          notes: (train.skipped + test.skipped).map(\.description))
       }
       let train = try SpokenLanguage.load(root: root, subset: .train, seed: seed)
       let validation = try SpokenLanguage.load(root: root, subset: .validation, seed: seed)
       let test = try SpokenLanguage.load(root: root, subset: .test, seed: seed)
-      return TrainingData(train: try MediaExamples(dataSet: train, recipe: recipe, cache: cache),
-                          validation: try MediaExamples(dataSet: validation, recipe: recipe, cache: cache),
-                          test: try MediaExamples(dataSet: test, recipe: recipe, cache: cache),
-                          notes: train.skipped.map(\.description))
+      return TrainingData(
+        train: try MediaExamples(dataSet: train, recipe: recipe, cache: cache),
+        validation: try MediaExamples(dataSet: validation, recipe: recipe, cache: cache),
+        test: try MediaExamples(dataSet: test, recipe: recipe, cache: cache),
+        notes: train.skipped.map(\.description))
     } catch {
       throw TrainingError("\(error)")
     }

@@ -31,9 +31,11 @@ public final class Communicator: @unchecked Sendable {
     lock.lock()
     defer { lock.unlock() }
     if let joined { return joined }
-    if let why = glassbox_mpi_load() { throw TrainingError(String(cString: why)) }
+    if let why = glassbox_mpi_load() { throw TrainingError(String(cString: why), kind: .runtime) }
     var rank: Int32 = 0, size: Int32 = 0, serialized: Int32 = 0
-    guard glassbox_mpi_init(&rank, &size, &serialized) == 0 else { throw TrainingError("MPI_Init failed") }
+    guard glassbox_mpi_init(&rank, &size, &serialized) == 0 else {
+      throw TrainingError("MPI_Init failed", kind: .runtime)
+    }
     let c = Communicator(rank: Int(rank), size: Int(size), isSerialized: serialized != 0)
     joined = c
     return c
@@ -45,8 +47,11 @@ public final class Communicator: @unchecked Sendable {
   /// How many processes the launcher started, and the variable that says so: `mpirun`'s
   /// `OMPI_COMM_WORLD_SIZE`, or an `srun` step's `SLURM_STEP_NUM_TASKS`. Nil for one process
   /// (a plain `glassbox train`, or a batch script's own step).
-  public static func launched(_ environment: [String: String] = ProcessInfo.processInfo.environment)
-    -> (count: Int, source: String)? {
+  public static func launched(
+    _ environment: [String: String] = ProcessInfo.processInfo.environment
+  )
+    -> (count: Int, source: String)?
+  {
     if let text = environment["OMPI_COMM_WORLD_SIZE"], let n = Int(text) {
       return (n, "OMPI_COMM_WORLD_SIZE=\(text)")
     }
@@ -157,8 +162,10 @@ public struct DataParallelSettings: Sendable, Equatable {
   /// is called only as each gradient completes.
   public var progressMicroseconds: Int
 
-  public init(bucketBytes: Int = 8 << 20, overlap: Bool = true, syncBatchNorm: Bool = false,
-              progressMicroseconds: Int = 100) {
+  public init(
+    bucketBytes: Int = 8 << 20, overlap: Bool = true, syncBatchNorm: Bool = false,
+    progressMicroseconds: Int = 100
+  ) {
     self.bucketBytes = bucketBytes
     self.overlap = overlap
     self.syncBatchNorm = syncBatchNorm
@@ -240,11 +247,12 @@ public final class DataParallel {
       if !disagree.isEmpty {
         var mine = ""
         if case .success(let items) = outcome, let v = items.first(where: { $0.name == name })?.value { mine = v }
-        throw RefusedRun(description: "the \(size) processes of this run disagree on the \(name): rank"
-          + (disagree.count > 1 ? "s " : " ") + disagree.map(String.init).joined(separator: ", ")
-          + (disagree.count > 1 ? " differ" : " differs") + " from rank 0"
-          + (rank == 0 && !mine.isEmpty ? " (rank 0: \(mine))" : "")
-          + "; start every process with the same model, data and options")
+        throw RefusedRun(
+          description: "the \(size) processes of this run disagree on the \(name): rank"
+            + (disagree.count > 1 ? "s " : " ") + disagree.map(String.init).joined(separator: ", ")
+            + (disagree.count > 1 ? " differ" : " differs") + " from rank 0"
+            + (rank == 0 && !mine.isEmpty ? " (rank 0: \(mine))" : "")
+            + "; start every process with the same model, data and options")
       }
     }
   }
@@ -429,8 +437,9 @@ final class GradientBuckets: @unchecked Sendable {
   func finish(into gradients: inout [String: [Float]], communicator: Communicator) throws {
     if let bucket = missing.firstIndex(where: { $0 != 0 }) {
       let names = slots.filter { $0.value.bucket == bucket }.map(\.key).sorted()
-      throw TrainingError("data-parallel step: a gradient of bucket \(bucket) "
-        + "(\(names.prefix(3).joined(separator: ", "))) never came")
+      throw TrainingError(
+        "data-parallel step: a gradient of bucket \(bucket) "
+          + "(\(names.prefix(3).joined(separator: ", "))) never came")
     }
     startReady(communicator)
     condition.lock()

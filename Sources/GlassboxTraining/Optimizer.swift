@@ -30,8 +30,10 @@ public struct OptimizerSettings: Sendable, Equatable {
   public var epsilon: Double
 
   /// Settings with PyTorch's defaults for the other fields (β = (0.9, 0.999), ε = 1e-8).
-  public init(kind: Kind, momentum: Double = 0, weightDecay: Double = 0, beta1: Double = 0.9,
-              beta2: Double = 0.999, epsilon: Double = 1e-8) {
+  public init(
+    kind: Kind, momentum: Double = 0, weightDecay: Double = 0, beta1: Double = 0.9,
+    beta2: Double = 0.999, epsilon: Double = 1e-8
+  ) {
     self.kind = kind
     self.momentum = momentum
     self.weightDecay = weightDecay
@@ -66,9 +68,13 @@ public struct Optimizer: Sendable {
   /// One pass over the elements, the state buffers updated where they are stored (taken out of
   /// `state` for the pass, so that no copy is made), split over `threads` cores for large
   /// parameters: each element's arithmetic is the same whichever core does it.
-  public mutating func update(_ name: String, parameter: inout [Float], gradient: [Float], learningRate: Double,
-                              threads: Int = 1) {
-    precondition(parameter.count == gradient.count, "optimizer: '\(name)' has \(parameter.count) elements but its gradient \(gradient.count)")
+  public mutating func update(
+    _ name: String, parameter: inout [Float], gradient: [Float], learningRate: Double,
+    threads: Int = 1
+  ) {
+    precondition(
+      parameter.count == gradient.count,
+      "optimizer: '\(name)' has \(parameter.count) elements but its gradient \(gradient.count)")
     let n = parameter.count
     let lr = Float(learningRate)
     let wd = Float(settings.weightDecay)
@@ -84,8 +90,9 @@ public struct Optimizer: Sendable {
         parameter.withUnsafeMutableBufferPointer { p in
           gradient.withUnsafeBufferPointer { g in
             guard let p = p.baseAddress, let g = g.baseAddress else { return }
-            UpdateKernels.sgd(parameter: p, gradient: g, buffer: m == 0 ? nil : b.baseAddress, count: n, momentum: m,
-                              first: first, decay: wd, rate: lr, threads: threads)
+            UpdateKernels.sgd(
+              parameter: p, gradient: g, buffer: m == 0 ? nil : b.baseAddress, count: n, momentum: m,
+              first: first, decay: wd, rate: lr, threads: threads)
           }
         }
       }
@@ -97,14 +104,17 @@ public struct Optimizer: Sendable {
       let step = UpdateKernels.AdamStep(
         coupledDecay: settings.kind == .adam ? wd : 0,
         decoupledScale: settings.kind == .adamw && wd != 0 ? Float(1 - learningRate * settings.weightDecay) : nil,
-        oneMinusBeta1: Float(1 - settings.beta1), beta2: Float(settings.beta2), oneMinusBeta2: Float(1 - settings.beta2),
+        oneMinusBeta1: Float(1 - settings.beta1), beta2: Float(settings.beta2),
+        oneMinusBeta2: Float(1 - settings.beta2),
         stepSize: Float(learningRate / (1 - pow(settings.beta1, t))),
         biasCorrection2Sqrt: Float((1 - pow(settings.beta2, t)).squareRoot()), epsilon: Float(settings.epsilon))
       m.withUnsafeMutableBufferPointer { m in
         v.withUnsafeMutableBufferPointer { v in
           gradient.withUnsafeBufferPointer { g in
             parameter.withUnsafeMutableBufferPointer { p in
-              guard let p = p.baseAddress, let g = g.baseAddress, let m = m.baseAddress, let v = v.baseAddress else { return }
+              guard let p = p.baseAddress, let g = g.baseAddress, let m = m.baseAddress, let v = v.baseAddress else {
+                return
+              }
               UpdateKernels.adam(parameter: p, gradient: g, m: m, v: v, count: n, step, threads: threads)
             }
           }
@@ -134,4 +144,3 @@ public struct Optimizer: Sendable {
     }
   }
 }
-

@@ -20,9 +20,11 @@ public struct TrainingStepGraph: Sendable {
   /// The input the class indices go to.
   public var target: String
 
-  public init(graph: Graph, gradients: [(parameter: String, output: String)],
-              dropoutMasks: [(input: String, type: TensorType, p: Double)], batchNormUpdates: [BatchNormUpdate],
-              loss: String = "loss", logits: String, target: String = "target") {
+  public init(
+    graph: Graph, gradients: [(parameter: String, output: String)],
+    dropoutMasks: [(input: String, type: TensorType, p: Double)], batchNormUpdates: [BatchNormUpdate],
+    loss: String = "loss", logits: String, target: String = "target"
+  ) {
     self.graph = graph
     self.gradients = gradients
     self.dropoutMasks = dropoutMasks
@@ -54,8 +56,10 @@ public final class ProgramBackend: TrainingBackend {
 
   /// Compiles `step` (its symbols bound by `bindings`, which must size every symbol, the
   /// batch included) and keeps `model` (the forward graph) for evaluation.
-  public init(step: TrainingStepGraph, model: Graph, bindings: [String: Int], batchSize: Int, weights: [String: Tensor],
-              threads: Int) throws {
+  public init(
+    step: TrainingStepGraph, model: Graph, bindings: [String: Int], batchSize: Int, weights: [String: Tensor],
+    threads: Int
+  ) throws {
     guard model.inputs.count == 1, let first = model.inputs.first else {
       throw TrainingError("training supports models with one input; \(model.name) has \(model.inputs.count)")
     }
@@ -84,15 +88,21 @@ public final class ProgramBackend: TrainingBackend {
 
   /// `step`, handing each gradient to `gradientReady` as soon as the kernel that completes it
   /// has run (during the backward pass).
-  public func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor],
-                   gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void) throws
-    -> StepResult {
+  public func step(
+    _ batch: Batch, masks: [String: Tensor], weights: [String: Tensor],
+    gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void
+  ) throws
+    -> StepResult
+  {
     try step(batch, masks: masks, weights: weights, reporting: true, gradientReady)
   }
 
-  private func step(_ batch: Batch, masks: [String: Tensor], weights: [String: Tensor], reporting: Bool,
-                    _ gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void) throws
-    -> StepResult {
+  private func step(
+    _ batch: Batch, masks: [String: Tensor], weights: [String: Tensor], reporting: Bool,
+    _ gradientReady: (_ parameter: String, _ values: UnsafeBufferPointer<Float>) -> Void
+  ) throws
+    -> StepResult
+  {
     try trainProgram.setParameters(weights)
     var inputs = masks
     inputs[input] = batch.inputs
@@ -116,8 +126,9 @@ public final class ProgramBackend: TrainingBackend {
       statistics[u.batchMean] = try values(u.batchMean)
       statistics[u.batchVariance] = try values(u.batchVariance)
     }
-    return StepResult(loss: Double(try values(step.loss).first ?? .nan), logits: try values(step.logits),
-                      gradients: gradients, statistics: statistics)
+    return StepResult(
+      loss: Double(try values(step.loss).first ?? .nan), logits: try values(step.logits),
+      gradients: gradients, statistics: statistics)
   }
 
   /// Trainable parameters in the order the backward pass completes their gradients.

@@ -50,9 +50,11 @@ public func clipGradientNorm(_ gradients: inout [[Float]], maxNorm: Double) -> D
 /// num_batches_tracked += 1 (done by the caller, it is i64).
 ///
 /// `batchVariance` is the biased (divide-by-n) variance the forward pass normalised with.
-public func updateRunningStatistics(runningMean: inout [Float], runningVariance: inout [Float],
-                                    batchMean: [Float], batchVariance: [Float], count: Int,
-                                    momentum: Double = 0.1) {
+public func updateRunningStatistics(
+  runningMean: inout [Float], runningVariance: inout [Float],
+  batchMean: [Float], batchVariance: [Float], count: Int,
+  momentum: Double = 0.1
+) {
   let m = Float(momentum), keep = Float(1 - momentum)
   let correction = count > 1 ? Float(Double(count) / Double(count - 1)) : 1
   for c in runningMean.indices {

@@ -57,7 +57,8 @@ enum TerminationNotice {
     let (rank, size, output) = context
     var text = "glassbox train (rank \(rank) of \(size)): stopped: another process of this run ended"
     if rank == 0 {
-      text += epochsDone > 0
+      text +=
+        epochsDone > 0
         ? ". The last checkpoint (epoch \(epochsDone)) is whole in \(output); continue with --resume"
         : ". No checkpoint was written yet"
     }

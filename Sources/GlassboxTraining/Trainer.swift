@@ -14,8 +14,10 @@ public struct TrainingSettings: Sendable, Equatable {
   public var clipNorm: Double?
   public var seed: UInt64
 
-  public init(epochs: Int, batchSize: Int, learningRate: Double, optimizer: OptimizerSettings,
-              schedule: LearningRateSchedule = .constant, clipNorm: Double? = nil, seed: UInt64 = 0) {
+  public init(
+    epochs: Int, batchSize: Int, learningRate: Double, optimizer: OptimizerSettings,
+    schedule: LearningRateSchedule = .constant, clipNorm: Double? = nil, seed: UInt64 = 0
+  ) {
     self.epochs = epochs
     self.batchSize = batchSize
     self.learningRate = learningRate
@@ -56,8 +58,9 @@ public struct EpochRecord: Sendable, Equatable {
 /// What the trainer tells its caller as it goes.
 public enum TrainingEvent {
   /// After each step: running means over the epoch so far.
-  case step(epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, accuracy: Double,
-            examplesPerSecond: Double, etaSeconds: Double)
+  case step(
+    epoch: Int, epochs: Int, step: Int, steps: Int, loss: Double, accuracy: Double,
+    examplesPerSecond: Double, etaSeconds: Double)
   /// After each epoch (checkpoint written).
   case epoch(EpochRecord)
   /// The test split at the end.
@@ -98,17 +101,24 @@ public final class Trainer {
   /// Whether this process writes the files (rank 0, or the only process).
   public var isWriter: Bool { (parallel?.rank ?? 0) == 0 }
 
-  public init(model: ModelContents, backend: any TrainingBackend, data: TrainingData, settings: TrainingSettings,
-              parallel: DataParallel? = nil) throws {
-    guard settings.epochs >= 0, settings.batchSize >= 1, settings.learningRate >= 0, settings.learningRate.isFinite else {
+  public init(
+    model: ModelContents, backend: any TrainingBackend, data: TrainingData, settings: TrainingSettings,
+    parallel: DataParallel? = nil
+  ) throws {
+    guard settings.epochs >= 0, settings.batchSize >= 1, settings.learningRate >= 0, settings.learningRate.isFinite
+    else {
       throw TrainingError("training: epochs must be ≥ 0, the batch size ≥ 1 and the learning rate a finite number ≥ 0")
     }
     if let parallel, backend.batchSize * parallel.size != settings.batchSize {
-      throw TrainingError("training: the backend's batch of \(backend.batchSize) times \(parallel.size) processes is "
-        + "not the global batch of \(settings.batchSize)")
+      throw TrainingError(
+        "training: the backend's batch of \(backend.batchSize) times \(parallel.size) processes is "
+          + "not the global batch of \(settings.batchSize)")
     }
     if let classes = model.graph.labelCount, classes != data.classes.count {
-      throw TrainingError(file: data.train.root, "has \(data.classes.count) classes (\(data.classes.joined(separator: ", "))) but the model has \(classes) outputs")
+      throw TrainingError(
+        file: data.train.root,
+        "has \(data.classes.count) classes (\(data.classes.joined(separator: ", "))) but the model has \(classes) outputs"
+      )
     }
     self.model = model
     self.backend = backend
@@ -148,13 +158,20 @@ public final class Trainer {
     } catch {
       throw TrainingError("cannot resume: \(error)")
     }
-    guard let done = state.metadata["epochs_done"].flatMap(Int.init), let steps = state.metadata["step_count"].flatMap(Int.init)
+    guard let done = state.metadata["epochs_done"].flatMap(Int.init),
+      let steps = state.metadata["step_count"].flatMap(Int.init)
     else { throw TrainingError(file: statePath, "cannot resume: metadata lacks epochs_done or step_count") }
     guard state.metadata["settings"] == settings.fingerprint else {
-      throw TrainingError(file: statePath, "cannot resume with different settings: the checkpoint has '\(state.metadata["settings"] ?? "")', this run '\(settings.fingerprint)'")
+      throw TrainingError(
+        file: statePath,
+        "cannot resume with different settings: the checkpoint has '\(state.metadata["settings"] ?? "")', this run '\(settings.fingerprint)'"
+      )
     }
     if let epochs = loaded.provenance.training?.epochs, epochs != done {
-      throw TrainingError(file: output, "cannot resume: the model holds epoch \(epochs) but \(statePath) epoch \(done) (a run stopped while writing them); resume from a copy of both or start again with --force")
+      throw TrainingError(
+        file: output,
+        "cannot resume: the model holds epoch \(epochs) but \(statePath) epoch \(done) (a run stopped while writing them); resume from a copy of both or start again with --force"
+      )
     }
     for (i, p) in loaded.graph.parameters.enumerated() { weights[p.name] = loaded.weight(ofParameter: i) }
     var buffers: [(name: String, values: [Float])] = []
@@ -213,8 +230,10 @@ public final class Trainer {
         do {
           result = try step(batch, epoch: epoch, step: s, learningRate: lr)
         } catch let error as NonFiniteLoss {
-          throw TrainingError("loss is \(error.loss) at epoch \(epoch + 1), step \(s + 1) (learning rate \(lr)); stopped. "
-            + (epochsDone > 0 ? "The last good checkpoint (epoch \(epochsDone)) is kept in \(output)." : "Nothing was written."))
+          throw TrainingError(
+            "loss is \(error.loss) at epoch \(epoch + 1), step \(s + 1) (learning rate \(lr)); stopped. "
+              + (epochsDone > 0
+                ? "The last good checkpoint (epoch \(epochsDone)) is kept in \(output)." : "Nothing was written."))
         }
         if let totals = result.totals {
           (lossSum, correct, seen) = (lossSum + totals.lossSum, correct + totals.correct, seen + totals.count)
@@ -226,24 +245,31 @@ public final class Trainer {
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let rate = Double(seen) / max(elapsed, 1e-9)
         let remainingSteps = (batches.count - s - 1) + (settings.epochs - epoch - 1) * batches.count
-        report(.step(epoch: epoch + 1, epochs: settings.epochs, step: s + 1, steps: batches.count,
-                     loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen),
-                     examplesPerSecond: rate, etaSeconds: Double(remainingSteps * B) / max(rate, 1e-9)))
+        report(
+          .step(
+            epoch: epoch + 1, epochs: settings.epochs, step: s + 1, steps: batches.count,
+            loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen),
+            examplesPerSecond: rate, etaSeconds: Double(remainingSteps * B) / max(rate, 1e-9)))
       }
-      var record = EpochRecord(epoch: epoch + 1, learningRate: lr, trainLoss: lossSum / Double(max(seen, 1)),
-                               trainAccuracy: Double(correct) / Double(max(seen, 1)), validationLoss: nil,
-                               validationAccuracy: nil, seconds: 0, dataWaitSeconds: train.waitSeconds - waitedBefore)
+      var record = EpochRecord(
+        epoch: epoch + 1, learningRate: lr, trainLoss: lossSum / Double(max(seen, 1)),
+        trainAccuracy: Double(correct) / Double(max(seen, 1)), validationLoss: nil,
+        validationAccuracy: nil, seconds: 0, dataWaitSeconds: train.waitSeconds - waitedBefore)
       record.steps = batches.count
       record.stepSeconds = Double(stepNanoseconds) / 1e9
       record.allReduceSeconds = parallel?.communicationSeconds ?? 0
       record.allReduceWaitSeconds = parallel?.waitSeconds ?? 0
       for note in train.skipped.dropFirst(skippedBefore) { report(.note(note)) }
-      guard seen > 0 else { throw TrainingError(file: train.root, "no readable training examples (every one was skipped)") }
+      guard seen > 0 else {
+        throw TrainingError(file: train.root, "no readable training examples (every one was skipped)")
+      }
       if let validation = data.validation, validation.count > 0, isWriter {
         let v = try evaluate(validation)
         guard v.loss.isFinite else {
-          throw TrainingError("validation loss is \(v.loss) after epoch \(epoch + 1); stopped. "
-            + (epochsDone > 0 ? "The last good checkpoint (epoch \(epochsDone)) is kept in \(output)." : "Nothing was written."))
+          throw TrainingError(
+            "validation loss is \(v.loss) after epoch \(epoch + 1); stopped. "
+              + (epochsDone > 0
+                ? "The last good checkpoint (epoch \(epochsDone)) is kept in \(output)." : "Nothing was written."))
         }
         record.validationLoss = v.loss
         record.validationAccuracy = v.accuracy
@@ -276,13 +302,16 @@ public final class Trainer {
       if let parallel, parallel.size > 1, mask.shape.first == backend.batchSize {
         // The global batch's mask, whose rows of this process's slice it takes: as one
         // process running the global batch would draw it.
-        let all = Sampling.dropoutMask(count: count * parallel.size, p: mask.p, seed: settings.seed, epoch: epoch,
-                                       step: step, index: m)
+        let all = Sampling.dropoutMask(
+          count: count * parallel.size, p: mask.p, seed: settings.seed, epoch: epoch,
+          step: step, index: m)
         let mine = (parallel.rank * count)..<((parallel.rank + 1) * count)
         masks[mask.input] = Tensor(shape: mask.shape, f32: Array(all[mine]))
       } else {
-        masks[mask.input] = Tensor(shape: mask.shape, f32: Sampling.dropoutMask(
-          count: count, p: mask.p, seed: settings.seed, epoch: epoch, step: step, index: m))
+        masks[mask.input] = Tensor(
+          shape: mask.shape,
+          f32: Sampling.dropoutMask(
+            count: count, p: mask.p, seed: settings.seed, epoch: epoch, step: step, index: m))
       }
     }
     if let parallel { return try parallelStep(batch, masks: masks, parallel: parallel, learningRate: learningRate) }
@@ -305,8 +334,11 @@ public final class Trainer {
   /// and dy·x̂ of those N-times gradients over the processes, which keeps every dx N times its
   /// share too; its weight and bias gradients are its own slice's sums, and the buckets sum
   /// them over the processes with the other gradients, so they are counted once.
-  func parallelStep(_ batch: Batch, masks: [String: Tensor], parallel: DataParallel, learningRate: Double) throws
-    -> StepResult {
+  func parallelStep(
+    _ batch: Batch, masks: [String: Tensor], parallel: DataParallel, learningRate: Double
+  ) throws
+    -> StepResult
+  {
     let communicator = parallel.communicator
     parallel.prepare(parameters: bucketOrder.map { ($0, weights[$0]?.count ?? 0) })
     guard let buckets = parallel.buckets else { throw TrainingError("data-parallel step without buckets") }
@@ -325,16 +357,19 @@ public final class Trainer {
     let waitStart = DispatchTime.now().uptimeNanoseconds
     try buckets.finish(into: &result.gradients, communicator: communicator)
     let count = Double(batch.count)
-    var numbers = [batch.count > 0 ? result.loss * count : 0,
-                   Double(Self.correct(result.logits, labels: batch.labels, count: batch.count)), count]
+    var numbers = [
+      batch.count > 0 ? result.loss * count : 0,
+      Double(Self.correct(result.logits, labels: batch.labels, count: batch.count)), count,
+    ]
     communicator.sum(&numbers)
     let waitEnd = DispatchTime.now().uptimeNanoseconds
     let waited = waitEnd - waitStart
     func milliseconds(_ t: UInt64) -> Double { Double(t &- stepStart) / 1e6 }
-    parallel.lastStep = StepTimeline(backwardEnd: milliseconds(waitStart), waitEnd: milliseconds(waitEnd),
-                                     gradientComplete: arrivals.map { (milliseconds($0.0), $0.1) },
-                                     bucketBytes: buckets.sizes.map { $0 * 4 },
-                                     bucketComplete: buckets.completed.map(milliseconds))
+    parallel.lastStep = StepTimeline(
+      backwardEnd: milliseconds(waitStart), waitEnd: milliseconds(waitEnd),
+      gradientComplete: arrivals.map { (milliseconds($0.0), $0.1) },
+      bucketBytes: buckets.sizes.map { $0 * 4 },
+      bucketComplete: buckets.completed.map(milliseconds))
     parallel.waitSeconds += Double(waited) / 1e9
     parallel.communicationSeconds += Double(waited + mpiNanoseconds) / 1e9
     result.totals = (numbers[0], Int(numbers[1]), Int(numbers[2]))
@@ -378,7 +413,8 @@ public final class Trainer {
     for name in trainable {
       guard let g = result.gradients[name] else { continue }
       guard g.count == weights[name]?.count else {
-        throw TrainingError("gradient of '\(name)' has \(g.count) elements; the parameter has \(weights[name]?.count ?? 0)")
+        throw TrainingError(
+          "gradient of '\(name)' has \(g.count) elements; the parameter has \(weights[name]?.count ?? 0)")
       }
       gradients.append(g)
     }
@@ -387,8 +423,9 @@ public final class Trainer {
     var i = 0
     for name in trainable where result.gradients[name] != nil {
       var values = takeFloats(name)
-      optimizer.update(name, parameter: &values, gradient: gradients[i], learningRate: learningRate,
-                       threads: backend.threads)
+      optimizer.update(
+        name, parameter: &values, gradient: gradients[i], learningRate: learningRate,
+        threads: backend.threads)
       putFloats(name, values)
       i += 1
     }
@@ -397,8 +434,9 @@ public final class Trainer {
         throw TrainingError("training step did not produce '\(u.batchMean)' and '\(u.batchVariance)'")
       }
       var runningMean = takeFloats(u.runningMean), runningVariance = takeFloats(u.runningVariance)
-      updateRunningStatistics(runningMean: &runningMean, runningVariance: &runningVariance, batchMean: mean,
-                              batchVariance: variance, count: (u.count ?? 0) * statisticsCount)
+      updateRunningStatistics(
+        runningMean: &runningMean, runningVariance: &runningVariance, batchMean: mean,
+        batchVariance: variance, count: (u.count ?? 0) * statisticsCount)
       putFloats(u.runningMean, runningMean)
       putFloats(u.runningVariance, runningVariance)
       if var tracked = weights[u.batchesTracked], case .i64(var n) = tracked.storage {
@@ -419,7 +457,8 @@ public final class Trainer {
   }
 
   private func putFloats(_ name: String, _ values: [Float]) {
-    let shape = model.graph.parameters.first { $0.name == name }?.type.shape.map { $0.staticValue ?? 0 } ?? [values.count]
+    let shape =
+      model.graph.parameters.first { $0.name == name }?.type.shape.map { $0.staticValue ?? 0 } ?? [values.count]
     weights[name] = Tensor(shape: shape, f32: values)
   }
 
@@ -444,16 +483,22 @@ public final class Trainer {
     training.examples = data.train.count
     if let last = history.last {
       training.metrics = [("train_loss", last.trainLoss), ("train_accuracy", last.trainAccuracy)]
-      if let l = last.validationLoss, let a = last.validationAccuracy { training.metrics += [("val_loss", l), ("val_accuracy", a)] }
+      if let l = last.validationLoss, let a = last.validationAccuracy {
+        training.metrics += [("val_loss", l), ("val_accuracy", a)]
+      }
     }
     model.provenance.training = training
     // State first, then the model: a crash in between leaves a state newer than the model,
     // which `resume` detects by the epoch count both record.
     let snapshot = optimizer.snapshot
     let state = SafeTensorsFile(
-      tensors: snapshot.buffers.map { NamedTensor("optimizer/" + $0.name, Tensor(shape: [$0.values.count], f32: $0.values)) },
-      metadata: ["epochs_done": "\(epochsDone)", "step_count": "\(snapshot.stepCount)", "settings": settings.fingerprint,
-                 "seed": "\(settings.seed)", "history": Self.encodeHistory(history)])
+      tensors: snapshot.buffers.map {
+        NamedTensor("optimizer/" + $0.name, Tensor(shape: [$0.values.count], f32: $0.values))
+      },
+      metadata: [
+        "epochs_done": "\(epochsDone)", "step_count": "\(snapshot.stepCount)", "settings": settings.fingerprint,
+        "seed": "\(settings.seed)", "history": Self.encodeHistory(history),
+      ])
     do {
       try SafeTensors.write(state, to: Self.statePath(output))
     } catch {
@@ -515,10 +560,11 @@ public final class Trainer {
   static func decodeHistory(_ text: String) -> [EpochRecord] {
     guard let rows = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] else { return [] }
     return rows.map { r in
-      EpochRecord(epoch: r["epoch"] as? Int ?? 0, learningRate: r["learning_rate"] as? Double ?? 0,
-                  trainLoss: r["train_loss"] as? Double ?? .nan, trainAccuracy: r["train_accuracy"] as? Double ?? .nan,
-                  validationLoss: r["val_loss"] as? Double, validationAccuracy: r["val_accuracy"] as? Double,
-                  seconds: r["seconds"] as? Double ?? 0, dataWaitSeconds: r["data_wait_seconds"] as? Double ?? 0)
+      EpochRecord(
+        epoch: r["epoch"] as? Int ?? 0, learningRate: r["learning_rate"] as? Double ?? 0,
+        trainLoss: r["train_loss"] as? Double ?? .nan, trainAccuracy: r["train_accuracy"] as? Double ?? .nan,
+        validationLoss: r["val_loss"] as? Double, validationAccuracy: r["val_accuracy"] as? Double,
+        seconds: r["seconds"] as? Double ?? 0, dataWaitSeconds: r["data_wait_seconds"] as? Double ?? 0)
     }
   }
 }

@@ -15,13 +15,16 @@ extension TrainingStepGraph {
     // The target is the one input that is neither the model's nor a dropout mask (its name is
     // `target` unless the model already uses that name).
     let modelInputs = Set(model.inputs.map { model[$0].name }), masks = Set(program.dropoutMasks.map(\.input))
-    let target = program.graph.inputs.map { program.graph[$0].name }.first { !modelInputs.contains($0) && !masks.contains($0) }
+    let target = program.graph.inputs.map { program.graph[$0].name }.first {
+      !modelInputs.contains($0) && !masks.contains($0)
+    }
     return TrainingStepGraph(
       graph: program.graph, gradients: program.gradients,
       dropoutMasks: program.dropoutMasks.map { ($0.input, $0.shape, $0.p) },
       batchNormUpdates: program.batchNormUpdates.map {
-        BatchNormUpdate(runningMean: $0.runningMean, runningVariance: $0.runningVar, batchesTracked: $0.batchesTracked,
-                        batchMean: $0.batchMean, batchVariance: $0.batchVar, count: $0.count)
+        BatchNormUpdate(
+          runningMean: $0.runningMean, runningVariance: $0.runningVar, batchesTracked: $0.batchesTracked,
+          batchMean: $0.batchMean, batchVariance: $0.batchVar, count: $0.count)
       },
       logits: logits, target: target ?? "target")
   }

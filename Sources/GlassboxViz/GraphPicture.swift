@@ -114,7 +114,8 @@ private struct Drawing {
     var seen = Set<Int>()
     for v in operands where seen.insert(v.index).inserted {
       if case .parameter(let p) = graph[v].origin, graph.parameters[p].role == .trainable,
-         let n = graph.parameters[p].type.elementCount {
+        let n = graph.parameters[p].type.elementCount
+      {
         total.add(n)
       }
     }
@@ -134,24 +135,32 @@ private struct Drawing {
 
   mutating func draw() -> String {
     out = "digraph \(dotString([graph.name])) {\n"
-    out += "  graph [label=\(dotString([graph.name])), labelloc=t, fontname=\"Helvetica\", fontsize=14, nodesep=0.3, ranksep=0.3]\n"
-    out += "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#eef3fb\", color=\"#5b7db1\", fontname=\"Helvetica\", fontsize=10]\n"
+    out +=
+      "  graph [label=\(dotString([graph.name])), labelloc=t, fontname=\"Helvetica\", fontsize=14, nodesep=0.3, ranksep=0.3]\n"
+    out +=
+      "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#eef3fb\", color=\"#5b7db1\", fontname=\"Helvetica\", fontsize=10]\n"
     out += "  edge [color=\"#555555\", arrowsize=0.6]\n"
     var tapped = Set<String>()
     for t in graph.taps { for v in t.operands { if let id = source(of: v) { tapped.insert(id) } } }
     let highlight = "fillcolor=\"#ffd54f\", color=\"#e65100\", penwidth=2"
 
     for (k, v) in graph.inputs.enumerated() {
-      emit("i\(k)", [graph[v].name, graph[v].type.description],
-           "shape=invhouse, style=filled, " + (tapped.contains("i\(k)") ? highlight : "fillcolor=\"#dff0d8\""))
+      emit(
+        "i\(k)", [graph[v].name, graph[v].type.description],
+        "shape=invhouse, style=filled, " + (tapped.contains("i\(k)") ? highlight : "fillcolor=\"#dff0d8\""))
     }
-    if collapse { drawBlocks(tapped: tapped, highlight: highlight) } else { drawClusters(tapped: tapped, highlight: highlight) }
+    if collapse {
+      drawBlocks(tapped: tapped, highlight: highlight)
+    } else {
+      drawClusters(tapped: tapped, highlight: highlight)
+    }
     for (k, o) in graph.outputs.enumerated() {
       emit("o\(k)", [o.name, graph[o.value].type.description], "shape=house, style=filled, fillcolor=\"#d9edf7\"")
     }
     for (k, t) in graph.taps.enumerated() {
-      emit("t\(k)", ["tap \(t.name): \(t.kind.rawValue)", t.type.description],
-           "shape=note, style=filled, fillcolor=\"#fff3c4\", color=\"#e69500\", fontcolor=\"#7a4a00\"")
+      emit(
+        "t\(k)", ["tap \(t.name): \(t.kind.rawValue)", t.type.description],
+        "shape=note, style=filled, fillcolor=\"#fff3c4\", color=\"#e69500\", fontcolor=\"#7a4a00\"")
     }
 
     var drawn = Set<String>()
@@ -172,9 +181,9 @@ private struct Drawing {
 
   /// One DOT node per IR node, inside nested `cluster_sK` subgraphs; unscoped nodes at top level.
   mutating func drawClusters(tapped: Set<String>, highlight: String) {
-    var members: [Int: [Int]] = [:]   // scope (-1: none) → node indices, in order
+    var members: [Int: [Int]] = [:]  // scope (-1: none) → node indices, in order
     var children: [Int: [Int]] = [:]
-    var occupied = Set<Int>()          // scopes with a node inside, directly or nested
+    var occupied = Set<Int>()  // scopes with a node inside, directly or nested
     for k in graph.nodes.indices {
       members[nodeScope[k] ?? -1, default: []].append(k)
       var s = nodeScope[k]
@@ -228,8 +237,9 @@ private struct Drawing {
       if let s = nodeScope[k] {
         let scope = graph.scopes[outermost(s)]
         let shapes = (passedOut[id] ?? []).sorted().map { graph[$0].type.shapeDescription }
-        emit(id, [scope.path, blockTitle(scope)] + shapes + parameterLine(operands[id] ?? []),
-             "shape=box3d, style=filled, " + (style.isEmpty ? "fillcolor=\"#dde7f7\"" : style))
+        emit(
+          id, [scope.path, blockTitle(scope)] + shapes + parameterLine(operands[id] ?? []),
+          "shape=box3d, style=filled, " + (style.isEmpty ? "fillcolor=\"#dde7f7\"" : style))
       } else {
         emit(id, opLabel(k, names: node.results.map { graph[$0].name }), style)
       }

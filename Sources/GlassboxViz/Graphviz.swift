@@ -1,5 +1,6 @@
 import CGraphviz
 import Foundation
+import GlassboxIR
 
 /// Picture formats graphviz renders for us.
 public enum PictureFormat: String, CaseIterable, Sendable {
@@ -63,4 +64,8 @@ public enum Graphviz {
     defer { gvFreeRenderData(data) }
     return UnsafeRawBufferPointer(start: data, count: Int(length)).map { $0 }
   }
+}
+
+extension RenderError: KindedError {
+  public var errorKind: ErrorKind { .runtime }
 }

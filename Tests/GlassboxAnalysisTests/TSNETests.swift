@@ -23,7 +23,9 @@ struct TSNEFixture: Decodable {
     let centers = DeterministicTensors.values("tsne.centers", count: k * d)
     let noise = DeterministicTensors.values("tsne.noise", count: n * d)
     var values = [Double](repeating: 0, count: n * d)
-    for i in 0..<n { for j in 0..<d { values[i * d + j] = Double(Float(2) * centers[(i % k) * d + j] + noise[i * d + j]) } }
+    for i in 0..<n {
+      for j in 0..<d { values[i * d + j] = Double(Float(2) * centers[(i % k) * d + j] + noise[i * d + j]) }
+    }
     return (try Points(count: n, dimensions: d, values: values), (0..<n).map { $0 % k })
   }
 }
@@ -63,7 +65,9 @@ struct TSNEFixture: Decodable {
     let result = try TSNE().embed(x)
     let ours = try Trustworthiness.score(input: x, embedding: result.embedding, neighbors: 5)
     let theirs = try #require(f.tsne_exact_trustworthiness.first)
-    print("t-SNE fixture: trustworthiness ours \(ours), scikit-learn exact \(theirs), Barnes-Hut \(f.tsne_barnes_hut_trustworthiness.first ?? .nan); KL \(result.klDivergence) after \(result.iterations) iterations")
+    print(
+      "t-SNE fixture: trustworthiness ours \(ours), scikit-learn exact \(theirs), Barnes-Hut \(f.tsne_barnes_hut_trustworthiness.first ?? .nan); KL \(result.klDivergence) after \(result.iterations) iterations"
+    )
     #expect(abs(ours - theirs) <= 0.02, "ours \(ours), scikit-learn \(theirs)")
   }
 
@@ -94,7 +98,9 @@ struct TSNEFixture: Decodable {
     let result = try tsne.embed(x)
     let ours = try Trustworthiness.score(input: x, embedding: result.embedding, neighbors: 5)
     let theirs = try #require(f.tsne_barnes_hut_trustworthiness.first)
-    print("Barnes-Hut t-SNE fixture: trustworthiness ours \(ours), scikit-learn \(theirs); KL \(result.klDivergence) after \(result.iterations) iterations")
+    print(
+      "Barnes-Hut t-SNE fixture: trustworthiness ours \(ours), scikit-learn \(theirs); KL \(result.klDivergence) after \(result.iterations) iterations"
+    )
     #expect(abs(ours - theirs) <= 0.02, "ours \(ours), scikit-learn \(theirs)")
   }
 
@@ -107,7 +113,8 @@ struct TSNEFixture: Decodable {
     let x = try Points(count: n, dimensions: full.dimensions, values: Array(full.values.prefix(n * full.dimensions)))
     let perplexity = 13.0  // 3·13 + 1 = 40 ≥ n − 1: every point is a neighbour
     let sparse = SparseJointProbabilities(x, perplexity: perplexity)
-    let dense = TSNE.jointProbabilities(distances: Distances.squared(x).map { Double(Float($0)) }, count: n, perplexity: perplexity)
+    let dense = TSNE.jointProbabilities(
+      distances: Distances.squared(x).map { Double(Float($0)) }, count: n, perplexity: perplexity)
     let y = TSNE.gaussian(count: 2 * n, seed: 3).map { $0 * 1e4 }
     var g1 = [Double](repeating: 0, count: 2 * n), g2 = g1
     var num = [Double](repeating: 0, count: n * n)

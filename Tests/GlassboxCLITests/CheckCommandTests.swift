@@ -65,7 +65,9 @@ struct CheckCommandTests {
     let command = try Check.parse([spec.path, "--json"])
     #expect(throws: ExitCode(1)) { try command.run() }
     let missing = try Check.parse([dir.appendingPathComponent("none.graph").path])
-    #expect { try missing.run() } throws: { ($0 as? GlassboxError)?.kind == .file && "\($0)".hasSuffix("none.graph: no such file") }
+    #expect { try missing.run() } throws: {
+      ($0 as? GlassboxError)?.kind == .file && "\($0)".hasSuffix("none.graph: no such file")
+    }
   }
 
   @Test func bindingsParse() {

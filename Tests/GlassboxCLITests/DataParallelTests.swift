@@ -13,15 +13,21 @@ struct DataParallelTests {
   static let mpirun = "/usr/bin/mpirun"
 
   /// Runs `glassbox ARGUMENTS` as `n` processes (or one plain process when `n` is nil).
-  static func run(_ n: Int?, _ arguments: [String], in dir: URL, extra: [String] = []) throws
-    -> ExitStatusTests.Outcome {
+  static func run(
+    _ n: Int?, _ arguments: [String], in dir: URL, extra: [String] = []
+  ) throws
+    -> ExitStatusTests.Outcome
+  {
     guard let n else { return try ShardCommandTests.run(arguments, in: dir) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: mpirun)
     // Loopback only: shared memory between the processes, the launcher on lo; root needs the
     // flag, and two cores the oversubscription.
-    process.arguments = ["--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,vader",
-                         "--mca", "oob_tcp_if_include", "lo", "-np", "\(n)", ExitStatusTests.binary] + arguments + extra
+    process.arguments =
+      [
+        "--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,vader",
+        "--mca", "oob_tcp_if_include", "lo", "-np", "\(n)", ExitStatusTests.binary,
+      ] + arguments + extra
     process.currentDirectoryURL = dir
     var env = ProcessInfo.processInfo.environment
     for key in env.keys where ["OMPI_", "PMIX_", "SLURM_"].contains(where: key.hasPrefix) { env[key] = nil }
@@ -80,14 +86,18 @@ struct DataParallelTests {
 
   /// An LSTM classifier with dropout (the masks are drawn for the global batch and sliced).
   static func prepare(_ dir: URL) throws {
-    try TrainCommandTests.writeData(dir.path + "/data", classes: 3, shape: [4, 6], band: 2,
-                                    perClass: ["train": 8, "val": 2, "test": 2])
-    try TrainCommandTests.tinySpec.write(to: dir.appendingPathComponent("tiny.graph"), atomically: true,
-                                         encoding: .utf8)
+    try TrainCommandTests.writeData(
+      dir.path + "/data", classes: 3, shape: [4, 6], band: 2,
+      perClass: ["train": 8, "val": 2, "test": 2])
+    try TrainCommandTests.tinySpec.write(
+      to: dir.appendingPathComponent("tiny.graph"), atomically: true,
+      encoding: .utf8)
   }
 
-  static let common = ["train", "tiny.graph", "--data", "data", "--batch", "6", "--lr", "0.05", "--optimizer", "sgd",
-                       "--seed", "3", "--threads", "1"]
+  static let common = [
+    "train", "tiny.graph", "--data", "data", "--batch", "6", "--lr", "0.05", "--optimizer", "sgd",
+    "--seed", "3", "--threads", "1",
+  ]
 
   /// Two processes twice give the same file; smaller buckets summed after the backward pass,
   /// or advanced without a progress thread, give it too; one process with the same global
@@ -129,8 +139,9 @@ struct DataParallelTests {
       try Self.succeed(2, Self.common + ["--epochs", "1", "-o", "other.model"], in: dir)
       let resumed = try Self.succeed(nil, Self.common + ["--epochs", "3", "-o", "other.model", "--resume"], in: dir)
       #expect(resumed.output.contains("resuming after epoch 1"))
-      let distance = Self.relativeDistance(try Self.weights(dir.path + "/other.model"),
-                                           try Self.weights(dir.path + "/full.model"))
+      let distance = Self.relativeDistance(
+        try Self.weights(dir.path + "/other.model"),
+        try Self.weights(dir.path + "/full.model"))
       #expect(distance <= 1e-5, "resumed with 1 process: \(distance)")
     }
   }
@@ -157,10 +168,13 @@ struct DataParallelTests {
   @Test func syncBatchNormTrainsAsOneProcessWithTheWholeBatch() throws {
     try Self.requireMPI()
     try ModelCommandTests.withTemporaryDirectory { dir in
-      try TrainCommandTests.writeData(dir.path + "/data", classes: 2, shape: [3, 6, 6], band: 3, perClass: ["train": 8])
+      try TrainCommandTests.writeData(
+        dir.path + "/data", classes: 2, shape: [3, 6, 6], band: 3, perClass: ["train": 8])
       try Self.batchNormSpec.write(to: dir.appendingPathComponent("bn.graph"), atomically: true, encoding: .utf8)
-      let train = ["train", "bn.graph", "--data", "data", "--batch", "4", "--epochs", "3", "--lr", "0.05",
-                   "--optimizer", "sgd", "--seed", "5", "--threads", "1"]
+      let train = [
+        "train", "bn.graph", "--data", "data", "--batch", "4", "--epochs", "3", "--lr", "0.05",
+        "--optimizer", "sgd", "--seed", "5", "--threads", "1",
+      ]
       try Self.succeed(nil, train + ["-o", "one.model"], in: dir)
       try Self.succeed(2, train + ["-o", "sync.model", "--sync-batch-norm"], in: dir)
       try Self.succeed(2, train + ["-o", "again.model", "--sync-batch-norm"], in: dir)
@@ -200,8 +214,11 @@ struct DataParallelTests {
       try Self.prepare(dir)
       let process = Process()
       process.executableURL = URL(fileURLWithPath: Self.mpirun)
-      process.arguments = ["--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,vader", "--mca",
-                           "oob_tcp_if_include", "lo", "-np", "2", ExitStatusTests.binary]
+      process.arguments =
+        [
+          "--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,vader", "--mca",
+          "oob_tcp_if_include", "lo", "-np", "2", ExitStatusTests.binary,
+        ]
         + Self.common + ["--epochs", "100000", "-o", "k.model"]
       process.currentDirectoryURL = dir
       let log = dir.appendingPathComponent("k.log")
@@ -224,8 +241,10 @@ struct DataParallelTests {
       process.waitUntilExit()
       let text = try String(contentsOf: log, encoding: .utf8)
       #expect(process.terminationStatus != 0)
-      #expect(text.contains("glassbox train (rank 0 of 2): stopped: another process of this run ended. "
-        + "The last checkpoint (epoch "), "\(text.suffix(2000))")
+      #expect(
+        text.contains(
+          "glassbox train (rank 0 of 2): stopped: another process of this run ended. "
+            + "The last checkpoint (epoch "), "\(text.suffix(2000))")
       let file = try ModelFile.load(model, checkingWeights: true)
       let epochs = try #require(file.provenance.training?.epochs)
       try Self.succeed(nil, Self.common + ["--epochs", "\(epochs + 1)", "-o", "k.model", "--resume"], in: dir)
@@ -238,10 +257,12 @@ struct DataParallelTests {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     for entry in entries {
       guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")") else { continue }
+        let close = stat.lastIndex(of: ")")
+      else { continue }
       let fields = stat[stat.index(after: close)...].split(separator: " ")
       guard fields.count > 2, Int32(fields[1]) == parent,
-            let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
+        let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ")
+      else { continue }
       let variables = environ.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
       if variables.contains("OMPI_COMM_WORLD_RANK=\(rank)") { return pid }
     }
@@ -261,12 +282,18 @@ struct DataParallelTests {
         try Self.run(1, train, in: dir, extra: [":", "-np", "1", ExitStatusTests.binary] + second)
       }
       let cases: [(ExitStatusTests.Outcome, String)] = [
-        (try mpmd(train.map { $0 == "0.05" ? "0.01" : $0 }),
-         "Error: the 2 processes of this run disagree on the training settings: rank 1 differs from rank 0"),
-        (try mpmd(train.map { $0 == "data" ? "fewer" : $0 }),
-         "Error: the 2 processes of this run disagree on the data: rank 1 differs from rank 0"),
-        (try Self.run(2, train.map { $0 == "6" ? "5" : $0 }, in: dir),
-         "Error: batch 5 does not split evenly over 2 processes: give a multiple of 2"),
+        (
+          try mpmd(train.map { $0 == "0.05" ? "0.01" : $0 }),
+          "Error: the 2 processes of this run disagree on the training settings: rank 1 differs from rank 0"
+        ),
+        (
+          try mpmd(train.map { $0 == "data" ? "fewer" : $0 }),
+          "Error: the 2 processes of this run disagree on the data: rank 1 differs from rank 0"
+        ),
+        (
+          try Self.run(2, train.map { $0 == "6" ? "5" : $0 }, in: dir),
+          "Error: batch 5 does not split evenly over 2 processes: give a multiple of 2"
+        ),
         (try mpmd(train.map { $0 == "data" ? "nowhere" : $0 }), "Error: rank 1: nowhere: no such data folder"),
       ]
       for (outcome, message) in cases {
@@ -282,9 +309,12 @@ struct DataParallelTests {
   @Test func aMissingLibraryNamesThePackage() throws {
     try ModelCommandTests.withTemporaryDirectory { dir in
       try Self.prepare(dir)
-      let r = try ShardCommandTests.run(Self.common + ["--epochs", "1", "-o", "x.model"], in: dir,
-                                        environment: ["OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0",
-                                                      "GLASSBOX_MPI_LIBRARY": "/nonexistent/libmpi.so.40"])
+      let r = try ShardCommandTests.run(
+        Self.common + ["--epochs", "1", "-o", "x.model"], in: dir,
+        environment: [
+          "OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0",
+          "GLASSBOX_MPI_LIBRARY": "/nonexistent/libmpi.so.40",
+        ])
       #expect(r.status == 1)
       #expect(r.errors.contains("cannot load Open MPI's /nonexistent/libmpi.so.40"), "\(r.errors)")
       #expect(r.errors.contains("install libopenmpi-dev and openmpi-bin (tools/setup)"), "\(r.errors)")

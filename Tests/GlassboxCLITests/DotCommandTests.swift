@@ -54,8 +54,9 @@ struct DotCommandTests {
         let head = try Data(contentsOf: output).prefix(magic.unicodeScalars.count)
         #expect(Array(head) == magic.unicodeScalars.map { UInt8($0.value) }, "\(ext)")
       }
-      #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
-                == ["net.dot", "net.pdf", "net.png", "net.svg"])
+      #expect(
+        try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+          == ["net.dot", "net.pdf", "net.png", "net.svg"])
     }
   }
 

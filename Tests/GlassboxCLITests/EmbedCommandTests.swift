@@ -54,9 +54,13 @@ struct EmbedCommandTests {
     try FeaturesCommandTests.withTemporaryDirectory { dir in
       try Self.makeFolder(dir)
       let plot = dir.appendingPathComponent("out/map.svg").path
-      try FeaturesCommandTests.glassbox(["embed", dir.appendingPathComponent("tiny.graph").path,
-                                         "--data", dir.appendingPathComponent("data").path, "-o", plot, "--batch", "5"])
-      let map = try JSONDecoder().decode(EmbeddingMap.self, from: Data(contentsOf: URL(fileURLWithPath: dir.appendingPathComponent("out/map.json").path)))
+      try FeaturesCommandTests.glassbox([
+        "embed", dir.appendingPathComponent("tiny.graph").path,
+        "--data", dir.appendingPathComponent("data").path, "-o", plot, "--batch", "5",
+      ])
+      let map = try JSONDecoder().decode(
+        EmbeddingMap.self, from: Data(contentsOf: URL(fileURLWithPath: dir.appendingPathComponent("out/map.json").path))
+      )
       #expect(map.points.count == 36)
       #expect(map.classes == ["circle", "square", "triangle"])
       #expect(map.featureDimensions == 16)
@@ -78,11 +82,13 @@ struct EmbedCommandTests {
       try Self.makeFolder(dir)
       let graph = try Spec.checkedGraph(try loadSource(dir.appendingPathComponent("tiny.graph").path), bindings: [:])
       let model = try Model(contentsOf: dir.appendingPathComponent("tiny.graph").path)
-      let features = try model.tapFeatures("hidden", root: dir.appendingPathComponent("data").path, split: "train", batch: 5,
-                                           limit: 100, threads: 1)
+      let features = try model.tapFeatures(
+        "hidden", root: dir.appendingPathComponent("data").path, split: "train", batch: 5,
+        limit: 100, threads: 1)
       #expect(features.rows.count == 36 && features.rows.allSatisfy { $0.count == 16 })
       let one = try graph.bound(["B": 1])
-      let weights = Dictionary(uniqueKeysWithValues: zip(one.parameters.map(\.name), try Initialization.weights(for: one, seed: 0)))
+      let weights = Dictionary(
+        uniqueKeysWithValues: zip(one.parameters.map(\.name), try Initialization.weights(for: one, seed: 0)))
       for i in [0, 17, 35] {
         var x = try NPY.read(features.files[i])
         x.shape = [1] + x.shape
@@ -90,7 +96,8 @@ struct EmbedCommandTests {
         let lstm = try #require(try reference.run(inputs: ["x": x], parameters: weights)["lstm"]).doubles  // [1, 6, 16]
         for h in 0..<16 {
           let mean = (0..<6).reduce(0.0) { $0 + lstm[$1 * 16 + h] } / 6
-          #expect(abs(features.rows[i][h] - mean) < 1e-5, "example \(i) feature \(h): \(features.rows[i][h]) vs \(mean)")
+          #expect(
+            abs(features.rows[i][h] - mean) < 1e-5, "example \(i) feature \(h): \(features.rows[i][h]) vs \(mean)")
         }
       }
     }

@@ -13,16 +13,21 @@ struct EvaluateCommandTests {
         let folder = dir.appendingPathComponent("lid/\(language)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for (i, clip) in clips.enumerated() {
-          let source = ModelCommandTests.root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/\(clip).wav")
+          let source = ModelCommandTests.root.appendingPathComponent(
+            "Tests/GlassboxMediaTests/Fixtures/mfcc/\(clip).wav")
           try FileManager.default.copyItem(at: source, to: folder.appendingPathComponent("\(clip)_\(i).wav"))
-          try Data(#"{"duration": 1.0, "speech": [[0.2, 0.6]]}"#.utf8).write(to: folder.appendingPathComponent("\(clip)_\(i).json"))
+          try Data(#"{"duration": 1.0, "speech": [[0.2, 0.6]]}"#.utf8).write(
+            to: folder.appendingPathComponent("\(clip)_\(i).json"))
         }
       }
-      let command = try Evaluate.parse([ModelCommandTests.spec("bilstm_attention1d"), "attention", "--bind", "C=2",
-                                        "--data", dir.appendingPathComponent("lid").path, "--split", "train",
-                                        "--steps", "4", "--permutations", "2", "--json"])
+      let command = try Evaluate.parse([
+        ModelCommandTests.spec("bilstm_attention1d"), "attention", "--bind", "C=2",
+        "--data", dir.appendingPathComponent("lid").path, "--split", "train",
+        "--steps", "4", "--permutations", "2", "--json",
+      ])
       let report = try command.measure()
-      let json = try #require(try JSONSerialization.jsonObject(with: Data(JSONValue.object(report).text.utf8)) as? [String: Any])
+      let json = try #require(
+        try JSONSerialization.jsonObject(with: Data(JSONValue.object(report).text.utf8)) as? [String: Any])
       #expect(ExplanationEvaluation.table(report).contains("deletion.auc"))
       let deletion = try #require(json["deletion"] as? [String: Any])
       #expect((deletion["curve"] as? [Double])?.count == 5)
@@ -40,6 +45,52 @@ struct EvaluateCommandTests {
     }
   }
 
+  /// `--methods` measures each method on the same examples as measuring its tap alone does,
+  /// with its cost, and refuses a method that does not fit before measuring any.
+  @Test func methodsAreComparedOnTheSameExamples() throws {
+    try ModelCommandTests.withTemporaryDirectory { dir in
+      for language in ["Hindi", "Tamil"] {
+        let folder = dir.appendingPathComponent("lid/\(language)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (i, clip) in ["speech16k", "chirp22k"].enumerated() {
+          let source = ModelCommandTests.root.appendingPathComponent(
+            "Tests/GlassboxMediaTests/Fixtures/mfcc/\(clip).wav")
+          try FileManager.default.copyItem(at: source, to: folder.appendingPathComponent("\(clip)_\(i).wav"))
+          try Data(#"{"duration": 1.0, "speech": [[0.2, 0.6]]}"#.utf8)
+            .write(to: folder.appendingPathComponent("\(clip)_\(i).json"))
+        }
+      }
+      let common = [
+        ModelCommandTests.spec("bilstm_attention1d"), "--bind", "C=2", "--data",
+        dir.appendingPathComponent("lid").path, "--split", "train", "--steps", "4", "--permutations", "2",
+        "--no-sanity",
+      ]
+      let results = try Evaluate.parse(common + ["--methods", "attention,saliency,gradient:mfcc"])
+        .compare(["attention", "saliency", "gradient:mfcc"])
+      #expect(results.map(\.method) == ["attention", "saliency", "gradient:mfcc"])
+      for r in results {
+        let alone = try Evaluate.parse(common + [r.method]).measure()
+        #expect(JSONValue.object(r.report).text == JSONValue.object(alone).text, "\(r.method)")
+        #expect(r.secondsPerExample > 0)
+      }
+      // Saliency weighs the input's frames: its relevance inside the speech is measured too.
+      let saliency = try #require(
+        try JSONSerialization.jsonObject(
+          with: Data(JSONValue.object(results[1].report).text.utf8)) as? [String: Any])
+      let speech = try #require(saliency["speech"] as? [String: Any])
+      #expect((0...1).contains(try #require(speech["relevance_mass_in_speech"] as? Double)))
+      let table = ExplanationEvaluation.comparisonTable(results)
+      #expect(table.split(separator: "\n").count == 4)
+      #expect(table.contains("mass in speech") && table.contains("deletion AUC") && table.contains("s/example"))
+
+      // A method the model cannot run is refused by name before any is measured.
+      let bad = #expect(throws: GlassboxError.self) {
+        try Evaluate.parse(common + ["--methods", "attention,cam:auto"]).compare(["attention", "cam:auto"])
+      }
+      #expect(bad?.description.contains("cam:auto") == true)
+    }
+  }
+
   /// A model trained with `--seed 7` is measured on the split that seed drew (the clips it
   /// never saw), not on seed 0's.
   @Test func spokenLanguageSplitFollowsTheTrainingSeed() throws {
@@ -49,7 +100,8 @@ struct EvaluateCommandTests {
         let folder = lid.appendingPathComponent(language)
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         for i in 0..<10 {  // 8 / 1 / 1 per language
-          let source = ModelCommandTests.root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/speech16k.wav")
+          let source = ModelCommandTests.root.appendingPathComponent(
+            "Tests/GlassboxMediaTests/Fixtures/mfcc/speech16k.wav")
           try FileManager.default.copyItem(at: source, to: folder.appendingPathComponent("clip_\(i).wav"))
         }
       }
@@ -68,4 +120,3 @@ struct EvaluateCommandTests {
     }
   }
 }
-

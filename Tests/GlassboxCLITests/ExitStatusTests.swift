@@ -36,8 +36,9 @@ struct ExitStatusTests {
     process.standardInput = FileHandle.nullDevice
     try process.run()
     process.waitUntilExit()
-    return Outcome(status: process.terminationStatus, output: try String(contentsOf: out, encoding: .utf8),
-                   errors: try String(contentsOf: err, encoding: .utf8))
+    return Outcome(
+      status: process.terminationStatus, output: try String(contentsOf: out, encoding: .utf8),
+      errors: try String(contentsOf: err, encoding: .utf8))
   }
 
   /// One failing invocation: the status it must exit with and what standard error must name.
@@ -53,39 +54,59 @@ struct ExitStatusTests {
 
   /// Files the cases refer to, by the names they use (relative to the working directory).
   static func makeInputs(in dir: URL) throws {
-    try "graph g(x: f32[4]) -> (y: f32[4]) {\n  y = rleu(x)\n}\n".write(to: dir.appendingPathComponent("bad.graph"),
-                                                                         atomically: true, encoding: .utf8)
+    try "graph g(x: f32[4]) -> (y: f32[4]) {\n  y = rleu(x)\n}\n".write(
+      to: dir.appendingPathComponent("bad.graph"),
+      atomically: true, encoding: .utf8)
     try Data("this is text, not a model; long enough to hold a header of sixty-four bytes.".utf8)
       .write(to: dir.appendingPathComponent("text.model"))
     try Data("GBXMODEL".utf8 + [1, 0, 0, 0]).write(to: dir.appendingPathComponent("short.model"))
     try Data("RIFF, but not really a wave file".utf8).write(to: dir.appendingPathComponent("garbage.wav"))
     try NPY.write(Tensor(shape: [1, 3], f32: [1, 2, 3]), to: dir.appendingPathComponent("wrong.npy").path)
-    try NPY.write(Tensor(shape: [1, 768, 128], f32: [Float](repeating: 0.5, count: 768 * 128)),
-                  to: dir.appendingPathComponent("mfcc.npy").path)
+    try NPY.write(
+      Tensor(shape: [1, 768, 128], f32: [Float](repeating: 0.5, count: 768 * 128)),
+      to: dir.appendingPathComponent("mfcc.npy").path)
     try Data("a file".utf8).write(to: dir.appendingPathComponent("plain.txt"))
+    try Data("this is text, not an ONNX model".utf8).write(to: dir.appendingPathComponent("text.onnx"))
   }
 
   static let cases: [Case] = [
     Case(command: "check", arguments: ["check", "bad.graph"], status: 1, names: "bad.graph:2:7: error: "),
-    Case(command: "dot", arguments: ["dot", "missing.graph", "-o", "g.svg"], status: 1, names: "missing.graph: no such file"),
+    Case(
+      command: "dot", arguments: ["dot", "missing.graph", "-o", "g.svg"], status: 1,
+      names: "missing.graph: no such file"),
     Case(command: "compile", arguments: ["compile", bilstm, "--bind", "C=2"], status: 64, names: "give -o FILE.model"),
     Case(command: "info", arguments: ["info", "text.model"], status: 1, names: "text.model: not a Glassbox model"),
-    Case(command: "export", arguments: ["export", "short.model", "-o", "w.safetensors"], status: 1,
-         names: "short.model: file is 12 bytes, shorter than the 64-byte .model header"),
-    Case(command: "features", arguments: ["features", bilstm, "garbage.wav", "-o", "f.npy"], status: 1, names: "garbage.wav"),
-    Case(command: "run", arguments: ["run", bilstm, "--bind", "C=2", "--input", "mfcc=wrong.npy"], status: 1,
-         names: "wrong.npy"),
-    Case(command: "train", arguments: ["train", bilstm, "--data", "no-data", "-o", "t.model"], status: 1, names: "no-data"),
-    Case(command: "tap", arguments: ["tap", bilstm, "nope", "mfcc.npy", "--bind", "C=2", "-o", "out"], status: 1,
-         names: "no tap 'nope'"),
-    Case(command: "evaluate", arguments: ["evaluate", bilstm, "--bind", "C=2", "--data", "no-data"], status: 1,
-         names: "no-data: no such folder"),
+    Case(
+      command: "import", arguments: ["import", "text.onnx", "-o", "m.model"], status: 1,
+      names: "text.onnx: is not an ONNX model"),
+    Case(
+      command: "export", arguments: ["export", "short.model", "-o", "w.safetensors"], status: 1,
+      names: "short.model: file is 12 bytes, shorter than the 64-byte .model header"),
+    Case(
+      command: "features", arguments: ["features", bilstm, "garbage.wav", "-o", "f.npy"], status: 1,
+      names: "garbage.wav"),
+    Case(
+      command: "run", arguments: ["run", bilstm, "--bind", "C=2", "--input", "mfcc=wrong.npy"], status: 1,
+      names: "wrong.npy"),
+    Case(
+      command: "train", arguments: ["train", bilstm, "--data", "no-data", "-o", "t.model"], status: 1, names: "no-data"),
+    Case(
+      command: "tap", arguments: ["tap", bilstm, "nope", "mfcc.npy", "--bind", "C=2", "-o", "out"], status: 1,
+      names: "no tap 'nope'"),
+    Case(
+      command: "evaluate", arguments: ["evaluate", bilstm, "--bind", "C=2", "--data", "no-data"], status: 1,
+      names: "no-data: no such folder"),
     Case(command: "merge", arguments: ["merge", "out"], status: 1, names: "out: no such shard folder"),
     Case(command: "bench", arguments: ["bench", "missing.graph"], status: 1, names: "missing.graph: no such file"),
-    Case(command: "embed", arguments: ["embed", bilstm, "--bind", "C=2", "--data", "no-data", "-o", "e.svg"], status: 1,
-         names: "no-data: no such folder"),
-    Case(command: "report", arguments: ["report", "no-study", "-o", "r.html"], status: 1, names: "no-study: no such study folder"),
-    Case(command: "study", arguments: ["study", "-o", "plain.txt"], status: 64, names: "-o plain.txt: exists and is not a folder"),
+    Case(
+      command: "embed", arguments: ["embed", bilstm, "--bind", "C=2", "--data", "no-data", "-o", "e.svg"], status: 1,
+      names: "no-data: no such folder"),
+    Case(
+      command: "report", arguments: ["report", "no-study", "-o", "r.html"], status: 1,
+      names: "no-study: no such study folder"),
+    Case(
+      command: "study", arguments: ["study", "-o", "plain.txt"], status: 64,
+      names: "-o plain.txt: exists and is not a folder"),
     Case(command: "version", arguments: ["version", "--verbose"], status: 64, names: "Unknown option '--verbose'"),
   ]
 
@@ -117,14 +138,17 @@ struct ExitStatusTests {
       try Self.makeInputs(in: dir)
       let expected = try Self.run(["check", "bad.graph"], in: dir).errors
       #expect(expected.hasPrefix("bad.graph:2:7: error: unknown op or block 'rleu'\n") && expected.contains("^"))
-      for arguments in [["compile", "bad.graph", "-o", "m.model"], ["run", "bad.graph"], ["bench", "bad.graph"],
-                        ["tap", "bad.graph", "x", "in.npy", "-o", "out"]] {
+      for arguments in [
+        ["compile", "bad.graph", "-o", "m.model"], ["run", "bad.graph"], ["bench", "bad.graph"],
+        ["tap", "bad.graph", "x", "in.npy", "-o", "out"],
+      ] {
         let r = try Self.run(arguments, in: dir)
         #expect(r.status == 1, "glassbox \(arguments.joined(separator: " ")): \(r.status)")
         #expect(r.errors == expected, "glassbox \(arguments.joined(separator: " ")):\n\(r.errors)")
       }
       let help = try Self.run(["--help"], in: dir).output
-      #expect(help.contains("Exit status: 0 when") && help.contains("1 when an input is wrong") && help.contains("64 when"))
+      #expect(
+        help.contains("Exit status: 0 when") && help.contains("1 when an input is wrong") && help.contains("64 when"))
     }
   }
 
@@ -136,7 +160,9 @@ struct ExitStatusTests {
       try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
       for clip in ["speech16k", "burst16k", "chirp22k"] {
         let source = ModelCommandTests.root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/\(clip).wav")
-        for copy in ["a", "b"] { try FileManager.default.copyItem(at: source, to: folder.appendingPathComponent("\(clip)_\(copy).wav")) }
+        for copy in ["a", "b"] {
+          try FileManager.default.copyItem(at: source, to: folder.appendingPathComponent("\(clip)_\(copy).wav"))
+        }
       }
     }
     return lid
@@ -152,13 +178,19 @@ struct ExitStatusTests {
       let bad = lid.appendingPathComponent("Hindi/zz_unreadable.wav")
       try Data("RIFF, but not really a wave file".utf8).write(to: bad)
       // The split (seeded, 80/10/10) that holds the unreadable clip.
-      let split = try #require(SpokenLanguage.Subset.allCases.first { subset in
-        (try? SpokenLanguage.load(root: lid.path, subset: subset))?.examples.contains { $0.path.hasSuffix("zz_unreadable.wav") } == true
-      })
+      let split = try #require(
+        SpokenLanguage.Subset.allCases.first { subset in
+          (try? SpokenLanguage.load(root: lid.path, subset: subset))?.examples.contains {
+            $0.path.hasSuffix("zz_unreadable.wav")
+          } == true
+        })
       let count = try SpokenLanguage.load(root: lid.path, subset: split).examples.count
       let spec = ModelCommandTests.spec("bilstm_attention1d")
-      let tap = try Self.run(["tap", spec, "attention", "--bind", "C=2", "--data", "lid", "--split", split.rawValue,
-                              "--no-pictures", "-o", "explained"], in: dir)
+      let tap = try Self.run(
+        [
+          "tap", spec, "attention", "--bind", "C=2", "--data", "lid", "--split", split.rawValue,
+          "--no-pictures", "-o", "explained",
+        ], in: dir)
       #expect(tap.status == 1, "tap --data with an unreadable clip exited with \(tap.status)")
       #expect(tap.errors.contains("zz_unreadable.wav: "), "\(tap.errors)")
       #expect(tap.errors.contains("Error: 1 of \(count) examples failed"), "\(tap.errors)")
@@ -166,15 +198,22 @@ struct ExitStatusTests {
       #expect(!tap.errors.contains("\r") && tap.errors.contains("tap: \(count)/\(count) (100%)"), "\(tap.errors)")
 
       try FileManager.default.removeItem(at: bad)
-      let evaluate = try Self.run(["evaluate", spec, "attention", "--bind", "C=2", "--data", "lid", "--split", "train",
-                                   "--steps", "2", "--permutations", "1", "--no-sanity"], in: dir)
+      let evaluate = try Self.run(
+        [
+          "evaluate", spec, "attention", "--bind", "C=2", "--data", "lid", "--split", "train",
+          "--steps", "2", "--permutations", "1", "--no-sanity",
+        ], in: dir)
       let trainCount = try SpokenLanguage.load(root: lid.path, subset: .train).examples.count
       #expect(evaluate.status == 0, "\(evaluate.errors)")
-      #expect(!evaluate.errors.contains("\r") && evaluate.errors.contains("evaluate: \(trainCount)/\(trainCount) (100%)"),
-              "\(evaluate.errors)")
-      let embed = try Self.run(["embed", spec, "--bind", "C=2", "--data", "lid", "--split", "train", "-o", "map.svg"], in: dir)
+      #expect(
+        !evaluate.errors.contains("\r") && evaluate.errors.contains("evaluate: \(trainCount)/\(trainCount) (100%)"),
+        "\(evaluate.errors)")
+      let embed = try Self.run(
+        ["embed", spec, "--bind", "C=2", "--data", "lid", "--split", "train", "-o", "map.svg"], in: dir)
       #expect(embed.status == 0, "\(embed.errors)")
-      #expect(!embed.errors.contains("\r") && embed.errors.contains("embed: \(trainCount)/\(trainCount) (100%)"), "\(embed.errors)")
+      #expect(
+        !embed.errors.contains("\r") && embed.errors.contains("embed: \(trainCount)/\(trainCount) (100%)"),
+        "\(embed.errors)")
     }
   }
 }

@@ -47,8 +47,12 @@ struct FeaturesCommandTests {
       let spec = Self.path("graphs/bilstm.graph")
       let x = dir.appendingPathComponent("x.npy").path
       try Self.glassbox(["features", spec, wav, "-o", x])
-      try Self.glassbox(["run", spec, "--bind", "C=3", "--input", "mfcc=\(wav)", "-o", dir.appendingPathComponent("raw").path])
-      try Self.glassbox(["run", spec, "--bind", "C=3", "--input", "mfcc=\(x)", "-o", dir.appendingPathComponent("npy").path])
+      try Self.glassbox([
+        "run", spec, "--bind", "C=3", "--input", "mfcc=\(wav)", "-o", dir.appendingPathComponent("raw").path,
+      ])
+      try Self.glassbox([
+        "run", spec, "--bind", "C=3", "--input", "mfcc=\(x)", "-o", dir.appendingPathComponent("npy").path,
+      ])
       let raw = try NPY.read(dir.appendingPathComponent("raw/logits.npy").path)
       #expect(raw.shape == [1, 3])
       #expect(raw == (try NPY.read(dir.appendingPathComponent("npy/logits.npy").path)))
@@ -65,8 +69,10 @@ struct FeaturesCommandTests {
     }
     try Self.withTemporaryDirectory { dir in
       #expect {
-        try Self.glassbox(["features", Self.path("graphs/bilstm.graph"), Self.path("graphs/bilstm.graph"),
-                           "-o", dir.appendingPathComponent("x.npy").path])
+        try Self.glassbox([
+          "features", Self.path("graphs/bilstm.graph"), Self.path("graphs/bilstm.graph"),
+          "-o", dir.appendingPathComponent("x.npy").path,
+        ])
       } throws: { error in
         GlassboxCommand.message(for: error).contains("bilstm.graph: not an audio file libsndfile can read")
       }

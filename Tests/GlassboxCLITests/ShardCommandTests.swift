@@ -8,8 +8,11 @@ import Testing
 /// refuses shards that do not make one whole job before writing anything.
 struct ShardCommandTests {
   /// Runs the binary in `directory` with extra environment variables.
-  static func run(_ arguments: [String], in directory: URL, environment: [String: String] = [:]) throws
-    -> ExitStatusTests.Outcome {
+  static func run(
+    _ arguments: [String], in directory: URL, environment: [String: String] = [:]
+  ) throws
+    -> ExitStatusTests.Outcome
+  {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: ExitStatusTests.binary)
     process.arguments = arguments
@@ -30,14 +33,18 @@ struct ShardCommandTests {
       try? FileManager.default.removeItem(at: out)
       try? FileManager.default.removeItem(at: err)
     }
-    return .init(status: process.terminationStatus, output: try String(contentsOf: out, encoding: .utf8),
-                 errors: try String(contentsOf: err, encoding: .utf8))
+    return .init(
+      status: process.terminationStatus, output: try String(contentsOf: out, encoding: .utf8),
+      errors: try String(contentsOf: err, encoding: .utf8))
   }
 
   /// Runs and requires status 0.
   @discardableResult
-  static func succeed(_ arguments: [String], in directory: URL, environment: [String: String] = [:]) throws
-    -> ExitStatusTests.Outcome {
+  static func succeed(
+    _ arguments: [String], in directory: URL, environment: [String: String] = [:]
+  ) throws
+    -> ExitStatusTests.Outcome
+  {
     let r = try run(arguments, in: directory, environment: environment)
     try #require(r.status == 0, "glassbox \(arguments.joined(separator: " ")): status \(r.status)\n\(r.errors)")
     return r
@@ -77,16 +84,21 @@ struct ShardCommandTests {
   /// plot and points; its JSON differs only in the seconds t-SNE took).
   @Test func shardedEvaluateAndEmbedMergeToTheUnshardedOutput() throws {
     try ModelCommandTests.withTemporaryDirectory { dir in
-      try TrainCommandTests.writeData(dir.path + "/data", classes: 3, shape: [4, 6], band: 2,
-                                      perClass: ["test": 7, "train": 5])
+      try TrainCommandTests.writeData(
+        dir.path + "/data", classes: 3, shape: [4, 6], band: 2,
+        perClass: ["test": 7, "train": 5])
       try Self.tinySpec.write(to: dir.appendingPathComponent("tiny.graph"), atomically: true, encoding: .utf8)
       let evaluate = ["evaluate", "tiny.graph", "--bind", "C=3", "--seed", "4", "--data", "data", "--batch", "4"]
       let whole = try Self.succeed(evaluate + ["-o", "whole.json", "--predictions", "whole.predictions.json"], in: dir)
       #expect(whole.output.contains("examples (test)                             21"), "\(whole.output)")
       let part = evaluate + ["-o", "part.json", "--predictions", "part.predictions.json"]
       try Self.succeed(part + ["--shard", "2/3"], in: dir)
-      try Self.succeed(part, in: dir, environment: ["SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "5",
-                                                    "SLURM_ARRAY_TASK_MAX": "7", "SLURM_ARRAY_TASK_COUNT": "3"])
+      try Self.succeed(
+        part, in: dir,
+        environment: [
+          "SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "5",
+          "SLURM_ARRAY_TASK_MAX": "7", "SLURM_ARRAY_TASK_COUNT": "3",
+        ])
       try Self.succeed(part + ["--shard", "1/3"], in: dir)
       #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("part.json").path))
       let merged = try Self.succeed(["merge", "part.shard-0-of-3", "part.shard-1-of-3", "part.shard-2-of-3"], in: dir)
@@ -94,8 +106,10 @@ struct ShardCommandTests {
       #expect(try Self.bytes(dir, "part.json") == Self.bytes(dir, "whole.json"))
       #expect(try Self.bytes(dir, "part.predictions.json") == Self.bytes(dir, "whole.predictions.json"))
 
-      let embed = ["embed", "tiny.graph", "--bind", "C=3", "--data", "data", "--split", "test", "--batch", "5",
-                   "--perplexity", "3"]
+      let embed = [
+        "embed", "tiny.graph", "--bind", "C=3", "--data", "data", "--split", "test", "--batch", "5",
+        "--perplexity", "3",
+      ]
       try Self.succeed(embed + ["-o", "whole.svg"], in: dir)
       for i in 0..<2 { try Self.succeed(embed + ["-o", "part.svg", "--shard", "\(i)/2"], in: dir) }
       try Self.succeed(["merge", "part.shard-1-of-2", "part.shard-0-of-2"], in: dir)
@@ -116,8 +130,10 @@ struct ShardCommandTests {
     try ModelCommandTests.withTemporaryDirectory { dir in
       _ = try ExitStatusTests.makeSpeech(in: dir)
       let spec = ModelCommandTests.spec("bilstm_attention1d")
-      let measure = ["evaluate", spec, "attention", "--bind", "C=2", "--data", "lid", "--split", "train",
-                     "--steps", "3", "--permutations", "3", "--json"]
+      let measure = [
+        "evaluate", spec, "attention", "--bind", "C=2", "--data", "lid", "--split", "train",
+        "--steps", "3", "--permutations", "3", "--json",
+      ]
       let whole = try Self.succeed(measure + ["-o", "whole.json"], in: dir)
       for i in 0..<3 { try Self.succeed(measure + ["-o", "part.json", "--shard", "\(i)/3"], in: dir) }
       let merged = try Self.succeed(["merge"] + (0..<3).map { "part.shard-\($0)-of-3" }, in: dir)
@@ -128,8 +144,9 @@ struct ShardCommandTests {
       let tap = ["tap", spec, "attention", "--bind", "C=2", "--data", "lid", "--split", "train"]
       let explained = try Self.succeed(tap + ["-o", "whole"], in: dir)
       for i in 0..<2 {
-        try Self.succeed(tap + ["-o", "part"], in: dir,
-                         environment: ["OMPI_COMM_WORLD_RANK": "\(i)", "OMPI_COMM_WORLD_SIZE": "2"])
+        try Self.succeed(
+          tap + ["-o", "part"], in: dir,
+          environment: ["OMPI_COMM_WORLD_RANK": "\(i)", "OMPI_COMM_WORLD_SIZE": "2"])
       }
       let put = try Self.succeed(["merge", "part.shard-0-of-2", "part.shard-1-of-2"], in: dir)
       #expect(put.output.replacingOccurrences(of: "part/", with: "whole/") == explained.output)
@@ -155,10 +172,12 @@ struct ShardCommandTests {
           try FileManager.default.copyItem(at: source, to: lid.appendingPathComponent("\(language)/\(clip)_\(i).wav"))
         }
       }
-      try Self.succeed(["compile", ModelCommandTests.spec("bilstm_attention1d"), "--bind", "C=2", "-o", "lid.model"],
-                       in: dir)
+      try Self.succeed(
+        ["compile", ModelCommandTests.spec("bilstm_attention1d"), "--bind", "C=2", "-o", "lid.model"],
+        in: dir)
       let scripts = ModelCommandTests.root.appendingPathComponent("examples/slurm").path
-      let path = (ExitStatusTests.binary as NSString).deletingLastPathComponent + ":"
+      let path =
+        (ExitStatusTests.binary as NSString).deletingLastPathComponent + ":"
         + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
       func bash(_ script: String, _ environment: [String: String]) throws {
         let process = Process()
@@ -167,8 +186,12 @@ struct ShardCommandTests {
         process.currentDirectoryURL = dir
         var env = ProcessInfo.processInfo.environment
         for key in env.keys where key.hasPrefix("SLURM_") || key.hasPrefix("OMPI_") { env[key] = nil }
-        process.environment = env.merging(["PATH": path, "MODEL": "lid.model", "DATA": "lid", "TAP": "attention",
-                                           "SLURM_CPUS_PER_TASK": "1"].merging(environment) { _, b in b }) { _, b in b }
+        process.environment = env.merging(
+          [
+            "PATH": path, "MODEL": "lid.model", "DATA": "lid", "TAP": "attention",
+            "SLURM_CPUS_PER_TASK": "1",
+          ].merging(environment) { _, b in b }
+        ) { _, b in b }
         let log = dir.appendingPathComponent("\(script)-\(UUID().uuidString).log")
         try #require(FileManager.default.createFile(atPath: log.path, contents: nil))
         process.standardOutput = try FileHandle(forWritingTo: log)
@@ -179,8 +202,12 @@ struct ShardCommandTests {
         try #require(process.terminationStatus == 0, "\(script) \(environment): \(text)")
       }
       for task in [3, 4] {
-        try bash("explain.sbatch", ["OUT": "out", "SLURM_ARRAY_TASK_ID": "\(task)", "SLURM_ARRAY_TASK_MIN": "3",
-                                    "SLURM_ARRAY_TASK_MAX": "4", "SLURM_ARRAY_TASK_COUNT": "2"])
+        try bash(
+          "explain.sbatch",
+          [
+            "OUT": "out", "SLURM_ARRAY_TASK_ID": "\(task)", "SLURM_ARRAY_TASK_MIN": "3",
+            "SLURM_ARRAY_TASK_MAX": "4", "SLURM_ARRAY_TASK_COUNT": "2",
+          ])
       }
       try bash("merge.sbatch", ["OUT": "out", "SHARDS": "2"])
       try bash("explain.sbatch", ["OUT": "whole"])
@@ -208,8 +235,12 @@ struct ShardCommandTests {
       let features = ["features", ModelCommandTests.spec("bilstm"), "lid", "--workers", "1", "--cache"]
       let first = try Self.succeed(features + ["shared", "--shard", "0/2"], in: dir)
       #expect(first.output.contains("features: shard 0/2 (--shard 0/2): 6 of 12 clips"), "\(first.output)")
-      try Self.succeed(features + ["shared"], in: dir, environment: ["SLURM_ARRAY_TASK_ID": "1",
-                                                                      "SLURM_ARRAY_TASK_COUNT": "2"])
+      try Self.succeed(
+        features + ["shared"], in: dir,
+        environment: [
+          "SLURM_ARRAY_TASK_ID": "1",
+          "SLURM_ARRAY_TASK_COUNT": "2",
+        ])
       try Self.succeed(features + ["whole"], in: dir)
       let whole = try Self.tree(dir.appendingPathComponent("whole"))
       #expect(whole.count == 12)
@@ -227,17 +258,24 @@ struct ShardCommandTests {
       try Self.succeed(evaluate + ["--shard", "1/3", "--seed", "9", "-o", "seed9.json"], in: dir)
       try Self.succeed(evaluate + ["--shard", "1/3", "--batch", "1", "-o", "batch1.json"], in: dir)
       try Self.succeed(evaluate + ["--shard", "1/2", "-o", "two.json"], in: dir)
-      try FileManager.default.copyItem(at: dir.appendingPathComponent("r.shard-2-of-3"),
-                                       to: dir.appendingPathComponent("unfinished"))
+      try FileManager.default.copyItem(
+        at: dir.appendingPathComponent("r.shard-2-of-3"),
+        to: dir.appendingPathComponent("unfinished"))
       try FileManager.default.removeItem(at: dir.appendingPathComponent("unfinished/shard.json"))
       let cases: [([String], String)] = [
         (["r.shard-0-of-3", "r.shard-2-of-3"], "missing shard 1/3 of 3 (given: 0/3, 2/3)"),
-        (["r.shard-0-of-3", "r.shard-1-of-3", "r.shard-1-of-3", "r.shard-2-of-3"],
-         "shard 1/3 is given twice: r.shard-1-of-3 and r.shard-1-of-3"),
-        (["r.shard-0-of-3", "seed9.shard-1-of-3", "r.shard-2-of-3"],
-         "the shards come from different runs: they disagree on model: shard 0/3 (r.shard-0-of-3) has"),
-        (["r.shard-0-of-3", "batch1.shard-1-of-3", "r.shard-2-of-3"],
-         "they disagree on options.batch: shard 0/3 (r.shard-0-of-3) has 2, shard 1/3 (batch1.shard-1-of-3) has 1"),
+        (
+          ["r.shard-0-of-3", "r.shard-1-of-3", "r.shard-1-of-3", "r.shard-2-of-3"],
+          "shard 1/3 is given twice: r.shard-1-of-3 and r.shard-1-of-3"
+        ),
+        (
+          ["r.shard-0-of-3", "seed9.shard-1-of-3", "r.shard-2-of-3"],
+          "the shards come from different runs: they disagree on model: shard 0/3 (r.shard-0-of-3) has"
+        ),
+        (
+          ["r.shard-0-of-3", "batch1.shard-1-of-3", "r.shard-2-of-3"],
+          "they disagree on options.batch: shard 0/3 (r.shard-0-of-3) has 2, shard 1/3 (batch1.shard-1-of-3) has 1"
+        ),
         (["r.shard-0-of-3", "two.shard-1-of-2"], "the shards come from jobs of different sizes"),
         (["r.shard-0-of-3", "r.shard-1-of-3", "unfinished"], "unfinished: not a finished shard: it has no shard.json"),
         (["nowhere"], "nowhere: no such shard folder"),
@@ -250,10 +288,12 @@ struct ShardCommandTests {
       }
       let bad = try Self.run(evaluate + ["--shard", "3/3"], in: dir)
       #expect(bad.status == 1 && bad.errors.contains("shard 3/3 is out of range"), "\(bad.errors)")
-      let disagree = try Self.run(evaluate + ["--shard", "0/3"], in: dir,
-                                  environment: ["SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3"])
-      #expect(disagree.status == 1 && disagree.errors.contains("--shard 0/3 disagrees with the environment"),
-              "\(disagree.errors)")
+      let disagree = try Self.run(
+        evaluate + ["--shard", "0/3"], in: dir,
+        environment: ["SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3"])
+      #expect(
+        disagree.status == 1 && disagree.errors.contains("--shard 0/3 disagrees with the environment"),
+        "\(disagree.errors)")
       let noOutput = try Self.run(Array(evaluate.dropLast(2)) + ["--shard", "0/3"], in: dir)
       #expect(noOutput.status == 1 && noOutput.errors.contains("give -o"), "\(noOutput.errors)")
     }

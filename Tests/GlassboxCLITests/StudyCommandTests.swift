@@ -10,18 +10,24 @@ struct StudyCommandTests {
   final class Counter: @unchecked Sendable { var runs: [String] = [] }
 
   static func stages(_ counter: Counter, failing: Bool) -> [StudyStage] {
-    [StudyStage(name: "one", command: "echo one") { _ in counter.runs.append("one"); return .done("first") },
-     StudyStage(name: "two") { _ in
-       counter.runs.append("two")
-       if failing { throw AnalysisError("disk full") }
-       return .done(nil)
-     },
-     StudyStage(name: "maybe") { _ in counter.runs.append("maybe"); return .skipped("not in this build") },
-     StudyStage(name: "report", always: true) { record in
-       counter.runs.append("report")
-       record.record(StudyRecord.ModelResult(name: "bilstm", dataset: "speech", accuracy: 0.5))
-       return .done(nil)
-     }]
+    [
+      StudyStage(name: "one", command: "echo one") { _ in
+        counter.runs.append("one"); return .done("first")
+      },
+      StudyStage(name: "two") { _ in
+        counter.runs.append("two")
+        if failing { throw AnalysisError("disk full") }
+        return .done(nil)
+      },
+      StudyStage(name: "maybe") { _ in
+        counter.runs.append("maybe"); return .skipped("not in this build")
+      },
+      StudyStage(name: "report", always: true) { record in
+        counter.runs.append("report")
+        record.record(StudyRecord.ModelResult(name: "bilstm", dataset: "speech", accuracy: 0.5))
+        return .done(nil)
+      },
+    ]
   }
 
   @Test func interruptedRunContinues() throws {
@@ -57,7 +63,10 @@ struct StudyCommandTests {
       try "x".write(to: dir.appendingPathComponent("notes.txt"), atomically: true, encoding: .utf8)
       #expect {
         _ = try StudyFolder.prepare(dir.path, force: false, quick: true)
-      } throws: { GlassboxCommand.message(for: $0).contains("exists and is not a study folder (no study.json); choose another or give --force") }
+      } throws: {
+        GlassboxCommand.message(for: $0).contains(
+          "exists and is not a study folder (no study.json); choose another or give --force")
+      }
       #expect(try StudyFolder.prepare(dir.path, force: true, quick: true).record.stages.isEmpty)
 
       let study = dir.appendingPathComponent("s").path
@@ -73,22 +82,26 @@ struct StudyCommandTests {
     #expect {
       try SystemPackages.require(["no-such-package"], for: "generating the speech data")
     } throws: {
-      GlassboxCommand.message(for: $0) == "generating the speech data needs the Debian package no-such-package; install with tools/setup (or apt-get install no-such-package)"
+      GlassboxCommand.message(for: $0)
+        == "generating the speech data needs the Debian package no-such-package; install with tools/setup (or apt-get install no-such-package)"
     }
   }
 
   @Test func unknownModelsAreRefused() throws {
     #expect {
       try FeaturesCommandTests.glassbox(["study", "--quick", "-o", "/tmp/x", "--only", "lenet"])
-    } throws: { GlassboxCommand.message(for: $0).hasPrefix("unknown study model 'lenet'; the study models are bilstm, ") }
+    } throws: {
+      GlassboxCommand.message(for: $0).hasPrefix("unknown study model 'lenet'; the study models are bilstm, ")
+    }
   }
 
   /// Every command line the study records parses as the command it names, for every model of
   /// both runs (so a renamed flag fails here, not an hour into a study).
   @Test func recordedCommandsParse() throws {
     for quick in [true, false] {
-      let context = StudyContext(directory: "/tmp/s", dataRoot: "/tmp/s/data", tools: Self.tools, plan: StudyPlan(quick: quick, seed: 0),
-                                 threads: 2, givenModels: [:])
+      let context = StudyContext(
+        directory: "/tmp/s", dataRoot: "/tmp/s/data", tools: Self.tools, plan: StudyPlan(quick: quick, seed: 0),
+        threads: 2, givenModels: [:])
       for model in StudyPlan.models {
         let steps = CommandModelSteps()
         let train = Array(steps.arguments(.train, model: model, context: context).dropFirst())
@@ -111,8 +124,9 @@ struct StudyCommandTests {
       let plan = StudyPlan(quick: quick, seed: 0)
       for model in StudyPlan.models where model.dataset == "actions" {
         let bindings = plan.training(model).bindingMap.merging(["C": 8, "B": 1]) { a, _ in a }
-        var graph = try Spec.checkedGraph(try loadSource(FeaturesCommandTests.path("graphs/\(model.name).graph")),
-                                          bindings: bindings)
+        var graph = try Spec.checkedGraph(
+          try loadSource(FeaturesCommandTests.path("graphs/\(model.name).graph")),
+          bindings: bindings)
         let (tap, adding) = plan.explanation(model)
         if let adding { try Model.addTap(adding, to: &graph) }
         let side = { (name: String) in graph.taps.first { $0.name == name }?.type.shape.last?.staticValue ?? 0 }

@@ -17,12 +17,16 @@ struct TapCommandTests {
     try ModelCommandTests.withTemporaryDirectory { dir in
       let input = try Self.npy([1, 768, 128], in: dir, name: "mfcc.npy")
       let out = dir.appendingPathComponent("out").path
-      try ModelCommandTests.glassbox(["tap", ModelCommandTests.spec("bilstm_attention1d"), "attention", input,
-                                      "--bind", "C=3", "-o", out])
+      try ModelCommandTests.glassbox([
+        "tap", ModelCommandTests.spec("bilstm_attention1d"), "attention", input,
+        "--bind", "C=3", "-o", out,
+      ])
       let attention = try NPY.read(out + "/attention.npy")
       #expect(attention.shape == [1, 768])
       #expect(abs(attention.doubles.reduce(0, +) - 1) < 1e-4)  // softmax over the frames
-      let summary = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as? [String: Any])
+      let summary = try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json")))
+          as? [String: Any])
       #expect(summary["tap"] as? String == "attention")
       #expect((summary["probabilities"] as? [Double])?.count == 3)
       let png = try Data(contentsOf: URL(fileURLWithPath: out + "/attention.png"))
@@ -34,8 +38,10 @@ struct TapCommandTests {
     try ModelCommandTests.withTemporaryDirectory { dir in
       let input = try Self.npy([1, 3, 32, 32], in: dir, name: "image.npy")
       let out = dir.appendingPathComponent("out").path
-      try ModelCommandTests.glassbox(["tap", ModelCommandTests.spec("resnet18"), "cam", input, "--class", "2",
-                                      "--bind", "C=4", "--bind", "H=32", "--bind", "W=32", "-o", out])
+      try ModelCommandTests.glassbox([
+        "tap", ModelCommandTests.spec("resnet18"), "cam", input, "--class", "2",
+        "--bind", "C=4", "--bind", "H=32", "--bind", "W=32", "-o", out,
+      ])
       #expect(try NPY.read(out + "/cam.npy").shape == [1, 1, 1])
       #expect(try NPY.read(out + "/cam.upsampled.npy").shape == [1, 32, 32])
       let summary = try String(contentsOfFile: out + "/summary.json", encoding: .utf8)
@@ -51,14 +57,14 @@ struct TapCommandTests {
     try ModelCommandTests.withTemporaryDirectory { dir in
       let spec = dir.appendingPathComponent("tiny.graph").path
       try """
-        graph tiny_cnn(image: f32[B, 3, 8, 8]) -> (logits: f32[B, 3]) {
-          recipe image = image(size: 8)
-          conv = conv2d(image, out: 4, kernel: 3, padding: 1)
-          fc = linear(flatten(global_avg_pool2d(relu(conv))), out: 3)
-          logits = fc
-          tap saliency = saliency(image)
-        }
-        """.write(toFile: spec, atomically: true, encoding: .utf8)
+      graph tiny_cnn(image: f32[B, 3, 8, 8]) -> (logits: f32[B, 3]) {
+        recipe image = image(size: 8)
+        conv = conv2d(image, out: 4, kernel: 3, padding: 1)
+        fc = linear(flatten(global_avg_pool2d(relu(conv))), out: 3)
+        logits = fc
+        tap saliency = saliency(image)
+      }
+      """.write(toFile: spec, atomically: true, encoding: .utf8)
       let input = try Self.npy([1, 3, 8, 8], in: dir, name: "image.npy")
       let out = dir.appendingPathComponent("out").path
       try ModelCommandTests.glassbox(["tap", spec, "saliency", input, "--class", "1", "-o", out])
@@ -75,16 +81,22 @@ struct TapCommandTests {
       let input = try Self.npy([1, 768, 128], in: dir, name: "mfcc.npy")
       let spec = ModelCommandTests.spec("bilstm_attention1d")
       let out = dir.appendingPathComponent("out").path
-      #expect(ModelCommandTests.message(["tap", spec, "nope", input, "--bind", "C=3", "-o", out])
-        == "\(spec): no tap 'nope'; taps: attention (attention), hidden (hidden), saliency (saliency)")
-      #expect(ModelCommandTests.message(["tap", spec, "saliency", input, "--bind", "C=3", "--class", "3", "-o", out])
-        == "--class 3 is out of range: bilstm_attention1d has 3 classes (0…2)")
-      #expect(ModelCommandTests.message(["tap", spec, "attention", dir.appendingPathComponent("missing.wav").path,
-                                         "--bind", "C=3", "-o", out]).hasSuffix("missing.wav: no such file or not readable"))
+      #expect(
+        ModelCommandTests.message(["tap", spec, "nope", input, "--bind", "C=3", "-o", out])
+          == "\(spec): no tap 'nope'; taps: attention (attention), hidden (hidden), saliency (saliency)")
+      #expect(
+        ModelCommandTests.message(["tap", spec, "saliency", input, "--bind", "C=3", "--class", "3", "-o", out])
+          == "--class 3 is out of range: bilstm_attention1d has 3 classes (0…2)")
+      #expect(
+        ModelCommandTests.message([
+          "tap", spec, "attention", dir.appendingPathComponent("missing.wav").path,
+          "--bind", "C=3", "-o", out,
+        ]).hasSuffix("missing.wav: no such file or not readable"))
       let garbage = dir.appendingPathComponent("bad.wav")
       try Data("not audio".utf8).write(to: garbage)
-      #expect(ModelCommandTests.message(["tap", spec, "attention", garbage.path, "--bind", "C=3", "-o", out])
-        .contains("bad.wav"))
+      #expect(
+        ModelCommandTests.message(["tap", spec, "attention", garbage.path, "--bind", "C=3", "-o", out])
+          .contains("bad.wav"))
       #expect(!FileManager.default.fileExists(atPath: out))
     }
   }

@@ -46,11 +46,15 @@ struct TrainCommandTests {
   @Test func sameSeedIsBitIdenticalAndResumeContinuesExactly() throws {
     try FeaturesCommandTests.withTemporaryDirectory { url in
       let dir = url.path
-      try Self.writeData(dir + "/data", classes: 3, shape: [4, 6], band: 2, perClass: ["train": 5, "val": 2, "test": 2])
+      try Self.writeData(
+        dir + "/data", classes: 3, shape: [4, 6], band: 2, perClass: ["train": 5, "val": 2, "test": 2])
       let spec = dir + "/tiny.graph"
       try Self.tinySpec.write(toFile: spec, atomically: true, encoding: .utf8)
-      let common = ["train", spec, "--data", dir + "/data", "--batch", "4", "--lr", "0.05", "--optimizer", "adam",
-                    "--weight-decay", "0.01", "--schedule", "step", "--step-size", "1", "--gamma", "0.5", "--clip", "1", "--seed", "3", "--threads", "2"]
+      let common = [
+        "train", spec, "--data", dir + "/data", "--batch", "4", "--lr", "0.05", "--optimizer", "adam",
+        "--weight-decay", "0.01", "--schedule", "step", "--step-size", "1", "--gamma", "0.5", "--clip", "1", "--seed",
+        "3", "--threads", "2",
+      ]
       try Self.glassbox(common + ["--epochs", "2", "-o", dir + "/a.model"])
       try Self.glassbox(common + ["--epochs", "2", "-o", dir + "/b.model"])
       let a = try Data(contentsOf: URL(fileURLWithPath: dir + "/a.model"))
@@ -69,12 +73,17 @@ struct TrainCommandTests {
       #expect(FileManager.default.fileExists(atPath: dir + "/a.model.state.safetensors"))
       #expect(try String(contentsOfFile: dir + "/a.model.history.json", encoding: .utf8).contains("\"val_accuracy\""))
       // A trained .model trains on: its weights are the start.
-      try Self.glassbox(["train", dir + "/a.model", "--data", dir + "/data", "--batch", "4", "--epochs", "1",
-                         "-o", dir + "/d.model"])
+      try Self.glassbox([
+        "train", dir + "/a.model", "--data", dir + "/data", "--batch", "4", "--epochs", "1",
+        "-o", dir + "/d.model",
+      ])
 
       // An existing OUT is kept unless --resume or --force.
-      let refused = #expect(throws: (any Error).self) { try Self.glassbox(common + ["--epochs", "1", "-o", dir + "/b.model"]) }
-      #expect("\(refused.map { "\($0)" } ?? "")".contains("b.model exists: --resume continues its run, --force replaces it"))
+      let refused = #expect(throws: (any Error).self) {
+        try Self.glassbox(common + ["--epochs", "1", "-o", dir + "/b.model"])
+      }
+      #expect(
+        "\(refused.map { "\($0)" } ?? "")".contains("b.model exists: --resume continues its run, --force replaces it"))
       #expect(a == (try Data(contentsOf: URL(fileURLWithPath: dir + "/b.model"))))
       try Self.glassbox(common + ["--epochs", "1", "-o", dir + "/b.model", "--force"])
       #expect(a != (try Data(contentsOf: URL(fileURLWithPath: dir + "/b.model"))))
@@ -97,8 +106,10 @@ struct TrainCommandTests {
       try Self.writeData(dir + "/data", classes: 3, shape: [4, 6], band: 2, perClass: ["train": 4, "test": 2])
       let spec = dir + "/tiny.graph"
       try Self.tinySpec.write(toFile: spec, atomically: true, encoding: .utf8)
-      let common = ["train", spec, "--data", dir + "/data", "--batch", "4", "--epochs", "2", "--seed", "1",
-                    "-o", dir + "/a.model"]
+      let common = [
+        "train", spec, "--data", dir + "/data", "--batch", "4", "--epochs", "2", "--seed", "1",
+        "-o", dir + "/a.model",
+      ]
       try Self.glassbox(common)
       let url = URL(fileURLWithPath: dir + "/a.model")
       let finished = try Data(contentsOf: url)
@@ -114,21 +125,27 @@ struct TrainCommandTests {
       let fromSpec = try ModelFile.load(dir + "/a.model").provenance
       #expect(fromSpec.producer == "glassbox" && fromSpec.producerVersion == Provenance.currentProducerVersion)
       #expect(!fromSpec.producerVersion.isEmpty && fromSpec.specSHA256 == specHash)
-      try Self.glassbox(["train", dir + "/a.model", "--data", dir + "/data", "--batch", "4", "--epochs", "1",
-                         "-o", dir + "/b.model"])
+      try Self.glassbox([
+        "train", dir + "/a.model", "--data", dir + "/data", "--batch", "4", "--epochs", "1",
+        "-o", dir + "/b.model",
+      ])
       let fromModel = try ModelFile.load(dir + "/b.model").provenance
       #expect(fromModel.producerVersion == Provenance.currentProducerVersion && fromModel.specSHA256 == specHash)
 
       // Trained without a test split, then resumed with one: only the test split's numbers are added.
       try FileManager.default.moveItem(atPath: dir + "/data/test", toPath: dir + "/held-out")
-      let short = ["train", spec, "--data", dir + "/data", "--batch", "4", "--epochs", "2", "--seed", "1",
-                   "-o", dir + "/c.model"]
+      let short = [
+        "train", spec, "--data", dir + "/data", "--batch", "4", "--epochs", "2", "--seed", "1",
+        "-o", dir + "/c.model",
+      ]
       try Self.glassbox(short)
-      #expect(try ModelFile.load(dir + "/c.model").provenance.training?.metrics.contains { $0.name == "test_loss" } == false)
+      #expect(
+        try ModelFile.load(dir + "/c.model").provenance.training?.metrics.contains { $0.name == "test_loss" } == false)
       try FileManager.default.moveItem(atPath: dir + "/held-out", toPath: dir + "/data/test")
       try Self.glassbox(short + ["--resume"])
-      #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/c.model")) == finished,
-              "resumed to record the test split, c.model differs from an uninterrupted run")
+      #expect(
+        try Data(contentsOf: URL(fileURLWithPath: dir + "/c.model")) == finished,
+        "resumed to record the test split, c.model differs from an uninterrupted run")
     }
   }
 
@@ -138,7 +155,9 @@ struct TrainCommandTests {
       try Self.writeData(dir + "/data", classes: 3, shape: [4, 6], band: 2, perClass: ["train": 4])
       let spec = dir + "/tiny.graph"
       try Self.tinySpec.write(toFile: spec, atomically: true, encoding: .utf8)
-      let common = ["train", spec, "--data", dir + "/data", "--batch", "4", "--optimizer", "sgd", "-o", dir + "/m.model"]
+      let common = [
+        "train", spec, "--data", dir + "/data", "--batch", "4", "--optimizer", "sgd", "-o", dir + "/m.model",
+      ]
       try Self.glassbox(common + ["--epochs", "1", "--lr", "0.01"])
       let before = try Data(contentsOf: URL(fileURLWithPath: dir + "/m.model"))
       // A learning rate of 1e38 overflows the logits within a few steps.
@@ -168,7 +187,9 @@ struct TrainCommandTests {
       #expect("\(error.map { "\($0)" } ?? "")".contains("/data"), "\(String(describing: error))")
       #expect(!FileManager.default.fileExists(atPath: dir + "/m.model"))
       let classes = #expect(throws: (any Error).self) {
-        try Self.glassbox(["train", spec, "--bind", "C=4", "--data", dir + "/data", "--batch", "2", "-o", dir + "/m.model"])
+        try Self.glassbox([
+          "train", spec, "--bind", "C=4", "--data", dir + "/data", "--batch", "2", "-o", dir + "/m.model",
+        ])
       }
       #expect("\(classes.map { "\($0)" } ?? "")".contains("has 2 classes (class0, class1) but tiny_lstm has 4 outputs"))
     }
@@ -180,9 +201,11 @@ struct TrainCommandTests {
     try FeaturesCommandTests.withTemporaryDirectory { url in
       let dir = url.path
       try Self.writeData(dir + "/data", classes: 3, shape: [768, 128], band: 8, perClass: ["train": 8, "val": 4])
-      try Self.glassbox(["train", Self.path("graphs/bilstm.graph"), "--bind", "C=3", "--data", dir + "/data",
-                         "--batch", "8", "--epochs", "4", "--optimizer", "adam", "--lr", "0.01", "--seed", "1",
-                         "-o", dir + "/bilstm.model"])
+      try Self.glassbox([
+        "train", Self.path("graphs/bilstm.graph"), "--bind", "C=3", "--data", dir + "/data",
+        "--batch", "8", "--epochs", "4", "--optimizer", "adam", "--lr", "0.01", "--seed", "1",
+        "-o", dir + "/bilstm.model",
+      ])
       let model = try ModelFile.load(dir + "/bilstm.model")
       let accuracy = model.provenance.training?.metrics.first { $0.name == "val_accuracy" }?.value ?? 0
       #expect(accuracy >= 0.9, "validation accuracy \(accuracy)")
@@ -198,20 +221,26 @@ struct TrainCommandTests {
       let spec = dir + "/tiny.graph"
       try Self.tinySpec.write(toFile: spec, atomically: true, encoding: .utf8)
       try Self.writeData(dir + "/data", classes: 3, shape: [4, 6], band: 2, perClass: ["train": 6, "test": 5])
-      try Self.glassbox(["train", spec, "--bind", "C=3", "--data", dir + "/data", "--batch", "4", "--epochs", "3",
-                         "--optimizer", "adam", "--lr", "0.02", "-o", dir + "/tiny.model"])
+      try Self.glassbox([
+        "train", spec, "--bind", "C=3", "--data", dir + "/data", "--batch", "4", "--epochs", "3",
+        "--optimizer", "adam", "--lr", "0.02", "-o", dir + "/tiny.model",
+      ])
       let model = try ModelFile.load(dir + "/tiny.model")
       let metrics = model.provenance.training?.metrics ?? []
       let trainedAccuracy = try #require(metrics.first { $0.name == "test_accuracy" }?.value)
       let trainedLoss = try #require(metrics.first { $0.name == "test_loss" }?.value)
 
-      let command = try Evaluate.parse([dir + "/tiny.model", "--data", dir + "/data", "--split", "test", "--batch", "4",
-                                        "--predictions", dir + "/predictions.json"])
+      let command = try Evaluate.parse([
+        dir + "/tiny.model", "--data", dir + "/data", "--split", "test", "--batch", "4",
+        "--predictions", dir + "/predictions.json",
+      ])
       let c = try command.classify()
       #expect(c.examples.count == 15)
       #expect(c.classes == ["class0", "class1", "class2"])
       #expect(abs(c.accuracy - trainedAccuracy) < 1e-9, "evaluate \(c.accuracy), training \(trainedAccuracy)")
-      #expect(abs(c.crossEntropy - trainedLoss) < 1e-4 * max(1, trainedLoss), "evaluate \(c.crossEntropy), training \(trainedLoss)")
+      #expect(
+        abs(c.crossEntropy - trainedLoss) < 1e-4 * max(1, trainedLoss),
+        "evaluate \(c.crossEntropy), training \(trainedLoss)")
       let m = c.confusion
       #expect(m.map { $0.reduce(0, +) } == [5, 5, 5])
       #expect(abs(Double((0..<3).map { m[$0][$0] }.reduce(0, +)) / 15 - c.accuracy) < 1e-12)

@@ -11,8 +11,11 @@ import Testing
 /// (`explain_methods_clip`).
 struct ExplainMethodsTests {
   /// The fixture's spec with one tap `t = KIND(VALUE, OPTIONS)`, bound, and the spec unbound.
-  static func graphs(_ fixture: TapFixture, kind: String, on value: String, options: String = "")
-    throws -> (bound: Graph, unbound: Graph, bindings: [String: Int]) {
+  static func graphs(
+    _ fixture: TapFixture, kind: String, on value: String, options: String = ""
+  )
+    throws -> (bound: Graph, unbound: Graph, bindings: [String: Int])
+  {
     let source = try require(fixture.object["source"] as? String)
     let tap = "  tap t = \(kind)(\(value)\(options.isEmpty ? "" : ", " + options))\n"
     let end = try require(source.range(of: "\n}\n"))
@@ -31,8 +34,10 @@ struct ExplainMethodsTests {
     return zip(a, expected.data).reduce(0.0) { max($0, abs($1.0 - $1.1)) } / scale
   }
 
-  static func expectAgreement(_ actual: Tensor?, _ expected: TapFixture.Expected?, _ what: String,
-                              tolerance: Double = 1e-4) {
+  static func expectAgreement(
+    _ actual: Tensor?, _ expected: TapFixture.Expected?, _ what: String,
+    tolerance: Double = 1e-4
+  ) {
     guard let error = relativeError(actual, expected) else {
       Issue.record("\(what): shape \(actual?.shape ?? []) against \(expected?.shape ?? []), or nothing expected")
       return
@@ -68,7 +73,8 @@ struct ExplainMethodsTests {
     #expect(lowered.first?.outputs == ["raw": "t", "normalized": "t.normalized", "upsampled": "t.upsampled"])
     Self.expectAgreement(outputs["logits"], fixture.outputs["logits"], "logits")
     Self.expectAgreement(outputs["t"], fixture.outputs[kind], "\(kind) raw")
-    Self.expectAgreement(Self.renormalized(outputs["t.upsampled"]), fixture.outputs[kind + ".upsampled"], "\(kind) upsampled")
+    Self.expectAgreement(
+      Self.renormalized(outputs["t.upsampled"]), fixture.outputs[kind + ".upsampled"], "\(kind) upsampled")
   }
 
   /// The same methods frame by frame through the LSTM of the CNN-LSTM: raw per-frame maps
@@ -77,12 +83,14 @@ struct ExplainMethodsTests {
   func gradientCAMsThroughTheLSTMMatchPytorchGradCAM(_ kind: String) throws {
     let fixture = try TapFixture("explain_methods_clip")
     let (graph, _, _) = try Self.graphs(fixture, kind: kind, on: "cnn.features")
-    let (outputs, lowered, _) = try LowerTapsTests.run(graph, taps: ["t"], classIndex: fixture.classIndex, scope: "frame")
+    let (outputs, lowered, _) = try LowerTapsTests.run(
+      graph, taps: ["t"], classIndex: fixture.classIndex, scope: "frame")
     #expect(lowered.first?.perStep == true)
     #expect(outputs["t.relevance"]?.shape == [1, 3])
     Self.expectAgreement(outputs["t"], fixture.outputs[kind], "\(kind) raw")
-    Self.expectAgreement(Self.renormalized(outputs["t.upsampled"]), fixture.outputs[kind + ".upsampled.frame"],
-                         "\(kind) upsampled")
+    Self.expectAgreement(
+      Self.renormalized(outputs["t.upsampled"]), fixture.outputs[kind + ".upsampled.frame"],
+      "\(kind) upsampled")
   }
 
   /// The three maps differ from one another and from Grad-CAM on this model (a convolution
@@ -92,7 +100,8 @@ struct ExplainMethodsTests {
     var maps: [String: [Double]] = [:]
     for kind in ["gradcam", "layercam", "xgradcam", "hirescam"] {
       let (graph, _, _) = try Self.graphs(fixture, kind: kind, on: "features")
-      maps[kind] = try #require(try LowerTapsTests.run(graph, taps: ["t"], classIndex: fixture.classIndex).outputs["t"]).doubles
+      maps[kind] = try #require(try LowerTapsTests.run(graph, taps: ["t"], classIndex: fixture.classIndex).outputs["t"])
+        .doubles
     }
     let kinds = maps.keys.sorted()
     for (i, a) in kinds.enumerated() {
@@ -107,12 +116,16 @@ struct ExplainMethodsTests {
 
   /// Lowers the tap `t = KIND(VALUE, OPTIONS)` of the fixture's spec (copies grafted from the
   /// spec rebound at a multiple of its batch), runs the inference pipeline and the program.
-  static func run(_ fixture: TapFixture, kind: String, on value: String, options: String = "", scope: String? = nil)
-    throws -> (outputs: [String: Tensor], lowered: LowerTaps.Lowered?, graph: Graph) {
+  static func run(
+    _ fixture: TapFixture, kind: String, on value: String, options: String = "", scope: String? = nil
+  )
+    throws -> (outputs: [String: Tensor], lowered: LowerTaps.Lowered?, graph: Graph)
+  {
     let (bound, unbound, bindings) = try graphs(fixture, kind: kind, on: value, options: options)
     let weights = DeterministicTensors.parameters(of: bound)
-    let lowering = LowerTaps.Options(taps: ["t"], classIndex: fixture.classIndex, scope: scope,
-                                     rebatch: LowerTaps.rebatcher(unbound: unbound, bindings: bindings))
+    let lowering = LowerTaps.Options(
+      taps: ["t"], classIndex: fixture.classIndex, scope: scope,
+      rebatch: LowerTaps.rebatcher(unbound: unbound, bindings: bindings))
     let lowered = try LowerTaps.apply(to: Module(graph: bound, weights: weights), options: lowering)
     #expect(Verifier.verify(lowered.module.graph).isEmpty)
     var module = lowered.module
@@ -125,8 +138,10 @@ struct ExplainMethodsTests {
   /// Integrated Gradients against Captum's `IntegratedGradients` (baseline 0.25): 32
   /// Gauss–Legendre points and 7 trapezoid ones, every point in one batched pass, and the
   /// same numbers when the points run 5 at a time.
-  @Test(arguments: [("ig.32.gausslegendre", "baseline: 0.25, steps: 32"),
-                    ("ig.7.riemann_trapezoid", "baseline: 0.25, steps: 7, method: riemann_trapezoid")])
+  @Test(arguments: [
+    ("ig.32.gausslegendre", "baseline: 0.25, steps: 32"),
+    ("ig.7.riemann_trapezoid", "baseline: 0.25, steps: 7, method: riemann_trapezoid"),
+  ])
   func integratedGradientsMatchCaptum(_ expected: String, _ options: String) throws {
     let fixture = try TapFixture("explain_methods_image")
     let (outputs, lowered, graph) = try Self.run(fixture, kind: "ig", on: "image", options: options)
@@ -134,7 +149,9 @@ struct ExplainMethodsTests {
     Self.expectAgreement(outputs["t"], fixture.outputs[expected], expected)
     #expect(outputs["t.normalized"]?.shape == [2, 16, 16])
     // One grafted forward at S·N beside the model's own: twice the model's convolutions.
-    #expect(graph.nodes.filter { $0.op == .conv2d }.count == 6, "\(graph.nodes.filter { $0.op == .conv2d }.count) convolutions")
+    #expect(
+      graph.nodes.filter { $0.op == .conv2d }.count == 6,
+      "\(graph.nodes.filter { $0.op == .conv2d }.count) convolutions")
     let (chunked, _, chunkedGraph) = try Self.run(fixture, kind: "ig", on: "image", options: options + ", batch: 5")
     Self.expectAgreement(chunked["t"], fixture.outputs[expected], expected + " 5 at a time")
     let passes = (expected.hasPrefix("ig.32") ? 7 : 2) + 1
@@ -163,8 +180,9 @@ struct ExplainMethodsTests {
     let (chunked, _, _) = try Self.run(fixture, kind: kind, on: "image", options: options + ", batch: 3")
     Self.expectAgreement(chunked["t"], fixture.outputs[kind], kind + " 3 at a time")
     // Another seed draws other noise: the comparison depends on the samples.
-    let (reseeded, _, _) = try Self.run(fixture, kind: kind, on: "image",
-                                        options: options.replacingOccurrences(of: "seed: 7", with: "seed: 8"))
+    let (reseeded, _, _) = try Self.run(
+      fixture, kind: kind, on: "image",
+      options: options.replacingOccurrences(of: "seed: 7", with: "seed: 8"))
     #expect((Self.relativeError(reseeded["t"], fixture.outputs[kind]) ?? 0) > 1e-2)
   }
 
@@ -172,11 +190,13 @@ struct ExplainMethodsTests {
   /// batched pass of the 49 occluded copies, and passes of 10.
   @Test func occlusionMatchesCaptum() throws {
     let fixture = try TapFixture("explain_methods_image")
-    let (outputs, lowered, graph) = try Self.run(fixture, kind: "occlusion", on: "image", options: "window: 4, stride: 2")
+    let (outputs, lowered, graph) = try Self.run(
+      fixture, kind: "occlusion", on: "image", options: "window: 4, stride: 2")
     #expect(lowered?.outputs == ["raw": "t", "normalized": "t.normalized"])
     Self.expectAgreement(outputs["t"], fixture.outputs["occlusion"], "occlusion")
     #expect(graph.nodes.filter { $0.op == .conv2d }.count == 6)
-    let (chunked, _, _) = try Self.run(fixture, kind: "occlusion", on: "image", options: "window: 4, stride: 2, batch: 10")
+    let (chunked, _, _) = try Self.run(
+      fixture, kind: "occlusion", on: "image", options: "window: 4, stride: 2, batch: 10")
     Self.expectAgreement(chunked["t"], fixture.outputs["occlusion"], "occlusion 10 at a time")
   }
 
@@ -199,7 +219,8 @@ struct ExplainMethodsTests {
     let (outputs, lowered, _) = try Self.run(fixture, kind: "scorecam", on: "features", options: "batch: 4")
     #expect(lowered?.outputs == ["raw": "t", "normalized": "t.normalized", "upsampled": "t.upsampled"])
     Self.expectAgreement(outputs["t"], fixture.outputs["scorecam"], "scorecam raw")
-    Self.expectAgreement(Self.renormalized(outputs["t.upsampled"]), fixture.outputs["scorecam.upsampled"], "scorecam upsampled")
+    Self.expectAgreement(
+      Self.renormalized(outputs["t.upsampled"]), fixture.outputs["scorecam.upsampled"], "scorecam upsampled")
     let (one, _, _) = try Self.run(fixture, kind: "scorecam", on: "features", options: "batch: 0")
     Self.expectAgreement(one["t"], fixture.outputs["scorecam"], "scorecam in one pass")
   }
@@ -218,8 +239,9 @@ struct ExplainMethodsTests {
     let map = try #require(outputs["t"])
     for (i, agreed) in agrees.enumerated() where agreed == 1 {
       let expected = TapFixture.Expected(shape: [64], stride: 1, data: Array(library.data[(i * 64)..<((i + 1) * 64)]))
-      Self.expectAgreement(Tensor(shape: [64], f64: Array(map.doubles[(i * 64)..<((i + 1) * 64)])), expected,
-                           "eigencam example \(i), the library's own map")
+      Self.expectAgreement(
+        Tensor(shape: [64], f64: Array(map.doubles[(i * 64)..<((i + 1) * 64)])), expected,
+        "eigencam example \(i), the library's own map")
     }
     #expect(agrees.contains(1))
     // The default 24 squarings (power iteration of order 2^24) are enough on this map.
@@ -272,27 +294,35 @@ struct ExplainMethodsTests {
         return "\(error)"
       }
     }
-    #expect(message("ig", "features").contains(
-      "tap ig: Integrated Gradients cannot explain 'features': it attributes the class score to a graph input, and "
-        + "'features' is computed"))
+    #expect(
+      message("ig", "features").contains(
+        "tap ig: Integrated Gradients cannot explain 'features': it attributes the class score to a graph input, and "
+          + "'features' is computed"))
     #expect(message("smoothgrad", "image", "samples: 0").contains("tap smoothgrad: samples must be in 1…4096, found 0"))
     #expect(message("vargrad", "image", "stdev: -1.0").contains("stdev must be a finite number ≥ 0, found -1.0"))
     #expect(message("ig", "image", "steps: 0").contains("tap ig: steps must be in 1…4096, found 0"))
-    #expect(message("occlusion", "image", "window: 17").contains(
-      "tap occlusion: Occlusion cannot explain 'image': the window 17×17 is larger than its last two axes 16×16"))
+    #expect(
+      message("occlusion", "image", "window: 17").contains(
+        "tap occlusion: Occlusion cannot explain 'image': the window 17×17 is larger than its last two axes 16×16"))
     let clip = try TapFixture("explain_methods_clip")
     #expect(throws: DiagnosticList.self) { try Self.graphs(clip, kind: "scorecam", on: "cnn.features") }
     do {
       _ = try Self.graphs(clip, kind: "scorecam", on: "cnn.features")
     } catch {
-      #expect("\(error)".contains("tap scorecam: Score-CAM cannot explain layer 'cnn.features': it masks an image input "
-        + "[N, C, H, W] with the layer's channels, one image per map, and tiny_cnn_lstm has none"))
+      #expect(
+        "\(error)".contains(
+          "tap scorecam: Score-CAM cannot explain layer 'cnn.features': it masks an image input "
+            + "[N, C, H, W] with the layer's channels, one image per map, and tiny_cnn_lstm has none"))
     }
     let (bound, _, _) = try Self.graphs(fixture, kind: "ig", on: "image")
-    #expect(throws: LowerTaps.Error("tap t: Integrated Gradients runs copies of the input, and this caller cannot "
-      + "rebind the graph at a larger batch")) {
-      try LowerTaps.apply(to: Module(graph: bound, weights: DeterministicTensors.parameters(of: bound)),
-                          options: .init(taps: ["t"]))
+    #expect(
+      throws: LowerTaps.Error(
+        "tap t: Integrated Gradients runs copies of the input, and this caller cannot "
+          + "rebind the graph at a larger batch")
+    ) {
+      try LowerTaps.apply(
+        to: Module(graph: bound, weights: DeterministicTensors.parameters(of: bound)),
+        options: .init(taps: ["t"]))
     }
   }
 }

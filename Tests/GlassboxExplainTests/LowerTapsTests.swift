@@ -10,11 +10,15 @@ import Testing
 /// PyTorch (tools/reference/gradcam_fixtures.py) and the Float64 reference interpreter.
 struct LowerTapsTests {
   /// Lowers `taps`, runs the inference pipeline and the compiled program.
-  static func run(_ graph: Graph, taps: [String], classIndex: Int? = nil, scope: String? = nil)
-    throws -> (outputs: [String: Tensor], lowered: [LowerTaps.Lowered], graph: Graph) {
+  static func run(
+    _ graph: Graph, taps: [String], classIndex: Int? = nil, scope: String? = nil
+  )
+    throws -> (outputs: [String: Tensor], lowered: [LowerTaps.Lowered], graph: Graph)
+  {
     let weights = DeterministicTensors.parameters(of: graph)
-    let lowered = try LowerTaps.apply(to: Module(graph: graph, weights: weights),
-                                      options: .init(taps: taps, classIndex: classIndex, scope: scope))
+    let lowered = try LowerTaps.apply(
+      to: Module(graph: graph, weights: weights),
+      options: .init(taps: taps, classIndex: classIndex, scope: scope))
     var module = lowered.module
     Pipeline.run(Pipeline.inference, on: &module)
     #expect(Verifier.verify(module.graph).isEmpty)
@@ -22,8 +26,10 @@ struct LowerTapsTests {
     return (try program.run(inputs: TapFixture.inputs(graph)), lowered.taps, module.graph)
   }
 
-  static func expectClose(_ actual: Tensor?, _ expected: TapFixture.Expected?, _ what: String,
-                          tolerance: Double = 1e-4) {
+  static func expectClose(
+    _ actual: Tensor?, _ expected: TapFixture.Expected?, _ what: String,
+    tolerance: Double = 1e-4
+  ) {
     guard let actual, let expected else {
       Issue.record("\(what): missing (actual \(actual != nil), expected \(expected != nil))")
       return
@@ -71,13 +77,16 @@ struct LowerTapsTests {
     let x = DeterministicTensors.tensor("input:map", shape: [2, 3, 4]).doubles
     for (key, expected) in fixture.outputs {
       let (oh, ow) = (expected.shape[1], expected.shape[2])
-      let rows = LowerTaps.interpolationMatrix(from: 3, to: oh), columns = LowerTaps.interpolationMatrix(from: 4, to: ow)
+      let rows = LowerTaps.interpolationMatrix(from: 3, to: oh),
+        columns = LowerTaps.interpolationMatrix(from: 4, to: ow)
       var y = [Double](repeating: 0, count: 2 * oh * ow)
       for n in 0..<2 {
         for i in 0..<oh {
           for j in 0..<ow {
             var s = 0.0
-            for a in 0..<3 { for b in 0..<4 { s += Double(rows[i * 3 + a]) * x[n * 12 + a * 4 + b] * Double(columns[j * 4 + b]) } }
+            for a in 0..<3 {
+              for b in 0..<4 { s += Double(rows[i * 3 + a]) * x[n * 12 + a * 4 + b] * Double(columns[j * 4 + b]) }
+            }
             y[n * oh * ow + i * ow + j] = s
           }
         }
@@ -96,12 +105,12 @@ struct LowerTapsTests {
   /// value keeps its numbers (against the reference interpreter on the original graph).
   @Test func tapSurvivesEpilogueFusion() throws {
     let text = """
-    graph g(x: f32[2, 3, 8, 8]) -> (y: f32[2, 4, 8, 8]) {
-      c = conv2d(x, out: 4, kernel: 3, padding: 1)
-      y = relu(c)
-      tap pre = activation(c)
-    }
-    """
+      graph g(x: f32[2, 3, 8, 8]) -> (y: f32[2, 4, 8, 8]) {
+        c = conv2d(x, out: 4, kernel: 3, padding: 1)
+        y = relu(c)
+        tap pre = activation(c)
+      }
+      """
     let graph = try Spec.checkedGraph(SourceText(fileName: "t.graph", text: text))
     let weights = DeterministicTensors.parameters(of: graph)
     var interpreter = ReferenceInterpreter(graph: graph)
@@ -127,16 +136,16 @@ struct LowerTapsTests {
   @Test(arguments: ["frame", "clip"])
   func perStepNormalisationAndRelevance(_ scope: String) throws {
     let text = """
-    graph g(frames: f32[2, 3, 2, 6, 6]) -> (logits: f32[2, 4]) {
-      trunk = each_step(small, frames)
-      logits = linear(mean(trunk, axes: [1]), out: 4)
-      tap map = cam(trunk.feat, logits.weight)
-    }
-    block small(image) {
-      feat = relu(conv2d(image, out: 5, kernel: 3, stride: 2, padding: 1))
-      return flatten(global_avg_pool2d(feat))
-    }
-    """
+      graph g(frames: f32[2, 3, 2, 6, 6]) -> (logits: f32[2, 4]) {
+        trunk = each_step(small, frames)
+        logits = linear(mean(trunk, axes: [1]), out: 4)
+        tap map = cam(trunk.feat, logits.weight)
+      }
+      block small(image) {
+        feat = relu(conv2d(image, out: 5, kernel: 3, stride: 2, padding: 1))
+        return flatten(global_avg_pool2d(feat))
+      }
+      """
     let graph = try Spec.checkedGraph(SourceText(fileName: "t.graph", text: text))
     let (outputs, lowered, _) = try Self.run(graph, taps: ["map"], classIndex: 1, scope: scope)
     #expect(lowered.first?.perStep == true)
@@ -170,8 +179,9 @@ struct LowerTapsTests {
     let (outputs, _, _) = try Self.run(graph, taps: ["attention"])
     let weights = try #require(outputs["attention"])
     let tap = try #require(graph.taps.first { $0.name == "attention" })
-    var module = Module(graph: OverrideValue.apply(to: graph, value: tap.operands[0], inputName: "attention.override"),
-                        weights: DeterministicTensors.parameters(of: graph))
+    var module = Module(
+      graph: OverrideValue.apply(to: graph, value: tap.operands[0], inputName: "attention.override"),
+      weights: DeterministicTensors.parameters(of: graph))
     module.graph.taps = []
     #expect(Verifier.verify(module.graph).isEmpty)
     Pipeline.run(Pipeline.inference, on: &module)
@@ -190,11 +200,15 @@ struct LowerTapsTests {
     for (name, k) in [("class", fixture.classIndex), ("predicted", -1)] {
       let (outputs, _, _) = try Self.run(graph, taps: ["gradcam"], classIndex: k)
       Self.expectClose(outputs["gradcam"], fixture.outputs["gradcam.\(name)"], "gradcam \(name)")
-      Self.expectClose(outputs["gradcam.normalized"], fixture.outputs["gradcam.\(name).normalized"], "gradcam \(name) normalized",
-                       tolerance: 1e-4)
+      Self.expectClose(
+        outputs["gradcam.normalized"], fixture.outputs["gradcam.\(name).normalized"], "gradcam \(name) normalized",
+        tolerance: 1e-4)
       var withPlusPlus = graph
-      withPlusPlus.taps = [Tap(name: "pp", kind: .gradcampp, operands: graph.taps[0].operands, options: graph.taps[0].options,
-                               type: graph.taps[0].type)]
+      withPlusPlus.taps = [
+        Tap(
+          name: "pp", kind: .gradcampp, operands: graph.taps[0].operands, options: graph.taps[0].options,
+          type: graph.taps[0].type)
+      ]
       let (pp, _, _) = try Self.run(withPlusPlus, taps: ["pp"], classIndex: k)
       Self.expectClose(pp["pp"], fixture.outputs["gradcampp.\(name)"], "gradcam++ \(name)")
     }
@@ -210,10 +224,12 @@ struct LowerTapsTests {
       let (outputs, lowered, _) = try Self.run(graph, taps: ["gradcam"], classIndex: k, scope: scope)
       #expect(lowered.first?.perStep == true)
       Self.expectClose(outputs["gradcam"], fixture.outputs["gradcam.\(name)"], "gradcam \(name)")
-      Self.expectClose(outputs["gradcam.normalized"], fixture.outputs["gradcam.\(name).normalized.\(scope)"],
-                       "gradcam \(name) normalized per \(scope)", tolerance: 1e-4)
-      Self.expectClose(outputs["gradcam.relevance"], fixture.outputs["gradcam.\(name).relevance"], "gradcam \(name) relevance",
-                       tolerance: 1e-4)
+      Self.expectClose(
+        outputs["gradcam.normalized"], fixture.outputs["gradcam.\(name).normalized.\(scope)"],
+        "gradcam \(name) normalized per \(scope)", tolerance: 1e-4)
+      Self.expectClose(
+        outputs["gradcam.relevance"], fixture.outputs["gradcam.\(name).relevance"], "gradcam \(name) relevance",
+        tolerance: 1e-4)
       #expect(outputs["gradcam.upsampled"]?.shape == [1, 4, 64, 64])
     }
   }
@@ -253,8 +269,12 @@ struct LowerTapsTests {
     #expect(throws: LowerTaps.Error("tap gradcam: gradcam needs gradients, and this build has no differentiation")) {
       try LowerTaps.apply(to: module, options: .init(taps: ["gradcam"], classIndex: 0, differentiate: nil))
     }
-    let symbolic = try Spec.checkedGraph(SourceText(fileName: "graphs/resnet18.graph",
-      text: try String(contentsOf: TapFixture.root.appendingPathComponent("graphs/resnet18.graph"), encoding: .utf8)))
-    #expect(throws: LowerTaps.Error.self) { try LowerTaps.apply(to: Module(graph: symbolic), options: .init(taps: ["cam"])) }
+    let symbolic = try Spec.checkedGraph(
+      SourceText(
+        fileName: "graphs/resnet18.graph",
+        text: try String(contentsOf: TapFixture.root.appendingPathComponent("graphs/resnet18.graph"), encoding: .utf8)))
+    #expect(throws: LowerTaps.Error.self) {
+      try LowerTaps.apply(to: Module(graph: symbolic), options: .init(taps: ["cam"]))
+    }
   }
 }

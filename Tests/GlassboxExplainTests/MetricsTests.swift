@@ -28,9 +28,11 @@ struct MetricsTests {
 
   @Test func localisation() {
     // A 4×3 map whose maximum is at (x 2, y 1).
-    let map: [Float] = [0, 0, 0, 0,
-                        0, 1, 3, 0,
-                        0, 0, 0, 0]
+    let map: [Float] = [
+      0, 0, 0, 0,
+      0, 1, 3, 0,
+      0, 0, 0, 0,
+    ]
     let box = Metrics.Box(x0: 2, y0: 0, x1: 3, y1: 2)
     #expect(Metrics.pointingHit(map, width: 4, height: 3, box: box))
     #expect(!Metrics.pointingHit(map, width: 4, height: 3, box: Metrics.Box(x0: 0, y0: 0, x1: 1, y1: 2)))
@@ -38,20 +40,23 @@ struct MetricsTests {
     // A plateau of maxima in the bottom-left corner (a border cell, upsampled): its
     // innermost pixel, nearest the frame's centre (2.5, 1.5), not its first, is the point; a
     // flat map points nowhere.
-    let plateau: [Float] = [0, 0, 0, 0, 0, 0,
-                            2, 2, 2, 1, 0, 0,
-                            2, 2, 2, 1, 0, 0,
-                            2, 2, 2, 1, 0, 0]
+    let plateau: [Float] = [
+      0, 0, 0, 0, 0, 0,
+      2, 2, 2, 1, 0, 0,
+      2, 2, 2, 1, 0, 0,
+      2, 2, 2, 1, 0, 0,
+    ]
     #expect(Metrics.peak(plateau, width: 6, height: 4)! == (2, 1))
     #expect(Metrics.pointingHit(plateau, width: 6, height: 4, box: Metrics.Box(x0: 2, y0: 1, x1: 3, y1: 2)))
     #expect(!Metrics.pointingHit(plateau, width: 6, height: 4, box: Metrics.Box(x0: 0, y0: 1, x1: 1, y1: 3)))
     #expect(!Metrics.pointingHit([Float](repeating: 0, count: 12), width: 4, height: 3, box: box))
     // The space-time peak of three 2×2 frames is in frame 1 (the first of the two 5s).
-    #expect(Metrics.peakFrame([0, 1, 2, 0,  0, 5, 1, 0,  5, 0, 0, 0], frames: 3) == 1)
+    #expect(Metrics.peakFrame([0, 1, 2, 0, 0, 5, 1, 0, 5, 0, 0, 0], frames: 3) == 1)
     #expect(Metrics.peakFrame([Float](repeating: 0.5, count: 8), frames: 2) == nil)
     // 160×120 → 80×60 halves the box.
-    #expect(Metrics.Box(x0: 10, y0: 20, x1: 29, y1: 39).scaled(from: 160, 120, to: 80, 60)
-      == Metrics.Box(x0: 5, y0: 10, x1: 14, y1: 19))
+    #expect(
+      Metrics.Box(x0: 10, y0: 20, x1: 29, y1: 39).scaled(from: 160, 120, to: 80, 60)
+        == Metrics.Box(x0: 5, y0: 10, x1: 14, y1: 19))
   }
 
   @Test func intervalsAndDistances() {

@@ -31,7 +31,8 @@ struct TapFixture {
   init(_ name: String) throws {
     let data = try Data(contentsOf: Self.directory.appendingPathComponent(name + ".json"))
     guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-          let outputs = object["outputs"] as? [String: [String: Any]] else {
+      let outputs = object["outputs"] as? [String: [String: Any]]
+    else {
       throw FixtureError(description: "\(name).json: unexpected layout")
     }
     self.object = object
@@ -56,7 +57,8 @@ struct TapFixture {
   static func inputs(_ g: Graph) -> [String: Tensor] {
     var out: [String: Tensor] = [:]
     for id in g.inputs {
-      out[g[id].name] = DeterministicTensors.tensor("input:" + g[id].name, shape: g[id].type.shape.map { $0.staticValue ?? 1 })
+      out[g[id].name] = DeterministicTensors.tensor(
+        "input:" + g[id].name, shape: g[id].type.shape.map { $0.staticValue ?? 1 })
     }
     return out
   }

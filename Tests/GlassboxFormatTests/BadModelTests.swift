@@ -30,7 +30,8 @@ struct BadModelTests {
 
   @Test func emptyAndShortFiles() {
     #expect(Self.error([]) == "m.model: file is empty (0 bytes); a .model file starts with a 64-byte header")
-    #expect(Self.error(Array(Self.good.prefix(10))) == "m.model: file is 10 bytes, shorter than the 64-byte .model header")
+    #expect(
+      Self.error(Array(Self.good.prefix(10))) == "m.model: file is 10 bytes, shorter than the 64-byte .model header")
   }
 
   @Test func truncatedAnywhere() {
@@ -41,8 +42,9 @@ struct BadModelTests {
   }
 
   @Test func notAModel() throws {
-    #expect(Self.error(Array("hello, this is not a model file at all; it is text, long enough for a header....".utf8))
-            == "m.model: not a Glassbox model: the file does not start with \"GBXMODEL\" (at byte offset 0)")
+    #expect(
+      Self.error(Array("hello, this is not a model file at all; it is text, long enough for a header....".utf8))
+        == "m.model: not a Glassbox model: the file does not start with \"GBXMODEL\" (at byte offset 0)")
     // A bare protobuf message (of this or another schema) without the header.
     let (model, _) = try Self.parts(Self.good)
     #expect(Self.error(try protobufBytes(of: model.graph)).contains("does not start with \"GBXMODEL\""))
@@ -51,7 +53,10 @@ struct BadModelTests {
   @Test func newerVersionNamesTheVersionNeeded() {
     var bytes = Self.good
     bytes[8] = 2
-    #expect(Self.error(bytes) == "m.model: file has format version 2; reading it needs a glassbox that reads format version 2 (this one reads up to version 1) (at byte offset 8)")
+    #expect(
+      Self.error(bytes)
+        == "m.model: file has format version 2; reading it needs a glassbox that reads format version 2 (this one reads up to version 1) (at byte offset 8)"
+    )
   }
 
   @Test func flippedBitInTheMessage() {
@@ -78,7 +83,9 @@ struct BadModelTests {
   }
 
   @Test func lyingLengthFields() {
-    for (offset, value) in [(16, UInt64.max), (16, 1 << 40), (16, 3), (24, 64), (24, UInt64.max), (32, 1 << 62), (32, 0)] {
+    for (offset, value) in [
+      (16, UInt64.max), (16, 1 << 40), (16, 3), (24, 64), (24, UInt64.max), (32, 1 << 62), (32, 0),
+    ] {
       var bytes = Self.good
       bytes.withUnsafeMutableBytes { $0.storeBytes(of: value.littleEndian, toByteOffset: offset, as: UInt64.self) }
       let e = Self.error(bytes)
@@ -94,9 +101,15 @@ struct BadModelTests {
       m.graph.parameters[0].type.shape = [d, d]
       m.graph.parameters[0].data.length = 4_000_000_000_000
     }
-    #expect(Self.error(bytes) == "m.model: graph fails verification: verifier: lstm: lstm: weight_ih must be [128, 128] for hidden 32 and 128 input features, found [1000000, 1000000]")
+    #expect(
+      Self.error(bytes)
+        == "m.model: graph fails verification: verifier: lstm: lstm: weight_ih must be [128, 128] for hidden 32 and 128 input features, found [1000000, 1000000]"
+    )
     let lying = try Self.edited { m in m.graph.parameters[0].data.length = 4_000_000_000_000 }
-    #expect(Self.error(lying).hasPrefix("m.model: parameter 'lstm.weight_ih_l0' of type f32[128, 128] needs 65536 bytes but the file gives 4000000000000"))
+    #expect(
+      Self.error(lying).hasPrefix(
+        "m.model: parameter 'lstm.weight_ih_l0' of type f32[128, 128] needs 65536 bytes but the file gives 4000000000000"
+      ))
     let outside = try Self.edited { m in m.graph.parameters[0].data.offset = 1 << 62 }
     #expect(Self.error(outside).contains("misaligned or past the"))
     let overlapping = try Self.edited { m in m.graph.parameters[1].data.offset = m.graph.parameters[0].data.offset }
@@ -114,7 +127,10 @@ struct BadModelTests {
     let bytes = try Self.edited { m in
       m.graph.values[Int(m.graph.nodes[0].results[0])].type.shape[2].coefficient = 65
     }
-    #expect(Self.error(bytes) == "m.model: graph fails verification: verifier: lstm: stored type f32[B, 768, 65] but lstm gives f32[B, 768, 64] (and 2 more)")
+    #expect(
+      Self.error(bytes)
+        == "m.model: graph fails verification: verifier: lstm: stored type f32[B, 768, 65] but lstm gives f32[B, 768, 64] (and 2 more)"
+    )
     let attr = try Self.edited { m in
       m.graph.nodes[0].attributes[0].value.string = "yes"
     }
@@ -128,14 +144,16 @@ struct BadModelTests {
   @Test func convolutionWithAnEmptyStride() throws {
     let text = "graph tiny(x: f32[1, 1, 6, 6]) -> (y: f32[1, 2, 4, 4]) {\n  y = conv2d(x, out: 2, kernel: 3)\n}\n"
     let graph = try Spec.checkedGraph(SourceText(fileName: "tiny.graph", text: text))
-    let contents = ModelContents(graph: graph, weights: try Initialization.weights(for: graph, seed: 1),
-                                 provenance: Provenance())
+    let contents = ModelContents(
+      graph: graph, weights: try Initialization.weights(for: graph, seed: 1),
+      provenance: Provenance())
     var (model, section) = try Self.parts(try ModelFile.encode(contents))
     let stride = try #require(model.graph.nodes[0].attributes.firstIndex { $0.name == "stride" })
     model.graph.nodes[0].attributes[stride].value.list = Glassbox_AttrList()
     let bytes = ModelEncoder.assemble(message: try protobufBytes(of: model), weightSection: section)
-    #expect(Self.error(bytes) == "m.model: graph fails verification: verifier: y: conv2d attribute 'stride' must be "
-      + "two integers [h, w], found []")
+    #expect(
+      Self.error(bytes) == "m.model: graph fails verification: verifier: y: conv2d attribute 'stride' must be "
+        + "two integers [h, w], found []")
   }
 
   @Test func protobufOfAnotherSchema() throws {
@@ -197,15 +215,20 @@ struct BadModelTests {
   }
 }
 
-/// The committed generated code matches the .proto it came from.
+/// The committed generated code matches the .proto it came from: the `.model` schema and
+/// ONNX's (GlassboxONNX).
 struct GeneratedCodeTests {
-  @Test func generatedSwiftIsFresh() throws {
-    let proto = try Data(contentsOf: Repo.root.appendingPathComponent("Formats/glassbox.proto"))
-    let generated = try String(contentsOf: Repo.root.appendingPathComponent("Sources/GlassboxFormat/Generated/glassbox.pb.swift"),
-                               encoding: .utf8)
-    let hash = [UInt8](proto).withUnsafeBytes { SHA256.hex($0) }
+  @Test(arguments: [
+    ("Formats/glassbox.proto", "Sources/GlassboxFormat/Generated/glassbox.pb.swift"),
+    ("Formats/onnx.proto", "Sources/GlassboxONNX/Generated/onnx.pb.swift"),
+  ])
+  func generatedSwiftIsFresh(_ proto: String, _ swift: String) throws {
+    let schema = try Data(contentsOf: Repo.root.appendingPathComponent(proto))
+    let generated = try String(contentsOf: Repo.root.appendingPathComponent(swift), encoding: .utf8)
+    let hash = [UInt8](schema).withUnsafeBytes { SHA256.hex($0) }
     let firstLine = generated.prefix { $0 != "\n" }
-    #expect(firstLine == "// generated — do not edit. Source: Formats/glassbox.proto (sha256 \(hash))",
-            "Formats/glassbox.proto changed since the Swift code was generated: run tools/gen-proto")
+    #expect(
+      firstLine == "// generated — do not edit. Source: \(proto) (sha256 \(hash))",
+      "\(proto) changed since the Swift code was generated: run tools/gen-proto")
   }
 }

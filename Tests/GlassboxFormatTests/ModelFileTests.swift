@@ -51,8 +51,10 @@ struct ModelFileTests {
     let bytes = try ModelFile.encode(c)
     #expect(Array(bytes[0..<8]) == Array("GBXMODEL".utf8))
     let (version, m, w, l) = bytes.withUnsafeBytes { b in
-      (b.loadLE(UInt32.self, at: 8), Int(b.loadLE(UInt64.self, at: 16)), Int(b.loadLE(UInt64.self, at: 24)),
-       Int(b.loadLE(UInt64.self, at: 32)))
+      (
+        b.loadLE(UInt32.self, at: 8), Int(b.loadLE(UInt64.self, at: 16)), Int(b.loadLE(UInt64.self, at: 24)),
+        Int(b.loadLE(UInt64.self, at: 32))
+      )
     }
     #expect(version == 1)
     #expect(w % 64 == 0 && w >= 64 + m && w < 64 + m + 64)
@@ -106,7 +108,8 @@ struct ModelFileTests {
       }
       """
     let graph = try Spec.checkedGraph(SourceText(fileName: "init.graph", text: text), bindings: [:])
-    let weights = Dictionary(uniqueKeysWithValues: zip(graph.parameters.map(\.name), try Initialization.weights(for: graph, seed: 3)))
+    let weights = Dictionary(
+      uniqueKeysWithValues: zip(graph.parameters.map(\.name), try Initialization.weights(for: graph, seed: 3)))
     func std(_ name: String) throws -> Double {
       let v = try #require(weights[name]).doubles
       return (v.map { $0 * $0 }.reduce(0, +) / Double(v.count)).squareRoot()
@@ -125,6 +128,8 @@ struct ModelFileTests {
     #expect(CRC32.checksum([UInt8](repeating: 0xAB, count: 1000)) == 0xA670_F964)
     #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-    #expect(SHA256.hex(Array(String(repeating: "a", count: 1000).utf8)) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    #expect(
+      SHA256.hex(Array(String(repeating: "a", count: 1000).utf8))
+        == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
   }
 }

@@ -56,7 +56,10 @@ struct ReaderTests {
     var out = "graph \(g.name) (format version 1, \(fileBytes) bytes)\n"
     for i in g.inputs { out += "  input   \(g[i].name): \(g[i].type)\n" }
     for o in g.outputs { out += "  output  \(o.name): \(g[o.value].type)\n" }
-    for t in g.taps { out += "  tap     \(t.name) = \(t.kind.rawValue)(\(t.operands.map { g[$0].name }.joined(separator: ", "))): \(t.type)\n" }
+    for t in g.taps {
+      out +=
+        "  tap     \(t.name) = \(t.kind.rawValue)(\(t.operands.map { g[$0].name }.joined(separator: ", "))): \(t.type)\n"
+    }
     if !m.labels.isEmpty { out += "  labels  \(m.labels.joined(separator: ", "))\n" }
     return out
   }
@@ -72,7 +75,8 @@ struct ReaderTests {
   static func check(_ report: String, _ m: ModelFile, path: String) throws {
     let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? 0
     #expect(report.hasPrefix(expectedReport(m, fileBytes: size)))
-    let tensorLines = report.split(separator: "\n").dropFirst(expectedReport(m, fileBytes: size).split(separator: "\n").count)
+    let tensorLines = report.split(separator: "\n").dropFirst(
+      expectedReport(m, fileBytes: size).split(separator: "\n").count)
     #expect(tensorLines.count == m.graph.parameters.count + 1)
     for (line, p) in zip(tensorLines, m.graph.parameters) {
       #expect(line.hasPrefix("\(p.name) \(p.type) \(p.role == .trainable ? "param" : "buffer") offset "))
@@ -80,20 +84,28 @@ struct ReaderTests {
     #expect(tensorLines.last == "\(m.graph.parameters.count) tensors, \(m.weightByteCount) bytes")
   }
 
-  @Test(.enabled(if: python != nil && protoc != nil, "tools/read_model.py needs protoc and python3-protobuf (tools/setup installs them)"))
+  @Test(
+    .enabled(
+      if: python != nil && protoc != nil,
+      "tools/read_model.py needs protoc and python3-protobuf (tools/setup installs them)"))
   func pythonReaderReadsAModel() throws {
     let dir = try ScratchDirectory()
     defer { dir.cleanUp() }
     let (path, m) = try Self.model(in: dir)
-    let result = Self.run(try #require(Self.python), [Repo.root.appendingPathComponent("tools/read_model.py").path, path, "--values", "2"])
+    let result = Self.run(
+      try #require(Self.python), [Repo.root.appendingPathComponent("tools/read_model.py").path, path, "--values", "2"])
     #expect(result.ok, "\(result.output)")
     try Self.check(result.output, m, path: path)
     // The values it prints are the stored ones.
     let first = m.weight(ofParameter: 0).floats.prefix(2).map { String(format: "%.6g", $0) }.joined(separator: ", ")
-    #expect(result.output.contains("\(m.graph.parameters[0].name) \(m.graph.parameters[0].type) param offset 0 crc32 ") && result.output.contains("[\(first), …]"))
+    #expect(
+      result.output.contains("\(m.graph.parameters[0].name) \(m.graph.parameters[0].type) param offset 0 crc32 ")
+        && result.output.contains("[\(first), …]"))
   }
 
-  @Test(.enabled(if: haveCReader, "the C reader needs protoc-c, libprotobuf-c-dev and a C compiler (tools/setup installs them)"))
+  @Test(
+    .enabled(
+      if: haveCReader, "the C reader needs protoc-c, libprotobuf-c-dev and a C compiler (tools/setup installs them)"))
   func cReaderReadsAModelAsPythonDoes() throws {
     let dir = try ScratchDirectory()
     defer { dir.cleanUp() }
@@ -102,9 +114,13 @@ struct ReaderTests {
     var r = Self.run(try #require(Self.protocC), ["--c_out=\(dir.url.path)", "-I\(proto)", "\(proto)/glassbox.proto"])
     #expect(r.ok, "\(r.output)")
     let reader = dir.path("read_model")
-    r = Self.run(try #require(Self.cc), ["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-I\(dir.url.path)",
-                                         Repo.root.appendingPathComponent("tools/c_reader/read_model.c").path,
-                                         dir.path("glassbox.pb-c.c"), "-lprotobuf-c", "-o", reader])
+    r = Self.run(
+      try #require(Self.cc),
+      [
+        "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-I\(dir.url.path)",
+        Repo.root.appendingPathComponent("tools/c_reader/read_model.c").path,
+        dir.path("glassbox.pb-c.c"), "-lprotobuf-c", "-o", reader,
+      ])
     #expect(r.ok, "\(r.output)")
     let c = Self.run(reader, [path, "--values", "2"])
     #expect(c.ok, "\(c.output)")
@@ -124,11 +140,12 @@ struct ReaderTests {
   /// The readers' usage lines name `make` targets the Makefile has.
   @Test func usageNamesMakeTargetsThatExist() throws {
     let makefile = try String(contentsOf: Repo.root.appendingPathComponent("Makefile"), encoding: .utf8)
-    let targets = Set(makefile.split(separator: "\n").compactMap { line -> String? in
-      guard let colon = line.firstIndex(of: ":"), !line.hasPrefix("\t"), !line.hasPrefix(".") else { return nil }
-      let name = line[..<colon]
-      return name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" } ? String(name) : nil
-    })
+    let targets = Set(
+      makefile.split(separator: "\n").compactMap { line -> String? in
+        guard let colon = line.firstIndex(of: ":"), !line.hasPrefix("\t"), !line.hasPrefix(".") else { return nil }
+        let name = line[..<colon]
+        return name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" } ? String(name) : nil
+      })
     var named = 0
     for file in ["tools/c_reader/read_model.c", "tools/read_model.py"] {
       let text = try String(contentsOf: Repo.root.appendingPathComponent(file), encoding: .utf8)

@@ -23,7 +23,8 @@ struct RejectionFixtureTests {
 
   static func good() throws -> [UInt8] {
     let graph = try Spec.checkedGraph(SourceText(fileName: "small.graph", text: spec))
-    let contents = ModelContents(graph: graph, weights: try Initialization.weights(for: graph, seed: 1), labels: ["a", "b", "c"])
+    let contents = ModelContents(
+      graph: graph, weights: try Initialization.weights(for: graph, seed: 1), labels: ["a", "b", "c"])
     return try ModelFile.encode(contents)
   }
 
@@ -71,10 +72,17 @@ struct RejectionFixtureTests {
       ("message_without_graph", try edited(good) { $0.clearGraph() }),
       ("parameter_byte_count", try edited(good) { $0.graph.parameters[0].data.length += 4 }),
       ("parameter_past_the_section", try edited(good) { $0.graph.parameters[0].data.offset = 1 << 20 }),
-      ("parameters_overlap", try edited(good) { $0.graph.parameters[1].data.offset = $0.graph.parameters[0].data.offset }),
+      (
+        "parameters_overlap",
+        try edited(good) { $0.graph.parameters[1].data.offset = $0.graph.parameters[0].data.offset }
+      ),
       ("padding_between_tensors", setting(good, w + Int(p0.offset + p0.length), 7)),
-      ("padding_after_last_tensor", ModelEncoder.assemble(message: Array(good[64..<(64 + m)]),
-                                                          weightSection: Array(good[w...]) + [0, 0, 0, 7])),
+      (
+        "padding_after_last_tensor",
+        ModelEncoder.assemble(
+          message: Array(good[64..<(64 + m)]),
+          weightSection: Array(good[w...]) + [0, 0, 0, 7])
+      ),
       ("tensor_checksum", setting(good, w + Int(p1.offset), good[w + Int(p1.offset)] ^ 0x01)),
       ("labels_count", try edited(good) { $0.labels = ["a", "b"] }),
       ("value_claims_another_input", try edited(good) { $0.graph.values[0].origin = .input(1) }),
@@ -82,47 +90,69 @@ struct RejectionFixtureTests {
       ("parameter_names_another_value", try edited(good) { $0.graph.parameters[0].name = "other" }),
       ("parameter_type_differs", try edited(good) { $0.graph.parameters[0].type.shape[0].coefficient += 1 }),
       ("parameter_without_role", try edited(good) { $0.graph.parameters[0].role = .roleUnspecified }),
-      ("value_out_of_node_order", try edited(good) { m in
-        var r = Glassbox_NodeResult()
-        r.node = 3
-        m.graph.values[nodeValue].origin = .node(r)
-      }),
-      ("node_results_past_the_values", try edited(good) { m in
-        let last = m.graph.nodes.count - 1
-        m.graph.nodes[last].results += [UInt32(m.graph.values.count)]
-      }),
+      (
+        "value_out_of_node_order",
+        try edited(good) { m in
+          var r = Glassbox_NodeResult()
+          r.node = 3
+          m.graph.values[nodeValue].origin = .node(r)
+        }
+      ),
+      (
+        "node_results_past_the_values",
+        try edited(good) { m in
+          let last = m.graph.nodes.count - 1
+          m.graph.nodes[last].results += [UInt32(m.graph.values.count)]
+        }
+      ),
       ("node_results_disagree", try edited(good) { $0.graph.nodes[0].results[0] = 0 }),
       ("value_without_origin", try edited(good) { $0.graph.values[nodeValue].origin = nil }),
       ("inputs_listed_twice", try edited(good) { $0.graph.inputs.append(0) }),
       ("parameter_listed_without_value", try edited(good) { $0.graph.parameters.append($0.graph.parameters[0]) }),
       ("node_listed_without_value", try edited(good) { $0.graph.nodes.append($0.graph.nodes[0]) }),
-      ("recipe_of_unknown_kind", try edited(good) { m in
-        var r = Glassbox_Recipe()
-        r.input = "x"
-        r.kind = "smell"
-        m.graph.recipes.append(r)
-      }),
+      (
+        "recipe_of_unknown_kind",
+        try edited(good) { m in
+          var r = Glassbox_Recipe()
+          r.input = "x"
+          r.kind = "smell"
+          m.graph.recipes.append(r)
+        }
+      ),
       ("tap_of_unknown_kind", try edited(good) { $0.graph.taps[0].kind = "lime" }),
-      ("dimension_with_nine_symbols", try edited(good) { $0.graph.values[0].type.shape[0].symbols = (0..<9).map { "S\($0)" } }),
+      (
+        "dimension_with_nine_symbols",
+        try edited(good) { $0.graph.values[0].type.shape[0].symbols = (0..<9).map { "S\($0)" } }
+      ),
       ("dimension_symbols_unsorted", try edited(good) { $0.graph.values[0].type.shape[0].symbols = ["B", "A"] }),
       ("value_without_element_type", try edited(good) { $0.graph.values[0].type.dtype = .unspecified }),
-      ("value_of_rank_17", try edited(good) { m in
-        m.graph.values[0].type.shape = Array(repeating: m.graph.values[0].type.shape[1], count: 17)
-      }),
+      (
+        "value_of_rank_17",
+        try edited(good) { m in
+          m.graph.values[0].type.shape = Array(repeating: m.graph.values[0].type.shape[1], count: 17)
+        }
+      ),
       ("parameter_without_initializer", try edited(good) { $0.graph.parameters[0].initializer.kind = .unspecified }),
       ("attribute_integer_out_of_range", try edited(good) { $0.graph.nodes[0].attributes[0].value.int = 1 << 40 }),
-      ("attribute_number_not_finite", try edited(good) { m in
-        guard let n = m.graph.nodes.firstIndex(where: { $0.op == "batch_norm" }),
-              let a = m.graph.nodes[n].attributes.firstIndex(where: { $0.name == "eps" }) else { return }
-        m.graph.nodes[n].attributes[a].value.float = .nan
-      }),
+      (
+        "attribute_number_not_finite",
+        try edited(good) { m in
+          guard let n = m.graph.nodes.firstIndex(where: { $0.op == "batch_norm" }),
+            let a = m.graph.nodes[n].attributes.firstIndex(where: { $0.name == "eps" })
+          else { return }
+          m.graph.nodes[n].attributes[a].value.float = .nan
+        }
+      ),
       ("attribute_without_value", try edited(good) { $0.graph.nodes[0].attributes[0].value = Glassbox_AttrValue() }),
-      ("attribute_unknown", try edited(good) { m in
-        var a = Glassbox_Attribute()
-        a.name = "colour"
-        a.value.string = "red"
-        m.graph.nodes[0].attributes.append(a)
-      }),
+      (
+        "attribute_unknown",
+        try edited(good) { m in
+          var a = Glassbox_Attribute()
+          a.name = "colour"
+          a.value.string = "red"
+          m.graph.nodes[0].attributes.append(a)
+        }
+      ),
       ("attribute_twice", try edited(good) { $0.graph.nodes[0].attributes.append($0.graph.nodes[0].attributes[0]) }),
     ]
     // Only where the message does not end on a 64-byte boundary is there padding after it.
@@ -141,8 +171,9 @@ struct RejectionFixtureTests {
       try FileManager.default.createDirectory(at: Self.directory, withIntermediateDirectories: true)
       for (name, bytes) in made {
         try Data(bytes).write(to: Self.directory.appendingPathComponent(name + ".model"))
-        try (ModelFileTests.errorText(bytes) + "\n").write(to: Self.directory.appendingPathComponent(name + ".expected"),
-                                                           atomically: true, encoding: .utf8)
+        try (ModelFileTests.errorText(bytes) + "\n").write(
+          to: Self.directory.appendingPathComponent(name + ".expected"),
+          atomically: true, encoding: .utf8)
       }
       Issue.record("re-recorded \(made.count) fixtures in Fixtures/rejections")
       return
@@ -153,7 +184,9 @@ struct RejectionFixtureTests {
 
   /// Each fixture gets its own message: no two cases test the same rejection.
   @Test func messagesAreDistinct() throws {
-    let texts = try Self.names.map { try String(contentsOf: Self.directory.appendingPathComponent($0 + ".expected"), encoding: .utf8) }
+    let texts = try Self.names.map {
+      try String(contentsOf: Self.directory.appendingPathComponent($0 + ".expected"), encoding: .utf8)
+    }
     let kinds = texts.map { $0.replacingOccurrences(of: "[0-9]+", with: "N", options: .regularExpression) }
     #expect(Set(kinds).count == kinds.count, "\(kinds.sorted())")
   }

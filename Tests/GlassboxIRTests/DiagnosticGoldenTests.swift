@@ -25,7 +25,8 @@ struct DiagnosticGoldenTests {
     let fileName = "invalid/\(name).graph"
     var bindings: [String: Int] = [:]
     if let firstLine = String(decoding: bytes.prefix(200), as: UTF8.self).split(separator: "\n").first,
-       firstLine.hasPrefix("# bind:") {
+      firstLine.hasPrefix("# bind:")
+    {
       for pair in firstLine.dropFirst(7).split(separator: " ") {
         let kv = pair.split(separator: "=")
         if kv.count == 2, let v = Int(kv[1]) { bindings[String(kv[0])] = v }

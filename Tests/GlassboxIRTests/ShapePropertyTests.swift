@@ -25,7 +25,8 @@ struct ShapePropertyTests {
         let db = i >= n - b.count ? b[i - (n - b.count)] : 1
         if da == 1 && db == 1 { expected[i] = 1 }
       }
-      let text = "graph g(a: f32\(Self.shapeText(a)), b: f32\(Self.shapeText(b))) -> (y: f32\(Self.shapeText(expected.suffix(max(a.count, b.count))))) {\n  y = add(a, b)\n}\n"
+      let text =
+        "graph g(a: f32\(Self.shapeText(a)), b: f32\(Self.shapeText(b))) -> (y: f32\(Self.shapeText(expected.suffix(max(a.count, b.count))))) {\n  y = add(a, b)\n}\n"
       let ok = compile(text)
       #expect(ok.diagnostics.isEmpty, "\(a) + \(b): \(ok.diagnostics)")
 
@@ -33,7 +34,8 @@ struct ShapePropertyTests {
       if let i = a.indices.first(where: { a[$0] != 1 }), a.count == b.count {
         a[i] = a[i] == 7 ? 11 : 7 * a[i]
         b[i] = b[i] == 1 ? 13 : b[i]
-        let bad = compile("graph g(a: f32\(Self.shapeText(a)), b: f32\(Self.shapeText(b))) -> (y: f32[1]) {\n  y = add(a, b)\n}\n")
+        let bad = compile(
+          "graph g(a: f32\(Self.shapeText(a)), b: f32\(Self.shapeText(b))) -> (y: f32[1]) {\n  y = add(a, b)\n}\n")
         #expect(bad.diagnostics.first?.message.contains("do not broadcast") == true, "\(a) + \(b)")
       }
     }
@@ -65,7 +67,8 @@ struct ShapePropertyTests {
       let k = Int.random(in: 1...7, using: &rng), s = Int.random(in: 1...4, using: &rng)
       let p = Int.random(in: 0...3, using: &rng), d = Int.random(in: 1...3, using: &rng)
       let expected = Self.countWindows(size: size, kernel: k, stride: s, padding: p, dilation: d, ceil: false)
-      let result = compile("""
+      let result = compile(
+        """
         graph g(x: f32[1, 2, \(size), \(size)]) -> (y: f32[1, 3, \(max(expected, 1)), \(max(expected, 1))]) {
           y = conv2d(x, out: 3, kernel: \(k), stride: \(s), padding: \(p), dilation: \(d))
         }
@@ -87,7 +90,8 @@ struct ShapePropertyTests {
       let p = Int.random(in: 0...(k / 2), using: &rng)
       let expected = Self.countWindows(size: size, kernel: k, stride: s, padding: p, dilation: 1, ceil: ceilMode)
       guard expected > 0 else { continue }
-      let result = compile("""
+      let result = compile(
+        """
         graph g(x: f32[1, 2, \(size), \(size)]) -> (y: f32[1, 2, \(expected), \(expected)]) {
           y = max_pool2d(x, kernel: \(k), stride: \(s), padding: \(p), ceil_mode: \(ceilMode))
         }
@@ -112,13 +116,15 @@ struct ShapePropertyTests {
       let wild = Int.random(in: 0..<target.count, using: &rng)
       var shown = target.map(String.init)
       shown[wild] = "-1"
-      let ok = compile("""
+      let ok = compile(
+        """
         graph g(x: f32\(Self.shapeText(dims))) -> (y: f32\(Self.shapeText(target))) {
           y = reshape(x, shape: [\(shown.joined(separator: ", "))])
         }
         """)
       #expect(ok.diagnostics.isEmpty, "\(dims) → \(shown): \(ok.diagnostics)")
-      let bad = compile("""
+      let bad = compile(
+        """
         graph g(x: f32\(Self.shapeText(dims))) -> (y: f32[\(total + 1)]) {
           y = reshape(x, shape: [\(total + 1)])
         }

@@ -22,7 +22,8 @@ struct AudioTests {
   func compressedFormatsDecode(_ ext: String) throws {
     let directory = try TemporaryDirectory()
     let wav = directory.path("tone.wav")
-    try writeWAV(wav, interleaved: sine(hz: 440, sampleRateHz: 16000, seconds: 1), channels: 1, sampleRateHz: 16000, bits: 16)
+    try writeWAV(
+      wav, interleaved: sine(hz: 440, sampleRateHz: 16000, seconds: 1), channels: 1, sampleRateHz: 16000, bits: 16)
     let path = directory.path("tone.\(ext)")
     let codec = ["flac": "flac", "ogg": "libvorbis", "mp3": "libmp3lame"][ext]!
     try ffmpeg("-i", wav, "-c:a", codec, path)
@@ -131,9 +132,12 @@ struct AudioTests {
   }
 
   @Test func recipeFromTheSpecLanguage() throws {
-    let recipe = InputRecipe(input: "mfcc", kind: .audio, options: Attributes([
-      "sample_rate": .int(22050), "n_mfcc": .int(20), "n_mels": .int(40), "n_fft": .int(1024),
-      "hop": .int(256), "frames": .int(10), "pad": .string("zeros_after")]))
+    let recipe = InputRecipe(
+      input: "mfcc", kind: .audio,
+      options: Attributes([
+        "sample_rate": .int(22050), "n_mfcc": .int(20), "n_mels": .int(40), "n_fft": .int(1024),
+        "hop": .int(256), "frames": .int(10), "pad": .string("zeros_after"),
+      ]))
     let extractor = try FeatureExtractor(recipe)
     #expect(extractor.exampleShape == [10, 20])
     let tensor = try extractor.extract(Repo.fixture("mfcc/chirp22k.wav"))
@@ -149,11 +153,15 @@ struct AudioTests {
     let recipe = AudioRecipe()
 
     let missing = directory.path("missing.wav")
-    #expect(throws: MediaError(.unreadable, file: missing, "no such file")) { try AudioFeatures.mfcc(missing, recipe: recipe) }
+    #expect(throws: MediaError(.unreadable, file: missing, "no such file")) {
+      try AudioFeatures.mfcc(missing, recipe: recipe)
+    }
 
     let empty = directory.path("empty.wav")
     _ = FileManager.default.createFile(atPath: empty, contents: Data())
-    #expect(throws: MediaError(.empty, file: empty, "file is empty (0 bytes)")) { try AudioFeatures.mfcc(empty, recipe: recipe) }
+    #expect(throws: MediaError(.empty, file: empty, "file is empty (0 bytes)")) {
+      try AudioFeatures.mfcc(empty, recipe: recipe)
+    }
 
     let garbage = directory.path("garbage.wav")
     try Data((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }).write(to: URL(fileURLWithPath: garbage))
@@ -163,20 +171,27 @@ struct AudioTests {
 
     let silent = directory.path("silent.wav")
     try writeWAV(silent, interleaved: [Double](repeating: 0, count: 16000), channels: 1, sampleRateHz: 16000, bits: 16)
-    #expect(throws: MediaError(.silent, file: silent, "audio is silent (peak amplitude 0.0); there is nothing to describe")) {
+    #expect(
+      throws: MediaError(.silent, file: silent, "audio is silent (peak amplitude 0.0); there is nothing to describe")
+    ) {
       try AudioFeatures.mfcc(silent, recipe: recipe)
     }
 
     let short = directory.path("short.wav")
-    try writeWAV(short, interleaved: sine(hz: 440, sampleRateHz: 16000, seconds: 0.05), channels: 1, sampleRateHz: 16000, bits: 16)
-    #expect(throws: MediaError(.tooShort, file: short,
-                               "audio lasts 0.05 s (800 samples at 16000 Hz); one analysis window needs 2048 samples (0.128 s)")) {
+    try writeWAV(
+      short, interleaved: sine(hz: 440, sampleRateHz: 16000, seconds: 0.05), channels: 1, sampleRateHz: 16000, bits: 16)
+    #expect(
+      throws: MediaError(
+        .tooShort, file: short,
+        "audio lasts 0.05 s (800 samples at 16000 Hz); one analysis window needs 2048 samples (0.128 s)")
+    ) {
       try AudioFeatures.mfcc(short, recipe: recipe)
     }
 
     // A header with no samples after it, and a file cut in the middle of its samples.
     let whole = directory.path("whole.wav")
-    try writeWAV(whole, interleaved: sine(hz: 440, sampleRateHz: 16000, seconds: 1), channels: 1, sampleRateHz: 16000, bits: 16)
+    try writeWAV(
+      whole, interleaved: sine(hz: 440, sampleRateHz: 16000, seconds: 1), channels: 1, sampleRateHz: 16000, bits: 16)
     let bytes = try Data(contentsOf: URL(fileURLWithPath: whole))
     let headerOnly = directory.path("header.wav")
     try bytes.prefix(44).write(to: URL(fileURLWithPath: headerOnly))

@@ -6,7 +6,8 @@ import Testing
 /// The two data-set layouts, the streaming loader and the feature cache.
 struct DatasetTests {
   static func write(_ text: String, to path: String) throws {
-    try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(
+      atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
     try text.write(toFile: path, atomically: true, encoding: .utf8)
   }
 
@@ -17,9 +18,10 @@ struct DatasetTests {
     for (l, language) in ["Hindi", "Tamil", "Telugu"].enumerated() {
       try FileManager.default.createDirectory(atPath: root + "/" + language, withIntermediateDirectories: true)
       for i in 0..<perLanguage {
-        try writeWAV("\(root)/\(language)/clip_\(i).wav",
-                     interleaved: sine(hz: 200 + 100 * Double(l) + Double(i), sampleRateHz: 16000, seconds: 0.3),
-                     channels: 1, sampleRateHz: 16000, bits: 16)
+        try writeWAV(
+          "\(root)/\(language)/clip_\(i).wav",
+          interleaved: sine(hz: 200 + 100 * Double(l) + Double(i), sampleRateHz: 16000, seconds: 0.3),
+          channels: 1, sampleRateHz: 16000, bits: 16)
         try write("{}", to: "\(root)/\(language)/clip_\(i).json")
       }
     }
@@ -35,7 +37,10 @@ struct DatasetTests {
     let train = try SpokenLanguage.load(root: root, subset: .train, seed: 7)
     #expect(train.classes == ["Hindi", "Tamil", "Telugu"])
     #expect(train.classCounts == [8, 8, 8])
-    #expect(train.skipped.map(\.description) == ["\(root)/Empty: skipped: no audio clips (.wav, .mp3, .flac, .ogg) in this language folder"])
+    #expect(
+      train.skipped.map(\.description) == [
+        "\(root)/Empty: skipped: no audio clips (.wav, .mp3, .flac, .ogg) in this language folder"
+      ])
     let validation = try SpokenLanguage.load(root: root, subset: .validation, seed: 7)
     let test = try SpokenLanguage.load(root: root, subset: .test, seed: 7)
     #expect(validation.classCounts == [1, 1, 1] && test.classCounts == [1, 1, 1])
@@ -48,7 +53,8 @@ struct DatasetTests {
     #expect(text.split(separator: "\n").filter { !$0.hasPrefix("#") }.count == 30)
 
     // The same seed gives the same split from scratch; another seed another one.
-    let again = SpokenLanguage.assign(clips: try SpokenLanguage.scan(root: root).clips, classes: train.classes, seed: 7, fractions: .init())
+    let again = SpokenLanguage.assign(
+      clips: try SpokenLanguage.scan(root: root).clips, classes: train.classes, seed: 7, fractions: .init())
     #expect(Set(again.filter { $0.0 == .train }.map { root + "/" + $0.1 }) == Set(train.examples.map(\.path)))
     let other = try SpokenLanguage.load(root: root, subset: .train, seed: 8)
     #expect(Set(other.examples.map(\.path)) != Set(train.examples.map(\.path)))
@@ -59,22 +65,32 @@ struct DatasetTests {
     let reloaded = try SpokenLanguage.load(root: root, subset: .train, seed: 7)
     #expect(reloaded.examples.count == 23)
     let relative = gone.dropFirst(root.count + 1)
-    #expect(reloaded.skipped.last?.description == "\(splitFile): skipped 1 train clip the split names but \(root) lacks: \(relative)")
+    #expect(
+      reloaded.skipped.last?.description
+        == "\(splitFile): skipped 1 train clip the split names but \(root) lacks: \(relative)")
   }
 
   @Test func spokenLanguageLayoutErrors() throws {
     let directory = try TemporaryDirectory()
     let nothing = directory.path("none")
-    #expect(throws: MediaError(.layout, file: nothing, "no such data-set folder")) { try SpokenLanguage.load(root: nothing, subset: .train) }
+    #expect(throws: MediaError(.layout, file: nothing, "no such data-set folder")) {
+      try SpokenLanguage.load(root: nothing, subset: .train)
+    }
     let empty = directory.path("empty")
     try FileManager.default.createDirectory(atPath: empty + "/Hindi", withIntermediateDirectories: true)
-    #expect(throws: MediaError(.layout, file: empty, "no language folders with audio clips (ROOT/<language>/<clip>.wav|mp3|flac|ogg)")) {
+    #expect(
+      throws: MediaError(
+        .layout, file: empty, "no language folders with audio clips (ROOT/<language>/<clip>.wav|mp3|flac|ogg)")
+    ) {
       try SpokenLanguage.load(root: empty, subset: .train)
     }
     let root = try Self.spokenLanguageRoot(directory, perLanguage: 2)
     let split = directory.path("bad_split.txt")
     try Self.write("train Hindi/clip_0.wav\nfinal Hindi/clip_1.wav\n", to: split)
-    #expect(throws: MediaError(.layout, file: "\(split):2", "expected 'train|validation|test language/clip', found 'final Hindi/clip_1.wav'")) {
+    #expect(
+      throws: MediaError(
+        .layout, file: "\(split):2", "expected 'train|validation|test language/clip', found 'final Hindi/clip_1.wav'")
+    ) {
       try SpokenLanguage.load(root: root, subset: .train, splitFile: split)
     }
   }
@@ -86,13 +102,15 @@ struct DatasetTests {
     for (c, name) in ["clap", "wave"].enumerated() {
       try FileManager.default.createDirectory(atPath: root + "/" + name, withIntermediateDirectories: true)
       for i in 0..<3 {
-        try ffmpeg("-f", "lavfi", "-i", "color=c=\(c == 0 ? "red" : "blue"):s=32x24:r=10", "-frames:v", "20",
-                   "-c:v", "mpeg4", "\(root)/\(name)/\(name)_\(i).avi")
+        try ffmpeg(
+          "-f", "lavfi", "-i", "color=c=\(c == 0 ? "red" : "blue"):s=32x24:r=10", "-frames:v", "20",
+          "-c:v", "mpeg4", "\(root)/\(name)/\(name)_\(i).avi")
       }
     }
     let splits = root + "/testTrainMulti_7030_splits"
     try write("clap_0.avi 1 \nclap_1.avi 2 \nclap_2.avi 0 \n", to: splits + "/clap_test_split1.txt")
-    try write("wave_0.avi 1\nwave_1.avi 1\nwave_2.avi 2\nwave_9.avi 1\nwave_8.avi 1\n", to: splits + "/wave_test_split1.txt")
+    try write(
+      "wave_0.avi 1\nwave_1.avi 1\nwave_2.avi 2\nwave_9.avi 1\nwave_8.avi 1\n", to: splits + "/wave_test_split1.txt")
     try write("clap_0.avi 2\n", to: splits + "/clap_test_split2.txt")
     return root
   }
@@ -102,10 +120,13 @@ struct DatasetTests {
     let root = try Self.hmdbRoot(directory)
     let train = try HMDB51.load(root: root, split: 1, subset: .train)
     #expect(train.classes == ["clap", "wave"])
-    #expect(train.examples.map { ($0.path as NSString).lastPathComponent } == ["clap_0.avi", "wave_0.avi", "wave_1.avi"])
+    #expect(
+      train.examples.map { ($0.path as NSString).lastPathComponent } == ["clap_0.avi", "wave_0.avi", "wave_1.avi"])
     #expect(train.examples.map(\.label) == [0, 1, 1])
-    #expect(train.skipped.map(\.description) == [
-      "\(root)/testTrainMulti_7030_splits/wave_test_split1.txt: skipped 2 train clips missing from \(root)/wave: wave_9.avi, wave_8.avi"])
+    #expect(
+      train.skipped.map(\.description) == [
+        "\(root)/testTrainMulti_7030_splits/wave_test_split1.txt: skipped 2 train clips missing from \(root)/wave: wave_9.avi, wave_8.avi"
+      ])
     let test = try HMDB51.load(root: root, split: 1, subset: .test)
     #expect(test.examples.count == 2 && test.skipped.isEmpty)
     let unused = try HMDB51.load(root: root, split: 1, subset: .unused)
@@ -119,8 +140,11 @@ struct DatasetTests {
     #expect(noSplit3.message.hasPrefix("no split files '<class>_test_split3.txt' in"))
 
     try Self.write("clap_0.avi train\n", to: root + "/testTrainMulti_7030_splits/clap_test_split1.txt")
-    #expect(throws: MediaError(.layout, file: "\(root)/testTrainMulti_7030_splits/clap_test_split1.txt:1",
-                               "expected 'clip.avi 0|1|2', found 'clap_0.avi train'")) {
+    #expect(
+      throws: MediaError(
+        .layout, file: "\(root)/testTrainMulti_7030_splits/clap_test_split1.txt:1",
+        "expected 'clip.avi 0|1|2', found 'clap_0.avi train'")
+    ) {
       try HMDB51.load(root: root, split: 1, subset: .train)
     }
   }
@@ -137,9 +161,10 @@ struct DatasetTests {
     let recipe = InputRecipe(input: "mfcc", kind: .audio, options: Attributes(["frames": .int(12)]))
     let order = Array(set.examples.indices.reversed())
     let logged = Logged()
-    let stream = try FeatureStream(dataSet: set, recipe: recipe, order: order,
-                                   memoryBudgetBytes: 3 * 12 * 128 * 4, workers: 2,
-                                   log: { logged.append($0) })
+    let stream = try FeatureStream(
+      dataSet: set, recipe: recipe, order: order,
+      memoryBudgetBytes: 3 * 12 * 128 * 4, workers: 2,
+      log: { logged.append($0) })
     #expect(stream.capacity == 3)
     var paths: [String] = []
     while let example = stream.next() {
@@ -173,9 +198,15 @@ struct DatasetTests {
     let copy = directory.path("copy.wav")
     try FileManager.default.copyItem(atPath: original, toPath: copy)
     #expect(try cache.features(copy, extractor: extractor).hit)
-    #expect(try FeatureCache.key(file: original, recipeKey: extractor.recipeKey)
-            != FeatureCache.key(file: original, recipeKey: try FeatureExtractor(InputRecipe(input: "mfcc", kind: .audio, options: Attributes(["frames": .int(9)]))).recipeKey))
-    try writeWAV(copy, interleaved: sine(hz: 999, sampleRateHz: 16000, seconds: 0.3), channels: 1, sampleRateHz: 16000, bits: 16)
+    #expect(
+      try FeatureCache.key(file: original, recipeKey: extractor.recipeKey)
+        != FeatureCache.key(
+          file: original,
+          recipeKey: try FeatureExtractor(
+            InputRecipe(input: "mfcc", kind: .audio, options: Attributes(["frames": .int(9)]))
+          ).recipeKey))
+    try writeWAV(
+      copy, interleaved: sine(hz: 999, sampleRateHz: 16000, seconds: 0.3), channels: 1, sampleRateHz: 16000, bits: 16)
     #expect(try !cache.features(copy, extractor: extractor).hit)
 
     // A damaged entry is ignored and rewritten.
@@ -194,9 +225,12 @@ struct DatasetTests {
     let directory = try TemporaryDirectory()
     let root = try Self.hmdbRoot(directory)
     let set = try HMDB51.load(root: root, split: 1, subset: .train)
-    let recipe = InputRecipe(input: "frames", kind: .video, options: Attributes([
-      "frames": .int(4), "size": .int(16), "sampling": .string("uniform"), "stride": .int(1),
-      "mean": .list([.float(0.5), .float(0.5), .float(0.5)]), "std": .list([.float(0.5), .float(0.5), .float(0.5)])]))
+    let recipe = InputRecipe(
+      input: "frames", kind: .video,
+      options: Attributes([
+        "frames": .int(4), "size": .int(16), "sampling": .string("uniform"), "stride": .int(1),
+        "mean": .list([.float(0.5), .float(0.5), .float(0.5)]), "std": .list([.float(0.5), .float(0.5), .float(0.5)]),
+      ]))
     let stream = try FeatureStream(dataSet: set, recipe: recipe, workers: 1)
     var labels: [Int] = []
     while let e = stream.next() {

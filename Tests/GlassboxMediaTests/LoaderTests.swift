@@ -44,12 +44,15 @@ struct LoaderTests {
       let loaded = String(version.trace[after...].prefix { $0.isNumber })
       #expect(!loaded.isEmpty, "\(soname) without a major version in the loader's trace")
       let printed = version.output.split(separator: "\n").first { $0.hasPrefix(library + " ") }
-      #expect(printed?.hasPrefix("\(library) \(loaded).") == true,
-              "printed \(printed ?? "nothing"), opened \(soname)\(loaded)")
+      #expect(
+        printed?.hasPrefix("\(library) \(loaded).") == true,
+        "printed \(printed ?? "nothing"), opened \(soname)\(loaded)")
     }
     #expect(version.output.contains("libsndfile libsndfile-1."))
     for library in ["libavformat.so", "libavcodec.so", "libswscale.so", "libsndfile.so"] {
-      #expect(version.trace.contains("calling init: ") && version.trace.contains(library), "glassbox version did not load \(library)")
+      #expect(
+        version.trace.contains("calling init: ") && version.trace.contains(library),
+        "glassbox version did not load \(library)")
     }
   }
 }

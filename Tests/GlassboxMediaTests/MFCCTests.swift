@@ -58,7 +58,9 @@ struct MFCCTests {
     db.withUnsafeBufferPointer { x in
       mfcc.dct.withUnsafeBufferPointer { d in
         expected.withUnsafeMutableBufferPointer { e in
-          for t in 0..<frames { mfcc.directDCT(x.baseAddress! + t * nMels, matrix: d.baseAddress!, into: e.baseAddress! + t * nMFCC) }
+          for t in 0..<frames {
+            mfcc.directDCT(x.baseAddress! + t * nMels, matrix: d.baseAddress!, into: e.baseAddress! + t * nMFCC)
+          }
         }
       }
     }

@@ -82,19 +82,27 @@ func sine(hz: Double, sampleRateHz: Int, seconds: Double, level: Double = 0.5) -
 /// write). Kept here rather than using GlassboxFormat so these tests need only GlassboxMedia.
 func readNPY(_ path: String) throws -> Tensor {
   let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-  guard bytes.count > 10, bytes[0] == 0x93, bytes[6] == 1 else { throw ToolError(description: "\(path): not an .npy v1 file") }
+  guard bytes.count > 10, bytes[0] == 0x93, bytes[6] == 1 else {
+    throw ToolError(description: "\(path): not an .npy v1 file")
+  }
   let headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
   let header = String(decoding: bytes[10..<(10 + headerLength)], as: UTF8.self)
   guard header.contains("'descr': '<f4'"), header.contains("'fortran_order': False"),
-        let open = header.range(of: "'shape': ("), let close = header[open.upperBound...].firstIndex(of: ")") else {
+    let open = header.range(of: "'shape': ("), let close = header[open.upperBound...].firstIndex(of: ")")
+  else {
     throw ToolError(description: "\(path): expected a C-order <f4 array, found \(header)")
   }
-  let shape = header[open.upperBound..<close].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+  let shape = header[open.upperBound..<close].split(separator: ",").compactMap {
+    Int($0.trimmingCharacters(in: .whitespaces))
+  }
   let data = bytes[(10 + headerLength)...]
   let values = stride(from: data.startIndex, to: data.endIndex, by: 4).map { i in
-    Float(bitPattern: UInt32(data[i]) | UInt32(data[i + 1]) << 8 | UInt32(data[i + 2]) << 16 | UInt32(data[i + 3]) << 24)
+    Float(
+      bitPattern: UInt32(data[i]) | UInt32(data[i + 1]) << 8 | UInt32(data[i + 2]) << 16 | UInt32(data[i + 3]) << 24)
   }
-  guard values.count == shape.reduce(1, *) else { throw ToolError(description: "\(path): \(values.count) values for shape \(shape)") }
+  guard values.count == shape.reduce(1, *) else {
+    throw ToolError(description: "\(path): \(values.count) values for shape \(shape)")
+  }
   return Tensor(shape: shape, f32: values)
 }
 

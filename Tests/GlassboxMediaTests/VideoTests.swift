@@ -18,8 +18,11 @@ struct VideoTests {
   static func makeClip(_ directory: TemporaryDirectory, _ ext: String, frames: Int = 50) throws -> String {
     let codec = formats.first { $0.0 == ext }!.1
     let path = directory.path("clip.\(ext)")
-    try runFFmpeg(["-f", "lavfi", "-i", "color=c=black:s=64x48:r=25,format=yuv420p",
-                   "-vf", "geq=lum='16+3*N':cb=128:cr=128", "-frames:v", "\(frames)"] + codec + [path])
+    try runFFmpeg(
+      [
+        "-f", "lavfi", "-i", "color=c=black:s=64x48:r=25,format=yuv420p",
+        "-vf", "geq=lum='16+3*N':cb=128:cr=128", "-frames:v", "\(frames)",
+      ] + codec + [path])
     return path
   }
 
@@ -53,14 +56,24 @@ struct VideoTests {
 
   /// With a keyframe every 4 frames the decoder seeks from group to group; the frames it
   /// returns must be the ones a sequential decode numbers the same way.
-  @Test(arguments: [("avi", ["-c:v", "mpeg4", "-q:v", "2", "-g", "4", "-sc_threshold", "1000000000"]),
-                    ("mp4", ["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "4", "-sc_threshold", "0",
-                             "-pix_fmt", "yuv420p"])])
+  @Test(arguments: [
+    ("avi", ["-c:v", "mpeg4", "-q:v", "2", "-g", "4", "-sc_threshold", "1000000000"]),
+    (
+      "mp4",
+      [
+        "-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "4", "-sc_threshold", "0",
+        "-pix_fmt", "yuv420p",
+      ]
+    ),
+  ])
   func seekingOverGroupsOfPicturesKeepsFrameNumbers(_ format: (String, [String])) throws {
     let directory = try TemporaryDirectory()
     let path = directory.path("gop.\(format.0)")
-    try Self.runFFmpeg(["-f", "lavfi", "-i", "color=c=black:s=64x48:r=25,format=yuv420p",
-                        "-vf", "geq=lum='16+3*N':cb=128:cr=128", "-frames:v", "60"] + format.1 + [path])
+    try Self.runFFmpeg(
+      [
+        "-f", "lavfi", "-i", "color=c=black:s=64x48:r=25,format=yuv420p",
+        "-vf", "geq=lum='16+3*N':cb=128:cr=128", "-frames:v", "60",
+      ] + format.1 + [path])
     let found = try KeyframeIndex.of(path)
     let index = try #require(found, "\(format.0): expected a per-frame keyframe index")
     #expect(index.keyframes == Array(stride(from: 0, to: 60, by: 4)))
@@ -68,7 +81,8 @@ struct VideoTests {
     let sampled = try VideoDecoder.images(path, count: 5)
     #expect(sampled.indices == [6, 18, 30, 42, 54])
     for (slot, n) in sampled.indices.enumerated() {
-      #expect(abs(Self.brightness([sampled.images[slot]])[0] - all[n]) < 0.5, "\(format.0): slot \(slot) is not frame \(n)")
+      #expect(
+        abs(Self.brightness([sampled.images[slot]])[0] - all[n]) < 0.5, "\(format.0): slot \(slot) is not frame \(n)")
     }
   }
 
@@ -113,7 +127,9 @@ struct VideoTests {
   @Test func tooFewFramesIsAClearError() throws {
     let directory = try TemporaryDirectory()
     let path = try Self.makeClip(directory, "avi", frames: 10)
-    let error = try #require(throws: MediaError.self) { try VideoDecoder.frames(path, recipe: VideoRecipe(frames: 16, size: 8)) }
+    let error = try #require(throws: MediaError.self) {
+      try VideoDecoder.frames(path, recipe: VideoRecipe(frames: 16, size: 8))
+    }
     #expect(error.kind == .tooShort)
     #expect(error.description == "\(path): clip has 10 frames; the recipe samples 16")
     let strided = try #require(throws: MediaError.self) {

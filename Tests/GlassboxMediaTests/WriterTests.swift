@@ -130,9 +130,11 @@ struct WriterTests {
     let full = Heatmap.overlay(heat, width: 2, height: 2, on: frame, colorMap: .viridis, alpha: 1)
     #expect(full[0, 0] == ColorMap.viridis.color(0))
     #expect(full[3, 0] == ColorMap.viridis.color(1))
-    let half = Heatmap.overlay([1], width: 1, height: 1, on: RGBImage(width: 1, height: 1, fill: (0, 0, 0)), colorMap: .jet, alpha: 0.5)
+    let half = Heatmap.overlay(
+      [1], width: 1, height: 1, on: RGBImage(width: 1, height: 1, fill: (0, 0, 0)), colorMap: .jet, alpha: 0.5)
     let (r, g, b) = ColorMap.jet.color(1)
-    #expect(half[0, 0] == (UInt8((Float(r) / 2).rounded()), UInt8((Float(g) / 2).rounded()), UInt8((Float(b) / 2).rounded())))
+    #expect(
+      half[0, 0] == (UInt8((Float(r) / 2).rounded()), UInt8((Float(g) / 2).rounded()), UInt8((Float(b) / 2).rounded())))
   }
 
   /// An MFCC's padding is rows of literal zeros: the picture keeps the frames from the first to

@@ -15,7 +15,8 @@ struct PassTests {
   static func inputs(_ g: Graph) -> [String: Tensor] {
     var out: [String: Tensor] = [:]
     for id in g.inputs {
-      out[g[id].name] = DeterministicTensors.tensor("input:" + g[id].name, shape: g[id].type.shape.map { $0.staticValue ?? 1 })
+      out[g[id].name] = DeterministicTensors.tensor(
+        "input:" + g[id].name, shape: g[id].type.shape.map { $0.staticValue ?? 1 })
     }
     return out
   }
@@ -24,9 +25,10 @@ struct PassTests {
   static func outputs(_ m: Module) throws -> [String: Tensor] {
     var interpreter = ReferenceInterpreter(graph: m.graph)
     let values = try interpreter.run(inputs: inputs(m.graph), parameters: m.weights)
-    return Dictionary(uniqueKeysWithValues: try m.graph.outputs.map { o in
-      (o.name, try #require(values[m.graph[o.value].name]))
-    })
+    return Dictionary(
+      uniqueKeysWithValues: try m.graph.outputs.map { o in
+        (o.name, try #require(values[m.graph[o.value].name]))
+      })
   }
 
   /// Runs `pass`, checks it changed the graph, kept it valid and kept its numbers.
@@ -47,38 +49,46 @@ struct PassTests {
   }
 
   @Test func deadCode() throws {
-    try Self.check(EliminateDeadCode(), """
+    try Self.check(
+      EliminateDeadCode(),
+      """
       graph g(x: f32[4]) -> (y: f32[4]) {
         t = tanh(x)
         u = sigmoid(t)
         y = relu(x)
       }
-      """, expected: """
-      graph g(x: f32[4]) -> (y: f32[4]) {
-        y = relu(x) : f32[4]
-      }
+      """,
+      expected: """
+        graph g(x: f32[4]) -> (y: f32[4]) {
+          y = relu(x) : f32[4]
+        }
 
-      """)
+        """)
   }
 
   @Test func commonSubexpressions() throws {
-    try Self.check(EliminateCommonSubexpressions(), """
+    try Self.check(
+      EliminateCommonSubexpressions(),
+      """
       graph g(x: f32[4]) -> (y: f32[4]) {
         a = tanh(x)
         b = tanh(x)
         y = add(a, b)
       }
-      """, expected: """
-      graph g(x: f32[4]) -> (y: f32[4]) {
-        a = tanh(x) : f32[4]
-        y = add(a, a) : f32[4]
-      }
+      """,
+      expected: """
+        graph g(x: f32[4]) -> (y: f32[4]) {
+          a = tanh(x) : f32[4]
+          y = add(a, a) : f32[4]
+        }
 
-      """)
+        """)
   }
 
   @Test func algebra() throws {
-    try Self.check(SimplifyAlgebra(), """
+    try Self.check(
+      SimplifyAlgebra(),
+      """
       graph g(x: f32[2, 6]) -> (y: f32[2, 6], z: f32[2, 6]) {
         one = constant(value: 1.0)
         r = relu(relu(mul(x, one)))
@@ -86,48 +96,54 @@ struct PassTests {
         y = transpose(transpose(s, perm: [1, 0]), perm: [1, 0])
         z = add(x, constant(value: 0.0, shape: [6]))
       }
-      """, expected: """
-      graph g(x: f32[2, 6]) -> (y: f32[2, 6], z: f32[2, 6]) {
-        one = constant(value: 1.0) : f32[]
-        r.relu = relu(x) : f32[2, 6]
-        s.reshape = reshape(r.relu, shape: [3, 4]) : f32[3, 4]
-        y.transpose = transpose(r.relu, perm: [1, 0]) : f32[6, 2]
-        z.constant = constant(value: 0.0, shape: [6]) : f32[6]
-        y = r.relu
-        z = x
-      }
+      """,
+      expected: """
+        graph g(x: f32[2, 6]) -> (y: f32[2, 6], z: f32[2, 6]) {
+          one = constant(value: 1.0) : f32[]
+          r.relu = relu(x) : f32[2, 6]
+          s.reshape = reshape(r.relu, shape: [3, 4]) : f32[3, 4]
+          y.transpose = transpose(r.relu, perm: [1, 0]) : f32[6, 2]
+          z.constant = constant(value: 0.0, shape: [6]) : f32[6]
+          y = r.relu
+          z = x
+        }
 
-      """)
+        """)
   }
 
   /// A broadcast by adding zeros (a sum's gradient) is dropped where the op reading it
   /// widens x to the same shape anyway; where it would not (u), it stays.
   @Test func broadcastsFoldIntoTheirReaders() throws {
-    try Self.check(SimplifyAlgebra(), """
+    try Self.check(
+      SimplifyAlgebra(),
+      """
       graph g(x: f32[2, 1, 3], w: f32[2, 4, 1], v: f32[2, 4, 3]) -> (y: f32[2, 4, 3], z: f32[2, 4, 3], u: f32[2, 4, 3]) {
         b = add(x, constant(value: 0.0, shape: [2, 4, 3]))
         y = mul(b, w)
         z = sub(v, b)
         u = mul(b, constant(value: 2.0, shape: [2, 1, 1]))
       }
-      """, expected: """
-      graph g(x: f32[2, 1, 3], w: f32[2, 4, 1], v: f32[2, 4, 3]) -> (y: f32[2, 4, 3], z: f32[2, 4, 3], u: f32[2, 4, 3]) {
-        b.constant = constant(value: 0.0, shape: [2, 4, 3]) : f32[2, 4, 3]
-        b = add(x, b.constant) : f32[2, 4, 3]
-        y = mul(x, w) : f32[2, 4, 3]
-        z = sub(v, x) : f32[2, 4, 3]
-        u.constant = constant(value: 2.0, shape: [2, 1, 1]) : f32[2, 1, 1]
-        u = mul(b, u.constant) : f32[2, 4, 3]
-      }
+      """,
+      expected: """
+        graph g(x: f32[2, 1, 3], w: f32[2, 4, 1], v: f32[2, 4, 3]) -> (y: f32[2, 4, 3], z: f32[2, 4, 3], u: f32[2, 4, 3]) {
+          b.constant = constant(value: 0.0, shape: [2, 4, 3]) : f32[2, 4, 3]
+          b = add(x, b.constant) : f32[2, 4, 3]
+          y = mul(x, w) : f32[2, 4, 3]
+          z = sub(v, x) : f32[2, 4, 3]
+          u.constant = constant(value: 2.0, shape: [2, 1, 1]) : f32[2, 1, 1]
+          u = mul(b, u.constant) : f32[2, 4, 3]
+        }
 
-      """)
+        """)
   }
 
   /// `a` is made just before its reader; `z` stays (p and q, which it reads last, would live
   /// on with it past `k` at twice its size), as does `v` (only its reader's other operand lies
   /// between them).
   @Test func elementwiseNodesSinkToTheirReaders() throws {
-    try Self.check(SinkElementwise(), """
+    try Self.check(
+      SinkElementwise(),
+      """
       graph g(x: f32[4, 6], w: f32[1, 6]) -> (y: f32[4, 6]) {
         a = mul(x, w)
         p = tanh(x)
@@ -138,89 +154,101 @@ struct PassTests {
         m = add(v, a)
         y = add(m, k)
       }
-      """, expected: """
-      graph g(x: f32[4, 6], w: f32[1, 6]) -> (y: f32[4, 6]) {
-        p = tanh(x) : f32[4, 6]
-        q = sigmoid(x) : f32[4, 6]
-        z = add(p, q) : f32[4, 6]
-        k = sum(x, axes: [1], keepdims: true) : f32[4, 1]
-        v = add(z, x) : f32[4, 6]
-        a = mul(x, w) : f32[4, 6]
-        m = add(v, a) : f32[4, 6]
-        y = add(m, k) : f32[4, 6]
-      }
+      """,
+      expected: """
+        graph g(x: f32[4, 6], w: f32[1, 6]) -> (y: f32[4, 6]) {
+          p = tanh(x) : f32[4, 6]
+          q = sigmoid(x) : f32[4, 6]
+          z = add(p, q) : f32[4, 6]
+          k = sum(x, axes: [1], keepdims: true) : f32[4, 1]
+          v = add(z, x) : f32[4, 6]
+          a = mul(x, w) : f32[4, 6]
+          m = add(v, a) : f32[4, 6]
+          y = add(m, k) : f32[4, 6]
+        }
 
-      """)
+        """)
   }
 
   @Test func constants() throws {
-    try Self.check(FoldConstants(), """
+    try Self.check(
+      FoldConstants(),
+      """
       graph g(x: f32[4]) -> (y: f32[4]) {
         c = mul(add(constant(value: 1.0, shape: [4]), constant(value: 2.0)), constant(value: 0.5))
         y = add(x, c)
       }
-      """, expected: """
-      graph g(x: f32[4]) -> (y: f32[4]) {
-        c.add.constant = constant(value: 1.0, shape: [4]) : f32[4]
-        c.add.constant_2 = constant(value: 2.0) : f32[]
-        c.add = constant(value: 3.0, shape: [4]) : f32[4]
-        c.constant = constant(value: 0.5) : f32[]
-        c = constant(value: 1.5, shape: [4]) : f32[4]
-        y = add(x, c) : f32[4]
-      }
+      """,
+      expected: """
+        graph g(x: f32[4]) -> (y: f32[4]) {
+          c.add.constant = constant(value: 1.0, shape: [4]) : f32[4]
+          c.add.constant_2 = constant(value: 2.0) : f32[]
+          c.add = constant(value: 3.0, shape: [4]) : f32[4]
+          c.constant = constant(value: 0.5) : f32[]
+          c = constant(value: 1.5, shape: [4]) : f32[4]
+          y = add(x, c) : f32[4]
+        }
 
-      """)
+        """)
   }
 
   @Test func batchNorm() throws {
-    try Self.check(FoldBatchNorm(), """
+    try Self.check(
+      FoldBatchNorm(),
+      """
       graph g(x: f32[2, 3, 5, 5]) -> (y: f32[2, 4, 5, 5]) {
         c = conv2d(x, out: 4, kernel: 3, padding: 1)
         y = batch_norm(c)
       }
-      """, expected: """
-      graph g(x: f32[2, 3, 5, 5]) -> (y: f32[2, 4, 5, 5]) {
-        param c.weight: f32[4, 3, 3, 3] init uniform(0.19245008972987526)
-        param c.bias: f32[4] init uniform(0.19245008972987526)
-        param y.weight: f32[4] init ones
-        param y.bias: f32[4] init zeros
-        buffer y.running_mean: f32[4] init zeros
-        buffer y.running_var: f32[4] init ones
-        buffer y.num_batches_tracked: i64[] init zeros
-        param y.folded_weight: f32[4, 3, 3, 3] init zeros
-        param y.folded_bias: f32[4] init zeros
-        y = conv2d(x, y.folded_weight, y.folded_bias, padding: 1) : f32[2, 4, 5, 5]
-      }
+      """,
+      expected: """
+        graph g(x: f32[2, 3, 5, 5]) -> (y: f32[2, 4, 5, 5]) {
+          param c.weight: f32[4, 3, 3, 3] init uniform(0.19245008972987526)
+          param c.bias: f32[4] init uniform(0.19245008972987526)
+          param y.weight: f32[4] init ones
+          param y.bias: f32[4] init zeros
+          buffer y.running_mean: f32[4] init zeros
+          buffer y.running_var: f32[4] init ones
+          buffer y.num_batches_tracked: i64[] init zeros
+          param y.folded_weight: f32[4, 3, 3, 3] init zeros
+          param y.folded_bias: f32[4] init zeros
+          y = conv2d(x, y.folded_weight, y.folded_bias, padding: 1) : f32[2, 4, 5, 5]
+        }
 
-      """, tolerance: 1e-6)
+        """, tolerance: 1e-6)
   }
 
   @Test func lstmLastStep() throws {
-    try Self.check(NarrowLSTMToLastStep(), """
+    try Self.check(
+      NarrowLSTMToLastStep(),
+      """
       graph g(x: f32[2, 5, 3]) -> (y: f32[2, 8]) {
         h = lstm(x, hidden: 4, bidirectional: true)
         y = select(h, axis: 1, index: -1)
       }
-      """, expected: """
-      graph g(x: f32[2, 5, 3]) -> (y: f32[2, 8]) {
-        param h.weight_ih_l0: f32[16, 3] init uniform(0.5)
-        param h.weight_hh_l0: f32[16, 4] init uniform(0.5)
-        param h.bias_ih_l0: f32[16] init uniform(0.5)
-        param h.bias_hh_l0: f32[16] init uniform(0.5)
-        param h.weight_ih_l0_reverse: f32[16, 3] init uniform(0.5)
-        param h.weight_hh_l0_reverse: f32[16, 4] init uniform(0.5)
-        param h.bias_ih_l0_reverse: f32[16] init uniform(0.5)
-        param h.bias_hh_l0_reverse: f32[16] init uniform(0.5)
-        y = lstm(x, h.weight_ih_l0, h.weight_hh_l0, h.bias_ih_l0, h.bias_hh_l0, h.weight_ih_l0_reverse, h.weight_hh_l0_reverse, h.bias_ih_l0_reverse, h.bias_hh_l0_reverse, hidden: 4, bidirectional: true, last: true) : f32[2, 8]
-      }
+      """,
+      expected: """
+        graph g(x: f32[2, 5, 3]) -> (y: f32[2, 8]) {
+          param h.weight_ih_l0: f32[16, 3] init uniform(0.5)
+          param h.weight_hh_l0: f32[16, 4] init uniform(0.5)
+          param h.bias_ih_l0: f32[16] init uniform(0.5)
+          param h.bias_hh_l0: f32[16] init uniform(0.5)
+          param h.weight_ih_l0_reverse: f32[16, 3] init uniform(0.5)
+          param h.weight_hh_l0_reverse: f32[16, 4] init uniform(0.5)
+          param h.bias_ih_l0_reverse: f32[16] init uniform(0.5)
+          param h.bias_hh_l0_reverse: f32[16] init uniform(0.5)
+          y = lstm(x, h.weight_ih_l0, h.weight_hh_l0, h.bias_ih_l0, h.bias_hh_l0, h.weight_ih_l0_reverse, h.weight_hh_l0_reverse, h.bias_ih_l0_reverse, h.bias_hh_l0_reverse, hidden: 4, bidirectional: true, last: true) : f32[2, 8]
+        }
 
-      """)
+        """)
   }
 
   /// A ReLU that alone reads a training batch norm's result joins it; one after a batch norm
   /// whose result is read twice stays.
   @Test func batchNormReLU() throws {
-    try Self.check(FuseBatchNormReLU(), """
+    try Self.check(
+      FuseBatchNormReLU(),
+      """
       graph g(x: f32[2, 3, 4, 4]) -> (y: f32[2, 3, 4, 4], z: f32[2, 3, 4, 4]) {
         param w: f32[3] init uniform(1)
         param b: f32[3] init uniform(0.5)
@@ -229,46 +257,52 @@ struct PassTests {
         k, km, kv = batch_norm_train(y, w, b)
         z = add(relu(k), k)
       }
-      """, expected: """
-      graph g(x: f32[2, 3, 4, 4]) -> (y: f32[2, 3, 4, 4], z: f32[2, 3, 4, 4]) {
-        param w: f32[3] init uniform(1.0)
-        param b: f32[3] init uniform(0.5)
-        n, m, v = batch_norm_train(x, w, b, activation: relu) : f32[2, 3, 4, 4], f32[3], f32[3]
-        k, km, kv = batch_norm_train(n, w, b) : f32[2, 3, 4, 4], f32[3], f32[3]
-        z.relu = relu(k) : f32[2, 3, 4, 4]
-        z = add(z.relu, k) : f32[2, 3, 4, 4]
-        y = n
-      }
+      """,
+      expected: """
+        graph g(x: f32[2, 3, 4, 4]) -> (y: f32[2, 3, 4, 4], z: f32[2, 3, 4, 4]) {
+          param w: f32[3] init uniform(1.0)
+          param b: f32[3] init uniform(0.5)
+          n, m, v = batch_norm_train(x, w, b, activation: relu) : f32[2, 3, 4, 4], f32[3], f32[3]
+          k, km, kv = batch_norm_train(n, w, b) : f32[2, 3, 4, 4], f32[3], f32[3]
+          z.relu = relu(k) : f32[2, 3, 4, 4]
+          z = add(z.relu, k) : f32[2, 3, 4, 4]
+          y = n
+        }
 
-      """)
+        """)
   }
 
   @Test func epilogues() throws {
-    try Self.check(FuseEpilogues(), """
+    try Self.check(
+      FuseEpilogues(),
+      """
       graph g(x: f32[2, 3, 4, 4]) -> (y: f32[2, 3, 4, 4], z: f32[2, 5]) {
         c = conv2d(x, out: 3, kernel: 3, padding: 1)
         y = relu(add(c, x))
         z = relu(linear(flatten(y), out: 5))
       }
-      """, expected: """
-      graph g(x: f32[2, 3, 4, 4]) -> (y: f32[2, 3, 4, 4], z: f32[2, 5]) {
-        param c.weight: f32[3, 3, 3, 3] init uniform(0.19245008972987526)
-        param c.bias: f32[3] init uniform(0.19245008972987526)
-        y = conv2d(x, c.weight, c.bias, x, padding: 1, activation: relu) : f32[2, 3, 4, 4]
-        z.linear.flatten = flatten(y) : f32[2, 48]
-        param z.linear.weight: f32[5, 48] init uniform(0.14433756729740646)
-        param z.linear.bias: f32[5] init uniform(0.14433756729740646)
-        z = linear(z.linear.flatten, z.linear.weight, z.linear.bias, activation: relu) : f32[2, 5]
-      }
+      """,
+      expected: """
+        graph g(x: f32[2, 3, 4, 4]) -> (y: f32[2, 3, 4, 4], z: f32[2, 5]) {
+          param c.weight: f32[3, 3, 3, 3] init uniform(0.19245008972987526)
+          param c.bias: f32[3] init uniform(0.19245008972987526)
+          y = conv2d(x, c.weight, c.bias, x, padding: 1, activation: relu) : f32[2, 3, 4, 4]
+          z.linear.flatten = flatten(y) : f32[2, 48]
+          param z.linear.weight: f32[5, 48] init uniform(0.14433756729740646)
+          param z.linear.bias: f32[5] init uniform(0.14433756729740646)
+          z = linear(z.linear.flatten, z.linear.weight, z.linear.bias, activation: relu) : f32[2, 5]
+        }
 
-      """)
+        """)
   }
 
   /// A tree of elementwise ops (the sigmoid backward shape, plus a scalar constant and a
   /// value used twice) becomes one node; a value with a second use, a broadcast operand and
   /// a tapped value stay out.
   @Test func elementwiseChains() throws {
-    try Self.check(FuseElementwise(), """
+    try Self.check(
+      FuseElementwise(),
+      """
       graph g(g: f32[2, 3], x: f32[2, 3], b: f32[3]) -> (y: f32[2, 3], z: f32[2, 3], w: f32[2, 3]) {
         s = sigmoid(x)
         y = mul(g, mul(s, sub(constant(value: 1.0), s)))
@@ -277,54 +311,61 @@ struct PassTests {
         w = relu(add(mul(x, x), b))
         tap kept = activation(t)
       }
-      """, expected: """
-      graph g(g: f32[2, 3], x: f32[2, 3], b: f32[3]) -> (y: f32[2, 3], z: f32[2, 3], w: f32[2, 3]) {
-        s = sigmoid(x) : f32[2, 3]
-        y.mul.sub.constant = constant(value: 1.0) : f32[]
-        y = fused_elementwise(g, s, y.mul.sub.constant, program: [1, 2, 1, 2, 1, 3, 2, 0, 4]) : f32[2, 3]
-        t = tanh(x) : f32[2, 3]
-        z = fused_elementwise(t, program: [4, 0, 0, 0, 1, 0]) : f32[2, 3]
-        w.add.mul = mul(x, x) : f32[2, 3]
-        w.add = add(w.add.mul, b) : f32[2, 3]
-        w = relu(w.add) : f32[2, 3]
-        tap kept = activation(t) : f32[2, 3]
-      }
+      """,
+      expected: """
+        graph g(g: f32[2, 3], x: f32[2, 3], b: f32[3]) -> (y: f32[2, 3], z: f32[2, 3], w: f32[2, 3]) {
+          s = sigmoid(x) : f32[2, 3]
+          y.mul.sub.constant = constant(value: 1.0) : f32[]
+          y = fused_elementwise(g, s, y.mul.sub.constant, program: [1, 2, 1, 2, 1, 3, 2, 0, 4]) : f32[2, 3]
+          t = tanh(x) : f32[2, 3]
+          z = fused_elementwise(t, program: [4, 0, 0, 0, 1, 0]) : f32[2, 3]
+          w.add.mul = mul(x, x) : f32[2, 3]
+          w.add = add(w.add.mul, b) : f32[2, 3]
+          w = relu(w.add) : f32[2, 3]
+          tap kept = activation(t) : f32[2, 3]
+        }
 
-      """)
+        """)
   }
 
   @Test func unrollTinyLSTM() throws {
-    try Self.check(UnrollLSTM(), """
+    try Self.check(
+      UnrollLSTM(),
+      """
       graph g(x: f32[1, 2, 3]) -> (y: f32[1, 2, 2]) {
         y = lstm(x, hidden: 2)
       }
-      """, expected: """
-      graph g(x: f32[1, 2, 3]) -> (y: f32[1, 2, 2]) {
-        param y.weight_ih_l0: f32[8, 3] init uniform(0.7071067811865475)
-        param y.weight_hh_l0: f32[8, 2] init uniform(0.7071067811865475)
-        param y.bias_ih_l0: f32[8] init uniform(0.7071067811865475)
-        param y.bias_hh_l0: f32[8] init uniform(0.7071067811865475)
-        y.zeros = constant(value: 0.0, shape: [1, 2]) : f32[1, 2]
-        y.bias = add(y.bias_ih_l0, y.bias_hh_l0) : f32[8]
-        y.proj = linear(x, y.weight_ih_l0, y.bias) : f32[1, 2, 8]
-        y.x0 = select(y.proj, axis: 1, index: 0) : f32[1, 8]
-        y.h0, y.c0 = lstm_cell(y.x0, y.zeros, y.zeros, y.weight_hh_l0) : f32[1, 2], f32[1, 2]
-        y.x1 = select(y.proj, axis: 1, index: 1) : f32[1, 8]
-        y.h1, y.c1 = lstm_cell(y.x1, y.h0, y.c0, y.weight_hh_l0) : f32[1, 2], f32[1, 2]
-        y.y0 = reshape(y.h0, shape: [1, 1, 2]) : f32[1, 1, 2]
-        y.y1 = reshape(y.h1, shape: [1, 1, 2]) : f32[1, 1, 2]
-        y = concat(y.y0, y.y1, axis: 1) : f32[1, 2, 2]
-      }
+      """,
+      expected: """
+        graph g(x: f32[1, 2, 3]) -> (y: f32[1, 2, 2]) {
+          param y.weight_ih_l0: f32[8, 3] init uniform(0.7071067811865475)
+          param y.weight_hh_l0: f32[8, 2] init uniform(0.7071067811865475)
+          param y.bias_ih_l0: f32[8] init uniform(0.7071067811865475)
+          param y.bias_hh_l0: f32[8] init uniform(0.7071067811865475)
+          y.zeros = constant(value: 0.0, shape: [1, 2]) : f32[1, 2]
+          y.bias = add(y.bias_ih_l0, y.bias_hh_l0) : f32[8]
+          y.proj = linear(x, y.weight_ih_l0, y.bias) : f32[1, 2, 8]
+          y.x0 = select(y.proj, axis: 1, index: 0) : f32[1, 8]
+          y.h0, y.c0 = lstm_cell(y.x0, y.zeros, y.zeros, y.weight_hh_l0) : f32[1, 2], f32[1, 2]
+          y.x1 = select(y.proj, axis: 1, index: 1) : f32[1, 8]
+          y.h1, y.c1 = lstm_cell(y.x1, y.h0, y.c0, y.weight_hh_l0) : f32[1, 2], f32[1, 2]
+          y.y0 = reshape(y.h0, shape: [1, 1, 2]) : f32[1, 1, 2]
+          y.y1 = reshape(y.h1, shape: [1, 1, 2]) : f32[1, 1, 2]
+          y = concat(y.y0, y.y1, axis: 1) : f32[1, 2, 2]
+        }
 
-      """, tolerance: 1e-12)
+        """, tolerance: 1e-12)
   }
 
   /// Unrolled LSTMs compute what whole ones do, in every variant.
-  @Test(arguments: ["hidden: 4", "hidden: 4, bidirectional: true", "hidden: 4, last: true",
-                    "hidden: 4, bidirectional: true, last: true"])
+  @Test(arguments: [
+    "hidden: 4", "hidden: 4, bidirectional: true", "hidden: 4, last: true",
+    "hidden: 4, bidirectional: true, last: true",
+  ])
   func unrollKeepsNumbers(_ options: String) throws {
     let last = options.contains("last")
-    let out = last ? (options.contains("bi") ? "[3, 8]" : "[3, 4]") : (options.contains("bi") ? "[3, 5, 8]" : "[3, 5, 4]")
+    let out =
+      last ? (options.contains("bi") ? "[3, 8]" : "[3, 4]") : (options.contains("bi") ? "[3, 5, 8]" : "[3, 5, 4]")
     var m = try Self.module("graph g(x: f32[3, 5, 2]) -> (y: f32\(out)) {\n  y = lstm(x, \(options))\n}\n")
     let before = try Self.outputs(m)
     #expect(UnrollLSTM().run(&m))
@@ -340,7 +381,8 @@ struct PassTests {
   /// 1e-5) and their validity.
   @Test(arguments: [("bilstm_attention1d", ["B": 1, "C": 5]), ("resnet18", ["B": 1, "C": 10, "H": 32, "W": 32])])
   func pipelineOnStudyModels(_ name: String, _ bindings: [String: Int]) throws {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent()
     let text = try String(contentsOf: root.appendingPathComponent("graphs/\(name).graph"), encoding: .utf8)
     var m = try Self.module(text, bindings: bindings)
     let before = try Self.outputs(m)
@@ -349,7 +391,9 @@ struct PassTests {
       #expect(Verifier.verify(module.graph).isEmpty, "after \(pass)")
     }
     // 20 batch norms folded; 8 residual adds and 17 ReLUs fused into convolution epilogues.
-    if name == "resnet18" { #expect(m.graph.nodes.count == nodesBefore - 20 - 8 - 17, "\(nodesBefore) → \(m.graph.nodes.count)") }
+    if name == "resnet18" {
+      #expect(m.graph.nodes.count == nodesBefore - 20 - 8 - 17, "\(nodesBefore) → \(m.graph.nodes.count)")
+    }
     let after = try Self.outputs(m)
     for (output, b) in before {
       let a = try #require(after[output])

@@ -41,8 +41,9 @@ struct CrossProcessSumTests {
     var out: [String: Tensor] = [:]
     for name in ["x", "dy", "dz"] {
       let all = DeterministicTensors.tensor("input:" + name, shape: [batch, 8, 33, 33]).floats
-      out[name] = Tensor(shape: [rows.count, 8, 33, 33],
-                         f32: Array(all[(rows.lowerBound * perExample)..<(rows.upperBound * perExample)]))
+      out[name] = Tensor(
+        shape: [rows.count, 8, 33, 33],
+        f32: Array(all[(rows.lowerBound * perExample)..<(rows.upperBound * perExample)]))
     }
     return out
   }

@@ -19,7 +19,8 @@ struct ExecutableTests {
       for (output, expected) in fixture.expected {
         let actual = try #require(outputs[output], "\(name): no output \(output)")
         let scale = expected.doubles.reduce(1e-3) { max($0, abs($1)) }
-        let diff = try #require(maxAbsDifference(actual, expected), "\(name).\(output): shape \(actual.shape) vs \(expected.shape)")
+        let diff = try #require(
+          maxAbsDifference(actual, expected), "\(name).\(output): shape \(actual.shape) vs \(expected.shape)")
         #expect(diff <= 1e-4 * scale, "\(name).\(output) (\(path)): max difference \(diff) (scale \(scale))")
       }
     }
@@ -49,12 +50,15 @@ struct ExecutableTests {
   /// `bench --train`: Swift may free an array before its last textual use, so a new one can
   /// land at the old address and a test cannot tell the two apart).
   @Test func runIntoReusesOutputArrays() throws {
-    let graph = try Spec.checkedGraph(SourceText(fileName: "reuse.graph", text: """
-      graph g(x: f32[3, 50]) -> (y: f32[3, 50], s: f32[3]) {
-        y = tanh(x)
-        s = sum(x, axes: [1])
-      }
-      """))
+    let graph = try Spec.checkedGraph(
+      SourceText(
+        fileName: "reuse.graph",
+        text: """
+          graph g(x: f32[3, 50]) -> (y: f32[3, 50], s: f32[3]) {
+            y = tanh(x)
+            s = sum(x, axes: [1])
+          }
+          """))
     let program = try Executable(graph: graph, parameters: [:])
     let a = DeterministicTensors.tensor("a", shape: [3, 50]), b = DeterministicTensors.tensor("b", shape: [3, 50])
     let ya = try #require(program.run(inputs: ["x": a])["y"]).floats
@@ -97,7 +101,8 @@ struct ExecutableTests {
     #expect(try offset("y") != offset("v"))  // an output keeps its own buffer
     var inputs: [String: Tensor] = [:]
     for id in graph.inputs {
-      inputs[graph[id].name] = DeterministicTensors.tensor("input:" + graph[id].name, shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
+      inputs[graph[id].name] = DeterministicTensors.tensor(
+        "input:" + graph[id].name, shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
     }
     var reference = ReferenceInterpreter(graph: graph)
     let expected = try #require(try reference.run(inputs: inputs, parameters: parameters)["y"])
@@ -130,11 +135,14 @@ struct ExecutableTests {
   /// The vector max-pooling path (eight outputs of a stride-2 row at a time) lets NaN win
   /// its windows, as PyTorch does, and leaves every other window its maximum.
   @Test func maxPoolingPropagatesNaN() throws {
-    let graph = try Spec.checkedGraph(SourceText(fileName: "pool.graph", text: """
-      graph g(x: f32[1, 2, 5, 40]) -> (y: f32[1, 2, 3, 20]) {
-        y = max_pool2d(x, kernel: 3, stride: 2, padding: 1)
-      }
-      """))
+    let graph = try Spec.checkedGraph(
+      SourceText(
+        fileName: "pool.graph",
+        text: """
+          graph g(x: f32[1, 2, 5, 40]) -> (y: f32[1, 2, 3, 20]) {
+            y = max_pool2d(x, kernel: 3, stride: 2, padding: 1)
+          }
+          """))
     var values = DeterministicTensors.values("pool", count: 2 * 5 * 40)
     values[1 * 40 + 20] = .nan  // plane 0, row 1, column 20: windows (0, 10) and (1, 10)
     let y = try Executable(graph: graph, parameters: [:]).run(inputs: ["x": Tensor(shape: [1, 2, 5, 40], f32: values)])
@@ -145,7 +153,9 @@ struct ExecutableTests {
           let got = out[(plane * 3 + oy) * 20 + ox]
           var window: [Float] = []
           for iy in Swift.max(2 * oy - 1, 0)...Swift.min(2 * oy + 1, 4) {
-            for ix in Swift.max(2 * ox - 1, 0)...Swift.min(2 * ox + 1, 39) { window.append(values[(plane * 5 + iy) * 40 + ix]) }
+            for ix in Swift.max(2 * ox - 1, 0)...Swift.min(2 * ox + 1, 39) {
+              window.append(values[(plane * 5 + iy) * 40 + ix])
+            }
           }
           if window.contains(where: { $0.isNaN }) {
             #expect(got.isNaN, "plane \(plane) (\(oy), \(ox))")
@@ -169,8 +179,9 @@ struct ExecutableTests {
     a.withUnsafeBufferPointer { pa in
       b.withUnsafeBufferPointer { pb in
         c.withUnsafeMutableBufferPointer { pc in
-          BLAS.sgemm(threads: 2, transA: transA, transB: transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: transA ? m : k,
-                     b: pb.baseAddress!, ldb: transB ? k : n, c: pc.baseAddress!, ldc: n)
+          BLAS.sgemm(
+            threads: 2, transA: transA, transB: transB, m: m, n: n, k: k, a: pa.baseAddress!, lda: transA ? m : k,
+            b: pb.baseAddress!, ldb: transB ? k : n, c: pc.baseAddress!, ldc: n)
         }
       }
     }

@@ -22,7 +22,8 @@ struct ForwardFixture {
 
   init(_ name: String) throws {
     self.name = name
-    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.directory.appendingPathComponent(name + ".json")))
+    let json = try JSONSerialization.jsonObject(
+      with: Data(contentsOf: Self.directory.appendingPathComponent(name + ".json")))
     guard let object = json as? [String: Any], let outputs = object["outputs"] as? [String: [String: Any]] else {
       throw FixtureError(description: "\(name).json: unexpected layout")
     }

@@ -10,7 +10,8 @@ import Testing
 /// largest magnitude, 24 sampled elements), within 1e-3 relative — for the compiled f32 program
 /// and, for the LSTM models, the Float64 reference interpreter too.
 struct GradientFixtureTests {
-  static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/gradient")
+  static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+    "Fixtures/gradient")
   static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
 
@@ -24,9 +25,11 @@ struct GradientFixtureTests {
 
     init(_ o: [String: Any]) throws {
       guard let shape = o["shape"] as? [Int], let sum = o["sum"] as? Double, let norm = o["norm"] as? Double,
-            let absmax = o["absmax"] as? Double, let indices = o["indices"] as? [Int], let values = o["values"] as? [Double]
+        let absmax = o["absmax"] as? Double, let indices = o["indices"] as? [Int], let values = o["values"] as? [Double]
       else { throw Executable.InputError(description: "gradient fixture: a summary lacks a field") }
-      (self.shape, self.sum, self.norm, self.absmax, self.indices, self.values) = (shape, sum, norm, absmax, indices, values)
+      (self.shape, self.sum, self.norm, self.absmax, self.indices, self.values) = (
+        shape, sum, norm, absmax, indices, values
+      )
     }
 
     /// Problems comparing `t` with this summary, within `tolerance` relative. A gradient that
@@ -46,31 +49,43 @@ struct GradientFixtureTests {
         problems.append("\(label)[\(i)]: \(v[i]), expected \(e) (largest magnitude \(absmax))")
       }
       let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-      if abs(norm - self.norm) > tolerance * max(self.norm, 1e-12) { problems.append("\(label): norm \(norm), expected \(self.norm)") }
+      if abs(norm - self.norm) > tolerance * max(self.norm, 1e-12) {
+        problems.append("\(label): norm \(norm), expected \(self.norm)")
+      }
       let sum = v.reduce(0, +)
       // Rounding errors of n elements add up to about √n·ε·rms = ε·norm in a cancelling sum.
-      if abs(sum - self.sum) > tolerance * max(abs(self.sum), self.norm) { problems.append("\(label): sum \(sum), expected \(self.sum)") }
+      if abs(sum - self.sum) > tolerance * max(abs(self.sum), self.norm) {
+        problems.append("\(label): sum \(sum), expected \(self.sum)")
+      }
       return problems
     }
   }
 
-  static func load(_ name: String) throws -> (program: TrainingProgram, inputs: [String: Tensor], loss: Double,
-                                               gradients: [String: Summary]) {
-    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent(name + ".json")))
-    guard let o = json as? [String: Any], let spec = o["spec"] as? String, let bindings = o["bindings"] as? [String: Int],
-          let loss = o["loss"] as? Double, let grads = o["gradients"] as? [String: [String: Any]],
-          let inputGrads = o["input_gradients"] as? [String: [String: Any]]
+  static func load(
+    _ name: String
+  ) throws -> (
+    program: TrainingProgram, inputs: [String: Tensor], loss: Double,
+    gradients: [String: Summary]
+  ) {
+    let json = try JSONSerialization.jsonObject(
+      with: Data(contentsOf: directory.appendingPathComponent(name + ".json")))
+    guard let o = json as? [String: Any], let spec = o["spec"] as? String,
+      let bindings = o["bindings"] as? [String: Int],
+      let loss = o["loss"] as? Double, let grads = o["gradients"] as? [String: [String: Any]],
+      let inputGrads = o["input_gradients"] as? [String: [String: Any]]
     else { throw Executable.InputError(description: "\(name).json: unexpected layout") }
     let url = root.appendingPathComponent("graphs/\(spec).graph")
-    let graph = try Spec.checkedGraph(SourceText(fileName: "graphs/\(spec).graph", text: try String(contentsOf: url, encoding: .utf8)),
-                                      bindings: bindings)
+    let graph = try Spec.checkedGraph(
+      SourceText(fileName: "graphs/\(spec).graph", text: try String(contentsOf: url, encoding: .utf8)),
+      bindings: bindings)
     let program = try TrainingProgram.make(from: graph, logits: "logits", inputGradients: true)
     var inputs: [String: Tensor] = [:]
     for id in program.graph.inputs {
       let v = program.graph[id]
       let shape = v.type.shape.map { $0.staticValue ?? 1 }
       let t = DeterministicTensors.tensor("input:" + v.name, shape: shape)
-      inputs[v.name] = v.type.dtype == .i64
+      inputs[v.name] =
+        v.type.dtype == .i64
         ? Tensor(shape: shape, storage: .i64(t.floats.map { Int64(((Double($0) + 1) * 2).rounded(.down)) })) : t
     }
     var gradients: [String: Summary] = [:]
@@ -83,7 +98,8 @@ struct GradientFixtureTests {
     let (program, _, loss, gradients) = try load(name)
     let l = try #require(outputs("loss")).doubles[0]
     #expect(abs(l - loss) <= tolerance * abs(loss), "\(name) \(label): loss \(l), expected \(loss)")
-    #expect(Set(gradients.keys).isSubset(of: Set(program.graph.outputs.map(\.name))), "\(name): every gradient is an output")
+    #expect(
+      Set(gradients.keys).isSubset(of: Set(program.graph.outputs.map(\.name))), "\(name): every gradient is an output")
     var problems: [String] = []
     let modelScale = gradients.values.reduce(0) { max($0, $1.absmax) }
     for (output, summary) in gradients.sorted(by: { $0.key < $1.key }) {
@@ -96,8 +112,9 @@ struct GradientFixtureTests {
   /// The parameterised tests below run one case per fixture file: a missing folder would
   /// pass with none.
   @Test func gradientFixturesExist() {
-    #expect(Self.names == ["bilstm", "bilstm_attention1d", "bilstm_attention2d", "resnet18", "resnet18_lstm", "vgg19_lstm"],
-            "Fixtures/gradient: \(Self.names)")
+    #expect(
+      Self.names == ["bilstm", "bilstm_attention1d", "bilstm_attention2d", "resnet18", "resnet18_lstm", "vgg19_lstm"],
+      "Fixtures/gradient: \(Self.names)")
   }
 
   /// On the AVX2 kernels and, where the CPU has AVX-512F, on the AVX-512 ones, with the same bits.
@@ -107,7 +124,8 @@ struct GradientFixtureTests {
     var runs: [KernelPath: [String: Tensor]] = [:]
     for path in KernelPath.available {
       let outputs = try path.run {
-        try Executable(graph: program.graph, parameters: DeterministicTensors.parameters(of: program.graph)).run(inputs: inputs)
+        try Executable(graph: program.graph, parameters: DeterministicTensors.parameters(of: program.graph)).run(
+          inputs: inputs)
       }
       runs[path] = outputs
       try Self.check(name, outputs: { outputs[$0] }, label: "compiled f32, \(path)")
@@ -126,8 +144,9 @@ struct GradientFixtureTests {
     var interpreter = ReferenceInterpreter(graph: program.graph)
     let values = try interpreter.run(inputs: inputs, parameters: DeterministicTensors.parameters(of: program.graph))
     let g = program.graph
-    try Self.check(name, outputs: { name in g.outputs.first { $0.name == name }.flatMap { values[g[$0.value].name] } },
-                   label: "reference f64", tolerance: 1e-9)
+    try Self.check(
+      name, outputs: { name in g.outputs.first { $0.name == name }.flatMap { values[g[$0.value].name] } },
+      label: "reference f64", tolerance: 1e-9)
   }
 
   // MARK: Every element
@@ -143,8 +162,9 @@ struct GradientFixtureTests {
   }
 
   @Test func fullFixturesExist() {
-    #expect(Self.fullNames == ["bilstm_attention_small", "bilstm_last_small", "cnn_small"],
-            "Fixtures/gradient_full: \(Self.fullNames)")
+    #expect(
+      Self.fullNames == ["bilstm_attention_small", "bilstm_last_small", "cnn_small"],
+      "Fixtures/gradient_full: \(Self.fullNames)")
   }
 
   /// The Float64 reference's training step against PyTorch's float64 one, every element of
@@ -155,9 +175,11 @@ struct GradientFixtureTests {
   func referenceMatchesPyTorchEveryElement(_ name: String) throws {
     let spec = try String(contentsOf: Self.fullDirectory.appendingPathComponent(name + ".graph"), encoding: .utf8)
     let graph = try Spec.checkedGraph(SourceText(fileName: name + ".graph", text: spec))
-    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fullDirectory.appendingPathComponent(name + ".json")))
-    guard let o = json as? [String: Any], let loss = o["loss"] as? Double, let grads = o["gradients"] as? [String: [String: Any]],
-          let inputGrads = o["input_gradients"] as? [String: [String: Any]]
+    let json = try JSONSerialization.jsonObject(
+      with: Data(contentsOf: Self.fullDirectory.appendingPathComponent(name + ".json")))
+    guard let o = json as? [String: Any], let loss = o["loss"] as? Double,
+      let grads = o["gradients"] as? [String: [String: Any]],
+      let inputGrads = o["input_gradients"] as? [String: [String: Any]]
     else { throw Executable.InputError(description: "\(name).json: unexpected layout") }
     let program = try TrainingProgram.make(from: graph, logits: "logits", inputGradients: true)
     var inputs: [String: Tensor] = [:]
@@ -165,7 +187,8 @@ struct GradientFixtureTests {
       let v = program.graph[id]
       let shape = v.type.shape.map { $0.staticValue ?? 1 }
       let t = DeterministicTensors.tensor("input:" + v.name, shape: shape)
-      inputs[v.name] = v.type.dtype == .i64
+      inputs[v.name] =
+        v.type.dtype == .i64
         ? Tensor(shape: shape, storage: .i64(t.floats.map { Int64(((Double($0) + 1) * 2).rounded(.down)) })) : t
     }
     var interpreter = ReferenceInterpreter(graph: program.graph)
@@ -185,8 +208,9 @@ struct GradientFixtureTests {
       let scale = data.reduce(1e-6 * modelScale) { max($0, abs($1)) }
       let v = actual.doubles
       let worst = zip(v, data).map { abs($0 - $1) }.max() ?? .infinity
-      #expect(v.count == data.count && worst <= 1e-9 * scale,
-              "\(name) grad.\(key): largest difference \(worst) against magnitude \(scale) over \(data.count) elements")
+      #expect(
+        v.count == data.count && worst <= 1e-9 * scale,
+        "\(name) grad.\(key): largest difference \(worst) against magnitude \(scale) over \(data.count) elements")
     }
   }
 }

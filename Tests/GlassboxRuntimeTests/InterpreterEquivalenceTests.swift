@@ -85,10 +85,47 @@ struct InterpreterEquivalenceTests {
     }
     """,
     // A fused elementwise program over more than one 512-element block, with a scalar
-    // operand, every step code and a register read twice.
+    // operand (read by a binary step and by exp, which fills a block with one value), every
+    // step code and a register read twice: r3 = a + b, r4 = r3 − k, r5 = r4·r4, r6 = r5/b,
+    // r7 = relu(r6), r8 = σ(r7), r9 = tanh(r8), r10 = r9·r9, r11 = maximum(r10, k),
+    // r12 = minimum(k, r11), r13 = |a|, r14 = √r13, r15 = log r14, r16 = exp r15,
+    // r17 = erf b, r18 = r16^r17, r19 = exp k, r20 = r19·r18, y = r12 + r20.
     """
     graph g(a: f32[3, 700], b: f32[3, 700], k: f32[]) -> (y: f32[3, 700]) {
-      y = fused_elementwise(a, b, k, program: [0, 0, 1, 1, 3, 2, 2, 4, 4, 3, 5, 1, 4, 6, 0, 5, 7, 0, 6, 8, 0, 2, 9, 9])
+      y = fused_elementwise(a, b, k, program: [0, 0, 1, 1, 3, 2, 2, 4, 4, 3, 5, 1, 4, 6, 0, 5, 7, 0, 6, 8, 0,
+                                               2, 9, 9, 7, 10, 2, 8, 2, 11, 13, 0, 0, 12, 13, 0, 11, 14, 0,
+                                               10, 15, 0, 14, 1, 0, 9, 16, 17, 10, 2, 0, 2, 19, 18, 0, 12, 20])
+    }
+    """,
+    // The elementwise math ops over rows of 37 (four vectors and a tail of five): exp, log and
+    // sqrt of positive values, erf, abs (their limits: UnaryKernelTests); pow with a
+    // broadcast exponent, a scalar one (libm) and 2 (x·x); maximum and minimum with a row and a
+    // scalar broadcast, either side.
+    """
+    graph g(x: f32[3, 5, 37], r: f32[37]) -> (
+      e: f32[3, 5, 37], l: f32[3, 5, 37], q: f32[3, 5, 37], f: f32[3, 5, 37], a: f32[3, 5, 37],
+      p: f32[3, 5, 37], s: f32[3, 5, 37], t: f32[3, 5, 37], m: f32[3, 5, 37], n: f32[3, 5, 37]) {
+      e = exp(x)
+      l = log(abs(x))
+      q = sqrt(abs(x))
+      f = erf(mul(x, constant(value: 3.0)))
+      a = abs(x)
+      p = pow(abs(x), r)
+      s = pow(abs(x), constant(value: 0.75))
+      t = pow(x, constant(value: 2.0))
+      m = maximum(x, r)
+      n = minimum(constant(value: 0.25), x)
+    }
+    """,
+    // Padding: reflect over 2·3·211·236 floats (rows split over two cores), constant with the
+    // outer axes padded (rows wholly of the value), edge of one axis and of a scalar (no axes).
+    """
+    graph g(x: f32[2, 3, 207, 233], v: f32[5], s: f32[]) -> (
+        r: f32[2, 3, 211, 236], c: f32[3, 4, 208, 233], e: f32[12], t: f32[]) {
+      r = pad(x, pads: [0, 0, 3, 1, 0, 0, 1, 2], mode: reflect)
+      c = pad(x, pads: [1, 0, 1, 0, 0, 1, 0, 0], value: 2.5)
+      e = pad(v, pads: [3, 4], mode: edge)
+      t = pad(s, pads: [])
     }
     """,
     // Max pooling: interior columns swept row by row, border columns window by window,
@@ -148,6 +185,29 @@ struct InterpreterEquivalenceTests {
     graph g(x: f32[3, 700, 37], dy: f32[3, 700, 37]) -> (dx: f32[3, 700, 37], dw: f32[37], db: f32[37]) {
       param w: f32[37] init uniform(1)
       dx, dw, db = layer_norm_backward(dy, x, w)
+    }
+    """,
+    // Local response normalisation: 2·16 planes of 91·93 (split over two cores, a vector tail
+    // of 7) with each β path (the roots of 0.75, 0.5 and 1, powf otherwise) and an even window;
+    // a window wider than the channels over a rank-3 input.
+    """
+    graph g(x: f32[2, 16, 91, 93], v: f32[3, 4, 13]) -> (
+        a: f32[2, 16, 91, 93], b: f32[2, 16, 91, 93], c: f32[2, 16, 91, 93], d: f32[2, 16, 91, 93],
+        e: f32[3, 4, 13]) {
+      a = lrn(x, size: 5, alpha: 0.5, beta: 0.75, bias: 2)
+      b = lrn(x, size: 4, alpha: 1, beta: 0.5)
+      c = lrn(x, size: 3, alpha: 0.25, beta: 1, bias: 0.5)
+      d = lrn(x, size: 2, alpha: 0.75, beta: 0.3, bias: 1.5)
+      e = lrn(v, size: 9, alpha: 3, beta: 0.75)
+    }
+    """,
+    // Its gradient: both passes split over two cores, odd and even windows.
+    """
+    graph g(x: f32[2, 16, 91, 93], dy: f32[2, 16, 91, 93], v: f32[3, 4, 13], dv: f32[3, 4, 13]) -> (
+        dx: f32[2, 16, 91, 93], dz: f32[2, 16, 91, 93], dw: f32[3, 4, 13]) {
+      dx = lrn_backward(dy, x, size: 5, alpha: 0.5, beta: 0.75, bias: 2)
+      dz = lrn_backward(dy, x, size: 4, alpha: 1, beta: 0.3)
+      dw = lrn_backward(dv, v, size: 9, alpha: 3, beta: 0.75)
     }
     """,
     // Linear layers over many rows: split over the cores (1050 rows each) and taken 442 rows
@@ -294,8 +354,9 @@ struct InterpreterEquivalenceTests {
     let parameters = DeterministicTensors.parameters(of: graph)
     var inputs: [String: Tensor] = [:]
     for id in graph.inputs {
-      inputs[graph[id].name] = DeterministicTensors.tensor("input:" + graph[id].name,
-                                                           shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
+      inputs[graph[id].name] = DeterministicTensors.tensor(
+        "input:" + graph[id].name,
+        shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
     }
     var reference = ReferenceInterpreter(graph: graph)
     let expected = try reference.run(inputs: inputs, parameters: parameters)
@@ -313,14 +374,57 @@ struct InterpreterEquivalenceTests {
     }
   }
 
-  /// Elementwise passes of ≥ 2^18 elements split over the cores: a broadcast add (over the
-  /// outer axis, unevenly: 3 rows in 2 parts), a tanh (on vector boundaries, 270 000 = 8·33 750
-  /// floats) and a fused chain (blocks, each core its own scratch) — the same numbers on one
-  /// core and two, and the reference's.
+  /// The activation composites after the inference pipeline: each expansion (its scalar
+  /// constants read as registers) fuses into one kernel — the scaling before it, whose
+  /// result the expansion reads more than once, stays a kernel of its own — and the compiled
+  /// program on one core and two gives the reference interpreter's numbers for the
+  /// unoptimised graph.
+  @Test func compositesFuseIntoOneKernelEach() throws {
+    let spec = """
+      graph g(x: f32[3, 5, 37]) -> (
+          a: f32[3, 5, 37], b: f32[3, 5, 37], c: f32[3, 5, 37], d: f32[3, 5, 37], e: f32[3, 5, 37],
+          f: f32[3, 5, 37], h: f32[3, 5, 37], k: f32[3, 5, 37]) {
+        a = relu6(mul(x, constant(value: 8.0)))
+        b = hard_swish(mul(x, constant(value: 5.0)))
+        c = hard_sigmoid(mul(x, constant(value: 5.0)), alpha: 0.2, beta: 0.5)
+        d = leaky_relu(x, alpha: 0.1)
+        e = gelu(mul(x, constant(value: 3.0)), approximate: tanh)
+        f = gelu(mul(x, constant(value: 2.5)))
+        h = silu(mul(x, constant(value: 4.0)))
+        k = clip(reciprocal(neg(x)), min: -2.0, max: 3.0)
+      }
+      """
+    let graph = try Spec.checkedGraph(SourceText(fileName: "composites.graph", text: spec))
+    var module = Module(graph: graph)
+    Pipeline.run(Pipeline.inference, on: &module)
+    #expect(module.graph.nodes.filter { $0.op == .fusedElementwise }.count == 8)
+    #expect(!module.graph.nodes.contains { [.maximum, .minimum, .div, .erf, .tanh, .sigmoid].contains($0.op) })
+    let inputs = ["x": DeterministicTensors.tensor("input:x", shape: [3, 5, 37])]
+    var reference = ReferenceInterpreter(graph: graph)
+    let expected = try reference.run(inputs: inputs, parameters: [:])
+    for threads in [1, 2] {
+      let actual = try Executable(graph: module.graph, parameters: [:], threads: threads).run(inputs: inputs)
+      for output in graph.outputs {
+        let e = try #require(expected[graph[output.value].name]), a = try #require(actual[output.name])
+        let diff = try #require(maxAbsDifference(a, e))
+        let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }
+        #expect(diff <= 1e-5 * scale, "\(output.name), \(threads) threads: \(diff)")
+      }
+    }
+  }
+
+  /// Elementwise passes of ≥ 2^18 elements split over the cores: a broadcast add and maximum
+  /// (over the outer axis, unevenly: 3 rows in 2 parts), a tanh and an erf (on vector
+  /// boundaries, 270 000 = 8·33 750 floats) and a fused chain (blocks, each core its own
+  /// scratch) — the same numbers on one core and two, and the reference's.
   @Test func largeElementwisePassesSplitOverCores() throws {
     let spec = """
-      graph g(x: f32[3, 300, 300], y: f32[300], z: f32[3, 300, 300]) -> (a: f32[3, 300, 300], b: f32[3, 300, 300], c: f32[3, 300, 300], d: f32[3, 300, 300]) {
+      graph g(x: f32[3, 300, 300], y: f32[300], z: f32[3, 300, 300]) -> (
+        a: f32[3, 300, 300], b: f32[3, 300, 300], c: f32[3, 300, 300], d: f32[3, 300, 300],
+        e: f32[3, 300, 300], m: f32[3, 300, 300]) {
         a = add(x, y)
+        e = erf(x)
+        m = maximum(x, y)
         b = tanh(x)
         c = mul(sigmoid(x), sub(x, relu(x)))
         d = relu_backward(z, x)
@@ -332,8 +436,9 @@ struct InterpreterEquivalenceTests {
     #expect(module.graph.nodes.filter { $0.op == .fusedElementwise }.count == 1)
     var inputs: [String: Tensor] = [:]
     for id in graph.inputs {
-      inputs[graph[id].name] = DeterministicTensors.tensor("input:" + graph[id].name,
-                                                           shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
+      inputs[graph[id].name] = DeterministicTensors.tensor(
+        "input:" + graph[id].name,
+        shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
     }
     var reference = ReferenceInterpreter(graph: graph)
     let expected = try reference.run(inputs: inputs, parameters: [:])

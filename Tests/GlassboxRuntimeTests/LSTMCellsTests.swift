@@ -13,8 +13,11 @@ struct LSTMCellsTests {
   /// Three rows with padding between them (strides past the row), gates spanning the exp
   /// clamps (±100); returns c, h and out (NaN where nothing may be written) and the Float64
   /// c and h.
-  static func cells(hidden: Int, writesOut: Bool, wide: Bool)
-    -> (c: [Float], h: [Float], out: [Float], expectedC: [Double], expectedH: [Double]) {
+  static func cells(
+    hidden: Int, writesOut: Bool, wide: Bool
+  )
+    -> (c: [Float], h: [Float], out: [Float], expectedC: [Double], expectedH: [Double])
+  {
     let rows = 3, gateStride = 4 * hidden + 3, stateStride = hidden + 1, outStride = hidden + 5
     var seed = UInt64(hidden * 10 + (writesOut ? 1 : 0))
     func next(_ scale: Float) -> Float {
@@ -30,7 +33,8 @@ struct LSTMCellsTests {
     for b in 0..<rows {
       for j in 0..<hidden {
         let gate = { (k: Int) in gates[b * gateStride + k * hidden + j] }
-        let cell = sigmoid(gate(1)) * Double(c[b * stateStride + j]) + sigmoid(gate(0)) * Foundation.tanh(Double(gate(2)))
+        let cell =
+          sigmoid(gate(1)) * Double(c[b * stateStride + j]) + sigmoid(gate(0)) * Foundation.tanh(Double(gate(2)))
         expectedC[b * stateStride + j] = cell
         expectedH[b * stateStride + j] = sigmoid(gate(3)) * Foundation.tanh(cell)
       }
@@ -39,9 +43,10 @@ struct LSTMCellsTests {
       c.withUnsafeMutableBufferPointer { c in
         h.withUnsafeMutableBufferPointer { h in
           out.withUnsafeMutableBufferPointer { out in
-            LSTMLayer.cells(rows, hidden: hidden, gates: g.baseAddress!, gateStride: gateStride, c: c.baseAddress!,
-                            h: h.baseAddress!, stateStride: stateStride, out: writesOut ? out.baseAddress! : nil,
-                            outStride: outStride, wide: wide)
+            LSTMLayer.cells(
+              rows, hidden: hidden, gates: g.baseAddress!, gateStride: gateStride, c: c.baseAddress!,
+              h: h.baseAddress!, stateStride: stateStride, out: writesOut ? out.baseAddress! : nil,
+              outStride: outStride, wide: wide)
           }
         }
       }
@@ -116,8 +121,9 @@ struct LSTMCellsTests {
     w.withUnsafeBufferPointer { w in
       h.withUnsafeMutableBufferPointer { h in
         acc.withUnsafeMutableBufferPointer { acc in
-          LSTMLayer.accumulateRows(rows, n: n, k: k, w: w.baseAddress!, h: h.baseAddress!, hStride: hStride,
-                                   acc: acc.baseAddress!, accStride: accStride, wide: wide)
+          LSTMLayer.accumulateRows(
+            rows, n: n, k: k, w: w.baseAddress!, h: h.baseAddress!, hStride: hStride,
+            acc: acc.baseAddress!, accStride: accStride, wide: wide)
         }
       }
     }

@@ -27,8 +27,11 @@ struct MemoryPlanTests {
 
   /// First fit against every placed buffer: what `place` did before it had an index.
   static func placeTestingAll(_ buffers: [MemoryPlan.Buffer]) -> (offsets: [Int], size: Int) {
-    let order = buffers.indices.sorted { buffers[$0].count > buffers[$1].count || (buffers[$0].count == buffers[$1].count && $0 < $1) }
-    var offsets = [Int](repeating: 0, count: buffers.count), placed: [(offset: Int, end: Int, buffer: MemoryPlan.Buffer)] = []
+    let order = buffers.indices.sorted {
+      buffers[$0].count > buffers[$1].count || (buffers[$0].count == buffers[$1].count && $0 < $1)
+    }
+    var offsets = [Int](repeating: 0, count: buffers.count),
+      placed: [(offset: Int, end: Int, buffer: MemoryPlan.Buffer)] = []
     var size = 0
     for i in order {
       let b = buffers[i], need = MemoryPlan.round(b.count)

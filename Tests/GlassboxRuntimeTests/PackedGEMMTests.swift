@@ -14,7 +14,8 @@ struct PackedGEMMTests {
   /// Runs `count` rows of `[n, k]` and returns c (each row `n` floats followed by four
   /// sentinels) together with the Float64 sums. `inPlace`: each row's initial values are in
   /// its row of c (as the LSTM's recurrence adds to the step's projected gates).
-  static func product(count: Int, n: Int, k: Int, wide: Bool, inPlace: Bool = false) -> (c: [Float], expected: [Double]) {
+  static func product(count: Int, n: Int, k: Int, wide: Bool, inPlace: Bool = false) -> (c: [Float], expected: [Double])
+  {
     var seed: UInt64 = UInt64(count * 1000 + n * 10 + k)
     func next() -> Float {
       seed = seed &* 6364136223846793005 &+ 1442695040888963407
@@ -47,7 +48,8 @@ struct PackedGEMMTests {
     var expected = [Double](repeating: .nan, count: count * rowFloats)
     for r in 0..<count {
       for j in 0..<n {
-        expected[r * rowFloats + j] = Double(initial[r][j]) + (0..<k).reduce(0.0) { $0 + Double(a[r][$1]) * Double(w[j * k + $1]) }
+        expected[r * rowFloats + j] =
+          Double(initial[r][j]) + (0..<k).reduce(0.0) { $0 + Double(a[r][$1]) * Double(w[j * k + $1]) }
       }
     }
     return (c, expected)
@@ -62,7 +64,10 @@ struct PackedGEMMTests {
             let wrong = zip(c, expected).enumerated().filter { _, pair in
               pair.1.isNaN ? !pair.0.isNaN : !(abs(Double(pair.0) - pair.1) <= 1e-5 * Double(k))
             }
-            #expect(wrong.isEmpty, "wide \(wide), n \(n), k \(k), \(count) rows, in place \(inPlace): first wrong at \(wrong.first?.offset ?? -1)")
+            #expect(
+              wrong.isEmpty,
+              "wide \(wide), n \(n), k \(k), \(count) rows, in place \(inPlace): first wrong at \(wrong.first?.offset ?? -1)"
+            )
           }
         }
       }

@@ -10,14 +10,17 @@ import Testing
 struct PoolKernelTests {
   /// (H, W, kernel, padding, dilation): ResNet's stem, rows whose interior windows leave a
   /// partial last vector of more and fewer than eight, unpadded windows of 2, dilated ones.
-  static let cases: [(Int, Int, Int, Int, Int)] = [(56, 56, 3, 1, 1), (21, 40, 3, 1, 1), (9, 37, 3, 1, 1), (7, 70, 2, 0, 1),
-                                                  (11, 45, 3, 1, 2)]
+  static let cases: [(Int, Int, Int, Int, Int)] = [
+    (56, 56, 3, 1, 1), (21, 40, 3, 1, 1), (9, 37, 3, 1, 1), (7, 70, 2, 0, 1),
+    (11, 45, 3, 1, 2),
+  ]
 
   static func pool(_ c: (Int, Int, Int, Int, Int)) -> Pool {
     let (h, w, k, p, d) = c
     let oh = (h + 2 * p - d * (k - 1) - 1) / 2 + 1, ow = (w + 2 * p - d * (k - 1) - 1) / 2 + 1
-    return Pool(label: "", isMax: true, planes: 3, h: h, w: w, oh: oh, ow: ow, kernel: (k, k), stride: (2, 2),
-                padding: (p, p), dilation: (d, d), countIncludePad: false, x: 0, out: 3 * h * w)
+    return Pool(
+      label: "", isMax: true, planes: 3, h: h, w: w, oh: oh, ow: ow, kernel: (k, k), stride: (2, 2),
+      padding: (p, p), dilation: (d, d), countIncludePad: false, x: 0, out: 3 * h * w)
   }
 
   /// Inputs of three planes (steps of 0.5 in [−4, 4], so ties are common, and a NaN in one
@@ -49,7 +52,8 @@ struct PoolKernelTests {
   static func run(_ c: (Int, Int, Int, Int, Int), wide: Bool) -> (pool: Pool, arena: [Float]) {
     let p = pool(c)
     let inputs = 3 * p.h * p.w, outputs = 3 * p.oh * p.ow
-    var arena = values(count: inputs, seed: UInt64(p.w), inputs: true) + [Float](repeating: .nan, count: outputs)
+    var arena =
+      values(count: inputs, seed: UInt64(p.w), inputs: true) + [Float](repeating: .nan, count: outputs)
       + values(count: outputs, seed: UInt64(p.h), inputs: false) + [Float](repeating: .nan, count: inputs)
     let backward = PoolBackward(label: "", pool: p, dy: inputs + outputs, x: 0, dx: inputs + 2 * outputs)
     arena.withUnsafeMutableBufferPointer { a in

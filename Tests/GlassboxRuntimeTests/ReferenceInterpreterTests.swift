@@ -25,7 +25,8 @@ struct ReferenceInterpreterTests {
       let id = try #require(fixture.graph.outputs.first { $0.name == output }?.value, "\(name): no output \(output)")
       let actual = try #require(values[fixture.graph[id].name])
       let scale = expected.doubles.reduce(1.0) { max($0, abs($1)) }
-      let diff = try #require(maxAbsDifference(actual, expected), "\(name).\(output): shape \(actual.shape) vs \(expected.shape)")
+      let diff = try #require(
+        maxAbsDifference(actual, expected), "\(name).\(output): shape \(actual.shape) vs \(expected.shape)")
       #expect(diff <= 1e-9 * scale, "\(name).\(output): max difference \(diff)")
     }
   }
@@ -33,6 +34,7 @@ struct ReferenceInterpreterTests {
   @Test func deterministicTensorsMatchTheScript() {
     // detrand.values("x", 4) and detrand.values("conv1.weight", 3, 4) as printed by Python.
     #expect(DeterministicTensors.seed("x") == 12_638_214_688_346_347_271)
-    #expect(DeterministicTensors.values("x", count: 4) == [-0.54581, -0.9246676, -0.6858517, -0.5930768].map { Float($0) })
+    #expect(
+      DeterministicTensors.values("x", count: 4) == [-0.54581, -0.9246676, -0.6858517, -0.5930768].map { Float($0) })
   }
 }

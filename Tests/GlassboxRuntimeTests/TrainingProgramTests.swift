@@ -10,39 +10,46 @@ import Testing
 struct TrainingProgramTests {
   static let specs: [String: String] = [
     "bilstm_attention": """
-      graph g(mfcc: f32[B, 5, 3]) -> (logits: f32[B, 4]) {
-        lstm = lstm(mfcc, hidden: 2, bidirectional: true)
-        attention = linear(tanh(lstm), out: 1)
-        weights = softmax(reshape(attention, shape: [B, 5]), axis: 1)
-        context = sum(mul(lstm, reshape(weights, shape: [B, 5, 1])), axes: [1])
-        logits = linear(dropout(context, p: 0.5), out: 4)
-      }
-      """,
+    graph g(mfcc: f32[B, 5, 3]) -> (logits: f32[B, 4]) {
+      lstm = lstm(mfcc, hidden: 2, bidirectional: true)
+      attention = linear(tanh(lstm), out: 1)
+      weights = softmax(reshape(attention, shape: [B, 5]), axis: 1)
+      context = sum(mul(lstm, reshape(weights, shape: [B, 5, 1])), axes: [1])
+      logits = linear(dropout(context, p: 0.5), out: 4)
+    }
+    """,
     "cnn": """
-      graph g(image: f32[B, 3, 9, 8]) -> (logits: f32[B, 4]) {
-        conv1 = conv2d(image, out: 6, kernel: 3, stride: 2, padding: 1, bias: false)
-        bn1 = batch_norm(conv1)
-        pool = max_pool2d(relu(bn1), kernel: 3, stride: 2, padding: 1)
-        conv2 = conv2d(pool, out: 6, kernel: 3, padding: 1, groups: 2, bias: false)
-        merged = relu(add(batch_norm(conv2) @bn2, pool))
-        avg = avg_pool2d(merged, kernel: 2, stride: 1)
-        features = flatten(global_avg_pool2d(avg))
-        logits = linear(features, out: 4)
-      }
-      """,
+    graph g(image: f32[B, 3, 9, 8]) -> (logits: f32[B, 4]) {
+      conv1 = conv2d(image, out: 6, kernel: 3, stride: 2, padding: 1, bias: false)
+      bn1 = batch_norm(conv1)
+      pool = max_pool2d(relu(bn1), kernel: 3, stride: 2, padding: 1)
+      conv2 = conv2d(pool, out: 6, kernel: 3, padding: 1, groups: 2, bias: false)
+      merged = relu(add(batch_norm(conv2) @bn2, pool))
+      avg = avg_pool2d(merged, kernel: 2, stride: 1)
+      features = flatten(global_avg_pool2d(avg))
+      logits = linear(features, out: 4)
+    }
+    """,
     "layer_norm": """
-      graph g(x: f32[B, 4, 6]) -> (logits: f32[B, 3]) {
-        norm = layer_norm(x)
-        logits = linear(sum(relu(layer_norm(linear(norm, out: 5), axis: -2, bias: false)), axes: [1]), out: 3)
-      }
-      """,
+    graph g(x: f32[B, 4, 6]) -> (logits: f32[B, 3]) {
+      norm = layer_norm(x)
+      logits = linear(sum(relu(layer_norm(linear(norm, out: 5), axis: -2, bias: false)), axes: [1]), out: 3)
+    }
+    """,
+    "lrn": """
+    graph g(image: f32[B, 3, 6, 5]) -> (logits: f32[B, 3]) {
+      conv = relu(conv2d(image, out: 6, kernel: 3, padding: 1))
+      norm = lrn(conv, size: 5, alpha: 0.5, beta: 0.75, bias: 2)
+      logits = linear(flatten(global_avg_pool2d(lrn(norm, size: 2, alpha: 1, beta: 0.4))), out: 3)
+    }
+    """,
     "mlp": """
-      graph g(x: f32[B, 6]) -> (logits: f32[B, 3]) {
-        h = relu(linear(x, out: 5))
-        s = sigmoid(linear(h, out: 5))
-        logits = linear(add(mul(s, h), log_softmax(h, axis: 1)), out: 3)
-      }
-      """,
+    graph g(x: f32[B, 6]) -> (logits: f32[B, 3]) {
+      h = relu(linear(x, out: 5))
+      s = sigmoid(linear(h, out: 5))
+      logits = linear(add(mul(s, h), log_softmax(h, axis: 1)), out: 3)
+    }
+    """,
   ]
 
   static func inputs(_ program: TrainingProgram) -> [String: Tensor] {
@@ -65,8 +72,9 @@ struct TrainingProgramTests {
 
   @Test(arguments: specs.keys.sorted())
   func compiledMatchesReference(_ name: String) throws {
-    let graph = try Spec.checkedGraph(SourceText(fileName: "\(name).graph", text: try #require(Self.specs[name])),
-                                      bindings: ["B": 3])
+    let graph = try Spec.checkedGraph(
+      SourceText(fileName: "\(name).graph", text: try #require(Self.specs[name])),
+      bindings: ["B": 3])
     let program = try TrainingProgram.make(from: graph, logits: "logits")
     #expect(Verifier.verify(program.graph).isEmpty)
     #expect(program.graph.outputs.first?.name == "loss")
@@ -94,8 +102,9 @@ struct TrainingProgramTests {
   /// stack lives where the projection the cells read does (`stacksOverProjections`). The
   /// gradients still match the Float64 reference.
   @Test(arguments: [1, 3]) func gateGradientsStackInPlace(batch: Int) throws {
-    let graph = try Spec.checkedGraph(SourceText(fileName: "bilstm_attention.graph", text: try #require(Self.specs["bilstm_attention"])),
-                                      bindings: ["B": batch])
+    let graph = try Spec.checkedGraph(
+      SourceText(fileName: "bilstm_attention.graph", text: try #require(Self.specs["bilstm_attention"])),
+      bindings: ["B": batch])
     let program = try TrainingProgram.make(from: graph, logits: "logits")
     let g = program.graph
     let gates = 8, steps = 5  // 4 × hidden 2
@@ -131,7 +140,8 @@ struct TrainingProgramTests {
       let e = try #require(expected[g[value].name]), a = try #require(actual[output])
       let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }
       let diff = zip(a.doubles, e.doubles).reduce(0.0) { max($0, abs($1.0 - $1.1)) }
-      #expect(a.shape == e.shape && diff <= 1e-4 * scale, "B=\(batch) \(output): max difference \(diff) (scale \(scale))")
+      #expect(
+        a.shape == e.shape && diff <= 1e-4 * scale, "B=\(batch) \(output): max difference \(diff) (scale \(scale))")
     }
   }
 
@@ -145,7 +155,8 @@ struct TrainingProgramTests {
         logits = linear(sum(lstm, axes: [1]), out: 4)
       }
       """
-    var module = Module(graph: try Spec.checkedGraph(SourceText(fileName: "two.graph", text: spec), bindings: ["B": batch]))
+    var module = Module(
+      graph: try Spec.checkedGraph(SourceText(fileName: "two.graph", text: spec), bindings: ["B": batch]))
     #expect(UnrollLSTM().run(&module))
     var g = module.graph
     let logits = try #require(g.outputs.first?.value), x = try #require(g.inputs.first)
@@ -171,7 +182,8 @@ struct TrainingProgramTests {
         let e = try #require(expected[g[value].name]), a = try #require(actual[output])
         let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }
         let diff = zip(a.doubles, e.doubles).reduce(0.0) { max($0, abs($1.0 - $1.1)) }
-        #expect(diff <= 1e-4 * scale, "B=\(batch), \(threads) threads, \(output): max difference \(diff) (scale \(scale))")
+        #expect(
+          diff <= 1e-4 * scale, "B=\(batch), \(threads) threads, \(output): max difference \(diff) (scale \(scale))")
       }
     }
   }

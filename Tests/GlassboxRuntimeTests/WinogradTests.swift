@@ -9,9 +9,10 @@ import Testing
 /// end of its run into a buffer of NaNs, and nothing past the run may change.
 struct WinogradTests {
   /// Two images of three channels, 2×2 maps, padding 1: one tile per plane.
-  static let forward = WinogradConv3x3(label: "", n: 2, cin: 3, h: 2, w: 2, cout: 3, padding: (1, 1), oh: 2, ow: 2,
-                                       x: 0, weight: 0, bias: nil, out: 0, transformed: 0, scratch: 0,
-                                       epilogue: Epilogue(residual: nil, relu: false), threads: 1)
+  static let forward = WinogradConv3x3(
+    label: "", n: 2, cin: 3, h: 2, w: 2, cout: 3, padding: (1, 1), oh: 2, ow: 2,
+    x: 0, weight: 0, bias: nil, out: 0, transformed: 0, scratch: 0,
+    epilogue: Epilogue(residual: nil, relu: false), threads: 1)
 
   /// Runs `transform` (writing at `target` for `p` tiles, the plane at tile `first`) and
   /// returns the indices of the target's 16 ξ matrices that it changed.
@@ -56,8 +57,9 @@ struct WinogradTests {
       narrow.withUnsafeMutableBufferPointer { store8(lanes.lowHalf, $0.baseAddress! + 1, count: count) }
       let expected = (0..<18).map { $0 >= 1 && $0 <= Swift.min(count, 16) ? Float($0) : .nan }
       #expect(wide.map(\.bitPattern) == expected.map(\.bitPattern), "store16, count \(count)")
-      #expect(narrow.map(\.bitPattern) == expected.enumerated().map { $0.offset <= 8 ? $0.element : .nan }.map(\.bitPattern),
-              "store8, count \(count)")
+      #expect(
+        narrow.map(\.bitPattern) == expected.enumerated().map { $0.offset <= 8 ? $0.element : .nan }.map(\.bitPattern),
+        "store8, count \(count)")
     }
   }
 }

@@ -1,3 +1,5 @@
+// swift-format-ignore-file
+// (The code blocks below are the article's, verbatim.)
 import Foundation
 import Testing
 

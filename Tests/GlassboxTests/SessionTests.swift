@@ -40,7 +40,8 @@ struct SessionTests {
     var interpreter = ReferenceInterpreter(graph: graph)
     let all = try interpreter.run(inputs: inputs, parameters: parameters)
     // Outputs by their output names (the interpreter names values).
-    return Dictionary(uniqueKeysWithValues: graph.outputs.map { ($0.name, all[graph[$0.value].name] ?? Tensor(shape: [0], f32: [])) })
+    return Dictionary(
+      uniqueKeysWithValues: graph.outputs.map { ($0.name, all[graph[$0.value].name] ?? Tensor(shape: [0], f32: [])) })
   }
 
   static func close(_ a: Tensor?, _ b: Tensor?, tolerance: Double = 1e-4) -> Bool {
@@ -73,7 +74,8 @@ struct SessionTests {
       let total = ig.map.example(i).doubles.reduce(0, +)
       let change = scores[i * 4 + k] - base[i * 4 + k]
       // The ReLUs kink the path, so 64 Gauss–Legendre points sum to within 1%, not exactly.
-      #expect(abs(total - change) <= 1e-2 * max(abs(change), 1e-6), "example \(i): Σ attribution \(total), change \(change)")
+      #expect(
+        abs(total - change) <= 1e-2 * max(abs(change), 1e-6), "example \(i): Σ attribution \(total), change \(change)")
     }
   }
 
@@ -102,7 +104,8 @@ struct SessionTests {
       #expect(e.map.shape == [2, 6, 6])
       let bound = try model.graph.bound(["B": 2])
       for (row, k) in [(0, 1), (1, 3)] {
-        let lowered = try LowerTaps.apply(to: Module(graph: bound, weights: [:]), options: .init(taps: [tap], classIndex: k))
+        let lowered = try LowerTaps.apply(
+          to: Module(graph: bound, weights: [:]), options: .init(taps: [tap], classIndex: k))
         let expected = try Self.reference(lowered.module.graph, model, ["image": x])[tap]
         let rowOf = { (t: Tensor) in Tensor(shape: [36], f64: Array(t.doubles[(row * 36)..<((row + 1) * 36)])) }
         #expect(Self.close(rowOf(e.map), expected.map(rowOf)), "\(tap) row \(row)")
@@ -196,23 +199,44 @@ struct SessionTests {
     let cases: [(GlassboxError.Kind, String, () throws -> Void)] = [
       (.input, "tiny has no input 'img' (inputs: image)", { _ = try session.run(["img": x]) }),
       (.input, "input 'image' is missing (image f32[B, 3, 12, 12])", { _ = try session.run([:]) }),
-      (.input, "input 'image' is i64 but the graph expects f32",
-       { _ = try session.run(["image": Tensor(shape: [1, 3, 12, 12], storage: .i64([Int64](repeating: 0, count: 432)))]) }),
-      (.input, "input 'image' has 3 axes [3, 12, 12] but the graph expects 4",
-       { _ = try session.run(["image": Tensor(shape: [3, 12, 12], f32: [Float](repeating: 0, count: 432))]) }),
-      (.input, "input 'image' has size 10 on axis 3 but the graph expects 12",
-       { _ = try session.run(["image": Tensor(shape: [1, 3, 12, 10], f32: [Float](repeating: 0, count: 360))]) }),
+      (
+        .input, "input 'image' is i64 but the graph expects f32",
+        {
+          _ = try session.run([
+            "image": Tensor(shape: [1, 3, 12, 12], storage: .i64([Int64](repeating: 0, count: 432)))
+          ])
+        }
+      ),
+      (
+        .input, "input 'image' has 3 axes [3, 12, 12] but the graph expects 4",
+        { _ = try session.run(["image": Tensor(shape: [3, 12, 12], f32: [Float](repeating: 0, count: 432))]) }
+      ),
+      (
+        .input, "input 'image' has size 10 on axis 3 but the graph expects 12",
+        { _ = try session.run(["image": Tensor(shape: [1, 3, 12, 10], f32: [Float](repeating: 0, count: 360))]) }
+      ),
       (.input, "no tap 'lime'", { _ = try session.explain("lime", ["image": x]) }),
-      (.input, "target class 4 is out of range: tiny has 4 classes (0…3; -1 = predicted)",
-       { _ = try session.explain("gradcam", ["image": x], target: .fixed(4)) }),
-      (.input, "2 targets for 1 examples; give one class per example",
-       { _ = try session.explain("gradcam", ["image": x], target: .each([0, 1])) }),
-      (.input, "tap act is an activation tap; it explains no class, so takes no target",
-       { _ = try session.explain("act", ["image": x], target: .fixed(1)) }),
-      (.input, "scope must be frame or clip, found 'pixel'", { _ = try session.explain("gradcam", ["image": x], scope: "pixel") }),
+      (
+        .input, "target class 4 is out of range: tiny has 4 classes (0…3; -1 = predicted)",
+        { _ = try session.explain("gradcam", ["image": x], target: .fixed(4)) }
+      ),
+      (
+        .input, "2 targets for 1 examples; give one class per example",
+        { _ = try session.explain("gradcam", ["image": x], target: .each([0, 1])) }
+      ),
+      (
+        .input, "tap act is an activation tap; it explains no class, so takes no target",
+        { _ = try session.explain("act", ["image": x], target: .fixed(1)) }
+      ),
+      (
+        .input, "scope must be frame or clip, found 'pixel'",
+        { _ = try session.explain("gradcam", ["image": x], scope: "pixel") }
+      ),
       (.input, "threads must be at least 1, found 0", { _ = try model.session(SessionOptions(threads: 0)) }),
-      (.input, "bindings name Q, not a symbol of the model (its symbols: B)",
-       { _ = try model.session(SessionOptions(bindings: ["Q": 1])) }),
+      (
+        .input, "bindings name Q, not a symbol of the model (its symbols: B)",
+        { _ = try model.session(SessionOptions(bindings: ["Q": 1])) }
+      ),
       (.input, "no tap 'nope'", { _ = try model.session(SessionOptions(taps: ["nope"])) }),
       (.model, "model bytes: file is 5 bytes", { _ = try Model(bytes: [1, 2, 3, 4, 5], name: "model bytes") }),
       (.file, "/nonexistent/x.graph: no such file", { _ = try Model(contentsOf: "/nonexistent/x.graph") }),

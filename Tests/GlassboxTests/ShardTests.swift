@@ -8,9 +8,11 @@ struct ShardTests {
   @Test func parsesAndRefusesShardSpecs() throws {
     #expect(try Shard.parse("2/4") == Shard(index: 2, count: 4))
     #expect(try Shard.parse("0/1").count == 1)
-    for (text, message) in [("4/4", "shard 4/4 is out of range: shards count from 0, so 4 shards are 0/4 … 3/4"),
-                            ("-1/4", "shard -1/4 is out of range"), ("1/0", "a job has at least 1 shard, found 0"),
-                            ("1", "expected I/N"), ("a/b", "expected I/N"), ("1/2/3", "expected I/N")] {
+    for (text, message) in [
+      ("4/4", "shard 4/4 is out of range: shards count from 0, so 4 shards are 0/4 … 3/4"),
+      ("-1/4", "shard -1/4 is out of range"), ("1/0", "a job has at least 1 shard, found 0"),
+      ("1", "expected I/N"), ("a/b", "expected I/N"), ("1/2/3", "expected I/N"),
+    ] {
       let error = #expect(throws: GlassboxError.self) { try Shard.parse(text) }
       #expect(error?.description.contains(message) == true, "\(text): \(error?.description ?? "")")
     }
@@ -21,18 +23,24 @@ struct ShardTests {
   @Test func slurmArraysAndOpenMPINameShards() throws {
     func shard(_ env: [String: String]) throws -> Shard? { try Shard.fromEnvironment(env)?.shard }
     #expect(try shard([:]) == nil)
-    let offset = ["SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_MIN": "5", "SLURM_ARRAY_TASK_MAX": "8",
-                  "SLURM_ARRAY_TASK_COUNT": "4"]
+    let offset = [
+      "SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_MIN": "5", "SLURM_ARRAY_TASK_MAX": "8",
+      "SLURM_ARRAY_TASK_COUNT": "4",
+    ]
     #expect(try shard(offset) == Shard(index: 2, count: 4))
     #expect(try shard(["SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "3"]) == Shard(index: 0, count: 3))
-    let stepped = ["SLURM_ARRAY_TASK_ID": "6", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "14",
-                   "SLURM_ARRAY_TASK_STEP": "2", "SLURM_ARRAY_TASK_COUNT": "8"]
+    let stepped = [
+      "SLURM_ARRAY_TASK_ID": "6", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "14",
+      "SLURM_ARRAY_TASK_STEP": "2", "SLURM_ARRAY_TASK_COUNT": "8",
+    ]
     #expect(try shard(stepped) == Shard(index: 3, count: 8))
     #expect(try shard(["OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2"]) == Shard(index: 1, count: 2))
 
     // --array=1,3,7: ids that no START-END:STEP range maps onto 0..<3.
-    let list = ["SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "7",
-                "SLURM_ARRAY_TASK_COUNT": "3"]
+    let list = [
+      "SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "7",
+      "SLURM_ARRAY_TASK_COUNT": "3",
+    ]
     let listError = #expect(throws: GlassboxError.self) { try shard(list) }
     #expect(listError?.description.contains("do not name a shard: the array must be one range") == true)
     let noCount = #expect(throws: GlassboxError.self) { try shard(["SLURM_ARRAY_TASK_ID": "3"]) }

@@ -23,12 +23,14 @@ import Testing
     graph.taps = []
     let weights = DeterministicTensors.parameters(of: graph)
     let step = try TrainingStepGraph.make(from: graph, logits: "logits")
-    let backend = try ProgramBackend(step: step, model: graph, bindings: [:], batchSize: 2, weights: weights,
-                                     threads: 2)
+    let backend = try ProgramBackend(
+      step: step, model: graph, bindings: [:], batchSize: 2, weights: weights,
+      threads: 2)
     let input = graph[graph.inputs[0]]
     let shape = input.type.shape.map { $0.staticValue ?? 0 }
-    let batch = Batch(inputs: DeterministicTensors.tensor("x", shape: shape),
-                      labels: Tensor(shape: [2], storage: .i64([1, 2])), count: 2)
+    let batch = Batch(
+      inputs: DeterministicTensors.tensor("x", shape: shape),
+      labels: Tensor(shape: [2], storage: .i64([1, 2])), count: 2)
     let plain = try backend.step(batch, masks: [:], weights: weights)
     var announced: [(String, [Float])] = []
     let result = try backend.step(batch, masks: [:], weights: weights) { name, values in

@@ -8,11 +8,14 @@ enum Fixture {
     .appendingPathComponent("Fixtures/optimizers.json")
   nonisolated(unsafe) static let json: [String: Any] = {
     guard let data = try? Data(contentsOf: url),
-          let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
+      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+    else { return [:] }
     return object
   }()
 
-  static func floats(_ any: Any?) -> [Float] { (any as? [Any] ?? []).map { Float(($0 as? NSNumber)?.doubleValue ?? .nan) } }
+  static func floats(_ any: Any?) -> [Float] {
+    (any as? [Any] ?? []).map { Float(($0 as? NSNumber)?.doubleValue ?? .nan) }
+  }
   static func doubles(_ any: Any?) -> [Double] { (any as? [Any] ?? []).map { ($0 as? NSNumber)?.doubleValue ?? .nan } }
 
   static func optimizerCase(_ name: String) -> [String: Any] {
@@ -55,7 +58,8 @@ func expectClose(_ a: [Float], _ b: [Float], relative: Float, _ what: String) {
       var g = gradients[step]
       if let clip {
         let norm = clipGradientNorm(&g, maxNorm: clip)
-        #expect(abs(norm - norms[step]) <= 1e-6 * norms[step], "\(name) step \(step + 1): norm \(norm) vs \(norms[step])")
+        #expect(
+          abs(norm - norms[step]) <= 1e-6 * norms[step], "\(name) step \(step + 1): norm \(norm) vs \(norms[step])")
       }
       optimizer.beginStep()
       for i in parameters.indices {
@@ -91,7 +95,9 @@ func expectClose(_ a: [Float], _ b: [Float], relative: Float, _ what: String) {
     }
     let same = p1 == p2  // a Bool, so that a failure does not print 100 003 floats
     #expect(same, "case \(index): one core and two differ")
-    for (k, i) in sampled.enumerated() { #expect(p2[i] == ps[k][0], "case \(index) element \(i): \(p2[i]) vs \(ps[k][0])") }
+    for (k, i) in sampled.enumerated() {
+      #expect(p2[i] == ps[k][0], "case \(index) element \(i): \(p2[i]) vs \(ps[k][0])")
+    }
   }
 
   @Test func snapshotRestoresState() {
@@ -117,7 +123,8 @@ func expectClose(_ a: [Float], _ b: [Float], relative: Float, _ what: String) {
     try #require(schedules.count == 2)
     for s in schedules {
       let name = s["name"] as? String ?? ""
-      let schedule: LearningRateSchedule = name == "step" ? .step(every: 3, gamma: 0.5) : .cosine(tMax: 6, minimum: 1e-3)
+      let schedule: LearningRateSchedule =
+        name == "step" ? .step(every: 3, gamma: 0.5) : .cosine(tMax: 6, minimum: 1e-3)
       for (epoch, expected) in Fixture.doubles(s["rates"]).enumerated() {
         let rate = schedule.rate(epoch: epoch, base: 0.1)
         #expect(abs(rate - expected) <= 1e-6 * expected, "\(name) epoch \(epoch): \(rate) vs PyTorch \(expected)")
@@ -150,8 +157,9 @@ func expectClose(_ a: [Float], _ b: [Float], relative: Float, _ what: String) {
     var mean = [Float](repeating: 0, count: shape[1]), variance = [Float](repeating: 1, count: shape[1])
     for (x, state) in zip(inputs, states) {
       let s = Self.statistics(x, shape: shape)
-      updateRunningStatistics(runningMean: &mean, runningVariance: &variance, batchMean: s.mean, batchVariance: s.variance,
-                              count: s.count)
+      updateRunningStatistics(
+        runningMean: &mean, runningVariance: &variance, batchMean: s.mean, batchVariance: s.variance,
+        count: s.count)
       expectClose(mean, Fixture.floats(state["running_mean"]), relative: 1e-6, "running_mean")
       expectClose(variance, Fixture.floats(state["running_var"]), relative: 1e-6, "running_var")
     }
@@ -169,7 +177,8 @@ func expectClose(_ a: [Float], _ b: [Float], relative: Float, _ what: String) {
 
   @Test func batchesDropOrKeepTheShortLast() {
     let order = Array(0..<10)
-    #expect(Sampling.batches(order, batchSize: 4, keepPartial: false).map(Array.init) == [[0, 1, 2, 3], [4, 5, 6, 7]])
+    #expect(
+      Sampling.batches(order, batchSize: 4, keepPartial: false).map(Array.init) == [[0, 1, 2, 3], [4, 5, 6, 7]])
     #expect(Sampling.batches(order, batchSize: 4, keepPartial: true).last.map(Array.init) == [8, 9])
   }
 

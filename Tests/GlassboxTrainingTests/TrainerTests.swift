@@ -70,7 +70,8 @@ enum TinyData {
     """
 
   static func model(classes: Int = 3) throws -> ModelContents {
-    let graph = try #require(Spec.compile(SourceText(fileName: "tiny.graph", text: spec), bindings: ["C": classes]).graph)
+    let graph = try #require(
+      Spec.compile(SourceText(fileName: "tiny.graph", text: spec), bindings: ["C": classes]).graph)
     return ModelContents(graph: graph, weights: try Initialization.weights(for: graph, seed: 1))
   }
 
@@ -81,7 +82,10 @@ enum TinyData {
   }
 
   /// `root/{train,val,test}/<class>/<i>.npy`: class k is a cluster around 2·e_k in 4-D.
-  static func write(root: String, classes: [String] = ["alpha", "beta", "gamma"], perClass: [String: Int] = ["train": 12, "val": 4, "test": 4]) throws {
+  static func write(
+    root: String, classes: [String] = ["alpha", "beta", "gamma"],
+    perClass: [String: Int] = ["train": 12, "val": 4, "test": 4]
+  ) throws {
     var g = SplitMix64(seed: 99)
     for (split, n) in perClass {
       for (k, name) in classes.enumerated() {
@@ -105,9 +109,10 @@ enum TinyData {
 }
 
 @Suite struct TrainerTests {
-  static let settings = TrainingSettings(epochs: 2, batchSize: 5, learningRate: 0.1,
-                                         optimizer: OptimizerSettings(kind: .sgd, momentum: 0.9, weightDecay: 1e-3),
-                                         schedule: .cosine(tMax: 2, minimum: 0), clipNorm: 5, seed: 7)
+  static let settings = TrainingSettings(
+    epochs: 2, batchSize: 5, learningRate: 0.1,
+    optimizer: OptimizerSettings(kind: .sgd, momentum: 0.9, weightDecay: 1e-3),
+    schedule: .cosine(tMax: 2, minimum: 0), clipNorm: 5, seed: 7)
 
   @Test func sameSeedGivesIdenticalFilesAndResumeContinuesExactly() throws {
     let dir = try TinyData.temporaryDirectory()
@@ -148,7 +153,9 @@ enum TinyData {
     var other = Self.settings
     other.learningRate = 0.5
     other.epochs = 3
-    let error = #expect(throws: TrainingError.self) { try TinyData.trainer(dir + "/data", settings: other).resume(from: "\(dir)/m.model") }
+    let error = #expect(throws: TrainingError.self) {
+      try TinyData.trainer(dir + "/data", settings: other).resume(from: "\(dir)/m.model")
+    }
     #expect(error?.description.contains("cannot resume with different settings") == true)
   }
 
@@ -192,7 +199,11 @@ enum TinyData {
     let fm = FileManager.default
     // No classes.
     try fm.createDirectory(atPath: dir + "/none/train", withIntermediateDirectories: true)
-    #expect(throws: TrainingError(file: dir + "/none/train", "no classes: expected one folder per class holding .npy files (\(dir)/none/train/<class>/<example>.npy)")) {
+    #expect(
+      throws: TrainingError(
+        file: dir + "/none/train",
+        "no classes: expected one folder per class holding .npy files (\(dir)/none/train/<class>/<example>.npy)")
+    ) {
       try open(dir + "/none")
     }
     // An empty class.
@@ -204,24 +215,33 @@ enum TinyData {
     // Wrong shape.
     try TinyData.write(root: dir + "/shape", classes: ["a"], perClass: ["train": 1])
     try NPY.write(Tensor(shape: [5], f32: [1, 2, 3, 4, 5]), to: dir + "/shape/train/a/9.npy")
-    #expect(throws: TrainingError(file: dir + "/shape/train/a/9.npy", "has shape [5] but the model's input needs [4] per example")) {
+    #expect(
+      throws: TrainingError(
+        file: dir + "/shape/train/a/9.npy", "has shape [5] but the model's input needs [4] per example")
+    ) {
       try open(dir + "/shape")
     }
     // Wrong dtype.
     try TinyData.write(root: dir + "/dtype", classes: ["a"], perClass: ["train": 1])
     try NPY.write(Tensor(shape: [4], storage: .i64([1, 2, 3, 4])), to: dir + "/dtype/train/a/9.npy")
-    #expect(throws: TrainingError(file: dir + "/dtype/train/a/9.npy", "holds i64 elements; examples must be f32 (or f64)")) {
+    #expect(
+      throws: TrainingError(file: dir + "/dtype/train/a/9.npy", "holds i64 elements; examples must be f32 (or f64)")
+    ) {
       try open(dir + "/dtype")
     }
     // An unreadable (not .npy) file.
     try TinyData.write(root: dir + "/junk", classes: ["a"], perClass: ["train": 1])
     try Data("hello".utf8).write(to: URL(fileURLWithPath: dir + "/junk/train/a/9.npy"))
     let junk = #expect(throws: TrainingError.self) { try open(dir + "/junk") }
-    #expect(junk?.description.hasPrefix(dir + "/junk/train/a/9.npy: not an .npy file") == true, "\(String(describing: junk))")
+    #expect(
+      junk?.description.hasPrefix(dir + "/junk/train/a/9.npy: not an .npy file") == true, "\(String(describing: junk))")
     // Validation classes must be the training classes.
     try TinyData.write(root: dir + "/val", classes: ["a", "b"], perClass: ["train": 1])
     try TinyData.write(root: dir + "/val", classes: ["a", "c"], perClass: ["val": 1])
-    #expect(throws: TrainingError(file: dir + "/val/val", "classes differ from the training split's; missing: b; not in training: c")) {
+    #expect(
+      throws: TrainingError(
+        file: dir + "/val/val", "classes differ from the training split's; missing: b; not in training: c")
+    ) {
       try open(dir + "/val")
     }
   }
@@ -232,8 +252,9 @@ enum TinyData {
     try TinyData.write(root: dir, classes: ["a", "b"], perClass: ["train": 2])
     let data = try open(dir)
     #expect(throws: TrainingError(file: dir + "/train", "has 2 classes (a, b) but the model has 3 outputs")) {
-      _ = try Trainer(model: try TinyData.model(classes: 3), backend: SoftmaxRegression(batchSize: 2, features: 4, classes: 3),
-                      data: data, settings: TrainerTests.settings)
+      _ = try Trainer(
+        model: try TinyData.model(classes: 3), backend: SoftmaxRegression(batchSize: 2, features: 4, classes: 3),
+        data: data, settings: TrainerTests.settings)
     }
   }
 }
@@ -242,7 +263,8 @@ enum TinyData {
   /// A spoken-language folder through the bilstm input's recipe: MFCC examples of the
   /// recipe's shape, classes the language folders, features kept in the cache.
   @Test func spokenLanguageFolderYieldsMFCCExamples() throws {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent()
     let wav = root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/speech16k.wav").path
     let text = try String(contentsOf: root.appendingPathComponent("graphs/bilstm.graph"), encoding: .utf8)
     let graph = try #require(Spec.compile(SourceText(fileName: "bilstm.graph", text: text), bindings: ["C": 2]).graph)
@@ -252,15 +274,21 @@ enum TinyData {
       try FileManager.default.createDirectory(atPath: "\(dir)/lid/\(language)", withIntermediateDirectories: true)
       for i in 0..<5 { try FileManager.default.copyItem(atPath: wav, toPath: "\(dir)/lid/\(language)/\(i).wav") }
     }
-    let data = try TrainingData.open(dir + "/lid", exampleShape: [768, 128], recipe: graph.recipes.first,
-                                     cacheDirectory: dir + "/cache", seed: 0)
+    let data = try TrainingData.open(
+      dir + "/lid", exampleShape: [768, 128], recipe: graph.recipes.first,
+      cacheDirectory: dir + "/cache", seed: 0)
     #expect(data.classes == ["hindi", "tamil"])
     #expect(data.train.count + (data.validation?.count ?? 0) + (data.test?.count ?? 0) == 10)
     #expect(data.train.exampleShape == [768, 128])
     let batch = try data.train.batch([0, data.train.count - 1], size: 2)
     #expect(batch.inputs.shape == [2, 768, 128] && batch.labels.storage == .i64([0, 1]))
     // No recipe and no npy layout: a clear error naming the folder.
-    #expect(throws: TrainingError(file: dir + "/lid", "expected \(dir)/lid/train/<class>/<example>.npy (and optional val/, test/); raw media need a model input with a recipe")) {
+    #expect(
+      throws: TrainingError(
+        file: dir + "/lid",
+        "expected \(dir)/lid/train/<class>/<example>.npy (and optional val/, test/); raw media need a model input with a recipe"
+      )
+    ) {
       _ = try TrainingData.open(dir + "/lid", exampleShape: nil, recipe: nil, cacheDirectory: nil, seed: 0)
     }
   }
@@ -269,7 +297,8 @@ enum TinyData {
   /// that cannot be decoded is left out of the batch and named in `skipped`, and the rest of
   /// the data trains.
   @Test func readAheadMatchesOnDemandAndSkipsBadFiles() throws {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+      .deletingLastPathComponent()
     let wav = root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/speech16k.wav").path
     let chirp = root.appendingPathComponent("Tests/GlassboxMediaTests/Fixtures/mfcc/chirp22k.wav").path
     let text = try String(contentsOf: root.appendingPathComponent("graphs/bilstm.graph"), encoding: .utf8)
@@ -279,8 +308,13 @@ enum TinyData {
     defer { try? FileManager.default.removeItem(atPath: dir) }
     for language in ["hindi", "tamil"] {
       try FileManager.default.createDirectory(atPath: "\(dir)/lid/\(language)", withIntermediateDirectories: true)
-      for i in 0..<4 { try FileManager.default.copyItem(atPath: i % 2 == 0 ? wav : chirp, toPath: "\(dir)/lid/\(language)/\(i).wav") }
-      for i in 0..<3 { try Data("RIFF but not really a wave file".utf8).write(to: URL(fileURLWithPath: "\(dir)/lid/\(language)/bad\(i).wav")) }
+      for i in 0..<4 {
+        try FileManager.default.copyItem(atPath: i % 2 == 0 ? wav : chirp, toPath: "\(dir)/lid/\(language)/\(i).wav")
+      }
+      for i in 0..<3 {
+        try Data("RIFF but not really a wave file".utf8).write(
+          to: URL(fileURLWithPath: "\(dir)/lid/\(language)/bad\(i).wav"))
+      }
     }
     let set = try SpokenLanguage.load(root: dir + "/lid", subset: .train, seed: 0)
     let bad = set.examples.filter { $0.path.contains("/bad") }.count

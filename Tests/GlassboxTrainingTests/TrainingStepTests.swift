@@ -12,13 +12,15 @@ import Testing
     .deletingLastPathComponent()
 
   @Test func bilstmSGDStepMatchesPyTorch() throws {
-    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/bilstm_sgd_step.json")
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+      "Fixtures/bilstm_sgd_step.json")
     let fixture = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
     let after = try #require(fixture["after"] as? [String: [Double]])
     let stride = try #require(fixture["stride"] as? Int)
     let (lr, momentum, decay) = (0.5, 0.9, 1e-2)
-    #expect((fixture["lr"] as? Double) == lr && (fixture["momentum"] as? Double) == momentum
-            && (fixture["weight_decay"] as? Double) == decay)
+    #expect(
+      (fixture["lr"] as? Double) == lr && (fixture["momentum"] as? Double) == momentum
+        && (fixture["weight_decay"] as? Double) == decay)
 
     let text = try String(contentsOf: Self.root.appendingPathComponent("graphs/bilstm.graph"), encoding: .utf8)
     let result = Spec.compile(SourceText(fileName: "bilstm.graph", text: text), bindings: ["C": 3, "B": 2])
@@ -26,16 +28,20 @@ import Testing
     graph.taps = []
     let weights = DeterministicTensors.parameters(of: graph)
     let step = try TrainingStepGraph.make(from: graph, logits: "logits")
-    let backend = try ProgramBackend(step: step, model: graph, bindings: [:], batchSize: 2, weights: weights, threads: 2)
+    let backend = try ProgramBackend(
+      step: step, model: graph, bindings: [:], batchSize: 2, weights: weights, threads: 2)
     let input = DeterministicTensors.tensor("input:mfcc", shape: [2, 768, 128]).floats
     let n = 768 * 128
-    let examples = InMemoryExamples(root: "fixture", classes: ["a", "b", "c"], exampleShape: [768, 128],
-                                    values: [Array(input[0..<n]), Array(input[n..<(2 * n)])], labels: [0, 2])
+    let examples = InMemoryExamples(
+      root: "fixture", classes: ["a", "b", "c"], exampleShape: [768, 128],
+      values: [Array(input[0..<n]), Array(input[n..<(2 * n)])], labels: [0, 2])
     let trainer = try Trainer(
-      model: ModelContents(graph: graph, weights: graph.parameters.map { weights[$0.name] ?? Tensor(zeros: .f32, shape: []) }),
+      model: ModelContents(
+        graph: graph, weights: graph.parameters.map { weights[$0.name] ?? Tensor(zeros: .f32, shape: []) }),
       backend: backend, data: TrainingData(train: examples),
-      settings: TrainingSettings(epochs: 1, batchSize: 2, learningRate: lr,
-                                 optimizer: OptimizerSettings(kind: .sgd, momentum: momentum, weightDecay: decay)))
+      settings: TrainingSettings(
+        epochs: 1, batchSize: 2, learningRate: lr,
+        optimizer: OptimizerSettings(kind: .sgd, momentum: momentum, weightDecay: decay)))
     let stepResult = try trainer.step(try examples.batch([0, 1], size: 2), epoch: 0, step: 0, learningRate: lr)
     let loss = try #require(fixture["loss"] as? Double)
     #expect(abs(stepResult.loss - loss) <= 1e-4 * loss, "loss \(stepResult.loss) vs PyTorch \(loss)")
@@ -49,7 +55,9 @@ import Testing
       for (k, i) in sampled.enumerated() where k < expected.count {
         // The updated weight to 1e-4 relative…
         let scale = max(abs(expected[k]), 1e-3)
-        #expect(abs(Double(updated[i]) - expected[k]) <= 1e-4 * scale, "\(name)[\(i)]: \(updated[i]) vs PyTorch \(expected[k])")
+        #expect(
+          abs(Double(updated[i]) - expected[k]) <= 1e-4 * scale,
+          "\(name)[\(i)]: \(updated[i]) vs PyTorch \(expected[k])")
         // …and the gradient it implies (first step: p' = p − lr·(g + wd·p)) to 1e-3.
         let g = (Double(before[i]) - Double(updated[i])) / lr - decay * Double(before[i])
         let gTorch = (Double(before[i]) - expected[k]) / lr - decay * Double(before[i])
@@ -72,23 +80,28 @@ import Testing
   /// Two SGD steps of a CNN with batch norm: parameters, running statistics (momentum 0.1,
   /// unbiased variance) and num_batches_tracked as PyTorch leaves them.
   @Test func batchNormModelStepsMatchPyTorch() throws {
-    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/cnn_bn_steps.json")
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+      "Fixtures/cnn_bn_steps.json")
     let fixture = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
     let steps = try #require(fixture["steps"] as? [[String: Any]])
     let result = Spec.compile(SourceText(fileName: "tiny_cnn.graph", text: Self.tinyCNN), bindings: ["C": 2, "B": 4])
     let graph = try #require(result.graph, "\(result.diagnostics)")
     let weights = DeterministicTensors.parameters(of: graph)
-    let backend = try ProgramBackend(step: try TrainingStepGraph.make(from: graph, logits: "logits"), model: graph,
-                                     bindings: [:], batchSize: 4, weights: weights, threads: 2)
+    let backend = try ProgramBackend(
+      step: try TrainingStepGraph.make(from: graph, logits: "logits"), model: graph,
+      bindings: [:], batchSize: 4, weights: weights, threads: 2)
     #expect(backend.batchNormUpdates.count == 1)
     let input = DeterministicTensors.tensor("input:image", shape: [4, 2, 6, 6]).floats
-    let examples = InMemoryExamples(root: "fixture", classes: ["a", "b"], exampleShape: [2, 6, 6],
-                                    values: (0..<4).map { Array(input[($0 * 72)..<($0 * 72 + 72)]) }, labels: [0, 1, 1, 0])
+    let examples = InMemoryExamples(
+      root: "fixture", classes: ["a", "b"], exampleShape: [2, 6, 6],
+      values: (0..<4).map { Array(input[($0 * 72)..<($0 * 72 + 72)]) }, labels: [0, 1, 1, 0])
     let trainer = try Trainer(
-      model: ModelContents(graph: graph, weights: graph.parameters.map { weights[$0.name] ?? Tensor(zeros: .f32, shape: []) }),
+      model: ModelContents(
+        graph: graph, weights: graph.parameters.map { weights[$0.name] ?? Tensor(zeros: .f32, shape: []) }),
       backend: backend, data: TrainingData(train: examples),
-      settings: TrainingSettings(epochs: 1, batchSize: 4, learningRate: 0.2,
-                                 optimizer: OptimizerSettings(kind: .sgd, momentum: 0.9, weightDecay: 1e-3)))
+      settings: TrainingSettings(
+        epochs: 1, batchSize: 4, learningRate: 0.2,
+        optimizer: OptimizerSettings(kind: .sgd, momentum: 0.9, weightDecay: 1e-3)))
     let batch = try examples.batch([0, 1, 2, 3], size: 4)
     for (s, expected) in steps.enumerated() {
       let out = try trainer.step(batch, epoch: 0, step: s, learningRate: 0.2)

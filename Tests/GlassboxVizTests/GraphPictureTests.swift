@@ -81,15 +81,20 @@ struct GraphPictureTests {
     let graph = try Self.compile(Self.tinySpec)
     let outline = DotOutline(GraphPicture(graph).text)
     #expect(graph.scopes.map(\.path) == ["enc", "stack", "stack.0", "stack.1"])
-    #expect(outline.clusterParent == ["cluster_s0": nil, "cluster_s1": nil,
-                                      "cluster_s2": "cluster_s1", "cluster_s3": "cluster_s1"])
+    #expect(
+      outline.clusterParent == [
+        "cluster_s0": nil, "cluster_s1": nil,
+        "cluster_s2": "cluster_s1", "cluster_s3": "cluster_s1",
+      ])
     let text = GraphPicture(graph).text
     #expect(text.contains("label=\"enc: encoder (per time step)\""))
     #expect(text.contains("label=\"stack.0: pair\""))
     #expect(!text.contains("stack: stage (per time step)"))
     // Nodes sit in their innermost scope; the block's own output sits in the block.
-    for (name, cluster) in [("enc.fc1", "cluster_s0"), ("stack.0", "cluster_s2"), ("stack", "cluster_s1"),
-                            ("stack.1.linear", "cluster_s3"), ("head", nil)] {
+    for (name, cluster) in [
+      ("enc.fc1", "cluster_s0"), ("stack.0", "cluster_s2"), ("stack", "cluster_s1"),
+      ("stack.1.linear", "cluster_s3"), ("head", nil),
+    ] {
       let node = try #require(graph.value(named: name).flatMap(graph.producer(of:)))
       #expect(outline.nodeCluster["n\(node.index)"] == .some(cluster), "\(name)")
     }
@@ -109,11 +114,12 @@ struct GraphPictureTests {
   @Test func labelsCarryParameterCountsAndParametersAreNotNodes() throws {
     let graph = try Self.compile(Self.tinySpec)
     let text = GraphPicture(graph).text
-    #expect(text.contains("fc1\\nlinear\\n[B*T, 16]\\n144 params"))   // 8·16 + 16
-    #expect(text.contains("head\\nlinear\\n[B, 3]\\n51 params"))       // 16·3 + 3
+    #expect(text.contains("fc1\\nlinear\\n[B*T, 16]\\n144 params"))  // 8·16 + 16
+    #expect(text.contains("head\\nlinear\\n[B, 3]\\n51 params"))  // 16·3 + 3
     #expect(!text.contains("weight"))
     #expect(Self.labelledParameters(text) == graph.parameterCount.staticValue)
-    #expect(GraphPicture(graph).nodeCount == graph.nodes.count + graph.inputs.count + graph.outputs.count + graph.taps.count)
+    #expect(
+      GraphPicture(graph).nodeCount == graph.nodes.count + graph.inputs.count + graph.outputs.count + graph.taps.count)
   }
 
   @Test func collapseFoldsOutermostBlocksAndKeepsTheirEdges() throws {
@@ -121,8 +127,9 @@ struct GraphPictureTests {
     let picture = GraphPicture(graph, collapse: true)
     let outline = DotOutline(picture.text)
     #expect(outline.clusterParent.isEmpty)
-    #expect(outline.nodeLine["c0"]?.contains("label=\"enc\\nencoder (per time step)\\n[B, T, 16]\\n144 params\"") == true)
-    #expect(outline.nodeLine["c0"]?.contains("#ffd54f") == true)   // the tap's target is inside
+    #expect(
+      outline.nodeLine["c0"]?.contains("label=\"enc\\nencoder (per time step)\\n[B, T, 16]\\n144 params\"") == true)
+    #expect(outline.nodeLine["c0"]?.contains("#ffd54f") == true)  // the tap's target is inside
     #expect(outline.nodeLine["c1"]?.contains("label=\"stack\\nstage\\n[B, T, 16]\\n544 params\"") == true)
     #expect(outline.nodeLine["c2"] == nil && outline.nodeLine["c3"] == nil)
     #expect(outline.edges.contains("i0 -> c0") && outline.edges.contains("c0 -> c1"))
@@ -165,7 +172,8 @@ struct GraphPictureTests {
   func studySpecRendersToSVG(name: String) throws {
     let graph = try Self.studySpec(name)
     for collapse in [false, true] {
-      let svg = String(decoding: try Graphviz.render(GraphPicture(graph, collapse: collapse).text, as: .svg), as: UTF8.self)
+      let svg = String(
+        decoding: try Graphviz.render(GraphPicture(graph, collapse: collapse).text, as: .svg), as: UTF8.self)
       #expect(svg.hasPrefix("<?xml") || svg.hasPrefix("<svg"))
       #expect(svg.contains(">\(graph[graph.inputs[0]].name)</text>"))
       #expect(svg.contains(">logits</text>"))

@@ -36,8 +36,10 @@ do {
     times.append(microseconds() - t0)
   }
   times.sort()
-  print(String(format: "{\"median_us\": %.3f, \"p10_us\": %.3f, \"p90_us\": %.3f, \"calls\": %d}", times[calls / 2],
-               times[calls / 10], times[calls * 9 / 10], calls))
+  print(
+    String(
+      format: "{\"median_us\": %.3f, \"p10_us\": %.3f, \"p90_us\": %.3f, \"calls\": %d}", times[calls / 2],
+      times[calls / 10], times[calls * 9 / 10], calls))
 } catch {
   FileHandle.standardError.write(Data("api_overhead_swift: \(error)\n".utf8))
   exit(1)

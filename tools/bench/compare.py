@@ -40,6 +40,10 @@ TRAIN_CASES = [
 # work (frames as the batch, backward through every parameter) and a hand-pruned PyTorch version.
 GRADCAM_CASES = [("resnet18_lstm", {"B": 1, "T": 16, "C": 51}, "gradcam")]
 
+# ONNX models imported as they are: glassbox bench on the .onnx file against ONNX Runtime on
+# the same file (the onnx package's light_resnet50, batch 1, when the bench venv has onnx).
+ONNX_CASES = [("light_resnet50", os.path.join("light", "light_resnet50.onnx"))]
+
 # Attention taps (no backward): what reading the weights out adds to a forward.
 ATTENTION_CASES = [("bilstm_attention1d", {"B": 1, "C": 5}, "attention"), ("bilstm_attention2d", {"B": 1, "C": 5}, "attention"),
                    ("bilstm_attention2d", {"B": 32, "C": 5}, "attention")]
@@ -114,6 +118,20 @@ def main():
         shape = " ".join(f"{k}={v}" for k, v in bindings.items() if k in "BT")
         print(f"{name:22} {shape:14} {fwd:8.2f} {gb:8.2f} {gb / fwd:7.2f}x {full:8.2f} {pruned:8.2f} {full / gb:7.2f}x "
               f"{pruned / gb:7.2f}x", flush=True)
+
+    print(f"\n{'imported onnx':22} {'shape':14} {'gb 1t':>8} {'gb 2t':>8} {'ort 1t':>8} {'ort 2t':>8} {'vs ort':>7}")
+    data = subprocess.run([a.python, "-c", "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), "
+                           "'backend', 'test', 'data'))"], capture_output=True, text=True).stdout.strip()
+    for name, relative in ONNX_CASES:
+        path = os.path.join(data, relative)
+        if (a.only and a.only != name) or not os.path.exists(path):
+            continue
+        gb = {t: run([GLASSBOX, "bench", path, "--threads", str(t), "--iterations", str(a.iterations), "--json"])
+              for t in (1, 2)}
+        ort = {t: run([a.python, ORT, path, "--threads", str(t), "--iterations", str(a.iterations)]) for t in (1, 2)}
+        best_gb, best_ort = min(r["medianMs"] for r in gb.values()), min(r["medianMs"] for r in ort.values())
+        print(f"{name:22} {'B=1':14} {gb[1]['medianMs']:8.2f} {gb[2]['medianMs']:8.2f} {ort[1]['medianMs']:8.2f} "
+              f"{ort[2]['medianMs']:8.2f} {best_ort / best_gb:6.2f}x", flush=True)
 
     print(f"\n{'attention tap':22} {'shape':14} {'gb fwd':>8} {'gb+tap':>8} {'tap/fwd':>8}")
     for name, bindings, tap in ATTENTION_CASES:

@@ -3,6 +3,7 @@ exported with torch.onnx.export, run by onnxruntime's InferenceSession with the 
 and thread count. Prints one JSON object like `glassbox bench --json`.
 
     .venv/bin/python tools/bench/ort_peer.py resnet18 --bind B=1 --bind C=1000 --threads 2
+    .venv/bin/python tools/bench/ort_peer.py path/to/model.onnx --threads 2   # an ONNX file as it is
 
 The export runs in a child process and is cached under .build-bench/onnx/ (keyed by the
 model and its bindings), so the timing process imports onnxruntime and numpy only: its peak
@@ -60,7 +61,7 @@ def main():
         export(name, bindings, a.export_only)
         return
     key = name + "".join(f"_{k}{v}" for k, v in sorted(bindings.items()))
-    path = os.path.join(CACHE, key + ".onnx")
+    path = a.spec if a.spec.endswith(".onnx") else os.path.join(CACHE, key + ".onnx")
     if not os.path.exists(path):
         subprocess.run([sys.executable, __file__, a.spec, *sum((["--bind", b] for b in a.bind), []),
                         "--export-only", path], check=True, stdout=subprocess.DEVNULL)

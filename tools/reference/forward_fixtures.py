@@ -118,6 +118,86 @@ def _():
             "t": torch.tanh(a), "o": a}
 
 
+@case("math", """graph g(x: f32[2, 3, 5], e: f32[5]) -> (
+    ex: f32[2, 3, 5], lg: f32[2, 3, 5], sq: f32[2, 3, 5], ab: f32[2, 3, 5], er: f32[2, 3, 5],
+    pw: f32[2, 3, 5], p3: f32[2, 3, 5], mx: f32[2, 3, 5], mn: f32[2, 3, 5]) {
+  ex = exp(x)
+  lg = log(abs(x))
+  sq = sqrt(abs(x))
+  ab = abs(x)
+  er = erf(x)
+  pw = pow(abs(x), e)
+  p3 = pow(x, constant(value: 3.0))
+  mx = maximum(x, e)
+  mn = minimum(e, x)
+}""")
+def _():
+    x, e = inp("x", [2, 3, 5]), inp("e", [5])
+    return {"ex": torch.exp(x), "lg": torch.log(x.abs()), "sq": torch.sqrt(x.abs()), "ab": x.abs(),
+            "er": torch.erf(x), "pw": torch.pow(x.abs(), e), "p3": torch.pow(x, 3.0),
+            "mx": torch.maximum(x, e), "mn": torch.minimum(e, x)}
+
+
+@case("composites", """graph g(x: f32[2, 3, 4, 5]) -> (
+    lr: f32[2, 3, 4, 5], lr2: f32[2, 3, 4, 5], cl: f32[2, 3, 4, 5], cm: f32[2, 3, 4, 5], r6: f32[2, 3, 4, 5],
+    hs: f32[2, 3, 4, 5], ho: f32[2, 3, 4, 5], hw: f32[2, 3, 4, 5], si: f32[2, 3, 4, 5], ge: f32[2, 3, 4, 5],
+    gt: f32[2, 3, 4, 5], ng: f32[2, 3, 4, 5], rc: f32[2, 3, 4, 5], gm: f32[2, 3, 1, 1]) {
+  big = mul(x, constant(value: 8.0))
+  lr = leaky_relu(x, alpha: 0.1)
+  lr2 = leaky_relu(x, alpha: 1.5)
+  cl = clip(x, min: -0.5, max: 0.25)
+  cm = clip(x, min: -0.5)
+  r6 = relu6(big)
+  hs = hard_sigmoid(big)
+  ho = hard_sigmoid(big, alpha: 0.2, beta: 0.5)
+  hw = hard_swish(big)
+  si = silu(big)
+  ge = gelu(big)
+  gt = gelu(big, approximate: tanh)
+  ng = neg(x)
+  rc = reciprocal(x)
+  gm = global_max_pool2d(x)
+}""")
+def _():
+    x = inp("x", [2, 3, 4, 5])
+    big = x * 8.0
+    return {"lr": F.leaky_relu(x, 0.1), "lr2": F.leaky_relu(x, 1.5), "cl": torch.clamp(x, -0.5, 0.25),
+            "cm": torch.clamp(x, min=-0.5), "r6": F.relu6(big), "hs": F.hardsigmoid(big),
+            "ho": torch.clamp(0.2 * big + 0.5, 0, 1), "hw": F.hardswish(big), "si": F.silu(big), "ge": F.gelu(big),
+            "gt": F.gelu(big, approximate="tanh"), "ng": -x, "rc": torch.reciprocal(x),
+            "gm": F.adaptive_max_pool2d(x, 1)}
+
+
+@case("pad", """graph g(x: f32[2, 3, 5, 6]) -> (c: f32[2, 6, 8, 9], r: f32[2, 3, 11, 10], e: f32[2, 3, 8, 11]) {
+  c = pad(x, pads: [0, 1, 2, 0, 0, 2, 1, 3], value: -1.5)
+  r = pad(x, pads: [0, 0, 2, 3, 0, 0, 4, 1], mode: reflect)
+  e = pad(x, pads: [0, 0, 3, 1, 0, 0, 0, 4], mode: edge)
+}""")
+def _():
+    x = inp("x", [2, 3, 5, 6])
+    return {"c": F.pad(x, (0, 3, 2, 1, 1, 2), value=-1.5), "r": F.pad(x, (3, 1, 2, 4), mode="reflect"),
+            "e": F.pad(x, (1, 4, 3, 0), mode="replicate")}
+
+
+def onnx_lrn(x, size, alpha, beta, bias):
+    """ONNX LRN: channels c − ⌊(size−1)/2⌋ … c + ⌈(size−1)/2⌉ (F.local_response_norm agrees for
+    an odd size; for an even one its larger half is before c)."""
+    sq = F.pad(x * x, (0, 0) * (x.dim() - 2) + ((size - 1) // 2, size // 2))
+    window = sum(sq[:, j:j + x.shape[1]] for j in range(size))
+    return x * (bias + alpha / size * window) ** -beta
+
+
+@case("lrn", """graph g(x: f32[2, 7, 5, 4], v: f32[3, 6, 5]) -> (a: f32[2, 7, 5, 4], b: f32[2, 7, 5, 4], c: f32[3, 6, 5]) {
+  a = lrn(x, size: 5, alpha: 0.5, beta: 0.75, bias: 2)
+  b = lrn(x, size: 4, alpha: 1.5, beta: 0.6)
+  c = lrn(v, size: 3, alpha: 0.75, beta: 1, bias: 0.5)
+}""")
+def _():
+    x, v = inp("x", [2, 7, 5, 4]), inp("v", [3, 6, 5])
+    return {"a": F.local_response_norm(x, 5, alpha=0.5, beta=0.75, k=2.0), "b": onnx_lrn(x, 4, 1.5, 0.6, 1.0),
+            "c": F.local_response_norm(v, 3, alpha=0.75, beta=1.0, k=0.5)}
+
+
 @case("softmax_reductions", """graph g(x: f32[2, 3, 4]) -> (s: f32[2, 3, 4], l: f32[2, 3, 4], su: f32[1, 3, 1], me: f32[2, 4], mx: f32[3], all: f32[]) {
   s = softmax(x, axis: 1)
   l = log_softmax(x)

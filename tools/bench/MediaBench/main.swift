@@ -61,12 +61,16 @@ func benchMFCC() throws {
 func benchVideo(_ path: String) throws {
   let recipe = VideoRecipe(frames: 16, size: 112)
   let info = try VideoDecoder.info(path)
-  print("video \((path as NSString).lastPathComponent): \(info.codec) \(info.width)×\(info.height), \(info.frameCount) frames, \(String(format: "%.1f", info.durationSeconds)) s")
+  print(
+    "video \((path as NSString).lastPathComponent): \(info.codec) \(info.width)×\(info.height), \(info.frameCount) frames, \(String(format: "%.1f", info.durationSeconds)) s"
+  )
   let open = try time(repeats: 30, warmup: 3) { _ = try VideoDecoder.info(path) }
   print("  opening and probing alone (VideoDecoder.info): \(format(open))")
   var sink: Float = 0
   for threads in [1, 0] {
-    let t = try time(repeats: 30, warmup: 3) { sink += try VideoDecoder.frames(path, recipe: recipe, threads: threads).floats[0] }
+    let t = try time(repeats: 30, warmup: 3) {
+      sink += try VideoDecoder.frames(path, recipe: recipe, threads: threads).floats[0]
+    }
     print("  -> [16, 3, 112, 112], \(threads == 0 ? "decoder threads auto" : "1 decoder thread"): \(format(t))")
   }
   if sink.isNaN { print("") }

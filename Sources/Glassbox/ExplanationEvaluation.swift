@@ -622,7 +622,7 @@ public struct ExplanationEvaluation: Sendable {
     switch kind {
     case .attention, .saliency: true
     case .activation, .gradient, .gradcam, .gradcampp, .cam, .hidden, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad,
-      .vargrad, .occlusion, .scorecam:
+      .vargrad, .occlusion, .scorecam, .eigencam:
       false
     }
   }

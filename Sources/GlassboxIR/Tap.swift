@@ -50,12 +50,17 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   /// (upsampled, min-max normalised); the masked forward passes run batched. Same shapes as
   /// `gradcam`, on an image model.
   case scorecam
+  /// Eigen-CAM (Muhammad and Yeasin 2020; pytorch-grad-cam's `EigenCAM`): the feature map's
+  /// positions, centred per channel, projected on their first principal component (power
+  /// iteration in the program), signed to correlate positively with the mean activation, ReLU.
+  /// Explains no class; same shapes as `gradcam`.
+  case eigencam
 
   /// How many value operands the tap takes.
   public var operandCount: Int {
     switch self {
     case .activation, .gradient, .gradcam, .gradcampp, .attention, .saliency, .hidden, .layercam, .xgradcam,
-      .hirescam, .ig, .smoothgrad, .vargrad, .occlusion, .scorecam:
+      .hirescam, .ig, .smoothgrad, .vargrad, .occlusion, .scorecam, .eigencam:
       1
     case .cam: 2
     }
@@ -68,7 +73,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad,
       .occlusion, .scorecam:
       true
-    case .activation, .attention, .hidden: false
+    case .activation, .attention, .hidden, .eigencam: false
     }
   }
 
@@ -78,7 +83,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   public var needsGradient: Bool {
     switch self {
     case .gradient, .saliency, .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad: true
-    case .activation, .attention, .hidden, .cam, .occlusion, .scorecam: false
+    case .activation, .attention, .hidden, .cam, .occlusion, .scorecam, .eigencam: false
     }
   }
 
@@ -89,7 +94,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     switch self {
     case .ig, .smoothgrad, .vargrad, .occlusion, .scorecam: true
     case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
-      .hirescam:
+      .hirescam, .eigencam:
       false
     }
   }
@@ -97,7 +102,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
   /// Whether the tap's map is computed from a feature map `[N, C, h, w]` (the CAM family).
   public var mapsFeatures: Bool {
     switch self {
-    case .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .scorecam: true
+    case .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .scorecam, .eigencam: true
     case .activation, .attention, .hidden, .gradient, .saliency, .ig, .smoothgrad, .vargrad, .occlusion: false
     }
   }
@@ -121,6 +126,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     case .vargrad: "VarGrad"
     case .occlusion: "Occlusion"
     case .scorecam: "Score-CAM"
+    case .eigencam: "Eigen-CAM"
     }
   }
 
@@ -130,7 +136,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     switch self {
     case .activation, .attention, .hidden: true
     case .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .ig, .smoothgrad, .vargrad,
-      .occlusion, .scorecam:
+      .occlusion, .scorecam, .eigencam:
       false
     }
   }
@@ -145,6 +151,7 @@ public enum TapKind: String, CaseIterable, Sendable, Hashable {
     case .smoothgrad, .vargrad: NoiseTapOptions.self
     case .occlusion: OcclusionTapOptions.self
     case .scorecam: ScoreCAMTapOptions.self
+    case .eigencam: EigenCAMTapOptions.self
     }
   }
 
@@ -189,6 +196,27 @@ public struct GradCAMTapOptions: AttributeSet {
   public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
     v.defaulted("class", &classIndex)
     v.defaulted("scope", &scope)
+  }
+}
+
+/// The options of `eigencam`.
+public struct EigenCAMTapOptions: AttributeSet {
+  /// `scope`: over what the map is normalised.
+  public var scope = GradCAMScope.clip
+  /// `iterations`: squarings of the scatter matrix towards the first principal component
+  /// (power iteration of order 2^iterations).
+  public var iterations = 24
+
+  /// Every option given.
+  public init(scope: GradCAMScope, iterations: Int) {
+    self.scope = scope
+    self.iterations = iterations
+  }
+
+  public init(defaults: AttributeDefaults) {}
+  public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
+    v.defaulted("scope", &scope)
+    v.defaulted("iterations", &iterations)
   }
 }
 
@@ -374,7 +402,7 @@ extension TapKind {
     case .smoothgrad, .vargrad: NoiseTapOptions(verified: options).classIndex
     case .occlusion: OcclusionTapOptions(verified: options).classIndex
     case .scorecam: ScoreCAMTapOptions(verified: options).classIndex
-    case .activation, .attention, .hidden: -1
+    case .activation, .attention, .hidden, .eigencam: -1
     }
   }
 
@@ -386,6 +414,7 @@ extension TapKind {
     case .smoothgrad, .vargrad: NoiseTapOptions(verified: options).scope
     case .occlusion: OcclusionTapOptions(verified: options).scope
     case .scorecam: ScoreCAMTapOptions(verified: options).scope
+    case .eigencam: EigenCAMTapOptions(verified: options).scope
     case .activation, .attention, .hidden, .gradient, .saliency, .cam: nil
     }
   }
@@ -454,7 +483,7 @@ extension TapKind {
         throw ShapeError("tap saliency: \(target.name) is not a graph input")
       }
       return t
-    case .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .scorecam:
+    case .gradcam, .gradcampp, .cam, .layercam, .xgradcam, .hirescam, .scorecam, .eigencam:
       let cannot = "tap \(rawValue): \(methodName) cannot explain layer '\(target.name)'"
       guard t.rank == 4 else {
         throw ShapeError("\(cannot): it has no spatial axes to map (\(t)); it needs a feature map [N, C, h, w]")
@@ -496,6 +525,9 @@ extension TapKind {
     case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
       .hirescam:
       return nil
+    case .eigencam:
+      let o = EigenCAMTapOptions(verified: options)
+      return o.iterations < 1 || o.iterations > 64 ? "iterations must be in 1…64, found \(o.iterations)" : nil
     case .scorecam:
       let o = ScoreCAMTapOptions(verified: options)
       return o.batch < 0 ? "batch must be ≥ 0 (0: every copy in one pass), found \(o.batch)" : nil

@@ -227,15 +227,17 @@ public enum LowerTaps {
         let g = gradients[gradientIndex[name] ?? 0]
         b.output(name, b.node(.mul, [g, target], name: "tap.\(name).saliency"))
         out.outputs["raw"] = name
-      case .cam, .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam, .scorecam:
-        let k = try classOf(tap)
-        out.classIndex = k
+      case .cam, .gradcam, .gradcampp, .layercam, .xgradcam, .hirescam, .scorecam, .eigencam:
+        let k = tap.kind.needsClass ? try classOf(tap) : -1
+        if tap.kind.needsClass { out.classIndex = k }
         let f = b.graph[target].type.shape.map { $0.staticValue ?? 0 }
         let (n, channels) = (f[0], f[1])
         // Channel weights [N, K, 1, 1], or for LayerCAM and HiRes-CAM weights of every
         // position [N, K, h, w].
-        let weights: ValueID
+        var weights: ValueID?
         switch tap.kind {
+        case .eigencam:
+          weights = nil
         case .cam:
           guard let logits else { throw Error("tap \(name): no class scores") }
           let w = b.graph[tap.operands[1]].type.shape.map { $0.staticValue ?? 0 }
@@ -298,10 +300,17 @@ public enum LowerTaps {
             .sum, [b.node(.mul, [positive, a], name: "tap.\(name).weighted")],
             ReduceAttributes(axes: [2, 3], keepdims: true), name: "tap.\(name).weights")
         }
-        var map = b.node(
-          .sum, [b.node(.mul, [target, weights], name: "tap.\(name).terms")],
-          ReduceAttributes(axes: [1], keepdims: false),
-          name: "tap.\(name).sum")  // [N, h, w]
+        var map: ValueID  // [N, h, w]
+        if let weights {
+          map = b.node(
+            .sum, [b.node(.mul, [target, weights], name: "tap.\(name).terms")],
+            ReduceAttributes(axes: [1], keepdims: false),
+            name: "tap.\(name).sum")
+        } else {
+          map = b.eigenProjection(
+            target, iterations: EigenCAMTapOptions(verified: tap.options).iterations,
+            name: "tap.\(name).projection")
+        }
         if tap.kind != .cam { map = b.node(.relu, [map], name: "tap.\(name).relu") }
         // Per step of a sequence: [B*T, h, w] → [B, T, h, w].
         let (h, w) = (f[2], f[3])

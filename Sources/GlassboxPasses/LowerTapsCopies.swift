@@ -143,7 +143,7 @@ extension LowerTaps {
       offsets = noise(seed: o.seed, samples: o.samples, count: width, stdev: o.stdev)
       scales = [Float](repeating: 1, count: o.samples)
     case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
-      .hirescam, .occlusion, .scorecam:
+      .hirescam, .occlusion, .scorecam, .eigencam:
       preconditionFailure("tap \(name): \(tap.kind.rawValue) is not a gradient over copies")
     }
     let perPass = chunk == 0 ? copies : min(chunk, copies)
@@ -207,7 +207,7 @@ extension LowerTaps {
           name: "tap.\(name).variance")
       }
     case .activation, .attention, .hidden, .gradient, .saliency, .gradcam, .gradcampp, .cam, .layercam, .xgradcam,
-      .hirescam, .occlusion, .scorecam:
+      .hirescam, .occlusion, .scorecam, .eigencam:
       break
     }
     return b.node(.reshape, [result], ReshapeAttributes(shape: shape.map { Dim($0) }), name: "tap.\(name).attribution")
@@ -439,5 +439,98 @@ extension LowerTaps.Builder {
     }
     guard let grafted = map[out.index] else { throw LowerTaps.Error("tap: output '\(output)' is not grafted") }
     return grafted
+  }
+}
+
+extension LowerTaps.Builder {
+  /// Eigen-CAM's map `[N, h, w]` of a feature map `[N, K, h, w]` (pytorch-grad-cam's
+  /// `get_2d_projection`): the positions' activation vectors `X` (`[hw, K]`), centred per
+  /// channel, projected on their first principal component `v₁`. The smaller of the two
+  /// scatter matrices `XᵀX` (`[K, K]`) and `XXᵀ` (`[hw, hw]`) is squared `iterations` times
+  /// (each product rescaled by its largest magnitude), which leaves it the projector on its top
+  /// eigenvector, `M^(2^iterations)`; applied to a fixed start it gives `v₁` (or `u₁`, and
+  /// `v₁ ∝ Xᵀu₁`). `v₁` is made unit with a square root by Newton's method
+  /// (`y ← (y + s/y)/2` from `(1 + s)/2`, `s ∈ [1, K]` once its largest magnitude is 1). The
+  /// SVD's sign is arbitrary (pytorch-grad-cam keeps LAPACK's); the projection is signed here to
+  /// correlate positively with the mean activation over channels.
+  mutating func eigenProjection(_ a: ValueID, iterations: Int, name: String) -> ValueID {
+    let f = graph[a].type.shape.map { $0.staticValue ?? 0 }
+    let (n, k, h, w) = (f[0], f[1], f[2], f[3])
+    func reshape(_ v: ValueID, _ shape: [Int], _ suffix: String) -> ValueID {
+      node(.reshape, [v], ReshapeAttributes(shape: shape.map { Dim($0) }), name: name + suffix)
+    }
+    func magnitude(_ v: ValueID, _ suffix: String) -> ValueID {
+      node(
+        .add,
+        [
+          node(.relu, [v], name: name + suffix + ".positive"),
+          node(
+            .relu,
+            [node(.mul, [v, constant(-1, name: name + suffix + ".minus_one")], name: name + suffix + ".negated")],
+            name: name + suffix + ".negative"),
+        ], name: name + suffix)
+    }
+    /// `v / (max |v| over axes + 1e-30)`.
+    func rescaled(_ v: ValueID, axes: [Int], _ suffix: String) -> ValueID {
+      let largest = node(
+        .max, [magnitude(v, suffix + ".magnitude")], ReduceAttributes(axes: axes, keepdims: true),
+        name: name + suffix + ".largest")
+      let guarded = node(
+        .add, [largest, constant(1e-30, name: name + suffix + ".tiny")], name: name + suffix + ".scale")
+      return node(.div, [v, guarded], name: name + suffix)
+    }
+    let flat = reshape(a, [n, k, h * w], ".flat")
+    let centred = node(
+      .sub, [flat, node(.mean, [flat], ReduceAttributes(axes: [2], keepdims: true), name: name + ".channel_mean")],
+      name: name + ".centred")  // Xᵀ: [N, K, hw]
+    // X: [N, hw, K]
+    let positions = node(.transpose, [centred], TransposeAttributes(perm: [0, 2, 1]), name: name + ".positions")
+    let byPositions = h * w < k
+    let side = byPositions ? h * w : k
+    var m =
+      byPositions
+      ? node(.batchMatmul, [positions, centred], name: name + ".scatter")  // XXᵀ: [N, hw, hw]
+      : node(.batchMatmul, [centred, positions], name: name + ".scatter")  // XᵀX: [N, K, K]
+    m = rescaled(m, axes: [1, 2], ".scatter_scaled")
+    for step in 0..<iterations {
+      m = rescaled(node(.batchMatmul, [m, m], name: name + ".square\(step)"), axes: [1, 2], ".power\(step)")
+    }
+    let start = (0..<(n * side)).map { i in Float(1 + 0.5 * sin(Double(i % side) + 1)) }
+    var v = node(.batchMatmul, [m, buffer(start, shape: [n, side, 1], name: name + ".start")], name: name + ".top")
+    if byPositions { v = node(.batchMatmul, [centred, v], name: name + ".component_of_channels") }  // Xᵀu ∝ v₁
+    v = rescaled(v, axes: [1], ".vector")  // [N, K, 1], largest magnitude 1
+    // |v| = √s with s = Σ v² ∈ [1, K] (v's largest magnitude is 1).
+    let s = node(
+      .sum, [node(.mul, [v, v], name: name + ".squares")], ReduceAttributes(axes: [1], keepdims: true),
+      name: name + ".norm_squared")
+    let half = constant(0.5, name: name + ".half")
+    var root = node(
+      .mul, [node(.add, [s, constant(1, name: name + ".one")], name: name + ".root_start_sum"), half],
+      name: name + ".root_start")
+    for step in 0..<16 {
+      root = node(
+        .mul,
+        [
+          node(
+            .add, [root, node(.div, [s, root], name: name + ".newton\(step).quotient")],
+            name: name + ".newton\(step).sum"), half,
+        ], name: name + ".newton\(step)")
+    }
+    let unit = node(.div, [v, root], name: name + ".component")  // [N, K, 1]
+    let projection = reshape(
+      node(.batchMatmul, [positions, unit], name: name + ".projection"), [n, h, w], ".projected")
+    let meanActivation = node(.mean, [a], ReduceAttributes(axes: [1], keepdims: false), name: name + ".mean_activation")
+    let agreement = node(
+      .sum, [node(.mul, [projection, meanActivation], name: name + ".agreement_terms")],
+      ReduceAttributes(axes: [1, 2], keepdims: true), name: name + ".agreement")  // [N, 1, 1]
+    let sign = node(
+      .div,
+      [
+        agreement,
+        node(
+          .add, [magnitude(agreement, ".agreement_magnitude"), constant(1e-30, name: name + ".eps")],
+          name: name + ".agreement_scale"),
+      ], name: name + ".sign")
+    return node(.mul, [projection, sign], name: name)
   }
 }

@@ -200,6 +200,18 @@ struct ExplainMethodsTests {
     Self.expectAgreement(chunked["t"], fixture.outputs["occlusion"], "occlusion 10 at a time")
   }
 
+  /// Occlusion of each frame of a clip on its own, against Captum's `Occlusion` with a window
+  /// one frame deep over every channel (`(1, 3, 4, 4)`, tiling the frames).
+  @Test func occlusionOfAClipMatchesCaptum() throws {
+    let fixture = try TapFixture("explain_methods_clip")
+    let (outputs, lowered, _) = try Self.run(fixture, kind: "occlusion", on: "frames", options: "window: 4")
+    #expect(lowered?.perStep == true)
+    // The drops (up to 2.4e-5) are differences of Float scores near 0.08, whose resolution there
+    // (7e-9) is 3e-4 of the largest drop: the limit is Float's, a wrong window would be off by 1.
+    Self.expectAgreement(outputs["t"], fixture.outputs["occlusion"], "occlusion of a clip", tolerance: 2e-3)
+    #expect(outputs["t.relevance"]?.shape == [1, 3])
+  }
+
   /// Score-CAM against pytorch-grad-cam's `ScoreCAM` (its masked forwards 4 at a time, as
   /// `batch: 4` runs them here): raw map and its output.
   @Test func scoreCAMMatchesPytorchGradCAM() throws {
@@ -211,6 +223,38 @@ struct ExplainMethodsTests {
       Self.renormalized(outputs["t.upsampled"]), fixture.outputs["scorecam.upsampled"], "scorecam upsampled")
     let (one, _, _) = try Self.run(fixture, kind: "scorecam", on: "features", options: "batch: 0")
     Self.expectAgreement(one["t"], fixture.outputs["scorecam"], "scorecam in one pass")
+  }
+
+  /// Eigen-CAM against pytorch-grad-cam's `EigenCAM`: its SVD keeps LAPACK's arbitrary sign,
+  /// so the comparison is with its projection signed as Glassbox signs it (positive correlation
+  /// with the mean activation), ReLU'd; where LAPACK's sign agrees (example 1 here), with the
+  /// library's own map.
+  @Test func eigenCAMMatchesPytorchGradCAMUpToItsSign() throws {
+    let fixture = try TapFixture("explain_methods_image")
+    let (outputs, lowered, _) = try Self.run(fixture, kind: "eigencam", on: "features", options: "iterations: 40")
+    #expect(lowered?.classIndex == nil)
+    Self.expectAgreement(outputs["t"], fixture.outputs["eigencam.signed"], "eigencam (sign as Glassbox's)")
+    let agrees = try #require(fixture.outputs["eigencam.library_sign_agrees"]).data
+    let library = try #require(fixture.outputs["eigencam"])
+    let map = try #require(outputs["t"])
+    for (i, agreed) in agrees.enumerated() where agreed == 1 {
+      let expected = TapFixture.Expected(shape: [64], stride: 1, data: Array(library.data[(i * 64)..<((i + 1) * 64)]))
+      Self.expectAgreement(
+        Tensor(shape: [64], f64: Array(map.doubles[(i * 64)..<((i + 1) * 64)])), expected,
+        "eigencam example \(i), the library's own map")
+    }
+    #expect(agrees.contains(1))
+    // The default 24 squarings (power iteration of order 2^24) are enough on this map.
+    let (defaults, _, _) = try Self.run(fixture, kind: "eigencam", on: "features")
+    Self.expectAgreement(defaults["t"], fixture.outputs["eigencam.signed"], "eigencam, 24 squarings")
+  }
+
+  /// Eigen-CAM frame by frame on the CNN-LSTM: one map per frame, and its relevance.
+  @Test func eigenCAMPerFrame() throws {
+    let fixture = try TapFixture("explain_methods_clip")
+    let (outputs, lowered, _) = try Self.run(fixture, kind: "eigencam", on: "cnn.features")
+    #expect(lowered?.perStep == true)
+    #expect(outputs["t"]?.shape == [1, 3, 8, 8] && outputs["t.relevance"]?.shape == [1, 3])
   }
 
   /// Bilinear weights with `align_corners=True` (Score-CAM's `UpsamplingBilinear2d`): the

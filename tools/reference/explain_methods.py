@@ -272,6 +272,8 @@ def image_fixture():
                          ("scorecam", ScoreCAM), ("eigencam", EigenCAM)]:
         extra = {"batch_size": 4} if method is ScoreCAM else {}
         raw, final = grad_cam_library(method, model, model.trunk.features, x, klass, **extra)
+        if method is EigenCAM:
+            raw_eigen = raw
         out[name] = tensor_json(raw)
         out[name + ".upsampled"] = tensor_json(final)
     # Eigen-CAM's projection before the ReLU, with the library's SVD sign (arbitrary), for
@@ -282,7 +284,14 @@ def image_fixture():
     handle = features.register_forward_hook(lambda m, i, o: acts.append(o.detach()))
     model(x)
     handle.remove()
-    out["eigencam.projection"] = tensor_json(get_2d_projection(acts[0].numpy()))
+    projection = get_2d_projection(acts[0].numpy()).astype(np.float64)
+    out["eigencam.projection"] = tensor_json(projection)
+    # Glassbox's sign: the projection that correlates positively with the mean activation.
+    sign = np.sign((projection * acts[0].numpy().mean(axis=1)).sum(axis=(1, 2)))
+    out["eigencam.signed"] = tensor_json(np.maximum(sign[:, None, None] * projection, 0))
+    out["eigencam.library_sign_agrees"] = tensor_json(
+        np.array([float(np.allclose(np.maximum(sign[i] * projection[i], 0), raw_eigen[i], atol=1e-6))
+                  for i in range(batch)]))
     # Captum.
     target = torch.full([batch], klass)
     ig = IntegratedGradients(model)
@@ -327,8 +336,12 @@ def clip_fixture():
     target = torch.tensor([klass])
     attr = IntegratedGradients(model).attribute(x, baselines=0.0, target=target, n_steps=16, internal_batch_size=16)
     out["ig"] = tensor_json(attr)
+    # Occlusion of each frame on its own: a window over the frame's channels, one frame deep.
+    attr = Occlusion(model).attribute(x, sliding_window_shapes=(1, 3, 4, 4), strides=(1, 3, 4, 4), baselines=0.0,
+                                      target=target, perturbations_per_eval=16)
+    out["occlusion"] = tensor_json(attr)
     return {"source": TINY_CNN_LSTM, "bindings": {"B": 1, "T": frames}, "class": klass, "value": "cnn.features",
-            "input": "frames", "options": {"ig": "steps: 16"}, "outputs": out, "versions": versions()}
+            "input": "frames", "options": {"ig": "steps: 16", "occlusion": "window: 4"}, "outputs": out, "versions": versions()}
 
 
 def versions():

@@ -119,7 +119,8 @@ public final class Session: @unchecked Sendable {
     lock.lock()
     defer { lock.unlock() }
     var raw = rawInputs
-    let compiled = try program(for: raw.mapValues(\.shape), dtypes: raw.mapValues(\.dtype), explaining: tap)
+    let compiled = try program(
+      for: raw.mapValues(\.shape), dtypes: raw.mapValues(\.dtype), explaining: tap.map { ([$0.name], $0.scope) })
     // An explanation without a target explains each example's predicted class.
     let targetName = compiled.lowered.compactMap(\.targetInput).first
     var predicted: [Int64] = []
@@ -146,7 +147,21 @@ public final class Session: @unchecked Sendable {
     _ tap: String, _ inputs: [String: Tensor], target: Target = .predicted,
     scope: String? = nil
   ) throws(GlassboxError) -> Explanation {
-    let info = try model.tap(named: tap)
+    try explain(taps: [tap], inputs, target: target, scope: scope)[0]
+  }
+
+  /// Explains `inputs` with several taps in one program run: one forward pass, and one backward
+  /// pass per tap that needs a gradient, every tap explaining the same `target` classes. One
+  /// explanation per tap, in `taps` order.
+  public func explain(
+    taps: [String], _ inputs: [String: Tensor], target: Target = .predicted,
+    scope: String? = nil
+  ) throws(GlassboxError) -> [Explanation] {
+    guard !taps.isEmpty else { throw GlassboxError(.input, "give at least one tap to explain") }
+    if let repeated = taps.first(where: { name in taps.filter { $0 == name }.count > 1 }) {
+      throw GlassboxError(.input, "tap \(repeated) is asked for twice")
+    }
+    let infos = try taps.map { (name: String) throws(GlassboxError) -> TapInfo in try model.tap(named: name) }
     if let scope, scope != "frame", scope != "clip" {
       throw GlassboxError(.input, "scope must be frame or clip, found '\(scope)'")
     }
@@ -154,13 +169,19 @@ public final class Session: @unchecked Sendable {
     defer { lock.unlock() }
     let compiled = try program(
       for: inputs.mapValues(\.shape), dtypes: inputs.mapValues(\.dtype),
-      explaining: (tap, scope))
-    guard let lowered = compiled.lowered.first else { throw GlassboxError(.runtime, "tap \(tap) was not lowered") }
+      explaining: (taps, scope))
+    var lowered: [LowerTaps.Lowered] = []
+    for name in taps {
+      guard let l = compiled.lowered.first(where: { $0.name == name }) else {
+        throw GlassboxError(.runtime, "tap \(name) was not lowered")
+      }
+      lowered.append(l)
+    }
     var feeds = inputs
     var targets: [Int] = []
     let logits = compiled.bound.outputs.first
     let logitsName = logits?.name
-    if let targetName = lowered.targetInput, let logits {
+    if let targetName = lowered.compactMap(\.targetInput).first, let logits {
       let shape = compiled.bound[logits.value].type.shape.map { $0.staticValue ?? 0 }
       let (rows, classes) = (shape[0], shape[1])
       switch target {
@@ -179,28 +200,32 @@ public final class Session: @unchecked Sendable {
         )
       }
       feeds[targetName] = Tensor(shape: [rows], storage: .i64(targets.map(Int64.init)))
-    } else if target != .predicted, !info.needsClass {
+    } else if target != .predicted, let info = infos.first(where: { !$0.needsClass }) {
       throw GlassboxError(
-        .input, "tap \(tap) is \(info.kind.withArticle) tap; it explains no class, so takes no target")
+        .input, "tap \(info.name) is \(info.kind.withArticle) tap; it explains no class, so takes no target")
     }
     let results = try withGlassboxErrors { try compiled.executable.run(inputs: feeds) }
-    var explanation = Explanation(
-      tap: tap, kind: lowered.kind, scope: lowered.scope, perStep: lowered.perStep,
-      classes: nil, maps: [:], outputs: [:])
-    for (role, name) in lowered.outputs { explanation.maps[role] = results[name] }
-    for o in compiled.bound.outputs where !lowered.outputs.values.contains(o.name) {
-      explanation.outputs[o.name] = results[o.name]
-    }
+    let tapOutputs = Set(lowered.flatMap(\.outputs.values))
+    var explained: [Int]?
     if !targets.isEmpty, let logitsName, let scores = results[logitsName] {
       let classes = scores.shape[1], v = scores.floats
-      explanation.classes = targets.enumerated().map { i, k in
+      explained = targets.enumerated().map { i, k in
         guard k < 0 else { return k }
         var best = 0
         for j in 1..<max(classes, 1) where v[i * classes + j] > v[i * classes + best] { best = j }
         return best
       }
     }
-    return explanation
+    return zip(taps, lowered).map { name, l in
+      var explanation = Explanation(
+        tap: name, kind: l.kind, scope: l.scope, perStep: l.perStep,
+        classes: l.targetInput == nil ? nil : explained, maps: [:], outputs: [:])
+      for (role, output) in l.outputs { explanation.maps[role] = results[output] }
+      for o in compiled.bound.outputs where !tapOutputs.contains(o.name) {
+        explanation.outputs[o.name] = results[o.name]
+      }
+      return explanation
+    }
   }
 
   /// `explain` on inputs in the caller's memory (copied: an explanation's backward pass
@@ -217,7 +242,7 @@ public final class Session: @unchecked Sendable {
   /// The program for inputs of these shapes and dtypes: checked against the graph (every
   /// problem at once), compiled on first use.
   func program(
-    for shapes: [String: [Int]], dtypes: [String: DType], explaining tap: (name: String, scope: String?)?
+    for shapes: [String: [Int]], dtypes: [String: DType], explaining tap: (names: [String], scope: String?)?
   )
     throws(GlassboxError) -> CompiledProgram
   {
@@ -240,12 +265,12 @@ public final class Session: @unchecked Sendable {
     }
     guard problems.isEmpty else { throw GlassboxError(.input, problems.joined(separator: "\n")) }
     let inputShapes = graph.inputs.map { shapes[graph[$0].name] ?? [] }
-    let purpose = tap.map { "explain:\($0.name):\($0.scope ?? "")" } ?? "run"
+    let purpose = tap.map { "explain:\($0.names.joined(separator: ",")):\($0.scope ?? "")" } ?? "run"
     return try program(ProgramKey(purpose: purpose, shapes: inputShapes), explaining: tap)
   }
 
   func program(
-    _ key: ProgramKey, explaining tap: (name: String, scope: String?)?
+    _ key: ProgramKey, explaining tap: (names: [String], scope: String?)?
   ) throws(GlassboxError) -> CompiledProgram {
     if let i = programs.firstIndex(where: { $0.key == key }) { return programs[i].program }
     let shapes = Dictionary(uniqueKeysWithValues: zip(graph.inputs.map { graph[$0].name }, key.shapes))
@@ -260,7 +285,7 @@ public final class Session: @unchecked Sendable {
     let parameters = try model.parameterValues(for: bound)
     let taps: InferenceTaps
     if let tap {
-      taps = .explain(tap.name, scope: tap.scope)
+      taps = .explain(tap.names, scope: tap.scope)
     } else if let names = options.taps {
       taps = .named(names)
     } else {
@@ -285,8 +310,9 @@ package enum InferenceTaps {
   case values
   /// These, whatever their kind (class-seeded ones explain the predicted class, or the tap's own).
   case named([String])
-  /// One tap with its classes as the input `target` (`tap.target` when the graph has a `target`).
-  case explain(String, scope: String?)
+  /// These taps with their classes as the input `target` (`tap.target` when the graph has a
+  /// `target`), shared by every tap that explains a class.
+  case explain([String], scope: String?)
   /// One tap for a fixed class (nil: the tap's own class option or the predicted one).
   case fixedClass(String, classIndex: Int?)
 }
@@ -315,12 +341,12 @@ extension Model {
         } else {
           module.graph.taps = selected
         }
-      case .explain(let name, let scope):
+      case .explain(let names, let scope):
         let target = bound.value(named: "target") == nil ? "target" : "tap.target"
         (module, lowered) = try LowerTaps.apply(
           to: module,
           options: .init(
-            taps: [name], targetInput: target, scope: scope,
+            taps: names, targetInput: target, scope: scope,
             rebatch: rebatch))
       case .fixedClass(let name, let k):
         (module, lowered) = try LowerTaps.apply(

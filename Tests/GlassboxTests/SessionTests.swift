@@ -113,6 +113,34 @@ struct SessionTests {
     }
   }
 
+  /// Several taps in one run give what each tap gives alone, for the same targets, from one
+  /// program; a tap named twice, none, or a target for taps that explain no class are refused.
+  @Test func severalTapsExplainInOneRun() throws {
+    let model = try Self.model().adding(tap: "layercam:features").adding(tap: "saliency:image")
+    let x = Self.images(3)
+    let session = try model.session()
+    let taps = ["gradcam", "cam", "layercam", "saliency", "act"]
+    let together = try session.explain(taps: taps, ["image": x], target: .each([2, -1, 0]))
+    #expect(together.map(\.tap) == taps)
+    for (tap, e) in zip(taps, together) {
+      let alone = try session.explain(tap, ["image": x], target: tap == "act" ? .predicted : .each([2, -1, 0]))
+      #expect(e.classes == alone.classes, "\(tap)")
+      #expect(e.maps.keys.sorted() == alone.maps.keys.sorted(), "\(tap)")
+      for (role, map) in alone.maps { #expect(Self.close(e.maps[role], map, tolerance: 1e-6), "\(tap).\(role)") }
+      #expect(Self.close(e.outputs["logits"], alone.outputs["logits"], tolerance: 1e-6))
+      #expect(e.outputs.keys.sorted() == ["logits"], "\(tap): \(e.outputs.keys.sorted())")
+    }
+    #expect(together[0].classes?[0] == 2 && together[2].classes?[2] == 0)
+    #expect(together[4].classes == nil)
+    for (taps, message) in [
+      (["gradcam", "gradcam"], "tap gradcam is asked for twice"),
+      ([String](), "give at least one tap to explain"),
+    ] {
+      let error = #expect(throws: GlassboxError.self) { _ = try session.explain(taps: taps, ["image": x]) }
+      #expect(error?.message == message)
+    }
+  }
+
   @Test func predictedTargetsExplainTheArgmax() throws {
     let session = try Self.model().session()
     let x = Self.images(3, salt: 5)

@@ -146,18 +146,11 @@ extension LowerTaps {
       .hirescam, .occlusion, .scorecam, .eigencam:
       preconditionFailure("tap \(name): \(tap.kind.rawValue) is not a gradient over copies")
     }
-    let perPass = chunk == 0 ? copies : min(chunk, copies)
     let row = b.node(.reshape, [x], ReshapeAttributes(shape: [1, n, width].map { Dim($0) }), name: "tap.\(name).row")
 
     // Per pass of `k` copies: Σ_s w_s g_s (and Σ_s g_s² for VarGrad), each [N, width].
     var total: ValueID?, squares: ValueID?
-    var first = 0
-    var graphs: [Int: Graph] = [:]
-    while first < copies {
-      let k = min(perPass, copies - first)
-      let copyGraph: Graph
-      if let g = graphs[k] { copyGraph = g } else { copyGraph = try rebatch(k); graphs[k] = copyGraph }
-      let pass = "tap.\(name).pass\(first)"
+    try b.passes(copies: copies, batch: chunk, rebatch: rebatch, name: name) { b, first, k, copyGraph, pass in
       let offset = b.buffer(
         Array(offsets[(first * width)..<((first + k) * width)]), shape: [k, 1, width],
         name: pass + ".offsets")
@@ -187,7 +180,6 @@ extension LowerTaps {
           name: pass + ".sum2")
         squares = squares.map { b.node(.add, [$0, sq], name: pass + ".total2") } ?? sq
       }
-      first += k
     }
     guard var result = total else { throw Error("tap \(name): no copies to run") }
     switch tap.kind {
@@ -252,7 +244,6 @@ extension LowerTaps {
       }
     }
     let inverseCount = count.map { $0 > 0 ? 1 / $0 : 0 }
-    let perPass = o.batch == 0 ? positions : min(o.batch, positions)
     let score = b.node(
       .sum, [b.node(.mul, [logits, seed], name: "tap.\(name).seeded")], ReduceAttributes(axes: [1], keepdims: false),
       name: "tap.\(name).score")
@@ -260,13 +251,7 @@ extension LowerTaps {
       .reshape, [score], ReshapeAttributes(shape: [1, n].map { Dim($0) }), name: "tap.\(name).original")
     let row = b.node(.reshape, [x], ReshapeAttributes(shape: ([1] + shape).map { Dim($0) }), name: "tap.\(name).row")
     var total: ValueID?
-    var graphs: [Int: Graph] = [:]
-    var first = 0
-    while first < positions {
-      let k = min(perPass, positions - first)
-      let copyGraph: Graph
-      if let g = graphs[k] { copyGraph = g } else { copyGraph = try rebatch(k); graphs[k] = copyGraph }
-      let pass = "tap.\(name).pass\(first)"
+    try b.passes(copies: positions, batch: o.batch, rebatch: rebatch, name: name) { b, first, k, copyGraph, pass in
       let mask = b.buffer(
         Array(masks[(first * maskWidth)..<((first + k) * maskWidth)]), shape: [k, 1] + maskAxes,
         name: pass + ".masks")
@@ -281,12 +266,9 @@ extension LowerTaps {
       let input = b.node(
         .reshape, [copies], ReshapeAttributes(shape: ([k * n] + shape.dropFirst()).map { Dim($0) }),
         name: pass + ".input")
-      let copyLogits = try b.graft(
-        copyGraph, input: b.graph[x].name, stacked: input, output: logitsName, copies: k, name: pass)
-      let seeded = b.node(.mul, [copyLogits, b.tile(seed, times: k, name: pass + ".seed")], name: pass + ".seeded")
-      let scores = b.node(
-        .reshape, [b.node(.sum, [seeded], ReduceAttributes(axes: [1], keepdims: false), name: pass + ".score")],
-        ReshapeAttributes(shape: [k, n].map { Dim($0) }), name: pass + ".scores")
+      let scores = try b.classScores(
+        of: copyGraph, input: b.graph[x].name, stacked: input, logits: logitsName, seed: seed, copies: k,
+        examples: n, name: pass)
       let drop = b.node(.sub, [original, scores], name: pass + ".drop")  // [k, N]
       let flatMasks = b.node(
         .reshape, [mask], ReshapeAttributes(shape: [k, maskWidth].map { Dim($0) }), name: pass + ".flat_masks")
@@ -297,7 +279,6 @@ extension LowerTaps {
           flatMasks,
         ], name: pass + ".spread")  // [N, maskWidth]
       total = total.map { b.node(.add, [$0, spread], name: pass + ".total") } ?? spread
-      first += k
     }
     guard let total else { throw Error("tap \(name): no window fits") }
     let averaged = b.node(
@@ -342,15 +323,8 @@ extension LowerTaps {
       .transpose, [masks], TransposeAttributes(perm: [1, 0, 2, 3]), name: "tap.\(name).by_channel")
     let row = b.node(.reshape, [image], ReshapeAttributes(shape: [1] + s.map { Dim($0) }), name: "tap.\(name).row")
     let o = ScoreCAMTapOptions(verified: tap.options)
-    let perPass = o.batch == 0 ? channels : min(o.batch, channels)
     var scores: [ValueID] = []
-    var graphs: [Int: Graph] = [:]
-    var first = 0
-    while first < channels {
-      let k = min(perPass, channels - first)
-      let copyGraph: Graph
-      if let g = graphs[k] { copyGraph = g } else { copyGraph = try rebatch(k); graphs[k] = copyGraph }
-      let pass = "tap.\(name).pass\(first)"
+    try b.passes(copies: channels, batch: o.batch, rebatch: rebatch, name: name) { b, first, k, copyGraph, pass in
       let part = b.node(
         .slice, [byChannel], SliceAttributes(axis: 0, start: first, end: first + k, step: 1), name: pass + ".masks")
       let shaped = b.node(
@@ -358,14 +332,10 @@ extension LowerTaps {
       let copies = b.node(
         .reshape, [b.node(.mul, [row, shaped], name: pass + ".masked")],
         ReshapeAttributes(shape: [k * n, s[1], s[2], s[3]].map { Dim($0) }), name: pass + ".input")
-      let copyLogits = try b.graft(
-        copyGraph, input: b.graph[image].name, stacked: copies, output: logitsName, copies: k, name: pass)
-      let seeded = b.node(.mul, [copyLogits, b.tile(seed, times: k, name: pass + ".seed")], name: pass + ".seeded")
       scores.append(
-        b.node(
-          .reshape, [b.node(.sum, [seeded], ReduceAttributes(axes: [1], keepdims: false), name: pass + ".score")],
-          ReshapeAttributes(shape: [k, n].map { Dim($0) }), name: pass + ".scores"))
-      first += k
+        try b.classScores(
+          of: copyGraph, input: b.graph[image].name, stacked: copies, logits: logitsName, seed: seed, copies: k,
+          examples: n, name: pass))
     }
     let all =
       scores.count == 1 ? scores[0] : b.node(.concat, scores, ConcatAttributes(axis: 0), name: "tap.\(name).scores")
@@ -396,6 +366,39 @@ extension LowerTaps.Builder {
     return node(
       .reshape, [repeated], ReshapeAttributes(shape: ([k * shape[0]] + shape.dropFirst()).map { Dim($0) }),
       name: name)
+  }
+
+  /// Builds the passes that run `copies` copies of an input, `batch` a pass (0: all in one):
+  /// `body(builder, first, k, graph, pass)` builds the pass of copies `first..<first + k` with
+  /// `graph`, the model bound at k times the batch (rebound once per pass size), and `pass`,
+  /// the prefix of its value names.
+  mutating func passes(
+    copies: Int, batch: Int, rebatch: LowerTaps.Rebatcher, name: String,
+    _ body: (inout Self, _ first: Int, _ k: Int, _ graph: Graph, _ pass: String) throws -> Void
+  ) throws {
+    let perPass = batch == 0 ? copies : min(batch, copies)
+    var graphs: [Int: Graph] = [:]
+    var first = 0
+    while first < copies {
+      let k = min(perPass, copies - first)
+      let graph: Graph
+      if let g = graphs[k] { graph = g } else { graph = try rebatch(k); graphs[k] = graph }
+      try body(&self, first, k, graph, "tap.\(name).pass\(first)")
+      first += k
+    }
+  }
+
+  /// The class score (`Σ logits ⊙ seed` over the classes) of each of `copies` stacked copies of
+  /// `examples` examples, `[copies, examples]`: `copy`'s forward grafted onto `stacked`.
+  mutating func classScores(
+    of copy: Graph, input: String, stacked: ValueID, logits: String, seed: ValueID, copies k: Int,
+    examples n: Int, name pass: String
+  ) throws -> ValueID {
+    let copyLogits = try graft(copy, input: input, stacked: stacked, output: logits, copies: k, name: pass)
+    let seeded = node(.mul, [copyLogits, tile(seed, times: k, name: pass + ".seed")], name: pass + ".seeded")
+    return node(
+      .reshape, [node(.sum, [seeded], ReduceAttributes(axes: [1], keepdims: false), name: pass + ".score")],
+      ReshapeAttributes(shape: [k, n].map { Dim($0) }), name: pass + ".scores")
   }
 
   /// Adds the nodes of `copy` (the graph bound at `copies` times the batch) that its output

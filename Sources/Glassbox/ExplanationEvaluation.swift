@@ -90,12 +90,12 @@ public struct ExplanationEvaluation: Sendable {
   }
 
   /// The tap text a method names: itself when the model has a tap of that name or it already
-  /// says `KIND:VALUE`; for a bare kind, the operand of the model's first tap whose kind makes
-  /// a map of a layer (`gradcam`, `gradcampp`, `cam`), or `auto`.
+  /// says `KIND:VALUE`; for a bare kind of the CAM family, the layer of the model's first tap of
+  /// that family, or `auto`. Other bare kinds name their value (`ig:frames`).
   static func tapText(for method: String, in model: Model) -> String {
     if method.contains(":") || model.graph.taps.contains(where: { $0.name == method }) { return method }
-    guard let kind = TapKind(rawValue: method), kind.operandCount == 1 else { return method }
-    let layer = model.graph.taps.first { [.gradcam, .gradcampp, .cam].contains($0.kind) }?.operands.first
+    guard let kind = TapKind(rawValue: method), kind.operandCount == 1, kind.mapsFeatures else { return method }
+    let layer = model.graph.taps.first { $0.kind.mapsFeatures }?.operands.first
     return "\(method):" + (layer.map { model.graph[$0].name } ?? "auto")
   }
 

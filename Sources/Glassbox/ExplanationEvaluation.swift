@@ -388,13 +388,9 @@ public struct ExplanationEvaluation: Sendable {
       }
       // Attention (or relevance: a map over the input's frames, by magnitude) inside the speech
       // intervals of the generated clips.
-      if recipe.kind == .audio, Self.weighsInputFrames(info.kind) || raw?.shape == x.shape, let weights = raw,
-        weights.shape.count >= 2,
-        weights.shape[1] == x.shape[1],
+      if recipe.kind == .audio, x.shape.count == 3, let perFrame = Self.frameWeights(e, inputShape: x.shape),
         let speech = ExplanationFiles.speechIntervals(mediaPath: example.path, recipe: recipe, frames: x.shape[1])
       {
-        let time = weights.shape[1], per = weights.count / time, w = weights.doubles
-        let perFrame = (0..<time).map { t in (0..<per).reduce(0.0) { $0 + abs(w[t * per + $1]) } }
         let r = Metrics.massInIntervals(perFrame, speech)
         m.speechMass = r.mass
         m.speechChance = r.chance
@@ -588,11 +584,8 @@ public struct ExplanationEvaluation: Sendable {
       let plane = s[2] * s[3]
       return Units(name: "pixels", scores: Array(up.doubles.prefix(plane)), apply: zeroing { $0 % plane })
     }
-    if s.count == 3, let raw = e.maps["raw"], raw.shape.count >= 2, raw.shape[1] == s[1],
-      Self.weighsInputFrames(e.kind) || raw.shape == s
-    {
-      let time = s[1], per = raw.count / (raw.shape[0] * time), v = raw.doubles, width = s[2]
-      let scores = (0..<time).map { t in (0..<per).reduce(0.0) { $0 + abs(v[t * per + $1]) } }
+    if s.count == 3, let scores = Self.frameWeights(e, inputShape: s) {
+      let time = s[1], width = s[2]
       return Units(name: "time frames", scores: scores, apply: zeroing { ($0 / width) % time })
     }
     return nil
@@ -614,6 +607,17 @@ public struct ExplanationEvaluation: Sendable {
     }
     let map = Tensor(shape: [1, t, s[3], s[4]], f32: maps)
     return (map, map)
+  }
+
+  /// The weight of each of the input's time frames (axis 1) in the first example's map, by
+  /// magnitude, when the map weighs them: attention over the frames, or a map of the input
+  /// itself (saliency, a gradient at the input, Integrated Gradients, …); nil otherwise.
+  static func frameWeights(_ e: Explanation, inputShape s: [Int]) -> [Double]? {
+    guard s.count >= 2, let raw = e.maps["raw"], raw.shape.count >= 2, raw.shape[1] == s[1],
+      weighsInputFrames(e.kind) || raw.shape == s
+    else { return nil }
+    let time = s[1], per = raw.count / (raw.shape[0] * time), v = raw.doubles
+    return (0..<time).map { t in (0..<per).reduce(0.0) { $0 + abs(v[t * per + $1]) } }
   }
 
   /// Whether a tap's map weighs the input's time frames (its second axis is the input's):

@@ -14,11 +14,13 @@ public enum ExplanationFiles {
   /// `pictures` is false, the pictures (of the first example written). `input` is the batch
   /// that was explained; `mediaPath` the file it came from (recorded, and read for sidecar
   /// speech intervals); `label` the true class if known. For several examples, `summary.json`
-  /// holds a list per example where it holds a number for one.
+  /// holds a list per example where it holds a number for one. A model with several inputs
+  /// passes its first input as `input` (the one pictures are drawn over) and every input's file
+  /// by name in `inputFiles`, which `summary.json` records as `inputs`.
   public static func write(
     _ explanation: Explanation, example: Int? = nil, input: Tensor, model: Model,
-    mediaPath: String, label: Int? = nil, classNames: [String]? = nil, pictures: Bool = true,
-    to directory: String
+    mediaPath: String, inputFiles: [(input: String, path: String)] = [], label: Int? = nil,
+    classNames: [String]? = nil, pictures: Bool = true, to directory: String
   ) throws(GlassboxError) {
     try withGlassboxErrors(file: directory) {
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -58,6 +60,7 @@ public enum ExplanationFiles {
             })
         ))
       summary.append(("input", .string(mediaPath)))
+      if inputFiles.count > 1 { summary.append(("inputs", .object(inputFiles.map { ($0.input, .string($0.path)) }))) }
       summary.append(("model_crc32", model.path.flatMap(Self.crc32).map { .string($0) } ?? .null))
       if explanation.perStep {
         summary.append(("relevance_definition", .string("m_t / (sum_t m_t + 1e-7), m_t = mean of frame t's raw map")))
@@ -68,6 +71,15 @@ public enum ExplanationFiles {
         explanation, example: example ?? 0, input: input.example(example ?? 0), recipe: recipe,
         mediaPath: mediaPath, into: directory)
     }
+  }
+
+  /// Where the files of `tap`'s explanation of one example go when `taps` were explained
+  /// together: `root/example` for one tap (the layout of a single tap), `root/TAP/example` for
+  /// several, so that each `root/TAP` holds what explaining with that tap alone writes. An
+  /// empty `example` is the root (one example).
+  public static func directory(root: String, tap: String, of taps: [String], example: String) -> String {
+    let base = taps.count > 1 ? (root as NSString).appendingPathComponent(tap) : root
+    return example.isEmpty ? base : (base as NSString).appendingPathComponent(example)
   }
 
   /// The CRC-32 of a model file, as `summary.json` records it (which model explained).

@@ -288,6 +288,16 @@ public final class Model: @unchecked Sendable {
     }
   }
 
+  /// The tensor for input `input` (the model's only input when nil) in a file: a `.npy` as it
+  /// is, or with a leading batch axis of 1 when it has one axis fewer than the input; any other
+  /// file through the input's recipe (`tensor(fromMedia:input:)`). Errors name the file.
+  public func tensor(fromFile path: String, input: String? = nil) throws(GlassboxError) -> Tensor {
+    let (_, rank) = try inputNamed(input)
+    guard path.hasSuffix(".npy") else { return try tensor(fromMedia: path, input: input) }
+    let t = try withGlassboxErrors(file: path) { try NPY.read(path) }
+    return t.shape.count == rank - 1 ? Tensor(shape: [1] + t.shape, storage: t.storage) : t
+  }
+
   /// The input `name` (the only input when nil) and its rank.
   func inputNamed(_ name: String?) throws(GlassboxError) -> (name: String, rank: Int) {
     if let name {

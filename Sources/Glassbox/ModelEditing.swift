@@ -26,6 +26,50 @@ extension Model {
     return (extended, extended.graph.taps.last?.name ?? text)
   }
 
+  /// A comma-separated list of taps as the command line writes it
+  /// (`gradcam,layercam:cnn.layer4,saliency`), split into the texts `withTap` takes. A comma
+  /// starts the next tap only where the piece after it starts one — a tap of the model, a bare
+  /// tap kind, or `KIND:` — or where the tap before it is a bare name (which takes no comma);
+  /// other commas stay in their tap (`cam:layer4,fc.weight`, `occlusion:image:stride=8,8`). A
+  /// text that names one of the model's taps is that tap alone.
+  public func tapTexts(_ list: String) -> [String] {
+    if graph.taps.contains(where: { $0.name == list }) { return [list] }
+    func startsTap(_ piece: Substring) -> Bool {
+      if graph.taps.contains(where: { $0.name == piece }) || TapKind(rawValue: String(piece)) != nil { return true }
+      guard let colon = piece.firstIndex(of: ":") else { return false }
+      return TapKind(rawValue: String(piece[..<colon])) != nil
+    }
+    var texts: [String] = []
+    for piece in list.split(separator: ",", omittingEmptySubsequences: false) {
+      if let last = texts.last, last.contains(":"), !startsTap(piece) {
+        texts[texts.count - 1] = last + "," + piece
+      } else {
+        texts.append(String(piece))
+      }
+    }
+    return texts
+  }
+
+  /// The model with every tap of `texts` (each as `withTap` takes it: a tap's name, or
+  /// `KIND:VALUE[:option=value…]` to add) and the taps' names in order, each checked to be a
+  /// tap of the model and none named twice, so that a bad list fails before any work.
+  public func withTaps(_ texts: [String]) throws(GlassboxError) -> (model: Model, taps: [String]) {
+    guard !texts.isEmpty else { throw GlassboxError(.input, "give at least one tap to explain") }
+    var model = self
+    var names: [String] = []
+    for text in texts {
+      guard !text.isEmpty else {
+        throw GlassboxError(.input, "an empty tap in the list '\(texts.joined(separator: ","))'")
+      }
+      let (extended, name) = try model.withTap(text)
+      _ = try extended.tap(named: name)
+      guard !names.contains(name) else { throw GlassboxError(.input, "tap \(name) is asked for twice") }
+      model = extended
+      names.append(name)
+    }
+    return (model, names)
+  }
+
   /// Adds a tap written as `adding(tap:)` takes it to `graph`; `onnxNames` maps ONNX value
   /// names to the graph's.
   public static func addTap(

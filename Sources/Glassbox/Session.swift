@@ -228,13 +228,13 @@ public final class Session: @unchecked Sendable {
     }
   }
 
-  /// `explain` on inputs in the caller's memory (copied: an explanation's backward pass
+  /// `explain(taps:)` on inputs in the caller's memory (copied: an explanation's backward pass
   /// outweighs the copy).
   package func explain(
-    _ tap: String, rawInputs: [String: Executable.RawInput], target: Target,
+    taps: [String], rawInputs: [String: Executable.RawInput], target: Target,
     scope: String?
-  ) throws(GlassboxError) -> Explanation {
-    try explain(tap, rawInputs.mapValues(\.tensor), target: target, scope: scope)
+  ) throws(GlassboxError) -> [Explanation] {
+    try explain(taps: taps, rawInputs.mapValues(\.tensor), target: target, scope: scope)
   }
 
   // MARK: Compiling
@@ -385,9 +385,14 @@ public struct Explanation: Sendable {
   /// Every tensor by the name a program gives it: the model's outputs, then the tap's
   /// (`TAP`, `TAP.normalized`, `TAP.upsampled`, `TAP.relevance`).
   public var tensors: [(name: String, tensor: Tensor)] {
+    outputs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } + mapTensors
+  }
+
+  /// The tap's tensors by the names a program gives them: `TAP`, `TAP.normalized`,
+  /// `TAP.upsampled`, `TAP.relevance` (those it has, in that order).
+  public var mapTensors: [(name: String, tensor: Tensor)] {
     let roles = ["raw", "normalized", "upsampled", "relevance"]
-    return outputs.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-      + roles.compactMap { role in maps[role].map { (role == "raw" ? tap : "\(tap).\(role)", $0) } }
+    return roles.compactMap { role in maps[role].map { (role == "raw" ? tap : "\(tap).\(role)", $0) } }
   }
 
   /// The raw map (or value) of the tap.

@@ -141,6 +141,98 @@ struct SessionTests {
     }
   }
 
+  /// A tap list as the command line writes it: a comma starts the next tap only where a tap
+  /// starts; a CAM's two values and an option's pair keep theirs.
+  @Test func tapListsSplitWhereATapStarts() throws {
+    let model = try Self.model()
+    let cases: [(String, [String])] = [
+      ("gradcam", ["gradcam"]),
+      ("gradcam,cam,act", ["gradcam", "cam", "act"]),
+      ("gradcam,layercam:features,saliency", ["gradcam", "layercam:features", "saliency"]),
+      ("cam:features,fc.weight,gradcam", ["cam:features,fc.weight", "gradcam"]),
+      (
+        "occlusion:image:window=4:stride=2,2,ig:image:steps=8:baseline=0.25",
+        [
+          "occlusion:image:window=4:stride=2,2", "ig:image:steps=8:baseline=0.25",
+        ]
+      ),
+      ("gradcam,nope", ["gradcam", "nope"]),
+      ("gradcam,,cam", ["gradcam", "", "cam"]),
+    ]
+    for (list, texts) in cases { #expect(model.tapTexts(list) == texts, "\(list)") }
+    let (extended, taps) = try model.withTaps(model.tapTexts("cam:features,fc.weight,gradcam,layercam:features"))
+    #expect(taps == ["cam_features", "gradcam", "layercam"])
+    #expect(extended.taps.map(\.name) == ["gradcam", "cam", "act", "cam_features", "layercam"])
+    for (texts, message) in [
+      (["gradcam", "nope"], "tiny.graph: no tap 'nope'; taps: gradcam (gradcam), cam (cam), act (activation)"),
+      (["act", "act"], "tap act is asked for twice"),
+      ([], "give at least one tap to explain"),
+    ] {
+      let error = #expect(throws: GlassboxError.self) { _ = try model.withTaps(texts) }
+      #expect(error?.description == message)
+    }
+  }
+
+  /// The two-input model of examples/two_inputs.graph (a CNN over an image, a linear layer over
+  /// a vector, concatenated): Grad-CAM on the CNN branch and saliency and the gradient of each
+  /// input, in one run with a class per example, against the reference interpreter on programs
+  /// lowered for one class each, and the vector's gradient against central finite differences
+  /// of the class score in Float64. A missing input or a wrong shape is refused naming it.
+  @Test func aModelWithTwoInputsIsExplainedThroughEach() throws {
+    let spec = GettingStartedTests.root.appendingPathComponent("examples/two_inputs.graph").path
+    let model = try Model(contentsOf: spec, weights: .init(seed: 5))
+    #expect(model.inputs.map(\.description) == ["image f32[B, 3, 16, 16]", "vector f32[B, 5]"])
+    let image = Tensor(shape: [2, 3, 16, 16], f32: (0..<1536).map { Float(sin(Double($0) * 0.37)) })
+    let vector = Tensor(shape: [2, 5], f32: (0..<10).map { Float(cos(Double($0) * 0.9)) })
+    let feeds = ["image": image, "vector": vector]
+    let taps = ["gradcam", "image_saliency", "vector_saliency", "vector_gradient"]
+    let session = try model.session()
+    let explained = try session.explain(taps: taps, feeds, target: .each([2, 0]))
+    let bound = try model.graph.bound(["B": 2])
+    for (tap, e) in zip(taps, explained) {
+      #expect(e.classes == [2, 0], "\(tap)")
+      let per = e.map.count / 2
+      for (row, k) in [(0, 2), (1, 0)] {
+        let lowered = try LowerTaps.apply(
+          to: Module(graph: bound, weights: [:]), options: .init(taps: [tap], classIndex: k))
+        let expected = try Self.reference(lowered.module.graph, model, feeds)[tap]
+        let rowOf = { (t: Tensor) in Tensor(shape: [per], f64: Array(t.doubles[(row * per)..<((row + 1) * per)])) }
+        #expect(Self.close(rowOf(e.map), expected.map(rowOf)), "\(tap) row \(row)")
+      }
+    }
+    #expect(explained[0].map.shape == [2, 8, 8] && explained[0].upsampled?.shape == [2, 16, 16])
+    #expect(explained[1].map.shape == [2, 3, 16, 16] && explained[2].map.shape == [2, 5])
+
+    // d logits[row, k] / d vector[row, j] by central differences on the reference interpreter.
+    let gradient = explained[3].map.doubles, saliency = explained[2].map.doubles
+    let h = 1e-3
+    for (row, k) in [(0, 2), (1, 0)] {
+      for j in 0..<5 {
+        func score(_ step: Double) throws -> Double {
+          var v = vector.doubles
+          v[row * 5 + j] += step
+          let out = try Self.reference(bound, model, ["image": image, "vector": Tensor(shape: [2, 5], f64: v)])
+          return out["logits"]?.doubles[row * 3 + k] ?? .nan
+        }
+        let numeric = (try score(h) - score(-h)) / (2 * h)
+        let i = row * 5 + j
+        #expect(abs(gradient[i] - numeric) <= 1e-3 * max(abs(numeric), 1e-2), "d/dvector[\(row), \(j)]")
+        #expect(abs(saliency[i] - numeric * vector.doubles[i]) <= 1e-3 * max(abs(numeric), 1e-2))
+      }
+    }
+
+    for (feeds, message) in [
+      (["image": image], "input 'vector' is missing (vector f32[B, 5])"),
+      (
+        ["image": image, "vector": Tensor(shape: [2, 4], f32: Array(repeating: 0, count: 8))],
+        "input 'vector' has size 4 on axis 1 but the graph expects 5"
+      ),
+    ] {
+      let error = #expect(throws: GlassboxError.self) { _ = try session.explain(taps: taps, feeds) }
+      #expect(error?.message == message)
+    }
+  }
+
   @Test func predictedTargetsExplainTheArgmax() throws {
     let session = try Self.model().session()
     let x = Self.images(3, salt: 5)

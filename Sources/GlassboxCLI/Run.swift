@@ -67,13 +67,7 @@ struct Run: ParsableCommand {
       results = try session.run(tensors)
     } catch {
       // Each problem names its input; say which file that was.
-      let files = Dictionary(inputs.map { ($0.name, $0.path) }, uniquingKeysWith: { _, last in last })
-      throw GlassboxError(
-        .input,
-        error.message.split(separator: "\n").map { line in
-          let file = files.first { line.hasPrefix("input '\($0.key)'") }?.value
-          return (file.map { "\($0): " } ?? "") + line
-        }.joined(separator: "\n"))
+      throw error.namingFiles(inputs.map { ($0.name, $0.path) })
     }
 
     let names = model.outputs.map(\.name) + model.taps.map(\.name)

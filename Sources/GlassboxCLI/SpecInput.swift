@@ -150,3 +150,15 @@ func loadModel(_ options: SpecOptions, weights: Model.WeightOptions = Model.Weig
 func weightOptions(file: String?, renames: [NamedPath], seed: UInt64) -> Model.WeightOptions {
   Model.WeightOptions(file: file, renames: renames.map { ($0.name, $0.path) }, seed: seed)
 }
+
+extension GlassboxError {
+  /// The error with each line about an input (`input 'NAME' …`) prefixed by the file that
+  /// input was read from, so that a message on a tensor names the file a user gave.
+  func namingFiles(_ files: [(input: String, path: String)]) -> GlassboxError {
+    let lines = message.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+      let path = files.first { line.hasPrefix("input '\($0.input)'") }?.path
+      return (path.map { "\($0): " } ?? "") + line
+    }
+    return GlassboxError(kind, file: file, lines.joined(separator: "\n"))
+  }
+}

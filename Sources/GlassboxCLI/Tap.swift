@@ -8,13 +8,25 @@ import GlassboxMedia
 import GlassboxPasses
 import GlassboxRuntime
 
-/// `glassbox tap MODEL|SPEC TAP INPUT… -o DIR`: compile the model with one tap lowered into
-/// outputs, run it on each input, and write the raw, normalised and relevance tensors, a
-/// summary and pictures.
+/// `glassbox tap MODEL|SPEC TAP[,TAP…] INPUT… -o DIR`: compile the model with its taps lowered
+/// into outputs, run it once on each input (every tap in the same run), and write the raw,
+/// normalised and relevance tensors, a summary and pictures per tap.
 struct TapCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "tap",
-    abstract: "Explain inputs with one of a model's taps: tensors (.npy), summary.json and pictures.")
+    abstract: "Explain inputs with one or more of a model's taps: tensors (.npy), summary.json and pictures.",
+    discussion: """
+      Several taps, comma-separated (gradcam,layercam:cnn.layer4,saliency), are computed in one \
+      run per input: one forward pass and each tap's backward pass. A comma starts the next tap \
+      where the text after it names a tap of the model, a tap kind, or KIND:…; other commas stay \
+      in their tap (cam:layer4,fc.weight, occlusion:image:stride=8,8). One tap writes its files \
+      into DIR (one input) or DIR/STEM/ (several; DIR/CLASS/CLIP/ for --data); several taps \
+      write the same layout for each tap under DIR/TAP/, each with its summary.json.
+
+      A model with several inputs takes NAME=FILE for each of its inputs (.npy, or a media file \
+      through that input's recipe); each group that names every input once is one example \
+      (image=a.npy vector=a_vec.npy image=b.npy vector=b_vec.npy: two examples).
+      """)
 
   @OptionGroup var options: SpecOptions
 
@@ -22,10 +34,14 @@ struct TapCommand: ParsableCommand {
     help: ArgumentHelp(
       "The tap to compute (see `glassbox info` or `check`), or one to add: "
         + "KIND:VALUE[:option=value…] (gradcam:auto, gradcam:layer4; an ONNX model's values "
-        + "by their ONNX names too)."))
+        + "by their ONNX names too); several comma-separated, computed in one run.",
+      valueName: "tap[,tap…]"))
   var tap: String
 
-  @Argument(help: "Inputs: raw media files (through the input's recipe) or .npy tensors.")
+  @Argument(
+    help: ArgumentHelp(
+      "Inputs: raw media files (through the input's recipe) or .npy tensors; NAME=FILE for each "
+        + "input of a model with several.", valueName: "input"))
   var inputs: [String] = []
 
   @Option(
@@ -86,25 +102,31 @@ struct TapCommand: ParsableCommand {
     if weights != nil, Model.isModelFile(options.spec) {
       throw GlassboxError(.input, "--weights applies to a spec; a .model carries its weights")
     }
-    let (model, tap) = try loadModel(options, weights: weightOptions(file: weights, renames: renames, seed: seed))
-      .withTap(self.tap)
-    let info = try model.tap(named: tap)
-    guard model.inputs.count == 1, let input = model.inputs.first else {
-      throw GlassboxError(
-        .input, "\(options.spec): tap takes models with one input; \(model.name) has \(model.inputs.count)")
-    }
+    let loaded = try loadModel(options, weights: weightOptions(file: weights, renames: renames, seed: seed))
+    let (model, taps) = try loaded.withTaps(loaded.tapTexts(self.tap))
+    let infos = try taps.map { (name: String) throws(GlassboxError) in try model.tap(named: name) }
+    guard let input = model.inputs.first else { throw GlassboxError(.input, "\(options.spec): the model has no input") }
     let recipe = model.recipes.first { $0.input == input.name }
 
     // What to explain: files named on the command line, or a data set split (or a shard of it).
-    var examples: [(path: String, label: Int?, id: String, position: Int)] = []
+    var examples: [(files: [(input: String, path: String)], label: Int?, id: String, position: Int)] = []
     var classNames = model.labels
     if sharding.shard != nil, data == nil {
       throw GlassboxError(.input, "--shard applies to --data (a data set split)")
+    }
+    if sharding.shard != nil, taps.count > 1 {
+      throw GlassboxError(.input, "--shard takes one tap; run one sharded job per tap")
     }
     let shard = data == nil ? nil : try sharding.resolve()
     var listing: SplitListing?
     if let data {
       guard inputs.isEmpty else { throw GlassboxError(.input, "give input files or --data, not both") }
+      guard model.inputs.count == 1 else {
+        throw GlassboxError(
+          .input,
+          "--data takes models with one input; \(model.name) has \(model.inputs.count) "
+            + "(\(model.inputs.map(\.name).joined(separator: ", "))): give NAME=FILE for each")
+      }
       guard let recipe else { throw GlassboxError(.input, "--data needs an input recipe; \(input.name) has none") }
       let set = try Datasets.media(root: data, kind: recipe.kind, split: split, seed: model.splitSeed)
       if classNames.isEmpty { classNames = set.classes }
@@ -114,19 +136,28 @@ struct TapCommand: ParsableCommand {
       for p in whole.positions(for: shard?.0) {
         let e = whole.files[p]
         let stem = ((e.path as NSString).lastPathComponent as NSString).deletingPathExtension
-        examples.append((e.path, e.label, set.classes[e.label] + "/" + stem, p))
+        examples.append(([(input.name, e.path)], e.label, set.classes[e.label] + "/" + stem, p))
       }
     } else {
       guard !inputs.isEmpty else { throw GlassboxError(.input, "give at least one input file, or --data DIR") }
-      for path in inputs {
-        guard FileManager.default.isReadableFile(atPath: path) else {
-          throw GlassboxError(.input, "\(path): no such file or not readable")
+      let groups = try Self.exampleFiles(inputs, model: model)
+      for files in groups {
+        for (name, path) in files {
+          guard FileManager.default.isReadableFile(atPath: path) else {
+            throw GlassboxError(.input, "\(path): no such file or not readable")
+          }
+          if !path.hasSuffix(".npy"), !model.recipes.contains(where: { $0.input == name }) {
+            throw GlassboxError(.input, "\(path): input '\(name)' has no recipe for media files; give a .npy")
+          }
         }
-        if !path.hasSuffix(".npy"), recipe == nil {
-          throw GlassboxError(.input, "\(path): input '\(input.name)' has no recipe for media files; give a .npy")
+        let stem = ((files[0].path as NSString).lastPathComponent as NSString).deletingPathExtension
+        if groups.count > 1, let other = examples.first(where: { $0.id == stem }) {
+          throw GlassboxError(
+            .input,
+            "\(files[0].path) and \(other.files[0].path) would both write \(output)/\(stem)/; "
+              + "give the examples' files different names")
         }
-        let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-        examples.append((path, nil, examples.count == 0 && inputs.count == 1 ? "" : stem, examples.count))
+        examples.append((files, nil, groups.count == 1 ? "" : stem, examples.count))
       }
     }
     // A shard writes its examples' folders, and its record, into its own folder.
@@ -134,7 +165,7 @@ struct TapCommand: ParsableCommand {
     var record: ShardRecord?
     if let (shard, _) = shard, let listing {
       let options: [(String, JSONValue)] = [
-        ("tap", .string(tap)), ("class", .string(classChoice)), ("scope", scope.map { .string($0) } ?? .null),
+        ("tap", .string(taps[0])), ("class", .string(classChoice)), ("scope", scope.map { .string($0) } ?? .null),
         ("pictures", .bool(!noPictures)), ("limit", limit.map { .int($0) } ?? .null), ("threads", .int(threads)),
       ]
       record = ShardRecord(
@@ -149,24 +180,35 @@ struct TapCommand: ParsableCommand {
       print("tap: shard \(record.shard) has no examples (\(record.total) in the split); wrote \(folder)/")
       return
     }
-    func tensorOf(_ path: String) throws -> Tensor {
-      guard path.hasSuffix(".npy") else { return try model.tensor(fromMedia: path) }
-      let t = try NPY.read(path)
-      return t.shape.count == input.shape.count - 1 ? Tensor(shape: [1] + t.shape, storage: t.storage) : t
+    func feedsOf(_ files: [(input: String, path: String)]) throws -> [String: Tensor] {
+      var feeds: [String: Tensor] = [:]
+      for (name, path) in files { feeds[name] = try model.tensor(fromFile: path, input: name) }
+      return feeds
     }
 
-    // The class and the tap are checked on the first example before anything is written.
+    // The class and the taps are checked on the first example before anything is written.
     let session = try model.session(SessionOptions(threads: threads, taps: []))
     let target: Target = fixedClass.map { .fixed($0) } ?? .predicted
     if let k = fixedClass, case .fixed(let classes)? = model.outputs.first?.shape.last, k >= classes {
       throw GlassboxError(
         .input, "--class \(k) is out of range: \(model.name) has \(classes) classes (0…\(classes - 1))")
     }
-    if fixedClass != nil, !info.needsClass {
-      throw GlassboxError(.input, "--class: tap \(tap) is a \(info.kind.rawValue) tap; it explains no class")
+    if fixedClass != nil, !infos.contains(where: \.needsClass) {
+      throw GlassboxError(
+        .input,
+        infos.count == 1
+          ? "--class: tap \(taps[0]) is a \(infos[0].kind.rawValue) tap; it explains no class"
+          : "--class: none of the taps \(taps.joined(separator: ", ")) explains a class")
     }
-    let first = try tensorOf(examples[0].path)
-    var firstExplanation: Explanation? = try session.explain(tap, [input.name: first], target: target, scope: scope)
+    func explain(_ files: [(input: String, path: String)], _ feeds: [String: Tensor]) throws -> [Explanation] {
+      do {
+        return try session.explain(taps: taps, feeds, target: target, scope: scope)
+      } catch {
+        throw error.namingFiles(files)
+      }
+    }
+    let first = try feedsOf(examples[0].files)
+    var firstExplanations: [Explanation]? = try explain(examples[0].files, first)
 
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     var failures = 0
@@ -174,25 +216,35 @@ struct TapCommand: ParsableCommand {
     let label = shard.map { "tap \($0.0)" } ?? "tap"
     let progress = data == nil ? nil : ProgressReporter(label: label, total: examples.count)
     for (n, example) in examples.enumerated() {
+      let exampleName =
+        example.files.count == 1
+        ? example.files[0].path : example.files.map { "\($0.input)=\($0.path)" }.joined(separator: " ")
       defer { progress?.update(done: n + 1, note: example.id) }
       do {
-        let x = n == 0 ? first : try tensorOf(example.path)
-        guard x.shape == first.shape else {
-          throw GlassboxError(.input, "\(example.path): shape \(x.shape) differs from the first input's \(first.shape)")
+        let feeds = n == 0 ? first : try feedsOf(example.files)
+        for (name, path) in example.files {
+          guard let x = feeds[name], let shape = first[name]?.shape, x.shape == shape else {
+            throw GlassboxError(
+              .input,
+              "\(path): shape \(feeds[name]?.shape ?? []) differs from the first input's \(first[name]?.shape ?? [])")
+          }
         }
-        let explanation = try firstExplanation ?? session.explain(tap, [input.name: x], target: target, scope: scope)
-        firstExplanation = nil
-        let dir = example.id.isEmpty ? folder : (folder as NSString).appendingPathComponent(example.id)
-        try ExplanationFiles.write(
-          explanation, input: x, model: model, mediaPath: example.path, label: example.label,
-          classNames: classNames, pictures: !noPictures, to: dir)
+        let explanations = try firstExplanations ?? explain(example.files, feeds)
+        firstExplanations = nil
+        for (tap, explanation) in zip(taps, explanations) {
+          let dir = ExplanationFiles.directory(root: folder, tap: tap, of: taps, example: example.id)
+          try ExplanationFiles.write(
+            explanation, input: feeds[input.name] ?? Tensor(shape: [0], f32: []), model: model,
+            mediaPath: example.files[0].path, inputFiles: example.files, label: example.label,
+            classNames: classNames, pictures: !noPictures, to: dir)
+          if data == nil { print("wrote \(dir)/ (\(explanation.maps.count) tensors)") }
+        }
         written.append((example.position, example.id))
-        if data == nil { print("wrote \(dir)/ (\(explanation.maps.count) tensors)") }
       } catch {
         guard data != nil else { throw error }
         failures += 1
-        failed.append((example.position, "\(example.path): \(error)"))
-        progress?.log("\(example.path): \(error)")
+        failed.append((example.position, "\(exampleName): \(error)"))
+        progress?.log("\(exampleName): \(error)")
       }
     }
     if var record {
@@ -217,6 +269,51 @@ struct TapCommand: ParsableCommand {
             + "the others are in \(output)/")
       }
     }
+  }
+}
+
+extension TapCommand {
+  /// The files of each example from the command line: for a model with one input, one file
+  /// each (`FILE`, or `NAME=FILE` naming that input); for several, a `NAME=FILE` per input,
+  /// each group that names every input once one example, its files in the model's input order.
+  static func exampleFiles(_ items: [String], model: Model) throws -> [[(input: String, path: String)]] {
+    let names = model.inputs.map(\.name)
+    func named(_ item: String) -> (input: String, path: String)? {
+      guard !FileManager.default.fileExists(atPath: item), let eq = item.firstIndex(of: "="),
+        names.contains(String(item[..<eq]))
+      else { return nil }
+      return (String(item[..<eq]), String(item[item.index(after: eq)...]))
+    }
+    if names.count == 1 { return items.map { [named($0) ?? (names[0], $0)] } }
+    let usage =
+      "\(model.name) has \(names.count) inputs (\(names.joined(separator: ", "))): give NAME=FILE for each, "
+      + "e.g. \(names.map { "\($0)=\($0).npy" }.joined(separator: " "))"
+    var groups: [[(input: String, path: String)]] = []
+    var group: [String: String] = [:]
+    for item in items {
+      guard let (name, path) = named(item) else {
+        let known = item.contains("=") ? " ('\(item.prefix { $0 != "=" })' is not one of them)" : ""
+        throw GlassboxError(.input, "\(item): \(usage)\(known)")
+      }
+      guard group[name] == nil else {
+        let missing = names.filter { group[$0] == nil }.joined(separator: ", ")
+        throw GlassboxError(
+          .input, "\(item): input '\(name)' is given twice before the example has its \(missing); \(usage)")
+      }
+      group[name] = path
+      if group.count == names.count {
+        groups.append(names.map { ($0, group[$0] ?? "") })
+        group = [:]
+      }
+    }
+    guard group.isEmpty else {
+      let missing = names.filter { group[$0] == nil }
+      throw GlassboxError(
+        .input,
+        "the last example has no file for input\(missing.count == 1 ? "" : "s") "
+          + "\(missing.map { "'\($0)'" }.joined(separator: ", ")); \(usage)")
+    }
+    return groups
   }
 }
 

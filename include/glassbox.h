@@ -38,8 +38,8 @@
 extern "C" {
 #endif
 
-/* Bumped when a declaration here changes incompatibly; gbx_abi_version() returns the
- * library's, which must equal the header's. */
+/* Bumped when a declaration here changes incompatibly (not when a function is added);
+ * gbx_abi_version() returns the library's, which must equal the header's. */
 #define GBX_ABI_VERSION 1
 
 /* The most axes a tensor has here. */
@@ -161,6 +161,17 @@ gbx_status gbx_session_run(gbx_session *session, const gbx_tensor *inputs, size_
  * outputs, and "target": the class each example's map explains (int64). */
 gbx_status gbx_session_explain(gbx_session *session, const char *tap, const gbx_tensor *inputs, size_t input_count,
                                const int64_t *targets, size_t target_count, const char *scope, gbx_result **out);
+
+/* Explains `inputs` with several taps in one program run (one forward pass, each tap's
+ * backward pass), every tap that explains a class for the same `targets` (as
+ * gbx_session_explain takes them). The result holds the model's outputs once, then each
+ * tap's maps in `taps` order (TAP, TAP.normalized, TAP.upsampled, TAP.relevance where they
+ * apply), then "target" when a tap explains a class. At least one tap; none twice. Added
+ * without changing GBX_ABI_VERSION (an addition keeps every existing caller working); a
+ * program that must also run on an older library looks it up with dlsym first. */
+gbx_status gbx_session_explain_taps(gbx_session *session, const char *const *taps, size_t tap_count,
+                                    const gbx_tensor *inputs, size_t input_count, const int64_t *targets,
+                                    size_t target_count, const char *scope, gbx_result **out);
 
 /* Results. */
 gbx_status gbx_result_count(const gbx_result *result, size_t *count);

@@ -347,25 +347,56 @@ public func cSessionExplain(
     let out = try output(out, "out")
     out.pointee = nil
     let box = try Handles.shared.get(session, SessionBox.self, "session")
-    let name = try string(tap, "tap")
-    let target: Target
-    if let targets {
-      target = .each((0..<targetCount).map { Int(clamping: targets[$0]) })
-    } else if targetCount > 0 {
-      throw CAPIError(GBX_ERROR_NULL, "targets is NULL but target_count is \(targetCount)")
-    } else {
-      target = .predicted
-    }
-    let explanation = try box.session.explain(
-      name, rawInputs: try rawInputs(inputs, count), target: target,
-      scope: scope.map { String(cString: $0) })
-    let result = ResultBox()
-    for (name, t) in explanation.tensors {
-      t.floats.withUnsafeBufferPointer { result.add(name: name, shape: t.shape, floats: $0) }
-    }
-    if let classes = explanation.classes { result.add(name: "target", integers: classes.map(Int64.init)) }
-    out.pointee = Handles.shared.add(result)
+    out.pointee = try explained(
+      box, taps: [try string(tap, "tap")], inputs, count, targets, targetCount, scope)
   }
+}
+
+@_cdecl("gbx_session_explain_taps")
+public func cSessionExplainTaps(
+  _ session: OpaquePointer?, _ taps: UnsafePointer<UnsafePointer<CChar>?>?, _ tapCount: Int,
+  _ inputs: UnsafePointer<gbx_tensor>?, _ count: Int, _ targets: UnsafePointer<Int64>?,
+  _ targetCount: Int, _ scope: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> gbx_status {
+  calling {
+    let out = try output(out, "out")
+    out.pointee = nil
+    let box = try Handles.shared.get(session, SessionBox.self, "session")
+    guard tapCount == 0 || taps != nil else {
+      throw CAPIError(GBX_ERROR_NULL, "taps is NULL but tap_count is \(tapCount)")
+    }
+    let names = try (0..<tapCount).map { i throws(CAPIError) in try string(taps?[i], "taps[\(i)]") }
+    out.pointee = try explained(box, taps: names, inputs, count, targets, targetCount, scope)
+  }
+}
+
+/// The explanations of `taps` in one run as a result: the model's outputs, each tap's maps
+/// (`TAP`, `TAP.normalized`, …) in `taps` order, then `target` when a tap explains a class.
+private func explained(
+  _ box: SessionBox, taps: [String], _ inputs: UnsafePointer<gbx_tensor>?, _ count: Int,
+  _ targets: UnsafePointer<Int64>?, _ targetCount: Int, _ scope: UnsafePointer<CChar>?
+) throws -> OpaquePointer {
+  let target: Target
+  if let targets {
+    target = .each((0..<targetCount).map { Int(clamping: targets[$0]) })
+  } else if targetCount > 0 {
+    throw CAPIError(GBX_ERROR_NULL, "targets is NULL but target_count is \(targetCount)")
+  } else {
+    target = .predicted
+  }
+  let explanations = try box.session.explain(
+    taps: taps, rawInputs: try rawInputs(inputs, count), target: target,
+    scope: scope.map { String(cString: $0) })
+  let result = ResultBox()
+  // The model's outputs are the same in every explanation of the run: added once, first.
+  let outputs = (explanations.first?.outputs ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+  for (name, t) in outputs + explanations.flatMap(\.mapTensors) {
+    t.floats.withUnsafeBufferPointer { result.add(name: name, shape: t.shape, floats: $0) }
+  }
+  if let classes = explanations.lazy.compactMap(\.classes).first {
+    result.add(name: "target", integers: classes.map(Int64.init))
+  }
+  return Handles.shared.add(result)
 }
 
 // MARK: Results

@@ -7,7 +7,9 @@
  * oracle): tiny.model (examples/tiny_cnn.graph with labels cat, dog, bird, fish), x.npy (three
  * images), run/ (`glassbox run`), tap-auto/, tap-0/, tap-2/ (`glassbox tap … gradcam` for the
  * predicted class, class 0 and class 2), cam-2/ (`tap … cam --class 2`), video.model
- * (examples/tiny_video.graph), v.npy and vtap/ (its per-frame Grad-CAM). SPEC is
+ * (examples/tiny_video.graph), v.npy and vtap/ (its per-frame Grad-CAM), two.model
+ * (examples/two_inputs.graph), two_image.npy, two_vector.npy and two-tap/TAP/ (`glassbox tap`
+ * with four taps at once, NAME=FILE per input). SPEC is
  * examples/tiny_cnn.graph. Results must equal the oracle's bit for bit; every bad argument must
  * give its status and a message naming the problem, and the process must go on.
  * Prints one line per check (`ok` or `not ok`) and exits 1 when any failed.
@@ -304,6 +306,74 @@ int main(int argc, char **argv) {
   check(same(&cam, &cam2), "explain cam, class 2: equals `glassbox tap cam --class 2` bit for bit");
   require(gbx_result_free(explained), "gbx_result_free");
 
+  /* Several taps in one run: each tap's tensors equal its own call's bits, for the same targets
+   * (a tap that explains no class takes none alone); the outputs come once, target last. */
+  const char *several[] = {"gradcam", "cam", "act"};
+  require(gbx_session_explain_taps(session, several, 3, &input, 1, mixed, 3, NULL, &explained),
+          "explain_taps gradcam, cam, act");
+  names_of(explained, names, sizeof names);
+  check(!strcmp(names, "logits,gradcam,gradcam.normalized,gradcam.upsampled,cam,cam.normalized,cam.upsampled,act,"
+                       "target"),
+        "explain_taps: outputs, each tap's maps in order, target (%s)", names);
+  for (int t = 0; t < 3; t++) {
+    gbx_result *alone;
+    int classless = !strcmp(several[t], "act");
+    require(gbx_session_explain(session, several[t], &input, 1, classless ? NULL : mixed, classless ? 0 : 3, NULL,
+                                &alone),
+            "explain one tap");
+    size_t n = 0;
+    gbx_result_count(alone, &n);
+    int equal = n > 0;
+    for (size_t i = 0; i < n; i++) {
+      gbx_output a, b;
+      gbx_result_get(alone, i, &a);
+      if (gbx_result_find(explained, a.name, &b) != GBX_OK || a.dtype != b.dtype || a.rank != b.rank ||
+          a.byte_count != b.byte_count || memcmp(a.shape, b.shape, sizeof a.shape) ||
+          memcmp(a.data, b.data, a.byte_count))
+        equal = 0;
+    }
+    check(equal, "explain_taps: %s's tensors (and logits, target) equal its own call's bit for bit", several[t]);
+    require(gbx_result_free(alone), "gbx_result_free");
+  }
+  require(gbx_result_free(explained), "gbx_result_free");
+
+  /* A model with two inputs: four taps at once (Grad-CAM on the CNN branch, saliency and the
+   * gradient of each input) equal `glassbox tap`'s files bit for bit. */
+  gbx_model *two_model;
+  snprintf(path, sizeof path, "%s/two.model", dir);
+  require(gbx_model_load(path, &two_model), "gbx_model_load two.model");
+  gbx_session *two_session;
+  require(gbx_session_create(two_model, 1, NULL, NULL, 0, NULL, 0, &two_session), "session of the two-input model");
+  npy two_image = read_npy(dir, "two_image.npy"), two_vector = read_npy(dir, "two_vector.npy");
+  gbx_tensor both[2] = {{"vector", GBX_F32, two_vector.rank, two_vector.shape, two_vector.data},
+                        {"image", GBX_F32, two_image.rank, two_image.shape, two_image.data}};
+  const char *two_taps[] = {"gradcam", "image_saliency", "vector_saliency", "vector_gradient"};
+  require(gbx_session_explain_taps(two_session, two_taps, 4, both, 2, NULL, 0, NULL, &explained),
+          "explain_taps on two inputs");
+  const char *two_files[] = {"gradcam/gradcam",         "gradcam/gradcam.normalized",
+                             "gradcam/gradcam.upsampled", "image_saliency/image_saliency",
+                             "vector_saliency/vector_saliency", "vector_gradient/vector_gradient"};
+  for (int i = 0; i < 6; i++) {
+    char file[128];
+    snprintf(file, sizeof file, "two-tap/%s.npy", two_files[i]);
+    npy expected = read_npy(dir, file);
+    gbx_output o = find(explained, strchr(two_files[i], '/') + 1);
+    check(same(&o, &expected), "two inputs: %s equals `glassbox tap`'s bit for bit", two_files[i]);
+    free(expected.file);
+  }
+  require(gbx_result_free(explained), "gbx_result_free");
+  expect_error(gbx_session_explain_taps(two_session, two_taps, 4, &both[1], 1, NULL, 0, NULL, &explained), GBX_ERROR_INPUT,
+               "input 'vector' is missing (vector f32[B, 5])", "explain_taps without the vector input");
+  int64_t short_shape[2] = {2, 4};
+  gbx_tensor short_vector = {"vector", GBX_F32, 2, short_shape, two_vector.data};
+  gbx_tensor mismatched[2] = {short_vector, both[1]};
+  expect_error(gbx_session_explain_taps(two_session, two_taps, 4, mismatched, 2, NULL, 0, NULL, &explained), GBX_ERROR_INPUT,
+               "input 'vector' has size 4 on axis 1 but the graph expects 5", "explain_taps with a short vector");
+  require(gbx_session_free(two_session), "gbx_session_free");
+  require(gbx_model_free(two_model), "gbx_model_free");
+  free(two_image.file);
+  free(two_vector.file);
+
   /* Per-frame Grad-CAM through an LSTM, with relevance. */
   gbx_model *video;
   snprintf(path, sizeof path, "%s/video.model", dir);
@@ -424,6 +494,13 @@ int main(int argc, char **argv) {
                "gbx_session_explain(NULL tap)");
   expect_error(gbx_session_explain(session, "gradcam", &input, 1, NULL, 3, NULL, &r), GBX_ERROR_NULL,
                "targets is NULL but target_count is 3", "gbx_session_explain(NULL targets, count 3)");
+  const char *with_null[] = {"gradcam", NULL};
+  expect_error(gbx_session_explain_taps(session, NULL, 2, &input, 1, NULL, 0, NULL, &r), GBX_ERROR_NULL,
+               "taps is NULL but tap_count is 2", "gbx_session_explain_taps(NULL taps, count 2)");
+  expect_error(gbx_session_explain_taps(session, with_null, 2, &input, 1, NULL, 0, NULL, &r), GBX_ERROR_NULL,
+               "taps[1] is NULL", "gbx_session_explain_taps(a NULL tap)");
+  expect_error(gbx_session_explain_taps(session, several, 3, &input, 1, NULL, 0, NULL, NULL), GBX_ERROR_NULL,
+               "out is NULL", "gbx_session_explain_taps(NULL out)");
   require(gbx_session_run(session, &input, 1, &r), "run for the result checks");
   expect_error(gbx_result_count(r, NULL), GBX_ERROR_NULL, "count is NULL", "gbx_result_count(NULL count)");
   expect_error(gbx_result_get(r, 0, NULL), GBX_ERROR_NULL, "output is NULL", "gbx_result_get(NULL output)");
@@ -514,6 +591,15 @@ int main(int argc, char **argv) {
   expect_error(gbx_session_explain(session, "saliency", &input, 1, NULL, 0, NULL, &r), GBX_ERROR_INPUT,
                "no tap 'saliency'; taps: gradcam (gradcam), cam (cam), act (activation)",
                "explain a tap the model lacks");
+  const char *unknown_taps[] = {"gradcam", "saliency"}, *twice_taps[] = {"cam", "gradcam", "cam"};
+  expect_error(gbx_session_explain_taps(session, several, 0, &input, 1, NULL, 0, NULL, &r), GBX_ERROR_INPUT,
+               "give at least one tap to explain", "explain_taps with no taps");
+  expect_error(gbx_session_explain_taps(session, unknown_taps, 2, &input, 1, NULL, 0, NULL, &r), GBX_ERROR_INPUT,
+               "no tap 'saliency'; taps: gradcam (gradcam), cam (cam), act (activation)",
+               "explain_taps with a tap the model lacks");
+  expect_error(gbx_session_explain_taps(session, twice_taps, 3, &input, 1, NULL, 0, NULL, &r), GBX_ERROR_INPUT,
+               "tap cam is asked for twice", "explain_taps with a tap twice");
+  check(r == NULL, "a failed explain_taps leaves *out NULL");
   int64_t high[3] = {0, 4, 1}, low[3] = {-2, 0, 0};
   expect_error(gbx_session_explain(session, "gradcam", &input, 1, high, 3, NULL, &r), GBX_ERROR_INPUT,
                "target class 4 is out of range: tiny_cnn has 4 classes (0…3; -1 = predicted)", "target class 4 of 4");

@@ -56,6 +56,16 @@ PYTHON
 "$G" tap "$OUT/tiny.model" gradcam "$OUT/x.npy" --class 2 --no-pictures -o "$OUT/tap-2" > /dev/null
 "$G" tap "$OUT/tiny.model" cam "$OUT/x.npy" --class 2 --no-pictures -o "$OUT/cam-2" > /dev/null
 "$G" tap "$OUT/video.model" gradcam "$OUT/v.npy" --no-pictures -o "$OUT/vtap" > /dev/null
+# A model with two inputs (examples/two_inputs.graph), explained with four taps in one run.
+"$G" compile examples/two_inputs.graph -o "$OUT/two.model" > /dev/null
+$PY - "$OUT" <<'PYTHON'
+import sys, numpy as np
+out = sys.argv[1]
+np.save(f"{out}/two_image.npy", np.sin(np.arange(2 * 3 * 16 * 16) * 0.29).astype(np.float32).reshape(2, 3, 16, 16))
+np.save(f"{out}/two_vector.npy", np.cos(np.arange(2 * 5) * 0.9).astype(np.float32).reshape(2, 5))
+PYTHON
+"$G" tap "$OUT/two.model" gradcam,image_saliency,vector_saliency,vector_gradient image="$OUT/two_image.npy" \
+  vector="$OUT/two_vector.npy" --no-pictures -o "$OUT/two-tap" > /dev/null
 
 echo "c-api-test: api_test"
 "$OUT/api_test" "$OUT" examples/tiny_cnn.graph > "$OUT/api_test.log" 2>&1 || { cat "$OUT/api_test.log"; exit 1; }

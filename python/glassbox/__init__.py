@@ -5,6 +5,7 @@
     m.inputs                                  # [TensorInfo(name='mfcc', dtype=float32, shape=('B', 768, 128))]
     out = m.run({"mfcc": x})                  # {"logits": ndarray, "attention": ndarray, ...}
     cam = m.explain("gradcam", {"frames": v}) # the raw Grad-CAM maps of every example, predicted classes
+    both = m.explanations(["gradcam", "hidden"], {"frames": v})  # several taps in one run, by name
 
 A thin layer over libglassbox.so (include/glassbox.h) through ctypes: inputs are read in
 place when they are C-contiguous, aligned numpy arrays of a supported type (float32 without
@@ -100,6 +101,10 @@ def library_path() -> str:
                       "or set GLASSBOX_LIBRARY")
 
 
+# Functions added to the C API without a new ABI number: an older libglassbox.so lacks them.
+_ADDED = {"gbx_session_explain_taps"}
+
+
 def _declare(lib):
     P = ctypes.POINTER
     vp, cp, sz, st = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int
@@ -119,10 +124,13 @@ def _declare(lib):
         "gbx_session_free": ([vp], st),
         "gbx_session_run": ([vp, P(_Tensor), sz, P(vp)], st),
         "gbx_session_explain": ([vp, cp, P(_Tensor), sz, P(ctypes.c_int64), sz, cp, P(vp)], st),
+        "gbx_session_explain_taps": ([vp, P(cp), sz, P(_Tensor), sz, P(ctypes.c_int64), sz, cp, P(vp)], st),
         "gbx_result_count": ([vp, P(sz)], st), "gbx_result_get": ([vp, sz, P(_Output)], st),
         "gbx_result_find": ([vp, cp, P(_Output)], st), "gbx_result_free": ([vp], st),
     }
     for name, (args, result) in signatures.items():
+        if name in _ADDED and not hasattr(lib, name):
+            continue  # an older library of the same ABI; the call that needs it says so
         f = getattr(lib, name)
         f.argtypes = args
         f.restype = result
@@ -251,6 +259,38 @@ def _feeds(feeds, what="inputs"):
     return tensors, len(feeds), keep
 
 
+def _targets(target, feeds, keep):
+    """`target` as a gbx targets array and its length (NULL and 0 for None); what must live
+    as long as the call goes into `keep`."""
+    if target is None:
+        return None, 0
+    classes = np.asarray(target)
+    if classes.dtype.kind not in "iu" or classes.ndim > 1:
+        raise Error(f"target must be a class index or one per example, found {target!r}")
+    if classes.ndim == 0:
+        batch = next(iter(feeds.values()), np.zeros(1))
+        classes = np.full(np.shape(batch)[0] if np.ndim(batch) else 1, int(classes))
+    classes = np.ascontiguousarray(classes, dtype=np.int64)
+    keep.append(classes)
+    return classes.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), classes.size
+
+
+def _explanations(taps: List[str], arrays: Dict[str, np.ndarray], classless=frozenset()) -> Dict[str, Explanation]:
+    """A result of explaining `taps` as one Explanation per tap: its maps by role, the classes
+    explained (None for the `classless` taps, which explain none), and the model's outputs."""
+    roles = {f"{tap}{suffix}": (tap, role) for tap in taps
+             for suffix, role in [("", "raw"), (".normalized", "normalized"), (".upsampled", "upsampled"),
+                                  (".relevance", "relevance")]}
+    outputs = {k: v for k, v in arrays.items() if k not in roles and k != "target"}
+    maps = {tap: {} for tap in taps}
+    for key, value in arrays.items():
+        if key in roles:
+            tap, role = roles[key]
+            maps[tap][role] = value
+    return {tap: Explanation(tap, maps[tap], None if tap in classless else arrays.get("target"), outputs)
+            for tap in taps}
+
+
 class Model:
     """A model compiled into a session: `run` its outputs, `explain` with its taps."""
 
@@ -313,27 +353,30 @@ class Model:
         if not isinstance(tap, str):
             raise Error(f"tap must be a tap name, found {tap!r}")
         tensors, count, keep = _feeds(feeds)
-        targets, target_count = None, 0
-        if target is not None:
-            classes = np.asarray(target)
-            if classes.dtype.kind not in "iu" or classes.ndim > 1:
-                raise Error(f"target must be a class index or one per example, found {target!r}")
-            if classes.ndim == 0:
-                batch = next(iter(feeds.values()), np.zeros(1))
-                classes = np.full(np.shape(batch)[0] if np.ndim(batch) else 1, int(classes))
-            classes = np.ascontiguousarray(classes, dtype=np.int64)
-            keep.append(classes)
-            targets, target_count = classes.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), classes.size
+        targets, target_count = _targets(target, feeds, keep)
         result = ctypes.c_void_p()
         _check(_lib.gbx_session_explain(self._live(), tap.encode(), tensors, count, targets, target_count,
                                         scope.encode() if scope else None, ctypes.byref(result)))
         del keep
-        arrays = _result_arrays(result)
-        roles = {tap: "raw", tap + ".normalized": "normalized", tap + ".upsampled": "upsampled",
-                 tap + ".relevance": "relevance"}
-        maps = {roles[k]: v for k, v in arrays.items() if k in roles}
-        outputs = {k: v for k, v in arrays.items() if k not in roles and k != "target"}
-        return Explanation(tap, maps, arrays.get("target"), outputs)
+        return _explanations([tap], _result_arrays(result))[tap]
+
+    def explanations(self, taps: Sequence[str], feeds: Dict[str, np.ndarray], target=None,
+                     scope: Optional[str] = None) -> Dict[str, Explanation]:
+        """Several taps' explanations of the batch in `feeds` from one run (one forward pass,
+        each tap's backward pass), by tap name in `taps` order; each as `explanation` gives it,
+        every tap that explains a class explaining the same `target` classes."""
+        names = _names(taps, "taps")
+        if not hasattr(_lib, "gbx_session_explain_taps"):
+            raise Error(f"{library_path()} has no gbx_session_explain_taps (an older library); "
+                        "explain one tap at a time, or update it", 6)
+        tensors, count, keep = _feeds(feeds)
+        targets, target_count = _targets(target, feeds, keep)
+        result = ctypes.c_void_p()
+        _check(_lib.gbx_session_explain_taps(self._live(), _strings(names), len(names), tensors, count, targets,
+                                             target_count, scope.encode() if scope else None, ctypes.byref(result)))
+        del keep
+        classless = {t.name for t in self.taps if not t.needs_class}
+        return _explanations(names, _result_arrays(result), classless)
 
     def explain(self, tap: str, feeds: Dict[str, np.ndarray], target=None, scope: Optional[str] = None) -> np.ndarray:
         """The raw map of `tap` for every example in `feeds` (see `explanation`)."""

@@ -21,7 +21,7 @@ struct TapCommand: ParsableCommand {
       where the text after it names a tap of the model, a tap kind, or KIND:…; other commas stay \
       in their tap (cam:layer4,fc.weight, occlusion:image:stride=8,8). One tap writes its files \
       into DIR (one input) or DIR/STEM/ (several; DIR/CLASS/CLIP/ for --data); several taps \
-      write the same layout for each tap under DIR/TAP/, each with its summary.json.
+      write the same layout for each tap under DIR/TAP/, each with its summary.json (--shard takes one tap).
 
       A model with several inputs takes NAME=FILE for each of its inputs (.npy, or a media file \
       through that input's recipe); each group that names every input once is one example \

@@ -66,6 +66,16 @@ private func output<T>(_ p: UnsafeMutablePointer<T>?, _ what: String) throws(CAP
   return p
 }
 
+/// The `count` strings of a C array; `what` and `countName` name the parameters in errors.
+private func strings(
+  _ items: UnsafePointer<UnsafePointer<CChar>?>?, _ count: Int, _ what: String, countName: String
+) throws(CAPIError) -> [String] {
+  guard count == 0 || items != nil else {
+    throw CAPIError(GBX_ERROR_NULL, "\(what) is NULL but \(countName) is \(count)")
+  }
+  return try (0..<count).map { i throws(CAPIError) in try string(items?[i], "\(what)[\(i)]") }
+}
+
 /// `count` name–value pairs as bindings.
 private func bindings(
   _ names: UnsafePointer<UnsafePointer<CChar>?>?, _ values: UnsafePointer<Int64>?,
@@ -197,10 +207,7 @@ public func cModelSetLabels(
     let out = try output(out, "out")
     out.pointee = nil
     let box = try Handles.shared.get(model, ModelBox.self, "model")
-    guard count == 0 || labels != nil else {
-      throw CAPIError(GBX_ERROR_NULL, "labels is NULL but label_count is \(count)")
-    }
-    let names = try (0..<count).map { i throws(CAPIError) in try string(labels?[i], "labels[\(i)]") }
+    let names = try strings(labels, count, "labels", countName: "label_count")
     out.pointee = Handles.shared.add(ModelBox(try box.model.with(labels: names)))
   }
 }
@@ -304,12 +311,8 @@ public func cSessionCreate(
     let out = try output(out, "out")
     out.pointee = nil
     let box = try Handles.shared.get(model, ModelBox.self, "model")
-    var selected: [String]?
-    if let taps {
-      selected = try (0..<tapCount).map { i throws(CAPIError) in try string(taps[i], "taps[\(i)]") }
-    } else if tapCount > 0 {
-      throw CAPIError(GBX_ERROR_NULL, "taps is NULL but tap_count is \(tapCount)")
-    }
+    // NULL taps: the session's default; a non-NULL array of none: no taps.
+    let selected = taps == nil && tapCount == 0 ? nil : try strings(taps, tapCount, "taps", countName: "tap_count")
     let options = SessionOptions(threads: Int(threads), bindings: try bindings(names, values, count), taps: selected)
     out.pointee = Handles.shared.add(SessionBox(try box.model.session(options)))
   }
@@ -362,10 +365,7 @@ public func cSessionExplainTaps(
     let out = try output(out, "out")
     out.pointee = nil
     let box = try Handles.shared.get(session, SessionBox.self, "session")
-    guard tapCount == 0 || taps != nil else {
-      throw CAPIError(GBX_ERROR_NULL, "taps is NULL but tap_count is \(tapCount)")
-    }
-    let names = try (0..<tapCount).map { i throws(CAPIError) in try string(taps?[i], "taps[\(i)]") }
+    let names = try strings(taps, tapCount, "taps", countName: "tap_count")
     out.pointee = try explained(box, taps: names, inputs, count, targets, targetCount, scope)
   }
 }

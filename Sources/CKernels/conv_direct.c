@@ -13,12 +13,12 @@
  * at one fixed offset from p in one phase plane of each channel, so a run of consecutive outputs
  * reads a run of consecutive floats. */
 void glassbox_conv_direct_pack(const glassbox_conv_direct *c, const float *x, float *q, int channelLo, int channelHi) {
-  const int phases = c->sy * c->sx;
+  const int phases = c->phases;
   const long plane = (long)c->hq * c->wq;
   for (int ch = channelLo; ch < channelHi; ch++) {
     const float *src = x + (long)ch * c->h * c->w;
     for (int fy = 0; fy < c->sy; fy++) {
-      for (int fx = 0; fx < c->sx; fx++) {
+      for (int fx = 0; fx < c->sx && fy * c->sx + fx < phases; fx++) {
         float *dst = q + ((long)ch * phases + fy * c->sx + fx) * plane;
         /* Columns j whose input column j·sx + fx − px lies in 0..<w: jlo..<jhi. */
         const int x0 = fx - c->px;
@@ -69,6 +69,12 @@ void glassbox_conv_direct_pack_weights(const float *w, int cout, int cin, int ta
  * where the first of them lands in the output plane: consecutive valid flat outputs are
  * consecutive outputs (the columns ow..<wq between two rows are skipped). */
 static inline unsigned flat_valid(const glassbox_conv_direct *c, int p0, int count, long *first) {
+  if (c->wq == c->ow) {
+    /* No dropped columns (a 1×1 convolution): the flat outputs below oh·ow are the outputs. */
+    const int left = c->oh * c->ow - p0, n = left < count ? (left > 0 ? left : 0) : count;
+    *first = n > 0 ? p0 : -1;
+    return n >= 32 ? ~0u : (1u << n) - 1;
+  }
   int oy = p0 / c->wq, ox = p0 - oy * c->wq;
   unsigned valid = 0;
   *first = -1;
@@ -115,14 +121,20 @@ static inline void store_flat(const glassbox_conv_direct *c, float *out, const f
       const __m512 b = _mm512_set1_ps(c->bias && co < c->cout ? c->bias[co] : 0.0f);                         \
       for (int j = 0; j < J; j++) acc[r][j] = b;                                                             \
     }                                                                                                        \
-    const long channel = (long)c->sy * c->sx * c->hq * c->wq;                                                \
+    const long channel = (long)c->phases * c->hq * c->wq;                                                   \
+    /* Lanes loaded: all, or (masked) those below the last flat output. */                                  \
+    __mmask16 lanes[J];                                                                                      \
+    for (int j = 0; j < J; j++) {                                                                            \
+      const long left = c->masked ? (long)c->oh * c->wq - p0 - 16 * j : 16;                                   \
+      lanes[j] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);             \
+    }                                                                                                        \
     const float *w = wb;                                                                                     \
     for (int ci = 0; ci < c->cin; ci++) {                                                                    \
       const float *base = q + ci * channel + p0;                                                             \
       for (int t = 0; t < c->taps; t++, w += 8) {                                                            \
         const float *s = base + c->offsets[t];                                                               \
         __m512 v[J];                                                                                         \
-        for (int j = 0; j < J; j++) v[j] = _mm512_loadu_ps(s + 16 * j);                                      \
+        for (int j = 0; j < J; j++) v[j] = _mm512_maskz_loadu_ps(lanes[j], s + 16 * j);                       \
         for (int r = 0; r < 8; r++) {                                                                        \
           const __m512 wr = _mm512_set1_ps(w[r]);                                                            \
           for (int j = 0; j < J; j++) acc[r][j] = _mm512_fmadd_ps(v[j], wr, acc[r][j]);                      \
@@ -169,7 +181,7 @@ DIRECT_AVX512(3)
  * each block's weights stay in L1 or L2 while its steps run; a map smaller than one band
  * (ResNet's layer4) reads each block's weights once. */
 static int band_length(const glassbox_conv_direct *c, int step) {
-  const long perColumn = (long)c->cin * c->sy * c->sx * (long)sizeof(float);
+  const long perColumn = (long)c->cin * c->phases * (long)sizeof(float);
   const long budget = (256L << 10) / perColumn - (long)(c->hq - c->oh + 1) * c->wq;
   const long steps = budget / step;
   return (int)(steps < 1 ? step : steps * step);
@@ -207,7 +219,7 @@ __attribute__((target("avx2,fma"))) static void direct8(const glassbox_conv_dire
     const __m256 b = _mm256_set1_ps(c->bias && co < c->cout ? c->bias[co] : 0.0f);
     for (int j = 0; j < 2; j++) acc[r][j] = b;
   }
-  const long channel = (long)c->sy * c->sx * c->hq * c->wq;
+  const long channel = (long)c->phases * c->hq * c->wq;
   const float *w = wb + half * 4;
   for (int ci = 0; ci < c->cin; ci++) {
     const float *base = q + ci * channel + p0;
@@ -278,7 +290,7 @@ void glassbox_conv_direct_avx2(const glassbox_conv_direct *c, const float *q, co
       }                                                                                                         \
       for (int r = 0; r < 8; r++) acc[r][b] = start;                                                            \
     }                                                                                                           \
-    const long channel = (long)c->sy * c->sx * c->hq * c->wq, blockSize = (long)c->cin * c->taps * 16;          \
+    const long channel = (long)c->phases * c->hq * c->wq, blockSize = (long)c->cin * c->taps * 16;          \
     const float *w = packed + block * blockSize;                                                                \
     for (int ci = 0; ci < c->cin; ci++) {                                                                       \
       for (int t = 0; t < c->taps; t++, w += 16) {                                                              \
@@ -355,7 +367,7 @@ __attribute__((target("avx2,fma"))) static void channels8(const glassbox_conv_di
     acc[r][0] = _mm256_loadu_ps(start);
     acc[r][1] = _mm256_loadu_ps(start + 8);
   }
-  const long channel = (long)c->sy * c->sx * c->hq * c->wq;
+  const long channel = (long)c->phases * c->hq * c->wq;
   const float *w = packed + block * (long)c->cin * c->taps * 16;
   for (int ci = 0; ci < c->cin; ci++) {
     const float *base = q + ci * channel;

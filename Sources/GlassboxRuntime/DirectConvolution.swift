@@ -43,24 +43,45 @@ struct DirectConv2d: Kernel {
   var epilogue: Epilogue
   var threads: Int
 
-  /// Whether a convolution takes this kernel: ungrouped and not 1×1, on x86-64 (the
-  /// micro-kernels are AVX-512 and AVX2 + FMA). A 1×1 convolution is a GEMM as it stands: im2col
-  /// copies nothing for one of stride 1, and OpenBLAS runs it faster than the flat outputs here.
+  /// Whether a convolution takes this kernel: ungrouped, on x86-64 (the micro-kernels are
+  /// AVX-512 and AVX2 + FMA). 1×1 convolutions too: a GEMM through OpenBLAS repacked the weights
+  /// on every call and wrote the bias and the epilogue in passes of their own over the output.
   static func applies(groups: Int, kh: Int, kw: Int) -> Bool {
     #if arch(x86_64)
-    return groups == 1 && kh * kw > 1
+    return groups == 1
     #else
     return false
     #endif
   }
 
+  /// A 1×1 convolution without padding: every tap reads phase plane (0, 0), so only that plane
+  /// is packed (`phases` 1), and at stride 1 the input itself is that plane.
+  static func pointwise(kh: Int, kw: Int, padding: (Int, Int)) -> Bool { kh == 1 && kw == 1 && padding == (0, 0) }
+
+  var pointwise: Bool { Self.pointwise(kh: kh, kw: kw, padding: padding) }
+
+  /// Output positions per image below which a pointwise convolution stays a GEMM (im2col and
+  /// OpenBLAS): on ResNet-50's 7×7 maps at batch 1 the product is a narrow GEMM whose weights
+  /// stream from memory, where OpenBLAS kept up with the flat kernel on one core and led it on
+  /// two; from 14×14 up the flat kernel, its bias and epilogue in registers and the work split
+  /// over the cores without OpenBLAS's threads, led or tied.
+  static let minimumPointwiseOutputs = 128
+
+  /// Whether the kernels read the input in place, unpacked: a pointwise convolution of stride 1
+  /// on the AVX-512 flat kernel, whose loads are masked at the map's end (the AVX2 one reads past
+  /// it, into the packed input's slack).
+  func readsInPlace(wide: Bool) -> Bool { pointwise && stride == (1, 1) && wide }
+
   /// Output channels per block of packed weights: 8 for runs of flat outputs, 16 by channels.
   static func block(byChannels: Bool) -> Int { byChannels ? 16 : Int(GLASSBOX_DIRECT_BLOCK) }
 
-  /// Whether outputs go 16 channels to a vector: maps less than one 16-float vector wide.
-  static func byChannels(ow: Int) -> Bool { ow < 16 }
+  /// Whether outputs go 16 channels to a vector: maps less than one 16-float vector wide, where
+  /// flat runs would compute the dropped columns `ow..<wq` too — except pointwise ones, which
+  /// have no dropped columns (`wq = ow`), and where the flat kernel's 24 accumulators beat the
+  /// channel kernel's 16.
+  static func byChannels(ow: Int, pointwise: Bool) -> Bool { ow < 16 && !pointwise }
 
-  var byChannels: Bool { Self.byChannels(ow: ow) }
+  var byChannels: Bool { Self.byChannels(ow: ow, pointwise: pointwise) }
   /// Floats the micro-kernels may read past the end of `q` (three 16-float vectors from the last
   /// run's start), kept zero.
   static let slack = 64
@@ -76,24 +97,31 @@ struct DirectConv2d: Kernel {
   /// Floats of one image's packed input, slack included.
   static func packedInputCount(
     cin: Int, oh: Int, ow: Int, kh: Int, kw: Int, stride: (Int, Int),
-    dilation: (Int, Int)
+    padding: (Int, Int), dilation: (Int, Int)
   ) -> Int {
-    cin * stride.0 * stride.1 * rows(oh: oh, kh: kh, stride: stride.0, dilation: dilation.0)
+    let phases = pointwise(kh: kh, kw: kw, padding: padding) ? 1 : stride.0 * stride.1
+    return cin * phases * rows(oh: oh, kh: kh, stride: stride.0, dilation: dilation.0)
       * rows(oh: ow, kh: kw, stride: stride.1, dilation: dilation.1) + slack
   }
 
-  static func persistentCount(cin: Int, cout: Int, kh: Int, kw: Int, ow: Int) -> Int {
-    let block = block(byChannels: byChannels(ow: ow))
+  var packedInputCount: Int {
+    Self.packedInputCount(
+      cin: cin, oh: oh, ow: ow, kh: kh, kw: kw, stride: stride, padding: padding, dilation: dilation)
+  }
+
+  static func persistentCount(cin: Int, cout: Int, kh: Int, kw: Int, padding: (Int, Int), ow: Int) -> Int {
+    let block = block(byChannels: byChannels(ow: ow, pointwise: pointwise(kh: kh, kw: kw, padding: padding)))
     return (cout + block - 1) / block * block * cin * kh * kw
   }
 
   /// Scratch floats: one packed input per part (`Conv2d.parts`).
   static func scratchCount(
     n: Int, cin: Int, oh: Int, ow: Int, kh: Int, kw: Int, stride: (Int, Int),
-    dilation: (Int, Int), threads: Int
+    padding: (Int, Int), dilation: (Int, Int), threads: Int
   ) -> Int {
     Conv2d.parts(images: n, threads: threads)
-      * packedInputCount(cin: cin, oh: oh, ow: ow, kh: kh, kw: kw, stride: stride, dilation: dilation)
+      * packedInputCount(
+        cin: cin, oh: oh, ow: ow, kh: kh, kw: kw, stride: stride, padding: padding, dilation: dilation)
   }
 
   /// The GEMM this convolution is as im2col would run it, so profiles rate it on the same work.
@@ -127,21 +155,25 @@ struct DirectConv2d: Kernel {
   }
 
   /// The C kernels' description of the convolution; its pointers live while `body` runs.
-  func withDescription<T>(_ a: UnsafeMutablePointer<Float>, _ body: (UnsafePointer<glassbox_conv_direct>) -> T) -> T {
+  func withDescription<T>(
+    _ a: UnsafeMutablePointer<Float>, wide: Bool = AVX512.enabled,
+    _ body: (UnsafePointer<glassbox_conv_direct>) -> T
+  ) -> T {
     offsets.withUnsafeBufferPointer { offsets in
       var c = glassbox_conv_direct(
         cin: Int32(cin), h: Int32(h), w: Int32(w), cout: Int32(cout), oh: Int32(oh),
         ow: Int32(ow), sy: Int32(stride.0), sx: Int32(stride.1), py: Int32(padding.0),
         px: Int32(padding.1), hq: Int32(hq), wq: Int32(wq), taps: Int32(kh * kw),
         offsets: offsets.baseAddress, bias: bias.map { UnsafePointer(a + $0) },
-        relu: epilogue.relu ? 1 : 0)
+        relu: epilogue.relu ? 1 : 0, phases: Int32(pointwise ? 1 : stride.0 * stride.1),
+        masked: readsInPlace(wide: wide) ? 1 : 0)
       return body(&c)
     }
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let kernel = self
-    let each = Self.packedInputCount(cin: cin, oh: oh, ow: ow, kh: kh, kw: kw, stride: stride, dilation: dilation)
+    let each = packedInputCount
     forEachImagePart(images: n, threads: threads, a, scratch: scratch, partScratch: { _ in each }) {
       a, _, images, offset, threads in
       kernel.withDescription(a) { c in
@@ -156,11 +188,15 @@ struct DirectConv2d: Kernel {
     q: UnsafeMutablePointer<Float>, threads: Int, wide: Bool = AVX512.enabled
   ) {
     let input = a + x + image * cin * h * w
-    let qCount = Self.packedInputCount(cin: cin, oh: oh, ow: ow, kh: kh, kw: kw, stride: stride, dilation: dilation)
-    (q + qCount - Self.slack).update(repeating: 0, count: Self.slack)
-    // Packing is a copy: worth a second core from a few hundred kilobytes.
-    splitOverCores(a, count: cin, threads: threads, worthIt: qCount >= 1 << 16) { _, range in
-      glassbox_conv_direct_pack(c, input, q, Int32(range.lowerBound), Int32(range.upperBound))
+    let qCount = packedInputCount
+    let inPlace = readsInPlace(wide: wide)
+    let q = inPlace ? input : q
+    if !inPlace {
+      (q + qCount - Self.slack).update(repeating: 0, count: Self.slack)
+      // Packing is a copy: worth a second core from a few hundred kilobytes.
+      splitOverCores(a, count: cin, threads: threads, worthIt: qCount >= 1 << 16) { _, range in
+        glassbox_conv_direct_pack(c, input, q, Int32(range.lowerBound), Int32(range.upperBound))
+      }
     }
     let plane = image * cout * oh * ow
     let output = a + out + plane, residual = epilogue.residual.map { UnsafePointer(a + $0 + plane) }

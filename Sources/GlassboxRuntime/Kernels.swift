@@ -377,6 +377,7 @@ struct Linear: Kernel {
   /// adds the product to them, while they are in its cache, not over the whole output by one
   /// core first.
   func run(_ a: UnsafeMutablePointer<Float>) {
+    if rows <= Self.dotRows { return runDots(a) }
     let parts =
       threads > 1 && rows >= 8 * threads && rows * inFeatures * outFeatures >= BLAS.parallelWork
       ? Swift.min(threads, rows / 4) : 1
@@ -394,6 +395,81 @@ struct Linear: Kernel {
       }
       epilogue.apply(a, out: out, count: (hi - lo) * o, at: lo * o)
     }
+  }
+}
+
+extension Linear {
+  /// Rows up to which the product is dot products (a classifier at batch 1 or 2): OpenBLAS's
+  /// SGEMM packs all of the weight for a one-row product (8 MB for ResNet-50's classifier) and
+  /// runs it on one core, where the dot products read the weight once, split over the cores.
+  static let dotRows = 2
+
+  /// `out[r][j] = x[r] · W[j] + bias[j]` for every row, the output features split over the
+  /// cores when the weight is large; the epilogue over each core's features. Each feature's sum
+  /// is the same whichever core or group of four computes it.
+  func runDots(_ a: UnsafeMutablePointer<Float>) {
+    let f = inFeatures, o = outFeatures
+    let parts = threads > 1 && o >= 64 && rows * f * o >= BLAS.parallelWork / 4 ? Swift.min(threads, o / 32) : 1
+    parallelFor(parts) { part in
+      let lo = o * part / parts, hi = o * (part + 1) / parts
+      for r in 0..<rows {
+        let x = UnsafePointer(a + self.x + r * f), y = a + out + r * o
+        var j = lo
+        while j + 4 <= hi {
+          var d = Linear.dots4(UnsafePointer(a + weight + j * f), count: f, x)
+          if let bias { d += UnsafeRawPointer(a + bias + j).loadUnaligned(as: SIMD4<Float>.self) }
+          UnsafeMutableRawPointer(y + j).storeBytes(of: d, as: SIMD4<Float>.self)
+          j += 4
+        }
+        while j < hi {
+          y[j] = Linear.dot(UnsafePointer(a + weight + j * f), count: f, x) + (bias.map { a[$0 + j] } ?? 0)
+          j += 1
+        }
+        epilogue.apply(a, out: out, count: hi - lo, at: r * o + lo)
+      }
+    }
+  }
+
+  /// Four rows of `w` (`count` apart) dotted with `x`: sixteen lanes of partial sums per row,
+  /// summed, then the tail in order.
+  @inline(__always)
+  static func dots4(_ w: UnsafePointer<Float>, count f: Int, _ x: UnsafePointer<Float>) -> SIMD4<Float> {
+    typealias V = SIMD16<Float>
+    func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+    var s0 = V(), s1 = V(), s2 = V(), s3 = V()
+    var i = 0
+    while i + 16 <= f {
+      let v = load(x + i)
+      s0 += load(w + i) * v
+      s1 += load(w + f + i) * v
+      s2 += load(w + 2 * f + i) * v
+      s3 += load(w + 3 * f + i) * v
+      i += 16
+    }
+    var d = SIMD4(s0.sum(), s1.sum(), s2.sum(), s3.sum())
+    while i < f {
+      d += SIMD4(w[i], w[f + i], w[2 * f + i], w[3 * f + i]) * x[i]
+      i += 1
+    }
+    return d
+  }
+
+  /// One row of `w` dotted with `x`, as `dots4` computes each of its rows.
+  @inline(__always)
+  static func dot(_ w: UnsafePointer<Float>, count f: Int, _ x: UnsafePointer<Float>) -> Float {
+    typealias V = SIMD16<Float>
+    var s = V()
+    var i = 0
+    while i + 16 <= f {
+      s += UnsafeRawPointer(w + i).loadUnaligned(as: V.self) * UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
+      i += 16
+    }
+    var d = s.sum()
+    while i < f {
+      d += w[i] * x[i]
+      i += 1
+    }
+    return d
   }
 }
 

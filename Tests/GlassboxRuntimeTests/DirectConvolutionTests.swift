@@ -9,7 +9,7 @@ import Testing
 /// of the block of 8 (nor of 4, the AVX2 kernel's half block), input channels from 1, strides 2
 /// and 3 (phase planes) and unequal ones, padding 0 to 3, dilation, kernels of 2×2 to 7×7 and
 /// unequal sides, rows narrower than one vector, maps whose flat outputs end mid-vector, the
-/// bias or none, and the residual + ReLU epilogue.
+/// bias or none, the residual + ReLU epilogue, and 1×1 convolutions (in place, one phase).
 struct DirectConvolutionTests {
   static let specs: [String] = [
     // Stride 2, odd sizes: 21 and 13 output channels, 17 input channels, 15×13 maps, a 5×5
@@ -88,6 +88,27 @@ struct DirectConvolutionTests {
       param k: f32[48, 64, 3, 3] init uniform(0.1)
       y = conv2d(x, w, b, padding: [2, 2], dilation: [2, 2], activation: relu)
       z = conv2d(x, k, stride: [2, 2], padding: [1, 1])
+    }
+    """,
+    // 1×1 convolutions (of at least `minimumPointwiseOutputs` outputs), flat whatever the
+    // width: stride 1 reads the input in place (481 flat outputs, the last vector masked at the
+    // map's end; the residual + ReLU epilogue), stride 2 packs only phase (0, 0), a padded one
+    // packs every phase (and drops columns); 12×12 maps, narrower than a vector, in place with a
+    // residual, and at stride 2 from 24×24.
+    """
+    graph g(x: f32[2, 19, 13, 37], r: f32[2, 21, 13, 37], s: f32[1, 40, 12, 12], t: f32[1, 33, 12, 12], q: f32[1, 40, 24, 24]) -> (y: f32[2, 21, 13, 37], z: f32[2, 11, 7, 19], p: f32[2, 6, 8, 19], u: f32[1, 33, 12, 12], v: f32[1, 24, 12, 12]) {
+      param w: f32[21, 19, 1, 1] init uniform(0.1)
+      param b: f32[21] init uniform(0.1)
+      param k: f32[11, 19, 1, 1] init uniform(0.1)
+      param e: f32[6, 19, 1, 1] init uniform(0.1)
+      param m: f32[33, 40, 1, 1] init uniform(0.1)
+      param c: f32[33] init uniform(0.1)
+      param n: f32[24, 40, 1, 1] init uniform(0.1)
+      y = conv2d(x, w, b, r, activation: relu)
+      z = conv2d(x, k, stride: [2, 2])
+      p = conv2d(x, e, stride: [2, 2], padding: [1, 0])
+      u = conv2d(s, m, c, t, activation: relu)
+      v = conv2d(q, n, stride: [2, 2])
     }
     """,
   ]

@@ -221,6 +221,17 @@ struct InterpreterEquivalenceTests {
       z = linear(x, w)
     }
     """,
+    // Linear layers of one and two rows (a classifier at batch 1): dot products split over the
+    // cores by output features (71 each: groups of four and the rest), input features not a
+    // multiple of the sixteen lanes (2051), the residual + ReLU epilogue; and without a bias.
+    """
+    graph g(x: f32[1, 2051], v: f32[2, 2051], r: f32[1, 142]) -> (y: f32[1, 142], z: f32[2, 142]) {
+      param w: f32[142, 2051] init uniform(0.1)
+      param b: f32[142] init uniform(0.1)
+      y = linear(x, w, b, r, activation: relu)
+      z = linear(v, w)
+    }
+    """,
     // 3×3 stride-1 convolutions run as Winograd F(2×2, 3×3): odd sizes (partial tiles),
     // padding 0, 1 and 2, bias or none, the fused residual + ReLU epilogue, and weights
     // given as an input (which must take the im2col path: only parameters are transformed).

@@ -20,6 +20,7 @@ int main(int argc,char**argv){
   int oh=(h+2*pad-k)/s+1, ow=oh;
   glassbox_conv_direct c={cin,h,w,cout,oh,ow,s,s,pad,pad,0,0,k*k,0,0,1};
   c.hq=oh+(k-1)/s; c.wq=ow+(k-1)/s;
+  c.phases=(k==1&&pad==0)?1:s*s;
   long *off=malloc(sizeof(long)*k*k);
   for(int ky=0;ky<k;ky++)for(int kx=0;kx<k;kx++){int fy=ky%s,fx=kx%s; off[ky*k+kx]=(long)(fy*s+fx)*c.hq*c.wq+(ky/s)*c.wq+kx/s;}
   c.offsets=off;

@@ -59,7 +59,11 @@ void glassbox_max_pool16_backward_avx512(int count, const float *plane, long fir
  * DirectConv2d): output channels in blocks of GLASSBOX_DIRECT_BLOCK, outputs on a flat grid
  * p = oy·wq + ox whose columns ox ≥ ow are computed and dropped. `offsets[t]`: where tap t
  * (ky·kw + kx) reads, relative to p, in a channel of the packed input (its phase plane and its
- * row and column shift). `bias` (cout floats) or null; `relu`: the epilogue's ReLU. */
+ * row and column shift). `bias` (cout floats) or null; `relu`: the epilogue's ReLU. `phases`: the
+ * phase planes packed per channel — sy·sx, or 1 when every tap reads phase (0, 0) (a 1×1
+ * convolution); a channel of q is phases·hq·wq floats. `masked`: q may end at the last channel's
+ * flat output oh·wq − 1 (a 1×1, stride-1 convolution reading its input in place, wq = ow): the flat
+ * AVX-512 kernel loads no lane at or past it; the AVX2 flat kernel needs q packed (masked 0). */
 enum { GLASSBOX_DIRECT_BLOCK = 8 };
 typedef struct {
   int cin, h, w, cout, oh, ow;
@@ -69,10 +73,12 @@ typedef struct {
   const long *offsets;
   const float *bias;
   int relu;
+  int phases;
+  int masked;
 } glassbox_conv_direct;
 
-/* Packs channels channelLo..<channelHi of one image x[cin][h][w] into q: per channel sy·sx phase
- * planes of hq·wq floats, q[c][fy·sx + fx][i][j] = x[c][i·sy + fy − py][j·sx + fx − px], 0 outside. */
+/* Packs channels channelLo..<channelHi of one image x[cin][h][w] into q: per channel `phases` phase
+ * planes of hq·wq floats (the first `phases` in fy·sx + fx order), q[c][fy·sx + fx][i][j] = x[c][i·sy + fy − py][j·sx + fx − px], 0 outside. */
 void glassbox_conv_direct_pack(const glassbox_conv_direct *c, const float *x, float *q, int channelLo, int channelHi);
 
 /* OIHW weights [cout][cin][taps] into blocks of 8 output channels, each [cin][taps][8], zeros past cout. */

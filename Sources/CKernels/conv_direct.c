@@ -263,24 +263,23 @@ void glassbox_conv_direct_avx2(const glassbox_conv_direct *c, const float *q, co
 }
 
 
-/* Small maps: 16 output channels per vector, the outputs broadcast. A step takes up to 8
+/* Small maps: 16 output channels per vector, the outputs broadcast. A step takes up to R
  * consecutive outputs (`count`; missing ones repeat the last, and are not stored) by NB blocks of
  * 16 channels: per channel and tap, NB loads of the weights (packed [block][cin][taps][16]),
- * 8 broadcasts of the inputs the outputs read and 8·NB fused multiply-adds. No flat output past
- * a row is computed, so a 7×7 map wastes nothing, where flat runs of 16 compute 64 for 49. */
-#define CHANNELS_AVX512(NB)                                                                                     \
-  __attribute__((target("avx512f"))) static void channels16x##NB(const glassbox_conv_direct *c, const float *q, \
-                                                                 const float *packed, int block, int o0,       \
-                                                                 int count, float *out, const float *residual) { \
-    const float *x0, *x1, *x2, *x3, *x4, *x5, *x6, *x7;                                                       \
-    {                                                                                                           \
-      const float **x[8] = {&x0, &x1, &x2, &x3, &x4, &x5, &x6, &x7};                                           \
-      for (int r = 0; r < 8; r++) {                                                                             \
-        const int o = o0 + (r < count ? r : count - 1), oy = o / c->ow;                                         \
-        *x[r] = q + (long)oy * c->wq + (o - oy * c->ow);                                                        \
-      }                                                                                                         \
+ * R broadcasts of the inputs the outputs read and R·NB fused multiply-adds. No flat output past
+ * a row is computed. R is 7 where it divides the map and 8 does not (a 7×7 map: seven steps,
+ * where steps of 8 computed 56 outputs for 49), else 8; three blocks a step (21 or 24
+ * accumulators: per FMA fewer loads than two blocks' 16). */
+#define CHANNELS_AVX512(NB, R)                                                                                  \
+  __attribute__((target("avx512f"))) static void channels16x##NB##x##R(                                        \
+      const glassbox_conv_direct *c, const float *q, const float *packed, int block, int o0, int count,         \
+      float *out, const float *residual) {                                                                      \
+    const float *x[R];                                                                                          \
+    for (int r = 0; r < R; r++) {                                                                               \
+      const int o = o0 + (r < count ? r : count - 1), oy = o / c->ow;                                           \
+      x[r] = q + (long)oy * c->wq + (o - oy * c->ow);                                                           \
     }                                                                                                           \
-    __m512 acc[8][NB];                                                                                          \
+    __m512 acc[R][NB];                                                                                          \
     for (int b = 0; b < NB; b++) {                                                                              \
       __m512 start = _mm512_setzero_ps();                                                                       \
       if (c->bias) {                                                                                            \
@@ -288,24 +287,23 @@ void glassbox_conv_direct_avx2(const glassbox_conv_direct *c, const float *q, co
         start = _mm512_maskz_loadu_ps(left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1),         \
                                       c->bias + co);                                                            \
       }                                                                                                         \
-      for (int r = 0; r < 8; r++) acc[r][b] = start;                                                            \
+      for (int r = 0; r < R; r++) acc[r][b] = start;                                                            \
     }                                                                                                           \
-    const long channel = (long)c->phases * c->hq * c->wq, blockSize = (long)c->cin * c->taps * 16;          \
+    const long channel = (long)c->phases * c->hq * c->wq, blockSize = (long)c->cin * c->taps * 16;              \
     const float *w = packed + block * blockSize;                                                                \
     for (int ci = 0; ci < c->cin; ci++) {                                                                       \
       for (int t = 0; t < c->taps; t++, w += 16) {                                                              \
         const long at = ci * channel + c->offsets[t];                                                           \
         __m512 wv[NB];                                                                                          \
         for (int b = 0; b < NB; b++) wv[b] = _mm512_loadu_ps(w + b * blockSize);                                \
-        const __m512 v[8] = {_mm512_set1_ps(x0[at]), _mm512_set1_ps(x1[at]), _mm512_set1_ps(x2[at]),            \
-                             _mm512_set1_ps(x3[at]), _mm512_set1_ps(x4[at]), _mm512_set1_ps(x5[at]),            \
-                             _mm512_set1_ps(x6[at]), _mm512_set1_ps(x7[at])};                                   \
-        for (int r = 0; r < 8; r++)                                                                             \
-          for (int b = 0; b < NB; b++) acc[r][b] = _mm512_fmadd_ps(v[r], wv[b], acc[r][b]);                     \
+        for (int r = 0; r < R; r++) {                                                                           \
+          const __m512 v = _mm512_set1_ps(x[r][at]);                                                            \
+          for (int b = 0; b < NB; b++) acc[r][b] = _mm512_fmadd_ps(v, wv[b], acc[r][b]);                        \
+        }                                                                                                       \
       }                                                                                                         \
     }                                                                                                           \
-    __m512 done[8 * NB];                                                                                        \
-    for (int r = 0; r < 8; r++)                                                                                 \
+    __m512 done[R * NB];                                                                                        \
+    for (int r = 0; r < R; r++)                                                                                 \
       for (int b = 0; b < NB; b++) done[r * NB + b] = acc[r][b];                                                \
     store_channels16(c, out, residual, block, o0, count, done, NB);                                             \
   }
@@ -332,19 +330,36 @@ __attribute__((target("avx512f"), always_inline)) static inline void store_chann
   }
 }
 
-CHANNELS_AVX512(1)
-CHANNELS_AVX512(2)
+CHANNELS_AVX512(1, 7)
+CHANNELS_AVX512(2, 7)
+CHANNELS_AVX512(3, 7)
+CHANNELS_AVX512(1, 8)
+CHANNELS_AVX512(2, 8)
+CHANNELS_AVX512(3, 8)
 
-/* Blocks blockLo..<blockHi of 16 output channels at outputs oLo..<oHi (of oh·ow), two blocks and
- * eight outputs a step. */
+int glassbox_conv_channels_step(int outputs) { return outputs % 7 == 0 && outputs % 8 != 0 ? 7 : 8; }
+
+/* Blocks blockLo..<blockHi of 16 output channels at outputs oLo..<oHi (of oh·ow), three blocks
+ * and glassbox_conv_channels_step outputs a step. */
 __attribute__((target("avx512f")))
 void glassbox_conv_channels_avx512(const glassbox_conv_direct *c, const float *q, const float *packed, float *out,
                                    const float *residual, int blockLo, int blockHi, int oLo, int oHi) {
-  for (int b = blockLo; b < blockHi; b += 2) {
-    for (int o = oLo; o < oHi; o += 8) {
-      const int count = oHi - o < 8 ? oHi - o : 8;
-      if (b + 1 < blockHi) channels16x2(c, q, packed, b, o, count, out, residual);
-      else channels16x1(c, q, packed, b, o, count, out, residual);
+  const int step = glassbox_conv_channels_step(c->oh * c->ow);
+  for (int b = blockLo, nb; b < blockHi; b += nb) {
+    /* Four blocks left go as two and two, not three and one. */
+    const int left = blockHi - b;
+    nb = left == 4 ? 2 : left < 3 ? left : 3;
+    for (int o = oLo; o < oHi; o += step) {
+      const int count = oHi - o < step ? oHi - o : step;
+      if (step == 7) {
+        if (nb == 3) channels16x3x7(c, q, packed, b, o, count, out, residual);
+        else if (nb == 2) channels16x2x7(c, q, packed, b, o, count, out, residual);
+        else channels16x1x7(c, q, packed, b, o, count, out, residual);
+      } else {
+        if (nb == 3) channels16x3x8(c, q, packed, b, o, count, out, residual);
+        else if (nb == 2) channels16x2x8(c, q, packed, b, o, count, out, residual);
+        else channels16x1x8(c, q, packed, b, o, count, out, residual);
+      }
     }
   }
 }
@@ -424,6 +439,8 @@ void glassbox_conv_channels_pack_weights(const float *w, int cout, int cin, int 
 }
 
 #else
+
+int glassbox_conv_channels_step(int outputs) { return outputs % 7 == 0 && outputs % 8 != 0 ? 7 : 8; }
 
 void glassbox_conv_direct_avx512(const glassbox_conv_direct *c, const float *q, const float *packed, float *out,
                                  const float *residual, int blockLo, int blockHi, int pLo, int pHi) {

@@ -128,10 +128,10 @@ struct DirectConv2d: Kernel {
   var gemms: [GEMMShape] { [GEMMShape(m: cout, n: n * oh * ow, k: cin * kh * kw, transB: false, count: 1)] }
 
   /// The micro-kernels' multiply-adds, AVX-512's: whole blocks of channels over whole vectors of
-  /// flat outputs (16 lanes), or over steps of 8 outputs by channels.
+  /// flat outputs (16 lanes), or over steps of 7 or 8 outputs by channels.
   var executedFlops: Double {
-    let block = Self.block(byChannels: byChannels)
-    let outputs = byChannels ? (oh * ow + 7) / 8 * 8 : (flat + 15) / 16 * 16
+    let block = Self.block(byChannels: byChannels), step = Int(glassbox_conv_channels_step(Int32(oh * ow)))
+    let outputs = byChannels ? (oh * ow + step - 1) / step * step : (flat + 15) / 16 * 16
     return 2 * Double(n) * Double(blocks * block) * Double(cin * kh * kw) * Double(outputs)
   }
 
@@ -215,9 +215,9 @@ struct DirectConv2d: Kernel {
     let work = cout * cin * kh * kw * oh * ow
     guard threads > 1, work >= BLAS.parallelWork else { return compute(blocks: 0..<blocks, outputs: 0..<outputs) }
     // The weights of a block are read once per run of outputs, the input once per block. Parts
-    // of whole steps (two blocks of 16 channels; 48 flat outputs, or 8 outputs by channels), so
-    // that the cores split the work as one core steps through it.
-    let blockStep = byChannels ? 2 : 1, outputStep = byChannels ? 8 : 48
+    // of whole blocks, or of whole steps of outputs (48 flat outputs, or the channel kernel's 7
+    // or 8), so that the cores split the work as one core steps through it.
+    let blockStep = 1, outputStep = byChannels ? Int(glassbox_conv_channels_step(Int32(oh * ow))) : 48
     let blockSteps = (blocks + blockStep - 1) / blockStep, outputSteps = (outputs + outputStep - 1) / outputStep
     let byBlocks = blockSteps >= 2 * threads && cout * cin * kh * kw > qCount
     let parts = Swift.min(threads, byBlocks ? blockSteps : outputSteps)

@@ -101,6 +101,9 @@ void glassbox_conv_channels_avx512(const glassbox_conv_direct *c, const float *q
                                    const float *residual, int blockLo, int blockHi, int oLo, int oHi);
 void glassbox_conv_channels_avx2(const glassbox_conv_direct *c, const float *q, const float *packed, float *out,
                                  const float *residual, int blockLo, int blockHi, int oLo, int oHi);
+/* Outputs a step of glassbox_conv_channels_avx512 on a map of `outputs` (oh·ow): 7 or 8. Ranges of
+ * outputs given to it start at multiples of it, so that cores splitting them step as one core does. */
+int glassbox_conv_channels_step(int outputs);
 /* OIHW weights [cout][cin][taps] into blocks of 16 output channels, each [cin][taps][16], zeros past cout. */
 void glassbox_conv_channels_pack_weights(const float *w, int cout, int cin, int taps, float *packed);
 

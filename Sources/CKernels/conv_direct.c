@@ -76,6 +76,15 @@ static inline unsigned flat_valid(const glassbox_conv_direct *c, int p0, int cou
     return n >= 32 ? ~0u : (1u << n) - 1;
   }
   int oy = p0 / c->wq, ox = p0 - oy * c->wq;
+  if (c->wq >= count && count <= 16) {
+    /* The run spans this row and at most the next: the valid lanes are a range in each. */
+    const int rest = c->wq - ox; /* lanes left in this row */
+    const int a = oy < c->oh ? (c->ow - ox < count ? (c->ow - ox > 0 ? c->ow - ox : 0) : count) : 0;
+    const int b = rest < count && oy + 1 < c->oh ? (count - rest < c->ow ? count - rest : c->ow) : 0;
+    const unsigned low = (1u << a) - 1, high = ((1u << b) - 1) << (rest < count ? rest : 0);
+    *first = a > 0 ? (long)oy * c->ow + ox : b > 0 ? (long)(oy + 1) * c->ow : -1;
+    return low | high;
+  }
   unsigned valid = 0;
   *first = -1;
   for (int l = 0; l < count; l++) {

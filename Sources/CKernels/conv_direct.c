@@ -300,6 +300,18 @@ void glassbox_conv_direct_avx2(const glassbox_conv_direct *c, const float *q, co
     }                                                                                                           \
     const long channel = (long)c->phases * c->hq * c->wq, blockSize = (long)c->cin * c->taps * 16;              \
     const float *w = packed + block * blockSize;                                                                \
+    if (c->taps == 1 && c->offsets[0] == 0) {                                                                   \
+      /* A pointwise convolution: one tap, so the loop is over channels only. */                               \
+      for (int ci = 0; ci < c->cin; ci++, w += 16) {                                                            \
+        const long at = ci * channel;                                                                           \
+        __m512 wv[NB];                                                                                          \
+        for (int b = 0; b < NB; b++) wv[b] = _mm512_loadu_ps(w + b * blockSize);                                \
+        for (int r = 0; r < R; r++) {                                                                           \
+          const __m512 v = _mm512_set1_ps(x[r][at]);                                                            \
+          for (int b = 0; b < NB; b++) acc[r][b] = _mm512_fmadd_ps(v, wv[b], acc[r][b]);                        \
+        }                                                                                                       \
+      }                                                                                                         \
+    } else                                                                                                      \
     for (int ci = 0; ci < c->cin; ci++) {                                                                       \
       for (int t = 0; t < c->taps; t++, w += 16) {                                                              \
         const long at = ci * channel + c->offsets[t];                                                           \

@@ -60,28 +60,36 @@ struct DirectConv2d: Kernel {
 
   var pointwise: Bool { Self.pointwise(kh: kh, kw: kw, padding: padding) }
 
-  /// Output positions per image below which a pointwise convolution stays a GEMM (im2col and
-  /// OpenBLAS): on ResNet-50's 7×7 maps at batch 1 the product is a narrow GEMM whose weights
-  /// stream from memory, where OpenBLAS kept up with the flat kernel on one core and led it on
-  /// two; from 14×14 up the flat kernel, its bias and epilogue in registers and the work split
-  /// over the cores without OpenBLAS's threads, led or tied.
+  /// Output positions per image below which a pointwise convolution on the flat kernel would
+  /// rather stay a GEMM (im2col and OpenBLAS): on ResNet-50's 7×7 maps at batch 1 OpenBLAS kept
+  /// up with the flat kernel on one core and led it on two; from 14×14 up the flat kernel, its
+  /// bias and epilogue in registers and the work split over the cores without OpenBLAS's
+  /// threads, led or tied. (Narrow maps with a small input take the channel kernel instead.)
   static let minimumPointwiseOutputs = 128
 
+  /// Input floats per image up to which a pointwise convolution of a narrow map goes by
+  /// channels: each step of three blocks reads seven or eight outputs' inputs across every input
+  /// channel, which stays in L2 up to about this size (ResNet-50's 7×7 maps and 14×14 ones of 256
+  /// channels, 10–20% faster than OpenBLAS or the flat kernel on one core; 14×14 maps of 1,024
+  /// channels were slower than the flat kernel by as much).
+  static let pointwiseChannelInput = 1 << 17
+
   /// Whether the kernels read the input in place, unpacked: a pointwise convolution of stride 1
-  /// on the AVX-512 flat kernel, whose loads are masked at the map's end (the AVX2 one reads past
-  /// it, into the packed input's slack).
-  func readsInPlace(wide: Bool) -> Bool { pointwise && stride == (1, 1) && wide }
+  /// on the channel kernels (which read no output past the map) or the AVX-512 flat kernel (whose
+  /// loads are masked at the map's end; the AVX2 one reads past it, into the packed slack).
+  func readsInPlace(wide: Bool) -> Bool { pointwise && stride == (1, 1) && (wide || byChannels) }
 
   /// Output channels per block of packed weights: 8 for runs of flat outputs, 16 by channels.
   static func block(byChannels: Bool) -> Int { byChannels ? 16 : Int(GLASSBOX_DIRECT_BLOCK) }
 
   /// Whether outputs go 16 channels to a vector: maps less than one 16-float vector wide, where
-  /// flat runs would compute the dropped columns `ow..<wq` too — except pointwise ones, which
-  /// have no dropped columns (`wq = ow`), and where the flat kernel's 24 accumulators beat the
-  /// channel kernel's 16.
-  static func byChannels(ow: Int, pointwise: Bool) -> Bool { ow < 16 && !pointwise }
+  /// flat runs would compute the dropped columns `ow..<wq` too; pointwise ones (which drop no
+  /// columns) only while their input is small (`pointwiseChannelInput`).
+  static func byChannels(cin: Int, oh: Int, ow: Int, pointwise: Bool) -> Bool {
+    ow < 16 && (!pointwise || cin * oh * ow <= pointwiseChannelInput)
+  }
 
-  var byChannels: Bool { Self.byChannels(ow: ow, pointwise: pointwise) }
+  var byChannels: Bool { Self.byChannels(cin: cin, oh: oh, ow: ow, pointwise: pointwise) }
   /// Floats the micro-kernels may read past the end of `q` (three 16-float vectors from the last
   /// run's start), kept zero.
   static let slack = 64
@@ -109,8 +117,11 @@ struct DirectConv2d: Kernel {
       cin: cin, oh: oh, ow: ow, kh: kh, kw: kw, stride: stride, padding: padding, dilation: dilation)
   }
 
-  static func persistentCount(cin: Int, cout: Int, kh: Int, kw: Int, padding: (Int, Int), ow: Int) -> Int {
-    let block = block(byChannels: byChannels(ow: ow, pointwise: pointwise(kh: kh, kw: kw, padding: padding)))
+  static func persistentCount(
+    cin: Int, cout: Int, kh: Int, kw: Int, padding: (Int, Int), oh: Int, ow: Int
+  ) -> Int {
+    let pointwise = pointwise(kh: kh, kw: kw, padding: padding)
+    let block = block(byChannels: byChannels(cin: cin, oh: oh, ow: ow, pointwise: pointwise))
     return (cout + block - 1) / block * block * cin * kh * kw
   }
 
@@ -166,7 +177,7 @@ struct DirectConv2d: Kernel {
         px: Int32(padding.1), hq: Int32(hq), wq: Int32(wq), taps: Int32(kh * kw),
         offsets: offsets.baseAddress, bias: bias.map { UnsafePointer(a + $0) },
         relu: epilogue.relu ? 1 : 0, phases: Int32(pointwise ? 1 : stride.0 * stride.1),
-        masked: readsInPlace(wide: wide) ? 1 : 0)
+        masked: readsInPlace(wide: wide) && !byChannels ? 1 : 0)
       return body(&c)
     }
   }

@@ -110,13 +110,14 @@ enum Lowering {
   /// Whether a forward convolution runs as `DirectConv2d`: one with parameter weights (packed
   /// whenever parameters are set, as Winograd's are transformed) that the kernel takes, unless
   /// Winograd has enough tiles to beat it (`WinogradConv3x3.minimumTiles`), or it is a pointwise
-  /// one on a small map (`DirectConv2d.minimumPointwiseOutputs`).
+  /// one on a small map that the channel kernel does not take (`DirectConv2d.minimumPointwiseOutputs`).
   static func direct(_ node: Node, _ g: Graph) -> Bool {
     guard node.op == .conv2d, case .parameter = g[node.operands[1]].origin else { return false }
     let a = ConvolutionAttributes(of: node).geometry, w = shape(g, node.operands[1]), o = shape(g, node.results[0])
     guard DirectConv2d.applies(groups: a.groups, kh: w[2], kw: w[3]) else { return false }
     if DirectConv2d.pointwise(kh: w[2], kw: w[3], padding: a.padding.tuple) {
       return o[2] * o[3] >= DirectConv2d.minimumPointwiseOutputs
+        || DirectConv2d.byChannels(cin: w[1], oh: o[2], ow: o[3], pointwise: true)
     }
     let winograd = WinogradConv3x3.applies(
       kh: w[2], kw: w[3], stride: [a.stride.h, a.stride.w],
@@ -162,7 +163,7 @@ enum Lowering {
       let w = shape(g, node.operands[1])
       return DirectConv2d.persistentCount(
         cin: w[1], cout: w[0], kh: w[2], kw: w[3], padding: ConvolutionAttributes(of: node).geometry.padding.tuple,
-        ow: shape(g, node.results[0])[3])
+        oh: shape(g, node.results[0])[2], ow: shape(g, node.results[0])[3])
     }
     guard node.op != .conv2dBackwardWeight, winograd(node, g) else { return 0 }
     let w = shape(g, node.operands[1])

@@ -90,13 +90,13 @@ struct DirectConvolutionTests {
       z = conv2d(x, k, stride: [2, 2], padding: [1, 1])
     }
     """,
-    // 1×1 convolutions (of at least `minimumPointwiseOutputs` outputs), flat whatever the
-    // width: stride 1 reads the input in place (481 flat outputs, the last vector masked at the
-    // map's end; the residual + ReLU epilogue), stride 2 packs only phase (0, 0), a padded one
-    // packs every phase (and drops columns); 12×12 maps, narrower than a vector, in place with a
-    // residual, and at stride 2 from 24×24.
+    // 1×1 convolutions: flat at stride 1 reading the input in place (481 flat outputs, the last
+    // vector masked at the map's end; the residual + ReLU epilogue), stride 2 packing only phase
+    // (0, 0), a padded one packing every phase (and dropping columns); narrow maps by channels
+    // (12×12, steps of 8) in place with a residual, at stride 2 from 24×24, and 7×7 (steps of 7);
+    // a narrow map whose input is too large for the channel kernel, flat (14×14, 700 channels).
     """
-    graph g(x: f32[2, 19, 13, 37], r: f32[2, 21, 13, 37], s: f32[1, 40, 12, 12], t: f32[1, 33, 12, 12], q: f32[1, 40, 24, 24]) -> (y: f32[2, 21, 13, 37], z: f32[2, 11, 7, 19], p: f32[2, 6, 8, 19], u: f32[1, 33, 12, 12], v: f32[1, 24, 12, 12]) {
+    graph g(x: f32[2, 19, 13, 37], r: f32[2, 21, 13, 37], s: f32[1, 40, 12, 12], t: f32[1, 33, 12, 12], q: f32[1, 40, 24, 24], m7: f32[1, 40, 7, 7], r7: f32[1, 50, 7, 7], l: f32[1, 700, 14, 14]) -> (y: f32[2, 21, 13, 37], z: f32[2, 11, 7, 19], p: f32[2, 6, 8, 19], u: f32[1, 33, 12, 12], v: f32[1, 24, 12, 12], y7: f32[1, 50, 7, 7], yl: f32[1, 20, 14, 14]) {
       param w: f32[21, 19, 1, 1] init uniform(0.1)
       param b: f32[21] init uniform(0.1)
       param k: f32[11, 19, 1, 1] init uniform(0.1)
@@ -109,6 +109,11 @@ struct DirectConvolutionTests {
       p = conv2d(x, e, stride: [2, 2], padding: [1, 0])
       u = conv2d(s, m, c, t, activation: relu)
       v = conv2d(q, n, stride: [2, 2])
+      param k7: f32[50, 40, 1, 1] init uniform(0.1)
+      param b7: f32[50] init uniform(0.1)
+      param kl: f32[20, 700, 1, 1] init uniform(0.1)
+      y7 = conv2d(m7, k7, b7, r7, activation: relu)
+      yl = conv2d(l, kl)
     }
     """,
   ]

@@ -138,6 +138,21 @@ static inline void store_flat(const glassbox_conv_direct *c, float *out, const f
       lanes[j] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);             \
     }                                                                                                        \
     const float *w = wb;                                                                                     \
+    if (c->taps == 1 && c->offsets[0] == 0) {                                                                \
+      /* A pointwise convolution: one tap, the loop over channels only, each channel's run       \
+       * fetched into L1 a few channels ahead (a run per channel, a plane apart: more streams     \
+       * than the hardware prefetchers follow). */                                                \
+      const float *s = q + p0;                                                                               \
+      for (int ci = 0; ci < c->cin; ci++, s += channel, w += 8) {                                            \
+        for (int j = 0; j < J; j++) _mm_prefetch((const char *)(s + 4 * channel + 16 * j), _MM_HINT_T0);     \
+        __m512 v[J];                                                                                         \
+        for (int j = 0; j < J; j++) v[j] = _mm512_maskz_loadu_ps(lanes[j], s + 16 * j);                       \
+        for (int r = 0; r < 8; r++) {                                                                        \
+          const __m512 wr = _mm512_set1_ps(w[r]);                                                            \
+          for (int j = 0; j < J; j++) acc[r][j] = _mm512_fmadd_ps(v[j], wr, acc[r][j]);                      \
+        }                                                                                                    \
+      }                                                                                                      \
+    } else                                                                                                   \
     for (int ci = 0; ci < c->cin; ci++) {                                                                    \
       const float *base = q + ci * channel + p0;                                                             \
       for (int t = 0; t < c->taps; t++, w += 8) {                                                            \

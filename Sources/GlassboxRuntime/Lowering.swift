@@ -266,6 +266,16 @@ enum Lowering {
 
     case .maxPool2d, .avgPool2d:
       let window = PoolWindow(of: node)
+      // An average over the whole map (ONNX models' AveragePool of ResNet-50's last 7×7 map) is
+      // a plane's mean.
+      if node.op == .avgPool2d, out[2] == 1, out[3] == 1, window.kernel.tuple == (x[2], x[3]),
+        window.padding.tuple == (0, 0)
+      {
+        return [
+          PlaneMean(
+            label: label, planes: x[0] * x[1], spatial: x[2] * x[3], x: o(node.operands[0]), out: o(node.results[0]))
+        ]
+      }
       return [
         Pool(
           label: label, isMax: node.op == .maxPool2d, planes: x[0] * x[1], h: x[2], w: x[3], oh: out[2], ow: out[3],

@@ -221,6 +221,13 @@ struct InterpreterEquivalenceTests {
       z = linear(x, w)
     }
     """,
+    // Average pooling over the whole map (a plane's mean), and over all but a row of it.
+    """
+    graph g(x: f32[2, 33, 7, 5]) -> (y: f32[2, 33, 1, 1], z: f32[2, 33, 2, 1]) {
+      y = avg_pool2d(x, kernel: [7, 5])
+      z = avg_pool2d(x, kernel: [6, 5], stride: 1)
+    }
+    """,
     // Linear layers of one and two rows (a classifier at batch 1): dot products split over the
     // cores by output features (71 each: groups of four and the rest), input features not a
     // multiple of the sixteen lanes (2051), the residual + ReLU epilogue; and without a bias.

@@ -801,10 +801,16 @@ struct Pool: Kernel {
     (y0 + (ky1 - 1) * dilation.0) * w - padding.1 + (kernel.1 - 1) * dilation.1 + 15
   }
 
-  /// `wide`: the interior windows of max pooling of stride 2 up to sixteen at a time in
-  /// CKernels, else eight at a time here; the same comparisons, so the same bits (tests run
-  /// both).
+  /// `wide`: max pooling of stride 2 across (windows up to 32 wide), every window of the planes
+  /// in one call to CKernels (sixteen at a time, the padding loaded as −∞), else its interior
+  /// windows eight at a time here; the same comparisons, so the same bits (tests run both).
   func run(_ a: UnsafeMutablePointer<Float>, planes range: Range<Int>, wide: Bool = AVX512.enabled) {
+    if wide && isMax && stride.1 == 2 && kernel.1 <= Int(GLASSBOX_MAX_POOL_COLUMNS) {
+      return glassbox_max_pool_planes_avx512(
+        Int32(range.count), a + x + range.lowerBound * h * w, a + out + range.lowerBound * oh * ow, Int32(h),
+        Int32(w), Int32(oh), Int32(ow), Int32(kernel.0), Int32(kernel.1), Int32(stride.0), Int32(padding.0),
+        Int32(padding.1), Int32(dilation.0), Int32(dilation.1))
+    }
     let oxA = interiorColumns.lowerBound, oxB = interiorColumns.upperBound
     for p in range {
       let src = a + x + p * h * w, dst = a + out + p * oh * ow
@@ -817,26 +823,34 @@ struct Pool: Kernel {
           let d = dst + oy * ow
           var oxV = oxA
           if stride.1 == 2 {
-            // Every interior window, up to sixteen at a time (its loads read only theirs).
-            while wide && oxV < oxB {
-              let count = Swift.min(16, oxB - oxV)
-              glassbox_max_pool16_avx512(
-                Int32(count), src + (y0 + ky0 * dilation.0) * w - padding.1 + 2 * oxV,
-                dilation.0 * w, Int32(ky1 - ky0), Int32(kernel.1), dilation.1, d + oxV)
-              oxV += count
-            }
-            // Else eight outputs at a time, the maximum kept in a register: a window column of
-            // eight outputs is the even half of a 16-float load. Only while the last load (window
-            // row ky1 − 1, column kernel − 1, 16 floats from 2·ox) stays in the plane.
+            // Eight outputs at a time, two vectors at once, the maximum kept in registers: a
+            // window column of eight outputs is the even half of a 16-float load. Only while the
+            // last load (window row ky1 − 1, column kernel − 1, 16 floats from 2·ox) stays in the
+            // plane. Each window row's maxima, then the rows' in order: independent chains with
+            // the result of one pass in window order (the first maximum, the last NaN).
             let lastRead = lastRead(y0: y0, ky1: ky1)
-            while oxV + 8 <= oxB && lastRead + 2 * oxV < h * w {
-              var m = SIMD8<Float>(repeating: -.infinity)
+            while oxV + 16 <= oxB && lastRead + 2 * (oxV + 8) < h * w {
+              var m0 = SIMD8<Float>(), m1 = SIMD8<Float>()
               for ky in ky0..<ky1 {
                 let row = src + (y0 + ky * dilation.0) * w - padding.1 + 2 * oxV
-                for kx in 0..<kernel.1 {
-                  let v = UnsafeRawPointer(row + kx * dilation.1).loadUnaligned(as: SIMD16<Float>.self).evenHalf
-                  m.replace(with: v, where: (v .> m) .| (v .!= v))  // NaN wins, as in PyTorch
+                var r0 = evens(row), r1 = evens(row + 16)
+                for kx in 1..<Swift.max(kernel.1, 1) {
+                  r0 = Self.taking(r0, evens(row + kx * dilation.1))
+                  r1 = Self.taking(r1, evens(row + kx * dilation.1 + 16))
                 }
+                (m0, m1) = ky == ky0 ? (r0, r1) : (Self.taking(m0, r0), Self.taking(m1, r1))
+              }
+              store8(m0, d + oxV)
+              store8(m1, d + oxV + 8)
+              oxV += 16
+            }
+            while oxV + 8 <= oxB && lastRead + 2 * oxV < h * w {
+              var m = SIMD8<Float>()
+              for ky in ky0..<ky1 {
+                let row = src + (y0 + ky * dilation.0) * w - padding.1 + 2 * oxV
+                var r = evens(row)
+                for kx in 1..<Swift.max(kernel.1, 1) { r = Self.taking(r, evens(row + kx * dilation.1)) }
+                m = ky == ky0 ? r : Self.taking(m, r)
               }
               store8(m, d + oxV)
               oxV += 8
@@ -904,6 +918,19 @@ struct Pool: Kernel {
         }
       }
     }
+  }
+
+  /// The running maximum `m` after the next value `v` of eight windows: `v` where `v > m` or
+  /// `v` is NaN (NaN wins, as in PyTorch; of equal values, −0 and +0, the first is kept).
+  @inline(__always)
+  static func taking(_ m: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> {
+    m.replacing(with: v, where: (v .> m) .| (v .!= v))
+  }
+
+  /// The even floats of the sixteen from `p`: a window column of eight outputs of stride 2.
+  @inline(__always)
+  func evens(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self).evenHalf
   }
 }
 

@@ -50,6 +50,16 @@ void glassbox_map_avx512(int function, const float *src, float *dst, long count)
 void glassbox_max_pool16_avx512(int count, const float *first, long rowStride, int rows, int columns,
                                 long columnStep, float *out);
 
+/* Max pooling of horizontal stride 2 over `planes` planes of [h, w] (src) into [oh, ow] (dst):
+ * output (oy, ox) is the maximum of window rows ky < kh, columns kx < kw at input
+ * (oy·sy − py + ky·dy, 2·ox − px + kx·dx), only those inside the plane, a NaN winning as in
+ * PyTorch (the first maximum, the last NaN in window order: the same bits as the runtime's
+ * Swift loop); a window with none inside gives −∞. Only the plane's own floats are read.
+ * kw ≤ GLASSBOX_MAX_POOL_COLUMNS. */
+enum { GLASSBOX_MAX_POOL_COLUMNS = 32 };
+void glassbox_max_pool_planes_avx512(int planes, const float *src, float *dst, int h, int w, int oh, int ow,
+                                     int kh, int kw, int sy, int py, int px, int dy, int dx);
+
 /* Its gradient: the windows' first maxima found as above (from plane + firstOffset), then
  * dx[argmax of window l] += dy[l] for l = 0..<count in order, as the Swift loop adds them. */
 void glassbox_max_pool16_backward_avx512(int count, const float *plane, long firstOffset, long rowStride, int rows,

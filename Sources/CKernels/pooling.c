@@ -103,6 +103,9 @@ void glassbox_max_pool_planes_avx512(int planes, const float *src, float *dst, i
           __m512 rowMax[GROUPS];
           for (int c = 0; c < kw; c++) {
             for (int g = 0; g < GROUPS; g++) {
+              /* No load for a group past the row: a masked load of nothing still costs (and
+               * more where it would cross a page). */
+              if (!counts[g]) { rowMax[g] = none; continue; }
               const float *at = row + 32 * g + (long)c * dx;
               const __m512 v =
                   whole[g] ? _mm512_permutex2var_ps(_mm512_loadu_ps(at), even, _mm512_loadu_ps(at + 16))

@@ -237,7 +237,9 @@ struct TapCommand: ParsableCommand {
             explanation, input: feeds[input.name] ?? Tensor(shape: [0], f32: []), model: model,
             mediaPath: example.files[0].path, inputFiles: example.files, label: example.label,
             classNames: classNames, pictures: !noPictures, to: dir)
-          if data == nil { print("wrote \(dir)/ (\(explanation.maps.count) tensors)") }
+          if data == nil {
+            print("wrote \(dir)/ (\(explanation.maps.count) tensor\(explanation.maps.count == 1 ? "" : "s"))")
+          }
         }
         written.append((example.position, example.id))
       } catch {

@@ -8,6 +8,9 @@ import GlassboxIR
 /// [ parameters the program reads | inputs | derived weights | planned buffers … ]
 ///   0 ..< staticCount                                        staticCount ..< count
 /// ```
+/// A parameter that kernels only read to derive their own copy (a direct or Winograd
+/// convolution's weights, packed or transformed) has no slot (`Storage.derivedOnly`): the
+/// derived weights are its only copy.
 /// Planned buffers are placed by liveness (`MemoryPlan`) at the schedule's positions; outputs
 /// and taps are pinned (never reused). Many values get no buffer of their own (`Storage`):
 /// - an alias (`reshape`, `flatten`, inference `dropout`) is its operand's bytes;
@@ -22,6 +25,10 @@ struct BufferAssignment {
   enum Storage: Equatable {
     /// A parameter or buffer of the graph, in the static region.
     case parameter
+    /// A parameter that only kernels deriving their own copy of it read (`Lowering.derivesWeight`:
+    /// a direct or Winograd convolution's weights): no slot. `Executable.setParameters` hands
+    /// the caller's tensor to those kernels' `prepare`, so the weights live once, as that copy.
+    case derivedOnly
     /// A graph input, in the static region.
     case input
     /// A planned buffer of its own.
@@ -119,15 +126,24 @@ struct BufferAssignment {
     }
 
     // Static region: parameters this program reads (a folded batch norm's originals are
-    // not), then inputs.
-    var used = [Bool](repeating: false, count: n)
-    for node in graph.nodes { for o in node.operands { used[o.index] = true } }
-    for o in graph.outputs { used[o.value.index] = true }
-    for t in graph.taps { for o in t.operands { used[o.index] = true } }
+    // not) other than through a kernel's derived copy, then inputs. A parameter read only as
+    // the weights of kernels that derive their own copy of it (`derivesWeight`), by no other
+    // node, operand, output or tap, gets no slot: after `prepare` nothing would read it.
+    var used = [Bool](repeating: false, count: n), readAsIs = [Bool](repeating: false, count: n)
+    for node in graph.nodes {
+      let derives = Lowering.derivesWeight(node, graph)
+      for (k, o) in node.operands.enumerated() {
+        used[o.index] = true
+        if k != 1 || !derives { readAsIs[o.index] = true }
+      }
+    }
+    for o in graph.outputs { (used[o.value.index], readAsIs[o.value.index]) = (true, true) }
+    for t in graph.taps { for o in t.operands { (used[o.index], readAsIs[o.index]) = (true, true) } }
     var offsets = [Int](repeating: -1, count: n)
     var staticSize = 0
     for p in graph.parameters {
       guard used[p.value.index] else { storage[p.value.index] = .unused; continue }
+      guard readAsIs[p.value.index] else { storage[p.value.index] = .derivedOnly; continue }
       offsets[p.value.index] = staticSize
       staticSize += MemoryPlan.round(count(p.value))
     }

@@ -35,7 +35,10 @@ struct DirectConv2d: Kernel {
   var n: Int, cin: Int, h: Int, w: Int, cout: Int, kh: Int, kw: Int
   var stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)
   var oh: Int, ow: Int
-  var x: Int, weight: Int, bias: Int?, out: Int
+  var x: Int
+  /// The OIHW weights `prepare` packs (read nowhere else).
+  var weight: WeightSource
+  var bias: Int?, out: Int
   /// Offset of the packed weights (`persistentCount` floats).
   var packed: Int
   /// Offset of the packed inputs, one per part (`scratchCount` floats).
@@ -157,11 +160,12 @@ struct DirectConv2d: Kernel {
     }
   }
 
-  func prepare(_ a: UnsafeMutablePointer<Float>) {
+  func prepare(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) {
+    let w = weight.pointer(a, callers)
     if byChannels {
-      glassbox_conv_channels_pack_weights(a + weight, Int32(cout), Int32(cin), Int32(kh * kw), a + packed)
+      glassbox_conv_channels_pack_weights(w, Int32(cout), Int32(cin), Int32(kh * kw), a + packed)
     } else {
-      glassbox_conv_direct_pack_weights(a + weight, Int32(cout), Int32(cin), Int32(kh * kw), a + packed)
+      glassbox_conv_direct_pack_weights(w, Int32(cout), Int32(cin), Int32(kh * kw), a + packed)
     }
   }
 

@@ -54,8 +54,8 @@ public final class Executable: @unchecked Sendable {
     public var description: String
   }
 
-  /// Compiles a graph whose every dimension is bound; `parameters` are copied in (missing
-  /// ones are an error). `threads` is how many cores the program may use: kernels split their
+  /// Compiles a graph whose every dimension is bound; `parameters` are copied in, or only
+  /// derived from (`setParameters`; missing ones are an error). `threads` is how many cores the program may use: kernels split their
   /// work over them (large products, images of a convolution, the two LSTM directions), each
   /// part calling a single-threaded OpenBLAS.
   public init(graph: Graph, parameters: [String: Tensor], threads: Int = 2) throws {
@@ -130,20 +130,46 @@ public final class Executable: @unchecked Sendable {
 
   deinit { arena.deallocate() }
 
-  /// Copies parameter values into the arena, checking names, shapes and types.
+  /// Copies parameter values into the arena, checking names and shapes, then has every kernel
+  /// derive what it keeps from them (`Kernel.prepare`: packed and transformed weights). A
+  /// parameter that only such kernels read has no slot (`BufferAssignment.Storage.derivedOnly`):
+  /// they read it from `parameters` during the call, and nothing keeps it after. Setting
+  /// parameters again derives everything again.
   public func setParameters(_ parameters: [String: Tensor]) throws {
     var problems: [String] = []
-    for p in graph.parameters where offsets[p.value.index] >= 0 {
+    var callers: [(value: Int, tensor: Tensor)] = []
+    for p in graph.parameters where buffers.storage[p.value.index] != .unused {
       guard let t = parameters[p.name] else { problems.append("missing parameter '\(p.name)'"); continue }
       let shape = p.type.shape.map { $0.staticValue ?? 0 }
       guard t.shape == shape else {
         problems.append("parameter '\(p.name)' has shape \(t.shape) but the graph expects \(shape)")
         continue
       }
-      write(t, at: offsets[p.value.index])
+      if offsets[p.value.index] >= 0 {
+        write(t, at: offsets[p.value.index])
+      } else {
+        callers.append((p.value.index, t))
+      }
     }
     guard problems.isEmpty else { throw InputError(description: problems.joined(separator: "\n")) }
-    for k in kernels { k.prepare(arena) }
+    Self.withFloats(of: callers[...]) { callers in for k in kernels { k.prepare(arena, callers: callers) } }
+  }
+
+  /// Calls `body` with the f32 data of `tensors` by value index (added to `pointers`), valid
+  /// during the call: an f32 tensor's own array, another type converted.
+  static func withFloats(
+    of tensors: ArraySlice<(value: Int, tensor: Tensor)>, _ pointers: CallerParameters = [:],
+    _ body: (CallerParameters) -> Void
+  ) {
+    guard let (value, t) = tensors.first else { return body(pointers) }
+    var floats: [Float]
+    if case .f32(let f) = t.storage { floats = f } else { floats = t.floats }
+    if floats.isEmpty { floats = [0] }  // a pointer all the same
+    floats.withUnsafeBufferPointer { buffer in
+      var pointers = pointers
+      pointers[value] = buffer.baseAddress
+      withFloats(of: tensors.dropFirst(), pointers, body)
+    }
   }
 
   func write(_ t: Tensor, at offset: Int) {

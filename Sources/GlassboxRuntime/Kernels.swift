@@ -9,8 +9,9 @@ protocol Kernel: Sendable {
   var label: String { get }
   func run(_ a: UnsafeMutablePointer<Float>)
   /// Derives what the kernel keeps from the parameters (transformed weights) into its
-  /// persistent region; runs whenever parameters are set.
-  func prepare(_ a: UnsafeMutablePointer<Float>)
+  /// persistent region; runs whenever parameters are set. A parameter with no slot in the
+  /// arena (`BufferAssignment.Storage.derivedOnly`) is read from `callers`, the caller's data.
+  func prepare(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters)
   /// The SGEMMs one run makes (empty for kernels not built on GEMM), for profiles.
   var gemms: [GEMMShape] { get }
   /// Floating-point operations the kernel's multiply-adds perform per run, for profiles: the
@@ -21,9 +22,33 @@ protocol Kernel: Sendable {
 }
 
 extension Kernel {
-  func prepare(_ a: UnsafeMutablePointer<Float>) {}
+  func prepare(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) {}
   var gemms: [GEMMShape] { [] }
   var executedFlops: Double { gemms.reduce(0) { $0 + $1.flops } }
+}
+
+/// The data of the parameters that have no slot in the arena, by value index, as the caller
+/// handed them to `Executable.setParameters` (f32): valid while kernels `prepare`.
+typealias CallerParameters = [Int: UnsafePointer<Float>]
+
+/// Where a kernel that derives its own copy of a weight (`prepare`: a direct convolution's
+/// packed weights, Winograd's transformed ones) reads that weight.
+enum WeightSource: Equatable, Sendable {
+  /// The arena, from this offset (floats).
+  case arena(Int)
+  /// The caller's data of the parameter with this value index, which has no slot: only such
+  /// kernels read it (`BufferAssignment.Storage.derivedOnly`).
+  case caller(Int)
+
+  /// The weight's first float, during `prepare`.
+  func pointer(_ a: UnsafeMutablePointer<Float>, _ callers: CallerParameters) -> UnsafePointer<Float> {
+    switch self {
+    case .arena(let offset): return UnsafePointer(a + offset)
+    case .caller(let value):
+      guard let p = callers[value] else { preconditionFailure("parameter value \(value) has no slot and no data") }
+      return p
+    }
+  }
 }
 
 /// One SGEMM a kernel makes per run (`count` times), for comparing the kernel with

@@ -77,7 +77,7 @@ struct LSTMLayer: Kernel {
     return (weight, bias, bias + PackedGEMM.packedCount(n: g, k: 1))
   }
 
-  func prepare(_ a: UnsafeMutablePointer<Float>) {
+  func prepare(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) {
     let g = 4 * hidden
     for d in 0..<directions {
       let (wih, whh, bih, bhh) = weights[d]

@@ -90,23 +90,26 @@ extension Executable {
 extension BufferAssignment {
   /// `@offset +floats`, and the row stride of a value whose rows are not contiguous.
   func location(of v: Int, _ graph: Graph) -> String {
-    guard offsets[v] >= 0 else { return "(no storage)" }
+    guard offsets[v] >= 0 else {
+      return storage[v] == .derivedOnly ? "(no slot: derived from the caller's tensor)" : "(no storage)"
+    }
     var s = "@\(offsets[v]) +\(Self.elementCount(graph.values[v].type))"
     if let stride = rowStrides[v] { s += ", rows \(stride) apart" }
     return s
   }
 
-  /// The arena's regions, then every value with storage: offset, size, name, type and how it
-  /// got its storage.
+  /// The arena's regions, then every value with storage (and every parameter with no slot):
+  /// offset, size, name, type and how it got its storage.
   func description(of graph: Graph) -> String {
     var out =
       "arena \(count) floats: static 0..<\(staticCount) (parameters, inputs, derived weights), "
       + "planned \(staticCount)..<\(count); \(unsharedCount) if no buffer were shared\n\nvalues\n"
     var exported = Set(graph.outputs.map(\.value.index))
     for t in graph.taps { for o in t.operands { exported.insert(o.index) } }
-    let rows = graph.values.indices.filter { offsets[$0] >= 0 }.map { v in
+    // A parameter with no slot is listed too, where it would be, without an offset.
+    let rows = graph.values.indices.filter { offsets[$0] >= 0 || storage[$0] == .derivedOnly }.map { v in
       (
-        location: "@\(offsets[v])", size: "+\(Self.elementCount(graph.values[v].type))",
+        location: offsets[v] >= 0 ? "@\(offsets[v])" : "-", size: "+\(Self.elementCount(graph.values[v].type))",
         value: "\(graph.values[v].name): \(graph.values[v].type)",
         storage: storage[v].summary(graph)
           + (rowStrides[v].map { ", rows \($0) apart" } ?? "") + (exported.contains(v) ? ", kept (exported)" : "")
@@ -130,6 +133,7 @@ extension BufferAssignment.Storage {
     func name(_ v: Int) -> String { graph.values[v].name }
     switch self {
     case .parameter: return "parameter"
+    case .derivedOnly: return "parameter, no slot (kernels derive theirs from the caller's tensor)"
     case .input: return "input"
     case .buffer: return "buffer"
     case .unused: return "unused"

@@ -170,6 +170,15 @@ enum Lowering {
     return WinogradConv3x3.persistentCount(cin: w[1], cout: w[0])
   }
 
+  /// Whether the node's kernel reads its weights (operand 1) only in `prepare`, to derive its
+  /// own copy (`persistent`): a forward convolution run directly or by Winograd, or the Winograd
+  /// input gradient of one (its own transform, or the forward's). A parameter only such
+  /// kernels read needs no slot (`BufferAssignment.Storage.derivedOnly`). (An LSTM layer also
+  /// reads its four parameters per direction only in `prepare`; they keep their slots for now.)
+  static func derivesWeight(_ node: Node, _ g: Graph) -> Bool {
+    (node.op == .conv2d || node.op == .conv2dBackwardInput) && persistent(node, g) > 0
+  }
+
   /// `persistent` is the node's region of values derived from parameters; with
   /// `sharesForward` (an input gradient), a forward convolution's transformed weights.
   /// `rowStrides` gives the row stride of values that are views of a larger tensor's rows
@@ -180,6 +189,8 @@ enum Lowering {
   ) throws -> [any Kernel] {
     let label = "\(node.op.name) \(g[node.results[0]].name)"
     func o(_ v: ValueID) -> Int { off[v.index] }
+    /// A weight a kernel derives its own copy from: in the arena, or the caller's when it has no slot.
+    func source(_ v: ValueID) -> WeightSource { off[v.index] >= 0 ? .arena(off[v.index]) : .caller(v.index) }
     let x = node.operands.first.map { shape(g, $0) } ?? []
     let out = shape(g, node.results[0])
     /// The fused epilogue of a convolution or linear layer.
@@ -238,7 +249,7 @@ enum Lowering {
           WinogradConv3x3(
             label: label + " (winograd)", n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0],
             padding: geometry.padding.tuple, oh: out[2], ow: out[3], x: o(node.operands[0]),
-            weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
+            weight: source(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
             out: o(node.results[0]), transformed: persistent, scratch: scratch, epilogue: fused,
             threads: threads)
         ]
@@ -249,7 +260,7 @@ enum Lowering {
             label: label + " (direct)", n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0], kh: w[2],
             kw: w[3], stride: geometry.stride.tuple, padding: geometry.padding.tuple,
             dilation: geometry.dilation.tuple, oh: out[2], ow: out[3], x: o(node.operands[0]),
-            weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
+            weight: source(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
             out: o(node.results[0]), packed: persistent, scratch: scratch, epilogue: fused,
             threads: threads)
         ]
@@ -567,7 +578,7 @@ enum Lowering {
       let dy = x, xs = shape(g, node.operands[1]), p = convolutionGeometry(node).padding
       let forward = WinogradConv3x3(
         label: label, n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: dy[1],
-        padding: p.tuple, oh: dy[2], ow: dy[3], x: o(node.operands[1]), weight: 0,
+        padding: p.tuple, oh: dy[2], ow: dy[3], x: o(node.operands[1]), weight: .arena(0),
         bias: nil, out: 0, transformed: 0, scratch: scratch,
         epilogue: Epilogue(residual: nil, relu: false), threads: threads)
       return [
@@ -583,7 +594,7 @@ enum Lowering {
           WinogradConv3x3(
             label: label + " (winograd)", n: dy[0], cin: dy[1], h: dy[2], w: dy[3], cout: w[1],
             padding: (2 - p.h, 2 - p.w), oh: out[2], ow: out[3], x: o(node.operands[0]),
-            weight: o(node.operands[1]), bias: nil, out: o(node.results[0]), transformed: persistent,
+            weight: source(node.operands[1]), bias: nil, out: o(node.results[0]), transformed: persistent,
             scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads,
             flipped: sharesForward ? .forward : .own)
         ]

@@ -232,6 +232,8 @@ struct LaneGroup: Kernel {
     }
   }
 
-  func prepare(_ a: UnsafeMutablePointer<Float>) { for l in lanes { for k in l { k.prepare(a) } } }
+  func prepare(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) {
+    for l in lanes { for k in l { k.prepare(a, callers: callers) } }
+  }
   var gemms: [GEMMShape] { lanes.flatMap { $0.flatMap(\.gemms) } }
 }

@@ -25,7 +25,10 @@ struct WinogradConv3x3: Kernel {
   var n: Int, cin: Int, h: Int, w: Int, cout: Int
   var padding: (Int, Int)
   var oh: Int, ow: Int
-  var x: Int, weight: Int, bias: Int?, out: Int
+  var x: Int
+  /// The OIHW weights `prepare` transforms (read nowhere else).
+  var weight: WeightSource
+  var bias: Int?, out: Int
   /// Offset of the transformed weights (`16·Cout·Cin` floats, persistent).
   var transformed: Int
   /// Offset of `V` then `M` (`scratchCount` floats).
@@ -129,11 +132,11 @@ struct WinogradConv3x3: Kernel {
   /// into vectors, so the sixteen stores of `U[ξ, k, c…c+7]` are whole vectors), output
   /// channels split over the cores: in training this runs before every step, for every
   /// convolution and input gradient.
-  func prepare(_ a: UnsafeMutablePointer<Float>) {
+  func prepare(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) {
     if flipped == .forward { return }
-    let kernel = self, plane = cout * cin, flipped = flipped == .own
+    let kernel = self, plane = cout * cin, flipped = flipped == .own, g = weight.pointer(a, callers)
     splitOverCores(a, count: cout, threads: threads, worthIt: plane * 16 >= 1 << 16) { a, range in
-      let g = a + kernel.weight, u = a + kernel.transformed
+      let u = a + kernel.transformed
       typealias V8 = SIMD8<Float>
       for k in range {
         // A constant per step, as the transforms' tile loops.

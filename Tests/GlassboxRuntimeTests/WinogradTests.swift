@@ -11,7 +11,7 @@ struct WinogradTests {
   /// Two images of three channels, 2×2 maps, padding 1: one tile per plane.
   static let forward = WinogradConv3x3(
     label: "", n: 2, cin: 3, h: 2, w: 2, cout: 3, padding: (1, 1), oh: 2, ow: 2,
-    x: 0, weight: 0, bias: nil, out: 0, transformed: 0, scratch: 0,
+    x: 0, weight: .arena(0), bias: nil, out: 0, transformed: 0, scratch: 0,
     epilogue: Epilogue(residual: nil, relu: false), threads: 1)
 
   /// Runs `transform` (writing at `target` for `p` tiles, the plane at tile `first`) and

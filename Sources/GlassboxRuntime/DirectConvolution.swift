@@ -70,11 +70,12 @@ struct DirectConv2d: Kernel {
   /// threads, led or tied. (Narrow maps with a small input take the channel kernel instead.)
   static let minimumPointwiseOutputs = 128
 
-  /// Input floats per image up to which a pointwise convolution of a narrow map goes by
-  /// channels: each step of three blocks reads seven or eight outputs' inputs across every input
-  /// channel, which stays in L2 up to about this size (ResNet-50's 7×7 maps and 14×14 ones of 256
-  /// channels, 10–20% faster than OpenBLAS or the flat kernel on one core; 14×14 maps of 1,024
-  /// channels were slower than the flat kernel by as much).
+  /// Input floats per image up to which a pointwise convolution of a map smaller than
+  /// `minimumPointwiseOutputs` goes by channels: each step of three blocks reads seven or eight
+  /// outputs' inputs across every input channel, which stays in L2 up to about this size
+  /// (ResNet-50's 7×7 maps: 10–15% faster than OpenBLAS on one core). Larger maps stay flat: on
+  /// ResNet-50's 14×14 maps the channel kernel's scattered stores (and gathered residuals) made
+  /// it 10–30% slower than the flat kernel.
   static let pointwiseChannelInput = 1 << 17
 
   /// Whether the kernels read the input in place, unpacked: a pointwise convolution of stride 1
@@ -87,9 +88,10 @@ struct DirectConv2d: Kernel {
 
   /// Whether outputs go 16 channels to a vector: maps less than one 16-float vector wide, where
   /// flat runs would compute the dropped columns `ow..<wq` too; pointwise ones (which drop no
-  /// columns) only while their input is small (`pointwiseChannelInput`).
+  /// columns) only on maps too small for the flat kernel and with a small input
+  /// (`minimumPointwiseOutputs`, `pointwiseChannelInput`).
   static func byChannels(cin: Int, oh: Int, ow: Int, pointwise: Bool) -> Bool {
-    ow < 16 && (!pointwise || cin * oh * ow <= pointwiseChannelInput)
+    ow < 16 && (!pointwise || (oh * ow < minimumPointwiseOutputs && cin * oh * ow <= pointwiseChannelInput))
   }
 
   var byChannels: Bool { Self.byChannels(cin: cin, oh: oh, ow: ow, pointwise: pointwise) }

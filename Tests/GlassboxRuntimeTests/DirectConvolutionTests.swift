@@ -92,11 +92,12 @@ struct DirectConvolutionTests {
     """,
     // 1×1 convolutions: flat at stride 1 reading the input in place (481 flat outputs, the last
     // vector masked at the map's end; the residual + ReLU epilogue), stride 2 packing only phase
-    // (0, 0), a padded one packing every phase (and dropping columns); narrow maps by channels
-    // (12×12, steps of 8) in place with a residual, at stride 2 from 24×24, and 7×7 (steps of 7);
-    // a narrow map whose input is too large for the channel kernel, flat (14×14, 700 channels).
+    // (0, 0), a padded one packing every phase (and dropping columns); narrow maps of 144
+    // outputs flat too (12×12) in place with a residual, and at stride 2 from 24×24; a 7×7 map
+    // by channels (steps of 7) in place, and at stride 2 from 14×14; a 14×14 map of 700 channels
+    // flat.
     """
-    graph g(x: f32[2, 19, 13, 37], r: f32[2, 21, 13, 37], s: f32[1, 40, 12, 12], t: f32[1, 33, 12, 12], q: f32[1, 40, 24, 24], m7: f32[1, 40, 7, 7], r7: f32[1, 50, 7, 7], l: f32[1, 700, 14, 14]) -> (y: f32[2, 21, 13, 37], z: f32[2, 11, 7, 19], p: f32[2, 6, 8, 19], u: f32[1, 33, 12, 12], v: f32[1, 24, 12, 12], y7: f32[1, 50, 7, 7], yl: f32[1, 20, 14, 14]) {
+    graph g(x: f32[2, 19, 13, 37], r: f32[2, 21, 13, 37], s: f32[1, 40, 12, 12], t: f32[1, 33, 12, 12], q: f32[1, 40, 24, 24], m7: f32[1, 40, 7, 7], r7: f32[1, 50, 7, 7], l: f32[1, 700, 14, 14], m14: f32[1, 40, 14, 14]) -> (y: f32[2, 21, 13, 37], z: f32[2, 11, 7, 19], p: f32[2, 6, 8, 19], u: f32[1, 33, 12, 12], v: f32[1, 24, 12, 12], y7: f32[1, 50, 7, 7], yl: f32[1, 20, 14, 14], v7: f32[1, 50, 7, 7]) {
       param w: f32[21, 19, 1, 1] init uniform(0.1)
       param b: f32[21] init uniform(0.1)
       param k: f32[11, 19, 1, 1] init uniform(0.1)
@@ -114,6 +115,7 @@ struct DirectConvolutionTests {
       param kl: f32[20, 700, 1, 1] init uniform(0.1)
       y7 = conv2d(m7, k7, b7, r7, activation: relu)
       yl = conv2d(l, kl)
+      v7 = conv2d(m14, k7, b7, stride: [2, 2])
     }
     """,
   ]

@@ -117,6 +117,18 @@ static inline void store_flat(const glassbox_conv_direct *c, float *out, const f
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+/* One channel and tap's terms of the block: J (masked) loads of the packed input from s, 8
+ * broadcasts of the weights w[0..<8], 8·J fused multiply-adds into acc. */
+#define DIRECT_TERMS(J, s, w)                                                                                \
+  {                                                                                                          \
+    __m512 v[J];                                                                                             \
+    for (int j = 0; j < J; j++) v[j] = _mm512_maskz_loadu_ps(lanes[j], (s) + 16 * j);                         \
+    for (int r = 0; r < 8; r++) {                                                                            \
+      const __m512 wr = _mm512_set1_ps((w)[r]);                                                              \
+      for (int j = 0; j < J; j++) acc[r][j] = _mm512_fmadd_ps(v[j], wr, acc[r][j]);                          \
+    }                                                                                                        \
+  }
+
 /* One block of 8 output channels by J vectors of 16 flat outputs: 8·J accumulators started from
  * the bias; per channel and tap, J loads of the packed input, 8 broadcasts of the weights and
  * 8·J fused multiply-adds; each output's sum runs over channels, then taps, in order. */
@@ -145,24 +157,14 @@ static inline void store_flat(const glassbox_conv_direct *c, float *out, const f
       const float *s = q + p0;                                                                               \
       for (int ci = 0; ci < c->cin; ci++, s += channel, w += 8) {                                            \
         for (int j = 0; j < J; j++) _mm_prefetch((const char *)(s + 4 * channel + 16 * j), _MM_HINT_T0);     \
-        __m512 v[J];                                                                                         \
-        for (int j = 0; j < J; j++) v[j] = _mm512_maskz_loadu_ps(lanes[j], s + 16 * j);                       \
-        for (int r = 0; r < 8; r++) {                                                                        \
-          const __m512 wr = _mm512_set1_ps(w[r]);                                                            \
-          for (int j = 0; j < J; j++) acc[r][j] = _mm512_fmadd_ps(v[j], wr, acc[r][j]);                      \
-        }                                                                                                    \
+        DIRECT_TERMS(J, s, w)                                                                                \
       }                                                                                                      \
     } else                                                                                                   \
     for (int ci = 0; ci < c->cin; ci++) {                                                                    \
       const float *base = q + ci * channel + p0;                                                             \
       for (int t = 0; t < c->taps; t++, w += 8) {                                                            \
         const float *s = base + c->offsets[t];                                                               \
-        __m512 v[J];                                                                                         \
-        for (int j = 0; j < J; j++) v[j] = _mm512_maskz_loadu_ps(lanes[j], s + 16 * j);                       \
-        for (int r = 0; r < 8; r++) {                                                                        \
-          const __m512 wr = _mm512_set1_ps(w[r]);                                                            \
-          for (int j = 0; j < J; j++) acc[r][j] = _mm512_fmadd_ps(v[j], wr, acc[r][j]);                      \
-        }                                                                                                    \
+        DIRECT_TERMS(J, s, w)                                                                                \
       }                                                                                                      \
     }                                                                                                        \
     /* A copy to store from: indexing acc by a run-time row would keep it in memory throughout. */         \
@@ -294,6 +296,19 @@ void glassbox_conv_direct_avx2(const glassbox_conv_direct *c, const float *q, co
  * a row is computed. R is 7 where it divides the map and 8 does not (a 7×7 map: seven steps,
  * where steps of 8 computed 56 outputs for 49), else 8; three blocks a step (21 or 24
  * accumulators: per FMA fewer loads than two blocks' 16). */
+/* One channel and tap's terms of a step: NB loads of the weights from w (blocks blockSize apart), R
+ * broadcasts of the outputs' inputs at offset `at` from x[r], R·NB fused multiply-adds into acc. */
+#define CHANNEL_TERMS(NB, R, at, w)                                                                             \
+  {                                                                                                             \
+    const long a_ = (at);                                                                                       \
+    __m512 wv[NB];                                                                                              \
+    for (int b = 0; b < NB; b++) wv[b] = _mm512_loadu_ps((w) + b * blockSize);                                  \
+    for (int r = 0; r < R; r++) {                                                                               \
+      const __m512 v = _mm512_set1_ps(x[r][a_]);                                                                \
+      for (int b = 0; b < NB; b++) acc[r][b] = _mm512_fmadd_ps(v, wv[b], acc[r][b]);                            \
+    }                                                                                                           \
+  }
+
 #define CHANNELS_AVX512(NB, R)                                                                                  \
   __attribute__((target("avx512f"))) static void channels16x##NB##x##R(                                        \
       const glassbox_conv_direct *c, const float *q, const float *packed, int block, int o0, int count,         \
@@ -318,24 +333,12 @@ void glassbox_conv_direct_avx2(const glassbox_conv_direct *c, const float *q, co
     if (c->taps == 1 && c->offsets[0] == 0) {                                                                   \
       /* A pointwise convolution: one tap, so the loop is over channels only. */                               \
       for (int ci = 0; ci < c->cin; ci++, w += 16) {                                                            \
-        const long at = ci * channel;                                                                           \
-        __m512 wv[NB];                                                                                          \
-        for (int b = 0; b < NB; b++) wv[b] = _mm512_loadu_ps(w + b * blockSize);                                \
-        for (int r = 0; r < R; r++) {                                                                           \
-          const __m512 v = _mm512_set1_ps(x[r][at]);                                                            \
-          for (int b = 0; b < NB; b++) acc[r][b] = _mm512_fmadd_ps(v, wv[b], acc[r][b]);                        \
-        }                                                                                                       \
+        CHANNEL_TERMS(NB, R, ci * channel, w)                                                                   \
       }                                                                                                         \
     } else                                                                                                      \
     for (int ci = 0; ci < c->cin; ci++) {                                                                       \
       for (int t = 0; t < c->taps; t++, w += 16) {                                                              \
-        const long at = ci * channel + c->offsets[t];                                                           \
-        __m512 wv[NB];                                                                                          \
-        for (int b = 0; b < NB; b++) wv[b] = _mm512_loadu_ps(w + b * blockSize);                                \
-        for (int r = 0; r < R; r++) {                                                                           \
-          const __m512 v = _mm512_set1_ps(x[r][at]);                                                            \
-          for (int b = 0; b < NB; b++) acc[r][b] = _mm512_fmadd_ps(v, wv[b], acc[r][b]);                        \
-        }                                                                                                       \
+        CHANNEL_TERMS(NB, R, ci * channel + c->offsets[t], w)                                                   \
       }                                                                                                         \
     }                                                                                                           \
     __m512 done[R * NB];                                                                                        \

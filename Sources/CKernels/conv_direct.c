@@ -73,7 +73,7 @@ static inline unsigned flat_valid(const glassbox_conv_direct *c, int p0, int cou
     /* No dropped columns (a 1×1 convolution): the flat outputs below oh·ow are the outputs. */
     const int left = c->oh * c->ow - p0, n = left < count ? (left > 0 ? left : 0) : count;
     *first = n > 0 ? p0 : -1;
-    return n >= 32 ? ~0u : (1u << n) - 1;
+    return (1u << n) - 1;
   }
   int oy = p0 / c->wq, ox = p0 - oy * c->wq;
   if (c->wq >= count && count <= 16) {

@@ -21,23 +21,6 @@ static inline __m512 evens(const float *p, __m512i even, __mmask32 m) {
                                 _mm512_maskz_loadu_ps((__mmask16)(m >> 16), p + 16));
 }
 
-__attribute__((target("avx512f")))
-void glassbox_max_pool16_avx512(int count, const float *first, long rowStride, int rows, int columns,
-                                long columnStep, float *out) {
-  const __mmask32 m32 = reads(count);
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  __m512 m = _mm512_set1_ps(-__builtin_inff());
-  for (int r = 0; r < rows; r++) {
-    for (int c = 0; c < columns; c++) {
-      const __m512 v = evens(first + r * rowStride + c * columnStep, even, m32);
-      /* v > m, or v is NaN: NaN wins, as in PyTorch. */
-      const __mmask16 take = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-      m = _mm512_mask_mov_ps(m, take, v);
-    }
-  }
-  _mm512_mask_storeu_ps(out, (__mmask16)((1u << count) - 1), m);
-}
-
 /* Where the 32 floats from row + b lie inside the row's [0, w): the lanes a window may take
  * (the others load −∞, which no comparison takes: the padding of max pooling). */
 __attribute__((target("avx512f"), always_inline))
@@ -153,12 +136,6 @@ void glassbox_max_pool16_backward_avx512(int count, const float *plane, long fir
 }
 
 #else
-
-void glassbox_max_pool16_avx512(int count, const float *first, long rowStride, int rows, int columns,
-                                long columnStep, float *out) {
-  (void)count; (void)first; (void)rowStride; (void)rows; (void)columns; (void)columnStep; (void)out;
-  __builtin_trap(); /* never called: glassbox_cpu_has_avx512() is 0 */
-}
 
 void glassbox_max_pool16_backward_avx512(int count, const float *plane, long firstOffset, long rowStride, int rows,
                                          int columns, long columnStep, const float *dy, float *dx) {

@@ -63,6 +63,11 @@ struct DirectConv2d: Kernel {
 
   var pointwise: Bool { Self.pointwise(kh: kh, kw: kw, padding: padding) }
 
+  /// Phase planes packed per input channel: `sy·sx`, or 1 where every tap reads phase (0, 0).
+  static func phases(kh: Int, kw: Int, stride: (Int, Int), padding: (Int, Int)) -> Int {
+    pointwise(kh: kh, kw: kw, padding: padding) ? 1 : stride.0 * stride.1
+  }
+
   /// Output positions per image below which a pointwise convolution on the flat kernel would
   /// rather stay a GEMM (im2col and OpenBLAS): on ResNet-50's 7×7 maps at batch 1 OpenBLAS kept
   /// up with the flat kernel on one core and led it on two; from 14×14 up the flat kernel, its
@@ -74,8 +79,8 @@ struct DirectConv2d: Kernel {
   /// `minimumPointwiseOutputs` goes by channels: each step of three blocks reads seven or eight
   /// outputs' inputs across every input channel, which stays in L2 up to about this size
   /// (ResNet-50's 7×7 maps: 10–15% faster than OpenBLAS on one core). Larger maps stay flat: on
-  /// ResNet-50's 14×14 maps the channel kernel's scattered stores (and gathered residuals) made
-  /// it 10–30% slower than the flat kernel.
+  /// ResNet-50's 14×14 maps the channel kernel was 7–45% slower than the flat kernel (our
+  /// reading: its scattered stores and gathered residuals).
   static let pointwiseChannelInput = 1 << 17
 
   /// Whether the kernels read the input in place, unpacked: a pointwise convolution of stride 1
@@ -112,8 +117,8 @@ struct DirectConv2d: Kernel {
     cin: Int, oh: Int, ow: Int, kh: Int, kw: Int, stride: (Int, Int),
     padding: (Int, Int), dilation: (Int, Int)
   ) -> Int {
-    let phases = pointwise(kh: kh, kw: kw, padding: padding) ? 1 : stride.0 * stride.1
-    return cin * phases * rows(oh: oh, kh: kh, stride: stride.0, dilation: dilation.0)
+    return cin * phases(kh: kh, kw: kw, stride: stride, padding: padding)
+      * rows(oh: oh, kh: kh, stride: stride.0, dilation: dilation.0)
       * rows(oh: ow, kh: kw, stride: stride.1, dilation: dilation.1) + slack
   }
 
@@ -182,7 +187,7 @@ struct DirectConv2d: Kernel {
         ow: Int32(ow), sy: Int32(stride.0), sx: Int32(stride.1), py: Int32(padding.0),
         px: Int32(padding.1), hq: Int32(hq), wq: Int32(wq), taps: Int32(kh * kw),
         offsets: offsets.baseAddress, bias: bias.map { UnsafePointer(a + $0) },
-        relu: epilogue.relu ? 1 : 0, phases: Int32(pointwise ? 1 : stride.0 * stride.1),
+        relu: epilogue.relu ? 1 : 0, phases: Int32(Self.phases(kh: kh, kw: kw, stride: stride, padding: padding)),
         masked: readsInPlace(wide: wide) && !byChannels ? 1 : 0)
       return body(&c)
     }
@@ -234,14 +239,13 @@ struct DirectConv2d: Kernel {
     // The weights of a block are read once per run of outputs, the input once per block. Parts
     // of whole blocks, or of whole steps of outputs (48 flat outputs, or the channel kernel's 7
     // or 8), so that the cores split the work as one core steps through it.
-    let blockStep = 1, outputStep = byChannels ? Int(glassbox_conv_channels_step(Int32(oh * ow))) : 48
-    let blockSteps = (blocks + blockStep - 1) / blockStep, outputSteps = (outputs + outputStep - 1) / outputStep
-    let byBlocks = blockSteps >= 2 * threads && cout * cin * kh * kw > qCount
-    let parts = Swift.min(threads, byBlocks ? blockSteps : outputSteps)
+    let outputStep = byChannels ? Int(glassbox_conv_channels_step(Int32(oh * ow))) : 48
+    let outputSteps = (outputs + outputStep - 1) / outputStep
+    let byBlocks = blocks >= 2 * threads && cout * cin * kh * kw > qCount
+    let parts = Swift.min(threads, byBlocks ? blocks : outputSteps)
     parallelFor(parts) { part in
       if byBlocks {
-        let lo = blockSteps * part / parts * blockStep
-        let hi = Swift.min(blocks, blockSteps * (part + 1) / parts * blockStep)
+        let lo = blocks * part / parts, hi = blocks * (part + 1) / parts
         compute(blocks: lo..<hi, outputs: 0..<outputs)
       } else {
         let lo = outputSteps * part / parts * outputStep

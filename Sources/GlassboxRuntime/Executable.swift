@@ -55,9 +55,9 @@ public final class Executable: @unchecked Sendable {
   }
 
   /// Compiles a graph whose every dimension is bound; `parameters` are copied in, or only
-  /// derived from (`setParameters`; missing ones are an error). `threads` is how many cores the program may use: kernels split their
-  /// work over them (large products, images of a convolution, the two LSTM directions), each
-  /// part calling a single-threaded OpenBLAS.
+  /// derived from (`setParameters`; missing ones are an error). `threads` is how many cores the
+  /// program may use: kernels split their work over them (large products, images of a
+  /// convolution, the two LSTM directions), each part calling a single-threaded OpenBLAS.
   public init(graph: Graph, parameters: [String: Tensor], threads: Int = 2) throws {
     try BLAS.ensureLoaded()
     let threadCount = Swift.max(threads, 1)

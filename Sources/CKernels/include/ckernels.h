@@ -42,14 +42,6 @@ void glassbox_accumulate_rows_avx512(int rows, int n, int k, const float *w, con
 enum { GLASSBOX_SIGMOID = 0, GLASSBOX_TANH = 1 };
 void glassbox_map_avx512(int function, const float *src, float *dst, long count);
 
-/* Max pooling of stride 2, `count` (1…16) neighbouring windows of one output row, each inside
- * its input row: window row r, column c of the first starts at first + r·rowStride +
- * c·columnStep (+ 2 per window). out[0..<count] = each window's maximum, a NaN winning as in
- * PyTorch; the same comparisons in the same order as the runtime's Swift loop. Only the
- * windows' own floats are read. */
-void glassbox_max_pool16_avx512(int count, const float *first, long rowStride, int rows, int columns,
-                                long columnStep, float *out);
-
 /* Max pooling of horizontal stride 2 over `planes` planes of [h, w] (src) into [oh, ow] (dst):
  * output (oy, ox) is the maximum of window rows ky < kh, columns kx < kw at input
  * (oy·sy − py + ky·dy, 2·ox − px + kx·dx), only those inside the plane, a NaN winning as in

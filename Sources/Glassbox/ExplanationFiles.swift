@@ -6,8 +6,9 @@ import GlassboxMedia
 
 /// An explanation as files a person opens: the tap's tensors as `.npy`, a `summary.json`
 /// (prediction, class explained, probabilities) and pictures drawn over the input — Grad-CAM
-/// over each frame (PNG strip, MP4 and GIF for a clip, relevance per frame as SVG), attention
-/// beside the MFCC image with the speech intervals marked.
+/// over each frame (PNG strip, MP4 and GIF for a clip, with the object's box where a generated
+/// clip's sidecar gives one; relevance per frame as SVG), attention beside the MFCC image with
+/// the speech intervals marked.
 public enum ExplanationFiles {
   /// Writes the explanation of `example` of the batch (every example when nil) into `directory`
   /// (made when missing): `TAP.npy`, `TAP.normalized.npy`, …, `summary.json` and, unless
@@ -108,12 +109,20 @@ public enum ExplanationFiles {
         return
       }
       let values = input.floats
+      // A generated action clip's boxes (its sidecar), drawn on the frames they belong to.
+      let size = ExplanationEvaluation.sidecarSize(mediaPath)
+      let boxes = recipe.kind == .video ? ExplanationEvaluation.boxes(mediaPath, recipe: recipe) ?? [] : []
       var overlays: [RGBImage] = []
       for t in 0..<frames {
         let frame = ExplanationPictures.denormalized(
           values[(t * 3 * h * w)..<((t + 1) * 3 * h * w)], width: w, height: h,
           mean: VideoRecipe.imagenetMean, std: VideoRecipe.imagenetStd)
-        overlays.append(Heatmap.overlay(Array(heat[(t * h * w)..<((t + 1) * h * w)]), width: w, height: h, on: frame))
+        var overlay = Heatmap.overlay(Array(heat[(t * h * w)..<((t + 1) * h * w)]), width: w, height: h, on: frame)
+        if t < boxes.count {
+          let b = boxes[t].scaled(from: size.0, size.1, to: w, h)
+          ExplanationPictures.outline(&overlay, x0: b.x0, y0: b.y0, x1: b.x1, y1: b.y1)
+        }
+        overlays.append(overlay)
       }
       try ImageWriter.writePNG(ExplanationPictures.strip(overlays), to: path("\(name).png"))
       if frames > 1 {

@@ -239,7 +239,7 @@ public struct Report {
   func figure(_ relative: String, record: StudyRecord?, model: StudyRecord.ModelResult?) -> String {
     let recorded = record?.figures.first { $0.path == relative }
     let name = ((relative as NSString).lastPathComponent as NSString).deletingPathExtension
-    let kind = relative.contains("/gradcam/") ? "gradcam" : relative.contains("/attention/") ? "attention" : name
+    let kind = ["layercam", "gradcam", "attention"].first { relative.contains("/\($0)/") } ?? name
     let caption = recorded?.caption ?? Report.defaultCaption(kind: kind, name: name)
     let command = recorded?.command ?? model?.commands[kind]
     var s = "<figure>"
@@ -258,6 +258,7 @@ public struct Report {
     switch kind {
     case "curves": "Training curves: loss and accuracy per epoch"
     case "tsne": "t-SNE of the time-averaged LSTM outputs over the training set, coloured by class"
+    case "layercam": "LayerCAM through the LSTM: \(name.replacingOccurrences(of: "_", with: " "))"
     case "gradcam": "Grad-CAM through the LSTM: \(name.replacingOccurrences(of: "_", with: " "))"
     case "attention": "Attention over the MFCC image: \(name.replacingOccurrences(of: "_", with: " "))"
     default: name.replacingOccurrences(of: "_", with: " ")

@@ -303,7 +303,7 @@ enum StudyModelStep: String, CaseIterable, Sendable {
   case train
   /// Test accuracy, cross-entropy and confusion matrix into the record (`glassbox evaluate`).
   case evaluate
-  /// Grad-CAM strips, attention maps and explanation metrics (`glassbox tap`).
+  /// LayerCAM strips, attention maps and explanation metrics (`glassbox tap`).
   case explain
 }
 

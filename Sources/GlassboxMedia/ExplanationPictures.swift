@@ -67,6 +67,30 @@ public enum ExplanationPictures {
     }
   }
 
+  /// A one-pixel rectangle outline in `color` around pixels `x0...x1` × `y0...y1` (rounded
+  /// outwards, clipped to the image): the object's box on an explanation overlay.
+  public static func outline(
+    _ image: inout RGBImage, x0: Double, y0: Double, x1: Double, y1: Double,
+    color: (UInt8, UInt8, UInt8) = (255, 255, 255)
+  ) {
+    guard x0.isFinite, y0.isFinite, x1.isFinite, y1.isFinite, x1 >= x0, y1 >= y0 else { return }
+    let left = Int(x0.rounded(.down)), top = Int(y0.rounded(.down))
+    let right = Int(x1.rounded(.up)), bottom = Int(y1.rounded(.up))
+    func put(_ x: Int, _ y: Int) {
+      guard x >= 0, x < image.width, y >= 0, y < image.height else { return }
+      let d = 3 * (y * image.width + x)
+      image.pixels[d] = color.0; image.pixels[d + 1] = color.1; image.pixels[d + 2] = color.2
+    }
+    for x in left...right {
+      put(x, top)
+      put(x, bottom)
+    }
+    for y in top...bottom {
+      put(left, y)
+      put(right, y)
+    }
+  }
+
   /// Min-max normalisation to [0, 1]; a constant input maps to zeros.
   public static func normalized(_ values: [Float]) -> [Float] {
     guard let lo = values.min(), let hi = values.max(), hi > lo else {

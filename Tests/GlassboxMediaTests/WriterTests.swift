@@ -137,6 +137,27 @@ struct WriterTests {
       half[0, 0] == (UInt8((Float(r) / 2).rounded()), UInt8((Float(g) / 2).rounded()), UInt8((Float(b) / 2).rounded())))
   }
 
+  /// The box's border, rounded outwards and clipped to the image; the inside and the outside
+  /// keep their pixels; a box off the image or not a box draws nothing.
+  @Test func outlineDrawsTheBorderOnly() {
+    var image = RGBImage(width: 8, height: 6, fill: (0, 0, 0))
+    ExplanationPictures.outline(&image, x0: 1.5, y0: 1, x1: 4.2, y1: 3, color: (9, 8, 7))
+    for y in 0..<6 {
+      for x in 0..<8 {
+        let border = (x == 1 || x == 5) && (1...3).contains(y) || (y == 1 || y == 3) && (1...5).contains(x)
+        #expect((image[x, y] == (9, 8, 7)) == border, "(\(x), \(y))")
+      }
+    }
+    var clipped = RGBImage(width: 4, height: 4, fill: (0, 0, 0))
+    ExplanationPictures.outline(&clipped, x0: -3, y0: 2, x1: 10, y1: 9)
+    #expect(clipped[0, 2] == (255, 255, 255) && clipped[3, 2] == (255, 255, 255) && clipped[1, 3] == (0, 0, 0))
+    let before = clipped
+    ExplanationPictures.outline(&clipped, x0: 20, y0: 20, x1: 30, y1: 30)
+    ExplanationPictures.outline(&clipped, x0: .nan, y0: 0, x1: 1, y1: 1)
+    ExplanationPictures.outline(&clipped, x0: 3, y0: 0, x1: 1, y1: 1)
+    #expect(clipped == before)
+  }
+
   /// An MFCC's padding is rows of literal zeros: the picture keeps the frames from the first to
   /// the last with a non-zero value.
   @Test func contentFramesSkipZeroPadding() {

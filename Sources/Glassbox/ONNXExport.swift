@@ -68,7 +68,9 @@ extension Model {
   /// `NAME.relevance`), backward slices written as standard ONNX operators, and, when a tap
   /// explains a class, an input `target: int64 [B]` (-1: the row's predicted class, chosen
   /// in the graph). Symbols not bound by `options` stay symbolic (`B`, and `T` unless a tap
-  /// differentiates through an LSTM, whose backward is unrolled over the steps).
+  /// differentiates through an LSTM, whose backward is unrolled over the steps). Taps that run
+  /// copies of their input (`TapKind.runsCopies`) graft the forward again at a multiple of the
+  /// batch, which must then be bound.
   /// Labels, recipes, provenance and the taps are in `metadata_props`.
   public func onnx(_ options: ONNXExportOptions = ONNXExportOptions()) throws(GlassboxError) -> ONNXExportSummary {
     // Symbols left open stay symbolic (each bound to a sentinel while lowering).
@@ -104,6 +106,16 @@ extension Model {
         "export: bind some of \(open.joined(separator: ", ")); at most "
           + "\(Model.symbolSentinels.count) symbols stay symbolic")
     }
+    // Taps that run copies of their input stack them along the batch, so the export's batch
+    // is a number (the copies' graph is the model bound at a multiple of it).
+    let copying = graph.taps.filter { selected.contains($0.name) && $0.kind.runsCopies }.map(\.name)
+    let batchAxis = graph.inputs.first.flatMap { graph[$0].type.shape.first }
+    if !copying.isEmpty, let batch = batchAxis?.symbols.first, options.bindings[batch] == nil {
+      throw GlassboxError(
+        .input, file: path,
+        "export: bind \(batch) (taps \(copying.joined(separator: ", ")) stack copies of the input "
+          + "along the batch, so the exported batch is fixed), e.g. \(batch)=1")
+    }
     var sentinels: [String: Int] = [:]
     let batchFirst = open.filter { $0 == "B" } + open.filter { $0 != "B" }.sorted()
     for (symbol, sentinel) in zip(batchFirst, Model.symbolSentinels) {
@@ -121,7 +133,11 @@ extension Model {
     } else {
       let target = bound.value(named: "target") == nil ? "target" : "tap.target"
       (module, lowered) = try withGlassboxErrors(file: path) {
-        try LowerTaps.apply(to: module, options: .init(taps: selected, targetInput: target))
+        try LowerTaps.apply(
+          to: module,
+          options: .init(
+            taps: selected, targetInput: target,
+            rebatch: copying.isEmpty ? nil : LowerTaps.rebatcher(unbound: graph, bindings: bindings)))
       }
     }
     // Upsampled maps become a Resize of the normalised map (what the matrix products of the

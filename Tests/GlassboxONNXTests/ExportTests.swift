@@ -162,6 +162,28 @@ struct ExportTests {
     try agrees(Self.model(Self.cnn), input: "image", shape: [2, 3, 12, 12])
   }
 
+  /// Taps that run copies of the input (Integrated Gradients, SmoothGrad and VarGrad with their
+  /// seeded noise, Occlusion, Score-CAM) stack them along a fixed batch: exported with `B`
+  /// bound, ONNX Runtime gives what the library does; with `B` open the export is refused.
+  @Test(
+    .enabled(if: python != nil || onnxOracleRequired, "needs a venv with onnx and onnxruntime (.venv or /work/venv)"))
+  func tapsThatRunCopiesRunInONNXRuntime() throws {
+    let copies = [
+      "tap ig = ig(image, steps: 4)", "tap smooth = smoothgrad(image, samples: 3, stdev: 0.2)",
+      "tap spread = vargrad(image, samples: 3, batch: 2)", "tap occluded = occlusion(image, window: 6, stride: 6)",
+      "tap score = scorecam(features)",
+    ]
+    let text = Self.cnn.replacingOccurrences(
+      of: "tap act = activation(pool)", with: (["tap act = activation(pool)"] + copies).joined(separator: "\n  "))
+    let model = try Self.model(text)
+    #expect(model.taps.filter { $0.kind.runsCopies }.count == 5)
+    try agrees(model, input: "image", shape: [2, 3, 12, 12], bindings: ["B": 2])
+    let refusal = #expect(throws: GlassboxError.self) { try model.onnx(ONNXExportOptions(taps: ["gradcam", "ig"])) }
+    #expect(refusal?.description.contains("bind B (taps ig stack copies") == true, "\(String(describing: refusal))")
+    // Without the copying taps the batch stays open.
+    _ = try model.onnx(ONNXExportOptions(taps: ["gradcam"]))
+  }
+
   /// Reductions take their axes as inputs from opset 18; max pooling's backward needs
   /// ScatterElements' `add` (16).
   @Test(

@@ -479,13 +479,15 @@ struct PoolBackward: Kernel {
   /// order, so the same bits (tests run both).
   func run(_ a: UnsafeMutablePointer<Float>, planes: Range<Int>, wide: Bool = AVX512.enabled) {
     let p = pool
-    (a + dx + planes.lowerBound * p.h * p.w).update(repeating: 0, count: planes.count * p.h * p.w)
     let dilation = p.isMax ? p.dilation : (1, 1)
     let interior = p.interiorColumns
     typealias Lanes = SIMD8<Int32>
     let evens = Lanes(0, 2, 4, 6, 8, 10, 12, 14)
     for plane in planes {
       let src = a + x + plane * p.h * p.w, dst = a + dx + plane * p.h * p.w, g = a + dy + plane * p.oh * p.ow
+      // Zeroed plane by plane, so that the plane is still in cache when its gradients are added
+      // (zeroing a core's whole range first wrote it out to memory and read it back).
+      dst.update(repeating: 0, count: p.h * p.w)
       for oy in 0..<p.oh {
         let y0 = oy * p.stride.0 - p.padding.0
         let ky0 = y0 >= 0 ? 0 : (-y0 + dilation.0 - 1) / dilation.0

@@ -5,6 +5,11 @@
 convolutions their effective GFLOP/s (2·Cout·Cin/groups·kh·kw·OH·OW·N over the node's time).
 
     /work/venv/bin/python tools/bench/ort_layers.py resnet18 --bind B=1 --bind C=1000 --threads 2
+
+An `.onnx` file is run as it is (its dynamic dimensions as 1), beside `glassbox bench FILE.onnx
+--profile`, whose kernels carry the ONNX node names (`conv2d r41` is ONNX Runtime's `r41_nchwc`):
+
+    /work/venv/bin/python tools/bench/ort_layers.py .../onnx/backend/test/data/light/light_resnet50.onnx --threads 2
 """
 import argparse
 import json
@@ -51,7 +56,7 @@ def main():
     name = os.path.basename(a.spec).removesuffix(".graph")
     bindings = {k: int(v) for k, v in (x.split("=") for x in a.bind)}
     key = name + "".join(f"_{k}{v}" for k, v in sorted(bindings.items()))
-    path = os.path.join(CACHE, key + ".onnx")
+    path = a.spec if a.spec.endswith(".onnx") else os.path.join(CACHE, key + ".onnx")
     if not os.path.exists(path):
         subprocess.run([sys.executable, ORT_PEER, a.spec, *sum((["--bind", b] for b in a.bind), []),
                         "--export-only", path], check=True, stdout=subprocess.DEVNULL)

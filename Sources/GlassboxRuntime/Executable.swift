@@ -71,7 +71,10 @@ public final class Executable: @unchecked Sendable {
     let buffers = BufferAssignment(graph: graph, schedule: schedule, threads: threadCount)
     self.schedule = schedule
     self.buffers = buffers
-    arena = .allocate(capacity: Swift.max(buffers.count, 1))
+    // On a cache line, as the memory plan's 64-byte offsets assume (`allocate(capacity:)`
+    // gave malloc's 16-byte alignment, so every "aligned" vector straddled two lines).
+    arena = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(buffers.count, 1) * 4, alignment: 64)
+      .bindMemory(to: Float.self, capacity: Swift.max(buffers.count, 1))
     arena.initialize(repeating: 0, count: Swift.max(buffers.count, 1))
 
     // A node in a lane runs on one core.
@@ -128,7 +131,7 @@ public final class Executable: @unchecked Sendable {
     try setParameters(parameters)
   }
 
-  deinit { arena.deallocate() }
+  deinit { UnsafeMutableRawPointer(arena).deallocate() }
 
   /// Copies parameter values into the arena, checking names and shapes, then has every kernel
   /// derive what it keeps from them (`Kernel.prepare`: packed and transformed weights). A

@@ -241,15 +241,16 @@ public enum ShardMerge {
 
   // MARK: Explanation folders (`tap --data`)
 
-  /// A `tap --data` shard's results: the folder written for each position (relative to the
-  /// shard's folder, as to the unsharded output), and each failure with its message.
+  /// A `tap --data` shard's results: the folders written for each position (relative to the
+  /// shard's folder, as to the unsharded output: one, or one per tap, `TAP/EXAMPLE`), and each
+  /// failure with its message.
   public static func results(
-    written: [(position: Int, folder: String)], failures: [(position: Int, message: String)]
+    written: [(position: Int, folders: [String])], failures: [(position: Int, message: String)]
   )
     -> [(String, JSONValue)]
   {
     [
-      ("written", .array(written.map { .array([.int($0.position), .string($0.folder)]) })),
+      ("written", .array(written.map { .array([.int($0.position)] + $0.folders.map(JSONValue.string)) })),
       ("failures", .array(failures.map { .array([.int($0.position), .string($0.message)]) })),
     ]
   }
@@ -258,7 +259,7 @@ public enum ShardMerge {
   /// built beside it under a temporary name (files hard-linked where the file system allows,
   /// copied otherwise; the shards keep theirs) and renamed into place, so `output` appears
   /// complete or not at all. An existing `output` is an error unless `replacing`. Returns the
-  /// folders written and the failures, in split order.
+  /// number of examples written and the failures, in split order.
   public static func explanationFolders(
     _ set: ShardSet, into output: String, replacing: Bool
   ) throws(GlassboxError)
@@ -266,19 +267,26 @@ public enum ShardMerge {
   {
     let fm = FileManager.default
     typealias Folder = (source: String, relative: String)
-    let written = try set.inOrder { (r: ShardRecord) throws(GlassboxError) -> [(position: Int, item: Folder)] in
+    let written = try set.inOrder { (r: ShardRecord) throws(GlassboxError) -> [(position: Int, item: [Folder])] in
       try (r.result("written")?.arrayValue ?? []).map { (v: JSONValue) throws(GlassboxError) in
-        guard let p = v.arrayValue?.first?.intValue, let f = v.arrayValue?.last?.stringValue, !f.isEmpty,
-          !f.hasPrefix("/"), !f.split(separator: "/").contains("..")
+        let entry = v.arrayValue ?? []
+        let folders = entry.dropFirst().compactMap(\.stringValue)
+        guard let p = entry.first?.intValue, !folders.isEmpty, folders.count == entry.count - 1,
+          folders.allSatisfy({ !$0.isEmpty && !$0.hasPrefix("/") && !$0.split(separator: "/").contains("..") })
         else {
-          throw r.problem("a written folder is not [position, relative folder]")
+          throw r.problem("a written entry is not [position, relative folder, …]")
         }
-        let source = (r.folder as NSString).appendingPathComponent(f)
-        var isDirectory: ObjCBool = false
-        guard fm.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue else {
-          throw GlassboxError(.file, file: source, "missing: shard \(r.shard) records it as written")
-        }
-        return (p, (source, f))
+        return try (
+          p,
+          folders.map { (f: String) throws(GlassboxError) -> Folder in
+            let source = (r.folder as NSString).appendingPathComponent(f)
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: source, isDirectory: &isDirectory), isDirectory.boolValue else {
+              throw GlassboxError(.file, file: source, "missing: shard \(r.shard) records it as written")
+            }
+            return (source, f)
+          }
+        )
       }
     }
     let failures = try set.inOrder { (r: ShardRecord) throws(GlassboxError) -> [(position: Int, item: String)] in
@@ -300,7 +308,7 @@ public enum ShardMerge {
       if fm.fileExists(atPath: building) { try fm.removeItem(atPath: building) }
       do {
         try fm.createDirectory(atPath: building, withIntermediateDirectories: false)
-        for (source, relative) in written {
+        for (source, relative) in written.joined() {
           try placeTree(from: source, to: (building as NSString).appendingPathComponent(relative))
         }
         if fm.fileExists(atPath: output) {

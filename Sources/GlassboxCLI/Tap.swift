@@ -21,7 +21,7 @@ struct TapCommand: ParsableCommand {
       where the text after it names a tap of the model, a tap kind, or KIND:…; other commas stay \
       in their tap (cam:layer4,fc.weight, occlusion:image:stride=8,8). One tap writes its files \
       into DIR (one input) or DIR/STEM/ (several; DIR/CLASS/CLIP/ for --data); several taps \
-      write the same layout for each tap under DIR/TAP/, each with its summary.json (--shard takes one tap).
+      write the same layout for each tap under DIR/TAP/, each with its summary.json.
 
       A model with several inputs takes NAME=FILE for each of its inputs (.npy, or a media file \
       through that input's recipe); each group that names every input once is one example \
@@ -114,9 +114,6 @@ struct TapCommand: ParsableCommand {
     if sharding.shard != nil, data == nil {
       throw GlassboxError(.input, "--shard applies to --data (a data set split)")
     }
-    if sharding.shard != nil, taps.count > 1 {
-      throw GlassboxError(.input, "--shard takes one tap; run one sharded job per tap")
-    }
     let shard = data == nil ? nil : try sharding.resolve()
     var listing: SplitListing?
     if let data {
@@ -165,7 +162,8 @@ struct TapCommand: ParsableCommand {
     var record: ShardRecord?
     if let (shard, _) = shard, let listing {
       let options: [(String, JSONValue)] = [
-        ("tap", .string(taps[0])), ("class", .string(classChoice)), ("scope", scope.map { .string($0) } ?? .null),
+        ("tap", .string(taps.joined(separator: ","))), ("class", .string(classChoice)),
+        ("scope", scope.map { .string($0) } ?? .null),
         ("pictures", .bool(!noPictures)), ("limit", limit.map { .int($0) } ?? .null), ("threads", .int(threads)),
       ]
       record = ShardRecord(
@@ -212,7 +210,7 @@ struct TapCommand: ParsableCommand {
 
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     var failures = 0
-    var written: [(position: Int, folder: String)] = [], failed: [(position: Int, message: String)] = []
+    var written: [(position: Int, folders: [String])] = [], failed: [(position: Int, message: String)] = []
     let label = shard.map { "tap \($0.0)" } ?? "tap"
     let progress = data == nil ? nil : ProgressReporter(label: label, total: examples.count)
     for (n, example) in examples.enumerated() {
@@ -241,7 +239,8 @@ struct TapCommand: ParsableCommand {
             print("wrote \(dir)/ (\(explanation.maps.count) tensor\(explanation.maps.count == 1 ? "" : "s"))")
           }
         }
-        written.append((example.position, example.id))
+        written.append(
+          (example.position, taps.map { ExplanationFiles.directory(root: "", tap: $0, of: taps, example: example.id) }))
       } catch {
         guard data != nil else { throw error }
         failures += 1

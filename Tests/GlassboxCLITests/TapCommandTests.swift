@@ -235,7 +235,8 @@ struct TapCommandTests {
     }
   }
 
-  /// `--data` with several taps: each DIR/TAP/ holds the files of the tap alone over the split.
+  /// `--data` with several taps: each DIR/TAP/ holds the files of the tap alone over the split;
+  /// sharded and merged, the same files.
   @Test func severalTapsOverADataSet() throws {
     try ModelCommandTests.withTemporaryDirectory { dir in
       _ = try ExitStatusTests.makeSpeech(in: dir)
@@ -253,9 +254,18 @@ struct TapCommandTests {
         count += alone.count
       }
       #expect(count > 4)
-      #expect(
-        ModelCommandTests.message(tap + ["attention,saliency", "--shard", "0/2", "-o", "\(dir.path)/s"])
-          == "--shard takes one tap; run one sharded job per tap")
+      for i in 0..<2 {
+        try ModelCommandTests.glassbox(tap + ["attention,saliency", "--shard", "\(i)/2", "-o", "\(dir.path)/s"])
+      }
+      try ModelCommandTests.glassbox([
+        "merge", "\(dir.path)/s.shard-0-of-2", "\(dir.path)/s.shard-1-of-2", "-o", "\(dir.path)/merged",
+      ])
+      for name in ["attention", "saliency"] {
+        let whole = try Self.tensors(under: "\(dir.path)/both/\(name)")
+        let merged = try Self.tensors(under: "\(dir.path)/merged/\(name)")
+        #expect(whole.keys.sorted() == merged.keys.sorted() && whole.count > 2, "\(name)")
+        for (file, t) in whole { #expect(Self.close(merged[file], t), "merged \(name)/\(file)") }
+      }
     }
   }
 }

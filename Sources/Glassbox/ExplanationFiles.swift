@@ -110,8 +110,8 @@ public enum ExplanationFiles {
       }
       let values = input.floats
       // A generated action clip's boxes (its sidecar), drawn on the frames they belong to.
-      let size = ExplanationEvaluation.sidecarSize(mediaPath)
       let boxes = recipe.kind == .video ? ExplanationEvaluation.boxes(mediaPath, recipe: recipe) ?? [] : []
+      let size = boxes.isEmpty ? (1, 1) : ExplanationEvaluation.sidecarSize(mediaPath)
       var overlays: [RGBImage] = []
       for t in 0..<frames {
         let frame = ExplanationPictures.denormalized(

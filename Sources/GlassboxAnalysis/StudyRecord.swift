@@ -13,7 +13,7 @@ import Foundation
 ///     <model>.model              the trained model
 ///     curves.svg                 training curves
 ///     tsne.svg (+ .json, .csv)   t-SNE of the time-averaged LSTM outputs (glassbox embed)
-///     layercam/*.png             LayerCAM frame strips and relevance curves (gradcam/ before)
+///     layercam/, gradcam/        frame strips and relevance curves of the method explaining it
 ///     attention/*.png            MFCC images with attention
 ///     *.png, *.svg               any other figure
 /// ```
@@ -68,7 +68,7 @@ public struct StudyRecord: Codable, Sendable, Equatable {
     /// Trustworthiness T(5) of the t-SNE map.
     public var trustworthiness: Double?
     /// Commands that produced this model's results, by what they made (`train`, `evaluate`,
-    /// `tsne`, `layercam`, `attention`, `curves`).
+    /// `tsne`, `layercam` or `gradcam`, `attention`, `curves`).
     public var commands: [String: String]
 
     /// A model's results.

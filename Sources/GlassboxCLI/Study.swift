@@ -303,7 +303,8 @@ enum StudyModelStep: String, CaseIterable, Sendable {
   case train
   /// Test accuracy, cross-entropy and confusion matrix into the record (`glassbox evaluate`).
   case evaluate
-  /// LayerCAM strips, attention maps and explanation metrics (`glassbox tap`).
+  /// Class-activation strips (LayerCAM or Grad-CAM), attention maps and explanation metrics
+  /// (`glassbox tap`).
   case explain
 }
 

@@ -82,8 +82,9 @@ extension StudyPlan {
   /// recompiles the model once per block, so it is kept small in `--quick`.
   var explainedExamples: Int { quick ? 16 : 32 }
 
-  /// The tap a model is explained with in the figures and the metrics, and the `--tap` that
-  /// adds it to the trained model when its spec lacks it. The action models are explained at
+  /// The tap a model is explained with in the figures and the metrics, the `--tap` that adds
+  /// it to the trained model when its spec lacks it, and its kind (which names the pictures'
+  /// folder of an action model: `layercam` or `gradcam`). The action models are explained at
   /// the deepest convolutional map of at least 4×4: a 2×2 map (ResNet-18's `layer4` at 64×64,
   /// VGG-19's last convolution at 32×32) gives one value per quadrant of the frame, too coarse
   /// to point at an object. The method is the one that pointed at the moving object best on
@@ -91,8 +92,11 @@ extension StudyPlan {
   /// (ResNet-LSTM's full run: 80–87% of the correctly classified clips' space-time peaks, where
   /// Grad-CAM's one weight per channel pointed at 52–63%), Grad-CAM at a shallower one (the
   /// quick run's `layer3`: 74–92%, LayerCAM 57–65%).
-  func explanation(_ model: Model) -> (tap: String, adding: String?) {
-    guard model.dataset == "actions" else { return (model.name == "bilstm" ? "saliency" : "attention", nil) }
+  func explanation(_ model: Model) -> (tap: String, adding: String?, kind: String) {
+    guard model.dataset == "actions" else {
+      let tap = model.name == "bilstm" ? "saliency" : "attention"
+      return (tap, nil, tap)
+    }
     let height =
       training(model).bindings.compactMap { b -> Int? in
         b.hasPrefix("H=") ? Int(b.dropFirst(2)) : nil
@@ -105,27 +109,24 @@ extension StudyPlan {
     let chosen = layers.firstIndex { (height + $0.stride - 1) / $0.stride >= 4 } ?? layers.count - 1
     let value = layers[chosen].value, kind = chosen == 0 ? "layercam" : "gradcam"
     let tap = "\(kind)_\(value.replacingOccurrences(of: ".", with: "_"))"
-    return (tap, "\(kind):\(value):name=\(tap)")
+    return (tap, "\(kind):\(value):name=\(tap)", kind)
   }
 
-  /// The method of an action model's explanation tap (`layercam` or `gradcam`), which names its
-  /// pictures' folder, and its name in captions.
-  func explanationKind(_ model: Model) -> (kind: String, title: String) {
-    explanation(model).tap.hasPrefix("layercam") ? ("layercam", "LayerCAM") : ("gradcam", "Grad-CAM")
-  }
+  /// The action models' explanation kinds as captions name them.
+  static let camTitles = ["layercam": "LayerCAM", "gradcam": "Grad-CAM"]
 
   /// The explanation methods compared on each model (`glassbox evaluate M --methods …`): the
   /// model's own tap first, then the other methods that apply — the other CAM kinds at the
   /// same layer, relevance at the input (gradients, Integrated Gradients with 16 path points,
   /// SmoothGrad with 8 samples, so that the quick run stays within its minutes).
   func methods(_ model: Model, explainedLayer: String?) -> [String] {
-    let tap = explanation(model).tap
+    let (tap, _, kind) = explanation(model)
     let input = model.dataset == "actions" ? "frames" : "mfcc"
     let relevance = ["ig:\(input):steps=16", "smoothgrad:\(input):samples=8"]
     if model.dataset == "actions" {
       let layerMethods =
         explainedLayer.map { layer in
-          ["gradcam", "gradcampp", "layercam", "xgradcam", "hirescam"].filter { !tap.hasPrefix($0 + "_") }
+          ["gradcam", "gradcampp", "layercam", "xgradcam", "hirescam"].filter { $0 != kind }
             .map { "\($0):\(layer)" }
         } ?? []
       return [tap] + layerMethods + ["saliency:frames"] + relevance
@@ -270,13 +271,14 @@ struct CommandModelSteps: StudyModelSteps {
   func explain(_ model: StudyPlan.Model, _ c: StudyContext, _ record: inout StudyRecord) throws -> StageOutcome {
     let file = c.modelFile(model.name)
     guard FileManager.default.fileExists(atPath: file) else { return .skipped("no trained model at \(file)") }
-    let (tap, adding) = c.plan.explanation(model)
+    let (tap, adding, kind) = c.plan.explanation(model)
+    let title = StudyPlan.camTitles[kind] ?? kind
     let folder = (c.modelFolder(model.name) as NSString).appendingPathComponent(
-      model.dataset == "actions" ? c.plan.explanationKind(model).kind : "attention")
+      model.dataset == "actions" ? kind : "attention")
     // Pictures of another method the study explained with before would sit in the report
     // beside this run's.
     if model.dataset == "actions" {
-      for other in ["gradcam", "layercam"] where other != c.plan.explanationKind(model).kind {
+      for other in StudyPlan.camTitles.keys where other != kind {
         try? FileManager.default.removeItem(
           atPath: (c.modelFolder(model.name) as NSString).appendingPathComponent(other))
       }
@@ -322,13 +324,13 @@ struct CommandModelSteps: StudyModelSteps {
         record.record(
           StudyRecord.Figure(
             path: "\(relative)/\(tap).png",
-            caption: "\(c.plan.explanationKind(model).title) through the LSTM, every frame, \(what)", command: line))
+            caption: "\(title) through the LSTM, every frame, \(what)", command: line))
         record.record(
           StudyRecord.Figure(
             path: "\(relative)/\(tap).relevance.svg", caption: "Relevance per frame, \(what)", command: line))
         record.record(
           StudyRecord.Figure(
-            path: "\(relative)/\(tap).gif", caption: "\(c.plan.explanationKind(model).title) over the clip, \(what)",
+            path: "\(relative)/\(tap).gif", caption: "\(title) over the clip, \(what)",
             command: line))
       } else {
         let caption =
@@ -362,7 +364,7 @@ struct CommandModelSteps: StudyModelSteps {
     try writeAtomically(
       try JSONSerialization.data(withJSONObject: all, options: [.prettyPrinted, .sortedKeys]), to: metricsFile)
     var r = result(model, record)
-    r.commands[model.dataset == "actions" ? c.plan.explanationKind(model).kind : "attention"] =
+    r.commands[model.dataset == "actions" ? kind : "attention"] =
       taps.first ?? self.command(.explain, model: model, context: c)
     r.commands["metrics"] = self.command(.explain, model: model, context: c)
     r.commands["methods"] =

@@ -74,8 +74,11 @@ public enum ExplanationPictures {
     color: (UInt8, UInt8, UInt8) = (255, 255, 255)
   ) {
     guard x0.isFinite, y0.isFinite, x1.isFinite, y1.isFinite, x1 >= x0, y1 >= y0 else { return }
-    let left = Int(x0.rounded(.down)), top = Int(y0.rounded(.down))
-    let right = Int(x1.rounded(.up)), bottom = Int(y1.rounded(.up))
+    // Edges past the image are clamped one pixel outside it (so they draw nothing), which also
+    // keeps a box from a corrupt sidecar (1e300) from overflowing Int or looping for ever.
+    func edge(_ v: Double, _ size: Int) -> Int { Int(Swift.min(Swift.max(v, -1), Double(size))) }
+    let left = edge(x0.rounded(.down), image.width), right = edge(x1.rounded(.up), image.width)
+    let top = edge(y0.rounded(.down), image.height), bottom = edge(y1.rounded(.up), image.height)
     func put(_ x: Int, _ y: Int) {
       guard x >= 0, x < image.width, y >= 0, y < image.height else { return }
       let d = 3 * (y * image.width + x)

@@ -156,6 +156,11 @@ struct WriterTests {
     ExplanationPictures.outline(&clipped, x0: .nan, y0: 0, x1: 1, y1: 1)
     ExplanationPictures.outline(&clipped, x0: 3, y0: 0, x1: 1, y1: 1)
     #expect(clipped == before)
+    // Absurd edges (a corrupt sidecar) are clamped: the rows inside drawn across, the sides
+    // outside not at all, at once.
+    var huge = RGBImage(width: 4, height: 4, fill: (0, 0, 0))
+    ExplanationPictures.outline(&huge, x0: -1e300, y0: 0, x1: 1e300, y1: 3)
+    #expect(huge[0, 0] == (255, 255, 255) && huge[3, 3] == (255, 255, 255) && huge[0, 1] == (0, 0, 0))
   }
 
   /// An MFCC's padding is rows of literal zeros: the picture keeps the frames from the first to

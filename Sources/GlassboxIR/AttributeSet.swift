@@ -307,6 +307,12 @@ public enum Activation: String, AttributeChoice {
   case none, relu
 }
 
+/// How an image tensor's elements are laid out: `plain` NCHW, or `blocked` in groups of 16
+/// channels (NCHW16c, rank 5: `[N, C/16, H, W, 16]`).
+public enum Layout: String, AttributeChoice {
+  case plain, blocked
+}
+
 /// `axis` counted from the end when negative (`-1` is the last axis), made non-negative. The
 /// shape rules check the range (`checkedAxis`), so after them the result is an axis of `rank`.
 public func normalizedAxis(_ axis: Int, rank: Int) -> Int { axis < 0 ? axis + rank : axis }

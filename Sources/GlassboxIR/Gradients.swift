@@ -27,7 +27,7 @@ extension Op {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .batchNorm, .batchNormTrain, .linear, .matmul, .batchMatmul,
       .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
       .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split,
-      .pad, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .layerNorm, .lrn:
+      .pad, .lstmCell, .dropout, .crossEntropy, .fusedElementwise, .layerNorm, .lrn, .toBlocked, .fromBlocked:
       .rule
     case .lstm: .unrollFirst
     case .constant, .classSeed: .nonDifferentiable
@@ -47,7 +47,7 @@ extension Op {
     case .conv2d, .maxPool2d, .avgPool2d, .globalAvgPool2d, .linear, .matmul, .batchMatmul, .add, .sub, .mul, .div,
       .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .softmax, .logSoftmax,
       .sum, .mean, .max, .reshape, .flatten, .transpose, .concat, .slice, .select, .split, .pad, .lstm, .lstmCell,
-      .dropout, .batchNormTrain, .fusedElementwise, .layerNorm, .lrn:
+      .dropout, .batchNormTrain, .fusedElementwise, .layerNorm, .lrn, .toBlocked, .fromBlocked:
       true
     // No rule, but their results do depend on their operands: a gradient asked through them
     // is an error, not a silent zero.
@@ -78,6 +78,9 @@ extension Op {
     switch self {
     case .conv2d:
       let a = ConvolutionAttributes(of: node)
+      guard a.layout == .plain, type(x[0]).rank == 4 else {
+        throw ShapeError("conv2d: a blocked convolution has no gradient rule; differentiate before choose-layouts")
+      }
       var dy = try dy0()
       if a.activation == .relu { dy = try b.add(.reluBackward, [dy, y], tag: "drelu")[0] }
       if x.count > 3, want[3] { out[3] = dy }
@@ -98,7 +101,16 @@ extension Op {
       }
       if x.count > 2, want[2] { out[2] = try b.sum(dy, axes: [0, 2, 3]) }
 
+    case .toBlocked:
+      out[0] = try b.add(.fromBlocked, [dy0()], tag: "dx")[0]
+
+    case .fromBlocked:
+      out[0] = try b.add(.toBlocked, [dy0()], tag: "dx")[0]
+
     case .maxPool2d:
+      guard type(x[0]).rank == 4 else {
+        throw ShapeError("max_pool2d: a blocked max pooling has no gradient rule; differentiate before choose-layouts")
+      }
       out[0] = try b.add(.maxPool2dBackward, [dy0(), x[0]], MaxPoolAttributes(of: node), tag: "dx")[0]
 
     case .avgPool2d:

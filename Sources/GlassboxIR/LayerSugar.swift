@@ -24,7 +24,7 @@ struct LayerSugar {
       .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
       .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward,
       .batchNormTrain, .batchNormTrainBackward, .fusedElementwise, .layerNormBackward, .lrn, .lrnBackward,
-      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .toBlocked, .fromBlocked:
       return nil
     }
   }

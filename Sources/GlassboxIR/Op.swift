@@ -125,6 +125,11 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
   /// 0 add, 1 sub, 2 mul, 3 div, 7 maximum, 8 minimum, 9 pow (of registers `a`, `b`), 4 relu,
   /// 5 sigmoid, 6 tanh, 10 exp, 11 log, 12 sqrt, 13 abs, 14 erf (of `a`).
   case fusedElementwise = "fused_elementwise"
+  /// `x: [N, C, H, W]` (`C` a multiple of 16) → `[N, C/16, H, W, 16]`: the channel-blocked layout
+  /// (NCHW16c) the `choose-layouts` pass gives convolutions, channel `16·b + l` at `[n, b, h, w, l]`.
+  case toBlocked = "to_blocked"
+  /// `x: [N, C/16, H, W, 16]` → `[N, C, H, W]`: a blocked value back in the plain layout.
+  case fromBlocked = "from_blocked"
 
   // MARK: Seeds and backward ops (made by `Differentiate`; see `Gradients.swift`)
 
@@ -227,7 +232,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
     case .conv2d: OperandSpec(names: ["x", "weight", "bias", "residual"], required: 2)
     case .maxPool2d, .avgPool2d, .globalAvgPool2d, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .erf,
       .softmax, .logSoftmax, .sum, .mean, .max, .reshape, .flatten, .transpose, .slice, .select, .split, .pad,
-      .dropout:
+      .dropout, .toBlocked, .fromBlocked:
       OperandSpec(names: ["x"], required: 1)
     case .batchNorm:
       OperandSpec(
@@ -275,7 +280,7 @@ public enum Op: String, CaseIterable, Sendable, Hashable {
       .concat, .slice, .select, .split, .pad, .lstm, .lstmCell, .crossEntropy, .constant, .classSeed,
       .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
       .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
-      .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward:
+      .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward, .toBlocked, .fromBlocked:
       false
     }
   }

@@ -36,7 +36,7 @@ extension Op {
     case .classSeed: ClassSeedAttributes.self
     case .globalAvgPool2d, .matmul, .batchMatmul, .add, .sub, .mul, .div, .relu, .sigmoid, .tanh, .exp, .log,
       .sqrt, .abs, .erf, .pow, .maximum, .minimum, .lstmCell, .crossEntropy, .reluBackward, .linearBackwardWeight,
-      .lstmCellBackward, .crossEntropyBackward:
+      .lstmCellBackward, .crossEntropyBackward, .toBlocked, .fromBlocked:
       NoAttributes.self
     }
   }
@@ -85,23 +85,28 @@ public struct ConvolutionGeometry: Hashable, Sendable {
   }
 }
 
-/// `conv2d`: the window geometry and the fused epilogue's activation.
+/// `conv2d`: the window geometry, the fused epilogue's activation and the result's layout.
 public struct ConvolutionAttributes: AttributeSet {
   /// `stride`, `padding`, `dilation`, `groups`.
   public var geometry = ConvolutionGeometry()
   /// `activation`: applied after the bias and the residual.
   public var activation = Activation.none
+  /// `layout`: the result's, `plain` (`[N, Cout, H', W']`) or `blocked` (`[N, Cout/16, H', W', 16]`,
+  /// the residual too; what `choose-layouts` gives). The input's layout is its rank's.
+  public var layout = Layout.plain
 
   /// Every attribute given.
-  public init(geometry: ConvolutionGeometry, activation: Activation) {
+  public init(geometry: ConvolutionGeometry, activation: Activation, layout: Layout) {
     self.geometry = geometry
     self.activation = activation
+    self.layout = layout
   }
 
   public init(defaults: AttributeDefaults) {}
   public mutating func visit<V: AttributeVisitor>(_ v: inout V) {
     geometry.visit(&v)
     v.defaulted("activation", &activation)
+    v.defaulted("layout", &layout)
   }
 }
 
@@ -718,7 +723,8 @@ extension Node {
         .dropout, .crossEntropy, .constant,
         .fusedElementwise, .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward,
         .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
-        .maxPool2dBackward, .avgPool2dBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward:
+        .maxPool2dBackward, .avgPool2dBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward, .toBlocked,
+        .fromBlocked:
         nil
       }
     }

@@ -12,10 +12,13 @@ extension Op {
   public func inferTypes(_ x: [TensorType], _ a: Attributes) throws(ShapeError) -> [TensorType] {
     switch self {
     case .conv2d:
-      let input = try x[0].requireRank(4, op: self, operand: "input", layout: "[N, C, H, W]")
+      let attrs = try decode(ConvolutionAttributes.self, a)
+      let input = try x[0].plainImage(op: self)
+      if x[0].rank == 5, attrs.layout == .plain {
+        throw ShapeError("conv2d: a blocked input \(x[0].shapeDescription) needs layout: blocked")
+      }
       let w = try x[1].requireRank(4, op: self, operand: "weight", layout: "[Cout, Cin/groups, kH, kW]")
       try requireFloat(x, op: self)
-      let attrs = try decode(ConvolutionAttributes.self, a)
       let groups = attrs.geometry.groups
       guard groups >= 1 else { throw ShapeError("conv2d: groups must be at least 1, found \(groups)") }
       guard let perGroup = w.shape[1].staticValue else {
@@ -40,12 +43,29 @@ extension Op {
       let (oh, ow) = try windowOutput(
         input, kernel: [w.shape[2], w.shape[3]], stride: geometry.stride,
         padding: geometry.padding, dilation: geometry.dilation, ceilMode: false, op: self)
-      let result = TensorType(input.dtype, [input.shape[0], w.shape[0], oh, ow])
+      var result = TensorType(input.dtype, [input.shape[0], w.shape[0], oh, ow])
+      if attrs.layout == .blocked {
+        guard groups == 1 else { throw ShapeError("conv2d: layout blocked takes no groups, found \(groups)") }
+        result = try result.blocked(op: self)
+      }
       try checkResidual(x, result, op: self)
       return [result]
 
-    case .maxPool2d, .avgPool2d:
+    case .toBlocked:
       let input = try x[0].requireRank(4, op: self, operand: "input", layout: "[N, C, H, W]")
+      return [try input.blocked(op: self)]
+
+    case .fromBlocked:
+      guard x[0].rank == 5 else {
+        throw ShapeError("from_blocked: input must have rank 5 [N, C/16, H, W, 16], found \(x[0].shapeDescription)")
+      }
+      return [try x[0].plainImage(op: self)]
+
+    case .maxPool2d, .avgPool2d:
+      let input =
+        self == .maxPool2d
+        ? try x[0].plainImage(op: self)
+        : try x[0].requireRank(4, op: self, operand: "input", layout: "[N, C, H, W]")
       let window =
         self == .maxPool2d
         ? try decode(MaxPoolAttributes.self, a).window
@@ -54,7 +74,8 @@ extension Op {
       let (oh, ow) = try windowOutput(
         input, kernel: kernel, stride: window.stride, padding: window.padding,
         dilation: window.dilation, ceilMode: window.ceilMode, op: self)
-      return [TensorType(input.dtype, [input.shape[0], input.shape[1], oh, ow])]
+      let result = TensorType(input.dtype, [input.shape[0], input.shape[1], oh, ow])
+      return [x[0].rank == 5 ? try result.blocked(op: self) : result]
 
     case .globalAvgPool2d:
       let input = try x[0].requireRank(4, op: self, operand: "input", layout: "[N, C, H, W]")
@@ -551,7 +572,7 @@ extension Op {
         }
         weight = TensorType(dy.dtype, [dy.shape[1], Dim(cin / groups), Dim(k.h), Dim(k.w)])
       }
-      let forward = ConvolutionAttributes(geometry: geometry, activation: .none).encoded
+      let forward = ConvolutionAttributes(geometry: geometry, activation: .none, layout: .plain).encoded
       let out = try Op.conv2d.inferTypes([input, weight], forward)
       guard out == [dy] else {
         throw ShapeError(
@@ -633,6 +654,26 @@ extension TensorType {
       throw ShapeError("\(op.name): \(operand) must have rank \(rank) \(layout), found \(shapeDescription)")
     }
     return self
+  }
+}
+
+extension TensorType {
+  /// An image as `[N, C, H, W]`: itself, or a blocked `[N, C/16, H, W, 16]` seen plain.
+  func plainImage(op: Op) throws(ShapeError) -> TensorType {
+    if rank == 4 { return self }
+    guard rank == 5, shape[4] == Dim(16), let blocks = shape[1].staticValue else {
+      throw ShapeError(
+        "\(op.name): input must have rank 4 [N, C, H, W] or be blocked [N, C/16, H, W, 16], found \(shapeDescription)")
+    }
+    return TensorType(dtype, [shape[0], Dim(blocks * 16), shape[2], shape[3]])
+  }
+
+  /// `[N, C, H, W]` blocked: `[N, C/16, H, W, 16]`, `C` static and a multiple of 16.
+  func blocked(op: Op) throws(ShapeError) -> TensorType {
+    guard let c = shape[1].staticValue, c % 16 == 0 else {
+      throw ShapeError("\(op.name): a blocked layout needs a multiple of 16 channels, found \(shape[1])")
+    }
+    return TensorType(dtype, [shape[0], Dim(c / 16), shape[2], shape[3], Dim(16)])
   }
 }
 

@@ -565,8 +565,15 @@ struct Writer {
     let result = node.results[0]
     let base = y[0]
     switch node.op {
+    case .toBlocked, .fromBlocked:
+      // Layouts are the runtime's choice (`choose-layouts`, after export's graph is taken).
+      throw Self.noForm("a layout conversion; export the model's graph, not a compiled one")
+
     case .conv2d:
       let a = ConvolutionAttributes(of: node)
+      guard a.layout == .plain, type(node.operands[0]).rank == 4 else {
+        throw Self.noForm("layout blocked; export the model's graph, not a compiled one")
+      }
       let k = staticShape(node.operands[1])
       let epilogue = x.count > 3 || a.activation == .relu
       let out = epilogue ? fresh(base + ".conv") : y[0]

@@ -589,7 +589,8 @@ extension Importer {
       dilation: Pair(dilations2[0], dilations2[1]), groups: group)
     let operands = [v, w] + (bias.map { [$0] } ?? [])
     let name = rank == 3 ? temporary(n, "conv2d") : out(n)
-    var y = try emit(.conv2d, operands, ConvolutionAttributes(geometry: geometry, activation: .none), name)
+    var y = try emit(
+      .conv2d, operands, ConvolutionAttributes(geometry: geometry, activation: .none, layout: .plain), name)
     if rank == 3 {
       let s = type(y).shape
       y = try reshape(y, [s[0], s[1], s[3]], out(n))

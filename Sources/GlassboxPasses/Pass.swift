@@ -133,11 +133,11 @@ extension Graph {
 public enum Pipeline {
   /// Inference: simplify, fold, deduplicate, fold batch norm into convolutions, compute only
   /// the LSTM steps that are read, fuse residual adds and ReLUs into GEMM epilogues, fuse
-  /// elementwise chains, sweep.
+  /// elementwise chains, choose layouts, sweep.
   public static var inference: [any Pass] {
     [
       SimplifyAlgebra(), FoldConstants(), EliminateCommonSubexpressions(), FoldBatchNorm(), NarrowLSTMToLastStep(),
-      FuseEpilogues(), FuseElementwise(), EliminateDeadCode(),
+      FuseEpilogues(), FuseElementwise(), ChooseLayouts(), EliminateDeadCode(),
     ]
   }
 

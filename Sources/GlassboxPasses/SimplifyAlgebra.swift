@@ -97,7 +97,7 @@ public struct SimplifyAlgebra: Pass {
       .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput,
       .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
       .fusedElementwise, .layerNorm, .layerNormBackward, .lrn, .lrnBackward,
-      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .toBlocked, .fromBlocked:
       break
     }
     return .keep

@@ -32,7 +32,7 @@ public struct SinkElementwise: Pass {
       .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .reluBackward, .linearBackwardWeight,
       .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput,
       .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
-      .layerNorm, .layerNormBackward, .lrn, .lrnBackward:
+      .layerNorm, .layerNormBackward, .lrn, .lrnBackward, .toBlocked, .fromBlocked:
       false
     }
   }

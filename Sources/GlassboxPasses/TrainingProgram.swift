@@ -123,7 +123,7 @@ public struct TrainingProgram {
           .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward,
           .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn,
           .lrnBackward,
-          .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
+          .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .toBlocked, .fromBlocked:
           ids = g.addNode(
             node.op, operands: operands, attributes: node.attributes, results: results,
             location: node.location)

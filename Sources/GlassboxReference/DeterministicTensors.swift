@@ -24,6 +24,15 @@ public enum DeterministicTensors {
     Tensor(shape: shape, f32: values(name, count: shape.reduce(1, *), log2Scale: log2Scale))
   }
 
+  /// A tensor for every input of a graph (`input:NAME`), its symbols taken as 1.
+  public static func inputs(of graph: Graph) -> [String: Tensor] {
+    var out: [String: Tensor] = [:]
+    for id in graph.inputs {
+      out[graph[id].name] = tensor("input:" + graph[id].name, shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
+    }
+    return out
+  }
+
   /// Values for every parameter of a bound graph: weights scaled by about 1/√fan_in (a power
   /// of two), biases by 1/8, BatchNorm variances in [0.5, 1.5), means by 1/8, counts zero.
   public static func parameters(of graph: Graph) -> [String: Tensor] {

@@ -73,9 +73,16 @@ public struct ReferenceInterpreter {
   public static func evaluate(_ op: Op, _ x: [Tensor], _ a: Attributes) -> [Tensor] {
     switch op {
     case .conv2d:
+      // A blocked convolution computes what the plain one does, in the blocked layout.
       let attrs = ConvolutionAttributes(verified: a)
-      return [epilogue(conv2d(x[0], x[1], x.count > 2 ? x[2] : nil, attrs.geometry), x, attrs.activation)]
-    case .maxPool2d: return [pool(x[0], MaxPoolAttributes(verified: a).window, max: true)]
+      let plain = x.enumerated().map { i, t in i == 0 || i == 3 ? unblocked(t) : t }
+      let y = epilogue(conv2d(plain[0], plain[1], x.count > 2 ? x[2] : nil, attrs.geometry), plain, attrs.activation)
+      return [attrs.layout == .blocked ? blocked(y) : y]
+    case .maxPool2d:
+      let y = pool(unblocked(x[0]), MaxPoolAttributes(verified: a).window, max: true)
+      return [x[0].shape.count == 5 ? blocked(y) : y]
+    case .toBlocked: return [blocked(x[0])]
+    case .fromBlocked: return [unblocked(x[0])]
     case .avgPool2d: return [pool(x[0], AvgPoolAttributes(verified: a).window, max: false)]
     case .globalAvgPool2d:
       let s = x[0].shape, v = x[0].doubles, hw = s[2] * s[3]
@@ -620,6 +627,31 @@ public struct ReferenceInterpreter {
   }
 
   /// A fused epilogue: `+ residual` (operand 3) then the activation.
+  /// `[N, C, H, W]` as `[N, C/16, H, W, 16]` (channel `16·b + l` at `[n, b, h, w, l]`).
+  static func blocked(_ x: Tensor) -> Tensor {
+    let s = x.shape, v = x.doubles, (n, c, plane) = (s[0], s[1], s[2] * s[3])
+    var out = [Double](repeating: 0, count: v.count)
+    for i in 0..<n {
+      for ch in 0..<c {
+        for p in 0..<plane { out[((i * (c / 16) + ch / 16) * plane + p) * 16 + ch % 16] = v[(i * c + ch) * plane + p] }
+      }
+    }
+    return Tensor(shape: [n, c / 16, s[2], s[3], 16], f64: out)
+  }
+
+  /// A blocked `[N, C/16, H, W, 16]` as `[N, C, H, W]`; a rank-4 tensor as it is.
+  static func unblocked(_ x: Tensor) -> Tensor {
+    guard x.shape.count == 5 else { return x }
+    let s = x.shape, v = x.doubles, (n, c, plane) = (s[0], s[1] * 16, s[2] * s[3])
+    var out = [Double](repeating: 0, count: v.count)
+    for i in 0..<n {
+      for ch in 0..<c {
+        for p in 0..<plane { out[(i * c + ch) * plane + p] = v[((i * (c / 16) + ch / 16) * plane + p) * 16 + ch % 16] }
+      }
+    }
+    return Tensor(shape: [n, c, s[2], s[3]], f64: out)
+  }
+
   static func epilogue(_ t: Tensor, _ x: [Tensor], _ activation: Activation) -> Tensor {
     var v = t.doubles
     if x.count > 3 { v = zip(v, x[3].doubles).map { $0 + $1 } }

@@ -18,6 +18,7 @@ enum Lowering {
       if winograd(node, g) {
         return WinogradConv3x3.scratchCount(n: o[0], cin: w[1], cout: w[0], oh: o[2], ow: o[3], threads: threads)
       }
+      if blocked(node) { return 0 }
       if direct(node, g) {
         return DirectConv2d.scratchCount(
           n: o[0], cin: w[1], oh: o[2], ow: o[3], kh: w[2], kw: w[3],
@@ -37,7 +38,7 @@ enum Lowering {
       .transpose, .concat, .slice, .select, .split, .pad, .dropout, .crossEntropy, .constant, .classSeed,
       .reluBackward, .sliceBackward, .crossEntropyBackward, .maxPool2dBackward,
       .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn,
-      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .toBlocked, .fromBlocked:
       return 0
     case .lrnBackward:
       return LRNBackward.scratchCount(shape(g, node.operands[1]))
@@ -100,6 +101,11 @@ enum Lowering {
       flipped = node.op == .conv2dBackwardInput
     }
     let padding = [a.padding.h, a.padding.w]
+    // A blocked convolution of few tiles runs on the blocked kernel (as a plain one runs direct).
+    if blocked(node) {
+      let o = shape(g, node.results[0])
+      guard o[0] * ((o[2] + 1) / 2) * ((o[3] + 1) / 2) >= WinogradConv3x3.minimumTiles else { return false }
+    }
     return WinogradConv3x3.applies(
       kh: w[2], kw: w[3], stride: [a.stride.h, a.stride.w],
       dilation: [a.dilation.h, a.dilation.w],
@@ -112,7 +118,7 @@ enum Lowering {
   /// Winograd has enough tiles to beat it (`WinogradConv3x3.minimumTiles`), or it is a pointwise
   /// one on a small map that the channel kernel does not take (`DirectConv2d.minimumPointwiseOutputs`).
   static func direct(_ node: Node, _ g: Graph) -> Bool {
-    guard node.op == .conv2d, case .parameter = g[node.operands[1]].origin else { return false }
+    guard node.op == .conv2d, !blocked(node), case .parameter = g[node.operands[1]].origin else { return false }
     let a = ConvolutionAttributes(of: node).geometry, w = shape(g, node.operands[1]), o = shape(g, node.results[0])
     guard DirectConv2d.applies(groups: a.groups, kh: w[2], kw: w[3]) else { return false }
     if DirectConv2d.pointwise(kh: w[2], kw: w[3], padding: a.padding.tuple) {
@@ -124,6 +130,12 @@ enum Lowering {
       dilation: [a.dilation.h, a.dilation.w], padding: [a.padding.h, a.padding.w],
       groups: a.groups, cin: w[1], cout: w[0])
     return !winograd || o[0] * ((o[2] + 1) / 2) * ((o[3] + 1) / 2) < WinogradConv3x3.minimumTiles
+  }
+
+  /// Whether a forward convolution's result is blocked (`BlockedConv2d`; `choose-layouts` gives
+  /// that layout only to convolutions with parameter weights that the kernel takes).
+  static func blocked(_ node: Node) -> Bool {
+    node.op == .conv2d && ConvolutionAttributes(of: node).layout == .blocked
   }
 
   /// The window geometry of a convolution or of one of its gradients.
@@ -146,7 +158,8 @@ enum Lowering {
       .fusedElementwise,
       .classSeed, .reluBackward, .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward,
       .crossEntropyBackward, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward,
-      .layerNorm, .layerNormBackward, .lrn, .lrnBackward, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
+      .layerNorm, .layerNormBackward, .lrn, .lrnBackward, .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum,
+      .toBlocked, .fromBlocked:
       nil
     }
   }
@@ -158,6 +171,10 @@ enum Lowering {
     if node.op == .lstm {
       let x = shape(g, node.operands[0]), a = LSTMAttributes(of: node)
       return a.directions * LSTMLayer.persistentCount(features: x[2], hidden: a.hidden)
+    }
+    if blocked(node), !winograd(node, g) {
+      let w = shape(g, node.operands[1])
+      return BlockedConv2d.persistentCount(cin: w[1], cout: w[0], kh: w[2], kw: w[3])
     }
     if direct(node, g) {
       let w = shape(g, node.operands[1])
@@ -244,15 +261,28 @@ enum Lowering {
     case .conv2d:
       let w = shape(g, node.operands[1])
       let a = ConvolutionAttributes(of: node), geometry = a.geometry, fused = epilogue(a.activation)
-      if winograd(node, g) {
+      if blocked(node), !winograd(node, g) {
+        let plain = x.count == 4
         return [
-          WinogradConv3x3(
-            label: label + " (winograd)", n: x[0], cin: x[1], h: x[2], w: x[3], cout: w[0],
-            padding: geometry.padding.tuple, oh: out[2], ow: out[3], x: o(node.operands[0]),
+          BlockedConv2d(
+            label: label + " (blocked)", n: x[0], cin: plain ? x[1] : x[1] * 16, h: x[2], w: x[3], cout: w[0],
+            kh: w[2], kw: w[3], stride: geometry.stride.tuple, padding: geometry.padding.tuple,
+            dilation: geometry.dilation.tuple, oh: out[2], ow: out[3], plainInput: plain, x: o(node.operands[0]),
             weight: source(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
-            out: o(node.results[0]), transformed: persistent, scratch: scratch, epilogue: fused,
-            threads: threads)
+            out: o(node.results[0]), packed: persistent, epilogue: fused, threads: threads)
         ]
+      }
+      if winograd(node, g) {
+        var kernel = WinogradConv3x3(
+          label: label + " (winograd)", n: x[0], cin: w[1], h: x[2], w: x[3], cout: w[0],
+          padding: geometry.padding.tuple, oh: out[2], ow: out[3], x: o(node.operands[0]),
+          weight: source(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
+          out: o(node.results[0]), transformed: persistent, scratch: scratch, epilogue: fused,
+          threads: threads)
+        kernel.blockedInput = x.count == 5
+        kernel.blockedOutput = a.layout == .blocked
+        if a.layout == .blocked { kernel.label = label + " (winograd, blocked)" }
+        return [kernel]
       }
       if direct(node, g) {
         return [
@@ -277,6 +307,14 @@ enum Lowering {
 
     case .maxPool2d, .avgPool2d:
       let window = PoolWindow(of: node)
+      if x.count == 5 {
+        return [
+          BlockedMaxPool(
+            label: label + " (blocked)", blocks: x[0] * x[1], h: x[2], w: x[3], oh: out[2], ow: out[3],
+            kernel: window.kernel.tuple, stride: window.stride.tuple, padding: window.padding.tuple,
+            dilation: window.dilation.tuple, x: o(node.operands[0]), out: o(node.results[0]), threads: threads)
+        ]
+      }
       // An average over the whole map (ONNX models' AveragePool of ResNet-50's last 7×7 map) is
       // a plane's mean.
       if node.op == .avgPool2d, out[2] == 1, out[3] == 1, window.kernel.tuple == (x[2], x[3]),
@@ -293,6 +331,14 @@ enum Lowering {
           kernel: window.kernel.tuple, stride: window.stride.tuple, padding: window.padding.tuple,
           dilation: window.dilation.tuple, countIncludePad: window.countIncludePad, x: o(node.operands[0]),
           out: o(node.results[0]), threads: threads)
+      ]
+
+    case .toBlocked, .fromBlocked:
+      let plain = node.op == .toBlocked ? x : out
+      return [
+        Reorder(
+          label: label, toBlocked: node.op == .toBlocked, n: plain[0], channels: plain[1], plane: plain[2] * plain[3],
+          x: o(node.operands[0]), out: o(node.results[0]), threads: threads)
       ]
 
     case .globalAvgPool2d:
@@ -669,7 +715,7 @@ extension Op {
       .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
       .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
       .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward,
-      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .toBlocked, .fromBlocked:
       false
     }
   }
@@ -689,7 +735,7 @@ extension Op {
       .lstmCell, .dropout, .crossEntropy, .constant, .classSeed, .linearBackwardWeight, .sliceBackward,
       .maxBackward, .lstmCellBackward, .crossEntropyBackward, .conv2dBackwardInput, .conv2dBackwardWeight,
       .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain, .batchNormTrainBackward, .layerNorm,
-      .layerNormBackward, .lrn, .lrnBackward:
+      .layerNormBackward, .lrn, .lrnBackward, .toBlocked, .fromBlocked:
       false
     }
   }

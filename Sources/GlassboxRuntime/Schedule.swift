@@ -211,7 +211,7 @@ extension Op {
       .linearBackwardWeight, .sliceBackward, .maxBackward, .lstmCellBackward, .crossEntropyBackward,
       .conv2dBackwardInput, .conv2dBackwardWeight, .maxPool2dBackward, .avgPool2dBackward, .batchNormTrain,
       .batchNormTrainBackward, .layerNorm, .layerNormBackward, .lrn, .lrnBackward,
-      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum:
+      .exp, .log, .sqrt, .abs, .erf, .pow, .maximum, .minimum, .toBlocked, .fromBlocked:
       false
     }
   }

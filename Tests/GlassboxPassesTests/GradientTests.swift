@@ -47,6 +47,13 @@ struct GradientTests {
                                                8, 2, 6, 0, 9, 10])
     }
     """,
+    // The layout conversions: a blocked tensor's gradient is its plain gradient, blocked.
+    "layouts": """
+    graph g(x: f32[1, 32, 2, 3], b: f32[1, 1, 2, 1, 16]) -> (y: f32[1, 32, 2, 3], z: f32[1, 1, 2, 1, 16]) {
+      y = from_blocked(mul(to_blocked(x), to_blocked(x)))
+      z = to_blocked(mul(from_blocked(b), from_blocked(b)))
+    }
+    """,
     "activations": """
     graph g(x: f32[2, 5]) -> (y: f32[2, 5]) {
       y = mul(relu(x), add(sigmoid(x), tanh(x)))

@@ -12,14 +12,7 @@ struct PassTests {
     return Module(graph: graph, weights: DeterministicTensors.parameters(of: graph))
   }
 
-  static func inputs(_ g: Graph) -> [String: Tensor] {
-    var out: [String: Tensor] = [:]
-    for id in g.inputs {
-      out[g[id].name] = DeterministicTensors.tensor(
-        "input:" + g[id].name, shape: g[id].type.shape.map { $0.staticValue ?? 1 })
-    }
-    return out
-  }
+  static func inputs(_ g: Graph) -> [String: Tensor] { DeterministicTensors.inputs(of: g) }
 
   /// Outputs of the reference interpreter by output name.
   static func outputs(_ m: Module) throws -> [String: Tensor] {
@@ -296,6 +289,52 @@ struct PassTests {
         """)
   }
 
+  /// Convolutions of 16·k channels in and out become blocked (not the RGB stem: its output is
+  /// blocked for the next), max pooling and elementwise ops on blocked operands stay blocked, a
+  /// plain residual is blocked, a convolution of 8 channels reads a plain form made once, which
+  /// the output shares, and outputs read plain.
+  @Test func layouts() throws {
+    try Self.check(
+      ChooseLayouts(blockConvolutions: true),
+      """
+      graph g(x: f32[2, 3, 19, 17], r: f32[2, 16, 5, 5]) -> (y: f32[2, 16, 5, 5], z: f32[2, 8, 5, 5], u: f32[2, 16, 5, 5]) {
+        s = relu(conv2d(x, out: 16, kernel: 7, stride: 2, padding: 3))
+        a = conv2d(s, out: 16, kernel: 3, padding: 1)
+        p = max_pool2d(mul(a, a), kernel: 3, stride: 2, padding: 1)
+        y = conv2d(p, out: 16, kernel: 3, padding: 1, bias: false)
+        z = conv2d(y, out: 8, kernel: 1)
+        param c: f32[16] init uniform(0.1)
+        u = sigmoid(conv2d(y, y.weight, c, r, padding: 1))
+      }
+      """,
+      expected: """
+        graph g(x: f32[2, 3, 19, 17], r: f32[2, 16, 5, 5]) -> (y: f32[2, 16, 5, 5], z: f32[2, 8, 5, 5], u: f32[2, 16, 5, 5]) {
+          param s.conv2d.weight: f32[16, 3, 7, 7] init uniform(0.08247860988423225)
+          param s.conv2d.bias: f32[16] init uniform(0.08247860988423225)
+          s.conv2d = conv2d(x, s.conv2d.weight, s.conv2d.bias, stride: 2, padding: 3) : f32[2, 16, 10, 9]
+          s = relu(s.conv2d) : f32[2, 16, 10, 9]
+          param a.weight: f32[16, 16, 3, 3] init uniform(0.08333333333333333)
+          param a.bias: f32[16] init uniform(0.08333333333333333)
+          s.blocked = to_blocked(s) : f32[2, 1, 10, 9, 16]
+          a.blocked = conv2d(s.blocked, a.weight, a.bias, padding: 1, layout: blocked) : f32[2, 1, 10, 9, 16]
+          p.mul.blocked = mul(a.blocked, a.blocked) : f32[2, 1, 10, 9, 16]
+          p.blocked = max_pool2d(p.mul.blocked, kernel: 3, stride: 2, padding: 1) : f32[2, 1, 5, 5, 16]
+          param y.weight: f32[16, 16, 3, 3] init uniform(0.08333333333333333)
+          y.blocked = conv2d(p.blocked, y.weight, padding: 1, layout: blocked) : f32[2, 1, 5, 5, 16]
+          param z.weight: f32[8, 16, 1, 1] init uniform(0.25)
+          param z.bias: f32[8] init uniform(0.25)
+          y = from_blocked(y.blocked) : f32[2, 16, 5, 5]
+          z = conv2d(y, z.weight, z.bias) : f32[2, 8, 5, 5]
+          param c: f32[16] init uniform(0.1)
+          r.blocked = to_blocked(r) : f32[2, 1, 5, 5, 16]
+          u.conv2d.blocked = conv2d(y.blocked, y.weight, c, r.blocked, padding: 1, layout: blocked) : f32[2, 1, 5, 5, 16]
+          u.blocked = sigmoid(u.conv2d.blocked) : f32[2, 1, 5, 5, 16]
+          u = from_blocked(u.blocked) : f32[2, 16, 5, 5]
+        }
+
+        """)
+  }
+
   /// A tree of elementwise ops (the sigmoid backward shape, plus a scalar constant and a
   /// value used twice) becomes one node; a value with a second use, a broadcast operand and
   /// a tapped value stay out.
@@ -390,9 +429,10 @@ struct PassTests {
     Pipeline.run(Pipeline.inference, on: &m) { pass, _, module in
       #expect(Verifier.verify(module.graph).isEmpty, "after \(pass)")
     }
-    // 20 batch norms folded; 8 residual adds and 17 ReLUs fused into convolution epilogues.
+    // 20 batch norms folded; 8 residual adds and 17 ReLUs fused into convolution epilogues; the
+    // layers blocked from the max pooling's output to layer4's (two conversions).
     if name == "resnet18" {
-      #expect(m.graph.nodes.count == nodesBefore - 20 - 8 - 17, "\(nodesBefore) → \(m.graph.nodes.count)")
+      #expect(m.graph.nodes.count == nodesBefore - 20 - 8 - 17 + 2, "\(nodesBefore) → \(m.graph.nodes.count)")
     }
     let after = try Self.outputs(m)
     for (output, b) in before {

@@ -124,12 +124,7 @@ struct DirectConvolutionTests {
   func directEqualsReferenceOnBothPaths(_ index: Int) throws {
     let graph = try Spec.checkedGraph(SourceText(fileName: "direct\(index).graph", text: Self.specs[index]))
     let parameters = DeterministicTensors.parameters(of: graph)
-    var inputs: [String: Tensor] = [:]
-    for id in graph.inputs {
-      inputs[graph[id].name] = DeterministicTensors.tensor(
-        "input:" + graph[id].name,
-        shape: graph[id].type.shape.map { $0.staticValue ?? 1 })
-    }
+    let inputs = DeterministicTensors.inputs(of: graph)
     var reference = ReferenceInterpreter(graph: graph)
     let expected = try reference.run(inputs: inputs, parameters: parameters)
     var first: [String: Tensor]?

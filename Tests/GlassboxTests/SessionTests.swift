@@ -233,6 +233,45 @@ struct SessionTests {
     }
   }
 
+  /// A network whose convolutions `choose-layouts` blocks (16 and 32 channels, a residual, max
+  /// pooling) explains as the graph as written does: each tap — its backward slice reading the
+  /// blocked values converted back — against the reference interpreter on the plain graph.
+  @Test func blockedConvolutionsExplainAsWritten() throws {
+    let spec = """
+      graph blocked(image: f32[B, 3, 20, 20]) -> (logits: f32[B, 5]) {
+        stem = relu(conv2d(image, out: 16, kernel: 3, stride: 2, padding: 1))
+        a = relu(conv2d(stem, out: 16, kernel: 3, padding: 1))
+        b = relu(add(conv2d(a, out: 16, kernel: 3, padding: 1), stem))
+        p = max_pool2d(b, kernel: 2, stride: 2)
+        features = relu(conv2d(p, out: 32, kernel: 3, padding: 1))
+        logits = linear(flatten(global_avg_pool2d(features)), out: 5)
+
+        tap gradcam = gradcam(features)
+        tap mid = layercam(b)
+        tap saliency = saliency(image)
+        tap act = activation(features)
+      }
+      """
+    let model = try Model(specText: spec, fileName: "blocked.graph", weights: .init(seed: 7))
+    let x = Tensor(shape: [2, 3, 20, 20], f32: (0..<2400).map { Float(sin(Double($0) * 0.29)) })
+    let feeds = ["image": x]
+    let report = try model.inferencePipelineReport(printAfter: ["choose-layouts"])
+    #expect(report.contains("layout: blocked") && report.contains("features = from_blocked"))
+    let taps = ["gradcam", "mid", "saliency", "act"]
+    let explained = try model.session().explain(taps: taps, feeds, target: .each([3, 1]))
+    let bound = try model.graph.bound(["B": 2])
+    for (tap, e) in zip(taps, explained) {
+      let per = e.map.count / 2
+      for (row, k) in [(0, 3), (1, 1)] {
+        let lowered = try LowerTaps.apply(
+          to: Module(graph: bound, weights: [:]), options: .init(taps: [tap], classIndex: k))
+        let expected = try Self.reference(lowered.module.graph, model, feeds)[tap]
+        let rowOf = { (t: Tensor) in Tensor(shape: [per], f64: Array(t.doubles[(row * per)..<((row + 1) * per)])) }
+        #expect(Self.close(rowOf(e.map), expected.map(rowOf)), "\(tap) row \(row)")
+      }
+    }
+  }
+
   @Test func predictedTargetsExplainTheArgmax() throws {
     let session = try Self.model().session()
     let x = Self.images(3, salt: 5)

@@ -1,0 +1,52 @@
+#ifndef GLASSBOX_BLOCKED_H
+#define GLASSBOX_BLOCKED_H
+
+/* Kernels over the channel-blocked layout the compiler's `layout` pass chooses (NCHW16c): one
+ * image of C channels (C a multiple of 16) is [C/16][H][W][16], the 16 channels of a block
+ * adjacent for each pixel. A 512-bit vector (two 256-bit ones in the AVX2 kernels) holds one
+ * pixel's 16 channels of a block. The AVX-512 and AVX2 kernel of each pair compute the same
+ * sums in the same order, one fused multiply-add per term: the same bits (tests run both). */
+
+enum { GLASSBOX_CHANNEL_BLOCK = 16 };
+
+/* x[C][plane] (NCHW, one image) into y[C/16][plane][16], blocks blockLo..<blockHi. */
+void glassbox_to_blocked(const float *x, float *y, int channels, long plane, int blockLo, int blockHi);
+/* y[C/16][plane][16] back into x[C][plane], blocks blockLo..<blockHi. */
+void glassbox_from_blocked(const float *y, float *x, int channels, long plane, int blockLo, int blockHi);
+
+/* A convolution whose output is blocked. Its input is blocked too (`plainInput` 0: cin a
+ * multiple of 16), or NCHW (`plainInput` 1: any cin, e.g. a network's RGB stem; the last block's
+ * missing channels read nothing). cout is a multiple of 16. */
+typedef struct {
+  int cin, h, w, cout, oh, ow;
+  int kh, kw, sy, sx, py, px, dy, dx;
+  int plainInput;
+  /* cout floats, or null. */
+  const float *bias;
+  /* The epilogue: y = relu?(sum + residual), residual blocked like the output, or null. */
+  int relu;
+} glassbox_conv_blocked;
+
+/* OIHW weights [cout][cin][kh][kw] into [cout/16][⌈cin/16⌉][kh][kw][16 input lanes][16 output
+ * lanes] (zeros past cin): per output block, input block, tap and input lane, one vector of the
+ * block's 16 output channels. */
+void glassbox_conv_blocked_pack_weights(const float *w, int cout, int cin, int kh, int kw, float *packed);
+/* Floats glassbox_conv_blocked_pack_weights writes. */
+long glassbox_conv_blocked_packed_count(int cout, int cin, int kh, int kw);
+
+/* Output blocks blockLo..<blockHi at output rows rowLo..<rowHi of one image:
+ *   out[ob][oy][ox][l] = relu?(bias[16·ob + l] + Σ x·w + residual[ob][oy][ox][l]),
+ * the sum over input blocks, then taps (ky, kx), then input lanes, in order; taps that fall in
+ * the padding are skipped (they add nothing). */
+void glassbox_conv_blocked_avx512(const glassbox_conv_blocked *c, const float *x, const float *packed, float *out,
+                                  const float *residual, int blockLo, int blockHi, int rowLo, int rowHi);
+void glassbox_conv_blocked_avx2(const glassbox_conv_blocked *c, const float *x, const float *packed, float *out,
+                                const float *residual, int blockLo, int blockHi, int rowLo, int rowHi);
+
+/* Max pooling of blocks blockLo..<blockHi of x[blocks][h][w][16] into y[blocks][oh][ow][16]:
+ * each output the maximum of its window's inputs inside the image (−∞ padding), a NaN winning
+ * as in PyTorch. */
+void glassbox_max_pool_blocked(const float *x, float *y, int h, int w, int oh, int ow, int kh, int kw, int sy,
+                               int sx, int py, int px, int dy, int dx, int blockLo, int blockHi);
+
+#endif

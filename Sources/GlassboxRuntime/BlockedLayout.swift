@@ -1,0 +1,158 @@
+import CKernels
+
+/// Kernels over the channel-blocked layout (NCHW16c) the `choose-layouts` pass gives values:
+/// an image of `C` channels is `[C/16, H, W, 16]`, each pixel's 16 channels of a block adjacent,
+/// so a vector holds one pixel's block and a convolution broadcasts inputs against packed
+/// weight vectors with no im2col columns and no per-call packing of its input
+/// (`CKernels/conv_blocked.c`).
+
+/// A convolution whose result is blocked, from a blocked input or (`plainInput`) an NCHW one
+/// of any channel count (a network's stem): the weights packed once into output blocks of 16
+/// (`prepare`), the bias as the sums' start and the epilogue (residual, ReLU) as they are stored.
+///
+/// Work is shared over the cores by images, then by output blocks and rows of one image: each
+/// core's part is a range of output blocks times a range of output rows.
+struct BlockedConv2d: Kernel {
+  var label: String
+  var n: Int, cin: Int, h: Int, w: Int, cout: Int, kh: Int, kw: Int
+  var stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)
+  var oh: Int, ow: Int
+  var plainInput: Bool
+  var x: Int
+  /// The OIHW weights `prepare` packs (read nowhere else).
+  var weight: WeightSource
+  var bias: Int?, out: Int
+  /// Offset of the packed weights (`persistentCount` floats).
+  var packed: Int
+  var epilogue: Epilogue
+  var threads: Int
+
+  /// Whether a convolution can run blocked: ungrouped, a multiple of 16 output channels, on
+  /// x86-64 (the micro-kernels are AVX-512 and AVX2 + FMA).
+  static func applies(groups: Int, cout: Int) -> Bool {
+    #if arch(x86_64)
+    return groups == 1 && cout % 16 == 0
+    #else
+    return false
+    #endif
+  }
+
+  static func persistentCount(cin: Int, cout: Int, kh: Int, kw: Int) -> Int {
+    glassbox_conv_blocked_packed_count(Int32(cout), Int32(cin), Int32(kh), Int32(kw))
+  }
+
+  var blocks: Int { cout / 16 }
+  var inputBlocks: Int { (cin + 15) / 16 }
+
+  var gemms: [GEMMShape] { [GEMMShape(m: cout, n: n * oh * ow, k: cin * kh * kw, transB: false, count: 1)] }
+
+  /// The micro-kernels' multiply-adds: every input lane of a block, the missing channels of a
+  /// plain input's last block excepted.
+  var executedFlops: Double { 2 * Double(n * cout * oh * ow) * Double(cin * kh * kw) }
+
+  func prepare(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) {
+    glassbox_conv_blocked_pack_weights(
+      weight.pointer(a, callers), Int32(cout), Int32(cin), Int32(kh), Int32(kw), a + packed)
+  }
+
+  /// The C kernels' description; `bias` points into the arena while `body` runs.
+  func withDescription<T>(_ a: UnsafeMutablePointer<Float>, _ body: (UnsafePointer<glassbox_conv_blocked>) -> T) -> T {
+    var c = glassbox_conv_blocked(
+      cin: Int32(cin), h: Int32(h), w: Int32(w), cout: Int32(cout), oh: Int32(oh), ow: Int32(ow),
+      kh: Int32(kh), kw: Int32(kw), sy: Int32(stride.0), sx: Int32(stride.1), py: Int32(padding.0),
+      px: Int32(padding.1), dy: Int32(dilation.0), dx: Int32(dilation.1), plainInput: plainInput ? 1 : 0,
+      bias: bias.map { UnsafePointer(a + $0) }, relu: epilogue.relu ? 1 : 0)
+    return body(&c)
+  }
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let inputCount = plainInput ? cin * h * w : inputBlocks * 16 * h * w, outputCount = cout * oh * ow
+    let blocks = self.blocks, oh = self.oh, wide = AVX512.enabled
+    let work = cout * cin * kh * kw * oh * ow
+    withDescription(a) { c in
+      let weights = UnsafePointer(a + packed)
+      func compute(image: Int, blocks b: Range<Int>, rows r: Range<Int>) {
+        let input = UnsafePointer(a + x + image * inputCount), output = a + out + image * outputCount
+        let residual = epilogue.residual.map { UnsafePointer(a + $0 + image * outputCount) }
+        let (b0, b1, r0, r1) = (Int32(b.lowerBound), Int32(b.upperBound), Int32(r.lowerBound), Int32(r.upperBound))
+        if wide {
+          glassbox_conv_blocked_avx512(c, input, weights, output, residual, b0, b1, r0, r1)
+        } else {
+          glassbox_conv_blocked_avx2(c, input, weights, output, residual, b0, b1, r0, r1)
+        }
+      }
+      guard threads > 1, n * work >= BLAS.parallelWork else {
+        for image in 0..<n { compute(image: image, blocks: 0..<blocks, rows: 0..<oh) }
+        return
+      }
+      // Images first; one image's parts by output blocks where the weights outweigh the input
+      // (each core then reads only its blocks' weights), else by rows.
+      if n >= threads {
+        parallelFor(threads) { part in
+          for image in (n * part / threads)..<(n * (part + 1) / threads) {
+            compute(image: image, blocks: 0..<blocks, rows: 0..<oh)
+          }
+        }
+        return
+      }
+      let byBlocks = (plainInput && blocks >= threads) || (blocks >= 2 * threads && cout * cin * kh * kw > inputCount)
+      let parts = Swift.min(threads, byBlocks ? blocks : oh)
+      parallelFor(parts) { part in
+        for image in 0..<n {
+          if byBlocks {
+            compute(image: image, blocks: (blocks * part / parts)..<(blocks * (part + 1) / parts), rows: 0..<oh)
+          } else {
+            compute(image: image, blocks: 0..<blocks, rows: (oh * part / parts)..<(oh * (part + 1) / parts))
+          }
+        }
+      }
+    }
+  }
+}
+
+/// `to_blocked` or `from_blocked`: `[N, C, plane]` to `[N, C/16, plane, 16]` or back, the
+/// blocks split over the cores.
+struct Reorder: Kernel {
+  var label: String
+  var toBlocked: Bool
+  var n: Int, channels: Int, plane: Int
+  var x: Int, out: Int
+  var threads: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let blocks = channels / 16, image = channels * plane, toBlocked = self.toBlocked
+    let (channels, plane, x, out) = (self.channels, self.plane, self.x, self.out)
+    splitOverCores(a, count: n * blocks, threads: threads, worthIt: n * image >= 1 << 16) { a, range in
+      for image in range.lowerBound / blocks...(range.upperBound - 1) / blocks {
+        let lo = Swift.max(range.lowerBound - image * blocks, 0),
+          hi = Swift.min(range.upperBound - image * blocks, blocks)
+        let src = a + x + image * channels * plane, dst = a + out + image * channels * plane
+        if toBlocked {
+          glassbox_to_blocked(src, dst, Int32(channels), plane, Int32(lo), Int32(hi))
+        } else {
+          glassbox_from_blocked(src, dst, Int32(channels), plane, Int32(lo), Int32(hi))
+        }
+      }
+    }
+  }
+}
+
+/// Max pooling of a blocked `[N, C/16, H, W, 16]` (−∞ padding, a NaN winning as in PyTorch),
+/// the blocks split over the cores.
+struct BlockedMaxPool: Kernel {
+  var label: String
+  var blocks: Int, h: Int, w: Int, oh: Int, ow: Int
+  var kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)
+  var x: Int, out: Int
+  var threads: Int
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let p = self
+    splitOverCores(a, count: blocks, threads: threads, worthIt: blocks * oh * ow * 16 >= 1 << 14) { a, range in
+      glassbox_max_pool_blocked(
+        a + p.x, a + p.out, Int32(p.h), Int32(p.w), Int32(p.oh), Int32(p.ow), Int32(p.kernel.0), Int32(p.kernel.1),
+        Int32(p.stride.0), Int32(p.stride.1), Int32(p.padding.0), Int32(p.padding.1), Int32(p.dilation.0),
+        Int32(p.dilation.1), Int32(range.lowerBound), Int32(range.upperBound))
+    }
+  }
+}

@@ -1,0 +1,142 @@
+import GlassboxIR
+import GlassboxPasses
+import GlassboxReference
+@testable import GlassboxRuntime
+import Testing
+
+/// Programs whose convolutions `choose-layouts` blocks (NCHW16c), against the Float64 reference
+/// interpreter on the graph as written, on both kernel paths (AVX-512 where the CPU has it, AVX2),
+/// which must agree bit for bit, on one core and on two. The shapes take the blocked kernels' edges:
+/// a plain input of 17 channels (the last block partial), 16 to 80 output channels (one to
+/// five blocks, more than one step of four), strides 2 and 3 and unequal ones, padding 0 to 3,
+/// dilation, 7×7, 5×3 and 1×1 kernels, maps of 1 to 37 columns (rows shorter than a step, and
+/// steps that end mid-row), Winograd's 3×3s on blocks, the bias or none, residuals (blocked, and
+/// a plain input converted),
+/// ReLU, max pooling of the blocked layout, elementwise ops on blocked operands, and outputs and
+/// taps read back in the plain layout.
+struct BlockedLayoutTests {
+  static let specs: [String] = [
+    // A ResNet stem and first block on a small odd image, two images.
+    """
+    graph g(x: f32[2, 3, 37, 29]) -> (y: f32[2, 10], f: f32[2, 48, 5, 4]) {
+      s = relu(conv2d(x, out: 32, kernel: 7, stride: 2, padding: 3))
+      p = max_pool2d(s, kernel: 3, stride: 2, padding: 1)
+      c = conv2d(relu(conv2d(p, out: 32, kernel: 3, padding: 1)), out: 32, kernel: 3, padding: 1)
+      r = relu(add(c, p))
+      f = conv2d(r, out: 48, kernel: 1, stride: 2)
+      y = linear(flatten(global_avg_pool2d(f)), out: 10)
+    }
+    """,
+    // Odd geometry: 17 plain input channels (a blocked result from a plain input, as written),
+    // strides 3 and 2, unequal padding, dilation 2, a 5×3 kernel, 80 output channels, a plain
+    // residual, elementwise ops on two blocked operands.
+    """
+    graph g(x: f32[1, 17, 23, 37], r: f32[1, 80, 8, 19]) -> (y: f32[1, 80, 8, 19], z: f32[1, 16, 8, 19], u: f32[1, 64, 4, 10]) {
+      param w: f32[80, 17, 5, 3] init uniform(0.1)
+      param b: f32[80] init uniform(0.1)
+      y = from_blocked(conv2d(x, w, b, to_blocked(r), stride: [3, 2], padding: [2, 1], activation: relu, layout: blocked))
+      a = conv2d(y, out: 16, kernel: 3, padding: 2, dilation: 2)
+      e = conv2d(y, out: 16, kernel: 1, bias: false)
+      z = sigmoid(mul(a, e))
+      u = conv2d(y, out: 64, kernel: 3, stride: 2, padding: 1)
+    }
+    """,
+    // Small maps: 7×7, 3×3 and a 1-column map; one image on two cores, so split by blocks or rows;
+    // an RGB input read plain (three lanes of one block), as written.
+    """
+    graph g(x: f32[1, 64, 7, 7], q: f32[1, 32, 9, 1], c: f32[1, 3, 11, 9]) -> (y: f32[1, 128, 7, 7], z: f32[1, 64, 4, 4], t: f32[1, 16, 9, 1], u: f32[1, 16, 6, 5]) {
+      y = relu(conv2d(x, out: 128, kernel: 3, padding: 1))
+      z = conv2d(y, out: 64, kernel: 3, stride: 2, padding: 1, bias: false)
+      t = conv2d(q, out: 16, kernel: [3, 1], padding: [1, 0])
+      param k: f32[16, 3, 3, 3] init uniform(0.1)
+      u = from_blocked(conv2d(c, k, stride: 2, padding: 1, layout: blocked))
+    }
+    """,
+    // Winograd's 3×3 convolutions reading and writing blocks: one image (the transforms and
+    // GEMMs shared over the cores), two (each core its own image), odd maps, a blocked residual
+    // and ReLU; one reading a plain input, as written (its output planes scattered into blocks).
+    """
+    graph g(x: f32[1, 64, 15, 13], s: f32[2, 64, 12, 17]) -> (y: f32[1, 64, 15, 13], z: f32[2, 80, 12, 17]) {
+      param wa: f32[64, 64, 3, 3] init uniform(0.05)
+      param ba: f32[64] init uniform(0.05)
+      a = from_blocked(conv2d(x, wa, ba, padding: 1, activation: relu, layout: blocked))
+      y = relu(add(conv2d(a, out: 64, kernel: 3, padding: 1), a))
+      b = conv2d(s, out: 64, kernel: 3, padding: 1)
+      z = relu(conv2d(b, out: 80, kernel: 3, padding: 1))
+    }
+    """,
+  ]
+
+  @Test(arguments: specs.indices)
+  func blockedProgramsEqualTheReference(_ index: Int) throws {
+    let graph = try Spec.checkedGraph(SourceText(fileName: "blocked\(index).graph", text: Self.specs[index]))
+    let parameters = DeterministicTensors.parameters(of: graph)
+    let inputs = DeterministicTensors.inputs(of: graph)
+    var reference = ReferenceInterpreter(graph: graph)
+    let expected = try reference.run(inputs: inputs, parameters: parameters)
+    var module = Module(graph: graph, weights: parameters)
+    Pipeline.run(Pipeline.inference, on: &module)
+    #expect(Verifier.verify(module.graph).isEmpty)
+    // Blocked: those written so, and every one of 16·k channels in and out (not a 3-channel stem).
+    let convolutions = graph.nodes.filter { node in
+      guard node.op == .conv2d else { return false }
+      let channels = [graph[node.operands[0]].type.shape[1], graph[node.operands[1]].type.shape[0]]
+      return ConvolutionAttributes(of: node).layout == .blocked || channels.allSatisfy { $0.staticValue! % 16 == 0 }
+    }.count
+    let blocked = module.graph.nodes.filter { $0.op == .conv2d && ConvolutionAttributes(of: $0).layout == .blocked }
+    #expect(blocked.count == convolutions)
+    // The kernel paths agree bit for bit at each core count (Winograd's GEMMs, OpenBLAS's, may
+    // sum in another order when the work is split differently over two cores).
+    var first: [Int: [String: Tensor]] = [:]
+    for path in KernelPath.available {
+      for threads in [1, 2] {
+        let actual = try path.run {
+          let program = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
+          #expect(program.program.filter { $0.hasSuffix("blocked)") }.count >= convolutions)
+          return try program.run(inputs: inputs)
+        }
+        for output in graph.outputs {
+          let e = try #require(expected[graph[output.value].name]), a = try #require(actual[output.name])
+          #expect(a.shape == e.shape)
+          let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }
+          let diff = try #require(maxAbsDifference(a, e))
+          #expect(diff <= 1e-5 * scale, "case \(index) \(output.name), \(path), \(threads) threads: \(diff)")
+        }
+        if let first = first[threads] {
+          let differences = sameBits(first, actual)
+          #expect(differences.isEmpty, "case \(index), \(path), \(threads) threads: \(differences)")
+        } else {
+          first[threads] = actual
+        }
+      }
+    }
+  }
+
+  /// Max pooling of the blocked layout lets a NaN win, as the plain kernel and PyTorch do, and
+  /// pads with −∞ (a window of negative numbers over the border keeps its maximum).
+  @Test func blockedMaxPoolingLetsNaNWin() throws {
+    let graph = try Spec.checkedGraph(
+      SourceText(
+        fileName: "nan.graph",
+        text: """
+          graph g(x: f32[1, 32, 5, 5]) -> (y: f32[1, 32, 3, 3]) {
+            y = from_blocked(max_pool2d(to_blocked(x), kernel: 3, stride: 2, padding: 1))
+          }
+          """))
+    var values = (0..<(32 * 25)).map { -1 - Float($0 % 7) }
+    values[17 * 25 + 1 * 5 + 1] = .nan  // channel 17 (second block, lane 1), row 1, column 1: four windows
+    let x = Tensor(shape: [1, 32, 5, 5], f32: values)
+    var reference = ReferenceInterpreter(graph: graph)
+    let expected = try #require(try reference.run(inputs: ["x": x])["y"])
+    for path in KernelPath.available {
+      let y = try #require(
+        try path.run { try Executable(graph: graph, parameters: [:], threads: 1).run(inputs: ["x": x]) }["y"])
+      let a = y.floats, e = expected.doubles
+      #expect(a.count == e.count)
+      for i in a.indices {
+        #expect(a[i].isNaN == e[i].isNaN && (a[i].isNaN || Double(a[i]) == e[i]), "\(path) element \(i)")
+      }
+      #expect(a.filter(\.isNaN).count == 4)
+    }
+  }
+}

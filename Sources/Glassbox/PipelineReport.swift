@@ -6,7 +6,9 @@ import GlassboxRuntime
 extension Model {
   /// Passes `inferencePipelineReport` can print after: the inference pipeline's, and
   /// `unroll-lstm` before them.
-  public static var inferencePassNames: [String] { ([UnrollLSTM()] + Pipeline.inference).map(\.name) }
+  public static var inferencePassNames: [String] {
+    ([UnrollLSTM()] + Pipeline.inference(blockedLayouts: true)).map(\.name)
+  }
 
   /// Runs the inference pipeline (what sessions execute) on a copy of the graph and returns
   /// the IR, in the spec language, after the passes named in `printAfter` (all with
@@ -19,7 +21,8 @@ extension Model {
     printAfter: [String] = [], printAll: Bool = false, stats: Bool = false,
     unrollLSTM: Bool = false, lowered: Bool = false
   ) throws(GlassboxError) -> String {
-    let passes: [any Pass] = (unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference
+    let passes: [any Pass] =
+      (unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference(blockedLayouts: Executable.blockedLayouts)
     for p in printAfter where !passes.contains(where: { $0.name == p }) {
       let known = Model.inferencePassNames.contains(p)
       throw GlassboxError(

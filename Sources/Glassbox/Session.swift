@@ -352,7 +352,9 @@ extension Model {
         (module, lowered) = try LowerTaps.apply(
           to: module, options: .init(taps: [name], classIndex: k, rebatch: rebatch))
       }
-      Pipeline.run((unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference, on: &module)
+      Pipeline.run(
+        (unrollLSTM ? [UnrollLSTM()] : []) + Pipeline.inference(blockedLayouts: Executable.blockedLayouts),
+        on: &module)
       let executable = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
       return Session.CompiledProgram(executable: executable, bound: module.graph, lowered: lowered)
     }

@@ -22,22 +22,11 @@ import GlassboxIR
 /// elimination (which removes forms nothing reads).
 public struct ChooseLayouts: Pass {
   public let name = "choose-layouts"
-  /// Whether convolutions are blocked at all; off, the pass changes nothing.
+  /// Whether convolutions are blocked at all; off, the pass changes nothing. The runtime says
+  /// where blocked convolutions are the faster (`Executable.blockedLayouts`).
   public var blockConvolutions: Bool
 
-  public init(blockConvolutions: Bool = ChooseLayouts.blockedByDefault) {
-    self.blockConvolutions = blockConvolutions
-  }
-
-  /// Whether the inference pipeline blocks convolutions: on x86-64, where the blocked kernels
-  /// exist (AVX-512 and AVX2 + FMA).
-  public static var blockedByDefault: Bool {
-    #if arch(x86_64)
-    return true
-    #else
-    return false
-    #endif
-  }
+  public init(blockConvolutions: Bool) { self.blockConvolutions = blockConvolutions }
 
   public func run(_ module: inout Module) -> Bool {
     let g = module.graph

@@ -133,11 +133,12 @@ extension Graph {
 public enum Pipeline {
   /// Inference: simplify, fold, deduplicate, fold batch norm into convolutions, compute only
   /// the LSTM steps that are read, fuse residual adds and ReLUs into GEMM epilogues, fuse
-  /// elementwise chains, choose layouts, sweep.
-  public static var inference: [any Pass] {
+  /// elementwise chains, choose layouts (`blockedLayouts`: whether convolutions go blocked,
+  /// which the runtime says: `Executable.blockedLayouts`), sweep.
+  public static func inference(blockedLayouts: Bool) -> [any Pass] {
     [
       SimplifyAlgebra(), FoldConstants(), EliminateCommonSubexpressions(), FoldBatchNorm(), NarrowLSTMToLastStep(),
-      FuseEpilogues(), FuseElementwise(), ChooseLayouts(), EliminateDeadCode(),
+      FuseEpilogues(), FuseElementwise(), ChooseLayouts(blockConvolutions: blockedLayouts), EliminateDeadCode(),
     ]
   }
 

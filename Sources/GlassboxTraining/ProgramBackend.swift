@@ -153,7 +153,7 @@ public final class ProgramBackend: TrainingBackend {
     var forward = inferenceGraph
     forward.taps = []
     var module = Module(graph: forward, weights: weights)
-    Pipeline.run(Pipeline.inference, on: &module)
+    Pipeline.run(Pipeline.inference(blockedLayouts: Executable.blockedLayouts), on: &module)
     inference = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
   }
 

@@ -129,7 +129,7 @@ struct ExplainMethodsTests {
     let lowered = try LowerTaps.apply(to: Module(graph: bound, weights: weights), options: lowering)
     #expect(Verifier.verify(lowered.module.graph).isEmpty)
     var module = lowered.module
-    Pipeline.run(Pipeline.inference, on: &module)
+    Pipeline.run(Pipeline.inference(blockedLayouts: true), on: &module)
     #expect(Verifier.verify(module.graph).isEmpty)
     let program = try Executable(graph: module.graph, parameters: module.weights)
     return (try program.run(inputs: TapFixture.inputs(bound)), lowered.taps.first, module.graph)

@@ -20,7 +20,7 @@ struct LowerTapsTests {
       to: Module(graph: graph, weights: weights),
       options: .init(taps: taps, classIndex: classIndex, scope: scope))
     var module = lowered.module
-    Pipeline.run(Pipeline.inference, on: &module)
+    Pipeline.run(Pipeline.inference(blockedLayouts: true), on: &module)
     #expect(Verifier.verify(module.graph).isEmpty)
     let program = try Executable(graph: module.graph, parameters: module.weights)
     return (try program.run(inputs: TapFixture.inputs(graph)), lowered.taps, module.graph)
@@ -119,7 +119,7 @@ struct LowerTapsTests {
     // Without the tap the ReLU is fused into the convolution.
     var untapped = Module(graph: graph, weights: weights)
     untapped.graph.taps = []
-    Pipeline.run(Pipeline.inference, on: &untapped)
+    Pipeline.run(Pipeline.inference(blockedLayouts: true), on: &untapped)
     #expect(untapped.graph.nodes.map(\.op) == [.conv2d])
 
     let (outputs, _, lowered) = try Self.run(graph, taps: ["pre"])
@@ -184,7 +184,7 @@ struct LowerTapsTests {
       weights: DeterministicTensors.parameters(of: graph))
     module.graph.taps = []
     #expect(Verifier.verify(module.graph).isEmpty)
-    Pipeline.run(Pipeline.inference, on: &module)
+    Pipeline.run(Pipeline.inference(blockedLayouts: true), on: &module)
     #expect(!module.graph.nodes.contains { $0.op == .softmax })  // the computed weights are swept
     let program = try Executable(graph: module.graph, parameters: module.weights)
     var inputs = TapFixture.inputs(graph)

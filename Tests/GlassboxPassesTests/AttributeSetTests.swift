@@ -42,7 +42,7 @@ struct AttributeSetTests {
     let graph = try Spec.checkedGraph(SourceText(fileName: "\(name).graph", text: text), bindings: bindings)
     try Self.expectCanonical(graph, "\(name) as written")
     var module = Module(graph: graph)
-    Pipeline.run(Pipeline.inference, on: &module)
+    Pipeline.run(Pipeline.inference(blockedLayouts: true), on: &module)
     try Self.expectCanonical(module.graph, "\(name) after the inference pipeline")
     let training = try TrainingProgram.make(from: graph, logits: "logits", inputGradients: true)
     try Self.expectCanonical(training.graph, "\(name) as a training program")

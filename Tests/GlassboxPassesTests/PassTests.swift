@@ -426,7 +426,7 @@ struct PassTests {
     var m = try Self.module(text, bindings: bindings)
     let before = try Self.outputs(m)
     let nodesBefore = m.graph.nodes.count
-    Pipeline.run(Pipeline.inference, on: &m) { pass, _, module in
+    Pipeline.run(Pipeline.inference(blockedLayouts: true), on: &m) { pass, _, module in
       #expect(Verifier.verify(module.graph).isEmpty, "after \(pass)")
     }
     // 20 batch norms folded; 8 residual adds and 17 ReLUs fused into convolution epilogues; the

@@ -75,7 +75,7 @@ struct BlockedLayoutTests {
     var reference = ReferenceInterpreter(graph: graph)
     let expected = try reference.run(inputs: inputs, parameters: parameters)
     var module = Module(graph: graph, weights: parameters)
-    Pipeline.run(Pipeline.inference, on: &module)
+    Pipeline.run(Pipeline.inference(blockedLayouts: true), on: &module)
     #expect(Verifier.verify(module.graph).isEmpty)
     // Blocked: those written so, and every one of 16·k channels in and out (not a 3-channel stem).
     let convolutions = graph.nodes.filter { node in

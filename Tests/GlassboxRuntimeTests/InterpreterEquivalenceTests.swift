@@ -441,7 +441,7 @@ struct InterpreterEquivalenceTests {
       """
     let graph = try Spec.checkedGraph(SourceText(fileName: "composites.graph", text: spec))
     var module = Module(graph: graph)
-    Pipeline.run(Pipeline.inference, on: &module)
+    Pipeline.run(Pipeline.inference(blockedLayouts: true), on: &module)
     #expect(module.graph.nodes.filter { $0.op == .fusedElementwise }.count == 8)
     #expect(!module.graph.nodes.contains { [.maximum, .minimum, .div, .erf, .tanh, .sigmoid].contains($0.op) })
     let inputs = ["x": DeterministicTensors.tensor("input:x", shape: [3, 5, 37])]

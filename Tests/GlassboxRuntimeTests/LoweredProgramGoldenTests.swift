@@ -45,7 +45,7 @@ struct LoweredProgramGoldenTests {
     }
     var module = Module(graph: graph, weights: DeterministicTensors.parameters(of: graph))
     module.graph.taps = module.graph.taps.filter(\.kind.isValue)
-    Pipeline.run(Pipeline.inference, on: &module)
+    Pipeline.run(Pipeline.inference(blockedLayouts: true), on: &module)
     return try Executable(graph: module.graph, parameters: module.weights, threads: 2)
   }
 

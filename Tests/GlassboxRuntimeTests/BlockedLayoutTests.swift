@@ -42,14 +42,17 @@ struct BlockedLayoutTests {
     }
     """,
     // Small maps: 7×7, 3×3 and a 1-column map; one image on two cores, so split by blocks or rows;
-    // an RGB input read plain (three lanes of one block), as written.
+    // an RGB input read plain (three lanes of one block), as written; blocked max pooling with
+    // ceil mode and with dilation.
     """
-    graph g(x: f32[1, 64, 7, 7], q: f32[1, 32, 9, 1], c: f32[1, 3, 11, 9]) -> (y: f32[1, 128, 7, 7], z: f32[1, 64, 4, 4], t: f32[1, 16, 9, 1], u: f32[1, 16, 6, 5]) {
+    graph g(x: f32[1, 64, 7, 7], q: f32[1, 32, 9, 1], c: f32[1, 3, 11, 9]) -> (y: f32[1, 128, 7, 7], z: f32[1, 64, 4, 4], t: f32[1, 16, 9, 1], u: f32[1, 16, 6, 5], m: f32[1, 64, 2, 2], d: f32[1, 128, 3, 3]) {
       y = relu(conv2d(x, out: 128, kernel: 3, padding: 1))
       z = conv2d(y, out: 64, kernel: 3, stride: 2, padding: 1, bias: false)
       t = conv2d(q, out: 16, kernel: [3, 1], padding: [1, 0])
       param k: f32[16, 3, 3, 3] init uniform(0.1)
       u = from_blocked(conv2d(c, k, stride: 2, padding: 1, layout: blocked))
+      m = max_pool2d(z, kernel: 3, stride: 2, ceil_mode: true)
+      d = max_pool2d(y, kernel: 3, stride: 2, padding: 1, dilation: 2)
     }
     """,
     // Winograd's 3×3 convolutions reading and writing blocks: one image (the transforms and

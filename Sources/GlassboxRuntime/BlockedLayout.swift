@@ -95,7 +95,7 @@ struct BlockedConv2d: Kernel {
         }
         return
       }
-      let byBlocks = (plainInput && blocks >= threads) || (blocks >= 2 * threads && cout * cin * kh * kw > inputCount)
+      let byBlocks = blocks >= 2 * threads && cout * cin * kh * kw > inputCount
       let parts = Swift.min(threads, byBlocks ? blocks : oh)
       parallelFor(parts) { part in
         for image in 0..<n {

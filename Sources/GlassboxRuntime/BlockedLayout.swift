@@ -147,9 +147,9 @@ struct BlockedMaxPool: Kernel {
   var threads: Int
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    let p = self
+    let p = self, pool = AVX512.enabled ? glassbox_max_pool_blocked_avx512 : glassbox_max_pool_blocked
     splitOverCores(a, count: blocks, threads: threads, worthIt: blocks * oh * ow * 16 >= 1 << 14) { a, range in
-      glassbox_max_pool_blocked(
+      pool(
         a + p.x, a + p.out, Int32(p.h), Int32(p.w), Int32(p.oh), Int32(p.ow), Int32(p.kernel.0), Int32(p.kernel.1),
         Int32(p.stride.0), Int32(p.stride.1), Int32(p.padding.0), Int32(p.padding.1), Int32(p.dilation.0),
         Int32(p.dilation.1), Int32(range.lowerBound), Int32(range.upperBound))

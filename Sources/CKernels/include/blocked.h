@@ -48,5 +48,8 @@ void glassbox_conv_blocked_avx2(const glassbox_conv_blocked *c, const float *x, 
  * as in PyTorch. */
 void glassbox_max_pool_blocked(const float *x, float *y, int h, int w, int oh, int ow, int kh, int kw, int sy,
                                int sx, int py, int px, int dy, int dx, int blockLo, int blockHi);
+/* The same with one 512-bit vector per output (the same bits: maxima are exact). */
+void glassbox_max_pool_blocked_avx512(const float *x, float *y, int h, int w, int oh, int ow, int kh, int kw,
+                                      int sy, int sx, int py, int px, int dy, int dx, int blockLo, int blockHi);
 
 #endif

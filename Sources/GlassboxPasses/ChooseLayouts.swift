@@ -3,11 +3,13 @@ import GlassboxIR
 /// Chooses each image value's layout: plain NCHW, or channel-blocked NCHW16c (`[N, C/16, H, W,
 /// 16]`), where convolutions broadcast inputs against packed weight vectors without im2col or a
 /// per-call copy of their input. Convolutions the blocked kernels take (ungrouped, parameter
-/// weights, multiples of 16 channels in and out) get `layout: blocked`; max pooling and
-/// elementwise ops whose operands are all blocked stay blocked. Conversions are inserted only
-/// where a value crosses to an op that needs the other layout — a plain input or residual of a
-/// blocked convolution (`to_blocked`), an op without a blocked kernel, a graph output or a tap
-/// (`from_blocked`) — and each value is converted at most once, whatever reads it.
+/// weights, a multiple of 16 output channels) get `layout: blocked`, reading a blocked input, or
+/// a plain one where its channels are no multiple of 16 (a network's RGB stem, read in place);
+/// max pooling and elementwise ops whose operands are all blocked stay blocked. Conversions are
+/// inserted only where a value crosses to an op that needs the other layout — a plain input of
+/// 16·k channels or a plain residual of a blocked convolution (`to_blocked`), an op without a
+/// blocked kernel, a graph output or a tap (`from_blocked`) — and each value is converted at
+/// most once, whatever reads it.
 ///
 /// ```
 /// a = conv2d(p, W1, b1, activation: relu)         p.blocked = to_blocked(p)
@@ -83,7 +85,10 @@ public struct ChooseLayouts: Pass {
       var node = node
       // The node's operands are the new graph's; its results still the old graph's.
       if let original = node.results.first.flatMap({ g.producer(of: $0) }), blocks(g[original], in: g) {
-        node.operands[0] = blocked(node.operands[0], &newGraph)
+        // An input of 16·k channels is read blocked; others (RGB) plain, as they are.
+        if newGraph[node.operands[0]].type.shape[1].staticValue.map({ $0 % 16 == 0 }) ?? false {
+          node.operands[0] = blocked(node.operands[0], &newGraph)
+        }
         if node.operands.count > 3 { node.operands[3] = blocked(node.operands[3], &newGraph) }
         for i in 1..<min(node.operands.count, 3) { node.operands[i] = plain(node.operands[i], &newGraph) }
         var a = ConvolutionAttributes(of: node)
@@ -112,16 +117,15 @@ public struct ChooseLayouts: Pass {
   }
 
   /// Whether a node is a convolution this pass blocks: plain still, ungrouped, with parameter
-  /// weights (the kernel packs them once) and a multiple of 16 channels in and out. (A network's
-  /// RGB stem stays plain: the blocked kernel reads a plain input too, but in ResNet-18 the plain
-  /// stem and max pooling, then one conversion, ran faster than both blocked.)
+  /// weights (the kernel packs them once), a multiple of 16 output channels and a static number
+  /// of input channels.
   private func blocks(_ node: Node, in g: Graph) -> Bool {
     guard node.op == .conv2d else { return false }
     let a = ConvolutionAttributes(of: node)
     guard a.layout == .plain, a.geometry.groups == 1, g[node.operands[0]].type.rank == 4,
       case .parameter = g[node.operands[1]].origin,
       let cout = g[node.operands[1]].type.shape[0].staticValue, cout % 16 == 0,
-      let cin = g[node.operands[0]].type.shape[1].staticValue, cin % 16 == 0
+      g[node.operands[0]].type.shape[1].staticValue != nil
     else { return false }
     return true
   }

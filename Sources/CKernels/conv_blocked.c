@@ -465,81 +465,79 @@ void glassbox_conv_blocked_avx2(const glassbox_conv_blocked *c, const float *x, 
   conv_blocked(c, x, packed, out, residual, blockLo, blockHi, rowLo, rowHi, 1, R256, pick256);
 }
 
-/* ---- Max pooling: one output's 16 lanes as two vectors, its window's inputs inside the image
- * in window order (rows, then columns), from −∞. ---- */
+/* ---- Max pooling: each output's window's inputs inside the image in window order (rows, then
+ * columns), from −∞, a NaN winning. ---- */
 
-/* The AVX-512 kernel: one output's 16 lanes as one vector, the same comparisons. */
+/* The windows of blocks blockLo..<blockHi, output by output: WINDOW(o, in, y0, x0, ky0, ky1, kx0,
+ * kx1) computes output o (16 floats) from block `in`. Output columns whose windows lie inside
+ * the image take every column of the window; the others (a few at each edge) their range
+ * computed. */
+#define POOL_OUTPUTS(WINDOW)                                                                       \
+  int oxLo, oxHi;                                                                                  \
+  interior(w, ow, kw, sx, px, dx, &oxLo, &oxHi);                                                   \
+  for (int b = blockLo; b < blockHi; b++) {                                                        \
+    const float *in = x + (long)b * h * w * 16;                                                    \
+    float *o = y + (long)b * oh * ow * 16;                                                         \
+    for (int oy = 0; oy < oh; oy++) {                                                              \
+      int ky0, ky1;                                                                                \
+      const int y0 = oy * sy - py;                                                                 \
+      tap_range(y0, dy, h, kh, &ky0, &ky1);                                                        \
+      for (int ox = 0; ox < ow; ox++, o += 16) {                                                   \
+        int kx0 = 0, kx1 = kw;                                                                     \
+        const int x0 = ox * sx - px;                                                               \
+        if (ox < oxLo || ox >= oxHi) tap_range(x0, dx, w, kw, &kx0, &kx1);                        \
+        WINDOW(o, in, y0, x0, ky0, ky1, kx0, kx1)                                                  \
+      }                                                                                            \
+    }                                                                                              \
+  }
+
+/* The running maximum after v: max(v, m) is v where v > m, else m (also where either is NaN);
+ * then the lanes where v is NaN take v. */
 __attribute__((target("avx512f"), always_inline)) static inline __m512 take512(__m512 m, __m512 v) {
   return _mm512_mask_mov_ps(_mm512_max_ps(v, m), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
 }
 
+__attribute__((target("avx2"), always_inline)) static inline __m256 take256(__m256 m, __m256 v) {
+  return _mm256_blendv_ps(_mm256_max_ps(v, m), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
+/* AVX-512: an output's 16 lanes as one vector. */
+#define WINDOW512(o, in, y0, x0, ky0, ky1, kx0, kx1)                                               \
+  {                                                                                                \
+    __m512 m = _mm512_set1_ps(-__builtin_inff());                                                  \
+    for (int ky = ky0; ky < ky1; ky++) {                                                           \
+      const float *row = in + ((long)(y0 + ky * dy) * w + x0) * 16;                                \
+      for (int kx = kx0; kx < kx1; kx++) m = take512(m, _mm512_loadu_ps(row + (long)kx * dx * 16)); \
+    }                                                                                              \
+    _mm512_storeu_ps(o, m);                                                                        \
+  }
+
+/* AVX2: as two vectors. */
+#define WINDOW256(o, in, y0, x0, ky0, ky1, kx0, kx1)                                               \
+  {                                                                                                \
+    __m256 m0 = _mm256_set1_ps(-__builtin_inff()), m1 = m0;                                        \
+    for (int ky = ky0; ky < ky1; ky++) {                                                           \
+      const float *row = in + ((long)(y0 + ky * dy) * w + x0) * 16;                                \
+      for (int kx = kx0; kx < kx1; kx++) {                                                         \
+        const float *p = row + (long)kx * dx * 16;                                                 \
+        m0 = take256(m0, _mm256_loadu_ps(p));                                                      \
+        m1 = take256(m1, _mm256_loadu_ps(p + 8));                                                  \
+      }                                                                                            \
+    }                                                                                              \
+    _mm256_storeu_ps(o, m0);                                                                       \
+    _mm256_storeu_ps(o + 8, m1);                                                                   \
+  }
+
 __attribute__((target("avx512f")))
 void glassbox_max_pool_blocked_avx512(const float *x, float *y, int h, int w, int oh, int ow, int kh, int kw,
                                       int sy, int sx, int py, int px, int dy, int dx, int blockLo, int blockHi) {
-  const __m512 none = _mm512_set1_ps(-__builtin_inff());
-  int oxLo, oxHi;
-  interior(w, ow, kw, sx, px, dx, &oxLo, &oxHi);
-  for (int b = blockLo; b < blockHi; b++) {
-    const float *in = x + (long)b * h * w * 16;
-    float *o = y + (long)b * oh * ow * 16;
-    for (int oy = 0; oy < oh; oy++) {
-      int ky0, ky1;
-      const int y0 = oy * sy - py;
-      tap_range(y0, dy, h, kh, &ky0, &ky1);
-      for (int ox = 0; ox < ow; ox++, o += 16) {
-        int kx0 = 0, kx1 = kw;
-        const int x0 = ox * sx - px;
-        if (ox < oxLo || ox >= oxHi) tap_range(x0, dx, w, kw, &kx0, &kx1);
-        __m512 m = none;
-        for (int ky = ky0; ky < ky1; ky++) {
-          const float *row = in + ((long)(y0 + ky * dy) * w + x0) * 16;
-          for (int kx = kx0; kx < kx1; kx++) m = take512(m, _mm512_loadu_ps(row + (long)kx * dx * 16));
-        }
-        _mm512_storeu_ps(o, m);
-      }
-    }
-  }
-}
-
-/* The running maximum after v: max(v, m) is v where v > m, else m (also where either is NaN);
- * then the lanes where v is NaN take v. */
-__attribute__((target("avx2"), always_inline)) static inline __m256 take256(__m256 m, __m256 v) {
-  return _mm256_blendv_ps(_mm256_max_ps(v, m), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  POOL_OUTPUTS(WINDOW512)
 }
 
 __attribute__((target("avx2")))
 void glassbox_max_pool_blocked(const float *x, float *y, int h, int w, int oh, int ow, int kh, int kw, int sy,
                                int sx, int py, int px, int dy, int dx, int blockLo, int blockHi) {
-  const __m256 none = _mm256_set1_ps(-__builtin_inff());
-  /* Output columns whose windows lie inside the image take every column of the window; the
-   * others (a few at each edge) their range computed. */
-  int oxLo, oxHi;
-  interior(w, ow, kw, sx, px, dx, &oxLo, &oxHi);
-  for (int b = blockLo; b < blockHi; b++) {
-    const float *in = x + (long)b * h * w * 16;
-    float *o = y + (long)b * oh * ow * 16;
-    for (int oy = 0; oy < oh; oy++) {
-      int ky0, ky1;
-      const int y0 = oy * sy - py;
-      tap_range(y0, dy, h, kh, &ky0, &ky1);
-      for (int ox = 0; ox < ow; ox++, o += 16) {
-        int kx0 = 0, kx1 = kw;
-        const int x0 = ox * sx - px;
-        if (ox < oxLo || ox >= oxHi) tap_range(x0, dx, w, kw, &kx0, &kx1);
-        __m256 m0 = none, m1 = none;
-        for (int ky = ky0; ky < ky1; ky++) {
-          const float *row = in + ((long)(y0 + ky * dy) * w + x0) * 16;
-          for (int kx = kx0; kx < kx1; kx++) {
-            const float *p = row + (long)kx * dx * 16;
-            m0 = take256(m0, _mm256_loadu_ps(p));
-            m1 = take256(m1, _mm256_loadu_ps(p + 8));
-          }
-        }
-        _mm256_storeu_ps(o, m0);
-        _mm256_storeu_ps(o + 8, m1);
-      }
-    }
-  }
+  POOL_OUTPUTS(WINDOW256)
 }
 
 #else

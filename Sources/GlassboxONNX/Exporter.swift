@@ -571,7 +571,7 @@ struct Writer {
 
     case .conv2d:
       let a = ConvolutionAttributes(of: node)
-      guard a.layout == .plain, type(node.operands[0]).rank == 4 else {
+      guard a.layout == .plain else {
         throw Self.noForm("layout blocked; export the model's graph, not a compiled one")
       }
       let k = staticShape(node.operands[1])

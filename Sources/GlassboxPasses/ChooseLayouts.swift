@@ -38,9 +38,15 @@ public struct ChooseLayouts: Pass {
     var plainForm: [Int: ValueID] = [:], blockedForm: [Int: ValueID] = [:]
     // The new graph's blocked values (a rank-5 value may be plain: a clip [B, T, C, H, W]).
     var blockedValues = Set<Int>()
-    func isBlocked(_ v: ValueID, _ graph: Graph) -> Bool { blockedValues.contains(v.index) }
+    func isBlocked(_ v: ValueID) -> Bool { blockedValues.contains(v.index) }
+    /// Records `p` and `b` as the plain and blocked forms of one value.
+    func pair(plain p: ValueID, blocked b: ValueID) {
+      plainForm[b.index] = p
+      blockedForm[p.index] = b
+      blockedValues.insert(b.index)
+    }
     func plain(_ v: ValueID, _ graph: inout Graph) -> ValueID {
-      guard isBlocked(v, graph) else { return v }
+      guard isBlocked(v) else { return v }
       if let p = plainForm[v.index] { return p }
       if let t = graph.producer(of: v), graph[t].op == .toBlocked { return graph[t].operands[0] }
       let blockedName = graph[v].name
@@ -48,27 +54,21 @@ public struct ChooseLayouts: Pass {
         blockedName.hasSuffix(".blocked") ? String(blockedName.dropLast(".blocked".count)) : blockedName + ".plain"
       let type = try! Op.fromBlocked.inferTypes([graph[v].type], NoAttributes().encoded)[0]
       let p = graph.addNode(.fromBlocked, operands: [v], attributes: NoAttributes().encoded, results: [(name, type)])[0]
-      plainForm[v.index] = p
-      blockedForm[p.index] = v
+      pair(plain: p, blocked: v)
       return p
     }
     func blocked(_ v: ValueID, _ graph: inout Graph) -> ValueID {
-      if isBlocked(v, graph) { return v }
+      if isBlocked(v) { return v }
       if let b = blockedForm[v.index] { return b }
       if let f = graph.producer(of: v), graph[f].op == .fromBlocked {
         // Written as from_blocked: its operand is the blocked form.
-        let b = graph[f].operands[0]
-        blockedValues.insert(b.index)
-        blockedForm[v.index] = b
-        plainForm[b.index] = v
-        return b
+        pair(plain: v, blocked: graph[f].operands[0])
+        return graph[f].operands[0]
       }
       let type = try! Op.toBlocked.inferTypes([graph[v].type], NoAttributes().encoded)[0]
       let b = graph.addNode(
         .toBlocked, operands: [v], attributes: NoAttributes().encoded, results: [(graph[v].name + ".blocked", type)])[0]
-      blockedForm[v.index] = b
-      plainForm[b.index] = v
-      blockedValues.insert(b.index)
+      pair(plain: v, blocked: b)
       return b
     }
     /// The node with blocked results (its operands already chosen): added, its results forwarded.
@@ -95,14 +95,13 @@ public struct ChooseLayouts: Pass {
         a.layout = .blocked
         return addBlocked(node, attributes: a.encoded, &newGraph)
       }
-      let anyBlocked = node.operands.contains { isBlocked($0, newGraph) }
-      guard anyBlocked else { return .keep }
+      guard node.operands.contains(where: isBlocked) else { return .keep }
       // Elementwise ops without broadcasting compute the same in either layout.
       let first = newGraph[node.operands[0]].type
       let keepsBlocked =
         (node.op == .maxPool2d && node.operands.count == 1)
         || (node.op.isElementwise && node.op != .dropout && node.results.count == 1
-          && node.operands.allSatisfy { isBlocked($0, newGraph) && newGraph[$0].type == first })
+          && node.operands.allSatisfy { isBlocked($0) && newGraph[$0].type == first })
       if keepsBlocked { return addBlocked(node, attributes: node.attributes, &newGraph) }
       node.operands = node.operands.map { plain($0, &newGraph) }
       return .replace(node)
@@ -123,10 +122,9 @@ public struct ChooseLayouts: Pass {
     guard node.op == .conv2d else { return false }
     let a = ConvolutionAttributes(of: node)
     guard a.layout == .plain, a.geometry.groups == 1, g[node.operands[0]].type.rank == 4,
-      case .parameter = g[node.operands[1]].origin,
-      let cout = g[node.operands[1]].type.shape[0].staticValue, cout % 16 == 0,
-      g[node.operands[0]].type.shape[1].staticValue != nil
+      case .parameter = g[node.operands[1]].origin, g[node.operands[0]].type.shape[1].staticValue != nil,
+      let cout = g[node.operands[1]].type.shape[0].staticValue
     else { return false }
-    return true
+    return cout % 16 == 0
   }
 }

@@ -626,7 +626,6 @@ public struct ReferenceInterpreter {
     return (mean, 1 / (variance + eps).squareRoot())
   }
 
-  /// A fused epilogue: `+ residual` (operand 3) then the activation.
   /// `[N, C, H, W]` as `[N, C/16, H, W, 16]` (channel `16·b + l` at `[n, b, h, w, l]`).
   static func blocked(_ x: Tensor) -> Tensor {
     let s = x.shape, v = x.doubles, (n, c, plane) = (s[0], s[1], s[2] * s[3])
@@ -652,6 +651,7 @@ public struct ReferenceInterpreter {
     return Tensor(shape: [n, c, s[2], s[3]], f64: out)
   }
 
+  /// A fused epilogue: `+ residual` (operand 3) then the activation.
   static func epilogue(_ t: Tensor, _ x: [Tensor], _ activation: Activation) -> Tensor {
     var v = t.doubles
     if x.count > 3 { v = zip(v, x[3].doubles).map { $0 + $1 } }

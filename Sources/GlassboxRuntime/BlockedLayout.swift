@@ -27,28 +27,13 @@ struct BlockedConv2d: Kernel {
   var epilogue: Epilogue
   var threads: Int
 
-  /// Whether a convolution can run blocked: ungrouped, a multiple of 16 output channels, on
-  /// x86-64 (the micro-kernels are AVX-512 and AVX2 + FMA).
-  static func applies(groups: Int, cout: Int) -> Bool {
-    #if arch(x86_64)
-    return groups == 1 && cout % 16 == 0
-    #else
-    return false
-    #endif
-  }
-
   static func persistentCount(cin: Int, cout: Int, kh: Int, kw: Int) -> Int {
     glassbox_conv_blocked_packed_count(Int32(cout), Int32(cin), Int32(kh), Int32(kw))
   }
 
   var blocks: Int { cout / 16 }
-  var inputBlocks: Int { (cin + 15) / 16 }
 
   var gemms: [GEMMShape] { [GEMMShape(m: cout, n: n * oh * ow, k: cin * kh * kw, transB: false, count: 1)] }
-
-  /// The micro-kernels' multiply-adds: every input lane of a block, the missing channels of a
-  /// plain input's last block excepted.
-  var executedFlops: Double { 2 * Double(n * cout * oh * ow) * Double(cin * kh * kw) }
 
   func prepare(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) {
     glassbox_conv_blocked_pack_weights(
@@ -66,7 +51,8 @@ struct BlockedConv2d: Kernel {
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    let inputCount = plainInput ? cin * h * w : inputBlocks * 16 * h * w, outputCount = cout * oh * ow
+    // A blocked input has 16·k channels: either layout is cin·h·w floats per image.
+    let inputCount = cin * h * w, outputCount = cout * oh * ow
     let blocks = self.blocks, oh = self.oh, wide = AVX512.enabled
     let work = cout * cin * kh * kw * oh * ow
     withDescription(a) { c in

@@ -101,10 +101,14 @@ enum Lowering {
       flipped = node.op == .conv2dBackwardInput
     }
     let padding = [a.padding.h, a.padding.w]
-    // A blocked convolution of few tiles runs on the blocked kernel (as a plain one runs direct).
+    // A blocked convolution runs on the blocked kernel where it has few tiles (as a plain one
+    // runs direct) or a plain input (read in place there); Winograd's blocked transforms take
+    // blocks on both sides.
     if blocked(node) {
       let o = shape(g, node.results[0])
-      guard o[0] * ((o[2] + 1) / 2) * ((o[3] + 1) / 2) >= WinogradConv3x3.minimumTiles else { return false }
+      guard g[node.operands[0]].type.rank == 5, !WinogradConv3x3.fewTiles(n: o[0], oh: o[2], ow: o[3]) else {
+        return false
+      }
     }
     return WinogradConv3x3.applies(
       kh: w[2], kw: w[3], stride: [a.stride.h, a.stride.w],
@@ -129,7 +133,7 @@ enum Lowering {
       kh: w[2], kw: w[3], stride: [a.stride.h, a.stride.w],
       dilation: [a.dilation.h, a.dilation.w], padding: [a.padding.h, a.padding.w],
       groups: a.groups, cin: w[1], cout: w[0])
-    return !winograd || o[0] * ((o[2] + 1) / 2) * ((o[3] + 1) / 2) < WinogradConv3x3.minimumTiles
+    return !winograd || WinogradConv3x3.fewTiles(n: o[0], oh: o[2], ow: o[3])
   }
 
   /// Whether a forward convolution's result is blocked (`BlockedConv2d`; `choose-layouts` gives
@@ -279,9 +283,10 @@ enum Lowering {
           weight: source(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
           out: o(node.results[0]), transformed: persistent, scratch: scratch, epilogue: fused,
           threads: threads)
-        kernel.blockedInput = x.count == 5
-        kernel.blockedOutput = a.layout == .blocked
-        if a.layout == .blocked { kernel.label = label + " (winograd, blocked)" }
+        if a.layout == .blocked {
+          kernel.blocked = true
+          kernel.label = label + " (winograd, blocked)"
+        }
         return [kernel]
       }
       if direct(node, g) {

@@ -39,11 +39,9 @@ struct WinogradConv3x3: Kernel {
   /// (`[Cin, Cout, 3, 3]` in this kernel's terms): each filter is then `weight[c, k]` rotated
   /// by 180°, transformed here (`own`) or read from the forward's transform (`forward`).
   var flipped: Flipped? = nil
-  /// Whether the input, or the output and its residual, are channel-blocked (`[C/16, H, W,
-  /// 16]` per image, `choose-layouts`). Both: the blocked transforms run (`runBlocked`). The
-  /// output alone (a plain input, as IR may be written): each output plane is transformed into a
-  /// plain plane of scratch, its epilogue applied there, then scattered into its block.
-  var blockedInput = false, blockedOutput = false
+  /// Whether the input, the output and its residual are channel-blocked (`[C/16, H, W, 16]` per
+  /// image, `choose-layouts`): the blocked transforms run (`runBlocked`).
+  var blocked = false
 
   enum Flipped: Sendable {
     case own
@@ -76,6 +74,9 @@ struct WinogradConv3x3: Kernel {
   /// (ResNet's layer4 on one 224×224 image) is 16 tiles of 8×8 outputs, a third of them past the map.
   static let minimumTiles = 32
 
+  /// Whether `n` images of `oh`×`ow` outputs are fewer than `minimumTiles` tiles.
+  static func fewTiles(n: Int, oh: Int, ow: Int) -> Bool { n * ((oh + 1) / 2) * ((ow + 1) / 2) < minimumTiles }
+
   var tilesH: Int { (oh + 1) / 2 }
   var tilesW: Int { (ow + 1) / 2 }
   var tiles: Int { n * tilesH * tilesW }
@@ -93,19 +94,17 @@ struct WinogradConv3x3: Kernel {
   }
 
   /// Scratch floats: `V` and `M` (of all tiles, or of one block per part), plus one
-  /// zero-padded channel and one output plane (`outputPlane`, for a blocked output) per thread.
+  /// zero-padded channel per thread.
   static func scratchCount(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int) -> Int {
     let perImage = ((oh + 1) / 2) * ((ow + 1) / 2)
-    let planes = paddedPlane(oh: oh, ow: ow) + outputPlane(oh: oh, ow: ow)
     if let plan = plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
-      return plan.parts * (transformedCount(cin: cin, cout: cout, tiles: plan.block * perImage) + planes)
+      return plan.parts
+        * (transformedCount(cin: cin, cout: cout, tiles: plan.block * perImage)
+          + paddedPlane(oh: oh, ow: ow))
     }
-    return transformedCount(cin: cin, cout: cout, tiles: n * perImage) + Swift.max(threads, 1) * planes
+    return transformedCount(cin: cin, cout: cout, tiles: n * perImage)
+      + Swift.max(threads, 1) * paddedPlane(oh: oh, ow: ow)
   }
-
-  /// Floats of the plain output plane a blocked output is transformed into: a 16-float row
-  /// store may reach past the plane's last row.
-  static func outputPlane(oh: Int, ow: Int) -> Int { oh * ow + 16 }
 
   /// Floats past the tiles of each ξ's `V[ξ]` and `M[ξ]`. The transforms work eight tiles at
   /// a time and store all eight lanes even where fewer are tiles (a row of 7 or 4 tiles): the
@@ -177,7 +176,7 @@ struct WinogradConv3x3: Kernel {
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
-    if blockedTransforms { return runBlocked(a) }
+    if blocked { return runBlocked(a) }
     if let plan = Self.plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
       return run(a, block: plan.block)
     }
@@ -194,7 +193,7 @@ struct WinogradConv3x3: Kernel {
       let v = a + kernel.scratch
       let padded =
         v + Self.transformedCount(cin: kernel.cin, cout: kernel.cout, tiles: p)
-        + part * (Self.paddedPlane(oh: kernel.oh, ow: kernel.ow) + Self.outputPlane(oh: kernel.oh, ow: kernel.ow))
+        + part * Self.paddedPlane(oh: kernel.oh, ow: kernel.ow)
       kernel.clearPadded(padded)
       kernel.forEachPlane(of: planes, part: part, parts: parts) { q, limit in
         if q + Self.prefetchDistance < planes { kernel.prefetchPlane(a, q + Self.prefetchDistance) }
@@ -216,16 +215,8 @@ struct WinogradConv3x3: Kernel {
     forEachPart(parts) { part in
       let a = base.pointer
       let m = a + kernel.scratch + 16 * kernel.vStride(p)
-      let plane =
-        a + kernel.scratch + Self.transformedCount(cin: kernel.cin, cout: kernel.cout, tiles: p)
-        + part * (Self.paddedPlane(oh: kernel.oh, ow: kernel.ow) + Self.outputPlane(oh: kernel.oh, ow: kernel.ow))
-        + Self.paddedPlane(oh: kernel.oh, ow: kernel.ow)
-      // A blocked output's channels by whole blocks: the 16 of a block share cache lines.
-      let step = kernel.blockedOutput ? 16 : 1
-      for first in stride(from: part * step, to: kernel.cout, by: parts * step) {
-        for k in first..<Swift.min(first + step, kernel.cout) {
-          kernel.outputTransform(k: k, images: 0..<kernel.n, a: a, m: m, p: p, plane: plane)
-        }
+      for k in stride(from: part, to: kernel.cout, by: parts) {
+        kernel.outputTransform(k: k, images: 0..<kernel.n, a: a, m: m, p: p)
       }
     }
   }
@@ -247,21 +238,19 @@ struct WinogradConv3x3: Kernel {
   func run(_ a: UnsafeMutablePointer<Float>, block: Int) {
     let perImage = tilesH * tilesW
     let transformed = Self.transformedCount(cin: cin, cout: cout, tiles: block * perImage)
-    let perPart = transformed + Self.paddedPlane(oh: oh, ow: ow) + Self.outputPlane(oh: oh, ow: ow)
+    let perPart = transformed + Self.paddedPlane(oh: oh, ow: ow)
     let kernel = self
     forEachImagePart(images: n, threads: threads, a, scratch: scratch, partScratch: { _ in perPart }) {
       a, _, images, offset, _ in
       let own = a + offset
-      let padded = own + transformed, plane = padded + Self.paddedPlane(oh: kernel.oh, ow: kernel.ow)
+      let padded = own + transformed
       var first = images.lowerBound
       while first < images.upperBound {
         let count = Swift.min(block, images.upperBound - first), p = count * perImage
         let v = own, m = own + 16 * kernel.vStride(p)
         kernel.inputTransforms(images: first..<(first + count), a: a, padded: padded, v: v)
         for xi in 0..<16 { kernel.multiply(a, xi: xi, v: v, m: m, p: p) }
-        for k in 0..<kernel.cout {
-          kernel.outputTransform(k: k, images: first..<(first + count), a: a, m: m, p: p, plane: plane)
-        }
+        for k in 0..<kernel.cout { kernel.outputTransform(k: k, images: first..<(first + count), a: a, m: m, p: p) }
         first += count
       }
     }
@@ -378,12 +367,10 @@ struct WinogradConv3x3: Kernel {
   /// 16-float store where that stays inside the row, or inside the plane when a row of tiles
   /// is a single step: stores then go in increasing address order, so the floats they write
   /// past a row are overwritten by the rows that follow.
-  /// A blocked output (`blockedOutput`) is transformed into `plane` (`outputPlane` floats of the
-  /// caller's scratch), then, with its epilogue, stored into lane k mod 16 of its block.
   @inline(__always)
   func outputTransform(
     k: Int, images: Range<Int>, a: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
-    p: Int, plane scratchPlane: UnsafeMutablePointer<Float>
+    p: Int
   ) {
     let th = tilesH, tw = tilesW
     let stride = mStride(p)
@@ -393,10 +380,10 @@ struct WinogradConv3x3: Kernel {
       let src = m + k * p + (image - images.lowerBound) * th * tw
       let plane = (image * cout + k) * oh * ow
       // The planes of one channel are Cout·OH·OW floats apart: asked for ahead of their stores.
-      if image + Self.prefetchDistance < images.upperBound, !blockedOutput {
+      if image + Self.prefetchDistance < images.upperBound {
         prefetch(a + out + plane + Self.prefetchDistance * cout * oh * ow, count: oh * ow)
       }
-      let dst = blockedOutput ? scratchPlane : a + out + plane, end = dst + oh * ow
+      let dst = a + out + plane, end = dst + oh * ow
       for ty in 0..<th {
         // A constant per step: the nested functions capture it (a captured `var` is boxed on the heap).
         for tx in Swift.stride(from: 0, to: tw, by: 8) {
@@ -419,19 +406,7 @@ struct WinogradConv3x3: Kernel {
           if y0 + 1 < oh { row(y10, y11, row0 + ow) }
         }
       }
-      guard blockedOutput else {
-        epilogue.apply(a, out: out, count: oh * ow, at: plane)
-        continue
-      }
-      // Lane k mod 16 of block k/16: pixels 16 floats apart, the epilogue as Epilogue applies it.
-      let at = (image * cout + k / 16 * 16) * oh * ow + k % 16
-      let target = a + out + at, residual = epilogue.residual.map { a + $0 + at }
-      for i in 0..<(oh * ow) {
-        var v = dst[i]
-        if let residual { v = v + residual[16 * i] }
-        if epilogue.relu { v = Swift.max(v, 0) }
-        target[16 * i] = v
-      }
+      epilogue.apply(a, out: out, count: oh * ow, at: plane)
     }
   }
 }

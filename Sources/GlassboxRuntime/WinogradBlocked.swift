@@ -8,19 +8,15 @@
 extension WinogradConv3x3 {
   typealias V16 = SIMD16<Float>
 
-  /// Whether both sides are blocked (a forward convolution): the transforms below run. A blocked
-  /// output of a plain input goes through the plain transforms, its planes scattered.
-  var blockedTransforms: Bool { blockedInput && blockedOutput && flipped == nil }
-
-  /// `run` for `blockedTransforms`: the work shared as the plain kernel shares it, in units of
+  /// `run` for a blocked convolution: the work shared as the plain kernel shares it, in units of
   /// one image's block of 16 channels instead of a plane.
   func runBlocked(_ a: UnsafeMutablePointer<Float>) {
     let inputBlocks = cin / 16, outputBlocks = cout / 16
     if let plan = Self.plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
       let perImage = tilesH * tilesW, block = plan.block
+      // Each part's scratch as `scratchCount` plans it (the padded plane unused here).
       let perPart =
         Self.transformedCount(cin: cin, cout: cout, tiles: block * perImage) + Self.paddedPlane(oh: oh, ow: ow)
-        + Self.outputPlane(oh: oh, ow: ow)
       let kernel = self
       forEachImagePart(images: n, threads: threads, a, scratch: scratch, partScratch: { _ in perPart }) {
         a, _, images, offset, _ in

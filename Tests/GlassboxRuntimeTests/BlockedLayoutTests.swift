@@ -57,7 +57,7 @@ struct BlockedLayoutTests {
     """,
     // Winograd's 3×3 convolutions reading and writing blocks: one image (the transforms and
     // GEMMs shared over the cores), two (each core its own image), odd maps, a blocked residual
-    // and ReLU; one reading a plain input, as written (its output planes scattered into blocks).
+    // and ReLU; one reading a plain input, as written (on the blocked direct kernel instead).
     """
     graph g(x: f32[1, 64, 15, 13], s: f32[2, 64, 12, 17]) -> (y: f32[1, 64, 15, 13], z: f32[2, 80, 12, 17]) {
       param wa: f32[64, 64, 3, 3] init uniform(0.05)

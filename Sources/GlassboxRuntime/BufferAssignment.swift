@@ -153,7 +153,8 @@ struct BufferAssignment {
     }
     // What kernels derive from parameters (Winograd's transformed weights, a direct
     // convolution's packed weights, an LSTM layer's packed input weights) stays too. An input
-    // gradient reads the transformed weights of a Winograd forward convolution by the same weights.
+    // gradient reads the transformed weights of a Winograd forward convolution by the same weights
+    // where both are F(2×2, 3×3) (`WinogradConv3x3.Flipped.forward`).
     var persistent = [Int](repeating: 0, count: graph.nodes.count)
     var sharesForward = [Bool](repeating: false, count: graph.nodes.count)
     var transformed: [Int: Int] = [:]  // weight value index → its forward transform's offset
@@ -161,12 +162,14 @@ struct BufferAssignment {
       let need = Lowering.persistent(node, graph)
       guard need > 0 else { continue }
       let weight = node.operands[1].index
-      if node.op == .conv2dBackwardInput, let forward = transformed[weight] {
+      if node.op == .conv2dBackwardInput, Lowering.winogradTile(node, graph) == 2, let forward = transformed[weight] {
         (persistent[i], sharesForward[i]) = (forward, true)
         continue
       }
       persistent[i] = staticSize
-      if node.op == .conv2d && Lowering.winograd(node, graph) { transformed[weight] = staticSize }
+      if node.op == .conv2d && Lowering.winograd(node, graph) && Lowering.winogradTile(node, graph) == 2 {
+        transformed[weight] = staticSize
+      }
       staticSize += MemoryPlan.round(need)
     }
 

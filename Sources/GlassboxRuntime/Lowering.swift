@@ -16,7 +16,8 @@ enum Lowering {
       let w = shape(g, node.operands[1]), o = shape(g, node.results[0])
       let geometry = ConvolutionAttributes(of: node).geometry
       if winograd(node, g) {
-        return WinogradConv3x3.scratchCount(n: o[0], cin: w[1], cout: w[0], oh: o[2], ow: o[3], threads: threads)
+        return WinogradConv3x3.scratchCount(
+          n: o[0], cin: w[1], cout: w[0], oh: o[2], ow: o[3], threads: threads, m: winogradTile(node, g))
       }
       if blocked(node) { return 0 }
       if direct(node, g) {
@@ -59,10 +60,11 @@ enum Lowering {
         if node.op == .conv2dBackwardWeight {
           let x = shape(g, node.operands[1])
           return WinogradWeightGradient.scratchCount(
-            n: x[0], cin: x[1], cout: dy[1], oh: dy[2], ow: dy[3], threads: threads)
+            n: x[0], cin: x[1], cout: dy[1], oh: dy[2], ow: dy[3], threads: threads, m: winogradTile(node, g))
         }
         let w = shape(g, node.operands[1]), dx = shape(g, node.results[0])
-        return WinogradConv3x3.scratchCount(n: dx[0], cin: w[0], cout: w[1], oh: dx[2], ow: dx[3], threads: threads)
+        return WinogradConv3x3.scratchCount(
+          n: dx[0], cin: w[0], cout: w[1], oh: dx[2], ow: dx[3], threads: threads, m: winogradTile(node, g))
       }
       let geometry = convolutionBackwardGeometry(node, g, scratch: 0, threads: threads)
       return convolutionBackwardScratch(geometry, weight: node.op == .conv2dBackwardWeight)
@@ -115,6 +117,20 @@ enum Lowering {
       dilation: [a.dilation.h, a.dilation.w],
       padding: flipped ? padding.map { 2 - $0 } : padding, groups: a.groups,
       cin: flipped ? w[0] : w[1], cout: flipped ? w[1] : w[0])
+  }
+
+  /// The tile of a convolution (or gradient) that runs by Winograd (`WinogradConv3x3.m`), from
+  /// the outputs its transforms tile: a convolution's or an input gradient's result, a weight
+  /// gradient's `dy`.
+  static func winogradTile(_ node: Node, _ g: Graph) -> Int {
+    let o = shape(g, node.op == .conv2dBackwardWeight ? node.operands[0] : node.results[0])
+    return WinogradConv3x3.tileSize(oh: o[2], ow: o[3], blocked: blocked(node))
+  }
+
+  /// A Winograd kernel's label suffix: `(winograd)` for F(2×2, 3×3), `(winograd 4×4)` for
+  /// F(4×4, 3×3).
+  static func winogradSuffix(_ node: Node, _ g: Graph) -> String {
+    winogradTile(node, g) == 4 ? " (winograd 4×4)" : " (winograd)"
   }
 
   /// Whether a forward convolution runs as `DirectConv2d`: one with parameter weights (packed
@@ -188,7 +204,7 @@ enum Lowering {
     }
     guard node.op != .conv2dBackwardWeight, winograd(node, g) else { return 0 }
     let w = shape(g, node.operands[1])
-    return WinogradConv3x3.persistentCount(cin: w[1], cout: w[0])
+    return WinogradConv3x3.persistentCount(cin: w[1], cout: w[0], m: winogradTile(node, g))
   }
 
   /// Whether the node's kernel reads its weights (operand 1) only in `prepare`, to derive its
@@ -278,11 +294,11 @@ enum Lowering {
       }
       if winograd(node, g) {
         var kernel = WinogradConv3x3(
-          label: label + " (winograd)", n: x[0], cin: w[1], h: x[2], w: x[3], cout: w[0],
+          label: label + winogradSuffix(node, g), n: x[0], cin: w[1], h: x[2], w: x[3], cout: w[0],
           padding: geometry.padding.tuple, oh: out[2], ow: out[3], x: o(node.operands[0]),
           weight: source(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
           out: o(node.results[0]), transformed: persistent, scratch: scratch, epilogue: fused,
-          threads: threads)
+          threads: threads, m: winogradTile(node, g))
         if a.layout == .blocked {
           kernel.blocked = true
           kernel.label = label + " (winograd, blocked)"
@@ -631,10 +647,10 @@ enum Lowering {
         label: label, n: xs[0], cin: xs[1], h: xs[2], w: xs[3], cout: dy[1],
         padding: p.tuple, oh: dy[2], ow: dy[3], x: o(node.operands[1]), weight: .arena(0),
         bias: nil, out: 0, transformed: 0, scratch: scratch,
-        epilogue: Epilogue(residual: nil, relu: false), threads: threads)
+        epilogue: Epilogue(residual: nil, relu: false), threads: threads, m: winogradTile(node, g))
       return [
         WinogradWeightGradient(
-          label: label + " (winograd)", forward: forward, dy: o(node.operands[0]),
+          label: label + winogradSuffix(node, g), forward: forward, dy: o(node.operands[0]),
           dw: o(node.results[0]))
       ]
 
@@ -643,11 +659,11 @@ enum Lowering {
         let dy = x, w = shape(g, node.operands[1]), p = convolutionGeometry(node).padding
         return [
           WinogradConv3x3(
-            label: label + " (winograd)", n: dy[0], cin: dy[1], h: dy[2], w: dy[3], cout: w[1],
+            label: label + winogradSuffix(node, g), n: dy[0], cin: dy[1], h: dy[2], w: dy[3], cout: w[1],
             padding: (2 - p.h, 2 - p.w), oh: out[2], ow: out[3], x: o(node.operands[0]),
             weight: source(node.operands[1]), bias: nil, out: o(node.results[0]), transformed: persistent,
             scratch: scratch, epilogue: Epilogue(residual: nil, relu: false), threads: threads,
-            flipped: sharesForward ? .forward : .own)
+            flipped: sharesForward ? .forward : .own, m: winogradTile(node, g))
         ]
       }
       let geometry = convolutionBackwardGeometry(node, g, scratch: scratch, threads: threads)

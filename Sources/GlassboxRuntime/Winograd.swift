@@ -4,7 +4,9 @@ import Foundation
 /// A 3×3, stride-1, undilated, ungrouped convolution by Winograd's minimal filtering
 /// F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
 /// each 2×2 block of outputs costs 16 multiplications per input channel instead of 36, and
-/// the multiplications of all blocks are 16 GEMMs.
+/// the multiplications of all blocks are 16 GEMMs. Maps of 24 outputs a side and more take
+/// F(4×4, 3×3) instead (`m`, `tileSize`; its transforms in WinogradF4.swift): 6×6 tiles, 36
+/// GEMMs, 2.25 multiplications per output and channel instead of 4.
 ///
 /// - `prepare` (whenever parameters are set: once for inference, before every step in
 ///   training) transforms the weights: `U[ξ, k, c] = (G g[k, c] Gᵀ)[ξ]`, kept in the static
@@ -18,7 +20,7 @@ import Foundation
 /// weights (ResNet's layer1–3 over 16 frames), each core takes its own images, a block of them
 /// at a time, through all three steps: its `V` and `M` stay in cache between the steps. When
 /// the weights outweigh the tiles (layer4: 4×4 maps, 512 channels), each core reading all of
-/// `U` would double the traffic: then the transforms are split in runs of planes and the 16
+/// `U` would double the traffic: then the transforms are split in runs of planes and the
 /// GEMMs by ξ.
 struct WinogradConv3x3: Kernel {
   var label: String
@@ -42,6 +44,10 @@ struct WinogradConv3x3: Kernel {
   /// Whether the input, the output and its residual are channel-blocked (`[C/16, H, W, 16]` per
   /// image, `choose-layouts`): the blocked transforms run (`runBlocked`).
   var blocked = false
+  /// Outputs per tile side: 2 for F(2×2, 3×3) (4×4 tiles, 16 GEMMs), 4 for F(4×4, 3×3) (6×6
+  /// tiles, 36 GEMMs: 2.25 multiplications per output and channel instead of 4, and `V` and `M`
+  /// that much smaller; `tileSize` chooses). The blocked transforms are F(2×2, 3×3) only.
+  var m = 2
 
   enum Flipped: Sendable {
     case own
@@ -77,17 +83,36 @@ struct WinogradConv3x3: Kernel {
   /// Whether `n` images of `oh`×`ow` outputs are fewer than `minimumTiles` tiles.
   static func fewTiles(n: Int, oh: Int, ow: Int) -> Bool { n * ((oh + 1) / 2) * ((ow + 1) / 2) < minimumTiles }
 
-  var tilesH: Int { (oh + 1) / 2 }
-  var tilesW: Int { (ow + 1) / 2 }
+  var tilesH: Int { (oh + m - 1) / m }
+  var tilesW: Int { (ow + m - 1) / m }
   var tiles: Int { n * tilesH * tilesW }
+  /// The transform points per tile, `(m + 2)²`: the GEMMs' count.
+  var points: Int { (m + 2) * (m + 2) }
+
+  /// Tiles of one image of `oh`×`ow` outputs.
+  static func tilesPerImage(oh: Int, ow: Int, m: Int) -> Int { ((oh + m - 1) / m) * ((ow + m - 1) / m) }
+
+  /// The tile for a convolution of `oh`×`ow` outputs: F(4×4, 3×3) on maps of at least
+  /// `largeTileSide` outputs a side, unless blocked (the blocked transforms are F(2×2, 3×3)).
+  static func tileSize(oh: Int, ow: Int, blocked: Bool) -> Int {
+    !blocked && Swift.min(oh, ow) >= largeTileSide ? 4 : 2
+  }
+
+  /// The smallest map side that takes F(4×4, 3×3). Its GEMMs make 36 multiplications per 4×4
+  /// outputs where F(2×2, 3×3)'s make 64, but its transforms cost more per output and a map
+  /// that is not a multiple of four wastes more of its tiles: on ResNet-18's training step
+  /// (64 frames of 112×112) its forward, input and weight gradients took 0.74–0.87 of F(2×2,
+  /// 3×3)'s time on layer1's 28×28 maps, but 1.16–1.47 on layer2's 14×14, 0.98–1.26 on layer3's
+  /// 7×7 and 0.89–1.23 on layer4's 4×4.
+  static let largeTileSide = 24
 
   /// Images split over `parts` cores, each taking `block` images at a time (the fewest whole
   /// images that make 256 tiles, so the GEMMs stay wide, or all of a core's images); nil to
   /// share every step over the cores instead. One core takes several images a block at a time
   /// too: `V` and `M` of all the tiles at once (ResNet-18's layer1 on 32 images: 200 MB) would
   /// go through memory between the steps, a block's stay in L2.
-  static func plan(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int) -> (parts: Int, block: Int)? {
-    let perImage = ((oh + 1) / 2) * ((ow + 1) / 2)
+  static func plan(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int, m: Int) -> (parts: Int, block: Int)? {
+    let perImage = tilesPerImage(oh: oh, ow: ow, m: m)
     let parts = Conv2d.parts(images: n, threads: threads)
     guard parts > 1 || threads == 1 && n > 1, n * perImage * (cin + cout) > cin * cout else { return nil }
     return (parts, Swift.min((n + parts - 1) / parts, (256 + perImage - 1) / perImage))
@@ -95,15 +120,15 @@ struct WinogradConv3x3: Kernel {
 
   /// Scratch floats: `V` and `M` (of all tiles, or of one block per part), plus one
   /// zero-padded channel per thread.
-  static func scratchCount(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int) -> Int {
-    let perImage = ((oh + 1) / 2) * ((ow + 1) / 2)
-    if let plan = plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
+  static func scratchCount(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int, m: Int) -> Int {
+    let perImage = tilesPerImage(oh: oh, ow: ow, m: m)
+    if let plan = plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads, m: m) {
       return plan.parts
-        * (transformedCount(cin: cin, cout: cout, tiles: plan.block * perImage)
-          + paddedPlane(oh: oh, ow: ow))
+        * (transformedCount(cin: cin, cout: cout, tiles: plan.block * perImage, m: m)
+          + paddedPlane(oh: oh, ow: ow, m: m))
     }
-    return transformedCount(cin: cin, cout: cout, tiles: n * perImage)
-      + Swift.max(threads, 1) * paddedPlane(oh: oh, ow: ow)
+    return transformedCount(cin: cin, cout: cout, tiles: n * perImage, m: m)
+      + Swift.max(threads, 1) * paddedPlane(oh: oh, ow: ow, m: m)
   }
 
   /// Floats past the tiles of each ξ's `V[ξ]` and `M[ξ]`. The transforms work eight tiles at
@@ -112,8 +137,8 @@ struct WinogradConv3x3: Kernel {
   static let overhang = 8
 
   /// Floats of `V` and `M` for `tiles` tiles, each ξ's matrix followed by its overhang.
-  static func transformedCount(cin: Int, cout: Int, tiles: Int) -> Int {
-    16 * (cin * tiles + cout * tiles + 2 * overhang)
+  static func transformedCount(cin: Int, cout: Int, tiles: Int, m: Int) -> Int {
+    (m + 2) * (m + 2) * (cin * tiles + cout * tiles + 2 * overhang)
   }
 
   /// Distance between `V[ξ]` and `V[ξ+1]` for `p` tiles.
@@ -122,17 +147,21 @@ struct WinogradConv3x3: Kernel {
   /// Distance between `M[ξ]` and `M[ξ+1]` for `p` tiles.
   func mStride(_ p: Int) -> Int { cout * p + Self.overhang }
 
-  /// Floats of one zero-padded input plane: every tile's 4×4 window lies inside it.
-  static func paddedPlane(oh: Int, ow: Int) -> Int { ((oh + 1) / 2 * 2 + 2) * ((ow + 1) / 2 * 2 + 2) + slack }
+  /// Floats of one zero-padded input plane: every tile's window lies inside it (for 6×6 tiles,
+  /// rows split by phase: `copyRowsByPhase`).
+  static func paddedPlane(oh: Int, ow: Int, m: Int) -> Int {
+    if m == 4 { return ((oh + 3) / 4 * 4 + 2) * 4 * phaseLength(tilesW: (ow + 3) / 4) + slack }
+    return ((oh + 1) / 2 * 2 + 2) * ((ow + 1) / 2 * 2 + 2) + slack
+  }
 
   /// The GEMM this convolution is as im2col would run it (`[Cout, Cin·9] × [Cin·9, N·OH·OW]`),
   /// so profiles compare the Winograd kernel with what it replaces.
   var gemms: [GEMMShape] { [GEMMShape(m: cout, n: n * oh * ow, k: cin * 9, transB: false, count: 1)] }
 
-  static func persistentCount(cin: Int, cout: Int) -> Int { 16 * cin * cout }
+  static func persistentCount(cin: Int, cout: Int, m: Int) -> Int { (m + 2) * (m + 2) * cin * cout }
 
   /// The 16 GEMMs' operations (the transforms' additions left out).
-  var executedFlops: Double { 2 * 16 * Double(cout) * Double(cin) * Double(tiles) }
+  var executedFlops: Double { 2 * Double(points) * Double(cout) * Double(cin) * Double(tiles) }
 
   /// `U = G g Gᵀ` for every filter, eight input channels at a time (their 3×3 taps gathered
   /// into vectors, so the sixteen stores of `U[ξ, k, c…c+7]` are whole vectors), output
@@ -140,6 +169,7 @@ struct WinogradConv3x3: Kernel {
   /// convolution and input gradient.
   func prepare(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) {
     if flipped == .forward { return }
+    if m == 4 { return prepare4(a, callers: callers) }
     let kernel = self, plane = cout * cin, flipped = flipped == .own, g = weight.pointer(a, callers)
     splitOverCores(a, count: cout, threads: threads, worthIt: plane * 16 >= 1 << 16) { a, range in
       let u = a + kernel.transformed
@@ -177,7 +207,7 @@ struct WinogradConv3x3: Kernel {
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     if blocked { return runBlocked(a) }
-    if let plan = Self.plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
+    if let plan = Self.plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads, m: m) {
       return run(a, block: plan.block)
     }
     let p = tiles
@@ -192,12 +222,12 @@ struct WinogradConv3x3: Kernel {
       let a = base.pointer
       let v = a + kernel.scratch
       let padded =
-        v + Self.transformedCount(cin: kernel.cin, cout: kernel.cout, tiles: p)
-        + part * Self.paddedPlane(oh: kernel.oh, ow: kernel.ow)
+        v + Self.transformedCount(cin: kernel.cin, cout: kernel.cout, tiles: p, m: kernel.m)
+        + part * Self.paddedPlane(oh: kernel.oh, ow: kernel.ow, m: kernel.m)
       kernel.clearPadded(padded)
       kernel.forEachPlane(of: planes, part: part, parts: parts) { q, limit in
         if q + Self.prefetchDistance < planes { kernel.prefetchPlane(a, q + Self.prefetchDistance) }
-        kernel.inputTransform(
+        kernel.anyInputTransform(
           image: q % kernel.n, local: q % kernel.n, c: q / kernel.n, a: a, padded: padded, v: v,
           p: p, limit: limit)
       }
@@ -207,16 +237,16 @@ struct WinogradConv3x3: Kernel {
     forEachPart(parts) { part in
       let a = base.pointer
       let v = a + kernel.scratch
-      for xi in stride(from: part, to: 16, by: parts) {
-        kernel.multiply(a, xi: xi, v: v, m: v + 16 * kernel.vStride(p), p: p)
+      for xi in stride(from: part, to: kernel.points, by: parts) {
+        kernel.multiply(a, xi: xi, v: v, m: v + kernel.points * kernel.vStride(p), p: p)
       }
     }
 
     forEachPart(parts) { part in
       let a = base.pointer
-      let m = a + kernel.scratch + 16 * kernel.vStride(p)
+      let m = a + kernel.scratch + kernel.points * kernel.vStride(p)
       for k in stride(from: part, to: kernel.cout, by: parts) {
-        kernel.outputTransform(k: k, images: 0..<kernel.n, a: a, m: m, p: p)
+        kernel.anyOutputTransform(k: k, images: 0..<kernel.n, a: a, m: m, p: p)
       }
     }
   }
@@ -237,8 +267,8 @@ struct WinogradConv3x3: Kernel {
   /// input transform, 16 GEMMs on a single-threaded BLAS, output transform, in its own scratch.
   func run(_ a: UnsafeMutablePointer<Float>, block: Int) {
     let perImage = tilesH * tilesW
-    let transformed = Self.transformedCount(cin: cin, cout: cout, tiles: block * perImage)
-    let perPart = transformed + Self.paddedPlane(oh: oh, ow: ow)
+    let transformed = Self.transformedCount(cin: cin, cout: cout, tiles: block * perImage, m: m)
+    let perPart = transformed + Self.paddedPlane(oh: oh, ow: ow, m: m)
     let kernel = self
     forEachImagePart(images: n, threads: threads, a, scratch: scratch, partScratch: { _ in perPart }) {
       a, _, images, offset, _ in
@@ -247,10 +277,10 @@ struct WinogradConv3x3: Kernel {
       var first = images.lowerBound
       while first < images.upperBound {
         let count = Swift.min(block, images.upperBound - first), p = count * perImage
-        let v = own, m = own + 16 * kernel.vStride(p)
+        let v = own, m = own + kernel.points * kernel.vStride(p)
         kernel.inputTransforms(images: first..<(first + count), a: a, padded: padded, v: v)
-        for xi in 0..<16 { kernel.multiply(a, xi: xi, v: v, m: m, p: p) }
-        for k in 0..<kernel.cout { kernel.outputTransform(k: k, images: first..<(first + count), a: a, m: m, p: p) }
+        for xi in 0..<kernel.points { kernel.multiply(a, xi: xi, v: v, m: m, p: p) }
+        for k in 0..<kernel.cout { kernel.anyOutputTransform(k: k, images: first..<(first + count), a: a, m: m, p: p) }
         first += count
       }
     }
@@ -278,7 +308,7 @@ struct WinogradConv3x3: Kernel {
       for (local, image) in images.enumerated() {
         let ahead = c + Self.prefetchDistance
         if ahead < cin { prefetch(a + x + (image * cin + ahead) * h * w, count: h * w) }
-        inputTransform(image: image, local: local, c: c, a: a, padded: padded, v: v, p: p, limit: .max)
+        anyInputTransform(image: image, local: local, c: c, a: a, padded: padded, v: v, p: p, limit: .max)
       }
     }
   }
@@ -349,7 +379,8 @@ struct WinogradConv3x3: Kernel {
     }
   }
 
-  /// Floats read past the end of a padded plane by the last 16-float loads.
+  /// Floats read past the end of a padded plane by the last 16-float loads of 4×4 tiles (the
+  /// loads of 6×6 tiles, by phase, stay inside their plane).
   static let slack = 18
 
   /// Zeros the padded plane that the transforms copy planes into (`inputTransform`,
@@ -357,7 +388,7 @@ struct WinogradConv3x3: Kernel {
   /// whose copies then all write the same floats of it and leave its padding zero.
   @inline(__always)
   func clearPadded(_ padded: UnsafeMutablePointer<Float>) {
-    padded.update(repeating: 0, count: Self.paddedPlane(oh: oh, ow: ow))
+    padded.update(repeating: 0, count: Self.paddedPlane(oh: oh, ow: ow, m: m))
   }
 
   /// `y = Aᵀ M A` (+ bias, then the epilogue) for every tile of output channel `k` in each of

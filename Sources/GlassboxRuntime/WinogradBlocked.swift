@@ -12,11 +12,12 @@ extension WinogradConv3x3 {
   /// one image's block of 16 channels instead of a plane.
   func runBlocked(_ a: UnsafeMutablePointer<Float>) {
     let inputBlocks = cin / 16, outputBlocks = cout / 16
-    if let plan = Self.plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
+    if let plan = Self.plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads, m: m) {
       let perImage = tilesH * tilesW, block = plan.block
       // Each part's scratch as `scratchCount` plans it (the padded plane unused here).
       let perPart =
-        Self.transformedCount(cin: cin, cout: cout, tiles: block * perImage) + Self.paddedPlane(oh: oh, ow: ow)
+        Self.transformedCount(cin: cin, cout: cout, tiles: block * perImage, m: m)
+        + Self.paddedPlane(oh: oh, ow: ow, m: m)
       let kernel = self
       forEachImagePart(images: n, threads: threads, a, scratch: scratch, partScratch: { _ in perPart }) {
         a, _, images, offset, _ in

@@ -29,68 +29,71 @@ struct WinogradWeightGradient: Kernel {
 
   /// Scratch floats: `V` and `Y` (of all tiles, or of one block per part), a padded plane per
   /// thread, and `dU` (one, or one per part).
-  static func scratchCount(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int) -> Int {
-    let perImage = ((oh + 1) / 2) * ((ow + 1) / 2), padded = WinogradConv3x3.paddedPlane(oh: oh, ow: ow)
-    if let plan = WinogradConv3x3.plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads) {
-      return plan.parts * partCount(cin: cin, cout: cout, tiles: plan.block * perImage, padded: padded)
+  static func scratchCount(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int, m: Int) -> Int {
+    let perImage = WinogradConv3x3.tilesPerImage(oh: oh, ow: ow, m: m)
+    let padded = WinogradConv3x3.paddedPlane(oh: oh, ow: ow, m: m)
+    if let plan = WinogradConv3x3.plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads, m: m) {
+      return plan.parts * partCount(cin: cin, cout: cout, tiles: plan.block * perImage, padded: padded, m: m)
     }
-    return WinogradConv3x3.transformedCount(cin: cin, cout: cout, tiles: n * perImage)
-      + Swift.max(threads, 1) * padded + 16 * cin * cout
+    return WinogradConv3x3.transformedCount(cin: cin, cout: cout, tiles: n * perImage, m: m)
+      + Swift.max(threads, 1) * padded + (m + 2) * (m + 2) * cin * cout
   }
 
   /// Floats of one part's scratch in the image split: `V`, `Y`, a padded plane, `dU`.
-  static func partCount(cin: Int, cout: Int, tiles: Int, padded: Int) -> Int {
-    WinogradConv3x3.transformedCount(cin: cin, cout: cout, tiles: tiles) + padded + 16 * cin * cout
+  static func partCount(cin: Int, cout: Int, tiles: Int, padded: Int, m: Int) -> Int {
+    WinogradConv3x3.transformedCount(cin: cin, cout: cout, tiles: tiles, m: m) + padded + (m + 2) * (m + 2) * cin * cout
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let f = forward
     let base = UnsafeSendable(a), kernel = self
-    let padded = WinogradConv3x3.paddedPlane(oh: f.oh, ow: f.ow), perImage = f.tilesH * f.tilesW
-    guard let plan = WinogradConv3x3.plan(n: f.n, cin: f.cin, cout: f.cout, oh: f.oh, ow: f.ow, threads: f.threads)
+    let padded = WinogradConv3x3.paddedPlane(oh: f.oh, ow: f.ow, m: f.m), perImage = f.tilesH * f.tilesW
+    guard
+      let plan = WinogradConv3x3.plan(n: f.n, cin: f.cin, cout: f.cout, oh: f.oh, ow: f.ow, threads: f.threads, m: f.m)
     else {
       // Transforms of all tiles split by plane, in runs in `V`'s and `Y`'s order (see
       // `WinogradConv3x3.run`); then the GEMMs by ξ into the one `dU`.
       let p = f.tiles, parts = Swift.max(1, Swift.min(f.threads, 8))
-      let v = f.scratch, y = v + 16 * f.vStride(p)
-      let pads = v + WinogradConv3x3.transformedCount(cin: f.cin, cout: f.cout, tiles: p), du = pads + parts * padded
+      let v = f.scratch, y = v + f.points * f.vStride(p)
+      let pads = v + WinogradConv3x3.transformedCount(cin: f.cin, cout: f.cout, tiles: p, m: f.m)
+      let du = pads + parts * padded
       f.forEachPart(parts) { part in
         let a = base.pointer, plane = a + pads + part * padded
         f.clearPadded(plane)
         f.forEachPlane(of: f.n * f.cin, part: part, parts: parts) { q, limit in
           let ahead = q + WinogradConv3x3.prefetchDistance
           if ahead < f.n * f.cin { f.prefetchPlane(a, ahead) }
-          f.inputTransform(
+          f.anyInputTransform(
             image: q % f.n, local: q % f.n, c: q / f.n, a: a, padded: plane, v: a + v, p: p, limit: limit)
         }
         f.clearPadded(plane)
         f.forEachPlane(of: f.n * f.cout, part: part, parts: parts) { q, limit in
           let ahead = q + WinogradConv3x3.prefetchDistance
           if ahead < f.n * f.cout { kernel.prefetchPlane(a, ahead) }
-          kernel.gradientTransform(
+          kernel.anyGradientTransform(
             image: q % f.n, local: q % f.n, k: q / f.n, a: a, padded: plane, y: a + y, p: p,
             limit: limit)
         }
       }
       f.forEachPart(parts) { part in
         let a = base.pointer
-        for xi in stride(from: part, to: 16, by: parts) {
+        for xi in stride(from: part, to: f.points, by: parts) {
           kernel.multiply(a, xi: xi, y: a + y, v: a + v, du: a + du, p: p, accumulate: false)
         }
       }
       return finish(a, parts: [du])
     }
 
-    let each = Self.partCount(cin: f.cin, cout: f.cout, tiles: plan.block * perImage, padded: padded)
-    let transformed = WinogradConv3x3.transformedCount(cin: f.cin, cout: f.cout, tiles: plan.block * perImage)
+    let each = Self.partCount(cin: f.cin, cout: f.cout, tiles: plan.block * perImage, padded: padded, m: f.m)
+    let transformed = WinogradConv3x3.transformedCount(cin: f.cin, cout: f.cout, tiles: plan.block * perImage, m: f.m)
     forEachImagePart(images: f.n, threads: f.threads, a, scratch: f.scratch, partScratch: { _ in each }) {
       a, _, images, offset, _ in
       let own = a + offset, plane = own + transformed, du = plane + padded
-      du.update(repeating: 0, count: 16 * f.cin * f.cout)
+      du.update(repeating: 0, count: f.points * f.cin * f.cout)
       var first = images.lowerBound
       while first < images.upperBound {
         let count = Swift.min(plan.block, images.upperBound - first), p = count * perImage
-        let v = own, y = own + 16 * f.vStride(p)
+        let v = own, y = own + f.points * f.vStride(p)
         f.inputTransforms(images: first..<(first + count), a: a, padded: plane, v: v)
         // In `Y`'s order (channel, then image): the extra lanes land on later tiles.
         f.clearPadded(plane)
@@ -101,10 +104,11 @@ struct WinogradWeightGradient: Kernel {
                 a + kernel.dy + ((first + i) * f.cout + k + WinogradConv3x3.prefetchDistance) * f.oh * f.ow,
                 count: f.oh * f.ow)
             }
-            kernel.gradientTransform(image: first + i, local: i, k: k, a: a, padded: plane, y: y, p: p, limit: .max)
+            kernel.anyGradientTransform(
+              image: first + i, local: i, k: k, a: a, padded: plane, y: y, p: p, limit: .max)
           }
         }
-        for xi in 0..<16 { kernel.multiply(a, xi: xi, y: y, v: v, du: du, p: p, accumulate: true) }
+        for xi in 0..<f.points { kernel.multiply(a, xi: xi, y: y, v: v, du: du, p: p, accumulate: true) }
         first += count
       }
     }
@@ -126,6 +130,7 @@ struct WinogradWeightGradient: Kernel {
   /// `dw[k, c] = Gᵀ (Σ_parts dU[·, k, c]) G` (parts added in order), output channels split over
   /// the cores.
   func finish(_ a: UnsafeMutablePointer<Float>, parts: [Int]) {
+    if forward.m == 4 { return finish4(a, parts: parts) }
     let f = forward, plane = f.cout * f.cin, dw = dw
     splitOverCores(a, count: f.cout, threads: f.threads, worthIt: true) { a, range in
       typealias V8 = SIMD8<Float>

@@ -322,6 +322,42 @@ struct InterpreterEquivalenceTests {
       dw = conv2d_backward_weight(dy, x, kernel: [3, 3], stride: [1, 1], padding: [1, 1])
     }
     """,
+    // Maps of 24 outputs a side and more run as Winograd F(4×4, 3×3) (6×6 tiles): sizes that
+    // are not multiples of four, padding 0, 1 and 2, 70 input channels (the weight transform's
+    // last eight lanes partly filled), bias, residual and ReLU; three images split over the
+    // cores, and one image whose planes are split instead.
+    """
+    graph g(x: f32[3, 70, 27, 28], r: f32[3, 20, 27, 28], s: f32[1, 64, 26, 29]) -> (y: f32[3, 20, 27, 28], z: f32[3, 20, 25, 26], u: f32[3, 20, 29, 30], v: f32[1, 16, 26, 29]) {
+      param w: f32[20, 70, 3, 3] init uniform(0.1)
+      param b: f32[20] init uniform(0.1)
+      param k: f32[16, 64, 3, 3] init uniform(0.1)
+      y = conv2d(x, w, b, r, padding: [1, 1], activation: relu)
+      z = conv2d(x, w, padding: [0, 0])
+      u = conv2d(x, w, b, padding: [2, 2])
+      v = conv2d(s, k, padding: [1, 1])
+    }
+    """,
+    // Input gradients by F(4×4, 3×3): the flipped weights transformed by the input gradient
+    // itself (F(4×4, 3×3)'s points have no rotation of the forward's transform), padding 2 − p,
+    // images split and one image's planes split.
+    """
+    graph g(dy: f32[2, 64, 26, 25], dz: f32[2, 64, 24, 23], du: f32[2, 64, 28, 27], ds: f32[1, 64, 26, 25]) -> (y: f32[2, 24, 26, 25], z: f32[2, 24, 26, 25], u: f32[2, 24, 26, 25], v: f32[1, 24, 26, 25]) {
+      param w: f32[64, 24, 3, 3] init uniform(0.1)
+      y = conv2d_backward_input(dy, w, input_size: [26, 25], stride: [1, 1], padding: [1, 1])
+      z = conv2d_backward_input(dz, w, input_size: [26, 25], stride: [1, 1], padding: [0, 0])
+      u = conv2d_backward_input(du, w, input_size: [26, 25], stride: [1, 1], padding: [2, 2])
+      v = conv2d_backward_input(ds, w, input_size: [26, 25], stride: [1, 1], padding: [1, 1])
+    }
+    """,
+    // Weight gradients by F(4×4, 3×3) of one image (transforms split by plane, the GEMMs by
+    // point), 70 input channels (the last eight filters partly filled), padding 0, 1 and 2.
+    """
+    graph g(x: f32[1, 70, 26, 27], dy: f32[1, 16, 26, 27], dz: f32[1, 16, 24, 25], du: f32[1, 16, 28, 29]) -> (y: f32[16, 70, 3, 3], z: f32[16, 70, 3, 3], u: f32[16, 70, 3, 3]) {
+      y = conv2d_backward_weight(dy, x, kernel: [3, 3], stride: [1, 1], padding: [1, 1])
+      z = conv2d_backward_weight(dz, x, kernel: [3, 3], stride: [1, 1], padding: [0, 0])
+      u = conv2d_backward_weight(du, x, kernel: [3, 3], stride: [1, 1], padding: [2, 2])
+    }
+    """,
   ]
 
   @Test(arguments: specs.indices)
@@ -338,8 +374,15 @@ struct InterpreterEquivalenceTests {
           let o = graph[node.results[0]].type.shape.map { $0.staticValue ?? 0 }
           return node.op == .conv2d && o[0] * ((o[2] + 1) / 2) * ((o[3] + 1) / 2) < 32
         }
-        #expect(program.program.filter { $0.hasSuffix("(winograd)") }.count == transformed.count - direct.count)
+        #expect(program.program.filter { $0.contains("(winograd") }.count == transformed.count - direct.count)
         #expect(program.program.filter { $0.hasSuffix("(direct)") }.count == direct.count)
+        // Those whose transforms tile maps of 24 outputs a side or more (a weight gradient's:
+        // dy) take 6×6 tiles, F(4×4, 3×3).
+        let large = transformed.filter { node in
+          let o = graph[node.op == .conv2dBackwardWeight ? node.operands[0] : node.results[0]].type.shape
+          return min(o[2].staticValue ?? 0, o[3].staticValue ?? 0) >= 24
+        }
+        #expect(program.program.filter { $0.hasSuffix("(winograd 4×4)") }.count == large.count)
       }
     }
   }

@@ -150,7 +150,8 @@ extension WinogradConv3x3 {
           @inline(__always) func row(_ r: Int, _ s: (V8, V8, V8, V8, V8, V8)) {
             guard y0 + r < oh else { return }
             let y = Self.at(s)
-            store32(interleave(interleave(y.0 + b, y.2 + b), interleave(y.1 + b, y.3 + b)), dst + (y0 + r) * ow + x0, count: count)
+            let outputs = interleave(interleave(y.0 + b, y.2 + b), interleave(y.1 + b, y.3 + b))
+            store32(outputs, dst + (y0 + r) * ow + x0, count: count)
           }
           row(0, (s0.0, s1.0, s2.0, s3.0, s4.0, s5.0))
           row(1, (s0.1, s1.1, s2.1, s3.1, s4.1, s5.1))

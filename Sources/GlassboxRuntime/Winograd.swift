@@ -170,7 +170,7 @@ struct WinogradConv3x3: Kernel {
   func prepare(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) {
     if flipped == .forward { return }
     if m == 4 { return prepare4(a, callers: callers) }
-    let kernel = self, plane = cout * cin, flipped = flipped == .own, g = weight.pointer(a, callers)
+    let kernel = self, plane = cout * cin, g = weight.pointer(a, callers)
     splitOverCores(a, count: cout, threads: threads, worthIt: plane * 16 >= 1 << 16) { a, range in
       let u = a + kernel.transformed
       typealias V8 = SIMD8<Float>
@@ -178,15 +178,7 @@ struct WinogradConv3x3: Kernel {
         // A constant per step, as the transforms' tile loops.
         for c in Swift.stride(from: 0, to: kernel.cin, by: 8) {
           let lanes = Swift.min(8, kernel.cin - c)
-          // Tap i of filters (k, c…c+lanes−1); filter (k, c) of an input gradient is the forward
-          // filter (c, k) rotated by 180°.
-          func tap(_ i: Int) -> V8 {
-            var v = V8()
-            for l in 0..<lanes {
-              v[l] = flipped ? g[((c + l) * kernel.cout + k) * 9 + 8 - i] : g[(k * kernel.cin + c + l) * 9 + i]
-            }
-            return v
-          }
+          func tap(_ i: Int) -> V8 { kernel.tap(i, of: g, k: k, c: c, lanes: lanes) }
           // Rows of t = G·g (4×3), then U = t·Gᵀ (4×4), one vector per entry.
           func store(_ i: Int, _ t0: V8, _ t1: V8, _ t2: V8) {
             let q = u + 4 * i * plane + k * kernel.cin + c
@@ -203,6 +195,17 @@ struct WinogradConv3x3: Kernel {
         }
       }
     }
+  }
+
+  /// Tap `i` of filters (k, c…c+lanes−1) as one vector, its other lanes zero; filter (k, c) of
+  /// an input gradient (`flipped`) is the forward filter (c, k) rotated by 180°.
+  @inline(__always)
+  func tap(_ i: Int, of g: UnsafePointer<Float>, k: Int, c: Int, lanes: Int) -> SIMD8<Float> {
+    var v = SIMD8<Float>()
+    for l in 0..<lanes {
+      v[l] = flipped == .own ? g[((c + l) * cout + k) * 9 + 8 - i] : g[(k * cin + c + l) * 9 + i]
+    }
+    return v
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {

@@ -168,19 +168,13 @@ extension WinogradConv3x3 {
   /// rotated by 180°, transformed here: F(4×4, 3×3)'s points are not closed under 1/x, so
   /// there is no reading of the forward's transform).
   func prepare4(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) {
-    let kernel = self, plane = cout * cin, flipped = flipped == .own, g = weight.pointer(a, callers)
+    let kernel = self, plane = cout * cin, g = weight.pointer(a, callers)
     splitOverCores(a, count: cout, threads: threads, worthIt: plane * 36 >= 1 << 16) { a, range in
       let u = a + kernel.transformed
       for k in range {
         for c in Swift.stride(from: 0, to: kernel.cin, by: 8) {
           let lanes = Swift.min(8, kernel.cin - c)
-          func tap(_ i: Int) -> V8 {
-            var v = V8()
-            for l in 0..<lanes {
-              v[l] = flipped ? g[((c + l) * kernel.cout + k) * 9 + 8 - i] : g[(k * kernel.cin + c + l) * 9 + i]
-            }
-            return v
-          }
+          func tap(_ i: Int) -> V8 { kernel.tap(i, of: g, k: k, c: c, lanes: lanes) }
           // G applied to three taps: six entries.
           @inline(__always) func gx(_ x0: V8, _ x1: V8, _ x2: V8) -> (V8, V8, V8, V8, V8, V8) {
             let s = x0 + x2, a = twentyFourth * x0 + sixth * x2, b = twelfth * x1

@@ -160,7 +160,7 @@ struct WinogradConv3x3: Kernel {
 
   static func persistentCount(cin: Int, cout: Int, m: Int) -> Int { (m + 2) * (m + 2) * cin * cout }
 
-  /// The 16 GEMMs' operations (the transforms' additions left out).
+  /// The GEMMs' operations (the transforms' additions left out).
   var executedFlops: Double { 2 * Double(points) * Double(cout) * Double(cin) * Double(tiles) }
 
   /// `U = G g Gᵀ` for every filter, eight input channels at a time (their 3×3 taps gathered

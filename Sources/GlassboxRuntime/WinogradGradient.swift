@@ -1,14 +1,16 @@
 import Foundation
 
-/// The weight gradient of a convolution that runs as Winograd F(2×2, 3×3), by the same
+/// The weight gradient of a convolution that runs as Winograd F(2×2, 3×3) (or F(4×4, 3×3):
+/// the forward's `m`, 36 points for 16, its transforms in WinogradF4.swift), by the same
 /// transforms. Per tile the forward is `y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A`, linear in
 /// `U = G g Gᵀ`; so `∂L/∂U[ξ, k, c] = Σ_tiles (A dy Aᵀ)[ξ, k] · (Bᵀ d B)[ξ, c]` and
 /// `∂L/∂g = Gᵀ (∂L/∂U) G`:
 ///
 /// - the input transform `V[ξ, c, p]` of the forward (`WinogradConv3x3.inputTransform`);
 /// - the gradient transform `Y[ξ, k, p] = (A dy Aᵀ)[ξ]` of every 2×2 block of `dy`;
-/// - 16 GEMMs `dU[ξ] = Y[ξ] · V[ξ]ᵀ` (`[Cout, P] × [P, Cin]`, depth the tile count):
-///   16 multiplications per tile and channel pair where im2col's GEMM makes 36;
+/// - a GEMM per point, `dU[ξ] = Y[ξ] · V[ξ]ᵀ` (`[Cout, P] × [P, Cin]`, depth the tile count):
+///   16 multiplications per tile and channel pair where im2col's GEMM makes 36 (F(4×4, 3×3):
+///   36 where it makes 144);
 /// - `dw[k, c] = Gᵀ dU[·, k, c] G`.
 ///
 /// The work is shared as in the forward (`WinogradConv3x3.plan`): each core its own images
@@ -28,7 +30,7 @@ struct WinogradWeightGradient: Kernel {
   }
 
   /// Scratch floats: `V` and `Y` (of all tiles, or of one block per part), a padded plane per
-  /// thread, and `dU` (one, or one per part).
+  /// thread, and `dU` (one, or one per part: as many floats as the transformed weights).
   static func scratchCount(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int, m: Int) -> Int {
     let perImage = WinogradConv3x3.tilesPerImage(oh: oh, ow: ow, m: m)
     let padded = WinogradConv3x3.paddedPlane(oh: oh, ow: ow, m: m)
@@ -36,12 +38,13 @@ struct WinogradWeightGradient: Kernel {
       return plan.parts * partCount(cin: cin, cout: cout, tiles: plan.block * perImage, padded: padded, m: m)
     }
     return WinogradConv3x3.transformedCount(cin: cin, cout: cout, tiles: n * perImage, m: m)
-      + Swift.max(threads, 1) * padded + (m + 2) * (m + 2) * cin * cout
+      + Swift.max(threads, 1) * padded + WinogradConv3x3.persistentCount(cin: cin, cout: cout, m: m)
   }
 
   /// Floats of one part's scratch in the image split: `V`, `Y`, a padded plane, `dU`.
   static func partCount(cin: Int, cout: Int, tiles: Int, padded: Int, m: Int) -> Int {
-    WinogradConv3x3.transformedCount(cin: cin, cout: cout, tiles: tiles, m: m) + padded + (m + 2) * (m + 2) * cin * cout
+    WinogradConv3x3.transformedCount(cin: cin, cout: cout, tiles: tiles, m: m) + padded
+      + WinogradConv3x3.persistentCount(cin: cin, cout: cout, m: m)
   }
 
   func run(_ a: UnsafeMutablePointer<Float>) {

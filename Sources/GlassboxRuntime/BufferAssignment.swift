@@ -154,7 +154,8 @@ struct BufferAssignment {
     // What kernels derive from parameters (Winograd's transformed weights, a direct
     // convolution's packed weights, an LSTM layer's packed input weights) stays too. An input
     // gradient reads the transformed weights of a Winograd forward convolution by the same weights
-    // where both are F(2×2, 3×3) (`WinogradConv3x3.Flipped.forward`).
+    // where both are F(2×2, 3×3) and the forward is plain (a blocked one packs its transform for
+    // its own GEMMs: `WinogradConv3x3.packBlocked`; `WinogradConv3x3.Flipped.forward`).
     var persistent = [Int](repeating: 0, count: graph.nodes.count)
     var sharesForward = [Bool](repeating: false, count: graph.nodes.count)
     var transformed: [Int: Int] = [:]  // weight value index → its forward transform's offset
@@ -167,7 +168,9 @@ struct BufferAssignment {
         continue
       }
       persistent[i] = staticSize
-      if node.op == .conv2d && Lowering.winograd(node, graph) && Lowering.winogradTile(node, graph) == 2 {
+      if node.op == .conv2d && Lowering.winograd(node, graph) && Lowering.winogradTile(node, graph) == 2
+        && !Lowering.blocked(node)
+      {
         transformed[weight] = staticSize
       }
       staticSize += MemoryPlan.round(need)

@@ -17,7 +17,8 @@ enum Lowering {
       let geometry = ConvolutionAttributes(of: node).geometry
       if winograd(node, g) {
         return WinogradConv3x3.scratchCount(
-          n: o[0], cin: w[1], cout: w[0], oh: o[2], ow: o[3], threads: threads, m: winogradTile(node, g))
+          n: o[0], cin: w[1], cout: w[0], oh: o[2], ow: o[3], threads: threads, m: winogradTile(node, g),
+          blocked: blocked(node))
       }
       if blocked(node) { return 0 }
       if direct(node, g) {

@@ -119,9 +119,18 @@ struct WinogradConv3x3: Kernel {
   }
 
   /// Scratch floats: `V` and `M` (of all tiles, or of one block per part), plus one
-  /// zero-padded channel per thread.
-  static func scratchCount(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int, m: Int) -> Int {
+  /// zero-padded channel per thread; for a `blocked` kernel `V` and `M` of all tiles, or of one
+  /// chunk per part (`blockedChunks`).
+  static func scratchCount(
+    n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int, m: Int, blocked: Bool = false
+  ) -> Int {
     let perImage = tilesPerImage(oh: oh, ow: ow, m: m)
+    if blocked {
+      guard let plan = blockedChunks(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads, m: m) else {
+        return transformedCount(cin: cin, cout: cout, tiles: n * perImage, m: m)
+      }
+      return plan.parts * transformedCount(cin: cin, cout: cout, tiles: plan.rows * ((ow + m - 1) / m), m: m)
+    }
     if let plan = plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads, m: m) {
       return plan.parts
         * (transformedCount(cin: cin, cout: cout, tiles: plan.block * perImage, m: m)
@@ -133,8 +142,10 @@ struct WinogradConv3x3: Kernel {
 
   /// Floats past the tiles of each ξ's `V[ξ]` and `M[ξ]`. The transforms work eight tiles at
   /// a time and store all eight lanes even where fewer are tiles (a row of 7 or 4 tiles): the
-  /// extra lanes land on tiles that a later step writes, or here.
-  static let overhang = 8
+  /// extra lanes land on tiles that a later step writes, or here. Sixteen, not eight: a
+  /// blocked kernel's `V[ξ]` and `M[ξ]` (a multiple of 16 floats each) then all start on a
+  /// cache line, as the scratch does, and no vector its GEMM reads straddles two lines.
+  static let overhang = 16
 
   /// Floats of `V` and `M` for `tiles` tiles, each ξ's matrix followed by its overhang.
   static func transformedCount(cin: Int, cout: Int, tiles: Int, m: Int) -> Int {
@@ -148,10 +159,11 @@ struct WinogradConv3x3: Kernel {
   func mStride(_ p: Int) -> Int { cout * p + Self.overhang }
 
   /// Floats of one zero-padded input plane: every tile's window lies inside it (for 6×6 tiles,
-  /// rows split by phase: `copyRowsByPhase`).
+  /// rows split by phase: `copyRowsByPhase`). Rounded to a cache line, so that each part's
+  /// scratch after it starts on one.
   static func paddedPlane(oh: Int, ow: Int, m: Int) -> Int {
-    if m == 4 { return ((oh + 3) / 4 * 4 + 2) * 4 * phaseLength(tilesW: (ow + 3) / 4) + slack }
-    return ((oh + 1) / 2 * 2 + 2) * ((ow + 1) / 2 * 2 + 2) + slack
+    if m == 4 { return MemoryPlan.round(((oh + 3) / 4 * 4 + 2) * 4 * phaseLength(tilesW: (ow + 3) / 4) + slack) }
+    return MemoryPlan.round(((oh + 1) / 2 * 2 + 2) * ((ow + 1) / 2 * 2 + 2) + slack)
   }
 
   /// The GEMM this convolution is as im2col would run it (`[Cout, Cin·9] × [Cin·9, N·OH·OW]`),
@@ -166,10 +178,16 @@ struct WinogradConv3x3: Kernel {
   /// `U = G g Gᵀ` for every filter, eight input channels at a time (their 3×3 taps gathered
   /// into vectors, so the sixteen stores of `U[ξ, k, c…c+7]` are whole vectors), output
   /// channels split over the cores: in training this runs before every step, for every
-  /// convolution and input gradient.
+  /// convolution and input gradient. A blocked kernel then packs each `U[ξ]` as its GEMM reads
+  /// it (`packBlocked`).
   func prepare(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) {
     if flipped == .forward { return }
-    if m == 4 { return prepare4(a, callers: callers) }
+    if m == 4 { prepare4(a, callers: callers) } else { prepare2(a, callers: callers) }
+    if blocked { packBlocked(a) }
+  }
+
+  /// `prepare`'s F(2×2, 3×3) transform.
+  private func prepare2(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) {
     let kernel = self, plane = cout * cin, g = weight.pointer(a, callers)
     splitOverCores(a, count: cout, threads: threads, worthIt: plane * 16 >= 1 << 16) { a, range in
       let u = a + kernel.transformed

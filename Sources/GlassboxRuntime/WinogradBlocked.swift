@@ -1,49 +1,79 @@
+import CKernels
+
 /// Winograd F(2×2, 3×3) between channel-blocked values (`choose-layouts`' NCHW16c in and out):
 /// the transforms take a block's 16 channels as one vector, so a tile's 4×4 window is sixteen
 /// vector loads with no padded copy of the plane, and its 2×2 outputs four vector stores with
-/// the bias, residual and ReLU applied in registers. `V` and `M` are kept transposed — `V[ξ]:
-/// [P, Cin]`, `M[ξ]: [P, Cout]`, a tile's channels adjacent — and each GEMM is `M[ξ] = V[ξ] ·
-/// U[ξ]ᵀ`. The same sums as the plain transforms (`inputTransform`, `outputTransform`), lane by
-/// lane.
+/// the bias, residual and ReLU applied in registers. `V` and `M` are blocked too — `V[ξ]:
+/// [Cin/16, P, 16]`, `M[ξ]: [Cout/16, P, 16]`, tiles `P` in place of a plane's pixels — so each
+/// GEMM `M[ξ] = V[ξ] · U[ξ]ᵀ` is a 1×1 convolution over a P-pixel blocked image, run by the
+/// blocked convolution kernel (`CKernels/conv_blocked.c`) on `U[ξ]` packed once as its weights
+/// (`packBlocked`): no per-call packing of `V`, no zeroing of `M`. The same sums as the plain
+/// transforms (`inputTransform`, `outputTransform`), lane by lane.
 extension WinogradConv3x3 {
   typealias V16 = SIMD16<Float>
 
-  /// `run` for a blocked convolution: the work shared as the plain kernel shares it, in units of
-  /// one image's block of 16 channels instead of a plane.
+  /// V and M floats (of all points) a chunk of tile rows keeps to: with the transformed weights
+  /// of ResNet's layer1 they stay in a core's L2 between the three steps.
+  static let blockedChunkFloats = 1 << 17
+
+  /// How a blocked convolution whose tiles outweigh its weights shares its work: the (image, tile
+  /// row) pairs split over `parts` cores, each core taking `rows` of its pairs at a time through
+  /// the input transform, the GEMMs and the output transform, so that the chunk's `V` and `M`
+  /// (`blockedChunkFloats` at most, one tile row at least) stay in cache between the steps; nil
+  /// where the weights outweigh the tiles (then every step is shared, the GEMMs by ξ, so that
+  /// each core reads only its points' weights).
+  static func blockedChunks(
+    n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int, m: Int
+  ) -> (parts: Int, rows: Int)? {
+    let tilesH = (oh + m - 1) / m, tilesW = (ow + m - 1) / m
+    guard n * tilesH * tilesW * (cin + cout) > cin * cout else { return nil }
+    let units = n * tilesH, parts = Swift.max(1, Swift.min(threads, units))
+    let perRow = (m + 2) * (m + 2) * tilesW * (cin + cout)
+    return (parts, Swift.max(1, Swift.min((units + parts - 1) / parts, blockedChunkFloats / perRow)))
+  }
+
+  /// `run` for a blocked convolution: in chunks of tile rows per core (`blockedChunks`), or each
+  /// step shared over the cores, the transforms in units of one image's block of 16 channels.
   func runBlocked(_ a: UnsafeMutablePointer<Float>) {
-    let inputBlocks = cin / 16, outputBlocks = cout / 16
-    if let plan = Self.plan(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads, m: m) {
-      let perImage = tilesH * tilesW, block = plan.block
-      // Each part's scratch as `scratchCount` plans it (the padded plane unused here).
-      let perPart =
-        Self.transformedCount(cin: cin, cout: cout, tiles: block * perImage, m: m)
-        + Self.paddedPlane(oh: oh, ow: ow, m: m)
-      let kernel = self
-      forEachImagePart(images: n, threads: threads, a, scratch: scratch, partScratch: { _ in perPart }) {
-        a, _, images, offset, _ in
-        var first = images.lowerBound
-        while first < images.upperBound {
-          let count = Swift.min(block, images.upperBound - first), p = count * perImage
-          let v = a + offset, m = v + 16 * kernel.vStride(p)
-          for local in 0..<count {
+    let inputBlocks = cin / 16, outputBlocks = cout / 16, th = tilesH, tw = tilesW
+    if let plan = Self.blockedChunks(n: n, cin: cin, cout: cout, oh: oh, ow: ow, threads: threads, m: m) {
+      let units = n * th, perPart = Self.transformedCount(cin: cin, cout: cout, tiles: plan.rows * tw, m: m)
+      let base = UnsafeSendable(a), kernel = self
+      forEachPart(plan.parts) { part in
+        let a = base.pointer, v = a + kernel.scratch + part * perPart
+        var first = units * part / plan.parts
+        let last = units * (part + 1) / plan.parts
+        while first < last {
+          let end = Swift.min(first + plan.rows, last), p = (end - first) * tw
+          let m = v + kernel.points * kernel.vStride(p)
+          // The chunk's rows image by image: each image, its rows, and their first tile in V.
+          func pieces(_ body: (_ image: Int, _ rows: Range<Int>, _ at: Int) -> Void) {
+            var u = first
+            while u < end {
+              let image = u / th, stop = Swift.min(end, (image + 1) * th)
+              body(image, (u - image * th)..<(stop - image * th), (u - first) * tw)
+              u = stop
+            }
+          }
+          pieces { image, rows, at in
             for b in 0..<inputBlocks {
-              kernel.blockedInputTransform(image: first + local, local: local, block: b, a: a, v: v, p: p)
+              kernel.blockedInputTransform(image: image, rows: rows, at: at, block: b, a: a, v: v, p: p)
             }
           }
-          for xi in 0..<16 { kernel.multiplyTransposed(a, xi: xi, v: v, m: m, p: p) }
-          for local in 0..<count {
+          for xi in 0..<kernel.points { kernel.multiplyBlocked(a, xi: xi, v: v, m: m, p: p) }
+          pieces { image, rows, at in
             for b in 0..<outputBlocks {
-              kernel.blockedOutputTransform(image: first + local, local: local, block: b, a: a, m: m, p: p)
+              kernel.blockedOutputTransform(image: image, rows: rows, at: at, block: b, a: a, m: m, p: p)
             }
           }
-          first += count
+          first = end
         }
       }
       return
     }
     let p = tiles, parts = Swift.max(1, Swift.min(threads, 8))
     let base = UnsafeSendable(a), kernel = self
-    let v = scratch, m = scratch + 16 * vStride(p)
+    let v = scratch, m = scratch + points * vStride(p)
     // Each part a run of (image, block) pairs, in order.
     func forEachBlock(_ blocks: Int, _ body: @escaping @Sendable (_ image: Int, _ block: Int) -> Void) {
       forEachPart(parts) { part in
@@ -53,41 +83,65 @@ extension WinogradConv3x3 {
     }
     forEachBlock(inputBlocks) { image, block in
       kernel.blockedInputTransform(
-        image: image, local: image, block: block, a: base.pointer, v: base.pointer + v, p: p)
+        image: image, rows: 0..<th, at: image * th * tw, block: block, a: base.pointer, v: base.pointer + v, p: p)
     }
     forEachPart(parts) { part in
-      for xi in stride(from: part, to: 16, by: parts) {
-        kernel.multiplyTransposed(base.pointer, xi: xi, v: base.pointer + v, m: base.pointer + m, p: p)
+      for xi in stride(from: part, to: kernel.points, by: parts) {
+        kernel.multiplyBlocked(base.pointer, xi: xi, v: base.pointer + v, m: base.pointer + m, p: p)
       }
     }
     forEachBlock(outputBlocks) { image, block in
       kernel.blockedOutputTransform(
-        image: image, local: image, block: block, a: base.pointer, m: base.pointer + m, p: p)
+        image: image, rows: 0..<th, at: image * th * tw, block: block, a: base.pointer, m: base.pointer + m, p: p)
     }
   }
 
-  /// `M[ξ] = V[ξ] · U[ξ]ᵀ` (`[P, Cin] × [Cin, Cout]`), on one thread.
-  @inline(__always)
-  func multiplyTransposed(
-    _ a: UnsafeMutablePointer<Float>, xi: Int, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>,
-    p: Int
-  ) {
-    BLAS.sgemm(
-      transB: true, m: p, n: cout, k: cin, a: v + xi * vStride(p), lda: cin,
-      b: a + transformed + xi * cout * cin, ldb: cin, c: m + xi * mStride(p), ldc: cout)
+  /// Packs each `U[ξ]` (`[Cout, Cin]`, as `prepare` transformed it) in place as the blocked 1×1
+  /// convolution's weights (`glassbox_conv_blocked_pack_weights`: `[Cout/16, Cin/16, 16, 16]`,
+  /// the same count of floats), ξ split over the cores.
+  func packBlocked(_ a: UnsafeMutablePointer<Float>) {
+    let plane = cout * cin, (cout, cin, transformed) = (self.cout, self.cin, self.transformed)
+    splitOverCores(a, count: points, threads: threads, worthIt: plane * points >= 1 << 16) { a, range in
+      let copy = UnsafeMutablePointer<Float>.allocate(capacity: plane)
+      defer { copy.deallocate() }
+      for xi in range {
+        let u = a + transformed + xi * plane
+        copy.update(from: u, count: plane)
+        glassbox_conv_blocked_pack_weights(copy, Int32(cout), Int32(cin), 1, 1, u)
+      }
+    }
   }
 
-  /// `V[ξ, tile, 16·block…] = Bᵀ d B` for every tile of one image's input block (`local`: its
-  /// place among the images `V` holds): the window's sixteen pixels loaded as vectors of the
-  /// block's channels, zeros outside the image.
+  /// `M[ξ] = V[ξ] · U[ξ]ᵀ`, on one thread: the 1×1 convolution of `V[ξ]` (`Cin` channels of `p`
+  /// pixels, blocked) by the packed `U[ξ]`, into `M[ξ]`.
+  @inline(__always)
+  func multiplyBlocked(
+    _ a: UnsafeMutablePointer<Float>, xi: Int, v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, p: Int
+  ) {
+    var c = glassbox_conv_blocked(
+      cin: Int32(cin), h: 1, w: Int32(p), cout: Int32(cout), oh: 1, ow: Int32(p), kh: 1, kw: 1, sy: 1, sx: 1,
+      py: 0, px: 0, dy: 1, dx: 1, plainInput: 0, bias: nil, relu: 0)
+    let x = UnsafePointer(v + xi * vStride(p)), u = UnsafePointer(a + transformed + xi * cout * cin)
+    let y = m + xi * mStride(p), blocks = Int32(cout / 16)
+    if AVX512.enabled {
+      glassbox_conv_blocked_avx512(&c, x, u, y, nil, 0, blocks, 0, 1)
+    } else {
+      glassbox_conv_blocked_avx2(&c, x, u, y, nil, 0, blocks, 0, 1)
+    }
+  }
+
+  /// `V[ξ, block, tile] = Bᵀ d B` for the tiles of tile rows `rows` of one image's input block
+  /// (the first of them tile `at` of `V`'s `p`): the window's sixteen pixels loaded as vectors of
+  /// the block's channels, zeros outside the image.
   @inline(__always)
   func blockedInputTransform(
-    image: Int, local: Int, block: Int, a: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, p: Int
+    image: Int, rows: Range<Int>, at: Int, block: Int, a: UnsafeMutablePointer<Float>,
+    v: UnsafeMutablePointer<Float>, p: Int
   ) {
-    let th = tilesH, tw = tilesW, stride = vStride(p)
+    let tw = tilesW, stride = vStride(p)
     let src = a + x + (image * cin + block * 16) * h * w
     let zero = V16(repeating: 0)
-    for ty in 0..<th {
+    for ty in rows {
       let y0 = 2 * ty - padding.0
       for tx in 0..<tw {
         let x0 = 2 * tx - padding.1
@@ -104,7 +158,7 @@ extension WinogradConv3x3 {
         let t1 = (r1.0 + r2.0, r1.1 + r2.1, r1.2 + r2.2, r1.3 + r2.3)
         let t2 = (r2.0 - r1.0, r2.1 - r1.1, r2.2 - r1.2, r2.3 - r1.3)
         let t3 = (r1.0 - r3.0, r1.1 - r3.1, r1.2 - r3.2, r1.3 - r3.3)
-        let dst = v + (local * th * tw + ty * tw + tx) * cin + block * 16
+        let dst = v + (block * p + at + (ty - rows.lowerBound) * tw + tx) * 16
         // V = t B, per row: t0 − t2, t1 + t2, t2 − t1, t1 − t3.
         @inline(__always) func store(_ i: Int, _ t: (V16, V16, V16, V16)) {
           let q = dst + 4 * i * stride
@@ -121,20 +175,22 @@ extension WinogradConv3x3 {
     }
   }
 
-  /// `y = Aᵀ M A` + bias for every tile of one image's output block, then the epilogue (the
-  /// blocked residual added, ReLU), each output pixel's 16 channels one vector store.
+  /// `y = Aᵀ M A` + bias for the tiles of tile rows `rows` of one image's output block (the
+  /// first of them tile `at` of `M`'s `p`), then the epilogue (the blocked residual added,
+  /// ReLU), each output pixel's 16 channels one vector store.
   @inline(__always)
   func blockedOutputTransform(
-    image: Int, local: Int, block: Int, a: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, p: Int
+    image: Int, rows: Range<Int>, at: Int, block: Int, a: UnsafeMutablePointer<Float>,
+    m: UnsafeMutablePointer<Float>, p: Int
   ) {
-    let th = tilesH, tw = tilesW, stride = mStride(p)
+    let tw = tilesW, stride = mStride(p)
     let b = bias.map { UnsafeRawPointer(a + $0 + block * 16).loadUnaligned(as: V16.self) } ?? V16(repeating: 0)
-    let at = (image * cout + block * 16) * oh * ow
-    let dst = a + out + at, residual = epilogue.residual.map { a + $0 + at }, relu = epilogue.relu
+    let plane = (image * cout + block * 16) * oh * ow
+    let dst = a + out + plane, residual = epilogue.residual.map { a + $0 + plane }, relu = epilogue.relu
     let zero = V16(repeating: 0)
-    for ty in 0..<th {
+    for ty in rows {
       for tx in 0..<tw {
-        let q = m + (local * th * tw + ty * tw + tx) * cout + block * 16
+        let q = m + (block * p + at + (ty - rows.lowerBound) * tw + tx) * 16
         @inline(__always) func mv(_ xi: Int) -> V16 { UnsafeRawPointer(q + xi * stride).loadUnaligned(as: V16.self) }
         let m0 = mv(0), m1 = mv(1), m2 = mv(2), m3 = mv(3), m4 = mv(4), m5 = mv(5), m6 = mv(6), m7 = mv(7)
         let m8 = mv(8), m9 = mv(9), m10 = mv(10), m11 = mv(11), m12 = mv(12), m13 = mv(13), m14 = mv(14), m15 = mv(15)

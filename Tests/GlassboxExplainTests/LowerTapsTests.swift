@@ -248,6 +248,42 @@ struct LowerTapsTests {
     }
   }
 
+  /// Saliency back through Winograd convolutions that `choose-layouts` blocks: their input
+  /// gradients run plain Winograd kernels that transform their own weights, since a blocked
+  /// forward packs its transform for its own GEMMs (`WinogradConv3x3.packBlocked`). Against the
+  /// Float64 reference interpreter on the lowered graph, at one and two cores.
+  @Test func saliencyThroughBlockedWinogradMatchesTheReference() throws {
+    let text = """
+      graph g(x: f32[1, 64, 16, 14]) -> (y: f32[1, 5]) {
+        a = relu(conv2d(x, out: 64, kernel: 3, padding: 1))
+        b = relu(conv2d(a, out: 80, kernel: 3, padding: 1))
+        y = linear(flatten(global_avg_pool2d(b)), out: 5)
+        tap s = saliency(x)
+      }
+      """
+    let graph = try Spec.checkedGraph(SourceText(fileName: "s.graph", text: text))
+    let lowered = try LowerTaps.apply(
+      to: Module(graph: graph, weights: DeterministicTensors.parameters(of: graph)),
+      options: .init(taps: ["s"], classIndex: 2))
+    var interpreter = ReferenceInterpreter(graph: lowered.module.graph)
+    let inputs = TapFixture.inputs(graph)
+    let reference = try interpreter.run(inputs: inputs, parameters: lowered.module.weights)
+    let output = try #require(lowered.module.graph.outputs.first { $0.name == "s" })
+    let expected = try #require(reference[lowered.module.graph[output.value].name])
+    var module = lowered.module
+    Pipeline.run(Pipeline.inference(blockedLayouts: true), on: &module)
+    for threads in [1, 2] {
+      let program = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
+      let labels = program.program
+      #expect(labels.filter { $0.hasSuffix("(winograd, blocked)") }.count == 2, "\(labels)")
+      #expect(labels.filter { $0.hasSuffix("(winograd)") }.count >= 1, "\(labels)")
+      let actual = try #require(try program.run(inputs: inputs)["s"])
+      let scale = expected.doubles.reduce(1e-6) { max($0, abs($1)) }
+      let diff = zip(expected.doubles, actual.doubles).reduce(0.0) { max($0, abs($1.0 - $1.1)) }
+      #expect(actual.shape == expected.shape && diff <= 1e-5 * scale, "\(threads) threads: \(diff) of \(scale)")
+    }
+  }
+
   /// Only the backward slice a tap needs: Grad-CAM on layer4 differentiates no convolution.
   @Test func gradcamCompilesOnlyItsBackwardSlice() throws {
     let fixture = try TapFixture("resnet18_taps")

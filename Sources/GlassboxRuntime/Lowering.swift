@@ -302,7 +302,7 @@ enum Lowering {
           threads: threads, m: winogradTile(node, g))
         if a.layout == .blocked {
           kernel.blocked = true
-          kernel.label = label + " (winograd, blocked)"
+          kernel.label = label + winogradSuffix(node, g).dropLast() + ", blocked)"
         }
         return [kernel]
       }

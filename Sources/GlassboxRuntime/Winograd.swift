@@ -46,7 +46,7 @@ struct WinogradConv3x3: Kernel {
   var blocked = false
   /// Outputs per tile side: 2 for F(2×2, 3×3) (4×4 tiles, 16 GEMMs), 4 for F(4×4, 3×3) (6×6
   /// tiles, 36 GEMMs: 2.25 multiplications per output and channel instead of 4, and `V` and `M`
-  /// that much smaller; `tileSize` chooses). The blocked transforms are F(2×2, 3×3) only.
+  /// that much smaller; `tileSize` chooses).
   var m = 2
 
   enum Flipped: Sendable {
@@ -93,9 +93,9 @@ struct WinogradConv3x3: Kernel {
   static func tilesPerImage(oh: Int, ow: Int, m: Int) -> Int { ((oh + m - 1) / m) * ((ow + m - 1) / m) }
 
   /// The tile for a convolution of `oh`×`ow` outputs: F(4×4, 3×3) on maps of at least
-  /// `largeTileSide` outputs a side, unless blocked (the blocked transforms are F(2×2, 3×3)).
+  /// `largeTileSide` outputs a side (`largeBlockedTileSide` blocked).
   static func tileSize(oh: Int, ow: Int, blocked: Bool) -> Int {
-    !blocked && Swift.min(oh, ow) >= largeTileSide ? 4 : 2
+    Swift.min(oh, ow) >= (blocked ? largeBlockedTileSide : largeTileSide) ? 4 : 2
   }
 
   /// The smallest map side that takes F(4×4, 3×3). Its GEMMs make 36 multiplications per 4×4
@@ -105,6 +105,12 @@ struct WinogradConv3x3: Kernel {
   /// 3×3)'s time on layer1's 28×28 maps, but 1.16–1.47 on layer2's 14×14, 0.98–1.26 on layer3's
   /// 7×7 and 0.89–1.23 on layer4's 4×4.
   static let largeTileSide = 24
+
+  /// `largeTileSide` for blocked convolutions, whose transforms load and store a tile's 16
+  /// channels as vectors: on ResNet-18 at batch 1 (AVX-512, two cores) F(4×4, 3×3) took 0.84 of
+  /// F(2×2, 3×3)'s time on layer1's 56×56 maps and 0.69 on layer2's 28×28, but 0.91–1.08 on
+  /// layer3's 14×14.
+  static let largeBlockedTileSide = 24
 
   /// Images split over `parts` cores, each taking `block` images at a time (the fewest whole
   /// images that make 256 tiles, so the GEMMs stay wide, or all of a core's images); nil to

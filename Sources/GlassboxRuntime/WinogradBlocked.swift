@@ -1,9 +1,9 @@
 import CKernels
 
-/// Winograd F(2×2, 3×3) between channel-blocked values (`choose-layouts`' NCHW16c in and out):
-/// the transforms take a block's 16 channels as one vector, so a tile's 4×4 window is sixteen
-/// vector loads with no padded copy of the plane, and its 2×2 outputs four vector stores with
-/// the bias, residual and ReLU applied in registers. `V` and `M` are blocked too — `V[ξ]:
+/// Winograd F(2×2, 3×3) and F(4×4, 3×3) between channel-blocked values (`choose-layouts`'
+/// NCHW16c in and out): the transforms take a block's 16 channels as one vector, so a tile's 4×4
+/// (6×6) window is 16 (36) vector loads with no padded copy of the plane, and its 2×2 (4×4)
+/// outputs as many vector stores with the bias, residual and ReLU applied in registers. `V` and `M` are blocked too — `V[ξ]:
 /// [Cin/16, P, 16]`, `M[ξ]: [Cout/16, P, 16]`, tiles `P` in place of a plane's pixels — so each
 /// GEMM `M[ξ] = V[ξ] · U[ξ]ᵀ` is a 1×1 convolution over a P-pixel blocked image, run by the
 /// blocked convolution kernel (`CKernels/conv_blocked.c`) on `U[ξ]` packed once as its weights
@@ -130,27 +130,150 @@ extension WinogradConv3x3 {
     }
   }
 
-  /// `V[ξ, block, tile] = Bᵀ d B` for the tiles of tile rows `rows` of one image's input block
-  /// (the first of them tile `at` of `V`'s `p`): the window's sixteen pixels loaded as vectors of
-  /// the block's channels, zeros outside the image.
+  /// The input transform of this kernel's tile, blocked.
   @inline(__always)
   func blockedInputTransform(
     image: Int, rows: Range<Int>, at: Int, block: Int, a: UnsafeMutablePointer<Float>,
     v: UnsafeMutablePointer<Float>, p: Int
   ) {
+    if m == 4 {
+      blockedInputTransform4(image: image, rows: rows, at: at, block: block, a: a, v: v, p: p)
+    } else {
+      blockedInputTransform2(image: image, rows: rows, at: at, block: block, a: a, v: v, p: p)
+    }
+  }
+
+  /// The output transform of this kernel's tile, blocked.
+  @inline(__always)
+  func blockedOutputTransform(
+    image: Int, rows: Range<Int>, at: Int, block: Int, a: UnsafeMutablePointer<Float>,
+    m mm: UnsafeMutablePointer<Float>, p: Int
+  ) {
+    if m == 4 {
+      blockedOutputTransform4(image: image, rows: rows, at: at, block: block, a: a, m: mm, p: p)
+    } else {
+      blockedOutputTransform2(image: image, rows: rows, at: at, block: block, a: a, m: mm, p: p)
+    }
+  }
+
+  /// One image's input block (at `src`) at pixel (`y`, `x`) as a vector of its 16 channels, zero
+  /// outside the image (`inside`: the whole window is in it).
+  @inline(__always)
+  func blockedPixel(_ src: UnsafeMutablePointer<Float>, _ y: Int, _ x: Int, inside: Bool) -> V16 {
+    guard inside || (y >= 0 && y < h && x >= 0 && x < w) else { return V16(repeating: 0) }
+    return UnsafeRawPointer(src + (y * w + x) * 16).loadUnaligned(as: V16.self)
+  }
+
+  /// Stores output pixel (`y`, `x`) of one image's output block (at `dst`, its residual at
+  /// `residual`) after the epilogue, unless it lies past the map (a tile's last rows and
+  /// columns on a map that is no multiple of the tile).
+  @inline(__always)
+  func blockedPut(
+    _ value: V16, _ y: Int, _ x: Int, dst: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>?
+  ) {
+    guard y < oh, x < ow else { return }
+    let o = (y * ow + x) * 16
+    var v = value
+    if let residual { v = v + UnsafeRawPointer(residual + o).loadUnaligned(as: V16.self) }
+    if epilogue.relu { v = v.replacing(with: 0, where: v .< 0) }
+    UnsafeMutableRawPointer(dst + o).storeBytes(of: v, as: V16.self)
+  }
+
+  /// F(4×4, 3×3)'s `V[ξ, block, tile] = Bᵀ d B` for the 6×6 tiles of tile rows `rows` of one
+  /// image's input block, as `blockedInputTransform2` does for 4×4 tiles (the sums of
+  /// `inputTransform4`: `t = Bᵀ d` column by column, then `V = t B` row by row).
+  @inline(__always)
+  func blockedInputTransform4(
+    image: Int, rows: Range<Int>, at: Int, block: Int, a: UnsafeMutablePointer<Float>,
+    v: UnsafeMutablePointer<Float>, p: Int
+  ) {
     let tw = tilesW, stride = vStride(p)
     let src = a + x + (image * cin + block * 16) * h * w
-    let zero = V16(repeating: 0)
+    for ty in rows {
+      let y0 = 4 * ty - padding.0
+      for tx in 0..<tw {
+        let x0 = 4 * tx - padding.1
+        let inside = y0 >= 0 && y0 + 6 <= h && x0 >= 0 && x0 + 6 <= w
+        @inline(__always) func column(_ c: Int) -> (V16, V16, V16, V16, V16, V16) {
+          @inline(__always) func d(_ r: Int) -> V16 { blockedPixel(src, y0 + r, x0 + c, inside: inside) }
+          return Self.bt((d(0), d(1), d(2), d(3), d(4), d(5)))
+        }
+        let t0 = column(0), t1 = column(1), t2 = column(2), t3 = column(3), t4 = column(4), t5 = column(5)
+        let dst = v + (block * p + at + (ty - rows.lowerBound) * tw + tx) * 16
+        @inline(__always) func store(_ i: Int, _ row: (V16, V16, V16, V16, V16, V16)) {
+          let r = Self.bt(row), q = dst + 6 * i * stride
+          UnsafeMutableRawPointer(q).storeBytes(of: r.0, as: V16.self)
+          UnsafeMutableRawPointer(q + stride).storeBytes(of: r.1, as: V16.self)
+          UnsafeMutableRawPointer(q + 2 * stride).storeBytes(of: r.2, as: V16.self)
+          UnsafeMutableRawPointer(q + 3 * stride).storeBytes(of: r.3, as: V16.self)
+          UnsafeMutableRawPointer(q + 4 * stride).storeBytes(of: r.4, as: V16.self)
+          UnsafeMutableRawPointer(q + 5 * stride).storeBytes(of: r.5, as: V16.self)
+        }
+        store(0, (t0.0, t1.0, t2.0, t3.0, t4.0, t5.0))
+        store(1, (t0.1, t1.1, t2.1, t3.1, t4.1, t5.1))
+        store(2, (t0.2, t1.2, t2.2, t3.2, t4.2, t5.2))
+        store(3, (t0.3, t1.3, t2.3, t3.3, t4.3, t5.3))
+        store(4, (t0.4, t1.4, t2.4, t3.4, t4.4, t5.4))
+        store(5, (t0.5, t1.5, t2.5, t3.5, t4.5, t5.5))
+      }
+    }
+  }
+
+  /// F(4×4, 3×3)'s `y = Aᵀ M A` + bias for the 6×6 tiles of tile rows `rows` of one image's
+  /// output block, then the epilogue, as `blockedOutputTransform2` does for 4×4 tiles (the
+  /// sums of `outputTransform4`).
+  @inline(__always)
+  func blockedOutputTransform4(
+    image: Int, rows: Range<Int>, at: Int, block: Int, a: UnsafeMutablePointer<Float>,
+    m: UnsafeMutablePointer<Float>, p: Int
+  ) {
+    let tw = tilesW, stride = mStride(p)
+    let b = bias.map { UnsafeRawPointer(a + $0 + block * 16).loadUnaligned(as: V16.self) } ?? V16(repeating: 0)
+    let plane = (image * cout + block * 16) * oh * ow
+    let dst = a + out + plane, residual = epilogue.residual.map { a + $0 + plane }
+    for ty in rows {
+      for tx in 0..<tw {
+        let q = m + (block * p + at + (ty - rows.lowerBound) * tw + tx) * 16
+        @inline(__always) func mv(_ xi: Int) -> V16 { UnsafeRawPointer(q + xi * stride).loadUnaligned(as: V16.self) }
+        // Column j of Aᵀ M (4×6): points j, 6 + j, …, 30 + j.
+        @inline(__always) func column(_ j: Int) -> (V16, V16, V16, V16) {
+          Self.at((mv(j), mv(6 + j), mv(12 + j), mv(18 + j), mv(24 + j), mv(30 + j)))
+        }
+        let s0 = column(0), s1 = column(1), s2 = column(2), s3 = column(3), s4 = column(4), s5 = column(5)
+        let y0 = 4 * ty, x0 = 4 * tx
+        // Output row r = row r of (Aᵀ M) times A.
+        @inline(__always) func row(_ r: Int, _ s: (V16, V16, V16, V16, V16, V16)) {
+          guard y0 + r < oh else { return }
+          let y = Self.at(s)
+          blockedPut(y.0 + b, y0 + r, x0, dst: dst, residual: residual)
+          blockedPut(y.1 + b, y0 + r, x0 + 1, dst: dst, residual: residual)
+          blockedPut(y.2 + b, y0 + r, x0 + 2, dst: dst, residual: residual)
+          blockedPut(y.3 + b, y0 + r, x0 + 3, dst: dst, residual: residual)
+        }
+        row(0, (s0.0, s1.0, s2.0, s3.0, s4.0, s5.0))
+        row(1, (s0.1, s1.1, s2.1, s3.1, s4.1, s5.1))
+        row(2, (s0.2, s1.2, s2.2, s3.2, s4.2, s5.2))
+        row(3, (s0.3, s1.3, s2.3, s3.3, s4.3, s5.3))
+      }
+    }
+  }
+
+  /// F(2×2, 3×3)'s `V[ξ, block, tile] = Bᵀ d B` for the tiles of tile rows `rows` of one image's input block
+  /// (the first of them tile `at` of `V`'s `p`): the window's sixteen pixels loaded as vectors of
+  /// the block's channels, zeros outside the image.
+  @inline(__always)
+  func blockedInputTransform2(
+    image: Int, rows: Range<Int>, at: Int, block: Int, a: UnsafeMutablePointer<Float>,
+    v: UnsafeMutablePointer<Float>, p: Int
+  ) {
+    let tw = tilesW, stride = vStride(p)
+    let src = a + x + (image * cin + block * 16) * h * w
     for ty in rows {
       let y0 = 2 * ty - padding.0
       for tx in 0..<tw {
         let x0 = 2 * tx - padding.1
         let inside = y0 >= 0 && y0 + 4 <= h && x0 >= 0 && x0 + 4 <= w
-        @inline(__always) func d(_ r: Int, _ c: Int) -> V16 {
-          let yy = y0 + r, xx = x0 + c
-          guard inside || (yy >= 0 && yy < h && xx >= 0 && xx < w) else { return zero }
-          return UnsafeRawPointer(src + (yy * w + xx) * 16).loadUnaligned(as: V16.self)
-        }
+        @inline(__always) func d(_ r: Int, _ c: Int) -> V16 { blockedPixel(src, y0 + r, x0 + c, inside: inside) }
         // t = Bᵀ d, row by row, each row's four columns: d0 − d2, d1 + d2, d2 − d1, d1 − d3.
         let r0 = (d(0, 0), d(0, 1), d(0, 2), d(0, 3)), r1 = (d(1, 0), d(1, 1), d(1, 2), d(1, 3))
         let r2 = (d(2, 0), d(2, 1), d(2, 2), d(2, 3)), r3 = (d(3, 0), d(3, 1), d(3, 2), d(3, 3))
@@ -175,19 +298,18 @@ extension WinogradConv3x3 {
     }
   }
 
-  /// `y = Aᵀ M A` + bias for the tiles of tile rows `rows` of one image's output block (the
+  /// F(2×2, 3×3)'s `y = Aᵀ M A` + bias for the tiles of tile rows `rows` of one image's output block (the
   /// first of them tile `at` of `M`'s `p`), then the epilogue (the blocked residual added,
   /// ReLU), each output pixel's 16 channels one vector store.
   @inline(__always)
-  func blockedOutputTransform(
+  func blockedOutputTransform2(
     image: Int, rows: Range<Int>, at: Int, block: Int, a: UnsafeMutablePointer<Float>,
     m: UnsafeMutablePointer<Float>, p: Int
   ) {
     let tw = tilesW, stride = mStride(p)
     let b = bias.map { UnsafeRawPointer(a + $0 + block * 16).loadUnaligned(as: V16.self) } ?? V16(repeating: 0)
     let plane = (image * cout + block * 16) * oh * ow
-    let dst = a + out + plane, residual = epilogue.residual.map { a + $0 + plane }, relu = epilogue.relu
-    let zero = V16(repeating: 0)
+    let dst = a + out + plane, residual = epilogue.residual.map { a + $0 + plane }
     for ty in rows {
       for tx in 0..<tw {
         let q = m + (block * p + at + (ty - rows.lowerBound) * tw + tx) * 16
@@ -198,12 +320,7 @@ extension WinogradConv3x3 {
         let s10 = m4 - m8 - m12, s11 = m5 - m9 - m13, s12 = m6 - m10 - m14, s13 = m7 - m11 - m15
         let y0 = 2 * ty, x0 = 2 * tx
         @inline(__always) func put(_ value: V16, _ yy: Int, _ xx: Int) {
-          guard yy < oh, xx < ow else { return }
-          let o = (yy * ow + xx) * 16
-          var v = value
-          if let residual { v = v + UnsafeRawPointer(residual + o).loadUnaligned(as: V16.self) }
-          if relu { v = v.replacing(with: zero, where: v .< zero) }
-          UnsafeMutableRawPointer(dst + o).storeBytes(of: v, as: V16.self)
+          blockedPut(value, yy, xx, dst: dst, residual: residual)
         }
         put(s00 + s01 + s02 + b, y0, x0)
         put(s01 - s02 - s03 + b, y0, x0 + 1)

@@ -46,18 +46,19 @@ extension WinogradConv3x3 {
   /// residue mod 4 (columns up to `4·tilesW + 1`), and one more.
   static func phaseLength(tilesW: Int) -> Int { tilesW + 2 }
 
-  /// `Bᵀ x` for a column (or `x B` for a row) of a 6×6 tile.
+  /// `Bᵀ x` for a column (or `x B` for a row) of a 6×6 tile, eight tiles (or, blocked, one
+  /// tile's 16 channels) a vector.
   @inline(__always)
-  static func bt(_ x: (V8, V8, V8, V8, V8, V8)) -> (V8, V8, V8, V8, V8, V8) {
+  static func bt<V: SIMD>(_ x: (V, V, V, V, V, V)) -> (V, V, V, V, V, V) where V.Scalar == Float {
     let s12 = x.1 + x.2, d12 = x.1 - x.2, s34 = x.3 + x.4, d34 = x.4 - x.3, d42 = x.4 - x.2, d31 = x.3 - x.1
     return (
       4 * x.0 - 5 * x.2 + x.4, s34 - 4 * s12, d34 + 4 * d12, d42 + 2 * d31, d42 - 2 * d31, 4 * x.1 - 5 * x.3 + x.5
     )
   }
 
-  /// `Aᵀ x` for a column (or `x A` for a row) of a 6×6 tile of `M`.
+  /// `Aᵀ x` for a column (or `x A` for a row) of a 6×6 tile of `M`, as `bt`.
   @inline(__always)
-  static func at(_ x: (V8, V8, V8, V8, V8, V8)) -> (V8, V8, V8, V8) {
+  static func at<V: SIMD>(_ x: (V, V, V, V, V, V)) -> (V, V, V, V) where V.Scalar == Float {
     let s12 = x.1 + x.2, d12 = x.1 - x.2, s34 = x.3 + x.4, d34 = x.3 - x.4
     return (x.0 + s12 + s34, d12 + 2 * d34, s12 + 4 * s34, d12 + 8 * d34 + x.5)
   }

@@ -10,8 +10,8 @@ import Testing
 /// plain inputs of 3 and 17 channels (the last block partial), 16 to 80 output channels (one to
 /// five blocks, more than one step of four), strides 2 and 3 and unequal ones, padding 0 to 3,
 /// dilation, 7×7, 5×3 and 1×1 kernels, maps of 1 to 37 columns (rows shorter than a step, and
-/// steps that end mid-row), Winograd's 3×3s on blocks, the bias or none, residuals (blocked, and
-/// a plain input converted),
+/// steps that end mid-row), Winograd's 3×3s on blocks (F(2×2, 3×3) and F(4×4, 3×3)), the bias
+/// or none, residuals (blocked, and a plain input converted),
 /// ReLU, max pooling of the blocked layout, elementwise ops on blocked operands, and outputs and
 /// taps read back in the plain layout.
 struct BlockedLayoutTests {
@@ -68,6 +68,18 @@ struct BlockedLayoutTests {
       z = relu(conv2d(b, out: 80, kernel: 3, padding: 1))
     }
     """,
+    // Winograd F(4×4, 3×3) on blocks (maps of 24 outputs a side and more): three images, so
+    // that a core's chunks of tile rows run from one image into the next, maps that are no
+    // multiple of 4 (the last tiles partly past them), padding 1 and 2, a residual converted
+    // from the plain input, and ReLU; and 96 channels on one image, where the weights outweigh
+    // the tiles (every step shared over the cores, the GEMMs by ξ).
+    """
+    graph g(x: f32[3, 64, 24, 26], s: f32[1, 96, 24, 24]) -> (y: f32[3, 64, 24, 26], z: f32[3, 16, 26, 28], u: f32[1, 96, 24, 24]) {
+      y = relu(add(conv2d(x, out: 64, kernel: 3, padding: 1), x))
+      z = conv2d(y, out: 16, kernel: 3, padding: 2)
+      u = relu(conv2d(s, out: 96, kernel: 3, padding: 1))
+    }
+    """,
   ]
 
   @Test(arguments: specs.indices)
@@ -92,6 +104,9 @@ struct BlockedLayoutTests {
         let actual = try path.run {
           let program = try Executable(graph: module.graph, parameters: module.weights, threads: threads)
           #expect(program.program.filter { $0.hasSuffix("blocked)") }.count >= convolutions)
+          if index == 4 {  // F(4×4, 3×3): all three
+            #expect(program.program.filter { $0.hasSuffix("(winograd 4×4, blocked)") }.count == 3)
+          }
           return try program.run(inputs: inputs)
         }
         for output in graph.outputs {

@@ -3,12 +3,12 @@ import CKernels
 /// Winograd F(2×2, 3×3) and F(4×4, 3×3) between channel-blocked values (`choose-layouts`'
 /// NCHW16c in and out): the transforms take a block's 16 channels as one vector, so a tile's 4×4
 /// (6×6) window is 16 (36) vector loads with no padded copy of the plane, and its 2×2 (4×4)
-/// outputs as many vector stores with the bias, residual and ReLU applied in registers. `V` and `M` are blocked too — `V[ξ]:
-/// [Cin/16, P, 16]`, `M[ξ]: [Cout/16, P, 16]`, tiles `P` in place of a plane's pixels — so each
-/// GEMM `M[ξ] = V[ξ] · U[ξ]ᵀ` is a 1×1 convolution over a P-pixel blocked image, run by the
-/// blocked convolution kernel (`CKernels/conv_blocked.c`) on `U[ξ]` packed once as its weights
-/// (`packBlocked`): no per-call packing of `V`, no zeroing of `M`. The same sums as the plain
-/// transforms (`inputTransform`, `outputTransform`), lane by lane.
+/// outputs as many vector stores with the bias, residual and ReLU applied in registers. `V` and
+/// `M` are blocked too — `V[ξ]: [Cin/16, P, 16]`, `M[ξ]: [Cout/16, P, 16]`, tiles `P` in place of
+/// a plane's pixels — so each GEMM `M[ξ] = V[ξ] · U[ξ]ᵀ` is a 1×1 convolution over a P-pixel
+/// blocked image, run by the blocked convolution kernel (`CKernels/conv_blocked.c`) on `U[ξ]`
+/// packed once as its weights (`packBlocked`): no per-call packing of `V`, no zeroing of `M`.
+/// The same sums as the plain transforms (`inputTransform`, `outputTransform`), lane by lane.
 extension WinogradConv3x3 {
   typealias V16 = SIMD16<Float>
 

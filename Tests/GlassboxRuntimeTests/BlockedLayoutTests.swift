@@ -96,8 +96,8 @@ struct BlockedLayoutTests {
     let convolutions = graph.nodes.filter { $0.op == .conv2d }.count
     let blocked = module.graph.nodes.filter { $0.op == .conv2d && ConvolutionAttributes(of: $0).layout == .blocked }
     #expect(blocked.count == convolutions)
-    // The kernel paths agree bit for bit at each core count (Winograd's GEMMs, OpenBLAS's, may
-    // sum in another order when the work is split differently over two cores).
+    // The kernel paths agree bit for bit at each core count (a GEMM on OpenBLAS, as the linear
+    // layer's, may sum in another order when the work is split differently over two cores).
     var first: [Int: [String: Tensor]] = [:]
     for path in KernelPath.available {
       for threads in [1, 2] {

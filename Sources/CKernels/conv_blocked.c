@@ -7,6 +7,19 @@
 /* Input blocks of a convolution: ⌈cin/16⌉ (a plain input's last one may be partial). */
 static inline int input_blocks(int cin) { return (cin + GLASSBOX_CHANNEL_BLOCK - 1) / GLASSBOX_CHANNEL_BLOCK; }
 
+/* Input blocks per chunk: the chunk's weights for `blocks` output blocks within about 32 KiB of
+ * the 48 KiB L1 (each block's weights per input block are taps·1 KiB), at least one. (16 KiB
+ * chunks ran the pointwise layers 5–10% slower, whole-input ones ResNet-50's 3×3 512 layer 20%
+ * slower.) */
+static int chunk_blocks(int kh, int kw, int blocks) {
+  const long perBlock = (long)blocks * kh * kw * 1024;
+  const long n = (32L << 10) / perBlock;
+  return n < 1 ? 1 : (int)n;
+}
+
+/* One chunk for the widest group (four blocks, the AVX-512 kernel's) is one for every group. */
+int glassbox_conv_blocked_one_chunk(int cin, int kh, int kw) { return input_blocks(cin) <= chunk_blocks(kh, kw, 4); }
+
 long glassbox_conv_blocked_packed_count(int cout, int cin, int kh, int kw) {
   return (long)(cout / 16) * input_blocks(cin) * kh * kw * 256;
 }
@@ -368,16 +381,6 @@ TILE256(6)
 #define FN256(R) {tile256_##R##_0, tile256_##R##_1}
 static const tile_fn tiles256[R256][2] = {FN256(1), FN256(2), FN256(3), FN256(4), FN256(5), FN256(6)};
 
-/* Input blocks per chunk: the chunk's weights for `blocks` output blocks within about 32 KiB of
- * the 48 KiB L1 (each block's weights per input block are taps·1 KiB), at least one. (16 KiB
- * chunks ran the pointwise layers 5–10% slower, whole-input ones ResNet-50's 3×3 512 layer 20%
- * slower.) */
-static int chunk_blocks(const glassbox_conv_blocked *c, int blocks) {
-  const long perBlock = (long)blocks * c->kh * c->kw * 1024;
-  const long n = (32L << 10) / perBlock;
-  return n < 1 ? 1 : (int)n;
-}
-
 /* The tiles of output blocks blockLo..<blockHi at rows rowLo..<rowHi: groups of up to maxFB
  * blocks, within a group chunks of input blocks, within a chunk rows, within a row tiles of up to
  * maxR outputs (`pick` gives the tile function of a group, a tile's outputs and the layout). A
@@ -411,7 +414,7 @@ static void conv_blocked(const glassbox_conv_blocked *c, const float *x, const f
     fb = left >= maxFB ? (left == maxFB + 1 && maxFB > 2 ? maxFB - 1 : maxFB) : left;
     t.w = packed + b * wBlock;
     t.bias = c->bias ? c->bias + 16 * b : 0;
-    const int step = chunk_blocks(c, fb);
+    const int step = chunk_blocks(c->kh, c->kw, fb);
     for (int ib = 0; ib < nib; ib += step) {
       t.ib0 = ib;
       t.ib1 = ib + step < nib ? ib + step : nib;

@@ -19,7 +19,8 @@ import GlassboxIR
 /// - a piece of a placed concatenation is written where the concatenation keeps it
 ///   (`concatViews`), and the concatenation then copies nothing;
 /// - a stack of gate gradients may take its projection's storage (`stacksOverProjections`);
-/// - an elementwise result may overwrite an operand nothing reads after (`inPlace`).
+/// - an elementwise result may overwrite an operand nothing reads after, and a blocked
+///   convolution its residual (`inPlace`).
 struct BufferAssignment {
   /// How a value got its storage.
   enum Storage: Equatable {
@@ -402,14 +403,16 @@ extension BufferAssignment {
     return shared
   }
 
-  /// `root` with the results of elementwise nodes that can take the storage of an operand
-  /// mapped to that operand's root. Each output element depends only on the same element of
-  /// such an operand (the kernels — `Binary`, `Unary`, `FusedElementwise`, `ReluBackward` —
-  /// read it before they write it), so the result may overwrite an operand of its own shape
-  /// that no node reads after this one and nothing exports: a backward pass's chains of
-  /// products and sums then reuse one buffer instead of holding each input and output at once. Nodes in a lane group
-  /// are left alone (their order against the other lane is not fixed), as are operands and
-  /// results that are views (of a step, of a concatenation).
+  /// `root` with the results of elementwise nodes (and some blocked convolutions, over their
+  /// residual: `Lowering.overwritableOperands`) that can take the storage of an operand mapped
+  /// to that operand's root. Each output element depends only on the same element of such an
+  /// operand (the kernels — `Binary`, `Unary`, `FusedElementwise`, `ReluBackward`, the blocked
+  /// convolutions' epilogues — read it before they write it), so the result may overwrite an
+  /// operand of its own shape that no node reads after this one and nothing exports: a backward
+  /// pass's chains of products and sums then reuse one buffer instead of holding each input and
+  /// output at once, and a ResNet block's last convolution adds its shortcut in place. Nodes in
+  /// a lane group are left alone (their order against the other lane is not fixed), as are
+  /// operands and results that are views (of a step, of a concatenation).
   static func inPlace(
     _ g: Graph, root: [Int], shift: [Int], views: [Int: StepView],
     schedule: Schedule
@@ -430,17 +433,24 @@ extension BufferAssignment {
     for i in g.nodes.indices.sorted(by: { schedule.position[$0] < schedule.position[$1] }) {
       let node = g.nodes[i], r = node.results[0].index
       // A result that is a view already shares another value's storage: root[r] ≠ r.
-      guard node.op.writesOverOperand, schedule.lane[i] == nil, root[r] == r, !exported.contains(r),
+      let candidates = Lowering.overwritableOperands(node, g)
+      guard !candidates.isEmpty, schedule.lane[i] == nil, root[r] == r, !exported.contains(r),
         g[node.results[0]].type.dtype == .f32
       else { continue }
       let p = schedule.position[i]
-      for o in node.operands {
-        let v = root[o.index]
+      for k in candidates {
+        let o = node.operands[k], v = root[o.index]
         guard g[o].type == g[node.results[0]].type, v != r, !isView[o.index], !exported.contains(v), lastRead[v] == p,
           case .node = g[ValueID(v)].origin
         else { continue }
-        // Nothing else of this node reads that storage under another shape (a broadcast).
-        guard node.operands.allSatisfy({ root[$0.index] != v || g[$0].type == g[o].type }) else { continue }
+        // Nothing else of this node reads that storage under another shape (a broadcast); a
+        // convolution reads it as nothing but its residual (not also as its input).
+        let elementwise = node.op.writesOverOperand
+        guard
+          node.operands.indices.allSatisfy({ j in
+            j == k || root[node.operands[j].index] != v || (elementwise && g[node.operands[j]].type == g[o].type)
+          })
+        else { continue }
         for m in members[r] { root[m] = v }
         members[v] += members[r]
         members[r] = []

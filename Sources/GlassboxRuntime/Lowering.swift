@@ -1,3 +1,4 @@
+import CKernels
 import GlassboxIR
 
 /// Lowering: each op of a bound graph becomes kernels over arena offsets. One exhaustive
@@ -151,6 +152,23 @@ enum Lowering {
       dilation: [a.dilation.h, a.dilation.w], padding: [a.padding.h, a.padding.w],
       groups: a.groups, cin: w[1], cout: w[0])
     return !winograd || WinogradConv3x3.fewTiles(n: o[0], oh: o[2], ow: o[3])
+  }
+
+  /// The operands (by position) a node's result may be written over (`BufferAssignment.inPlace`):
+  /// each of an elementwise op's (`Op.writesOverOperand`), and the residual of a blocked
+  /// convolution whose kernel reads each residual float just before it writes the output float
+  /// at its place and writes that float once: blocked Winograd (`WinogradConv3x3.blockedPut`), and
+  /// the blocked direct kernel where it takes all input blocks in one chunk (1×1 convolutions of
+  /// up to 128 input channels: `glassbox_conv_blocked_one_chunk`; with more, a chunk's partial
+  /// sums are stored in the output before the last chunk adds the residual). A plain
+  /// convolution's kernels store the sums before they add the residual, so they may not.
+  static func overwritableOperands(_ node: Node, _ g: Graph) -> [Int] {
+    if node.op.writesOverOperand { return Array(node.operands.indices) }
+    guard node.op == .conv2d, node.operands.count > 3, blocked(node) else { return [] }
+    if winograd(node, g) { return [3] }
+    let w = shape(g, node.operands[1]), x = shape(g, node.operands[0])
+    let cin = x.count == 4 ? x[1] : x[1] * 16
+    return glassbox_conv_blocked_one_chunk(Int32(cin), Int32(w[2]), Int32(w[3])) != 0 ? [3] : []
   }
 
   /// Whether a forward convolution's result is blocked (`BlockedConv2d`; `choose-layouts` gives

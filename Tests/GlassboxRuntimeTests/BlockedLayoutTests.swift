@@ -126,6 +126,54 @@ struct BlockedLayoutTests {
     }
   }
 
+  /// Blocked convolutions written over their residual where nothing reads it after: a 1×1 of 64
+  /// input channels (the direct kernel's one chunk) and a Winograd 3×3 each add a shortcut that is
+  /// not their own input, in place; a 1×1 of 256 input channels (several chunks: a chunk's partial
+  /// sums reach the output before the residual is added) and a 3×3 whose shortcut is its own
+  /// input get buffers of their own. Against the Float64 reference on both kernel paths, one and
+  /// two cores.
+  @Test func convolutionsAddTheirShortcutInPlace() throws {
+    let text = """
+      graph g(x: f32[2, 64, 16, 14]) -> (y: f32[2, 64, 16, 14], z: f32[2, 64, 16, 14]) {
+        p = relu(conv2d(x, out: 64, kernel: 1))
+        a = relu(conv2d(p, out: 64, kernel: 1))
+        b = relu(add(conv2d(a, out: 64, kernel: 1), p))
+        c = relu(conv2d(b, out: 64, kernel: 3, padding: 1))
+        y = relu(add(conv2d(c, out: 64, kernel: 3, padding: 1), b))
+        q = relu(conv2d(y, out: 256, kernel: 1))
+        e = relu(add(conv2d(q, out: 64, kernel: 1), c))
+        z = relu(add(conv2d(e, out: 64, kernel: 3, padding: 1), e))
+      }
+      """
+    let graph = try Spec.checkedGraph(SourceText(fileName: "inplace.graph", text: text))
+    let parameters = DeterministicTensors.parameters(of: graph), inputs = DeterministicTensors.inputs(of: graph)
+    var reference = ReferenceInterpreter(graph: graph)
+    let expected = try reference.run(inputs: inputs, parameters: parameters)
+    var module = Module(graph: graph, weights: parameters)
+    Pipeline.run(Pipeline.inference(blockedLayouts: true), on: &module)
+    let g = module.graph
+    func value(_ name: String) throws -> Int { try #require(g.values.firstIndex { $0.name == name }) }
+    let (p, b, y) = (try value("p.blocked"), try value("b.blocked"), try value("y.blocked"))
+    let (e, z) = (try value("e.blocked"), try value("z.blocked"))
+    for path in KernelPath.available {
+      for threads in [1, 2] {
+        let program = try path.run { try Executable(graph: g, parameters: module.weights, threads: threads) }
+        let storage = program.buffers.storage
+        #expect(storage[b] == .inPlace(over: p), "b: \(storage[b])")
+        #expect(storage[y] == .inPlace(over: b) || storage[y] == .inPlace(over: p), "y: \(storage[y])")
+        #expect(storage[e] == .buffer && storage[z] == .buffer, "e: \(storage[e]), z: \(storage[z])")
+        #expect(program.program.contains { $0.hasPrefix("conv2d y.blocked (winograd") })
+        let actual = try path.run { try program.run(inputs: inputs) }
+        for output in graph.outputs {
+          let e = try #require(expected[graph[output.value].name]), a = try #require(actual[output.name])
+          let scale = e.doubles.reduce(1e-3) { max($0, abs($1)) }
+          let diff = try #require(maxAbsDifference(a, e))
+          #expect(diff <= 1e-5 * scale, "\(output.name), \(path), \(threads) threads: \(diff)")
+        }
+      }
+    }
+  }
+
   /// Max pooling of the blocked layout lets a NaN win, as the plain kernel and PyTorch do, and
   /// pads with −∞ (a window of negative numbers over the border keeps its maximum).
   @Test func blockedMaxPoolingLetsNaNWin() throws {

@@ -34,6 +34,11 @@ void glassbox_conv_blocked_pack_weights(const float *w, int cout, int cin, int k
 /* Floats glassbox_conv_blocked_pack_weights writes. */
 long glassbox_conv_blocked_packed_count(int cout, int cin, int kh, int kw);
 
+/* Whether the kernels below take all input blocks of a convolution of `cin` input channels and a
+ * kh×kw kernel in one chunk (see conv_blocked.c): then each residual float is read just before
+ * the output float at its place is written, its only write, and `residual` may be `out`. */
+int glassbox_conv_blocked_one_chunk(int cin, int kh, int kw);
+
 /* Output blocks blockLo..<blockHi at output rows rowLo..<rowHi of one image:
  *   out[ob][oy][ox][l] = relu?(bias[16·ob + l] + Σ x·w + residual[ob][oy][ox][l]),
  * the sum over input blocks, then taps (ky, kx), then input lanes, in order; taps that fall in

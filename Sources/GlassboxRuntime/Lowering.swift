@@ -130,9 +130,9 @@ enum Lowering {
   }
 
   /// A Winograd kernel's label suffix: `(winograd)` for F(2×2, 3×3), `(winograd 4×4)` for
-  /// F(4×4, 3×3).
+  /// F(4×4, 3×3), with `, blocked` inside for a blocked convolution.
   static func winogradSuffix(_ node: Node, _ g: Graph) -> String {
-    winogradTile(node, g) == 4 ? " (winograd 4×4)" : " (winograd)"
+    " (winograd" + (winogradTile(node, g) == 4 ? " 4×4" : "") + (blocked(node) ? ", blocked)" : ")")
   }
 
   /// Whether a forward convolution runs as `DirectConv2d`: one with parameter weights (packed
@@ -318,10 +318,7 @@ enum Lowering {
           weight: source(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
           out: o(node.results[0]), transformed: persistent, scratch: scratch, epilogue: fused,
           threads: threads, m: winogradTile(node, g))
-        if a.layout == .blocked {
-          kernel.blocked = true
-          kernel.label = label + winogradSuffix(node, g).dropLast() + ", blocked)"
-        }
+        kernel.blocked = a.layout == .blocked
         return [kernel]
       }
       if direct(node, g) {

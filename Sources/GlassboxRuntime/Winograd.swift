@@ -99,17 +99,15 @@ struct WinogradConv3x3: Kernel {
   }
 
   /// The smallest map side that takes F(4×4, 3×3). Its GEMMs make 36 multiplications per 4×4
-  /// outputs where F(2×2, 3×3)'s make 64, but its transforms cost more per output and a map
-  /// that is not a multiple of four wastes more of its tiles: on ResNet-18's training step
-  /// (64 frames of 112×112) its forward, input and weight gradients took 0.74–0.87 of F(2×2,
-  /// 3×3)'s time on layer1's 28×28 maps, but 1.16–1.47 on layer2's 14×14, 0.98–1.26 on layer3's
-  /// 7×7 and 0.89–1.23 on layer4's 4×4.
+  /// outputs where F(2×2, 3×3)'s make 64, but its transforms cost more per output, a map that is
+  /// not a multiple of four wastes more of its tiles, and a small map's GEMMs are narrow: on
+  /// ResNet-18's training step it was the faster on 28×28 maps and not on 14×14 and smaller
+  /// (figures in the commit that set it).
   static let largeTileSide = 24
 
-  /// `largeTileSide` for blocked convolutions, whose transforms load and store a tile's 16
-  /// channels as vectors: on ResNet-18 at batch 1 (AVX-512, two cores) F(4×4, 3×3) took 0.84 of
-  /// F(2×2, 3×3)'s time on layer1's 56×56 maps and 0.69 on layer2's 28×28, but 0.91–1.08 on
-  /// layer3's 14×14.
+  /// `largeTileSide` for blocked convolutions (whose transforms load and store a tile's 16
+  /// channels as vectors): on ResNet-18 at batch 1 it was the faster on 56×56 and 28×28 maps,
+  /// not on 14×14.
   static let largeBlockedTileSide = 24
 
   /// Images split over `parts` cores, each taking `block` images at a time (the fewest whole

@@ -8,7 +8,8 @@ import CKernels
 /// a plane's pixels — so each GEMM `M[ξ] = V[ξ] · U[ξ]ᵀ` is a 1×1 convolution over a P-pixel
 /// blocked image, run by the blocked convolution kernel (`CKernels/conv_blocked.c`) on `U[ξ]`
 /// packed once as its weights (`packBlocked`): no per-call packing of `V`, no zeroing of `M`.
-/// The same sums as the plain transforms (`inputTransform`, `outputTransform`), lane by lane.
+/// The same sums as the plain transforms (`inputTransform`, `outputTransform`, and F(4×4, 3×3)'s
+/// `inputTransform4`, `outputTransform4`), lane by lane.
 extension WinogradConv3x3 {
   typealias V16 = SIMD16<Float>
 
@@ -44,14 +45,14 @@ extension WinogradConv3x3 {
         var first = units * part / plan.parts
         let last = units * (part + 1) / plan.parts
         while first < last {
-          let end = Swift.min(first + plan.rows, last), p = (end - first) * tw
+          let start = first, end = Swift.min(first + plan.rows, last), p = (end - start) * tw
           let m = v + kernel.points * kernel.vStride(p)
           // The chunk's rows image by image: each image, its rows, and their first tile in V.
           func pieces(_ body: (_ image: Int, _ rows: Range<Int>, _ at: Int) -> Void) {
-            var u = first
+            var u = start
             while u < end {
               let image = u / th, stop = Swift.min(end, (image + 1) * th)
-              body(image, (u - image * th)..<(stop - image * th), (u - first) * tw)
+              body(image, (u - image * th)..<(stop - image * th), (u - start) * tw)
               u = stop
             }
           }

@@ -471,8 +471,8 @@ void glassbox_conv_blocked_avx2(const glassbox_conv_blocked *c, const float *x, 
 /* ---- Max pooling: each output's window's inputs inside the image in window order (rows, then
  * columns), from −∞, a NaN winning. ---- */
 
-/* The windows of blocks blockLo..<blockHi, output by output: WINDOW(o, in, y0, x0, ky0, ky1, kx0,
- * kx1) computes output o (16 floats) from block `in`. Output columns whose windows lie inside
+/* The windows of blocks blockLo..<blockHi at output rows rowLo..<rowHi, output by output:
+ * WINDOW(o, in, y0, x0, ky0, ky1, kx0, kx1) computes output o (16 floats) from block `in`. Output columns whose windows lie inside
  * the image take every column of the window; the others (a few at each edge) their range
  * computed. */
 #define POOL_OUTPUTS(WINDOW)                                                                       \
@@ -480,8 +480,8 @@ void glassbox_conv_blocked_avx2(const glassbox_conv_blocked *c, const float *x, 
   interior(w, ow, kw, sx, px, dx, &oxLo, &oxHi);                                                   \
   for (int b = blockLo; b < blockHi; b++) {                                                        \
     const float *in = x + (long)b * h * w * 16;                                                    \
-    float *o = y + (long)b * oh * ow * 16;                                                         \
-    for (int oy = 0; oy < oh; oy++) {                                                              \
+    float *o = y + ((long)b * oh + rowLo) * ow * 16;                                               \
+    for (int oy = rowLo; oy < rowHi; oy++) {                                                       \
       int ky0, ky1;                                                                                \
       const int y0 = oy * sy - py;                                                                 \
       tap_range(y0, dy, h, kh, &ky0, &ky1);                                                        \
@@ -533,13 +533,15 @@ __attribute__((target("avx2"), always_inline)) static inline __m256 take256(__m2
 
 __attribute__((target("avx512f")))
 void glassbox_max_pool_blocked_avx512(const float *x, float *y, int h, int w, int oh, int ow, int kh, int kw,
-                                      int sy, int sx, int py, int px, int dy, int dx, int blockLo, int blockHi) {
+                                      int sy, int sx, int py, int px, int dy, int dx, int blockLo, int blockHi,
+                                      int rowLo, int rowHi) {
   POOL_OUTPUTS(WINDOW512)
 }
 
 __attribute__((target("avx2")))
 void glassbox_max_pool_blocked(const float *x, float *y, int h, int w, int oh, int ow, int kh, int kw, int sy,
-                               int sx, int py, int px, int dy, int dx, int blockLo, int blockHi) {
+                               int sx, int py, int px, int dy, int dx, int blockLo, int blockHi, int rowLo,
+                               int rowHi) {
   POOL_OUTPUTS(WINDOW256)
 }
 
@@ -572,11 +574,12 @@ void glassbox_conv_blocked_avx2(const glassbox_conv_blocked *c, const float *x, 
 }
 
 void glassbox_max_pool_blocked(const float *x, float *y, int h, int w, int oh, int ow, int kh, int kw, int sy,
-                               int sx, int py, int px, int dy, int dx, int blockLo, int blockHi) {
+                               int sx, int py, int px, int dy, int dx, int blockLo, int blockHi, int rowLo,
+                               int rowHi) {
   for (int b = blockLo; b < blockHi; b++) {
     const float *in = x + (long)b * h * w * 16;
-    float *o = y + (long)b * oh * ow * 16;
-    for (int oy = 0; oy < oh; oy++) {
+    float *o = y + ((long)b * oh + rowLo) * ow * 16;
+    for (int oy = rowLo; oy < rowHi; oy++) {
       int ky0, ky1;
       const int y0 = oy * sy - py;
       tap_range(y0, dy, h, kh, &ky0, &ky1);
@@ -596,8 +599,9 @@ void glassbox_max_pool_blocked(const float *x, float *y, int h, int w, int oh, i
 }
 
 void glassbox_max_pool_blocked_avx512(const float *x, float *y, int h, int w, int oh, int ow, int kh, int kw,
-                                      int sy, int sx, int py, int px, int dy, int dx, int blockLo, int blockHi) {
-  glassbox_max_pool_blocked(x, y, h, w, oh, ow, kh, kw, sy, sx, py, px, dy, dx, blockLo, blockHi);
+                                      int sy, int sx, int py, int px, int dy, int dx, int blockLo, int blockHi,
+                                      int rowLo, int rowHi) {
+  glassbox_max_pool_blocked(x, y, h, w, oh, ow, kh, kw, sy, sx, py, px, dy, dx, blockLo, blockHi, rowLo, rowHi);
 }
 
 #endif

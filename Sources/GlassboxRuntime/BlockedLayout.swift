@@ -124,21 +124,34 @@ struct Reorder: Kernel {
 }
 
 /// Max pooling of a blocked `[N, C/16, H, W, 16]` (−∞ padding, a NaN winning as in PyTorch),
-/// the blocks split over the cores.
+/// shared over the cores as a blocked convolution shares its output: by images, else by output
+/// rows of every block. The convolution before it (a network's stem) split its rows the same way,
+/// so each core pools what it has just written, from its own cache (split by blocks, half of
+/// each core's reads came from the other core's).
 struct BlockedMaxPool: Kernel {
   var label: String
-  var blocks: Int, h: Int, w: Int, oh: Int, ow: Int
+  var n: Int, blocks: Int, h: Int, w: Int, oh: Int, ow: Int
   var kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int)
   var x: Int, out: Int
   var threads: Int
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let p = self, pool = AVX512.enabled ? glassbox_max_pool_blocked_avx512 : glassbox_max_pool_blocked
-    splitOverCores(a, count: blocks, threads: threads, worthIt: blocks * oh * ow * 16 >= 1 << 14) { a, range in
+    func compute(blocks b: Range<Int>, rows r: Range<Int>) {
       pool(
         a + p.x, a + p.out, Int32(p.h), Int32(p.w), Int32(p.oh), Int32(p.ow), Int32(p.kernel.0), Int32(p.kernel.1),
         Int32(p.stride.0), Int32(p.stride.1), Int32(p.padding.0), Int32(p.padding.1), Int32(p.dilation.0),
-        Int32(p.dilation.1), Int32(range.lowerBound), Int32(range.upperBound))
+        Int32(p.dilation.1), Int32(b.lowerBound), Int32(b.upperBound), Int32(r.lowerBound), Int32(r.upperBound))
     }
+    let all = n * blocks
+    guard threads > 1, all * oh * ow * 16 >= 1 << 14 else { return compute(blocks: 0..<all, rows: 0..<oh) }
+    if n >= threads {
+      parallelFor(threads) { part in
+        compute(blocks: (n * part / threads * blocks)..<(n * (part + 1) / threads * blocks), rows: 0..<oh)
+      }
+      return
+    }
+    let parts = Swift.min(threads, oh)
+    parallelFor(parts) { part in compute(blocks: 0..<all, rows: (oh * part / parts)..<(oh * (part + 1) / parts)) }
   }
 }

@@ -347,7 +347,7 @@ enum Lowering {
       if x.count == 5 {
         return [
           BlockedMaxPool(
-            label: label + " (blocked)", blocks: x[0] * x[1], h: x[2], w: x[3], oh: out[2], ow: out[3],
+            label: label + " (blocked)", n: x[0], blocks: x[1], h: x[2], w: x[3], oh: out[2], ow: out[3],
             kernel: window.kernel.tuple, stride: window.stride.tuple, padding: window.padding.tuple,
             dilation: window.dilation.tuple, x: o(node.operands[0]), out: o(node.results[0]), threads: threads)
         ]

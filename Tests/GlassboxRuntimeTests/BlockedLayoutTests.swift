@@ -80,6 +80,15 @@ struct BlockedLayoutTests {
       u = relu(conv2d(s, out: 96, kernel: 3, padding: 1))
     }
     """,
+    // A stem and its max pooling on one image large enough to split over two cores: the pooling
+    // by output rows, as the stem splits its rows (an odd number of them, the windows of the
+    // cores' first rows reaching into the other core's half).
+    """
+    graph g(x: f32[1, 3, 131, 125]) -> (p: f32[1, 32, 33, 32]) {
+      s = relu(conv2d(x, out: 32, kernel: 7, stride: 2, padding: 3))
+      p = max_pool2d(s, kernel: 3, stride: 2, padding: 1)
+    }
+    """,
   ]
 
   @Test(arguments: specs.indices)

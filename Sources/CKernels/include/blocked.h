@@ -48,13 +48,15 @@ void glassbox_conv_blocked_avx512(const glassbox_conv_blocked *c, const float *x
 void glassbox_conv_blocked_avx2(const glassbox_conv_blocked *c, const float *x, const float *packed, float *out,
                                 const float *residual, int blockLo, int blockHi, int rowLo, int rowHi);
 
-/* Max pooling of blocks blockLo..<blockHi of x[blocks][h][w][16] into y[blocks][oh][ow][16]:
- * each output the maximum of its window's inputs inside the image (−∞ padding), a NaN winning
+/* Max pooling of blocks blockLo..<blockHi of x[blocks][h][w][16] into output rows rowLo..<rowHi
+ * of y[blocks][oh][ow][16]: each output the maximum of its window's inputs inside the image (−∞ padding), a NaN winning
  * as in PyTorch. */
 void glassbox_max_pool_blocked(const float *x, float *y, int h, int w, int oh, int ow, int kh, int kw, int sy,
-                               int sx, int py, int px, int dy, int dx, int blockLo, int blockHi);
+                               int sx, int py, int px, int dy, int dx, int blockLo, int blockHi, int rowLo,
+                               int rowHi);
 /* The same with one 512-bit vector per output (the same bits: maxima are exact). */
 void glassbox_max_pool_blocked_avx512(const float *x, float *y, int h, int w, int oh, int ow, int kh, int kw,
-                                      int sy, int sx, int py, int px, int dy, int dx, int blockLo, int blockHi);
+                                      int sy, int sx, int py, int px, int dy, int dx, int blockLo, int blockHi,
+                                      int rowLo, int rowHi);
 
 #endif

@@ -385,12 +385,14 @@ static const tile_fn tiles256[R256][2] = {FN256(1), FN256(2), FN256(3), FN256(4)
  * blocks, within a group chunks of input blocks, within a chunk rows, within a row tiles of up to
  * maxR outputs (`pick` gives the tile function of a group, a tile's outputs and the layout). A
  * tile that reaches into the columns whose taps leave the image (outside oxLo..<oxHi) is a
- * `border` tile. */
+ * `border` tile. Output (ob, oy, ox) is written at out + ob·oBlock + ((oy − rowBase)·ow + ox)·16
+ * (the residual read at the same offset): oBlock = oh·ow·16 and rowBase 0 for a whole image, a
+ * row's floats and the row itself for one row written alone (`conv_max_pool`). */
 static void conv_blocked(const glassbox_conv_blocked *c, const float *x, const float *packed, float *out,
                          const float *residual, int blockLo, int blockHi, int rowLo, int rowHi, int maxFB, int maxR,
-                         tile_fn (*pick)(int fb, int r, int plain)) {
+                         tile_fn (*pick)(int fb, int r, int plain), long oBlock, int rowBase) {
   const int nib = input_blocks(c->cin);
-  const long wBlock = (long)nib * c->kh * c->kw * 256, oBlock = (long)c->oh * c->ow * 16;
+  const long wBlock = (long)nib * c->kh * c->kw * 256;
   int oxLo, oxHi;
   interior(c->w, c->ow, c->kw, c->sx, c->px, c->dx, &oxLo, &oxHi);
   /* A 1×1 convolution of stride 1 without padding reads output pixel i's input at input pixel i
@@ -443,7 +445,7 @@ static void conv_blocked(const glassbox_conv_blocked *c, const float *x, const f
             t.kx1 = c->kw;
           }
           t.ox0 = ox;
-          const long o = b * oBlock + ((long)oy * c->ow + ox) * 16;
+          const long o = b * oBlock + ((long)(oy - rowBase) * c->ow + ox) * 16;
           t.out = out + o;
           t.res = residual ? residual + o : 0;
           pick(fb, r, c->plainInput)(&t);
@@ -459,13 +461,15 @@ static tile_fn pick256(int fb, int r, int plain) { (void)fb; return tiles256[r -
 __attribute__((target("avx512f")))
 void glassbox_conv_blocked_avx512(const glassbox_conv_blocked *c, const float *x, const float *packed, float *out,
                                   const float *residual, int blockLo, int blockHi, int rowLo, int rowHi) {
-  conv_blocked(c, x, packed, out, residual, blockLo, blockHi, rowLo, rowHi, 4, R512, pick512);
+  conv_blocked(c, x, packed, out, residual, blockLo, blockHi, rowLo, rowHi, 4, R512, pick512, (long)c->oh * c->ow * 16,
+               0);
 }
 
 __attribute__((target("avx2,fma")))
 void glassbox_conv_blocked_avx2(const glassbox_conv_blocked *c, const float *x, const float *packed, float *out,
                                 const float *residual, int blockLo, int blockHi, int rowLo, int rowHi) {
-  conv_blocked(c, x, packed, out, residual, blockLo, blockHi, rowLo, rowHi, 1, R256, pick256);
+  conv_blocked(c, x, packed, out, residual, blockLo, blockHi, rowLo, rowHi, 1, R256, pick256, (long)c->oh * c->ow * 16,
+               0);
 }
 
 /* ---- Max pooling: each output's window's inputs inside the image in window order (rows, then
@@ -545,6 +549,105 @@ void glassbox_max_pool_blocked(const float *x, float *y, int h, int w, int oh, i
   POOL_OUTPUTS(WINDOW256)
 }
 
+/* ---- A convolution and the max pooling of its result, one pooled row at a time. ----
+ *
+ * The convolution's rows go into a ring of p->kh rows (`ring`: [p->kh][cout/16][ow][16], row cy
+ * in slot cy mod p->kh), each computed when a pooled row first needs it, and each pooled row is
+ * the maximum over the rows its window covers as they lie in the ring: the result never goes
+ * out to memory (a ResNet stem's is 3.2 MB, written and read back from past L2 otherwise). The
+ * rows a window needs are the last ones computed, at most p->kh of them, so the ring holds
+ * them. Each pooled output is glassbox_max_pool_blocked's (the window's rows inside the map,
+ * then columns, from −∞, a NaN winning); each convolution output conv_blocked's. Pooling
+ * dilation is 1. */
+#define CONV_MAX_POOL(CONV, WINDOW)                                                                \
+  const int blocks = c->cout / 16;                                                                 \
+  const long slot = (long)blocks * c->ow * 16;                                                     \
+  int oxLo, oxHi;                                                                                  \
+  interior(c->ow, p->ow, p->kw, p->sx, p->px, 1, &oxLo, &oxHi);                                    \
+  int next = 0; /* the next convolution row to compute */                                          \
+  for (int oy = rowLo; oy < rowHi; oy++) {                                                         \
+    int ky0, ky1;                                                                                  \
+    const int y0 = oy * p->sy - p->py;                                                             \
+    tap_range(y0, 1, c->oh, p->kh, &ky0, &ky1);                                                    \
+    if (oy == rowLo || next < y0 + ky0) next = y0 + ky0;                                           \
+    for (; next < y0 + ky1; next++) {                                                              \
+      prefetch_rows(c, x, next + 1);                                                               \
+      CONV(ring + (long)(next % p->kh) * slot, next);                                              \
+    }                                                                                              \
+    for (int b = 0; b < blocks; b++) {                                                             \
+      float *o = y + ((long)b * p->oh + oy) * p->ow * 16;                                          \
+      for (int ox = 0; ox < p->ow; ox++, o += 16) {                                                \
+        int kx0 = 0, kx1 = p->kw;                                                                  \
+        const int x0 = ox * p->sx - p->px;                                                         \
+        if (ox < oxLo || ox >= oxHi) tap_range(x0, 1, c->ow, p->kw, &kx0, &kx1);                   \
+        WINDOW                                                                                     \
+      }                                                                                            \
+    }                                                                                              \
+  }
+
+/* Prefetches the input rows that convolution row cy reads and row cy − 1 did not (those a
+ * stride moves onto), every input block or plane: a network's input is out of cache when a run
+ * starts, and the stem otherwise waits for each row as it reaches it. */
+static inline void prefetch_rows(const glassbox_conv_blocked *c, const float *x, int cy) {
+  if (cy >= c->oh) return;
+  const long E = c->plainInput ? 1 : 16, hw = (long)c->h * c->w;
+  const int planes = c->plainInput ? c->cin : input_blocks(c->cin), top = cy * c->sy - c->py;
+  const int first = cy == 0 ? 0 : (c->kh - 1) * c->dy + 1 - c->sy;
+  for (int r = first < 0 ? 0 : first; r <= (c->kh - 1) * c->dy; r++) {
+    const int iy = top + r;
+    if (iy < 0 || iy >= c->h) continue;
+    for (int b = 0; b < planes; b++) {
+      const char *row = (const char *)(x + (long)b * hw * E + (long)iy * c->w * E);
+      for (long i = 0; i < (long)c->w * E * 4; i += 64) __builtin_prefetch(row + i);
+    }
+  }
+}
+
+/* The row of block b of convolution row cy in the ring. */
+#define RING_ROW(cy) (ring + (long)((cy) % p->kh) * slot + (long)b * c->ow * 16 + (long)x0 * 16)
+
+__attribute__((target("avx512f")))
+void glassbox_conv_max_pool_blocked_avx512(const glassbox_conv_blocked *c, const glassbox_max_pool *p, const float *x,
+                                           const float *packed, float *y, float *ring, int rowLo, int rowHi) {
+#define CONV512(dst, cy) conv_blocked(c, x, packed, dst, 0, 0, blocks, cy, (cy) + 1, 4, R512, pick512, c->ow * 16, cy)
+#define POOL512                                                                                    \
+  {                                                                                                \
+    __m512 m = _mm512_set1_ps(-__builtin_inff());                                                  \
+    for (int ky = ky0; ky < ky1; ky++) {                                                           \
+      const float *row = RING_ROW(y0 + ky);                                                        \
+      for (int kx = kx0; kx < kx1; kx++) m = take512(m, _mm512_loadu_ps(row + (long)kx * 16));     \
+    }                                                                                              \
+    _mm512_storeu_ps(o, m);                                                                        \
+  }
+  CONV_MAX_POOL(CONV512, POOL512)
+#undef CONV512
+#undef POOL512
+}
+
+__attribute__((target("avx2,fma")))
+void glassbox_conv_max_pool_blocked_avx2(const glassbox_conv_blocked *c, const glassbox_max_pool *p, const float *x,
+                                         const float *packed, float *y, float *ring, int rowLo, int rowHi) {
+#define CONV256(dst, cy) conv_blocked(c, x, packed, dst, 0, 0, blocks, cy, (cy) + 1, 1, R256, pick256, c->ow * 16, cy)
+#define POOL256                                                                                    \
+  {                                                                                                \
+    __m256 m0 = _mm256_set1_ps(-__builtin_inff()), m1 = m0;                                        \
+    for (int ky = ky0; ky < ky1; ky++) {                                                           \
+      const float *row = RING_ROW(y0 + ky);                                                        \
+      for (int kx = kx0; kx < kx1; kx++) {                                                         \
+        m0 = take256(m0, _mm256_loadu_ps(row + (long)kx * 16));                                    \
+        m1 = take256(m1, _mm256_loadu_ps(row + (long)kx * 16 + 8));                                \
+      }                                                                                            \
+    }                                                                                              \
+    _mm256_storeu_ps(o, m0);                                                                       \
+    _mm256_storeu_ps(o + 8, m1);                                                                   \
+  }
+  CONV_MAX_POOL(CONV256, POOL256)
+#undef CONV256
+#undef POOL256
+}
+#undef RING_ROW
+#undef CONV_MAX_POOL
+
 #else
 
 /* One step of max pooling, a NaN winning as in PyTorch: v replaces the running maximum m where
@@ -570,6 +673,18 @@ void glassbox_conv_blocked_avx512(const glassbox_conv_blocked *c, const float *x
 void glassbox_conv_blocked_avx2(const glassbox_conv_blocked *c, const float *x, const float *packed, float *out,
                                 const float *residual, int blockLo, int blockHi, int rowLo, int rowHi) {
   (void)c; (void)x; (void)packed; (void)out; (void)residual; (void)blockLo; (void)blockHi; (void)rowLo; (void)rowHi;
+  __builtin_trap(); /* never called: the runtime lowers convolutions to blocked kernels only on x86-64 */
+}
+
+void glassbox_conv_max_pool_blocked_avx512(const glassbox_conv_blocked *c, const glassbox_max_pool *p, const float *x,
+                                           const float *packed, float *y, float *ring, int rowLo, int rowHi) {
+  (void)c; (void)p; (void)x; (void)packed; (void)y; (void)ring; (void)rowLo; (void)rowHi;
+  __builtin_trap(); /* never called: glassbox_cpu_has_avx512() is 0 */
+}
+
+void glassbox_conv_max_pool_blocked_avx2(const glassbox_conv_blocked *c, const glassbox_max_pool *p, const float *x,
+                                         const float *packed, float *y, float *ring, int rowLo, int rowHi) {
+  (void)c; (void)p; (void)x; (void)packed; (void)y; (void)ring; (void)rowLo; (void)rowHi;
   __builtin_trap(); /* never called: the runtime lowers convolutions to blocked kernels only on x86-64 */
 }
 

@@ -155,3 +155,74 @@ struct BlockedMaxPool: Kernel {
     parallelFor(parts) { part in compute(blocks: 0..<all, rows: (oh * part / parts)..<(oh * (part + 1) / parts)) }
   }
 }
+
+/// A blocked convolution and the max pooling of its result in one kernel (a network's stem):
+/// each core takes pooled rows, computing the convolution's rows as their windows need them into
+/// a ring of a few rows (its scratch) and pooling them from there, so the convolution's result
+/// never goes out to memory (`glassbox_conv_max_pool_blocked_*`; the same bits as the two
+/// kernels it replaces). Shared over the cores as `BlockedMaxPool` is: by images, else by pooled
+/// rows (the convolution's rows on either side of a boundary computed by both cores).
+/// `Lowering.pooledConvolution` says where it applies.
+struct BlockedConvMaxPool: Kernel {
+  var label: String
+  /// The convolution, its `out` unused.
+  var convolution: BlockedConv2d
+  var pool: glassbox_max_pool
+  var out: Int
+  /// Offset of the rings, one per part.
+  var scratch: Int
+
+  var gemms: [GEMMShape] { convolution.gemms }
+
+  static func ringCount(cout: Int, convolutionWidth: Int, poolKernelHeight: Int) -> Int {
+    MemoryPlan.round(poolKernelHeight * cout * convolutionWidth)
+  }
+
+  /// Rings for `threads` parts.
+  static func scratchCount(cout: Int, convolutionWidth: Int, poolKernelHeight: Int, threads: Int) -> Int {
+    Swift.max(threads, 1)
+      * ringCount(cout: cout, convolutionWidth: convolutionWidth, poolKernelHeight: poolKernelHeight)
+  }
+
+  func prepare(_ a: UnsafeMutablePointer<Float>, callers: CallerParameters) { convolution.prepare(a, callers: callers) }
+
+  func run(_ a: UnsafeMutablePointer<Float>) {
+    let conv = convolution, n = conv.n, threads = conv.threads, oh = Int(pool.oh)
+    let ring = Self.ringCount(cout: conv.cout, convolutionWidth: conv.ow, poolKernelHeight: Int(pool.kh))
+    let inputCount = conv.cin * conv.h * conv.w, outputCount = conv.cout * oh * Int(pool.ow)
+    let wide = AVX512.enabled
+    conv.withDescription(a) { c in
+      withUnsafePointer(to: pool) { p in
+        let weights = UnsafePointer(a + conv.packed)
+        func compute(part: Int, image: Int, rows r: Range<Int>) {
+          let input = UnsafePointer(a + conv.x + image * inputCount), output = a + out + image * outputCount
+          let rows = a + scratch + part * ring, (r0, r1) = (Int32(r.lowerBound), Int32(r.upperBound))
+          if wide {
+            glassbox_conv_max_pool_blocked_avx512(c, p, input, weights, output, rows, r0, r1)
+          } else {
+            glassbox_conv_max_pool_blocked_avx2(c, p, input, weights, output, rows, r0, r1)
+          }
+        }
+        let work = conv.cout * conv.cin * conv.kh * conv.kw * conv.oh * conv.ow
+        guard threads > 1, n * work >= BLAS.parallelWork else {
+          for image in 0..<n { compute(part: 0, image: image, rows: 0..<oh) }
+          return
+        }
+        if n >= threads {
+          parallelFor(threads) { part in
+            for image in (n * part / threads)..<(n * (part + 1) / threads) {
+              compute(part: part, image: image, rows: 0..<oh)
+            }
+          }
+          return
+        }
+        let parts = Swift.min(threads, oh)
+        parallelFor(parts) { part in
+          for image in 0..<n {
+            compute(part: part, image: image, rows: (oh * part / parts)..<(oh * (part + 1) / parts))
+          }
+        }
+      }
+    }
+  }
+}

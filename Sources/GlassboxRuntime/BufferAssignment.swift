@@ -20,7 +20,9 @@ import GlassboxIR
 ///   (`concatViews`), and the concatenation then copies nothing;
 /// - a stack of gate gradients may take its projection's storage (`stacksOverProjections`);
 /// - an elementwise result may overwrite an operand nothing reads after, and a blocked
-///   convolution its residual (`inPlace`).
+///   convolution its residual (`inPlace`);
+/// - a blocked convolution's result that only a max pooling reads is computed inside the
+///   pooling's kernel, a few rows at a time in its scratch (`Lowering.pooledConvolution`).
 struct BufferAssignment {
   /// How a value got its storage.
   enum Storage: Equatable {
@@ -47,6 +49,9 @@ struct BufferAssignment {
     case stack(over: Int)
     /// An elementwise result written over its operand `value`.
     case inPlace(over: Int)
+    /// A convolution's result computed row by row inside the kernel of the max pooling that
+    /// reads it, whose result is `value`: no storage.
+    case pooled(into: Int)
   }
 
   /// Per value: its offset in floats (-1: no storage).
@@ -65,7 +70,7 @@ struct BufferAssignment {
   /// value index; the kernels that read or write them take the stride.
   let rowStrides: [Int: Int]
   /// Nodes that lower to no kernel: their result is already where it belongs (step views,
-  /// placed concatenations).
+  /// placed concatenations), or another node's kernel computes it (pooled convolutions).
   let needsNoKernel: Set<Int>
   /// Floats of parameters, inputs and derived weights.
   let staticCount: Int
@@ -126,6 +131,16 @@ struct BufferAssignment {
       storage[r] = .inPlace(over: over?.index ?? root[r])
     }
 
+    // A convolution that a max pooling takes into its kernel: no storage for its result, no
+    // kernel of its own; its operands live until the pooling runs, its packed weights are the
+    // pooling's.
+    var pooledBy: [Int: Int] = [:]  // pooling node index → convolution node index
+    for (i, node) in graph.nodes.enumerated() {
+      guard let c = Lowering.pooledConvolution(node, graph) else { continue }
+      pooledBy[i] = c
+      storage[graph.nodes[c].results[0].index] = .pooled(into: node.results[0].index)
+    }
+
     // Static region: parameters this program reads (a folded batch norm's originals are
     // not) other than through a kernel's derived copy, then inputs. A parameter read only as
     // the weights of kernels that derive their own copy of it (`derivesWeight`), by no other
@@ -176,6 +191,7 @@ struct BufferAssignment {
       }
       staticSize += MemoryPlan.round(need)
     }
+    for (pooling, convolution) in pooledBy { persistent[pooling] = persistent[convolution] }
 
     // Lifetimes of node results (by root) at the schedule's positions, pinned for outputs and
     // taps; a buffer of one lane of a group is tagged with it, one that crosses a group's
@@ -187,7 +203,7 @@ struct BufferAssignment {
     for (i, node) in graph.nodes.enumerated() {
       let p = schedule.position[i], lane = schedule.lane[i]
       for r in node.results { first[root[r.index]] = Swift.min(first[root[r.index]], p) }
-      for o in node.operands + node.results {
+      for o in node.operands + node.results + (pooledBy[i].map { graph.nodes[$0].operands } ?? []) {
         let r = root[o.index]
         // Touched by two lanes, or by a lane and a node outside the group: mixed.
         if last[r] < 0 { laneOf[r] = lane } else if laneOf[r] != lane { mixed[r] = true }
@@ -207,6 +223,7 @@ struct BufferAssignment {
     var buffers: [MemoryPlan.Buffer] = []
     var owner: [Int] = []  // value index, or -(node index + 1) for a node's scratch
     for i in 0..<n where root[i] == i && offsets[i] < 0 && first[i] != Int.max {
+      if case .pooled = storage[i] { continue }
       buffers.append(
         .init(
           count: count(ValueID(i)), first: first[i], last: pinned.contains(i) ? end : last[i],
@@ -245,7 +262,7 @@ struct BufferAssignment {
     self.persistent = persistent
     self.sharesForward = sharesForward
     self.rowStrides = rowStrides
-    needsNoKernel = Set(views.keys).union(placed.concats)
+    needsNoKernel = Set(views.keys).union(placed.concats).union(pooledBy.values)
     staticCount = staticSize
     self.count = staticSize + plan.size
     unsharedCount = staticSize + buffers.reduce(0) { $0 + MemoryPlan.round($1.count) }

@@ -79,9 +79,12 @@ extension Executable {
       out += "\(more)scratch @\(buffers.scratch[i].lowerBound) +\(buffers.scratch[i].count)\n"
     }
     if buffers.persistent[i] > 0 {
+      // A pooling that computes its convolution uses the convolution's.
+      let pooled = Lowering.pooledConvolution(node, graph).map { graph.nodes[$0] }
       out +=
-        "\(more)derived weights @\(buffers.persistent[i]) +\(Lowering.persistent(node, graph))"
-        + (buffers.sharesForward[i] ? " (the forward convolution's)" : "") + "\n"
+        "\(more)derived weights @\(buffers.persistent[i]) +\(Lowering.persistent(pooled ?? node, graph))"
+        + (buffers.sharesForward[i] ? " (the forward convolution's)" : pooled == nil ? "" : " (the convolution's)")
+        + "\n"
     }
     return out
   }
@@ -144,6 +147,7 @@ extension BufferAssignment.Storage {
     case .piece(let v, let start, _): return "piece of \(name(v)) at +\(start)"
     case .stack(let v): return "stack in the storage of \(name(v))"
     case .inPlace(let v): return "in place over \(name(v))"
+    case .pooled(let v): return "computed row by row inside the kernel of the pooling into \(name(v)), no storage"
     }
   }
 }

@@ -8,6 +8,11 @@ enum Lowering {
 
   /// Scratch floats a node needs while it runs (im2col columns, LSTM state).
   static func scratch(_ node: Node, _ g: Graph, threads: Int) -> Int {
+    if let c = pooledConvolution(node, g) {
+      return BlockedConvMaxPool.scratchCount(
+        cout: shape(g, g.nodes[c].results[0])[1] * 16, convolutionWidth: shape(g, g.nodes[c].results[0])[3],
+        poolKernelHeight: PoolWindow(of: node).kernel.h, threads: threads)
+    }
     switch node.op {
     case .fusedElementwise:
       return FusedElementwise.scratchCount(
@@ -171,6 +176,45 @@ enum Lowering {
     return glassbox_conv_blocked_one_chunk(Int32(cin), Int32(w[2]), Int32(w[3])) != 0 ? [3] : []
   }
 
+  /// The node index of the convolution a max pooling takes into its kernel (`BlockedConvMaxPool`):
+  /// the producer of its blocked input where that is a blocked direct convolution without a
+  /// residual whose result nothing else reads (no other node, output or tap — a backward pass
+  /// reads it, so only inference programs pool this way), and the pooling's dilation is 1. The
+  /// convolution's result then has no storage, and the convolution no kernel of its own
+  /// (`BufferAssignment`).
+  static func pooledConvolution(_ node: Node, _ g: Graph) -> Int? {
+    guard node.op == .maxPool2d, shape(g, node.operands[0]).count == 5, PoolWindow(of: node).dilation == Pair(1),
+      let producer = g.producer(of: node.operands[0])
+    else { return nil }
+    let conv = g.nodes[producer.index], r = node.operands[0]
+    guard blocked(conv), !winograd(conv, g), conv.operands.count <= 3,
+      g.nodes.reduce(0, { $0 + $1.operands.count(where: { $0 == r }) }) == 1,
+      !g.outputs.contains(where: { $0.value == r }),
+      !g.taps.contains(where: { $0.operands.contains(r) })
+    else { return nil }
+    return producer.index
+  }
+
+  /// The blocked direct convolution kernel of `node` (`BlockedConv2d`), its packed weights at
+  /// `packed`.
+  static func blockedConvolution(
+    _ node: Node, _ g: Graph, _ off: [Int], label: String, packed: Int, threads: Int
+  ) -> BlockedConv2d {
+    let x = shape(g, node.operands[0]), w = shape(g, node.operands[1]), out = shape(g, node.results[0])
+    let a = ConvolutionAttributes(of: node), geometry = a.geometry, plain = x.count == 4
+    let weight = node.operands[1]
+    return BlockedConv2d(
+      label: label, n: x[0], cin: plain ? x[1] : x[1] * 16, h: x[2], w: x[3], cout: w[0],
+      kh: w[2], kw: w[3], stride: geometry.stride.tuple, padding: geometry.padding.tuple,
+      dilation: geometry.dilation.tuple, oh: out[2], ow: out[3], plainInput: plain, x: off[node.operands[0].index],
+      weight: off[weight.index] >= 0 ? .arena(off[weight.index]) : .caller(weight.index),
+      bias: node.operands.count > 2 ? off[node.operands[2].index] : nil, out: off[node.results[0].index],
+      packed: packed,
+      epilogue: Epilogue(
+        residual: node.operands.count > 3 ? off[node.operands[3].index] : nil, relu: a.activation == .relu),
+      threads: threads)
+  }
+
   /// Whether a forward convolution's result is blocked (`BlockedConv2d`; `choose-layouts` gives
   /// that layout only to convolutions with parameter weights that the kernel takes).
   static func blocked(_ node: Node) -> Bool {
@@ -301,15 +345,7 @@ enum Lowering {
       let w = shape(g, node.operands[1])
       let a = ConvolutionAttributes(of: node), geometry = a.geometry, fused = epilogue(a.activation)
       if blocked(node), !winograd(node, g) {
-        let plain = x.count == 4
-        return [
-          BlockedConv2d(
-            label: label + " (blocked)", n: x[0], cin: plain ? x[1] : x[1] * 16, h: x[2], w: x[3], cout: w[0],
-            kh: w[2], kw: w[3], stride: geometry.stride.tuple, padding: geometry.padding.tuple,
-            dilation: geometry.dilation.tuple, oh: out[2], ow: out[3], plainInput: plain, x: o(node.operands[0]),
-            weight: source(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
-            out: o(node.results[0]), packed: persistent, epilogue: fused, threads: threads)
-        ]
+        return [blockedConvolution(node, g, off, label: label + " (blocked)", packed: persistent, threads: threads)]
       }
       if winograd(node, g) {
         var kernel = WinogradConv3x3(
@@ -344,6 +380,20 @@ enum Lowering {
 
     case .maxPool2d, .avgPool2d:
       let window = PoolWindow(of: node)
+      if let c = pooledConvolution(node, g) {
+        let conv = g.nodes[c]
+        let inner = blockedConvolution(
+          conv, g, off, label: "\(conv.op.name) \(g[conv.results[0]].name)", packed: persistent, threads: threads)
+        let pool = glassbox_max_pool(
+          oh: Int32(out[2]), ow: Int32(out[3]), kh: Int32(window.kernel.h), kw: Int32(window.kernel.w),
+          sy: Int32(window.stride.h), sx: Int32(window.stride.w), py: Int32(window.padding.h),
+          px: Int32(window.padding.w))
+        return [
+          BlockedConvMaxPool(
+            label: inner.label + " + " + label + " (blocked)", convolution: inner, pool: pool,
+            out: o(node.results[0]), scratch: scratch)
+        ]
+      }
       if x.count == 5 {
         return [
           BlockedMaxPool(

@@ -80,13 +80,18 @@ struct BlockedLayoutTests {
       u = relu(conv2d(s, out: 96, kernel: 3, padding: 1))
     }
     """,
-    // A stem and its max pooling on one image large enough to split over two cores: the pooling
-    // by output rows, as the stem splits its rows (an odd number of them, the windows of the
-    // cores' first rows reaching into the other core's half).
+    // Max pooling of convolutions on one image large enough to split over two cores, by pooled
+    // rows (an odd number of them, the windows of a core's first rows reaching into the other
+    // core's half): each convolution computed inside its pooling's kernel
+    // (`pooledConvolutionsHaveNoStorage`) — a stem under 3×3 windows of stride 2, a dilated 3×3
+    // under 2×2 windows in ceil mode (the last window one row and one column), and a 1×1 (whose
+    // rows the kernel takes as one run of outputs) under 3×3 windows of stride 1.
     """
-    graph g(x: f32[1, 3, 131, 125]) -> (p: f32[1, 32, 33, 32]) {
+    graph g(x: f32[1, 3, 131, 125]) -> (p: f32[1, 32, 33, 32], q: f32[1, 32, 17, 16], u: f32[1, 16, 33, 32]) {
       s = relu(conv2d(x, out: 32, kernel: 7, stride: 2, padding: 3))
       p = max_pool2d(s, kernel: 3, stride: 2, padding: 1)
+      q = max_pool2d(conv2d(p, out: 32, kernel: 3, padding: 2, dilation: 2), kernel: 2, stride: 2, ceil_mode: true)
+      u = max_pool2d(relu(conv2d(p, out: 16, kernel: 1)), kernel: 3, stride: 1, padding: 1)
     }
     """,
   ]
@@ -131,6 +136,35 @@ struct BlockedLayoutTests {
         } else {
           first[threads] = actual
         }
+      }
+    }
+  }
+
+  /// A max pooling computes the convolution it reads inside its own kernel where nothing else
+  /// reads the convolution's result: that result has no storage and the convolution no kernel of
+  /// its own. Not where the result is also an output, or where a residual is added (the
+  /// convolutions of specs 0 and 2, whose pooled values are outputs or feed a residual, keep
+  /// their kernels). The numbers are checked against the reference with the other specs
+  /// (`blockedProgramsEqualTheReference`, spec 5; spec 0 pools its stem on two images).
+  @Test func pooledConvolutionsHaveNoStorage() throws {
+    for (index, fused) in [(5, ["s", "q.conv2d", "u.relu"]), (0, ["s"]), (2, [])] {
+      let graph = try Spec.checkedGraph(SourceText(fileName: "blocked\(index).graph", text: Self.specs[index]))
+      var module = Module(graph: graph, weights: DeterministicTensors.parameters(of: graph))
+      Pipeline.run(Pipeline.inference(blockedLayouts: true), on: &module)
+      let g = module.graph
+      for threads in [1, 2] {
+        let program = try Executable(graph: g, parameters: module.weights, threads: threads)
+        let pooled = g.values.indices.filter {
+          if case .pooled = program.buffers.storage[$0] { return true }
+          return false
+        }
+        #expect(
+          Set(pooled.map { g.values[$0].name }) == Set(fused.map { $0 + ".blocked" }),
+          "spec \(index): \(pooled.map { g.values[$0].name })")
+        let together = program.program.filter { $0.contains(" + max_pool2d") }
+        #expect(together.count == fused.count, "spec \(index): \(program.program)")
+        #expect(
+          program.program.count { $0.hasPrefix("max_pool2d") } == g.nodes.count { $0.op == .maxPool2d } - fused.count)
       }
     }
   }

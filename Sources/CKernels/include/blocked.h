@@ -58,5 +58,25 @@ void glassbox_max_pool_blocked(const float *x, float *y, int h, int w, int oh, i
 void glassbox_max_pool_blocked_avx512(const float *x, float *y, int h, int w, int oh, int ow, int kh, int kw,
                                       int sy, int sx, int py, int px, int dy, int dx, int blockLo, int blockHi,
                                       int rowLo, int rowHi);
+/* Max pooling (dilation 1) of a blocked convolution's result: the pooled map's size oh×ow, the
+ * window kh×kw, stride and padding. */
+typedef struct {
+  int oh, ow, kh, kw, sy, sx, py, px;
+} glassbox_max_pool;
+
+/* Floats of the ring the two kernels below keep a convolution's rows in. */
+static inline long glassbox_conv_max_pool_ring_count(const glassbox_conv_blocked *c, const glassbox_max_pool *p) {
+  return (long)p->kh * c->cout * c->ow;
+}
+
+/* Pooled rows rowLo..<rowHi of one image, every block, of max pooling `p` of convolution `c`
+ * (all output blocks, no residual), into y[cout/16][p->oh][p->ow][16]: the convolution's rows
+ * computed as the window needs them, into `ring` (glassbox_conv_max_pool_ring_count floats, one
+ * per core), and pooled from there. Each output is glassbox_max_pool_blocked's of the result
+ * glassbox_conv_blocked_* would have written: the same bits. */
+void glassbox_conv_max_pool_blocked_avx512(const glassbox_conv_blocked *c, const glassbox_max_pool *p, const float *x,
+                                           const float *packed, float *y, float *ring, int rowLo, int rowHi);
+void glassbox_conv_max_pool_blocked_avx2(const glassbox_conv_blocked *c, const glassbox_max_pool *p, const float *x,
+                                         const float *packed, float *y, float *ring, int rowLo, int rowHi);
 
 #endif

@@ -476,9 +476,11 @@ void glassbox_conv_blocked_avx2(const glassbox_conv_blocked *c, const float *x, 
  * columns), from −∞, a NaN winning. ---- */
 
 /* The windows of blocks blockLo..<blockHi at output rows rowLo..<rowHi, output by output:
- * WINDOW(o, in, y0, x0, ky0, ky1, kx0, kx1) computes output o (16 floats) from block `in`. Output columns whose windows lie inside
- * the image take every column of the window; the others (a few at each edge) their range
- * computed. */
+ * WINDOW(o, ROW, ky0, ky1, kx0, kx1, dx) computes output o (16 floats) from the window's rows
+ * ky0..<ky1, row ky's first column at ROW(ky) (here in block `in`), its columns kx0..<kx1 dx
+ * apart. Output columns whose windows lie inside the image take every column of the window;
+ * the others (a few at each edge) their range computed. */
+#define POOL_ROW(ky) (in + ((long)(y0 + (ky) * dy) * w + x0) * 16)
 #define POOL_OUTPUTS(WINDOW)                                                                       \
   int oxLo, oxHi;                                                                                  \
   interior(w, ow, kw, sx, px, dx, &oxLo, &oxHi);                                                   \
@@ -493,7 +495,7 @@ void glassbox_conv_blocked_avx2(const glassbox_conv_blocked *c, const float *x, 
         int kx0 = 0, kx1 = kw;                                                                     \
         const int x0 = ox * sx - px;                                                               \
         if (ox < oxLo || ox >= oxHi) tap_range(x0, dx, w, kw, &kx0, &kx1);                        \
-        WINDOW(o, in, y0, x0, ky0, ky1, kx0, kx1)                                                  \
+        WINDOW(o, POOL_ROW, ky0, ky1, kx0, kx1, dx)                                                \
       }                                                                                            \
     }                                                                                              \
   }
@@ -509,22 +511,22 @@ __attribute__((target("avx2"), always_inline)) static inline __m256 take256(__m2
 }
 
 /* AVX-512: an output's 16 lanes as one vector. */
-#define WINDOW512(o, in, y0, x0, ky0, ky1, kx0, kx1)                                               \
+#define WINDOW512(o, ROW, ky0, ky1, kx0, kx1, dx)                                                  \
   {                                                                                                \
     __m512 m = _mm512_set1_ps(-__builtin_inff());                                                  \
     for (int ky = ky0; ky < ky1; ky++) {                                                           \
-      const float *row = in + ((long)(y0 + ky * dy) * w + x0) * 16;                                \
+      const float *row = ROW(ky);                                                                  \
       for (int kx = kx0; kx < kx1; kx++) m = take512(m, _mm512_loadu_ps(row + (long)kx * dx * 16)); \
     }                                                                                              \
     _mm512_storeu_ps(o, m);                                                                        \
   }
 
 /* AVX2: as two vectors. */
-#define WINDOW256(o, in, y0, x0, ky0, ky1, kx0, kx1)                                               \
+#define WINDOW256(o, ROW, ky0, ky1, kx0, kx1, dx)                                                  \
   {                                                                                                \
     __m256 m0 = _mm256_set1_ps(-__builtin_inff()), m1 = m0;                                        \
     for (int ky = ky0; ky < ky1; ky++) {                                                           \
-      const float *row = in + ((long)(y0 + ky * dy) * w + x0) * 16;                                \
+      const float *row = ROW(ky);                                                                  \
       for (int kx = kx0; kx < kx1; kx++) {                                                         \
         const float *p = row + (long)kx * dx * 16;                                                 \
         m0 = take256(m0, _mm256_loadu_ps(p));                                                      \
@@ -603,47 +605,23 @@ static inline void prefetch_rows(const glassbox_conv_blocked *c, const float *x,
   }
 }
 
-/* The row of block b of convolution row cy in the ring. */
-#define RING_ROW(cy) (ring + (long)((cy) % p->kh) * slot + (long)b * c->ow * 16 + (long)x0 * 16)
+/* The row of block b of convolution row y0 + ky in the ring, from column x0. */
+#define RING_ROW(ky) (ring + (long)((y0 + (ky)) % p->kh) * slot + (long)b * c->ow * 16 + (long)x0 * 16)
 
 __attribute__((target("avx512f")))
 void glassbox_conv_max_pool_blocked_avx512(const glassbox_conv_blocked *c, const glassbox_max_pool *p, const float *x,
                                            const float *packed, float *y, float *ring, int rowLo, int rowHi) {
 #define CONV512(dst, cy) conv_blocked(c, x, packed, dst, 0, 0, blocks, cy, (cy) + 1, 4, R512, pick512, c->ow * 16, cy)
-#define POOL512                                                                                    \
-  {                                                                                                \
-    __m512 m = _mm512_set1_ps(-__builtin_inff());                                                  \
-    for (int ky = ky0; ky < ky1; ky++) {                                                           \
-      const float *row = RING_ROW(y0 + ky);                                                        \
-      for (int kx = kx0; kx < kx1; kx++) m = take512(m, _mm512_loadu_ps(row + (long)kx * 16));     \
-    }                                                                                              \
-    _mm512_storeu_ps(o, m);                                                                        \
-  }
-  CONV_MAX_POOL(CONV512, POOL512)
+  CONV_MAX_POOL(CONV512, WINDOW512(o, RING_ROW, ky0, ky1, kx0, kx1, 1))
 #undef CONV512
-#undef POOL512
 }
 
 __attribute__((target("avx2,fma")))
 void glassbox_conv_max_pool_blocked_avx2(const glassbox_conv_blocked *c, const glassbox_max_pool *p, const float *x,
                                          const float *packed, float *y, float *ring, int rowLo, int rowHi) {
 #define CONV256(dst, cy) conv_blocked(c, x, packed, dst, 0, 0, blocks, cy, (cy) + 1, 1, R256, pick256, c->ow * 16, cy)
-#define POOL256                                                                                    \
-  {                                                                                                \
-    __m256 m0 = _mm256_set1_ps(-__builtin_inff()), m1 = m0;                                        \
-    for (int ky = ky0; ky < ky1; ky++) {                                                           \
-      const float *row = RING_ROW(y0 + ky);                                                        \
-      for (int kx = kx0; kx < kx1; kx++) {                                                         \
-        m0 = take256(m0, _mm256_loadu_ps(row + (long)kx * 16));                                    \
-        m1 = take256(m1, _mm256_loadu_ps(row + (long)kx * 16 + 8));                                \
-      }                                                                                            \
-    }                                                                                              \
-    _mm256_storeu_ps(o, m0);                                                                       \
-    _mm256_storeu_ps(o + 8, m1);                                                                   \
-  }
-  CONV_MAX_POOL(CONV256, POOL256)
+  CONV_MAX_POOL(CONV256, WINDOW256(o, RING_ROW, ky0, ky1, kx0, kx1, 1))
 #undef CONV256
-#undef POOL256
 }
 #undef RING_ROW
 #undef CONV_MAX_POOL

@@ -9,9 +9,9 @@ enum Lowering {
   /// Scratch floats a node needs while it runs (im2col columns, LSTM state).
   static func scratch(_ node: Node, _ g: Graph, threads: Int) -> Int {
     if let c = pooledConvolution(node, g) {
+      let y = shape(g, g.nodes[c].results[0])  // [N, C/16, H, W, 16]
       return BlockedConvMaxPool.scratchCount(
-        cout: shape(g, g.nodes[c].results[0])[1] * 16, convolutionWidth: shape(g, g.nodes[c].results[0])[3],
-        poolKernelHeight: PoolWindow(of: node).kernel.h, threads: threads)
+        cout: y[1] * 16, convolutionWidth: y[3], poolKernelHeight: PoolWindow(of: node).kernel.h, threads: threads)
     }
     switch node.op {
     case .fusedElementwise:

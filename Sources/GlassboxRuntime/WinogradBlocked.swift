@@ -157,6 +157,24 @@ extension WinogradConv3x3 {
     }
   }
 
+  /// Floats from the start of `V` or `M` to tile `column` of tile row `row` of a chunk whose rows
+  /// start at tile `at` of `p`, in channel block `block`.
+  @inline(__always)
+  func blockedTile(block: Int, p: Int, at: Int, row: Int, column: Int) -> Int {
+    (block * p + at + row * tilesW + column) * 16
+  }
+
+  /// One image's output block `block`: its bias as a vector (zeros without one), where it starts,
+  /// and where its residual starts, for `blockedPut`.
+  @inline(__always)
+  func blockedOutput(
+    image: Int, block: Int, a: UnsafeMutablePointer<Float>
+  ) -> (bias: V16, dst: UnsafeMutablePointer<Float>, residual: UnsafeMutablePointer<Float>?) {
+    let b = bias.map { UnsafeRawPointer(a + $0 + block * 16).loadUnaligned(as: V16.self) } ?? V16(repeating: 0)
+    let plane = (image * cout + block * 16) * oh * ow
+    return (b, a + out + plane, epilogue.residual.map { a + $0 + plane })
+  }
+
   /// One image's input block (at `src`) at pixel (`y`, `x`) as a vector of its 16 channels, zero
   /// outside the image (`inside`: the whole window is in it).
   @inline(__always)
@@ -200,7 +218,7 @@ extension WinogradConv3x3 {
           return Self.bt((d(0), d(1), d(2), d(3), d(4), d(5)))
         }
         let t0 = column(0), t1 = column(1), t2 = column(2), t3 = column(3), t4 = column(4), t5 = column(5)
-        let dst = v + (block * p + at + (ty - rows.lowerBound) * tw + tx) * 16
+        let dst = v + blockedTile(block: block, p: p, at: at, row: ty - rows.lowerBound, column: tx)
         @inline(__always) func store(_ i: Int, _ row: (V16, V16, V16, V16, V16, V16)) {
           let r = Self.bt(row), q = dst + 6 * i * stride
           UnsafeMutableRawPointer(q).storeBytes(of: r.0, as: V16.self)
@@ -229,12 +247,10 @@ extension WinogradConv3x3 {
     m: UnsafeMutablePointer<Float>, p: Int
   ) {
     let tw = tilesW, stride = mStride(p)
-    let b = bias.map { UnsafeRawPointer(a + $0 + block * 16).loadUnaligned(as: V16.self) } ?? V16(repeating: 0)
-    let plane = (image * cout + block * 16) * oh * ow
-    let dst = a + out + plane, residual = epilogue.residual.map { a + $0 + plane }
+    let (b, dst, residual) = blockedOutput(image: image, block: block, a: a)
     for ty in rows {
       for tx in 0..<tw {
-        let q = m + (block * p + at + (ty - rows.lowerBound) * tw + tx) * 16
+        let q = m + blockedTile(block: block, p: p, at: at, row: ty - rows.lowerBound, column: tx)
         @inline(__always) func mv(_ xi: Int) -> V16 { UnsafeRawPointer(q + xi * stride).loadUnaligned(as: V16.self) }
         // Column j of Aᵀ M (4×6): points j, 6 + j, …, 30 + j.
         @inline(__always) func column(_ j: Int) -> (V16, V16, V16, V16) {
@@ -282,7 +298,7 @@ extension WinogradConv3x3 {
         let t1 = (r1.0 + r2.0, r1.1 + r2.1, r1.2 + r2.2, r1.3 + r2.3)
         let t2 = (r2.0 - r1.0, r2.1 - r1.1, r2.2 - r1.2, r2.3 - r1.3)
         let t3 = (r1.0 - r3.0, r1.1 - r3.1, r1.2 - r3.2, r1.3 - r3.3)
-        let dst = v + (block * p + at + (ty - rows.lowerBound) * tw + tx) * 16
+        let dst = v + blockedTile(block: block, p: p, at: at, row: ty - rows.lowerBound, column: tx)
         // V = t B, per row: t0 − t2, t1 + t2, t2 − t1, t1 − t3.
         @inline(__always) func store(_ i: Int, _ t: (V16, V16, V16, V16)) {
           let q = dst + 4 * i * stride
@@ -308,12 +324,10 @@ extension WinogradConv3x3 {
     m: UnsafeMutablePointer<Float>, p: Int
   ) {
     let tw = tilesW, stride = mStride(p)
-    let b = bias.map { UnsafeRawPointer(a + $0 + block * 16).loadUnaligned(as: V16.self) } ?? V16(repeating: 0)
-    let plane = (image * cout + block * 16) * oh * ow
-    let dst = a + out + plane, residual = epilogue.residual.map { a + $0 + plane }
+    let (b, dst, residual) = blockedOutput(image: image, block: block, a: a)
     for ty in rows {
       for tx in 0..<tw {
-        let q = m + (block * p + at + (ty - rows.lowerBound) * tw + tx) * 16
+        let q = m + blockedTile(block: block, p: p, at: at, row: ty - rows.lowerBound, column: tx)
         @inline(__always) func mv(_ xi: Int) -> V16 { UnsafeRawPointer(q + xi * stride).loadUnaligned(as: V16.self) }
         let m0 = mv(0), m1 = mv(1), m2 = mv(2), m3 = mv(3), m4 = mv(4), m5 = mv(5), m6 = mv(6), m7 = mv(7)
         let m8 = mv(8), m9 = mv(9), m10 = mv(10), m11 = mv(11), m12 = mv(12), m13 = mv(13), m14 = mv(14), m15 = mv(15)

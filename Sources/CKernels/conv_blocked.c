@@ -388,6 +388,12 @@ static const tile_fn tiles256[R256][2] = {FN256(1), FN256(2), FN256(3), FN256(4)
  * `border` tile. Output (ob, oy, ox) is written at out + ob·oBlock + ((oy − rowBase)·ow + ox)·16
  * (the residual read at the same offset): oBlock = oh·ow·16 and rowBase 0 for a whole image, a
  * row's floats and the row itself for one row written alone (`conv_max_pool`). */
+/* Blocks of the next group when `left` remain: up to maxFB, five left going as three and two,
+ * not four and one. */
+static inline int group_blocks(int left, int maxFB) {
+  return left >= maxFB ? (left == maxFB + 1 && maxFB > 2 ? maxFB - 1 : maxFB) : left;
+}
+
 static void conv_blocked(const glassbox_conv_blocked *c, const float *x, const float *packed, float *out,
                          const float *residual, int blockLo, int blockHi, int rowLo, int rowHi, int maxFB, int maxR,
                          tile_fn (*pick)(int fb, int r, int plain), long oBlock, int rowBase) {
@@ -410,10 +416,14 @@ static void conv_blocked(const glassbox_conv_blocked *c, const float *x, const f
   t.x = x;
   t.wBlock = wBlock;
   t.oBlock = oBlock;
+  const long perInputBlock = (long)c->kh * c->kw * 256;
+  /* The weights are fetched a chunk ahead: each tile of a chunk prefetches its share of the next
+   * chunk's lines, so that they arrive spread over the chunk's time instead of stalling the next
+   * chunk's first tile. A network whose weights outgrow the caches (ResNet-50's 100 MB) streams
+   * them from memory on every run. */
+  const int tilesPerRow = (columns + maxR - 1) / maxR, chunkTiles = rows * tilesPerRow;
   for (int b = blockLo, fb; b < blockHi; b += fb) {
-    /* Five blocks left go as three and two, not four and one. */
-    const int left = blockHi - b;
-    fb = left >= maxFB ? (left == maxFB + 1 && maxFB > 2 ? maxFB - 1 : maxFB) : left;
+    fb = group_blocks(blockHi - b, maxFB);
     t.w = packed + b * wBlock;
     t.bias = c->bias ? c->bias + 16 * b : 0;
     const int step = chunk_blocks(c->kh, c->kw, fb);
@@ -422,6 +432,21 @@ static void conv_blocked(const glassbox_conv_blocked *c, const float *x, const f
       t.ib1 = ib + step < nib ? ib + step : nib;
       t.first = ib == 0;
       t.last = t.ib1 == nib;
+      /* The next chunk in this loop's order: nextFb streams of nextLines lines from next. */
+      const float *next = 0;
+      int nextFb = 0;
+      long nextLines = 0;
+      if (t.ib1 < nib) {
+        next = t.w + t.ib1 * perInputBlock;
+        nextFb = fb;
+        nextLines = (long)((t.ib1 + step < nib ? t.ib1 + step : nib) - t.ib1) * perInputBlock / 16;
+      } else if (b + fb < blockHi) {
+        nextFb = group_blocks(blockHi - b - fb, maxFB);
+        const int nextStep = chunk_blocks(c->kh, c->kw, nextFb);
+        next = packed + (b + fb) * wBlock;
+        nextLines = (long)(nextStep < nib ? nextStep : nib) * perInputBlock / 16;
+      }
+      int tile = 0;
       for (int row = 0; row < rows; row++) {
         const int oy = flat ? 0 : rowLo + row;
         t.oy = oy;
@@ -448,6 +473,13 @@ static void conv_blocked(const glassbox_conv_blocked *c, const float *x, const f
           const long o = b * oBlock + ((long)(oy - rowBase) * c->ow + ox) * 16;
           t.out = out + o;
           t.res = residual ? residual + o : 0;
+          if (next) {
+            const long lo = nextLines * tile / chunkTiles, hi = nextLines * (tile + 1) / chunkTiles;
+            for (int s = 0; s < nextFb; s++) {
+              for (long l = lo; l < hi; l++) __builtin_prefetch(next + s * wBlock + l * 16, 0, 3);
+            }
+          }
+          tile++;
           pick(fb, r, c->plainInput)(&t);
         }
       }

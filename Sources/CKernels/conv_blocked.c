@@ -191,10 +191,13 @@ typedef struct {
 #define ALL_INSIDE(col0, R) ((col0) >= 0 && (col0) + ((R) - 1) * c->sx < c->w)
 
 /* AVX-512: FB blocks, R outputs; PLAIN: the input is NCHW (lanes a plane apart, the last block's
- * lanes past cin skipped: they are not there to read). Inlined into one function per
- * (FB, R, PLAIN). */
+ * lanes past cin skipped: they are not there to read); POINT: a flat pointwise tile (see
+ * conv_blocked), its inputs' offsets constants where the general loops keep them in registers
+ * and on the stack (the pointwise layers ran 2–3% faster, caches warm). Inlined into one function
+ * per (FB, R, PLAIN, POINT). */
 __attribute__((target("avx512f"), always_inline)) static inline void tile512(const tile_args *t, const int FB,
-                                                                           const int R, const int PLAIN) {
+                                                                           const int R, const int PLAIN,
+                                                                           const int POINT) {
   TILE_SETUP(PLAIN)
   __m512 acc[4][8];
   _Pragma("unroll") for (int fb = 0; fb < FB; fb++) {
@@ -206,7 +209,21 @@ __attribute__((target("avx512f"), always_inline)) static inline void tile512(con
     }
   }
   const long wBlock = t->wBlock;
-  for (int ib = t->ib0; ib < t->ib1; ib++) {
+  /* Output column ox0 reads input pixel ox0, one tap, no border: the terms of the loops below,
+   * in their order. */
+  const float *xp0 = t->x + (long)t->ox0 * 16;
+  for (int ib = t->ib0; POINT && ib < t->ib1; ib++) {
+    const float *xp = xp0 + (long)ib * hw * 16, *wt = t->w + (long)ib * 256;
+    _Pragma("unroll") for (int il = 0; il < 16; il++) {
+      __m512 wv[4];
+      _Pragma("unroll") for (int fb = 0; fb < FB; fb++) wv[fb] = _mm512_loadu_ps(wt + 16 * il + fb * wBlock);
+      _Pragma("unroll") for (int j = 0; j < R; j++) {
+        const __m512 v = _mm512_set1_ps(xp[16 * j + il]);
+        _Pragma("unroll") for (int fb = 0; fb < FB; fb++) acc[fb][j] = _mm512_fmadd_ps(v, wv[fb], acc[fb][j]);
+      }
+    }
+  }
+  for (int ib = t->ib0; !POINT && ib < t->ib1; ib++) {
     const float *xb = t->x + (long)ib * hw * 16;
     const float *wb = t->w + (long)ib * taps * 256;
     const int lanes = PLAIN ? (c->cin - 16 * ib < 16 ? c->cin - 16 * ib : 16) : 16;
@@ -277,10 +294,13 @@ typedef void (*tile_fn)(const tile_args *);
 
 #define TILE512(FB, R)                                                                             \
   __attribute__((target("avx512f"))) static void tile512_##FB##_##R##_0(const tile_args *t) {     \
-    tile512(t, FB, R, 0);                                                                        \
+    tile512(t, FB, R, 0, 0);                                                                     \
   }                                                                                              \
   __attribute__((target("avx512f"))) static void tile512_##FB##_##R##_1(const tile_args *t) {     \
-    tile512(t, FB, R, 1);                                                                        \
+    tile512(t, FB, R, 1, 0);                                                                     \
+  }                                                                                              \
+  __attribute__((target("avx512f"))) static void tile512_##FB##_##R##_2(const tile_args *t) {     \
+    tile512(t, FB, R, 0, 1);                                                                     \
   }
 #define TILE512_ROW(FB) TILE512(FB, 1) TILE512(FB, 2) TILE512(FB, 3) TILE512(FB, 4) TILE512(FB, 5) TILE512(FB, 6)
 TILE512_ROW(1)
@@ -288,10 +308,10 @@ TILE512_ROW(2)
 TILE512_ROW(3)
 TILE512_ROW(4)
 
-#define FN512(FB, R) {tile512_##FB##_##R##_0, tile512_##FB##_##R##_1}
+#define FN512(FB, R) {tile512_##FB##_##R##_0, tile512_##FB##_##R##_1, tile512_##FB##_##R##_2}
 #define FN512_ROW(FB) {FN512(FB, 1), FN512(FB, 2), FN512(FB, 3), FN512(FB, 4), FN512(FB, 5), FN512(FB, 6)}
-/* [FB − 1][R − 1][PLAIN] */
-static const tile_fn tiles512[4][R512][2] = {FN512_ROW(1), FN512_ROW(2), FN512_ROW(3), FN512_ROW(4)};
+/* [FB − 1][R − 1][kind]: kind 0 a blocked input, 1 a plain one, 2 a flat pointwise tile. */
+static const tile_fn tiles512[4][R512][3] = {FN512_ROW(1), FN512_ROW(2), FN512_ROW(3), FN512_ROW(4)};
 
 /* AVX2: one block (two vectors of 8 lanes) by R outputs, the same terms in the same order as
  * tile512. */
@@ -381,22 +401,22 @@ TILE256(6)
 #define FN256(R) {tile256_##R##_0, tile256_##R##_1}
 static const tile_fn tiles256[R256][2] = {FN256(1), FN256(2), FN256(3), FN256(4), FN256(5), FN256(6)};
 
-/* The tiles of output blocks blockLo..<blockHi at rows rowLo..<rowHi: groups of up to maxFB
- * blocks, within a group chunks of input blocks, within a chunk rows, within a row tiles of up to
- * maxR outputs (`pick` gives the tile function of a group, a tile's outputs and the layout). A
- * tile that reaches into the columns whose taps leave the image (outside oxLo..<oxHi) is a
- * `border` tile. Output (ob, oy, ox) is written at out + ob·oBlock + ((oy − rowBase)·ow + ox)·16
- * (the residual read at the same offset): oBlock = oh·ow·16 and rowBase 0 for a whole image, a
- * row's floats and the row itself for one row written alone (`conv_max_pool`). */
 /* Blocks of the next group when `left` remain: up to maxFB, five left going as three and two,
  * not four and one. */
 static inline int group_blocks(int left, int maxFB) {
   return left >= maxFB ? (left == maxFB + 1 && maxFB > 2 ? maxFB - 1 : maxFB) : left;
 }
 
+/* The tiles of output blocks blockLo..<blockHi at rows rowLo..<rowHi: groups of up to maxFB
+ * blocks, within a group chunks of input blocks, within a chunk rows, within a row tiles of up to
+ * maxR outputs (`pick` gives the tile function of a group, a tile's outputs and its kind: a plain
+ * input, a flat pointwise tile or any other). A tile that reaches into the columns whose taps
+ * leave the image (outside oxLo..<oxHi) is a `border` tile. Output (ob, oy, ox) is written at out + ob·oBlock + ((oy − rowBase)·ow + ox)·16
+ * (the residual read at the same offset): oBlock = oh·ow·16 and rowBase 0 for a whole image, a
+ * row's floats and the row itself for one row written alone (`conv_max_pool`). */
 static void conv_blocked(const glassbox_conv_blocked *c, const float *x, const float *packed, float *out,
                          const float *residual, int blockLo, int blockHi, int rowLo, int rowHi, int maxFB, int maxR,
-                         tile_fn (*pick)(int fb, int r, int plain), long oBlock, int rowBase) {
+                         tile_fn (*pick)(int fb, int r, int kind), long oBlock, int rowBase) {
   const int nib = input_blocks(c->cin);
   const long wBlock = (long)nib * c->kh * c->kw * 256;
   int oxLo, oxHi;
@@ -480,15 +500,16 @@ static void conv_blocked(const glassbox_conv_blocked *c, const float *x, const f
             }
           }
           tile++;
-          pick(fb, r, c->plainInput)(&t);
+          pick(fb, r, c->plainInput ? 1 : flat ? 2 : 0)(&t);
         }
       }
     }
   }
 }
 
-static tile_fn pick512(int fb, int r, int plain) { return tiles512[fb - 1][r - 1][plain != 0]; }
-static tile_fn pick256(int fb, int r, int plain) { (void)fb; return tiles256[r - 1][plain != 0]; }
+static tile_fn pick512(int fb, int r, int kind) { return tiles512[fb - 1][r - 1][kind]; }
+/* AVX2 runs a flat pointwise tile as any blocked one. */
+static tile_fn pick256(int fb, int r, int kind) { (void)fb; return tiles256[r - 1][kind == 1]; }
 
 __attribute__((target("avx512f")))
 void glassbox_conv_blocked_avx512(const glassbox_conv_blocked *c, const float *x, const float *packed, float *out,

@@ -43,6 +43,11 @@ static inline __m512 take(__m512 m, __m512 v) {
  * blocks independent chains. */
 enum { GROUPS = 4 };
 
+/* Input rows ahead of the window that the pooling kernels prefetch (two rows from there): a
+ * training batch's input (ResNet-18's stem on 64 frames: 51 MB) comes from memory, and the
+ * hardware prefetcher, meeting each plane's rows in short runs, left the loads waiting. */
+enum { PREFETCH_ROWS = 8 };
+
 __attribute__((target("avx512f")))
 void glassbox_max_pool_planes_avx512(int planes, const float *src, float *dst, int h, int w, int oh, int ow,
                                      int kh, int kw, int sy, int py, int px, int dy, int dx) {
@@ -77,6 +82,10 @@ void glassbox_max_pool_planes_avx512(int planes, const float *src, float *dst, i
         const int ky1 = kh < (h - y0 + dy - 1) / dy ? kh : (h - y0 + dy - 1) / dy;
         /* Column 0 of window row 0 of the block's first window (before the row where px > 0). */
         const float *first = plane + (long)(y0 + ky0 * dy) * w + 2l * ox - px;
+        for (int k = PREFETCH_ROWS; k < PREFETCH_ROWS + 2; k++) {
+          const float *ahead = plane + (long)(y0 + k) * w + 2l * ox;
+          for (int l = 0; l < 2 * GROUPS; l++) __builtin_prefetch(ahead + 16 * l);
+        }
         __m512 m[GROUPS];
         for (int g = 0; g < GROUPS; g++) m[g] = none;
         /* Each window row's maxima in order along the row, then the rows' in order: the same
@@ -113,6 +122,11 @@ void glassbox_max_pool16_backward_avx512(int count, const float *plane, long fir
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   __m512 m = _mm512_setzero_ps();
   __m512i best = _mm512_setzero_si512();
+  for (int k = PREFETCH_ROWS; k < PREFETCH_ROWS + 2; k++) {
+    const float *p = plane + firstOffset + k * rowStride;
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 16);
+  }
   for (int r = 0; r < rows; r++) {
     for (int c = 0; c < columns; c++) {
       const long offset = firstOffset + r * rowStride + c * columnStep;

@@ -192,9 +192,9 @@ typedef struct {
 
 /* AVX-512: FB blocks, R outputs; PLAIN: the input is NCHW (lanes a plane apart, the last block's
  * lanes past cin skipped: they are not there to read); POINT: a flat pointwise tile (see
- * conv_blocked), its inputs' offsets constants where the general loops keep them in registers
- * and on the stack (the pointwise layers ran 2–3% faster, caches warm). Inlined into one function
- * per (FB, R, PLAIN, POINT). */
+ * conv_blocked), its inputs' offsets constants, which the general loops keep in registers and,
+ * with 24 accumulators live, spill to the stack. Inlined into one function per
+ * (FB, R, PLAIN, POINT). */
 __attribute__((target("avx512f"), always_inline)) static inline void tile512(const tile_args *t, const int FB,
                                                                            const int R, const int PLAIN,
                                                                            const int POINT) {
@@ -411,9 +411,10 @@ static inline int group_blocks(int left, int maxFB) {
  * blocks, within a group chunks of input blocks, within a chunk rows, within a row tiles of up to
  * maxR outputs (`pick` gives the tile function of a group, a tile's outputs and its kind: a plain
  * input, a flat pointwise tile or any other). A tile that reaches into the columns whose taps
- * leave the image (outside oxLo..<oxHi) is a `border` tile. Output (ob, oy, ox) is written at out + ob·oBlock + ((oy − rowBase)·ow + ox)·16
- * (the residual read at the same offset): oBlock = oh·ow·16 and rowBase 0 for a whole image, a
- * row's floats and the row itself for one row written alone (`conv_max_pool`). */
+ * leave the image (outside oxLo..<oxHi) is a `border` tile. Output (ob, oy, ox) is written at
+ * out + ob·oBlock + ((oy − rowBase)·ow + ox)·16 (the residual read at the same offset): oBlock =
+ * oh·ow·16 and rowBase 0 for a whole image, a row's floats and the row itself for one row written
+ * alone (`conv_max_pool`). */
 static void conv_blocked(const glassbox_conv_blocked *c, const float *x, const float *packed, float *out,
                          const float *residual, int blockLo, int blockHi, int rowLo, int rowHi, int maxFB, int maxR,
                          tile_fn (*pick)(int fb, int r, int kind), long oBlock, int rowBase) {

@@ -22,7 +22,9 @@ import GlassboxIR
 /// - an elementwise result may overwrite an operand nothing reads after, and a blocked
 ///   convolution its residual (`inPlace`);
 /// - a blocked convolution's result that only a max pooling reads is computed inside the
-///   pooling's kernel, a few rows at a time in its scratch (`Lowering.pooledConvolution`).
+///   pooling's kernel, a few rows at a time in its scratch (`Lowering.pooledConvolution`);
+/// - an elementwise function's result that only a linear layer reads is computed inside the
+///   layer's kernel, a chunk of rows at a time in its scratch (`Lowering.functionOfInput`).
 struct BufferAssignment {
   /// How a value got its storage.
   enum Storage: Equatable {
@@ -52,6 +54,17 @@ struct BufferAssignment {
     /// A convolution's result computed row by row inside the kernel of the max pooling that
     /// reads it, whose result is `value`: no storage.
     case pooled(into: Int)
+    /// An elementwise function's result computed a chunk of rows at a time inside the kernel
+    /// of the linear layer that reads it, whose result is `value`: no storage.
+    case mappedInput(into: Int)
+
+    /// Whether another node's kernel computes the value (no storage of its own).
+    var isComputedInside: Bool {
+      switch self {
+      case .pooled, .mappedInput: true
+      default: false
+      }
+    }
   }
 
   /// Per value: its offset in floats (-1: no storage).
@@ -70,7 +83,8 @@ struct BufferAssignment {
   /// value index; the kernels that read or write them take the stride.
   let rowStrides: [Int: Int]
   /// Nodes that lower to no kernel: their result is already where it belongs (step views,
-  /// placed concatenations), or another node's kernel computes it (pooled convolutions).
+  /// placed concatenations), or another node's kernel computes it (pooled convolutions, mapped
+  /// inputs).
   let needsNoKernel: Set<Int>
   /// Floats of parameters, inputs and derived weights.
   let staticCount: Int
@@ -131,14 +145,19 @@ struct BufferAssignment {
       storage[r] = .inPlace(over: over?.index ?? root[r])
     }
 
-    // A convolution that a max pooling takes into its kernel: no storage for its result, no
-    // kernel of its own; its operands live until the pooling runs, its packed weights are the
-    // pooling's.
+    // A convolution that a max pooling takes into its kernel, or an elementwise function a
+    // linear layer does: no storage for its result, no kernel of its own; its operands live
+    // until the node that takes it runs; a pooling's packed weights are its convolution's.
     var pooledBy: [Int: Int] = [:]  // pooling node index → convolution node index
+    var inside: [Int: Int] = [:]  // node index → index of the node its kernel computes
     for (i, node) in graph.nodes.enumerated() {
-      guard let c = Lowering.pooledConvolution(node, graph) else { continue }
-      pooledBy[i] = c
-      storage[graph.nodes[c].results[0].index] = .pooled(into: node.results[0].index)
+      if let c = Lowering.pooledConvolution(node, graph) {
+        (pooledBy[i], inside[i]) = (c, c)
+        storage[graph.nodes[c].results[0].index] = .pooled(into: node.results[0].index)
+      } else if let f = Lowering.functionOfInput(node, graph) {
+        inside[i] = f
+        storage[graph.nodes[f].results[0].index] = .mappedInput(into: node.results[0].index)
+      }
     }
 
     // Static region: parameters this program reads (a folded batch norm's originals are
@@ -203,7 +222,7 @@ struct BufferAssignment {
     for (i, node) in graph.nodes.enumerated() {
       let p = schedule.position[i], lane = schedule.lane[i]
       for r in node.results { first[root[r.index]] = Swift.min(first[root[r.index]], p) }
-      for o in node.operands + node.results + (pooledBy[i].map { graph.nodes[$0].operands } ?? []) {
+      for o in node.operands + node.results + (inside[i].map { graph.nodes[$0].operands } ?? []) {
         let r = root[o.index]
         // Touched by two lanes, or by a lane and a node outside the group: mixed.
         if last[r] < 0 { laneOf[r] = lane } else if laneOf[r] != lane { mixed[r] = true }
@@ -223,7 +242,7 @@ struct BufferAssignment {
     var buffers: [MemoryPlan.Buffer] = []
     var owner: [Int] = []  // value index, or -(node index + 1) for a node's scratch
     for i in 0..<n where root[i] == i && offsets[i] < 0 && first[i] != Int.max {
-      if case .pooled = storage[i] { continue }
+      if storage[i].isComputedInside { continue }
       buffers.append(
         .init(
           count: count(ValueID(i)), first: first[i], last: pinned.contains(i) ? end : last[i],
@@ -262,7 +281,7 @@ struct BufferAssignment {
     self.persistent = persistent
     self.sharesForward = sharesForward
     self.rowStrides = rowStrides
-    needsNoKernel = Set(views.keys).union(placed.concats).union(pooledBy.values)
+    needsNoKernel = Set(views.keys).union(placed.concats).union(inside.values)
     staticCount = staticSize
     self.count = staticSize + plan.size
     unsharedCount = staticSize + buffers.reduce(0) { $0 + MemoryPlan.round($1.count) }

@@ -382,19 +382,24 @@ struct Unary: Kernel {
 
 // MARK: - Matrix products
 
-/// `out[rows, out] = x[rows, in] · Wᵀ + b`, optionally followed by ReLU.
+/// `out[rows, out] = f(x[rows, in]) · Wᵀ + b`, optionally followed by ReLU; `f` is the identity,
+/// or an elementwise function whose result only this product reads (`inputFunction`:
+/// `Lowering.functionOfInput`), applied to a chunk of rows at a time in scratch.
 struct Linear: Kernel {
   var label: String
   var rows: Int, inFeatures: Int, outFeatures: Int
   var x: Int, weight: Int, bias: Int?, out: Int
   var epilogue: Epilogue
   var threads = 1
+  var inputFunction: UnaryOp? = nil
+  var scratch = 0
 
   var gemms: [GEMMShape] { [GEMMShape(m: rows, n: outFeatures, k: inFeatures, transB: true, count: 1)] }
 
   /// Rows per GEMM: about 64 KiB of output, so that the bias copied in as the GEMM's initial
   /// value is still in cache when the GEMM adds to it.
-  var chunkRows: Int { Swift.max(16, (1 << 14) / Swift.max(1, outFeatures)) }
+  var chunkRows: Int { Self.chunkRows(outFeatures: outFeatures) }
+  static func chunkRows(outFeatures: Int) -> Int { Swift.max(16, (1 << 14) / Swift.max(1, outFeatures)) }
 
   /// The rows split over the cores when the product is large enough (`BLAS.parallelWork`),
   /// each core its rows a chunk at a time: bias rows, then a single-threaded GEMM over them,
@@ -403,23 +408,68 @@ struct Linear: Kernel {
   /// core first.
   func run(_ a: UnsafeMutablePointer<Float>) {
     if rows <= Self.dotRows { return runDots(a) }
-    let parts =
-      threads > 1 && rows >= 8 * threads && rows * inFeatures * outFeatures >= BLAS.parallelWork
-      ? Swift.min(threads, rows / 4) : 1
     let f = inFeatures, o = outFeatures
+    let parts = Self.parts(rows: rows, inFeatures: f, outFeatures: o, threads: threads)
+    // With an input function each core's chunk of rows goes through it into the core's
+    // scratch first, where the product reads it from cache.
+    let step =
+      inputFunction == nil ? chunkRows : Self.functionRows(rows: rows, inFeatures: f, outFeatures: o, parts: parts)
     parallelFor(parts) { part in
       let lo = rows * part / parts, hi = rows * (part + 1) / parts
+      let rowsIn = a + scratch + part * step * f
       var r = lo
       while r < hi {
-        let n = Swift.min(chunkRows, hi - r)
-        if let bias { for i in r..<(r + n) { (a + out + i * o).update(from: a + bias, count: o) } }
-        BLAS.sgemm(
-          transB: true, m: n, n: o, k: f, a: a + x + r * f, lda: f, b: a + weight, ldb: f,
-          beta: bias == nil ? 0 : 1, c: a + out + r * o, ldc: o)
+        let n = Swift.min(step, hi - r)
+        var input = a + x + r * f
+        if let inputFunction {
+          Unary.apply(inputFunction, input, rowsIn, count: n * f)
+          input = rowsIn
+        }
+        if o <= Self.narrowOutputs {
+          for i in 0..<n {
+            let y = a + out + (r + i) * o
+            for j in 0..<o {
+              y[j] =
+                Linear.dot(UnsafePointer(a + weight + j * f), count: f, input + i * f) + (bias.map { a[$0 + j] } ?? 0)
+            }
+          }
+        } else {
+          if let bias { for i in r..<(r + n) { (a + out + i * o).update(from: a + bias, count: o) } }
+          BLAS.sgemm(
+            transB: true, m: n, n: o, k: f, a: input, lda: f, b: a + weight, ldb: f,
+            beta: bias == nil ? 0 : 1, c: a + out + r * o, ldc: o)
+        }
         r += n
       }
       epilogue.apply(a, out: out, count: (hi - lo) * o, at: lo * o)
     }
+  }
+
+  /// Output features up to which each row is dot products (an attention score, a one-logit
+  /// head): a GEMM of so few columns runs far below its rate, and its packing costs more than
+  /// the product.
+  static let narrowOutputs = 4
+
+  /// Cores the rows split over: all of them when the product is large enough
+  /// (`BLAS.parallelWork`).
+  static func parts(rows: Int, inFeatures: Int, outFeatures: Int, threads: Int) -> Int {
+    threads > 1 && rows >= 8 * threads && rows * inFeatures * outFeatures >= BLAS.parallelWork
+      ? Swift.min(threads, rows / 4) : 1
+  }
+
+  /// Rows at a time through an input function, of a core's share of the rows: at most 64 KiB
+  /// of them for a GEMM, 16 KiB for dot products, which stay in the core's cache until the
+  /// product reads them.
+  static func functionRows(rows: Int, inFeatures: Int, outFeatures: Int, parts: Int) -> Int {
+    let floats = outFeatures <= narrowOutputs ? 1 << 12 : 1 << 14
+    return Swift.min(
+      chunkRows(outFeatures: outFeatures), Swift.max(8, floats / Swift.max(1, inFeatures)), (rows + parts - 1) / parts)
+  }
+
+  /// Scratch floats for an input function: a chunk of mapped rows per core.
+  static func scratchCount(rows: Int, inFeatures: Int, outFeatures: Int, threads: Int) -> Int {
+    let parts = parts(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, threads: threads)
+    return parts * functionRows(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, parts: parts) * inFeatures
   }
 }
 

@@ -148,6 +148,8 @@ extension BufferAssignment.Storage {
     case .stack(let v): return "stack in the storage of \(name(v))"
     case .inPlace(let v): return "in place over \(name(v))"
     case .pooled(let v): return "computed row by row inside the kernel of the pooling into \(name(v)), no storage"
+    case .mappedInput(let v):
+      return "computed a chunk of rows at a time inside the kernel of the linear layer into \(name(v)), no storage"
     }
   }
 }

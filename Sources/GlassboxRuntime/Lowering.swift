@@ -13,6 +13,11 @@ enum Lowering {
       return BlockedConvMaxPool.scratchCount(
         cout: y[1] * 16, convolutionWidth: y[3], poolKernelHeight: PoolWindow(of: node).kernel.h, threads: threads)
     }
+    if functionOfInput(node, g) != nil {
+      let w = shape(g, node.operands[1])
+      return Linear.scratchCount(
+        rows: shape(g, node.operands[0]).dropLast().reduce(1, *), inFeatures: w[1], outFeatures: w[0], threads: threads)
+    }
     switch node.op {
     case .fusedElementwise:
       return FusedElementwise.scratchCount(
@@ -186,13 +191,36 @@ enum Lowering {
     guard node.op == .maxPool2d, shape(g, node.operands[0]).count == 5, PoolWindow(of: node).dilation == Pair(1),
       let producer = g.producer(of: node.operands[0])
     else { return nil }
-    let conv = g.nodes[producer.index], r = node.operands[0]
-    guard blocked(conv), !winograd(conv, g), conv.operands.count <= 3,
-      g.nodes.reduce(0, { $0 + $1.operands.count(where: { $0 == r }) }) == 1,
-      !g.outputs.contains(where: { $0.value == r }),
-      !g.taps.contains(where: { $0.operands.contains(r) })
+    let conv = g.nodes[producer.index]
+    guard blocked(conv), !winograd(conv, g), conv.operands.count <= 3, readOnce(node.operands[0], g) else {
+      return nil
+    }
+    return producer.index
+  }
+
+  /// The node index of the elementwise function a linear layer applies to its input inside its
+  /// own kernel (`Linear.inputFunction`): the producer of its input where that is a one-operand
+  /// elementwise op (tanh, sigmoid, …) whose result nothing else reads (no other node, output or
+  /// tap — a backward pass reads it, so only inference programs map this way), and the layer
+  /// has more rows than its dot-product path takes. The function's result then has no storage,
+  /// and the function no kernel (`BufferAssignment`).
+  static func functionOfInput(_ node: Node, _ g: Graph) -> Int? {
+    guard node.op == .linear, shape(g, node.operands[0]).dropLast().reduce(1, *) > Linear.dotRows,
+      let producer = g.producer(of: node.operands[0]), inputFunction(g.nodes[producer.index]) != nil,
+      readOnce(node.operands[0], g)
     else { return nil }
     return producer.index
+  }
+
+  /// The function a one-operand elementwise node computes.
+  static func inputFunction(_ node: Node) -> UnaryOp? {
+    node.operands.count == 1 ? ElementwiseCode(node.op).flatMap(UnaryOp.init) : nil
+  }
+
+  /// Whether one operand of one node is all that reads `v`: no output or tap does.
+  static func readOnce(_ v: ValueID, _ g: Graph) -> Bool {
+    g.nodes.reduce(0, { $0 + $1.operands.count(where: { $0 == v }) }) == 1
+      && !g.outputs.contains(where: { $0.value == v }) && !g.taps.contains(where: { $0.operands.contains(v) })
   }
 
   /// The blocked direct convolution kernel of `node` (`BlockedConv2d`), its packed weights at
@@ -477,12 +505,14 @@ enum Lowering {
 
     case .linear:
       let w = shape(g, node.operands[1])
+      let function = functionOfInput(node, g).map { g.nodes[$0] }
       return [
         Linear(
-          label: label, rows: x.dropLast().reduce(1, *), inFeatures: w[1], outFeatures: w[0],
-          x: o(node.operands[0]), weight: o(node.operands[1]),
-          bias: node.operands.count > 2 ? o(node.operands[2]) : nil, out: o(node.results[0]),
-          epilogue: epilogue(LinearAttributes(of: node).activation), threads: threads)
+          label: label + (function.map { " (\($0.op.name) of its input)" } ?? ""), rows: x.dropLast().reduce(1, *),
+          inFeatures: w[1], outFeatures: w[0], x: o(function?.operands[0] ?? node.operands[0]),
+          weight: o(node.operands[1]), bias: node.operands.count > 2 ? o(node.operands[2]) : nil,
+          out: o(node.results[0]), epilogue: epilogue(LinearAttributes(of: node).activation), threads: threads,
+          inputFunction: function.flatMap(inputFunction), scratch: scratch)
       ]
 
     case .matmul, .batchMatmul:

@@ -1,4 +1,5 @@
 import GlassboxIR
+import GlassboxPasses
 import GlassboxReference
 @testable import GlassboxRuntime
 import Testing
@@ -108,6 +109,47 @@ struct ExecutableTests {
     let expected = try #require(try reference.run(inputs: inputs, parameters: parameters)["y"])
     let actual = try #require(try program.run(inputs: inputs)["y"])
     #expect(try #require(maxAbsDifference(actual, expected)) <= 1e-5)
+  }
+
+  /// A linear layer maps its input through an elementwise function inside its own kernel where
+  /// nothing else reads the function's result (`Lowering.functionOfInput`): a one-feature score
+  /// and a four-feature one (dot products), a 37-feature layer (GEMMs), each over rows that split
+  /// over two cores in several chunks; not where the function's result is also an output, nor
+  /// for a two-row layer (its dot-product path). Against the reference interpreter on one and
+  /// two cores.
+  @Test func linearLayersMapTheirInputInTheirKernel() throws {
+    let spec = """
+      graph g(x: f32[3, 700, 40], w: f32[2, 30]) -> (s: f32[3, 700, 1], q: f32[3, 700, 4], y: f32[3, 700, 37],
+                                                     t: f32[3, 700, 40], u: f32[3, 700, 3], z: f32[2, 5]) {
+        s = linear(tanh(x), out: 1)
+        q = linear(sigmoid(x), out: 4)
+        y = relu(linear(abs(x), out: 37))
+        t = exp(x)
+        u = linear(t, out: 3)
+        z = linear(tanh(w), out: 5)
+      }
+      """
+    let graph = try Spec.checkedGraph(SourceText(fileName: "mapped.graph", text: spec))
+    var module = Module(graph: graph, weights: DeterministicTensors.parameters(of: graph))
+    Pipeline.run(Pipeline.inference(blockedLayouts: false), on: &module)
+    let g = module.graph
+    let inputs = DeterministicTensors.inputs(of: graph)
+    var reference = ReferenceInterpreter(graph: graph)
+    let expected = try reference.run(inputs: inputs, parameters: module.weights)
+    for threads in [1, 2] {
+      let program = try Executable(graph: g, parameters: module.weights, threads: threads)
+      let mapped = g.values.indices.filter {
+        if case .mappedInput = program.buffers.storage[$0] { return true }
+        return false
+      }
+      #expect(Set(mapped.map { g.values[$0].name }) == ["s.tanh", "q.sigmoid", "y.linear.abs"], "\(program.program)")
+      #expect(program.program.count { $0.contains("of its input)") } == 3, "\(program.program)")
+      let actual = try program.run(inputs: inputs)
+      for name in ["s", "q", "y", "t", "u", "z"] {
+        let a = try #require(actual[name]), e = try #require(expected[name])
+        #expect(try #require(maxAbsDifference(a, e)) <= 1e-5, "\(name) at \(threads) threads")
+      }
+    }
   }
 
   @Test func wrongInputsAreNamed() throws {

@@ -153,23 +153,7 @@ struct Bench: ParsableCommand {
       for (label, ms) in program.profile(runs: iterations) where ms >= 0.001 {
         print(String(format: "%10.3f ms  %@", ms, label))
       }
-      let gemm = program.gemmEfficiency(runs: iterations)
-      if !gemm.isEmpty {
-        print("GEMM-bound kernels against OpenBLAS SGEMM alone on the same shapes (effective: the GEMM's work;")
-        print("executed: the kernel's own multiply-adds, fewer for Winograd, more for padded lanes):")
-        for r in gemm {
-          print(
-            String(
-              format: "%8.1f GFLOP/s effective, %6.1f executed (SGEMM alone %6.1f): %5.1f%%  %@",
-              r.flops / r.kernelMs / 1e6, r.executedFlops / r.kernelMs / 1e6, r.flops / r.sgemmMs / 1e6,
-              100 * r.sgemmMs / r.kernelMs, r.label))
-        }
-        let kernelMs = gemm.reduce(0) { $0 + $1.kernelMs }, sgemmMs = gemm.reduce(0) { $0 + $1.sgemmMs }
-        print(
-          String(
-            format: "all GEMM-bound kernels: %.1f%% of SGEMM's rate (%.3f ms against %.3f ms)",
-            100 * sgemmMs / kernelMs, kernelMs, sgemmMs))
-      }
+      printGEMMEfficiency(program.gemmEfficiency(runs: iterations))
     }
     samples.sort()
     let median =
@@ -307,6 +291,7 @@ extension Bench {
       for (label, ms) in kernels.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(10) {
         print(String(format: "%10.3f ms  %@", ms, label))
       }
+      printGEMMEfficiency(backend.gemmEfficiency(runs: iterations))
     }
     samples.sort()
     let median =
@@ -363,6 +348,28 @@ extension Bench {
       try body()
       runs += 1
     }
+  }
+
+  /// The `--profile` table of GEMM-bound kernels against OpenBLAS SGEMM alone, and their total.
+  func printGEMMEfficiency(
+    _ gemm: [(label: String, flops: Double, executedFlops: Double, kernelMs: Double, sgemmMs: Double)]
+  ) {
+    guard !gemm.isEmpty else { return }
+    print("GEMM-bound kernels against OpenBLAS SGEMM alone on the same shapes (effective: the GEMM's work;")
+    print("executed: the kernel's own multiply-adds, fewer for Winograd, more for padded lanes):")
+    for r in gemm {
+      print(
+        String(
+          format: "%8.1f GFLOP/s effective, %6.1f executed (SGEMM alone %6.1f): %5.1f%%  %@",
+          r.flops / r.kernelMs / 1e6, r.executedFlops / r.kernelMs / 1e6, r.flops / r.sgemmMs / 1e6,
+          100 * r.sgemmMs / r.kernelMs, r.label))
+    }
+    let kernelMs = gemm.reduce(0) { $0 + $1.kernelMs }, sgemmMs = gemm.reduce(0) { $0 + $1.sgemmMs }
+    let flops = gemm.reduce(0) { $0 + $1.flops }
+    print(
+      String(
+        format: "all GEMM-bound kernels: %.1f%% of SGEMM's rate (%.3f ms against %.3f ms), %.1f GFLOP/s effective",
+        100 * sgemmMs / kernelMs, kernelMs, sgemmMs, flops / kernelMs / 1e6))
   }
 }
 

@@ -344,6 +344,16 @@ struct Conv2dBackwardWeight: Kernel {
   var geometry: Conv2d
   var dy: Int, x: Int, dw: Int
 
+  /// The GEMMs' work as one product per group over every image (the kernel makes one per
+  /// chunk of images and group), for profiles.
+  var gemms: [GEMMShape] {
+    let c = geometry
+    return [
+      GEMMShape(
+        m: c.cout / c.groups, n: c.cin / c.groups * c.kh * c.kw, k: c.n * c.oh * c.ow, transB: true, count: c.groups)
+    ]
+  }
+
   func run(_ a: UnsafeMutablePointer<Float>) {
     let c = geometry
     let cg = c.cin / c.groups, og = c.cout / c.groups, k = cg * c.kh * c.kw, spatial = c.oh * c.ow
@@ -389,6 +399,15 @@ struct Conv2dBackwardInput: Kernel {
   var label: String
   var geometry: Conv2d
   var dy: Int, weight: Int, dx: Int
+
+  /// The GEMMs' work as one product per group over every image, as `Conv2dBackwardWeight`'s.
+  var gemms: [GEMMShape] {
+    let c = geometry
+    return [
+      GEMMShape(
+        m: c.cin / c.groups * c.kh * c.kw, n: c.n * c.oh * c.ow, k: c.cout / c.groups, transB: false, count: c.groups)
+    ]
+  }
 
   func run(_ a: UnsafeMutablePointer<Float>) {
     let c = geometry

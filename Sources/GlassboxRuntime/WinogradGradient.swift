@@ -29,6 +29,9 @@ struct WinogradWeightGradient: Kernel {
     return [GEMMShape(m: f.cout, n: f.cin * 9, k: f.n * f.oh * f.ow, transB: true, count: 1)]
   }
 
+  /// The forward's: one product per transform point, filter pair and tile (`dU[ξ] += Yᵀ[ξ] · V[ξ]`).
+  var executedFlops: Double { forward.executedFlops }
+
   /// Scratch floats: `V` and `Y` (of all tiles, or of one block per part), a padded plane per
   /// thread, and `dU` (one, or one per part: as many floats as the transformed weights).
   static func scratchCount(n: Int, cin: Int, cout: Int, oh: Int, ow: Int, threads: Int, m: Int) -> Int {

@@ -141,10 +141,23 @@ public final class ProgramBackend: TrainingBackend {
   /// the last step (for `bench --train --profile`): this process alone, its batch norms on
   /// its own batch (the other processes take no part in these runs).
   public func profile(runs: Int) -> [(label: String, milliseconds: Double)] {
+    alone { trainProgram.profile(runs: runs) }
+  }
+
+  /// `Executable.gemmEfficiency(runs:)` of the training program's GEMM-bound kernels (forward
+  /// and backward convolutions, linear layers), run as `profile` runs them.
+  public func gemmEfficiency(
+    runs: Int
+  ) -> [(label: String, flops: Double, executedFlops: Double, kernelMs: Double, sgemmMs: Double)] {
+    alone { trainProgram.gemmEfficiency(runs: runs) }
+  }
+
+  /// `body` with the training program's batch norms on this process's batch alone.
+  private func alone<T>(_ body: () -> T) -> T {
     let sum = trainProgram.crossProcessSum
     trainProgram.crossProcessSum = nil
     defer { trainProgram.crossProcessSum = sum }
-    return trainProgram.profile(runs: runs)
+    return body()
   }
 
   public func synchronizeBatchNorm(_ sum: CrossProcessSum?) throws { trainProgram.crossProcessSum = sum }

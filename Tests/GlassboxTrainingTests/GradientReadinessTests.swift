@@ -15,6 +15,39 @@ import Testing
   /// norm: every trainable parameter's gradient is announced once, holds then the bits the
   /// step returns at its end (no later kernel writes it), and the classifier's comes before
   /// the first convolution's (announced during the backward pass, not after it).
+  /// `bench --train --profile`'s GEMM table: every convolution of the training program and
+  /// both of its gradients, each counted with the forward's multiply-adds (the weight gradient
+  /// sums the same products over the images, the input gradient spreads them back).
+  @Test func profileCountsEachGradientAsItsConvolution() throws {
+    let spec = "examples/tiny_cnn.graph"
+    let text = try String(contentsOf: Self.root.appendingPathComponent(spec), encoding: .utf8)
+    var graph = try #require(Spec.compile(SourceText(fileName: spec, text: text), bindings: ["B": 2]).graph)
+    graph.taps = []
+    let weights = DeterministicTensors.parameters(of: graph)
+    let step = try TrainingStepGraph.make(from: graph, logits: "logits")
+    let backend = try ProgramBackend(
+      step: step, model: graph, bindings: [:], batchSize: 2, weights: weights, threads: 1)
+    let input = graph[graph.inputs[0]]
+    let batch = Batch(
+      inputs: DeterministicTensors.tensor("x", shape: input.type.shape.map { $0.staticValue ?? 0 }),
+      labels: Tensor(shape: [2], storage: .i64([1, 2])), count: 2)
+    _ = try backend.step(batch, masks: [:], weights: weights)
+    let rows = backend.gemmEfficiency(runs: 1)
+    func flops(_ prefix: String) throws -> Double {
+      try #require(rows.first { $0.label.hasPrefix(prefix) }, "no row \(prefix): \(rows.map(\.label))").flops
+    }
+    // conv1: 8 × (3·9) × (2·32·32) products; conv2: 16 × (8·9) × (2·16·16).
+    for (name, products) in [("conv1", 8.0 * 27 * 2048), ("conv2", 16.0 * 72 * 512)] {
+      #expect(try flops("conv2d \(name)") == 2 * products)
+      #expect(try flops("conv2d_backward_weight grad.\(name).dweight") == 2 * products)
+    }
+    // The first convolution's input gradient is not needed (the image is not trained).
+    #expect(try flops("conv2d_backward_input grad.conv2.dx") == 2 * 16.0 * 72 * 512)
+    for row in rows where row.label.hasPrefix("conv2d") {
+      #expect(row.kernelMs > 0 && row.sgemmMs > 0 && row.executedFlops > 0, "\(row)")
+    }
+  }
+
   @Test(arguments: [("examples/tiny_video.graph", ["B": 2, "T": 3]), ("examples/tiny_cnn.graph", ["B": 2])])
   func gradientsAreFinalWhenAnnounced(spec: String, bindings: [String: Int]) throws {
     let text = try String(contentsOf: Self.root.appendingPathComponent(spec), encoding: .utf8)

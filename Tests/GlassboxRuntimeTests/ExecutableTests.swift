@@ -114,14 +114,17 @@ struct ExecutableTests {
   /// A linear layer maps its input through an elementwise function inside its own kernel where
   /// nothing else reads the function's result (`Lowering.functionOfInput`): a one-feature score
   /// and a four-feature one (dot products), a 37-feature layer (GEMMs), each over rows that split
-  /// over two cores in several chunks; not where the function's result is also an output, nor
-  /// for a two-row layer (its dot-product path). Against the reference interpreter on one and
-  /// two cores.
+  /// over two cores in several chunks, and a function of a layer's result that it would
+  /// otherwise overwrite in place; not where the function's result is also an output, nor for a
+  /// two-row layer (its dot-product path). Against the reference interpreter on one and two
+  /// cores.
   @Test func linearLayersMapTheirInputInTheirKernel() throws {
     let spec = """
       graph g(x: f32[3, 700, 40], w: f32[2, 30]) -> (s: f32[3, 700, 1], q: f32[3, 700, 4], y: f32[3, 700, 37],
-                                                     t: f32[3, 700, 40], u: f32[3, 700, 3], z: f32[2, 5]) {
+                                                     t: f32[3, 700, 40], u: f32[3, 700, 3], z: f32[2, 5],
+                                                     p: f32[3, 700, 2]) {
         s = linear(tanh(x), out: 1)
+        p = linear(tanh(linear(x, out: 24)), out: 2)
         q = linear(sigmoid(x), out: 4)
         y = relu(linear(abs(x), out: 37))
         t = exp(x)
@@ -142,10 +145,12 @@ struct ExecutableTests {
         if case .mappedInput = program.buffers.storage[$0] { return true }
         return false
       }
-      #expect(Set(mapped.map { g.values[$0].name }) == ["s.tanh", "q.sigmoid", "y.linear.abs"], "\(program.program)")
-      #expect(program.program.count { $0.contains("of its input)") } == 3, "\(program.program)")
+      #expect(
+        Set(mapped.map { g.values[$0].name }) == ["s.tanh", "q.sigmoid", "y.linear.abs", "p.tanh"], "\(program.program)"
+      )
+      #expect(program.program.count { $0.contains("of its input)") } == 4, "\(program.program)")
       let actual = try program.run(inputs: inputs)
-      for name in ["s", "q", "y", "t", "u", "z"] {
+      for name in ["s", "q", "y", "t", "u", "z", "p"] {
         let a = try #require(actual[name]), e = try #require(expected[name])
         #expect(try #require(maxAbsDifference(a, e)) <= 1e-5, "\(name) at \(threads) threads")
       }

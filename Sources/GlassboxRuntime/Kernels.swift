@@ -428,10 +428,8 @@ struct Linear: Kernel {
         if o <= Self.narrowOutputs {
           for i in 0..<n {
             let y = a + out + (r + i) * o
-            for j in 0..<o {
-              y[j] =
-                Linear.dot(UnsafePointer(a + weight + j * f), count: f, input + i * f) + (bias.map { a[$0 + j] } ?? 0)
-            }
+            for j in 0..<o { y[j] = Linear.dot(UnsafePointer(a + weight + j * f), count: f, input + i * f) }
+            if let bias { for j in 0..<o { y[j] += a[bias + j] } }
           }
         } else {
           if let bias { for i in r..<(r + n) { (a + out + i * o).update(from: a + bias, count: o) } }

@@ -11,10 +11,6 @@ import Testing
   static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
 
-  /// A CNN-LSTM (a convolution per frame, an LSTM over the frames) and a CNN with a batch
-  /// norm: every trainable parameter's gradient is announced once, holds then the bits the
-  /// step returns at its end (no later kernel writes it), and the classifier's comes before
-  /// the first convolution's (announced during the backward pass, not after it).
   /// `bench --train --profile`'s GEMM table: every convolution of the training program and
   /// both of its gradients, each counted with the forward's multiply-adds (the weight gradient
   /// sums the same products over the images, the input gradient spreads them back).
@@ -48,6 +44,10 @@ import Testing
     }
   }
 
+  /// A CNN-LSTM (a convolution per frame, an LSTM over the frames) and a CNN with a batch
+  /// norm: every trainable parameter's gradient is announced once, holds then the bits the
+  /// step returns at its end (no later kernel writes it), and the classifier's comes before
+  /// the first convolution's (announced during the backward pass, not after it).
   @Test(arguments: [("examples/tiny_video.graph", ["B": 2, "T": 3]), ("examples/tiny_cnn.graph", ["B": 2])])
   func gradientsAreFinalWhenAnnounced(spec: String, bindings: [String: Int]) throws {
     let text = try String(contentsOf: Self.root.appendingPathComponent(spec), encoding: .utf8)
